@@ -1,0 +1,26 @@
+# Two entry points, each builds the environment first if it is missing or out of date:
+#   make demo   run the main job on sample_tiles/ and write results/sample/
+#   make test   run the test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test env clean
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/farmcredit assess sample_tiles/parcels.geojson --imagery sample_tiles/imagery --out results/sample
+	$(VENV)/bin/python scripts/evaluate_sample.py results/sample/results.parquet sample_tiles/truth.csv
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf results .pytest_cache

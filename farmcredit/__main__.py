@@ -1,0 +1,5 @@
+"""``python -m farmcredit`` runs the CLI."""
+
+from farmcredit.cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""Configuration: crop calendars, yield curves, prices, costs and credit policy as validated data.
+
+The default lives in ``configs/default.yaml``; users pass their own with ``--config FILE``.
+Everything is validated once at load time and hashed into the audit record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from farmcredit.errors import ConfigError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ImageryConfig(_Frozen):
+    """How imagery is masked and read."""
+
+    clear_scl_classes: tuple[int, ...] = (4, 5, 6)
+    min_clear_share: Fraction = 0.8
+    chunk_px: Annotated[int, Field(ge=64, le=4096)] = 512
+
+
+class CroplandRuleConfig(_Frozen):
+    """Parameters of the phenology rule that gives a per-pixel cropland probability."""
+
+    peak_mid: float = 0.55
+    amplitude_mid: float = 0.30
+    minimum_max: float = 0.40
+    scale: Annotated[float, Field(gt=0.0)] = 0.04
+    min_clear_dates: Annotated[int, Field(ge=2)] = 3
+    interval_thresholds: tuple[Fraction, Fraction] = (0.25, 0.75)
+
+    @field_validator("interval_thresholds")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] >= value[1]:
+            raise ValueError("interval_thresholds must be [low, high] with low < high")
+        return value
+
+
+class AgronomyConfig(_Frozen):
+    """Thresholds for observations, peers, crop confidence and yield uncertainty."""
+
+    min_clear_observations: Annotated[int, Field(ge=1)] = 4
+    min_peers: Annotated[int, Field(ge=1)] = 5
+    crop_min_confidence: Fraction = 0.5
+    min_cultivated_fraction: Fraction = 0.2
+    template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
+    yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25
+    flood_window_doy: tuple[int, int] = (135, 185)
+
+
+class CropConfig(_Frozen):
+    """One crop: its typical NDVI season, yield curve, price (CNY/kg) and cost (CNY/ha)."""
+
+    ndvi_template: tuple[tuple[float, float], ...]
+    flooded: bool = False
+    yield_curve: tuple[tuple[float, NonNegative], ...]
+    price: Annotated[float, Field(gt=0.0)]
+    cost_per_ha: NonNegative
+
+    @field_validator("ndvi_template", "yield_curve")
+    @classmethod
+    def _increasing_x(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        xs = [x for x, _ in points]
+        if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:])):
+            raise ValueError("needs at least two points with strictly increasing x")
+        return points
+
+    @field_validator("yield_curve")
+    @classmethod
+    def _non_decreasing_yield(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        # A yield curve that falls with NDVI would make the limit fall as the crop improves.
+        ys = [y for _, y in points]
+        if any(b < a for a, b in zip(ys, ys[1:])):
+            raise ValueError("yield must not decrease as peak NDVI rises")
+        return points
+
+
+class CreditConfig(_Frozen):
+    """Loan-limit policy: rates, ceilings, caps and decision thresholds (money in `currency`)."""
+
+    currency: str = "CNY"
+    price_haircut: Fraction = 0.9
+    advance_rate: Fraction = 0.5
+    cost_ceiling_factor: NonNegative = 1.0
+    parcel_cap: NonNegative = 100_000
+    borrower_cap: NonNegative = 200_000
+    rounding_step: Annotated[float, Field(gt=0.0)] = 100
+    min_loan: NonNegative = 1000
+    declared_area_band: tuple[NonNegative, NonNegative] = (0.8, 1.2)
+    low_health_index: Annotated[float, Field(ge=0.0, le=100.0)] = 25
+    health_floor_factor: Fraction = 0.7
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreditConfig:
+        low, high = self.declared_area_band
+        if not low < 1.0 < high:
+            raise ValueError("declared_area_band must be [low, high] with low < 1 < high")
+        if self.parcel_cap > self.borrower_cap:
+            raise ValueError("parcel_cap must not exceed borrower_cap")
+        return self
+
+
+class Config(_Frozen):
+    """The whole run configuration."""
+
+    imagery: ImageryConfig = ImageryConfig()
+    cropland_rule: CroplandRuleConfig = CroplandRuleConfig()
+    agronomy: AgronomyConfig = AgronomyConfig()
+    crops: dict[str, CropConfig]
+    credit: CreditConfig = CreditConfig()
+
+    def config_hash(self) -> str:
+        """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML configuration; ``None`` loads the packaged default.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or a key is invalid (the key is named).
+    """
+    if path is None:
+        text = resources.files("farmcredit").joinpath("default_config.yaml").read_text()
+        source = "default configuration"
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        source = str(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid config {source}: {problems}") from exc

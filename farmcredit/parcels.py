@@ -1,0 +1,141 @@
+"""Read parcel polygons from any vector format and validate them row by row.
+
+File-level problems (not a vector file, no CRS, no ``parcel_id`` column) raise ``InputError``;
+row-level problems become reason codes in the ``reasons`` column and never stop the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyogrio.errors import DataSourceError
+
+from farmcredit.errors import InputError
+
+PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha")
+
+
+def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
+    """Read a parcel file (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf).
+
+    Args:
+        path: the vector file.
+        crs: CRS to assume when the file declares none (e.g. ``"EPSG:4326"``).
+
+    Returns:
+        The validated parcels (see ``validate_parcels``), in the file's CRS.
+
+    Raises:
+        InputError: missing or unreadable file, no CRS, or no ``parcel_id`` column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"parcel file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            frame = gpd.read_parquet(path)
+        else:
+            frame = gpd.read_file(path)
+    except (DataSourceError, ValueError, OSError) as exc:
+        raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
+    if frame.crs is None:
+        if crs is None:
+            raise InputError(
+                f"parcel file {path} declares no coordinate reference system; "
+                "add one (e.g. a .prj) or pass --parcels-crs EPSG:XXXX"
+            )
+        frame = frame.set_crs(crs)
+    return validate_parcels(frame, source=str(path))
+
+
+def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.GeoDataFrame:
+    """Normalise columns and check every row; problems become reason codes.
+
+    Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
+    ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``reasons``
+    (list of codes) and the geometry, repaired where it was invalid.
+    """
+    if "parcel_id" not in frame.columns:
+        raise InputError(
+            f"{source} has no 'parcel_id' column (columns: {', '.join(map(str, frame.columns))})"
+        )
+    n = len(frame)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+
+    parcel_id = frame["parcel_id"].astype("string")
+    missing_id = parcel_id.isna() | (parcel_id.str.strip() == "")
+    for i in np.flatnonzero(missing_id.to_numpy()):
+        reasons[i].append("MISSING_PARCEL_ID")
+    parcel_id = parcel_id.where(~missing_id, pd.Series([f"row-{i + 1}" for i in range(n)], index=frame.index))
+    duplicated = parcel_id.duplicated(keep=False) & ~missing_id
+    for i in np.flatnonzero(duplicated.to_numpy()):
+        reasons[i].append("DUPLICATE_PARCEL_ID")
+
+    borrower_id = _optional_text(frame, "borrower_id")
+    for i in np.flatnonzero(borrower_id.isna().to_numpy()):
+        reasons[i].append("MISSING_BORROWER_ID")
+
+    geometry, geometry_reasons = _repair_geometries(frame.geometry.to_numpy())
+    for i, code in geometry_reasons:
+        reasons[i].append(code)
+
+    declared_area = (
+        pd.to_numeric(frame["declared_area_ha"], errors="coerce")
+        if "declared_area_ha" in frame.columns
+        else pd.Series(np.nan, index=frame.index)
+    )
+    crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
+    return gpd.GeoDataFrame(
+        {
+            "parcel_id": parcel_id.to_numpy(dtype=object),
+            "borrower_id": borrower_id.to_numpy(dtype=object),
+            "declared_crop": crop.to_numpy(dtype=object),
+            "declared_area_ha": declared_area.to_numpy(dtype=float),
+            "reasons": reasons,
+        },
+        geometry=geometry,
+        crs=frame.crs,
+    )
+
+
+def _optional_text(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    text = frame[column].astype("string")
+    return text.where(text.str.strip() != "", pd.NA)
+
+
+def _repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used."""
+    geoms = np.asarray(geoms, dtype=object)
+    problems: list[tuple[int, str]] = []
+    out = geoms.copy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))  # Polygon, MultiPolygon
+    for i in np.flatnonzero(missing):
+        problems.append((int(i), "EMPTY_GEOMETRY"))
+        out[i] = None
+    for i in np.flatnonzero(~missing & ~polygonal):
+        problems.append((int(i), "NOT_A_POLYGON"))
+        out[i] = None
+    invalid = ~missing & polygonal & ~shapely.is_valid(geoms)
+    for i in np.flatnonzero(invalid):
+        repaired = _polygonal_part(shapely.make_valid(geoms[i]))
+        if repaired is None:
+            problems.append((int(i), "EMPTY_GEOMETRY"))
+        else:
+            problems.append((int(i), "GEOMETRY_REPAIRED"))
+        out[i] = repaired
+    return out, problems
+
+
+def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon") and p.area > 0]
+    if not parts:
+        return None
+    merged = shapely.union_all(parts)
+    return merged if not merged.is_empty else None

@@ -1,0 +1,54 @@
+"""Reason codes: every per-parcel problem or limit adjustment, with a sentence a loan officer can read.
+
+A code's ``effect`` says what it does to the case: ``error`` (the parcel could not be assessed),
+``decline``, ``refer`` (a person must review), or ``info`` (it lowered or explains the limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Effect = Literal["error", "decline", "refer", "info"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason code and what it means."""
+
+    code: str
+    effect: Effect
+    sentence: str
+
+
+_REASONS = (
+    Reason("MISSING_PARCEL_ID", "error", "The parcel has no parcel id; a row number stands in for it."),
+    Reason("DUPLICATE_PARCEL_ID", "error", "Another parcel in the file has the same parcel id."),
+    Reason("EMPTY_GEOMETRY", "error", "The parcel has no geometry."),
+    Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
+    Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
+    Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),
+    Reason("GEOMETRY_REPAIRED", "refer", "The drawn boundary crossed itself and was repaired; check the outline."),
+    Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),
+    Reason("FEW_CLEAR_OBSERVATIONS", "refer", "Too few cloud-free images this season to judge the crop."),
+    Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
+    Reason("CROP_MISMATCH", "refer", "The crop seen from space differs from the declared crop."),
+    Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
+    Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
+    Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
+    Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
+    Reason("LIMIT_BELOW_MINIMUM", "decline", "The supported limit is below the smallest loan offered."),
+    Reason("LOW_HEALTH_VS_PEERS", "info", "The crop is less healthy than most similar parcels nearby."),
+    Reason("PARTLY_CULTIVATED", "info", "Only part of the parcel is cultivated; the limit uses that part."),
+    Reason("COST_CEILING", "info", "The limit is held to the production cost of the cultivated area."),
+    Reason("CAP_REACHED", "info", "The limit is held to the product's per-parcel cap."),
+    Reason("BORROWER_CAP_REACHED", "info", "The borrower's total is held to the per-borrower cap."),
+)
+
+REASONS: dict[str, Reason] = {reason.code: reason for reason in _REASONS}
+EFFECT_RANK: dict[Effect, int] = {"error": 0, "decline": 1, "refer": 2, "info": 3}
+
+
+def explain(codes: list[str]) -> str:
+    """Return the loan-officer sentences for ``codes``, in order, as one string."""
+    return " ".join(REASONS[code].sentence for code in codes)

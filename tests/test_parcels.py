@@ -1,0 +1,62 @@
+"""Parcel files: file-level problems raise InputError, row-level problems become reason codes."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import Point, Polygon
+
+from farmcredit.errors import InputError
+from farmcredit.parcels import read_parcels
+
+SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
+BOWTIE = Polygon([(500200, 3650000), (500300, 3650100), (500300, 3650000), (500200, 3650100)])
+
+
+def _frame(rows: list[dict], crs: str | None = "EPSG:32650") -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+
+
+def test_a_file_that_is_not_vector_data_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "parcels.geojson"
+    path.write_text("this is not geojson")
+    with pytest.raises(InputError, match="parcels.geojson"):
+        read_parcels(path)
+
+
+def test_missing_file_and_missing_id_column(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        read_parcels(tmp_path / "absent.gpkg")
+    path = tmp_path / "noid.gpkg"
+    _frame([{"name": "a", "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match="parcel_id"):
+        read_parcels(path)
+
+
+def test_no_crs_is_refused_unless_one_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "nocrs.shp"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}], crs=None).to_file(path)
+    with pytest.raises(InputError, match="no coordinate reference system"):
+        read_parcels(path)
+    assert read_parcels(path, crs="EPSG:32650").crs.to_epsg() == 32650
+
+
+def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
+    rows = [
+        {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
+        {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE.buffer(-10)},
+        {"parcel_id": None, "borrower_id": "B2", "geometry": SQUARE},
+        {"parcel_id": "C", "borrower_id": None, "geometry": BOWTIE},
+        {"parcel_id": "D", "borrower_id": "B3", "geometry": Point(500000, 3650000)},
+        {"parcel_id": "E", "borrower_id": "B3", "geometry": None},
+    ]
+    path = tmp_path / "parcels.gpkg"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    reasons = dict(zip(range(len(parcels)), parcels["reasons"]))
+    assert reasons[0] == ["DUPLICATE_PARCEL_ID"] and reasons[1] == ["DUPLICATE_PARCEL_ID"]
+    assert reasons[2] == ["MISSING_PARCEL_ID"] and parcels.loc[2, "parcel_id"] == "row-3"
+    assert reasons[3] == ["MISSING_BORROWER_ID", "GEOMETRY_REPAIRED"]
+    assert parcels.geometry[3].is_valid and parcels.geometry[3].area == pytest.approx(5000.0)
+    assert reasons[4] == ["NOT_A_POLYGON"] and parcels.geometry[4] is None
+    assert reasons[5] == ["EMPTY_GEOMETRY"]
