@@ -1,0 +1,43 @@
+"""What the zonal stage measured for each parcel: the input of the agronomy stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParcelMeasurements:
+    """Per-parcel, per-date statistics over the season, in parcel order.
+
+    Shapes: ``(n,)`` per parcel, ``(n, t)`` per parcel and date. NaN marks no measurement.
+
+    Attributes:
+        dates: acquisition dates, ascending (length t).
+        polygon_area_ha: exact polygon area (ha) in the imagery CRS.
+        inside_share: share of the polygon area inside the imagery grid (0-1).
+        clear_share: share of the parcel's in-imagery area that is clear on each date.
+        ndvi_mean: coverage-weighted mean NDVI of clear pixels on each date.
+        ndvi_std: coverage-weighted NDVI standard deviation on each date (uniformity).
+        crop_ndvi_mean: the same mean over pixels the cropland model calls cropland (p >= 0.5).
+        ndmi_mean: coverage-weighted mean NDMI (B8A/B11) on each date.
+        cultivated_fraction: cultivated share of the parcel, expected value (0-1).
+        cultivated_fraction_low: low end of its interval.
+        cultivated_fraction_high: high end of its interval.
+        read_error: True where an image date could not be read for the parcel.
+    """
+
+    dates: tuple[date, ...]
+    polygon_area_ha: np.ndarray
+    inside_share: np.ndarray
+    clear_share: np.ndarray
+    ndvi_mean: np.ndarray
+    ndvi_std: np.ndarray
+    crop_ndvi_mean: np.ndarray
+    ndmi_mean: np.ndarray
+    cultivated_fraction: np.ndarray
+    cultivated_fraction_low: np.ndarray
+    cultivated_fraction_high: np.ndarray
+    read_error: np.ndarray

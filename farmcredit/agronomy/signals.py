@@ -1,0 +1,198 @@
+"""From per-date parcel statistics to agronomic signals: the transparent v1 rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from farmcredit.agronomy.measurements import ParcelMeasurements
+from farmcredit.config import Config, CropConfig
+
+FALLOW = "fallow"
+UNKNOWN = "unknown"
+# z of the 10th percentile of a normal distribution: p10 = p50 * (1 - Z10 * cv).
+Z10 = 1.2815515655446004
+# Spread of the template misfit (NDVI RMSE) that maps distances to crop confidences.
+TEMPLATE_SIGMA = 0.05
+# A paddy at transplanting: LSWI (= NDMI here) + 0.05 >= NDVI (Xiao et al. 2005).
+FLOOD_MARGIN = 0.05
+FLOOD_PENALTY = 0.1
+
+
+def derive_signals(
+    measurements: ParcelMeasurements, declared_crop: np.ndarray, assessable: np.ndarray, config: Config
+) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Compute observations, phenology, crop, cultivated area, health and yield per parcel.
+
+    Args:
+        measurements: the zonal stage's output.
+        declared_crop: declared crop names (object array; None where unknown).
+        assessable: False for parcels already in error (they get NaN signals).
+        config: the run configuration.
+
+    Returns:
+        A frame of signals in parcel order and, per parcel, the reason codes they raise.
+    """
+    agro = config.agronomy
+    m = measurements
+    n = len(m.polygon_area_ha)
+    observed = (m.clear_share >= config.imagery.min_clear_share) & np.isfinite(m.ndvi_mean)
+    observed &= assessable[:, None]
+    clear_observations = observed.sum(axis=1)
+
+    crop_ndvi = np.where(np.isfinite(m.crop_ndvi_mean), m.crop_ndvi_mean, m.ndvi_mean)
+    crop_ndvi = np.where(observed, crop_ndvi, np.nan)
+    peak, peak_date, integral, uniformity = _phenology(crop_ndvi, np.where(observed, m.ndvi_std, np.nan), m.dates)
+
+    cultivated_fraction = np.where(assessable, m.cultivated_fraction, np.nan)
+    crop, confidence = _classify_crops(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), m.dates, config)
+    fallow = cultivated_fraction < agro.min_cultivated_fraction
+    crop = np.where(fallow, FALLOW, crop)
+    confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
+
+    priced_crop = _priced_crop(crop, confidence, declared_crop, config)
+    health, reference = _peer_health(peak, crop, agro.min_peers)
+    p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
+    p10 = p50 * (1.0 - Z10 * agro.yield_cv)
+
+    area = m.polygon_area_ha
+    signals = pd.DataFrame(
+        {
+            "polygon_area_ha": area,
+            "clear_observations": clear_observations.astype(int),
+            "cultivated_fraction": cultivated_fraction,
+            "cultivated_area_ha": cultivated_fraction * area,
+            "cultivated_area_low_ha": np.where(assessable, m.cultivated_fraction_low, np.nan) * area,
+            "cultivated_area_high_ha": np.where(assessable, m.cultivated_fraction_high, np.nan) * area,
+            "crop": crop,
+            "crop_confidence": confidence,
+            "priced_crop": priced_crop,
+            "ndvi_peak": peak,
+            "ndvi_peak_date": peak_date,
+            "ndvi_integral": integral,
+            "ndvi_uniformity": uniformity,
+            "health_index": health,
+            "health_reference": reference,
+            "yield_p10_t_ha": p10,
+            "yield_p50_t_ha": p50,
+        }
+    )
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for i in range(n):
+        if not assessable[i]:
+            continue
+        if clear_observations[i] == 0:
+            reasons[i].append("NO_CLEAR_OBSERVATIONS")
+        elif clear_observations[i] < agro.min_clear_observations:
+            reasons[i].append("FEW_CLEAR_OBSERVATIONS")
+        if m.read_error[i]:
+            reasons[i].append("IMAGERY_READ_ERROR")
+    return signals, reasons
+
+
+def _phenology(
+    ndvi: np.ndarray, ndvi_std: np.ndarray, dates: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Peak NDVI, its date, the seasonal integral (NDVI x days) and the spread at the peak."""
+    n = ndvi.shape[0]
+    has_any = np.isfinite(ndvi).any(axis=1)
+    filled = np.where(np.isfinite(ndvi), ndvi, -np.inf)
+    peak_index = np.argmax(filled, axis=1) if ndvi.shape[1] else np.zeros(n, dtype=int)
+    rows = np.arange(n)
+    peak = np.where(has_any, filled[rows, peak_index] if ndvi.shape[1] else np.nan, np.nan)
+    date_values = np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
+    peak_date = np.where(has_any, date_values[peak_index] if len(dates) else np.datetime64("NaT"), np.datetime64("NaT"))
+    uniformity = np.where(has_any, ndvi_std[rows, peak_index] if ndvi.shape[1] else np.nan, np.nan)
+    days = (date_values - date_values[0]).astype(float) if len(dates) else np.zeros(0)
+    integral = np.full(n, np.nan)
+    for i in np.flatnonzero(np.isfinite(ndvi).sum(axis=1) >= 2):
+        seen = np.isfinite(ndvi[i])
+        integral[i] = np.trapezoid(ndvi[i, seen], days[seen])
+    return peak, peak_date.astype("datetime64[ns]"), integral, uniformity
+
+
+def _classify_crops(
+    ndvi: np.ndarray, ndmi: np.ndarray, dates: tuple, config: Config
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest crop template (NDVI RMSE, best shift) with a paddy-flooding check.
+
+    Returns the crop name per parcel (``unknown`` with fewer than 3 observations) and a
+    confidence in [0, 1] from a softmax over template misfits.
+    """
+    agro = config.agronomy
+    n = ndvi.shape[0]
+    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
+    seen = np.isfinite(ndvi)
+    low, high = agro.flood_window_doy
+    in_window = (doy >= low) & (doy <= high)
+    with np.errstate(invalid="ignore"):
+        flooded = np.any(seen & in_window & (ndmi + FLOOD_MARGIN >= ndvi), axis=1)
+    names = list(config.crops)
+    distance = np.full((n, len(names)), np.inf)
+    shifts = range(-agro.template_shift_days, agro.template_shift_days + 1, 5) if agro.template_shift_days else [0]
+    for k, name in enumerate(names):
+        template = np.array(config.crops[name].ndvi_template, dtype=float)
+        for shift in shifts:
+            expected = np.interp(doy - shift, template[:, 0], template[:, 1])
+            with np.errstate(invalid="ignore"):
+                squared = np.where(seen, (ndvi - expected) ** 2, 0.0)
+            rmse = np.sqrt(squared.sum(axis=1) / np.maximum(seen.sum(axis=1), 1))
+            distance[:, k] = np.minimum(distance[:, k], rmse)
+        distance[:, k] += FLOOD_PENALTY * (flooded != config.crops[name].flooded)
+    logits = -0.5 * (distance / TEMPLATE_SIGMA) ** 2
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    probabilities = weights / weights.sum(axis=1, keepdims=True)
+    best = np.argmax(probabilities, axis=1)
+    enough = seen.sum(axis=1) >= 3
+    crop = np.where(enough, np.array(names, dtype=object)[best], UNKNOWN)
+    confidence = np.where(enough, probabilities[np.arange(n), best], np.nan)
+    return crop, confidence
+
+
+def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
+    """The crop whose curve and price value the parcel: observed if confident, else declared."""
+    out = crop.copy()
+    for i, (seen, conf, said) in enumerate(zip(crop, confidence, declared)):
+        if seen == FALLOW:
+            continue
+        unsure = seen == UNKNOWN or not conf >= config.agronomy.crop_min_confidence
+        if unsure and isinstance(said, str) and said in config.crops:
+            out[i] = said
+    return out
+
+
+def _peer_health(peak: np.ndarray, crop: np.ndarray, min_peers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Health index 0-100: the peak-NDVI percentile among same-crop parcels of this run.
+
+    With fewer than ``min_peers`` same-crop parcels the peers are all cropland parcels.
+    """
+    n = len(peak)
+    health = np.full(n, np.nan)
+    reference = np.full(n, "", dtype=object)
+    cropland = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
+    for name in np.unique(crop[cropland]):
+        members = cropland & (crop == name)
+        if members.sum() >= min_peers:
+            peers, label = members, f"peak NDVI percentile among {members.sum()} {name} parcels in this run"
+        else:
+            peers = cropland
+            label = f"peak NDVI percentile among {cropland.sum()} cropland parcels (fewer than {min_peers} {name})"
+        health[members] = _percentile_rank(peak[members], peak[peers])
+        reference[members] = label
+    return health, reference
+
+
+def _percentile_rank(values: np.ndarray, population: np.ndarray) -> np.ndarray:
+    ordered = np.sort(population)
+    below = np.searchsorted(ordered, values, side="left")
+    at_or_below = np.searchsorted(ordered, values, side="right")
+    return 100.0 * (below + 0.5 * (at_or_below - below)) / len(ordered)
+
+
+def _yield_p50(crop: CropConfig | None, ndvi_peak: float) -> float:
+    """Median yield (t/ha) from the crop's peak-NDVI curve; NaN without crop or peak."""
+    if crop is None or not np.isfinite(ndvi_peak):
+        return float("nan")
+    curve = np.array(crop.yield_curve, dtype=float)
+    return float(np.interp(ndvi_peak, curve[:, 0], curve[:, 1]))

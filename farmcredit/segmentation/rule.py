@@ -1,0 +1,74 @@
+"""The phenology rule: cropland is land that is sown and grows within the season."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from farmcredit.config import CroplandRuleConfig
+from farmcredit.imagery import SeasonCube
+
+
+class CroplandModel(Protocol):
+    """Anything that turns a season of indices into a per-pixel cropland probability."""
+
+    name: str
+
+    def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Return P(cropland) as float32 (rows, cols) in [0, 1], NaN where it cannot tell.
+
+        Args:
+            cube: the window's season of reflectance and clear masks.
+            indices: spectral indices of that cube (``ndvi``, ...), (time, rows, cols).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class PhenologyRule:
+    """Cropland probability from the clear-sky NDVI season of each pixel.
+
+    A cultivated pixel reaches a high peak (``peak_mid``), rises from a bare or sparse state
+    (its minimum stays under ``minimum_max``) and so has a large amplitude (``amplitude_mid``).
+    Forest fails the minimum test, grassland and fallow the peak and amplitude tests, water
+    and built-up land all three. Each test is a logistic of width ``scale`` and the
+    probability is their product.
+
+    Example:
+        >>> rule = PhenologyRule(CroplandRuleConfig())
+        >>> ndvi = np.array([0.2, 0.5, 0.85, 0.3], dtype=np.float32)[:, None, None]
+        >>> float(rule.probability_from_ndvi(ndvi)[0, 0]) > 0.9
+        True
+    """
+
+    config: CroplandRuleConfig
+    name: str = "phenology-rule-v1"
+
+    def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""
+        return self.probability_from_ndvi(indices["ndvi"])
+
+    def probability_from_ndvi(self, ndvi: np.ndarray) -> np.ndarray:
+        """Return P(cropland) for ``ndvi`` (time, rows, cols; NaN where not clear)."""
+        cfg = self.config
+        clear_dates = np.sum(np.isfinite(ndvi), axis=0)
+        enough = clear_dates >= cfg.min_clear_dates
+        with np.errstate(invalid="ignore"):
+            filled_low = np.where(np.isfinite(ndvi), ndvi, np.inf)
+            filled_high = np.where(np.isfinite(ndvi), ndvi, -np.inf)
+            minimum = filled_low.min(axis=0)
+            peak = filled_high.max(axis=0)
+        amplitude = peak - minimum
+        probability = (
+            _sigmoid((peak - cfg.peak_mid) / cfg.scale)
+            * _sigmoid((amplitude - cfg.amplitude_mid) / cfg.scale)
+            * _sigmoid((cfg.minimum_max - minimum) / cfg.scale)
+        )
+        return np.where(enough, probability, np.nan).astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.clip(x, -60.0, 60.0)))

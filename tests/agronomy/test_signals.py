@@ -1,0 +1,89 @@
+"""Agronomy v1: phenology, crop templates, health vs peers, yield, observation counts."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from farmcredit.agronomy import ParcelMeasurements, derive_signals
+from farmcredit.config import load_config
+
+CONFIG = load_config()
+DATES = tuple(date(2024, 3, 1) + timedelta(days=15 * k) for k in range(16))
+DOY = np.array([d.timetuple().tm_yday for d in DATES], dtype=float)
+
+
+def _template(crop: str, shift: float = 0.0) -> np.ndarray:
+    points = np.array(CONFIG.crops[crop].ndvi_template)
+    return np.interp(DOY - shift, points[:, 0], points[:, 1])
+
+
+def _measure(ndvi: np.ndarray, clear: np.ndarray | None = None, ndmi: np.ndarray | None = None,
+             fraction: np.ndarray | None = None) -> ParcelMeasurements:
+    n = ndvi.shape[0]
+    fraction = np.ones(n) if fraction is None else fraction
+    return ParcelMeasurements(
+        dates=DATES, polygon_area_ha=np.full(n, 0.5), inside_share=np.ones(n),
+        clear_share=np.ones_like(ndvi) if clear is None else clear, ndvi_mean=ndvi,
+        ndvi_std=np.full_like(ndvi, 0.05), crop_ndvi_mean=ndvi,
+        ndmi_mean=np.full_like(ndvi, -0.2) if ndmi is None else ndmi,
+        cultivated_fraction=fraction, cultivated_fraction_low=fraction * 0.95,
+        cultivated_fraction_high=np.minimum(fraction * 1.05, 1.0), read_error=np.zeros(n, dtype=bool),
+    )
+
+
+def _signals(m: ParcelMeasurements, declared=None):
+    n = len(m.polygon_area_ha)
+    declared = np.array([None] * n, dtype=object) if declared is None else np.array(declared, dtype=object)
+    return derive_signals(m, declared, np.ones(n, dtype=bool), CONFIG)
+
+
+def test_each_crop_template_is_recognised_even_when_shifted() -> None:
+    crops = ["wheat", "maize", "soybean", "rice"]
+    ndvi = np.stack([_template(c, shift=10) for c in crops])
+    ndmi = np.full_like(ndvi, -0.2)
+    flood = (DOY >= 140) & (DOY <= 175)
+    ndmi[3, flood] = ndvi[3, flood]  # paddy: LSWI >= NDVI at transplanting
+    signals, _ = _signals(_measure(ndvi, ndmi=ndmi))
+    assert list(signals["crop"]) == crops
+    assert (signals["crop_confidence"] > 1 / len(crops)).all()
+
+
+def test_peak_date_integral_and_yield_follow_the_curve() -> None:
+    ndvi = _template("wheat")[None]
+    signals, _ = _signals(_measure(ndvi))
+    row = signals.iloc[0]
+    assert row["ndvi_peak"] == pytest.approx(ndvi.max())
+    assert row["ndvi_peak_date"].date() == DATES[int(np.argmax(ndvi))]
+    assert row["ndvi_integral"] == pytest.approx(np.trapezoid(ndvi[0], DOY - DOY[0]))
+    curve = np.array(CONFIG.crops["wheat"].yield_curve)
+    assert row["yield_p50_t_ha"] == pytest.approx(np.interp(ndvi.max(), curve[:, 0], curve[:, 1]))
+    assert row["yield_p10_t_ha"] < row["yield_p50_t_ha"]
+
+
+def test_health_is_a_percentile_among_same_crop_peers() -> None:
+    scales = np.linspace(0.7, 1.0, 10)
+    ndvi = np.stack([_template("wheat") * s for s in scales])
+    signals, _ = _signals(_measure(ndvi))
+    assert signals["health_index"].is_monotonic_increasing
+    assert signals["health_index"].iloc[0] == pytest.approx(5.0)
+    assert "10 wheat parcels" in signals["health_reference"].iloc[0]
+
+
+def test_cloudy_seasons_are_counted_and_flagged() -> None:
+    ndvi = np.stack([_template("wheat")] * 3)
+    clear = np.ones_like(ndvi)
+    clear[1, 3:] = 0.2
+    clear[2, :] = 0.0
+    signals, reasons = _signals(_measure(ndvi, clear=clear))
+    assert list(signals["clear_observations"]) == [16, 3, 0]
+    assert reasons[1] == ["FEW_CLEAR_OBSERVATIONS"] and reasons[2] == ["NO_CLEAR_OBSERVATIONS"]
+    assert np.isnan(signals["ndvi_peak"].iloc[2]) and signals["crop"].iloc[2] == "unknown"
+
+
+def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one() -> None:
+    ndvi = np.stack([np.full(16, 0.15), (_template("maize") + _template("soybean")) / 2])
+    signals, _ = _signals(_measure(ndvi, fraction=np.array([0.05, 1.0])), declared=[None, "soybean"])
+    assert signals["crop"].iloc[0] == "fallow"
+    if signals["crop_confidence"].iloc[1] < CONFIG.agronomy.crop_min_confidence:
+        assert signals["priced_crop"].iloc[1] == "soybean"
