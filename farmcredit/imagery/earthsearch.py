@@ -1,0 +1,212 @@
+"""Scenes from Earth Search-layout folders: per-band GeoTIFF/COG files, maybe a STAC item.
+
+A folder that holds STAC item JSON files yields one scene per item; a folder without items but
+with band files (``B04.tif`` or ``red.tif``) yields one scene dated by the folder's name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery.naming import SCL, band_name, date_in_name
+from farmcredit.imagery.scene import Scene
+
+logger = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+L2A_DN_SCALE = 1e-4
+# Processing baseline 04.00 (products from 2022-01-25) adds 1000 to every L2A DN.
+BOA_ADD_OFFSET_DN = -1000.0
+OFFSET_BASELINE = (4, 0)
+
+
+def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
+    """Every scene under a folder, searched recursively (hidden folders skipped).
+
+    Args:
+        folder: Root folder of scene folders (or itself a scene folder).
+        dn_offset: DN offset for scenes without a STAC item; None means 0.
+
+    Returns:
+        Scenes in folder order (not yet sorted by date).
+    """
+    scenes: list[Scene] = []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        here = Path(directory)
+        items = [
+            (path, document)
+            for path in sorted(here / name for name in files if name.lower().endswith(".json"))
+            if _is_stac_item(document := _load_json(path))
+        ]
+        if items:
+            scenes.extend(scene_from_item(path, document) for path, document in items)
+        elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
+            scenes.append(scene)
+    return scenes
+
+
+def scene_from_item(item_path: Path, item: dict[str, Any]) -> Scene:
+    """A scene from a STAC item (Earth Search v1 asset keys, or band names as keys).
+
+    Offsets follow the item: ``earthsearch:boa_offset_applied`` true -> 0; else processing
+    baseline >= 04.00 -> -1000 DN; else 0. An explicit ``raster:bands`` offset wins over that rule.
+    """
+    item_id = str(item.get("id") or item_path.stem)
+    properties = item.get("properties") or {}
+    acquired = _item_datetime(item_path, properties)
+    band_assets: dict[str, dict[str, Any]] = {}
+    for key, asset in item["assets"].items():
+        name = band_name(key)
+        if name is not None and name not in band_assets and asset.get("href"):
+            band_assets[name] = asset
+    if not band_assets:
+        raise ImageryError(f"{item_path}: STAC item {item_id} has no Sentinel-2 band assets")
+    band_paths = {
+        name: (_resolve_href(asset["href"], item_path.parent), 1)
+        for name, asset in band_assets.items()
+    }
+    dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
+    cloud_cover = properties.get("eo:cloud_cover")
+    return Scene(
+        scene_id=item_id,
+        acquired=acquired,
+        band_paths=band_paths,
+        dn_offset=dn_offset,
+        dn_scale=dn_scale,
+        cloud_cover=None if cloud_cover is None else float(cloud_cover),
+    )
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        # A broken item would silently drop a date from the season: refuse instead.
+        raise ImageryError(f"{path}: not valid JSON ({error}); fix or remove it") from error
+
+
+def _is_stac_item(document: Any) -> bool:
+    return (
+        isinstance(document, dict)
+        and document.get("type") == "Feature"
+        and isinstance(document.get("assets"), dict)
+    )
+
+
+def _item_datetime(item_path: Path, properties: dict[str, Any]) -> datetime:
+    text = properties.get("datetime") or properties.get("start_datetime")
+    if not text:
+        raise ImageryError(f"{item_path}: STAC item has no datetime")
+    try:
+        acquired = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ImageryError(f"{item_path}: cannot parse datetime {text!r}") from error
+    # A naive STAC datetime is UTC by the spec.
+    if acquired.tzinfo is None:
+        return acquired.replace(tzinfo=UTC)
+    return acquired.astimezone(UTC)
+
+
+def _resolve_href(href: str, item_folder: Path) -> str:
+    """A GDAL path for an asset href; a local copy beside the item wins over the network."""
+    parsed = urlparse(href)
+    if parsed.scheme in ("http", "https", "s3"):
+        local_copy = item_folder / PurePosixPath(parsed.path).name
+        if local_copy.is_file():
+            return str(local_copy)
+        if parsed.scheme == "s3":
+            return f"/vsis3/{parsed.netloc}{parsed.path}"
+        return f"/vsicurl/{href}"
+    if parsed.scheme == "file":
+        return url2pathname(parsed.path)
+    return os.path.normpath(item_folder / href)
+
+
+def _dn_conversion(
+    item_path: Path, properties: dict[str, Any], band_assets: dict[str, dict[str, Any]]
+) -> tuple[float, float]:
+    """(dn_offset, dn_scale) of an item: the baseline rule, cross-checked with ``raster:bands``."""
+    if properties.get("earthsearch:boa_offset_applied") is True:
+        rule_offset = 0.0
+    elif _baseline(item_path, properties.get("s2:processing_baseline")) >= OFFSET_BASELINE:
+        rule_offset = BOA_ADD_OFFSET_DN
+    else:
+        rule_offset = 0.0
+
+    explicit: set[tuple[float, float]] = set()
+    for name, asset in band_assets.items():
+        raster_bands = asset.get("raster:bands") or [{}]
+        offset, scale = raster_bands[0].get("offset"), raster_bands[0].get("scale")
+        if name != SCL and offset is not None:
+            scale = L2A_DN_SCALE if scale is None else float(scale)
+            # raster:bands means reflectance = DN * scale + offset; ours adds the offset in DN.
+            explicit.add((round(float(offset) / scale, 6), scale))
+    if len(explicit) > 1:
+        raise ImageryError(
+            f"{item_path}: bands disagree on raster:bands offset/scale {sorted(explicit)}; "
+            "one DN conversion per scene is supported"
+        )
+    if not explicit:
+        return rule_offset, L2A_DN_SCALE
+    offset, scale = explicit.pop()
+    if offset != rule_offset:
+        logger.warning(
+            "%s: raster:bands offset %g DN disagrees with processing baseline/boa_offset_applied "
+            "(%g DN); using raster:bands",
+            item_path,
+            offset,
+            rule_offset,
+        )
+    return offset, scale
+
+
+def _baseline(item_path: Path, text: Any) -> tuple[int, int]:
+    """Processing baseline "05.10" as (5, 10); (0, 0) when the item does not say."""
+    if text is None:
+        return (0, 0)
+    match = re.fullmatch(r"(\d+)\.(\d+)", str(text).strip())
+    if match is None:
+        raise ImageryError(f"{item_path}: cannot parse s2:processing_baseline {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _scene_from_band_files(
+    folder: Path, files: list[str], dn_offset: float | None
+) -> Scene | None:
+    band_paths: dict[str, tuple[str, int]] = {}
+    for file_name in sorted(files):
+        stem, suffix = os.path.splitext(file_name)
+        name = band_name(stem) if suffix.lower() in RASTER_SUFFIXES else None
+        if name is None:
+            continue
+        if name in band_paths:
+            raise ImageryError(
+                f"{folder}: both {Path(band_paths[name][0]).name} and {file_name} look like {name}"
+            )
+        band_paths[name] = (str(folder / file_name), 1)
+    if not band_paths:
+        return None
+    acquired = date_in_name(folder.name)
+    if acquired is None:
+        raise ImageryError(
+            f"{folder}: cannot tell the acquisition date from the folder name; name it YYYY-MM-DD "
+            "(or a Sentinel-2 id such as S2B_50SKA_20240315_0_L2A) or add a STAC item"
+        )
+    return Scene(
+        scene_id=folder.name,
+        acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=UTC),
+        band_paths=band_paths,
+        dn_offset=0.0 if dn_offset is None else float(dn_offset),
+        dn_scale=L2A_DN_SCALE,
+        cloud_cover=None,
+    )

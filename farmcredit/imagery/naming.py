@@ -1,0 +1,93 @@
+"""How Sentinel-2 bands and dates are spelled in file names, STAC assets and band descriptions."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+# Canonical band names in wavelength order (B8A sits between B08 and B09, as in the product).
+BAND_ORDER: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
+)
+SCL = "SCL"
+
+# Earth Search v1 asset keys (cirrus is L1C-only, kept so L1C stacks can be named too).
+ASSET_KEYS: dict[str, str] = {
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "cirrus": "B10",
+    "swir16": "B11",
+    "swir22": "B12",
+    "scl": SCL,
+}
+
+# The 10 m bands: the finest of them present defines a scene's base grid.
+BASE_GRID_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
+
+# "B4" / "B04" / "b8a"; Google Earth Engine exports drop the leading zero.
+_BAND_NUMBER = re.compile(r"B0?(\d{1,2}|8A)", re.IGNORECASE)
+# 2021-06-17 or 20210617 not glued to other digits (S2 ids, SAFE names and tile folders all match).
+_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def band_name(label: str) -> str | None:
+    """Canonical band name ("B04", "B8A", "SCL") for a band label or asset key, or None.
+
+    >>> band_name("red"), band_name("b8a"), band_name("B4"), band_name("visual")
+    ('B04', 'B8A', 'B04', None)
+    """
+    label = label.strip()
+    if label.lower() in ASSET_KEYS:
+        return ASSET_KEYS[label.lower()]
+    if label.upper() == SCL:
+        return SCL
+    match = _BAND_NUMBER.fullmatch(label)
+    if match is None:
+        return None
+    number = match.group(1).upper()
+    name = "B8A" if number == "8A" else f"B{int(number):02d}"
+    return name if name in BAND_ORDER else None
+
+
+def band_sort_key(name: str) -> int:
+    """Position of a canonical band name in wavelength order (SCL last)."""
+    return BAND_ORDER.index(name) if name in BAND_ORDER else len(BAND_ORDER)
+
+
+def date_in_name(name: str) -> date | None:
+    """The first valid calendar date written as YYYY-MM-DD or YYYYMMDD in a name, or None.
+
+    >>> date_in_name("S2B_50SKA_20240315_0_L2A"), date_in_name("2024-03-15")
+    (datetime.date(2024, 3, 15), datetime.date(2024, 3, 15))
+    """
+    for match in _DATE.finditer(name):
+        try:
+            return date(*(int(part) for part in match.groups()))
+        except ValueError:
+            continue
+    return None
+
+
+def dated_band_label(label: str) -> tuple[date | None, str] | None:
+    """Parse a stack band description.
+
+    Accepted: "B04", "red", "2021-06-17 B04", "2021-06-17_B04", "20210617_B04".
+
+    Returns:
+        (date or None, canonical band name), or None when the label names no band.
+    """
+    parts = re.split(r"[ _]+", label.strip(), maxsplit=1)
+    if len(parts) == 1:
+        name = band_name(parts[0])
+        return None if name is None else (None, name)
+    when = date_in_name(parts[0]) if _DATE.fullmatch(parts[0]) else None
+    name = band_name(parts[1])
+    return None if when is None or name is None else (when, name)

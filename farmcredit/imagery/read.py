@@ -1,0 +1,215 @@
+"""`read_window`: a window of a season as reflectance on the base grid, with a clear-sky mask."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import affine
+import numpy as np
+import rasterio
+import rasterio.crs
+import rasterio.windows
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery._gdal import gdal_env, gdal_message
+from farmcredit.imagery.naming import SCL, band_name
+from farmcredit.imagery.scene import Imagery, Scene
+
+# SCL 4 vegetation, 5 not vegetated, 6 water; 7 (unclassified) is left out by choice.
+CLEAR_SCL_CLASSES: tuple[int, ...] = (4, 5, 6)
+DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11")
+
+
+@dataclass(frozen=True)
+class SeasonCube:
+    """A window of a season on the base (10 m) grid.
+
+    Attributes:
+        reflectance: float32 (time, band, rows, cols), surface reflectance 0-1; NaN where no data.
+        clear: bool (time, rows, cols): data in every cube band and SCL in the clear classes
+            (every data pixel for scenes without SCL).
+        bands: Band names along the band axis.
+        dates: Acquisition date of each time step.
+        scene_ids: Scene id of each time step.
+        transform: Affine transform of this window, metres.
+        crs: CRS of the window.
+        read_errors: (scene_id, path, message) for files that failed to decode in this window;
+            those time steps are all-NaN and not clear.
+    """
+
+    reflectance: np.ndarray
+    clear: np.ndarray
+    bands: tuple[str, ...]
+    dates: tuple[date, ...]
+    scene_ids: tuple[str, ...]
+    transform: affine.Affine
+    crs: rasterio.crs.CRS
+    read_errors: tuple[tuple[str, str, str], ...]
+
+
+class _ReadFailure(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def read_window(
+    imagery: Imagery,
+    window: Window,
+    bands: Sequence[str] = DEFAULT_BANDS,
+    clear_classes: Collection[int] = CLEAR_SCL_CLASSES,
+) -> SeasonCube:
+    """Read one window of every scene, bringing 20 m / 60 m bands and SCL to the 10 m grid.
+
+    Only the window is read from each file. Coarser pixels are repeated (nearest neighbour: each
+    20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
+    A file that fails to decode leaves its scene all-NaN and not clear, listed in read_errors.
+
+    Args:
+        imagery: From `open_imagery`.
+        window: On the base grid, whole pixels (fractions are rounded); may extend beyond the grid,
+            where the cube is NaN and not clear.
+        bands: Bands wanted; those not in every scene (``imagery.bands``) are left out of the cube.
+        clear_classes: SCL classes counted as clear sky.
+
+    Returns:
+        The season cube of the window.
+
+    >>> window = Window(col_off=100, row_off=200, width=64, height=64)  # doctest: +SKIP
+    >>> cube = read_window(imagery, window, bands=("B04", "B08"))  # doctest: +SKIP
+    >>> cube.reflectance.shape  # (time, band, rows, cols)  # doctest: +SKIP
+    (3, 2, 64, 64)
+    """
+    col_off, row_off, width, height = (
+        int(round(value))
+        for value in (window.col_off, window.row_off, window.width, window.height)
+    )
+    if width < 0 or height < 0:
+        raise ValueError(f"window has a negative size: {window}")
+    cube_bands = _cube_bands(imagery, bands)
+    base = imagery.transform
+    columns = col_off + np.arange(width)
+    rows = row_off + np.arange(height)
+    x_centres = base.c + (columns + 0.5) * base.a
+    y_centres = base.f + (rows + 0.5) * base.e
+    inside = ((rows >= 0) & (rows < imagery.shape[0]))[:, None] & (
+        (columns >= 0) & (columns < imagery.shape[1])
+    )[None, :]
+    clear_values = np.asarray(list(clear_classes))
+
+    reflectance = np.full(
+        (len(imagery.scenes), len(cube_bands), height, width), np.nan, dtype=np.float32
+    )
+    clear = np.zeros((len(imagery.scenes), height, width), dtype=bool)
+    read_errors: list[tuple[str, str, str]] = []
+    with gdal_env():
+        for step, scene in enumerate(imagery.scenes):
+            layers_wanted = [*cube_bands, SCL] if SCL in scene.band_paths else list(cube_bands)
+            try:
+                layers = _read_layers(scene, layers_wanted, x_centres, y_centres)
+            except _ReadFailure as failure:
+                read_errors.append((scene.scene_id, failure.path, failure.message))
+                continue
+            for position, band in enumerate(cube_bands):
+                reflectance[step, position] = (layers[band] + scene.dn_offset) * scene.dn_scale
+            reflectance[step][:, ~inside] = np.nan
+            is_clear = np.isfinite(reflectance[step]).all(axis=0)
+            if SCL in layers:
+                is_clear &= np.isin(layers[SCL], clear_values)
+            clear[step] = is_clear
+
+    return SeasonCube(
+        reflectance=reflectance,
+        clear=clear,
+        bands=cube_bands,
+        dates=tuple(scene.acquired.date() for scene in imagery.scenes),
+        scene_ids=tuple(scene.scene_id for scene in imagery.scenes),
+        transform=rasterio.windows.transform(Window(col_off, row_off, width, height), base),
+        crs=imagery.crs,
+        read_errors=tuple(read_errors),
+    )
+
+
+def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
+    """The requested bands present in every scene, in the order asked, each once."""
+    names = []
+    for label in bands:
+        name = band_name(label)
+        if name is None or name == SCL:
+            raise ValueError(f"{label!r} is not a Sentinel-2 reflectance band")
+        if name in imagery.bands and name not in names:
+            names.append(name)
+    if not names:
+        raise ImageryError(
+            f"{imagery.source}: none of the bands {tuple(bands)} is in every scene "
+            f"(available: {imagery.bands})"
+        )
+    return tuple(names)
+
+
+def _read_layers(
+    scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data."""
+    by_path: dict[str, list[tuple[str, int]]] = {}
+    for layer in layers:
+        layer_path, index = scene.band_paths[layer]
+        by_path.setdefault(layer_path, []).append((layer, index))
+    values: dict[str, np.ndarray] = {}
+    for layer_path, wanted in by_path.items():
+        try:
+            with rasterio.open(layer_path) as dataset:
+                sampled = _sample(dataset, [index for _, index in wanted], x_centres, y_centres)
+        except RasterioError as error:
+            raise _ReadFailure(layer_path, gdal_message(error)) from error
+        values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
+    return values
+
+
+def _sample(
+    dataset: rasterio.DatasetReader,
+    indexes: list[int],
+    x_centres: np.ndarray,
+    y_centres: np.ndarray,
+) -> np.ndarray:
+    """The file's pixels containing each base-pixel centre (nearest neighbour), NaN where no data.
+
+    Returns:
+        float32 (len(indexes), len(y_centres), len(x_centres)).
+    """
+    grid = dataset.transform
+    columns = np.floor((x_centres - grid.c) / grid.a).astype(np.int64)
+    rows = np.floor((y_centres - grid.f) / grid.e).astype(np.int64)
+    column_ok = (columns >= 0) & (columns < dataset.width)
+    row_ok = (rows >= 0) & (rows < dataset.height)
+    out = np.full((len(indexes), rows.size, columns.size), np.nan, dtype=np.float32)
+    if not column_ok.any() or not row_ok.any():
+        return out
+    first_column, first_row = columns[column_ok].min(), rows[row_ok].min()
+    block = dataset.read(
+        indexes,
+        window=Window(
+            first_column,
+            first_row,
+            columns[column_ok].max() + 1 - first_column,
+            rows[row_ok].max() + 1 - first_row,
+        ),
+        out_dtype="float32",
+    )
+    layer_axis = np.arange(len(indexes))
+    out[np.ix_(layer_axis, row_ok.nonzero()[0], column_ok.nonzero()[0])] = block[
+        np.ix_(layer_axis, rows[row_ok] - first_row, columns[column_ok] - first_column)
+    ]
+    for layer, index in enumerate(indexes):
+        nodata = dataset.nodatavals[index - 1]
+        # DN 0 is Sentinel-2's no-data value whatever the file header says.
+        missing = (out[layer] == 0) | ~np.isfinite(out[layer])
+        if nodata is not None:
+            missing |= out[layer] == nodata
+        out[layer][missing] = np.nan
+    return out

@@ -1,0 +1,141 @@
+"""Scenes from a multi-band GeoTIFF stack: each distinct date is a scene pointing into the file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery._gdal import gdal_env, gdal_message
+from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label
+from farmcredit.imagery.scene import Scene
+
+L2A_DN_SCALE = 1e-4
+
+
+def stack_scenes(
+    path: Path,
+    band_layout: Sequence[tuple[date | None, str]] | None,
+    dn_offset: float | None,
+) -> list[Scene]:
+    """The scenes in a multi-band GeoTIFF, one per distinct date.
+
+    Bands are identified by ``band_layout`` when given, else by their descriptions ("B04",
+    "red", "2021-06-17 B04", "2021-06-17_B04", "20210617_B04"). Undated bands take the date in
+    the file name. Integer stacks are DNs (reflectance = (DN + dn_offset) * 1e-4); float stacks
+    are reflectance 0-1.
+
+    Args:
+        path: The stack file.
+        band_layout: (date or None, band name) per raster band, in order.
+        dn_offset: DN offset for integer stacks; None means 0.
+
+    Returns:
+        Scenes in date order.
+    """
+    with gdal_env():
+        try:
+            with rasterio.open(path) as dataset:
+                descriptions = dataset.descriptions
+                dtypes = dataset.dtypes
+        except RasterioError as error:
+            raise ImageryError(
+                f"{path}: GDAL cannot open it as a raster ({gdal_message(error)})"
+            ) from error
+
+    layout = _layout(path, descriptions, band_layout)
+    dn_scale = _dn_scale(path, layout, dtypes, dn_offset)
+    dates = _dates(path, layout)
+
+    bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
+    for index, ((_, name), when) in enumerate(zip(layout, dates, strict=True), start=1):
+        bands = bands_by_date.setdefault(when, {})
+        if name in bands:
+            raise ImageryError(
+                f"{path}: {name} of {when} appears twice "
+                f"(raster bands {bands[name][1]} and {index})"
+            )
+        bands[name] = (str(path), index)
+    return [
+        Scene(
+            scene_id=f"{path.stem}_{when:%Y%m%d}",
+            acquired=datetime(when.year, when.month, when.day, tzinfo=UTC),
+            band_paths=bands,
+            dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
+            dn_scale=dn_scale,
+            cloud_cover=None,
+        )
+        for when, bands in sorted(bands_by_date.items())
+    ]
+
+
+def _layout(
+    path: Path,
+    descriptions: tuple[str | None, ...],
+    band_layout: Sequence[tuple[date | None, str]] | None,
+) -> list[tuple[date | None, str]]:
+    if band_layout is not None:
+        if len(band_layout) != len(descriptions):
+            raise ImageryError(
+                f"{path}: band_layout lists {len(band_layout)} bands but the file has "
+                f"{len(descriptions)}"
+            )
+        layout = []
+        for when, label in band_layout:
+            name = band_name(label)
+            if name is None:
+                raise ImageryError(f"{path}: band_layout names an unknown band {label!r}")
+            layout.append((when, name))
+        return layout
+    parsed = [dated_band_label(text) if text else None for text in descriptions]
+    if any(entry is None for entry in parsed):
+        unknown = [index for index, entry in enumerate(parsed, start=1) if entry is None]
+        raise ImageryError(
+            f"{path}: cannot identify raster bands {unknown} from their descriptions "
+            f"{list(descriptions)}; pass band_layout=[(date, 'B04'), ...] with one entry per band"
+        )
+    return [entry for entry in parsed if entry is not None]
+
+
+def _dn_scale(
+    path: Path,
+    layout: list[tuple[date | None, str]],
+    dtypes: tuple[str, ...],
+    dn_offset: float | None,
+) -> float:
+    """1e-4 for integer DNs, 1 for float reflectance; SCL's dtype does not count."""
+    kinds = {
+        np.issubdtype(np.dtype(dtype), np.floating)
+        for (_, name), dtype in zip(layout, dtypes, strict=True)
+        if name != SCL
+    }
+    if len(kinds) > 1:
+        raise ImageryError(f"{path}: mixes integer and float reflectance bands ({set(dtypes)})")
+    if kinds == {True}:
+        if dn_offset:
+            raise ImageryError(
+                f"{path}: holds float reflectance; dn_offset applies to integer DNs only"
+            )
+        return 1.0
+    return L2A_DN_SCALE
+
+
+def _dates(path: Path, layout: list[tuple[date | None, str]]) -> list[date]:
+    """Each band's date; undated bands (all or none) take the date in the file name."""
+    undated = [when is None for when, _ in layout]
+    if not any(undated):
+        return [when for when, _ in layout if when is not None]
+    if not all(undated):
+        raise ImageryError(f"{path}: some bands are dated and some are not; date all of them")
+    file_date = date_in_name(path.stem)
+    if file_date is None:
+        raise ImageryError(
+            f"{path}: bands carry no date and the file name has none; name bands like "
+            "'2021-06-17 B04' or pass band_layout with dates"
+        )
+    return [file_date] * len(layout)

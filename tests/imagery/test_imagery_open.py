@@ -1,0 +1,267 @@
+"""open_imagery on Earth Search-layout folders: discovery, metadata, offsets, season, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery import open_imagery
+from farmcredit.imagery.earthsearch import scene_from_item
+
+
+def test_scenes_are_found_recursively_and_sorted_by_time(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+
+    assert [scene.scene_id for scene in imagery.scenes] == [
+        "S2A_50SKA_20200610_0_L2A",
+        "S2A_50SKA_20230801_0_L2A",
+        "S2B_50SKA_20240315_0_L2A",
+    ]
+    assert imagery.scenes[0].acquired == datetime(2020, 6, 10, 3, 10, 2, tzinfo=UTC)
+    assert imagery.scenes[0].cloud_cover == 12.5
+    assert imagery.source == str(season_folder)
+
+
+def test_grid_is_the_10m_grid_and_bands_exclude_scl(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+
+    assert imagery.crs.to_epsg() == 32650
+    assert imagery.transform == from_origin(500_000.0, 4_000_000.0, 10, 10)
+    assert imagery.shape == (12, 12)
+    assert imagery.bands == ("B01", "B02", "B03", "B04", "B05", "B08", "B8A", "B11")
+    assert imagery.has_scl
+
+
+def test_relative_hrefs_resolve_against_the_item(season_folder: Path) -> None:
+    scene = open_imagery(season_folder).scenes[0]
+    folder = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A"
+
+    assert scene.band_paths["B04"] == (str(folder / "B04.tif"), 1)
+    assert scene.band_paths["SCL"] == (str(folder / "SCL.tif"), 1)
+
+
+def test_offset_follows_baseline_and_boa_offset_applied(season_folder: Path) -> None:
+    offsets = {scene.scene_id: scene.dn_offset for scene in open_imagery(season_folder).scenes}
+
+    assert offsets == {
+        "S2A_50SKA_20200610_0_L2A": 0.0,  # baseline 02.14
+        "S2A_50SKA_20230801_0_L2A": 0.0,  # 05.09 but earthsearch:boa_offset_applied
+        "S2B_50SKA_20240315_0_L2A": -1000.0,  # 05.10, not applied
+    }
+    assert {scene.dn_scale for scene in open_imagery(season_folder).scenes} == {1e-4}
+
+
+def test_explicit_raster_bands_offset_agrees_with_the_rule(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    write_scene(
+        tmp_path / "S2B_50SKA_20240315_0_L2A",
+        acquired=datetime(2024, 3, 15),
+        baseline="05.10",
+        raster_offset=-0.1,
+    )
+
+    assert open_imagery(tmp_path).scenes[0].dn_offset == -1000.0
+
+
+def test_explicit_raster_bands_offset_wins_and_the_conflict_is_logged(
+    tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_scene(
+        tmp_path / "S2B_50SKA_20240315_0_L2A",
+        acquired=datetime(2024, 3, 15),
+        baseline="05.10",
+        offset_applied=None,
+        raster_offset=0.0,
+    )
+
+    with caplog.at_level(logging.WARNING):
+        scene = open_imagery(tmp_path).scenes[0]
+
+    assert scene.dn_offset == 0.0
+    assert "disagrees" in caplog.text
+
+
+def test_https_hrefs_use_a_local_copy_beside_the_item_else_stay_remote(tmp_path: Path) -> None:
+    (tmp_path / "B04.tif").write_bytes(b"")
+    base = "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/50/S/KA"
+    item = {
+        "type": "Feature",
+        "id": "S2B_50SKA_20240315_0_L2A",
+        "properties": {"datetime": "2024-03-15T03:20:11Z", "s2:processing_baseline": "05.10"},
+        "assets": {
+            "red": {"href": f"{base}/B04.tif"},
+            "nir": {"href": f"{base}/B08.tif"},
+            "swir16": {"href": "s3://sentinel-cogs/sentinel-s2-l2a-cogs/50/S/KA/B11.tif"},
+            "red-jp2": {"href": "s3://sentinel-s2-l2a/tiles/50/S/KA/B04.jp2"},
+            "thumbnail": {"href": f"{base}/thumbnail.jpg"},
+        },
+    }
+
+    scene = scene_from_item(tmp_path / "item.json", item)
+
+    assert scene.band_paths == {
+        "B04": (str(tmp_path / "B04.tif"), 1),
+        "B08": (f"/vsicurl/{base}/B08.tif", 1),
+        "B11": ("/vsis3/sentinel-cogs/sentinel-s2-l2a-cogs/50/S/KA/B11.tif", 1),
+    }
+    assert scene.dn_offset == -1000.0
+    assert scene.cloud_cover is None
+
+
+def test_folders_without_item_are_dated_by_name_and_take_dn_offset(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    for name in ("2024-05-01", "20240611", "S2B_50SKA_20240315_0_L2A"):
+        write_scene(
+            tmp_path / name,
+            acquired=datetime(2000, 1, 1),
+            with_item=False,
+            file_names="asset_key",
+            bands=("B04", "B08", "SCL"),
+        )
+
+    imagery = open_imagery(tmp_path, dn_offset=-1000)
+
+    assert [scene.acquired.date() for scene in imagery.scenes] == [
+        date(2024, 3, 15),
+        date(2024, 5, 1),
+        date(2024, 6, 11),
+    ]
+    assert imagery.scenes[1].band_paths["B04"] == (str(tmp_path / "2024-05-01" / "red.tif"), 1)
+    assert imagery.bands == ("B04", "B08")
+    assert imagery.has_scl
+    assert {scene.dn_offset for scene in imagery.scenes} == {-1000.0}
+    assert {scene.cloud_cover for scene in imagery.scenes} == {None}
+
+
+def test_season_keeps_scenes_within_inclusive_bounds(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder, season=(date(2023, 8, 1), date(2024, 3, 15)))
+
+    assert [scene.acquired.date() for scene in imagery.scenes] == [
+        date(2023, 8, 1),
+        date(2024, 3, 15),
+    ]
+
+
+def test_a_season_without_scenes_is_an_error(season_folder: Path) -> None:
+    with pytest.raises(ImageryError, match="2021-01-01..2021-12-31"):
+        open_imagery(season_folder, season=(date(2021, 1, 1), date(2021, 12, 31)))
+
+
+def test_missing_source_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageryError, match="does not exist") as raised:
+        open_imagery(tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(raised.value)
+
+
+def test_empty_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(ImageryError, match="no Sentinel-2 scenes found"):
+        open_imagery(tmp_path / "empty")
+
+
+def test_a_band_file_gdal_cannot_open_is_named(season_folder: Path) -> None:
+    garbage = season_folder / "2023" / "S2A_50SKA_20230801_0_L2A" / "B8A.tif"
+    garbage.write_bytes(b"this is not a GeoTIFF\x00\x01" * 20)
+
+    with pytest.raises(ImageryError, match="GDAL cannot open") as raised:
+        open_imagery(season_folder)
+    assert str(garbage) in str(raised.value)
+    assert "S2A_50SKA_20230801_0_L2A" in str(raised.value)
+
+
+def test_a_missing_asset_file_is_named(season_folder: Path) -> None:
+    missing = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "B11.tif"
+    missing.unlink()
+
+    with pytest.raises(ImageryError, match="B11.tif"):
+        open_imagery(season_folder)
+
+
+def test_an_unparseable_item_is_named(season_folder: Path) -> None:
+    item = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
+    item.write_text(item.read_text()[:50], encoding="utf-8")
+
+    with pytest.raises(ImageryError, match="not valid JSON") as raised:
+        open_imagery(season_folder)
+    assert str(item) in str(raised.value)
+
+
+def test_a_folder_without_a_date_is_an_error(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    write_scene(tmp_path / "my_scene", acquired=datetime(2024, 1, 1), with_item=False)
+
+    with pytest.raises(ImageryError, match="acquisition date"):
+        open_imagery(tmp_path)
+
+
+def test_a_band_file_in_another_crs_is_named(season_folder: Path) -> None:
+    band_file = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "B05.tif"
+    with rasterio.open(band_file) as dataset:
+        profile, values = dataset.profile, dataset.read()
+    with rasterio.open(band_file, "w", **(profile | {"crs": "EPSG:32651"})) as dataset:
+        dataset.write(values)
+
+    with pytest.raises(ImageryError, match="CRS EPSG:32651 differs") as raised:
+        open_imagery(season_folder)
+    assert str(band_file) in str(raised.value)
+
+
+def test_two_files_for_one_band_are_an_error(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    folder = write_scene(tmp_path / "2024-05-01", acquired=datetime(2024, 5, 1), with_item=False)
+    (folder / "red.tif").write_bytes((folder / "B04.tif").read_bytes())
+
+    with pytest.raises(ImageryError, match="look like B04"):
+        open_imagery(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("crs", "origin"),
+    [("EPSG:32650", (500_010.0, 4_000_000.0)), ("EPSG:32651", (500_000.0, 4_000_000.0))],
+    ids=["shifted-origin", "other-crs"],
+)
+def test_scenes_on_different_grids_are_an_error(
+    season_folder: Path,
+    write_scene: Callable[..., Path],
+    crs: str,
+    origin: tuple[float, float],
+) -> None:
+    write_scene(
+        season_folder / "other" / "S2A_51SKA_20220101_0_L2A",
+        acquired=datetime(2022, 1, 1),
+        crs=crs,
+        origin=origin,
+    )
+
+    with pytest.raises(ImageryError, match="different grids.*mosaicking.*later issue"):
+        open_imagery(season_folder)
+
+
+def test_an_item_lists_only_band_assets(tmp_path: Path) -> None:
+    item_path = tmp_path / "item.json"
+    item_path.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "id": "x",
+                "properties": {"datetime": "2024-03-15T00:00:00Z"},
+                "assets": {"thumbnail": {"href": "thumb.jpg"}},
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ImageryError, match="no Sentinel-2 band assets"):
+        open_imagery(tmp_path)

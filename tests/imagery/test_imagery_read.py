@@ -1,0 +1,157 @@
+"""read_window: reflectance, resampling to 10 m, SCL masking, boundless windows, bad files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from farmcredit.imagery import CLEAR_SCL_CLASSES, open_imagery, read_window
+
+SCENE_2024 = ("2024", "S2B_50SKA_20240315_0_L2A")  # offset -1000 DN
+
+
+def full_base_grid(path: Path) -> np.ndarray:
+    """A band file read whole and repeated up to the 12x12 10 m grid: the reference."""
+    with rasterio.open(path) as dataset:
+        values = dataset.read(1).astype(np.float64)
+    factor = 12 // values.shape[0]
+    return np.repeat(np.repeat(values, factor, axis=0), factor, axis=1)
+
+
+def test_reflectance_is_dn_plus_offset_times_scale_and_dn0_is_nan(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
+
+    assert cube.reflectance.dtype == np.float32
+    assert cube.reflectance.shape == (3, 1, 12, 12)
+    assert cube.dates == (date(2020, 6, 10), date(2023, 8, 1), date(2024, 3, 15))
+    for step, scene in enumerate(imagery.scenes):
+        dns = full_base_grid(Path(scene.band_paths["B04"][0]))
+        expected = np.where(dns == 0, np.nan, (dns + scene.dn_offset) * 1e-4)
+        np.testing.assert_allclose(cube.reflectance[step, 0], expected, rtol=1e-6)
+    assert np.isnan(cube.reflectance[:, 0, 11, 0]).all()
+    assert not cube.clear[:, 11, 0].any()
+    # Baseline 05.10 carries +1000 DN: the same position reads 0.1 lower than a 0-offset scene.
+    assert cube.reflectance[2, 0, 5, 5] == pytest.approx((4000 + 65 - 1000) * 1e-4, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [Window(3, 5, 6, 5), Window(1, 1, 1, 1), Window(0, 0, 12, 12), Window(7, 2, 5, 9)],
+    ids=["odd-offset", "single-odd-pixel", "whole", "odd-to-edge"],
+)
+def test_coarse_bands_align_with_a_full_array_reference(
+    season_folder: Path, window: Window
+) -> None:
+    imagery = open_imagery(season_folder)
+    cube = read_window(imagery, window, bands=("B01", "B04", "B05", "B8A", "B11"))
+    scene = imagery.scenes[0]  # baseline 02.14: reflectance = DN * 1e-4
+    rows = slice(window.row_off, window.row_off + window.height)
+    cols = slice(window.col_off, window.col_off + window.width)
+
+    for position, band in enumerate(cube.bands):
+        reference = full_base_grid(Path(scene.band_paths[band][0]))[rows, cols]
+        reference = np.where(reference == 0, np.nan, reference * 1e-4)
+        np.testing.assert_allclose(cube.reflectance[0, position], reference, rtol=1e-6)
+
+
+def test_scl_masks_cloud_shadow_and_nodata(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B02", "B04", "B08"))
+    scl = full_base_grid(Path(imagery.scenes[0].band_paths["SCL"][0]))
+    expected = np.isin(scl, CLEAR_SCL_CLASSES)
+    expected[11, 0] = False  # B04 has DN 0 there
+
+    for step in range(3):
+        np.testing.assert_array_equal(cube.clear[step], expected)
+    assert not cube.clear[:, :2, :2].any()  # SCL 9 (cloud) covers the first 2x2 pixels
+    # A cloudy pixel still has its reflectance; only `clear` says to drop it.
+    assert np.isfinite(cube.reflectance[:, :, 0, 0]).all()
+    # SCL no data (class 0) in the last 20 m pixel.
+    assert not cube.clear[:, 10:, 10:].any()
+
+
+def test_clear_classes_can_be_chosen(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",), clear_classes=(4, 5, 6, 8))
+
+    assert cube.clear[0, 0, 2:4].all()  # SCL 8 (medium cloud) now counts as clear
+    assert not cube.clear[0, 0, 0:2].any()  # SCL 9 does not
+
+
+def test_window_partly_outside_the_grid_is_nan_and_not_clear(season_folder: Path) -> None:
+    imagery = open_imagery(season_folder)
+    window = Window(-3, 8, 8, 7)  # columns -3..4, rows 8..14 of a 12x12 grid
+    cube = read_window(imagery, window, bands=("B04", "B8A"))
+
+    assert cube.reflectance.shape == (3, 2, 7, 8)
+    assert np.isnan(cube.reflectance[:, :, :, :3]).all()
+    assert np.isnan(cube.reflectance[:, :, 4:, :]).all()
+    assert not cube.clear[:, :, :3].any() and not cube.clear[:, 4:, :].any()
+    inside = full_base_grid(Path(imagery.scenes[0].band_paths["B8A"][0]))[8:12, 0:5] * 1e-4
+    np.testing.assert_allclose(cube.reflectance[0, 1, :4, 3:], inside, rtol=1e-6)
+    assert cube.transform.c == 500_000.0 - 30.0
+    assert cube.transform.f == 4_000_000.0 - 80.0
+
+
+def test_window_wholly_outside_reads_all_nan(season_folder: Path) -> None:
+    cube = read_window(open_imagery(season_folder), Window(20, 20, 4, 4), bands=("B04",))
+
+    assert np.isnan(cube.reflectance).all()
+    assert not cube.clear.any()
+    assert cube.read_errors == ()
+
+
+def test_bands_missing_from_the_imagery_are_left_out(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    write_scene(
+        tmp_path / "2024-05-01",
+        acquired=datetime(2024, 5, 1),
+        with_item=False,
+        bands=("B02", "B04", "B08", "SCL"),
+    )
+    imagery = open_imagery(tmp_path)
+
+    cube = read_window(imagery, Window(0, 0, 12, 12))
+
+    assert cube.bands == ("B02", "B04", "B08")
+    assert cube.clear.sum() > 0
+
+
+def test_unknown_band_names_are_refused(season_folder: Path) -> None:
+    with pytest.raises(ValueError, match="B13"):
+        read_window(open_imagery(season_folder), Window(0, 0, 2, 2), bands=("B04", "B13"))
+
+
+def test_a_truncated_cog_is_reported_and_only_its_date_is_masked(season_folder: Path) -> None:
+    folder = season_folder.joinpath(*SCENE_2024)
+    band_file = folder / "B8A.tif"
+    with rasterio.open(band_file) as dataset:
+        values = dataset.read(1)
+    band_file.unlink()
+    with rasterio.open(
+        band_file, "w", driver="COG", width=6, height=6, count=1, dtype="uint16",
+        crs="EPSG:32650", transform=dataset.transform, nodata=0, blocksize=16, compress="NONE",
+    ) as cog:
+        cog.write(values, 1)
+    # Keep the header (at the front of a COG), cut half of the only tile's bytes.
+    data = band_file.read_bytes()
+    band_file.write_bytes(data[: len(data) - 256])
+
+    imagery = open_imagery(season_folder)  # the header still opens
+    cube = read_window(imagery, Window(2, 2, 6, 6), bands=("B04", "B8A"))
+
+    assert len(cube.read_errors) == 1
+    scene_id, path, message = cube.read_errors[0]
+    assert scene_id == "S2B_50SKA_20240315_0_L2A"
+    assert path == str(band_file)
+    assert "IReadBlock failed" in message  # GDAL's own words, not only rasterio's
+    assert np.isnan(cube.reflectance[2]).all() and not cube.clear[2].any()
+    assert np.isfinite(cube.reflectance[:2]).all() and cube.clear[:2].any()

@@ -1,0 +1,149 @@
+"""open_imagery on multi-band GeoTIFF stacks: band descriptions, band_layout, dtypes, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery import open_imagery, read_window
+
+
+def write_stack(
+    path: Path,
+    values: np.ndarray,
+    descriptions: list[str] | None = None,
+) -> Path:
+    """Write a (band, rows, cols) stack on a 10 m grid, optionally with band descriptions."""
+    with rasterio.open(
+        path, "w", driver="GTiff", width=values.shape[2], height=values.shape[1],
+        count=values.shape[0], dtype=values.dtype, crs="EPSG:32633",
+        transform=from_origin(359_130.0, 5_352_340.0, 10, 10),
+    ) as dataset:
+        dataset.write(values)
+        for index, description in enumerate(descriptions or [], start=1):
+            dataset.set_band_description(index, description)
+    return path
+
+
+def dns(count: int) -> np.ndarray:
+    """uint16 DNs; band k holds 1000 * k plus the pixel number."""
+    pixel = np.arange(20, dtype=np.uint16).reshape(4, 5)
+    return np.stack([1000 * (band + 1) + pixel for band in range(count)]).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    "descriptions",
+    [
+        ["2021-09-25 B04", "2021-09-25 B08", "2021-06-17 B04", "2021-06-17 B08"],
+        ["2021-09-25_red", "2021-09-25_nir", "2021-06-17_red", "2021-06-17_nir"],
+        ["20210925_B04", "20210925_B08", "20210617_B4", "20210617_B8"],
+    ],
+    ids=["space", "underscore-asset-keys", "compact-dates"],
+)
+def test_dated_descriptions_become_one_scene_per_date(
+    tmp_path: Path, descriptions: list[str]
+) -> None:
+    stack = write_stack(tmp_path / "parcels.tif", dns(4), descriptions)
+
+    imagery = open_imagery(stack)
+
+    assert [scene.acquired for scene in imagery.scenes] == [
+        datetime(2021, 6, 17, tzinfo=UTC),
+        datetime(2021, 9, 25, tzinfo=UTC),
+    ]
+    assert [scene.scene_id for scene in imagery.scenes] == ["parcels_20210617", "parcels_20210925"]
+    assert imagery.scenes[0].band_paths == {"B04": (str(stack), 3), "B08": (str(stack), 4)}
+    assert imagery.bands == ("B04", "B08")
+    assert not imagery.has_scl
+    assert imagery.shape == (4, 5)
+    assert (imagery.scenes[0].dn_scale, imagery.scenes[0].dn_offset) == (1e-4, 0.0)
+
+
+def test_undated_descriptions_take_the_date_in_the_file_name(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "S2_20210617.tif", dns(3), ["B04", "B08", "SCL"])
+
+    imagery = open_imagery(stack)
+
+    assert [scene.acquired.date() for scene in imagery.scenes] == [date(2021, 6, 17)]
+    assert imagery.has_scl
+    assert imagery.bands == ("B04", "B08")
+
+
+def test_band_layout_names_bands_without_descriptions(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(4))
+    june, september = date(2021, 6, 17), date(2021, 9, 25)
+
+    imagery = open_imagery(
+        stack,
+        band_layout=[(june, "red"), (june, "nir"), (september, "B04"), (september, "B08")],
+        dn_offset=-1000,
+    )
+    cube = read_window(imagery, Window(0, 0, 5, 4), bands=("B04", "B08"))
+
+    assert [scene.band_paths["B08"][1] for scene in imagery.scenes] == [2, 4]
+    # Band 3 (September red) pixel 7: DN 3007, offset -1000.
+    assert cube.reflectance[1, 0, 1, 2] == pytest.approx((3007 - 1000) * 1e-4, rel=1e-6)
+    assert cube.clear.all()
+
+
+def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
+    values = (dns(2) / 10_000).astype(np.float32)
+    stack = write_stack(tmp_path / "2021-06-17.tif", values, ["B04", "B08"])
+
+    imagery = open_imagery(stack)
+    cube = read_window(imagery, Window(0, 0, 5, 4), bands=("B04", "B08"))
+
+    assert imagery.scenes[0].dn_scale == 1.0
+    np.testing.assert_allclose(cube.reflectance[0], values, rtol=1e-6)
+
+
+def test_float_stacks_refuse_a_dn_offset(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "2021-06-17.tif", np.full((1, 2, 2), 0.2, "float32"), ["B04"])
+
+    with pytest.raises(ImageryError, match="float reflectance"):
+        open_imagery(stack, dn_offset=-1000)
+
+
+def test_unidentifiable_bands_ask_for_band_layout(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(2), ["2021-06-17 B04", "cloud probability"])
+
+    with pytest.raises(ImageryError, match="band_layout") as raised:
+        open_imagery(stack)
+    assert str(stack) in str(raised.value)
+
+
+def test_band_layout_must_cover_every_band(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(3))
+
+    with pytest.raises(ImageryError, match="lists 2 bands but the file has 3"):
+        open_imagery(stack, band_layout=[(None, "B04"), (None, "B08")])
+
+
+def test_undated_stack_without_a_date_in_its_name_is_an_error(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(2), ["B04", "B08"])
+
+    with pytest.raises(ImageryError, match="no date"):
+        open_imagery(stack)
+
+
+def test_a_band_twice_on_one_date_is_an_error(tmp_path: Path) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(2), ["2021-06-17 B04", "2021-06-17 red"])
+
+    with pytest.raises(ImageryError, match="appears twice"):
+        open_imagery(stack)
+
+
+def test_a_file_that_is_not_a_raster_is_named(tmp_path: Path) -> None:
+    not_raster = tmp_path / "stack.tif"
+    not_raster.write_bytes(b"II*\x00garbage" * 10)
+
+    with pytest.raises(ImageryError, match="GDAL cannot open") as raised:
+        open_imagery(not_raster)
+    assert str(not_raster) in str(raised.value)
