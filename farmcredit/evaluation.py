@@ -1,0 +1,79 @@
+"""Score an assessment against simulated ground truth (``truth.csv`` from ``farmcredit simulate``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+AREA_TOLERANCE = 0.10
+MIN_PARCEL_HA = 0.1
+
+
+@dataclass(frozen=True)
+class TruthScore:
+    """How close an assessment is to the truth.
+
+    Attributes:
+        parcels_scored: parcels of at least 0.1 ha with a usable (valid) geometry.
+        area_within_10pct: share of them whose cultivated area is within 10% of the truth
+            (for truly uncultivated parcels: within 10% of the polygon area of zero).
+        area_median_abs_error: median |estimate - truth| / truth (truth > 0).
+        interval_coverage: share of scored parcels whose truth lies in the low-high interval.
+        overdeclared: parcels over-declared in the truth.
+        overdeclared_flagged: of them, flagged AREA_OVERSTATED.
+        honest_flagged: share of honest parcels wrongly flagged AREA_OVERSTATED.
+        crop_accuracy: share of cultivated scored parcels whose crop is right.
+    """
+
+    parcels_scored: int
+    area_within_10pct: float
+    area_median_abs_error: float
+    interval_coverage: float
+    overdeclared: int
+    overdeclared_flagged: int
+    honest_flagged: float
+    crop_accuracy: float
+
+    def table(self) -> str:
+        """A Markdown table of the scores."""
+        rows = [
+            ("parcels scored (>= 0.1 ha, valid geometry)", f"{self.parcels_scored}"),
+            ("cultivated area within 10% of truth", f"{self.area_within_10pct:.1%}"),
+            ("median relative area error", f"{self.area_median_abs_error:.2%}"),
+            ("truth inside the low-high interval", f"{self.interval_coverage:.1%}"),
+            ("over-declared parcels flagged AREA_OVERSTATED", f"{self.overdeclared_flagged}/{self.overdeclared}"),
+            ("honest parcels wrongly flagged AREA_OVERSTATED", f"{self.honest_flagged:.1%}"),
+            ("crop correct (cultivated parcels)", f"{self.crop_accuracy:.1%}"),
+        ]
+        return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+
+
+def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScore:
+    """Compare per-parcel results with the simulator's truth table, joined on ``parcel_id``."""
+    joined = truth.merge(pd.DataFrame(results.drop(columns="geometry", errors="ignore")), on="parcel_id",
+                         suffixes=("_truth", ""))
+    broken = joined["broken_geometry"].astype(str).str.lower() == "true"
+    scored = joined[(joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken & (joined["status"] != "error")]
+    true_area = scored["true_cultivated_area_ha"].to_numpy()
+    estimate = scored["cultivated_area_ha"].to_numpy()
+    reference = np.where(true_area > 0, true_area, scored["polygon_area_ha_truth"].to_numpy())
+    within = np.abs(estimate - true_area) <= AREA_TOLERANCE * reference
+    cultivated = true_area > 0
+    relative = np.abs(estimate[cultivated] - true_area[cultivated]) / true_area[cultivated]
+    low, high = scored["cultivated_area_low_ha"].to_numpy(), scored["cultivated_area_high_ha"].to_numpy()
+    inside = (low <= true_area + 1e-9) & (true_area - 1e-9 <= high)
+    flagged = joined["reason"].str.contains("AREA_OVERSTATED", regex=False)
+    over = joined["over_declared"].astype(str).str.lower() == "true"
+    crop_rows = scored[cultivated]
+    return TruthScore(
+        parcels_scored=len(scored),
+        area_within_10pct=float(np.mean(within)) if len(scored) else float("nan"),
+        area_median_abs_error=float(np.median(relative)) if relative.size else float("nan"),
+        interval_coverage=float(np.mean(inside)) if len(scored) else float("nan"),
+        overdeclared=int(over.sum()),
+        overdeclared_flagged=int((over & flagged).sum()),
+        honest_flagged=float((~over & flagged & ~broken).sum() / max((~over & ~broken).sum(), 1)),
+        crop_accuracy=float(np.mean(crop_rows["crop"] == crop_rows["true_crop"])) if len(crop_rows) else float("nan"),
+    )

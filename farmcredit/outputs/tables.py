@@ -1,0 +1,54 @@
+"""Tables: ``results.gpkg`` (layers parcels, borrowers), ``results.parquet``, CSVs, ``run.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import pandas as pd
+
+from farmcredit.outputs.preview import render_preview
+
+if TYPE_CHECKING:
+    from farmcredit.pipeline import Assessment
+
+
+def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+    """Write every output of ``assessment`` into ``out_dir`` (created if missing).
+
+    Returns:
+        The written files by kind.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "gpkg": out_dir / "results.gpkg",
+        "parquet": out_dir / "results.parquet",
+        "csv": out_dir / "results.csv",
+        "borrowers_csv": out_dir / "borrowers.csv",
+        "preview": out_dir / "preview.png",
+        "run": out_dir / "run.json",
+    }
+    parcels, borrowers = assessment.parcels, assessment.borrowers
+    files["gpkg"].unlink(missing_ok=True)
+    # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
+    parcels.to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
+    borrowers.to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
+    parcels.to_parquet(files["parquet"], index=False)
+    _attributes(parcels).to_csv(files["csv"], index=False)
+    _attributes(borrowers).to_csv(files["borrowers_csv"], index=False)
+    render_preview(assessment, files["preview"])
+    record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
+    files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return files
+
+
+def _attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Attributes plus a point inside each polygon in WGS84 (lon, lat) for spreadsheet users."""
+    table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    valid = frame.geometry.notna() & ~frame.geometry.is_empty
+    points = frame.geometry[valid].representative_point().to_crs(4326)
+    table["lon"] = points.x.reindex(frame.index)
+    table["lat"] = points.y.reindex(frame.index)
+    return table

@@ -1,0 +1,268 @@
+"""The ``assess`` job: parcels + a season of imagery -> per-parcel and per-borrower credit.
+
+Parcels are grouped into windows of about ``imagery.chunk_px`` pixels; each window is read
+once, so memory is bounded by the window size, not by the tile or the number of parcels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from rasterio.windows import Window
+
+from farmcredit.agronomy import ParcelMeasurements, derive_signals
+from farmcredit.audit import build_run_record
+from farmcredit.config import Config, load_config
+from farmcredit.credit import aggregate_borrowers, assign_limits
+from farmcredit.errors import ImageryError
+from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
+from farmcredit.parcels import read_parcels, validate_parcels
+from farmcredit.reasons import REASONS
+from farmcredit.segmentation import CroplandModel, PhenologyRule
+from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
+
+READ_BANDS = ("B02", "B04", "B05", "B08", "B8A", "B11")
+CROPLAND_CUT = 0.5
+M2_PER_HA = 10_000.0
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The result of one run: parcel and borrower tables and the audit record."""
+
+    parcels: gpd.GeoDataFrame
+    borrowers: gpd.GeoDataFrame
+    record: dict
+    imagery: Imagery
+
+
+def assess(
+    parcels: str | Path | gpd.GeoDataFrame,
+    imagery: str | Path | Imagery,
+    *,
+    season: tuple[date, date] | None = None,
+    out: str | Path | None = None,
+    config: str | Path | Config | None = None,
+    parcels_crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Assess parcels against a season of imagery; optionally write every output to ``out``.
+
+    Example:
+        >>> results = assess("sample_tiles/parcels.geojson", "sample_tiles/imagery")  # doctest: +SKIP
+        >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
+
+    Returns:
+        One row per input parcel, in input order, with every per-parcel column.
+    """
+    result = run_assessment(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs)
+    if out is not None:
+        from farmcredit.outputs import write_outputs
+
+        write_outputs(Path(out), result)
+    return result.parcels
+
+
+def run_assessment(
+    parcels: str | Path | gpd.GeoDataFrame,
+    imagery: str | Path | Imagery,
+    *,
+    season: tuple[date, date] | None = None,
+    config: str | Path | Config | None = None,
+    parcels_crs: str | None = None,
+    model: CroplandModel | None = None,
+    progress: ProgressCallback | None = None,
+) -> Assessment:
+    """Run every stage and return the tables and the audit record (see ``assess``)."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if isinstance(parcels, gpd.GeoDataFrame):
+        table, parcels_source = validate_parcels(parcels), None
+    else:
+        table, parcels_source = read_parcels(parcels, crs=parcels_crs), Path(parcels)
+    stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
+    if not stack.scenes:
+        raise ImageryError(f"no imagery in {stack.source} for season {season}")
+    timings["open"] = time.perf_counter() - started
+
+    model = model or PhenologyRule(cfg.cropland_rule)
+    local = table.to_crs(stack.crs) if table.crs != stack.crs else table
+    geoms = local.geometry.to_numpy()
+    tick = time.perf_counter()
+    measurements, outside = measure_parcels(geoms, stack, cfg, model, progress)
+    timings["measure"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    reasons = [list(r) for r in table["reasons"]]
+    for i in np.flatnonzero(outside):
+        reasons[i].append("OUTSIDE_IMAGERY")
+    for i in np.flatnonzero(~outside & (measurements.inside_share < 0.999)):
+        reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
+    assessable = np.array([not _has_error(r) for r in reasons])
+    signals, signal_reasons = derive_signals(
+        measurements, table["declared_crop"].to_numpy(), assessable, cfg
+    )
+    frame = pd.concat([table.drop(columns=["reasons", "geometry"]).reset_index(drop=True), signals], axis=1)
+    frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
+    credit = assign_limits(frame, cfg)
+    credit["model_version"] = model.name
+    credit["config_hash"] = cfg.config_hash()
+    result = gpd.GeoDataFrame(
+        credit.drop(columns=["reasons", "priced_crop"]), geometry=table.geometry.to_numpy(), crs=table.crs
+    )
+    result = result[_column_order(result)]
+    borrowers = aggregate_borrowers(result, cfg)
+    timings["credit"] = time.perf_counter() - tick
+    timings["total"] = time.perf_counter() - started
+    record = build_run_record(
+        parcels_source, stack, cfg, model.name, result, borrowers, measurements.dates, timings
+    )
+    return Assessment(result, borrowers, record, stack)
+
+
+def measure_parcels(
+    geoms: np.ndarray,
+    imagery: Imagery,
+    config: Config,
+    model: CroplandModel,
+    progress: ProgressCallback | None = None,
+) -> tuple[ParcelMeasurements, np.ndarray]:
+    """Zonal statistics of every parcel, window by window.
+
+    Args:
+        geoms: parcel polygons in the imagery CRS (None where unusable).
+        imagery: the season to read.
+        config: run configuration.
+        model: the cropland model.
+        progress: called with (windows done, windows total).
+
+    Returns:
+        The measurements and a mask of parcels wholly outside the imagery.
+    """
+    n, t = len(geoms), len(imagery.scenes)
+    dates = tuple(scene.acquired.date() for scene in imagery.scenes)
+    cell_area = abs(imagery.transform.a * imagery.transform.e)
+    area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
+    per_date = {name: np.full((n, t), np.nan) for name in ("clear", "ndvi", "std", "crop", "ndmi")}
+    per_parcel = {name: np.full(n, np.nan) for name in ("inside", "frac", "low", "high")}
+    read_error = np.zeros(n, dtype=bool)
+
+    windows = plan_windows(geoms, imagery, config.imagery.chunk_px)
+    for done, (window, members) in enumerate(windows, start=1):
+        cube = read_window(imagery, window, READ_BANDS, config.imagery.clear_scl_classes)
+        indices = spectral_indices(cube)
+        probability = model.predict_proba(cube, indices)
+        coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
+        ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
+        crop_ndvi = np.where(probability[None] >= CROPLAND_CUT, indices["ndvi"], np.nan)
+        per_date["clear"][members] = ndvi["valid_fraction"]
+        per_date["ndvi"][members] = ndvi["mean"]
+        per_date["std"][members] = ndvi["std"]
+        per_date["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
+        per_date["ndmi"][members] = zonal_stats(coverage, indices["ndmi"], cell_area=cell_area, percentiles=())["mean"]
+        inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
+        per_parcel["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
+        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds)
+        for name, values in zip(("frac", "low", "high"), fractions):
+            per_parcel[name][members] = values
+        read_error[members] |= bool(cube.read_errors)
+        if progress is not None:
+            progress(done, len(windows))
+
+    inside = np.nan_to_num(per_parcel["inside"], nan=0.0)
+    outside = (inside <= 0.0) & ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    measurements = ParcelMeasurements(
+        dates=dates,
+        polygon_area_ha=area_m2 / M2_PER_HA,
+        inside_share=np.clip(inside, 0.0, 1.0),
+        clear_share=per_date["clear"],
+        ndvi_mean=per_date["ndvi"],
+        ndvi_std=per_date["std"],
+        crop_ndvi_mean=per_date["crop"],
+        ndmi_mean=per_date["ndmi"],
+        cultivated_fraction=per_parcel["frac"],
+        cultivated_fraction_low=per_parcel["low"],
+        cultivated_fraction_high=per_parcel["high"],
+        read_error=read_error,
+    )
+    return measurements, outside
+
+
+def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tuple[Window, np.ndarray]]:
+    """Group parcels by the chunk their centre falls in; one window per group.
+
+    Each window is the union of its parcels' pixel bounding boxes, clipped to the grid, so a
+    parcel always lies whole in its window and nothing outside the parcels is read.
+    """
+    height, width = imagery.shape
+    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    index = np.flatnonzero(usable)
+    if index.size == 0:
+        return []
+    bounds = shapely.bounds(geoms[index])
+    inverse = ~imagery.transform
+    cols_a, rows_a = inverse * (bounds[:, 0], bounds[:, 1])
+    cols_b, rows_b = inverse * (bounds[:, 2], bounds[:, 3])
+    row0 = np.floor(np.minimum(rows_a, rows_b)).astype(np.int64)
+    row1 = np.ceil(np.maximum(rows_a, rows_b)).astype(np.int64)
+    col0 = np.floor(np.minimum(cols_a, cols_b)).astype(np.int64)
+    col1 = np.ceil(np.maximum(cols_a, cols_b)).astype(np.int64)
+    overlaps = (row1 > 0) & (row0 < height) & (col1 > 0) & (col0 < width)
+    index, row0, row1, col0, col1 = (a[overlaps] for a in (index, row0, row1, col0, col1))
+    key = ((row0 + row1) // 2 // chunk_px) * (width // chunk_px + 2) + (col0 + col1) // 2 // chunk_px
+    order = np.argsort(key, kind="stable")
+    windows = []
+    for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+        if group.size == 0:
+            continue
+        r0, c0 = max(int(row0[group].min()), 0), max(int(col0[group].min()), 0)
+        r1, c1 = min(int(row1[group].max()), height), min(int(col1[group].max()), width)
+        windows.append((Window(c0, r0, c1 - c0, r1 - r0), index[group]))
+    return windows
+
+
+def cultivated_fractions(
+    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cultivated share of each parcel: expected value and a (low, high) interval.
+
+    Cells are weighted by the square of their coverage fraction: a cell mostly inside the
+    parcel speaks for it, an edge cell is mostly the neighbour's land mixed in. The interval is
+    the weighted share of cells with p >= thresholds[1] (low) and p >= thresholds[0] (high),
+    widened if needed to contain the expected value.
+    """
+    p = probability[coverage.row, coverage.col].astype(np.float64)
+    known = np.isfinite(p)
+    weight = np.where(known, coverage.fraction**2, 0.0)
+    p = np.where(known, p, 0.0)
+    n = coverage.n_parcels
+    total = np.bincount(coverage.parcel, weight, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.bincount(coverage.parcel, weight * p, minlength=n) / total
+        low = np.bincount(coverage.parcel, weight * (p >= thresholds[1]), minlength=n) / total
+        high = np.bincount(coverage.parcel, weight * (p >= thresholds[0]), minlength=n) / total
+    return expected, np.fmin(low, expected), np.fmax(high, expected)
+
+
+def _has_error(codes: list[str]) -> bool:
+    return any(REASONS[c].effect == "error" for c in codes)
+
+
+def _column_order(frame: pd.DataFrame) -> list[str]:
+    first = [
+        "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "reason",
+        "declared_crop", "crop", "crop_confidence", "declared_area_ha", "polygon_area_ha",
+        "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction",
+    ]
+    rest = [c for c in frame.columns if c not in first and c != "geometry"]
+    return first + rest + ["geometry"]
