@@ -36,8 +36,8 @@ class ImageryConfig(_Frozen):
 class CroplandRuleConfig(_Frozen):
     """Parameters of the phenology rule that gives a per-pixel cropland probability."""
 
-    peak_mid: float = 0.55
-    amplitude_mid: float = 0.30
+    peak_mid: float = 0.42
+    amplitude_mid: float = 0.22
     minimum_max: float = 0.40
     scale: Annotated[float, Field(gt=0.0)] = 0.04
     min_clear_dates: Annotated[int, Field(ge=2)] = 3
@@ -46,8 +46,8 @@ class CroplandRuleConfig(_Frozen):
     @field_validator("interval_thresholds")
     @classmethod
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if value[0] >= value[1]:
-            raise ValueError("interval_thresholds must be [low, high] with low < high")
+        if not value[0] < 0.5 < value[1]:
+            raise ValueError("interval_thresholds must be [low, high] with low < 0.5 < high (0.5 is the estimate's cut)")
         return value
 
 
@@ -56,7 +56,7 @@ class AgronomyConfig(_Frozen):
 
     min_clear_observations: Annotated[int, Field(ge=1)] = 4
     min_peers: Annotated[int, Field(ge=1)] = 5
-    crop_min_confidence: Fraction = 0.5
+    crop_min_confidence: Fraction = 0.7
     min_cultivated_fraction: Fraction = 0.2
     template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
     yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25

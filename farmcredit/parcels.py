@@ -17,6 +17,8 @@ from pyogrio.errors import DataSourceError
 from farmcredit.errors import InputError
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha")
+# Shapefiles cut field names to 10 characters: accept the cut names too.
+_SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS}
 
 
 def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
@@ -59,6 +61,10 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``reasons``
     (list of codes) and the geometry, repaired where it was invalid.
     """
+    geometry_column = frame.geometry.name
+    frame = frame.rename(
+        columns=lambda c: c if c == geometry_column else _SHAPEFILE_NAMES.get(str(c).lower(), str(c).lower())
+    )
     if "parcel_id" not in frame.columns:
         raise InputError(
             f"{source} has no 'parcel_id' column (columns: {', '.join(map(str, frame.columns))})"

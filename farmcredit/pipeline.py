@@ -234,24 +234,30 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
 def cultivated_fractions(
     coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cultivated share of each parcel: expected value and a (low, high) interval.
+    """Cultivated share of each parcel: the estimate and a (low, high) interval.
 
-    Cells are weighted by the square of their coverage fraction: a cell mostly inside the
-    parcel speaks for it, an edge cell is mostly the neighbour's land mixed in. The interval is
-    the weighted share of cells with p >= thresholds[1] (low) and p >= thresholds[0] (high),
-    widened if needed to contain the expected value.
+    The estimate is the weighted share of cells the model calls cropland (p >= 0.5), cells
+    weighted by the square of their coverage fraction: a cell mostly inside the parcel speaks
+    for it, an edge cell is mostly the neighbour's land mixed in. The interval spans the same
+    share at the stricter cut thresholds[1] and the looser cut thresholds[0] (the model's
+    doubt) and the share with plain coverage weights (the doubt about mixed edge cells).
     """
     p = probability[coverage.row, coverage.col].astype(np.float64)
     known = np.isfinite(p)
-    weight = np.where(known, coverage.fraction**2, 0.0)
     p = np.where(known, p, 0.0)
-    n = coverage.n_parcels
-    total = np.bincount(coverage.parcel, weight, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        expected = np.bincount(coverage.parcel, weight * p, minlength=n) / total
-        low = np.bincount(coverage.parcel, weight * (p >= thresholds[1]), minlength=n) / total
-        high = np.bincount(coverage.parcel, weight * (p >= thresholds[0]), minlength=n) / total
-    return expected, np.fmin(low, expected), np.fmax(high, expected)
+
+    def share(cut: float, power: int) -> np.ndarray:
+        weight = np.where(known, coverage.fraction**power, 0.0)
+        n = coverage.n_parcels
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(coverage.parcel, weight * (p >= cut), minlength=n) / np.bincount(
+                coverage.parcel, weight, minlength=n
+            )
+
+    estimate, plain = share(CROPLAND_CUT, 2), share(CROPLAND_CUT, 1)
+    low = np.fmin(share(thresholds[1], 2), plain)
+    high = np.fmax(share(thresholds[0], 2), plain)
+    return estimate, low, high
 
 
 def _has_error(codes: list[str]) -> bool:

@@ -37,7 +37,7 @@ _REASONS = (
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
-    Reason("LIMIT_BELOW_MINIMUM", "decline", "The supported limit is below the smallest loan offered."),
+    Reason("LIMIT_BELOW_MINIMUM", "decline", "The borrower's supported limit is below the smallest loan offered."),
     Reason("LOW_HEALTH_VS_PEERS", "info", "The crop is less healthy than most similar parcels nearby."),
     Reason("PARTLY_CULTIVATED", "info", "Only part of the parcel is cultivated; the limit uses that part."),
     Reason("COST_CEILING", "info", "The limit is held to the production cost of the cultivated area."),

@@ -17,6 +17,8 @@ TEMPLATE_SIGMA = 0.05
 # A paddy at transplanting: LSWI (= NDMI here) + 0.05 >= NDVI (Xiao et al. 2005).
 FLOOD_MARGIN = 0.05
 FLOOD_PENALTY = 0.1
+# A parcel's NDVI curve may be a scaled copy of the template within these gains (weak crops).
+MIN_GAIN, MAX_GAIN = 0.5, 1.5
 
 
 def derive_signals(
@@ -114,7 +116,7 @@ def _phenology(
 def _classify_crops(
     ndvi: np.ndarray, ndmi: np.ndarray, dates: tuple, config: Config
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest crop template (NDVI RMSE, best shift) with a paddy-flooding check.
+    """Nearest crop template (shape misfit at the best shift) with a paddy-flooding check.
 
     Returns the crop name per parcel (``unknown`` with fewer than 3 observations) and a
     confidence in [0, 1] from a softmax over template misfits.
@@ -125,6 +127,8 @@ def _classify_crops(
     seen = np.isfinite(ndvi)
     low, high = agro.flood_window_doy
     in_window = (doy >= low) & (doy <= high)
+    # Flooding is judged only where a clear date falls in the transplanting window.
+    evidence = np.any(seen & in_window, axis=1)
     with np.errstate(invalid="ignore"):
         flooded = np.any(seen & in_window & (ndmi + FLOOD_MARGIN >= ndvi), axis=1)
     names = list(config.crops)
@@ -134,11 +138,8 @@ def _classify_crops(
         template = np.array(config.crops[name].ndvi_template, dtype=float)
         for shift in shifts:
             expected = np.interp(doy - shift, template[:, 0], template[:, 1])
-            with np.errstate(invalid="ignore"):
-                squared = np.where(seen, (ndvi - expected) ** 2, 0.0)
-            rmse = np.sqrt(squared.sum(axis=1) / np.maximum(seen.sum(axis=1), 1))
-            distance[:, k] = np.minimum(distance[:, k], rmse)
-        distance[:, k] += FLOOD_PENALTY * (flooded != config.crops[name].flooded)
+            distance[:, k] = np.minimum(distance[:, k], _shape_misfit(ndvi, seen, expected))
+        distance[:, k] += FLOOD_PENALTY * (evidence & (flooded != config.crops[name].flooded))
     logits = -0.5 * (distance / TEMPLATE_SIGMA) ** 2
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
@@ -148,6 +149,25 @@ def _classify_crops(
     crop = np.where(enough, np.array(names, dtype=object)[best], UNKNOWN)
     confidence = np.where(enough, probabilities[np.arange(n), best], np.nan)
     return crop, confidence
+
+
+def _shape_misfit(ndvi: np.ndarray, seen: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """RMSE of each parcel's NDVI to ``gain * template + offset`` fitted by least squares.
+
+    Comparing shapes, not levels, keeps a weak or patchy crop (low peak) recognisable; the gain
+    is held to [MIN_GAIN, MAX_GAIN] so a flat fallow curve cannot match a crop by flattening it.
+    """
+    count = np.maximum(seen.sum(axis=1), 1)
+    x = np.where(seen, template[None, :], 0.0)
+    y = np.where(seen, ndvi, 0.0)
+    x_mean, y_mean = x.sum(axis=1) / count, y.sum(axis=1) / count
+    xc = np.where(seen, x - x_mean[:, None], 0.0)
+    yc = np.where(seen, y - y_mean[:, None], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = np.clip((xc * yc).sum(axis=1) / (xc**2).sum(axis=1), MIN_GAIN, MAX_GAIN)
+    gain = np.nan_to_num(gain, nan=1.0)
+    residual = np.where(seen, yc - gain[:, None] * xc, 0.0)
+    return np.sqrt((residual**2).sum(axis=1) / count)
 
 
 def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:

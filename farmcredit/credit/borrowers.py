@@ -15,10 +15,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
 
     The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels
     give 0), capped at ``credit.borrower_cap``. Decision: ``refer`` if any parcel is referred,
-    else ``approve`` if any parcel is approved, else ``decline``. ``decided_by`` lists the
-    parcels whose decision is the borrower's.
+    else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
+    (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
+    else ``decline``. ``decided_by`` lists the parcels whose decision is the borrower's.
     """
-    cap = config.credit.borrower_cap
+    cap, minimum = config.credit.borrower_cap, config.credit.min_loan
     key = parcels["borrower_id"].where(parcels["borrower_id"].notna(), parcels["parcel_id"])
     rows = []
     geometries = []
@@ -29,6 +30,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         codes = [c for text in group["reason"] for c in text.split(";") if c]
         if total > cap:
             codes.append("BORROWER_CAP_REACHED")
+        if decision == "approve" and total < minimum:
+            decision, total = "decline", 0.0
+            codes.append("LIMIT_BELOW_MINIMUM")
         ranked = sorted(dict.fromkeys(codes), key=lambda c: EFFECT_RANK[REASONS[c].effect])
         rows.append(
             {
@@ -41,7 +45,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "expected_revenue": float(np.nansum(group["expected_revenue"])),
                 "loan_limit": min(total, cap),
                 "decision": decision,
-                "decided_by": ";".join(group.loc[group["decision"] == decision, "parcel_id"]),
+                "decided_by": ";".join(group.loc[group["decision"] == decision, "parcel_id"]) or "all",
                 "reason": ";".join(ranked),
                 "reason_text": explain(ranked),
             }

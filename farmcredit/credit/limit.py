@@ -120,13 +120,12 @@ def _limit(row: object, config: Config) -> tuple[float, str, list[str]]:
     if scaled > credit.parcel_cap:
         codes.append("CAP_REACHED")
     limit = math.floor(capped / credit.rounding_step) * credit.rounding_step
-    if limit < credit.min_loan:
-        codes.append("LIMIT_BELOW_MINIMUM")
     steps = (
         f"revenue_p10 = {area:.4f} ha x {row.yield_p10_t_ha:.3f} t/ha x {KG_PER_TONNE:.0f} kg/t x "
         f"{crop.price} {credit.currency}/kg ({row.priced_crop}) x haircut {credit.price_haircut} = {revenue_p10:.0f}; "
         f"capacity = advance {credit.advance_rate} x {revenue_p10:.0f} = {capacity:.0f}; "
-        f"cost ceiling = {crop.cost_per_ha} {credit.currency}/ha x {area:.4f} ha x {credit.cost_ceiling_factor} = {ceiling:.0f}; "
+        f"cost ceiling = {crop.cost_per_ha} {credit.currency}/ha x {area:.4f} ha"
+        f" x {credit.cost_ceiling_factor} = {ceiling:.0f}; "
         f"base = min = {base:.0f}; health factor {health_factor:.3f} (health {health:.1f}) -> {scaled:.0f}; "
         f"cap {credit.parcel_cap:.0f} -> {capped:.0f}; rounded down to {credit.rounding_step:.0f} -> {limit:.0f}"
     )

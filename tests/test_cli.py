@@ -1,0 +1,84 @@
+"""The CLI: exit codes and messages are part of the interface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "farmcredit", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_assess_writes_results_and_says_where(small_season, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "results written to" in done.stderr and str(out) in done.stderr.replace("\n", "")
+    assert (out / "results.gpkg").exists() and (out / "run.json").exists()
+
+
+def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:
+    bogus = tmp_path / "fields.geojson"
+    bogus.write_bytes(b"\x00\x01 definitely not a vector file")
+    done = _run("assess", str(bogus), "--imagery", str(small_season.imagery_dir), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert "fields.geojson" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--imagery", "{missing}"], "does not exist"),
+        (["--imagery", "{imagery}", "--season", "2024-13-01/2024-10-01"], "START/END"),
+        (["--imagery", "{imagery}", "--config", "{missing}"], "cannot read config"),
+    ],
+)
+def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, args: list[str], expected: str) -> None:
+    filled = [a.format(missing=tmp_path / "nowhere", imagery=small_season.imagery_dir) for a in args]
+    done = _run("assess", str(small_season.parcels_path), *filled, "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreadable_band_file_exits_2_naming_it(small_season, tmp_path: Path) -> None:
+    import shutil
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery)
+    band = sorted(imagery.glob("*/B04.tif"))[0]
+    band.write_bytes(b"garbage, not a GeoTIFF")
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(imagery), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert "B04.tif" in done.stderr
+
+
+def test_help_has_examples() -> None:
+    done = _run("assess", "--help")
+    assert done.returncode == 0 and "Examples:" in done.stdout
+
+
+def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    stack = shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif"
+    parcels = gpd.GeoDataFrame(
+        {"parcel_id": ["A", "B"], "borrower_id": ["X", "X"]},
+        geometry=[shapely.box(360000, 5350000, 360080, 5350060), shapely.box(361000, 5350500, 361050, 5350600)],
+        crs="EPSG:32633",
+    )
+    path = tmp_path / "fields.shp"
+    parcels.to_file(path)
+    layout = "2021-06-17:B04,B03,B02,B08;2021-09-25:B04,B03,B02,B08"
+    out = tmp_path / "o"
+    done = _run("assess", str(path), "--imagery", str(stack), "--bands", layout, "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    results = gpd.read_parquet(out / "results.parquet")
+    assert list(results["borrower_id"]) == ["X", "X"]  # the shapefile's cut name "borrower_i" is understood
+    assert results["ndvi_peak"].between(-1, 1).all()
+    assert (results["clear_observations"] == 2).all()
+    assert results["reason"].str.contains("FEW_CLEAR_OBSERVATIONS").all()

@@ -1,0 +1,127 @@
+"""The assess pipeline end to end on a small simulated season, including bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+
+from farmcredit.imagery import open_imagery
+from farmcredit.pipeline import assess, run_assessment
+
+REQUIRED_COLUMNS = [
+    "parcel_id", "borrower_id", "status", "reason", "declared_area_ha", "polygon_area_ha",
+    "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction",
+    "crop", "crop_confidence", "ndvi_peak", "ndvi_peak_date", "health_index", "health_reference",
+    "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha", "expected_revenue", "loan_limit",
+    "risk_grade", "decision", "model_version", "config_hash",
+]
+
+
+@pytest.fixture(scope="module")
+def baseline(small_season, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    results = assess(small_season.parcels_path, small_season.imagery_dir, out=out)
+    return results, out
+
+
+def test_every_parcel_gets_one_row_in_input_order(baseline, small_season) -> None:
+    results, _ = baseline
+    parcels = gpd.read_file(small_season.parcels_path)
+    assert list(results["parcel_id"]) == list(parcels["parcel_id"])
+    assert set(REQUIRED_COLUMNS) <= set(results.columns)
+    assert set(results["status"]) <= {"ok", "flagged", "error"}
+    assert set(results["decision"]) <= {"approve", "refer", "decline"}
+    assert (results["decision"] == "approve").any()
+    ok = results["status"] != "error"
+    columns = ("cultivated_area_low_ha", "cultivated_area_ha", "cultivated_area_high_ha")
+    low, mid, high = (results.loc[ok, c] for c in columns)
+    assert ((low <= mid + 1e-12) & (mid <= high + 1e-12)).all()
+
+
+def test_repaired_geometries_are_flagged_and_referred(baseline, small_season) -> None:
+    results, _ = baseline
+    truth = pd.read_csv(small_season.truth_path, dtype={"parcel_id": str})
+    broken = truth.loc[truth["broken_geometry"].astype(str).str.lower() == "true", "parcel_id"]
+    rows = results.set_index("parcel_id").loc[broken]
+    assert len(rows) and rows["reason"].str.contains("GEOMETRY_REPAIRED").all()
+    assert (rows["decision"] == "refer").all()
+
+
+def test_outputs_are_written_and_readable(baseline) -> None:
+    results, out = baseline
+    layers = dict(pyogrio.list_layers(out / "results.gpkg"))
+    assert set(layers) == {"parcels", "borrowers"}
+    with sqlite3.connect(out / "results.gpkg") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200  # GeoPackage 1.2
+    assert len(gpd.read_file(out / "results.gpkg", layer="parcels")) == len(results)
+    assert len(gpd.read_parquet(out / "results.parquet")) == len(results)
+    assert len(pd.read_csv(out / "results.csv")) == len(results)
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["hash"] == results["config_hash"].iloc[0]
+    assert len(record["inputs"]["parcels"]["sha256"]) == 64
+    assert record["inputs"]["imagery"]["scenes"] and record["code"]["farmcredit"]
+
+
+def test_same_inputs_give_the_same_results(baseline, small_season) -> None:
+    again = assess(small_season.parcels_path, small_season.imagery_dir)
+    pd.testing.assert_frame_equal(pd.DataFrame(baseline[0].drop(columns="geometry")),
+                                  pd.DataFrame(again.drop(columns="geometry")))
+
+
+def test_parcels_in_another_crs_give_the_same_results(baseline, small_season, tmp_path) -> None:
+    path = tmp_path / "parcels_3857.gpkg"
+    gpd.read_file(small_season.parcels_path).to_crs(3857).to_file(path)
+    other = assess(path, small_season.imagery_dir)
+    np.testing.assert_allclose(other["cultivated_area_ha"], baseline[0]["cultivated_area_ha"], rtol=1e-5, atol=1e-6)
+    assert list(other["decision"]) == list(baseline[0]["decision"])
+
+
+def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline, small_season) -> None:
+    parcels = gpd.read_file(small_season.parcels_path)
+    imagery = open_imagery(small_season.imagery_dir)
+    left, top = imagery.transform.c, imagery.transform.f
+    straddling = shapely.box(left - 30, top - 200, left + 50, top - 120)
+    far_away = shapely.box(left - 9000, top - 200, left - 8900, top - 100)
+    extra = gpd.GeoDataFrame({"parcel_id": ["EDGE", "AWAY"], "borrower_id": ["X", "Y"]},
+                             geometry=[straddling, far_away], crs=imagery.crs).to_crs(parcels.crs)
+    results = run_assessment(pd.concat([parcels, extra], ignore_index=True), imagery).parcels
+    edge, away = results.iloc[-2], results.iloc[-1]
+    assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"] and edge["decision"] == "refer"
+    assert edge["polygon_area_ha"] == pytest.approx(0.64)
+    assert away["status"] == "error" and away["reason"] == "OUTSIDE_IMAGERY" and away["loan_limit"] == 0
+    pd.testing.assert_series_equal(
+        results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
+    )
+
+
+def test_overcast_date_counts_as_no_observation(small_season) -> None:
+    imagery = open_imagery(small_season.imagery_dir)
+    overcast = [s for s in imagery.scenes if s.cloud_cover is not None and s.cloud_cover >= 99.9]
+    assert overcast, "the simulator writes at least one all-cloud date"
+    day = overcast[0].acquired.date()
+    results = assess(small_season.parcels_path, small_season.imagery_dir, season=(day, day))
+    usable = results["status"] != "error"
+    assert (results.loc[usable, "clear_observations"] == 0).all()
+    assert results.loc[usable, "reason"].str.contains("NO_CLEAR_OBSERVATIONS").all()
+    assert (results["decision"] != "approve").all()
+
+
+def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tmp_path) -> None:
+    imagery_dir = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery_dir)
+    band = sorted(imagery_dir.glob("*/B08.tif"))[2]
+    data = band.read_bytes()
+    band.write_bytes(data[: len(data) * 2 // 3])
+    results = assess(small_season.parcels_path, imagery_dir)
+    assert len(results) == small_season.n_parcels
+    assert results["reason"].str.contains("IMAGERY_READ_ERROR").any()
+    assert (results["decision"] == "approve").any()

@@ -1,0 +1,52 @@
+"""Real Sentinel-2 data from ../shared/data through the same code paths users run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from farmcredit.zonal import coverage_fractions, zonal_stats
+
+
+def _slovenia_ndvi(shared_data: Path, tmp_path: Path) -> tuple[Path, np.ndarray, Affine]:
+    """The first NDVI date of the eo-learn patch as a GeoTIFF on its real EPSG:32633 grid."""
+    folder = shared_data / "s2" / "eolearn-slovenia"
+    ndvi = np.load(folder / "NDVI.npy")[0, :, :, 0].astype(np.float32)
+    ring = np.array(json.loads((folder / "bbox.geojson").read_text())["coordinates"][0])
+    west, south, east, north = ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max()
+    transform = Affine((east - west) / ndvi.shape[1], 0, west, 0, -(north - south) / ndvi.shape[0], north)
+    path = tmp_path / "ndvi.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=ndvi.shape[1], height=ndvi.shape[0], count=1,
+                       dtype="float32", crs="EPSG:32633", transform=transform, nodata=np.nan) as dst:
+        dst.write(ndvi, 1)
+    return path, ndvi, transform
+
+
+def test_slovenia_lulc_parcel_means_match_exactextract(shared_data: Path, tmp_path: Path) -> None:
+    exactextract = pytest.importorskip("exactextract")
+    raster, ndvi, transform = _slovenia_ndvi(shared_data, tmp_path)
+    parcels = gpd.read_file(shared_data / "s2" / "eolearn-slovenia" / "LULC.gpkg")
+    coverage = coverage_fractions(parcels.geometry.to_numpy(), transform, ndvi.shape)
+    ours = zonal_stats(coverage, ndvi, cell_area=abs(transform.a * transform.e), percentiles=())
+    theirs = exactextract.exact_extract(str(raster), parcels, ["mean", "count"], output="pandas")
+    has_cells = theirs["count"].to_numpy() > 0
+    assert has_cells.sum() > 50
+    np.testing.assert_allclose(ours["mean"][has_cells], theirs["mean"].to_numpy()[has_cells], rtol=1e-6)
+    np.testing.assert_allclose(ours["count"][has_cells], theirs["count"].to_numpy()[has_cells], rtol=1e-6)
+
+
+def test_slovenia_land_use_classes_have_sane_summer_ndvi(shared_data: Path, tmp_path: Path) -> None:
+    _, ndvi, transform = _slovenia_ndvi(shared_data, tmp_path)
+    parcels = gpd.read_file(shared_data / "s2" / "eolearn-slovenia" / "LULC.gpkg")
+    coverage = coverage_fractions(parcels.geometry.to_numpy(), transform, ndvi.shape)
+    parcels["ndvi"] = zonal_stats(coverage, ndvi, cell_area=100.0, percentiles=())["mean"]
+    by_class = parcels.groupby("LULC_NAME")["ndvi"].median()
+    for vegetated in ("grassland", "forest"):
+        assert 0.5 <= by_class[vegetated] <= 0.95, by_class.to_dict()
+    assert by_class["artificial surface"] < by_class["grassland"], by_class.to_dict()
