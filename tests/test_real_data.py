@@ -50,3 +50,25 @@ def test_slovenia_land_use_classes_have_sane_summer_ndvi(shared_data: Path, tmp_
     for vegetated in ("grassland", "forest"):
         assert 0.5 <= by_class[vegetated] <= 0.95, by_class.to_dict()
     assert by_class["artificial surface"] < by_class["grassland"], by_class.to_dict()
+
+
+def test_ftw_austria_parcels_over_river_and_field_have_sane_ndvi(shared_data: Path) -> None:
+    from datetime import date
+
+    import shapely
+
+    from farmcredit.imagery import open_imagery
+    from farmcredit.pipeline import run_assessment
+
+    early, late = date(2021, 6, 17), date(2021, 9, 25)
+    layout = [(day, band) for day in (early, late) for band in ("B04", "B03", "B02", "B08")]
+    imagery = open_imagery(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif", band_layout=layout)
+    # Seen on the true-colour image: the Inn river, and a crop field north of it.
+    river = shapely.box(360970, 5349170, 361030, 5349230)
+    field = shapely.box(361480, 5351180, 361520, 5351220)
+    parcels = gpd.GeoDataFrame({"parcel_id": ["river", "field"]}, geometry=[river, field], crs=imagery.crs)
+    results = run_assessment(parcels, imagery).parcels.set_index("parcel_id")
+    assert results.loc["river", "ndvi_peak"] < 0
+    assert 0.5 <= results.loc["field", "ndvi_peak"] <= 0.95
+    assert (results["clear_observations"] == 2).all()
+    assert results["polygon_area_ha"].tolist() == pytest.approx([0.36, 0.16])
