@@ -47,7 +47,7 @@ class CroplandRuleConfig(_Frozen):
     @classmethod
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not value[0] < 0.5 < value[1]:
-            raise ValueError("interval_thresholds must be [low, high] with low < 0.5 < high (0.5 is the estimate's cut)")
+            raise ValueError("interval_thresholds must be [low, high] with low < 0.5 < high (0.5 cuts the estimate)")
         return value
 
 
