@@ -88,16 +88,19 @@ def mixed_parcels(rng: np.random.Generator, n: int, margin: float = 0.0) -> list
     return parcels
 
 
+def assert_matches_shapely(parcels: list, transform: Affine) -> Coverage:
+    """Check every cell's fraction against shapely's intersection area; return the coverage."""
+    cov = coverage_fractions(parcels, transform, (HEIGHT, WIDTH))
+    np.testing.assert_allclose(
+        to_dense(cov, (HEIGHT, WIDTH)), shapely_fractions(parcels, transform, (HEIGHT, WIDTH)), rtol=0, atol=1e-9
+    )
+    return cov
+
+
 def test_fractions_match_shapely_cell_by_cell() -> None:
     rng = np.random.default_rng(1)
     parcels = [p for p in mixed_parcels(rng, 120) if p.is_valid]
-    cov = coverage_fractions(parcels, NORTH_UP, (HEIGHT, WIDTH))
-    np.testing.assert_allclose(
-        to_dense(cov, (HEIGHT, WIDTH)),
-        shapely_fractions(parcels, NORTH_UP, (HEIGHT, WIDTH)),
-        rtol=0,
-        atol=1e-9,
-    )
+    assert_matches_shapely(parcels, NORTH_UP)
 
 
 def test_coverage_is_sorted_and_in_range() -> None:
@@ -124,13 +127,7 @@ def test_parcels_partly_and_wholly_outside_keep_only_inside_cells() -> None:
     parcels = [p for p in mixed_parcels(rng, 150, margin=150) if p.is_valid]
     parcels.append(shapely.box(X0 - 1000, Y0 - 1000, X0 - 500, Y0 - 500))
     parcels.append(shapely.box(X0 - 50, Y0 - 50, X0 + 1000, Y0 + 1000))  # covers the raster
-    cov = coverage_fractions(parcels, NORTH_UP, (HEIGHT, WIDTH))
-    np.testing.assert_allclose(
-        to_dense(cov, (HEIGHT, WIDTH)),
-        shapely_fractions(parcels, NORTH_UP, (HEIGHT, WIDTH)),
-        rtol=0,
-        atol=1e-9,
-    )
+    cov = assert_matches_shapely(parcels, NORTH_UP)
     assert not np.any(cov.parcel == len(parcels) - 2)
     assert np.sum(cov.parcel == len(parcels) - 1) == HEIGHT * WIDTH
 
@@ -148,13 +145,7 @@ def test_vertices_and_edges_on_grid_lines() -> None:
         ),
         shapely.box(X0, Y0, X0 + WIDTH * PIXEL, Y0 + HEIGHT * PIXEL),  # the raster itself
     ]
-    cov = coverage_fractions(on_grid, NORTH_UP, (HEIGHT, WIDTH))
-    np.testing.assert_allclose(
-        to_dense(cov, (HEIGHT, WIDTH)),
-        shapely_fractions(on_grid, NORTH_UP, (HEIGHT, WIDTH)),
-        rtol=0,
-        atol=1e-9,  # shapely works in world coordinates and is the less exact one here
-    )
+    cov = assert_matches_shapely(on_grid, NORTH_UP)
     assert np.sum(cov.parcel == 3) == 1
     assert np.all(cov.fraction[cov.parcel == 5] == 1.0)
 
@@ -164,25 +155,13 @@ def test_vertices_and_edges_on_grid_lines() -> None:
 )
 def test_pixel_height_sign(transform: Affine) -> None:
     parcels = [p for p in mixed_parcels(np.random.default_rng(5), 40, margin=50) if p.is_valid]
-    cov = coverage_fractions(parcels, transform, (HEIGHT, WIDTH))
-    np.testing.assert_allclose(
-        to_dense(cov, (HEIGHT, WIDTH)),
-        shapely_fractions(parcels, transform, (HEIGHT, WIDTH)),
-        rtol=0,
-        atol=1e-9,
-    )
+    assert_matches_shapely(parcels, transform)
 
 
 def test_non_square_pixels_and_mirrored_columns() -> None:
     transform = Affine(-7.5, 0, X0 + WIDTH * 7.5, 0, -12.0, Y0 + HEIGHT * 12.0)
     parcels = [p for p in mixed_parcels(np.random.default_rng(6), 40) if p.is_valid]
-    cov = coverage_fractions(parcels, transform, (HEIGHT, WIDTH))
-    np.testing.assert_allclose(
-        to_dense(cov, (HEIGHT, WIDTH)),
-        shapely_fractions(parcels, transform, (HEIGHT, WIDTH)),
-        rtol=0,
-        atol=1e-9,
-    )
+    assert_matches_shapely(parcels, transform)
 
 
 def test_none_empty_and_non_polygons_get_no_cells() -> None:
