@@ -106,7 +106,8 @@ def run_assessment(
     reasons = [list(r) for r in table["reasons"]]
     for i in np.flatnonzero(outside):
         reasons[i].append("OUTSIDE_IMAGERY")
-    for i in np.flatnonzero(~outside & (measurements.inside_share < 0.999)):
+    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    for i in np.flatnonzero(usable & ~outside & (measurements.inside_share < 0.999)):
         reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
     signals, signal_reasons = derive_signals(

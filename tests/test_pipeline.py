@@ -125,3 +125,20 @@ def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tm
     assert len(results) == small_season.n_parcels
     assert results["reason"].str.contains("IMAGERY_READ_ERROR").any()
     assert (results["decision"] == "approve").any()
+
+
+def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_season, tmp_path) -> None:
+    parcels = gpd.read_file(small_season.parcels_path).head(10)
+    extra = gpd.GeoDataFrame(
+        {"parcel_id": ["POINT", "NOTHING", None], "borrower_id": ["Z", "Z", "Z"]},
+        geometry=[shapely.Point(parcels.geometry.iloc[0].centroid), None, parcels.geometry.iloc[1]],
+        crs=parcels.crs,
+    )
+    path = tmp_path / "parcels.gpkg"
+    pd.concat([parcels, extra], ignore_index=True).to_file(path)
+    results = assess(path, small_season.imagery_dir, out=tmp_path / "out").set_index("parcel_id")
+    assert results.loc["POINT", "reason"] == "NOT_A_POLYGON"
+    assert results.loc["NOTHING", "reason"] == "EMPTY_GEOMETRY"
+    assert results.loc["row-13", "reason"] == "MISSING_PARCEL_ID"
+    assert (results.loc[["POINT", "NOTHING", "row-13"], "status"] == "error").all()
+    assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
