@@ -142,3 +142,16 @@ def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_seaso
     assert results.loc["row-13", "reason"] == "MISSING_PARCEL_ID"
     assert (results.loc[["POINT", "NOTHING", "row-13"], "status"] == "error").all()
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
+
+
+def test_only_windows_around_the_parcels_are_read(small_season) -> None:
+    from farmcredit.pipeline import plan_windows
+
+    imagery = open_imagery(small_season.imagery_dir)
+    left, top = imagery.transform.c, imagery.transform.f
+    corners = [shapely.box(left + 15, top - 45, left + 45, top - 15),
+               shapely.box(left + 905, top - 945, left + 935, top - 915)]
+    windows = plan_windows(np.array(corners, dtype=object), imagery, chunk_px=32)
+    assert len(windows) == 2
+    assert all(w.width <= 4 and w.height <= 4 for w, _ in windows)
+    assert sum(w.width * w.height for w, _ in windows) < 0.01 * imagery.shape[0] * imagery.shape[1]
