@@ -57,7 +57,7 @@ def build_run_record(
     parcels_source: Path | None,
     imagery: Imagery,
     config: Config,
-    model_name: str,
+    models: dict,
     parcels: pd.DataFrame,
     borrowers: pd.DataFrame,
     dates: Sequence[date],
@@ -82,7 +82,7 @@ def build_run_record(
             "imagery": {"source": imagery.source, "crs": imagery.crs.to_string(), "scenes": scenes},
         },
         "season_dates": [d.isoformat() for d in dates],
-        "model": {"cropland": model_name},
+        "models": models,
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {
             "parcels": len(parcels),

@@ -64,13 +64,19 @@ class AgronomyConfig(_Frozen):
 
 
 class CropConfig(_Frozen):
-    """One crop: its typical NDVI season, yield curve, price (CNY/kg) and cost (CNY/ha)."""
+    """One crop: its typical NDVI season, yield curve, price (CNY/kg) and costs (CNY/ha).
+
+    ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
+    ``other_cost_per_ha`` the part the farmer pays from the harvest besides the loan (land rent,
+    hired labour), subtracted from the revenue to give the repayment capacity.
+    """
 
     ndvi_template: tuple[tuple[float, float], ...]
     flooded: bool = False
     yield_curve: tuple[tuple[float, NonNegative], ...]
     price: Annotated[float, Field(gt=0.0)]
     cost_per_ha: NonNegative
+    other_cost_per_ha: NonNegative = 0.0
 
     @field_validator("ndvi_template", "yield_curve")
     @classmethod
@@ -90,6 +96,28 @@ class CropConfig(_Frozen):
         return points
 
 
+class GradeBand(_Frozen):
+    """A risk grade: probabilities of default up to ``max_pd`` get it; it scales the limit."""
+
+    grade: str
+    max_pd: Fraction
+    multiplier: Fraction
+
+
+class CropOverride(_Frozen):
+    """Regional values of a crop's price and costs; unset keys keep the crop's defaults."""
+
+    price: Annotated[float, Field(gt=0.0)] | None = None
+    cost_per_ha: NonNegative | None = None
+    other_cost_per_ha: NonNegative | None = None
+
+
+class RegionConfig(_Frozen):
+    """Overrides for parcels whose ``region`` column names this region."""
+
+    crops: dict[str, CropOverride] = {}
+
+
 class CreditConfig(_Frozen):
     """Loan-limit policy: rates, ceilings, caps and decision thresholds (money in `currency`)."""
 
@@ -103,7 +131,15 @@ class CreditConfig(_Frozen):
     min_loan: NonNegative = 1000
     declared_area_band: tuple[NonNegative, NonNegative] = (0.8, 1.2)
     low_health_index: Annotated[float, Field(ge=0.0, le=100.0)] = 25
-    health_floor_factor: Fraction = 0.7
+    overlap_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    max_reasons: Annotated[int, Field(ge=1, le=10)] = 4
+    grades: tuple[GradeBand, ...] = (
+        GradeBand(grade="A", max_pd=0.03, multiplier=1.0),
+        GradeBand(grade="B", max_pd=0.06, multiplier=0.9),
+        GradeBand(grade="C", max_pd=0.10, multiplier=0.75),
+        GradeBand(grade="D", max_pd=0.20, multiplier=0.5),
+        GradeBand(grade="E", max_pd=1.0, multiplier=0.0),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CreditConfig:
@@ -112,6 +148,11 @@ class CreditConfig(_Frozen):
             raise ValueError("declared_area_band must be [low, high] with low < 1 < high")
         if self.parcel_cap > self.borrower_cap:
             raise ValueError("parcel_cap must not exceed borrower_cap")
+        bounds = [band.max_pd for band in self.grades]
+        factors = [band.multiplier for band in self.grades]
+        # Worse grades must never lend more: that is what keeps the limit monotonic.
+        if not bounds or bounds != sorted(bounds) or bounds[-1] < 1.0 or factors != sorted(factors, reverse=True):
+            raise ValueError("grades: max_pd must rise to 1.0 and multiplier must not rise from grade to grade")
         return self
 
 
@@ -123,6 +164,24 @@ class Config(_Frozen):
     agronomy: AgronomyConfig = AgronomyConfig()
     crops: dict[str, CropConfig]
     credit: CreditConfig = CreditConfig()
+    regions: dict[str, RegionConfig] = {}
+
+    @model_validator(mode="after")
+    def _regions_name_known_crops(self) -> Config:
+        for region, overrides in self.regions.items():
+            unknown = sorted(set(overrides.crops) - set(self.crops))
+            if unknown:
+                raise ValueError(f"regions.{region}.crops: unknown crop(s) {', '.join(unknown)}; known: "
+                                 f"{', '.join(self.crops)}")
+        return self
+
+    def crop(self, name: str, region: str | None = None) -> CropConfig | None:
+        """The crop's settings with the region's overrides applied; None for an unknown crop."""
+        base = self.crops.get(name)
+        override = self.regions[region].crops.get(name) if base and region in self.regions else None
+        if override is None:
+            return base
+        return base.model_copy(update=override.model_dump(exclude_none=True))
 
     def config_hash(self) -> str:
         """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.audit import build_run_record
 from farmcredit.config import Config, load_config
-from farmcredit.credit import aggregate_borrowers, assign_limits
+from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.parcels import read_parcels, validate_parcels
@@ -54,6 +54,7 @@ def assess(
     out: str | Path | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
+    risk_model: str | Path | RiskModel | None = None,
 ) -> gpd.GeoDataFrame:
     """Assess parcels against a season of imagery; optionally write every output to ``out``.
 
@@ -64,7 +65,9 @@ def assess(
     Returns:
         One row per input parcel, in input order, with every per-parcel column.
     """
-    result = run_assessment(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs)
+    result = run_assessment(
+        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, risk_model=risk_model
+    )
     if out is not None:
         from farmcredit.outputs import write_outputs
 
@@ -80,12 +83,14 @@ def run_assessment(
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
     model: CroplandModel | None = None,
+    risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
 ) -> Assessment:
     """Run every stage and return the tables and the audit record (see ``assess``)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     cfg = config if isinstance(config, Config) else load_config(config)
+    risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     if isinstance(parcels, gpd.GeoDataFrame):
         table, parcels_source = validate_parcels(parcels), None
     else:
@@ -115,8 +120,10 @@ def run_assessment(
     )
     frame = pd.concat([table.drop(columns=["reasons", "geometry"]).reset_index(drop=True), signals], axis=1)
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
-    credit = assign_limits(frame, cfg)
+    overlaps = find_overlaps(geoms, table["borrower_id"].to_numpy(), cfg.credit.overlap_share)
+    credit = assign_limits(frame, cfg, risk, overlaps)
     credit["model_version"] = model.name
+    credit["risk_model_hash"] = risk.model_hash
     credit["config_hash"] = cfg.config_hash()
     result = gpd.GeoDataFrame(
         credit.drop(columns=["reasons", "priced_crop"]), geometry=table.geometry.to_numpy(), crs=table.crs
@@ -126,7 +133,8 @@ def run_assessment(
     timings["credit"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
     record = build_run_record(
-        parcels_source, stack, cfg, model.name, result, borrowers, measurements.dates, timings
+        parcels_source, stack, cfg, {"cropland": model.name, "risk": risk.describe()}, result, borrowers,
+        measurements.dates, timings,
     )
     return Assessment(result, borrowers, record, stack)
 

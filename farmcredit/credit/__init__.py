@@ -1,6 +1,15 @@
-"""Credit v1: loan limit per parcel with its arithmetic, decisions, reasons, borrower totals."""
+"""Credit: loan limits with their arithmetic, risk grades, decisions, reasons, borrower totals."""
 
 from farmcredit.credit.borrowers import aggregate_borrowers
 from farmcredit.credit.limit import assign_limits
+from farmcredit.credit.overlap import find_overlaps
+from farmcredit.credit.risk import MonotonicScorecard, RiskModel, load_risk_model
 
-__all__ = ["aggregate_borrowers", "assign_limits"]
+__all__ = [
+    "MonotonicScorecard",
+    "RiskModel",
+    "aggregate_borrowers",
+    "assign_limits",
+    "find_overlaps",
+    "load_risk_model",
+]

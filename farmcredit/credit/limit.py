@@ -1,68 +1,97 @@
-"""Per-parcel loan limit: repayment capacity vs a cost ceiling, health-scaled, capped, rounded.
+"""Per-parcel loan limit, risk grade, decision and ranked reasons.
 
-limit = floor_to_step(min(parcel_cap,
-            min(advance_rate * area * yield_p10 * price * haircut, cost_per_ha * area * factor)
-            * health_factor))
+limit = round_down(min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade)))
+repayment_capacity = area x yield_p10 x price x haircut - area x other_cost_per_ha
+cost ceiling       = cost_per_ha x area x cost_ceiling_factor
+grade              = the band of the risk model's probability of default (PD)
 
-Every input enters with a non-negative sign, so the limit never falls when cultivated area,
-yield or health rise; decisions only add reasons, they never lower a limit.
+Every term rises with cultivated area and yield, the PD never rises with area, yield, health or
+clear observations (by the scorecard's fixed signs), and worse grades never lend more, so the
+limit never falls when any of them rises. Reasons only refer or decline; they never change it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from farmcredit.agronomy.signals import FALLOW, UNKNOWN
-from farmcredit.config import Config
+from farmcredit.config import Config, GradeBand
+from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
 KG_PER_TONNE = 1000.0
 
 
-def assign_limits(parcels: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """Add the credit columns to a frame of per-parcel signals.
+@dataclass(frozen=True)
+class LimitArithmetic:
+    """The limit's steps (name, formula, value) and what each lowering code cost (currency)."""
 
-    Expects the columns of ``derive_signals`` plus ``declared_crop``, ``declared_area_ha`` and
-    ``reasons`` (list of codes per parcel). Returns a copy with ``expected_revenue``,
-    ``loan_limit``, ``limit_arithmetic``, ``risk_grade``, ``decision``, ``status``, ``reason``
-    (codes ranked by effect, ``;``-separated) and ``reason_text``.
+    steps: tuple[tuple[str, str, float], ...]
+    lowered_by: dict[str, float]
+
+    @property
+    def limit(self) -> float:
+        return self.steps[-1][2] if self.steps else 0.0
+
+    def text(self) -> str:
+        """One line a loan officer can follow."""
+        if not self.steps:
+            return "no limit: no cultivated area, crop or yield could be measured"
+        return "; ".join(f"{name} = {formula} = {value:,.0f}" for name, formula, value in self.steps)
+
+
+def assign_limits(
+    parcels: pd.DataFrame, config: Config, risk_model: RiskModel, overlaps: list[list[int]] | None = None
+) -> pd.DataFrame:
+    """Add PD, grade, limit, decision and reasons to a frame of per-parcel signals.
+
+    Args:
+        parcels: the columns of ``derive_signals`` plus ``parcel_id``, ``declared_crop``,
+            ``declared_area_ha``, ``reasons`` (codes so far) and optionally ``region``.
+        config: the run configuration.
+        risk_model: gives each parcel's probability of default.
+        overlaps: per parcel, the rows of other borrowers' parcels it overlaps.
+
+    Returns:
+        A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``,
+        ``limit_arithmetic``, ``expected_revenue``, ``decision``, ``status``, ``reason`` (the top
+        ``max_reasons`` codes, most serious and costliest first), ``reason_text`` and ``reason_all``.
     """
     credit = config.credit
     out = parcels.copy()
+    probability = risk_model.probability_of_default(out)
+    ids = out["parcel_id"].to_numpy()
+    regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
     rows = []
-    for row in out.itertuples(index=False):
-        codes = list(row.reasons) + _data_checks(row, config)
-        limit, steps, limit_codes = _limit(row, config)
-        codes += limit_codes
-        codes = _rank(codes)
-        effects = {REASONS[c].effect for c in codes}
-        if "error" in effects:
-            decision, status = "refer", "error"
-        elif "decline" in effects:
-            decision, status = "decline", "flagged"
-        elif "refer" in effects:
-            decision, status = "refer", "flagged"
-        else:
-            decision, status = "approve", "ok"
-        if decision == "decline" or status == "error":
-            limit = 0.0
-        crop = config.crops.get(row.priced_crop)
-        revenue = (
-            row.cultivated_area_ha * row.yield_p50_t_ha * KG_PER_TONNE * crop.price if crop else float("nan")
-        )
+    for k, row in enumerate(out.itertuples(index=False)):
+        crop = config.crop(row.priced_crop, regions[k])
+        band = _grade(probability[k], credit.grades)
+        arithmetic = _limit(row, crop, band, config)
+        codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
+        if overlaps and overlaps[k]:
+            codes.append("PARCEL_OVERLAP")
+        if band is not None and band.multiplier == 0.0:
+            codes.append("HIGH_RISK")
+        ranked = _rank(codes, arithmetic.lowered_by)
+        decision, status = _decide(ranked)
+        limit = arithmetic.limit if decision != "decline" and status != "error" else 0.0
         rows.append(
             {
-                "expected_revenue": revenue,
+                "probability_of_default": probability[k],
+                "risk_grade": band.grade if band is not None and status != "error" else "E",
                 "loan_limit": limit,
-                "limit_arithmetic": steps,
-                "risk_grade": _risk_grade(row, decision, status),
+                "limit_arithmetic": arithmetic.text(),
+                "expected_revenue": _expected_revenue(row, crop),
                 "decision": decision,
                 "status": status,
-                "reason": ";".join(codes),
-                "reason_text": explain(codes),
+                "reason": ";".join(ranked[: credit.max_reasons]),
+                "reason_text": explain(ranked[: credit.max_reasons]),
+                "reason_all": ";".join(ranked),
+                "overlaps_parcels": ";".join(str(ids[j]) for j in overlaps[k]) if overlaps else "",
             }
         )
     credit_columns = pd.DataFrame(rows, index=out.index)
@@ -81,8 +110,7 @@ def _data_checks(row: object, config: Config) -> list[str]:
             codes.append("AREA_OVERSTATED")
         elif declared < low * row.cultivated_area_low_ha:
             codes.append("AREA_UNDERSTATED")
-    said = row.declared_crop
-    seen = row.crop
+    said, seen = row.declared_crop, row.crop
     if (
         isinstance(said, str)
         and seen not in (FALLOW, UNKNOWN)
@@ -90,63 +118,77 @@ def _data_checks(row: object, config: Config) -> list[str]:
         and said != seen
     ):
         codes.append("CROP_MISMATCH")
-    if row.crop == FALLOW:
+    if seen == FALLOW:
         codes.append("NOT_CULTIVATED")
     elif row.cultivated_fraction < 0.9:
         codes.append("PARTLY_CULTIVATED")
+    if row.health_index < config.credit.low_health_index:
+        codes.append("LOW_HEALTH_VS_PEERS")
     return codes
 
 
-def _limit(row: object, config: Config) -> tuple[float, str, list[str]]:
-    """The limit (currency units), its arithmetic as text, and the codes that lowered it."""
+def _grade(probability: float, grades: tuple[GradeBand, ...]) -> GradeBand | None:
+    if not np.isfinite(probability):
+        return None
+    return next(band for band in grades if probability <= band.max_pd)
+
+
+def _limit(row: object, crop: object, band: GradeBand | None, config: Config) -> LimitArithmetic:
+    """The limit step by step, and the amount each lowering code took off."""
     credit = config.credit
-    crop = config.crops.get(row.priced_crop)
-    area = row.cultivated_area_ha
-    if crop is None or not (np.isfinite(area) and np.isfinite(row.yield_p10_t_ha)):
-        return 0.0, "no limit: no cultivated area, crop or yield could be measured", []
-    codes = []
-    revenue_p10 = area * row.yield_p10_t_ha * KG_PER_TONNE * crop.price * credit.price_haircut
-    capacity = credit.advance_rate * revenue_p10
+    area, y10 = row.cultivated_area_ha, row.yield_p10_t_ha
+    if crop is None or band is None or not (np.isfinite(area) and np.isfinite(y10)):
+        return LimitArithmetic((), {})
+    unit = credit.currency
+    revenue = area * y10 * KG_PER_TONNE * crop.price * credit.price_haircut
+    other = area * crop.other_cost_per_ha
+    capacity = credit.advance_rate * max(revenue - other, 0.0)
     ceiling = crop.cost_per_ha * area * credit.cost_ceiling_factor
     base = min(capacity, ceiling)
-    if ceiling < capacity:
-        codes.append("COST_CEILING")
-    health = row.health_index if np.isfinite(row.health_index) else 0.0
-    health_factor = credit.health_floor_factor + (1 - credit.health_floor_factor) * min(health / 50.0, 1.0)
-    if health < credit.low_health_index:
-        codes.append("LOW_HEALTH_VS_PEERS")
-    scaled = base * health_factor
-    capped = min(scaled, credit.parcel_cap)
-    if scaled > credit.parcel_cap:
-        codes.append("CAP_REACHED")
+    graded = base * band.multiplier
+    capped = min(graded, credit.parcel_cap)
     limit = math.floor(capped / credit.rounding_step) * credit.rounding_step
     steps = (
-        f"revenue_p10 = {area:.4f} ha x {row.yield_p10_t_ha:.3f} t/ha x {KG_PER_TONNE:.0f} kg/t x "
-        f"{crop.price} {credit.currency}/kg ({row.priced_crop}) x haircut {credit.price_haircut} = {revenue_p10:.0f}; "
-        f"capacity = advance {credit.advance_rate} x {revenue_p10:.0f} = {capacity:.0f}; "
-        f"cost ceiling = {crop.cost_per_ha} {credit.currency}/ha x {area:.4f} ha"
-        f" x {credit.cost_ceiling_factor} = {ceiling:.0f}; "
-        f"base = min = {base:.0f}; health factor {health_factor:.3f} (health {health:.1f}) -> {scaled:.0f}; "
-        f"cap {credit.parcel_cap:.0f} -> {capped:.0f}; rounded down to {credit.rounding_step:.0f} -> {limit:.0f}"
+        ("revenue_p10", f"{area:.4f} ha x {y10:.3f} t/ha x {crop.price} {unit}/kg ({row.priced_crop}) "
+                        f"x haircut {credit.price_haircut}", revenue),
+        ("repayment_capacity", f"advance {credit.advance_rate} x max(0, {revenue:,.0f} - {area:.4f} ha x "
+                               f"{crop.other_cost_per_ha:,.0f} {unit}/ha other costs)", capacity),
+        ("cost_ceiling", f"{crop.cost_per_ha:,.0f} {unit}/ha x {area:.4f} ha x {credit.cost_ceiling_factor}", ceiling),
+        ("base", f"min({capacity:,.0f}, {ceiling:,.0f})", base),
+        ("graded", f"{base:,.0f} x {band.multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
+        ("capped", f"min({graded:,.0f}, parcel cap {credit.parcel_cap:,.0f})", capped),
+        ("loan_limit", f"round down {capped:,.0f} to {credit.rounding_step:,.0f}", float(limit)),
     )
-    return float(limit), steps, codes
+    lowered = {}
+    if ceiling < capacity:
+        lowered["COST_CEILING"] = capacity - ceiling
+    if band.multiplier < 1.0 and base > 0:
+        lowered["RISK_GRADE"] = base - graded
+    if graded > credit.parcel_cap:
+        lowered["CAP_REACHED"] = graded - credit.parcel_cap
+    return LimitArithmetic(steps, lowered)
 
 
-def _rank(codes: list[str]) -> list[str]:
-    """Unique codes ordered by effect (error, decline, refer, info), first occurrence kept."""
+def _expected_revenue(row: object, crop: object) -> float:
+    """Median revenue (currency): cultivated area x yield p50 x reference price."""
+    if crop is None:
+        return float("nan")
+    return row.cultivated_area_ha * row.yield_p50_t_ha * KG_PER_TONNE * crop.price
+
+
+def _rank(codes: list[str], cost: dict[str, float]) -> list[str]:
+    """Unique codes, most serious effect first; within an effect, the costliest first."""
     unique = list(dict.fromkeys(codes))
-    return sorted(unique, key=lambda code: EFFECT_RANK[REASONS[code].effect])
+    return sorted(unique, key=lambda code: (EFFECT_RANK[REASONS[code].effect], -cost.get(code, 0.0)))
 
 
-def _risk_grade(row: object, decision: str, status: str) -> str:
-    """A-E: E for declined or unassessable; otherwise by health and observation depth."""
-    if decision == "decline" or status == "error":
-        return "E"
-    health = row.health_index if np.isfinite(row.health_index) else 0.0
-    if decision == "refer":
-        return "D"
-    if health >= 60:
-        return "A"
-    if health >= 40:
-        return "B"
-    return "C"
+def _decide(codes: list[str]) -> tuple[str, str]:
+    """(decision, status) from the most serious code."""
+    effects = {REASONS[c].effect for c in codes}
+    if "error" in effects:
+        return "refer", "error"
+    if "decline" in effects:
+        return "decline", "flagged"
+    if "refer" in effects:
+        return "refer", "flagged"
+    return "approve", "ok"

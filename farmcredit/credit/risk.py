@@ -1,0 +1,231 @@
+"""Probability of default: a monotonic logistic scorecard, calibrated out of time.
+
+The scorecard is a logistic regression on standardised agronomic features whose coefficient
+signs are fixed in advance (PD never rises with health, yield, clear observations, cultivated
+share or area; never falls with over-declaration or patchiness), fitted with bounds, then
+calibrated with isotonic regression on out-of-time predictions (each season predicted by a
+model fitted on earlier seasons). Isotonic maps are non-decreasing, so the calibrated PD keeps
+every sign. The fitted model is plain numbers, saved as JSON (never pickled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from farmcredit.errors import InputError
+
+# Feature name -> sign of its effect on the PD (-1: PD never rises as the feature rises).
+FEATURE_DIRECTIONS: dict[str, int] = {
+    "health_index": -1,
+    "yield_p10_t_ha": -1,
+    "clear_observations": -1,
+    "cultivated_fraction": -1,
+    "log_cultivated_area_ha": -1,
+    "declared_ratio": 1,
+    "ndvi_uniformity": 1,
+}
+# Columns of a results table the features are derived from.
+SOURCE_COLUMNS = (
+    "health_index", "yield_p10_t_ha", "clear_observations", "cultivated_fraction",
+    "cultivated_area_ha", "declared_area_ha", "ndvi_uniformity",
+)
+MAX_DECLARED_RATIO = 5.0
+
+
+def risk_features(table: pd.DataFrame) -> pd.DataFrame:
+    """Derive the scorecard's features from results-table columns (NaN where unknown)."""
+    area = pd.to_numeric(table["cultivated_area_ha"], errors="coerce")
+    declared = pd.to_numeric(table["declared_area_ha"], errors="coerce")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.clip(declared / area, 0.0, MAX_DECLARED_RATIO)
+    features = pd.DataFrame(
+        {
+            "health_index": table["health_index"],
+            "yield_p10_t_ha": table["yield_p10_t_ha"],
+            "clear_observations": table["clear_observations"],
+            "cultivated_fraction": table["cultivated_fraction"],
+            "log_cultivated_area_ha": np.log1p(area.clip(lower=0)),
+            # No declaration is neither honest nor inflated: treat it as matching.
+            "declared_ratio": ratio.where(declared.notna(), 1.0),
+            "ndvi_uniformity": table["ndvi_uniformity"],
+        },
+        index=table.index,
+    )
+    return features.apply(pd.to_numeric, errors="coerce").astype(float)
+
+
+class MonotonicScorecard(ClassifierMixin, BaseEstimator):
+    """Logistic scorecard with fixed coefficient signs and out-of-time isotonic calibration.
+
+    Args:
+        l2: ridge penalty on the standardised coefficients.
+        directions: feature -> +1 / -1, the allowed sign of each coefficient.
+
+    Example:
+        >>> model = MonotonicScorecard().fit(features, defaulted, seasons=season)  # doctest: +SKIP
+        >>> pd_ = model.predict_proba(risk_features(results))[:, 1]  # doctest: +SKIP
+    """
+
+    def __init__(self, l2: float = 1.0, directions: dict[str, int] | None = None) -> None:
+        self.l2 = l2
+        self.directions = directions
+
+    def fit(self, X: pd.DataFrame, y: Sequence[int], seasons: Sequence | None = None) -> MonotonicScorecard:
+        """Fit coefficients on all rows and the calibration on out-of-time predictions.
+
+        Args:
+            X: features (columns of ``directions``).
+            y: 1 for a loan that defaulted, else 0.
+            seasons: the season of each row; at least two distinct seasons.
+        """
+        directions = self.directions or FEATURE_DIRECTIONS
+        self.features_ = list(directions)
+        values = X[self.features_].to_numpy(dtype=float)
+        target = np.asarray(y, dtype=float)
+        self.classes_ = np.array([0, 1])
+        self.fill_ = np.nanmedian(values, axis=0)
+        filled = np.where(np.isnan(values), self.fill_, values)
+        self.center_ = filled.mean(axis=0)
+        self.scale_ = np.where(filled.std(axis=0) > 0, filled.std(axis=0), 1.0)
+        signs = np.array([directions[f] for f in self.features_])
+        standard = (filled - self.center_) / self.scale_
+        self.coef_, self.intercept_ = _fit_logistic(standard, target, signs, self.l2)
+
+        order = np.asarray(seasons) if seasons is not None else np.zeros(len(target))
+        periods = np.unique(order)
+        if periods.size < 2:
+            raise InputError("out-of-time calibration needs loans from at least two seasons")
+        scores, outcomes = [], []
+        for period in periods[1:]:
+            past, now = order < period, order == period
+            coef, intercept = _fit_logistic(standard[past], target[past], signs, self.l2)
+            scores.append(standard[now] @ coef + intercept)
+            outcomes.append(target[now])
+        oot_score, oot_outcome = np.concatenate(scores), np.concatenate(outcomes)
+        calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+        calibrator.fit(oot_score, oot_outcome)
+        self.calibration_x_ = calibrator.X_thresholds_
+        self.calibration_y_ = calibrator.y_thresholds_
+        oot_pd = np.interp(oot_score, self.calibration_x_, self.calibration_y_)
+        self.metrics_ = {
+            "out_of_time_rows": int(oot_outcome.size),
+            "out_of_time_auc": float(roc_auc_score(oot_outcome, oot_score)) if len(set(oot_outcome)) > 1 else None,
+            "out_of_time_brier": float(brier_score_loss(oot_outcome, oot_pd)),
+            "default_rate": float(target.mean()),
+            "rows": int(target.size),
+            "seasons": [str(p) for p in periods],
+        }
+        return self
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """The uncalibrated linear score (log-odds scale) of each row."""
+        values = X[self.features_].to_numpy(dtype=float)
+        filled = np.where(np.isnan(values), self.fill_, values)
+        return ((filled - self.center_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): column 1 is the probability of default."""
+        pd_ = np.interp(self.decision_function(X), self.calibration_x_, self.calibration_y_)
+        return np.column_stack([1.0 - pd_, pd_])
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each feature's share of the linear score (log-odds points): what raised the PD."""
+        values = X[self.features_].to_numpy(dtype=float)
+        filled = np.where(np.isnan(values), self.fill_, values)
+        return pd.DataFrame((filled - self.center_) / self.scale_ * self.coef_, columns=self.features_, index=X.index)
+
+    def to_dict(self, card: dict) -> dict:
+        """The fitted model and its card as plain JSON-ready numbers and text."""
+        model = {
+            "features": self.features_,
+            "directions": [FEATURE_DIRECTIONS.get(f, 0) if not self.directions else self.directions[f]
+                           for f in self.features_],
+            "fill": self.fill_.tolist(), "center": self.center_.tolist(), "scale": self.scale_.tolist(),
+            "coef": self.coef_.tolist(), "intercept": float(self.intercept_),
+            "calibration_x": self.calibration_x_.tolist(), "calibration_y": self.calibration_y_.tolist(),
+            "l2": self.l2,
+        }
+        return {"card": dict(card, metrics=self.metrics_), "model": model}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MonotonicScorecard:
+        """Rebuild a fitted scorecard from ``to_dict`` output."""
+        model = data["model"]
+        scorecard = cls(l2=model["l2"], directions=dict(zip(model["features"], model["directions"])))
+        scorecard.features_ = list(model["features"])
+        for name in ("fill", "center", "scale", "coef", "calibration_x", "calibration_y"):
+            setattr(scorecard, f"{name}_", np.asarray(model[name], dtype=float))
+        scorecard.intercept_ = float(model["intercept"])
+        scorecard.classes_ = np.array([0, 1])
+        scorecard.metrics_ = data["card"].get("metrics", {})
+        return scorecard
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, signs: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """Ridge logistic regression with each coefficient held to the sign in ``signs``."""
+    n, k = x.shape
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:k], theta[k]
+        z = x @ w + b
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        value = np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * (w @ w) / n
+        residual = (p - y) / n
+        return value, np.append(x.T @ residual + l2 * w / n, residual.sum())
+
+    bounds = [(None, 0.0) if s < 0 else (0.0, None) for s in signs] + [(None, None)]
+    start = np.zeros(k + 1)
+    start[k] = np.log(max(y.mean(), 1e-6) / max(1 - y.mean(), 1e-6))
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return result.x[:k], float(result.x[k])
+
+
+class RiskModel:
+    """A saved scorecard with its card and hash, as used by the credit stage."""
+
+    def __init__(self, data: dict, source: str) -> None:
+        self.card = data["card"]
+        self.scorecard = MonotonicScorecard.from_dict(data)
+        self.source = source
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        self.model_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def describe(self) -> dict:
+        """What the audit record says about this model."""
+        return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
+                "note": self.card.get("note"), "metrics": self.card.get("metrics")}
+
+    def probability_of_default(self, table: pd.DataFrame) -> np.ndarray:
+        """PD per row of a results table (NaN where no agronomic signal could be measured)."""
+        features = risk_features(table)
+        pd_ = self.scorecard.predict_proba(features)[:, 1]
+        return np.where(features[["health_index", "yield_p10_t_ha"]].isna().all(axis=1), np.nan, pd_)
+
+
+def load_risk_model(path: str | Path | None = None) -> RiskModel:
+    """Load a scorecard JSON (``farmcredit credit fit`` output); ``None`` loads the shipped default.
+
+    Raises:
+        InputError: the file is missing, not JSON, or not a farmcredit scorecard.
+    """
+    if path is None:
+        path = Path(__file__).with_name("default_risk_model.json")
+    try:
+        data = json.loads(Path(path).read_text())
+        if data["card"]["kind"] != "farmcredit-monotonic-scorecard":
+            raise KeyError("kind")
+        return RiskModel(data, str(path))
+    except OSError as exc:
+        raise InputError(f"cannot read risk model {path}: {exc.strerror}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a farmcredit risk model ({exc})") from exc

@@ -1,0 +1,98 @@
+"""The risk scorecard: fitting, monotonic signs, calibration, saving, and bad histories."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from farmcredit.credit import MonotonicScorecard, find_overlaps, load_risk_model
+from farmcredit.credit.history import fit_risk_model, read_history, write_risk_model
+from farmcredit.credit.portfolio import synthetic_history
+from farmcredit.credit.risk import FEATURE_DIRECTIONS, RiskModel, risk_features
+from farmcredit.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return synthetic_history(loans_per_season=600, seed=5)
+
+
+def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
+    model = MonotonicScorecard().fit(risk_features(history), history["defaulted"], seasons=history["season"])
+    assert model.metrics_["out_of_time_auc"] > 0.65
+    for name, coef in zip(model.features_, model.coef_):
+        assert coef * FEATURE_DIRECTIONS[name] >= 0, name
+    pd_ = model.predict_proba(risk_features(history))[:, 1]
+    assert ((pd_ >= 0) & (pd_ <= 1)).all()
+    # Calibrated: the mean predicted PD is close to the observed default rate.
+    assert abs(pd_.mean() - history["defaulted"].mean()) < 0.02
+
+
+def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
+    model = load_risk_model()
+    base = history.head(300).copy()
+    before = model.probability_of_default(base)
+    for column, step in (("health_index", 10.0), ("yield_p10_t_ha", 0.5), ("clear_observations", 2),
+                         ("cultivated_area_ha", 0.3)):
+        better = base.copy()
+        better[column] = better[column] + step
+        assert (model.probability_of_default(better) <= before + 1e-12).all(), column
+
+
+def test_saved_model_is_json_and_predicts_the_same(history, tmp_path: Path) -> None:
+    fitted = fit_risk_model(history, source="test history")
+    path = write_risk_model(fitted, tmp_path / "model.json")
+    reloaded = load_risk_model(path)
+    again = RiskModel(json.loads(path.read_text()), str(path))
+    np.testing.assert_array_equal(reloaded.probability_of_default(history), again.probability_of_default(history))
+    assert reloaded.model_hash == again.model_hash and reloaded.card["training_data"] == "test history"
+
+
+def test_default_model_says_it_is_synthetic() -> None:
+    model = load_risk_model()
+    assert "SYNTHETIC" in model.card["note"] and "synthetic" in model.card["training_data"]
+    assert model.card["metrics"]["out_of_time_auc"] > 0.65
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda t: t.drop(columns=["health_index"]), "lacks column"),
+        (lambda t: t.assign(yield_p10_t_ha=t["yield_p10_t_ha"].astype(object).where(t.index != 7, "lots")),
+         "non-numeric"),
+        (lambda t: t.assign(defaulted=0), "at least 20 defaulted"),
+        (lambda t: t.head(50), "at least 200"),
+        (lambda t: t.assign(outcome_date="2031-01-01"), "after 2026-01-01"),
+    ],
+)
+def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate, message: str) -> None:
+    path = tmp_path / "history.csv"
+    mutate(history).to_csv(path, index=False)
+    with pytest.raises(InputError, match=message):
+        read_history(path, as_of=date(2026, 1, 1))
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.json"
+    path.write_text('{"weights": [1, 2]}')
+    with pytest.raises(InputError, match="not a farmcredit risk model"):
+        load_risk_model(path)
+
+
+def test_overlaps_only_between_different_borrowers_above_the_share() -> None:
+    geoms = np.array([
+        shapely.box(0, 0, 100, 100),
+        shapely.box(50, 0, 150, 100),   # half of it on parcel 0, another borrower
+        shapely.box(0, 0, 100, 100),    # same land, same borrower as parcel 0
+        shapely.box(140, 0, 300, 100),  # 10% of parcel 1: under the 20% share
+        None,
+    ], dtype=object)
+    partners = find_overlaps(geoms, np.array(["A", "B", "A", "C", "D"], dtype=object), min_share=0.2)
+    assert partners[0] == [1] and sorted(partners[1]) == [0, 2]
+    assert partners[3] == [] and partners[4] == []
