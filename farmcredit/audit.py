@@ -1,19 +1,25 @@
-"""The run's audit record (``run.json``): inputs and their hashes, imagery, config, code, counts."""
+"""Audit: the run record (``run.json``) and one record per decision (``decisions.jsonl``)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import subprocess
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
 import farmcredit
 from farmcredit.config import Config
+from farmcredit.credit.risk import risk_features
 from farmcredit.imagery import Imagery
+from farmcredit.reasons import REASONS
 
 FULL_HASH_LIMIT = 64 * 1024 * 1024
 HEADER_BYTES = 1024 * 1024
@@ -93,3 +99,80 @@ def build_run_record(
         },
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+SIGNAL_COLUMNS = (
+    "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction", "crop",
+    "crop_confidence", "ndvi_peak", "ndvi_peak_date", "ndvi_integral", "ndvi_uniformity", "health_index",
+    "health_reference", "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha", "expected_revenue",
+)
+
+
+def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> list[dict]:
+    """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance.
+
+    Holds no timestamp, so the same inputs, config, models and code give identical records.
+    """
+    features = risk_features(parcels)
+    geometry_hashes = [
+        hashlib.sha256(shapely.to_wkb(g, hex=False)).hexdigest() if g is not None else None
+        for g in parcels.geometry
+    ]
+    provenance = {
+        "code": record["code"],
+        "config_hash": record["config"]["hash"],
+        "models": {"cropland": record["models"]["cropland"], "risk_hash": record["models"]["risk"]["hash"]},
+        "parcels_file_sha256": record["inputs"]["parcels"].get("sha256"),
+        # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
+        "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
+    }
+    rows = []
+    for k, row in enumerate(parcels.itertuples(index=False)):
+        codes = [c for c in row.reason_all.split(";") if c]
+        rows.append(
+            {
+                "parcel_id": row.parcel_id,
+                "borrower_id": row.borrower_id,
+                "decision": row.decision,
+                "status": row.status,
+                "loan_limit": row.loan_limit,
+                "risk_grade": row.risk_grade,
+                "probability_of_default": row.probability_of_default,
+                "reasons": [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes],
+                "limit_arithmetic": row.limit_arithmetic.split("; "),
+                "inputs": {
+                    "declared_crop": row.declared_crop,
+                    "declared_area_ha": row.declared_area_ha,
+                    "geometry_wkb_sha256": geometry_hashes[k],
+                },
+                "signals": {name: getattr(row, name) for name in SIGNAL_COLUMNS},
+                "risk_features": features.iloc[k].to_dict(),
+                **provenance,
+            }
+        )
+    return rows
+
+
+def write_decision_records(parcels: gpd.GeoDataFrame, record: dict, path: Path) -> Path:
+    """Write ``decision_records`` as JSON lines (NaN as null, dates as ISO text)."""
+    with path.open("w") as handle:
+        for item in decision_records(parcels, record):
+            handle.write(json.dumps(_plain(item), sort_keys=True) + "\n")
+    return path
+
+
+def _plain(value: object) -> object:
+    """JSON-safe copy: NaN/NaT -> None, numpy scalars -> Python, timestamps -> ISO dates."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if not pd.isna(value) else None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, str | int | float | bool):
+        return value
+    return None if pd.isna(value) else str(value)

@@ -156,3 +156,19 @@ def test_only_windows_around_the_parcels_are_read(small_season) -> None:
     assert len(windows) == 2
     assert all(w.width <= 4 and w.height <= 4 for w, _ in windows)
     assert sum(w.width * w.height for w, _ in windows) < 0.01 * imagery.shape[0] * imagery.shape[1]
+
+
+def test_decision_records_are_complete_and_identical_for_identical_runs(small_season, tmp_path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assess(small_season.parcels_path, small_season.imagery_dir, out=first)
+    assess(small_season.parcels_path, small_season.imagery_dir, out=second)
+    records = (first / "decisions.jsonl").read_text()
+    assert records == (second / "decisions.jsonl").read_text()
+    lines = [json.loads(line) for line in records.splitlines()]
+    assert len(lines) == small_season.n_parcels
+    record = lines[0]
+    assert {"inputs", "signals", "risk_features", "limit_arithmetic", "config_hash", "models", "imagery", "code"} <= set(
+        record
+    )
+    assert record["limit_arithmetic"][-1].startswith("loan_limit") or record["loan_limit"] == 0
+    assert all(reason["sentence"] for reason in record["reasons"])

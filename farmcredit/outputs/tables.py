@@ -1,4 +1,4 @@
-"""Tables: ``results.gpkg`` (layers parcels, borrowers), ``results.parquet``, CSVs, ``run.json``."""
+"""Tables: ``results.gpkg`` (parcels, borrowers), ``results.parquet``, CSVs, ``run.json``, ``decisions.jsonl``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 
+from farmcredit.audit import write_decision_records
 from farmcredit.outputs.preview import render_preview
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "borrowers_csv": out_dir / "borrowers.csv",
         "preview": out_dir / "preview.png",
         "run": out_dir / "run.json",
+        "decisions": out_dir / "decisions.jsonl",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
     files["gpkg"].unlink(missing_ok=True)
@@ -41,6 +43,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     render_preview(assessment, files["preview"])
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
     files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    write_decision_records(parcels, assessment.record, files["decisions"])
     return files
 
 
