@@ -82,3 +82,31 @@ def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> 
     assert results["ndvi_peak"].between(-1, 1).all()
     assert (results["clear_observations"] == 2).all()
     assert results["reason"].str.contains("FEW_CLEAR_OBSERVATIONS").all()
+
+
+def test_credit_fit_then_assess_with_it_then_report(small_season, tmp_path: Path) -> None:
+    from farmcredit.credit.portfolio import synthetic_history
+
+    history = tmp_path / "loans.csv"
+    synthetic_history(loans_per_season=300, seed=9).to_csv(history, index=False)
+    model = tmp_path / "model.json"
+    done = _run("credit", "fit", str(history), "--out", str(model), "--as-of", "2026-01-01")
+    assert done.returncode == 0, done.stderr
+    assert "out-of-time AUC" in done.stderr and model.exists()
+    out = tmp_path / "run"
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),
+                "--risk-model", str(model), "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    report = tmp_path / "report.html"
+    done = _run("credit", "report", str(out), "--reference", str(out), "--out", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "data:image/png;base64" in report.read_text()
+
+
+def test_credit_fit_refuses_a_leaky_history_with_exit_2(tmp_path: Path) -> None:
+    from farmcredit.credit.portfolio import synthetic_history
+
+    history = tmp_path / "loans.csv"
+    synthetic_history(loans_per_season=300, seed=9).to_csv(history, index=False)
+    done = _run("credit", "fit", str(history), "--out", str(tmp_path / "m.json"), "--as-of", "2023-06-30")
+    assert done.returncode == 2 and "leak" in done.stderr and "Traceback" not in done.stderr

@@ -167,8 +167,7 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
     lines = [json.loads(line) for line in records.splitlines()]
     assert len(lines) == small_season.n_parcels
     record = lines[0]
-    assert {"inputs", "signals", "risk_features", "limit_arithmetic", "config_hash", "models", "imagery", "code"} <= set(
-        record
-    )
+    expected = {"inputs", "signals", "risk_features", "limit_arithmetic", "config_hash", "models", "imagery", "code"}
+    assert expected <= set(record)
     assert record["limit_arithmetic"][-1].startswith("loan_limit") or record["loan_limit"] == 0
     assert all(reason["sentence"] for reason in record["reasons"])

@@ -1,0 +1,734 @@
+"""The risk committee's report on a run: summary, fairness, stability, calibration, reason codes.
+
+``credit_report`` reads a results table (what ``farmcredit assess`` writes) and, optionally, an
+earlier run to compare with, and writes one self-contained HTML file (plots embedded as base64
+PNG) or a Markdown file with its PNGs beside it. The same inputs give byte-identical output.
+
+    >>> results = load_results(Path("results/sample"))
+    >>> credit_report(results, out=Path("results/sample/credit_report.html"))
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from pyogrio import read_dataframe
+from pyogrio.errors import DataLayerError, DataSourceError
+
+from farmcredit.errors import InputError
+from farmcredit.reasons import REASONS
+
+REQUIRED_COLUMNS = (
+    "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
+    "cultivated_area_ha", "crop", "health_index", "clear_observations", "yield_p10_t_ha", "reason",
+)
+NUMERIC_COLUMNS = (
+    "loan_limit", "polygon_area_ha", "cultivated_area_ha", "health_index", "clear_observations", "yield_p10_t_ha",
+)
+CURRENCY = "CNY"
+# 1 mu = 1/15 ha; 10 mu is the usual smallholder ceiling in China.
+TEN_MU_HA = 10 / 15
+# Parcel-size bands, left-closed: [0, 0.1), [0.1, 10 mu), [10 mu, inf) ha.
+SIZE_BAND_EDGES_HA = (0.1, TEN_MU_HA)
+SIZE_BANDS = ("< 0.1 ha", "0.1-0.67 ha", ">= 0.67 ha")
+UNKNOWN = "unknown"
+FOUR_FIFTHS = 0.8
+# Below this many parcels a group's rate is too noisy to read much into; the text says so.
+MIN_GROUP_PARCELS = 30
+# Share given to an empty PSI bin so that its log term stays finite.
+PSI_EPSILON = 1e-4
+PSI_STABLE, PSI_MAJOR = 0.1, 0.25
+TOP_REASONS = 10
+FIGURE_DPI = 100
+RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
+DECISION_COLOURS = {"approve": "#1a9850", "refer": "#fdae61", "decline": "#d73027"}
+BAND_COLOURS = ("#d95f02", "#7570b3", "#1b9e77", "#999999")
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Read a results table for the report (attributes only; the geometry is dropped).
+
+    Args:
+        path: an output folder of ``farmcredit assess`` (its ``results.parquet`` is read), or a
+            ``.parquet``, ``.gpkg`` (layer ``parcels``) or ``.csv`` results file.
+
+    Returns:
+        The table, with ``attrs["source"]`` set to the file read.
+
+    Raises:
+        InputError: the file is missing, unreadable, empty or lacks required columns (the message
+            names the file and the columns).
+    """
+    path = Path(path)
+    file = path / "results.parquet" if path.is_dir() else path
+    if not file.exists():
+        raise InputError(f"results file {file} does not exist")
+    suffix = file.suffix.lower()
+    if suffix not in (".parquet", ".geoparquet", ".gpkg", ".csv"):
+        raise InputError(f"results file {file}: expected an output folder, .parquet, .gpkg or .csv")
+    try:
+        if suffix == ".gpkg":
+            table = read_dataframe(file, layer="parcels", read_geometry=False)
+        elif suffix == ".csv":
+            # Ids such as "007" must stay strings; an empty reason cell means no reason.
+            text_columns = {"parcel_id": str, "borrower_id": str, "reason": str, "region": str, "risk_grade": str}
+            table = pd.read_csv(file, dtype=text_columns)
+        else:
+            table = pd.read_parquet(file)
+    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
+        raise InputError(f"cannot read results file {file}: {exc}") from exc
+    table = pd.DataFrame(table.drop(columns="geometry", errors="ignore"))
+    table.attrs["source"] = str(file)
+    _check_columns(table, f"results file {file}")
+    return table
+
+
+def size_band(polygon_area_ha: ArrayLike) -> pd.Series:
+    """Parcel-size band of each area (ha): ``< 0.1 ha``, ``0.1-0.67 ha`` (to 10 mu), ``>= 0.67 ha``.
+
+    Bands are left-closed: exactly 0.1 ha is in the middle band, exactly 10 mu (2/3 ha) in the
+    larger one. A missing area gets ``unknown``.
+    """
+    area = pd.to_numeric(pd.Series(polygon_area_ha), errors="coerce").to_numpy(dtype=float)
+    index = np.searchsorted(SIZE_BAND_EDGES_HA, area, side="right")
+    index = np.where(np.isnan(area), len(SIZE_BANDS), index)
+    labels = np.array((*SIZE_BANDS, UNKNOWN))[index]
+    return pd.Series(pd.Categorical(labels, categories=(*SIZE_BANDS, UNKNOWN)), name="size_band")
+
+
+def population_stability_index(reference: ArrayLike, current: ArrayLike) -> float:
+    """PSI of ``current`` against ``reference`` over bins fixed by the reference's deciles.
+
+    PSI = sum over bins of (current share - reference share) x ln(current share / reference share);
+    bins are right-closed between the reference's 10th-90th percentiles (tied deciles merge),
+    missing values form a bin of their own, and an empty bin counts as a share of ``PSI_EPSILON``.
+    Below 0.1 reads as stable, 0.1-0.25 as a moderate shift, above 0.25 as a major shift.
+
+        >>> population_stability_index([1, 2, 3, 4], [1, 2, 3, 4])
+        0.0
+
+    Returns:
+        The PSI (unitless), NaN when the reference has no values.
+    """
+    return float(_psi_bins(reference, current)["contribution"].sum(min_count=1))
+
+
+def psi_reading(value: float) -> str:
+    """Plain-words reading of a PSI value."""
+    if np.isnan(value):
+        return "not computable"
+    if value < PSI_STABLE:
+        return "stable"
+    return "moderate shift" if value <= PSI_MAJOR else "major shift"
+
+
+def fairness_table(results: pd.DataFrame, by: Literal["size_band", "region"] = "size_band") -> pd.DataFrame:
+    """Outcomes per parcel-size band or region, with the four-fifths adverse-impact screen.
+
+    Returns:
+        One row per group: ``parcels``, ``approval_rate``, ``refer_rate``, ``decline_rate`` (0-1),
+        ``mean_limit`` (CNY per parcel, a declined parcel counting as 0), ``limit_per_cultivated_ha``
+        (CNY/ha: total limit over total cultivated area of the parcels given a limit),
+        ``impact_ratio`` (approval rate over the best group's) and ``below_four_fifths``.
+    """
+    return _fairness(_prepare(results, "results table"), by)
+
+
+def calibration_table(results: pd.DataFrame, by: Literal["risk_grade", "pd_decile"] = "risk_grade") -> pd.DataFrame:
+    """Predicted against observed default per risk grade or PD decile, over assessed parcels.
+
+    Returns:
+        One row per group: ``parcels``, ``mean_pd`` (0-1), ``expected_defaults`` (sum of PD) and,
+        when the table has ``defaulted``, ``with_outcome``, ``defaults`` and ``default_rate`` (0-1).
+        PD deciles also carry ``pd_min`` and ``pd_max``.
+
+    Raises:
+        InputError: PD deciles asked of a table without ``probability_of_default``.
+    """
+    return _calibration(_prepare(results, "results table"), by)
+
+
+def credit_report(
+    results: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    *,
+    out: Path,
+    fmt: Literal["html", "md"] = "html",
+) -> Path:
+    """Write the fairness and stability report for the risk committee.
+
+    Args:
+        results: a results table (``load_results`` or the frame ``farmcredit.assess`` returns).
+        reference: an earlier run to measure stability against; without it, PSI is skipped.
+        out: the report file to write; Markdown writes ``<stem>-<section>.png`` beside it.
+        fmt: ``html`` (one self-contained file) or ``md``.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        InputError: an empty table, missing columns, or an unknown ``fmt``.
+    """
+    if fmt not in ("html", "md"):
+        raise InputError(f"report format {fmt!r}: expected 'html' or 'md'")
+    table = _prepare(results, results.attrs.get("source", "results table"))
+    base = None
+    if reference is not None:
+        base = _prepare(reference, reference.attrs.get("source", "reference table"))
+    sections = [
+        _summary_section(table, base),
+        _fairness_section(table, has_region="region" in results),
+        _stability_section(table, base),
+        _calibration_section(table),
+        _reasons_section(table),
+    ]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    intro = _intro(results, reference, table)
+    if fmt == "html":
+        out.write_text(_render_html(intro, sections), encoding="utf-8")
+    else:
+        out.write_text(_render_markdown(intro, sections, out), encoding="utf-8")
+    return out
+
+
+# --- Checking and preparing tables ---------------------------------------------------------------
+
+
+def _check_columns(table: pd.DataFrame, name: str) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise InputError(f"{name} lacks required column(s): {', '.join(missing)}")
+    if table.empty:
+        raise InputError(f"{name} has no parcels")
+
+
+def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Check the columns and normalise types; add ``size_band`` and ``region``."""
+    _check_columns(results, name)
+    table = pd.DataFrame(results.drop(columns="geometry", errors="ignore")).reset_index(drop=True)
+    for column in NUMERIC_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    for column in ("status", "decision", "risk_grade"):
+        table[column] = table[column].astype("string")
+    table["reason"] = table["reason"].fillna("").astype(str)
+    if "probability_of_default" in table:
+        table["probability_of_default"] = pd.to_numeric(table["probability_of_default"], errors="coerce")
+    if "defaulted" in table:
+        defaulted = pd.to_numeric(table["defaulted"], errors="coerce")
+        if not defaulted.dropna().isin([0, 1]).all():
+            raise InputError(f"{name}: 'defaulted' must be 0 or 1 (or empty where the outcome is unknown)")
+        table["defaulted"] = defaulted
+    table["region"] = table["region"].fillna(UNKNOWN).astype(str) if "region" in table else "all"
+    table["size_band"] = size_band(table["polygon_area_ha"])
+    return table
+
+
+def _has_pd(table: pd.DataFrame) -> bool:
+    return "probability_of_default" in table and table["probability_of_default"].notna().any()
+
+
+# --- Statistics ----------------------------------------------------------------------------------
+
+
+def _decile_edges(reference: np.ndarray) -> np.ndarray:
+    """Inner bin edges: the reference's 10th-90th percentiles, ties merged."""
+    return np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
+
+
+def _psi_bins(reference: ArrayLike, current: ArrayLike) -> pd.DataFrame:
+    """Per bin: label, reference and current shares and the bin's PSI contribution."""
+    ref = pd.to_numeric(pd.Series(reference), errors="coerce").to_numpy(dtype=float)
+    cur = pd.to_numeric(pd.Series(current), errors="coerce").to_numpy(dtype=float)
+    ref_known = ref[~np.isnan(ref)]
+    if ref_known.size == 0:
+        return pd.DataFrame({"bin": [], "reference_share": [], "current_share": [], "contribution": []})
+    edges = _decile_edges(ref_known)
+    labels = [f"<= {edges[0]:.4g}", *(f"{low:.4g} to {high:.4g}" for low, high in zip(edges[:-1], edges[1:])),
+              f"> {edges[-1]:.4g}", "missing"]
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        # side="left" makes bins right-closed, so a point mass (e.g. many zero limits) stays in one bin.
+        index = np.where(np.isnan(values), len(edges) + 1, np.searchsorted(edges, values, side="left"))
+        return np.bincount(index, minlength=len(edges) + 2) / max(values.size, 1)
+
+    frame = pd.DataFrame({"bin": labels, "reference_share": shares(ref), "current_share": shares(cur)})
+    if frame["reference_share"].iloc[-1] == 0 and frame["current_share"].iloc[-1] == 0:
+        frame = frame.iloc[:-1]
+    expected = frame["reference_share"].clip(lower=PSI_EPSILON)
+    actual = frame["current_share"].clip(lower=PSI_EPSILON)
+    frame["contribution"] = (actual - expected) * np.log(actual / expected)
+    return frame
+
+
+def _fairness(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    if by not in ("size_band", "region"):
+        raise InputError(f"fairness by {by!r}: expected 'size_band' or 'region'")
+    limited = (table["loan_limit"] > 0) & (table["cultivated_area_ha"] > 0)
+    flags = pd.DataFrame(
+        {
+            "approve": table["decision"].eq("approve").astype(float),
+            "refer": table["decision"].eq("refer").astype(float),
+            "decline": table["decision"].eq("decline").astype(float),
+            "loan_limit": table["loan_limit"],
+            "limit_given": table["loan_limit"].where(limited, 0.0),
+            "area_given": table["cultivated_area_ha"].where(limited, 0.0),
+        }
+    )
+    groups = flags.groupby(table[by], observed=False, sort=True)
+    frame = pd.DataFrame(
+        {
+            "parcels": groups.size(),
+            "approval_rate": groups["approve"].mean(),
+            "refer_rate": groups["refer"].mean(),
+            "decline_rate": groups["decline"].mean(),
+            "mean_limit": groups["loan_limit"].mean(),
+        }
+    )
+    area = groups["area_given"].sum()
+    frame["limit_per_cultivated_ha"] = (groups["limit_given"].sum() / area).where(area > 0)
+    if by == "size_band":
+        # The named bands always show, even when empty; "unknown" only when some area is missing.
+        frame = frame[(frame.index != UNKNOWN) | (frame["parcels"] > 0)]
+    frame.index = frame.index.astype(str)
+    frame.index.name = "size band" if by == "size_band" else "region"
+    # Parcels of unknown size or region are not a group one could treat unfairly: no screen.
+    screened = (frame.index != UNKNOWN) & (frame["parcels"] > 0)
+    best = frame.loc[screened, "approval_rate"].max()
+    frame["impact_ratio"] = (frame["approval_rate"] / best).where(screened & (best > 0))
+    frame["below_four_fifths"] = frame["impact_ratio"].lt(FOUR_FIFTHS)
+    return frame
+
+
+def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    if by not in ("risk_grade", "pd_decile"):
+        raise InputError(f"calibration by {by!r}: expected 'risk_grade' or 'pd_decile'")
+    # Parcels that could not be assessed get grade E by rule, not by their PD: leave them out.
+    assessed = table[table["status"].ne("error") & table["risk_grade"].notna()]
+    has_pd = _has_pd(table)
+    if by == "pd_decile":
+        if not has_pd:
+            raise InputError("PD deciles need a probability_of_default column")
+        assessed = assessed[assessed["probability_of_default"].notna()]
+        probability = assessed["probability_of_default"].to_numpy()
+        edges = _decile_edges(probability) if len(probability) else np.array([])
+        key = pd.Series(np.searchsorted(edges, probability, side="left") + 1, index=assessed.index, name="PD decile")
+    else:
+        key = assessed["risk_grade"].astype(str).rename("risk grade")
+    probability = assessed["probability_of_default"] if has_pd else pd.Series(np.nan, index=assessed.index)
+    columns = {"parcels": probability.groupby(key).size()}
+    if by == "pd_decile":
+        columns["pd_min"] = probability.groupby(key).min()
+        columns["pd_max"] = probability.groupby(key).max()
+    columns["mean_pd"] = probability.groupby(key).mean()
+    columns["expected_defaults"] = probability.groupby(key).sum(min_count=1)
+    if "defaulted" in assessed:
+        outcome = assessed["defaulted"]
+        columns["with_outcome"] = outcome.notna().groupby(key).sum()
+        columns["defaults"] = outcome.groupby(key).sum()
+        columns["default_rate"] = outcome.groupby(key).mean()
+    return pd.DataFrame(columns)
+
+
+def _reason_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """The most frequent reason codes: parcels carrying each, overall share and share per size band."""
+    codes = table["reason"].str.split(";").explode().str.strip()
+    codes = codes[codes.ne("") & codes.notna()]
+    # A code listed twice on one parcel still counts that parcel once.
+    long = pd.DataFrame({"parcel": codes.index, "code": codes.to_numpy()}).drop_duplicates()
+    long["band"] = table["size_band"].to_numpy()[long["parcel"].to_numpy()]
+    counts = long.groupby("code").size().rename("parcels").reset_index()
+    counts = counts.sort_values(["parcels", "code"], ascending=[False, True]).head(TOP_REASONS).set_index("code")
+    counts["effect"] = [REASONS[code].effect if code in REASONS else UNKNOWN for code in counts.index]
+    counts["share"] = counts["parcels"] / len(table)
+    band_sizes = table["size_band"].value_counts()
+    per_band = pd.crosstab(long["code"], long["band"]).reindex(index=counts.index, fill_value=0)
+    for band in (*SIZE_BANDS, UNKNOWN):
+        if band_sizes.get(band, 0) > 0:
+            counts[band] = per_band.get(band, 0) / band_sizes[band]
+    return counts
+
+
+# --- Sections ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    caption: str
+    frame: pd.DataFrame  # strings, ready to print; the index is the first column
+
+
+@dataclass(frozen=True)
+class _Plot:
+    name: str
+    alt: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class _Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    blocks: tuple[str | _Table | _Plot | _Bullets, ...]
+
+
+def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame) -> list[str]:
+    lines = [f"Results: {results.attrs.get('source', 'a results table')} ({len(table)} parcels)."]
+    if reference is not None:
+        lines.append(f"Reference run: {reference.attrs.get('source', 'a results table')} ({len(reference)} parcels).")
+    lines.append(f"Limits are in {CURRENCY}; rates are shares of all parcels in the group, including parcels "
+                 "that could not be assessed (status error).")
+    return lines
+
+
+def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Section:
+    runs = {"this run": table} if base is None else {"this run": table, "reference": base}
+    values = {name: _summary_values(run) for name, run in runs.items()}
+    # Measures in first-seen order (status rows differ between runs); absent ones read 0.
+    measures = list(dict.fromkeys(measure for run in values.values() for measure in run))
+    frame = pd.DataFrame({name: [run.get(m, "0") for m in measures] for name, run in values.items()},
+                         index=pd.Index(measures, name="measure"))
+    fig, ax = _figure(1, width=6.0)
+    shares = pd.DataFrame({name: [run["decision"].eq(decision).mean() for decision in DECISION_COLOURS]
+                           for name, run in runs.items()}, index=list(DECISION_COLOURS))
+    _grouped_bars(ax[0], shares, {name: RUN_COLOURS[name] for name in runs})
+    ax[0].set_ylabel("share of parcels")
+    ax[0].set_title("Decisions")
+    note = ("Parcel decisions and limits. Totals are sums of parcel limits, before the per-borrower cap and "
+            "minimum loan that the borrowers table applies, so they can exceed what borrowers are lent.")
+    plot = _Plot("summary", "Decision shares", _png(fig))
+    return _Section("1. Summary", (note, _Table("Portfolio summary", frame), plot))
+
+
+def _summary_values(table: pd.DataFrame) -> dict[str, str]:
+    # A parcel without a borrower id is lent to as its own borrower.
+    borrowers = table["borrower_id"].nunique(dropna=True) + int(table["borrower_id"].isna().sum())
+    total = float(table["loan_limit"].sum())
+    values = {
+        "parcels": f"{len(table):,}",
+        "borrowers": f"{borrowers:,}",
+        "approval rate": _pct(table["decision"].eq("approve").mean()),
+        "refer rate": _pct(table["decision"].eq("refer").mean()),
+        "decline rate": _pct(table["decision"].eq("decline").mean()),
+        f"total of parcel limits ({CURRENCY})": _money(total),
+        f"mean limit per parcel ({CURRENCY})": _money(table["loan_limit"].mean()),
+        f"parcel limits per borrower ({CURRENCY})": _money(total / borrowers if borrowers else np.nan),
+    }
+    statuses = table["status"].fillna(UNKNOWN).value_counts()
+    for status in ("ok", "flagged", "error", *sorted(set(statuses.index) - {"ok", "flagged", "error"})):
+        values[f"status {status}"] = f"{int(statuses.get(status, 0)):,}"
+    return values
+
+
+def _fairness_section(table: pd.DataFrame, has_region: bool) -> _Section:
+    by_band, by_region = _fairness(table, "size_band"), _fairness(table, "region")
+    blocks: list[str | _Table | _Plot | _Bullets] = [
+        "Bands by drawn parcel area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to 10 mu "
+        "(0.67 ha), and larger; a band includes its lower bound. Mean limit counts a declined "
+        "parcel as 0; limit per cultivated ha is total limit over total cultivated area of the "
+        "parcels given a limit.",
+        "Four-fifths screen: a group whose approval rate is below 80% of the best group's is "
+        "flagged. This is a screen, not a verdict: it says where to look, not that any group is "
+        "treated unfairly. Small parcels are measured from fewer pixels and may differ for sound "
+        "agronomic reasons; a flag asks the committee to check which reason codes drive it.",
+    ]
+    if not has_region:
+        blocks.append("No region column: every parcel is in one region, 'all'.")
+    for frame, noun in ((by_band, "size band"), (by_region, "region")):
+        blocks.append(_Bullets(_four_fifths_lines(frame, noun)))
+        blocks.append(_Table(f"Outcomes by {noun}", _fairness_display(frame)))
+    fig, ax = _figure(2)
+    for axis, frame, title in ((ax[0], by_band, "By parcel-size band"), (ax[1], by_region, "By region")):
+        rates = frame[["approval_rate", "refer_rate"]].set_axis(["approve", "refer"], axis=1)
+        _grouped_bars(axis, rates, {"approve": DECISION_COLOURS["approve"], "refer": DECISION_COLOURS["refer"]})
+        best = frame.loc[frame["impact_ratio"].notna(), "approval_rate"].max()
+        if pd.notna(best):
+            axis.axhline(FOUR_FIFTHS * best, color="black", linestyle="--", linewidth=1, label="4/5 of best approval")
+        axis.set_title(title)
+        axis.set_ylabel("share of parcels")
+        # Headroom above a 100% bar keeps the legend off the bars.
+        axis.set_ylim(0, 1.25)
+        axis.legend(fontsize=8, loc="upper center", ncols=3)
+    blocks.append(_Plot("fairness", "Approval and refer rates", _png(fig)))
+    return _Section("2. Fairness by parcel size and region", tuple(blocks))
+
+
+def _four_fifths_lines(frame: pd.DataFrame, noun: str) -> tuple[str, ...]:
+    screened = frame[frame["impact_ratio"].notna()]
+    if screened.empty:
+        return (f"Four-fifths screen by {noun}: no group was approved at all, so there is nothing to compare.",)
+    best = screened["approval_rate"].idxmax()
+    flagged = screened[screened["below_four_fifths"]]
+    if flagged.empty:
+        return (f"Four-fifths screen by {noun}: no {noun} is below 80% of the best ({best}, approval "
+                f"{_pct(screened.loc[best, 'approval_rate'])}).",)
+    lines = []
+    for group, row in flagged.iterrows():
+        noise = f" Only {int(row['parcels'])} parcels: the rate is noisy." if row["parcels"] < MIN_GROUP_PARCELS else ""
+        lines.append(f"FLAG (screen, not a verdict): {noun} {group} is approved at {_pct(row['approval_rate'])}, "
+                     f"{row['impact_ratio']:.2f} of the best {noun} ({best}, "
+                     f"{_pct(screened.loc[best, 'approval_rate'])}).{noise}")
+    return tuple(lines)
+
+
+def _fairness_display(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "parcels": frame["parcels"].map("{:,}".format),
+            "approval rate": frame["approval_rate"].map(_pct),
+            "refer rate": frame["refer_rate"].map(_pct),
+            "decline rate": frame["decline_rate"].map(_pct),
+            f"mean limit ({CURRENCY})": frame["mean_limit"].map(_money),
+            f"limit per cultivated ha ({CURRENCY}/ha)": frame["limit_per_cultivated_ha"].map(_money),
+            "approval vs best": frame["impact_ratio"].map(lambda v: _number(v, 2)),
+            "four-fifths flag": frame["below_four_fifths"].map({True: "FLAG", False: ""}),
+        },
+        index=frame.index,
+    )
+
+
+def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Section:
+    title = "3. Stability against the reference run"
+    if base is None:
+        return _Section(title, ("No reference run given: population stability was not measured.",))
+    score = "probability_of_default" if _has_pd(table) and _has_pd(base) else "health_index"
+    blocks: list[str | _Table | _Plot | _Bullets] = [
+        "Population stability index (PSI) = sum over bins of (this run's share - reference share) x "
+        "ln(this run's share / reference share). Bins are fixed by the reference run's deciles "
+        "(10th to 90th percentile as edges, ties merged, each bin including its upper edge), with "
+        f"one more bin for missing values when either run has any; an empty bin counts as a share "
+        f"of {PSI_EPSILON:g}. Reading: below {PSI_STABLE:g} stable, {PSI_STABLE:g}-{PSI_MAJOR:g} "
+        f"moderate shift, above {PSI_MAJOR:g} major shift.",
+    ]
+    if score == "health_index":
+        blocks.append("probability_of_default is missing from one of the runs: health_index stands in for it.")
+    variables = (score, "loan_limit", "cultivated_area_ha")
+    bins = {variable: _psi_bins(base[variable], table[variable]) for variable in variables}
+    psi = {variable: float(frame["contribution"].sum(min_count=1)) for variable, frame in bins.items()}
+    summary = pd.DataFrame(
+        {
+            "PSI": [_number(psi[v], 4) for v in variables],
+            "reading": [psi_reading(psi[v]) for v in variables],
+            "bins": [str(len(bins[v])) for v in variables],
+            "bins (reference deciles)": ["; ".join(bins[v]["bin"]) for v in variables],
+        },
+        index=pd.Index(variables, name="variable"),
+    )
+    blocks.append(_Table("PSI against the reference run", summary))
+    fig, ax = _figure(3)
+    for axis, variable in zip(ax, variables):
+        shares = bins[variable].set_index(pd.Index(range(1, len(bins[variable]) + 1)))
+        shares = shares[["reference_share", "current_share"]].rename(
+            columns={"reference_share": "reference", "current_share": "this run"})
+        _grouped_bars(axis, shares, {"reference": RUN_COLOURS["reference"], "this run": RUN_COLOURS["this run"]})
+        axis.set_title(f"{variable}\nPSI {_number(psi[variable], 3)} ({psi_reading(psi[variable])})", fontsize=9)
+        axis.set_xlabel("bin (reference deciles; see table)")
+        axis.set_ylabel("share of parcels")
+        axis.legend(fontsize=7)
+    return _Section(title, (*blocks, _Plot("stability", "Shares per bin, reference against this run", _png(fig))))
+
+
+def _calibration_section(table: pd.DataFrame) -> _Section:
+    has_pd, observed = _has_pd(table), "defaulted" in table
+    blocks: list[str | _Table | _Plot | _Bullets] = [
+        "Parcels that could not be assessed (status error) are left out: their grade E is set by rule."
+    ]
+    if not has_pd:
+        blocks.append("No probability_of_default values: predicted PD is not available; counts by grade only.")
+    if observed:
+        blocks.append("Observed default rate is over parcels whose outcome (defaulted) is known.")
+    else:
+        blocks.append("No defaulted column (not a back-test): predictions only; calibration against "
+                      "outcomes cannot be checked.")
+    by_grade = _calibration(table, "risk_grade")
+    if has_pd and observed:
+        both = table[table["status"].ne("error") & table["probability_of_default"].notna() & table["defaulted"].notna()]
+        if len(both):
+            blocks.append(f"Over {len(both):,} assessed parcels with an outcome: mean predicted PD "
+                          f"{_pct(both['probability_of_default'].mean())}, observed default rate "
+                          f"{_pct(both['defaulted'].mean())}.")
+    blocks.append(_Table("By risk grade", _calibration_display(by_grade)))
+    by_decile = _calibration(table, "pd_decile") if has_pd else None
+    if by_decile is not None:
+        blocks.append(_Table("By PD decile (deciles of this run's PD)", _calibration_display(by_decile)))
+    fig, ax = _figure(2)
+    _calibration_plot(ax[0], by_grade, "By risk grade")
+    if by_decile is not None:
+        _calibration_plot(ax[1], by_decile, "By PD decile")
+    else:
+        ax[1].set_axis_off()
+    return _Section("4. Calibration", (*blocks, _Plot("calibration", "Predicted and observed default", _png(fig))))
+
+
+def _calibration_display(frame: pd.DataFrame) -> pd.DataFrame:
+    formats: dict[str, tuple[str, Callable[[float], str]]] = {
+        "parcels": ("parcels", "{:,}".format),
+        "pd_min": ("PD from", _pct),
+        "pd_max": ("PD to", _pct),
+        "mean_pd": ("mean predicted PD", _pct),
+        "expected_defaults": ("expected defaults", lambda v: _number(v, 1)),
+        "with_outcome": ("with outcome", lambda v: f"{int(v):,}"),
+        "defaults": ("defaults", lambda v: _number(v, 0)),
+        "default_rate": ("observed default rate", _pct),
+    }
+    return pd.DataFrame({label: frame[column].map(fmt) for column, (label, fmt) in formats.items() if column in frame},
+                        index=frame.index)
+
+
+def _calibration_plot(axis: Axes, frame: pd.DataFrame, title: str) -> None:
+    columns = {"mean_pd": "predicted", "default_rate": "observed"}
+    values = frame[[c for c in columns if c in frame]].rename(columns=columns)
+    _grouped_bars(axis, values, {"predicted": "#2c7fb8", "observed": "#d95f02"})
+    axis.set_title(title)
+    axis.set_ylabel("probability of default")
+    axis.legend(fontsize=8)
+
+
+def _reasons_section(table: pd.DataFrame) -> _Section:
+    counts = _reason_counts(table)
+    title = "5. Reason codes"
+    if counts.empty:
+        return _Section(title, ("No parcel carries a reason code.",))
+    bands = [band for band in (*SIZE_BANDS, UNKNOWN) if band in counts]
+    display = pd.DataFrame({"effect": counts["effect"], "parcels": counts["parcels"].map("{:,}".format),
+                            "share of parcels": counts["share"].map(_pct)}, index=counts.index)
+    for band in bands:
+        display[f"share in {band}"] = counts[band].map(_pct)
+    intro = (f"The {TOP_REASONS} most frequent codes in the reason column (each parcel's leading codes), "
+             "as the share of all parcels and of each size band's parcels that carry them.")
+    fig, ax = _figure(1, width=9.0, height=0.35 * len(counts) + 1.5)
+    shares = counts[bands].iloc[::-1]
+    colours = dict(zip(bands, BAND_COLOURS))
+    _grouped_bars(ax[0], shares, colours, horizontal=True)
+    ax[0].set_xlabel("share of the band's parcels")
+    ax[0].legend(fontsize=8, title="size band")
+    plot = _Plot("reasons", "Reason codes by size band", _png(fig))
+    return _Section(title, (intro, _Table("Top reason codes", display), plot))
+
+
+# --- Plots and rendering -------------------------------------------------------------------------
+
+
+def _figure(panels: int, width: float = 11.0, height: float = 3.6) -> tuple[Figure, list[Axes]]:
+    """A fixed-size figure on the Agg canvas (no pyplot state, same bytes every time)."""
+    fig = Figure(figsize=(width, height), dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, [fig.add_subplot(1, panels, k + 1) for k in range(panels)]
+
+
+def _grouped_bars(axis: Axes, values: pd.DataFrame, colours: dict[str, str], horizontal: bool = False) -> None:
+    """One bar per column for each row of ``values``; NaN draws nothing."""
+    positions = np.arange(len(values))
+    width = 0.8 / max(len(values.columns), 1)
+    for k, column in enumerate(values.columns):
+        offset = positions - 0.4 + width * (k + 0.5)
+        heights = values[column].astype(float).fillna(0.0).to_numpy()
+        draw = axis.barh if horizontal else axis.bar
+        draw(offset, heights, width, label=str(column), color=colours.get(column, "#999999"))
+    labels = [str(label) for label in values.index]
+    if horizontal:
+        axis.set_yticks(positions, labels, fontsize=8)
+    else:
+        crowded = sum(len(label) for label in labels) > 40
+        axis.set_xticks(positions, labels, fontsize=8, rotation=30 if crowded else 0)
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No software/version stamp: the same inputs give the same bytes.
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _render_html(intro: list[str], sections: list[_Section]) -> str:
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}caption{text-align:left;font-weight:bold}"
+        "th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}td{text-align:right}"
+        "td:first-child{text-align:left}th{background:#f0f0f0}img{max-width:100%}"
+    )
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>farmcredit credit report</title><style>{style}</style></head><body>",
+             "<h1>farmcredit credit report</h1>"]
+    parts += [f"<p>{html.escape(line)}</p>" for line in intro]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, str):
+                parts.append(f"<p>{html.escape(block)}</p>")
+            elif isinstance(block, _Bullets):
+                parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>")
+            elif isinstance(block, _Table):
+                parts.append(_html_table(block))
+            else:
+                data = base64.b64encode(block.png).decode("ascii")
+                parts.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(table: _Table) -> str:
+    frame = table.frame
+    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in (frame.index.name or "", *frame.columns))
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (index, *row)) + "</tr>"
+        for index, row in zip(frame.index, frame.itertuples(index=False))
+    )
+    return f"<table><caption>{html.escape(table.caption)}</caption><tr>{header}</tr>{rows}</table>"
+
+
+def _render_markdown(intro: list[str], sections: list[_Section], out: Path) -> str:
+    lines = ["# farmcredit credit report", "", *(f"{line}  " for line in intro), ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, str):
+                lines += [block, ""]
+            elif isinstance(block, _Bullets):
+                lines += [*(f"- {item}" for item in block.items), ""]
+            elif isinstance(block, _Table):
+                lines += [f"**{block.caption}**", "", *_markdown_table(block.frame), ""]
+            else:
+                name = f"{out.stem}-{block.name}.png"
+                (out.parent / name).write_bytes(block.png)
+                lines += [f"![{block.alt}]({name})", ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    header = [frame.index.name or "", *frame.columns]
+    lines = ["| " + " | ".join(cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+    for index, row in zip(frame.index, frame.itertuples(index=False)):
+        lines.append("| " + " | ".join(cell(v) for v in (index, *row)) + " |")
+    return lines
+
+
+def _pct(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def _money(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:,.0f}"
+
+
+def _number(value: float, digits: int) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"

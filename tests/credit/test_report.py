@@ -1,0 +1,223 @@
+"""The risk committee's report: PSI, size bands, four-fifths screen, calibration, rendering, errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from farmcredit.credit.report import (
+    PSI_EPSILON,
+    calibration_table,
+    credit_report,
+    fairness_table,
+    load_results,
+    population_stability_index,
+    psi_reading,
+    size_band,
+)
+from farmcredit.errors import InputError
+
+
+def _results(n: int = 60, seed: int = 0, **columns: object) -> pd.DataFrame:
+    """A small results table as ``farmcredit assess`` writes it; ``columns`` override or add."""
+    rng = np.random.default_rng(seed)
+    area = rng.uniform(0.05, 1.5, n)
+    probability = rng.uniform(0.0, 0.3, n)
+    table = pd.DataFrame(
+        {
+            "parcel_id": [f"P{k}" for k in range(n)],
+            "borrower_id": [f"B{k // 2}" for k in range(n)],
+            "status": "ok",
+            "decision": "approve",
+            "loan_limit": np.floor(area * 5000),
+            "risk_grade": np.select([probability < 0.03, probability < 0.06, probability < 0.1, probability < 0.2],
+                                    ["A", "B", "C", "D"], "E"),
+            "polygon_area_ha": area,
+            "cultivated_area_ha": area * 0.9,
+            "crop": "wheat",
+            "health_index": rng.uniform(0, 100, n),
+            "clear_observations": 8,
+            "yield_p10_t_ha": 4.0,
+            "reason": rng.choice(["", "PARTLY_CULTIVATED", "AREA_OVERSTATED;LOW_HEALTH_VS_PEERS"], n),
+            "probability_of_default": probability,
+        }
+    )
+    for name, values in columns.items():
+        table[name] = values
+    return table
+
+
+def test_psi_of_identical_distributions_is_zero_even_with_ties() -> None:
+    values = np.r_[np.zeros(30), np.arange(70.0)]  # a point mass of zero limits, as declines give
+    assert population_stability_index(values, values) == 0.0
+    assert population_stability_index(values, values[::-1]) == 0.0
+
+
+def test_psi_matches_a_hand_computation() -> None:
+    reference = np.arange(1000.0)  # deciles put 100 values in each of 10 bins
+    current = np.r_[reference, np.arange(100.0)]  # the first bin doubles: 200 of 1100
+    expected = (2 / 11 - 0.1) * np.log((2 / 11) / 0.1) + 9 * (1 / 11 - 0.1) * np.log((1 / 11) / 0.1)
+    assert population_stability_index(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_counts_empty_bins_as_epsilon() -> None:
+    reference = np.arange(1000.0)
+    current = np.r_[np.zeros(500), np.full(500, 999.0)]  # half in the first bin, half in the last
+    expected = 2 * (0.5 - 0.1) * np.log(0.5 / 0.1) + 8 * (PSI_EPSILON - 0.1) * np.log(PSI_EPSILON / 0.1)
+    assert population_stability_index(reference, current) == pytest.approx(expected, rel=1e-12)
+    assert psi_reading(population_stability_index(reference, current)) == "major shift"
+
+
+def test_psi_gives_missing_values_a_bin_of_their_own() -> None:
+    reference = np.arange(1000.0)
+    current = np.r_[np.arange(0.0, 1000.0, 10 / 9), np.full(100, np.nan)]  # 900 spread evenly, 100 missing
+    shares = np.histogram(current[:900], bins=[-np.inf, *np.quantile(reference, np.linspace(0.1, 0.9, 9)), np.inf])[0]
+    actual = np.r_[shares / 1000, 0.1]
+    expected_shares = np.r_[np.full(10, 0.1), PSI_EPSILON]
+    expected = np.sum((actual - expected_shares) * np.log(actual / expected_shares))
+    assert population_stability_index(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+def test_psi_readings_follow_the_usual_thresholds() -> None:
+    assert [psi_reading(v) for v in (0.0, 0.099, 0.1, 0.25, 0.26)] == [
+        "stable", "stable", "moderate shift", "moderate shift", "major shift"]
+    assert psi_reading(population_stability_index([np.nan], [1.0])) == "not computable"
+
+
+def test_size_bands_include_their_lower_bound_at_0_1_ha_and_10_mu() -> None:
+    bands = size_band([0.0999, 0.1, 0.6666, 10 / 15, 0.6667, 5.0, np.nan]).astype(str).tolist()
+    assert bands == ["< 0.1 ha", "0.1-0.67 ha", "0.1-0.67 ha", ">= 0.67 ha", ">= 0.67 ha", ">= 0.67 ha", "unknown"]
+
+
+def test_four_fifths_screen_flags_a_band_approved_below_80_percent_of_the_best() -> None:
+    area = np.r_[np.full(10, 0.05), np.full(10, 0.3), np.full(10, 1.0)]
+    # Small parcels approved 5/10, middle 10/10, large 8/10 (exactly 4/5 of the best: not flagged).
+    decision = ["approve"] * 5 + ["refer"] * 5 + ["approve"] * 10 + ["approve"] * 8 + ["decline"] * 2
+    table = _results(30, polygon_area_ha=area, decision=decision)
+    bands = fairness_table(table)
+    assert bands["parcels"].tolist() == [10, 10, 10]
+    assert bands["approval_rate"].tolist() == [0.5, 1.0, 0.8]
+    assert bands["refer_rate"].tolist() == [0.5, 0.0, 0.0]
+    assert bands["impact_ratio"].tolist() == pytest.approx([0.5, 1.0, 0.8])
+    assert bands["below_four_fifths"].tolist() == [True, False, False]
+
+
+def test_fairness_by_region_and_limit_per_cultivated_ha() -> None:
+    table = _results(4, region=["north", "north", "south", "south"],
+                     decision=["approve", "decline", "approve", "approve"],
+                     loan_limit=[1000.0, 0.0, 500.0, 700.0], cultivated_area_ha=[0.5, 0.4, 0.25, 0.35])
+    regions = fairness_table(table, "region")
+    assert regions.index.tolist() == ["north", "south"]
+    assert regions["mean_limit"].tolist() == [500.0, 600.0]
+    # The declined parcel's area does not dilute the limit per hectare.
+    assert regions["limit_per_cultivated_ha"].tolist() == pytest.approx([2000.0, 2000.0])
+    assert regions["below_four_fifths"].tolist() == [True, False]
+
+
+def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -> None:
+    area = np.r_[np.full(10, 0.05), np.full(10, 0.3)]
+    table = _results(20, polygon_area_ha=area, decision=["decline"] * 6 + ["approve"] * 14)
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert "FLAG (screen, not a verdict): size band < 0.1 ha is approved at 40.0%" in text
+    assert "This is a screen, not a verdict" in text
+    assert "No region column" in text
+
+
+def test_html_report_is_self_contained_and_deterministic(tmp_path: Path) -> None:
+    table, reference = _results(seed=1), _results(seed=2)
+    first = credit_report(table, reference, out=tmp_path / "a" / "report.html")
+    second = credit_report(table, reference, out=tmp_path / "b" / "report.html")
+    text = first.read_text()
+    assert text.count("data:image/png;base64,") == 5
+    assert "http" not in text and ".png" not in text
+    assert sorted(p.name for p in first.parent.iterdir()) == ["report.html"]
+    assert first.read_bytes() == second.read_bytes()
+    assert "No reference run given" not in text and "probability_of_default" in text
+
+
+def test_markdown_report_writes_and_links_its_pngs(tmp_path: Path) -> None:
+    out = credit_report(_results(), out=tmp_path / "report.md", fmt="md")
+    text = out.read_text()
+    pngs = sorted(tmp_path.glob("*.png"))
+    names = ("calibration", "fairness", "reasons", "summary")  # no stability plot without a reference
+    assert [p.name for p in pngs] == [f"report-{name}.png" for name in names]
+    for png in pngs:
+        assert png.read_bytes().startswith(b"\x89PNG") and f"]({png.name})" in text
+    assert "No reference run given" in text
+    assert "| < 0.1 ha |" in text and "## 4. Calibration" in text
+
+
+def test_calibration_with_observed_defaults() -> None:
+    table = _results(6, risk_grade=["A", "A", "B", "B", "B", "E"], status=["ok"] * 5 + ["error"],
+                     probability_of_default=[0.02, 0.04, 0.05, 0.05, 0.08, np.nan], defaulted=[0, 1, 0, 0, 1, 0])
+    grades = calibration_table(table)
+    assert grades.index.tolist() == ["A", "B"]  # the error row's rule-set grade E is left out
+    assert grades["parcels"].tolist() == [2, 3]
+    assert grades["mean_pd"].tolist() == pytest.approx([0.03, 0.06])
+    assert grades["default_rate"].tolist() == pytest.approx([0.5, 1 / 3])
+    deciles = calibration_table(table, "pd_decile")
+    assert deciles["parcels"].sum() == 5 and deciles["defaults"].sum() == 2
+    assert deciles["pd_min"].is_monotonic_increasing
+
+
+def test_calibration_without_outcomes_reports_predicted_pd_only(tmp_path: Path) -> None:
+    table = _results()
+    grades = calibration_table(table)
+    assert "default_rate" not in grades and grades["parcels"].sum() == len(table)
+    assert len(calibration_table(table, "pd_decile")) == 10
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert "No defaulted column (not a back-test): predictions only" in text
+    assert "observed default rate" not in text
+
+
+def test_without_pd_the_report_uses_grades_and_health_index(tmp_path: Path) -> None:
+    table = _results().drop(columns="probability_of_default")
+    with pytest.raises(InputError, match="probability_of_default"):
+        calibration_table(table, "pd_decile")
+    text = credit_report(table, _results(seed=5), out=tmp_path / "report.md", fmt="md").read_text()
+    assert "predicted PD is not available" in text
+    assert "| health_index |" in text and "health_index stands in" in text
+
+
+def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"results table lacks required column\(s\): risk_grade, reason"):
+        credit_report(_results().drop(columns=["risk_grade", "reason"]), out=tmp_path / "r.html")
+    with pytest.raises(InputError, match="reference table lacks required column"):
+        credit_report(_results(), _results().drop(columns="loan_limit"), out=tmp_path / "r.html")
+    with pytest.raises(InputError, match="no parcels"):
+        credit_report(_results().iloc[:0], out=tmp_path / "r.html")
+    with pytest.raises(InputError, match="'defaulted' must be 0 or 1"):
+        credit_report(_results(defaulted=2), out=tmp_path / "r.html")
+
+
+def test_load_results_reads_a_folder_and_csv(tmp_path: Path) -> None:
+    table = _results(parcel_id=[f"{k:03d}" for k in range(60)])
+    table.to_parquet(tmp_path / "results.parquet", index=False)
+    table.to_csv(tmp_path / "results.csv", index=False)
+    from_folder = load_results(tmp_path)
+    from_csv = load_results(tmp_path / "results.csv")
+    assert from_folder.attrs["source"] == str(tmp_path / "results.parquet")
+    assert from_csv["parcel_id"].iloc[0] == "000"  # ids stay strings
+    assert from_csv["reason"].fillna("").tolist() == table["reason"].tolist()
+    text = credit_report(from_folder, from_csv, out=tmp_path / "report.md", fmt="md").read_text()
+    assert str(tmp_path / "results.parquet") in text and "| loan_limit | 0.0000 | stable |" in text
+
+
+def test_load_results_names_the_file_it_cannot_use(tmp_path: Path) -> None:
+    broken = tmp_path / "results.parquet"
+    broken.write_bytes(b"not a parquet file")
+    with pytest.raises(InputError, match=f"cannot read results file {broken}"):
+        load_results(broken)
+    with pytest.raises(InputError, match="does not exist"):
+        load_results(tmp_path / "missing.csv")
+    (tmp_path / "results.txt").write_text("parcel_id\n")
+    with pytest.raises(InputError, match="expected an output folder"):
+        load_results(tmp_path / "results.txt")
+    partial = tmp_path / "partial.csv"
+    _results().drop(columns="decision").to_csv(partial, index=False)
+    with pytest.raises(InputError, match=f"results file {partial} lacks required column\\(s\\): decision"):
+        load_results(partial)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=f"{tmp_path / 'empty' / 'results.parquet'} does not exist"):
+        load_results(tmp_path / "empty")
