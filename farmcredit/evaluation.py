@@ -66,7 +66,7 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
     # Truth areas come from the simulator's own projection of the polygons: allow for rounding.
     slack = 1e-4 * scored["polygon_area_ha_truth"].to_numpy()
     inside = (low <= true_area + slack) & (true_area - slack <= high)
-    flagged = joined["reason"].str.contains("AREA_OVERSTATED", regex=False)
+    flagged = joined["reason_all"].fillna("").str.contains("AREA_OVERSTATED", regex=False)
     over = joined["over_declared"].astype(str).str.lower() == "true"
     crop_rows = scored[cultivated]
     return TruthScore(

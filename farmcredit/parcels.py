@@ -16,7 +16,7 @@ from pyogrio.errors import DataSourceError
 
 from farmcredit.errors import InputError
 
-PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha")
+PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too.
 _SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS}
 
@@ -44,6 +44,10 @@ def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
             frame = gpd.read_file(path)
     except (DataSourceError, ValueError, OSError) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
+    if len(frame) == 0:
+        raise InputError(f"parcel file {path} contains no parcels")
     if frame.crs is None:
         if crs is None:
             raise InputError(
@@ -58,8 +62,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     """Normalise columns and check every row; problems become reason codes.
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
-    ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``reasons``
-    (list of codes) and the geometry, repaired where it was invalid.
+    ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``region``
+    (str or None: selects the config's regional prices and costs), ``reasons`` (list of codes)
+    and the geometry, repaired where it was invalid.
     """
     geometry_column = frame.geometry.name
     frame = frame.rename(
@@ -72,8 +77,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     n = len(frame)
     reasons: list[list[str]] = [[] for _ in range(n)]
 
-    parcel_id = frame["parcel_id"].astype("string")
-    missing_id = parcel_id.isna() | (parcel_id.str.strip() == "")
+    parcel_id = _id_text(frame["parcel_id"])
+    missing_id = parcel_id.isna()
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
     parcel_id = parcel_id.where(~missing_id, pd.Series([f"row-{i + 1}" for i in range(n)], index=frame.index))
@@ -81,7 +86,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
-    borrower_id = _optional_text(frame, "borrower_id")
+    borrower_id = _optional_text(frame, "borrower_id", ids=True)
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
@@ -101,6 +106,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
             "borrower_id": borrower_id.to_numpy(dtype=object),
             "declared_crop": crop.to_numpy(dtype=object),
             "declared_area_ha": declared_area.to_numpy(dtype=float),
+            "region": _optional_text(frame, "region").str.strip().to_numpy(dtype=object),
             "reasons": reasons,
         },
         geometry=geometry,
@@ -108,9 +114,19 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     )
 
 
-def _optional_text(frame: pd.DataFrame, column: str) -> pd.Series:
+def _id_text(values: pd.Series) -> pd.Series:
+    """Ids as text; whole-number floats (integer ids with a blank, read as float) lose the '.0'."""
+    if pd.api.types.is_float_dtype(values) and np.all(np.isnan(values) | (values == np.round(values))):
+        values = values.astype("Int64")
+    text = values.astype("string")
+    return text.where(text.str.strip() != "", pd.NA)
+
+
+def _optional_text(frame: pd.DataFrame, column: str, ids: bool = False) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
+    if ids:
+        return _id_text(frame[column])
     text = frame[column].astype("string")
     return text.where(text.str.strip() != "", pd.NA)
 

@@ -98,6 +98,10 @@ def run_assessment(
     stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
+    if stack.crs.is_geographic:
+        # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
+        raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
+                           "use imagery in a projected CRS such as its UTM zone")
     timings["open"] = time.perf_counter() - started
 
     model = model or PhenologyRule(cfg.cropland_rule)
@@ -120,7 +124,7 @@ def run_assessment(
     )
     frame = pd.concat([table.drop(columns=["reasons", "geometry"]).reset_index(drop=True), signals], axis=1)
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
-    overlaps = find_overlaps(geoms, table["borrower_id"].to_numpy(), cfg.credit.overlap_share)
+    overlaps = find_overlaps(geoms, cfg.credit.overlap_share)
     credit = assign_limits(frame, cfg, risk, overlaps)
     credit["model_version"] = model.name
     credit["risk_model_hash"] = risk.model_hash

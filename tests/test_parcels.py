@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 from shapely.geometry import Point, Polygon
 
@@ -60,3 +61,24 @@ def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     assert parcels.geometry[3].is_valid and parcels.geometry[3].area == pytest.approx(5000.0)
     assert reasons[4] == ["NOT_A_POLYGON"] and parcels.geometry[4] is None
     assert reasons[5] == ["EMPTY_GEOMETRY"]
+
+
+def test_empty_files_and_tables_without_geometry_are_input_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="contains no parcels"):
+        read_parcels(empty)
+    table = tmp_path / "parcels.csv"
+    table.write_text("parcel_id,borrower_id\nA,B\n")
+    with pytest.raises(InputError, match="no geometry"):
+        read_parcels(table)
+
+
+def test_integer_ids_with_a_blank_stay_integers_and_region_is_kept(tmp_path: Path) -> None:
+    rows = [{"parcel_id": 7, "borrower_id": 70, "region": "henan", "geometry": SQUARE},
+            {"parcel_id": None, "borrower_id": 71, "region": None, "geometry": SQUARE.buffer(-5)}]
+    path = tmp_path / "numeric.geojson"
+    _frame(rows).to_crs(4326).to_file(path)
+    parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ["7", "row-2"] and list(parcels["borrower_id"]) == ["70", "71"]
+    assert parcels.loc[0, "region"] == "henan" and pd.isna(parcels.loc[1, "region"])

@@ -89,6 +89,8 @@ def derive_signals(
             reasons[i].append("FEW_CLEAR_OBSERVATIONS")
         if m.read_error[i]:
             reasons[i].append("IMAGERY_READ_ERROR")
+        if np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
+            reasons[i].append("FEW_PEERS")
     return signals, reasons
 
 
@@ -185,12 +187,16 @@ def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray,
 def _peer_health(peak: np.ndarray, crop: np.ndarray, min_peers: int) -> tuple[np.ndarray, np.ndarray]:
     """Health index 0-100: the peak-NDVI percentile among same-crop parcels of this run.
 
-    With fewer than ``min_peers`` same-crop parcels the peers are all cropland parcels.
+    With fewer than ``min_peers`` same-crop parcels the peers are all cropland parcels; with
+    fewer than ``min_peers`` of those, health is NaN (and says so): no peer, no comparison.
     """
     n = len(peak)
     health = np.full(n, np.nan)
     reference = np.full(n, "", dtype=object)
     cropland = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
+    if cropland.sum() < min_peers:
+        reference[cropland] = f"not rated: {cropland.sum()} cropland parcels in this run (fewer than {min_peers})"
+        return health, reference
     for name in np.unique(crop[cropland]):
         members = cropland & (crop == name)
         if members.sum() >= min_peers:

@@ -76,13 +76,19 @@ def assign_limits(
             codes.append("PARCEL_OVERLAP")
         if band is not None and band.multiplier == 0.0:
             codes.append("HIGH_RISK")
+        if band is not None and band.multiplier > 0.0 and arithmetic.steps and arithmetic.limit == 0.0:
+            codes.append("ZERO_LIMIT")
         ranked = _rank(codes, arithmetic.lowered_by)
         decision, status = _decide(ranked)
-        limit = arithmetic.limit if decision != "decline" and status != "error" else 0.0
+        unobserved = bool({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"} & set(ranked))
+        if unobserved and decision == "decline":
+            # Too little imagery to judge: a person decides, the model does not guess.
+            decision = "refer"
+        limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
         rows.append(
             {
                 "probability_of_default": probability[k],
-                "risk_grade": band.grade if band is not None and status != "error" else "E",
+                "risk_grade": band.grade if band is not None and status != "error" else None,
                 "loan_limit": limit,
                 "limit_arithmetic": arithmetic.text(),
                 "expected_revenue": _expected_revenue(row, crop),
@@ -111,7 +117,9 @@ def _data_checks(row: object, config: Config) -> list[str]:
         elif declared < low * row.cultivated_area_low_ha:
             codes.append("AREA_UNDERSTATED")
     said, seen = row.declared_crop, row.crop
-    if (
+    if isinstance(said, str) and said not in config.crops:
+        codes.append("UNKNOWN_DECLARED_CROP")
+    elif (
         isinstance(said, str)
         and seen not in (FALLOW, UNKNOWN)
         and row.crop_confidence >= config.agronomy.crop_min_confidence

@@ -77,7 +77,7 @@ def test_cloudy_seasons_are_counted_and_flagged() -> None:
     clear[2, :] = 0.0
     signals, reasons = _signals(_measure(ndvi, clear=clear))
     assert list(signals["clear_observations"]) == [16, 3, 0]
-    assert reasons[1] == ["FEW_CLEAR_OBSERVATIONS"] and reasons[2] == ["NO_CLEAR_OBSERVATIONS"]
+    assert reasons[1][0] == "FEW_CLEAR_OBSERVATIONS" and reasons[2] == ["NO_CLEAR_OBSERVATIONS"]
     assert np.isnan(signals["ndvi_peak"].iloc[2]) and signals["crop"].iloc[2] == "unknown"
 
 
@@ -87,3 +87,9 @@ def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one()
     assert signals["crop"].iloc[0] == "fallow"
     if signals["crop_confidence"].iloc[1] < CONFIG.agronomy.crop_min_confidence:
         assert signals["priced_crop"].iloc[1] == "soybean"
+
+
+def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
+    signals, reasons = _signals(_measure(_template("wheat")[None]))
+    assert np.isnan(signals["health_index"].iloc[0]) and reasons[0] == ["FEW_PEERS"]
+    assert signals["health_reference"].iloc[0].startswith("not rated")

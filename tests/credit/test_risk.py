@@ -85,14 +85,14 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
         load_risk_model(path)
 
 
-def test_overlaps_only_between_different_borrowers_above_the_share() -> None:
+def test_overlaps_above_the_share_are_found_whoever_pledged_them() -> None:
     geoms = np.array([
         shapely.box(0, 0, 100, 100),
-        shapely.box(50, 0, 150, 100),   # half of it on parcel 0, another borrower
-        shapely.box(0, 0, 100, 100),    # same land, same borrower as parcel 0
+        shapely.box(50, 0, 150, 100),   # half of it on parcel 0
+        shapely.box(0, 0, 100, 100),    # the same land as parcel 0, pledged again
         shapely.box(140, 0, 300, 100),  # 10% of parcel 1: under the 20% share
         None,
     ], dtype=object)
-    partners = find_overlaps(geoms, np.array(["A", "B", "A", "C", "D"], dtype=object), min_share=0.2)
-    assert partners[0] == [1] and sorted(partners[1]) == [0, 2]
+    partners = find_overlaps(geoms, min_share=0.2)
+    assert sorted(partners[0]) == [1, 2] and sorted(partners[1]) == [0, 2] and sorted(partners[2]) == [0, 1]
     assert partners[3] == [] and partners[4] == []
