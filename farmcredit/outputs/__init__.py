@@ -1,6 +1,7 @@
-"""Write a run's results: GeoPackage, GeoParquet, CSV, preview map and audit record."""
+"""Write a run's results: GeoPackage with QGIS styles, GeoParquet, CSV, COGs, QGIS project, previews, audit."""
 
 from farmcredit.outputs.preview import render_preview
+from farmcredit.outputs.rasters import PixelRasters, write_rasters
 from farmcredit.outputs.tables import write_outputs
 
-__all__ = ["render_preview", "write_outputs"]
+__all__ = ["PixelRasters", "render_preview", "write_outputs", "write_rasters"]

@@ -1,109 +1,240 @@
-"""``preview.png``: parcels coloured by decision over a true-colour image of a clear date."""
+"""Map previews drawn from a results folder: ``preview.png`` and one parcel's season.
+
+Everything comes from the files ``write_outputs`` wrote (``results.gpkg``, ``true_colour.tif``,
+``ndvi_series.parquet``, ``run.json``), so a copied results folder previews without the imagery.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
+import geopandas as gpd  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
-from rasterio.windows import from_bounds  # noqa: E402
+from rasterio.errors import WindowError  # noqa: E402
+from rasterio.windows import Window, from_bounds  # noqa: E402
 
-from farmcredit.imagery import Imagery, Scene  # noqa: E402
+from farmcredit.errors import InputError  # noqa: E402
+from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 
-if TYPE_CHECKING:
-    from farmcredit.pipeline import Assessment
-
-DECISION_COLOURS = {"approve": "#1a9850", "refer": "#fdae61", "decline": "#d73027"}
-ERROR_COLOUR = "#7f7f7f"
 MAX_PREVIEW_PX = 1600
-TRUE_COLOUR = ("B04", "B03", "B02")
+PARCEL_VIEW_M = 400.0  # the least ground shown around one parcel, so its neighbours show too
+PEER_BAND = (10, 90)  # percentiles of the peers' NDVI drawn as a band
 
 
-def render_preview(assessment: Assessment, path: Path) -> None:
-    """Draw the parcels over imagery with a legend, scale bar and north arrow; save as PNG."""
-    parcels = assessment.parcels.to_crs(assessment.imagery.crs)
+def render_preview(results: Path, out: Path | None = None, parcel_id: str | None = None) -> Path:
+    """Draw a results folder as a PNG: parcels by decision over the true-colour image.
+
+    With ``parcel_id``, the map centres on that parcel and a second panel plots its NDVI over
+    the season against its peers (parcels the run gave the same crop).
+
+    Args:
+        results: An output folder of ``farmcredit assess``, or its ``results.gpkg``.
+        out: The PNG to write; default ``preview.png`` (or ``preview_<parcel id>.png``) in the folder.
+        parcel_id: The parcel to show.
+
+    Returns:
+        The PNG written.
+
+    Example:
+        >>> render_preview(Path("results/sample"), parcel_id="P00003")  # doctest: +SKIP
+    """
+    folder = results.parent if results.suffix == ".gpkg" else results
+    if not (folder / "results.gpkg").is_file():
+        raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")
+    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
+    parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio")
+    imagery = folder / "true_colour.tif"
+    crs = _map_crs(imagery, parcels)
+    parcels = parcels.to_crs(crs)
     usable = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
-    bounds = _padded_bounds(usable.total_bounds) if len(usable) else (0.0, 0.0, 1.0, 1.0)
-    aspect = (bounds[3] - bounds[1]) / (bounds[2] - bounds[0])
-    fig, ax = plt.subplots(figsize=(10, float(np.clip(10 * aspect + 1.2, 4, 14))), dpi=110)
+    if parcel_id is None:
+        out = out or folder / "preview.png"
+        fig, ax = _map_figure(usable, n_panels=1)
+        focus = None
+        bounds = _padded(usable.total_bounds, 0.03) if len(usable) else (0.0, 0.0, 1.0, 1.0)
+        title = f"farmcredit: {len(parcels)} parcels, season {_season(record)}"
+    else:
+        matches = parcels.index[parcels["parcel_id"] == parcel_id]
+        if len(matches) == 0:
+            raise InputError(f"{results}: no parcel {parcel_id!r} in results.gpkg")
+        out = out or folder / f"preview_{_file_safe(parcel_id)}.png"
+        focus = parcels.loc[matches[0]]
+        fig, (ax, ndvi_ax) = _map_figure(usable, n_panels=2)
+        located = focus.geometry is not None and not focus.geometry.is_empty
+        bounds = _around(focus.geometry.bounds) if located else _padded(usable.total_bounds, 0.03)
+        title = _parcel_title(focus, record)
+        _ndvi_panel(ndvi_ax, folder / "ndvi_series.parquet", parcels, focus, record)
+    subtitle = _draw_map(ax, usable, bounds, imagery, focus)
+    ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+    fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
+             fontsize=7, color="#444444")
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, plt.Axes | np.ndarray]:
+    if n_panels == 2:
+        return plt.subplots(1, 2, figsize=(15, 7), dpi=110, gridspec_kw={"width_ratios": [1, 1.1]},
+                            layout="constrained")
     if len(usable):
-        scene = _clearest_scene(assessment.imagery)
-        image = _true_colour(assessment.imagery, scene, bounds)
+        x0, y0, x1, y1 = usable.total_bounds
+        aspect = (y1 - y0) / max(x1 - x0, 1.0)
+    else:
+        aspect = 1.0
+    return plt.subplots(figsize=(10, float(np.clip(10 * aspect + 1.2, 4, 14))), dpi=110, layout="constrained")
+
+
+def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float], imagery: Path,
+              focus: pd.Series | None) -> str:
+    """Imagery, parcels by decision, scale bar and north arrow; returns the imagery caption."""
+    caption = ""
+    if imagery.is_file():
+        image = _true_colour(imagery, bounds)
         if image is not None:
-            ax.imshow(image, extent=(bounds[0], bounds[2], bounds[1], bounds[3]), interpolation="nearest")
-        colours = [
-            ERROR_COLOUR if status == "error" else DECISION_COLOURS[decision]
-            for status, decision in zip(usable["status"], usable["decision"])
-        ]
+            rgb, extent, acquired = image
+            ax.imshow(rgb, extent=extent, interpolation="nearest")
+            caption = f"imagery {acquired} (Sentinel-2 true colour)"
+    usable = usable.cx[bounds[0] : bounds[2], bounds[1] : bounds[3]]  # only what the view shows
+    colours = [
+        DECISION_COLOURS["error"] if status == "error" else DECISION_COLOURS[decision]
+        for status, decision in zip(usable["status"], usable["decision"])
+    ]
+    if len(usable):
         usable.plot(ax=ax, facecolor=colours, edgecolor="white", linewidth=0.4, alpha=0.55)
         usable.boundary.plot(ax=ax, color=colours, linewidth=0.8)
-        ax.set_xlim(bounds[0], bounds[2])
-        ax.set_ylim(bounds[1], bounds[3])
-        _scale_bar(ax, bounds)
-        season = f"{assessment.record['season_dates'][0]} to {assessment.record['season_dates'][-1]}"
-        subtitle = f"imagery {scene.acquired.date().isoformat()} (true colour)"
-    else:
-        season, subtitle = "no usable parcels", ""
-    counts = assessment.parcels["decision"].value_counts()
-    handles = [
-        Patch(facecolor=colour, edgecolor="black", label=f"{decision} ({counts.get(decision, 0)})")
-        for decision, colour in DECISION_COLOURS.items()
-    ]
-    handles.append(Patch(facecolor=ERROR_COLOUR, edgecolor="black", label="not assessed (error)"))
-    ax.legend(handles=handles, loc="lower left", title="decision", framealpha=0.9)
+    if focus is not None and focus.geometry is not None and not focus.geometry.is_empty:
+        gpd.GeoSeries([focus.geometry]).boundary.plot(ax=ax, color="white", linewidth=4)
+        gpd.GeoSeries([focus.geometry]).boundary.plot(ax=ax, color="black", linewidth=2)
+    ax.set_xlim(bounds[0], bounds[2])
+    ax.set_ylim(bounds[1], bounds[3])
+    ax.set_aspect("equal")
+    _scale_bar(ax, bounds)
     ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.86), xycoords="axes fraction", ha="center",
                 fontsize=14, fontweight="bold", arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 2})
-    ax.set_title(f"farmcredit: {len(assessment.parcels)} parcels, season {season}\n{subtitle}")
-    ax.set_xlabel(f"{assessment.imagery.crs.to_string()} easting (m)")
+    ax.set_xlabel("easting (m)")
     ax.set_ylabel("northing (m)")
     ax.ticklabel_format(useOffset=False, style="plain")
-    fig.text(0.01, 0.005, f"Imagery: {assessment.imagery.source}", fontsize=7, color="#444444")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    ax.tick_params(labelsize=8)
+    return caption
 
 
-def _padded_bounds(bounds: np.ndarray) -> tuple[float, float, float, float]:
+def _ndvi_panel(ax: plt.Axes, series_path: Path, parcels: gpd.GeoDataFrame, focus: pd.Series, record: dict) -> None:
+    """The parcel's NDVI per clear date against the median and 10-90% band of its crop peers."""
+    if not series_path.is_file():
+        ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
+        return
+    series = pd.read_parquet(series_path)
+    crop = focus.get("crop") if isinstance(focus.get("crop"), str) else None
+    assessed = parcels["status"] != "error"
+    peers = parcels.loc[assessed & (parcels["crop"] == crop) if crop else assessed, "parcel_id"]
+    peers = peers[peers != focus["parcel_id"]]
+    # Dates no peer saw clearly are left out, so the peers' line joins the dates around them.
+    peer_ndvi = series[series["parcel_id"].isin(peers)].pivot_table(
+        index="date", columns="parcel_id", values="ndvi_mean", dropna=False
+    ).dropna(how="all")
+    if len(peer_ndvi.columns):
+        low, high = (np.nanpercentile(peer_ndvi.to_numpy(), q, axis=1) for q in PEER_BAND)
+        ax.fill_between(peer_ndvi.index, low, high, color="#9ecae1", alpha=0.6,
+                        label=f"peers {PEER_BAND[0]}-{PEER_BAND[1]}%")
+        ax.plot(peer_ndvi.index, np.nanmedian(peer_ndvi.to_numpy(), axis=1), color="#3182bd", lw=2,
+                label=f"peers' median ({len(peer_ndvi.columns)} {crop or 'assessed'} parcels)")
+    own = series[series["parcel_id"] == focus["parcel_id"]].sort_values("date")
+    clear = own[own["ndvi_mean"].notna()]
+    ax.plot(clear["date"], clear["ndvi_mean"], color="black", lw=2, marker="o", label=f"parcel {focus['parcel_id']}")
+    cloudy = own[own["ndvi_mean"].isna()]
+    if len(cloudy):
+        ax.plot(cloudy["date"], np.full(len(cloudy), -0.15), linestyle="none", marker="x", color="#636363",
+                label="no clear view of the parcel")
+    ax.set_ylim(-0.2, 1.0)
+    ax.set_ylabel("NDVI (mean of the parcel's clear pixels)")
+    ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.tick_params(labelsize=8)
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+
+
+def _true_colour(path: Path, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple, str] | None:
+    """RGB in 0-1 over ``bounds`` (overviews when zoomed out), its extent and date; None if outside."""
+    with rasterio.open(path) as src:
+        try:
+            window = from_bounds(*bounds, transform=src.transform).intersection(Window(0, 0, src.width, src.height))
+        except WindowError:
+            return None
+        factor = max(1.0, max(window.width, window.height) / MAX_PREVIEW_PX)
+        shape = (3, max(int(window.height / factor), 1), max(int(window.width / factor), 1))
+        dn = src.read(window=window, out_shape=shape, resampling=Resampling.average).astype(np.float32)
+        x0, y0, x1, y1 = src.window_bounds(window)
+        acquired = src.tags().get("ACQUIRED", "")
+    rgb = np.moveaxis(np.where(dn > 0, dn / TRUE_COLOUR_MAX, np.nan), 0, -1)
+    # A fixed 0-0.3 reflectance stretch with gamma reads well for vegetation and soil alike.
+    return np.nan_to_num(np.clip(rgb, 0, 1) ** 0.8, nan=1.0), (x0, x1, y0, y1), acquired
+
+
+def _legend(parcels: pd.DataFrame) -> list[Patch]:
+    assessed = parcels["status"] != "error"
+    counts = parcels.loc[assessed, "decision"].value_counts().to_dict()
+    counts["error"] = int((~assessed).sum())
+    return [Patch(facecolor=colour, edgecolor="black", label=f"{label} ({counts.get(value, 0)})")
+            for value, colour, label in DECISION_CLASSES]
+
+
+def run_currency(record: dict) -> str:
+    """The currency of a run's money columns, from its audit record (``run.json``)."""
+    return record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")
+
+
+def _parcel_title(parcel: pd.Series, record: dict) -> str:
+    currency = run_currency(record)
+    health = parcel.get("health_index")
+    health_text = f"health {health:.0f}/100" if pd.notna(health) else "no health index"
+    crop = parcel.get("crop") if isinstance(parcel.get("crop"), str) else "crop unknown"
+    reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
+    return (f"parcel {parcel['parcel_id']} (borrower {parcel.get('borrower_id')}): {parcel['decision']}, "
+            f"limit {parcel['loan_limit']:,.0f} {currency}; {crop}, {health_text}{reason}")
+
+
+def _season(record: dict) -> str:
+    dates = record.get("season_dates") or ["?"]
+    return f"{dates[0]} to {dates[-1]}"
+
+
+def _map_crs(imagery: Path, parcels: gpd.GeoDataFrame) -> rasterio.crs.CRS:
+    """The imagery's CRS (so it draws unwarped); a UTM zone for the parcels when there is none."""
+    if imagery.is_file():
+        with rasterio.open(imagery) as src:
+            return src.crs
+    usable = parcels.geometry.notna() & ~parcels.geometry.is_empty
+    return rasterio.crs.CRS.from_user_input(parcels[usable].estimate_utm_crs() if usable.any() else "EPSG:3857")
+
+
+def _padded(bounds: np.ndarray, share: float) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = (float(v) for v in bounds)
-    pad = 0.03 * max(x1 - x0, y1 - y0, 100.0)
+    pad = share * max(x1 - x0, y1 - y0, 100.0)
     return x0 - pad, y0 - pad, x1 + pad, y1 + pad
 
 
-def _clearest_scene(imagery: Imagery) -> Scene:
-    """The least cloudy scene (metadata cloud cover); ties go to the middle of the season."""
-    middle = len(imagery.scenes) // 2
-    return min(
-        enumerate(imagery.scenes),
-        key=lambda item: (item[1].cloud_cover if item[1].cloud_cover is not None else 50.0, abs(item[0] - middle)),
-    )[1]
+def _around(bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A square view three times the parcel's size, at least PARCEL_VIEW_M a side."""
+    x0, y0, x1, y1 = bounds
+    half = max(1.5 * max(x1 - x0, y1 - y0), PARCEL_VIEW_M / 2)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - half, cy - half, cx + half, cy + half
 
 
-def _true_colour(imagery: Imagery, scene: Scene, bounds: tuple[float, float, float, float]) -> np.ndarray | None:
-    """RGB (rows, cols, 3) in 0-1, decimated to at most MAX_PREVIEW_PX a side; None if absent."""
-    if not all(band in scene.band_paths for band in TRUE_COLOUR):
-        return None
-    width_px = (bounds[2] - bounds[0]) / imagery.transform.a
-    height_px = (bounds[3] - bounds[1]) / -imagery.transform.e
-    factor = max(1.0, max(width_px, height_px) / MAX_PREVIEW_PX)
-    shape = (max(int(height_px / factor), 1), max(int(width_px / factor), 1))
-    channels = []
-    for band in TRUE_COLOUR:
-        path, index = scene.band_paths[band]
-        with rasterio.open(path) as src:
-            window = from_bounds(*bounds, transform=src.transform)
-            dn = src.read(index, window=window, out_shape=shape, boundless=True, fill_value=0,
-                          resampling=Resampling.average).astype(np.float32)
-        channels.append(np.where(dn > 0, (dn + scene.dn_offset) * scene.dn_scale, np.nan))
-    rgb = np.dstack(channels)
-    # A fixed 0-0.3 reflectance stretch with gamma reads well for vegetation and soil alike.
-    return np.nan_to_num(np.clip(rgb / 0.3, 0, 1) ** 0.8, nan=1.0)
+def _file_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float]) -> None:

@@ -1,4 +1,5 @@
-"""Tables: ``results.gpkg`` (parcels, borrowers), ``results.parquet``, CSVs, ``run.json``, ``decisions.jsonl``."""
+"""Every output of a run: the tables (``results.gpkg`` with its QGIS styles, ``results.parquet``,
+CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, ``run.json``, ``decisions.jsonl``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import geopandas as gpd
 import pandas as pd
 
 from farmcredit.audit import write_decision_records
-from farmcredit.outputs.preview import render_preview
+from farmcredit.outputs.preview import render_preview, run_currency
+from farmcredit.outputs.project import write_project
+from farmcredit.outputs.rasters import write_rasters
+from farmcredit.outputs.styles import borrower_styles, parcel_styles, write_layer_styles
 
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
@@ -31,18 +35,26 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "preview": out_dir / "preview.png",
         "run": out_dir / "run.json",
         "decisions": out_dir / "decisions.jsonl",
+        "series": out_dir / "ndvi_series.parquet",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
     files["gpkg"].unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
     parcels.to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
     borrowers.to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
+    currency = run_currency(assessment.record)
+    styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
+    write_layer_styles(files["gpkg"], styles)
     parcels.to_parquet(files["parquet"], index=False)
     _attributes(parcels).to_csv(files["csv"], index=False)
     _attributes(borrowers).to_csv(files["borrowers_csv"], index=False)
-    render_preview(assessment, files["preview"])
+    assessment.series.to_parquet(files["series"], index=False)
+    rasters = write_rasters(out_dir, assessment)
+    files.update(rasters)
+    files["project"] = write_project(out_dir, assessment, styles, rasters)
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
     files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    render_preview(out_dir, files["preview"])
     write_decision_records(parcels, assessment.record, files["decisions"])
     return files
 

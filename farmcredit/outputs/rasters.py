@@ -1,0 +1,198 @@
+"""Raster outputs: Cloud-Optimized GeoTIFFs on the parcels' extent, each with a ``.qml`` sidecar.
+
+- ``cropland_probability.tif``: P(cropland) per pixel, from the cropland model (0-1).
+- ``ndvi_peak.tif``: the season's highest clear-sky NDVI per pixel.
+- ``health_index.tif``: each parcel's health index (0-100) burnt into its pixels.
+- ``true_colour.tif``: B04/B03/B02 of the date the parcels are clearest, reflectance x 10^4.
+
+The first two are per-pixel layers the pipeline computes window by window (``PixelRasters``
+gathers them while it runs); the others are made here. Everything is written in strips or
+windows, so memory stays bounded by a strip, not by the tile.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.features
+import rasterio.shutil
+import rasterio.windows
+import shapely
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from farmcredit.imagery import Imagery, Scene
+from farmcredit.outputs.styles import qml_text, raster_style
+
+if TYPE_CHECKING:
+    from farmcredit.pipeline import Assessment
+
+RASTER_NAMES = ("true_colour", "cropland_probability", "ndvi_peak", "health_index")
+DESCRIPTIONS = {
+    "cropland_probability": "probability that the pixel is cropland (0-1), from the cropland model",
+    "ndvi_peak": "highest clear-sky NDVI of the season",
+    "health_index": "parcel health index (0-100): peak NDVI percentile among same-crop parcels",
+    "true_colour": "surface reflectance x 10000 (B04 red, B03 green, B02 blue) of the clearest date",
+}
+TRUE_COLOUR_BANDS = ("B04", "B03", "B02")
+REFLECTANCE_SCALE = 10_000
+BLOCK_PX = 256
+STRIP_ROWS = 512
+# GDAL's block cache while writing: its default (5% of RAM) would hold a tile's worth of blocks.
+WRITE_CACHE_MB = 128
+
+
+class RasterGrid(NamedTuple):
+    """The output rasters' grid: a window of the imagery grid, its transform and CRS."""
+
+    window: Window
+    transform: rasterio.Affine
+    crs: rasterio.crs.CRS
+
+
+class PixelRasters:
+    """Per-pixel layers of each measured window, gathered into GeoTIFFs covering ``extent``.
+
+    Pass ``add`` to ``measure_parcels``. The files are tiled, uncompressed and sparse (blocks no
+    window touched are never written) in a temporary folder removed with this object, so a full
+    tile costs disk only where there are parcels and no memory beyond one window.
+
+    Example:
+        >>> pixels = PixelRasters(imagery, Window(0, 0, 512, 512))  # doctest: +SKIP
+        >>> pixels.add(Window(0, 0, 64, 64), {"ndvi_peak": peak})  # doctest: +SKIP
+        >>> pixels.paths["ndvi_peak"]  # doctest: +SKIP
+    """
+
+    def __init__(self, imagery: Imagery, extent: Window) -> None:
+        self.grid = RasterGrid(extent, rasterio.windows.transform(extent, imagery.transform), imagery.crs)
+        self.paths: dict[str, Path] = {}
+        self._folder = tempfile.TemporaryDirectory(prefix="farmcredit-pixels-")
+
+    def add(self, window: Window, layers: Mapping[str, np.ndarray]) -> None:
+        """Write one window's layers (float32, rows x cols of ``window`` on the imagery grid)."""
+        extent = self.grid.window
+        inside = Window(window.col_off - extent.col_off, window.row_off - extent.row_off, window.width, window.height)
+        for name, values in layers.items():
+            if name not in self.paths:
+                self.paths[name] = Path(self._folder.name) / f"{name}.tif"
+                _create_tiff(self.paths[name], self.grid, 1, "float32", np.nan, SPARSE_OK=True).close()
+            with rasterio.open(self.paths[name], "r+") as dataset:
+                dataset.write(values.astype(np.float32, copy=False), 1, window=inside)
+
+
+def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+    """Write the raster outputs of ``assessment`` into ``out_dir``, each with its ``.qml``.
+
+    Returns:
+        The files written: ``<name>`` the GeoTIFF, ``<name>_qml`` its style. None when no parcel
+        overlaps the imagery; the per-pixel layers only when the run kept them (see
+        ``run_assessment(pixel_layers=True)``).
+    """
+    if assessment.grid_window is None:
+        return {}
+    imagery = assessment.imagery
+    grid = RasterGrid(assessment.grid_window, rasterio.windows.transform(assessment.grid_window, imagery.transform),
+                 imagery.crs)
+    files: dict[str, Path] = {}
+    with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), tempfile.TemporaryDirectory(prefix="farmcredit-") as scratch:
+        sources = {name: (path, {}) for name, path in (assessment.pixels.paths if assessment.pixels else {}).items()}
+        scene = clearest_scene(imagery, assessment.series)
+        if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
+            path = Path(scratch) / "true_colour.tif"
+            _write_strips(path, grid, 3, "uint16", 0, lambda strip: _true_colour_strip(scene, strip, grid.transform))
+            sources["true_colour"] = (path, {"SCENE_ID": scene.scene_id, "ACQUIRED": scene.acquired.date().isoformat()})
+        parcels = assessment.parcels.to_crs(imagery.crs)
+        assessed = parcels[(parcels["status"] != "error") & parcels["health_index"].notna()]
+        geoms, health = assessed.geometry.to_numpy(), assessed["health_index"].to_numpy()
+        bounds = shapely.bounds(geoms)
+        path = Path(scratch) / "health_index.tif"
+        _write_strips(path, grid, 1, "float32", np.nan,
+                      lambda strip: _burn_strip(geoms, bounds, health, strip, grid.transform))
+        sources["health_index"] = (path, {})
+        for name in (name for name in RASTER_NAMES if name in sources):
+            files[name] = out_dir / f"{name}.tif"
+            _to_cog(*sources[name], files[name], name)
+            files[f"{name}_qml"] = files[name].with_suffix(".qml")
+            files[f"{name}_qml"].write_text(qml_text(raster_style(name)) + "\n")
+    return files
+
+
+def clearest_scene(imagery: Imagery, series: pd.DataFrame) -> Scene:
+    """The scene whose date the parcels are clearest on (mean clear share); ties go mid-season.
+
+    Where no parcel was measured, the scene's metadata cloud cover decides instead.
+    """
+    clear = series.groupby("date")["clear_share"].mean()
+    middle = len(imagery.scenes) // 2
+
+    def cloudiness(step: int) -> tuple[float, int]:
+        scene = imagery.scenes[step]
+        share = clear.get(pd.Timestamp(scene.acquired.date()), np.nan)
+        if np.isfinite(share):
+            return 1.0 - float(share), abs(step - middle)
+        return 1.0 + (scene.cloud_cover if scene.cloud_cover is not None else 50.0) / 100, abs(step - middle)
+
+    return imagery.scenes[min(range(len(imagery.scenes)), key=cloudiness)]
+
+
+def _true_colour_strip(scene: Scene, strip: Window, transform: rasterio.Affine) -> np.ndarray:
+    """Reflectance x 10^4 of B04/B03/B02 on ``strip`` of the output grid; 0 where no data."""
+    bounds = rasterio.windows.bounds(strip, transform)
+    shape = (int(strip.height), int(strip.width))
+    channels = []
+    for band in TRUE_COLOUR_BANDS:
+        path, index = scene.band_paths[band]
+        with rasterio.open(path) as src:
+            dn = src.read(index, window=rasterio.windows.from_bounds(*bounds, transform=src.transform),
+                          out_shape=shape, boundless=True, fill_value=0, resampling=Resampling.nearest)
+        reflectance = (dn.astype(np.float32) + scene.dn_offset) * scene.dn_scale * REFLECTANCE_SCALE
+        channels.append(np.where(dn > 0, np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16))
+    return np.stack(channels)
+
+
+def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, strip: Window,
+                transform: rasterio.Affine) -> np.ndarray:
+    """Each parcel's value on the pixels whose centre it holds, NaN elsewhere, for one strip."""
+    out = np.full((1, int(strip.height), int(strip.width)), np.nan, dtype=np.float32)
+    x0, y0, x1, y1 = rasterio.windows.bounds(strip, transform)
+    near = (bounds[:, 0] < x1) & (bounds[:, 2] > x0) & (bounds[:, 1] < y1) & (bounds[:, 3] > y0)
+    if near.any():
+        rasterio.features.rasterize(zip(geoms[near], values[near]), out=out[0],
+                                    transform=rasterio.windows.transform(strip, transform))
+    return out
+
+
+def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,
+                  strip_values: Callable[[Window], np.ndarray]) -> None:
+    """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values(strip)`` (count, rows, cols)."""
+    height, width = int(grid.window.height), int(grid.window.width)
+    with _create_tiff(path, grid, count, dtype, nodata) as dataset:
+        for top in range(0, height, STRIP_ROWS):
+            strip = Window(0, top, width, min(STRIP_ROWS, height - top))
+            dataset.write(strip_values(strip), window=strip)
+
+
+def _create_tiff(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,
+                 **options: object) -> rasterio.io.DatasetWriter:
+    """A tiled, uncompressed GeoTIFF on ``grid``: fast to fill in any order, compressed by ``_to_cog``."""
+    return rasterio.open(path, "w", driver="GTiff", width=int(grid.window.width), height=int(grid.window.height),
+                         count=count, dtype=dtype, nodata=nodata, crs=grid.crs, transform=grid.transform, tiled=True,
+                         blockxsize=BLOCK_PX, blockysize=BLOCK_PX, **options)
+
+
+def _to_cog(source: Path, tags: dict[str, str], target: Path, name: str) -> None:
+    """Copy ``source`` to a Cloud-Optimized GeoTIFF with overviews, its description and ``tags``."""
+    with rasterio.open(source, "r+") as dataset:
+        dataset.update_tags(DESCRIPTION=DESCRIPTIONS[name], **tags)
+        for band in range(1, dataset.count + 1):
+            dataset.set_band_description(band, TRUE_COLOUR_BANDS[band - 1] if name == "true_colour" else name)
+    target.unlink(missing_ok=True)
+    # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel.
+    rasterio.shutil.copy(source, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=BLOCK_PX,
+                         OVERVIEW_RESAMPLING="AVERAGE", NUM_THREADS="ALL_CPUS")

@@ -1,0 +1,62 @@
+"""Previews drawn from a results folder: the map, one parcel's season, and bad requests."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from farmcredit.cli import main
+from farmcredit.outputs import render_preview
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _farmcredit(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    """Run the CLI in this process (as the console script would); return its exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["farmcredit", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    return code, capsys.readouterr().err.replace("\n", "")
+
+
+def test_preview_command_draws_the_map_and_one_parcels_season(outputs, assessed, tmp_path, monkeypatch,
+                                                              capsys) -> None:
+    parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(outputs / "results.gpkg"), "--parcel", parcel,
+                            "--out", str(tmp_path / "p.png"))
+    assert code == 0, err
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG
+    assert _farmcredit(monkeypatch, capsys, "preview", str(outputs))[0] == 0
+    assert (outputs / "preview.png").read_bytes()[:8] == PNG
+    image = matplotlib.image.imread(tmp_path / "p.png")
+    assert image.shape[1] > 1.5 * image.shape[0]  # map and NDVI panel side by side
+
+
+def test_unknown_parcel_or_folder_exits_2_naming_it(outputs, tmp_path, monkeypatch, capsys) -> None:
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(outputs), "--parcel", "NO-SUCH-PARCEL")
+    assert code == 2 and "NO-SUCH-PARCEL" in err and "Traceback" not in err
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(tmp_path))
+    assert code == 2 and "not a farmcredit results folder" in err
+
+
+def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    written = render_preview(copy, parcel_id=None)
+    assert written == copy / "preview.png" and written.read_bytes()[:8] == PNG
+
+
+def test_series_table_has_every_parcel_and_date(outputs, assessed) -> None:
+    series = pd.read_parquet(outputs / "ndvi_series.parquet")
+    assert list(series.columns) == ["parcel_id", "date", "clear_share", "ndvi_mean", "ndvi_std"]
+    assert len(series) == len(assessed.parcels) * len(assessed.imagery.scenes)
+    assert series["ndvi_mean"].dropna().between(-1, 1).all()
+    assert set(series["parcel_id"]) == set(assessed.parcels["parcel_id"])
+    assert (outputs / "run.json").read_text().count("ndvi_series.parquet") == 1

@@ -1,0 +1,77 @@
+"""Raster outputs: COGs on the parcels' extent whose pixels match what the pipeline measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.windows import Window
+
+from farmcredit.imagery import read_window, spectral_indices
+from farmcredit.outputs.rasters import RASTER_NAMES, PixelRasters, _to_cog, clearest_scene
+
+
+def test_every_raster_is_a_cog_with_a_qml_on_one_grid(outputs, assessed) -> None:
+    grids = set()
+    for name in RASTER_NAMES:
+        path = outputs / f"{name}.tif"
+        with rasterio.open(path) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            assert src.crs == assessed.imagery.crs and src.tags()["DESCRIPTION"]
+            grids.add((src.transform, src.shape))
+        assert path.with_suffix(".qml").read_text().startswith("<!DOCTYPE qgis")
+    assert len(grids) == 1
+    (transform, shape), window = grids.pop(), assessed.grid_window
+    assert shape == (window.height, window.width)
+    assert transform == rasterio.windows.transform(window, assessed.imagery.transform)
+
+
+def test_peak_ndvi_is_the_seasons_clear_sky_maximum_per_pixel(outputs, assessed) -> None:
+    imagery, window = assessed.imagery, assessed.grid_window
+    cube = read_window(imagery, window, ("B04", "B08"))
+    expected = np.fmax.reduce(spectral_indices(cube)["ndvi"], axis=0)
+    with rasterio.open(outputs / "ndvi_peak.tif") as src:
+        written = src.read(1)
+    measured = np.isfinite(written)
+    assert measured.mean() > 0.5  # the windows around the parcels cover most of this small scene
+    np.testing.assert_allclose(written[measured], expected[measured], rtol=1e-5, atol=1e-6)
+    with rasterio.open(outputs / "cropland_probability.tif") as src:
+        probability = src.read(1)
+    assert np.nanmin(probability) >= 0 and np.nanmax(probability) <= 1
+
+
+def test_health_raster_carries_each_parcels_index(outputs, assessed) -> None:
+    parcels = assessed.parcels.to_crs(assessed.imagery.crs)
+    parcels = parcels[(parcels["status"] != "error") & parcels["health_index"].notna()]
+    points = shapely.get_coordinates(parcels.geometry.representative_point())
+    with rasterio.open(outputs / "health_index.tif") as src:
+        values = np.array([v[0] for v in src.sample(points)])
+    agree = np.isclose(values, parcels["health_index"].to_numpy(), atol=1e-3)
+    assert agree.mean() > 0.9  # the rest: the point's pixel centre lies outside a thin parcel
+
+
+def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> None:
+    scene = clearest_scene(assessed.imagery, assessed.series)
+    by_date = assessed.series.groupby("date")["clear_share"].mean()
+    assert by_date[str(scene.acquired.date())] == pytest.approx(by_date.max())
+    with rasterio.open(outputs / "true_colour.tif") as src:
+        assert src.count == 3 and src.dtypes[0] == "uint16" and src.descriptions == ("B04", "B03", "B02")
+        assert src.tags()["ACQUIRED"] == scene.acquired.date().isoformat()
+        rgb = src.read()
+    reflectance = rgb[rgb > 0] / 10_000
+    assert 0.005 < np.median(reflectance) < 0.5
+
+
+def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(assessed, tmp_path) -> None:
+    pixels = PixelRasters(assessed.imagery, Window(100, 200, 700, 600))
+    pixels.add(Window(110, 210, 50, 40), {"ndvi_peak": np.full((40, 50), 0.5, dtype=np.float32)})
+    pixels.add(Window(140, 230, 300, 300), {"ndvi_peak": np.full((300, 300), 0.7, dtype=np.float32)})
+    with rasterio.open(pixels.paths["ndvi_peak"]) as src:
+        written = src.read(1)
+    assert written[10, 10] == 0.5 and written[30, 40] == 0.7 and np.isnan(written[500, 650])
+    assert np.isfinite(written).sum() == 40 * 50 + 300 * 300 - 20 * 20  # the second window overlaps the first
+    _to_cog(pixels.paths["ndvi_peak"], {}, tmp_path / "ndvi_peak.tif", "ndvi_peak")
+    with rasterio.open(tmp_path / "ndvi_peak.tif") as src:
+        assert src.overviews(1) == [2, 4] and src.block_shapes[0] == (256, 256)
+        assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
