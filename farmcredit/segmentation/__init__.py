@@ -1,6 +1,11 @@
-"""Per-pixel cropland probability. v1: a transparent phenology rule; the CNN replaces it behind
-the same ``CroplandModel`` interface."""
+"""Per-pixel cropland probability behind the ``CroplandModel`` interface: the v1 phenology rule
+(default) or the cropland CNN (``cnn.CnnCroplandModel``, imported lazily with torch)."""
 
+from farmcredit.segmentation.card import DEFAULT_WEIGHTS, ModelCard, read_card
+from farmcredit.segmentation.registry import CNN, DEFAULT_MODEL, RULE, load_cropland_model
 from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
 
-__all__ = ["CroplandModel", "PhenologyRule"]
+__all__ = [
+    "CNN", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "RULE", "CroplandModel", "ModelCard", "PhenologyRule",
+    "load_cropland_model", "read_card",
+]

@@ -1,0 +1,105 @@
+"""Model cards: the JSON beside a CNN's safetensors weights that says what the weights expect.
+
+Torch-free, so the CLI and the pipeline can check a card (and pick a model) without importing torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from farmcredit.errors import InputError
+
+ARCHITECTURE = "farmcredit-cropland-unet-v1"
+# The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
+MODEL_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+CLASSES: tuple[str, ...] = ("non_crop", "wheat", "maize", "rice", "soybean", "other_crop")
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v1.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a set of weights expects and how well it did.
+
+    Attributes:
+        name: model version, written into every result row (``model_version``).
+        architecture: network family; must be ``ARCHITECTURE``.
+        bands: input bands in network order (Sentinel-2 names).
+        band_mean: per-band reflectance (0-1) mean used to normalise the input.
+        band_std: per-band reflectance (0-1) standard deviation used to normalise the input.
+        classes: output classes; index 0 is non-crop, the rest are crop classes.
+        width: channels of the network's first level.
+        calibration: Platt scaling ``{"a": ..., "b": ...}`` of the crop logit.
+        weights_sha256: hash of the safetensors file; a mismatch is refused.
+        training: data, splits, hashes, seed and time of training.
+        metrics: per evaluation set, its metrics.
+        code_version: farmcredit version that trained it.
+    """
+
+    name: str
+    bands: tuple[str, ...]
+    band_mean: tuple[float, ...]
+    band_std: tuple[float, ...]
+    classes: tuple[str, ...] = CLASSES
+    width: int = 32
+    calibration: dict[str, float] = field(default_factory=lambda: {"a": 1.0, "b": 0.0})
+    weights_sha256: str = ""
+    architecture: str = ARCHITECTURE
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    code_version: str = ""
+
+    def to_json(self) -> str:
+        """The card as indented JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+
+def card_path(weights: Path) -> Path:
+    """The card file beside ``weights`` (``model.safetensors`` -> ``model.json``)."""
+    return weights.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(weights: Path) -> ModelCard:
+    """Read and check the card beside ``weights``.
+
+    Raises:
+        InputError: the card is missing, unreadable, of another architecture, inconsistent, or
+            its ``weights_sha256`` does not match the weights file (truncated, corrupted, or
+            the card of another model).
+    """
+    path = card_path(weights)
+    if not weights.is_file():
+        raise InputError(f"{weights}: model weights not found")
+    if not path.is_file():
+        raise InputError(f"{weights}: no model card {path.name} beside the weights")
+    try:
+        raw = json.loads(path.read_text())
+        card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in ("bands", "band_mean", "band_std", "classes")}})
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
+    if card.architecture != ARCHITECTURE:
+        raise InputError(f"{path}: architecture {card.architecture!r}, this farmcredit runs {ARCHITECTURE!r}")
+    unknown = [b for b in card.bands if b not in MODEL_BANDS]
+    if unknown or len(card.band_mean) != len(card.bands) or len(card.band_std) != len(card.bands):
+        raise InputError(f"{path}: bands {card.bands} must be known L2A bands with one mean and std each")
+    if not card.classes or card.classes[0] != "non_crop":
+        raise InputError(f"{path}: the first class must be 'non_crop', got {card.classes}")
+    actual = file_sha256(weights)
+    if card.weights_sha256 != actual:
+        raise InputError(
+            f"{weights}: its SHA-256 {actual[:12]}... does not match the card's {card.weights_sha256[:12]}... "
+            "(a truncated or corrupted file, or the card of a different model)"
+        )
+    return card

@@ -1,0 +1,158 @@
+"""Labelled data for training and evaluating the cropland CNN, all as reflectance in ``MODEL_BANDS`` order.
+
+Three kinds: a labelled scene (a ``farmcredit simulate`` folder with ``landcover.tif``, or your
+own ``imagery/`` with a ``labels.tif`` of 0 non-crop / 1 crop / anything else unknown), EuroSAT
+patches (one date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedians).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from farmcredit.errors import InputError
+from farmcredit.segmentation.card import MODEL_BANDS
+
+# landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
+SIM_CROP_CLASSES = (1, 2, 3, 4)
+EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
+EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+DEA_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir_1": "B11", "swir_2": "B12",
+             "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07"}
+DEA_REGIONS = ("central", "eastern", "northern", "sahel", "south_eastern", "southern")
+
+
+@dataclass(frozen=True)
+class LabelledScene:
+    """A season with per-pixel labels.
+
+    Attributes:
+        reflectance: float32 (time, band, rows, cols) in ``MODEL_BANDS`` order, NaN where absent.
+        clear: bool (time, rows, cols).
+        crop_cover: float32 (rows, cols) sown-crop share 0-1; NaN where unknown.
+        crop_type: int8 (rows, cols) crop class index (1 wheat .. 4 soybean), 0 not a crop, -1 unknown.
+        source: folder read.
+    """
+
+    reflectance: np.ndarray
+    clear: np.ndarray
+    crop_cover: np.ndarray
+    crop_type: np.ndarray
+    source: str
+
+
+@dataclass(frozen=True)
+class LabelledPatches:
+    """Patches or pixels with one crop label each.
+
+    Attributes:
+        reflectance: float32 (patch, time, band, rows, cols) in ``MODEL_BANDS`` order, NaN where absent.
+        clear: bool (patch, time, rows, cols).
+        is_crop: bool (patch,).
+        group: per patch, its class (EuroSAT) or region (DEA).
+        source: what was read.
+    """
+
+    reflectance: np.ndarray
+    clear: np.ndarray
+    is_crop: np.ndarray
+    group: np.ndarray
+    source: str
+
+    def subset(self, keep: np.ndarray) -> LabelledPatches:
+        """The patches where ``keep`` (bool or indices)."""
+        return LabelledPatches(self.reflectance[keep], self.clear[keep], self.is_crop[keep], self.group[keep],
+                               self.source)
+
+
+def load_labelled_scene(folder: str | Path) -> LabelledScene:
+    """Read ``folder/imagery`` whole and its labels (``landcover.tif`` or ``labels.tif``).
+
+    Raises:
+        InputError: no imagery or no label raster, or labels on another grid.
+    """
+    from farmcredit.imagery import open_imagery, read_window
+
+    folder = Path(folder)
+    imagery = open_imagery(folder / "imagery" if (folder / "imagery").is_dir() else folder)
+    rows, cols = imagery.shape
+    cube = read_window(imagery, Window(0, 0, cols, rows), [b for b in MODEL_BANDS if b in imagery.bands])
+    reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)
+    for position, band in enumerate(cube.bands):
+        reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
+    if (folder / "landcover.tif").is_file():
+        classes, cover = _read_raster(folder / "landcover.tif", (rows, cols), bands=(1, 2))
+        crop_cover = cover.astype(np.float32) / 100.0
+        crop_type = np.where(np.isin(classes, SIM_CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
+    elif (folder / "labels.tif").is_file():
+        (labels,) = _read_raster(folder / "labels.tif", (rows, cols), bands=(1,))
+        crop_cover = np.where(np.isin(labels, (0, 1)), labels, np.nan).astype(np.float32)
+        crop_type = np.where(labels == 0, 0, -1).astype(np.int8)
+    else:
+        raise InputError(f"{folder}: no landcover.tif or labels.tif beside the imagery")
+    return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
+
+
+def _read_raster(path: Path, shape: tuple[int, int], bands: tuple[int, ...]) -> list[np.ndarray]:
+    with rasterio.open(path) as src:
+        if (src.height, src.width) != shape:
+            raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {shape[0]} x {shape[1]}")
+        return [src.read(band) for band in bands]
+
+
+def load_eurosat(root: str | Path) -> LabelledPatches:
+    """EuroSAT-MS patches under ``root/<Class>/*.tif`` (13-band L1C x 10000) as one-date patches."""
+    root = Path(root)
+    files = sorted(root.glob("*/*.tif"))
+    if not files:
+        raise InputError(f"{root}: no EuroSAT patches (<Class>/*.tif)")
+    order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
+    patches = []
+    for path in files:
+        with rasterio.open(path) as src:
+            if src.count != len(EUROSAT_BANDS):
+                raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
+            patches.append(src.read().astype(np.float32)[order] / 10_000.0)
+    reflectance = np.stack(patches)[:, None]
+    clear = np.ones((len(files), 1, *reflectance.shape[-2:]), dtype=bool)
+    group = np.array([p.parent.name for p in files])
+    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root))
+
+
+def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> LabelledPatches:
+    """Digital Earth Africa crop-mask pixels of ``regions`` as 1x1 patches of two dates (seasons S1, S2)."""
+    root = Path(root)
+    tables, groups = [], []
+    for region in regions:
+        path = root / region / "training_data.txt"
+        if not path.is_file():
+            raise InputError(f"{path}: Digital Earth Africa region {region!r} not found")
+        with open(path) as handle:
+            header = handle.readline().lstrip("#").split()
+        table = np.loadtxt(path, comments="#", ndmin=2)
+        columns = {name: table[:, i] for i, name in enumerate(header)}
+        pixel = np.full((len(table), 2, len(MODEL_BANDS)), np.nan, dtype=np.float32)
+        for season in (0, 1):
+            for name, band in DEA_BANDS.items():
+                pixel[:, season, MODEL_BANDS.index(band)] = columns[f"{name}_S{season + 1}"]
+        tables.append((pixel, columns["Class"] == 1))
+        groups += [region] * len(table)
+    reflectance = np.concatenate([t[0] for t in tables])[..., None, None]
+    clear = np.ones((len(reflectance), 2, 1, 1), dtype=bool)
+    return LabelledPatches(reflectance, clear, np.concatenate([t[1] for t in tables]), np.array(groups), str(root))
+
+
+def split_eurosat(patches: LabelledPatches, test_share: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices, stratified by EuroSAT class, seeded."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for name in np.unique(patches.group):
+        members = rng.permutation(np.flatnonzero(patches.group == name))
+        n_test = int(round(test_share * len(members)))
+        test += list(members[:n_test])
+        train += list(members[n_test:])
+    return np.sort(train), np.sort(test)

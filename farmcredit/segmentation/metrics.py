@@ -1,0 +1,128 @@
+"""Scores of a cropland model on labelled data: accuracy, F1, IoU, confusion, reliability, calibration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from farmcredit.errors import InputError
+from farmcredit.segmentation.cnn import CnnCroplandModel
+from farmcredit.segmentation.data import LabelledPatches, LabelledScene, load_dea, load_eurosat, load_labelled_scene
+
+
+def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Accuracy, crop precision/recall/F1, crop IoU and the confusion matrix [[TN, FP], [FN, TP]]."""
+    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
+    tp, fp = int(np.sum(predicted & truth)), int(np.sum(predicted & ~truth))
+    fn, tn = int(np.sum(~predicted & truth)), int(np.sum(~predicted & ~truth))
+    n = max(tp + fp + fn + tn, 1)
+    return {
+        "n": tp + fp + fn + tn,
+        "accuracy": round((tp + tn) / n, 4),
+        "precision": round(tp / max(tp + fp, 1), 4),
+        "recall": round(tp / max(tp + fn, 1), 4),
+        "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4),
+        "iou": round(tp / max(tp + fp + fn, 1), 4),
+        "confusion": [[tn, fp], [fn, tp]],
+    }
+
+
+def reliability_table(probability: np.ndarray, observed: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per probability bin: pixels, mean predicted P(crop) and observed crop share (0-1)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(probability, edges) - 1, 0, bins - 1)
+    table = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            table.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(members.sum()),
+                          "predicted": round(float(probability[members].mean()), 3),
+                          "observed": round(float(observed[members].mean()), 3)})
+    return table
+
+
+def fit_calibration(probability: np.ndarray, observed: np.ndarray) -> dict[str, float]:
+    """Platt scaling (a, b) of the crop logit minimising log loss against observed shares 0-1."""
+    import torch
+
+    p = np.clip(probability.astype(np.float64), 1e-6, 1 - 1e-6)
+    logit = torch.from_numpy(np.log(p / (1 - p)))
+    target = torch.from_numpy(observed.astype(np.float64))
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([params], max_iter=100)
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(params[0] * logit + params[1], target)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return {"a": round(float(params[0]), 4), "b": round(float(params[1]), 4)}
+
+
+def scene_pixels(model: CnnCroplandModel, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
+    """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label."""
+    from farmcredit.segmentation.card import MODEL_BANDS
+
+    probability = model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability
+    known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
+    return probability[known], scene.crop_cover[known]
+
+
+def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.ndarray:
+    """Mean P(crop) over each patch's pixels (a pixel for DEA)."""
+    from farmcredit.segmentation.card import MODEL_BANDS
+
+    probability = model.predict_patches(patches.reflectance, patches.clear, MODEL_BANDS).crop_probability
+    return np.nanmean(probability.reshape(len(probability), -1), axis=1)
+
+
+def evaluate_scene(model: CnnCroplandModel, scene: LabelledScene) -> dict:
+    """Pixel metrics (crop = cover >= 50%) and reliability table on a labelled scene."""
+    probability, cover = scene_pixels(model, scene)
+    return {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
+            "reliability": reliability_table(probability, cover)}
+
+
+def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
+    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group."""
+    predicted = patch_probability(model, patches) >= 0.5
+    per_group = {g: binary_metrics(predicted[patches.group == g], patches.is_crop[patches.group == g])["accuracy"]
+                 for g in np.unique(patches.group)}
+    return {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group}
+
+
+def evaluate_path(model: CnnCroplandModel, data: str | Path) -> dict:
+    """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region."""
+    data = Path(data)
+    if (data / "landcover.tif").is_file() or (data / "labels.tif").is_file():
+        return evaluate_scene(model, load_labelled_scene(data))
+    if (data / "training_data.txt").is_file():
+        return evaluate_patches(model, load_dea(data.parent, (data.name,)), "dea")
+    regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
+    if regions:
+        return evaluate_patches(model, load_dea(data, regions), "dea")
+    if any(data.glob("*/*.tif")):
+        return evaluate_patches(model, load_eurosat(data), "eurosat")
+    raise InputError(f"{data}: not a labelled scene, EuroSAT folder or Digital Earth Africa folder")
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as plain text: metrics, confusion matrix and (for scenes) the reliability table."""
+    metrics = report.get("pixels") or report["overall"]
+    (tn, fp), (fn, tp) = metrics["confusion"]
+    lines = [
+        f"{report['kind']}: n={metrics['n']} accuracy={metrics['accuracy']:.4f} F1={metrics['f1']:.4f} "
+        f"IoU={metrics['iou']:.4f} precision={metrics['precision']:.4f} recall={metrics['recall']:.4f}",
+        "confusion (rows truth, columns predicted):",
+        f"            non-crop  crop\n  non-crop  {tn:8d} {fp:5d}\n  crop      {fn:8d} {tp:5d}",
+    ]
+    for group, accuracy in report.get("accuracy_per_group", {}).items():
+        lines.append(f"  {group}: accuracy {accuracy:.4f}")
+    if "reliability" in report:
+        lines.append("reliability (P(crop) bin, pixels, mean predicted, observed crop share):")
+        lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
+                  for r in report["reliability"]]
+    return "\n".join(lines)

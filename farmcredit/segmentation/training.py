@@ -1,0 +1,314 @@
+"""Train or fine-tune the cropland CNN on labelled scenes, EuroSAT patches and DEA pixels.
+
+Every random draw of step ``k`` comes from ``numpy.random.default_rng([seed, k])``, so a run is
+reproducible and a run resumed from a checkpoint continues exactly as if never stopped.
+Checkpoints and weights are safetensors (never unpickled).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from farmcredit import __version__
+from farmcredit.errors import InputError
+from farmcredit.segmentation.card import CLASSES, MODEL_BANDS, ModelCard, card_path, file_sha256
+from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device
+from farmcredit.segmentation.data import LabelledPatches, LabelledScene
+from farmcredit.segmentation.network import CroplandNet, crop_log_probability
+
+# Band subsets users really have, drawn during training so the model works on each.
+BAND_SUBSETS = {
+    "all": MODEL_BANDS,
+    "rgbn": ("B02", "B03", "B04", "B08"),
+    "pipeline": ("B02", "B04", "B05", "B08", "B8A", "B11"),
+}
+TrainProgress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training settings.
+
+    Attributes:
+        steps: optimiser steps.
+        learning_rate: Adam learning rate (cosine decay to 5% of it).
+        seed: seed of every random draw.
+        width: network width (channels at full resolution).
+        scene_batch: scene chips per step.
+        chip_px: side of a scene chip (and of the crop taken from larger patches), pixels.
+        max_dates: most dates drawn for one scene chip.
+        patch_batch: EuroSAT patches per step.
+        pixel_batch: DEA pixels per step.
+        type_weight: weight of the crop-type loss against the crop/non-crop loss.
+        checkpoint_every: steps between checkpoints.
+    """
+
+    steps: int = 1500
+    learning_rate: float = 3e-3
+    seed: int = 0
+    width: int = 16
+    scene_batch: int = 4
+    chip_px: int = 32
+    max_dates: int = 8
+    patch_batch: int = 4
+    pixel_batch: int = 128
+    type_weight: float = 0.3
+    checkpoint_every: int = 100
+
+
+@dataclass
+class TrainingData:
+    """What to train on; any of the three may be empty."""
+
+    scenes: list[LabelledScene] = field(default_factory=list)
+    patches: LabelledPatches | None = None
+    pixels: LabelledPatches | None = None
+
+
+def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and standard deviation of clear reflectance (0-1) over all the training data."""
+    samples = [np.moveaxis(s.reflectance, 1, -1)[s.clear] for s in data.scenes]
+    for source in (data.patches, data.pixels):
+        if source is not None:
+            samples.append(np.moveaxis(source.reflectance, 2, -1)[source.clear])
+    values = np.concatenate([s.reshape(-1, len(MODEL_BANDS)) for s in samples])
+    mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    return tuple(round(float(v), 5) for v in mean), tuple(round(float(max(v, 1e-3)), 5) for v in std)
+
+
+def train(
+    data: TrainingData,
+    config: TrainingConfig,
+    *,
+    device: str = "auto",
+    checkpoint: Path | None = None,
+    init: CnnCroplandModel | None = None,
+    progress: TrainProgress | None = None,
+) -> tuple[CroplandNet, ModelCard, list[float]]:
+    """Train (or fine-tune ``init``) and return the network, a card without metrics, and the loss per step.
+
+    With ``checkpoint``, state is saved there every ``config.checkpoint_every`` steps and, if the
+    file exists, training resumes from it (its settings must match ``config``).
+    """
+    if not (data.scenes or data.patches is not None or data.pixels is not None):
+        raise InputError("no training data: give labelled scenes, EuroSAT patches or DEA pixels")
+    torch.manual_seed(config.seed)
+    target = resolve_device(device)
+    if init is not None:
+        card = replace(init.card, metrics={}, training={})
+        net = init.net
+        config = replace(config, width=init.card.width)
+    else:
+        mean, std = band_statistics(data)
+        card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, width=config.width)
+        net = CroplandNet(len(MODEL_BANDS), len(CLASSES), config.width)
+    net = net.to(target).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / config.steps, 1.0)))
+    )
+    start, losses = 0, []
+    if checkpoint is not None and checkpoint.is_file():
+        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config)
+    mean = np.asarray(card.band_mean, dtype=np.float32)
+    std = np.asarray(card.band_std, dtype=np.float32)
+    began = time.perf_counter()
+    for step in range(start, config.steps):
+        rng = np.random.default_rng([config.seed, step])
+        loss = torch.zeros((), device=target)
+        for batch, loss_fn in _batches(data, config, rng):
+            x, clear, available = normalise_season(*batch[:3], mean, std)
+            available = np.repeat(available[None], len(x), axis=0)
+            inputs = [torch.from_numpy(a).to(target) for a in (x, clear, available)]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
+                logits = net(*inputs)
+            loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], inputs[1])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step + 1, config.steps, losses[-1])
+        if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config)
+    training = {"config": asdict(config), "device": str(target), "seconds": round(time.perf_counter() - began, 1),
+                "final_loss": float(np.mean(losses[-50:])) if losses else None}
+    return net.cpu().eval(), replace(card, training=training, code_version=__version__), losses
+
+
+def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generator):
+    """(reflectance, clear, available, *targets) and its loss function, per source present."""
+    if data.scenes:
+        yield _scene_batch(data.scenes, config, rng), _scene_loss(config.type_weight)
+    for source, size in ((data.patches, config.patch_batch), (data.pixels, config.pixel_batch)):
+        if source is not None:
+            # Balanced classes: crop is the minority in every real set.
+            crop, other = np.flatnonzero(source.is_crop), np.flatnonzero(~source.is_crop)
+            pick = np.concatenate([rng.choice(crop, size // 2), rng.choice(other, size - size // 2)])
+            rows, cols = source.reflectance.shape[-2:]
+            r0, c0 = rng.integers(max(rows - config.chip_px, 0) + 1), rng.integers(max(cols - config.chip_px, 0) + 1)
+            window = (slice(r0, r0 + config.chip_px), slice(c0, c0 + config.chip_px))
+            reflectance = source.reflectance[pick][..., window[0], window[1]]
+            clear = source.clear[pick][..., window[0], window[1]].copy()
+            if clear.shape[1] > 1 and rng.random() < 0.25:
+                clear[:, rng.integers(clear.shape[1])] = False
+            flips = _flips(rng)
+            reflectance, clear = _augment(reflectance, flips), _augment(clear, flips)
+            available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
+            yield (reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss
+
+
+def _scene_batch(scenes: list[LabelledScene], config: TrainingConfig, rng: np.random.Generator) -> tuple:
+    """Random chips of the labelled scenes, each with a random subset of dates and flips."""
+    size = config.chip_px
+    reflectance, clear, cover, crop_type = [], [], [], []
+    for _ in range(config.scene_batch):
+        scene = scenes[rng.integers(len(scenes))]
+        steps, _, rows, cols = scene.reflectance.shape
+        r0, c0 = rng.integers(rows - size + 1), rng.integers(cols - size + 1)
+        most = min(steps, config.max_dates)
+        n_dates = int(rng.choice([1, 2, rng.integers(1, most + 1), most]))
+        dates = np.sort(rng.choice(steps, n_dates, replace=False))
+        reflectance.append(scene.reflectance[dates, :, r0 : r0 + size, c0 : c0 + size])
+        clear.append(scene.clear[dates, r0 : r0 + size, c0 : c0 + size])
+        cover.append(scene.crop_cover[r0 : r0 + size, c0 : c0 + size])
+        crop_type.append(scene.crop_type[r0 : r0 + size, c0 : c0 + size])
+    # Pad to a common length with fully masked dates, which the network ignores.
+    steps = max(len(c) for c in clear)
+    reflectance = np.stack([np.pad(r, ((0, steps - len(r)),) + ((0, 0),) * 3) for r in reflectance])
+    clear = np.stack([np.pad(c, ((0, steps - len(c)), (0, 0), (0, 0))) for c in clear])
+    flips = _flips(rng)
+    available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
+    return (_augment(reflectance, flips), _augment(clear, flips), available,
+            _augment(np.stack(cover), flips), _augment(np.stack(crop_type).astype(np.int64), flips))
+
+
+def _flips(rng: np.random.Generator) -> tuple[bool, bool, int]:
+    return bool(rng.random() < 0.5), bool(rng.random() < 0.5), int(rng.integers(4))
+
+
+def _augment(array: np.ndarray, flips: tuple[bool, bool, int]) -> np.ndarray:
+    """Flip and rotate the last two axes (square only), the same way for every array given the same ``flips``."""
+    up_down, left_right, turns = flips
+    if array.shape[-1] != array.shape[-2]:
+        return array
+    out = array[..., ::-1, :] if up_down else array
+    out = out[..., ::-1] if left_right else out
+    return np.ascontiguousarray(np.rot90(out, turns, axes=(-2, -1)))
+
+
+def _band_mask(rng: np.random.Generator, present: np.ndarray) -> np.ndarray:
+    """Availability (band,) of a random realistic band subset, within the bands present."""
+    name = rng.choice(["all", "all", "rgbn", "pipeline"])
+    wanted = np.isin(MODEL_BANDS, BAND_SUBSETS[name])
+    return (present & wanted).astype(np.float32)
+
+
+def _scene_loss(type_weight: float):
+    def loss(logits, cover, crop_type, clear):
+        log_crop, log_non = crop_log_probability(logits)
+        known = torch.isfinite(cover) & clear.any(dim=1)
+        target = torch.nan_to_num(cover)
+        binary = -(target * log_crop + (1 - target) * log_non)[known].mean()
+        typed = known & (crop_type > 0)
+        if not bool(typed.any()):
+            return binary
+        crop_logits = logits.float()[:, 1:].permute(0, 2, 3, 1)[typed]
+        return binary + type_weight * torch.nn.functional.cross_entropy(crop_logits, crop_type[typed] - 1)
+
+    return loss
+
+
+def _patch_loss(logits, is_crop, clear):
+    """BCE of the patch's mean P(crop) against its label (a patch label says what most of it is)."""
+    log_crop, _ = crop_log_probability(logits)
+    seen = clear.any(dim=1).float()
+    share = (log_crop.exp() * seen).sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
+    share = share.clamp(1e-5, 1 - 1e-5)
+    return torch.nn.functional.binary_cross_entropy(share, is_crop)
+
+
+def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    for i, state in enumerate(optimiser.state_dict()["state"].values()):
+        for key, value in state.items():
+            tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config))}
+    partial = path.with_suffix(".partial")
+    save_file(tensors, partial, metadata=metadata)
+    partial.replace(path)  # never leave a half-written checkpoint behind
+
+
+def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig) -> tuple[int, list[float]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata()
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    saved = json.loads(metadata["config"])
+    if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in asdict(config).items() if k != "steps"}:
+        raise InputError(f"{path}: checkpoint was trained with other settings {saved}; delete it or match them")
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state = optimiser.state_dict()
+    for i in range(len(state["param_groups"][0]["params"])):
+        state["state"][i] = {key: tensors[f"adam.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+    optimiser.load_state_dict(state)
+    step = int(metadata["step"])
+    schedule.last_epoch = step
+    for group, base in zip(optimiser.param_groups, schedule.base_lrs):
+        group["lr"] = base * schedule.lr_lambdas[0](step)
+    return step, json.loads(metadata["losses"])
+
+
+def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:
+    """Write ``weights`` (safetensors) and its card (hash filled in) beside it; returns the card path."""
+    from safetensors.torch import save_file
+
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, weights)
+    path = card_path(weights)
+    path.write_text(replace(card, weights_sha256=file_sha256(weights)).to_json())
+    return path
+
+
+def train_from_folders(
+    scenes: tuple[Path, ...],
+    out: Path,
+    config: TrainingConfig,
+    *,
+    eurosat: Path | None = None,
+    dea: Path | None = None,
+    dea_regions: tuple[str, ...] = (),
+    init: Path | None = None,
+    device: str = "auto",
+    checkpoint: Path | None = None,
+    progress: TrainProgress | None = None,
+) -> ModelCard:
+    """Load the labelled data from disk, train, and write ``out`` with its card (what ``farmcredit train`` does)."""
+    from farmcredit.segmentation.data import load_dea, load_eurosat, load_labelled_scene
+
+    data = TrainingData(
+        [load_labelled_scene(folder) for folder in scenes],
+        load_eurosat(eurosat) if eurosat else None,
+        load_dea(dea, dea_regions) if dea else None,
+    )
+    start = CnnCroplandModel.from_file(init, device="cpu") if init else None
+    net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
+    sources = {"scenes": [str(s) for s in scenes], "eurosat": str(eurosat) if eurosat else None,
+               "dea": str(dea) if dea else None, "dea_regions": dea_regions, "init": str(init) if init else None}
+    card = replace(card, name=out.stem, training={**card.training, **sources})
+    save_model(net, card, out)
+    return card

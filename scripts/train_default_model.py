@@ -1,0 +1,135 @@
+"""Regenerate the shipped cropland CNN (farmcredit/segmentation/cropland_cnn_v1.*) and its card.
+
+Deterministic (seeded). Training data: simulated scenes (seeds TRAIN_SEEDS), the EuroSAT train
+split and the DEA training regions. Held out: a calibration scene, test scenes, the EuroSAT test
+split and the DEA test regions, all scored into the card.
+
+Usage: python scripts/train_default_model.py [--steps N] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from farmcredit.evaluation import score_against_truth
+from farmcredit.pipeline import run_assessment
+from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
+from farmcredit.segmentation.cnn import CnnCroplandModel
+from farmcredit.segmentation.data import load_dea, load_eurosat, load_labelled_scene, split_eurosat
+from farmcredit.segmentation.metrics import (
+    evaluate_patches,
+    evaluate_scene,
+    fit_calibration,
+    reliability_table,
+    scene_pixels,
+)
+from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train
+from farmcredit.simulate import simulate_season
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = REPO.parent / "shared" / "data" / "labels"
+TRAIN_SEEDS = (101, 102, 103, 104)
+CALIBRATION_SEED = 201
+TEST_SEEDS = (301, 302)  # sample_tiles (seed 42) is scored separately by tests/test_sample.py
+DEA_TRAIN = ("central", "eastern", "sahel", "south_eastern")
+DEA_TEST = ("northern", "southern")
+EUROSAT_SPLIT_SEED = 0
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """One SHA-256 over the files' relative names and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(LABELS)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def scene(work: Path, seed: int) -> Path:
+    folder = work / f"sim-{seed}"
+    if not (folder / "landcover.tif").is_file():
+        simulate_season(folder, seed=seed)
+    return folder
+
+
+def area_scores(model, folders: list[Path]) -> dict:
+    """Cultivated area against truth over the test scenes' parcels, via the real pipeline."""
+    frames = []
+    for folder in folders:
+        results = run_assessment(folder / "parcels.geojson", folder / "imagery", model=model).parcels
+        truth = pd.read_csv(folder / "truth.csv", dtype={"parcel_id": str})
+        results["parcel_id"] = folder.name + results["parcel_id"]
+        truth["parcel_id"] = folder.name + truth["parcel_id"]
+        frames.append((results, truth))
+    score = score_against_truth(pd.concat([f[0] for f in frames]), pd.concat([f[1] for f in frames]))
+    return {"parcels": score.parcels_scored, "area_within_10pct": round(score.area_within_10pct, 4),
+            "median_relative_error": round(score.area_median_abs_error, 4),
+            "interval_coverage": round(score.interval_coverage, 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    parser.add_argument("--work", type=Path, default=REPO / "results" / "train-default")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    scenes = [load_labelled_scene(scene(args.work, s)) for s in TRAIN_SEEDS]
+    eurosat = load_eurosat(LABELS / "eurosat")
+    eurosat_train, eurosat_test = split_eurosat(eurosat, 0.5, EUROSAT_SPLIT_SEED)
+    dea_train = load_dea(LABELS / "deafrica-cropmask", DEA_TRAIN)
+    dea_test = load_dea(LABELS / "deafrica-cropmask", DEA_TEST)
+    data = TrainingData(scenes, eurosat.subset(eurosat_train), dea_train)
+    config = TrainingConfig(steps=args.steps, seed=0)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step % 100 == 0 or step == total:
+            print(f"step {step}/{total} loss {loss:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    net, card, _ = train(data, config, device="cpu", checkpoint=args.work / "checkpoint.safetensors",
+                         progress=progress)
+    calibration_scene = load_labelled_scene(scene(args.work, CALIBRATION_SEED))
+    uncalibrated = CnnCroplandModel(net, replace(card, name="cropland-cnn-v1"), device="cpu")
+    calibration = fit_calibration(*scene_pixels(uncalibrated, calibration_scene))
+    model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v1", calibration=calibration), device="cpu")
+
+    test_folders = [scene(args.work, s) for s in TEST_SEEDS]
+    test_scenes = [load_labelled_scene(f) for f in test_folders]
+    pixels = [scene_pixels(model, s) for s in test_scenes]
+    probability, cover = np.concatenate([p[0] for p in pixels]), np.concatenate([p[1] for p in pixels])
+    metrics = {
+        "eurosat_test": evaluate_patches(model, eurosat.subset(eurosat_test), "eurosat"),
+        "dea_unseen_regions": evaluate_patches(model, dea_test, "dea"),
+        "simulated_test_pixels": evaluate_scene(model, test_scenes[0])["pixels"],
+        "simulated_test_reliability": reliability_table(probability, cover),
+        "simulated_test_area_cnn": area_scores(model, test_folders),
+        "simulated_test_area_rule": area_scores(load_cropland_model(RULE), test_folders),
+    }
+    training = {
+        **card.training,
+        "simulated_scenes": {"seeds": TRAIN_SEEDS, "size_px": 320, "generator": "farmcredit.simulate"},
+        "eurosat_split": {"seed": EUROSAT_SPLIT_SEED, "test_share": 0.5, "train_patches": len(eurosat_train),
+                          "test_patches": len(eurosat_test)},
+        "eurosat_sha256": files_sha256(list((LABELS / "eurosat").glob("*/*.tif"))),
+        "dea_train_regions": DEA_TRAIN, "dea_test_regions": DEA_TEST,
+        "dea_sha256": files_sha256([LABELS / "deafrica-cropmask" / r / "training_data.txt"
+                                    for r in DEA_TRAIN + DEA_TEST]),
+        "calibration_scene_seed": CALIBRATION_SEED, "test_scene_seeds": TEST_SEEDS,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    path = save_model(net, replace(model.card, training=training, metrics=metrics), DEFAULT_WEIGHTS)
+    print(json.dumps(metrics, indent=1))
+    print(f"wrote {DEFAULT_WEIGHTS} and {path} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The cropland CNN: variable dates, masking, tiling, weights files, training, evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from farmcredit.errors import InputError  # noqa: E402
+from farmcredit.segmentation.card import CLASSES, MODEL_BANDS, ModelCard, card_path  # noqa: E402
+from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
+from farmcredit.segmentation.network import CroplandNet  # noqa: E402
+from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model() -> CnnCroplandModel:
+    torch.manual_seed(0)
+    card = ModelCard(name="test", bands=MODEL_BANDS, band_mean=(0.1,) * 10, band_std=(0.1,) * 10, width=8)
+    return CnnCroplandModel(CroplandNet(10, len(CLASSES), 8), card, device="cpu", chip_px=96)
+
+
+def season(steps: int, rows: int = 70, cols: int = 90, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((steps, 10, rows, cols), dtype=np.float32) * 0.4, rng.random((steps, rows, cols)) > 0.3
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7])
+def test_any_number_of_dates_gives_one_probability_per_pixel(model, steps) -> None:
+    reflectance, clear = season(steps)
+    probability = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    assert probability.shape == (70, 90) and probability.dtype == np.float32
+    seen = clear.any(axis=0)
+    assert np.all((probability[seen] >= 0) & (probability[seen] <= 1))
+
+
+def test_four_band_single_date_in_any_order_works(model) -> None:
+    reflectance, clear = season(1)
+    order = ("B08", "B02", "B04", "B03")
+    picked = reflectance[:, [MODEL_BANDS.index(b) for b in order]]
+    assert np.isfinite(model.predict(picked, clear, order).crop_probability[clear[0]]).all()
+
+
+def test_a_fully_masked_date_changes_nothing(model) -> None:
+    reflectance, clear = season(3)
+    base = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    extra = np.concatenate([reflectance, np.full_like(reflectance[:1], 0.9)])
+    extra_clear = np.concatenate([clear, np.zeros_like(clear[:1])])
+    np.testing.assert_array_equal(model.predict(extra, extra_clear, MODEL_BANDS).crop_probability, base)
+
+
+def test_pixels_without_a_clear_date_or_with_nan_are_nan(model) -> None:
+    reflectance, clear = season(2)
+    clear[:, :5, :5] = False
+    reflectance[:, 3, 10:12, 10:12] = np.nan
+    clear[:, 10:12, 10:12] = True
+    probability = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    assert np.isnan(probability[:5, :5]).all() and np.isnan(probability[10:12, 10:12]).all()
+    assert np.isnan(model.predict(reflectance, np.zeros_like(clear), MODEL_BANDS).crop_probability).all()
+
+
+def test_tiled_inference_equals_one_pass_whatever_the_chip_size(model) -> None:
+    reflectance, clear = season(2, rows=230, cols=170)
+    whole = CnnCroplandModel(model.net, model.card, "cpu", chip_px=512).predict(reflectance, clear, MODEL_BANDS)
+    for chip in (68, 96, 150):
+        tiled = CnnCroplandModel(model.net, model.card, "cpu", chip_px=chip).predict(reflectance, clear, MODEL_BANDS)
+        np.testing.assert_allclose(tiled.crop_probability, whole.crop_probability, atol=1e-5)
+
+
+def test_wrong_band_count_or_missing_nir_is_refused(model) -> None:
+    reflectance, clear = season(1)
+    with pytest.raises(InputError, match="expected"):
+        model.predict(reflectance[:, :4], clear, MODEL_BANDS)
+    with pytest.raises(InputError, match="B08"):
+        model.predict(reflectance[:, :3], clear, ("B02", "B03", "B04"))
+
+
+def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> None:
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    loaded = CnnCroplandModel.from_file(weights, device="cpu")
+    reflectance, clear = season(2)
+    np.testing.assert_array_equal(loaded.predict(reflectance, clear, MODEL_BANDS).crop_probability,
+                                  model.predict(reflectance, clear, MODEL_BANDS).crop_probability)
+    truncated = tmp_path / "t.safetensors"
+    truncated.write_bytes(weights.read_bytes()[:1000])
+    card_path(truncated).write_text(card_path(weights).read_text())
+    with pytest.raises(InputError, match="truncated or corrupted"):
+        CnnCroplandModel.from_file(truncated)
+    other = json.loads(card_path(weights).read_text())
+    other["architecture"] = "someone-elses-unet"
+    card_path(weights).write_text(json.dumps(other))
+    with pytest.raises(InputError, match="architecture"):
+        CnnCroplandModel.from_file(weights)
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
+    from farmcredit.segmentation.data import load_labelled_scene
+
+    data = TrainingData([load_labelled_scene(small_season.root)])
+    config = TrainingConfig(steps=16, width=8, scene_batch=2, checkpoint_every=8, learning_rate=1e-2)
+    _, _, losses = train(data, config, device="cpu")
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    checkpoint = tmp_path / "ckpt.safetensors"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_9(step: int, total: int, loss: float) -> None:
+        if step == 9:  # the checkpoint of step 8 is on disk; step 9's is not
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(data, config, device="cpu", checkpoint=checkpoint, progress=stop_after_9)
+    _, _, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
+    np.testing.assert_allclose(resumed, losses, rtol=1e-4)
+
+def test_evaluate_prints_metrics_on_a_labelled_scene(small_season, model, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    result = CliRunner().invoke(cli, ["evaluate", str(weights), str(small_season.root), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy=" in result.output and "F1=" in result.output and "IoU=" in result.output
+    assert "confusion" in result.output and "reliability" in result.output
