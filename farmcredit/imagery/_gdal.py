@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import rasterio
 
 
@@ -19,3 +21,22 @@ def gdal_message(error: Exception) -> str:
     if cause is None or str(cause) in str(error):
         return str(error)
     return f"{error} ({cause})"
+
+
+def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rasterio.Env:
+    """`gdal_env` for reading COGs over HTTP: bounded waits, retries on 429/5xx, a block cache.
+
+    Args:
+        timeout_s: Seconds one HTTP request may take (GDAL counts whole seconds, at least 1).
+        attempts: Tries per request, the first included.
+        retry_delay_s: Wait before the first retry, seconds (GDAL doubles it each time).
+    """
+    whole_seconds = str(max(1, math.ceil(timeout_s)))
+    return rasterio.Env(
+        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+        GDAL_HTTP_TIMEOUT=whole_seconds,
+        GDAL_HTTP_CONNECTTIMEOUT=whole_seconds,
+        GDAL_HTTP_MAX_RETRY=str(max(0, attempts - 1)),
+        GDAL_HTTP_RETRY_DELAY=str(retry_delay_s),
+        VSI_CACHE="TRUE",
+    )

@@ -1,7 +1,8 @@
 """Scenes from Earth Search-layout folders: per-band GeoTIFF/COG files, maybe a STAC item.
 
 A folder that holds STAC item JSON files yields one scene per item; a folder without items but
-with band files (``B04.tif`` or ``red.tif``) yields one scene dated by the folder's name.
+with band files (``B04.tif`` or ``red.tif``) yields one scene dated by the folder's name. L2A
+``.SAFE`` folders and their ``.zip`` files met on the way are read as SAFE products.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,16 +17,21 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from farmcredit.errors import ImageryError
-from farmcredit.imagery.naming import SCL, band_name, date_in_name
+from farmcredit.imagery.naming import (
+    BOA_ADD_OFFSET_DN,
+    OFFSET_BASELINE,
+    SCL,
+    band_name,
+    date_in_name,
+    processing_baseline,
+)
+from farmcredit.imagery.safe import is_safe_product, safe_scene
 from farmcredit.imagery.scene import Scene
 
 logger = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 L2A_DN_SCALE = 1e-4
-# Processing baseline 04.00 (products from 2022-01-25) adds 1000 to every L2A DN.
-BOA_ADD_OFFSET_DN = -1000.0
-OFFSET_BASELINE = (4, 0)
 
 
 def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
@@ -41,8 +46,13 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
     """
     scenes: list[Scene] = []
     for directory, subdirectories, files in os.walk(folder):
-        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
         here = Path(directory)
+        if is_safe_product(here):
+            scenes.append(safe_scene(here))
+            subdirectories[:] = []
+            continue
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        scenes.extend(safe_scene(here / name) for name in sorted(files) if is_safe_product(here / name))
         items = [
             (path, document)
             for path in sorted(here / name for name in files if name.lower().endswith(".json"))
@@ -55,13 +65,19 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
     return scenes
 
 
-def scene_from_item(item_path: Path, item: dict[str, Any]) -> Scene:
+def scene_from_item(item_path: Path | str, item: dict[str, Any]) -> Scene:
     """A scene from a STAC item (Earth Search v1 asset keys, or band names as keys).
 
     Offsets follow the item: ``earthsearch:boa_offset_applied`` true -> 0; else processing
     baseline >= 04.00 -> -1000 DN; else 0. An explicit ``raster:bands`` offset wins over that rule.
+
+    Args:
+        item_path: The item's file, or the URL of a remote item (whose hrefs must be absolute;
+            no local copies are looked for).
+        item: The item's JSON.
     """
-    item_id = str(item.get("id") or item_path.stem)
+    local_folder = item_path.parent if isinstance(item_path, Path) else None
+    item_id = str(item.get("id") or (item_path.stem if isinstance(item_path, Path) else item_path))
     properties = item.get("properties") or {}
     acquired = _item_datetime(item_path, properties)
     band_assets: dict[str, dict[str, Any]] = {}
@@ -72,7 +88,7 @@ def scene_from_item(item_path: Path, item: dict[str, Any]) -> Scene:
     if not band_assets:
         raise ImageryError(f"{item_path}: STAC item {item_id} has no Sentinel-2 band assets")
     band_paths = {
-        name: (_resolve_href(asset["href"], item_path.parent), 1)
+        name: (_resolve_href(item_path, asset["href"], local_folder), 1)
         for name, asset in band_assets.items()
     }
     dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
@@ -103,7 +119,7 @@ def _is_stac_item(document: Any) -> bool:
     )
 
 
-def _item_datetime(item_path: Path, properties: dict[str, Any]) -> datetime:
+def _item_datetime(item_path: Path | str, properties: dict[str, Any]) -> datetime:
     text = properties.get("datetime") or properties.get("start_datetime")
     if not text:
         raise ImageryError(f"{item_path}: STAC item has no datetime")
@@ -117,23 +133,25 @@ def _item_datetime(item_path: Path, properties: dict[str, Any]) -> datetime:
     return acquired.astimezone(UTC)
 
 
-def _resolve_href(href: str, item_folder: Path) -> str:
-    """A GDAL path for an asset href; a local copy beside the item wins over the network."""
+def _resolve_href(item_path: Path | str, href: str, item_folder: Path | None) -> str:
+    """A GDAL path for an asset href; a local copy beside a local item wins over the network."""
     parsed = urlparse(href)
     if parsed.scheme in ("http", "https", "s3"):
-        local_copy = item_folder / PurePosixPath(parsed.path).name
-        if local_copy.is_file():
+        local_copy = None if item_folder is None else item_folder / PurePosixPath(parsed.path).name
+        if local_copy is not None and local_copy.is_file():
             return str(local_copy)
         if parsed.scheme == "s3":
             return f"/vsis3/{parsed.netloc}{parsed.path}"
         return f"/vsicurl/{href}"
     if parsed.scheme == "file":
         return url2pathname(parsed.path)
+    if item_folder is None:
+        raise ImageryError(f"{item_path}: asset href {href!r} is relative, so it cannot be read remotely")
     return os.path.normpath(item_folder / href)
 
 
 def _dn_conversion(
-    item_path: Path, properties: dict[str, Any], band_assets: dict[str, dict[str, Any]]
+    item_path: Path | str, properties: dict[str, Any], band_assets: dict[str, dict[str, Any]]
 ) -> tuple[float, float]:
     """(dn_offset, dn_scale) of an item: the baseline rule, cross-checked with ``raster:bands``."""
     if properties.get("earthsearch:boa_offset_applied") is True:
@@ -170,14 +188,14 @@ def _dn_conversion(
     return offset, scale
 
 
-def _baseline(item_path: Path, text: Any) -> tuple[int, int]:
+def _baseline(item_path: Path | str, text: Any) -> tuple[int, int]:
     """Processing baseline "05.10" as (5, 10); (0, 0) when the item does not say."""
     if text is None:
         return (0, 0)
-    match = re.fullmatch(r"(\d+)\.(\d+)", str(text).strip())
-    if match is None:
+    baseline = processing_baseline(text)
+    if baseline is None:
         raise ImageryError(f"{item_path}: cannot parse s2:processing_baseline {text!r}")
-    return int(match.group(1)), int(match.group(2))
+    return baseline
 
 
 def _scene_from_band_files(

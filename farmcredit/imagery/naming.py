@@ -29,6 +29,10 @@ ASSET_KEYS: dict[str, str] = {
     "scl": SCL,
 }
 
+# Processing baseline 04.00 (products from 2022-01-25) adds 1000 to every L2A DN.
+BOA_ADD_OFFSET_DN = -1000.0
+OFFSET_BASELINE = (4, 0)
+
 # The 10 m bands: the finest of them present defines a scene's base grid.
 BASE_GRID_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 
@@ -55,6 +59,16 @@ def band_name(label: str) -> str | None:
     number = match.group(1).upper()
     name = "B8A" if number == "8A" else f"B{int(number):02d}"
     return name if name in BAND_ORDER else None
+
+
+def processing_baseline(text: object) -> tuple[int, int] | None:
+    """A processing baseline "05.10" as (5, 10), or None when the text is not one.
+
+    >>> processing_baseline("05.10"), processing_baseline(" 02.14 "), processing_baseline("N0510")
+    ((5, 10), (2, 14), None)
+    """
+    match = re.fullmatch(r"(\d+)\.(\d+)", str(text).strip())
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
 def band_sort_key(name: str) -> int:

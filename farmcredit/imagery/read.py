@@ -10,6 +10,7 @@ import affine
 import numpy as np
 import rasterio
 import rasterio.crs
+import rasterio.warp
 import rasterio.windows
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -109,19 +110,24 @@ def read_window(
     read_errors: list[tuple[str, str, str]] = []
     with gdal_env():
         for step, scene in enumerate(imagery.scenes):
-            layers_wanted = [*cube_bands, SCL] if SCL in scene.band_paths else list(cube_bands)
-            try:
-                layers = _read_layers(scene, layers_wanted, x_centres, y_centres)
-            except _ReadFailure as failure:
-                read_errors.append((scene.scene_id, failure.path, failure.message))
-                continue
-            for position, band in enumerate(cube_bands):
-                reflectance[step, position] = (layers[band] + scene.dn_offset) * scene.dn_scale
-            reflectance[step][:, ~inside] = np.nan
-            is_clear = np.isfinite(reflectance[step]).all(axis=0)
-            if SCL in layers:
-                is_clear &= np.isin(layers[SCL], clear_values)
-            clear[step] = is_clear
+            # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
+            best = np.full((height, width), -1, dtype=np.int8)
+            for part in scene.parts or (scene,):
+                layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
+                try:
+                    layers = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
+                except _ReadFailure as failure:
+                    read_errors.append((part.scene_id, failure.path, failure.message))
+                    continue
+                values = np.stack([(layers[band] + part.dn_offset) * part.dn_scale for band in cube_bands])
+                values[:, ~inside] = np.nan
+                has_data = np.isfinite(values).all(axis=0)
+                is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
+                quality = has_data.astype(np.int8) + is_clear
+                take = quality > best
+                reflectance[step][:, take] = values[:, take]
+                clear[step][take] = is_clear[take]
+                best[take] = quality[take]
 
     return SeasonCube(
         reflectance=reflectance,
@@ -153,9 +159,12 @@ def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
 
 
 def _read_layers(
-    scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray
+    scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray, crs: rasterio.crs.CRS
 ) -> dict[str, np.ndarray]:
-    """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data."""
+    """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data.
+
+    Pixel centres are in ``crs``; a file in another CRS is sampled at the centres transformed into its own.
+    """
     by_path: dict[str, list[tuple[str, int]]] = {}
     for layer in layers:
         layer_path, index = scene.band_paths[layer]
@@ -164,7 +173,11 @@ def _read_layers(
     for layer_path, wanted in by_path.items():
         try:
             with rasterio.open(layer_path) as dataset:
-                sampled = _sample(dataset, [index for _, index in wanted], x_centres, y_centres)
+                indexes = [index for _, index in wanted]
+                if dataset.crs == crs:
+                    sampled = _sample(dataset, indexes, x_centres, y_centres)
+                else:
+                    sampled = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
         except RasterioError as error:
             raise _ReadFailure(layer_path, gdal_message(error)) from error
         values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
@@ -205,6 +218,41 @@ def _sample(
     out[np.ix_(layer_axis, row_ok.nonzero()[0], column_ok.nonzero()[0])] = block[
         np.ix_(layer_axis, rows[row_ok] - first_row, columns[column_ok] - first_column)
     ]
+    _mask_nodata(dataset, indexes, out)
+    return out
+
+
+def _sample_reprojected(
+    dataset: rasterio.DatasetReader,
+    indexes: list[int],
+    x_centres: np.ndarray,
+    y_centres: np.ndarray,
+    crs: rasterio.crs.CRS,
+) -> np.ndarray:
+    """`_sample` for a file in another CRS (a neighbouring UTM zone): nearest pixel to each centre.
+
+    Returns:
+        float32 (len(indexes), len(y_centres), len(x_centres)).
+    """
+    x_grid, y_grid = np.meshgrid(x_centres, y_centres)
+    xs, ys = rasterio.warp.transform(crs, dataset.crs, x_grid.ravel(), y_grid.ravel())
+    grid = dataset.transform
+    columns = np.floor((np.asarray(xs) - grid.c) / grid.a).astype(np.int64).reshape(x_grid.shape)
+    rows = np.floor((np.asarray(ys) - grid.f) / grid.e).astype(np.int64).reshape(x_grid.shape)
+    ok = (columns >= 0) & (columns < dataset.width) & (rows >= 0) & (rows < dataset.height)
+    out = np.full((len(indexes), *x_grid.shape), np.nan, dtype=np.float32)
+    if not ok.any():
+        return out
+    first_column, first_row = columns[ok].min(), rows[ok].min()
+    window = Window(first_column, first_row, columns[ok].max() + 1 - first_column, rows[ok].max() + 1 - first_row)
+    block = dataset.read(indexes, window=window, out_dtype="float32")
+    out[:, ok] = block[:, rows[ok] - first_row, columns[ok] - first_column]
+    _mask_nodata(dataset, indexes, out)
+    return out
+
+
+def _mask_nodata(dataset: rasterio.DatasetReader, indexes: list[int], out: np.ndarray) -> None:
+    """Set no-data samples (DN 0, the header's nodata, non-finite) to NaN, in place."""
     for layer, index in enumerate(indexes):
         nodata = dataset.nodatavals[index - 1]
         # DN 0 is Sentinel-2's no-data value whatever the file header says.
@@ -212,4 +260,3 @@ def _sample(
         if nodata is not None:
             missing |= out[layer] == nodata
         out[layer][missing] = np.nan
-    return out

@@ -23,6 +23,10 @@ class Scene:
         dn_offset: Added to the DN before scaling, DN (-1000: baseline >= 04.00, not yet applied).
         dn_scale: Reflectance per DN (1e-4 for L2A integers, 1 for float reflectance).
         cloud_cover: Scene cloud cover from metadata, percent; None when unknown.
+        parts: For a date seen by several products (tiles, UTM zones, orbits): those products in
+            priority order; each pixel comes from the first part that sees it clear, else the first
+            that has data. Empty for a single product. A mosaic's own band_paths, offset and scale
+            are its first part's.
     """
 
     scene_id: str
@@ -31,6 +35,7 @@ class Scene:
     dn_offset: float
     dn_scale: float
     cloud_cover: float | None
+    parts: tuple[Scene, ...] = ()
 
 
 @dataclass(frozen=True)

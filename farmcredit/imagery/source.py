@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import affine
 import rasterio
-import rasterio.crs
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
+from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
 from farmcredit.imagery.naming import BASE_GRID_BANDS, SCL, band_sort_key
+from farmcredit.imagery.safe import safe_scene
 from farmcredit.imagery.scene import Imagery, Scene
 from farmcredit.imagery.stack import stack_scenes
-
-
-@dataclass(frozen=True)
-class _Grid:
-    crs: rasterio.crs.CRS
-    transform: affine.Affine
-    shape: tuple[int, int]
-
-    def matches(self, other: _Grid) -> bool:
-        return (
-            self.crs == other.crs
-            and self.shape == other.shape
-            and self.transform.almost_equals(other.transform, precision=1e-6)
-        )
-
-    def __str__(self) -> str:
-        return (
-            f"{self.crs.to_string()}, {abs(self.transform.a):g} m pixels, origin "
-            f"({self.transform.c:g}, {self.transform.f:g}), {self.shape[0]}x{self.shape[1]} px"
-        )
 
 
 def open_imagery(
@@ -47,10 +26,14 @@ def open_imagery(
     band_layout: Sequence[tuple[date | None, str]] | None = None,
     dn_offset: float | None = None,
 ) -> Imagery:
-    """Open a season of Sentinel-2 L2A scenes from a folder or a multi-band GeoTIFF stack.
+    """Open a season of Sentinel-2 L2A scenes from a folder, a SAFE product or a multi-band GeoTIFF stack.
+
+    Scenes on different tiles or UTM zones are read on one grid and scenes of one date are
+    mosaicked (see `farmcredit.imagery.mosaic`).
 
     Args:
-        src: A folder of Earth Search-layout scene folders (searched recursively), or a stack file.
+        src: A folder of Earth Search-layout scene folders and/or L2A SAFE products (.SAFE folders
+            or their .zip), searched recursively; a single SAFE product; or a stack file.
         season: (start, end) dates, inclusive; scenes acquired outside are left out.
         band_layout: For a stack without usable band descriptions: (date or None, band name)
             per raster band, in order.
@@ -58,11 +41,11 @@ def open_imagery(
             (default 0); items carry their own.
 
     Returns:
-        The scenes sorted by acquisition time, on the base (10 m) grid they share.
+        One scene per date sorted by acquisition time, on the base (10 m) grid of the season.
 
     Raises:
         ImageryError: src is missing or holds no scenes, a band file cannot be opened, the stack's
-            bands cannot be identified, or scenes lie on different grids.
+            bands cannot be identified, or scenes of one CRS lie on different pixel lattices.
 
     >>> imagery = open_imagery("s2/earthsearch-29RKH-2020")  # doctest: +SKIP
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP
@@ -71,10 +54,10 @@ def open_imagery(
     path = Path(src)
     if not path.exists():
         raise ImageryError(f"{path}: imagery source does not exist")
-    if path.is_dir():
+    if path.is_dir() or path.suffix.lower() == ".zip":
         if band_layout is not None:
-            raise ImageryError(f"{path}: band_layout applies to a GeoTIFF stack, not a folder")
-        scenes = find_scenes(path, dn_offset)
+            raise ImageryError(f"{path}: band_layout applies to a GeoTIFF stack, not a folder or SAFE product")
+        scenes = find_scenes(path, dn_offset) if path.is_dir() else [safe_scene(path)]
     else:
         scenes = stack_scenes(path, band_layout, dn_offset)
     if not scenes:
@@ -93,30 +76,26 @@ def open_imagery(
     scenes.sort(key=lambda scene: (scene.acquired, scene.scene_id))
 
     # A stack's scenes all point into one file: open each path once for the whole season.
-    headers: dict[str, _Grid] = {}
+    headers: dict[str, Grid] = {}
     with gdal_env():
         grids = [_base_grid(scene, headers) for scene in scenes]
-    for scene, grid in zip(scenes[1:], grids[1:], strict=True):
-        if not grid.matches(grids[0]):
-            raise ImageryError(
-                f"{path}: scenes lie on different grids: {scenes[0].scene_id} is on {grids[0]} "
-                f"but {scene.scene_id} is on {grid}; mosaicking or reprojecting scenes is not "
-                "supported yet (a later issue), so give one tile's scenes"
-            )
+    grid = season_grid(str(path), scenes, grids)
+    scenes = merge_same_date(scenes, grids, grid.crs)
 
-    common = set.intersection(*(set(scene.band_paths) - {SCL} for scene in scenes))
+    products = [part for scene in scenes for part in (scene.parts or (scene,))]
+    common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
     return Imagery(
         source=str(path),
         scenes=tuple(scenes),
-        crs=grids[0].crs,
-        transform=grids[0].transform,
-        shape=grids[0].shape,
+        crs=grid.crs,
+        transform=grid.transform,
+        shape=grid.shape,
         bands=tuple(sorted(common, key=band_sort_key)),
-        has_scl=all(SCL in scene.band_paths for scene in scenes),
+        has_scl=all(SCL in product.band_paths for product in products),
     )
 
 
-def _base_grid(scene: Scene, headers: dict[str, _Grid]) -> _Grid:
+def _base_grid(scene: Scene, headers: dict[str, Grid]) -> Grid:
     """Check every band file of a scene; return the grid of its finest 10 m band.
 
     Args:
@@ -147,7 +126,7 @@ def _base_grid(scene: Scene, headers: dict[str, _Grid]) -> _Grid:
     return base
 
 
-def _header(scene: Scene, band: str, band_path: str) -> _Grid:
+def _header(scene: Scene, band: str, band_path: str) -> Grid:
     try:
         with rasterio.open(band_path) as dataset:
             crs, transform = dataset.crs, dataset.transform
@@ -162,4 +141,4 @@ def _header(scene: Scene, band: str, band_path: str) -> _Grid:
     # Reading maps pixel centres along rows and columns separately, so grids must be axis-aligned.
     if transform.b != 0 or transform.d != 0:
         raise ImageryError(f"{band_path}: rotated or sheared grids are not supported: {transform}")
-    return _Grid(crs=crs, transform=transform, shape=shape)
+    return Grid(crs=crs, transform=transform, shape=shape)

@@ -1,0 +1,167 @@
+"""Many tiles, many zones: one grid for a season whose scenes lie on different grids, one scene per date.
+
+- Scenes of one CRS (tiles of one UTM zone) must share a pixel lattice, as Sentinel-2 tiles do;
+  the season's grid is the union of their extents on that lattice.
+- Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
+  pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
+  scenes cover the largest area (ties: the smaller EPSG code), so most parcels keep native pixels.
+- Scenes acquired on the same date (overlapping tiles, two zones, two orbits, a reprocessed
+  duplicate) become one mosaic scene, so no parcel is observed twice on a date: per pixel, the
+  first part that sees it clear, else the first with data. Parts in the season's CRS come first,
+  then the least cloudy, then by id, so the choice is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import affine
+import numpy as np
+import rasterio.crs
+from rasterio.warp import transform_bounds
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery.scene import Scene
+
+# Grids whose origins differ by a whole number of pixels to this precision share a lattice.
+_LATTICE_TOLERANCE_PX = 1e-3
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: CRS, transform (metres) and (height, width) in pixels."""
+
+    crs: rasterio.crs.CRS
+    transform: affine.Affine
+    shape: tuple[int, int]
+
+    def matches(self, other: Grid) -> bool:
+        return (
+            self.crs == other.crs
+            and self.shape == other.shape
+            and self.transform.almost_equals(other.transform, precision=1e-6)
+        )
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(minx, miny, maxx, maxy) in the grid's CRS."""
+        west, north = self.transform.c, self.transform.f
+        east = west + self.shape[1] * self.transform.a
+        south = north + self.shape[0] * self.transform.e
+        return (min(west, east), min(south, north), max(west, east), max(south, north))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.crs.to_string()}, {abs(self.transform.a):g} m pixels, origin "
+            f"({self.transform.c:g}, {self.transform.f:g}), {self.shape[0]}x{self.shape[1]} px"
+        )
+
+
+def season_grid(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
+    """The grid a season is read on: the scenes' common grid, or the union of their extents.
+
+    Args:
+        source: The imagery source, for messages.
+        scenes: The scenes.
+        grids: Each scene's base (10 m) grid.
+
+    Raises:
+        ImageryError: Scenes in the chosen CRS have different pixel sizes or do not share a lattice.
+    """
+    if all(grid.matches(grids[0]) for grid in grids[1:]):
+        return grids[0]
+    crs = _season_crs(grids)
+    native = [(scene, grid) for scene, grid in zip(scenes, grids, strict=True) if grid.crs == crs]
+    first_scene, first = native[0]
+    for scene, grid in native[1:]:
+        if not _same_lattice(first.transform, grid.transform):
+            raise ImageryError(
+                f"{source}: scenes {first_scene.scene_id} ({first}) and {scene.scene_id} ({grid}) are in one CRS "
+                "but not on one pixel lattice (different pixel sizes or origins off by a fraction of a pixel), "
+                "so they cannot be mosaicked without resampling; give scenes of one tile grid"
+            )
+    extents = np.array([
+        grid.bounds() if grid.crs == crs else transform_bounds(grid.crs, crs, *grid.bounds(), densify_pts=21)
+        for grid in grids
+    ])
+    west, south = extents[:, 0].min(), extents[:, 1].min()
+    east, north = extents[:, 2].max(), extents[:, 3].max()
+    size = first.transform.a
+    # Snap outwards to the lattice of the CRS's own scenes.
+    col0 = np.floor((west - first.transform.c) / size + _LATTICE_TOLERANCE_PX)
+    col1 = np.ceil((east - first.transform.c) / size - _LATTICE_TOLERANCE_PX)
+    row0 = np.floor((north - first.transform.f) / first.transform.e + _LATTICE_TOLERANCE_PX)
+    row1 = np.ceil((south - first.transform.f) / first.transform.e - _LATTICE_TOLERANCE_PX)
+    transform = first.transform @ affine.Affine.translation(col0, row0)
+    return Grid(crs=crs, transform=transform, shape=(int(row1 - row0), int(col1 - col0)))
+
+
+def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], crs: rasterio.crs.CRS) -> list[Scene]:
+    """One scene per acquisition date (UTC); several scenes of a date become one mosaic scene.
+
+    Args:
+        scenes: Scenes sorted by acquisition time.
+        grids: Each scene's base grid.
+        crs: The season's CRS (its parts come first).
+
+    Returns:
+        Scenes sorted by acquisition time, one per date.
+    """
+    by_date: dict[object, list[tuple[Scene, Grid]]] = {}
+    for scene, grid in zip(scenes, grids, strict=True):
+        by_date.setdefault(scene.acquired.date(), []).append((scene, grid))
+    merged = []
+    for group in by_date.values():
+        if len(group) == 1:
+            merged.append(group[0][0])
+            continue
+        parts = tuple(
+            scene for scene, _ in sorted(
+                group,
+                key=lambda pair: (
+                    pair[1].crs != crs,
+                    pair[0].cloud_cover if pair[0].cloud_cover is not None else 101.0,
+                    pair[0].scene_id,
+                ),
+            )
+        )
+        covers = [part.cloud_cover for part in parts]
+        merged.append(
+            Scene(
+                scene_id="+".join(part.scene_id for part in parts),
+                acquired=min(part.acquired for part in parts),
+                band_paths=parts[0].band_paths,
+                dn_offset=parts[0].dn_offset,
+                dn_scale=parts[0].dn_scale,
+                cloud_cover=None if None in covers else round(float(np.mean(covers)), 6),
+                parts=parts,
+            )
+        )
+    merged.sort(key=lambda scene: (scene.acquired, scene.scene_id))
+    return merged
+
+
+def _season_crs(grids: Sequence[Grid]) -> rasterio.crs.CRS:
+    """The CRS whose grids cover the largest area, each distinct grid once (ties: the smaller EPSG code)."""
+    distinct: list[Grid] = []
+    for grid in grids:
+        if not any(grid.matches(seen) for seen in distinct):
+            distinct.append(grid)
+    areas: list[tuple[rasterio.crs.CRS, float]] = []
+    for grid in distinct:
+        area = abs(grid.transform.a * grid.transform.e) * grid.shape[0] * grid.shape[1]
+        for index, (crs, total) in enumerate(areas):
+            if crs == grid.crs:
+                areas[index] = (crs, total + area)
+                break
+        else:
+            areas.append((grid.crs, area))
+    return max(areas, key=lambda pair: (pair[1], -(pair[0].to_epsg() or 0), pair[0].to_string()))[0]
+
+
+def _same_lattice(a: affine.Affine, b: affine.Affine) -> bool:
+    if not (np.isclose(a.a, b.a) and np.isclose(a.e, b.e)):
+        return False
+    columns = (b.c - a.c) / a.a
+    rows = (b.f - a.f) / a.e
+    return abs(columns - round(columns)) < _LATTICE_TOLERANCE_PX and abs(rows - round(rows)) < _LATTICE_TOLERANCE_PX

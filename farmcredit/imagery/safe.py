@@ -1,0 +1,170 @@
+"""Scenes from Sentinel-2 L2A SAFE products: a ``.SAFE`` folder, or its ``.zip`` as the Copernicus
+Browser downloads it (read in place through GDAL's /vsizip/, never unpacked).
+
+Everything comes from the product's ``MTD_MSIL2A.xml``: the acquisition time
+(PRODUCT_START_TIME), the DN conversion (BOA_QUANTIFICATION_VALUE, and BOA_ADD_OFFSET, or when a
+product lacks it what its PROCESSING_BASELINE implies), the cloud cover (Cloud_Coverage_Assessment)
+and the JP2 band files (IMAGE_FILE, at 10, 20 and 60 m; their names carry the tile). Each band is
+read at the finest resolution the product has it.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery.naming import BOA_ADD_OFFSET_DN, OFFSET_BASELINE, band_name, processing_baseline
+from farmcredit.imagery.scene import Scene
+
+METADATA_NAME = "MTD_MSIL2A.xml"
+L1C_METADATA_NAME = "MTD_MSIL1C.xml"
+# ".../IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m" (baselines before 02.07 prefix "L2A_").
+_IMAGE_FILE = re.compile(r"_(B\d{2}|B8A|SCL)_(\d{2})m$")
+
+
+def is_safe_product(path: Path) -> bool:
+    """True for a ``.SAFE`` folder, or a ``.zip`` holding a SAFE product's metadata (L2A or L1C)."""
+    if path.is_dir():
+        return path.name.upper().endswith(".SAFE")
+    if path.is_file() and path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(_is_metadata(name) for name in archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    return False
+
+
+def safe_scene(path: Path) -> Scene:
+    """The scene of one L2A product (a .SAFE folder or its .zip).
+
+    Raises:
+        ImageryError: Not an L2A product, unreadable metadata, or a listed band file is missing.
+
+    >>> scene = safe_scene(Path("S2B_MSIL2A_20240315T031521_N0510_R118_T50SKB_20240315T064513.SAFE.zip"))
+    ... # doctest: +SKIP
+    >>> scene.band_paths["B04"][0]  # doctest: +SKIP
+    '/vsizip/.../GRANULE/L2A_T50SKB_A036651_20240315T031516/IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m.jp2'
+    """
+    if path.is_dir():
+        members = {str(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file()}
+        if METADATA_NAME not in members:
+            _refuse_l1c(path, members)
+            raise ImageryError(f"{path}: no {METADATA_NAME} in the .SAFE folder")
+        metadata = (path / METADATA_NAME).read_bytes()
+        prefix, root = str(path), ""
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                found = [name for name in names if PurePosixPath(name).name == METADATA_NAME]
+                if not found:
+                    _refuse_l1c(path, names)
+                    raise ImageryError(f"{path}: the zip holds no {METADATA_NAME}; is it a Sentinel-2 L2A product?")
+                metadata = archive.read(found[0])
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ImageryError(f"{path}: not a readable zip file ({error})") from error
+        root = found[0][: -len(METADATA_NAME)]
+        members = {name[len(root):] for name in names if name.startswith(root)}
+        prefix = f"/vsizip/{path.resolve()}/{root.rstrip('/')}".rstrip("/")
+    return _scene(path, metadata, members, prefix)
+
+
+def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene:
+    try:
+        root = ElementTree.fromstring(metadata)
+    except ElementTree.ParseError as error:
+        raise ImageryError(f"{path}: {METADATA_NAME} is not valid XML ({error})") from error
+    texts = _texts(root)
+    start = _first(path, texts, "PRODUCT_START_TIME")
+    try:
+        acquired = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ImageryError(f"{path}: cannot parse PRODUCT_START_TIME {start!r}") from error
+    acquired = acquired.replace(tzinfo=UTC) if acquired.tzinfo is None else acquired.astimezone(UTC)
+    product_uri = (texts.get("PRODUCT_URI") or [path.name])[0]
+    scene_id = re.sub(r"(\.SAFE)?(\.zip)?$", "", product_uri, flags=re.IGNORECASE)
+    band_paths = {}
+    for name, relative in _band_files(path, texts, members).items():
+        if relative not in members:
+            raise ImageryError(f"{path}: {METADATA_NAME} lists {relative}, which the product does not hold")
+        band_paths[name] = (f"{prefix}/{relative}", 1)
+    if not band_paths:
+        raise ImageryError(f"{path}: no band files (JP2) found in the product")
+    cloud = texts.get("Cloud_Coverage_Assessment") or texts.get("CLOUDY_PIXEL_PERCENTAGE")
+    return Scene(
+        scene_id=scene_id,
+        acquired=acquired,
+        band_paths=band_paths,
+        dn_offset=_dn_offset(path, root, _first(path, texts, "PROCESSING_BASELINE")),
+        dn_scale=1.0 / float(_first(path, texts, "BOA_QUANTIFICATION_VALUE")),
+        cloud_cover=float(cloud[0]) if cloud else None,
+    )
+
+
+def _band_files(path: Path, texts: dict[str, list[str]], members: Iterable[str]) -> dict[str, str]:
+    """Band name -> its file at the finest resolution, as listed in IMAGE_FILE (else found by name)."""
+    listed = [f"{text.strip()}.jp2" for text in texts.get("IMAGE_FILE", []) + texts.get("IMAGE_FILE_2A", [])]
+    candidates = listed or [m for m in members if m.lower().endswith(".jp2") and "/IMG_DATA/" in m]
+    finest: dict[str, tuple[int, str]] = {}
+    for relative in candidates:
+        match = _IMAGE_FILE.search(PurePosixPath(relative).stem)
+        name = band_name(match.group(1)) if match else None
+        if name is None:
+            continue
+        resolution = int(match.group(2))
+        if name not in finest or resolution < finest[name][0]:
+            finest[name] = (resolution, relative)
+    return {name: relative for name, (_, relative) in finest.items()}
+
+
+def _dn_offset(path: Path, root: ElementTree.Element, baseline_text: str) -> float:
+    """The product's BOA_ADD_OFFSET; without one, what its processing baseline implies (-1000 from 04.00)."""
+    offsets = {float(element.text or 0) for element in root.iter() if _local(element.tag) == "BOA_ADD_OFFSET"}
+    if len(offsets) > 1:
+        raise ImageryError(
+            f"{path}: BOA_ADD_OFFSET differs between bands {sorted(offsets)}; one DN offset per scene is supported"
+        )
+    if offsets:
+        return offsets.pop()
+    baseline = processing_baseline(baseline_text)
+    if baseline is None:
+        raise ImageryError(f"{path}: cannot parse PROCESSING_BASELINE {baseline_text!r}")
+    return BOA_ADD_OFFSET_DN if baseline >= OFFSET_BASELINE else 0.0
+
+
+def _texts(root: ElementTree.Element) -> dict[str, list[str]]:
+    """Element texts by local tag name (the metadata's namespaces vary with the product version)."""
+    texts: dict[str, list[str]] = {}
+    for element in root.iter():
+        if element.text and element.text.strip():
+            texts.setdefault(_local(element.tag), []).append(element.text.strip())
+    return texts
+
+
+def _first(path: Path, texts: dict[str, list[str]], tag: str) -> str:
+    if tag not in texts:
+        raise ImageryError(f"{path}: {METADATA_NAME} has no {tag}")
+    return texts[tag][0]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _is_metadata(name: str) -> bool:
+    return PurePosixPath(name).name in (METADATA_NAME, L1C_METADATA_NAME)
+
+
+def _refuse_l1c(path: Path, names: Iterable[str]) -> None:
+    if any(PurePosixPath(name).name == L1C_METADATA_NAME for name in names):
+        raise ImageryError(
+            f"{path}: a Level-1C product (top-of-atmosphere); farmcredit needs Level-2A (surface reflectance "
+            "with its scene classification), e.g. the S2MSI2A product of the same date"
+        )
+

@@ -1,0 +1,381 @@
+"""Fetch from a STAC API (Earth Search by default): item search, then windowed COG reads over HTTP.
+
+pystac-client searches the collection over the area's outline and season, with the cloud filter
+sent to the server when it supports ``query`` or ``filter`` (and applied here again). rasterio then
+reads only the windows around the parcels from each band's COG through GDAL's /vsicurl/ (HTTP
+range requests), never whole files.
+
+One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits, a
+reprocessed duplicate): a parcel wholly inside one of them is fetched from that one only, so it
+is never counted twice; a parcel no single item holds is fetched from each that covers part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+import shapely.geometry
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery._gdal import gdal_http_env, gdal_message
+from farmcredit.imagery.earthsearch import scene_from_item
+from farmcredit.imagery.fetch import (
+    FetchedScene,
+    HttpSettings,
+    ProgressCallback,
+    RemoteSource,
+    SceneGrid,
+    SceneInfo,
+    SceneWriter,
+    cached_scene,
+    fetch_scene,
+    pixel_box,
+    public_url,
+    utm_crs,
+)
+from farmcredit.imagery.naming import BASE_GRID_BANDS, processing_baseline
+from farmcredit.imagery.scene import Scene
+
+# Windows are planned per cell of the COG's block size (Earth Search: 1024 px, 10 km), so a window
+# touches the blocks its parcels touch; clipped to a range that keeps reads small and few.
+CELL_PX_RANGE = (256, 2048)
+# A parcel this much inside one item's footprint is fetched from that item alone.
+WHOLE_SHARE = 0.999
+_HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def fetch_stac(
+    area: gpd.GeoSeries,
+    season: tuple[date, date],
+    source: RemoteSource,
+    out: Path,
+    max_cloud: float,
+    bands: Sequence[str],
+    http: HttpSettings,
+    progress: ProgressCallback | None,
+) -> tuple[list[FetchedScene], list[tuple[str, str]]]:
+    """Search the STAC API and fetch each chosen item's windows into ``out`` (see `fetch_imagery`).
+
+    Args:
+        area: Geometries in EPSG:4326.
+
+    Returns:
+        The scenes fetched or reused, and (item id, why) for items left out.
+    """
+    if source.url is None:
+        raise ImageryError("a STAC source needs the URL of a STAC API")
+    found = search_items(source, area, season, max_cloud, http)
+    scenes = [(item, remote_scene(item, source)) for item in found]
+    kept, skipped = choose_items(scenes, max_cloud)
+    if not kept:
+        raise ImageryError(
+            f"{public_url(source.url)}: no {source.collection} scene over the area "
+            f"{_bounds_text(area)} in {season[0]}/{season[1]} with cloud cover <= {max_cloud:g}%"
+            + (f" ({len(skipped)} left out: {skipped[0][1]}, ...)" if skipped else "")
+        )
+    members = assign_geometries(area, kept)
+    fetched: list[FetchedScene] = []
+    for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
+        if progress is not None:
+            progress(item["id"], done, len(kept))
+        if indexes.size == 0:
+            skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
+            continue
+        result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http)
+        if result is None:
+            skipped.append((item["id"], "no parcel lies within its rasters"))
+        else:
+            fetched.append(result)
+    if progress is not None:
+        progress("done", len(kept), len(kept))
+    return fetched, skipped
+
+
+def search_items(
+    source: RemoteSource, area: gpd.GeoSeries, season: tuple[date, date], max_cloud: float, http: HttpSettings
+) -> list[dict[str, Any]]:
+    """The collection's items over the area's convex hull in the season, as JSON with absolute hrefs.
+
+    Raises:
+        ImageryError: The API cannot be reached, answers with an error past the retries, or is not
+            a STAC API with item search.
+    """
+    import pystac
+    import requests
+    from pystac_client import Client
+    from pystac_client.conformance import ConformanceClasses
+    from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
+
+    url = str(source.url)
+    retry = Retry(
+        total=max(0, http.attempts - 1), backoff_factor=http.retry_delay_s, status_forcelist=_HTTP_RETRY_STATUSES,
+        allowed_methods=None, raise_on_status=False,
+    )
+    hull = shapely.convex_hull(shapely.union_all(area.to_numpy()))
+    try:
+        # Client.open hands its own timeout to the StacApiIO, replacing the one given there.
+        client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
+        arguments: dict[str, Any] = {
+            "collections": [source.collection],
+            "intersects": shapely.geometry.mapping(hull),
+            "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
+            "limit": 100,
+        }
+        if client.conforms_to(ConformanceClasses.QUERY):
+            arguments["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
+        elif client.conforms_to(ConformanceClasses.FILTER):
+            arguments["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]}
+            arguments["filter_lang"] = "cql2-json"
+        items = list(client.search(**arguments).items())
+    except (APIError, requests.RequestException, pystac.STACError, NotImplementedError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ImageryError(f"{public_url(url)}: STAC search failed ({reason})") from error
+    return [_absolute(item) for item in items]
+
+
+def remote_scene(item: Mapping[str, Any], source: RemoteSource) -> Scene:
+    """The scene of a remote item: /vsicurl/ band paths, date, cloud cover and DN offset."""
+    return scene_from_item(_item_label(item, source), dict(item))
+
+
+def choose_items(
+    scenes: Sequence[tuple[dict[str, Any], Scene]], max_cloud: float
+) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]]]:
+    """Leave out items over the cloud limit and duplicates of one tile and time (reprocessing).
+
+    Of duplicates the newest processing wins (baseline, then ``s2:sequence``, then id).
+
+    Returns:
+        Kept (item, scene) pairs in date then id order, and (item id, why) for the others.
+    """
+    skipped: list[tuple[str, str]] = []
+    best: dict[tuple[str, str], tuple[dict[str, Any], Scene]] = {}
+    for item, scene in scenes:
+        if scene.cloud_cover is not None and scene.cloud_cover > max_cloud:
+            skipped.append((item["id"], f"cloud cover {scene.cloud_cover:.1f}% above {max_cloud:g}%"))
+            continue
+        key = (_tile(item) or item["id"], scene.acquired.isoformat(timespec="seconds"))
+        if key in best:
+            loser, winner = sorted([best[key], (item, scene)], key=lambda pair: _processing_rank(pair[0]))
+            best[key] = winner
+            skipped.append((loser[0]["id"], f"superseded by {winner[0]['id']} (same tile and time)"))
+        else:
+            best[key] = (item, scene)
+    kept = sorted(best.values(), key=lambda pair: (pair[1].acquired, pair[0]["id"]))
+    return kept, skipped
+
+
+def assign_geometries(
+    area: gpd.GeoSeries, scenes: Sequence[tuple[dict[str, Any], Scene]]
+) -> list[np.ndarray]:
+    """Which geometries to fetch from each item, so that no parcel is fetched twice for one date.
+
+    Per date, a geometry wholly inside some items' footprints goes to one of them: its own UTM
+    zone first, then the least cloudy, then the smallest id. A geometry no single item holds (a
+    large box, a parcel on a footprint's edge) goes to every item covering part of it.
+
+    Args:
+        area: Geometries in EPSG:4326.
+        scenes: (item, scene) pairs.
+
+    Returns:
+        Per item, the indexes of its geometries into ``area``.
+    """
+    geoms = area.to_numpy()
+    geom_area = shapely.area(geoms)
+    centroids = shapely.centroid(geoms)
+    native = np.array([utm_crs(point.x, point.y).to_epsg() for point in centroids])
+    members: list[list[int]] = [[] for _ in scenes]
+    by_date: dict[date, list[int]] = {}
+    for position, (_, scene) in enumerate(scenes):
+        by_date.setdefault(scene.acquired.date(), []).append(position)
+    for positions in by_date.values():
+        shares = np.zeros((len(positions), len(geoms)))
+        for row, position in enumerate(positions):
+            footprint = _footprint(scenes[position][0])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                shares[row] = shapely.area(shapely.intersection(geoms, footprint)) / geom_area
+        shares = np.nan_to_num(shares)
+        for column in range(len(geoms)):
+            whole = [row for row in range(len(positions)) if shares[row, column] >= WHOLE_SHARE]
+            if whole:
+                row = min(whole, key=lambda r: _preference(scenes[positions[r]], native[column]))
+                members[positions[row]].append(column)
+            else:
+                for row in np.flatnonzero(shares[:, column] > 0):
+                    members[positions[row]].append(column)
+    return [np.array(sorted(indexes), dtype=np.int64) for indexes in members]
+
+
+def _fetch_item(
+    item: dict[str, Any], scene: Scene, area: gpd.GeoSeries, out: Path, bands: Sequence[str], http: HttpSettings
+) -> FetchedScene | None:
+    """Fetch one item's windows around the geometries (or reuse them); None when none lies on its rasters."""
+    here = [band for band in bands if band in scene.band_paths]
+    if not set(here) & set(BASE_GRID_BANDS):
+        raise ImageryError(f"STAC item {item['id']} has none of the 10 m bands {BASE_GRID_BANDS} among its assets")
+    info = SceneInfo(
+        scene_id=item["id"],
+        acquired=scene.acquired,
+        cloud_cover=scene.cloud_cover,
+        tile=_tile(item),
+        properties=dict(item.get("properties") or {}),
+        dn_offset=scene.dn_offset,
+        dn_scale=scene.dn_scale,
+        links=tuple(
+            {"rel": "derived_from", "href": public_url(link["href"]), "type": "application/geo+json"}
+            for link in item.get("links", []) if link.get("rel") == "self"
+        ),
+    )
+    cached = cached_scene(out, info, area, here)
+    if cached is not None:
+        return cached
+    with gdal_http_env(http.timeout_s, http.attempts, http.retry_delay_s), ExitStack() as stack:
+        datasets = {band: stack.enter_context(_open_band(item["id"], band, scene.band_paths[band][0])) for band in here}
+        grid = _scene_grid(item["id"], datasets)
+        needed = grid.plan(area)
+        if not needed:
+            return None
+        return fetch_scene(
+            out, info, grid, here, needed, lambda writer, windows: _read_windows(datasets, writer, windows)
+        )
+
+
+def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except RasterioError as error:
+        raise ImageryError(
+            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} "
+            f"({_redacted(gdal_message(error), path)})"
+        ) from error
+
+
+def _scene_grid(item_id: str, datasets: Mapping[str, rasterio.DatasetReader]) -> SceneGrid:
+    """The scene's grids from its band headers; the finest 10 m band is the base."""
+    base = min(
+        (band for band in BASE_GRID_BANDS if band in datasets), key=lambda band: abs(datasets[band].transform.a)
+    )
+    crs = datasets[base].crs
+    for band, dataset in datasets.items():
+        if dataset.crs != crs:
+            raise ImageryError(f"STAC item {item_id}: band {band} is not in {crs.to_string()} like {base}")
+    block = max(datasets[base].block_shapes[0])
+    return SceneGrid(
+        crs=crs,
+        base_transform=datasets[base].transform,
+        base_shape=(datasets[base].height, datasets[base].width),
+        cell_px=int(np.clip(block, *CELL_PX_RANGE)),
+        band_transforms={band: dataset.transform for band, dataset in datasets.items()},
+        band_dtypes={band: dataset.dtypes[0] for band, dataset in datasets.items()},
+    )
+
+
+def _read_windows(
+    datasets: Mapping[str, rasterio.DatasetReader],
+    writer: SceneWriter,
+    windows: Sequence[tuple[float, float, float, float]],
+) -> None:
+    """Range-read each window of each band into the writer (bytes received: GDAL does not say)."""
+    for band, dataset in datasets.items():
+        boxes = pixel_box(np.array(windows), dataset.transform)
+        for col0, row0, col1, row1 in boxes.tolist():
+            col0, row0 = max(col0, 0), max(row0, 0)
+            col1, row1 = min(col1, dataset.width), min(row1, dataset.height)
+            if col1 <= col0 or row1 <= row0:
+                continue
+            window = Window(col0, row0, col1 - col0, row1 - row0)
+            try:
+                values = dataset.read(1, window=window)
+            except RasterioError as error:
+                raise ImageryError(
+                    f"{_public_path(dataset.name)}: reading band {band} failed "
+                    f"({_redacted(gdal_message(error), dataset.name)})"
+                ) from error
+            writer.write(band, values, dataset.window_transform(window))
+
+
+def _absolute(item: Any) -> dict[str, Any]:
+    """A pystac item as JSON, every asset href absolute (resolved against the item's own URL)."""
+    document = item.to_dict(include_self_link=True, transform_hrefs=False)
+    for key, asset in item.assets.items():
+        document["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+    return document
+
+
+def _item_label(item: Mapping[str, Any], source: RemoteSource) -> str:
+    for link in item.get("links", []):
+        if link.get("rel") == "self" and str(link.get("href", "")).startswith(("http://", "https://")):
+            return public_url(link["href"])
+    return f"{public_url(str(source.url))} item {item['id']}"
+
+
+def _footprint(item: Mapping[str, Any]) -> shapely.Geometry:
+    if item.get("geometry"):
+        return shapely.geometry.shape(item["geometry"])
+    if item.get("bbox"):
+        return shapely.box(*item["bbox"][:2], *item["bbox"][-2:])
+    raise ImageryError(f"STAC item {item['id']} has neither a geometry nor a bbox")
+
+
+def _tile(item: Mapping[str, Any]) -> str | None:
+    """The MGRS tile of an item ("29RKH"), from grid:code, the mgrs fields or the id."""
+    properties = item.get("properties") or {}
+    code = properties.get("grid:code")
+    if isinstance(code, str) and code.startswith("MGRS-"):
+        return code.removeprefix("MGRS-")
+    if {"mgrs:utm_zone", "mgrs:latitude_band", "mgrs:grid_square"} <= properties.keys():
+        zone, band, square = (properties[f"mgrs:{key}"] for key in ("utm_zone", "latitude_band", "grid_square"))
+        return f"{int(zone):02d}{band}{square}"
+    match = re.search(r"(?:^|_)T?(\d{2}[C-X][A-Z]{2})(?:_|$)", str(item["id"]))
+    return match.group(1) if match else None
+
+
+def _epsg(item: Mapping[str, Any]) -> int | None:
+    properties = item.get("properties") or {}
+    if properties.get("proj:epsg") is not None:
+        return int(properties["proj:epsg"])
+    code = properties.get("proj:code")
+    if isinstance(code, str) and code.upper().startswith("EPSG:"):
+        return int(code.split(":")[1])
+    return None
+
+
+def _preference(pair: tuple[dict[str, Any], Scene], native_epsg: int) -> tuple[bool, float, str]:
+    item, scene = pair
+    cloud = scene.cloud_cover if scene.cloud_cover is not None else 101.0
+    return (_epsg(item) != native_epsg, cloud, item["id"])
+
+
+def _processing_rank(item: Mapping[str, Any]) -> tuple[tuple[int, int], int, str]:
+    properties = item.get("properties") or {}
+    baseline = processing_baseline(properties.get("s2:processing_baseline")) or (0, 0)
+    sequence = str(properties.get("s2:sequence", "0"))
+    return baseline, int(sequence) if sequence.isdigit() else 0, str(item["id"])
+
+
+def _public_path(path: str) -> str:
+    return public_url(path.removeprefix("/vsicurl/"))
+
+
+def _redacted(message: str, path: str) -> str:
+    href = path.removeprefix("/vsicurl/")
+    return message.replace(href, public_url(href))
+
+
+def _bounds_text(area: gpd.GeoSeries) -> str:
+    west, south, east, north = area.total_bounds
+    return f"{west:.4f},{south:.4f},{east:.4f},{north:.4f}"

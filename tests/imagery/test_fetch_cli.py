@@ -1,0 +1,115 @@
+"""`farmcredit fetch` and `assess --imagery <remote>`: exit codes, messages, the manifest in run.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from servers import SentinelHubServer, StacServer, earthsearch_item
+
+SEASON = "2020-02-01/2020-02-29"
+SECRET = "cli-s3cret-never-printed"
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "farmcredit", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "300", **(env or {})})  # messages on one line
+
+
+@pytest.fixture(scope="module")
+def earthsearch(shared_data: Path) -> tuple[Path, dict, dict[str, Path]]:
+    folder = shared_data / "s2" / "earthsearch-29RKH-2020"
+    return (folder, *earthsearch_item(folder))
+
+
+@pytest.fixture
+def parcels(tmp_path: Path) -> Path:
+    path = tmp_path / "fields.geojson"
+    gpd.GeoDataFrame(
+        {"parcel_id": ["F1", "F2"], "borrower_id": ["B1", "B1"]},
+        geometry=[shapely.box(-11.800, 25.150, -11.795, 25.155), shapely.box(-11.790, 25.152, -11.786, 25.157)],
+        crs="EPSG:4326",
+    ).to_file(path)
+    return path
+
+
+def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(earthsearch, parcels: Path, tmp_path: Path) -> None:
+    _, item, files = earthsearch
+    with StacServer([item], files) as server:
+        done = _run("fetch", str(parcels), "--season", SEASON, "--stac-url", server.url, "--out", str(tmp_path / "s2"),
+                    "--timeout", "5", "--retries", "1")
+    assert done.returncode == 0, done.stderr
+    assert "1 scenes 2020-02-19..2020-02-19" in done.stderr and "cloud cover 4-4%" in done.stderr
+    manifest = json.loads((tmp_path / "s2" / "manifest.json").read_text())
+    assert manifest["scenes"][0]["scene_id"] == "S2A_29RKH_20200219_0_L2A" and manifest["season"] == SEASON.split("/")
+
+
+def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(
+    earthsearch, parcels: Path, tmp_path: Path
+) -> None:
+    _, item, files = earthsearch
+    out = tmp_path / "results"
+    with StacServer([item], files) as server:
+        done = _run("assess", str(parcels), "--imagery", f"{server.url}/?collection=sentinel-2-l2a", "--season", SEASON,
+                    "--out", str(out), "--model", "rule")
+    assert done.returncode == 0, done.stderr
+    assert (out / "imagery" / "S2A_29RKH_20200219_0_L2A" / "B04.tif").exists()
+    record = json.loads((out / "run.json").read_text())
+    fetched = record["inputs"]["imagery"]["fetch"]
+    assert fetched["scenes"][0]["cloud_cover"] == pytest.approx(4.051854) and fetched["totals"]["bytes_on_disk"] > 0
+    assert [s["scene_id"] for s in record["inputs"]["imagery"]["scenes"]] == ["S2A_29RKH_20200219_0_L2A"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fetch", "--season", SEASON, "--out", "s2"], "give either PARCELS or --bbox"),
+        (["fetch", "--bbox", "1,2,3", "--season", SEASON, "--out", "s2"], "is not W,S,E,N"),
+        (["fetch", "--bbox", "1,2,3,4", "--season", "2020-02-30/2020-03-01", "--out", "s2"], "START/END"),
+        (["assess", "{parcels}", "--imagery", "stac", "--out", "r", "--model", "rule"], "needs --season"),
+    ],
+    ids=["no-area", "bad-bbox", "bad-season", "remote-without-season"],
+)
+def test_unusable_arguments_exit_2_with_a_message(parcels: Path, args: list[str], message: str) -> None:
+    done = _run(*[arg.format(parcels=parcels) for arg in args])
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_empty_search_exits_2_naming_the_api(earthsearch, parcels: Path, tmp_path: Path) -> None:
+    _, item, files = earthsearch
+    with StacServer([item], files) as server:
+        done = _run("fetch", str(parcels), "--season", "2021-01-01/2021-01-31", "--stac-url", server.url,
+                    "--out", str(tmp_path / "s2"))
+    assert done.returncode == 2 and f"{server.url}: no sentinel-2-l2a scene" in done.stderr
+
+
+@pytest.mark.parametrize("secret", [SECRET, "wrong-" + SECRET], ids=["good", "wrong"])
+def test_sentinelhub_endpoints_from_the_config_profile_credentials_from_the_environment(
+    earthsearch, parcels: Path, tmp_path: Path, secret: str
+) -> None:
+    folder, item, _ = earthsearch
+    feature = {"type": "Feature", "id": "S2A_MSIL2A_20200219T112111_T29RKH", "geometry": item["geometry"],
+               "properties": {"datetime": item["properties"]["datetime"], "eo:cloud_cover": 4.05}}
+    bands = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
+    with SentinelHubServer("cli-client", SECRET, [feature], {b: folder / f"{b}.tif" for b in bands}) as server:
+        config = tmp_path / "config" / "sentinelhub" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f'[default-profile]\nsh_base_url = "{server.url}"\nsh_token_url = "{server.token_url}"\n')
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SH_CLIENT_ID": "cli-client", "SH_CLIENT_SECRET": secret,
+               # oauthlib refuses a plain-http token URL otherwise; only ever set in tests.
+               "OAUTHLIB_INSECURE_TRANSPORT": "1"}
+        done = _run("fetch", str(parcels), "--season", SEASON, "--source", "sentinelhub", "--out",
+                    str(tmp_path / "s2"), "--timeout", "5", "--retries", "1", env=env)
+    if secret == SECRET:
+        assert done.returncode == 0, done.stderr
+        assert "1 downloaded" in done.stderr and (tmp_path / "s2" / "SH_S2L2A_20200219" / "B04.tif").exists()
+    else:
+        assert done.returncode == 2 and "refused the credentials of OAuth client 'cli-client'" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert SECRET not in done.stderr + done.stdout

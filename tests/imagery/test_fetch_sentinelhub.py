@@ -1,0 +1,225 @@
+"""`fetch_imagery` from Sentinel Hub: the real `sentinelhub` client against a loopback look-alike.
+
+The look-alike has an OAuth token endpoint, the Catalog search and the Process API; its Process
+answers are real GeoTIFFs cut from the Earth Search COGs of ../shared/data/s2/earthsearch-29RKH-2020.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.parse
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import shapely.geometry
+from sentinelhub import SHConfig
+from servers import Fault, SentinelHubServer
+
+from farmcredit.errors import ImageryError, InputError
+from farmcredit.imagery import open_imagery
+from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery
+from farmcredit.imagery.sentinelhub_source import CDSE_BASE_URL, CDSE_TOKEN_URL, sentinelhub_config
+
+CLIENT_ID, SECRET = "farmcredit-test-client", "s3cret-Value-never-shown"
+FAST = HttpSettings(timeout_s=1, attempts=3, retry_delay_s=0.05)
+FEBRUARY_2020 = (date(2020, 2, 1), date(2020, 2, 29))
+BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
+FIELDS = gpd.GeoSeries(
+    [shapely.box(-11.800, 25.150, -11.795, 25.155), shapely.box(-11.790, 25.152, -11.786, 25.157)], crs="EPSG:4326"
+)
+
+
+@pytest.fixture(autouse=True)
+def plain_http_oauth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """oauthlib refuses a plain-http token URL unless told otherwise: tests only, never the product."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # sentinelhub writes its config there
+
+
+@pytest.fixture(scope="module")
+def earthsearch(shared_data: Path) -> tuple[Path, dict]:
+    folder = shared_data / "s2" / "earthsearch-29RKH-2020"
+    return folder, json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text())
+
+
+def _features(item: dict, *dates_and_clouds: tuple[str, float]) -> list[dict]:
+    return [
+        {"type": "Feature", "id": f"S2A_MSIL2A_{when[:10].replace('-', '')}_T29RKH", "geometry": item["geometry"],
+         "properties": {"datetime": when, "eo:cloud_cover": cloud}}
+        for when, cloud in dates_and_clouds
+    ]
+
+
+def _server(earthsearch, *dates_and_clouds: tuple[str, float]) -> SentinelHubServer:
+    folder, item = earthsearch
+    clouds = dates_and_clouds or (("2020-02-19T11:34:25Z", 4.05),)
+    return SentinelHubServer(CLIENT_ID, SECRET, _features(item, *clouds), {b: folder / f"{b}.tif" for b in BANDS})
+
+
+def _config(server: SentinelHubServer, secret: str = SECRET) -> SHConfig:
+    return SHConfig(use_defaults=True, sh_client_id=CLIENT_ID, sh_client_secret=secret, sh_base_url=server.url,
+                    sh_token_url=server.token_url)
+
+
+def _fetch(server: SentinelHubServer, out: Path, area: gpd.GeoSeries = FIELDS, http: HttpSettings = FAST,
+           secret: str = SECRET, **options):
+    return fetch_imagery(area, FEBRUARY_2020, RemoteSource("sentinelhub"), out, http=http,
+                         sentinelhub_config=_config(server, secret), **options)
+
+
+def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earthsearch, tmp_path: Path) -> None:
+    folder, item = earthsearch
+    dates = (("2020-02-14T11:34:25Z", 10.0), ("2020-02-19T11:34:25Z", 4.05), ("2020-02-24T11:34:25Z", 70.0))
+    between_the_fields = _features(item, ("2020-02-09T11:34:25Z", 1.0))[0] | {
+        "geometry": shapely.geometry.mapping(shapely.box(-11.794, 25.1505, -11.791, 25.1515))}
+    with _server(earthsearch, *dates) as server:
+        server.features.append(between_the_fields)
+        manifest = _fetch(server, tmp_path / "s2")
+        (token,) = server.requests_to("/oauth/token")
+        (search,) = server.requests_to("/api/v1/catalog")
+        process = server.requests_to("/api/v1/process")
+
+    form = urllib.parse.parse_qs(token.body.decode())
+    assert form["grant_type"] == ["client_credentials"] and form["client_id"] == [CLIENT_ID]
+    query = json.loads(search.body)
+    assert query["collections"] == ["sentinel-2-l2a"] and query["filter"] == "eo:cloud_cover <= 50"
+    # One request per window (one window: the fields are close) per date under the cloud limit.
+    assert [s.scene_id for s in manifest.scenes] == ["SH_S2L2A_20200214", "SH_S2L2A_20200219"]
+    assert manifest.skipped == ((between_the_fields["id"], "its footprint misses every parcel"),)
+    assert manifest.source == f"sentinelhub {server.url} (sentinel-2-l2a)"  # the endpoint, no credentials
+    assert len(process) == 2 and all(r.headers["Authorization"] == "Bearer token-0" for r in process)
+    body = json.loads(process[1].body)
+    data = body["input"]["data"][0]
+    assert data["type"] == "sentinel-2-l2a" and data["processing"] == {"upsampling": "NEAREST", "harmonizeValues": True}
+    assert data["dataFilter"]["timeRange"]["from"].startswith("2020-02-19T00:00:00")
+    assert data["dataFilter"]["mosaickingOrder"] == "leastCC"
+    assert body["input"]["bounds"]["properties"]["crs"].endswith("/32629")
+    assert body["output"]["responses"][0]["format"]["type"] == "image/tiff"
+    assert all(f'"{band}"' in body["evalscript"] for band in BANDS) and "UINT16" in body["evalscript"]
+    assert manifest.scenes[1].bytes_downloaded == process[1].bytes_sent > 0
+
+    scene_folder = tmp_path / "s2" / "SH_S2L2A_20200219"
+    with rasterio.open(scene_folder / "B04.tif") as fetched, rasterio.open(folder / "B04.tif") as original:
+        assert fetched.dtypes == ("uint16",) and fetched.descriptions == ("B04",) and fetched.res == (10.0, 10.0)
+        values = fetched.read(1)
+        rows, cols = np.nonzero(values)
+        xs, ys = rasterio.transform.xy(fetched.transform, rows, cols)
+        expected = original.read(1)[tuple(np.array(rasterio.transform.rowcol(original.transform, xs, ys)))]
+        np.testing.assert_array_equal(values[rows, cols], expected)  # the 100 m source, nearest neighbour
+    with rasterio.open(scene_folder / "SCL.tif") as scl:
+        assert scl.dtypes == ("uint8",)
+    item = json.loads((scene_folder / "SH_S2L2A_20200219.json").read_text())
+    assert item["properties"]["earthsearch:boa_offset_applied"] is True  # harmonised by Sentinel Hub
+    imagery = open_imagery(tmp_path / "s2")
+    assert [s.dn_offset for s in imagery.scenes] == [0.0, 0.0] and imagery.crs.to_epsg() == 32629
+
+
+def test_a_large_area_is_split_into_requests_within_the_size_limit(earthsearch, tmp_path: Path) -> None:
+    strip = gpd.GeoSeries([shapely.box(-11.90, 25.10, -11.66, 25.105)], crs="EPSG:4326")  # ~24 km x 0.5 km
+    with _server(earthsearch) as server:
+        manifest = _fetch(server, tmp_path / "s2", area=strip, bands=("B04", "SCL"))
+        process = [json.loads(r.body) for r in server.requests_to("/api/v1/process")]
+
+    sizes = [(p["output"]["width"], p["output"]["height"]) for p in process]
+    assert len(process) == manifest.scenes[0].windows >= 2
+    assert all(0 < width <= 2048 and 0 < height <= 2048 for width, height in sizes)
+    boxes = [shapely.box(*p["input"]["bounds"]["bbox"]) for p in process]
+    assert shapely.union_all(boxes).contains(strip.to_crs(32629).iloc[0].buffer(-1))
+
+
+def test_a_rerun_downloads_nothing(earthsearch, tmp_path: Path) -> None:
+    with _server(earthsearch) as server:
+        _fetch(server, tmp_path / "s2")
+        again = _fetch(server, tmp_path / "s2")
+        assert len(server.requests_to("/api/v1/process")) == 1
+    assert again.scenes[0].cached and again.to_json()["totals"]["scenes_downloaded"] == 0
+
+
+def test_bad_credentials_are_one_clear_error_without_the_secret(
+    earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with _server(earthsearch) as server, pytest.raises(InputError, match="refused the credentials") as error:
+        _fetch(server, tmp_path / "s2", secret="wrong-" + SECRET)
+    message = str(error.value)
+    assert server.token_url in message and CLIENT_ID in message and "SH_CLIENT_SECRET" in message
+    assert SECRET not in message and SECRET not in caplog.text
+    assert not server.requests_to("/api/v1/process")
+
+
+def test_missing_credentials_say_how_to_set_them(tmp_path: Path) -> None:
+    config = SHConfig(use_defaults=True)
+    with pytest.raises(InputError, match="no Sentinel Hub credentials for https://sh.dataspace.copernicus.eu.*SH_CLIENT_ID"):
+        sentinelhub_config(RemoteSource("sentinelhub"), FAST, config)
+
+
+def test_copernicus_data_space_is_the_default_and_any_deployment_can_be_configured() -> None:
+    defaults = SHConfig(use_defaults=True, sh_client_id="a", sh_client_secret="b")
+    config = sentinelhub_config(RemoteSource("sentinelhub"), FAST, defaults)
+    assert (config.sh_base_url, config.sh_token_url) == (CDSE_BASE_URL, CDSE_TOKEN_URL)
+    assert (config.max_download_attempts, config.max_retries, config.download_timeout_seconds) == (3, 3, 1)
+    own = SHConfig(use_defaults=True, sh_client_id="a", sh_client_secret="b", sh_base_url="https://sh.example.org",
+                   sh_token_url="https://auth.example.org/token")
+    config = sentinelhub_config(RemoteSource("sentinelhub"), FAST, own)
+    assert (config.sh_base_url, config.sh_token_url) == ("https://sh.example.org", "https://auth.example.org/token")
+
+
+def test_429_is_waited_out_as_the_server_asks(earthsearch, tmp_path: Path) -> None:
+    with _server(earthsearch) as server:
+        server.fail("/api/v1/process", Fault(status=429, retry_after="400"))  # sentinelhub reads milliseconds
+        started = time.monotonic()
+        manifest = _fetch(server, tmp_path / "s2")
+        elapsed = time.monotonic() - started
+        statuses = [r.status for r in server.requests_to("/api/v1/process")]
+    assert statuses == [429, 200] and manifest.scenes[0].windows == 1
+    assert 0.4 <= elapsed < 5
+
+
+@pytest.mark.parametrize(
+    ("where", "faults", "message"),
+    [
+        ("/api/v1/process", [Fault(status=500)] * 3, r"process API at http://127\.0\.0\.1:\d+: .*500"),
+        ("/api/v1/process", [Fault(status=429, retry_after="10")] * 3, "Maximum number of download attempts"),
+        ("/api/v1/process", [Fault(truncate=True)] * 3, "IncompleteRead"),
+        ("/api/v1/process", [Fault(hang=True)] * 3, "Read timed out"),
+        ("/api/v1/catalog", [Fault(status=503)] * 3, "catalog at .*search failed.*503"),
+        ("/oauth/token", [Fault(status=502)] * 3, "token endpoint .*502"),
+    ],
+    ids=["500s", "429s", "truncated", "hangs", "catalog-503", "token-502"],
+)
+def test_failures_past_the_retry_budget_are_clear_errors(
+    earthsearch, tmp_path: Path, where: str, faults: list[Fault], message: str
+) -> None:
+    with _server(earthsearch) as server:
+        server.fail(where, *faults)
+        started = time.monotonic()
+        with pytest.raises(ImageryError, match=message):
+            _fetch(server, tmp_path / "s2")
+        elapsed = time.monotonic() - started
+        tries = len(server.requests_to(where))
+    assert tries == FAST.attempts  # the budget, no more
+    assert elapsed < 6  # three tries of at most a second, backoff 0.05 s x 3^n
+    assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
+
+
+def test_a_truncated_body_once_is_retried(earthsearch, tmp_path: Path) -> None:
+    with _server(earthsearch) as server:
+        server.fail("/api/v1/process", Fault(truncate=True))
+        manifest = _fetch(server, tmp_path / "s2")
+        attempts = server.requests_to("/api/v1/process")
+    assert len(attempts) == 2 and attempts[0].bytes_sent < attempts[1].bytes_sent
+    assert manifest.scenes[0].bytes_downloaded == attempts[1].bytes_sent
+
+
+def test_an_empty_catalog_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
+    with _server(earthsearch, ("2019-06-01T11:34:25Z", 3.0)) as server:
+        with pytest.raises(ImageryError, match=r"no Sentinel-2 L2A scene over .* 2020-02-01/2020-02-29"):
+            _fetch(server, tmp_path / "s2")
+        assert not server.requests_to("/api/v1/process")

@@ -1,0 +1,243 @@
+"""`fetch_imagery` from a STAC API: pystac-client and GDAL's /vsicurl/ against a loopback server.
+
+The real Earth Search item and COGs of ../shared/data/s2/earthsearch-29RKH-2020 are served with
+their hrefs rewritten to 127.0.0.1; small synthetic tiles cover offsets, paging and mosaics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import shapely.geometry
+from rasterio.windows import Window, from_bounds
+from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
+
+from farmcredit.errors import ImageryError
+from farmcredit.imagery import open_imagery, read_window
+from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery
+from farmcredit.imagery.stac import assign_geometries, remote_scene
+
+FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
+FEBRUARY_2020 = (date(2020, 2, 1), date(2020, 2, 29))
+ITEM_ID = "S2A_29RKH_20200219_0_L2A"
+# Three ~500 m fields in the tile's north-west corner (one 512 x 512 block of the 100 m COGs).
+FIELDS = gpd.GeoSeries(
+    [shapely.box(-11.800, 25.150, -11.795, 25.155), shapely.box(-11.790, 25.152, -11.786, 25.157),
+     shapely.box(-11.805, 25.140, -11.800, 25.144)],
+    crs="EPSG:4326",
+)
+FAR_FIELD = gpd.GeoSeries([shapely.box(-11.300, 24.500, -11.295, 24.505)], crs="EPSG:4326")
+
+
+@pytest.fixture(scope="module")
+def earthsearch(shared_data: Path) -> tuple[dict, dict[str, Path]]:
+    return earthsearch_item(shared_data / "s2" / "earthsearch-29RKH-2020")
+
+
+def _fetch(server: StacServer, area: gpd.GeoSeries, out: Path, season=FEBRUARY_2020, **options):
+    return fetch_imagery(area, season, RemoteSource("stac", server.url), out, http=FAST, **options)
+
+
+def test_fetch_reads_only_the_fields_windows_by_http_range_requests(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        manifest = _fetch(server, FIELDS, tmp_path / "s2")
+        cog_requests = server.requests_to(server.files_path)
+        item_url = f"{server.url}/collections/sentinel-2-l2a/items/{ITEM_ID}"
+
+    (scene,) = manifest.scenes
+    assert (scene.scene_id, scene.acquired[:10], scene.tile, scene.windows) == (ITEM_ID, "2020-02-19", "29RKH", 1)
+    assert scene.cloud_cover == pytest.approx(4.051854) and not scene.cached and scene.bytes_on_disk > 0
+    assert json.loads((tmp_path / "s2" / "manifest.json").read_text())["totals"]["scenes_downloaded"] == 1
+    # Never a whole file: every GET is a range request, and B04 costs a fraction of its size.
+    assert all("Range" in r.headers for r in cog_requests if r.method == "GET")
+    served_b04 = sum(r.bytes_sent for r in cog_requests if r.path.endswith("/B04.tif"))
+    assert 0 < served_b04 < 0.4 * files["B04.tif"].stat().st_size
+
+    folder = tmp_path / "s2" / ITEM_ID
+    local_item = json.loads((folder / f"{ITEM_ID}.json").read_text())
+    assert local_item["assets"]["red"]["href"] == "./B04.tif"
+    assert local_item["assets"]["red"]["raster:bands"][0] | {} == {
+        "nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": 0.0}
+    assert local_item["links"] == [{"rel": "derived_from", "href": item_url, "type": "application/geo+json"}]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{b}.tif" for b in ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")]
+        + [f"{ITEM_ID}.json"])
+    for band in ("B04", "B11", "SCL"):  # 10 m, 20 m and the classes: the same pixels as the COG
+        with rasterio.open(folder / f"{band}.tif") as fetched, rasterio.open(files[f"{band}.tif"]) as original:
+            assert fetched.descriptions == (band,) and fetched.crs == original.crs
+            window = from_bounds(*fetched.bounds, transform=original.transform).round_offsets().round_lengths()
+            np.testing.assert_array_equal(fetched.read(1), original.read(1, window=window))
+
+    imagery = open_imagery(tmp_path / "s2")
+    assert [s.scene_id for s in imagery.scenes] == [ITEM_ID] and imagery.scenes[0].dn_offset == 0.0
+    assert imagery.has_scl and {"B02", "B04", "B08", "B11"} <= set(imagery.bands)
+
+
+def test_a_rerun_downloads_nothing_and_a_new_field_only_its_own_window(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        _fetch(server, FIELDS, tmp_path / "s2")
+        before = len(server.requests_to(server.files_path))
+        again = _fetch(server, FIELDS, tmp_path / "s2")
+        assert len(server.requests_to(server.files_path)) == before  # not even a HEAD
+        assert again.scenes[0].cached and again.scenes[0].bytes_downloaded == 0
+
+        grown = _fetch(server, gpd.GeoSeries(list(FIELDS) + list(FAR_FIELD), crs="EPSG:4326"), tmp_path / "s2")
+        served_b04 = sum(r.bytes_sent for r in server.requests_to(server.files_path + "B04.tif")[before:])
+
+    assert grown.scenes[0].windows == 2 and not grown.scenes[0].cached
+    assert served_b04 < 0.4 * files["B04.tif"].stat().st_size  # the far window's block, not the first again
+    with rasterio.open(tmp_path / "s2" / ITEM_ID / "B04.tif") as fetched, rasterio.open(files["B04.tif"]) as original:
+        for field in (FIELDS.to_crs(fetched.crs).iloc[0], FAR_FIELD.to_crs(fetched.crs).iloc[0]):
+            window = from_bounds(*field.bounds, transform=fetched.transform).round_offsets().round_lengths()
+            expected = from_bounds(*field.bounds, transform=original.transform).round_offsets().round_lengths()
+            np.testing.assert_array_equal(fetched.read(1, window=window), original.read(1, window=expected))
+            assert fetched.read(1, window=window).min() > 0  # data, not the sparse no-data between windows
+
+
+@pytest.mark.parametrize(
+    ("baseline", "offset_applied", "raster_offset", "expected_dn_offset"),
+    [
+        ("05.10", False, -0.1, -1000.0),  # Earth Search: offset not applied, said in raster:bands
+        ("05.10", True, 0.0, 0.0),  # Earth Search: offset already applied to the COGs
+        ("05.10", None, None, -1000.0),  # a catalogue saying nothing: the baseline decides
+        ("02.14", None, None, 0.0),  # before baseline 04.00 there is no offset
+    ],
+    ids=["not-applied", "applied", "baseline-only", "old-baseline"],
+)
+def test_the_processing_baseline_offset_is_kept_right(
+    tmp_path: Path, baseline: str, offset_applied: bool | None, raster_offset: float | None,
+    expected_dn_offset: float,
+) -> None:
+    item, files = tile_item(tmp_path / "cogs", "S2B_50SKA_20240315_0_L2A", crs="EPSG:32650",
+                            origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:11Z", baseline=baseline,
+                            offset_applied=offset_applied, raster_offset=raster_offset)
+    field = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+    with StacServer([item], files) as server:
+        _fetch(server, field, tmp_path / "s2", season=(date(2024, 3, 1), date(2024, 3, 31)))
+
+    imagery = open_imagery(tmp_path / "s2")
+    assert imagery.scenes[0].dn_offset == expected_dn_offset
+    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), bands=("B04",))
+    col, row = ~imagery.transform @ (500_025.0, 3_999_955.0)  # a pixel of the field: tile row 4, column 2
+    expected = (tile_dns("B04", 12)[4, 2] + expected_dn_offset) * 1e-4
+    assert cube.reflectance[0, 0, int(row), int(col)] == pytest.approx(expected)
+
+
+def test_search_pages_filters_clouds_and_drops_reprocessed_duplicates(tmp_path: Path) -> None:
+    tiles = [("S2A_50SKA_20240305_0_L2A", "2024-03-05T03:20:00Z", 10.0, "05.10"),
+             ("S2B_50SKA_20240310_0_L2A", "2024-03-10T03:20:00Z", 80.0, "05.10"),  # too cloudy
+             ("S2A_50SKA_20240315_0_L2A", "2024-03-15T03:20:00Z", 5.0, "05.10"),
+             ("S2A_50SKA_20240315_1_L2A", "2024-03-15T03:20:00Z", 5.0, "05.11"),  # reprocessed: wins
+             ("S2B_50SKA_20240320_0_L2A", "2024-03-20T03:20:00Z", 30.0, "05.10")]
+    items, files = [], {}
+    for item_id, acquired, cloud, baseline in tiles:
+        item, item_files = tile_item(tmp_path / "cogs", item_id, crs="EPSG:32650", origin=(500_000.0, 4_000_000.0),
+                                     acquired=acquired, cloud=cloud, baseline=baseline)
+        item["properties"]["s2:sequence"] = item_id.split("_")[3]
+        items.append(item)
+        files |= item_files
+    field = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+    with StacServer(items, files, page_size=2) as server:
+        manifest = _fetch(server, field, tmp_path / "s2", season=(date(2024, 3, 1), date(2024, 3, 31)), max_cloud=40)
+        searches = server.requests_to("/search", "POST")
+
+    assert len(searches) == 2  # four items under the cloud limit, two per page
+    assert [s.scene_id for s in manifest.scenes] == [
+        "S2A_50SKA_20240305_0_L2A", "S2A_50SKA_20240315_1_L2A", "S2B_50SKA_20240320_0_L2A"]
+    assert manifest.skipped == (("S2A_50SKA_20240315_0_L2A", "superseded by S2A_50SKA_20240315_1_L2A "
+                                 "(same tile and time)"),)
+    assert json.loads(searches[0].body)["query"] == {"eo:cloud_cover": {"lte": 40}}
+
+
+def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_path: Path) -> None:
+    # Tile B overlaps tile A by 60 m; field 0 lies in the overlap, field 1 only in B.
+    a, a_files = tile_item(tmp_path / "cogs", "S2A_50SKA_20240315_0_L2A", crs="EPSG:32650",
+                           origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:11Z", cloud=10.0)
+    b, b_files = tile_item(tmp_path / "cogs", "S2A_50SLA_20240315_0_L2A", crs="EPSG:32650",
+                           origin=(500_060.0, 4_000_000.0), acquired="2024-03-15T03:20:15Z", cloud=20.0, shift=500)
+    fields = gpd.GeoSeries([shapely.box(500_070, 3_999_930, 500_110, 3_999_970),
+                            shapely.box(500_130, 3_999_930, 500_170, 3_999_970)], crs="EPSG:32650")
+    with StacServer([a, b], a_files | b_files) as server:
+        manifest = _fetch(server, fields, tmp_path / "s2", season=(date(2024, 3, 1), date(2024, 3, 31)))
+
+    assert [(s.scene_id, s.windows) for s in manifest.scenes] == [
+        ("S2A_50SKA_20240315_0_L2A", 1), ("S2A_50SLA_20240315_0_L2A", 1)]
+    with rasterio.open(tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A" / "B04.tif") as tile_a:
+        assert tile_a.bounds.right <= 500_110  # the less cloudy tile A holds field 0 alone ...
+    with rasterio.open(tmp_path / "s2" / "S2A_50SLA_20240315_0_L2A" / "B04.tif") as tile_b:
+        assert tile_b.bounds.left >= 500_130  # ... and B only field 1
+    imagery = open_imagery(tmp_path / "s2")
+    (scene,) = imagery.scenes  # one date, one time step: no field is counted twice
+    assert [part.scene_id for part in scene.parts] == ["S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"]
+
+
+def test_each_field_goes_to_its_own_utm_zone_on_a_date_both_zones_see(tmp_path: Path) -> None:
+    # At 120 E (the zone 50/51 boundary), 36 N: a tile on each side, both covering both fields.
+    west = gpd.GeoSeries([shapely.box(119.999, 36.0, 119.9995, 36.0005)], crs="EPSG:4326")
+    east = gpd.GeoSeries([shapely.box(120.0005, 36.0, 120.001, 36.0005)], crs="EPSG:4326")
+    scenes = []
+    for item_id, epsg in (("S2A_50SQE_20240315_0_L2A", 32650), ("S2A_51STV_20240315_0_L2A", 32651)):
+        x, y = west.to_crs(epsg).iloc[0].bounds[:2]
+        item, _ = tile_item(tmp_path / "cogs", item_id, crs=f"EPSG:{epsg}", acquired="2024-03-15T03:20:11Z",
+                            origin=(x // 10 * 10 - 200, y // 10 * 10 + 300), size_px=40)
+        scenes.append((item, remote_scene(item, RemoteSource("stac"))))
+    area = gpd.GeoSeries(list(west) + list(east), crs="EPSG:4326")
+    assert all(shapely.geometry.shape(item["geometry"]).contains(area.union_all()) for item, _ in scenes)
+
+    members = assign_geometries(area, scenes)
+
+    assert [m.tolist() for m in members] == [[0], [1]]
+
+
+def test_an_empty_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene") as error:
+        _fetch(server, FIELDS, tmp_path / "s2", season=(date(2021, 1, 1), date(2021, 1, 31)))
+    assert server.url in str(error.value)
+    assert not (tmp_path / "s2" / ITEM_ID).exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "faults", "message"),
+    [
+        ("/search", [Fault(status=503)] * 2, r"STAC search failed .*503"),
+        ("/search", [Fault(hang=True)] * 2, r"STAC search failed .*[Tt]imed? ?out"),
+        ("B04.tif", [Fault(status=500)] * 2, r"B04\.tif: cannot open band B04 .*500"),
+        ("B04.tif", [Fault(hang=True)] * 2, r"B04\.tif: cannot open band B04 .*timed out"),
+        ("B05.tif", [Fault(truncate=True)] * 4, r"B05\.tif: reading band B05 failed"),
+    ],
+    ids=["search-503", "search-hangs", "cog-500", "cog-hangs", "cog-truncated"],
+)
+def test_remote_failures_past_the_retries_are_clear_errors(
+    earthsearch, tmp_path: Path, where: str, faults: list[Fault], message: str
+) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        server.fail(where if where.startswith("/") else server.files_path + where, *faults)
+        started = time.monotonic()
+        with pytest.raises(ImageryError, match=message) as error:
+            _fetch(server, FIELDS, tmp_path / "s2")
+        elapsed = time.monotonic() - started
+    assert elapsed < 8  # two tries of at most a second each, not a hung test
+    assert server.url.removeprefix("http://") in str(error.value)
+    assert not any((tmp_path / "s2").glob("*/*.json"))  # no half scene left for assess to read
+    assert not any((tmp_path / "s2").glob(".partial-*"))
+
+
+def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        server.fail("/search", Fault(status=503, retry_after="0"))
+        manifest = _fetch(server, FIELDS, tmp_path / "s2")
+        statuses = [r.status for r in server.requests_to("/search")]
+    assert statuses == [503, 200] and len(manifest.scenes) == 1

@@ -1,0 +1,116 @@
+"""Many tiles, many zones: one season grid, one scene per date, each pixel from one product."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+from rasterio.windows import Window
+
+from farmcredit.imagery import open_imagery, read_window
+
+A_ID, B_ID = "S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"
+MARCH_15 = datetime(2024, 3, 15, 3, 20, 11)
+
+
+def b04(folder: Path) -> np.ndarray:
+    """A scene folder's B04 DNs as float, NaN where no data."""
+    with rasterio.open(folder / "B04.tif") as dataset:
+        values = dataset.read(1).astype(np.float64)
+    return np.where(values == 0, np.nan, values)
+
+
+@pytest.fixture
+def two_tiles(tmp_path: Path, write_scene: Callable[..., Path]) -> tuple[Path, Path, Path]:
+    """Tile B overlaps tile A by 60 m (six 10 m columns); the same date on both; tile A also on 2024-03-20.
+
+    B is the less cloudy product, so it comes first where both see the ground clear.
+    """
+    root = tmp_path / "season"
+    a = write_scene(root / A_ID, acquired=MARCH_15, cloud_cover=30.0)
+    b = write_scene(root / B_ID, acquired=MARCH_15, cloud_cover=20.0, origin=(500_060.0, 4_000_000.0), shift=500)
+    write_scene(root / "S2A_50SKA_20240320_0_L2A", acquired=datetime(2024, 3, 20), shift=7)
+    return root, a, b
+
+
+def test_two_tiles_of_one_zone_give_their_union_grid_and_one_scene_per_date(two_tiles) -> None:
+    root, _, _ = two_tiles
+
+    imagery = open_imagery(root)
+
+    assert imagery.shape == (12, 18) and (imagery.transform.c, imagery.transform.f) == (500_000.0, 4_000_000.0)
+    assert [s.scene_id for s in imagery.scenes] == [f"{B_ID}+{A_ID}", "S2A_50SKA_20240320_0_L2A"]
+    mosaic = imagery.scenes[0]
+    assert [p.scene_id for p in mosaic.parts] == [B_ID, A_ID] and mosaic.cloud_cover == 25.0
+    assert read_window(imagery, Window(0, 0, 18, 12)).dates == (MARCH_15.date(), datetime(2024, 3, 20).date())
+
+
+def test_each_pixel_of_a_date_comes_from_one_tile_clear_first(two_tiles) -> None:
+    root, a, b = two_tiles
+    imagery = open_imagery(root)
+
+    cube = read_window(imagery, Window(0, 0, 18, 12), bands=("B04",))
+
+    red = cube.reflectance[0, 0] / 1e-4 + 1000  # both tiles: baseline 05.10, offset -1000 DN
+    a_dns, b_dns = b04(a), b04(b)
+    np.testing.assert_allclose(red[:, 12:], b_dns[:, 6:], rtol=1e-6)  # B only
+    both_clear = b_dns[4:, :6]  # below B's north-west cloud and shadow
+    np.testing.assert_allclose(red[4:, 6:12][np.isfinite(both_clear)], both_clear[np.isfinite(both_clear)],
+                               rtol=1e-6)  # overlap, both clear: the first part, B
+    # B's north-west corner is cloud (SCL 9, 8) and shadow (3); A sees it clear there and fills in.
+    np.testing.assert_allclose(red[0:4, 6:8], a_dns[0:4, 6:8], rtol=1e-6)
+    assert cube.clear[0, 0:4, 6:8].all()
+    # B has no data at its (11, 0); A has: A's value, not a hole.
+    assert red[11, 6] == pytest.approx(a_dns[11, 6])
+    np.testing.assert_allclose(red[:, :6][np.isfinite(a_dns[:, :6])], a_dns[:, :6][np.isfinite(a_dns[:, :6])],
+                               rtol=1e-6)  # A only
+    assert np.isnan(red[11, 0])  # A's own no-data pixel, seen by no other tile
+    # The other date is tile A alone: no data east of it.
+    assert np.isnan(cube.reflectance[1, 0, :, 12:]).all() and not cube.clear[1, :, 12:].any()
+
+
+def test_a_neighbouring_utm_zone_is_read_through_its_own_crs(tmp_path: Path, write_scene) -> None:
+    # 36 N, 120 E: zone 50 west of the meridian, zone 51 east; a 120 m tile on each side.
+    to_50 = Transformer.from_crs(4326, 32650, always_xy=True)
+    to_51 = Transformer.from_crs(4326, 32651, always_xy=True)
+    x50, y50 = to_50.transform(119.9990, 36.0)
+    x51, y51 = to_51.transform(120.0005, 36.0)
+    a_origin = (x50 // 10 * 10, y50 // 10 * 10)
+    b_origin = (x51 // 10 * 10, y51 // 10 * 10)
+    root = tmp_path / "season"
+    write_scene(root / "S2A_50SQE_20240315_0_L2A", acquired=MARCH_15, origin=a_origin)
+    b = write_scene(root / "S2A_51STV_20240315_0_L2A", acquired=MARCH_15, origin=b_origin, crs="EPSG:32651",
+                    shift=500)
+    write_scene(root / "S2A_51STV_20240320_0_L2A", acquired=datetime(2024, 3, 20), origin=b_origin,
+                crs="EPSG:32651", shift=900)
+
+    imagery = open_imagery(root)
+
+    # Equal areas in each zone: the smaller EPSG code is the season's CRS, on tile A's lattice.
+    assert imagery.crs.to_epsg() == 32650 and (imagery.transform.c - a_origin[0]) % 10 == 0
+    assert len(imagery.scenes) == 2 and len(imagery.scenes[0].parts) == 2
+    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), bands=("B04",))
+    # Every base pixel whose centre lies in tile B (and not A) holds the B pixel containing that centre.
+    to_b = Transformer.from_crs(32650, 32651, always_xy=True)
+    rows, cols = np.indices(imagery.shape)
+    xs, ys = imagery.transform @ (cols + 0.5, rows + 0.5)
+    bx, by = to_b.transform(xs, ys)
+    b_col = np.floor((bx - b_origin[0]) / 10).astype(int)
+    b_row = np.floor((b_origin[1] - by) / 10).astype(int)
+    in_a = (xs >= a_origin[0]) & (xs < a_origin[0] + 120) & (ys <= a_origin[1]) & (ys > a_origin[1] - 120)
+    in_b = (b_col >= 0) & (b_col < 12) & (b_row >= 0) & (b_row < 12)
+    only_b = in_b & ~in_a
+    assert only_b.sum() > 50 and not (in_a & in_b).any()
+    b_dns = b04(b)
+    expected = b_dns[b_row[only_b], b_col[only_b]]
+    got = cube.reflectance[0, 0][only_b] / 1e-4 + 1000
+    np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-6)
+    # The date only zone 51 saw is a plain scene in another CRS: read the same way.
+    later = cube.reflectance[1, 0][only_b] / 1e-4 + 1000 - 400  # shift 900 instead of 500
+    np.testing.assert_allclose(later[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-6)
+    assert np.isnan(cube.reflectance[1, 0][in_a]).all()
