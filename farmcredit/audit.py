@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -18,7 +18,8 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.risk import risk_features
-from farmcredit.imagery import Imagery
+from farmcredit.imagery import Imagery, Scene
+from farmcredit.imagery.fetch import read_manifest
 from farmcredit.reasons import REASONS
 
 FULL_HASH_LIMIT = 64 * 1024 * 1024
@@ -48,15 +49,22 @@ def file_fingerprint(path: str | Path) -> dict:
 
 
 def code_version() -> dict:
-    """The package version and, when run from a git checkout, its commit."""
+    """The package version and, when run from a git checkout, its commit and whether the
+    checkout had uncommitted changes (then the commit alone does not pin the code)."""
     root = Path(farmcredit.__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"farmcredit": farmcredit.__version__, "git_commit": commit, "python": platform.python_version()}
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"farmcredit": farmcredit.__version__, "git_commit": commit,
+            "git_uncommitted_changes": bool(changes) if changes is not None else None,
+            "python": platform.python_version()}
 
 
 def build_run_record(
@@ -70,22 +78,21 @@ def build_run_record(
     timings: dict[str, float],
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable)."""
-    scenes = [
-        {
-            "scene_id": scene.scene_id,
-            "acquired": scene.acquired.isoformat(),
-            "cloud_cover": scene.cloud_cover,
-            "dn_offset": scene.dn_offset,
-            "files": {band: file_fingerprint(path) for band, (path, _) in sorted(scene.band_paths.items())},
-        }
-        for scene in imagery.scenes
-    ]
+    imagery_record = {
+        "source": imagery.source,
+        "crs": imagery.crs.to_string(),
+        "scenes": [_scene_record(scene) for scene in imagery.scenes],
+    }
+    manifest = read_manifest(imagery.source)
+    if manifest is not None:
+        # What `farmcredit fetch` downloaded into the folder: dates, ids, cloud cover, bytes.
+        imagery_record["fetch"] = manifest
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),
         "inputs": {
             "parcels": file_fingerprint(parcels_source) if parcels_source else {"path": "<in-memory GeoDataFrame>"},
-            "imagery": {"source": imagery.source, "crs": imagery.crs.to_string(), "scenes": scenes},
+            "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],
         "models": models,
@@ -101,6 +108,19 @@ def build_run_record(
     }
 
 
+def _scene_record(scene: Scene) -> dict:
+    """A scene's id, date, cloud cover, offset and file fingerprints; a mosaic lists its parts instead of files."""
+    record = {
+        "scene_id": scene.scene_id,
+        "acquired": scene.acquired.isoformat(),
+        "cloud_cover": scene.cloud_cover,
+        "dn_offset": scene.dn_offset,
+    }
+    if scene.parts:
+        return record | {"parts": [_scene_record(part) for part in scene.parts]}
+    return record | {"files": {band: file_fingerprint(path) for band, (path, _) in sorted(scene.band_paths.items())}}
+
+
 SIGNAL_COLUMNS = (
     "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction", "crop",
     "crop_confidence", "ndvi_peak", "ndvi_peak_date", "ndvi_integral", "ndvi_uniformity", "health_index",
@@ -108,7 +128,7 @@ SIGNAL_COLUMNS = (
 )
 
 
-def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> list[dict]:
+def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
     """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance.
 
     Holds no timestamp, so the same inputs, config, models and code give identical records.
@@ -122,35 +142,32 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> list[dict]:
         "code": record["code"],
         "config_hash": record["config"]["hash"],
         "models": {"cropland": record["models"]["cropland"], "risk_hash": record["models"]["risk"]["hash"]},
-        "parcels_file_sha256": record["inputs"]["parcels"].get("sha256"),
+        "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
         # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
         "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
     }
-    rows = []
+    feature_rows = features.itertuples(index=False)
     for k, row in enumerate(parcels.itertuples(index=False)):
         codes = [c for c in row.reason_all.split(";") if c]
-        rows.append(
-            {
-                "parcel_id": row.parcel_id,
-                "borrower_id": row.borrower_id,
-                "decision": row.decision,
-                "status": row.status,
-                "loan_limit": row.loan_limit,
-                "risk_grade": row.risk_grade,
-                "probability_of_default": row.probability_of_default,
-                "reasons": [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes],
-                "limit_arithmetic": row.limit_arithmetic.split("; "),
-                "inputs": {
-                    "declared_crop": row.declared_crop,
-                    "declared_area_ha": row.declared_area_ha,
-                    "geometry_wkb_sha256": geometry_hashes[k],
-                },
-                "signals": {name: getattr(row, name) for name in SIGNAL_COLUMNS},
-                "risk_features": features.iloc[k].to_dict(),
-                **provenance,
-            }
-        )
-    return rows
+        yield {
+            "parcel_id": row.parcel_id,
+            "borrower_id": row.borrower_id,
+            "decision": row.decision,
+            "status": row.status,
+            "loan_limit": row.loan_limit,
+            "risk_grade": row.risk_grade,
+            "probability_of_default": row.probability_of_default,
+            "reasons": [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes],
+            "limit_arithmetic": row.limit_arithmetic.split("; "),
+            "inputs": {
+                "declared_crop": row.declared_crop,
+                "declared_area_ha": row.declared_area_ha,
+                "geometry_wkb_sha256": geometry_hashes[k],
+            },
+            "signals": {name: getattr(row, name) for name in SIGNAL_COLUMNS},
+            "risk_features": next(feature_rows)._asdict(),
+            **provenance,
+        }
 
 
 def write_decision_records(parcels: gpd.GeoDataFrame, record: dict, path: Path) -> Path:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from farmcredit import __version__
 from farmcredit.errors import FarmcreditError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from farmcredit.imagery.fetch import RemoteSource
 
 USAGE_ERROR = 2
 console = Console(stderr=True)
@@ -55,7 +61,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("parcels", type=click.Path(path_type=Path))
 @click.option("--imagery", "imagery_src", required=True,
-              help="Imagery folder (Earth Search layout) or multi-band GeoTIFF.")
+              help="Imagery folder (Earth Search layout, SAFE products), a SAFE .zip, a multi-band GeoTIFF, "
+              "or a remote source fetched into OUT/imagery first: stac (Earth Search), "
+              "stac://HOST/PATH?collection=ID, an https STAC API URL, or sentinelhub (needs --season).")
 @click.option("--season", help="START/END in ISO dates; default: every date in the imagery.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("farmcredit-results"), show_default=True,
               help="Output folder.")
@@ -65,9 +73,14 @@ def cli() -> None:
               "DATE:BAND,...;DATE:BAND,... in band order.")
 @click.option("--risk-model", type=click.Path(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
+@click.option("--model", "cropland_model", default=None,
+              help="Cropland model: 'rule' (default, v1 phenology rule), 'cnn' or a .safetensors file with its card.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the cropland CNN runs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-           parcels_crs: str | None, bands: str | None, risk_model: Path | None, quiet: bool) -> None:
+           parcels_crs: str | None, bands: str | None, risk_model: Path | None, cropland_model: str | None,
+           device: str, quiet: bool) -> None:
     """Assess PARCELS against a season of Sentinel-2 imagery and write results to --out.
 
     \b
@@ -76,30 +89,102 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
       farmcredit assess fields.gpkg --imagery S2/ --season 2024-03-01/2024-10-31 --config my-region.yaml
       farmcredit assess fields.shp --parcels-crs EPSG:4326 --imagery stack.tif --bands 2021-06-17:B04,B03,B02,B08
     """
+    from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
     from farmcredit.outputs import write_outputs
     from farmcredit.pipeline import run_assessment
+    from farmcredit.segmentation import load_cropland_model
 
+    config = load_config(config_path)
+    model = load_cropland_model(cropland_model, config.cropland_rule, device)
     window = parse_season(season)
+    imagery_src = _local_imagery(imagery_src, parcels, window, parcels_crs, out, quiet)
     imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands))
     with _progress(quiet) as progress:
         task = progress.add_task("reading imagery windows", total=None)
         result = run_assessment(
-            parcels, imagery, season=window, config=config_path, parcels_crs=parcels_crs, risk_model=risk_model,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            parcels, imagery, season=window, config=config, parcels_crs=parcels_crs, risk_model=risk_model,
+            model=model, progress=lambda done, total: progress.update(task, completed=done, total=total),
+            pixel_layers=True,
         )
     files = write_outputs(out, result)
     if not quiet:
         counts = result.parcels["decision"].value_counts()
         status = result.parcels["status"].value_counts()
+        lenders = result.borrowers["decision"].value_counts()
         console.print(
             f"{len(result.parcels)} parcels: "
             + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
-            + f" ({status.get('error', 0)} could not be assessed); "
-            f"{len(result.borrowers)} borrowers, total limit {result.borrowers['loan_limit'].sum():,.0f} "
-            f"{result.parcels.attrs.get('currency', 'CNY')}"
+            + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
+            + ", ".join(f"{lenders.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
+            + f"; total limit {result.borrowers['loan_limit'].sum():,.0f} {result.parcels.attrs.get('currency', 'CNY')}"
         )
-        console.print(f"results written to {out.resolve()}: " + ", ".join(p.name for p in files.values()))
+        names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
+        console.print(f"results written to {out.resolve()}: " + ", ".join(names))
+
+
+@cli.command()
+@click.argument("results", type=click.Path(exists=True, path_type=Path))
+@click.option("--parcel", "parcel_id", help="Centre on this parcel and plot its NDVI season against its peers'.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="PNG to write [default: RESULTS/preview.png, or RESULTS/preview_<ID>.png with --parcel].")
+def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
+    """Draw a map of a results folder: parcels by decision over the season's imagery.
+
+    \b
+    Examples:
+      farmcredit preview results/sample
+      farmcredit preview results/sample --parcel P00003 --out p3.png
+    """
+    from farmcredit.outputs import render_preview
+
+    console.print(f"wrote {render_preview(results, out, parcel_id)}")
+
+
+@cli.command()
+@click.argument("parcels", required=False, type=click.Path(path_type=Path))
+@click.option("--bbox", help="W,S,E,N in degrees: fetch this box instead of PARCELS.")
+@click.option("--season", required=True, help="START/END in ISO dates, e.g. 2024-03-01/2024-10-31.")
+@click.option("--source", type=click.Choice(["stac", "sentinelhub"]), default="stac", show_default=True,
+              help="stac: a STAC API with COG assets (no credentials); sentinelhub: Copernicus Data Space "
+              "(SH_CLIENT_ID / SH_CLIENT_SECRET or a sentinelhub config profile).")
+@click.option("--stac-url", default="https://earth-search.aws.element84.com/v1", show_default=True,
+              help="STAC API root (with --source stac).")
+@click.option("--collection", default="sentinel-2-l2a", show_default=True, help="STAC collection id.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Imagery folder to write.")
+@click.option("--max-cloud", type=click.FloatRange(0, 100), default=50.0, show_default=True,
+              help="Leave out scenes with more cloud cover than this, percent.")
+@click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL].")
+@click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds one HTTP request may take.")
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
+              help="Retries of a request after a 429, a 5xx or a timeout.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac_url: str, collection: str,
+          out: Path, max_cloud: float, band_list: str | None, parcels_crs: str | None, timeout: float, retries: int,
+          quiet: bool) -> None:
+    """Download the season's Sentinel-2 L2A over PARCELS (or --bbox) into --out, only the windows needed.
+
+    --out becomes an imagery folder `assess --imagery` reads (one folder per scene, per-band
+    GeoTIFFs, a STAC item), with manifest.json saying what was fetched. A rerun downloads only
+    what is missing.
+
+    \b
+    Examples:
+      farmcredit fetch fields.gpkg --season 2024-03-01/2024-10-31 --out s2/
+      farmcredit fetch --bbox 116.30,39.90,116.35,39.94 --season 2024-03-01/2024-10-31 --source sentinelhub --out s2/
+      farmcredit assess fields.gpkg --imagery s2/ --season 2024-03-01/2024-10-31
+    """
+    from farmcredit.imagery.fetch import FETCH_BANDS, HttpSettings, RemoteSource, area_from_bbox
+
+    if (parcels is None) == (bbox is None):
+        raise click.UsageError("give either PARCELS or --bbox W,S,E,N")
+    area = area_from_bbox(bbox) if bbox else _parcel_area(parcels, parcels_crs)
+    remote = RemoteSource("stac", stac_url, collection) if source == "stac" else RemoteSource("sentinelhub")
+    bands = tuple(band_list.split(",")) if band_list else FETCH_BANDS
+    http = HttpSettings(timeout_s=timeout, attempts=retries + 1)
+    _fetch(area, parse_season(season), remote, out, max_cloud=max_cloud, bands=bands, http=http, quiet=quiet)
 
 
 @cli.command()
@@ -123,6 +208,62 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
         f"wrote {result.n_parcels} parcels and {len(result.dates)} dates to {result.root.resolve()} "
         f"(imagery {result.imagery_dir.name}/, {result.parcels_path.name}, {result.truth_path.name})"
     )
+
+
+@cli.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Weights file to write (.safetensors).")
+@click.option("--eurosat", type=click.Path(exists=True, path_type=Path), help="EuroSAT-MS folder (<Class>/*.tif).")
+@click.option("--dea", type=click.Path(exists=True, path_type=Path), help="Digital Earth Africa crop-mask folder.")
+@click.option("--dea-regions", default="central,eastern,sahel,south_eastern", show_default=True,
+              help="DEA regions to train on (leave others out to test on them).")
+@click.option("--init", "init_weights", type=click.Path(exists=True, path_type=Path),
+              help="Fine-tune these weights instead of starting afresh.")
+@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
+def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
+          init_weights: Path | None, steps: int, seed: int, device: str, checkpoint: Path | None) -> None:
+    """Train or fine-tune the cropland CNN on labelled scenes DATA (simulate folders, or imagery/ + labels.tif).
+
+    \b
+    Example:
+      farmcredit simulate --out sim1 --seed 1
+      farmcredit train sim1 --eurosat ../shared/data/labels/eurosat --out my-model.safetensors --steps 500
+      farmcredit assess fields.gpkg --imagery S2/ --model my-model.safetensors
+    """
+    from farmcredit.segmentation.training import TrainingConfig, train_from_folders
+
+    with _progress(False) as progress:
+        task = progress.add_task("training", total=steps)
+        card = train_from_folders(
+            data, out, TrainingConfig(steps=steps, seed=seed), eurosat=eurosat, dea=dea,
+            dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
+            progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
+        )
+    training = card.training
+    console.print(f"wrote {out} and its card ({training['seconds']} s, final loss {training['final_loss']:.4f})")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def evaluate(model: str, data: Path, device: str) -> None:
+    """Score cropland MODEL ('cnn', or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
+
+    DATA: a labelled scene (simulate folder, or imagery/ + labels.tif), a EuroSAT folder, or a
+    Digital Earth Africa folder (all regions) or region.
+
+    \b
+    Example:
+      farmcredit evaluate cnn ../shared/data/labels/deafrica-cropmask/northern
+    """
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path, format_report
+
+    click.echo(format_report(evaluate_path(load_cropland_model(model, device=device), data)))
 
 
 @cli.group()
@@ -176,6 +317,44 @@ def credit_report_command(results: Path, reference: Path | None, out: Path) -> N
     table = load_results(results)
     base = load_results(reference) if reference else None
     console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}")
+
+
+def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, parcels_crs: str | None, out: Path,
+                   quiet: bool) -> str:
+    """SRC itself, or for a remote source the folder OUT/imagery fetched over the parcels (reused when rerun)."""
+    from farmcredit.imagery.fetch import parse_remote_source
+
+    remote = parse_remote_source(src)
+    if remote is None:
+        return src
+    if season is None:
+        raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")
+    _fetch(_parcel_area(parcels, parcels_crs), season, remote, out / "imagery", quiet=quiet)
+    return str(out / "imagery")
+
+
+def _parcel_area(parcels: Path, parcels_crs: str | None) -> gpd.GeoSeries:
+    from farmcredit.imagery.fetch import area_from_parcels
+    from farmcredit.parcels import read_parcels
+
+    return area_from_parcels(read_parcels(parcels, crs=parcels_crs))
+
+
+def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource, out: Path, quiet: bool,
+           **options: Any) -> None:
+    """`fetch_imagery` with a progress bar over scenes and a one-line summary."""
+    from farmcredit.imagery.fetch import fetch_imagery
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} scenes"),
+                  TimeElapsedColumn(), console=console, disable=quiet, transient=True) as progress:
+        task = progress.add_task(f"searching {source.describe()}", total=None)
+        manifest = fetch_imagery(
+            area, season, source, out, **options,
+            progress=lambda what, done, total: progress.update(task, description=f"fetching {what}", completed=done,
+                                                               total=total),
+        )
+    if not quiet:
+        console.print(f"{manifest.summary()}; written to {out.resolve()}")
 
 
 def _progress(quiet: bool) -> Progress:

@@ -7,16 +7,17 @@ once, so memory is bounded by the window size, not by the tile or the number of 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.windows import Window
+from rasterio.windows import Window, union
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.audit import build_run_record
@@ -26,24 +27,44 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.parcels import read_parcels, validate_parcels
 from farmcredit.reasons import REASONS
-from farmcredit.segmentation import CroplandModel, PhenologyRule
+from farmcredit.segmentation import CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
+
+if TYPE_CHECKING:
+    from farmcredit.outputs.rasters import PixelRasters
 
 READ_BANDS = ("B02", "B04", "B05", "B08", "B8A", "B11")
 CROPLAND_CUT = 0.5
 M2_PER_HA = 10_000.0
 
 ProgressCallback = Callable[[int, int], None]
+# Called with each window and its per-pixel layers (name -> float32 rows x cols on the window).
+PixelCallback = Callable[[Window, Mapping[str, np.ndarray]], None]
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """The result of one run: parcel and borrower tables and the audit record."""
+    """The result of one run: parcel and borrower tables and the audit record.
+
+    Attributes:
+        parcels: one row per input parcel, in input order.
+        borrowers: one row per borrower.
+        record: the audit record (``run.json``).
+        imagery: the season read.
+        series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1) and the
+            coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
+        grid_window: the window of the imagery grid holding every parcel that overlaps it (None
+            when none does); the raster outputs cover it.
+        pixels: per-pixel layers of the run (cropland probability, peak NDVI) when it kept them.
+    """
 
     parcels: gpd.GeoDataFrame
     borrowers: gpd.GeoDataFrame
     record: dict
     imagery: Imagery
+    series: pd.DataFrame
+    grid_window: Window | None = None
+    pixels: PixelRasters | None = None
 
 
 def assess(
@@ -66,7 +87,8 @@ def assess(
         One row per input parcel, in input order, with every per-parcel column.
     """
     result = run_assessment(
-        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, risk_model=risk_model
+        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, risk_model=risk_model,
+        pixel_layers=out is not None,
     )
     if out is not None:
         from farmcredit.outputs import write_outputs
@@ -85,8 +107,13 @@ def run_assessment(
     model: CroplandModel | None = None,
     risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
+    pixel_layers: bool = False,
 ) -> Assessment:
-    """Run every stage and return the tables and the audit record (see ``assess``)."""
+    """Run every stage and return the tables and the audit record (see ``assess``).
+
+    With ``pixel_layers``, the per-pixel cropland probability and peak NDVI of every window
+    read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
+    """
     timings: dict[str, float] = {}
     started = time.perf_counter()
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -104,11 +131,19 @@ def run_assessment(
                            "use imagery in a projected CRS such as its UTM zone")
     timings["open"] = time.perf_counter() - started
 
-    model = model or PhenologyRule(cfg.cropland_rule)
+    model = model or load_cropland_model(None, cfg.cropland_rule)
     local = table.to_crs(stack.crs) if table.crs != stack.crs else table
     geoms = local.geometry.to_numpy()
+    # The extent the raster outputs cover: every parcel's window, in (nearly always) one chunk.
+    windows = [window for window, _ in plan_windows(geoms, stack, max(stack.shape))]
+    extent = union(*windows) if windows else None
+    pixels = None
+    if pixel_layers and extent is not None:
+        from farmcredit.outputs.rasters import PixelRasters
+
+        pixels = PixelRasters(stack, extent)
     tick = time.perf_counter()
-    measurements, outside = measure_parcels(geoms, stack, cfg, model, progress)
+    measurements, outside = measure_parcels(geoms, stack, cfg, model, progress, pixels.add if pixels else None)
     timings["measure"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -140,7 +175,8 @@ def run_assessment(
         parcels_source, stack, cfg, {"cropland": model.name, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings,
     )
-    return Assessment(result, borrowers, record, stack)
+    series = _season_series(result["parcel_id"], measurements)
+    return Assessment(result, borrowers, record, stack, series, extent, pixels)
 
 
 def measure_parcels(
@@ -149,6 +185,7 @@ def measure_parcels(
     config: Config,
     model: CroplandModel,
     progress: ProgressCallback | None = None,
+    pixels: PixelCallback | None = None,
 ) -> tuple[ParcelMeasurements, np.ndarray]:
     """Zonal statistics of every parcel, window by window.
 
@@ -158,6 +195,8 @@ def measure_parcels(
         config: run configuration.
         model: the cropland model.
         progress: called with (windows done, windows total).
+        pixels: called with each window and its ``cropland_probability`` and ``ndvi_peak`` (the
+            highest clear-sky NDVI of the season) per pixel.
 
     Returns:
         The measurements and a mask of parcels wholly outside the imagery.
@@ -172,9 +211,13 @@ def measure_parcels(
 
     windows = plan_windows(geoms, imagery, config.imagery.chunk_px)
     for done, (window, members) in enumerate(windows, start=1):
-        cube = read_window(imagery, window, READ_BANDS, config.imagery.clear_scl_classes)
+        # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
+        bands = (*READ_BANDS, *getattr(model, "bands", ()))
+        cube = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
         indices = spectral_indices(cube)
         probability = model.predict_proba(cube, indices)
+        if pixels is not None:
+            pixels(window, {"cropland_probability": probability, "ndvi_peak": np.fmax.reduce(indices["ndvi"], axis=0)})
         coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
         crop_ndvi = np.where(probability[None] >= CROPLAND_CUT, indices["ndvi"], np.nan)
@@ -271,6 +314,18 @@ def cultivated_fractions(
     low = np.fmin(share(thresholds[1], 2), plain)
     high = np.fmax(share(thresholds[0], 2), plain)
     return estimate, low, high
+
+
+def _season_series(parcel_ids: pd.Series, measurements: ParcelMeasurements) -> pd.DataFrame:
+    """Per parcel and date (long format, parcel-major): clear share and NDVI mean and spread."""
+    n, t = measurements.ndvi_mean.shape
+    return pd.DataFrame({
+        "parcel_id": np.repeat(parcel_ids.to_numpy(), t),
+        "date": pd.to_datetime(np.tile(np.array(measurements.dates, dtype="datetime64[D]"), n)),
+        "clear_share": measurements.clear_share.ravel(),
+        "ndvi_mean": measurements.ndvi_mean.ravel(),
+        "ndvi_std": measurements.ndvi_std.ravel(),
+    })
 
 
 def _has_error(codes: list[str]) -> bool:

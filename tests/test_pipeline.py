@@ -58,7 +58,7 @@ def test_repaired_geometries_are_flagged_and_referred(baseline, small_season) ->
 def test_outputs_are_written_and_readable(baseline) -> None:
     results, out = baseline
     layers = dict(pyogrio.list_layers(out / "results.gpkg"))
-    assert set(layers) == {"parcels", "borrowers"}
+    assert set(layers) == {"parcels", "borrowers", "layer_styles"}  # layer_styles: the QGIS styles
     with sqlite3.connect(out / "results.gpkg") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 10200  # GeoPackage 1.2
     assert len(gpd.read_file(out / "results.gpkg", layer="parcels")) == len(results)
