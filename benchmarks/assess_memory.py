@@ -11,6 +11,7 @@ Usage: python benchmarks/assess_memory.py --parcels 100000 [--dates 4] [--cache 
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import subprocess
 import sys
@@ -29,6 +30,7 @@ ORIGIN = (199980.0, 3700020.0)
 CRS = "EPSG:32650"
 STRIP = 1098
 FIELD_M = 60  # fields are 60 m cells of the pattern
+TILES = ("50RKV", "50RLV", "50RMV", "50RNV", "50RPV")  # neighbours west to east
 
 
 def _pattern(rows: slice, cols: slice, scale: int, phase: float) -> tuple[np.ndarray, np.ndarray]:
@@ -42,12 +44,17 @@ def _pattern(rows: slice, cols: slice, scale: int, phase: float) -> tuple[np.nda
     return red, nir
 
 
-def write_season(root: Path, dates: int) -> Path:
-    """Write the synthetic season under root/imagery (skipped when it already exists)."""
+def write_season(root: Path, dates: int, tiles: int = 1) -> Path:
+    """Write the synthetic season under root/imagery (skipped when it already exists).
+
+    With ``tiles`` > 1, that many tiles of the same UTM zone lie side by side west to east, one
+    scene folder per tile and date (as Earth Search serves them).
+    """
     imagery = root / "imagery"
     phases = np.linspace(0.1, 1.0, dates) if dates > 1 else np.array([1.0])
-    for k, phase in enumerate(phases):
-        scene = imagery / f"S2B_50RKV_2024{4 + 2 * k:02d}15_0_L2A"
+    for (k, phase), tile in itertools.product(enumerate(phases), range(tiles)):
+        scene = imagery / f"S2B_{TILES[tile]}_2024{4 + 2 * k:02d}15_0_L2A"
+        origin_x = ORIGIN[0] + tile * SIZE * 10
         if (scene / "SCL.tif").exists():
             continue
         scene.mkdir(parents=True, exist_ok=True)
@@ -57,7 +64,7 @@ def write_season(root: Path, dates: int) -> Path:
                 "driver": "GTiff", "width": size, "height": size, "count": 1, "crs": CRS,
                 "dtype": "uint8" if band == "SCL" else "uint16", "nodata": 0, "tiled": True,
                 "blockxsize": 512, "blockysize": 512, "compress": "deflate",
-                "transform": Affine(res, 0, ORIGIN[0], 0, -res, ORIGIN[1]),
+                "transform": Affine(res, 0, origin_x, 0, -res, ORIGIN[1]),
             }
             with rasterio.open(scene / f"{band}.tif", "w", **profile) as dst:
                 for top in range(0, size, STRIP):
@@ -73,17 +80,17 @@ def write_season(root: Path, dates: int) -> Path:
     return imagery
 
 
-def write_parcels(root: Path, n: int, seed: int = 0) -> Path:
-    """N non-overlapping rotated rectangles of 0.1-2 ha spread over the tile (GeoParquet)."""
-    path = root / f"parcels_{n}.parquet"
+def write_parcels(root: Path, n: int, seed: int = 0, tiles: int = 1) -> Path:
+    """N non-overlapping rotated rectangles of 0.1-2 ha spread over the tiles (GeoParquet)."""
+    path = root / (f"parcels_{n}.parquet" if tiles == 1 else f"parcels_{n}_{tiles}tiles.parquet")
     if path.exists():
         return path
     rng = np.random.default_rng(seed)
-    cells = int(np.ceil(np.sqrt(n)))
-    pitch = (SIZE * 10 - 400) / cells
-    slots = rng.permutation(cells * cells)[:n]
-    cx = ORIGIN[0] + 200 + (slots % cells + 0.5) * pitch
-    cy = ORIGIN[1] - 200 - (slots // cells + 0.5) * pitch
+    cols, rows = int(np.ceil(np.sqrt(n * tiles))), int(np.ceil(np.sqrt(n / tiles)))
+    pitch = min((tiles * SIZE * 10 - 400) / cols, (SIZE * 10 - 400) / rows)
+    slots = rng.permutation(cols * rows)[:n]
+    cx = ORIGIN[0] + 200 + (slots % cols + 0.5) * pitch
+    cy = ORIGIN[1] - 200 - (slots // cols + 0.5) * pitch
     area = rng.uniform(1000, min(20000, 0.45 * pitch**2), n)
     aspect = rng.uniform(1, 3, n)
     w, h = np.sqrt(area * aspect), np.sqrt(area / aspect)

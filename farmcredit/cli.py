@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from farmcredit.imagery.fetch import RemoteSource
 
 USAGE_ERROR = 2
+PARTITIONS_FAILED = 3
 console = Console(stderr=True)
 
 
@@ -121,6 +124,88 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names))
+
+
+@cli.command(epilog="Exit codes: 0 every partition done; 2 a usage error or an unreadable input; "
+             "3 finished, but some partitions failed (their parcels carry MEASUREMENT_FAILED; rerun to retry them).")
+@click.argument("parcels", type=click.Path(path_type=Path))
+@click.option("--imagery", "imagery_src", required=True,
+              help="Imagery folder, SAFE products or stack, as for assess (local: every worker must see it).")
+@click.option("--season", help="START/END in ISO dates; default: every date in the imagery.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder: the outputs of assess plus partitions/ (per-partition files, manifest.json).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
+@click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@click.option("--risk-model", type=click.Path(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
+@click.option("--model", "cropland_model", default=None,
+              help="Cropland model: 'rule' (default), 'cnn' or a .safetensors file.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the cropland CNN runs; cuda sends its tasks to workers with a GPU resource.")
+@click.option("--scheduler", help="Existing Dask scheduler, tcp://HOST:PORT [default: a local cluster].")
+@click.option("--workers", type=click.IntRange(min=1), help="Local cluster worker processes [default: one per core].")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Memory per local worker, e.g. 4GiB (auto: the machine's memory shared among the workers).")
+@click.option("--partition-parcels", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="About how many parcels one task measures (whole imagery windows).")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
+              help="Further attempts of a partition that failed before it is recorded failed.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
+          parcels_crs: str | None, risk_model: Path | None, cropland_model: str | None, device: str,
+          scheduler: str | None, workers: int | None, memory_limit: str, partition_parcels: int, retries: int,
+          quiet: bool) -> None:
+    """Assess a portfolio on a Dask cluster, resumably; the outputs equal assess's row for row.
+
+    Parcels are split into partitions of whole imagery windows; workers measure them and write
+    each partition's file atomically, then the portfolio-wide stages run here. Rerun the same
+    command after a crash or kill: only the partitions not yet written are measured.
+
+    \b
+    Examples:
+      farmcredit batch portfolio.parquet --imagery S2/ --out results/2024
+      farmcredit batch portfolio.parquet --imagery /shared/S2 --out /shared/results --scheduler tcp://10.0.0.5:8786
+    """
+    from farmcredit.batch import run_batch
+    from farmcredit.config import load_config
+    from farmcredit.imagery import open_imagery
+    from farmcredit.outputs import write_outputs
+    from farmcredit.segmentation import load_cropland_model
+
+    config = load_config(config_path)
+    model = load_cropland_model(cropland_model, config.cropland_rule, device)
+    window = parse_season(season)
+    imagery = open_imagery(imagery_src, window)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
+               TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+        task = progress.add_task("measuring partitions", total=None, rate=0.0)
+        start: dict[str, float] = {}
+
+        def update(done: int, total: int) -> None:
+            # The rate counts this run's parcels only: partitions reused from a killed run cost nothing.
+            start.setdefault("time", time.perf_counter())
+            start.setdefault("done", done)
+            rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        result = run_batch(
+            parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
+            risk_model=risk_model, scheduler=scheduler, workers=workers, memory_limit=memory_limit,
+            parcels_per_partition=partition_parcels, retries=retries, progress=update,
+            # Only the CNN uses a GPU: the rule's tasks may run on any worker.
+            gpu=device == "cuda" and cropland_model not in (None, "rule"),
+        )
+    write_outputs(out, result.assessment)
+    if not quiet:
+        console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
+                      f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
+                      f"results written to {out.resolve()}")
+    if result.failed:
+        reasons = Counter(result.failed.values())
+        manifest = out / "partitions" / "manifest.json"
+        console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {manifest}): "
+                      + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()), highlight=False)
+        sys.exit(PARTITIONS_FAILED)
 
 
 @cli.command()

@@ -114,8 +114,61 @@ def run_assessment(
     With ``pixel_layers``, the per-pixel cropland probability and peak NDVI of every window
     read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
     """
-    timings: dict[str, float] = {}
     started = time.perf_counter()
+    inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
+                         risk_model=risk_model)
+    timings = {"open": time.perf_counter() - started}
+    model = model or load_cropland_model(None, inputs.config.cropland_rule)
+    stack, geoms = inputs.imagery, inputs.geoms
+    extent = output_extent(geoms, stack)
+    pixels = None
+    if pixel_layers and extent is not None:
+        from farmcredit.outputs.rasters import PixelRasters
+
+        pixels = PixelRasters(stack, extent)
+    tick = time.perf_counter()
+    measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,
+                                            pixels.add if pixels else None)
+    timings["measure"] = time.perf_counter() - tick
+    return finish_assessment(inputs, model.name, measurements, outside, timings, started,
+                             extent=extent, pixels=pixels)
+
+
+@dataclass(frozen=True)
+class AssessmentInputs:
+    """Everything a run reads before measuring: config, risk model, parcels and imagery.
+
+    Attributes:
+        config: the run configuration.
+        risk: the risk model.
+        table: validated parcels (with their ``reasons``), in input order and CRS.
+        source: the parcel file (None for an in-memory table).
+        imagery: the season.
+        geoms: the parcel polygons in the imagery CRS (None where unusable).
+    """
+
+    config: Config
+    risk: RiskModel
+    table: gpd.GeoDataFrame
+    source: Path | None
+    imagery: Imagery
+    geoms: np.ndarray
+
+
+def load_inputs(
+    parcels: str | Path | gpd.GeoDataFrame,
+    imagery: str | Path | Imagery,
+    *,
+    season: tuple[date, date] | None = None,
+    config: str | Path | Config | None = None,
+    parcels_crs: str | None = None,
+    risk_model: str | Path | RiskModel | None = None,
+) -> AssessmentInputs:
+    """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``).
+
+    Raises:
+        ImageryError: no imagery in the season, or imagery in a geographic CRS.
+    """
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     if isinstance(parcels, gpd.GeoDataFrame):
@@ -129,29 +182,48 @@ def run_assessment(
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
                            "use imagery in a projected CRS such as its UTM zone")
-    timings["open"] = time.perf_counter() - started
-
-    model = model or load_cropland_model(None, cfg.cropland_rule)
     local = table.to_crs(stack.crs) if table.crs != stack.crs else table
-    geoms = local.geometry.to_numpy()
-    # The extent the raster outputs cover: every parcel's window, in (nearly always) one chunk.
-    windows = [window for window, _ in plan_windows(geoms, stack, max(stack.shape))]
-    extent = union(*windows) if windows else None
-    pixels = None
-    if pixel_layers and extent is not None:
-        from farmcredit.outputs.rasters import PixelRasters
+    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy())
 
-        pixels = PixelRasters(stack, extent)
-    tick = time.perf_counter()
-    measurements, outside = measure_parcels(geoms, stack, cfg, model, progress, pixels.add if pixels else None)
-    timings["measure"] = time.perf_counter() - tick
 
+def finish_assessment(
+    inputs: AssessmentInputs,
+    model_name: str,
+    measurements: ParcelMeasurements,
+    outside: np.ndarray,
+    timings: dict[str, float],
+    started: float,
+    *,
+    failed: np.ndarray | None = None,
+    extent: Window | None = None,
+    pixels: PixelRasters | None = None,
+) -> Assessment:
+    """The portfolio-wide stages over every parcel's measurements: signals, overlaps, limits, borrowers.
+
+    Health is a percentile among same-crop peers, overlaps and borrower totals span parcels, so
+    these run once over the whole run however the measurement was split.
+
+    Args:
+        inputs: what ``load_inputs`` read.
+        model_name: the cropland model's name (for the audit record).
+        measurements: every parcel's measurements, in input order.
+        outside: mask of parcels wholly outside the imagery.
+        timings: seconds per stage so far (``credit`` and ``total`` are added).
+        started: ``time.perf_counter()`` when the run started.
+        failed: mask of parcels whose measurement failed (``MEASUREMENT_FAILED``), if any.
+        extent: the window the raster outputs cover.
+        pixels: the per-pixel layers kept, if any.
+    """
     tick = time.perf_counter()
+    table, geoms, cfg, risk = inputs.table, inputs.geoms, inputs.config, inputs.risk
+    failed = np.zeros(len(table), dtype=bool) if failed is None else failed
     reasons = [list(r) for r in table["reasons"]]
-    for i in np.flatnonzero(outside):
+    for i in np.flatnonzero(failed):
+        reasons[i].append("MEASUREMENT_FAILED")
+    for i in np.flatnonzero(outside & ~failed):
         reasons[i].append("OUTSIDE_IMAGERY")
     usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    for i in np.flatnonzero(usable & ~outside & (measurements.inside_share < 0.999)):
+    for i in np.flatnonzero(usable & ~outside & ~failed & (measurements.inside_share < 0.999)):
         reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
     signals, signal_reasons = derive_signals(
@@ -161,7 +233,7 @@ def run_assessment(
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
     overlaps = find_overlaps(geoms, cfg.credit.overlap_share)
     credit = assign_limits(frame, cfg, risk, overlaps)
-    credit["model_version"] = model.name
+    credit["model_version"] = model_name
     credit["risk_model_hash"] = risk.model_hash
     credit["config_hash"] = cfg.config_hash()
     result = gpd.GeoDataFrame(
@@ -172,11 +244,11 @@ def run_assessment(
     timings["credit"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
     record = build_run_record(
-        parcels_source, stack, cfg, {"cropland": model.name, "risk": risk.describe()}, result, borrowers,
+        inputs.source, inputs.imagery, cfg, {"cropland": model_name, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings,
     )
     series = _season_series(result["parcel_id"], measurements)
-    return Assessment(result, borrowers, record, stack, series, extent, pixels)
+    return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)
 
 
 def measure_parcels(
@@ -201,15 +273,33 @@ def measure_parcels(
     Returns:
         The measurements and a mask of parcels wholly outside the imagery.
     """
-    n, t = len(geoms), len(imagery.scenes)
-    dates = tuple(scene.acquired.date() for scene in imagery.scenes)
+    windows = plan_windows(geoms, imagery, config.imagery.chunk_px)
+    stats = measure_windows(geoms, imagery, config, model, windows, progress, pixels)
+    return assemble_measurements(geoms, imagery, stats)
+
+
+PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi")
+PER_PARCEL_STATS = ("inside", "frac", "low", "high")
+
+
+def measure_windows(
+    geoms: np.ndarray,
+    imagery: Imagery,
+    config: Config,
+    model: CroplandModel,
+    windows: list[tuple[Window, np.ndarray]],
+    progress: ProgressCallback | None = None,
+    pixels: PixelCallback | None = None,
+) -> dict[str, np.ndarray]:
+    """Raw zonal statistics of the parcels of ``windows`` (see ``measure_parcels``); NaN elsewhere.
+
+    Returns:
+        ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
+        in-imagery area over the polygon area) and ``read_error`` (n,) bool.
+    """
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
-    per_date = {name: np.full((n, t), np.nan) for name in ("clear", "ndvi", "std", "crop", "ndmi")}
-    per_parcel = {name: np.full(n, np.nan) for name in ("inside", "frac", "low", "high")}
-    read_error = np.zeros(n, dtype=bool)
-
-    windows = plan_windows(geoms, imagery, config.imagery.chunk_px)
+    stats = empty_stats(len(geoms), len(imagery.scenes))
     for done, (window, members) in enumerate(windows, start=1):
         # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
@@ -221,35 +311,54 @@ def measure_parcels(
         coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
         crop_ndvi = np.where(probability[None] >= CROPLAND_CUT, indices["ndvi"], np.nan)
-        per_date["clear"][members] = ndvi["valid_fraction"]
-        per_date["ndvi"][members] = ndvi["mean"]
-        per_date["std"][members] = ndvi["std"]
-        per_date["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
-        per_date["ndmi"][members] = zonal_stats(coverage, indices["ndmi"], cell_area=cell_area, percentiles=())["mean"]
+        stats["clear"][members] = ndvi["valid_fraction"]
+        stats["ndvi"][members] = ndvi["mean"]
+        stats["std"][members] = ndvi["std"]
+        stats["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
+        stats["ndmi"][members] = zonal_stats(coverage, indices["ndmi"], cell_area=cell_area, percentiles=())["mean"]
         inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
-        per_parcel["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
+        stats["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
         fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds)
         for name, values in zip(("frac", "low", "high"), fractions):
-            per_parcel[name][members] = values
-        read_error[members] |= bool(cube.read_errors)
+            stats[name][members] = values
+        stats["read_error"][members] |= bool(cube.read_errors)
         if progress is not None:
             progress(done, len(windows))
+    return stats
 
-    inside = np.nan_to_num(per_parcel["inside"], nan=0.0)
+
+def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
+    """Raw statistics (see ``measure_windows``) of ``n`` parcels and ``t`` dates before any is measured."""
+    stats = {name: np.full((n, t), np.nan) for name in PER_DATE_STATS}
+    stats.update({name: np.full(n, np.nan) for name in PER_PARCEL_STATS})
+    stats["read_error"] = np.zeros(n, dtype=bool)
+    return stats
+
+
+def assemble_measurements(
+    geoms: np.ndarray, imagery: Imagery, stats: Mapping[str, np.ndarray]
+) -> tuple[ParcelMeasurements, np.ndarray]:
+    """Every parcel's ``ParcelMeasurements`` from the raw statistics of ``measure_windows``.
+
+    Returns:
+        The measurements and a mask of parcels wholly outside the imagery.
+    """
+    area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
+    inside = np.nan_to_num(stats["inside"], nan=0.0)
     outside = (inside <= 0.0) & ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     measurements = ParcelMeasurements(
-        dates=dates,
+        dates=tuple(scene.acquired.date() for scene in imagery.scenes),
         polygon_area_ha=area_m2 / M2_PER_HA,
         inside_share=np.clip(inside, 0.0, 1.0),
-        clear_share=per_date["clear"],
-        ndvi_mean=per_date["ndvi"],
-        ndvi_std=per_date["std"],
-        crop_ndvi_mean=per_date["crop"],
-        ndmi_mean=per_date["ndmi"],
-        cultivated_fraction=per_parcel["frac"],
-        cultivated_fraction_low=per_parcel["low"],
-        cultivated_fraction_high=per_parcel["high"],
-        read_error=read_error,
+        clear_share=stats["clear"],
+        ndvi_mean=stats["ndvi"],
+        ndvi_std=stats["std"],
+        crop_ndvi_mean=stats["crop"],
+        ndmi_mean=stats["ndmi"],
+        cultivated_fraction=stats["frac"],
+        cultivated_fraction_low=stats["low"],
+        cultivated_fraction_high=stats["high"],
+        read_error=stats["read_error"],
     )
     return measurements, outside
 
@@ -285,6 +394,13 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
         r1, c1 = min(int(row1[group].max()), height), min(int(col1[group].max()), width)
         windows.append((Window(c0, r0, c1 - c0, r1 - r0), index[group]))
     return windows
+
+
+def output_extent(geoms: np.ndarray, imagery: Imagery) -> Window | None:
+    """The window of the grid the raster outputs cover: every parcel's, None when no parcel overlaps."""
+    # One chunk as large as the grid: (nearly always) one window holding every parcel.
+    windows = [window for window, _ in plan_windows(geoms, imagery, max(imagery.shape))]
+    return union(*windows) if windows else None
 
 
 def cultivated_fractions(

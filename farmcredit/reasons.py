@@ -27,6 +27,7 @@ _REASONS = (
     Reason("EMPTY_GEOMETRY", "error", "The parcel has no geometry."),
     Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
+    Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
     Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),
     Reason("GEOMETRY_REPAIRED", "refer", "The drawn boundary crossed itself and was repaired; check the outline."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),

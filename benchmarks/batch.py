@@ -1,0 +1,85 @@
+"""Throughput and memory per worker of `farmcredit batch` on a synthetic portfolio over several tiles.
+
+Writes (once, cached) full-size 10980 x 10980 tiles side by side with `assess_memory.py`'s
+generators, and N parcels spread over them, then for each worker count starts a local Dask
+cluster (one thread per worker), runs `run_batch` against it as `--scheduler` would, and reports
+parcels/s (whole run, and the measuring phase alone), the scaling ratio against one worker and
+the peak resident memory of each worker and of the driver.
+
+Usage: python benchmarks/batch.py --parcels 1000000 --tiles 4 [--dates 2] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from distributed import Client, LocalCluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from assess_memory import write_parcels, write_season  # noqa: E402
+
+from farmcredit.batch import run_batch  # noqa: E402
+from farmcredit.config import load_config  # noqa: E402
+from farmcredit.segmentation import load_cropland_model  # noqa: E402
+
+
+def _peak_rss_gib() -> float:
+    """This process's peak resident memory, GiB.
+
+    VmHWM, not ru_maxrss: a spawned worker's ru_maxrss starts at its parent's high-water mark.
+    """
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024**2
+
+
+def run(parcels: Path, imagery: Path, out: Path, workers: int, partition_parcels: int) -> dict[str, float]:
+    """One uninterrupted batch run on a fresh local cluster of ``workers`` workers."""
+    shutil.rmtree(out, ignore_errors=True)
+    config = load_config()
+    model = load_cropland_model(None, config.cropland_rule)
+    ticks: list[float] = []
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        started = time.perf_counter()
+        result = run_batch(parcels, imagery, out, model=model, config=config, scheduler=cluster.scheduler_address,
+                           parcels_per_partition=partition_parcels,
+                           progress=lambda done, total: ticks.append(time.perf_counter()))
+        seconds = time.perf_counter() - started
+        worker_peaks = client.run(_peak_rss_gib).values()
+    n = len(result.assessment.parcels)
+    return {"parcels": n, "workers": workers, "seconds": seconds, "rate": n / seconds,
+            "measure_rate": n / (ticks[-1] - ticks[0]), "worker_gib": max(worker_peaks), "driver_gib": _peak_rss_gib(),
+            "partitions": result.partitions}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parcels", type=int, default=1_000_000)
+    parser.add_argument("--tiles", type=int, default=4)
+    parser.add_argument("--dates", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--partition-parcels", type=int, default=5000)
+    parser.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/batch"))
+    args = parser.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    tick = time.perf_counter()
+    imagery = write_season(args.cache, args.dates, args.tiles)
+    parcels = write_parcels(args.cache, args.parcels, tiles=args.tiles)
+    print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}", flush=True)
+    rows = [run(parcels, imagery, args.cache / "results", workers, args.partition_parcels) for workers in args.workers]
+    print(f"\n{args.tiles} tiles x {args.dates} dates, {rows[0]['partitions']} partitions\n"
+          "| parcels | workers | wall s | parcels/s | measuring parcels/s | scaling | peak GiB/worker | driver GiB |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['parcels']:,} | {row['workers']} | {row['seconds']:.0f} | {row['rate']:,.0f} | "
+              f"{row['measure_rate']:,.0f} | {row['rate'] / rows[0]['rate']:.2f}x | {row['worker_gib']:.2f} | "
+              f"{row['driver_gib']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
+
+A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
+config, model and scenes with its windows and its parcels' ids and outlines, so a rerun on the
+same inputs maps the same parcels to the same file, and a changed input never reuses a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import shapely
+from rasterio.windows import Window
+
+from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: identity, not value, equality
+class Partition:
+    """The parcels one task measures.
+
+    Attributes:
+        partition_id: 16 hex digits, stable across reruns on the same inputs.
+        rows: the parcels' row numbers in the input table, window by window.
+        windows: each window with its parcels as positions in ``rows``.
+    """
+
+    partition_id: str
+    rows: np.ndarray
+    windows: tuple[tuple[Window, np.ndarray], ...]
+
+    @property
+    def file_name(self) -> str:
+        """The partition's measurement file in the partitions folder."""
+        return f"part-{self.partition_id}.parquet"
+
+
+def plan_partitions(inputs: AssessmentInputs, model_name: str, parcels_per_partition: int) -> list[Partition]:
+    """Group the run's windows, in plan order, into partitions of about ``parcels_per_partition`` parcels.
+
+    Example:
+        >>> parts = plan_partitions(load_inputs("parcels.gpkg", "S2/"), "rule-v1", 5000)  # doctest: +SKIP
+    """
+    run_key = "|".join([inputs.config.config_hash(), model_name, *(s.scene_id for s in inputs.imagery.scenes)])
+    parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
+    groups: list[list[tuple[Window, np.ndarray]]] = [[]]
+    size = 0
+    for window, members in plan_windows(inputs.geoms, inputs.imagery, inputs.config.imagery.chunk_px):
+        if size >= parcels_per_partition:
+            groups.append([])
+            size = 0
+        groups[-1].append((window, members))
+        size += len(members)
+    partitions = []
+    for group in groups:
+        if not group:
+            continue
+        digest = hashlib.sha256(run_key.encode())
+        local, offset = [], 0
+        for window, members in group:
+            digest.update(repr((window.col_off, window.row_off, window.width, window.height)).encode())
+            digest.update("\0".join(parcel_ids[members]).encode())
+            digest.update(b"".join(shapely.to_wkb(inputs.geoms[members])))
+            local.append((window, np.arange(offset, offset + len(members))))
+            offset += len(members)
+        rows = np.concatenate([members for _, members in group])
+        partitions.append(Partition(digest.hexdigest()[:16], rows, tuple(local)))
+    return partitions
+
+
+def stats_frame(rows: np.ndarray, stats: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """One row per parcel of the raw statistics of ``measure_windows``: ``row``, ``clear_0``..., ``inside``..."""
+    columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64)}
+    for name in PER_DATE_STATS:
+        columns.update({f"{name}_{k}": stats[name][:, k] for k in range(stats[name].shape[1])})
+    columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error")})
+    return pd.DataFrame(columns)
+
+
+def fill_stats(stats: Mapping[str, np.ndarray], frame: pd.DataFrame) -> None:
+    """Write a partition's ``stats_frame`` into the run's full (n, ...) statistics arrays, in place."""
+    rows = frame["row"].to_numpy()
+    for name in PER_DATE_STATS:
+        stats[name][rows] = frame[[f"{name}_{k}" for k in range(stats[name].shape[1])]].to_numpy()
+    for name in (*PER_PARCEL_STATS, "read_error"):
+        stats[name][rows] = frame[name].to_numpy()
+
+
+def write_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write Parquet to a unique temporary name, then rename: readers see the whole file or none."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def is_complete(path: Path, expected_rows: int) -> bool:
+    """True when ``path`` is a readable Parquet file with ``expected_rows`` rows (a finished partition)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows == expected_rows
+    except (OSError, ValueError):
+        # Missing, truncated or not Parquet at all: measure the partition again.
+        return False
+
+
+def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:
+    """Rewrite the manifest (one entry per partition: parcels, status, attempts, error) atomically."""
+    summary = {status: sum(e["status"] == status for e in entries.values()) for status in ("done", "failed", "pending")}
+    text = json.dumps({"summary": summary, "partitions": list(entries.values())}, indent=1) + "\n"
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The manifest's entries by partition id (empty when there is none or it is unreadable)."""
+    try:
+        return {e["id"]: e for e in json.loads(path.read_text())["partitions"]}
+    except (OSError, ValueError, KeyError):
+        return {}
