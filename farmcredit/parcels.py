@@ -114,6 +114,11 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     )
 
 
+def usable_geometries(geoms: np.ndarray) -> np.ndarray:
+    """True where a geometry is present and not empty (what the measuring stages can use)."""
+    return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+
+
 def _id_text(values: pd.Series) -> pd.Series:
     """Ids as text; whole-number floats (integer ids with a blank, read as float) lose the '.0'."""
     if pd.api.types.is_float_dtype(values) and np.all(np.isnan(values) | (values == np.round(values))):
@@ -136,7 +141,7 @@ def _repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, s
     geoms = np.asarray(geoms, dtype=object)
     problems: list[tuple[int, str]] = []
     out = geoms.copy()
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    missing = ~usable_geometries(geoms)
     polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))  # Polygon, MultiPolygon
     for i in np.flatnonzero(missing):
         problems.append((int(i), "EMPTY_GEOMETRY"))

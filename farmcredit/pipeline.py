@@ -25,7 +25,7 @@ from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
-from farmcredit.parcels import read_parcels, validate_parcels
+from farmcredit.parcels import read_parcels, usable_geometries, validate_parcels
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
@@ -222,7 +222,7 @@ def finish_assessment(
         reasons[i].append("MEASUREMENT_FAILED")
     for i in np.flatnonzero(outside & ~failed):
         reasons[i].append("OUTSIDE_IMAGERY")
-    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    usable = usable_geometries(geoms)
     for i in np.flatnonzero(usable & ~outside & ~failed & (measurements.inside_share < 0.999)):
         reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
@@ -345,7 +345,7 @@ def assemble_measurements(
     """
     area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
     inside = np.nan_to_num(stats["inside"], nan=0.0)
-    outside = (inside <= 0.0) & ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    outside = (inside <= 0.0) & usable_geometries(geoms)
     measurements = ParcelMeasurements(
         dates=tuple(scene.acquired.date() for scene in imagery.scenes),
         polygon_area_ha=area_m2 / M2_PER_HA,
@@ -370,7 +370,7 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
     parcel always lies whole in its window and nothing outside the parcels is read.
     """
     height, width = imagery.shape
-    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    usable = usable_geometries(geoms)
     index = np.flatnonzero(usable)
     if index.size == 0:
         return []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from farmcredit.parcels import usable_geometries
+
 
 def find_overlaps(geometries: np.ndarray, min_share: float) -> list[list[int]]:
     """Rows each parcel overlaps: by different borrowers (pledged twice) or by the same one
@@ -22,7 +24,7 @@ def find_overlaps(geometries: np.ndarray, min_share: float) -> list[list[int]]:
         For each parcel, the row indices of the parcels it overlaps.
     """
     geoms = np.asarray(geometries, dtype=object)
-    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    usable = usable_geometries(geoms)
     index = np.flatnonzero(usable)
     partners: list[list[int]] = [[] for _ in geoms]
     if index.size < 2:
