@@ -1,10 +1,10 @@
-"""Regenerate the shipped cropland CNN (farmcredit/segmentation/cropland_cnn_v1.*) and its card.
+"""Regenerate the shipped cropland CNN (farmcredit/segmentation/cropland_cnn_v2.*) and its card.
 
 Deterministic (seeded). Training data: simulated scenes (seeds TRAIN_SEEDS), the EuroSAT train
 split and the DEA training regions. Held out: a calibration scene, test scenes, the EuroSAT test
 split and the DEA test regions, all scored into the card.
 
-Usage: python scripts/train_default_model.py [--steps N] [--work DIR]
+Usage: python scripts/train_default_model.py [--steps N] [--work DIR] [--out WEIGHTS]
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=TrainingConfig.steps)
     parser.add_argument("--work", type=Path, default=REPO / "results" / "train-default")
+    parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights to write (the card beside them)")
     args = parser.parse_args()
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -98,9 +99,9 @@ def main() -> None:
     net, card, _ = train(data, config, device="cpu", checkpoint=args.work / "checkpoint.safetensors",
                          progress=progress)
     calibration_scene = load_labelled_scene(scene(args.work, CALIBRATION_SEED))
-    uncalibrated = CnnCroplandModel(net, replace(card, name="cropland-cnn-v1"), device="cpu")
+    uncalibrated = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2"), device="cpu")
     calibration = fit_calibration(*scene_pixels(uncalibrated, calibration_scene))
-    model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v1", calibration=calibration), device="cpu")
+    model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
 
     test_folders = [scene(args.work, s) for s in TEST_SEEDS]
     test_scenes = [load_labelled_scene(f) for f in test_folders]
@@ -126,9 +127,9 @@ def main() -> None:
         "calibration_scene_seed": CALIBRATION_SEED, "test_scene_seeds": TEST_SEEDS,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    path = save_model(net, replace(model.card, training=training, metrics=metrics), DEFAULT_WEIGHTS)
+    path = save_model(net, replace(model.card, training=training, metrics=metrics), args.out)
     print(json.dumps(metrics, indent=1))
-    print(f"wrote {DEFAULT_WEIGHTS} and {path} in {time.perf_counter() - started:.0f} s")
+    print(f"wrote {args.out} and {path} in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,16 @@ from pathlib import Path
 
 from farmcredit.errors import InputError
 
-ARCHITECTURE = "farmcredit-cropland-unet-v1"
+ARCHITECTURE = "farmcredit-cropland-unet-v2"
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
 MODEL_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+# Normalised differences (a - b) / (a + b) fed beside the bands, each where both bands are present:
+# NDVI, NDWI (green/NIR), NDMI (NIR/SWIR1), the SWIR1/SWIR2 ratio and the red-edge NDRE. Ratios
+# carry across sensors, atmospheres and regions better than raw reflectance.
+INDICES: tuple[tuple[str, str], ...] = (("B08", "B04"), ("B03", "B08"), ("B08", "B11"), ("B11", "B12"), ("B8A", "B05"))
 CLASSES: tuple[str, ...] = ("non_crop", "wheat", "maize", "rice", "soybean", "other_crop")
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v1.safetensors"
+DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v2.safetensors"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import torch
 
 from farmcredit.errors import InputError
 from farmcredit.imagery import SeasonCube
-from farmcredit.segmentation.card import ModelCard, read_card
+from farmcredit.segmentation.card import INDICES, ModelCard, read_card
 from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
 
 # Without red and NIR no band subset the network was trained on applies.
@@ -69,8 +70,8 @@ class CnnCroplandModel:
         self.chip_px = chip_px
         self.batch_size = batch_size
         self.net = net.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.net = self.net.to(memory_format=torch.channels_last)
+        layout = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.net = self.net.to(memory_format=layout)
         self._mean = np.asarray(card.band_mean, dtype=np.float32)
         self._std = np.asarray(card.band_std, dtype=np.float32)
 
@@ -82,12 +83,19 @@ class CnnCroplandModel:
 
         weights = Path(weights)
         card = read_card(weights)
-        net = CroplandNet(len(card.bands), len(card.classes), card.width)
+        net = CroplandNet(len(card.bands) + len(INDICES), len(card.classes), card.width)
         try:
             net.load_state_dict(load_file(weights))
         except (SafetensorError, RuntimeError) as exc:
             raise InputError(f"{weights}: weights do not fit the network its card describes ({exc})") from exc
         return cls(net, card, device, **options)
+
+    def on_device(self, device: str = "auto") -> CnnCroplandModel:
+        """The same weights on another device (``auto``: CUDA when this process sees one)."""
+        if resolve_device(device) == self.device:
+            return self
+        # A copy: moving a module is in place, and this model keeps its own device.
+        return CnnCroplandModel(copy.deepcopy(self.net), self.card, device, self.chip_px, self.batch_size)
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses the cube's reflectance."""
@@ -122,7 +130,7 @@ class CnnCroplandModel:
         flat = np.moveaxis(np.asarray(reflectance), 0, 2).reshape(steps, n_bands, n * rows, cols)
         flat_clear = np.moveaxis(np.asarray(clear, dtype=bool), 0, 1).reshape(steps, n * rows, cols)
         x, flat_clear, available = self._prepare(flat, flat_clear, tuple(bands))
-        x = np.moveaxis(x.reshape(steps, len(self.bands), n, rows, cols), 2, 0)
+        x = np.moveaxis(x.reshape(steps, x.shape[1], n, rows, cols), 2, 0)
         clear = np.moveaxis(flat_clear.reshape(steps, n, rows, cols), 1, 0)
         logits = np.concatenate([
             self._forward(x[i : i + 64], clear[i : i + 64], np.repeat(available[None], len(x[i : i + 64]), axis=0))
@@ -158,7 +166,10 @@ class CnnCroplandModel:
         for position, band in enumerate(self.bands):
             if band in bands:
                 x[:, position] = reflectance[:, bands.index(band)]
-        return normalise_season(x, clear, np.isin(self.bands, bands).astype(np.float32), self._mean, self._std)
+        # A band with no finite value anywhere is absent (e.g. B8A in a product without it), not a mask.
+        present = np.isfinite(x).any(axis=(0, 2, 3)) | np.isin(self.bands, REQUIRED_BANDS)
+        available = (np.isin(self.bands, bands) & present).astype(np.float32)
+        return normalise_season(x, clear, available, self._mean, self._std, self.bands)
 
     def _run_chips(self, x: np.ndarray, clear: np.ndarray, available: np.ndarray):
         """Yield (chip bounds, core bounds, chip logits) over the raster, chips of one shape batched."""
@@ -211,9 +222,14 @@ def chip_grid(rows: int, cols: int, chip_px: int) -> list[tuple[tuple[int, int, 
 
 
 def normalise_season(
-    reflectance: np.ndarray, clear: np.ndarray, available: np.ndarray, mean: np.ndarray, std: np.ndarray
+    reflectance: np.ndarray,
+    clear: np.ndarray,
+    available: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    bands: tuple[str, ...],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Network input from reflectance in network band order.
+    """Network input from reflectance in network band order: the bands, then the ``INDICES``.
 
     Args:
         reflectance: (..., time, band, rows, cols) reflectance 0-1, NaN where no data.
@@ -221,14 +237,29 @@ def normalise_season(
         available: (band,) 1.0 for bands to use.
         mean: (band,) normalisation mean.
         std: (band,) normalisation standard deviation.
+        bands: names along the band axis.
 
     Returns:
-        Normalised reflectance (zero where unavailable or not clear), the clear mask narrowed to
-        pixels with finite data in every available band, and ``available`` as float32.
+        Normalised reflectance followed by the index channels (all zero where unavailable or not
+        clear), the clear mask narrowed to pixels with finite data in every available band, and
+        the availability (band + index,) as float32.
     """
     present = available > 0
     finite = np.isfinite(reflectance[..., present, :, :]).all(axis=-3)
     clear = clear & finite
     scaled = (reflectance - mean[:, None, None]) / std[:, None, None]
     use = clear[..., None, :, :] & present[:, None, None]
-    return np.where(use, scaled, 0.0).astype(np.float32), clear, available.astype(np.float32)
+    channels = [np.where(use, scaled, 0.0).astype(np.float32)]
+    index_available = []
+    for a, b in INDICES:
+        usable = a in bands and b in bands and bool(present[bands.index(a)] and present[bands.index(b)])
+        index = np.zeros(clear.shape, dtype=np.float32)
+        if usable:
+            high, low = reflectance[..., bands.index(a), :, :], reflectance[..., bands.index(b), :, :]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = (high - low) / (high + low)
+            index = np.where(clear & np.isfinite(ratio), np.clip(ratio, -1.0, 1.0), 0.0).astype(np.float32)
+        channels.append(index[..., None, :, :])
+        index_available.append(float(usable))
+    flags = np.concatenate([available.astype(np.float32), np.asarray(index_available, dtype=np.float32)])
+    return np.concatenate(channels, axis=-3), clear, flags

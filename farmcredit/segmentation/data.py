@@ -1,8 +1,10 @@
 """Labelled data for training and evaluating the cropland CNN, all as reflectance in ``MODEL_BANDS`` order.
 
 Three kinds: a labelled scene (a ``farmcredit simulate`` folder with ``landcover.tif``, or your
-own ``imagery/`` with a ``labels.tif`` of 0 non-crop / 1 crop / anything else unknown), EuroSAT
-patches (one date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedians).
+own ``imagery/`` with a ``labels.tif`` of 0 non-crop / 1 crop / anything else unknown, or with
+labelled polygons ``labels.gpkg`` / ``labels.geojson`` / ``labels.parquet`` whose ``crop`` column
+is 1 or 0), EuroSAT patches (one date, a label per patch) and Digital Earth Africa pixels (two
+seasonal geomedians).
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
+from affine import Affine
+from pyproj import CRS
 from rasterio.windows import Window
 
 from farmcredit.errors import InputError
@@ -24,6 +30,7 @@ EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", 
 DEA_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir_1": "B11", "swir_2": "B12",
              "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07"}
 DEA_REGIONS = ("central", "eastern", "northern", "sahel", "south_eastern", "southern")
+LABEL_POLYGONS = ("labels.gpkg", "labels.geojson", "labels.parquet")
 
 
 @dataclass(frozen=True)
@@ -70,10 +77,10 @@ class LabelledPatches:
 
 
 def load_labelled_scene(folder: str | Path) -> LabelledScene:
-    """Read ``folder/imagery`` whole and its labels (``landcover.tif`` or ``labels.tif``).
+    """Read ``folder/imagery`` whole and its labels (``landcover.tif``, ``labels.tif`` or labelled polygons).
 
     Raises:
-        InputError: no imagery or no label raster, or labels on another grid.
+        InputError: no imagery or no labels, labels on another grid, or polygons without a 0/1 ``crop``.
     """
     from farmcredit.imagery import open_imagery, read_window
 
@@ -92,9 +99,35 @@ def load_labelled_scene(folder: str | Path) -> LabelledScene:
         (labels,) = _read_raster(folder / "labels.tif", (rows, cols), bands=(1,))
         crop_cover = np.where(np.isin(labels, (0, 1)), labels, np.nan).astype(np.float32)
         crop_type = np.where(labels == 0, 0, -1).astype(np.int8)
+    elif polygons := [folder / name for name in LABEL_POLYGONS if (folder / name).is_file()]:
+        crop_cover = polygon_crop_cover(polygons[0], imagery.crs, imagery.transform, (rows, cols))
+        crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
     else:
-        raise InputError(f"{folder}: no landcover.tif or labels.tif beside the imagery")
+        raise InputError(f"{folder}: no landcover.tif, labels.tif or {'/'.join(LABEL_POLYGONS)} beside the imagery")
     return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
+
+
+def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Crop share (0-1) of each cell from labelled polygons, by exact cell coverage.
+
+    Each polygon's ``crop`` is 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
+    over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
+    """
+    from farmcredit.zonal import coverage_fractions
+
+    frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+    if "crop" not in frame.columns or frame.crs is None:
+        raise InputError(f"{path}: labelled polygons need a CRS and a 'crop' column (1 crop, 0 non-crop)")
+    crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
+    if not np.isin(crop, (0, 1)).all():
+        raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
+    coverage = coverage_fractions(frame.to_crs(crs).geometry.to_numpy(), transform, shape)
+    cell = coverage.row * shape[1] + coverage.col
+    labelled = np.bincount(cell, coverage.fraction, minlength=shape[0] * shape[1])
+    cropped = np.bincount(cell, coverage.fraction * crop[coverage.parcel], minlength=shape[0] * shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.clip(cropped / labelled, 0.0, 1.0)
+    return np.where(labelled >= 0.5, share, np.nan).reshape(shape).astype(np.float32)
 
 
 def _read_raster(path: Path, shape: tuple[int, int], bands: tuple[int, ...]) -> list[np.ndarray]:

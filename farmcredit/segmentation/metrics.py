@@ -8,7 +8,14 @@ import numpy as np
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.cnn import CnnCroplandModel
-from farmcredit.segmentation.data import LabelledPatches, LabelledScene, load_dea, load_eurosat, load_labelled_scene
+from farmcredit.segmentation.data import (
+    LABEL_POLYGONS,
+    LabelledPatches,
+    LabelledScene,
+    load_dea,
+    load_eurosat,
+    load_labelled_scene,
+)
 
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -59,7 +66,7 @@ def fit_calibration(probability: np.ndarray, observed: np.ndarray) -> dict[str, 
         return loss
 
     optimiser.step(closure)
-    return {"a": round(float(params[0]), 4), "b": round(float(params[1]), 4)}
+    return {"a": round(float(params[0].detach()), 4), "b": round(float(params[1].detach()), 4)}
 
 
 def scene_pixels(model: CnnCroplandModel, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +104,7 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
 def evaluate_path(model: CnnCroplandModel, data: str | Path) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region."""
     data = Path(data)
-    if (data / "landcover.tif").is_file() or (data / "labels.tif").is_file():
+    if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
         return evaluate_scene(model, load_labelled_scene(data))
     if (data / "training_data.txt").is_file():
         return evaluate_patches(model, load_dea(data.parent, (data.name,)), "dea")

@@ -26,16 +26,16 @@ class CroplandNet(nn.Module):
     """Per-pixel class logits from a variable-length season of partly available bands.
 
     Args:
-        n_bands: bands in the network's input order (missing ones are zero and flagged).
+        n_inputs: input channels per date, bands then spectral indices (missing ones are zero and flagged).
         n_classes: output classes (index 0 non-crop).
         width: channels at full resolution (1.5x and 2x at the coarser levels).
     """
 
-    def __init__(self, n_bands: int, n_classes: int, width: int = 32) -> None:
+    def __init__(self, n_inputs: int, n_classes: int, width: int = 32) -> None:
         super().__init__()
         w1, w2, w3 = width, width * 3 // 2, width * 2
         self.date_encoder = nn.Sequential(
-            nn.Conv2d(2 * n_bands, w1, 1), nn.ReLU(inplace=True), nn.Conv2d(w1, w1, 1), nn.ReLU(inplace=True)
+            nn.Conv2d(2 * n_inputs, w1, 1), nn.ReLU(inplace=True), nn.Conv2d(w1, w1, 1), nn.ReLU(inplace=True)
         )
         self.fuse = nn.Sequential(nn.Conv2d(3 * w1 + 1, w1, 1), nn.ReLU(inplace=True))
         self.enc1 = _conv3(w1, w1)

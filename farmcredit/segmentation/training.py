@@ -18,7 +18,7 @@ import torch
 
 from farmcredit import __version__
 from farmcredit.errors import InputError
-from farmcredit.segmentation.card import CLASSES, MODEL_BANDS, ModelCard, card_path, file_sha256
+from farmcredit.segmentation.card import CLASSES, INDICES, MODEL_BANDS, ModelCard, card_path, file_sha256
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device
 from farmcredit.segmentation.data import LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability
@@ -46,19 +46,23 @@ class TrainingConfig:
         max_dates: most dates drawn for one scene chip.
         patch_batch: EuroSAT patches per step.
         pixel_batch: DEA pixels per step.
+        patch_weight: weight of the EuroSAT loss against the scene loss.
+        pixel_weight: weight of the DEA loss against the scene loss.
         type_weight: weight of the crop-type loss against the crop/non-crop loss.
         checkpoint_every: steps between checkpoints.
     """
 
-    steps: int = 1500
+    steps: int = 10000
     learning_rate: float = 3e-3
     seed: int = 0
-    width: int = 16
+    width: int = 24
     scene_batch: int = 4
     chip_px: int = 32
     max_dates: int = 8
-    patch_batch: int = 4
-    pixel_batch: int = 128
+    patch_batch: int = 16
+    pixel_batch: int = 256
+    patch_weight: float = 2.0
+    pixel_weight: float = 1.0
     type_weight: float = 0.3
     checkpoint_every: int = 100
 
@@ -108,7 +112,7 @@ def train(
     else:
         mean, std = band_statistics(data)
         card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, width=config.width)
-        net = CroplandNet(len(MODEL_BANDS), len(CLASSES), config.width)
+        net = CroplandNet(len(MODEL_BANDS) + len(INDICES), len(CLASSES), config.width)
     net = net.to(target).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -124,7 +128,7 @@ def train(
         rng = np.random.default_rng([config.seed, step])
         loss = torch.zeros((), device=target)
         for batch, loss_fn in _batches(data, config, rng):
-            x, clear, available = normalise_season(*batch[:3], mean, std)
+            x, clear, available = normalise_season(*batch[:3], mean, std, card.bands)
             available = np.repeat(available[None], len(x), axis=0)
             inputs = [torch.from_numpy(a).to(target) for a in (x, clear, available)]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
@@ -148,7 +152,8 @@ def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generato
     """(reflectance, clear, available, *targets) and its loss function, per source present."""
     if data.scenes:
         yield _scene_batch(data.scenes, config, rng), _scene_loss(config.type_weight)
-    for source, size in ((data.patches, config.patch_batch), (data.pixels, config.pixel_batch)):
+    for source, size, weight in ((data.patches, config.patch_batch, config.patch_weight),
+                                 (data.pixels, config.pixel_batch, config.pixel_weight)):
         if source is not None:
             # Balanced classes: crop is the minority in every real set.
             crop, other = np.flatnonzero(source.is_crop), np.flatnonzero(~source.is_crop)
@@ -163,7 +168,7 @@ def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generato
             flips = _flips(rng)
             reflectance, clear = _augment(reflectance, flips), _augment(clear, flips)
             available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
-            yield (reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss
+            yield (reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss(weight)
 
 
 def _scene_batch(scenes: list[LabelledScene], config: TrainingConfig, rng: np.random.Generator) -> tuple:
@@ -175,7 +180,8 @@ def _scene_batch(scenes: list[LabelledScene], config: TrainingConfig, rng: np.ra
         steps, _, rows, cols = scene.reflectance.shape
         r0, c0 = rng.integers(rows - size + 1), rng.integers(cols - size + 1)
         most = min(steps, config.max_dates)
-        n_dates = int(rng.choice([1, 2, rng.integers(1, most + 1), most]))
+        # A quarter single dates (users with one image), half whole seasons.
+        n_dates = int(rng.choice([1, rng.integers(1, most + 1), most, most]))
         dates = np.sort(rng.choice(steps, n_dates, replace=False))
         reflectance.append(scene.reflectance[dates, :, r0 : r0 + size, c0 : c0 + size])
         clear.append(scene.clear[dates, r0 : r0 + size, c0 : c0 + size])
@@ -227,13 +233,16 @@ def _scene_loss(type_weight: float):
     return loss
 
 
-def _patch_loss(logits, is_crop, clear):
-    """BCE of the patch's mean P(crop) against its label (a patch label says what most of it is)."""
-    log_crop, _ = crop_log_probability(logits)
-    seen = clear.any(dim=1).float()
-    share = (log_crop.exp() * seen).sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
-    share = share.clamp(1e-5, 1 - 1e-5)
-    return torch.nn.functional.binary_cross_entropy(share, is_crop)
+def _patch_loss(weight: float):
+    def loss(logits, is_crop, clear):
+        """BCE of the patch's mean P(crop) against its label (a patch label says what most of it is)."""
+        log_crop, _ = crop_log_probability(logits)
+        seen = clear.any(dim=1).float()
+        share = (log_crop.exp() * seen).sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
+        share = share.clamp(1e-5, 1 - 1e-5)
+        return weight * torch.nn.functional.binary_cross_entropy(share, is_crop)
+
+    return loss
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig) -> None:

@@ -1,0 +1,72 @@
+"""Real labels from ../shared/data (EuroSAT patches, Digital Earth Africa pixels) through the model's loaders.
+
+Skipped when ../shared/data is absent. The shipped model's card reports its scores on the parts
+of these sets it was not trained on; these tests recompute them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from farmcredit.segmentation import DEFAULT_WEIGHTS  # noqa: E402
+from farmcredit.segmentation.card import MODEL_BANDS  # noqa: E402
+from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
+from farmcredit.segmentation.data import load_dea, load_eurosat, split_eurosat  # noqa: E402
+from farmcredit.segmentation.metrics import evaluate_patches  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shipped() -> CnnCroplandModel:
+    return CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+
+
+def test_eurosat_patches_load_as_one_date_reflectance(shared_data: Path) -> None:
+    patches = load_eurosat(shared_data / "labels" / "eurosat")
+    assert patches.reflectance.shape == (200, 1, len(MODEL_BANDS), 64, 64)
+    assert patches.is_crop.sum() == 40 and patches.clear.all()
+    assert 0.01 < np.median(patches.reflectance) < 0.5  # L1C x 10000 scaled to 0-1
+    nir, red = MODEL_BANDS.index("B08"), MODEL_BANDS.index("B04")
+    ndvi = np.median((patches.reflectance[:, 0, nir] - patches.reflectance[:, 0, red])
+                     / (patches.reflectance[:, 0, nir] + patches.reflectance[:, 0, red]), axis=(1, 2))
+    assert np.median(ndvi[patches.group == "Forest"]) > 0.5 > np.median(ndvi[patches.group == "SeaLake"])
+    train, test = split_eurosat(patches, 0.5, seed=0)
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 200
+
+
+def test_dea_pixels_load_as_two_seasons_without_b8a(shared_data: Path) -> None:
+    pixels = load_dea(shared_data / "labels" / "deafrica-cropmask")
+    assert pixels.reflectance.shape == (26_175, 2, len(MODEL_BANDS), 1, 1)
+    b8a = MODEL_BANDS.index("B8A")
+    assert np.isnan(pixels.reflectance[:, :, b8a]).all()
+    assert np.isfinite(np.delete(pixels.reflectance, b8a, axis=2)).all()
+    assert set(np.unique(pixels.group)) == {"central", "eastern", "northern", "sahel", "south_eastern", "southern"}
+    assert 0.3 < pixels.is_crop.mean() < 0.5
+
+
+def test_shipped_model_reproduces_its_card_on_held_out_real_data(shared_data: Path, shipped) -> None:
+    labels = shared_data / "labels"
+    card = shipped.card.metrics
+    eurosat = load_eurosat(labels / "eurosat")
+    _, test = split_eurosat(eurosat, 0.5, seed=shipped.card.training["eurosat_split"]["seed"])
+    assert evaluate_patches(shipped, eurosat.subset(test), "eurosat") == card["eurosat_test"]
+    dea = load_dea(labels / "deafrica-cropmask", tuple(shipped.card.training["dea_test_regions"]))
+    scores = evaluate_patches(shipped, dea, "dea")
+    assert scores == card["dea_unseen_regions"]
+    # A band missing from the input (B8A in DEA) is left out, never masks every pixel.
+    assert scores["overall"]["n"] == len(dea.is_crop) and 0 < scores["overall"]["recall"] < 1
+
+
+def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    result = CliRunner().invoke(cli, ["evaluate", "cnn", str(shared_data / "labels" / "deafrica-cropmask" / "northern"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("dea: n=3447 accuracy=") and "northern: accuracy" in result.output
