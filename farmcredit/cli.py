@@ -133,16 +133,20 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Imagery folder, SAFE products or stack, as for assess (local: every worker must see it).")
 @click.option("--season", help="START/END in ISO dates; default: every date in the imagery.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output folder: the outputs of assess plus partitions/ (per-partition files, manifest.json).")
+              help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
 @click.option("--risk-model", type=click.Path(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
 @click.option("--model", "cropland_model", default=None,
               help="Cropland model: 'rule' (default), 'cnn' or a .safetensors file.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the cropland CNN runs; cuda sends its tasks to workers with a GPU resource.")
+              help="The CNN runs on the cluster's GPU workers (Dask resource GPU) when it has any (auto), "
+                   "must (cuda) or never does (cpu).")
 @click.option("--scheduler", help="Existing Dask scheduler, tcp://HOST:PORT [default: a local cluster].")
-@click.option("--workers", type=click.IntRange(min=1), help="Local cluster worker processes [default: one per core].")
+@click.option("--workers", type=click.IntRange(min=1), help="Local cluster CPU workers [default: one per core].")
+@click.option("--gpu-workers", type=click.IntRange(min=0),
+              help="Local cluster GPU workers, which run the CNN for the others "
+                   "[default: one per CUDA device for the CNN unless --device cpu, else 0].")
 @click.option("--memory-limit", default="auto", show_default=True,
               help="Memory per local worker, e.g. 4GiB (auto: the machine's memory shared among the workers).")
 @click.option("--partition-parcels", type=click.IntRange(min=1), default=5000, show_default=True,
@@ -152,8 +156,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
           parcels_crs: str | None, risk_model: Path | None, cropland_model: str | None, device: str,
-          scheduler: str | None, workers: int | None, memory_limit: str, partition_parcels: int, retries: int,
-          quiet: bool) -> None:
+          scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str,
+          partition_parcels: int, retries: int, quiet: bool) -> None:
     """Assess a portfolio on a Dask cluster, resumably; the outputs equal assess's row for row.
 
     Parcels are split into partitions of whole imagery windows; workers measure them and write
@@ -166,13 +170,18 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
       farmcredit batch portfolio.parquet --imagery /shared/S2 --out /shared/results --scheduler tcp://10.0.0.5:8786
     """
     from farmcredit.batch import run_batch
+    from farmcredit.batch.partitions import MANIFEST
+    from farmcredit.batch.placement import local_gpu_count
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
     from farmcredit.outputs import write_outputs
     from farmcredit.segmentation import load_cropland_model
 
     config = load_config(config_path)
-    model = load_cropland_model(cropland_model, config.cropland_rule, device)
+    # The driver never runs the model: each worker puts it on its own device.
+    model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
+    if gpu_workers is None:
+        gpu_workers = 0 if device == "cpu" or scheduler else local_gpu_count(model)
     window = parse_season(season)
     imagery = open_imagery(imagery_src, window)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
@@ -191,9 +200,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         result = run_batch(
             parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
             risk_model=risk_model, scheduler=scheduler, workers=workers, memory_limit=memory_limit,
-            parcels_per_partition=partition_parcels, retries=retries, progress=update,
-            # Only the CNN uses a GPU: the rule's tasks may run on any worker.
-            gpu=device == "cuda" and cropland_model not in (None, "rule"),
+            parcels_per_partition=partition_parcels, retries=retries, gpu_workers=gpu_workers, device=device,
+            progress=update,
         )
     write_outputs(out, result.assessment)
     if not quiet:
@@ -202,7 +210,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                       f"results written to {out.resolve()}")
     if result.failed:
         reasons = Counter(result.failed.values())
-        manifest = out / "partitions" / "manifest.json"
+        manifest = out / "partitions" / MANIFEST
         console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {manifest}): "
                       + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()), highlight=False)
         sys.exit(PARTITIONS_FAILED)
@@ -310,7 +318,10 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
           init_weights: Path | None, steps: int, seed: int, device: str, checkpoint: Path | None) -> None:
-    """Train or fine-tune the cropland CNN on labelled scenes DATA (simulate folders, or imagery/ + labels.tif).
+    """Train or fine-tune the cropland CNN on labelled scenes DATA.
+
+    Each DATA folder is a simulate folder, or imagery/ with labels.tif (0 non-crop, 1 crop) or
+    labelled polygons labels.gpkg / .geojson / .parquet (column crop: 1 or 0).
 
     \b
     Example:
@@ -338,7 +349,7 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
 def evaluate(model: str, data: Path, device: str) -> None:
     """Score cropland MODEL ('cnn', or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
 
-    DATA: a labelled scene (simulate folder, or imagery/ + labels.tif), a EuroSAT folder, or a
+    DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
     Digital Earth Africa folder (all regions) or region.
 
     \b

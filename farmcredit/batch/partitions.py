@@ -3,6 +3,11 @@
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
 config, model and scenes with its windows and its parcels' ids and outlines, so a rerun on the
 same inputs maps the same parcels to the same file, and a changed input never reuses a stale one.
+
+The partition files together are one GeoParquet dataset (``geopandas.read_parquet(folder)``
+reads it whole): a row per parcel with its id, outline (imagery CRS) and raw statistics. The
+manifest (``_manifest.json``) and files being written (``.*.tmp``) carry the prefixes that
+Parquet dataset readers skip.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import shapely
+from pyproj import CRS
 from rasterio.windows import Window
 
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
@@ -77,29 +84,44 @@ def plan_partitions(inputs: AssessmentInputs, model_name: str, parcels_per_parti
     return partitions
 
 
-def stats_frame(rows: np.ndarray, stats: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """One row per parcel of the raw statistics of ``measure_windows``: ``row``, ``clear_0``..., ``inside``..."""
-    columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64)}
+MANIFEST = "_manifest.json"
+
+
+def stats_frame(
+    rows: np.ndarray, parcel_ids: np.ndarray, geoms: np.ndarray, crs: CRS, stats: Mapping[str, np.ndarray]
+) -> gpd.GeoDataFrame:
+    """One row per parcel: ``row`` (input position), ``parcel_id``, the raw statistics of
+    ``measure_windows`` (``clear_0``..., ``inside``...) and the outline as ``geometry``."""
+    columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64), "parcel_id": parcel_ids.astype(str)}
     for name in PER_DATE_STATS:
         columns.update({f"{name}_{k}": stats[name][:, k] for k in range(stats[name].shape[1])})
     columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error")})
-    return pd.DataFrame(columns)
+    return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
 
-def fill_stats(stats: Mapping[str, np.ndarray], frame: pd.DataFrame) -> None:
-    """Write a partition's ``stats_frame`` into the run's full (n, ...) statistics arrays, in place."""
+def fill_stats(stats: Mapping[str, np.ndarray], path: Path) -> None:
+    """Read a partition file's statistics into the run's full (n, ...) statistics arrays, in place."""
+    per_date = {name: [f"{name}_{k}" for k in range(stats[name].shape[1])] for name in PER_DATE_STATS}
+    per_parcel = [*PER_PARCEL_STATS, "read_error"]
+    # Plain Parquet columns only: the outlines are for the dataset's readers, not for the merge.
+    frame = pd.read_parquet(path, columns=["row", *(c for names in per_date.values() for c in names), *per_parcel])
     rows = frame["row"].to_numpy()
-    for name in PER_DATE_STATS:
-        stats[name][rows] = frame[[f"{name}_{k}" for k in range(stats[name].shape[1])]].to_numpy()
-    for name in (*PER_PARCEL_STATS, "read_error"):
+    for name, columns in per_date.items():
+        stats[name][rows] = frame[columns].to_numpy()
+    for name in per_parcel:
         stats[name][rows] = frame[name].to_numpy()
 
 
-def write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write Parquet to a unique temporary name, then rename: readers see the whole file or none."""
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+def write_atomically(frame: gpd.GeoDataFrame, path: Path) -> None:
+    """Write GeoParquet to a unique hidden temporary name, then rename: readers see the whole file or none."""
+    tmp = temporary_name(path)
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique name beside ``path`` that dataset readers skip (leading dot) and reruns clean up (``.tmp``)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
 def is_complete(path: Path, expected_rows: int) -> bool:
@@ -115,7 +137,7 @@ def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:
     """Rewrite the manifest (one entry per partition: parcels, status, attempts, error) atomically."""
     summary = {status: sum(e["status"] == status for e in entries.values()) for status in ("done", "failed", "pending")}
     text = json.dumps({"summary": summary, "partitions": list(entries.values())}, indent=1) + "\n"
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temporary_name(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -1,7 +1,9 @@
 """``farmcredit batch``: measure a portfolio's partitions on a Dask cluster, then finish it as ``assess`` does.
 
 Workers run the expensive per-window stages (read imagery, cropland model, zonal statistics)
-and write one measurement file per partition into ``OUT/partitions`` (atomically). The driver
+and write one GeoParquet file per partition into ``OUT/partitions`` (atomically). With GPU
+workers in the cluster the CNN runs on them while CPU workers read and measure (see
+``placement``). The driver
 then runs the portfolio-wide stages (health among peers, overlaps, limits, borrower totals)
 once over every parcel with ``finish_assessment``, so the results equal ``assess``'s row for
 row. A rerun skips every partition whose file is complete, so killing the driver or a worker
@@ -22,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 
 from farmcredit.batch.partitions import (
+    MANIFEST,
     Partition,
     fill_stats,
     is_complete,
@@ -34,8 +36,10 @@ from farmcredit.batch.partitions import (
     write_atomically,
     write_manifest,
 )
+from farmcredit.batch.placement import GPU_RESOURCE, cluster_has_gpu, on_this_worker, portable, uses_gpu
 from farmcredit.config import Config
 from farmcredit.credit import RiskModel
+from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
 from farmcredit.pipeline import (
     Assessment,
@@ -50,7 +54,7 @@ from farmcredit.pipeline import (
 from farmcredit.segmentation import CroplandModel
 
 if TYPE_CHECKING:
-    from distributed import Client, Future, LocalCluster
+    from distributed import Client, Future, SpecCluster
 
 # Test-only hooks, read on the workers: seconds each partition waits before it starts (so a test
 # can kill a run part-way), and a marker file whose absence makes the first task to see it
@@ -80,15 +84,18 @@ class BatchResult:
 
 
 def measure_partition(
-    partition: Partition, geoms: np.ndarray, imagery: Imagery, config: Config, model: CroplandModel, path: Path
+    partition: Partition, parcel_ids: np.ndarray, geoms: np.ndarray, imagery: Imagery, config: Config,
+    model: CroplandModel, gpu_cluster: bool, path: Path,
 ) -> int:
-    """Measure one partition's parcels (``geoms``: theirs, in ``partition.rows`` order) and write its file.
+    """Measure one partition's parcels (``parcel_ids``, ``geoms``: theirs, in ``partition.rows`` order)
+    and write its file.
 
-    Runs on a Dask worker. Returns the number of parcels written.
+    Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
+    Returns the number of parcels written.
     """
     _test_hooks()
-    stats = measure_windows(geoms, imagery, config, model, list(partition.windows))
-    write_atomically(stats_frame(partition.rows, stats), path)
+    stats = measure_windows(geoms, imagery, config, on_this_worker(model, gpu_cluster), list(partition.windows))
+    write_atomically(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
     return len(partition.rows)
 
 
@@ -108,7 +115,8 @@ def run_batch(
     processes: bool = True,
     parcels_per_partition: int = 5000,
     retries: int = 2,
-    gpu: bool = False,
+    gpu_workers: int = 0,
+    device: str = "auto",
     progress: BatchProgress | None = None,
 ) -> BatchResult:
     """Measure every partition not yet done on a Dask cluster, then finish the run over all parcels.
@@ -119,12 +127,16 @@ def run_batch(
         model: the cropland model (sent to the workers).
         scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a
             local cluster of ``workers`` processes (default: one per core), one thread each.
-        workers: local workers.
+            Its workers with the ``GPU`` resource run the CNN for the others.
+        workers: local CPU workers.
         memory_limit: per local worker ("auto": the machine's memory shared among them).
         processes: local workers as processes (False: threads of this process, for tests).
         parcels_per_partition: about how many parcels one task measures (whole windows).
         retries: further attempts of a partition that raised before it is recorded failed.
-        gpu: tasks need a ``GPU`` worker resource (the CNN on CUDA); local workers get one each.
+        gpu_workers: extra local workers with the ``GPU`` resource, one per CUDA device (each
+            sees only its own); they run the CNN's inference for the CPU workers.
+        device: ``auto`` runs the CNN on the cluster's GPU workers when it has any, ``cuda``
+            requires them, ``cpu`` keeps it on CPUs everywhere.
         progress: called with (parcels done, parcels total) as partitions finish.
 
     Returns:
@@ -135,8 +147,8 @@ def run_batch(
                          risk_model=risk_model)
     folder = out / "partitions"
     folder.mkdir(parents=True, exist_ok=True)
-    manifest_path = folder / "manifest.json"
-    for stale in folder.glob("*.tmp"):
+    manifest_path = folder / MANIFEST
+    for stale in folder.glob(".*.tmp"):
         # Left by a writer killed mid-write: never a result, since results appear only by rename.
         stale.unlink(missing_ok=True)
     plan = plan_partitions(inputs, model.name, parcels_per_partition)
@@ -165,10 +177,14 @@ def run_batch(
 
     failed: dict[str, str] = {}
     if todo:
-        client, cluster = _connect(scheduler, workers, memory_limit, processes, gpu)
+        client, cluster = _connect(scheduler, workers, gpu_workers, memory_limit, processes)
         try:
-            failed = _measure_on_cluster(client, todo, inputs, model, folder, entries, manifest_path, retries,
-                                         {"GPU": 1} if gpu else None, on_done)
+            gpu_cluster = device != "cpu" and uses_gpu(model) and cluster_has_gpu(client.scheduler_info())
+            if device == "cuda" and not gpu_cluster:
+                raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
+                                 f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
+            failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
+                                         manifest_path, retries, on_done)
         finally:
             client.close()
             if cluster is not None:
@@ -181,7 +197,7 @@ def run_batch(
         if p.partition_id in failed:
             failed_rows[p.rows] = True
         else:
-            fill_stats(stats, pd.read_parquet(folder / p.file_name))
+            fill_stats(stats, folder / p.file_name)
     measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
     assessment = finish_assessment(inputs, model.name, measurements, outside, timings, started, failed=failed_rows,
                                    extent=output_extent(inputs.geoms, inputs.imagery))
@@ -189,25 +205,35 @@ def run_batch(
 
 
 def _connect(
-    scheduler: str | None, workers: int | None, memory_limit: str, processes: bool, gpu: bool
-) -> tuple[Client, LocalCluster | None]:
-    """A client of the scheduler at ``scheduler``, or of a new local cluster (returned too, to close it)."""
-    from distributed import Client, LocalCluster
+    scheduler: str | None, workers: int | None, gpu_workers: int, memory_limit: str, processes: bool
+) -> tuple[Client, SpecCluster | None]:
+    """A client of the scheduler at ``scheduler``, or of a new local cluster (returned too, to close it).
+
+    The local cluster has ``workers`` one-thread CPU workers and ``gpu_workers`` two-thread GPU
+    workers (``GPU`` resource, ``CUDA_VISIBLE_DEVICES`` set to their own device): their second
+    thread keeps inference flowing while the first measures a partition.
+    """
+    from distributed import Client, Nanny, Scheduler, SpecCluster, Worker
+    from distributed.system import MEMORY_LIMIT
 
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(
-        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=processes,
-        memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.ERROR,
-        resources={"GPU": 1} if gpu else None,
-    )
+    n_cpu = workers or os.cpu_count() or 1
+    limit = MEMORY_LIMIT // (n_cpu + gpu_workers) if memory_limit == "auto" else memory_limit
+    options = {"nthreads": 1, "memory_limit": limit}
+    specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(n_cpu)}
+    for i in range(gpu_workers):
+        gpu = {**options, "nthreads": 2, "resources": {GPU_RESOURCE: 1}}
+        specs[f"gpu-{i}"] = ({"cls": Nanny, "options": {**gpu, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+                             if processes else {"cls": Worker, "options": gpu})
+    cluster = SpecCluster(workers=specs, silence_logs=logging.ERROR,
+                          scheduler={"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None}})
     return Client(cluster), cluster
 
 
 def _measure_on_cluster(
-    client: Client, todo: list[Partition], inputs: AssessmentInputs, model: CroplandModel, folder: Path,
-    entries: dict[str, dict], manifest_path: Path, retries: int, resources: dict | None,
-    on_done: Callable[[int], None],
+    client: Client, todo: list[Partition], inputs: AssessmentInputs, model: CroplandModel, gpu_cluster: bool,
+    folder: Path, entries: dict[str, dict], manifest_path: Path, retries: int, on_done: Callable[[int], None],
 ) -> dict[str, str]:
     """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times.
 
@@ -216,11 +242,13 @@ def _measure_on_cluster(
     """
     from distributed import as_completed
 
+    parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
+
     def submit(partition: Partition) -> Future:
         entries[partition.partition_id]["attempts"] += 1
         return client.submit(
-            measure_partition, partition, inputs.geoms[partition.rows], inputs.imagery, inputs.config, model,
-            folder / partition.file_name, pure=False, resources=resources,
+            measure_partition, partition, parcel_ids[partition.rows], inputs.geoms[partition.rows], inputs.imagery,
+            inputs.config, model, gpu_cluster, folder / partition.file_name, pure=False,
         )
 
     futures = {submit(p): p for p in todo}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,7 +99,7 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
     finally:
         _kill_group(process)
     written = len(list(partitions.glob("part-*.parquet")))
-    manifest = json.loads((partitions / "manifest.json").read_text())
+    manifest = json.loads((partitions / "_manifest.json").read_text())
     assert 3 <= written < len(manifest["partitions"]), "the kill should land part-way through"
     assert not (out / "results.parquet").exists()
 
@@ -110,9 +111,9 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
     results = gpd.read_parquet(out / "results.parquet")
     assert not results["parcel_id"].duplicated().any()
     pd.testing.assert_frame_equal(results, assessed)
-    manifest = json.loads((partitions / "manifest.json").read_text())
+    manifest = json.loads((partitions / "_manifest.json").read_text())
     assert manifest["summary"] == {"done": len(manifest["partitions"]), "failed": 0, "pending": 0}
-    assert not list(partitions.glob("*.tmp"))
+    assert not list(partitions.glob(".*.tmp"))
 
 
 def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_windows: Path, tmp_path: Path,
@@ -134,7 +135,7 @@ def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, _batch_command(out, small_windows)[3:])
     assert result.exit_code == 3, result.output
-    manifest = json.loads((out / "partitions" / "manifest.json").read_text())
+    manifest = json.loads((out / "partitions" / "_manifest.json").read_text())
     failed = [p for p in manifest["partitions"] if p["status"] == "failed"]
     assert 1 <= len(failed) < len(manifest["partitions"]) and manifest["summary"]["failed"] == len(failed)
     assert all(p["attempts"] == 3 and p["error"] == "RuntimeError: simulated corrupt window" for p in failed)
@@ -144,3 +145,87 @@ def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_
     lost = results["reason_all"].str.contains("MEASUREMENT_FAILED")
     assert lost.sum() == sum(p["parcels"] for p in failed) and len(results) == 752
     assert (results.loc[lost, "status"] == "error").all() and (results.loc[~lost, "status"] == "ok").any()
+
+
+def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_rest_is_unaffected(
+        small_windows: Path, tmp_path: Path) -> None:
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    band = sorted(imagery.glob("*/B08.tif"))[1]
+    band.write_bytes(band.read_bytes()[: band.stat().st_size * 2 // 3])  # a download cut short
+    expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows).parcels
+    expected.to_parquet(tmp_path / "assess.parquet", index=False)
+    command = _batch_command(tmp_path / "out", small_windows)
+    command[command.index("--imagery") + 1] = str(imagery)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    results = gpd.read_parquet(tmp_path / "out" / "results.parquet")
+    pd.testing.assert_frame_equal(results, gpd.read_parquet(tmp_path / "assess.parquet"))
+    hit = results["reason_all"].str.contains("IMAGERY_READ_ERROR")
+    assert 0 < hit.sum() < len(results) and (results.loc[~hit, "status"] == "ok").any()
+    partitions = gpd.read_parquet(tmp_path / "out" / "partitions")  # the partitions as one GeoParquet dataset
+    assert partitions["read_error"].sum() == hit.sum() and partitions.crs is not None
+
+
+@pytest.fixture
+def gpu_cluster(tmp_path: Path):
+    """A real Dask cluster of processes: a scheduler, a CPU worker and a worker offering the GPU resource.
+
+    On a machine without CUDA the "GPU" worker runs the CNN on its CPU; what is tested is where
+    each task runs, which the resource alone decides.
+    """
+    from distributed import Client
+
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
+    processes = [subprocess.Popen([*dask, "scheduler", *common], start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cpu, gpu = ["--nthreads", "1", "--name", "cpu"], ["--nthreads", "2", "--name", "gpu", "--resources", "GPU=1"]
+        for extra in (cpu, gpu):
+            processes.append(subprocess.Popen([*dask, "worker", *common, *extra], start_new_session=True,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        client = Client(scheduler_file=str(scheduler_file))
+        client.wait_for_workers(2, timeout=60)
+        yield client
+        client.close()
+    finally:
+        for process in processes:
+            _kill_group(process)
+
+
+def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_windows: Path, gpu_cluster,
+                                                                     tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("cnn", device="cpu")
+    workers = {w["name"]: address for address, w in gpu_cluster.scheduler_info()["workers"].items()}
+    gpu_cluster.get_task_stream()  # starts the scheduler's record of where each task ran
+    batch = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model, config=small_windows,
+                      scheduler=gpu_cluster.scheduler.address, parcels_per_partition=100, device="cuda")
+    ran = pd.DataFrame(gpu_cluster.get_task_stream())
+    ran["function"] = ran["key"].str.split("-").str[0]
+    where = ran.groupby("function")["worker"].agg(set)
+    assert where["infer_on_gpu"] == {workers["gpu"]}, "inference must run on the GPU worker only"
+    assert workers["cpu"] in where["measure_partition"], "the CPU worker reads and measures partitions"
+    cpu_partitions = (ran["function"].eq("measure_partition") & ran["worker"].eq(workers["cpu"])).sum()
+    assert ran["function"].eq("infer_on_gpu").sum() >= cpu_partitions
+    assessed = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows, model=model)
+    pd.testing.assert_frame_equal(batch.assessment.parcels.drop(columns="geometry"),
+                                  assessed.parcels.drop(columns="geometry"), rtol=1e-5)
+
+
+def test_device_cuda_without_gpu_workers_is_a_clear_error(small_windows: Path, tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("cnn", device="cpu")
+    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model, config=small_windows,
+                  workers=1, processes=False, device="cuda")

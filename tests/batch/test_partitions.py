@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
-import pandas as pd
+import shapely
 import shapely.affinity
+from pyproj import CRS
 
 from farmcredit.batch.partitions import fill_stats, is_complete, plan_partitions, stats_frame, write_atomically
 from farmcredit.config import load_config
@@ -40,17 +42,28 @@ def test_a_moved_parcel_or_another_model_changes_the_ids(small_season) -> None:
     assert len(before - changed) == 1
 
 
-def test_stats_round_trip_through_a_partition_file_and_broken_files_are_incomplete(tmp_path: Path) -> None:
+def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_are_incomplete(
+        tmp_path: Path) -> None:
     stats = empty_stats(5, 3)
     stats["ndvi"][:] = np.arange(15.0).reshape(5, 3)
     stats["inside"][:] = 0.5
     stats["read_error"][2] = True
     rows = np.array([7, 1, 4, 0, 9])
     path = tmp_path / "part-x.parquet"
-    write_atomically(stats_frame(rows, stats), path)
-    assert is_complete(path, 5) and not is_complete(path, 6) and not list(tmp_path.glob("*.tmp"))
+    ids = np.array(["a", "b", "c", "d", "e"])
+    squares = shapely.box(rows * 10.0, 0.0, rows * 10.0 + 5.0, 5.0)
+    write_atomically(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path)
+    assert is_complete(path, 5) and not is_complete(path, 6) and not list(tmp_path.glob(".*.tmp"))
+    # A GeoParquet file (geo metadata, CRS, outlines), readable as a dataset with the folder's other parts.
+    write_atomically(stats_frame(rows + 10, ids, squares, CRS.from_epsg(32650), stats), tmp_path / "part-y.parquet")
+    (tmp_path / "_manifest.json").write_text("{}")
+    (tmp_path / ".part-z.parquet.0.tmp").write_bytes(b"half a file")
+    dataset = gpd.read_parquet(tmp_path)
+    assert len(dataset) == 10 and dataset.crs.to_epsg() == 32650
+    one = gpd.read_parquet(path)
+    assert list(one["parcel_id"]) == list(ids) and one.geometry.equals(gpd.GeoSeries(squares, crs=32650))
     full = empty_stats(10, 3)
-    fill_stats(full, pd.read_parquet(path))
+    fill_stats(full, path)
     assert np.array_equal(full["ndvi"][rows], stats["ndvi"]) and full["read_error"][4]
     assert np.isnan(full["ndvi"][2]).all()
     path.write_bytes(path.read_bytes()[:40])
