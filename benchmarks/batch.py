@@ -6,24 +6,28 @@ cluster (one thread per worker), runs `run_batch` against it as `--scheduler` wo
 parcels/s (whole run, and the measuring phase alone), the scaling ratio against one worker and
 the peak resident memory of each worker and of the driver.
 
+With ``--model cnn --gpu-workers N`` the cluster also gets N GPU workers (one per CUDA device),
+which run the CNN for the CPU workers, as ``farmcredit batch`` does.
+
 Usage: python benchmarks/batch.py --parcels 1000000 --tiles 4 [--dates 2] [--workers 1 2]
+                                  [--model rule|cnn] [--gpu-workers N]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assess_memory import write_parcels, write_season  # noqa: E402
 
 from farmcredit.batch import run_batch  # noqa: E402
+from farmcredit.batch.runner import local_cluster  # noqa: E402
 from farmcredit.config import load_config  # noqa: E402
 from farmcredit.segmentation import load_cropland_model  # noqa: E402
 
@@ -37,14 +41,14 @@ def _peak_rss_gib() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024**2
 
 
-def run(parcels: Path, imagery: Path, out: Path, workers: int, partition_parcels: int) -> dict[str, float]:
-    """One uninterrupted batch run on a fresh local cluster of ``workers`` workers."""
+def run(parcels: Path, imagery: Path, out: Path, workers: int, partition_parcels: int, model_name: str,
+        gpu_workers: int) -> dict[str, float]:
+    """One uninterrupted batch run on a fresh local cluster of ``workers`` (+ ``gpu_workers``) workers."""
     shutil.rmtree(out, ignore_errors=True)
     config = load_config()
-    model = load_cropland_model(None, config.cropland_rule)
+    model = load_cropland_model(model_name, config.cropland_rule, "cpu")
     ticks: list[float] = []
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with local_cluster(workers, gpu_workers) as cluster, Client(cluster) as client:
         started = time.perf_counter()
         result = run_batch(parcels, imagery, out, model=model, config=config, scheduler=cluster.scheduler_address,
                            parcels_per_partition=partition_parcels,
@@ -64,6 +68,8 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partition-parcels", type=int, default=5000)
+    parser.add_argument("--model", default="rule", help="cropland model: rule or cnn")
+    parser.add_argument("--gpu-workers", type=int, default=0, help="extra workers with the GPU resource")
     parser.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/batch"))
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -71,8 +77,10 @@ def main() -> None:
     imagery = write_season(args.cache, args.dates, args.tiles)
     parcels = write_parcels(args.cache, args.parcels, tiles=args.tiles)
     print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}", flush=True)
-    rows = [run(parcels, imagery, args.cache / "results", workers, args.partition_parcels) for workers in args.workers]
-    print(f"\n{args.tiles} tiles x {args.dates} dates, {rows[0]['partitions']} partitions\n"
+    rows = [run(parcels, imagery, args.cache / "results", workers, args.partition_parcels, args.model,
+                args.gpu_workers) for workers in args.workers]
+    print(f"\n{args.tiles} tiles x {args.dates} dates, {rows[0]['partitions']} partitions, model {args.model}, "
+          f"{args.gpu_workers} GPU workers\n"
           "| parcels | workers | wall s | parcels/s | measuring parcels/s | scaling | peak GiB/worker | driver GiB |\n"
           "|---|---|---|---|---|---|---|---|")
     for row in rows:

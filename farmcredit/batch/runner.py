@@ -207,28 +207,36 @@ def run_batch(
 def _connect(
     scheduler: str | None, workers: int | None, gpu_workers: int, memory_limit: str, processes: bool
 ) -> tuple[Client, SpecCluster | None]:
-    """A client of the scheduler at ``scheduler``, or of a new local cluster (returned too, to close it).
-
-    The local cluster has ``workers`` one-thread CPU workers and ``gpu_workers`` two-thread GPU
-    workers (``GPU`` resource, ``CUDA_VISIBLE_DEVICES`` set to their own device): their second
-    thread keeps inference flowing while the first measures a partition.
-    """
-    from distributed import Client, Nanny, Scheduler, SpecCluster, Worker
-    from distributed.system import MEMORY_LIMIT
+    """A client of the scheduler at ``scheduler``, or of a new ``local_cluster`` (returned too, to close it)."""
+    from distributed import Client
 
     if scheduler:
         return Client(scheduler), None
-    n_cpu = workers or os.cpu_count() or 1
-    limit = MEMORY_LIMIT // (n_cpu + gpu_workers) if memory_limit == "auto" else memory_limit
+    cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
+    return Client(cluster), cluster
+
+
+def local_cluster(
+    workers: int, gpu_workers: int = 0, memory_limit: str = "auto", processes: bool = True
+) -> SpecCluster:
+    """A Dask cluster on this machine: ``workers`` one-thread CPU workers and ``gpu_workers`` GPU workers.
+
+    GPU workers offer the ``GPU`` resource, see only their own CUDA device (``CUDA_VISIBLE_DEVICES``)
+    and have two threads: the second keeps inference flowing while the first measures a partition.
+    ``memory_limit`` is per worker ("auto": the machine's memory shared among them).
+    """
+    from distributed import Nanny, Scheduler, SpecCluster, Worker
+    from distributed.system import MEMORY_LIMIT
+
+    limit = MEMORY_LIMIT // (workers + gpu_workers) if memory_limit == "auto" else memory_limit
     options = {"nthreads": 1, "memory_limit": limit}
-    specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(n_cpu)}
+    specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(workers)}
     for i in range(gpu_workers):
         gpu = {**options, "nthreads": 2, "resources": {GPU_RESOURCE: 1}}
         specs[f"gpu-{i}"] = ({"cls": Nanny, "options": {**gpu, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
                              if processes else {"cls": Worker, "options": gpu})
-    cluster = SpecCluster(workers=specs, silence_logs=logging.ERROR,
-                          scheduler={"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None}})
-    return Client(cluster), cluster
+    return SpecCluster(workers=specs, silence_logs=logging.ERROR,
+                       scheduler={"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None}})
 
 
 def _measure_on_cluster(

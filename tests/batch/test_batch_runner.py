@@ -220,12 +220,17 @@ def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_window
                                   assessed.parcels.drop(columns="geometry"), rtol=1e-5)
 
 
-def test_device_cuda_without_gpu_workers_is_a_clear_error(small_windows: Path, tmp_path: Path) -> None:
+def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_error(
+        small_windows: Path, tmp_path: Path) -> None:
     from farmcredit.batch import run_batch
     from farmcredit.errors import InputError
     from farmcredit.segmentation import load_cropland_model
 
     model = load_cropland_model("cnn", device="cpu")
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", model=model,
+                            config=small_windows, workers=1, processes=False, device="cuda")
     with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
-        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model, config=small_windows,
-                  workers=1, processes=False, device="cuda")
+        run(tmp_path / "none")
+    local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200)
+    assert not local.failed and local.partitions > 1
+    assert (local.assessment.parcels["model_version"] == model.name).all()
