@@ -63,6 +63,17 @@ def test_pixels_without_a_clear_date_or_with_nan_are_nan(model) -> None:
     assert np.isnan(model.predict(reflectance, np.zeros_like(clear), MODEL_BANDS).crop_probability).all()
 
 
+def test_a_band_with_no_value_anywhere_counts_as_absent_not_as_a_mask(model) -> None:
+    reflectance, clear = season(2)
+    b8a = MODEL_BANDS.index("B8A")
+    reflectance[:, b8a] = np.nan  # e.g. a product or label set without B8A
+    without = tuple(b for b in MODEL_BANDS if b != "B8A")
+    expected = model.predict(np.delete(reflectance, b8a, axis=1), clear, without).crop_probability
+    got = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    assert np.isfinite(got[clear.any(axis=0)]).all()
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_tiled_inference_equals_one_pass_whatever_the_chip_size(model) -> None:
     reflectance, clear = season(2, rows=230, cols=170)
     whole = CnnCroplandModel(model.net, model.card, "cpu", chip_px=512).predict(reflectance, clear, MODEL_BANDS)
