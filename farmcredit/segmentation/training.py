@@ -52,7 +52,7 @@ class TrainingConfig:
         checkpoint_every: steps between checkpoints.
     """
 
-    steps: int = 10000
+    steps: int = 16000
     learning_rate: float = 3e-3
     seed: int = 0
     width: int = 24
