@@ -52,13 +52,13 @@ def test_slovenia_land_use_classes_have_sane_summer_ndvi(shared_data: Path, tmp_
     assert by_class["artificial surface"] < by_class["grassland"], by_class.to_dict()
 
 
-def test_ftw_austria_parcels_over_river_and_field_have_sane_ndvi(shared_data: Path) -> None:
+def _ftw_austria_river_and_field(shared_data: Path):
+    """The FTW Austria stack (two dates of red, green, blue, NIR) and two parcels on it."""
     from datetime import date
 
     import shapely
 
     from farmcredit.imagery import open_imagery
-    from farmcredit.pipeline import run_assessment
 
     early, late = date(2021, 6, 17), date(2021, 9, 25)
     layout = [(day, band) for day in (early, late) for band in ("B04", "B03", "B02", "B08")]
@@ -66,9 +66,31 @@ def test_ftw_austria_parcels_over_river_and_field_have_sane_ndvi(shared_data: Pa
     # Seen on the true-colour image: the Inn river, and a crop field north of it.
     river = shapely.box(360970, 5349170, 361030, 5349230)
     field = shapely.box(361480, 5351180, 361520, 5351220)
-    parcels = gpd.GeoDataFrame({"parcel_id": ["river", "field"]}, geometry=[river, field], crs=imagery.crs)
+    return imagery, gpd.GeoDataFrame({"parcel_id": ["river", "field"]}, geometry=[river, field], crs=imagery.crs)
+
+
+def test_ftw_austria_parcels_over_river_and_field_have_sane_ndvi(shared_data: Path) -> None:
+    from farmcredit.pipeline import run_assessment
+
+    imagery, parcels = _ftw_austria_river_and_field(shared_data)
     results = run_assessment(parcels, imagery).parcels.set_index("parcel_id")
     assert results.loc["river", "ndvi_peak"] < 0
     assert 0.5 <= results.loc["field", "ndvi_peak"] <= 0.95
     assert (results["clear_observations"] == 2).all()
     assert results["polygon_area_ha"].tolist() == pytest.approx([0.36, 0.16])
+
+
+def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared_data: Path) -> None:
+    """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
+
+    The rule gives no probability from two dates (FEW_CLEAR_OBSERVATIONS); the CNN does.
+    """
+    from farmcredit.pipeline import run_assessment
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery, parcels = _ftw_austria_river_and_field(shared_data)
+    model = load_cropland_model("cnn", device="cpu")
+    results = run_assessment(parcels, imagery, model=model).parcels.set_index("parcel_id")
+    assert results.loc["river", "cultivated_fraction"] == 0.0
+    assert results.loc["field", "cultivated_fraction"] >= 0.5
+    assert (results["model_version"] == model.name).all()
