@@ -94,11 +94,13 @@ def evaluate_scene(model: CnnCroplandModel, scene: LabelledScene) -> dict:
 
 
 def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
-    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group."""
-    predicted = patch_probability(model, patches) >= 0.5
+    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop)."""
+    probability = patch_probability(model, patches)
+    predicted = probability >= 0.5
     per_group = {g: binary_metrics(predicted[patches.group == g], patches.is_crop[patches.group == g])["accuracy"]
                  for g in np.unique(patches.group)}
-    return {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group}
+    return {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group,
+            "reliability": reliability_table(probability, patches.is_crop.astype(float))}
 
 
 def evaluate_path(model: CnnCroplandModel, data: str | Path) -> dict:
@@ -129,7 +131,7 @@ def format_report(report: dict) -> str:
     for group, accuracy in report.get("accuracy_per_group", {}).items():
         lines.append(f"  {group}: accuracy {accuracy:.4f}")
     if "reliability" in report:
-        lines.append("reliability (P(crop) bin, pixels, mean predicted, observed crop share):")
+        lines.append("reliability (P(crop) bin, count, mean predicted, observed crop share):")
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
     return "\n".join(lines)
