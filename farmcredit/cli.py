@@ -180,8 +180,15 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
+    if scheduler and (workers or gpu_workers):
+        raise click.UsageError("--workers and --gpu-workers size a local cluster; with --scheduler, start "
+                               "the workers yourself (dask worker ... [--resources GPU=1])")
+    devices = local_gpu_count(model)
     if gpu_workers is None:
-        gpu_workers = 0 if device == "cpu" or scheduler else local_gpu_count(model)
+        gpu_workers = 0 if device == "cpu" or scheduler else devices
+    elif gpu_workers > devices:
+        console.print(f"[yellow]warning:[/] {gpu_workers} GPU workers but {devices} CUDA devices here: "
+                      "the extra workers run the CNN on their CPU", highlight=False)
     window = parse_season(season)
     imagery = open_imagery(imagery_src, window)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),

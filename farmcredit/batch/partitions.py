@@ -30,6 +30,10 @@ from rasterio.windows import Window
 
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
+# Part of every partition id: files an older farmcredit wrote (another layout) are never reused.
+PARTITION_FORMAT = "geoparquet-1"
+MANIFEST = "_manifest.json"
+
 
 @dataclass(frozen=True, eq=False)  # arrays inside: identity, not value, equality
 class Partition:
@@ -57,7 +61,8 @@ def plan_partitions(inputs: AssessmentInputs, model_name: str, parcels_per_parti
     Example:
         >>> parts = plan_partitions(load_inputs("parcels.gpkg", "S2/"), "rule-v1", 5000)  # doctest: +SKIP
     """
-    run_key = "|".join([inputs.config.config_hash(), model_name, *(s.scene_id for s in inputs.imagery.scenes)])
+    run_key = "|".join([PARTITION_FORMAT, inputs.config.config_hash(), model_name,
+                        *(s.scene_id for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]
     size = 0
@@ -84,7 +89,6 @@ def plan_partitions(inputs: AssessmentInputs, model_name: str, parcels_per_parti
     return partitions
 
 
-MANIFEST = "_manifest.json"
 
 
 def stats_frame(

@@ -1,15 +1,19 @@
 """Where the cropland model runs on a cluster: GPU workers run the CNN, CPU workers read and measure.
 
 A worker started with the Dask resource ``GPU`` (``dask worker --resources GPU=1``) is a GPU
-worker. When the cluster has one and the model can use it, a partition measured on a CPU worker
-reads its windows and computes its statistics there but sends each window's inference as a task
-that needs ``GPU`` (``GpuInference``); a partition that lands on a GPU worker runs the model in
-place. No task ever waits for a slot its own worker holds, so the split cannot deadlock, and each
-worker holds one partition's window at a time, so memory stays that of a plain run.
+worker. When the cluster has one and the model can use it, partitions go to the CPU workers
+(``cpu_workers``; a loose restriction: they run elsewhere if no CPU worker is left, and Dask's work
+stealing may hand one to an idle GPU worker).
+A partition reads its windows and computes its statistics there but sends each window's
+inference to a GPU worker (``GpuInference``): the window's bands stay on the CPU worker (scattered
+there, never through the scheduler) and the GPU worker fetches them. A partition that does land on
+a GPU worker runs the network in place. No task waits on a slot its own worker holds, so the split
+cannot deadlock, and each CPU worker holds one window at a time, so memory stays that of a plain run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +23,11 @@ from farmcredit.imagery import SeasonCube
 from farmcredit.segmentation import CroplandModel
 
 GPU_RESOURCE = "GPU"
+# A CPU worker gives up on a window's inference after this long (no GPU worker left, say): its
+# partition fails, is retried, then recorded failed like any other.
+INFERENCE_TIMEOUT_S = 900.0
+# Per process: the model on this worker's device, by name and weights hash (moved once, not per window).
+_ON_DEVICE: dict[tuple[str, str], CroplandModel] = {}
 
 
 def uses_gpu(model: CroplandModel) -> bool:
@@ -40,7 +49,7 @@ def on_this_worker(model: CroplandModel, gpu_cluster: bool) -> CroplandModel:
     """
     if not gpu_cluster:
         return model
-    return model.on_device("auto") if _worker_has_gpu() else GpuInference(model)
+    return _on_this_device(model) if _worker_has_gpu() else GpuInference(model)
 
 
 def local_gpu_count(model: CroplandModel) -> int:
@@ -50,6 +59,23 @@ def local_gpu_count(model: CroplandModel) -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def visible_device(i: int) -> str:
+    """The ``CUDA_VISIBLE_DEVICES`` value for the i-th local GPU worker, within what this process may see."""
+    allowed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return allowed[i] if i < len(allowed) else str(i)
+
+
+def cluster_has_gpu(scheduler_info: Mapping) -> bool:
+    """True when any worker of the cluster (``Client.scheduler_info()``) offers the ``GPU`` resource."""
+    return any(w.get("resources", {}).get(GPU_RESOURCE) for w in scheduler_info.get("workers", {}).values())
+
+
+def cpu_workers(scheduler_info: Mapping) -> list[str]:
+    """Addresses of the cluster's workers without the ``GPU`` resource."""
+    return [address for address, w in scheduler_info.get("workers", {}).items()
+            if not w.get("resources", {}).get(GPU_RESOURCE)]
 
 
 @dataclass(frozen=True)
@@ -70,22 +96,35 @@ class GpuInference:
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """P(cropland) for the window, computed on a GPU worker (this thread waits for it)."""
-        from distributed import get_client
+        from distributed import get_client, get_worker
 
-        # Ahead of queued partitions on a GPU worker, so its CPU-worker clients never starve.
-        future = get_client().submit(infer_on_gpu, self.model, cube, indices, resources={GPU_RESOURCE: 1},
-                                     priority=10, pure=False)
-        return future.result()
+        client = get_client()
+        # Kept on this worker: the GPU worker fetches it directly, the scheduler never carries it.
+        [bands] = client.scatter([(cube.reflectance, cube.clear, tuple(cube.bands))], workers=[get_worker().address],
+                                 direct=True, hash=False)
+        future = client.submit(infer_on_gpu, self.model, bands, resources={GPU_RESOURCE: 1}, priority=10,
+                               pure=False)
+        try:
+            return future.result(timeout=INFERENCE_TIMEOUT_S)
+        finally:
+            future.release()
+            bands.release()
 
 
-def infer_on_gpu(model: CroplandModel, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The inference task: the model on this worker's device, applied to one window."""
-    return model.on_device("auto").predict_proba(cube, indices)
+def infer_on_gpu(model: CroplandModel, bands: tuple[np.ndarray, np.ndarray, tuple[str, ...]]) -> np.ndarray:
+    """The inference task: the model on this worker's device, applied to one window's bands."""
+    reflectance, clear, names = bands
+    return _on_this_device(model).predict(reflectance, clear, names).crop_probability
 
 
-def cluster_has_gpu(scheduler_info: Mapping) -> bool:
-    """True when any worker of the cluster (``Client.scheduler_info()``) offers the ``GPU`` resource."""
-    return any(w.get("resources", {}).get(GPU_RESOURCE) for w in scheduler_info.get("workers", {}).values())
+def _on_this_device(model: CroplandModel) -> CroplandModel:
+    card = getattr(model, "card", None)
+    if card is None or not card.weights_sha256:
+        return model.on_device("auto")  # weights not from a file: no key to cache them by
+    key = (card.name, card.weights_sha256)
+    if key not in _ON_DEVICE:
+        _ON_DEVICE[key] = model.on_device("auto")
+    return _ON_DEVICE[key]
 
 
 def _worker_has_gpu() -> bool:

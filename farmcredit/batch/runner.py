@@ -36,7 +36,15 @@ from farmcredit.batch.partitions import (
     write_atomically,
     write_manifest,
 )
-from farmcredit.batch.placement import GPU_RESOURCE, cluster_has_gpu, on_this_worker, portable, uses_gpu
+from farmcredit.batch.placement import (
+    GPU_RESOURCE,
+    cluster_has_gpu,
+    cpu_workers,
+    on_this_worker,
+    portable,
+    uses_gpu,
+    visible_device,
+)
 from farmcredit.config import Config
 from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
@@ -123,7 +131,7 @@ def run_batch(
 
     Args:
         parcels, imagery, season, config, parcels_crs, risk_model: as for ``run_assessment``.
-        out: output folder; partition files and ``manifest.json`` go to ``out/partitions``.
+        out: output folder; partition files and ``_manifest.json`` go to ``out/partitions``.
         model: the cropland model (sent to the workers).
         scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a
             local cluster of ``workers`` processes (default: one per core), one thread each.
@@ -148,10 +156,14 @@ def run_batch(
     folder = out / "partitions"
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / MANIFEST
-    for stale in folder.glob(".*.tmp"):
-        # Left by a writer killed mid-write: never a result, since results appear only by rename.
-        stale.unlink(missing_ok=True)
     plan = plan_partitions(inputs, model.name, parcels_per_partition)
+    current = {p.file_name for p in plan}
+    for stale in [*folder.glob("*.tmp"), *folder.glob(".*.tmp"), *folder.glob("part-*.parquet"),
+                  folder / "manifest.json"]:
+        # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
+        # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
     previous = read_manifest(manifest_path)
     entries = {
         p.partition_id: {"id": p.partition_id, "parcels": len(p.rows), "status": "pending",
@@ -180,7 +192,7 @@ def run_batch(
         client, cluster = _connect(scheduler, workers, gpu_workers, memory_limit, processes)
         try:
             gpu_cluster = device != "cpu" and uses_gpu(model) and cluster_has_gpu(client.scheduler_info())
-            if device == "cuda" and not gpu_cluster:
+            if device == "cuda" and uses_gpu(model) and not gpu_cluster:
                 raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
                                  f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
             failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
@@ -229,14 +241,15 @@ def local_cluster(
     from distributed.system import MEMORY_LIMIT
 
     limit = MEMORY_LIMIT // (workers + gpu_workers) if memory_limit == "auto" else memory_limit
-    options = {"nthreads": 1, "memory_limit": limit}
+    # Loopback only, as LocalCluster: a scheduler runs pickled code for whoever reaches it.
+    options = {"nthreads": 1, "memory_limit": limit, "host": "127.0.0.1", "silence_logs": logging.ERROR}
     specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(workers)}
     for i in range(gpu_workers):
         gpu = {**options, "nthreads": 2, "resources": {GPU_RESOURCE: 1}}
-        specs[f"gpu-{i}"] = ({"cls": Nanny, "options": {**gpu, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+        specs[f"gpu-{i}"] = ({"cls": Nanny, "options": {**gpu, "env": {"CUDA_VISIBLE_DEVICES": visible_device(i)}}}
                              if processes else {"cls": Worker, "options": gpu})
-    return SpecCluster(workers=specs, silence_logs=logging.ERROR,
-                       scheduler={"cls": Scheduler, "options": {"dashboard": False, "dashboard_address": None}})
+    scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": None}
+    return SpecCluster(workers=specs, silence_logs=logging.ERROR, scheduler={"cls": Scheduler, "options": scheduler})
 
 
 def _measure_on_cluster(
@@ -251,12 +264,16 @@ def _measure_on_cluster(
     from distributed import as_completed
 
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
+    # With GPU workers, partitions prefer the CPU workers so the GPU workers' threads stay free for
+    # inference; loosely, so that they still run somewhere if no CPU worker is left.
+    readers = cpu_workers(client.scheduler_info()) if gpu_cluster else []
 
     def submit(partition: Partition) -> Future:
         entries[partition.partition_id]["attempts"] += 1
         return client.submit(
             measure_partition, partition, parcel_ids[partition.rows], inputs.geoms[partition.rows], inputs.imagery,
             inputs.config, model, gpu_cluster, folder / partition.file_name, pure=False,
+            workers=readers or None, allow_other_workers=bool(readers),
         )
 
     futures = {submit(p): p for p in todo}
