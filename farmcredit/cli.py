@@ -354,7 +354,7 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def evaluate(model: str, data: Path, device: str) -> None:
-    """Score cropland MODEL ('cnn', or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
+    """Score cropland MODEL ('cnn', 'rule' or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
 
     DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
     Digital Earth Africa folder (all regions) or region.
@@ -362,6 +362,7 @@ def evaluate(model: str, data: Path, device: str) -> None:
     \b
     Example:
       farmcredit evaluate cnn ../shared/data/labels/deafrica-cropmask/northern
+      farmcredit evaluate rule my-labelled-scene/      # the rule side by side on the same labels
     """
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path, format_report

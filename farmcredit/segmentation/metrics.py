@@ -16,6 +16,7 @@ from farmcredit.segmentation.data import (
     load_eurosat,
     load_labelled_scene,
 )
+from farmcredit.segmentation.rule import PhenologyRule
 
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -69,11 +70,19 @@ def fit_calibration(probability: np.ndarray, observed: np.ndarray) -> dict[str, 
     return {"a": round(float(params[0].detach()), 4), "b": round(float(params[1].detach()), 4)}
 
 
-def scene_pixels(model: CnnCroplandModel, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
-    """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label."""
+def scene_pixels(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
+    """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label.
+
+    The rule reads the scene's clear NDVI (B08, B04), as in ``assess``.
+    """
     from farmcredit.segmentation.card import MODEL_BANDS
 
-    probability = model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability
+    if isinstance(model, PhenologyRule):
+        nir, red = (scene.reflectance[:, MODEL_BANDS.index(b)] for b in ("B08", "B04"))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probability = model.probability_from_ndvi(np.where(scene.clear, (nir - red) / (nir + red), np.nan))
+    else:
+        probability = model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability
     known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
     return probability[known], scene.crop_cover[known]
 
@@ -86,7 +95,7 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
     return np.nanmean(probability.reshape(len(probability), -1), axis=1)
 
 
-def evaluate_scene(model: CnnCroplandModel, scene: LabelledScene) -> dict:
+def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
     """Pixel metrics (crop = cover >= 50%) and reliability table on a labelled scene."""
     probability, cover = scene_pixels(model, scene)
     return {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
@@ -103,11 +112,18 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
             "reliability": reliability_table(probability, patches.is_crop.astype(float))}
 
 
-def evaluate_path(model: CnnCroplandModel, data: str | Path) -> dict:
-    """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region."""
+def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path) -> dict:
+    """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
+
+    Raises:
+        InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
+    """
     data = Path(data)
     if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
         return evaluate_scene(model, load_labelled_scene(data))
+    if isinstance(model, PhenologyRule):
+        raise InputError(f"{data}: the phenology rule scores labelled scenes only; EuroSAT and DEA give one or two "
+                         f"dates per pixel, fewer than the {model.config.min_clear_dates} clear dates it needs")
     if (data / "training_data.txt").is_file():
         return evaluate_patches(model, load_dea(data.parent, (data.name,)), "dea")
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))

@@ -65,3 +65,18 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
     missing = CliRunner().invoke(cli, ["train", str(small_season.imagery_dir), "--out", str(weights), "--steps", "1"])
     assert isinstance(missing.exception, InputError)  # the entry point prints it and exits 2
     assert "no landcover.tif, labels.tif or labels.gpkg" in str(missing.exception)
+
+
+def test_evaluate_scores_the_rule_and_the_cnn_side_by_side_on_the_same_labels(small_season, tmp_path: Path) -> None:
+    from farmcredit.cli import cli
+
+    scores = {}
+    for name in ("rule", "cnn"):
+        result = CliRunner().invoke(cli, ["evaluate", name, str(small_season.root), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        scores[name] = float(result.output.split("accuracy=")[1].split()[0])
+    assert min(scores.values()) > 0.8, scores  # both tell crop from the rest on a simulated season
+    (tmp_path / "region").mkdir()
+    (tmp_path / "region" / "training_data.txt").write_text("# Class blue_S1\n1 0.1\n")
+    refused = CliRunner().invoke(cli, ["evaluate", "rule", str(tmp_path / "region")])
+    assert isinstance(refused.exception, InputError) and "labelled scenes only" in str(refused.exception)
