@@ -42,6 +42,7 @@ class CroplandRuleConfig(_Frozen):
     scale: Annotated[float, Field(gt=0.0)] = 0.04
     min_clear_dates: Annotated[int, Field(ge=2)] = 3
     interval_thresholds: tuple[Fraction, Fraction] = (0.25, 0.75)
+    mixed_margin: Annotated[float, Field(ge=0.0)] = 0.067
 
     @field_validator("interval_thresholds")
     @classmethod

@@ -52,20 +52,16 @@ class TruthScore:
 
 def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScore:
     """Compare per-parcel results with the simulator's truth table, joined on ``parcel_id``."""
-    joined = truth.merge(pd.DataFrame(results.drop(columns="geometry", errors="ignore")), on="parcel_id",
-                         suffixes=("_truth", ""))
+    joined = _join(results, truth)
     broken = joined["broken_geometry"].astype(str).str.lower() == "true"
-    scored = joined[(joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken & (joined["status"] != "error")]
+    scored = joined[_scored(joined)]
     true_area = scored["true_cultivated_area_ha"].to_numpy()
     estimate = scored["cultivated_area_ha"].to_numpy()
     reference = np.where(true_area > 0, true_area, scored["polygon_area_ha_truth"].to_numpy())
     within = np.abs(estimate - true_area) <= AREA_TOLERANCE * reference
     cultivated = true_area > 0
     relative = np.abs(estimate[cultivated] - true_area[cultivated]) / true_area[cultivated]
-    low, high = scored["cultivated_area_low_ha"].to_numpy(), scored["cultivated_area_high_ha"].to_numpy()
-    # Truth areas come from the simulator's own projection of the polygons: allow for rounding.
-    slack = 1e-4 * scored["polygon_area_ha_truth"].to_numpy()
-    inside = (low <= true_area + slack) & (true_area - slack <= high)
+    inside = _distance_outside(scored) <= 0
     flagged = joined["reason_all"].fillna("").str.contains("AREA_OVERSTATED", regex=False)
     over = joined["over_declared"].astype(str).str.lower() == "true"
     crop_rows = scored[cultivated]
@@ -79,3 +75,42 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
         honest_flagged=float((~over & flagged & ~broken).sum() / max((~over & ~broken).sum(), 1)),
         crop_accuracy=float(np.mean(crop_rows["crop"] == crop_rows["true_crop"])) if len(crop_rows) else float("nan"),
     )
+
+
+def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarray, level: float = 0.8) -> float:
+    """The interval margin (``mixed_margin``) that puts the truth inside the interval for ``level`` of the parcels.
+
+    Split-conformal: ``results`` is an assessment made with no margin and ``mixed`` each of its
+    rows' ``mixed_cell_share``; each scored parcel needs the margin that stretches its interval to
+    its true area (0 if already inside), and the answer is the conformal ``level`` quantile of those.
+    Fit it on a scene the model was not trained on, and check it on another.
+    """
+    joined = _join(results.assign(mixed_cell_share=mixed), truth)
+    scored = joined[_scored(joined)]
+    area = scored["polygon_area_ha"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        needed = np.where(_distance_outside(scored) <= 0, 0.0,
+                          np.abs(scored["cultivated_area_ha"].to_numpy() - scored["true_cultivated_area_ha"].to_numpy())
+                          / (scored["mixed_cell_share"].to_numpy() * area))
+    rank = min(int(np.ceil((len(needed) + 1) * level)), len(needed))  # the conformal rank
+    return float(np.sort(np.nan_to_num(needed, nan=np.inf))[rank - 1])
+
+
+def _join(results: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    return truth.merge(pd.DataFrame(results.drop(columns="geometry", errors="ignore")), on="parcel_id",
+                       suffixes=("_truth", ""))
+
+
+def _scored(joined: pd.DataFrame) -> pd.Series:
+    """Parcels of at least 0.1 ha with a valid geometry and a result."""
+    broken = joined["broken_geometry"].astype(str).str.lower() == "true"
+    return (joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken & (joined["status"] != "error")
+
+
+def _distance_outside(scored: pd.DataFrame) -> np.ndarray:
+    """How far (ha) the true cultivated area lies outside the low-high interval; <= 0 inside."""
+    true_area = scored["true_cultivated_area_ha"].to_numpy()
+    low, high = scored["cultivated_area_low_ha"].to_numpy(), scored["cultivated_area_high_ha"].to_numpy()
+    # Truth areas come from the simulator's own projection of the polygons: allow for rounding.
+    slack = 1e-4 * scored["polygon_area_ha_truth"].to_numpy()
+    return np.fmax(low - true_area, true_area - high) - slack

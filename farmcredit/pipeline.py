@@ -318,7 +318,8 @@ def measure_windows(
         stats["ndmi"][members] = zonal_stats(coverage, indices["ndmi"], cell_area=cell_area, percentiles=())["mean"]
         inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
-        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds)
+        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,
+                                         getattr(model, "mixed_margin", 0.0))
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
         stats["read_error"][members] |= bool(cube.read_errors)
@@ -404,7 +405,7 @@ def output_extent(geoms: np.ndarray, imagery: Imagery) -> Window | None:
 
 
 def cultivated_fractions(
-    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float]
+    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float], mixed_margin: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cultivated share of each parcel: the estimate and a (low, high) interval.
 
@@ -412,7 +413,9 @@ def cultivated_fractions(
     weighted by the square of their coverage fraction: a cell mostly inside the parcel speaks
     for it, an edge cell is mostly the neighbour's land mixed in. The interval spans the same
     share at the stricter cut thresholds[1] and the looser cut thresholds[0] (the model's
-    doubt) and the share with plain coverage weights (the doubt about mixed edge cells).
+    doubt), the share with plain coverage weights (the doubt about mixed edge cells), and the
+    estimate -/+ ``mixed_margin`` x ``mixed_cell_share`` (a margin calibrated per model on a
+    held-out scene), within 0-1.
     """
     p = probability[coverage.row, coverage.col].astype(np.float64)
     known = np.isfinite(p)
@@ -427,9 +430,19 @@ def cultivated_fractions(
             )
 
     estimate, plain = share(CROPLAND_CUT, 2), share(CROPLAND_CUT, 1)
-    low = np.fmin(share(thresholds[1], 2), plain)
-    high = np.fmax(share(thresholds[0], 2), plain)
+    margin = mixed_margin * mixed_cell_share(coverage)
+    low = np.clip(np.fmin(share(thresholds[1], 2), np.fmin(plain, estimate - margin)), 0.0, 1.0)
+    high = np.clip(np.fmax(share(thresholds[0], 2), np.fmax(plain, estimate + margin)), 0.0, 1.0)
     return estimate, low, high
+
+
+def mixed_cell_share(coverage: Coverage) -> np.ndarray:
+    """Per parcel, the share of its area that lies in cells it only partly covers (its edge cells)."""
+    n = coverage.n_parcels
+    edge = np.where(coverage.fraction < 1.0 - 1e-9, coverage.fraction, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(coverage.parcel, edge, minlength=n) / np.bincount(coverage.parcel, coverage.fraction,
+                                                                             minlength=n)
 
 
 def _season_series(parcel_ids: pd.Series, measurements: ParcelMeasurements) -> pd.DataFrame:

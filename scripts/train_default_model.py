@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from farmcredit.evaluation import score_against_truth
-from farmcredit.pipeline import run_assessment
+from farmcredit.evaluation import mixed_margin_for, score_against_truth
+from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import load_dea, load_eurosat, load_labelled_scene, split_eurosat
@@ -33,6 +33,7 @@ from farmcredit.segmentation.metrics import (
 )
 from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train
 from farmcredit.simulate import simulate_season
+from farmcredit.zonal import coverage_fractions
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO.parent / "shared" / "data" / "labels"
@@ -75,6 +76,15 @@ def area_scores(model, folders: list[Path]) -> dict:
             "interval_coverage": round(score.interval_coverage, 4)}
 
 
+def margin(model, folder: Path, level: float = 0.8) -> float:
+    """The model's ``mixed_margin`` fitted on a labelled simulated scene (the model must carry none)."""
+    parcels, imagery = folder / "parcels.geojson", folder / "imagery"
+    inputs = load_inputs(parcels, imagery)
+    mixed = mixed_cell_share(coverage_fractions(inputs.geoms, inputs.imagery.transform, inputs.imagery.shape))
+    results = run_assessment(parcels, imagery, model=model).parcels
+    return mixed_margin_for(results, pd.read_csv(folder / "truth.csv", dtype={"parcel_id": str}), mixed, level)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=TrainingConfig.steps)
@@ -98,9 +108,12 @@ def main() -> None:
 
     net, card, _ = train(data, config, device="cpu", checkpoint=args.work / "checkpoint.safetensors",
                          progress=progress)
-    calibration_scene = load_labelled_scene(scene(args.work, CALIBRATION_SEED))
+    calibration_folder = scene(args.work, CALIBRATION_SEED)
+    calibration_scene = load_labelled_scene(calibration_folder)
     uncalibrated = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2"), device="cpu")
     calibration = fit_calibration(*scene_pixels(uncalibrated, calibration_scene))
+    model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
+    calibration["mixed_margin"] = round(margin(model, calibration_folder), 3)  # see calibrate_area_interval.py
     model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
 
     test_folders = [scene(args.work, s) for s in TEST_SEEDS]

@@ -33,3 +33,8 @@ def test_every_over_declared_parcel_is_flagged(score) -> None:
     assert score.overdeclared > 0
     assert score.overdeclared_flagged == score.overdeclared
     assert score.honest_flagged <= 0.10
+
+
+def test_the_calibrated_area_interval_holds_the_truth_for_at_least_80_percent(score) -> None:
+    # The margin was fitted on another simulated scene (seed 201) for 80%: this is its out-of-sample check.
+    assert score.interval_coverage >= 0.80

@@ -94,6 +94,11 @@ class GpuInference:
         """The bands the wrapped model reads."""
         return tuple(getattr(self.model, "bands", ()))
 
+    @property
+    def mixed_margin(self) -> float:
+        """The wrapped model's cultivated-area interval margin."""
+        return float(getattr(self.model, "mixed_margin", 0.0))
+
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """P(cropland) for the window, computed on a GPU worker (this thread waits for it)."""
         from distributed import get_client, get_worker

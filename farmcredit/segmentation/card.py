@@ -36,7 +36,8 @@ class ModelCard:
         band_std: per-band reflectance (0-1) standard deviation used to normalise the input.
         classes: output classes; index 0 is non-crop, the rest are crop classes.
         width: channels of the network's first level.
-        calibration: Platt scaling ``{"a": ..., "b": ...}`` of the crop logit.
+        calibration: Platt scaling ``{"a": ..., "b": ...}`` of the crop logit, and optionally the
+            cultivated-area interval's ``mixed_margin`` (see ``pipeline.cultivated_fractions``).
         weights_sha256: hash of the safetensors file; a mismatch is refused.
         training: data, splits, hashes, seed and time of training.
         metrics: per evaluation set, its metrics.

@@ -90,6 +90,11 @@ class CnnCroplandModel:
             raise InputError(f"{weights}: weights do not fit the network its card describes ({exc})") from exc
         return cls(net, card, device, **options)
 
+    @property
+    def mixed_margin(self) -> float:
+        """Widening of the cultivated-area interval per unit of edge-cell share, from the card's calibration."""
+        return float(self.card.calibration.get("mixed_margin", 0.0))
+
     def on_device(self, device: str = "auto") -> CnnCroplandModel:
         """The same weights on another device (``auto``: CUDA when this process sees one)."""
         if resolve_device(device) == self.device:

@@ -47,6 +47,11 @@ class PhenologyRule:
     config: CroplandRuleConfig
     name: str = "phenology-rule-v1"
 
+    @property
+    def mixed_margin(self) -> float:
+        """Widening of the cultivated-area interval per unit of edge-cell share (see ``cultivated_fractions``)."""
+        return self.config.mixed_margin
+
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""
         return self.probability_from_ndvi(indices["ndvi"])

@@ -1,0 +1,60 @@
+"""Calibrate the cultivated-area interval (``mixed_margin``) of the rule and the shipped CNN.
+
+Split-conformal, on the held-out calibration scene (seed 201, which no model trained on): each
+model assesses it with no margin, and the margin is the smallest that puts the true cultivated
+area inside the interval for 80% of the parcels (``evaluation.mixed_margin_for``). The CNN's
+margin is written into its card (the weights are untouched) with its and the rule's scores on
+the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``.
+
+Usage: python scripts/calibrate_area_interval.py [--work DIR] [--level 0.8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_default_model import CALIBRATION_SEED, REPO, TEST_SEEDS, area_scores, margin, scene  # noqa: E402
+
+from farmcredit.config import load_config  # noqa: E402
+from farmcredit.segmentation import DEFAULT_WEIGHTS  # noqa: E402
+from farmcredit.segmentation.card import card_path  # noqa: E402
+from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
+from farmcredit.segmentation.rule import PhenologyRule  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO / "results" / "train-default")
+    parser.add_argument("--level", type=float, default=0.8)
+    args = parser.parse_args()
+    calibration_scene = scene(args.work, CALIBRATION_SEED)
+    tests = [scene(args.work, s) for s in TEST_SEEDS]
+
+    rule_config = load_config().cropland_rule
+    rule_margin = round(margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})), calibration_scene,
+                               args.level), 3)
+    rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
+
+    cnn = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    plain = {k: v for k, v in cnn.card.calibration.items() if k != "mixed_margin"}
+    cnn_margin = round(margin(CnnCroplandModel(cnn.net, replace(cnn.card, calibration=plain), device="cpu"),
+                              calibration_scene, args.level), 3)
+    card = replace(cnn.card, calibration={**plain, "mixed_margin": cnn_margin})
+    calibrated = CnnCroplandModel(cnn.net, card, device="cpu")
+    metrics = {**card.metrics, "simulated_test_area_cnn": area_scores(calibrated, tests),
+               "simulated_test_area_rule": area_scores(rule, tests),
+               "area_interval": {"level": args.level, "calibration_scene_seed": CALIBRATION_SEED,
+                                 "cnn_mixed_margin": cnn_margin, "rule_mixed_margin": rule_margin}}
+    card_path(DEFAULT_WEIGHTS).write_text(replace(card, metrics=metrics).to_json())
+    print(json.dumps({k: metrics[k] for k in ("simulated_test_area_cnn", "simulated_test_area_rule", "area_interval")},
+                     indent=1))
+    print(f"rule: set cropland_rule.mixed_margin: {rule_margin} in configs/default.yaml")
+
+
+if __name__ == "__main__":
+    main()
