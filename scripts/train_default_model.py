@@ -112,8 +112,9 @@ def main() -> None:
     calibration_scene = load_labelled_scene(calibration_folder)
     uncalibrated = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2"), device="cpu")
     calibration = fit_calibration(*scene_pixels(uncalibrated, calibration_scene))
-    model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
-    calibration["mixed_margin"] = round(margin(model, calibration_folder), 3)  # see calibrate_area_interval.py
+    platt = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
+    # The area interval's margin, fitted on the same held-out scene (see calibrate_area_interval.py).
+    calibration = {**calibration, "mixed_margin": round(margin(platt, calibration_folder), 3)}
     model = CnnCroplandModel(net, replace(card, name="cropland-cnn-v2", calibration=calibration), device="cpu")
 
     test_folders = [scene(args.work, s) for s in TEST_SEEDS]

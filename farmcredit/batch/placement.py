@@ -69,7 +69,7 @@ def visible_device(i: int) -> str:
 
 def cluster_has_gpu(scheduler_info: Mapping) -> bool:
     """True when any worker of the cluster (``Client.scheduler_info()``) offers the ``GPU`` resource."""
-    return any(w.get("resources", {}).get(GPU_RESOURCE) for w in scheduler_info.get("workers", {}).values())
+    return len(cpu_workers(scheduler_info)) < len(scheduler_info.get("workers", {}))
 
 
 def cpu_workers(scheduler_info: Mapping) -> list[str]:

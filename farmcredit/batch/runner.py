@@ -158,8 +158,7 @@ def run_batch(
     manifest_path = folder / MANIFEST
     plan = plan_partitions(inputs, model.name, parcels_per_partition)
     current = {p.file_name for p in plan}
-    for stale in [*folder.glob("*.tmp"), *folder.glob(".*.tmp"), *folder.glob("part-*.parquet"),
-                  folder / "manifest.json"]:
+    for stale in [*folder.glob("*.tmp"), *folder.glob("part-*.parquet"), folder / "manifest.json"]:
         # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
         # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
         if stale.name not in current:
