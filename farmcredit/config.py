@@ -6,8 +6,6 @@ Everything is validated once at load time and hashed into the audit record.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farmcredit.errors import ConfigError
+from farmcredit.hashing import canonical_hash
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -186,8 +185,7 @@ class Config(_Frozen):
 
     def config_hash(self) -> str:
         """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return canonical_hash(self.model_dump(mode="json"))
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -76,6 +76,7 @@ def assess(
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
+    model: str | Path | CroplandModel | None = None,
 ) -> gpd.GeoDataFrame:
     """Assess parcels against a season of imagery; optionally write every output to ``out``.
 
@@ -83,12 +84,16 @@ def assess(
         >>> results = assess("sample_tiles/parcels.geojson", "sample_tiles/imagery")  # doctest: +SKIP
         >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
 
+    Args:
+        model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
+            (default: ``segmentation.DEFAULT_MODEL``).
+
     Returns:
         One row per input parcel, in input order, with every per-parcel column.
     """
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, risk_model=risk_model,
-        pixel_layers=out is not None,
+        model=model, pixel_layers=out is not None,
     )
     if out is not None:
         from farmcredit.outputs import write_outputs
@@ -104,7 +109,7 @@ def run_assessment(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
-    model: CroplandModel | None = None,
+    model: str | Path | CroplandModel | None = None,
     risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
     pixel_layers: bool = False,
@@ -118,7 +123,8 @@ def run_assessment(
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
                          risk_model=risk_model)
     timings = {"open": time.perf_counter() - started}
-    model = model or load_cropland_model(None, inputs.config.cropland_rule)
+    if model is None or isinstance(model, (str, Path)):
+        model = load_cropland_model(model, inputs.config.cropland_rule)
     stack, geoms = inputs.imagery, inputs.geoms
     extent = output_extent(geoms, stack)
     pixels = None
@@ -130,7 +136,7 @@ def run_assessment(
     measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,
                                             pixels.add if pixels else None)
     timings["measure"] = time.perf_counter() - tick
-    return finish_assessment(inputs, model.name, measurements, outside, timings, started,
+    return finish_assessment(inputs, model, measurements, outside, timings, started,
                              extent=extent, pixels=pixels)
 
 
@@ -188,7 +194,7 @@ def load_inputs(
 
 def finish_assessment(
     inputs: AssessmentInputs,
-    model_name: str,
+    model: CroplandModel,
     measurements: ParcelMeasurements,
     outside: np.ndarray,
     timings: dict[str, float],
@@ -205,7 +211,7 @@ def finish_assessment(
 
     Args:
         inputs: what ``load_inputs`` read.
-        model_name: the cropland model's name (for the audit record).
+        model: the cropland model that measured (named in each row, described in the audit record).
         measurements: every parcel's measurements, in input order.
         outside: mask of parcels wholly outside the imagery.
         timings: seconds per stage so far (``credit`` and ``total`` are added).
@@ -233,7 +239,7 @@ def finish_assessment(
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
     overlaps = find_overlaps(geoms, cfg.credit.overlap_share)
     credit = assign_limits(frame, cfg, risk, overlaps)
-    credit["model_version"] = model_name
+    credit["model_version"] = model.name
     credit["risk_model_hash"] = risk.model_hash
     credit["config_hash"] = cfg.config_hash()
     result = gpd.GeoDataFrame(
@@ -244,7 +250,7 @@ def finish_assessment(
     timings["credit"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
     record = build_run_record(
-        inputs.source, inputs.imagery, cfg, {"cropland": model_name, "risk": risk.describe()}, result, borrowers,
+        inputs.source, inputs.imagery, cfg, {"cropland": model.describe(), "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings,
     )
     series = _season_series(result["parcel_id"], measurements)

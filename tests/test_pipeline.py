@@ -15,6 +15,7 @@ import shapely
 
 from farmcredit.imagery import open_imagery
 from farmcredit.pipeline import assess, run_assessment
+from farmcredit.segmentation import load_cropland_model
 
 REQUIRED_COLUMNS = [
     "parcel_id", "borrower_id", "status", "reason", "declared_area_ha", "polygon_area_ha",
@@ -169,5 +170,6 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
     record = lines[0]
     expected = {"inputs", "signals", "risk_features", "limit_arithmetic", "config_hash", "models", "imagery", "code"}
     assert expected <= set(record)
+    assert record["models"]["cropland"] == load_cropland_model().describe()  # name and hash of the model run
     assert record["limit_arithmetic"][-1].startswith("loan_limit") or record["loan_limit"] == 0
     assert all(reason["sentence"] for reason in record["reasons"])

@@ -55,13 +55,14 @@ class Partition:
         return f"part-{self.partition_id}.parquet"
 
 
-def plan_partitions(inputs: AssessmentInputs, model_name: str, parcels_per_partition: int) -> list[Partition]:
+def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_partition: int) -> list[Partition]:
     """Group the run's windows, in plan order, into partitions of about ``parcels_per_partition`` parcels.
 
     Example:
-        >>> parts = plan_partitions(load_inputs("parcels.gpkg", "S2/"), "rule-v1", 5000)  # doctest: +SKIP
+        >>> inputs = load_inputs("parcels.gpkg", "S2/")  # doctest: +SKIP
+        >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
     """
-    run_key = "|".join([PARTITION_FORMAT, inputs.config.config_hash(), model_name,
+    run_key = "|".join([PARTITION_FORMAT, inputs.config.config_hash(), model_hash,
                         *(s.scene_id for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]

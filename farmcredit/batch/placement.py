@@ -89,6 +89,10 @@ class GpuInference:
         """The wrapped model's name."""
         return self.model.name
 
+    def describe(self) -> dict:
+        """The wrapped model's description (where it runs does not change what it computes)."""
+        return self.model.describe()
+
     @property
     def bands(self) -> tuple[str, ...]:
         """The bands the wrapped model reads."""

@@ -156,7 +156,7 @@ def run_batch(
     folder = out / "partitions"
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / MANIFEST
-    plan = plan_partitions(inputs, model.name, parcels_per_partition)
+    plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
     current = {p.file_name for p in plan}
     for stale in [*folder.glob("*.tmp"), *folder.glob("part-*.parquet"), folder / "manifest.json"]:
         # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
@@ -210,7 +210,7 @@ def run_batch(
         else:
             fill_stats(stats, folder / p.file_name)
     measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
-    assessment = finish_assessment(inputs, model.name, measurements, outside, timings, started, failed=failed_rows,
+    assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
                                    extent=output_extent(inputs.geoms, inputs.imagery))
     return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
 

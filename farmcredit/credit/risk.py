@@ -10,7 +10,6 @@ every sign. The fitted model is plain numbers, saved as JSON (never pickled).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from farmcredit.errors import InputError
+from farmcredit.hashing import canonical_hash
 
 # Feature name -> sign of its effect on the PD (-1: PD never rises as the feature rises).
 FEATURE_DIRECTIONS: dict[str, int] = {
@@ -197,8 +197,7 @@ class RiskModel:
         self.card = data["card"]
         self.scorecard = MonotonicScorecard.from_dict(data)
         self.source = source
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        self.model_hash = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        self.model_hash = canonical_hash(data)
 
     def describe(self) -> dict:
         """What the audit record says about this model."""

@@ -24,6 +24,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v2.safetensors"
 
 
+def uncalibrated() -> dict[str, float]:
+    """The identity Platt scaling: probabilities straight from the network, no area margin."""
+    return {"a": 1.0, "b": 0.0}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a set of weights expects and how well it did.
@@ -50,7 +55,7 @@ class ModelCard:
     band_std: tuple[float, ...]
     classes: tuple[str, ...] = CLASSES
     width: int = 32
-    calibration: dict[str, float] = field(default_factory=lambda: {"a": 1.0, "b": 0.0})
+    calibration: dict[str, float] = field(default_factory=uncalibrated)
     weights_sha256: str = ""
     architecture: str = ARCHITECTURE
     training: dict = field(default_factory=dict)

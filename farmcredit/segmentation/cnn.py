@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from farmcredit.errors import InputError
+from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 from farmcredit.segmentation.card import INDICES, ModelCard, read_card
 from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
@@ -89,6 +90,11 @@ class CnnCroplandModel:
         except (SafetensorError, RuntimeError) as exc:
             raise InputError(f"{weights}: weights do not fit the network its card describes ({exc})") from exc
         return cls(net, card, device, **options)
+
+    def describe(self) -> dict:
+        """Name, card hash (weights hash, calibration, normalisation: all that decides the output), architecture."""
+        return {"name": self.name, "hash": canonical_hash(asdict(self.card)), "architecture": self.card.architecture,
+                "weights_sha256": self.card.weights_sha256}
 
     @property
     def mixed_margin(self) -> float:

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from farmcredit.config import CroplandRuleConfig
+from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 
 
@@ -24,6 +25,11 @@ class CroplandModel(Protocol):
             cube: the window's season of reflectance and clear masks.
             indices: spectral indices of that cube (``ndvi``, ...), (time, rows, cols).
         """
+        ...
+
+    def describe(self) -> dict:
+        """What the audit record says about the model: at least its ``name`` and a ``hash`` of all
+        that decides its output (the same hash, the same probabilities)."""
         ...
 
 
@@ -51,6 +57,10 @@ class PhenologyRule:
     def mixed_margin(self) -> float:
         """Widening of the cultivated-area interval per unit of edge-cell share (see ``cultivated_fractions``)."""
         return self.config.mixed_margin
+
+    def describe(self) -> dict:
+        """Name and hash of the rule with its thresholds (see ``CroplandModel``)."""
+        return {"name": self.name, "hash": canonical_hash([self.name, self.config.model_dump(mode="json")])}
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""

@@ -18,7 +18,15 @@ import torch
 
 from farmcredit import __version__
 from farmcredit.errors import InputError
-from farmcredit.segmentation.card import CLASSES, INDICES, MODEL_BANDS, ModelCard, card_path, file_sha256
+from farmcredit.segmentation.card import (
+    CLASSES,
+    INDICES,
+    MODEL_BANDS,
+    ModelCard,
+    card_path,
+    file_sha256,
+    uncalibrated,
+)
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device
 from farmcredit.segmentation.data import LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability
@@ -106,7 +114,8 @@ def train(
     torch.manual_seed(config.seed)
     target = resolve_device(device)
     if init is not None:
-        card = replace(init.card, metrics={}, training={})
+        # New weights: the starting model's calibration (Platt, area margin) no longer applies.
+        card = replace(init.card, metrics={}, training={}, calibration=uncalibrated())
         net = init.net
         config = replace(config, width=init.card.width)
     else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.segmentation.card import CLASSES, INDICES, MODEL_BANDS, ModelCard, card_path  # noqa: E402
+from farmcredit.segmentation.card import (  # noqa: E402
+    CLASSES,
+    INDICES,
+    MODEL_BANDS,
+    ModelCard,
+    card_path,
+    uncalibrated,
+)
 from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
 from farmcredit.segmentation.network import CroplandNet  # noqa: E402
 from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train  # noqa: E402
@@ -131,6 +140,30 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
         train(data, config, device="cpu", checkpoint=checkpoint, progress=stop_after_9)
     _, _, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
     np.testing.assert_allclose(resumed, losses, rtol=1e-4)
+
+def test_the_audit_description_changes_with_anything_that_changes_the_output(model) -> None:
+    from farmcredit.config import CroplandRuleConfig
+    from farmcredit.segmentation import load_cropland_model
+
+    recalibrated = CnnCroplandModel(model.net, replace(model.card, calibration={"a": 2.0, "b": 0.0}), device="cpu")
+    assert model.describe() == CnnCroplandModel(model.net, model.card, device="cpu").describe()
+    assert model.describe()["hash"] != recalibrated.describe()["hash"]
+    assert model.describe()["name"] == model.name
+    rule, stricter = load_cropland_model("rule"), load_cropland_model("rule", CroplandRuleConfig(peak_mid=0.5))
+    assert rule.describe()["hash"] != stricter.describe()["hash"]
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(small_season, model) -> None:
+    from farmcredit.segmentation.data import load_labelled_scene
+
+    card = replace(model.card, calibration={"a": 2.0, "b": -0.5, "mixed_margin": 0.1})
+    start = CnnCroplandModel(copy.deepcopy(model.net), card, device="cpu")
+    data = TrainingData([load_labelled_scene(small_season.root)])
+    net, tuned, losses = train(data, TrainingConfig(steps=3, width=32, scene_batch=1), device="cpu", init=start)
+    assert tuned.width == model.card.width and len(losses) == 3
+    assert tuned.calibration == uncalibrated()  # fitted for the old weights, not these
+    assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.net.state_dict().values()))
+
 
 def test_evaluate_prints_metrics_on_a_labelled_scene(small_season, model, tmp_path: Path) -> None:
     from click.testing import CliRunner
