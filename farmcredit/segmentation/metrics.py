@@ -20,7 +20,11 @@ from farmcredit.segmentation.rule import PhenologyRule
 
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
-    """Accuracy, crop precision/recall/F1, crop IoU and the confusion matrix [[TN, FP], [FN, TP]]."""
+    """Accuracy, crop precision/recall/F1, crop IoU and the confusion matrix [[TN, FP], [FN, TP]].
+
+    Also ``balanced_accuracy`` (mean of the crop and non-crop recalls) and ``majority_accuracy`` (what
+    always answering the commoner class scores): on an unbalanced set accuracy alone flatters a model.
+    """
     predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
     tp, fp = int(np.sum(predicted & truth)), int(np.sum(predicted & ~truth))
     fn, tn = int(np.sum(~predicted & truth)), int(np.sum(~predicted & ~truth))
@@ -28,6 +32,8 @@ def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
     return {
         "n": tp + fp + fn + tn,
         "accuracy": round((tp + tn) / n, 4),
+        "balanced_accuracy": round((tp / max(tp + fn, 1) + tn / max(tn + fp, 1)) / 2, 4),
+        "majority_accuracy": round(max(tp + fn, tn + fp) / n, 4),
         "precision": round(tp / max(tp + fp, 1), 4),
         "recall": round(tp / max(tp + fn, 1), 4),
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4),
@@ -141,6 +147,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"{report['kind']}: n={metrics['n']} accuracy={metrics['accuracy']:.4f} F1={metrics['f1']:.4f} "
         f"IoU={metrics['iou']:.4f} precision={metrics['precision']:.4f} recall={metrics['recall']:.4f}",
+        f"  balanced accuracy={metrics['balanced_accuracy']:.4f} "
+        f"(always the commoner class: accuracy {metrics['majority_accuracy']:.4f})",
         "confusion (rows truth, columns predicted):",
         f"            non-crop  crop\n  non-crop  {tn:8d} {fp:5d}\n  crop      {fn:8d} {tp:5d}",
     ]
