@@ -5,7 +5,7 @@ Writes (once, cached) a synthetic 10980 x 10980 season in the Earth Search folde
 rises and falls over the dates) and N rotated-rectangle parcels of 0.1-2 ha, then runs the CLI
 in a child process and reports its peak resident memory (ru_maxrss) and wall time.
 
-Usage: python benchmarks/assess_memory.py --parcels 100000 [--dates 4] [--cache benchmarks/.cache]
+Usage: python benchmarks/assess_memory.py --parcels 100000 [--dates 4] [--model rule|cnn] [--cache benchmarks/.cache]
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parcels", type=int, default=100_000)
     parser.add_argument("--dates", type=int, default=4)
+    parser.add_argument("--model", default="rule", help="assess's --model (rule: the README's figure; cnn: the "
+                        "default model, ~10 min of CPU inference per tile)")
     parser.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/fulltile"))
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ def main() -> None:
     print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}")
     out = args.cache / "results"
     command = [sys.executable, "-m", "farmcredit", "assess", str(parcels), "--imagery", str(imagery),
-               "--out", str(out), "--quiet"]
+               "--out", str(out), "--model", args.model, "--quiet"]
     tick = time.perf_counter()
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - tick

@@ -57,8 +57,7 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
     scored = joined[_scored(joined)]
     true_area = scored["true_cultivated_area_ha"].to_numpy()
     estimate = scored["cultivated_area_ha"].to_numpy()
-    reference = np.where(true_area > 0, true_area, scored["polygon_area_ha_truth"].to_numpy())
-    within = np.abs(estimate - true_area) <= AREA_TOLERANCE * reference
+    within = _within_tolerance(scored)
     cultivated = true_area > 0
     relative = np.abs(estimate[cultivated] - true_area[cultivated]) / true_area[cultivated]
     inside = _distance_outside(scored) <= 0
@@ -75,6 +74,27 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
         honest_flagged=float((~over & flagged & ~broken).sum() / max((~over & ~broken).sum(), 1)),
         crop_accuracy=float(np.mean(crop_rows["crop"] == crop_rows["true_crop"])) if len(crop_rows) else float("nan"),
     )
+
+
+def compare_area(first: pd.DataFrame, second: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Two assessments of the same parcels, paired: who gets the cultivated area within 10% more often.
+
+    Returns each one's share within 10% (``first``, ``second``), the parcels only one of them gets
+    right (``only_first``, ``only_second``) and the exact McNemar p-value of that split (two-sided:
+    how often a split at least this uneven arises if neither is better).
+    """
+    from scipy.stats import binomtest
+
+    def hits(results: pd.DataFrame) -> pd.Series:
+        joined = _join(results, truth)
+        scored = joined[_scored(joined)]
+        return pd.Series(_within_tolerance(scored), index=scored["parcel_id"].to_numpy())
+
+    a, b = hits(first).align(hits(second), join="inner")
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"parcels": len(a), "first": round(float(a.mean()), 4), "second": round(float(b.mean()), 4),
+            "only_first": only_a, "only_second": only_b, "mcnemar_p": float(f"{p_value:.3g}")}
 
 
 def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarray, level: float = 0.8) -> float:
@@ -105,6 +125,13 @@ def _scored(joined: pd.DataFrame) -> pd.Series:
     """Parcels of at least 0.1 ha with a valid geometry and a result."""
     broken = joined["broken_geometry"].astype(str).str.lower() == "true"
     return (joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken & (joined["status"] != "error")
+
+
+def _within_tolerance(scored: pd.DataFrame) -> np.ndarray:
+    """Estimate within 10% of the true cultivated area (of the polygon area where truly uncultivated)."""
+    true_area = scored["true_cultivated_area_ha"].to_numpy()
+    reference = np.where(true_area > 0, true_area, scored["polygon_area_ha_truth"].to_numpy())
+    return np.abs(scored["cultivated_area_ha"].to_numpy() - true_area) <= AREA_TOLERANCE * reference
 
 
 def _distance_outside(scored: pd.DataFrame) -> np.ndarray:
