@@ -255,22 +255,30 @@ def normalise_season(
         clear), the clear mask narrowed to pixels with finite data in every available band, and
         the availability (band + index,) as float32.
     """
-    present = available > 0
-    finite = np.isfinite(reflectance[..., present, :, :]).all(axis=-3)
-    clear = clear & finite
-    scaled = (reflectance - mean[:, None, None]) / std[:, None, None]
-    use = clear[..., None, :, :] & present[:, None, None]
-    channels = [np.where(use, scaled, 0.0).astype(np.float32)]
+    present = np.flatnonzero(available > 0)
+    n_bands = len(bands)
+    # One output array filled in place, band by band: a season is large and numpy runs single-threaded.
+    out = np.zeros((*reflectance.shape[:-3], n_bands + len(INDICES), *reflectance.shape[-2:]), dtype=np.float32)
+    clear = clear.copy()
+    for i in present:
+        clear &= np.isfinite(reflectance[..., i, :, :])
+    hidden = ~clear
+    for i in present:
+        channel = out[..., i, :, :]
+        np.subtract(reflectance[..., i, :, :], mean[i], out=channel)
+        channel /= std[i]
+        channel[hidden] = 0.0
     index_available = []
-    for a, b in INDICES:
-        usable = a in bands and b in bands and bool(present[bands.index(a)] and present[bands.index(b)])
-        index = np.zeros(clear.shape, dtype=np.float32)
+    for k, (a, b) in enumerate(INDICES):
+        usable = a in bands and b in bands and bool(available[bands.index(a)] and available[bands.index(b)])
+        index_available.append(float(usable))
         if usable:
+            channel = out[..., n_bands + k, :, :]
             high, low = reflectance[..., bands.index(a), :, :], reflectance[..., bands.index(b), :, :]
             with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = (high - low) / (high + low)
-            index = np.where(clear & np.isfinite(ratio), np.clip(ratio, -1.0, 1.0), 0.0).astype(np.float32)
-        channels.append(index[..., None, :, :])
-        index_available.append(float(usable))
+                np.subtract(high, low, out=channel)
+                channel /= high + low
+            channel[hidden | ~np.isfinite(channel)] = 0.0
+            np.clip(channel, -1.0, 1.0, out=channel)
     flags = np.concatenate([available.astype(np.float32), np.asarray(index_available, dtype=np.float32)])
-    return np.concatenate(channels, axis=-3), clear, flags
+    return out, clear, flags
