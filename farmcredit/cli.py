@@ -77,8 +77,8 @@ def cli() -> None:
 @click.option("--risk-model", type=click.Path(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
 @click.option("--model", "cropland_model", default=None,
-              help="Cropland model: 'cnn' (default, the shipped CNN), 'rule' (v1 phenology rule, ~1000x cheaper on a "
-                   "CPU) or a .safetensors file with its card.")
+              help="Cropland model: 'cnn' (default, the shipped CNN), 'rule' (v1 phenology rule, far cheaper on a "
+                   "CPU: see the README) or a .safetensors file with its card.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the cropland CNN runs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")

@@ -1,12 +1,13 @@
-"""Calibrate the cultivated-area interval (``mixed_margin``) of the rule and the shipped CNN.
+"""Calibrate the cultivated-area interval (``mixed_margin``) of the rule and a CNN (default: the shipped one).
 
 Split-conformal, on the held-out calibration scene (seed 201, which no model trained on): each
 model assesses it with no margin, and the margin is the smallest that puts the true cultivated
 area inside the interval for 80% of the parcels (``evaluation.mixed_margin_for``). The CNN's
 margin is written into its card (the weights are untouched) with its and the rule's scores on
-the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``.
+the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``. Weights
+from ``farmcredit train`` carry no margin until this is run on them (``--weights``).
 
-Usage: python scripts/calibrate_area_interval.py [--work DIR] [--level 0.8]
+Usage: python scripts/calibrate_area_interval.py [--weights MODEL.safetensors] [--work DIR] [--level 0.8]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO / "results" / "train-default")
     parser.add_argument("--level", type=float, default=0.8)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="the CNN whose card gets the margin")
     args = parser.parse_args()
     calibration_scene = scene(args.work, CALIBRATION_SEED)
     tests = [scene(args.work, s) for s in TEST_SEEDS]
@@ -40,7 +42,7 @@ def main() -> None:
                                args.level), 3)
     rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
 
-    cnn = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    cnn = CnnCroplandModel.from_file(args.weights, device="cpu")
     plain = {k: v for k, v in cnn.card.calibration.items() if k != "mixed_margin"}
     cnn_margin = round(margin(CnnCroplandModel(cnn.net, replace(cnn.card, calibration=plain), device="cpu"),
                               calibration_scene, args.level), 3)
@@ -50,7 +52,7 @@ def main() -> None:
                "simulated_test_area_rule": area_scores(rule, tests),
                "area_interval": {"level": args.level, "calibration_scene_seed": CALIBRATION_SEED,
                                  "cnn_mixed_margin": cnn_margin, "rule_mixed_margin": rule_margin}}
-    card_path(DEFAULT_WEIGHTS).write_text(replace(card, metrics=metrics).to_json())
+    card_path(args.weights).write_text(replace(card, metrics=metrics).to_json())
     print(json.dumps({k: metrics[k] for k in ("simulated_test_area_cnn", "simulated_test_area_rule", "area_interval")},
                      indent=1))
     print(f"rule: set cropland_rule.mixed_margin: {rule_margin} in configs/default.yaml")

@@ -94,12 +94,10 @@ def area_scores(model, folders: list[Path]) -> dict:
 def paired_with_rule(model, folders: list[Path]) -> dict:
     """The CNN (first) against the rule (second), parcel by parcel, pooled and per scene (``compare_area``)."""
     rule = load_cropland_model(RULE)
-    per_scene = {}
-    for folder in folders:
-        (cnn_results, truth), (rule_results, _) = assessed(model, [folder]), assessed(rule, [folder])
-        per_scene[folder.name] = compare_area(cnn_results, rule_results, truth)
-    (cnn_results, truth), (rule_results, _) = assessed(model, folders), assessed(rule, folders)
-    return {"pooled": compare_area(cnn_results, rule_results, truth), "per_scene": per_scene}
+    runs = {folder.name: (assessed(model, [folder]), assessed(rule, [folder])) for folder in folders}
+    per_scene = {name: compare_area(cnn[0], other[0], cnn[1]) for name, (cnn, other) in runs.items()}
+    pooled = [pd.concat(frames) for frames in zip(*[(cnn[0], other[0], cnn[1]) for cnn, other in runs.values()])]
+    return {"pooled": compare_area(*pooled), "per_scene": per_scene}
 
 
 def margin(model, folder: Path, level: float = 0.8) -> float:
@@ -140,8 +138,10 @@ def main() -> None:
         save_model(net, replace(card, name=f"{NAME}-base"), args.base)
     base = CnnCroplandModel.from_file(args.base, device="cpu")
     base_record = {**base.card.training, "weights_sha256": base.card.weights_sha256}
+    # The checkpoint is named by the base, so another base never resumes this one's fine-tune.
+    checkpoint = args.work / f"fine-tune-{base.card.weights_sha256[:12]}.safetensors"
     net, card, _ = train(data, replace(FINE_TUNE, steps=args.fine_tune_steps), device="cpu", init=base,
-                         checkpoint=args.work / "fine-tune-checkpoint.safetensors", progress=progress)
+                         checkpoint=checkpoint, progress=progress)
     card = replace(card, name=NAME)
     calibration_folder = scene(args.work, CALIBRATION_SEED)
     calibration_scene = load_labelled_scene(calibration_folder)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 
 
@@ -19,6 +21,14 @@ def test_assess_writes_results_and_says_where(small_season, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "results written to" in done.stderr and str(out) in done.stderr.replace("\n", "")
     assert (out / "results.gpkg").exists() and (out / "run.json").exists()
+    # No --model: the shipped CNN, named in every row and described in the audit record.
+    from farmcredit.segmentation import read_card
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS
+
+    cnn = read_card(DEFAULT_WEIGHTS)
+    assert set(gpd.read_file(out / "results.gpkg", layer="parcels")["model_version"]) == {cnn.name}
+    audit = json.loads((out / "run.json").read_text())["models"]["cropland"]
+    assert audit["name"] == cnn.name and audit["weights_sha256"] == cnn.weights_sha256
 
 
 def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:

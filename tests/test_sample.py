@@ -13,11 +13,12 @@ from farmcredit.pipeline import assess
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"
 
 
-@pytest.fixture(scope="module")
-def score():
+@pytest.fixture(scope="module", params=["cnn", "rule"])
+def score(request):
+    """The default CNN and the rule (both quoted in the README), each scored against the truth."""
     if not (SAMPLE / "parcels.geojson").exists():
         pytest.fail("sample_tiles/ is missing: regenerate with `farmcredit simulate --out sample_tiles --seed 42`")
-    results = assess(SAMPLE / "parcels.geojson", SAMPLE / "imagery")
+    results = assess(SAMPLE / "parcels.geojson", SAMPLE / "imagery", model=request.param)
     truth = pd.read_csv(SAMPLE / "truth.csv", dtype={"parcel_id": str})
     result = score_against_truth(results, truth)
     print("\n" + result.table())

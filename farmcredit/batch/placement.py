@@ -90,8 +90,8 @@ class GpuInference:
         return self.model.name
 
     def describe(self) -> dict:
-        """The wrapped model's description (where it runs does not change what it computes)."""
-        return self.model.describe()
+        """The wrapped model's description, run on the workers offering ``GPU`` (CUDA, bf16, where they see one)."""
+        return {**self.model.describe(), "device": "GPU-resource workers", "precision": "bfloat16 on CUDA"}
 
     @property
     def bands(self) -> tuple[str, ...]:

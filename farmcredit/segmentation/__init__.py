@@ -1,5 +1,5 @@
-"""Per-pixel cropland probability behind the ``CroplandModel`` interface: the v1 phenology rule
-(default) or the cropland CNN (``cnn.CnnCroplandModel``, imported lazily with torch)."""
+"""Per-pixel cropland probability behind the ``CroplandModel`` interface: the cropland CNN
+(default; ``cnn.CnnCroplandModel``, imported lazily with torch) or the v1 phenology rule."""
 
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, ModelCard, read_card
 from farmcredit.segmentation.registry import CNN, DEFAULT_MODEL, RULE, load_cropland_model

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,22 @@ class CnnCroplandModel:
         return cls(net, card, device, **options)
 
     def describe(self) -> dict:
-        """Name, card hash (weights hash, calibration, normalisation: all that decides the output), architecture."""
-        return {"name": self.name, "hash": canonical_hash(asdict(self.card)), "architecture": self.card.architecture,
-                "weights_sha256": self.card.weights_sha256}
+        """Name, a hash of all that decides the output, and where and in what precision it runs.
+
+        The hash covers the weights as loaded (hashed from the tensors, so a model trained in
+        memory is covered too), the bands, normalisation, classes and calibration; not the card's
+        metrics or training notes, which do not change a probability.
+        """
+        weights = hashlib.sha256()
+        for key, tensor in self.net.state_dict().items():
+            weights.update(key.encode())
+            weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        card = self.card
+        decides = [card.architecture, card.name, card.bands, card.band_mean, card.band_std, card.classes, card.width,
+                   card.calibration, weights.hexdigest()]
+        return {"name": self.name, "hash": canonical_hash(decides), "architecture": card.architecture,
+                "weights_sha256": card.weights_sha256, "device": self.device.type,
+                "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
 
     @property
     def mixed_margin(self) -> float:
@@ -256,10 +270,11 @@ def normalise_season(
         the availability (band + index,) as float32.
     """
     present = np.flatnonzero(available > 0)
+    usable_band = {band: bool(available[i] > 0) for i, band in enumerate(bands)}
     n_bands = len(bands)
     # One output array filled in place, band by band: a season is large and numpy runs single-threaded.
     out = np.zeros((*reflectance.shape[:-3], n_bands + len(INDICES), *reflectance.shape[-2:]), dtype=np.float32)
-    clear = clear.copy()
+    clear = np.array(clear, dtype=bool)
     for i in present:
         clear &= np.isfinite(reflectance[..., i, :, :])
     hidden = ~clear
@@ -270,7 +285,7 @@ def normalise_season(
         channel[hidden] = 0.0
     index_available = []
     for k, (a, b) in enumerate(INDICES):
-        usable = a in bands and b in bands and bool(available[bands.index(a)] and available[bands.index(b)])
+        usable = usable_band.get(a, False) and usable_band.get(b, False)
         index_available.append(float(usable))
         if usable:
             channel = out[..., n_bands + k, :, :]

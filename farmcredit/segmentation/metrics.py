@@ -22,17 +22,19 @@ from farmcredit.segmentation.rule import PhenologyRule
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
     """Accuracy, crop precision/recall/F1, crop IoU and the confusion matrix [[TN, FP], [FN, TP]].
 
-    Also ``balanced_accuracy`` (mean of the crop and non-crop recalls) and ``majority_accuracy`` (what
-    always answering the commoner class scores): on an unbalanced set accuracy alone flatters a model.
+    Also ``balanced_accuracy`` (mean of the crop and non-crop recalls, of the classes present) and
+    ``majority_accuracy`` (what always answering the commoner class scores): on an unbalanced set
+    accuracy alone flatters a model.
     """
     predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
     tp, fp = int(np.sum(predicted & truth)), int(np.sum(predicted & ~truth))
     fn, tn = int(np.sum(~predicted & truth)), int(np.sum(~predicted & ~truth))
     n = max(tp + fp + fn + tn, 1)
+    recalls = [right / total for right, total in ((tp, tp + fn), (tn, tn + fp)) if total]
     return {
         "n": tp + fp + fn + tn,
         "accuracy": round((tp + tn) / n, 4),
-        "balanced_accuracy": round((tp / max(tp + fn, 1) + tn / max(tn + fp, 1)) / 2, 4),
+        "balanced_accuracy": round(sum(recalls) / len(recalls), 4) if recalls else 0.0,
         "majority_accuracy": round(max(tp + fn, tn + fp) / n, 4),
         "precision": round(tp / max(tp + fp, 1), 4),
         "recall": round(tp / max(tp + fn, 1), 4),

@@ -11,8 +11,10 @@ from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
 RULE = "rule"
 CNN = "cnn"
 # What a run uses when no model is named. The CNN: on held-out simulated scenes it puts more parcels
-# within 10% of their cultivated area than the rule (see its card), and it also reads seasons of one
-# or two dates, which the rule refuses. The rule stays available: ~1000x cheaper on a CPU.
+# within 10% of their cultivated area than the rule, by a wide margin when clouds hide the peak of
+# the season and level otherwise (see its card), and it reads seasons of one or two dates, which the
+# rule refuses. Neither transfers well to unseen African regions (DEA, in the card). The rule stays
+# available: 2-4x cheaper on small jobs, 10-25x on dense full tiles on a CPU (README).
 DEFAULT_MODEL = CNN
 
 

@@ -29,7 +29,7 @@ class CroplandModel(Protocol):
 
     def describe(self) -> dict:
         """What the audit record says about the model: at least its ``name`` and a ``hash`` of all
-        that decides its output (the same hash, the same probabilities)."""
+        that decides its output (the same hash, the same probabilities, up to bf16 rounding on a GPU)."""
         ...
 
 
@@ -60,7 +60,8 @@ class PhenologyRule:
 
     def describe(self) -> dict:
         """Name and hash of the rule with its thresholds (see ``CroplandModel``)."""
-        return {"name": self.name, "hash": canonical_hash([self.name, self.config.model_dump(mode="json")])}
+        return {"name": self.name, "hash": canonical_hash([self.name, self.config.model_dump(mode="json")]),
+                "device": "cpu", "precision": "float64"}
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""

@@ -115,7 +115,7 @@ def train(
     target = resolve_device(device)
     if init is not None:
         # New weights: the starting model's calibration (Platt, area margin) no longer applies.
-        card = replace(init.card, metrics={}, training={}, calibration=uncalibrated())
+        card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="")
         net = init.net
         config = replace(config, width=init.card.width)
     else:

@@ -35,9 +35,12 @@ def small_windows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def assessed(small_windows: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """`assess`'s results on the sample, through Parquet as `write_outputs` writes them."""
+    """`assess`'s results on the sample, through Parquet as `write_outputs` writes them.
+
+    The batch mechanics tests use the cheap rule; the CNN through batch is tested with GPU workers below.
+    """
     path = tmp_path_factory.mktemp("assess") / "results.parquet"
-    result = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows)
+    result = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows, model="rule")
     result.parcels.to_parquet(path, index=False)
     return gpd.read_parquet(path)
 
@@ -45,7 +48,7 @@ def assessed(small_windows: Path, tmp_path_factory: pytest.TempPathFactory) -> p
 def _batch_command(out: Path, config: Path) -> list[str]:
     return [sys.executable, "-m", "farmcredit", "batch", str(SAMPLE / "parcels.geojson"), "--imagery",
             str(SAMPLE / "imagery"), "--out", str(out), "--config", str(config), "--workers", "2",
-            "--partition-parcels", "20", "--quiet"]
+            "--partition-parcels", "20", "--model", "rule", "--quiet"]
 
 
 def _run_batch(out: Path, config: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -72,7 +75,7 @@ def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Pat
     from farmcredit.batch import run_batch
     from farmcredit.segmentation import load_cropland_model
 
-    model = load_cropland_model(None, load_config(small_windows).cropland_rule)
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
     run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model,
                             config=small_windows, workers=2, processes=False, parcels_per_partition=20)
     # Left by other inputs, an older farmcredit (plain Parquet, manifest.json) or a killed writer.
@@ -162,7 +165,7 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     shutil.copytree(SAMPLE / "imagery", imagery)
     band = sorted(imagery.glob("*/B08.tif"))[1]
     band.write_bytes(band.read_bytes()[: band.stat().st_size * 2 // 3])  # a download cut short
-    expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows).parcels
+    expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows, model="rule").parcels
     expected.to_parquet(tmp_path / "assess.parquet", index=False)
     command = _batch_command(tmp_path / "out", small_windows)
     command[command.index("--imagery") + 1] = str(imagery)

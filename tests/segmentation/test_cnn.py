@@ -146,9 +146,15 @@ def test_the_audit_description_changes_with_anything_that_changes_the_output(mod
     from farmcredit.segmentation import load_cropland_model
 
     recalibrated = CnnCroplandModel(model.net, replace(model.card, calibration={"a": 2.0, "b": 0.0}), device="cpu")
-    assert model.describe() == CnnCroplandModel(model.net, model.card, device="cpu").describe()
-    assert model.describe()["hash"] != recalibrated.describe()["hash"]
+    rescored = CnnCroplandModel(model.net, replace(model.card, metrics={"x": 1}, training={"y": 2}), device="cpu")
+    other_weights = copy.deepcopy(model.net)
+    with torch.no_grad():
+        next(other_weights.parameters()).add_(1e-3)
+    retrained = CnnCroplandModel(other_weights, model.card, device="cpu")
+    assert model.describe() == rescored.describe()  # notes about a model do not change what it computes
+    assert len({m.describe()["hash"] for m in (model, recalibrated, retrained)}) == 3
     assert model.describe()["name"] == model.name
+    assert (model.describe()["device"], model.describe()["precision"]) == ("cpu", "float32")
     rule, stricter = load_cropland_model("rule"), load_cropland_model("rule", CroplandRuleConfig(peak_mid=0.5))
     assert rule.describe()["hash"] != stricter.describe()["hash"]
 
@@ -161,7 +167,7 @@ def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(s
     data = TrainingData([load_labelled_scene(small_season.root)])
     net, tuned, losses = train(data, TrainingConfig(steps=3, width=32, scene_batch=1), device="cpu", init=start)
     assert tuned.width == model.card.width and len(losses) == 3
-    assert tuned.calibration == uncalibrated()  # fitted for the old weights, not these
+    assert tuned.calibration == uncalibrated() and tuned.weights_sha256 == ""  # of the old weights, not these
     assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.net.state_dict().values()))
 
 

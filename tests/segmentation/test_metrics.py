@@ -24,3 +24,7 @@ def test_balanced_accuracy_is_the_mean_of_both_recalls() -> None:
     scores = binary_metrics(predicted, truth)
     assert scores["balanced_accuracy"] == pytest.approx((1 / 2 + 3 / 4) / 2, abs=1e-4)
     assert scores["recall"] == 0.5 and scores["precision"] == 0.5
+
+
+def test_balanced_accuracy_of_a_perfect_answer_on_one_class_is_one() -> None:
+    assert binary_metrics(np.ones(4, dtype=bool), np.ones(4, dtype=bool))["balanced_accuracy"] == 1.0
