@@ -26,7 +26,9 @@ from farmcredit.segmentation.card import MODEL_BANDS
 # landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
 SIM_CROP_CLASSES = (1, 2, 3, 4)
 EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
-EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+# The order in the EuroSAT-MS GeoTIFFs: B8A is the 13th band, not the 9th (phelber/EuroSAT#7, fixed in
+# torchgeo#2480; the spectra agree: band 9 is dark over vegetation as the water-vapour band is).
+EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
 DEA_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir_1": "B11", "swir_2": "B12",
              "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07"}
 DEA_REGIONS = ("central", "eastern", "northern", "sahel", "south_eastern", "southern")

@@ -38,6 +38,18 @@ def test_eurosat_patches_load_as_one_date_reflectance(shared_data: Path) -> None
     assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 200
 
 
+def test_eurosat_bands_land_where_their_spectra_say(shared_data: Path) -> None:
+    """B8A is the files' 13th band (phelber/EuroSAT#7): read as the 9th, "B8A" would be water vapour."""
+    patches = load_eurosat(shared_data / "labels" / "eurosat")
+    median = {group: np.median(patches.reflectance[patches.group == group, 0], axis=(0, 2, 3))
+              for group in ("Forest", "AnnualCrop", "SeaLake")}
+    band = {name: MODEL_BANDS.index(name) for name in ("B08", "B8A", "B11", "B12")}
+    for group in ("Forest", "AnnualCrop"):  # narrow NIR follows broad NIR; SWIR 1 above SWIR 2 over plants
+        assert 0.9 < median[group][band["B8A"]] / median[group][band["B08"]] < 1.3, median[group]
+        assert median[group][band["B11"]] > 1.5 * median[group][band["B12"]], median[group]
+    assert median["SeaLake"][band["B8A"]] < 0.05  # water is dark in the NIR
+
+
 def test_dea_pixels_load_as_two_seasons_without_b8a(shared_data: Path) -> None:
     pixels = load_dea(shared_data / "labels" / "deafrica-cropmask")
     assert pixels.reflectance.shape == (26_175, 2, len(MODEL_BANDS), 1, 1)
