@@ -50,7 +50,7 @@ FRESH_SEEDS = tuple(range(311, 319))
 DEA_TRAIN = ("central", "eastern", "sahel", "south_eastern")
 DEA_TEST = ("northern", "southern")
 EUROSAT_SPLIT_SEED = 0
-NAME = "cropland-cnn-v2.1"
+NAME = "cropland-cnn-v2.2"
 BASE = TrainingConfig(seed=0)
 FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16)
 

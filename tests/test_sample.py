@@ -7,20 +7,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from farmcredit.evaluation import score_against_truth
+from farmcredit.evaluation import TruthScore, score_against_truth
 from farmcredit.pipeline import assess
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"
 
 
 @pytest.fixture(scope="module", params=["cnn", "rule"])
-def score(request):
-    """The default CNN and the rule (both quoted in the README), each scored against the truth."""
+def assessed(request) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Results of the default CNN and of the rule (both quoted in the README), with the truth."""
     if not (SAMPLE / "parcels.geojson").exists():
         pytest.fail("sample_tiles/ is missing: regenerate with `farmcredit simulate --out sample_tiles --seed 42`")
     results = assess(SAMPLE / "parcels.geojson", SAMPLE / "imagery", model=request.param)
-    truth = pd.read_csv(SAMPLE / "truth.csv", dtype={"parcel_id": str})
-    result = score_against_truth(results, truth)
+    return results, pd.read_csv(SAMPLE / "truth.csv", dtype={"parcel_id": str})
+
+
+@pytest.fixture(scope="module")
+def score(assessed) -> TruthScore:
+    result = score_against_truth(*assessed)
     print("\n" + result.table())
     return result
 
@@ -30,9 +34,15 @@ def test_cultivated_area_is_within_10_percent_for_90_percent_of_parcels(score) -
     assert score.area_within_10pct >= 0.90
 
 
-def test_every_over_declared_parcel_is_flagged(score) -> None:
-    assert score.overdeclared > 0
-    assert score.overdeclared_flagged == score.overdeclared
+def test_over_declared_parcels_are_flagged_and_none_gets_a_loan_on_its_declared_area(assessed, score) -> None:
+    results, truth = assessed
+    joined = truth.merge(results, on="parcel_id", suffixes=("_truth", ""))
+    over = joined["over_declared"].astype(str).str.lower() == "true"
+    flagged = joined["reason_all"].fillna("").str.contains("AREA_OVERSTATED", regex=False)
+    assert over.sum() > 0 and score.overdeclared_flagged >= 0.99 * score.overdeclared
+    # Where the model's doubt keeps the flag off (its interval reaches the declared area), the parcel
+    # must still not be approved.
+    assert (joined.loc[over & ~flagged, "decision"] != "approve").all()
     assert score.honest_flagged <= 0.10
 
 

@@ -12,9 +12,10 @@ RULE = "rule"
 CNN = "cnn"
 # What a run uses when no model is named. The CNN: on held-out simulated scenes it puts more parcels
 # within 10% of their cultivated area than the rule, by a wide margin when clouds hide the peak of
-# the season and level otherwise (see its card), and it reads seasons of one or two dates, which the
-# rule refuses. Neither transfers well to unseen African regions (DEA, in the card). The rule stays
-# available: 2-4x cheaper on small jobs, 10-25x on dense full tiles on a CPU (README).
+# the season, and wrongly flags far fewer honest parcels as over-declared (it misses a few more); it
+# reads seasons of one or two dates, which the rule refuses. Neither transfers well to unseen
+# African regions (DEA, in its card). The rule stays available: 2-4x cheaper on small jobs, 10-25x
+# on dense full tiles on a CPU (README).
 DEFAULT_MODEL = CNN
 
 
