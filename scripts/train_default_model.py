@@ -92,12 +92,20 @@ def area_scores(model, folders: list[Path]) -> dict:
 
 
 def paired_with_rule(model, folders: list[Path]) -> dict:
-    """The CNN (first) against the rule (second), parcel by parcel, pooled and per scene (``compare_area``)."""
+    """The CNN (first) against the rule (second), parcel by parcel, pooled and per scene (``compare_area``),
+    and each one's over-declaration flags (over-declared parcels flagged, honest parcels wrongly flagged)."""
     rule = load_cropland_model(RULE)
     runs = {folder.name: (assessed(model, [folder]), assessed(rule, [folder])) for folder in folders}
     per_scene = {name: compare_area(cnn[0], other[0], cnn[1]) for name, (cnn, other) in runs.items()}
-    pooled = [pd.concat(frames) for frames in zip(*[(cnn[0], other[0], cnn[1]) for cnn, other in runs.values()])]
-    return {"pooled": compare_area(*pooled), "per_scene": per_scene}
+    cnn_results, rule_results, truth = [pd.concat(frames) for frames in
+                                        zip(*[(cnn[0], other[0], cnn[1]) for cnn, other in runs.values()])]
+    flags = {}
+    for name, results in (("cnn", cnn_results), ("rule", rule_results)):
+        score = score_against_truth(results, truth)
+        flags[name] = {"overdeclared": score.overdeclared, "overdeclared_flagged": score.overdeclared_flagged,
+                       "honest_flagged": round(score.honest_flagged, 4)}
+    return {"pooled": compare_area(cnn_results, rule_results, truth), "per_scene": per_scene,
+            "overdeclared_flags": flags}
 
 
 def margin(model, folder: Path, level: float = 0.8) -> float:

@@ -52,26 +52,30 @@ def test_slovenia_land_use_classes_have_sane_summer_ndvi(shared_data: Path, tmp_
     assert by_class["artificial surface"] < by_class["grassland"], by_class.to_dict()
 
 
-def test_cnn_calls_little_of_real_slovenian_forest_and_grassland_cropland(shared_data: Path) -> None:
-    """The shipped CNN on the eo-learn km2 (Slovenia, L1C, never trained on), against the RABA land-use register.
+def test_cnn_calls_none_of_real_slovenian_forest_grassland_or_shrub_cropland(shared_data: Path) -> None:
+    """The shipped CNN on the eo-learn km2 (Slovenia, L1C, never trained on) against the RABA land-use register.
 
-    Its two clear dates, 2015-08-30 and 2015-09-09. The first reference date (2015-07-11) is hazy
-    although its cloud mask says clear, and with it the CNN calls most of this forest cropland: a
-    missed haze date is a known weakness (README).
+    All five reference scenes, each with its own cloud mask: three clear (2015-07-11, 08-30, 09-09),
+    two cloudy and masked. The patch holds only 11 cultivated pixels, so this checks false positives.
     """
     from farmcredit.segmentation import load_cropland_model
 
     folder = shared_data / "s2" / "eolearn-slovenia"
-    dates = [3, 4]
-    reflectance = np.moveaxis(np.load(folder / "REFERENCE_SCENES.npy")[dates], -1, 1)  # (time, band, y, x)
+    scenes = np.load(folder / "REFERENCE_SCENES.npy")  # (scene, y, x, band), not in timestamps.json order
+    bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    # Each scene's date: the NDVI.npy date its own NDVI equals.
+    nir, red = scenes[..., bands.index("B08")], scenes[..., bands.index("B04")]
+    ndvi_by_date = np.load(folder / "NDVI.npy")[: len(scenes), ..., 0]
+    dates = [int(np.argmin([np.nanmean(np.abs((n - r) / (n + r) - d)) for d in ndvi_by_date]))
+             for n, r in zip(nir, red)]
+    assert sorted(dates) == list(range(len(scenes)))
     clear = (np.load(folder / "CLM.npy")[dates, ..., 0] == 0) & (np.load(folder / "IS_DATA.npy")[dates, ..., 0] > 0)
     land_use = np.load(folder / "LULC.npy")[..., 0]
-    bands = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
-    probability = load_cropland_model("cnn", device="cpu").predict(reflectance, clear, bands).crop_probability
+    model = load_cropland_model("cnn", device="cpu")
+    probability = model.predict(np.moveaxis(scenes, -1, 1), clear, bands).crop_probability
     called_crop = {name: float(np.nanmean(probability[land_use == code] > 0.5))
                    for code, name in ((2, "forest"), (3, "grassland"), (4, "shrubland"))}
-    assert called_crop["forest"] < 0.05 and called_crop["grassland"] < 0.10 and called_crop["shrubland"] < 0.10, \
-        called_crop
+    assert max(called_crop.values()) < 0.05, called_crop
 
 
 def _ftw_austria_river_and_field(shared_data: Path):
