@@ -19,7 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_default_model import CALIBRATION_SEED, REPO, TEST_SEEDS, area_scores, margin, scene  # noqa: E402
+from train_default_model import (  # noqa: E402
+    CALIBRATION_SEED,
+    REPO,
+    TEST_SEEDS,
+    area_scores,
+    fit_margin,
+    margin,
+    scene,
+)
 
 from farmcredit.config import load_config  # noqa: E402
 from farmcredit.segmentation import DEFAULT_WEIGHTS  # noqa: E402
@@ -43,10 +51,8 @@ def main() -> None:
     rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
 
     cnn = CnnCroplandModel.from_file(args.weights, device="cpu")
-    plain = {k: v for k, v in cnn.card.calibration.items() if k != "mixed_margin"}
-    cnn_margin = round(margin(CnnCroplandModel(cnn.net, replace(cnn.card, calibration=plain), device="cpu"),
-                              calibration_scene, args.level), 3)
-    card = replace(cnn.card, calibration={**plain, "mixed_margin": cnn_margin})
+    card = replace(cnn.card, calibration=fit_margin(cnn.net, cnn.card, calibration_scene, args.level))
+    cnn_margin = card.calibration["mixed_margin"]
     calibrated = CnnCroplandModel(cnn.net, card, device="cpu")
     metrics = {**card.metrics, "simulated_test_area_cnn": area_scores(calibrated, tests),
                "simulated_test_area_rule": area_scores(rule, tests),

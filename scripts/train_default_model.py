@@ -117,6 +117,13 @@ def margin(model, folder: Path, level: float = 0.8) -> float:
     return mixed_margin_for(results, pd.read_csv(folder / "truth.csv", dtype={"parcel_id": str}), mixed, level)
 
 
+def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict[str, float]:
+    """``card``'s calibration with the area margin fitted on ``folder`` (any margin it had is dropped first)."""
+    plain = {k: v for k, v in card.calibration.items() if k != "mixed_margin"}
+    fitted = margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
+    return {**plain, "mixed_margin": round(fitted, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, help="fine-tune these weights instead of training the base")
@@ -155,9 +162,8 @@ def main() -> None:
     calibration_scene = load_labelled_scene(calibration_folder)
     uncalibrated = CnnCroplandModel(net, card, device="cpu")
     calibration = fit_calibration(*scene_pixels(uncalibrated, calibration_scene))
-    platt = CnnCroplandModel(net, replace(card, calibration=calibration), device="cpu")
     # The area interval's margin, fitted on the same held-out scene (see calibrate_area_interval.py).
-    calibration = {**calibration, "mixed_margin": round(margin(platt, calibration_folder), 3)}
+    calibration = fit_margin(net, replace(card, calibration=calibration), calibration_folder)
     model = CnnCroplandModel(net, replace(card, calibration=calibration), device="cpu")
 
     test_folders = [scene(args.work, s) for s in TEST_SEEDS]
