@@ -322,10 +322,14 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
               help="Fine-tune these weights instead of starting afresh.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--atmosphere", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Share of chips and patches given a random atmosphere (haze offset, band gains), so the "
+                   "model reads L1C and L2A alike; 0 trains on the reflectance as read.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
-          init_weights: Path | None, steps: int, seed: int, device: str, checkpoint: Path | None) -> None:
+          init_weights: Path | None, steps: int, seed: int, atmosphere: float, device: str,
+          checkpoint: Path | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA.
 
     Each DATA folder is a simulate folder, or imagery/ with labels.tif (0 non-crop, 1 crop) or
@@ -342,7 +346,7 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
     with _progress(False) as progress:
         task = progress.add_task("training", total=steps)
         card = train_from_folders(
-            data, out, TrainingConfig(steps=steps, seed=seed), eurosat=eurosat, dea=dea,
+            data, out, TrainingConfig(steps=steps, seed=seed, atmosphere=atmosphere), eurosat=eurosat, dea=dea,
             dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
             progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
         )

@@ -141,6 +141,22 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
     _, _, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
     np.testing.assert_allclose(resumed, losses, rtol=1e-4)
 
+
+def test_a_random_atmosphere_adds_more_haze_at_blue_than_in_the_infrared() -> None:
+    from farmcredit.segmentation.training import _atmosphere
+
+    surface = np.full((400, 2, len(MODEL_BANDS), 1, 1), 0.2, dtype=np.float32)
+    assert np.array_equal(_atmosphere(surface, np.random.default_rng(0), 0.0, MODEL_BANDS), surface)
+    hazy = _atmosphere(surface, np.random.default_rng(0), 0.5, MODEL_BANDS)[..., 0, 0]
+    changed = (hazy != 0.2).any(axis=(1, 2))
+    assert 0.4 < changed.mean() < 0.6  # about half the samples, every date of each
+    added = (hazy - 0.2)[changed].mean(axis=(0, 1))
+    blue, nir, swir = (MODEL_BANDS.index(b) for b in ("B02", "B08", "B12"))
+    assert added[blue] > added[nir] > added[swir] and 0.01 < added[blue] < 0.04
+    again = _atmosphere(surface, np.random.default_rng(0), 0.5, MODEL_BANDS)[..., 0, 0]
+    assert np.array_equal(hazy, again)
+
+
 def test_the_audit_description_changes_with_anything_that_changes_the_output(model) -> None:
     from farmcredit.config import CroplandRuleConfig
     from farmcredit.segmentation import load_cropland_model

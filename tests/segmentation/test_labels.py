@@ -59,6 +59,7 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
     assert trained.exit_code == 0, trained.output
     model = CnnCroplandModel.from_file(weights, device="cpu")
     assert model.card.training["config"]["steps"] == 3 and model.card.training["scenes"] == [str(tmp_path / "own")]
+    assert model.card.training["config"]["atmosphere"] == 0.25  # the default: read L1C and L2A alike
     evaluated = CliRunner().invoke(cli, ["evaluate", str(weights), str(tmp_path / "own"), "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "accuracy=" in evaluated.output and "confusion" in evaluated.output
