@@ -3,8 +3,10 @@
 Deterministic (seeded). Training data: simulated scenes (seeds TRAIN_SEEDS), the EuroSAT train
 split and the DEA training regions. Two phases on the same data: BASE from scratch (seasons cut to
 at most 8 dates), then FINE_TUNE from its weights on whole seasons (up to 16 dates, as ``assess``
-sees a season) at a third of the learning rate. Held out: a calibration scene, test scenes,
-the EuroSAT test split and the DEA test regions, all scored into the card.
+sees a season) at a third of the learning rate, a quarter of the chips and patches under a random
+atmosphere (so EuroSAT's top-of-atmosphere L1C and the L2A surface reflectance look alike).
+Held out: a calibration scene, test scenes, the EuroSAT test split and the DEA test regions, all
+scored into the card.
 
 Usage: python scripts/train_default_model.py [--base WEIGHTS] [--base-steps N] [--fine-tune-steps N]
                                               [--work DIR] [--out WEIGHTS]
@@ -17,7 +19,7 @@ import argparse
 import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ import pandas as pd
 
 from farmcredit.config import load_config
 from farmcredit.evaluation import compare_area, mixed_margin_for, score_against_truth
+from farmcredit.hashing import canonical_hash
 from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
 from farmcredit.segmentation.cnn import CnnCroplandModel
@@ -50,9 +53,9 @@ FRESH_SEEDS = tuple(range(311, 319))
 DEA_TRAIN = ("central", "eastern", "sahel", "south_eastern")
 DEA_TEST = ("northern", "southern")
 EUROSAT_SPLIT_SEED = 0
-NAME = "cropland-cnn-v2.2"
+NAME = "cropland-cnn-v2.3"
 BASE = TrainingConfig(seed=0)
-FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16)
+FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16, atmosphere=0.25)
 
 
 def files_sha256(paths: list[Path]) -> str:
@@ -153,10 +156,11 @@ def main() -> None:
         save_model(net, replace(card, name=f"{NAME}-base"), args.base)
     base = CnnCroplandModel.from_file(args.base, device="cpu")
     base_record = {**base.card.training, "weights_sha256": base.card.weights_sha256}
-    # The checkpoint is named by the base, so another base never resumes this one's fine-tune.
-    checkpoint = args.work / f"fine-tune-{base.card.weights_sha256[:12]}.safetensors"
-    net, card, _ = train(data, replace(FINE_TUNE, steps=args.fine_tune_steps), device="cpu", init=base,
-                         checkpoint=checkpoint, progress=progress)
+    # The checkpoint is named by the base and the settings, so no other fine-tune ever resumes it.
+    fine_tune = replace(FINE_TUNE, steps=args.fine_tune_steps)
+    settings = canonical_hash(asdict(fine_tune))[:8]
+    checkpoint = args.work / f"fine-tune-{base.card.weights_sha256[:12]}-{settings}.safetensors"
+    net, card, _ = train(data, fine_tune, device="cpu", init=base, checkpoint=checkpoint, progress=progress)
     card = replace(card, name=NAME)
     calibration_folder = scene(args.work, CALIBRATION_SEED)
     calibration_scene = load_labelled_scene(calibration_folder)
