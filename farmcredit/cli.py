@@ -322,13 +322,14 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
               help="Fine-tune these weights instead of starting afresh.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--atmosphere", type=click.FloatRange(0, 1), default=0.25, show_default=True,
-              help="Share of chips and patches given a random atmosphere (haze offset, band gains), so the "
-                   "model reads L1C and L2A alike; 0 trains on the reflectance as read.")
+@click.option("--atmosphere", type=click.FloatRange(0, 1),
+              help="Share of chips, patches and pixels given a random atmosphere (haze, band gains), so the "
+                   "model cares less whether it reads L1C or L2A; 0 trains on the reflectance as read. "
+                   "[default: 0.25]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
-          init_weights: Path | None, steps: int, seed: int, atmosphere: float, device: str,
+          init_weights: Path | None, steps: int, seed: int, atmosphere: float | None, device: str,
           checkpoint: Path | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA.
 
@@ -343,10 +344,11 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
     """
     from farmcredit.segmentation.training import TrainingConfig, train_from_folders
 
+    config = TrainingConfig(steps=steps, seed=seed, **({} if atmosphere is None else {"atmosphere": atmosphere}))
     with _progress(False) as progress:
         task = progress.add_task("training", total=steps)
         card = train_from_folders(
-            data, out, TrainingConfig(steps=steps, seed=seed, atmosphere=atmosphere), eurosat=eurosat, dea=dea,
+            data, out, config, eurosat=eurosat, dea=dea,
             dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
             progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
         )

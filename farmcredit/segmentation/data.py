@@ -9,7 +9,7 @@ seasonal geomedians).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -64,6 +64,7 @@ class LabelledPatches:
         is_crop: bool (patch,).
         group: per patch, its class (EuroSAT) or region (DEA).
         source: what was read.
+        top_of_atmosphere: True for L1C reflectance (EuroSAT), False for surface reflectance (L2A).
     """
 
     reflectance: np.ndarray
@@ -71,11 +72,12 @@ class LabelledPatches:
     is_crop: np.ndarray
     group: np.ndarray
     source: str
+    top_of_atmosphere: bool = False
 
     def subset(self, keep: np.ndarray) -> LabelledPatches:
         """The patches where ``keep`` (bool or indices)."""
-        return LabelledPatches(self.reflectance[keep], self.clear[keep], self.is_crop[keep], self.group[keep],
-                               self.source)
+        return replace(self, reflectance=self.reflectance[keep], clear=self.clear[keep], is_crop=self.is_crop[keep],
+                       group=self.group[keep])
 
 
 def load_labelled_scene(folder: str | Path) -> LabelledScene:
@@ -155,7 +157,7 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
     reflectance = np.stack(patches)[:, None]
     clear = np.ones((len(files), 1, *reflectance.shape[-2:]), dtype=bool)
     group = np.array([p.parent.name for p in files])
-    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root))
+    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True)
 
 
 def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> LabelledPatches:

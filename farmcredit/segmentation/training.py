@@ -37,8 +37,11 @@ BAND_SUBSETS = {
     "rgbn": ("B02", "B03", "B04", "B08"),
     "pipeline": ("B02", "B04", "B05", "B08", "B8A", "B11"),
 }
-# Centre wavelengths (nm) of MODEL_BANDS, for the spectral shape of a random atmosphere.
-WAVELENGTH_NM = dict(zip(MODEL_BANDS, (490, 560, 665, 705, 740, 783, 842, 865, 1610, 2190)))
+# Centre wavelengths (nm) of the Sentinel-2 bands, for the spectral shape of a random atmosphere.
+WAVELENGTH_NM = {"B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B07": 783, "B08": 833, "B8A": 865,
+                 "B11": 1610, "B12": 2190}
+# Settings added after checkpoints were first written, with the value that reproduces training before them.
+SETTINGS_ADDED = {"atmosphere": 0.0}
 TrainProgress = Callable[[int, int, float], None]
 
 
@@ -60,9 +63,10 @@ class TrainingConfig:
         pixel_weight: weight of the DEA loss against the scene loss.
         type_weight: weight of the crop-type loss against the crop/non-crop loss.
         checkpoint_every: steps between checkpoints.
-        atmosphere: share of chips and patches given a random atmosphere per date (``_atmosphere``):
-            a path-radiance offset and band gains, so that top-of-atmosphere (L1C) and surface (L2A)
-            reflectance look alike to the network. 0 leaves the reflectance as read.
+        atmosphere: share of scene chips, EuroSAT patches and DEA pixels given a random atmosphere per
+            date (``_atmosphere``): haze added to surface reflectance, taken off top-of-atmosphere
+            reflectance, and band gains, so the network learns to care less which of L2A and L1C it
+            reads. 0 trains on the reflectance as read.
     """
 
     steps: int = 16000
@@ -78,7 +82,7 @@ class TrainingConfig:
     pixel_weight: float = 1.0
     type_weight: float = 0.3
     checkpoint_every: int = 100
-    atmosphere: float = 0.0
+    atmosphere: float = 0.25
 
 
 @dataclass
@@ -113,12 +117,13 @@ def train(
     """Train (or fine-tune ``init``) and return the network, a card without metrics, and the loss per step.
 
     With ``checkpoint``, state is saved there every ``config.checkpoint_every`` steps and, if the
-    file exists, training resumes from it (its settings must match ``config``).
+    file exists, training resumes from it (its settings and starting weights must match).
     """
     if not (data.scenes or data.patches is not None or data.pixels is not None):
         raise InputError("no training data: give labelled scenes, EuroSAT patches or DEA pixels")
     torch.manual_seed(config.seed)
     target = resolve_device(device)
+    start_from = init.describe()["hash"] if init is not None else ""  # a checkpoint resumes only its own start
     if init is not None:
         # New weights: the starting model's calibration (Platt, area margin) no longer applies.
         card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="")
@@ -135,16 +140,17 @@ def train(
     )
     start, losses = 0, []
     if checkpoint is not None and checkpoint.is_file():
-        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config)
+        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from)
     mean = np.asarray(card.band_mean, dtype=np.float32)
     std = np.asarray(card.band_std, dtype=np.float32)
     began = time.perf_counter()
     for step in range(start, config.steps):
         rng = np.random.default_rng([config.seed, step])
+        haze = np.random.default_rng([config.seed, step, 1])  # its own stream: it never moves the batches' draws
         loss = torch.zeros((), device=target)
-        for batch, loss_fn in _batches(data, config, rng):
+        for batch, loss_fn, top_of_atmosphere in _batches(data, config, rng):
             if config.atmosphere > 0:
-                batch = (_atmosphere(batch[0], rng, config.atmosphere, card.bands), *batch[1:])
+                batch = (_atmosphere(batch[0], haze, config.atmosphere, top_of_atmosphere), *batch[1:])
             x, clear, available = normalise_season(*batch[:3], mean, std, card.bands)
             available = np.repeat(available[None], len(x), axis=0)
             inputs = [torch.from_numpy(a).to(target) for a in (x, clear, available)]
@@ -159,16 +165,16 @@ def train(
         if progress is not None:
             progress(step + 1, config.steps, losses[-1])
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config)
+            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from)
     training = {"config": asdict(config), "device": str(target), "seconds": round(time.perf_counter() - began, 1),
                 "final_loss": float(np.mean(losses[-50:])) if losses else None}
     return net.cpu().eval(), replace(card, training=training, code_version=__version__), losses
 
 
 def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generator):
-    """(reflectance, clear, available, *targets) and its loss function, per source present."""
+    """(reflectance, clear, available, *targets), its loss function and whether it is L1C, per source present."""
     if data.scenes:
-        yield _scene_batch(data.scenes, config, rng), _scene_loss(config.type_weight)
+        yield _scene_batch(data.scenes, config, rng), _scene_loss(config.type_weight), False
     for source, size, weight in ((data.patches, config.patch_batch, config.patch_weight),
                                  (data.pixels, config.pixel_batch, config.pixel_weight)):
         if source is not None:
@@ -185,7 +191,8 @@ def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generato
             flips = _flips(rng)
             reflectance, clear = _augment(reflectance, flips), _augment(clear, flips)
             available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
-            yield (reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss(weight)
+            yield ((reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss(weight),
+                   source.top_of_atmosphere)
 
 
 def _scene_batch(scenes: list[LabelledScene], config: TrainingConfig, rng: np.random.Generator) -> tuple:
@@ -229,18 +236,20 @@ def _augment(array: np.ndarray, flips: tuple[bool, bool, int]) -> np.ndarray:
 
 
 def _atmosphere(reflectance: np.ndarray, rng: np.random.Generator, share: float,
-                bands: tuple[str, ...]) -> np.ndarray:
-    """``reflectance`` (sample, time, band, rows, cols) with a random atmosphere on ``share`` of the samples.
+                top_of_atmosphere: bool) -> np.ndarray:
+    """``reflectance`` (sample, time, band, rows, cols) in ``MODEL_BANDS`` order, a random atmosphere on ``share``.
 
-    Per sample and date: an additive path radiance ``a * (wavelength / 490 nm) ** -k`` (``a`` from
-    -0.02 to 0.06 reflectance, ``k`` from 1, aerosol-like, to 4, Rayleigh-like; negative ``a`` is an
-    over-corrected atmosphere) and a gain per band (log-normal, 5%) on one common gain (10%).
-    Sentinel-2 L1C over L2A is about +0.05 at 490 nm and under +0.01 past 800 nm.
+    Per sample and date: a path radiance ``a * (wavelength / 490 nm) ** -k``, ``k`` from 1
+    (aerosol-like) to 4 (Rayleigh-like), added to surface reflectance (``a`` from -0.01 to 0.06)
+    or taken off top-of-atmosphere reflectance (``a`` from -0.06 to 0.01); Sentinel-2 L1C over L2A
+    is about +0.05 at 490 nm. Then a gain per band (log-normal, 5%) on one common gain (10%).
+    NaN stays NaN.
     """
     samples, dates = reflectance.shape[:2]
-    wavelength = np.array([WAVELENGTH_NM[b] for b in bands], dtype=np.float32) / 490.0
-    offset = rng.uniform(-0.02, 0.06, (samples, dates, 1)) * wavelength ** -rng.uniform(1.0, 4.0, (samples, dates, 1))
-    gain = np.exp(rng.normal(0.0, 0.05, (samples, dates, len(bands))) + rng.normal(0.0, 0.1, (samples, dates, 1)))
+    wavelength = np.array([WAVELENGTH_NM[b] for b in MODEL_BANDS], dtype=np.float32) / 490.0
+    low, high = (-0.06, 0.01) if top_of_atmosphere else (-0.01, 0.06)
+    offset = rng.uniform(low, high, (samples, dates, 1)) * wavelength ** -rng.uniform(1.0, 4.0, (samples, dates, 1))
+    gain = np.exp(rng.normal(0.0, 0.05, (samples, dates, len(MODEL_BANDS))) + rng.normal(0.0, 0.1, (samples, dates, 1)))
     hit = (rng.random(samples) < share)[:, None, None]
     offset, gain = np.where(hit, offset, 0.0), np.where(hit, gain, 1.0)
     return (reflectance * gain[..., None, None] + offset[..., None, None]).astype(np.float32)
@@ -280,20 +289,23 @@ def _patch_loss(weight: float):
     return loss
 
 
-def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig) -> None:
+def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
+                     start_from: str) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     for i, state in enumerate(optimiser.state_dict()["state"].values()):
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config))}
+    metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
+                "start_from": start_from}
     partial = path.with_suffix(".partial")
     save_file(tensors, partial, metadata=metadata)
     partial.replace(path)  # never leave a half-written checkpoint behind
 
 
-def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig) -> tuple[int, list[float]]:
+def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig,
+                     start_from: str) -> tuple[int, list[float]]:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -302,10 +314,13 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
-    # A setting added after the checkpoint was written had its default then.
-    saved = {**asdict(TrainingConfig()), **json.loads(metadata["config"])}
-    if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in asdict(config).items() if k != "steps"}:
-        raise InputError(f"{path}: checkpoint was trained with other settings {saved}; delete it or match them")
+    saved = {**SETTINGS_ADDED, **json.loads(metadata["config"])}
+    differ = sorted(k for k, v in asdict(config).items() if k != "steps" and saved.get(k) != v)
+    if differ:
+        found = ", ".join(f"{k}={saved.get(k)} (now {getattr(config, k)})" for k in differ)
+        raise InputError(f"{path}: checkpoint was trained with other settings: {found}; delete it or match them")
+    if metadata.get("start_from", "") != start_from:
+        raise InputError(f"{path}: checkpoint fine-tunes other starting weights; delete it or start from the same")
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state = optimiser.state_dict()
     for i in range(len(state["param_groups"][0]["params"])):

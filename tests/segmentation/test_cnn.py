@@ -125,8 +125,10 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
     config = TrainingConfig(steps=150, width=8, scene_batch=2, learning_rate=1e-2)
     _, _, losses = train(data, config, device="cpu")
     assert np.mean(losses[-25:]) < 0.95 * np.mean(losses[:25])
-    config = TrainingConfig(steps=16, width=8, scene_batch=2, checkpoint_every=8, learning_rate=1e-2)
+    config = TrainingConfig(steps=16, width=8, scene_batch=2, checkpoint_every=8, learning_rate=1e-2, atmosphere=0.5)
     _, _, losses = train(data, config, device="cpu")
+    _, _, clear_air = train(data, replace(config, atmosphere=0.0), device="cpu")
+    assert clear_air[0] != losses[0]  # the atmosphere reaches the network
     checkpoint = tmp_path / "ckpt.safetensors"
 
     class Stop(Exception):
@@ -142,19 +144,42 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
     np.testing.assert_allclose(resumed, losses, rtol=1e-4)
 
 
-def test_a_random_atmosphere_adds_more_haze_at_blue_than_in_the_infrared() -> None:
+def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_value(small_season, tmp_path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from farmcredit.segmentation.data import load_labelled_scene
+
+    data = TrainingData([load_labelled_scene(small_season.root)])
+    config = TrainingConfig(steps=4, width=8, scene_batch=1, checkpoint_every=2, atmosphere=0.0)
+    checkpoint = tmp_path / "ckpt.safetensors"
+    train(data, replace(config, steps=2), device="cpu", checkpoint=checkpoint)
+    with safe_open(str(checkpoint), "pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    old = {k: v for k, v in json.loads(metadata["config"]).items() if k != "atmosphere"}
+    save_file(tensors, checkpoint, metadata={**metadata, "config": json.dumps(old)})
+    with pytest.raises(InputError, match=r"atmosphere=0.0 \(now 0.25\)"):
+        train(data, replace(config, atmosphere=0.25), device="cpu", checkpoint=checkpoint)
+    _, _, losses = train(data, config, device="cpu", checkpoint=checkpoint)
+    assert len(losses) == 4
+
+
+def test_a_random_atmosphere_adds_haze_to_surface_and_takes_it_off_top_of_atmosphere_reflectance() -> None:
     from farmcredit.segmentation.training import _atmosphere
 
-    surface = np.full((400, 2, len(MODEL_BANDS), 1, 1), 0.2, dtype=np.float32)
-    assert np.array_equal(_atmosphere(surface, np.random.default_rng(0), 0.0, MODEL_BANDS), surface)
-    hazy = _atmosphere(surface, np.random.default_rng(0), 0.5, MODEL_BANDS)[..., 0, 0]
-    changed = (hazy != 0.2).any(axis=(1, 2))
-    assert 0.4 < changed.mean() < 0.6  # about half the samples, every date of each
-    added = (hazy - 0.2)[changed].mean(axis=(0, 1))
+    surface = np.full((400, 2, len(MODEL_BANDS), 1, 2), 0.2, dtype=np.float32)
+    surface[:, :, :, :, 1] = np.nan
+    hazy = _atmosphere(surface, np.random.default_rng(0), 0.5, top_of_atmosphere=False)
+    assert np.isnan(hazy[..., 1]).all()  # absent stays absent
+    hazy = hazy[..., 0, 0]
+    changed = (hazy != 0.2).any(axis=2)
+    assert (changed == changed[:, :1]).all() and 0.4 < changed[:, 0].mean() < 0.6  # half the samples, all dates
+    added = (hazy - 0.2)[changed].mean(axis=0)
     blue, nir, swir = (MODEL_BANDS.index(b) for b in ("B02", "B08", "B12"))
     assert added[blue] > added[nir] > added[swir] and 0.01 < added[blue] < 0.04
-    again = _atmosphere(surface, np.random.default_rng(0), 0.5, MODEL_BANDS)[..., 0, 0]
-    assert np.array_equal(hazy, again)
+    cleared = (_atmosphere(surface, np.random.default_rng(0), 0.5, top_of_atmosphere=True)[..., 0, 0] - 0.2)
+    assert cleared[changed].mean(axis=0)[blue] < -0.01 < 0.01 < added[blue]
+    assert np.array_equal(hazy, _atmosphere(surface, np.random.default_rng(0), 0.5, False)[..., 0, 0])
 
 
 def test_the_audit_description_changes_with_anything_that_changes_the_output(model) -> None:
@@ -175,7 +200,7 @@ def test_the_audit_description_changes_with_anything_that_changes_the_output(mod
     assert rule.describe()["hash"] != stricter.describe()["hash"]
 
 
-def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(small_season, model) -> None:
+def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(small_season, model, tmp_path) -> None:
     from farmcredit.segmentation.data import load_labelled_scene
 
     card = replace(model.card, calibration={"a": 2.0, "b": -0.5, "mixed_margin": 0.1})
@@ -185,6 +210,10 @@ def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(s
     assert tuned.width == model.card.width and len(losses) == 3
     assert tuned.calibration == uncalibrated() and tuned.weights_sha256 == ""  # of the old weights, not these
     assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.net.state_dict().values()))
+    checkpoint, config = tmp_path / "ckpt.safetensors", TrainingConfig(steps=2, width=32, scene_batch=1)
+    train(data, config, device="cpu", init=CnnCroplandModel(copy.deepcopy(model.net), card), checkpoint=checkpoint)
+    with pytest.raises(InputError, match="other starting weights"):  # another base never resumes this fine-tune
+        train(data, config, device="cpu", init=CnnCroplandModel(net, card), checkpoint=checkpoint)
 
 
 def test_evaluate_prints_metrics_on_a_labelled_scene(small_season, model, tmp_path: Path) -> None:
