@@ -5,8 +5,8 @@ split and the DEA training regions. Two phases on the same data: BASE from scrat
 at most 8 dates), then FINE_TUNE from its weights on whole seasons (up to 16 dates, as ``assess``
 sees a season) at a third of the learning rate. In both, a quarter of the chips, patches and pixels
 get a random atmosphere (haze added to L2A, taken off EuroSAT's L1C; ``TrainingConfig.atmosphere``).
-Held out: a calibration scene, test scenes, the EuroSAT test split and the DEA test regions, all
-scored into the card.
+Held out: a calibration scene, test scenes, fresh scenes, the EuroSAT test split and the DEA test
+regions, all scored into the card.
 
 Usage: python scripts/train_default_model.py [--base WEIGHTS] [--base-steps N] [--fine-tune-steps N]
                                               [--work DIR] [--out WEIGHTS]

@@ -239,11 +239,11 @@ def _atmosphere(reflectance: np.ndarray, rng: np.random.Generator, share: float,
                 top_of_atmosphere: bool) -> np.ndarray:
     """``reflectance`` (sample, time, band, rows, cols) in ``MODEL_BANDS`` order, a random atmosphere on ``share``.
 
-    Per sample and date: a path radiance ``a * (wavelength / 490 nm) ** -k``, ``k`` from 1
-    (aerosol-like) to 4 (Rayleigh-like), added to surface reflectance (``a`` from -0.01 to 0.06)
-    or taken off top-of-atmosphere reflectance (``a`` from -0.06 to 0.01); Sentinel-2 L1C over L2A
-    is about +0.05 at 490 nm. Then a gain per band (log-normal, 5%) on one common gain (10%).
-    NaN stays NaN.
+    Per sample and date: the reflectance times a gain per band (log-normal, 5%) on one common gain
+    (10%), plus a path radiance ``a * (wavelength / 490 nm) ** -k``, ``k`` from 1 (aerosol-like) to
+    4 (Rayleigh-like): added to surface reflectance (``a`` from -0.01 to 0.06) or taken off
+    top-of-atmosphere reflectance (``a`` from -0.06 to 0.01); Sentinel-2 L1C over L2A is about
+    +0.05 at 490 nm. NaN stays NaN.
     """
     samples, dates = reflectance.shape[:2]
     wavelength = np.array([WAVELENGTH_NM[b] for b in MODEL_BANDS], dtype=np.float32) / 490.0
