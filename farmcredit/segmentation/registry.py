@@ -10,10 +10,11 @@ from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
 
 RULE = "rule"
 CNN = "cnn"
-# What a run uses when no model is named. The CNN: on held-out simulated scenes it puts more parcels
-# within 10% of their cultivated area than the rule, by a wide margin when clouds hide the peak of
-# the season, and wrongly flags far fewer honest parcels as over-declared (it misses a few more); it
-# reads seasons of one or two dates, which the rule refuses. Neither transfers well to unseen
+# What a run uses when no model is named. The CNN: on held-out simulated scenes it puts as many
+# parcels within 10% of their cultivated area as the rule on clear seasons and far more when clouds
+# hide the peak of the season, and wrongly flags far fewer honest parcels as over-declared (it misses
+# a few more); it reads seasons of one or two dates, which the rule refuses, and real L1C patches
+# (EuroSAT) well. Neither transfers well to unseen
 # African regions (DEA, in its card). The rule stays available: 2-4x cheaper on small jobs, 10-25x
 # on dense full tiles on a CPU (README).
 DEFAULT_MODEL = CNN
