@@ -326,11 +326,14 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
               help="Share of chips, patches and pixels given a random atmosphere (haze, band gains), so the "
                    "model cares less whether it reads L1C or L2A; 0 trains on the reflectance as read. "
                    "[default: 0.25]")
+@click.option("--dea-crop-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of crop among the DEA pixels drawn per step (0.5: balanced). "
+                   "[default: the labels' own share, which the model learns as its prior]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
-          init_weights: Path | None, steps: int, seed: int, atmosphere: float | None, device: str,
-          checkpoint: Path | None) -> None:
+          init_weights: Path | None, steps: int, seed: int, atmosphere: float | None, dea_crop_share: float | None,
+          device: str, checkpoint: Path | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA.
 
     Each DATA folder is a simulate folder, or imagery/ with labels.tif (0 non-crop, 1 crop) or
@@ -344,7 +347,8 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
     """
     from farmcredit.segmentation.training import TrainingConfig, train_from_folders
 
-    config = TrainingConfig(steps=steps, seed=seed, **({} if atmosphere is None else {"atmosphere": atmosphere}))
+    config = TrainingConfig(steps=steps, seed=seed, pixel_crop_share=dea_crop_share,
+                            **({} if atmosphere is None else {"atmosphere": atmosphere}))
     with _progress(False) as progress:
         task = progress.add_task("training", total=steps)
         card = train_from_folders(

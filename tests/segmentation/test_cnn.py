@@ -23,7 +23,13 @@ from farmcredit.segmentation.card import (  # noqa: E402
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
 from farmcredit.segmentation.network import CroplandNet  # noqa: E402
-from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train  # noqa: E402
+from farmcredit.segmentation.training import (  # noqa: E402
+    SETTINGS_ADDED,
+    TrainingConfig,
+    TrainingData,
+    save_model,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +157,35 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_va
     from farmcredit.segmentation.data import load_labelled_scene
 
     data = TrainingData([load_labelled_scene(small_season.root)])
-    config = TrainingConfig(steps=4, width=8, scene_batch=1, checkpoint_every=2, atmosphere=0.0)
+    config = TrainingConfig(steps=4, width=8, scene_batch=1, checkpoint_every=2, atmosphere=0.0, pixel_crop_share=0.5)
     checkpoint = tmp_path / "ckpt.safetensors"
     train(data, replace(config, steps=2), device="cpu", checkpoint=checkpoint)
     with safe_open(str(checkpoint), "pt") as handle:
         metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
-    old = {k: v for k, v in json.loads(metadata["config"]).items() if k != "atmosphere"}
+    old = {k: v for k, v in json.loads(metadata["config"]).items() if k not in SETTINGS_ADDED}
     save_file(tensors, checkpoint, metadata={**metadata, "config": json.dumps(old)})
-    with pytest.raises(InputError, match=r"atmosphere=0.0 \(now 0.25\)"):
-        train(data, replace(config, atmosphere=0.25), device="cpu", checkpoint=checkpoint)
+    with pytest.raises(InputError, match=r"atmosphere=0.0 \(now 0.25\), pixel_crop_share=0.5 \(now None\)"):
+        train(data, replace(config, atmosphere=0.25, pixel_crop_share=None), device="cpu", checkpoint=checkpoint)
     _, _, losses = train(data, config, device="cpu", checkpoint=checkpoint)
     assert len(losses) == 4
+
+
+def test_labelled_samples_are_drawn_at_the_asked_crop_share_or_their_own() -> None:
+    from farmcredit.segmentation.training import _draw
+
+    is_crop = np.arange(1000) < 100  # 10% crop
+    rng = np.random.default_rng(0)
+    assert is_crop[_draw(is_crop, 256, 0.5, rng)].sum() == 128
+    assert is_crop[_draw(is_crop, 15, 0.5, rng)].sum() == 7
+    assert is_crop[_draw(is_crop, 100, 0.3, rng)].sum() == 30
+    own = np.concatenate([_draw(is_crop, 256, None, rng) for _ in range(40)])
+    assert 0.08 < is_crop[own].mean() < 0.12
+    assert is_crop[_draw(np.ones(5, bool), 8, None, rng)].all()
+    with pytest.raises(InputError, match="both classes"):
+        _draw(np.ones(5, bool), 8, 0.5, rng)
+    for share in (0.0, 1.0, 1.5):
+        with pytest.raises(InputError, match="pixel_crop_share must be between 0 and 1"):
+            TrainingConfig(pixel_crop_share=share)
 
 
 def test_a_random_atmosphere_adds_haze_to_surface_and_takes_it_off_top_of_atmosphere_reflectance() -> None:

@@ -60,6 +60,10 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
     model = CnnCroplandModel.from_file(weights, device="cpu")
     assert model.card.training["config"]["steps"] == 3 and model.card.training["scenes"] == [str(tmp_path / "own")]
     assert model.card.training["config"]["atmosphere"] == 0.25  # the default: read L1C and L2A alike
+    assert model.card.training["config"]["pixel_crop_share"] is None  # DEA pixels at the labels' own share
+    bad_share = CliRunner().invoke(cli, ["train", str(tmp_path / "own"), "--out", str(weights),
+                                         "--dea-crop-share", "1"])
+    assert bad_share.exit_code == 2 and "--dea-crop-share" in bad_share.output
     evaluated = CliRunner().invoke(cli, ["evaluate", str(weights), str(tmp_path / "own"), "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "accuracy=" in evaluated.output and "confusion" in evaluated.output
