@@ -162,25 +162,29 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
 
 def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> LabelledPatches:
     """Digital Earth Africa crop-mask pixels of ``regions`` as 1x1 patches of two dates (seasons S1, S2)."""
-    root = Path(root)
     tables, groups = [], []
     for region in regions:
-        path = root / region / "training_data.txt"
-        if not path.is_file():
-            raise InputError(f"{path}: Digital Earth Africa region {region!r} not found")
-        with open(path) as handle:
-            header = handle.readline().lstrip("#").split()
-        table = np.loadtxt(path, comments="#", ndmin=2)
-        columns = {name: table[:, i] for i, name in enumerate(header)}
-        pixel = np.full((len(table), 2, len(MODEL_BANDS)), np.nan, dtype=np.float32)
+        columns = read_dea_table(root, region)
+        pixel = np.full((len(columns["Class"]), 2, len(MODEL_BANDS)), np.nan, dtype=np.float32)
         for season in (0, 1):
             for name, band in DEA_BANDS.items():
                 pixel[:, season, MODEL_BANDS.index(band)] = columns[f"{name}_S{season + 1}"]
         tables.append((pixel, columns["Class"] == 1))
-        groups += [region] * len(table)
+        groups += [region] * len(pixel)
     reflectance = np.concatenate([t[0] for t in tables])[..., None, None]
     clear = np.ones((len(reflectance), 2, 1, 1), dtype=bool)
     return LabelledPatches(reflectance, clear, np.concatenate([t[1] for t in tables]), np.array(groups), str(root))
+
+
+def read_dea_table(root: str | Path, region: str) -> dict[str, np.ndarray]:
+    """Every column of a Digital Earth Africa region's ``training_data.txt`` (``Class``, bands, MADs, rain, ...)."""
+    path = Path(root) / region / "training_data.txt"
+    if not path.is_file():
+        raise InputError(f"{path}: Digital Earth Africa region {region!r} not found")
+    with open(path) as handle:
+        header = handle.readline().lstrip("#").split()
+    table = np.loadtxt(path, comments="#", ndmin=2)
+    return {name: table[:, i] for i, name in enumerate(header)}
 
 
 def split_eurosat(patches: LabelledPatches, test_share: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
