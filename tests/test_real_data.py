@@ -110,7 +110,7 @@ def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared
     """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
 
     The rule gives no probability from two dates (FEW_CLEAR_OBSERVATIONS); the CNN does: certain the
-    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.4 says 100%, interval
+    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.5 says 100%, interval
     0-100%; v2.2 said 25%), never sure it is not.
     """
     from farmcredit.pipeline import run_assessment
