@@ -15,6 +15,8 @@ from farmcredit.errors import InputError
 ARCHITECTURE = "farmcredit-cropland-unet-v2"
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
 MODEL_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+# Without red and NIR no band subset the network was trained on applies.
+REQUIRED_BANDS = ("B04", "B08")
 # Normalised differences (a - b) / (a + b) fed beside the bands, each where both bands are present:
 # NDVI, NDWI (green/NIR), NDMI (NIR/SWIR1), the SWIR1/SWIR2 ratio and the red-edge NDRE. Ratios
 # carry across sensors, atmospheres and regions better than raw reflectance.
@@ -47,6 +49,8 @@ class ModelCard:
         training: data, splits, hashes, seed and time of training.
         metrics: per evaluation set, its metrics.
         code_version: farmcredit version that trained it.
+        untrained_bands: bands of ``bands`` that no training sample had (a model trained from
+            scratch on, say, red, green, blue and NIR only); the model treats them as absent.
     """
 
     name: str
@@ -61,6 +65,7 @@ class ModelCard:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     code_version: str = ""
+    untrained_bands: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         """The card as indented JSON."""
@@ -96,7 +101,8 @@ def read_card(weights: Path) -> ModelCard:
         raise InputError(f"{weights}: no model card {path.name} beside the weights")
     try:
         raw = json.loads(path.read_text())
-        card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in ("bands", "band_mean", "band_std", "classes")}})
+        tuples = ("bands", "band_mean", "band_std", "classes", "untrained_bands")
+        card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
     except (json.JSONDecodeError, TypeError, KeyError) as exc:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
     if card.architecture != ARCHITECTURE:
@@ -104,6 +110,8 @@ def read_card(weights: Path) -> ModelCard:
     unknown = [b for b in card.bands if b not in MODEL_BANDS]
     if unknown or len(card.band_mean) != len(card.bands) or len(card.band_std) != len(card.bands):
         raise InputError(f"{path}: bands {card.bands} must be known L2A bands with one mean and std each")
+    if not set(card.untrained_bands) <= set(card.bands) - set(REQUIRED_BANDS):
+        raise InputError(f"{path}: untrained_bands {card.untrained_bands} must be among its bands, never red or NIR")
     if not card.classes or card.classes[0] != "non_crop":
         raise InputError(f"{path}: the first class must be 'non_crop', got {card.classes}")
     actual = file_sha256(weights)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +15,16 @@ import torch
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
-from farmcredit.segmentation.card import INDICES, ModelCard, read_card
+from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
 from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
 
-# Without red and NIR no band subset the network was trained on applies.
-REQUIRED_BANDS = ("B04", "B08")
 MARGIN_PX = math.ceil(RECEPTIVE_RADIUS_PX / ALIGN_PX) * ALIGN_PX + ALIGN_PX
+# Reflectance 0-1 exceeds 1 only on bright cloud, snow or glint (up to about 2) and saturated pixels
+# (65535 DN, 6.55): more than half the values above 2, or any above 100, means another scale.
+HIGH_REFLECTANCE = 2.0
+IMPOSSIBLE_REFLECTANCE = 100.0
+# Values per strip when scanning the input (a few MB of temporaries).
+SCAN_VALUES = 1 << 22
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -40,11 +44,29 @@ class Prediction:
 
     Attributes:
         crop_probability: float32 (rows, cols) calibrated P(cropland); NaN where no clear date.
-        crop_class: int16 (rows, cols) index into ``card.classes``; -1 where no clear date.
+        crop_class: int16 (rows, cols) index into ``card.classes``, consistent with the probability:
+            0 (non-crop) where P(cropland) < 0.5, else the most likely crop class; -1 where no clear date.
     """
 
     crop_probability: np.ndarray
     crop_class: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChipBatch:
+    """Network input for chips of one shape, prepared together.
+
+    Attributes:
+        chips: ((r0, r1, c0, c1) read, (k0, k1, j0, j1) kept) per chip, as ``chip_grid``.
+        network_input: float32 (chip, time, band + index, rows, cols), normalised, zero where unusable.
+        clear: bool (chip, time, rows, cols), narrowed to pixels with finite data in every available band.
+        flags: float32 (band + index,) 1.0 for inputs the network may use.
+    """
+
+    chips: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]
+    network_input: np.ndarray
+    clear: np.ndarray
+    flags: np.ndarray
 
 
 class CnnCroplandModel:
@@ -54,7 +76,9 @@ class CnnCroplandModel:
     larger than ``chip_px`` are cut into chips overlapping by ``MARGIN_PX`` (more than the
     network's receptive radius) on a grid aligned to its pooling, and each chip keeps only its
     core: the result equals one pass over the whole raster whatever the chip size, so there are
-    no seams to blend.
+    no seams to blend. Each batch of chips is prepared (normalised) on its own and its cores'
+    calibrated crop logits and classes written out at once (the sigmoid runs once at the end), so
+    memory beyond the input and the two output rasters is that of one batch of chips.
 
     Example:
         >>> model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS)  # doctest: +SKIP
@@ -106,6 +130,8 @@ class CnnCroplandModel:
         card = self.card
         decides = [card.architecture, card.name, card.bands, card.band_mean, card.band_std, card.classes, card.width,
                    card.calibration, weights.hexdigest()]
+        if card.untrained_bands:  # cards before the field hash as they did
+            decides.append(card.untrained_bands)
         return {"name": self.name, "hash": canonical_hash(decides), "architecture": card.architecture,
                 "weights_sha256": card.weights_sha256, "device": self.device.type,
                 "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
@@ -132,17 +158,24 @@ class CnnCroplandModel:
         Args:
             reflectance: (time, band, rows, cols) surface reflectance 0-1, NaN where no data.
             clear: bool (time, rows, cols); False where cloudy, shadowed or no data.
-            bands: names along the band axis (any order; bands the model does not know are ignored).
+            bands: names along the band axis, each once (any order; bands the model does not know are ignored).
 
         Raises:
-            InputError: wrong band count for ``bands``, or red or NIR missing.
+            InputError: wrong band count for ``bands``, a band named twice, red or NIR missing, or
+                values that are not reflectance 0-1 (e.g. Sentinel-2 digital numbers).
         """
-        x, clear, available = self._prepare(np.asarray(reflectance), np.asarray(clear, dtype=bool), tuple(bands))
-        rows, cols = clear.shape[1:]
-        logits = np.zeros((len(self.card.classes), rows, cols), dtype=np.float32)
-        for (r0, _, c0, _), (k0, k1, j0, j1), out in self._run_chips(x, clear, available):
-            logits[:, k0:k1, j0:j1] = out[:, k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
-        return self._finish(logits[None], clear.any(axis=0)[None], 0)
+        batches = self.chip_batches(reflectance, clear, bands)
+        crop_logit = np.empty(np.shape(clear)[1:], dtype=np.float32)
+        crop_class = np.empty(np.shape(clear)[1:], dtype=np.int16)
+        for batch in batches:
+            chip_logit, chip_class = self._score(self._forward(batch.network_input, batch.clear, batch.flags),
+                                                 batch.clear.any(axis=1))
+            for ((r0, _, c0, _), (k0, k1, j0, j1)), logit, kind in zip(batch.chips, chip_logit, chip_class):
+                core = np.s_[k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
+                crop_logit[k0:k1, j0:j1], crop_class[k0:k1, j0:j1] = logit[core], kind[core]
+        # Scored chip by chip (``_score``'s log-softmax per batch), a raster larger than one chip can
+        # differ by 1 ulp in a few pixels from scoring it whole; a raster within one chip is scored whole.
+        return _finish(crop_logit, crop_class)
 
     def predict_patches(self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> Prediction:
         """Classify small independent patches (patch, time, band, rows, cols) in one batch each; 1x1 works.
@@ -150,81 +183,148 @@ class CnnCroplandModel:
         Returns:
             The prediction with a leading patch axis.
         """
-        n, steps, n_bands, rows, cols = reflectance.shape
-        # Preparation is per pixel: patches side by side along the rows prepare as one raster.
-        flat = np.moveaxis(np.asarray(reflectance), 0, 2).reshape(steps, n_bands, n * rows, cols)
-        flat_clear = np.moveaxis(np.asarray(clear, dtype=bool), 0, 1).reshape(steps, n * rows, cols)
-        x, flat_clear, available = self._prepare(flat, flat_clear, tuple(bands))
-        x = np.moveaxis(x.reshape(steps, x.shape[1], n, rows, cols), 2, 0)
-        clear = np.moveaxis(flat_clear.reshape(steps, n, rows, cols), 1, 0)
-        logits = np.concatenate([
-            self._forward(x[i : i + 64], clear[i : i + 64], np.repeat(available[None], len(x[i : i + 64]), axis=0))
-            for i in range(0, n, 64)
-        ])
-        return self._finish(logits, clear.any(axis=1), slice(None))
+        reflectance, clear, bands, available = self._checked(reflectance, clear, bands, "patch, time")
+        logits, seen = [], []
+        for i in range(0, len(reflectance), 64):
+            x, narrowed, flags = self._prepare(reflectance[i : i + 64], clear[i : i + 64], bands, available)
+            logits.append(self._forward(x, narrowed, flags))
+            seen.append(narrowed.any(axis=1))
+        # Scored together, as the card's metrics were: torch's kernels round a few elements at the
+        # end of a call differently, so scoring batch by batch would move some probabilities by 1 ulp.
+        return _finish(*self._score(np.concatenate(logits), np.concatenate(seen)))
 
-    def _finish(self, logits: np.ndarray, seen: np.ndarray, index: int | slice) -> Prediction:
-        """Calibrated P(crop) and class from logits (patch, classes, rows, cols); NaN / -1 where unseen."""
-        with torch.no_grad():
-            log_crop, log_non = crop_log_probability(torch.from_numpy(logits))
-            calibration = self.card.calibration
-            probability = torch.sigmoid(calibration["a"] * (log_crop - log_non) + calibration["b"]).numpy()
-        crop_class = np.where(seen, np.argmax(logits, axis=1), -1)
-        return Prediction(
-            np.where(seen, probability, np.nan).astype(np.float32)[index], crop_class.astype(np.int16)[index]
-        )
+    def chip_batches(self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> Iterator[ChipBatch]:
+        """Check a season raster now (raises as ``predict``); then its chips, prepared batch by batch.
 
-    def _prepare(
-        self, reflectance: np.ndarray, clear: np.ndarray, bands: tuple[str, ...]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Reflectance in network band order, normalised, zero where unavailable; clear also needs finite data."""
-        if reflectance.ndim != 4 or reflectance.shape[1] != len(bands):
-            raise InputError(
-                f"reflectance has shape {reflectance.shape}; expected (time, {len(bands)} bands {bands}, rows, cols)"
-            )
-        if clear.shape != (reflectance.shape[0], *reflectance.shape[2:]):
-            raise InputError(f"clear mask shape {clear.shape} does not match reflectance {reflectance.shape}")
-        missing = [b for b in REQUIRED_BANDS if b not in bands]
-        if missing:
-            raise InputError(f"the cropland model {self.name} needs bands {REQUIRED_BANDS}; missing {missing}")
-        x = np.full((reflectance.shape[0], len(self.bands), *reflectance.shape[2:]), np.nan, dtype=np.float32)
-        for position, band in enumerate(self.bands):
-            if band in bands:
-                x[:, position] = reflectance[:, bands.index(band)]
-        # A band with no finite value anywhere is absent (e.g. B8A in a product without it), not a mask.
-        present = np.isfinite(x).any(axis=(0, 2, 3)) | np.isin(self.bands, REQUIRED_BANDS)
-        available = (np.isin(self.bands, bands) & present).astype(np.float32)
-        return normalise_season(x, clear, available, self._mean, self._std, self.bands)
-
-    def _run_chips(self, x: np.ndarray, clear: np.ndarray, available: np.ndarray):
-        """Yield (chip bounds, core bounds, chip logits) over the raster, chips of one shape batched."""
+        A batch holds up to ``batch_size`` chips of one shape.
+        """
+        reflectance, clear, bands, available = self._checked(reflectance, clear, bands, "time")
         chips: dict[tuple[int, int], list] = {}
         for bounds, core_bounds in chip_grid(*clear.shape[1:], self.chip_px):
             r0, r1, c0, c1 = bounds
             chips.setdefault((r1 - r0, c1 - c0), []).append((bounds, core_bounds))
-        for group in chips.values():
-            for start in range(0, len(group), self.batch_size):
-                members = group[start : start + self.batch_size]
-                batch_x = np.stack([x[:, :, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members])
-                batch_clear = np.stack([clear[:, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members])
-                out = self._forward(batch_x, batch_clear, np.repeat(available[None], len(members), axis=0))
-                for (bounds, core_bounds), chip_logits in zip(members, out):
-                    yield bounds, core_bounds, chip_logits
+        batches = [group[start : start + self.batch_size]
+                   for group in chips.values() for start in range(0, len(group), self.batch_size)]
+        return (
+            ChipBatch(members, *self._prepare(
+                np.stack([reflectance[:, :, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members]),
+                np.stack([clear[:, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members]),
+                bands, available,
+            ))
+            for members in batches
+        )
 
-    def _forward(self, x: np.ndarray, clear: np.ndarray, available: np.ndarray) -> np.ndarray:
-        """Logits (batch, classes, rows, cols) as float32 numpy; bf16 + channels_last on CUDA."""
-        device = self.device
+    def logits(self, network_input: torch.Tensor, clear: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+        """Class logits for prepared tensors already on this model's device; bf16 autocast on CUDA.
+
+        Args:
+            network_input: (chip, time, band + index, rows, cols) as ``ChipBatch.network_input``.
+            clear: bool (chip, time, rows, cols).
+            flags: (chip, band + index).
+        """
         with torch.no_grad():
-            tx = torch.from_numpy(x).to(device)
-            tc = torch.from_numpy(clear).to(device)
-            ta = torch.from_numpy(available).to(device)
-            if device.type == "cuda":
+            if self.device.type == "cuda":
                 # The weights are channels_last, so cuDNN runs every convolution in that layout.
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = self.net(tx, tc, ta)
-            else:
-                logits = self.net(tx, tc, ta)
-        return logits.float().cpu().numpy()
+                    return self.net(network_input, clear, flags)
+            return self.net(network_input, clear, flags)
+
+    def _forward(self, x: np.ndarray, clear: np.ndarray, flags: np.ndarray) -> np.ndarray:
+        """Logits (chip, classes, rows, cols) as float32 numpy."""
+        device = self.device
+        flags = np.repeat(flags[None], len(x), axis=0)
+        tensors = (torch.from_numpy(array).to(device) for array in (x, clear, flags))
+        return self.logits(*tensors).float().cpu().numpy()
+
+    def _score(self, logits: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated crop logit (NaN where unseen) and most likely crop class (-1 where unseen) per pixel.
+
+        Args:
+            logits: (chip, classes, rows, cols).
+            seen: bool (chip, rows, cols), pixels with a clear date.
+        """
+        with torch.no_grad():
+            log_crop, log_non = crop_log_probability(torch.from_numpy(logits))
+            calibration = self.card.calibration
+            crop_logit = (calibration["a"] * (log_crop - log_non) + calibration["b"]).numpy()
+        crop_class = np.where(seen, np.argmax(logits[:, 1:], axis=1) + 1, -1).astype(np.int16)
+        return np.where(seen, crop_logit, np.nan).astype(np.float32), crop_class
+
+    def _checked(
+        self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str], leading: str
+    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+        """Validated arrays and band names, and the availability (network band,) as float32.
+
+        A band counts as available when given and with a finite value somewhere in the whole
+        input (red and NIR always): a band with none is absent (e.g. B8A in a product without
+        it), not a mask; so is a band the card lists as untrained. The whole input is scanned a
+        strip at a time, never copied.
+        """
+        reflectance, clear, bands = np.asarray(reflectance), np.asarray(clear, dtype=bool), tuple(bands)
+        axes = leading.count(",") + 4
+        if reflectance.ndim != axes or reflectance.shape[-3] != len(bands):
+            raise InputError(
+                f"reflectance has shape {reflectance.shape}; "
+                f"expected ({leading}, {len(bands)} bands {bands}, rows, cols)"
+            )
+        if clear.shape != reflectance.shape[:-3] + reflectance.shape[-2:]:
+            raise InputError(f"clear mask shape {clear.shape} does not match reflectance {reflectance.shape}")
+        repeated = sorted({b for b in bands if bands.count(b) > 1})
+        if repeated:
+            raise InputError(f"bands {bands} name {repeated} more than once; each band of the raster needs its own")
+        missing = [b for b in REQUIRED_BANDS if b not in bands]
+        if missing:
+            raise InputError(f"the cropland model {self.name} needs bands {REQUIRED_BANDS}; missing {missing}")
+        counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in self.bands if b in bands}
+        finite, high, huge = (sum(c[k] for c in counts.values()) for k in range(3))
+        if huge or high > 0.5 * finite:
+            raise InputError(
+                f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}"
+                f"{f' and {huge} exceed {IMPOSSIBLE_REFLECTANCE:g}' if huge else ''}: Sentinel-2 digital numbers "
+                "must be divided by 10000 (after adding the product's offset, -1000 since processing baseline 04.00)"
+            )
+        available = [b in counts and (counts[b][0] > 0 or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
+                     for b in self.bands]
+        return reflectance, clear, bands, np.asarray(available, dtype=np.float32)
+
+    def _prepare(
+        self, reflectance: np.ndarray, clear: np.ndarray, bands: tuple[str, ...], available: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``normalise_season`` of (..., time, band, rows, cols) given in ``bands`` order, put in network band order."""
+        x = np.full((*reflectance.shape[:-3], len(self.bands), *reflectance.shape[-2:]), np.nan, dtype=np.float32)
+        for position, band in enumerate(self.bands):
+            if band in bands:
+                x[..., position, :, :] = reflectance[..., bands.index(band), :, :]
+        return normalise_season(x, clear, available, self._mean, self._std, self.bands)
+
+
+def _finish(crop_logit: np.ndarray, crop_class: np.ndarray) -> Prediction:
+    """The prediction from calibrated crop logits (NaN where unseen) and most likely crop classes, both in place.
+
+    The sigmoid runs once over the whole output: torch computes a few elements at the end of
+    each thread's range another way (1 ulp apart), so per-chip calls would change some bits.
+    """
+    probability = torch.sigmoid_(torch.from_numpy(crop_logit)).numpy()
+    crop_class[probability < 0.5] = 0
+    return Prediction(probability, crop_class)
+
+
+def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int, int]:
+    """Finite values, values above ``HIGH_REFLECTANCE`` and above ``IMPOSSIBLE_REFLECTANCE`` of one band's
+    clear pixels (saturated cloud, masked, says nothing of the scale); ``band`` and ``clear`` of one shape.
+
+    A strip of rows at a time: no temporary larger than ``SCAN_VALUES`` whatever the raster size.
+    """
+    finite = high = huge = 0
+    step = max(1, SCAN_VALUES // max(1, band[..., :1, :].size))
+    for r0 in range(0, band.shape[-2], step):
+        strip = np.where(clear[..., r0 : r0 + step, :], band[..., r0 : r0 + step, :], np.nan)
+        finite += np.count_nonzero(np.isfinite(strip))
+        above = np.count_nonzero(strip > HIGH_REFLECTANCE)
+        high += above
+        if above:
+            huge += np.count_nonzero(strip > IMPOSSIBLE_REFLECTANCE)
+    return finite, high, huge
 
 
 def chip_grid(rows: int, cols: int, chip_px: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:

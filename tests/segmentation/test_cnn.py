@@ -105,6 +105,62 @@ def test_wrong_band_count_or_missing_nir_is_refused(model) -> None:
         model.predict(reflectance[:, :3], clear, ("B02", "B03", "B04"))
 
 
+def test_a_band_named_twice_is_refused(model) -> None:
+    reflectance, clear = season(1)
+    with pytest.raises(InputError, match=r"name \['B04'\] more than once"):
+        model.predict(reflectance[:, :4], clear, ("B04", "B08", "B04", "B03"))
+
+
+def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflectance_is_not(model) -> None:
+    reflectance, clear = season(2)
+    for wrong in (reflectance * 10_000, (reflectance * 10_000).astype(np.uint16), reflectance * 100):
+        with pytest.raises(InputError, match="divided by 10000"):
+            model.predict(wrong, clear, MODEL_BANDS)
+    with pytest.raises(InputError, match="divided by 10000"):
+        model.predict_patches(reflectance[None] * 10_000, clear[None], MODEL_BANDS)
+    bright = reflectance.copy()
+    bright[:, :, :60] += 1.6  # cloud or snow over most of the raster: 1.6-2.0
+    bright[0, :, :3, :3] = 65_535 / 10_000  # saturated
+    assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
+
+
+def test_crop_class_is_non_crop_exactly_where_the_calibrated_probability_is_below_one_half(model) -> None:
+    reflectance, clear = season(2)
+
+    def calibrated(b: float):
+        card = replace(model.card, calibration={"a": 1.0, "b": b})
+        return CnnCroplandModel(model.net, card, "cpu", chip_px=96).predict(reflectance, clear, MODEL_BANDS)
+
+    probability = calibrated(0.0).crop_probability
+    median_logit = float(np.nanmedian(np.log(probability / (1 - probability))))
+    prediction, all_crop, no_crop = calibrated(-median_logit), calibrated(50.0), calibrated(-50.0)
+    seen = clear.any(axis=0)
+    crop = prediction.crop_probability >= 0.5
+    assert 0.3 < crop[seen].mean() < 0.7
+    np.testing.assert_array_equal(prediction.crop_class[seen] == 0, ~crop[seen])
+    assert (prediction.crop_class[~seen] == -1).all() and (no_crop.crop_class[seen] == 0).all()
+    # Where it is crop, the most likely crop class, whatever the calibration.
+    assert (all_crop.crop_class[seen] >= 1).all()
+    np.testing.assert_array_equal(prediction.crop_class[crop], all_crop.crop_class[crop])
+
+
+def test_predict_holds_one_batch_of_chips_and_the_outputs_not_a_prepared_copy_of_the_raster(model) -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    reflectance = rng.random((2, 10, 800, 800), dtype=np.float32) * 0.4
+    clear = rng.random((2, 800, 800)) > 0.3
+    chipped = CnnCroplandModel(model.net, model.card, "cpu", chip_px=128, batch_size=1)
+    tracemalloc.start()  # numpy's allocations are traced
+    try:
+        chipped.predict(reflectance, clear, MODEL_BANDS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A prepared copy of the whole raster plus full-raster logits for every class was 2.6x the input.
+    assert peak < 0.3 * reflectance.nbytes
+
+
 def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> None:
     weights = tmp_path / "m.safetensors"
     save_model(model.net, model.card, weights)
