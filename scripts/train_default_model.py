@@ -18,7 +18,6 @@ Usage: python scripts/train_default_model.py [--base WEIGHTS] [--base-steps N] [
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from dataclasses import asdict, replace
@@ -35,6 +34,7 @@ from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     DEA_BANDS,
+    files_sha256,
     load_dea,
     load_eurosat,
     load_labelled_scene,
@@ -66,15 +66,6 @@ EUROSAT_SPLIT_SEED = 0
 NAME = "cropland-cnn-v2.5"
 BASE = TrainingConfig(seed=0, pixel_crop_share=0.5)  # v2.4's base, trained before DEA pixels kept their share
 FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16)
-
-
-def files_sha256(paths: list[Path]) -> str:
-    """One SHA-256 over the files' relative names and bytes, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(str(path.relative_to(LABELS)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def scene(work: Path, seed: int) -> Path:
@@ -227,10 +218,10 @@ def main() -> None:
         "simulated_scenes": {"seeds": TRAIN_SEEDS, "size_px": 320, "generator": "farmcredit.simulate"},
         "eurosat_split": {"seed": EUROSAT_SPLIT_SEED, "test_share": 0.5, "train_patches": len(eurosat_train),
                           "test_patches": len(eurosat_test)},
-        "eurosat_sha256": files_sha256(list((LABELS / "eurosat").glob("*/*.tif"))),
+        "eurosat_sha256": files_sha256(list((LABELS / "eurosat").glob("*/*.tif")), LABELS),
         "dea_train_regions": DEA_TRAIN, "dea_test_regions": DEA_TEST,
         "dea_sha256": files_sha256([LABELS / "deafrica-cropmask" / r / "training_data.txt"
-                                    for r in DEA_TRAIN + DEA_TEST]),
+                                    for r in DEA_TRAIN + DEA_TEST], LABELS),
         "calibration_scene_seed": CALIBRATION_SEED, "test_scene_seeds": TEST_SEEDS, "fresh_scene_seeds": FRESH_SEEDS,
         "total_seconds": round(time.perf_counter() - started, 1),
     }

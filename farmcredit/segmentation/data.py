@@ -1,16 +1,20 @@
 """Labelled data for training and evaluating the cropland CNN, all as reflectance in ``MODEL_BANDS`` order.
 
 Three kinds: a labelled scene (a ``farmcredit simulate`` folder with ``landcover.tif``, or your
-own ``imagery/`` with a ``labels.tif`` of 0 non-crop / 1 crop / anything else unknown, or with
-labelled polygons ``labels.gpkg`` / ``labels.geojson`` / ``labels.parquet`` whose ``crop`` column
-is 1 or 0), EuroSAT patches (one date, a label per patch) and Digital Earth Africa pixels (two
-seasonal geomedians).
+own ``imagery/`` with a ``labels.tif`` on the imagery's grid coded 0 non-crop / 1 crop / the file's
+nodata value (255 when it sets none) unknown, or with labelled polygons ``labels.gpkg`` /
+``labels.geojson`` / ``labels.parquet`` whose ``crop`` column is 1 or 0), EuroSAT patches (one
+date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedians).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +27,9 @@ from rasterio.windows import Window
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import MODEL_BANDS
 
+if TYPE_CHECKING:
+    from farmcredit.imagery import Imagery
+
 # landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
 SIM_CROP_CLASSES = (1, 2, 3, 4)
 EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
@@ -33,6 +40,12 @@ DEA_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir_1"
              "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07"}
 DEA_REGIONS = ("central", "eastern", "northern", "sahel", "south_eastern", "southern")
 LABEL_POLYGONS = ("labels.gpkg", "labels.geojson", "labels.parquet")
+# Where a labelled scene's imagery is, beside its labels: scene folders, or one GeoTIFF stack.
+IMAGERY_NAMES = ("imagery", "imagery.tif")
+# The unknown code of a labels.tif that sets no nodata value.
+LABELS_UNKNOWN = 255
+# Labels may sit off the imagery grid by this much (pixels) at their corners: float noise, not a shift.
+GRID_TOLERANCE_PX = 0.01
 
 
 @dataclass(frozen=True)
@@ -80,34 +93,45 @@ class LabelledPatches:
                        group=self.group[keep])
 
 
-def load_labelled_scene(folder: str | Path) -> LabelledScene:
-    """Read ``folder/imagery`` whole and its labels (``landcover.tif``, ``labels.tif`` or labelled polygons).
+def load_labelled_scene(folder: str | Path,
+                        band_layout: Sequence[tuple[date | None, str]] | None = None) -> LabelledScene:
+    """Read a scene's imagery whole and its labels (``landcover.tif``, ``labels.tif`` or labelled polygons).
+
+    The imagery is ``folder/imagery`` (scene folders or SAFE products), a GeoTIFF stack
+    ``folder/imagery.tif`` (``band_layout`` as in ``open_imagery`` when its bands carry no
+    descriptions), or else ``folder`` itself.
+
+    ``labels.tif`` must share the imagery's CRS, transform and size, and hold 0 (non-crop), 1 (crop)
+    or its nodata value (unknown; 255 when the file sets none).
 
     Raises:
-        InputError: no imagery or no labels, labels on another grid, or polygons without a 0/1 ``crop``.
+        InputError: no imagery or no labels, labels on another grid, a ``labels.tif`` with other
+            codes, polygons without a 0/1 ``crop``, or no pixel labelled at all.
     """
     from farmcredit.imagery import open_imagery, read_window
 
     folder = Path(folder)
-    imagery = open_imagery(folder / "imagery" if (folder / "imagery").is_dir() else folder)
+    source = next((folder / name for name in IMAGERY_NAMES if (folder / name).exists()), folder)
+    imagery = open_imagery(source, band_layout=band_layout if source.is_file() else None)  # stacks only
     rows, cols = imagery.shape
     cube = read_window(imagery, Window(0, 0, cols, rows), [b for b in MODEL_BANDS if b in imagery.bands])
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)
     for position, band in enumerate(cube.bands):
         reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
     if (folder / "landcover.tif").is_file():
-        classes, cover = _read_raster(folder / "landcover.tif", (rows, cols), bands=(1, 2))
+        (classes, cover), _ = _read_raster(folder / "landcover.tif", imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0
         crop_type = np.where(np.isin(classes, SIM_CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
     elif (folder / "labels.tif").is_file():
-        (labels,) = _read_raster(folder / "labels.tif", (rows, cols), bands=(1,))
-        crop_cover = np.where(np.isin(labels, (0, 1)), labels, np.nan).astype(np.float32)
-        crop_type = np.where(labels == 0, 0, -1).astype(np.int8)
+        crop_cover = _read_label_codes(folder / "labels.tif", imagery)
+        crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
     elif polygons := [folder / name for name in LABEL_POLYGONS if (folder / name).is_file()]:
         crop_cover = polygon_crop_cover(polygons[0], imagery.crs, imagery.transform, (rows, cols))
         crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
     else:
         raise InputError(f"{folder}: no landcover.tif, labels.tif or {'/'.join(LABEL_POLYGONS)} beside the imagery")
+    if not np.isfinite(crop_cover).any():
+        raise InputError(f"{folder}: no pixel is labelled 0 (non-crop) or 1 (crop); nothing to train or score on")
     return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
 
 
@@ -134,11 +158,55 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     return np.where(labelled >= 0.5, share, np.nan).reshape(shape).astype(np.float32)
 
 
-def _read_raster(path: Path, shape: tuple[int, int], bands: tuple[int, ...]) -> list[np.ndarray]:
+def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:
+    """Crop cover (rows, cols) of a ``labels.tif``: 0.0, 1.0, or NaN where its nodata (or 255) or NaN says unknown."""
+    (labels,), nodata = _read_raster(path, imagery, bands=(1,))
+    unknown_code = LABELS_UNKNOWN if nodata is None else nodata
+    if unknown_code in (0, 1):
+        raise InputError(f"{path}: its nodata value is {nodata:g}, which is also a label code (0 non-crop, 1 crop); "
+                         f"set nodata to {LABELS_UNKNOWN} or another code for unknown pixels")
+    unknown = np.isnan(labels) | (labels == unknown_code)
+    other = ~(unknown | np.isin(labels, (0, 1)))
+    if other.any():
+        codes = np.unique(labels[other])
+        listed = ", ".join(f"{c:g}" for c in codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
+        raise InputError(f"{path}: codes {listed} are not labels; code each pixel 0 (non-crop), 1 (crop) or "
+                         f"{unknown_code:g} (unknown, the file's nodata value or {LABELS_UNKNOWN} when it sets none)")
+    return np.where(unknown, np.nan, labels).astype(np.float32)
+
+
+def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[list[np.ndarray], float | None]:
+    """The ``bands`` of a raster on the imagery's grid, and its nodata value.
+
+    Raises:
+        InputError: the raster's size, CRS or transform differs from the imagery's.
+    """
+    rows, cols = imagery.shape
     with rasterio.open(path) as src:
-        if (src.height, src.width) != shape:
-            raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {shape[0]} x {shape[1]}")
-        return [src.read(band) for band in bands]
+        if (src.height, src.width) != (rows, cols):
+            raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {rows} x {cols}")
+        if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(imagery.crs):
+            raise InputError(f"{path}: CRS {src.crs}, the imagery's is {imagery.crs}; "
+                             "reproject it onto the imagery grid")
+        # The raster's corners in imagery pixels: off by more than float noise is another grid.
+        corners = np.array([(0, 0), (cols, 0), (0, rows)], dtype=float)
+        placed = np.array([~imagery.transform * (src.transform * (c, r)) for c, r in corners])
+        if np.abs(placed - corners).max() > GRID_TOLERANCE_PX:
+            raise InputError(f"{path}: transform {tuple(src.transform)[:6]}, the imagery's is "
+                             f"{tuple(imagery.transform)[:6]}; reproject it onto the imagery grid")
+        return [src.read(band) for band in bands], src.nodata
+
+
+def files_sha256(paths: list[Path], root: Path) -> str:
+    """One SHA-256 over the files' names relative to ``root`` and their bytes, in sorted order.
+
+    Example: ``files_sha256(sorted(Path("labels/eurosat").glob("*/*.tif")), Path("labels"))``.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_eurosat(root: str | Path) -> LabelledPatches:

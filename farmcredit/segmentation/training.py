@@ -1,27 +1,35 @@
 """Train or fine-tune the cropland CNN on labelled scenes, EuroSAT patches and DEA pixels.
 
 Every random draw of step ``k`` comes from ``numpy.random.default_rng([seed, k])``, so a run is
-reproducible and a run resumed from a checkpoint continues exactly as if never stopped.
-Checkpoints and weights are safetensors (never unpickled).
+reproducible and a run resumed from a checkpoint continues exactly as if never stopped. Chips of
+partly labelled scenes are drawn around labelled pixels, so runs on such scenes by farmcredit
+before that change (and their checkpoints) do not repeat; fully labelled scenes, EuroSAT patches
+and DEA pixels draw as they always did.
+Checkpoints and weights are safetensors (never unpickled). A card records the SHA-256 of the
+training arrays (``training_data_sha256``) and the code that trained it; a checkpoint resumes
+only on the same data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from farmcredit import __version__
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import (
     CLASSES,
     INDICES,
     MODEL_BANDS,
+    REQUIRED_BANDS,
     ModelCard,
     card_path,
     file_sha256,
@@ -108,15 +116,54 @@ class TrainingData:
     pixels: LabelledPatches | None = None
 
 
-def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-band mean and standard deviation of clear reflectance (0-1) over all the training data."""
+def training_data_sha256(data: TrainingData) -> str:
+    """One SHA-256 over the training arrays with their dtypes and shapes: each scene's reflectance, clear,
+    crop cover and crop type in order, then the EuroSAT patches' and the DEA pixels' reflectance, clear
+    and labels."""
+    sources = [("scene", (s.reflectance, s.clear, s.crop_cover, s.crop_type)) for s in data.scenes]
+    sources += [(kind, (source.reflectance, source.clear, source.is_crop))
+                for kind, source in (("patches", data.patches), ("pixels", data.pixels)) if source is not None]
+    digest = hashlib.sha256()
+    for kind, arrays in sources:
+        digest.update(kind.encode())
+        for array in arrays:
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def _code_version() -> str:
+    """The farmcredit version, plus ``+git.<commit>`` (and ``-dirty`` with uncommitted changes) in a git checkout."""
+    from farmcredit.audit import code_version
+
+    found = code_version()
+    if not found["git_commit"]:
+        return found["farmcredit"]
+    dirty = "-dirty" if found["git_uncommitted_changes"] else ""
+    return f"{found['farmcredit']}+git.{found['git_commit'][:12]}{dirty}"
+
+
+def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str, ...]]:
+    """Per-band mean and standard deviation of clear reflectance (0-1) over all the training data,
+    and the bands no sample has (mean 0, standard deviation 1: the model treats them as absent).
+
+    Raises:
+        InputError: no sample has red (B04) or NIR (B08), which every band subset the network learns needs.
+    """
     samples = [np.moveaxis(s.reflectance, 1, -1)[s.clear] for s in data.scenes]
     for source in (data.patches, data.pixels):
         if source is not None:
             samples.append(np.moveaxis(source.reflectance, 2, -1)[source.clear])
     values = np.concatenate([s.reshape(-1, len(MODEL_BANDS)) for s in samples])
-    mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-    return tuple(round(float(v), 5) for v in mean), tuple(round(float(max(v, 1e-3)), 5) for v in std)
+    seen = np.isfinite(values).any(axis=0)
+    untrained = tuple(band for band, has in zip(MODEL_BANDS, seen) if not has)
+    if set(REQUIRED_BANDS) & set(untrained):
+        raise InputError(f"the training data has no clear red (B04) or NIR (B08) value; it has {untrained} missing")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the untrained bands' all-NaN columns
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+    mean, std = np.where(seen, mean, 0.0), np.where(seen, np.maximum(std, 1e-3), 1.0)
+    return tuple(round(float(v), 5) for v in mean), tuple(round(float(v), 5) for v in std), untrained
 
 
 def train(
@@ -131,10 +178,22 @@ def train(
     """Train (or fine-tune ``init``) and return the network, a card without metrics, and the loss per step.
 
     With ``checkpoint``, state is saved there every ``config.checkpoint_every`` steps and, if the
-    file exists, training resumes from it (its settings and starting weights must match).
+    file exists, training resumes from it (its settings, starting weights and training data must match).
+
+    Raises:
+        InputError: no data, no red or NIR anywhere (training from scratch), a scene smaller than a
+            chip, a checkpoint of another run, or a step whose loss is not finite (then nothing is
+            returned to save).
     """
     if not (data.scenes or data.patches is not None or data.pixels is not None):
         raise InputError("no training data: give labelled scenes, EuroSAT patches or DEA pixels")
+    for scene in data.scenes:
+        rows, cols = scene.crop_cover.shape
+        if min(rows, cols) < config.chip_px:
+            raise InputError(f"{scene.source}: {rows} x {cols} px, smaller than the {config.chip_px} x "
+                             f"{config.chip_px} px chips training draws; give a larger labelled scene")
+    data_sha256 = training_data_sha256(data)
+    labelled = [_labelled_pixels(scene) for scene in data.scenes]
     torch.manual_seed(config.seed)
     target = resolve_device(device)
     start_from = init.describe()["hash"] if init is not None else ""  # a checkpoint resumes only its own start
@@ -144,8 +203,9 @@ def train(
         net = init.net
         config = replace(config, width=init.card.width)
     else:
-        mean, std = band_statistics(data)
-        card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, width=config.width)
+        mean, std, untrained = band_statistics(data)
+        card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, width=config.width,
+                         untrained_bands=untrained)
         net = CroplandNet(len(MODEL_BANDS) + len(INDICES), len(CLASSES), config.width)
     net = net.to(target).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
@@ -154,7 +214,8 @@ def train(
     )
     start, losses = 0, []
     if checkpoint is not None and checkpoint.is_file():
-        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from)
+        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from, data_sha256)
+    trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
     std = np.asarray(card.band_std, dtype=np.float32)
     began = time.perf_counter()
@@ -162,33 +223,48 @@ def train(
         rng = np.random.default_rng([config.seed, step])
         haze = np.random.default_rng([config.seed, step, 1])  # its own stream: it never moves the batches' draws
         loss = torch.zeros((), device=target)
-        for batch, loss_fn, top_of_atmosphere in _batches(data, config, rng):
+        for batch, loss_fn, top_of_atmosphere in _batches(data, labelled, config, rng):
             if config.atmosphere > 0:
                 batch = (_atmosphere(batch[0], haze, config.atmosphere, top_of_atmosphere), *batch[1:])
-            x, clear, available = normalise_season(*batch[:3], mean, std, card.bands)
+            # Bands the starting weights never learnt stay unused, as at inference.
+            x, clear, available = normalise_season(batch[0], batch[1], batch[2] * trained, mean, std, card.bands)
             available = np.repeat(available[None], len(x), axis=0)
             inputs = [torch.from_numpy(a).to(target) for a in (x, clear, available)]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
                 logits = net(*inputs)
             loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], inputs[1])
+        losses.append(float(loss.detach()))
+        if not np.isfinite(losses[-1]):
+            raise InputError(f"step {step + 1}: the training loss is {losses[-1]}, so training stopped and wrote no "
+                             f"weights; likely the learning rate ({config.learning_rate}) is too high for this data "
+                             "or some reflectance is extreme (check the imagery's scaling to 0-1)")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(float(loss.detach()))
         if progress is not None:
             progress(step + 1, config.steps, losses[-1])
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from)
+            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from, data_sha256)
     training = {"config": asdict(config), "device": str(target), "seconds": round(time.perf_counter() - began, 1),
-                "final_loss": float(np.mean(losses[-50:])) if losses else None}
-    return net.cpu().eval(), replace(card, training=training, code_version=__version__), losses
+                "final_loss": float(np.mean(losses[-50:])) if losses else None, "data_sha256": data_sha256}
+    return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
-def _batches(data: TrainingData, config: TrainingConfig, rng: np.random.Generator):
-    """(reflectance, clear, available, *targets), its loss function and whether it is L1C, per source present."""
+def _labelled_pixels(scene: LabelledScene) -> np.ndarray | None:
+    """Flat indices of the labelled pixels of a partly labelled scene; None when every pixel is labelled."""
+    known = np.isfinite(scene.crop_cover).ravel()
+    return None if known.all() else np.flatnonzero(known)
+
+
+def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: TrainingConfig,
+             rng: np.random.Generator):
+    """(reflectance, clear, available, *targets), its loss function and whether it is L1C, per source present.
+
+    ``labelled``: per scene, ``_labelled_pixels``.
+    """
     if data.scenes:
-        yield _scene_batch(data.scenes, config, rng), _scene_loss(config.type_weight), False
+        yield _scene_batch(data.scenes, labelled, config, rng), _scene_loss(config.type_weight), False
     for source, size, weight, share in (
         (data.patches, config.patch_batch, config.patch_weight, config.patch_crop_share),
         (data.pixels, config.pixel_batch, config.pixel_weight, config.pixel_crop_share),
@@ -221,14 +297,24 @@ def _draw(is_crop: np.ndarray, size: int, crop_share: float | None, rng: np.rand
     return np.concatenate([rng.choice(crop, n_crop), rng.choice(other, size - n_crop)])
 
 
-def _scene_batch(scenes: list[LabelledScene], config: TrainingConfig, rng: np.random.Generator) -> tuple:
-    """Random chips of the labelled scenes, each with a random subset of dates and flips."""
+def _scene_batch(scenes: list[LabelledScene], labelled: list[np.ndarray | None], config: TrainingConfig,
+                 rng: np.random.Generator) -> tuple:
+    """Random chips of the labelled scenes, each with a random subset of dates and flips.
+
+    A chip of a partly labelled scene (``labelled``: its ``_labelled_pixels``) holds a random labelled pixel.
+    """
     size = config.chip_px
     reflectance, clear, cover, crop_type = [], [], [], []
     for _ in range(config.scene_batch):
-        scene = scenes[rng.integers(len(scenes))]
+        index = rng.integers(len(scenes))
+        scene = scenes[index]
         steps, _, rows, cols = scene.reflectance.shape
-        r0, c0 = rng.integers(rows - size + 1), rng.integers(cols - size + 1)
+        if labelled[index] is None:
+            r0, c0 = rng.integers(rows - size + 1), rng.integers(cols - size + 1)
+        else:
+            row, col = divmod(int(rng.choice(labelled[index])), cols)
+            r0 = rng.integers(max(row - size + 1, 0), min(row, rows - size) + 1)
+            c0 = rng.integers(max(col - size + 1, 0), min(col, cols - size) + 1)
         most = min(steps, config.max_dates)
         # A quarter single dates (users with one image), half whole seasons.
         n_dates = int(rng.choice([1, rng.integers(1, most + 1), most, most]))
@@ -290,8 +376,11 @@ def _band_mask(rng: np.random.Generator, present: np.ndarray) -> np.ndarray:
 
 def _scene_loss(type_weight: float):
     def loss(logits, cover, crop_type, clear):
+        """Pixel BCE over labelled clear pixels (plus the weighted crop-type loss); zero when there are none."""
         log_crop, log_non = crop_log_probability(logits)
         known = torch.isfinite(cover) & clear.any(dim=1)
+        if not bool(known.any()):
+            return log_crop.sum() * 0.0  # zero, yet part of the graph, so backward() still runs
         target = torch.nan_to_num(cover)
         binary = -(target * log_crop + (1 - target) * log_non)[known].mean()
         typed = known & (crop_type > 0)
@@ -316,7 +405,7 @@ def _patch_loss(weight: float):
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
-                     start_from: str) -> None:
+                     start_from: str, data_sha256: str) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -324,14 +413,18 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
-                "start_from": start_from}
+                "start_from": start_from, "data_sha256": data_sha256}
     partial = path.with_suffix(".partial")
     save_file(tensors, partial, metadata=metadata)
     partial.replace(path)  # never leave a half-written checkpoint behind
 
 
-def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig,
-                     start_from: str) -> tuple[int, list[float]]:
+def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig, start_from: str,
+                     data_sha256: str) -> tuple[int, list[float]]:
+    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step and losses.
+
+    A checkpoint written before it recorded its training data's hash resumes on any data.
+    """
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -347,6 +440,9 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
         raise InputError(f"{path}: checkpoint was trained with other settings: {found}; delete it or match them")
     if metadata.get("start_from", "") != start_from:
         raise InputError(f"{path}: checkpoint fine-tunes other starting weights; delete it or start from the same")
+    if metadata.get("data_sha256", data_sha256) != data_sha256:
+        raise InputError(f"{path}: checkpoint was trained on other data (SHA-256 {metadata['data_sha256'][:12]}..., "
+                         f"now {data_sha256[:12]}...); delete it or train on the same data")
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state = optimiser.state_dict()
     for i in range(len(state["param_groups"][0]["params"])):
@@ -376,6 +472,8 @@ def train_from_folders(
     config: TrainingConfig,
     *,
     eurosat: Path | None = None,
+    eurosat_test_share: float = 0.0,
+    band_layout: Sequence[tuple[date | None, str]] | None = None,
     dea: Path | None = None,
     dea_regions: tuple[str, ...] = (),
     init: Path | None = None,
@@ -383,18 +481,41 @@ def train_from_folders(
     checkpoint: Path | None = None,
     progress: TrainProgress | None = None,
 ) -> ModelCard:
-    """Load the labelled data from disk, train, and write ``out`` with its card (what ``farmcredit train`` does)."""
-    from farmcredit.segmentation.data import load_dea, load_eurosat, load_labelled_scene
+    """Load the labelled data from disk, train, and write ``out`` with its card (what ``farmcredit train`` does).
 
+    With ``eurosat_test_share`` > 0, that share of each EuroSAT class is held out of training
+    (``split_eurosat``, seed 0) and the card records the split, as the shipped model's does, so
+    ``evaluate`` can score the held-out patches alone; it records the EuroSAT files' hash whenever
+    they are used. ``band_layout`` names the bands of scenes given as GeoTIFF stacks
+    (``load_labelled_scene``). The card's paths are absolute.
+    """
+    from farmcredit.segmentation.data import files_sha256, load_dea, load_eurosat, load_labelled_scene, split_eurosat
+
+    if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
+        raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
+                         "(train on all) up to, not including, 1")
+    scenes = tuple(Path(folder).resolve() for folder in scenes)
+    eurosat, dea, init = (Path(path).resolve() if path else None for path in (eurosat, dea, init))
+    record: dict = {"scenes": [str(folder) for folder in scenes], "eurosat": str(eurosat) if eurosat else None,
+                    "dea": str(dea) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
+                    "init": str(init) if init else None}
+    patches = load_eurosat(eurosat) if eurosat else None
+    if patches is not None and eurosat_test_share > 0:
+        kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)
+        if not (len(kept) and len(held_out)):
+            raise InputError(f"eurosat_test_share {eurosat_test_share} of {len(patches.is_crop)} patches holds "
+                             f"{len(held_out)} out and keeps {len(kept)}: choose a share that leaves some of each")
+        patches = patches.subset(kept)
+        record["eurosat_split"] = {"seed": 0, "test_share": eurosat_test_share, "train_patches": len(kept),
+                                   "test_patches": len(held_out)}
+    if eurosat is not None:
+        record["eurosat_sha256"] = files_sha256(sorted(eurosat.glob("*/*.tif")), eurosat.parent)
     data = TrainingData(
-        [load_labelled_scene(folder) for folder in scenes],
-        load_eurosat(eurosat) if eurosat else None,
+        [load_labelled_scene(folder, band_layout) for folder in scenes], patches,
         load_dea(dea, dea_regions) if dea else None,
     )
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
-    sources = {"scenes": [str(s) for s in scenes], "eurosat": str(eurosat) if eurosat else None,
-               "dea": str(dea) if dea else None, "dea_regions": dea_regions, "init": str(init) if init else None}
-    card = replace(card, name=out.stem, training={**card.training, **sources})
+    card = replace(card, name=out.stem, training={**card.training, **record})
     save_model(net, card, out)
     return card

@@ -1,4 +1,5 @@
-"""Users' own labels: polygons with a 0/1 ``crop`` column become per-pixel crop shares for training."""
+"""Users' own labels: a labels.tif on the imagery grid, or polygons with a 0/1 ``crop`` column, become per-pixel
+crop shares for training."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+from affine import Affine
 from click.testing import CliRunner
 
 from farmcredit.errors import InputError
@@ -26,6 +29,67 @@ def _polygon_labelled(small_season, folder: Path, crop: pd.Series | None = None)
     # Stored in another CRS than the imagery's: the loader reprojects.
     labels[["parcel_id", "crop", "geometry"]].to_crs(4326).to_file(folder / "labels.gpkg")
     return labels
+
+
+def _raster_labelled(small_season, folder: Path, labels: np.ndarray, **profile) -> Path:
+    """``folder`` with the season's imagery and ``labels`` as labels.tif, on the imagery grid unless ``profile``
+    says otherwise (e.g. ``crs``, ``transform``, ``nodata``)."""
+    folder.mkdir()
+    (folder / "imagery").symlink_to(small_season.imagery_dir)
+    with rasterio.open(small_season.root / "landcover.tif") as src:
+        grid = {"crs": src.crs, "transform": src.transform, "height": src.height, "width": src.width}
+    settings = {"driver": "GTiff", "count": 1, "dtype": labels.dtype.name, **grid, **profile}
+    with rasterio.open(folder / "labels.tif", "w", **settings) as dst:
+        dst.write(labels, 1)
+    return folder
+
+
+def _truth_labels(small_season, crop: int = 1, non_crop: int = 0) -> np.ndarray:
+    """The season's crop (cover >= 50%) and non-crop pixels, coded ``crop`` and ``non_crop``."""
+    with rasterio.open(small_season.root / "landcover.tif") as src:
+        return np.where(src.read(2) >= 50, crop, non_crop).astype(np.uint8)
+
+
+def test_raster_labels_read_0_1_and_the_files_nodata_or_255_as_unknown(small_season, tmp_path: Path) -> None:
+    labels = _truth_labels(small_season)
+    labels[:10] = 255
+    scene = load_labelled_scene(_raster_labelled(small_season, tmp_path / "plain", labels))
+    assert np.isnan(scene.crop_cover[:10]).all() and np.isin(scene.crop_cover[10:], (0.0, 1.0)).all()
+    np.testing.assert_array_equal(scene.crop_cover[10:], labels[10:])
+    labels[:10] = 9
+    scene = load_labelled_scene(_raster_labelled(small_season, tmp_path / "nodata", labels, nodata=9))
+    assert np.isnan(scene.crop_cover[:10]).all() and np.isfinite(scene.crop_cover[10:]).all()
+    assert set(np.unique(scene.crop_type)) == {-1, 0}
+
+
+def test_raster_labels_with_other_codes_are_refused_with_the_codes_found(small_season, tmp_path: Path) -> None:
+    one_two = _truth_labels(small_season, crop=2, non_crop=1)  # a common coding: 1 non-crop, 2 crop
+    with pytest.raises(InputError, match=r"labels.tif: codes 2 are not labels; code each pixel 0 \(non-crop\), 1"):
+        load_labelled_scene(_raster_labelled(small_season, tmp_path / "one-two", one_two))
+    with pytest.raises(InputError, match="nodata value is 0, which is also a label code"):
+        load_labelled_scene(_raster_labelled(small_season, tmp_path / "zero", _truth_labels(small_season), nodata=0))
+
+
+def test_raster_labels_without_a_labelled_pixel_are_refused(small_season, tmp_path: Path) -> None:
+    folder = _raster_labelled(small_season, tmp_path / "empty", np.full((96, 96), 255, np.uint8))
+    with pytest.raises(InputError, match=f"{folder}: no pixel is labelled 0 \\(non-crop\\) or 1"):
+        load_labelled_scene(folder)
+
+
+def test_raster_labels_on_another_grid_are_refused_with_both_grids(small_season, tmp_path: Path) -> None:
+    labels = _truth_labels(small_season)
+    with rasterio.open(small_season.root / "landcover.tif") as src:
+        transform, crs = src.transform, src.crs
+    five_km_east = transform * Affine.translation(500, 0)  # 500 px of 10 m
+    shifted = _raster_labelled(small_season, tmp_path / "shifted", labels, transform=five_km_east)
+    with pytest.raises(InputError, match=rf"transform \({transform.a}, .*the imagery's is \({transform.a}, "):
+        load_labelled_scene(shifted)
+    geographic = _raster_labelled(small_season, tmp_path / "wgs84", labels, crs="EPSG:4326")
+    with pytest.raises(InputError, match=f"CRS EPSG:4326, the imagery's is {crs}"):
+        load_labelled_scene(geographic)
+    noise = Affine(*(v * (1 + 1e-12) for v in tuple(transform)[:6]))  # float noise, not another grid
+    assert np.isfinite(load_labelled_scene(_raster_labelled(small_season, tmp_path / "noise", labels,
+                                                            transform=noise)).crop_cover).all()
 
 
 def test_polygon_labels_agree_with_the_simulated_land_cover(small_season, tmp_path: Path) -> None:
@@ -85,3 +149,38 @@ def test_evaluate_scores_the_rule_and_the_cnn_side_by_side_on_the_same_labels(sm
     (tmp_path / "region" / "training_data.txt").write_text("# Class blue_S1\n1 0.1\n")
     refused = CliRunner().invoke(cli, ["evaluate", "rule", str(tmp_path / "region")])
     assert isinstance(refused.exception, InputError) and "labelled scenes only" in str(refused.exception)
+
+
+def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from farmcredit.cli import cli
+
+    rng = np.random.default_rng(3)
+    rows, cols = 40, 48
+    crop = np.zeros((rows, cols), dtype=np.uint8)
+    crop[:, : cols // 2] = 1
+    # Two dates of red, green, blue, nir (x 10000): the crop half green in the second, the other half bare.
+    bare, green = (0.20, 0.15, 0.10, 0.25), (0.04, 0.08, 0.03, 0.45)
+    bands = [np.where(crop == 1, g if date == 1 else b, b) for date in (0, 1) for b, g in zip(bare, green)]
+    stack = (np.stack(bands) * 10_000 + rng.integers(0, 100, (8, rows, cols))).astype(np.uint16)
+    profile = {"driver": "GTiff", "width": cols, "height": rows, "crs": "EPSG:32633",
+               "transform": from_origin(600_000, 5_300_000, 10, 10)}
+    folder = tmp_path / "stacked"
+    folder.mkdir()
+    with rasterio.open(folder / "imagery.tif", "w", count=8, dtype="uint16", **profile) as dst:
+        dst.write(stack)
+    labels = np.where(np.arange(cols)[None] % 10 == 0, 255, crop).astype(np.uint8)  # every tenth column unknown
+    with rasterio.open(folder / "labels.tif", "w", count=1, dtype="uint8", **profile) as dst:
+        dst.write(labels[None])
+    layout = "2021-06-17:B04,B03,B02,B08;2021-09-25:B04,B03,B02,B08"
+    weights = tmp_path / "stacked.safetensors"
+    trained = CliRunner().invoke(cli, ["train", str(folder), "--bands", layout, "--out", str(weights),
+                                       "--steps", "2", "--device", "cpu"])
+    assert trained.exit_code == 0, trained.output
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(weights), str(folder), "--bands", layout, "--device", "cpu"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert evaluated.output.startswith(f"scene: n={int((labels != 255).sum())} ")
+    unnamed = CliRunner().invoke(cli, ["evaluate", str(weights), str(folder), "--device", "cpu"])
+    assert unnamed.exception is not None and "--bands" in str(unnamed.exception)

@@ -1,0 +1,195 @@
+"""Training: what it refuses, what it does with partial labels, and what its cards and checkpoints record."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+torch = pytest.importorskip("torch")
+
+from farmcredit.errors import InputError  # noqa: E402
+from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path  # noqa: E402
+from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene  # noqa: E402
+from farmcredit.segmentation.training import TrainingConfig, TrainingData, train, train_from_folders  # noqa: E402
+
+SMALL = TrainingConfig(steps=3, width=8, scene_batch=1, patch_batch=4, atmosphere=0.0)
+
+
+def scene_in_memory(rows: int, cols: int, labelled: tuple[slice, slice] | None = None, seed: int = 0) -> LabelledScene:
+    """Random 3-date reflectance; labels everywhere, or only in ``labelled`` (NaN elsewhere)."""
+    rng = np.random.default_rng(seed)
+    cover = (rng.random((rows, cols)) > 0.5).astype(np.float32)
+    if labelled is not None:
+        known = np.zeros((rows, cols), dtype=bool)
+        known[labelled] = True
+        cover = np.where(known, cover, np.nan).astype(np.float32)
+    crop_type = np.where(cover == 0, 0, -1).astype(np.int8)
+    return LabelledScene(rng.random((3, 10, rows, cols), dtype=np.float32) * 0.4, rng.random((3, rows, cols)) > 0.2,
+                         cover, crop_type, f"memory-{rows}x{cols}")
+
+
+def test_a_scene_smaller_than_a_chip_is_refused_before_training() -> None:
+    with pytest.raises(InputError, match=r"memory-20x40: 20 x 40 px, smaller than the 32 x 32 px chips"):
+        train(TrainingData([scene_in_memory(40, 40), scene_in_memory(20, 40)]), SMALL, device="cpu")
+
+
+def test_a_batch_without_a_labelled_clear_pixel_adds_zero_to_the_loss_not_nan() -> None:
+    from farmcredit.segmentation.training import _scene_loss
+
+    logits = torch.randn(2, len(CLASSES), 8, 8, requires_grad=True)
+    clear = torch.ones(2, 3, 8, 8, dtype=torch.bool)
+    crop_type = torch.full((2, 8, 8), -1)
+    for cover, seen in ((torch.full((2, 8, 8), float("nan")), clear), (torch.ones(2, 8, 8), ~clear)):
+        loss = _scene_loss(0.3)(logits, cover, crop_type, seen)
+        assert loss.item() == 0.0
+        loss.backward()  # still part of the graph
+        assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_a_partly_labelled_scene_trains_on_chips_that_hold_a_labelled_pixel() -> None:
+    from farmcredit.segmentation.training import _labelled_pixels, _scene_batch
+
+    block = (slice(80, 85), slice(3, 8))  # one 5 x 5 labelled block in a 96 x 112 scene
+    sparse = scene_in_memory(96, 112, labelled=block)
+    labelled = [_labelled_pixels(sparse)]
+    assert len(labelled[0]) == 25 and _labelled_pixels(scene_in_memory(40, 40)) is None
+    for step in range(40):
+        cover = _scene_batch([sparse], labelled, SMALL, np.random.default_rng([0, step]))[3]
+        assert np.isfinite(cover).any(axis=(1, 2)).all(), f"a chip of step {step} holds no labelled pixel"
+    _, _, losses = train(TrainingData([sparse]), replace(SMALL, steps=6), device="cpu")
+    assert np.isfinite(losses).all() and min(losses) > 0
+
+
+def test_a_non_finite_loss_stops_training_and_writes_no_weights(small_season, tmp_path: Path) -> None:
+    out = tmp_path / "diverged.safetensors"
+    with pytest.raises(InputError, match=r"step \d+: the training loss is (nan|inf|-inf), so training stopped "
+                                         r"and wrote no weights; likely the learning rate \(10000.0\) is too high"):
+        train_from_folders((small_season.root,), out, replace(SMALL, learning_rate=1e4), device="cpu")
+    assert not out.exists() and not card_path(out).exists()
+
+
+def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small_season, tmp_path: Path,
+                                                                           monkeypatch) -> None:
+    from farmcredit.segmentation.card import read_card
+    from farmcredit.segmentation.training import training_data_sha256
+
+    monkeypatch.chdir(small_season.root.parent)
+    out = tmp_path / "mine.safetensors"
+    card = train_from_folders((Path(small_season.root.name),), out, SMALL, dea_regions=("central",), device="cpu")
+    training = read_card(out).training
+    assert training["scenes"] == [str(small_season.root.resolve())]
+    assert "dea_regions" not in training and training["dea"] is None  # no DEA data, no DEA regions
+    scene = load_labelled_scene(small_season.root)
+    assert training["data_sha256"] == training_data_sha256(TrainingData([scene]))
+    other = replace(scene, crop_cover=1.0 - scene.crop_cover)
+    assert training_data_sha256(TrainingData([other])) != training["data_sha256"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\+git\.[0-9a-f]{12}(-dirty)?)?", card.code_version), card.code_version
+    assert read_card(DEFAULT_WEIGHTS).code_version == "0.1.0"  # the shipped card, written before, still loads
+
+
+def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_before_it_said(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config, checkpoint = replace(SMALL, steps=4, checkpoint_every=2), tmp_path / "ckpt.safetensors"
+    ours, others = TrainingData([scene_in_memory(40, 40)]), TrainingData([scene_in_memory(40, 40, seed=1)])
+    train(ours, replace(config, steps=2), device="cpu", checkpoint=checkpoint)
+    with pytest.raises(InputError, match="checkpoint was trained on other data"):
+        train(others, config, device="cpu", checkpoint=checkpoint)
+    with safe_open(str(checkpoint), "pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    legacy = {k: v for k, v in metadata.items() if k != "data_sha256"}
+    save_file(tensors, checkpoint, metadata=legacy)
+    _, _, losses = train(others, config, device="cpu", checkpoint=checkpoint)
+    assert losses[:2] == json.loads(metadata["losses"]) and len(losses) == 4
+
+
+@pytest.fixture
+def tiny_eurosat(tmp_path: Path) -> Path:
+    """Four 13-band 8 x 8 px EuroSAT-MS-like patches in each of three classes."""
+    root = tmp_path / "labels" / "eurosat"
+    rng = np.random.default_rng(0)
+    for name in ("AnnualCrop", "Forest", "Pasture"):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            with rasterio.open(root / name / f"{name}_{i}.tif", "w", driver="GTiff", count=13, height=8, width=8,
+                               dtype="uint16", crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
+                dst.write(rng.integers(200, 4000, (13, 8, 8), dtype=np.uint16))
+    return root
+
+
+def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipped_card(tiny_eurosat,
+                                                                                         tmp_path: Path) -> None:
+    from farmcredit.segmentation.data import files_sha256, split_eurosat
+    from farmcredit.segmentation.training import training_data_sha256
+
+    card = train_from_folders((), tmp_path / "m.safetensors", SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5,
+                              device="cpu")
+    assert card.training["eurosat_split"] == {"seed": 0, "test_share": 0.5, "train_patches": 6, "test_patches": 6}
+    assert card.training["eurosat_sha256"] == files_sha256(sorted(tiny_eurosat.glob("*/*.tif")), tiny_eurosat.parent)
+    patches = load_eurosat(tiny_eurosat)
+    kept, _ = split_eurosat(patches, 0.5, seed=0)
+    assert card.training["data_sha256"] == training_data_sha256(TrainingData(patches=patches.subset(kept)))
+    whole = train_from_folders((), tmp_path / "w.safetensors", SMALL, eurosat=tiny_eurosat, device="cpu")
+    assert "eurosat_split" not in whole.training  # trained on every patch: its card says which files
+    assert whole.training["eurosat_sha256"] == card.training["eurosat_sha256"]
+    assert whole.training["data_sha256"] == training_data_sha256(TrainingData(patches=patches))
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    held_out = evaluate_path(CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu"), tiny_eurosat)
+    assert held_out["overall"]["n"] == 6 and "the 6 of 12 patches" in held_out["note"]
+    every = evaluate_path(CnnCroplandModel.from_file(tmp_path / "w.safetensors", device="cpu"), tiny_eurosat)
+    assert every["overall"]["n"] == 12 and "trained on all of these patches" in every["note"]
+    # 1.0 keeps nothing to train on, 0.01 holds none out, and a share needs EuroSAT patches.
+    for share, eurosat in ((1.0, tiny_eurosat), (0.01, tiny_eurosat), (0.3, None)):
+        with pytest.raises(InputError, match="eurosat_test_share"):
+            train_from_folders((), tmp_path / "x.safetensors", SMALL, eurosat=eurosat, eurosat_test_share=share)
+
+
+def test_files_sha256_gives_the_shipped_cards_eurosat_and_dea_hashes(shared_data: Path) -> None:
+    from farmcredit.segmentation.data import files_sha256
+
+    labels = shared_data / "labels"
+    training = json.loads(card_path(DEFAULT_WEIGHTS).read_text())["training"]
+    assert files_sha256(list((labels / "eurosat").glob("*/*.tif")), labels) == training["eurosat_sha256"]
+    regions = training["dea_train_regions"] + training["dea_test_regions"]
+    dea = [labels / "deafrica-cropmask" / region / "training_data.txt" for region in regions]
+    assert files_sha256(dea, labels) == training["dea_sha256"]
+
+
+def test_bands_no_training_sample_had_are_recorded_and_ignored_when_given_later() -> None:
+    from farmcredit.segmentation.card import MODEL_BANDS
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    rgbn = ("B02", "B03", "B04", "B08")
+    scene = scene_in_memory(40, 40)
+    only_rgbn = scene.reflectance.copy()
+    only_rgbn[:, [i for i, b in enumerate(MODEL_BANDS) if b not in rgbn]] = np.nan
+    net, card, _ = train(TrainingData([replace(scene, reflectance=only_rgbn)]), SMALL, device="cpu")
+    assert set(card.untrained_bands) == set(MODEL_BANDS) - set(rgbn)
+    assert np.isfinite(card.band_mean).all() and np.isfinite(card.band_std).all()
+    model = CnnCroplandModel(net, card, device="cpu")
+    given = model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability
+    keep = [MODEL_BANDS.index(b) for b in rgbn]
+    expected = model.predict(scene.reflectance[:, keep], scene.clear, rgbn).crop_probability
+    np.testing.assert_array_equal(given, expected)
+    forgetful = CnnCroplandModel(net, replace(card, untrained_bands=()), "cpu")
+    assert model.describe()["hash"] != forgetful.describe()["hash"]
+    # Fine-tuned on all ten bands, it still leaves the bands it never learnt unused, as at inference.
+    tuned, tuned_card, _ = train(TrainingData([scene]), SMALL, device="cpu", init=model)
+    assert tuned_card.untrained_bands == card.untrained_bands
+    tuned_model = CnnCroplandModel(tuned, tuned_card, device="cpu")
+    np.testing.assert_array_equal(tuned_model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability,
+                                  tuned_model.predict(scene.reflectance[:, keep], scene.clear, rgbn).crop_probability)
+    no_red = only_rgbn.copy()
+    no_red[:, MODEL_BANDS.index("B04")] = np.nan
+    with pytest.raises(InputError, match="no clear red"):
+        train(TrainingData([replace(scene, reflectance=no_red)]), SMALL, device="cpu")
