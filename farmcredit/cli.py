@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from farmcredit.imagery.fetch import RemoteSource
 
 USAGE_ERROR = 2
+BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
 console = Console(stderr=True)
 
@@ -72,8 +73,7 @@ def cli() -> None:
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
-@click.option("--bands", help="Band layout of a multi-band GeoTIFF without band descriptions: "
-              "DATE:BAND,...;DATE:BAND,... in band order.")
+@click.option("--bands", help=f"{BANDS_HELP}.")
 @click.option("--risk-model", type=click.Path(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
 @click.option("--model", "cropland_model", default=None,
@@ -312,9 +312,13 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
 
 
 @cli.command()
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("data", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Weights file to write (.safetensors).")
 @click.option("--eurosat", type=click.Path(exists=True, path_type=Path), help="EuroSAT-MS folder (<Class>/*.tif).")
+@click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
+@click.option("--eurosat-test-share", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Share of each EuroSAT class held out of training (seeded split, recorded in the card); "
+                   "`evaluate` then scores only those patches.")
 @click.option("--dea", type=click.Path(exists=True, path_type=Path), help="Digital Earth Africa crop-mask folder.")
 @click.option("--dea-regions", default="central,eastern,sahel,south_eastern", show_default=True,
               help="DEA regions to train on (leave others out to test on them).")
@@ -331,13 +335,15 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
                    "[default: the labels' own share, which the model learns as its prior]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
-def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | None, dea_regions: str,
-          init_weights: Path | None, steps: int, seed: int, atmosphere: float | None, dea_crop_share: float | None,
-          device: str, checkpoint: Path | None) -> None:
-    """Train or fine-tune the cropland CNN on labelled scenes DATA.
+def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
+          dea: Path | None, dea_regions: str, init_weights: Path | None, steps: int, seed: int,
+          atmosphere: float | None, dea_crop_share: float | None, device: str, checkpoint: Path | None) -> None:
+    """Train or fine-tune the cropland CNN on labelled scenes DATA, EuroSAT patches and/or DEA pixels.
 
-    Each DATA folder is a simulate folder, or imagery/ with labels.tif (0 non-crop, 1 crop) or
-    labelled polygons labels.gpkg / .geojson / .parquet (column crop: 1 or 0).
+    Each DATA folder is a simulate folder, or imagery/ (or a GeoTIFF stack imagery.tif, see --bands)
+    with labels.tif on its grid (0 non-crop, 1 crop, its nodata value unknown) or labelled polygons
+    labels.gpkg / .geojson / .parquet (column crop: 1 or 0).
+    DATA may be left out when --eurosat or --dea is given.
 
     \b
     Example:
@@ -347,12 +353,15 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
     """
     from farmcredit.segmentation.training import TrainingConfig, train_from_folders
 
+    if not (data or eurosat or dea):
+        raise click.UsageError("nothing to train on: give labelled scene folders DATA, --eurosat or --dea")
     config = TrainingConfig(steps=steps, seed=seed, pixel_crop_share=dea_crop_share,
                             **({} if atmosphere is None else {"atmosphere": atmosphere}))
-    with _progress(False) as progress:
+    with _progress(False, unit="steps") as progress:
         task = progress.add_task("training", total=steps)
         card = train_from_folders(
-            data, out, config, eurosat=eurosat, dea=dea,
+            data, out, config, eurosat=eurosat, eurosat_test_share=eurosat_test_share,
+            band_layout=parse_band_layout(bands), dea=dea,
             dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
             progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
         )
@@ -364,11 +373,16 @@ def train(data: tuple[Path, ...], out: Path, eurosat: Path | None, dea: Path | N
 @click.argument("model")
 @click.argument("data", type=click.Path(exists=True, path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def evaluate(model: str, data: Path, device: str) -> None:
+@click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
+@click.option("--all-patches", is_flag=True,
+              help="Score every EuroSAT patch, also those the model's card says it trained on.")
+def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches: bool) -> None:
     """Score cropland MODEL ('cnn', 'rule' or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
 
     DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
-    Digital Earth Africa folder (all regions) or region.
+    Digital Earth Africa folder (all regions) or region. When the model's card records a split of
+    these EuroSAT files, only the patches it held out are scored; a note says when the model
+    trained on what is scored.
 
     \b
     Example:
@@ -378,7 +392,8 @@ def evaluate(model: str, data: Path, device: str) -> None:
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path, format_report
 
-    click.echo(format_report(evaluate_path(load_cropland_model(model, device=device), data)))
+    click.echo(format_report(evaluate_path(load_cropland_model(model, device=device), data, all_patches,
+                                           parse_band_layout(bands))))
 
 
 @cli.group()
@@ -472,9 +487,9 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
 
 
-def _progress(quiet: bool) -> Progress:
+def _progress(quiet: bool, unit: str = "windows") -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
+        TextColumn("{task.description}"), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
         TimeRemainingColumn(), console=console, disable=quiet, transient=True,
     )
 

@@ -97,7 +97,8 @@ def _layout(
         unknown = [index for index, entry in enumerate(parsed, start=1) if entry is None]
         raise ImageryError(
             f"{path}: cannot identify raster bands {unknown} from their descriptions "
-            f"{list(descriptions)}; pass band_layout=[(date, 'B04'), ...] with one entry per band"
+            f"{list(descriptions)}; pass band_layout=[(date, 'B04'), ...] with one entry per band "
+            "(command line: --bands 2021-06-17:B04,B03,B02,B08;2021-09-25:B04,...)"
         )
     return [entry for entry in parsed if entry is not None]
 
@@ -136,6 +137,6 @@ def _dates(path: Path, layout: list[tuple[date | None, str]]) -> list[date]:
     if file_date is None:
         raise ImageryError(
             f"{path}: bands carry no date and the file name has none; name bands like "
-            "'2021-06-17 B04' or pass band_layout with dates"
+            "'2021-06-17 B04' or pass band_layout with dates (command line: --bands DATE:BAND,...)"
         )
     return [file_date] * len(layout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +11,15 @@ import numpy as np
 from farmcredit.errors import InputError
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
+    EUROSAT_CROP,
     LABEL_POLYGONS,
     LabelledPatches,
     LabelledScene,
+    files_sha256,
     load_dea,
     load_eurosat,
     load_labelled_scene,
+    split_eurosat,
 )
 from farmcredit.segmentation.rule import PhenologyRule
 
@@ -79,7 +84,23 @@ def fit_calibration(probability: np.ndarray, observed: np.ndarray) -> dict[str, 
 
 
 def scene_pixels(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
-    """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label.
+    """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label."""
+    probability, cover, _ = _score_scene(model, scene)
+    return probability, cover
+
+
+def _score_scene(model: CnnCroplandModel | PhenologyRule,
+                 scene: LabelledScene) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``scene_pixels`` and, for the CNN on typed labels, ``crop_type_scores`` (else empty)."""
+    probability, crop_class = _scene_prediction(model, scene)
+    known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
+    types = {} if crop_class is None else crop_type_scores(crop_class, scene.crop_type, model.card.classes)
+    return probability[known], scene.crop_cover[known], types
+
+
+def _scene_prediction(model: CnnCroplandModel | PhenologyRule,
+                      scene: LabelledScene) -> tuple[np.ndarray, np.ndarray | None]:
+    """P(crop) over the scene and, for the CNN, its class map (the rule has none).
 
     The rule reads the scene's clear NDVI (B08, B04), as in ``assess``.
     """
@@ -88,11 +109,20 @@ def scene_pixels(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) 
     if isinstance(model, PhenologyRule):
         nir, red = (scene.reflectance[:, MODEL_BANDS.index(b)] for b in ("B08", "B04"))
         with np.errstate(invalid="ignore", divide="ignore"):
-            probability = model.probability_from_ndvi(np.where(scene.clear, (nir - red) / (nir + red), np.nan))
-    else:
-        probability = model.predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_probability
-    known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
-    return probability[known], scene.crop_cover[known]
+            return model.probability_from_ndvi(np.where(scene.clear, (nir - red) / (nir + red), np.nan)), None
+    prediction = model.predict(scene.reflectance, scene.clear, MODEL_BANDS)
+    return prediction.crop_probability, prediction.crop_class
+
+
+def crop_type_scores(crop_class: np.ndarray, crop_type: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Crop-type accuracy on pixels whose true crop type is known and that the model calls crop."""
+    typed = (crop_type > 0) & (crop_class > 0)
+    if not typed.any():
+        return {}
+    truth, called = crop_type[typed], crop_class[typed]
+    per_class = {classes[k]: round(float(np.mean(called[truth == k] == k)), 4) for k in np.unique(truth)}
+    return {"n": int(typed.sum()), "accuracy": round(float(np.mean(called == truth)), 4),
+            "accuracy_per_class": per_class}
 
 
 def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.ndarray:
@@ -104,14 +134,27 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
 
 
 def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
-    """Pixel metrics (crop = cover >= 50%) and reliability table on a labelled scene."""
-    probability, cover = scene_pixels(model, scene)
-    return {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
-            "reliability": reliability_table(probability, cover)}
+    """Pixel metrics (crop = cover >= 50%), reliability table and (CNN, typed labels) crop-type accuracy.
+
+    Raises:
+        InputError: no pixel has both a label and a clear date.
+    """
+    probability, cover, types = _score_scene(model, scene)
+    if not len(cover):
+        raise InputError(f"{scene.source}: no pixel has both a label (0 or 1) and a clear date; nothing to score")
+    report = {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
+              "reliability": reliability_table(probability, cover)}
+    return {**report, "crop_types": types} if types else report
 
 
 def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
-    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop)."""
+    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop).
+
+    Raises:
+        InputError: no patches.
+    """
+    if not len(patches.is_crop):
+        raise InputError(f"{patches.source}: no {kind} patches to score")
     probability = patch_probability(model, patches)
     predicted = probability >= 0.5
     per_group = {g: binary_metrics(predicted[patches.group == g], patches.is_crop[patches.group == g])["accuracy"]
@@ -120,26 +163,60 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
             "reliability": reliability_table(probability, patches.is_crop.astype(float))}
 
 
-def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path) -> dict:
+def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
+                  band_layout: Sequence[tuple[date | None, str]] | None = None) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
+
+    EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
+    only ones scored unless ``all_patches``; the report's ``note`` says so, or that the model trained
+    on (or its card does not name) these patches, or that it trained on a DEA region scored.
+    ``band_layout`` names the bands of a scene's GeoTIFF stack (``load_labelled_scene``).
 
     Raises:
         InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
     """
-    data = Path(data)
+    data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
     if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
-        return evaluate_scene(model, load_labelled_scene(data))
+        return evaluate_scene(model, load_labelled_scene(data, band_layout))
+    regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
+    is_dea = (data / "training_data.txt").is_file() or bool(regions)
+    is_eurosat = any((data / name).is_dir() for name in EUROSAT_CROP)
+    if not (is_dea or is_eurosat):
+        raise InputError(f"{data}: not a labelled scene (imagery with landcover.tif, labels.tif or labelled "
+                         f"polygons {'/'.join(LABEL_POLYGONS)}), EuroSAT folder (<Class>/*.tif) or Digital Earth "
+                         f"Africa folder (<region>/training_data.txt)")
     if isinstance(model, PhenologyRule):
         raise InputError(f"{data}: the phenology rule scores labelled scenes only; EuroSAT and DEA give one or two "
                          f"dates per pixel, fewer than the {model.config.min_clear_dates} clear dates it needs")
-    if (data / "training_data.txt").is_file():
-        return evaluate_patches(model, load_dea(data.parent, (data.name,)), "dea")
-    regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
-    if regions:
-        return evaluate_patches(model, load_dea(data, regions), "dea")
-    if any(data.glob("*/*.tif")):
-        return evaluate_patches(model, load_eurosat(data), "eurosat")
-    raise InputError(f"{data}: not a labelled scene, EuroSAT folder or Digital Earth Africa folder")
+    training = model.card.training
+    if is_dea:
+        root, regions = (data.parent, (data.name,)) if not regions else (data, regions)
+        # Older cards from `farmcredit train` list dea_regions even without DEA data.
+        trained = training.get("dea_train_regions") or (training.get("dea_regions", ()) if training.get("dea") else ())
+        seen = sorted(set(regions) & set(trained))
+        note = f"the model trained on {', '.join(seen)}: not an out-of-region score" if seen else ""
+        report = evaluate_patches(model, load_dea(root, regions), "dea")
+    else:
+        patches, note = _held_out_eurosat(load_eurosat(data), data, training, all_patches)
+        report = evaluate_patches(model, patches, "eurosat")
+    return {**report, "note": note} if note else report
+
+
+def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
+                      all_patches: bool) -> tuple[LabelledPatches, str]:
+    """The patches the card's ``eurosat_split`` held out of training when the card names these files, and a note."""
+    if training.get("eurosat") is None and "eurosat_sha256" not in training:
+        return patches, ""  # the model never saw EuroSAT
+    if training.get("eurosat_sha256") != files_sha256(sorted(data.glob("*/*.tif")), data.parent):
+        return patches, "the model's card does not name these files: if it trained on them, this score flatters it"
+    split = training.get("eurosat_split")
+    if split is None:
+        return patches, "the model trained on all of these patches: not a held-out score"
+    if all_patches:
+        return patches, f"all patches, {split['train_patches']} of which the model trained on"
+    _, test = split_eurosat(patches, split["test_share"], seed=split["seed"])
+    return patches.subset(test), (f"the {len(test)} of {len(patches.is_crop)} patches the model's card held out of "
+                                  f"training (--all-patches scores all)")
 
 
 def format_report(report: dict) -> str:
@@ -156,8 +233,13 @@ def format_report(report: dict) -> str:
     ]
     for group, accuracy in report.get("accuracy_per_group", {}).items():
         lines.append(f"  {group}: accuracy {accuracy:.4f}")
+    if types := report.get("crop_types"):
+        lines.append(f"crop type, on {types['n']} truly typed pixels called crop: accuracy {types['accuracy']:.4f}")
+        lines += [f"  {name}: {accuracy:.4f}" for name, accuracy in types["accuracy_per_class"].items()]
     if "reliability" in report:
         lines.append("reliability (P(crop) bin, count, mean predicted, observed crop share):")
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
+    if report.get("note"):
+        lines.append(f"note: {report['note']}")
     return "\n".join(lines)

@@ -28,3 +28,37 @@ def test_balanced_accuracy_is_the_mean_of_both_recalls() -> None:
 
 def test_balanced_accuracy_of_a_perfect_answer_on_one_class_is_one() -> None:
     assert binary_metrics(np.ones(4, dtype=bool), np.ones(4, dtype=bool))["balanced_accuracy"] == 1.0
+
+
+def test_crop_types_are_scored_on_truly_typed_pixels_called_crop() -> None:
+    from farmcredit.segmentation.card import CLASSES
+    from farmcredit.segmentation.metrics import crop_type_scores
+
+    truth = np.array([1, 1, 2, 2, 0, -1, 3])
+    called = np.array([1, 2, 2, 0, 1, 1, 3])  # the 0 (called non-crop) and the untyped pixels do not count
+    scores = crop_type_scores(called, truth, CLASSES)
+    assert scores == {"n": 4, "accuracy": 0.75, "accuracy_per_class": {"wheat": 0.5, "maize": 1.0, "rice": 1.0}}
+    assert crop_type_scores(np.zeros(3, int), np.ones(3, int), CLASSES) == {}
+
+
+def test_evaluate_and_train_refuse_what_they_cannot_score_or_learn(small_season, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.errors import InputError
+
+    nothing = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "m.safetensors")])
+    assert nothing.exit_code == 2 and "nothing to train on" in nothing.output
+    unlabelled = CliRunner().invoke(cli, ["evaluate", "cnn", str(small_season.imagery_dir), "--device", "cpu"])
+    assert isinstance(unlabelled.exception, InputError) and "not a labelled scene" in str(unlabelled.exception)
+
+
+def test_evaluate_reports_crop_type_accuracy_on_a_simulated_scene(small_season) -> None:
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path, format_report
+
+    report = evaluate_path(load_cropland_model("cnn", device="cpu"), small_season.root)
+    types = report["crop_types"]
+    assert types["n"] > 100 and 0 < types["accuracy"] <= 1
+    assert set(types["accuracy_per_class"]) <= {"wheat", "maize", "rice", "soybean"}
+    assert "crop type, on" in format_report(report)

@@ -86,3 +86,24 @@ def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("dea: n=3447 accuracy=") and "northern: accuracy" in result.output
+
+
+def test_evaluate_scores_only_the_eurosat_patches_the_card_held_out_and_says_what_was_trained_on(
+        shared_data: Path, shipped) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    labels = shared_data / "labels"
+    held_out = evaluate_path(shipped, labels / "eurosat")
+    assert held_out["overall"] == shipped.card.metrics["eurosat_test"]["overall"]
+    assert "100 of 200 patches" in held_out["note"]
+    every = evaluate_path(shipped, labels / "eurosat", all_patches=True)
+    assert every["overall"]["n"] == 200 and "100 of which the model trained on" in every["note"]
+    result = CliRunner().invoke(cli, ["evaluate", "cnn", str(labels / "deafrica-cropmask" / "central"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "note: the model trained on central: not an out-of-region score" in result.output
+    unseen = evaluate_path(shipped, labels / "deafrica-cropmask" / "southern")
+    assert "note" not in unseen
