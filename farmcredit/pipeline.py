@@ -116,8 +116,8 @@ def run_assessment(
 ) -> Assessment:
     """Run every stage and return the tables and the audit record (see ``assess``).
 
-    With ``pixel_layers``, the per-pixel cropland probability and peak NDVI of every window
-    read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
+    With ``pixel_layers``, the per-pixel cropland probability (and class map, CNN) and peak NDVI
+    of every window read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
@@ -131,7 +131,7 @@ def run_assessment(
     if pixel_layers and extent is not None:
         from farmcredit.outputs.rasters import PixelRasters
 
-        pixels = PixelRasters(stack, extent)
+        pixels = PixelRasters(stack, extent, getattr(model, "classes", ()))
     tick = time.perf_counter()
     measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,
                                             pixels.add if pixels else None)
@@ -273,8 +273,9 @@ def measure_parcels(
         config: run configuration.
         model: the cropland model.
         progress: called with (windows done, windows total).
-        pixels: called with each window and its ``cropland_probability`` and ``ndvi_peak`` (the
-            highest clear-sky NDVI of the season) per pixel.
+        pixels: called with each window and its ``cropland_probability``, ``ndvi_peak`` (the
+            highest clear-sky NDVI of the season) and, for a model with classes, ``cropland_class``
+            (index into its ``classes``, NaN where no clear date) per pixel.
 
     Returns:
         The measurements and a mask of parcels wholly outside the imagery.
@@ -311,9 +312,14 @@ def measure_windows(
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
         cube = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
         indices = spectral_indices(cube)
-        probability = model.predict_proba(cube, indices)
+        # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
+        prediction = model.classify(cube, indices) if hasattr(model, "classify") else None
+        probability = model.predict_proba(cube, indices) if prediction is None else prediction.crop_probability
         if pixels is not None:
-            pixels(window, {"cropland_probability": probability, "ndvi_peak": np.fmax.reduce(indices["ndvi"], axis=0)})
+            layers = {"cropland_probability": probability, "ndvi_peak": np.fmax.reduce(indices["ndvi"], axis=0)}
+            if prediction is not None:
+                layers["cropland_class"] = np.where(prediction.crop_class >= 0, prediction.crop_class, np.nan)
+            pixels(window, layers)
         coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
         crop_ndvi = np.where(probability[None] >= CROPLAND_CUT, indices["ndvi"], np.nan)

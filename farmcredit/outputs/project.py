@@ -30,6 +30,7 @@ RASTER_LAYERS = (
     ("health_index", "health index (0-100)"),
     ("ndvi_peak", "peak NDVI"),
     ("cropland_probability", "cropland probability"),
+    ("cropland_class", "cropland class"),
 )
 
 
@@ -73,6 +74,7 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
         The project file.
     """
     crs = assessment.imagery.crs
+    classes = assessment.pixels.class_names if assessment.pixels else ()
     geometry_types = dict(pyogrio.list_layers(out_dir / "results.gpkg"))
     # Borrowers start hidden: their outlines over the parcels' own colours read as clutter.
     decisions = [
@@ -81,7 +83,7 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
         for layer in ("borrowers", "parcels")
     ]
     season = [
-        ProjectLayer(name, f"{key}.tif", crs, [Style("default", raster_style(key), True)], visible=False)
+        ProjectLayer(name, f"{key}.tif", crs, [Style("default", raster_style(key, classes), True)], visible=False)
         for key, name in RASTER_LAYERS if key in rasters
     ]
     imagery = []

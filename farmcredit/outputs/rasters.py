@@ -1,11 +1,13 @@
 """Raster outputs: Cloud-Optimized GeoTIFFs on the parcels' extent, each with a ``.qml`` sidecar.
 
 - ``cropland_probability.tif``: P(cropland) per pixel, from the cropland model (0-1).
+- ``cropland_class.tif``: the CNN's class per pixel (0 non-crop, then its crop classes, named in
+  the file's ``CLASSES`` tag and its style); not written for the rule, which has no classes.
 - ``ndvi_peak.tif``: the season's highest clear-sky NDVI per pixel.
 - ``health_index.tif``: each parcel's health index (0-100) burnt into its pixels.
 - ``true_colour.tif``: B04/B03/B02 of the date the parcels are clearest, reflectance x 10^4.
 
-The first two are per-pixel layers the pipeline computes window by window (``PixelRasters``
+The first three are per-pixel layers the pipeline computes window by window (``PixelRasters``
 gathers them while it runs); the others are made here. Everything is written in strips or
 windows, so memory stays bounded by a strip, not by the tile.
 """
@@ -33,9 +35,12 @@ from farmcredit.outputs.styles import qml_text, raster_style
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
-RASTER_NAMES = ("true_colour", "cropland_probability", "ndvi_peak", "health_index")
+RASTER_NAMES = ("true_colour", "cropland_probability", "cropland_class", "ndvi_peak", "health_index")
+# Written with the nearest value in overviews: a class has no average.
+CATEGORICAL = ("cropland_class",)
 DESCRIPTIONS = {
     "cropland_probability": "probability that the pixel is cropland (0-1), from the cropland model",
+    "cropland_class": "cropland model's class (0 non-crop, then crop classes; see CLASSES), where P(crop) >= 0.5",
     "ndvi_peak": "highest clear-sky NDVI of the season",
     "health_index": "parcel health index (0-100): peak NDVI percentile among same-crop parcels",
     "true_colour": "surface reflectance x 10000 (B04 red, B03 green, B02 blue) of the clearest date",
@@ -69,8 +74,9 @@ class PixelRasters:
         >>> pixels.paths["ndvi_peak"]  # doctest: +SKIP
     """
 
-    def __init__(self, imagery: Imagery, extent: Window) -> None:
+    def __init__(self, imagery: Imagery, extent: Window, class_names: tuple[str, ...] = ()) -> None:
         self.grid = RasterGrid(extent, rasterio.windows.transform(extent, imagery.transform), imagery.crs)
+        self.class_names = tuple(class_names)  # of the cropland_class layer, when the model has classes
         self.paths: dict[str, Path] = {}
         self._folder = tempfile.TemporaryDirectory(prefix="farmcredit-pixels-")
 
@@ -101,7 +107,10 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
                  imagery.crs)
     files: dict[str, Path] = {}
     with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), tempfile.TemporaryDirectory(prefix="farmcredit-") as scratch:
-        sources = {name: (path, {}) for name, path in (assessment.pixels.paths if assessment.pixels else {}).items()}
+        pixels = assessment.pixels
+        sources = {name: (path, {}) for name, path in (pixels.paths if pixels else {}).items()}
+        if "cropland_class" in sources:
+            sources["cropland_class"][1]["CLASSES"] = ",".join(pixels.class_names)
         scene = clearest_scene(imagery, assessment.series)
         if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
             path = Path(scratch) / "true_colour.tif"
@@ -119,7 +128,7 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
             files[name] = out_dir / f"{name}.tif"
             _to_cog(*sources[name], files[name], name)
             files[f"{name}_qml"] = files[name].with_suffix(".qml")
-            files[f"{name}_qml"].write_text(qml_text(raster_style(name)) + "\n")
+            files[f"{name}_qml"].write_text(qml_text(raster_style(name, pixels.class_names if pixels else ())) + "\n")
     return files
 
 
@@ -193,6 +202,6 @@ def _to_cog(source: Path, tags: dict[str, str], target: Path, name: str) -> None
         for band in range(1, dataset.count + 1):
             dataset.set_band_description(band, TRUE_COLOUR_BANDS[band - 1] if name == "true_colour" else name)
     target.unlink(missing_ok=True)
-    # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel.
+    # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel (classes: the nearest).
     rasterio.shutil.copy(source, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=BLOCK_PX,
-                         OVERVIEW_RESAMPLING="AVERAGE", NUM_THREADS="ALL_CPUS")
+                         OVERVIEW_RESAMPLING="NEAREST" if name in CATEGORICAL else "AVERAGE", NUM_THREADS="ALL_CPUS")

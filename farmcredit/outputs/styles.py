@@ -32,6 +32,9 @@ NO_VALUE_COLOUR = "#bdbdbd"
 NDVI_RAMP = ((-0.2, "#8c510a"), (0.1, "#d8b365"), (0.35, "#f6e8c3"), (0.6, "#91cf60"), (0.9, "#1a9850"))
 HEALTH_RAMP = ((0.0, "#d73027"), (25.0, "#fc8d59"), (50.0, "#ffffbf"), (75.0, "#91cf60"), (100.0, "#1a9850"))
 CROPLAND_RAMP = ((0.0, "#f7f4e9"), (0.5, "#fee391"), (1.0, "#238443"))
+# The class map: non-crop pale, each crop class its own hue (wheat, maize, rice, soybean, other).
+NON_CROP_COLOUR = "#f0f0f0"
+CLASS_COLOURS = ("#e6ab02", "#d95f02", "#1b9e77", "#66a61e", "#7570b3")
 # Yellow to blue, not green: limits must stand out over vegetation in the imagery underneath.
 LIMIT_COLOURS = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
 HEALTH_COLOURS = tuple(colour for _, colour in HEALTH_RAMP)
@@ -77,8 +80,11 @@ def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     ]
 
 
-def raster_style(kind: str) -> ET.Element:
-    """The QML of a raster output: ``cropland_probability``, ``ndvi_peak``, ``health_index``, ``true_colour``."""
+def raster_style(kind: str, classes: tuple[str, ...] = ()) -> ET.Element:
+    """The QML of a raster output: ``cropland_probability``, ``cropland_class`` (named ``classes``),
+    ``ndvi_peak``, ``health_index``, ``true_colour``."""
+    if kind == "cropland_class":
+        return _raster_qml(_paletted(classes), resampling="nearestNeighbour")
     if kind == "true_colour":
         renderer = _el("rasterrenderer", type="multibandcolor", opacity="1", alphaBand="-1",
                        redBand="1", greenBand="2", blueBand="3", nodataColor="")
@@ -234,6 +240,18 @@ def _pseudocolour(stops: tuple[tuple[float, str], ...], labels: dict[float, str]
     for value, colour in stops:
         ET.SubElement(shader, "item", value=f"{value:g}", color=colour, alpha="255",
                       label=labels.get(value, f"{value:g}"))
+    return renderer
+
+
+def _paletted(classes: tuple[str, ...]) -> ET.Element:
+    """One colour per class value 0.. (non-crop grey, crops in ``CLASS_COLOURS`` order, cycled)."""
+    renderer = _el("rasterrenderer", type="paletted", band="1", opacity="1", alphaBand="-1", nodataColor="")
+    renderer.append(_min_max_origin())
+    palette = ET.SubElement(renderer, "colorPalette")
+    for value, name in enumerate(classes):
+        colour = NON_CROP_COLOUR if value == 0 else CLASS_COLOURS[(value - 1) % len(CLASS_COLOURS)]
+        ET.SubElement(palette, "paletteEntry", value=str(value), color=colour, alpha="255",
+                      label=name.replace("_", " "))
     return renderer
 
 

@@ -148,9 +148,18 @@ class CnnCroplandModel:
         # A copy: moving a module is in place, and this model keeps its own device.
         return CnnCroplandModel(copy.deepcopy(self.net), self.card, device, self.chip_px, self.batch_size)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names of ``Prediction.crop_class`` (index 0 non-crop)."""
+        return self.card.classes
+
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses the cube's reflectance."""
-        return self.predict(cube.reflectance, cube.clear, cube.bands).crop_probability
+        return self.classify(cube, indices).crop_probability
+
+    def classify(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> Prediction:
+        """P(cropland) and the class map (see ``classes``) of the window, in one pass."""
+        return self.predict(cube.reflectance, cube.clear, cube.bands)
 
     def predict(self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> Prediction:
         """Classify a season raster.

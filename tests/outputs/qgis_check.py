@@ -31,7 +31,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QSize
 from qgis.PyQt.QtGui import QColor
 
-RASTERS = ("true_colour", "cropland_probability", "ndvi_peak", "health_index")
+RASTERS = ("true_colour", "cropland_probability", "cropland_class", "ndvi_peak", "health_index")
 CLOSE_UP_M = 500.0  # a 500 m view on 1000 px is about 1:1900, inside the labels' scale range
 
 
@@ -66,6 +66,8 @@ def raster_report(layer: QgsRasterLayer) -> dict:
         items = renderer.shader().rasterShaderFunction().colorRampItemList()
         report["range"] = [renderer.classificationMin(), renderer.classificationMax()]
         report["ramp"] = [[item.value, item.color.name(), item.label] for item in items]
+    elif renderer.type() == "paletted":
+        report["classes"] = [[entry.value, entry.color.name(), entry.label] for entry in renderer.classes()]
     elif renderer.type() == "multibandcolor":
         report["bands_rgb"] = [renderer.redBand(), renderer.greenBand(), renderer.blueBand()]
         report["range"] = [renderer.redContrastEnhancement().minimumValue(),

@@ -65,7 +65,7 @@ def test_geopackage_layers_open_valid_styled_and_without_warnings(qgis, assessed
 
 def test_rasters_open_with_their_sidecar_styles(qgis, assessed) -> None:
     rasters = qgis["rasters"]
-    assert set(rasters) == {"true_colour", "cropland_probability", "ndvi_peak", "health_index"}
+    assert set(rasters) == {"true_colour", "cropland_probability", "cropland_class", "ndvi_peak", "health_index"}
     window = assessed.grid_window
     for name, layer in rasters.items():
         assert layer["valid"] and layer["crs"] == assessed.imagery.crs.to_string(), name
@@ -75,6 +75,9 @@ def test_rasters_open_with_their_sidecar_styles(qgis, assessed) -> None:
     assert rasters["ndvi_peak"]["range"] == pytest.approx([-0.2, 0.9])
     assert rasters["health_index"]["range"] == [0, 100]
     assert rasters["cropland_probability"]["range"] == [0, 1]
+    assert rasters["cropland_class"]["renderer"] == "paletted"
+    assert [(value, label) for value, _, label in rasters["cropland_class"]["classes"]] == [
+        (0, "non crop"), (1, "wheat"), (2, "maize"), (3, "rice"), (4, "soybean"), (5, "other crop")]
 
 
 def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed) -> None:
@@ -82,9 +85,10 @@ def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed)
     assert project["read"] and project["crs"] == assessed.imagery.crs.to_string()
     assert [(n["group"], n["name"].split(" 2")[0]) for n in project["tree"]] == [
         ("decisions", "borrowers"), ("decisions", "parcels"), ("season layers", "health index (0-100)"),
-        ("season layers", "peak NDVI"), ("season layers", "cropland probability"), ("", "true colour"),
+        ("season layers", "peak NDVI"), ("season layers", "cropland probability"),
+        ("season layers", "cropland class"), ("", "true colour"),
     ]
-    assert [n["visible"] for n in project["tree"]] == [False, True, False, False, False, True]
+    assert [n["visible"] for n in project["tree"]] == [False, True, False, False, False, False, True]
     assert all(n["source"].startswith(qgis["folder"]) for n in project["tree"])
     assert all(layer["valid"] for layer in project["layers"].values())
     assert project["layers"]["parcels"]["features"] == len(assessed.parcels)
@@ -96,10 +100,12 @@ def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed)
 def test_project_renders_to_a_picture_with_each_parcels_style(qgis) -> None:
     renders = qgis["project"]["renders"]
     assert set(renders) == {"decision", "loan limit", "health index", "close_up", "health_index", "ndvi_peak",
-                            "cropland_probability"}
+                            "cropland_probability", "cropland_class"}
     for name, render in renders.items():
         assert not render["errors"] and Path(render["path"]).read_bytes()[:4] == b"\x89PNG"
-        # Imagery under parcels shows hundreds of colours; a raster alone at least its ramp's few.
-        assert render["colours"] > (200 if name in ("decision", "loan limit", "health index", "close_up") else 10)
+        # Imagery under parcels shows hundreds of colours; a ramp alone at least its few; the class map
+        # its classes' (non-crop and the simulated crops) and the background.
+        least = 200 if name in ("decision", "loan limit", "health index", "close_up") else 10
+        assert render["colours"] > (4 if name == "cropland_class" else least), name
     assert renders["close_up"]["scale"] < 5000  # where the parcel labels show
 

@@ -75,3 +75,24 @@ def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(ass
     with rasterio.open(tmp_path / "ndvi_peak.tif") as src:
         assert src.overviews(1) == [2, 4] and src.block_shapes[0] == (256, 256)
         assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+
+
+def test_class_map_is_the_cnns_classes_where_it_calls_crop_and_nearest_in_overviews(outputs, assessed) -> None:
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("cnn", device="cpu")
+    cube = read_window(assessed.imagery, assessed.grid_window, model.bands)
+    expected = model.classify(cube, {}).crop_class
+    with rasterio.open(outputs / "cropland_class.tif") as src:
+        written, overview = src.read(1), src.read(1, out_shape=(src.height // 4, src.width // 4))
+        assert src.tags()["CLASSES"] == ",".join(model.classes)
+    with rasterio.open(outputs / "cropland_probability.tif") as src:
+        probability = src.read(1)
+    measured = np.isfinite(written)
+    assert measured.mean() > 0.5
+    # Each window is classified alone (its edges lack the neighbours a whole-grid pass sees): nearly all agree.
+    assert np.mean(written[measured] == expected[measured]) > 0.95
+    assert ((written[measured] > 0) == (probability[measured] >= 0.5)).all()
+    assert set(np.unique(overview[np.isfinite(overview)])) <= set(range(len(model.classes)))  # no averaged class
+    style = (outputs / "cropland_class.qml").read_text()
+    assert 'type="paletted"' in style and 'label="wheat"' in style
