@@ -27,7 +27,7 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.parcels import read_parcels, usable_geometries, validate_parcels
 from farmcredit.reasons import REASONS
-from farmcredit.segmentation import CroplandModel, load_cropland_model
+from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def run_assessment(
     if pixel_layers and extent is not None:
         from farmcredit.outputs.rasters import PixelRasters
 
-        pixels = PixelRasters(stack, extent, getattr(model, "classes", ()))
+        pixels = PixelRasters(stack, extent, model.classes if isinstance(model, CroplandClassifier) else ())
     tick = time.perf_counter()
     measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,
                                             pixels.add if pixels else None)
@@ -313,7 +313,7 @@ def measure_windows(
         cube = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
-        prediction = model.classify(cube, indices) if hasattr(model, "classify") else None
+        prediction = model.classify(cube, indices) if isinstance(model, CroplandClassifier) else None
         probability = model.predict_proba(cube, indices) if prediction is None else prediction.crop_probability
         if pixels is not None:
             layers = {"cropland_probability": probability, "ndvi_peak": np.fmax.reduce(indices["ndvi"], axis=0)}

@@ -19,6 +19,7 @@ import pyogrio
 import pyproj
 import rasterio
 
+from farmcredit.outputs.rasters import pixel_classes
 from farmcredit.outputs.styles import QGIS_VERSION, Style, raster_style
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
         The project file.
     """
     crs = assessment.imagery.crs
-    classes = assessment.pixels.class_names if assessment.pixels else ()
+    classes = pixel_classes(assessment)
     geometry_types = dict(pyogrio.list_layers(out_dir / "results.gpkg"))
     # Borrowers start hidden: their outlines over the parcels' own colours read as clutter.
     decisions = [

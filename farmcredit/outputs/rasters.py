@@ -36,11 +36,13 @@ if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
 RASTER_NAMES = ("true_colour", "cropland_probability", "cropland_class", "ndvi_peak", "health_index")
-# Written with the nearest value in overviews: a class has no average.
+# Overviews keep each area's commonest class: a class has no average.
 CATEGORICAL = ("cropland_class",)
 DESCRIPTIONS = {
     "cropland_probability": "probability that the pixel is cropland (0-1), from the cropland model",
-    "cropland_class": "cropland model's class (0 non-crop, then crop classes; see CLASSES), where P(crop) >= 0.5",
+    "cropland_class": "cropland model's class (0 non-crop, then crop classes, see CLASSES; crop where P(crop) >= "
+                      "0.5); crop types learnt from simulated scenes only; the parcels' crop column is from NDVI "
+                      "templates",
     "ndvi_peak": "highest clear-sky NDVI of the season",
     "health_index": "parcel health index (0-100): peak NDVI percentile among same-crop parcels",
     "true_colour": "surface reflectance x 10000 (B04 red, B03 green, B02 blue) of the clearest date",
@@ -107,10 +109,10 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
                  imagery.crs)
     files: dict[str, Path] = {}
     with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), tempfile.TemporaryDirectory(prefix="farmcredit-") as scratch:
-        pixels = assessment.pixels
-        sources = {name: (path, {}) for name, path in (pixels.paths if pixels else {}).items()}
+        classes = pixel_classes(assessment)
+        sources = {name: (path, {}) for name, path in (assessment.pixels.paths if assessment.pixels else {}).items()}
         if "cropland_class" in sources:
-            sources["cropland_class"][1]["CLASSES"] = ",".join(pixels.class_names)
+            sources["cropland_class"][1]["CLASSES"] = ",".join(classes)
         scene = clearest_scene(imagery, assessment.series)
         if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
             path = Path(scratch) / "true_colour.tif"
@@ -128,8 +130,17 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
             files[name] = out_dir / f"{name}.tif"
             _to_cog(*sources[name], files[name], name)
             files[f"{name}_qml"] = files[name].with_suffix(".qml")
-            files[f"{name}_qml"].write_text(qml_text(raster_style(name, pixels.class_names if pixels else ())) + "\n")
+            files[f"{name}_qml"].write_text(qml_text(raster_style(name, classes)) + "\n")
+    for name in RASTER_NAMES:
+        if name not in files:  # e.g. the CNN's class map left by an earlier run into this folder
+            for suffix in (".tif", ".qml"):
+                (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     return files
+
+
+def pixel_classes(assessment: Assessment) -> tuple[str, ...]:
+    """The class names of the run's ``cropland_class`` layer; empty when the model has no classes."""
+    return assessment.pixels.class_names if assessment.pixels else ()
 
 
 def clearest_scene(imagery: Imagery, series: pd.DataFrame) -> Scene:
@@ -202,6 +213,6 @@ def _to_cog(source: Path, tags: dict[str, str], target: Path, name: str) -> None
         for band in range(1, dataset.count + 1):
             dataset.set_band_description(band, TRUE_COLOUR_BANDS[band - 1] if name == "true_colour" else name)
     target.unlink(missing_ok=True)
-    # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel (classes: the nearest).
+    # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel (classes: the commonest).
     rasterio.shutil.copy(source, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=BLOCK_PX,
-                         OVERVIEW_RESAMPLING="NEAREST" if name in CATEGORICAL else "AVERAGE", NUM_THREADS="ALL_CPUS")
+                         OVERVIEW_RESAMPLING="MODE" if name in CATEGORICAL else "AVERAGE", NUM_THREADS="ALL_CPUS")

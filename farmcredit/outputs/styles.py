@@ -33,7 +33,7 @@ NDVI_RAMP = ((-0.2, "#8c510a"), (0.1, "#d8b365"), (0.35, "#f6e8c3"), (0.6, "#91c
 HEALTH_RAMP = ((0.0, "#d73027"), (25.0, "#fc8d59"), (50.0, "#ffffbf"), (75.0, "#91cf60"), (100.0, "#1a9850"))
 CROPLAND_RAMP = ((0.0, "#f7f4e9"), (0.5, "#fee391"), (1.0, "#238443"))
 # The class map: non-crop pale, each crop class its own hue (wheat, maize, rice, soybean, other).
-NON_CROP_COLOUR = "#f0f0f0"
+NON_CROP_COLOUR = "#cfcfcf"
 CLASS_COLOURS = ("#e6ab02", "#d95f02", "#1b9e77", "#66a61e", "#7570b3")
 # Yellow to blue, not green: limits must stand out over vegetation in the imagery underneath.
 LIMIT_COLOURS = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
@@ -251,7 +251,7 @@ def _paletted(classes: tuple[str, ...]) -> ET.Element:
     for value, name in enumerate(classes):
         colour = NON_CROP_COLOUR if value == 0 else CLASS_COLOURS[(value - 1) % len(CLASS_COLOURS)]
         ET.SubElement(palette, "paletteEntry", value=str(value), color=colour, alpha="255",
-                      label=name.replace("_", " "))
+                      label="non-crop" if value == 0 else name.replace("_", " "))
     return renderer
 
 

@@ -3,9 +3,9 @@
 
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, ModelCard, read_card
 from farmcredit.segmentation.registry import CNN, DEFAULT_MODEL, RULE, load_cropland_model
-from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
+from farmcredit.segmentation.rule import CroplandClassifier, CroplandModel, PhenologyRule
 
 __all__ = [
-    "CNN", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "RULE", "CroplandModel", "ModelCard", "PhenologyRule",
-    "load_cropland_model", "read_card",
+    "CNN", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "RULE", "CroplandClassifier", "CroplandModel", "ModelCard",
+    "PhenologyRule", "load_cropland_model", "read_card",
 ]

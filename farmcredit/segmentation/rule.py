@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from farmcredit.config import CroplandRuleConfig
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
+
+if TYPE_CHECKING:
+    from farmcredit.segmentation.cnn import Prediction
 
 
 class CroplandModel(Protocol):
@@ -30,6 +33,20 @@ class CroplandModel(Protocol):
     def describe(self) -> dict:
         """What the audit record says about the model: at least its ``name`` and a ``hash`` of all
         that decides its output (the same hash, the same probabilities, up to bf16 rounding on a GPU)."""
+        ...
+
+
+@runtime_checkable
+class CroplandClassifier(CroplandModel, Protocol):
+    """A cropland model that also names a class per pixel (the CNN; the rule has no classes)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names; index 0 is non-crop."""
+        ...
+
+    def classify(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> Prediction:
+        """P(cropland) and the class map (index into ``classes``, -1 where it cannot tell), in one pass."""
         ...
 
 

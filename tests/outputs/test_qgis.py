@@ -77,7 +77,7 @@ def test_rasters_open_with_their_sidecar_styles(qgis, assessed) -> None:
     assert rasters["cropland_probability"]["range"] == [0, 1]
     assert rasters["cropland_class"]["renderer"] == "paletted"
     assert [(value, label) for value, _, label in rasters["cropland_class"]["classes"]] == [
-        (0, "non crop"), (1, "wheat"), (2, "maize"), (3, "rice"), (4, "soybean"), (5, "other crop")]
+        (0, "non-crop"), (1, "wheat"), (2, "maize"), (3, "rice"), (4, "soybean"), (5, "other crop")]
 
 
 def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed) -> None:

@@ -96,3 +96,15 @@ def test_class_map_is_the_cnns_classes_where_it_calls_crop_and_nearest_in_overvi
     assert set(np.unique(overview[np.isfinite(overview)])) <= set(range(len(model.classes)))  # no averaged class
     style = (outputs / "cropland_class.qml").read_text()
     assert 'type="paletted"' in style and 'label="wheat"' in style
+
+
+def test_the_rule_writes_no_class_map_and_removes_one_left_by_an_earlier_run(small_season, tmp_path) -> None:
+    from farmcredit.outputs.rasters import write_rasters
+    from farmcredit.pipeline import run_assessment
+
+    rule = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule", pixel_layers=True)
+    (tmp_path / "cropland_class.tif").write_bytes(b"left by a CNN run")
+    (tmp_path / "cropland_class.qml").write_text("<qgis/>")
+    files = write_rasters(tmp_path, rule)
+    assert "cropland_class" not in files and "cropland_probability" in files
+    assert not (tmp_path / "cropland_class.tif").exists() and not (tmp_path / "cropland_class.qml").exists()
