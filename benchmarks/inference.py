@@ -8,11 +8,12 @@ In one run:
   ``--chip-px`` per call, after warm-up, synchronised), the figure behind "GPU compute per tile";
   the whole ``predict`` path on the GPU (preparation, transfer, compute, scoring); and the share
   of pixels whose class differs between CPU float32 and GPU bf16 on real imagery: FTW Austria
-  (../shared/data beside the repository; skipped when absent) and sample_tiles/imagery.
+  (``--austria``, by default from ../shared/data beside the repository; skipped when absent) and
+  sample_tiles/imagery. ``scripts/gpu_check.sh`` runs it on the GPU machine.
 
 The CPU numbers are printed first; a GPU failure is reported after them (exit status 1).
 
-Usage: python benchmarks/inference.py [--px 2048] [--dates 4] [--chip-px 1024] [--batch-size 8]
+Usage: python benchmarks/inference.py [--px 2048] [--dates 4] [--chip-px 1024] [--batch-size 8] [--austria TIF]
 """
 
 from __future__ import annotations
@@ -66,15 +67,15 @@ def predict_path(model: CnnCroplandModel, season: Season) -> str:
             f"preparing input {prepare / total:.0%} of it")
 
 
-def real_seasons() -> dict[str, Season]:
+def real_seasons(austria: Path) -> dict[str, Season]:
     """FTW Austria (two dates of red, green, blue, NIR) when present, and sample_tiles, read by farmcredit."""
     found = {}
-    if AUSTRIA.exists():
+    if austria.exists():
         days = (date(2021, 6, 17), date(2021, 9, 25))
         layout = [(day, band) for day in days for band in ("B04", "B03", "B02", "B08")]
-        found["austria"] = open_imagery(AUSTRIA, band_layout=layout)
+        found["austria"] = open_imagery(austria, band_layout=layout)
     else:
-        print(f"FTW Austria: {AUSTRIA} not found, left out of the GPU comparison")
+        print(f"FTW Austria: {austria} not found, left out of the GPU comparison")
     found["sample_tiles"] = open_imagery(REPO / "sample_tiles" / "imagery")
     cubes = {name: read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
              for name, imagery in found.items()}
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=4)
     parser.add_argument("--chip-px", type=int, default=1024, help="GPU chip side")
     parser.add_argument("--batch-size", type=int, default=8, help="GPU chips per call")
+    parser.add_argument("--austria", type=Path, default=AUSTRIA, help="the FTW Austria GeoTIFF (8 bands)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     season = (rng.random((args.dates, len(MODEL_BANDS), args.px, args.px), dtype=np.float32) * 0.4,
@@ -120,7 +122,7 @@ def main() -> None:
     cpu = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
     print(f"CPU float32, {torch.get_num_threads()} threads, chips {cpu.chip_px} px, {cpu.batch_size} per batch, "
           f"{args.px} x {args.px} px, {args.dates} dates, 10 bands: {predict_path(cpu, season)}", flush=True)
-    real = real_seasons()
+    real = real_seasons(args.austria)
     cpu_classes = {name: cpu.predict(*real_season).crop_class for name, real_season in real.items()}
     print("real imagery read: " + ", ".join(f"{name} {r.shape[0]} dates x {r.shape[1]} bands x {r.shape[2]} x "
                                             f"{r.shape[3]} px" for name, (r, _, _) in real.items()), flush=True)

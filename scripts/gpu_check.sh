@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The cropland CNN's GPU check as one prepared run on the GPU machine (the `device` tool).
+#
+# Here, with the package registry:  bash scripts/gpu_check.sh fetch
+#   downloads the wheels the GPU machine lacks (Python 3.12, x86-64) into .device/wheels and copies
+#   the real FTW Austria image from ../shared to .device/ (git-ignored, about 25 MB).
+# There, carrying [".device"]:       bash scripts/gpu_check.sh run
+#   installs them into /tmp/site and runs benchmarks/inference.py (GPU compute alone per tile, the
+#   whole predict path, CPU vs GPU class agreement on real imagery); the output also goes to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# What farmcredit.segmentation.cnn and benchmarks/inference.py import that the GPU machine's image lacks.
+WHEELS=(rasterio==1.4.4 affine==3.0.1 cligj==0.7.2 click-plugins==1.1.1.2 pydantic==2.14.4 pydantic-core==2.50.5
+        annotated-types==0.8.0 typing-inspection==0.4.5)
+case "${1:-}" in
+  fetch)
+    python="$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )"
+    mkdir -p .device/wheels
+    "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      -d .device/wheels "${WHEELS[@]}"
+    cp ../shared/data/s2/ftw-austria-2021/inference-img.tif .device/ftw-austria.tif
+    du -sh .device ;;
+  run)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+      .device/wheels/*.whl
+    export PYTHONPATH="/tmp/site:$PWD"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 benchmarks/inference.py --austria .device/ftw-austria.tif | tee "${OUT:-.}/inference.txt" ;;
+  *)
+    echo "usage: bash scripts/gpu_check.sh fetch|run" >&2
+    exit 2 ;;
+esac
