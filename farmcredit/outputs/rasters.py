@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
 RASTER_NAMES = ("true_colour", "cropland_probability", "cropland_class", "ndvi_peak", "health_index")
-# Overviews keep each area's commonest class: a class has no average.
+# Class layers: uint8 with this nodata, and overviews that keep each area's commonest class (a class has no average).
 CATEGORICAL = ("cropland_class",)
+CLASS_NODATA = 255
 DESCRIPTIONS = {
     "cropland_probability": "probability that the pixel is cropland (0-1), from the cropland model",
     "cropland_class": "cropland model's class (0 non-crop, then crop classes, see CLASSES; crop where P(crop) >= "
@@ -83,15 +84,22 @@ class PixelRasters:
         self._folder = tempfile.TemporaryDirectory(prefix="farmcredit-pixels-")
 
     def add(self, window: Window, layers: Mapping[str, np.ndarray]) -> None:
-        """Write one window's layers (float32, rows x cols of ``window`` on the imagery grid)."""
+        """Write one window's layers (rows x cols of ``window`` on the imagery grid, NaN where unknown).
+
+        ``CATEGORICAL`` layers are stored as uint8 (``CLASS_NODATA`` where unknown), the others as float32.
+        """
         extent = self.grid.window
         inside = Window(window.col_off - extent.col_off, window.row_off - extent.row_off, window.width, window.height)
         for name, values in layers.items():
+            categorical = name in CATEGORICAL
             if name not in self.paths:
                 self.paths[name] = Path(self._folder.name) / f"{name}.tif"
-                _create_tiff(self.paths[name], self.grid, 1, "float32", np.nan, SPARSE_OK=True).close()
+                dtype, nodata = ("uint8", CLASS_NODATA) if categorical else ("float32", np.nan)
+                _create_tiff(self.paths[name], self.grid, 1, dtype, nodata, SPARSE_OK=True).close()
+            stored = (np.where(np.isfinite(values), values, CLASS_NODATA).astype(np.uint8) if categorical
+                      else values.astype(np.float32, copy=False))
             with rasterio.open(self.paths[name], "r+") as dataset:
-                dataset.write(values.astype(np.float32, copy=False), 1, window=inside)
+                dataset.write(stored, 1, window=inside)
 
 
 def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:

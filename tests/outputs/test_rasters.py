@@ -75,25 +75,36 @@ def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(ass
     with rasterio.open(tmp_path / "ndvi_peak.tif") as src:
         assert src.overviews(1) == [2, 4] and src.block_shapes[0] == (256, 256)
         assert src.tags(ns="IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"
+    # A class layer: uint8, and its overviews keep the commonest class (three 4s to one 1 in every 2 x 2 block).
+    classes = np.full((300, 300), 4.0, dtype=np.float32)
+    classes[::2, ::2] = 1.0
+    pixels.add(Window(140, 230, 300, 300), {"cropland_class": classes})
+    _to_cog(pixels.paths["cropland_class"], {}, tmp_path / "cropland_class.tif", "cropland_class")
+    with rasterio.open(tmp_path / "cropland_class.tif") as src:
+        assert (src.dtypes[0], src.nodata, src.overviews(1)) == ("uint8", 255, [2, 4])
+        assert src.read(1)[31, 41] == 4 and src.read(1)[500, 650] == 255
+    with rasterio.open(tmp_path / "cropland_class.tif", overview_level=0) as half:
+        inside = half.read(1)[15:165, 20:170]  # the window (rows 30-330, columns 40-340) at half resolution
+    assert (inside == 4).all()  # averaging would give 3
 
 
-def test_class_map_is_the_cnns_classes_where_it_calls_crop_and_nearest_in_overviews(outputs, assessed) -> None:
+def test_class_map_is_the_cnns_classes_where_it_calls_crop_in_uint8(outputs, assessed) -> None:
     from farmcredit.segmentation import load_cropland_model
 
     model = load_cropland_model("cnn", device="cpu")
     cube = read_window(assessed.imagery, assessed.grid_window, model.bands)
     expected = model.classify(cube, {}).crop_class
     with rasterio.open(outputs / "cropland_class.tif") as src:
-        written, overview = src.read(1), src.read(1, out_shape=(src.height // 4, src.width // 4))
+        assert (src.dtypes[0], src.nodata) == ("uint8", 255)
+        written = src.read(1)
         assert src.tags()["CLASSES"] == ",".join(model.classes)
     with rasterio.open(outputs / "cropland_probability.tif") as src:
         probability = src.read(1)
-    measured = np.isfinite(written)
+    measured = written != 255
     assert measured.mean() > 0.5
     # Each window is classified alone (its edges lack the neighbours a whole-grid pass sees): nearly all agree.
     assert np.mean(written[measured] == expected[measured]) > 0.95
     assert ((written[measured] > 0) == (probability[measured] >= 0.5)).all()
-    assert set(np.unique(overview[np.isfinite(overview)])) <= set(range(len(model.classes)))  # no averaged class
     style = (outputs / "cropland_class.qml").read_text()
     assert 'type="paletted"' in style and 'label="wheat"' in style
 
