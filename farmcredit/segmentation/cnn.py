@@ -75,8 +75,8 @@ class CnnCroplandModel:
     On CPU it runs float32 (deterministic); on CUDA bf16 autocast with channels_last. Rasters
     larger than ``chip_px`` are cut into chips overlapping by ``MARGIN_PX`` (more than the
     network's receptive radius) on a grid aligned to its pooling, and each chip keeps only its
-    core: the result equals one pass over the whole raster whatever the chip size, so there are
-    no seams to blend. Each batch of chips is prepared (normalised) on its own and its cores'
+    core: the result equals one pass over the whole raster whatever the chip size (to 1 ulp of
+    float32), so there are no seams to blend. Each batch of chips is prepared (normalised) on its own and its cores'
     calibrated crop logits and classes written out at once (the sigmoid runs once at the end), so
     memory beyond the input and the two output rasters is that of one batch of chips.
 
