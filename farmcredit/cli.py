@@ -367,6 +367,10 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
         )
     training = card.training
     console.print(f"wrote {out} and its card ({training['seconds']} s, final loss {training['final_loss']:.4f})")
+    for name, scores in card.metrics.items():  # what training left out: held-out EuroSAT, unseen DEA regions
+        overall = scores["overall"]
+        console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
+                      f"(always the commoner class: {overall['majority_accuracy']:.4f})")
 
 
 @cli.command()

@@ -487,9 +487,17 @@ def train_from_folders(
     (``split_eurosat``, seed 0) and the card records the split, as the shipped model's does, so
     ``evaluate`` can score the held-out patches alone; it records the EuroSAT files' hash whenever
     they are used. ``band_layout`` names the bands of scenes given as GeoTIFF stacks
-    (``load_labelled_scene``). The card's paths are absolute.
+    (``load_labelled_scene``). The card's paths are absolute; its metrics are those on the held-out
+    EuroSAT patches and on the DEA folder's regions not trained on (``held_out_metrics``).
     """
-    from farmcredit.segmentation.data import files_sha256, load_dea, load_eurosat, load_labelled_scene, split_eurosat
+    from farmcredit.segmentation.data import (
+        DEA_REGIONS,
+        files_sha256,
+        load_dea,
+        load_eurosat,
+        load_labelled_scene,
+        split_eurosat,
+    )
 
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
@@ -500,12 +508,13 @@ def train_from_folders(
                     "dea": str(dea) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
                     "init": str(init) if init else None}
     patches = load_eurosat(eurosat) if eurosat else None
+    held_out_patches = None
     if patches is not None and eurosat_test_share > 0:
         kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)
         if not (len(kept) and len(held_out)):
             raise InputError(f"eurosat_test_share {eurosat_test_share} of {len(patches.is_crop)} patches holds "
                              f"{len(held_out)} out and keeps {len(kept)}: choose a share that leaves some of each")
-        patches = patches.subset(kept)
+        patches, held_out_patches = patches.subset(kept), patches.subset(held_out)
         record["eurosat_split"] = {"seed": 0, "test_share": eurosat_test_share, "train_patches": len(kept),
                                    "test_patches": len(held_out)}
     if eurosat is not None:
@@ -516,6 +525,22 @@ def train_from_folders(
     )
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
+    # DEA regions in the folder but not trained on are scored into the card, as the shipped model's are.
+    unseen = () if dea is None else tuple(r for r in DEA_REGIONS
+                                          if r not in dea_regions and (dea / r / "training_data.txt").is_file())
+    if unseen:
+        record["dea_test_regions"] = unseen
     card = replace(card, name=out.stem, training={**card.training, **record})
+    held_out_pixels = load_dea(dea, unseen) if unseen else None
+    card = replace(card, metrics=held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches,
+                                                  held_out_pixels))
     save_model(net, card, out)
     return card
+
+
+def held_out_metrics(model: CnnCroplandModel, eurosat: LabelledPatches | None, dea: LabelledPatches | None) -> dict:
+    """The card's metrics on what training left out: held-out EuroSAT patches, DEA regions not trained on."""
+    from farmcredit.segmentation.metrics import evaluate_patches
+
+    named = {"eurosat_test": (eurosat, "eurosat"), "dea_unseen_regions": (dea, "dea")}
+    return {key: evaluate_patches(model, data, kind) for key, (data, kind) in named.items() if data is not None}

@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 torch = pytest.importorskip("torch")
 
 from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path  # noqa: E402
+from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path, read_card  # noqa: E402
 from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene  # noqa: E402
 from farmcredit.segmentation.training import TrainingConfig, TrainingData, train, train_from_folders  # noqa: E402
 
@@ -77,7 +77,6 @@ def test_a_non_finite_loss_stops_training_and_writes_no_weights(small_season, tm
 
 def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small_season, tmp_path: Path,
                                                                            monkeypatch) -> None:
-    from farmcredit.segmentation.card import read_card
     from farmcredit.segmentation.training import training_data_sha256
 
     monkeypatch.chdir(small_season.root.parent)
@@ -145,6 +144,7 @@ def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipp
     kept, _ = split_eurosat(patches, 0.5, seed=0)
     assert card.training["data_sha256"] == training_data_sha256(TrainingData(patches=patches.subset(kept)))
     whole = train_from_folders((), tmp_path / "w.safetensors", SMALL, eurosat=tiny_eurosat, device="cpu")
+    assert card.metrics["eurosat_test"]["overall"]["n"] == 6 and whole.metrics == {}  # scored on the held-out only
     assert "eurosat_split" not in whole.training  # trained on every patch: its card says which files
     assert whole.training["eurosat_sha256"] == card.training["eurosat_sha256"]
     assert whole.training["data_sha256"] == training_data_sha256(TrainingData(patches=patches))
@@ -200,3 +200,25 @@ def test_bands_no_training_sample_had_are_recorded_and_ignored_when_given_later(
     no_red[:, MODEL_BANDS.index("B04")] = np.nan
     with pytest.raises(InputError, match="no clear red"):
         train(TrainingData([replace(scene, reflectance=no_red)]), SMALL, device="cpu")
+
+
+def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.segmentation.data import DEA_BANDS
+
+    rng = np.random.default_rng(2)
+    columns = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+    for region, rows in (("central", 60), ("northern", 25)):
+        (tmp_path / "dea" / region).mkdir(parents=True)
+        table = np.column_stack([rng.integers(0, 2, rows), rng.random((rows, len(columns) - 1)) * 0.4])
+        np.savetxt(tmp_path / "dea" / region / "training_data.txt", table, header=" ".join(columns))
+    out = tmp_path / "dea-only.safetensors"
+    result = CliRunner().invoke(cli, ["train", "--dea", str(tmp_path / "dea"), "--dea-regions", "central",
+                                      "--out", str(out), "--steps", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "dea_unseen_regions: n=25 accuracy=" in result.output
+    card = read_card(out)
+    assert card.training["dea_regions"] == ["central"] and card.training["dea_test_regions"] == ["northern"]
+    assert card.metrics["dea_unseen_regions"]["accuracy_per_group"].keys() == {"northern"}
