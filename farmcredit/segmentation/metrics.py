@@ -94,7 +94,9 @@ def _score_scene(model: CnnCroplandModel | PhenologyRule,
     """``scene_pixels`` and, for the CNN on typed labels, ``crop_type_scores`` (else empty)."""
     probability, crop_class = _scene_prediction(model, scene)
     known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
-    types = {} if crop_class is None else crop_type_scores(crop_class, scene.crop_type, model.card.classes)
+    # A model with one "crop" class (trained on labels without crop types) names no types to score.
+    named = crop_class is not None and len(model.card.classes) > 2
+    types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
     return probability[known], scene.crop_cover[known], types
 
 

@@ -48,6 +48,8 @@ BAND_SUBSETS = {
 # Centre wavelengths (nm) of the Sentinel-2 bands, for the spectral shape of a random atmosphere.
 WAVELENGTH_NM = {"B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B07": 783, "B08": 833, "B8A": 865,
                  "B11": 1610, "B12": 2190}
+# The classes of a model trained from scratch on labels without crop types (0/1 rasters, polygons, EuroSAT, DEA).
+BINARY_CLASSES = ("non_crop", "crop")
 # Settings added after checkpoints were first written, with the value that reproduces training before them.
 SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5}
 TrainProgress = Callable[[int, int, float], None]
@@ -204,9 +206,12 @@ def train(
         config = replace(config, width=init.card.width)
     else:
         mean, std, untrained = band_statistics(data)
-        card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, width=config.width,
-                         untrained_bands=untrained)
-        net = CroplandNet(len(MODEL_BANDS) + len(INDICES), len(CLASSES), config.width)
+        # Crop classes only where some label names a crop type; else one "crop" class, never untrained names.
+        typed = any((scene.crop_type > 0).any() for scene in data.scenes)
+        classes = CLASSES if typed else BINARY_CLASSES
+        card = ModelCard(name="cropland-cnn", bands=MODEL_BANDS, band_mean=mean, band_std=std, classes=classes,
+                         width=config.width, untrained_bands=untrained)
+        net = CroplandNet(len(MODEL_BANDS) + len(INDICES), len(classes), config.width)
     net = net.to(target).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -222,3 +222,18 @@ def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Pat
     card = read_card(out)
     assert card.training["dea_regions"] == ["central"] and card.training["dea_test_regions"] == ["northern"]
     assert card.metrics["dea_unseen_regions"]["accuracy_per_group"].keys() == {"northern"}
+
+
+def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
+    from farmcredit.segmentation.card import MODEL_BANDS
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.metrics import evaluate_scene
+
+    scene = scene_in_memory(40, 40)  # 0/1 cover, no crop type
+    net, card, _ = train(TrainingData([scene]), SMALL, device="cpu")
+    assert card.classes == ("non_crop", "crop") and net.head.out_channels == 2
+    classes = CnnCroplandModel(net, card, device="cpu").predict(scene.reflectance, scene.clear, MODEL_BANDS).crop_class
+    assert set(np.unique(classes)) <= {-1, 0, 1}
+    typed = replace(scene, crop_type=np.where(scene.crop_cover == 1, 2, 0).astype(np.int8))  # all maize
+    assert train(TrainingData([typed]), SMALL, device="cpu")[1].classes == CLASSES
+    assert "crop_types" not in evaluate_scene(CnnCroplandModel(net, card, device="cpu"), typed)  # it names no types
