@@ -3,19 +3,20 @@
 #
 # Here, with the package registry:  bash scripts/gpu_check.sh fetch
 #   downloads the wheels the GPU machine lacks (Python 3.12, x86-64) into .device/wheels and copies
-#   the real FTW Austria image from ../shared to .device/ (git-ignored, about 25 MB).
+#   the real FTW Austria image from ../shared to .device/ (git-ignored, about 40 MB).
 # There, carrying [".device"]:       bash scripts/gpu_check.sh run
 #   installs them into /tmp/site and runs benchmarks/inference.py (GPU compute alone per tile, the
 #   whole predict path, CPU vs GPU class agreement on real imagery); the output also goes to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# What farmcredit.segmentation.cnn and benchmarks/inference.py import that the GPU machine's image lacks.
-WHEELS=(rasterio==1.4.4 affine==3.0.1 cligj==0.7.2 click-plugins==1.1.1.2 pydantic==2.14.4 pydantic-core==2.50.5
-        annotated-types==0.8.0 typing-inspection==0.4.5)
+# What farmcredit.segmentation.cnn and benchmarks/inference.py import that the GPU machine's image lacks, or may
+# hold too old (pydantic-core needs typing-extensions >= 4.14; rasterio imports click and attrs).
+WHEELS=(rasterio==1.4.4 affine==3.0.1 attrs==26.1.0 click==8.5.1 pydantic==2.14.4 pydantic-core==2.50.5
+        annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0)
 case "${1:-}" in
   fetch)
     python="$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )"
-    mkdir -p .device/wheels
+    rm -rf .device/wheels && mkdir -p .device/wheels
     "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       -d .device/wheels "${WHEELS[@]}"

@@ -41,9 +41,9 @@ CATEGORICAL = ("cropland_class",)
 CLASS_NODATA = 255
 DESCRIPTIONS = {
     "cropland_probability": "probability that the pixel is cropland (0-1), from the cropland model",
-    "cropland_class": "cropland model's class (0 non-crop, then crop classes, see CLASSES; crop where P(crop) >= "
-                      "0.5); crop types learnt from simulated scenes only; the parcels' crop column is from NDVI "
-                      "templates",
+    "cropland_class": "cropland model's class (0 non-crop, then the crop classes named in CLASSES; crop where "
+                      "P(crop) >= 0.5); named crop types are learnt from simulated scenes only, and the parcels' "
+                      "crop column comes from NDVI templates",
     "ndvi_peak": "highest clear-sky NDVI of the season",
     "health_index": "parcel health index (0-100): peak NDVI percentile among same-crop parcels",
     "true_colour": "surface reflectance x 10000 (B04 red, B03 green, B02 blue) of the clearest date",
@@ -108,10 +108,19 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     Returns:
         The files written: ``<name>`` the GeoTIFF, ``<name>_qml`` its style. None when no parcel
         overlaps the imagery; the per-pixel layers only when the run kept them (see
-        ``run_assessment(pixel_layers=True)``).
+        ``run_assessment(pixel_layers=True)``). Outputs of these names the run does not write (e.g.
+        the CNN's class map left by an earlier run into this folder) are removed.
     """
-    if assessment.grid_window is None:
-        return {}
+    files = _write_rasters(out_dir, assessment) if assessment.grid_window is not None else {}
+    for name in RASTER_NAMES:
+        if name not in files:
+            for suffix in (".tif", ".qml"):
+                (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    return files
+
+
+def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+    """``write_rasters`` for a run with parcels on the imagery."""
     imagery = assessment.imagery
     grid = RasterGrid(assessment.grid_window, rasterio.windows.transform(assessment.grid_window, imagery.transform),
                  imagery.crs)
@@ -139,10 +148,6 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
             _to_cog(*sources[name], files[name], name)
             files[f"{name}_qml"] = files[name].with_suffix(".qml")
             files[f"{name}_qml"].write_text(qml_text(raster_style(name, classes)) + "\n")
-    for name in RASTER_NAMES:
-        if name not in files:  # e.g. the CNN's class map left by an earlier run into this folder
-            for suffix in (".tif", ".qml"):
-                (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     return files
 
 

@@ -36,7 +36,7 @@ from farmcredit.segmentation.card import (
     uncalibrated,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device
-from farmcredit.segmentation.data import LabelledPatches, LabelledScene
+from farmcredit.segmentation.data import DEA_REGIONS, LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability
 
 # Band subsets users really have, drawn during training so the model works on each.
@@ -448,7 +448,10 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
     if metadata.get("data_sha256", data_sha256) != data_sha256:
         raise InputError(f"{path}: checkpoint was trained on other data (SHA-256 {metadata['data_sha256'][:12]}..., "
                          f"now {data_sha256[:12]}...); delete it or train on the same data")
-    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as exc:  # e.g. a checkpoint from before untyped labels trained a one-crop-class network
+        raise InputError(f"{path}: checkpoint holds another network than this run builds ({exc}); delete it") from exc
     state = optimiser.state_dict()
     for i in range(len(state["param_groups"][0]["params"])):
         state["state"][i] = {key: tensors[f"adam.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
@@ -495,14 +498,7 @@ def train_from_folders(
     (``load_labelled_scene``). The card's paths are absolute; its metrics are those on the held-out
     EuroSAT patches and on the DEA folder's regions not trained on (``held_out_metrics``).
     """
-    from farmcredit.segmentation.data import (
-        DEA_REGIONS,
-        files_sha256,
-        load_dea,
-        load_eurosat,
-        load_labelled_scene,
-        split_eurosat,
-    )
+    from farmcredit.segmentation.data import files_sha256, load_dea, load_eurosat, load_labelled_scene, split_eurosat
 
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
@@ -529,10 +525,14 @@ def train_from_folders(
         load_dea(dea, dea_regions) if dea else None,
     )
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
+    if start is not None:
+        record = with_starting_exposure(record, start.card.training)
+        held_out_patches = held_out_patches if "eurosat_split" in record else None
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
-    # DEA regions in the folder but not trained on are scored into the card, as the shipped model's are.
+    # DEA regions in the folder that neither this run nor its starting weights trained on are scored into the card.
+    seen = set(dea_regions) | set(record.get("dea_train_regions", ()))
     unseen = () if dea is None else tuple(r for r in DEA_REGIONS
-                                          if r not in dea_regions and (dea / r / "training_data.txt").is_file())
+                                          if r not in seen and (dea / r / "training_data.txt").is_file())
     if unseen:
         record["dea_test_regions"] = unseen
     card = replace(card, name=out.stem, training={**card.training, **record})
@@ -541,6 +541,33 @@ def train_from_folders(
                                                   held_out_pixels))
     save_model(net, card, out)
     return card
+
+
+def with_starting_exposure(record: dict, base: dict) -> dict:
+    """A fine-tune's training record with what its starting weights (card training ``base``) saw added.
+
+    DEA regions the base trained on join ``dea_train_regions`` (all regions when its card does not
+    say which). EuroSAT: the base's files and split carry over when this run reads none; when both
+    read EuroSAT, this run's split stands only if the base split the same files the same way (else
+    its held-out patches may be ones the base trained on, and the split is dropped).
+    """
+    record = dict(record)
+    base_regions = base.get("dea_train_regions") or (base.get("dea_regions", DEA_REGIONS) if base.get("dea") else ())
+    if base_regions or record.get("dea"):
+        record["dea_train_regions"] = sorted(set(base_regions) | set(record.get("dea_regions", ())))
+    if base.get("eurosat") is None and "eurosat_sha256" not in base:
+        return record
+    if "eurosat_sha256" not in record:  # this run reads no EuroSAT (None: the base's files are not named)
+        record["eurosat_sha256"] = base.get("eurosat_sha256")
+        if base.get("eurosat_split"):
+            record["eurosat_split"] = base["eurosat_split"]
+    elif "eurosat_split" in record:
+        mine, theirs = record["eurosat_split"], base.get("eurosat_split") or {}
+        same = (base.get("eurosat_sha256") == record["eurosat_sha256"]
+                and (theirs.get("seed"), theirs.get("test_share")) == (mine["seed"], mine["test_share"]))
+        if not same:
+            del record["eurosat_split"]
+    return record
 
 
 def held_out_metrics(model: CnnCroplandModel, eurosat: LabelledPatches | None, dea: LabelledPatches | None) -> dict:

@@ -115,6 +115,15 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
     save_file(tensors, checkpoint, metadata=legacy)
     _, _, losses = train(others, config, device="cpu", checkpoint=checkpoint)
     assert losses[:2] == json.loads(metadata["losses"]) and len(losses) == 4
+    # An older checkpoint of a network with crop types, resumed on labels without them: refused, not a traceback.
+    typed = replace(scene_in_memory(40, 40), crop_type=np.full((40, 40), 1, dtype=np.int8))
+    typed_checkpoint = tmp_path / "typed.safetensors"
+    train(TrainingData([typed]), replace(config, steps=2), device="cpu", checkpoint=typed_checkpoint)
+    with safe_open(str(typed_checkpoint), "pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    save_file(tensors, typed_checkpoint, metadata={k: v for k, v in metadata.items() if k != "data_sha256"})
+    with pytest.raises(InputError, match="checkpoint holds another network than this run builds"):
+        train(ours, config, device="cpu", checkpoint=typed_checkpoint)
 
 
 @pytest.fixture
@@ -222,6 +231,29 @@ def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Pat
     card = read_card(out)
     assert card.training["dea_regions"] == ["central"] and card.training["dea_test_regions"] == ["northern"]
     assert card.metrics["dea_unseen_regions"]["accuracy_per_group"].keys() == {"northern"}
+    # Fine-tuned on northern, nothing is left unseen: central is the starting weights'.
+    tuned = train_from_folders((), tmp_path / "tuned.safetensors", SMALL, dea=tmp_path / "dea",
+                               dea_regions=("northern",), init=out, device="cpu")
+    assert tuned.training["dea_train_regions"] == ["central", "northern"] and tuned.metrics == {}
+    assert "dea_test_regions" not in tuned.training
+
+
+def test_a_fine_tune_counts_what_its_starting_weights_saw() -> None:
+    from farmcredit.segmentation.training import with_starting_exposure
+
+    shipped = read_card(DEFAULT_WEIGHTS).training
+    split = {"seed": 0, "test_share": 0.5, "train_patches": 100, "test_patches": 100}
+    mine = {"dea": "/d", "dea_regions": ("northern",), "eurosat_sha256": shipped["eurosat_sha256"],
+            "eurosat_split": split}
+    merged = with_starting_exposure(mine, shipped)
+    assert merged["dea_train_regions"] == ["central", "eastern", "northern", "sahel", "south_eastern"]
+    assert merged["eurosat_split"] == split  # the same files split the same way: the held-out patches stay held out
+    other_share = with_starting_exposure({**mine, "eurosat_split": {**split, "test_share": 0.3}}, shipped)
+    assert "eurosat_split" not in other_share  # some of its held-out patches trained the starting weights
+    no_eurosat = with_starting_exposure({"dea": None}, shipped)
+    assert no_eurosat["eurosat_split"] == shipped["eurosat_split"] and "dea_train_regions" in no_eurosat
+    legacy = with_starting_exposure({"dea": None}, {"dea": "/d", "eurosat": "/e"})
+    assert len(legacy["dea_train_regions"]) == 6 and legacy["eurosat_sha256"] is None
 
 
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
