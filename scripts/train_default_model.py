@@ -43,13 +43,11 @@ from farmcredit.segmentation.data import (
 )
 from farmcredit.segmentation.metrics import (
     binary_metrics,
-    evaluate_patches,
-    evaluate_scene,
     fit_calibration,
     reliability_table,
     scene_pixels,
 )
-from farmcredit.segmentation.training import TrainingConfig, TrainingData, save_model, train
+from farmcredit.segmentation.training import TrainingConfig, TrainingData, held_out_metrics, save_model, train
 from farmcredit.simulate import simulate_season
 from farmcredit.zonal import coverage_fractions
 
@@ -199,10 +197,9 @@ def main() -> None:
     pixels = [scene_pixels(model, s) for s in test_scenes]
     probability, cover = np.concatenate([p[0] for p in pixels]), np.concatenate([p[1] for p in pixels])
     metrics = {
-        "eurosat_test": evaluate_patches(model, eurosat.subset(eurosat_test), "eurosat"),
-        "dea_unseen_regions": evaluate_patches(model, dea_test, "dea"),
+        **held_out_metrics(model, eurosat.subset(eurosat_test), dea_test),
         "dea_unseen_regions_random_forest": dea_random_forest(),
-        "simulated_test_pixels": evaluate_scene(model, test_scenes[0])["pixels"],
+        "simulated_test_pixels": binary_metrics(pixels[0][0] >= 0.5, pixels[0][1] >= 0.5),
         "simulated_test_reliability": reliability_table(probability, cover),
         "simulated_test_area_cnn": area_scores(model, test_folders),
         "simulated_test_area_rule": area_scores(load_cropland_model(RULE), test_folders),

@@ -85,19 +85,16 @@ def fit_calibration(probability: np.ndarray, observed: np.ndarray) -> dict[str, 
 
 def scene_pixels(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> tuple[np.ndarray, np.ndarray]:
     """P(crop) and the true crop cover (0-1) of every pixel with a prediction and a label."""
-    probability, cover, _ = _score_scene(model, scene)
+    probability, cover, _ = _labelled_pixels(model, scene)
     return probability, cover
 
 
-def _score_scene(model: CnnCroplandModel | PhenologyRule,
-                 scene: LabelledScene) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``scene_pixels`` and, for the CNN on typed labels, ``crop_type_scores`` (else empty)."""
+def _labelled_pixels(model: CnnCroplandModel | PhenologyRule,
+                     scene: LabelledScene) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``scene_pixels`` and the CNN's class map over the whole scene (None for the rule)."""
     probability, crop_class = _scene_prediction(model, scene)
     known = np.isfinite(probability) & np.isfinite(scene.crop_cover)
-    # A model with one "crop" class (trained on labels without crop types) names no types to score.
-    named = crop_class is not None and len(model.card.classes) > 2
-    types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
-    return probability[known], scene.crop_cover[known], types
+    return probability[known], scene.crop_cover[known], crop_class
 
 
 def _scene_prediction(model: CnnCroplandModel | PhenologyRule,
@@ -141,11 +138,14 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
     Raises:
         InputError: no pixel has both a label and a clear date.
     """
-    probability, cover, types = _score_scene(model, scene)
+    probability, cover, crop_class = _labelled_pixels(model, scene)
     if not len(cover):
         raise InputError(f"{scene.source}: no pixel has both a label (0 or 1) and a clear date; nothing to score")
     report = {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
               "reliability": reliability_table(probability, cover)}
+    # A model with one "crop" class (trained on labels without crop types) names no types to score.
+    named = crop_class is not None and len(model.card.classes) > 2
+    types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
     return {**report, "crop_types": types} if types else report
 
 
