@@ -79,11 +79,8 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
 def compare_area(first: pd.DataFrame, second: pd.DataFrame, truth: pd.DataFrame) -> dict:
     """Two assessments of the same parcels, paired: who gets the cultivated area within 10% more often.
 
-    Returns each one's share within 10% (``first``, ``second``), the parcels only one of them gets
-    right (``only_first``, ``only_second``) and the exact McNemar p-value of that split (two-sided:
-    how often a split at least this uneven arises if neither is better).
+    Returns the parcels scored and ``paired_hits`` of the two (within 10% is a hit).
     """
-    from scipy.stats import binomtest
 
     def hits(results: pd.DataFrame) -> pd.Series:
         joined = _join(results, truth)
@@ -91,9 +88,18 @@ def compare_area(first: pd.DataFrame, second: pd.DataFrame, truth: pd.DataFrame)
         return pd.Series(_within_tolerance(scored), index=scored["parcel_id"].to_numpy())
 
     a, b = hits(first).align(hits(second), join="inner")
-    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    return {"parcels": len(a), **paired_hits(a.to_numpy(), b.to_numpy())}
+
+
+def paired_hits(first: np.ndarray, second: np.ndarray) -> dict:
+    """Two methods' hits (bool) on the same items: each one's hit rate (``first``, ``second``), the items
+    only one of them gets right (``only_first``, ``only_second``) and the exact two-sided McNemar p-value
+    of that split (how often a split at least this uneven arises if neither is better)."""
+    from scipy.stats import binomtest
+
+    only_a, only_b = int((first & ~second).sum()), int((second & ~first).sum())
     p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"parcels": len(a), "first": round(float(a.mean()), 4), "second": round(float(b.mean()), 4),
+    return {"first": round(float(first.mean()), 4), "second": round(float(second.mean()), 4),
             "only_first": only_a, "only_second": only_b, "mcnemar_p": float(f"{p_value:.3g}")}
 
 

@@ -27,13 +27,14 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.config import load_config
-from farmcredit.evaluation import compare_area, mixed_margin_for, score_against_truth
+from farmcredit.evaluation import compare_area, mixed_margin_for, paired_hits, score_against_truth
 from farmcredit.hashing import canonical_hash
 from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     DEA_BANDS,
+    LabelledPatches,
     files_sha256,
     load_dea,
     load_eurosat,
@@ -44,6 +45,7 @@ from farmcredit.segmentation.data import (
 from farmcredit.segmentation.metrics import (
     binary_metrics,
     fit_calibration,
+    patch_probability,
     reliability_table,
     scene_pixels,
 )
@@ -60,6 +62,8 @@ TEST_SEEDS = (301, 302)  # sample_tiles (seed 42) is scored separately by tests/
 FRESH_SEEDS = tuple(range(311, 319))
 DEA_TRAIN = ("central", "eastern", "sahel", "south_eastern")
 DEA_TEST = ("northern", "southern")
+# DEA file features Sentinel-2 imagery gives (bands, seasonal MADs, indices): all but rainfall and slope.
+IMAGERY_FEATURES = (*DEA_BANDS, "bcdev", "edev", "sdev", "NDVI", "LAI", "MNDWI")
 EUROSAT_SPLIT_SEED = 0
 NAME = "cropland-cnn-v2.5"
 BASE = TrainingConfig(seed=0, pixel_crop_share=0.5)  # v2.4's base, trained before DEA pixels kept their share
@@ -126,26 +130,31 @@ def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict[str, float]:
     return {**plain, "mixed_margin": round(fitted, 3)}
 
 
-def dea_random_forest() -> dict:
+def dea_random_forest(model: CnnCroplandModel, dea_test: LabelledPatches) -> dict:
     """The issue's DEA anchor measured here, on the same split: a random forest on the training regions, scored
-    on the unseen ones, with every feature of the files (bands, MADs, indices, rain, slope) and with the
-    bands alone (what the CNN reads)."""
+    on the unseen ones, with every feature of the files, with those Sentinel-2 gives too (``IMAGERY_FEATURES``:
+    bands, MADs, NDVI, LAI, MNDWI; not rainfall or slope) and with the bands alone (what the CNN reads); each
+    paired pixel by pixel with the CNN's calls (``paired_hits``: first the CNN, second the forest)."""
     from sklearn.ensemble import RandomForestClassifier
 
     root = LABELS / "deafrica-cropmask"
     train_columns, test_columns = ([read_dea_table(root, r) for r in regions] for regions in (DEA_TRAIN, DEA_TEST))
-    features = {"all_features": [c for c in train_columns[0] if c != "Class"],
+    every = [c for c in train_columns[0] if c != "Class"]
+    features = {"all_features": every,
+                "imagery_features": [c for c in every if c.rsplit("_", 1)[0] in IMAGERY_FEATURES],
                 "bands_only": [f"{name}_S{season}" for name in DEA_BANDS for season in (1, 2)]}
 
     def table(columns: list[dict], names: list[str]) -> np.ndarray:
         return np.concatenate([np.column_stack([c[n] for n in names]) for c in columns])
 
     truth = table(test_columns, ["Class"])[:, 0] == 1
+    cnn_right = (patch_probability(model, dea_test) >= 0.5) == truth
     scores = {}
     for kind, names in features.items():
         forest = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, random_state=0, n_jobs=2)
         forest.fit(table(train_columns, names), table(train_columns, ["Class"])[:, 0] == 1)
-        scores[kind] = binary_metrics(forest.predict(table(test_columns, names)), truth)
+        predicted = forest.predict(table(test_columns, names))
+        scores[kind] = {**binary_metrics(predicted, truth), "cnn_vs_forest": paired_hits(cnn_right, predicted == truth)}
     return scores
 
 
@@ -198,7 +207,7 @@ def main() -> None:
     probability, cover = np.concatenate([p[0] for p in pixels]), np.concatenate([p[1] for p in pixels])
     metrics = {
         **held_out_metrics(model, eurosat.subset(eurosat_test), dea_test),
-        "dea_unseen_regions_random_forest": dea_random_forest(),
+        "dea_unseen_regions_random_forest": dea_random_forest(model, dea_test),
         "simulated_test_pixels": binary_metrics(pixels[0][0] >= 0.5, pixels[0][1] >= 0.5),
         "simulated_test_reliability": reliability_table(probability, cover),
         "simulated_test_area_cnn": area_scores(model, test_folders),
