@@ -217,9 +217,10 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / config.steps, 1.0)))
     )
-    start, losses = 0, []
+    start, losses, earlier_seconds = 0, [], 0.0
     if checkpoint is not None and checkpoint.is_file():
-        start, losses = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from, data_sha256)
+        start, losses, earlier_seconds = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from,
+                                                          data_sha256)
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
     std = np.asarray(card.band_std, dtype=np.float32)
@@ -250,9 +251,15 @@ def train(
         if progress is not None:
             progress(step + 1, config.steps, losses[-1])
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from, data_sha256)
-    training = {"config": asdict(config), "device": str(target), "seconds": round(time.perf_counter() - began, 1),
+            _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from, data_sha256,
+                             earlier_seconds + time.perf_counter() - began)
+    # Seconds of every run that trained these steps; a resumed run says from which step (a checkpoint
+    # written before checkpoints kept their seconds adds none for the steps before it).
+    training = {"config": asdict(config), "device": str(target),
+                "seconds": round(earlier_seconds + time.perf_counter() - began, 1),
                 "final_loss": float(np.mean(losses[-50:])) if losses else None, "data_sha256": data_sha256}
+    if start:
+        training["resumed_from_step"] = start
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
@@ -410,7 +417,7 @@ def _patch_loss(weight: float):
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
-                     start_from: str, data_sha256: str) -> None:
+                     start_from: str, data_sha256: str, seconds: float) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -418,17 +425,18 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
-                "start_from": start_from, "data_sha256": data_sha256}
+                "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds)}
     partial = path.with_suffix(".partial")
     save_file(tensors, partial, metadata=metadata)
     partial.replace(path)  # never leave a half-written checkpoint behind
 
 
 def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig, start_from: str,
-                     data_sha256: str) -> tuple[int, list[float]]:
-    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step and losses.
+                     data_sha256: str) -> tuple[int, list[float], float]:
+    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step, losses and training seconds.
 
-    A checkpoint written before it recorded its training data's hash resumes on any data.
+    A checkpoint written before it recorded its training data's hash resumes on any data; one written
+    before it recorded its seconds gives 0.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -460,7 +468,7 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
     schedule.last_epoch = step
     for group, base in zip(optimiser.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](step)
-    return step, json.loads(metadata["losses"])
+    return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0))
 
 
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:

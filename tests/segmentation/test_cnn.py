@@ -181,6 +181,8 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
     from farmcredit.segmentation.data import load_labelled_scene
 
     data = TrainingData([load_labelled_scene(small_season.root)])
@@ -202,8 +204,13 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
 
     with pytest.raises(Stop):
         train(data, config, device="cpu", checkpoint=checkpoint, progress=stop_after_9)
-    _, _, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
+    with safe_open(str(checkpoint), "pt") as handle:
+        first_run_seconds = float(handle.metadata()["seconds"])
+    _, card, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
     np.testing.assert_allclose(resumed, losses, rtol=1e-4)
+    # The card counts the first run's seconds too, and says the run was resumed.
+    assert card.training["resumed_from_step"] == 8 and card.training["seconds"] >= round(first_run_seconds, 1)
+    assert first_run_seconds > 0
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_value(small_season, tmp_path) -> None:
