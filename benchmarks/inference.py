@@ -10,6 +10,9 @@ In one run:
   of pixels whose class differs between CPU float32 and GPU bf16 on real imagery: FTW Austria
   (``--austria``, by default from ../shared/data beside the repository; skipped when absent) and
   sample_tiles/imagery. ``scripts/gpu_check.sh`` runs it on the GPU machine.
+- Without CUDA too: the same share between CPU float32 and CPU bf16 autocast on that imagery,
+  the class changes bf16 rounding alone makes (what the GPU comparison is expected to come near;
+  CPU and GPU kernels round and accumulate differently, so it is no GPU measurement).
 
 The CPU numbers are printed first; a GPU failure is reported after them (exit status 1).
 
@@ -101,11 +104,23 @@ def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season]
           f"{per_batch * batches:.3f} s per tile ({batches} batches of {per_batch * 1e3:.1f} ms; edge chips as full)")
     print(f"  whole predict path: {predict_path(gpu, season)}")
     for name, real_season in real.items():
-        classes = gpu.predict(*real_season).crop_class
-        seen = cpu_classes[name] >= 0
-        differs = np.mean(classes[seen] != cpu_classes[name][seen])
-        flips = np.mean((classes[seen] > 0) != (cpu_classes[name][seen] > 0))
-        print(f"  {name}: class differs from CPU float32 on {differs:.3%} of pixels (crop vs non-crop on {flips:.3%})")
+        print(f"  {name}: {disagreement(gpu.predict(*real_season).crop_class, cpu_classes[name])}")
+
+
+def disagreement(classes: np.ndarray, reference: np.ndarray) -> str:
+    """The share of pixels seen in ``reference`` (CPU float32) whose class, and whose crop vs non-crop call, differs."""
+    seen = reference >= 0
+    differs = np.mean(classes[seen] != reference[seen])
+    flips = np.mean((classes[seen] > 0) != (reference[seen] > 0))
+    return f"class differs from CPU float32 on {differs:.3%} of pixels (crop vs non-crop on {flips:.3%})"
+
+
+def bf16_rounding(model: CnnCroplandModel, real: dict[str, Season], cpu_classes: dict) -> None:
+    """Print the class changes of bf16 rounding alone: the CPU model under CPU bf16 autocast against float32."""
+    for name, real_season in real.items():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            classes = model.predict(*real_season).crop_class
+        print(f"  {name}, CPU bf16 autocast: {disagreement(classes, cpu_classes[name])}")
 
 
 def main() -> None:
@@ -117,8 +132,10 @@ def main() -> None:
     parser.add_argument("--austria", type=Path, default=AUSTRIA, help="the FTW Austria GeoTIFF (8 bands)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    season = (rng.random((args.dates, len(MODEL_BANDS), args.px, args.px), dtype=np.float32) * 0.4,
-              rng.random((args.dates, args.px, args.px)) > 0.2, MODEL_BANDS)
+    reflectance = rng.random((args.dates, len(MODEL_BANDS), args.px, args.px), dtype=np.float32) * 0.4
+    red, nir = MODEL_BANDS.index("B04"), MODEL_BANDS.index("B08")
+    reflectance[:, nir] = np.maximum(reflectance[:, nir], reflectance[:, red])  # as on land; else refused as swapped
+    season = (reflectance, rng.random((args.dates, args.px, args.px)) > 0.2, MODEL_BANDS)
     cpu = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
     print(f"CPU float32, {torch.get_num_threads()} threads, chips {cpu.chip_px} px, {cpu.batch_size} per batch, "
           f"{args.px} x {args.px} px, {args.dates} dates, 10 bands: {predict_path(cpu, season)}", flush=True)
@@ -126,6 +143,8 @@ def main() -> None:
     cpu_classes = {name: cpu.predict(*real_season).crop_class for name, real_season in real.items()}
     print("real imagery read: " + ", ".join(f"{name} {r.shape[0]} dates x {r.shape[1]} bands x {r.shape[2]} x "
                                             f"{r.shape[3]} px" for name, (r, _, _) in real.items()), flush=True)
+    print("bf16 rounding alone, on the CPU (an estimate of the GPU's disagreement, not a GPU measurement):")
+    bf16_rounding(cpu, real, cpu_classes)
     if not torch.cuda.is_available():
         print("GPU: torch sees no CUDA device here, not measured")
         return

@@ -106,6 +106,24 @@ def test_ftw_austria_parcels_over_river_and_field_have_sane_ndvi(shared_data: Pa
     assert results["polygon_area_ha"].tolist() == pytest.approx([0.36, 0.16])
 
 
+def test_red_and_nir_swapped_in_a_band_layout_exit_2_naming_the_cause(shared_data: Path, tmp_path: Path) -> None:
+    """The stack's red, green, blue, NIR declared as NIR, green, blue, red: refused, not a cropland map of nonsense.
+
+    Read as declared, the same parcels pass (the test above), the turbid Inn river among them.
+    """
+    import subprocess
+    import sys
+
+    _, parcels = _ftw_austria_river_and_field(shared_data)
+    parcels.to_file(tmp_path / "parcels.gpkg")
+    swapped = ";".join(f"{day}:B08,B03,B02,B04" for day in ("2021-06-17", "2021-09-25"))
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "assess", str(tmp_path / "parcels.gpkg"), "--imagery",
+                           str(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif"), "--bands", swapped,
+                           "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr
+    assert "bands look mislabelled" in done.stderr and "B04 (red) is bright" in done.stderr
+
+
 def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared_data: Path) -> None:
     """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
 

@@ -1,9 +1,10 @@
-"""Acceptance on the shipped sample: cultivated area against truth, over-declaration caught."""
+"""Acceptance on the shipped sample: cultivated area against truth, over-declaration caught, bf16 rounding harmless."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,3 +52,27 @@ def test_over_declared_parcels_are_flagged_and_none_gets_a_loan_on_its_declared_
 def test_the_calibrated_area_interval_holds_the_truth_for_at_least_80_percent(score) -> None:
     # The margin was fitted on another simulated scene (seed 201) for 80%: this is its out-of-sample check.
     assert score.interval_coverage >= 0.80
+
+
+def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes() -> None:
+    """The GPU runs the network in bf16: rounding alone (CPU autocast here) must keep the class map near float32's."""
+    torch = pytest.importorskip("torch")
+    from rasterio.windows import Window
+
+    from farmcredit.imagery import open_imagery, read_window
+    from farmcredit.segmentation import DEFAULT_WEIGHTS
+    from farmcredit.segmentation.card import MODEL_BANDS
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    imagery = open_imagery(SAMPLE / "imagery")
+    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
+    model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    full = model.predict(cube.reflectance, cube.clear, cube.bands)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = model.predict(cube.reflectance, cube.clear, cube.bands)
+    seen = full.crop_class >= 0
+    moved = np.abs(rounded.crop_probability[seen] - full.crop_probability[seen])
+    assert seen.mean() > 0.9 and moved.max() > 0  # bf16 reached the network
+    assert moved.max() < 0.1  # 0.019 measured
+    assert np.mean(rounded.crop_class[seen] != full.crop_class[seen]) < 0.01  # 0.37% measured
+    assert np.mean((rounded.crop_class[seen] > 0) != (full.crop_class[seen] > 0)) < 0.005  # 0.04% measured

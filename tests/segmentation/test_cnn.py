@@ -41,7 +41,14 @@ def model() -> CnnCroplandModel:
 
 def season(steps: int, rows: int = 70, cols: int = 90, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.random((steps, 10, rows, cols), dtype=np.float32) * 0.4, rng.random((steps, rows, cols)) > 0.3
+    return land(rng.random((steps, 10, rows, cols), dtype=np.float32) * 0.4), rng.random((steps, rows, cols)) > 0.3
+
+
+def land(reflectance: np.ndarray) -> np.ndarray:
+    """Random reflectance (time, band, ...) with NIR at least red, as on land (else it reads as the two swapped)."""
+    red, nir = MODEL_BANDS.index("B04"), MODEL_BANDS.index("B08")
+    reflectance[:, nir] = np.maximum(reflectance[:, nir], reflectance[:, red])
+    return reflectance
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7])
@@ -124,6 +131,24 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
     assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
 
 
+def test_red_and_nir_swapped_are_refused_but_turbid_water_and_bare_soil_are_not(model) -> None:
+    # Per pixel: vegetation, bare soil, turbid river (FTW Austria's Inn: red 0.16, NIR 0.075), clear water.
+    spectra = {"B04": (0.04, 0.22, 0.16, 0.03), "B08": (0.35, 0.28, 0.075, 0.01)}
+    cover = np.random.default_rng(0).choice(4, size=(2, 40, 40), p=(0.3, 0.3, 0.3, 0.1))
+    reflectance = np.full((2, 10, 40, 40), 0.1, dtype=np.float32)
+    for band, values in spectra.items():
+        reflectance[:, MODEL_BANDS.index(band)] = np.asarray(values, dtype=np.float32)[cover]
+    clear = np.ones((2, 40, 40), dtype=bool)
+    assert np.isfinite(model.predict(reflectance, clear, MODEL_BANDS).crop_probability).all()
+    swapped = tuple({"B04": "B08", "B08": "B04"}.get(b, b) for b in MODEL_BANDS)
+    with pytest.raises(InputError, match=r"bands look mislabelled: on \d+% of clear pixels B04 \(red\) is bright"):
+        model.predict(reflectance, clear, swapped)
+    river = np.where(cover == 0, 2, cover)  # vegetation gone: a turbid river and bare soil alone still pass
+    for band, values in spectra.items():
+        reflectance[:, MODEL_BANDS.index(band)] = np.asarray(values, dtype=np.float32)[river]
+    model.predict(reflectance, clear, MODEL_BANDS)
+
+
 def test_crop_class_is_non_crop_exactly_where_the_calibrated_probability_is_below_one_half(model) -> None:
     reflectance, clear = season(2)
 
@@ -148,7 +173,7 @@ def test_predict_holds_one_batch_of_chips_and_the_outputs_not_a_prepared_copy_of
     import tracemalloc
 
     rng = np.random.default_rng(0)
-    reflectance = rng.random((2, 10, 800, 800), dtype=np.float32) * 0.4
+    reflectance = land(rng.random((2, 10, 800, 800), dtype=np.float32) * 0.4)
     clear = rng.random((2, 800, 800)) > 0.3
     chipped = CnnCroplandModel(model.net, model.card, "cpu", chip_px=128, batch_size=1)
     tracemalloc.start()  # numpy's allocations are traced

@@ -31,8 +31,9 @@ def scene_in_memory(rows: int, cols: int, labelled: tuple[slice, slice] | None =
         known[labelled] = True
         cover = np.where(known, cover, np.nan).astype(np.float32)
     crop_type = np.where(cover == 0, 0, -1).astype(np.int8)
-    return LabelledScene(rng.random((3, 10, rows, cols), dtype=np.float32) * 0.4, rng.random((3, rows, cols)) > 0.2,
-                         cover, crop_type, f"memory-{rows}x{cols}")
+    reflectance = rng.random((3, 10, rows, cols), dtype=np.float32) * 0.4
+    reflectance[:, 6] = np.maximum(reflectance[:, 6], reflectance[:, 2])  # NIR at least red, as on land
+    return LabelledScene(reflectance, rng.random((3, rows, cols)) > 0.2, cover, crop_type, f"memory-{rows}x{cols}")
 
 
 def test_a_scene_smaller_than_a_chip_is_refused_before_training() -> None:
@@ -136,7 +137,9 @@ def tiny_eurosat(tmp_path: Path) -> Path:
         for i in range(4):
             with rasterio.open(root / name / f"{name}_{i}.tif", "w", driver="GTiff", count=13, height=8, width=8,
                                dtype="uint16", crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
-                dst.write(rng.integers(200, 4000, (13, 8, 8), dtype=np.uint16))
+                bands = rng.integers(200, 4000, (13, 8, 8), dtype=np.uint16)
+                bands[7] = np.maximum(bands[7], bands[3])  # B08 at least B04, as on land
+                dst.write(bands)
     return root
 
 
