@@ -85,7 +85,8 @@ def real_seasons(austria: Path) -> dict[str, Season]:
     return {name: (cube.reflectance, cube.clear, cube.bands) for name, cube in cubes.items()}
 
 
-def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season], cpu_classes: dict) -> None:
+def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season],
+               cpu_classes: dict[str, np.ndarray]) -> None:
     """Print GPU compute alone, the whole predict path and class agreement with the CPU."""
     gpu = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cuda", chip_px=args.chip_px,
                                      batch_size=args.batch_size)
@@ -115,7 +116,7 @@ def disagreement(classes: np.ndarray, reference: np.ndarray) -> str:
     return f"class differs from CPU float32 on {differs:.3%} of pixels (crop vs non-crop on {flips:.3%})"
 
 
-def bf16_rounding(model: CnnCroplandModel, real: dict[str, Season], cpu_classes: dict) -> None:
+def bf16_rounding(model: CnnCroplandModel, real: dict[str, Season], cpu_classes: dict[str, np.ndarray]) -> None:
     """Print the class changes of bf16 rounding alone: the CPU model under CPU bf16 autocast against float32."""
     for name, real_season in real.items():
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -97,9 +97,11 @@ def paired_hits(first: np.ndarray, second: np.ndarray) -> dict:
     of that split (how often a split at least this uneven arises if neither is better)."""
     from scipy.stats import binomtest
 
+    first, second = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
     only_a, only_b = int((first & ~second).sum()), int((second & ~first).sum())
     p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"first": round(float(first.mean()), 4), "second": round(float(second.mean()), 4),
+    rates = [round(float(hits.mean()), 4) if hits.size else float("nan") for hits in (first, second)]
+    return {"first": rates[0], "second": rates[1],
             "only_first": only_a, "only_second": only_b, "mcnemar_p": float(f"{p_value:.3g}")}
 
 

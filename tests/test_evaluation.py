@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from farmcredit.evaluation import compare_area
+from farmcredit.evaluation import compare_area, paired_hits
 
 
 def _results(estimate: np.ndarray) -> pd.DataFrame:
@@ -25,3 +25,10 @@ def test_compare_area_pairs_parcels_and_counts_who_alone_is_right() -> None:
     assert (scores["only_first"], scores["only_second"]) == (3, 0)
     assert scores["mcnemar_p"] == pytest.approx(0.25)  # 3 of 3 discordant parcels one way: 2 x 0.5^3
     assert compare_area(first, first, truth)["mcnemar_p"] == 1.0
+
+
+def test_paired_hits_takes_any_truthy_arrays_and_no_items() -> None:
+    counts = paired_hits(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))  # ints: ~1 would be -2 without bool
+    assert (counts["only_first"], counts["only_second"], counts["mcnemar_p"]) == (1, 1, 1.0)
+    empty = paired_hits(np.array([], dtype=bool), np.array([], dtype=bool))
+    assert np.isnan(empty["first"]) and empty["mcnemar_p"] == 1.0

@@ -25,12 +25,15 @@ HIGH_REFLECTANCE = 2.0
 IMPOSSIBLE_REFLECTANCE = 100.0
 # Values per strip, all bands scanned together, when scanning the input (a few MB of temporaries).
 SCAN_VALUES = 1 << 20
-# Red and NIR swapped: no land surface is bright in red (>= SWAP_RED) with NIR under SWAP_NIR_RATIO of it
-# (NDVI <= -0.5; a turbid river reaches about -0.4 at red 0.16), but vegetation read with the two bands swapped
-# is. Measured share of clear pixels so: 0 on sample_tiles, FTW Austria, EuroSAT, DEA and a desert L2A tile
-# as named; 0.19-0.60 on the vegetated ones with the two swapped. Above SWAP_SHARE the input is refused.
+# Red and NIR swapped: no land surface is bright in red (>= SWAP_RED), with NIR under SWAP_NIR_RATIO of it
+# (NDVI < -0.5; a turbid river reaches about -0.4 at red 0.16) and red over SWAP_GREEN_RATIO x green (B03, where
+# given: shallow water on a bright bottom, brine or slush keep red near green), but vegetation read with the two
+# bands swapped is. Measured share of clear pixels so: 0 on sample_tiles, FTW Austria, EuroSAT, DEA and a desert
+# L2A tile as named; 0.19-0.60 on the vegetated ones with the two swapped (sample_tiles 0.21; 0.02-0.53 per date).
+# Above SWAP_SHARE the input is refused. Checked per call: ``assess`` checks each window it reads.
 SWAP_RED = 0.2
 SWAP_NIR_RATIO = 1 / 3
+SWAP_GREEN_RATIO = 2.0
 SWAP_SHARE = 0.1
 
 
@@ -177,8 +180,9 @@ class CnnCroplandModel:
             bands: names along the band axis, each once (any order; bands the model does not know are ignored).
 
         Raises:
-            InputError: wrong band count for ``bands``, a band named twice, red or NIR missing, or
-                values that are not reflectance 0-1 (e.g. Sentinel-2 digital numbers).
+            InputError: wrong band count for ``bands``, a band named twice, red or NIR missing,
+                values that are not reflectance 0-1 (e.g. Sentinel-2 digital numbers), or red and
+                NIR that read as swapped (``SWAP_RED``).
         """
         batches = self.chip_batches(reflectance, clear, bands)
         crop_logit = np.empty(np.shape(clear)[1:], dtype=np.float32)
@@ -304,12 +308,14 @@ class CnnCroplandModel:
                 "must be divided by 10000 (after adding the product's offset, -1000 since processing baseline 04.00)"
             )
         red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
-        swapped = _swapped_share(red, nir, clear)
+        green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
+        swapped = _swapped_share(red, nir, green, clear)
         if swapped > SWAP_SHARE:
             raise InputError(
                 f"bands look mislabelled: on {swapped:.0%} of clear pixels {REQUIRED_BANDS[0]} (red) is bright "
-                f"(>= {SWAP_RED:g}) and {REQUIRED_BANDS[1]} (NIR) under a third of it, as vegetation reads with red "
-                "and NIR swapped and no land surface does; check the band order (--bands) or band descriptions"
+                f"(>= {SWAP_RED:g}, over twice green) and {REQUIRED_BANDS[1]} (NIR) under a third of it, as "
+                "vegetation reads with red and NIR swapped and no land surface does; check the band order (--bands) "
+                "or band descriptions"
             )
         available = [b in counts and (counts[b][0] > 0 or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
                      for b in self.bands]
@@ -353,19 +359,23 @@ def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int, int]:
     return finite, high, huge
 
 
-def _swapped_share(red: np.ndarray, nir: np.ndarray, clear: np.ndarray) -> float:
-    """Share of clear pixels with both bands whose red is bright and NIR under a third of it (see ``SWAP_RED``)."""
+def _swapped_share(red: np.ndarray, nir: np.ndarray, green: np.ndarray | None, clear: np.ndarray) -> float:
+    """Share of clear pixels with red and NIR whose red is bright, NIR under a third of it and red over twice
+    green where green is given (``SWAP_RED``); a pixel without green is judged on red and NIR."""
     seen = odd = 0
-    for r, n in _clear_strips(clear, red, nir):
+    for r, n, *g in _clear_strips(clear, red, nir, *([] if green is None else [green])):
         both = np.isfinite(r) & np.isfinite(n)
         seen += np.count_nonzero(both)
-        odd += np.count_nonzero(both & (r >= SWAP_RED) & (n <= SWAP_NIR_RATIO * r))
+        odd_pixel = both & (r >= SWAP_RED) & (n < SWAP_NIR_RATIO * r)
+        if g:
+            odd_pixel &= ~(g[0] * SWAP_GREEN_RATIO >= r)  # NaN green: not ruled out
+        odd += np.count_nonzero(odd_pixel)
     return odd / max(seen, 1)
 
 
 def _clear_strips(clear: np.ndarray, *bands: np.ndarray) -> Iterator[tuple[np.ndarray, ...]]:
-    """Strips of rows of ``bands`` (each of ``clear``'s shape), NaN where not clear: no temporary larger than
-    ``SCAN_VALUES`` whatever the raster size."""
+    """Strips of rows of ``bands`` (each of ``clear``'s shape), NaN where not clear: about ``SCAN_VALUES``
+    values in all per strip whatever the raster size (one row of each band at least)."""
     step = max(1, SCAN_VALUES // max(1, len(bands) * bands[0][..., :1, :].size))
     for r0 in range(0, bands[0].shape[-2], step):
         mask = clear[..., r0 : r0 + step, :]

@@ -131,22 +131,36 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
     assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
 
 
-def test_red_and_nir_swapped_are_refused_but_turbid_water_and_bare_soil_are_not(model) -> None:
-    # Per pixel: vegetation, bare soil, turbid river (FTW Austria's Inn: red 0.16, NIR 0.075), clear water.
-    spectra = {"B04": (0.04, 0.22, 0.16, 0.03), "B08": (0.35, 0.28, 0.075, 0.01)}
-    cover = np.random.default_rng(0).choice(4, size=(2, 40, 40), p=(0.3, 0.3, 0.3, 0.1))
-    reflectance = np.full((2, 10, 40, 40), 0.1, dtype=np.float32)
-    for band, values in spectra.items():
-        reflectance[:, MODEL_BANDS.index(band)] = np.asarray(values, dtype=np.float32)[cover]
-    clear = np.ones((2, 40, 40), dtype=bool)
-    assert np.isfinite(model.predict(reflectance, clear, MODEL_BANDS).crop_probability).all()
+def test_red_and_nir_swapped_are_refused_but_bright_water_and_bare_soil_are_not(model) -> None:
+    # Per pixel kind (green, red, NIR): vegetation; bare soil; FTW Austria's turbid Inn; bright turbid water
+    # (NIR 0.4 x red); shallow brine on salt (NIR under a third of red, but red near green); clear water.
+    spectra = np.array([(0.08, 0.04, 0.35), (0.15, 0.22, 0.28), (0.17, 0.16, 0.075), (0.2, 0.25, 0.1),
+                        (0.3, 0.35, 0.05), (0.05, 0.03, 0.01)], dtype=np.float32)
+    bands = ("B03", "B04", "B08")
+
+    def season(share: tuple[float, ...]) -> np.ndarray:
+        kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
+        reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
+        for i, band in enumerate(bands):
+            reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
+        return reflectance
+
+    clear = np.ones((2, 50, 50), dtype=bool)
     swapped = tuple({"B04": "B08", "B08": "B04"}.get(b, b) for b in MODEL_BANDS)
-    with pytest.raises(InputError, match=r"bands look mislabelled: on \d+% of clear pixels B04 \(red\) is bright"):
-        model.predict(reflectance, clear, swapped)
-    river = np.where(cover == 0, 2, cover)  # vegetation gone: a turbid river and bare soil alone still pass
-    for band, values in spectra.items():
-        reflectance[:, MODEL_BANDS.index(band)] = np.asarray(values, dtype=np.float32)[river]
-    model.predict(reflectance, clear, MODEL_BANDS)
+    as_named = season((0.3, 0.2, 0.1, 0.2, 0.1, 0.1))  # every kind present: read as named, nothing is odd
+    assert np.isfinite(model.predict(as_named, clear, MODEL_BANDS).crop_probability).all()
+    with pytest.raises(InputError, match=r"bands look mislabelled: on 3\d% of clear pixels B04 \(red\) is bright"):
+        model.predict(as_named, clear, swapped)
+    model.predict(season((0.0, 0.0, 0.3, 0.4, 0.3, 0.0)), clear, MODEL_BANDS)  # a season of water and salt alone
+    sparse = season((0.13, 0.87, 0.0, 0.0, 0.0, 0.0))  # a few fields on bare soil, read swapped: just over 10%
+    with pytest.raises(InputError, match="bands look mislabelled"):
+        model.predict(sparse, clear, swapped)
+    # Without green, red and NIR decide: brine would read as swapped, a season without it does not.
+    no_green = [i for i, band in enumerate(MODEL_BANDS) if band != "B03"]
+    without_brine = season((0.3, 0.2, 0.1, 0.3, 0.0, 0.1))[:, no_green]
+    model.predict(without_brine, clear, [MODEL_BANDS[i] for i in no_green])
+    with pytest.raises(InputError, match="bands look mislabelled"):
+        model.predict(without_brine, clear, [swapped[i] for i in no_green])
 
 
 def test_crop_class_is_non_crop_exactly_where_the_calibrated_probability_is_below_one_half(model) -> None:
@@ -229,13 +243,15 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
 
     with pytest.raises(Stop):
         train(data, config, device="cpu", checkpoint=checkpoint, progress=stop_after_9)
-    with safe_open(str(checkpoint), "pt") as handle:
-        first_run_seconds = float(handle.metadata()["seconds"])
     _, card, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
     np.testing.assert_allclose(resumed, losses, rtol=1e-4)
-    # The card counts the first run's seconds too, and says the run was resumed.
-    assert card.training["resumed_from_step"] == 8 and card.training["seconds"] >= round(first_run_seconds, 1)
-    assert first_run_seconds > 0
+    assert card.training["resumed_from_step"] == 8
+    # Resuming the finished run trains no step: its card has the seconds of the runs that did, not 0.
+    with safe_open(str(checkpoint), "pt") as handle:
+        trained_seconds = float(handle.metadata()["seconds"])
+    _, again, _ = train(data, config, device="cpu", checkpoint=checkpoint)
+    assert again.training["resumed_from_step"] == 16
+    assert again.training["seconds"] == round(trained_seconds, 1) and trained_seconds > 0
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_value(small_season, tmp_path) -> None:
