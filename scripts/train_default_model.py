@@ -6,7 +6,9 @@ at most 8 dates), then FINE_TUNE from its weights on whole seasons (up to 16 dat
 sees a season) at a third of the learning rate. In both, a quarter of the chips, patches and pixels
 get a random atmosphere (haze added to L2A, taken off EuroSAT's L1C; ``TrainingConfig.atmosphere``).
 EuroSAT patches are drawn half crop in both; DEA pixels half crop in BASE (v2.4's base, reused) and at
-the training labels' pooled crop share in FINE_TUNE (``TrainingConfig.pixel_crop_share``).
+the training labels' pooled crop share in FINE_TUNE (``TrainingConfig.pixel_crop_share``), and half the
+DEA batches of FINE_TUNE get B8A from B08 (``TrainingConfig.narrow_nir_fill``; v2.5 had none and called a
+real desert tile, DESERT, cropland: 99.5% of its pixels, v2.6 11.8%).
 Held out: a calibration scene, test scenes, fresh scenes, the EuroSAT test split and the DEA test
 regions, all scored into the card, with the issue's DEA random-forest anchor rerun on the same split.
 
@@ -25,12 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rasterio.windows import Window
 
 from farmcredit.config import load_config
 from farmcredit.evaluation import compare_area, mixed_margin_for, paired_hits, score_against_truth
 from farmcredit.hashing import canonical_hash
+from farmcredit.imagery import open_imagery, read_window
 from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
+from farmcredit.segmentation.card import MODEL_BANDS
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     DEA_BANDS,
@@ -65,9 +70,12 @@ DEA_TEST = ("northern", "southern")
 # DEA file features Sentinel-2 imagery gives (bands, seasonal MADs, indices): all but rainfall and slope.
 IMAGERY_FEATURES = (*DEA_BANDS, "bcdev", "edev", "sdev", "NDVI", "LAI", "MNDWI")
 EUROSAT_SPLIT_SEED = 0
-NAME = "cropland-cnn-v2.5"
-BASE = TrainingConfig(seed=0, pixel_crop_share=0.5)  # v2.4's base, trained before DEA pixels kept their share
-FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16)
+NAME = "cropland-cnn-v2.6"
+# v2.4's base, trained before DEA pixels kept their share and before they were given B8A.
+BASE = TrainingConfig(seed=0, pixel_crop_share=0.5, narrow_nir_fill=0.0)
+FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16, narrow_nir_fill=0.5)
+# A real Sentinel-2 L2A tile of desert (no vegetation), never trained on: what a model calls cropland there.
+DESERT = REPO.parent / "shared" / "data" / "s2" / "earthsearch-29RKH-2020"
 
 
 def scene(work: Path, seed: int) -> Path:
@@ -158,6 +166,21 @@ def dea_random_forest(model: CnnCroplandModel, dea_test: LabelledPatches) -> dic
     return scores
 
 
+def desert_calls(model: CnnCroplandModel) -> dict:
+    """Share of the clear pixels of the desert tile (29RKH, Mauritania, 2020-02-19, one date, 100 m pixels)
+    the model calls cropland, with all its bands and with red, green, blue and NIR alone."""
+    imagery = open_imagery(DESERT)
+    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
+    scores = {"tile": imagery.scenes[0].scene_id}
+    for kind, bands in (("all_bands", MODEL_BANDS), ("rgbn", ("B02", "B03", "B04", "B08"))):
+        keep = [cube.bands.index(b) for b in bands]
+        probability = model.predict(cube.reflectance[:, keep], cube.clear, bands).crop_probability
+        seen = probability[np.isfinite(probability)]
+        scores[kind] = {"pixels": int(seen.size), "called_cropland": round(float(np.mean(seen >= 0.5)), 4),
+                        "median_probability": round(float(np.median(seen)), 4)}
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, help="fine-tune these weights instead of training the base")
@@ -208,6 +231,7 @@ def main() -> None:
     metrics = {
         **held_out_metrics(model, eurosat.subset(eurosat_test), dea_test),
         "dea_unseen_regions_random_forest": dea_random_forest(model, dea_test),
+        "real_desert_tile": desert_calls(model),
         "simulated_test_pixels": binary_metrics(pixels[0][0] >= 0.5, pixels[0][1] >= 0.5),
         "simulated_test_reliability": reliability_table(probability, cover),
         "simulated_test_area_cnn": area_scores(model, test_folders),

@@ -51,7 +51,9 @@ WAVELENGTH_NM = {"B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B0
 # The classes of a model trained from scratch on labels without crop types (0/1 rasters, polygons, EuroSAT, DEA).
 BINARY_CLASSES = ("non_crop", "crop")
 # Settings added after checkpoints were first written, with the value that reproduces training before them.
-SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5}
+SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5, "narrow_nir_fill": 0.0}
+# B8A / B08 of surface reflectance (L2A): about 0.95 (water, bright soil) to 1.1 (dense canopy).
+NARROW_NIR_GAIN = (0.95, 1.10)
 TrainProgress = Callable[[int, int, float], None]
 
 
@@ -83,6 +85,10 @@ class TrainingConfig:
             pooled, so at the labels' crop share (42% over the four default regions), the nearest thing
             to a prior; drawing them half crop taught the network a 50% prior and made it call crop
             too often in regions with fewer fields.
+        narrow_nir_fill: share of batches of patches or pixels without B8A (DEA's have none) given B8A
+            as B08 times a random gain per sample (``NARROW_NIR_GAIN``). Without it only simulated
+            scenes and EuroSAT teach inputs with all ten bands, and neither has bright bare land: the
+            network then called a real desert tile cropland (``_narrow_nir``).
     """
 
     steps: int = 16000
@@ -101,6 +107,7 @@ class TrainingConfig:
     atmosphere: float = 0.25
     patch_crop_share: float | None = 0.5
     pixel_crop_share: float | None = None
+    narrow_nir_fill: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("patch_crop_share", "pixel_crop_share"):
@@ -287,6 +294,8 @@ def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: Trai
             r0, c0 = rng.integers(max(rows - config.chip_px, 0) + 1), rng.integers(max(cols - config.chip_px, 0) + 1)
             window = (slice(r0, r0 + config.chip_px), slice(c0, c0 + config.chip_px))
             reflectance = source.reflectance[pick][..., window[0], window[1]]
+            if config.narrow_nir_fill and rng.random() < config.narrow_nir_fill:
+                reflectance = _narrow_nir(reflectance, rng)
             clear = source.clear[pick][..., window[0], window[1]].copy()
             if clear.shape[1] > 1 and rng.random() < 0.25:
                 clear[:, rng.integers(clear.shape[1])] = False
@@ -295,6 +304,18 @@ def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: Trai
             available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
             yield ((reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss(weight),
                    source.top_of_atmosphere)
+
+
+def _narrow_nir(reflectance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``reflectance`` (sample, time, band, rows, cols) with B8A, where no sample has any, as B08 times a gain
+    per sample drawn from ``NARROW_NIR_GAIN``; unchanged where B8A is given or B08 is not."""
+    narrow, broad = MODEL_BANDS.index("B8A"), MODEL_BANDS.index("B08")
+    if np.isfinite(reflectance[:, :, narrow]).any() or not np.isfinite(reflectance[:, :, broad]).any():
+        return reflectance
+    gain = rng.uniform(*NARROW_NIR_GAIN, size=len(reflectance)).astype(reflectance.dtype)
+    filled = reflectance.copy()
+    filled[:, :, narrow] = reflectance[:, :, broad] * gain[:, None, None, None]
+    return filled
 
 
 def _draw(is_crop: np.ndarray, size: int, crop_share: float | None, rng: np.random.Generator) -> np.ndarray:

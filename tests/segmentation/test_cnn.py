@@ -261,7 +261,8 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_va
     from farmcredit.segmentation.data import load_labelled_scene
 
     data = TrainingData([load_labelled_scene(small_season.root)])
-    config = TrainingConfig(steps=4, width=8, scene_batch=1, checkpoint_every=2, atmosphere=0.0, pixel_crop_share=0.5)
+    config = TrainingConfig(steps=4, width=8, scene_batch=1, checkpoint_every=2, atmosphere=0.0, pixel_crop_share=0.5,
+                            narrow_nir_fill=0.0)
     checkpoint = tmp_path / "ckpt.safetensors"
     train(data, replace(config, steps=2), device="cpu", checkpoint=checkpoint)
     with safe_open(str(checkpoint), "pt") as handle:
@@ -308,6 +309,29 @@ def test_a_random_atmosphere_adds_haze_to_surface_and_takes_it_off_top_of_atmosp
     cleared = (_atmosphere(surface, np.random.default_rng(0), 0.5, top_of_atmosphere=True)[..., 0, 0] - 0.2)
     assert cleared[changed].mean(axis=0)[blue] < -0.01 < 0.01 < added[blue]
     assert np.array_equal(hazy, _atmosphere(surface, np.random.default_rng(0), 0.5, False)[..., 0, 0])
+
+
+def test_pixels_without_b8a_can_be_given_it_from_b08_and_patches_with_it_keep_theirs() -> None:
+    from farmcredit.segmentation.data import LabelledPatches
+    from farmcredit.segmentation.training import NARROW_NIR_GAIN, _batches, _narrow_nir
+
+    narrow, broad = MODEL_BANDS.index("B8A"), MODEL_BANDS.index("B08")
+    pixels = np.random.default_rng(0).uniform(0.05, 0.5, (300, 2, len(MODEL_BANDS), 1, 1)).astype(np.float32)
+    pixels[:, :, narrow] = np.nan  # as DEA's
+    filled = _narrow_nir(pixels, np.random.default_rng(1))
+    gain = filled[:, :, narrow] / pixels[:, :, broad]
+    np.testing.assert_allclose(gain, np.repeat(gain[:, :1], 2, axis=1), rtol=1e-6)  # one gain per sample
+    assert NARROW_NIR_GAIN[0] <= gain.min() < gain.max() <= NARROW_NIR_GAIN[1]
+    np.testing.assert_array_equal(np.delete(filled, narrow, axis=2), np.delete(pixels, narrow, axis=2))
+    given = np.where(np.isnan(pixels), 0.3, pixels).astype(np.float32)  # B8A given (EuroSAT, scenes): kept
+    assert _narrow_nir(given, np.random.default_rng(1)) is given
+    # In training, about the asked share of pixel batches get it, and so can learn from all ten bands.
+    source = LabelledPatches(pixels, np.ones((300, 2, 1, 1), dtype=bool), np.arange(300) % 2 == 0,
+                             np.array(["a"] * 300), "memory")
+    config = TrainingConfig(pixel_batch=8, narrow_nir_fill=0.5)
+    with_b8a = [next(_batches(TrainingData(pixels=source), [], config, np.random.default_rng(k)))[0][2][narrow]
+                for k in range(200)]
+    assert 0.15 < np.mean(with_b8a) < 0.45  # half the batches filled, of which the band subsets with B8A
 
 
 def test_the_audit_description_changes_with_anything_that_changes_the_output(model) -> None:
