@@ -78,6 +78,28 @@ def test_cnn_calls_none_of_real_slovenian_forest_grassland_or_shrub_cropland(sha
     assert max(called_crop.values()) < 0.05, called_crop
 
 
+def test_cnn_calls_little_of_a_real_desert_tile_cropland(shared_data: Path) -> None:
+    """A whole L2A tile of Mauritanian desert (29RKH, one date, 100 m pixels; no vegetation, never trained on).
+
+    v2.5 called 99.5% of it cropland with all ten bands (P 0.999: only simulated scenes and EuroSAT taught
+    it all-band input, and neither has bright bare land); v2.6, whose DEA pixels also come with B8A, 11.8%.
+    """
+    from rasterio.windows import Window
+
+    from farmcredit.imagery import open_imagery, read_window
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.card import MODEL_BANDS
+
+    imagery = open_imagery(shared_data / "s2" / "earthsearch-29RKH-2020")
+    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
+    model = load_cropland_model("cnn", device="cpu")
+    for bands in (MODEL_BANDS, ("B02", "B03", "B04", "B08")):
+        keep = [cube.bands.index(b) for b in bands]
+        probability = model.predict(cube.reflectance[:, keep], cube.clear, bands).crop_probability
+        seen = probability[np.isfinite(probability)]
+        assert seen.size > 0.9 * probability.size and np.mean(seen >= 0.5) < 0.2, bands
+
+
 def _ftw_austria_river_and_field(shared_data: Path):
     """The FTW Austria stack (two dates of red, green, blue, NIR) and two parcels on it."""
     from datetime import date
@@ -128,8 +150,8 @@ def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared
     """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
 
     The rule gives no probability from two dates (FEW_CLEAR_OBSERVATIONS); the CNN does: certain the
-    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.5 says 100%, interval
-    0-100%; v2.2 said 25%), never sure it is not.
+    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.6 says 75%, interval
+    0-100%; v2.5 said 100%, v2.2 25%), never sure it is not.
     """
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model

@@ -73,6 +73,6 @@ def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes() -
     seen = full.crop_class >= 0
     moved = np.abs(rounded.crop_probability[seen] - full.crop_probability[seen])
     assert seen.mean() > 0.9 and moved.max() > 0  # bf16 reached the network
-    assert moved.max() < 0.1  # 0.019 measured
-    assert np.mean(rounded.crop_class[seen] != full.crop_class[seen]) < 0.01  # 0.37% measured
+    assert moved.max() < 0.1  # 0.022 measured
+    assert np.mean(rounded.crop_class[seen] != full.crop_class[seen]) < 0.01  # 0.22% measured
     assert np.mean((rounded.crop_class[seen] > 0) != (full.crop_class[seen] > 0)) < 0.005  # 0.04% measured
