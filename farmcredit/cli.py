@@ -333,11 +333,15 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
 @click.option("--dea-crop-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of crop among the DEA pixels drawn per step (0.5: balanced). "
                    "[default: the labels' own share, which the model learns as its prior]")
+@click.option("--dea-b8a-fill", type=click.FloatRange(0, 1),
+              help="Share of DEA pixel batches given B8A (as B08 times a random gain 0.95-1.10; DEA has none), so "
+                   "the model learns DEA's bare land also from all-band input; 0 as before v2.6. [default: 0.5]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
           dea: Path | None, dea_regions: str, init_weights: Path | None, steps: int, seed: int,
-          atmosphere: float | None, dea_crop_share: float | None, device: str, checkpoint: Path | None) -> None:
+          atmosphere: float | None, dea_crop_share: float | None, dea_b8a_fill: float | None, device: str,
+          checkpoint: Path | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA, EuroSAT patches and/or DEA pixels.
 
     Each DATA folder is a simulate folder, or imagery/ (or a GeoTIFF stack imagery.tif, see --bands)
@@ -355,8 +359,9 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
 
     if not (data or eurosat or dea):
         raise click.UsageError("nothing to train on: give labelled scene folders DATA, --eurosat or --dea")
+    optional = {"atmosphere": atmosphere, "narrow_nir_fill": dea_b8a_fill}
     config = TrainingConfig(steps=steps, seed=seed, pixel_crop_share=dea_crop_share,
-                            **({} if atmosphere is None else {"atmosphere": atmosphere}))
+                            **{name: value for name, value in optional.items() if value is not None})
     with _progress(False, unit="steps") as progress:
         task = progress.add_task("training", total=steps)
         card = train_from_folders(

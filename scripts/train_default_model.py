@@ -171,7 +171,7 @@ def desert_calls(model: CnnCroplandModel) -> dict:
     the model calls cropland, with all its bands and with red, green, blue and NIR alone."""
     imagery = open_imagery(DESERT)
     cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
-    scores = {"tile": imagery.scenes[0].scene_id}
+    scores = {"tile": imagery.scenes[0].scene_id, "sha256": files_sha256(sorted(DESERT.iterdir()), DESERT.parent)}
     for kind, bands in (("all_bands", MODEL_BANDS), ("rgbn", ("B02", "B03", "B04", "B08"))):
         keep = [cube.bands.index(b) for b in bands]
         probability = model.predict(cube.reflectance[:, keep], cube.clear, bands).crop_probability
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "results" / "train-default")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS, help="weights to write (the card beside them)")
     args = parser.parse_args()
+    if not DESERT.is_dir():  # scored after training: say so before it
+        parser.error(f"{DESERT} not found (the desert tile the card is scored on)")
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
 

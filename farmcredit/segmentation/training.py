@@ -88,7 +88,9 @@ class TrainingConfig:
         narrow_nir_fill: share of batches of patches or pixels without B8A (DEA's have none) given B8A
             as B08 times a random gain per sample (``NARROW_NIR_GAIN``). Without it only simulated
             scenes and EuroSAT teach inputs with all ten bands, and neither has bright bare land: the
-            network then called a real desert tile cropland (``_narrow_nir``).
+            network then called a real desert tile cropland (``_narrow_nir``). Above 0 every batch of
+            patches or pixels draws whether to fill, so a run with it differs from one without even
+            without DEA pixels (as v2.6 was trained).
     """
 
     steps: int = 16000
@@ -110,6 +112,9 @@ class TrainingConfig:
     narrow_nir_fill: float = 0.5
 
     def __post_init__(self) -> None:
+        for name in ("atmosphere", "narrow_nir_fill"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"{name} must be a share between 0 and 1")
         for name in ("patch_crop_share", "pixel_crop_share"):
             share = getattr(self, name)
             if share is not None and not 0 < share < 1:
