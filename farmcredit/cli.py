@@ -335,7 +335,8 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
                    "[default: the labels' own share, which the model learns as its prior]")
 @click.option("--dea-b8a-fill", type=click.FloatRange(0, 1),
               help="Share of DEA pixel batches given B8A (as B08 times a random gain 0.95-1.10; DEA has none), so "
-                   "the model learns DEA's bare land also from all-band input; 0 as before v2.6. [default: 0.5]")
+                   "the model learns DEA's bare land also from all-band input, where other data (scenes, EuroSAT, "
+                   "--init weights) teach it B8A; 0 as before v2.6. [default: 0.5]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,27 @@ class ModelCard:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
 
+def _value_problem(card: ModelCard) -> str:
+    """What makes a card's bands, normalisation, calibration or width unusable ('' when nothing): the network
+    reads ``MODEL_BANDS`` in that order, divides by each std and Platt-scales with a positive slope."""
+    if card.bands != MODEL_BANDS:
+        return f"bands {card.bands} must be {MODEL_BANDS} in this order (the network's input)"
+
+    def finite(values) -> bool:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+    if len(card.band_mean) != len(card.bands) or len(card.band_std) != len(card.bands) \
+            or not finite(card.band_mean + card.band_std) or min(card.band_std) <= 0:
+        return "band_mean and band_std need one finite number per band, every std above 0"
+    calibration = card.calibration
+    if not isinstance(calibration, dict) or not {"a", "b"} <= set(calibration) or not finite(calibration.values()) \
+            or calibration["a"] <= 0 or calibration.get("mixed_margin", 0.0) < 0:
+        return "calibration must hold finite numbers a (above 0), b and optionally mixed_margin (0 or more)"
+    if not isinstance(card.width, int) or isinstance(card.width, bool) or card.width < 1:
+        return f"width must be a positive whole number, got {card.width!r}"
+    return ""
+
+
 def card_path(weights: Path) -> Path:
     """The card file beside ``weights`` (``model.safetensors`` -> ``model.json``)."""
     return weights.with_suffix(".json")
@@ -107,9 +129,9 @@ def read_card(weights: Path) -> ModelCard:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
     if card.architecture != ARCHITECTURE:
         raise InputError(f"{path}: architecture {card.architecture!r}, this farmcredit runs {ARCHITECTURE!r}")
-    unknown = [b for b in card.bands if b not in MODEL_BANDS]
-    if unknown or len(card.band_mean) != len(card.bands) or len(card.band_std) != len(card.bands):
-        raise InputError(f"{path}: bands {card.bands} must be known L2A bands with one mean and std each")
+    problem = _value_problem(card)
+    if problem:
+        raise InputError(f"{path}: {problem}")
     if not set(card.untrained_bands) <= set(card.bands) - set(REQUIRED_BANDS):
         raise InputError(f"{path}: untrained_bands {card.untrained_bands} must be among its bands, never red or NIR")
     if not card.classes or card.classes[0] != "non_crop":

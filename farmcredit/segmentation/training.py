@@ -88,7 +88,9 @@ class TrainingConfig:
         narrow_nir_fill: share of batches of patches or pixels without B8A (DEA's have none) given B8A
             as B08 times a random gain per sample (``NARROW_NIR_GAIN``). Without it only simulated
             scenes and EuroSAT teach inputs with all ten bands, and neither has bright bare land: the
-            network then called a real desert tile cropland (``_narrow_nir``). Above 0 every batch of
+            network then called a real desert tile cropland (``_narrow_nir``). It only helps where
+            something teaches B8A (scenes, EuroSAT, starting weights): trained from scratch on DEA alone,
+            B8A stays an untrained band. Above 0 every batch of
             patches or pixels draws whether to fill, so a run with it differs from one without even
             without DEA pixels (as v2.6 was trained).
     """
@@ -491,6 +493,9 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
         state["state"][i] = {key: tensors[f"adam.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
     optimiser.load_state_dict(state)
     step = int(metadata["step"])
+    if step > config.steps:
+        raise InputError(f"{path}: checkpoint is at step {step}, past the {config.steps} steps asked; ask for at "
+                         f"least {step} steps or delete it")
     schedule.last_epoch = step
     for group, base in zip(optimiser.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](step)
@@ -534,6 +539,11 @@ def train_from_folders(
     """
     from farmcredit.segmentation.data import files_sha256, load_dea, load_eurosat, load_labelled_scene, split_eurosat
 
+    out = Path(out)
+    if out.suffix != ".safetensors" or out.is_dir():
+        raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
+    if init is not None and out.resolve() == Path(init).resolve():
+        raise InputError(f"{out}: is the starting weights (--init); write the fine-tuned model to another file")
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
                          "(train on all) up to, not including, 1")

@@ -212,11 +212,18 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
     card_path(truncated).write_text(card_path(weights).read_text())
     with pytest.raises(InputError, match="truncated or corrupted"):
         CnnCroplandModel.from_file(truncated)
-    other = json.loads(card_path(weights).read_text())
-    other["architecture"] = "someone-elses-unet"
-    card_path(weights).write_text(json.dumps(other))
-    with pytest.raises(InputError, match="architecture"):
-        CnnCroplandModel.from_file(weights)
+    good = json.loads(card_path(weights).read_text())
+    edits = [({"architecture": "someone-elses-unet"}, "architecture"),
+             ({"bands": good["bands"][::-1]}, "must be .* in this order"),
+             ({"band_std": [0.0] * len(good["band_std"])}, "every std above 0"),
+             ({"band_mean": ["0.1"] * len(good["band_mean"])}, "finite number per band"),
+             ({"calibration": {"a": -1.0, "b": 0.0}}, "a \\(above 0\\)"),
+             ({"calibration": "platt"}, "calibration must hold"),
+             ({"width": "8"}, "width must be a positive whole number")]
+    for edit, message in edits:  # each a clear refusal, never a model scoring garbage or a traceback
+        card_path(weights).write_text(json.dumps({**good, **edit}))
+        with pytest.raises(InputError, match=message):
+            CnnCroplandModel.from_file(weights)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
@@ -252,6 +259,8 @@ def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Pa
     _, again, _ = train(data, config, device="cpu", checkpoint=checkpoint)
     assert again.training["resumed_from_step"] == 16
     assert again.training["seconds"] == round(trained_seconds, 1) and trained_seconds > 0
+    with pytest.raises(InputError, match="checkpoint is at step 16, past the 8 steps asked"):
+        train(data, replace(config, steps=8), device="cpu", checkpoint=checkpoint)
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_only_with_its_old_value(small_season, tmp_path) -> None:

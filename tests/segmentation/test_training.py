@@ -143,6 +143,16 @@ def tiny_eurosat(tmp_path: Path) -> Path:
     return root
 
 
+def test_weights_go_to_a_new_safetensors_file_never_over_their_card_or_starting_weights(tiny_eurosat,
+                                                                                      tmp_path: Path) -> None:
+    for out, init, message in ((tmp_path / "m.json", None, "a .safetensors file"),
+                               (tmp_path, None, "a .safetensors file"),
+                               (DEFAULT_WEIGHTS, DEFAULT_WEIGHTS, "is the starting weights")):
+        with pytest.raises(InputError, match=message):
+            train_from_folders((), out, SMALL, eurosat=tiny_eurosat, init=init, device="cpu")
+    assert read_card(DEFAULT_WEIGHTS).name == "cropland-cnn-v2.6"  # untouched
+
+
 def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipped_card(tiny_eurosat,
                                                                                          tmp_path: Path) -> None:
     from farmcredit.segmentation.data import files_sha256, split_eurosat
