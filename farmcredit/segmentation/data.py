@@ -112,7 +112,7 @@ def load_labelled_scene(folder: str | Path,
 
     folder = Path(folder)
     source = next((folder / name for name in IMAGERY_NAMES if (folder / name).exists()), folder)
-    imagery = open_imagery(source, band_layout=band_layout if source.is_file() else None)  # stacks only
+    imagery = open_imagery(source, band_layout=band_layout)  # a layout names a stack's bands: refused on folders
     rows, cols = imagery.shape
     cube = read_window(imagery, Window(0, 0, cols, rows), [b for b in MODEL_BANDS if b in imagery.bands])
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)

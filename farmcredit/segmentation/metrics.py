@@ -171,7 +171,7 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
 
     EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
     only ones scored unless ``all_patches``; the report's ``note`` says so, or that the model trained
-    on (or its card does not name) these patches, or that it trained on a DEA region scored.
+    on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene.
     ``band_layout`` names the bands of a scene's GeoTIFF stack (``load_labelled_scene``).
 
     Raises:
@@ -179,7 +179,9 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
     """
     data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
     if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
-        return evaluate_scene(model, load_labelled_scene(data, band_layout))
+        report = evaluate_scene(model, load_labelled_scene(data, band_layout))
+        trained_on = isinstance(model, CnnCroplandModel) and str(data) in model.card.training.get("scenes", ())
+        return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = (data / "training_data.txt").is_file() or bool(regions)
     is_eurosat = any((data / name).is_dir() for name in EUROSAT_CROP)

@@ -136,6 +136,10 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
     evaluated = CliRunner().invoke(cli, ["evaluate", str(weights), str(tmp_path / "own"), "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "accuracy=" in evaluated.output and "confusion" in evaluated.output
+    assert "note: the model trained on this scene: not a held-out score" in evaluated.output
+    layout_on_folder = CliRunner().invoke(cli, ["evaluate", "cnn", str(tmp_path / "own"), "--device", "cpu",
+                                                "--bands", "2021-06-17:B04,B03,B02,B08"])
+    assert "applies to a GeoTIFF stack" in str(layout_on_folder.exception)  # not silently ignored
     missing = CliRunner().invoke(cli, ["train", str(small_season.imagery_dir), "--out", str(weights), "--steps", "1"])
     assert isinstance(missing.exception, InputError)  # the entry point prints it and exits 2
     assert "no landcover.tif, labels.tif or labels.gpkg" in str(missing.exception)
