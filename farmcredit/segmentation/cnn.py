@@ -122,8 +122,11 @@ class CnnCroplandModel:
         net = CroplandNet(len(card.bands) + len(INDICES), len(card.classes), card.width)
         try:
             net.load_state_dict(load_file(weights))
-        except (SafetensorError, RuntimeError) as exc:
-            raise InputError(f"{weights}: weights do not fit the network its card describes ({exc})") from exc
+        except (SafetensorError, RuntimeError) as exc:  # torch lists every mismatched tensor: name the first
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            first = next((line for line in lines if "size mismatch" in line or "Missing" in line), lines[0])
+            raise InputError(f"{weights}: weights do not fit the network its card describes ({len(card.classes)} "
+                             f"classes, width {card.width}): {first}") from exc
         return cls(net, card, device, **options)
 
     def describe(self) -> dict:

@@ -219,11 +219,13 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
              ({"band_mean": ["0.1"] * len(good["band_mean"])}, "finite number per band"),
              ({"calibration": {"a": -1.0, "b": 0.0}}, "a \\(above 0\\)"),
              ({"calibration": "platt"}, "calibration must hold"),
-             ({"width": "8"}, "width must be a positive whole number")]
-    for edit, message in edits:  # each a clear refusal, never a model scoring garbage or a traceback
+             ({"width": "8"}, "width must be a positive whole number"),
+             ({"classes": ["non_crop", "crop"]}, r"do not fit the network its card describes \(2 classes, width 8\)")]
+    for edit, message in edits:  # each a clear one-line refusal, never a model scoring garbage or a traceback
         card_path(weights).write_text(json.dumps({**good, **edit}))
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(InputError, match=message) as refused:
             CnnCroplandModel.from_file(weights)
+        assert "\n" not in str(refused.value)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
