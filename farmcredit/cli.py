@@ -74,6 +74,10 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
 @click.option("--bands", help=f"{BANDS_HELP}.")
+@click.option("--dn-offset", type=float,
+              help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance "
+                   "= (DN + offset) / 10000; -1000 for L2A of processing baseline 04.00+ whose offset was not "
+                   "applied. [default: 0; STAC items and SAFE products carry their own]")
 @click.option("--risk-model", type=click.Path(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
 @click.option("--model", "cropland_model", default=None,
@@ -83,8 +87,8 @@ def cli() -> None:
               help="Where the cropland CNN runs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-           parcels_crs: str | None, bands: str | None, risk_model: Path | None, cropland_model: str | None,
-           device: str, quiet: bool) -> None:
+           parcels_crs: str | None, bands: str | None, dn_offset: float | None, risk_model: Path | None,
+           cropland_model: str | None, device: str, quiet: bool) -> None:
     """Assess PARCELS against a season of Sentinel-2 imagery and write results to --out.
 
     \b
@@ -103,7 +107,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     window = parse_season(season)
     imagery_src = _local_imagery(imagery_src, parcels, window, parcels_crs, out, quiet)
-    imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands))
+    imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
     with _progress(quiet) as progress:
         task = progress.add_task("reading imagery windows", total=None)
         result = run_assessment(

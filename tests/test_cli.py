@@ -92,6 +92,19 @@ def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> 
     assert results["ndvi_peak"].between(-1, 1).all()
     assert (results["clear_observations"] == 2).all()
     assert results["reason"].str.contains("FEW_CLEAR_OBSERVATIONS").all()
+    # The same stack as DNs of processing baseline 04.00+ (offset +1000 not taken off): --dn-offset takes it off.
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(stack) as source:
+        profile, dns = source.profile, source.read()
+    with rasterio.open(tmp_path / "offset.tif", "w", **profile) as shifted:
+        shifted.write(np.where(dns > 0, dns + 1000, 0).astype(dns.dtype))
+    again = _run("assess", str(path), "--imagery", str(tmp_path / "offset.tif"), "--bands", layout, "--dn-offset",
+                 "-1000", "--out", str(tmp_path / "o2"), "--quiet")
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_allclose(gpd.read_parquet(tmp_path / "o2" / "results.parquet")["ndvi_peak"],
+                               results["ndvi_peak"], atol=1e-6)
 
 
 def test_credit_fit_then_assess_with_it_then_report(small_season, tmp_path: Path) -> None:
