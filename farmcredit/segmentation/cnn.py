@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
@@ -35,6 +36,12 @@ SWAP_RED = 0.2
 SWAP_NIR_RATIO = 1 / 3
 SWAP_GREEN_RATIO = 2.0
 SWAP_SHARE = 0.1
+# Pixels with no clear date (persistent cloud, no data) take their nearest seen pixel's data before the network
+# runs and are masked after it, so the network sees past them as it sees past a raster edge (its convolutions
+# replicate the edge) instead of a hole of zeros that moves the probabilities around it. A seen pixel depends on
+# input within RECEPTIVE_RADIUS_PX (a square), whose nearest seen pixel is at most that times sqrt(2) away: a
+# chip filled from a window wider by this has the fill of the whole raster.
+FILL_CONTEXT_PX = math.ceil(RECEPTIVE_RADIUS_PX * math.sqrt(2))
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -68,12 +75,17 @@ class ChipBatch:
 
     Attributes:
         chips: ((r0, r1, c0, c1) read, (k0, k1, j0, j1) kept) per chip, as ``chip_grid``.
-        network_input: float32 (chip, time, band + index, rows, cols), normalised, zero where unusable.
-        clear: bool (chip, time, rows, cols), narrowed to pixels with finite data in every available band.
+        seen: bool (chip, rows, cols), pixels with a clear date with finite data in every available band;
+            the output is masked elsewhere.
+        network_input: float32 (chip, time, band + index, rows, cols), normalised, zero where unusable; pixels
+            not seen hold their nearest seen pixel's input (``FILL_CONTEXT_PX``).
+        clear: bool (chip, time, rows, cols), narrowed to pixels with finite data in every available band, and
+            filled as ``network_input``.
         flags: float32 (band + index,) 1.0 for inputs the network may use.
     """
 
     chips: list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]
+    seen: np.ndarray
     network_input: np.ndarray
     clear: np.ndarray
     flags: np.ndarray
@@ -88,7 +100,8 @@ class CnnCroplandModel:
     core: the result equals one pass over the whole raster whatever the chip size (to 1 ulp of
     float32), so there are no seams to blend. Each batch of chips is prepared (normalised) on its own and its cores'
     calibrated crop logits and classes written out at once (the sigmoid runs once at the end), so
-    memory beyond the input and the two output rasters is that of one batch of chips.
+    memory beyond the input and the two output rasters is that of one batch of chips. Pixels with no clear
+    date take their nearest seen pixel's data before the network and are NaN after it (``FILL_CONTEXT_PX``).
 
     Example:
         >>> model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS)  # doctest: +SKIP
@@ -192,7 +205,7 @@ class CnnCroplandModel:
         crop_class = np.empty(np.shape(clear)[1:], dtype=np.int16)
         for batch in batches:
             chip_logit, chip_class = self._score(self._forward(batch.network_input, batch.clear, batch.flags),
-                                                 batch.clear.any(axis=1))
+                                                 batch.seen)
             for ((r0, _, c0, _), (k0, k1, j0, j1)), logit, kind in zip(batch.chips, chip_logit, chip_class):
                 core = np.s_[k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
                 crop_logit[k0:k1, j0:j1], crop_class[k0:k1, j0:j1] = logit[core], kind[core]
@@ -208,10 +221,14 @@ class CnnCroplandModel:
         """
         reflectance, clear, bands, available = self._checked(reflectance, clear, bands, "patch, time")
         logits, seen = [], []
+        whole = (0, reflectance.shape[-2], 0, reflectance.shape[-1])
         for i in range(0, len(reflectance), 64):
-            x, narrowed, flags = self._prepare(reflectance[i : i + 64], clear[i : i + 64], bands, available)
+            group = reflectance[i : i + 64], clear[i : i + 64]
+            patches = [fill_window(*patch, whole) for patch in zip(*group, self._seen(*group, bands, available))]
+            x, narrowed, flags = self._prepare(np.stack([p[0] for p in patches]), np.stack([p[1] for p in patches]),
+                                               bands, available)
             logits.append(self._forward(x, narrowed, flags))
-            seen.append(narrowed.any(axis=1))
+            seen.append(np.stack([p[2] for p in patches]))
         # Scored together, as the card's metrics were: torch's kernels round a few elements at the
         # end of a call differently, so scoring batch by batch would move some probabilities by 1 ulp.
         return _finish(*self._score(np.concatenate(logits), np.concatenate(seen)))
@@ -222,20 +239,21 @@ class CnnCroplandModel:
         A batch holds up to ``batch_size`` chips of one shape.
         """
         reflectance, clear, bands, available = self._checked(reflectance, clear, bands, "time")
+        seen = self._seen(reflectance, clear, bands, available)
         chips: dict[tuple[int, int], list] = {}
         for bounds, core_bounds in chip_grid(*clear.shape[1:], self.chip_px):
             r0, r1, c0, c1 = bounds
             chips.setdefault((r1 - r0, c1 - c0), []).append((bounds, core_bounds))
         batches = [group[start : start + self.batch_size]
                    for group in chips.values() for start in range(0, len(group), self.batch_size)]
-        return (
-            ChipBatch(members, *self._prepare(
-                np.stack([reflectance[:, :, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members]),
-                np.stack([clear[:, r0:r1, c0:c1] for (r0, r1, c0, c1), _ in members]),
-                bands, available,
-            ))
-            for members in batches
-        )
+        return (self._chip_batch(members, reflectance, clear, seen, bands, available) for members in batches)
+
+    def _chip_batch(self, members: list, reflectance: np.ndarray, clear: np.ndarray, seen: np.ndarray,
+                    bands: tuple[str, ...], available: np.ndarray) -> ChipBatch:
+        """The chips ``members`` (as ``chip_grid``) of a checked season raster, filled and prepared."""
+        chips = [fill_window(reflectance, clear, seen, bounds) for bounds, _ in members]
+        return ChipBatch(members, np.stack([c[2] for c in chips]), *self._prepare(
+            np.stack([c[0] for c in chips]), np.stack([c[1] for c in chips]), bands, available))
 
     def logits(self, network_input: torch.Tensor, clear: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
         """Class logits for prepared tensors already on this model's device; bf16 autocast on CUDA.
@@ -324,6 +342,14 @@ class CnnCroplandModel:
                      for b in self.bands]
         return reflectance, clear, bands, np.asarray(available, dtype=np.float32)
 
+    def _seen(self, reflectance: np.ndarray, clear: np.ndarray, bands: tuple[str, ...],
+              available: np.ndarray) -> np.ndarray:
+        """bool (..., rows, cols) of (..., time, band, rows, cols): a clear date with finite data in every available
+        band (what ``normalise_season`` keeps), scanned a strip of rows at a time."""
+        used = [reflectance[..., bands.index(band), :, :] for band, use in zip(self.bands, available) if use]
+        return np.concatenate([np.logical_and.reduce([np.isfinite(s) for s in strips]).any(axis=-3)
+                               for strips in _clear_strips(clear, *used)], axis=-2)
+
     def _prepare(
         self, reflectance: np.ndarray, clear: np.ndarray, bands: tuple[str, ...], available: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -344,6 +370,28 @@ def _finish(crop_logit: np.ndarray, crop_class: np.ndarray) -> Prediction:
     probability = torch.sigmoid_(torch.from_numpy(crop_logit)).numpy()
     crop_class[probability < 0.5] = 0
     return Prediction(probability, crop_class)
+
+
+def fill_window(reflectance: np.ndarray, clear: np.ndarray, seen: np.ndarray,
+                bounds: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reflectance (time, band, ...), clear (time, ...) and seen of the window ``bounds`` (r0, r1, c0, c1) of a
+    season raster whose ``seen`` map is given, each pixel not seen holding its nearest seen pixel's data.
+
+    The nearest is found within ``FILL_CONTEXT_PX`` around the window (Euclidean, ties as scipy's
+    ``distance_transform_edt``); a window all seen, or with nothing seen (all masked anyway), is returned as is.
+    """
+    r0, r1, c0, c1 = bounds
+    inside = seen[r0:r1, c0:c1]
+    if inside.all() or not inside.any():
+        return reflectance[:, :, r0:r1, c0:c1], clear[:, r0:r1, c0:c1], inside
+    e0, f0 = max(r0 - FILL_CONTEXT_PX, 0), max(c0 - FILL_CONTEXT_PX, 0)
+    context = seen[e0 : r1 + FILL_CONTEXT_PX, f0 : c1 + FILL_CONTEXT_PX]
+    rows, cols = ndimage.distance_transform_edt(~context, return_distances=False, return_indices=True)
+    window, hole = np.s_[r0 - e0 : r1 - e0, c0 - f0 : c1 - f0], ~inside
+    rows, cols = rows[window][hole] + e0, cols[window][hole] + f0
+    filled, filled_clear = reflectance[:, :, r0:r1, c0:c1].copy(), clear[:, r0:r1, c0:c1].copy()
+    filled[:, :, hole], filled_clear[:, hole] = reflectance[:, :, rows, cols], clear[:, rows, cols]
+    return filled, filled_clear, inside
 
 
 def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int, int]:

@@ -21,8 +21,8 @@ from farmcredit.segmentation.card import (  # noqa: E402
     card_path,
     uncalibrated,
 )
-from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
-from farmcredit.segmentation.network import CroplandNet  # noqa: E402
+from farmcredit.segmentation.cnn import CnnCroplandModel, chip_grid, fill_window  # noqa: E402
+from farmcredit.segmentation.network import RECEPTIVE_RADIUS_PX, CroplandNet  # noqa: E402
 from farmcredit.segmentation.training import (  # noqa: E402
     SETTINGS_ADDED,
     TrainingConfig,
@@ -96,8 +96,42 @@ def test_a_band_with_no_value_anywhere_counts_as_absent_not_as_a_mask(model) -> 
     np.testing.assert_array_equal(got, expected)
 
 
+def test_pixels_without_a_clear_date_are_seen_past_as_a_raster_edge_not_a_hole(model) -> None:
+    reflectance, _ = season(2)
+    clear = np.ones((2, 70, 90), dtype=bool)
+    clear[:, :, 50:] = False  # persistent cloud or no data over the right of the raster
+    reflectance[:, 3, :, 60:] = np.nan
+    edge = reflectance.copy()
+    edge[..., 50:] = edge[..., 49:50]  # what the network sees past a raster edge: the edge repeated
+    got = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    expected = model.predict(edge, np.ones_like(clear), MODEL_BANDS).crop_probability
+    assert np.isnan(got[:, 50:]).all()
+    np.testing.assert_array_equal(got[:, :50], expected[:, :50])
+
+
+def test_a_chip_is_filled_as_the_whole_raster_wherever_a_seen_pixel_of_its_core_looks() -> None:
+    from scipy import ndimage
+
+    rows, cols = 230, 170
+    source = np.arange(rows * cols, dtype=np.float64).reshape(1, 1, rows, cols)  # each pixel's own id
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        seen = ~ndimage.binary_dilation(rng.random((rows, cols)) < 0.003, iterations=3 + 4 * seed)  # ragged clouds
+        whole = fill_window(source, seen[None], seen, (0, rows, 0, cols))[0][0, 0]
+        assert np.isin(whole, source[0, 0][seen]).all()
+        for chip in (68, 96, 150):
+            for (r0, r1, c0, c1), (k0, k1, j0, j1) in chip_grid(rows, cols, chip):
+                core = np.zeros_like(seen)
+                core[k0:k1, j0:j1] = seen[k0:k1, j0:j1]
+                looked_at = ndimage.binary_dilation(core, np.ones((3, 3), bool), RECEPTIVE_RADIUS_PX)[r0:r1, c0:c1]
+                filled = fill_window(source, seen[None], seen, (r0, r1, c0, c1))[0][0, 0]
+                np.testing.assert_array_equal(filled[looked_at], whole[r0:r1, c0:c1][looked_at])
+
+
 def test_tiled_inference_equals_one_pass_whatever_the_chip_size(model) -> None:
     reflectance, clear = season(2, rows=230, cols=170)
+    clear[:, 40:110, 30:75] = False  # a persistent cloud over chip edges: filled from beyond them
+    clear[:, 150:, 120:] = False
     whole = CnnCroplandModel(model.net, model.card, "cpu", chip_px=512).predict(reflectance, clear, MODEL_BANDS)
     for chip in (68, 96, 150):
         tiled = CnnCroplandModel(model.net, model.card, "cpu", chip_px=chip).predict(reflectance, clear, MODEL_BANDS)
