@@ -50,7 +50,8 @@ def main(weights: Path) -> None:
     model = CnnCroplandModel.from_file(weights, device="cpu")
     found = {"sample_tiles": open_imagery(REPO / "sample_tiles" / "imagery")}
     if AUSTRIA.exists():
-        layout = [(day, band) for day in (date(2021, 6, 17), date(2021, 9, 25)) for band in ("B04", "B03", "B02", "B08")]
+        days = (date(2021, 6, 17), date(2021, 9, 25))
+        layout = [(day, band) for day in days for band in ("B04", "B03", "B02", "B08")]
         found["FTW Austria"] = open_imagery(AUSTRIA, band_layout=layout)
     print(f"{model.name}: crop calls changed against the unmasked run, by distance from the masked pixels")
     for name, imagery in found.items():
@@ -59,7 +60,8 @@ def main(weights: Path) -> None:
         full = model.predict(reflectance, clear, cube.bands).crop_probability
         clouds = persistent_clouds(full.shape)
         masked = model.predict(reflectance, clear & ~clouds, cube.bands).crop_probability
-        print(f"{name}, persistent clouds: {rings(full, np.where(clouds, np.nan, masked), ndimage.distance_transform_edt(~clouds))}")
+        from_clouds = ndimage.distance_transform_edt(~clouds)
+        print(f"{name}, persistent clouds: {rings(full, np.where(clouds, np.nan, masked), from_clouds)}")
         half = full.shape[1] // 2
         to_edge = np.broadcast_to(half - 1 - np.arange(full.shape[1]), full.shape)
         blank = clear.copy()
