@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 USAGE_ERROR = 2
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
+bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
+dn_offset_option = click.option(
+    "--dn-offset", type=float,
+    help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance = "
+         "(DN + offset) / 10000; -1000 for L2A of processing baseline 04.00+ whose offset was not applied. "
+         "[default: 0; STAC items and SAFE products carry their own]")
 console = Console(stderr=True)
 
 
@@ -73,11 +79,8 @@ def cli() -> None:
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
-@click.option("--bands", help=f"{BANDS_HELP}.")
-@click.option("--dn-offset", type=float,
-              help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance "
-                   "= (DN + offset) / 10000; -1000 for L2A of processing baseline 04.00+ whose offset was not "
-                   "applied. [default: 0; STAC items and SAFE products carry their own]")
+@bands_option
+@dn_offset_option
 @click.option("--risk-model", type=click.Path(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
 @click.option("--model", "cropland_model", default=None,
@@ -141,6 +144,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@bands_option
+@dn_offset_option
 @click.option("--risk-model", type=click.Path(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
 @click.option("--model", "cropland_model", default=None,
               help="Cropland model: 'cnn' (default), 'rule' or a .safetensors file.")
@@ -160,7 +165,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Further attempts of a partition that failed before it is recorded failed.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-          parcels_crs: str | None, risk_model: Path | None, cropland_model: str | None, device: str,
+          parcels_crs: str | None, bands: str | None, dn_offset: float | None, risk_model: Path | None,
+          cropland_model: str | None, device: str,
           scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str,
           partition_parcels: int, retries: int, quiet: bool) -> None:
     """Assess a portfolio on a Dask cluster, resumably; the outputs equal assess's row for row.
@@ -173,6 +179,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     Examples:
       farmcredit batch portfolio.parquet --imagery S2/ --out results/2024
       farmcredit batch portfolio.parquet --imagery /shared/S2 --out /shared/results --scheduler tcp://10.0.0.5:8786
+      farmcredit batch fields.gpkg --imagery stack.tif --bands 2021-06-17:B04,B03,B02,B08 --out results/2021
     """
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
@@ -195,7 +202,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         console.print(f"[yellow]warning:[/] {gpu_workers} GPU workers but {devices} CUDA devices here: "
                       "the extra workers run the CNN on their CPU", highlight=False)
     window = parse_season(season)
-    imagery = open_imagery(imagery_src, window)
+    imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
                TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as progress:

@@ -105,6 +105,14 @@ def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> 
     assert again.returncode == 0, again.stderr
     np.testing.assert_allclose(gpd.read_parquet(tmp_path / "o2" / "results.parquet")["ndvi_peak"],
                                results["ndvi_peak"], atol=1e-6)
+    # batch takes both too, and gives assess's rows.
+    done = _run("batch", str(path), "--imagery", str(tmp_path / "offset.tif"), "--bands", layout, "--dn-offset",
+                "-1000", "--out", str(tmp_path / "b"), "--workers", "1", "--quiet")
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(gpd.read_parquet(tmp_path / "b" / "results.parquet"),
+                                  gpd.read_parquet(tmp_path / "o2" / "results.parquet"))
 
 
 def test_credit_fit_then_assess_with_it_then_report(small_season, tmp_path: Path) -> None:

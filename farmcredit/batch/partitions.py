@@ -1,8 +1,9 @@
 """Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
-config, model and scenes with its windows and its parcels' ids and outlines, so a rerun on the
-same inputs maps the same parcels to the same file, and a changed input never reuses a stale one.
+config, model and scenes (ids, DN offsets, band files and a stack's band order) with its windows
+and its parcels' ids and outlines, so a rerun on the same inputs maps the same parcels to the
+same file, and a changed input never reuses a stale one.
 
 The partition files together are one GeoParquet dataset (``geopandas.read_parquet(folder)``
 reads it whole): a row per parcel with its id, outline (imagery CRS) and raw statistics. The
@@ -18,7 +19,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import geopandas as gpd
 import numpy as np
@@ -28,6 +29,7 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
+from farmcredit.imagery import Scene
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
 # Part of every partition id: files an older farmcredit wrote (another layout) are never reused.
@@ -63,7 +65,7 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
     """
     run_key = "|".join([PARTITION_FORMAT, inputs.config.config_hash(), model_hash,
-                        *(s.scene_id for s in inputs.imagery.scenes)])
+                        *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]
     size = 0
@@ -90,6 +92,14 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
     return partitions
 
 
+
+
+def _scene_key(scene: Scene) -> str:
+    """What decides a scene's reflectance: its id, DN offset and scale, each band's file and band index in it
+    (a stack's ``--bands``), and its parts'."""
+    bands = ",".join(f"{band}={PurePath(path).name}:{index}"
+                     for band, (path, index) in sorted(scene.band_paths.items()))
+    return f"{scene.scene_id}({scene.dn_offset:g},{scene.dn_scale:g},{bands},{''.join(map(_scene_key, scene.parts))})"
 
 
 def stats_frame(

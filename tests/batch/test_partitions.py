@@ -42,6 +42,21 @@ def test_a_moved_parcel_or_another_model_changes_the_ids(small_season) -> None:
     assert len(before - changed) == 1
 
 
+def test_another_dn_offset_or_band_order_of_the_same_files_changes_the_ids(small_season) -> None:
+    """A rerun with a corrected ``--dn-offset`` or ``--bands`` must measure again, not reuse the stale files."""
+    from dataclasses import replace
+
+    inputs = _inputs(small_season)
+    before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
+
+    for change in (lambda s: replace(s, dn_offset=s.dn_offset - 1000),
+                   lambda s: replace(s, band_paths={**s.band_paths, "B02": s.band_paths["B04"],
+                                                    "B04": s.band_paths["B02"]})):
+        imagery = replace(inputs.imagery, scenes=(change(inputs.imagery.scenes[0]), *inputs.imagery.scenes[1:]))
+        again = plan_partitions(type(inputs)(**{**vars(inputs), "imagery": imagery}), "rule", 10)
+        assert before.isdisjoint(p.partition_id for p in again)
+
+
 def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_are_incomplete(
         tmp_path: Path) -> None:
     stats = empty_stats(5, 3)
