@@ -8,7 +8,7 @@ get a random atmosphere (haze added to L2A, taken off EuroSAT's L1C; ``TrainingC
 EuroSAT patches are drawn half crop in both; DEA pixels half crop in BASE (v2.4's base, reused) and at
 the training labels' pooled crop share in FINE_TUNE (``TrainingConfig.pixel_crop_share``), and half the
 DEA batches of FINE_TUNE get B8A from B08 (``TrainingConfig.narrow_nir_fill``; v2.5 had none and called a
-real desert tile, DESERT, cropland: 99.5% of its pixels, v2.6 11.8%).
+real desert tile, DESERT, cropland: 99.5% of its pixels, v2.6 10.8%).
 Held out: a calibration scene, test scenes, fresh scenes, the EuroSAT test split and the DEA test
 regions, all scored into the card, with the issue's DEA random-forest anchor rerun on the same split.
 

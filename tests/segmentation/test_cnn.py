@@ -197,6 +197,32 @@ def test_red_and_nir_swapped_are_refused_but_bright_water_and_bare_soil_are_not(
         model.predict(without_brine, clear, [swapped[i] for i in no_green])
 
 
+def test_red_and_blue_swapped_are_refused_where_bare_soil_shows_it_but_blue_roofs_beside_soil_are_not(model) -> None:
+    # Per pixel kind (blue, green, red, NIR): vegetation; bare soil; clear water; a blue-painted roof.
+    spectra = np.array([(0.03, 0.08, 0.04, 0.35), (0.11, 0.16, 0.24, 0.30), (0.06, 0.05, 0.03, 0.01),
+                        (0.26, 0.2, 0.13, 0.33)], dtype=np.float32)
+    bands = ("B02", "B03", "B04", "B08")
+
+    def season(share: tuple[float, ...]) -> np.ndarray:
+        kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
+        reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
+        for i, band in enumerate(bands):
+            reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
+        return reflectance
+
+    clear = np.ones((2, 50, 50), dtype=bool)
+    swapped = tuple({"B02": "B04", "B04": "B02"}.get(b, b) for b in MODEL_BANDS)
+    fields = season((0.6, 0.25, 0.1, 0.05))
+    assert np.isfinite(model.predict(fields, clear, MODEL_BANDS).crop_probability).all()
+    with pytest.raises(InputError, match=r"2\d% of clear pixels read as bare soil with red \(B04\) and blue \(B02\)"):
+        model.predict(fields, clear, swapped)
+    model.predict(season((0.7, 0.1, 0.05, 0.15)), clear, MODEL_BANDS)  # more roofs than soil: not soil swapped
+    model.predict(season((0.9, 0.0, 0.1, 0.0)), clear, swapped)  # vegetation and water alone cannot tell
+    sparse = season((0.93, 0.07, 0.0, 0.0))  # a little soil, read swapped: just over 5%
+    with pytest.raises(InputError, match="bands look mislabelled"):
+        model.predict(sparse, clear, swapped)
+
+
 def test_crop_class_is_non_crop_exactly_where_the_calibrated_probability_is_below_one_half(model) -> None:
     reflectance, clear = season(2)
 
