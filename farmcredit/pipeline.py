@@ -310,15 +310,23 @@ def measure_windows(
     for done, (window, members) in enumerate(windows, start=1):
         # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
-        cube = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
+        read = context_window(window, model, imagery.shape)
+        cube = read_window(imagery, read, bands, config.imagery.clear_scl_classes)
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
         prediction = model.classify(cube, indices) if isinstance(model, CroplandClassifier) else None
         probability = model.predict_proba(cube, indices) if prediction is None else prediction.crop_probability
+        crop_class = None if prediction is None else prediction.crop_class
+        if read != window:  # the model's context around the window: the rest measures the window alone
+            inner = Window(window.col_off - read.col_off, window.row_off - read.row_off, window.width, window.height)
+            part = inner.toslices()
+            cube, probability = cube.crop(inner), probability[part]
+            indices = {name: values[(..., *part)] for name, values in indices.items()}
+            crop_class = None if crop_class is None else crop_class[part]
         if pixels is not None:
             layers = {"cropland_probability": probability, "ndvi_peak": np.fmax.reduce(indices["ndvi"], axis=0)}
-            if prediction is not None:
-                layers["cropland_class"] = np.where(prediction.crop_class >= 0, prediction.crop_class, np.nan)
+            if crop_class is not None:
+                layers["cropland_class"] = np.where(crop_class >= 0, crop_class, np.nan)
             pixels(window, layers)
         coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
@@ -338,6 +346,23 @@ def measure_windows(
         if progress is not None:
             progress(done, len(windows))
     return stats
+
+
+def context_window(window: Window, model: CroplandModel, shape: tuple[int, int]) -> Window:
+    """What to read for ``model`` to measure ``window``: grown by the margin of the model's ``read_context``
+    (margin, alignment), its origin on a multiple of the alignment, clipped to the grid of ``shape``; the window
+    itself for a per-pixel model.
+
+    A CNN so reads what one pass over the whole grid would show its window's pixels, and gives them the same
+    probabilities whatever window their parcels were grouped into (``imagery.chunk_px``, the rest of the portfolio).
+    """
+    margin, align = getattr(model, "read_context", (0, 1))
+    if margin == 0:
+        return window
+    (r0, r1), (c0, c1) = window.toranges()
+    r0, c0 = (max((start - margin) // align * align, 0) for start in (r0, c0))
+    r1, c1 = min(r1 + margin, shape[0]), min(c1 + margin, shape[1])
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
@@ -380,7 +405,7 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
     """Group parcels by the chunk their centre falls in; one window per group.
 
     Each window is the union of its parcels' pixel bounding boxes, clipped to the grid, so a
-    parcel always lies whole in its window and nothing outside the parcels is read.
+    parcel always lies whole in its window; only a model's context (``context_window``) is read beyond it.
     """
     height, width = imagery.shape
     usable = usable_geometries(geoms)

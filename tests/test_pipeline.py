@@ -86,6 +86,19 @@ def test_parcels_in_another_crs_give_the_same_results(baseline, small_season, tm
     assert list(other["decision"]) == list(baseline[0]["decision"])
 
 
+def test_cnn_results_do_not_depend_on_how_the_parcels_are_grouped_into_windows(baseline, small_season) -> None:
+    """Each window is read with the CNN's context around it, so a parcel gets the probabilities of one pass over
+    the whole grid whatever else shares its window (without it, 2 of sample_tiles' 752 decisions moved)."""
+    from farmcredit.config import load_config
+
+    config = load_config()
+    small = config.model_copy(update={"imagery": config.imagery.model_copy(update={"chunk_px": 16})})
+    apart = assess(small_season.parcels_path, small_season.imagery_dir, config=small)
+    np.testing.assert_allclose(apart["cultivated_fraction"], baseline[0]["cultivated_fraction"], atol=1e-9)
+    assert list(apart["decision"]) == list(baseline[0]["decision"])
+    assert list(apart["loan_limit"]) == list(baseline[0]["loan_limit"])
+
+
 def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline, small_season) -> None:
     parcels = gpd.read_file(small_season.parcels_path)
     imagery = open_imagery(small_season.imagery_dir)

@@ -1,7 +1,7 @@
 """Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
-config, model and scenes (ids, DN offsets, band files and a stack's band order) with its windows
+config, model and scenes (ids, DN offsets, band files and sizes, a stack's band order) with its windows
 and its parcels' ids and outlines, so a rerun on the same inputs maps the same parcels to the
 same file, and a changed input never reuses a stale one.
 
@@ -19,7 +19,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -97,9 +97,16 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
 def _scene_key(scene: Scene) -> str:
     """What decides a scene's reflectance: its id, DN offset and scale, each band's file and band index in it
     (a stack's ``--bands``), and its parts'."""
-    bands = ",".join(f"{band}={PurePath(path).name}:{index}"
-                     for band, (path, index) in sorted(scene.band_paths.items()))
-    return f"{scene.scene_id}({scene.dn_offset:g},{scene.dn_scale:g},{bands},{''.join(map(_scene_key, scene.parts))})"
+    bands = ",".join(f"{band}={_file_key(path)}:{index}" for band, (path, index) in sorted(scene.band_paths.items()))
+    offset, scale = (repr(float(value) + 0.0) for value in (scene.dn_offset, scene.dn_scale))  # -0.0 as 0.0
+    return f"{scene.scene_id}({offset},{scale},{bands},{''.join(map(_scene_key, scene.parts))})"
+
+
+def _file_key(path: str) -> str:
+    """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its size."""
+    path = path.split("?")[0]
+    local = Path(path)
+    return f"{path}#{local.stat().st_size}" if local.is_file() else path
 
 
 def stats_frame(

@@ -103,6 +103,11 @@ class GpuInference:
         """The wrapped model's cultivated-area interval margin."""
         return float(getattr(self.model, "mixed_margin", 0.0))
 
+    @property
+    def read_context(self) -> tuple[int, int]:
+        """The wrapped model's context around a window (``farmcredit.pipeline.context_window``)."""
+        return tuple(getattr(self.model, "read_context", (0, 1)))
+
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """P(cropland) for the window, computed on a GPU worker (this thread waits for it)."""
         from distributed import get_client, get_worker

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import affine
@@ -50,6 +50,12 @@ class SeasonCube:
     transform: affine.Affine
     crs: rasterio.crs.CRS
     read_errors: tuple[tuple[str, str, str], ...]
+
+    def crop(self, window: Window) -> SeasonCube:
+        """The part of this cube under ``window`` (whole pixels, in this cube's pixel coordinates, inside it)."""
+        rows, cols = window.toslices()
+        return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
+                       transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
 
 class _ReadFailure(Exception):

@@ -39,17 +39,18 @@ SWAP_SHARE = 0.1
 # Red and blue swapped: bare soil brightens from blue through green to red, NIR above red (L2A, and L1C, whose haze
 # lifts blue), so soil read with the two swapped falls from a bright "blue" (>= SOIL_BRIGHT, over SOIL_RATIO x "red"
 # and by SOIL_STEP at least) through green, with NIR from 1 to SOIL_NIR_RATIO x "blue" (water and vegetation fall
-# outside). Measured share of clear pixels read so: at most 0.1% on every real set as named (0 on L2A: sample_tiles,
-# FTW Austria, DEA, the desert tile; EuroSAT L1C Residential 0.1%); with red and blue swapped, sample_tiles 50%, FTW
-# Austria 6.3% (two summer dates, mostly vegetation), the desert 99.7%, DEA 14-82% per region, the soil read the
-# right way round then 0.02% at most. Refused above BLUE_SWAP_SHARE when also over BLUE_SWAP_DOMINANCE x the soil
-# read the right way round (bright blue roofs in a window with some soil in it are not soil swapped). A season of
-# vegetation alone cannot tell (the eo-learn Slovenia km2: 0 either way).
+# outside; haze and thin cloud, which lift blue less than 1.5x over red, too). Measured share of clear pixels read
+# so: at most 0.02% on every real set as named (0 on L2A: sample_tiles, FTW Austria, DEA, the desert tile; EuroSAT
+# L1C), 0.12% and 0.07% on the eo-learn Slovenia km2's two cloudy dates left unmasked (5.7% and 15% at a ratio of 1.2);
+# with red and blue swapped, sample_tiles 50%, FTW Austria 4.7% (two summer dates, mostly vegetation), the desert
+# 99.7%, DEA 13-81% per region (EuroSAT L1C 0.9%: not caught), the soil read the right way round then 0.02% at
+# most. Refused above BLUE_SWAP_SHARE when also over BLUE_SWAP_DOMINANCE x the soil read the right way round (bright
+# blue roofs in a window with some soil in it are not soil swapped). A season of vegetation alone cannot tell.
 SOIL_BRIGHT = 0.16
-SOIL_RATIO = 1.2
+SOIL_RATIO = 1.5
 SOIL_STEP = 0.03
 SOIL_NIR_RATIO = 2.5
-BLUE_SWAP_SHARE = 0.05
+BLUE_SWAP_SHARE = 0.03
 BLUE_SWAP_DOMINANCE = 4.0
 # Pixels with no clear date (persistent cloud, no data) take their nearest seen pixel's data before the network
 # runs and are masked after it, so the network sees past them as it sees past a raster edge (its convolutions
@@ -112,16 +113,23 @@ class CnnCroplandModel:
     On CPU it runs float32 (deterministic); on CUDA bf16 autocast with channels_last. Rasters
     larger than ``chip_px`` are cut into chips overlapping by ``MARGIN_PX`` (more than the
     network's receptive radius) on a grid aligned to its pooling, and each chip keeps only its
-    core: the result equals one pass over the whole raster whatever the chip size (to 1 ulp of
-    float32), so there are no seams to blend. Each batch of chips is prepared (normalised) on its own and its cores'
-    calibrated crop logits and classes written out at once (the sigmoid runs once at the end), so
-    memory beyond the input and the two output rasters is that of one batch of chips. Pixels with no clear
-    date take their nearest seen pixel's data before the network and are NaN after it (``FILL_CONTEXT_PX``).
+    core: the result equals one pass over the whole raster whatever the chip size (to float32
+    rounding of the convolutions, under 1e-6), so there are no seams to blend. Each batch of chips
+    is prepared (normalised) on its own and its cores' calibrated crop logits and classes written
+    out at once (the sigmoid runs once at the end), so memory beyond the input, the two output
+    rasters and a boolean map of the pixels seen is that of one batch of chips. Pixels with no
+    clear date take their nearest seen pixel's data before the network and are NaN after it
+    (``FILL_CONTEXT_PX``).
 
     Example:
         >>> model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS)  # doctest: +SKIP
         >>> probability = model.predict_proba(cube, indices)  # doctest: +SKIP
     """
+
+    # What ``assess`` reads around a window (margin, alignment of its origin; ``farmcredit.pipeline.context_window``):
+    # every pixel the window's outputs depend on, with what their no-data fill looks at, on the pooling grid of a
+    # pass over the whole raster.
+    read_context = (MARGIN_PX + math.ceil(FILL_CONTEXT_PX / ALIGN_PX) * ALIGN_PX, ALIGN_PX)
 
     def __init__(self, net: CroplandNet, card: ModelCard, device: str = "auto", chip_px: int = 512,
                  batch_size: int = 4) -> None:
@@ -224,8 +232,8 @@ class CnnCroplandModel:
             for ((r0, _, c0, _), (k0, k1, j0, j1)), logit, kind in zip(batch.chips, chip_logit, chip_class):
                 core = np.s_[k0 - r0 : k1 - r0, j0 - c0 : j1 - c0]
                 crop_logit[k0:k1, j0:j1], crop_class[k0:k1, j0:j1] = logit[core], kind[core]
-        # Scored chip by chip (``_score``'s log-softmax per batch), a raster larger than one chip can
-        # differ by 1 ulp in a few pixels from scoring it whole; a raster within one chip is scored whole.
+        # Run chip by chip, a raster larger than one chip can differ from one pass by float32 rounding (convolutions
+        # of other sizes round otherwise; under 1e-6 measured); a raster within one chip is scored whole.
         return _finish(crop_logit, crop_class)
 
     def predict_patches(self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> Prediction:
@@ -358,9 +366,9 @@ class CnnCroplandModel:
             swapped, right = _soil_shares(red, green, blue, nir, clear)
             if swapped > BLUE_SWAP_SHARE and swapped > BLUE_SWAP_DOMINANCE * right:
                 raise InputError(
-                    f"bands look mislabelled: {swapped:.0%} of clear pixels read as bare soil with red (B04) and blue "
-                    f"(B02) swapped (\"blue\" bright, falling through green to \"red\"; {right:.1%} read as soil the "
-                    "right way round); check the band order (--bands) or band descriptions"
+                    f"bands look mislabelled: {swapped:.1%} of clear pixels read as bare soil with red (B04) and blue "
+                    f"(B02) swapped (\"blue\" bright, over {SOIL_RATIO:g}x \"red\", falling through green; {right:.1%} "
+                    "read as soil the right way round); check the band order (a stack's --bands or band descriptions)"
                 )
         available = [b in counts and (counts[b][0] > 0 or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
                      for b in self.bands]

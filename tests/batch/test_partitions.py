@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -42,7 +43,7 @@ def test_a_moved_parcel_or_another_model_changes_the_ids(small_season) -> None:
     assert len(before - changed) == 1
 
 
-def test_another_dn_offset_or_band_order_of_the_same_files_changes_the_ids(small_season) -> None:
+def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_path: Path) -> None:
     """A rerun with a corrected ``--dn-offset`` or ``--bands`` must measure again, not reuse the stale files."""
     from dataclasses import replace
 
@@ -55,6 +56,11 @@ def test_another_dn_offset_or_band_order_of_the_same_files_changes_the_ids(small
         imagery = replace(inputs.imagery, scenes=(change(inputs.imagery.scenes[0]), *inputs.imagery.scenes[1:]))
         again = plan_partitions(type(inputs)(**{**vars(inputs), "imagery": imagery}), "rule", 10)
         assert before.isdisjoint(p.partition_id for p in again)
+    # Files of the same names elsewhere (say another processing level of the same scenes) are other inputs.
+    shutil.copytree(small_season.imagery_dir, tmp_path / "imagery")
+    config = inputs.config
+    elsewhere = plan_partitions(load_inputs(small_season.parcels_path, tmp_path / "imagery", config=config), "rule", 10)
+    assert before.isdisjoint(p.partition_id for p in elsewhere)
 
 
 def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_are_incomplete(
