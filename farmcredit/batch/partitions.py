@@ -1,9 +1,9 @@
 """Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
-config, model and scenes (ids, DN offsets, band files and sizes, a stack's band order) with its windows
-and its parcels' ids and outlines, so a rerun on the same inputs maps the same parcels to the
-same file, and a changed input never reuses a stale one.
+code version, config, model and scenes (ids, DN offsets, band files and sizes, a stack's band
+order) with its windows and its parcels' ids and outlines, so a rerun on the same inputs maps the
+same parcels to the same file, and a changed input or code never reuses a stale one.
 
 The partition files together are one GeoParquet dataset (``geopandas.read_parquet(folder)``
 reads it whole): a row per parcel with its id, outline (imagery CRS) and raw statistics. The
@@ -29,6 +29,7 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
+from farmcredit.audit import code_version
 from farmcredit.imagery import Scene
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
@@ -64,8 +65,9 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         >>> inputs = load_inputs("parcels.gpkg", "S2/")  # doctest: +SKIP
         >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
     """
-    run_key = "|".join([PARTITION_FORMAT, inputs.config.config_hash(), model_hash,
-                        *(_scene_key(s) for s in inputs.imagery.scenes)])
+    # The code version too: a run resumed after an upgrade measures again rather than mix two versions' files.
+    run_key = "|".join([PARTITION_FORMAT, json.dumps(code_version(), sort_keys=True), inputs.config.config_hash(),
+                        model_hash, *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]
     size = 0

@@ -63,6 +63,16 @@ def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_
     assert before.isdisjoint(p.partition_id for p in elsewhere)
 
 
+def test_another_code_version_changes_the_ids(small_season, monkeypatch) -> None:
+    """A run resumed after an upgrade measures again: two versions' files never make one result."""
+    import farmcredit.batch.partitions as partitions
+
+    inputs = _inputs(small_season)
+    before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
+    monkeypatch.setattr(partitions, "code_version", lambda: {"farmcredit": "0.0.0", "git_commit": "0" * 40})
+    assert before.isdisjoint(p.partition_id for p in plan_partitions(inputs, "rule", 10))
+
+
 def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_are_incomplete(
         tmp_path: Path) -> None:
     stats = empty_stats(5, 3)
