@@ -165,19 +165,24 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
     assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
 
 
+def mixed_season(spectra: np.ndarray, bands: tuple[str, ...], share: tuple[float, ...]) -> np.ndarray:
+    """Two dates of 50 x 50 pixels, each pixel one of the kinds ``spectra`` (kind, band) drawn at ``share``
+    (seeded); bands not in ``bands`` at 0.1."""
+    kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
+    reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
+    for i, band in enumerate(bands):
+        reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
+    return reflectance
+
+
 def test_red_and_nir_swapped_are_refused_but_bright_water_and_bare_soil_are_not(model) -> None:
     # Per pixel kind (green, red, NIR): vegetation; bare soil; FTW Austria's turbid Inn; bright turbid water
     # (NIR 0.4 x red); shallow brine on salt (NIR under a third of red, but red near green); clear water.
     spectra = np.array([(0.08, 0.04, 0.35), (0.15, 0.22, 0.28), (0.17, 0.16, 0.075), (0.2, 0.25, 0.1),
                         (0.3, 0.35, 0.05), (0.05, 0.03, 0.01)], dtype=np.float32)
-    bands = ("B03", "B04", "B08")
 
     def season(share: tuple[float, ...]) -> np.ndarray:
-        kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
-        reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
-        for i, band in enumerate(bands):
-            reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
-        return reflectance
+        return mixed_season(spectra, ("B03", "B04", "B08"), share)
 
     clear = np.ones((2, 50, 50), dtype=bool)
     swapped = tuple({"B04": "B08", "B08": "B04"}.get(b, b) for b in MODEL_BANDS)
@@ -202,14 +207,9 @@ def test_red_and_blue_swapped_are_refused_where_bare_soil_shows_it_but_blue_roof
     # vegetation (the median of what reads closest to soil swapped on an unmasked cloudy date of the Slovenia km2).
     spectra = np.array([(0.03, 0.08, 0.04, 0.35), (0.11, 0.16, 0.24, 0.30), (0.06, 0.05, 0.03, 0.01),
                         (0.26, 0.2, 0.13, 0.33), (0.258, 0.224, 0.204, 0.35)], dtype=np.float32)
-    bands = ("B02", "B03", "B04", "B08")
 
     def season(share: tuple[float, ...]) -> np.ndarray:
-        kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
-        reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
-        for i, band in enumerate(bands):
-            reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
-        return reflectance
+        return mixed_season(spectra, ("B02", "B03", "B04", "B08"), share)
 
     clear = np.ones((2, 50, 50), dtype=bool)
     swapped = tuple({"B02": "B04", "B04": "B02"}.get(b, b) for b in MODEL_BANDS)
