@@ -312,6 +312,8 @@ def measure_windows(
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
         read = context_window(window, model, imagery.shape)
         cube = read_window(imagery, read, bands, config.imagery.clear_scl_classes)
+        if cube.read_errors and read != window:  # a file that fails in the context costs the context, not the date
+            read, cube = window, read_window(imagery, window, bands, config.imagery.clear_scl_classes)
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
         prediction = model.classify(cube, indices) if isinstance(model, CroplandClassifier) else None
@@ -354,7 +356,8 @@ def context_window(window: Window, model: CroplandModel, shape: tuple[int, int])
     itself for a per-pixel model.
 
     A CNN so reads what one pass over the whole grid would show its window's pixels, and gives them the same
-    probabilities whatever window their parcels were grouped into (``imagery.chunk_px``, the rest of the portfolio).
+    probabilities (to float32 rounding) whatever window their parcels were grouped into (``imagery.chunk_px``, the
+    rest of the portfolio). ``window``: whole pixels inside the grid, as ``plan_windows`` gives.
     """
     margin, align = getattr(model, "read_context", (0, 1))
     if margin == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -94,9 +95,37 @@ def test_cnn_results_do_not_depend_on_how_the_parcels_are_grouped_into_windows(b
     config = load_config()
     small = config.model_copy(update={"imagery": config.imagery.model_copy(update={"chunk_px": 16})})
     apart = assess(small_season.parcels_path, small_season.imagery_dir, config=small)
-    np.testing.assert_allclose(apart["cultivated_fraction"], baseline[0]["cultivated_fraction"], atol=1e-9)
+    np.testing.assert_allclose(apart["cultivated_fraction"], baseline[0]["cultivated_fraction"], atol=1e-6)
     assert list(apart["decision"]) == list(baseline[0]["decision"])
     assert list(apart["loan_limit"]) == list(baseline[0]["loan_limit"])
+
+
+def test_a_window_read_with_the_cnns_context_sees_what_a_whole_grid_pass_sees_around_persistent_clouds() -> None:
+    """Windows anywhere (corners too), chipped smaller than their context, among clouds masked on every date."""
+    from rasterio.windows import Window
+    from scipy import ndimage
+
+    from farmcredit.imagery import read_window
+    from farmcredit.pipeline import context_window
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    imagery = open_imagery(Path(__file__).resolve().parents[1] / "sample_tiles" / "imagery")
+    rows, cols = imagery.shape
+    shipped = load_cropland_model("cnn", device="cpu")
+    model = CnnCroplandModel(shipped.net, shipped.card, "cpu", chip_px=128)
+    cube = read_window(imagery, Window(0, 0, cols, rows), model.bands)
+    rng = np.random.default_rng(0)
+    clouds = ndimage.binary_dilation(rng.random((rows, cols)) < 0.0004, iterations=int(rng.integers(10, 30)))
+    clear = cube.clear & ~clouds
+    whole = model.predict(cube.reflectance, clear, cube.bands).crop_probability
+    windows = [Window(0, 0, 7, 9), Window(cols - 5, rows - 6, 5, 6), Window(0, rows - 3, 11, 3)]
+    windows += [Window(int(c), int(r), 30, 20) for r, c in rng.integers(0, (rows - 20, cols - 30), (8, 2))]
+    for window in windows:
+        read = context_window(window, model, (rows, cols))
+        part = Window(window.col_off - read.col_off, window.row_off - read.row_off, window.width, window.height)
+        got = model.predict(cube.reflectance[(..., *read.toslices())], clear[(..., *read.toslices())],
+                            cube.bands).crop_probability[part.toslices()]
+        np.testing.assert_allclose(got, whole[window.toslices()], atol=1e-6)  # NaN where clouds, both
 
 
 def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline, small_season) -> None:
@@ -139,6 +168,37 @@ def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tm
     assert len(results) == small_season.n_parcels
     assert results["reason"].str.contains("IMAGERY_READ_ERROR").any()
     assert (results["decision"] == "approve").any()
+
+
+def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_not_its_date(tmp_path) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    from farmcredit.config import load_config
+    from farmcredit.pipeline import measure_windows
+
+    imagery_dir = tmp_path / "imagery"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "sample_tiles" / "imagery", imagery_dir)
+    band = sorted(imagery_dir.glob("*/B04.tif"))[3]
+    with rasterio.open(band) as source:  # 256 px tiles: garble the one under rows 256-319, columns 0-255
+        offset, size = (int(source.get_tag_item(f"BLOCK_{key}_0_1", "TIFF", bidx=1)) for key in ("OFFSET", "SIZE"))
+    with band.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xff" * size)
+    imagery = open_imagery(imagery_dir)
+    inside, beside = Window(100, 250, 12, 12), Window(100, 186, 12, 12)  # in the tile; above it, in the CNN's reach
+    end = beside.row_off + beside.height
+    assert inside.row_off + inside.height > 256 and end <= 256 < end + 60
+    left, top = imagery.transform.c, imagery.transform.f
+    geoms = np.array([shapely.box(left + 10 * (w.col_off + 2), top - 10 * (w.row_off + 10),
+                                  left + 10 * (w.col_off + 10), top - 10 * (w.row_off + 2)) for w in (inside, beside)])
+    model = load_cropland_model("cnn", device="cpu")
+    stats = measure_windows(geoms, imagery, load_config(), model, [(inside, np.array([0])), (beside, np.array([1]))])
+    assert stats["read_error"].tolist() == [True, False]
+    assert np.isnan(stats["clear"][0, 3]) or stats["clear"][0, 3] == 0
+    pristine = measure_windows(geoms, open_imagery(Path(__file__).resolve().parents[1] / "sample_tiles" / "imagery"),
+                               load_config(), model, [(beside, np.array([1]))])
+    np.testing.assert_array_equal(stats["clear"][1], pristine["clear"][1])
 
 
 def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_season, tmp_path) -> None:

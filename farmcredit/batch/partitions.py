@@ -29,7 +29,6 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
-from farmcredit.audit import code_version
 from farmcredit.imagery import Scene
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
@@ -65,9 +64,8 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         >>> inputs = load_inputs("parcels.gpkg", "S2/")  # doctest: +SKIP
         >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
     """
-    # The code version too: a run resumed after an upgrade measures again rather than mix two versions' files.
-    run_key = "|".join([PARTITION_FORMAT, json.dumps(code_version(), sort_keys=True), inputs.config.config_hash(),
-                        model_hash, *(_scene_key(s) for s in inputs.imagery.scenes)])
+    run_key = "|".join([PARTITION_FORMAT, source_hash(), inputs.config.config_hash(), model_hash,
+                        *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]
     size = 0
@@ -94,6 +92,16 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
     return partitions
 
 
+
+
+def source_hash() -> str:
+    """SHA-256 of the package's code (its .py and .yaml files, by path): a run resumed after any change to it
+    measures again rather than mix two versions' files; the same whether installed or in a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _scene_key(scene: Scene) -> str:

@@ -63,13 +63,20 @@ def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_
     assert before.isdisjoint(p.partition_id for p in elsewhere)
 
 
-def test_another_code_version_changes_the_ids(small_season, monkeypatch) -> None:
+def test_other_code_changes_the_ids(small_season, monkeypatch, tmp_path: Path) -> None:
     """A run resumed after an upgrade measures again: two versions' files never make one result."""
+    import farmcredit
     import farmcredit.batch.partitions as partitions
 
     inputs = _inputs(small_season)
     before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
-    monkeypatch.setattr(partitions, "code_version", lambda: {"farmcredit": "0.0.0", "git_commit": "0" * 40})
+    # The package's code copied elsewhere (installed, say) keeps the ids; one line changed in it does not.
+    copy = tmp_path / "farmcredit"
+    shutil.copytree(Path(farmcredit.__file__).parent, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr(partitions, "__file__", str(copy / "batch" / "partitions.py"))
+    assert {p.partition_id for p in plan_partitions(inputs, "rule", 10)} == before
+    pipeline = copy / "pipeline.py"
+    pipeline.write_text(pipeline.read_text() + "# another version\n")
     assert before.isdisjoint(p.partition_id for p in plan_partitions(inputs, "rule", 10))
 
 
