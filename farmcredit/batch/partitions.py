@@ -1,7 +1,7 @@
 """Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
-code version, config, model and scenes (ids, DN offsets, band files and sizes, a stack's band
+code (``source_hash``), config, model and scenes (ids, DN offsets, band files and sizes, a stack's band
 order) with its windows and its parcels' ids and outlines, so a rerun on the same inputs maps the
 same parcels to the same file, and a changed input or code never reuses a stale one.
 
