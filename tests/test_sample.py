@@ -54,9 +54,10 @@ def test_the_calibrated_area_interval_holds_the_truth_for_at_least_80_percent(sc
     assert score.interval_coverage >= 0.80
 
 
-def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes() -> None:
-    """The GPU runs the network in bf16: rounding alone (CPU autocast here) must keep the class map near float32's."""
-    torch = pytest.importorskip("torch")
+@pytest.fixture(scope="module")
+def shipped_run():
+    """The shipped CNN (CPU, float32), the whole sample season as ``assess`` reads it, and its prediction there."""
+    pytest.importorskip("torch")
     from rasterio.windows import Window
 
     from farmcredit.imagery import open_imagery, read_window
@@ -67,7 +68,14 @@ def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes() -
     imagery = open_imagery(SAMPLE / "imagery")
     cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
     model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
-    full = model.predict(cube.reflectance, cube.clear, cube.bands)
+    return model, cube, model.predict(cube.reflectance, cube.clear, cube.bands)
+
+
+def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes(shipped_run) -> None:
+    """The GPU runs the network in bf16: rounding alone (CPU autocast here) must keep the class map near float32's."""
+    import torch
+
+    model, cube, full = shipped_run
     with torch.autocast("cpu", dtype=torch.bfloat16):
         rounded = model.predict(cube.reflectance, cube.clear, cube.bands)
     seen = full.crop_class >= 0
@@ -78,22 +86,13 @@ def test_bf16_rounding_as_on_a_gpu_changes_few_of_the_shipped_models_classes() -
     assert np.mean((rounded.crop_class[seen] > 0) != (full.crop_class[seen] > 0)) < 0.005  # 0.04% measured
 
 
-def test_crop_calls_next_to_persistent_clouds_stay_those_of_the_clear_run() -> None:
+def test_crop_calls_next_to_persistent_clouds_stay_those_of_the_clear_run(shipped_run) -> None:
     """Pixels with no clear date are seen past as a raster edge: the calls beside them hardly move."""
-    pytest.importorskip("torch")
-    from rasterio.windows import Window
     from scipy import ndimage
 
-    from farmcredit.imagery import open_imagery, read_window
-    from farmcredit.segmentation import DEFAULT_WEIGHTS
-    from farmcredit.segmentation.card import MODEL_BANDS
-    from farmcredit.segmentation.cnn import CnnCroplandModel
-
-    imagery = open_imagery(SAMPLE / "imagery")
-    cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), MODEL_BANDS)
-    model = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    model, cube, prediction = shipped_run
     clouds = ndimage.binary_dilation(np.random.default_rng(1).random(cube.clear.shape[1:]) < 0.0005, iterations=8)
-    full = model.predict(cube.reflectance, cube.clear, cube.bands).crop_probability
+    full = prediction.crop_probability
     clouded = model.predict(cube.reflectance, cube.clear & ~clouds, cube.bands).crop_probability
     assert np.isnan(clouded[clouds]).all()
     beside = ~clouds & (ndimage.distance_transform_edt(~clouds) < 3) & np.isfinite(full)

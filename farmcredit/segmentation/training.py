@@ -90,9 +90,8 @@ class TrainingConfig:
             scenes and EuroSAT teach inputs with all ten bands, and neither has bright bare land: the
             network then called a real desert tile cropland (``_narrow_nir``). It only helps where
             something teaches B8A (scenes, EuroSAT, starting weights): trained from scratch on DEA alone,
-            B8A stays an untrained band. Above 0 every batch of
-            patches or pixels draws whether to fill, so a run with it differs from one without even
-            without DEA pixels (as v2.6 was trained).
+            B8A stays an untrained band. Above 0 every batch of patches or pixels draws whether to fill,
+            so a run with it differs from one without even without DEA pixels (as v2.6 was trained).
     """
 
     steps: int = 16000
