@@ -18,6 +18,7 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.risk import risk_features
+from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, Scene
 from farmcredit.imagery.fetch import read_manifest
 from farmcredit.reasons import REASONS
@@ -49,8 +50,9 @@ def file_fingerprint(path: str | Path) -> dict:
 
 
 def code_version() -> dict:
-    """The package version and, when run from a git checkout, its commit and whether the
-    checkout had uncommitted changes (then the commit alone does not pin the code)."""
+    """The package version, the SHA-256 of its source (``source_hash``: pins the code that ran, installed or not,
+    committed or not) and, when run from a git checkout, its commit and whether the checkout had uncommitted
+    changes."""
     root = Path(farmcredit.__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -62,7 +64,7 @@ def code_version() -> dict:
 
     commit = git("rev-parse", "HEAD")
     changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"farmcredit": farmcredit.__version__, "git_commit": commit,
+    return {"farmcredit": farmcredit.__version__, "source_sha256": source_hash(), "git_commit": commit,
             "git_uncommitted_changes": bool(changes) if changes is not None else None,
             "python": platform.python_version()}
 

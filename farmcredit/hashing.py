@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 
 def canonical_hash(data: object) -> str:
@@ -15,3 +16,14 @@ def canonical_hash(data: object) -> str:
     """
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def source_hash() -> str:
+    """SHA-256 of the package's code (its .py and .yaml files, by path): what ran, whether installed or in a git
+    checkout, with or without uncommitted changes (the audit's code version; a batch run resumed after any change
+    to it measures again rather than mix two versions' files)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

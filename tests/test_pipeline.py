@@ -14,6 +14,7 @@ import pyogrio
 import pytest
 import shapely
 
+from farmcredit.hashing import source_hash
 from farmcredit.imagery import open_imagery
 from farmcredit.pipeline import assess, run_assessment
 from farmcredit.segmentation import load_cropland_model
@@ -71,6 +72,7 @@ def test_outputs_are_written_and_readable(baseline) -> None:
     assert record["config"]["hash"] == results["config_hash"].iloc[0]
     assert len(record["inputs"]["parcels"]["sha256"]) == 64
     assert record["inputs"]["imagery"]["scenes"] and record["code"]["farmcredit"]
+    assert record["code"]["source_sha256"] == source_hash()  # the code that ran, with or without git
 
 
 def test_same_inputs_give_the_same_results(baseline, small_season) -> None:

@@ -29,6 +29,7 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
+from farmcredit.hashing import source_hash
 from farmcredit.imagery import Scene
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
@@ -90,18 +91,6 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         rows = np.concatenate([members for _, members in group])
         partitions.append(Partition(digest.hexdigest()[:16], rows, tuple(local)))
     return partitions
-
-
-
-
-def source_hash() -> str:
-    """SHA-256 of the package's code (its .py and .yaml files, by path): a run resumed after any change to it
-    measures again rather than mix two versions' files; the same whether installed or in a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def _scene_key(scene: Scene) -> str:

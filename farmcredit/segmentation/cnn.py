@@ -166,11 +166,12 @@ class CnnCroplandModel:
         return cls(net, card, device, **options)
 
     def describe(self) -> dict:
-        """Name, a hash of all that decides the output, and where and in what precision it runs.
+        """Name, a hash of the model, and where and in what precision it runs.
 
         The hash covers the weights as loaded (hashed from the tensors, so a model trained in
         memory is covered too), the bands, normalisation, classes and calibration; not the card's
-        metrics or training notes, which do not change a probability.
+        metrics or training notes, which do not change a probability. The code that runs it is
+        pinned beside it in the audit record (``code_version``: the package's source hash).
         """
         weights = hashlib.sha256()
         for key, tensor in self.net.state_dict().items():

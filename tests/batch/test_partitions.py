@@ -66,14 +66,14 @@ def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_
 def test_other_code_changes_the_ids(small_season, monkeypatch, tmp_path: Path) -> None:
     """A run resumed after an upgrade measures again: two versions' files never make one result."""
     import farmcredit
-    import farmcredit.batch.partitions as partitions
+    import farmcredit.hashing as hashing
 
     inputs = _inputs(small_season)
     before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
     # The package's code copied elsewhere (installed, say) keeps the ids; one line changed in it does not.
     copy = tmp_path / "farmcredit"
     shutil.copytree(Path(farmcredit.__file__).parent, copy, ignore=shutil.ignore_patterns("*.safetensors"))
-    monkeypatch.setattr(partitions, "__file__", str(copy / "batch" / "partitions.py"))
+    monkeypatch.setattr(hashing, "__file__", str(copy / "hashing.py"))
     assert {p.partition_id for p in plan_partitions(inputs, "rule", 10)} == before
     pipeline = copy / "pipeline.py"
     pipeline.write_text(pipeline.read_text() + "# another version\n")
