@@ -78,8 +78,10 @@ def build_run_record(
     borrowers: pd.DataFrame,
     dates: Sequence[date],
     timings: dict[str, float],
+    read_failures: Sequence[tuple[str, str, str]] = (),
 ) -> dict:
-    """Assemble the audit record of a run (JSON-serialisable)."""
+    """Assemble the audit record of a run (JSON-serialisable); ``read_failures``: the files that failed to decode
+    where parcels were read (scene id, file, message)."""
     imagery_record = {
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
@@ -106,6 +108,8 @@ def build_run_record(
             "borrowers": len(borrowers),
             "total_limit": float(borrowers["loan_limit"].sum()),
         },
+        "read_failures": [{"scene_id": scene, "file": path, "message": message}
+                          for scene, path, message in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
 

@@ -102,10 +102,11 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     """
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
-    from farmcredit.outputs import write_outputs
+    from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model
 
+    output_folder(out)  # before the run: an --out that cannot be a folder fails now, not after it
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     window = parse_season(season)
@@ -132,6 +133,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names))
+    _warn_read_failures(result.record)
 
 
 @cli.command(epilog="Exit codes: 0 every partition done; 2 a usage error or an unreadable input; "
@@ -186,9 +188,10 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch.placement import local_gpu_count
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
-    from farmcredit.outputs import write_outputs
+    from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
+    output_folder(out)
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
@@ -227,6 +230,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}")
+    _warn_read_failures(result.assessment.record)
     if result.failed:
         reasons = Counter(result.failed.values())
         manifest = out / "partitions" / MANIFEST
@@ -506,6 +510,17 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         )
     if not quiet:
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
+
+
+def _warn_read_failures(record: dict) -> None:
+    """Name the image files that failed to decode where parcels were read (their parcels skip that date)."""
+    files = sorted({failure["file"] for failure in record["read_failures"]})
+    if files:
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
+                      f"{', '.join(files[:3])}{more}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
+                      "run.json has GDAL's message",
+                      highlight=False)
 
 
 def _progress(quiet: bool, unit: str = "windows") -> Progress:

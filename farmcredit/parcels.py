@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyogrio.errors import DataSourceError
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 
 from farmcredit.errors import InputError
 
@@ -32,9 +34,15 @@ def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
         The validated parcels (see ``validate_parcels``), in the file's CRS.
 
     Raises:
-        InputError: missing or unreadable file, no CRS, or no ``parcel_id`` column.
+        InputError: missing or unreadable file, no CRS, ``crs`` not a CRS, no ``parcel_id`` column, or no
+            parcel with coordinates possible in the file's CRS.
     """
     path = Path(path)
+    if crs is not None:
+        try:
+            crs = CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise InputError(f"--parcels-crs {crs!r} is not a coordinate reference system: {exc}") from exc
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
     try:
@@ -91,6 +99,15 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
         reasons[i].append("MISSING_BORROWER_ID")
 
     geometry, geometry_reasons = _repair_geometries(frame.geometry.to_numpy())
+    impossible = _impossible_coordinates(geometry, frame.crs)
+    if impossible.any() and impossible.sum() == usable_geometries(geometry).sum():
+        first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
+        raise InputError(
+            f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
+            f"(e.g. {first[0]:g}, {first[1]:g}); check the file's CRS (or --parcels-crs)"
+        )
+    geometry[impossible] = None
+    geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
@@ -117,6 +134,24 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
 def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     """True where a geometry is present and not empty (what the measuring stages can use)."""
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+
+
+def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
+    """True where a geometry's bounds are not finite or lie off the globe in ``crs`` (latitude beyond 90 degrees,
+    longitude beyond 180 or 360, a projected point with no place on the earth): a typo or a file in another CRS
+    than it declares."""
+    bad = np.zeros(len(geoms), dtype=bool)
+    usable = np.flatnonzero(usable_geometries(geoms))
+    if crs is None or usable.size == 0:
+        return bad
+    x0, y0, x1, y1 = shapely.bounds(geoms[usable]).T
+    xs, ys = np.concatenate([x0, x0, x1, x1]), np.concatenate([y0, y1, y0, y1])
+    if not crs.is_geographic:
+        xs, ys = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys, errcheck=False)
+    with np.errstate(invalid="ignore"):
+        off = ~(np.isfinite(xs) & np.isfinite(ys) & (np.abs(ys) <= 90) & (xs >= -180) & (xs <= 360))
+    bad[usable] = off.reshape(4, -1).any(axis=0)
+    return bad
 
 
 def _id_text(values: pd.Series) -> pd.Series:

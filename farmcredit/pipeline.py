@@ -7,7 +7,7 @@ once, so memory is bounded by the window size, not by the tile or the number of 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from farmcredit.outputs.rasters import PixelRasters
 
 READ_BANDS = ("B02", "B04", "B05", "B08", "B8A", "B11")
+NDVI_BANDS = ("B04", "B08")
 CROPLAND_CUT = 0.5
 M2_PER_HA = 10_000.0
 
@@ -173,7 +174,7 @@ def load_inputs(
     """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``).
 
     Raises:
-        ImageryError: no imagery in the season, or imagery in a geographic CRS.
+        ImageryError: no imagery in the season, red or NIR missing from a scene, or imagery in a geographic CRS.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
@@ -184,6 +185,11 @@ def load_inputs(
     stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
+    missing = [band for band in NDVI_BANDS if band not in stack.bands]
+    if missing:
+        # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.
+        raise ImageryError(f"imagery {stack.source} lacks {', '.join(missing)} in some or all scenes (bands in every "
+                           f"scene: {', '.join(stack.bands) or 'none'}); NDVI needs red (B04) and NIR (B08)")
     if stack.crs.is_geographic:
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
@@ -251,7 +257,7 @@ def finish_assessment(
     timings["total"] = time.perf_counter() - started
     record = build_run_record(
         inputs.source, inputs.imagery, cfg, {"cropland": model.describe(), "risk": risk.describe()}, result, borrowers,
-        measurements.dates, timings,
+        measurements.dates, timings, measurements.read_failures,
     )
     series = _season_series(result["parcel_id"], measurements)
     return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)
@@ -302,11 +308,13 @@ def measure_windows(
 
     Returns:
         ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
-        in-imagery area over the polygon area) and ``read_error`` (n,) bool.
+        in-imagery area over the polygon area), ``read_error`` (n,) bool and ``read_failures`` (k, 3), the
+        files that failed to decode where the parcels were read (``failure_table``).
     """
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
     stats = empty_stats(len(geoms), len(imagery.scenes))
+    failures: set[tuple[str, str, str]] = set()
     for done, (window, members) in enumerate(windows, start=1):
         # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
@@ -345,8 +353,10 @@ def measure_windows(
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
         stats["read_error"][members] |= bool(cube.read_errors)
+        failures.update(cube.read_errors)
         if progress is not None:
             progress(done, len(windows))
+    stats["read_failures"] = failure_table(failures)
     return stats
 
 
@@ -373,7 +383,17 @@ def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
     stats = {name: np.full((n, t), np.nan) for name in PER_DATE_STATS}
     stats.update({name: np.full(n, np.nan) for name in PER_PARCEL_STATS})
     stats["read_error"] = np.zeros(n, dtype=bool)
+    stats["read_failures"] = failure_table(())
     return stats
+
+
+def failure_table(failures: Iterable[Sequence[str]]) -> np.ndarray:
+    """Read failures (scene id, file, message) as ``measure_windows``' ``read_failures``: one per scene and file
+    (the first message in sort order: GDAL's words differ by the block that failed), sorted."""
+    first: dict[tuple[str, str], str] = {}
+    for scene, path, message in sorted(tuple(map(str, f)) for f in failures):
+        first.setdefault((scene, path), message)
+    return np.array([(*key, message) for key, message in first.items()], dtype=object).reshape(-1, 3)
 
 
 def assemble_measurements(
@@ -400,6 +420,7 @@ def assemble_measurements(
         cultivated_fraction_low=stats["low"],
         cultivated_fraction_high=stats["high"],
         read_error=stats["read_error"],
+        read_failures=tuple(tuple(failure) for failure in stats["read_failures"]),
     )
     return measurements, outside
 

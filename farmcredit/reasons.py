@@ -26,6 +26,8 @@ _REASONS = (
     Reason("DUPLICATE_PARCEL_ID", "error", "Another parcel in the file has the same parcel id."),
     Reason("EMPTY_GEOMETRY", "error", "The parcel has no geometry."),
     Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
+    Reason("IMPOSSIBLE_COORDINATES", "error",
+           "The parcel's coordinates are off the globe in the file's coordinate system; check the file's CRS."),
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
     Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
     Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),

@@ -54,6 +54,18 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     assert expected in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_an_out_that_cannot_be_a_folder_exits_2_before_the_run(small_season, tmp_path: Path, command: str) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("a file in the way")
+    for out, expected in ((taken, "is a file, not a folder"), (taken / "below", "not a folder that can be made")):
+        done = _run(command, str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),
+                    "--model", "rule", "--out", str(out))
+        message = " ".join(done.stderr.split())
+        assert done.returncode == 2 and expected in message and "Traceback" not in message
+        assert "windows" not in message and "partitions" not in message  # refused before any work
+
+
 def test_an_unreadable_band_file_exits_2_naming_it(small_season, tmp_path: Path) -> None:
     import shutil
 
@@ -64,6 +76,28 @@ def test_an_unreadable_band_file_exits_2_naming_it(small_season, tmp_path: Path)
     done = _run("assess", str(small_season.parcels_path), "--imagery", str(imagery), "--out", str(tmp_path / "o"))
     assert done.returncode == 2
     assert "B04.tif" in done.stderr
+
+
+def test_a_corrupt_band_costs_its_parcels_that_date_not_the_run_and_is_named(small_season, tmp_path) -> None:
+    """A season of one date whose red file was cut short: the run finishes and names the file (console, run.json);
+    the true colour, which has no other date to fall back on, is left out."""
+    import shutil
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery)
+    band = sorted(imagery.glob("*/B04.tif"))[3]
+    band.write_bytes(band.read_bytes()[: band.stat().st_size * 2 // 3])  # a download cut short
+    day = json.loads(next(band.parent.glob("*.json")).read_text())["properties"]["datetime"][:10]
+    out = tmp_path / "out"
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(imagery), "--season", f"{day}/{day}",
+                "--model", "rule", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "1 image file(s) could not be read" in done.stderr and "B04.tif" in done.stderr.replace("\n", "")
+    [failure] = json.loads((out / "run.json").read_text())["read_failures"]
+    assert failure["file"] == str(band) and failure["scene_id"] in str(band) and failure["message"]
+    results = gpd.read_file(out / "results.gpkg", layer="parcels")
+    assert results["reason_all"].str.contains("IMAGERY_READ_ERROR").any()
+    assert (out / "cropland_probability.tif").exists() and not (out / "true_colour.tif").exists()
 
 
 def test_help_has_examples() -> None:

@@ -42,6 +42,33 @@ def test_no_crs_is_refused_unless_one_is_given(tmp_path: Path) -> None:
     assert read_parcels(path, crs="EPSG:32650").crs.to_epsg() == 32650
 
 
+def test_an_invalid_parcels_crs_is_a_usage_error_even_when_the_file_has_one(tmp_path: Path) -> None:
+    path = tmp_path / "parcels.gpkg"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match="--parcels-crs 'EPSG:99999' is not a coordinate reference system"):
+        read_parcels(path, crs="EPSG:99999")
+
+
+def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path) -> None:
+    """A latitude typo fails its parcel only; a file of UTM metres labelled EPSG:4326 names the file and its CRS."""
+    field = Polygon([(13.10, 48.27), (13.11, 48.27), (13.11, 48.28), (13.10, 48.28)])
+    typo = Polygon([(13.10, 90.27), (13.11, 90.27), (13.11, 90.28), (13.10, 90.28)])
+    path = tmp_path / "lonlat.geojson"
+    _frame([{"parcel_id": "A", "geometry": field}, {"parcel_id": "B", "geometry": typo}], crs="EPSG:4326").to_file(path)
+    parcels = read_parcels(path)
+    assert [r[-1:] for r in parcels["reasons"]] == [["MISSING_BORROWER_ID"], ["IMPOSSIBLE_COORDINATES"]]
+    assert parcels.geometry[1] is None
+    # Far off a UTM zone's domain, projected coordinates have no place on the earth either.
+    far = Polygon([(5e8, 3650000), (5e8 + 100, 3650000), (5e8 + 100, 3650100)])
+    projected = tmp_path / "utm.gpkg"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}, {"parcel_id": "B", "geometry": far}]).to_file(projected)
+    assert [r[-1:] for r in read_parcels(projected)["reasons"]] == [["MISSING_BORROWER_ID"], ["IMPOSSIBLE_COORDINATES"]]
+    mislabelled = tmp_path / "mislabelled.gpkg"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}], crs="EPSG:4326").to_file(mislabelled)
+    with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326"):
+        read_parcels(mislabelled)
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},

@@ -142,6 +142,8 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     edge, away = results.iloc[-2], results.iloc[-1]
     assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"] and edge["decision"] == "refer"
     assert edge["polygon_area_ha"] == pytest.approx(0.64)
+    # 30 of its 80 m lie off the imagery: fallow or all crop there, the interval spans both.
+    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 30 / 80 * 0.64 - 1e-9
     assert away["status"] == "error" and away["reason"] == "OUTSIDE_IMAGERY" and away["loan_limit"] == 0
     pd.testing.assert_series_equal(
         results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
@@ -170,6 +172,27 @@ def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tm
     assert len(results) == small_season.n_parcels
     assert results["reason"].str.contains("IMAGERY_READ_ERROR").any()
     assert (results["decision"] == "approve").any()
+
+
+def test_imagery_without_nir_is_refused_naming_the_bands_it_has(small_season, tmp_path) -> None:
+    """With no B08 every parcel would read as never clear: refused up front, whatever the model."""
+    from datetime import date
+
+    import rasterio
+
+    from farmcredit.errors import ImageryError
+
+    scene = sorted(small_season.imagery_dir.iterdir())[0]
+    with rasterio.open(scene / "B04.tif") as red:
+        profile = red.profile | {"count": 3}
+    with rasterio.open(tmp_path / "stack.tif", "w", **profile) as stack:
+        for index, band in enumerate(("B04", "B03", "B02"), start=1):
+            with rasterio.open(scene / f"{band}.tif") as source:
+                stack.write(source.read(1), index)
+    day = date(2024, 5, 10)
+    imagery = open_imagery(tmp_path / "stack.tif", band_layout=[(day, "B04"), (day, "B03"), (day, "B02")])
+    with pytest.raises(ImageryError, match=r"stack.tif lacks B08 .*B02, B03, B04\); NDVI needs red \(B04\) and NIR"):
+        run_assessment(small_season.parcels_path, imagery, model="rule")
 
 
 def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_not_its_date(tmp_path) -> None:

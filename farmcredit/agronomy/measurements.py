@@ -27,6 +27,8 @@ class ParcelMeasurements:
         cultivated_fraction_low: low end of its interval.
         cultivated_fraction_high: high end of its interval.
         read_error: True where an image date could not be read for the parcel.
+        read_failures: the files that failed to decode where parcels were read, (scene id, file, message)
+            once per scene and file, so that the run can name them.
     """
 
     dates: tuple[date, ...]
@@ -41,3 +43,4 @@ class ParcelMeasurements:
     cultivated_fraction_low: np.ndarray
     cultivated_fraction_high: np.ndarray
     read_error: np.ndarray
+    read_failures: tuple[tuple[str, str, str], ...] = ()

@@ -58,14 +58,18 @@ def derive_signals(
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
 
     area = m.polygon_area_ha
+    # The interval is measured where the parcel lies on the imagery; the rest, unseen, may be anything from
+    # fallow to all crop, so it widens the interval (the estimate extends the seen share to the whole parcel).
+    seen = np.clip(np.nan_to_num(m.inside_share, nan=1.0), 0.0, 1.0)
+    low, high = m.cultivated_fraction_low * seen, m.cultivated_fraction_high * seen + (1.0 - seen)
     signals = pd.DataFrame(
         {
             "polygon_area_ha": area,
             "clear_observations": clear_observations.astype(int),
             "cultivated_fraction": cultivated_fraction,
             "cultivated_area_ha": cultivated_fraction * area,
-            "cultivated_area_low_ha": np.where(assessable, m.cultivated_fraction_low, np.nan) * area,
-            "cultivated_area_high_ha": np.where(assessable, m.cultivated_fraction_high, np.nan) * area,
+            "cultivated_area_low_ha": np.where(assessable, low, np.nan) * area,
+            "cultivated_area_high_ha": np.where(assessable, high, np.nan) * area,
             "crop": crop,
             "crop_confidence": confidence,
             "priced_crop": priced_crop,

@@ -155,7 +155,7 @@ def is_complete(path: Path, expected_rows: int) -> bool:
 
 
 def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:
-    """Rewrite the manifest (one entry per partition: parcels, status, attempts, error) atomically."""
+    """Rewrite the manifest (one entry per partition: parcels, status, attempts, error, read failures) atomically."""
     summary = {status: sum(e["status"] == status for e in entries.values()) for status in ("done", "failed", "pending")}
     text = json.dumps({"summary": summary, "partitions": list(entries.values())}, indent=1) + "\n"
     tmp = temporary_name(path)

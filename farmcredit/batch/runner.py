@@ -54,6 +54,7 @@ from farmcredit.pipeline import (
     AssessmentInputs,
     assemble_measurements,
     empty_stats,
+    failure_table,
     finish_assessment,
     load_inputs,
     measure_windows,
@@ -94,17 +95,17 @@ class BatchResult:
 def measure_partition(
     partition: Partition, parcel_ids: np.ndarray, geoms: np.ndarray, imagery: Imagery, config: Config,
     model: CroplandModel, gpu_cluster: bool, path: Path,
-) -> int:
+) -> list[list[str]]:
     """Measure one partition's parcels (``parcel_ids``, ``geoms``: theirs, in ``partition.rows`` order)
     and write its file.
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
-    Returns the number of parcels written.
+    Returns the files that failed to decode in its windows, [scene id, file, message] each (for the manifest).
     """
     _test_hooks()
     stats = measure_windows(geoms, imagery, config, on_this_worker(model, gpu_cluster), list(partition.windows))
     write_atomically(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
-    return len(partition.rows)
+    return stats["read_failures"].tolist()
 
 
 def run_batch(
@@ -166,7 +167,8 @@ def run_batch(
     previous = read_manifest(manifest_path)
     entries = {
         p.partition_id: {"id": p.partition_id, "parcels": len(p.rows), "status": "pending",
-                         "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None}
+                         "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None,
+                         "read_failures": previous.get(p.partition_id, {}).get("read_failures", [])}
         for p in plan
     }
     todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))]
@@ -209,6 +211,8 @@ def run_batch(
             failed_rows[p.rows] = True
         else:
             fill_stats(stats, folder / p.file_name)
+    stats["read_failures"] = failure_table(f for entry in entries.values() if entry["status"] == "done"
+                                           for f in entry["read_failures"])
     measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
     assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
                                    extent=output_extent(inputs.geoms, inputs.imagery))
@@ -283,7 +287,7 @@ def _measure_on_cluster(
         partition = futures.pop(future)
         entry = entries[partition.partition_id]
         try:
-            future.result()
+            entry["read_failures"] = future.result()
         except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
             if tries[partition.partition_id] <= retries:
                 tries[partition.partition_id] += 1

@@ -47,7 +47,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     Example:
         >>> render_preview(Path("results/sample"), parcel_id="P00003")  # doctest: +SKIP
     """
-    folder = results.parent if results.suffix == ".gpkg" else results
+    folder = results.parent if results.suffix == ".gpkg" and results.is_file() else results
     if not (folder / "results.gpkg").is_file():
         raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")
     record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
@@ -78,6 +78,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
              fontsize=7, color="#444444")
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
     return out

@@ -5,7 +5,8 @@
   the file's ``CLASSES`` tag and its style); not written for the rule, which has no classes.
 - ``ndvi_peak.tif``: the season's highest clear-sky NDVI per pixel.
 - ``health_index.tif``: each parcel's health index (0-100) burnt into its pixels.
-- ``true_colour.tif``: B04/B03/B02 of the date the parcels are clearest, reflectance x 10^4.
+- ``true_colour.tif``: B04/B03/B02 of the date the parcels are clearest (the next clearest where a
+  file of that date fails to read), reflectance x 10^4.
 
 The first three are per-pixel layers the pipeline computes window by window (``PixelRasters``
 gathers them while it runs); the others are made here. Everything is written in strips or
@@ -27,6 +28,7 @@ import rasterio.shutil
 import rasterio.windows
 import shapely
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.imagery import Imagery, Scene
@@ -130,10 +132,9 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         sources = {name: (path, {}) for name, path in (assessment.pixels.paths if assessment.pixels else {}).items()}
         if "cropland_class" in sources:
             sources["cropland_class"][1]["CLASSES"] = ",".join(classes)
-        scene = clearest_scene(imagery, assessment.series)
-        if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
-            path = Path(scratch) / "true_colour.tif"
-            _write_strips(path, grid, 3, "uint16", 0, lambda strip: _true_colour_strip(scene, strip, grid.transform))
+        path = Path(scratch) / "true_colour.tif"
+        scene = _write_true_colour(path, grid, scenes_by_clearness(imagery, assessment.series))
+        if scene is not None:
             sources["true_colour"] = (path, {"SCENE_ID": scene.scene_id, "ACQUIRED": scene.acquired.date().isoformat()})
         parcels = assessment.parcels.to_crs(imagery.crs)
         assessed = parcels[(parcels["status"] != "error") & parcels["health_index"].notna()]
@@ -156,8 +157,8 @@ def pixel_classes(assessment: Assessment) -> tuple[str, ...]:
     return assessment.pixels.class_names if assessment.pixels else ()
 
 
-def clearest_scene(imagery: Imagery, series: pd.DataFrame) -> Scene:
-    """The scene whose date the parcels are clearest on (mean clear share); ties go mid-season.
+def scenes_by_clearness(imagery: Imagery, series: pd.DataFrame) -> list[Scene]:
+    """The scenes, those whose date the parcels are clearest on (mean clear share) first; ties go mid-season.
 
     Where no parcel was measured, the scene's metadata cloud cover decides instead.
     """
@@ -171,7 +172,21 @@ def clearest_scene(imagery: Imagery, series: pd.DataFrame) -> Scene:
             return 1.0 - float(share), abs(step - middle)
         return 1.0 + (scene.cloud_cover if scene.cloud_cover is not None else 50.0) / 100, abs(step - middle)
 
-    return imagery.scenes[min(range(len(imagery.scenes)), key=cloudiness)]
+    return [imagery.scenes[step] for step in sorted(range(len(imagery.scenes)), key=cloudiness)]
+
+
+def _write_true_colour(path: Path, grid: RasterGrid, scenes: list[Scene]) -> Scene | None:
+    """Write the true colour of the first of ``scenes`` with red, green and blue files that read (a corrupt file
+    costs the picture its date, not the run); the scene written, None when none could be."""
+    for scene in scenes:
+        if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
+            try:
+                _write_strips(path, grid, 3, "uint16", 0,
+                              lambda strip, scene=scene: _true_colour_strip(scene, strip, grid.transform))
+            except RasterioError:
+                continue
+            return scene
+    return None
 
 
 def _true_colour_strip(scene: Scene, strip: Window, transform: rasterio.Affine) -> np.ndarray:

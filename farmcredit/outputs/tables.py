@@ -11,6 +11,7 @@ import geopandas as gpd
 import pandas as pd
 
 from farmcredit.audit import write_decision_records
+from farmcredit.errors import InputError
 from farmcredit.outputs.preview import render_preview, run_currency
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
@@ -25,8 +26,11 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
 
     Returns:
         The written files by kind.
+
+    Raises:
+        InputError: ``out_dir`` cannot be a folder (a file of that name, say).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir)
     files = {
         "gpkg": out_dir / "results.gpkg",
         "parquet": out_dir / "results.parquet",
@@ -57,6 +61,20 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     render_preview(out_dir, files["preview"])
     write_decision_records(parcels, assessment.record, files["decisions"])
     return files
+
+
+def output_folder(out_dir: Path) -> Path:
+    """``out_dir``, created if missing (with its parents).
+
+    Raises:
+        InputError: it is a file, or it cannot be created.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        kind = "a file, not a folder" if out_dir.exists() else f"not a folder that can be made ({exc.strerror})"
+        raise InputError(f"output folder {out_dir} is {kind}") from exc
+    return out_dir
 
 
 def _attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:

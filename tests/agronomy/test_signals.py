@@ -1,5 +1,6 @@
 """Agronomy v1: phenology, crop templates, health vs peers, yield, observation counts."""
 
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -93,3 +94,12 @@ def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
     signals, reasons = _signals(_measure(_template("wheat")[None]))
     assert np.isnan(signals["health_index"].iloc[0]) and reasons[0] == ["FEW_PEERS"]
     assert signals["health_reference"].iloc[0].startswith("not rated")
+
+
+def test_the_part_of_a_parcel_off_the_imagery_widens_its_area_interval() -> None:
+    m = _measure(np.tile(_template("maize"), (2, 1)), fraction=np.array([0.6, 0.6]))
+    m = dataclasses.replace(m, inside_share=np.array([1.0, 0.75]))
+    signals, _ = _signals(m)
+    np.testing.assert_allclose(signals["cultivated_area_ha"], [0.3, 0.3])  # the seen share stands for the parcel
+    np.testing.assert_allclose(signals["cultivated_area_low_ha"], [0.285, 0.285 * 0.75])
+    np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.315, 0.315 * 0.75 + 0.125])

@@ -177,6 +177,12 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     assert 0 < hit.sum() < len(results) and (results.loc[~hit, "status"] == "ok").any()
     partitions = gpd.read_parquet(tmp_path / "out" / "partitions")  # the partitions as one GeoParquet dataset
     assert partitions["read_error"].sum() == hit.sum() and partitions.crs is not None
+    # The file is named in run.json, also when a rerun reuses every partition (the manifest keeps it).
+    assert "B08.tif" in " ".join(done.stderr.split())
+    again = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0 and "B08.tif" in " ".join(again.stderr.split())
+    [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
+    assert failure["file"] == str(band) and failure["message"]
 
 
 @pytest.fixture

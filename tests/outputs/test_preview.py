@@ -30,12 +30,12 @@ def test_preview_command_draws_the_map_and_one_parcels_season(outputs, assessed,
                                                               capsys) -> None:
     parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
     code, err = _farmcredit(monkeypatch, capsys, "preview", str(outputs / "results.gpkg"), "--parcel", parcel,
-                            "--out", str(tmp_path / "p.png"))
+                            "--out", str(tmp_path / "new" / "p.png"))
     assert code == 0, err
-    assert (tmp_path / "p.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "new" / "p.png").read_bytes()[:8] == PNG  # its folder made, as assess makes --out
     assert _farmcredit(monkeypatch, capsys, "preview", str(outputs))[0] == 0
     assert (outputs / "preview.png").read_bytes()[:8] == PNG
-    image = matplotlib.image.imread(tmp_path / "p.png")
+    image = matplotlib.image.imread(tmp_path / "new" / "p.png")
     assert image.shape[1] > 1.5 * image.shape[0]  # map and NDVI panel side by side
 
 
@@ -51,6 +51,12 @@ def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> No
     shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
     written = render_preview(copy, parcel_id=None)
     assert written == copy / "preview.png" and written.read_bytes()[:8] == PNG
+
+
+def test_a_results_folder_named_like_a_geopackage_is_a_folder(outputs, tmp_path) -> None:
+    folder = tmp_path / "run.gpkg"
+    shutil.copytree(outputs, folder)
+    assert render_preview(folder) == folder / "preview.png"
 
 
 def test_series_table_has_every_parcel_and_date(outputs, assessed) -> None:

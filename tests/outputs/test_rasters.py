@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import rasterio
@@ -9,7 +11,14 @@ import shapely
 from rasterio.windows import Window
 
 from farmcredit.imagery import read_window, spectral_indices
-from farmcredit.outputs.rasters import RASTER_NAMES, PixelRasters, _to_cog, clearest_scene
+from farmcredit.outputs.rasters import (
+    RASTER_NAMES,
+    PixelRasters,
+    RasterGrid,
+    _to_cog,
+    _write_true_colour,
+    scenes_by_clearness,
+)
 
 
 def test_every_raster_is_a_cog_with_a_qml_on_one_grid(outputs, assessed) -> None:
@@ -52,7 +61,7 @@ def test_health_raster_carries_each_parcels_index(outputs, assessed) -> None:
 
 
 def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> None:
-    scene = clearest_scene(assessed.imagery, assessed.series)
+    scene = scenes_by_clearness(assessed.imagery, assessed.series)[0]
     by_date = assessed.series.groupby("date")["clear_share"].mean()
     assert by_date[str(scene.acquired.date())] == pytest.approx(by_date.max())
     with rasterio.open(outputs / "true_colour.tif") as src:
@@ -61,6 +70,19 @@ def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> N
         rgb = src.read()
     reflectance = rgb[rgb > 0] / 10_000
     assert 0.005 < np.median(reflectance) < 0.5
+
+
+def test_true_colour_falls_back_to_the_next_clearest_date_when_a_file_will_not_read(assessed, tmp_path) -> None:
+    scenes = scenes_by_clearness(assessed.imagery, assessed.series)
+    broken = tmp_path / "B04.tif"
+    broken.write_bytes(b"II*\x00 not really a GeoTIFF")
+    clearest = dataclasses.replace(scenes[0], band_paths={**scenes[0].band_paths, "B04": (str(broken), 1)})
+    window = Window(0, 0, 64, 48)
+    grid = RasterGrid(window, rasterio.windows.transform(window, assessed.imagery.transform), assessed.imagery.crs)
+    assert _write_true_colour(tmp_path / "rgb.tif", grid, [clearest, *scenes[1:]]) == scenes[1]
+    with rasterio.open(tmp_path / "rgb.tif") as src:
+        assert src.read().any()
+    assert _write_true_colour(tmp_path / "none.tif", grid, [clearest]) is None
 
 
 def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(assessed, tmp_path) -> None:
