@@ -55,7 +55,10 @@ def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:
         for group in text.split(";"):
             when, _, bands = group.rpartition(":")
             day = date.fromisoformat(when.strip()) if when.strip() else None
-            layout += [(day, band.strip().upper()) for band in bands.split(",")]
+            names = [band.strip().upper() for band in bands.split(",")]
+            if not all(names):  # a stray ';' or ',' would otherwise count as a band
+                raise ValueError("an empty band name")
+            layout += [(day, name) for name in names]
     except ValueError as exc:
         example = "2021-06-17:B04,B03,B02,B08;2021-09-25:B04,B03,B02,B08"
         raise click.BadParameter(f"{text!r} is not DATE:BAND,...;DATE:BAND,..., e.g. {example}") from exc

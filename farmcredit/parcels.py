@@ -111,11 +111,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
-    declared_area = (
-        pd.to_numeric(frame["declared_area_ha"], errors="coerce")
-        if "declared_area_ha" in frame.columns
-        else pd.Series(np.nan, index=frame.index)
-    )
+    declared_area = _declared_area(frame, reasons)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -134,6 +130,20 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
 def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     """True where a geometry is present and not empty (what the measuring stages can use)."""
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+
+
+def _declared_area(frame: pd.DataFrame, reasons: list[list[str]]) -> pd.Series:
+    """``declared_area_ha`` as float, NaN where absent; a value given that is not a positive number (text such as
+    "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA`` and counts as absent."""
+    if "declared_area_ha" not in frame.columns:
+        return pd.Series(np.nan, index=frame.index)
+    given = frame["declared_area_ha"]
+    area = pd.to_numeric(given, errors="coerce").astype(float)
+    blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
+    invalid = ~blank & ~(np.isfinite(area) & (area > 0))
+    for i in np.flatnonzero(invalid.to_numpy()):
+        reasons[i].append("INVALID_DECLARED_AREA")
+    return area.where(~invalid)
 
 
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
@@ -98,6 +99,18 @@ def test_a_corrupt_band_costs_its_parcels_that_date_not_the_run_and_is_named(sma
     results = gpd.read_file(out / "results.gpkg", layer="parcels")
     assert results["reason_all"].str.contains("IMAGERY_READ_ERROR").any()
     assert (out / "cropland_probability.tif").exists() and not (out / "true_colour.tif").exists()
+
+
+@pytest.mark.parametrize("text", ["2021-06-17:B04,B08;", "2021-06-17:B04,,B08", "2021-13-01:B04,B08"])
+def test_a_band_layout_with_an_empty_band_or_a_bad_date_is_refused(text: str) -> None:
+    import click
+
+    from farmcredit.cli import parse_band_layout
+
+    with pytest.raises(click.BadParameter, match="is not DATE:BAND"):
+        parse_band_layout(text)
+    day = date(2021, 6, 17)
+    assert parse_band_layout("2021-06-17:b04, B08") == [(day, "B04"), (day, "B08")]
 
 
 def test_help_has_examples() -> None:

@@ -69,6 +69,18 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
         read_parcels(mislabelled)
 
 
+def test_a_declared_area_that_is_not_a_positive_number_is_flagged_and_ignored(tmp_path: Path) -> None:
+    given = ["1.5", "1,5", "", None, "-1", "0", "abc"]
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
+            for i, v in enumerate(given)]
+    path = tmp_path / "declared.geojson"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert parcels["declared_area_ha"].iloc[0] == 1.5 and parcels["declared_area_ha"].iloc[1:].isna().all()
+    flagged = ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]]
+    assert flagged == [False, True, False, False, True, True, True]  # blank or missing: simply not declared
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
