@@ -94,6 +94,51 @@ def _value_problem(card: ModelCard) -> str:
     return ""
 
 
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _name_or_null(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _eurosat_split(value: object) -> bool:
+    if value is None:
+        return True
+    share = value.get("test_share") if isinstance(value, dict) else None
+    return (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share < 1
+            and _whole(value.get("seed")) and _whole(value.get("train_patches")))
+
+
+# The training fields that fine-tuning and evaluation read, with what each must be where a card has it
+# (older cards lack some).
+TRAINING_FIELDS = {
+    "scenes": (_names, "a list of scene folders"),
+    "dea": (_name_or_null, "a folder or null"),
+    "dea_regions": (_names, "a list of region names"),
+    "dea_train_regions": (_names, "a list of region names"),
+    "eurosat": (_name_or_null, "a folder or null"),
+    "eurosat_sha256": (_name_or_null, "a SHA-256 or null"),
+    "eurosat_split": (_eurosat_split, "null or a mapping of seed and train_patches (whole numbers) and "
+                                      "test_share (between 0 and 1)"),
+}
+
+
+def _training_problem(training: object) -> str:
+    """What makes a card's ``training`` unreadable ('' when nothing): not a mapping, or a field of
+    ``TRAINING_FIELDS`` of another type."""
+    if not isinstance(training, dict):
+        return f"training must be a mapping, got {training!r}"
+    for name, (valid, wanted) in TRAINING_FIELDS.items():
+        if name in training and not valid(training[name]):
+            return f"training.{name} must be {wanted}, got {training[name]!r}"
+    return ""
+
+
 def card_path(weights: Path) -> Path:
     """The card file beside ``weights`` (``model.safetensors`` -> ``model.json``)."""
     return weights.with_suffix(".json")
@@ -112,9 +157,9 @@ def read_card(weights: Path) -> ModelCard:
     """Read and check the card beside ``weights``.
 
     Raises:
-        InputError: the card is missing, unreadable, of another architecture, inconsistent, or
-            its ``weights_sha256`` does not match the weights file (truncated, corrupted, or
-            the card of another model).
+        InputError: the card is missing, unreadable, of another architecture, inconsistent, has a
+            training field of another type (``TRAINING_FIELDS``), or its ``weights_sha256`` does not
+            match the weights file (truncated, corrupted, or the card of another model).
     """
     path = card_path(weights)
     if not weights.is_file():
@@ -127,12 +172,15 @@ def read_card(weights: Path) -> ModelCard:
         card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
     except (json.JSONDecodeError, TypeError, KeyError) as exc:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
+    if problem := _training_problem(card.training):
+        raise InputError(f"{path}: not a farmcredit model card: {problem}")
     if card.architecture != ARCHITECTURE:
         raise InputError(f"{path}: architecture {card.architecture!r}, this farmcredit runs {ARCHITECTURE!r}")
     problem = _value_problem(card)
     if problem:
         raise InputError(f"{path}: {problem}")
-    if not set(card.untrained_bands) <= set(card.bands) - set(REQUIRED_BANDS):
+    named = all(isinstance(band, str) for band in card.untrained_bands)
+    if not named or not set(card.untrained_bands) <= set(card.bands) - set(REQUIRED_BANDS):
         raise InputError(f"{path}: untrained_bands {card.untrained_bands} must be among its bands, never red or NIR")
     if not card.classes or card.classes[0] != "non_crop":
         raise InputError(f"{path}: the first class must be 'non_crop', got {card.classes}")

@@ -10,7 +10,8 @@ date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedian
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,9 @@ import numpy as np
 import pandas as pd
 import rasterio
 from affine import Affine
+from pyogrio.errors import DataSourceError
 from pyproj import CRS
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import InputError
@@ -105,8 +108,8 @@ def load_labelled_scene(folder: str | Path,
     or its nodata value (unknown; 255 when the file sets none).
 
     Raises:
-        InputError: no imagery or no labels, labels on another grid, a ``labels.tif`` with other
-            codes, polygons without a 0/1 ``crop``, or no pixel labelled at all.
+        InputError: no imagery or no labels, unreadable labels, labels on another grid, a ``labels.tif``
+            with other codes, polygons without a 0/1 ``crop``, or no pixel labelled at all.
     """
     from farmcredit.imagery import open_imagery, read_window
 
@@ -143,7 +146,10 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     """
     from farmcredit.zonal import coverage_fractions
 
-    frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+    try:
+        frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
+    except (DataSourceError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable vector file ({exc})") from exc
     if "crop" not in frame.columns or frame.crs is None:
         raise InputError(f"{path}: labelled polygons need a CRS and a 'crop' column (1 crop, 0 non-crop)")
     crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
@@ -175,14 +181,26 @@ def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:
     return np.where(unknown, np.nan, labels).astype(np.float32)
 
 
+@contextmanager
+def _open_raster(path: Path) -> Iterator[rasterio.DatasetReader]:
+    """``rasterio.open(path)``, a GDAL failure opening or reading it an ``InputError`` naming the file."""
+    try:
+        with rasterio.open(path) as src:
+            yield src
+    except RasterioError as exc:
+        raise InputError(f"{path}: not a readable raster, corrupt, truncated or not a GeoTIFF ({exc})") from exc
+
+
 def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[list[np.ndarray], float | None]:
     """The ``bands`` of a raster on the imagery's grid, and its nodata value.
 
     Raises:
-        InputError: the raster's size, CRS or transform differs from the imagery's.
+        InputError: the raster is unreadable, has fewer bands, or its size, CRS or transform differs from the imagery's.
     """
     rows, cols = imagery.shape
-    with rasterio.open(path) as src:
+    with _open_raster(path) as src:
+        if src.count < max(bands):
+            raise InputError(f"{path}: {src.count} band(s), {max(bands)} expected")
         if (src.height, src.width) != (rows, cols):
             raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {rows} x {cols}")
         if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(imagery.crs):
@@ -218,7 +236,7 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
     order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
     patches = []
     for path in files:
-        with rasterio.open(path) as src:
+        with _open_raster(path) as src:
             if src.count != len(EUROSAT_BANDS):
                 raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
             patches.append(src.read().astype(np.float32)[order] / 10_000.0)
@@ -245,13 +263,27 @@ def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> Labell
 
 
 def read_dea_table(root: str | Path, region: str) -> dict[str, np.ndarray]:
-    """Every column of a Digital Earth Africa region's ``training_data.txt`` (``Class``, bands, MADs, rain, ...)."""
+    """Every column of a Digital Earth Africa region's ``training_data.txt`` (``Class``, bands, MADs, rain, ...).
+
+    Raises:
+        InputError: the region's table is missing, not rows of numbers, one per column of its ``#`` header,
+            or lacks ``Class`` or a band column of ``DEA_BANDS`` (``<name>_S1``, ``<name>_S2``).
+    """
     path = Path(root) / region / "training_data.txt"
     if not path.is_file():
         raise InputError(f"{path}: Digital Earth Africa region {region!r} not found")
-    with open(path) as handle:
-        header = handle.readline().lstrip("#").split()
-    table = np.loadtxt(path, comments="#", ndmin=2)
+    try:
+        with open(path) as handle:
+            header = handle.readline().lstrip("#").split()
+        table = np.loadtxt(path, comments="#", ndmin=2)
+    except ValueError as exc:  # also a file that is not text (UnicodeDecodeError)
+        raise InputError(f"{path}: not a table of numbers under a '#' header ({exc})") from exc
+    if not len(table) or table.shape[1] != len(header):
+        raise InputError(f"{path}: needs rows of {len(header)} numbers, one per column its header names; "
+                         f"it has {len(table)} rows of {table.shape[1]}")
+    needed = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+    if missing := [name for name in needed if name not in header]:
+        raise InputError(f"{path}: no column {', '.join(missing)} in its header")
     return {name: table[:, i] for i, name in enumerate(header)}
 
 

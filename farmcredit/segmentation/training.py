@@ -234,6 +234,8 @@ def train(
     if checkpoint is not None and checkpoint.is_file():
         start, losses, earlier_seconds = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from,
                                                           data_sha256)
+    # Scenes code crop types as CLASSES indices: a network with other crop classes (one "crop") learns no types.
+    type_weight = config.type_weight if card.classes == CLASSES else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
     std = np.asarray(card.band_std, dtype=np.float32)
@@ -242,7 +244,7 @@ def train(
         rng = np.random.default_rng([config.seed, step])
         haze = np.random.default_rng([config.seed, step, 1])  # its own stream: it never moves the batches' draws
         loss = torch.zeros((), device=target)
-        for batch, loss_fn, top_of_atmosphere in _batches(data, labelled, config, rng):
+        for batch, loss_fn, top_of_atmosphere in _batches(data, labelled, config, type_weight, rng):
             if config.atmosphere > 0:
                 batch = (_atmosphere(batch[0], haze, config.atmosphere, top_of_atmosphere), *batch[1:])
             # Bands the starting weights never learnt stay unused, as at inference.
@@ -282,14 +284,14 @@ def _labelled_pixels(scene: LabelledScene) -> np.ndarray | None:
     return None if known.all() else np.flatnonzero(known)
 
 
-def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: TrainingConfig,
+def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: TrainingConfig, type_weight: float,
              rng: np.random.Generator):
     """(reflectance, clear, available, *targets), its loss function and whether it is L1C, per source present.
 
-    ``labelled``: per scene, ``_labelled_pixels``.
+    ``labelled``: per scene, ``_labelled_pixels``; ``type_weight``: the scenes' crop-type loss weight (``_scene_loss``).
     """
     if data.scenes:
-        yield _scene_batch(data.scenes, labelled, config, rng), _scene_loss(config.type_weight), False
+        yield _scene_batch(data.scenes, labelled, config, rng), _scene_loss(type_weight), False
     for source, size, weight, share in (
         (data.patches, config.patch_batch, config.patch_weight, config.patch_crop_share),
         (data.pixels, config.pixel_batch, config.pixel_weight, config.pixel_crop_share),
@@ -415,7 +417,8 @@ def _band_mask(rng: np.random.Generator, present: np.ndarray) -> np.ndarray:
 
 def _scene_loss(type_weight: float):
     def loss(logits, cover, crop_type, clear):
-        """Pixel BCE over labelled clear pixels (plus the weighted crop-type loss); zero when there are none."""
+        """Pixel BCE over labelled clear pixels (plus the crop-type loss, unless ``type_weight`` is 0); zero when
+        there are none."""
         log_crop, log_non = crop_log_probability(logits)
         known = torch.isfinite(cover) & clear.any(dim=1)
         if not bool(known.any()):
@@ -423,7 +426,7 @@ def _scene_loss(type_weight: float):
         target = torch.nan_to_num(cover)
         binary = -(target * log_crop + (1 - target) * log_non)[known].mean()
         typed = known & (crop_type > 0)
-        if not bool(typed.any()):
+        if type_weight == 0 or not bool(typed.any()):
             return binary
         crop_logits = logits.float()[:, 1:].permute(0, 2, 3, 1)[typed]
         return binary + type_weight * torch.nn.functional.cross_entropy(crop_logits, crop_type[typed] - 1)
@@ -454,6 +457,7 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
                 "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds)}
     partial = path.with_suffix(".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, partial, metadata=metadata)
     partial.replace(path)  # never leave a half-written checkpoint behind
 
@@ -473,6 +477,9 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    if not {"step", "losses", "config"} <= set(metadata or {}):
+        raise InputError(f"{path}: is not a farmcredit training checkpoint (no checkpoint metadata, e.g. a model's "
+                         "weights); give --checkpoint a file of its own")
     saved = {**SETTINGS_ADDED, **json.loads(metadata["config"])}
     differ = sorted(k for k, v in asdict(config).items() if k != "steps" and saved.get(k) != v)
     if differ:
@@ -543,6 +550,9 @@ def train_from_folders(
         raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
     if init is not None and out.resolve() == Path(init).resolve():
         raise InputError(f"{out}: is the starting weights (--init); write the fine-tuned model to another file")
+    if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
+        raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
+                         "give the checkpoint a file of its own")
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
                          "(train on all) up to, not including, 1")
@@ -589,12 +599,14 @@ def train_from_folders(
 def with_starting_exposure(record: dict, base: dict) -> dict:
     """A fine-tune's training record with what its starting weights (card training ``base``) saw added.
 
-    DEA regions the base trained on join ``dea_train_regions`` (all regions when its card does not
-    say which). EuroSAT: the base's files and split carry over when this run reads none; when both
-    read EuroSAT, this run's split stands only if the base split the same files the same way (else
-    its held-out patches may be ones the base trained on, and the split is dropped).
+    The base's labelled scenes join ``scenes`` (each once). DEA regions the base trained on join
+    ``dea_train_regions`` (all regions when its card does not say which). EuroSAT: the base's files
+    and split carry over when this run reads none; when both read EuroSAT, this run's split stands
+    only if the base split the same files the same way (else its held-out patches may be ones the
+    base trained on, and the split is dropped).
     """
     record = dict(record)
+    record["scenes"] = list(dict.fromkeys([*base.get("scenes", ()), *record.get("scenes", ())]))
     base_regions = base.get("dea_train_regions") or (base.get("dea_regions", DEA_REGIONS) if base.get("dea") else ())
     if base_regions or record.get("dea"):
         record["dea_train_regions"] = sorted(set(base_regions) | set(record.get("dea_regions", ())))

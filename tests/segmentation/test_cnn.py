@@ -290,6 +290,28 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
         assert "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize("edit, field", [
+    ({"training": None}, "not a farmcredit model card: training must be a mapping, got None"),
+    ({"training": []}, "not a farmcredit model card: training must be a mapping"),
+    ({"training": {"scenes": None}}, "not a farmcredit model card: training.scenes must be a list"),
+    ({"training": {"dea_train_regions": 5}}, "not a farmcredit model card: training.dea_train_regions must be"),
+    ({"training": {"eurosat_split": {"seed": 0}}}, "not a farmcredit model card: training.eurosat_split must be"),
+    ({"training": {"eurosat_split": {"seed": 0, "test_share": "half", "train_patches": 1}}},
+     "not a farmcredit model card: training.eurosat_split must be"),
+    ({"untrained_bands": [["B05"]]}, "untrained_bands .* must be among its bands"),
+])
+def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path: Path, edit, field) -> None:
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS, read_card
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    card_path(weights).write_text(json.dumps({**json.loads(card_path(weights).read_text()), **edit}))
+    with pytest.raises(InputError, match=field) as refused:  # not an AttributeError, TypeError or KeyError later
+        read_card(weights)
+    assert str(refused.value).startswith(f"{card_path(weights)}: ") and "\n" not in str(refused.value)
+    assert read_card(DEFAULT_WEIGHTS).training["eurosat_split"]["test_share"] == 0.5  # the shipped card still loads
+
+
 def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
     from safetensors import safe_open
 
@@ -402,8 +424,9 @@ def test_pixels_without_b8a_can_be_given_it_from_b08_and_patches_with_it_keep_th
     source = LabelledPatches(pixels, np.ones((300, 2, 1, 1), dtype=bool), np.arange(300) % 2 == 0,
                              np.array(["a"] * 300), "memory")
     config = TrainingConfig(pixel_batch=8, narrow_nir_fill=0.5)
-    with_b8a = [next(_batches(TrainingData(pixels=source), [], config, np.random.default_rng(k)))[0][2][narrow]
-                for k in range(200)]
+    batches = (_batches(TrainingData(pixels=source), [], config, config.type_weight, np.random.default_rng(k))
+               for k in range(200))
+    with_b8a = [next(batch)[0][2][narrow] for batch in batches]
     assert 0.15 < np.mean(with_b8a) < 0.45  # half the batches filled, of which the band subsets with B8A
 
 

@@ -92,6 +92,31 @@ def test_raster_labels_on_another_grid_are_refused_with_both_grids(small_season,
                                                             transform=noise)).crop_cover).all()
 
 
+@pytest.mark.parametrize("damage", ["not a tiff", "truncated"])
+def test_an_unreadable_labels_tif_is_refused_naming_the_file_by_train_and_evaluate(small_season, tmp_path: Path,
+                                                                                   damage) -> None:
+    from farmcredit.cli import cli
+
+    folder = _raster_labelled(small_season, tmp_path / "own", _truth_labels(small_season))
+    labels = folder / "labels.tif"
+    labels.write_bytes(b"not a tiff" if damage == "not a tiff" else labels.read_bytes()[:5000])
+    for args in (["train", str(folder), "--out", str(tmp_path / "m.safetensors"), "--steps", "1"],
+                 ["evaluate", "cnn", str(folder)]):
+        result = CliRunner().invoke(cli, [*args, "--device", "cpu"])
+        assert isinstance(result.exception, InputError), result.output  # the entry point prints it and exits 2
+        assert str(result.exception).startswith(f"{labels}: not a readable raster")
+
+
+def test_unreadable_label_polygons_are_refused_naming_the_file(small_season, tmp_path: Path) -> None:
+    for name in ("labels.gpkg", "labels.parquet"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / "imagery").symlink_to(small_season.imagery_dir)
+        (folder / name).write_text("not a vector file")
+        with pytest.raises(InputError, match=f"{folder / name}: not a readable vector file"):
+            load_labelled_scene(folder)
+
+
 def test_polygon_labels_agree_with_the_simulated_land_cover(small_season, tmp_path: Path) -> None:
     labels = _polygon_labelled(small_season, tmp_path / "own")
     scene = load_labelled_scene(tmp_path / "own")

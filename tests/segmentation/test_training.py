@@ -153,6 +153,19 @@ def test_weights_go_to_a_new_safetensors_file_never_over_their_card_or_starting_
     assert read_card(DEFAULT_WEIGHTS).name == "cropland-cnn-v2.6"  # untouched
 
 
+def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights_written(tiny_eurosat,
+                                                                                         tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())  # weights without checkpoint metadata
+    with pytest.raises(InputError, match=f"{re.escape(str(weights))}: is not a farmcredit training checkpoint"):
+        train(TrainingData([scene_in_memory(40, 40)]), SMALL, device="cpu", checkpoint=weights)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(InputError, match="is also the checkpoint"):  # the same file, however spelled
+        train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu",
+                           checkpoint=tmp_path / "elsewhere" / ".." / "m.safetensors")
+    assert not out.exists() and not card_path(out).exists()
+
+
 def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipped_card(tiny_eurosat,
                                                                                          tmp_path: Path) -> None:
     from farmcredit.segmentation.data import files_sha256, split_eurosat
@@ -181,6 +194,23 @@ def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipp
     for share, eurosat in ((1.0, tiny_eurosat), (0.01, tiny_eurosat), (0.3, None)):
         with pytest.raises(InputError, match="eurosat_test_share"):
             train_from_folders((), tmp_path / "x.safetensors", SMALL, eurosat=eurosat, eurosat_test_share=share)
+
+
+def test_an_unreadable_eurosat_patch_or_dea_table_is_refused_naming_the_file(tiny_eurosat, tmp_path: Path) -> None:
+    from farmcredit.segmentation.data import load_dea
+
+    patch = tiny_eurosat / "Forest" / "Forest_0.tif"
+    patch.write_bytes(patch.read_bytes()[:2000])  # truncated
+    with pytest.raises(InputError, match=f"{re.escape(str(patch))}: not a readable raster"):
+        load_eurosat(tiny_eurosat)
+    table = tmp_path / "dea" / "central" / "training_data.txt"
+    table.parent.mkdir(parents=True)
+    for text, message in (("# Class blue_S1\n1 0.1\n", "no column green_S1"),
+                          ("# Class blue_S1 red_S1\n1 0.1\n", "needs rows of 3 numbers"),
+                          ("# Class blue_S1\n1 abc\n", "not a table of numbers")):
+        table.write_text(text)
+        with pytest.raises(InputError, match=f"{re.escape(str(table))}: {message}"):
+            load_dea(tmp_path / "dea", ("central",))
 
 
 def test_files_sha256_gives_the_shipped_cards_eurosat_and_dea_hashes(shared_data: Path) -> None:
@@ -267,6 +297,21 @@ def test_a_fine_tune_counts_what_its_starting_weights_saw() -> None:
     assert no_eurosat["eurosat_split"] == shipped["eurosat_split"] and "dea_train_regions" in no_eurosat
     legacy = with_starting_exposure({"dea": None}, {"dea": "/d", "eurosat": "/e"})
     assert len(legacy["dea_train_regions"]) == 6 and legacy["eurosat_sha256"] is None
+    scenes = with_starting_exposure({"scenes": ["/s/b", "/s/c"]}, {"scenes": ["/s/a", "/s/b"]})["scenes"]
+    assert scenes == ["/s/a", "/s/b", "/s/c"]  # the base's scenes too, each once
+
+
+def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(small_season, tiny_eurosat,
+                                                                              tmp_path: Path) -> None:
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    base = tmp_path / "base.safetensors"
+    train_from_folders((small_season.root,), base, SMALL, device="cpu")
+    tuned = tmp_path / "tuned.safetensors"
+    train_from_folders((), tuned, SMALL, eurosat=tiny_eurosat, init=base, device="cpu")
+    report = evaluate_path(CnnCroplandModel.from_file(tuned, device="cpu"), small_season.root)
+    assert report["note"] == "the model trained on this scene: not a held-out score"
 
 
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
@@ -282,3 +327,15 @@ def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names()
     typed = replace(scene, crop_type=np.where(scene.crop_cover == 1, 2, 0).astype(np.int8))  # all maize
     assert train(TrainingData([typed]), SMALL, device="cpu")[1].classes == CLASSES
     assert "crop_types" not in evaluate_scene(CnnCroplandModel(net, card, device="cpu"), typed)  # it names no types
+
+
+def test_a_model_with_one_crop_class_fine_tunes_on_crop_typed_scenes_as_crop_and_non_crop() -> None:
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    scene = scene_in_memory(40, 40)
+    net, card, _ = train(TrainingData([scene]), SMALL, device="cpu")  # no crop types: non_crop, crop
+    rice = replace(scene, crop_type=np.where(scene.crop_cover == 1, 3, 0).astype(np.int8))  # as simulated scenes
+    tuned, tuned_card, losses = train(TrainingData([rice]), SMALL, device="cpu",
+                                      init=CnnCroplandModel(net, card, device="cpu"))
+    assert tuned_card.classes == ("non_crop", "crop") and tuned.head.out_channels == 2
+    assert np.isfinite(losses).all() and min(losses) > 0  # the crop/non-crop loss still teaches
