@@ -201,11 +201,11 @@ def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[
     with _open_raster(path) as src:
         if src.count < max(bands):
             raise InputError(f"{path}: {src.count} band(s), {max(bands)} expected")
-        if (src.height, src.width) != (rows, cols):
-            raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {rows} x {cols}")
         if src.crs is None or CRS.from_user_input(src.crs) != CRS.from_user_input(imagery.crs):
             raise InputError(f"{path}: CRS {src.crs}, the imagery's is {imagery.crs}; "
                              "reproject it onto the imagery grid")
+        if (src.height, src.width) != (rows, cols):
+            raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {rows} x {cols}")
         # The raster's corners in imagery pixels: off by more than float noise is another grid.
         corners = np.array([(0, 0), (cols, 0), (0, rows)], dtype=float)
         placed = np.array([~imagery.transform * (src.transform * (c, r)) for c, r in corners])

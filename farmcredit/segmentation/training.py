@@ -550,6 +550,8 @@ def train_from_folders(
         raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
     if init is not None and out.resolve() == Path(init).resolve():
         raise InputError(f"{out}: is the starting weights (--init); write the fine-tuned model to another file")
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        raise InputError(f"{checkpoint}: is a folder; --checkpoint names the file to save and resume training in")
     if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
                          "give the checkpoint a file of its own")

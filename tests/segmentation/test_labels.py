@@ -87,6 +87,11 @@ def test_raster_labels_on_another_grid_are_refused_with_both_grids(small_season,
     geographic = _raster_labelled(small_season, tmp_path / "wgs84", labels, crs="EPSG:4326")
     with pytest.raises(InputError, match=f"CRS EPSG:4326, the imagery's is {crs}"):
         load_labelled_scene(geographic)
+    # Reprojected, the labels have another size too: the CRS is the cause to name.
+    resized = _raster_labelled(small_season, tmp_path / "resized", labels[:-5], crs="EPSG:4326",
+                               height=labels.shape[0] - 5)
+    with pytest.raises(InputError, match=f"CRS EPSG:4326, the imagery's is {crs}; reproject"):
+        load_labelled_scene(resized)
     noise = Affine(*(v * (1 + 1e-12) for v in tuple(transform)[:6]))  # float noise, not another grid
     assert np.isfinite(load_labelled_scene(_raster_labelled(small_season, tmp_path / "noise", labels,
                                                             transform=noise)).crop_cover).all()

@@ -163,6 +163,8 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
     with pytest.raises(InputError, match="is also the checkpoint"):  # the same file, however spelled
         train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu",
                            checkpoint=tmp_path / "elsewhere" / ".." / "m.safetensors")
+    with pytest.raises(InputError, match="is a folder; --checkpoint names the file"):
+        train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu", checkpoint=tmp_path)
     assert not out.exists() and not card_path(out).exists()
 
 
