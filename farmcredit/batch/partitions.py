@@ -1,9 +1,10 @@
 """Partitions of a portfolio: which parcels each Dask task measures, and where it writes them.
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
-code (``source_hash``), config, model and scenes (ids, DN offsets, band files and sizes, a stack's band
-order) with its windows and its parcels' ids and outlines, so a rerun on the same inputs maps the
-same parcels to the same file, and a changed input or code never reuses a stale one.
+code (``source_hash``), config, model and scenes (ids, DN offsets, band files with their sizes and
+modification times, a stack's band order) with its windows and its parcels' rows, ids and outlines,
+so a rerun on the same inputs maps the same parcels to the same file, and a changed input or code
+never reuses a stale one.
 
 The partition files together are one GeoParquet dataset (``geopandas.read_parquet(folder)``
 reads it whole): a row per parcel with its id, outline (imagery CRS) and raw statistics. The
@@ -84,6 +85,8 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         local, offset = [], 0
         for window, members in group:
             digest.update(repr((window.col_off, window.row_off, window.width, window.height)).encode())
+            # The rows too: a partition file puts its statistics back by row, so a reordered table measures anew.
+            digest.update(members.astype("<i8").tobytes())
             digest.update("\0".join(parcel_ids[members]).encode())
             digest.update(b"".join(shapely.to_wkb(inputs.geoms[members])))
             local.append((window, np.arange(offset, offset + len(members))))
@@ -102,10 +105,14 @@ def _scene_key(scene: Scene) -> str:
 
 
 def _file_key(path: str) -> str:
-    """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its size."""
+    """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its size
+    and modification time (a file rewritten in place at the same size is another file)."""
     path = path.split("?")[0]
     local = Path(path)
-    return f"{path}#{local.stat().st_size}" if local.is_file() else path
+    if not local.is_file():
+        return path
+    stat = local.stat()
+    return f"{path}#{stat.st_size}@{stat.st_mtime_ns}"
 
 
 def stats_frame(

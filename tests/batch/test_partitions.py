@@ -43,6 +43,34 @@ def test_a_moved_parcel_or_another_model_changes_the_ids(small_season) -> None:
     assert len(before - changed) == 1
 
 
+def test_a_reordered_parcel_table_changes_the_ids_of_partitions_whose_rows_moved(small_season) -> None:
+    """Partition files put statistics back by row: after a row is moved, no file may be reused for other rows."""
+    inputs = _inputs(small_season)
+    before = {p.partition_id: p.rows for p in plan_partitions(inputs, "rule", 10)}
+    order = np.r_[1 : len(inputs.table), 0]  # the first parcel moved to the end: every other row shifts by one
+    table = inputs.table.iloc[order].reset_index(drop=True)
+    moved = type(inputs)(**{**vars(inputs), "table": table, "geoms": inputs.geoms[order]})
+    assert before.keys().isdisjoint(p.partition_id for p in plan_partitions(moved, "rule", 10))
+
+
+def test_a_band_file_rewritten_in_place_at_the_same_size_changes_the_ids(small_season, tmp_path: Path) -> None:
+    import os
+
+    shutil.copytree(small_season.imagery_dir, tmp_path / "imagery")
+    config = _inputs(small_season).config
+
+    def ids() -> set[str]:
+        inputs = load_inputs(small_season.parcels_path, tmp_path / "imagery", config=config)
+        return {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
+
+    before = ids()
+    assert ids() == before
+    band = sorted((tmp_path / "imagery").glob("*/B08.tif"))[0]
+    stat = band.stat()
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # as an edit in place leaves it
+    assert before.isdisjoint(ids())
+
+
 def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_path: Path) -> None:
     """A rerun with a corrected ``--dn-offset`` or ``--bands`` must measure again, not reuse the stale files."""
     from dataclasses import replace
