@@ -162,7 +162,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.option("--gpu-workers", type=click.IntRange(min=0),
               help="Local cluster GPU workers, which run the CNN for the others "
                    "[default: one per CUDA device for the CNN unless --device cpu, else 0].")
-@click.option("--memory-limit", default="auto", show_default=True,
+@click.option("--memory-limit", default="auto", show_default=True, callback=lambda _, __, v: _memory_limit(v),
               help="Memory per local worker, e.g. 4GiB (auto: the machine's memory shared among the workers).")
 @click.option("--partition-parcels", type=click.IntRange(min=1), default=5000, show_default=True,
               help="About how many parcels one task measures (whole imagery windows).")
@@ -513,6 +513,19 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         )
     if not quiet:
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
+
+
+def _memory_limit(value: str) -> str:
+    """``--memory-limit`` as Dask reads it (auto, or a size such as 4GiB); anything else is a usage error."""
+    from dask.utils import parse_bytes
+
+    if value != "auto":
+        try:
+            if parse_bytes(value) <= 0:
+                raise ValueError(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r} is not a size such as 4GiB or 500MB (or auto)") from exc
+    return value
 
 
 def _warn_read_failures(record: dict) -> None:

@@ -226,7 +226,10 @@ def _connect(
     from distributed import Client
 
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler), None
+        except OSError as exc:  # unreachable, refused, timed out
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({exc})") from exc
     cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
     return Client(cluster), cluster
 
