@@ -453,9 +453,10 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2)
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
+    auc = metrics["out_of_time_auc"]  # None when the later seasons hold one outcome only
     console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
-                  f"out-of-time AUC {metrics['out_of_time_auc']:.3f}, Brier {metrics['out_of_time_brier']:.4f}; "
-                  f"wrote {out}")
+                  f"out-of-time AUC {'n/a (one outcome in the later seasons)' if auc is None else f'{auc:.3f}'}, "
+                  f"Brier {metrics['out_of_time_brier']:.4f}; wrote {out}")
 
 
 @credit.command("report")

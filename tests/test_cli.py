@@ -202,3 +202,16 @@ def test_credit_fit_refuses_a_leaky_history_with_exit_2(tmp_path: Path) -> None:
     synthetic_history(loans_per_season=300, seed=9).to_csv(history, index=False)
     done = _run("credit", "fit", str(history), "--out", str(tmp_path / "m.json"), "--as-of", "2023-06-30")
     assert done.returncode == 2 and "leak" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_credit_fit_with_one_outcome_in_the_later_seasons_has_no_out_of_time_auc_and_says_so(tmp_path: Path) -> None:
+    from farmcredit.credit.portfolio import synthetic_history
+
+    history = synthetic_history(loans_per_season=300, seed=5)
+    history.loc[history["season"] != history["season"].min(), "defaulted"] = 0  # defaults in the first season only
+    history.to_csv(tmp_path / "loans.csv", index=False)
+    done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
+                "2026-01-01")
+    assert done.returncode == 0, done.stderr
+    assert "out-of-time AUC n/a" in " ".join(done.stderr.split())
+    assert json.loads((tmp_path / "m.json").read_text())["card"]["metrics"]["out_of_time_auc"] is None

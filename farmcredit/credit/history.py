@@ -26,8 +26,9 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         as_of: the date the model is fitted; outcomes dated later are leakage (default today).
 
     Raises:
-        InputError: unreadable file, missing columns, non-numeric values, too few rows, a single
-            outcome class, or outcomes dated after ``as_of``; the message says which.
+        InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value,
+            a row with no season, too few rows, a single outcome class, ``as_of`` after today, or outcomes
+            dated after ``as_of``; the message says which.
     """
     path = Path(path)
     try:
@@ -39,12 +40,18 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"history file {path} lacks column(s): {', '.join(missing)}")
     for column in (*SOURCE_COLUMNS, "defaulted"):
         values = pd.to_numeric(table[column], errors="coerce")
-        bad = values.isna() & table[column].notna()
+        bad = (values.isna() & table[column].notna()) | np.isinf(values)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"history file {path}: column {column} has a non-numeric value "
-                             f"{table[column].iloc[row]!r} (row {row + 2})")
+            raise InputError(f"history file {path}: column {column} has a value that is not a finite number "
+                             f"{str(table[column].iloc[row])!r} (row {row + 2})")
+        if values.isna().all():
+            raise InputError(f"history file {path}: column {column} has no value on any row; the model needs it")
         table[column] = values
+    season = table["season"].astype("string").str.strip()
+    if (season.isna() | season.eq("")).any():
+        row = int(np.flatnonzero((season.isna() | season.eq("")).to_numpy())[0])
+        raise InputError(f"history file {path}: 'season' must be given on every row (row {row + 2} has none)")
     if not table["defaulted"].dropna().isin([0, 1]).all() or table["defaulted"].isna().any():
         raise InputError(f"history file {path}: 'defaulted' must be 0 or 1 on every row")
     if len(table) < MIN_ROWS:
@@ -53,9 +60,12 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     if len(counts) < 2 or counts.min() < MIN_PER_CLASS:
         raise InputError(f"history file {path} needs at least {MIN_PER_CLASS} defaulted and {MIN_PER_CLASS} "
                          f"repaid loans (has {counts.get(1, 0)} and {counts.get(0, 0)})")
-    outcome = pd.to_datetime(table["outcome_date"], errors="coerce")
+    # Dates with a time zone compare as UTC; dates without one are taken as given.
+    outcome = pd.to_datetime(table["outcome_date"], errors="coerce", utc=True).dt.tz_localize(None)
     if outcome.isna().any():
         raise InputError(f"history file {path}: 'outcome_date' must be a date on every row")
+    if as_of is not None and as_of > date.today():
+        raise InputError(f"--as-of {as_of} is after today: outcomes not yet known could not be told from leakage")
     cutoff = pd.Timestamp(as_of or date.today())
     future = outcome > cutoff
     if future.any():
@@ -83,7 +93,14 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
 
 
 def write_risk_model(model: dict, path: str | Path) -> Path:
-    """Write a fitted model as pretty, stable JSON."""
+    """Write a fitted model as pretty, stable JSON (its folder made if missing).
+
+    Raises:
+        InputError: ``path`` is a folder.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; --out names the model's JSON file")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
     return path

@@ -65,7 +65,12 @@ def test_default_model_says_it_is_synthetic() -> None:
     [
         (lambda t: t.drop(columns=["health_index"]), "lacks column"),
         (lambda t: t.assign(yield_p10_t_ha=t["yield_p10_t_ha"].astype(object).where(t.index != 7, "lots")),
-         "non-numeric"),
+         "'lots' \\(row 9\\)"),
+        (lambda t: t.assign(cultivated_area_ha=t["cultivated_area_ha"].where(t.index != 3, np.inf)),
+         "cultivated_area_ha has a value that is not a finite number 'inf' \\(row 5\\)"),
+        (lambda t: t.assign(ndvi_uniformity=np.nan), "ndvi_uniformity has no value on any row"),
+        (lambda t: t.assign(season=t["season"].astype(object).where(t.index != 0, None)),
+         "'season' must be given on every row \\(row 2 has none\\)"),
         (lambda t: t.assign(defaulted=0), "at least 20 defaulted"),
         (lambda t: t.head(50), "at least 200"),
         (lambda t: t.assign(outcome_date="2031-01-01"), "after 2026-01-01"),
@@ -76,6 +81,22 @@ def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate
     mutate(history).to_csv(path, index=False)
     with pytest.raises(InputError, match=message):
         read_history(path, as_of=date(2026, 1, 1))
+
+
+def test_outcome_dates_with_a_time_zone_are_read_and_the_fit_date_is_never_in_the_future(history, tmp_path) -> None:
+    path = tmp_path / "history.csv"
+    history.assign(outcome_date=pd.to_datetime(history["outcome_date"]).dt.strftime("%Y-%m-%dT00:00:00Z")).to_csv(
+        path, index=False)
+    assert len(read_history(path, as_of=date(2026, 1, 1))) == len(history)
+    with pytest.raises(InputError, match="is after today"):
+        read_history(path, as_of=date(2999, 1, 1))
+
+
+def test_a_model_goes_to_a_file_its_folder_made_never_to_a_folder(history, tmp_path: Path) -> None:
+    model = fit_risk_model(history, source="synthetic")
+    assert write_risk_model(model, tmp_path / "new" / "model.json").is_file()
+    with pytest.raises(InputError, match="is a folder"):
+        write_risk_model(model, tmp_path / "new")
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
