@@ -27,7 +27,7 @@ import rasterio.features
 import rasterio.shutil
 import rasterio.windows
 import shapely
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -240,6 +240,8 @@ def _to_cog(source: Path, tags: dict[str, str], target: Path, name: str) -> None
         dataset.update_tags(DESCRIPTION=DESCRIPTIONS[name], **tags)
         for band in range(1, dataset.count + 1):
             dataset.set_band_description(band, TRUE_COLOUR_BANDS[band - 1] if name == "true_colour" else name)
+        if name == "true_colour":  # red, green, blue also for tools that ignore the .qml
+            dataset.colorinterp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
     target.unlink(missing_ok=True)
     # Averaged overviews: a zoomed-out map shows each area's mean, not one sampled pixel (classes: the commonest).
     rasterio.shutil.copy(source, target, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=BLOCK_PX,

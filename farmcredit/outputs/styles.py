@@ -73,7 +73,7 @@ def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     label = f"'borrower ' || \"borrower_id\" || '\\n' || format_number(\"loan_limit\", 0) || ' {currency}'"
     labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True)
     return [
-        Style("decision", _vector_qml(_decision_renderer(outline_only=True), labels), True,
+        Style("decision", _vector_qml(_decision_renderer(outline_only=True, borrowers=True), labels), True,
               "borrowers' parcels outlined by the borrower's decision"),
         Style("loan limit", _vector_qml(_limit_renderer(borrowers["loan_limit"], currency), labels),
               description=f"borrowers graduated by total loan limit ({currency})"),
@@ -127,12 +127,13 @@ def write_layer_styles(gpkg: Path, styles: dict[str, list[Style]], geometry_colu
                             layer_options={"FID": "id"})
 
 
-def _decision_renderer(outline_only: bool) -> ET.Element:
-    renderer = _el("renderer-v2", type="categorizedSymbol", attr=DECISION_EXPRESSION, symbollevels="0",
-                   enableorderby="0", forceraster="0", referencescale="-1")
+def _decision_renderer(outline_only: bool, borrowers: bool = False) -> ET.Element:
+    """Categorised by decision; parcels also by status (a borrower has no status, so no 'error' class)."""
+    renderer = _el("renderer-v2", type="categorizedSymbol", attr='"decision"' if borrowers else DECISION_EXPRESSION,
+                   symbollevels="0", enableorderby="0", forceraster="0", referencescale="-1")
     categories = ET.SubElement(renderer, "categories")
     symbols = ET.SubElement(renderer, "symbols")
-    for index, (value, colour, label) in enumerate(DECISION_CLASSES):
+    for index, (value, colour, label) in enumerate(c for c in DECISION_CLASSES if not borrowers or c[0] != "error"):
         ET.SubElement(categories, "category", symbol=str(index), value=value, label=label, render="true")
         if outline_only:
             symbols.append(_fill_symbol(str(index), colour, fill_alpha=0, outline_width=0.8, outline_style="dash"))
@@ -143,7 +144,8 @@ def _decision_renderer(outline_only: bool) -> ET.Element:
 
 def _limit_renderer(limits: pd.Series, currency: str) -> ET.Element:
     """Graduated by loan limit: zero on its own, then breaks at round numbers near the quintiles."""
-    breaks = _round_breaks(limits[limits > 0].to_numpy(dtype=float), len(LIMIT_COLOURS))
+    positive = limits[limits > 0].to_numpy(dtype=float)
+    breaks = _round_breaks(positive, len(LIMIT_COLOURS)) if positive.size else []  # no limit: the zero class only
     ranges = [(0.0, 0.0, f"0 {currency} (no limit)", NO_VALUE_COLOUR)]
     for index, (lower, upper) in enumerate(zip([0.0, *breaks[:-1]], breaks)):
         ranges.append((lower, upper, f"{lower:,.0f} - {upper:,.0f} {currency}", LIMIT_COLOURS[index]))
@@ -172,9 +174,8 @@ def _graduated(attr: str, ranges: list[tuple[float, float, str, str]]) -> ET.Ele
 
 
 def _round_breaks(values: np.ndarray, classes: int) -> list[float]:
-    """Upper class bounds at the quantiles rounded up to two significant figures, the last the maximum."""
-    if values.size == 0:
-        return [1.0]
+    """Upper class bounds of ``values`` (not empty) at the quantiles rounded up to two significant figures, the
+    last the maximum."""
     top = float(values.max())
     breaks = []
     for q in np.linspace(0, 1, classes + 1)[1:-1]:

@@ -51,11 +51,13 @@ def qgis(outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_geopackage_layers_open_valid_styled_and_without_warnings(qgis, assessed) -> None:
     assert qgis["qgis"].startswith("3.")
     parcels, borrowers = qgis["gpkg"]["parcels"], qgis["gpkg"]["borrowers"]
-    for layer, frame in ((parcels, assessed.parcels), (borrowers, assessed.borrowers)):
+    for layer, frame, attr in ((parcels, assessed.parcels, DECISION_EXPRESSION),
+                               (borrowers, assessed.borrowers, '"decision"')):
         assert layer["valid"] and layer["crs"] == frame.crs.to_string()
         assert layer["features"] == len(frame)
-        assert layer["renderer"] == "categorizedSymbol" and layer["attr"] == DECISION_EXPRESSION
-        assert [c[0] for c in layer["classes"]] == ["approve", "refer", "decline", "error"]
+        assert layer["renderer"] == "categorizedSymbol" and layer["attr"] == attr
+        expected = ["approve", "refer", "decline", "error"] if layer is parcels else ["approve", "refer", "decline"]
+        assert [c[0] for c in layer["classes"]] == expected
         assert layer["labels"] and layer["label_scales"][0] and layer["label_scales"][2] <= 10_000
     assert parcels["stored_styles"] == ["decision", "loan limit", "health index"]
     assert borrowers["stored_styles"] == ["decision", "loan limit"]

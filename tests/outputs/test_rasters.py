@@ -66,6 +66,7 @@ def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> N
     assert by_date[str(scene.acquired.date())] == pytest.approx(by_date.max())
     with rasterio.open(outputs / "true_colour.tif") as src:
         assert src.count == 3 and src.dtypes[0] == "uint16" and src.descriptions == ("B04", "B03", "B02")
+        assert [c.name for c in src.colorinterp] == ["red", "green", "blue"]
         assert src.tags()["ACQUIRED"] == scene.acquired.date().isoformat()
         rgb = src.read()
     reflectance = rgb[rgb > 0] / 10_000

@@ -52,6 +52,14 @@ def test_borrowers_are_outlined_by_decision() -> None:
     assert [s.name for s in styles] == ["decision", "loan limit"] and styles[0].default
     fills = {o.get("value") for o in styles[0].qml.iter("Option") if o.get("name") == "style"}
     assert fills == {"no"}
+    decision = styles[0].qml.find("renderer-v2")  # a borrower has a decision, not a status
+    assert decision.get("attr") == '"decision"'
+    assert [c.get("value") for c in decision.iter("category")] == ["approve", "refer", "decline"]
+
+
+def test_a_run_without_any_limit_has_the_zero_class_only() -> None:
+    renderer = parcel_styles(pd.DataFrame({"loan_limit": [0.0, 0.0]}), "CNY")[1].qml.find("renderer-v2")
+    assert [(float(r.get("lower")), float(r.get("upper"))) for r in renderer.iter("range")] == [(0.0, 0.0)]
 
 
 @pytest.mark.parametrize(
