@@ -109,7 +109,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model
 
-    output_folder(out)  # before the run: an --out that cannot be a folder fails now, not after it
+    output_folder(out, create=False)  # before the run: an --out that cannot be a folder fails now, not after it
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     window = parse_season(season)
@@ -194,7 +194,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
-    output_folder(out)
+    output_folder(out, create=False)
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
@@ -299,7 +299,7 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
     if (parcels is None) == (bbox is None):
         raise click.UsageError("give either PARCELS or --bbox W,S,E,N")
-    area = area_from_bbox(bbox) if bbox else _parcel_area(parcels, parcels_crs)
+    area = area_from_bbox(bbox) if bbox is not None else _parcel_area(parcels, parcels_crs)
     remote = RemoteSource("stac", stac_url, collection) if source == "stac" else RemoteSource("sentinelhub")
     bands = tuple(band_list.split(",")) if band_list else FETCH_BANDS
     http = HttpSettings(timeout_s=timeout, attempts=retries + 1)

@@ -53,6 +53,7 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     done = _run("assess", str(small_season.parcels_path), *filled, "--out", str(tmp_path / "o"))
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()  # a run refused leaves no output folder behind
 
 
 @pytest.mark.parametrize("command", ["assess", "batch"])

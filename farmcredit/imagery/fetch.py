@@ -106,6 +106,7 @@ class FetchedScene:
             GDAL range reads of COGs).
         bytes_on_disk: Size of the scene folder's files, bytes.
         cached: True when everything was already on disk and nothing was downloaded.
+        bands: Bands the folder holds.
     """
 
     scene_id: str
@@ -116,6 +117,7 @@ class FetchedScene:
     bytes_downloaded: int | None
     bytes_on_disk: int
     cached: bool
+    bands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,12 @@ class FetchManifest:
         source: The source in words (no credentials).
         season: (start, end) ISO dates.
         max_cloud: Scene cloud cover filter, percent.
-        bands: Bands fetched.
+        bands: Bands every scene of this fetch holds (those asked for that the catalogue has).
         area_bounds: (west, south, east, north) of the area, degrees.
         scenes: One entry per scene folder written or reused, by date.
         skipped: (scene id, why) for catalogue scenes left out (duplicates, too cloudy).
+        earlier_scenes: Scene folders of earlier fetches into the folder that this one did not select
+            (another season or area, a looser cloud filter); ``assess`` reads them too.
         created: When the fetch ran, ISO 8601 UTC.
     """
 
@@ -140,6 +144,7 @@ class FetchManifest:
     area_bounds: tuple[float, float, float, float]
     scenes: tuple[FetchedScene, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+    earlier_scenes: tuple[str, ...] = ()
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
@@ -357,7 +362,10 @@ def fetch_imagery(
         raise InputError(f"max cloud cover {max_cloud} is not a percentage (0-100)")
     wanted = normalise_bands(bands)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"imagery folder {folder} cannot be made ({error.strerror}: a file in the way?)") from error
     area_wgs84 = area.to_crs("EPSG:4326")
     if source.kind == "stac":
         from farmcredit.imagery.stac import fetch_stac
@@ -374,14 +382,18 @@ def fetch_imagery(
     else:
         raise InputError(f"unknown imagery source {source.kind!r}; use stac or sentinelhub")
     west, south, east, north = (round(float(v), 7) for v in area_wgs84.total_bounds)
+    ids = {scene.scene_id for scene in scenes}
     manifest = FetchManifest(
         source=source.describe(),
         season=(start.isoformat(), end.isoformat()),
         max_cloud=max_cloud,
-        bands=wanted,
+        bands=tuple(band for band in wanted if all(band in scene.bands for scene in scenes)),
         area_bounds=(west, south, east, north),
         scenes=tuple(sorted(scenes, key=lambda scene: (scene.acquired, scene.scene_id))),
         skipped=tuple(skipped),
+        earlier_scenes=tuple(sorted(path.parent.name for path in folder.glob("*/*.json")
+                                    if path.stem == path.parent.name and path.stem not in ids
+                                    and not path.parent.name.startswith("."))),
     )
     manifest.write(folder)
     return manifest
@@ -500,7 +512,8 @@ class LocalScene:
 
     @classmethod
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
-        """The complete folder of a scene under ``out``, or None when there is none."""
+        """The folder of a scene under ``out`` as its item describes it, or None when there is none; a band whose
+        file is gone (deleted, or a folder cut short) is not held, so its windows are fetched again."""
         folder = out / scene_id
         try:
             item = json.loads((folder / f"{scene_id}.json").read_text(encoding="utf-8"))
@@ -509,7 +522,8 @@ class LocalScene:
             windows = tuple(tuple(float(v) for v in bounds) for bounds in properties["farmcredit:windows"])
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
             return None  # absent, not written by a fetch, or damaged: fetch the scene again
-        bands = frozenset(name for key in item.get("assets", {}) if (name := band_name(key)) is not None)
+        bands = frozenset(name for key in item.get("assets", {})
+                          if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file())
         return cls(folder, grid, windows, bands)  # type: ignore[arg-type]
 
     def missing(self, needed: Sequence[tuple[float, float, float, float]], bands: Sequence[str]) -> list[int]:
@@ -546,17 +560,20 @@ def fetch_scene(
         download: Reads windows from the remote into the writer.
     """
     local = LocalScene.load(out, info.scene_id)
-    missing = local.missing(needed, bands) if local is not None else list(range(len(needed)))
-    if local is not None and not missing:
-        return _fetched(info, local.windows, None, local.size(), cached=True)
-    reused = local.windows if local is not None and len(missing) < len(needed) else ()
-    new = [needed[k] for k in missing]
+    held = local.windows if local is not None else ()
+    new = [bounds for bounds in needed if not any(contains(window, bounds) for window in held)]
+    if local is not None and set(bands) <= local.bands:
+        if not new:
+            return _fetched(info, held, None, local.size(), cached=True, bands=local.bands)
+        reused = held  # what earlier fetches hold stays: parcels fetched then still have their imagery
+    else:  # nothing held, or not in all these bands: the windows held come again with the bands asked
+        reused, new = (), [*held, *new]
     with SceneWriter(out, info.scene_id, grid, bands, (*reused, *new)) as writer:
         if reused and local is not None:
             writer.copy_from(local)
         received = download(writer, new)
         size = writer.finish(info)
-    return _fetched(info, writer.windows, received, size, cached=False)
+    return _fetched(info, writer.windows, received, size, cached=False, bands=writer.bands)
 
 
 def cached_scene(out: Path, info: SceneInfo, area: gpd.GeoSeries, bands: Sequence[str]) -> FetchedScene | None:
@@ -564,11 +581,11 @@ def cached_scene(out: Path, info: SceneInfo, area: gpd.GeoSeries, bands: Sequenc
     local = LocalScene.load(out, info.scene_id)
     if local is None or local.missing(local.grid.plan(area), bands):
         return None
-    return _fetched(info, local.windows, None, local.size(), cached=True)
+    return _fetched(info, local.windows, None, local.size(), cached=True, bands=local.bands)
 
 
 def _fetched(
-    info: SceneInfo, windows: Sequence, received: int | None, size: int, *, cached: bool
+    info: SceneInfo, windows: Sequence, received: int | None, size: int, *, cached: bool, bands: Iterable[str]
 ) -> FetchedScene:
     return FetchedScene(
         scene_id=info.scene_id,
@@ -579,6 +596,7 @@ def _fetched(
         bytes_downloaded=0 if cached else received,
         bytes_on_disk=size,
         cached=cached,
+        bands=tuple(sorted(bands)),
     )
 
 
@@ -667,9 +685,16 @@ class SceneWriter:
         item = self._item(info)
         (self.partial / f"{self.scene_id}.json").write_text(json.dumps(item, indent=1) + "\n", encoding="utf-8")
         final = self.out / self.scene_id
+        # Renames, then the old folder removed: a kill at any point leaves the scene whole, or absent and
+        # fetched again (hidden folders are never read as scenes), never a folder half removed.
+        old = self.out / f"{PARTIAL_PREFIX}old-{self.scene_id}"
+        if old.exists():
+            shutil.rmtree(old)
         if final.exists():
-            shutil.rmtree(final)
+            final.rename(old)
         self.partial.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
         return sum(path.stat().st_size for path in final.iterdir())
 
     def _close(self) -> None:

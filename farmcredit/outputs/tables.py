@@ -63,17 +63,23 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     return files
 
 
-def output_folder(out_dir: Path) -> Path:
-    """``out_dir``, created if missing (with its parents).
+def output_folder(out_dir: Path, create: bool = True) -> Path:
+    """``out_dir``, created if missing (with its parents); with ``create`` False only checked (before a run, which
+    leaves nothing behind when it stops early).
 
     Raises:
-        InputError: it is a file, or it cannot be created.
+        InputError: it is a file, or it cannot be created (a file where a parent folder should be).
     """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        kind = "a file, not a folder" if out_dir.exists() else f"not a folder that can be made ({exc.strerror})"
-        raise InputError(f"output folder {out_dir} is {kind}") from exc
+    ancestor = next(path for path in (out_dir, *out_dir.parents) if path.exists() or path == Path(path.anchor))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output folder {out_dir} is a file, not a folder")
+    if not ancestor.is_dir():
+        raise InputError(f"output folder {out_dir} is not a folder that can be made ({ancestor} is a file)")
+    if create:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"output folder {out_dir} is not a folder that can be made ({exc.strerror})") from exc
     return out_dir
 
 

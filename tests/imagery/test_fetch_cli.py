@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,9 @@ SEASON = "2020-02-01/2020-02-29"
 SECRET = "cli-s3cret-never-printed"
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "farmcredit", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "300", **(env or {})})  # messages on one line
+                          env={**os.environ, "COLUMNS": "300", **(env or {})}, cwd=cwd)  # messages on one line
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,62 @@ def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(
     [
         (["fetch", "--season", SEASON, "--out", "s2"], "give either PARCELS or --bbox"),
         (["fetch", "--bbox", "1,2,3", "--season", SEASON, "--out", "s2"], "is not W,S,E,N"),
+        (["fetch", "--bbox", "", "--season", SEASON, "--out", "s2"], "--bbox '' is not W,S,E,N"),
         (["fetch", "--bbox", "1,2,3,4", "--season", "2020-02-30/2020-03-01", "--out", "s2"], "START/END"),
         (["assess", "{parcels}", "--imagery", "stac", "--out", "r", "--model", "rule"], "needs --season"),
+        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"], "fields.geojson cannot be made"),
     ],
-    ids=["no-area", "bad-bbox", "bad-season", "remote-without-season"],
+    ids=["no-area", "bad-bbox", "empty-bbox", "bad-season", "remote-without-season", "out-a-file"],
 )
-def test_unusable_arguments_exit_2_with_a_message(parcels: Path, args: list[str], message: str) -> None:
-    done = _run(*[arg.format(parcels=parcels) for arg in args])
+def test_unusable_arguments_exit_2_with_a_message(parcels: Path, args: list[str], message: str,
+                                                   tmp_path: Path) -> None:
+    done = _run(*[arg.format(parcels=parcels) for arg in args], cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not {path.name for path in tmp_path.iterdir()} - {parcels.name}  # refused before writing anything
+
+
+def _fields(path: Path, *boxes: tuple[float, float, float, float]) -> Path:
+    gpd.GeoDataFrame({"parcel_id": [f"F{i}" for i in range(len(boxes))], "borrower_id": "B"},
+                     geometry=[shapely.box(*box) for box in boxes], crs="EPSG:4326").to_file(path)
+    return path
+
+
+def test_fetches_into_one_folder_keep_each_others_imagery_and_a_damaged_scene_is_fetched_again(
+    earthsearch, tmp_path: Path
+) -> None:
+    """Two batches of parcels fetched into one folder (no window of the second among the first's): both assess; a
+    scene folder missing a band file (deleted, or a fetch killed while replacing it) is not taken as complete."""
+    _, item, files = earthsearch
+    first = _fields(tmp_path / "first.geojson", (-11.800, 25.150, -11.795, 25.155))
+    second = _fields(tmp_path / "second.geojson", (-11.300, 24.500, -11.295, 24.505))
+    folder, scene = tmp_path / "s2", "S2A_29RKH_20200219_0_L2A"
+
+    def fetch(parcels: Path, *extra: str) -> dict:
+        done = _run("fetch", str(parcels), "--season", SEASON, "--stac-url", server.url, "--out", str(folder),
+                    "--timeout", "5", "--retries", "1", *extra)
+        assert done.returncode == 0, done.stderr
+        return json.loads((folder / "manifest.json").read_text())
+
+    with StacServer([item], files) as server:
+        fetch(first)
+        assert fetch(second)["scenes"][0]["windows"] == 2
+        assert fetch(first)["totals"]["scenes_downloaded"] == 0  # the first batch's window is still there
+        (folder / scene / "B04.tif").unlink()
+        assert fetch(first)["totals"]["scenes_downloaded"] == 1
+        # The manifest names the bands written (no B01 among the assets) and scene folders of earlier fetches.
+        shutil.copytree(folder / scene, folder / "EARLIER")
+        (folder / "EARLIER" / f"{scene}.json").rename(folder / "EARLIER" / "EARLIER.json")
+        manifest = fetch(first, "--bands", "B01,B04,B08,SCL")
+    held = {path.stem for path in (folder / scene).glob("*.tif")}
+    assert manifest["bands"] == [band for band in ("B01", "B04", "B08", "SCL") if band in held]
+    assert manifest["earlier_scenes"] == ["EARLIER"]
+    shutil.rmtree(folder / "EARLIER")
+    for parcels in (first, second):
+        done = _run("assess", str(parcels), "--imagery", str(folder), "--model", "rule", "--out",
+                    str(tmp_path / parcels.stem))
+        assert done.returncode == 0, done.stderr
+        results = gpd.read_file(tmp_path / parcels.stem / "results.gpkg", layer="parcels")
+        assert (results["status"] != "error").all() and (results["clear_observations"] == 1).all()
 
 
 def test_an_empty_search_exits_2_naming_the_api(earthsearch, parcels: Path, tmp_path: Path) -> None:
