@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import affine
 import geopandas as gpd
@@ -30,8 +31,12 @@ import numpy as np
 import rasterio.crs
 import shapely
 import shapely.geometry
+from oauthlib.oauth2 import BackendApplicationClient
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
+from requests_oauthlib import OAuth2Session
+from sentinelhub import DownloadRequest, SentinelHubSession, SHConstants
+from sentinelhub.download.handlers import fail_user_errors, retry_temporary_errors
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery.fetch import (
@@ -180,16 +185,21 @@ def _fetch(
 
 
 class _Redact(logging.Filter):
-    """Blanks a secret out of log records."""
+    """Blanks a secret out of log records, as written and as URL-encoded in a request body or URL."""
 
     def __init__(self, secret: str) -> None:
         super().__init__()
-        self.secret = secret
+        forms = {secret, quote_plus(secret), quote(secret), quote(secret, safe="")}
+        # Longest first, so that no form is left half blanked by a shorter one inside it.
+        self.forms = sorted(forms - {""}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "***"), ()
+        redacted = message
+        for form in self.forms:
+            redacted = redacted.replace(form, "***")
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 
@@ -205,14 +215,38 @@ def _secret_kept_out_of_logs(secret: str) -> Iterator[None]:
         logger.removeFilter(redact)
 
 
-def _session(config: Any) -> Any:
+class _TimedTokenSession(SentinelHubSession):
+    """sentinelhub's session, its token request bounded by ``config.download_timeout_seconds``.
+
+    sentinelhub 3.12 asks for the token without a timeout, so a token endpoint that never answers
+    hangs the fetch. The request, its retries (``max_download_attempts``, on a timeout too) and its
+    errors are otherwise sentinelhub's own; a renewed token goes through here as well.
+    """
+
+    @retry_temporary_errors
+    @fail_user_errors
+    def _fetch_token(self, request: DownloadRequest) -> dict[str, Any]:
+        oauth_client = BackendApplicationClient(client_id=self.config.sh_client_id)
+        with OAuth2Session(client=oauth_client) as oauth_session:
+            oauth_session.register_compliance_hook("access_token_response", self._compliance_hook)
+            return oauth_session.fetch_token(
+                token_url=request.url,
+                client_id=self.config.sh_client_id,
+                client_secret=self.config.sh_client_secret,
+                headers={**self.DEFAULT_HEADERS, **SHConstants.HEADERS},
+                include_client_id=True,
+                timeout=self.config.download_timeout_seconds,
+            )
+
+
+def _session(config: Any) -> SentinelHubSession:
     """A session of our own (sentinelhub caches sessions by client id and URL, not by secret)."""
     from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
-    from sentinelhub import DownloadFailedException, SentinelHubSession
+    from sentinelhub import DownloadFailedException
 
     token_url = public_url(config.sh_token_url)
     try:
-        return SentinelHubSession(config=config)
+        return _TimedTokenSession(config=config)
     except InsecureTransportError as error:
         raise InputError(f"Sentinel Hub token URL {token_url} is not https; OAuth refuses plain http") from error
     except OAuth2Error as error:

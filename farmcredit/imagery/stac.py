@@ -12,12 +12,14 @@ is never counted twice; a parcel no single item holds is fetched from each that 
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import geopandas as gpd
 import numpy as np
@@ -27,7 +29,7 @@ import shapely.geometry
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from farmcredit.errors import ImageryError
+from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import gdal_http_env, gdal_message
 from farmcredit.imagery.earthsearch import scene_from_item
 from farmcredit.imagery.fetch import (
@@ -53,6 +55,15 @@ CELL_PX_RANGE = (256, 2048)
 # A parcel this much inside one item's footprint is fetched from that item alone.
 WHOLE_SHARE = 0.999
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
+# A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
+# bracket, comma or space: signed and token URLs carry their secret there.
+_QUERY_IN_TEXT = re.compile(r"(?<=[\w/.~%-])\?[^\s'\"()<>,]*")
+_USERINFO_IN_TEXT = re.compile(r"//[^/@\s'\"]*@")
+# requests turns a URL's user:password into a Basic Authorization header, which pystac-client logs.
+_AUTHORIZATION_IN_TEXT = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\n]+")
+# The loggers that write the URLs (and headers) of the search's requests.
+_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry", "pystac_client.stac_api_io")
+_COLLECTION_PATH = re.compile(r"(?P<root>.*)/collections/(?P<collection>[^/]+)/?")
 
 
 def fetch_stac(
@@ -108,6 +119,8 @@ def search_items(
     """The collection's items over the area's convex hull in the season, as JSON with absolute hrefs.
 
     Raises:
+        InputError: The URL is not an http(s) URL, or names a STAC document other than an API root
+            (a collection's URL, say).
         ImageryError: The API cannot be reached, answers with an error past the retries, or is not
             a STAC API with item search.
     """
@@ -115,34 +128,55 @@ def search_items(
     import requests
     from pystac_client import Client
     from pystac_client.conformance import ConformanceClasses
+    from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry
 
     url = str(source.url)
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, a broken IPv6 host
+        usable = False
+    if not usable:
+        # pystac-client would open anything else as a local file.
+        raise InputError(
+            f"{_scrubbed(url, url)!r} is not the URL of a STAC API root: give its http(s) URL, "
+            "e.g. https://earth-search.aws.element84.com/v1"
+        )
     retry = Retry(
         total=max(0, http.attempts - 1), backoff_factor=http.retry_delay_s, status_forcelist=_HTTP_RETRY_STATUSES,
         allowed_methods=None, raise_on_status=False,
     )
     hull = shapely.convex_hull(shapely.union_all(area.to_numpy()))
-    try:
-        # Client.open hands its own timeout to the StacApiIO, replacing the one given there.
-        client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
-        arguments: dict[str, Any] = {
-            "collections": [source.collection],
-            "intersects": shapely.geometry.mapping(hull),
-            "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
-            "limit": 100,
-        }
-        if client.conforms_to(ConformanceClasses.QUERY):
-            arguments["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
-        elif client.conforms_to(ConformanceClasses.FILTER):
-            arguments["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]}
-            arguments["filter_lang"] = "cql2-json"
-        items = list(client.search(**arguments).items())
-    except (APIError, requests.RequestException, pystac.STACError, NotImplementedError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise ImageryError(f"{public_url(url)}: STAC search failed ({reason})") from error
+    # urllib3 and pystac-client log the URLs they request (a retry at WARNING, each request at DEBUG).
+    with _query_kept_out_of_logs(url):
+        try:
+            # Client.open hands its own timeout to the StacApiIO, replacing the one given there.
+            client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
+            arguments: dict[str, Any] = {
+                "collections": [source.collection],
+                "intersects": shapely.geometry.mapping(hull),
+                "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
+                "limit": 100,
+            }
+            if client.conforms_to(ConformanceClasses.QUERY):
+                arguments["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
+            elif client.conforms_to(ConformanceClasses.FILTER):
+                arguments["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]}
+                arguments["filter_lang"] = "cql2-json"
+            items = list(client.search(**arguments).items())
+        except ClientTypeError as error:
+            found = re.search(r"found type=(\w+)", str(error))
+            raise InputError(
+                f"{public_url(url)} is a STAC {found.group(1) if found else 'document'}, not the root of a STAC API"
+                + (_collection_hint(url) or " (the landing page that links to the item search)")
+            ) from error
+        except (APIError, requests.RequestException, pystac.STACError, NotImplementedError, ValueError) as error:
+            text = _scrubbed(str(error).strip(), url)
+            reason = text.splitlines()[0][:300] if text else type(error).__name__
+            raise ImageryError(f"{public_url(url)}: STAC search failed ({reason}){_collection_hint(url)}") from error
     return [_absolute(item) for item in items]
 
 
@@ -372,8 +406,65 @@ def _public_path(path: str) -> str:
 
 
 def _redacted(message: str, path: str) -> str:
-    href = path.removeprefix("/vsicurl/")
-    return message.replace(href, public_url(href))
+    return _scrubbed(message, path.removeprefix("/vsicurl/"))
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """Text about ``url`` (an error, a log line) without query strings, its password or an Authorization header.
+
+    >>> _scrubbed("Max retries exceeded with url: /v1?token=s3cret (Caused by ...)", "http://h/v1?token=s3cret")
+    'Max retries exceeded with url: /v1 (Caused by ...)'
+    """
+    try:
+        text, password = text.replace(url, public_url(url)), urlsplit(url).password
+    except ValueError:  # not even a URL (a bad port or IPv6 host): the patterns below still apply
+        password = None
+    text = _USERINFO_IN_TEXT.sub("//", _QUERY_IN_TEXT.sub("", text))
+    text = _AUTHORIZATION_IN_TEXT.sub(r"\g<1>***", text)
+    for secret in {password, quote(password or "", safe="")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
+class _ScrubQuery(logging.Filter):
+    """Takes query strings, passwords and Authorization headers out of log records (see `_scrubbed`)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = _scrubbed(message, self.url)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
+
+
+@contextmanager
+def _query_kept_out_of_logs(url: str) -> Iterator[None]:
+    scrub = _ScrubQuery(url)
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).addFilter(scrub)
+    try:
+        yield
+    finally:
+        for name in _URL_LOGGERS:
+            logging.getLogger(name).removeFilter(scrub)
+
+
+def _collection_hint(url: str) -> str:
+    """For a collection's URL pasted as the API root: the root and collection to give instead, else ""."""
+    parts = urlsplit(url)
+    match = _COLLECTION_PATH.fullmatch(parts.path)
+    if match is None:
+        return ""
+    root = public_url(urlunsplit((parts.scheme, parts.netloc, match["root"] or "/", "", "")))
+    collection = match["collection"]
+    return (
+        f"; it looks like the URL of collection {collection!r}: give the API root and the collection apart "
+        f"(fetch --stac-url {root} --collection {collection})"
+    )
 
 
 def _bounds_text(area: gpd.GeoSeries) -> str:

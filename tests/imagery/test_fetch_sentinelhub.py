@@ -154,6 +154,21 @@ def test_bad_credentials_are_one_clear_error_without_the_secret(
     assert not server.requests_to("/api/v1/process")
 
 
+def test_a_secret_is_kept_out_of_debug_logs_url_encoded_too(
+    earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr+t/Val=ue&x y"  # every character the token request's form body encodes
+    caplog.set_level(logging.DEBUG)
+    with _server(earthsearch) as server:
+        server.client_secret = secret
+        manifest = _fetch(server, tmp_path / "s2", secret=secret)
+    assert len(manifest.scenes) == 1
+    assert "client_secret=***" in caplog.text  # requests-oauthlib logged the body, blanked
+    for form in (secret, urllib.parse.quote_plus(secret), urllib.parse.quote(secret),
+                 urllib.parse.quote(secret, safe="")):
+        assert form not in caplog.text
+
+
 def test_missing_credentials_say_how_to_set_them(tmp_path: Path) -> None:
     config = SHConfig(use_defaults=True)
     with pytest.raises(InputError, match="no Sentinel Hub credentials for https://sh.dataspace.copernicus.eu.*SH_CLIENT_ID"):
@@ -191,8 +206,9 @@ def test_429_is_waited_out_as_the_server_asks(earthsearch, tmp_path: Path) -> No
         ("/api/v1/process", [Fault(hang=True)] * 3, "Read timed out"),
         ("/api/v1/catalog", [Fault(status=503)] * 3, "catalog at .*search failed.*503"),
         ("/oauth/token", [Fault(status=502)] * 3, "token endpoint .*502"),
+        ("/oauth/token", [Fault(hang=True)] * 3, "token endpoint .*Read timed out"),
     ],
-    ids=["500s", "429s", "truncated", "hangs", "catalog-503", "token-502"],
+    ids=["500s", "429s", "truncated", "hangs", "catalog-503", "token-502", "token-hangs"],
 )
 def test_failures_past_the_retry_budget_are_clear_errors(
     earthsearch, tmp_path: Path, where: str, faults: list[Fault], message: str

@@ -6,7 +6,9 @@ their hrefs rewritten to 127.0.0.1; small synthetic tiles cover offsets, paging 
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import time
 from datetime import date
 from pathlib import Path
@@ -20,7 +22,7 @@ import shapely.geometry
 from rasterio.windows import Window, from_bounds
 from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
 
-from farmcredit.errors import ImageryError
+from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
 from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery
 from farmcredit.imagery.stac import assign_geometries, remote_scene
@@ -241,3 +243,37 @@ def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
         manifest = _fetch(server, FIELDS, tmp_path / "s2")
         statuses = [r.status for r in server.requests_to("/search")]
     assert statuses == [503, 200] and len(manifest.scenes) == 1
+
+
+@pytest.mark.parametrize("url", ["notaurl", "earth-search.aws.element84.com/v1", "ftp://example.org/v1"])
+def test_a_stac_url_that_is_no_http_url_is_an_input_error(tmp_path: Path, url: str) -> None:
+    with pytest.raises(InputError, match="is not the URL of a STAC API root"):
+        fetch_imagery(FIELDS, FEBRUARY_2020, RemoteSource("stac", url), tmp_path / "s2", http=FAST)
+
+
+def test_a_collection_url_given_as_the_api_root_says_what_to_give(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        source = RemoteSource("stac", f"{server.url}/collections/sentinel-2-l2a")
+        with pytest.raises(InputError, match="is a STAC Collection, not the root of a STAC API") as error:
+            fetch_imagery(FIELDS, FEBRUARY_2020, source, tmp_path / "s2", http=FAST)
+    assert f"--stac-url {server.url}/ --collection sentinel-2-l2a" in str(error.value)
+
+
+def test_a_token_in_the_stac_url_is_in_no_error_message_or_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with StacServer([], {}) as server:
+        port = server.url.rsplit(":", 1)[1]
+    # The server is gone: its port now refuses connections, and requests quotes the URL it tried.
+    source = RemoteSource("stac", f"http://user:pa55word@127.0.0.1:{port}/v1?token=TOPSECRET")
+    with pytest.raises(ImageryError, match="STAC search failed") as error:
+        fetch_imagery(FIELDS, FEBRUARY_2020, source, tmp_path / "s2", http=FAST)
+    message = str(error.value)
+    assert f"127.0.0.1:{port}/v1" in message
+    assert "TOPSECRET" not in message and "token=" not in message and "pa55word" not in message
+    # urllib3 logs the URL it retries; pystac-client each URL and its headers (Basic user:password).
+    assert "Retrying" in caplog.text and "Authorization': '***'" in caplog.text
+    assert "TOPSECRET" not in caplog.text and "pa55word" not in caplog.text
+    assert base64.b64encode(b"user:pa55word").decode() not in caplog.text
