@@ -163,7 +163,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Local cluster GPU workers, which run the CNN for the others "
                    "[default: one per CUDA device for the CNN unless --device cpu, else 0].")
 @click.option("--memory-limit", default="auto", show_default=True, callback=lambda _, __, v: _memory_limit(v),
-              help="Memory per local worker, e.g. 4GiB (auto: the machine's memory shared among the workers).")
+              help="Memory per local worker, e.g. 4GiB or 0.5 of the machine's (auto: the machine's memory shared "
+                   "among the workers; 0: no limit).")
 @click.option("--partition-parcels", type=click.IntRange(min=1), default=5000, show_default=True,
               help="About how many parcels one task measures (whole imagery windows).")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
@@ -516,17 +517,28 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
 
 
+# Below this a worker cannot hold one window of imagery ("1.5" reads as 1 byte to Dask, and the run then stalls).
+MIN_WORKER_MEMORY = 256 << 20
+
+
 def _memory_limit(value: str) -> str:
-    """``--memory-limit`` as Dask reads it (auto, or a size such as 4GiB); anything else is a usage error."""
+    """``--memory-limit`` as Dask reads it: auto, a size such as 4GiB, a share of the machine's memory (0-1], or 0
+    (no limit); anything else is a usage error."""
     from dask.utils import parse_bytes
 
-    if value != "auto":
-        try:
-            if parse_bytes(value) <= 0:
-                raise ValueError(value)
-        except ValueError as exc:
-            raise click.BadParameter(f"{value!r} is not a size such as 4GiB or 500MB (or auto)") from exc
-    return value
+    try:
+        share = float(value)
+    except ValueError:
+        share = None
+    if value == "auto" or (share is not None and 0 <= share <= 1):
+        return value
+    try:
+        if parse_bytes(value) >= MIN_WORKER_MEMORY:
+            return value
+    except ValueError:
+        pass
+    raise click.BadParameter(f"{value!r} is not a size of {MIN_WORKER_MEMORY >> 20}MiB or more such as 4GiB, a share "
+                             "of memory such as 0.5, 0 (no limit) or auto")
 
 
 def _warn_read_failures(record: dict) -> None:

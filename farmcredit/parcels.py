@@ -152,8 +152,8 @@ def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
     than it declares."""
     bad = np.zeros(len(geoms), dtype=bool)
     usable = np.flatnonzero(usable_geometries(geoms))
-    if crs is None or usable.size == 0:
-        return bad
+    if crs is None or crs.geodetic_crs is None or usable.size == 0:
+        return bad  # an engineering CRS has no place on the earth to check against
     x0, y0, x1, y1 = shapely.bounds(geoms[usable]).T
     xs, ys = np.concatenate([x0, x0, x1, x1]), np.concatenate([y0, y1, y0, y1])
     if not crs.is_geographic:

@@ -102,6 +102,13 @@ def test_a_corrupt_band_costs_its_parcels_that_date_not_the_run_and_is_named(sma
     assert (out / "cropland_probability.tif").exists() and not (out / "true_colour.tif").exists()
 
 
+@pytest.mark.parametrize("value", ["auto", "4GiB", "500MB", "0.5", "1", "0"])
+def test_memory_limits_dask_reads_are_taken_as_given(value: str) -> None:
+    from farmcredit.cli import _memory_limit
+
+    assert _memory_limit(value) == value
+
+
 def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_not_answer(small_season,
                                                                                           tmp_path: Path) -> None:
     import os
@@ -109,8 +116,10 @@ def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_n
     args = [sys.executable, "-m", "farmcredit", "batch", str(small_season.parcels_path), "--imagery",
             str(small_season.imagery_dir), "--model", "rule", "--out", str(tmp_path / "out")]
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
-    for extra, expected in ((["--memory-limit", "lots"], "'lots' is not a size such as 4GiB"),
-                            (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1: no Dask scheduler answered")):
+    for extra, expected in ((["--memory-limit", "lots"], "'lots' is not a size of 256MiB or more"),
+                            (["--memory-limit", "1.5"], "'1.5' is not a size of 256MiB or more"),
+                            (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1: no Dask scheduler answered"),
+                            (["--scheduler", "localhost"], "localhost: no Dask scheduler answered")):
         done = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=120, env=env)
         message = " ".join(done.stderr.split())
         assert done.returncode == 2 and expected in message and "Traceback" not in message

@@ -63,6 +63,11 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
     projected = tmp_path / "utm.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}, {"parcel_id": "B", "geometry": far}]).to_file(projected)
     assert [r[-1:] for r in read_parcels(projected)["reasons"]] == [["MISSING_BORROWER_ID"], ["IMPOSSIBLE_COORDINATES"]]
+    # A local engineering CRS has no place on the earth to check against: its coordinates stand.
+    local = 'LOCAL_CS["site",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
+    engineering = tmp_path / "site.gpkg"
+    _frame([{"parcel_id": "A", "borrower_id": "B", "geometry": far}], crs=local).to_file(engineering)
+    assert list(read_parcels(engineering)["reasons"]) == [[]]
     mislabelled = tmp_path / "mislabelled.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}], crs="EPSG:4326").to_file(mislabelled)
     with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326"):

@@ -228,7 +228,7 @@ def _connect(
     if scheduler:
         try:
             return Client(scheduler), None
-        except OSError as exc:  # unreachable, refused, timed out
+        except (OSError, ValueError) as exc:  # unreachable, refused, timed out; no port, another scheme
             raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({exc})") from exc
     cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
     return Client(cluster), cluster

@@ -343,7 +343,7 @@ def fetch_imagery(
         source: From `parse_remote_source`.
         out: The imagery folder (created); `open_imagery` and `assess` read it.
         max_cloud: Leave out scenes whose catalogue cloud cover is above this, percent.
-        bands: Bands to fetch (SCL included for cloud masking).
+        bands: Bands to fetch (SCL included for cloud masking), with those the folder's scenes already hold.
         http: Timeouts and retries.
         progress: Called as each scene starts and when all are done.
         sentinelhub_config: A ``sentinelhub.SHConfig`` to use instead of the environment's.
@@ -360,12 +360,13 @@ def fetch_imagery(
         raise InputError(f"season {start}/{end} ends before it starts")
     if not 0 <= max_cloud <= 100:
         raise InputError(f"max cloud cover {max_cloud} is not a percentage (0-100)")
-    wanted = normalise_bands(bands)
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InputError(f"imagery folder {folder} cannot be made ({error.strerror}: a file in the way?)") from error
+        raise InputError(f"imagery folder {folder} cannot be made ({error.strerror})") from error
+    # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
+    wanted = normalise_bands([*bands, *held_bands(folder)])
     area_wgs84 = area.to_crs("EPSG:4326")
     if source.kind == "stac":
         from farmcredit.imagery.stac import fetch_stac
@@ -408,6 +409,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ImageryError(f"{path}: not valid JSON ({error})") from error
+
+
+def held_bands(folder: Path) -> frozenset[str]:
+    """The bands the scene folders of earlier fetches into ``folder`` hold."""
+    scenes = (LocalScene.load(folder, path.name) for path in folder.iterdir()
+              if path.is_dir() and not path.name.startswith("."))
+    return frozenset().union(*(scene.bands for scene in scenes if scene is not None))
 
 
 def normalise_bands(bands: Iterable[str]) -> tuple[str, ...]:
@@ -514,7 +522,9 @@ class LocalScene:
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
         """The folder of a scene under ``out`` as its item describes it, or None when there is none; a band whose
         file is gone (deleted, or a folder cut short) is not held, so its windows are fetched again."""
-        folder = out / scene_id
+        folder, replaced = out / scene_id, _replaced(out, scene_id)
+        if not folder.exists() and replaced.is_dir():
+            replaced.rename(folder)  # a fetch killed while replacing the folder: the previous one stands
         try:
             item = json.loads((folder / f"{scene_id}.json").read_text(encoding="utf-8"))
             properties = item["properties"]
@@ -685,9 +695,9 @@ class SceneWriter:
         item = self._item(info)
         (self.partial / f"{self.scene_id}.json").write_text(json.dumps(item, indent=1) + "\n", encoding="utf-8")
         final = self.out / self.scene_id
-        # Renames, then the old folder removed: a kill at any point leaves the scene whole, or absent and
-        # fetched again (hidden folders are never read as scenes), never a folder half removed.
-        old = self.out / f"{PARTIAL_PREFIX}old-{self.scene_id}"
+        # Renames, then the old folder removed: a kill at any point leaves the scene whole, or set aside (hidden
+        # folders are never read as scenes) for the next fetch to put back, never a folder half removed.
+        old = _replaced(self.out, self.scene_id)
         if old.exists():
             shutil.rmtree(old)
         if final.exists():
@@ -735,6 +745,11 @@ class SceneWriter:
             "links": [dict(link) for link in info.links],
             "assets": assets,
         }
+
+
+def _replaced(out: Path, scene_id: str) -> Path:
+    """Where a scene folder being replaced is set aside until its successor is in place."""
+    return out / f"{PARTIAL_PREFIX}old-{scene_id}"
 
 
 def _footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:

@@ -72,6 +72,12 @@ class ModelCard:
         """The card as indented JSON."""
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
+    @property
+    def has_scene_crop_types(self) -> bool:
+        """Whether its classes are the crop types labelled scenes code (as ``CLASSES`` indices); a model with
+        one "crop" class (trained on labels without types) learns and names none of them."""
+        return self.classes == CLASSES
+
 
 def _value_problem(card: ModelCard) -> str:
     """What makes a card's bands, normalisation, calibration or width unusable ('' when nothing): the network

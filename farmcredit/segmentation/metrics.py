@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from farmcredit.errors import InputError
-from farmcredit.segmentation.card import CLASSES
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     EUROSAT_CROP,
@@ -144,9 +143,7 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
         raise InputError(f"{scene.source}: no pixel has both a label (0 or 1) and a clear date; nothing to score")
     report = {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
               "reliability": reliability_table(probability, cover)}
-    # Scenes code crop types as CLASSES indices; a model with other crop classes (one "crop", trained on labels
-    # without crop types) names none of them to score.
-    named = crop_class is not None and model.card.classes == CLASSES
+    named = crop_class is not None and model.card.has_scene_crop_types
     types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
     return {**report, "crop_types": types} if types else report
 

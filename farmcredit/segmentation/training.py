@@ -234,8 +234,7 @@ def train(
     if checkpoint is not None and checkpoint.is_file():
         start, losses, earlier_seconds = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from,
                                                           data_sha256)
-    # Scenes code crop types as CLASSES indices: a network with other crop classes (one "crop") learns no types.
-    type_weight = config.type_weight if card.classes == CLASSES else 0.0
+    type_weight = config.type_weight if card.has_scene_crop_types else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
     std = np.asarray(card.band_std, dtype=np.float32)

@@ -85,8 +85,9 @@ def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate
 
 def test_outcome_dates_with_a_time_zone_are_read_and_the_fit_date_is_never_in_the_future(history, tmp_path) -> None:
     path = tmp_path / "history.csv"
-    history.assign(outcome_date=pd.to_datetime(history["outcome_date"]).dt.strftime("%Y-%m-%dT00:00:00Z")).to_csv(
-        path, index=False)
+    stamps = pd.to_datetime(history["outcome_date"])
+    mixed = stamps.dt.strftime("%Y-%m-%dT00:00:00Z").where(history.index % 2 == 0, stamps.dt.strftime("%Y-%m-%d"))
+    history.assign(outcome_date=mixed).to_csv(path, index=False)  # with and without a time zone, mixed
     assert len(read_history(path, as_of=date(2026, 1, 1))) == len(history)
     with pytest.raises(InputError, match="is after today"):
         read_history(path, as_of=date(2999, 1, 1))

@@ -112,14 +112,19 @@ def test_fetches_into_one_folder_keep_each_others_imagery_and_a_damaged_scene_is
         fetch(first)
         assert fetch(second)["scenes"][0]["windows"] == 2
         assert fetch(first)["totals"]["scenes_downloaded"] == 0  # the first batch's window is still there
+        (folder / scene).rename(folder / f".partial-old-{scene}")  # as a fetch killed between its two renames
+        assert fetch(first)["totals"]["scenes_downloaded"] == 0 and not (folder / f".partial-old-{scene}").exists()
         (folder / scene / "B04.tif").unlink()
         assert fetch(first)["totals"]["scenes_downloaded"] == 1
-        # The manifest names the bands written (no B01 among the assets) and scene folders of earlier fetches.
+        # Fewer bands asked, one of them new (B01): the folder keeps every band it holds, adds B01, and
+        # the manifest names the bands written and the scene folders of earlier fetches.
+        before = {path.stem for path in (folder / scene).glob("*.tif")}
         shutil.copytree(folder / scene, folder / "EARLIER")
         (folder / "EARLIER" / f"{scene}.json").rename(folder / "EARLIER" / "EARLIER.json")
-        manifest = fetch(first, "--bands", "B01,B04,B08,SCL")
+        manifest = fetch(_fields(tmp_path / "third.geojson", (-11.60, 24.90, -11.595, 24.905)), "--bands", "B01,B04")
     held = {path.stem for path in (folder / scene).glob("*.tif")}
-    assert manifest["bands"] == [band for band in ("B01", "B04", "B08", "SCL") if band in held]
+    assert before < held == {*before, "B01"} and set(manifest["bands"]) == held
+    assert manifest["scenes"][0]["windows"] == 3
     assert manifest["earlier_scenes"] == ["EARLIER"]
     shutil.rmtree(folder / "EARLIER")
     for parcels in (first, second):
