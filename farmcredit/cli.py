@@ -309,8 +309,9 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the season into.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
-@click.option("--size", "size_px", type=click.IntRange(32, 4096), help="Scene size in 10 m pixels per side.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random seed (same seed, same bytes).")
+@click.option("--size", "size_px", type=click.IntRange(48, 4096), help="Scene size in 10 m pixels per side.")
 def simulate(out: Path, seed: int, size_px: int | None) -> None:
     """Write a synthetic Sentinel-2 L2A season with exact ground truth.
 

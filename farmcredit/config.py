@@ -1,6 +1,6 @@
 """Configuration: crop calendars, yield curves, prices, costs and credit policy as validated data.
 
-The default lives in ``configs/default.yaml``; users pass their own with ``--config FILE``.
+The default lives in ``farmcredit/default_config.yaml``; users pass their own with ``--config FILE``.
 Everything is validated once at load time and hashed into the audit record.
 """
 
@@ -21,13 +21,21 @@ NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No infinity or NaN anywhere: a cap of .inf is no cap, and run.json could not hold it as JSON.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# Sentinel-2 scene classification (SCL) values: 0 no data ... 11 snow.
+SclClass = Annotated[int, Field(ge=0, le=11)]
+DayOfYear = Annotated[int, Field(ge=1, le=366)]
+# Crop names the signals give parcels themselves: a configured crop may not take them.
+RESERVED_CROP_NAMES = ("fallow", "unknown")
 
 
 class ImageryConfig(_Frozen):
     """How imagery is masked and read."""
 
-    clear_scl_classes: tuple[int, ...] = (4, 5, 6)
+    clear_scl_classes: Annotated[tuple[SclClass, ...], Field(min_length=1)] = (4, 5, 6)
     min_clear_share: Fraction = 0.8
     chunk_px: Annotated[int, Field(ge=64, le=4096)] = 512
 
@@ -60,7 +68,14 @@ class AgronomyConfig(_Frozen):
     min_cultivated_fraction: Fraction = 0.2
     template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
     yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25
-    flood_window_doy: tuple[int, int] = (135, 185)
+    flood_window_doy: tuple[DayOfYear, DayOfYear] = (135, 185)
+
+    @field_validator("flood_window_doy")
+    @classmethod
+    def _window(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not value[0] < value[1]:
+            raise ValueError("flood_window_doy must be [start, end] days of the year with start < end")
+        return value
 
 
 class CropConfig(_Frozen):
@@ -84,6 +99,13 @@ class CropConfig(_Frozen):
         xs = [x for x, _ in points]
         if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:])):
             raise ValueError("needs at least two points with strictly increasing x")
+        return points
+
+    @field_validator("ndvi_template")
+    @classmethod
+    def _ndvi_season(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if any(not 1 <= day <= 366 or not -1 <= ndvi <= 1 for day, ndvi in points):
+            raise ValueError("needs (day of year 1-366, NDVI -1..1) points")
         return points
 
     @field_validator("yield_curve")
@@ -123,7 +145,7 @@ class CreditConfig(_Frozen):
 
     currency: str = "CNY"
     price_haircut: Fraction = 0.9
-    advance_rate: Fraction = 0.5
+    advance_rate: Fraction = 0.8
     cost_ceiling_factor: NonNegative = 1.0
     parcel_cap: NonNegative = 100_000
     borrower_cap: NonNegative = 200_000
@@ -148,6 +170,12 @@ class CreditConfig(_Frozen):
             raise ValueError("declared_area_band must be [low, high] with low < 1 < high")
         if self.parcel_cap > self.borrower_cap:
             raise ValueError("parcel_cap must not exceed borrower_cap")
+        if self.min_loan > self.borrower_cap or self.rounding_step > self.parcel_cap:
+            raise ValueError("min_loan must not exceed borrower_cap, nor rounding_step parcel_cap (every loan would "
+                             "be declined or rounded to 0)")
+        names = [band.grade for band in self.grades]
+        if len(set(names)) != len(names):
+            raise ValueError(f"grades: each grade needs its own name, got {names}")
         bounds = [band.max_pd for band in self.grades]
         factors = [band.multiplier for band in self.grades]
         # Worse grades must never lend more: that is what keeps the limit monotonic.
@@ -162,12 +190,16 @@ class Config(_Frozen):
     imagery: ImageryConfig = ImageryConfig()
     cropland_rule: CroplandRuleConfig = CroplandRuleConfig()
     agronomy: AgronomyConfig = AgronomyConfig()
-    crops: dict[str, CropConfig]
+    crops: Annotated[dict[str, CropConfig], Field(min_length=1)]
     credit: CreditConfig = CreditConfig()
     regions: dict[str, RegionConfig] = {}
 
     @model_validator(mode="after")
     def _regions_name_known_crops(self) -> Config:
+        reserved = sorted(set(self.crops) & set(RESERVED_CROP_NAMES))
+        if reserved:
+            raise ValueError(f"crops: {', '.join(reserved)} names what a parcel is when no crop fits; name the crop "
+                             "otherwise")
         for region, overrides in self.regions.items():
             unknown = sorted(set(overrides.crops) - set(self.crops))
             if unknown:
@@ -188,6 +220,19 @@ class Config(_Frozen):
         return canonical_hash(self.model_dump(mode="json"))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the second would silently replace the
+    first, a whole ``credit:`` section say)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"key(s) {', '.join(repeated)} given twice",
+                                                    node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default.
 
@@ -199,12 +244,15 @@ def load_config(path: str | Path | None = None) -> Config:
         source = "default configuration"
     else:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+                              "as UTF-8") from exc
         source = str(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -40,6 +40,8 @@ _REASONS = (
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
     Reason("INVALID_DECLARED_AREA", "info", "The declared area is not a positive number of hectares; it is ignored."),
+    Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
+           "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),
     Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),

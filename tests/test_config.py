@@ -41,6 +41,15 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"henan": {"crops": {"barley": {"price": 2.0}}}}), "regions.henan.crops"),
         (lambda raw: raw["credit"]["grades"][0].update(multiplier=0.1), "grades"),
         (lambda raw: raw["crops"]["maize"].update(other_cost_per_ha=-10), "crops.maize.other_cost_per_ha"),
+        (lambda raw: raw.update(crops={}), "crops"),
+        (lambda raw: raw["crops"].update(fallow=raw["crops"].pop("soybean")), "crops: fallow names what a parcel is"),
+        (lambda raw: raw["imagery"].update(clear_scl_classes=[]), "imagery.clear_scl_classes"),
+        (lambda raw: raw["imagery"].update(clear_scl_classes=[4, 5, 99]), "imagery.clear_scl_classes.2"),
+        (lambda raw: raw["credit"].update(parcel_cap=float("inf"), borrower_cap=float("inf")), "credit.parcel_cap"),
+        (lambda raw: raw["credit"].update(min_loan=10**9), "min_loan must not exceed borrower_cap"),
+        (lambda raw: raw["credit"]["grades"][1].update(grade="A"), "each grade needs its own name"),
+        (lambda raw: raw["agronomy"].update(flood_window_doy=[185, 135]), "agronomy.flood_window_doy"),
+        (lambda raw: raw["crops"]["wheat"].update(ndvi_template=[[60, 0.2], [400, 1.5]]), "crops.wheat.ndvi_template"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
@@ -55,3 +64,21 @@ def test_missing_or_non_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("crops: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_settings_a_config_leaves_out_take_the_packaged_defaults() -> None:
+    """A regional config may give only what differs: every built-in default is the packaged YAML's value."""
+    default = load_config()
+    for section in ("imagery", "cropland_rule", "agronomy", "credit"):
+        assert type(getattr(default, section))() == getattr(default, section), section
+
+
+def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(DEFAULT.read_text() + "\ncredit:\n  currency: KES\n")  # a second credit section
+    with pytest.raises(ConfigError, match="credit given twice"):
+        load_config(twice)
+    gbk = tmp_path / "gbk.yaml"
+    gbk.write_bytes(DEFAULT.read_text().replace("regions: {}", "").encode() + "\nregions: {河南: {}}\n".encode("gbk"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(gbk)

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.agronomy.measurements import ParcelMeasurements
-from farmcredit.config import Config, CropConfig
+from farmcredit.config import RESERVED_CROP_NAMES, Config, CropConfig
 
-FALLOW = "fallow"
-UNKNOWN = "unknown"
+FALLOW, UNKNOWN = RESERVED_CROP_NAMES
 # z of the 10th percentile of a normal distribution: p10 = p50 * (1 - Z10 * cv).
 Z10 = 1.2815515655446004
 # Spread of the template misfit (NDVI RMSE) that maps distances to crop confidences.

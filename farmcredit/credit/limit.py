@@ -116,6 +116,9 @@ def _data_checks(row: object, config: Config) -> list[str]:
             codes.append("AREA_OVERSTATED")
         elif declared < low * row.cultivated_area_low_ha:
             codes.append("AREA_UNDERSTATED")
+    region = getattr(row, "region", None)
+    if isinstance(region, str) and config.regions and region not in config.regions:
+        codes.append("UNKNOWN_REGION")  # named regions are matched exactly: 'Henan' is not 'henan'
     said, seen = row.declared_crop, row.crop
     if isinstance(said, str) and said not in config.crops:
         codes.append("UNKNOWN_DECLARED_CROP")

@@ -48,8 +48,11 @@ def test_limit_follows_the_documented_arithmetic() -> None:
 def test_regional_prices_override_the_crop_defaults() -> None:
     config = Config.model_validate({**CONFIG.model_dump(), "regions": {"henan": {"crops": {"wheat": {"price": 4.0}}}}})
     base = assign_limits(pd.DataFrame([_parcel()]), config, RISK).iloc[0]["loan_limit"]
-    richer = assign_limits(pd.DataFrame([_parcel(region="henan")]), config, RISK).iloc[0]["loan_limit"]
-    assert richer > base
+    richer = assign_limits(pd.DataFrame([_parcel(region="henan")]), config, RISK).iloc[0]
+    assert richer["loan_limit"] > base and "UNKNOWN_REGION" not in richer["reason_all"]
+    # Regions match exactly: a parcel of 'Henan' gets the national prices, and is told so.
+    other = assign_limits(pd.DataFrame([_parcel(region="Henan")]), config, RISK).iloc[0]
+    assert other["loan_limit"] == base and "UNKNOWN_REGION" in other["reason_all"]
 
 
 def test_overstated_area_refers_and_fallow_declines() -> None:
