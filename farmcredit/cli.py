@@ -526,13 +526,18 @@ def _memory_limit(value: str) -> str:
     """``--memory-limit`` as Dask reads it: auto, a size such as 4GiB, a share of the machine's memory (0-1], or 0
     (no limit); anything else is a usage error."""
     from dask.utils import parse_bytes
+    from distributed.system import MEMORY_LIMIT
 
     try:
         share = float(value)
     except ValueError:
         share = None
-    if value == "auto" or (share is not None and 0 <= share <= 1):
+    if value == "auto" or share == 0:
         return value
+    if share is not None and 0 < share <= 1:  # a share of the machine's memory, for each worker
+        if share * MEMORY_LIMIT >= MIN_WORKER_MEMORY:
+            return value
+        raise click.BadParameter(f"{value} of this machine's memory is under {MIN_WORKER_MEMORY >> 20}MiB a worker")
     try:
         if parse_bytes(value) >= MIN_WORKER_MEMORY:
             return value

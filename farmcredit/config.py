@@ -225,7 +225,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     first, a whole ``credit:`` section say)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        # Merge keys (<<: *anchor) are YAML's way to reuse a mapping, not a key given twice.
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
         repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
         if repeated:
             raise yaml.constructor.ConstructorError(None, None, f"key(s) {', '.join(repeated)} given twice",

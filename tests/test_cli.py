@@ -118,6 +118,7 @@ def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_n
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
     for extra, expected in ((["--memory-limit", "lots"], "'lots' is not a size of 256MiB or more"),
                             (["--memory-limit", "1.5"], "'1.5' is not a size of 256MiB or more"),
+                            (["--memory-limit", "1e-9"], "1e-9 of this machine's memory is under 256MiB"),
                             (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1: no Dask scheduler answered"),
                             (["--scheduler", "localhost"], "localhost: no Dask scheduler answered")):
         done = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=120, env=env)

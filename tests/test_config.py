@@ -73,6 +73,18 @@ def test_settings_a_config_leaves_out_take_the_packaged_defaults() -> None:
         assert type(getattr(default, section))() == getattr(default, section), section
 
 
+def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
+    """``<<: *anchor`` reuses a mapping (not a key given twice): a spring wheat as wheat at another price."""
+    lines = DEFAULT.read_text().replace("\n  wheat:\n", "\n  wheat: &wheat\n").splitlines()
+    end_of_crops = next(i for i, line in enumerate(lines) if i > lines.index("crops:") and line[:1].isalpha())
+    lines[end_of_crops:end_of_crops] = ["  spring_wheat:", "    <<: *wheat", "    price: 2.5"]
+    path = tmp_path / "merged.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    config = load_config(path)
+    assert config.crops["spring_wheat"].price == 2.5
+    assert config.crops["spring_wheat"].yield_curve == config.crops["wheat"].yield_curve
+
+
 def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
     twice = tmp_path / "twice.yaml"
     twice.write_text(DEFAULT.read_text() + "\ncredit:\n  currency: KES\n")  # a second credit section

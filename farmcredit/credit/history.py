@@ -61,7 +61,7 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"history file {path} needs at least {MIN_PER_CLASS} defaulted and {MIN_PER_CLASS} "
                          f"repaid loans (has {counts.get(1, 0)} and {counts.get(0, 0)})")
     # Dates with a time zone compare as UTC; dates without one are taken as given.
-    outcome = pd.to_datetime(table["outcome_date"], errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    outcome = pd.to_datetime(table["outcome_date"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
     if outcome.isna().any():
         raise InputError(f"history file {path}: 'outcome_date' must be a date on every row")
     if as_of is not None and as_of > date.today():

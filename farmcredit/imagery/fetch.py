@@ -365,6 +365,7 @@ def fetch_imagery(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"imagery folder {folder} cannot be made ({error.strerror})") from error
+    restore_set_aside(folder)
     # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
     wanted = normalise_bands([*bands, *held_bands(folder)])
     area_wgs84 = area.to_crs("EPSG:4326")
@@ -409,6 +410,15 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ImageryError(f"{path}: not valid JSON ({error})") from error
+
+
+def restore_set_aside(folder: Path) -> None:
+    """Put back the scene folders a fetch killed while replacing them had set aside (``SceneWriter.finish``)."""
+    prefix = _replaced(folder, "").name
+    for aside in folder.glob(f"{prefix}*"):
+        scene = folder / aside.name.removeprefix(prefix)
+        if aside.is_dir() and not scene.exists():
+            aside.rename(scene)
 
 
 def held_bands(folder: Path) -> frozenset[str]:
@@ -522,9 +532,7 @@ class LocalScene:
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
         """The folder of a scene under ``out`` as its item describes it, or None when there is none; a band whose
         file is gone (deleted, or a folder cut short) is not held, so its windows are fetched again."""
-        folder, replaced = out / scene_id, _replaced(out, scene_id)
-        if not folder.exists() and replaced.is_dir():
-            replaced.rename(folder)  # a fetch killed while replacing the folder: the previous one stands
+        folder = out / scene_id
         try:
             item = json.loads((folder / f"{scene_id}.json").read_text(encoding="utf-8"))
             properties = item["properties"]

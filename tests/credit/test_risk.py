@@ -69,6 +69,10 @@ def test_default_model_says_it_is_synthetic() -> None:
         (lambda t: t.assign(cultivated_area_ha=t["cultivated_area_ha"].where(t.index != 3, np.inf)),
          "cultivated_area_ha has a value that is not a finite number 'inf' \\(row 5\\)"),
         (lambda t: t.assign(ndvi_uniformity=np.nan), "ndvi_uniformity has no value on any row"),
+        (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 0, "March")),
+         "'outcome_date' must be a date"),
+        (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 0, "05/01/2020")),
+         "'outcome_date' must be a date"),  # month or day first: ambiguous, so ISO 8601 only
         (lambda t: t.assign(season=t["season"].astype(object).where(t.index != 0, None)),
          "'season' must be given on every row \\(row 2 has none\\)"),
         (lambda t: t.assign(defaulted=0), "at least 20 defaulted"),

@@ -112,8 +112,11 @@ def test_fetches_into_one_folder_keep_each_others_imagery_and_a_damaged_scene_is
         fetch(first)
         assert fetch(second)["scenes"][0]["windows"] == 2
         assert fetch(first)["totals"]["scenes_downloaded"] == 0  # the first batch's window is still there
+        bands = {path.stem for path in (folder / scene).glob("*.tif")}
         (folder / scene).rename(folder / f".partial-old-{scene}")  # as a fetch killed between its two renames
-        assert fetch(first)["totals"]["scenes_downloaded"] == 0 and not (folder / f".partial-old-{scene}").exists()
+        assert fetch(first, "--bands", "B04,SCL")["totals"]["scenes_downloaded"] == 0  # put back, bands and all
+        assert {path.stem for path in (folder / scene).glob("*.tif")} == bands
+        assert not (folder / f".partial-old-{scene}").exists()
         (folder / scene / "B04.tif").unlink()
         assert fetch(first)["totals"]["scenes_downloaded"] == 1
         # Fewer bands asked, one of them new (B01): the folder keeps every band it holds, adds B01, and
