@@ -260,12 +260,14 @@ def public_url(url: str) -> str:
 
     >>> public_url("https://user:pw@host:8443/a/B04.tif?sig=secret")
     'https://host:8443/a/B04.tif'
+    >>> public_url("http://[::1]:8080/v1?token=x")
+    'http://[::1]:8080/v1'
     """
     parts = urlsplit(url)
     if not parts.scheme:
         return url
-    host = parts.hostname or ""
-    return urlunsplit((parts.scheme, f"{host}:{parts.port}" if parts.port else host, parts.path, "", ""))
+    host = parts.netloc.rpartition("@")[2]  # the host and port as written ([::1]:8080 keeps its brackets)
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def parse_remote_source(text: str) -> RemoteSource | None:

@@ -250,6 +250,11 @@ def _session(config: Any) -> SentinelHubSession:
     except InsecureTransportError as error:
         raise InputError(f"Sentinel Hub token URL {token_url} is not https; OAuth refuses plain http") from error
     except OAuth2Error as error:
+        # An error body of a busy endpoint (429, 5xx) reaches oauthlib as an OAuth error too.
+        answer = error.error if isinstance(error.error, dict) else {}
+        if answer.get("status") == 429 or str(answer.get("status", "")).startswith("5"):
+            raise ImageryError(f"Sentinel Hub token endpoint {token_url} answered {answer['status']} "
+                               f"({answer.get('message') or answer.get('reason') or 'no reason given'})") from error
         # oauthlib's own words (e.g. "unauthorized_client"); its status code is unreliable.
         raise InputError(
             f"Sentinel Hub at {token_url} refused the credentials of OAuth client {config.sh_client_id!r} "

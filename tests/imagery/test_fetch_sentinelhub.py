@@ -225,6 +225,15 @@ def test_failures_past_the_retry_budget_are_clear_errors(
     assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
 
 
+def test_a_busy_token_endpoint_is_not_mistaken_for_refused_credentials(earthsearch, tmp_path: Path) -> None:
+    """A 429 or 5xx with an error body reaches oauthlib as an OAuth error: it is the endpoint's state, not the
+    credentials'."""
+    with _server(earthsearch) as server:
+        server.fail("/oauth/token", *[Fault(status=429)] * 3)
+        with pytest.raises(ImageryError, match=r"token endpoint .* answered 429 \(try later\)"):
+            _fetch(server, tmp_path / "s2")
+
+
 def test_a_truncated_body_once_is_retried(earthsearch, tmp_path: Path) -> None:
     with _server(earthsearch) as server:
         server.fail("/api/v1/process", Fault(truncate=True))

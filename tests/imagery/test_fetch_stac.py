@@ -24,7 +24,7 @@ from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
-from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery
+from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url
 from farmcredit.imagery.stac import assign_geometries, remote_scene
 
 FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
@@ -277,3 +277,14 @@ def test_a_token_in_the_stac_url_is_in_no_error_message_or_log(
     assert "Retrying" in caplog.text and "Authorization': '***'" in caplog.text
     assert "TOPSECRET" not in caplog.text and "pa55word" not in caplog.text
     assert base64.b64encode(b"user:pa55word").decode() not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [("https://user:pw@host:8443/a/B04.tif?sig=secret", "https://host:8443/a/B04.tif"),
+     ("http://[::1]:8080/v1?token=x", "http://[::1]:8080/v1"),
+     ("s3://bucket/key.tif", "s3://bucket/key.tif"),
+     ("/local/B04.tif", "/local/B04.tif")],
+)
+def test_public_urls_keep_the_host_as_written_and_drop_credentials_and_queries(url: str, printed: str) -> None:
+    assert public_url(url) == printed
