@@ -17,9 +17,11 @@ windows that no scene folder holds yet.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -268,6 +270,34 @@ def public_url(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]  # the host and port as written ([::1]:8080 keeps its brackets)
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class _Rewrite(logging.Filter):
+    """Passes each log record's message through ``rewrite``."""
+
+    def __init__(self, rewrite: Callable[[str], str]) -> None:
+        super().__init__()
+        self.rewrite = rewrite
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        rewritten = self.rewrite(message)
+        if rewritten != message:
+            record.msg, record.args = rewritten, ()
+        return True
+
+
+@contextmanager
+def rewritten_logs(loggers: Sequence[str], rewrite: Callable[[str], str]) -> Iterator[None]:
+    """While inside, the messages of ``loggers`` pass through ``rewrite`` (a secret blanked out, say)."""
+    rewriting = _Rewrite(rewrite)
+    for name in loggers:
+        logging.getLogger(name).addFilter(rewriting)
+    try:
+        yield
+    finally:
+        for name in loggers:
+            logging.getLogger(name).removeFilter(rewriting)
 
 
 def parse_remote_source(text: str) -> RemoteSource | None:

@@ -14,12 +14,11 @@ processing-baseline offset (``harmonizeValues``), so the local files need no DN 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from farmcredit.imagery.fetch import (
     fetch_scene,
     pixel_box,
     public_url,
+    rewritten_logs,
     utm_crs,
 )
 from farmcredit.imagery.naming import SCL
@@ -184,35 +184,19 @@ def _fetch(
     return fetched, skipped
 
 
-class _Redact(logging.Filter):
-    """Blanks a secret out of log records, as written and as URL-encoded in a request body or URL."""
+def _secret_kept_out_of_logs(secret: str) -> AbstractContextManager[None]:
+    """requests-oauthlib logs the token request's body, client secret included, at DEBUG level: blank the secret
+    out, as written and as URL-encoded in a request body or URL."""
+    forms = {secret, quote_plus(secret), quote(secret), quote(secret, safe="")}
+    # Longest first, so that no form is left half blanked by a shorter one inside it.
+    ordered = sorted(forms - {""}, key=len, reverse=True)
 
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        forms = {secret, quote_plus(secret), quote(secret), quote(secret, safe="")}
-        # Longest first, so that no form is left half blanked by a shorter one inside it.
-        self.forms = sorted(forms - {""}, key=len, reverse=True)
+    def blanked(text: str) -> str:
+        for form in ordered:
+            text = text.replace(form, "***")
+        return text
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = message
-        for form in self.forms:
-            redacted = redacted.replace(form, "***")
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-@contextmanager
-def _secret_kept_out_of_logs(secret: str) -> Iterator[None]:
-    """requests-oauthlib logs the token request's body, client secret included, at DEBUG level."""
-    logger = logging.getLogger("requests_oauthlib.oauth2_session")
-    redact = _Redact(secret)
-    logger.addFilter(redact)
-    try:
-        yield
-    finally:
-        logger.removeFilter(redact)
+    return rewritten_logs(("requests_oauthlib.oauth2_session",), blanked)
 
 
 class _TimedTokenSession(SentinelHubSession):

@@ -12,10 +12,9 @@ is never counted twice; a parcel no single item holds is fetched from each that 
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from farmcredit.imagery.fetch import (
     fetch_scene,
     pixel_box,
     public_url,
+    rewritten_logs,
     utm_crs,
 )
 from farmcredit.imagery.naming import BASE_GRID_BANDS, processing_baseline
@@ -151,7 +151,7 @@ def search_items(
     )
     hull = shapely.convex_hull(shapely.union_all(area.to_numpy()))
     # urllib3 and pystac-client log the URLs they request (a retry at WARNING, each request at DEBUG).
-    with _query_kept_out_of_logs(url):
+    with rewritten_logs(_URL_LOGGERS, lambda text: _scrubbed(text, url)):
         try:
             # Client.open hands its own timeout to the StacApiIO, replacing the one given there.
             client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
@@ -424,33 +424,6 @@ def _scrubbed(text: str, url: str) -> str:
     for secret in {password, quote(password or "", safe="")} - {None, ""}:
         text = text.replace(secret, "***")
     return text
-
-
-class _ScrubQuery(logging.Filter):
-    """Takes query strings, passwords and Authorization headers out of log records (see `_scrubbed`)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        scrubbed = _scrubbed(message, self.url)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, ()
-        return True
-
-
-@contextmanager
-def _query_kept_out_of_logs(url: str) -> Iterator[None]:
-    scrub = _ScrubQuery(url)
-    for name in _URL_LOGGERS:
-        logging.getLogger(name).addFilter(scrub)
-    try:
-        yield
-    finally:
-        for name in _URL_LOGGERS:
-            logging.getLogger(name).removeFilter(scrub)
 
 
 def _collection_hint(url: str) -> str:
