@@ -23,6 +23,9 @@ from farmcredit.segmentation.data import (
 )
 from farmcredit.segmentation.rule import PhenologyRule
 
+# What one labelled item of each patch kind is, in messages.
+UNITS = {"eurosat": "patch", "dea": "pixel"}
+
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
     """Accuracy, crop precision/recall/F1, crop IoU and the confusion matrix [[TN, FP], [FN, TP]].
@@ -125,11 +128,14 @@ def crop_type_scores(crop_class: np.ndarray, crop_type: np.ndarray, classes: tup
 
 
 def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.ndarray:
-    """Mean P(crop) over each patch's pixels (a pixel for DEA)."""
+    """Mean P(crop) over each patch's seen pixels (a pixel for DEA); NaN for a patch with none seen."""
     from farmcredit.segmentation.card import MODEL_BANDS
 
     probability = model.predict_patches(patches.reflectance, patches.clear, MODEL_BANDS).crop_probability
-    return np.nanmean(probability.reshape(len(probability), -1), axis=1)
+    pixels = probability.reshape(len(probability), -1)
+    seen = np.isfinite(pixels)
+    total, count = np.where(seen, pixels, 0.0).sum(axis=1), seen.sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
@@ -151,17 +157,26 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
 def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
     """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop).
 
+    Patches without a usable observation (red and NIR on a clear date) get no probability: they are
+    left out of every metric and counted in ``unscored``.
+
     Raises:
-        InputError: no patches.
+        InputError: no patches, or none with a usable observation.
     """
     if not len(patches.is_crop):
         raise InputError(f"{patches.source}: no {kind} patches to score")
     probability = patch_probability(model, patches)
+    scored = np.isfinite(probability)
+    if not scored.any():
+        raise InputError(f"{patches.source}: no {kind} {UNITS[kind]} has a usable observation (red and NIR on a "
+                         f"clear date); nothing to score")
+    patches, probability = patches.subset(scored), probability[scored]
     predicted = probability >= 0.5
     per_group = {g: binary_metrics(predicted[patches.group == g], patches.is_crop[patches.group == g])["accuracy"]
                  for g in np.unique(patches.group)}
-    return {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group,
-            "reliability": reliability_table(probability, patches.is_crop.astype(float))}
+    report = {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group,
+              "reliability": reliability_table(probability, patches.is_crop.astype(float))}
+    return {**report, "unscored": int((~scored).sum())} if not scored.all() else report
 
 
 def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
@@ -243,6 +258,9 @@ def format_report(report: dict) -> str:
         lines.append("reliability (P(crop) bin, count, mean predicted, observed crop share):")
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
+    if report.get("unscored"):
+        lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) without a usable observation (red "
+                     f"and NIR on a clear date), left out of every figure above")
     if report.get("note"):
         lines.append(f"note: {report['note']}")
     return "\n".join(lines)

@@ -62,3 +62,26 @@ def test_evaluate_reports_crop_type_accuracy_on_a_simulated_scene(small_season) 
     assert types["n"] > 100 and 0 < types["accuracy"] <= 1
     assert set(types["accuracy_per_class"]) <= {"wheat", "maize", "rice", "soybean"}
     assert "crop type, on" in format_report(report)
+
+
+def test_pixels_without_an_observation_are_left_out_and_counted_not_scored_as_non_crop(tmp_path) -> None:
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.data import DEA_BANDS
+    from farmcredit.segmentation.metrics import evaluate_path, format_report
+
+    columns = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+    vegetation = [0.04, 0.07, 0.05, 0.4, 0.25, 0.12, 0.1, 0.3, 0.38]  # one season, DEA_BANDS order
+    table = np.array([[1, *vegetation, *vegetation]] * 6, dtype=float)
+    table[:2, 1:] = np.nan  # two crop pixels with no band at all
+    (tmp_path / "region").mkdir()
+    np.savetxt(tmp_path / "region" / "training_data.txt", table, header=" ".join(columns))
+    model = load_cropland_model("cnn", device="cpu")
+    report = evaluate_path(model, tmp_path / "region")
+    assert report["overall"]["n"] == 4 and report["unscored"] == 2
+    assert sum(row["n"] for row in report["reliability"]) == 4
+    assert "unscored: 2 pixel(s) without a usable observation" in format_report(report)
+    table[2:, 1:] = np.nan
+    np.savetxt(tmp_path / "region" / "training_data.txt", table, header=" ".join(columns))
+    with pytest.raises(InputError, match="no dea pixel has a usable observation"):
+        evaluate_path(model, tmp_path / "region")
