@@ -14,6 +14,8 @@ from farmcredit.credit.risk import FEATURE_DIRECTIONS, SOURCE_COLUMNS, Monotonic
 from farmcredit.errors import InputError
 
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
+# Optional column naming each loan; without it, a row repeated whole is taken as one loan read twice.
+LOAN_ID = "loan_id"
 MIN_ROWS = 200
 MIN_PER_CLASS = 20
 
@@ -27,8 +29,8 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
 
     Raises:
         InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value,
-            a row with no season, too few rows, a single outcome class, ``as_of`` after today, or outcomes
-            dated after ``as_of``; the message says which.
+            a row with no season, a loan repeated (``loan_id`` twice, or a row repeated whole), too few rows,
+            a single outcome class, ``as_of`` after today, or outcomes dated after ``as_of``; the message says which.
     """
     path = Path(path)
     try:
@@ -54,6 +56,16 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"history file {path}: 'season' must be given on every row (row {row + 2} has none)")
     if not table["defaulted"].dropna().isin([0, 1]).all() or table["defaulted"].isna().any():
         raise InputError(f"history file {path}: 'defaulted' must be 0 or 1 on every row")
+    # A loan read twice (a join's or an export's duplicate) weighs its outcome twice.
+    key = [LOAN_ID] if LOAN_ID in table.columns else list(table.columns)
+    if (repeats := table.duplicated(subset=key)).any():
+        loan = table.groupby(key, dropna=False, sort=False).ngroup().to_numpy()
+        second = int(np.flatnonzero(repeats.to_numpy())[0])
+        first = int(np.flatnonzero(loan == loan[second])[0])
+        what = f"the same {LOAN_ID}" if LOAN_ID in table.columns else "identical"
+        raise InputError(f"history file {path}: rows {first + 2} and {second + 2} are {what} ({int(repeats.sum())} "
+                         f"repeated loan(s)); a loan counted twice weighs its outcome twice: remove the repeats"
+                         f"{'' if LOAN_ID in table.columns else f' (or tell loans apart with a {LOAN_ID} column)'}")
     if len(table) < MIN_ROWS:
         raise InputError(f"history file {path} has {len(table)} loans; at least {MIN_ROWS} are needed")
     counts = table["defaulted"].value_counts()

@@ -23,6 +23,12 @@ def history() -> pd.DataFrame:
     return synthetic_history(loans_per_season=600, seed=5)
 
 
+def test_loans_that_differ_only_by_loan_id_are_two_loans(history, tmp_path: Path) -> None:
+    twice = pd.concat([history, history.iloc[[4]]], ignore_index=True)
+    twice.assign(loan_id=range(len(twice))).to_csv(tmp_path / "history.csv", index=False)
+    assert len(read_history(tmp_path / "history.csv", as_of=date(2026, 1, 1))) == len(history) + 1
+
+
 def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
     model = MonotonicScorecard().fit(risk_features(history), history["defaulted"], seasons=history["season"])
     assert model.metrics_["out_of_time_auc"] > 0.65
@@ -75,6 +81,9 @@ def test_default_model_says_it_is_synthetic() -> None:
          "'outcome_date' must be a date"),  # month or day first: ambiguous, so ISO 8601 only
         (lambda t: t.assign(season=t["season"].astype(object).where(t.index != 0, None)),
          "'season' must be given on every row \\(row 2 has none\\)"),
+        (lambda t: pd.concat([t, t.iloc[[4]]]), "rows 6 and 3602 are identical \\(1 repeated loan"),
+        (lambda t: t.assign(loan_id=[f"L{i % 1100}" for i in range(len(t))]),
+         "rows 2 and 1102 are the same loan_id \\(2500 repeated loan"),
         (lambda t: t.assign(defaulted=0), "at least 20 defaulted"),
         (lambda t: t.head(50), "at least 200"),
         (lambda t: t.assign(outcome_date="2031-01-01"), "after 2026-01-01"),
