@@ -40,6 +40,7 @@ from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     DEA_BANDS,
     LabelledPatches,
+    eurosat_files,
     files_sha256,
     load_dea,
     load_eurosat,
@@ -250,7 +251,7 @@ def main() -> None:
         "simulated_scenes": {"seeds": TRAIN_SEEDS, "size_px": 320, "generator": "farmcredit.simulate"},
         "eurosat_split": {"seed": EUROSAT_SPLIT_SEED, "test_share": 0.5, "train_patches": len(eurosat_train),
                           "test_patches": len(eurosat_test)},
-        "eurosat_sha256": files_sha256(list((LABELS / "eurosat").glob("*/*.tif")), LABELS),
+        "eurosat_sha256": files_sha256([path for path, _ in eurosat_files(LABELS / "eurosat")], LABELS),
         "dea_train_regions": DEA_TRAIN, "dea_test_regions": DEA_TEST,
         "dea_sha256": files_sha256([LABELS / "deafrica-cropmask" / r / "training_data.txt"
                                     for r in DEA_TRAIN + DEA_TEST], LABELS),

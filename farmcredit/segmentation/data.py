@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
+from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 # landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
 SIM_CROP_CLASSES = (1, 2, 3, 4)
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                   "PermanentCrop", "Residential", "River", "SeaLake")
 EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
 # The order in the EuroSAT-MS GeoTIFFs: B8A is the 13th band, not the 9th (phelber/EuroSAT#7, fixed in
 # torchgeo#2480; the spectra agree: band 9 is dark over vegetation as the water-vapour band is).
@@ -218,7 +221,7 @@ def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[
 def files_sha256(paths: list[Path], root: Path) -> str:
     """One SHA-256 over the files' names relative to ``root`` and their bytes, in sorted order.
 
-    Example: ``files_sha256(sorted(Path("labels/eurosat").glob("*/*.tif")), Path("labels"))``.
+    Example: ``files_sha256([path for path, _ in eurosat_files("labels/eurosat")], Path("labels"))``.
     """
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -227,22 +230,74 @@ def files_sha256(paths: list[Path], root: Path) -> str:
     return digest.hexdigest()
 
 
-def load_eurosat(root: str | Path) -> LabelledPatches:
-    """EuroSAT-MS patches under ``root/<Class>/*.tif`` (13-band L1C x 10000) as one-date patches."""
+def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
+    """The EuroSAT patch files under ``root/<Class>/`` (``.tif``/``.tiff``, hidden files skipped) and their class.
+
+    Class folders are matched to ``EUROSAT_CLASSES`` ignoring case; the class is returned as spelt there.
+
+    Raises:
+        InputError: a folder holding patches is not a EuroSAT class (its patches would be scored as
+            non-crop), or no patch is found.
+    """
     root = Path(root)
-    files = sorted(root.glob("*/*.tif"))
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder of EuroSAT class folders (<Class>/*.tif)")
+    classes = {name.lower(): name for name in EUROSAT_CLASSES}
+    files, strays = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        patches = sorted(f for f in folder.iterdir()
+                         if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".") and f.is_file())
+        name = classes.get(folder.name.lower())
+        if patches and name is None:
+            strays.append(folder.name)
+        elif patches:
+            files += [(patch, name) for patch in patches]
+    if strays:
+        raise InputError(f"{root}: folder(s) {', '.join(strays)} hold patches but are not EuroSAT classes "
+                         f"({', '.join(EUROSAT_CLASSES)}); their patches have no crop label: move them out")
     if not files:
-        raise InputError(f"{root}: no EuroSAT patches (<Class>/*.tif)")
+        raise InputError(f"{root}: no EuroSAT patches (<Class>/*.tif, classes {', '.join(EUROSAT_CLASSES)})"
+                         f"{nested_eurosat_hint(root)}")
+    return files
+
+
+def nested_eurosat_hint(folder: Path) -> str:
+    """``"; the class folders are in X: give that folder"`` when a subfolder X holds EuroSAT classes, else ``""``."""
+    nested = [p for p in sorted(folder.iterdir()) if is_eurosat_folder(p)] if folder.is_dir() else []
+    return f"; the EuroSAT class folders are in {nested[0]}: give that folder" if nested else ""
+
+
+def is_eurosat_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a EuroSAT class folder (names matched ignoring case)."""
+    classes = {name.lower() for name in EUROSAT_CLASSES}
+    return folder.is_dir() and any(p.is_dir() and p.name.lower() in classes for p in folder.iterdir())
+
+
+def load_eurosat(root: str | Path) -> LabelledPatches:
+    """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``).
+
+    Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
+    (not clear, NaN).
+    """
+    files = eurosat_files(root)
     order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
-    patches = []
-    for path in files:
+    reflectance, clear = None, None
+    for i, (path, _) in enumerate(files):
         with _open_raster(path) as src:
             if src.count != len(EUROSAT_BANDS):
                 raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
-            patches.append(src.read().astype(np.float32)[order] / 10_000.0)
-    reflectance = np.stack(patches)[:, None]
-    clear = np.ones((len(files), 1, *reflectance.shape[-2:]), dtype=bool)
-    group = np.array([p.parent.name for p in files])
+            if reflectance is None:  # filled in place: a list of patches and its stack would hold them twice
+                reflectance = np.empty((len(files), 1, len(order), src.height, src.width), dtype=np.float32)
+                clear = np.empty((len(files), 1, src.height, src.width), dtype=bool)
+            if (src.height, src.width) != reflectance.shape[-2:]:
+                raise InputError(f"{path}: {src.height} x {src.width} px, the other patches are "
+                                 f"{reflectance.shape[-2]} x {reflectance.shape[-1]}")
+            values = src.read()[order]
+            nodata = src.nodata
+        missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
+        reflectance[i, 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
+        clear[i, 0] = ~missing
+    group = np.array([name for _, name in files])
     return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True)
 
 
@@ -265,26 +320,41 @@ def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> Labell
 def read_dea_table(root: str | Path, region: str) -> dict[str, np.ndarray]:
     """Every column of a Digital Earth Africa region's ``training_data.txt`` (``Class``, bands, MADs, rain, ...).
 
+    The file is rows of numbers separated by spaces, tabs or commas under a header: the last ``#``
+    line before the first row names the columns. ``Class`` is 1 (crop) or 0 (non-crop) on every row.
+
     Raises:
         InputError: the region's table is missing, not rows of numbers, one per column of its ``#`` header,
-            or lacks ``Class`` or a band column of ``DEA_BANDS`` (``<name>_S1``, ``<name>_S2``).
+            lacks ``Class`` or a band column of ``DEA_BANDS`` (``<name>_S1``, ``<name>_S2``), or has
+            a ``Class`` other than 0 or 1.
     """
     path = Path(root) / region / "training_data.txt"
     if not path.is_file():
         raise InputError(f"{path}: Digital Earth Africa region {region!r} not found")
     try:
         with open(path) as handle:
-            header = handle.readline().lstrip("#").split()
-        table = np.loadtxt(path, comments="#", ndmin=2)
+            above = [line for line in takewhile(lambda line: line.lstrip().startswith("#") or not line.strip(), handle)
+                     if line.strip()]
+        if not above:
+            raise InputError(f"{path}: no '#' header line naming the columns above its rows")
+        delimiter = "," if "," in above[-1] else None
+        header = [name.strip() for name in above[-1].lstrip().lstrip("#").split(delimiter)]
+        table = np.loadtxt(path, comments="#", ndmin=2, delimiter=delimiter)
     except ValueError as exc:  # also a file that is not text (UnicodeDecodeError)
-        raise InputError(f"{path}: not a table of numbers under a '#' header ({exc})") from exc
+        raise InputError(f"{path}: not a table of numbers (separated by spaces, tabs or commas) under a '#' "
+                         f"header ({exc})") from exc
     if not len(table) or table.shape[1] != len(header):
         raise InputError(f"{path}: needs rows of {len(header)} numbers, one per column its header names; "
                          f"it has {len(table)} rows of {table.shape[1]}")
     needed = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
     if missing := [name for name in needed if name not in header]:
         raise InputError(f"{path}: no column {', '.join(missing)} in its header")
-    return {name: table[:, i] for i, name in enumerate(header)}
+    columns = {name: table[:, i] for i, name in enumerate(header)}
+    if not (unlabelled := ~np.isin(columns["Class"], (0, 1))).any():
+        return columns
+    row = int(np.flatnonzero(unlabelled)[0])
+    raise InputError(f"{path}: Class must be 1 (crop) or 0 (non-crop); data row {row + 1} has "
+                     f"{columns['Class'][row]:g} ({int(unlabelled.sum())} such rows)")
 
 
 def split_eurosat(patches: LabelledPatches, test_share: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,18 +11,22 @@ import numpy as np
 from farmcredit.errors import InputError
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
-    EUROSAT_CROP,
     LABEL_POLYGONS,
     LabelledPatches,
     LabelledScene,
+    eurosat_files,
     files_sha256,
+    is_eurosat_folder,
     load_dea,
     load_eurosat,
     load_labelled_scene,
+    nested_eurosat_hint,
     split_eurosat,
 )
 from farmcredit.segmentation.rule import PhenologyRule
 
+# Pixels of patches predicted per call in ``patch_probability`` (1,024 EuroSAT patches; every DEA pixel we hold).
+PIXELS_PER_CALL = 1 << 22
 # What one labelled item of each patch kind is, in messages.
 UNITS = {"eurosat": "patch", "dea": "pixel"}
 
@@ -128,14 +132,22 @@ def crop_type_scores(crop_class: np.ndarray, crop_type: np.ndarray, classes: tup
 
 
 def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.ndarray:
-    """Mean P(crop) over each patch's seen pixels (a pixel for DEA); NaN for a patch with none seen."""
+    """Mean P(crop) over each patch's seen pixels (a pixel for DEA); NaN for a patch with none seen.
+
+    Patches are predicted ``PIXELS_PER_CALL`` pixels at a time, so memory does not grow with their number.
+    """
     from farmcredit.segmentation.card import MODEL_BANDS
 
-    probability = model.predict_patches(patches.reflectance, patches.clear, MODEL_BANDS).crop_probability
-    pixels = probability.reshape(len(probability), -1)
-    seen = np.isfinite(pixels)
-    total, count = np.where(seen, pixels, 0.0).sum(axis=1), seen.sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    step = max(1, PIXELS_PER_CALL // int(np.prod(patches.reflectance.shape[-2:])))
+    means = []
+    for start in range(0, len(patches.is_crop), step):
+        chunk = np.s_[start : start + step]
+        pixels = model.predict_patches(patches.reflectance[chunk], patches.clear[chunk], MODEL_BANDS).crop_probability
+        pixels = pixels.reshape(len(pixels), -1)
+        seen = np.isfinite(pixels)
+        total, count = np.where(seen, pixels, 0.0).sum(axis=1), seen.sum(axis=1)
+        means.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+    return np.concatenate(means)
 
 
 def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
@@ -170,12 +182,11 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     if not scored.any():
         raise InputError(f"{patches.source}: no {kind} {UNITS[kind]} has a usable observation (red and NIR on a "
                          f"clear date); nothing to score")
-    patches, probability = patches.subset(scored), probability[scored]
+    probability, is_crop, group = probability[scored], patches.is_crop[scored], patches.group[scored]
     predicted = probability >= 0.5
-    per_group = {g: binary_metrics(predicted[patches.group == g], patches.is_crop[patches.group == g])["accuracy"]
-                 for g in np.unique(patches.group)}
-    report = {"kind": kind, "overall": binary_metrics(predicted, patches.is_crop), "accuracy_per_group": per_group,
-              "reliability": reliability_table(probability, patches.is_crop.astype(float))}
+    per_group = {g: binary_metrics(predicted[group == g], is_crop[group == g])["accuracy"] for g in np.unique(group)}
+    report = {"kind": kind, "overall": binary_metrics(predicted, is_crop), "accuracy_per_group": per_group,
+              "reliability": reliability_table(probability, is_crop.astype(float))}
     return {**report, "unscored": int((~scored).sum())} if not scored.all() else report
 
 
@@ -198,11 +209,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = (data / "training_data.txt").is_file() or bool(regions)
-    is_eurosat = any((data / name).is_dir() for name in EUROSAT_CROP)
+    is_eurosat = is_eurosat_folder(data)
     if not (is_dea or is_eurosat):
         raise InputError(f"{data}: not a labelled scene (imagery with landcover.tif, labels.tif or labelled "
                          f"polygons {'/'.join(LABEL_POLYGONS)}), EuroSAT folder (<Class>/*.tif) or Digital Earth "
-                         f"Africa folder (<region>/training_data.txt)")
+                         f"Africa folder (<region>/training_data.txt){nested_eurosat_hint(data)}")
     if isinstance(model, PhenologyRule):
         raise InputError(f"{data}: the phenology rule scores labelled scenes only; EuroSAT and DEA give one or two "
                          f"dates per pixel, fewer than the {model.config.min_clear_dates} clear dates it needs")
@@ -225,7 +236,7 @@ def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
     """The patches the card's ``eurosat_split`` held out of training when the card names these files, and a note."""
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
-    if training.get("eurosat_sha256") != files_sha256(sorted(data.glob("*/*.tif")), data.parent):
+    if training.get("eurosat_sha256") != files_sha256([path for path, _ in eurosat_files(data)], data.parent):
         return patches, "the model's card does not name these files: if it trained on them, this score flatters it"
     split = training.get("eurosat_split")
     if split is None:

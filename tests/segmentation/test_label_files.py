@@ -1,0 +1,98 @@
+"""EuroSAT folders and DEA tables as users bring them: other spellings, stray folders, no data, other separators.
+
+A patch or pixel whose label cannot be told is refused or left out, never scored as non-crop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from farmcredit.errors import InputError
+from farmcredit.segmentation.data import DEA_BANDS, eurosat_files, load_dea, load_eurosat, read_dea_table
+
+DEA_COLUMNS = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+
+
+def _patch(path: Path, value: int = 1500, nodata: float | None = None, zero_rows: int = 0) -> None:
+    """A 13-band 8 x 8 px EuroSAT-MS-like patch; its first ``zero_rows`` rows 0 in every band."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bands = np.full((13, 8, 8), value, dtype=np.uint16)
+    bands[:, :zero_rows] = 0
+    with rasterio.open(path, "w", driver="GTiff", count=13, height=8, width=8, dtype="uint16", nodata=nodata,
+                       crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
+        dst.write(bands)
+
+
+def test_class_folders_match_ignoring_case_and_tiff_files_count_but_hidden_files_do_not(tmp_path: Path) -> None:
+    _patch(tmp_path / "annualcrop" / "a.tif")
+    _patch(tmp_path / "PERMANENTCROP" / "b.TIFF")
+    (tmp_path / "empty").mkdir()  # a folder without patches is no class, and harmless
+    _patch(tmp_path / "Forest" / "c.tif")
+    _patch(tmp_path / "Forest" / "._c.tif")  # a macOS AppleDouble sidecar
+    (tmp_path / "Forest" / "c.tif.aux.xml").write_text("<PAMDataset/>")
+    (tmp_path / "README.txt").write_text("EuroSAT")
+    files = eurosat_files(tmp_path)
+    assert [(path.name, name) for path, name in files] == [("c.tif", "Forest"), ("b.TIFF", "PermanentCrop"),
+                                                           ("a.tif", "AnnualCrop")]
+    assert load_eurosat(tmp_path).is_crop.tolist() == [False, True, True]
+
+
+def test_a_folder_of_patches_that_is_no_eurosat_class_is_refused_not_scored_as_non_crop(tmp_path: Path) -> None:
+    _patch(tmp_path / "AnnualCrop" / "a.tif")
+    _patch(tmp_path / "unlabelled" / "u.tif")
+    with pytest.raises(InputError, match="unlabelled hold patches but are not EuroSAT classes"):
+        load_eurosat(tmp_path)
+
+
+def test_class_folders_one_level_down_are_pointed_to(tmp_path: Path) -> None:
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    _patch(tmp_path / "EuroSAT_MS" / "Forest" / "f.tif")
+    with pytest.raises(InputError, match="the EuroSAT class folders are in .*EuroSAT_MS: give that folder"):
+        load_eurosat(tmp_path)
+    with pytest.raises(InputError, match="the EuroSAT class folders are in .*EuroSAT_MS: give that folder"):
+        evaluate_path(load_cropland_model("cnn", device="cpu"), tmp_path)
+
+
+def test_no_data_pixels_are_not_clear_and_a_patch_of_no_data_is_not_scored(tmp_path: Path) -> None:
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    _patch(tmp_path / "AnnualCrop" / "a.tif", zero_rows=3)  # zeros in every band: no data, nodata set or not
+    _patch(tmp_path / "AnnualCrop" / "b.tif", value=9, nodata=9)  # every pixel the file's nodata value
+    _patch(tmp_path / "Forest" / "c.tif")
+    patches = load_eurosat(tmp_path)
+    assert patches.clear[0, 0, :3].sum() == 0 and patches.clear[0, 0, 3:].all()
+    assert np.isnan(patches.reflectance[0, 0, :, :3]).all() and not patches.clear[1].any()
+    report = evaluate_path(load_cropland_model("cnn", device="cpu"), tmp_path)
+    assert report["overall"]["n"] == 2 and report["unscored"] == 1
+
+
+def _dea_table(path: Path, classes: list[float], separator: str = " ", above: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [separator.join(f"{v:g}" for v in [c, *np.linspace(0.05, 0.4, len(DEA_COLUMNS) - 1)]) for c in classes]
+    path.write_text(above + "# " + separator.join(DEA_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("code", ["nan", "2"])
+def test_a_dea_class_other_than_0_or_1_is_refused_naming_the_row(tmp_path: Path, code: str) -> None:
+    _dea_table(tmp_path / "kenya" / "training_data.txt", [1, 0, float(code), 1])
+    with pytest.raises(InputError, match=f"Class must be 1 \\(crop\\) or 0 \\(non-crop\\); data row 3 has {code}"):
+        load_dea(tmp_path, ("kenya",))
+
+
+def test_dea_tables_may_be_comma_separated_with_comments_above_the_header(tmp_path: Path) -> None:
+    _dea_table(tmp_path / "a" / "training_data.txt", [1, 0, 1])
+    _dea_table(tmp_path / "b" / "training_data.txt", [1, 0, 1], separator=",", above="# exported 2026-11-29\n\n")
+    spaced, commas = read_dea_table(tmp_path, "a"), read_dea_table(tmp_path, "b")
+    assert spaced.keys() == commas.keys() and all(np.array_equal(spaced[k], commas[k]) for k in spaced)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "training_data.txt").write_text("1 0.1 0.2\n")
+    with pytest.raises(InputError, match="no '#' header line naming the columns"):
+        read_dea_table(tmp_path, "c")
