@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from farmcredit.imagery.fetch import RemoteSource
+    from farmcredit.segmentation.rule import CroplandModel
 
 USAGE_ERROR = 2
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
@@ -112,6 +116,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     output_folder(out, create=False)  # before the run: an --out that cannot be a folder fails now, not after it
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
+    _warn_uncalibrated(model)
     window = parse_season(season)
     imagery_src = _local_imagery(imagery_src, parcels, window, parcels_crs, out, quiet)
     imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
@@ -199,6 +204,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
+    _warn_uncalibrated(model)
     if scheduler and (workers or gpu_workers):
         raise click.UsageError("--workers and --gpu-workers size a local cluster; with --scheduler, start "
                                "the workers yourself (dask worker ... [--resources GPU=1])")
@@ -338,10 +344,16 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--eurosat-test-share", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Share of each EuroSAT class held out of training (seeded split, recorded in the card); "
-                   "`evaluate` then scores only those patches.")
-@click.option("--dea", type=click.Path(exists=True, path_type=Path), help="Digital Earth Africa crop-mask folder.")
-@click.option("--dea-regions", default="central,eastern,sahel,south_eastern", show_default=True,
-              help="DEA regions to train on (leave others out to test on them).")
+                   "`evaluate` then scores only those patches. With --init, kept when the starting weights trained "
+                   "on other EuroSAT files (a warning says they may overlap) or split these the same way; else "
+                   "dropped, with a warning.")
+@click.option("--dea", type=click.Path(exists=True, path_type=Path),
+              help="Digital Earth Africa crop-mask folder of regions (<region>/training_data.txt), or one region's "
+                   "folder (training_data.txt).")
+@click.option("--dea-regions", default="",
+              help="DEA regions to train on, comma-separated; the folder's others that the --init weights did not "
+                   "train on either are scored into the card. [default: central,eastern,sahel,south_eastern (as "
+                   "the shipped model) where the folder holds them all, else every region it holds]")
 @click.option("--init", "init_weights", type=click.Path(exists=True, path_type=Path),
               help="Fine-tune these weights instead of starting afresh.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
@@ -359,10 +371,11 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
                    "--init weights) teach it B8A; 0 as before v2.6. [default: 0.5]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
+@dn_offset_option
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
           dea: Path | None, dea_regions: str, init_weights: Path | None, steps: int, seed: int,
           atmosphere: float | None, dea_crop_share: float | None, dea_b8a_fill: float | None, device: str,
-          checkpoint: Path | None) -> None:
+          checkpoint: Path | None, dn_offset: float | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA, EuroSAT patches and/or DEA pixels.
 
     Each DATA folder is a simulate folder, or imagery/ (or a GeoTIFF stack imagery.tif, see --bands)
@@ -383,11 +396,11 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
     optional = {"atmosphere": atmosphere, "narrow_nir_fill": dea_b8a_fill}
     config = TrainingConfig(steps=steps, seed=seed, pixel_crop_share=dea_crop_share,
                             **{name: value for name, value in optional.items() if value is not None})
-    with _progress(False, unit="steps") as progress:
+    with _progress(False, unit="steps") as progress, _warnings_on_console():
         task = progress.add_task("training", total=steps)
         card = train_from_folders(
             data, out, config, eurosat=eurosat, eurosat_test_share=eurosat_test_share,
-            band_layout=parse_band_layout(bands), dea=dea,
+            band_layout=parse_band_layout(bands), dn_offset=dn_offset, dea=dea,
             dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
             progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
         )
@@ -397,6 +410,8 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
         overall = scores["overall"]
         console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
                       f"(always the commoner class: {overall['majority_accuracy']:.4f})")
+        if "note" in scores:
+            console.print(f"    note: {scores['note']}", highlight=False)
 
 
 @cli.command()
@@ -406,7 +421,9 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--all-patches", is_flag=True,
               help="Score every EuroSAT patch, also those the model's card says it trained on.")
-def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches: bool) -> None:
+@dn_offset_option
+def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches: bool,
+             dn_offset: float | None) -> None:
     """Score cropland MODEL ('cnn', 'rule' or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
 
     DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
@@ -423,7 +440,7 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
     from farmcredit.segmentation.metrics import evaluate_path, format_report
 
     click.echo(format_report(evaluate_path(load_cropland_model(model, device=device), data, all_patches,
-                                           parse_band_layout(bands))))
+                                           parse_band_layout(bands), dn_offset)))
 
 
 @cli.group()
@@ -546,6 +563,25 @@ def _memory_limit(value: str) -> str:
         pass
     raise click.BadParameter(f"{value!r} is not a size of {MIN_WORKER_MEMORY >> 20}MiB or more such as 4GiB, a share "
                              "of memory such as 0.5, 0 (no limit) or auto")
+
+
+@contextmanager
+def _warnings_on_console() -> Iterator[None]:
+    """Warnings the library raises (``warnings.warn``) printed as the console's own, when raised."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        yield
+
+
+def _warn_uncalibrated(model: CroplandModel) -> None:
+    """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
+    card = getattr(model, "card", None)
+    if card is not None and "mixed_margin" not in card.calibration:
+        console.print(f"[yellow]warning:[/] model {card.name} has no calibrated area interval (its card has no "
+                      "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
+                      "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
+                      "scripts/calibrate_area_interval.py --weights FILE", highlight=False)
 
 
 def _warn_read_failures(record: dict) -> None:

@@ -30,6 +30,23 @@ def test_assess_writes_results_and_says_where(small_season, tmp_path: Path) -> N
     assert set(gpd.read_file(out / "results.gpkg", layer="parcels")["model_version"]) == {cnn.name}
     audit = json.loads((out / "run.json").read_text())["models"]["cropland"]
     assert audit["name"] == cnn.name and audit["weights_sha256"] == cnn.weights_sha256
+    assert "no calibrated area interval" not in done.stderr
+
+
+def test_a_model_without_an_area_margin_is_run_with_a_warning_saying_how_to_fit_one(small_season,
+                                                                                    tmp_path: Path) -> None:
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path
+
+    weights = tmp_path / "tuned.safetensors"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    card = json.loads(card_path(DEFAULT_WEIGHTS).read_text())
+    card["calibration"] = {"a": 1.0, "b": 0.0}  # as `farmcredit train` leaves it
+    card_path(weights).write_text(json.dumps(card))
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),
+                "--model", str(weights), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())  # the console wraps lines
+    assert "has no calibrated area interval" in said and "scripts/calibrate_area_interval.py --weights" in said
 
 
 def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ TRAINING_FIELDS = {
     "dea_train_regions": (_names, "a list of region names"),
     "eurosat": (_name_or_null, "a folder or null"),
     "eurosat_sha256": (_name_or_null, "a SHA-256 or null"),
+    "eurosat_base_sha256": (_names, "a list of SHA-256s"),
     "eurosat_split": (_eurosat_split, "null or a mapping of seed and train_patches (whole numbers) and "
                                       "test_share (between 0 and 1)"),
 }

@@ -99,13 +99,13 @@ class LabelledPatches:
                        group=self.group[keep])
 
 
-def load_labelled_scene(folder: str | Path,
-                        band_layout: Sequence[tuple[date | None, str]] | None = None) -> LabelledScene:
+def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | None, str]] | None = None,
+                        dn_offset: float | None = None) -> LabelledScene:
     """Read a scene's imagery whole and its labels (``landcover.tif``, ``labels.tif`` or labelled polygons).
 
     The imagery is ``folder/imagery`` (scene folders or SAFE products), a GeoTIFF stack
     ``folder/imagery.tif`` (``band_layout`` as in ``open_imagery`` when its bands carry no
-    descriptions), or else ``folder`` itself.
+    descriptions), or else ``folder`` itself; ``dn_offset`` as in ``open_imagery``.
 
     ``labels.tif`` must share the imagery's CRS, transform and size, and hold 0 (non-crop), 1 (crop)
     or its nodata value (unknown; 255 when the file sets none).
@@ -118,7 +118,8 @@ def load_labelled_scene(folder: str | Path,
 
     folder = Path(folder)
     source = next((folder / name for name in IMAGERY_NAMES if (folder / name).exists()), folder)
-    imagery = open_imagery(source, band_layout=band_layout)  # a layout names a stack's bands: refused on folders
+    # A layout names a stack's bands: refused on folders.
+    imagery = open_imagery(source, band_layout=band_layout, dn_offset=dn_offset)
     rows, cols = imagery.shape
     cube = read_window(imagery, Window(0, 0, cols, rows), [b for b in MODEL_BANDS if b in imagery.bands])
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)

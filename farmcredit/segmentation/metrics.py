@@ -191,20 +191,21 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
 
 
 def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
-                  band_layout: Sequence[tuple[date | None, str]] | None = None) -> dict:
+                  band_layout: Sequence[tuple[date | None, str]] | None = None, dn_offset: float | None = None) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
 
     EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
     only ones scored unless ``all_patches``; the report's ``note`` says so, or that the model trained
     on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene.
-    ``band_layout`` names the bands of a scene's GeoTIFF stack (``load_labelled_scene``).
+    ``band_layout`` names the bands of a scene's GeoTIFF stack and ``dn_offset`` the offset of its or its scene
+    folders' DNs (``load_labelled_scene``).
 
     Raises:
         InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
     """
     data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
     if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
-        report = evaluate_scene(model, load_labelled_scene(data, band_layout))
+        report = evaluate_scene(model, load_labelled_scene(data, band_layout, dn_offset))
         trained_on = isinstance(model, CnnCroplandModel) and str(data) in model.card.training.get("scenes", ())
         return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
@@ -233,19 +234,30 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
 
 def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
                       all_patches: bool) -> tuple[LabelledPatches, str]:
-    """The patches the card's ``eurosat_split`` held out of training when the card names these files, and a note."""
+    """The patches the card's ``eurosat_split`` held out of training when the card names these files, and a note.
+
+    The note also says when the model's starting weights trained on these files, or on other EuroSAT
+    files (``eurosat_base_sha256``), which may include some of these.
+    """
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
-    if training.get("eurosat_sha256") != files_sha256([path for path, _ in eurosat_files(data)], data.parent):
+    sha256 = files_sha256([path for path, _ in eurosat_files(data)], data.parent)
+    base_files = training.get("eurosat_base_sha256", ())
+    if sha256 in base_files:
+        return patches, ("the model's starting weights trained on these files (its card keeps no split of them): "
+                         "not a held-out score")
+    if training.get("eurosat_sha256") != sha256:
         return patches, "the model's card does not name these files: if it trained on them, this score flatters it"
     split = training.get("eurosat_split")
     if split is None:
         return patches, "the model trained on all of these patches: not a held-out score"
+    overlap = ("; its starting weights trained on other EuroSAT files, which may include some of these"
+               if base_files else "")
     if all_patches:
-        return patches, f"all patches, {split['train_patches']} of which the model trained on"
+        return patches, f"all patches, {split['train_patches']} of which the model trained on{overlap}"
     _, test = split_eurosat(patches, split["test_share"], seed=split["seed"])
     return patches.subset(test), (f"the {len(test)} of {len(patches.is_crop)} patches the model's card held out of "
-                                  f"training (--all-patches scores all)")
+                                  f"training (--all-patches scores all){overlap}")
 
 
 def format_report(report: dict) -> str:

@@ -52,6 +52,8 @@ WAVELENGTH_NM = {"B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B0
 BINARY_CLASSES = ("non_crop", "crop")
 # Settings added after checkpoints were first written, with the value that reproduces training before them.
 SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5, "narrow_nir_fill": 0.0}
+# The shipped model's DEA training regions: trained on by default where a DEA folder holds them all.
+DEFAULT_DEA_REGIONS = ("central", "eastern", "sahel", "south_eastern")
 # B8A / B08 of surface reflectance (L2A): about 0.95 (water, bright soil) to 1.1 (dense canopy).
 NARROW_NIR_GAIN = (0.95, 1.10)
 TrainProgress = Callable[[int, int, float], None]
@@ -526,6 +528,7 @@ def train_from_folders(
     eurosat: Path | None = None,
     eurosat_test_share: float = 0.0,
     band_layout: Sequence[tuple[date | None, str]] | None = None,
+    dn_offset: float | None = None,
     dea: Path | None = None,
     dea_regions: tuple[str, ...] = (),
     init: Path | None = None,
@@ -538,11 +541,25 @@ def train_from_folders(
     With ``eurosat_test_share`` > 0, that share of each EuroSAT class is held out of training
     (``split_eurosat``, seed 0) and the card records the split, as the shipped model's does, so
     ``evaluate`` can score the held-out patches alone; it records the EuroSAT files' hash whenever
-    they are used. ``band_layout`` names the bands of scenes given as GeoTIFF stacks
-    (``load_labelled_scene``). The card's paths are absolute; its metrics are those on the held-out
-    EuroSAT patches and on the DEA folder's regions not trained on (``held_out_metrics``).
+    they are used. A fine-tune keeps the split as ``with_starting_exposure`` says, warning when it
+    drops it or when its starting weights trained on other EuroSAT files (the held-out score then
+    carries that note). ``dea`` is a folder of regions (``<region>/training_data.txt``) or one
+    region's folder; ``dea_regions`` are the regions to train on (blank names ignored; none:
+    ``DEFAULT_DEA_REGIONS`` where the folder holds them all, else every region it holds).
+    ``band_layout`` names the bands of scenes given as GeoTIFF stacks and ``dn_offset`` the offset of their
+    or their scene folders' DNs (``load_labelled_scene``).
+    The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
+    the DEA folder's regions that neither this run nor its starting weights trained on
+    (``held_out_metrics``).
     """
-    from farmcredit.segmentation.data import files_sha256, load_dea, load_eurosat, load_labelled_scene, split_eurosat
+    from farmcredit.segmentation.data import (
+        eurosat_files,
+        files_sha256,
+        load_dea,
+        load_eurosat,
+        load_labelled_scene,
+        split_eurosat,
+    )
 
     out = Path(out)
     if out.suffix != ".safetensors" or out.is_dir():
@@ -559,8 +576,10 @@ def train_from_folders(
                          "(train on all) up to, not including, 1")
     scenes = tuple(Path(folder).resolve() for folder in scenes)
     eurosat, dea, init = (Path(path).resolve() if path else None for path in (eurosat, dea, init))
+    dea_root, dea_held = dea_folder_regions(dea) if dea else (None, ())
+    dea_regions = _dea_training_regions(dea, dea_held, dea_regions) if dea else dea_regions
     record: dict = {"scenes": [str(folder) for folder in scenes], "eurosat": str(eurosat) if eurosat else None,
-                    "dea": str(dea) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
+                    "dea": str(dea_root) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
                     "init": str(init) if init else None}
     patches = load_eurosat(eurosat) if eurosat else None
     held_out_patches = None
@@ -573,38 +592,83 @@ def train_from_folders(
         record["eurosat_split"] = {"seed": 0, "test_share": eurosat_test_share, "train_patches": len(kept),
                                    "test_patches": len(held_out)}
     if eurosat is not None:
-        record["eurosat_sha256"] = files_sha256(sorted(eurosat.glob("*/*.tif")), eurosat.parent)
+        record["eurosat_sha256"] = files_sha256([path for path, _ in eurosat_files(eurosat)], eurosat.parent)
     data = TrainingData(
-        [load_labelled_scene(folder, band_layout) for folder in scenes], patches,
-        load_dea(dea, dea_regions) if dea else None,
+        [load_labelled_scene(folder, band_layout, dn_offset) for folder in scenes], patches,
+        load_dea(dea_root, dea_regions) if dea else None,
     )
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
+    caveat = ""
     if start is not None:
         record = with_starting_exposure(record, start.card.training)
-        held_out_patches = held_out_patches if "eurosat_split" in record else None
+        if held_out_patches is not None and "eurosat_split" not in record:
+            warnings.warn(f"--eurosat-test-share {eurosat_test_share} dropped: the starting weights trained on these "
+                          "EuroSAT files split another way (or on EuroSAT files their card does not name), so patches "
+                          "held out here may have trained them; the card holds none out", stacklevel=2)
+            held_out_patches = None
+        elif held_out_patches is not None and record.get("eurosat_base_sha256"):
+            caveat = ("held out of this fine-tune only: its starting weights trained on other EuroSAT files "
+                      "(eurosat_base_sha256), which may include some of these patches")
+            warnings.warn(f"the {len(held_out_patches.is_crop)} EuroSAT patches are {caveat}", stacklevel=2)
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
     # DEA regions in the folder that neither this run nor its starting weights trained on are scored into the card.
     seen = set(dea_regions) | set(record.get("dea_train_regions", ()))
-    unseen = () if dea is None else tuple(r for r in DEA_REGIONS
-                                          if r not in seen and (dea / r / "training_data.txt").is_file())
+    unseen = tuple(region for region in dea_held if region not in seen)
     if unseen:
         record["dea_test_regions"] = unseen
     card = replace(card, name=out.stem, training={**card.training, **record})
-    held_out_pixels = load_dea(dea, unseen) if unseen else None
-    card = replace(card, metrics=held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches,
-                                                  held_out_pixels))
+    held_out_pixels = load_dea(dea_root, unseen) if unseen else None
+    metrics = held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches, held_out_pixels)
+    if caveat:
+        metrics["eurosat_test"]["note"] = caveat
+    card = replace(card, metrics=metrics)
     save_model(net, card, out)
     return card
+
+
+def dea_folder_regions(folder: Path) -> tuple[Path, tuple[str, ...]]:
+    """A Digital Earth Africa folder's root and the regions it holds: ``folder`` and each ``<region>`` with a
+    ``<region>/training_data.txt``, or, for one region's folder (``training_data.txt`` itself), its parent and name.
+
+    Raises:
+        InputError: the folder holds no region.
+    """
+    regions = tuple(sorted(path.parent.name for path in folder.glob("*/training_data.txt")))
+    if regions:
+        return folder, regions
+    if (folder / "training_data.txt").is_file():
+        return folder.parent, (folder.name,)
+    raise InputError(f"{folder}: not a Digital Earth Africa folder of regions (<region>/training_data.txt) "
+                     "or a region's folder (training_data.txt)")
+
+
+def _dea_training_regions(folder: Path, held: tuple[str, ...], asked: tuple[str, ...]) -> tuple[str, ...]:
+    """The regions of DEA ``folder`` to train on: those ``asked`` (blank names ignored), or when none are,
+    ``DEFAULT_DEA_REGIONS`` where it holds them all, else every region it holds (``held``).
+
+    Raises:
+        InputError: a region asked is not among those the folder holds.
+    """
+    asked = tuple(name for name in (region.strip() for region in asked) if name)
+    if not asked:
+        return DEFAULT_DEA_REGIONS if set(DEFAULT_DEA_REGIONS) <= set(held) else held
+    if missing := [region for region in asked if region not in held]:
+        raise InputError(f"{folder}: holds no Digital Earth Africa region {', '.join(missing)}; it holds "
+                         f"{', '.join(held)}: choose the regions to train on among them with --dea-regions")
+    return asked
 
 
 def with_starting_exposure(record: dict, base: dict) -> dict:
     """A fine-tune's training record with what its starting weights (card training ``base``) saw added.
 
     The base's labelled scenes join ``scenes`` (each once). DEA regions the base trained on join
-    ``dea_train_regions`` (all regions when its card does not say which). EuroSAT: the base's files
-    and split carry over when this run reads none; when both read EuroSAT, this run's split stands
-    only if the base split the same files the same way (else its held-out patches may be ones the
-    base trained on, and the split is dropped).
+    ``dea_train_regions`` (all regions when its card does not say which). EuroSAT: the base's files,
+    split and ``eurosat_base_sha256`` carry over when this run reads none. When both read EuroSAT,
+    ``eurosat_base_sha256`` lists the hash of each other set of files the base trained on, and this
+    run's split stands if the base split the same files the same way, or trained on other files
+    only (its held-out patches are then held out of this run, though the base's files may include
+    some of them: only whole sets are hashed). Else (these files split another way, or files its
+    card does not name) its held-out patches may be ones the base trained on, and the split is dropped.
     """
     record = dict(record)
     record["scenes"] = list(dict.fromkeys([*base.get("scenes", ()), *record.get("scenes", ())]))
@@ -613,15 +677,21 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
         record["dea_train_regions"] = sorted(set(base_regions) | set(record.get("dea_regions", ())))
     if base.get("eurosat") is None and "eurosat_sha256" not in base:
         return record
+    base_files = [base.get("eurosat_sha256"), *base.get("eurosat_base_sha256", ())]
     if "eurosat_sha256" not in record:  # this run reads no EuroSAT (None: the base's files are not named)
-        record["eurosat_sha256"] = base.get("eurosat_sha256")
-        if base.get("eurosat_split"):
-            record["eurosat_split"] = base["eurosat_split"]
-    elif "eurosat_split" in record:
+        record["eurosat_sha256"] = base_files[0]
+        record.update({key: base[key] for key in ("eurosat_split", "eurosat_base_sha256") if base.get(key)})
+        return record
+    others = [sha for sha in dict.fromkeys(base_files) if sha not in (None, record["eurosat_sha256"])]
+    if others:
+        record["eurosat_base_sha256"] = others
+    if "eurosat_split" in record:
         mine, theirs = record["eurosat_split"], base.get("eurosat_split") or {}
-        same = (base.get("eurosat_sha256") == record["eurosat_sha256"]
-                and (theirs.get("seed"), theirs.get("test_share")) == (mine["seed"], mine["test_share"]))
-        if not same:
+        if base_files[0] == record["eurosat_sha256"]:
+            stands = (theirs.get("seed"), theirs.get("test_share")) == (mine["seed"], mine["test_share"])
+        else:
+            stands = base_files[0] is not None and record["eurosat_sha256"] not in base_files
+        if not stands:
             del record["eurosat_split"]
     return record
 

@@ -17,7 +17,13 @@ torch = pytest.importorskip("torch")
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path, read_card  # noqa: E402
 from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene  # noqa: E402
-from farmcredit.segmentation.training import TrainingConfig, TrainingData, train, train_from_folders  # noqa: E402
+from farmcredit.segmentation.training import (  # noqa: E402
+    DEFAULT_DEA_REGIONS,
+    TrainingConfig,
+    TrainingData,
+    train,
+    train_from_folders,
+)
 
 SMALL = TrainingConfig(steps=3, width=8, scene_batch=1, patch_batch=4, atmosphere=0.0)
 
@@ -127,11 +133,9 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
         train(ours, config, device="cpu", checkpoint=typed_checkpoint)
 
 
-@pytest.fixture
-def tiny_eurosat(tmp_path: Path) -> Path:
-    """Four 13-band 8 x 8 px EuroSAT-MS-like patches in each of three classes."""
-    root = tmp_path / "labels" / "eurosat"
-    rng = np.random.default_rng(0)
+def write_eurosat(root: Path, seed: int = 0) -> Path:
+    """Four random 13-band 8 x 8 px EuroSAT-MS-like patches in each of three classes under ``root``."""
+    rng = np.random.default_rng(seed)
     for name in ("AnnualCrop", "Forest", "Pasture"):
         (root / name).mkdir(parents=True)
         for i in range(4):
@@ -140,6 +144,25 @@ def tiny_eurosat(tmp_path: Path) -> Path:
                 bands = rng.integers(200, 4000, (13, 8, 8), dtype=np.uint16)
                 bands[7] = np.maximum(bands[7], bands[3])  # B08 at least B04, as on land
                 dst.write(bands)
+    return root
+
+
+@pytest.fixture
+def tiny_eurosat(tmp_path: Path) -> Path:
+    """``write_eurosat``'s twelve patches (seed 0) under ``labels/eurosat``."""
+    return write_eurosat(tmp_path / "labels" / "eurosat")
+
+
+def write_dea(root: Path, rows: dict[str, int], seed: int = 2) -> Path:
+    """Random Digital Earth Africa tables under ``root``: ``rows[region]`` pixels in ``<region>/training_data.txt``."""
+    from farmcredit.segmentation.data import DEA_BANDS
+
+    rng = np.random.default_rng(seed)
+    columns = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+    for region, count in rows.items():
+        (root / region).mkdir(parents=True)
+        table = np.column_stack([rng.integers(0, 2, count), rng.random((count, len(columns) - 1)) * 0.4])
+        np.savetxt(root / region / "training_data.txt", table, header=" ".join(columns))
     return root
 
 
@@ -260,14 +283,8 @@ def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Pat
     from click.testing import CliRunner
 
     from farmcredit.cli import cli
-    from farmcredit.segmentation.data import DEA_BANDS
 
-    rng = np.random.default_rng(2)
-    columns = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
-    for region, rows in (("central", 60), ("northern", 25)):
-        (tmp_path / "dea" / region).mkdir(parents=True)
-        table = np.column_stack([rng.integers(0, 2, rows), rng.random((rows, len(columns) - 1)) * 0.4])
-        np.savetxt(tmp_path / "dea" / region / "training_data.txt", table, header=" ".join(columns))
+    write_dea(tmp_path / "dea", {"central": 60, "northern": 25})
     out = tmp_path / "dea-only.safetensors"
     result = CliRunner().invoke(cli, ["train", "--dea", str(tmp_path / "dea"), "--dea-regions", "central",
                                       "--out", str(out), "--steps", "2", "--device", "cpu"])
@@ -281,6 +298,43 @@ def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Pat
                                dea_regions=("northern",), init=out, device="cpu")
     assert tuned.training["dea_train_regions"] == ["central", "northern"] and tuned.metrics == {}
     assert "dea_test_regions" not in tuned.training
+
+
+def test_train_takes_one_dea_region_folder_as_evaluate_does(tmp_path: Path) -> None:
+    dea = write_dea(tmp_path / "dea", {"central": 30, "northern": 20})
+    for asked in (("northern",), ()):  # named, or by default the region the folder is
+        card = train_from_folders((), tmp_path / "n.safetensors", SMALL, dea=dea / "northern", dea_regions=asked,
+                                  device="cpu")
+        assert card.training["dea"] == str(dea) and card.training["dea_regions"] == ("northern",)
+        assert card.metrics == {}  # central is beside the folder given, not in it
+    with pytest.raises(InputError, match="northern: holds no Digital Earth Africa region central; it holds northern"):
+        train_from_folders((), tmp_path / "c.safetensors", SMALL, dea=dea / "northern", dea_regions=("central",))
+
+
+def test_a_folder_of_ones_own_dea_regions_trains_on_all_by_default_and_scores_those_left_out(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    own = write_dea(tmp_path / "own", {"kenya": 30, "ghana": 20})
+    with pytest.raises(InputError, match="own: holds no Digital Earth Africa region central; it holds ghana, kenya: "
+                                         "choose the regions to train on among them with --dea-regions"):
+        train_from_folders((), tmp_path / "x.safetensors", SMALL, dea=own, dea_regions=("central", "kenya"))
+    args = ["train", "--dea", str(own), "--steps", "2", "--device", "cpu", "--out"]
+    every = CliRunner().invoke(cli, [*args, str(tmp_path / "all.safetensors")])
+    assert every.exit_code == 0, every.output
+    assert read_card(tmp_path / "all.safetensors").training["dea_regions"] == ["ghana", "kenya"]
+    kenya = CliRunner().invoke(cli, [*args, str(tmp_path / "kenya.safetensors"), "--dea-regions", "kenya"])
+    assert kenya.exit_code == 0, kenya.output
+    assert "dea_unseen_regions: n=20 accuracy=" in kenya.output
+    card = read_card(tmp_path / "kenya.safetensors")
+    assert card.training["dea_test_regions"] == ["ghana"]
+    assert card.metrics["dea_unseen_regions"]["accuracy_per_group"].keys() == {"ghana"}
+    # A folder holding the shipped model's four training regions trains on those by default, as it was.
+    shipped_layout = write_dea(tmp_path / "six", dict.fromkeys((*DEFAULT_DEA_REGIONS, "northern", "kenya"), 8))
+    card = train_from_folders((), tmp_path / "six.safetensors", SMALL, dea=shipped_layout, device="cpu")
+    assert card.training["dea_regions"] == DEFAULT_DEA_REGIONS
+    assert card.training["dea_test_regions"] == ("kenya", "northern")
 
 
 def test_a_fine_tune_counts_what_its_starting_weights_saw() -> None:
@@ -301,6 +355,62 @@ def test_a_fine_tune_counts_what_its_starting_weights_saw() -> None:
     assert len(legacy["dea_train_regions"]) == 6 and legacy["eurosat_sha256"] is None
     scenes = with_starting_exposure({"scenes": ["/s/b", "/s/c"]}, {"scenes": ["/s/a", "/s/b"]})["scenes"]
     assert scenes == ["/s/a", "/s/b", "/s/c"]  # the base's scenes too, each once
+
+
+def test_a_fine_tune_on_other_eurosat_files_keeps_its_split_and_records_what_the_base_trained_on() -> None:
+    from farmcredit.segmentation.training import with_starting_exposure
+
+    shipped = read_card(DEFAULT_WEIGHTS).training
+    split = {"seed": 0, "test_share": 0.5, "train_patches": 100, "test_patches": 100}
+    own = {"eurosat_sha256": "a" * 64, "eurosat_split": split}
+    merged = with_starting_exposure(own, shipped)
+    assert merged["eurosat_split"] == split and merged["eurosat_sha256"] == "a" * 64
+    assert merged["eurosat_base_sha256"] == [shipped["eurosat_sha256"]]
+    # Fine-tuned again on the shipped files, no split stands: the shipped model trained on some of them.
+    again = with_starting_exposure({"eurosat_sha256": shipped["eurosat_sha256"], "eurosat_split": split}, merged)
+    assert "eurosat_split" not in again and again["eurosat_base_sha256"] == ["a" * 64]
+    # A third set keeps its split and lists both; a run without EuroSAT carries all of it.
+    third = with_starting_exposure({"eurosat_sha256": "c" * 64, "eurosat_split": split}, merged)
+    assert third["eurosat_split"] == split and third["eurosat_base_sha256"] == ["a" * 64, shipped["eurosat_sha256"]]
+    assert with_starting_exposure({}, merged)["eurosat_base_sha256"] == [shipped["eurosat_sha256"]]
+    # Starting weights whose card does not name their EuroSAT files may have trained on these: no split.
+    assert "eurosat_split" not in with_starting_exposure(own, {"eurosat": "/e"})
+    assert "eurosat_base_sha256" not in with_starting_exposure(own, {"eurosat": "/e"})
+
+
+def test_a_fine_tunes_held_out_patches_of_other_files_are_scored_with_the_bases_caveat(tiny_eurosat,
+                                                                                        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    base = tmp_path / "base.safetensors"
+    base_card = train_from_folders((), base, SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5, device="cpu")
+    own = write_eurosat(tmp_path / "own" / "eurosat", seed=1)
+    with pytest.warns(UserWarning, match="the 6 EuroSAT patches are held out of this fine-tune only: its starting "
+                                         "weights trained on other EuroSAT files"):
+        tuned = train_from_folders((), tmp_path / "t.safetensors", SMALL, eurosat=own, eurosat_test_share=0.5,
+                                   init=base, device="cpu")
+    assert tuned.training["eurosat_split"]["test_patches"] == 6
+    assert tuned.training["eurosat_base_sha256"] == [base_card.training["eurosat_sha256"]]
+    held_out = tuned.metrics["eurosat_test"]
+    assert held_out["overall"]["n"] == 6 and "may include some of these patches" in held_out["note"]
+    report = evaluate_path(CnnCroplandModel.from_file(tmp_path / "t.safetensors", device="cpu"), own)
+    assert report["overall"]["n"] == 6  # the held-out patches, not all twelve "trained on"
+    assert report["note"].endswith("its starting weights trained on other EuroSAT files, which may include some of "
+                                   "these")
+    # The base's own files split another way: dropped as before, now saying so.
+    with pytest.warns(UserWarning, match=r"--eurosat-test-share 0.25 dropped: the starting weights trained on these"):
+        other_share = train_from_folders((), tmp_path / "s.safetensors", SMALL, eurosat=tiny_eurosat,
+                                         eurosat_test_share=0.25, init=base, device="cpu")
+    assert "eurosat_split" not in other_share.training and other_share.metrics == {}
+    said = CliRunner().invoke(cli, ["train", "--eurosat", str(tiny_eurosat), "--eurosat-test-share", "0.25", "--init",
+                                    str(base), "--out", str(tmp_path / "c.safetensors"), "--steps", "2",
+                                    "--device", "cpu"])
+    assert said.exit_code == 0, said.output
+    assert "warning: --eurosat-test-share 0.25 dropped" in said.output and "UserWarning" not in said.output
 
 
 def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(small_season, tiny_eurosat,
