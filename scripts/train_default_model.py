@@ -249,6 +249,7 @@ def main() -> None:
         **card.training,
         "base": base_record,
         "simulated_scenes": {"seeds": TRAIN_SEEDS, "size_px": 320, "generator": "farmcredit.simulate"},
+        "scene_imagery_sha256": [s.imagery_sha256() for s in scenes],
         "eurosat_split": {"seed": EUROSAT_SPLIT_SEED, "test_share": 0.5, "train_patches": len(eurosat_train),
                           "test_patches": len(eurosat_test)},
         "eurosat_sha256": files_sha256([path for path, _ in eurosat_files(LABELS / "eurosat")], LABELS),

@@ -124,6 +124,7 @@ def _eurosat_split(value: object) -> bool:
 # (older cards lack some).
 TRAINING_FIELDS = {
     "scenes": (_names, "a list of scene folders"),
+    "scene_imagery_sha256": (_names, "a list of SHA-256s"),
     "dea": (_name_or_null, "a folder or null"),
     "dea_regions": (_names, "a list of region names"),
     "dea_train_regions": (_names, "a list of region names"),

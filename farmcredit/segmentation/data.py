@@ -72,6 +72,14 @@ class LabelledScene:
     crop_type: np.ndarray
     source: str
 
+    def imagery_sha256(self) -> str:
+        """SHA-256 of the imagery as read (reflectance and clear masks): the same whatever folder or format holds it."""
+        digest = hashlib.sha256()
+        for array in (self.reflectance, self.clear):
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
+
 
 @dataclass(frozen=True)
 class LabelledPatches:

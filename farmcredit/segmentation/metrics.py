@@ -28,7 +28,7 @@ from farmcredit.segmentation.rule import PhenologyRule
 # Pixels of patches predicted per call in ``patch_probability`` (1,024 EuroSAT patches; every DEA pixel we hold).
 PIXELS_PER_CALL = 1 << 22
 # What one labelled item of each patch kind is, in messages.
-UNITS = {"eurosat": "patch", "dea": "pixel"}
+UNITS = {"eurosat": "patch", "dea": "pixel", "scene": "pixel"}
 
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -153,6 +153,8 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
 def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
     """Pixel metrics (crop = cover >= 50%), reliability table and (CNN, typed labels) crop-type accuracy.
 
+    Labelled pixels without a clear date are left out and counted in ``unscored``.
+
     Raises:
         InputError: no pixel has both a label and a clear date.
     """
@@ -163,7 +165,8 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
               "reliability": reliability_table(probability, cover)}
     named = crop_class is not None and model.card.has_scene_crop_types
     types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
-    return {**report, "crop_types": types} if types else report
+    unscored = int(np.isfinite(scene.crop_cover).sum()) - len(cover)
+    return {**report, **({"crop_types": types} if types else {}), **({"unscored": unscored} if unscored else {})}
 
 
 def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
@@ -205,8 +208,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
     """
     data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
     if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
-        report = evaluate_scene(model, load_labelled_scene(data, band_layout, dn_offset))
-        trained_on = isinstance(model, CnnCroplandModel) and str(data) in model.card.training.get("scenes", ())
+        scene = load_labelled_scene(data, band_layout, dn_offset)
+        report = evaluate_scene(model, scene)
+        training = model.card.training if isinstance(model, CnnCroplandModel) else {}
+        trained_on = (str(data) in training.get("scenes", ())
+                      or scene.imagery_sha256() in training.get("scene_imagery_sha256", ()))
         return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = (data / "training_data.txt").is_file() or bool(regions)

@@ -597,6 +597,7 @@ def train_from_folders(
         [load_labelled_scene(folder, band_layout, dn_offset) for folder in scenes], patches,
         load_dea(dea_root, dea_regions) if dea else None,
     )
+    record["scene_imagery_sha256"] = [scene.imagery_sha256() for scene in data.scenes]
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
     caveat = ""
     if start is not None:
@@ -671,7 +672,8 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
     card does not name) its held-out patches may be ones the base trained on, and the split is dropped.
     """
     record = dict(record)
-    record["scenes"] = list(dict.fromkeys([*base.get("scenes", ()), *record.get("scenes", ())]))
+    for key in ("scenes", "scene_imagery_sha256"):
+        record[key] = list(dict.fromkeys([*base.get(key, ()), *record.get(key, ())]))
     base_regions = base.get("dea_train_regions") or (base.get("dea_regions", DEA_REGIONS) if base.get("dea") else ())
     if base_regions or record.get("dea"):
         record["dea_train_regions"] = sorted(set(base_regions) | set(record.get("dea_regions", ())))

@@ -85,3 +85,19 @@ def test_pixels_without_an_observation_are_left_out_and_counted_not_scored_as_no
     np.savetxt(tmp_path / "region" / "training_data.txt", table, header=" ".join(columns))
     with pytest.raises(InputError, match="no dea pixel has a usable observation"):
         evaluate_path(model, tmp_path / "region")
+
+
+def test_labelled_pixels_never_seen_clear_are_counted_as_unscored(small_season) -> None:
+    from dataclasses import replace
+
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.data import load_labelled_scene
+    from farmcredit.segmentation.metrics import evaluate_scene, format_report
+
+    scene = load_labelled_scene(small_season.root)
+    clouded = scene.clear.copy()
+    clouded[:, :5] = False  # the top five rows never clear
+    report = evaluate_scene(load_cropland_model("rule"), replace(scene, clear=clouded))
+    assert report["unscored"] == int(np.isfinite(scene.crop_cover[:5]).sum()) > 0
+    assert f"unscored: {report['unscored']} pixel(s)" in format_report(report)
+    assert "unscored" not in evaluate_scene(load_cropland_model("rule"), scene)

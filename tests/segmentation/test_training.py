@@ -424,6 +424,12 @@ def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(s
     train_from_folders((), tuned, SMALL, eurosat=tiny_eurosat, init=base, device="cpu")
     report = evaluate_path(CnnCroplandModel.from_file(tuned, device="cpu"), small_season.root)
     assert report["note"] == "the model trained on this scene: not a held-out score"
+    # The same imagery in another folder is known by its hash, not its path.
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "imagery").symlink_to(small_season.imagery_dir)
+    (tmp_path / "copy" / "landcover.tif").write_bytes((small_season.root / "landcover.tif").read_bytes())
+    copied = evaluate_path(CnnCroplandModel.from_file(tuned, device="cpu"), tmp_path / "copy")
+    assert copied["note"] == "the model trained on this scene: not a held-out score"
 
 
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
