@@ -2,9 +2,10 @@
 
 A partition is one or more consecutive windows of ``plan_windows``. Its id hashes the run's
 code (``source_hash``), config, model and scenes (ids, DN offsets, band files with their sizes and
-modification times, a stack's band order) with its windows and its parcels' rows, ids and outlines,
-so a rerun on the same inputs maps the same parcels to the same file, and a changed input or code
-never reuses a stale one.
+modification times, a stack's band order) with its windows and its parcels' ids and outlines in
+order, so a rerun on the same inputs maps the same parcels to the same file, and a changed input or
+code never reuses a stale one. A file is read back by position, not by input row: parcels inserted,
+removed or moved elsewhere in the table leave the other partitions' files reusable.
 
 The partition files together are one GeoParquet dataset (``geopandas.read_parquet(folder)``
 reads it whole): a row per parcel with its id, outline (imagery CRS) and raw statistics. The
@@ -85,8 +86,7 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         local, offset = [], 0
         for window, members in group:
             digest.update(repr((window.col_off, window.row_off, window.width, window.height)).encode())
-            # The rows too: a partition file puts its statistics back by row, so a reordered table measures anew.
-            digest.update(members.astype("<i8").tobytes())
+            # Ids and outlines in order: a file's statistics go back by position to these parcels, wherever they are.
             digest.update("\0".join(parcel_ids[members]).encode())
             digest.update(b"".join(shapely.to_wkb(inputs.geoms[members])))
             local.append((window, np.arange(offset, offset + len(members))))
@@ -118,7 +118,7 @@ def _file_key(path: str) -> str:
 def stats_frame(
     rows: np.ndarray, parcel_ids: np.ndarray, geoms: np.ndarray, crs: CRS, stats: Mapping[str, np.ndarray]
 ) -> gpd.GeoDataFrame:
-    """One row per parcel: ``row`` (input position), ``parcel_id``, the raw statistics of
+    """One row per parcel: ``row`` (input position when written), ``parcel_id``, the raw statistics of
     ``measure_windows`` (``clear_0``..., ``inside``...) and the outline as ``geometry``."""
     columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64), "parcel_id": parcel_ids.astype(str)}
     for name in PER_DATE_STATS:
@@ -127,13 +127,16 @@ def stats_frame(
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
 
-def fill_stats(stats: Mapping[str, np.ndarray], path: Path) -> None:
-    """Read a partition file's statistics into the run's full (n, ...) statistics arrays, in place."""
+def fill_stats(stats: Mapping[str, np.ndarray], path: Path, rows: np.ndarray) -> None:
+    """Read a partition file's statistics into the run's full (n, ...) statistics arrays, in place.
+
+    ``rows``: the partition's rows in this run's table (``Partition.rows``), in the file's order; the file's own
+    ``row`` column is where they were when it was written.
+    """
     per_date = {name: [f"{name}_{k}" for k in range(stats[name].shape[1])] for name in PER_DATE_STATS}
     per_parcel = [*PER_PARCEL_STATS, "read_error"]
     # Plain Parquet columns only: the outlines are for the dataset's readers, not for the merge.
-    frame = pd.read_parquet(path, columns=["row", *(c for names in per_date.values() for c in names), *per_parcel])
-    rows = frame["row"].to_numpy()
+    frame = pd.read_parquet(path, columns=[*(c for names in per_date.values() for c in names), *per_parcel])
     for name, columns in per_date.items():
         stats[name][rows] = frame[columns].to_numpy()
     for name in per_parcel:

@@ -210,7 +210,7 @@ def run_batch(
         if p.partition_id in failed:
             failed_rows[p.rows] = True
         else:
-            fill_stats(stats, folder / p.file_name)
+            fill_stats(stats, folder / p.file_name, p.rows)
     stats["read_failures"] = failure_table(f for entry in entries.values() if entry["status"] == "done"
                                            for f in entry["read_failures"])
     measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)

@@ -94,6 +94,15 @@ def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Pat
     again = run()
     assert again.reused == again.partitions == first.partitions
     pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
+    # The first parcel moved to the end of the file: every row shifts, yet only its partition is measured anew.
+    parcels = gpd.read_file(SAMPLE / "parcels.geojson")
+    parcels.iloc[list(range(1, len(parcels))) + [0]].to_file(tmp_path / "moved.geojson")
+    moved = run_batch(tmp_path / "moved.geojson", SAMPLE / "imagery", tmp_path, model=model, config=small_windows,
+                      workers=2, processes=False, parcels_per_partition=20)
+    assert moved.reused >= moved.partitions - 1 and moved.partitions == first.partitions
+    by_id = [frame.drop(columns="geometry").set_index("parcel_id").sort_index()
+             for frame in (moved.assessment.parcels, first.assessment.parcels)]
+    pd.testing.assert_frame_equal(*by_id)
 
 
 def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Path, assessed: pd.DataFrame,
