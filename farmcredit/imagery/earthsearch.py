@@ -21,6 +21,7 @@ from farmcredit.imagery.naming import (
     BOA_ADD_OFFSET_DN,
     OFFSET_BASELINE,
     SCL,
+    SET_ASIDE_PREFIX,
     band_name,
     date_in_name,
     processing_baseline,
@@ -47,6 +48,7 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
     scenes: list[Scene] = []
     for directory, subdirectories, files in os.walk(folder):
         here = Path(directory)
+        _warn_set_aside(here, subdirectories)
         if is_safe_product(here):
             scenes.append(safe_scene(here))
             subdirectories[:] = []
@@ -63,6 +65,15 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
         elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
             scenes.append(scene)
     return scenes
+
+
+def _warn_set_aside(folder: Path, subdirectories: list[str]) -> None:
+    """Warn of scene folders a fetch killed while replacing them left set aside (hidden, so not read)."""
+    for name in subdirectories:
+        if name.startswith(SET_ASIDE_PREFIX) and not (folder / name.removeprefix(SET_ASIDE_PREFIX)).exists():
+            logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
+                           "run the fetch again into %s to put it back", folder / name,
+                           name.removeprefix(SET_ASIDE_PREFIX), folder)
 
 
 def scene_from_item(item_path: Path | str, item: dict[str, Any]) -> Scene:

@@ -39,7 +39,7 @@ import shapely.geometry
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
-from farmcredit.imagery.naming import ASSET_KEYS, SCL, band_name, band_sort_key
+from farmcredit.imagery.naming import ASSET_KEYS, SCL, SET_ASIDE_PREFIX, band_name, band_sort_key
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -789,7 +789,7 @@ class SceneWriter:
 
 def _replaced(out: Path, scene_id: str) -> Path:
     """Where a scene folder being replaced is set aside until its successor is in place."""
-    return out / f"{PARTIAL_PREFIX}old-{scene_id}"
+    return out / f"{SET_ASIDE_PREFIX}{scene_id}"
 
 
 def _footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:

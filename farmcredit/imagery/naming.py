@@ -10,6 +10,8 @@ BAND_ORDER: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )
 SCL = "SCL"
+# Where `farmcredit fetch` sets a scene folder aside while replacing it (the next fetch puts back one left there).
+SET_ASIDE_PREFIX = ".partial-old-"
 
 # Earth Search v1 asset keys (cirrus is L1C-only, kept so L1C stacks can be named too).
 ASSET_KEYS: dict[str, str] = {

@@ -257,3 +257,19 @@ def test_an_item_lists_only_band_assets(tmp_path: Path) -> None:
 
     with pytest.raises(ImageryError, match="no Sentinel-2 band assets"):
         open_imagery(tmp_path)
+
+
+def test_a_scene_folder_left_set_aside_by_an_interrupted_fetch_is_named_not_silently_missed(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scenes = len(open_imagery(season_folder).scenes)
+    folder = next(path for path in sorted(season_folder.rglob("*")) if path.is_dir() and list(path.glob("*.json")))
+    folder.rename(folder.with_name(f".partial-old-{folder.name}"))  # as a fetch killed between its two renames
+    with caplog.at_level(logging.WARNING):
+        assert len(open_imagery(season_folder).scenes) == scenes - 1
+    assert f"scene {folder.name} was set aside by an interrupted `farmcredit fetch`" in caplog.text
+    caplog.clear()
+    folder.mkdir()  # a folder of that name is back: nothing is missing
+    with caplog.at_level(logging.WARNING):
+        open_imagery(season_folder)
+    assert "set aside" not in caplog.text
