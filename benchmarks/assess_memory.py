@@ -45,12 +45,14 @@ def _pattern(rows: slice, cols: slice, scale: int, phase: float) -> tuple[np.nda
 
 
 def write_season(root: Path, dates: int, tiles: int = 1) -> Path:
-    """Write the synthetic season under root/imagery (skipped when it already exists).
+    """Write the synthetic season under root/imagery-<tiles>x<dates> (scenes already there are kept).
 
     With ``tiles`` > 1, that many tiles of the same UTM zone lie side by side west to east, one
-    scene folder per tile and date (as Earth Search serves them).
+    scene folder per tile and date (as Earth Search serves them). A season of other dates or tiles
+    goes to its own folder: a date's reflectance depends on how many dates there are, and a run
+    reads every scene of its folder.
     """
-    imagery = root / "imagery"
+    imagery = root / f"imagery-{tiles}x{dates}"
     phases = np.linspace(0.1, 1.0, dates) if dates > 1 else np.array([1.0])
     for (k, phase), tile in itertools.product(enumerate(phases), range(tiles)):
         scene = imagery / f"S2B_{TILES[tile]}_2024{4 + 2 * k:02d}15_0_L2A"

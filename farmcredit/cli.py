@@ -317,8 +317,9 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the season into.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (same seed, same bytes).")
-@click.option("--size", "size_px", type=click.IntRange(48, 4096), help="Scene size in 10 m pixels per side.")
-def simulate(out: Path, seed: int, size_px: int | None) -> None:
+@click.option("--size", "size_px", type=click.IntRange(48, 4096), default=320, show_default=True,
+              help="Scene size in 10 m pixels per side (sample_tiles: 320).")
+def simulate(out: Path, seed: int, size_px: int) -> None:
     """Write a synthetic Sentinel-2 L2A season with exact ground truth.
 
     \b
@@ -329,7 +330,7 @@ def simulate(out: Path, seed: int, size_px: int | None) -> None:
 
     from farmcredit.simulate import SimulationSpec, simulate_season
 
-    spec = SimulationSpec() if size_px is None else replace(SimulationSpec(), size_px=size_px)
+    spec = replace(SimulationSpec(), size_px=size_px)
     result = simulate_season(out, seed=seed, spec=spec)
     console.print(
         f"wrote {result.n_parcels} parcels and {len(result.dates)} dates to {result.root.resolve()} "
@@ -569,7 +570,7 @@ def _memory_limit(value: str) -> str:
 def _warnings_on_console() -> Iterator[None]:
     """Warnings the library raises (``warnings.warn``) printed as the console's own, when raised."""
     with warnings.catch_warnings():
-        warnings.simplefilter("default")
+        warnings.simplefilter("default", UserWarning)  # not the dependencies' DeprecationWarnings
         warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {message}", highlight=False)
         yield
 

@@ -323,7 +323,8 @@ def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> Labell
         groups += [region] * len(pixel)
     reflectance = np.concatenate([t[0] for t in tables])[..., None, None]
     clear = np.ones((len(reflectance), 2, 1, 1), dtype=bool)
-    return LabelledPatches(reflectance, clear, np.concatenate([t[1] for t in tables]), np.array(groups), str(root))
+    files = ", ".join(str(Path(root) / region / "training_data.txt") for region in regions)
+    return LabelledPatches(reflectance, clear, np.concatenate([t[1] for t in tables]), np.array(groups), files)
 
 
 def read_dea_table(root: str | Path, region: str) -> dict[str, np.ndarray]:

@@ -18,12 +18,12 @@ from farmcredit.segmentation.data import DEA_BANDS, eurosat_files, load_dea, loa
 DEA_COLUMNS = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
 
 
-def _patch(path: Path, value: int = 1500, nodata: float | None = None, zero_rows: int = 0) -> None:
-    """A 13-band 8 x 8 px EuroSAT-MS-like patch; its first ``zero_rows`` rows 0 in every band."""
+def _patch(path: Path, value: int = 1500, nodata: float | None = None, zero_rows: int = 0, size: int = 8) -> None:
+    """A 13-band ``size`` px square EuroSAT-MS-like patch; its first ``zero_rows`` rows 0 in every band."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    bands = np.full((13, 8, 8), value, dtype=np.uint16)
+    bands = np.full((13, size, size), value, dtype=np.uint16)
     bands[:, :zero_rows] = 0
-    with rasterio.open(path, "w", driver="GTiff", count=13, height=8, width=8, dtype="uint16", nodata=nodata,
+    with rasterio.open(path, "w", driver="GTiff", count=13, height=size, width=size, dtype="uint16", nodata=nodata,
                        crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
         dst.write(bands)
 
@@ -46,6 +46,13 @@ def test_a_folder_of_patches_that_is_no_eurosat_class_is_refused_not_scored_as_n
     _patch(tmp_path / "AnnualCrop" / "a.tif")
     _patch(tmp_path / "unlabelled" / "u.tif")
     with pytest.raises(InputError, match="unlabelled hold patches but are not EuroSAT classes"):
+        load_eurosat(tmp_path)
+
+
+def test_a_patch_of_another_size_is_refused_naming_it(tmp_path: Path) -> None:
+    _patch(tmp_path / "AnnualCrop" / "a.tif")
+    _patch(tmp_path / "Forest" / "b.tif", size=6)
+    with pytest.raises(InputError, match="b.tif: 6 x 6 px, the other patches are 8 x 8"):
         load_eurosat(tmp_path)
 
 
@@ -96,3 +103,16 @@ def test_dea_tables_may_be_comma_separated_with_comments_above_the_header(tmp_pa
     (tmp_path / "c" / "training_data.txt").write_text("1 0.1 0.2\n")
     with pytest.raises(InputError, match="no '#' header line naming the columns"):
         read_dea_table(tmp_path, "c")
+
+
+def test_a_dea_table_of_digital_numbers_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    table = tmp_path / "kenya" / "training_data.txt"
+    _dea_table(table, [1, 0, 1])
+    header, *rows = table.read_text().splitlines()
+    scaled = [" ".join([row.split()[0], *(f"{float(v) * 10_000:g}" for v in row.split()[1:])]) for row in rows]
+    table.write_text("\n".join([header, *scaled]) + "\n")
+    with pytest.raises(InputError, match=f"{table}: reflectance must be 0-1"):
+        evaluate_path(load_cropland_model("cnn", device="cpu"), tmp_path / "kenya")
