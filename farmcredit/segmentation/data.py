@@ -39,6 +39,8 @@ SIM_CROP_CLASSES = (1, 2, 3, 4)
 EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
                    "PermanentCrop", "Residential", "River", "SeaLake")
 EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
+# Class folder names as users spell them (any case), to the spelling above.
+_EUROSAT_BY_LOWER = {name.lower(): name for name in EUROSAT_CLASSES}
 # The order in the EuroSAT-MS GeoTIFFs: B8A is the 13th band, not the 9th (phelber/EuroSAT#7, fixed in
 # torchgeo#2480; the spectra agree: band 9 is dark over vegetation as the water-vapour band is).
 EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A")
@@ -73,7 +75,7 @@ class LabelledScene:
     source: str
 
     def imagery_sha256(self) -> str:
-        """SHA-256 of the imagery as read (reflectance and clear masks): the same whatever folder or format holds it."""
+        """SHA-256 of the imagery as read (reflectance and clear masks): the same whatever folder holds it."""
         digest = hashlib.sha256()
         for array in (self.reflectance, self.clear):
             digest.update(f"{array.dtype.str}{array.shape}".encode())
@@ -251,12 +253,11 @@ def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of EuroSAT class folders (<Class>/*.tif)")
-    classes = {name.lower(): name for name in EUROSAT_CLASSES}
     files, strays = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         patches = sorted(f for f in folder.iterdir()
                          if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".") and f.is_file())
-        name = classes.get(folder.name.lower())
+        name = _EUROSAT_BY_LOWER.get(folder.name.lower())
         if patches and name is None:
             strays.append(folder.name)
         elif patches:
@@ -278,8 +279,7 @@ def nested_eurosat_hint(folder: Path) -> str:
 
 def is_eurosat_folder(folder: Path) -> bool:
     """Whether ``folder`` holds a EuroSAT class folder (names matched ignoring case)."""
-    classes = {name.lower() for name in EUROSAT_CLASSES}
-    return folder.is_dir() and any(p.is_dir() and p.name.lower() in classes for p in folder.iterdir())
+    return folder.is_dir() and any(p.is_dir() and p.name.lower() in _EUROSAT_BY_LOWER for p in folder.iterdir())
 
 
 def load_eurosat(root: str | Path) -> LabelledPatches:

@@ -143,11 +143,10 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
     for start in range(0, len(patches.is_crop), step):
         chunk = np.s_[start : start + step]
         try:
-            pixels = model.predict_patches(patches.reflectance[chunk], patches.clear[chunk], MODEL_BANDS)
+            prediction = model.predict_patches(patches.reflectance[chunk], patches.clear[chunk], MODEL_BANDS)
         except InputError as exc:  # name the labels read, not just what was found in them
             raise InputError(f"{patches.source}: {exc}") from exc
-        pixels = pixels.crop_probability
-        pixels = pixels.reshape(len(pixels), -1)
+        pixels = prediction.crop_probability.reshape(len(prediction.crop_probability), -1)
         seen = np.isfinite(pixels)
         total, count = np.where(seen, pixels, 0.0).sum(axis=1), seen.sum(axis=1)
         means.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
