@@ -440,8 +440,10 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path, format_report
 
-    click.echo(format_report(evaluate_path(load_cropland_model(model, device=device), data, all_patches,
-                                           parse_band_layout(bands), dn_offset)))
+    with _warnings_on_console():
+        report = evaluate_path(load_cropland_model(model, device=device), data, all_patches, parse_band_layout(bands),
+                               dn_offset)
+    click.echo(format_report(report))
 
 
 @cli.group()

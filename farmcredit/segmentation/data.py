@@ -10,6 +10,7 @@ date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedian
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -121,12 +122,19 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     or its nodata value (unknown; 255 when the file sets none).
 
     Raises:
-        InputError: no imagery or no labels, unreadable labels, labels on another grid, a ``labels.tif``
-            with other codes, polygons without a 0/1 ``crop``, or no pixel labelled at all.
+        InputError: no imagery, no labels or labels in more than one file, unreadable labels, labels on
+            another grid, a ``labels.tif`` with other codes, polygons without a 0/1 ``crop``, or no pixel
+            labelled at all.
     """
     from farmcredit.imagery import open_imagery, read_window
 
     folder = Path(folder)
+    labels = [folder / name for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS) if (folder / name).is_file()]
+    if not labels:
+        raise InputError(f"{folder}: no landcover.tif, labels.tif or {'/'.join(LABEL_POLYGONS)} beside the imagery")
+    if len(labels) > 1:
+        raise InputError(f"{folder}: labels in {' and '.join(path.name for path in labels)}; keep the one to use "
+                         "(which is meant cannot be told)")
     source = next((folder / name for name in IMAGERY_NAMES if (folder / name).exists()), folder)
     # A layout names a stack's bands: refused on folders.
     imagery = open_imagery(source, band_layout=band_layout, dn_offset=dn_offset)
@@ -135,18 +143,14 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)
     for position, band in enumerate(cube.bands):
         reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
-    if (folder / "landcover.tif").is_file():
-        (classes, cover), _ = _read_raster(folder / "landcover.tif", imagery, bands=(1, 2))
+    if labels[0].name == "landcover.tif":
+        (classes, cover), _ = _read_raster(labels[0], imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0
         crop_type = np.where(np.isin(classes, SIM_CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
-    elif (folder / "labels.tif").is_file():
-        crop_cover = _read_label_codes(folder / "labels.tif", imagery)
-        crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
-    elif polygons := [folder / name for name in LABEL_POLYGONS if (folder / name).is_file()]:
-        crop_cover = polygon_crop_cover(polygons[0], imagery.crs, imagery.transform, (rows, cols))
-        crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
     else:
-        raise InputError(f"{folder}: no landcover.tif, labels.tif or {'/'.join(LABEL_POLYGONS)} beside the imagery")
+        crop_cover = (_read_label_codes(labels[0], imagery) if labels[0].name == "labels.tif"
+                      else polygon_crop_cover(labels[0], imagery.crs, imagery.transform, (rows, cols)))
+        crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
     if not np.isfinite(crop_cover).any():
         raise InputError(f"{folder}: no pixel is labelled 0 (non-crop) or 1 (crop); nothing to train or score on")
     return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
@@ -157,6 +161,7 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
 
     Each polygon's ``crop`` is 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
     over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
+    Polygons off the imagery are counted in a warning.
     """
     from farmcredit.zonal import coverage_fractions
 
@@ -170,6 +175,9 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     if not np.isin(crop, (0, 1)).all():
         raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
     coverage = coverage_fractions(frame.to_crs(crs).geometry.to_numpy(), transform, shape)
+    if off := len(frame) - len(np.unique(coverage.parcel)):
+        warnings.warn(f"{path}: {off} of {len(frame)} labelled polygons lie off the imagery and label nothing",
+                      stacklevel=2)
     cell = coverage.row * shape[1] + coverage.col
     labelled = np.bincount(cell, coverage.fraction, minlength=shape[0] * shape[1])
     cropped = np.bincount(cell, coverage.fraction * crop[coverage.parcel], minlength=shape[0] * shape[1])

@@ -133,6 +133,21 @@ def test_polygon_labels_agree_with_the_simulated_land_cover(small_season, tmp_pa
     agree = (scene.crop_cover[inside] >= 0.5) == (truth.crop_cover[inside] >= 0.5)
     assert agree.mean() > 0.95
     assert labels["crop"].nunique() == 2
+    # Polygons and a labels.tif beside them: which is meant cannot be told, so neither is used.
+    (tmp_path / "own" / "labels.tif").write_bytes(b"")
+    with pytest.raises(InputError, match="labels in labels.tif and labels.gpkg; keep the one to use"):
+        load_labelled_scene(tmp_path / "own")
+
+
+def test_label_polygons_off_the_imagery_are_counted_in_a_warning(small_season, tmp_path: Path) -> None:
+    import shapely.affinity
+
+    labels = _polygon_labelled(small_season, tmp_path / "own").to_crs(4326)
+    far = labels.iloc[:2].copy()
+    far["geometry"] = far.geometry.apply(lambda shape: shapely.affinity.translate(shape, 1.0, 0.0))  # ~100 km east
+    pd.concat([labels, far])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
+    with pytest.warns(UserWarning, match=f"2 of {len(labels) + 2} labelled polygons lie off the imagery"):
+        load_labelled_scene(tmp_path / "own")
 
 
 @pytest.mark.parametrize("crop, message", [("yes", "must be 1 or 0"), (2, "must be 1 or 0")])
