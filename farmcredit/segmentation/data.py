@@ -49,6 +49,8 @@ DEA_BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir_1"
              "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07"}
 DEA_REGIONS = ("central", "eastern", "northern", "sahel", "south_eastern", "southern")
 LABEL_POLYGONS = ("labels.gpkg", "labels.geojson", "labels.parquet")
+# The files that label a scene, one per folder: simulate's land cover, a label raster or labelled polygons.
+LABEL_FILES = ("landcover.tif", "labels.tif", *LABEL_POLYGONS)
 # Where a labelled scene's imagery is, beside its labels: scene folders, or one GeoTIFF stack.
 IMAGERY_NAMES = ("imagery", "imagery.tif")
 # The unknown code of a labels.tif that sets no nodata value.
@@ -129,7 +131,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     from farmcredit.imagery import open_imagery, read_window
 
     folder = Path(folder)
-    labels = [folder / name for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS) if (folder / name).is_file()]
+    labels = [folder / name for name in LABEL_FILES if (folder / name).is_file()]
     if not labels:
         raise InputError(f"{folder}: no landcover.tif, labels.tif or {'/'.join(LABEL_POLYGONS)} beside the imagery")
     if len(labels) > 1:

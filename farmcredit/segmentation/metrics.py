@@ -11,6 +11,7 @@ import numpy as np
 from farmcredit.errors import InputError
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
+    LABEL_FILES,
     LABEL_POLYGONS,
     LabelledPatches,
     LabelledScene,
@@ -210,7 +211,7 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
     """
     data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
-    if any((data / name).is_file() for name in ("landcover.tif", "labels.tif", *LABEL_POLYGONS)):
+    if any((data / name).is_file() for name in LABEL_FILES):
         scene = load_labelled_scene(data, band_layout, dn_offset)
         report = evaluate_scene(model, scene)
         training = model.card.training if isinstance(model, CnnCroplandModel) else {}
