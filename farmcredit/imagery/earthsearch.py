@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,7 +49,9 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
     scenes: list[Scene] = []
     for directory, subdirectories, files in os.walk(folder):
         here = Path(directory)
-        _warn_set_aside(here, subdirectories)
+        for aside, scene in set_aside_scenes(here, subdirectories):
+            logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
+                           "run the fetch again into %s to put it back", aside, scene.name, here)
         if is_safe_product(here):
             scenes.append(safe_scene(here))
             subdirectories[:] = []
@@ -67,13 +70,12 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
     return scenes
 
 
-def _warn_set_aside(folder: Path, subdirectories: list[str]) -> None:
-    """Warn of scene folders a fetch killed while replacing them left set aside (hidden, so not read)."""
-    for name in subdirectories:
-        if name.startswith(SET_ASIDE_PREFIX) and not (folder / name.removeprefix(SET_ASIDE_PREFIX)).exists():
-            logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
-                           "run the fetch again into %s to put it back", folder / name,
-                           name.removeprefix(SET_ASIDE_PREFIX), folder)
+def set_aside_scenes(folder: Path, subdirectories: Iterable[str]) -> list[tuple[Path, Path]]:
+    """(set-aside folder, its scene folder) for each of ``subdirectories`` of ``folder`` that a fetch killed while
+    replacing a scene folder left set aside, its scene folder missing (hidden, so no reader sees it)."""
+    asides = [folder / name for name in subdirectories if name.startswith(SET_ASIDE_PREFIX)]
+    pairs = [(aside, folder / aside.name.removeprefix(SET_ASIDE_PREFIX)) for aside in asides]
+    return [(aside, scene) for aside, scene in pairs if not scene.exists()]
 
 
 def scene_from_item(item_path: Path | str, item: dict[str, Any]) -> Scene:

@@ -39,6 +39,7 @@ import shapely.geometry
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
+from farmcredit.imagery.earthsearch import set_aside_scenes
 from farmcredit.imagery.naming import ASSET_KEYS, SCL, SET_ASIDE_PREFIX, band_name, band_sort_key
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
@@ -446,11 +447,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
 
 def restore_set_aside(folder: Path) -> None:
     """Put back the scene folders a fetch killed while replacing them had set aside (``SceneWriter.finish``)."""
-    prefix = _replaced(folder, "").name
-    for aside in folder.glob(f"{prefix}*"):
-        scene = folder / aside.name.removeprefix(prefix)
-        if aside.is_dir() and not scene.exists():
-            aside.rename(scene)
+    for aside, scene in set_aside_scenes(folder, (path.name for path in folder.iterdir() if path.is_dir())):
+        aside.rename(scene)
 
 
 def held_bands(folder: Path) -> frozenset[str]:
