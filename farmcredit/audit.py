@@ -86,6 +86,8 @@ def build_run_record(
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
         "scenes": [_scene_record(scene) for scene in imagery.scenes],
+        "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
+                           for scene, band, path, message in imagery.unopened],
     }
     manifest = read_manifest(imagery.source)
     if manifest is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from farmcredit import __version__
@@ -605,8 +607,19 @@ def _progress(quiet: bool, unit: str = "windows") -> Progress:
     )
 
 
+class _ConsoleWarnings(logging.Handler):
+    """The library's logged warnings (e.g. band files GDAL cannot open) as the console's own ``warning:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning farmcredit errors into a message and exit code 2."""
+    library_log = logging.getLogger("farmcredit")
+    if not any(isinstance(handler, _ConsoleWarnings) for handler in library_log.handlers):
+        library_log.addHandler(_ConsoleWarnings(logging.WARNING))
+        library_log.propagate = False
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:

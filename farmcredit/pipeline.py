@@ -25,6 +25,7 @@ from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
+from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.parcels import read_parcels, usable_geometries, validate_parcels
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from farmcredit.outputs.rasters import PixelRasters
 
 READ_BANDS = ("B02", "B04", "B05", "B08", "B8A", "B11")
-NDVI_BANDS = ("B04", "B08")
 CROPLAND_CUT = 0.5
 M2_PER_HA = 10_000.0
 
@@ -188,8 +188,10 @@ def load_inputs(
     missing = [band for band in NDVI_BANDS if band not in stack.bands]
     if missing:
         # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.
+        unopened = next((f"; GDAL cannot open {path} ({message})" for _, band, path, message in stack.unopened
+                         if band in missing), "")
         raise ImageryError(f"imagery {stack.source} lacks {', '.join(missing)} in some or all scenes (bands in every "
-                           f"scene: {', '.join(stack.bands) or 'none'}); NDVI needs red (B04) and NIR (B08)")
+                           f"scene: {', '.join(stack.bands) or 'none'}); NDVI needs red (B04) and NIR (B08){unopened}")
     if stack.crs.is_geographic:
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
@@ -321,7 +323,9 @@ def measure_windows(
         read = context_window(window, model, imagery.shape)
         cube = read_window(imagery, read, bands, config.imagery.clear_scl_classes)
         if cube.read_errors and read != window:  # a file that fails in the context costs the context, not the date
-            read, cube = window, read_window(imagery, window, bands, config.imagery.clear_scl_classes)
+            alone = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
+            if len(alone.read_errors) < len(cube.read_errors):  # else the date is lost either way: keep the context
+                read, cube = window, alone
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
         prediction = model.classify(cube, indices) if isinstance(model, CroplandClassifier) else None

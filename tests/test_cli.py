@@ -85,16 +85,27 @@ def test_an_out_that_cannot_be_a_folder_exits_2_before_the_run(small_season, tmp
         assert "windows" not in message and "partitions" not in message  # refused before any work
 
 
-def test_an_unreadable_band_file_exits_2_naming_it(small_season, tmp_path: Path) -> None:
+def test_a_band_file_gdal_cannot_open_is_a_warning_and_exit_2_only_when_no_scene_opens_it(
+    small_season, tmp_path: Path
+) -> None:
     import shutil
 
     imagery = tmp_path / "imagery"
     shutil.copytree(small_season.imagery_dir, imagery)
-    band = sorted(imagery.glob("*/B04.tif"))[0]
-    band.write_bytes(b"garbage, not a GeoTIFF")
-    done = _run("assess", str(small_season.parcels_path), "--imagery", str(imagery), "--out", str(tmp_path / "o"))
-    assert done.returncode == 2
-    assert "B04.tif" in done.stderr
+    first, *rest = sorted(imagery.glob("*/B04.tif"))
+    first.write_bytes(b"garbage, not a GeoTIFF")
+    command = ("assess", str(small_season.parcels_path), "--imagery", str(imagery), "--model", "rule")
+    done = _run(*command, "--out", str(tmp_path / "o"))
+    message = done.stderr.replace("\n", "")
+    assert done.returncode == 0, done.stderr
+    assert "warning: band B04: GDAL cannot open its file in 1 scene(s)" in " ".join(done.stderr.split())
+    assert str(first) in message and "IMAGERY_READ_ERROR" in message
+    for band in rest:
+        band.write_bytes(b"garbage, not a GeoTIFF")
+    done = _run(*command, "--out", str(tmp_path / "p"))
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "error: imagery" in message and "lacks B04" in message
+    assert "B04: GDAL can open its file in no scene" in message and "Traceback" not in message
 
 
 def test_a_corrupt_band_costs_its_parcels_that_date_not_the_run_and_is_named(small_season, tmp_path) -> None:

@@ -174,6 +174,44 @@ def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tm
     assert (results["decision"] == "approve").any()
 
 
+@pytest.mark.parametrize("model", ["rule", "cnn"])
+def test_a_scene_whose_nir_gdal_cannot_open_costs_that_date_alone(small_season, tmp_path, model: str) -> None:
+    """Named in run.json; every parcel skips that date (IMAGERY_READ_ERROR) and is measured as without it (the CNN
+    keeps its context: the window read alone would lose the date as well)."""
+    broken, without = tmp_path / "broken", tmp_path / "without"
+    shutil.copytree(small_season.imagery_dir, broken)
+    shutil.copytree(small_season.imagery_dir, without)
+    scene = sorted(path.name for path in broken.iterdir() if path.is_dir())[2]
+    (broken / scene / "B08.tif").write_bytes(b"")
+    shutil.rmtree(without / scene)
+
+    from farmcredit.config import load_config
+
+    config = load_config()
+    small = config.model_copy(update={"imagery": config.imagery.model_copy(update={"chunk_px": 16})})  # context
+    results = assess(small_season.parcels_path, broken, model=model, config=small, out=tmp_path / "out")
+    expected = assess(small_season.parcels_path, without, model=model, config=small)
+    results, expected = results.set_index("parcel_id"), expected.set_index("parcel_id")
+    assert results["reason"].str.contains("IMAGERY_READ_ERROR").mean() > 0.9  # the rest have 4 codes before it
+    columns = ["clear_observations", "cultivated_area_ha", "ndvi_peak", "loan_limit", "decision"]
+    pd.testing.assert_frame_equal(results[columns], expected[columns])
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    (unopened,) = record["inputs"]["imagery"]["unopened_files"]
+    assert (unopened["scene_id"], unopened["band"], unopened["file"]) == (scene, "B08", str(broken / scene / "B08.tif"))
+    assert {failure["file"] for failure in record["read_failures"]} == {str(broken / scene / "B08.tif")}
+
+
+def test_a_band_whose_file_no_scene_opens_is_named_when_ndvi_needs_it(small_season, tmp_path) -> None:
+    from farmcredit.errors import ImageryError
+
+    imagery_dir = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery_dir)
+    for band in imagery_dir.glob("*/B04.tif"):
+        band.unlink()
+    with pytest.raises(ImageryError, match=r"lacks B04 in some or all .*; GDAL cannot open .*B04.tif \(No such file"):
+        assess(small_season.parcels_path, imagery_dir, model="rule")
+
+
 def test_imagery_without_nir_is_refused_naming_the_bands_it_has(small_season, tmp_path) -> None:
     """With no B08 every parcel would read as never clear: refused up front, whatever the model."""
     from datetime import date

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInpu
 # Part of every partition id: files an older farmcredit wrote (another layout) are never reused.
 PARTITION_FORMAT = "geoparquet-1"
 MANIFEST = "_manifest.json"
+# GDAL's path of a file inside a zip archive: /vsizip/ZIP/MEMBER.
+_ZIP_MEMBER = re.compile(r"/vsizip/(.+?\.zip)(?=/|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: identity, not value, equality
@@ -105,10 +108,11 @@ def _scene_key(scene: Scene) -> str:
 
 
 def _file_key(path: str) -> str:
-    """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its size
-    and modification time (a file rewritten in place at the same size is another file)."""
+    """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its (or its
+    zip's) size and modification time (a file rewritten in place at the same size is another file)."""
     path = path.split("?")[0]
-    local = Path(path)
+    archive = _ZIP_MEMBER.match(path)  # a file in a zip (a SAFE product) is as new as the zip
+    local = Path(archive.group(1) if archive else path)
     if not local.is_file():
         return path
     stat = local.stat()

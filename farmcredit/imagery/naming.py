@@ -10,6 +10,10 @@ BAND_ORDER: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )
 SCL = "SCL"
+# The surface bands a model reads: B01 (aerosols), B09 (water vapour) and B10 (cirrus) describe the atmosphere.
+SURFACE_BANDS: tuple[str, ...] = tuple(band for band in BAND_ORDER if band not in ("B01", "B09", "B10"))
+# Red and NIR: every parcel statistic starts from NDVI.
+NDVI_BANDS: tuple[str, ...] = ("B04", "B08")
 # Where `farmcredit fetch` sets a scene folder aside while replacing it (the next fetch puts back one left there).
 SET_ASIDE_PREFIX = ".partial-old-"
 

@@ -38,8 +38,8 @@ class SeasonCube:
         scene_ids: Scene id of each time step.
         transform: Affine transform of this window, metres.
         crs: CRS of the window.
-        read_errors: (scene_id, path, message) for files that failed to decode in this window;
-            those time steps are all-NaN and not clear.
+        read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
+            their scene has data; those time steps (mosaic parts) are all-NaN and not clear.
     """
 
     reflectance: np.ndarray
@@ -58,13 +58,6 @@ class SeasonCube:
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
 
-class _ReadFailure(Exception):
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
-
-
 def read_window(
     imagery: Imagery,
     window: Window,
@@ -75,7 +68,8 @@ def read_window(
 
     Only the window is read from each file. Coarser pixels are repeated (nearest neighbour: each
     20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
-    A file that fails to decode leaves its scene all-NaN and not clear, listed in read_errors.
+    A file that fails to open or decode leaves its scene all-NaN and not clear, listed in read_errors where the
+    scene has data in the window.
 
     Args:
         imagery: From `open_imagery`.
@@ -120,10 +114,12 @@ def read_window(
             best = np.full((height, width), -1, dtype=np.int8)
             for part in scene.parts or (scene,):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
-                try:
-                    layers = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
-                except _ReadFailure as failure:
-                    read_errors.append((part.scene_id, failure.path, failure.message))
+                layers, failures = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
+                if failures:
+                    # A failure costs the part where it has data: the files that were read tell where (all of it
+                    # when none was). A part of a mosaic that holds no pixel of the window costs nothing.
+                    if not layers or any(np.isfinite(values[inside]).any() for values in layers.values()):
+                        read_errors.extend((part.scene_id, path, message) for path, message in failures)
                     continue
                 values = np.stack([(layers[band] + part.dn_offset) * part.dn_scale for band in cube_bands])
                 values[:, ~inside] = np.nan
@@ -166,16 +162,20 @@ def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
 
 def _read_layers(
     scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray, crs: rasterio.crs.CRS
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data.
 
     Pixel centres are in ``crs``; a file in another CRS is sampled at the centres transformed into its own.
+
+    Returns:
+        The layers of the files read, and (path, GDAL's message) of those that failed to open or decode.
     """
     by_path: dict[str, list[tuple[str, int]]] = {}
     for layer in layers:
         layer_path, index = scene.band_paths[layer]
         by_path.setdefault(layer_path, []).append((layer, index))
     values: dict[str, np.ndarray] = {}
+    failures: list[tuple[str, str]] = []
     for layer_path, wanted in by_path.items():
         try:
             with rasterio.open(layer_path) as dataset:
@@ -185,9 +185,10 @@ def _read_layers(
                 else:
                     sampled = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
         except RasterioError as error:
-            raise _ReadFailure(layer_path, gdal_message(error)) from error
+            failures.append((layer_path, gdal_message(error)))
+            continue
         values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
-    return values
+    return values, failures
 
 
 def _sample(

@@ -44,7 +44,8 @@ def safe_scene(path: Path) -> Scene:
     """The scene of one L2A product (a .SAFE folder or its .zip).
 
     Raises:
-        ImageryError: Not an L2A product, unreadable metadata, or a listed band file is missing.
+        ImageryError: Not an L2A product, or unreadable metadata. A band file listed but not held is kept, for
+            `open_imagery` to report as one GDAL cannot open, when the product holds the band at no resolution.
 
     >>> scene = safe_scene(Path("S2B_MSIL2A_20240315T031521_N0510_R118_T50SKB_20240315T064513.SAFE.zip"))
     ... # doctest: +SKIP
@@ -91,8 +92,7 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
     scene_id = re.sub(r"(\.SAFE)?(\.zip)?$", "", product_uri, flags=re.IGNORECASE)
     band_paths = {}
     for name, relative in _band_files(path, texts, members).items():
-        if relative not in members:
-            raise ImageryError(f"{path}: {METADATA_NAME} lists {relative}, which the product does not hold")
+        # One the product does not hold is a band file GDAL cannot open, as `open_imagery` handles it.
         band_paths[name] = (f"{prefix}/{relative}", 1)
     if not band_paths:
         raise ImageryError(f"{path}: no band files (JP2) found in the product")
@@ -108,18 +108,20 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
 
 
 def _band_files(path: Path, texts: dict[str, list[str]], members: Iterable[str]) -> dict[str, str]:
-    """Band name -> its file at the finest resolution, as listed in IMAGE_FILE (else found by name)."""
+    """Band name -> its file at the finest resolution the product holds, as listed in IMAGE_FILE (else found by
+    name); a band it holds at no resolution gets its finest listed file."""
+    held = set(members)
     listed = [f"{text.strip()}.jp2" for text in texts.get("IMAGE_FILE", []) + texts.get("IMAGE_FILE_2A", [])]
-    candidates = listed or [m for m in members if m.lower().endswith(".jp2") and "/IMG_DATA/" in m]
-    finest: dict[str, tuple[int, str]] = {}
+    candidates = listed or [m for m in held if m.lower().endswith(".jp2") and "/IMG_DATA/" in m]
+    finest: dict[str, tuple[tuple[bool, int], str]] = {}
     for relative in candidates:
         match = _IMAGE_FILE.search(PurePosixPath(relative).stem)
         name = band_name(match.group(1)) if match else None
         if name is None:
             continue
-        resolution = int(match.group(2))
-        if name not in finest or resolution < finest[name][0]:
-            finest[name] = (resolution, relative)
+        rank = (relative not in held, int(match.group(2)))
+        if name not in finest or rank < finest[name][0]:
+            finest[name] = (rank, relative)
     return {name: relative for name, (_, relative) in finest.items()}
 
 

@@ -50,6 +50,8 @@ class Imagery:
         shape: (height, width) of the base grid, pixels.
         bands: Reflectance bands present in every scene, in wavelength order (SCL excluded).
         has_scl: True when every scene has a scene classification (SCL) layer.
+        unopened: (scene id, band, path, GDAL's message) of each local band file GDAL could not open (missing,
+            empty, not a raster).
     """
 
     source: str
@@ -59,3 +61,4 @@ class Imagery:
     shape: tuple[int, int]
     bands: tuple[str, ...]
     has_scl: bool
+    unopened: tuple[tuple[str, str, str, str], ...] = ()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,10 +15,14 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
 from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
-from farmcredit.imagery.naming import BASE_GRID_BANDS, SCL, band_sort_key
+from farmcredit.imagery.naming import BASE_GRID_BANDS, SCL, SURFACE_BANDS, band_sort_key
 from farmcredit.imagery.safe import safe_scene
 from farmcredit.imagery.scene import Imagery, Scene
 from farmcredit.imagery.stack import stack_scenes
+
+logger = logging.getLogger(__name__)
+# GDAL's virtual file systems that read over a network.
+_REMOTE_PREFIXES = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsihdfs")
 
 
 def open_imagery(
@@ -41,11 +47,15 @@ def open_imagery(
             (default 0); items carry their own.
 
     Returns:
-        One scene per date sorted by acquisition time, on the base (10 m) grid of the season.
+        One scene per date sorted by acquisition time, on the base (10 m) grid of the season. Local band files
+        GDAL cannot open are listed in ``unopened`` and warned of: a band no scene's file opens is read on no date;
+        otherwise reading the file fails where its scene has data, costing the parcels there that date; a scene
+        with no 10 m band file that opens is left out.
 
     Raises:
-        ImageryError: src is missing or holds no scenes, a band file cannot be opened, the stack's
-            bands cannot be identified, or scenes of one CRS lie on different pixel lattices.
+        ImageryError: src is missing or holds no scenes, a remote band file cannot be opened, no scene has a 10 m
+            band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be identified, or
+            scenes of one CRS lie on different pixel lattices.
 
     >>> imagery = open_imagery("s2/earthsearch-29RKH-2020")  # doctest: +SKIP
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP
@@ -76,14 +86,27 @@ def open_imagery(
     scenes.sort(key=lambda scene: (scene.acquired, scene.scene_id))
 
     # A stack's scenes all point into one file: open each path once for the whole season.
-    headers: dict[str, Grid] = {}
+    headers: dict[str, Grid | str] = {}
     with gdal_env():
-        grids = [_base_grid(scene, headers) for scene in scenes]
+        for scene in scenes:
+            for band, (band_path, _) in scene.band_paths.items():
+                if band_path not in headers:
+                    headers[band_path] = _header(scene, band, band_path)
+    unopened = tuple((scene.scene_id, band, scene.band_paths[band][0], message) for scene in scenes
+                     for band in sorted(scene.band_paths, key=band_sort_key)
+                     if isinstance(message := headers[scene.band_paths[band][0]], str))
+    scenes, grids = _with_grids(scenes, headers, unopened)
+    scenes = _without_unopenable_bands(scenes, headers)
     grid = season_grid(str(path), scenes, grids)
     scenes = merge_same_date(scenes, grids, grid.crs)
 
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
     common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
+    somewhere = set().union(*(set(product.band_paths) for product in products))
+    for band in sorted(somewhere.intersection(SURFACE_BANDS) - common, key=band_sort_key):
+        lacking = [product.scene_id for product in products if band not in product.band_paths]
+        logger.warning("band %s is not in every scene, so it is read on no date (%d lack it: %s)",
+                       band, len(lacking), _some(lacking))
     return Imagery(
         source=str(path),
         scenes=tuple(scenes),
@@ -92,50 +115,96 @@ def open_imagery(
         shape=grid.shape,
         bands=tuple(sorted(common, key=band_sort_key)),
         has_scl=all(SCL in product.band_paths for product in products),
+        unopened=unopened,
     )
 
 
-def _base_grid(scene: Scene, headers: dict[str, Grid]) -> Grid:
-    """Check every band file of a scene; return the grid of its finest 10 m band.
+def _without_unopenable_bands(scenes: list[Scene], headers: Mapping[str, Grid | str]) -> list[Scene]:
+    """The scenes without the bands whose file GDAL can open in no scene (as if never there) and without atmospheric
+    bands (B01, B09, B10: never read) it cannot open; each said in a warning.
+
+    Another band file GDAL cannot open stays: reading it fails where its scene has data, and the parcels read there
+    skip that date (``IMAGERY_READ_ERROR``), as for a file that fails to decode.
 
     Args:
-        scene: The scene.
-        headers: Grids of the files opened so far, by path; this scene's files are added.
+        scenes: The season's scenes.
+        headers: Grid, or GDAL's message, of each band file, by path.
+
+    Raises:
+        ImageryError: GDAL can open the SCL file of no scene that has one: without it clouds would read as clear.
     """
-    for band, (band_path, _) in scene.band_paths.items():
-        if band_path not in headers:
-            headers[band_path] = _header(scene, band, band_path)
-    grids = {band_path: headers[band_path] for band_path, _ in scene.band_paths.values()}
-    base_bands = [band for band in BASE_GRID_BANDS if band in scene.band_paths]
-    if not base_bands:
-        raise ImageryError(
-            f"scene {scene.scene_id}: has none of the 10 m bands {BASE_GRID_BANDS}, which define "
-            "the base grid"
-        )
-    base_path = min(
-        (scene.band_paths[band][0] for band in base_bands),
-        key=lambda band_path: abs(grids[band_path].transform.a),
-    )
-    base = grids[base_path]
-    for band_path, grid in grids.items():
-        if grid.crs != base.crs:
-            raise ImageryError(
-                f"{band_path}: CRS {grid.crs.to_string()} differs from {base.crs.to_string()} of "
-                f"{base_path} in scene {scene.scene_id}"
-            )
-    return base
+    dropped: set[str] = set()
+    for band in sorted({band for scene in scenes for band in scene.band_paths}, key=band_sort_key):
+        paths = [scene.band_paths[band][0] for scene in scenes if band in scene.band_paths]
+        failed = [path for path in paths if isinstance(headers[path], str)]
+        if not failed:
+            continue
+        first = f"{failed[0]}: {headers[failed[0]]}"
+        if band not in SURFACE_BANDS and band != SCL:
+            dropped.add(band)
+        elif len(failed) < len(paths):
+            logger.warning("band %s: GDAL cannot open its file in %d scene(s) (%s); where it is read, the parcels "
+                           "skip that date (IMAGERY_READ_ERROR)", band, len(failed), first)
+        elif band == SCL:
+            raise ImageryError(f"GDAL can open no scene's SCL file ({first}), and without the scene classification "
+                               "clouds would read as clear")
+        else:
+            dropped.add(band)
+            logger.warning("band %s: GDAL can open its file in no scene (%s), so it is read on no date", band, first)
+    return [replace(scene, band_paths={band: entry for band, entry in scene.band_paths.items()
+                                       if band not in dropped or isinstance(headers[entry[0]], Grid)})
+            for scene in scenes]
 
 
-def _header(scene: Scene, band: str, band_path: str) -> Grid:
+def _with_grids(
+    scenes: list[Scene], headers: Mapping[str, Grid | str], unopened: Sequence[tuple[str, str, str, str]]
+) -> tuple[list[Scene], list[Grid]]:
+    """The scenes with a 10 m band file GDAL can open, and the grid of each one's finest; the others are left out
+    of the season with a warning.
+
+    Raises:
+        ImageryError: No scene has one, or a scene's files are in different CRSs.
+    """
+    kept: list[tuple[Scene, Grid]] = []
+    for scene in scenes:
+        grids = {path: grid for path, _ in scene.band_paths.values() if isinstance(grid := headers[path], Grid)}
+        base_paths = [path for band in BASE_GRID_BANDS if (path := scene.band_paths.get(band, ("",))[0]) in grids]
+        if not base_paths:
+            logger.warning("scene %s: GDAL can open none of its 10 m band files %s, which define its grid; it is left "
+                           "out of the season", scene.scene_id, BASE_GRID_BANDS)
+            continue
+        base_path = min(base_paths, key=lambda band_path: abs(grids[band_path].transform.a))
+        base = grids[base_path]
+        for band_path, grid in grids.items():
+            if grid.crs != base.crs:
+                raise ImageryError(
+                    f"{band_path}: CRS {grid.crs.to_string()} differs from {base.crs.to_string()} of "
+                    f"{base_path} in scene {scene.scene_id}"
+                )
+        kept.append((scene, base))
+    if not kept:
+        failure = next((f": {path}: {message}" for _, band, path, message in unopened if band in BASE_GRID_BANDS), "")
+        raise ImageryError(f"no scene has a 10 m band {BASE_GRID_BANDS} that GDAL can open, which define the base "
+                           f"grid{failure}")
+    return [scene for scene, _ in kept], [grid for _, grid in kept]
+
+
+def _some(names: Sequence[str]) -> str:
+    """Up to three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _header(scene: Scene, band: str, band_path: str) -> Grid | str:
+    """The file's grid, or GDAL's message when it cannot open the file (missing, truncated, not a raster)."""
     try:
         with rasterio.open(band_path) as dataset:
             crs, transform = dataset.crs, dataset.transform
             shape = (dataset.height, dataset.width)
     except RasterioError as error:
-        raise ImageryError(
-            f"{band_path}: GDAL cannot open it as a raster ({gdal_message(error)}); band "
-            f"{band} of scene {scene.scene_id} is missing, truncated or not a GeoTIFF"
-        ) from error
+        if any(prefix in band_path for prefix in _REMOTE_PREFIXES):  # a network failure, not the data's: stop
+            raise ImageryError(f"{band_path}: GDAL cannot open it ({gdal_message(error)}); band {band} of scene "
+                               f"{scene.scene_id}") from error
+        return gdal_message(error).replace(f"'{band_path}' ", "").replace(f"{band_path}: ", "")
     if crs is None:
         raise ImageryError(f"{band_path}: has no CRS (band {band} of scene {scene.scene_id})")
     # Reading maps pixel centres along rows and columns separately, so grids must be axis-aligned.

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from farmcredit.errors import InputError
+from farmcredit.imagery.naming import NDVI_BANDS, SURFACE_BANDS
 
 ARCHITECTURE = "farmcredit-cropland-unet-v2"
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
-MODEL_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+MODEL_BANDS: tuple[str, ...] = SURFACE_BANDS
 # Without red and NIR no band subset the network was trained on applies.
-REQUIRED_BANDS = ("B04", "B08")
+REQUIRED_BANDS = NDVI_BANDS
 # Normalised differences (a - b) / (a + b) fed beside the bands, each where both bands are present:
 # NDVI, NDWI (green/NIR), NDMI (NIR/SWIR1), the SWIR1/SWIR2 ratio and the red-edge NDRE. Ratios
 # carry across sensors, atmospheres and regions better than raw reflectance.

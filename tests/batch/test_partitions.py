@@ -72,6 +72,23 @@ def test_a_band_file_rewritten_in_place_at_the_same_size_changes_the_ids(small_s
     assert before.isdisjoint(ids())
 
 
+def test_a_band_file_in_a_zip_is_known_by_the_zips_size_and_time(tmp_path: Path) -> None:
+    """A SAFE .zip replaced under the same name is another product."""
+    import os
+    import zipfile
+
+    from farmcredit.batch.partitions import _file_key
+
+    archive = tmp_path / "S2B_MSIL2A.SAFE.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("S2B_MSIL2A.SAFE/B04_10m.jp2", b"jp2")
+    member = f"/vsizip/{archive}/S2B_MSIL2A.SAFE/B04_10m.jp2"
+    before = _file_key(member)
+    stat = archive.stat()
+    os.utime(archive, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert before.startswith(f"{member}#{stat.st_size}@") and _file_key(member) != before
+
+
 def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_path: Path) -> None:
     """A rerun with a corrected ``--dn-offset`` or ``--bands`` must measure again, not reuse the stale files."""
     from dataclasses import replace

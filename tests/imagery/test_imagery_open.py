@@ -8,12 +8,14 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
-from farmcredit.imagery import open_imagery
+from farmcredit.imagery import open_imagery, read_window
 from farmcredit.imagery.earthsearch import scene_from_item
 
 
@@ -169,21 +171,100 @@ def test_empty_folder_is_an_error(tmp_path: Path) -> None:
         open_imagery(tmp_path / "empty")
 
 
-def test_a_band_file_gdal_cannot_open_is_named(season_folder: Path) -> None:
+def test_a_band_file_gdal_cannot_open_is_listed_and_fails_where_it_is_read(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     garbage = season_folder / "2023" / "S2A_50SKA_20230801_0_L2A" / "B8A.tif"
     garbage.write_bytes(b"this is not a GeoTIFF\x00\x01" * 20)
 
-    with pytest.raises(ImageryError, match="GDAL cannot open") as raised:
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert len(imagery.scenes) == 3 and "B8A" in imagery.bands
+    ((scene_id, band, path, message),) = imagery.unopened
+    assert (scene_id, band, path) == ("S2A_50SKA_20230801_0_L2A", "B8A", str(garbage)) and "not recognized" in message
+    assert "band B8A: GDAL cannot open its file in 1 scene(s)" in caplog.text and str(garbage) in caplog.text
+    cube = read_window(imagery, Window(0, 0, 4, 4), bands=("B04", "B8A"))
+    assert [error[:2] for error in cube.read_errors] == [("S2A_50SKA_20230801_0_L2A", str(garbage))]
+    assert not cube.clear[1].any() and cube.clear[[0, 2]].any()
+
+
+def test_a_band_whose_file_no_scene_has_is_read_on_no_date(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the bands a model reads were downloaded: the item's other assets are not there, and nothing is lost."""
+    for unused in [*season_folder.glob("*/*/B01.tif"), *season_folder.glob("*/*/B11.tif")]:
+        unused.unlink()
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert len(imagery.scenes) == 3 and imagery.bands == ("B02", "B03", "B04", "B05", "B08", "B8A")
+    assert {band for _, band, _, _ in imagery.unopened} == {"B01", "B11"} and len(imagery.unopened) == 6
+    assert "band B11: GDAL can open its file in no scene" in caplog.text and "B01" not in caplog.text
+    assert not read_window(imagery, Window(0, 0, 4, 4), bands=("B04", "B08")).read_errors
+
+
+def test_a_scene_whose_10m_bands_gdal_cannot_open_is_left_out(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for band in season_folder.glob("2024/*/B0[2348].tif"):
+        band.write_bytes(b"")
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert [scene.scene_id for scene in imagery.scenes] == ["S2A_50SKA_20200610_0_L2A", "S2A_50SKA_20230801_0_L2A"]
+    assert "scene S2B_50SKA_20240315_0_L2A: GDAL can open none of its 10 m band files" in caplog.text
+
+
+def test_a_season_whose_10m_bands_gdal_cannot_open_is_an_error_with_its_message(season_folder: Path) -> None:
+    for band in season_folder.glob("*/*/B0[2348].tif"):
+        band.write_bytes(b"GIF89a")
+
+    with pytest.raises(ImageryError, match="no scene has a 10 m band .* that GDAL can open") as raised:
         open_imagery(season_folder)
-    assert str(garbage) in str(raised.value)
-    assert "S2A_50SKA_20230801_0_L2A" in str(raised.value)
+    assert "B02.tif: " in str(raised.value) and "not recognized" in str(raised.value)
 
 
-def test_a_missing_asset_file_is_named(season_folder: Path) -> None:
-    missing = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "B11.tif"
-    missing.unlink()
+def test_a_season_whose_scl_gdal_can_open_in_no_scene_is_an_error(season_folder: Path) -> None:
+    """Dropping it would count clouds as clear."""
+    for scl in season_folder.glob("*/*/SCL.tif"):
+        scl.write_bytes(b"")
 
-    with pytest.raises(ImageryError, match="B11.tif"):
+    with pytest.raises(ImageryError, match="no scene's SCL file .*SCL.tif: .*clouds would read as clear"):
+        open_imagery(season_folder)
+
+
+def test_a_mosaic_part_that_cannot_be_opened_costs_only_where_it_has_data(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """Two tiles of one date, each a folder named as the scene (one scene id): B08 broken in the west one only."""
+    west, east = (write_scene(tmp_path / tile / "S2A_50SKA_20230801_0_L2A", acquired=datetime(2023, 8, 1),
+                              with_item=False, origin=(500_000.0 + offset, 4_000_000.0))
+                  for tile, offset in (("west", 0.0), ("east", 120.0)))
+    (west / "B08.tif").write_bytes(b"")
+
+    imagery = open_imagery(tmp_path)
+
+    assert imagery.shape == (12, 24) and "B08" in imagery.bands and len(imagery.scenes[0].parts) == 2
+    east_only = read_window(imagery, Window(14, 0, 8, 8), bands=("B04", "B08"))
+    assert not east_only.read_errors and np.isfinite(east_only.reflectance).all()
+    both = read_window(imagery, Window(8, 0, 8, 8), bands=("B04", "B08"))
+    assert [error[1] for error in both.read_errors] == [str(west / "B08.tif")]
+    assert np.isnan(both.reflectance[..., :4]).all() and np.isfinite(both.reflectance[..., 4:]).all()
+    assert not both.clear[..., :4].any()
+
+
+def test_a_remote_band_file_that_fails_to_open_stops_the_season(season_folder: Path) -> None:
+    """A network failure is not the data's: the season is not read without the band."""
+    item_path = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
+    item = json.loads(item_path.read_text())
+    (item_path.parent / "B11.tif").unlink()
+    item["assets"]["swir16"]["href"] = "http://127.0.0.1:9/S2A_50SKA_20200610_0_L2A/B11.tif"
+    item_path.write_text(json.dumps(item))
+
+    with pytest.raises(ImageryError, match=r"/vsicurl/http://127.0.0.1:9/.*B11.tif: GDAL cannot open it"):
         open_imagery(season_folder)
 
 

@@ -165,9 +165,21 @@ def test_a_level_1c_product_is_refused_with_the_reason(tmp_path: Path) -> None:
         open_imagery(zip_safe(safe))
 
 
-def test_a_band_file_the_metadata_lists_but_the_product_lacks_is_named(tmp_path: Path) -> None:
+def test_a_band_whose_finest_file_the_product_lacks_is_read_from_a_coarser_one(tmp_path: Path) -> None:
+    safe = write_safe(tmp_path)
+    (safe / GRANULE / "R10m" / "T50SKB_20240315T031521_B04_10m.jp2").unlink()
+
+    imagery = open_imagery(safe)
+
+    assert imagery.scenes[0].band_paths["B04"][0].endswith("_B04_20m.jp2") and not imagery.unopened
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_band_file_the_metadata_lists_but_the_product_lacks_is_named(tmp_path: Path, zipped: bool) -> None:
     safe = write_safe(tmp_path)
     (safe / GRANULE / "R10m" / "T50SKB_20240315T031521_B08_10m.jp2").unlink()
 
-    with pytest.raises(ImageryError, match=r"lists .*_B08_10m\.jp2, which the product does not hold"):
-        open_imagery(safe)
+    imagery = open_imagery(zip_safe(safe) if zipped else safe)
+    ((_, band, path, message),) = imagery.unopened
+    assert band == "B08" and path.endswith("_B08_10m.jp2") and message
+    assert "B08" not in imagery.bands and "B04" in imagery.bands
