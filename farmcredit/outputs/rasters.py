@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -27,11 +28,11 @@ import rasterio.features
 import rasterio.shutil
 import rasterio.windows
 import shapely
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from farmcredit.imagery import Imagery, Scene
+from farmcredit.imagery import Imagery, Scene, read_window
 from farmcredit.outputs.styles import qml_text, raster_style
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         if "cropland_class" in sources:
             sources["cropland_class"][1]["CLASSES"] = ",".join(classes)
         path = Path(scratch) / "true_colour.tif"
-        scene = _write_true_colour(path, grid, scenes_by_clearness(imagery, assessment.series))
+        scene = _write_true_colour(path, grid, imagery, scenes_by_clearness(imagery, assessment.series))
         if scene is not None:
             sources["true_colour"] = (path, {"SCENE_ID": scene.scene_id, "ACQUIRED": scene.acquired.date().isoformat()})
         parcels = assessment.parcels.to_crs(imagery.crs)
@@ -175,33 +176,35 @@ def scenes_by_clearness(imagery: Imagery, series: pd.DataFrame) -> list[Scene]:
     return [imagery.scenes[step] for step in sorted(range(len(imagery.scenes)), key=cloudiness)]
 
 
-def _write_true_colour(path: Path, grid: RasterGrid, scenes: list[Scene]) -> Scene | None:
+def _write_true_colour(path: Path, grid: RasterGrid, imagery: Imagery, scenes: list[Scene]) -> Scene | None:
     """Write the true colour of the first of ``scenes`` with red, green and blue files that read (a corrupt file
-    costs the picture its date, not the run); the scene written, None when none could be."""
+    costs the picture its date, not the run); the scene written, None when none could be. A date of several
+    tiles or UTM zones is read as its statistics are: the mosaic of its parts on the imagery grid."""
     for scene in scenes:
-        if all(band in scene.band_paths for band in TRUE_COLOUR_BANDS):
+        if all(band in part.band_paths for part in scene.parts or (scene,) for band in TRUE_COLOUR_BANDS):
+            date = replace(imagery, scenes=(scene,), bands=TRUE_COLOUR_BANDS)
             try:
                 _write_strips(path, grid, 3, "uint16", 0,
-                              lambda strip, scene=scene: _true_colour_strip(scene, strip, grid.transform))
+                              lambda strip, date=date: _true_colour_strip(date, strip, grid.window))
             except RasterioError:
                 continue
             return scene
     return None
 
 
-def _true_colour_strip(scene: Scene, strip: Window, transform: rasterio.Affine) -> np.ndarray:
-    """Reflectance x 10^4 of B04/B03/B02 on ``strip`` of the output grid; 0 where no data."""
-    bounds = rasterio.windows.bounds(strip, transform)
-    shape = (int(strip.height), int(strip.width))
-    channels = []
-    for band in TRUE_COLOUR_BANDS:
-        path, index = scene.band_paths[band]
-        with rasterio.open(path) as src:
-            dn = src.read(index, window=rasterio.windows.from_bounds(*bounds, transform=src.transform),
-                          out_shape=shape, boundless=True, fill_value=0, resampling=Resampling.nearest)
-        reflectance = (dn.astype(np.float32) + scene.dn_offset) * scene.dn_scale * REFLECTANCE_SCALE
-        channels.append(np.where(dn > 0, np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16))
-    return np.stack(channels)
+def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.ndarray:
+    """Reflectance x 10^4 of B04/B03/B02 of ``imagery``'s one scene on ``strip`` of the output grid (``window`` of
+    the imagery grid); 0 where no data.
+
+    Raises:
+        RasterioError: A file failed to read.
+    """
+    on_imagery = Window(window.col_off + strip.col_off, window.row_off + strip.row_off, strip.width, strip.height)
+    cube = read_window(imagery, on_imagery, TRUE_COLOUR_BANDS)
+    if cube.read_errors:
+        raise RasterioError(f"{cube.read_errors[0][1]}: {cube.read_errors[0][2]}")
+    reflectance = cube.reflectance[0] * REFLECTANCE_SCALE
+    return np.where(np.isfinite(reflectance), np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16)
 
 
 def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, strip: Window,

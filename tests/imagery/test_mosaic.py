@@ -12,7 +12,8 @@ import rasterio
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from farmcredit.imagery import open_imagery, read_window
+from farmcredit.imagery import Imagery, Scene, open_imagery, read_window
+from farmcredit.outputs.rasters import TRUE_COLOUR_BANDS, RasterGrid, _write_true_colour
 
 A_ID, B_ID = "S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"
 MARCH_15 = datetime(2024, 3, 15, 3, 20, 11)
@@ -114,3 +115,37 @@ def test_a_neighbouring_utm_zone_is_read_through_its_own_crs(tmp_path: Path, wri
     later = cube.reflectance[1, 0][only_b] / 1e-4 + 1000 - 400  # shift 900 instead of 500
     np.testing.assert_allclose(later[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-6)
     assert np.isnan(cube.reflectance[1, 0][in_a]).all()
+
+
+def _true_colour_is_what_the_statistics_read(imagery: Imagery, scene: Scene, path: Path) -> np.ndarray:
+    """Write ``scene``'s true colour over the whole grid; check it is the reflectance ``read_window`` gives."""
+    window = Window(0, 0, imagery.shape[1], imagery.shape[0])
+    grid = RasterGrid(window, imagery.transform, imagery.crs)
+    assert _write_true_colour(path, grid, imagery, [scene]) == scene
+    with rasterio.open(path) as src:
+        rgb = src.read()
+    step = imagery.scenes.index(scene)
+    expected = read_window(imagery, window, TRUE_COLOUR_BANDS).reflectance[step] * 10_000
+    np.testing.assert_array_equal(rgb, np.where(np.isfinite(expected), np.round(np.nan_to_num(expected)), 0))
+    return rgb
+
+
+def test_the_true_colour_of_a_date_of_two_tiles_is_their_mosaic(two_tiles, tmp_path: Path) -> None:
+    root, _, _ = two_tiles
+    imagery = open_imagery(root)
+    rgb = _true_colour_is_what_the_statistics_read(imagery, imagery.scenes[0], tmp_path / "rgb.tif")
+    assert rgb[:, :, 12:].all()  # tile B's columns: not the first part's no data
+
+
+def test_the_true_colour_of_a_scene_in_another_utm_zone_is_read_through_its_crs(tmp_path: Path, write_scene) -> None:
+    to_50, to_51 = (Transformer.from_crs(4326, epsg, always_xy=True) for epsg in (32650, 32651))
+    x50, y50 = to_50.transform(119.9990, 36.0)
+    x51, y51 = to_51.transform(120.0005, 36.0)
+    root = tmp_path / "season"
+    write_scene(root / "S2A_50SQE_20240315_0_L2A", acquired=MARCH_15, origin=(x50 // 10 * 10, y50 // 10 * 10))
+    write_scene(root / "S2A_51STV_20240320_0_L2A", acquired=datetime(2024, 3, 20),
+                origin=(x51 // 10 * 10, y51 // 10 * 10), crs="EPSG:32651", shift=900)
+    imagery = open_imagery(root)
+    assert imagery.crs.to_epsg() == 32650
+    rgb = _true_colour_is_what_the_statistics_read(imagery, imagery.scenes[1], tmp_path / "rgb.tif")
+    assert (rgb > 0).all(axis=0).sum() > 50  # the zone-51 tile's pixels on the zone-50 grid

@@ -80,10 +80,10 @@ def test_true_colour_falls_back_to_the_next_clearest_date_when_a_file_will_not_r
     clearest = dataclasses.replace(scenes[0], band_paths={**scenes[0].band_paths, "B04": (str(broken), 1)})
     window = Window(0, 0, 64, 48)
     grid = RasterGrid(window, rasterio.windows.transform(window, assessed.imagery.transform), assessed.imagery.crs)
-    assert _write_true_colour(tmp_path / "rgb.tif", grid, [clearest, *scenes[1:]]) == scenes[1]
+    assert _write_true_colour(tmp_path / "rgb.tif", grid, assessed.imagery, [clearest, *scenes[1:]]) == scenes[1]
     with rasterio.open(tmp_path / "rgb.tif") as src:
         assert src.read().any()
-    assert _write_true_colour(tmp_path / "none.tif", grid, [clearest]) is None
+    assert _write_true_colour(tmp_path / "none.tif", grid, assessed.imagery, [clearest]) is None
 
 
 def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(assessed, tmp_path) -> None:
