@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -146,17 +146,9 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
         hashlib.sha256(shapely.to_wkb(g, hex=False)).hexdigest() if g is not None else None
         for g in parcels.geometry
     ]
-    provenance = {
-        "code": record["code"],
-        "config_hash": record["config"]["hash"],
-        "models": {"cropland": record["models"]["cropland"], "risk_hash": record["models"]["risk"]["hash"]},
-        "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
-        # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
-        "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
-    }
+    regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
     feature_rows = features.itertuples(index=False)
     for k, row in enumerate(parcels.itertuples(index=False)):
-        codes = [c for c in row.reason_all.split(";") if c]
         yield {
             "parcel_id": row.parcel_id,
             "borrower_id": row.borrower_id,
@@ -165,23 +157,57 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
             "loan_limit": row.loan_limit,
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
-            "reasons": [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes],
+            "reasons": _reasons(row.reason_all),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
             "inputs": {
                 "declared_crop": row.declared_crop,
                 "declared_area_ha": row.declared_area_ha,
+                "region": regions.iloc[k],
                 "geometry_wkb_sha256": geometry_hashes[k],
             },
             "signals": {name: getattr(row, name) for name in SIGNAL_COLUMNS},
             "risk_features": next(feature_rows)._asdict(),
-            **provenance,
+            **_provenance(record),
         }
 
 
-def write_decision_records(parcels: gpd.GeoDataFrame, record: dict, path: Path) -> Path:
-    """Write ``decision_records`` as JSON lines (NaN as null, dates as ISO text)."""
+def borrower_decision_records(borrowers: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
+    """One audit record per borrower decision: its parcels, the limit's arithmetic, reasons, provenance (the
+    parcels' own records are in ``decision_records``). Holds no timestamp."""
+    for row in borrowers.itertuples(index=False):
+        yield {
+            "borrower_id": row.borrower_id,
+            "parcel_ids": row.parcel_ids.split(";"),
+            "decision": row.decision,
+            "decided_by": row.decided_by.split(";"),
+            "loan_limit": row.loan_limit,
+            "reasons": _reasons(row.reason_all),
+            "limit_arithmetic": row.limit_arithmetic.split("; "),
+            **_provenance(record),
+        }
+
+
+def _reasons(codes: str) -> list[dict]:
+    """Each code of a ``;``-joined list with its effect and sentence."""
+    return [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes.split(";") if c]
+
+
+def _provenance(record: dict) -> dict:
+    """What every decision record names of its run: code, config and model hashes, parcel file, imagery."""
+    return {
+        "code": record["code"],
+        "config_hash": record["config"]["hash"],
+        "models": {"cropland": record["models"]["cropland"], "risk_hash": record["models"]["risk"]["hash"]},
+        "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
+        # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
+        "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
+    }
+
+
+def write_decision_records(records: Iterable[dict], path: Path) -> Path:
+    """Write decision records as JSON lines (NaN as null, dates as ISO text)."""
     with path.open("w") as handle:
-        for item in decision_records(parcels, record):
+        for item in records:
             handle.write(json.dumps(_plain(item), sort_keys=True) + "\n")
     return path
 

@@ -235,14 +235,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate a YAML configuration; ``None`` loads the packaged default.
+    """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
+    the packaged values; a ``crops`` section it gives replaces the packaged crops whole.
 
     Raises:
         ConfigError: the file is missing, not YAML, or a key is invalid (the key is named).
     """
+    packaged = resources.files("farmcredit").joinpath("default_config.yaml").read_text()
     if path is None:
-        text = resources.files("farmcredit").joinpath("default_config.yaml").read_text()
-        source = "default configuration"
+        text, source = packaged, "default configuration"
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -258,6 +259,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
+    if "crops" not in raw:  # the other sections' defaults are the packaged values; the crops have none
+        raw = {**raw, "crops": yaml.safe_load(packaged)["crops"]}
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

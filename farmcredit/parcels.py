@@ -104,7 +104,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
         first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
-            f"(e.g. {first[0]:g}, {first[1]:g}); check the file's CRS (or --parcels-crs)"
+            f"(e.g. {first[0]:g}, {first[1]:g}); write the coordinates' CRS into the file (a GeoJSON without a "
+            "'crs' member is EPSG:4326 by its standard; --parcels-crs applies only to a file that declares none)"
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
@@ -165,11 +166,12 @@ def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
 
 
 def _id_text(values: pd.Series) -> pd.Series:
-    """Ids as text; whole-number floats (integer ids with a blank, read as float) lose the '.0'."""
+    """Ids as text without surrounding blanks ("B0012 " is B0012); whole-number floats (integer ids with a blank,
+    read as float) lose the '.0'."""
     if pd.api.types.is_float_dtype(values) and np.all(np.isnan(values) | (values == np.round(values))):
         values = values.astype("Int64")
-    text = values.astype("string")
-    return text.where(text.str.strip() != "", pd.NA)
+    text = values.astype("string").str.strip()
+    return text.where(text != "", pd.NA)
 
 
 def _optional_text(frame: pd.DataFrame, column: str, ids: bool = False) -> pd.Series:

@@ -73,6 +73,13 @@ def test_settings_a_config_leaves_out_take_the_packaged_defaults() -> None:
         assert type(getattr(default, section))() == getattr(default, section), section
 
 
+def test_a_config_of_one_setting_takes_the_packaged_crops(tmp_path: Path) -> None:
+    path = tmp_path / "cap.yaml"
+    path.write_text("credit:\n  parcel_cap: 1500\n")
+    config, default = load_config(path), load_config()
+    assert config.credit.parcel_cap == 1500 and config.crops == default.crops and config.imagery == default.imagery
+
+
 def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     """``<<: *anchor`` reuses a mapping (not a key given twice): a spring wheat as wheat at another price."""
     lines = DEFAULT.read_text().replace("\n  wheat:\n", "\n  wheat: &wheat\n").splitlines()

@@ -70,7 +70,8 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
     assert list(read_parcels(engineering)["reasons"]) == [[]]
     mislabelled = tmp_path / "mislabelled.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}], crs="EPSG:4326").to_file(mislabelled)
-    with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326"):
+    with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326.*"
+                                         r"--parcels-crs applies only to a file that declares none"):
         read_parcels(mislabelled)
 
 
@@ -126,3 +127,15 @@ def test_integer_ids_with_a_blank_stay_integers_and_region_is_kept(tmp_path: Pat
     parcels = read_parcels(path)
     assert list(parcels["parcel_id"]) == ["7", "row-2"] and list(parcels["borrower_id"]) == ["70", "71"]
     assert parcels.loc[0, "region"] == "henan" and pd.isna(parcels.loc[1, "region"])
+
+
+def test_ids_with_blanks_around_them_are_the_same_ids(tmp_path: Path) -> None:
+    """A borrower "B0012 " typed with a trailing blank is B0012, not a second borrower escaping its cap."""
+    rows = [{"parcel_id": " P1", "borrower_id": "B0012 ", "geometry": SQUARE},
+            {"parcel_id": "P1", "borrower_id": "B0012", "geometry": SQUARE.buffer(-5)},
+            {"parcel_id": "P2", "borrower_id": "  ", "geometry": SQUARE.buffer(-6)}]
+    path = tmp_path / "blanks.gpkg"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ["P1", "P1", "P2"] and list(parcels["borrower_id"][:2]) == ["B0012"] * 2
+    assert [codes[:1] for codes in parcels["reasons"]] == [["DUPLICATE_PARCEL_ID"]] * 2 + [["MISSING_BORROWER_ID"]]

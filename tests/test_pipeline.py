@@ -309,3 +309,14 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
     assert record["models"]["cropland"] == load_cropland_model().describe()  # name and hash of the model run
     assert record["limit_arithmetic"][-1].startswith("loan_limit") or record["loan_limit"] == 0
     assert all(reason["sentence"] for reason in record["reasons"])
+    assert "region" in record["inputs"]
+    borrower_records = (first / "borrower_decisions.jsonl").read_text()
+    assert borrower_records == (second / "borrower_decisions.jsonl").read_text()
+    borrowers = pd.read_csv(first / "borrowers.csv", dtype={"borrower_id": str})
+    by_parcel = {line["parcel_id"]: line for line in lines}
+    for line, (_, row) in zip(map(json.loads, borrower_records.splitlines()), borrowers.iterrows(), strict=True):
+        assert (line["borrower_id"], line["loan_limit"], line["decision"]) == (row["borrower_id"], row["loan_limit"],
+                                                                              row["decision"])
+        total = sum(by_parcel[pid]["loan_limit"] for pid in line["parcel_ids"])
+        assert line["limit_arithmetic"][0].endswith(f"= {total:,.0f}") and line["config_hash"] == record["config_hash"]
+        assert [reason["code"] for reason in line["reasons"]][:4] == row["reason"].split(";")

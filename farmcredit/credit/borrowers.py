@@ -11,32 +11,42 @@ from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
 
 def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
-    """One row per borrower (parcels without a borrower id stand alone).
+    """One row per borrower; a parcel without a borrower id stands alone, its ``borrower_id`` left empty.
 
     The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels
     give 0), capped at ``credit.borrower_cap``. Decision: ``refer`` if any parcel is referred,
     else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
-    else ``decline``. ``decided_by`` lists the parcels whose decision is the borrower's.
+    else ``decline``; ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
+    borrower's. Parcels are
+    taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
+    borrower's own codes (cap, minimum), then those of the parcels that decided, then the others', each
+    by effect; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the text naming the
+    parcels a code comes from when not all have it.
     """
     cap, minimum = config.credit.borrower_cap, config.credit.min_loan
-    key = parcels["borrower_id"].where(parcels["borrower_id"].notna(), parcels["parcel_id"])
+    parcels = parcels.sort_values("parcel_id", kind="stable")
+    alone = parcels["borrower_id"].isna()
+    # A parcel alone keys on its parcel id, apart from every borrower id (a borrower "3" is not parcel "3").
+    key = pd.Series(list(zip(alone, parcels["borrower_id"].where(~alone, parcels["parcel_id"]), strict=True)),
+                    index=parcels.index)
     rows = []
     geometries = []
-    for borrower, group in parcels.groupby(key, sort=True):
+    for (stands_alone, borrower), group in parcels.groupby(key, sort=True):
         decisions = set(group["decision"])
         decision = "refer" if "refer" in decisions else "approve" if "approve" in decisions else "decline"
         total = float(group["loan_limit"].sum())
-        codes = [c for text in group["reason"] for c in text.split(";") if c]
-        if total > cap:
-            codes.append("BORROWER_CAP_REACHED")
+        own = ["BORROWER_CAP_REACHED"] if total > cap else []
         if decision == "approve" and total < minimum:
             decision, total = "decline", 0.0
-            codes.append("LIMIT_BELOW_MINIMUM")
-        ranked = sorted(dict.fromkeys(codes), key=lambda c: EFFECT_RANK[REASONS[c].effect])
+            own.append("LIMIT_BELOW_MINIMUM")
+        deciding = group["decision"] == decision
+        ranked = _ranked(own, group[deciding], group[~deciding])
+        arithmetic = _arithmetic(group, cap, minimum, decision)
+        shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
-                "borrower_id": borrower,
+                "borrower_id": None if stands_alone else borrower,
                 "n_parcels": len(group),
                 "parcel_ids": ";".join(group["parcel_id"]),
                 "declared_area_ha": float(np.nansum(group["declared_area_ha"])),
@@ -44,11 +54,48 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "cultivated_area_ha": float(np.nansum(group["cultivated_area_ha"])),
                 "expected_revenue": float(np.nansum(group["expected_revenue"])),
                 "loan_limit": min(total, cap),
+                "limit_arithmetic": arithmetic,
                 "decision": decision,
-                "decided_by": ";".join(group.loc[group["decision"] == decision, "parcel_id"]) or "all",
-                "reason": ";".join(ranked),
-                "reason_text": explain(ranked),
+                "decided_by": ";".join(group.loc[deciding, "parcel_id"]) or "all",
+                "reason": ";".join(shown),
+                "reason_text": " ".join(_sentence(code, group, own) for code in shown),
+                "reason_all": ";".join(ranked),
             }
         )
         geometries.append(group.geometry.union_all() if group.geometry.notna().any() else None)
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
+
+
+def _arithmetic(group: pd.DataFrame, cap: float, minimum: float, decision: str) -> str:
+    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the minimum loan."""
+    parts = " + ".join(f"{limit:,.0f} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
+                                                                      strict=True))
+    total = float(group["loan_limit"].sum())
+    steps = [f"parcel limits = {parts} = {total:,.0f}",
+             f"capped = min({total:,.0f}, {cap:,.0f}) = {min(total, cap):,.0f}"]
+    if decision == "decline" and "approve" in set(group["decision"]):
+        steps.append(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+    return "; ".join(steps)
+
+
+def _codes(group: pd.DataFrame) -> list[str]:
+    """Every parcel's codes in order (``reason_all``), each once."""
+    return list(dict.fromkeys(code for text in group["reason_all"] for code in text.split(";") if code))
+
+
+def _ranked(own: list[str], deciding: pd.DataFrame, others: pd.DataFrame) -> list[str]:
+    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect."""
+    tiers = (own, _codes(deciding), _codes(others))
+    ordered = (code for tier in tiers for code in sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))
+    return list(dict.fromkeys(ordered))
+
+
+def _sentence(code: str, group: pd.DataFrame, own: list[str]) -> str:
+    """The code's sentence, after the parcels it comes from when not every parcel of the borrower has it."""
+    if code in own:
+        return explain([code])
+    having = [pid for pid, text in zip(group["parcel_id"], group["reason_all"], strict=True) if code in text.split(";")]
+    if len(having) == len(group):
+        return explain([code])
+    named = ", ".join(having[:3]) + (f" and {len(having) - 3} more" if len(having) > 3 else "")
+    return f"Parcel {named}: {explain([code])}" if len(having) == 1 else f"Parcels {named}: {explain([code])}"

@@ -70,7 +70,9 @@ def parcel_styles(parcels: pd.DataFrame, currency: str) -> list[Style]:
 
 def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     """The borrowers layer's styles: decision outlines (default) and total loan limit."""
-    label = f"'borrower ' || \"borrower_id\" || '\\n' || format_number(\"loan_limit\", 0) || ' {currency}'"
+    # A parcel without a borrower id stands alone, its borrower_id empty: named by its parcel.
+    who = "coalesce('borrower ' || \"borrower_id\", 'parcel ' || \"parcel_ids\")"
+    label = f"{who} || '\\n' || format_number(\"loan_limit\", 0) || ' {currency}'"
     labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=True, borrowers=True), labels), True,

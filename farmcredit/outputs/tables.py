@@ -1,5 +1,6 @@
 """Every output of a run: the tables (``results.gpkg`` with its QGIS styles, ``results.parquet``,
-CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, ``run.json``, ``decisions.jsonl``."""
+CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, ``run.json``, ``decisions.jsonl``,
+``borrower_decisions.jsonl``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 
-from farmcredit.audit import write_decision_records
+from farmcredit.audit import borrower_decision_records, decision_records, write_decision_records
 from farmcredit.errors import InputError
 from farmcredit.outputs.preview import render_preview, run_currency
 from farmcredit.outputs.project import write_project
@@ -39,6 +40,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "preview": out_dir / "preview.png",
         "run": out_dir / "run.json",
         "decisions": out_dir / "decisions.jsonl",
+        "borrower_decisions": out_dir / "borrower_decisions.jsonl",
         "series": out_dir / "ndvi_series.parquet",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
@@ -59,7 +61,8 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
     files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
     render_preview(out_dir, files["preview"])
-    write_decision_records(parcels, assessment.record, files["decisions"])
+    write_decision_records(decision_records(parcels, assessment.record), files["decisions"])
+    write_decision_records(borrower_decision_records(borrowers, assessment.record), files["borrower_decisions"])
     return files
 
 

@@ -129,7 +129,9 @@ def test_borrower_total_is_capped_and_names_deciding_parcels() -> None:
     borrower = aggregate_borrowers(frame, CONFIG).iloc[0]
     assert borrower["loan_limit"] == pytest.approx(CONFIG.credit.borrower_cap)
     assert borrower["decision"] == "refer" and borrower["decided_by"] == "P9"
-    assert "BORROWER_CAP_REACHED" in borrower["reason"]
+    assert borrower["reason"].startswith("BORROWER_CAP_REACHED")
+    total, cap = parcels["loan_limit"].sum(), CONFIG.credit.borrower_cap
+    assert borrower["limit_arithmetic"].endswith(f"= {total:,.0f}; capped = min({total:,.0f}, {cap:,.0f}) = {cap:,.0f}")
 
 
 def test_borrowers_below_the_minimum_loan_are_declined() -> None:
@@ -138,4 +140,39 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     frame = gpd.GeoDataFrame(parcels, geometry=[box(0, 0, 1, 1)], crs="EPSG:32650")
     borrower = aggregate_borrowers(frame, CONFIG).iloc[0]
     assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0
-    assert "LIMIT_BELOW_MINIMUM" in borrower["reason"]
+    assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
+    minimum = CONFIG.credit.min_loan
+    assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+
+
+def _borrowers(parcels: pd.DataFrame) -> pd.DataFrame:
+    frame = gpd.GeoDataFrame(parcels, geometry=[box(i, 0, i + 1, 1) for i in range(len(parcels))], crs="EPSG:32650")
+    return aggregate_borrowers(frame, CONFIG)
+
+
+def test_a_parcel_without_a_borrower_stands_alone_even_beside_a_borrower_of_its_id() -> None:
+    """Parcel "3" of no borrower is not lent against with borrower "3"'s parcels."""
+    parcels = _assess(_parcel(parcel_id="3", borrower_id=None, reasons=["MISSING_BORROWER_ID"]),
+                      _parcel(parcel_id="7", borrower_id="3"), _parcel(parcel_id="8", borrower_id="3"))
+    borrowers = _borrowers(parcels).set_index("parcel_ids")
+    assert list(borrowers.index) == ["7;8", "3"]
+    assert borrowers.loc["7;8", "borrower_id"] == "3" and pd.isna(borrowers.loc["3", "borrower_id"])
+    assert borrowers.loc["7;8", "loan_limit"] == parcels["loan_limit"].iloc[1:].sum()
+
+
+def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order() -> None:
+    declined = _parcel(parcel_id="P1", cultivated_fraction=0.0, cultivated_area_ha=0.0, cultivated_area_low_ha=0.0,
+                       cultivated_area_high_ha=0.0, crop="fallow", priced_crop="fallow", ndvi_peak=0.2,
+                       health_index=np.nan, declared_area_ha=np.nan)
+    referred = _parcel(parcel_id="P2", declared_area_ha=1.5)
+    approved = [_parcel(parcel_id=f"P{i}", reasons=["UNKNOWN_REGION"] if i == 3 else []) for i in range(3, 8)]
+    parcels = _assess(declined, referred, *approved)
+    assert list(parcels["decision"][:2]) == ["decline", "refer"]
+    borrower = _borrowers(parcels).iloc[0]
+    assert borrower["decision"] == "refer" and borrower["decided_by"] == "P2"
+    ranked = borrower["reason_all"].split(";")
+    assert ranked[0] == "AREA_OVERSTATED" and ranked.index("NOT_CULTIVATED") > 0  # the referred parcel's first
+    assert borrower["reason"] == ";".join(ranked[: CONFIG.credit.max_reasons]) and len(ranked) > 1
+    assert borrower["reason_text"].startswith(f"Parcel P2: {REASONS['AREA_OVERSTATED'].sentence}")
+    shuffled = _borrowers(parcels.iloc[::-1].reset_index(drop=True)).iloc[0]
+    pd.testing.assert_series_equal(shuffled.drop("geometry"), borrower.drop("geometry"))
