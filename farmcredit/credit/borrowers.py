@@ -49,9 +49,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "borrower_id": None if stands_alone else borrower,
                 "n_parcels": len(group),
                 "parcel_ids": ";".join(group["parcel_id"]),
-                "declared_area_ha": float(np.nansum(group["declared_area_ha"])),
+                # NaN (not 0) when no parcel declared an area or had its area measured.
+                "declared_area_ha": float(group["declared_area_ha"].sum(min_count=1)),
                 "polygon_area_ha": float(np.nansum(group["polygon_area_ha"])),
-                "cultivated_area_ha": float(np.nansum(group["cultivated_area_ha"])),
+                "cultivated_area_ha": float(group["cultivated_area_ha"].sum(min_count=1)),
                 "expected_revenue": float(np.nansum(group["expected_revenue"])),
                 "loan_limit": min(total, cap),
                 "limit_arithmetic": arithmetic,

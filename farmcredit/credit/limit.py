@@ -28,10 +28,12 @@ KG_PER_TONNE = 1000.0
 
 @dataclass(frozen=True)
 class LimitArithmetic:
-    """The limit's steps (name, formula, value) and what each lowering code cost (currency)."""
+    """The limit's steps (name, formula, value) and what each lowering code cost (currency); without steps, why
+    there is no limit."""
 
     steps: tuple[tuple[str, str, float], ...]
     lowered_by: dict[str, float]
+    missing: str = ""
 
     @property
     def limit(self) -> float:
@@ -40,7 +42,7 @@ class LimitArithmetic:
     def text(self) -> str:
         """One line a loan officer can follow."""
         if not self.steps:
-            return "no limit: no cultivated area, crop or yield could be measured"
+            return f"no limit: {self.missing}"
         return "; ".join(f"{name} = {formula} = {value:,.0f}" for name, formula, value in self.steps)
 
 
@@ -148,8 +150,12 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     """The limit step by step, and the amount each lowering code took off."""
     credit = config.credit
     area, y10 = row.cultivated_area_ha, row.yield_p10_t_ha
-    if crop is None or band is None or not (np.isfinite(area) and np.isfinite(y10)):
-        return LimitArithmetic((), {})
+    missing = ("no cultivated area could be measured" if not np.isfinite(area) else
+               f"no priced crop grows here ({row.priced_crop})" if crop is None else
+               "no yield could be estimated" if not np.isfinite(y10) else
+               "no probability of default, so no risk grade" if band is None else "")
+    if missing:
+        return LimitArithmetic((), {}, missing)
     unit = credit.currency
     revenue = area * y10 * KG_PER_TONNE * crop.price * credit.price_haircut
     other = area * crop.other_cost_per_ha

@@ -315,7 +315,7 @@ def _fairness(table: pd.DataFrame, by: str) -> pd.DataFrame:
 def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
     if by not in ("risk_grade", "pd_decile"):
         raise InputError(f"calibration by {by!r}: expected 'risk_grade' or 'pd_decile'")
-    # Parcels that could not be assessed get grade E by rule, not by their PD: leave them out.
+    # Parcels without a grade (not assessed, or nothing cultivated: no PD) have nothing to calibrate.
     assessed = table[table["status"].ne("error") & table["risk_grade"].notna()]
     has_pd = _has_pd(table)
     if by == "pd_decile":
@@ -324,7 +324,8 @@ def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
         assessed = assessed[assessed["probability_of_default"].notna()]
         probability = assessed["probability_of_default"].to_numpy()
         edges = _decile_edges(probability) if len(probability) else np.array([])
-        key = pd.Series(np.searchsorted(edges, probability, side="left") + 1, index=assessed.index, name="PD decile")
+        bins = pd.Series(np.searchsorted(edges, probability, side="left"), index=assessed.index)
+        key = bins.rank(method="dense").astype(int).rename("PD decile")  # 1, 2, 3 ... where tied deciles merged
     else:
         key = assessed["risk_grade"].astype(str).rename("risk grade")
     probability = assessed["probability_of_default"] if has_pd else pd.Series(np.nan, index=assessed.index)
@@ -546,8 +547,10 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
 
 def _calibration_section(table: pd.DataFrame) -> _Section:
     has_pd, observed = _has_pd(table), "defaulted" in table
+    ungraded = int((table["status"].eq("error") | table["risk_grade"].isna()).sum())
     blocks: list[str | _Table | _Plot | _Bullets] = [
-        "Parcels that could not be assessed (status error) are left out: their grade E is set by rule."
+        f"Left out: {ungraded} of {len(table)} parcels without a risk grade (not assessed, status error, or "
+        "nothing cultivated to lend on: no PD)."
     ]
     if not has_pd:
         blocks.append("No probability_of_default values: predicted PD is not available; counts by grade only.")

@@ -147,7 +147,8 @@ def _map_layer(layer: ProjectLayer) -> ET.Element:
     current = next((style for style in layer.styles if style.default), layer.styles[0])
     attributes = {key: value for key, value in current.qml.attrib.items() if key != "version"}
     if layer.geometry:
-        attributes.update(type="vector", geometry="Polygon", wkbType=layer.geometry)
+        # QGIS spells dimensions without a space: OGR's "Polygon Z" is its "PolygonZ".
+        attributes.update(type="vector", geometry="Polygon", wkbType=layer.geometry.replace(" ", ""))
     else:
         attributes.update(type="raster")
     element = ET.Element("maplayer", attributes)

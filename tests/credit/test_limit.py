@@ -160,6 +160,11 @@ def test_a_parcel_without_a_borrower_stands_alone_even_beside_a_borrower_of_its_
     assert borrowers.loc["7;8", "loan_limit"] == parcels["loan_limit"].iloc[1:].sum()
 
 
+def test_a_borrower_none_of_whose_parcels_declared_an_area_has_none_not_zero() -> None:
+    undeclared = _borrowers(_assess(_parcel(declared_area_ha=np.nan), _parcel(parcel_id="P2", declared_area_ha=np.nan)))
+    assert np.isnan(undeclared.loc[0, "declared_area_ha"]) and undeclared.loc[0, "cultivated_area_ha"] == 1.0
+
+
 def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order() -> None:
     declined = _parcel(parcel_id="P1", cultivated_fraction=0.0, cultivated_area_ha=0.0, cultivated_area_low_ha=0.0,
                        cultivated_area_high_ha=0.0, crop="fallow", priced_crop="fallow", ndvi_peak=0.2,
@@ -168,6 +173,7 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     approved = [_parcel(parcel_id=f"P{i}", reasons=["UNKNOWN_REGION"] if i == 3 else []) for i in range(3, 8)]
     parcels = _assess(declined, referred, *approved)
     assert list(parcels["decision"][:2]) == ["decline", "refer"]
+    assert parcels["limit_arithmetic"].iloc[0] == "no limit: no priced crop grows here (fallow)"
     borrower = _borrowers(parcels).iloc[0]
     assert borrower["decision"] == "refer" and borrower["decided_by"] == "P2"
     ranked = borrower["reason_all"].split(";")

@@ -159,6 +159,14 @@ def test_calibration_with_observed_defaults() -> None:
     deciles = calibration_table(table, "pd_decile")
     assert deciles["parcels"].sum() == 5 and deciles["defaults"].sum() == 2
     assert deciles["pd_min"].is_monotonic_increasing
+    assert deciles.index.tolist() == list(range(1, len(deciles) + 1))  # tied deciles merge without gaps
+
+
+def test_the_calibration_section_counts_the_parcels_without_a_grade(tmp_path: Path) -> None:
+    table = _results()
+    table.loc[:2, "status"], table.loc[3:4, "risk_grade"] = "error", None
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert f"Left out: 5 of {len(table)} parcels without a risk grade" in text
 
 
 def test_calibration_without_outcomes_reports_predicted_pd_only(tmp_path: Path) -> None:

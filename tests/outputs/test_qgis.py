@@ -111,3 +111,20 @@ def test_project_renders_to_a_picture_with_each_parcels_style(qgis) -> None:
         assert render["colours"] > (4 if name == "cropland_class" else least), name
     assert renders["close_up"]["scale"] < 5000  # where the parcel labels show
 
+
+
+def test_parcels_with_heights_are_named_as_qgis_spells_their_type(small_season, tmp_path: Path) -> None:
+    """OGR says "Polygon Z", QGIS reads "PolygonZ": the project must say the latter (3-D parcels from a GPS)."""
+    import xml.etree.ElementTree as ET
+
+    import geopandas as gpd
+    import shapely
+
+    from farmcredit import assess
+
+    parcels = gpd.read_file(small_season.parcels_path).head(5)
+    parcels["geometry"] = shapely.force_3d(parcels.geometry.to_numpy(), z=120.0)
+    parcels.to_file(tmp_path / "heights.gpkg")
+    assess(tmp_path / "heights.gpkg", small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    layers = ET.parse(tmp_path / "out" / "project.qgs").getroot().iter("maplayer")
+    assert {layer.get("wkbType") for layer in layers if layer.get("type") == "vector"} <= {"PolygonZ", "MultiPolygonZ"}
