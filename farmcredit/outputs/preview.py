@@ -58,10 +58,16 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     usable = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
     if parcel_id is None:
         out = out or folder / "preview.png"
-        fig, ax = _map_figure(usable, n_panels=1)
+        # The map spans the assessed parcels: one not assessed far off (outside the imagery, say) would shrink
+        # them to a strip; it is counted in the title instead.
+        assessed = usable[usable["status"].ne("error")]
+        framed = assessed if len(assessed) else usable
+        fig, ax = _map_figure(framed, n_panels=1)
         focus = None
-        bounds = _padded(usable.total_bounds, 0.03) if len(usable) else (0.0, 0.0, 1.0, 1.0)
-        title = f"farmcredit: {len(parcels)} parcels, season {_season(record)}"
+        bounds = _padded(framed.total_bounds, 0.03) if len(framed) else (0.0, 0.0, 1.0, 1.0)
+        off = len(usable) - len(usable.cx[bounds[0] : bounds[2], bounds[1] : bounds[3]])
+        title = (f"farmcredit: {len(parcels)} parcels, season {_season(record)}"
+                 + (f" ({off} not assessed, off the map)" if off else ""))
     else:
         matches = parcels.index[parcels["parcel_id"] == parcel_id]
         if len(matches) == 0:

@@ -53,6 +53,21 @@ def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> No
     assert written == copy / "preview.png" and written.read_bytes()[:8] == PNG
 
 
+def test_a_parcel_not_assessed_far_off_does_not_shrink_the_map(outputs, tmp_path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy)
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    far = parcels.iloc[[0]].copy()
+    far["parcel_id"], far["status"] = "FAR", "error"
+    far["geometry"] = shapely.affinity.translate(far.geometry.iloc[0], 20_000, 0)
+    pd.concat([parcels, far]).to_file(copy / "results.gpkg", layer="parcels")
+    written = matplotlib.image.imread(render_preview(copy, out=tmp_path / "far.png"))
+    assert written.shape == matplotlib.image.imread(outputs / "preview.png").shape
+
+
 def test_a_results_folder_named_like_a_geopackage_is_a_folder(outputs, tmp_path) -> None:
     folder = tmp_path / "run.gpkg"
     shutil.copytree(outputs, folder)
