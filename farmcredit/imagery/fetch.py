@@ -40,7 +40,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery.earthsearch import set_aside_scenes
-from farmcredit.imagery.naming import ASSET_KEYS, SCL, SET_ASIDE_PREFIX, band_name, band_sort_key
+from farmcredit.imagery.naming import ASSET_KEYS, SCL, SET_ASIDE_PREFIX, SUPERSEDED_PREFIX, band_name, band_sort_key
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -48,6 +48,11 @@ FETCH_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08",
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 DEFAULT_COLLECTION = "sentinel-2-l2a"
 DEFAULT_MAX_CLOUD = 50.0
+# (margin, alignment) pixels fetched around each parcel: the default CNN's context (its ``read_context``, which a
+# test holds equal), so a parcel assessed on the fetched folder gets the probabilities of the whole scene.
+CONTEXT_PX = (60, 4)
+# Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
+SUPERSEDED = "superseded by"
 MANIFEST_NAME = "manifest.json"
 PARTIAL_PREFIX = ".partial-"
 L2A_DN_SCALE = 1e-4
@@ -207,9 +212,10 @@ class SceneGrid:
     band_dtypes: Mapping[str, str] = field(default_factory=dict)
 
     def plan(self, area: gpd.GeoSeries) -> list[tuple[float, float, float, float]]:
-        """Bounds of the windows to fetch around the area's geometries (see `plan_fetch_windows`)."""
+        """Bounds of the windows to fetch around the area's geometries, with the CNN's context around each
+        (``CONTEXT_PX``; see `plan_fetch_windows`)."""
         bounds = area.to_crs(self.crs).bounds.to_numpy()
-        windows = plan_fetch_windows(bounds, self.base_transform, self.base_shape, self.cell_px)
+        windows = plan_fetch_windows(bounds, self.base_transform, self.base_shape, self.cell_px, CONTEXT_PX)
         return [window_bounds(window, self.base_transform) for window in windows]
 
     def to_json(self) -> dict[str, Any]:
@@ -416,6 +422,11 @@ def fetch_imagery(
                                             config)
     else:
         raise InputError(f"unknown imagery source {source.kind!r}; use stac or sentinelhub")
+    for scene_id, why in skipped:
+        if why.startswith(SUPERSEDED) and (folder / scene_id).is_dir():  # an earlier fetch wrote the old processing
+            set_aside = folder / f"{SUPERSEDED_PREFIX}{scene_id}"
+            shutil.rmtree(set_aside, ignore_errors=True)
+            (folder / scene_id).rename(set_aside)
     west, south, east, north = (round(float(v), 7) for v in area_wgs84.total_bounds)
     ids = {scene.scene_id for scene in scenes}
     manifest = FetchManifest(
@@ -497,7 +508,8 @@ def pixel_box(bounds: np.ndarray, transform: affine.Affine) -> np.ndarray:
 
 
 def plan_fetch_windows(
-    bounds: np.ndarray, transform: affine.Affine, shape: tuple[int, int] | None, cell_px: int
+    bounds: np.ndarray, transform: affine.Affine, shape: tuple[int, int] | None, cell_px: int,
+    context: tuple[int, int] = (0, 1),
 ) -> list[Window]:
     """Windows to download: per cell of ``cell_px`` pixels, the box around the geometry parts in it.
 
@@ -509,11 +521,15 @@ def plan_fetch_windows(
         transform: The 10 m grid.
         shape: (height, width) to clip to, or None for an unbounded grid.
         cell_px: Cell size, pixels.
+        context: (margin, alignment) pixels: each box grows by the margin, its origin down to a multiple of the
+            alignment (so a folder's grid keeps the pooling phase of the scene's).
 
     Returns:
         Windows in row-major cell order, each at most cell_px x cell_px.
     """
+    margin, align = context
     boxes = pixel_box(bounds, transform) if len(bounds) else np.empty((0, 4), dtype=np.int64)
+    boxes = np.column_stack([(boxes[:, :2] - margin) // align * align, boxes[:, 2:] + margin])
     if shape is not None:
         height, width = shape
         boxes = np.column_stack([

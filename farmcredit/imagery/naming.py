@@ -16,6 +16,9 @@ SURFACE_BANDS: tuple[str, ...] = tuple(band for band in BAND_ORDER if band not i
 NDVI_BANDS: tuple[str, ...] = ("B04", "B08")
 # Where `farmcredit fetch` sets a scene folder aside while replacing it (the next fetch puts back one left there).
 SET_ASIDE_PREFIX = ".partial-old-"
+# Where `farmcredit fetch` moves a scene folder of an earlier fetch that a newer processing of its tile and time
+# supersedes (hidden, so readers do not mosaic the old pixels with the new).
+SUPERSEDED_PREFIX = ".superseded-"
 
 # Earth Search v1 asset keys (cirrus is L1C-only, kept so L1C stacks can be named too).
 ASSET_KEYS: dict[str, str] = {

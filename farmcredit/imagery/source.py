@@ -103,6 +103,9 @@ def open_imagery(
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
     common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
     somewhere = set().union(*(set(product.band_paths) for product in products))
+    if SCL in somewhere and (unmasked := [product.scene_id for product in products if SCL not in product.band_paths]):
+        logger.warning("%d scene(s) have no SCL layer, which other scenes have: their clouds are not masked (every "
+                       "pixel with data counts as clear): %s", len(unmasked), _some(unmasked))
     for band in sorted(somewhere.intersection(SURFACE_BANDS) - common, key=band_sort_key):
         lacking = [product.scene_id for product in products if band not in product.band_paths]
         logger.warning("band %s is not in every scene, so it is read on no date (%d lack it: %s)",

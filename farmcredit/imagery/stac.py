@@ -32,6 +32,7 @@ from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import gdal_http_env, gdal_message
 from farmcredit.imagery.earthsearch import scene_from_item
 from farmcredit.imagery.fetch import (
+    SUPERSEDED,
     FetchedScene,
     HttpSettings,
     ProgressCallback,
@@ -205,7 +206,7 @@ def choose_items(
         if key in best:
             loser, winner = sorted([best[key], (item, scene)], key=lambda pair: _processing_rank(pair[0]))
             best[key] = winner
-            skipped.append((loser[0]["id"], f"superseded by {winner[0]['id']} (same tile and time)"))
+            skipped.append((loser[0]["id"], f"{SUPERSEDED} {winner[0]['id']} (same tile and time)"))
         else:
             best[key] = (item, scene)
     kept = sorted(best.values(), key=lambda pair: (pair[1].acquired, pair[0]["id"]))

@@ -31,8 +31,9 @@ CLIENT_ID, SECRET = "farmcredit-test-client", "s3cret-Value-never-shown"
 FAST = HttpSettings(timeout_s=1, attempts=3, retry_delay_s=0.05)
 FEBRUARY_2020 = (date(2020, 2, 1), date(2020, 2, 29))
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
+# Two fields whose windows, with the CNN's context around them, lie in one 2048 px request cell.
 FIELDS = gpd.GeoSeries(
-    [shapely.box(-11.800, 25.150, -11.795, 25.155), shapely.box(-11.790, 25.152, -11.786, 25.157)], crs="EPSG:4326"
+    [shapely.box(-11.800, 25.130, -11.795, 25.135), shapely.box(-11.790, 25.132, -11.786, 25.137)], crs="EPSG:4326"
 )
 
 
@@ -78,7 +79,7 @@ def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earths
     folder, item = earthsearch
     dates = (("2020-02-14T11:34:25Z", 10.0), ("2020-02-19T11:34:25Z", 4.05), ("2020-02-24T11:34:25Z", 70.0))
     between_the_fields = _features(item, ("2020-02-09T11:34:25Z", 1.0))[0] | {
-        "geometry": shapely.geometry.mapping(shapely.box(-11.794, 25.1505, -11.791, 25.1515))}
+        "geometry": shapely.geometry.mapping(shapely.box(-11.794, 25.1305, -11.791, 25.1315))}
     with _server(earthsearch, *dates) as server:
         server.features.append(between_the_fields)
         manifest = _fetch(server, tmp_path / "s2")

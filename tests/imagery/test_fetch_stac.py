@@ -174,10 +174,12 @@ def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_
 
     assert [(s.scene_id, s.windows) for s in manifest.scenes] == [
         ("S2A_50SKA_20240315_0_L2A", 1), ("S2A_50SLA_20240315_0_L2A", 1)]
+    # The less cloudy tile A is fetched for field 0, B for field 1, each with the CNN's context (here all of
+    # each 120 m tile: the context clipped to it).
     with rasterio.open(tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A" / "B04.tif") as tile_a:
-        assert tile_a.bounds.right <= 500_110  # the less cloudy tile A holds field 0 alone ...
+        assert tuple(tile_a.bounds) == (500_000, 3_999_880, 500_120, 4_000_000)
     with rasterio.open(tmp_path / "s2" / "S2A_50SLA_20240315_0_L2A" / "B04.tif") as tile_b:
-        assert tile_b.bounds.left >= 500_130  # ... and B only field 1
+        assert tuple(tile_b.bounds) == (500_060, 3_999_880, 500_180, 4_000_000)
     imagery = open_imagery(tmp_path / "s2")
     (scene,) = imagery.scenes  # one date, one time step: no field is counted twice
     assert [part.scene_id for part in scene.parts] == ["S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"]
@@ -288,3 +290,59 @@ def test_a_token_in_the_stac_url_is_in_no_error_message_or_log(
 )
 def test_public_urls_keep_the_host_as_written_and_drop_credentials_and_queries(url: str, printed: str) -> None:
     assert public_url(url) == printed
+
+
+def test_the_cnn_measures_a_fetched_folder_as_it_measures_the_whole_scenes(tmp_path: Path) -> None:
+    """fetch keeps the CNN's context (and pooling phase) around each parcel, so parcels assessed on the folder get
+    what the whole scenes give them (without it P00704's cultivated fraction moved from 0.88 to 0.95)."""
+    from farmcredit import assess
+
+    sample = Path(__file__).resolve().parents[2] / "sample_tiles"
+    items, files = [], {}
+    for folder in sorted((sample / "imagery").iterdir()):
+        item = json.loads((folder / f"{folder.name}.json").read_text())
+        bands = {key: asset for key, asset in item["assets"].items() if asset["href"].endswith(".tif")}
+        files |= {f"{folder.name}_{a['href'][2:]}": folder / a["href"][2:] for a in bands.values()}
+        items.append(item | {"assets": {key: a | {"href": f"file:{folder.name}_{a['href'][2:]}"}
+                                        for key, a in bands.items()}})
+    parcels = gpd.read_file(sample / "parcels.geojson")
+    parcels = parcels[parcels["parcel_id"].isin(["P00704", "P00004", "P00300", "P00555"])]
+    parcels.to_file(tmp_path / "parcels.gpkg")
+    season = (date(2024, 3, 1), date(2024, 5, 31))
+    with StacServer(items, files) as server:
+        _fetch(server, parcels.geometry, tmp_path / "s2", season=season, max_cloud=100)
+
+    fetched = assess(tmp_path / "parcels.gpkg", tmp_path / "s2", season=season)
+    whole = assess(tmp_path / "parcels.gpkg", sample / "imagery", season=season)
+    np.testing.assert_allclose(fetched["cultivated_fraction"], whole["cultivated_fraction"], atol=1e-6)
+    assert list(fetched["loan_limit"]) == list(whole["loan_limit"])
+
+
+def test_a_reprocessing_published_after_a_fetch_replaces_the_old_scene_on_the_next(tmp_path: Path) -> None:
+    """The old processing's folder is set aside hidden: read beside the new one it would win the mosaic by id."""
+    items, files = [], {}
+    for sequence, baseline, shift in (("0", "05.10", 0), ("1", "05.11", 300)):
+        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:00Z",
+                                     baseline=baseline, shift=shift)
+        item["properties"]["s2:sequence"] = sequence
+        items.append(item)
+        files |= item_files
+    field = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+    season = (date(2024, 3, 1), date(2024, 3, 31))
+    with StacServer(items[:1], files) as server:
+        _fetch(server, field, tmp_path / "s2", season=season)
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, field, tmp_path / "s2", season=season)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_1_L2A"] and not manifest.earlier_scenes
+    assert (tmp_path / "s2" / ".superseded-S2A_50SKA_20240315_0_L2A").is_dir()
+    (scene,) = open_imagery(tmp_path / "s2").scenes
+    assert scene.scene_id == "S2A_50SKA_20240315_1_L2A" and not scene.parts
+
+
+def test_fetch_keeps_the_default_cnns_context_around_each_parcel() -> None:
+    from farmcredit.imagery.fetch import CONTEXT_PX
+    from farmcredit.segmentation import load_cropland_model
+
+    assert CONTEXT_PX == load_cropland_model("cnn", device="cpu").read_context

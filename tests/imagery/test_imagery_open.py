@@ -256,6 +256,19 @@ def test_a_mosaic_part_that_cannot_be_opened_costs_only_where_it_has_data(
     assert not both.clear[..., :4].any()
 
 
+def test_scenes_without_the_scl_others_have_are_warned_of_as_unmasked(
+    tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_scene(tmp_path / "S2A_50SKA_20230801_0_L2A", acquired=datetime(2023, 8, 1))
+    write_scene(tmp_path / "S2A_50SKA_20230811_0_L2A", acquired=datetime(2023, 8, 11),
+                bands=("B02", "B03", "B04", "B08"))
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(tmp_path)
+    assert len(imagery.scenes) == 2 and not imagery.has_scl
+    assert "1 scene(s) have no SCL layer, which other scenes have: their clouds are not masked" in caplog.text
+    assert "S2A_50SKA_20230811_0_L2A" in caplog.text
+
+
 def test_a_remote_band_file_that_fails_to_open_stops_the_season(season_folder: Path) -> None:
     """A network failure is not the data's: the season is not read without the band."""
     item_path = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
