@@ -40,7 +40,15 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery.earthsearch import set_aside_scenes
-from farmcredit.imagery.naming import ASSET_KEYS, SCL, SET_ASIDE_PREFIX, SUPERSEDED_PREFIX, band_name, band_sort_key
+from farmcredit.imagery.naming import (
+    ASSET_KEYS,
+    BASE_GRID_BANDS,
+    SCL,
+    SET_ASIDE_PREFIX,
+    SUPERSEDED_PREFIX,
+    band_name,
+    band_sort_key,
+)
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -407,6 +415,9 @@ def fetch_imagery(
     restore_set_aside(folder)
     # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
     wanted = normalise_bands([*bands, *held_bands(folder)])
+    if not set(wanted) & set(BASE_GRID_BANDS):
+        raise InputError(f"bands {', '.join(wanted)} include none of the 10 m bands {', '.join(BASE_GRID_BANDS)}, "
+                         "which define a scene's grid (and assess needs B04 and B08)")
     area_wgs84 = area.to_crs("EPSG:4326")
     if source.kind == "stac":
         from farmcredit.imagery.stac import fetch_stac
@@ -813,7 +824,8 @@ def _footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: 
 
 
 def _megabytes(count: int) -> str:
-    return f"{count / 1e6:.1f} MB"
+    """A byte count for people: kB under 0.1 MB (a few small parcels' windows), else MB."""
+    return f"{count / 1e3:.0f} kB" if count < 100_000 else f"{count / 1e6:.1f} MB"
 
 
 def utm_crs(lon: float, lat: float) -> rasterio.crs.CRS:

@@ -346,3 +346,16 @@ def test_fetch_keeps_the_default_cnns_context_around_each_parcel() -> None:
     from farmcredit.segmentation import load_cropland_model
 
     assert CONTEXT_PX == load_cropland_model("cnn", device="cpu").read_context
+
+
+def test_bands_without_a_10m_band_are_refused_before_any_request(earthsearch, tmp_path: Path) -> None:
+    item, files = earthsearch
+    with StacServer([item], files) as server, pytest.raises(InputError, match="include none of the 10 m bands"):
+        _fetch(server, FIELDS, tmp_path / "s2", bands=("B05", "B11", "SCL"))
+    assert not server.requests_to("/search", "POST")
+
+
+def test_small_fetches_are_told_in_kilobytes_not_as_0_0_mb() -> None:
+    from farmcredit.imagery.fetch import _megabytes
+
+    assert [_megabytes(n) for n in (4_321, 99_999, 100_000, 12_345_678)] == ["4 kB", "100 kB", "0.1 MB", "12.3 MB"]
