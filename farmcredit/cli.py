@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import warnings
@@ -196,7 +197,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     """
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
-    from farmcredit.batch.placement import local_gpu_count
+    from farmcredit.batch.placement import local_gpu_count, uses_gpu
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
     from farmcredit.outputs import output_folder, write_outputs
@@ -213,11 +214,13 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     devices = local_gpu_count(model)
     if gpu_workers is None:
         gpu_workers = 0 if device == "cpu" or scheduler else devices
-    elif gpu_workers > devices:
+    elif gpu_workers > devices and uses_gpu(model):
         console.print(f"[yellow]warning:[/] {gpu_workers} GPU workers but {devices} CUDA devices here: "
                       "the extra workers run the CNN on their CPU", highlight=False)
     window = parse_season(season)
-    imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
+    # Absolute paths: workers of a --scheduler cluster may run in another folder.
+    imagery = open_imagery(Path(imagery_src).absolute(), window, band_layout=parse_band_layout(bands),
+                           dn_offset=dn_offset)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
                TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
@@ -244,7 +247,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                       f"results written to {out.resolve()}")
     _warn_read_failures(result.assessment.record)
     if result.failed:
-        reasons = Counter(result.failed.values())
+        reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
         manifest = out / "partitions" / MANIFEST
         console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {manifest}): "
                       + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()), highlight=False)
@@ -541,8 +544,9 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
 
 
-# Below this a worker cannot hold one window of imagery ("1.5" reads as 1 byte to Dask, and the run then stalls).
-MIN_WORKER_MEMORY = 256 << 20
+# Below this a worker cannot hold one window of imagery and a partition ("1.5" reads as 1 byte to Dask, and the
+# run then stalls; 256 MiB and 384 MiB workers were killed over and over on sample_tiles with the rule).
+MIN_WORKER_MEMORY = 1 << 30
 
 
 def _memory_limit(value: str) -> str:
@@ -560,13 +564,13 @@ def _memory_limit(value: str) -> str:
     if share is not None and 0 < share <= 1:  # a share of the machine's memory, for each worker
         if share * MEMORY_LIMIT >= MIN_WORKER_MEMORY:
             return value
-        raise click.BadParameter(f"{value} of this machine's memory is under {MIN_WORKER_MEMORY >> 20}MiB a worker")
+        raise click.BadParameter(f"{value} of this machine's memory is under {MIN_WORKER_MEMORY >> 30}GiB a worker")
     try:
         if parse_bytes(value) >= MIN_WORKER_MEMORY:
             return value
     except ValueError:
         pass
-    raise click.BadParameter(f"{value!r} is not a size of {MIN_WORKER_MEMORY >> 20}MiB or more such as 4GiB, a share "
+    raise click.BadParameter(f"{value!r} is not a size of {MIN_WORKER_MEMORY >> 30}GiB or more such as 4GiB, a share "
                              "of memory such as 0.5, 0 (no limit) or auto")
 
 
@@ -587,6 +591,13 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
                       "scripts/calibrate_area_interval.py --weights FILE", highlight=False)
+
+
+def _reason_kind(reason: str) -> str:
+    """A partition's failure without what differs between partitions (Dask's task keys, worker addresses), so the
+    summary counts like failures together."""
+    reason = re.sub(r"'measure_partition-[0-9a-f]+'", "<task>", reason)
+    return re.sub(r"\S+://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)
 
 
 def _warn_read_failures(record: dict) -> None:

@@ -130,7 +130,7 @@ def test_a_corrupt_band_costs_its_parcels_that_date_not_the_run_and_is_named(sma
     assert (out / "cropland_probability.tif").exists() and not (out / "true_colour.tif").exists()
 
 
-@pytest.mark.parametrize("value", ["auto", "4GiB", "500MB", "0.5", "1", "0"])
+@pytest.mark.parametrize("value", ["auto", "4GiB", "1500MB", "0.5", "1", "0"])
 def test_memory_limits_dask_reads_are_taken_as_given(value: str) -> None:
     from farmcredit.cli import _memory_limit
 
@@ -144,9 +144,10 @@ def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_n
     args = [sys.executable, "-m", "farmcredit", "batch", str(small_season.parcels_path), "--imagery",
             str(small_season.imagery_dir), "--model", "rule", "--out", str(tmp_path / "out")]
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
-    for extra, expected in ((["--memory-limit", "lots"], "'lots' is not a size of 256MiB or more"),
-                            (["--memory-limit", "1.5"], "'1.5' is not a size of 256MiB or more"),
-                            (["--memory-limit", "1e-9"], "1e-9 of this machine's memory is under 256MiB"),
+    for extra, expected in ((["--memory-limit", "lots"], "'lots' is not a size of 1GiB or more"),
+                            (["--memory-limit", "1.5"], "'1.5' is not a size of 1GiB or more"),
+                            (["--memory-limit", "384MiB"], "'384MiB' is not a size of 1GiB or more"),
+                            (["--memory-limit", "1e-9"], "1e-9 of this machine's memory is under 1GiB"),
                             (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1: no Dask scheduler answered"),
                             (["--scheduler", "localhost"], "localhost: no Dask scheduler answered")):
         done = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=120, env=env)
@@ -254,3 +255,13 @@ def test_credit_fit_with_one_outcome_in_the_later_seasons_has_no_out_of_time_auc
     assert done.returncode == 0, done.stderr
     assert "out-of-time AUC n/a" in " ".join(done.stderr.split())
     assert json.loads((tmp_path / "m.json").read_text())["card"]["metrics"]["out_of_time_auc"] is None
+
+
+def test_the_failure_summary_counts_like_failures_together() -> None:
+    from farmcredit.cli import _reason_kind
+
+    killed = ("KilledWorker: Attempted to run task 'measure_partition-{}' on 3 different workers, but all those "
+              "workers died while running it. The last worker that attempt to run the task was tcp://127.0.0.1:{}.")
+    kinds = {_reason_kind(killed.format(key, port)) for key, port in (("0a1f", 38373), ("9bc2", 41001))}
+    assert kinds == {killed.format("x", 1).replace("'measure_partition-x'", "<task>").replace("tcp://127.0.0.1:1",
+                                                                                             "<worker>")}

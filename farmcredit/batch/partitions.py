@@ -27,6 +27,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS
@@ -148,9 +150,12 @@ def fill_stats(stats: Mapping[str, np.ndarray], path: Path, rows: np.ndarray) ->
 
 
 def write_atomically(frame: gpd.GeoDataFrame, path: Path) -> None:
-    """Write GeoParquet to a unique hidden temporary name, then rename: readers see the whole file or none."""
+    """Write GeoParquet to a unique hidden temporary name, flushed to disk, then rename: readers see the whole file
+    or none, even after a crash of the machine."""
     tmp = temporary_name(path)
     frame.to_parquet(tmp, index=False)
+    with tmp.open("rb+") as handle:
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -160,12 +165,14 @@ def temporary_name(path: Path) -> Path:
 
 
 def is_complete(path: Path, expected_rows: int) -> bool:
-    """True when ``path`` is a readable Parquet file with ``expected_rows`` rows (a finished partition)."""
+    """True when ``path`` reads back whole with ``expected_rows`` rows and no parcel's imagery failed to read (a
+    finished partition to reuse; a read failure may have been passing, so that one is measured again)."""
     try:
-        return pq.ParquetFile(path).metadata.num_rows == expected_rows
-    except (OSError, ValueError):
-        # Missing, truncated or not Parquet at all: measure the partition again.
+        table = pq.read_table(path, columns=[column for column in pq.read_schema(path).names if column != "geometry"])
+    except (OSError, ValueError, pa.ArrowException):
+        # Missing, truncated, damaged or not Parquet at all: measure the partition again.
         return False
+    return table.num_rows == expected_rows and not pc.any(table["read_error"]).as_py()
 
 
 def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:

@@ -16,7 +16,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,11 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from farmcredit.batch.partitions import (
     MANIFEST,
@@ -33,6 +39,7 @@ from farmcredit.batch.partitions import (
     plan_partitions,
     read_manifest,
     stats_frame,
+    temporary_name,
     write_atomically,
     write_manifest,
 )
@@ -70,6 +77,13 @@ if TYPE_CHECKING:
 # create it and SIGKILL its own worker process.
 TEST_DELAY_ENV = "FARMCREDIT_BATCH_TEST_DELAY_S"
 TEST_KILL_WORKER_ENV = "FARMCREDIT_BATCH_TEST_KILL_WORKER"
+# How often the driver looks for workers while partitions wait, and how long they may wait on a cluster left with
+# none (a local cluster's nannies restart a dead worker within seconds) before they fail with NO_WORKER_ERROR.
+LOCK_NAME = ".lock"
+WORKER_CHECK_S = 5.0
+NO_WORKER_TIMEOUT_S = 120.0
+NO_WORKER_ERROR = ("NoWorker: the cluster was left without a worker (each died, or none could load the task: "
+                   "check that the workers run this farmcredit and see the imagery)")
 
 # Called with (parcels done, parcels total), the done including partitions reused from a previous run.
 BatchProgress = Callable[[int, int], None]
@@ -152,71 +166,114 @@ def run_batch(
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
+    if isinstance(imagery, str | Path):
+        imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
                          risk_model=risk_model)
-    folder = out / "partitions"
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest_path = folder / MANIFEST
-    plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
+    folder = writable_folder(out.absolute() / "partitions")  # absolute: workers may run in another folder
+    with exclusive(folder):  # two runs into one folder would remove each other's part files
+        manifest_path = folder / MANIFEST
+        plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
+        # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
+        # have passed), and one whose file will not read back whole is too.
+        todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))]
+        total = sum(len(p.rows) for p in plan)
+        done = total - sum(len(p.rows) for p in todo)
+
+        def on_done(parcels_done: int) -> None:
+            nonlocal done
+            done += parcels_done
+            if progress is not None:
+                progress(done, total)
+
+        failed: dict[str, str] = {}
+        client, cluster = _connect(scheduler, workers, gpu_workers, memory_limit, processes) if todo else (None, None)
+        try:
+            gpu_cluster = client is not None and device != "cpu" and uses_gpu(model) and cluster_has_gpu(
+                client.scheduler_info())
+            if client is not None and device == "cuda" and uses_gpu(model) and not gpu_cluster:
+                raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
+                                 f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
+            # Only now, with the arguments found usable, is anything of an earlier run removed.
+            entries = _start_manifest(folder, plan, {p.partition_id for p in todo})
+            if progress is not None:
+                progress(done, total)
+            if client is not None:
+                failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
+                                             manifest_path, retries, on_done)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        timings = {"measure": time.perf_counter() - started}
+
+        stats = empty_stats(len(inputs.geoms), len(inputs.imagery.scenes))
+        failed_rows = np.zeros(len(inputs.geoms), dtype=bool)
+        for p in plan:
+            if p.partition_id in failed:
+                failed_rows[p.rows] = True
+            else:
+                fill_stats(stats, folder / p.file_name, p.rows)
+        stats["read_failures"] = failure_table(f for entry in entries.values() if entry["status"] == "done"
+                                               for f in entry["read_failures"])
+        measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
+        assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
+                                       extent=output_extent(inputs.geoms, inputs.imagery))
+        return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock file (``.lock``) while the body runs.
+
+    Raises:
+        InputError: Another run holds it.
+    """
+    with (folder / LOCK_NAME).open("a") as handle:
+        if fcntl is not None:  # POSIX; elsewhere runs are not guarded
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise InputError(f"{folder.parent}: another farmcredit batch is writing there; wait for it or use "
+                                 "another --out") from exc
+        yield
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, made if missing, once a file could be written in it.
+
+    Raises:
+        InputError: It cannot be made or written in (a read-only mount, a system folder).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temporary_name(folder / MANIFEST)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"output folder {folder.parent} cannot be written ({exc.strerror or exc})") from exc
+    return folder
+
+
+def _start_manifest(folder: Path, plan: list[Partition], todo: set[str]) -> dict[str, dict]:
+    """Remove what no partition of ``plan`` is, and write the manifest: those in ``todo`` pending, the rest done."""
     current = {p.file_name for p in plan}
     for stale in [*folder.glob("*.tmp"), *folder.glob("part-*.parquet"), folder / "manifest.json"]:
         # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
         # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
         if stale.name not in current:
             stale.unlink(missing_ok=True)
-    previous = read_manifest(manifest_path)
+    previous = read_manifest(folder / MANIFEST)
     entries = {
-        p.partition_id: {"id": p.partition_id, "parcels": len(p.rows), "status": "pending",
+        p.partition_id: {"id": p.partition_id, "parcels": len(p.rows),
+                         "status": "pending" if p.partition_id in todo else "done",
                          "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None,
-                         "read_failures": previous.get(p.partition_id, {}).get("read_failures", [])}
+                         "read_failures": []}  # a partition reused had none: one with any is measured again
         for p in plan
     }
-    todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))]
-    total = sum(len(p.rows) for p in plan)
-    done = total - sum(len(p.rows) for p in todo)
-    todo_ids = {p.partition_id for p in todo}
-    for p in plan:
-        if p.partition_id not in todo_ids:
-            entries[p.partition_id]["status"] = "done"
-    write_manifest(manifest_path, entries)
-    if progress is not None:
-        progress(done, total)
-
-    def on_done(parcels_done: int) -> None:
-        nonlocal done
-        done += parcels_done
-        if progress is not None:
-            progress(done, total)
-
-    failed: dict[str, str] = {}
-    if todo:
-        client, cluster = _connect(scheduler, workers, gpu_workers, memory_limit, processes)
-        try:
-            gpu_cluster = device != "cpu" and uses_gpu(model) and cluster_has_gpu(client.scheduler_info())
-            if device == "cuda" and uses_gpu(model) and not gpu_cluster:
-                raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
-                                 f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
-            failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
-                                         manifest_path, retries, on_done)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    timings = {"measure": time.perf_counter() - started}
-
-    stats = empty_stats(len(inputs.geoms), len(inputs.imagery.scenes))
-    failed_rows = np.zeros(len(inputs.geoms), dtype=bool)
-    for p in plan:
-        if p.partition_id in failed:
-            failed_rows[p.rows] = True
-        else:
-            fill_stats(stats, folder / p.file_name, p.rows)
-    stats["read_failures"] = failure_table(f for entry in entries.values() if entry["status"] == "done"
-                                           for f in entry["read_failures"])
-    measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
-    assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
-                                   extent=output_extent(inputs.geoms, inputs.imagery))
-    return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
+    write_manifest(folder / MANIFEST, entries)
+    return entries
 
 
 def _connect(
@@ -267,7 +324,7 @@ def _measure_on_cluster(
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as each
     partition ends. Returns partition id -> reason for those that failed every attempt.
     """
-    from distributed import as_completed
+    from distributed import wait
 
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     # With GPU workers, partitions prefer the CPU workers so the GPU workers' threads stay free for
@@ -285,25 +342,40 @@ def _measure_on_cluster(
     futures = {submit(p): p for p in todo}
     tries = dict.fromkeys((p.partition_id for p in todo), 1)
     failed: dict[str, str] = {}
-    queue = as_completed(list(futures))
-    for future in queue:
-        partition = futures.pop(future)
-        entry = entries[partition.partition_id]
+    alone_since: float | None = None  # when the cluster was last seen without a worker
+    while futures:
         try:
-            entry["read_failures"] = future.result()
-        except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
-            if tries[partition.partition_id] <= retries:
-                tries[partition.partition_id] += 1
-                retry = submit(partition)
-                futures[retry] = partition
-                queue.add(retry)
+            finished = wait(list(futures), timeout=WORKER_CHECK_S, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            # Dask waits for workers without end: a cluster left with none (each died, or could not unpickle the
+            # task) fails what is left after NO_WORKER_TIMEOUT_S rather than hang.
+            alone_since = (alone_since or time.monotonic()) if not client.scheduler_info()["workers"] else None
+            if alone_since is None or time.monotonic() - alone_since < NO_WORKER_TIMEOUT_S:
                 continue
-            entry["status"], entry["error"] = "failed", f"{type(exc).__name__}: {exc}"
-            failed[partition.partition_id] = entry["error"]
-        else:
-            entry["status"], entry["error"] = "done", None
-        write_manifest(manifest_path, entries)
-        on_done(len(partition.rows))
+            finished = set()
+            for future, partition in list(futures.items()):
+                future.cancel()
+                del futures[future]
+                entry = entries[partition.partition_id]
+                entry["status"], entry["error"] = "failed", NO_WORKER_ERROR
+                failed[partition.partition_id] = NO_WORKER_ERROR
+            write_manifest(manifest_path, entries)
+        for future in finished:
+            partition = futures.pop(future)
+            entry = entries[partition.partition_id]
+            try:
+                entry["read_failures"] = future.result()
+            except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
+                if tries[partition.partition_id] <= retries:
+                    tries[partition.partition_id] += 1
+                    futures[submit(partition)] = partition
+                    continue
+                entry["status"], entry["error"] = "failed", f"{type(exc).__name__}: {exc}"
+                failed[partition.partition_id] = entry["error"]
+            else:
+                entry["status"], entry["error"] = "done", None
+            write_manifest(manifest_path, entries)
+            on_done(len(partition.rows))
     return failed
 
 

@@ -186,12 +186,120 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     assert 0 < hit.sum() < len(results) and (results.loc[~hit, "status"] == "ok").any()
     partitions = gpd.read_parquet(tmp_path / "out" / "partitions")  # the partitions as one GeoParquet dataset
     assert partitions["read_error"].sum() == hit.sum() and partitions.crs is not None
-    # The file is named in run.json, also when a rerun reuses every partition (the manifest keeps it).
+    # The file is named in run.json, also by a rerun (which measures again the partitions whose reads failed).
     assert "B08.tif" in " ".join(done.stderr.split())
     again = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0 and "B08.tif" in " ".join(again.stderr.split())
     [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
     assert failure["file"] == str(band) and failure["message"]
+
+
+def test_a_partition_whose_reads_failed_is_measured_again_so_a_passing_failure_is_not_kept(
+        small_windows: Path, assessed: pd.DataFrame, tmp_path: Path) -> None:
+    """A block of a band unreadable during one run (a network file system's hiccup), then whole again with the
+    same size and time: the next run measures those partitions again and equals assess on the whole files."""
+    import rasterio
+
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    band = sorted(imagery.glob("*/B04.tif"))[3]
+    whole, stat = band.read_bytes(), band.stat()
+    with rasterio.open(band) as source:  # 256 px tiles: garble the one under rows 256-319, columns 0-255
+        offset, size = (int(source.get_tag_item(f"BLOCK_{key}_0_1", "TIFF", bidx=1)) for key in ("OFFSET", "SIZE"))
+    with band.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xff" * size)
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file as it was: only its reading failed
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", imagery, tmp_path / "out", model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=20)
+    first = run()
+    hit = first.assessment.parcels["reason_all"].str.contains("IMAGERY_READ_ERROR")
+    assert 0 < hit.sum() < len(hit)
+    band.write_bytes(whole)
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = run()
+    assert 0 < again.reused < again.partitions == first.partitions
+    again.assessment.parcels.to_parquet(tmp_path / "again.parquet", index=False)
+    pd.testing.assert_frame_equal(gpd.read_parquet(tmp_path / "again.parquet"), assessed)
+
+
+def test_a_part_file_that_will_not_read_back_whole_is_measured_again(small_windows: Path, assessed: pd.DataFrame,
+                                                                     tmp_path: Path) -> None:
+    """Its data pages damaged, its footer whole (so its row count reads right): measured again, not a traceback."""
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=20)
+    first = run()
+    part = sorted((tmp_path / "partitions").glob("part-*.parquet"))[0]
+    data = bytearray(part.read_bytes())
+    data[4:len(data) // 2] = b"\x00" * (len(data) // 2 - 4)
+    part.write_bytes(bytes(data))
+    again = run()
+    assert again.reused == first.partitions - 1 and not again.failed
+    again.assessment.parcels.to_parquet(tmp_path / "again.parquet", index=False)
+    pd.testing.assert_frame_equal(gpd.read_parquet(tmp_path / "again.parquet"), assessed)
+
+
+def test_a_usage_error_found_at_the_cluster_leaves_the_finished_partitions(small_windows: Path,
+                                                                           tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+
+    rule = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                            workers=1, processes=False, parcels_per_partition=200)
+    run(model=rule)
+    finished = sorted((tmp_path / "partitions").glob("part-*.parquet"))
+    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
+        run(model=load_cropland_model("cnn", device="cpu"), device="cuda")  # forgot --model rule
+    assert sorted((tmp_path / "partitions").glob("part-*.parquet")) == finished
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_usage_error(small_windows: Path, tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="cannot be written"):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path / "file" / "out", config=small_windows,
+                  model=load_cropland_model("rule"), workers=1, processes=False)
+
+
+def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.batch.runner import exclusive, writable_folder
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+
+    with exclusive(writable_folder(tmp_path / "partitions")), pytest.raises(InputError, match="another farmcredit"):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                  model=load_cropland_model("rule"), workers=1, processes=False)
+
+
+def test_partitions_fail_rather_than_wait_forever_on_a_cluster_without_workers(
+        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    from farmcredit.batch import run_batch, runner
+    from farmcredit.segmentation import load_cropland_model
+
+    monkeypatch.setattr(runner, "WORKER_CHECK_S", 0.2)
+    monkeypatch.setattr(runner, "NO_WORKER_TIMEOUT_S", 1.0)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                           model=load_cropland_model("rule"), scheduler=cluster.scheduler_address,
+                           parcels_per_partition=200)
+    assert result.failed and set(result.failed.values()) == {runner.NO_WORKER_ERROR}
+    assert (result.assessment.parcels["reason_all"].str.contains("MEASUREMENT_FAILED")).all()
 
 
 @pytest.fixture

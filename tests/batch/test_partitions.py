@@ -131,13 +131,15 @@ def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_a
     stats = empty_stats(5, 3)
     stats["ndvi"][:] = np.arange(15.0).reshape(5, 3)
     stats["inside"][:] = 0.5
-    stats["read_error"][2] = True
     rows = np.array([7, 1, 4, 0, 9])
     path = tmp_path / "part-x.parquet"
     ids = np.array(["a", "b", "c", "d", "e"])
     squares = shapely.box(rows * 10.0, 0.0, rows * 10.0 + 5.0, 5.0)
     write_atomically(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path)
     assert is_complete(path, 5) and not is_complete(path, 6) and not list(tmp_path.glob(".*.tmp"))
+    stats["read_error"][2] = True  # a read that failed, perhaps for a moment: measured again
+    write_atomically(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path)
+    assert not is_complete(path, 5)
     # A GeoParquet file (geo metadata, CRS, outlines), readable as a dataset with the folder's other parts.
     write_atomically(stats_frame(rows + 10, ids, squares, CRS.from_epsg(32650), stats), tmp_path / "part-y.parquet")
     (tmp_path / "_manifest.json").write_text("{}")
