@@ -179,7 +179,8 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, record: dict) -> Iter
             "borrower_id": row.borrower_id,
             "parcel_ids": row.parcel_ids.split(";"),
             "decision": row.decision,
-            "decided_by": row.decided_by.split(";"),
+            # "all": no parcel's own decision is the borrower's (its total fell under the minimum loan).
+            "decided_by": row.parcel_ids.split(";") if row.decided_by == "all" else row.decided_by.split(";"),
             "loan_limit": row.loan_limit,
             "reasons": _reasons(row.reason_all),
             "limit_arithmetic": row.limit_arithmetic.split("; "),

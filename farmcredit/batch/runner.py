@@ -72,15 +72,18 @@ from farmcredit.segmentation import CroplandModel
 if TYPE_CHECKING:
     from distributed import Client, Future, SpecCluster
 
+logger = logging.getLogger(__name__)
+
 # Test-only hooks, read on the workers: seconds each partition waits before it starts (so a test
 # can kill a run part-way), and a marker file whose absence makes the first task to see it
 # create it and SIGKILL its own worker process.
 TEST_DELAY_ENV = "FARMCREDIT_BATCH_TEST_DELAY_S"
 TEST_KILL_WORKER_ENV = "FARMCREDIT_BATCH_TEST_KILL_WORKER"
-# How often the driver looks for workers while partitions wait, and how long they may wait on a cluster left with
-# none (a local cluster's nannies restart a dead worker within seconds) before they fail with NO_WORKER_ERROR.
+# How often the driver looks for finished partitions and for workers, and how long partitions may wait on a local
+# cluster left with no worker (its nannies restart a dead one within seconds) before they fail with NO_WORKER_ERROR.
 LOCK_NAME = ".lock"
 WORKER_CHECK_S = 5.0
+POLL_S = 0.1
 NO_WORKER_TIMEOUT_S = 120.0
 NO_WORKER_ERROR = ("NoWorker: the cluster was left without a worker (each died, or none could load the task: "
                    "check that the workers run this farmcredit and see the imagery)")
@@ -200,7 +203,7 @@ def run_batch(
                 progress(done, total)
             if client is not None:
                 failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
-                                             manifest_path, retries, on_done)
+                                             manifest_path, retries, on_done, give_up_without_workers=not scheduler)
         finally:
             if client is not None:
                 client.close()
@@ -318,13 +321,15 @@ def local_cluster(
 def _measure_on_cluster(
     client: Client, todo: list[Partition], inputs: AssessmentInputs, model: CroplandModel, gpu_cluster: bool,
     folder: Path, entries: dict[str, dict], manifest_path: Path, retries: int, on_done: Callable[[int], None],
+    give_up_without_workers: bool,
 ) -> dict[str, str]:
     """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times.
 
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as each
-    partition ends. Returns partition id -> reason for those that failed every attempt.
+    partition ends. Returns partition id -> reason for those that failed every attempt (``_WorkerWatch``: with
+    ``give_up_without_workers``, also those left when the cluster stays without a worker).
     """
-    from distributed import wait
+    from distributed import as_completed
 
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     # With GPU workers, partitions prefer the CPU workers so the GPU workers' threads stay free for
@@ -342,25 +347,23 @@ def _measure_on_cluster(
     futures = {submit(p): p for p in todo}
     tries = dict.fromkeys((p.partition_id for p in todo), 1)
     failed: dict[str, str] = {}
-    alone_since: float | None = None  # when the cluster was last seen without a worker
+    queue = as_completed(list(futures))
+    watch = _WorkerWatch(client, give_up=give_up_without_workers)
     while futures:
-        try:
-            finished = wait(list(futures), timeout=WORKER_CHECK_S, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            # Dask waits for workers without end: a cluster left with none (each died, or could not unpickle the
-            # task) fails what is left after NO_WORKER_TIMEOUT_S rather than hang.
-            alone_since = (alone_since or time.monotonic()) if not client.scheduler_info()["workers"] else None
-            if alone_since is None or time.monotonic() - alone_since < NO_WORKER_TIMEOUT_S:
-                continue
-            finished = set()
-            for future, partition in list(futures.items()):
-                future.cancel()
-                del futures[future]
-                entry = entries[partition.partition_id]
-                entry["status"], entry["error"] = "failed", NO_WORKER_ERROR
-                failed[partition.partition_id] = NO_WORKER_ERROR
-            write_manifest(manifest_path, entries)
-        for future in finished:
+        if not queue.has_ready():
+            if watch.given_up():
+                for future, partition in futures.items():
+                    future.cancel()
+                    entry = entries[partition.partition_id]
+                    entry["status"], entry["error"] = "failed", NO_WORKER_ERROR
+                    failed[partition.partition_id] = NO_WORKER_ERROR
+                    on_done(len(partition.rows))
+                write_manifest(manifest_path, entries)
+                break
+            time.sleep(POLL_S)
+            continue
+        watch.saw_work()
+        for future in queue.next_batch(block=False):
             partition = futures.pop(future)
             entry = entries[partition.partition_id]
             try:
@@ -368,7 +371,9 @@ def _measure_on_cluster(
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
                 if tries[partition.partition_id] <= retries:
                     tries[partition.partition_id] += 1
-                    futures[submit(partition)] = partition
+                    retry = submit(partition)
+                    futures[retry] = partition
+                    queue.add(retry)
                     continue
                 entry["status"], entry["error"] = "failed", f"{type(exc).__name__}: {exc}"
                 failed[partition.partition_id] = entry["error"]
@@ -377,6 +382,38 @@ def _measure_on_cluster(
             write_manifest(manifest_path, entries)
             on_done(len(partition.rows))
     return failed
+
+
+class _WorkerWatch:
+    """Dask waits for workers without end. Looked at every ``WORKER_CHECK_S`` while partitions wait: a cluster
+    without a worker for ``NO_WORKER_TIMEOUT_S`` gives up when ``give_up`` (a local cluster, whose workers died or
+    cannot load the task), else says so once (a --scheduler cluster's workers may join late: adaptive, queued)."""
+
+    def __init__(self, client: Client, give_up: bool) -> None:
+        self.client, self.give_up = client, give_up
+        self.checked, self.alone_since, self.said = time.monotonic(), None, False
+
+    def saw_work(self) -> None:
+        """A partition ended: the cluster has a worker."""
+        self.alone_since = None
+
+    def given_up(self) -> bool:
+        """True once the cluster has been without a worker too long and this run gives up on it."""
+        now = time.monotonic()
+        if now - self.checked < WORKER_CHECK_S:
+            return False
+        self.checked = now
+        if self.client.scheduler_info()["workers"]:
+            self.alone_since = None
+            return False
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since < NO_WORKER_TIMEOUT_S:
+            return False
+        if not self.give_up and not self.said:
+            self.said = True
+            logger.warning("the Dask cluster has had no worker for %.0f s; partitions wait for one (start workers "
+                           "that run this farmcredit and see the files)", now - self.alone_since)
+        return self.give_up
 
 
 def _test_hooks() -> None:

@@ -27,9 +27,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     cap, minimum = config.credit.borrower_cap, config.credit.min_loan
     parcels = parcels.sort_values("parcel_id", kind="stable")
     alone = parcels["borrower_id"].isna()
-    # A parcel alone keys on its parcel id, apart from every borrower id (a borrower "3" is not parcel "3").
-    key = pd.Series(list(zip(alone, parcels["borrower_id"].where(~alone, parcels["parcel_id"]), strict=True)),
-                    index=parcels.index)
+    # A parcel alone keys on its place in id order, apart from every borrower id (a borrower "3" is not parcel "3")
+    # and from a parcel of the same id (a duplicate).
+    place = pd.Series(range(len(parcels)), index=parcels.index, dtype=object)
+    key = pd.Series(list(zip(alone, parcels["borrower_id"].where(~alone, place), strict=True)), index=parcels.index)
     rows = []
     geometries = []
     for (stands_alone, borrower), group in parcels.groupby(key, sort=True):

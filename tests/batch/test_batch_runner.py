@@ -285,8 +285,9 @@ def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_window
                   model=load_cropland_model("rule"), workers=1, processes=False)
 
 
-def test_partitions_fail_rather_than_wait_forever_on_a_cluster_without_workers(
+def test_partitions_fail_rather_than_wait_forever_on_a_local_cluster_without_workers(
         small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its workers died or could not load the task: what is left fails, with the reason, instead of hanging."""
     from distributed import LocalCluster
 
     from farmcredit.batch import run_batch, runner
@@ -294,12 +295,36 @@ def test_partitions_fail_rather_than_wait_forever_on_a_cluster_without_workers(
 
     monkeypatch.setattr(runner, "WORKER_CHECK_S", 0.2)
     monkeypatch.setattr(runner, "NO_WORKER_TIMEOUT_S", 1.0)
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+    monkeypatch.setattr(runner, "local_cluster",
+                        lambda *args: LocalCluster(n_workers=0, processes=False, dashboard_address=None))
+    result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                       model=load_cropland_model("rule"), parcels_per_partition=200)
+    assert result.failed and set(result.failed.values()) == {runner.NO_WORKER_ERROR}
+    assert (result.assessment.parcels["reason_all"].str.contains("MEASUREMENT_FAILED")).all()
+
+
+def test_a_scheduler_cluster_without_workers_is_waited_for_and_said(
+        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An adaptive or queued cluster's workers join late: the run says so once and waits for them."""
+    import logging
+    import threading
+
+    from distributed import LocalCluster
+
+    from farmcredit.batch import run_batch, runner
+    from farmcredit.segmentation import load_cropland_model
+
+    monkeypatch.setattr(runner, "WORKER_CHECK_S", 0.2)
+    monkeypatch.setattr(runner, "NO_WORKER_TIMEOUT_S", 0.5)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            caplog.at_level(logging.WARNING, logger="farmcredit"):
+        threading.Timer(2.0, cluster.scale, args=(1,)).start()
         result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
                            model=load_cropland_model("rule"), scheduler=cluster.scheduler_address,
                            parcels_per_partition=200)
-    assert result.failed and set(result.failed.values()) == {runner.NO_WORKER_ERROR}
-    assert (result.assessment.parcels["reason_all"].str.contains("MEASUREMENT_FAILED")).all()
+    assert not result.failed and result.partitions > 1
+    assert caplog.text.count("the Dask cluster has had no worker") == 1
 
 
 @pytest.fixture

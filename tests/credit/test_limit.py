@@ -158,6 +158,8 @@ def test_a_parcel_without_a_borrower_stands_alone_even_beside_a_borrower_of_its_
     assert list(borrowers.index) == ["7;8", "3"]
     assert borrowers.loc["7;8", "borrower_id"] == "3" and pd.isna(borrowers.loc["3", "borrower_id"])
     assert borrowers.loc["7;8", "loan_limit"] == parcels["loan_limit"].iloc[1:].sum()
+    twins = _borrowers(_assess(*[_parcel(parcel_id="3", borrower_id=None, reasons=["DUPLICATE_PARCEL_ID"])] * 2))
+    assert len(twins) == 2 and twins["borrower_id"].isna().all()  # a duplicate id alone is still its own borrower
 
 
 def test_a_borrower_none_of_whose_parcels_declared_an_area_has_none_not_zero() -> None:
