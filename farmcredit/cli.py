@@ -198,6 +198,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
     from farmcredit.batch.placement import local_gpu_count, uses_gpu
+    from farmcredit.batch.runner import exclusive, writable_folder
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
     from farmcredit.outputs import output_folder, write_outputs
@@ -234,13 +235,15 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
             progress.update(task, completed=done, total=total, rate=rate)
 
-        result = run_batch(
-            parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
-            risk_model=risk_model, scheduler=scheduler, workers=workers, memory_limit=memory_limit,
-            parcels_per_partition=partition_parcels, retries=retries, gpu_workers=gpu_workers, device=device,
-            progress=update,
-        )
-    write_outputs(out, result.assessment)
+        # One batch at a time in a folder, from its measuring to its last output.
+        with exclusive(writable_folder(out.absolute() / "partitions")):
+            result = run_batch(
+                parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
+                risk_model=risk_model, scheduler=scheduler, workers=workers, memory_limit=memory_limit,
+                parcels_per_partition=partition_parcels, retries=retries, gpu_workers=gpu_workers, device=device,
+                progress=update,
+            )
+            write_outputs(out, result.assessment)
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
@@ -544,16 +547,13 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
         console.print(f"{manifest.summary()}; written to {out.resolve()}")
 
 
-# Below this a worker cannot hold one window of imagery and a partition ("1.5" reads as 1 byte to Dask, and the
-# run then stalls; 256 MiB and 384 MiB workers were killed over and over on sample_tiles with the rule).
-MIN_WORKER_MEMORY = 1 << 30
-
-
 def _memory_limit(value: str) -> str:
     """``--memory-limit`` as Dask reads it: auto, a size such as 4GiB, a share of the machine's memory (0-1], or 0
     (no limit); anything else is a usage error."""
     from dask.utils import parse_bytes
     from distributed.system import MEMORY_LIMIT
+
+    from farmcredit.batch.runner import MIN_WORKER_MEMORY
 
     try:
         share = float(value)

@@ -82,6 +82,11 @@ TEST_KILL_WORKER_ENV = "FARMCREDIT_BATCH_TEST_KILL_WORKER"
 # How often the driver looks for finished partitions and for workers, and how long partitions may wait on a local
 # cluster left with no worker (its nannies restart a dead one within seconds) before they fail with NO_WORKER_ERROR.
 LOCK_NAME = ".lock"
+_HELD: set[Path] = set()  # the partition folders whose lock this process holds
+# Below this a worker cannot hold one window of imagery and a partition ("1.5" reads as 1 byte to Dask, and the
+# run then stalls; 256 MiB and 384 MiB workers were killed over and over on sample_tiles with the rule): the CLI
+# refuses a --memory-limit under it, and `auto` warns when it shares the machine's memory that thin.
+MIN_WORKER_MEMORY = 1 << 30
 WORKER_CHECK_S = 5.0
 POLL_S = 0.1
 NO_WORKER_TIMEOUT_S = 120.0
@@ -228,11 +233,15 @@ def run_batch(
 
 @contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
-    """Hold ``folder``'s lock file (``.lock``) while the body runs.
+    """Hold ``folder``'s lock file (``.lock``) while the body runs; within a body that holds it already (the CLI
+    holds it over ``run_batch`` and ``write_outputs``), nothing more.
 
     Raises:
         InputError: Another run holds it.
     """
+    if folder in _HELD:
+        yield
+        return
     with (folder / LOCK_NAME).open("a") as handle:
         if fcntl is not None:  # POSIX; elsewhere runs are not guarded
             try:
@@ -240,7 +249,11 @@ def exclusive(folder: Path) -> Iterator[None]:
             except BlockingIOError as exc:
                 raise InputError(f"{folder.parent}: another farmcredit batch is writing there; wait for it or use "
                                  "another --out") from exc
-        yield
+        _HELD.add(folder)
+        try:
+            yield
+        finally:
+            _HELD.discard(folder)
 
 
 def writable_folder(folder: Path) -> Path:
@@ -306,7 +319,7 @@ def local_cluster(
     from distributed import Nanny, Scheduler, SpecCluster, Worker
     from distributed.system import MEMORY_LIMIT
 
-    limit = MEMORY_LIMIT // (workers + gpu_workers) if memory_limit == "auto" else memory_limit
+    limit = worker_memory(workers + gpu_workers, memory_limit, MEMORY_LIMIT)
     # Loopback only, as LocalCluster: a scheduler runs pickled code for whoever reaches it.
     options = {"nthreads": 1, "memory_limit": limit, "host": "127.0.0.1", "silence_logs": logging.ERROR}
     specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(workers)}
@@ -316,6 +329,18 @@ def local_cluster(
                              if processes else {"cls": Worker, "options": gpu})
     scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": None}
     return SpecCluster(workers=specs, silence_logs=logging.ERROR, scheduler={"cls": Scheduler, "options": scheduler})
+
+
+def worker_memory(workers: int, memory_limit: str, machine: int) -> int | str:
+    """Each local worker's memory limit: ``memory_limit`` as given, or for ``auto`` the ``machine``'s bytes shared,
+    with a warning when that leaves a worker under ``MIN_WORKER_MEMORY``."""
+    if memory_limit != "auto":
+        return memory_limit
+    share = machine // workers
+    if share < MIN_WORKER_MEMORY:
+        logger.warning("%d workers share this machine's memory at %.2f GiB each, under %d GiB, where workers were "
+                       "killed over and over: start fewer (--workers)", workers, share / 2**30, MIN_WORKER_MEMORY >> 30)
+    return share
 
 
 def _measure_on_cluster(

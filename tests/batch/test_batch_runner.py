@@ -275,14 +275,46 @@ def test_an_output_folder_that_cannot_be_written_is_a_usage_error(small_windows:
 
 
 def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path) -> None:
+    """Another process holds the folder (as a running batch does): run_batch refuses rather than remove its files."""
     from farmcredit.batch import run_batch
-    from farmcredit.batch.runner import exclusive, writable_folder
     from farmcredit.errors import InputError
     from farmcredit.segmentation import load_cropland_model
 
-    with exclusive(writable_folder(tmp_path / "partitions")), pytest.raises(InputError, match="another farmcredit"):
-        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
-                  model=load_cropland_model("rule"), workers=1, processes=False)
+    held = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from farmcredit.batch.runner import exclusive, writable_folder\n"
+        f"with exclusive(writable_folder(Path({str(tmp_path / 'partitions')!r}))):\n"
+        f"    Path({str(held)!r}).touch(); time.sleep(60)")], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(InputError, match="another farmcredit batch is writing there"):
+            run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                      model=load_cropland_model("rule"), workers=1, processes=False)
+    finally:
+        _kill_group(holder)
+
+
+def test_auto_memory_shared_too_thin_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from farmcredit.batch.runner import worker_memory
+
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assert worker_memory(4, "auto", 16 << 30) == 4 << 30 and not caplog.text
+        assert worker_memory(16, "auto", 8 << 30) == 512 << 20 and worker_memory(16, "2GiB", 8 << 30) == "2GiB"
+    assert "16 workers share this machine's memory at 0.50 GiB each, under 1 GiB" in caplog.text
+
+
+def test_the_cli_holds_the_folder_from_measuring_to_its_last_output(small_windows: Path, tmp_path: Path) -> None:
+    from farmcredit.batch.runner import exclusive, writable_folder
+
+    with exclusive(writable_folder(tmp_path / "out" / "partitions")):
+        done = subprocess.run(_batch_command(tmp_path / "out", small_windows), capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 2 and "another farmcredit batch is writing there" in " ".join(done.stderr.split())
+    assert not (tmp_path / "out" / "results.gpkg").exists()
 
 
 def test_partitions_fail_rather_than_wait_forever_on_a_local_cluster_without_workers(
