@@ -79,14 +79,15 @@ logger = logging.getLogger(__name__)
 # create it and SIGKILL its own worker process.
 TEST_DELAY_ENV = "FARMCREDIT_BATCH_TEST_DELAY_S"
 TEST_KILL_WORKER_ENV = "FARMCREDIT_BATCH_TEST_KILL_WORKER"
-# How often the driver looks for finished partitions and for workers, and how long partitions may wait on a local
-# cluster left with no worker (its nannies restart a dead one within seconds) before they fail with NO_WORKER_ERROR.
+# A partition folder's lock file (``exclusive``), and the folders whose lock this process holds.
 LOCK_NAME = ".lock"
-_HELD: set[Path] = set()  # the partition folders whose lock this process holds
+_HELD: set[Path] = set()
 # Below this a worker cannot hold one window of imagery and a partition ("1.5" reads as 1 byte to Dask, and the
 # run then stalls; 256 MiB and 384 MiB workers were killed over and over on sample_tiles with the rule): the CLI
 # refuses a --memory-limit under it, and `auto` warns when it shares the machine's memory that thin.
 MIN_WORKER_MEMORY = 1 << 30
+# How often the driver looks for finished partitions and for workers, and how long partitions may wait on a local
+# cluster left with no worker (its nannies restart a dead one within seconds) before they fail with NO_WORKER_ERROR.
 WORKER_CHECK_S = 5.0
 POLL_S = 0.1
 NO_WORKER_TIMEOUT_S = 120.0
