@@ -35,7 +35,7 @@ from farmcredit.segmentation.card import (
     file_sha256,
     uncalibrated,
 )
-from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device
+from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
 from farmcredit.segmentation.data import DEA_REGIONS, LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability
 
@@ -249,9 +249,9 @@ def train(
             if config.atmosphere > 0:
                 batch = (_atmosphere(batch[0], haze, config.atmosphere, top_of_atmosphere), *batch[1:])
             # Bands the starting weights never learnt stay unused, as at inference.
-            x, clear, available = normalise_season(batch[0], batch[1], batch[2] * trained, mean, std, card.bands)
-            available = np.repeat(available[None], len(x), axis=0)
-            inputs = [torch.from_numpy(a).to(target) for a in (x, clear, available)]
+            x, clear, available = normalise_season(*(to_tensor(a, target) for a in batch[:2]), batch[2] * trained,
+                                                   mean, std, card.bands)
+            inputs = [x, clear, available.expand(len(x), -1)]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
                 logits = net(*inputs)
             loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], inputs[1])

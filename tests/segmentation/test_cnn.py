@@ -21,7 +21,7 @@ from farmcredit.segmentation.card import (  # noqa: E402
     card_path,
     uncalibrated,
 )
-from farmcredit.segmentation.cnn import CnnCroplandModel, chip_grid, fill_window  # noqa: E402
+from farmcredit.segmentation.cnn import CnnCroplandModel, chip_grid, fill_window, normalise_season  # noqa: E402
 from farmcredit.segmentation.network import RECEPTIVE_RADIUS_PX, CroplandNet  # noqa: E402
 from farmcredit.segmentation.training import (  # noqa: E402
     SETTINGS_ADDED,
@@ -163,6 +163,49 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
     bright[:, :, :60] += 1.6  # cloud or snow over most of the raster: 1.6-2.0
     bright[0, :, :3, :3] = 65_535 / 10_000  # saturated
     assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
+
+
+def test_normalisation_is_float32_arithmetic_as_numpy_rounds_it_zero_where_unusable() -> None:
+    rng = np.random.default_rng(5)
+    reflectance = rng.random((2, 3, 10, 20, 30), dtype=np.float32) * 0.5
+    reflectance[rng.random(reflectance.shape) < 0.05] = np.nan
+    reflectance[0, 0, MODEL_BANDS.index("B11"), :2] = 0.0  # a zero sum: NDMI-like index 0/0
+    reflectance[0, 0, MODEL_BANDS.index("B12"), :2] = 0.0
+    clear = rng.random((2, 3, 20, 30)) > 0.3
+    available = np.ones(10, dtype=np.float32)
+    available[MODEL_BANDS.index("B05")] = 0.0
+    mean, std = (rng.random(10).astype(np.float32) * 0.2 + 0.05 for _ in range(2))
+    x, narrowed, flags = normalise_season(torch.from_numpy(reflectance), torch.from_numpy(clear), available, mean,
+                                          std, MODEL_BANDS)
+    x, narrowed = x.numpy(), narrowed.numpy()
+    used = np.isfinite(reflectance[:, :, available > 0]).all(axis=2)
+    np.testing.assert_array_equal(narrowed, clear & used)
+    for i in range(len(MODEL_BANDS)):
+        expected = np.where(narrowed, (reflectance[:, :, i] - mean[i]) / std[i], 0) if available[i] else 0
+        np.testing.assert_array_equal(x[:, :, i], expected)
+    for k, (a, b) in enumerate(INDICES):
+        high, low = (reflectance[:, :, MODEL_BANDS.index(name)] for name in (a, b))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            index = (high - low) / (high + low)
+        expected = np.clip(np.where(narrowed & np.isfinite(index), index, 0), -1, 1) if "B05" not in (a, b) else 0
+        np.testing.assert_array_equal(x[:, :, 10 + k], expected)
+    np.testing.assert_array_equal(flags.numpy(), [*available, *(float("B05" not in pair) for pair in INDICES)])
+
+
+def test_values_under_cloud_neither_refuse_a_season_nor_make_a_band_available(model) -> None:
+    reflectance, clear = season(2)
+    clear[:, :, :60] = False  # two thirds of the raster clouded on both dates
+    reflectance[:, MODEL_BANDS.index("B05")] = np.nan
+    cloud = np.broadcast_to(~clear[:, None], reflectance.shape)
+    expected = model.predict(reflectance, clear, MODEL_BANDS).crop_probability
+    saturated = np.where(cloud, np.float32(6.5535), reflectance)  # would read as digital numbers if counted
+    swapped_looking = reflectance.copy()
+    for band, value in (("B03", 0.05), ("B04", 0.3), ("B08", 0.05)):  # would read as red and NIR swapped
+        swapped_looking[:, MODEL_BANDS.index(band)][~clear] = value
+    b05_under_cloud = reflectance.copy()  # B05 only where cloudy: absent, as without it
+    b05_under_cloud[:, MODEL_BANDS.index("B05")] = np.where(~clear, np.float32(0.2), np.nan)
+    for changed in (saturated, swapped_looking, b05_under_cloud):
+        np.testing.assert_array_equal(model.predict(changed, clear, MODEL_BANDS).crop_probability, expected)
 
 
 def mixed_season(spectra: np.ndarray, bands: tuple[str, ...], share: tuple[float, ...]) -> np.ndarray:
