@@ -3,9 +3,15 @@
 In one run:
 - CPU float32: the whole ``predict`` path (checking and preparing input, network, scoring) on a
   synthetic season (``--px`` square, ``--dates``, 10 bands) with the shipped chip settings: Mpx/s,
-  projected s per tile, and the share spent preparing input.
+  projected s per tile, and the share spent preparing input; network compute alone on one chip
+  beside an FTW-style U-Net (EfficientNet-B5 encoder, 8 bands: ``ftw_unet.py``), as a ratio.
+- Reading: farmcredit's ``read_window`` over all of sample_tiles/imagery (Cloud-Optimized
+  GeoTIFFs, the model's 10 bands and SCL), projected to a tile of ``--dates`` dates: what the
+  whole path is measured against (the goal is a path bound by reading, not by the model).
 - With CUDA: network compute alone (prepared chips already on the GPU, ``--batch-size`` chips of
-  ``--chip-px`` per call, after warm-up, synchronised), the figure behind "GPU compute per tile";
+  ``--chip-px`` per call, after warm-up, synchronised), the figure behind "GPU compute per tile",
+  and with the weights in channels_last instead (the layout not shipped), beside the FTW-style
+  U-Net in float32 and in bf16 with channels_last on the same chips;
   the whole ``predict`` path on the GPU (preparation, transfer, compute, scoring); and the share
   of pixels whose class differs between CPU float32 and GPU bf16 on real imagery: FTW Austria
   (``--austria``, by default from ../shared/data beside the repository; skipped when absent) and
@@ -22,7 +28,9 @@ Usage: python benchmarks/inference.py [--px 2048] [--dates 4] [--chip-px 1024] [
 from __future__ import annotations
 
 import argparse
+import copy
 import math
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -30,7 +38,9 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
+from ftw_unet import FtwStyleUNet
 from rasterio.windows import Window
 
 from farmcredit.imagery import open_imagery, read_window
@@ -54,20 +64,91 @@ def seconds(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def per_call(run: Callable[[], object], repeats: int = 10) -> float:
+    """Mean seconds of ``run`` after three warm-up calls."""
+    for _ in range(3):
+        run()
+    return seconds(lambda: [run() for _ in range(repeats)]) / repeats
+
+
+def prepared_chips(model: CnnCroplandModel, season: Season, chip_px: int, count: int) -> tuple[torch.Tensor, ...]:
+    """One prepared chip of ``chip_px`` from the season's corner, repeated ``count`` times, on the model's device."""
+    [chip] = model.chip_batches(*(a[..., :chip_px, :chip_px] for a in season[:2]), season[2])
+    return model.network_inputs(*(np.repeat(array, count, axis=0) for array in (chip.reflectance, chip.clear)),
+                                chip.available)
+
+
+def ftw_style(device: str, chip_px: int, count: int, bf16: bool) -> Callable[[], object]:
+    """One no-grad call of the FTW-style U-Net on ``count`` random 8-band chips (channels_last when bf16)."""
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    net = FtwStyleUNet().eval().to(device, memory_format=layout)
+    x = torch.rand(count, 8, chip_px, chip_px, device=device).contiguous(memory_format=layout)
+
+    def run() -> torch.Tensor:
+        with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            return net(x)
+    return run
+
+
+def compare_cpu_compute(model: CnnCroplandModel, season: Season) -> str:
+    """Network compute alone on one chip of the shipped size, ours against the FTW-style U-Net, on the CPU."""
+    chip_px = model.chip_px
+    chip = prepared_chips(model, season, chip_px, 1)
+    ours = per_call(lambda: model.logits(*chip), repeats=3)
+    ftw = per_call(ftw_style("cpu", chip_px, 1, bf16=False), repeats=3)
+    return (f"compute alone on one {chip_px} px chip: {chip_px**2 / ours / 1e6:.2f} Mpx/s, the FTW-style U-Net "
+            f"(EfficientNet-B5, 8 bands) {chip_px**2 / ftw / 1e6:.2f} Mpx/s: ours takes {ours / ftw:.2f}x its time")
+
+
+def enlarged_imagery(folder: Path, dates: int, factor: int) -> Path:
+    """The first ``dates`` scenes of sample_tiles/imagery, each band repeated ``factor`` x ``factor`` times.
+
+    The same files, compression and blocks as the sample (10 and 20 m bands, SCL), on a larger
+    extent, so that reading is measured on windows of a realistic size.
+    """
+    for scene in sorted(p for p in (REPO / "sample_tiles" / "imagery").iterdir() if p.is_dir())[:dates]:
+        (folder / scene.name).mkdir(parents=True)
+        for source in scene.iterdir():
+            if source.suffix != ".tif":
+                (folder / scene.name / source.name).write_bytes(source.read_bytes())
+                continue
+            with rasterio.open(source) as band:
+                data, profile = np.tile(band.read(1), (factor, factor)), band.profile
+            profile.update(width=data.shape[1], height=data.shape[0])
+            with rasterio.open(folder / scene.name / source.name, "w", **profile) as out:
+                out.write(data, 1)
+    return folder
+
+
+def read_rate(dates: int) -> tuple[float, str]:
+    """Projected s to read a tile of ``dates`` dates (the model's 10 bands and SCL), and a line."""
+    with tempfile.TemporaryDirectory() as folder:
+        imagery = open_imagery(enlarged_imagery(Path(folder), min(dates, 4), factor=6))
+        window = Window(0, 0, imagery.shape[1], imagery.shape[0])
+        per_read = seconds(lambda: read_window(imagery, window, MODEL_BANDS))
+        cube = read_window(imagery, window, MODEL_BANDS)
+    per_date_px = cube.clear.size / per_read
+    tile = TILE_PX**2 * dates / per_date_px
+    _, rows, cols = cube.clear.shape
+    return tile, (f"reading (sample_tiles' files, deflate COGs, enlarged to {len(cube.dates)} dates of {rows} x {cols} "
+                  f"px, 10 bands + SCL): {per_date_px / 1e6:.2f} Mpx-dates/s, projected {tile:.1f} s per {TILE_PX} "
+                  f"px tile of {dates} dates")
+
+
 def prepare_all(model: CnnCroplandModel, season: Season) -> None:
-    """Check and prepare every chip of a season, as ``predict`` does, without running the network."""
-    for _ in model.chip_batches(*season):
-        pass
+    """Check, fill, move and normalise every chip of a season, as ``predict`` does, without running the network."""
+    for batch in model.chip_batches(*season):
+        model.network_inputs(batch.reflectance, batch.clear, batch.available)
 
 
-def predict_path(model: CnnCroplandModel, season: Season) -> str:
-    """Mpx/s and projected s per tile of ``predict``, and the share of it spent preparing input."""
+def predict_path(model: CnnCroplandModel, season: Season) -> tuple[float, str]:
+    """Projected s per tile of ``predict``, and a line with its Mpx/s and the share spent preparing input."""
     crop = tuple(a[..., :256, :256] for a in season[:2])
     model.predict(*crop, season[2])  # warm-up
     total, prepare = seconds(lambda: model.predict(*season)), seconds(lambda: prepare_all(model, season))
     rate = season[1][0].size / total
-    return (f"{rate / 1e6:.2f} Mpx/s, projected {TILE_PX**2 / rate:.1f} s per {TILE_PX} px tile; "
-            f"preparing input {prepare / total:.0%} of it")
+    return TILE_PX**2 / rate, (f"{rate / 1e6:.2f} Mpx/s, projected {TILE_PX**2 / rate:.2f} s per {TILE_PX} px tile; "
+                               f"preparing input {prepare / total:.0%} of it")
 
 
 def real_seasons(austria: Path) -> dict[str, Season]:
@@ -86,24 +167,30 @@ def real_seasons(austria: Path) -> dict[str, Season]:
 
 
 def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season],
-               cpu_classes: dict[str, np.ndarray]) -> None:
-    """Print GPU compute alone, the whole predict path and class agreement with the CPU."""
+               cpu_classes: dict[str, np.ndarray], read_s: float) -> None:
+    """Print GPU compute alone beside the FTW-style U-Net, the whole predict path and class agreement with the CPU."""
     gpu = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cuda", chip_px=args.chip_px,
                                      batch_size=args.batch_size)
-    print(f"GPU {torch.cuda.get_device_name()}, bf16 + channels_last, chips {args.chip_px} px, "
+    print(f"GPU {torch.cuda.get_device_name()}, bf16, chips {args.chip_px} px, "
           f"{args.batch_size} per batch:")
-    [chip] = gpu.chip_batches(*(a[..., : args.chip_px, : args.chip_px] for a in season[:2]), season[2])
-    batch = (torch.from_numpy(chip.network_input).repeat(args.batch_size, 1, 1, 1, 1).cuda(),
-             torch.from_numpy(chip.clear).repeat(args.batch_size, 1, 1, 1).cuda(),
-             torch.from_numpy(chip.flags).repeat(args.batch_size, 1).cuda())
-    for _ in range(3):
-        gpu.logits(*batch)
-    repeats = 10
-    per_batch = seconds(lambda: [gpu.logits(*batch) for _ in range(repeats)]) / repeats
+    batch = prepared_chips(gpu, season, args.chip_px, args.batch_size)
+    per_batch = per_call(lambda: gpu.logits(*batch))
     batches = math.ceil(len(chip_grid(TILE_PX, TILE_PX, args.chip_px)) / args.batch_size)
-    print(f"  compute alone: {TILE_PX**2 / (per_batch * batches) / 1e6:.1f} Mpx/s, projected "
-          f"{per_batch * batches:.3f} s per tile ({batches} batches of {per_batch * 1e3:.1f} ms; edge chips as full)")
-    print(f"  whole predict path: {predict_path(gpu, season)}")
+    ours = per_batch * batches
+    print(f"  compute alone: {TILE_PX**2 / ours / 1e6:.1f} Mpx/s, projected {ours:.3f} s per tile "
+          f"({batches} batches of {per_batch * 1e3:.1f} ms; edge chips as full)", flush=True)
+    channels_last = copy.deepcopy(gpu)
+    channels_last.net.to(memory_format=torch.channels_last)
+    other = per_call(lambda: channels_last.logits(*batch)) * batches
+    print(f"  compute alone with channels_last weights: {other:.3f} s per tile ({other / ours:.2f}x)", flush=True)
+    # The FTW-style net's chips do not overlap (its tile is cut into whole chips; edge chips as full).
+    ftw_batches = math.ceil(math.ceil(TILE_PX / args.chip_px) ** 2 / args.batch_size)
+    for name, bf16 in (("float32", False), ("bf16 + channels_last", True)):
+        ftw = per_call(ftw_style("cuda", args.chip_px, args.batch_size, bf16)) * ftw_batches
+        print(f"  FTW-style U-Net (EfficientNet-B5, 8 bands), {name}: {ftw:.3f} s per tile ({ftw_batches} batches); "
+              f"ours takes {ours / ftw:.2f}x its time", flush=True)
+    path_s, line = predict_path(gpu, season)
+    print(f"  whole predict path: {line}; reading that tile (above) takes {read_s / path_s:.1f}x as long")
     for name, real_season in real.items():
         print(f"  {name}: {disagreement(gpu.predict(*real_season).crop_class, cpu_classes[name])}")
 
@@ -138,8 +225,12 @@ def main() -> None:
     reflectance[:, nir] = np.maximum(reflectance[:, nir], reflectance[:, red])  # as on land; else refused as swapped
     season = (reflectance, rng.random((args.dates, args.px, args.px)) > 0.2, MODEL_BANDS)
     cpu = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    cpu_s, line = predict_path(cpu, season)
     print(f"CPU float32, {torch.get_num_threads()} threads, chips {cpu.chip_px} px, {cpu.batch_size} per batch, "
-          f"{args.px} x {args.px} px, {args.dates} dates, 10 bands: {predict_path(cpu, season)}", flush=True)
+          f"{args.px} x {args.px} px, {args.dates} dates, 10 bands: {line}", flush=True)
+    print(f"  {compare_cpu_compute(cpu, season)}", flush=True)
+    read_s, line = read_rate(args.dates)
+    print(f"{line}; the CPU path takes {cpu_s / read_s:.1f}x as long", flush=True)
     real = real_seasons(args.austria)
     cpu_classes = {name: cpu.predict(*real_season).crop_class for name, real_season in real.items()}
     print("real imagery read: " + ", ".join(f"{name} {r.shape[0]} dates x {r.shape[1]} bands x {r.shape[2]} x "
@@ -150,7 +241,7 @@ def main() -> None:
         print("GPU: torch sees no CUDA device here, not measured")
         return
     try:
-        gpu_report(args, season, real, cpu_classes)
+        gpu_report(args, season, real, cpu_classes, read_s)
     except Exception:
         traceback.print_exc()
         raise SystemExit("GPU run failed (the CPU numbers above stand)") from None

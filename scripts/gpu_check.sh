@@ -5,8 +5,9 @@
 #   downloads the wheels the GPU machine lacks (Python 3.12, x86-64) into .device/wheels and copies
 #   the real FTW Austria image from ../shared to .device/ (git-ignored, about 40 MB).
 # There, carrying [".device"]:       bash scripts/gpu_check.sh run
-#   installs them into /tmp/site and runs benchmarks/inference.py (GPU compute alone per tile, the
-#   whole predict path, CPU vs GPU class agreement on real imagery); the output also goes to $OUT.
+#   installs them into /tmp/site and runs benchmarks/inference.py (GPU compute alone per tile beside an
+#   FTW-style U-Net, the whole predict path against reading, CPU vs GPU class agreement on real imagery);
+#   the output also goes to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What farmcredit.segmentation.cnn and benchmarks/inference.py import that the GPU machine's image lacks, or may
@@ -25,7 +26,7 @@ case "${1:-}" in
   run)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
       .device/wheels/*.whl
-    export PYTHONPATH="/tmp/site:$PWD"
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python3 benchmarks/inference.py --austria .device/ftw-austria.tif | tee "${OUT:-.}/inference.txt" ;;
   *)
