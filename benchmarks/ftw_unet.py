@@ -3,7 +3,8 @@
 Fields of The World's baseline is a U-Net (segmentation_models_pytorch) on an EfficientNet-B5
 encoder taking two dates of red, green, blue and NIR stacked (8 channels) with three classes.
 This builds the same shape from torchvision alone: EfficientNet-B5's stages as the encoder (its
-first convolution taking 8 channels; skips at strides 2, 4, 8 and 16, the bottleneck at 32) and
+first convolution taking 8 channels; skips at strides 2, 4, 8 and 16, the bottleneck at 32; the
+stride-2 skip is stage 1's 24 channels, where smp takes the stem's 48, a slightly lighter decoder) and
 smp's decoder (channels 256, 128, 64, 32, 16, each block nearest 2x upsampling, the skip
 concatenated, two 3x3 convolutions with batch norm and ReLU). Weights are random: only its speed
 is measured.

@@ -72,8 +72,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A numpy array on ``device``; one with a negative stride (a flipped view), which torch refuses, copied first."""
-    if any(stride < 0 for stride in array.strides):
+    """A numpy array on ``device``; one torch refuses (a negative stride, as flipped views have, or a byte order not the
+    machine's) copied first."""
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    elif any(stride < 0 for stride in array.strides):
         array = array.copy()
     return torch.from_numpy(array).to(device)
 
@@ -263,7 +266,8 @@ class CnnCroplandModel:
         return _finish(*self._score(np.concatenate(logits), np.concatenate(seen)))
 
     def chip_batches(self, reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> Iterator[ChipBatch]:
-        """Check a season raster now (raises as ``predict``); then its chips, prepared batch by batch.
+        """Check a season raster now (raises as ``predict``); then its chips, filled batch by batch (``ChipBatch``;
+        ``network_inputs`` normalises one where the network runs).
 
         A batch holds up to ``batch_size`` chips of one shape.
         """
@@ -279,14 +283,15 @@ class CnnCroplandModel:
 
     def _chip_batch(self, members: list, reflectance: np.ndarray, clear: np.ndarray, seen: np.ndarray,
                     bands: tuple[str, ...], available: np.ndarray) -> ChipBatch:
-        """The chips ``members`` (as ``chip_grid``) of a checked season raster, filled and prepared."""
+        """The chips ``members`` (as ``chip_grid``) of a checked season raster, filled, in the card's band order."""
         chips = [fill_window(reflectance, clear, seen, bounds) for bounds, _ in members]
         return ChipBatch(members, np.stack([c[2] for c in chips]), self._in_network_order(
             np.stack([c[0] for c in chips]), bands), np.stack([c[1] for c in chips]), available)
 
     def network_inputs(self, reflectance: np.ndarray, clear: np.ndarray,
                        available: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``normalise_season`` on this model's device of chips as ``ChipBatch``: the arguments of ``logits``."""
+        """The arguments of ``logits`` for chips given as in a ``ChipBatch``: moved to this model's device and
+        normalised there (``normalise_season``)."""
         tensors = [to_tensor(array, self.device) for array in (reflectance, clear)]
         x, narrowed, flags = normalise_season(*tensors, available, self._mean, self._std, self.bands)
         return x, narrowed, flags.expand(len(x), -1)
@@ -546,7 +551,7 @@ def normalise_season(
     mean, std = (torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for v in (mean, std))
     out = torch.zeros((*reflectance.shape[:-3], n_bands + len(INDICES), *reflectance.shape[-2:]),
                       dtype=torch.float32, device=device)
-    clear = clear.clone()
+    clear = clear.to(torch.bool, copy=True)
     for i in present:
         clear &= torch.isfinite(reflectance[..., i, :, :])
     hidden = ~clear

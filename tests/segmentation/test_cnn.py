@@ -190,6 +190,22 @@ def test_normalisation_is_float32_arithmetic_as_numpy_rounds_it_zero_where_unusa
         expected = np.clip(np.where(narrowed & np.isfinite(index), index, 0), -1, 1) if "B05" not in (a, b) else 0
         np.testing.assert_array_equal(x[:, :, 10 + k], expected)
     np.testing.assert_array_equal(flags.numpy(), [*available, *(float("B05" not in pair) for pair in INDICES)])
+    as_bytes = normalise_season(torch.from_numpy(reflectance), torch.from_numpy(clear.astype(np.uint8)), available,
+                                mean, std, MODEL_BANDS)  # a 0/1 mask, as a label file may give one
+    np.testing.assert_array_equal(as_bytes[0].numpy(), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_normalisation_on_the_gpu_is_bitwise_the_cpus() -> None:
+    rng = np.random.default_rng(6)
+    reflectance = rng.random((2, 4, 10, 64, 64), dtype=np.float32) * 0.5
+    reflectance[rng.random(reflectance.shape) < 0.05] = np.nan
+    clear = torch.from_numpy(rng.random((2, 4, 64, 64)) > 0.3)
+    available, mean, std = np.ones(10, dtype=np.float32), np.full(10, 0.13, np.float32), np.full(10, 0.07, np.float32)
+    on_cpu = normalise_season(torch.from_numpy(reflectance), clear, available, mean, std, MODEL_BANDS)
+    on_gpu = normalise_season(torch.from_numpy(reflectance).cuda(), clear.cuda(), available, mean, std, MODEL_BANDS)
+    for cpu, gpu in zip(on_cpu, on_gpu):
+        assert torch.equal(cpu, gpu.cpu())
 
 
 def test_values_under_cloud_neither_refuse_a_season_nor_make_a_band_available(model) -> None:

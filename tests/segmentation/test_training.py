@@ -462,9 +462,9 @@ def test_a_model_with_one_crop_class_fine_tunes_on_crop_typed_scenes_as_crop_and
 def test_training_on_cuda_runs_deterministic_kernels_and_puts_the_settings_back() -> None:
     from farmcredit.segmentation.training import _deterministic
 
-    def settings() -> tuple[bool, bool, bool]:
+    def settings() -> tuple[bool, bool, bool, bool]:
         return (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-                torch.are_deterministic_algorithms_enabled())
+                torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
 
     before = settings()
     with _deterministic(torch.device("cpu")):
@@ -472,8 +472,8 @@ def test_training_on_cuda_runs_deterministic_kernels_and_puts_the_settings_back(
     torch.backends.cudnn.benchmark = True  # a caller's own choice, to be restored
     try:
         with pytest.raises(RuntimeError, match="a failing step"), _deterministic(torch.device("cuda")):
-            assert settings() == (True, False, True)  # the flags alone: no GPU is needed to set them
+            assert settings() == (True, False, True, True)  # the flags alone: no GPU is needed to set them
             raise RuntimeError("a failing step")
-        assert settings() == (before[0], True, before[2])
+        assert settings() == (before[0], True, *before[2:])
     finally:
         torch.backends.cudnn.benchmark = before[1]
