@@ -18,12 +18,21 @@ def canonical_hash(data: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def source_hash() -> str:
-    """SHA-256 of the package's code (its .py and .yaml files, by path): what ran, whether installed or in a git
-    checkout, with or without uncommitted changes (the audit's code version; a batch run resumed after any change
-    to it measures again rather than mix two versions' files)."""
+def source_files(*parts: str) -> list[Path]:
+    """The package's code files (.py and .yaml), sorted: all of them, or those of ``parts`` (files or folders
+    relative to the package, e.g. ``"imagery"``, ``"pipeline.py"``)."""
+    root = Path(__file__).resolve().parent
+    tops = [root / part for part in parts] or [root]
+    found = {p for top in tops for p in ([top] if top.is_file() else top.rglob("*")) if p.suffix in (".py", ".yaml")}
+    return sorted(found)
+
+
+def source_hash(*parts: str) -> str:
+    """SHA-256 of the package's code (its .py and .yaml files, by path), or of ``parts`` of it (``source_files``):
+    what ran, whether installed or in a git checkout, with or without uncommitted changes (the audit's code
+    version, of the whole package; a batch run's partitions hash the code that measures them)."""
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
+    for path in source_files(*parts):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -109,21 +109,72 @@ def test_another_dn_offset_band_order_or_files_change_the_ids(small_season, tmp_
     assert before.isdisjoint(p.partition_id for p in elsewhere)
 
 
-def test_other_code_changes_the_ids(small_season, monkeypatch, tmp_path: Path) -> None:
-    """A run resumed after an upgrade measures again: two versions' files never make one result."""
+def test_other_measuring_code_or_settings_change_the_ids_but_credit_code_or_settings_do_not(
+    small_season, monkeypatch, tmp_path: Path
+) -> None:
+    """A run resumed after an upgrade of what measures measures again (two versions' files never make one
+    result); one after a change to what only finishes the run (credit, outputs) reuses every file."""
     import farmcredit
     import farmcredit.hashing as hashing
 
     inputs = _inputs(small_season)
-    before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
-    # The package's code copied elsewhere (installed, say) keeps the ids; one line changed in it does not.
+
+    def ids(inputs=inputs) -> set[str]:
+        return {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
+
+    before = ids()
+    # The package's code copied elsewhere (installed, say) keeps the ids.
     copy = tmp_path / "farmcredit"
     shutil.copytree(Path(farmcredit.__file__).parent, copy, ignore=shutil.ignore_patterns("*.safetensors"))
     monkeypatch.setattr(hashing, "__file__", str(copy / "hashing.py"))
-    assert {p.partition_id for p in plan_partitions(inputs, "rule", 10)} == before
-    pipeline = copy / "pipeline.py"
-    pipeline.write_text(pipeline.read_text() + "# another version\n")
-    assert before.isdisjoint(p.partition_id for p in plan_partitions(inputs, "rule", 10))
+    assert ids() == before
+    for finishing in ("credit/limit.py", "outputs/rasters.py", "agronomy/signals.py", "cli.py", "audit.py"):
+        path = copy / finishing
+        path.write_text(path.read_text() + "# another version\n")
+    assert ids() == before
+    def configured(section: str, **change) -> object:
+        updated = getattr(inputs.config, section).model_copy(update=change)
+        return type(inputs)(**{**vars(inputs), "config": inputs.config.model_copy(update={section: updated})})
+
+    assert ids(configured("credit", max_reasons=inputs.config.credit.max_reasons + 1)) == before
+    assert before.isdisjoint(ids(configured("imagery", clear_scl_classes=(4, 5))))
+    for measuring in ("pipeline.py", "zonal/stats.py", "segmentation/rule.py", "imagery/read.py"):
+        path = copy / measuring
+        path.write_text(path.read_text() + "# another version\n")
+        assert before.isdisjoint(ids()), measuring
+        path.write_text(path.read_text().removesuffix("# another version\n"))
+        assert ids() == before
+
+
+def test_measuring_a_partition_runs_only_code_its_id_hashes(small_season, tmp_path: Path) -> None:
+    """Code outside ``MEASURING_CODE`` may change without measuring again, so none of it may run in a partition."""
+    import sys
+
+    from farmcredit.batch.partitions import MEASURING_CODE
+    from farmcredit.batch.runner import measure_partition
+    from farmcredit.hashing import source_files
+    from farmcredit.segmentation import load_cropland_model
+
+    package = Path(source_files("hashing.py")[0]).parent
+    inputs = _inputs(small_season)
+    ran: set[str] = set()
+
+    def record(frame, event, arg) -> None:
+        if event == "call":
+            ran.add(frame.f_code.co_filename)
+
+    for name in ("rule", "cnn"):
+        model = load_cropland_model(name, inputs.config.cropland_rule, device="cpu")
+        part = plan_partitions(inputs, model.describe()["hash"], 10**6)[0]
+        ids, geoms = inputs.table["parcel_id"].to_numpy()[part.rows], inputs.geoms[part.rows]
+        sys.setprofile(record)
+        try:
+            measure_partition(part, ids, geoms, inputs.imagery, inputs.config, model, False, tmp_path / "part.parquet")
+        finally:
+            sys.setprofile(None)
+    in_package = {Path(f).resolve() for f in ran if Path(f).resolve().is_relative_to(package)}
+    assert package / "segmentation" / "cnn.py" in in_package and package / "zonal" / "stats.py" in in_package
+    assert not in_package - set(source_files(*MEASURING_CODE))
 
 
 def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_are_incomplete(
