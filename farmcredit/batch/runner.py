@@ -328,7 +328,9 @@ def local_cluster(
         gpu = {**options, "nthreads": 2, "resources": {GPU_RESOURCE: 1}}
         specs[f"gpu-{i}"] = ({"cls": Nanny, "options": {**gpu, "env": {"CUDA_VISIBLE_DEVICES": visible_device(i)}}}
                              if processes else {"cls": Worker, "options": gpu})
-    scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": None}
+    # Its HTTP server (health, metrics) on a free port: on Dask's default, 8787, a second cluster on the machine
+    # warned that the port was taken, even with --quiet.
+    scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": "127.0.0.1:0"}
     return SpecCluster(workers=specs, silence_logs=logging.ERROR, scheduler={"cls": Scheduler, "options": scheduler})
 
 

@@ -307,6 +307,19 @@ def test_auto_memory_shared_too_thin_is_warned_of(caplog: pytest.LogCaptureFixtu
     assert "16 workers share this machine's memory at 0.50 GiB each, under 1 GiB" in caplog.text
 
 
+def test_two_local_clusters_on_one_machine_start_without_a_port_warning() -> None:
+    import warnings
+
+    from farmcredit.batch.runner import local_cluster
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clusters = [local_cluster(1, processes=False) for _ in range(2)]
+        for cluster in clusters:
+            cluster.close()
+    assert not [w for w in caught if "already in use" in str(w.message)]
+
+
 def test_the_cli_holds_the_folder_from_measuring_to_its_last_output(small_windows: Path, tmp_path: Path) -> None:
     from farmcredit.batch.runner import exclusive, writable_folder
 
