@@ -401,6 +401,7 @@ def fetch_imagery(
     Raises:
         InputError: Unusable arguments, or Sentinel Hub credentials missing or refused.
         ImageryError: The catalogue finds no scene, or a remote read fails past its retries.
+        A folder this call made is removed again when it fails before writing anything in it.
     """
     start, end = season
     if end < start:
@@ -408,10 +409,24 @@ def fetch_imagery(
     if not 0 <= max_cloud <= 100:
         raise InputError(f"max cloud cover {max_cloud} is not a percentage (0-100)")
     folder = Path(out)
+    made = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"imagery folder {folder} cannot be made ({error.strerror})") from error
+    try:
+        return _fetch_into(folder, area, season, source, max_cloud, bands, http, progress, sentinelhub_config)
+    except BaseException:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()  # no empty folder left to be mistaken for imagery
+        raise
+
+
+def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
+                max_cloud: float, bands: Sequence[str], http: HttpSettings, progress: ProgressCallback | None,
+                sentinelhub_config: Any) -> FetchManifest:
+    """``fetch_imagery`` into ``folder``, which exists."""
+    start, end = season
     restore_set_aside(folder)
     # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
     wanted = normalise_bands([*bands, *held_bands(folder)])

@@ -208,7 +208,11 @@ def test_an_empty_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
     with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene") as error:
         _fetch(server, FIELDS, tmp_path / "s2", season=(date(2021, 1, 1), date(2021, 1, 31)))
     assert server.url in str(error.value)
-    assert not (tmp_path / "s2" / ITEM_ID).exists()
+    assert not (tmp_path / "s2").exists()  # the folder it made for nothing is gone
+    (tmp_path / "kept").mkdir()
+    with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene"):
+        _fetch(server, FIELDS, tmp_path / "kept", season=(date(2021, 1, 1), date(2021, 1, 31)))
+    assert (tmp_path / "kept").is_dir()  # a folder the user made stays
 
 
 @pytest.mark.parametrize(
@@ -353,6 +357,7 @@ def test_bands_without_a_10m_band_are_refused_before_any_request(earthsearch, tm
     with StacServer([item], files) as server, pytest.raises(InputError, match="include none of the 10 m bands"):
         _fetch(server, FIELDS, tmp_path / "s2", bands=("B05", "B11", "SCL"))
     assert not server.requests_to("/search", "POST")
+    assert not (tmp_path / "s2").exists()
 
 
 def test_small_fetches_are_told_in_kilobytes_not_as_0_0_mb() -> None:
