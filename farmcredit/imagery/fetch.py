@@ -382,7 +382,8 @@ def fetch_imagery(
     progress: ProgressCallback | None = None,
     sentinelhub_config: Any = None,
 ) -> FetchManifest:
-    """Download the season's scenes over the area into ``out`` and write its manifest.
+    """Download the season's scenes over the area into ``out`` and write its manifest (a folder this call made is
+    removed again when it fails before writing anything in it).
 
     Args:
         area: Parcel outlines or a box, any CRS; windows are planned around each geometry.
@@ -401,7 +402,6 @@ def fetch_imagery(
     Raises:
         InputError: Unusable arguments, or Sentinel Hub credentials missing or refused.
         ImageryError: The catalogue finds no scene, or a remote read fails past its retries.
-        A folder this call made is removed again when it fails before writing anything in it.
     """
     start, end = season
     if end < start:

@@ -285,7 +285,7 @@ def train(
 def _deterministic(device: torch.device) -> Iterator[None]:
     """On CUDA, deterministic kernels while training, so a seed gives the same run (restored after).
 
-    Measured on an H200: two runs of 150 steps differed from the first step on (losses up to 5%
+    Measured on an H200: two runs of 150 steps differed from their second step on (losses up to 5%
     apart) with cuDNN's default kernels and were identical with these; no op of the training
     lacked a deterministic kernel. The CPU's kernels are deterministic already.
     """
