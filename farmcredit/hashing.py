@@ -20,9 +20,16 @@ def canonical_hash(data: object) -> str:
 
 def source_files(*parts: str) -> list[Path]:
     """The package's code files (.py and .yaml), sorted: all of them, or those of ``parts`` (files or folders
-    relative to the package, e.g. ``"imagery"``, ``"pipeline.py"``)."""
+    relative to the package, e.g. ``"imagery"``, ``"pipeline.py"``).
+
+    Raises:
+        FileNotFoundError: a part that is not there (a renamed module would otherwise drop out of a hash unseen).
+    """
     root = Path(__file__).resolve().parent
     tops = [root / part for part in parts] or [root]
+    missing = [str(top) for top in tops if not top.exists()]
+    if missing:
+        raise FileNotFoundError(f"no such part of the package: {', '.join(missing)}")
     found = {p for top in tops for p in ([top] if top.is_file() else top.rglob("*")) if p.suffix in (".py", ".yaml")}
     return sorted(found)
 

@@ -26,8 +26,9 @@ GPU_RESOURCE = "GPU"
 # A CPU worker gives up on a window's inference after this long (no GPU worker left, say): its
 # partition fails, is retried, then recorded failed like any other.
 INFERENCE_TIMEOUT_S = 900.0
-# Per process: the model on this worker's device, by name and weights hash (moved once, not per window).
-_ON_DEVICE: dict[tuple[str, str], CroplandModel] = {}
+# Per process: the model on this worker's device, by its ``describe`` hash (weights as loaded, normalisation,
+# classes, calibration: a card recalibrated over the same weights file is another model), moved once, not per window.
+_ON_DEVICE: dict[str, CroplandModel] = {}
 
 
 def uses_gpu(model: CroplandModel) -> bool:
@@ -132,10 +133,7 @@ def infer_on_gpu(model: CroplandModel, bands: tuple[np.ndarray, np.ndarray, tupl
 
 
 def _on_this_device(model: CroplandModel) -> CroplandModel:
-    card = getattr(model, "card", None)
-    if card is None or not card.weights_sha256:
-        return model.on_device("auto")  # weights not from a file: no key to cache them by
-    key = (card.name, card.weights_sha256)
+    key = model.describe()["hash"]
     if key not in _ON_DEVICE:
         _ON_DEVICE[key] = model.on_device("auto")
     return _ON_DEVICE[key]

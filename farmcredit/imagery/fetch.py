@@ -16,6 +16,7 @@ windows that no scene folder holds yet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -417,8 +418,9 @@ def fetch_imagery(
     try:
         return _fetch_into(folder, area, season, source, max_cloud, bands, http, progress, sentinelhub_config)
     except BaseException:
-        if made and not any(folder.iterdir()):
-            folder.rmdir()  # no empty folder left to be mistaken for imagery
+        with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
+            if made and not any(folder.iterdir()):
+                folder.rmdir()  # no empty folder left to be mistaken for imagery
         raise
 
 

@@ -440,3 +440,19 @@ def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_erro
     local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200)
     assert not local.failed and local.partitions > 1
     assert (local.assessment.parcels["model_version"] == model.name).all()
+
+
+def test_a_gpu_worker_keeps_a_recalibrated_card_apart_from_the_model_it_holds() -> None:
+    import copy
+    from dataclasses import replace
+
+    from farmcredit.batch.placement import _on_this_device
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    shipped = load_cropland_model("cnn", device="cpu")
+    recalibrated = CnnCroplandModel(copy.deepcopy(shipped.net), replace(shipped.card, calibration={"a": 2.0, "b": 0.5}),
+                                    device="cpu")
+    assert recalibrated.card.weights_sha256 == shipped.card.weights_sha256  # the same weights file
+    assert _on_this_device(shipped) is _on_this_device(shipped)  # moved once, then reused
+    assert _on_this_device(recalibrated).card.calibration == {"a": 2.0, "b": 0.5}

@@ -206,3 +206,15 @@ def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_a
     assert np.isnan(full["ndvi"][[0, 1, 4]]).all()
     path.write_bytes(path.read_bytes()[:40])
     assert not is_complete(path, 5) and not is_complete(tmp_path / "missing.parquet", 5)
+
+
+def test_a_part_of_the_package_that_is_not_there_is_an_error_not_an_empty_hash() -> None:
+    import pytest
+
+    from farmcredit.batch.partitions import MEASURING_CODE
+    from farmcredit.hashing import source_files
+
+    assert all(source_files(part) for part in MEASURING_CODE)
+    with pytest.raises(FileNotFoundError, match="no_such_module.py"):
+        source_files("pipeline.py", "no_such_module.py")
+
