@@ -125,8 +125,9 @@ def read_rate(dates: int) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as folder:
         imagery = open_imagery(enlarged_imagery(Path(folder), min(dates, 4), factor=6))
         window = Window(0, 0, imagery.shape[1], imagery.shape[0])
-        per_read = seconds(lambda: read_window(imagery, window, MODEL_BANDS))
-        cube = read_window(imagery, window, MODEL_BANDS)
+        cubes = []
+        per_read = seconds(lambda: cubes.append(read_window(imagery, window, MODEL_BANDS)))
+    [cube] = cubes
     per_date_px = cube.clear.size / per_read
     tile = TILE_PX**2 * dates / per_date_px
     _, rows, cols = cube.clear.shape
