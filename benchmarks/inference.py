@@ -45,7 +45,7 @@ from rasterio.windows import Window
 
 from farmcredit.imagery import open_imagery, read_window
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, MODEL_BANDS
-from farmcredit.segmentation.cnn import CnnCroplandModel, chip_grid
+from farmcredit.segmentation.cnn import CnnCroplandModel, batch_plan
 
 TILE_PX = 10980
 REPO = Path(__file__).resolve().parents[1]
@@ -175,14 +175,11 @@ def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season]
     print(f"GPU {torch.cuda.get_device_name()}, bf16, chips {args.chip_px} px, "
           f"{args.batch_size} per batch:")
     batch = prepared_chips(gpu, season, args.chip_px, args.batch_size)
-    per_batch = per_call(lambda: gpu.logits(*batch))
-    batches = math.ceil(len(chip_grid(TILE_PX, TILE_PX, args.chip_px)) / args.batch_size)
-    ours = per_batch * batches
-    print(f"  compute alone: {TILE_PX**2 / ours / 1e6:.1f} Mpx/s, projected {ours:.3f} s per tile "
-          f"({batches} batches of {per_batch * 1e3:.1f} ms; edge chips as full)", flush=True)
+    ours, line = tile_compute(gpu, batch, args)
+    print(f"  compute alone: {TILE_PX**2 / ours / 1e6:.1f} Mpx/s, projected {ours:.3f} s per tile ({line})", flush=True)
     channels_last = copy.deepcopy(gpu)
     channels_last.net.to(memory_format=torch.channels_last)
-    other = per_call(lambda: channels_last.logits(*batch)) * batches
+    other, _ = tile_compute(channels_last, batch, args)
     print(f"  compute alone with channels_last weights: {other:.3f} s per tile ({other / ours:.2f}x)", flush=True)
     # The FTW-style net's chips do not overlap (its tile is cut into whole chips; edge chips as full).
     ftw_batches = math.ceil(math.ceil(TILE_PX / args.chip_px) ** 2 / args.batch_size)
@@ -194,6 +191,19 @@ def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season]
     print(f"  whole predict path: {line}; reading that tile (above) takes {read_s / path_s:.1f}x as long")
     for name, real_season in real.items():
         print(f"  {name}: {disagreement(gpu.predict(*real_season).crop_class, cpu_classes[name])}")
+
+
+def tile_compute(model: CnnCroplandModel, batch: tuple[torch.Tensor, ...],
+                 args: argparse.Namespace) -> tuple[float, str]:
+    """Projected s of network compute per tile, and how: each chip of the tile's ``batch_plan`` at the per-chip time of
+    a full batch (edge chips as full), inside the raster or at its edge as it is."""
+    plan = batch_plan(TILE_PX, TILE_PX, args.chip_px, args.batch_size)
+    sides = (True, False)
+    chips = {interior: sum(len(members) for members, inside in plan if inside == interior) for interior in sides}
+    per_batch = {interior: per_call(lambda interior=interior: model.logits(*batch, interior)) for interior in sides}
+    total = sum(chips[interior] * per_batch[interior] / args.batch_size for interior in sides)
+    return total, (f"{chips[True]} chips inside the tile at {per_batch[True] * 1e3:.1f} ms a batch, {chips[False]} at "
+                   f"its edge at {per_batch[False] * 1e3:.1f} ms")
 
 
 def disagreement(classes: np.ndarray, reference: np.ndarray) -> str:

@@ -4,12 +4,16 @@ Every date goes through the same 1x1 encoder (so any number of dates works), mas
 left out of the mean/max/min pooling (so a fully masked date changes nothing), and the U-Net adds
 spatial context. Convolutions pad by replicating the edge, so a 1x1 input (a labelled pixel)
 behaves like a uniform field, and tiled inference matches a single pass (see ``ALIGN_PX`` and
-``RECEPTIVE_RADIUS_PX``).
+``RECEPTIVE_RADIUS_PX``). A chip whose edges all lie inside the raster pads with zeros instead:
+no output it keeps sees its edges, and the convolution pads without a padded copy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Pooling levels: chip origins on multiples of this keep every pooling grid aligned to a full pass.
@@ -46,49 +50,78 @@ class CroplandNet(nn.Module):
         self.head = nn.Conv2d(w1 + w1, n_classes, 1)
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
 
-    def forward(self, reflectance: torch.Tensor, clear: torch.Tensor, band_available: torch.Tensor) -> torch.Tensor:
+    def forward(self, reflectance: torch.Tensor, clear: torch.Tensor, band_available: torch.Tensor,
+                interior: bool = False) -> torch.Tensor:
         """Class logits.
 
         Args:
             reflectance: normalised, (batch, time, band, rows, cols); zero where unavailable or masked.
             clear: bool (batch, time, rows, cols); dates not clear at a pixel are ignored there.
-            band_available: (batch, band) 1.0 for bands present in the input.
+            band_available: 1.0 for bands present in the input, (band,) for the whole batch or (batch, band).
+            interior: no chip of the batch touches a raster edge, and outputs within ``RECEPTIVE_RADIUS_PX`` of a chip
+                edge are discarded: convolutions pad with zeros, which changes only those.
 
         Returns:
             Logits (batch, classes, rows, cols).
         """
-        batch, steps, _, rows, cols = reflectance.shape
-        flags = band_available[:, :, None, None].to(reflectance.dtype).expand(-1, -1, rows, cols)
-        total = count = high = low = None
+        encode_date = self._date_encoding(band_available)
+        total = high = low = None
         # Dates one at a time: memory stays that of one date whatever the season length.
-        for step in range(steps):
-            x = torch.cat([reflectance[:, step] * flags, flags], dim=1)
-            feature = self.date_encoder(x)
-            mask = clear[:, step, None]
-            weight = mask.to(feature.dtype)
+        for step in range(reflectance.shape[1]):
+            feature = encode_date(reflectance[:, step])
+            hidden = ~clear[:, step, None]
+            kept = feature.masked_fill(hidden, 0.0)
+            top, bottom = feature.masked_fill(hidden, -torch.inf), feature.masked_fill(hidden, torch.inf)
             if total is None:
-                total, count = feature * weight, weight
-                high = torch.where(mask, feature, torch.full_like(feature, -torch.inf))
-                low = torch.where(mask, feature, torch.full_like(feature, torch.inf))
+                total, high, low = kept, top, bottom
             else:
-                total, count = total + feature * weight, count + weight
-                high = torch.where(mask, torch.maximum(high, feature), high)
-                low = torch.where(mask, torch.minimum(low, feature), low)
+                total, high, low = total + kept, torch.maximum(high, top), torch.minimum(low, bottom)
+        count = clear.sum(dim=1, keepdim=True)
         seen = count > 0
-        mean = total / count.clamp(min=1.0)
-        high = torch.where(seen, high, torch.zeros_like(high))
-        low = torch.where(seen, low, torch.zeros_like(low))
-        level1 = self.enc1(self.fuse(torch.cat([mean, high, low, seen.to(mean.dtype)], dim=1)))
-        level2 = self.enc2(self.pool(level1))
-        level3 = self.enc3(self.pool(level2))
-        up2 = self.dec2(torch.cat([_upsample_to(level3, level2), level2], dim=1))
-        up1 = self.dec1(torch.cat([_upsample_to(up2, level1), level1], dim=1))
+        mean = total / count.clamp(min=1).to(total.dtype)
+        high, low = high.masked_fill(~seen, 0.0), low.masked_fill(~seen, 0.0)
+        level1 = _run(self.enc1, self.fuse(torch.cat([mean, high, low, seen.to(mean.dtype)], dim=1)), interior)
+        level2 = _run(self.enc2, self.pool(level1), interior)
+        level3 = _run(self.enc3, self.pool(level2), interior)
+        up2 = _run(self.dec2, torch.cat([_upsample_to(level3, level2), level2], dim=1), interior)
+        up1 = _run(self.dec1, torch.cat([_upsample_to(up2, level1), level1], dim=1), interior)
         return self.head(torch.cat([up1, level1], dim=1))
+
+    def _date_encoding(self, band_available: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The per-date encoder for inputs (batch, band, rows, cols) with that availability.
+
+        Its first layer sees each band beside its availability flag. An unavailable band is zero,
+        so the flags only add a bias, folded in here (in float32) rather than concatenated to every
+        pixel; flags shared by the batch also zero the weights of unavailable bands.
+        """
+        first, rest = self.date_encoder[0], self.date_encoder[1:]
+        n_inputs = band_available.shape[-1]
+        flags = band_available.to(first.weight.dtype)
+        weight, flag_weight = first.weight[:, :n_inputs], first.weight[:, n_inputs:, 0, 0]
+        if flags.ndim == 1:
+            bias = first.bias + (flag_weight * flags).sum(dim=1)
+            weight = weight * flags[:, None, None]
+            return lambda x: rest(F.conv2d(x, weight, bias))
+        bias = (first.bias + (flag_weight[None] * flags[:, None]).sum(dim=2))[:, :, None, None]
+        return lambda x: rest(F.conv2d(x * flags[:, :, None, None], weight) + bias)
+
+
+def _run(block: nn.Sequential, x: torch.Tensor, interior: bool) -> torch.Tensor:
+    """A block of 3x3 convolutions and ReLUs; with ``interior``, padding with zeros inside each convolution."""
+    if not interior:
+        return block(x)
+    for layer in block.modules():
+        if isinstance(layer, nn.Conv2d):
+            x = F.conv2d(x, layer.weight, layer.bias, padding=1)
+        elif not isinstance(layer, nn.Sequential):
+            x = layer(x)
+    return x
 
 
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Nearest 2x upsampling cropped to ``like``: pixel i takes coarse pixel i // 2, as the pooling grid."""
-    up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    batch, channels, rows, cols = x.shape
+    up = x[:, :, :, None, :, None].expand(-1, -1, -1, 2, -1, 2).reshape(batch, channels, 2 * rows, 2 * cols)
     return up[:, :, : like.shape[2], : like.shape[3]]
 
 

@@ -253,7 +253,7 @@ def train(
                 # Bands the starting weights never learnt stay unused, as at inference.
                 x, clear, available = normalise_season(*(to_tensor(a, target) for a in batch[:2]), batch[2] * trained,
                                                        mean, std, card.bands)
-                inputs = [x, clear, available.expand(len(x), -1)]
+                inputs = [x, clear, available]
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
                     logits = net(*inputs)
                 loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], inputs[1])

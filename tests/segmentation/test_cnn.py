@@ -21,7 +21,13 @@ from farmcredit.segmentation.card import (  # noqa: E402
     card_path,
     uncalibrated,
 )
-from farmcredit.segmentation.cnn import CnnCroplandModel, chip_grid, fill_window, normalise_season  # noqa: E402
+from farmcredit.segmentation.cnn import (  # noqa: E402
+    CnnCroplandModel,
+    batch_plan,
+    chip_grid,
+    fill_window,
+    normalise_season,
+)
 from farmcredit.segmentation.network import RECEPTIVE_RADIUS_PX, CroplandNet  # noqa: E402
 from farmcredit.segmentation.training import (  # noqa: E402
     SETTINGS_ADDED,
@@ -136,6 +142,33 @@ def test_tiled_inference_equals_one_pass_whatever_the_chip_size(model) -> None:
     for chip in (68, 96, 150):
         tiled = CnnCroplandModel(model.net, model.card, "cpu", chip_px=chip).predict(reflectance, clear, MODEL_BANDS)
         np.testing.assert_allclose(tiled.crop_probability, whole.crop_probability, atol=1e-5)
+
+
+def test_chips_inside_the_raster_are_batched_apart_from_those_at_its_edge() -> None:
+    rows, cols = 230, 170
+    plan = batch_plan(rows, cols, 96, 4)
+    assert sorted(chip for members, _ in plan for chip in members) == sorted(chip_grid(rows, cols, 96))
+    for members, interior in plan:
+        assert 1 <= len(members) <= 4 and len({(r1 - r0, c1 - c0) for (r0, r1, c0, c1), _ in members}) == 1
+        assert all((r0 > 0 and c0 > 0 and r1 < rows and c1 < cols) == interior for (r0, r1, c0, c1), _ in members)
+    # Cores of 40 px, margins of 28: the cores in rows 40-199 and cols 40-119 read no edge, 8 chips in 2 batches.
+    assert [len(members) for members, interior in plan if interior] == [4, 4]
+
+
+def test_zero_padding_inside_the_raster_changes_only_outputs_no_kept_pixel_is_and_flags_fold_exactly(model) -> None:
+    reflectance, clear = season(2, rows=70, cols=80)
+    [batch] = model.chip_batches(reflectance, clear, MODEL_BANDS)
+    x, narrowed, flags = model.network_inputs(batch.reflectance, batch.clear, batch.available)
+    edge, inside = (model.logits(x, narrowed, flags, interior).numpy() for interior in (False, True))
+    r = RECEPTIVE_RADIUS_PX
+    np.testing.assert_allclose(inside[..., r:-r, r:-r], edge[..., r:-r, r:-r], atol=1e-5)
+    assert not np.allclose(inside[..., :2, :], edge[..., :2, :], atol=1e-3)
+    some = flags.clone()
+    some[1:4] = 0.0  # bands unavailable (zero, as normalised): their flags fold into the first layer's bias
+    x = x * some[:, None, None]
+    shared = model.logits(x, narrowed, some).numpy()
+    np.testing.assert_allclose(model.logits(x, narrowed, some.expand(len(x), -1)).numpy(), shared, atol=1e-5)
+    assert not np.allclose(shared, model.logits(x, narrowed, flags).numpy(), atol=1e-3)
 
 
 def test_wrong_band_count_or_missing_nir_is_refused(model) -> None:
