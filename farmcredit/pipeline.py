@@ -211,6 +211,7 @@ def finish_assessment(
     failed: np.ndarray | None = None,
     extent: Window | None = None,
     pixels: PixelRasters | None = None,
+    inference: list[dict] | None = None,
 ) -> Assessment:
     """The portfolio-wide stages over every parcel's measurements: signals, overlaps, limits, borrowers.
 
@@ -227,6 +228,8 @@ def finish_assessment(
         failed: mask of parcels whose measurement failed (``MEASUREMENT_FAILED``), if any.
         extent: the window the raster outputs cover.
         pixels: the per-pixel layers kept, if any.
+        inference: where and in what precision the model ran, when not where ``model`` is (``batch``'s workers):
+            device, precision and partitions per kind; the audit record's model description says so.
     """
     tick = time.perf_counter()
     table, geoms, cfg, risk = inputs.table, inputs.geoms, inputs.config, inputs.risk
@@ -257,8 +260,13 @@ def finish_assessment(
     borrowers = aggregate_borrowers(result, cfg)
     timings["credit"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
+    cropland = model.describe()
+    if inference is not None:
+        device, precision = (" + ".join(sorted({kind[key] for kind in inference})) or "none"
+                             for key in ("device", "precision"))
+        cropland = {**cropland, "device": device, "precision": precision, "inference": inference}
     record = build_run_record(
-        inputs.source, inputs.imagery, cfg, {"cropland": model.describe(), "risk": risk.describe()}, result, borrowers,
+        inputs.source, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings, measurements.read_failures,
     )
     series = _season_series(result["parcel_id"], measurements)

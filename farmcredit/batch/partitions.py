@@ -43,10 +43,10 @@ from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInpu
 # Part of every partition id: files an older farmcredit wrote (another layout) are never reused.
 PARTITION_FORMAT = "geoparquet-1"
 # The package's code that decides a partition's file (reading, the cropland models, zonal statistics, the
-# windows and the file's layout) and the config sections it reads; what comes before (parcels' repair, the
-# settings' defaults) reaches the id as the outlines and settings it gives. A test runs partitions under a
-# profiler and holds every farmcredit file that runs to this list.
-MEASURING_CODE = ("batch", "imagery", "segmentation", "zonal", "pipeline.py")
+# windows and the file's layout) and its manifest entry (the model's description, hashed), and the config sections
+# it reads; what comes before (parcels' repair, the settings' defaults) reaches the id as the outlines and settings
+# it gives. A test runs partitions under a profiler and holds every farmcredit file that runs to this list.
+MEASURING_CODE = ("batch", "imagery", "segmentation", "zonal", "pipeline.py", "hashing.py")
 MEASURING_SETTINGS = {"imagery", "cropland_rule"}
 MANIFEST = "_manifest.json"
 # GDAL's path of a file inside a zip archive: /vsizip/ZIP/MEMBER.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,6 +84,9 @@ class GpuInference:
     """A ``CroplandModel`` that runs each window's inference as a task on a worker with a ``GPU`` resource."""
 
     model: CroplandModel
+    # (device, precision) of the model each inference task ran, as its GPU worker said: CUDA in bf16 where the
+    # worker sees a GPU, else its CPU in float32.
+    ran: set[tuple[str, str]] = field(default_factory=set, compare=False)
 
     @property
     def name(self) -> str:
@@ -91,8 +94,11 @@ class GpuInference:
         return self.model.name
 
     def describe(self) -> dict:
-        """The wrapped model's description, run on the workers offering ``GPU`` (CUDA, bf16, where they see one)."""
-        return {**self.model.describe(), "device": "GPU-resource workers", "precision": "bfloat16 on CUDA"}
+        """The wrapped model's description, with where and in what precision its inference tasks ran so far
+        (``unknown`` before the first)."""
+        ran = sorted(self.ran)
+        device, precision = (", ".join(sorted({kind[i] for kind in ran})) or "unknown" for i in (0, 1))
+        return {**self.model.describe(), "device": f"GPU-resource workers: {device}", "precision": precision}
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -120,16 +126,33 @@ class GpuInference:
         future = client.submit(infer_on_gpu, self.model, bands, resources={GPU_RESOURCE: 1}, priority=10,
                                pure=False)
         try:
-            return future.result(timeout=INFERENCE_TIMEOUT_S)
+            probability, ran = future.result(timeout=INFERENCE_TIMEOUT_S)
         finally:
             future.release()
             bands.release()
+        self.ran.add(ran)
+        return probability
 
 
-def infer_on_gpu(model: CroplandModel, bands: tuple[np.ndarray, np.ndarray, tuple[str, ...]]) -> np.ndarray:
-    """The inference task: the model on this worker's device, applied to one window's bands."""
+def infer_on_gpu(model: CroplandModel,
+                 bands: tuple[np.ndarray, np.ndarray, tuple[str, ...]]) -> tuple[np.ndarray, tuple[str, str]]:
+    """The inference task: the model on this worker's device, applied to one window's bands; with the device and
+    precision it ran in."""
     reflectance, clear, names = bands
-    return _on_this_device(model).predict(reflectance, clear, names).crop_probability
+    here = _on_this_device(model)
+    described = here.describe()
+    return here.predict(reflectance, clear, names).crop_probability, (described["device"], described["precision"])
+
+
+def inference_used(model: CroplandModel) -> list[dict[str, str]]:
+    """Where and in what precision ``model``, as ``on_this_worker`` gave it, ran a partition's inference: one entry
+    per kind (none when it sent no window to a GPU worker)."""
+    if isinstance(model, GpuInference):
+        kinds = sorted(model.ran)
+    else:
+        described = model.describe()
+        kinds = [(described["device"], described["precision"])]
+    return [{"device": device, "precision": precision} for device, precision in kinds]
 
 
 def _on_this_device(model: CroplandModel) -> CroplandModel:

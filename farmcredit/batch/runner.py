@@ -12,11 +12,13 @@ at any point loses at most the partitions in flight.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -47,6 +49,7 @@ from farmcredit.batch.placement import (
     GPU_RESOURCE,
     cluster_has_gpu,
     cpu_workers,
+    inference_used,
     on_this_worker,
     portable,
     uses_gpu,
@@ -118,17 +121,19 @@ class BatchResult:
 def measure_partition(
     partition: Partition, parcel_ids: np.ndarray, geoms: np.ndarray, imagery: Imagery, config: Config,
     model: CroplandModel, gpu_cluster: bool, path: Path,
-) -> list[list[str]]:
+) -> dict[str, list]:
     """Measure one partition's parcels (``parcel_ids``, ``geoms``: theirs, in ``partition.rows`` order)
     and write its file.
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
-    Returns the files that failed to decode in its windows, [scene id, file, message] each (for the manifest).
+    Returns, for the manifest, the files that failed to decode in its windows (``read_failures``: [scene id, file,
+    message] each) and where and in what precision the model ran (``inference``: ``inference_used``).
     """
     _test_hooks()
-    stats = measure_windows(geoms, imagery, config, on_this_worker(model, gpu_cluster), list(partition.windows))
+    used = on_this_worker(model, gpu_cluster)
+    stats = measure_windows(geoms, imagery, config, used, list(partition.windows))
     write_atomically(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
-    return stats["read_failures"].tolist()
+    return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used)}
 
 
 def run_batch(
@@ -184,8 +189,12 @@ def run_batch(
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
         # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
-        # have passed), and one whose file will not read back whole is too.
-        todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))]
+        # have passed), and one whose file will not read back whole is too; with --device cpu, so is one whose model
+        # ran in another precision (bf16 on a GPU) or where the manifest does not say.
+        previous = read_manifest(manifest_path)
+        asked = [] if device != "cpu" else inference_used(portable(model))
+        todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
+                or asked and previous.get(p.partition_id, {}).get("inference") != asked]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)
 
@@ -204,7 +213,7 @@ def run_batch(
                 raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
                                  f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
             # Only now, with the arguments found usable, is anything of an earlier run removed.
-            entries = _start_manifest(folder, plan, {p.partition_id for p in todo})
+            entries = _start_manifest(folder, plan, {p.partition_id for p in todo}, previous)
             if progress is not None:
                 progress(done, total)
             if client is not None:
@@ -228,8 +237,24 @@ def run_batch(
                                                for f in entry["read_failures"])
         measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
         assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
-                                       extent=output_extent(inputs.geoms, inputs.imagery))
+                                       extent=output_extent(inputs.geoms, inputs.imagery),
+                                       inference=_inference_summary(entries.values()))
         return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
+
+
+def _inference_summary(entries: Iterable[dict]) -> list[dict]:
+    """The kinds of inference (device, precision) the measured partitions ran, each with how many partitions did;
+    warned of when their precisions differ (the CNN's bf16 and float32 classes differ on a few pixels in 1,000)."""
+    counts = Counter(json.dumps(kind, sort_keys=True) for entry in entries if entry["status"] == "done"
+                     for kind in entry.get("inference") or [{"device": "unknown", "precision": "unknown"}])
+    summary = [{**json.loads(kind), "partitions": n} for kind, n in sorted(counts.items())]
+    precisions = sorted({kind["precision"] for kind in summary})
+    if len(precisions) > 1:
+        logger.warning("the partitions of this run were measured in %s (%s): their cropland classes can differ on a "
+                       "few pixels in 1,000; to measure every partition in one precision, rerun into a new --out, or "
+                       "with --device cpu, which measures again those not measured on a CPU", " and ".join(precisions),
+                       "; ".join(f"{k['partitions']} on {k['device']} in {k['precision']}" for k in summary))
+    return summary
 
 
 @contextmanager
@@ -273,20 +298,23 @@ def writable_folder(folder: Path) -> Path:
     return folder
 
 
-def _start_manifest(folder: Path, plan: list[Partition], todo: set[str]) -> dict[str, dict]:
-    """Remove what no partition of ``plan`` is, and write the manifest: those in ``todo`` pending, the rest done."""
+def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
+                    previous: Mapping[str, dict]) -> dict[str, dict]:
+    """Remove what no partition of ``plan`` is, and write the manifest: those in ``todo`` pending, the rest done
+    (keeping what the ``previous`` manifest's entries say of how they were measured)."""
     current = {p.file_name for p in plan}
     for stale in [*folder.glob("*.tmp"), *folder.glob("part-*.parquet"), folder / "manifest.json"]:
         # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
         # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
         if stale.name not in current:
             stale.unlink(missing_ok=True)
-    previous = read_manifest(folder / MANIFEST)
     entries = {
         p.partition_id: {"id": p.partition_id, "parcels": len(p.rows),
                          "status": "pending" if p.partition_id in todo else "done",
                          "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None,
-                         "read_failures": []}  # a partition reused had none: one with any is measured again
+                         "read_failures": [],  # a partition reused had none: one with any is measured again
+                         "inference": None if p.partition_id in todo else previous.get(p.partition_id, {}).get(
+                             "inference")}
         for p in plan
     }
     write_manifest(folder / MANIFEST, entries)
@@ -395,7 +423,7 @@ def _measure_on_cluster(
             partition = futures.pop(future)
             entry = entries[partition.partition_id]
             try:
-                entry["read_failures"] = future.result()
+                entry.update(future.result())
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
                 if tries[partition.partition_id] <= retries:
                     tries[partition.partition_id] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -103,6 +104,38 @@ def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Pat
     by_id = [frame.drop(columns="geometry").set_index("parcel_id").sort_index()
              for frame in (moved.assessment.parcels, first.assessment.parcels)]
     pd.testing.assert_frame_equal(*by_id)
+
+
+def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_another_precision_again(
+        small_windows: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=100)
+    first = run()
+    path = tmp_path / "partitions" / "_manifest.json"
+    manifest = json.loads(path.read_text())
+    assert [entry["inference"] for entry in manifest["partitions"]] == [[{"device": "cpu", "precision": "float64"}]] * (
+        first.partitions)
+    # As a run on GPU workers would have left it (the rule itself never runs there).
+    manifest["partitions"][0]["inference"] = [{"device": "cuda", "precision": "bfloat16"}]
+    path.write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="farmcredit.batch.runner"):
+        mixed = run()
+    assert mixed.reused == mixed.partitions == first.partitions
+    assert mixed.assessment.record["models"]["cropland"]["inference"] == [
+        {"device": "cpu", "precision": "float64", "partitions": first.partitions - 1},
+        {"device": "cuda", "precision": "bfloat16", "partitions": 1}]
+    assert mixed.assessment.record["models"]["cropland"]["precision"] == "bfloat16 + float64"
+    assert "measured in bfloat16 and float64" in caplog.text
+    caplog.clear()
+    again = run(device="cpu")
+    assert again.reused == again.partitions - 1 and "measured in" not in caplog.text
+    assert again.assessment.record["models"]["cropland"]["inference"] == [
+        {"device": "cpu", "precision": "float64", "partitions": again.partitions}]
+    pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
 
 
 def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Path, assessed: pd.DataFrame,
@@ -424,6 +457,11 @@ def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_window
     assessed = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows, model=model)
     pd.testing.assert_frame_equal(batch.assessment.parcels.drop(columns="geometry"),
                                   assessed.parcels.drop(columns="geometry"), rtol=1e-5)
+    # The "GPU" worker has no CUDA here: the manifest and the audit say the model ran on a CPU in float32.
+    entries = json.loads((tmp_path / "partitions" / "_manifest.json").read_text())["partitions"]
+    assert all(entry["inference"] == [{"device": "cpu", "precision": "float32"}] for entry in entries)
+    cropland = batch.assessment.record["models"]["cropland"]
+    assert (cropland["device"], cropland["precision"], cropland["hash"]) == ("cpu", "float32", model.describe()["hash"])
 
 
 def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_error(
