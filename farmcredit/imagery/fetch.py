@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -194,10 +195,18 @@ class FetchManifest:
         )
 
     def write(self, folder: Path) -> Path:
-        """Write ``manifest.json`` into the folder; returns its path."""
-        path = folder / MANIFEST_NAME
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        return path
+        """Write ``manifest.json`` into the folder (``write_manifest``); returns its path."""
+        return write_manifest(folder, self.to_json())
+
+
+def write_manifest(folder: Path, document: Mapping[str, Any]) -> Path:
+    """Replace the folder's ``manifest.json`` atomically (a kill mid-write leaves the old one whole); returns its
+    path."""
+    path = folder / MANIFEST_NAME
+    temporary = folder / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -430,6 +439,7 @@ def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], so
     """``fetch_imagery`` into ``folder``, which exists."""
     start, end = season
     restore_set_aside(folder)
+    mark_unfinished(folder)
     # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
     wanted = normalise_bands([*bands, *held_bands(folder)])
     if not set(wanted) & set(BASE_GRID_BANDS):
@@ -482,6 +492,22 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ImageryError(f"{path}: not valid JSON ({error})") from error
+
+
+def mark_unfinished(folder: Path) -> None:
+    """Say in the manifest of an earlier fetch into ``folder`` that another has begun (``unfinished_fetch``), which
+    its own manifest replaces when it ends: killed or failed before that, the folder may hold scenes the manifest
+    does not name, and the audit of an ``assess`` of the folder says so. A manifest that does not read is removed."""
+    try:
+        document = read_manifest(folder)
+    except ImageryError:
+        (folder / MANIFEST_NAME).unlink()
+        return
+    if document is not None:
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        write_manifest(folder, {**document, "unfinished_fetch": {
+            "started": started, "note": "a later fetch into this folder began and did not finish: its scene folders "
+                                        "may differ from those this manifest names"}})
 
 
 def restore_set_aside(folder: Path) -> None:

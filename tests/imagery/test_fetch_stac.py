@@ -24,7 +24,7 @@ from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
-from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url
+from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url, read_manifest
 from farmcredit.imagery.stac import assign_geometries, remote_scene
 
 FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
@@ -240,6 +240,22 @@ def test_remote_failures_past_the_retries_are_clear_errors(
     assert server.url.removeprefix("http://") in str(error.value)
     assert not any((tmp_path / "s2").glob("*/*.json"))  # no half scene left for assess to read
     assert not any((tmp_path / "s2").glob(".partial-*"))
+
+
+def test_a_fetch_failing_into_a_fetched_folder_leaves_the_earlier_manifest_saying_so(earthsearch, tmp_path) -> None:
+    item, files = earthsearch
+    folder = tmp_path / "s2"
+    with StacServer([item], files) as server:
+        _fetch(server, FIELDS, folder)
+        assert "unfinished_fetch" not in read_manifest(folder)
+        server.fail("/search", *[Fault(status=503)] * 2)
+        with pytest.raises(ImageryError, match="503"):
+            _fetch(server, FAR_FIELD, folder)
+        earlier = read_manifest(folder)
+        assert "did not finish" in earlier["unfinished_fetch"]["note"] and earlier["scenes"][0]["windows"] == 1
+        (folder / "manifest.json").write_text('{"source": "stac ht')  # as a write killed midway used to leave it
+        assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
+    assert "unfinished_fetch" not in read_manifest(folder) and not list(folder.glob(".manifest.json*"))
 
 
 def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
