@@ -198,7 +198,9 @@ def _provenance(record: dict) -> dict:
     return {
         "code": record["code"],
         "config_hash": record["config"]["hash"],
-        "models": {"cropland": record["models"]["cropland"], "risk_hash": record["models"]["risk"]["hash"]},
+        # The cropland model with its devices and precisions; run.json alone counts the partitions of each (batch).
+        "models": {"cropland": {k: v for k, v in record["models"]["cropland"].items() if k != "inference"},
+                   "risk_hash": record["models"]["risk"]["hash"]},
         "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
         # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
         "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],

@@ -262,15 +262,19 @@ def finish_assessment(
     timings["total"] = time.perf_counter() - started
     cropland = model.describe()
     if inference is not None:
-        device, precision = (" + ".join(sorted({kind[key] for kind in inference})) or "none"
-                             for key in ("device", "precision"))
-        cropland = {**cropland, "device": device, "precision": precision, "inference": inference}
+        cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
         inputs.source, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings, measurements.read_failures,
     )
     series = _season_series(result["parcel_id"], measurements)
     return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)
+
+
+def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:
+    """``device`` and ``precision`` of kinds of inference (``batch``'s ``inference_used``), each the distinct values
+    joined by `` + `` (``none`` for no kind)."""
+    return {key: " + ".join(sorted({str(kind[key]) for kind in kinds})) or "none" for key in ("device", "precision")}
 
 
 def measure_parcels(

@@ -20,15 +20,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from farmcredit.imagery import SeasonCube
+from farmcredit.pipeline import joined_kinds
 from farmcredit.segmentation import CroplandModel
 
 GPU_RESOURCE = "GPU"
 # A CPU worker gives up on a window's inference after this long (no GPU worker left, say): its
 # partition fails, is retried, then recorded failed like any other.
 INFERENCE_TIMEOUT_S = 900.0
-# Per process: the model on this worker's device, by its ``describe`` hash (weights as loaded, normalisation,
-# classes, calibration: a card recalibrated over the same weights file is another model), moved once, not per window.
-_ON_DEVICE: dict[str, CroplandModel] = {}
+# Per process: the model on this worker's device with (device, precision), by its ``describe`` hash (weights as
+# loaded, normalisation, classes, calibration: a card recalibrated over the same weights file is another model),
+# moved and described once, not per window.
+_ON_DEVICE: dict[str, tuple[CroplandModel, tuple[str, str]]] = {}
 
 
 def uses_gpu(model: CroplandModel) -> bool:
@@ -50,7 +52,7 @@ def on_this_worker(model: CroplandModel, gpu_cluster: bool) -> CroplandModel:
     """
     if not gpu_cluster:
         return model
-    return _on_this_device(model) if _worker_has_gpu() else GpuInference(model)
+    return _on_this_device(model)[0] if _worker_has_gpu() else GpuInference(model)
 
 
 def local_gpu_count(model: CroplandModel) -> int:
@@ -94,11 +96,9 @@ class GpuInference:
         return self.model.name
 
     def describe(self) -> dict:
-        """The wrapped model's description, with where and in what precision its inference tasks ran so far
-        (``unknown`` before the first)."""
-        ran = sorted(self.ran)
-        device, precision = (", ".join(sorted({kind[i] for kind in ran})) or "unknown" for i in (0, 1))
-        return {**self.model.describe(), "device": f"GPU-resource workers: {device}", "precision": precision}
+        """The wrapped model's description, with the devices and precisions its inference tasks ran in so far
+        (``joined_kinds``)."""
+        return {**self.model.describe(), **joined_kinds(inference_used(self))}
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -139,9 +139,8 @@ def infer_on_gpu(model: CroplandModel,
     """The inference task: the model on this worker's device, applied to one window's bands; with the device and
     precision it ran in."""
     reflectance, clear, names = bands
-    here = _on_this_device(model)
-    described = here.describe()
-    return here.predict(reflectance, clear, names).crop_probability, (described["device"], described["precision"])
+    here, ran = _on_this_device(model)
+    return here.predict(reflectance, clear, names).crop_probability, ran
 
 
 def inference_used(model: CroplandModel) -> list[dict[str, str]]:
@@ -155,10 +154,13 @@ def inference_used(model: CroplandModel) -> list[dict[str, str]]:
     return [{"device": device, "precision": precision} for device, precision in kinds]
 
 
-def _on_this_device(model: CroplandModel) -> CroplandModel:
+def _on_this_device(model: CroplandModel) -> tuple[CroplandModel, tuple[str, str]]:
+    """The model on this worker's device (``auto``), with that device and its precision."""
     key = model.describe()["hash"]
     if key not in _ON_DEVICE:
-        _ON_DEVICE[key] = model.on_device("auto")
+        moved = model.on_device("auto")
+        described = moved.describe()
+        _ON_DEVICE[key] = moved, (described["device"], described["precision"])
     return _ON_DEVICE[key]
 
 

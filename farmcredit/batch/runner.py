@@ -189,12 +189,12 @@ def run_batch(
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
         # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
-        # have passed), and one whose file will not read back whole is too; with --device cpu, so is one whose model
-        # ran in another precision (bf16 on a GPU) or where the manifest does not say.
+        # have passed), and one whose file will not read back whole is too, as is one whose manifest entry does not
+        # say how its model ran (a driver killed between the two) or, with --device cpu, says another precision.
         previous = read_manifest(manifest_path)
-        asked = [] if device != "cpu" else inference_used(portable(model))
+        asked = inference_used(portable(model)) if device == "cpu" else None
         todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
-                or asked and previous.get(p.partition_id, {}).get("inference") != asked]
+                or not _measured_as(previous.get(p.partition_id), asked)]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)
 
@@ -242,11 +242,19 @@ def run_batch(
         return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
 
 
+def _measured_as(entry: dict | None, asked: list[dict] | None) -> bool:
+    """True when a manifest entry says how its partition's model ran (``inference_used``), and, when ``asked``
+    says how this run's will, that it ran so."""
+    known = (entry or {}).get("inference")
+    return known is not None and (asked is None or known == asked)
+
+
 def _inference_summary(entries: Iterable[dict]) -> list[dict]:
-    """The kinds of inference (device, precision) the measured partitions ran, each with how many partitions did;
-    warned of when their precisions differ (the CNN's bf16 and float32 classes differ on a few pixels in 1,000)."""
+    """The kinds of inference (device, precision) the measured partitions ran, each with how many partitions did (one
+    whose windows ran on two kinds counts under both); warned of when their precisions differ (the CNN's bf16 and
+    float32 classes differ on a few pixels in 1,000)."""
     counts = Counter(json.dumps(kind, sort_keys=True) for entry in entries if entry["status"] == "done"
-                     for kind in entry.get("inference") or [{"device": "unknown", "precision": "unknown"}])
+                     for kind in entry["inference"])
     summary = [{**json.loads(kind), "partitions": n} for kind, n in sorted(counts.items())]
     precisions = sorted({kind["precision"] for kind in summary})
     if len(precisions) > 1:

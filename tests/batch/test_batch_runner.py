@@ -108,6 +108,7 @@ def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Pat
 
 def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_another_precision_again(
         small_windows: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from farmcredit.audit import decision_records
     from farmcredit.batch import run_batch
     from farmcredit.segmentation import load_cropland_model
 
@@ -119,17 +120,22 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
     manifest = json.loads(path.read_text())
     assert [entry["inference"] for entry in manifest["partitions"]] == [[{"device": "cpu", "precision": "float64"}]] * (
         first.partitions)
-    # As a run on GPU workers would have left it (the rule itself never runs there).
+    # As a run on GPU workers would have left it (the rule itself never runs there), and a driver killed between a
+    # partition's file and its manifest entry.
     manifest["partitions"][0]["inference"] = [{"device": "cuda", "precision": "bfloat16"}]
+    manifest["partitions"][1].update(status="pending", inference=None)
     path.write_text(json.dumps(manifest))
     with caplog.at_level(logging.WARNING, logger="farmcredit.batch.runner"):
         mixed = run()
-    assert mixed.reused == mixed.partitions == first.partitions
-    assert mixed.assessment.record["models"]["cropland"]["inference"] == [
-        {"device": "cpu", "precision": "float64", "partitions": first.partitions - 1},
-        {"device": "cuda", "precision": "bfloat16", "partitions": 1}]
-    assert mixed.assessment.record["models"]["cropland"]["precision"] == "bfloat16 + float64"
+    assert mixed.reused == mixed.partitions - 1 and mixed.partitions == first.partitions
+    cropland = mixed.assessment.record["models"]["cropland"]
+    assert cropland["inference"] == [{"device": "cpu", "precision": "float64", "partitions": first.partitions - 1},
+                                     {"device": "cuda", "precision": "bfloat16", "partitions": 1}]
+    assert (cropland["device"], cropland["precision"]) == ("cpu + cuda", "bfloat16 + float64")
     assert "measured in bfloat16 and float64" in caplog.text
+    # A decision record names the devices and precisions, not the run's partition counts.
+    [decision, *_] = decision_records(mixed.assessment.parcels, mixed.assessment.record)
+    assert decision["models"]["cropland"] == {k: v for k, v in cropland.items() if k != "inference"}
     caplog.clear()
     again = run(device="cpu")
     assert again.reused == again.partitions - 1 and "measured in" not in caplog.text
@@ -493,4 +499,5 @@ def test_a_gpu_worker_keeps_a_recalibrated_card_apart_from_the_model_it_holds() 
                                     device="cpu")
     assert recalibrated.card.weights_sha256 == shipped.card.weights_sha256  # the same weights file
     assert _on_this_device(shipped) is _on_this_device(shipped)  # moved once, then reused
-    assert _on_this_device(recalibrated).card.calibration == {"a": 2.0, "b": 0.5}
+    assert _on_this_device(recalibrated)[0].card.calibration == {"a": 2.0, "b": 0.5}
+    assert _on_this_device(shipped)[1] == ("cpu", "float32")  # no CUDA here

@@ -166,6 +166,12 @@ def test_zero_padding_inside_the_raster_changes_only_outputs_no_kept_pixel_is_an
     some = flags.clone()
     some[1:4] = 0.0  # bands unavailable (zero, as normalised): their flags fold into the first layer's bias
     x = x * some[:, None, None]
+    date = x[:, 0]
+    with torch.no_grad():  # what the folding stands for: the encoder over each band beside its flag
+        beside = torch.cat([date, some[None, :, None, None].expand_as(date)], dim=1)
+        reference = model.net.date_encoder(beside)
+        for given in (some, some.expand(len(x), -1)):
+            np.testing.assert_allclose(model.net._date_encoding(given)(date), reference, atol=1e-5)
     shared = model.logits(x, narrowed, some).numpy()
     np.testing.assert_allclose(model.logits(x, narrowed, some.expand(len(x), -1)).numpy(), shared, atol=1e-5)
     assert not np.allclose(shared, model.logits(x, narrowed, flags).numpy(), atol=1e-3)
