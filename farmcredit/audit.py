@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,8 @@ from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, Scene
 from farmcredit.imagery.fetch import read_manifest
 from farmcredit.reasons import REASONS
+
+logger = logging.getLogger(__name__)
 
 FULL_HASH_LIMIT = 64 * 1024 * 1024
 HEADER_BYTES = 1024 * 1024
@@ -93,6 +96,10 @@ def build_run_record(
     if manifest is not None:
         # What `farmcredit fetch` downloaded into the folder: dates, ids, cloud cover, bytes.
         imagery_record["fetch"] = manifest
+        unfinished = manifest.get("unfinished_fetch") if isinstance(manifest, dict) else None
+        if unfinished:
+            logger.warning("%s: %s (it began %s); run it again to finish it", imagery.source, unfinished["note"],
+                           unfinished["started"])
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),

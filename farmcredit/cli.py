@@ -187,7 +187,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
 
     Parcels are split into partitions of whole imagery windows; workers measure them and write
     each partition's file atomically, then the portfolio-wide stages run here. Rerun the same
-    command after a crash or kill: only the partitions not yet written are measured.
+    command after a crash or kill: only the partitions not yet written (with their manifest entry)
+    are measured.
 
     \b
     Examples:

@@ -145,12 +145,12 @@ def infer_on_gpu(model: CroplandModel,
 
 def inference_used(model: CroplandModel) -> list[dict[str, str]]:
     """Where and in what precision ``model``, as ``on_this_worker`` gave it, ran a partition's inference: one entry
-    per kind (none when it sent no window to a GPU worker)."""
+    per kind (none when it sent no window to a GPU worker; ``unknown`` where a model's description does not say)."""
     if isinstance(model, GpuInference):
         kinds = sorted(model.ran)
     else:
         described = model.describe()
-        kinds = [(described["device"], described["precision"])]
+        kinds = [(described.get("device", "unknown"), described.get("precision", "unknown"))]
     return [{"device": device, "precision": precision} for device, precision in kinds]
 
 
@@ -159,8 +159,8 @@ def _on_this_device(model: CroplandModel) -> tuple[CroplandModel, tuple[str, str
     key = model.describe()["hash"]
     if key not in _ON_DEVICE:
         moved = model.on_device("auto")
-        described = moved.describe()
-        _ON_DEVICE[key] = moved, (described["device"], described["precision"])
+        [kind] = inference_used(moved)
+        _ON_DEVICE[key] = moved, (kind["device"], kind["precision"])
     return _ON_DEVICE[key]
 
 

@@ -431,7 +431,8 @@ def _measure_on_cluster(
             partition = futures.pop(future)
             entry = entries[partition.partition_id]
             try:
-                entry.update(future.result())
+                result = future.result()
+                entry["read_failures"], entry["inference"] = result["read_failures"], result["inference"]
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
                 if tries[partition.partition_id] <= retries:
                     tries[partition.partition_id] += 1

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -64,6 +65,8 @@ CONTEXT_PX = (60, 4)
 # Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
 SUPERSEDED = "superseded by"
 MANIFEST_NAME = "manifest.json"
+UNFINISHED_NOTE = ("a later fetch into this folder began and did not finish: its scene folders may differ from those "
+                   "this manifest names")
 PARTIAL_PREFIX = ".partial-"
 L2A_DN_SCALE = 1e-4
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
@@ -200,11 +203,19 @@ class FetchManifest:
 
 
 def write_manifest(folder: Path, document: Mapping[str, Any]) -> Path:
-    """Replace the folder's ``manifest.json`` atomically (a kill mid-write leaves the old one whole); returns its
-    path."""
+    """Replace the folder's ``manifest.json`` (``_replace_manifest``) with ``document``; returns its path."""
+    return _replace_manifest(folder, (json.dumps(document, indent=2) + "\n").encode())
+
+
+def _replace_manifest(folder: Path, data: bytes) -> Path:
+    """Replace the folder's ``manifest.json`` with ``data`` atomically: written to a hidden temporary file, flushed
+    to disk, renamed (a kill leaves the old manifest whole; ``_marked_unfinished`` removes a temporary file left)."""
     path = folder / MANIFEST_NAME
-    temporary = folder / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary = folder / f".{MANIFEST_NAME}.{uuid.uuid4().hex}.tmp"
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(temporary, path)
     return path
 
@@ -439,32 +450,34 @@ def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], so
     """``fetch_imagery`` into ``folder``, which exists."""
     start, end = season
     restore_set_aside(folder)
-    mark_unfinished(folder)
     # A folder keeps every band it holds: asked for fewer, a fetch brings the held ones for its new windows too.
     wanted = normalise_bands([*bands, *held_bands(folder)])
     if not set(wanted) & set(BASE_GRID_BANDS):
         raise InputError(f"bands {', '.join(wanted)} include none of the 10 m bands {', '.join(BASE_GRID_BANDS)}, "
                          "which define a scene's grid (and assess needs B04 and B08)")
     area_wgs84 = area.to_crs("EPSG:4326")
-    if source.kind == "stac":
-        from farmcredit.imagery.stac import fetch_stac
-
-        scenes, skipped = fetch_stac(area_wgs84, season, source, folder, max_cloud, wanted, http, progress)
-    elif source.kind == "sentinelhub":
-        from farmcredit.imagery.sentinelhub_source import fetch_sentinelhub
+    if source.kind not in ("stac", "sentinelhub"):
+        raise InputError(f"unknown imagery source {source.kind!r}; use stac or sentinelhub")
+    if source.kind == "sentinelhub":
         from farmcredit.imagery.sentinelhub_source import sentinelhub_config as resolve_config
 
-        config = resolve_config(source, http, sentinelhub_config)
-        source = replace(source, url=config.sh_base_url)  # the manifest names the endpoint used
-        scenes, skipped = fetch_sentinelhub(area_wgs84, season, source, folder, max_cloud, wanted, http, progress,
-                                            config)
-    else:
-        raise InputError(f"unknown imagery source {source.kind!r}; use stac or sentinelhub")
-    for scene_id, why in skipped:
-        if why.startswith(SUPERSEDED) and (folder / scene_id).is_dir():  # an earlier fetch wrote the old processing
-            set_aside = folder / f"{SUPERSEDED_PREFIX}{scene_id}"
-            shutil.rmtree(set_aside, ignore_errors=True)
-            (folder / scene_id).rename(set_aside)
+        sentinelhub_config = resolve_config(source, http, sentinelhub_config)
+        source = replace(source, url=sentinelhub_config.sh_base_url)  # the manifest names the endpoint used
+    with _marked_unfinished(folder):
+        if source.kind == "stac":
+            from farmcredit.imagery.stac import fetch_stac
+
+            scenes, skipped = fetch_stac(area_wgs84, season, source, folder, max_cloud, wanted, http, progress)
+        else:
+            from farmcredit.imagery.sentinelhub_source import fetch_sentinelhub
+
+            scenes, skipped = fetch_sentinelhub(area_wgs84, season, source, folder, max_cloud, wanted, http,
+                                                progress, sentinelhub_config)
+        for scene_id, why in skipped:
+            if why.startswith(SUPERSEDED) and (folder / scene_id).is_dir():  # an earlier fetch wrote the old one
+                set_aside = folder / f"{SUPERSEDED_PREFIX}{scene_id}"
+                shutil.rmtree(set_aside, ignore_errors=True)
+                (folder / scene_id).rename(set_aside)
     west, south, east, north = (round(float(v), 7) for v in area_wgs84.total_bounds)
     ids = {scene.scene_id for scene in scenes}
     manifest = FetchManifest(
@@ -494,20 +507,40 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         raise ImageryError(f"{path}: not valid JSON ({error})") from error
 
 
-def mark_unfinished(folder: Path) -> None:
-    """Say in the manifest of an earlier fetch into ``folder`` that another has begun (``unfinished_fetch``), which
-    its own manifest replaces when it ends: killed or failed before that, the folder may hold scenes the manifest
-    does not name, and the audit of an ``assess`` of the folder says so. A manifest that does not read is removed."""
-    try:
-        document = read_manifest(folder)
-    except ImageryError:
-        (folder / MANIFEST_NAME).unlink()
-        return
-    if document is not None:
+@contextmanager
+def _marked_unfinished(folder: Path) -> Iterator[None]:
+    """While a fetch writes scenes into ``folder``: the earlier fetch's manifest marked ``unfinished_fetch``, which
+    the new manifest replaces when the fetch succeeds. Killed, or failed after changing a scene folder, the fetch
+    leaves it marked (the folder may hold scenes the manifest does not name: ``assess`` warns, and its audit says
+    so); failed with every scene folder as it was, it puts the earlier manifest back as it was. An earlier manifest
+    that does not read as a JSON object is marked as that."""
+    for stray in folder.glob(f".{MANIFEST_NAME}.*.tmp"):  # left by a fetch killed while writing its manifest
+        stray.unlink(missing_ok=True)
+    path = folder / MANIFEST_NAME
+    earlier = path.read_bytes() if path.is_file() else None
+    before = _scene_folders(folder)
+    if earlier is not None:
+        try:
+            document = json.loads(earlier)
+        except ValueError as error:
+            document = {"unreadable_manifest": str(error)}
+        if not isinstance(document, dict):
+            document = {"unreadable_manifest": f"a JSON {type(document).__name__}, not an object"}
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        write_manifest(folder, {**document, "unfinished_fetch": {
-            "started": started, "note": "a later fetch into this folder began and did not finish: its scene folders "
-                                        "may differ from those this manifest names"}})
+        write_manifest(folder, {**document, "unfinished_fetch": {"started": started, "note": UNFINISHED_NOTE}})
+    try:
+        yield
+    except BaseException:
+        if earlier is not None and _scene_folders(folder) == before:
+            _replace_manifest(folder, earlier)
+        raise
+
+
+def _scene_folders(folder: Path) -> dict[str, tuple[int, int]]:
+    """The folders in ``folder`` (scenes, and those set aside) with their inodes and modification times (a scene
+    replaced is another folder renamed into place)."""
+    return {path.name: (stat.st_ino, stat.st_mtime_ns) for path in folder.iterdir() if path.is_dir()
+            for stat in [path.stat()]}
 
 
 def restore_set_aside(folder: Path) -> None:

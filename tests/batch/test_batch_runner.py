@@ -501,3 +501,15 @@ def test_a_gpu_worker_keeps_a_recalibrated_card_apart_from_the_model_it_holds() 
     assert _on_this_device(shipped) is _on_this_device(shipped)  # moved once, then reused
     assert _on_this_device(recalibrated)[0].card.calibration == {"a": 2.0, "b": 0.5}
     assert _on_this_device(shipped)[1] == ("cpu", "float32")  # no CUDA here
+
+
+def test_a_model_whose_description_names_no_device_or_precision_is_recorded_as_unknown() -> None:
+    from farmcredit.batch.placement import inference_used
+
+    class Minimal:  # the CroplandModel protocol asks describe() for a name and a hash only
+        name = "minimal"
+
+        def describe(self) -> dict:
+            return {"name": self.name, "hash": "0"}
+
+    assert inference_used(Minimal()) == [{"device": "unknown", "precision": "unknown"}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -242,18 +243,39 @@ def test_remote_failures_past_the_retries_are_clear_errors(
     assert not any((tmp_path / "s2").glob(".partial-*"))
 
 
-def test_a_fetch_failing_into_a_fetched_folder_leaves_the_earlier_manifest_saying_so(earthsearch, tmp_path) -> None:
+def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_scene_folder(
+        earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from farmcredit.imagery.fetch import _marked_unfinished
+    from farmcredit.pipeline import run_assessment
+
     item, files = earthsearch
     folder = tmp_path / "s2"
     with StacServer([item], files) as server:
         _fetch(server, FIELDS, folder)
-        assert "unfinished_fetch" not in read_manifest(folder)
+        earlier = (folder / "manifest.json").read_bytes()
+        with pytest.raises(InputError, match="B99"):
+            _fetch(server, FAR_FIELD, folder, bands=("B99",))
         server.fail("/search", *[Fault(status=503)] * 2)
         with pytest.raises(ImageryError, match="503"):
             _fetch(server, FAR_FIELD, folder)
-        earlier = read_manifest(folder)
-        assert "did not finish" in earlier["unfinished_fetch"]["note"] and earlier["scenes"][0]["windows"] == 1
-        (folder / "manifest.json").write_text('{"source": "stac ht')  # as a write killed midway used to leave it
+        assert (folder / "manifest.json").read_bytes() == earlier  # nothing written: put back as it was
+        # A fetch killed, or failed, after replacing a scene folder leaves the manifest marked.
+        with pytest.raises(ImageryError), _marked_unfinished(folder):
+            shutil.copytree(folder / ITEM_ID, folder / f".partial-{ITEM_ID}")  # as SceneWriter replaces a scene
+            shutil.rmtree(folder / ITEM_ID)
+            (folder / f".partial-{ITEM_ID}").rename(folder / ITEM_ID)
+            raise ImageryError("a later band failed")
+        marked = read_manifest(folder)
+        assert marked["unfinished_fetch"]["note"].startswith("a later fetch") and marked["scenes"][0]["windows"] == 1
+        with caplog.at_level(logging.WARNING):
+            run_assessment(gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=FIELDS[:1]), folder, model="rule")
+        assert "did not finish" in caplog.text and "run it again" in caplog.text
+        (folder / "manifest.json").write_text('{"source": "stac ht')  # a write killed midway, by an older farmcredit
+        (folder / ".manifest.json.0123.tmp").write_text("{")  # left by a fetch killed while writing its manifest
+        with pytest.raises(ImageryError), _marked_unfinished(folder):
+            assert read_manifest(folder)["unreadable_manifest"].startswith("Unterminated string")
+            raise ImageryError("the search failed")
+        assert (folder / "manifest.json").read_text() == '{"source": "stac ht'  # put back as it was
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
     assert "unfinished_fetch" not in read_manifest(folder) and not list(folder.glob(".manifest.json*"))
 
