@@ -97,9 +97,10 @@ def build_run_record(
         # What `farmcredit fetch` downloaded into the folder: dates, ids, cloud cover, bytes.
         imagery_record["fetch"] = manifest
         unfinished = manifest.get("unfinished_fetch") if isinstance(manifest, dict) else None
-        if unfinished:
-            logger.warning("%s: %s (it began %s); run it again to finish it", imagery.source, unfinished["note"],
-                           unfinished["started"])
+        if isinstance(unfinished, dict):
+            logger.warning("%s: %s (it began %s); run it again to finish it", imagery.source,
+                           unfinished.get("note", "a fetch into this folder did not finish"),
+                           unfinished.get("started", "at an unknown time"))
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),

@@ -531,16 +531,17 @@ def _marked_unfinished(folder: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if earlier is not None and _scene_folders(folder) == before:
-            _replace_manifest(folder, earlier)
+        with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
+            if earlier is not None and _scene_folders(folder) == before:
+                _replace_manifest(folder, earlier)
         raise
 
 
 def _scene_folders(folder: Path) -> dict[str, tuple[int, int]]:
-    """The folders in ``folder`` (scenes, and those set aside) with their inodes and modification times (a scene
-    replaced is another folder renamed into place)."""
-    return {path.name: (stat.st_ino, stat.st_mtime_ns) for path in folder.iterdir() if path.is_dir()
-            for stat in [path.stat()]}
+    """The folders in ``folder`` (scenes, and those set aside; not the partial ones, never read) with their inodes
+    and modification times (a scene replaced is another folder renamed into place)."""
+    return {path.name: (stat.st_ino, stat.st_mtime_ns) for path in folder.iterdir()
+            if path.is_dir() and not path.name.startswith(PARTIAL_PREFIX) for stat in [path.stat()]}
 
 
 def restore_set_aside(folder: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -259,12 +258,19 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
         with pytest.raises(ImageryError, match="503"):
             _fetch(server, FAR_FIELD, folder)
         assert (folder / "manifest.json").read_bytes() == earlier  # nothing written: put back as it was
-        # A fetch killed, or failed, after replacing a scene folder leaves the manifest marked.
-        with pytest.raises(ImageryError), _marked_unfinished(folder):
-            shutil.copytree(folder / ITEM_ID, folder / f".partial-{ITEM_ID}")  # as SceneWriter replaces a scene
-            shutil.rmtree(folder / ITEM_ID)
-            (folder / f".partial-{ITEM_ID}").rename(folder / ITEM_ID)
-            raise ImageryError("a later band failed")
+        (folder / f".partial-{ITEM_ID}").mkdir()  # left by a killed fetch, removed by the next one's scene writer
+        server.fail(server.files_path, *[Fault(status=503)] * 100)
+        with pytest.raises(ImageryError, match="reading band"):
+            _fetch(server, FAR_FIELD, folder)
+        assert (folder / "manifest.json").read_bytes() == earlier and not (folder / f".partial-{ITEM_ID}").exists()
+        server.faults.clear()
+
+        def interrupted(what: str, done: int, total: int) -> None:
+            if what == "done":  # the scene replaced with the far field's window added
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            _fetch(server, FAR_FIELD, folder, progress=interrupted)
         marked = read_manifest(folder)
         assert marked["unfinished_fetch"]["note"].startswith("a later fetch") and marked["scenes"][0]["windows"] == 1
         with caplog.at_level(logging.WARNING):
@@ -278,6 +284,7 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
         assert (folder / "manifest.json").read_text() == '{"source": "stac ht'  # put back as it was
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
     assert "unfinished_fetch" not in read_manifest(folder) and not list(folder.glob(".manifest.json*"))
+    assert read_manifest(folder)["totals"]["scenes_downloaded"] == 0  # the interrupted fetch had written it
 
 
 def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
