@@ -6,6 +6,7 @@ row-level problems become reason codes in the ``reasons`` column and never stop 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +18,10 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from farmcredit.errors import InputError
+
+logger = logging.getLogger(__name__)
+# Invalid values quoted in the warning that flags them (the outputs keep the codes, not the text given).
+QUOTED_VALUES = 5
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too.
@@ -112,7 +117,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
-    declared_area = _declared_area(frame, reasons)
+    declared_area = _declared_area(frame, parcel_id, reasons, source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -133,17 +138,26 @@ def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
 
 
-def _declared_area(frame: pd.DataFrame, reasons: list[list[str]]) -> pd.Series:
+def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
     """``declared_area_ha`` as float, NaN where absent; a value given that is not a positive number (text such as
-    "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA`` and counts as absent."""
+    "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the
+    first ``QUOTED_VALUES``, with their parcel ids)."""
     if "declared_area_ha" not in frame.columns:
         return pd.Series(np.nan, index=frame.index)
     given = frame["declared_area_ha"]
     area = pd.to_numeric(given, errors="coerce").astype(float)
     blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
     invalid = ~blank & ~(np.isfinite(area) & (area > 0))
-    for i in np.flatnonzero(invalid.to_numpy()):
+    rows = np.flatnonzero(invalid.to_numpy())
+    for i in rows:
         reasons[i].append("INVALID_DECLARED_AREA")
+    if len(rows):
+        values = (given.iloc[i] for i in rows[:QUOTED_VALUES])
+        quoted = ", ".join(f"{parcel_id.iloc[i]}: {v!r}" if isinstance(v, str) else f"{parcel_id.iloc[i]}: {v}"
+                           for i, v in zip(rows, values))
+        logger.warning("%s: %d parcels' declared_area_ha is not a positive number of hectares (%s%s); they are flagged "
+                       "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), quoted,
+                       ", ..." if len(rows) > QUOTED_VALUES else "")
     return area.where(~invalid)
 
 

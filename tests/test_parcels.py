@@ -1,5 +1,6 @@
 """Parcel files: file-level problems raise InputError, row-level problems become reason codes."""
 
+import logging
 from pathlib import Path
 
 import geopandas as gpd
@@ -75,16 +76,21 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
         read_parcels(mislabelled)
 
 
-def test_a_declared_area_that_is_not_a_positive_number_is_flagged_and_ignored(tmp_path: Path) -> None:
+def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_quoted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     given = ["1.5", "1,5", "", None, "-1", "0", "abc"]
     rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
             for i, v in enumerate(given)]
     path = tmp_path / "declared.geojson"
     _frame(rows).to_file(path)
-    parcels = read_parcels(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
     assert parcels["declared_area_ha"].iloc[0] == 1.5 and parcels["declared_area_ha"].iloc[1:].isna().all()
     flagged = ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]]
     assert flagged == [False, True, False, False, True, True, True]  # blank or missing: simply not declared
+    # The text given is lost from the outputs, so the warning quotes it with the parcel ids.
+    assert "4 parcels' declared_area_ha is not a positive number" in caplog.text
+    assert "1: '1,5', 4: '-1', 5: '0', 6: 'abc')" in caplog.text
 
 
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
