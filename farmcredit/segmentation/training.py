@@ -253,10 +253,9 @@ def train(
                 # Bands the starting weights never learnt stay unused, as at inference.
                 x, clear, available = normalise_season(*(to_tensor(a, target) for a in batch[:2]), batch[2] * trained,
                                                        mean, std, card.bands)
-                inputs = [x, clear, available]
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
-                    logits = net(*inputs)
-                loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], inputs[1])
+                    logits = net(x, clear, available)
+                loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], clear)
             losses.append(float(loss.detach()))
             if not np.isfinite(losses[-1]):
                 raise InputError(f"step {step + 1}: the training loss is {losses[-1]}, so training stopped and wrote "
