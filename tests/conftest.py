@@ -1,7 +1,12 @@
-"""Shared fixtures: the real data folder (skipped when absent) and small simulated seasons."""
+"""Shared fixtures: the real data folder (skipped when absent), small simulated seasons, a lock another process
+holds."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +30,29 @@ def small_season(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("season")
     return simulate_season(root, seed=3, spec=SimulationSpec(size_px=96, n_dates=8))
+
+
+@pytest.fixture
+def lock_held_elsewhere() -> Iterator[Callable[[Path], subprocess.Popen]]:
+    """Holds a lock file (``farmcredit.locking``) in another process, as a running fetch or batch does; the process is
+    killed at the end of the test (or by the test, which frees the lock)."""
+    holders: list[subprocess.Popen] = []
+
+    def hold(lock_file: Path) -> subprocess.Popen:
+        ready = lock_file.with_name(f"{lock_file.name}.held")
+        holders.append(holder := subprocess.Popen([sys.executable, "-c", (
+            "import time; from pathlib import Path; from farmcredit.locking import folder_lock\n"
+            f"with folder_lock(Path({str(lock_file)!r}), 'busy'):\n"
+            f"    Path({str(ready)!r}).touch(); time.sleep(120)")]))
+        deadline = time.monotonic() + 60
+        while not ready.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "the lock holder did not start"
+        ready.unlink()
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()
+

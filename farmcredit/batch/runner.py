@@ -28,11 +28,6 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 from farmcredit.batch.partitions import (
     MANIFEST,
     Partition,
@@ -59,6 +54,7 @@ from farmcredit.config import Config
 from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
+from farmcredit.locking import folder_lock
 from farmcredit.pipeline import (
     Assessment,
     AssessmentInputs,
@@ -276,13 +272,8 @@ def exclusive(folder: Path) -> Iterator[None]:
     if folder in _HELD:
         yield
         return
-    with (folder / LOCK_NAME).open("a") as handle:
-        if fcntl is not None:  # POSIX; elsewhere runs are not guarded
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise InputError(f"{folder.parent}: another farmcredit batch is writing there; wait for it or use "
-                                 "another --out") from exc
+    with folder_lock(folder / LOCK_NAME, f"{folder.parent}: another farmcredit batch is writing there; wait for it "
+                     "or use another --out"):
         _HELD.add(folder)
         try:
             yield

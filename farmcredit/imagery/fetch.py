@@ -52,6 +52,7 @@ from farmcredit.imagery.naming import (
     band_name,
     band_sort_key,
 )
+from farmcredit.locking import folder_lock
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -68,6 +69,8 @@ MANIFEST_NAME = "manifest.json"
 UNFINISHED_NOTE = ("a later fetch into this folder began and did not finish: its scene folders may differ from those "
                    "this manifest names")
 PARTIAL_PREFIX = ".partial-"
+# Held while a fetch writes into the folder (``farmcredit.locking``): two at once would replace each other's scenes.
+LOCK_NAME = ".fetch.lock"
 L2A_DN_SCALE = 1e-4
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
 # Bounds that agree to a millimetre are the same window (they pass through float transforms).
@@ -435,13 +438,17 @@ def fetch_imagery(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"imagery folder {folder} cannot be made ({error.strerror})") from error
-    try:
-        return _fetch_into(folder, area, season, source, max_cloud, bands, http, progress, sentinelhub_config)
-    except BaseException:
-        with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
-            if made and not any(folder.iterdir()):
-                folder.rmdir()  # no empty folder left to be mistaken for imagery
-        raise
+    lock = folder / LOCK_NAME
+    with folder_lock(lock, f"imagery folder {folder}: another farmcredit fetch is writing there; wait for it or "
+                     "fetch into another --out"):
+        try:
+            return _fetch_into(folder, area, season, source, max_cloud, bands, http, progress, sentinelhub_config)
+        except BaseException:
+            with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
+                if made and [path.name for path in folder.iterdir()] == [LOCK_NAME]:
+                    lock.unlink()  # no empty folder left to be mistaken for imagery
+                    folder.rmdir()
+            raise
 
 
 def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,

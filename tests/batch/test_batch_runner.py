@@ -313,26 +313,25 @@ def test_an_output_folder_that_cannot_be_written_is_a_usage_error(small_windows:
                   model=load_cropland_model("rule"), workers=1, processes=False)
 
 
-def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path) -> None:
-    """Another process holds the folder (as a running batch does): run_batch refuses rather than remove its files."""
+def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path,
+                                                                     lock_held_elsewhere) -> None:
+    """Another process holds the folder (as a running batch does): run_batch refuses rather than remove its files;
+    once that process is gone (killed here), the folder is free."""
     from farmcredit.batch import run_batch
+    from farmcredit.batch.runner import LOCK_NAME
     from farmcredit.errors import InputError
     from farmcredit.segmentation import load_cropland_model
 
-    held = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from farmcredit.batch.runner import exclusive, writable_folder\n"
-        f"with exclusive(writable_folder(Path({str(tmp_path / 'partitions')!r}))):\n"
-        f"    Path({str(held)!r}).touch(); time.sleep(60)")], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not held.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with pytest.raises(InputError, match="another farmcredit batch is writing there"):
-            run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
-                      model=load_cropland_model("rule"), workers=1, processes=False)
-    finally:
-        _kill_group(holder)
+    (tmp_path / "partitions").mkdir()
+    holder = lock_held_elsewhere(tmp_path / "partitions" / LOCK_NAME)
+    batch = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                              model=load_cropland_model("rule"), workers=1, processes=False)
+    with pytest.raises(InputError, match="another farmcredit batch is writing there"):
+        batch()
+    holder.kill()
+    holder.wait()
+    result = batch()
+    assert result.partitions > 0 and not result.failed
 
 
 def test_auto_memory_shared_too_thin_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:

@@ -287,6 +287,27 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
     assert read_manifest(folder)["totals"]["scenes_downloaded"] == 0  # the interrupted fetch had written it
 
 
+def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(
+        earthsearch, tmp_path: Path, lock_held_elsewhere) -> None:
+    """Two fetches into one folder would replace each other's scenes and manifest: the second exits at once, the
+    folder as it was; a fetch killed while holding the folder holds nothing (the lock is the operating system's)."""
+    from farmcredit.imagery.fetch import LOCK_NAME
+
+    item, files = earthsearch
+    folder = tmp_path / "s2"
+    with StacServer([item], files) as server:
+        _fetch(server, FIELDS, folder)
+        earlier = (folder / "manifest.json").read_bytes()
+        requests = len(server.records)
+        holder = lock_held_elsewhere(folder / LOCK_NAME)
+        with pytest.raises(InputError, match="another farmcredit fetch is writing there"):
+            _fetch(server, FAR_FIELD, folder)
+        assert len(server.records) == requests and (folder / "manifest.json").read_bytes() == earlier
+        holder.kill()
+        holder.wait()
+        assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
+
+
 def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
     item, files = earthsearch
     with StacServer([item], files) as server:

@@ -1,0 +1,49 @@
+"""One writer at a time in a folder: a lock file held while `fetch` or `batch` writes there.
+
+The lock is the operating system's (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so it goes
+with the process that holds it: a killed run never leaves a folder locked. The lock file itself
+stays (removing it would let a second run lock a file the first no longer sees).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from farmcredit.errors import InputError
+
+
+@contextmanager
+def folder_lock(lock_file: Path, busy: str) -> Iterator[None]:
+    """Hold ``lock_file`` (made if missing) while the body runs.
+
+    Raises:
+        InputError: ``busy``, when another process holds it; it is not waited for.
+    """
+    with lock_file.open("a+") as handle:
+        if not _try_lock(handle):
+            raise InputError(busy)
+        yield
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    """Take the lock on the open ``handle`` without waiting; False when another process holds it."""
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(0)  # locks the file's first byte, whatever its length
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
