@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import platform
+import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timezone
@@ -82,9 +83,11 @@ def build_run_record(
     dates: Sequence[date],
     timings: dict[str, float],
     read_failures: Sequence[tuple[str, str, str]] = (),
+    parcels_layer: str | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``read_failures``: the files that failed to decode
-    where parcels were read (scene id, file, message)."""
+    where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file of
+    several."""
     imagery_record = {
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
@@ -105,7 +108,8 @@ def build_run_record(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),
         "inputs": {
-            "parcels": file_fingerprint(parcels_source) if parcels_source else {"path": "<in-memory GeoDataFrame>"},
+            "parcels": ({**file_fingerprint(parcels_source), **({"layer": parcels_layer} if parcels_layer else {})}
+                        if parcels_source else {"path": "<in-memory GeoDataFrame>"}),
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],
@@ -179,19 +183,31 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
         }
 
 
-def borrower_decision_records(borrowers: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
+def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame, record: dict) -> Iterator[dict]:
     """One audit record per borrower decision: its parcels, the limit's arithmetic, reasons, provenance (the
-    parcels' own records are in ``decision_records``). Holds no timestamp."""
+    parcels' own records are in ``decision_records``). Holds no timestamp.
+
+    Parcel ids are listed from ``parcels`` (in id order, as ``aggregate_borrowers`` takes them), not split from the
+    borrowers' ``;``-joined text, which an id holding ``;`` would cut.
+    """
+    grouped = parcels[parcels["borrower_id"].notna()].sort_values("parcel_id", kind="stable")
+    members = {borrower: list(zip(group["parcel_id"], group["decision"], strict=True))
+               for borrower, group in grouped.groupby("borrower_id", sort=False)}
     for row in borrowers.itertuples(index=False):
+        # A parcel without a borrower id is a borrower of its own: its one id is the whole text.
+        parcel_decisions = members[row.borrower_id] if pd.notna(row.borrower_id) else [(row.parcel_ids, row.decision)]
+        ids = [pid for pid, _ in parcel_decisions]
         yield {
             "borrower_id": row.borrower_id,
-            "parcel_ids": row.parcel_ids.split(";"),
+            "parcel_ids": ids,
             "decision": row.decision,
             # "all": no parcel's own decision is the borrower's (its total fell under the minimum loan).
-            "decided_by": row.parcel_ids.split(";") if row.decided_by == "all" else row.decided_by.split(";"),
+            "decided_by": ids if row.decided_by == "all" else [pid for pid, decision in parcel_decisions
+                                                               if decision == row.decision],
             "loan_limit": row.loan_limit,
             "reasons": _reasons(row.reason_all),
-            "limit_arithmetic": row.limit_arithmetic.split("; "),
+            # Steps split where the next begins, never inside the list of parcels.
+            "limit_arithmetic": re.split(r"; (?=capped = |under the minimum loan)", row.limit_arithmetic),
             **_provenance(record),
         }
 
@@ -213,6 +229,11 @@ def _provenance(record: dict) -> dict:
         # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
         "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
     }
+
+
+def run_currency(record: dict) -> str:
+    """The currency of a run's money columns, from its audit record (``run.json``); empty when it does not say."""
+    return record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")
 
 
 def write_decision_records(records: Iterable[dict], path: Path) -> Path:

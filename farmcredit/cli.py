@@ -32,6 +32,10 @@ USAGE_ERROR = 2
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
 bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
+parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. "
+                                                        "EPSG:4326.")
+parcels_layer_option = click.option("--parcels-layer", help="Layer to read from a parcel file of several (GeoPackage, "
+                                                            "KML); default: its one layer with parcel_id and polygons.")
 dn_offset_option = click.option(
     "--dn-offset", type=float,
     help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance = "
@@ -88,7 +92,8 @@ def cli() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("farmcredit-results"), show_default=True,
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
-@click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@parcels_crs_option
+@parcels_layer_option
 @bands_option
 @dn_offset_option
 @click.option("--risk-model", type=click.Path(path_type=Path),
@@ -100,8 +105,8 @@ def cli() -> None:
               help="Where the cropland CNN runs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-           parcels_crs: str | None, bands: str | None, dn_offset: float | None, risk_model: Path | None,
-           cropland_model: str | None, device: str, quiet: bool) -> None:
+           parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
+           risk_model: Path | None, cropland_model: str | None, device: str, quiet: bool) -> None:
     """Assess PARCELS against a season of Sentinel-2 imagery and write results to --out.
 
     \b
@@ -121,14 +126,14 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     _warn_uncalibrated(model)
     window = parse_season(season)
-    imagery_src = _local_imagery(imagery_src, parcels, window, parcels_crs, out, quiet)
+    imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
     imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
     with _progress(quiet) as progress:
         task = progress.add_task("reading imagery windows", total=None)
         result = run_assessment(
-            parcels, imagery, season=window, config=config, parcels_crs=parcels_crs, risk_model=risk_model,
-            model=model, progress=lambda done, total: progress.update(task, completed=done, total=total),
-            pixel_layers=True,
+            parcels, imagery, season=window, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
+            risk_model=risk_model, model=model, pixel_layers=True,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     files = write_outputs(out, result)
     if not quiet:
@@ -156,7 +161,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
-@click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@parcels_crs_option
+@parcels_layer_option
 @bands_option
 @dn_offset_option
 @click.option("--risk-model", type=click.Path(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
@@ -179,8 +185,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Further attempts of a partition that failed before it is recorded failed.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-          parcels_crs: str | None, bands: str | None, dn_offset: float | None, risk_model: Path | None,
-          cropland_model: str | None, device: str,
+          parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
+          risk_model: Path | None, cropland_model: str | None, device: str,
           scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str,
           partition_parcels: int, retries: int, quiet: bool) -> None:
     """Assess a portfolio on a Dask cluster, resumably; the outputs equal assess's row for row.
@@ -240,9 +246,9 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         with exclusive(writable_folder(out.absolute() / "partitions")):
             result = run_batch(
                 parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
-                risk_model=risk_model, scheduler=scheduler, workers=workers, memory_limit=memory_limit,
-                parcels_per_partition=partition_parcels, retries=retries, gpu_workers=gpu_workers, device=device,
-                progress=update,
+                parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
+                memory_limit=memory_limit, parcels_per_partition=partition_parcels, retries=retries,
+                gpu_workers=gpu_workers, device=device, progress=update,
             )
             write_outputs(out, result.assessment)
     if not quiet:
@@ -290,15 +296,16 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @click.option("--max-cloud", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Leave out scenes with more cloud cover than this, percent.")
 @click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL].")
-@click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. EPSG:4326.")
+@parcels_crs_option
+@parcels_layer_option
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds one HTTP request may take.")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
               help="Retries of a request after a 429, a 5xx or a timeout.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac_url: str, collection: str,
-          out: Path, max_cloud: float, band_list: str | None, parcels_crs: str | None, timeout: float, retries: int,
-          quiet: bool) -> None:
+          out: Path, max_cloud: float, band_list: str | None, parcels_crs: str | None, parcels_layer: str | None,
+          timeout: float, retries: int, quiet: bool) -> None:
     """Download the season's Sentinel-2 L2A over PARCELS (or --bbox) into --out, only the windows needed.
 
     --out becomes an imagery folder `assess --imagery` reads (one folder per scene, per-band
@@ -315,7 +322,7 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
     if (parcels is None) == (bbox is None):
         raise click.UsageError("give either PARCELS or --bbox W,S,E,N")
-    area = area_from_bbox(bbox) if bbox is not None else _parcel_area(parcels, parcels_crs)
+    area = area_from_bbox(bbox) if bbox is not None else _parcel_area(parcels, (parcels_crs, parcels_layer))
     remote = RemoteSource("stac", stac_url, collection) if source == "stac" else RemoteSource("sentinelhub")
     bands = tuple(band_list.split(",")) if band_list else FETCH_BANDS
     http = HttpSettings(timeout_s=timeout, attempts=retries + 1)
@@ -510,9 +517,10 @@ def credit_report_command(results: Path, reference: Path | None, out: Path) -> N
     console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}")
 
 
-def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, parcels_crs: str | None, out: Path,
-                   quiet: bool) -> str:
-    """SRC itself, or for a remote source the folder OUT/imagery fetched over the parcels (reused when rerun)."""
+def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, reading: tuple[str | None, str | None],
+                   out: Path, quiet: bool) -> str:
+    """SRC itself, or for a remote source the folder OUT/imagery fetched over the parcels (read with ``reading``: their
+    CRS and layer) (reused when rerun)."""
     from farmcredit.imagery.fetch import parse_remote_source
 
     remote = parse_remote_source(src)
@@ -520,15 +528,17 @@ def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, pa
         return src
     if season is None:
         raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")
-    _fetch(_parcel_area(parcels, parcels_crs), season, remote, out / "imagery", quiet=quiet)
+    _fetch(_parcel_area(parcels, reading), season, remote, out / "imagery", quiet=quiet)
     return str(out / "imagery")
 
 
-def _parcel_area(parcels: Path, parcels_crs: str | None) -> gpd.GeoSeries:
+def _parcel_area(parcels: Path, reading: tuple[str | None, str | None]) -> gpd.GeoSeries:
+    """The area to fetch over: the parcels of the file, read with ``reading`` (--parcels-crs, --parcels-layer)."""
     from farmcredit.imagery.fetch import area_from_parcels
     from farmcredit.parcels import read_parcels
 
-    return area_from_parcels(read_parcels(parcels, crs=parcels_crs))
+    crs, layer = reading
+    return area_from_parcels(read_parcels(parcels, crs=crs, layer=layer))
 
 
 def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource, out: Path, quiet: bool,

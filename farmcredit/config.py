@@ -149,7 +149,7 @@ class CreditConfig(_Frozen):
     cost_ceiling_factor: NonNegative = 1.0
     parcel_cap: NonNegative = 100_000
     borrower_cap: NonNegative = 200_000
-    rounding_step: Annotated[float, Field(gt=0.0)] = 100
+    rounding_step: Annotated[float, Field(ge=0.01, multiple_of=0.01)] = 100  # whole cents
     min_loan: NonNegative = 1000
     declared_area_band: tuple[NonNegative, NonNegative] = (0.8, 1.2)
     low_health_index: Annotated[float, Field(ge=0.0, le=100.0)] = 25

@@ -12,6 +12,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyogrio
 import shapely
 from pyogrio.errors import DataSourceError
 from pyproj import CRS, Transformer
@@ -20,6 +22,11 @@ from pyproj.exceptions import CRSError
 from farmcredit.errors import InputError
 
 logger = logging.getLogger(__name__)
+# Integer columns with blanks read as nullable integers, not as floats that round ids beyond 2^53.
+WHOLE_INTEGERS = {"types_mapper": {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
+                                   pa.int16(): pd.Int16Dtype()}.get}
+# GeoPackage's srs_id -1 and 0: coordinates of no stated CRS, read as none.
+UNDEFINED_CRS = ("Undefined Cartesian SRS", "Undefined geographic SRS")
 # Invalid values quoted in the warning that flags them (the outputs keep the codes, not the text given).
 QUOTED_VALUES = 5
 
@@ -28,19 +35,22 @@ PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha
 _SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS}
 
 
-def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
-    """Read a parcel file (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf).
+def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a parcel file (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf, KML).
 
     Args:
         path: the vector file.
         crs: CRS to assume when the file declares none (e.g. ``"EPSG:4326"``).
+        layer: the layer to read from a file of several; without it, the file's one layer, or the one layer of
+            several with a ``parcel_id`` column and polygons.
 
     Returns:
-        The validated parcels (see ``validate_parcels``), in the file's CRS.
+        The validated parcels (see ``validate_parcels``), in the file's CRS; ``attrs["layer"]`` names the layer read
+        from a file of several.
 
     Raises:
-        InputError: missing or unreadable file, no CRS, ``crs`` not a CRS, no ``parcel_id`` column, or no
-            parcel with coordinates possible in the file's CRS.
+        InputError: missing or unreadable file, no CRS, ``crs`` not a CRS, no ``parcel_id`` column, no parcel with
+            coordinates possible in the file's CRS, ``layer`` not in the file, or several layers to choose from.
     """
     path = Path(path)
     if crs is not None:
@@ -52,15 +62,20 @@ def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
         raise InputError(f"parcel file {path} does not exist")
     try:
         if path.suffix.lower() in (".parquet", ".geoparquet"):
-            frame = gpd.read_parquet(path)
+            if layer is not None:
+                raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer")
+            frame = gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS)
         else:
-            frame = gpd.read_file(path)
+            layer = _parcel_layer(path, layer)
+            frame = gpd.read_file(path, layer=layer, use_arrow=True, arrow_to_pandas_kwargs=WHOLE_INTEGERS)
     except (DataSourceError, ValueError, OSError) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     if len(frame) == 0:
         raise InputError(f"parcel file {path} contains no parcels")
+    if frame.crs is not None and frame.crs.name in UNDEFINED_CRS:
+        frame = frame.set_crs(None, allow_override=True)
     if frame.crs is None:
         if crs is None:
             raise InputError(
@@ -68,7 +83,41 @@ def read_parcels(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
                 "add one (e.g. a .prj) or pass --parcels-crs EPSG:XXXX"
             )
         frame = frame.set_crs(crs)
-    return validate_parcels(frame, source=str(path))
+    elif crs is not None and crs != frame.crs:
+        logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s is ignored", path,
+                       frame.crs.to_string(), crs.to_string())
+    parcels = validate_parcels(frame, source=f"{path} (layer {layer})" if layer is not None else str(path))
+    parcels.attrs["layer"] = layer
+    return parcels
+
+
+def _parcel_layer(path: Path, asked: str | None) -> str | None:
+    """The layer to read: ``asked``, checked; else None for a file of one layer, or the one layer of several with a
+    ``parcel_id`` column and polygons (or geometry of unknown type, as KML's).
+
+    Raises:
+        InputError: ``asked`` is not a layer of the file, or no layer or several could be the parcels.
+    """
+    layers = [(str(name), str(kind)) for name, kind in pyogrio.list_layers(path)]
+    names = [name for name, _ in layers]
+    if asked is not None:
+        if asked not in names:
+            raise InputError(f"parcel file {path} has no layer {asked!r} (its layers: {', '.join(names)})")
+        return asked
+    if len(layers) == 1:
+        return None
+    infos = {name: pyogrio.read_info(path, layer=name) for name in names}
+    candidates = [name for name, kind in layers if ("Polygon" in kind or kind == "Unknown")
+                  and "parcel_id" in {_SHAPEFILE_NAMES.get(f.lower(), f.lower()) for f in infos[name]["fields"]}]
+    if len(candidates) == 1:
+        logger.info("%s: reading layer %s, the one of its %d layers with parcel_id and polygons", path,
+                    candidates[0], len(layers))
+        return candidates[0]
+    described = "; ".join(f"{name} ({infos[name]['features']} features, {kind}"
+                          f"{'' if name in candidates else ', no parcel_id'})" for name, kind in layers)
+    raise InputError(f"parcel file {path} has {len(layers)} layers ({described}): "
+                     f"{'choose one' if candidates else 'none holds parcels with a parcel_id; name the layer'} with "
+                     "--parcels-layer NAME (to assess several, merge them into one first)")
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.GeoDataFrame:
@@ -80,9 +129,14 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     and the geometry, repaired where it was invalid.
     """
     geometry_column = frame.geometry.name
-    frame = frame.rename(
-        columns=lambda c: c if c == geometry_column else _SHAPEFILE_NAMES.get(str(c).lower(), str(c).lower())
-    )
+    # Columns are matched ignoring case (and a Shapefile's cut names); others keep their names.
+    ours = {c: name for c in frame.columns if c != geometry_column
+            for name in [_SHAPEFILE_NAMES.get(str(c).lower(), str(c).lower())] if name in PARCEL_COLUMNS}
+    for name in PARCEL_COLUMNS:
+        if len(same := [str(c) for c, target in ours.items() if target == name]) > 1:
+            raise InputError(f"{source}: columns {' and '.join(same)} both read as {name} (names are matched ignoring "
+                             "case): rename or remove all but one")
+    frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
             f"{source} has no 'parcel_id' column (columns: {', '.join(map(str, frame.columns))})"

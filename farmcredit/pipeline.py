@@ -17,13 +17,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj.exceptions import ProjError
 from rasterio.windows import Window, union
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.audit import build_run_record
 from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
-from farmcredit.errors import ImageryError
+from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.parcels import read_parcels, usable_geometries, validate_parcels
@@ -76,6 +77,7 @@ def assess(
     out: str | Path | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
+    parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     model: str | Path | CroplandModel | None = None,
 ) -> gpd.GeoDataFrame:
@@ -86,6 +88,8 @@ def assess(
         >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
 
     Args:
+        parcels_crs: the CRS of a parcel file that declares none.
+        parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
         model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
             (default: ``segmentation.DEFAULT_MODEL``).
 
@@ -93,8 +97,8 @@ def assess(
         One row per input parcel, in input order, with every per-parcel column.
     """
     result = run_assessment(
-        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, risk_model=risk_model,
-        model=model, pixel_layers=out is not None,
+        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
+        risk_model=risk_model, model=model, pixel_layers=out is not None,
     )
     if out is not None:
         from farmcredit.outputs import write_outputs
@@ -110,6 +114,7 @@ def run_assessment(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
+    parcels_layer: str | None = None,
     model: str | Path | CroplandModel | None = None,
     risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
@@ -122,7 +127,7 @@ def run_assessment(
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
-                         risk_model=risk_model)
+                         parcels_layer=parcels_layer, risk_model=risk_model)
     timings = {"open": time.perf_counter() - started}
     if model is None or isinstance(model, (str, Path)):
         model = load_cropland_model(model, inputs.config.cropland_rule)
@@ -152,6 +157,7 @@ class AssessmentInputs:
         source: the parcel file (None for an in-memory table).
         imagery: the season.
         geoms: the parcel polygons in the imagery CRS (None where unusable).
+        layer: the layer read from a parcel file of several.
     """
 
     config: Config
@@ -160,6 +166,7 @@ class AssessmentInputs:
     source: Path | None
     imagery: Imagery
     geoms: np.ndarray
+    layer: str | None = None
 
 
 def load_inputs(
@@ -169,19 +176,21 @@ def load_inputs(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
+    parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
 ) -> AssessmentInputs:
     """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``).
 
     Raises:
         ImageryError: no imagery in the season, red or NIR missing from a scene, or imagery in a geographic CRS.
+        InputError: the parcels (``read_parcels``), or their CRS cannot be transformed to the imagery's.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     if isinstance(parcels, gpd.GeoDataFrame):
         table, parcels_source = validate_parcels(parcels), None
     else:
-        table, parcels_source = read_parcels(parcels, crs=parcels_crs), Path(parcels)
+        table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
     stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
@@ -196,8 +205,13 @@ def load_inputs(
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
                            "use imagery in a projected CRS such as its UTM zone")
-    local = table.to_crs(stack.crs) if table.crs != stack.crs else table
-    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy())
+    try:
+        local = table.to_crs(stack.crs) if table.crs != stack.crs else table
+    except ProjError as exc:  # a local engineering CRS, say: no transformation to the imagery's
+        raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
+                         f"imagery's ({stack.crs.to_string()}): {exc}") from exc
+    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
+                            table.attrs.get("layer"))
 
 
 def finish_assessment(
@@ -265,7 +279,7 @@ def finish_assessment(
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
         inputs.source, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
-        measurements.dates, timings, measurements.read_failures,
+        measurements.dates, timings, measurements.read_failures, inputs.layer,
     )
     series = _season_series(result["parcel_id"], measurements)
     return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)

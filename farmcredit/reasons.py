@@ -44,6 +44,8 @@ _REASONS = (
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),
     Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
+    Reason("NO_LIMIT", "refer", "No loan limit could be worked out (its arithmetic says what is missing): a person "
+           "decides."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),

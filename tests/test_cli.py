@@ -57,6 +57,22 @@ def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, t
     assert "fields.geojson" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(small_season, tmp_path: Path,
+                                                                                command: str) -> None:
+    parcels = gpd.read_file(small_season.parcels_path).head(4)
+    path = tmp_path / "fields.gpkg"
+    parcels.head(1).to_file(path, layer="last_year")
+    parcels.to_file(path, layer="this_year")
+    base = [command, str(path), "--imagery", str(small_season.imagery_dir), "--model", "rule", "--quiet"]
+    done = _run(*base, "--out", str(tmp_path / "refused"))
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "has 2 layers (last_year (1 features" in message and "--parcels-layer" in message
+    assert _run(*base, "--out", str(tmp_path / "o"), "--parcels-layer", "this_year").returncode == 0
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["inputs"]["parcels"]["layer"] == "this_year"
+    assert len(gpd.read_file(tmp_path / "o" / "results.gpkg", layer="parcels")) == 4
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -145,3 +145,67 @@ def test_ids_with_blanks_around_them_are_the_same_ids(tmp_path: Path) -> None:
     parcels = read_parcels(path)
     assert list(parcels["parcel_id"]) == ["P1", "P1", "P2"] and list(parcels["borrower_id"][:2]) == ["B0012"] * 2
     assert [codes[:1] for codes in parcels["reasons"]] == [["DUPLICATE_PARCEL_ID"]] * 2 + [["MISSING_BORROWER_ID"]]
+
+
+def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_path: Path) -> None:
+    """Reading the first layer of several lost the others' parcels in silence."""
+    path = tmp_path / "two.gpkg"
+    _frame([{"parcel_id": f"old{i}", "geometry": SQUARE} for i in range(2)]).to_file(path, layer="old_parcels")
+    _frame([{"parcel_id": f"P{i}", "geometry": SQUARE} for i in range(3)]).to_file(path, layer="parcels")
+    with pytest.raises(InputError, match=r"has 2 layers \(old_parcels \(2 features, Polygon\); parcels \(3 features, "
+                                         r"Polygon\)\): choose one with --parcels-layer NAME"):
+        read_parcels(path)
+    chosen = read_parcels(path, layer="parcels")
+    assert list(chosen["parcel_id"]) == ["P0", "P1", "P2"] and chosen.attrs["layer"] == "parcels"
+    with pytest.raises(InputError, match="has no layer 'fields' \\(its layers: old_parcels, parcels\\)"):
+        read_parcels(path, layer="fields")
+    mixed = tmp_path / "mixed.gpkg"
+    _frame([{"name": "well", "geometry": Point(500050, 3650050)}]).to_file(mixed, layer="wells")
+    _frame([{"PARCEL_ID": "P9", "geometry": SQUARE}]).to_file(mixed, layer="fields")
+    assert list(read_parcels(mixed)["parcel_id"]) == ["P9"]  # the one layer that can be the parcels
+    assert read_parcels(tmp_path / "two.gpkg", layer="old_parcels").attrs["layer"] == "old_parcels"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_parquet(tmp_path / "one.parquet")
+    with pytest.raises(InputError, match="GeoParquet, which has no layers"):
+        read_parcels(tmp_path / "one.parquet", layer="parcels")
+
+
+def test_long_integer_ids_with_a_blank_keep_every_digit(tmp_path: Path) -> None:
+    """18-digit cadastral codes read as floats (a blank made the column float) all rounded to one id."""
+    ids = pd.array([410102000000000000 + i for i in range(3)] + [None], dtype="Int64")
+    for name in ("ids.gpkg", "ids.parquet"):
+        frame = gpd.GeoDataFrame({"parcel_id": ids}, geometry=[SQUARE.buffer(-i) for i in range(4)], crs="EPSG:32650")
+        frame.to_parquet(tmp_path / name) if name.endswith("parquet") else frame.to_file(tmp_path / name)
+        parcels = read_parcels(tmp_path / name)
+        assert list(parcels["parcel_id"][:3]) == [f"41010200000000000{i}" for i in range(3)], name
+        assert not any("DUPLICATE_PARCEL_ID" in codes for codes in parcels["reasons"])
+
+
+def test_columns_that_differ_only_in_case_are_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "both.geojson"
+    _frame([{"parcel_id": "A", "PARCEL_ID": "B", "Name": "x", "name": "y", "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match="columns parcel_id and PARCEL_ID both read as parcel_id"):
+        read_parcels(path)
+    path = tmp_path / "names.geojson"  # columns farmcredit does not read may differ only in case
+    _frame([{"parcel_id": "A", "Name": "x", "name": "y", "geometry": SQUARE}]).to_file(path)
+    assert list(read_parcels(path)["parcel_id"]) == ["A"]
+
+
+@pytest.mark.parametrize("srs_id", [-1, 0])
+def test_a_geopackage_of_undefined_srs_has_no_crs_and_takes_parcels_crs(
+        tmp_path: Path, srs_id: int, caplog: pytest.LogCaptureFixture) -> None:
+    """GeoPackage's srs_id -1 and 0 state no CRS: --parcels-crs applies (an undefined Cartesian one crashed later)."""
+    import sqlite3
+
+    path = tmp_path / "undefined.gpkg"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(path)
+    with sqlite3.connect(path) as db:
+        for table in ("gpkg_contents", "gpkg_geometry_columns"):
+            db.execute(f"UPDATE {table} SET srs_id = ?", (srs_id,))
+    with pytest.raises(InputError, match="declares no coordinate reference system"):
+        read_parcels(path)
+    assert read_parcels(path, crs="EPSG:32650").crs == "EPSG:32650"
+    with caplog.at_level(logging.WARNING):
+        declared = tmp_path / "declared.gpkg"
+        _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(declared)
+        assert read_parcels(declared, crs="EPSG:32651").crs == "EPSG:32650"
+    assert "declares its coordinate reference system (EPSG:32650): --parcels-crs EPSG:32651 is ignored" in caplog.text

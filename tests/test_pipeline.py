@@ -14,6 +14,7 @@ import pyogrio
 import pytest
 import shapely
 
+from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import open_imagery
 from farmcredit.pipeline import assess, run_assessment
@@ -212,6 +213,18 @@ def test_a_band_whose_file_no_scene_opens_is_named_when_ndvi_needs_it(small_seas
         assess(small_season.parcels_path, imagery_dir, model="rule")
 
 
+def test_parcels_of_a_crs_with_no_way_to_the_imagerys_are_refused_naming_both(small_season, tmp_path) -> None:
+    """A local engineering CRS reads (its coordinates stand) but cannot be placed on UTM imagery: exit 2, not a
+    ProjError traceback."""
+    from farmcredit.errors import InputError
+
+    local = 'LOCAL_CS["site",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
+    parcels = gpd.read_file(small_season.parcels_path).head(2).set_crs(local, allow_override=True)
+    parcels.to_file(tmp_path / "site.gpkg")
+    with pytest.raises(InputError, match=r"coordinate reference system \(site\) cannot be transformed to the imagery"):
+        run_assessment(tmp_path / "site.gpkg", small_season.imagery_dir, model="rule")
+
+
 def test_imagery_without_nir_is_refused_naming_the_bands_it_has(small_season, tmp_path) -> None:
     """With no B08 every parcel would read as never clear: refused up front, whatever the model."""
     from datetime import date
@@ -295,6 +308,19 @@ def test_only_windows_around_the_parcels_are_read(small_season) -> None:
     assert sum(w.width * w.height for w, _ in windows) < 0.01 * imagery.shape[0] * imagery.shape[1]
 
 
+def test_borrower_records_list_parcel_ids_holding_the_list_separator_whole(small_season, tmp_path) -> None:
+    """``;`` joins ids in the tables' text columns; the audit records list each id whole all the same."""
+    parcels = gpd.read_file(small_season.parcels_path).head(3)
+    parcels["parcel_id"] = ["P;33", "P; 34", "P35"]
+    parcels["borrower_id"] = "B1"
+    parcels.to_file(tmp_path / "parcels.gpkg")
+    assess(tmp_path / "parcels.gpkg", small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    (line,) = [json.loads(text) for text in (tmp_path / "out" / "borrower_decisions.jsonl").read_text().splitlines()]
+    assert line["parcel_ids"] == pd.Series(parcels["parcel_id"]).sort_values().tolist()  # in id order, each whole
+    assert set(line["decided_by"]) <= set(line["parcel_ids"]) and line["decided_by"]
+    assert len(line["limit_arithmetic"]) == 2 and "(P; 34)" in line["limit_arithmetic"][0]
+
+
 def test_decision_records_are_complete_and_identical_for_identical_runs(small_season, tmp_path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     assess(small_season.parcels_path, small_season.imagery_dir, out=first)
@@ -307,7 +333,10 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
     expected = {"inputs", "signals", "risk_features", "limit_arithmetic", "config_hash", "models", "imagery", "code"}
     assert expected <= set(record)
     assert record["models"]["cropland"] == load_cropland_model().describe()  # name and hash of the model run
-    assert record["limit_arithmetic"][-1].startswith("loan_limit") or record["loan_limit"] == 0
+    for line in lines:  # the arithmetic ends at the limit offered, or says why there is none
+        last = line["limit_arithmetic"][-1]
+        assert last.startswith(f"loan_limit = {money(line['loan_limit'])}") or (
+            last.startswith("no limit: ") and line["loan_limit"] == 0 and line["decision"] != "approve")
     assert all(reason["sentence"] for reason in record["reasons"])
     assert "region" in record["inputs"]
     borrower_records = (first / "borrower_decisions.jsonl").read_text()

@@ -141,6 +141,7 @@ def run_batch(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
+    parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
@@ -155,7 +156,7 @@ def run_batch(
     """Measure every partition not yet done on a Dask cluster, then finish the run over all parcels.
 
     Args:
-        parcels, imagery, season, config, parcels_crs, risk_model: as for ``run_assessment``.
+        parcels, imagery, season, config, parcels_crs, parcels_layer, risk_model: as for ``run_assessment``.
         out: output folder; partition files and ``_manifest.json`` go to ``out/partitions``.
         model: the cropland model (sent to the workers).
         scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a
@@ -179,7 +180,7 @@ def run_batch(
     if isinstance(imagery, str | Path):
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
-                         risk_model=risk_model)
+                         parcels_layer=parcels_layer, risk_model=risk_model)
     folder = writable_folder(out.absolute() / "partitions")  # absolute: workers may run in another folder
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST

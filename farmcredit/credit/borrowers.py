@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.config import Config
+from farmcredit.credit.limit import money
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
 
@@ -36,12 +37,14 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     for (stands_alone, borrower), group in parcels.groupby(key, sort=True):
         decisions = set(group["decision"])
         decision = "refer" if "refer" in decisions else "approve" if "approve" in decisions else "decline"
-        total = float(group["loan_limit"].sum())
+        total = round(float(group["loan_limit"].sum()), 2)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
+        # Under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
+        deciding = group["decision"] == decision
         if decision == "approve" and total < minimum:
             decision, total = "decline", 0.0
             own.append("LIMIT_BELOW_MINIMUM")
-        deciding = group["decision"] == decision
+            deciding[:] = False
         ranked = _ranked(own, group[deciding], group[~deciding])
         arithmetic = _arithmetic(group, cap, minimum, decision)
         shown = ranked[: config.credit.max_reasons]
@@ -70,13 +73,13 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
 
 def _arithmetic(group: pd.DataFrame, cap: float, minimum: float, decision: str) -> str:
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the minimum loan."""
-    parts = " + ".join(f"{limit:,.0f} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
-                                                                      strict=True))
-    total = float(group["loan_limit"].sum())
-    steps = [f"parcel limits = {parts} = {total:,.0f}",
-             f"capped = min({total:,.0f}, {cap:,.0f}) = {min(total, cap):,.0f}"]
+    parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
+                                                                        strict=True))
+    total = round(float(group["loan_limit"].sum()), 2)
+    steps = [f"parcel limits = {parts} = {money(total)}",
+             f"capped = min({money(total)}, {money(cap)}) = {money(min(total, cap))}"]
     if decision == "decline" and "approve" in set(group["decision"]):
-        steps.append(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+        steps.append(f"under the minimum loan of {money(minimum)}: declined = 0")
     return "; ".join(steps)
 
 

@@ -56,16 +56,20 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"history file {path}: 'season' must be given on every row (row {row + 2} has none)")
     if not table["defaulted"].dropna().isin([0, 1]).all() or table["defaulted"].isna().any():
         raise InputError(f"history file {path}: 'defaulted' must be 0 or 1 on every row")
-    # A loan read twice (a join's or an export's duplicate) weighs its outcome twice.
-    key = [LOAN_ID] if LOAN_ID in table.columns else list(table.columns)
-    if (repeats := table.duplicated(subset=key)).any():
+    # A loan read twice (a join's or an export's duplicate) weighs its outcome twice. Loans are told apart by their
+    # loan_id where one is given, else by all their columns.
+    ids = table[LOAN_ID].astype("string").str.strip() if LOAN_ID in table.columns else None
+    named = (ids.notna() & ids.ne("")).to_numpy() if ids is not None else np.zeros(len(table), dtype=bool)
+    by_id = ids.where(named).duplicated().to_numpy() & named if ids is not None else named
+    if (repeats := by_id | (table.duplicated().to_numpy() & ~named)).any():
+        second = int(np.flatnonzero(repeats)[0])
+        key = [LOAN_ID] if named[second] else list(table.columns)
         loan = table.groupby(key, dropna=False, sort=False).ngroup().to_numpy()
-        second = int(np.flatnonzero(repeats.to_numpy())[0])
         first = int(np.flatnonzero(loan == loan[second])[0])
-        what = f"the same {LOAN_ID}" if LOAN_ID in table.columns else "identical"
+        what = f"the same {LOAN_ID}" if named[second] else "identical"
         raise InputError(f"history file {path}: rows {first + 2} and {second + 2} are {what} ({int(repeats.sum())} "
                          f"repeated loan(s)); a loan counted twice weighs its outcome twice: remove the repeats"
-                         f"{'' if LOAN_ID in table.columns else f' (or tell loans apart with a {LOAN_ID} column)'}")
+                         f"{'' if named[second] else f' (or tell loans apart by their {LOAN_ID})'}")
     if len(table) < MIN_ROWS:
         raise InputError(f"history file {path} has {len(table)} loans; at least {MIN_ROWS} are needed")
     counts = table["defaulted"].value_counts()
@@ -87,7 +91,13 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
 
 
 def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "") -> dict:
-    """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card."""
+    """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card.
+
+    Raises:
+        InputError: ``l2`` is negative or not finite.
+    """
+    if not 0 <= l2 < np.inf:
+        raise InputError(f"the ridge penalty l2 must be a finite number, 0 or more (got {l2})")
     scorecard = MonotonicScorecard(l2=l2).fit(risk_features(history), history["defaulted"], seasons=history["season"])
     card = {
         "kind": "farmcredit-monotonic-scorecard",
@@ -108,11 +118,14 @@ def write_risk_model(model: dict, path: str | Path) -> Path:
     """Write a fitted model as pretty, stable JSON (its folder made if missing).
 
     Raises:
-        InputError: ``path`` is a folder.
+        InputError: ``path`` is a folder, or it cannot be written (a file where a folder should be, no permission).
     """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder; --out names the model's JSON file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the model to {path}: {exc.strerror or exc}") from exc
     return path

@@ -39,11 +39,20 @@ class LimitArithmetic:
     def limit(self) -> float:
         return self.steps[-1][2] if self.steps else 0.0
 
-    def text(self) -> str:
-        """One line a loan officer can follow."""
+    def text(self, offered: float, withheld_by: str = "") -> str:
+        """One line a loan officer can follow, ending at the ``offered`` limit (0 when the decision ``withheld_by``
+        withholds the one worked out)."""
         if not self.steps:
             return f"no limit: {self.missing}"
-        return "; ".join(f"{name} = {formula} = {value:,.0f}" for name, formula, value in self.steps)
+        steps = [f"{name} = {formula} = {money(value) if name == 'rounded' else f'{value:,.0f}'}"
+                 for name, formula, value in self.steps]
+        ending = f"loan_limit = {money(offered)}"
+        return "; ".join([*steps, f"{ending} ({withheld_by})" if withheld_by else ending])
+
+
+def money(amount: float) -> str:
+    """An amount with thousands separators, its cents shown only when it has some."""
+    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
 
 
 def assign_limits(
@@ -80,6 +89,8 @@ def assign_limits(
             codes.append("HIGH_RISK")
         if band is not None and band.multiplier > 0.0 and arithmetic.steps and arithmetic.limit == 0.0:
             codes.append("ZERO_LIMIT")
+        if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
+            codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
         ranked = _rank(codes, arithmetic.lowered_by)
         decision, status = _decide(ranked)
         unobserved = bool({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"} & set(ranked))
@@ -87,19 +98,20 @@ def assign_limits(
             # Too little imagery to judge: a person decides, the model does not guess.
             decision = "refer"
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
+        withheld_by = f"{decision}: {ranked[0]}" if limit != arithmetic.limit else ""
         rows.append(
             {
                 "probability_of_default": probability[k],
                 "risk_grade": band.grade if band is not None and status != "error" else None,
                 "loan_limit": limit,
-                "limit_arithmetic": arithmetic.text(),
+                "limit_arithmetic": arithmetic.text(limit, withheld_by),
                 "expected_revenue": _expected_revenue(row, crop),
                 "decision": decision,
                 "status": status,
                 "reason": ";".join(ranked[: credit.max_reasons]),
                 "reason_text": explain(ranked[: credit.max_reasons]),
                 "reason_all": ";".join(ranked),
-                "overlaps_parcels": ";".join(str(ids[j]) for j in overlaps[k]) if overlaps else "",
+                "overlaps_parcels": ";".join(sorted(str(ids[j]) for j in overlaps[k])) if overlaps else "",
             }
         )
     credit_columns = pd.DataFrame(rows, index=out.index)
@@ -164,7 +176,8 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     base = min(capacity, ceiling)
     graded = base * band.multiplier
     capped = min(graded, credit.parcel_cap)
-    limit = math.floor(capped / credit.rounding_step) * credit.rounding_step
+    # Steps are whole cents (``rounding_step``); rounding the quotient first keeps 1072.5 / 0.1 from flooring to 10724.
+    limit = round(math.floor(round(capped / credit.rounding_step, 6)) * credit.rounding_step, 2)
     steps = (
         ("revenue_p10", f"{area:.4f} ha x {y10:.3f} t/ha x {crop.price} {unit}/kg ({row.priced_crop}) "
                         f"x haircut {credit.price_haircut}", revenue),
@@ -174,7 +187,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
         ("base", f"min({capacity:,.0f}, {ceiling:,.0f})", base),
         ("graded", f"{base:,.0f} x {band.multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
         ("capped", f"min({graded:,.0f}, parcel cap {credit.parcel_cap:,.0f})", capped),
-        ("loan_limit", f"round down {capped:,.0f} to {credit.rounding_step:,.0f}", float(limit)),
+        ("rounded", f"round down {capped:,.2f} to a multiple of {money(credit.rounding_step)}", float(limit)),
     )
     lowered = {}
     if ceiling < capacity:

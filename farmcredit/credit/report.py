@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from numpy.typing import ArrayLike
 from pyogrio import read_dataframe
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from farmcredit.audit import run_currency
 from farmcredit.errors import InputError
 from farmcredit.reasons import REASONS
 
@@ -37,7 +39,6 @@ REQUIRED_COLUMNS = (
 NUMERIC_COLUMNS = (
     "loan_limit", "polygon_area_ha", "cultivated_area_ha", "health_index", "clear_observations", "yield_p10_t_ha",
 )
-CURRENCY = "CNY"
 # 1 mu = 1/15 ha; 10 mu is the usual smallholder ceiling in China.
 TEN_MU_HA = 10 / 15
 # Parcel-size bands, left-closed: [0, 0.1), [0.1, 10 mu), [10 mu, inf) ha.
@@ -65,7 +66,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
             ``.parquet``, ``.gpkg`` (layer ``parcels``) or ``.csv`` results file.
 
     Returns:
-        The table, with ``attrs["source"]`` set to the file read.
+        The table, with ``attrs["source"]`` set to the file read and ``attrs["currency"]`` to its run's (from the
+        ``run.json`` beside it; None without one).
 
     Raises:
         InputError: the file is missing, unreadable, empty or lacks required columns (the message
@@ -91,8 +93,17 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise InputError(f"cannot read results file {file}: {exc}") from exc
     table = pd.DataFrame(table.drop(columns="geometry", errors="ignore"))
     table.attrs["source"] = str(file)
+    table.attrs["currency"] = _currency_beside(file)
     _check_columns(table, f"results file {file}")
     return table
+
+
+def _currency_beside(file: Path) -> str | None:
+    """The currency of the run whose ``run.json`` lies beside ``file``; None when there is none to read."""
+    try:
+        return run_currency(json.loads((file.parent / "run.json").read_text(encoding="utf-8"))) or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def size_band(polygon_area_ha: ArrayLike) -> pd.Series:
@@ -179,28 +190,38 @@ def credit_report(
         ``out``.
 
     Raises:
-        InputError: an empty table, missing columns, or an unknown ``fmt``.
+        InputError: an empty table, missing columns, an unknown ``fmt``, a reference in another currency, or
+            ``out`` cannot be written (a folder, a file where a folder should be).
     """
     if fmt not in ("html", "md"):
         raise InputError(f"report format {fmt!r}: expected 'html' or 'md'")
+    currency = results.attrs.get("currency")
+    if reference is not None and None not in (currency, reference.attrs.get("currency")) \
+            and reference.attrs["currency"] != currency:
+        raise InputError(f"the results' limits are in {currency}, the reference run's in "
+                         f"{reference.attrs['currency']}: they cannot be compared")
+    unit = currency or "the run's currency"
     table = _prepare(results, results.attrs.get("source", "results table"))
     base = None
     if reference is not None:
         base = _prepare(reference, reference.attrs.get("source", "reference table"))
     sections = [
-        _summary_section(table, base),
-        _fairness_section(table, has_region="region" in results),
+        _summary_section(table, base, unit),
+        _fairness_section(table, "region" in results, unit),
         _stability_section(table, base),
         _calibration_section(table),
         _reasons_section(table),
     ]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    intro = _intro(results, reference, table)
-    if fmt == "html":
-        out.write_text(_render_html(intro, sections), encoding="utf-8")
-    else:
-        out.write_text(_render_markdown(intro, sections, out), encoding="utf-8")
+    intro = _intro(results, reference, table, unit)
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(21, "a folder; --out names the report file")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = _render_html(intro, sections) if fmt == "html" else _render_markdown(intro, sections, out)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
     return out
 
 
@@ -389,18 +410,18 @@ class _Section:
     blocks: tuple[str | _Table | _Plot | _Bullets, ...]
 
 
-def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame) -> list[str]:
+def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame, unit: str) -> list[str]:
     lines = [f"Results: {results.attrs.get('source', 'a results table')} ({len(table)} parcels)."]
     if reference is not None:
         lines.append(f"Reference run: {reference.attrs.get('source', 'a results table')} ({len(reference)} parcels).")
-    lines.append(f"Limits are in {CURRENCY}; rates are shares of all parcels in the group, including parcels "
+    lines.append(f"Limits are in {unit}; rates are shares of all parcels in the group, including parcels "
                  "that could not be assessed (status error).")
     return lines
 
 
-def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Section:
+def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None, unit: str) -> _Section:
     runs = {"this run": table} if base is None else {"this run": table, "reference": base}
-    values = {name: _summary_values(run) for name, run in runs.items()}
+    values = {name: _summary_values(run, unit) for name, run in runs.items()}
     # Measures in first-seen order (status rows differ between runs); absent ones read 0.
     measures = list(dict.fromkeys(measure for run in values.values() for measure in run))
     frame = pd.DataFrame({name: [run.get(m, "0") for m in measures] for name, run in values.items()},
@@ -417,7 +438,7 @@ def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Section
     return _Section("1. Summary", (note, _Table("Portfolio summary", frame), plot))
 
 
-def _summary_values(table: pd.DataFrame) -> dict[str, str]:
+def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
     # A parcel without a borrower id is lent to as its own borrower.
     borrowers = table["borrower_id"].nunique(dropna=True) + int(table["borrower_id"].isna().sum())
     total = float(table["loan_limit"].sum())
@@ -427,9 +448,9 @@ def _summary_values(table: pd.DataFrame) -> dict[str, str]:
         "approval rate": _pct(table["decision"].eq("approve").mean()),
         "refer rate": _pct(table["decision"].eq("refer").mean()),
         "decline rate": _pct(table["decision"].eq("decline").mean()),
-        f"total of parcel limits ({CURRENCY})": _money(total),
-        f"mean limit per parcel ({CURRENCY})": _money(table["loan_limit"].mean()),
-        f"parcel limits per borrower ({CURRENCY})": _money(total / borrowers if borrowers else np.nan),
+        f"total of parcel limits ({unit})": _money(total),
+        f"mean limit per parcel ({unit})": _money(table["loan_limit"].mean()),
+        f"parcel limits per borrower ({unit})": _money(total / borrowers if borrowers else np.nan),
     }
     statuses = table["status"].fillna(UNKNOWN).value_counts()
     for status in ("ok", "flagged", "error", *sorted(set(statuses.index) - {"ok", "flagged", "error"})):
@@ -437,7 +458,7 @@ def _summary_values(table: pd.DataFrame) -> dict[str, str]:
     return values
 
 
-def _fairness_section(table: pd.DataFrame, has_region: bool) -> _Section:
+def _fairness_section(table: pd.DataFrame, has_region: bool, unit: str) -> _Section:
     by_band, by_region = _fairness(table, "size_band"), _fairness(table, "region")
     blocks: list[str | _Table | _Plot | _Bullets] = [
         "Bands by drawn parcel area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to 10 mu "
@@ -453,7 +474,7 @@ def _fairness_section(table: pd.DataFrame, has_region: bool) -> _Section:
         blocks.append("No region column: every parcel is in one region, 'all'.")
     for frame, noun in ((by_band, "size band"), (by_region, "region")):
         blocks.append(_Bullets(_four_fifths_lines(frame, noun)))
-        blocks.append(_Table(f"Outcomes by {noun}", _fairness_display(frame)))
+        blocks.append(_Table(f"Outcomes by {noun}", _fairness_display(frame, unit)))
     fig, ax = _figure(2)
     for axis, frame, title in ((ax[0], by_band, "By parcel-size band"), (ax[1], by_region, "By region")):
         rates = frame[["approval_rate", "refer_rate"]].set_axis(["approve", "refer"], axis=1)
@@ -488,15 +509,15 @@ def _four_fifths_lines(frame: pd.DataFrame, noun: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _fairness_display(frame: pd.DataFrame) -> pd.DataFrame:
+def _fairness_display(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "parcels": frame["parcels"].map("{:,}".format),
             "approval rate": frame["approval_rate"].map(_pct),
             "refer rate": frame["refer_rate"].map(_pct),
             "decline rate": frame["decline_rate"].map(_pct),
-            f"mean limit ({CURRENCY})": frame["mean_limit"].map(_money),
-            f"limit per cultivated ha ({CURRENCY}/ha)": frame["limit_per_cultivated_ha"].map(_money),
+            f"mean limit ({unit})": frame["mean_limit"].map(_money),
+            f"limit per cultivated ha ({unit}/ha)": frame["limit_per_cultivated_ha"].map(_money),
             "approval vs best": frame["impact_ratio"].map(lambda v: _number(v, 2)),
             "four-fifths flag": frame["below_four_fifths"].map({True: "FLAG", False: ""}),
         },

@@ -161,6 +161,7 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
     def from_dict(cls, data: dict) -> MonotonicScorecard:
         """Rebuild a fitted scorecard from ``to_dict`` output."""
         model = data["model"]
+        _check_model(model)
         scorecard = cls(l2=model["l2"], directions=dict(zip(model["features"], model["directions"])))
         scorecard.features_ = list(model["features"])
         for name in ("fill", "center", "scale", "coef", "calibration_x", "calibration_y"):
@@ -169,6 +170,32 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
         scorecard.classes_ = np.array([0, 1])
         scorecard.metrics_ = data["card"].get("metrics", {})
         return scorecard
+
+
+def _check_model(model: dict) -> None:
+    """Refuse a saved scorecard that would score garbage or break monotonicity (a hand edit, a truncated file).
+
+    Raises:
+        ValueError: naming the field.
+    """
+    features = model["features"]
+    unknown = [name for name in features if name not in FEATURE_DIRECTIONS]
+    if unknown or len(set(features)) != len(features) or not features:
+        raise ValueError(f"features must be distinct names among {', '.join(FEATURE_DIRECTIONS)}; got {features}")
+    if [FEATURE_DIRECTIONS[name] for name in features] != list(model["directions"]):
+        raise ValueError("directions differ from the scorecard's fixed signs")
+    arrays = {name: np.asarray(model[name], dtype=float) for name in ("fill", "center", "scale", "coef")}
+    for name, values in arrays.items():
+        if values.shape != (len(features),) or not np.isfinite(values).all():
+            raise ValueError(f"{name} must be {len(features)} finite numbers, one per feature")
+    if (arrays["scale"] <= 0).any() or (arrays["coef"] * np.asarray(model["directions"]) < 0).any():
+        raise ValueError("scale must be positive and each coef of its feature's sign")
+    x, y = (np.asarray(model[name], dtype=float) for name in ("calibration_x", "calibration_y"))
+    if (x.ndim != 1 or x.shape != y.shape or not x.size or not np.isfinite(x).all() or not np.isfinite(y).all()
+            or (np.diff(x) <= 0).any() or (np.diff(y) < 0).any() or y.min() < 0 or y.max() > 1):
+        raise ValueError("calibration_x must rise and calibration_y, as long, never fall within 0-1")
+    if not np.isfinite(float(model["intercept"])) or not 0 <= float(model["l2"]) < np.inf:
+        raise ValueError("intercept and l2 must be finite numbers, l2 not negative")
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, signs: np.ndarray, l2: float) -> tuple[np.ndarray, float]:

@@ -22,6 +22,7 @@ from rasterio.enums import Resampling  # noqa: E402
 from rasterio.errors import WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
+from farmcredit.audit import run_currency  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 
@@ -58,10 +59,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     usable = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
     if parcel_id is None:
         out = out or folder / "preview.png"
-        # The map spans the assessed parcels: one not assessed far off (outside the imagery, say) would shrink
-        # them to a strip; it is counted in the title instead.
-        assessed = usable[usable["status"].ne("error")]
-        framed = assessed if len(assessed) else usable
+        framed = map_parcels(parcels)  # one not assessed far off is counted in the title instead
         fig, ax = _map_figure(framed, n_panels=1)
         focus = None
         bounds = _padded(framed.total_bounds, 0.03) if len(framed) else (0.0, 0.0, 1.0, 1.0)
@@ -197,9 +195,12 @@ def _legend(parcels: pd.DataFrame) -> list[Patch]:
             for value, colour, label in DECISION_CLASSES]
 
 
-def run_currency(record: dict) -> str:
-    """The currency of a run's money columns, from its audit record (``run.json``)."""
-    return record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")
+def map_parcels(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The parcels a map of the run spans: those assessed (all with a geometry when none was). One not assessed far
+    off (outside the imagery, say) would shrink the others to a strip."""
+    usable = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
+    assessed = usable[usable["status"].ne("error")]
+    return assessed if len(assessed) else usable
 
 
 def _parcel_title(parcel: pd.Series, record: dict) -> str:

@@ -19,6 +19,7 @@ import pyogrio
 import pyproj
 import rasterio
 
+from farmcredit.outputs.preview import map_parcels
 from farmcredit.outputs.rasters import pixel_classes
 from farmcredit.outputs.styles import QGIS_VERSION, Style, raster_style
 
@@ -93,8 +94,8 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
             acquired = src.tags().get("ACQUIRED", "")
         imagery.append(ProjectLayer(f"true colour {acquired}".strip(), "true_colour.tif", crs,
                                     [Style("default", raster_style("true_colour"), True)]))
-    usable = assessment.parcels.geometry.notna() & ~assessment.parcels.geometry.is_empty
-    bounds = assessment.parcels[usable].to_crs(crs).total_bounds if usable.any() else np.zeros(4)
+    framed = map_parcels(assessment.parcels)
+    bounds = framed.to_crs(crs).total_bounds if len(framed) else np.zeros(4)
     pad = 0.03 * max(bounds[2] - bounds[0], bounds[3] - bounds[1], 100.0)
     extent = (bounds[0] - pad, bounds[1] - pad, bounds[2] + pad, bounds[3] + pad)
     dates = assessment.record.get("season_dates") or ["?"]

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 
-from farmcredit.audit import borrower_decision_records, decision_records, write_decision_records
+from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.outputs.preview import render_preview, run_currency
+from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
 from farmcredit.outputs.styles import borrower_styles, parcel_styles, write_layer_styles
@@ -62,7 +62,8 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
     render_preview(out_dir, files["preview"])
     write_decision_records(decision_records(parcels, assessment.record), files["decisions"])
-    write_decision_records(borrower_decision_records(borrowers, assessment.record), files["borrower_decisions"])
+    borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
+    write_decision_records(borrower_records, files["borrower_decisions"])
     return files
 
 

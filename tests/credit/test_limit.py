@@ -84,6 +84,9 @@ def test_overlapping_parcels_are_referred_and_named() -> None:
     out = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="B", borrower_id="B2"), overlaps=[[1], [0]])
     assert (out["decision"] == "refer").all() and out["reason"].str.contains("PARCEL_OVERLAP").all()
     assert list(out["overlaps_parcels"]) == ["B", "A"]
+    # Partners in id order, whatever order the rows (and so the spatial index) gave them in.
+    rows = [_parcel(parcel_id=name, borrower_id=name) for name in ("C", "A", "B")]
+    assert _assess(*rows, overlaps=[[2, 1], [0], [0]]).loc[0, "overlaps_parcels"] == "A;B"
 
 
 @settings(max_examples=200, deadline=None)
@@ -135,14 +138,45 @@ def test_borrower_total_is_capped_and_names_deciding_parcels() -> None:
 
 
 def test_borrowers_below_the_minimum_loan_are_declined() -> None:
+    """Declined by their total, not by the parcel declined beside it (which gave 0): no parcel decided alone."""
     parcels = _assess(_parcel(cultivated_area_ha=0.02, cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02,
-                              declared_area_ha=0.02))
-    frame = gpd.GeoDataFrame(parcels, geometry=[box(0, 0, 1, 1)], crs="EPSG:32650")
-    borrower = aggregate_borrowers(frame, CONFIG).iloc[0]
-    assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0
+                              declared_area_ha=0.02),
+                      _parcel(parcel_id="P2", cultivated_fraction=0.0, cultivated_area_ha=0.0, crop="fallow",
+                              priced_crop="fallow", declared_area_ha=np.nan))
+    assert list(parcels["decision"]) == ["approve", "decline"]
+    borrower = _borrowers(parcels).iloc[0]
+    assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0 and borrower["decided_by"] == "all"
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
     assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+
+
+def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> None:
+    """A parcel with no limit is referred (NO_LIMIT), never approved at 0; a limit withheld says by what."""
+    unmeasured = _assess(_parcel(cultivated_area_ha=np.nan, cultivated_area_low_ha=np.nan,
+                                 cultivated_area_high_ha=np.nan, cultivated_fraction=np.nan)).iloc[0]
+    assert (unmeasured["decision"], unmeasured["status"], unmeasured["loan_limit"]) == ("refer", "flagged", 0.0)
+    assert unmeasured["reason"] == "NO_LIMIT"
+    assert unmeasured["limit_arithmetic"] == "no limit: no cultivated area could be measured"
+    few = _assess(_parcel(clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])).iloc[0]
+    assert few["loan_limit"] == 0 and few["limit_arithmetic"].endswith("loan_limit = 0 (refer: FEW_CLEAR_OBSERVATIONS)")
+    assert "rounded = round down" in few["limit_arithmetic"]  # what it would have been, then why it is not
+    lent = _assess(_parcel()).iloc[0]
+    assert lent["loan_limit"] > 0 and lent["limit_arithmetic"].endswith(f"loan_limit = {lent['loan_limit']:,.0f}")
+
+
+def test_a_rounding_step_in_cents_gives_whole_cents_and_shows_them() -> None:
+    credit = {**CONFIG.credit.model_dump(), "rounding_step": 0.1}
+    config = Config.model_validate({**CONFIG.model_dump(), "credit": credit})
+    rows = [_parcel(parcel_id=f"P{i}", cultivated_area_ha=0.5 + i / 997) for i in range(40)]
+    out = assign_limits(pd.DataFrame(rows), config, RISK)
+    assert (out["loan_limit"] == out["loan_limit"].round(2)).all()  # no float noise such as 213.20000000000002
+    assert (np.round(out["loan_limit"] * 10) % 1 == 0).all() and (out["loan_limit"] % 1 != 0).any()
+    assert all(text.endswith(f"loan_limit = {limit:,.2f}") or text.endswith(f"loan_limit = {limit:,.0f}")
+               for text, limit in zip(out["limit_arithmetic"], out["loan_limit"], strict=True))
+    assert "to a multiple of 0.10" in out["limit_arithmetic"].iloc[0]
+    with pytest.raises(ValueError, match="rounding_step"):
+        Config.model_validate({**CONFIG.model_dump(), "credit": {**credit, "rounding_step": 1e-310}})
 
 
 def _borrowers(parcels: pd.DataFrame) -> pd.DataFrame:

@@ -197,6 +197,12 @@ def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> N
         credit_report(_results().iloc[:0], out=tmp_path / "r.html")
     with pytest.raises(InputError, match="'defaulted' must be 0 or 1"):
         credit_report(_results(defaulted=2), out=tmp_path / "r.html")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+    for fmt, out in (("html", tmp_path / "folder"), ("html", tmp_path / "file" / "r.html"),
+                     ("md", tmp_path / "file" / "r.md")):
+        with pytest.raises(InputError, match=f"cannot write the report to {out}"):
+            credit_report(_results(), out=out, fmt=fmt)
 
 
 def test_load_results_reads_a_folder_and_csv(tmp_path: Path) -> None:
@@ -229,3 +235,22 @@ def test_load_results_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=f"{tmp_path / 'empty' / 'results.parquet'} does not exist"):
         load_results(tmp_path / "empty")
+
+
+def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> None:
+    """The currency comes from the run.json beside the results; a reference in another currency is refused."""
+    import json
+
+    for name, currency in (("usd", "USD"), ("cny", "CNY"), ("bare", None)):
+        (tmp_path / name).mkdir()
+        _results().to_csv(tmp_path / name / "results.csv", index=False)
+        if currency:
+            run = {"config": {"values": {"credit": {"currency": currency}}}}
+            (tmp_path / name / "run.json").write_text(json.dumps(run))
+    usd, cny, bare = (load_results(tmp_path / name / "results.csv") for name in ("usd", "cny", "bare"))
+    text = credit_report(usd, out=tmp_path / "usd.md", fmt="md").read_text()
+    assert "Limits are in USD" in text and "mean limit (USD)" in text and "CNY" not in text
+    assert "Limits are in the run's currency" in credit_report(bare, out=tmp_path / "bare.md", fmt="md").read_text()
+    assert "total of parcel limits (USD)" in credit_report(usd, bare, out=tmp_path / "u.md", fmt="md").read_text()
+    with pytest.raises(InputError, match="in USD, the reference run's in CNY"):
+        credit_report(usd, cny, out=tmp_path / "mixed.md", fmt="md")

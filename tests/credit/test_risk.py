@@ -27,6 +27,13 @@ def test_loans_that_differ_only_by_loan_id_are_two_loans(history, tmp_path: Path
     twice = pd.concat([history, history.iloc[[4]]], ignore_index=True)
     twice.assign(loan_id=range(len(twice))).to_csv(tmp_path / "history.csv", index=False)
     assert len(read_history(tmp_path / "history.csv", as_of=date(2026, 1, 1))) == len(history) + 1
+    # Loans with no loan_id are told apart by their other columns, not taken for one loan of a blank id.
+    blanks = history.assign(loan_id=[None if i in (5, 7, 9) else f"L{i}" for i in range(len(history))])
+    blanks.to_csv(tmp_path / "blanks.csv", index=False)
+    assert len(read_history(tmp_path / "blanks.csv", as_of=date(2026, 1, 1))) == len(history)
+    pd.concat([blanks, blanks.iloc[[7]]]).to_csv(tmp_path / "repeated.csv", index=False)
+    with pytest.raises(InputError, match="rows 9 and 3602 are identical"):
+        read_history(tmp_path / "repeated.csv", as_of=date(2026, 1, 1))
 
 
 def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
@@ -107,16 +114,49 @@ def test_outcome_dates_with_a_time_zone_are_read_and_the_fit_date_is_never_in_th
 
 
 def test_a_model_goes_to_a_file_its_folder_made_never_to_a_folder(history, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="l2 must be a finite number"):
+        fit_risk_model(history, source="synthetic", l2=float("inf"))  # its JSON would not be JSON
     model = fit_risk_model(history, source="synthetic")
     assert write_risk_model(model, tmp_path / "new" / "model.json").is_file()
     with pytest.raises(InputError, match="is a folder"):
         write_risk_model(model, tmp_path / "new")
+    with pytest.raises(InputError, match="cannot write the model to .*model.json"):
+        write_risk_model(model, tmp_path / "new" / "model.json" / "model.json")  # under a file
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.json"
     path.write_text('{"weights": [1, 2]}')
     with pytest.raises(InputError, match="not a farmcredit risk model"):
+        load_risk_model(path)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("coef", None, "coef must be 7 finite numbers"),  # a null: every PD NaN, every parcel approved without a limit
+    ("coef", [-1.0, -1.0, -1.0], "coef must be 7 finite numbers"),  # a matmul error after the whole run
+    ("features", ["rainfall", "yield_p10_t_ha"], "features must be distinct names"),
+    ("directions", [1, -1, -1, -1, -1, 1, 1], "fixed signs"),
+    ("scale", [0.0] * 7, "scale must be positive"),
+    ("calibration_x", [], "calibration_x must rise"),
+    ("calibration_y", "reversed", "never fall"),
+    ("intercept", float("nan"), "intercept and l2"),
+])
+def test_a_saved_scorecard_that_would_score_garbage_is_refused_at_load(tmp_path: Path, field: str, value,
+                                                                       message: str) -> None:
+    data = json.loads(Path(load_risk_model().source).read_text())
+    data["model"][field] = data["model"][field][::-1] if value == "reversed" else value
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=f"not a farmcredit risk model.*{message}"):
+        load_risk_model(path)
+
+
+def test_a_coefficient_against_its_features_sign_is_refused(tmp_path: Path) -> None:
+    data = json.loads(Path(load_risk_model().source).read_text())
+    data["model"]["coef"][0] = abs(data["model"]["coef"][0]) + 0.5  # PD would rise with health
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="each coef of its feature's sign"):
         load_risk_model(path)
 
 

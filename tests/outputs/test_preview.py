@@ -68,6 +68,26 @@ def test_a_parcel_not_assessed_far_off_does_not_shrink_the_map(outputs, tmp_path
     assert written.shape == matplotlib.image.imread(outputs / "preview.png").shape
 
 
+def test_a_parcel_off_the_imagery_does_not_widen_the_projects_first_view(small_season, tmp_path) -> None:
+    """QGIS opened project.qgs spanning every parcel, so one far off shrank the others to specks."""
+    import xml.etree.ElementTree as ET
+
+    import geopandas as gpd
+    import shapely
+
+    from farmcredit.pipeline import assess
+
+    parcels = gpd.read_file(small_season.parcels_path).head(5)
+    far = parcels.iloc[[0]].assign(parcel_id="FAR")
+    far["geometry"] = shapely.affinity.translate(far.geometry.iloc[0], 0.5, 0)  # degrees: about 50 km east
+    pd.concat([parcels, far]).to_file(tmp_path / "parcels.gpkg")
+    results = assess(tmp_path / "parcels.gpkg", small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    assert results.set_index("parcel_id").loc["FAR", "reason"] == "OUTSIDE_IMAGERY"
+    extent = ET.parse(tmp_path / "out" / "project.qgs").find("mapcanvas/extent")
+    xmin, ymin, xmax, ymax = (float(extent.find(tag).text) for tag in ("xmin", "ymin", "xmax", "ymax"))
+    assert max(xmax - xmin, ymax - ymin) < 1_000  # the small season is 960 m across
+
+
 def test_a_results_folder_named_like_a_geopackage_is_a_folder(outputs, tmp_path) -> None:
     folder = tmp_path / "run.gpkg"
     shutil.copytree(outputs, folder)
