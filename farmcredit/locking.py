@@ -21,12 +21,19 @@ def folder_lock(lock_file: Path, busy: str) -> Iterator[None]:
     """Hold ``lock_file`` (made if missing) while the body runs.
 
     Raises:
-        InputError: ``busy``, when another process holds it; it is not waited for.
+        InputError: ``busy``, when another process holds it (it is not waited for); or the folder cannot be written.
     """
-    with lock_file.open("a+") as handle:
+    try:
+        handle = lock_file.open("a+")
+    except OSError as exc:
+        raise InputError(f"folder {lock_file.parent} cannot be written ({exc.strerror or exc})") from exc
+    with handle:
         if not _try_lock(handle):
             raise InputError(busy)
-        yield
+        try:
+            yield
+        finally:
+            _unlock(handle)
 
 
 def _try_lock(handle: IO[str]) -> bool:
@@ -47,3 +54,16 @@ def _try_lock(handle: IO[str]) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _unlock(handle: IO[str]) -> None:
+    """Release the lock ``_try_lock`` took (Windows frees a closed file's locks only in its own time)."""
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

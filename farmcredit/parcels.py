@@ -107,14 +107,16 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
     if len(layers) == 1:
         return None
     infos = {name: pyogrio.read_info(path, layer=name) for name in names}
-    candidates = [name for name, kind in layers if ("Polygon" in kind or kind == "Unknown")
-                  and "parcel_id" in {_SHAPEFILE_NAMES.get(f.lower(), f.lower()) for f in infos[name]["fields"]}]
+    why_not = {name: "no parcel_id" if "parcel_id" not in {_SHAPEFILE_NAMES.get(f.lower(), f.lower())
+                                                         for f in infos[name]["fields"]}
+               else "not polygons" if not ("Polygon" in kind or kind == "Unknown") else "" for name, kind in layers}
+    candidates = [name for name in names if not why_not[name]]
     if len(candidates) == 1:
         logger.info("%s: reading layer %s, the one of its %d layers with parcel_id and polygons", path,
                     candidates[0], len(layers))
         return candidates[0]
     described = "; ".join(f"{name} ({infos[name]['features']} features, {kind}"
-                          f"{'' if name in candidates else ', no parcel_id'})" for name, kind in layers)
+                          f"{f', {why_not[name]}' if why_not[name] else ''})" for name, kind in layers)
     raise InputError(f"parcel file {path} has {len(layers)} layers ({described}): "
                      f"{'choose one' if candidates else 'none holds parcels with a parcel_id; name the layer'} with "
                      "--parcels-layer NAME (to assess several, merge them into one first)")

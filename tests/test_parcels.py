@@ -163,6 +163,11 @@ def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_
     _frame([{"name": "well", "geometry": Point(500050, 3650050)}]).to_file(mixed, layer="wells")
     _frame([{"PARCEL_ID": "P9", "geometry": SQUARE}]).to_file(mixed, layer="fields")
     assert list(read_parcels(mixed)["parcel_id"]) == ["P9"]  # the one layer that can be the parcels
+    _frame([{"parcel_id": "W1", "geometry": Point(500050, 3650050)}]).to_file(mixed, layer="wells_with_ids")
+    _frame([{"parcel_id": "P8", "geometry": SQUARE}]).to_file(mixed, layer="plots")
+    with pytest.raises(InputError, match=r"wells \(1 features, Point, no parcel_id\); fields \(1 features, Polygon\); "
+                                         r"wells_with_ids \(1 features, Point, not polygons\); plots"):
+        read_parcels(mixed)
     assert read_parcels(tmp_path / "two.gpkg", layer="old_parcels").attrs["layer"] == "old_parcels"
     _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_parquet(tmp_path / "one.parquet")
     with pytest.raises(InputError, match="GeoParquet, which has no layers"):

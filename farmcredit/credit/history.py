@@ -63,9 +63,11 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     by_id = ids.where(named).duplicated().to_numpy() & named if ids is not None else named
     if (repeats := by_id | (table.duplicated().to_numpy() & ~named)).any():
         second = int(np.flatnonzero(repeats)[0])
-        key = [LOAN_ID] if named[second] else list(table.columns)
-        loan = table.groupby(key, dropna=False, sort=False).ngroup().to_numpy()
-        first = int(np.flatnonzero(loan == loan[second])[0])
+        if named[second]:  # the first row of its loan_id, blanks around it aside
+            first = int(np.flatnonzero((ids == ids.iloc[second]).fillna(False).to_numpy())[0])
+        else:
+            loan = table.groupby(list(table.columns), dropna=False, sort=False).ngroup().to_numpy()
+            first = int(np.flatnonzero(loan == loan[second])[0])
         what = f"the same {LOAN_ID}" if named[second] else "identical"
         raise InputError(f"history file {path}: rows {first + 2} and {second + 2} are {what} ({int(repeats.sum())} "
                          f"repeated loan(s)); a loan counted twice weighs its outcome twice: remove the repeats"

@@ -24,6 +24,8 @@ from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
 KG_PER_TONNE = 1000.0
+# Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
+UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,12 @@ def assign_limits(
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
         ranked = _rank(codes, arithmetic.lowered_by)
         decision, status = _decide(ranked)
-        unobserved = bool({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"} & set(ranked))
+        unobserved = bool(UNOBSERVED & set(ranked))
         if unobserved and decision == "decline":
             # Too little imagery to judge: a person decides, the model does not guess.
             decision = "refer"
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
-        withheld_by = f"{decision}: {ranked[0]}" if limit != arithmetic.limit else ""
+        withheld_by = f"{decision}: {_withheld_by(ranked)}" if limit != arithmetic.limit else ""
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -176,8 +178,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     base = min(capacity, ceiling)
     graded = base * band.multiplier
     capped = min(graded, credit.parcel_cap)
-    # Steps are whole cents (``rounding_step``); rounding the quotient first keeps 1072.5 / 0.1 from flooring to 10724.
-    limit = round(math.floor(round(capped / credit.rounding_step, 6)) * credit.rounding_step, 2)
+    limit = _round_down(capped, credit.rounding_step)
     steps = (
         ("revenue_p10", f"{area:.4f} ha x {y10:.3f} t/ha x {crop.price} {unit}/kg ({row.priced_crop}) "
                         f"x haircut {credit.price_haircut}", revenue),
@@ -197,6 +198,20 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     if graded > credit.parcel_cap:
         lowered["CAP_REACHED"] = graded - credit.parcel_cap
     return LimitArithmetic(steps, lowered)
+
+
+def _withheld_by(ranked: list[str]) -> str:
+    """The code that withheld a limit: too little imagery (whatever else refers), else the most serious (a decline)."""
+    return next((code for code in ranked if code in UNOBSERVED), ranked[0])
+
+
+def _round_down(amount: float, step: float) -> float:
+    """The largest multiple of ``step`` (whole cents) not above ``amount``, in cents: 1072.5 / 0.1 is 10724.999...
+    in floating point, so a multiple the floor missed is taken when it is not above ``amount``."""
+    multiples = math.floor(amount / step)
+    if (multiples + 1) * step <= amount + 1e-9:
+        multiples += 1
+    return round(multiples * step, 2)
 
 
 def _expected_revenue(row: object, crop: object) -> float:

@@ -161,6 +161,11 @@ def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> Non
     few = _assess(_parcel(clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])).iloc[0]
     assert few["loan_limit"] == 0 and few["limit_arithmetic"].endswith("loan_limit = 0 (refer: FEW_CLEAR_OBSERVATIONS)")
     assert "rounded = round down" in few["limit_arithmetic"]  # what it would have been, then why it is not
+    repaired = _assess(_parcel(reasons=["GEOMETRY_REPAIRED", "FEW_CLEAR_OBSERVATIONS"])).iloc[0]
+    assert repaired["limit_arithmetic"].endswith("(refer: FEW_CLEAR_OBSERVATIONS)")  # not the refer that keeps it
+    declined = _assess(_parcel(declared_area_ha=1.5, health_index=np.nan, crop="fallow", cultivated_fraction=0.0,
+                               cultivated_area_ha=0.0)).iloc[0]
+    assert declined["decision"] == "decline" and declined["loan_limit"] == 0
     lent = _assess(_parcel()).iloc[0]
     assert lent["loan_limit"] > 0 and lent["limit_arithmetic"].endswith(f"loan_limit = {lent['loan_limit']:,.0f}")
 
@@ -171,12 +176,17 @@ def test_a_rounding_step_in_cents_gives_whole_cents_and_shows_them() -> None:
     rows = [_parcel(parcel_id=f"P{i}", cultivated_area_ha=0.5 + i / 997) for i in range(40)]
     out = assign_limits(pd.DataFrame(rows), config, RISK)
     assert (out["loan_limit"] == out["loan_limit"].round(2)).all()  # no float noise such as 213.20000000000002
-    assert (np.round(out["loan_limit"] * 10) % 1 == 0).all() and (out["loan_limit"] % 1 != 0).any()
+    tenths = out["loan_limit"] * 10
+    assert (np.abs(tenths - np.round(tenths)) < 1e-6).all() and (out["loan_limit"] % 1 != 0).any()
     assert all(text.endswith(f"loan_limit = {limit:,.2f}") or text.endswith(f"loan_limit = {limit:,.0f}")
                for text, limit in zip(out["limit_arithmetic"], out["loan_limit"], strict=True))
     assert "to a multiple of 0.10" in out["limit_arithmetic"].iloc[0]
     with pytest.raises(ValueError, match="rounding_step"):
         Config.model_validate({**CONFIG.model_dump(), "credit": {**credit, "rounding_step": 1e-310}})
+    from farmcredit.credit.limit import _round_down
+
+    assert _round_down(1072.5, 0.1) == 1072.5  # 1072.5 / 0.1 floors to 10724 in floating point
+    assert _round_down(99999.96, 100000) == 0 and _round_down(213.29, 0.1) == 213.2  # never up, no float noise
 
 
 def _borrowers(parcels: pd.DataFrame) -> pd.DataFrame:

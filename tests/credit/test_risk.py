@@ -34,6 +34,10 @@ def test_loans_that_differ_only_by_loan_id_are_two_loans(history, tmp_path: Path
     pd.concat([blanks, blanks.iloc[[7]]]).to_csv(tmp_path / "repeated.csv", index=False)
     with pytest.raises(InputError, match="rows 9 and 3602 are identical"):
         read_history(tmp_path / "repeated.csv", as_of=date(2026, 1, 1))
+    spaced = history.assign(loan_id=[f"L{i}" if i != 7 else "L3 " for i in range(len(history))])
+    spaced.to_csv(tmp_path / "spaced.csv", index=False)
+    with pytest.raises(InputError, match="rows 5 and 9 are the same loan_id"):  # "L3 " is L3
+        read_history(tmp_path / "spaced.csv", as_of=date(2026, 1, 1))
 
 
 def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
