@@ -52,7 +52,11 @@ def derive_signals(
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, config)
-    health, reference = _peer_health(peak, crop, agro.min_peers)
+    # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
+    # crop's own template peak when peers of other crops fill in.
+    rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
+    template_peak = {name: max(v for _, v in spec.ndvi_template) for name, spec in config.crops.items()}
+    health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
 
@@ -187,27 +191,30 @@ def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray,
     return out
 
 
-def _peer_health(peak: np.ndarray, crop: np.ndarray, min_peers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Health index 0-100: the peak-NDVI percentile among same-crop parcels of this run.
+def _peer_health(peak: np.ndarray, crop: np.ndarray, rated: np.ndarray, template_peak: dict[str, float],
+                 min_peers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Health index 0-100 of the ``rated`` parcels: the peak-NDVI percentile among those of the same ``crop``.
 
-    With fewer than ``min_peers`` same-crop parcels the peers are all cropland parcels; with
-    fewer than ``min_peers`` of those, health is NaN (and says so): no peer, no comparison.
+    With fewer than ``min_peers`` of its crop a parcel is ranked among all rated parcels, each peak taken relative to
+    its own crop's template peak (a soybean at 0.75 is as green as a maize at 0.85); with fewer than ``min_peers`` of
+    those, health is NaN (and says so): no peer, no comparison.
     """
     n = len(peak)
     health = np.full(n, np.nan)
     reference = np.full(n, "", dtype=object)
-    cropland = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
-    if cropland.sum() < min_peers:
-        reference[cropland] = f"not rated: {cropland.sum()} cropland parcels in this run (fewer than {min_peers})"
+    if rated.sum() < min_peers:
+        reference[rated] = f"not rated: {rated.sum()} cropland parcels in this run (fewer than {min_peers})"
         return health, reference
-    for name in np.unique(crop[cropland]):
-        members = cropland & (crop == name)
+    relative = np.array([p / template_peak[c] if r else np.nan for p, c, r in zip(peak, crop, rated, strict=True)])
+    for name in np.unique(crop[rated]):
+        members = rated & (crop == name)
         if members.sum() >= min_peers:
             peers, label = members, f"peak NDVI percentile among {members.sum()} {name} parcels in this run"
         else:
-            peers = cropland
-            label = f"peak NDVI percentile among {cropland.sum()} cropland parcels (fewer than {min_peers} {name})"
-        health[members] = _percentile_rank(peak[members], peak[peers])
+            peers = rated
+            label = (f"percentile of peak NDVI over its crop's template peak among {rated.sum()} cropland parcels "
+                     f"(fewer than {min_peers} {name})")
+        health[members] = _percentile_rank(relative[members], relative[peers])
         reference[members] = label
     return health, reference
 

@@ -71,6 +71,24 @@ def test_health_is_a_percentile_among_same_crop_peers() -> None:
     assert "10 wheat parcels" in signals["health_reference"].iloc[0]
 
 
+def test_health_ranks_a_crop_among_its_own_or_against_its_own_template_peak() -> None:
+    """A soybean read as maize with too little confidence is priced as the declared soybean, so it is rated among
+    soybeans; a crop with too few peers is compared with other crops relative to each crop's template peak (a
+    textbook soybean peaks at 0.75, a textbook maize at 0.85: equally healthy)."""
+    maize = [_template("maize") * s for s in np.linspace(0.96, 1.04, 20)]
+    soybean = [_template("soybean") * s for s in (0.98, 1.0, 1.02, 1.0)]
+    signals, _ = _signals(_measure(np.stack(maize + soybean)), declared=["maize"] * 20 + ["soybean"] * 4)
+    four = signals.iloc[20:]
+    assert (four["priced_crop"] == "soybean").all() and four["health_reference"].str.contains("template peak").all()
+    assert 30 < four["health_index"].iloc[1] < 70  # mid-pack, as its textbook curve is (was 8 against raw maize)
+    unsure = (_template("maize") + _template("soybean")) / 2  # the call between the two is unsure
+    ndvi = np.stack([_template("soybean") * s for s in np.linspace(0.9, 1.1, 6)] + [unsure * 0.9])
+    signals, _ = _signals(_measure(ndvi), declared=["soybean"] * 7)
+    last = signals.iloc[-1]
+    assert last["crop"] == "maize" and last["crop_confidence"] < CONFIG.agronomy.crop_min_confidence
+    assert last["priced_crop"] == "soybean" and "7 soybean parcels" in last["health_reference"]
+
+
 def test_cloudy_seasons_are_counted_and_flagged() -> None:
     ndvi = np.stack([_template("wheat")] * 3)
     clear = np.ones_like(ndvi)
