@@ -82,8 +82,9 @@ class CropConfig(_Frozen):
     """One crop: its typical NDVI season, yield curve, price (CNY/kg) and costs (CNY/ha).
 
     ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
-    ``other_cost_per_ha`` the part the farmer pays from the harvest besides the loan (land rent,
-    hired labour), subtracted from the revenue to give the repayment capacity.
+    ``other_cost_per_ha`` the part the farmer pays from the harvest besides the loan (hired harvest
+    machinery, irrigation fees, transport; and rent, on rented land), subtracted from the revenue to
+    give the repayment capacity.
     """
 
     ndvi_template: tuple[tuple[float, float], ...]
