@@ -47,8 +47,16 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
         Scenes in folder order (not yet sorted by date).
     """
     scenes: list[Scene] = []
-    for directory, subdirectories, files in os.walk(folder):
+    visited: set[str] = set()
+    # Linked scene folders are followed (each real folder once: a link back up would loop); hidden files, such as
+    # macOS's ._ sidecars of every file copied to an exFAT or SMB drive, are skipped as hidden folders are.
+    for directory, subdirectories, all_files in os.walk(folder, followlinks=True):
         here = Path(directory)
+        if (real := os.path.realpath(directory)) in visited:
+            subdirectories[:] = []
+            continue
+        visited.add(real)
+        files = [name for name in all_files if not name.startswith(".")]
         for aside, scene in set_aside_scenes(here, subdirectories):
             logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
                            "run the fetch again into %s to put it back", aside, scene.name, here)
@@ -89,8 +97,18 @@ def scene_from_item(item_path: Path | str, item: dict[str, Any]) -> Scene:
             no local copies are looked for).
         item: The item's JSON.
     """
-    local_folder = item_path.parent if isinstance(item_path, Path) else None
     item_id = str(item.get("id") or (item_path.stem if isinstance(item_path, Path) else item_path))
+    try:
+        return _item_scene(item_path, item_id, item)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+        # A value of the wrong type or out of range ("eo:cloud_cover": "n/a", a scale of 0, an asset as text).
+        raise ImageryError(f"{item_path}: STAC item {item_id} has a value farmcredit cannot use "
+                           f"({type(error).__name__}: {error}); fix or remove it") from error
+
+
+def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Scene:
+    """``scene_from_item``'s work, its errors of malformed values not yet told."""
+    local_folder = item_path.parent if isinstance(item_path, Path) else None
     properties = item.get("properties") or {}
     acquired = _item_datetime(item_path, properties)
     band_assets: dict[str, dict[str, Any]] = {}

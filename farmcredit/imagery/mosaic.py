@@ -4,7 +4,8 @@
   the season's grid is the union of their extents on that lattice.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
-  scenes cover the largest area (ties: the smaller EPSG code), so most parcels keep native pixels.
+  scenes cover the largest area summed over the dates (ties: the smaller EPSG code), so most parcels keep
+  native pixels on most dates.
 - Scenes acquired on the same date (overlapping tiles, two zones, two orbits, a reprocessed
   duplicate) become one mosaic scene, so no parcel is observed twice on a date: per pixel, the
   first part that sees it clear, else the first with data. Parts in the season's CRS come first,
@@ -142,13 +143,11 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], crs: rasteri
 
 
 def _season_crs(grids: Sequence[Grid]) -> rasterio.crs.CRS:
-    """The CRS whose grids cover the largest area, each distinct grid once (ties: the smaller EPSG code)."""
-    distinct: list[Grid] = []
-    for grid in grids:
-        if not any(grid.matches(seen) for seen in distinct):
-            distinct.append(grid)
+    """The CRS whose scenes cover the largest area over the season: each scene's grid area, so a tile seen on 15
+    dates outweighs a neighbour's seen on one, whose pixels would otherwise resample all 15 (ties: the smaller EPSG
+    code)."""
     areas: list[tuple[rasterio.crs.CRS, float]] = []
-    for grid in distinct:
+    for grid in grids:
         area = abs(grid.transform.a * grid.transform.e) * grid.shape[0] * grid.shape[1]
         for index, (crs, total) in enumerate(areas):
             if crs == grid.crs:

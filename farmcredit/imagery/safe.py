@@ -25,17 +25,27 @@ METADATA_NAME = "MTD_MSIL2A.xml"
 L1C_METADATA_NAME = "MTD_MSIL1C.xml"
 # ".../IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m" (baselines before 02.07 prefix "L2A_").
 _IMAGE_FILE = re.compile(r"_(B\d{2}|B8A|SCL)_(\d{2})m$")
+# A Sentinel-2 product's name (S2B_MSIL2A_20240315T031521_N0510_...), as downloaded.
+PRODUCT_NAME = re.compile(r"S2[A-D]_MSIL(1C|2A)_\d{8}T\d{6}_", re.IGNORECASE)
 
 
 def is_safe_product(path: Path) -> bool:
-    """True for a ``.SAFE`` folder, or a ``.zip`` holding a SAFE product's metadata (L2A or L1C)."""
+    """True for a ``.SAFE`` folder, or a ``.zip`` holding a SAFE product's metadata (L2A or L1C).
+
+    Raises:
+        ImageryError: A ``.zip`` named as a Sentinel-2 product does not read as a zip (a download cut short): left
+            out in silence, it would take its date off the season.
+    """
     if path.is_dir():
         return path.name.upper().endswith(".SAFE")
     if path.is_file() and path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as archive:
                 return any(_is_metadata(name) for name in archive.namelist())
-        except (zipfile.BadZipFile, OSError):
+        except (zipfile.BadZipFile, OSError) as error:
+            if PRODUCT_NAME.match(path.name):
+                raise ImageryError(f"{path}: a Sentinel-2 product that does not read as a zip ({error}): a download "
+                                   "cut short? Download it again, or move it out of the imagery folder") from error
             return False
     return False
 

@@ -15,7 +15,7 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
 from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
-from farmcredit.imagery.naming import BASE_GRID_BANDS, SCL, SURFACE_BANDS, band_sort_key
+from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, SURFACE_BANDS, band_sort_key
 from farmcredit.imagery.safe import safe_scene
 from farmcredit.imagery.scene import Imagery, Scene
 from farmcredit.imagery.stack import stack_scenes
@@ -97,6 +97,7 @@ def open_imagery(
                      if isinstance(message := headers[scene.band_paths[band][0]], str))
     scenes, grids = _with_grids(scenes, headers, unopened)
     scenes = _without_unopenable_bands(scenes, headers)
+    scenes, grids = _with_ndvi_bands(scenes, grids)
     grid = season_grid(str(path), scenes, grids)
     scenes = merge_same_date(scenes, grids, grid.crs)
 
@@ -159,6 +160,23 @@ def _without_unopenable_bands(scenes: list[Scene], headers: Mapping[str, Grid | 
             for scene in scenes]
 
 
+def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene], list[Grid]]:
+    """The scenes, less those without a band file NDVI needs (red or NIR: a scene folder missing B08, say) that other
+    scenes have, each left out with a warning: kept, it would take the band off every date."""
+    held = {band for scene in scenes for band in scene.band_paths}
+    kept: list[tuple[Scene, Grid]] = []
+    for scene, grid in zip(scenes, grids, strict=True):
+        missing = [band for band in NDVI_BANDS if band in held and band not in scene.band_paths]
+        if missing:
+            logger.warning("scene %s has no %s file, which NDVI needs and other scenes have: it is left out of the "
+                           "season", scene.scene_id, " or ".join(missing))
+        else:
+            kept.append((scene, grid))
+    if not kept:  # no scene has both: load_inputs says which band the season lacks
+        return scenes, grids
+    return [scene for scene, _ in kept], [grid for _, grid in kept]
+
+
 def _with_grids(
     scenes: list[Scene], headers: Mapping[str, Grid | str], unopened: Sequence[tuple[str, str, str, str]]
 ) -> tuple[list[Scene], list[Grid]]:
@@ -208,8 +226,8 @@ def _header(scene: Scene, band: str, band_path: str) -> Grid | str:
             raise ImageryError(f"{band_path}: GDAL cannot open it ({gdal_message(error)}); band {band} of scene "
                                f"{scene.scene_id}") from error
         return gdal_message(error).replace(f"'{band_path}' ", "").replace(f"{band_path}: ", "")
-    if crs is None:
-        raise ImageryError(f"{band_path}: has no CRS (band {band} of scene {scene.scene_id})")
+    if crs is None:  # not a georeferenced band (a PNG saved as B05.tif, say): as a file GDAL cannot open
+        return "has no coordinate reference system"
     # Reading maps pixel centres along rows and columns separately, so grids must be axis-aligned.
     if transform.b != 0 or transform.d != 0:
         raise ImageryError(f"{band_path}: rotated or sheared grids are not supported: {transform}")

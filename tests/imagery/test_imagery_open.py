@@ -290,6 +290,67 @@ def test_an_unparseable_item_is_named(season_folder: Path) -> None:
     assert str(item) in str(raised.value)
 
 
+@pytest.mark.parametrize(("edit", "what"), [
+    (lambda item: item["properties"].update({"eo:cloud_cover": "n/a"}), "ValueError"),
+    (lambda item: item["assets"]["red"].update({"raster:bands": {"offset": -0.1}}), "KeyError"),
+    (lambda item: item["assets"]["red"].update({"raster:bands": [{"offset": -0.1, "scale": 0}]}), "ZeroDivision"),
+    (lambda item: item["assets"].update({"red": "./B04.tif"}), "AttributeError"),
+])
+def test_an_item_with_a_value_of_the_wrong_kind_is_named_not_a_traceback(season_folder: Path, edit, what: str) -> None:
+    item_path = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
+    item = json.loads(item_path.read_text())
+    edit(item)
+    item_path.write_text(json.dumps(item))
+    with pytest.raises(ImageryError, match=f"{item_path}: STAC item .* cannot use \\({what}"):
+        open_imagery(season_folder)
+
+
+def test_linked_scene_folders_are_read_and_hidden_sidecar_files_skipped(season_folder: Path, tmp_path: Path) -> None:
+    """A scene folder linked in was dropped in silence; macOS's ._ sidecar of an item stopped the season."""
+    elsewhere = tmp_path / "elsewhere"
+    (season_folder / "2023" / "S2A_50SKA_20230801_0_L2A").rename(elsewhere)
+    (season_folder / "2023" / "S2A_50SKA_20230801_0_L2A").symlink_to(elsewhere, target_is_directory=True)
+    (season_folder / "2023" / "back_up").symlink_to(season_folder, target_is_directory=True)  # a loop, read once
+    (elsewhere / "._S2A_50SKA_20230801_0_L2A.json").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    scenes = open_imagery(season_folder).scenes
+    assert [scene.scene_id for scene in scenes] == ["S2A_50SKA_20200610_0_L2A", "S2A_50SKA_20230801_0_L2A",
+                                                    "S2B_50SKA_20240315_0_L2A"]
+
+
+def test_a_scene_without_the_nir_file_others_have_is_left_out_not_the_band(
+        tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
+    """Without an item a missing file is a band the scene lacks: it took B08 off every date, stopping the run."""
+    for day in (10, 20, 30):
+        write_scene(tmp_path / f"2024-03-{day}", acquired=datetime(2024, 3, day), with_item=False)
+    (tmp_path / "2024-03-20" / "B08.tif").unlink()
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(tmp_path)
+    assert [scene.scene_id for scene in imagery.scenes] == ["2024-03-10", "2024-03-30"] and "B08" in imagery.bands
+    assert "scene 2024-03-20 has no B08 file, which NDVI needs" in caplog.text
+
+
+def test_a_band_file_without_a_crs_is_one_gdal_cannot_use_not_the_seasons_end(season_folder: Path) -> None:
+    band = season_folder / "2023" / "S2A_50SKA_20230801_0_L2A" / "B05.tif"
+    with rasterio.open(band) as source:
+        pixels = source.read()
+    with rasterio.open(band, "w", driver="GTiff", width=pixels.shape[2], height=pixels.shape[1], count=1,
+                       dtype=pixels.dtype) as plain:  # no CRS, no transform: a picture saved as B05.tif
+        plain.write(pixels)
+    imagery = open_imagery(season_folder)
+    assert len(imagery.scenes) == 3
+    assert [(band_name, message) for _, band_name, _, message in imagery.unopened] == [
+        ("B05", "has no coordinate reference system")]
+
+
+def test_a_sentinel2_zip_cut_short_is_named_not_left_out_in_silence(season_folder: Path) -> None:
+    cut = season_folder / "S2B_MSIL2A_20240401T031521_N0510_R118_T50SKB_20240401T064513.SAFE.zip"
+    cut.write_bytes(b"PK\x03\x04" + b"\x00" * 500)
+    with pytest.raises(ImageryError, match="a Sentinel-2 product that does not read as a zip .* cut short"):
+        open_imagery(season_folder)
+    cut.rename(season_folder / "notes.zip")  # any other zip is not imagery, and is passed over
+    assert len(open_imagery(season_folder).scenes) == 3
+
+
 def test_a_folder_without_a_date_is_an_error(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:

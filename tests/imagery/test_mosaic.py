@@ -89,12 +89,15 @@ def test_a_neighbouring_utm_zone_is_read_through_its_own_crs(tmp_path: Path, wri
                     shift=500)
     write_scene(root / "S2A_51STV_20240320_0_L2A", acquired=datetime(2024, 3, 20), origin=b_origin,
                 crs="EPSG:32651", shift=900)
+    # Tile B seen on more dates than A: its CRS holds the season, so most of it keeps its own pixels.
+    assert open_imagery(root).crs.to_epsg() == 32651
+    write_scene(root / "S2A_50SQE_20240325_0_L2A", acquired=datetime(2024, 3, 25), origin=a_origin)
 
     imagery = open_imagery(root)
 
-    # Equal areas in each zone: the smaller EPSG code is the season's CRS, on tile A's lattice.
+    # Equal areas over the season in each zone: the smaller EPSG code is the season's CRS, on tile A's lattice.
     assert imagery.crs.to_epsg() == 32650 and (imagery.transform.c - a_origin[0]) % 10 == 0
-    assert len(imagery.scenes) == 2 and len(imagery.scenes[0].parts) == 2
+    assert len(imagery.scenes) == 3 and len(imagery.scenes[0].parts) == 2
     cube = read_window(imagery, Window(0, 0, imagery.shape[1], imagery.shape[0]), bands=("B04",))
     # Every base pixel whose centre lies in tile B (and not A) holds the B pixel containing that centre.
     to_b = Transformer.from_crs(32650, 32651, always_xy=True)
