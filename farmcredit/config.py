@@ -107,6 +107,8 @@ class CropConfig(_Frozen):
     def _ndvi_season(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
         if any(not 1 <= day <= 366 or not -1 <= ndvi <= 1 for day, ndvi in points):
             raise ValueError("needs (day of year 1-366, NDVI -1..1) points")
+        if max(ndvi for _, ndvi in points) <= 0:  # health compares peaks relative to the template's
+            raise ValueError("needs a peak NDVI above 0: a crop's season greens")
         return points
 
     @field_validator("yield_curve")

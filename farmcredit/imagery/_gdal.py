@@ -6,6 +6,10 @@ import math
 
 import rasterio
 
+# What a band file with no CRS tells: it opens, but places no pixel (a picture saved as B05.tif), so it reads as
+# a file that fails to open.
+NO_CRS = "has no coordinate reference system"
+
 
 def gdal_env() -> rasterio.Env:
     """A rasterio environment for reading band files, local or remote.

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -36,12 +36,13 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 L2A_DN_SCALE = 1e-4
 
 
-def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
+def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date] | None = None) -> list[Scene]:
     """Every scene under a folder, searched recursively (hidden folders skipped).
 
     Args:
         folder: Root folder of scene folders (or itself a scene folder).
         dn_offset: DN offset for scenes without a STAC item; None means 0.
+        season: The season read: a product cut short is refused only when acquired in it (see ``is_safe_product``).
 
     Returns:
         Scenes in folder order (not yet sorted by date).
@@ -65,7 +66,7 @@ def find_scenes(folder: Path, dn_offset: float | None) -> list[Scene]:
             subdirectories[:] = []
             continue
         subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-        scenes.extend(safe_scene(here / name) for name in sorted(files) if is_safe_product(here / name))
+        scenes.extend(safe_scene(here / name) for name in sorted(files) if is_safe_product(here / name, season))
         items = [
             (path, document)
             for path in sorted(here / name for name in files if name.lower().endswith(".json"))

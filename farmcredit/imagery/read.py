@@ -16,7 +16,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
-from farmcredit.imagery._gdal import gdal_env, gdal_message
+from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.naming import SCL, band_name
 from farmcredit.imagery.scene import Imagery, Scene
 
@@ -180,6 +180,9 @@ def _read_layers(
         try:
             with rasterio.open(layer_path) as dataset:
                 indexes = [index for _, index in wanted]
+                if dataset.crs is None:  # not georeferenced (a picture saved as B05.tif): no pixel is placed
+                    failures.append((layer_path, NO_CRS))
+                    continue
                 if dataset.crs == crs:
                     sampled = _sample(dataset, indexes, x_centres, y_centres)
                 else:

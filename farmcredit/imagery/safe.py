@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
@@ -26,15 +26,15 @@ L1C_METADATA_NAME = "MTD_MSIL1C.xml"
 # ".../IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m" (baselines before 02.07 prefix "L2A_").
 _IMAGE_FILE = re.compile(r"_(B\d{2}|B8A|SCL)_(\d{2})m$")
 # A Sentinel-2 product's name (S2B_MSIL2A_20240315T031521_N0510_...), as downloaded.
-PRODUCT_NAME = re.compile(r"S2[A-D]_MSIL(1C|2A)_\d{8}T\d{6}_", re.IGNORECASE)
+PRODUCT_NAME = re.compile(r"S2[A-D]_MSIL(1C|2A)_(\d{8})T\d{6}_", re.IGNORECASE)
 
 
-def is_safe_product(path: Path) -> bool:
+def is_safe_product(path: Path, season: tuple[date, date] | None = None) -> bool:
     """True for a ``.SAFE`` folder, or a ``.zip`` holding a SAFE product's metadata (L2A or L1C).
 
     Raises:
-        ImageryError: A ``.zip`` named as a Sentinel-2 product does not read as a zip (a download cut short): left
-            out in silence, it would take its date off the season.
+        ImageryError: A ``.zip`` named as a Sentinel-2 product acquired in ``season`` (any, without one) does not
+            read as a zip (a download cut short): left out in silence, it would take its date off the season.
     """
     if path.is_dir():
         return path.name.upper().endswith(".SAFE")
@@ -43,7 +43,9 @@ def is_safe_product(path: Path) -> bool:
             with zipfile.ZipFile(path) as archive:
                 return any(_is_metadata(name) for name in archive.namelist())
         except (zipfile.BadZipFile, OSError) as error:
-            if PRODUCT_NAME.match(path.name):
+            named = PRODUCT_NAME.match(path.name)
+            acquired = datetime.strptime(named.group(2), "%Y%m%d").date() if named else None
+            if acquired is not None and (season is None or season[0] <= acquired <= season[1]):
                 raise ImageryError(f"{path}: a Sentinel-2 product that does not read as a zip ({error}): a download "
                                    "cut short? Download it again, or move it out of the imagery folder") from error
             return False

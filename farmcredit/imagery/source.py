@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
-from farmcredit.imagery._gdal import gdal_env, gdal_message
+from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
 from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, SURFACE_BANDS, band_sort_key
@@ -67,7 +67,7 @@ def open_imagery(
     if path.is_dir() or path.suffix.lower() == ".zip":
         if band_layout is not None:
             raise ImageryError(f"{path}: band_layout applies to a GeoTIFF stack, not a folder or SAFE product")
-        scenes = find_scenes(path, dn_offset) if path.is_dir() else [safe_scene(path)]
+        scenes = find_scenes(path, dn_offset, season) if path.is_dir() else [safe_scene(path)]
     else:
         scenes = stack_scenes(path, band_layout, dn_offset)
     if not scenes:
@@ -161,20 +161,19 @@ def _without_unopenable_bands(scenes: list[Scene], headers: Mapping[str, Grid | 
 
 
 def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene], list[Grid]]:
-    """The scenes, less those without a band file NDVI needs (red or NIR: a scene folder missing B08, say) that other
-    scenes have, each left out with a warning: kept, it would take the band off every date."""
-    held = {band for scene in scenes for band in scene.band_paths}
-    kept: list[tuple[Scene, Grid]] = []
-    for scene, grid in zip(scenes, grids, strict=True):
-        missing = [band for band in NDVI_BANDS if band in held and band not in scene.band_paths]
-        if missing:
-            logger.warning("scene %s has no %s file, which NDVI needs and other scenes have: it is left out of the "
-                           "season", scene.scene_id, " or ".join(missing))
-        else:
-            kept.append((scene, grid))
-    if not kept:  # no scene has both: load_inputs says which band the season lacks
+    """The scenes, less the few without a band file NDVI needs (red or NIR: a scene folder missing B08, say), each
+    left out with a warning: kept, they would take the band off every date. When as many lack it as have it, all
+    are kept, and the run stops naming the band (``load_inputs``) rather than lose most of the season."""
+    missing = [[band for band in NDVI_BANDS if band not in scene.band_paths] for scene in scenes]
+    lacking = sum(map(bool, missing))
+    if not lacking or 2 * lacking >= len(scenes):
         return scenes, grids
-    return [scene for scene, _ in kept], [grid for _, grid in kept]
+    for scene, bands in zip(scenes, missing, strict=True):
+        if bands:
+            logger.warning("scene %s has no %s file, which NDVI needs and most scenes have: it is left out of the "
+                           "season", scene.scene_id, " or ".join(bands))
+    return ([scene for scene, bands in zip(scenes, missing, strict=True) if not bands],
+            [grid for grid, bands in zip(grids, missing, strict=True) if not bands])
 
 
 def _with_grids(
@@ -227,7 +226,7 @@ def _header(scene: Scene, band: str, band_path: str) -> Grid | str:
                                f"{scene.scene_id}") from error
         return gdal_message(error).replace(f"'{band_path}' ", "").replace(f"{band_path}: ", "")
     if crs is None:  # not a georeferenced band (a PNG saved as B05.tif, say): as a file GDAL cannot open
-        return "has no coordinate reference system"
+        return NO_CRS
     # Reading maps pixel centres along rows and columns separately, so grids must be axis-aligned.
     if transform.b != 0 or transform.d != 0:
         raise ImageryError(f"{band_path}: rotated or sheared grids are not supported: {transform}")

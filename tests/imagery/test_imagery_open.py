@@ -319,7 +319,8 @@ def test_linked_scene_folders_are_read_and_hidden_sidecar_files_skipped(season_f
 
 def test_a_scene_without_the_nir_file_others_have_is_left_out_not_the_band(
         tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture) -> None:
-    """Without an item a missing file is a band the scene lacks: it took B08 off every date, stopping the run."""
+    """Without an item a missing file is a band the scene lacks: it took B08 off every date, stopping the run. When
+    as many lack it as have it, no date is left out: the band is missing, and the run says so."""
     for day in (10, 20, 30):
         write_scene(tmp_path / f"2024-03-{day}", acquired=datetime(2024, 3, day), with_item=False)
     (tmp_path / "2024-03-20" / "B08.tif").unlink()
@@ -327,6 +328,9 @@ def test_a_scene_without_the_nir_file_others_have_is_left_out_not_the_band(
         imagery = open_imagery(tmp_path)
     assert [scene.scene_id for scene in imagery.scenes] == ["2024-03-10", "2024-03-30"] and "B08" in imagery.bands
     assert "scene 2024-03-20 has no B08 file, which NDVI needs" in caplog.text
+    (tmp_path / "2024-03-30" / "B08.tif").unlink()
+    imagery = open_imagery(tmp_path)
+    assert len(imagery.scenes) == 3 and "B08" not in imagery.bands
 
 
 def test_a_band_file_without_a_crs_is_one_gdal_cannot_use_not_the_seasons_end(season_folder: Path) -> None:
@@ -340,6 +344,9 @@ def test_a_band_file_without_a_crs_is_one_gdal_cannot_use_not_the_seasons_end(se
     assert len(imagery.scenes) == 3
     assert [(band_name, message) for _, band_name, _, message in imagery.unopened] == [
         ("B05", "has no coordinate reference system")]
+    cube = read_window(imagery, Window(0, 0, 4, 4), bands=("B04", "B05"))  # read, it costs its date, no more
+    assert list(cube.read_errors) == [("S2A_50SKA_20230801_0_L2A", str(band), "has no coordinate reference system")]
+    assert not cube.clear[1].any() and cube.clear[[0, 2]].any()
 
 
 def test_a_sentinel2_zip_cut_short_is_named_not_left_out_in_silence(season_folder: Path) -> None:
@@ -347,6 +354,8 @@ def test_a_sentinel2_zip_cut_short_is_named_not_left_out_in_silence(season_folde
     cut.write_bytes(b"PK\x03\x04" + b"\x00" * 500)
     with pytest.raises(ImageryError, match="a Sentinel-2 product that does not read as a zip .* cut short"):
         open_imagery(season_folder)
+    season = (date(2020, 1, 1), date(2024, 3, 31))  # a product of another season does not stop this one
+    assert len(open_imagery(season_folder, season).scenes) == 3
     cut.rename(season_folder / "notes.zip")  # any other zip is not imagery, and is passed over
     assert len(open_imagery(season_folder).scenes) == 3
 
