@@ -205,9 +205,10 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
     from farmcredit.batch.placement import local_gpu_count, uses_gpu
-    from farmcredit.batch.runner import exclusive, writable_folder
+    from farmcredit.batch.runner import exclusive
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
+    from farmcredit.locking import writable_folder
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 

@@ -1,4 +1,5 @@
-"""One writer at a time in a folder: a lock file held while `fetch` or `batch` writes there.
+"""Folders runs write in: checked writable before the work (``writable_folder``), and one writer at a time (a lock
+file held while `fetch` or `batch` writes there).
 
 The lock is the operating system's (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so it goes
 with the process that holds it: a killed run never leaves a folder locked. The lock file itself
@@ -8,12 +9,29 @@ stays (removing it would let a second run lock a file the first no longer sees).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from farmcredit.errors import InputError
+
+
+def writable_folder(folder: Path) -> Path:
+    """``folder``, made if missing, once a file could be written in it (checked before a run's work, not after).
+
+    Raises:
+        InputError: It cannot be made or written in (a read-only mount, a file in the way).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{uuid.uuid4().hex}.tmp"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"folder {folder} cannot be written ({exc.strerror or exc})") from exc
+    return folder
 
 
 @contextmanager

@@ -36,7 +36,6 @@ from farmcredit.batch.partitions import (
     plan_partitions,
     read_manifest,
     stats_frame,
-    temporary_name,
     write_atomically,
     write_manifest,
 )
@@ -54,7 +53,7 @@ from farmcredit.config import Config
 from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
-from farmcredit.locking import folder_lock
+from farmcredit.locking import folder_lock, writable_folder
 from farmcredit.pipeline import (
     Assessment,
     AssessmentInputs,
@@ -280,22 +279,6 @@ def exclusive(folder: Path) -> Iterator[None]:
             yield
         finally:
             _HELD.discard(folder)
-
-
-def writable_folder(folder: Path) -> Path:
-    """``folder``, made if missing, once a file could be written in it.
-
-    Raises:
-        InputError: It cannot be made or written in (a read-only mount, a system folder).
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = temporary_name(folder / MANIFEST)
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"output folder {folder.parent} cannot be written ({exc.strerror or exc})") from exc
-    return folder
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],

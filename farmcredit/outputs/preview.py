@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from pyogrio.errors import DataLayerError, DataSourceError  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 from rasterio.errors import WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
@@ -51,8 +52,16 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     folder = results.parent if results.suffix == ".gpkg" and results.is_file() else results
     if not (folder / "results.gpkg").is_file():
         raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")
-    record = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() else {}
-    parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio")
+    if out is not None and out.suffix.lower() != ".png":
+        raise InputError(f"{out}: the preview is a PNG; name a .png file")
+    run = folder / "run.json"
+    try:
+        record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
+        parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio")
+    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:  # JSON cut short, not a GeoPackage
+        raise InputError(f"{folder}: its results do not read as farmcredit wrote them ({exc})") from exc
+    if missing := {"parcel_id", "decision", "status"} - set(parcels.columns):
+        raise InputError(f"{folder / 'results.gpkg'}: its parcels layer has no {', '.join(sorted(missing))} column")
     imagery = folder / "true_colour.tif"
     crs = _map_crs(imagery, parcels)
     parcels = parcels.to_crs(crs)
@@ -67,7 +76,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         title = (f"farmcredit: {len(parcels)} parcels, season {_season(record)}"
                  + (f" ({off} not assessed, off the map)" if off else ""))
     else:
-        matches = parcels.index[parcels["parcel_id"] == parcel_id]
+        matches = parcels.index[parcels["parcel_id"].astype(str) == parcel_id]  # ids read as integers, too
         if len(matches) == 0:
             raise InputError(f"{results}: no parcel {parcel_id!r} in results.gpkg")
         out = out or folder / f"preview_{_file_safe(parcel_id)}.png"

@@ -252,7 +252,8 @@ def files_sha256(paths: list[Path], root: Path) -> str:
 
 
 def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
-    """The EuroSAT patch files under ``root/<Class>/`` (``.tif``/``.tiff``, hidden files skipped) and their class.
+    """The EuroSAT patch files under ``root/<Class>/``, at any depth (``.tif``/``.tiff``, hidden files skipped), and
+    their class.
 
     Class folders are matched to ``EUROSAT_CLASSES`` ignoring case; the class is returned as spelt there.
 
@@ -265,9 +266,11 @@ def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
         raise InputError(f"{root}: not a folder of EuroSAT class folders (<Class>/*.tif)")
     files, strays = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        patches = sorted(f for f in folder.iterdir()
-                         if f.suffix.lower() in (".tif", ".tiff") and not f.name.startswith(".") and f.is_file())
         name = _EUROSAT_BY_LOWER.get(folder.name.lower())
+        # A class's patches in its folder or below it (a year's subfolder, say); hidden files and folders skipped.
+        patches = sorted(f for f in (folder.iterdir() if name is None else folder.rglob("*"))
+                         if f.suffix.lower() in (".tif", ".tiff") and f.is_file()
+                         and not any(part.startswith(".") for part in f.relative_to(folder).parts))
         if patches and name is None:
             strays.append(folder.name)
         elif patches:

@@ -164,7 +164,11 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
     """
     probability, cover, crop_class = _labelled_pixels(model, scene)
     if not len(cover):
-        raise InputError(f"{scene.source}: no pixel has both a label (0 or 1) and a clear date; nothing to score")
+        most = int(scene.clear.sum(axis=0).max()) if scene.clear.size else 0
+        short = (f" (the phenology rule needs {model.config.min_clear_dates} clear dates at a pixel; this scene has "
+                 f"at most {most})" if isinstance(model, PhenologyRule) and most < model.config.min_clear_dates else "")
+        raise InputError(f"{scene.source}: no pixel has both a label (0 or 1) and a clear date{short}; nothing to "
+                         "score")
     report = {"kind": "scene", "pixels": binary_metrics(probability >= 0.5, cover >= 0.5),
               "reliability": reliability_table(probability, cover)}
     named = crop_class is not None and model.card.has_scene_crop_types

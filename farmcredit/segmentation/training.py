@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from farmcredit.errors import InputError
+from farmcredit.locking import writable_folder
 from farmcredit.segmentation.card import (
     CLASSES,
     INDICES,
@@ -233,10 +234,10 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / config.steps, 1.0)))
     )
-    start, losses, earlier_seconds = 0, [], 0.0
+    start, losses, earlier_seconds, planned = 0, [], 0.0, config.steps
     if checkpoint is not None and checkpoint.is_file():
-        start, losses, earlier_seconds = _load_checkpoint(checkpoint, net, optimiser, schedule, config, start_from,
-                                                          data_sha256)
+        start, losses, earlier_seconds, planned = _load_checkpoint(checkpoint, net, optimiser, schedule, config,
+                                                                   start_from, data_sha256)
     type_weight = config.type_weight if card.has_scene_crop_types else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
@@ -277,6 +278,8 @@ def train(
                 "final_loss": float(np.mean(losses[-50:])) if losses else None, "data_sha256": data_sha256}
     if start:
         training["resumed_from_step"] = start
+    if planned != config.steps:  # its learning rate followed a schedule of that many steps until it stopped
+        training["resumed_from_a_run_of_steps"] = planned
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
@@ -487,11 +490,13 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
 
 
 def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig, start_from: str,
-                     data_sha256: str) -> tuple[int, list[float], float]:
-    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step, losses and training seconds.
+                     data_sha256: str) -> tuple[int, list[float], float, int]:
+    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step, losses, training seconds and
+    the steps of the run that wrote it.
 
     A checkpoint written before it recorded its training data's hash resumes on any data; one written
-    before it recorded its seconds gives 0.
+    before it recorded its seconds gives 0. One of a run of other steps resumes, with a warning: the learning rate
+    follows the total steps, so it trains otherwise than a run of these steps from the start.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -529,7 +534,12 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
     schedule.last_epoch = step
     for group, base in zip(optimiser.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](step)
-    return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0))
+    planned = int(saved["steps"])
+    if planned != config.steps:
+        warnings.warn(f"{path}: checkpoint of a {planned}-step run resumed as a {config.steps}-step one: the learning "
+                      f"rate follows the total steps, so the weights differ from a {config.steps}-step run from the "
+                      "start (the card records it)", stacklevel=3)
+    return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0)), planned
 
 
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:
@@ -594,6 +604,8 @@ def train_from_folders(
     if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
                          "give the checkpoint a file of its own")
+    for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
+        writable_folder(path.parent)  # now, not after the training whose weights it would lose
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
                          "(train on all) up to, not including, 1")

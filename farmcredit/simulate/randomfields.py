@@ -17,7 +17,7 @@ def gaussian_field(shape: tuple[int, int], correlation_px: float, rng: np.random
         rng: Random generator.
 
     Returns:
-        float32 array of the given shape.
+        float32 array of the given shape; zeros when ``correlation_px`` is so long that the shape holds no variation.
 
     Example:
         >>> field = gaussian_field((64, 64), 4.0, np.random.default_rng(0))
@@ -30,5 +30,8 @@ def gaussian_field(shape: tuple[int, int], correlation_px: float, rng: np.random
     kernel = np.exp(-2.0 * (np.pi * correlation_px) ** 2 * (fx**2 + fy**2))
     field = np.fft.irfft2(np.fft.rfft2(white) * kernel, s=shape)
     field -= field.mean()
-    field /= field.std()
+    spread = field.std()
+    if spread < 1e-9:  # correlated far beyond the shape: the field is flat (its unit spread would be rounding noise)
+        return np.zeros(shape, dtype=np.float32)
+    field /= spread
     return field.astype(np.float32)

@@ -11,6 +11,7 @@ import numpy as np
 from pyproj import Transformer
 
 from farmcredit.errors import InputError
+from farmcredit.locking import writable_folder
 from farmcredit.simulate.clouds import (
     Sky,
     SkyPlan,
@@ -60,13 +61,16 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
     Returns:
         Paths and facts of what was written.
 
+    Raises:
+        InputError: ``out_dir`` cannot be written (a file in the way), or holds folders it did not write.
+
     Example:
         >>> spec = SimulationSpec(size_px=96, n_dates=6)
         >>> result = simulate_season(Path("season"), seed=1, spec=spec)  # doctest: +SKIP
         >>> len(result.dates), result.crs  # doctest: +SKIP
         (6, 'EPSG:32650')
     """
-    out_dir = Path(out_dir)
+    out_dir = writable_folder(Path(out_dir))  # before the work: a file in the way fails now
     grid = scene_grid(spec.centre_lon, spec.centre_lat, spec.size_px)
     landscape = build_landscape(grid, _rng(seed, _LANDSCAPE))
     parcels = build_portfolio(landscape, grid, spec, _rng(seed, _PORTFOLIO))

@@ -359,7 +359,8 @@ def test_two_local_clusters_on_one_machine_start_without_a_port_warning() -> Non
 
 
 def test_the_cli_holds_the_folder_from_measuring_to_its_last_output(small_windows: Path, tmp_path: Path) -> None:
-    from farmcredit.batch.runner import exclusive, writable_folder
+    from farmcredit.batch.runner import exclusive
+    from farmcredit.locking import writable_folder
 
     with exclusive(writable_folder(tmp_path / "out" / "partitions")):
         done = subprocess.run(_batch_command(tmp_path / "out", small_windows), capture_output=True, text=True,

@@ -44,6 +44,14 @@ def test_unknown_parcel_or_folder_exits_2_naming_it(outputs, tmp_path, monkeypat
     assert code == 2 and "NO-SUCH-PARCEL" in err and "Traceback" not in err
     code, err = _farmcredit(monkeypatch, capsys, "preview", str(tmp_path))
     assert code == 2 and "not a farmcredit results folder" in err
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(outputs), "--out", str(tmp_path / "map.xyz"))
+    assert code == 2 and "name a .png file" in err  # a matplotlib traceback, or "wrote" a file it had not
+    for broken, text in (("run.json", '{"config": '), ("results.gpkg", "not a GeoPackage")):
+        copy = tmp_path / broken
+        shutil.copytree(outputs, copy)
+        (copy / broken).write_text(text)
+        code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--out", str(tmp_path / "m.png"))
+        assert code == 2 and "do not read as farmcredit wrote them" in " ".join(err.split()), broken
 
 
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:

@@ -40,6 +40,9 @@ def test_class_folders_match_ignoring_case_and_tiff_files_count_but_hidden_files
     assert [(path.name, name) for path, name in files] == [("c.tif", "Forest"), ("b.TIFF", "PermanentCrop"),
                                                            ("a.tif", "AnnualCrop")]
     assert load_eurosat(tmp_path).is_crop.tolist() == [False, True, True]
+    _patch(tmp_path / "annualcrop" / "2017" / "d.tif")  # a class's patches filed by year: read, not dropped
+    _patch(tmp_path / "annualcrop" / ".trash" / "e.tif")
+    assert [path.name for path, name in eurosat_files(tmp_path) if name == "AnnualCrop"] == ["d.tif", "a.tif"]
 
 
 def test_a_folder_of_patches_that_is_no_eurosat_class_is_refused_not_scored_as_non_crop(tmp_path: Path) -> None:

@@ -101,3 +101,18 @@ def test_labelled_pixels_never_seen_clear_are_counted_as_unscored(small_season) 
     assert report["unscored"] == int(np.isfinite(scene.crop_cover[:5]).sum()) > 0
     assert f"unscored: {report['unscored']} pixel(s)" in format_report(report)
     assert "unscored" not in evaluate_scene(load_cropland_model("rule"), scene)
+
+
+def test_the_rule_on_a_scene_of_too_few_dates_says_it_needs_more(small_season) -> None:
+    """It said no pixel had a clear date, though two dates were clear everywhere."""
+    from dataclasses import replace
+
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.data import load_labelled_scene
+    from farmcredit.segmentation.metrics import evaluate_scene
+
+    scene = load_labelled_scene(small_season.root)
+    two = replace(scene, reflectance=scene.reflectance[:2], clear=np.ones_like(scene.clear[:2]))
+    with pytest.raises(InputError, match=r"the phenology rule needs 3 clear dates at a pixel; this scene has at most"):
+        evaluate_scene(load_cropland_model("rule"), two)

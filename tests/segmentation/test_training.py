@@ -120,8 +120,10 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
         metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
     legacy = {k: v for k, v in metadata.items() if k != "data_sha256"}
     save_file(tensors, checkpoint, metadata=legacy)
-    _, _, losses = train(others, config, device="cpu", checkpoint=checkpoint)
+    with pytest.warns(UserWarning, match="checkpoint of a 2-step run resumed as a 4-step one: the learning rate"):
+        _, card, losses = train(others, config, device="cpu", checkpoint=checkpoint)
     assert losses[:2] == json.loads(metadata["losses"]) and len(losses) == 4
+    assert card.training["resumed_from_a_run_of_steps"] == 2  # its schedule was a 2-step run's until it stopped
     # An older checkpoint of a network with crop types, resumed on labels without them: refused, not a traceback.
     typed = replace(scene_in_memory(40, 40), crop_type=np.full((40, 40), 1, dtype=np.int8))
     typed_checkpoint = tmp_path / "typed.safetensors"
@@ -189,6 +191,11 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
     with pytest.raises(InputError, match="is a folder; --checkpoint names the file"):
         train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu", checkpoint=tmp_path)
     assert not out.exists() and not card_path(out).exists()
+    (tmp_path / "afile").write_text("")  # refused before training, whose weights would be lost at the end
+    for where in ({"out": tmp_path / "afile" / "m.safetensors"}, {"checkpoint": tmp_path / "afile" / "c.safetensors"}):
+        with pytest.raises(InputError, match="afile cannot be written"):
+            train_from_folders((), where.get("out", out), SMALL, eurosat=tiny_eurosat, device="cpu",
+                               checkpoint=where.get("checkpoint"), progress=lambda *_: pytest.fail("it trained"))
 
 
 def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipped_card(tiny_eurosat,

@@ -254,3 +254,15 @@ def test_swath_edge_date_has_nodata_wedge(scenes: list[dict]) -> None:
 
 def _red_transform(scenes: list[dict]) -> Affine:
     return Affine(*scenes[0]["item"]["assets"]["red"]["proj:transform"])
+
+
+def test_a_small_scene_has_no_blank_date_and_an_out_in_the_way_is_an_input_error(tmp_path: Path) -> None:
+    """At 48 px a cirrus field correlated far beyond the scene divided by a spread of 0: a date of all no-data."""
+    for seed in (0, 2, 5):
+        result = simulate_season(tmp_path / f"s{seed}", seed=seed, spec=SimulationSpec(size_px=48))
+        for band in sorted(result.imagery_dir.glob("*/B04.tif")):
+            with rasterio.open(band) as source:
+                assert source.read(1).any(), band
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="afile cannot be written"):
+        simulate_season(tmp_path / "afile", spec=SimulationSpec(size_px=48))
