@@ -165,9 +165,8 @@ def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene
     left out with a warning: kept, they would take the band off every date. When as many lack it as have it, all
     are kept, and the run stops naming the band (``load_inputs``) rather than lose most of the season."""
     missing = [[band for band in NDVI_BANDS if band not in scene.band_paths] for scene in scenes]
-    lacking = sum(map(bool, missing))
-    if not lacking or 2 * lacking >= len(scenes):
-        return scenes, grids
+    if any(2 * sum(band in bands for bands in missing) >= len(scenes) for band in NDVI_BANDS):
+        return scenes, grids  # a band most scenes lack: the season lacks it
     for scene, bands in zip(scenes, missing, strict=True):
         if bands:
             logger.warning("scene %s has no %s file, which NDVI needs and most scenes have: it is left out of the "

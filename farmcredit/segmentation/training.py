@@ -269,7 +269,7 @@ def train(
             if progress is not None:
                 progress(step + 1, config.steps, losses[-1])
             if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-                _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, start_from, data_sha256,
+                _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, planned, start_from, data_sha256,
                                  earlier_seconds + time.perf_counter() - began)
     # Seconds of every run that trained these steps; a resumed run says from which step (a checkpoint
     # written before checkpoints kept their seconds adds none for the steps before it).
@@ -474,7 +474,9 @@ def _patch_loss(weight: float):
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
-                     start_from: str, data_sha256: str, seconds: float) -> None:
+                     planned: int, start_from: str, data_sha256: str, seconds: float) -> None:
+    """Save the training state at ``step``; ``planned``: the steps of the run that began the chain of resumes
+    (its schedule set the learning rate until the first resume)."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -482,7 +484,8 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
-                "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds)}
+                "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds),
+                "planned_steps": str(planned)}
     partial = path.with_suffix(".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, partial, metadata=metadata)
@@ -534,7 +537,7 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
     schedule.last_epoch = step
     for group, base in zip(optimiser.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](step)
-    planned = int(saved["steps"])
+    planned = int(metadata.get("planned_steps", saved["steps"]))  # the first run's, through a chain of resumes
     if planned != config.steps:
         warnings.warn(f"{path}: checkpoint of a {planned}-step run resumed as a {config.steps}-step one: the learning "
                       f"rate follows the total steps, so the weights differ from a {config.steps}-step run from the "
@@ -604,8 +607,6 @@ def train_from_folders(
     if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
                          "give the checkpoint a file of its own")
-    for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
-        writable_folder(path.parent)  # now, not after the training whose weights it would lose
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
                          "(train on all) up to, not including, 1")
@@ -646,6 +647,8 @@ def train_from_folders(
             caveat = ("held out of this fine-tune only: its starting weights trained on other EuroSAT files "
                       "(eurosat_base_sha256), which may include some of these patches")
             warnings.warn(f"the {len(held_out_patches.is_crop)} EuroSAT patches are {caveat}", stacklevel=2)
+    for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
+        writable_folder(path.parent)  # now, when every input has passed, not after the training it would lose
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
     # DEA regions in the folder that neither this run nor its starting weights trained on are scored into the card.
     seen = set(dea_regions) | set(record.get("dea_train_regions", ()))

@@ -328,9 +328,12 @@ def test_a_scene_without_the_nir_file_others_have_is_left_out_not_the_band(
         imagery = open_imagery(tmp_path)
     assert [scene.scene_id for scene in imagery.scenes] == ["2024-03-10", "2024-03-30"] and "B08" in imagery.bands
     assert "scene 2024-03-20 has no B08 file, which NDVI needs" in caplog.text
+    write_scene(tmp_path / "2024-03-25", acquired=datetime(2024, 3, 25), with_item=False)
+    (tmp_path / "2024-03-25" / "B04.tif").unlink()  # red and NIR each in three of four: both incomplete left out
+    assert [scene.scene_id for scene in open_imagery(tmp_path).scenes] == ["2024-03-10", "2024-03-30"]
     (tmp_path / "2024-03-30" / "B08.tif").unlink()
     imagery = open_imagery(tmp_path)
-    assert len(imagery.scenes) == 3 and "B08" not in imagery.bands
+    assert len(imagery.scenes) == 4 and "B08" not in imagery.bands
 
 
 def test_a_band_file_without_a_crs_is_one_gdal_cannot_use_not_the_seasons_end(season_folder: Path) -> None:

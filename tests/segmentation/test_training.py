@@ -124,6 +124,9 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
         _, card, losses = train(others, config, device="cpu", checkpoint=checkpoint)
     assert losses[:2] == json.loads(metadata["losses"]) and len(losses) == 4
     assert card.training["resumed_from_a_run_of_steps"] == 2  # its schedule was a 2-step run's until it stopped
+    with pytest.warns(UserWarning, match="checkpoint of a 2-step run"):  # and stays so through further resumes
+        _, card, _ = train(others, config, device="cpu", checkpoint=checkpoint)
+    assert card.training["resumed_from_a_run_of_steps"] == 2
     # An older checkpoint of a network with crop types, resumed on labels without them: refused, not a traceback.
     typed = replace(scene_in_memory(40, 40), crop_type=np.full((40, 40), 1, dtype=np.int8))
     typed_checkpoint = tmp_path / "typed.safetensors"
@@ -191,6 +194,10 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
     with pytest.raises(InputError, match="is a folder; --checkpoint names the file"):
         train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu", checkpoint=tmp_path)
     assert not out.exists() and not card_path(out).exists()
+    with pytest.raises(InputError, match="eurosat_test_share"):  # refused on its inputs: no folder made for it
+        train_from_folders((), tmp_path / "new" / "m.safetensors", SMALL, eurosat_test_share=0.5, device="cpu",
+                           checkpoint=tmp_path / "ck" / "c.safetensors")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "ck").exists()
     (tmp_path / "afile").write_text("")  # refused before training, whose weights would be lost at the end
     for where in ({"out": tmp_path / "afile" / "m.safetensors"}, {"checkpoint": tmp_path / "afile" / "c.safetensors"}):
         with pytest.raises(InputError, match="afile cannot be written"):
