@@ -34,6 +34,19 @@ def writable_folder(folder: Path) -> Path:
     return folder
 
 
+def can_write_in(folder: Path) -> None:
+    """Check, making nothing, that ``folder`` could be made and written in: its nearest existing ancestor is a folder
+    this process may write in (a run that writes only at its end checks so before its work).
+
+    Raises:
+        InputError: A file is in the way, or the folder is read-only.
+    """
+    ancestor = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        why = "is a file" if not ancestor.is_dir() else "cannot be written"
+        raise InputError(f"folder {folder} cannot be written ({ancestor} {why})")
+
+
 @contextmanager
 def folder_lock(lock_file: Path, busy: str) -> Iterator[None]:
     """Hold ``lock_file`` (made if missing) while the body runs.

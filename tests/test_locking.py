@@ -23,3 +23,13 @@ def test_a_lock_where_nothing_can_be_written_is_an_input_error(tmp_path: Path) -
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="cannot be written"), folder_lock(tmp_path / "file" / ".lock", "busy"):
         pass
+
+
+def test_a_folder_is_checked_writable_without_being_made(tmp_path: Path) -> None:
+    from farmcredit.locking import can_write_in
+
+    can_write_in(tmp_path / "new" / "deeper")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="file/below cannot be written .*file is a file"):
+        can_write_in(tmp_path / "file" / "below")

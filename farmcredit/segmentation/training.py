@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from farmcredit.errors import InputError
-from farmcredit.locking import writable_folder
+from farmcredit.locking import can_write_in
 from farmcredit.segmentation.card import (
     CLASSES,
     INDICES,
@@ -234,10 +234,10 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / config.steps, 1.0)))
     )
-    start, losses, earlier_seconds, planned = 0, [], 0.0, config.steps
+    start, losses, earlier_seconds, schedules = 0, [], 0.0, [config.steps]
     if checkpoint is not None and checkpoint.is_file():
-        start, losses, earlier_seconds, planned = _load_checkpoint(checkpoint, net, optimiser, schedule, config,
-                                                                   start_from, data_sha256)
+        start, losses, earlier_seconds, schedules = _load_checkpoint(checkpoint, net, optimiser, schedule, config,
+                                                                     start_from, data_sha256)
     type_weight = config.type_weight if card.has_scene_crop_types else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
@@ -269,7 +269,8 @@ def train(
             if progress is not None:
                 progress(step + 1, config.steps, losses[-1])
             if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-                _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, planned, start_from, data_sha256,
+                _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, schedules, start_from,
+                                 data_sha256,
                                  earlier_seconds + time.perf_counter() - began)
     # Seconds of every run that trained these steps; a resumed run says from which step (a checkpoint
     # written before checkpoints kept their seconds adds none for the steps before it).
@@ -278,8 +279,8 @@ def train(
                 "final_loss": float(np.mean(losses[-50:])) if losses else None, "data_sha256": data_sha256}
     if start:
         training["resumed_from_step"] = start
-    if planned != config.steps:  # its learning rate followed a schedule of that many steps until it stopped
-        training["resumed_from_a_run_of_steps"] = planned
+    if len(schedules) > 1:  # each run of the chain set the learning rate for its own total of steps
+        training["schedule_steps"] = schedules
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
@@ -474,9 +475,9 @@ def _patch_loss(weight: float):
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
-                     planned: int, start_from: str, data_sha256: str, seconds: float) -> None:
-    """Save the training state at ``step``; ``planned``: the steps of the run that began the chain of resumes
-    (its schedule set the learning rate until the first resume)."""
+                     schedules: list[int], start_from: str, data_sha256: str, seconds: float) -> None:
+    """Save the training state at ``step``; ``schedules``: the total steps of each run of the chain of resumes
+    that changed it (each set the learning rate's schedule for its own steps)."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -485,7 +486,7 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
                 "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds),
-                "planned_steps": str(planned)}
+                "schedule_steps": json.dumps(schedules)}
     partial = path.with_suffix(".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, partial, metadata=metadata)
@@ -493,9 +494,9 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
 
 
 def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig, start_from: str,
-                     data_sha256: str) -> tuple[int, list[float], float, int]:
+                     data_sha256: str) -> tuple[int, list[float], float, list[int]]:
     """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step, losses, training seconds and
-    the steps of the run that wrote it.
+    the total steps each run of its chain scheduled the learning rate for, this one's last.
 
     A checkpoint written before it recorded its training data's hash resumes on any data; one written
     before it recorded its seconds gives 0. One of a run of other steps resumes, with a warning: the learning rate
@@ -537,12 +538,13 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
     schedule.last_epoch = step
     for group, base in zip(optimiser.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](step)
-    planned = int(metadata.get("planned_steps", saved["steps"]))  # the first run's, through a chain of resumes
-    if planned != config.steps:
-        warnings.warn(f"{path}: checkpoint of a {planned}-step run resumed as a {config.steps}-step one: the learning "
-                      f"rate follows the total steps, so the weights differ from a {config.steps}-step run from the "
-                      "start (the card records it)", stacklevel=3)
-    return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0)), planned
+    earlier = [int(steps) for steps in json.loads(metadata.get("schedule_steps", json.dumps([saved["steps"]])))]
+    schedules = earlier if earlier[-1] == config.steps else [*earlier, config.steps]
+    if len(schedules) > 1:
+        warnings.warn(f"{path}: the runs of this checkpoint scheduled the learning rate for {schedules} steps in turn "
+                      f"(it follows the total steps), so the weights differ from a {config.steps}-step run from the "
+                      "start; the card records it as schedule_steps", stacklevel=3)
+    return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0)), schedules
 
 
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:
@@ -607,6 +609,8 @@ def train_from_folders(
     if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
         raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
                          "give the checkpoint a file of its own")
+    for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
+        can_write_in(path.absolute().parent)  # now, not after the training whose weights it would lose
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
         raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
                          "(train on all) up to, not including, 1")
@@ -647,8 +651,6 @@ def train_from_folders(
             caveat = ("held out of this fine-tune only: its starting weights trained on other EuroSAT files "
                       "(eurosat_base_sha256), which may include some of these patches")
             warnings.warn(f"the {len(held_out_patches.is_crop)} EuroSAT patches are {caveat}", stacklevel=2)
-    for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
-        writable_folder(path.parent)  # now, when every input has passed, not after the training it would lose
     net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
     # DEA regions in the folder that neither this run nor its starting weights trained on are scored into the card.
     seen = set(dea_regions) | set(record.get("dea_train_regions", ()))

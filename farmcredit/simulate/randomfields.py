@@ -29,9 +29,11 @@ def gaussian_field(shape: tuple[int, int], correlation_px: float, rng: np.random
     fx = np.fft.rfftfreq(shape[1])[None, :]
     kernel = np.exp(-2.0 * (np.pi * correlation_px) ** 2 * (fx**2 + fy**2))
     field = np.fft.irfft2(np.fft.rfft2(white) * kernel, s=shape)
-    field -= field.mean()
+    level = field.mean()
+    field -= level
     spread = field.std()
-    if spread < 1e-13:  # correlated far beyond the shape: what varies is rounding noise (or nothing, at 48 px)
+    # Correlated far beyond the shape, what is left beside the mean is the mean's rounding (or nothing, at 48 px).
+    if spread <= 100 * np.finfo(float).eps * abs(level):
         return np.zeros(shape, dtype=np.float32)
     field /= spread
     return field.astype(np.float32)

@@ -120,13 +120,13 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
         metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
     legacy = {k: v for k, v in metadata.items() if k != "data_sha256"}
     save_file(tensors, checkpoint, metadata=legacy)
-    with pytest.warns(UserWarning, match="checkpoint of a 2-step run resumed as a 4-step one: the learning rate"):
+    with pytest.warns(UserWarning, match=r"scheduled the learning rate for \[2, 4\] steps in turn"):
         _, card, losses = train(others, config, device="cpu", checkpoint=checkpoint)
     assert losses[:2] == json.loads(metadata["losses"]) and len(losses) == 4
-    assert card.training["resumed_from_a_run_of_steps"] == 2  # its schedule was a 2-step run's until it stopped
-    with pytest.warns(UserWarning, match="checkpoint of a 2-step run"):  # and stays so through further resumes
-        _, card, _ = train(others, config, device="cpu", checkpoint=checkpoint)
-    assert card.training["resumed_from_a_run_of_steps"] == 2
+    assert card.training["schedule_steps"] == [2, 4]  # its schedule was a 2-step run's until it stopped
+    with pytest.warns(UserWarning, match=r"\[2, 4, 6\]"):  # kept through further resumes, each change in turn
+        _, card, _ = train(others, replace(config, steps=6), device="cpu", checkpoint=checkpoint)
+    assert card.training["schedule_steps"] == [2, 4, 6]
     # An older checkpoint of a network with crop types, resumed on labels without them: refused, not a traceback.
     typed = replace(scene_in_memory(40, 40), crop_type=np.full((40, 40), 1, dtype=np.int8))
     typed_checkpoint = tmp_path / "typed.safetensors"
