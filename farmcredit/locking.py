@@ -41,10 +41,15 @@ def can_write_in(folder: Path) -> None:
     Raises:
         InputError: A file is in the way, or the folder is read-only.
     """
-    ancestor = next(path for path in (folder, *folder.parents) if path.exists() or path == Path(path.anchor))
+    ancestor = existing_ancestor(folder)
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
         why = "is a file" if not ancestor.is_dir() else "cannot be written"
         raise InputError(f"folder {folder} cannot be written ({ancestor} {why})")
+
+
+def existing_ancestor(path: Path) -> Path:
+    """``path`` itself or its nearest parent that exists (the root at worst): where making it would start."""
+    return next(step for step in (path, *path.parents) if step.exists() or step == Path(step.anchor))
 
 
 @contextmanager

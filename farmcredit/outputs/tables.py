@@ -13,6 +13,7 @@ import pandas as pd
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
+from farmcredit.locking import existing_ancestor
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
@@ -74,7 +75,7 @@ def output_folder(out_dir: Path, create: bool = True) -> Path:
     Raises:
         InputError: it is a file, or it cannot be created (a file where a parent folder should be).
     """
-    ancestor = next(path for path in (out_dir, *out_dir.parents) if path.exists() or path == Path(path.anchor))
+    ancestor = existing_ancestor(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} is a file, not a folder")
     if not ancestor.is_dir():
