@@ -107,8 +107,7 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
     if len(layers) == 1:
         return None
     infos = {name: pyogrio.read_info(path, layer=name) for name in names}
-    why_not = {name: "no parcel_id" if "parcel_id" not in {_SHAPEFILE_NAMES.get(f.lower(), f.lower())
-                                                         for f in infos[name]["fields"]}
+    why_not = {name: "no parcel_id" if "parcel_id" not in map(_column_name, infos[name]["fields"])
                else "not polygons" if not ("Polygon" in kind or kind == "Unknown") else "" for name, kind in layers}
     candidates = [name for name in names if not why_not[name]]
     if len(candidates) == 1:
@@ -132,8 +131,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     """
     geometry_column = frame.geometry.name
     # Columns are matched ignoring case (and a Shapefile's cut names); others keep their names.
-    ours = {c: name for c in frame.columns if c != geometry_column
-            for name in [_SHAPEFILE_NAMES.get(str(c).lower(), str(c).lower())] if name in PARCEL_COLUMNS}
+    ours = {c: name for c in frame.columns if c != geometry_column and (name := _column_name(c)) in PARCEL_COLUMNS}
     for name in PARCEL_COLUMNS:
         if len(same := [str(c) for c, target in ours.items() if target == name]) > 1:
             raise InputError(f"{source}: columns {' and '.join(same)} both read as {name} (names are matched ignoring "
@@ -187,6 +185,12 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
         geometry=geometry,
         crs=frame.crs,
     )
+
+
+def _column_name(column: object) -> str:
+    """A column's name as farmcredit reads it: lower case, a Shapefile's cut names (``borrower_i``) made whole."""
+    name = str(column).lower()
+    return _SHAPEFILE_NAMES.get(name, name)
 
 
 def usable_geometries(geoms: np.ndarray) -> np.ndarray:
