@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from farmcredit import __version__
 from farmcredit.errors import FarmcreditError
+from farmcredit.text import some
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -478,7 +479,7 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     """Fit the monotonic, calibrated risk scorecard on past loans (CSV or Parquet).
 
     HISTORY has one row per past loan: the agronomic columns of a results table
-    (health_index, yield_p10_t_ha, clear_observations, cultivated_fraction, cultivated_area_ha,
+    (health_index, relative_yield, clear_observations, cultivated_fraction, cultivated_area_ha,
     declared_area_ha, ndvi_uniformity), its season, outcome_date and defaulted (0/1); an optional
     loan_id tells apart loans whose other columns are all the same (a loan given twice is refused).
 
@@ -616,9 +617,8 @@ def _warn_read_failures(record: dict) -> None:
     """Name the image files that failed to decode where parcels were read (their parcels skip that date)."""
     files = sorted({failure["file"] for failure in record["read_failures"]})
     if files:
-        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
-                      f"{', '.join(files[:3])}{more}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
+                      f"{some(files)}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
                       "run.json has GDAL's message",
                       highlight=False)
 

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -119,6 +120,27 @@ class CropConfig(_Frozen):
         if any(b < a for a, b in zip(ys, ys[1:])):
             raise ValueError("yield must not decrease as peak NDVI rises")
         return points
+
+    @model_validator(mode="after")
+    def _typical_yield(self) -> CropConfig:
+        if not self.typical_yield_t_ha > 0:  # the risk model divides by it (relative_yield)
+            raise ValueError(f"yield_curve must give a yield above 0 at the template's peak NDVI {self.peak_ndvi}")
+        return self
+
+    @property
+    def peak_ndvi(self) -> float:
+        """The peak NDVI of the crop's typical season (its template's highest point)."""
+        return max(ndvi for _, ndvi in self.ndvi_template)
+
+    @property
+    def typical_yield_t_ha(self) -> float:
+        """Median yield of a typical season: the yield curve at the template's peak NDVI."""
+        return self.median_yield(self.peak_ndvi)
+
+    def median_yield(self, peak_ndvi: float) -> float:
+        """Median yield (t/ha) the yield curve gives a season peaking at ``peak_ndvi`` (flat beyond its ends)."""
+        curve = np.array(self.yield_curve, dtype=float)
+        return float(np.interp(peak_ndvi, curve[:, 0], curve[:, 1]))
 
 
 class GradeBand(_Frozen):

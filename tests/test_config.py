@@ -51,6 +51,8 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["agronomy"].update(flood_window_doy=[185, 135]), "agronomy.flood_window_doy"),
         (lambda raw: raw["crops"]["wheat"].update(ndvi_template=[[60, 0.2], [400, 1.5]]), "crops.wheat.ndvi_template"),
         (lambda raw: raw["crops"]["rice"].update(ndvi_template=[[60, -0.2], [200, 0.0]]), "a peak NDVI above 0"),
+        (lambda raw: raw["crops"]["soybean"].update(yield_curve=[[0.3, 0.0], [0.8, 0.0], [0.9, 2.0]]),
+         "a yield above 0 at the template's peak NDVI 0.75"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:

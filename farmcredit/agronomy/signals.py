@@ -55,10 +55,12 @@ def derive_signals(
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
-    template_peak = {name: max(v for _, v in spec.ndvi_template) for name, spec in config.crops.items()}
+    template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
+    # Yield against the crop's typical season: comparable across crops (a soybean's 2 t/ha is a maize's 6.5).
+    typical = np.array([config.crops[c].typical_yield_t_ha if c in config.crops else np.nan for c in priced_crop])
 
     area = m.polygon_area_ha
     # The interval is measured where the parcel lies on the imagery; the rest, unseen, may be anything from
@@ -84,6 +86,7 @@ def derive_signals(
             "health_reference": reference,
             "yield_p10_t_ha": p10,
             "yield_p50_t_ha": p50,
+            "relative_yield": p50 / typical,
         }
     )
     reasons: list[list[str]] = [[] for _ in range(n)]
@@ -230,5 +233,4 @@ def _yield_p50(crop: CropConfig | None, ndvi_peak: float) -> float:
     """Median yield (t/ha) from the crop's peak-NDVI curve; NaN without crop or peak."""
     if crop is None or not np.isfinite(ndvi_peak):
         return float("nan")
-    curve = np.array(crop.yield_curve, dtype=float)
-    return float(np.interp(ndvi_peak, curve[:, 0], curve[:, 1]))
+    return crop.median_yield(ndvi_peak)

@@ -9,6 +9,7 @@ import pandas as pd
 from farmcredit.config import Config
 from farmcredit.credit.limit import money
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
+from farmcredit.text import some
 
 
 def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
@@ -18,7 +19,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     give 0), capped at ``credit.borrower_cap``. Decision: ``refer`` if any parcel is referred,
     else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
-    else ``decline``; ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
+    else ``decline``; a referred borrower whose parcels give less than the minimum is offered 0
+    until the referral adds to it (``LIMIT_BELOW_MINIMUM``);
+    ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
     borrower's. Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided, then the others', each
@@ -41,12 +44,15 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
         deciding = group["decision"] == decision
-        if decision == "approve" and total < minimum:
-            decision, total = "decline", 0.0
+        below = 0 < total < minimum if decision == "refer" else decision == "approve" and total < minimum
+        if below:
+            total = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
+        if below and decision == "approve":
+            decision = "decline"
             deciding[:] = False
         ranked = _ranked(own, group[deciding], group[~deciding])
-        arithmetic = _arithmetic(group, cap, minimum, decision)
+        arithmetic = _arithmetic(group, cap, minimum, decision if below else None)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
@@ -71,15 +77,20 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
 
 
-def _arithmetic(group: pd.DataFrame, cap: float, minimum: float, decision: str) -> str:
-    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the minimum loan."""
+def _arithmetic(group: pd.DataFrame, cap: float, minimum: float, below: str | None) -> str:
+    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the minimum loan.
+
+    ``below`` is the decision of a borrower whose total falls under the minimum loan, else None.
+    """
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
                                                                         strict=True))
     total = round(float(group["loan_limit"].sum()), 2)
     steps = [f"parcel limits = {parts} = {money(total)}",
              f"capped = min({money(total)}, {money(cap)}) = {money(min(total, cap))}"]
-    if decision == "decline" and "approve" in set(group["decision"]):
+    if below == "decline":
         steps.append(f"under the minimum loan of {money(minimum)}: declined = 0")
+    elif below == "refer":
+        steps.append(f"under the minimum loan of {money(minimum)}: 0 unless the referred parcels add to it")
     return "; ".join(steps)
 
 
@@ -102,5 +113,5 @@ def _sentence(code: str, group: pd.DataFrame, own: list[str]) -> str:
     having = [pid for pid, text in zip(group["parcel_id"], group["reason_all"], strict=True) if code in text.split(";")]
     if len(having) == len(group):
         return explain([code])
-    named = ", ".join(having[:3]) + (f" and {len(having) - 3} more" if len(having) > 3 else "")
+    named = some(having)
     return f"Parcel {named}: {explain([code])}" if len(having) == 1 else f"Parcels {named}: {explain([code])}"

@@ -14,7 +14,7 @@ SEASONS = tuple(range(2019, 2025))
 # Season shocks on the log-odds: 2022 stands in for a drought year.
 SEASON_SHOCK = {2022: 0.5}
 TRUE_LOGIT = (
-    "-2.9 - 0.02 (health_index - 50) - 0.25 (yield_p10_t_ha - 3.5) - 0.12 (clear_observations - 8)"
+    "-2.9 - 0.02 (health_index - 50) - 1.0 (relative_yield - 1) - 0.12 (clear_observations - 8)"
     " - 2.0 (cultivated_fraction - 0.9) - 0.3 log(1 + cultivated_area_ha) + 1.5 max(0, declared_ratio - 1.1)"
     " + 4 (ndvi_uniformity - 0.1) + season shock (2022: +0.5)"
 )
@@ -33,7 +33,7 @@ def synthetic_history(loans_per_season: int = 3000, seed: int = 0) -> pd.DataFra
         table = pd.DataFrame(
             {
                 "health_index": rng.uniform(0, 100, n),
-                "yield_p10_t_ha": np.clip(rng.normal(3.5, 1.2, n), 0.3, 7.0),
+                "relative_yield": np.clip(rng.normal(1.0, 0.3, n), 0.1, 1.6),
                 "clear_observations": np.clip(rng.poisson(8, n), 0, 16),
                 "cultivated_fraction": fraction,
                 "cultivated_area_ha": area * fraction,
@@ -46,7 +46,7 @@ def synthetic_history(loans_per_season: int = 3000, seed: int = 0) -> pd.DataFra
         logit = (
             -2.9
             - 0.02 * (table["health_index"] - 50)
-            - 0.25 * (table["yield_p10_t_ha"] - 3.5)
+            - 1.0 * (table["relative_yield"] - 1.0)
             - 0.12 * (table["clear_observations"] - 8)
             - 2.0 * (fraction - 0.9)
             - 0.3 * np.log1p(table["cultivated_area_ha"])

@@ -1,8 +1,8 @@
 """Probability of default: a monotonic logistic scorecard, calibrated out of time.
 
 The scorecard is a logistic regression on standardised agronomic features whose coefficient
-signs are fixed in advance (PD never rises with health, yield, clear observations, cultivated
-share or area; never falls with over-declaration or patchiness), fitted with bounds, then
+signs are fixed in advance (PD never rises with health, relative yield, clear observations,
+cultivated share or area; never falls with over-declaration or patchiness), fitted with bounds, then
 calibrated with isotonic regression on out-of-time predictions (each season predicted by a
 model fitted on earlier seasons). Isotonic maps are non-decreasing, so the calibrated PD keeps
 every sign. The fitted model is plain numbers, saved as JSON (never pickled).
@@ -27,7 +27,8 @@ from farmcredit.hashing import canonical_hash
 # Feature name -> sign of its effect on the PD (-1: PD never rises as the feature rises).
 FEATURE_DIRECTIONS: dict[str, int] = {
     "health_index": -1,
-    "yield_p10_t_ha": -1,
+    # Yield against the crop's typical season, not t/ha: 2 t/ha is a fair soybean and a poor maize.
+    "relative_yield": -1,
     "clear_observations": -1,
     "cultivated_fraction": -1,
     "log_cultivated_area_ha": -1,
@@ -36,7 +37,7 @@ FEATURE_DIRECTIONS: dict[str, int] = {
 }
 # Columns of a results table the features are derived from.
 SOURCE_COLUMNS = (
-    "health_index", "yield_p10_t_ha", "clear_observations", "cultivated_fraction",
+    "health_index", "relative_yield", "clear_observations", "cultivated_fraction",
     "cultivated_area_ha", "declared_area_ha", "ndvi_uniformity",
 )
 MAX_DECLARED_RATIO = 5.0
@@ -51,7 +52,7 @@ def risk_features(table: pd.DataFrame) -> pd.DataFrame:
     features = pd.DataFrame(
         {
             "health_index": table["health_index"],
-            "yield_p10_t_ha": table["yield_p10_t_ha"],
+            "relative_yield": table["relative_yield"],
             "clear_observations": table["clear_observations"],
             "cultivated_fraction": table["cultivated_fraction"],
             "log_cultivated_area_ha": np.log1p(area.clip(lower=0)),
@@ -179,6 +180,9 @@ def _check_model(model: dict) -> None:
         ValueError: naming the field.
     """
     features = model["features"]
+    if "yield_p10_t_ha" in features:
+        raise ValueError("it reads yield_p10_t_ha, which relative_yield replaced (t/ha judged soybeans against "
+                         "maize): refit it with `farmcredit credit fit` on a history with relative_yield")
     unknown = [name for name in features if name not in FEATURE_DIRECTIONS]
     if unknown or len(set(features)) != len(features) or not features:
         raise ValueError(f"features must be distinct names among {', '.join(FEATURE_DIRECTIONS)}; got {features}")
@@ -235,7 +239,7 @@ class RiskModel:
         """PD per row of a results table (NaN where no agronomic signal could be measured)."""
         features = risk_features(table)
         pd_ = self.scorecard.predict_proba(features)[:, 1]
-        return np.where(features[["health_index", "yield_p10_t_ha"]].isna().all(axis=1), np.nan, pd_)
+        return np.where(features[["health_index", "relative_yield"]].isna().all(axis=1), np.nan, pd_)
 
 
 def load_risk_model(path: str | Path | None = None) -> RiskModel:

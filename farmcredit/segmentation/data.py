@@ -31,6 +31,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import MODEL_BANDS
+from farmcredit.text import some
 
 if TYPE_CHECKING:
     from farmcredit.imagery import Imagery
@@ -199,7 +200,7 @@ def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:
     other = ~(unknown | np.isin(labels, (0, 1)))
     if other.any():
         codes = np.unique(labels[other])
-        listed = ", ".join(f"{c:g}" for c in codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
+        listed = some([f"{c:g}" for c in codes], limit=10)
         raise InputError(f"{path}: codes {listed} are not labels; code each pixel 0 (non-crop), 1 (crop) or "
                          f"{unknown_code:g} (unknown, the file's nodata value or {LABELS_UNKNOWN} when it sets none)")
     return np.where(unknown, np.nan, labels).astype(np.float32)

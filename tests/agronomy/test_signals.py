@@ -8,6 +8,7 @@ import pytest
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.config import load_config
+from farmcredit.credit.risk import load_risk_model
 
 CONFIG = load_config()
 DATES = tuple(date(2024, 3, 1) + timedelta(days=15 * k) for k in range(16))
@@ -60,6 +61,29 @@ def test_peak_date_integral_and_yield_follow_the_curve() -> None:
     curve = np.array(CONFIG.crops["wheat"].yield_curve)
     assert row["yield_p50_t_ha"] == pytest.approx(np.interp(ndvi.max(), curve[:, 0], curve[:, 1]))
     assert row["yield_p10_t_ha"] < row["yield_p50_t_ha"]
+
+
+def test_a_typical_season_of_any_crop_scores_its_typical_yield_and_the_same_pd() -> None:
+    """relative_yield reads yield against the crop's typical season: a textbook soybean (2 t/ha) is as good
+    a risk as a textbook maize (6.5 t/ha), all else equal."""
+    crops = ["wheat", "maize", "soybean", "rice"]
+    ndvi = np.stack([_template(c) / _template(c).max() * CONFIG.crops[c].peak_ndvi for c in crops])
+    ndmi = np.full_like(ndvi, -0.2)
+    flood = (DOY >= 140) & (DOY <= 175)
+    ndmi[3, flood] = ndvi[3, flood]  # paddy: LSWI >= NDVI at transplanting
+    signals, _ = _signals(_measure(ndvi, ndmi=ndmi))
+    assert signals["crop"].tolist() == crops
+    typical = [CONFIG.crops[c].typical_yield_t_ha for c in crops]
+    assert signals["yield_p50_t_ha"].tolist() == pytest.approx(typical)
+    assert signals["relative_yield"].tolist() == pytest.approx([1.0] * 4)
+    assert max(typical) > 3 * min(typical)
+    table = signals.assign(health_index=60.0, declared_area_ha=signals["cultivated_area_ha"])
+    assert np.ptp(load_risk_model().probability_of_default(table)) == 0
+    # A poorer season of the same crop reads below 1, and so risks more.
+    poorer = _signals(_measure(ndvi * 0.8, ndmi=ndmi))[0]
+    assert (poorer["relative_yield"] < 0.9).all()
+    assert (load_risk_model().probability_of_default(poorer.assign(health_index=60.0, declared_area_ha=0.5))
+            > load_risk_model().probability_of_default(table)).all()
 
 
 def test_health_is_a_percentile_among_same_crop_peers() -> None:

@@ -22,7 +22,8 @@ def _parcel(**overrides) -> dict:
         "polygon_area_ha": 0.5, "clear_observations": 10, "cultivated_fraction": 1.0,
         "cultivated_area_ha": 0.5, "cultivated_area_low_ha": 0.48, "cultivated_area_high_ha": 0.5,
         "crop": "wheat", "crop_confidence": 0.9, "priced_crop": "wheat", "ndvi_peak": 0.85,
-        "ndvi_uniformity": 0.05, "health_index": 80.0, "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8, "reasons": [],
+        "ndvi_uniformity": 0.05, "health_index": 80.0, "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8,
+        "relative_yield": 1.0, "reasons": [],
     }
     row.update(overrides)
     return row
@@ -149,6 +150,23 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
     assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+
+
+def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> None:
+    """Its lent parcel alone is under the minimum; the referred one (its limit withheld) may add to it."""
+    parcels = _assess(_parcel(cultivated_area_ha=0.02, cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02,
+                              declared_area_ha=0.02),
+                      _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"]))
+    assert list(parcels["decision"]) == ["approve", "refer"] and 0 < parcels["loan_limit"].iloc[0] < 1000
+    borrower = _borrowers(parcels).iloc[0]
+    assert (borrower["decision"], borrower["loan_limit"], borrower["decided_by"]) == ("refer", 0.0, "P2")
+    assert borrower["reason_all"].split(";")[:2] == ["LIMIT_BELOW_MINIMUM", "FEW_CLEAR_OBSERVATIONS"]
+    assert borrower["limit_arithmetic"].endswith(
+        f"under the minimum loan of {CONFIG.credit.min_loan:,.0f}: 0 unless the referred parcels add to it")
+    # Referred with nothing lent yet: no minimum to speak of.
+    alone = _borrowers(parcels.iloc[[1]]).iloc[0]
+    assert alone["loan_limit"] == 0 and "LIMIT_BELOW_MINIMUM" not in alone["reason_all"]
+    assert "minimum" not in alone["limit_arithmetic"]
 
 
 def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> None:

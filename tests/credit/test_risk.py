@@ -55,7 +55,7 @@ def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
     model = load_risk_model()
     base = history.head(300).copy()
     before = model.probability_of_default(base)
-    for column, step in (("health_index", 10.0), ("yield_p10_t_ha", 0.5), ("clear_observations", 2),
+    for column, step in (("health_index", 10.0), ("relative_yield", 0.1), ("clear_observations", 2),
                          ("cultivated_area_ha", 0.3)):
         better = base.copy()
         better[column] = better[column] + step
@@ -81,7 +81,7 @@ def test_default_model_says_it_is_synthetic() -> None:
     ("mutate", "message"),
     [
         (lambda t: t.drop(columns=["health_index"]), "lacks column"),
-        (lambda t: t.assign(yield_p10_t_ha=t["yield_p10_t_ha"].astype(object).where(t.index != 7, "lots")),
+        (lambda t: t.assign(relative_yield=t["relative_yield"].astype(object).where(t.index != 7, "lots")),
          "'lots' \\(row 9\\)"),
         (lambda t: t.assign(cultivated_area_ha=t["cultivated_area_ha"].where(t.index != 3, np.inf)),
          "cultivated_area_ha has a value that is not a finite number 'inf' \\(row 5\\)"),
@@ -138,7 +138,8 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("coef", None, "coef must be 7 finite numbers"),  # a null: every PD NaN, every parcel approved without a limit
     ("coef", [-1.0, -1.0, -1.0], "coef must be 7 finite numbers"),  # a matmul error after the whole run
-    ("features", ["rainfall", "yield_p10_t_ha"], "features must be distinct names"),
+    ("features", ["rainfall", "relative_yield"], "features must be distinct names"),
+    ("features", ["yield_p10_t_ha", "health_index"], "relative_yield replaced"),
     ("directions", [1, -1, -1, -1, -1, 1, 1], "fixed signs"),
     ("scale", [0.0] * 7, "scale must be positive"),
     ("calibration_x", [], "calibration_x must rise"),
