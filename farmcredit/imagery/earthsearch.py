@@ -21,6 +21,7 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery.naming import (
     BOA_ADD_OFFSET_DN,
     OFFSET_BASELINE,
+    OFFSET_BASELINE_SINCE,
     SCL,
     SET_ASIDE_PREFIX,
     band_name,
@@ -29,6 +30,7 @@ from farmcredit.imagery.naming import (
 )
 from farmcredit.imagery.safe import is_safe_product, safe_scene
 from farmcredit.imagery.scene import Scene
+from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +43,14 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
 
     Args:
         folder: Root folder of scene folders (or itself a scene folder).
-        dn_offset: DN offset for scenes without a STAC item; None means 0.
+        dn_offset: DN offset for scenes without a STAC item; None means 0 (see ``_check_unknown_offsets``).
         season: The season read: a product cut short is refused only when acquired in it (see ``is_safe_product``).
 
     Returns:
         Scenes in folder order (not yet sorted by date).
     """
     scenes: list[Scene] = []
+    without_item: list[Scene] = []
     visited: set[str] = set()
     # Linked scene folders are followed (each real folder once: a link back up would loop); hidden files, such as
     # macOS's ._ sidecars of every file copied to an exFAT or SMB drive, are skipped as hidden folders are.
@@ -76,7 +79,42 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
             scenes.extend(scene_from_item(path, document) for path, document in items)
         elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
             scenes.append(scene)
+            without_item.append(scene)
+    if dn_offset is None:
+        _check_unknown_offsets(folder, scenes, without_item, season)
     return scenes
+
+
+def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list[Scene],
+                           season: tuple[date, date] | None) -> None:
+    """Scene folders without an item are read with DN offset 0, for want of one to read theirs from.
+
+    Raises:
+        ImageryError: The season's items or SAFE products give -1000: read alike, such folders would be a tenth
+            of reflectance brighter than the dates beside them.
+    """
+    def in_season(scene: Scene) -> bool:
+        return season is None or season[0] <= scene.acquired.date() <= season[1]
+
+    unknown = [scene.scene_id for scene in without_item if in_season(scene)]
+    if not unknown:
+        return
+    item_less = {id(scene) for scene in without_item}
+    known = {scene.dn_offset for scene in scenes if in_season(scene) and id(scene) not in item_less}
+    if BOA_ADD_OFFSET_DN in known:
+        raise ImageryError(
+            f"{folder}: {len(unknown)} scene folder(s) without a STAC item ({some(unknown)}) have no DN offset to "
+            f"read, while the season's items give {BOA_ADD_OFFSET_DN:g} (processing baseline 04.00 on): read with 0, "
+            "their reflectance would be 0.1 above the other dates'; pass --dn-offset (-1000 for products of "
+            f"baseline 04.00 or later, the rule since {OFFSET_BASELINE_SINCE}; 0 before) or add their items"
+        )
+    recent = [scene.scene_id for scene in without_item if in_season(scene)
+              and scene.acquired.date() >= OFFSET_BASELINE_SINCE]
+    if recent:
+        logger.warning("%d scene folder(s) without a STAC item acquired since %s (%s) are read with DN offset 0; "
+                       "Sentinel-2 L2A products of processing baseline 04.00 or later add 1000 to every DN (their "
+                       "MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass --dn-offset -1000",
+                       len(recent), OFFSET_BASELINE_SINCE, some(recent))
 
 
 def set_aside_scenes(folder: Path, subdirectories: Iterable[str]) -> list[tuple[Path, Path]]:

@@ -1,7 +1,9 @@
 """Many tiles, many zones: one grid for a season whose scenes lie on different grids, one scene per date.
 
 - Scenes of one CRS (tiles of one UTM zone) must share a pixel lattice, as Sentinel-2 tiles do;
-  the season's grid is the union of their extents on that lattice.
+  the season's grid is the union of their extents on that lattice. The few off the lattice most
+  share (a 20 m product among 10 m ones) are left out with a warning; when as many are off it as
+  on it, the season stops.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
   scenes cover the largest area summed over the dates (ties: the smaller EPSG code), so most parcels keep
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ from rasterio.warp import transform_bounds
 from farmcredit.errors import ImageryError
 from farmcredit.imagery.scene import Scene
 
+logger = logging.getLogger(__name__)
 # Grids whose origins differ by a whole number of pixels to this precision share a lattice.
 _LATTICE_TOLERANCE_PX = 1e-3
 
@@ -58,8 +62,9 @@ class Grid:
         )
 
 
-def season_grid(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
-    """The grid a season is read on: the scenes' common grid, or the union of their extents.
+def on_one_lattice(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) -> tuple[list[Scene], list[Grid]]:
+    """The scenes, less the few in the season's CRS off the pixel lattice most of them share, each left out with a
+    warning (a 20 m product among 10 m ones, an origin half a pixel off: mosaicking them would need resampling).
 
     Args:
         source: The imagery source, for messages.
@@ -67,20 +72,49 @@ def season_grid(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) -> 
         grids: Each scene's base (10 m) grid.
 
     Raises:
-        ImageryError: Scenes in the chosen CRS have different pixel sizes or do not share a lattice.
+        ImageryError: As many scenes of that CRS are off the lattice as on it: which is the season's is unclear.
+    """
+    crs = _season_crs(grids)
+    lattices: list[list[int]] = []  # scenes of the season's CRS by lattice, in time order
+    for index, grid in enumerate(grids):
+        if grid.crs != crs:
+            continue
+        for group in lattices:
+            if _same_lattice(grids[group[0]].transform, grid.transform):
+                group.append(index)
+                break
+        else:
+            lattices.append([index])
+    if len(lattices) == 1:
+        return list(scenes), list(grids)
+    main = max(lattices, key=len)
+    off = sorted(index for group in lattices if group is not main for index in group)
+    first, other = main[0], off[0]
+    if len(off) >= len(main):
+        raise ImageryError(
+            f"{source}: scenes {scenes[first].scene_id} ({grids[first]}) and {scenes[other].scene_id} "
+            f"({grids[other]}) are in one CRS but not on one pixel lattice (different pixel sizes or origins off by "
+            "a fraction of a pixel), as many on each, so they cannot be mosaicked without resampling; give scenes "
+            "of one tile grid"
+        )
+    for index in off:
+        logger.warning("scene %s (%s) is not on the pixel lattice of the season's %d other scenes in its CRS (%s): "
+                       "it is left out of the season", scenes[index].scene_id, grids[index], len(main), grids[first])
+    kept = [index for index in range(len(scenes)) if index not in off]
+    return [scenes[index] for index in kept], [grids[index] for index in kept]
+
+
+def season_grid(grids: Sequence[Grid]) -> Grid:
+    """The grid a season is read on: the scenes' common grid, or the union of their extents on the lattice of the
+    season's CRS (``on_one_lattice`` has left out the scenes off it).
+
+    Args:
+        grids: Each scene's base (10 m) grid.
     """
     if all(grid.matches(grids[0]) for grid in grids[1:]):
         return grids[0]
     crs = _season_crs(grids)
-    native = [(scene, grid) for scene, grid in zip(scenes, grids, strict=True) if grid.crs == crs]
-    first_scene, first = native[0]
-    for scene, grid in native[1:]:
-        if not _same_lattice(first.transform, grid.transform):
-            raise ImageryError(
-                f"{source}: scenes {first_scene.scene_id} ({first}) and {scene.scene_id} ({grid}) are in one CRS "
-                "but not on one pixel lattice (different pixel sizes or origins off by a fraction of a pixel), "
-                "so they cannot be mosaicked without resampling; give scenes of one tile grid"
-            )
+    first = next(grid for grid in grids if grid.crs == crs)
     extents = np.array([
         grid.bounds() if grid.crs == crs else transform_bounds(grid.crs, crs, *grid.bounds(), densify_pts=21)
         for grid in grids

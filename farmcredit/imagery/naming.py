@@ -41,6 +41,7 @@ ASSET_KEYS: dict[str, str] = {
 # Processing baseline 04.00 (products from 2022-01-25) adds 1000 to every L2A DN.
 BOA_ADD_OFFSET_DN = -1000.0
 OFFSET_BASELINE = (4, 0)
+OFFSET_BASELINE_SINCE = date(2022, 1, 25)
 
 # The 10 m bands: the finest of them present defines a scene's base grid.
 BASE_GRID_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")

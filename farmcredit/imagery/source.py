@@ -14,11 +14,12 @@ from rasterio.errors import RasterioError
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
-from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
+from farmcredit.imagery.mosaic import Grid, merge_same_date, on_one_lattice, season_grid
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, SURFACE_BANDS, band_sort_key
 from farmcredit.imagery.safe import safe_scene
 from farmcredit.imagery.scene import Imagery, Scene
 from farmcredit.imagery.stack import stack_scenes
+from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
 # GDAL's virtual file systems that read over a network.
@@ -55,7 +56,7 @@ def open_imagery(
     Raises:
         ImageryError: src is missing or holds no scenes, a remote band file cannot be opened, no scene has a 10 m
             band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be identified, or
-            scenes of one CRS lie on different pixel lattices.
+            as many scenes of one CRS lie off a pixel lattice as on it (fewer are left out).
 
     >>> imagery = open_imagery("s2/earthsearch-29RKH-2020")  # doctest: +SKIP
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP
@@ -92,13 +93,15 @@ def open_imagery(
             for band, (band_path, _) in scene.band_paths.items():
                 if band_path not in headers:
                     headers[band_path] = _header(scene, band, band_path)
+    _warn_of_other_crs(scenes, headers)
     unopened = tuple((scene.scene_id, band, scene.band_paths[band][0], message) for scene in scenes
                      for band in sorted(scene.band_paths, key=band_sort_key)
                      if isinstance(message := headers[scene.band_paths[band][0]], str))
     scenes, grids = _with_grids(scenes, headers, unopened)
     scenes = _without_unopenable_bands(scenes, headers)
     scenes, grids = _with_ndvi_bands(scenes, grids)
-    grid = season_grid(str(path), scenes, grids)
+    scenes, grids = on_one_lattice(str(path), scenes, grids)
+    grid = season_grid(grids)
     scenes = merge_same_date(scenes, grids, grid.crs)
 
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
@@ -106,11 +109,11 @@ def open_imagery(
     somewhere = set().union(*(set(product.band_paths) for product in products))
     if SCL in somewhere and (unmasked := [product.scene_id for product in products if SCL not in product.band_paths]):
         logger.warning("%d scene(s) have no SCL layer, which other scenes have: their clouds are not masked (every "
-                       "pixel with data counts as clear): %s", len(unmasked), _some(unmasked))
+                       "pixel with data counts as clear): %s", len(unmasked), some(unmasked))
     for band in sorted(somewhere.intersection(SURFACE_BANDS) - common, key=band_sort_key):
         lacking = [product.scene_id for product in products if band not in product.band_paths]
         logger.warning("band %s is not in every scene, so it is read on no date (%d lack it: %s)",
-                       band, len(lacking), _some(lacking))
+                       band, len(lacking), some(lacking))
     return Imagery(
         source=str(path),
         scenes=tuple(scenes),
@@ -175,6 +178,32 @@ def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene
             [grid for grid, bands in zip(grids, missing, strict=True) if not bands])
 
 
+def _base_path(scene: Scene, headers: Mapping[str, Grid | str]) -> str | None:
+    """The 10 m band file that defines the scene's grid: the finest of those GDAL opens in the CRS most of them
+    share (one band copied in from another tile does not move the scene); None when GDAL opens none."""
+    grids = [(path, grid) for band in BASE_GRID_BANDS
+             if isinstance(grid := headers.get(path := scene.band_paths.get(band, ("",))[0]), Grid)]
+    if not grids:
+        return None
+    votes = [sum(other.crs == grid.crs for _, other in grids) for _, grid in grids]
+    shared = [(path, grid) for (path, grid), vote in zip(grids, votes, strict=True) if vote == max(votes)]
+    return min(shared, key=lambda pair: abs(pair[1].transform.a))[0]
+
+
+def _warn_of_other_crs(scenes: Sequence[Scene], headers: Mapping[str, Grid | str]) -> None:
+    """Warn of each band file in another CRS than its scene's grid (a band exported in another projection, say):
+    it is read where it says it lies, resampled, as a scene of a neighbouring UTM zone is."""
+    for scene in scenes:
+        if (base_path := _base_path(scene, headers)) is None:
+            continue
+        base = headers[base_path]
+        for band_path, _ in scene.band_paths.values():
+            if isinstance(grid := headers[band_path], Grid) and grid.crs != base.crs:
+                logger.warning("%s: its CRS %s differs from %s of %s, which defines scene %s's grid; it is read "
+                               "resampled onto that grid", band_path, grid.crs.to_string(), base.crs.to_string(),
+                               base_path, scene.scene_id)
+
+
 def _with_grids(
     scenes: list[Scene], headers: Mapping[str, Grid | str], unopened: Sequence[tuple[str, str, str, str]]
 ) -> tuple[list[Scene], list[Grid]]:
@@ -182,35 +211,20 @@ def _with_grids(
     of the season with a warning.
 
     Raises:
-        ImageryError: No scene has one, or a scene's files are in different CRSs.
+        ImageryError: No scene has one.
     """
     kept: list[tuple[Scene, Grid]] = []
     for scene in scenes:
-        grids = {path: grid for path, _ in scene.band_paths.values() if isinstance(grid := headers[path], Grid)}
-        base_paths = [path for band in BASE_GRID_BANDS if (path := scene.band_paths.get(band, ("",))[0]) in grids]
-        if not base_paths:
+        if (base_path := _base_path(scene, headers)) is None:
             logger.warning("scene %s: GDAL can open none of its 10 m band files %s, which define its grid; it is left "
                            "out of the season", scene.scene_id, BASE_GRID_BANDS)
             continue
-        base_path = min(base_paths, key=lambda band_path: abs(grids[band_path].transform.a))
-        base = grids[base_path]
-        for band_path, grid in grids.items():
-            if grid.crs != base.crs:
-                raise ImageryError(
-                    f"{band_path}: CRS {grid.crs.to_string()} differs from {base.crs.to_string()} of "
-                    f"{base_path} in scene {scene.scene_id}"
-                )
-        kept.append((scene, base))
+        kept.append((scene, headers[base_path]))
     if not kept:
         failure = next((f": {path}: {message}" for _, band, path, message in unopened if band in BASE_GRID_BANDS), "")
         raise ImageryError(f"no scene has a 10 m band {BASE_GRID_BANDS} that GDAL can open, which define the base "
                            f"grid{failure}")
     return [scene for scene, _ in kept], [grid for _, grid in kept]
-
-
-def _some(names: Sequence[str]) -> str:
-    """Up to three names, and how many more."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _header(scene: Scene, band: str, band_path: str) -> Grid | str:

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.transform import from_origin
+from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
@@ -143,6 +145,24 @@ def test_folders_without_item_are_dated_by_name_and_take_dn_offset(
     assert imagery.has_scl
     assert {scene.dn_offset for scene in imagery.scenes} == {-1000.0}
     assert {scene.cloud_cover for scene in imagery.scenes} == {None}
+
+
+def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
+    season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read with 0 beside a date whose item gives -1000 (baseline 05.10), it would be 0.1 brighter: say which."""
+    write_scene(season_folder / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False)
+    with pytest.raises(ImageryError, match=r"1 scene folder\(s\) without a STAC item \(2024-03-20\) have no DN "
+                                           r"offset to read, while the season's items give -1000 .* --dn-offset"):
+        open_imagery(season_folder)
+    assert open_imagery(season_folder, dn_offset=-1000).scenes[-1].dn_offset == -1000
+    # Items of this season give 0 (baseline 02.14; offset applied): nothing to tell the folder's by, nor need.
+    assert len(open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes) == 2
+    with caplog.at_level(logging.WARNING):  # alone, dated in baseline 04.00's time: most likely -1000
+        scenes = open_imagery(season_folder, season=(date(2024, 3, 16), date(2024, 12, 31))).scenes
+    assert [(scene.scene_id, scene.dn_offset) for scene in scenes] == [("2024-03-20", 0.0)]
+    assert "1 scene folder(s) without a STAC item acquired since 2022-01-25 (2024-03-20) are read with DN offset 0" \
+        in caplog.text and "pass --dn-offset -1000" in caplog.text
 
 
 def test_season_keeps_scenes_within_inclusive_bounds(season_folder: Path) -> None:
@@ -372,16 +392,34 @@ def test_a_folder_without_a_date_is_an_error(
         open_imagery(tmp_path)
 
 
-def test_a_band_file_in_another_crs_is_named(season_folder: Path) -> None:
-    band_file = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "B05.tif"
-    with rasterio.open(band_file) as dataset:
-        profile, values = dataset.profile, dataset.read()
-    with rasterio.open(band_file, "w", **(profile | {"crs": "EPSG:32651"})) as dataset:
+@pytest.mark.parametrize("band", ["B05", "B02"])  # a 20 m band; one of the 10 m bands that define the grid
+def test_a_band_file_in_another_crs_is_read_where_it_lies_not_the_seasons_end(
+    season_folder: Path, band: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A band exported in another projection (it used to stop the run); the grid stays its scene's other bands'."""
+    band_file = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / f"{band}.tif"
+    window = Window(0, 0, 8, 8)
+    before = read_window(open_imagery(season_folder), window, bands=(band,)).reflectance[:, 0]
+    with rasterio.open(band_file) as source:
+        transform, width, height = calculate_default_transform(
+            source.crs, "EPSG:32651", source.width, source.height, *source.bounds, resolution=1.0)
+        crs = rasterio.crs.CRS.from_epsg(32651)
+        profile = source.profile | {"crs": crs, "transform": transform, "width": width, "height": height}
+        values = np.zeros((1, height, width), dtype=profile["dtype"])
+        reproject(source.read(), values, src_transform=source.transform, src_crs=source.crs,
+                  dst_transform=transform, dst_crs=crs, resampling=Resampling.nearest)
+    with rasterio.open(band_file, "w", **profile) as dataset:
         dataset.write(values)
 
-    with pytest.raises(ImageryError, match="CRS EPSG:32651 differs") as raised:
-        open_imagery(season_folder)
-    assert str(band_file) in str(raised.value)
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert len(imagery.scenes) == 3 and band in imagery.bands and imagery.crs == "EPSG:32650"
+    assert not imagery.unopened and imagery.transform.a == 10
+    assert f"{band_file}: its CRS EPSG:32651 differs from EPSG:32650 of " in caplog.text
+    after = read_window(imagery, window, bands=(band,)).reflectance[:, 0]
+    np.testing.assert_array_equal(after[1:], before[1:])  # the other dates as they were
+    assert (after[0] == before[0]).mean() > 0.9  # this one (2020) resampled: nearest of nearest
 
 
 def test_two_files_for_one_band_are_an_error(
@@ -394,18 +432,33 @@ def test_two_files_for_one_band_are_an_error(
         open_imagery(tmp_path)
 
 
-def test_scenes_of_one_crs_off_the_pixel_lattice_are_an_error(
-    season_folder: Path, write_scene: Callable[..., Path]
+def test_a_scene_off_the_pixel_lattice_of_the_others_is_left_out_unless_as_many_are(
+    season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Half a 10 m pixel off: mosaicking would need resampling (tests/imagery/test_mosaic.py has the cases it handles).
-    write_scene(
-        season_folder / "other" / "S2A_50SKA_20220101_0_L2A",
-        acquired=datetime(2022, 1, 1),
-        origin=(500_005.0, 4_000_000.0),
-    )
-
-    with pytest.raises(ImageryError, match="not on one pixel lattice.*cannot be mosaicked"):
-        open_imagery(season_folder)
+    """Mosaicking it would need resampling (tests/imagery/test_mosaic.py has the cases it handles); one such scene
+    used to stop the season."""
+    grid = open_imagery(season_folder).transform
+    # Half a 10 m pixel off, and a product of the tile resampled to 20 m.
+    write_scene(season_folder / "other" / "S2A_50SKA_20220101_0_L2A", acquired=datetime(2022, 1, 1),
+                origin=(500_005.0, 4_000_000.0))
+    coarse = season_folder / "other" / "2022-02-01"
+    coarse.mkdir()
+    for band in ("B02", "B03", "B04", "B08", "SCL"):
+        with rasterio.open(coarse / f"{band}.tif", "w", driver="GTiff", width=6, height=6, count=1, dtype="uint16",
+                           crs="EPSG:32650", transform=from_origin(500_000.0, 4_000_000.0, 20, 20)) as dataset:
+            dataset.write(np.full((1, 6, 6), 4 if band == "SCL" else 2000, dtype=np.uint16))
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder, dn_offset=0)
+    assert len(imagery.scenes) == 3 and imagery.transform == grid
+    assert not {"S2A_50SKA_20220101_0_L2A", "2022-02-01"} & {scene.scene_id for scene in imagery.scenes}
+    assert "scene S2A_50SKA_20220101_0_L2A (EPSG:32650, 10 m pixels, origin (500005, 4e+06)" in caplog.text
+    assert "scene 2022-02-01 (EPSG:32650, 20 m pixels" in caplog.text
+    assert caplog.text.count("is not on the pixel lattice of the season's 3 other scenes in its CRS") == 2
+    # As many off the lattice as on it: which is the season's is unclear.
+    write_scene(season_folder / "other" / "S2A_50SKA_20220102_0_L2A", acquired=datetime(2022, 1, 2),
+                origin=(500_005.0, 4_000_000.0))
+    with pytest.raises(ImageryError, match="not on one pixel lattice.*as many on each.*cannot be mosaicked"):
+        open_imagery(season_folder, dn_offset=0)
 
 
 def test_an_item_lists_only_band_assets(tmp_path: Path) -> None:
