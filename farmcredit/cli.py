@@ -206,10 +206,9 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
     from farmcredit.batch.placement import local_gpu_count, uses_gpu
-    from farmcredit.batch.runner import exclusive
+    from farmcredit.batch.runner import exclusive, partitions_folder
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
-    from farmcredit.locking import writable_folder
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
@@ -245,7 +244,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             progress.update(task, completed=done, total=total, rate=rate)
 
         # One batch at a time in a folder, from its measuring to its last output.
-        with exclusive(writable_folder(out.absolute() / "partitions")):
+        with exclusive(partitions_folder(out)):
             result = run_batch(
                 parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
                 parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,

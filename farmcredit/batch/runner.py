@@ -180,7 +180,7 @@ def run_batch(
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
                          parcels_layer=parcels_layer, risk_model=risk_model)
-    folder = writable_folder(out.absolute() / "partitions")  # absolute: workers may run in another folder
+    folder = partitions_folder(out)
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
@@ -259,6 +259,16 @@ def _inference_summary(entries: Iterable[dict]) -> list[dict]:
                        "with --device cpu, which measures again those not measured on a CPU", " and ".join(precisions),
                        "; ".join(f"{k['partitions']} on {k['device']} in {k['precision']}" for k in summary))
     return summary
+
+
+def partitions_folder(out: Path) -> Path:
+    """``out``'s ``partitions`` folder, each made if missing and checked writable (``out`` first: a read-only
+    ``out`` is named as itself); absolute, as workers may run in another folder.
+
+    Raises:
+        InputError: Either cannot be made or written in.
+    """
+    return writable_folder(writable_folder(out.absolute()) / "partitions")
 
 
 @contextmanager

@@ -6,6 +6,7 @@ Everything comes from the files ``write_outputs`` wrote (``results.gpkg``, ``tru
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -251,7 +252,10 @@ def _around(bounds: tuple[float, float, float, float]) -> tuple[float, float, fl
 
 
 def _file_safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    """The id as part of a file name: characters a file name cannot hold become ``_``, and then a short hash of
+    the id follows, so ids differing only there (``A/1``, ``A_1``) get files of their own."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return safe if safe == text else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float]) -> None:

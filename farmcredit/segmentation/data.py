@@ -164,7 +164,7 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
 
     Each polygon's ``crop`` is 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
     over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
-    Polygons off the imagery are counted in a warning.
+    Polygons off the imagery, and rows without a geometry, are counted in a warning.
     """
     from farmcredit.zonal import coverage_fractions
 
@@ -177,9 +177,13 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
     if not np.isin(crop, (0, 1)).all():
         raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
-    coverage = coverage_fractions(frame.to_crs(crs).geometry.to_numpy(), transform, shape)
-    if off := len(frame) - len(np.unique(coverage.parcel)):
-        warnings.warn(f"{path}: {off} of {len(frame)} labelled polygons lie off the imagery and label nothing",
+    geometry = frame.to_crs(crs).geometry
+    shapeless = int((geometry.isna() | geometry.is_empty).sum())
+    coverage = coverage_fractions(geometry.to_numpy(), transform, shape)
+    off = len(frame) - len(np.unique(coverage.parcel)) - shapeless
+    if lost := [f"{count} {text}" for count, text in ((off, "lie off the imagery"), (shapeless, "have no geometry"))
+                if count]:
+        warnings.warn(f"{path}: of {len(frame)} labelled polygons, {' and '.join(lost)}: they label nothing",
                       stacklevel=2)
     cell = coverage.row * shape[1] + coverage.col
     labelled = np.bincount(cell, coverage.fraction, minlength=shape[0] * shape[1])

@@ -54,6 +54,19 @@ def test_unknown_parcel_or_folder_exits_2_naming_it(outputs, tmp_path, monkeypat
         assert code == 2 and "do not read as farmcredit wrote them" in " ".join(err.split()), broken
 
 
+def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of_their_own(outputs, tmp_path) -> None:
+    import geopandas as gpd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[:3], "parcel_id"] = ["A/1", "A_1", "A:1"]
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    written = [render_preview(copy, parcel_id=parcel_id) for parcel_id in ("A/1", "A_1", "A:1")]
+    assert written[1] == copy / "preview_A_1.png" and len({path.name for path in written}) == 3
+    assert all(path.name.startswith("preview_A_1") and path.read_bytes()[:8] == PNG for path in written)
+
+
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))

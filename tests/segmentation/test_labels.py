@@ -146,7 +146,13 @@ def test_label_polygons_off_the_imagery_are_counted_in_a_warning(small_season, t
     far = labels.iloc[:2].copy()
     far["geometry"] = far.geometry.apply(lambda shape: shapely.affinity.translate(shape, 1.0, 0.0))  # ~100 km east
     pd.concat([labels, far])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
-    with pytest.warns(UserWarning, match=f"2 of {len(labels) + 2} labelled polygons lie off the imagery"):
+    with pytest.warns(UserWarning, match=f"of {len(labels) + 2} labelled polygons, 2 lie off the imagery: they"):
+        load_labelled_scene(tmp_path / "own")
+    shapeless = labels.iloc[:1].copy()
+    shapeless["geometry"] = None  # a row whose outline was never drawn is not "off the imagery"
+    pd.concat([labels, far, shapeless])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
+    with pytest.warns(UserWarning, match=f"of {len(labels) + 3} labelled polygons, 2 lie off the imagery and 1 have "
+                                         "no geometry: they label nothing"):
         load_labelled_scene(tmp_path / "own")
 
 
