@@ -319,7 +319,7 @@ def measure_parcels(
     return assemble_measurements(geoms, imagery, stats)
 
 
-PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi")
+PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi")
 PER_PARCEL_STATS = ("inside", "frac", "low", "high")
 
 
@@ -375,7 +375,8 @@ def measure_windows(
         stats["ndvi"][members] = ndvi["mean"]
         stats["std"][members] = ndvi["std"]
         stats["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
-        stats["ndmi"][members] = zonal_stats(coverage, indices["ndmi"], cell_area=cell_area, percentiles=())["mean"]
+        for name in ("ndmi", "evi"):
+            stats[name][members] = zonal_stats(coverage, indices[name], cell_area=cell_area, percentiles=())["mean"]
         inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
         fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,
@@ -446,6 +447,7 @@ def assemble_measurements(
         ndvi_std=stats["std"],
         crop_ndvi_mean=stats["crop"],
         ndmi_mean=stats["ndmi"],
+        evi_mean=stats["evi"],
         cultivated_fraction=stats["frac"],
         cultivated_fraction_low=stats["low"],
         cultivated_fraction_high=stats["high"],

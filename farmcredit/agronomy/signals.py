@@ -46,7 +46,10 @@ def derive_signals(
     peak, peak_date, integral, uniformity = _phenology(crop_ndvi, np.where(observed, m.ndvi_std, np.nan), m.dates)
 
     cultivated_fraction = np.where(assessable, m.cultivated_fraction, np.nan)
-    crop, confidence = _classify_crops(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), m.dates, config)
+    # Flooding (Xiao et al. 2005): LSWI + 0.05 >= EVI, or NDVI where EVI is not measured (no blue band). EVI stays
+    # lower than NDVI over sparse rice seedlings in water, so it keeps the signature for weeks longer.
+    greenness = np.where(observed & np.isfinite(m.evi_mean), m.evi_mean, crop_ndvi)
+    crop, confidence = _classify_crops(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, m.dates, config)
     fallow = cultivated_fraction < agro.min_cultivated_fraction
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
@@ -60,7 +63,8 @@ def derive_signals(
     p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
     # Yield against the crop's typical season: comparable across crops (a soybean's 2 t/ha is a maize's 6.5).
-    typical = np.array([config.crops[c].typical_yield_t_ha if c in config.crops else np.nan for c in priced_crop])
+    typical_yield = {name: spec.typical_yield_t_ha for name, spec in config.crops.items()}
+    typical = np.array([typical_yield.get(c, np.nan) for c in priced_crop])
 
     area = m.polygon_area_ha
     # The interval is measured where the parcel lies on the imagery; the rest, unseen, may be anything from
@@ -126,9 +130,10 @@ def _phenology(
 
 
 def _classify_crops(
-    ndvi: np.ndarray, ndmi: np.ndarray, dates: tuple, config: Config
+    ndvi: np.ndarray, ndmi: np.ndarray, greenness: np.ndarray, dates: tuple, config: Config
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest crop template (shape misfit at the best shift) with a paddy-flooding check.
+    """Nearest crop template (shape misfit at the best shift) with a paddy-flooding check: NDMI (LSWI) + 0.05 at or
+    above ``greenness`` (EVI, else NDVI) on a clear date of the transplanting window.
 
     Returns the crop name per parcel (``unknown`` with fewer than 3 observations) and a
     confidence in [0, 1] from a softmax over template misfits.
@@ -142,7 +147,7 @@ def _classify_crops(
     # Flooding is judged only where a clear date falls in the transplanting window.
     evidence = np.any(seen & in_window, axis=1)
     with np.errstate(invalid="ignore"):
-        flooded = np.any(seen & in_window & (ndmi + FLOOD_MARGIN >= ndvi), axis=1)
+        flooded = np.any(seen & in_window & (ndmi + FLOOD_MARGIN >= greenness), axis=1)
     names = list(config.crops)
     distance = np.full((n, len(names)), np.inf)
     shifts = range(-agro.template_shift_days, agro.template_shift_days + 1, 5) if agro.template_shift_days else [0]

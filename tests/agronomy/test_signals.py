@@ -21,7 +21,7 @@ def _template(crop: str, shift: float = 0.0) -> np.ndarray:
 
 
 def _measure(ndvi: np.ndarray, clear: np.ndarray | None = None, ndmi: np.ndarray | None = None,
-             fraction: np.ndarray | None = None) -> ParcelMeasurements:
+             fraction: np.ndarray | None = None, evi: np.ndarray | None = None) -> ParcelMeasurements:
     n = ndvi.shape[0]
     fraction = np.ones(n) if fraction is None else fraction
     return ParcelMeasurements(
@@ -29,6 +29,7 @@ def _measure(ndvi: np.ndarray, clear: np.ndarray | None = None, ndmi: np.ndarray
         clear_share=np.ones_like(ndvi) if clear is None else clear, ndvi_mean=ndvi,
         ndvi_std=np.full_like(ndvi, 0.05), crop_ndvi_mean=ndvi,
         ndmi_mean=np.full_like(ndvi, -0.2) if ndmi is None else ndmi,
+        evi_mean=np.full_like(ndvi, np.nan) if evi is None else evi,  # no blue band: the flood check reads NDVI
         cultivated_fraction=fraction, cultivated_fraction_low=fraction * 0.95,
         cultivated_fraction_high=np.minimum(fraction * 1.05, 1.0), read_error=np.zeros(n, dtype=bool),
     )
@@ -49,6 +50,18 @@ def test_each_crop_template_is_recognised_even_when_shifted() -> None:
     signals, _ = _signals(_measure(ndvi, ndmi=ndmi))
     assert list(signals["crop"]) == crops
     assert (signals["crop_confidence"] > 1 / len(crops)).all()
+
+
+def test_a_paddy_is_told_by_water_against_evi_where_ndvi_has_risen_past_it() -> None:
+    """Seedlings in water: LSWI + 0.05 under NDVI but above EVI (Xiao et al. 2005 allow either; EVI stays lower over
+    sparse canopies). Without EVI (no blue band) the check reads NDVI."""
+    ndvi = np.stack([_template("rice")] * 2)
+    flood = (DOY >= 140) & (DOY <= 175)
+    ndmi = np.where(flood, ndvi - 0.1, -0.2)  # 0.05 short of NDVI
+    evi = np.where(flood, ndvi - 0.2, ndvi * 0.7)
+    evi[1] = np.nan
+    signals, _ = _signals(_measure(ndvi, ndmi=ndmi, evi=evi))
+    assert signals["crop"].tolist() == ["rice", "maize"]
 
 
 def test_peak_date_integral_and_yield_follow_the_curve() -> None:
@@ -78,7 +91,7 @@ def test_a_typical_season_of_any_crop_scores_its_typical_yield_and_the_same_pd()
     assert signals["relative_yield"].tolist() == pytest.approx([1.0] * 4)
     assert max(typical) > 3 * min(typical)
     table = signals.assign(health_index=60.0, declared_area_ha=signals["cultivated_area_ha"])
-    assert np.ptp(load_risk_model().probability_of_default(table)) == 0
+    assert np.ptp(load_risk_model().probability_of_default(table)) == pytest.approx(0, abs=1e-12)
     # A poorer season of the same crop reads below 1, and so risks more.
     poorer = _signals(_measure(ndvi * 0.8, ndmi=ndmi))[0]
     assert (poorer["relative_yield"] < 0.9).all()
