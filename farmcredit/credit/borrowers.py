@@ -19,8 +19,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     give 0), capped at ``credit.borrower_cap``. Decision: ``refer`` if any parcel is referred,
     else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
-    else ``decline``; a referred borrower whose parcels give less than the minimum is offered 0
-    until the referral adds to it (``LIMIT_BELOW_MINIMUM``);
+    else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
+    parcel's limit is withheld: then it stays referred, offered 0 until the referral adds to it;
     ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
     borrower's. Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
@@ -44,11 +44,14 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
         deciding = group["decision"] == decision
-        below = 0 < total < minimum if decision == "refer" else decision == "approve" and total < minimum
+        # A referred parcel whose limit is withheld (too few clear images, nothing measured) may add to the total
+        # once a person clears it; one referred with its limit (an overstated area, an overlap) adds nothing more.
+        pending = ((group["decision"] == "refer") & (group["loan_limit"] == 0)).any()
+        below = decision != "decline" and total < minimum and (total > 0 or not pending)
         if below:
             total = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
-        if below and decision == "approve":
+        if below and not pending:
             decision = "decline"
             deciding[:] = False
         ranked = _ranked(own, group[deciding], group[~deciding])

@@ -39,7 +39,9 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"cannot read history file {path}: {exc}") from exc
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]
     if missing:
-        raise InputError(f"history file {path} lacks column(s): {', '.join(missing)}")
+        hint = (" (relative_yield: yield_p50_t_ha over the typical yield of the crop that priced the loan, as results "
+                "tables carry it)" if "relative_yield" in missing else "")
+        raise InputError(f"history file {path} lacks column(s): {', '.join(missing)}{hint}")
     for column in (*SOURCE_COLUMNS, "defaulted"):
         values = pd.to_numeric(table[column], errors="coerce")
         bad = (values.isna() & table[column].notna()) | np.isinf(values)

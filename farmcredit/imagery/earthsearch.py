@@ -90,26 +90,27 @@ def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list
     """Scene folders without an item are read with DN offset 0, for want of one to read theirs from.
 
     Raises:
-        ImageryError: The season's items or SAFE products give -1000: read alike, such folders would be a tenth
-            of reflectance brighter than the dates beside them.
+        ImageryError: Such a folder is dated on or after the season's first item or SAFE product that gives -1000:
+            read with 0, it would be a tenth of reflectance brighter than the dates beside it.
     """
     def in_season(scene: Scene) -> bool:
         return season is None or season[0] <= scene.acquired.date() <= season[1]
 
-    unknown = [scene.scene_id for scene in without_item if in_season(scene)]
+    unknown = [scene for scene in without_item if in_season(scene)]
     if not unknown:
         return
     item_less = {id(scene) for scene in without_item}
-    known = {scene.dn_offset for scene in scenes if in_season(scene) and id(scene) not in item_less}
-    if BOA_ADD_OFFSET_DN in known:
+    offset_since = min((scene.acquired for scene in scenes if in_season(scene) and id(scene) not in item_less
+                        and scene.dn_offset == BOA_ADD_OFFSET_DN), default=None)
+    if offset_since is not None and (after := [s.scene_id for s in unknown if s.acquired >= offset_since]):
         raise ImageryError(
-            f"{folder}: {len(unknown)} scene folder(s) without a STAC item ({some(unknown)}) have no DN offset to "
-            f"read, while the season's items give {BOA_ADD_OFFSET_DN:g} (processing baseline 04.00 on): read with 0, "
-            "their reflectance would be 0.1 above the other dates'; pass --dn-offset (-1000 for products of "
-            f"baseline 04.00 or later, the rule since {OFFSET_BASELINE_SINCE}; 0 before) or add their items"
+            f"{folder}: {len(after)} scene folder(s) without a STAC item ({some(after)}) have no DN offset to read, "
+            f"while the season's items from {offset_since.date()} give {BOA_ADD_OFFSET_DN:g} (processing baseline "
+            "04.00 on): read with 0, their reflectance would be 0.1 above the other dates'; pass --dn-offset (-1000 "
+            f"for products of baseline 04.00 or later, the rule since {OFFSET_BASELINE_SINCE}; 0 before: it applies "
+            "to every folder without an item) or add their items"
         )
-    recent = [scene.scene_id for scene in without_item if in_season(scene)
-              and scene.acquired.date() >= OFFSET_BASELINE_SINCE]
+    recent = [scene.scene_id for scene in unknown if scene.acquired.date() >= OFFSET_BASELINE_SINCE]
     if recent:
         logger.warning("%d scene folder(s) without a STAC item acquired since %s (%s) are read with DN offset 0; "
                        "Sentinel-2 L2A products of processing baseline 04.00 or later add 1000 to every DN (their "

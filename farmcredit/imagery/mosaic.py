@@ -1,9 +1,8 @@
 """Many tiles, many zones: one grid for a season whose scenes lie on different grids, one scene per date.
 
-- Scenes of one CRS (tiles of one UTM zone) must share a pixel lattice, as Sentinel-2 tiles do;
-  the season's grid is the union of their extents on that lattice. The few off the lattice most
-  share (a 20 m product among 10 m ones) are left out with a warning; when as many are off it as
-  on it, the season stops.
+- Scenes of one CRS (tiles of one UTM zone) share a pixel lattice, as Sentinel-2 tiles do; the
+  season's grid is the union of their extents on that lattice (the one most of them share). One
+  off it (a 20 m product among 10 m ones) is read as a scene of another CRS is, with a warning.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
   scenes cover the largest area summed over the dates (ties: the smaller EPSG code), so most parcels keep
@@ -25,7 +24,6 @@ import numpy as np
 import rasterio.crs
 from rasterio.warp import transform_bounds
 
-from farmcredit.errors import ImageryError
 from farmcredit.imagery.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -58,22 +56,23 @@ class Grid:
     def __str__(self) -> str:
         return (
             f"{self.crs.to_string()}, {abs(self.transform.a):g} m pixels, origin "
-            f"({self.transform.c:g}, {self.transform.f:g}), {self.shape[0]}x{self.shape[1]} px"
+            f"({self.transform.c:.1f}, {self.transform.f:.1f}), {self.shape[0]}x{self.shape[1]} px"
         )
 
 
-def on_one_lattice(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) -> tuple[list[Scene], list[Grid]]:
-    """The scenes, less the few in the season's CRS off the pixel lattice most of them share, each left out with a
-    warning (a 20 m product among 10 m ones, an origin half a pixel off: mosaicking them would need resampling).
+def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
+    """The grid a season is read on: the scenes' common grid, or the union of their extents on the pixel lattice
+    most scenes of the season's CRS share (ties: the finer pixels, then the earlier scene).
+
+    A scene of that CRS off the lattice (a 20 m product among 10 m ones, an origin half a pixel off) is read as a
+    scene of another CRS is, each pixel from the one holding its centre, with a warning.
 
     Args:
-        source: The imagery source, for messages.
-        scenes: The scenes.
+        scenes: The scenes, in time order.
         grids: Each scene's base (10 m) grid.
-
-    Raises:
-        ImageryError: As many scenes of that CRS are off the lattice as on it: which is the season's is unclear.
     """
+    if all(grid.matches(grids[0]) for grid in grids[1:]):
+        return grids[0]
     crs = _season_crs(grids)
     lattices: list[list[int]] = []  # scenes of the season's CRS by lattice, in time order
     for index, grid in enumerate(grids):
@@ -85,36 +84,12 @@ def on_one_lattice(source: str, scenes: Sequence[Scene], grids: Sequence[Grid]) 
                 break
         else:
             lattices.append([index])
-    if len(lattices) == 1:
-        return list(scenes), list(grids)
-    main = max(lattices, key=len)
-    off = sorted(index for group in lattices if group is not main for index in group)
-    first, other = main[0], off[0]
-    if len(off) >= len(main):
-        raise ImageryError(
-            f"{source}: scenes {scenes[first].scene_id} ({grids[first]}) and {scenes[other].scene_id} "
-            f"({grids[other]}) are in one CRS but not on one pixel lattice (different pixel sizes or origins off by "
-            "a fraction of a pixel), as many on each, so they cannot be mosaicked without resampling; give scenes "
-            "of one tile grid"
-        )
-    for index in off:
-        logger.warning("scene %s (%s) is not on the pixel lattice of the season's %d other scenes in its CRS (%s): "
-                       "it is left out of the season", scenes[index].scene_id, grids[index], len(main), grids[first])
-    kept = [index for index in range(len(scenes)) if index not in off]
-    return [scenes[index] for index in kept], [grids[index] for index in kept]
-
-
-def season_grid(grids: Sequence[Grid]) -> Grid:
-    """The grid a season is read on: the scenes' common grid, or the union of their extents on the lattice of the
-    season's CRS (``on_one_lattice`` has left out the scenes off it).
-
-    Args:
-        grids: Each scene's base (10 m) grid.
-    """
-    if all(grid.matches(grids[0]) for grid in grids[1:]):
-        return grids[0]
-    crs = _season_crs(grids)
-    first = next(grid for grid in grids if grid.crs == crs)
+    main = max(lattices, key=lambda group: (len(group), -abs(grids[group[0]].transform.a)))
+    first = grids[main[0]]
+    for index in sorted(index for group in lattices if group is not main for index in group):
+        logger.warning("scene %s (%s) is off the pixel lattice of the season's %d scenes in its CRS (%s): each "
+                       "pixel is read from the one holding its centre", scenes[index].scene_id, grids[index],
+                       len(main), first)
     extents = np.array([
         grid.bounds() if grid.crs == crs else transform_bounds(grid.crs, crs, *grid.bounds(), densify_pts=21)
         for grid in grids

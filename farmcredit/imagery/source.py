@@ -8,13 +8,14 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
-from farmcredit.imagery.mosaic import Grid, merge_same_date, on_one_lattice, season_grid
+from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, SURFACE_BANDS, band_sort_key
 from farmcredit.imagery.safe import safe_scene
 from farmcredit.imagery.scene import Imagery, Scene
@@ -55,8 +56,8 @@ def open_imagery(
 
     Raises:
         ImageryError: src is missing or holds no scenes, a remote band file cannot be opened, no scene has a 10 m
-            band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be identified, or
-            as many scenes of one CRS lie off a pixel lattice as on it (fewer are left out).
+            band file or (of those with one) an SCL file GDAL can open, or the stack's bands cannot be
+            identified.
 
     >>> imagery = open_imagery("s2/earthsearch-29RKH-2020")  # doctest: +SKIP
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP
@@ -100,8 +101,7 @@ def open_imagery(
     scenes, grids = _with_grids(scenes, headers, unopened)
     scenes = _without_unopenable_bands(scenes, headers)
     scenes, grids = _with_ndvi_bands(scenes, grids)
-    scenes, grids = on_one_lattice(str(path), scenes, grids)
-    grid = season_grid(grids)
+    grid = season_grid(scenes, grids)
     scenes = merge_same_date(scenes, grids, grid.crs)
 
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
@@ -179,20 +179,27 @@ def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene
 
 
 def _base_path(scene: Scene, headers: Mapping[str, Grid | str]) -> str | None:
-    """The 10 m band file that defines the scene's grid: the finest of those GDAL opens in the CRS most of them
-    share (one band copied in from another tile does not move the scene); None when GDAL opens none."""
-    grids = [(path, grid) for band in BASE_GRID_BANDS
-             if isinstance(grid := headers.get(path := scene.band_paths.get(band, ("",))[0]), Grid)]
-    if not grids:
+    """The 10 m band file that defines the scene's grid; None when GDAL opens none.
+
+    Of the 10 m files GDAL opens, those in the CRS most of the scene's files share (SCL and 20 m bands too: one band
+    exported in another projection does not move the scene), then of the pixel size most of those share (ties: the
+    finer), the first in band order.
+    """
+    files = [grid for path, _ in scene.band_paths.values() if isinstance(grid := headers[path], Grid)]
+    tens = [(path, grid) for band in BASE_GRID_BANDS
+            if isinstance(grid := headers.get(path := scene.band_paths.get(band, ("",))[0]), Grid)]
+    if not tens:
         return None
-    votes = [sum(other.crs == grid.crs for _, other in grids) for _, grid in grids]
-    shared = [(path, grid) for (path, grid), vote in zip(grids, votes, strict=True) if vote == max(votes)]
-    return min(shared, key=lambda pair: abs(pair[1].transform.a))[0]
+    crs = max((grid.crs for _, grid in tens), key=lambda crs: sum(grid.crs == crs for grid in files))
+    shared = [(path, grid) for path, grid in tens if grid.crs == crs]
+    sizes = [abs(grid.transform.a) for _, grid in shared]
+    size = max(sizes, key=lambda size: (sum(np.isclose(size, other) for other in sizes), -size))
+    return next(path for (path, _), own in zip(shared, sizes, strict=True) if np.isclose(own, size))
 
 
 def _warn_of_other_crs(scenes: Sequence[Scene], headers: Mapping[str, Grid | str]) -> None:
     """Warn of each band file in another CRS than its scene's grid (a band exported in another projection, say):
-    it is read where it says it lies, resampled, as a scene of a neighbouring UTM zone is."""
+    it is read where it says it lies, as a scene of a neighbouring UTM zone is."""
     for scene in scenes:
         if (base_path := _base_path(scene, headers)) is None:
             continue
@@ -200,15 +207,15 @@ def _warn_of_other_crs(scenes: Sequence[Scene], headers: Mapping[str, Grid | str
         for band_path, _ in scene.band_paths.values():
             if isinstance(grid := headers[band_path], Grid) and grid.crs != base.crs:
                 logger.warning("%s: its CRS %s differs from %s of %s, which defines scene %s's grid; it is read "
-                               "resampled onto that grid", band_path, grid.crs.to_string(), base.crs.to_string(),
-                               base_path, scene.scene_id)
+                               "through its own, each pixel from the one holding its centre", band_path,
+                               grid.crs.to_string(), base.crs.to_string(), base_path, scene.scene_id)
 
 
 def _with_grids(
     scenes: list[Scene], headers: Mapping[str, Grid | str], unopened: Sequence[tuple[str, str, str, str]]
 ) -> tuple[list[Scene], list[Grid]]:
-    """The scenes with a 10 m band file GDAL can open, and the grid of each one's finest; the others are left out
-    of the season with a warning.
+    """The scenes with a 10 m band file GDAL can open, and each one's grid (``_base_path``); the others are left
+    out of the season with a warning.
 
     Raises:
         ImageryError: No scene has one.

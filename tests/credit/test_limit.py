@@ -106,7 +106,7 @@ def test_limit_never_falls_when_area_yield_health_or_observations_rise(
 ) -> None:
     def limit(a: float, y: float, h: float, c: int) -> float:
         row = _parcel(cultivated_area_ha=a, cultivated_area_low_ha=a, cultivated_area_high_ha=a, yield_p10_t_ha=y,
-                      health_index=h, clear_observations=c, cultivated_fraction=fraction,
+                      relative_yield=y / 4.0, health_index=h, clear_observations=c, cultivated_fraction=fraction,
                       ndvi_uniformity=uniformity, declared_area_ha=declared, crop=crop, priced_crop=crop,
                       declared_crop=crop)
         return _assess(row).iloc[0]["loan_limit"]
@@ -167,6 +167,15 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     alone = _borrowers(parcels.iloc[[1]]).iloc[0]
     assert alone["loan_limit"] == 0 and "LIMIT_BELOW_MINIMUM" not in alone["reason_all"]
     assert "minimum" not in alone["limit_arithmetic"]
+    # Referred with its limit (its outline repaired): clearing it adds nothing, so the total under the minimum
+    # declines, as an approved one does.
+    kept = _assess(_parcel(cultivated_area_ha=0.02, cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02,
+                           declared_area_ha=0.02, reasons=["GEOMETRY_REPAIRED"]))
+    assert kept["decision"].iloc[0] == "refer" and 0 < kept["loan_limit"].iloc[0] < 1000
+    declined = _borrowers(kept).iloc[0]
+    assert (declined["decision"], declined["loan_limit"], declined["decided_by"]) == ("decline", 0.0, "all")
+    assert declined["reason"].startswith("LIMIT_BELOW_MINIMUM")
+    assert declined["limit_arithmetic"].endswith(": declined = 0")
 
 
 def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> None:

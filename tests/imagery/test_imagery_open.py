@@ -151,13 +151,17 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
     season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Read with 0 beside a date whose item gives -1000 (baseline 05.10), it would be 0.1 brighter: say which."""
+    # Before the season's first item giving -1000 (2024-03-15), a folder is as likely 0 as its neighbours: read so.
+    write_scene(season_folder / "2021-11-01", acquired=datetime(2021, 11, 1), with_item=False)
+    assert open_imagery(season_folder).scenes[1].dn_offset == 0
     write_scene(season_folder / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False)
     with pytest.raises(ImageryError, match=r"1 scene folder\(s\) without a STAC item \(2024-03-20\) have no DN "
-                                           r"offset to read, while the season's items give -1000 .* --dn-offset"):
+                                           r"offset to read, while the season's items from 2024-03-15 give -1000 .* "
+                                           r"--dn-offset"):
         open_imagery(season_folder)
     assert open_imagery(season_folder, dn_offset=-1000).scenes[-1].dn_offset == -1000
     # Items of this season give 0 (baseline 02.14; offset applied): nothing to tell the folder's by, nor need.
-    assert len(open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes) == 2
+    assert len(open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes) == 3
     with caplog.at_level(logging.WARNING):  # alone, dated in baseline 04.00's time: most likely -1000
         scenes = open_imagery(season_folder, season=(date(2024, 3, 16), date(2024, 12, 31))).scenes
     assert [(scene.scene_id, scene.dn_offset) for scene in scenes] == [("2024-03-20", 0.0)]
@@ -422,6 +426,28 @@ def test_a_band_file_in_another_crs_is_read_where_it_lies_not_the_seasons_end(
     assert (after[0] == before[0]).mean() > 0.9  # this one (2020) resampled: nearest of nearest
 
 
+def test_one_band_in_another_crs_does_not_move_a_scene_that_has_few_10m_bands(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """B04 exported at 9.5 m in the next zone beside B08: the scene's other files hold its grid, not the finer."""
+    for day in (1, 2):
+        write_scene(tmp_path / f"2024-05-0{day}", acquired=datetime(2024, 5, day), with_item=False,
+                    bands=("B04", "B08", "B05", "SCL"))
+    grid = open_imagery(tmp_path, dn_offset=0).transform
+    band_file = tmp_path / "2024-05-01" / "B04.tif"
+    with rasterio.open(band_file) as source:
+        transform, width, height = calculate_default_transform(
+            source.crs, "EPSG:32651", source.width, source.height, *source.bounds, resolution=9.5)
+        profile = source.profile | {"crs": "EPSG:32651", "transform": transform, "width": width, "height": height}
+        values = np.zeros((1, height, width), dtype=profile["dtype"])
+        reproject(source.read(), values, src_transform=source.transform, src_crs=source.crs, dst_transform=transform,
+                  dst_crs="EPSG:32651", resampling=Resampling.nearest)
+    with rasterio.open(band_file, "w", **profile) as dataset:
+        dataset.write(values)
+    imagery = open_imagery(tmp_path, dn_offset=0)
+    assert imagery.crs == "EPSG:32650" and imagery.transform == grid
+
+
 def test_two_files_for_one_band_are_an_error(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:
@@ -432,33 +458,39 @@ def test_two_files_for_one_band_are_an_error(
         open_imagery(tmp_path)
 
 
-def test_a_scene_off_the_pixel_lattice_of_the_others_is_left_out_unless_as_many_are(
+def _coarse_scene(folder: Path, red: np.ndarray) -> None:
+    """A 20 m product of the fixture's tile, item-less: B02, B03, B08 at DN 2000, B04 ``red``, SCL clear."""
+    folder.mkdir(parents=True)
+    for band in ("B02", "B03", "B04", "B08", "SCL"):
+        values = red if band == "B04" else np.full((6, 6), 4 if band == "SCL" else 2000, dtype=np.uint16)
+        with rasterio.open(folder / f"{band}.tif", "w", driver="GTiff", width=6, height=6, count=1, dtype="uint16",
+                           crs="EPSG:32650", transform=from_origin(500_000.0, 4_000_000.0, 20, 20)) as dataset:
+            dataset.write(values[None])
+
+
+def test_a_scene_off_the_pixel_lattice_of_the_others_is_read_through_its_own_grid(
     season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Mosaicking it would need resampling (tests/imagery/test_mosaic.py has the cases it handles); one such scene
-    used to stop the season."""
+    """It used to stop the season; it is read as a scene of another CRS is (tests/imagery/test_mosaic.py)."""
     grid = open_imagery(season_folder).transform
     # Half a 10 m pixel off, and a product of the tile resampled to 20 m.
     write_scene(season_folder / "other" / "S2A_50SKA_20220101_0_L2A", acquired=datetime(2022, 1, 1),
                 origin=(500_005.0, 4_000_000.0))
-    coarse = season_folder / "other" / "2022-02-01"
-    coarse.mkdir()
-    for band in ("B02", "B03", "B04", "B08", "SCL"):
-        with rasterio.open(coarse / f"{band}.tif", "w", driver="GTiff", width=6, height=6, count=1, dtype="uint16",
-                           crs="EPSG:32650", transform=from_origin(500_000.0, 4_000_000.0, 20, 20)) as dataset:
-            dataset.write(np.full((1, 6, 6), 4 if band == "SCL" else 2000, dtype=np.uint16))
+    red = (1000 + np.arange(36).reshape(6, 6)).astype(np.uint16)
+    _coarse_scene(season_folder / "other" / "2022-02-01", red)
     with caplog.at_level(logging.WARNING):
         imagery = open_imagery(season_folder, dn_offset=0)
-    assert len(imagery.scenes) == 3 and imagery.transform == grid
-    assert not {"S2A_50SKA_20220101_0_L2A", "2022-02-01"} & {scene.scene_id for scene in imagery.scenes}
-    assert "scene S2A_50SKA_20220101_0_L2A (EPSG:32650, 10 m pixels, origin (500005, 4e+06)" in caplog.text
+    assert len(imagery.scenes) == 5 and imagery.transform == grid
+    assert "scene S2A_50SKA_20220101_0_L2A (EPSG:32650, 10 m pixels, origin (500005.0, 4000000.0)" in caplog.text
     assert "scene 2022-02-01 (EPSG:32650, 20 m pixels" in caplog.text
-    assert caplog.text.count("is not on the pixel lattice of the season's 3 other scenes in its CRS") == 2
-    # As many off the lattice as on it: which is the season's is unclear.
-    write_scene(season_folder / "other" / "S2A_50SKA_20220102_0_L2A", acquired=datetime(2022, 1, 2),
-                origin=(500_005.0, 4_000_000.0))
-    with pytest.raises(ImageryError, match="not on one pixel lattice.*as many on each.*cannot be mosaicked"):
-        open_imagery(season_folder, dn_offset=0)
+    assert caplog.text.count("is off the pixel lattice of the season's 3 scenes in its CRS") == 2
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
+    coarse = cube.dates.index(date(2022, 2, 1))
+    np.testing.assert_allclose(cube.reflectance[coarse, 0], np.kron(red, np.ones((2, 2))) * 1e-4, rtol=1e-6)
+    # As many 20 m products as 10 m scenes: the season keeps the finer pixels.
+    for month in (3, 4):
+        _coarse_scene(season_folder / "other" / f"2022-0{month}-01", red)
+    assert open_imagery(season_folder, dn_offset=0).transform == grid
 
 
 def test_an_item_lists_only_band_assets(tmp_path: Path) -> None:
