@@ -257,6 +257,21 @@ def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
     return table
 
 
+# Columns naming what scored a run: the risk model, the cropland model, the configuration.
+PROVENANCE_COLUMNS = {"risk_model_hash": "risk model", "model_version": "cropland model",
+                      "config_hash": "configuration"}
+
+
+def _changed_models(table: pd.DataFrame, base: pd.DataFrame) -> str:
+    """What scored the two runs differently (``PROVENANCE_COLUMNS`` whose values differ), in words; '' if nothing."""
+    def values(frame: pd.DataFrame, column: str) -> set[str]:
+        return set(frame[column].dropna().astype(str)) if column in frame else set()
+
+    changed = [words for column, words in PROVENANCE_COLUMNS.items()
+               if values(table, column) and values(base, column) and values(table, column) != values(base, column)]
+    return " and ".join(changed)
+
+
 def _has_pd(table: pd.DataFrame) -> bool:
     return "probability_of_default" in table and table["probability_of_default"].notna().any()
 
@@ -540,6 +555,9 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
     ]
     if score == "health_index":
         blocks.append("probability_of_default is missing from one of the runs: health_index stands in for it.")
+    if changed := _changed_models(table, base):
+        blocks.append(f"The runs differ in {changed}: a shift below may be the models' or settings', not the "
+                      "portfolio's.")
     variables = (score, "loan_limit", "cultivated_area_ha")
     bins = {variable: _psi_bins(base[variable], table[variable]) for variable in variables}
     psi = {variable: float(frame["contribution"].sum(min_count=1)) for variable, frame in bins.items()}

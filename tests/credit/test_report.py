@@ -134,6 +134,12 @@ def test_html_report_is_self_contained_and_deterministic(tmp_path: Path) -> None
     assert sorted(p.name for p in first.parent.iterdir()) == ["report.html"]
     assert first.read_bytes() == second.read_bytes()
     assert "No reference run given" not in text and "probability_of_default" in text
+    assert "The runs differ in" not in text  # scored alike
+    refit = reference.assign(risk_model_hash="b" * 64, config_hash="c" * 64)
+    text = credit_report(table.assign(risk_model_hash="a" * 64, config_hash="c" * 64), refit,
+                         out=tmp_path / "c" / "report.md", fmt="md").read_text()
+    assert "The runs differ in risk model: a shift below may be the models' or settings', not the portfolio's." \
+        in " ".join(text.split())
 
 
 def test_markdown_report_writes_and_links_its_pngs(tmp_path: Path) -> None:
