@@ -94,6 +94,7 @@ def build_run_record(
         "scenes": [_scene_record(scene) for scene in imagery.scenes],
         "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
                            for scene, band, path, message in imagery.unopened],
+        "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
     }
     manifest = read_manifest(imagery.source)
     if manifest is not None:

@@ -213,6 +213,19 @@ def test_a_band_whose_file_no_scene_opens_is_named_when_ndvi_needs_it(small_seas
         assess(small_season.parcels_path, imagery_dir, model="rule")
 
 
+def test_a_scene_left_out_of_the_season_is_named_in_run_json(small_season, tmp_path) -> None:
+    imagery_dir = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery_dir)
+    scene = sorted(path.name for path in imagery_dir.iterdir() if path.is_dir())[1]
+    for band in (imagery_dir / scene).glob("B0[2348].tif"):  # a download cut short: its grid cannot be known
+        band.write_bytes(b"")
+    assess(small_season.parcels_path, imagery_dir, model="rule", out=tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "run.json").read_text())["inputs"]["imagery"]
+    assert record["left_out_scenes"] == [{"scene_id": scene, "reason": "GDAL can open none of its 10 m band files "
+                                                                       "B02, B03, B04, B08"}]
+    assert scene not in {entry["scene_id"] for entry in record["scenes"]}
+
+
 def test_parcels_of_a_crs_with_no_way_to_the_imagerys_are_refused_naming_both(small_season, tmp_path) -> None:
     """A local engineering CRS reads (its coordinates stand) but cannot be placed on UTM imagery: exit 2, not a
     ProjError traceback."""

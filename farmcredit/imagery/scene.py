@@ -52,6 +52,8 @@ class Imagery:
         has_scl: True when every scene has a scene classification (SCL) layer.
         unopened: (scene id, band, path, GDAL's message) of each local band file GDAL could not open (missing,
             empty, not a raster).
+        left_out: (scene id, why) of each scene of the season left out of it (no 10 m band file opens; no red or
+            NIR file where most scenes have one).
     """
 
     source: str
@@ -62,3 +64,4 @@ class Imagery:
     bands: tuple[str, ...]
     has_scl: bool
     unopened: tuple[tuple[str, str, str, str], ...] = ()
+    left_out: tuple[tuple[str, str], ...] = ()

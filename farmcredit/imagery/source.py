@@ -98,9 +98,9 @@ def open_imagery(
     unopened = tuple((scene.scene_id, band, scene.band_paths[band][0], message) for scene in scenes
                      for band in sorted(scene.band_paths, key=band_sort_key)
                      if isinstance(message := headers[scene.band_paths[band][0]], str))
-    scenes, grids = _with_grids(scenes, headers, unopened)
+    scenes, grids, unread = _with_grids(scenes, headers, unopened)
     scenes = _without_unopenable_bands(scenes, headers)
-    scenes, grids = _with_ndvi_bands(scenes, grids)
+    scenes, grids, without_ndvi = _with_ndvi_bands(scenes, grids)
     grid = season_grid(scenes, grids)
     scenes = merge_same_date(scenes, grids, grid.crs)
 
@@ -123,6 +123,7 @@ def open_imagery(
         bands=tuple(sorted(common, key=band_sort_key)),
         has_scl=all(SCL in product.band_paths for product in products),
         unopened=unopened,
+        left_out=(*unread, *without_ndvi),
     )
 
 
@@ -163,19 +164,25 @@ def _without_unopenable_bands(scenes: list[Scene], headers: Mapping[str, Grid | 
             for scene in scenes]
 
 
-def _with_ndvi_bands(scenes: list[Scene], grids: list[Grid]) -> tuple[list[Scene], list[Grid]]:
+def _with_ndvi_bands(
+    scenes: list[Scene], grids: list[Grid]
+) -> tuple[list[Scene], list[Grid], list[tuple[str, str]]]:
     """The scenes, less the few without a band file NDVI needs (red or NIR: a scene folder missing B08, say), each
     left out with a warning: kept, they would take the band off every date. When as many lack it as have it, all
-    are kept, and the run stops naming the band (``load_inputs``) rather than lose most of the season."""
+    are kept, and the run stops naming the band (``load_inputs``) rather than lose most of the season.
+
+    Returns:
+        The scenes kept, their grids, and (scene id, why) of each left out.
+    """
     missing = [[band for band in NDVI_BANDS if band not in scene.band_paths] for scene in scenes]
     if any(2 * sum(band in bands for bands in missing) >= len(scenes) for band in NDVI_BANDS):
-        return scenes, grids  # a band most scenes lack: the season lacks it
-    for scene, bands in zip(scenes, missing, strict=True):
-        if bands:
-            logger.warning("scene %s has no %s file, which NDVI needs and most scenes have: it is left out of the "
-                           "season", scene.scene_id, " or ".join(bands))
+        return scenes, grids, []  # a band most scenes lack: the season lacks it
+    left_out = [(scene.scene_id, f"no {' or '.join(bands)} file, which NDVI needs and most scenes have")
+                for scene, bands in zip(scenes, missing, strict=True) if bands]
+    for scene_id, why in left_out:
+        logger.warning("scene %s has %s: it is left out of the season", scene_id, why)
     return ([scene for scene, bands in zip(scenes, missing, strict=True) if not bands],
-            [grid for grid, bands in zip(grids, missing, strict=True) if not bands])
+            [grid for grid, bands in zip(grids, missing, strict=True) if not bands], left_out)
 
 
 def _base_path(scene: Scene, headers: Mapping[str, Grid | str]) -> str | None:
@@ -213,25 +220,29 @@ def _warn_of_other_crs(scenes: Sequence[Scene], headers: Mapping[str, Grid | str
 
 def _with_grids(
     scenes: list[Scene], headers: Mapping[str, Grid | str], unopened: Sequence[tuple[str, str, str, str]]
-) -> tuple[list[Scene], list[Grid]]:
+) -> tuple[list[Scene], list[Grid], list[tuple[str, str]]]:
     """The scenes with a 10 m band file GDAL can open, and each one's grid (``_base_path``); the others are left
     out of the season with a warning.
+
+    Returns:
+        The scenes kept, their grids, and (scene id, why) of each left out.
 
     Raises:
         ImageryError: No scene has one.
     """
     kept: list[tuple[Scene, Grid]] = []
+    left_out: list[tuple[str, str]] = []
     for scene in scenes:
         if (base_path := _base_path(scene, headers)) is None:
-            logger.warning("scene %s: GDAL can open none of its 10 m band files %s, which define its grid; it is left "
-                           "out of the season", scene.scene_id, BASE_GRID_BANDS)
+            left_out.append((scene.scene_id, f"GDAL can open none of its 10 m band files {', '.join(BASE_GRID_BANDS)}"))
+            logger.warning("scene %s: %s, which define its grid; it is left out of the season", *left_out[-1])
             continue
         kept.append((scene, headers[base_path]))
     if not kept:
         failure = next((f": {path}: {message}" for _, band, path, message in unopened if band in BASE_GRID_BANDS), "")
         raise ImageryError(f"no scene has a 10 m band {BASE_GRID_BANDS} that GDAL can open, which define the base "
                            f"grid{failure}")
-    return [scene for scene, _ in kept], [grid for _, grid in kept]
+    return [scene for scene, _ in kept], [grid for _, grid in kept], left_out
 
 
 def _header(scene: Scene, band: str, band_path: str) -> Grid | str:

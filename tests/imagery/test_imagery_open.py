@@ -240,6 +240,8 @@ def test_a_scene_whose_10m_bands_gdal_cannot_open_is_left_out(
 
     assert [scene.scene_id for scene in imagery.scenes] == ["S2A_50SKA_20200610_0_L2A", "S2A_50SKA_20230801_0_L2A"]
     assert "scene S2B_50SKA_20240315_0_L2A: GDAL can open none of its 10 m band files" in caplog.text
+    assert imagery.left_out == (("S2B_50SKA_20240315_0_L2A", "GDAL can open none of its 10 m band files B02, B03, "
+                                                             "B04, B08"),)  # for run.json
 
 
 def test_a_season_whose_10m_bands_gdal_cannot_open_is_an_error_with_its_message(season_folder: Path) -> None:
@@ -352,6 +354,7 @@ def test_a_scene_without_the_nir_file_others_have_is_left_out_not_the_band(
         imagery = open_imagery(tmp_path)
     assert [scene.scene_id for scene in imagery.scenes] == ["2024-03-10", "2024-03-30"] and "B08" in imagery.bands
     assert "scene 2024-03-20 has no B08 file, which NDVI needs" in caplog.text
+    assert imagery.left_out == (("2024-03-20", "no B08 file, which NDVI needs and most scenes have"),)
     write_scene(tmp_path / "2024-03-25", acquired=datetime(2024, 3, 25), with_item=False)
     (tmp_path / "2024-03-25" / "B04.tif").unlink()  # red and NIR each in three of four: both incomplete left out
     assert [scene.scene_id for scene in open_imagery(tmp_path).scenes] == ["2024-03-10", "2024-03-30"]
