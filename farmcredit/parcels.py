@@ -157,7 +157,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
-    geometry, geometry_reasons = _repair_geometries(frame.geometry.to_numpy())
+    geometry, geometry_reasons = repair_geometries(frame.geometry.to_numpy())
     impossible = _impossible_coordinates(geometry, frame.crs)
     if impossible.any() and impossible.sum() == usable_geometries(geometry).sum():
         first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
@@ -257,8 +257,12 @@ def _optional_text(frame: pd.DataFrame, column: str, ids: bool = False) -> pd.Se
     return text.where(text.str.strip() != "", pd.NA)
 
 
-def _repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used."""
+def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used.
+
+    Returns:
+        The geometries (None where unusable) and (position, EMPTY_GEOMETRY / NOT_A_POLYGON / GEOMETRY_REPAIRED).
+    """
     geoms = np.asarray(geoms, dtype=object)
     problems: list[tuple[int, str]] = []
     out = geoms.copy()

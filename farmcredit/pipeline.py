@@ -370,13 +370,15 @@ def measure_windows(
             pixels(window, layers)
         coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
-        crop_ndvi = np.where(probability[None] >= CROPLAND_CUT, indices["ndvi"], np.nan)
+        crop_pixels = probability[None] >= CROPLAND_CUT
+        crop_ndvi = np.where(crop_pixels, indices["ndvi"], np.nan)
         stats["clear"][members] = ndvi["valid_fraction"]
         stats["ndvi"][members] = ndvi["mean"]
         stats["std"][members] = ndvi["std"]
         stats["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
-        for name in ("ndmi", "evi"):
-            stats[name][members] = zonal_stats(coverage, indices[name], cell_area=cell_area, percentiles=())["mean"]
+        for name in ("ndmi", "evi"):  # over cropland, as the flooding check compares them (not a pond beside it)
+            on_crop = np.where(crop_pixels, indices[name], np.nan)
+            stats[name][members] = zonal_stats(coverage, on_crop, cell_area=cell_area, percentiles=())["mean"]
         inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
         fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,

@@ -13,7 +13,7 @@ FALLOW, UNKNOWN = RESERVED_CROP_NAMES
 Z10 = 1.2815515655446004
 # Spread of the template misfit (NDVI RMSE) that maps distances to crop confidences.
 TEMPLATE_SIGMA = 0.05
-# A paddy at transplanting: LSWI (= NDMI here) + 0.05 >= NDVI (Xiao et al. 2005).
+# A paddy at transplanting: LSWI (= NDMI here) + 0.05 >= EVI, or NDVI (Xiao et al. 2005).
 FLOOD_MARGIN = 0.05
 FLOOD_PENALTY = 0.1
 # A parcel's NDVI curve may be a scaled copy of the template within these gains (weak crops).

@@ -42,10 +42,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         decision = "refer" if "refer" in decisions else "approve" if "approve" in decisions else "decline"
         total = round(float(group["loan_limit"].sum()), 2)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
-        # Under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
+        # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
         deciding = group["decision"] == decision
-        # A referred parcel whose limit is withheld (too few clear images, nothing measured) may add to the total
-        # once a person clears it; one referred with its limit (an overstated area, an overlap) adds nothing more.
+        # A referred parcel whose limit is withheld (too few clear images, nothing measured, an error) may add to the
+        # total once a person clears it; one referred with its limit (an overstated area, an overlap) adds nothing.
         pending = ((group["decision"] == "refer") & (group["loan_limit"] == 0)).any()
         below = decision != "decline" and total < minimum and (total > 0 or not pending)
         if below:

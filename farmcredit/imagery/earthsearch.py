@@ -100,12 +100,13 @@ def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list
     if not unknown:
         return
     item_less = {id(scene) for scene in without_item}
-    offset_since = min((scene.acquired for scene in scenes if in_season(scene) and id(scene) not in item_less
+    # By date: a folder's time is midnight, an item's the moment of acquisition (another tile of that day counts).
+    offset_since = min((scene.acquired.date() for scene in scenes if in_season(scene) and id(scene) not in item_less
                         and scene.dn_offset == BOA_ADD_OFFSET_DN), default=None)
-    if offset_since is not None and (after := [s.scene_id for s in unknown if s.acquired >= offset_since]):
+    if offset_since is not None and (after := [s.scene_id for s in unknown if s.acquired.date() >= offset_since]):
         raise ImageryError(
             f"{folder}: {len(after)} scene folder(s) without a STAC item ({some(after)}) have no DN offset to read, "
-            f"while the season's items from {offset_since.date()} give {BOA_ADD_OFFSET_DN:g} (processing baseline "
+            f"while the season's items from {offset_since} give {BOA_ADD_OFFSET_DN:g} (processing baseline "
             "04.00 on): read with 0, their reflectance would be 0.1 above the other dates'; pass --dn-offset (-1000 "
             f"for products of baseline 04.00 or later, the rule since {OFFSET_BASELINE_SINCE}; 0 before: it applies "
             "to every folder without an item) or add their items"

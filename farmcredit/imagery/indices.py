@@ -6,11 +6,16 @@ import numpy as np
 
 from farmcredit.imagery.read import SeasonCube
 
+# Land, water and vegetation keep EVI's denominator above about 0.8 (1 + NIR + 6 red - 7.5 blue); far below it, a
+# bright blue surface drives EVI to +-20.
+EVI_MIN_DENOMINATOR = 0.5
+
 
 def spectral_indices(cube: SeasonCube) -> dict[str, np.ndarray]:
     """NDVI (B08, B04), NDRE (B8A, B05), NDMI ((B8A or B08), B11) and EVI of every clear pixel.
 
-    EVI = 2.5 (B08 - B04) / (B08 + 6 B04 - 7.5 B02 + 1), reflectance 0-1.
+    EVI = 2.5 (B08 - B04) / (B08 + 6 B04 - 7.5 B02 + 1), reflectance 0-1; NaN where the denominator falls under
+    ``EVI_MIN_DENOMINATOR`` or EVI leaves -1..1 (a blue roof, haze: one such pixel would sway a parcel's mean).
 
     Args:
         cube: From `read_window`.
@@ -61,7 +66,10 @@ def _evi(
 ) -> np.ndarray | None:
     if blue is None or red is None or nir is None:
         return None
-    return _safe_divide(2.5 * (nir - red), nir + 6.0 * red - 7.5 * blue + 1.0)
+    denominator = nir + 6.0 * red - 7.5 * blue + 1.0
+    evi = _safe_divide(2.5 * (nir - red), denominator)
+    evi[~(denominator >= EVI_MIN_DENOMINATOR) | (np.abs(evi) > 1.0)] = np.nan
+    return evi
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -1,15 +1,16 @@
 """Many tiles, many zones: one grid for a season whose scenes lie on different grids, one scene per date.
 
 - Scenes of one CRS (tiles of one UTM zone) share a pixel lattice, as Sentinel-2 tiles do; the
-  season's grid is the union of their extents on that lattice (the one most of them share). One
-  off it (a 20 m product among 10 m ones) is read as a scene of another CRS is, with a warning.
+  season's grid is the union of their extents on that lattice (of the finest pixels, the one
+  most of them share). One off it (a 20 m product among 10 m ones) is read as a scene of another
+  CRS is, with a warning.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
   scenes cover the largest area summed over the dates (ties: the smaller EPSG code), so most parcels keep
   native pixels on most dates.
 - Scenes acquired on the same date (overlapping tiles, two zones, two orbits, a reprocessed
   duplicate) become one mosaic scene, so no parcel is observed twice on a date: per pixel, the
-  first part that sees it clear, else the first with data. Parts in the season's CRS come first,
+  first part that sees it clear, else the first with data. Parts on the season's grid come first,
   then the least cloudy, then by id, so the choice is deterministic.
 """
 
@@ -61,8 +62,9 @@ class Grid:
 
 
 def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
-    """The grid a season is read on: the scenes' common grid, or the union of their extents on the pixel lattice
-    most scenes of the season's CRS share (ties: the finer pixels, then the earlier scene).
+    """The grid a season is read on: the scenes' common grid, or the union of their extents on the pixel lattice of
+    the season's CRS with the finest pixels (10 m, not a 20 m product's) that most scenes of that size share (ties:
+    the earlier scene).
 
     A scene of that CRS off the lattice (a 20 m product among 10 m ones, an origin half a pixel off) is read as a
     scene of another CRS is, each pixel from the one holding its centre, with a warning.
@@ -84,11 +86,11 @@ def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
                 break
         else:
             lattices.append([index])
-    main = max(lattices, key=lambda group: (len(group), -abs(grids[group[0]].transform.a)))
+    main = max(lattices, key=lambda group: (-round(abs(grids[group[0]].transform.a), 6), len(group)))
     first = grids[main[0]]
     for index in sorted(index for group in lattices if group is not main for index in group):
-        logger.warning("scene %s (%s) is off the pixel lattice of the season's %d scenes in its CRS (%s): each "
-                       "pixel is read from the one holding its centre", scenes[index].scene_id, grids[index],
+        logger.warning("scene %s (%s) is off the pixel lattice of the season's %d scenes on it in its CRS (%s): "
+                       "each pixel is read from the one holding its centre", scenes[index].scene_id, grids[index],
                        len(main), first)
     extents = np.array([
         grid.bounds() if grid.crs == crs else transform_bounds(grid.crs, crs, *grid.bounds(), densify_pts=21)
@@ -106,13 +108,13 @@ def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
     return Grid(crs=crs, transform=transform, shape=(int(row1 - row0), int(col1 - col0)))
 
 
-def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], crs: rasterio.crs.CRS) -> list[Scene]:
+def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], season: Grid) -> list[Scene]:
     """One scene per acquisition date (UTC); several scenes of a date become one mosaic scene.
 
     Args:
         scenes: Scenes sorted by acquisition time.
         grids: Each scene's base grid.
-        crs: The season's CRS (its parts come first).
+        season: The season's grid (parts on it, native pixels, come first).
 
     Returns:
         Scenes sorted by acquisition time, one per date.
@@ -129,7 +131,7 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], crs: rasteri
             scene for scene, _ in sorted(
                 group,
                 key=lambda pair: (
-                    pair[1].crs != crs,
+                    pair[1].crs != season.crs or not _same_lattice(season.transform, pair[1].transform),
                     pair[0].cloud_cover if pair[0].cloud_cover is not None else 101.0,
                     pair[0].scene_id,
                 ),

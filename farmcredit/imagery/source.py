@@ -102,7 +102,7 @@ def open_imagery(
     scenes = _without_unopenable_bands(scenes, headers)
     scenes, grids, without_ndvi = _with_ndvi_bands(scenes, grids)
     grid = season_grid(scenes, grids)
-    scenes = merge_same_date(scenes, grids, grid.crs)
+    scenes = merge_same_date(scenes, grids, grid)
 
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
     common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +32,8 @@ from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_C
 MAX_PREVIEW_PX = 1600
 PARCEL_VIEW_M = 400.0  # the least ground shown around one parcel, so its neighbours show too
 PEER_BAND = (10, 90)  # percentiles of the peers' NDVI drawn as a band
+# Longest id, in UTF-8 bytes, kept in a preview's file name (file systems allow 255 bytes a name).
+MAX_NAME_BYTES = 120
 
 
 def render_preview(results: Path, out: Path | None = None, parcel_id: str | None = None) -> Path:
@@ -80,7 +83,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         matches = parcels.index[parcels["parcel_id"].astype(str) == parcel_id]  # ids read as integers, too
         if len(matches) == 0:
             raise InputError(f"{results}: no parcel {parcel_id!r} in results.gpkg")
-        out = out or folder / f"preview_{_file_safe(parcel_id)}.png"
+        out = out or folder / f"preview_{_file_safe(parcel_id, parcels['parcel_id'].astype(str))}.png"
         focus = parcels.loc[matches[0]]
         fig, (ax, ndvi_ax) = _map_figure(usable, n_panels=2)
         located = focus.geometry is not None and not focus.geometry.is_empty
@@ -251,11 +254,18 @@ def _around(bounds: tuple[float, float, float, float]) -> tuple[float, float, fl
     return cx - half, cy - half, cx + half, cy + half
 
 
-def _file_safe(text: str) -> str:
-    """The id as part of a file name: characters a file name cannot hold become ``_``, and then a short hash of
-    the id follows, so ids differing only there (``A/1``, ``A_1``) get files of their own."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return safe if safe == text else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+def _file_safe(text: str, ids: Iterable[str]) -> str:
+    """The id as part of a file name: characters a file name cannot hold become ``_`` and a long id is cut (to
+    ``MAX_NAME_BYTES`` of UTF-8); then, when that changed it, or when another of ``ids`` kept whole would read the
+    same to a file system blind to case (macOS, Windows), a short hash of the id follows, so each id gets a file of
+    its own."""
+    def plain(name: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return safe.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
+
+    safe = plain(text)
+    clash = any(other != text and other.lower() == safe.lower() and plain(other) == other for other in ids)
+    return safe if safe == text and not clash else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float]) -> None:

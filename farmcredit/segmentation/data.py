@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import InputError
+from farmcredit.parcels import repair_geometries
 from farmcredit.segmentation.card import MODEL_BANDS
 from farmcredit.text import some
 
@@ -164,7 +166,8 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
 
     Each polygon's ``crop`` is 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
     over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
-    Polygons off the imagery, and rows without a geometry, are counted in a warning.
+    Invalid polygons are repaired as parcels are (a self-crossing outline labels both its lobes). Polygons off the
+    imagery, rows without a geometry and geometries that are not polygons are counted in a warning.
     """
     from farmcredit.zonal import coverage_fractions
 
@@ -177,13 +180,15 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
     if not np.isin(crop, (0, 1)).all():
         raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
-    geometry = frame.to_crs(crs).geometry
-    shapeless = int((geometry.isna() | geometry.is_empty).sum())
-    coverage = coverage_fractions(geometry.to_numpy(), transform, shape)
-    off = len(frame) - len(np.unique(coverage.parcel)) - shapeless
-    if lost := [f"{count} {text}" for count, text in ((off, "lie off the imagery"), (shapeless, "have no geometry"))
-                if count]:
-        warnings.warn(f"{path}: of {len(frame)} labelled polygons, {' and '.join(lost)}: they label nothing",
+    geometry, problems = repair_geometries(frame.to_crs(crs).geometry.to_numpy())
+    unusable = Counter(code for _, code in problems if code != "GEOMETRY_REPAIRED")
+    coverage = coverage_fractions(geometry, transform, shape)
+    off = len(frame) - len(np.unique(coverage.parcel)) - unusable.total()
+    counts = ((off, "lies off the imagery", "lie off the imagery"),
+              (unusable["EMPTY_GEOMETRY"], "has no area", "have no area"),
+              (unusable["NOT_A_POLYGON"], "is not a polygon", "are not polygons"))
+    if lost := [f"{count} {one if count == 1 else many}" for count, one, many in counts if count]:
+        warnings.warn(f"{path}: of {len(frame)} labelled rows, {' and '.join(lost)}: they label nothing",
                       stacklevel=2)
     cell = coverage.row * shape[1] + coverage.col
     labelled = np.bincount(cell, coverage.fraction, minlength=shape[0] * shape[1])

@@ -82,3 +82,12 @@ def test_zero_and_nan_denominators_give_nan_without_warnings() -> None:
     assert indices["ndvi"][0, 0, 2] == pytest.approx(1.0)
     # EVI's denominator: 0.5 + 6 * 0 - 7.5 * 0.2 + 1 = 0.
     assert np.isnan(indices["evi"][0, 0, 2])
+
+
+def test_evi_is_nan_where_its_denominator_nears_zero_not_plus_or_minus_twenty() -> None:
+    """A blue steel roof (B02 0.24, B04 0.09, B08 0.24): denominator -0.02, EVI -18.75, enough to sway a parcel's
+    mean. Vegetation, bare soil and water keep theirs."""
+    cube = cube_of({"B02": [0.24, 0.03, 0.10, 0.06], "B04": [0.09, 0.04, 0.19, 0.055],
+                    "B08": [0.24, 0.45, 0.27, 0.018]})
+    evi = spectral_indices(cube)["evi"][0, 0]
+    assert np.isnan(evi[0]) and np.isfinite(evi[1:]).all() and (np.abs(evi[1:]) <= 1).all()

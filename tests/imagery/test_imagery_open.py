@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -159,6 +160,12 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
                                            r"offset to read, while the season's items from 2024-03-15 give -1000 .* "
                                            r"--dn-offset"):
         open_imagery(season_folder)
+    # Another tile of the item's own day (its folder dated midnight, the item at 03:20): a mosaic seam of 0.1.
+    write_scene(season_folder / "S2B_50SKB_20240315", acquired=datetime(2024, 3, 15), with_item=False)
+    with pytest.raises(ImageryError, match=r"2 scene folder\(s\) without a STAC item \(2024-03-20, "
+                                           r"S2B_50SKB_20240315\)"):
+        open_imagery(season_folder)
+    shutil.rmtree(season_folder / "S2B_50SKB_20240315")
     assert open_imagery(season_folder, dn_offset=-1000).scenes[-1].dn_offset == -1000
     # Items of this season give 0 (baseline 02.14; offset applied): nothing to tell the folder's by, nor need.
     assert len(open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes) == 3
@@ -486,14 +493,19 @@ def test_a_scene_off_the_pixel_lattice_of_the_others_is_read_through_its_own_gri
     assert len(imagery.scenes) == 5 and imagery.transform == grid
     assert "scene S2A_50SKA_20220101_0_L2A (EPSG:32650, 10 m pixels, origin (500005.0, 4000000.0)" in caplog.text
     assert "scene 2022-02-01 (EPSG:32650, 20 m pixels" in caplog.text
-    assert caplog.text.count("is off the pixel lattice of the season's 3 scenes in its CRS") == 2
+    assert caplog.text.count("is off the pixel lattice of the season's 3 scenes on it in its CRS") == 2
     cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
     coarse = cube.dates.index(date(2022, 2, 1))
     np.testing.assert_allclose(cube.reflectance[coarse, 0], np.kron(red, np.ones((2, 2))) * 1e-4, rtol=1e-6)
-    # As many 20 m products as 10 m scenes: the season keeps the finer pixels.
-    for month in (3, 4):
+    # More 20 m products than 10 m scenes: the season keeps the finer pixels.
+    for month in (3, 4, 5):
         _coarse_scene(season_folder / "other" / f"2022-0{month}-01", red)
     assert open_imagery(season_folder, dn_offset=0).transform == grid
+    # A date seen on the lattice and off it: the part on it (native pixels) comes first, though cloudier.
+    write_scene(season_folder / "other" / "S2B_50SKA_20220101_0_L2A", acquired=datetime(2022, 1, 1, 1),
+                cloud_cover=60.0)
+    (mosaic,) = [scene for scene in open_imagery(season_folder, dn_offset=0).scenes if scene.parts]
+    assert [part.scene_id for part in mosaic.parts] == ["S2B_50SKA_20220101_0_L2A", "S2A_50SKA_20220101_0_L2A"]
 
 
 def test_an_item_lists_only_band_assets(tmp_path: Path) -> None:

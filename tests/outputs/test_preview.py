@@ -60,11 +60,15 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of
     copy = tmp_path / "copy"
     shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
     parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
-    parcels.loc[parcels.index[:3], "parcel_id"] = ["A/1", "A_1", "A:1"]
+    long = "田" * 100  # 300 bytes of UTF-8: over the 255 a file name may hold
+    ids = ["A/1", "A_1", "A:1", "Field1", "field1", long, "P7"]
+    parcels.loc[parcels.index[:len(ids)], "parcel_id"] = ids
     parcels.to_file(copy / "results.gpkg", layer="parcels")
-    written = [render_preview(copy, parcel_id=parcel_id) for parcel_id in ("A/1", "A_1", "A:1")]
-    assert written[1] == copy / "preview_A_1.png" and len({path.name for path in written}) == 3
-    assert all(path.name.startswith("preview_A_1") and path.read_bytes()[:8] == PNG for path in written)
+    written = [render_preview(copy, parcel_id=parcel_id) for parcel_id in ids]
+    assert written[1] == copy / "preview_A_1.png" and written[-1] == copy / "preview_P7.png"
+    assert len({path.name.lower() for path in written}) == len(ids)  # apart even where case is not told apart
+    assert all(path.read_bytes()[:8] == PNG for path in written)
+    assert written[5].name.startswith("preview_" + "田" * 40) and len(written[5].name.encode()) < 255
 
 
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:

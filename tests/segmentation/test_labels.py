@@ -14,6 +14,7 @@ from affine import Affine
 from click.testing import CliRunner
 
 from farmcredit.errors import InputError
+from farmcredit.imagery import open_imagery
 from farmcredit.segmentation.data import load_labelled_scene
 
 
@@ -146,14 +147,31 @@ def test_label_polygons_off_the_imagery_are_counted_in_a_warning(small_season, t
     far = labels.iloc[:2].copy()
     far["geometry"] = far.geometry.apply(lambda shape: shapely.affinity.translate(shape, 1.0, 0.0))  # ~100 km east
     pd.concat([labels, far])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
-    with pytest.warns(UserWarning, match=f"of {len(labels) + 2} labelled polygons, 2 lie off the imagery: they"):
+    with pytest.warns(UserWarning, match=f"of {len(labels) + 2} labelled rows, 2 lie off the imagery: they"):
         load_labelled_scene(tmp_path / "own")
-    shapeless = labels.iloc[:1].copy()
-    shapeless["geometry"] = None  # a row whose outline was never drawn is not "off the imagery"
-    pd.concat([labels, far, shapeless])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
-    with pytest.warns(UserWarning, match=f"of {len(labels) + 3} labelled polygons, 2 lie off the imagery and 1 have "
-                                         "no geometry: they label nothing"):
+    odd = labels.iloc[:2].copy()
+    odd["geometry"] = [None, odd.geometry.iloc[1].exterior]  # never drawn; a line: neither is "off the imagery"
+    pd.concat([labels, far, odd])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
+    with pytest.warns(UserWarning, match=f"of {len(labels) + 4} labelled rows, 2 lie off the imagery and 1 has no "
+                                         "area and 1 is not a polygon: they label nothing"):
         load_labelled_scene(tmp_path / "own")
+
+
+def test_a_self_crossing_label_polygon_labels_both_its_lobes(small_season, tmp_path: Path) -> None:
+    from shapely.geometry import Polygon
+
+    from farmcredit.segmentation.data import polygon_crop_cover
+
+    imagery = open_imagery(small_season.imagery_dir)
+    x0, y0 = imagery.transform.c, imagery.transform.f
+    bowtie = Polygon([(x0, y0 - 200), (x0 + 200, y0), (x0 + 200, y0 - 200), (x0, y0)])  # two triangles, crossing
+    square = Polygon([(x0, y0 - 200), (x0 + 200, y0 - 200), (x0 + 200, y0), (x0, y0)])
+    for name, shape in (("bowtie", bowtie), ("square", square)):
+        gpd.GeoDataFrame({"crop": [1]}, geometry=[shape], crs=imagery.crs).to_file(tmp_path / f"{name}.gpkg")
+    cover = {name: polygon_crop_cover(tmp_path / f"{name}.gpkg", imagery.crs, imagery.transform, imagery.shape)
+             for name in ("bowtie", "square")}
+    labelled = {name: np.isfinite(values).sum() for name, values in cover.items()}
+    assert labelled["bowtie"] > 0.4 * labelled["square"]  # both lobes (half the square), not one (a quarter)
 
 
 @pytest.mark.parametrize("crop, message", [("yes", "must be 1 or 0"), (2, "must be 1 or 0")])
