@@ -30,6 +30,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from farmcredit.audit import run_currency
 from farmcredit.errors import InputError
+from farmcredit.fonts import figure_fonts
 from farmcredit.reasons import REASONS
 
 REQUIRED_COLUMNS = (
@@ -171,6 +172,7 @@ def calibration_table(results: pd.DataFrame, by: Literal["risk_grade", "pd_decil
     return _calibration(_prepare(results, "results table"), by)
 
 
+@figure_fonts()
 def credit_report(
     results: pd.DataFrame,
     reference: pd.DataFrame | None = None,

@@ -27,6 +27,7 @@ from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
+from farmcredit.fonts import figure_fonts  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 
 MAX_PREVIEW_PX = 1600
@@ -36,6 +37,7 @@ PEER_BAND = (10, 90)  # percentiles of the peers' NDVI drawn as a band
 MAX_NAME_BYTES = 120
 
 
+@figure_fonts()
 def render_preview(results: Path, out: Path | None = None, parcel_id: str | None = None) -> Path:
     """Draw a results folder as a PNG: parcels by decision over the true-colour image.
 

@@ -115,6 +115,20 @@ def test_fairness_by_region_and_limit_per_cultivated_ha() -> None:
     assert regions["below_four_fifths"].tolist() == [True, False]
 
 
+def test_chinese_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path: Path) -> None:
+    import warnings
+
+    from farmcredit.fonts import font_families
+
+    if len(font_families()) < 2:
+        pytest.skip("no font with Chinese glyphs is installed (.ci/run installs fonts-wqy-microhei)")
+    table = _results(region=["河南", "黑龙江", "湖南"] * 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        credit_report(table, out=tmp_path / "report.html")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
 def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -> None:
     area = np.r_[np.full(10, 0.05), np.full(10, 0.3)]
     table = _results(20, polygon_area_ha=area, decision=["decline"] * 6 + ["approve"] * 14)

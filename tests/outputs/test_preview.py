@@ -71,6 +71,26 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of
     assert written[5].name.startswith("preview_" + "田" * 40) and len(written[5].name.encode()) < 255
 
 
+def test_a_chinese_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp_path) -> None:
+    import warnings
+
+    import geopandas as gpd
+
+    from farmcredit.fonts import font_families
+
+    if len(font_families()) < 2:
+        pytest.skip("no font with Chinese glyphs is installed (.ci/run installs fonts-wqy-microhei)")
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[0], "parcel_id"] = "河南-地块-001"
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render_preview(copy, parcel_id="河南-地块-001")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
