@@ -82,13 +82,15 @@ class AgronomyConfig(_Frozen):
 class CropConfig(_Frozen):
     """One crop: its typical NDVI season, yield curve, price (CNY/kg) and costs (CNY/ha).
 
-    ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
+    ``aliases`` are other names a parcel's ``declared_crop`` may give it (``小麦`` for wheat), matched, as the name
+    is, ignoring case. ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
     ``other_cost_per_ha`` the part the farmer pays from the harvest besides the loan (hired harvest
     machinery, irrigation fees, transport; and rent, on rented land), subtracted from the revenue to
     give the repayment capacity.
     """
 
     ndvi_template: tuple[tuple[float, float], ...]
+    aliases: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     flooded: bool = False
     yield_curve: tuple[tuple[float, NonNegative], ...]
     price: Annotated[float, Field(gt=0.0)]
@@ -225,12 +227,27 @@ class Config(_Frozen):
         if reserved:
             raise ValueError(f"crops: {', '.join(reserved)} names what a parcel is when no crop fits; name the crop "
                              "otherwise")
+        named: dict[str, str] = {}
+        for crop, spec in self.crops.items():
+            for name in (crop, *spec.aliases):
+                key = name.strip().lower()
+                if key in RESERVED_CROP_NAMES or named.setdefault(key, crop) != crop:
+                    raise ValueError(f"crops.{crop}.aliases: {name!r} also names "
+                                     f"{named.get(key, 'what a parcel is when no crop fits')}; a name may mean one "
+                                     "crop")
         for region, overrides in self.regions.items():
             unknown = sorted(set(overrides.crops) - set(self.crops))
             if unknown:
                 raise ValueError(f"regions.{region}.crops: unknown crop(s) {', '.join(unknown)}; known: "
                                  f"{', '.join(self.crops)}")
         return self
+
+    def crop_named(self, declared: str) -> str:
+        """The crop a declared name means (its name or an alias, ignoring case and outer spaces); the name itself,
+        stripped and lower-cased, when it means none."""
+        key = declared.strip().lower()
+        return next((crop for crop, spec in self.crops.items()
+                     if key in (crop.lower(), *(alias.strip().lower() for alias in spec.aliases))), key)
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides applied; None for an unknown crop."""

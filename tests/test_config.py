@@ -53,6 +53,11 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["rice"].update(ndvi_template=[[60, -0.2], [200, 0.0]]), "a peak NDVI above 0"),
         (lambda raw: raw["crops"]["soybean"].update(yield_curve=[[0.3, 0.0], [0.8, 0.0], [0.9, 2.0]]),
          "a yield above 0 at the template's peak NDVI 0.75"),
+        (lambda raw: raw["crops"]["soybean"].update(aliases=["大豆", "玉米"]), "crops.soybean.aliases: '玉米' also "
+                                                                              "names maize"),
+        (lambda raw: raw["crops"]["soybean"].update(aliases=["Maize"]), "'Maize' also names maize"),
+        (lambda raw: raw["crops"]["rice"].update(aliases=["Fallow"]), "'Fallow' also names what a parcel is"),
+        (lambda raw: raw["crops"]["rice"].update(aliases=[""]), "crops.rice.aliases.0"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:

@@ -226,6 +226,20 @@ def test_a_scene_left_out_of_the_season_is_named_in_run_json(small_season, tmp_p
     assert scene not in {entry["scene_id"] for entry in record["scenes"]}
 
 
+def test_a_crop_declared_by_another_of_its_names_is_that_crop(small_season, tmp_path) -> None:
+    """A Chinese loan officer writes 小麦, not wheat: it used to be UNKNOWN_DECLARED_CROP, never checked or priced."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    named = {"wheat": "小麦", "maize": "Corn ", "rice": "水稻", "soybean": "大豆"}
+    parcels["declared_crop"] = parcels["declared_crop"].map(lambda crop: named.get(crop, crop))
+    parcels.to_file(tmp_path / "chinese.gpkg")
+    english = assess(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    chinese = assess(tmp_path / "chinese.gpkg", small_season.imagery_dir, model="rule")
+    assert set(parcels["declared_crop"].dropna()) & set(named.values())
+    columns = ["declared_crop", "reason", "loan_limit", "decision"]
+    pd.testing.assert_frame_equal(chinese[columns], english[columns])
+    assert not chinese["reason"].str.contains("UNKNOWN_DECLARED_CROP").any()
+
+
 def test_parcels_of_a_crs_with_no_way_to_the_imagerys_are_refused_naming_both(small_season, tmp_path) -> None:
     """A local engineering CRS reads (its coordinates stand) but cannot be placed on UTM imagery: exit 2, not a
     ProjError traceback."""
