@@ -6,13 +6,23 @@ Everything is validated once at load time and hashed into the audit record.
 
 from __future__ import annotations
 
+import unicodedata
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
@@ -90,7 +100,7 @@ class CropConfig(_Frozen):
     """
 
     ndvi_template: tuple[tuple[float, float], ...]
-    aliases: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    aliases: tuple[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)], ...] = ()
     flooded: bool = False
     yield_curve: tuple[tuple[float, NonNegative], ...]
     price: Annotated[float, Field(gt=0.0)]
@@ -230,11 +240,11 @@ class Config(_Frozen):
         named: dict[str, str] = {}
         for crop, spec in self.crops.items():
             for name in (crop, *spec.aliases):
-                key = name.strip().lower()
+                key = _name_key(name)
                 if key in RESERVED_CROP_NAMES or named.setdefault(key, crop) != crop:
                     raise ValueError(f"crops.{crop}.aliases: {name!r} also names "
                                      f"{named.get(key, 'what a parcel is when no crop fits')}; a name may mean one "
-                                     "crop")
+                                     "crop (a crop copied with <<: keeps the aliases of the one it copies)")
         for region, overrides in self.regions.items():
             unknown = sorted(set(overrides.crops) - set(self.crops))
             if unknown:
@@ -242,12 +252,14 @@ class Config(_Frozen):
                                  f"{', '.join(self.crops)}")
         return self
 
-    def crop_named(self, declared: str) -> str:
-        """The crop a declared name means (its name or an alias, ignoring case and outer spaces); the name itself,
-        stripped and lower-cased, when it means none."""
-        key = declared.strip().lower()
-        return next((crop for crop, spec in self.crops.items()
-                     if key in (crop.lower(), *(alias.strip().lower() for alias in spec.aliases))), key)
+    def crop_named(self, declared: object) -> object:
+        """The crop a declared name means (its name or an alias, ignoring case, width and outer spaces); what was
+        declared, unchanged, when it means none (or is not text)."""
+        return self._crop_names.get(_name_key(declared), declared) if isinstance(declared, str) else declared
+
+    @cached_property
+    def _crop_names(self) -> dict[str, str]:
+        return {_name_key(name): crop for crop, spec in self.crops.items() for name in (crop, *spec.aliases)}
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides applied; None for an unknown crop."""
@@ -260,6 +272,11 @@ class Config(_Frozen):
     def config_hash(self) -> str:
         """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
         return canonical_hash(self.model_dump(mode="json"))
+
+
+def _name_key(name: str) -> str:
+    """How crop names compare: 小麥 as 小麦 is not (a second script), but Ｗｈｅａｔ as wheat (NFKC), any case."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -191,9 +191,6 @@ def load_inputs(
         table, parcels_source = validate_parcels(parcels), None
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
-    # A declared crop by any of its names (小麦, Wheat): the config's crop from here on.
-    table["declared_crop"] = table["declared_crop"].map(lambda said: cfg.crop_named(said) if isinstance(said, str)
-                                                        else said)
     stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")

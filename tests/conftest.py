@@ -3,6 +3,7 @@ holds."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -56,3 +57,14 @@ def lock_held_elsewhere() -> Iterator[Callable[[Path], subprocess.Popen]]:
         holder.kill()
         holder.wait()
 
+
+@pytest.fixture
+def cjk_font() -> None:
+    """Skip where no font with Chinese glyphs is installed; fail under CI, which installs one (.ci/run)."""
+    from farmcredit.fonts import font_families
+
+    if len(font_families()) < 2:
+        message = "no font with Chinese glyphs is installed (apt install fonts-wqy-microhei or fonts-noto-cjk)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

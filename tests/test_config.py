@@ -57,7 +57,7 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
                                                                               "names maize"),
         (lambda raw: raw["crops"]["soybean"].update(aliases=["Maize"]), "'Maize' also names maize"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["Fallow"]), "'Fallow' also names what a parcel is"),
-        (lambda raw: raw["crops"]["rice"].update(aliases=[""]), "crops.rice.aliases.0"),
+        (lambda raw: raw["crops"]["rice"].update(aliases=["  "]), "crops.rice.aliases.0"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
@@ -92,12 +92,18 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     """``<<: *anchor`` reuses a mapping (not a key given twice): a spring wheat as wheat at another price."""
     lines = DEFAULT.read_text().replace("\n  wheat:\n", "\n  wheat: &wheat\n").splitlines()
     end_of_crops = next(i for i, line in enumerate(lines) if i > lines.index("crops:") and line[:1].isalpha())
-    lines[end_of_crops:end_of_crops] = ["  spring_wheat:", "    <<: *wheat", "    price: 2.5"]
+    lines[end_of_crops:end_of_crops] = ["  spring_wheat:", "    <<: *wheat", "    aliases: [春小麦]", "    price: 2.5"]
     path = tmp_path / "merged.yaml"
     path.write_text("\n".join(lines) + "\n")
     config = load_config(path)
     assert config.crops["spring_wheat"].price == 2.5
     assert config.crops["spring_wheat"].yield_curve == config.crops["wheat"].yield_curve
+    assert [config.crop_named(name) for name in ("春小麦", "小麦", " ＷＨＥＡＴ", "barley", None)] == [
+        "spring_wheat", "wheat", "wheat", "barley", None]
+    lines.remove("    aliases: [春小麦]")  # wheat's aliases, copied with it, would name two crops
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="'小麦' also names wheat; a name may mean one crop .*<<: keeps the aliases"):
+        load_config(path)
 
 
 def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:

@@ -235,9 +235,12 @@ def test_a_crop_declared_by_another_of_its_names_is_that_crop(small_season, tmp_
     english = assess(small_season.parcels_path, small_season.imagery_dir, model="rule")
     chinese = assess(tmp_path / "chinese.gpkg", small_season.imagery_dir, model="rule")
     assert set(parcels["declared_crop"].dropna()) & set(named.values())
-    columns = ["declared_crop", "reason", "loan_limit", "decision"]
+    columns = ["reason", "loan_limit", "decision", "crop"]
     pd.testing.assert_frame_equal(chinese[columns], english[columns])
     assert not chinese["reason"].str.contains("UNKNOWN_DECLARED_CROP").any()
+    # The results keep what was declared (as read: outer spaces off, lower case).
+    assert chinese["declared_crop"].tolist() == [named.get(crop, crop).strip().lower() if isinstance(crop, str)
+                                                 else crop for crop in english["declared_crop"]]
 
 
 def test_parcels_of_a_crs_with_no_way_to_the_imagerys_are_refused_naming_both(small_season, tmp_path) -> None:

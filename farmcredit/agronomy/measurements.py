@@ -23,7 +23,8 @@ class ParcelMeasurements:
         ndvi_std: coverage-weighted NDVI standard deviation on each date (uniformity).
         crop_ndvi_mean: the same mean over pixels the cropland model calls cropland (p >= 0.5).
         ndmi_mean: coverage-weighted mean NDMI (B8A/B11) on each date, over the pixels called cropland.
-        evi_mean: the same of EVI (B08, B04, B02); NaN without the blue band.
+        evi_mean: the same of EVI (B08, B04, B02); NaN without the blue band. Both NaN where no cropland pixel is
+            clear (or the index has no valid pixel there).
         cultivated_fraction: cultivated share of the parcel, expected value (0-1).
         cultivated_fraction_low: low end of its interval.
         cultivated_fraction_high: high end of its interval.

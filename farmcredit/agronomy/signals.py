@@ -144,10 +144,11 @@ def _classify_crops(
     seen = np.isfinite(ndvi)
     low, high = agro.flood_window_doy
     in_window = (doy >= low) & (doy <= high)
-    # Flooding is judged only where a clear date falls in the transplanting window.
-    evidence = np.any(seen & in_window, axis=1)
-    with np.errstate(invalid="ignore"):
-        flooded = np.any(seen & in_window & (ndmi + FLOOD_MARGIN >= greenness), axis=1)
+    # Flooding is judged only on clear dates of the transplanting window that measured both sides (a cropland
+    # clouded while the rest of the parcel is clear, or no SWIR band, is no evidence either way).
+    judged = seen & in_window & np.isfinite(ndmi) & np.isfinite(greenness)
+    evidence = np.any(judged, axis=1)
+    flooded = np.any(judged & (np.nan_to_num(ndmi) + FLOOD_MARGIN >= np.nan_to_num(greenness)), axis=1)
     names = list(config.crops)
     distance = np.full((n, len(names)), np.inf)
     shifts = range(-agro.template_shift_days, agro.template_shift_days + 1, 5) if agro.template_shift_days else [0]
@@ -190,9 +191,10 @@ def _shape_misfit(ndvi: np.ndarray, seen: np.ndarray, template: np.ndarray) -> n
 def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
     """The crop whose curve and price value the parcel: observed if confident, else declared."""
     out = crop.copy()
-    for i, (seen, conf, said) in enumerate(zip(crop, confidence, declared)):
+    for i, (seen, conf, declared_name) in enumerate(zip(crop, confidence, declared)):
         if seen == FALLOW:
             continue
+        said = config.crop_named(declared_name)
         unsure = seen == UNKNOWN or not conf >= config.agronomy.crop_min_confidence
         if unsure and isinstance(said, str) and said in config.crops:
             out[i] = said

@@ -135,7 +135,7 @@ def _data_checks(row: object, config: Config) -> list[str]:
     region = getattr(row, "region", None)
     if isinstance(region, str) and config.regions and region not in config.regions:
         codes.append("UNKNOWN_REGION")  # named regions are matched exactly: 'Henan' is not 'henan'
-    said, seen = row.declared_crop, row.crop
+    said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat
     if isinstance(said, str) and said not in config.crops:
         codes.append("UNKNOWN_DECLARED_CROP")
     elif (

@@ -6,7 +6,7 @@
   CRS is, with a warning.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
-  scenes cover the largest area summed over the dates (ties: the smaller EPSG code), so most parcels keep
+  scenes hold the most pixels summed over the dates (ties: the smaller EPSG code), so most parcels keep
   native pixels on most dates.
 - Scenes acquired on the same date (overlapping tiles, two zones, two orbits, a reprocessed
   duplicate) become one mosaic scene, so no parcel is observed twice on a date: per pixel, the
@@ -86,7 +86,8 @@ def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
                 break
         else:
             lattices.append([index])
-    main = max(lattices, key=lambda group: (-round(abs(grids[group[0]].transform.a), 6), len(group)))
+    finest = min(abs(grids[group[0]].transform.a) for group in lattices)
+    main = max((group for group in lattices if np.isclose(abs(grids[group[0]].transform.a), finest)), key=len)
     first = grids[main[0]]
     for index in sorted(index for group in lattices if group is not main for index in group):
         logger.warning("scene %s (%s) is off the pixel lattice of the season's %d scenes on it in its CRS (%s): "
@@ -154,19 +155,19 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], season: Grid
 
 
 def _season_crs(grids: Sequence[Grid]) -> rasterio.crs.CRS:
-    """The CRS whose scenes cover the largest area over the season: each scene's grid area, so a tile seen on 15
-    dates outweighs a neighbour's seen on one, whose pixels would otherwise resample all 15 (ties: the smaller EPSG
-    code)."""
-    areas: list[tuple[rasterio.crs.CRS, float]] = []
+    """The CRS whose scenes hold the most pixels over the season: a tile seen on 15 dates outweighs a neighbour's
+    seen on one, whose pixels would otherwise resample all 15, and a 20 m product counts a quarter of a 10 m one
+    (ties: the smaller EPSG code)."""
+    counts: list[tuple[rasterio.crs.CRS, int]] = []
     for grid in grids:
-        area = abs(grid.transform.a * grid.transform.e) * grid.shape[0] * grid.shape[1]
-        for index, (crs, total) in enumerate(areas):
+        pixels = grid.shape[0] * grid.shape[1]
+        for index, (crs, total) in enumerate(counts):
             if crs == grid.crs:
-                areas[index] = (crs, total + area)
+                counts[index] = (crs, total + pixels)
                 break
         else:
-            areas.append((grid.crs, area))
-    return max(areas, key=lambda pair: (pair[1], -(pair[0].to_epsg() or 0), pair[0].to_string()))[0]
+            counts.append((grid.crs, pixels))
+    return max(counts, key=lambda pair: (pair[1], -(pair[0].to_epsg() or 0), pair[0].to_string()))[0]
 
 
 def _same_lattice(a: affine.Affine, b: affine.Affine) -> bool:

@@ -266,7 +266,7 @@ def _file_safe(text: str, ids: Iterable[str]) -> str:
         return safe.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
     safe = plain(text)
-    clash = any(other != text and other.lower() == safe.lower() and plain(other) == other for other in ids)
+    clash = any(other != text and other.casefold() == safe.casefold() and plain(other) == other for other in ids)
     return safe if safe == text and not clash else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 

@@ -24,6 +24,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import shapely
 from affine import Affine
 from pyogrio.errors import DataSourceError
 from pyproj import CRS
@@ -180,11 +181,16 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
     if not np.isin(crop, (0, 1)).all():
         raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
-    geometry, problems = repair_geometries(frame.to_crs(crs).geometry.to_numpy())
-    unusable = Counter(code for _, code in problems if code != "GEOMETRY_REPAIRED")
+    placed = frame.to_crs(crs).geometry.to_numpy()
+    # Coordinates the imagery's CRS cannot hold (a latitude of 95: metres in a file that says degrees).
+    unplaceable = np.array([g is not None and not np.isfinite(shapely.get_coordinates(g)).all() for g in placed])
+    geometry, problems = repair_geometries(np.where(unplaceable, None, placed))
+    unusable = Counter(code for i, code in problems if code != "GEOMETRY_REPAIRED" and not unplaceable[i])
     coverage = coverage_fractions(geometry, transform, shape)
-    off = len(frame) - len(np.unique(coverage.parcel)) - unusable.total()
+    off = len(frame) - len(np.unique(coverage.parcel)) - unusable.total() - int(unplaceable.sum())
     counts = ((off, "lies off the imagery", "lie off the imagery"),
+              (int(unplaceable.sum()), "cannot be placed in the imagery's CRS (is the file's CRS right?)",
+               "cannot be placed in the imagery's CRS (is the file's CRS right?)"),
               (unusable["EMPTY_GEOMETRY"], "has no area", "have no area"),
               (unusable["NOT_A_POLYGON"], "is not a polygon", "are not polygons"))
     if lost := [f"{count} {one if count == 1 else many}" for count, one, many in counts if count]:

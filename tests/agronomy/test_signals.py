@@ -64,6 +64,17 @@ def test_a_paddy_is_told_by_water_against_evi_where_ndvi_has_risen_past_it() -> 
     assert signals["crop"].tolist() == ["rice", "maize"]
 
 
+def test_a_date_whose_cropland_or_swir_was_not_seen_is_no_evidence_against_a_paddy() -> None:
+    """NDMI (cropland pixels) missing on the window's dates, or everywhere (no B11): no date says "not flooded", so
+    rice is not penalised, as it was."""
+    ndvi = np.stack([_template("rice")] * 2)
+    window = (DOY >= CONFIG.agronomy.flood_window_doy[0]) & (DOY <= CONFIG.agronomy.flood_window_doy[1])
+    ndmi = np.where(window, np.nan, -0.2)
+    ndmi[1] = np.nan
+    signals, _ = _signals(_measure(ndvi, ndmi=ndmi))
+    assert signals["crop"].tolist() == ["rice", "rice"]
+
+
 def test_peak_date_integral_and_yield_follow_the_curve() -> None:
     ndvi = _template("wheat")[None]
     signals, _ = _signals(_measure(ndvi))

@@ -115,13 +115,9 @@ def test_fairness_by_region_and_limit_per_cultivated_ha() -> None:
     assert regions["below_four_fifths"].tolist() == [True, False]
 
 
-def test_chinese_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path: Path) -> None:
+def test_chinese_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path: Path, cjk_font) -> None:
     import warnings
 
-    from farmcredit.fonts import font_families
-
-    if len(font_families()) < 2:
-        pytest.skip("no font with Chinese glyphs is installed (.ci/run installs fonts-wqy-microhei)")
     table = _results(region=["河南", "黑龙江", "湖南"] * 20)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -91,3 +91,9 @@ def test_evi_is_nan_where_its_denominator_nears_zero_not_plus_or_minus_twenty() 
                     "B08": [0.24, 0.45, 0.27, 0.018]})
     evi = spectral_indices(cube)["evi"][0, 0]
     assert np.isnan(evi[0]) and np.isfinite(evi[1:]).all() and (np.abs(evi[1:]) <= 1).all()
+
+
+def test_evi_of_a_dense_canopy_is_held_to_1_not_dropped() -> None:
+    """B02 0.04, B04 0.02, B08 0.60 gives 1.02: dropped, it would pull a parcel's mean EVI down."""
+    evi = spectral_indices(cube_of({"B02": [0.04], "B04": [0.02], "B08": [0.60]}))["evi"]
+    assert evi[0, 0, 0] == 1.0

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import rasterio
 from pyproj import Transformer
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from farmcredit.imagery import Imagery, Scene, open_imagery, read_window
+from farmcredit.imagery.mosaic import Grid, season_grid
 from farmcredit.outputs.rasters import TRUE_COLOUR_BANDS, RasterGrid, _write_true_colour
 
 A_ID, B_ID = "S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"
@@ -152,3 +155,21 @@ def test_the_true_colour_of_a_scene_in_another_utm_zone_is_read_through_its_crs(
     assert imagery.crs.to_epsg() == 32650
     rgb = _true_colour_is_what_the_statistics_read(imagery, imagery.scenes[1], tmp_path / "rgb.tif")
     assert (rgb > 0).all(axis=0).sum() > 50  # the zone-51 tile's pixels on the zone-50 grid
+
+
+def _grids(*specs: tuple[str, float, float, int]) -> tuple[list[Scene], list[Grid]]:
+    """Scenes (unread) and their grids from (crs, pixel size m, origin x, pixels a side)."""
+    scenes = [Scene(f"s{k}", datetime(2024, 3, 1 + k), {}, 0.0, 1e-4, None) for k in range(len(specs))]
+    grids = [Grid(CRS.from_string(crs), from_origin(x, 4_000_000.0, size, size), (side, side))
+             for crs, size, x, side in specs]
+    return scenes, grids
+
+
+def test_the_season_grid_is_of_the_finest_pixels_its_crs_holds_most_of() -> None:
+    # Three 20 m products in zone 50 cover more ground than two 10 m scenes in zone 51, but hold fewer pixels.
+    scenes, grids = _grids(*[("EPSG:32650", 20.0, 500_000.0, 6)] * 3, *[("EPSG:32651", 10.0, 300_000.0, 12)] * 2)
+    grid = season_grid(scenes, grids)
+    assert grid.crs.to_epsg() == 32651 and grid.transform.a == 10.0
+    # Sizes a float apart are one size: the lattice five scenes share wins over one half a pixel off.
+    scenes, grids = _grids(*[("EPSG:32650", 10.0000006, 500_000.0, 12)] * 5, ("EPSG:32650", 10.0000004, 500_005.0, 12))
+    assert season_grid(scenes, grids).transform.c == 500_000.0

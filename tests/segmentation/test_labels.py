@@ -155,6 +155,13 @@ def test_label_polygons_off_the_imagery_are_counted_in_a_warning(small_season, t
     with pytest.warns(UserWarning, match=f"of {len(labels) + 4} labelled rows, 2 lie off the imagery and 1 has no "
                                          "area and 1 is not a polygon: they label nothing"):
         load_labelled_scene(tmp_path / "own")
+    # Metres in a file that says degrees: latitudes past the pole, not placeable (it was a GEOS traceback).
+    metres = labels.iloc[:1].copy()
+    metres["geometry"] = metres.to_crs(labels.estimate_utm_crs()).geometry.to_numpy()
+    pd.concat([labels, metres])[["parcel_id", "crop", "geometry"]].to_file(tmp_path / "own" / "labels.gpkg")
+    with pytest.warns(UserWarning, match=f"of {len(labels) + 1} labelled rows, 1 cannot be placed in the imagery's "
+                                         r"CRS \(is the file's CRS right\?\)"):
+        load_labelled_scene(tmp_path / "own")
 
 
 def test_a_self_crossing_label_polygon_labels_both_its_lobes(small_season, tmp_path: Path) -> None:
