@@ -7,7 +7,7 @@ Everything is validated once at load time and hashed into the audit record.
 from __future__ import annotations
 
 import unicodedata
-from functools import cached_property
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -93,7 +93,7 @@ class CropConfig(_Frozen):
     """One crop: its typical NDVI season, yield curve, price (CNY/kg) and costs (CNY/ha).
 
     ``aliases`` are other names a parcel's ``declared_crop`` may give it (``小麦`` for wheat), matched, as the name
-    is, ignoring case. ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
+    is, ignoring case and full-width forms. ``cost_per_ha`` is the whole production cost (the scale-of-finance ceiling);
     ``other_cost_per_ha`` the part the farmer pays from the harvest besides the loan (hired harvest
     machinery, irrigation fees, transport; and rent, on rented land), subtracted from the revenue to
     give the repayment capacity.
@@ -255,11 +255,10 @@ class Config(_Frozen):
     def crop_named(self, declared: object) -> object:
         """The crop a declared name means (its name or an alias, ignoring case, width and outer spaces); what was
         declared, unchanged, when it means none (or is not text)."""
-        return self._crop_names.get(_name_key(declared), declared) if isinstance(declared, str) else declared
-
-    @cached_property
-    def _crop_names(self) -> dict[str, str]:
-        return {_name_key(name): crop for crop, spec in self.crops.items() for name in (crop, *spec.aliases)}
+        if not isinstance(declared, str):
+            return declared
+        names = _crop_names(tuple((crop, spec.aliases) for crop, spec in self.crops.items()))
+        return names.get(_name_key(declared), declared)
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides applied; None for an unknown crop."""
@@ -272,6 +271,12 @@ class Config(_Frozen):
     def config_hash(self) -> str:
         """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
         return canonical_hash(self.model_dump(mode="json"))
+
+
+@lru_cache(maxsize=16)
+def _crop_names(crops: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
+    """Name key -> crop, of (crop, aliases) pairs (cached by value: a config copied with other crops gets its own)."""
+    return {_name_key(name): crop for crop, aliases in crops for name in (crop, *aliases)}
 
 
 def _name_key(name: str) -> str:

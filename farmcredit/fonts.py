@@ -37,7 +37,7 @@ def font_families() -> tuple[str, ...]:
             if path not in known:
                 try:
                     font_manager.fontManager.addfont(path)
-                except (OSError, RuntimeError, ValueError):  # a font file FreeType cannot read
+                except Exception:  # noqa: BLE001 - a font file FreeType cannot read, as matplotlib's own scan
                     continue
         found = first_cjk()
     return ("DejaVu Sans", *found)

@@ -100,6 +100,9 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     assert config.crops["spring_wheat"].yield_curve == config.crops["wheat"].yield_curve
     assert [config.crop_named(name) for name in ("春小麦", "小麦", " ＷＨＥＡＴ", "barley", None)] == [
         "spring_wheat", "wheat", "wheat", "barley", None]
+    barley_only = config.model_copy(update={"crops": {"barley": config.crops["wheat"].model_copy(update={
+        "aliases": ("大麦",)})}})
+    assert [barley_only.crop_named(name) for name in ("小麦", "大麦")] == ["小麦", "barley"]  # not the copied config's
     lines.remove("    aliases: [春小麦]")  # wheat's aliases, copied with it, would name two crops
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="'小麦' also names wheat; a name may mean one crop .*<<: keeps the aliases"):

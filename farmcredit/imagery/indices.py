@@ -7,22 +7,24 @@ import numpy as np
 from farmcredit.imagery.read import SeasonCube
 
 # Land, water and vegetation keep EVI's denominator above about 0.8 (1 + NIR + 6 red - 7.5 blue); far below it, a
-# bright blue surface drives EVI to +-20.
-EVI_MIN_DENOMINATOR = 0.5
+# bright blue surface drives EVI to +-20. The densest canopies reach about 1.05: beyond EVI_MAX, a pixel is wrong.
+EVI_MIN_DENOMINATOR = 0.7
+EVI_MAX = 1.1
 
 
 def spectral_indices(cube: SeasonCube) -> dict[str, np.ndarray]:
     """NDVI (B08, B04), NDRE (B8A, B05), NDMI ((B8A or B08), B11) and EVI of every clear pixel.
 
     EVI = 2.5 (B08 - B04) / (B08 + 6 B04 - 7.5 B02 + 1), reflectance 0-1, held to -1..1; NaN where the
-    denominator falls under ``EVI_MIN_DENOMINATOR`` (a blue roof, haze: one such pixel would sway a parcel's mean).
+    denominator falls under ``EVI_MIN_DENOMINATOR`` or EVI beyond +-``EVI_MAX`` (a blue roof, haze: one such pixel
+    would sway a parcel's mean).
 
     Args:
         cube: From `read_window`.
 
     Returns:
         "ndvi", "ndre", "ndmi", "evi" -> float32 (time, rows, cols); NaN where the pixel is not
-        clear, a band is absent from the cube, or the denominator is 0 (EVI's: under 0.5).
+        clear, a band is absent from the cube, or the denominator is 0 (EVI: see above).
 
     >>> indices = spectral_indices(cube)  # doctest: +SKIP
     >>> float(np.nanmedian(indices["ndvi"]))  # doctest: +SKIP
@@ -68,8 +70,8 @@ def _evi(
         return None
     denominator = nir + 6.0 * red - 7.5 * blue + 1.0
     evi = _safe_divide(2.5 * (nir - red), denominator)
+    evi[~(denominator >= EVI_MIN_DENOMINATOR) | ~(np.abs(evi) <= EVI_MAX)] = np.nan
     np.clip(evi, -1.0, 1.0, out=evi)
-    evi[~(denominator >= EVI_MIN_DENOMINATOR)] = np.nan
     return evi
 
 

@@ -6,8 +6,8 @@
   CRS is, with a warning.
 - Scenes in other CRSs (a neighbouring UTM zone) are read through their own CRS: each base-grid
   pixel takes the pixel holding its centre (nearest neighbour). The season's CRS is the one whose
-  scenes hold the most pixels summed over the dates (ties: the smaller EPSG code), so most parcels keep
-  native pixels on most dates.
+  scenes of the finest pixels hold the most of them summed over the dates (ties: the smaller EPSG
+  code), so most parcels keep native pixels on most dates.
 - Scenes acquired on the same date (overlapping tiles, two zones, two orbits, a reprocessed
   duplicate) become one mosaic scene, so no parcel is observed twice on a date: per pixel, the
   first part that sees it clear, else the first with data. Parts on the season's grid come first,
@@ -155,11 +155,12 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], season: Grid
 
 
 def _season_crs(grids: Sequence[Grid]) -> rasterio.crs.CRS:
-    """The CRS whose scenes hold the most pixels over the season: a tile seen on 15 dates outweighs a neighbour's
-    seen on one, whose pixels would otherwise resample all 15, and a 20 m product counts a quarter of a 10 m one
-    (ties: the smaller EPSG code)."""
+    """The CRS whose scenes of the finest pixels (10 m, not 20 m products') hold the most pixels over the season: a
+    tile seen on 15 dates outweighs a neighbour's seen on one, whose pixels would otherwise resample all 15 (ties:
+    the smaller EPSG code)."""
+    finest = min(abs(grid.transform.a) for grid in grids)
     counts: list[tuple[rasterio.crs.CRS, int]] = []
-    for grid in grids:
+    for grid in (grid for grid in grids if np.isclose(abs(grid.transform.a), finest)):
         pixels = grid.shape[0] * grid.shape[1]
         for index, (crs, total) in enumerate(counts):
             if crs == grid.crs:

@@ -87,10 +87,11 @@ def test_zero_and_nan_denominators_give_nan_without_warnings() -> None:
 def test_evi_is_nan_where_its_denominator_nears_zero_not_plus_or_minus_twenty() -> None:
     """A blue steel roof (B02 0.24, B04 0.09, B08 0.24): denominator -0.02, EVI -18.75, enough to sway a parcel's
     mean. Vegetation, bare soil and water keep theirs."""
-    cube = cube_of({"B02": [0.24, 0.03, 0.10, 0.06], "B04": [0.09, 0.04, 0.19, 0.055],
-                    "B08": [0.24, 0.45, 0.27, 0.018]})
+    cube = cube_of({"B02": [0.24, 0.14, 0.03, 0.10, 0.06], "B04": [0.09, 0.03, 0.04, 0.19, 0.055],
+                    "B08": [0.24, 0.40, 0.45, 0.27, 0.018]})
     evi = spectral_indices(cube)["evi"][0, 0]
-    assert np.isnan(evi[0]) and np.isfinite(evi[1:]).all() and (np.abs(evi[1:]) <= 1).all()
+    # The roof; a pixel reading 1.75 (denominator 0.53), which held to 1 would read as the greenest canopy.
+    assert np.isnan(evi[:2]).all() and np.isfinite(evi[2:]).all() and (np.abs(evi[2:]) <= 1).all()
 
 
 def test_evi_of_a_dense_canopy_is_held_to_1_not_dropped() -> None:

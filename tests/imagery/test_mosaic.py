@@ -170,6 +170,10 @@ def test_the_season_grid_is_of_the_finest_pixels_its_crs_holds_most_of() -> None
     scenes, grids = _grids(*[("EPSG:32650", 20.0, 500_000.0, 6)] * 3, *[("EPSG:32651", 10.0, 300_000.0, 12)] * 2)
     grid = season_grid(scenes, grids)
     assert grid.crs.to_epsg() == 32651 and grid.transform.a == 10.0
+    # Twenty-five times the 20 m pixels of one 10 m scene: still 10 m.
+    scenes, grids = _grids(*[("EPSG:32651", 20.0, 300_000.0, 60)] * 5, ("EPSG:32650", 10.0, 500_000.0, 12))
+    grid = season_grid(scenes, grids)
+    assert grid.crs.to_epsg() == 32650 and grid.transform.a == 10.0
     # Sizes a float apart are one size: the lattice five scenes share wins over one half a pixel off.
     scenes, grids = _grids(*[("EPSG:32650", 10.0000006, 500_000.0, 12)] * 5, ("EPSG:32650", 10.0000004, 500_005.0, 12))
     assert season_grid(scenes, grids).transform.c == 500_000.0
