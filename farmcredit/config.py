@@ -246,10 +246,16 @@ class Config(_Frozen):
                                      f"{named.get(key, 'what a parcel is when no crop fits')}; a name may mean one "
                                      "crop (a crop copied with <<: keeps the aliases of the one it copies)")
         for region, overrides in self.regions.items():
-            unknown = sorted(set(overrides.crops) - set(self.crops))
+            unknown = sorted(name for name in overrides.crops if self.crop_named(name) not in self.crops)
             if unknown:
                 raise ValueError(f"regions.{region}.crops: unknown crop(s) {', '.join(unknown)}; known: "
                                  f"{', '.join(self.crops)}")
+            meant: dict[object, str] = {}
+            for name in overrides.crops:
+                other = meant.setdefault(self.crop_named(name), name)
+                if other != name:
+                    raise ValueError(f"regions.{region}.crops: {other!r} and {name!r} name the same crop; give its "
+                                     "overrides once")
         return self
 
     def crop_named(self, declared: object) -> object:
@@ -261,9 +267,11 @@ class Config(_Frozen):
         return names.get(_name_key(declared), declared)
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
-        """The crop's settings with the region's overrides applied; None for an unknown crop."""
+        """The crop's settings with the region's overrides (named by the crop's name or an alias) applied; None for an
+        unknown crop."""
         base = self.crops.get(name)
-        override = self.regions[region].crops.get(name) if base and region in self.regions else None
+        overrides = self.regions[region].crops if base and region in self.regions else {}
+        override = next((spec for key, spec in overrides.items() if self.crop_named(key) == name), None)
         if override is None:
             return base
         return base.model_copy(update=override.model_dump(exclude_none=True))

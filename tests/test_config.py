@@ -58,6 +58,8 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["soybean"].update(aliases=["Maize"]), "'Maize' also names maize"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["Fallow"]), "'Fallow' also names what a parcel is"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["  "]), "crops.rice.aliases.0"),
+        (lambda raw: raw.update(regions={"河南": {"crops": {"小麦": {"price": 2.0}, "Wheat": {"price": 2.1}}}}),
+         "regions.河南.crops: 'Wheat' and '小麦' name the same crop"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
@@ -107,6 +109,15 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="'小麦' also names wheat; a name may mean one crop .*<<: keeps the aliases"):
         load_config(path)
+
+
+def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
+    """A Henan config written in Chinese overrides wheat under 小麦, as its parcels declare it."""
+    henan = {"河南": {"crops": {"小麦": {"price": 2.9}}}}
+    config = load_config(_write(tmp_path, lambda raw: raw.update(regions=henan)))
+    assert config.crop("wheat", "河南").price == 2.9
+    assert config.crop("wheat").price == config.crop("wheat", "山东").price == load_config().crops["wheat"].price
+    assert config.crop("maize", "河南") == config.crops["maize"]
 
 
 def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
