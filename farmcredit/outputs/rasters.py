@@ -4,7 +4,8 @@
 - ``cropland_class.tif``: the CNN's class per pixel (0 non-crop, then its crop classes, named in
   the file's ``CLASSES`` tag and its style); not written for the rule, which has no classes.
 - ``ndvi_peak.tif``: the season's highest clear-sky NDVI per pixel.
-- ``health_index.tif``: each parcel's health index (0-100) burnt into its pixels.
+- ``health_index.tif``: each parcel's health index (0-100) burnt into the pixels whose centre it holds, or,
+  for a parcel holding none (smaller than a pixel, a narrow strip between centres), those it touches.
 - ``true_colour.tif``: B04/B03/B02 of the date the parcels are clearest (the next clearest where a
   file of that date fails to read), reflectance x 10^4.
 
@@ -141,9 +142,10 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         assessed = parcels[(parcels["status"] != "error") & parcels["health_index"].notna()]
         geoms, health = assessed.geometry.to_numpy(), assessed["health_index"].to_numpy()
         bounds = shapely.bounds(geoms)
+        coarse = ~_holding_centres(geoms, bounds, grid)
         path = Path(scratch) / "health_index.tif"
         _write_strips(path, grid, 1, "float32", np.nan,
-                      lambda strip: _burn_strip(geoms, bounds, health, strip, grid.transform))
+                      lambda strip: _burn_strip(geoms, bounds, health, coarse, strip, grid.transform))
         sources["health_index"] = (path, {})
         for name in (name for name in RASTER_NAMES if name in sources):
             files[name] = out_dir / f"{name}.tif"
@@ -207,25 +209,54 @@ def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.nd
     return np.where(np.isfinite(reflectance), np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16)
 
 
-def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, strip: Window,
+def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, coarse: np.ndarray, strip: Window,
                 transform: rasterio.Affine) -> np.ndarray:
-    """Each parcel's value on the pixels whose centre it holds, NaN elsewhere, for one strip."""
+    """Each parcel's value on the pixels whose centre it holds, NaN elsewhere, for one strip; a ``coarse`` parcel
+    (one holding no pixel centre) on the pixels it touches that no parcel's centre rule fills."""
     out = np.full((1, int(strip.height), int(strip.width)), np.nan, dtype=np.float32)
-    x0, y0, x1, y1 = rasterio.windows.bounds(strip, transform)
-    near = (bounds[:, 0] < x1) & (bounds[:, 2] > x0) & (bounds[:, 1] < y1) & (bounds[:, 3] > y0)
+    near = _near_strip(bounds, strip, transform)
     if near.any():
         rasterio.features.rasterize(zip(geoms[near], values[near]), out=out[0],
                                     transform=rasterio.windows.transform(strip, transform))
+    near &= coarse
+    if near.any():
+        touched = np.full(out.shape[1:], np.nan, dtype=np.float32)
+        rasterio.features.rasterize(zip(geoms[near], values[near]), out=touched, all_touched=True,
+                                    transform=rasterio.windows.transform(strip, transform))
+        out[0] = np.where(np.isnan(out[0]), touched, out[0])
     return out
+
+
+def _holding_centres(geoms: np.ndarray, bounds: np.ndarray, grid: RasterGrid) -> np.ndarray:
+    """Whether each parcel holds the centre of a pixel of ``grid`` (one another parcel burnt over counts as not)."""
+    held = np.zeros(len(geoms), dtype=bool)
+    for strip in _strips(grid):
+        near = np.flatnonzero(_near_strip(bounds, strip, grid.transform))
+        if near.size:
+            burnt = rasterio.features.rasterize(zip(geoms[near], near + 1), out_shape=(strip.height, strip.width),
+                                                transform=rasterio.windows.transform(strip, grid.transform),
+                                                dtype="int32")
+            held[np.unique(burnt[burnt > 0]) - 1] = True
+    return held
+
+
+def _near_strip(bounds: np.ndarray, strip: Window, transform: rasterio.Affine) -> np.ndarray:
+    """Which geometries' ``bounds`` (n, 4) overlap the strip."""
+    x0, y0, x1, y1 = rasterio.windows.bounds(strip, transform)
+    return (bounds[:, 0] < x1) & (bounds[:, 2] > x0) & (bounds[:, 1] < y1) & (bounds[:, 3] > y0)
+
+
+def _strips(grid: RasterGrid) -> list[Window]:
+    """The grid's rows in strips of ``STRIP_ROWS``, top to bottom."""
+    height, width = int(grid.window.height), int(grid.window.width)
+    return [Window(0, top, width, min(STRIP_ROWS, height - top)) for top in range(0, height, STRIP_ROWS)]
 
 
 def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,
                   strip_values: Callable[[Window], np.ndarray]) -> None:
     """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values(strip)`` (count, rows, cols)."""
-    height, width = int(grid.window.height), int(grid.window.width)
     with _create_tiff(path, grid, count, dtype, nodata) as dataset:
-        for top in range(0, height, STRIP_ROWS):
-            strip = Window(0, top, width, min(STRIP_ROWS, height - top))
+        for strip in _strips(grid):
             dataset.write(strip_values(strip), window=strip)
 
 

@@ -11,10 +11,14 @@ import shapely
 from rasterio.windows import Window
 
 from farmcredit.imagery import read_window, spectral_indices
+from farmcredit.outputs import rasters
 from farmcredit.outputs.rasters import (
     RASTER_NAMES,
     PixelRasters,
     RasterGrid,
+    _burn_strip,
+    _holding_centres,
+    _strips,
     _to_cog,
     _write_true_colour,
     scenes_by_clearness,
@@ -58,6 +62,33 @@ def test_health_raster_carries_each_parcels_index(outputs, assessed) -> None:
         values = np.array([v[0] for v in src.sample(points)])
     agree = np.isclose(values, parcels["health_index"].to_numpy(), atol=1e-3)
     assert agree.mean() > 0.9  # the rest: the point's pixel centre lies outside a thin parcel
+
+
+@pytest.mark.parametrize("strip_rows", [512, 3])
+def test_a_parcel_holding_no_pixel_centre_shows_on_the_pixels_it_touches(monkeypatch, strip_rows: int) -> None:
+    """A plot smaller than a pixel or a strip between pixel centres still shows; others keep their own pixels."""
+    monkeypatch.setattr(rasters, "STRIP_ROWS", strip_rows)  # 3: parcels spanning strips
+    grid = RasterGrid(Window(0, 0, 12, 12), rasterio.Affine(10, 0, 0, 0, -10, 120), rasterio.crs.CRS.from_epsg(32650))
+    geoms = np.array([
+        shapely.box(12, 82, 44, 108),  # holds 3 x 3 pixel centres, touches a fourth column
+        shapely.box(51, 61, 54, 64),  # 9 m2 inside pixel (row 5, col 5), away from its centre
+        shapely.box(31, 0, 34, 60),  # 3 m wide between the centres of column 3, across strips at strip_rows 3
+        shapely.box(71, 11, 74, 14),  # under parcel 5's pixel, holding no centre: the centre rule wins
+        shapely.box(70, 10, 80, 20),
+    ])
+    bounds = shapely.bounds(geoms)
+    coarse = ~_holding_centres(geoms, bounds, grid)
+    assert coarse.tolist() == [False, True, True, True, False]
+    values = np.arange(1.0, 6.0)
+    burnt = np.concatenate([_burn_strip(geoms, bounds, values, coarse, strip, grid.transform)[0]
+                            for strip in _strips(grid)])
+    assert burnt.shape == (12, 12)
+    expected = np.full((12, 12), np.nan)
+    expected[1:4, 1:4] = 1
+    expected[5, 5] = 2
+    expected[6:12, 3] = 3
+    expected[10, 7] = 5
+    np.testing.assert_array_equal(burnt, expected)
 
 
 def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> None:
