@@ -148,8 +148,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     missing_id = parcel_id.isna()
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
-    parcel_id = parcel_id.where(~missing_id, pd.Series([f"row-{i + 1}" for i in range(n)], index=frame.index))
     duplicated = parcel_id.duplicated(keep=False) & ~missing_id
+    parcel_id = parcel_id.where(~missing_id, pd.Series(_stand_in_ids(parcel_id), index=frame.index))
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
@@ -257,6 +257,22 @@ def _optional_text(frame: pd.DataFrame, column: str, ids: bool = False) -> pd.Se
     return text.where(text.str.strip() != "", pd.NA)
 
 
+def _stand_in_ids(parcel_id: pd.Series) -> list[str | None]:
+    """For each row without an id, ``row-N`` (its row number), or ``row-N-k`` where a parcel has that id; None
+    elsewhere."""
+    taken = set(parcel_id.dropna())
+    out: list[str | None] = []
+    for i, missing in enumerate(parcel_id.isna()):
+        stand_in = f"row-{i + 1}" if missing else None
+        k = 1
+        while stand_in in taken:
+            k += 1
+            stand_in = f"row-{i + 1}-{k}"
+        taken.add(stand_in)
+        out.append(stand_in)
+    return out
+
+
 def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used.
 
@@ -276,7 +292,8 @@ def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, st
         out[i] = None
     invalid = ~missing & polygonal & ~shapely.is_valid(geoms)
     for i in np.flatnonzero(invalid):
-        repaired = _polygonal_part(shapely.make_valid(geoms[i]))
+        # "structure": parts and loops that overlap are one field (the default, "linework", makes their overlap a hole).
+        repaired = _polygonal_part(shapely.make_valid(geoms[i], method="structure", keep_collapsed=False))
         if repaired is None:
             problems.append((int(i), "EMPTY_GEOMETRY"))
         else:

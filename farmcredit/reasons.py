@@ -31,7 +31,9 @@ _REASONS = (
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
     Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
     Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),
-    Reason("GEOMETRY_REPAIRED", "refer", "The drawn boundary crossed itself and was repaired; check the outline."),
+    Reason("GEOMETRY_REPAIRED", "refer",
+           "The drawn boundary crossed itself or its parts overlapped, and was repaired (overlaps taken once); check "
+           "the outline."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),
     Reason("FEW_CLEAR_OBSERVATIONS", "refer", "Too few cloud-free images this season to judge the crop."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),

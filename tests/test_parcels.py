@@ -4,9 +4,11 @@ import logging
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import Point, Polygon
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
 from farmcredit.parcels import read_parcels
@@ -112,6 +114,33 @@ def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     assert parcels.geometry[3].is_valid and parcels.geometry[3].area == pytest.approx(5000.0)
     assert reasons[4] == ["NOT_A_POLYGON"] and parcels.geometry[4] is None
     assert reasons[5] == ["EMPTY_GEOMETRY"]
+
+
+def test_a_stand_in_id_never_takes_a_parcels_own_id(tmp_path: Path) -> None:
+    """The row without an id (the second) stands in as row-2-2, so the parcel named row-2 keeps its own."""
+    rows = [{"parcel_id": "row-2", "borrower_id": "B1", "geometry": SQUARE},
+            {"parcel_id": None, "borrower_id": "B1", "geometry": SQUARE.buffer(-10)},
+            {"parcel_id": "row-2-2", "borrower_id": "B1", "geometry": SQUARE.buffer(-20)}]
+    path = tmp_path / "parcels.gpkg"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ["row-2", "row-2-3", "row-2-2"]
+    assert list(parcels["reasons"]) == [[], ["MISSING_PARCEL_ID"], []]
+
+
+def test_overlapping_parts_of_a_parcel_are_one_field(tmp_path: Path) -> None:
+    """Two drawn parts that overlap, or an outline looping over itself, cover their union (not less the overlap)."""
+    x, y = 500000, 3650000
+    parts = MultiPolygon([shapely.box(x, y, x + 40, y + 40), shapely.box(x + 10, y + 10, x + 50, y + 50)])
+    loop = Polygon([(x, y), (x + 40, y), (x + 40, y + 40), (x + 10, y + 40), (x + 10, y + 10), (x + 50, y + 10),
+                    (x + 50, y + 30), (x, y + 30)])
+    path = tmp_path / "parcels.gpkg"
+    _frame([{"parcel_id": "parts", "geometry": parts}, {"parcel_id": "loop", "geometry": loop},
+            {"parcel_id": "bowtie", "geometry": BOWTIE}]).to_file(path)
+    parcels = read_parcels(path).set_index("parcel_id")
+    assert (parcels["reasons"].str.join(";") == "MISSING_BORROWER_ID;GEOMETRY_REPAIRED").all()
+    expected = [shapely.union_all(shapely.get_parts(parts)).area, 40 * 40 - 10 * 10 + 10 * 20, 5000.0]
+    np.testing.assert_allclose(parcels.geometry.area.to_numpy(), expected)
 
 
 def test_empty_files_and_tables_without_geometry_are_input_errors(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "declared_area_ha": float(group["declared_area_ha"].sum(min_count=1)),
                 "polygon_area_ha": float(np.nansum(group["polygon_area_ha"])),
                 "cultivated_area_ha": float(group["cultivated_area_ha"].sum(min_count=1)),
-                "expected_revenue": float(np.nansum(group["expected_revenue"])),
+                "expected_revenue": float(group["expected_revenue"].sum(min_count=1)),
                 "loan_limit": min(total, cap),
                 "limit_arithmetic": arithmetic,
                 "decision": decision,

@@ -233,9 +233,13 @@ def test_a_parcel_without_a_borrower_stands_alone_even_beside_a_borrower_of_its_
     assert len(twins) == 2 and twins["borrower_id"].isna().all()  # a duplicate id alone is still its own borrower
 
 
-def test_a_borrower_none_of_whose_parcels_declared_an_area_has_none_not_zero() -> None:
+def test_a_borrower_none_of_whose_parcels_declared_or_was_measured_has_none_not_zero() -> None:
     undeclared = _borrowers(_assess(_parcel(declared_area_ha=np.nan), _parcel(parcel_id="P2", declared_area_ha=np.nan)))
     assert np.isnan(undeclared.loc[0, "declared_area_ha"]) and undeclared.loc[0, "cultivated_area_ha"] == 1.0
+    unseen = {"cultivated_area_ha": np.nan, "cultivated_area_low_ha": np.nan, "cultivated_area_high_ha": np.nan,
+              "cultivated_fraction": np.nan}
+    unmeasured = _borrowers(_assess(_parcel(**unseen), _parcel(parcel_id="P2", **unseen))).iloc[0]
+    assert np.isnan(unmeasured["cultivated_area_ha"]) and np.isnan(unmeasured["expected_revenue"])
 
 
 def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order() -> None:
