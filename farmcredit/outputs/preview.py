@@ -85,6 +85,9 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         matches = parcels.index[parcels["parcel_id"].astype(str) == parcel_id]  # ids read as integers, too
         if len(matches) == 0:
             raise InputError(f"{results}: no parcel {parcel_id!r} in results.gpkg")
+        if len(matches) > 1:  # their NDVI series would be drawn as one
+            raise InputError(f"{results}: {len(matches)} parcels have the id {parcel_id!r} (DUPLICATE_PARCEL_ID); give "
+                             "each its own id to preview it")
         out = out or folder / f"preview_{_file_safe(parcel_id, parcels['parcel_id'].astype(str))}.png"
         focus = parcels.loc[matches[0]]
         fig, (ax, ndvi_ax) = _map_figure(usable, n_panels=2)
@@ -141,7 +144,8 @@ def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float
     ax.set_aspect("equal")
     _scale_bar(ax, bounds)
     ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.86), xycoords="axes fraction", ha="center",
-                fontsize=14, fontweight="bold", arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 2})
+                fontsize=14, fontweight="bold", fontfamily="DejaVu Sans",  # CJK fonts lack bold: matplotlib warns
+                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 2})
     ax.set_xlabel("easting (m)")
     ax.set_ylabel("northing (m)")
     ax.ticklabel_format(useOffset=False, style="plain")

@@ -71,6 +71,18 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of
     assert written[5].name.startswith("preview_" + "田" * 40) and len(written[5].name.encode()) < 255
 
 
+def test_an_id_two_parcels_share_is_refused(outputs, tmp_path, monkeypatch, capsys) -> None:
+    import geopandas as gpd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[:2], "parcel_id"] = "dup"
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--parcel", "dup")
+    assert code == 2 and "2 parcels have the id 'dup'" in err and not list(copy.glob("preview*.png"))
+
+
 def test_a_chinese_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp_path, cjk_font) -> None:
     import warnings
 
