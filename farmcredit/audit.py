@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -31,8 +32,14 @@ FULL_HASH_LIMIT = 64 * 1024 * 1024
 HEADER_BYTES = 1024 * 1024
 
 
+# A Shapefile's attributes, index, CRS and encoding live beside its .shp.
+SHAPEFILE_SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
+
+
 def file_fingerprint(path: str | Path) -> dict:
-    """SHA-256 of a local file; for files over 64 MiB, of its first MiB plus its size.
+    """SHA-256 of a local file; for files over 64 MiB, of its first MiB plus its size. A Shapefile's hash covers its
+    sidecars too (named in ``sidecars``; over 64 MiB in all, each one's first MiB), so a changed declaration in its
+    .dbf changes it.
 
     Remote paths (URLs) are recorded without a hash.
     """
@@ -40,17 +47,31 @@ def file_fingerprint(path: str | Path) -> dict:
     local = Path(path_text)
     if "://" in path_text or not local.is_file():
         return {"path": path_text}
+    sidecars = _sidecars(local)
     size = local.stat().st_size
     digest = hashlib.sha256()
-    with local.open("rb") as handle:
-        if size <= FULL_HASH_LIMIT:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-            kind = "sha256"
-        else:
-            digest.update(handle.read(HEADER_BYTES))
-            kind = "sha256-first-mib"
-    return {"path": path_text, "bytes": size, kind: digest.hexdigest()}
+    total = size + sum(member.stat().st_size for member in sidecars)
+    kind = "sha256" if total <= FULL_HASH_LIMIT else "sha256-first-mib"
+    for member in (local, *sidecars):
+        if member != local:  # the .shp alone hashes as any file; each sidecar after its name
+            digest.update(f"\0{member.suffix.lower()}\0".encode())
+        with member.open("rb") as handle:
+            if kind == "sha256":
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            else:
+                digest.update(handle.read(HEADER_BYTES))
+    record = {"path": path_text, "bytes": size, kind: digest.hexdigest()}
+    return record | ({"sidecars": [member.name for member in sidecars]} if sidecars else {})
+
+
+def _sidecars(path: Path) -> list[Path]:
+    """The sidecar files of a Shapefile (same stem, any case of the extension), in ``SHAPEFILE_SIDECARS`` order."""
+    if path.suffix.lower() != ".shp":
+        return []
+    beside = {member.suffix.lower(): member for member in path.parent.glob(f"{glob.escape(path.stem)}.*")
+              if member.is_file() and member.stem == path.stem}
+    return [beside[suffix] for suffix in SHAPEFILE_SIDECARS if suffix in beside]
 
 
 def code_version() -> dict:

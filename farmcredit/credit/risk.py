@@ -228,7 +228,7 @@ class RiskModel:
         self.card = data["card"]
         self.scorecard = MonotonicScorecard.from_dict(data)
         self.source = source
-        self.model_hash = canonical_hash(data)
+        self.model_hash = canonical_hash(data["model"])  # what scores: a card's note or metrics leave it be
 
     def describe(self) -> dict:
         """What the audit record says about this model."""

@@ -69,6 +69,11 @@ def test_saved_model_is_json_and_predicts_the_same(history, tmp_path: Path) -> N
     again = RiskModel(json.loads(path.read_text()), str(path))
     np.testing.assert_array_equal(reloaded.probability_of_default(history), again.probability_of_default(history))
     assert reloaded.model_hash == again.model_hash and reloaded.card["training_data"] == "test history"
+    data = json.loads(path.read_text())
+    noted = RiskModel({**data, "card": {**data["card"], "note": "typo fixed"}}, str(path))
+    assert noted.model_hash == reloaded.model_hash  # the card does not score
+    data["model"]["coef"][0] += 0.01
+    assert RiskModel(data, str(path)).model_hash != reloaded.model_hash
 
 
 def test_default_model_says_it_is_synthetic() -> None:
