@@ -206,7 +206,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
     from farmcredit.batch.placement import local_gpu_count, uses_gpu
-    from farmcredit.batch.runner import exclusive, partitions_folder
+    from farmcredit.batch.runner import exclusive, partitions_folder, remove_if_untouched
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
     from farmcredit.outputs import output_folder, write_outputs
@@ -243,15 +243,21 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
             progress.update(task, completed=done, total=total, rate=rate)
 
-        # One batch at a time in a folder, from its measuring to its last output.
-        with exclusive(partitions_folder(out)):
-            result = run_batch(
-                parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
-                parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
-                memory_limit=memory_limit, parcels_per_partition=partition_parcels, retries=retries,
-                gpu_workers=gpu_workers, device=device, progress=update,
-            )
-            write_outputs(out, result.assessment)
+        fresh = not out.exists()
+        try:
+            # One batch at a time in a folder, from its measuring to its last output.
+            with exclusive(partitions_folder(out)):
+                result = run_batch(
+                    parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
+                    parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
+                    memory_limit=memory_limit, parcels_per_partition=partition_parcels, retries=retries,
+                    gpu_workers=gpu_workers, device=device, progress=update,
+                )
+                write_outputs(out, result.assessment)
+        except FarmcreditError:
+            if fresh:  # stopped on its input: leave no folder holding only the lock behind
+                remove_if_untouched(out)
+            raise
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
@@ -608,7 +614,7 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
 def _reason_kind(reason: str) -> str:
     """A partition's failure without what differs between partitions (Dask's task keys, worker addresses), so the
     summary counts like failures together."""
-    reason = re.sub(r"'measure_partition-[0-9a-f]+'", "<task>", reason)
+    reason = re.sub(r"'measure_partition-[0-9a-f-]+'", "<task>", reason)  # a token, or a uuid4 (pure=False)
     return re.sub(r"\S+://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)
 
 

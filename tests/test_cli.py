@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
     done = _run(*base, "--out", str(tmp_path / "refused"))
     message = " ".join(done.stderr.split())
     assert done.returncode == 2 and "has 2 layers (last_year (1 features" in message and "--parcels-layer" in message
-    assert _run(*base, "--out", str(tmp_path / "o"), "--parcels-layer", "this_year").returncode == 0
+    done = _run(*base, "--out", str(tmp_path / "o"), "--parcels-layer", "this_year")
+    assert done.returncode == 0 and done.stderr == ""  # --quiet: not even matplotlib's font notes (CJK lacks bold)
     assert json.loads((tmp_path / "o" / "run.json").read_text())["inputs"]["parcels"]["layer"] == "this_year"
     assert len(gpd.read_file(tmp_path / "o" / "results.gpkg", layer="parcels")) == 4
 
@@ -81,12 +83,17 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
         (["--imagery", "{imagery}", "--config", "{missing}"], "cannot read config"),
     ],
 )
-def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, args: list[str], expected: str) -> None:
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, args: list[str], expected: str,
+                                               command: str) -> None:
     filled = [a.format(missing=tmp_path / "nowhere", imagery=small_season.imagery_dir) for a in args]
-    done = _run("assess", str(small_season.parcels_path), *filled, "--out", str(tmp_path / "o"))
+    done = _run(command, str(small_season.parcels_path), *filled, "--model", "rule", "--out", str(tmp_path / "o"))
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()  # a run refused leaves no output folder behind
+    done = _run(command, str(tmp_path / "nowhere.gpkg"), "--imagery", str(small_season.imagery_dir), "--model", "rule",
+                "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "nowhere.gpkg" in done.stderr and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("command", ["assess", "batch"])
@@ -278,6 +285,7 @@ def test_the_failure_summary_counts_like_failures_together() -> None:
 
     killed = ("KilledWorker: Attempted to run task 'measure_partition-{}' on 3 different workers, but all those "
               "workers died while running it. The last worker that attempt to run the task was tcp://127.0.0.1:{}.")
-    kinds = {_reason_kind(killed.format(key, port)) for key, port in (("0a1f", 38373), ("9bc2", 41001))}
+    keys = ("0a1f", str(uuid.uuid4()), str(uuid.uuid4()))  # a token; a uuid4, as Client.submit(pure=False) names
+    kinds = {_reason_kind(killed.format(key, port)) for key, port in zip(keys, (38373, 41001, 41002))}
     assert kinds == {killed.format("x", 1).replace("'measure_partition-x'", "<task>").replace("tcp://127.0.0.1:1",
                                                                                              "<worker>")}

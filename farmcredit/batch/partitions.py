@@ -158,14 +158,15 @@ def fill_stats(stats: Mapping[str, np.ndarray], path: Path, rows: np.ndarray) ->
         stats[name][rows] = frame[name].to_numpy()
 
 
-def write_atomically(frame: gpd.GeoDataFrame, path: Path) -> None:
-    """Write GeoParquet to a unique hidden temporary name, flushed to disk, then rename: readers see the whole file
-    or none, even after a crash of the machine."""
+def write_temporary(frame: gpd.GeoDataFrame, path: Path) -> Path:
+    """Write GeoParquet, flushed to disk, to a unique hidden temporary name beside ``path`` (dataset readers skip
+    it); returns that name, for whoever decides the file is a result to rename it to ``path``: readers see the whole
+    file or none, even after a crash of the machine."""
     tmp = temporary_name(path)
     frame.to_parquet(tmp, index=False)
     with tmp.open("rb+") as handle:
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    return tmp
 
 
 def temporary_name(path: Path) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from collections import Counter
@@ -36,8 +37,8 @@ from farmcredit.batch.partitions import (
     plan_partitions,
     read_manifest,
     stats_frame,
-    write_atomically,
     write_manifest,
+    write_temporary,
 )
 from farmcredit.batch.placement import (
     GPU_RESOURCE,
@@ -118,17 +119,19 @@ def measure_partition(
     model: CroplandModel, gpu_cluster: bool, path: Path,
 ) -> dict[str, list]:
     """Measure one partition's parcels (``parcel_ids``, ``geoms``: theirs, in ``partition.rows`` order)
-    and write its file.
+    and write its file under a temporary name beside ``path``.
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
     Returns, for the manifest, the files that failed to decode in its windows (``read_failures``: [scene id, file,
-    message] each) and where and in what precision the model ran (``inference``: ``inference_used``).
+    message] each) and where and in what precision the model ran (``inference``: ``inference_used``); and the
+    temporary file (``file``), which the driver renames to ``path``: a task left running by a driver killed or
+    interrupted (a remote worker finishes it) cannot put a file among a later run's partitions.
     """
     _test_hooks()
     used = on_this_worker(model, gpu_cluster)
     stats = measure_windows(geoms, imagery, config, used, list(partition.windows))
-    write_atomically(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
-    return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used)}
+    written = write_temporary(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
+    return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used), "file": written.name}
 
 
 def run_batch(
@@ -186,11 +189,13 @@ def run_batch(
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
         # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
         # have passed), and one whose file will not read back whole is too, as is one whose manifest entry does not
-        # say how its model ran (a driver killed between the two) or, with --device cpu, says another precision.
+        # say how its model ran (a driver killed between the two) or, with --device cpu, says another precision, or
+        # with --device cuda, another device.
         previous = read_manifest(manifest_path)
         asked = inference_used(portable(model)) if device == "cpu" else None
+        on_gpu = device == "cuda" and uses_gpu(model)
         todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
-                or not _measured_as(previous.get(p.partition_id), asked)]
+                or not _measured_as(previous.get(p.partition_id), asked, on_gpu)]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)
 
@@ -205,7 +210,7 @@ def run_batch(
         try:
             gpu_cluster = client is not None and device != "cpu" and uses_gpu(model) and cluster_has_gpu(
                 client.scheduler_info())
-            if client is not None and device == "cuda" and uses_gpu(model) and not gpu_cluster:
+            if client is not None and on_gpu and not gpu_cluster:
                 raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
                                  f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
             # Only now, with the arguments found usable, is anything of an earlier run removed.
@@ -238,11 +243,13 @@ def run_batch(
         return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
 
 
-def _measured_as(entry: dict | None, asked: list[dict] | None) -> bool:
+def _measured_as(entry: dict | None, asked: list[dict] | None, on_gpu: bool) -> bool:
     """True when a manifest entry says how its partition's model ran (``inference_used``), and, when ``asked``
-    says how this run's will, that it ran so."""
+    says how this run's will, that it ran so; ``on_gpu``, that it ran on CUDA devices only."""
     known = (entry or {}).get("inference")
-    return known is not None and (asked is None or known == asked)
+    if known is None or (asked is not None and known != asked):
+        return False
+    return not on_gpu or all(str(kind["device"]).startswith("cuda") for kind in known)
 
 
 def _inference_summary(entries: Iterable[dict]) -> list[dict]:
@@ -289,6 +296,14 @@ def exclusive(folder: Path) -> Iterator[None]:
             yield
         finally:
             _HELD.discard(folder)
+
+
+def remove_if_untouched(out: Path) -> None:
+    """Remove ``out`` when it holds nothing but the partitions folder and its lock (a batch made it, then stopped on
+    its input before measuring)."""
+    untouched = {Path("partitions"), Path("partitions") / LOCK_NAME}
+    if out.is_dir() and {path.relative_to(out) for path in out.rglob("*")} <= untouched:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
@@ -417,6 +432,7 @@ def _measure_on_cluster(
             entry = entries[partition.partition_id]
             try:
                 result = future.result()
+                os.replace(folder / result["file"], folder / partition.file_name)
                 entry["read_failures"], entry["inference"] = result["read_failures"], result["inference"]
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
                 if tries[partition.partition_id] <= retries:

@@ -482,6 +482,10 @@ def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_erro
                             config=small_windows, workers=1, processes=False, device="cuda")
     with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
         run(tmp_path / "none")
+    measured = run(tmp_path / "cpu", device="cpu", parcels_per_partition=200)
+    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
+        run(tmp_path / "cpu", parcels_per_partition=200)  # nothing left to measure on a CPU, still no GPU
+    assert run(tmp_path / "cpu", device="cpu", parcels_per_partition=200).reused == measured.partitions
     local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200)
     assert not local.failed and local.partitions > 1
     assert (local.assessment.parcels["model_version"] == model.name).all()
