@@ -207,8 +207,8 @@ class CreditConfig(_Frozen):
             raise ValueError("declared_area_band must be [low, high] with low < 1 < high")
         if self.parcel_cap > self.borrower_cap:
             raise ValueError("parcel_cap must not exceed borrower_cap")
-        if self.min_loan > self.borrower_cap or self.rounding_step > self.parcel_cap:
-            raise ValueError("min_loan must not exceed borrower_cap, nor rounding_step parcel_cap (every loan would "
+        if self.min_loan > self.borrower_cap or self.rounding_step > self.borrower_cap:
+            raise ValueError("min_loan must not exceed borrower_cap, nor rounding_step borrower_cap (every loan would "
                              "be declined or rounded to 0)")
         names = [band.grade for band in self.grades]
         if len(set(names)) != len(names):

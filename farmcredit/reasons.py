@@ -51,7 +51,7 @@ _REASONS = (
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),
-    Reason("ZERO_LIMIT", "decline", "The harvest this parcel supports rounds down to no loan."),
+    Reason("ZERO_LIMIT", "decline", "The harvest this parcel supports leaves nothing to lend once its costs are met."),
     Reason("LIMIT_BELOW_MINIMUM", "decline", "The borrower's supported limit is below the smallest loan offered."),
     Reason("LOW_HEALTH_VS_PEERS", "info", "The crop is less healthy than most similar parcels nearby."),
     Reason("PARTLY_CULTIVATED", "info", "Only part of the parcel is cultivated; the limit uses that part."),
@@ -59,6 +59,8 @@ _REASONS = (
     Reason("RISK_GRADE", "info", "The risk grade lowers the limit below what the harvest would repay."),
     Reason("CAP_REACHED", "info", "The limit is held to the product's per-parcel cap."),
     Reason("BORROWER_CAP_REACHED", "info", "The borrower's total is held to the per-borrower cap."),
+    Reason("PARCEL_DECLINED", "info", "Declined for its own reasons (see the parcel's), so it adds nothing to the "
+           "borrower's limit."),
 )
 
 REASONS: dict[str, Reason] = {reason.code: reason for reason in _REASONS}

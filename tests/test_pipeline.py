@@ -377,5 +377,6 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
         assert (line["borrower_id"], line["loan_limit"], line["decision"]) == (row["borrower_id"], row["loan_limit"],
                                                                               row["decision"])
         total = sum(by_parcel[pid]["loan_limit"] for pid in line["parcel_ids"])
-        assert line["limit_arithmetic"][0].endswith(f"= {total:,.0f}") and line["config_hash"] == record["config_hash"]
+        assert line["limit_arithmetic"][0].endswith(f"= {money(round(total, 2))}")
+        assert line["config_hash"] == record["config_hash"]
         assert [reason["code"] for reason in line["reasons"]][:4] == row["reason"].split(";")

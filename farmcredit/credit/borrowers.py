@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.config import Config
-from farmcredit.credit.limit import money
+from farmcredit.credit.limit import money, round_down
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
@@ -16,7 +16,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     """One row per borrower; a parcel without a borrower id stands alone, its ``borrower_id`` left empty.
 
     The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels
-    give 0), capped at ``credit.borrower_cap``. Decision: ``refer`` if any parcel is referred,
+    give 0), capped at ``credit.borrower_cap`` and rounded down to ``credit.rounding_step`` (once, here: parcels keep
+    their limits to the cent). Decision: ``refer`` if any parcel is referred,
     else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
     else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
@@ -25,10 +26,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     borrower's. Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided, then the others', each
-    by effect; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the text naming the
-    parcels a code comes from when not all have it.
+    by effect, a code of another parcel graver than the borrower's decision (the decline of one parcel of an approved
+    borrower) given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
+    text naming the parcels a code comes from when not all have it.
     """
-    cap, minimum = config.credit.borrower_cap, config.credit.min_loan
+    cap, minimum, step = config.credit.borrower_cap, config.credit.min_loan, config.credit.rounding_step
     parcels = parcels.sort_values("parcel_id", kind="stable")
     alone = parcels["borrower_id"].isna()
     # A parcel alone keys on its place in id order, apart from every borrower id (a borrower "3" is not parcel "3")
@@ -41,21 +43,22 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         decisions = set(group["decision"])
         decision = "refer" if "refer" in decisions else "approve" if "approve" in decisions else "decline"
         total = round(float(group["loan_limit"].sum()), 2)
+        offered = round_down(min(total, cap), step)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
         deciding = group["decision"] == decision
         # A referred parcel whose limit is withheld (too few clear images, nothing measured, an error) may add to the
         # total once a person clears it; one referred with its limit (an overstated area, an overlap) adds nothing.
         pending = ((group["decision"] == "refer") & (group["loan_limit"] == 0)).any()
-        below = decision != "decline" and total < minimum and (total > 0 or not pending)
+        below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         if below:
-            total = 0.0
+            offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
             decision = "decline"
             deciding[:] = False
-        ranked = _ranked(own, group[deciding], group[~deciding])
-        arithmetic = _arithmetic(group, cap, minimum, decision if below else None)
+        ranked = _ranked(own, group[deciding], group[~deciding], decision)
+        arithmetic = _arithmetic(group, config, decision if below else None)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
@@ -67,7 +70,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "polygon_area_ha": float(np.nansum(group["polygon_area_ha"])),
                 "cultivated_area_ha": float(group["cultivated_area_ha"].sum(min_count=1)),
                 "expected_revenue": float(group["expected_revenue"].sum(min_count=1)),
-                "loan_limit": min(total, cap),
+                "loan_limit": offered,
                 "limit_arithmetic": arithmetic,
                 "decision": decision,
                 "decided_by": ";".join(group.loc[deciding, "parcel_id"]) or "all",
@@ -80,20 +83,24 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
 
 
-def _arithmetic(group: pd.DataFrame, cap: float, minimum: float, below: str | None) -> str:
-    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the minimum loan.
+def _arithmetic(group: pd.DataFrame, config: Config, below: str | None) -> str:
+    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``below`` is the decision of a borrower whose total falls under the minimum loan, else None.
     """
+    credit = config.credit
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
                                                                         strict=True))
     total = round(float(group["loan_limit"].sum()), 2)
+    capped = min(total, credit.borrower_cap)
     steps = [f"parcel limits = {parts} = {money(total)}",
-             f"capped = min({money(total)}, {money(cap)}) = {money(min(total, cap))}"]
+             f"capped = min({money(total)}, {money(credit.borrower_cap)}) = {money(capped)}",
+             f"rounded = round down {money(capped)} to a multiple of {money(credit.rounding_step)} = "
+             f"{money(round_down(capped, credit.rounding_step))}"]
     if below == "decline":
-        steps.append(f"under the minimum loan of {money(minimum)}: declined = 0")
+        steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
     elif below == "refer":
-        steps.append(f"under the minimum loan of {money(minimum)}: 0 unless the referred parcels add to it")
+        steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless the referred parcels add to it")
     return "; ".join(steps)
 
 
@@ -102,9 +109,13 @@ def _codes(group: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(code for text in group["reason_all"] for code in text.split(";") if code))
 
 
-def _ranked(own: list[str], deciding: pd.DataFrame, others: pd.DataFrame) -> list[str]:
-    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect."""
-    tiers = (own, _codes(deciding), _codes(others))
+def _ranked(own: list[str], deciding: pd.DataFrame, others: pd.DataFrame, decision: str) -> list[str]:
+    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect; the other
+    parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved borrower is not declined by them)."""
+    gravest = EFFECT_RANK["info" if decision == "approve" else decision]
+    kept = [code for code in _codes(others) if EFFECT_RANK[REASONS[code].effect] >= gravest]
+    graver = len(kept) < len(_codes(others))
+    tiers = (own, _codes(deciding), ["PARCEL_DECLINED", *kept] if graver else kept)
     ordered = (code for tier in tiers for code in sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))
     return list(dict.fromkeys(ordered))
 
@@ -113,7 +124,11 @@ def _sentence(code: str, group: pd.DataFrame, own: list[str]) -> str:
     """The code's sentence, after the parcels it comes from when not every parcel of the borrower has it."""
     if code in own:
         return explain([code])
-    having = [pid for pid, text in zip(group["parcel_id"], group["reason_all"], strict=True) if code in text.split(";")]
+    if code == "PARCEL_DECLINED":
+        having = list(group.loc[group["decision"] == "decline", "parcel_id"])
+    else:
+        having = [pid for pid, text in zip(group["parcel_id"], group["reason_all"], strict=True)
+                  if code in text.split(";")]
     if len(having) == len(group):
         return explain([code])
     named = some(having)

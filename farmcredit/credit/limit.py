@@ -1,9 +1,14 @@
 """Per-parcel loan limit, risk grade, decision and ranked reasons.
 
-limit = round_down(min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade)))
+limit = min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade))
 repayment_capacity = area x yield_p10 x price x haircut - area x other_cost_per_ha
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)
+
+Each step works from the figures the one before shows (area to the square metre, 0.0001 ha; yield to the kilogram
+per hectare; amounts rounded down to the cent), so a loan officer recomputing the arithmetic by hand reaches the
+limit to the cent. Parcel limits are not rounded to ``rounding_step``: the borrower's total is
+(``aggregate_borrowers``), so a borrower of many small plots loses at most one step, not one a plot.
 
 Every term rises with cultivated area and yield, the PD never rises with area, yield, health or
 clear observations (by the scorecard's fixed signs), and worse grades never lend more, so the
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
@@ -23,7 +29,8 @@ from farmcredit.config import Config, GradeBand
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
-KG_PER_TONNE = 1000.0
+KG_PER_TONNE = 1000
+CENT = Decimal("0.01")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
 UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 
@@ -43,18 +50,31 @@ class LimitArithmetic:
 
     def text(self, offered: float, withheld_by: str = "") -> str:
         """One line a loan officer can follow, ending at the ``offered`` limit (0 when the decision ``withheld_by``
-        withholds the one worked out)."""
+        withholds the one worked out); without steps, why there is none, and ``withheld_by`` when given."""
         if not self.steps:
-            return f"no limit: {self.missing}"
-        steps = [f"{name} = {formula} = {money(value) if name == 'rounded' else f'{value:,.0f}'}"
-                 for name, formula, value in self.steps]
+            return f"no limit: {self.missing} ({withheld_by})" if withheld_by else f"no limit: {self.missing}"
+        steps = [f"{name} = {formula} = {money(value)}" for name, formula, value in self.steps]
         ending = f"loan_limit = {money(offered)}"
         return "; ".join([*steps, f"{ending} ({withheld_by})" if withheld_by else ending])
 
 
-def money(amount: float) -> str:
-    """An amount with thousands separators, its cents shown only when it has some."""
-    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+def money(amount: float | Decimal) -> str:
+    """An amount with thousands separators, its cents shown only when it has some (finer digits only when it has
+    them: a configured cost of 1,200.555)."""
+    exact = _exact(amount)
+    if exact == exact.to_integral_value():
+        return f"{exact:,.0f}"
+    return f"{exact:,.2f}" if exact == exact.quantize(CENT) else f"{exact:,}"
+
+
+def _exact(value: float | Decimal) -> Decimal:
+    """A figure as it prints: 2.4 is 2.4, not the binary fraction nearest it."""
+    return value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+
+
+def _cents(amount: Decimal) -> Decimal:
+    """An amount rounded down to the cent."""
+    return amount.quantize(CENT, rounding=ROUND_FLOOR)
 
 
 def assign_limits(
@@ -97,10 +117,13 @@ def assign_limits(
         decision, status = _decide(ranked)
         unobserved = bool(UNOBSERVED & set(ranked))
         if unobserved and decision == "decline":
-            # Too little imagery to judge: a person decides, the model does not guess.
+            # Too little imagery to judge: a person decides, the model does not guess (and its reasons say so first).
             decision = "refer"
+            ranked = sorted(ranked, key=lambda code: code not in UNOBSERVED)
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
-        withheld_by = f"{decision}: {_withheld_by(ranked)}" if limit != arithmetic.limit else ""
+        # What withheld the limit worked out, or, with none to work out, the too little imagery that may be why.
+        withheld = limit != arithmetic.limit or (arithmetic.missing and unobserved)
+        withheld_by = f"{decision}: {_withheld_by(ranked)}" if withheld else ""
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -171,25 +194,28 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     if missing:
         return LimitArithmetic((), {}, missing)
     unit = credit.currency
-    revenue = area * y10 * KG_PER_TONNE * crop.price * credit.price_haircut
-    other = area * crop.other_cost_per_ha
-    capacity = credit.advance_rate * max(revenue - other, 0.0)
-    ceiling = crop.cost_per_ha * area * credit.cost_ceiling_factor
+    # As printed: area to the square metre, yield to the kilogram, configured figures as written; amounts in cents.
+    area, y10 = Decimal(f"{area:.4f}"), Decimal(f"{y10:.3f}")
+    price, haircut, advance = _exact(crop.price), _exact(credit.price_haircut), _exact(credit.advance_rate)
+    cost, other_cost = _exact(crop.cost_per_ha), _exact(crop.other_cost_per_ha)
+    factor, multiplier, parcel_cap = map(_exact, (credit.cost_ceiling_factor, band.multiplier, credit.parcel_cap))
+    revenue = _cents(area * y10 * Decimal(KG_PER_TONNE) * price * haircut)
+    other = _cents(area * other_cost)
+    capacity = _cents(advance * max(revenue - other, Decimal(0)))
+    ceiling = _cents(cost * area * factor)
     base = min(capacity, ceiling)
-    graded = base * band.multiplier
-    capped = min(graded, credit.parcel_cap)
-    limit = _round_down(capped, credit.rounding_step)
-    steps = (
-        ("revenue_p10", f"{area:.4f} ha x {y10:.3f} t/ha x {crop.price} {unit}/kg ({row.priced_crop}) "
-                        f"x haircut {credit.price_haircut}", revenue),
-        ("repayment_capacity", f"advance {credit.advance_rate} x max(0, {revenue:,.0f} - {area:.4f} ha x "
-                               f"{crop.other_cost_per_ha:,.0f} {unit}/ha other costs)", capacity),
-        ("cost_ceiling", f"{crop.cost_per_ha:,.0f} {unit}/ha x {area:.4f} ha x {credit.cost_ceiling_factor}", ceiling),
-        ("base", f"min({capacity:,.0f}, {ceiling:,.0f})", base),
-        ("graded", f"{base:,.0f} x {band.multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
-        ("capped", f"min({graded:,.0f}, parcel cap {credit.parcel_cap:,.0f})", capped),
-        ("rounded", f"round down {capped:,.2f} to a multiple of {money(credit.rounding_step)}", float(limit)),
-    )
+    graded = _cents(base * multiplier)
+    capped = min(graded, parcel_cap)
+    steps = tuple((name, formula, float(value)) for name, formula, value in (
+        ("revenue_p10", f"{area} ha x {y10} t/ha x {price} {unit}/kg ({row.priced_crop}) x haircut {haircut}", revenue),
+        ("other_costs", f"{area} ha x {money(other_cost)} {unit}/ha", other),
+        ("repayment_capacity", f"advance {advance} x max(0, {money(revenue)} - {money(other)})", capacity),
+        ("cost_ceiling", f"{money(cost)} {unit}/ha x {area} ha x {factor}", ceiling),
+        ("base", f"min({money(capacity)}, {money(ceiling)})", base),
+        ("graded", f"{money(base)} x {multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
+        ("capped", f"min({money(graded)}, parcel cap {money(parcel_cap)})", capped),
+    ))
+    capacity, ceiling, base, graded = float(capacity), float(ceiling), float(base), float(graded)
     lowered = {}
     if ceiling < capacity:
         lowered["COST_CEILING"] = capacity - ceiling
@@ -205,7 +231,7 @@ def _withheld_by(ranked: list[str]) -> str:
     return next((code for code in ranked if code in UNOBSERVED), ranked[0])
 
 
-def _round_down(amount: float, step: float) -> float:
+def round_down(amount: float, step: float) -> float:
     """The largest multiple of ``step`` (whole cents) not above ``amount``, in cents: 1072.5 / 0.1 is 10724.999...
     in floating point, so a multiple the floor missed is taken when it is not above ``amount``."""
     multiples = math.floor(amount / step)
