@@ -230,7 +230,7 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
             "loan_limit": row.loan_limit,
             "reasons": _reasons(row.reason_all),
             # Steps split where the next begins, never inside the list of parcels.
-            "limit_arithmetic": re.split(r"; (?=capped = |under the minimum loan)", row.limit_arithmetic),
+            "limit_arithmetic": re.split(r"; (?=capped = |rounded = |under the minimum loan)", row.limit_arithmetic),
             **_provenance(record),
         }
 

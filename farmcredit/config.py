@@ -210,6 +210,9 @@ class CreditConfig(_Frozen):
         if self.min_loan > self.borrower_cap or self.rounding_step > self.borrower_cap:
             raise ValueError("min_loan must not exceed borrower_cap, nor rounding_step borrower_cap (every loan would "
                              "be declined or rounded to 0)")
+        if self.min_loan < self.rounding_step:
+            raise ValueError("min_loan must be at least rounding_step (a borrower whose total rounds down to 0 would "
+                             "be approved at 0)")
         names = [band.grade for band in self.grades]
         if len(set(names)) != len(names):
             raise ValueError(f"grades: each grade needs its own name, got {names}")

@@ -47,6 +47,7 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["imagery"].update(clear_scl_classes=[4, 5, 99]), "imagery.clear_scl_classes.2"),
         (lambda raw: raw["credit"].update(parcel_cap=float("inf"), borrower_cap=float("inf")), "credit.parcel_cap"),
         (lambda raw: raw["credit"].update(min_loan=10**9), "min_loan must not exceed borrower_cap"),
+        (lambda raw: raw["credit"].update(min_loan=0), "min_loan must be at least rounding_step"),
         (lambda raw: raw["credit"]["grades"][1].update(grade="A"), "each grade needs its own name"),
         (lambda raw: raw["agronomy"].update(flood_window_doy=[185, 135]), "agronomy.flood_window_doy"),
         (lambda raw: raw["crops"]["wheat"].update(ndvi_template=[[60, 0.2], [400, 1.5]]), "crops.wheat.ndvi_template"),

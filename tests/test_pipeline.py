@@ -348,7 +348,8 @@ def test_borrower_records_list_parcel_ids_holding_the_list_separator_whole(small
     (line,) = [json.loads(text) for text in (tmp_path / "out" / "borrower_decisions.jsonl").read_text().splitlines()]
     assert line["parcel_ids"] == pd.Series(parcels["parcel_id"]).sort_values().tolist()  # in id order, each whole
     assert set(line["decided_by"]) <= set(line["parcel_ids"]) and line["decided_by"]
-    assert len(line["limit_arithmetic"]) == 2 and "(P; 34)" in line["limit_arithmetic"][0]
+    assert [step.split(" = ")[0] for step in line["limit_arithmetic"]][:3] == ["parcel limits", "capped", "rounded"]
+    assert "(P; 34)" in line["limit_arithmetic"][0] and all(step.count(" = ") <= 2 for step in line["limit_arithmetic"])
 
 
 def test_decision_records_are_complete_and_identical_for_identical_runs(small_season, tmp_path) -> None:

@@ -1,14 +1,17 @@
 """Per-parcel loan limit, risk grade, decision and ranked reasons.
 
 limit = min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade))
-repayment_capacity = area x yield_p10 x price x haircut - area x other_cost_per_ha
+repayment_capacity = area x margin
+margin             = yield_p10 x price x haircut - other_cost_per_ha   (per hectare)
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)
 
 Each step works from the figures the one before shows (area to the square metre, 0.0001 ha; yield to the kilogram
-per hectare; amounts rounded down to the cent), so a loan officer recomputing the arithmetic by hand reaches the
-limit to the cent. Parcel limits are not rounded to ``rounding_step``: the borrower's total is
-(``aggregate_borrowers``), so a borrower of many small plots loses at most one step, not one a plot.
+per hectare; configured figures as written; amounts rounded down to the cent, the margin exact), so a loan officer
+recomputing the arithmetic by hand reaches the limit to the cent. Area enters each amount once, so each rises with it
+(revenue and other costs rounded apart could lose a cent where the margin is thin). Parcel limits are not rounded to
+``rounding_step``: the borrower's total is (``aggregate_borrowers``), so a borrower of many small plots loses at most
+one step, not one a plot.
 
 Every term rises with cultivated area and yield, the PD never rises with area, yield, health or
 clear observations (by the scorecard's fixed signs), and worse grades never lend more, so the
@@ -17,7 +20,6 @@ limit never falls when any of them rises. Reasons only refer or decline; they ne
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -64,7 +66,7 @@ def money(amount: float | Decimal) -> str:
     exact = _exact(amount)
     if exact == exact.to_integral_value():
         return f"{exact:,.0f}"
-    return f"{exact:,.2f}" if exact == exact.quantize(CENT) else f"{exact:,}"
+    return f"{exact:,.2f}" if exact == exact.quantize(CENT) else f"{exact.normalize():,f}"
 
 
 def _exact(value: float | Decimal) -> Decimal:
@@ -117,9 +119,9 @@ def assign_limits(
         decision, status = _decide(ranked)
         unobserved = bool(UNOBSERVED & set(ranked))
         if unobserved and decision == "decline":
-            # Too little imagery to judge: a person decides, the model does not guess (and its reasons say so first).
-            decision = "refer"
-            ranked = sorted(ranked, key=lambda code: code not in UNOBSERVED)
+            decision = "refer"  # too little imagery to judge: a person decides, the model does not guess
+        if unobserved and status != "error":
+            ranked = sorted(ranked, key=lambda code: code not in UNOBSERVED)  # what withholds the limit, first
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
         # What withheld the limit worked out, or, with none to work out, the too little imagery that may be why.
         withheld = limit != arithmetic.limit or (arithmetic.missing and unobserved)
@@ -199,17 +201,16 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     price, haircut, advance = _exact(crop.price), _exact(credit.price_haircut), _exact(credit.advance_rate)
     cost, other_cost = _exact(crop.cost_per_ha), _exact(crop.other_cost_per_ha)
     factor, multiplier, parcel_cap = map(_exact, (credit.cost_ceiling_factor, band.multiplier, credit.parcel_cap))
-    revenue = _cents(area * y10 * Decimal(KG_PER_TONNE) * price * haircut)
-    other = _cents(area * other_cost)
-    capacity = _cents(advance * max(revenue - other, Decimal(0)))
+    margin = y10 * Decimal(KG_PER_TONNE) * price * haircut - other_cost
+    capacity = _cents(advance * max(area * margin, Decimal(0)))
     ceiling = _cents(cost * area * factor)
     base = min(capacity, ceiling)
     graded = _cents(base * multiplier)
     capped = min(graded, parcel_cap)
     steps = tuple((name, formula, float(value)) for name, formula, value in (
-        ("revenue_p10", f"{area} ha x {y10} t/ha x {price} {unit}/kg ({row.priced_crop}) x haircut {haircut}", revenue),
-        ("other_costs", f"{area} ha x {money(other_cost)} {unit}/ha", other),
-        ("repayment_capacity", f"advance {advance} x max(0, {money(revenue)} - {money(other)})", capacity),
+        ("margin_p10", f"{y10} t/ha x {KG_PER_TONNE} kg/t x {price} {unit}/kg ({row.priced_crop}) x haircut "
+                       f"{haircut} - {money(other_cost)} {unit}/ha other costs", margin),
+        ("repayment_capacity", f"advance {advance} x max(0, {area} ha x {money(margin)} {unit}/ha)", capacity),
         ("cost_ceiling", f"{money(cost)} {unit}/ha x {area} ha x {factor}", ceiling),
         ("base", f"min({money(capacity)}, {money(ceiling)})", base),
         ("graded", f"{money(base)} x {multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
@@ -232,12 +233,10 @@ def _withheld_by(ranked: list[str]) -> str:
 
 
 def round_down(amount: float, step: float) -> float:
-    """The largest multiple of ``step`` (whole cents) not above ``amount``, in cents: 1072.5 / 0.1 is 10724.999...
-    in floating point, so a multiple the floor missed is taken when it is not above ``amount``."""
-    multiples = math.floor(amount / step)
-    if (multiples + 1) * step <= amount + 1e-9:
-        multiples += 1
-    return round(multiples * step, 2)
+    """The largest multiple of ``step`` (whole cents) not above ``amount``, both taken as they print (in floating
+    point 1072.5 / 0.1 is 10724.999..., and a tolerance fails at tens of millions)."""
+    step_exact = _exact(step)
+    return float((_exact(amount) / step_exact).to_integral_value(rounding=ROUND_FLOOR) * step_exact)
 
 
 def _expected_revenue(row: object, crop: object) -> float:
