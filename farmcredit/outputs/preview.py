@@ -26,6 +26,7 @@ from rasterio.errors import WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency  # noqa: E402
+from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
@@ -228,8 +229,10 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     health_text = f"health {health:.0f}/100" if pd.notna(health) else "no health index"
     crop = parcel.get("crop") if isinstance(parcel.get("crop"), str) else "crop unknown"
     reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
-    return (f"parcel {parcel['parcel_id']} (borrower {parcel.get('borrower_id')}): {parcel['decision']}, "
-            f"limit {parcel['loan_limit']:,.0f} {currency}; {crop}, {health_text}{reason}")
+    borrower = parcel.get("borrower_id")
+    owner = f"borrower {borrower}" if pd.notna(borrower) and str(borrower) else "no borrower"
+    return (f"parcel {parcel['parcel_id']} ({owner}): {parcel['decision']}, "
+            f"limit {money(parcel['loan_limit'])} {currency}; {crop}, {health_text}{reason}")
 
 
 def _season(record: dict) -> str:

@@ -138,11 +138,13 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         scene = _write_true_colour(path, grid, imagery, scenes_by_clearness(imagery, assessment.series))
         if scene is not None:
             sources["true_colour"] = (path, {"SCENE_ID": scene.scene_id, "ACQUIRED": scene.acquired.date().isoformat()})
+        # Every outline takes its pixels, rated or not (fallow, an error): a plot beside it fills none of them.
         parcels = assessment.parcels.to_crs(imagery.crs)
-        assessed = parcels[(parcels["status"] != "error") & parcels["health_index"].notna()]
-        geoms, health = assessed.geometry.to_numpy(), assessed["health_index"].to_numpy()
+        drawn = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
+        geoms = drawn.geometry.to_numpy()
+        health = drawn["health_index"].where(drawn["status"] != "error").to_numpy(dtype=np.float32)
         bounds = shapely.bounds(geoms)
-        coarse = ~_holding_centres(geoms, bounds, grid)
+        coarse = ~_holding_centres(geoms, bounds, grid) & np.isfinite(health)
         path = Path(scratch) / "health_index.tif"
         _write_strips(path, grid, 1, "float32", np.nan,
                       lambda strip: _burn_strip(geoms, bounds, health, coarse, strip, grid.transform))
@@ -211,33 +213,34 @@ def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.nd
 
 def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, coarse: np.ndarray, strip: Window,
                 transform: rasterio.Affine) -> np.ndarray:
-    """Each parcel's value on the pixels whose centre it holds, NaN elsewhere, for one strip; a ``coarse`` parcel
-    (one holding no pixel centre) on the pixels it touches that no parcel's centre rule fills."""
-    out = np.full((1, int(strip.height), int(strip.width)), np.nan, dtype=np.float32)
+    """Each parcel's value (NaN for one not rated) on the pixels whose centre it holds, NaN elsewhere, for one strip;
+    a ``coarse`` parcel (one holding no pixel centre) on the pixels it touches whose centre no parcel holds."""
     near = _near_strip(bounds, strip, transform)
-    if near.any():
-        rasterio.features.rasterize(zip(geoms[near], values[near]), out=out[0],
-                                    transform=rasterio.windows.transform(strip, transform))
-    near &= coarse
-    if near.any():
-        touched = np.full(out.shape[1:], np.nan, dtype=np.float32)
-        rasterio.features.rasterize(zip(geoms[near], values[near]), out=touched, all_touched=True,
-                                    transform=rasterio.windows.transform(strip, transform))
-        out[0] = np.where(np.isnan(out[0]), touched, out[0])
-    return out
+    held = _parcel_numbers(geoms, near, strip, transform)
+    touched = _parcel_numbers(geoms, near & coarse, strip, transform, all_touched=True)
+    lookup = np.append(values, np.nan).astype(np.float32)  # number 0, no parcel, reads the NaN at its end
+    return np.where(held > 0, lookup[held - 1], lookup[touched - 1])[None]
 
 
 def _holding_centres(geoms: np.ndarray, bounds: np.ndarray, grid: RasterGrid) -> np.ndarray:
     """Whether each parcel holds the centre of a pixel of ``grid`` (one another parcel burnt over counts as not)."""
     held = np.zeros(len(geoms), dtype=bool)
     for strip in _strips(grid):
-        near = np.flatnonzero(_near_strip(bounds, strip, grid.transform))
-        if near.size:
-            burnt = rasterio.features.rasterize(zip(geoms[near], near + 1), out_shape=(strip.height, strip.width),
-                                                transform=rasterio.windows.transform(strip, grid.transform),
-                                                dtype="int32")
-            held[np.unique(burnt[burnt > 0]) - 1] = True
+        numbers = _parcel_numbers(geoms, _near_strip(bounds, strip, grid.transform), strip, grid.transform)
+        held[np.unique(numbers[numbers > 0]) - 1] = True
     return held
+
+
+def _parcel_numbers(geoms: np.ndarray, chosen: np.ndarray, strip: Window, transform: rasterio.Affine,
+                    all_touched: bool = False) -> np.ndarray:
+    """Over the strip, the number (position + 1) of the ``chosen`` parcel burnt into each pixel: the last holding its
+    centre (or touching it, ``all_touched``); 0 where none."""
+    numbers = np.zeros((int(strip.height), int(strip.width)), dtype=np.int32)
+    chosen = np.flatnonzero(chosen)
+    if chosen.size:
+        rasterio.features.rasterize(zip(geoms[chosen], chosen + 1), out=numbers, all_touched=all_touched,
+                                    transform=rasterio.windows.transform(strip, transform))
+    return numbers
 
 
 def _near_strip(bounds: np.ndarray, strip: Window, transform: rasterio.Affine) -> np.ndarray:

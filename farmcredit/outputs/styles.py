@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
+from farmcredit.credit.limit import money
+
 QGIS_VERSION = "3.22.16-Białowieża"
 # Decision classes: (value, colour, legend label). "error" keys on status, not decision.
 DECISION_CLASSES = (
@@ -54,9 +56,14 @@ class Style:
     description: str = ""
 
 
+# A limit as the tables give it: its cents when it has some (a label rounding 139.67 to 140 showed more than lent).
+LIMIT_TEXT = ('CASE WHEN "loan_limit" = floor("loan_limit") THEN format_number("loan_limit", 0) '
+              'ELSE format_number("loan_limit", 2) END')
+
+
 def parcel_styles(parcels: pd.DataFrame, currency: str) -> list[Style]:
     """The parcels layer's styles: decision (default), loan limit and health index."""
-    label = f"\"parcel_id\" || '\\n' || format_number(\"loan_limit\", 0) || ' {currency}'"
+    label = f"\"parcel_id\" || '\\n' || {LIMIT_TEXT} || ' {currency}'"
     labels = _labeling(label, PARCEL_LABEL_SCALE)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=False), labels), True,
@@ -72,7 +79,7 @@ def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     """The borrowers layer's styles: decision outlines (default) and total loan limit."""
     # A parcel without a borrower id stands alone, its borrower_id empty: named by its parcel.
     who = "coalesce('borrower ' || \"borrower_id\", 'parcel ' || \"parcel_ids\")"
-    label = f"{who} || '\\n' || format_number(\"loan_limit\", 0) || ' {currency}'"
+    label = f"{who} || '\\n' || {LIMIT_TEXT} || ' {currency}'"
     labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=True, borrowers=True), labels), True,
@@ -150,7 +157,7 @@ def _limit_renderer(limits: pd.Series, currency: str) -> ET.Element:
     breaks = _round_breaks(positive, len(LIMIT_COLOURS)) if positive.size else []  # no limit: the zero class only
     ranges = [(0.0, 0.0, f"0 {currency} (no limit)", NO_VALUE_COLOUR)]
     for index, (lower, upper) in enumerate(zip([0.0, *breaks[:-1]], breaks)):
-        ranges.append((lower, upper, f"{lower:,.0f} - {upper:,.0f} {currency}", LIMIT_COLOURS[index]))
+        ranges.append((lower, upper, f"{money(lower)} - {money(upper)} {currency}", LIMIT_COLOURS[index]))
     return _graduated("loan_limit", ranges)
 
 

@@ -21,6 +21,9 @@ from qgis.core import (
     Qgis,
     QgsApplication,
     QgsCoordinateTransform,
+    QgsExpression,
+    QgsExpressionContext,
+    QgsExpressionContextUtils,
     QgsMapRendererParallelJob,
     QgsMapSettings,
     QgsProject,
@@ -50,6 +53,13 @@ def vector_report(layer: QgsVectorLayer) -> dict:
         settings = layer.labeling().settings()
         report["label_expression"] = settings.fieldName
         report["label_scales"] = [settings.scaleVisibility, settings.maximumScale, settings.minimumScale]
+        # Each feature's label as QGIS evaluates it, beside the limit it shows.
+        expression, context = QgsExpression(settings.fieldName), QgsExpressionContext()
+        context.appendScopes(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
+        report["label_texts"] = []
+        for feature in layer.getFeatures():
+            context.setFeature(feature)
+            report["label_texts"].append([feature["loan_limit"], expression.evaluate(context)])
     # The layer's own styles come first, then those of the GeoPackage's other layers.
     own, _, names, _, error = layer.listStylesInDatabase()
     report["stored_styles"] = list(names[:own])

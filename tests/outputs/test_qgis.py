@@ -59,6 +59,11 @@ def test_geopackage_layers_open_valid_styled_and_without_warnings(qgis, assessed
         expected = ["approve", "refer", "decline", "error"] if layer is parcels else ["approve", "refer", "decline"]
         assert [c[0] for c in layer["classes"]] == expected
         assert layer["labels"] and layer["label_scales"][0] and layer["label_scales"][2] <= 10_000
+        # Each label shows its limit as the table gives it, cents and all: never rounded up to more than is lent.
+        shown = [(limit, float(text.split("\n")[-1].split()[0].replace(",", "")))
+                 for limit, text in layer["label_texts"]]
+        assert len(shown) == len(frame) and all(amount == pytest.approx(limit, abs=1e-9) for limit, amount in shown)
+    assert any(limit % 1 for limit, _ in parcels["label_texts"])  # parcel limits have cents, and show them
     assert parcels["stored_styles"] == ["decision", "loan limit", "health index"]
     assert borrowers["stored_styles"] == ["decision", "loan limit"]
     assert qgis["messages"] == []

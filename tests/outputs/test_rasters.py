@@ -75,11 +75,13 @@ def test_a_parcel_holding_no_pixel_centre_shows_on_the_pixels_it_touches(monkeyp
         shapely.box(31, 0, 34, 60),  # 3 m wide between the centres of column 3, across strips at strip_rows 3
         shapely.box(71, 11, 74, 14),  # under parcel 5's pixel, holding no centre: the centre rule wins
         shapely.box(70, 10, 80, 20),
+        shapely.box(90, 90, 110, 110),  # not rated (fallow): its pixels stay empty
+        shapely.box(108, 101, 112, 104),  # holding no centre, touching its pixel (1, 10) and (1, 11)
     ])
     bounds = shapely.bounds(geoms)
-    coarse = ~_holding_centres(geoms, bounds, grid)
-    assert coarse.tolist() == [False, True, True, True, False]
-    values = np.arange(1.0, 6.0)
+    values = np.array([1, 2, 3, 4, 5, np.nan, 7])
+    coarse = ~_holding_centres(geoms, bounds, grid) & np.isfinite(values)
+    assert coarse.tolist() == [False, True, True, True, False, False, True]
     burnt = np.concatenate([_burn_strip(geoms, bounds, values, coarse, strip, grid.transform)[0]
                             for strip in _strips(grid)])
     assert burnt.shape == (12, 12)
@@ -88,6 +90,7 @@ def test_a_parcel_holding_no_pixel_centre_shows_on_the_pixels_it_touches(monkeyp
     expected[5, 5] = 2
     expected[6:12, 3] = 3
     expected[10, 7] = 5
+    expected[1, 11] = 7
     np.testing.assert_array_equal(burnt, expected)
 
 
