@@ -18,6 +18,8 @@ OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
 LOAN_ID = "loan_id"
 MIN_ROWS = 200
 MIN_PER_CLASS = 20
+# Each season is predicted by a fit on the earlier ones; the calibration learns from those predictions alone.
+MIN_OUT_OF_TIME_PER_CLASS = 10
 
 
 def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
@@ -56,6 +58,8 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     if (season.isna() | season.eq("")).any():
         row = int(np.flatnonzero((season.isna() | season.eq("")).to_numpy())[0])
         raise InputError(f"history file {path}: 'season' must be given on every row (row {row + 2} has none)")
+    if not pd.api.types.is_numeric_dtype(table["season"]):  # numbers sort as numbers (2 before 12), text as text
+        table["season"] = season
     if not table["defaulted"].dropna().isin([0, 1]).all() or table["defaulted"].isna().any():
         raise InputError(f"history file {path}: 'defaulted' must be 0 or 1 on every row")
     # A loan read twice (a join's or an export's duplicate) weighs its outcome twice. Loans are told apart by their
@@ -91,7 +95,29 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     if future.any():
         raise InputError(f"history file {path}: {int(future.sum())} outcome(s) dated after {cutoff.date()} "
                          "(the fit date); using them would leak the future into the model")
+    _check_seasons(path, table["season"], outcome, table["defaulted"])
     return table
+
+
+def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted: pd.Series) -> None:
+    """The calibration predicts each season from those before it, in the order of their names: that order must be
+    time's (by each season's first outcome), and the seasons after the first must hold both outcomes.
+
+    Raises:
+        InputError: Names that sort against time (spring 2019 after autumn 2020), or too few of an outcome after the
+            first season (a calibration that never saw a default gives every applicant a PD of 0).
+    """
+    first_outcome = outcome.groupby(season.to_numpy()).min().sort_index()
+    for (name, start), (later, later_start) in zip(first_outcome.items(), list(first_outcome.items())[1:]):
+        if later_start < start:
+            raise InputError(f"history file {path}: season {later!r} sorts after {name!r} but its outcomes begin "
+                             f"earlier ({later_start.date()} against {start.date()}); name seasons so that they sort "
+                             "in time, e.g. 2019-1 spring, 2019-2 autumn")
+    after = defaulted[season.ne(first_outcome.index[0]).to_numpy()].value_counts()
+    if len(after) < 2 or after.min() < MIN_OUT_OF_TIME_PER_CLASS:
+        raise InputError(f"history file {path}: the seasons after the first ({first_outcome.index[0]}) hold "
+                         f"{after.get(1, 0)} defaulted and {after.get(0, 0)} repaid loans; the out-of-time "
+                         f"calibration needs at least {MIN_OUT_OF_TIME_PER_CLASS} of each")
 
 
 def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "") -> dict:

@@ -209,7 +209,7 @@ def credit_report(
         base = _prepare(reference, reference.attrs.get("source", "reference table"))
     sections = [
         _summary_section(table, base, unit),
-        _fairness_section(table, "region" in results, unit),
+        _fairness_section(table, _has_regions(results), unit),
         _stability_section(table, base),
         _calibration_section(table),
         _reasons_section(table),
@@ -254,7 +254,7 @@ def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
         if not defaulted.dropna().isin([0, 1]).all():
             raise InputError(f"{name}: 'defaulted' must be 0 or 1 (or empty where the outcome is unknown)")
         table["defaulted"] = defaulted
-    table["region"] = table["region"].fillna(UNKNOWN).astype(str) if "region" in table else "all"
+    table["region"] = table["region"].fillna(UNKNOWN).astype(str) if _has_regions(table) else "all"
     table["size_band"] = size_band(table["polygon_area_ha"])
     return table
 
@@ -508,10 +508,18 @@ def _fairness_section(table: pd.DataFrame, has_region: bool, unit: str) -> _Sect
     return _Section("2. Fairness by parcel size and region", tuple(blocks))
 
 
+def _has_regions(table: pd.DataFrame) -> bool:
+    """Whether the parcels name regions: a column of them, not empty (assess writes one whether or not its input had
+    one)."""
+    return "region" in table and bool(table["region"].notna().any())
+
+
 def _four_fifths_lines(frame: pd.DataFrame, noun: str) -> tuple[str, ...]:
     screened = frame[frame["impact_ratio"].notna()]
     if screened.empty:
-        return (f"Four-fifths screen by {noun}: no group was approved at all, so there is nothing to compare.",)
+        known = ((frame.index != UNKNOWN) & (frame["parcels"] > 0)).any()
+        return (f"Four-fifths screen by {noun}: no parcel of a known {noun}{' was approved' if known else ''}, so "
+                "there is nothing to compare.",)
     best = screened["approval_rate"].idxmax()
     flagged = screened[screened["below_four_fifths"]]
     if flagged.empty:

@@ -132,6 +132,15 @@ def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -
     assert "FLAG (screen, not a verdict): size band < 0.1 ha is approved at 40.0%" in text
     assert "This is a screen, not a verdict" in text
     assert "No region column" in text
+    # assess writes a region column whether or not its input had one: empty, it is no region either.
+    empty = credit_report(table.assign(region=None), out=tmp_path / "empty.md", fmt="md").read_text()
+    assert "No region column" in empty and "no group was approved" not in empty
+    half = credit_report(table.assign(region=[None] * 19 + ["north"]), out=tmp_path / "half.md", fmt="md").read_text()
+    assert "No region column" not in half and "by region: no parcel of a known region" not in half
+    # The only known region all declined, the approvals all of no region: none of a known region was approved.
+    declined = table.assign(region=["north"] * 6 + [None] * 14)
+    text = credit_report(declined, out=tmp_path / "declined.md", fmt="md").read_text()
+    assert "by region: no parcel of a known region was approved, so there is nothing" in " ".join(text.split())
 
 
 def test_html_report_is_self_contained_and_deterministic(tmp_path: Path) -> None:

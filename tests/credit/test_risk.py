@@ -103,6 +103,13 @@ def test_default_model_says_it_is_synthetic() -> None:
         (lambda t: t.assign(defaulted=0), "at least 20 defaulted"),
         (lambda t: t.head(50), "at least 200"),
         (lambda t: t.assign(outcome_date="2031-01-01"), "after 2026-01-01"),
+        # Every default in the first season: the out-of-time calibration would learn PD 0 for everyone.
+        (lambda t: t.assign(defaulted=t["defaulted"].where(t["season"] == t["season"].min(), 0) | (
+            (t["season"] == t["season"].min()) & (t.index % 10 == 0)).astype(int)),
+         r"seasons after the first \(2019\) hold 0 defaulted and 3000 repaid loans"),
+        # Names that sort against time: 'autumn' seasons would predict the spring before them.
+        (lambda t: t.assign(season=t["season"].map(lambda y: f"{'spring' if y % 2 else 'autumn'} {y}")),
+         "season 'spring 2019' sorts after 'autumn 2024' but its outcomes begin earlier"),
     ],
 )
 def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate, message: str) -> None:
@@ -110,6 +117,14 @@ def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate
     mutate(history).to_csv(path, index=False)
     with pytest.raises(InputError, match=message):
         read_history(path, as_of=date(2026, 1, 1))
+
+
+def test_seasons_numbered_sort_as_numbers(history, tmp_path: Path) -> None:
+    """Seasons 2, 4 ... 12 in time order: as text, 12 would come before 2 and be refused as sorting against time."""
+    path = tmp_path / "history.csv"
+    history.assign(season=(history["season"] - history["season"].min()) * 2 + 2).to_csv(path, index=False)
+    model = fit_risk_model(read_history(path, as_of=date(2026, 1, 1)), source="numbered")
+    assert model["card"]["metrics"]["seasons"] == ["2", "4", "6", "8", "10", "12"]
 
 
 def test_outcome_dates_with_a_time_zone_are_read_and_the_fit_date_is_never_in_the_future(history, tmp_path) -> None:
