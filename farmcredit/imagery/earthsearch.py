@@ -35,6 +35,8 @@ from farmcredit.text import some
 logger = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff")
+# Files of a scene folder that are read: bands, STAC items, zipped SAFE products.
+READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
 L2A_DN_SCALE = 1e-4
 
 
@@ -61,6 +63,9 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
             continue
         visited.add(real)
         files = [name for name in all_files if not name.startswith(".")]
+        # The files this reads (a notes file beside them is never opened, whatever its name's encoding).
+        _check_utf8([directory] if is_safe_product(here) else
+                    [os.path.join(directory, name) for name in files if name.lower().endswith(READ_SUFFIXES)])
         for aside, scene in set_aside_scenes(here, subdirectories):
             logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
                            "run the fetch again into %s to put it back", aside, scene.name, here)
@@ -83,6 +88,22 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
     if dn_offset is None:
         _check_unknown_offsets(folder, scenes, without_item, season)
     return scenes
+
+
+def _check_utf8(paths: list[str]) -> None:
+    """GDAL takes file names as UTF-8: a file to read whose path is in another encoding (a folder named in GBK,
+    unzipped on Linux) would not open (Python holds its bytes as surrogates).
+
+    Raises:
+        ImageryError: naming the first such path as best it reads, and how to rename it.
+    """
+    for name in paths:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            readable = os.fsencode(name).decode("utf-8", errors="replace")
+            raise ImageryError(f"{readable}: its name is not UTF-8 text, which GDAL needs; rename it (from GBK, say: "
+                               "convmv -f gbk -t utf-8 -r --notest FOLDER)") from None
 
 
 def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list[Scene],

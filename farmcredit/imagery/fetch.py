@@ -68,6 +68,8 @@ SUPERSEDED = "superseded by"
 MANIFEST_NAME = "manifest.json"
 UNFINISHED_NOTE = ("a later fetch into this folder began and did not finish: its scene folders may differ from those "
                    "this manifest names")
+FIRST_UNFINISHED_NOTE = ("a fetch into this folder began and did not finish: it may hold only some of the season's "
+                         "scenes")
 PARTIAL_PREFIX = ".partial-"
 # Held while a fetch writes into the folder (``farmcredit.locking``): two at once would replace each other's scenes.
 LOCK_NAME = ".fetch.lock"
@@ -516,31 +518,37 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
 
 @contextmanager
 def _marked_unfinished(folder: Path) -> Iterator[None]:
-    """While a fetch writes scenes into ``folder``: the earlier fetch's manifest marked ``unfinished_fetch``, which
-    the new manifest replaces when the fetch succeeds. Killed, or failed after changing a scene folder, the fetch
-    leaves it marked (the folder may hold scenes the manifest does not name: ``assess`` warns, and its audit says
-    so); failed with every scene folder as it was, it puts the earlier manifest back as it was. An earlier manifest
-    that does not read as a JSON object is marked as that."""
+    """While a fetch writes scenes into ``folder``: the earlier fetch's manifest marked ``unfinished_fetch`` (with
+    none, a manifest saying only that), which the new manifest replaces when the fetch succeeds. Killed, or failed
+    after changing a scene folder, the fetch leaves it marked (the folder may hold scenes the manifest does not name,
+    or only some of the season's: ``assess`` warns, and its audit says so); failed with every scene folder as it was,
+    it puts the earlier manifest back as it was (removes its own). An earlier manifest that does not read as a JSON
+    object is marked as that."""
     for stray in folder.glob(f".{MANIFEST_NAME}.*.tmp"):  # left by a fetch killed while writing its manifest
         stray.unlink(missing_ok=True)
     path = folder / MANIFEST_NAME
     earlier = path.read_bytes() if path.is_file() else None
     before = _scene_folders(folder)
-    if earlier is not None:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    if earlier is None:
+        write_manifest(folder, {"unfinished_fetch": {"started": started, "note": FIRST_UNFINISHED_NOTE}})
+    else:
         try:
             document = json.loads(earlier)
         except ValueError as error:
             document = {"unreadable_manifest": str(error)}
         if not isinstance(document, dict):
             document = {"unreadable_manifest": f"a JSON {type(document).__name__}, not an object"}
-        started = datetime.now(UTC).isoformat(timespec="seconds")
         write_manifest(folder, {**document, "unfinished_fetch": {"started": started, "note": UNFINISHED_NOTE}})
     try:
         yield
     except BaseException:
         with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
-            if earlier is not None and _scene_folders(folder) == before:
-                _replace_manifest(folder, earlier)
+            if _scene_folders(folder) == before:
+                if earlier is None:
+                    path.unlink()
+                else:
+                    _replace_manifest(folder, earlier)
         raise
 
 

@@ -14,6 +14,7 @@ processing-baseline offset (``harmonizeValues``), so the local files need no DN 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import warnings
 from collections import Counter
@@ -176,7 +177,8 @@ def _fetch(
         if scene is None:
             scene = fetch_scene(
                 out, info, grid, bands, needed,
-                lambda writer, windows, day=day: _process(config, client, grid, bands, day, writer, windows),
+                lambda writer, windows, day=day: _process(config, client, grid, bands, day, max_cloud, writer,
+                                                          windows),
             )
         fetched.append(scene)
     if progress is not None:
@@ -300,13 +302,14 @@ def _scene_info(day: date, features: Sequence[dict[str, Any]]) -> SceneInfo:
 
 
 def _process(
-    config: Any, client: Any, grid: SceneGrid, bands: Sequence[str], day: date, writer: SceneWriter,
-    windows: Sequence[tuple[float, float, float, float]],
+    config: Any, client: Any, grid: SceneGrid, bands: Sequence[str], day: date, max_cloud: float,
+    writer: SceneWriter, windows: Sequence[tuple[float, float, float, float]],
 ) -> int:
-    """One Process API request per window for the date; returns the response bytes received."""
+    """One Process API request per window for the date, of its tiles under ``max_cloud`` (%) only, as the catalogue
+    chose them; returns the response bytes received."""
     from sentinelhub import DownloadFailedException
 
-    requests = [_request(config, grid, bands, day, bounds) for bounds in windows]
+    requests = [_request(config, grid, bands, day, max_cloud, bounds) for bounds in windows]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", _rate_limit_warning())
@@ -322,7 +325,8 @@ def _process(
     return received
 
 
-def _request(config: Any, grid: SceneGrid, bands: Sequence[str], day: date, bounds: Sequence[float]) -> Any:
+def _request(config: Any, grid: SceneGrid, bands: Sequence[str], day: date, max_cloud: float,
+             bounds: Sequence[float]) -> Any:
     from sentinelhub import CRS as SHCRS
     from sentinelhub import BBox, MimeType, MosaickingOrder, ResamplingType, SentinelHubRequest
 
@@ -337,6 +341,9 @@ def _request(config: Any, grid: SceneGrid, bands: Sequence[str], day: date, boun
                 data_collection=_collection(config.sh_base_url),
                 time_interval=(datetime.combine(day, time.min, UTC), datetime.combine(day, time.max, UTC)),
                 mosaicking_order=MosaickingOrder.LEAST_CC,
+                # A tile over the limit, beside one under it that date, is not mosaicked in. The API takes whole
+                # percent (sentinelhub sends int(maxcc x 100): 0.29 x 100 is 28.99...): the catalogue's limit, up.
+                maxcc=min((math.ceil(max_cloud) + 0.5) / 100, 1.0),
                 upsampling=ResamplingType.NEAREST,
                 # Remove the baseline 04.00+ offset server-side, whatever each tile's baseline.
                 other_args={"processing": {"harmonizeValues": True}},

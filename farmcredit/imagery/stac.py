@@ -12,6 +12,7 @@ is never counted twice; a parcel no single item holds is fetched from each that 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -50,6 +51,8 @@ from farmcredit.imagery.fetch import (
 from farmcredit.imagery.naming import BASE_GRID_BANDS, processing_baseline
 from farmcredit.imagery.scene import Scene
 
+logger = logging.getLogger(__name__)
+
 # Windows are planned per cell of the COG's block size (Earth Search: 1024 px, 10 km), so a window
 # touches the blocks its parcels touch; clipped to a range that keeps reads small and few.
 CELL_PX_RANGE = (256, 2048)
@@ -87,7 +90,7 @@ def fetch_stac(
     """
     if source.url is None:
         raise ImageryError("a STAC source needs the URL of a STAC API")
-    found = search_items(source, area, season, max_cloud, http)
+    found = search_items(source, area, season, http)
     scenes = [(item, remote_scene(item, source)) for item in found]
     kept, skipped = choose_items(scenes, max_cloud)
     if not kept:
@@ -98,26 +101,37 @@ def fetch_stac(
         )
     members = assign_geometries(area, kept)
     fetched: list[FetchedScene] = []
+    missing: list[str] = []
     for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
         if progress is not None:
             progress(item["id"], done, len(kept))
         if indexes.size == 0:
             skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
             continue
-        result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http)
+        try:
+            result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http)
+        except MissingAsset as error:  # the rest of the season is still fetched; a rerun tries the item again
+            logger.warning("%s; the scene is left out", error)
+            skipped.append((item["id"], str(error)))
+            missing.append(str(error))
+            continue
         if result is None:
             skipped.append((item["id"], "no parcel lies within its rasters"))
         else:
             fetched.append(result)
+    if not fetched and missing:
+        raise ImageryError(f"no scene fetched: {len(missing)} left out as a band file is not on the server "
+                           f"({missing[0]}{', ...' if len(missing) > 1 else ''})")
     if progress is not None:
         progress("done", len(kept), len(kept))
     return fetched, skipped
 
 
 def search_items(
-    source: RemoteSource, area: gpd.GeoSeries, season: tuple[date, date], max_cloud: float, http: HttpSettings
+    source: RemoteSource, area: gpd.GeoSeries, season: tuple[date, date], http: HttpSettings
 ) -> list[dict[str, Any]]:
-    """The collection's items over the area's convex hull in the season, as JSON with absolute hrefs.
+    """The collection's items over the area's convex hull in the season, as JSON with absolute hrefs (all of them,
+    whatever their clouds: see ``choose_items``).
 
     Raises:
         InputError: The URL is not an http(s) URL, or names a STAC document other than an API root
@@ -128,7 +142,6 @@ def search_items(
     import pystac
     import requests
     from pystac_client import Client
-    from pystac_client.conformance import ConformanceClasses
     from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
@@ -162,11 +175,8 @@ def search_items(
                 "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
                 "limit": 100,
             }
-            if client.conforms_to(ConformanceClasses.QUERY):
-                arguments["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
-            elif client.conforms_to(ConformanceClasses.FILTER):
-                arguments["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, max_cloud]}
-                arguments["filter_lang"] = "cql2-json"
+            # No cloud filter on the server: a reprocessing over the limit must still be seen to supersede the
+            # processing under it (``choose_items`` drops duplicates first, then the clouded).
             items = list(client.search(**arguments).items())
         except ClientTypeError as error:
             found = re.search(r"found type=(\w+)", str(error))
@@ -189,9 +199,10 @@ def remote_scene(item: Mapping[str, Any], source: RemoteSource) -> Scene:
 def choose_items(
     scenes: Sequence[tuple[dict[str, Any], Scene]], max_cloud: float
 ) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]]]:
-    """Leave out items over the cloud limit and duplicates of one tile and time (reprocessing).
+    """Leave out duplicates of one tile and time (reprocessing), then items over the cloud limit.
 
-    Of duplicates the newest processing wins (baseline, then ``s2:sequence``, then id).
+    Of duplicates the newest processing wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older
+    processing less clouded is not used in its place (nor mosaicked with it by a fetch at another limit).
 
     Returns:
         Kept (item, scene) pairs in date then id order, and (item id, why) for the others.
@@ -199,9 +210,6 @@ def choose_items(
     skipped: list[tuple[str, str]] = []
     best: dict[tuple[str, str], tuple[dict[str, Any], Scene]] = {}
     for item, scene in scenes:
-        if scene.cloud_cover is not None and scene.cloud_cover > max_cloud:
-            skipped.append((item["id"], f"cloud cover {scene.cloud_cover:.1f}% above {max_cloud:g}%"))
-            continue
         key = (_tile(item) or item["id"], scene.acquired.isoformat(timespec="seconds"))
         if key in best:
             loser, winner = sorted([best[key], (item, scene)], key=lambda pair: _processing_rank(pair[0]))
@@ -209,7 +217,12 @@ def choose_items(
             skipped.append((loser[0]["id"], f"{SUPERSEDED} {winner[0]['id']} (same tile and time)"))
         else:
             best[key] = (item, scene)
-    kept = sorted(best.values(), key=lambda pair: (pair[1].acquired, pair[0]["id"]))
+    kept = []
+    for item, scene in sorted(best.values(), key=lambda pair: (pair[1].acquired, pair[0]["id"])):
+        if scene.cloud_cover is not None and scene.cloud_cover > max_cloud:
+            skipped.append((item["id"], f"cloud cover {scene.cloud_cover:.1f}% above {max_cloud:g}%"))
+        else:
+            kept.append((item, scene))
     return kept, skipped
 
 
@@ -289,13 +302,18 @@ def _fetch_item(
         )
 
 
+class MissingAsset(ImageryError):
+    """A band file the server says is not there (HTTP 404 or 410): no retry brings it, so its item is left out."""
+
+
 def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
     try:
         return rasterio.open(path)
     except RasterioError as error:
-        raise ImageryError(
-            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} "
-            f"({_redacted(gdal_message(error), path)})"
+        message = _redacted(gdal_message(error), path)
+        gone = re.search(r"HTTP response code: 4(04|10)\b", message)
+        raise (MissingAsset if gone else ImageryError)(
+            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} ({message})"
         ) from error
 
 

@@ -101,6 +101,7 @@ def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earths
     assert data["type"] == "sentinel-2-l2a" and data["processing"] == {"upsampling": "NEAREST", "harmonizeValues": True}
     assert data["dataFilter"]["timeRange"]["from"].startswith("2020-02-19T00:00:00")
     assert data["dataFilter"]["mosaickingOrder"] == "leastCC"
+    assert data["dataFilter"]["maxCloudCoverage"] == 50  # that date's tiles over the limit are not mosaicked in
     assert body["input"]["bounds"]["properties"]["crs"].endswith("/32629")
     assert body["output"]["responses"][0]["format"]["type"] == "image/tiff"
     assert all(f'"{band}"' in body["evalscript"] for band in BANDS) and "UINT16" in body["evalscript"]
@@ -249,3 +250,14 @@ def test_an_empty_catalog_search_is_a_clear_error(earthsearch, tmp_path: Path) -
         with pytest.raises(ImageryError, match=r"no Sentinel-2 L2A scene over .* 2020-02-01/2020-02-29"):
             _fetch(server, tmp_path / "s2")
         assert not server.requests_to("/api/v1/process")
+
+
+@pytest.mark.parametrize(("max_cloud", "sent"), [(29, 29), (12.5, 13), (100, 100)])
+def test_process_requests_keep_every_tile_the_catalogue_accepted(earthsearch, tmp_path: Path, max_cloud: float,
+                                                                 sent: int) -> None:
+    """The API takes whole percent, and sentinelhub sends int(maxcc x 100): 29 / 100 x 100 is 28.99..., which
+    left out a tile at 28.69% that the catalogue had chosen."""
+    with _server(earthsearch, ("2020-02-19T11:34:25Z", 4.05)) as server:
+        _fetch(server, tmp_path / "s2", max_cloud=max_cloud)
+        (process,) = server.requests_to("/api/v1/process")
+    assert json.loads(process.body)["input"]["data"][0]["dataFilter"]["maxCloudCoverage"] == sent

@@ -140,7 +140,9 @@ def test_search_pages_filters_clouds_and_drops_reprocessed_duplicates(tmp_path: 
              ("S2B_50SKA_20240310_0_L2A", "2024-03-10T03:20:00Z", 80.0, "05.10"),  # too cloudy
              ("S2A_50SKA_20240315_0_L2A", "2024-03-15T03:20:00Z", 5.0, "05.10"),
              ("S2A_50SKA_20240315_1_L2A", "2024-03-15T03:20:00Z", 5.0, "05.11"),  # reprocessed: wins
-             ("S2B_50SKA_20240320_0_L2A", "2024-03-20T03:20:00Z", 30.0, "05.10")]
+             ("S2B_50SKA_20240320_0_L2A", "2024-03-20T03:20:00Z", 30.0, "05.10"),
+             ("S2A_50SKA_20240325_0_L2A", "2024-03-25T03:20:00Z", 10.0, "05.10"),
+             ("S2A_50SKA_20240325_1_L2A", "2024-03-25T03:20:00Z", 60.0, "05.11")]  # wins, and is too cloudy
     items, files = [], {}
     for item_id, acquired, cloud, baseline in tiles:
         item, item_files = tile_item(tmp_path / "cogs", item_id, crs="EPSG:32650", origin=(500_000.0, 4_000_000.0),
@@ -153,12 +155,16 @@ def test_search_pages_filters_clouds_and_drops_reprocessed_duplicates(tmp_path: 
         manifest = _fetch(server, field, tmp_path / "s2", season=(date(2024, 3, 1), date(2024, 3, 31)), max_cloud=40)
         searches = server.requests_to("/search", "POST")
 
-    assert len(searches) == 2  # four items under the cloud limit, two per page
+    assert len(searches) == 4  # seven items, two per page: clouds are judged after duplicates, here
     assert [s.scene_id for s in manifest.scenes] == [
         "S2A_50SKA_20240305_0_L2A", "S2A_50SKA_20240315_1_L2A", "S2B_50SKA_20240320_0_L2A"]
-    assert manifest.skipped == (("S2A_50SKA_20240315_0_L2A", "superseded by S2A_50SKA_20240315_1_L2A "
-                                 "(same tile and time)"),)
-    assert json.loads(searches[0].body)["query"] == {"eo:cloud_cover": {"lte": 40}}
+    # The 25th's older processing, under the limit, is not used in place of the newer one over it.
+    assert manifest.skipped == (
+        ("S2A_50SKA_20240315_0_L2A", "superseded by S2A_50SKA_20240315_1_L2A (same tile and time)"),
+        ("S2A_50SKA_20240325_0_L2A", "superseded by S2A_50SKA_20240325_1_L2A (same tile and time)"),
+        ("S2B_50SKA_20240310_0_L2A", "cloud cover 80.0% above 40%"),
+        ("S2A_50SKA_20240325_1_L2A", "cloud cover 60.0% above 40%"))
+    assert "query" not in json.loads(searches[0].body)
 
 
 def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_path: Path) -> None:
@@ -285,6 +291,47 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
     assert "unfinished_fetch" not in read_manifest(folder) and not list(folder.glob(".manifest.json*"))
     assert read_manifest(folder)["totals"]["scenes_downloaded"] == 0  # the interrupted fetch had written it
+
+
+def _three_dates(tmp_path: Path) -> tuple[list[dict], dict[str, Path]]:
+    items, files = [], {}
+    for day in ("05", "15", "25"):
+        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_202403{day}_0_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired=f"2024-03-{day}T03:20:00Z")
+        items.append(item)
+        files |= item_files
+    return items, files
+
+
+MARCH_2024 = (date(2024, 3, 1), date(2024, 3, 31))
+MARCH_FIELD = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+
+
+def test_a_first_fetch_that_fails_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
+    """Two of three dates written, the server failing on the third: the folder says the season may be partial
+    (assess warns of an unfinished fetch, and its audit record holds the manifest)."""
+    with StacServer(*_three_dates(tmp_path)) as server:
+        server.fail(f"{server.files_path}S2A_50SKA_20240325_0_L2A_B04.tif", *[Fault(status=503)] * 50)
+        with pytest.raises(ImageryError, match="B04.*503"):
+            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    assert len(open_imagery(tmp_path / "s2", MARCH_2024).scenes) == 2
+    assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
+
+
+def test_a_band_file_the_server_says_is_gone_leaves_its_scene_out_and_the_rest_fetched(tmp_path: Path) -> None:
+    with StacServer(*_three_dates(tmp_path)) as server:
+        server.fail(f"{server.files_path}S2A_50SKA_20240315_0_L2A_B05.tif", *[Fault(status=404)] * 50)
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A", "S2A_50SKA_20240325_0_L2A"]
+        ((left_out, why),) = manifest.skipped
+        assert left_out == "S2A_50SKA_20240315_0_L2A" and "cannot open band B05" in why and "404" in why
+    assert "unfinished_fetch" not in read_manifest(tmp_path / "s2")
+    assert not (tmp_path / "s2" / left_out).exists()  # nothing half written: a rerun fetches it once it is there
+    with StacServer(*_three_dates(tmp_path)) as server:  # every date's B05 gone: nothing to pass for imagery
+        server.fail(f"{server.files_path}S2A_50SKA_202403", *[Fault(status=404)] * 500)
+        with pytest.raises(ImageryError, match="no scene fetched: 3 left out as a band file is not on the server"):
+            _fetch(server, MARCH_FIELD, tmp_path / "none", season=MARCH_2024)
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(

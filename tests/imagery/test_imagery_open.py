@@ -540,3 +540,16 @@ def test_a_scene_folder_left_set_aside_by_an_interrupted_fetch_is_named_not_sile
     with caplog.at_level(logging.WARNING):
         open_imagery(season_folder)
     assert "set aside" not in caplog.text
+
+
+def test_a_folder_named_in_another_encoding_than_utf8_is_an_imagery_error_naming_it(tmp_path: Path) -> None:
+    """GBK or latin-1 names unzipped on Linux: GDAL could not open the files (a UnicodeEncodeError traceback)."""
+    import os
+
+    _coarse_scene(tmp_path / "region" / "2022-02-01", np.full((6, 6), 1000, dtype=np.uint16))
+    os.rename(os.fsencode(tmp_path / "region"), os.fsencode(tmp_path) + b"/r\xe9gion")  # 'région' in latin-1
+    with pytest.raises(ImageryError, match="r\ufffdgion/2022-02-01/B0.\\.tif: its name is not UTF-8 text"):
+        open_imagery(tmp_path)
+    os.rename(os.fsencode(tmp_path) + b"/r\xe9gion", os.fsencode(tmp_path / "region"))
+    (tmp_path / "region" / "2022-02-01").joinpath(os.fsdecode(b"\xcb\xb5\xc3\xf7.txt")).write_text("GBK notes")
+    assert len(open_imagery(tmp_path).scenes) == 1  # a file never opened may be named as it likes
