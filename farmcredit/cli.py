@@ -243,7 +243,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
             progress.update(task, completed=done, total=total, rate=rate)
 
-        fresh = not out.exists()
+        made = next((folder for folder in (*reversed(out.absolute().parents), out.absolute()) if not folder.exists()),
+                    None)  # the first folder of --out this run makes
         try:
             # One batch at a time in a folder, from its measuring to its last output.
             with exclusive(partitions_folder(out)):
@@ -255,8 +256,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                 )
                 write_outputs(out, result.assessment)
         except FarmcreditError:
-            if fresh:  # stopped on its input: leave no folder holding only the lock behind
-                remove_if_untouched(out)
+            if made is not None:  # stopped on its input: leave no folders holding only the lock behind
+                remove_if_untouched(made, out)
             raise
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
@@ -499,10 +500,10 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2)
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
-    auc = metrics["out_of_time_auc"]  # None when the later seasons hold one outcome only
+    # Both outcomes after the first season (read_history), so the out-of-time AUC is defined.
     console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
-                  f"out-of-time AUC {'n/a (one outcome in the later seasons)' if auc is None else f'{auc:.3f}'}, "
-                  f"Brier {metrics['out_of_time_brier']:.4f}; wrote {out}")
+                  f"out-of-time AUC {metrics['out_of_time_auc']:.3f}, Brier {metrics['out_of_time_brier']:.4f}; "
+                  f"wrote {out}")
 
 
 @credit.command("report")

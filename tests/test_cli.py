@@ -92,7 +92,7 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     assert expected in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()  # a run refused leaves no output folder behind
     done = _run(command, str(tmp_path / "nowhere.gpkg"), "--imagery", str(small_season.imagery_dir), "--model", "rule",
-                "--out", str(tmp_path / "o"))
+                "--out", str(tmp_path / "o" / "season" / "2024"))
     assert done.returncode == 2 and "nowhere.gpkg" in done.stderr and not (tmp_path / "o").exists()
 
 
@@ -267,7 +267,8 @@ def test_credit_fit_refuses_a_leaky_history_with_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "leak" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_credit_fit_with_one_outcome_in_the_later_seasons_has_no_out_of_time_auc_and_says_so(tmp_path: Path) -> None:
+def test_credit_fit_with_one_outcome_in_the_later_seasons_is_refused(tmp_path: Path) -> None:
+    """Its calibration would learn from repaid loans alone: a model giving every applicant PD 0 (all grade A)."""
     from farmcredit.credit.portfolio import synthetic_history
 
     history = synthetic_history(loans_per_season=300, seed=5)
@@ -275,9 +276,9 @@ def test_credit_fit_with_one_outcome_in_the_later_seasons_has_no_out_of_time_auc
     history.to_csv(tmp_path / "loans.csv", index=False)
     done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
                 "2026-01-01")
-    assert done.returncode == 0, done.stderr
-    assert "out-of-time AUC n/a" in " ".join(done.stderr.split())
-    assert json.loads((tmp_path / "m.json").read_text())["card"]["metrics"]["out_of_time_auc"] is None
+    assert done.returncode == 2 and "the out-of-time calibration needs at least 10 of each" in " ".join(
+        done.stderr.split())
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_the_failure_summary_counts_like_failures_together() -> None:

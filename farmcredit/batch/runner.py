@@ -298,12 +298,12 @@ def exclusive(folder: Path) -> Iterator[None]:
             _HELD.discard(folder)
 
 
-def remove_if_untouched(out: Path) -> None:
-    """Remove ``out`` when it holds nothing but the partitions folder and its lock (a batch made it, then stopped on
-    its input before measuring)."""
-    untouched = {Path("partitions"), Path("partitions") / LOCK_NAME}
-    if out.is_dir() and {path.relative_to(out) for path in out.rglob("*")} <= untouched:
-        shutil.rmtree(out, ignore_errors=True)
+def remove_if_untouched(made: Path, out: Path) -> None:
+    """Remove ``made``, a folder a batch into ``out`` made (``out`` or a parent), when it holds nothing but folders
+    and ``out``'s partitions lock (the batch stopped on its input before measuring)."""
+    lock = out.absolute() / "partitions" / LOCK_NAME
+    if made.is_dir() and all(path.is_dir() or path.absolute() == lock for path in made.rglob("*")):
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
