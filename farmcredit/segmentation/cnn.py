@@ -358,33 +358,7 @@ class CnnCroplandModel:
         missing = [b for b in REQUIRED_BANDS if b not in bands]
         if missing:
             raise InputError(f"the cropland model {self.name} needs bands {REQUIRED_BANDS}; missing {missing}")
-        counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in self.bands if b in bands}
-        finite, high, huge = (sum(c[k] for c in counts.values()) for k in range(3))
-        if huge or high > 0.5 * finite:
-            raise InputError(
-                f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}"
-                f"{f' and {huge} exceed {IMPOSSIBLE_REFLECTANCE:g}' if huge else ''}: Sentinel-2 digital numbers "
-                "must be divided by 10000 (after adding the product's offset, -1000 since processing baseline 04.00)"
-            )
-        red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
-        green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
-        swapped = _swapped_share(red, nir, green, clear)
-        if swapped > SWAP_SHARE:
-            raise InputError(
-                f"bands look mislabelled: on {swapped:.0%} of clear pixels {REQUIRED_BANDS[0]} (red) is bright "
-                f"(>= {SWAP_RED:g}, over twice green) and {REQUIRED_BANDS[1]} (NIR) under a third of it, as "
-                "vegetation reads with red and NIR swapped and no land surface does; check the band order (--bands) "
-                "or band descriptions"
-            )
-        if "B02" in bands and green is not None:
-            blue = reflectance[..., bands.index("B02"), :, :]
-            swapped, right = _soil_shares(red, green, blue, nir, clear)
-            if swapped > BLUE_SWAP_SHARE and swapped > BLUE_SWAP_DOMINANCE * right:
-                raise InputError(
-                    f"bands look mislabelled: {swapped:.1%} of clear pixels read as bare soil with red (B04) and blue "
-                    f"(B02) swapped (\"blue\" bright, over {SOIL_RATIO:g}x \"red\", falling through green; {right:.1%} "
-                    "read as soil the right way round); check the band order (a stack's --bands or band descriptions)"
-                )
+        counts = check_reflectance(reflectance, clear, bands, self.bands)
         available = [b in counts and (counts[b][0] > 0 or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
                      for b in self.bands]
         return reflectance, clear, bands, np.asarray(available, dtype=np.float32)
@@ -439,6 +413,53 @@ def fill_window(reflectance: np.ndarray, clear: np.ndarray, seen: np.ndarray,
     filled, filled_clear = reflectance[:, :, r0:r1, c0:c1].copy(), clear[:, r0:r1, c0:c1].copy()
     filled[:, :, hole], filled_clear[:, hole] = reflectance[:, :, rows, cols], clear[:, rows, cols]
     return filled, filled_clear, inside
+
+
+
+def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str],
+                      read: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """Refuse what is not Sentinel-2 reflectance as named: values not 0-1, red and NIR or red and blue that read as
+    swapped (``SWAP_RED``, ``SOIL_BRIGHT``). Shared by prediction and training, so a model is never trained on what
+    it would refuse to score.
+
+    Args:
+        reflectance: (..., band, rows, cols) in ``bands`` order, containing red and NIR; clear: (..., rows, cols).
+        read: the bands whose values are judged (a model's).
+
+    Returns:
+        Per band of ``read`` given, its value counts over clear pixels (``_value_counts``).
+
+    Raises:
+        InputError: digital numbers, or red and NIR, or red and blue, that read as swapped.
+    """
+    counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in read if b in bands}
+    finite, high, huge = (sum(c[k] for c in counts.values()) for k in range(3))
+    if huge or high > 0.5 * finite:
+        raise InputError(
+            f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}"
+            f"{f' and {huge} exceed {IMPOSSIBLE_REFLECTANCE:g}' if huge else ''}: Sentinel-2 digital numbers "
+            "must be divided by 10000 (after adding the product's offset, -1000 since processing baseline 04.00)"
+        )
+    red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
+    green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
+    swapped = _swapped_share(red, nir, green, clear)
+    if swapped > SWAP_SHARE:
+        raise InputError(
+            f"bands look mislabelled: on {swapped:.0%} of clear pixels {REQUIRED_BANDS[0]} (red) is bright "
+            f"(>= {SWAP_RED:g}, over twice green) and {REQUIRED_BANDS[1]} (NIR) under a third of it, as "
+            "vegetation reads with red and NIR swapped and no land surface does; check the band order (--bands) "
+            "or band descriptions"
+        )
+    if "B02" in bands and green is not None:
+        blue = reflectance[..., bands.index("B02"), :, :]
+        swapped, right = _soil_shares(red, green, blue, nir, clear)
+        if swapped > BLUE_SWAP_SHARE and swapped > BLUE_SWAP_DOMINANCE * right:
+            raise InputError(
+                f"bands look mislabelled: {swapped:.1%} of clear pixels read as bare soil with red (B04) and blue "
+                f"(B02) swapped (\"blue\" bright, over {SOIL_RATIO:g}x \"red\", falling through green; {right:.1%} "
+                "read as soil the right way round); check the band order (a stack's --bands or band descriptions)"
+            )
+    return counts
 
 
 def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int, int]:

@@ -133,6 +133,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
             labelled at all.
     """
     from farmcredit.imagery import open_imagery, read_window
+    from farmcredit.segmentation.cnn import check_reflectance
 
     folder = Path(folder)
     labels = [folder / name for name in LABEL_FILES if (folder / name).is_file()]
@@ -149,6 +150,8 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)
     for position, band in enumerate(cube.bands):
         reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
+    # What a model would refuse to score (digital numbers, swapped bands) it is not trained on either.
+    check_reflectance(reflectance, cube.clear, MODEL_BANDS, MODEL_BANDS)
     if labels[0].name == "landcover.tif":
         (classes, cover), _ = _read_raster(labels[0], imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0

@@ -219,8 +219,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         scene = load_labelled_scene(data, band_layout, dn_offset)
         report = evaluate_scene(model, scene)
         training = model.card.training if isinstance(model, CnnCroplandModel) else {}
-        trained_on = (str(data) in training.get("scenes", ())
-                      or scene.imagery_sha256() in training.get("scene_imagery_sha256", ()))
+        # By the imagery's hash where the card keeps them (a folder simulated anew under the same name is new data);
+        # by the folder's path on older cards.
+        hashes = training.get("scene_imagery_sha256")
+        trained_on = (scene.imagery_sha256() in hashes if hashes is not None
+                      else str(data) in training.get("scenes", ()))
         return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = (data / "training_data.txt").is_file() or bool(regions)

@@ -40,6 +40,7 @@ from farmcredit.segmentation.card import (
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
 from farmcredit.segmentation.data import DEA_REGIONS, LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability
+from farmcredit.text import some
 
 # Band subsets users really have, drawn during training so the model works on each.
 BAND_SUBSETS = {
@@ -510,6 +511,9 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
+    broken = [key for key, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:  # a damaged file: resumed, it would read as a learning rate too high
+        raise InputError(f"{path}: checkpoint is damaged (not finite numbers in {some(broken)}); delete it")
     if not {"step", "losses", "config"} <= set(metadata or {}):
         raise InputError(f"{path}: is not a farmcredit training checkpoint (no checkpoint metadata, e.g. a model's "
                          "weights); give --checkpoint a file of its own")
@@ -602,12 +606,14 @@ def train_from_folders(
     out = Path(out)
     if out.suffix != ".safetensors" or out.is_dir():
         raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
+    if card_path(out).is_dir():
+        raise InputError(f"{card_path(out)}: is a folder, where the weights' card goes; write them to another file")
     if init is not None and out.resolve() == Path(init).resolve():
         raise InputError(f"{out}: is the starting weights (--init); write the fine-tuned model to another file")
     if checkpoint is not None and Path(checkpoint).is_dir():
         raise InputError(f"{checkpoint}: is a folder; --checkpoint names the file to save and resume training in")
-    if checkpoint is not None and out.resolve() == Path(checkpoint).resolve():
-        raise InputError(f"{out}: is also the checkpoint (--checkpoint), which the weights would overwrite; "
+    if checkpoint is not None and Path(checkpoint).resolve() in (out.resolve(), card_path(out).resolve()):
+        raise InputError(f"{checkpoint}: is also where the weights or their card go, which would overwrite it; "
                          "give the checkpoint a file of its own")
     for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
         can_write_in(path.absolute().parent)  # now, not after the training whose weights it would lose

@@ -282,3 +282,17 @@ def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp
     retrained = CliRunner().invoke(cli, ["train", str(offset), "--bands", layout, "--dn-offset", "-1000", "--out",
                                          str(tmp_path / "offset.safetensors"), "--steps", "2", "--device", "cpu"])
     assert retrained.exit_code == 0, retrained.output
+    # What evaluate and assess refuse, train refuses too (it trained, and the model then ran silently on 0-1 data):
+    # digital numbers in a float stack (taken as reflectance as they are), and red and NIR swapped by --bands.
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    with rasterio.open(floats / "imagery.tif", "w", count=8, dtype="float32", **profile) as dst:
+        dst.write(stack.astype(np.float32))
+    (floats / "labels.tif").write_bytes((folder / "labels.tif").read_bytes())
+    swapped = layout.replace("B04", "B99").replace("B08", "B04").replace("B99", "B08")
+    for scene, bands, message in ((floats, layout, "reflectance must be 0-1"),
+                                  (folder, swapped, "bands look mislabelled")):
+        refused = CliRunner().invoke(cli, ["train", str(scene), "--bands", bands, "--out",
+                                           str(tmp_path / "refused.safetensors"), "--steps", "2", "--device", "cpu"])
+        assert isinstance(refused.exception, InputError) and message in str(refused.exception), refused.output
+        assert not (tmp_path / "refused.safetensors").exists()

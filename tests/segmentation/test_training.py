@@ -118,6 +118,11 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
         train(others, config, device="cpu", checkpoint=checkpoint)
     with safe_open(str(checkpoint), "pt") as handle:
         metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    damaged = tmp_path / "damaged.safetensors"
+    first = next(key for key in tensors if key.startswith("model."))
+    save_file({**tensors, first: torch.full_like(tensors[first], float("nan"))}, damaged, metadata=metadata)
+    with pytest.raises(InputError, match=f"checkpoint is damaged \\(not finite numbers in {re.escape(first)}"):
+        train(ours, config, device="cpu", checkpoint=damaged)  # it read as a learning rate too high
     legacy = {k: v for k, v in metadata.items() if k != "data_sha256"}
     save_file(tensors, checkpoint, metadata=legacy)
     with pytest.warns(UserWarning, match=r"scheduled the learning rate for \[2, 4\] steps in turn"):
@@ -188,9 +193,13 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
     with pytest.raises(InputError, match=f"{re.escape(str(weights))}: is not a farmcredit training checkpoint"):
         train(TrainingData([scene_in_memory(40, 40)]), SMALL, device="cpu", checkpoint=weights)
     out = tmp_path / "m.safetensors"
-    with pytest.raises(InputError, match="is also the checkpoint"):  # the same file, however spelled
-        train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu",
-                           checkpoint=tmp_path / "elsewhere" / ".." / "m.safetensors")
+    for same in ("m.safetensors", "m.json"):  # the weights or their card, however spelled
+        with pytest.raises(InputError, match="is also where the weights or their card go"):
+            train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu",
+                               checkpoint=tmp_path / "elsewhere" / ".." / same)
+    (tmp_path / "taken.json").mkdir()
+    with pytest.raises(InputError, match="taken.json: is a folder, where the weights' card goes"):
+        train_from_folders((), tmp_path / "taken.safetensors", SMALL, eurosat=tiny_eurosat, device="cpu")
     with pytest.raises(InputError, match="is a folder; --checkpoint names the file"):
         train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu", checkpoint=tmp_path)
     assert not out.exists() and not card_path(out).exists()
@@ -444,6 +453,14 @@ def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(s
     (tmp_path / "copy" / "landcover.tif").write_bytes((small_season.root / "landcover.tif").read_bytes())
     copied = evaluate_path(CnnCroplandModel.from_file(tuned, device="cpu"), tmp_path / "copy")
     assert copied["note"] == "the model trained on this scene: not a held-out score"
+    # And new imagery simulated into a folder of that name is new data.
+    from farmcredit.simulate import SimulationSpec, simulate_season
+
+    anew = simulate_season(tmp_path / "anew", seed=4, spec=SimulationSpec(size_px=48, n_dates=4))
+    train_from_folders((anew.root,), tmp_path / "anew.safetensors", SMALL, device="cpu")
+    simulate_season(anew.root, seed=5, spec=SimulationSpec(size_px=48, n_dates=4))
+    fresh = evaluate_path(CnnCroplandModel.from_file(tmp_path / "anew.safetensors", device="cpu"), anew.root)
+    assert "note" not in fresh
 
 
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
