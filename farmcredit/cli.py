@@ -149,7 +149,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
             + f"; total limit {result.borrowers['loan_limit'].sum():,.0f} {result.parcels.attrs.get('currency', 'CNY')}"
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
-        console.print(f"results written to {out.resolve()}: " + ", ".join(names))
+        console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
     _warn_read_failures(result.record)
 
 
@@ -262,13 +262,13 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
-                      f"results written to {out.resolve()}")
+                      f"results written to {out.resolve()}", markup=False)
     _warn_read_failures(result.assessment.record)
     if result.failed:
         reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
         manifest = out / "partitions" / MANIFEST
-        console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {manifest}): "
-                      + "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common()), highlight=False)
+        console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {escape(str(manifest))}): "
+                      + escape("; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())), highlight=False)
         sys.exit(PARTITIONS_FAILED)
 
 
@@ -287,7 +287,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
     """
     from farmcredit.outputs import render_preview
 
-    console.print(f"wrote {render_preview(results, out, parcel_id)}")
+    console.print(f"wrote {render_preview(results, out, parcel_id)}", markup=False)
 
 
 @cli.command()
@@ -358,7 +358,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
     result = simulate_season(out, seed=seed, spec=spec)
     console.print(
         f"wrote {result.n_parcels} parcels and {len(result.dates)} dates to {result.root.resolve()} "
-        f"(imagery {result.imagery_dir.name}/, {result.parcels_path.name}, {result.truth_path.name})"
+        f"(imagery {result.imagery_dir.name}/, {result.parcels_path.name}, {result.truth_path.name})", markup=False
     )
 
 
@@ -382,7 +382,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
 @click.option("--init", "init_weights", type=click.Path(exists=True, path_type=Path),
               help="Fine-tune these weights instead of starting afresh.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--atmosphere", type=click.FloatRange(0, 1),
               help="Share of chips, patches and pixels given a random atmosphere (haze, band gains), so the "
                    "model cares less whether it reads L1C or L2A; 0 trains on the reflectance as read. "
@@ -430,13 +430,14 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
             progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
         )
     training = card.training
-    console.print(f"wrote {out} and its card ({training['seconds']} s, final loss {training['final_loss']:.4f})")
+    console.print(f"wrote {out} and its card ({training['seconds']} s, final loss {training['final_loss']:.4f})",
+                  markup=False)
     for name, scores in card.metrics.items():  # what training left out: held-out EuroSAT, unseen DEA regions
         overall = scores["overall"]
         console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
                       f"(always the commoner class: {overall['majority_accuracy']:.4f})")
         if "note" in scores:
-            console.print(f"    note: {scores['note']}", highlight=False)
+            console.print(f"    note: {scores['note']}", highlight=False, markup=False)
 
 
 @cli.command()
@@ -503,7 +504,7 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     # Both outcomes after the first season (read_history), so the out-of-time AUC is defined.
     console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
                   f"out-of-time AUC {metrics['out_of_time_auc']:.3f}, Brier {metrics['out_of_time_brier']:.4f}; "
-                  f"wrote {out}")
+                  f"wrote {out}", markup=False)
 
 
 @credit.command("report")
@@ -522,7 +523,7 @@ def credit_report_command(results: Path, reference: Path | None, out: Path) -> N
     fmt = "md" if out.suffix.lower() in (".md", ".markdown") else "html"
     table = load_results(results)
     base = load_results(reference) if reference else None
-    console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}")
+    console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}", markup=False)
 
 
 def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, reading: tuple[str | None, str | None],
@@ -563,7 +564,7 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
                                                                total=total),
         )
     if not quiet:
-        console.print(f"{manifest.summary()}; written to {out.resolve()}")
+        console.print(f"{manifest.summary()}; written to {out.resolve()}", markup=False)
 
 
 def _memory_limit(value: str) -> str:
@@ -598,7 +599,8 @@ def _warnings_on_console() -> Iterator[None]:
     """Warnings the library raises (``warnings.warn``) printed as the console's own, when raised."""
     with warnings.catch_warnings():
         warnings.simplefilter("default", UserWarning)  # not the dependencies' DeprecationWarnings
-        warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {escape(str(message))}",
+                                                                 highlight=False)
         yield
 
 
@@ -606,7 +608,7 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
     """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
     card = getattr(model, "card", None)
     if card is not None and "mixed_margin" not in card.calibration:
-        console.print(f"[yellow]warning:[/] model {card.name} has no calibrated area interval (its card has no "
+        console.print(f"[yellow]warning:[/] model {escape(card.name)} has no calibrated area interval (its card has no "
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
                       "scripts/calibrate_area_interval.py --weights FILE", highlight=False)
@@ -624,7 +626,7 @@ def _warn_read_failures(record: dict) -> None:
     files = sorted({failure["file"] for failure in record["read_failures"]})
     if files:
         console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
-                      f"{some(files)}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
+                      f"{escape(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
                       "run.json has GDAL's message",
                       highlight=False)
 
@@ -660,5 +662,5 @@ def main() -> None:
         console.print("aborted")
         sys.exit(1)
     except FarmcreditError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(USAGE_ERROR)

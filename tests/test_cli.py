@@ -290,3 +290,13 @@ def test_the_failure_summary_counts_like_failures_together() -> None:
     kinds = {_reason_kind(killed.format(key, port)) for key, port in zip(keys, (38373, 41001, 41002))}
     assert kinds == {killed.format("x", 1).replace("'measure_partition-x'", "<task>").replace("tcp://127.0.0.1:1",
                                                                                              "<worker>")}
+
+
+def test_paths_with_brackets_are_printed_as_written_and_bad_seeds_refused(tmp_path: Path) -> None:
+    """A path like bad[/x] is text, not console markup (it crashed the error handler; lab[red] lost its brackets)."""
+    for name in ("bad[/x]", "lab[red]"):
+        done = _run("evaluate", "rule", str(tmp_path / name))
+        assert done.returncode == 2 and name in done.stderr and "Traceback" not in done.stderr, done.stderr
+    for seed in ("-1", str(2**64)):  # numpy's generators take 0 .. 2**32 - 1 here: refused before any work
+        done = _run("train", str(tmp_path), "--out", str(tmp_path / "m.safetensors"), "--seed", seed)
+        assert done.returncode == 2 and "--seed" in done.stderr and "Traceback" not in done.stderr, done.stderr
