@@ -46,16 +46,13 @@ console = Console(stderr=True)
 
 
 def parse_season(text: str | None) -> tuple[date, date] | None:
-    """Parse ``START/END`` (ISO dates) into a date pair; ``None`` passes through."""
-    if text is None:
-        return None
+    """Parse ``START/END`` (ISO dates) into a date pair (``pipeline.as_season``); ``None`` passes through."""
+    from farmcredit.pipeline import as_season
+
     try:
-        start, end = (date.fromisoformat(part.strip()) for part in text.split("/"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{text!r} is not START/END, e.g. 2024-03-01/2024-10-31") from exc
-    if end < start:
-        raise click.BadParameter(f"season {text!r} ends before it starts")
-    return start, end
+        return as_season(text)
+    except FarmcreditError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:

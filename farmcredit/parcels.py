@@ -53,11 +53,6 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             coordinates possible in the file's CRS, ``layer`` not in the file, or several layers to choose from.
     """
     path = Path(path)
-    if crs is not None:
-        try:
-            crs = CRS.from_user_input(crs)
-        except CRSError as exc:
-            raise InputError(f"--parcels-crs {crs!r} is not a coordinate reference system: {exc}") from exc
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
     try:
@@ -72,23 +67,39 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
+    parcels = parcels_from_frame(frame, crs, f"parcel file {path}" + (f" (layer {layer})" if layer is not None else ""))
+    parcels.attrs["layer"] = layer
+    return parcels
+
+
+def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
+                       source: str = "the parcels' GeoDataFrame") -> gpd.GeoDataFrame:
+    """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
+
+    Args:
+        crs: CRS to assume when ``frame`` declares none.
+
+    Raises:
+        InputError: no parcels, no CRS, ``crs`` not a CRS, or what ``validate_parcels`` refuses.
+    """
+    if crs is not None:
+        try:
+            crs = CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise InputError(f"--parcels-crs {crs!r} is not a coordinate reference system: {exc}") from exc
     if len(frame) == 0:
-        raise InputError(f"parcel file {path} contains no parcels")
+        raise InputError(f"{source} contains no parcels")
     if frame.crs is not None and frame.crs.name in UNDEFINED_CRS:
         frame = frame.set_crs(None, allow_override=True)
     if frame.crs is None:
         if crs is None:
-            raise InputError(
-                f"parcel file {path} declares no coordinate reference system; "
-                "add one (e.g. a .prj) or pass --parcels-crs EPSG:XXXX"
-            )
+            raise InputError(f"{source} declares no coordinate reference system; add one (e.g. a .prj) or pass "
+                             "--parcels-crs EPSG:XXXX (parcels_crs= in Python)")
         frame = frame.set_crs(crs)
     elif crs is not None and crs != frame.crs:
-        logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s is ignored", path,
+        logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s is ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    parcels = validate_parcels(frame, source=f"{path} (layer {layer})" if layer is not None else str(path))
-    parcels.attrs["layer"] = layer
-    return parcels
+    return validate_parcels(frame, source=source.removeprefix("parcel file "))
 
 
 def _parcel_layer(path: Path, asked: str | None) -> str | None:

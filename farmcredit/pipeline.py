@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, fin
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.parcels import read_parcels, usable_geometries, validate_parcels
+from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
@@ -73,13 +73,16 @@ def assess(
     parcels: str | Path | gpd.GeoDataFrame,
     imagery: str | Path | Imagery,
     *,
-    season: tuple[date, date] | None = None,
+    season: str | Sequence[date | str] | None = None,
     out: str | Path | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     model: str | Path | CroplandModel | None = None,
+    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    dn_offset: float | None = None,
+    device: str = "auto",
 ) -> gpd.GeoDataFrame:
     """Assess parcels against a season of imagery; optionally write every output to ``out``.
 
@@ -88,17 +91,22 @@ def assess(
         >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
 
     Args:
-        parcels_crs: the CRS of a parcel file that declares none.
+        season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings).
+        parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none.
         parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
         model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
             (default: ``segmentation.DEFAULT_MODEL``).
+        band_layout, dn_offset: as ``open_imagery`` takes them (the CLI's ``--bands`` and ``--dn-offset``), for a
+            stack without band descriptions and scene folders without a STAC item.
+        device: where a model named here runs (``auto``, ``cpu``, ``cuda``: the CLI's ``--device``).
 
     Returns:
         One row per input parcel, in input order, with every per-parcel column.
     """
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
-        risk_model=risk_model, model=model, pixel_layers=out is not None,
+        risk_model=risk_model, model=model, pixel_layers=out is not None, band_layout=band_layout,
+        dn_offset=dn_offset, device=device,
     )
     if out is not None:
         from farmcredit.outputs import write_outputs
@@ -119,6 +127,9 @@ def run_assessment(
     risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
     pixel_layers: bool = False,
+    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    dn_offset: float | None = None,
+    device: str = "auto",
 ) -> Assessment:
     """Run every stage and return the tables and the audit record (see ``assess``).
 
@@ -127,10 +138,11 @@ def run_assessment(
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
-                         parcels_layer=parcels_layer, risk_model=risk_model)
+                         parcels_layer=parcels_layer, risk_model=risk_model, band_layout=band_layout,
+                         dn_offset=dn_offset)
     timings = {"open": time.perf_counter() - started}
     if model is None or isinstance(model, (str, Path)):
-        model = load_cropland_model(model, inputs.config.cropland_rule)
+        model = load_cropland_model(model, inputs.config.cropland_rule, device=device)
     stack, geoms = inputs.imagery, inputs.geoms
     extent = output_extent(geoms, stack)
     pixels = None
@@ -169,6 +181,36 @@ class AssessmentInputs:
     layer: str | None = None
 
 
+def as_season(season: str | Sequence[date | str] | None) -> tuple[date, date] | None:
+    """A season as its first and last day, from ``START/END`` or a pair of dates, datetimes (pandas Timestamps
+    too: their day) or ISO date strings; None passes through.
+
+    Raises:
+        InputError: not such a pair, or a season that ends before it starts.
+    """
+    if season is None:
+        return None
+    try:
+        start, end = (_day(part) for part in (season.split("/") if isinstance(season, str) else season))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates") \
+            from exc
+    if end < start:
+        raise InputError(f"season {season!r} ends before it starts")
+    return start, end
+
+
+def _day(value: date | str) -> date:
+    """A date from a date, a datetime (its day) or an ISO date string."""
+    if isinstance(value, str):
+        return date.fromisoformat(value.strip())
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise TypeError(f"{value!r} is not a date")
+
+
 def load_inputs(
     parcels: str | Path | gpd.GeoDataFrame,
     imagery: str | Path | Imagery,
@@ -178,20 +220,25 @@ def load_inputs(
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
+    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    dn_offset: float | None = None,
 ) -> AssessmentInputs:
-    """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``).
+    """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``; ``season`` as
+    ``as_season`` takes it).
 
     Raises:
         ImageryError: no imagery in the season, red or NIR missing from a scene, or imagery in a geographic CRS.
         InputError: the parcels (``read_parcels``), or their CRS cannot be transformed to the imagery's.
     """
+    season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     if isinstance(parcels, gpd.GeoDataFrame):
-        table, parcels_source = validate_parcels(parcels), None
+        table, parcels_source = parcels_from_frame(parcels, crs=parcels_crs), None
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
-    stack = imagery if isinstance(imagery, Imagery) else open_imagery(imagery, season)
+    stack = (imagery if isinstance(imagery, Imagery)
+             else open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset))
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
     missing = [band for band in NDVI_BANDS if band not in stack.bands]

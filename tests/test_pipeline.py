@@ -381,3 +381,37 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
         assert line["limit_arithmetic"][0].endswith(f"= {money(round(total, 2))}")
         assert line["config_hash"] == record["config_hash"]
         assert [reason["code"] for reason in line["reasons"]][:4] == row["reason"].split(";")
+
+
+def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season, tmp_path: Path) -> None:
+    """Parcels as a GeoDataFrame are checked as a file's are; seasons as the CLI writes them or as dates; the
+    imagery options the CLI has."""
+    from datetime import datetime
+
+    from farmcredit.errors import ImageryError, InputError
+
+    parcels = gpd.read_file(small_season.parcels_path).head(5)
+    run = {"model": "rule"}
+    with pytest.raises(InputError, match="contains no parcels"):
+        assess(parcels.iloc[:0], small_season.imagery_dir, **run)
+    naive = parcels.set_crs(None, allow_override=True)
+    with pytest.raises(InputError, match="declares no coordinate reference system.*parcels_crs="):
+        assess(naive, small_season.imagery_dir, **run)
+    expected = assess(parcels, small_season.imagery_dir, **run)
+    given = assess(naive, small_season.imagery_dir, parcels_crs=parcels.crs.to_string(), **run)
+    pd.testing.assert_frame_equal(given.drop(columns="geometry"), expected.drop(columns="geometry"))
+    first, last = min(small_season.dates), max(small_season.dates)
+    seasons = [f"{first}/{last}", (str(first), str(last)), (datetime.combine(first, datetime.min.time()),
+                                                            pd.Timestamp(last))]
+    for season in seasons:
+        pd.testing.assert_frame_equal(assess(parcels, small_season.imagery_dir, season=season, **run), expected)
+    for season, message in (((last, first), "ends before it starts"), ("2024-03-01", "is not START/END"),
+                            ((1, 2), "is not START/END")):
+        with pytest.raises(InputError, match=message):
+            assess(parcels, small_season.imagery_dir, season=season, **run)
+    # The CLI's --dn-offset and --device: scene folders read with a DN offset (they have STAC items, which carry
+    # theirs: the same results), the CNN on the CPU.
+    pd.testing.assert_frame_equal(assess(parcels, small_season.imagery_dir, dn_offset=-1000, **run), expected)
+    assert assess(parcels, small_season.imagery_dir, model="cnn", device="cpu")["model_version"].notna().all()
+    with pytest.raises(ImageryError, match="a remote source: fetch it into a folder first"):
+        assess(parcels, "stac", **run)

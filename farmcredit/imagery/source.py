@@ -65,7 +65,11 @@ def open_imagery(
     """
     path = Path(src)
     if not path.exists():
-        raise ImageryError(f"{path}: imagery source does not exist")
+        from farmcredit.imagery.fetch import parse_remote_source
+
+        remote = " (a remote source: fetch it into a folder first, `farmcredit fetch` or "\
+            "farmcredit.imagery.fetch.fetch_imagery, and read that)" if parse_remote_source(str(src)) else ""
+        raise ImageryError(f"{path}: imagery source does not exist{remote}")
     if path.is_dir() or path.suffix.lower() == ".zip":
         if band_layout is not None:
             raise ImageryError(f"{path}: band_layout applies to a GeoTIFF stack, not a folder or SAFE product")
