@@ -25,6 +25,7 @@ from farmcredit.text import some
 
 if TYPE_CHECKING:
     import geopandas as gpd
+    import pandas as pd
 
     from farmcredit.imagery.fetch import RemoteSource
     from farmcredit.segmentation.rule import CroplandModel
@@ -148,6 +149,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
     _warn_read_failures(result.record)
+    _warn_season(result.parcels)
 
 
 @cli.command(epilog="Exit codes: 0 every partition done; 2 a usage error or an unreadable input; "
@@ -261,6 +263,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}", markup=False)
     _warn_read_failures(result.assessment.record)
+    _warn_season(result.assessment.parcels)
     if result.failed:
         reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
         manifest = out / "partitions" / MANIFEST
@@ -626,6 +629,15 @@ def _warn_read_failures(record: dict) -> None:
                       f"{escape(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
                       "run.json has GDAL's message",
                       highlight=False)
+
+
+def _warn_season(parcels: pd.DataFrame) -> None:
+    """Say how many bare-looking parcels the season saw at none of their crop's green weeks (referred, not judged)."""
+    missed = parcels["reason_all"].str.split(";").map(lambda codes: "SEASON_MISSES_CROP" in codes).sum()
+    if missed:
+        console.print(f"[yellow]warning:[/] {missed} parcel(s) look bare, but no clear image of theirs falls while "
+                      "their crop is green (SEASON_MISSES_CROP: referred, not declined); a --season covering their "
+                      "crops' growing weeks judges them", highlight=False)
 
 
 def _progress(quiet: bool, unit: str = "windows") -> Progress:

@@ -41,6 +41,11 @@ SclClass = Annotated[int, Field(ge=0, le=11)]
 DayOfYear = Annotated[int, Field(ge=1, le=366)]
 # Crop names the signals give parcels themselves: a configured crop may not take them.
 RESERVED_CROP_NAMES = ("fallow", "unknown")
+# A typical harvest selling for more than this many times the crop's whole cost per ha is a unit slip (a price per
+# tonne, a yield in kg/mu), not a crop: field crops sell for about 0.5-3 times their costs.
+MAX_REVENUE_TO_COST = 20.0
+# Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
+MIN_CROP_DATES = 3
 
 
 class ImageryConfig(_Frozen):
@@ -73,9 +78,11 @@ class CroplandRuleConfig(_Frozen):
 class AgronomyConfig(_Frozen):
     """Thresholds for observations, peers, crop confidence and yield uncertainty."""
 
-    min_clear_observations: Annotated[int, Field(ge=1)] = 4
+    # A parcel assessed on fewer clear dates than a crop call needs would be priced with no crop seen and no reason.
+    min_clear_observations: Annotated[int, Field(ge=MIN_CROP_DATES)] = 4
     min_peers: Annotated[int, Field(ge=1)] = 5
     crop_min_confidence: Fraction = 0.7
+    declared_crop_min_probability: Fraction = 0.001
     min_cultivated_fraction: Fraction = 0.2
     template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
     yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25
@@ -137,7 +144,20 @@ class CropConfig(_Frozen):
     def _typical_yield(self) -> CropConfig:
         if not self.typical_yield_t_ha > 0:  # the risk model divides by it (relative_yield)
             raise ValueError(f"yield_curve must give a yield above 0 at the template's peak NDVI {self.peak_ndvi}")
+        slip = self.unit_slip()
+        if slip:
+            raise ValueError(slip)
         return self
+
+    def unit_slip(self) -> str:
+        """Why the price and yield curve look like other units than CNY/kg and t/ha ('' when they do not)."""
+        revenue = self.typical_yield_t_ha * 1000.0 * self.price
+        if not revenue > MAX_REVENUE_TO_COST * self.cost_per_ha > 0:
+            return ""
+        return (f"a typical harvest sells for {revenue / self.cost_per_ha:,.0f} times cost_per_ha "
+                f"({self.typical_yield_t_ha:g} t/ha x 1000 kg/t x {self.price:g} per kg = {revenue:,.0f} per ha "
+                f"against {self.cost_per_ha:,.0f}): give price per kg (not per tonne) and yield_curve in t/ha "
+                "(not kg/mu)")
 
     @property
     def peak_ndvi(self) -> float:
@@ -259,6 +279,9 @@ class Config(_Frozen):
                 if other != name:
                     raise ValueError(f"regions.{region}.crops: {other!r} and {name!r} name the same crop; give its "
                                      "overrides once")
+                slip = self.crop(self.crop_named(name), region).unit_slip()
+                if slip:
+                    raise ValueError(f"regions.{region}.crops.{name}: {slip}")
         return self
 
     def crop_named(self, declared: object) -> object:

@@ -36,6 +36,9 @@ _REASONS = (
            "the outline."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),
     Reason("FEW_CLEAR_OBSERVATIONS", "refer", "Too few cloud-free images this season to judge the crop."),
+    Reason("SEASON_MISSES_CROP", "refer",
+           "The parcel looks bare, but no cloud-free image falls while its declared crop (any crop, where none is "
+           "declared) is green: it may be sown after the season's images or harvested before them."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
     Reason("CROP_MISMATCH", "refer", "The crop seen from space differs from the declared crop."),
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),

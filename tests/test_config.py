@@ -61,6 +61,13 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["rice"].update(aliases=["  "]), "crops.rice.aliases.0"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"小麦": {"price": 2.0}, "Wheat": {"price": 2.1}}}}),
          "regions.河南.crops: 'Wheat' and '小麦' name the same crop"),
+        (lambda raw: raw["crops"]["wheat"].update(price=2360),
+         "crops.wheat: Value error, a typical harvest sells for 760 times"),
+        (lambda raw: raw["crops"]["maize"].update(yield_curve=[[0.3, 100.0], [0.9, 500.0]]),
+         "yield_curve in t/ha \\(not kg/mu\\)"),
+        (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
+         "regions.河南.crops.玉米: a typical harvest sells for"),
+        (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.agronomy.measurements import ParcelMeasurements
-from farmcredit.config import RESERVED_CROP_NAMES, Config, CropConfig
+from farmcredit.config import MIN_CROP_DATES, RESERVED_CROP_NAMES, Config, CropConfig
 
 FALLOW, UNKNOWN = RESERVED_CROP_NAMES
 # z of the 10th percentile of a normal distribution: p10 = p50 * (1 - Z10 * cv).
@@ -49,12 +49,16 @@ def derive_signals(
     # Flooding (Xiao et al. 2005): LSWI + 0.05 >= EVI, or NDVI where EVI is not measured (no blue band). EVI stays
     # lower than NDVI over sparse rice seedlings in water, so it keeps the signature for weeks longer.
     greenness = np.where(observed & np.isfinite(m.evi_mean), m.evi_mean, crop_ndvi)
-    crop, confidence = _classify_crops(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, m.dates, config)
+    probabilities = _crop_probabilities(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, m.dates, config)
+    crop, confidence = _best_crop(probabilities, list(config.crops))
+    declared_probability = _declared_probability(probabilities, declared_crop, config)
     fallow = cultivated_fraction < agro.min_cultivated_fraction
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
+    declared_probability = np.where(fallow, np.nan, declared_probability)
+    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, m.dates, declared_crop, config)
 
-    priced_crop = _priced_crop(crop, confidence, declared_crop, config)
+    priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
@@ -81,6 +85,7 @@ def derive_signals(
             "cultivated_area_high_ha": np.where(assessable, high, np.nan) * area,
             "crop": crop,
             "crop_confidence": confidence,
+            "declared_crop_probability": declared_probability,
             "priced_crop": priced_crop,
             "ndvi_peak": peak,
             "ndvi_peak_date": peak_date,
@@ -103,9 +108,38 @@ def derive_signals(
             reasons[i].append("FEW_CLEAR_OBSERVATIONS")
         if m.read_error[i]:
             reasons[i].append("IMAGERY_READ_ERROR")
+        if unjudged[i]:
+            reasons[i].append("SEASON_MISSES_CROP")
         if np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
             reasons[i].append("FEW_PEERS")
     return signals, reasons
+
+
+def _season_misses_crop(observed: np.ndarray, dates: tuple, declared: np.ndarray, config: Config) -> np.ndarray:
+    """Whether no clear date of each parcel falls in the green part of its declared crop's season (of any crop's,
+    where it declares none the config knows): a parcel seen bare then may still be sown later."""
+    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=int)
+    seen_green = {name: (observed & green_days(spec, config.agronomy.template_shift_days)[doy][None, :]).any(axis=1)
+                  for name, spec in config.crops.items()}
+    misses = np.zeros(len(declared), dtype=bool)
+    for i, name in enumerate(declared):
+        said = config.crop_named(name)
+        crops = [said] if said in seen_green else list(seen_green)
+        misses[i] = not any(seen_green[crop][i] for crop in crops)
+    return misses
+
+
+def green_days(crop: CropConfig, shift_days: int) -> np.ndarray:
+    """By day of the year (index 1-366; 0 unused): whether the crop's template is at least halfway from its lowest
+    NDVI to its peak within ``shift_days`` of that day (the days a clear image tells the crop from bare land)."""
+    template = np.array(crop.ndvi_template, dtype=float)
+    days = np.arange(1, 367)
+    ndvi = np.interp(days, template[:, 0], template[:, 1])
+    green = ndvi >= template[:, 1].min() + 0.5 * (crop.peak_ndvi - template[:, 1].min())
+    widened = np.zeros_like(green)
+    for shift in range(-shift_days, shift_days + 1):
+        widened |= np.roll(green, shift)  # the calendar wraps: a winter crop greens across the new year
+    return np.concatenate([[False], widened])
 
 
 def _phenology(
@@ -129,14 +163,13 @@ def _phenology(
     return peak, peak_date.astype("datetime64[ns]"), integral, uniformity
 
 
-def _classify_crops(
+def _crop_probabilities(
     ndvi: np.ndarray, ndmi: np.ndarray, greenness: np.ndarray, dates: tuple, config: Config
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest crop template (shape misfit at the best shift) with a paddy-flooding check: NDMI (LSWI) + 0.05 at or
-    above ``greenness`` (EVI, else NDVI) on a clear date of the transplanting window.
-
-    Returns the crop name per parcel (``unknown`` with fewer than 3 observations) and a
-    confidence in [0, 1] from a softmax over template misfits.
+) -> np.ndarray:
+    """Each configured crop's probability per parcel (rows; columns in ``config.crops`` order): a softmax over the
+    template misfits (shape misfit at the best shift) with a paddy-flooding check, NDMI (LSWI) + 0.05 at or above
+    ``greenness`` (EVI, else NDVI) on a clear date of the transplanting window. NaN rows for parcels with fewer than
+    ``MIN_CROP_DATES`` clear dates.
     """
     agro = config.agronomy
     n = ndvi.shape[0]
@@ -151,7 +184,7 @@ def _classify_crops(
     flooded = np.any(judged & (np.nan_to_num(ndmi) + FLOOD_MARGIN >= np.nan_to_num(greenness)), axis=1)
     names = list(config.crops)
     distance = np.full((n, len(names)), np.inf)
-    shifts = range(-agro.template_shift_days, agro.template_shift_days + 1, 5) if agro.template_shift_days else [0]
+    shifts = template_shifts(agro.template_shift_days)
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
         for shift in shifts:
@@ -162,11 +195,33 @@ def _classify_crops(
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     probabilities = weights / weights.sum(axis=1, keepdims=True)
-    best = np.argmax(probabilities, axis=1)
-    enough = seen.sum(axis=1) >= 3
-    crop = np.where(enough, np.array(names, dtype=object)[best], UNKNOWN)
-    confidence = np.where(enough, probabilities[np.arange(n), best], np.nan)
-    return crop, confidence
+    return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan)
+
+
+def template_shifts(days: int) -> list[int]:
+    """The shifts (days) a crop template is tried at: 0, every 5 days out to ``days`` and ``days`` itself, both
+    ways."""
+    ahead = sorted({*range(0, days + 1, 5), days})
+    return sorted({-shift for shift in ahead} | set(ahead))
+
+
+def _best_crop(probabilities: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The likeliest crop per parcel (``unknown`` where no crop was judged) and its probability."""
+    judged = np.isfinite(probabilities).all(axis=1)
+    best = np.argmax(np.nan_to_num(probabilities, nan=-1.0), axis=1)
+    crop = np.where(judged, np.array(names, dtype=object)[best], UNKNOWN)
+    return crop, np.where(judged, probabilities[np.arange(len(best)), best], np.nan)
+
+
+def _declared_probability(probabilities: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
+    """The probability of the crop each parcel declares (NaN where it declares none the config knows)."""
+    column = {name: k for k, name in enumerate(config.crops)}
+    out = np.full(len(declared), np.nan)
+    for i, name in enumerate(declared):
+        k = column.get(config.crop_named(name))
+        if k is not None:
+            out[i] = probabilities[i, k]
+    return out
 
 
 def _shape_misfit(ndvi: np.ndarray, seen: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -188,17 +243,27 @@ def _shape_misfit(ndvi: np.ndarray, seen: np.ndarray, template: np.ndarray) -> n
     return np.sqrt((residual**2).sum(axis=1) / count)
 
 
-def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
-    """The crop whose curve and price value the parcel: observed if confident, else declared."""
+def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, declared_probability: np.ndarray,
+                 config: Config) -> np.ndarray:
+    """The crop whose curve and price value the parcel: observed if confident, else declared, unless the imagery
+    rules the declared crop out (``declared_crop_ruled_out``)."""
+    agro = config.agronomy
     out = crop.copy()
     for i, (seen, conf, declared_name) in enumerate(zip(crop, confidence, declared)):
-        if seen == FALLOW:
+        if seen == FALLOW or declared_crop_ruled_out(declared_probability[i], config):
             continue
         said = config.crop_named(declared_name)
-        unsure = seen == UNKNOWN or not conf >= config.agronomy.crop_min_confidence
+        unsure = seen == UNKNOWN or not conf >= agro.crop_min_confidence
         if unsure and isinstance(said, str) and said in config.crops:
             out[i] = said
     return out
+
+
+def declared_crop_ruled_out(probability: float, config: Config) -> bool:
+    """Whether the imagery rules out the declared crop: its template probability under
+    ``agronomy.declared_crop_min_probability`` (a maize season declared as wheat), however unsure the call among
+    the crops that do fit."""
+    return bool(probability < config.agronomy.declared_crop_min_probability)
 
 
 def _peer_health(peak: np.ndarray, crop: np.ndarray, rated: np.ndarray, template_peak: dict[str, float],

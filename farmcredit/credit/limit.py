@@ -26,7 +26,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 
-from farmcredit.agronomy.signals import FALLOW, UNKNOWN
+from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
 from farmcredit.config import Config, GradeBand
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
@@ -34,7 +34,7 @@ from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 KG_PER_TONNE = 1000
 CENT = Decimal("0.01")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
-UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
+UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP"})
 
 
 @dataclass(frozen=True)
@@ -152,27 +152,27 @@ def _data_checks(row: object, config: Config) -> list[str]:
     codes = []
     low, high = config.credit.declared_area_band
     declared = row.declared_area_ha
-    if np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
+    # Bare land where the season never saw the crop green says nothing of how much is cultivated.
+    judged = "SEASON_MISSES_CROP" not in row.reasons
+    if judged and np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
         if declared > high * max(row.cultivated_area_high_ha, 0.0):
             codes.append("AREA_OVERSTATED")
         elif declared < low * row.cultivated_area_low_ha:
             codes.append("AREA_UNDERSTATED")
     region = getattr(row, "region", None)
-    if isinstance(region, str) and config.regions and region not in config.regions:
-        codes.append("UNKNOWN_REGION")  # named regions are matched exactly: 'Henan' is not 'henan'
+    if config.regions and not (isinstance(region, str) and region in config.regions):
+        codes.append("UNKNOWN_REGION")  # matched exactly ('Henan' is not 'henan'); none given is none named
     said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat
     if isinstance(said, str) and said not in config.crops:
         codes.append("UNKNOWN_DECLARED_CROP")
-    elif (
-        isinstance(said, str)
-        and seen not in (FALLOW, UNKNOWN)
-        and row.crop_confidence >= config.agronomy.crop_min_confidence
-        and said != seen
+    elif isinstance(said, str) and seen not in (FALLOW, UNKNOWN) and (
+        (row.crop_confidence >= config.agronomy.crop_min_confidence and said != seen)
+        or declared_crop_ruled_out(row.declared_crop_probability, config)
     ):
         codes.append("CROP_MISMATCH")
-    if seen == FALLOW:
+    if seen == FALLOW and judged:
         codes.append("NOT_CULTIVATED")
-    elif row.cultivated_fraction < 0.9:
+    elif seen != FALLOW and row.cultivated_fraction < 0.9:
         codes.append("PARTLY_CULTIVATED")
     if row.health_index < config.credit.low_health_index:
         codes.append("LOW_HEALTH_VS_PEERS")

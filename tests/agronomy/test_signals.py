@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
+from farmcredit.agronomy.signals import template_shifts
 from farmcredit.config import load_config
+from farmcredit.credit.limit import assign_limits
 from farmcredit.credit.risk import load_risk_model
 
 CONFIG = load_config()
@@ -154,6 +156,56 @@ def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one()
     assert signals["crop"].iloc[0] == "fallow"
     if signals["crop_confidence"].iloc[1] < CONFIG.agronomy.crop_min_confidence:
         assert signals["priced_crop"].iloc[1] == "soybean"
+
+
+def test_a_declared_crop_the_season_rules_out_is_priced_as_seen_however_unsure_the_call() -> None:
+    """Maize and soybean seasons look alike, so the call between them stays unsure; a maize season declared as wheat
+    still rules wheat out. A paddy whose flooding was missed keeps its declared rice."""
+    ndvi = np.stack([_template("maize"), _template("maize"), _template("rice")])
+    signals, _ = _signals(_measure(ndvi), declared=["wheat", "maize", "rice"])
+    assert (signals["crop_confidence"][:2] < CONFIG.agronomy.crop_min_confidence).all()
+    floor = CONFIG.agronomy.declared_crop_min_probability
+    assert signals["declared_crop_probability"].iloc[0] < floor < signals["declared_crop_probability"].iloc[2]
+    assert list(signals["priced_crop"]) == [signals["crop"].iloc[0], "maize", "rice"]
+    checked = assign_limits(signals.assign(parcel_id=["P1", "P2", "P3"], borrower_id="B1", declared_area_ha=0.5,
+                                           declared_crop=["wheat", "maize", "rice"],
+                                           reasons=[[], [], []]), CONFIG, load_risk_model())
+    assert ["CROP_MISMATCH" in codes.split(";") for codes in checked["reason_all"]] == [True, False, False]
+
+
+@pytest.mark.parametrize("days", [0, 2, 12, 15, 60])
+def test_templates_slide_both_ways_alike_and_always_sit_still_too(days: int) -> None:
+    shifts = template_shifts(days)
+    assert 0 in shifts and shifts == sorted(-s for s in shifts) and max(shifts) == days
+    assert all(b - a <= 5 for a, b in zip(shifts, shifts[1:]))
+
+
+@pytest.mark.parametrize("days", [2, 12])
+def test_a_parcel_on_its_template_is_called_as_without_a_slide(days: int) -> None:
+    ndvi = np.stack([_template("maize"), _template("wheat"), _template("soybean")])
+    config = CONFIG.model_copy(update={"agronomy": CONFIG.agronomy.model_copy(update={"template_shift_days": days})})
+    signals = derive_signals(_measure(ndvi), np.array([None] * 3, dtype=object), np.ones(3, dtype=bool), config)[0]
+    assert list(signals["crop"]) == ["maize", "wheat", "soybean"]
+
+
+def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_declined() -> None:
+    """Clear images only from March to May: a bare parcel declared maize may be sown in June; one declared wheat, or
+    nothing (wheat would be green then), is not cultivated."""
+    ndvi = np.full((4, 16), 0.15)
+    clear = np.ones_like(ndvi)
+    clear[:, 6:] = 0.0  # nothing clear after May
+    fraction = np.array([0.05, 0.05, 0.05, 1.0])
+    signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=fraction),
+                                declared=["玉米", "wheat", None, "maize"])
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, False, False, False]
+    rows = signals.assign(parcel_id=["P1", "P2", "P3", "P4"], borrower_id="B1", declared_area_ha=0.5,
+                          declared_crop=["玉米", "wheat", None, "maize"], reasons=reasons)
+    decided = assign_limits(rows, CONFIG, load_risk_model())
+    assert list(decided["decision"][:3]) == ["refer", "decline", "decline"]
+    assert decided["reason"].iloc[0].split(";")[0] == "SEASON_MISSES_CROP"
+    assert not {"NOT_CULTIVATED", "AREA_OVERSTATED"} & set(decided["reason_all"].iloc[0].split(";"))
+    assert decided["loan_limit"].iloc[0] == 0.0 and "NOT_CULTIVATED" in decided["reason_all"].iloc[1]
+    assert decided["limit_arithmetic"].iloc[0].endswith("(refer: SEASON_MISSES_CROP)")
 
 
 def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:

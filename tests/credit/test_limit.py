@@ -26,8 +26,8 @@ def _parcel(**overrides) -> dict:
         "parcel_id": "P1", "borrower_id": "B1", "declared_crop": "wheat", "declared_area_ha": 0.5,
         "polygon_area_ha": 0.5, "clear_observations": 10, "cultivated_fraction": 1.0,
         "cultivated_area_ha": 0.5, "cultivated_area_low_ha": 0.48, "cultivated_area_high_ha": 0.5,
-        "crop": "wheat", "crop_confidence": 0.9, "priced_crop": "wheat", "ndvi_peak": 0.85,
-        "ndvi_uniformity": 0.05, "health_index": 80.0, "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8,
+        "crop": "wheat", "crop_confidence": 0.9, "declared_crop_probability": 0.9, "priced_crop": "wheat",
+        "ndvi_peak": 0.85, "ndvi_uniformity": 0.05, "health_index": 80.0, "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8,
         "relative_yield": 1.0, "reasons": [],
     }
     row.update(overrides)
@@ -139,6 +139,11 @@ def test_regional_prices_override_the_crop_defaults() -> None:
     # Regions match exactly: a parcel of 'Henan' gets the national prices, and is told so.
     other = assign_limits(pd.DataFrame([_parcel(region="Henan")]), config, RISK).iloc[0]
     assert other["loan_limit"] == base and "UNKNOWN_REGION" in other["reason_all"]
+    # So do parcels that name no region, told alike.
+    for blank in ("", None, float("nan")):
+        unnamed = assign_limits(pd.DataFrame([_parcel(region=blank)]), config, RISK).iloc[0]
+        assert unnamed["loan_limit"] == base and "UNKNOWN_REGION" in unnamed["reason_all"]
+    assert "UNKNOWN_REGION" not in assign_limits(pd.DataFrame([_parcel(region="")]), CONFIG, RISK).iloc[0]["reason_all"]
 
 
 def test_overstated_area_refers_and_fallow_declines() -> None:
