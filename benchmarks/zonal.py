@@ -2,8 +2,9 @@
 
 Writes (once, cached under --out) a Sentinel-2-tile-sized float32 COG and N non-overlapping
 parcels, then times every method single-threaded, each run in a fresh process so no GDAL
-block cache or page-cache effect carries over from another method's run, and prints a
-Markdown table plus the largest per-parcel difference from exactextract.
+block cache carries over from another method's run (the operating system's page cache does: every
+method reads the file warm, from memory, so the times are of decoding and computing, not of the
+disk), and prints a Markdown table plus the largest per-parcel difference from exactextract.
 
     python benchmarks/zonal.py --parcels 1000 10000 100000 --out /tmp/zonal-bench
 """

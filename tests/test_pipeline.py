@@ -10,6 +10,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow
+import pyarrow.parquet
 import pyogrio
 import pytest
 import shapely
@@ -68,6 +70,12 @@ def test_outputs_are_written_and_readable(baseline) -> None:
     assert len(gpd.read_file(out / "results.gpkg", layer="parcels")) == len(results)
     assert len(gpd.read_parquet(out / "results.parquet")) == len(results)
     assert len(pd.read_csv(out / "results.csv")) == len(results)
+    for table in ("results.csv", "borrowers.csv"):  # UTF-8 as Excel reads it: with a byte-order mark
+        assert (out / table).read_bytes()[:3] == b"\xef\xbb\xbf"
+    # Text columns stay text in Arrow when they hold no value (no region here), so runs stack.
+    schema = pyarrow.parquet.read_schema(out / "results.parquet")
+    assert results["region"].isna().all() and schema.field("region").type == schema.field("parcel_id").type
+    assert not [field.name for field in schema if pyarrow.types.is_null(field.type)]
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["hash"] == results["config_hash"].iloc[0]

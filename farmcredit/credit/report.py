@@ -32,6 +32,7 @@ from farmcredit.audit import run_currency
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
 from farmcredit.reasons import REASONS
+from farmcredit.spreadsheet import read_csv
 
 REQUIRED_COLUMNS = (
     "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
@@ -87,7 +88,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         elif suffix == ".csv":
             # Ids such as "007" must stay strings; an empty reason cell means no reason.
             text_columns = {"parcel_id": str, "borrower_id": str, "reason": str, "region": str, "risk_grade": str}
-            table = pd.read_csv(file, dtype=text_columns)
+            table = read_csv(file, text_columns)
         else:
             table = pd.read_parquet(file)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:

@@ -18,6 +18,7 @@ from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
 from farmcredit.outputs.styles import borrower_styles, parcel_styles, write_layer_styles
+from farmcredit.spreadsheet import write_csv
 
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
@@ -52,9 +53,9 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
-    parcels.to_parquet(files["parquet"], index=False)
-    _attributes(parcels).to_csv(files["csv"], index=False)
-    _attributes(borrowers).to_csv(files["borrowers_csv"], index=False)
+    _text_typed(parcels).to_parquet(files["parquet"], index=False)
+    write_csv(_attributes(parcels), files["csv"])
+    write_csv(_attributes(borrowers), files["borrowers_csv"])
     assessment.series.to_parquet(files["series"], index=False)
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
@@ -86,6 +87,13 @@ def output_folder(out_dir: Path, create: bool = True) -> Path:
         except OSError as exc:
             raise InputError(f"output folder {out_dir} is not a folder that can be made ({exc.strerror})") from exc
     return out_dir
+
+
+def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its text columns that hold no value typed as text, not Arrow's ``null`` (runs without regions
+    or borrowers, or every parcel referred, would otherwise not stack with others)."""
+    empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
+    return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
 
 
 def _attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:

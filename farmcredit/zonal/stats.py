@@ -35,7 +35,8 @@ def zonal_stats(
     Args:
         coverage: cell coverage of the parcels, computed on the grid of ``values``.
         values: (rows, cols) or (layers, rows, cols) raster, e.g. an NDVI series by date.
-        valid: bool array of the same shape, False where a value must be ignored (cloud).
+        valid: bool array of the same shape, False where a value must be ignored (cloud). A masked array's
+            mask (rasterio's ``read(masked=True)``: nodata) is left out as well.
         cell_area: area of one cell in the CRS unit squared (m2 for UTM).
         percentiles: percentiles to report (0-100), keys ``p10``, ``p50``, ...
 
@@ -61,7 +62,10 @@ def zonal_stats(
         >>> float(stats["mean"][0]), float(stats["valid_area"][0])
         (0.4, 200.0)
     """
-    stack = np.asarray(values)
+    if np.ma.isMaskedArray(values) and np.ma.getmask(values) is not np.ma.nomask:
+        unmasked = ~np.ma.getmaskarray(values)
+        valid = unmasked if valid is None else unmasked & np.asarray(valid, dtype=bool)
+    stack = np.ma.getdata(values) if np.ma.isMaskedArray(values) else np.asarray(values)
     if stack.ndim not in (2, 3):
         raise ValueError(f"values must be 2-D or 3-D, got shape {stack.shape}")
     n_layers, height, width = stack.shape if stack.ndim == 3 else (1, *stack.shape)

@@ -232,6 +232,22 @@ def test_parcels_without_cells_or_valid_cells_get_nan() -> None:
     assert stats["p50"][2] == pytest.approx(1.0 + 2.5 / 3 * 2.0)
 
 
+def test_a_masked_arrays_nodata_is_left_out(tmp_path: Path) -> None:
+    """rasterio's read(masked=True) masks nodata; those cells are no more data than cells marked invalid."""
+    path = tmp_path / "nodata.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32", nodata=-9999,
+                       transform=Affine(10, 0, 0, 0, -10, 20)) as dst:
+        dst.write(np.array([[0.5, -9999], [0.7, 0.3]], dtype=np.float32), 1)
+    with rasterio.open(path) as src:
+        band = src.read(1, masked=True)
+    cov = coverage_fractions([shapely.box(0, 0, 20, 20)], Affine(10, 0, 0, 0, -10, 20), (2, 2))
+    stats = zonal_stats(cov, band, cell_area=100.0)
+    assert stats["valid_area"][0] == 300.0 and stats["mean"][0] == pytest.approx(0.5)
+    assert stats["min"][0] == np.float32(0.3)
+    also_cloudy = zonal_stats(cov, band, np.array([[True, True], [False, True]]), cell_area=100.0)
+    assert also_cloudy["valid_area"][0] == 200.0 and also_cloudy["mean"][0] == pytest.approx(0.4)
+
+
 def test_no_covered_cells_at_all() -> None:
     cov = coverage_fractions([None, shapely.Point(0, 0)], TRANSFORM, (HEIGHT, WIDTH))
     stats = zonal_stats(cov, np.zeros((3, HEIGHT, WIDTH), dtype=np.float32), cell_area=CELL_AREA)
