@@ -222,7 +222,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     devices = local_gpu_count(model)
     if gpu_workers is None:
         gpu_workers = 0 if device == "cpu" or scheduler else devices
-    elif gpu_workers > devices and uses_gpu(model):
+    elif gpu_workers > devices and uses_gpu(model) and device != "cuda":  # with cuda, run_batch refuses
         console.print(f"[yellow]warning:[/] {gpu_workers} GPU workers but {devices} CUDA devices here: "
                       "the extra workers run the CNN on their CPU", highlight=False)
     window = parse_season(season)

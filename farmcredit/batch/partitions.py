@@ -84,9 +84,12 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
     run_key = "|".join([PARTITION_FORMAT, source_hash(*MEASURING_CODE), settings, model_hash,
                         *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
+    outlines = shapely.to_wkb(inputs.geoms)
     groups: list[list[tuple[Window, np.ndarray]]] = [[]]
     size = 0
     for window, members in plan_windows(inputs.geoms, inputs.imagery, inputs.config.imagery.chunk_px):
+        # By id and outline, not by row: the same portfolio exported in another order keeps its partitions.
+        members = members[np.lexsort((outlines[members], parcel_ids[members]))]
         if size >= parcels_per_partition:
             groups.append([])
             size = 0
@@ -102,7 +105,7 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
             digest.update(repr((window.col_off, window.row_off, window.width, window.height)).encode())
             # Ids and outlines in order: a file's statistics go back by position to these parcels, wherever they are.
             digest.update("\0".join(parcel_ids[members]).encode())
-            digest.update(b"".join(shapely.to_wkb(inputs.geoms[members])))
+            digest.update(b"".join(outlines[members]))
             local.append((window, np.arange(offset, offset + len(members))))
             offset += len(members)
         rows = np.concatenate([members for _, members in group])

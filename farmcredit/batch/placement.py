@@ -65,9 +65,14 @@ def local_gpu_count(model: CroplandModel) -> int:
 
 
 def visible_device(i: int) -> str:
-    """The ``CUDA_VISIBLE_DEVICES`` value for the i-th local GPU worker, within what this process may see."""
-    allowed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return allowed[i] if i < len(allowed) else str(i)
+    """The ``CUDA_VISIBLE_DEVICES`` value for the i-th local GPU worker, within what this process may see: a worker
+    beyond the devices this process was allowed (``CUDA_VISIBLE_DEVICES`` set) gets none, ``-1``, and runs on its
+    CPU, never on a device another job was given."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is None:
+        return str(i)
+    allowed = [d.strip() for d in given.split(",") if d.strip()]
+    return allowed[i] if i < len(allowed) else "-1"
 
 
 def cluster_has_gpu(scheduler_info: Mapping) -> bool:

@@ -45,6 +45,7 @@ from farmcredit.batch.placement import (
     cluster_has_gpu,
     cpu_workers,
     inference_used,
+    local_gpu_count,
     on_this_worker,
     portable,
     uses_gpu,
@@ -172,13 +173,17 @@ def run_batch(
         gpu_workers: extra local workers with the ``GPU`` resource, one per CUDA device (each
             sees only its own); they run the CNN's inference for the CPU workers.
         device: ``auto`` runs the CNN on the cluster's GPU workers when it has any, ``cuda``
-            requires them, ``cpu`` keeps it on CPUs everywhere.
+            requires them, and their CUDA (a partition a GPU worker ran on its CPU fails, retried elsewhere), ``cpu``
+            keeps it on CPUs everywhere.
         progress: called with (parcels done, parcels total) as partitions finish.
 
     Returns:
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
+    if device == "cuda" and uses_gpu(model) and not scheduler and gpu_workers > local_gpu_count(model):
+        raise InputError(f"--device cuda: {gpu_workers} local GPU worker(s) asked for, but torch sees "
+                         f"{local_gpu_count(model)} CUDA device(s) here")
     if isinstance(imagery, str | Path):
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
@@ -219,7 +224,8 @@ def run_batch(
                 progress(done, total)
             if client is not None:
                 failed = _measure_on_cluster(client, todo, inputs, portable(model), gpu_cluster, folder, entries,
-                                             manifest_path, retries, on_done, give_up_without_workers=not scheduler)
+                                             manifest_path, retries, on_done, give_up_without_workers=not scheduler,
+                                             on_gpu=on_gpu)
         finally:
             if client is not None:
                 client.close()
@@ -385,9 +391,10 @@ def worker_memory(workers: int, memory_limit: str, machine: int) -> int | str:
 def _measure_on_cluster(
     client: Client, todo: list[Partition], inputs: AssessmentInputs, model: CroplandModel, gpu_cluster: bool,
     folder: Path, entries: dict[str, dict], manifest_path: Path, retries: int, on_done: Callable[[int], None],
-    give_up_without_workers: bool,
+    give_up_without_workers: bool, on_gpu: bool = False,
 ) -> dict[str, str]:
-    """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times.
+    """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times (and, with
+    ``on_gpu``, one whose model ran off CUDA: a GPU worker whose CUDA is broken).
 
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as each
     partition ends. Returns partition id -> reason for those that failed every attempt (``_WorkerWatch``: with
@@ -432,6 +439,10 @@ def _measure_on_cluster(
             entry = entries[partition.partition_id]
             try:
                 result = future.result()
+                if on_gpu and not _measured_as(result, None, on_gpu):
+                    (folder / result["file"]).unlink(missing_ok=True)
+                    ran = ", ".join(sorted({str(kind["device"]) for kind in result["inference"]}))
+                    raise RuntimeError(f"--device cuda, but its worker ran the CNN on {ran}: it sees no CUDA device")
                 os.replace(folder / result["file"], folder / partition.file_name)
                 entry["read_failures"], entry["inference"] = result["read_failures"], result["inference"]
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest

@@ -16,6 +16,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from farmcredit.config import load_config
@@ -452,7 +453,7 @@ def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_window
     workers = {w["name"]: address for address, w in gpu_cluster.scheduler_info()["workers"].items()}
     gpu_cluster.get_task_stream()  # starts the scheduler's record of where each task ran
     batch = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model, config=small_windows,
-                      scheduler=gpu_cluster.scheduler.address, parcels_per_partition=100, device="cuda")
+                      scheduler=gpu_cluster.scheduler.address, parcels_per_partition=100, device="auto")
     ran = pd.DataFrame(gpu_cluster.get_task_stream())
     ran["function"] = ran["key"].str.split("-").str[0]
     where = ran.groupby("function")["worker"].agg(set)
@@ -469,6 +470,16 @@ def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_window
     assert all(entry["inference"] == [{"device": "cpu", "precision": "float32"}] for entry in entries)
     cropland = batch.assessment.record["models"]["cropland"]
     assert (cropland["device"], cropland["precision"], cropland["hash"]) == ("cpu", "float32", model.describe()["hash"])
+    # --device cuda asks for CUDA, not for the resource: a GPU worker that ran the CNN on its CPU fails its partitions
+    # (exit 3, rerun to retry), measured again and again otherwise as not measured on CUDA.
+    if torch.cuda.is_available():
+        return
+    cuda = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path / "cuda", model=model,
+                     config=small_windows, scheduler=gpu_cluster.scheduler.address, parcels_per_partition=100,
+                     device="cuda", retries=0)
+    assert len(cuda.failed) == cuda.partitions
+    assert all("ran the CNN on cpu: it sees no CUDA device" in reason for reason in cuda.failed.values())
+    assert not list((tmp_path / "cuda" / "partitions").glob("*.parquet"))
 
 
 def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_error(
@@ -486,7 +497,11 @@ def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_erro
     with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
         run(tmp_path / "cpu", parcels_per_partition=200)  # nothing left to measure on a CPU, still no GPU
     assert run(tmp_path / "cpu", device="cpu", parcels_per_partition=200).reused == measured.partitions
-    local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="1 local GPU worker.s. asked for, but torch sees 0 CUDA device"):
+            run(tmp_path / "unmade", gpu_workers=1)  # refused before anything is made
+        assert not (tmp_path / "unmade").exists()
+    local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200, device="auto")
     assert not local.failed and local.partitions > 1
     assert (local.assessment.parcels["model_version"] == model.name).all()
 
@@ -518,3 +533,20 @@ def test_a_model_whose_description_names_no_device_or_precision_is_recorded_as_u
             return {"name": self.name, "hash": "0"}
 
     assert inference_used(Minimal()) == [{"device": "unknown", "precision": "unknown"}]
+
+
+@pytest.mark.parametrize(("allowed", "expected"), [
+    (None, ["0", "1", "2"]),  # every device visible
+    ("2", ["2", "-1", "-1"]),  # device 2 only: the others are another job's
+    ("", ["-1", "-1", "-1"]),  # none at all
+    ("GPU-abc, GPU-def", ["GPU-abc", "GPU-def", "-1"]),
+])
+def test_local_gpu_workers_see_only_devices_this_process_may_use(monkeypatch: pytest.MonkeyPatch, allowed: str | None,
+                                                                  expected: list[str]) -> None:
+    from farmcredit.batch.placement import visible_device
+
+    if allowed is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", allowed)
+    assert [visible_device(i) for i in range(3)] == expected

@@ -44,15 +44,20 @@ def test_a_moved_parcel_or_another_model_changes_the_ids(small_season) -> None:
     assert len(before - changed) == 1
 
 
-def test_a_parcel_moved_in_the_table_changes_only_the_id_of_its_own_partition(small_season) -> None:
-    """Files are read back by position, so only the partition whose parcels' order changed is measured anew."""
+def test_the_same_parcels_in_another_order_keep_every_partition(small_season) -> None:
+    """A portfolio exported again in another order (by borrower, reversed, unordered) is measured once: each window's
+    parcels are planned by id and outline, the order its file keeps them in, whatever rows they come from."""
     inputs = _inputs(small_season)
-    before = {p.partition_id for p in plan_partitions(inputs, "rule", 10)}
-    order = np.r_[1 : len(inputs.table), 0]  # the first parcel moved to the end: every other row shifts by one
-    table = inputs.table.iloc[order].reset_index(drop=True)
-    moved = type(inputs)(**{**vars(inputs), "table": table, "geoms": inputs.geoms[order]})
-    after = {p.partition_id for p in plan_partitions(moved, "rule", 10)}
-    assert len(before - after) == 1 and len(after) == len(before)
+    plan = plan_partitions(inputs, "rule", 10)
+    for order in (np.r_[1 : len(inputs.table), 0], np.arange(len(inputs.table))[::-1],
+                  np.random.default_rng(0).permutation(len(inputs.table))):
+        table = inputs.table.iloc[order].reset_index(drop=True)
+        reordered = plan_partitions(type(inputs)(**{**vars(inputs), "table": table, "geoms": inputs.geoms[order]}),
+                                    "rule", 10)
+        assert [p.partition_id for p in reordered] == [p.partition_id for p in plan]
+        ids = inputs.table["parcel_id"].to_numpy()
+        for before, after in zip(plan, reordered):
+            assert list(table["parcel_id"].to_numpy()[after.rows]) == list(ids[before.rows])
 
 
 def test_a_band_file_rewritten_in_place_at_the_same_size_changes_the_ids(small_season, tmp_path: Path) -> None:
