@@ -23,6 +23,10 @@ from farmcredit.imagery.scene import Imagery, Scene
 # SCL 4 vegetation, 5 not vegetated, 6 water; 7 (unclassified) is left out by choice.
 CLEAR_SCL_CLASSES: tuple[int, ...] = (4, 5, 6)
 DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11")
+# Reflectance no land surface has: under L2A's lowest (-0.1, its offset) a fill value such as -9999 or -1; above 2
+# (snow and glint reach about 1.6) a fill such as 65535 or saturation, unless most values are so: digital numbers,
+# which the CNN refuses with advice.
+MIN_REFLECTANCE, HIGH_REFLECTANCE = -0.2, 2.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ def read_window(
                 clear[step][take] = is_clear[take]
                 best[take] = quality[take]
 
+    _mask_fill_values(reflectance, clear)
     return SeasonCube(
         reflectance=reflectance,
         clear=clear,
@@ -259,6 +264,19 @@ def _sample_reprojected(
     out[:, ok] = block[:, rows[ok] - first_row, columns[ok] - first_column]
     _mask_nodata(dataset, indexes, out)
     return out
+
+
+def _mask_fill_values(reflectance: np.ndarray, clear: np.ndarray) -> None:
+    """Make clear values no land surface has no data, in place: under ``MIN_REFLECTANCE`` always, above
+    ``HIGH_REFLECTANCE`` where they are the few of the clear values they are in fill values or saturation (most:
+    digital numbers, left for the model to refuse). A pixel-date with one such band is not clear."""
+    seen = clear[:, None] & np.isfinite(reflectance)
+    high = seen & (reflectance > HIGH_REFLECTANCE)
+    unreal = seen & (reflectance < MIN_REFLECTANCE)
+    if np.count_nonzero(high) <= 0.5 * np.count_nonzero(seen):
+        unreal |= high
+    reflectance[unreal] = np.nan
+    clear &= ~unreal.any(axis=1)
 
 
 def _mask_nodata(dataset: rasterio.DatasetReader, indexes: list[int], out: np.ndarray) -> None:

@@ -173,14 +173,19 @@ def read_card(weights: Path) -> ModelCard:
     path = card_path(weights)
     if not weights.is_file():
         raise InputError(f"{weights}: model weights not found")
+    if path == weights:
+        raise InputError(f"{weights} is a model card; give the weights beside it "
+                         f"({weights.with_suffix('.safetensors').name})")
     if not path.is_file():
         raise InputError(f"{weights}: no model card {path.name} beside the weights")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_bytes().decode("utf-8"))
         tuples = ("bands", "band_mean", "band_std", "classes", "untrained_bands")
         card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
-    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as exc:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
+    if not isinstance(card.weights_sha256, str):
+        raise InputError(f"{path}: not a farmcredit model card: weights_sha256 must be the weights' SHA-256 as text")
     if problem := _training_problem(card.training):
         raise InputError(f"{path}: not a farmcredit model card: {problem}")
     if card.architecture != ARCHITECTURE:

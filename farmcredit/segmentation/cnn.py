@@ -16,14 +16,13 @@ from scipy import ndimage
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
+from farmcredit.imagery.read import HIGH_REFLECTANCE, MIN_REFLECTANCE
 from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
 from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
 
 MARGIN_PX = math.ceil(RECEPTIVE_RADIUS_PX / ALIGN_PX) * ALIGN_PX + ALIGN_PX
 # Reflectance 0-1 exceeds 1 only on bright cloud, snow or glint (up to about 2) and saturated pixels
 # (65535 DN, 6.55): more than half the values above 2, or any above 100, means another scale.
-HIGH_REFLECTANCE = 2.0
-IMPOSSIBLE_REFLECTANCE = 100.0
 # Values per strip, all bands scanned together, when scanning the input (a few MB of temporaries).
 SCAN_VALUES = 1 << 20
 # Red and NIR swapped: no land surface is bright in red (>= SWAP_RED), with NIR under SWAP_NIR_RATIO of it
@@ -433,12 +432,12 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
         InputError: digital numbers, or red and NIR, or red and blue, that read as swapped.
     """
     counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in read if b in bands}
-    finite, high, huge = (sum(c[k] for c in counts.values()) for k in range(3))
-    if huge or high > 0.5 * finite:
+    finite, high = (sum(c[k] for c in counts.values()) for k in range(2))
+    if high > 0.5 * finite:  # a few such values are fill or saturation, left out (normalise_season)
         raise InputError(
-            f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}"
-            f"{f' and {huge} exceed {IMPOSSIBLE_REFLECTANCE:g}' if huge else ''}: Sentinel-2 digital numbers "
-            "must be divided by 10000 (after adding the product's offset, -1000 since processing baseline 04.00)"
+            f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}: "
+            "Sentinel-2 digital numbers must be divided by 10000 (after adding the product's offset, -1000 since "
+            "processing baseline 04.00)"
         )
     red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
     green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
@@ -462,20 +461,17 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
     return counts
 
 
-def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int, int]:
-    """Finite values, values above ``HIGH_REFLECTANCE`` and above ``IMPOSSIBLE_REFLECTANCE`` of one band's
-    clear pixels (saturated cloud, masked, says nothing of the scale); ``band`` and ``clear`` of one shape.
+def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int]:
+    """Finite values and values above ``HIGH_REFLECTANCE`` of one band's clear pixels (saturated cloud, masked, says
+    nothing of the scale); ``band`` and ``clear`` of one shape.
 
     A strip of rows at a time (``_clear_strips``).
     """
-    finite = high = huge = 0
+    finite = high = 0
     for mask, strip in _clear_strips(clear, band):
         finite += np.count_nonzero(np.isfinite(strip) & mask)
-        above = np.count_nonzero((strip > HIGH_REFLECTANCE) & mask)
-        high += above
-        if above:
-            huge += np.count_nonzero((strip > IMPOSSIBLE_REFLECTANCE) & mask)
-    return finite, high, huge
+        high += np.count_nonzero((strip > HIGH_REFLECTANCE) & mask)
+    return finite, high
 
 
 def _swapped_share(red: np.ndarray, nir: np.ndarray, green: np.ndarray | None, clear: np.ndarray) -> float:
@@ -586,8 +582,9 @@ def normalise_season(
     out = torch.zeros((*reflectance.shape[:-3], n_bands + len(INDICES), *reflectance.shape[-2:]),
                       dtype=torch.float32, device=device)
     clear = clear.to(torch.bool, copy=True)
-    for i in present:
-        clear &= torch.isfinite(reflectance[..., i, :, :])
+    for i in present:  # finite and within what land reflects: a fill value (-9999, 65535) is no data
+        band = reflectance[..., i, :, :]
+        clear &= (band >= MIN_REFLECTANCE) & (band <= HIGH_REFLECTANCE)
     hidden = ~clear
     for i in present:
         channel = out[..., i, :, :]

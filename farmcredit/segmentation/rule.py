@@ -78,7 +78,7 @@ class PhenologyRule:
     def describe(self) -> dict:
         """Name and hash of the rule with its thresholds (see ``CroplandModel``)."""
         return {"name": self.name, "hash": canonical_hash([self.name, self.config.model_dump(mode="json")]),
-                "device": "cpu", "precision": "float64"}
+                "device": "cpu", "precision": "float32"}  # NDVI is float32, and numpy keeps it so
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""

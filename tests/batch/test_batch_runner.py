@@ -119,7 +119,7 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
     first = run()
     path = tmp_path / "partitions" / "_manifest.json"
     manifest = json.loads(path.read_text())
-    assert [entry["inference"] for entry in manifest["partitions"]] == [[{"device": "cpu", "precision": "float64"}]] * (
+    assert [entry["inference"] for entry in manifest["partitions"]] == [[{"device": "cpu", "precision": "float32"}]] * (
         first.partitions)
     # As a run on GPU workers would have left it (the rule itself never runs there), and a driver killed between a
     # partition's file and its manifest entry.
@@ -130,10 +130,10 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
         mixed = run()
     assert mixed.reused == mixed.partitions - 1 and mixed.partitions == first.partitions
     cropland = mixed.assessment.record["models"]["cropland"]
-    assert cropland["inference"] == [{"device": "cpu", "precision": "float64", "partitions": first.partitions - 1},
+    assert cropland["inference"] == [{"device": "cpu", "precision": "float32", "partitions": first.partitions - 1},
                                      {"device": "cuda", "precision": "bfloat16", "partitions": 1}]
-    assert (cropland["device"], cropland["precision"]) == ("cpu + cuda", "bfloat16 + float64")
-    assert "measured in bfloat16 and float64" in caplog.text
+    assert (cropland["device"], cropland["precision"]) == ("cpu + cuda", "bfloat16 + float32")
+    assert "measured in bfloat16 and float32" in caplog.text
     # A decision record names the devices and precisions, not the run's partition counts.
     [decision, *_] = decision_records(mixed.assessment.parcels, mixed.assessment.record)
     assert decision["models"]["cropland"] == {k: v for k, v in cropland.items() if k != "inference"}
@@ -141,7 +141,7 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
     again = run(device="cpu")
     assert again.reused == again.partitions - 1 and "measured in" not in caplog.text
     assert again.assessment.record["models"]["cropland"]["inference"] == [
-        {"device": "cpu", "precision": "float64", "partitions": again.partitions}]
+        {"device": "cpu", "precision": "float32", "partitions": again.partitions}]
     pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
 
 

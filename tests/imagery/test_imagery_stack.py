@@ -104,6 +104,24 @@ def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
     np.testing.assert_allclose(cube.reflectance[0], values, rtol=1e-6)
 
 
+def test_fill_values_of_a_float_stack_are_no_data_but_digital_numbers_are_left_to_be_refused(tmp_path: Path) -> None:
+    """An undeclared fill (-9999, -1, 65535) is no reflectance: that pixel-date is no data, not clear. Values above 2
+    everywhere are digital numbers, kept for the model to refuse with advice."""
+    values = (dns(2) / 10_000).astype(np.float32)
+    values[0, 0, 0], values[1, 1, 1], values[0, 2, 2] = -9999.0, -1.0, 65535.0
+    stack = write_stack(tmp_path / "2021-06-17.tif", values, ["B04", "B08"])
+    cube = read_window(open_imagery(stack), Window(0, 0, 5, 4), bands=("B04", "B08"))
+    filled = np.zeros((4, 5), dtype=bool)
+    filled[0, 0] = filled[1, 1] = filled[2, 2] = True
+    np.testing.assert_array_equal(cube.clear[0], ~filled)
+    assert np.isnan([cube.reflectance[0][0, 0, 0], cube.reflectance[0][1, 1, 1], cube.reflectance[0][0, 2, 2]]).all()
+    np.testing.assert_allclose(cube.reflectance[0][:, ~filled], values[:, ~filled], rtol=1e-6)
+    (tmp_path / "dn").mkdir()
+    digital = write_stack(tmp_path / "dn" / "2021-06-17.tif", dns(2).astype(np.float32), ["B04", "B08"])
+    kept = read_window(open_imagery(digital), Window(0, 0, 5, 4), bands=("B04", "B08"))
+    assert kept.clear.all() and (kept.reflectance >= 1000).all()
+
+
 def test_float_stacks_refuse_a_dn_offset(tmp_path: Path) -> None:
     stack = write_stack(tmp_path / "2021-06-17.tif", np.full((1, 2, 2), 0.2, "float32"), ["B04"])
 

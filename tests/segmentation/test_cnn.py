@@ -204,6 +204,21 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
     assert np.isfinite(model.predict(bright, clear, MODEL_BANDS).crop_probability[clear.any(axis=0)]).all()
 
 
+def test_a_fill_value_is_no_data_and_moves_no_other_pixel(model) -> None:
+    """One -9999 (or -1, 65535, inf) in one band of one date, given as clear: as if that pixel-date were not clear,
+    where the network's context used to spread it over some 30 pixels around; a few are no reason to refuse."""
+    reflectance, clear = season(2)
+    row, col = np.argwhere(clear.all(axis=0))[len(np.argwhere(clear.all(axis=0))) // 2]
+    unseen = clear.copy()
+    unseen[0, row, col] = False
+    expected = model.predict(reflectance, unseen, MODEL_BANDS).crop_probability
+    assert not np.array_equal(expected, model.predict(reflectance, clear, MODEL_BANDS).crop_probability)
+    for fill in (-9999.0, -1.0, 65535.0, np.inf):
+        filled = reflectance.copy()
+        filled[0, MODEL_BANDS.index("B04"), row, col] = fill
+        np.testing.assert_array_equal(model.predict(filled, clear, MODEL_BANDS).crop_probability, expected)
+
+
 def test_normalisation_is_float32_arithmetic_as_numpy_rounds_it_zero_where_unusable() -> None:
     rng = np.random.default_rng(5)
     reflectance = rng.random((2, 3, 10, 20, 30), dtype=np.float32) * 0.5
@@ -397,6 +412,7 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
     ({"training": {"eurosat_split": {"seed": 0, "test_share": "half", "train_patches": 1}}},
      "not a farmcredit model card: training.eurosat_split must be"),
     ({"untrained_bands": [["B05"]]}, "untrained_bands .* must be among its bands"),
+    ({"weights_sha256": None}, "not a farmcredit model card: weights_sha256 must be"),
 ])
 def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path: Path, edit, field) -> None:
     from farmcredit.segmentation.card import DEFAULT_WEIGHTS, read_card
@@ -408,6 +424,18 @@ def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path:
         read_card(weights)
     assert str(refused.value).startswith(f"{card_path(weights)}: ") and "\n" not in str(refused.value)
     assert read_card(DEFAULT_WEIGHTS).training["eurosat_split"]["test_share"] == 0.5  # the shipped card still loads
+
+
+def test_a_card_not_in_utf8_or_given_for_the_weights_is_refused_saying_so(model, tmp_path: Path) -> None:
+    from farmcredit.segmentation.card import read_card
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    with pytest.raises(InputError, match=r"m\.json is a model card; give the weights beside it \(m\.safetensors\)"):
+        read_card(card_path(weights))
+    card_path(weights).write_bytes(card_path(weights).read_text().encode("utf-16"))  # as a Windows editor saves it
+    with pytest.raises(InputError, match="not a farmcredit model card .*utf-8"):
+        read_card(weights)
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(small_season, tmp_path: Path) -> None:
