@@ -17,9 +17,11 @@ class TruthScore:
 
     Attributes:
         parcels_scored: parcels of at least 0.1 ha with a usable (valid) geometry.
+        parcels_unassessed: of them, those the results give no measure of (in error, or missing): each a miss
+            below, never left out, so a run that failed on its hard parcels does not score better.
         area_within_10pct: share of them whose cultivated area is within 10% of the truth
             (for truly uncultivated parcels: within 10% of the polygon area of zero).
-        area_median_abs_error: median |estimate - truth| / truth (truth > 0).
+        area_median_abs_error: median |estimate - truth| / truth (truth > 0) of those assessed.
         interval_coverage: share of scored parcels whose truth lies in the low-high interval.
         overdeclared: parcels over-declared in the truth.
         overdeclared_flagged: of them, flagged AREA_OVERSTATED.
@@ -28,6 +30,7 @@ class TruthScore:
     """
 
     parcels_scored: int
+    parcels_unassessed: int
     area_within_10pct: float
     area_median_abs_error: float
     interval_coverage: float
@@ -40,6 +43,7 @@ class TruthScore:
         """A Markdown table of the scores."""
         rows = [
             ("parcels scored (>= 0.1 ha, valid geometry)", f"{self.parcels_scored}"),
+            ("of which not assessed (error or no result: misses below)", f"{self.parcels_unassessed}"),
             ("cultivated area within 10% of truth", f"{self.area_within_10pct:.1%}"),
             ("median relative area error", f"{self.area_median_abs_error:.2%}"),
             ("truth inside the low-high interval", f"{self.interval_coverage:.1%}"),
@@ -59,13 +63,15 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
     estimate = scored["cultivated_area_ha"].to_numpy()
     within = _within_tolerance(scored)
     cultivated = true_area > 0
-    relative = np.abs(estimate[cultivated] - true_area[cultivated]) / true_area[cultivated]
+    assessed = cultivated & np.isfinite(estimate)
+    relative = np.abs(estimate[assessed] - true_area[assessed]) / true_area[assessed]
     inside = _distance_outside(scored) <= 0
     flagged = joined["reason_all"].fillna("").str.contains("AREA_OVERSTATED", regex=False)
     over = joined["over_declared"].astype(str).str.lower() == "true"
     crop_rows = scored[cultivated]
     return TruthScore(
         parcels_scored=len(scored),
+        parcels_unassessed=int((~_assessed(scored)).sum()),
         area_within_10pct=float(np.mean(within)) if len(scored) else float("nan"),
         area_median_abs_error=float(np.median(relative)) if relative.size else float("nan"),
         interval_coverage=float(np.mean(inside)) if len(scored) else float("nan"),
@@ -115,6 +121,7 @@ def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarr
     """
     joined = _join(results.assign(mixed_cell_share=mixed), truth)
     scored = joined[_scored(joined)]
+    scored = scored[_assessed(scored)]  # an interval to widen
     area = scored["polygon_area_ha"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         needed = np.where(_distance_outside(scored) <= 0, 0.0,
@@ -125,14 +132,20 @@ def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarr
 
 
 def _join(results: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Every parcel of the truth, with its result where there is one."""
     return truth.merge(pd.DataFrame(results.drop(columns="geometry", errors="ignore")), on="parcel_id",
-                       suffixes=("_truth", ""))
+                       how="left", suffixes=("_truth", ""))
 
 
 def _scored(joined: pd.DataFrame) -> pd.Series:
-    """Parcels of at least 0.1 ha with a valid geometry and a result."""
+    """Parcels of at least 0.1 ha with a valid geometry, whether or not the results measured them."""
     broken = joined["broken_geometry"].astype(str).str.lower() == "true"
-    return (joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken & (joined["status"] != "error")
+    return (joined["polygon_area_ha_truth"] >= MIN_PARCEL_HA) & ~broken
+
+
+def _assessed(joined: pd.DataFrame) -> pd.Series:
+    """Rows with a result that measured the parcel."""
+    return joined["status"].notna() & (joined["status"] != "error") & joined["cultivated_area_ha"].notna()
 
 
 def _within_tolerance(scored: pd.DataFrame) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from farmcredit.evaluation import compare_area, paired_hits
+from farmcredit.evaluation import compare_area, paired_hits, score_against_truth
 
 
 def _results(estimate: np.ndarray) -> pd.DataFrame:
@@ -32,3 +32,22 @@ def test_paired_hits_takes_any_truthy_arrays_and_no_items() -> None:
     assert (counts["only_first"], counts["only_second"], counts["mcnemar_p"]) == (1, 1, 1.0)
     empty = paired_hits(np.array([], dtype=bool), np.array([], dtype=bool))
     assert np.isnan(empty["first"]) and empty["mcnemar_p"] == 1.0
+
+
+def test_parcels_in_error_or_missing_count_as_misses_not_as_left_out() -> None:
+    """A run that failed on some parcels must not score better than one that measured them (a batch exiting 3)."""
+    n = 10
+    truth = pd.DataFrame({"parcel_id": [str(i) for i in range(n)], "polygon_area_ha": 1.0, "true_cultivated_area_ha":
+                          1.0, "broken_geometry": False, "over_declared": False, "true_crop": "maize"})
+    results = _results(np.array([1.0] * 8 + [1.5] * 2)).assign(
+        cultivated_area_low_ha=0.9, cultivated_area_high_ha=1.1, crop="maize", reason_all="")
+    whole = score_against_truth(results, truth)
+    assert (whole.parcels_scored, whole.parcels_unassessed, whole.area_within_10pct) == (10, 0, 0.8)
+    failed = results.copy()
+    failed.loc[[0, 1], ["status", "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "crop"]] \
+        = ["error", np.nan, np.nan, np.nan, None]
+    partial = score_against_truth(failed.drop(index=2), truth)  # two in error, one with no row at all
+    assert (partial.parcels_scored, partial.parcels_unassessed) == (10, 3)
+    assert partial.area_within_10pct == 0.5 and partial.interval_coverage == 0.7 and partial.crop_accuracy == 0.7
+    assert partial.area_median_abs_error == 0.0  # of the parcels measured
+    assert "| of which not assessed (error or no result: misses below) | 3 |" in partial.table()

@@ -44,6 +44,8 @@ _LANDSCAPE, _PORTFOLIO, _TEXTURE, _SKY_PLAN, _SKY, _SENSOR = range(6)
 # Sentinel-2's descending node crosses at 10:30 local mean solar time.
 _OVERPASS_SOLAR_HOURS = 10.5
 DEFAULT_SPEC = SimulationSpec()
+# What a simulation writes beside imagery/: its parcels, their truth, the land cover.
+OUTPUT_FILES = ("parcels.geojson", "truth.csv", "landcover.tif")
 
 
 def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT_SPEC) -> SimulationResult:
@@ -70,7 +72,14 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
         >>> len(result.dates), result.crs  # doctest: +SKIP
         (6, 'EPSG:32650')
     """
+    if seed < 0:
+        raise InputError(f"seed {seed}: a seed is 0 or more")
     out_dir = writable_folder(Path(out_dir))  # before the work: a file in the way fails now
+    earlier = _earlier_scenes(out_dir / "imagery")
+    foreign = [out_dir / name for name in OUTPUT_FILES if (out_dir / name).exists()] if not earlier else []
+    if foreign:
+        raise InputError(f"{foreign[0]} was not written by the simulator (no simulated scenes beside it); choose an "
+                         "empty output folder or remove it")
     grid = scene_grid(spec.centre_lon, spec.centre_lat, spec.size_px)
     landscape = build_landscape(grid, _rng(seed, _LANDSCAPE))
     parcels = build_portfolio(landscape, grid, spec, _rng(seed, _PORTFOLIO))
@@ -81,7 +90,8 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
     )
 
     imagery_dir = out_dir / "imagery"
-    _clear_previous_output(imagery_dir)
+    for scene in earlier:
+        shutil.rmtree(scene)
     imagery_dir.mkdir(parents=True, exist_ok=True)
     for index, (day, plan) in enumerate(zip(dates, skies)):
         _write_scene(imagery_dir, cells, grid, spec, day, plan, _rng(seed, _SKY, index), _rng(seed, _SENSOR, index))
@@ -89,12 +99,12 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
     result = SimulationResult(
         root=out_dir,
         imagery_dir=imagery_dir,
-        parcels_path=out_dir / "parcels.geojson",
-        truth_path=out_dir / "truth.csv",
+        parcels_path=out_dir / OUTPUT_FILES[0],
+        truth_path=out_dir / OUTPUT_FILES[1],
         dates=dates,
         crs=grid.crs,
         n_parcels=len(parcels),
-        landcover_path=out_dir / "landcover.tif",
+        landcover_path=out_dir / OUTPUT_FILES[2],
     )
     write_parcels(parcels, result.parcels_path)
     write_truth(parcels, result.truth_path)
@@ -216,11 +226,18 @@ def _write_landcover(path: Path, cells: SceneCells, grid: SceneGrid) -> None:
     )
 
 
-def _clear_previous_output(imagery_dir: Path) -> None:
-    """Remove scene folders an earlier simulation wrote; refuse to touch anything else."""
+def _earlier_scenes(imagery_dir: Path) -> list[Path]:
+    """The scene folders an earlier simulation wrote (to be replaced; hidden files such as .DS_Store aside).
+
+    Raises:
+        InputError: the folder holds anything else.
+    """
     if not imagery_dir.is_dir():
-        return
+        return []
+    scenes = []
     for child in sorted(imagery_dir.iterdir()):
+        if child.name.startswith("."):
+            continue
         item = child / f"{child.name}.json"
         try:
             synthetic = json.loads(item.read_text(encoding="utf-8"))["properties"]["farmcredit:synthetic"] is True
@@ -228,7 +245,8 @@ def _clear_previous_output(imagery_dir: Path) -> None:
             synthetic = False
         if not synthetic:
             raise InputError(f"{child} was not written by the simulator; choose an empty output folder or remove it")
-        shutil.rmtree(child)
+        scenes.append(child)
+    return scenes
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:

@@ -65,7 +65,10 @@ class SimulationSpec:
             problems.append(f"season {self.season_start}..{self.season_end} (end before start)")
         elif not 3 <= self.n_dates <= slots:
             problems.append(f"n_dates={self.n_dates} (3 to {slots} for this season)")
-        if not 0 <= self.n_overcast_dates + self.n_swath_edge_dates < self.n_dates:
+        if self.n_overcast_dates < 0 or self.n_swath_edge_dates < 0:
+            problems.append(f"n_overcast_dates={self.n_overcast_dates}, n_swath_edge_dates={self.n_swath_edge_dates} "
+                            "(0 or more)")
+        elif not self.n_overcast_dates + self.n_swath_edge_dates < self.n_dates:
             problems.append("n_overcast_dates + n_swath_edge_dates must leave a normal date")
         if not -80 <= self.centre_lat <= 84 or self.centre_lat <= 0:
             problems.append(f"centre_lat={self.centre_lat} (northern UTM zones only)")

@@ -114,6 +114,22 @@ def test_refuses_to_delete_foreign_folders(tmp_path: Path) -> None:
         simulate_season(tmp_path, spec=SimulationSpec(size_px=48, n_dates=3))
 
 
+@pytest.mark.parametrize("name", ["parcels.geojson", "truth.csv", "landcover.tif"])
+def test_refuses_to_overwrite_a_users_files_but_not_its_own_or_a_hidden_file(tmp_path: Path, name: str) -> None:
+    spec = SimulationSpec(size_px=48, n_dates=3, n_swath_edge_dates=0)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / name).write_text('{"my": "portfolio"}')
+    with pytest.raises(InputError, match=f"{name} was not written by the simulator"):
+        simulate_season(mine, seed=1, spec=spec)
+    assert (mine / name).read_text() == '{"my": "portfolio"}'
+    simulate_season(tmp_path / "own", seed=1, spec=spec)
+    (tmp_path / "own" / "imagery" / ".DS_Store").write_text("finder")
+    assert simulate_season(tmp_path / "own", seed=2, spec=spec).n_parcels > 0
+    with pytest.raises(InputError, match="seed -1"):
+        simulate_season(tmp_path / "negative", seed=-1, spec=spec)
+
+
 def test_each_date_is_an_earth_search_folder(season: SimulationResult) -> None:
     folders = sorted(season.imagery_dir.iterdir())
     assert len(folders) == SPEC.n_dates

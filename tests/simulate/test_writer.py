@@ -79,6 +79,8 @@ def test_mgrs_tile_of_the_default_scene() -> None:
         {"portfolio_fraction": 1.5},
         {"centre_lat": -10.0},
         {"n_dates": 3, "n_overcast_dates": 2, "n_swath_edge_dates": 1},
+        {"n_dates": 6, "n_overcast_dates": -2, "n_swath_edge_dates": 3},  # made 4 of 6 dates all cloud
+        {"n_dates": 6, "n_overcast_dates": 1, "n_swath_edge_dates": -1},
     ],
 )
 def test_invalid_specs_are_refused(changes: dict) -> None:
