@@ -268,13 +268,14 @@ def _sample_reprojected(
 
 def _mask_fill_values(reflectance: np.ndarray, clear: np.ndarray) -> None:
     """Make clear values no land surface has no data, in place: under ``MIN_REFLECTANCE`` always, above
-    ``HIGH_REFLECTANCE`` where they are the few of the clear values they are in fill values or saturation (most:
-    digital numbers, left for the model to refuse). A pixel-date with one such band is not clear."""
+    ``HIGH_REFLECTANCE`` where they are the few of their date and band's clear values (fill values, saturation;
+    most: that band of that date is in digital numbers, left for the model to refuse). A pixel-date with one such
+    band is not clear."""
     seen = clear[:, None] & np.isfinite(reflectance)
     high = seen & (reflectance > HIGH_REFLECTANCE)
     unreal = seen & (reflectance < MIN_REFLECTANCE)
-    if np.count_nonzero(high) <= 0.5 * np.count_nonzero(seen):
-        unreal |= high
+    few = np.count_nonzero(high, axis=(-2, -1)) <= 0.5 * np.count_nonzero(seen, axis=(-2, -1))
+    unreal |= high & few[..., None, None]
     reflectance[unreal] = np.nan
     clear &= ~unreal.any(axis=1)
 

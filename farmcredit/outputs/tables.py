@@ -53,7 +53,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
-    _text_typed(parcels).to_parquet(files["parquet"], index=False)
+    text_typed(parcels).to_parquet(files["parquet"], index=False)
     write_csv(_attributes(parcels), files["csv"])
     write_csv(_attributes(borrowers), files["borrowers_csv"])
     assessment.series.to_parquet(files["series"], index=False)
@@ -89,7 +89,7 @@ def output_folder(out_dir: Path, create: bool = True) -> Path:
     return out_dir
 
 
-def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """``frame`` with its text columns that hold no value typed as text, not Arrow's ``null`` (runs without regions
     or borrowers, or every parcel referred, would otherwise not stack with others)."""
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]

@@ -358,16 +358,17 @@ class CnnCroplandModel:
         if missing:
             raise InputError(f"the cropland model {self.name} needs bands {REQUIRED_BANDS}; missing {missing}")
         counts = check_reflectance(reflectance, clear, bands, self.bands)
-        available = [b in counts and (counts[b][0] > 0 or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
+        available = [b in counts and (counts[b][0].any() or b in REQUIRED_BANDS) and b not in self.card.untrained_bands
                      for b in self.bands]
         return reflectance, clear, bands, np.asarray(available, dtype=np.float32)
 
     def _seen(self, reflectance: np.ndarray, clear: np.ndarray, bands: tuple[str, ...],
               available: np.ndarray) -> np.ndarray:
-        """bool (..., rows, cols) of (..., time, band, rows, cols): a clear date with finite data in every available
-        band (what ``normalise_season`` keeps), scanned a strip of rows at a time."""
+        """bool (..., rows, cols) of (..., time, band, rows, cols): a clear date with reflectance (finite, no fill
+        value) in every available band (what ``normalise_season`` keeps), scanned a strip of rows at a time."""
         used = [reflectance[..., bands.index(band), :, :] for band, use in zip(self.bands, available) if use]
-        return np.concatenate([np.logical_and.reduce([mask, *(np.isfinite(s) for s in strips)]).any(axis=-3)
+        return np.concatenate([np.logical_and.reduce([mask, *((s >= MIN_REFLECTANCE) & (s <= HIGH_REFLECTANCE)
+                                                             for s in strips)]).any(axis=-3)
                                for mask, *strips in _clear_strips(clear, *used)], axis=-2)
 
     def _in_network_order(self, reflectance: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
@@ -432,12 +433,16 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
         InputError: digital numbers, or red and NIR, or red and blue, that read as swapped.
     """
     counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in read if b in bands}
-    finite, high = (sum(c[k] for c in counts.values()) for k in range(2))
-    if high > 0.5 * finite:  # a few such values are fill or saturation, left out (normalise_season)
+    # Judged per band of each date: one band or date in digital numbers is as wrong as all of them, while a few such
+    # values are fill or saturation, left out (normalise_season).
+    scaled = {b: high > 0.5 * finite for b, (finite, high) in counts.items()}
+    wrong = sorted(b for b, layers in scaled.items() if layers.any())
+    if wrong:
+        layers = sum(int(scaled[b].sum()) for b in wrong)
         raise InputError(
-            f"reflectance must be 0-1, but {high / max(finite, 1):.0%} of the values exceed {HIGH_REFLECTANCE:g}: "
-            "Sentinel-2 digital numbers must be divided by 10000 (after adding the product's offset, -1000 since "
-            "processing baseline 04.00)"
+            f"reflectance must be 0-1, but most values of {layers} band-date(s) ({', '.join(wrong)}) exceed "
+            f"{HIGH_REFLECTANCE:g}: Sentinel-2 digital numbers must be divided by 10000 (after adding the product's "
+            "offset, -1000 since processing baseline 04.00)"
         )
     red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
     green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
@@ -461,16 +466,16 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
     return counts
 
 
-def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[int, int]:
-    """Finite values and values above ``HIGH_REFLECTANCE`` of one band's clear pixels (saturated cloud, masked, says
-    nothing of the scale); ``band`` and ``clear`` of one shape.
+def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer (leading index: date, patch) of one band, its clear pixels' finite values and values above
+    ``HIGH_REFLECTANCE`` (saturated cloud, masked, says nothing of the scale); ``band`` and ``clear`` of one shape.
 
     A strip of rows at a time (``_clear_strips``).
     """
-    finite = high = 0
+    finite = high = np.zeros(band.shape[:-2], dtype=np.int64)
     for mask, strip in _clear_strips(clear, band):
-        finite += np.count_nonzero(np.isfinite(strip) & mask)
-        high += np.count_nonzero((strip > HIGH_REFLECTANCE) & mask)
+        finite = finite + np.count_nonzero(np.isfinite(strip) & mask, axis=(-2, -1))
+        high = high + np.count_nonzero((strip > HIGH_REFLECTANCE) & mask, axis=(-2, -1))
     return finite, high
 
 

@@ -20,6 +20,7 @@ import torch
 from click.testing import CliRunner
 
 from farmcredit.config import load_config
+from farmcredit.outputs.tables import text_typed
 from farmcredit.pipeline import run_assessment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ def assessed(small_windows: Path, tmp_path_factory: pytest.TempPathFactory) -> p
     """
     path = tmp_path_factory.mktemp("assess") / "results.parquet"
     result = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows, model="rule")
-    result.parcels.to_parquet(path, index=False)
+    text_typed(result.parcels).to_parquet(path, index=False)
     return gpd.read_parquet(path)
 
 

@@ -198,6 +198,12 @@ def test_digital_numbers_or_percent_are_refused_but_bright_or_saturated_reflecta
             model.predict(wrong, clear, MODEL_BANDS)
     with pytest.raises(InputError, match="divided by 10000"):
         model.predict_patches(reflectance[None] * 10_000, clear[None], MODEL_BANDS)
+    one_band, one_date = reflectance.copy(), reflectance.copy()
+    one_band[:, MODEL_BANDS.index("B11")] *= 10_000  # a tenth of the values: not fill, a band on another scale
+    one_date[1] *= 10_000
+    for wrong, said in ((one_band, r"most values of 2 band-date\(s\) \(B11\)"), (one_date, "of 10 band-date")):
+        with pytest.raises(InputError, match=said):
+            model.predict(wrong, clear, MODEL_BANDS)
     bright = reflectance.copy()
     bright[:, :, :60] += 1.6  # cloud or snow over most of the raster: 1.6-2.0
     bright[0, :, :3, :3] = 65_535 / 10_000  # saturated
@@ -217,6 +223,13 @@ def test_a_fill_value_is_no_data_and_moves_no_other_pixel(model) -> None:
         filled = reflectance.copy()
         filled[0, MODEL_BANDS.index("B04"), row, col] = fill
         np.testing.assert_array_equal(model.predict(filled, clear, MODEL_BANDS).crop_probability, expected)
+    # Filled on every date: no data, as NaN is (filled in from its neighbours, NaN and no class in the output).
+    blank, filled = reflectance.copy(), reflectance.copy()
+    blank[:, MODEL_BANDS.index("B04"), row, col] = np.nan
+    filled[:, MODEL_BANDS.index("B04"), row, col] = -9999.0
+    unseen, given = model.predict(blank, clear, MODEL_BANDS), model.predict(filled, clear, MODEL_BANDS)
+    assert np.isnan(given.crop_probability[row, col]) and given.crop_class[row, col] == -1
+    np.testing.assert_array_equal(given.crop_probability, unseen.crop_probability)
 
 
 def test_normalisation_is_float32_arithmetic_as_numpy_rounds_it_zero_where_unusable() -> None:
