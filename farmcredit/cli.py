@@ -208,9 +208,14 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch.runner import exclusive, partitions_folder, remove_if_untouched
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
+    from farmcredit.imagery.fetch import parse_remote_source
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
+    if parse_remote_source(imagery_src) and not Path(imagery_src).exists():
+        raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
+                               "into a folder first (farmcredit fetch PARCELS --source ... --season START/END --out "
+                               "DIR) and give --imagery DIR")
     output_folder(out, create=False)
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.

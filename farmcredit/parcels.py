@@ -155,7 +155,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     n = len(frame)
     reasons: list[list[str]] = [[] for _ in range(n)]
 
-    parcel_id = _id_text(frame["parcel_id"])
+    parcel_id = _id_text(frame["parcel_id"], source)
     missing_id = parcel_id.isna()
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
@@ -164,7 +164,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
-    borrower_id = _optional_text(frame, "borrower_id", ids=True)
+    borrower_id = _optional_text(frame, "borrower_id", source)
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
@@ -250,20 +250,29 @@ def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
     return bad
 
 
-def _id_text(values: pd.Series) -> pd.Series:
+def _id_text(values: pd.Series, source: object) -> pd.Series:
     """Ids as text without surrounding blanks ("B0012 " is B0012); whole-number floats (integer ids with a blank,
-    read as float) lose the '.0'."""
+    read as float) lose the '.0'.
+
+    Raises:
+        InputError: whole-number ids read as floating point beyond 2^53, whose last digits are already lost (a
+            20-digit id overflows the file reader's integers).
+    """
     if pd.api.types.is_float_dtype(values) and np.all(np.isnan(values) | (values == np.round(values))):
+        if (np.abs(values) > 2**53).any():
+            raise InputError(f"{source}: {values.name} values such as {values[np.abs(values) > 2**53].iloc[0]:.0f} (as "
+                             "read) are too long for a number column to keep every digit; store the ids as text")
         values = values.astype("Int64")
     text = values.astype("string").str.strip()
     return text.where(text != "", pd.NA)
 
 
-def _optional_text(frame: pd.DataFrame, column: str, ids: bool = False) -> pd.Series:
+def _optional_text(frame: pd.DataFrame, column: str, ids_of: object = None) -> pd.Series:
+    """A text column (empty cells NA; all NA when missing); read as ids (``_id_text``) of the file ``ids_of``."""
     if column not in frame.columns:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
-    if ids:
-        return _id_text(frame[column])
+    if ids_of is not None:
+        return _id_text(frame[column], ids_of)
     text = frame[column].astype("string")
     return text.where(text.str.strip() != "", pd.NA)
 

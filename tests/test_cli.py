@@ -108,6 +108,15 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     assert done.returncode == 2 and "nowhere.gpkg" in done.stderr and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])
+def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str) -> None:
+    done = _run("batch", str(small_season.parcels_path), "--imagery", source, "--season", "2024-03-01/2024-10-31",
+                "--model", "rule", "--out", str(tmp_path / "o"))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"--imagery {source}: batch reads imagery its workers open as files" in said
+    assert "farmcredit fetch" in said and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("command", ["assess", "batch"])
 def test_an_out_that_cannot_be_a_folder_exits_2_before_the_run(small_season, tmp_path: Path, command: str) -> None:
     taken = tmp_path / "results"

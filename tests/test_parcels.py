@@ -1,5 +1,6 @@
 """Parcel files: file-level problems raise InputError, row-level problems become reason codes."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -212,6 +213,17 @@ def test_long_integer_ids_with_a_blank_keep_every_digit(tmp_path: Path) -> None:
         parcels = read_parcels(tmp_path / name)
         assert list(parcels["parcel_id"][:3]) == [f"41010200000000000{i}" for i in range(3)], name
         assert not any("DUPLICATE_PARCEL_ID" in codes for codes in parcels["reasons"])
+
+
+def test_ids_too_long_for_any_number_column_are_refused_asking_for_text(tmp_path: Path) -> None:
+    """20 digits overflow the reader's 64-bit integers: read as floats, their last digits are gone (a traceback)."""
+    path = tmp_path / "long.geojson"
+    features = [{"type": "Feature", "properties": {"parcel_id": 12345678901234567890 + i},
+                 "geometry": shapely.geometry.mapping(SQUARE)} for i in range(2)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(InputError, match=r"long\.geojson: parcel_id values such as \d+ \(as read\) are too long .* "
+                                         "store the ids as text"):
+        read_parcels(path)
 
 
 def test_columns_that_differ_only_in_case_are_refused_naming_both(tmp_path: Path) -> None:
