@@ -165,9 +165,9 @@ def _scene_record(scene: Scene) -> dict:
 
 SIGNAL_COLUMNS = (
     "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction", "crop",
-    "crop_confidence", "declared_crop_probability", "ndvi_peak", "ndvi_peak_date", "ndvi_integral", "ndvi_uniformity",
-    "health_index", "health_reference", "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha", "relative_yield",
-    "expected_revenue",
+    "crop_confidence", "declared_crop_probability", "priced_crop", "ndvi_peak", "ndvi_peak_date", "ndvi_integral",
+    "ndvi_uniformity", "health_index", "health_reference", "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha",
+    "relative_yield", "expected_revenue",
 )
 
 

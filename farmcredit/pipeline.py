@@ -315,7 +315,7 @@ def finish_assessment(
     credit["risk_model_hash"] = risk.model_hash
     credit["config_hash"] = cfg.config_hash()
     result = gpd.GeoDataFrame(
-        credit.drop(columns=["reasons", "priced_crop"]), geometry=table.geometry.to_numpy(), crs=table.crs
+        credit.drop(columns=["reasons"]), geometry=table.geometry.to_numpy(), crs=table.crs
     )
     result = result[_column_order(result)]
     borrowers = aggregate_borrowers(result, cfg)
@@ -606,8 +606,9 @@ def _has_error(codes: list[str]) -> bool:
 def _column_order(frame: pd.DataFrame) -> list[str]:
     first = [
         "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "reason",
-        "declared_crop", "crop", "crop_confidence", "declared_crop_probability", "declared_area_ha", "polygon_area_ha",
-        "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction",
+        "declared_crop", "crop", "crop_confidence", "declared_crop_probability", "priced_crop", "declared_area_ha",
+        "polygon_area_ha", "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha",
+        "cultivated_fraction",
     ]
     rest = [c for c in frame.columns if c not in first and c != "geometry"]
     return first + rest + ["geometry"]

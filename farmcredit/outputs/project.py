@@ -78,10 +78,11 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
     crs = assessment.imagery.crs
     classes = pixel_classes(assessment)
     geometry_types = dict(pyogrio.list_layers(out_dir / "results.gpkg"))
-    # Borrowers start hidden: their outlines over the parcels' own colours read as clutter.
+    # Both shown: a parcel approved on its own may belong to a borrower declined under the minimum loan, so the
+    # borrowers' dashed outlines, in their decision's colour, frame the parcels' fills.
     decisions = [
         ProjectLayer(layer, f"results.gpkg|layername={layer}", assessment.parcels.crs, styles[layer],
-                     geometry_types[layer], visible=layer == "parcels")
+                     geometry_types[layer])
         for layer in ("borrowers", "parcels")
     ]
     season = [

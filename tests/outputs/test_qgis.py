@@ -95,7 +95,7 @@ def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed)
         ("season layers", "peak NDVI"), ("season layers", "cropland probability"),
         ("season layers", "cropland class"), ("", "true colour"),
     ]
-    assert [n["visible"] for n in project["tree"]] == [False, True, False, False, False, False, True]
+    assert [n["visible"] for n in project["tree"]] == [True, True, False, False, False, False, True]
     assert all(n["source"].startswith(qgis["folder"]) for n in project["tree"])
     assert all(layer["valid"] for layer in project["layers"].values())
     assert project["layers"]["parcels"]["features"] == len(assessed.parcels)
