@@ -247,8 +247,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
             progress.update(task, completed=done, total=total, rate=rate)
 
-        made = next((folder for folder in (*reversed(out.absolute().parents), out.absolute()) if not folder.exists()),
-                    None)  # the first folder of --out this run makes
+        folders = (*reversed(out.absolute().parents), out.absolute(), out.absolute() / "partitions")
+        made = next((folder for folder in folders if not folder.exists()), None)  # the first folder this run makes
         try:
             # One batch at a time in a folder, from its measuring to its last output.
             with exclusive(partitions_folder(out)):

@@ -106,6 +106,10 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     done = _run(command, str(tmp_path / "nowhere.gpkg"), "--imagery", str(small_season.imagery_dir), "--model", "rule",
                 "--out", str(tmp_path / "o" / "season" / "2024"))
     assert done.returncode == 2 and "nowhere.gpkg" in done.stderr and not (tmp_path / "o").exists()
+    (tmp_path / "mine").mkdir()  # an --out that was there: left as it was, no partitions/.lock in it
+    done = _run(command, str(tmp_path / "nowhere.gpkg"), "--imagery", str(small_season.imagery_dir), "--model", "rule",
+                "--out", str(tmp_path / "mine"))
+    assert done.returncode == 2 and not list((tmp_path / "mine").iterdir())
 
 
 @pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])
