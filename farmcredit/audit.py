@@ -76,8 +76,8 @@ def _sidecars(path: Path) -> list[Path]:
 
 def code_version() -> dict:
     """The package version, the SHA-256 of its source (``source_hash``: pins the code that ran, installed or not,
-    committed or not) and, when run from a git checkout, its commit and whether the checkout had uncommitted
-    changes."""
+    committed or not) and, when run from a git checkout of farmcredit, its commit and whether the package's files
+    had uncommitted changes."""
     root = Path(farmcredit.__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -87,15 +87,20 @@ def code_version() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    commit = git("rev-parse", "HEAD")
-    changes = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    # Only a checkout of farmcredit itself: a package installed into another project's repository (its .venv) is not
+    # that project's commit.
+    top = git("rev-parse", "--show-toplevel")
+    ours = top is not None and Path(top).resolve() == root and git("ls-files", "--error-unmatch",
+                                                                  "farmcredit/__init__.py") is not None
+    commit = git("rev-parse", "HEAD") if ours else None
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", "farmcredit") if commit else None
     return {"farmcredit": farmcredit.__version__, "source_sha256": source_hash(), "git_commit": commit,
             "git_uncommitted_changes": bool(changes) if changes is not None else None,
             "python": platform.python_version()}
 
 
 def build_run_record(
-    parcels_source: Path | None,
+    parcels_fingerprint: dict | None,
     imagery: Imagery,
     config: Config,
     models: dict,
@@ -106,9 +111,10 @@ def build_run_record(
     read_failures: Sequence[tuple[str, str, str]] = (),
     parcels_layer: str | None = None,
 ) -> dict:
-    """Assemble the audit record of a run (JSON-serialisable); ``read_failures``: the files that failed to decode
-    where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file of
-    several."""
+    """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
+    ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
+    to decode where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file
+    of several."""
     imagery_record = {
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
@@ -130,8 +136,8 @@ def build_run_record(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),
         "inputs": {
-            "parcels": ({**file_fingerprint(parcels_source), **({"layer": parcels_layer} if parcels_layer else {})}
-                        if parcels_source else {"path": "<in-memory GeoDataFrame>"}),
+            "parcels": ({**parcels_fingerprint, **({"layer": parcels_layer} if parcels_layer else {})}
+                        if parcels_fingerprint else {"path": "<in-memory GeoDataFrame>"}),
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],
@@ -177,8 +183,10 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
     Holds no timestamp, so the same inputs, config, models and code give identical records.
     """
     features = risk_features(parcels)
+    # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
+    # whose rings turn the other way, and from GeoJSON.
     geometry_hashes = [
-        hashlib.sha256(shapely.to_wkb(g, hex=False)).hexdigest() if g is not None else None
+        hashlib.sha256(shapely.to_wkb(shapely.normalize(g), hex=False)).hexdigest() if g is not None else None
         for g in parcels.geometry
     ]
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
@@ -194,6 +202,7 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
             "probability_of_default": row.probability_of_default,
             "reasons": _reasons(row.reason_all),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
+            "overlaps_parcels": [p for p in str(getattr(row, "overlaps_parcels", "") or "").split(";") if p],
             "inputs": {
                 "declared_crop": row.declared_crop,
                 "declared_area_ha": row.declared_area_ha,

@@ -21,7 +21,7 @@ from pyproj.exceptions import ProjError
 from rasterio.windows import Window, union
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
-from farmcredit.audit import build_run_record
+from farmcredit.audit import build_run_record, file_fingerprint
 from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError, InputError
@@ -170,6 +170,8 @@ class AssessmentInputs:
         imagery: the season.
         geoms: the parcel polygons in the imagery CRS (None where unusable).
         layer: the layer read from a parcel file of several.
+        fingerprint: the parcel file's ``file_fingerprint`` as it was read (the audit vouches for the file read, not
+            for the file as it is when a long run ends); None for an in-memory table.
     """
 
     config: Config
@@ -179,6 +181,7 @@ class AssessmentInputs:
     imagery: Imagery
     geoms: np.ndarray
     layer: str | None = None
+    fingerprint: dict | None = None
 
 
 def as_season(season: str | Sequence[date | str] | None) -> tuple[date, date] | None:
@@ -233,10 +236,12 @@ def load_inputs(
     season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
+    fingerprint = None
     if isinstance(parcels, gpd.GeoDataFrame):
         table, parcels_source = parcels_from_frame(parcels, crs=parcels_crs), None
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
+        fingerprint = file_fingerprint(parcels_source)
     stack = (imagery if isinstance(imagery, Imagery)
              else open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset))
     if not stack.scenes:
@@ -258,7 +263,7 @@ def load_inputs(
         raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
-                            table.attrs.get("layer"))
+                            table.attrs.get("layer"), fingerprint)
 
 
 def finish_assessment(
@@ -325,7 +330,7 @@ def finish_assessment(
     if inference is not None:
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
-        inputs.source, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
+        inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings, measurements.read_failures, inputs.layer,
     )
     series = _season_series(result["parcel_id"], measurements)

@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 from shapely.geometry import box
 
@@ -32,3 +33,59 @@ def test_other_files_hash_alone(tmp_path: Path, name: str) -> None:
     (tmp_path / "parcels.dbf").write_bytes(b"not its sidecar")
     expected = {"path": str(path), "bytes": 10, "sha256": hashlib.sha256(b"some bytes").hexdigest()}
     assert file_fingerprint(path) == expected
+
+
+def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlines_by_their_land(
+        small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shapely
+
+    import farmcredit.pipeline as pipeline
+    from farmcredit.audit import decision_records
+
+    parcels = gpd.read_file(small_season.parcels_path).head(6)
+    twice = parcels.iloc[[0]].assign(parcel_id="AGAIN", borrower_id="OTHER")  # the same land, another borrower
+    path = tmp_path / "parcels.gpkg"
+    gpd.GeoDataFrame(pd.concat([parcels, twice], ignore_index=True), crs=parcels.crs).to_file(path)
+    as_read = file_fingerprint(path)
+    measure = pipeline.measure_parcels
+
+    def edited_meanwhile(*args, **kwargs):  # an analyst saves the file in QGIS while a long run measures
+        gpd.read_file(path).assign(declared_area_ha=9.0).to_file(path)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "measure_parcels", edited_meanwhile)
+    result = pipeline.run_assessment(path, small_season.imagery_dir, model="rule")
+    assert file_fingerprint(path)["sha256"] != as_read["sha256"]
+    assert result.record["inputs"]["parcels"]["sha256"] == as_read["sha256"]
+    records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record)}
+    first = str(parcels["parcel_id"].iloc[0])
+    assert records["AGAIN"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN"]
+    assert records[str(parcels["parcel_id"].iloc[1])]["overlaps_parcels"] == []
+    turned = result.parcels.set_geometry(shapely.reverse(result.parcels.geometry.to_numpy()))  # as a Shapefile turns
+    assert [r["inputs"]["geometry_wkb_sha256"] for r in decision_records(turned, result.record)] == [
+        r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
+
+
+def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_in(tmp_path: Path) -> None:
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import farmcredit
+
+    project = tmp_path / "project"
+    site = project / ".venv" / "site-packages"
+    shutil.copytree(Path(farmcredit.__file__).parent, site / "farmcredit")
+    (project / "app.py").write_text("print('an app')\n")
+    git = ["git", "-C", str(project), "-c", "user.email=a@b", "-c", "user.name=a"]
+    for command in (["init", "-q"], ["add", "app.py"], ["commit", "-qm", "app"]):
+        subprocess.run([*git, *command], check=True)
+    script = ("import json, farmcredit; from farmcredit.audit import code_version; "
+              f"assert farmcredit.__file__.startswith({str(site)!r}); print(json.dumps(code_version()))")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(site)},
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    recorded = json.loads(done.stdout)
+    assert recorded["git_commit"] is None and recorded["git_uncommitted_changes"] is None
+    assert recorded["source_sha256"]

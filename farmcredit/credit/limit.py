@@ -89,7 +89,8 @@ def assign_limits(
             ``declared_area_ha``, ``reasons`` (codes so far) and optionally ``region``.
         config: the run configuration.
         risk_model: gives each parcel's probability of default.
-        overlaps: per parcel, the rows of other borrowers' parcels it overlaps.
+        overlaps: per parcel, the rows of the other parcels it overlaps (any borrower's: pledged twice, or counted
+            twice in one total).
 
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``,
