@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 import time
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from farmcredit.segmentation.rule import CroplandModel
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
 bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
@@ -39,11 +41,19 @@ parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the 
 parcels_layer_option = click.option("--parcels-layer", help="Layer to read from a parcel file of several (GeoPackage, "
                                                             "KML); default: its one layer with parcel_id and polygons.")
 dn_offset_option = click.option(
-    "--dn-offset", type=float,
+    "--dn-offset", type=float, callback=lambda _, param, value: _finite(param, value),
     help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance = "
          "(DN + offset) / 10000; -1000 for L2A of processing baseline 04.00+ whose offset was not applied. "
          "[default: 0; STAC items and SAFE products carry their own]")
-console = Console(stderr=True)
+# Long lines are not cut into the log: a path broken at 80 columns cannot be found or pasted.
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _finite(param: click.Parameter, value: float | None) -> float | None:
+    """``value`` when a finite number (or not given): nan or inf offsets would make every pixel no data."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param=param)
+    return value
 
 
 def parse_season(text: str | None) -> tuple[date, date] | None:
@@ -525,7 +535,11 @@ def credit_report_command(results: Path, reference: Path | None, out: Path) -> N
     """
     from farmcredit.credit.report import credit_report, load_results
 
-    fmt = "md" if out.suffix.lower() in (".md", ".markdown") else "html"
+    formats = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+    if out.suffix.lower() not in formats:
+        raise click.BadParameter(f"{out}: name a .html or .md file (the report is HTML or Markdown)",
+                                 param_hint="--out")
+    fmt = formats[out.suffix.lower()]
     table = load_results(results)
     base = load_results(reference) if reference else None
     console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}", markup=False)
@@ -674,7 +688,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         console.print("aborted")
-        sys.exit(1)
+        sys.exit(INTERRUPTED)
     except FarmcreditError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(USAGE_ERROR)

@@ -48,8 +48,15 @@ def can_write_in(folder: Path) -> None:
 
 
 def existing_ancestor(path: Path) -> Path:
-    """``path`` itself or its nearest parent that exists (the root at worst): where making it would start."""
-    return next(step for step in (path, *path.parents) if step.exists() or step == Path(step.anchor))
+    """``path`` itself or its nearest parent that exists (the root at worst): where making it would start.
+
+    Raises:
+        InputError: The path cannot be looked up (a name too long for the file system).
+    """
+    try:
+        return next(step for step in (path, *path.parents) if step.exists() or step == Path(step.anchor))
+    except OSError as exc:
+        raise InputError(f"{path} cannot be a folder ({exc.strerror or exc})") from exc
 
 
 @contextmanager

@@ -325,3 +325,24 @@ def test_paths_with_brackets_are_printed_as_written_and_bad_seeds_refused(tmp_pa
     for seed in ("-1", str(2**64)):  # numpy's generators take 0 .. 2**32 - 1 here: refused before any work
         done = _run("train", str(tmp_path), "--out", str(tmp_path / "m.safetensors"), "--seed", seed)
         assert done.returncode == 2 and "--seed" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(small_season, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    import farmcredit.cli
+
+    monkeypatch.setattr(farmcredit.cli.cli, "main", lambda **_: (_ for _ in ()).throw(click.exceptions.Abort()))
+    with pytest.raises(SystemExit) as interrupted:  # Ctrl-C: as a shell reports it, not a crash's 1
+        farmcredit.cli.main()
+    assert interrupted.value.code == 130
+    base = ["assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model", "rule"]
+    for offset in ("nan", "inf"):
+        done = _run(*base, "--dn-offset", offset, "--out", str(tmp_path / "o"))
+        assert done.returncode == 2 and f"{offset} is not a finite number" in done.stderr
+    done = _run(*base, "--out", str(tmp_path / ("x" * 300) / "o"))
+    assert done.returncode == 2 and "cannot be a folder (File name too long)" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
+    done = _run("credit", "report", str(tmp_path), "--out", str(tmp_path / "report.pdf"))
+    assert done.returncode == 2 and "name a .html or .md file" in done.stderr and not (tmp_path / "report.pdf").exists()

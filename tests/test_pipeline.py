@@ -424,3 +424,31 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season,
     assert assess(parcels, small_season.imagery_dir, model="cnn", device="cpu")["model_version"].notna().all()
     with pytest.raises(ImageryError, match="a remote source: fetch it into a folder first"):
         assess(parcels, "stac", **run)
+
+
+@pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_write_that_does_not_finish_leaves_no_run_json_and_is_refused_as_unfinished(
+        small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:
+    """An earlier run's folder written over by a run that stops part-way (a full disk, Ctrl-C): without run.json,
+    its mix of new and old files reads as unfinished, never as either run."""
+    import farmcredit.outputs.tables as tables
+    from farmcredit.credit.report import load_results
+    from farmcredit.errors import InputError
+    from farmcredit.outputs import render_preview, write_outputs
+
+    result = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    write_outputs(tmp_path, result)
+    assert (tmp_path / "run.json").is_file()
+
+    def full(*_: object) -> None:
+        raise stop
+
+    monkeypatch.setattr(tables, "write_csv", full)  # after the GeoPackage and GeoParquet are new
+    with pytest.raises(InputError if isinstance(stop, OSError) else KeyboardInterrupt) as stopped:
+        write_outputs(tmp_path, result)
+    if isinstance(stop, OSError):
+        assert "cannot write the outputs in" in str(stopped.value) and "No space left on device" in str(stopped.value)
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "preview.png").exists()
+    for refused in (lambda: render_preview(tmp_path), lambda: load_results(tmp_path)):
+        with pytest.raises(InputError, match="no run.json, so the run that wrote it did not finish"):
+            refused()

@@ -79,6 +79,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
     file = path / "results.parquet" if path.is_dir() else path
     if not file.exists():
         raise InputError(f"results file {file} does not exist")
+    if path.is_dir() and not (path / "run.json").is_file():
+        raise InputError(f"{path}: no run.json, so the run that wrote it did not finish (interrupted, a full disk); "
+                         "run it again")
     suffix = file.suffix.lower()
     if suffix not in (".parquet", ".geoparquet", ".gpkg", ".csv"):
         raise InputError(f"results file {file}: expected an output folder, .parquet, .gpkg or .csv")

@@ -62,8 +62,11 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     if out is not None and out.suffix.lower() != ".png":
         raise InputError(f"{out}: the preview is a PNG; name a .png file")
     run = folder / "run.json"
+    if not run.is_file():
+        raise InputError(f"{folder}: no run.json, so the run that wrote it did not finish (interrupted, a full disk); "
+                         "run it again")
     try:
-        record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
+        record = json.loads(run.read_text(encoding="utf-8"))
         parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio")
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:  # JSON cut short, not a GeoPackage
         raise InputError(f"{folder}: its results do not read as farmcredit wrote them ({exc})") from exc

@@ -4,16 +4,18 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
+from pyogrio.errors import DataSourceError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.locking import existing_ancestor
+from farmcredit.locking import can_write_in, existing_ancestor
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
@@ -23,17 +25,33 @@ from farmcredit.spreadsheet import write_csv
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
+# What a disk says when outputs cannot be written: full, over quota, read-only, not allowed, a name too long.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+
 
 def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     """Write every output of ``assessment`` into ``out_dir`` (created if missing).
+
+    ``run.json`` goes first (an earlier run's) and comes back last but for ``preview.png`` (drawn from it): a folder
+    without it holds a write that did not finish (interrupted, a full disk), whatever else is there.
 
     Returns:
         The written files by kind.
 
     Raises:
-        InputError: ``out_dir`` cannot be a folder (a file of that name, say).
+        InputError: ``out_dir`` cannot be a folder (a file of that name, say), or cannot be written (full, read-only).
     """
     output_folder(out_dir)
+    try:
+        return _write_outputs(out_dir, assessment)
+    except (OSError, DataSourceError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in WRITE_ERRNOS:
+            raise
+        raise InputError(f"cannot write the outputs in {out_dir} ({getattr(exc, 'strerror', None) or exc}); the "
+                         "folder holds an unfinished write (no run.json)") from exc
+
+
+def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     files = {
         "gpkg": out_dir / "results.gpkg",
         "parquet": out_dir / "results.parquet",
@@ -46,7 +64,8 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "series": out_dir / "ndvi_series.parquet",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
-    files["gpkg"].unlink(missing_ok=True)
+    for earlier in (files["run"], files["preview"], files["gpkg"]):
+        earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
     parcels.to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
     borrowers.to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
@@ -60,12 +79,12 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
     files["project"] = write_project(out_dir, assessment, styles, rasters)
-    record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
-    files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
-    render_preview(out_dir, files["preview"])
     write_decision_records(decision_records(parcels, assessment.record), files["decisions"])
     borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
     write_decision_records(borrower_records, files["borrower_decisions"])
+    record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
+    files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    render_preview(out_dir, files["preview"])
     return files
 
 
@@ -81,6 +100,7 @@ def output_folder(out_dir: Path, create: bool = True) -> Path:
         raise InputError(f"output folder {out_dir} is a file, not a folder")
     if not ancestor.is_dir():
         raise InputError(f"output folder {out_dir} is not a folder that can be made ({ancestor} is a file)")
+    can_write_in(out_dir)  # a read-only place fails now, not after the run
     if create:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
