@@ -363,8 +363,9 @@ def local_cluster(
     from distributed.system import MEMORY_LIMIT
 
     limit = worker_memory(workers + gpu_workers, memory_limit, MEMORY_LIMIT)
-    # Loopback only, as LocalCluster: a scheduler runs pickled code for whoever reaches it.
-    options = {"nthreads": 1, "memory_limit": limit, "host": "127.0.0.1", "silence_logs": logging.ERROR}
+    # Loopback only, as LocalCluster: a scheduler runs pickled code for whoever reaches it. A task's failure is the
+    # manifest's and the summary's to tell (each attempt's traceback from the worker, even with --quiet, was noise).
+    options = {"nthreads": 1, "memory_limit": limit, "host": "127.0.0.1", "silence_logs": logging.CRITICAL}
     specs = {f"cpu-{i}": {"cls": Nanny if processes else Worker, "options": options} for i in range(workers)}
     for i in range(gpu_workers):
         gpu = {**options, "nthreads": 2, "resources": {GPU_RESOURCE: 1}}
