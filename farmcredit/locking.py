@@ -47,6 +47,13 @@ def can_write_in(folder: Path) -> None:
         raise InputError(f"folder {folder} cannot be written ({ancestor} {why})")
 
 
+def write_problem(path: Path, exc: OSError) -> str:
+    """Why ``path`` could not be written: a file standing where a folder of its path should be (the system says only
+    "File exists"), else the system's words."""
+    blocking = next((step for step in path.parents if step.is_file()), None)
+    return f"{blocking} is a file, not a folder" if blocking else str(exc.strerror or exc)
+
+
 def existing_ancestor(path: Path) -> Path:
     """``path`` itself or its nearest parent that exists (the root at worst): where making it would start.
 

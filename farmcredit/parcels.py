@@ -127,9 +127,12 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
         return candidates[0]
     described = "; ".join(f"{name} ({infos[name]['features']} features, {kind}"
                           f"{f', {why_not[name]}' if why_not[name] else ''})" for name, kind in layers)
-    raise InputError(f"parcel file {path} has {len(layers)} layers ({described}): "
-                     f"{'choose one' if candidates else 'none holds parcels with a parcel_id; name the layer'} with "
-                     "--parcels-layer NAME (to assess several, merge them into one first)")
+    if not candidates:
+        raise InputError(f"parcel file {path} has {len(layers)} layers ({described}), and none holds polygons with a "
+                         "parcel_id column: give the parcels' layer a parcel_id column (then name it with "
+                         "--parcels-layer NAME)")
+    raise InputError(f"parcel file {path} has {len(layers)} layers ({described}): choose one with --parcels-layer "
+                     "NAME (to assess several, merge them into one first)")
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.GeoDataFrame:

@@ -199,6 +199,12 @@ def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_
                                          r"wells_with_ids \(1 features, Point, not polygons\); plots"):
         read_parcels(mixed)
     assert read_parcels(tmp_path / "two.gpkg", layer="old_parcels").attrs["layer"] == "old_parcels"
+    nameless = tmp_path / "nameless.gpkg"  # as a KML of folders without a parcel_id: naming a layer cannot help
+    _frame([{"name": "a", "geometry": SQUARE}]).to_file(nameless, layer="field_a")
+    _frame([{"name": "b", "geometry": SQUARE}]).to_file(nameless, layer="field_b")
+    with pytest.raises(InputError, match="none holds polygons with a parcel_id column: give the parcels' layer a "
+                                         "parcel_id column"):
+        read_parcels(nameless)
     _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_parquet(tmp_path / "one.parquet")
     with pytest.raises(InputError, match="GeoParquet, which has no layers"):
         read_parcels(tmp_path / "one.parquet", layer="parcels")

@@ -12,6 +12,7 @@ import pandas as pd
 import farmcredit
 from farmcredit.credit.risk import FEATURE_DIRECTIONS, SOURCE_COLUMNS, MonotonicScorecard, risk_features
 from farmcredit.errors import InputError
+from farmcredit.locking import write_problem
 
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
 # Optional column naming each loan; without it, a row repeated whole is taken as one loan read twice.
@@ -157,5 +158,5 @@ def write_risk_model(model: dict, path: str | Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
     except OSError as exc:
-        raise InputError(f"cannot write the model to {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write the model to {path}: {write_problem(path, exc)}") from exc
     return path

@@ -31,6 +31,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from farmcredit.audit import run_currency
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
+from farmcredit.locking import write_problem
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv
 
@@ -227,7 +228,7 @@ def credit_report(
         text = _render_html(intro, sections) if fmt == "html" else _render_markdown(intro, sections, out)
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write the report to {out}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write the report to {out}: {write_problem(out, exc)}") from exc
     return out
 
 

@@ -226,8 +226,9 @@ def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> N
     (tmp_path / "file").write_text("")
     for fmt, out in (("html", tmp_path / "folder"), ("html", tmp_path / "file" / "r.html"),
                      ("md", tmp_path / "file" / "r.md")):
-        with pytest.raises(InputError, match=f"cannot write the report to {out}"):
+        with pytest.raises(InputError, match=f"cannot write the report to {out}") as refused:
             credit_report(_results(), out=out, fmt=fmt)
+        assert out.parent.name != "file" or f"{tmp_path / 'file'} is a file, not a folder" in str(refused.value)
 
 
 def test_load_results_reads_a_folder_and_csv(tmp_path: Path) -> None:

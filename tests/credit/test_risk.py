@@ -144,7 +144,7 @@ def test_a_model_goes_to_a_file_its_folder_made_never_to_a_folder(history, tmp_p
     assert write_risk_model(model, tmp_path / "new" / "model.json").is_file()
     with pytest.raises(InputError, match="is a folder"):
         write_risk_model(model, tmp_path / "new")
-    with pytest.raises(InputError, match="cannot write the model to .*model.json"):
+    with pytest.raises(InputError, match="cannot write the model to .*: .*model.json is a file, not a folder"):
         write_risk_model(model, tmp_path / "new" / "model.json" / "model.json")  # under a file
 
 
