@@ -110,15 +110,16 @@ def build_run_record(
     timings: dict[str, float],
     read_failures: Sequence[tuple[str, str, str]] = (),
     parcels_layer: str | None = None,
+    scenes: list[dict] | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file
-    of several."""
+    of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now)."""
     imagery_record = {
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
-        "scenes": [_scene_record(scene) for scene in imagery.scenes],
+        "scenes": scenes if scenes is not None else [scene_record(scene) for scene in imagery.scenes],
         "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
                            for scene, band, path, message in imagery.unopened],
         "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
@@ -156,7 +157,7 @@ def build_run_record(
     }
 
 
-def _scene_record(scene: Scene) -> dict:
+def scene_record(scene: Scene) -> dict:
     """A scene's id, date, cloud cover, offset and file fingerprints; a mosaic lists its parts instead of files."""
     record = {
         "scene_id": scene.scene_id,
@@ -165,7 +166,7 @@ def _scene_record(scene: Scene) -> dict:
         "dn_offset": scene.dn_offset,
     }
     if scene.parts:
-        return record | {"parts": [_scene_record(part) for part in scene.parts]}
+        return record | {"parts": [scene_record(part) for part in scene.parts]}
     return record | {"files": {band: file_fingerprint(path) for band, (path, _) in sorted(scene.band_paths.items())}}
 
 

@@ -21,7 +21,7 @@ from pyproj.exceptions import ProjError
 from rasterio.windows import Window, union
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
-from farmcredit.audit import build_run_record, file_fingerprint
+from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError, InputError
@@ -172,6 +172,7 @@ class AssessmentInputs:
         layer: the layer read from a parcel file of several.
         fingerprint: the parcel file's ``file_fingerprint`` as it was read (the audit vouches for the file read, not
             for the file as it is when a long run ends); None for an in-memory table.
+        scenes: each scene's ``scene_record`` (its band files' fingerprints) as it was opened, likewise.
     """
 
     config: Config
@@ -182,6 +183,7 @@ class AssessmentInputs:
     geoms: np.ndarray
     layer: str | None = None
     fingerprint: dict | None = None
+    scenes: list[dict] | None = None
 
 
 def as_season(season: str | Sequence[date | str] | None) -> tuple[date, date] | None:
@@ -263,7 +265,7 @@ def load_inputs(
         raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
-                            table.attrs.get("layer"), fingerprint)
+                            table.attrs.get("layer"), fingerprint, [scene_record(scene) for scene in stack.scenes])
 
 
 def finish_assessment(
@@ -331,7 +333,7 @@ def finish_assessment(
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
-        measurements.dates, timings, measurements.read_failures, inputs.layer,
+        measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes,
     )
     series = _season_series(result["parcel_id"], measurements)
     return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)

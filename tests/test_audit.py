@@ -1,6 +1,7 @@
 """The audit record's file fingerprints: the same bytes, the same hash; any input that decides, in it."""
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -49,14 +50,25 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     as_read = file_fingerprint(path)
     measure = pipeline.measure_parcels
 
+    imagery = tmp_path / "imagery"  # a copy: the season is shared with other tests
+    shutil.copytree(small_season.imagery_dir, imagery)
+    band = next(imagery.glob("*/B04.tif"))
+    band_as_read = file_fingerprint(band)
+
     def edited_meanwhile(*args, **kwargs):  # an analyst saves the file in QGIS while a long run measures
         gpd.read_file(path).assign(declared_area_ha=9.0).to_file(path)
-        return measure(*args, **kwargs)
+        measured = measure(*args, **kwargs)
+        with open(band, "ab") as handle:  # a band file rewritten (bytes GDAL does not read: its values stay)
+            handle.write(b"\0")
+        return measured
 
     monkeypatch.setattr(pipeline, "measure_parcels", edited_meanwhile)
-    result = pipeline.run_assessment(path, small_season.imagery_dir, model="rule")
+    result = pipeline.run_assessment(path, imagery, model="rule")
     assert file_fingerprint(path)["sha256"] != as_read["sha256"]
     assert result.record["inputs"]["parcels"]["sha256"] == as_read["sha256"]
+    scenes = {scene["scene_id"]: scene for scene in result.record["inputs"]["imagery"]["scenes"]}
+    assert file_fingerprint(band) != band_as_read
+    assert scenes[band.parent.name]["files"]["B04"] == band_as_read
     records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN"]
@@ -69,7 +81,6 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
 def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_in(tmp_path: Path) -> None:
     import json
     import os
-    import shutil
     import subprocess
     import sys
 
