@@ -187,7 +187,7 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
     # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
     # whose rings turn the other way, and from GeoJSON.
     geometry_hashes = [
-        hashlib.sha256(shapely.to_wkb(shapely.normalize(g), hex=False)).hexdigest() if g is not None else None
+        hashlib.sha256(shapely.to_wkb(shapely.normalize(_single(g)), hex=False)).hexdigest() if g is not None else None
         for g in parcels.geometry
     ]
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
@@ -214,6 +214,13 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
             "risk_features": next(feature_rows)._asdict(),
             **_provenance(record),
         }
+
+
+def _single(geometry: shapely.Geometry) -> shapely.Geometry:
+    """A one-part multi-geometry as its part: QGIS exports a parcel as a MultiPolygon, a Shapefile reads it back as a
+    Polygon, and the land is the same."""
+    parts = shapely.get_num_geometries(geometry)
+    return shapely.get_geometry(geometry, 0) if parts == 1 and geometry.geom_type.startswith("Multi") else geometry
 
 
 def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame, record: dict) -> Iterator[dict]:

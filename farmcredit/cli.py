@@ -552,7 +552,7 @@ def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, re
     from farmcredit.imagery.fetch import parse_remote_source
 
     remote = parse_remote_source(src)
-    if remote is None:
+    if remote is None or Path(src).exists():  # a local folder named `stac` is read, as batch reads it
         return src
     if season is None:
         raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")
@@ -686,9 +686,10 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         console.print("aborted")
-        sys.exit(INTERRUPTED)
+        # click aborts on Ctrl-C and on an input that ended (EOFError): only the first is an interrupt.
+        sys.exit(INTERRUPTED if isinstance(exc.__context__, KeyboardInterrupt) else 1)
     except FarmcreditError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(USAGE_ERROR)

@@ -17,6 +17,9 @@ from typing import IO
 
 from farmcredit.errors import InputError
 
+# Present while a run writes its outputs; left behind, it marks a folder whose write did not finish.
+UNFINISHED = ".farmcredit-writing"
+
 
 def writable_folder(folder: Path) -> Path:
     """``folder``, made if missing, once a file could be written in it (checked before a run's work, not after).
@@ -45,6 +48,18 @@ def can_write_in(folder: Path) -> None:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
         why = "is a file" if not ancestor.is_dir() else "cannot be written"
         raise InputError(f"folder {folder} cannot be written ({ancestor} {why})")
+
+
+def refuse_unfinished(folder: Path) -> None:
+    """Refuse a results folder a write left unfinished (its ``UNFINISHED`` marker still there): its files may mix two
+    runs.
+
+    Raises:
+        InputError: The folder holds the marker.
+    """
+    if (folder / UNFINISHED).exists():
+        raise InputError(f"{folder}: its outputs were left unfinished ({UNFINISHED}: the run writing them was "
+                         "interrupted or failed); run it again")
 
 
 def write_problem(path: Path, exc: OSError) -> str:

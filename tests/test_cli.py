@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -333,10 +334,17 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
 
     import farmcredit.cli
 
-    monkeypatch.setattr(farmcredit.cli.cli, "main", lambda **_: (_ for _ in ()).throw(click.exceptions.Abort()))
-    with pytest.raises(SystemExit) as interrupted:  # Ctrl-C: as a shell reports it, not a crash's 1
-        farmcredit.cli.main()
-    assert interrupted.value.code == 130
+    def abort(cause: BaseException) -> None:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise click.exceptions.Abort() from exc
+
+    for cause, code in ((KeyboardInterrupt(), 130), (EOFError(), 1)):  # Ctrl-C as a shell reports it; input ended
+        monkeypatch.setattr(farmcredit.cli.cli, "main", lambda cause=cause, **_: abort(cause))
+        with pytest.raises(SystemExit) as stopped:
+            farmcredit.cli.main()
+        assert stopped.value.code == code
     base = ["assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model", "rule"]
     for offset in ("nan", "inf"):
         done = _run(*base, "--dn-offset", offset, "--out", str(tmp_path / "o"))
@@ -346,3 +354,11 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
     assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
     done = _run("credit", "report", str(tmp_path), "--out", str(tmp_path / "report.pdf"))
     assert done.returncode == 2 and "name a .html or .md file" in done.stderr and not (tmp_path / "report.pdf").exists()
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(b"loan_id,season\n" + b"1,2023\n" * 500)[:60])
+    done = _run("credit", "fit", str(tmp_path / "cut.csv.gz"), "--out", str(tmp_path / "m.json"))
+    assert done.returncode == 2 and "cannot read history file" in done.stderr  # not 'aborted', as if interrupted
+    (tmp_path / "stac").symlink_to(small_season.imagery_dir)  # a local folder named as a remote source is read
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "assess", str(small_season.parcels_path), "--imagery",
+                           "stac", "--model", "rule", "--out", "o", "--quiet"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr

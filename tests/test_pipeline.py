@@ -427,18 +427,24 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season,
 
 
 @pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_a_write_that_does_not_finish_leaves_no_run_json_and_is_refused_as_unfinished(
+def test_a_write_that_does_not_finish_is_marked_and_refused_as_unfinished(
         small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:
-    """An earlier run's folder written over by a run that stops part-way (a full disk, Ctrl-C): without run.json,
-    its mix of new and old files reads as unfinished, never as either run."""
+    """An earlier run's folder written over by a run that stops part-way (a full disk, Ctrl-C): marked, its mix of
+    new and old files reads as unfinished, never as either run; results copied without run.json still read."""
     import farmcredit.outputs.tables as tables
     from farmcredit.credit.report import load_results
     from farmcredit.errors import InputError
+    from farmcredit.locking import UNFINISHED
     from farmcredit.outputs import render_preview, write_outputs
 
     result = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule")
     write_outputs(tmp_path, result)
-    assert (tmp_path / "run.json").is_file()
+    assert (tmp_path / "run.json").is_file() and not (tmp_path / UNFINISHED).exists()
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in ("results.gpkg", "results.parquet", "true_colour.tif"):
+        shutil.copy(tmp_path / name, copied / name)
+    assert render_preview(copied).is_file() and len(load_results(copied)) == len(result.parcels)
 
     def full(*_: object) -> None:
         raise stop
@@ -447,8 +453,10 @@ def test_a_write_that_does_not_finish_leaves_no_run_json_and_is_refused_as_unfin
     with pytest.raises(InputError if isinstance(stop, OSError) else KeyboardInterrupt) as stopped:
         write_outputs(tmp_path, result)
     if isinstance(stop, OSError):
-        assert "cannot write the outputs in" in str(stopped.value) and "No space left on device" in str(stopped.value)
-    assert not (tmp_path / "run.json").exists() and not (tmp_path / "preview.png").exists()
-    for refused in (lambda: render_preview(tmp_path), lambda: load_results(tmp_path)):
-        with pytest.raises(InputError, match="no run.json, so the run that wrote it did not finish"):
+        assert f"writing the outputs in {tmp_path} stopped" in str(stopped.value)
+        assert "No space left on device" in str(stopped.value) and UNFINISHED in str(stopped.value)
+    assert (tmp_path / UNFINISHED).exists() and not (tmp_path / "preview.png").exists()
+    for refused in (lambda: render_preview(tmp_path), lambda: load_results(tmp_path),
+                    lambda: load_results(tmp_path / "results.csv")):
+        with pytest.raises(InputError, match="its outputs were left unfinished"):
             refused()

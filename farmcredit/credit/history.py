@@ -38,7 +38,7 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     path = Path(path)
     try:
         table = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: a compressed file cut short
         raise InputError(f"cannot read history file {path}: {exc}") from exc
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]
     if missing:

@@ -31,7 +31,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from farmcredit.audit import run_currency
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
-from farmcredit.locking import write_problem
+from farmcredit.locking import refuse_unfinished, write_problem
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv
 
@@ -80,9 +80,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     file = path / "results.parquet" if path.is_dir() else path
     if not file.exists():
         raise InputError(f"results file {file} does not exist")
-    if path.is_dir() and not (path / "run.json").is_file():
-        raise InputError(f"{path}: no run.json, so the run that wrote it did not finish (interrupted, a full disk); "
-                         "run it again")
+    refuse_unfinished(file.parent)
     suffix = file.suffix.lower()
     if suffix not in (".parquet", ".geoparquet", ".gpkg", ".csv"):
         raise InputError(f"results file {file}: expected an output folder, .parquet, .gpkg or .csv")

@@ -29,6 +29,7 @@ from farmcredit.audit import run_currency  # noqa: E402
 from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts  # noqa: E402
+from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 
 MAX_PREVIEW_PX = 1600
@@ -61,12 +62,10 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")
     if out is not None and out.suffix.lower() != ".png":
         raise InputError(f"{out}: the preview is a PNG; name a .png file")
+    refuse_unfinished(folder)
     run = folder / "run.json"
-    if not run.is_file():
-        raise InputError(f"{folder}: no run.json, so the run that wrote it did not finish (interrupted, a full disk); "
-                         "run it again")
     try:
-        record = json.loads(run.read_text(encoding="utf-8"))
+        record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
         parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio")
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:  # JSON cut short, not a GeoPackage
         raise InputError(f"{folder}: its results do not read as farmcredit wrote them ({exc})") from exc
@@ -104,10 +103,15 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
              fontsize=7, color="#444444")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    except OSError as exc:
+        raise InputError(f"cannot write the preview to {out}: {write_problem(out, exc)}") from exc
+    finally:
+        plt.close(fig)
     return out
+
 
 
 def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, plt.Axes | np.ndarray]:

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
-from pyogrio.errors import DataSourceError
+from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
+from rasterio.errors import RasterioError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.locking import can_write_in, existing_ancestor
+from farmcredit.locking import UNFINISHED, can_write_in, existing_ancestor
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
@@ -32,8 +33,9 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     """Write every output of ``assessment`` into ``out_dir`` (created if missing).
 
-    ``run.json`` goes first (an earlier run's) and comes back last but for ``preview.png`` (drawn from it): a folder
-    without it holds a write that did not finish (interrupted, a full disk), whatever else is there.
+    While it writes, the folder holds ``UNFINISHED`` (removed once every file but the preview, drawn from them, is
+    written): a folder that still holds it was left by a write that did not finish (interrupted, a full disk),
+    whatever else is there.
 
     Returns:
         The written files by kind.
@@ -42,13 +44,19 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         InputError: ``out_dir`` cannot be a folder (a file of that name, say), or cannot be written (full, read-only).
     """
     output_folder(out_dir)
+    marker = out_dir / UNFINISHED
     try:
-        return _write_outputs(out_dir, assessment)
-    except (OSError, DataSourceError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in WRITE_ERRNOS:
+        marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
+        files = _write_outputs(out_dir, assessment)
+    except (OSError, DataSourceError, DataLayerError, FeatureError, RasterioError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in WRITE_ERRNOS:
             raise
-        raise InputError(f"cannot write the outputs in {out_dir} ({getattr(exc, 'strerror', None) or exc}); the "
-                         "folder holds an unfinished write (no run.json)") from exc
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise InputError(f"writing the outputs in {out_dir} stopped{where}: {getattr(exc, 'strerror', None) or exc}; "
+                         f"the folder holds an unfinished write ({UNFINISHED})") from exc
+    marker.unlink()
+    render_preview(out_dir, files["preview"])  # drawn from the finished files
+    return files
 
 
 def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
@@ -64,7 +72,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "series": out_dir / "ndvi_series.parquet",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
-    for earlier in (files["run"], files["preview"], files["gpkg"]):
+    for earlier in (files["gpkg"], files["preview"]):  # no picture of an earlier run is left beside these
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
     parcels.to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
@@ -84,7 +92,6 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     write_decision_records(borrower_records, files["borrower_decisions"])
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
     files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
-    render_preview(out_dir, files["preview"])
     return files
 
 
