@@ -218,11 +218,10 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch.runner import exclusive, partitions_folder, remove_if_untouched
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
-    from farmcredit.imagery.fetch import parse_remote_source
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
-    if parse_remote_source(imagery_src) and not Path(imagery_src).exists():
+    if _remote_source(imagery_src):
         raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
                                "into a folder first (farmcredit fetch PARCELS --source ... --season START/END --out "
                                "DIR) and give --imagery DIR")
@@ -545,14 +544,20 @@ def credit_report_command(results: Path, reference: Path | None, out: Path) -> N
     console.print(f"wrote {credit_report(table, base, out=out, fmt=fmt)}", markup=False)
 
 
+def _remote_source(src: str) -> RemoteSource | None:
+    """The remote source ``--imagery`` names, None for a local one (a folder that exists is read, even one named
+    ``stac``)."""
+    from farmcredit.imagery.fetch import parse_remote_source
+
+    return None if Path(src).exists() else parse_remote_source(src)
+
+
 def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, reading: tuple[str | None, str | None],
                    out: Path, quiet: bool) -> str:
     """SRC itself, or for a remote source the folder OUT/imagery fetched over the parcels (read with ``reading``: their
     CRS and layer) (reused when rerun)."""
-    from farmcredit.imagery.fetch import parse_remote_source
-
-    remote = parse_remote_source(src)
-    if remote is None or Path(src).exists():  # a local folder named `stac` is read, as batch reads it
+    remote = _remote_source(src)
+    if remote is None:
         return src
     if season is None:
         raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")

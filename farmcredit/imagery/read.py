@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import TypeVar
 
 import affine
 import numpy as np
@@ -20,6 +21,7 @@ from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.naming import SCL, band_name
 from farmcredit.imagery.scene import Imagery, Scene
 
+ArrayOrTensor = TypeVar("ArrayOrTensor")
 # SCL 4 vegetation, 5 not vegetated, 6 water; 7 (unclassified) is left out by choice.
 CLEAR_SCL_CLASSES: tuple[int, ...] = (4, 5, 6)
 DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11")
@@ -27,6 +29,12 @@ DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11
 # (snow and glint reach about 1.6) a fill such as 65535 or saturation, unless most values are so: digital numbers,
 # which the CNN refuses with advice.
 MIN_REFLECTANCE, HIGH_REFLECTANCE = -0.2, 2.0
+
+
+def is_reflectance(values: ArrayOrTensor) -> ArrayOrTensor:
+    """Where ``values`` (a numpy array or a torch tensor) could be land's reflectance: finite, from
+    ``MIN_REFLECTANCE`` to ``HIGH_REFLECTANCE`` (NaN and infinities fail both comparisons)."""
+    return (values >= MIN_REFLECTANCE) & (values <= HIGH_REFLECTANCE)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from scipy import ndimage
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
-from farmcredit.imagery.read import HIGH_REFLECTANCE, MIN_REFLECTANCE
+from farmcredit.imagery.read import HIGH_REFLECTANCE, is_reflectance
 from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
 from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
 
@@ -367,8 +367,7 @@ class CnnCroplandModel:
         """bool (..., rows, cols) of (..., time, band, rows, cols): a clear date with reflectance (finite, no fill
         value) in every available band (what ``normalise_season`` keeps), scanned a strip of rows at a time."""
         used = [reflectance[..., bands.index(band), :, :] for band, use in zip(self.bands, available) if use]
-        return np.concatenate([np.logical_and.reduce([mask, *((s >= MIN_REFLECTANCE) & (s <= HIGH_REFLECTANCE)
-                                                             for s in strips)]).any(axis=-3)
+        return np.concatenate([np.logical_and.reduce([mask, *map(is_reflectance, strips)]).any(axis=-3)
                                for mask, *strips in _clear_strips(clear, *used)], axis=-2)
 
     def _in_network_order(self, reflectance: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
@@ -589,7 +588,7 @@ def normalise_season(
     clear = clear.to(torch.bool, copy=True)
     for i in present:  # finite and within what land reflects: a fill value (-9999, 65535) is no data
         band = reflectance[..., i, :, :]
-        clear &= (band >= MIN_REFLECTANCE) & (band <= HIGH_REFLECTANCE)
+        clear &= is_reflectance(band)
     hidden = ~clear
     for i in present:
         channel = out[..., i, :, :]
