@@ -17,9 +17,14 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import rasterio
+from rasterio.errors import RasterioError
+
 from farmcredit.errors import ImageryError
+from farmcredit.imagery._gdal import gdal_env
 from farmcredit.imagery.naming import (
     BOA_ADD_OFFSET_DN,
+    L2A_DN_SCALE,
     OFFSET_BASELINE,
     OFFSET_BASELINE_SINCE,
     SCL,
@@ -27,8 +32,9 @@ from farmcredit.imagery.naming import (
     band_name,
     date_in_name,
     processing_baseline,
+    reflectance_scale,
 )
-from farmcredit.imagery.safe import is_safe_product, safe_scene
+from farmcredit.imagery.safe import is_safe_product, safe_scenes
 from farmcredit.imagery.scene import Scene
 from farmcredit.text import some
 
@@ -37,7 +43,6 @@ logger = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff")
 # Files of a scene folder that are read: bands, STAC items, zipped SAFE products.
 READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
-L2A_DN_SCALE = 1e-4
 
 
 def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date] | None = None) -> list[Scene]:
@@ -70,23 +75,48 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
             logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
                            "run the fetch again into %s to put it back", aside, scene.name, here)
         if is_safe_product(here):
-            scenes.append(safe_scene(here))
+            scenes.extend(safe_scenes(here))
             subdirectories[:] = []
             continue
         subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-        scenes.extend(safe_scene(here / name) for name in sorted(files) if is_safe_product(here / name, season))
+        for name in sorted(files):
+            if is_safe_product(here / name, season):
+                scenes.extend(safe_scenes(here / name))
         items = [
             (path, document)
             for path in sorted(here / name for name in files if name.lower().endswith(".json"))
             if _is_stac_item(document := _load_json(path))
         ]
         if items:
-            scenes.extend(scene_from_item(path, document) for path, document in items)
+            scenes.extend(_own_files(here, [scene_from_item(path, document) for path, document in items]))
         elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
             scenes.append(scene)
-            without_item.append(scene)
+            if scene.dn_scale != 1.0:  # float reflectance has no DN offset to miss
+                without_item.append(scene)
     if dn_offset is None:
         _check_unknown_offsets(folder, scenes, without_item, season)
+    return scenes
+
+
+def _own_files(folder: Path, scenes: list[Scene]) -> list[Scene]:
+    """The scenes of ``folder``'s items, each reading band files of its own.
+
+    Raises:
+        ImageryError: Two items read one local file: a flat download, where each item's ``B04.tif`` was written over
+            the one before (an https href finds its local copy by its file name), so one date's pixels would be read
+            for every date.
+    """
+    reader: dict[str, str] = {}
+    for scene in scenes:
+        for band, (path, _) in scene.band_paths.items():
+            if path.startswith("/vsi"):
+                continue
+            first = reader.setdefault(path, scene.scene_id)
+            if first != scene.scene_id:
+                raise ImageryError(
+                    f"{folder}: items {first} and {scene.scene_id} both read {Path(path).name} ({band}), so both "
+                    "dates would get one date's pixels; give each item and its band files a folder of their own (as "
+                    "`farmcredit fetch` lays them out)")
     return scenes
 
 
@@ -313,11 +343,27 @@ def _scene_from_band_files(
             f"{folder}: cannot tell the acquisition date from the folder name; name it YYYY-MM-DD "
             "(or a Sentinel-2 id such as S2B_50SKA_20240315_0_L2A) or add a STAC item"
         )
+    dn_scale = reflectance_scale(folder, _dtypes(band_paths), dn_offset)
     return Scene(
         scene_id=folder.name,
         acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=UTC),
         band_paths=band_paths,
-        dn_offset=0.0 if dn_offset is None else float(dn_offset),
-        dn_scale=L2A_DN_SCALE,
+        dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
+        dn_scale=dn_scale,
         cloud_cover=None,
     )
+
+
+def _dtypes(band_paths: dict[str, tuple[str, int]]) -> list[str]:
+    """The data types of the reflectance band files that open (one that does not is `open_imagery`'s to report)."""
+    dtypes = []
+    with gdal_env():
+        for name, (path, index) in band_paths.items():
+            if name == SCL:
+                continue
+            try:
+                with rasterio.open(path) as dataset:
+                    dtypes.append(dataset.dtypes[index - 1])
+            except RasterioError:
+                continue
+    return dtypes

@@ -46,6 +46,7 @@ from farmcredit.imagery.earthsearch import set_aside_scenes
 from farmcredit.imagery.naming import (
     ASSET_KEYS,
     BASE_GRID_BANDS,
+    L2A_DN_SCALE,
     SCL,
     SET_ASIDE_PREFIX,
     SUPERSEDED_PREFIX,
@@ -73,7 +74,6 @@ FIRST_UNFINISHED_NOTE = ("a fetch into this folder began and did not finish: it 
 PARTIAL_PREFIX = ".partial-"
 # Held while a fetch writes into the folder (``farmcredit.locking``): two at once would replace each other's scenes.
 LOCK_NAME = ".fetch.lock"
-L2A_DN_SCALE = 1e-4
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
 # Bounds that agree to a millimetre are the same window (they pass through float transforms).
 _SAME_M = 1e-3

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date
+
+import numpy as np
+
+from farmcredit.errors import ImageryError
 
 # Canonical band names in wavelength order (B8A sits between B08 and B09, as in the product).
 BAND_ORDER: tuple[str, ...] = (
@@ -40,6 +45,8 @@ ASSET_KEYS: dict[str, str] = {
 
 # Processing baseline 04.00 (products from 2022-01-25) adds 1000 to every L2A DN.
 BOA_ADD_OFFSET_DN = -1000.0
+# Reflectance per DN of L2A integer band files.
+L2A_DN_SCALE = 1e-4
 OFFSET_BASELINE = (4, 0)
 OFFSET_BASELINE_SINCE = date(2022, 1, 25)
 
@@ -115,3 +122,21 @@ def dated_band_label(label: str) -> tuple[date | None, str] | None:
     when = date_in_name(parts[0]) if _DATE.fullmatch(parts[0]) else None
     name = band_name(parts[1])
     return None if when is None or name is None else (when, name)
+
+
+def reflectance_scale(where: object, dtypes: Iterable[str], dn_offset: float | None) -> float:
+    """Reflectance per stored value of band files of these data types (not SCL's): 1e-4 for integer DNs, 1 for float
+    reflectance (0-1, as SNAP, openEO or a FLOAT32 Sentinel Hub export write it).
+
+    Raises:
+        ImageryError: ``where`` mixes integer and float bands, or holds float reflectance and ``dn_offset`` is given
+            (it applies to integer DNs only).
+    """
+    kinds = {np.issubdtype(np.dtype(dtype), np.floating) for dtype in dtypes}
+    if len(kinds) > 1:
+        raise ImageryError(f"{where}: mixes integer and float reflectance bands ({sorted(set(dtypes))})")
+    if kinds == {True}:
+        if dn_offset:
+            raise ImageryError(f"{where}: holds float reflectance; --dn-offset applies to integer DNs only")
+        return 1.0
+    return L2A_DN_SCALE

@@ -52,14 +52,15 @@ def is_safe_product(path: Path, season: tuple[date, date] | None = None) -> bool
     return False
 
 
-def safe_scene(path: Path) -> Scene:
-    """The scene of one L2A product (a .SAFE folder or its .zip).
+def safe_scenes(path: Path) -> list[Scene]:
+    """The scenes of L2A products: a .SAFE folder's one, or each one a .zip holds (as downloaded, or several
+    zipped together).
 
     Raises:
         ImageryError: Not an L2A product, or unreadable metadata. A band file listed but not held is kept, for
             `open_imagery` to report as one GDAL cannot open, when the product holds the band at no resolution.
 
-    >>> scene = safe_scene(Path("S2B_MSIL2A_20240315T031521_N0510_R118_T50SKB_20240315T064513.SAFE.zip"))
+    >>> scene, = safe_scenes(Path("S2B_MSIL2A_20240315T031521_N0510_R118_T50SKB_20240315T064513.SAFE.zip"))
     ... # doctest: +SKIP
     >>> scene.band_paths["B04"][0]  # doctest: +SKIP
     '/vsizip/.../GRANULE/L2A_T50SKB_A036651_20240315T031516/IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m.jp2'
@@ -69,23 +70,23 @@ def safe_scene(path: Path) -> Scene:
         if METADATA_NAME not in members:
             _refuse_l1c(path, members)
             raise ImageryError(f"{path}: no {METADATA_NAME} in the .SAFE folder")
-        metadata = (path / METADATA_NAME).read_bytes()
-        prefix, root = str(path), ""
-    else:
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                found = [name for name in names if PurePosixPath(name).name == METADATA_NAME]
-                if not found:
-                    _refuse_l1c(path, names)
-                    raise ImageryError(f"{path}: the zip holds no {METADATA_NAME}; is it a Sentinel-2 L2A product?")
-                metadata = archive.read(found[0])
-        except (zipfile.BadZipFile, OSError) as error:
-            raise ImageryError(f"{path}: not a readable zip file ({error})") from error
-        root = found[0][: -len(METADATA_NAME)]
-        members = {name[len(root):] for name in names if name.startswith(root)}
-        prefix = f"/vsizip/{path.resolve()}/{root.rstrip('/')}".rstrip("/")
-    return _scene(path, metadata, members, prefix)
+        return [_scene(path, (path / METADATA_NAME).read_bytes(), members, str(path))]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            found = sorted(name for name in names if PurePosixPath(name).name == METADATA_NAME)
+            if not found:
+                _refuse_l1c(path, names)
+                raise ImageryError(f"{path}: the zip holds no {METADATA_NAME}; is it a Sentinel-2 L2A product?")
+            metadata = {name: archive.read(name) for name in found}
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ImageryError(f"{path}: not a readable zip file ({error})") from error
+    scenes = []
+    for name in found:
+        root = name[: -len(METADATA_NAME)]
+        members = {member[len(root):] for member in names if member.startswith(root)}
+        scenes.append(_scene(path, metadata[name], members, f"/vsizip/{path.resolve()}/{root.rstrip('/')}".rstrip("/")))
+    return scenes
 
 
 def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene:
@@ -100,7 +101,8 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
     except ValueError as error:
         raise ImageryError(f"{path}: cannot parse PRODUCT_START_TIME {start!r}") from error
     acquired = acquired.replace(tzinfo=UTC) if acquired.tzinfo is None else acquired.astimezone(UTC)
-    product_uri = (texts.get("PRODUCT_URI") or [path.name])[0]
+    # Products of PSD 14.2 (baselines 02.04-02.06, Sen2Cor 2.4-2.5) name the L2A fields with a 2A / L2A_ mark.
+    product_uri = (texts.get("PRODUCT_URI") or texts.get("PRODUCT_URI_2A") or [path.name])[0]
     scene_id = re.sub(r"(\.SAFE)?(\.zip)?$", "", product_uri, flags=re.IGNORECASE)
     band_paths = {}
     for name, relative in _band_files(path, texts, members).items():
@@ -114,7 +116,7 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
         acquired=acquired,
         band_paths=band_paths,
         dn_offset=_dn_offset(path, root, _first(path, texts, "PROCESSING_BASELINE")),
-        dn_scale=1.0 / float(_first(path, texts, "BOA_QUANTIFICATION_VALUE")),
+        dn_scale=1.0 / float(_first(path, texts, "BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE")),
         cloud_cover=float(cloud[0]) if cloud else None,
     )
 
@@ -161,10 +163,12 @@ def _texts(root: ElementTree.Element) -> dict[str, list[str]]:
     return texts
 
 
-def _first(path: Path, texts: dict[str, list[str]], tag: str) -> str:
-    if tag not in texts:
-        raise ImageryError(f"{path}: {METADATA_NAME} has no {tag}")
-    return texts[tag][0]
+def _first(path: Path, texts: dict[str, list[str]], tag: str, *aliases: str) -> str:
+    """The first text of ``tag`` (else of the first of ``aliases`` the metadata has)."""
+    for name in (tag, *aliases):
+        if name in texts:
+            return texts[name][0]
+    raise ImageryError(f"{path}: {METADATA_NAME} has no {tag}")
 
 
 def _local(tag: str) -> str:

@@ -17,7 +17,7 @@ from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
 from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, SURFACE_BANDS, band_sort_key
-from farmcredit.imagery.safe import safe_scene
+from farmcredit.imagery.safe import safe_scenes
 from farmcredit.imagery.scene import Imagery, Scene
 from farmcredit.imagery.stack import stack_scenes
 from farmcredit.text import some
@@ -73,7 +73,7 @@ def open_imagery(
     if path.is_dir() or path.suffix.lower() == ".zip":
         if band_layout is not None:
             raise ImageryError(f"{path}: band_layout applies to a GeoTIFF stack, not a folder or SAFE product")
-        scenes = find_scenes(path, dn_offset, season) if path.is_dir() else [safe_scene(path)]
+        scenes = find_scenes(path, dn_offset, season) if path.is_dir() else safe_scenes(path)
     else:
         scenes = stack_scenes(path, band_layout, dn_offset)
     if not scenes:

@@ -1,7 +1,8 @@
 """Fetch from a STAC API (Earth Search by default): item search, then windowed COG reads over HTTP.
 
-pystac-client searches the collection over the area's outline and season, with the cloud filter
-sent to the server when it supports ``query`` or ``filter`` (and applied here again). rasterio then
+pystac-client searches the collection over the area's outline and season, every item whatever its
+clouds (a reprocessing over the cloud limit still supersedes the processing under it; the limit is
+applied here, after duplicates are dropped: ``choose_items``). rasterio then
 reads only the windows around the parcels from each band's COG through GDAL's /vsicurl/ (HTTP
 range requests), never whole files.
 

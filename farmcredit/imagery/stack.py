@@ -6,16 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
-from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label
+from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label, reflectance_scale
 from farmcredit.imagery.scene import Scene
-
-L2A_DN_SCALE = 1e-4
 
 
 def stack_scenes(
@@ -49,7 +46,8 @@ def stack_scenes(
             ) from error
 
     layout = _layout(path, descriptions, band_layout)
-    dn_scale = _dn_scale(path, layout, dtypes, dn_offset)
+    dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL],
+                                 dn_offset)
     dates = _dates(path, layout)
 
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
@@ -101,29 +99,6 @@ def _layout(
             "(command line: --bands 2021-06-17:B04,B03,B02,B08;2021-09-25:B04,...)"
         )
     return [entry for entry in parsed if entry is not None]
-
-
-def _dn_scale(
-    path: Path,
-    layout: list[tuple[date | None, str]],
-    dtypes: tuple[str, ...],
-    dn_offset: float | None,
-) -> float:
-    """1e-4 for integer DNs, 1 for float reflectance; SCL's dtype does not count."""
-    kinds = {
-        np.issubdtype(np.dtype(dtype), np.floating)
-        for (_, name), dtype in zip(layout, dtypes, strict=True)
-        if name != SCL
-    }
-    if len(kinds) > 1:
-        raise ImageryError(f"{path}: mixes integer and float reflectance bands ({set(dtypes)})")
-    if kinds == {True}:
-        if dn_offset:
-            raise ImageryError(
-                f"{path}: holds float reflectance; dn_offset applies to integer DNs only"
-            )
-        return 1.0
-    return L2A_DN_SCALE
 
 
 def _dates(path: Path, layout: list[tuple[date | None, str]]) -> list[date]:

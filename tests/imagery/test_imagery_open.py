@@ -176,6 +176,58 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
         in caplog.text and "pass --dn-offset -1000" in caplog.text
 
 
+def test_a_folder_of_float_band_files_is_reflectance(
+    season_folder: Path, write_scene: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Float band files (SNAP, openEO, a FLOAT32 export) hold reflectance 0-1: read at scale 1 and offset 0, beside
+    items giving -1000 with no offset to ask for; --dn-offset and a folder mixing them with DNs are refused."""
+    dated = season_folder / "2024-03-20"
+    write_scene(dated, acquired=datetime(2024, 3, 20), with_item=False, bands=("B04", "B08", "SCL"))
+    for band in ("B04", "B08"):
+        with rasterio.open(dated / f"{band}.tif") as dataset:
+            dns, profile = dataset.read(1), dataset.profile
+        with rasterio.open(dated / f"{band}.tif", "w", **(profile | {"dtype": "float32", "nodata": None})) as dataset:
+            dataset.write(np.where(dns == 0, np.nan, (dns.astype(np.float32) - 1000) / 10_000), 1)
+
+    imagery = open_imagery(season_folder)
+    scene = imagery.scenes[-1]
+    assert (scene.scene_id, scene.dn_scale, scene.dn_offset) == ("2024-03-20", 1.0, 0.0)
+    cube = read_window(imagery, Window(0, 0, 12, 12), ("B04", "B08"))
+    with rasterio.open(dated / "B04.tif") as dataset:
+        expected = dataset.read(1)
+    np.testing.assert_allclose(cube.reflectance[-1, 0], expected, rtol=1e-6)
+    assert 0.05 < np.nanmedian(cube.reflectance[-1]) < 1
+    with pytest.raises(ImageryError, match=r"2024-03-20: holds float reflectance; --dn-offset applies to integer"):
+        open_imagery(season_folder, dn_offset=-1000)
+    write_scene(tmp_path / "mixed" / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False,
+                bands=("B03", "B04", "B08"))
+    shutil.copy(dated / "B04.tif", tmp_path / "mixed" / "2024-03-20" / "B04.tif")
+    with pytest.raises(ImageryError, match=r"mixes integer and float reflectance bands \(\['float32', 'uint16'\]\)"):
+        open_imagery(tmp_path / "mixed")
+
+
+def test_items_of_one_folder_reading_one_local_band_file_are_refused(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """A flat download: each item's https hrefs find their local copy by file name, each date's B04.tif written
+    over the last, so every date would read the last one's pixels."""
+    for day in (10, 20):
+        folder = write_scene(tmp_path / "flat", acquired=datetime(2024, 6, day), bands=("B04", "B08", "SCL"))
+        item_path = folder / "flat.json"
+        item = json.loads(item_path.read_text())
+        item["id"] = f"S2B_50SKA_202406{day}_0_L2A"
+        for asset in item["assets"].values():
+            asset["href"] = f"https://example.com/{item['id']}/{asset['href'][2:]}"
+        item_path.rename(folder / f"{item['id']}.json").write_text(json.dumps(item))
+
+    with pytest.raises(ImageryError, match=r"flat: items S2B_50SKA_20240610_0_L2A and S2B_50SKA_20240620_0_L2A both "
+                                           r"read B04.tif \(B04\), so both dates would get one date's pixels"):
+        open_imagery(tmp_path / "flat")
+    (tmp_path / "flat" / "S2B_50SKA_20240610_0_L2A.json").unlink()
+    assert [scene.band_paths["B04"][0] for scene in open_imagery(tmp_path / "flat").scenes] == [
+        str(tmp_path / "flat" / "B04.tif")]
+
+
 def test_season_keeps_scenes_within_inclusive_bounds(season_folder: Path) -> None:
     imagery = open_imagery(season_folder, season=(date(2023, 8, 1), date(2024, 3, 15)))
 

@@ -146,6 +146,41 @@ def test_a_folder_of_products_is_a_season(tmp_path: Path) -> None:
     assert [scene.scene_id for scene in imagery.scenes] == [PRODUCT, later]
 
 
+def test_a_zip_of_several_products_reads_each(tmp_path: Path) -> None:
+    first = write_safe(tmp_path / "products")
+    later = "S2A_MSIL2A_20240325T031521_N0510_R118_T50SKB_20240325T064513"
+    second = write_safe(tmp_path / "products", name=later)
+    metadata = second / "MTD_MSIL2A.xml"
+    metadata.write_text(metadata.read_text().replace("2024-03-15T03:15:21", "2024-03-25T03:15:21"))
+    archive = tmp_path / "season.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as handle:
+        for path in sorted([*first.rglob("*"), *second.rglob("*")]):
+            handle.write(path, path.relative_to(tmp_path).as_posix())
+
+    imagery = open_imagery(archive)
+
+    assert [scene.scene_id for scene in imagery.scenes] == [PRODUCT, later]
+    assert [scene.band_paths["B04"][0].split(".SAFE/")[0] for scene in imagery.scenes] == [
+        f"/vsizip/{archive.resolve()}/products/{name}" for name in (PRODUCT, later)]
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
+    np.testing.assert_allclose(cube.reflectance[:, 0], [(_dns("B04", 10) - 1000.0) * 1e-4] * 2, rtol=1e-6)
+
+
+def test_a_product_of_format_psd_14_2_names_its_fields_with_their_level(tmp_path: Path) -> None:
+    """Baselines 02.04-02.06 (Sen2Cor 2.4-2.5): PRODUCT_URI_2A, IMAGE_FILE_2A, L2A_BOA_QUANTIFICATION_VALUE."""
+    safe = write_safe(tmp_path, baseline="02.06", offsets=False)
+    metadata = safe / "MTD_MSIL2A.xml"
+    text = metadata.read_text()
+    for tag in ("PRODUCT_URI", "IMAGE_FILE"):
+        text = text.replace(f"<{tag}>", f"<{tag}_2A>").replace(f"</{tag}>", f"</{tag}_2A>")
+    metadata.write_text(text.replace("BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE"))
+
+    (scene,) = open_imagery(safe).scenes
+
+    assert (scene.scene_id, scene.dn_offset, scene.dn_scale) == (PRODUCT, 0.0, 1e-4)
+    assert scene.band_paths["B04"][0].endswith("R10m/T50SKB_20240315T031521_B04_10m.jp2")
+
+
 @pytest.mark.parametrize(
     ("baseline", "offsets", "expected"),
     [("02.14", False, 0.0), ("05.10", False, -1000.0), ("05.10", True, -1000.0)],
