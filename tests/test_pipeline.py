@@ -69,6 +69,9 @@ def test_outputs_are_written_and_readable(baseline) -> None:
     with sqlite3.connect(out / "results.gpkg") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 10200  # GeoPackage 1.2
     assert len(gpd.read_file(out / "results.gpkg", layer="parcels")) == len(results)
+    with sqlite3.connect(out / "results.gpkg") as db:  # missing text is NULL, not pandas' "<NA>" (no region here)
+        assert db.execute("SELECT count(*) FROM parcels WHERE region IS NULL").fetchone()[0] == len(results)
+        assert not db.execute("SELECT count(*) FROM borrowers WHERE borrower_id = '<NA>'").fetchone()[0]
     assert len(gpd.read_parquet(out / "results.parquet")) == len(results)
     assert len(pd.read_csv(out / "results.csv")) == len(results)
     for table in ("results.csv", "borrowers.csv"):  # UTF-8 as Excel reads it: with a byte-order mark

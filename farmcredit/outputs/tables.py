@@ -75,8 +75,8 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     for earlier in (files["gpkg"], files["preview"]):  # no picture of an earlier run is left beside these
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
-    parcels.to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
-    borrowers.to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
+    _nulls_as_none(parcels).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
+    _nulls_as_none(borrowers).to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
@@ -121,6 +121,15 @@ def text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     or borrowers, or every parcel referred, would otherwise not stack with others)."""
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
     return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
+
+
+def _nulls_as_none(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with the missing values of its text (object) columns as None: pyogrio writes pandas' NA there as the
+    text "<NA>", which QGIS shows and `credit report` counted as a borrower or region."""
+    frame = frame.copy()
+    for column in frame.columns[frame.dtypes == "object"]:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
 
 
 def _attributes(frame: gpd.GeoDataFrame) -> pd.DataFrame:

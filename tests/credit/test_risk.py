@@ -51,6 +51,19 @@ def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
     assert abs(pd_.mean() - history["defaulted"].mean()) < 0.02
 
 
+def test_no_pd_is_certain_however_few_loans_a_step_holds() -> None:
+    """A calibration step whose loans all repaid (or all defaulted) is shrunk towards the base rate by one
+    pseudo-default: a small history's raw isotonic steps gave a third of its parcels PD 0 (grade A on no evidence)."""
+    small = synthetic_history(loans_per_season=60, seed=2)
+    model = MonotonicScorecard().fit(risk_features(small), small["defaulted"], seasons=small["season"])
+    pd_ = model.predict_proba(risk_features(small))[:, 1]
+    rate = small["defaulted"].mean()
+    assert 0 < model.calibration_y_.min() < rate < model.calibration_y_.max() < 1
+    assert (pd_ > 0).all() and (pd_ < 1).all() and (np.diff(model.calibration_x_) > 0).all()
+    assert (np.diff(model.calibration_y_) >= 0).all()
+    assert abs(pd_.mean() - rate) < 0.03
+
+
 def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
     model = load_risk_model()
     base = history.head(300).copy()
