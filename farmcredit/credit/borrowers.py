@@ -47,8 +47,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
         deciding = group["decision"] == decision
-        # A referred parcel whose limit is withheld (too few clear images, nothing measured, an error) may add to the
-        # total once a person clears it; one referred with its limit (an overstated area, an overlap) adds nothing.
+        # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
+        # error) may add to the total once a person clears it; one referred with its limit (an overstated area) adds
+        # nothing.
         pending = ((group["decision"] == "refer") & (group["loan_limit"] == 0)).any()
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         if below:

@@ -88,7 +88,9 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     # Dates with a time zone compare as UTC; dates without one are taken as given.
     outcome = pd.to_datetime(table["outcome_date"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
     if outcome.isna().any():
-        raise InputError(f"history file {path}: 'outcome_date' must be a date on every row")
+        row = int(np.flatnonzero(outcome.isna().to_numpy())[0])
+        raise InputError(f"history file {path}: 'outcome_date' must be a date on every row, written YYYY-MM-DD "
+                         f"(row {row + 2}: {table['outcome_date'].iloc[row]!r}; {int(outcome.isna().sum())} row(s))")
     if as_of is not None and as_of > date.today():
         raise InputError(f"--as-of {as_of} is after today: outcomes not yet known could not be told from leakage")
     cutoff = pd.Timestamp(as_of or date.today())

@@ -123,10 +123,12 @@ def assign_limits(
             decision = "refer"  # too little imagery to judge: a person decides, the model does not guess
         if unobserved and status != "error":
             ranked = sorted(ranked, key=lambda code: code not in UNOBSERVED)  # what withholds the limit, first
-        limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not unobserved) else 0.0
+        # Land pledged twice is lent on once a person has seen whose it is: both pledges' limits would count it.
+        held = unobserved or "PARCEL_OVERLAP" in ranked
+        limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not held) else 0.0
         # What withheld the limit worked out, or, with none to work out, the too little imagery that may be why.
         withheld = limit != arithmetic.limit or (arithmetic.missing and unobserved)
-        withheld_by = f"{decision}: {_withheld_by(ranked)}" if withheld else ""
+        withheld_by = f"{decision}: {_withheld_by(ranked, decision)}" if withheld else ""
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -228,8 +230,11 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config) ->
     return LimitArithmetic(steps, lowered)
 
 
-def _withheld_by(ranked: list[str]) -> str:
-    """The code that withheld a limit: too little imagery (whatever else refers), else the most serious (a decline)."""
+def _withheld_by(ranked: list[str], decision: str) -> str:
+    """The code that withheld a limit: too little imagery (whatever else refers), else for a referral land pledged
+    twice, else the most serious (a decline)."""
+    if decision == "refer" and "PARCEL_OVERLAP" in ranked and not UNOBSERVED & set(ranked):
+        return "PARCEL_OVERLAP"
     return next((code for code in ranked if code in UNOBSERVED), ranked[0])
 
 

@@ -173,10 +173,17 @@ def test_at_most_four_reasons_ranked_by_effect_then_cost() -> None:
     assert out["reason_text"].count(".") == CONFIG.credit.max_reasons
 
 
-def test_overlapping_parcels_are_referred_and_named() -> None:
+def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> None:
     out = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="B", borrower_id="B2"), overlaps=[[1], [0]])
     assert (out["decision"] == "refer").all() and out["reason"].str.contains("PARCEL_OVERLAP").all()
     assert list(out["overlaps_parcels"]) == ["B", "A"]
+    # Lent on once a person has seen whose land it is: with their limits, one borrower pledging it twice got it twice.
+    twice = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="A2"), _parcel(parcel_id="C"), overlaps=[[1], [0], []])
+    assert list(twice["loan_limit"][:2]) == [0, 0] and twice.loc[2, "loan_limit"] > 0
+    assert twice.loc[0, "limit_arithmetic"].endswith("loan_limit = 0 (refer: PARCEL_OVERLAP)")
+    borrower = aggregate_borrowers(gpd.GeoDataFrame(twice.assign(geometry=None)), CONFIG).iloc[0]
+    assert borrower["decision"] == "refer"
+    assert borrower["loan_limit"] == round_down(twice.loc[2, "loan_limit"], CONFIG.credit.rounding_step)
     # Partners in id order, whatever order the rows (and so the spatial index) gave them in.
     rows = [_parcel(parcel_id=name, borrower_id=name) for name in ("C", "A", "B")]
     assert _assess(*rows, overlaps=[[2, 1], [0], [0]]).loc[0, "overlaps_parcels"] == "A;B"

@@ -106,8 +106,9 @@ def test_default_model_says_it_is_synthetic() -> None:
         (lambda t: t.assign(ndvi_uniformity=np.nan), "ndvi_uniformity has no value on any row"),
         (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 0, "March")),
          "'outcome_date' must be a date"),
-        (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 0, "05/01/2020")),
-         "'outcome_date' must be a date"),  # month or day first: ambiguous, so ISO 8601 only
+        (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 4, "05/01/2020")),
+         "'outcome_date' must be a date on every row, written YYYY-MM-DD \\(row 6: '05/01/2020'; 1 row"),
+        # month or day first: ambiguous, so ISO 8601 only
         (lambda t: t.assign(season=t["season"].astype(object).where(t.index != 0, None)),
          "'season' must be given on every row \\(row 2 has none\\)"),
         (lambda t: pd.concat([t, t.iloc[[4]]]), "rows 6 and 3602 are identical \\(1 repeated loan"),
