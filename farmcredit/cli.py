@@ -268,8 +268,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                     gpu_workers=gpu_workers, device=device, progress=update,
                 )
                 write_outputs(out, result.assessment)
-        except FarmcreditError:
-            if made is not None:  # stopped on its input: leave no folders holding only the lock behind
+        except BaseException:
+            if made is not None:  # stopped before measuring (its input, a crash): leave no folder holding only a lock
                 remove_if_untouched(made, out)
             raise
     if not quiet:

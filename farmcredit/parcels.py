@@ -6,6 +6,7 @@ row-level problems become reason codes in the ``reasons`` column and never stop 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
 import shapely
 from pyogrio.errors import DataSourceError
@@ -55,29 +57,30 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     path = Path(path)
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
+    parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+    if parquet and layer is not None:
+        raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer")
     try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
-            if layer is not None:
-                raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer")
-            frame = gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS)
-        else:
-            layer = _parcel_layer(path, layer)
-            frame = gpd.read_file(path, layer=layer, use_arrow=True, arrow_to_pandas_kwargs=WHOLE_INTEGERS)
-    except (DataSourceError, ValueError, OSError) as exc:
+        layer = None if parquet else _parcel_layer(path, layer)
+        frame, closed = _read_frame(path, layer, parquet)
+    except (DataSourceError, ValueError, OSError, pa.ArrowException) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
-    parcels = parcels_from_frame(frame, crs, f"parcel file {path}" + (f" (layer {layer})" if layer is not None else ""))
+    _check_utf8(path, frame)
+    source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
+    parcels = parcels_from_frame(frame, crs, source, closed)
     parcels.attrs["layer"] = layer
     return parcels
 
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
-                       source: str = "the parcels' GeoDataFrame") -> gpd.GeoDataFrame:
+                       source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
         crs: CRS to assume when ``frame`` declares none.
+        closed: per row, True where the file's outline had to be closed to be read (``_read_frame``).
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, or what ``validate_parcels`` refuses.
@@ -99,7 +102,51 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
     elif crs is not None and crs != frame.crs:
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s is ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    return validate_parcels(frame, source=source.removeprefix("parcel file "))
+    return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed)
+
+
+def _read_frame(path: Path, layer: str | None, parquet: bool) -> tuple[gpd.GeoDataFrame | pd.DataFrame, np.ndarray]:
+    """The file's rows, and per row whether its outline's rings had to be closed to be read.
+
+    A ring left open (hand-written GeoJSON, a phone's KML, WKB built by hand) does not decode in GEOS: the whole file
+    would fail for it. Such outlines are decoded closed (``on_invalid="fix"``), their rows ``GEOMETRY_REPAIRED``.
+    """
+    options = {"layer": layer, "use_arrow": True, "arrow_to_pandas_kwargs": WHOLE_INTEGERS}
+    try:
+        frame = gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS) if parquet else gpd.read_file(path, **options)
+        return frame, np.zeros(len(frame), dtype=bool)
+    except shapely.errors.GEOSException:
+        pass
+    if parquet:
+        table = pq.read_table(path)
+        geo = json.loads(table.schema.metadata[b"geo"])
+        name = geo["primary_column"]
+        declared = geo["columns"][name]  # GeoParquet: no "crs" key is OGC:CRS84; null, unknown
+        crs = CRS.from_json_dict(declared["crs"]) if declared.get("crs") else None if "crs" in declared else "OGC:CRS84"
+        wkb = table.column(name).to_numpy(zero_copy_only=False)
+        frame = gpd.GeoDataFrame(table.drop_columns([name]).to_pandas(**WHOLE_INTEGERS),
+                                 geometry=shapely.from_wkb(wkb, on_invalid="fix"), crs=crs)
+    else:
+        frame = gpd.read_file(path, on_invalid="fix", **options)
+        meta, table = pyogrio.read_arrow(path, layer=layer, columns=[])
+        wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+    return frame, pd.notna(wkb) & shapely.is_missing(shapely.from_wkb(wkb, on_invalid="ignore"))
+
+
+def _check_utf8(path: Path, frame: pd.DataFrame) -> None:
+    """Text read from a file that does not say its encoding is taken as UTF-8: GBK text (a Shapefile without a .cpg,
+    or whose .cpg GDAL does not know, as "ANSI 936"; a CSV saved by Excel on Chinese Windows) is not.
+
+    Raises:
+        InputError: naming the column, and how to say the encoding.
+    """
+    for column in [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]:
+        try:
+            pa.array(frame[column]).validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"parcel file {path}: column {column} is not UTF-8 text ({exc}); for a Shapefile, put its "
+                             "encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese Windows), or save "
+                             "the file as UTF-8 (a GeoPackage is)") from exc
 
 
 def _parcel_layer(path: Path, asked: str | None) -> str | None:
@@ -135,8 +182,10 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
                      "NAME (to assess several, merge them into one first)")
 
 
-def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.GeoDataFrame:
-    """Normalise columns and check every row; problems become reason codes.
+def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None
+                     ) -> gpd.GeoDataFrame:
+    """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
+    left open, closed to read it, ``GEOMETRY_REPAIRED``).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``region``
@@ -172,6 +221,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels") -> gpd.Ge
         reasons[i].append("MISSING_BORROWER_ID")
 
     geometry, geometry_reasons = repair_geometries(frame.geometry.to_numpy())
+    flagged = {i for i, _ in geometry_reasons}
+    if closed is not None:
+        geometry_reasons += [(int(i), "GEOMETRY_REPAIRED") for i in np.flatnonzero(closed) if i not in flagged]
     impossible = _impossible_coordinates(geometry, frame.crs)
     if impossible.any() and impossible.sum() == usable_geometries(geometry).sum():
         first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
@@ -297,12 +349,19 @@ def _stand_in_ids(parcel_id: pd.Series) -> list[str | None]:
 
 
 def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used.
+    """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used. A geometry collection
+    counts as its polygons (a phone's KML placemark of a field and a label pin); one without any is not a polygon.
 
     Returns:
         The geometries (None where unusable) and (position, EMPTY_GEOMETRY / NOT_A_POLYGON / GEOMETRY_REPAIRED).
     """
-    geoms = np.asarray(geoms, dtype=object)
+    geoms = np.asarray(geoms, dtype=object).copy()
+    collections = np.flatnonzero(usable_geometries(geoms) & (shapely.get_type_id(geoms) == 7))
+    for i in collections:
+        polygons = [p for part in shapely.get_parts(geoms[i]) for p in shapely.get_parts(part)
+                    if p.geom_type == "Polygon"]
+        if polygons:
+            geoms[i] = polygons[0] if len(polygons) == 1 else shapely.multipolygons(polygons)
     problems: list[tuple[int, str]] = []
     out = geoms.copy()
     missing = ~usable_geometries(geoms)

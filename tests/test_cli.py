@@ -204,6 +204,42 @@ def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_n
         assert done.returncode == 2 and expected in message and "Traceback" not in message
 
 
+@pytest.mark.parametrize("greeting", [b"", b"SSH-2.0-OpenSSH_9.6\r\n"], ids=["silent", "ssh-banner"])
+def test_batch_refuses_a_scheduler_address_where_something_else_listens(small_season, tmp_path: Path,
+                                                                        greeting: bytes) -> None:
+    """A port that accepts but never speaks Dask (the dashboard's, an HTTP server's) waited for ever; one that
+    speaks first (SSH) was read as a message of exabytes: both exit 2, leaving no folder behind."""
+    import os
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            connection.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    out = tmp_path / "new" / "out"
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "farmcredit", "batch", str(small_season.parcels_path),
+                               "--imagery", str(small_season.imagery_dir), "--model", "rule", "--out", str(out),
+                               "--scheduler", f"tcp://127.0.0.1:{listener.getsockname()[1]}"],
+                              capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        listener.close()
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "no Dask scheduler answered" in message and "Traceback" not in message, message
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("text", ["2021-06-17:B04,B08;", "2021-06-17:B04,,B08", "2021-13-01:B04,B08"])
 def test_a_band_layout_with_an_empty_band_or_a_bad_date_is_refused(text: str) -> None:
     import click

@@ -7,8 +7,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import shapely
+import shapely.affinity
+from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
@@ -115,6 +119,55 @@ def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     assert parcels.geometry[3].is_valid and parcels.geometry[3].area == pytest.approx(5000.0)
     assert reasons[4] == ["NOT_A_POLYGON"] and parcels.geometry[4] is None
     assert reasons[5] == ["EMPTY_GEOMETRY"]
+
+
+def test_an_outline_left_open_is_closed_and_flagged_not_the_files_end(tmp_path: Path) -> None:
+    """A ring whose last point is not its first (hand-written GeoJSON, a phone's KML, WKB built by hand) does not
+    decode in GEOS: it stopped the whole file, GeoJSON and GeoParquet alike."""
+    square = [list(xy) for xy in SQUARE.exterior.coords]
+    features = [{"type": "Feature", "properties": {"parcel_id": pid, "borrower_id": "B1"},
+                 "geometry": {"type": "Polygon", "coordinates": [ring]}}
+                for pid, ring in (("closed", square), ("open", [[x + 200, y] for x, y in square[:-1]]))]
+    path = tmp_path / "parcels.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features,
+                                "crs": {"type": "name", "properties": {"name": "EPSG:32650"}}}))
+    parcels = read_parcels(path)
+    assert list(parcels["reasons"]) == [[], ["GEOMETRY_REPAIRED"]]
+    assert parcels.geometry[1].equals(shapely.affinity.translate(SQUARE, 200))
+    # GeoParquet of hand-built WKB: the ring's four points, the first not repeated.
+    wkb = shapely.to_wkb(Polygon(features[1]["geometry"]["coordinates"][0]))
+    unclosed = wkb[:9] + (4).to_bytes(4, "little") + wkb[13:13 + 4 * 16]
+    assert shapely.from_wkb(unclosed, on_invalid="ignore") is None
+    table = pa.table({"parcel_id": ["closed", "open"], "geometry": [shapely.to_wkb(SQUARE), unclosed]})
+    geo = {"version": "1.0.0", "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"],
+                                    "crs": CRS.from_epsg(32650).to_json_dict()}}}
+    pq.write_table(table.replace_schema_metadata({b"geo": json.dumps(geo).encode()}), tmp_path / "parcels.parquet")
+    parcels = read_parcels(tmp_path / "parcels.parquet")
+    assert list(parcels["reasons"]) == [["MISSING_BORROWER_ID"], ["MISSING_BORROWER_ID", "GEOMETRY_REPAIRED"]]
+    assert parcels.crs.to_epsg() == 32650 and parcels.geometry[1].equals(shapely.affinity.translate(SQUARE, 200))
+
+
+def test_a_collection_holding_a_field_is_the_field(tmp_path: Path) -> None:
+    """A phone's KML placemark of a field and its label pin reads as a geometry collection."""
+    rows = [{"parcel_id": "pin", "borrower_id": "B1",
+             "geometry": shapely.GeometryCollection([Point(500050, 3650050), SQUARE])},
+            {"parcel_id": "pins", "borrower_id": "B1", "geometry": shapely.GeometryCollection([Point(0, 0)])}]
+    path = tmp_path / "parcels.gpkg"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert list(parcels["reasons"]) == [[], ["NOT_A_POLYGON"]] and parcels.geometry[0].equals(SQUARE)
+
+
+def test_text_not_in_utf8_is_refused_saying_how_to_name_its_encoding(tmp_path: Path) -> None:
+    frame = _frame([{"parcel_id": "P1", "borrower_id": "借款人一", "geometry": SQUARE}])
+    frame.to_file(tmp_path / "gbk.shp", encoding="gbk")
+    (tmp_path / "gbk.cpg").unlink()  # an older ArcGIS wrote none
+    with pytest.raises(InputError, match=r"gbk.shp: column borrower_i is not UTF-8 text .* put its encoding in a "
+                                         r"\.cpg file beside it \(e\.g\. GBK"):
+        read_parcels(tmp_path / "gbk.shp")
+    (tmp_path / "gbk.cpg").write_text("GBK")
+    assert list(read_parcels(tmp_path / "gbk.shp")["borrower_id"]) == ["借款人一"]
 
 
 def test_a_stand_in_id_never_takes_a_parcels_own_id(tmp_path: Path) -> None:

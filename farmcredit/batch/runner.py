@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -342,12 +343,47 @@ def _connect(
     from distributed import Client
 
     if scheduler:
-        try:
-            return Client(scheduler), None
-        except (OSError, ValueError) as exc:  # unreachable, refused, timed out; no port, another scheme
-            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answered ({exc})") from exc
+        return _scheduler_client(scheduler), None
     cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
     return Client(cluster), cluster
+
+
+def _scheduler_client(address: str) -> Client:
+    """A client of the Dask scheduler at ``address``, connected within twice Dask's connect timeout.
+
+    Dask bounds the connection, not the handshake after it: at a port where something else listens (the scheduler's
+    own dashboard, any HTTP server) it waited for ever, and at one that speaks first (an SSH server) it read the
+    banner as a message's length and asked for exabytes.
+
+    Raises:
+        InputError: no scheduler answered in time, or what answered is not one (refused, unreachable, no port,
+            another scheme, not Dask's protocol).
+    """
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    deadline = 2 * parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    outcome: dict[str, Client | BaseException] = {}
+
+    def connect() -> None:
+        try:
+            outcome["client"] = Client(address)
+        except BaseException as exc:  # what ends the attempt is told below, in the caller's thread
+            outcome["error"] = exc
+
+    # A daemon thread: one left waiting on a silent port does not hold the process open.
+    attempt = threading.Thread(target=connect, name="farmcredit-scheduler-connect", daemon=True)
+    attempt.start()
+    attempt.join(deadline)
+    if isinstance(client := outcome.get("client"), Client):
+        return client
+    error = outcome.get("error")
+    if error is not None and not isinstance(error, Exception):
+        raise error
+    why = f"{type(error).__name__}: {error}" if error is not None else f"no answer in its protocol in {deadline:g} s"
+    raise InputError(f"--scheduler {address}: no Dask scheduler answered ({why}); give the scheduler's own address "
+                     "(tcp://HOST:8786 by default, not its dashboard's)") from error
 
 
 def local_cluster(
