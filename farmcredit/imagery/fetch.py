@@ -43,6 +43,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery.earthsearch import set_aside_scenes
+from farmcredit.imagery.mosaic import same_lattice
 from farmcredit.imagery.naming import (
     ASSET_KEYS,
     BASE_GRID_BANDS,
@@ -251,6 +252,13 @@ class SceneGrid:
         bounds = area.to_crs(self.crs).bounds.to_numpy()
         windows = plan_fetch_windows(bounds, self.base_transform, self.base_shape, self.cell_px, CONTEXT_PX)
         return [window_bounds(window, self.base_transform) for window in windows]
+
+    def same_lattice(self, other: SceneGrid) -> bool:
+        """True when the other grid's pixels are this one's: the same CRS, pixel size and lattice."""
+        return self.crs == other.crs and same_lattice(self.base_transform, other.base_transform)
+
+    def __str__(self) -> str:
+        return f"{self.crs.to_string()}, {abs(self.base_transform.a):g} m pixels"
 
     def to_json(self) -> dict[str, Any]:
         """The base grid, for the local item (a rerun plans its windows without asking the server)."""
@@ -676,6 +684,7 @@ class LocalScene:
     grid: SceneGrid
     windows: tuple[tuple[float, float, float, float], ...]
     bands: frozenset[str]
+    properties: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
@@ -691,7 +700,7 @@ class LocalScene:
             return None  # absent, not written by a fetch, or damaged: fetch the scene again
         bands = frozenset(name for key in item.get("assets", {})
                           if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file())
-        return cls(folder, grid, windows, bands)  # type: ignore[arg-type]
+        return cls(folder, grid, windows, bands, properties)  # type: ignore[arg-type]
 
     def missing(self, needed: Sequence[tuple[float, float, float, float]], bands: Sequence[str]) -> list[int]:
         """Indexes of the needed windows this folder does not hold (all of them when bands are missing)."""
@@ -702,6 +711,10 @@ class LocalScene:
     def size(self) -> int:
         """Bytes of the folder's files."""
         return sum(path.stat().st_size for path in self.folder.iterdir() if path.is_file())
+
+    def footprint(self) -> shapely.Geometry:
+        """The windows held, in degrees (EPSG:4326)."""
+        return _footprint_wgs84(self.windows, self.grid.crs)
 
 
 Download = Callable[["SceneWriter", Sequence[tuple[float, float, float, float]]], int | None]
@@ -715,25 +728,38 @@ def fetch_scene(
     bands: Sequence[str],
     needed: Sequence[tuple[float, float, float, float]],
     download: Download,
+    *,
+    outdated: bool = False,
 ) -> FetchedScene:
     """Bring one scene folder up to date: reuse what an earlier fetch holds, download the rest.
 
     Args:
         out: The imagery folder.
         info: The scene's catalogue description.
-        grid: The scene's grid, band grids included.
+        grid: The scene's grid, band grids included; an earlier fetch's folder of the scene must be on it.
         bands: Bands to hold.
         needed: Window bounds the area needs, in the grid's CRS.
         download: Reads windows from the remote into the writer.
+        outdated: The folder's pixels were built otherwise than this fetch builds them (Sentinel Hub: under another
+            cloud limit): the windows it holds are downloaded again with the new ones, none copied.
+
+    Raises:
+        ImageryError: The folder holds the scene on another grid (its windows' numbers would be read in this one's
+            CRS, and their pixels moved).
     """
     local = LocalScene.load(out, info.scene_id)
+    if local is not None and not local.grid.same_lattice(grid):
+        raise ImageryError(
+            f"{local.folder}: an earlier fetch holds scene {info.scene_id} on another grid ({local.grid}) than this "
+            f"fetch reads it on ({grid}); move that folder away to fetch the scene again, or fetch into another --out"
+        )
     held = local.windows if local is not None else ()
     new = [bounds for bounds in needed if not any(contains(window, bounds) for window in held)]
-    if local is not None and set(bands) <= local.bands:
+    if local is not None and not outdated and set(bands) <= local.bands:
         if not new:
             return _fetched(info, held, None, local.size(), cached=True, bands=local.bands)
         reused = held  # what earlier fetches hold stays: parcels fetched then still have their imagery
-    else:  # nothing held, or not in all these bands: the windows held come again with the bands asked
+    else:  # nothing held, not in all these bands, or outdated: the windows held come again with the bands asked
         reused, new = (), [*held, *new]
     with SceneWriter(out, info.scene_id, grid, bands, (*reused, *new)) as writer:
         if reused and local is not None:

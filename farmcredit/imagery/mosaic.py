@@ -81,7 +81,7 @@ def season_grid(scenes: Sequence[Scene], grids: Sequence[Grid]) -> Grid:
         if grid.crs != crs:
             continue
         for group in lattices:
-            if _same_lattice(grids[group[0]].transform, grid.transform):
+            if same_lattice(grids[group[0]].transform, grid.transform):
                 group.append(index)
                 break
         else:
@@ -132,7 +132,7 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], season: Grid
             scene for scene, _ in sorted(
                 group,
                 key=lambda pair: (
-                    pair[1].crs != season.crs or not _same_lattice(season.transform, pair[1].transform),
+                    pair[1].crs != season.crs or not same_lattice(season.transform, pair[1].transform),
                     pair[0].cloud_cover if pair[0].cloud_cover is not None else 101.0,
                     pair[0].scene_id,
                 ),
@@ -171,7 +171,8 @@ def _season_crs(grids: Sequence[Grid]) -> rasterio.crs.CRS:
     return max(counts, key=lambda pair: (pair[1], -(pair[0].to_epsg() or 0), pair[0].to_string()))[0]
 
 
-def _same_lattice(a: affine.Affine, b: affine.Affine) -> bool:
+def same_lattice(a: affine.Affine, b: affine.Affine) -> bool:
+    """True when two north-up grids have the same pixel size and origins a whole number of pixels apart."""
     if not (np.isclose(a.a, b.a) and np.isclose(a.e, b.e)):
         return False
     columns = (b.c - a.c) / a.a

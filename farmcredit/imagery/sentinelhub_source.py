@@ -7,8 +7,10 @@ Copernicus Data Space Ecosystem (CDSE) endpoints are used instead.
 
 Per date with catalogue scenes under the cloud limit, one Process API request per window (at most
 2048 x 2048 px, within the service's 2500 px limit) returns the bands + SCL as uint16 at 10 m in
-the area's UTM zone; Sentinel Hub mosaics the date's tiles (least cloudy first) and removes the
-processing-baseline offset (``harmonizeValues``), so the local files need no DN offset.
+the area's UTM zone (a date the folder already holds keeps its zone); Sentinel Hub mosaics the date's tiles (least
+cloudy first) and removes the processing-baseline offset (``harmonizeValues``), so the local files need no DN offset.
+The local item records the catalogue's tiles and the cloud limit: a rerun under another limit, or with a tile over
+the folder's windows published since, fetches the date again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery.fetch import (
     FetchedScene,
     HttpSettings,
+    LocalScene,
     ProgressCallback,
     RemoteSource,
     SceneGrid,
@@ -63,6 +66,9 @@ RESOLUTION_M = 10.0
 # The Process API's own limit on either side of an image, pixels.
 MAX_REQUEST_PX = 2500
 CATALOG_COLLECTION = "sentinel-2-l2a"
+# What a local item says built its mosaic: the catalogue's tiles and the cloud limit of the Process requests.
+CATALOG_IDS_PROPERTY = "farmcredit:catalog_ids"
+MAX_CLOUD_PROPERTY = "farmcredit:max_cloud"
 CREDENTIALS_HELP = (
     "set SH_CLIENT_ID and SH_CLIENT_SECRET (an OAuth client; for CDSE, create one at "
     "https://shapps.dataspace.copernicus.eu/dashboard) or save them in a sentinelhub configuration profile"
@@ -160,25 +166,28 @@ def _fetch(
             f"Sentinel Hub catalog at {base_url}: no Sentinel-2 L2A scene over {west:.4f},{south:.4f},"
             f"{east:.4f},{north:.4f} in {season[0]}/{season[1]} with cloud cover <= {max_cloud:g}%"
         )
-    by_date: dict[date, list[dict[str, Any]]] = {}
-    for feature in features:
-        by_date.setdefault(_acquired(feature).date(), []).append(feature)
+    by_date, found_by_date = _by_date(features), _by_date(found)
 
-    grid = _grid(area, bands)
-    needed = grid.plan(area)
-    if not needed:
+    area_crs = _area_crs(area)
+    if not _grid(area_crs, bands).plan(area):
         raise InputError("the area has no extent to fetch (points or lines instead of parcels or a box?)")
     fetched: list[FetchedScene] = []
     for done, (day, day_features) in enumerate(sorted(by_date.items())):
-        info = _scene_info(day, day_features)
+        held = LocalScene.load(out, _scene_id(day))
+        outdated = held is not None and _outdated(held, found_by_date[day], max_cloud)
+        info = _scene_info(day, day_features, max_cloud, None if outdated else held)
         if progress is not None:
             progress(info.scene_id, done, len(by_date))
-        scene = cached_scene(out, info, area, bands)
+        scene = None if outdated else cached_scene(out, info, area, bands)
         if scene is None:
+            # A date the folder holds keeps its grid: another parcel set may lie mostly in another UTM zone, and the
+            # windows held are numbers in their own CRS.
+            grid = _grid(held.grid.crs if held is not None else area_crs, bands)
             scene = fetch_scene(
-                out, info, grid, bands, needed,
-                lambda writer, windows, day=day: _process(config, client, grid, bands, day, max_cloud, writer,
-                                                          windows),
+                out, info, grid, bands, grid.plan(area),
+                lambda writer, windows, day=day, grid=grid: _process(config, client, grid, bands, day, max_cloud,
+                                                                     writer, windows),
+                outdated=outdated,
             )
         fetched.append(scene)
     if progress is not None:
@@ -270,14 +279,18 @@ def _search(
         return list(search)
 
 
-def _grid(area: gpd.GeoSeries, bands: Sequence[str]) -> SceneGrid:
-    """An unbounded 10 m grid in the UTM zone holding most geometries, on Sentinel-2's own pixel lattice."""
+def _area_crs(area: gpd.GeoSeries) -> rasterio.crs.CRS:
+    """The UTM zone holding most geometries (ties: the smaller EPSG code)."""
     centroids = area.to_crs(area.estimate_utm_crs()).centroid.to_crs("EPSG:4326")
     zones = Counter(utm_crs(point.x, point.y).to_epsg() for point in centroids)
-    epsg = min(zones, key=lambda code: (-zones[code], code))
+    return rasterio.crs.CRS.from_epsg(min(zones, key=lambda code: (-zones[code], code)))
+
+
+def _grid(crs: rasterio.crs.CRS, bands: Sequence[str]) -> SceneGrid:
+    """An unbounded 10 m grid in ``crs``, on Sentinel-2's own pixel lattice."""
     transform = affine.Affine(RESOLUTION_M, 0.0, 0.0, 0.0, -RESOLUTION_M, 0.0)
     return SceneGrid(
-        crs=rasterio.crs.CRS.from_epsg(epsg),
+        crs=crs,
         base_transform=transform,
         base_shape=None,
         cell_px=CELL_PX,
@@ -286,17 +299,56 @@ def _grid(area: gpd.GeoSeries, bands: Sequence[str]) -> SceneGrid:
     )
 
 
-def _scene_info(day: date, features: Sequence[dict[str, Any]]) -> SceneInfo:
+def _by_date(features: Sequence[dict[str, Any]]) -> dict[date, list[dict[str, Any]]]:
+    """Catalogue features by acquisition date (UTC)."""
+    return {day: [f for f in features if _acquired(f).date() == day] for day in {_acquired(f).date() for f in features}}
+
+
+def _scene_id(day: date) -> str:
     """One local scene per date: Sentinel Hub mosaics that date's tiles."""
+    return f"SH_S2L2A_{day:%Y%m%d}"
+
+
+def _outdated(held: LocalScene, found: Sequence[dict[str, Any]], max_cloud: float) -> bool:
+    """True when the date's folder was built otherwise than a fetch now builds it: under another cloud limit (or by
+    a farmcredit that did not record it), or without a tile the catalogue now finds over its windows (published
+    since). The Process API mosaics every tile of the date under the limit, so either changes its pixels.
+
+    Args:
+        held: The date's scene folder.
+        found: The catalogue's tiles of the date under ``max_cloud``, over the area.
+        max_cloud: This fetch's cloud limit, percent.
+    """
+    if held.properties.get(MAX_CLOUD_PROPERTY) != max_cloud:
+        return True
+    known = set(held.properties.get(CATALOG_IDS_PROPERTY) or ())
+    footprint = held.footprint()
+    return any(str(feature["id"]) not in known and shapely.geometry.shape(feature["geometry"]).intersects(footprint)
+               for feature in found)
+
+
+def _scene_info(day: date, features: Sequence[dict[str, Any]], max_cloud: float, held: LocalScene | None) -> SceneInfo:
+    """The date's scene: its tiles over the parcels, with those of the folder's windows when its pixels are kept.
+
+    Args:
+        features: The catalogue's tiles of the date over the parcels.
+        max_cloud: The cloud limit the Process API is asked with, percent.
+        held: The date's scene folder when its pixels are kept (built under the same limit), else None.
+    """
     covers = [float(cover) for f in features if (cover := f["properties"].get("eo:cloud_cover")) is not None]
-    tiles = sorted(str(feature["id"]) for feature in features)
+    tiles = {str(feature["id"]) for feature in features}
+    if held is not None:
+        tiles |= set(held.properties.get(CATALOG_IDS_PROPERTY) or ())
+        if (cover := held.properties.get("eo:cloud_cover")) is not None:
+            covers.append(float(cover))
     return SceneInfo(
-        scene_id=f"SH_S2L2A_{day:%Y%m%d}",
+        scene_id=_scene_id(day),
         acquired=min(_acquired(feature) for feature in features),
         # The date's worst tile: what the cloud filter let through at most.
         cloud_cover=max(covers) if covers else None,
         tile=None,
-        properties={"constellation": "sentinel-2", "farmcredit:catalog_ids": tiles, "farmcredit:harmonized": True},
+        properties={"constellation": "sentinel-2", CATALOG_IDS_PROPERTY: sorted(tiles), MAX_CLOUD_PROPERTY: max_cloud,
+                    "farmcredit:harmonized": True},
         dn_offset=0.0,
     )
 

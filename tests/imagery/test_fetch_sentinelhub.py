@@ -24,7 +24,7 @@ from servers import Fault, SentinelHubServer
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery
-from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery
+from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, utm_crs
 from farmcredit.imagery.sentinelhub_source import CDSE_BASE_URL, CDSE_TOKEN_URL, sentinelhub_config
 
 CLIENT_ID, SECRET = "farmcredit-test-client", "s3cret-Value-never-shown"
@@ -261,3 +261,90 @@ def test_process_requests_keep_every_tile_the_catalogue_accepted(earthsearch, tm
         _fetch(server, tmp_path / "s2", max_cloud=max_cloud)
         (process,) = server.requests_to("/api/v1/process")
     assert json.loads(process.body)["input"]["data"][0]["dataFilter"]["maxCloudCoverage"] == sent
+
+
+def _pixels(path: Path, area: gpd.GeoSeries) -> list[np.ndarray]:
+    """The band file's values over each geometry's bounds (in the file's CRS; 0 outside the file)."""
+    with rasterio.open(path) as dataset:
+        windows = [rasterio.windows.from_bounds(*geometry.bounds, transform=dataset.transform)
+                   for geometry in area.to_crs(dataset.crs)]
+        return [dataset.read(1, window=window.round_offsets().round_lengths(), boundless=True, fill_value=0)
+                for window in windows]
+
+
+def test_a_second_fetch_mostly_in_another_utm_zone_keeps_the_dates_grid_and_both_fields_pixels(
+    earthsearch, tmp_path: Path
+) -> None:
+    """The second parcel set lies mostly in zone 28: the date's folder, held in zone 29, stays there (its windows
+    read in 32628 moved the first field's pixels ~600 km, and assess found it outside the imagery)."""
+    _, item = earthsearch
+    # 100 m position-coded pixels in zone 29 reaching 2 km past the zone's western edge (12 W).
+    source = tmp_path / "B04.tif"
+    values = np.arange(1, 400 * 100 + 1, dtype=np.uint16).reshape(100, 400)
+    with rasterio.open(source, "w", driver="GTiff", width=400, height=100, count=1, dtype="uint16", crs="EPSG:32629",
+                       transform=rasterio.transform.from_origin(185_000, 2_788_000, 100, 100)) as dataset:
+        dataset.write(values, 1)
+    first = FIELDS[:1]
+    second = gpd.GeoSeries([shapely.box(-12.02, 25.13, -12.015, 25.135), shapely.box(-12.03, 25.14, -12.025, 25.145),
+                            shapely.box(-11.990, 25.130, -11.985, 25.135)], crs="EPSG:4326")
+    assert [epsg for epsg in (32628, 32629) for g in second if utm_crs(*g.centroid.coords[0]).to_epsg() == epsg] == [
+        32628, 32628, 32629]
+    feature = _features(item, ("2020-02-19T11:34:25Z", 4.0))[0] | {
+        "geometry": shapely.geometry.mapping(shapely.box(-13, 24, -10, 26))}
+    scene = tmp_path / "s2" / "SH_S2L2A_20200219"
+    with SentinelHubServer(CLIENT_ID, SECRET, [feature], {"B04": source, "SCL": source}) as server:
+        _fetch(server, tmp_path / "s2", area=first, bands=("B04", "SCL"))
+        (before,) = _pixels(scene / "B04.tif", first)
+        _fetch(server, tmp_path / "s2", area=second, bands=("B04", "SCL"))
+        crs = json.loads(server.requests_to("/api/v1/process")[-1].body)["input"]["bounds"]["properties"]["crs"]
+
+    assert crs.endswith("/32629")
+    assert json.loads((scene / "SH_S2L2A_20200219.json").read_text())["properties"]["farmcredit:grid"]["crs"] == (
+        "EPSG:32629")
+    (after,) = _pixels(scene / "B04.tif", first)
+    assert before.min() > 0
+    np.testing.assert_array_equal(after, before)
+    with rasterio.open(scene / "B04.tif") as fetched:
+        assert fetched.crs == "EPSG:32629"
+        for geometry in second.to_crs(fetched.crs):
+            window = rasterio.windows.from_bounds(*geometry.bounds, transform=fetched.transform)
+            window = window.round_offsets().round_lengths()
+            rows, cols = np.indices((int(window.height), int(window.width)))
+            xs, ys = rasterio.transform.xy(fetched.window_transform(window), rows.ravel(), cols.ravel())
+            expected = values[rasterio.transform.rowcol(rasterio.transform.from_origin(185_000, 2_788_000, 100, 100),
+                                                        xs, ys)]
+            np.testing.assert_array_equal(fetched.read(1, window=window).ravel(), expected)
+
+
+def test_a_rerun_under_another_cloud_limit_or_with_a_new_tile_fetches_the_date_again(
+    earthsearch, tmp_path: Path
+) -> None:
+    """The Process API mosaics every tile of the date under the limit: a mosaic built under 20% lacks the 40% tile
+    that 50% lets in (the rerun reused it, and its manifest named the 40% tile's cloud cover)."""
+    folder, item = earthsearch
+    west, east = _features(item, ("2020-02-19T11:34:25Z", 10.0), ("2020-02-19T11:34:27Z", 40.0))
+    west |= {"id": "S2A_T29RKH_WEST", "geometry": shapely.geometry.mapping(shapely.box(-12, 25, -11.5, 25.5))}
+    east |= {"id": "S2A_T29RLH_EAST", "geometry": shapely.geometry.mapping(shapely.box(-11.5, 25, -11, 25.5))}
+    fields = gpd.GeoSeries([FIELDS[0], shapely.box(-11.300, 25.130, -11.295, 25.135)], crs="EPSG:4326")
+    local_item = tmp_path / "s2" / "SH_S2L2A_20200219" / "SH_S2L2A_20200219.json"
+    with SentinelHubServer(CLIENT_ID, SECRET, [west, east], {b: folder / f"{b}.tif" for b in BANDS}) as server:
+        _fetch(server, tmp_path / "s2", area=fields, max_cloud=20, bands=("B04", "SCL"))
+        looser = _fetch(server, tmp_path / "s2", area=fields, max_cloud=50, bands=("B04", "SCL"))
+        limits = [json.loads(r.body)["input"]["data"][0]["dataFilter"]["maxCloudCoverage"]
+                  for r in server.requests_to("/api/v1/process")]
+        properties = json.loads(local_item.read_text())["properties"]
+        again = _fetch(server, tmp_path / "s2", area=fields, max_cloud=50, bands=("B04", "SCL"))
+        assert len(server.requests_to("/api/v1/process")) == 4  # the same limit and tiles: nothing downloaded
+        server.features.append(west | {"id": "S2B_T29RKH_LATE", "properties": {**west["properties"],
+                                                                                 "eo:cloud_cover": 5.0}})
+        published = _fetch(server, tmp_path / "s2", area=fields, max_cloud=50, bands=("B04", "SCL"))
+        assert len(server.requests_to("/api/v1/process")) == 6  # a tile published since over its windows
+
+    assert limits == [20, 20, 50, 50]
+    (scene,) = looser.scenes
+    assert not scene.cached and scene.cloud_cover == 40.0
+    assert properties["farmcredit:catalog_ids"] == ["S2A_T29RKH_WEST", "S2A_T29RLH_EAST"]
+    assert properties["farmcredit:max_cloud"] == 50 and properties["eo:cloud_cover"] == 40.0
+    assert again.scenes[0].cached and again.scenes[0].cloud_cover == 40.0
+    assert not published.scenes[0].cached
+    assert "S2B_T29RKH_LATE" in json.loads(local_item.read_text())["properties"]["farmcredit:catalog_ids"]
