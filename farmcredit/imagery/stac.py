@@ -9,6 +9,10 @@ range requests), never whole files.
 One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits, a
 reprocessed duplicate): a parcel wholly inside one of them is fetched from that one only, so it
 is never counted twice; a parcel no single item holds is fetched from each that covers part.
+
+An item that lacks red or NIR, or whose band file is not on the server or cannot be read past the
+retries (a corrupt file), is left out with a warning and named with why in the manifest's
+``skipped``; the rest of the season is fetched, and a rerun tries the item again.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from farmcredit.imagery.fetch import (
     rewritten_logs,
     utm_crs,
 )
-from farmcredit.imagery.naming import BASE_GRID_BANDS, processing_baseline
+from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, processing_baseline
 from farmcredit.imagery.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -102,7 +106,7 @@ def fetch_stac(
         )
     members = assign_geometries(area, kept)
     fetched: list[FetchedScene] = []
-    missing: list[str] = []
+    failed: list[str] = []
     for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
         if progress is not None:
             progress(item["id"], done, len(kept))
@@ -111,18 +115,18 @@ def fetch_stac(
             continue
         try:
             result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http)
-        except MissingAsset as error:  # the rest of the season is still fetched; a rerun tries the item again
+        except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
             logger.warning("%s; the scene is left out", error)
             skipped.append((item["id"], str(error)))
-            missing.append(str(error))
+            failed.append(str(error))
             continue
         if result is None:
             skipped.append((item["id"], "no parcel lies within its rasters"))
         else:
             fetched.append(result)
-    if not fetched and missing:
-        raise ImageryError(f"no scene fetched: {len(missing)} left out as a band file is not on the server "
-                           f"({missing[0]}{', ...' if len(missing) > 1 else ''})")
+    if not fetched and failed:
+        raise ImageryError(f"no scene fetched: {len(failed)} left out, a band missing or unreadable "
+                           f"({failed[0]}{', ...' if len(failed) > 1 else ''})")
     if progress is not None:
         progress("done", len(kept), len(kept))
     return fetched, skipped
@@ -272,8 +276,17 @@ def assign_geometries(
 def _fetch_item(
     item: dict[str, Any], scene: Scene, area: gpd.GeoSeries, out: Path, bands: Sequence[str], http: HttpSettings
 ) -> FetchedScene | None:
-    """Fetch one item's windows around the geometries (or reuse them); None when none lies on its rasters."""
+    """Fetch one item's windows around the geometries (or reuse them); None when none lies on its rasters.
+
+    Raises:
+        ImageryError: The item lacks red or NIR (asked for: assess reads them on every date) or every 10 m band, or a
+            band file cannot be opened or read past the retries.
+    """
     here = [band for band in bands if band in scene.band_paths]
+    lacking = [band for band in NDVI_BANDS if band in bands and band not in here]
+    if lacking:
+        raise ImageryError(f"STAC item {item['id']} has no {' or '.join(lacking)} asset, which assess needs on every "
+                           "date (NDVI)")
     if not set(here) & set(BASE_GRID_BANDS):
         raise ImageryError(f"STAC item {item['id']} has none of the 10 m bands {BASE_GRID_BANDS} among its assets")
     info = SceneInfo(
@@ -303,18 +316,13 @@ def _fetch_item(
         )
 
 
-class MissingAsset(ImageryError):
-    """A band file the server says is not there (HTTP 404 or 410): no retry brings it, so its item is left out."""
-
-
 def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
     try:
         return rasterio.open(path)
     except RasterioError as error:
-        message = _redacted(gdal_message(error), path)
-        gone = re.search(r"HTTP response code: 4(04|10)\b", message)
-        raise (MissingAsset if gone else ImageryError)(
-            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} ({message})"
+        raise ImageryError(
+            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} "
+            f"({_redacted(gdal_message(error), path)})"
         ) from error
 
 

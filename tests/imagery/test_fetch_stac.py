@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -307,31 +308,98 @@ MARCH_2024 = (date(2024, 3, 1), date(2024, 3, 31))
 MARCH_FIELD = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
 
 
-def test_a_first_fetch_that_fails_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
-    """Two of three dates written, the server failing on the third: the folder says the season may be partial
-    (assess warns of an unfinished fetch, and its audit record holds the manifest)."""
-    with StacServer(*_three_dates(tmp_path)) as server:
-        server.fail(f"{server.files_path}S2A_50SKA_20240325_0_L2A_B04.tif", *[Fault(status=503)] * 50)
-        with pytest.raises(ImageryError, match="B04.*503"):
-            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
+    """Two of three dates written, then Ctrl-C: the folder says the season may be partial (assess warns of an
+    unfinished fetch, and its audit record holds the manifest)."""
+    def interrupted(what: str, done: int, total: int) -> None:
+        if done == 2 and what != "done":
+            raise KeyboardInterrupt
+
+    with StacServer(*_three_dates(tmp_path)) as server, pytest.raises(KeyboardInterrupt):
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024, progress=interrupted)
     assert len(open_imagery(tmp_path / "s2", MARCH_2024).scenes) == 2
     assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
 
 
-def test_a_band_file_the_server_says_is_gone_leaves_its_scene_out_and_the_rest_fetched(tmp_path: Path) -> None:
-    with StacServer(*_three_dates(tmp_path)) as server:
-        server.fail(f"{server.files_path}S2A_50SKA_20240315_0_L2A_B05.tif", *[Fault(status=404)] * 50)
+def _cut_in_half(path: Path) -> None:
+    """A band file the server holds corrupt: its header reads, its pixels do not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [(Fault(status=404), r"cannot open band B05 .*404"),
+     (Fault(status=503), r"cannot open band B05 .*503"),
+     (None, r"reading band B05 failed .*IReadBlock failed")],
+    ids=["gone", "unavailable-past-the-retries", "corrupt"],
+)
+def test_a_band_file_missing_or_unreadable_leaves_its_scene_out_and_the_rest_fetched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: Fault | None, why: str
+) -> None:
+    """One bad band file on the server left out of every rerun's season, not the whole season aborted."""
+    items, files = _three_dates(tmp_path)
+    if fault is None:
+        _cut_in_half(files["S2A_50SKA_20240315_0_L2A_B05.tif"])
+    with StacServer(items, files) as server, caplog.at_level(logging.WARNING):
+        if fault is not None:
+            server.fail(f"{server.files_path}S2A_50SKA_20240315_0_L2A_B05.tif", *[fault] * 50)
         manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
         assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A", "S2A_50SKA_20240325_0_L2A"]
-        ((left_out, why),) = manifest.skipped
-        assert left_out == "S2A_50SKA_20240315_0_L2A" and "cannot open band B05" in why and "404" in why
+        ((left_out, reason),) = manifest.skipped
+        assert left_out == "S2A_50SKA_20240315_0_L2A" and re.search(why, reason)
+    assert "the scene is left out" in caplog.text and re.search(why, caplog.text)
+    assert read_manifest(tmp_path / "s2")["skipped"] == [[left_out, reason]]
     assert "unfinished_fetch" not in read_manifest(tmp_path / "s2")
     assert not (tmp_path / "s2" / left_out).exists()  # nothing half written: a rerun fetches it once it is there
+    assert len(open_imagery(tmp_path / "s2", MARCH_2024).scenes) == 2
     with StacServer(*_three_dates(tmp_path)) as server:  # every date's B05 gone: nothing to pass for imagery
         server.fail(f"{server.files_path}S2A_50SKA_202403", *[Fault(status=404)] * 500)
-        with pytest.raises(ImageryError, match="no scene fetched: 3 left out as a band file is not on the server"):
+        with pytest.raises(ImageryError, match="no scene fetched: 3 left out, a band missing or unreadable"):
             _fetch(server, MARCH_FIELD, tmp_path / "none", season=MARCH_2024)
     assert not (tmp_path / "none").exists()
+
+
+def test_an_item_without_red_or_nir_is_left_out_and_the_folder_reads_for_assess(tmp_path: Path) -> None:
+    """Fetched without B04, the scene made assess refuse the whole folder (NDVI needs red and NIR on every date)."""
+    from farmcredit.pipeline import run_assessment
+
+    items, files = _three_dates(tmp_path)
+    del items[1]["assets"]["red"]
+    del items[2]["assets"]["nir"]
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A"]
+    assert manifest.skipped == (
+        ("S2A_50SKA_20240315_0_L2A", "STAC item S2A_50SKA_20240315_0_L2A has no B04 asset, which assess needs on "
+                                     "every date (NDVI)"),
+        ("S2A_50SKA_20240325_0_L2A", "STAC item S2A_50SKA_20240325_0_L2A has no B08 asset, which assess needs on "
+                                     "every date (NDVI)"))
+    assert {"B04", "B08"} <= set(manifest.bands)
+    assessment = run_assessment(gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=MARCH_FIELD), tmp_path / "s2",
+                                model="rule", season=MARCH_2024)
+    assert "OUTSIDE_IMAGERY" not in assessment.parcels["reason_all"].iloc[0]
+
+
+def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: Path) -> None:
+    """The server's COGs of an item moved half a pixel since the folder was fetched: the held windows' numbers mean
+    other pixels on the new grid, so the item is left out (named with why), the folder as it was."""
+    item_id = "S2A_50SKA_20240315_0_L2A"
+    near = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+    far = gpd.GeoSeries([shapely.box(503_000, 3_997_000, 503_080, 3_997_060)], crs="EPSG:32650")
+    for origin, out in (((500_000.0, 4_000_000.0), "first"), ((500_005.0, 4_000_000.0), "moved")):
+        item, files = tile_item(tmp_path / out, item_id, crs="EPSG:32650", origin=origin, size_px=400,
+                                acquired="2024-03-15T03:20:00Z")
+        with StacServer([item], files) as server:
+            if out == "first":
+                _fetch(server, near, tmp_path / "s2", season=MARCH_2024)
+                held = (tmp_path / "s2" / item_id / "B04.tif").read_bytes()
+            else:
+                with pytest.raises(ImageryError, match=rf"{item_id}: an earlier fetch holds scene {item_id} on "
+                                                       "another grid.*fetch into another --out"):
+                    _fetch(server, gpd.GeoSeries([*near, *far], crs=near.crs), tmp_path / "s2", season=MARCH_2024)
+    assert (tmp_path / "s2" / item_id / "B04.tif").read_bytes() == held
 
 
 def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(
