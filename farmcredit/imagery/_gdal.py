@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import rasterio
 
@@ -44,3 +49,40 @@ def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rast
         GDAL_HTTP_RETRY_DELAY=str(retry_delay_s),
         VSI_CACHE="TRUE",
     )
+
+
+class DeferredInterrupt:
+    """A Ctrl-C received while GDAL ran, to be raised between its calls (see `interrupt_between_gdal_calls`)."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def mark(self, _signal: int, _frame: FrameType | None) -> None:
+        self.received = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a Ctrl-C was received."""
+        if self.received:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupt_between_gdal_calls() -> Iterator[DeferredInterrupt]:
+    """While inside, Ctrl-C (SIGINT) is only noted, and raised as KeyboardInterrupt by ``check`` (call it after each
+    GDAL open or read) and on leaving, whatever else was raised meanwhile.
+
+    GDAL reports retries and failures through rasterio's logging callback, where Python code runs first after a
+    Ctrl-C during a stalled read; a KeyboardInterrupt raised there is printed as "Exception ignored" and dropped, and
+    the program carried on. Outside the main thread (which alone receives signals) this changes nothing.
+    """
+    interrupt = DeferredInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+    previous = signal.signal(signal.SIGINT, interrupt.mark)
+    try:
+        yield interrupt
+    finally:
+        # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        interrupt.check()

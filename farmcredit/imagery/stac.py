@@ -35,7 +35,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
-from farmcredit.imagery._gdal import gdal_http_env, gdal_message
+from farmcredit.imagery._gdal import DeferredInterrupt, gdal_http_env, gdal_message, interrupt_between_gdal_calls
 from farmcredit.imagery.earthsearch import scene_from_item
 from farmcredit.imagery.fetch import (
     SUPERSEDED,
@@ -107,23 +107,25 @@ def fetch_stac(
     members = assign_geometries(area, kept)
     fetched: list[FetchedScene] = []
     failed: list[str] = []
-    for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
-        if progress is not None:
-            progress(item["id"], done, len(kept))
-        if indexes.size == 0:
-            skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
-            continue
-        try:
-            result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http)
-        except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
-            logger.warning("%s; the scene is left out", error)
-            skipped.append((item["id"], str(error)))
-            failed.append(str(error))
-            continue
-        if result is None:
-            skipped.append((item["id"], "no parcel lies within its rasters"))
-        else:
-            fetched.append(result)
+    with interrupt_between_gdal_calls() as interrupt:
+        for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
+            if progress is not None:
+                progress(item["id"], done, len(kept))
+            if indexes.size == 0:
+                skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
+                continue
+            try:
+                result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt)
+            except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
+                interrupt.check()  # a read cut short by Ctrl-C is not the item's failure
+                logger.warning("%s; the scene is left out", error)
+                skipped.append((item["id"], str(error)))
+                failed.append(str(error))
+                continue
+            if result is None:
+                skipped.append((item["id"], "no parcel lies within its rasters"))
+            else:
+                fetched.append(result)
     if not fetched and failed:
         raise ImageryError(f"no scene fetched: {len(failed)} left out, a band missing or unreadable "
                            f"({failed[0]}{', ...' if len(failed) > 1 else ''})")
@@ -274,9 +276,12 @@ def assign_geometries(
 
 
 def _fetch_item(
-    item: dict[str, Any], scene: Scene, area: gpd.GeoSeries, out: Path, bands: Sequence[str], http: HttpSettings
+    item: dict[str, Any], scene: Scene, area: gpd.GeoSeries, out: Path, bands: Sequence[str], http: HttpSettings,
+    interrupt: DeferredInterrupt,
 ) -> FetchedScene | None:
     """Fetch one item's windows around the geometries (or reuse them); None when none lies on its rasters.
+
+    ``interrupt`` is checked after each GDAL open and read (see `interrupt_between_gdal_calls`).
 
     Raises:
         ImageryError: The item lacks red or NIR (asked for: assess reads them on every date) or every 10 m band, or a
@@ -306,13 +311,16 @@ def _fetch_item(
     if cached is not None:
         return cached
     with gdal_http_env(http.timeout_s, http.attempts, http.retry_delay_s), ExitStack() as stack:
-        datasets = {band: stack.enter_context(_open_band(item["id"], band, scene.band_paths[band][0])) for band in here}
+        datasets = {}
+        for band in here:
+            datasets[band] = stack.enter_context(_open_band(item["id"], band, scene.band_paths[band][0]))
+            interrupt.check()
         grid = _scene_grid(item["id"], datasets)
         needed = grid.plan(area)
         if not needed:
             return None
         return fetch_scene(
-            out, info, grid, here, needed, lambda writer, windows: _read_windows(datasets, writer, windows)
+            out, info, grid, here, needed, lambda writer, windows: _read_windows(datasets, writer, windows, interrupt)
         )
 
 
@@ -350,8 +358,10 @@ def _read_windows(
     datasets: Mapping[str, rasterio.DatasetReader],
     writer: SceneWriter,
     windows: Sequence[tuple[float, float, float, float]],
+    interrupt: DeferredInterrupt,
 ) -> None:
-    """Range-read each window of each band into the writer (bytes received: GDAL does not say)."""
+    """Range-read each window of each band into the writer (bytes received: GDAL does not say), checking
+    ``interrupt`` after each read."""
     for band, dataset in datasets.items():
         boxes = pixel_box(np.array(windows), dataset.transform)
         for col0, row0, col1, row1 in boxes.tolist():
@@ -367,6 +377,7 @@ def _read_windows(
                     f"{_public_path(dataset.name)}: reading band {band} failed "
                     f"({_redacted(gdal_message(error), dataset.name)})"
                 ) from error
+            interrupt.check()
             writer.write(band, values, dataset.window_transform(window))
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
 import shapely
-from servers import SentinelHubServer, StacServer, earthsearch_item
+from servers import Fault, SentinelHubServer, StacServer, earthsearch_item, tile_item
 
 SEASON = "2020-02-01/2020-02-29"
 SECRET = "cli-s3cret-never-printed"
@@ -170,3 +172,32 @@ def test_sentinelhub_endpoints_from_the_config_profile_credentials_from_the_envi
         assert done.returncode == 2 and "refused the credentials of OAuth client 'cli-client'" in done.stderr
         assert "Traceback" not in done.stderr
     assert SECRET not in done.stderr + done.stdout
+
+
+def test_ctrl_c_during_a_stalled_cog_read_stops_the_fetch_with_exit_130(tmp_path: Path) -> None:
+    """GDAL logs a read's timeout through rasterio's callback, where Python code first runs after a Ctrl-C: the
+    KeyboardInterrupt raised there was printed as "Exception ignored" and dropped, and the fetch carried on."""
+    items, files = [], {}
+    for day in ("05", "15"):
+        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_202403{day}_0_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired=f"2024-03-{day}T03:20:00Z")
+        items.append(item)
+        files |= item_files
+    parcels = tmp_path / "fields.geojson"
+    gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=[shapely.box(500_020, 3_999_900, 500_100, 3_999_960)],
+                     crs="EPSG:32650").to_file(parcels)
+    with StacServer(items, files) as server:
+        stalled = f"{server.files_path}S2A_50SKA_20240315_0_L2A_B08.tif"
+        server.fail(stalled, *[Fault(hang=True)] * 10)
+        fetch = subprocess.Popen(
+            [sys.executable, "-m", "farmcredit", "fetch", str(parcels), "--stac-url", server.url, "--season",
+             "2024-03-01/2024-03-31", "--out", str(tmp_path / "s2"), "--timeout", "5", "--retries", "0"],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "300"})
+        while not server.requests_to(stalled) and fetch.poll() is None:
+            time.sleep(0.05)
+        fetch.send_signal(signal.SIGINT)
+        stderr = fetch.communicate(timeout=120)[1]
+    assert fetch.returncode == 130, stderr
+    assert "Exception ignored" not in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A").exists()
+    assert "unfinished_fetch" in json.loads((tmp_path / "s2" / "manifest.json").read_text())
