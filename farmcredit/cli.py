@@ -441,17 +441,23 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
             data, out, config, eurosat=eurosat, eurosat_test_share=eurosat_test_share,
             band_layout=parse_band_layout(bands), dn_offset=dn_offset, dea=dea,
             dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
-            progress=lambda step, total, loss: progress.update(task, completed=step, description=f"loss {loss:.3f}"),
+            progress=lambda step, total, loss: progress.update(task, completed=step,
+                                                               description=f"loss {_loss_text(loss, 3)}"),
         )
     training = card.training
-    console.print(f"wrote {out} and its card ({training['seconds']} s, final loss {training['final_loss']:.4f})",
-                  markup=False)
+    console.print(f"wrote {out} and its card ({training['seconds']} s, final loss "
+                  f"{_loss_text(training['final_loss'], 4)})", markup=False)
     for name, scores in card.metrics.items():  # what training left out: held-out EuroSAT, unseen DEA regions
         overall = scores["overall"]
         console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
                       f"(always the commoner class: {overall['majority_accuracy']:.4f})")
         if "note" in scores:
             console.print(f"    note: {scores['note']}", highlight=False, markup=False)
+
+
+def _loss_text(loss: float | None, digits: int) -> str:
+    """A training loss as shown; a step (or run) that drew no labelled clear pixel has none."""
+    return f"{loss:.{digits}f}" if loss is not None and math.isfinite(loss) else "none (no labelled clear pixel)"
 
 
 @cli.command()

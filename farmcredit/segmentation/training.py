@@ -248,24 +248,33 @@ def train(
         for step in range(start, config.steps):
             rng = np.random.default_rng([config.seed, step])
             haze = np.random.default_rng([config.seed, step, 1])  # its own stream: it never moves the batches' draws
-            loss = torch.zeros((), device=target)
+            terms = []
             for batch, loss_fn, top_of_atmosphere in _batches(data, labelled, config, type_weight, rng):
                 if config.atmosphere > 0:
                     batch = (_atmosphere(batch[0], haze, config.atmosphere, top_of_atmosphere), *batch[1:])
                 # Bands the starting weights never learnt stay unused, as at inference.
-                x, clear, available = normalise_season(*(to_tensor(a, target) for a in batch[:2]), batch[2] * trained,
-                                                       mean, std, card.bands)
+                x, clear, available = _network_inputs(*(to_tensor(a, target) for a in batch[:2]), batch[2] * trained,
+                                                      mean, std, card.bands)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=target.type == "cuda"):
                     logits = net(x, clear, available)
-                loss = loss + loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], clear)
-            losses.append(float(loss.detach()))
-            if not np.isfinite(losses[-1]):
-                raise InputError(f"step {step + 1}: the training loss is {losses[-1]}, so training stopped and wrote "
-                                 f"no weights; likely the learning rate ({config.learning_rate}) is too high for this "
-                                 "data or some reflectance is extreme (check the imagery's scaling to 0-1)")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+                term = loss_fn(logits, *[torch.from_numpy(a).to(target) for a in batch[3:]], clear)
+                if term is not None:
+                    terms.append(term)
+            if not terms:
+                # Nothing labelled was seen: Adam would still move the weights on its momentum, so no optimiser
+                # step; the loss is NaN, left out of final_loss.
+                losses.append(float("nan"))
+            else:
+                loss = sum(terms)
+                losses.append(float(loss.detach()))
+                if not np.isfinite(losses[-1]):
+                    raise InputError(f"step {step + 1}: the training loss is {losses[-1]}, so training stopped and "
+                                     f"wrote no weights; likely the learning rate ({config.learning_rate}) is too "
+                                     "high for this data or some reflectance is extreme (check the imagery's scaling "
+                                     "to 0-1)")
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
             schedule.step()
             if progress is not None:
                 progress(step + 1, config.steps, losses[-1])
@@ -275,9 +284,15 @@ def train(
                                  earlier_seconds + time.perf_counter() - began)
     # Seconds of every run that trained these steps; a resumed run says from which step (a checkpoint
     # written before checkpoints kept their seconds adds none for the steps before it).
+    recent = [loss for loss in losses[-50:] if np.isfinite(loss)]
     training = {"config": asdict(config), "device": str(target),
                 "seconds": round(earlier_seconds + time.perf_counter() - began, 1),
-                "final_loss": float(np.mean(losses[-50:])) if losses else None, "data_sha256": data_sha256}
+                "final_loss": float(np.mean(recent)) if recent else None, "data_sha256": data_sha256}
+    if idle := sum(not np.isfinite(loss) for loss in losses):
+        training["steps_without_labels"] = idle
+        warnings.warn(f"{idle} of {len(losses)} training steps drew no labelled pixel with a clear date and left the "
+                      "weights as they were (steps_without_labels in the card); label more of the scenes' clear "
+                      "pixels, or train longer", stacklevel=2)
     if start:
         training["resumed_from_step"] = start
     if len(schedules) > 1:  # each run of the chain set the learning rate for its own total of steps
@@ -338,7 +353,7 @@ def _batches(data: TrainingData, labelled: list[np.ndarray | None], config: Trai
                 clear[:, rng.integers(clear.shape[1])] = False
             flips = _flips(rng)
             reflectance, clear = _augment(reflectance, flips), _augment(clear, flips)
-            available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
+            available = _band_mask(rng, reflectance)
             yield ((reflectance, clear, available, source.is_crop[pick].astype(np.float32)), _patch_loss(weight),
                    source.top_of_atmosphere)
 
@@ -393,12 +408,13 @@ def _scene_batch(scenes: list[LabelledScene], labelled: list[np.ndarray | None],
         clear.append(scene.clear[dates, r0 : r0 + size, c0 : c0 + size])
         cover.append(scene.crop_cover[r0 : r0 + size, c0 : c0 + size])
         crop_type.append(scene.crop_type[r0 : r0 + size, c0 : c0 + size])
-    # Pad to a common length with fully masked dates, which the network ignores.
+    # Pad to a common length with dates of no data (NaN, not clear), which the network ignores.
     steps = max(len(c) for c in clear)
-    reflectance = np.stack([np.pad(r, ((0, steps - len(r)),) + ((0, 0),) * 3) for r in reflectance])
+    reflectance = np.stack([np.pad(r, ((0, steps - len(r)),) + ((0, 0),) * 3, constant_values=np.nan)
+                            for r in reflectance])
     clear = np.stack([np.pad(c, ((0, steps - len(c)), (0, 0), (0, 0))) for c in clear])
     flips = _flips(rng)
-    available = _band_mask(rng, np.isfinite(reflectance).any(axis=(0, 1, 3, 4)))
+    available = _band_mask(rng, reflectance)
     return (_augment(reflectance, flips), _augment(clear, flips), available,
             _augment(np.stack(cover), flips), _augment(np.stack(crop_type).astype(np.int64), flips))
 
@@ -437,21 +453,46 @@ def _atmosphere(reflectance: np.ndarray, rng: np.random.Generator, share: float,
     return (reflectance * gain[..., None, None] + offset[..., None, None]).astype(np.float32)
 
 
-def _band_mask(rng: np.random.Generator, present: np.ndarray) -> np.ndarray:
-    """Availability (band,) of a random realistic band subset, within the bands present."""
+def _band_mask(rng: np.random.Generator, reflectance: np.ndarray) -> np.ndarray:
+    """Availability (sample, band) of one random realistic band subset drawn for the batch ``reflectance`` (sample,
+    time, band, rows, cols), within the bands each sample has: a value somewhere in it, and red and NIR always (as at
+    inference, where a sample lacks them its pixels are not clear)."""
     name = rng.choice(["all", "all", "rgbn", "pipeline"])
     wanted = np.isin(MODEL_BANDS, BAND_SUBSETS[name])
+    present = np.isfinite(reflectance).any(axis=(1, 3, 4)) | np.isin(MODEL_BANDS, REQUIRED_BANDS)
     return (present & wanted).astype(np.float32)
+
+
+def _network_inputs(reflectance: torch.Tensor, clear: torch.Tensor, available: np.ndarray, mean: np.ndarray,
+                    std: np.ndarray, bands: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``normalise_season`` of a batch whose samples have their own band availability (sample, band).
+
+    Samples of one availability are normalised together. The flags are (band + index,) where every
+    sample has the same, as at inference, else (sample, band + index), which the network also takes.
+    """
+    kinds, which = np.unique(available, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    if len(kinds) == 1:
+        return normalise_season(reflectance, clear, kinds[0], mean, std, bands)
+    groups = [np.flatnonzero(which == kind) for kind in range(len(kinds))]
+    parts = []
+    for kind, members in zip(kinds, groups):
+        index = torch.from_numpy(members).to(reflectance.device)
+        x, seen, flags = normalise_season(reflectance[index], clear[index], kind, mean, std, bands)
+        parts.append((x, seen, flags.expand(len(members), -1)))
+    order = torch.from_numpy(np.argsort(np.concatenate(groups))).to(reflectance.device)
+    x, seen, flags = (torch.cat(tensors)[order] for tensors in zip(*parts))
+    return x, seen, flags
 
 
 def _scene_loss(type_weight: float):
     def loss(logits, cover, crop_type, clear):
-        """Pixel BCE over labelled clear pixels (plus the crop-type loss, unless ``type_weight`` is 0); zero when
+        """Pixel BCE over labelled clear pixels (plus the crop-type loss, unless ``type_weight`` is 0); None when
         there are none."""
         log_crop, log_non = crop_log_probability(logits)
         known = torch.isfinite(cover) & clear.any(dim=1)
         if not bool(known.any()):
-            return log_crop.sum() * 0.0  # zero, yet part of the graph, so backward() still runs
+            return None
         target = torch.nan_to_num(cover)
         binary = -(target * log_crop + (1 - target) * log_non)[known].mean()
         typed = known & (crop_type > 0)
@@ -465,12 +506,16 @@ def _scene_loss(type_weight: float):
 
 def _patch_loss(weight: float):
     def loss(logits, is_crop, clear):
-        """BCE of the patch's mean P(crop) against its label (a patch label says what most of it is)."""
+        """BCE of the patch's mean P(crop) against its label (a patch label says what most of it is), over the
+        patches with a clear pixel; None when none has one."""
         log_crop, _ = crop_log_probability(logits)
         seen = clear.any(dim=1).float()
         share = (log_crop.exp() * seen).sum(dim=(1, 2)) / seen.sum(dim=(1, 2)).clamp(min=1)
         share = share.clamp(1e-5, 1 - 1e-5)
-        return weight * torch.nn.functional.binary_cross_entropy(share, is_crop)
+        has = seen.flatten(1).any(dim=1)
+        if not bool(has.any()):
+            return None
+        return weight * torch.nn.functional.binary_cross_entropy(share[has], is_crop[has])
 
     return loss
 

@@ -47,17 +47,85 @@ def test_a_scene_smaller_than_a_chip_is_refused_before_training() -> None:
         train(TrainingData([scene_in_memory(40, 40), scene_in_memory(20, 40)]), SMALL, device="cpu")
 
 
-def test_a_batch_without_a_labelled_clear_pixel_adds_zero_to_the_loss_not_nan() -> None:
-    from farmcredit.segmentation.training import _scene_loss
+def test_a_batch_without_a_labelled_clear_pixel_gives_no_loss_term() -> None:
+    from farmcredit.segmentation.training import _patch_loss, _scene_loss
 
     logits = torch.randn(2, len(CLASSES), 8, 8, requires_grad=True)
     clear = torch.ones(2, 3, 8, 8, dtype=torch.bool)
     crop_type = torch.full((2, 8, 8), -1)
     for cover, seen in ((torch.full((2, 8, 8), float("nan")), clear), (torch.ones(2, 8, 8), ~clear)):
-        loss = _scene_loss(0.3)(logits, cover, crop_type, seen)
-        assert loss.item() == 0.0
-        loss.backward()  # still part of the graph
-        assert torch.equal(logits.grad, torch.zeros_like(logits))
+        assert _scene_loss(0.3)(logits, cover, crop_type, seen) is None
+    assert _patch_loss(2.0)(logits, torch.ones(2), ~clear) is None
+    half = clear.clone()
+    half[1] = False  # the second patch has no clear pixel: only the first is scored
+    np.testing.assert_allclose(_patch_loss(2.0)(logits, torch.tensor([1.0, 0.0]), half).item(),
+                               _patch_loss(2.0)(logits[:1], torch.tensor([1.0]), half[:1]).item())
+
+
+def rgbn_stack(scene: LabelledScene) -> LabelledScene:
+    """``scene`` as a four-band stack (B02, B03, B04, B08) would read: no other band, NaN where not clear."""
+    from farmcredit.segmentation.card import MODEL_BANDS
+
+    reflectance = np.where(scene.clear[:, None], scene.reflectance, np.nan).astype(np.float32)
+    reflectance[:, [i for i, b in enumerate(MODEL_BANDS) if b not in ("B02", "B03", "B04", "B08")]] = np.nan
+    return replace(scene, reflectance=reflectance, source=f"{scene.source}-rgbn")
+
+
+def test_chips_of_a_four_band_stack_flag_their_missing_bands_absent_and_keep_their_clear_pixels() -> None:
+    from farmcredit.segmentation.card import MODEL_BANDS
+    from farmcredit.segmentation.training import _labelled_pixels, _network_inputs, _scene_batch
+
+    full, stack = scene_in_memory(64, 64), rgbn_stack(scene_in_memory(64, 64, seed=1))
+    config = replace(SMALL, scene_batch=6, max_dates=3)
+    rgbn = np.isin(MODEL_BANDS, ("B02", "B03", "B04", "B08"))
+    mixed = 0
+    for step in range(30):
+        reflectance, clear, available, *_ = _scene_batch([full, stack], [None, None], config,
+                                                         np.random.default_rng([0, step]))
+        from_stack = ~np.isfinite(reflectance[:, :, MODEL_BANDS.index("B05")]).any(axis=(1, 2, 3))
+        assert not available[from_stack][:, ~rgbn].any(), f"step {step}: a band the stack lacks is flagged available"
+        mixed += bool(from_stack.any() and not from_stack.all() and available[~from_stack][:, ~rgbn].any())
+        _, seen, flags = _network_inputs(torch.from_numpy(reflectance), torch.from_numpy(clear), available,
+                                         np.zeros(10, np.float32), np.ones(10, np.float32), MODEL_BANDS)
+        np.testing.assert_array_equal(seen.numpy().any(axis=(1, 2, 3)), clear.any(axis=(1, 2, 3)))
+        if flags.ndim == 2:
+            np.testing.assert_array_equal(flags[:, : len(MODEL_BANDS)].numpy(), available)
+    assert mixed  # batches of chips with different bands were drawn, each with its own
+    assert _labelled_pixels(stack) is None
+
+
+def test_fine_tuning_on_a_four_band_stack_learns_from_every_step() -> None:
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    stack = rgbn_stack(scene_in_memory(64, 64))
+    init = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    _, card, losses = train(TrainingData([stack]), replace(SMALL, steps=12, scene_batch=4, width=24), device="cpu",
+                            init=init)
+    assert np.isfinite(losses).all() and min(losses) > 0, losses
+    assert "steps_without_labels" not in card.training
+
+
+def test_a_step_without_a_labelled_clear_pixel_leaves_the_weights_as_they_were(recwarn) -> None:
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    labelled = scene_in_memory(40, 40)
+    blind = replace(scene_in_memory(40, 40, seed=1), clear=np.zeros((3, 40, 40), dtype=bool))  # never seen clear
+    init = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    weights = []
+
+    def snapshot(step: int, total: int, loss: float) -> None:
+        weights.append(torch.cat([p.detach().flatten().clone() for p in init.net.parameters()]))
+
+    _, card, losses = train(TrainingData([labelled, blind]), replace(SMALL, steps=12, width=24), device="cpu",
+                            init=init, progress=snapshot)
+    idle = [step for step in range(1, len(losses)) if not np.isfinite(losses[step])]
+    assert any(np.isfinite(losses[:step]).any() for step in idle), losses  # Adam had momentum when one saw no label
+    for step in idle:
+        assert torch.equal(weights[step], weights[step - 1]), f"step {step + 1} moved the weights without a label"
+    assert card.training["steps_without_labels"] == sum(not np.isfinite(loss) for loss in losses)
+    finite = [loss for loss in losses if np.isfinite(loss)]
+    assert card.training["final_loss"] == pytest.approx(np.mean(finite))
+    assert any("drew no labelled pixel with a clear date" in str(w.message) for w in recwarn)
 
 
 def test_a_partly_labelled_scene_trains_on_chips_that_hold_a_labelled_pixel() -> None:
