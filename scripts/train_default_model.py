@@ -40,7 +40,7 @@ from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     DEA_BANDS,
     LabelledPatches,
-    eurosat_files,
+    eurosat_sha256,
     files_sha256,
     load_dea,
     load_eurosat,
@@ -259,7 +259,7 @@ def main() -> None:
         "scene_imagery_sha256": [s.imagery_sha256() for s in scenes],
         "eurosat_split": {"seed": EUROSAT_SPLIT_SEED, "test_share": 0.5, "train_patches": len(eurosat_train),
                           "test_patches": len(eurosat_test)},
-        "eurosat_sha256": files_sha256([path for path, _ in eurosat_files(LABELS / "eurosat")], LABELS),
+        "eurosat_sha256": eurosat_sha256(LABELS / "eurosat"),
         "dea_train_regions": DEA_TRAIN, "dea_test_regions": DEA_TEST,
         "dea_sha256": files_sha256([LABELS / "deafrica-cropmask" / r / "training_data.txt"
                                     for r in DEA_TRAIN + DEA_TEST], LABELS),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -261,11 +261,28 @@ def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[
 def files_sha256(paths: list[Path], root: Path) -> str:
     """One SHA-256 over the files' names relative to ``root`` and their bytes, in sorted order.
 
-    Example: ``files_sha256([path for path, _ in eurosat_files("labels/eurosat")], Path("labels"))``.
+    Example: ``files_sha256([labels / "deafrica-cropmask" / "central" / "training_data.txt"], labels)``.
     """
+    return _named_files_sha256((str(path.relative_to(root)), path) for path in sorted(paths))
+
+
+def eurosat_sha256(root: str | Path) -> str:
+    """One SHA-256 naming a EuroSAT folder's patches (``eurosat_files``): each one's path under ``root``, its class
+    folder spelt as in ``EUROSAT_CLASSES``, then its bytes, in the order of those paths.
+
+    Neither the folder's own name nor the case of its class folders counts, as neither changes what is read: a
+    renamed copy is the same data. Example: ``eurosat_sha256("labels/eurosat") == eurosat_sha256("copy/EuroSAT_MS")``.
+    """
+    root = Path(root)
+    return _named_files_sha256(sorted((Path(name, *path.relative_to(root).parts[1:]).as_posix(), path)
+                                      for path, name in eurosat_files(root)))
+
+
+def _named_files_sha256(named: Iterable[tuple[str, Path]]) -> str:
+    """One SHA-256 over each (name, file) in turn: the name, then the file's bytes."""
     digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(str(path.relative_to(root)).encode())
+    for name, path in named:
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -15,8 +15,7 @@ from farmcredit.segmentation.data import (
     LABEL_POLYGONS,
     LabelledPatches,
     LabelledScene,
-    eurosat_files,
-    files_sha256,
+    eurosat_sha256,
     is_eurosat_folder,
     load_dea,
     load_eurosat,
@@ -214,7 +213,7 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
     Raises:
         InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
     """
-    data = Path(data).resolve()  # the card hashes EuroSAT files by their names under the folder's parent
+    data = Path(data).resolve()  # older cards name the scenes they trained on by absolute path
     if any((data / name).is_file() for name in LABEL_FILES):
         scene = load_labelled_scene(data, band_layout, dn_offset)
         report = evaluate_scene(model, scene)
@@ -258,7 +257,7 @@ def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
     """
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
-    sha256 = files_sha256([path for path, _ in eurosat_files(data)], data.parent)
+    sha256 = eurosat_sha256(data)
     base_files = training.get("eurosat_base_sha256", ())
     if sha256 in base_files:
         return patches, ("the model's starting weights trained on these files (its card keeps no split of them): "

@@ -640,8 +640,7 @@ def train_from_folders(
     (``held_out_metrics``).
     """
     from farmcredit.segmentation.data import (
-        eurosat_files,
-        files_sha256,
+        eurosat_sha256,
         load_dea,
         load_eurosat,
         load_labelled_scene,
@@ -683,7 +682,7 @@ def train_from_folders(
         record["eurosat_split"] = {"seed": 0, "test_share": eurosat_test_share, "train_patches": len(kept),
                                    "test_patches": len(held_out)}
     if eurosat is not None:
-        record["eurosat_sha256"] = files_sha256([path for path, _ in eurosat_files(eurosat)], eurosat.parent)
+        record["eurosat_sha256"] = eurosat_sha256(eurosat)
     data = TrainingData(
         [load_labelled_scene(folder, band_layout, dn_offset) for folder in scenes], patches,
         load_dea(dea_root, dea_regions) if dea else None,

@@ -6,6 +6,7 @@ of these sets it was not trained on; these tests recompute them.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
 
 
 def test_evaluate_scores_only_the_eurosat_patches_the_card_held_out_and_says_what_was_trained_on(
-        shared_data: Path, shipped) -> None:
+        shared_data: Path, shipped, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from farmcredit.cli import cli
@@ -101,6 +102,9 @@ def test_evaluate_scores_only_the_eurosat_patches_the_card_held_out_and_says_wha
     assert "100 of 200 patches" in held_out["note"]
     every = evaluate_path(shipped, labels / "eurosat", all_patches=True)
     assert every["overall"]["n"] == 200 and "100 of which the model trained on" in every["note"]
+    copy = tmp_path / "EuroSAT_MS"  # the same files under another name: still the held-out 100
+    shutil.copytree(labels / "eurosat", copy)
+    assert evaluate_path(shipped, copy)["overall"] == held_out["overall"]
     result = CliRunner().invoke(cli, ["evaluate", "cnn", str(labels / "deafrica-cropmask" / "central"),
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -284,13 +285,13 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
 
 def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipped_card(tiny_eurosat,
                                                                                          tmp_path: Path) -> None:
-    from farmcredit.segmentation.data import files_sha256, split_eurosat
+    from farmcredit.segmentation.data import eurosat_sha256, split_eurosat
     from farmcredit.segmentation.training import training_data_sha256
 
     card = train_from_folders((), tmp_path / "m.safetensors", SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5,
                               device="cpu")
     assert card.training["eurosat_split"] == {"seed": 0, "test_share": 0.5, "train_patches": 6, "test_patches": 6}
-    assert card.training["eurosat_sha256"] == files_sha256(sorted(tiny_eurosat.glob("*/*.tif")), tiny_eurosat.parent)
+    assert card.training["eurosat_sha256"] == eurosat_sha256(tiny_eurosat)
     patches = load_eurosat(tiny_eurosat)
     kept, _ = split_eurosat(patches, 0.5, seed=0)
     assert card.training["data_sha256"] == training_data_sha256(TrainingData(patches=patches.subset(kept)))
@@ -306,6 +307,14 @@ def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipp
     assert held_out["overall"]["n"] == 6 and "the 6 of 12 patches" in held_out["note"]
     every = evaluate_path(CnnCroplandModel.from_file(tmp_path / "w.safetensors", device="cpu"), tiny_eurosat)
     assert every["overall"]["n"] == 12 and "trained on all of these patches" in every["note"]
+    # A renamed copy, class folders in another case, is the same data: still only the held-out patches.
+    copy = tmp_path / "elsewhere" / "EuroSAT_MS"
+    for folder in tiny_eurosat.iterdir():
+        shutil.copytree(folder, copy / folder.name.lower())
+    renamed = evaluate_path(CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu"), copy)
+    assert renamed["overall"]["n"] == 6 and "the 6 of 12 patches" in renamed["note"]
+    (copy / "pasture" / "Pasture_0.tif").write_bytes((copy / "pasture" / "Pasture_1.tif").read_bytes())
+    assert eurosat_sha256(copy) != card.training["eurosat_sha256"]  # other bytes are other data
     # 1.0 keeps nothing to train on, 0.01 holds none out, and a share needs EuroSAT patches.
     for share, eurosat in ((1.0, tiny_eurosat), (0.01, tiny_eurosat), (0.3, None)):
         with pytest.raises(InputError, match="eurosat_test_share"):
@@ -329,12 +338,12 @@ def test_an_unreadable_eurosat_patch_or_dea_table_is_refused_naming_the_file(tin
             load_dea(tmp_path / "dea", ("central",))
 
 
-def test_files_sha256_gives_the_shipped_cards_eurosat_and_dea_hashes(shared_data: Path) -> None:
-    from farmcredit.segmentation.data import files_sha256
+def test_the_shipped_cards_eurosat_and_dea_hashes_are_those_of_the_shared_data(shared_data: Path) -> None:
+    from farmcredit.segmentation.data import eurosat_sha256, files_sha256
 
     labels = shared_data / "labels"
     training = json.loads(card_path(DEFAULT_WEIGHTS).read_text())["training"]
-    assert files_sha256(list((labels / "eurosat").glob("*/*.tif")), labels) == training["eurosat_sha256"]
+    assert eurosat_sha256(labels / "eurosat") == training["eurosat_sha256"]
     regions = training["dea_train_regions"] + training["dea_test_regions"]
     dea = [labels / "deafrica-cropmask" / region / "training_data.txt" for region in regions]
     assert files_sha256(dea, labels) == training["dea_sha256"]
