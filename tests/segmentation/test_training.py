@@ -540,6 +540,26 @@ def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(s
     assert "note" not in fresh
 
 
+def test_the_shipped_card_names_the_imagery_of_each_simulated_scene_it_trained_on() -> None:
+    training = read_card(DEFAULT_WEIGHTS).training
+    hashes = training["scene_imagery_sha256"]
+    assert len(hashes) == len(training["simulated_scenes"]["seeds"]) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{64}", sha) for sha in hashes) and len(set(hashes)) == 4
+
+
+@pytest.mark.slow
+def test_evaluating_the_shipped_model_on_a_scene_it_trained_on_says_so(tmp_path: Path) -> None:
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.metrics import evaluate_path
+    from farmcredit.simulate import SimulationSpec, simulate_season
+
+    simulated = read_card(DEFAULT_WEIGHTS).training["simulated_scenes"]  # regenerated as its card says
+    folder = simulate_season(tmp_path / "sim", seed=simulated["seeds"][0],
+                             spec=replace(SimulationSpec(), size_px=simulated["size_px"])).root
+    report = evaluate_path(CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu"), folder)
+    assert report["note"] == "the model trained on this scene: not a held-out score"
+
+
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
     from farmcredit.segmentation.card import MODEL_BANDS
     from farmcredit.segmentation.cnn import CnnCroplandModel
