@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import rasterio
 import shapely
 from affine import Affine
@@ -129,8 +130,10 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
 
     Raises:
         InputError: no imagery, no labels or labels in more than one file, unreadable labels, labels on
-            another grid, a ``labels.tif`` with other codes, polygons without a 0/1 ``crop``, or no pixel
-            labelled at all.
+            another grid, a ``labels.tif`` with other codes, polygons in several layers or without a 0/1
+            ``crop``, or no pixel labelled at all.
+
+    Labels of one class only (every labelled pixel crop, or none) are warned of: they teach nothing of the other.
     """
     from farmcredit.imagery import open_imagery, read_window
     from farmcredit.segmentation.cnn import check_reflectance
@@ -160,15 +163,21 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
         crop_cover = (_read_label_codes(labels[0], imagery) if labels[0].name == "labels.tif"
                       else polygon_crop_cover(labels[0], imagery.crs, imagery.transform, (rows, cols)))
         crop_type = np.where(crop_cover == 0, 0, -1).astype(np.int8)
-    if not np.isfinite(crop_cover).any():
+    known = crop_cover[np.isfinite(crop_cover)]
+    if not known.size:
         raise InputError(f"{folder}: no pixel is labelled 0 (non-crop) or 1 (crop); nothing to train or score on")
+    if (known >= 0.5).all() or (known < 0.5).all():
+        one, other = ("crop", "non-crop") if known[0] >= 0.5 else ("non-crop", "crop")
+        warnings.warn(f"{folder}: all {known.size} labelled pixels are {one}: a model learns nothing of {other} from "
+                      f"this scene, and its scores are those of one class; label some {other} pixels too", stacklevel=2)
     return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
 
 
 def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
     """Crop share (0-1) of each cell from labelled polygons, by exact cell coverage.
 
-    Each polygon's ``crop`` is 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
+    The polygons are the file's one layer (a file of several is refused, naming them: which is meant cannot be
+    told), each with its ``crop`` 1 (crop) or 0 (not). A cell's share is its crop-polygon coverage
     over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
     Invalid polygons are repaired as parcels are (a self-crossing outline labels both its lobes). Polygons off the
     imagery, rows without a geometry and geometries that are not polygons are counted in a warning.
@@ -176,14 +185,21 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     from farmcredit.zonal import coverage_fractions
 
     try:
+        layers = [] if path.suffix == ".parquet" else [str(name) for name, _ in pyogrio.list_layers(path)]
+        if len(layers) > 1:  # read_file reads the first alone: the others would label nothing
+            raise InputError(f"{path}: holds {len(layers)} layers ({some(layers, limit=10)}); labels are read from "
+                             "one: put every labelled polygon in one layer, each with its crop 1 or 0, and remove the "
+                             "others")
         frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     except (DataSourceError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable vector file ({exc})") from exc
     if "crop" not in frame.columns or frame.crs is None:
         raise InputError(f"{path}: labelled polygons need a CRS and a 'crop' column (1 crop, 0 non-crop)")
     crop = pd.to_numeric(frame["crop"], errors="coerce").to_numpy()
-    if not np.isin(crop, (0, 1)).all():
-        raise InputError(f"{path}: 'crop' must be 1 or 0 in every row")
+    if (bad := ~np.isin(crop, (0, 1))).any():
+        values = some([repr(value) for value in pd.unique(frame["crop"][bad]).tolist()], limit=10)
+        raise InputError(f"{path}: 'crop' must be 1 (crop) or 0 (non-crop) in every row; {int(bad.sum())} row(s) hold "
+                         f"{values}, first at row {int(np.flatnonzero(bad)[0]) + 1} (counting from 1)")
     placed = frame.to_crs(crs).geometry.to_numpy()
     # Coordinates the imagery's CRS cannot hold (a latitude of 95: metres in a file that says degrees).
     unplaceable = np.array([g is not None and not np.isfinite(shapely.get_coordinates(g)).all() for g in placed])

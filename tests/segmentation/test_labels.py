@@ -181,11 +181,40 @@ def test_a_self_crossing_label_polygon_labels_both_its_lobes(small_season, tmp_p
     assert labelled["bowtie"] > 0.4 * labelled["square"]  # both lobes (half the square), not one (a quarter)
 
 
-@pytest.mark.parametrize("crop, message", [("yes", "must be 1 or 0"), (2, "must be 1 or 0")])
+@pytest.mark.parametrize("crop, message", [("yes", r"\d+ row\(s\) hold 'yes', first at row 1 "),
+                                           (2, r"\d+ row\(s\) hold 2, first at row 1 ")])
 def test_polygon_labels_with_bad_crop_values_are_refused(small_season, tmp_path: Path, crop, message) -> None:
     _polygon_labelled(small_season, tmp_path / "bad", crop=crop)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=r"labels\.gpkg: 'crop' must be 1 \(crop\) or 0 \(non-crop\) in every row; "
+                                         + message):
         load_labelled_scene(tmp_path / "bad")
+
+
+def test_bad_crop_values_are_listed_with_the_first_row_that_holds_one(small_season, tmp_path: Path) -> None:
+    labels = _polygon_labelled(small_season, tmp_path / "ok")
+    crop = labels["crop"].astype(object).copy()
+    crop.iloc[[2, 5, 6]] = ["maybe", 7, "maybe"]
+    _polygon_labelled(small_season, tmp_path / "bad", crop=crop)
+    with pytest.raises(InputError, match=r"3 row\(s\) hold 'maybe', '7', first at row 3 \(counting from 1\)"):
+        load_labelled_scene(tmp_path / "bad")
+
+
+def test_label_polygons_in_several_layers_are_refused_naming_them(small_season, tmp_path: Path) -> None:
+    labels = _polygon_labelled(small_season, tmp_path / "layers")
+    path = tmp_path / "layers" / "labels.gpkg"
+    path.unlink()
+    for name, crop in (("non_crop_fields", 0), ("crop_fields", 1)):
+        labels[labels["crop"] == crop][["crop", "geometry"]].to_file(path, layer=name, mode="a" if crop else "w")
+    with pytest.raises(InputError, match=r"labels\.gpkg: holds 2 layers \(non_crop_fields, crop_fields\); labels "
+                                         r"are read from one"):
+        load_labelled_scene(tmp_path / "layers")
+
+
+def test_labels_of_one_class_only_are_warned_of(small_season, tmp_path: Path) -> None:
+    crop_only = np.where(_truth_labels(small_season) == 1, 1, 255).astype(np.uint8)
+    with pytest.warns(UserWarning, match=r"crop_only: all \d+ labelled pixels are crop: a model learns nothing of "
+                                         r"non-crop from this scene"):
+        load_labelled_scene(_raster_labelled(small_season, tmp_path / "crop_only", crop_only))
 
 
 def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: Path) -> None:
