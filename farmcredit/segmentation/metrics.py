@@ -29,6 +29,8 @@ from farmcredit.segmentation.rule import PhenologyRule
 PIXELS_PER_CALL = 1 << 22
 # What one labelled item of each patch kind is, in messages.
 UNITS = {"eurosat": "patch", "dea": "pixel", "scene": "pixel"}
+# Why the CNN leaves an item unscored (the rule's reason is in its report: ``evaluate_scene``).
+NO_OBSERVATION = "without a usable observation (red and NIR on a clear date)"
 
 
 def binary_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -156,7 +158,8 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
 def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene) -> dict:
     """Pixel metrics (crop = cover >= 50%), reliability table and (CNN, typed labels) crop-type accuracy.
 
-    Labelled pixels without a clear date are left out and counted in ``unscored``.
+    Labelled pixels without a prediction are left out and counted in ``unscored``: for the CNN those without a
+    clear date, for the rule those with fewer clear dates than it needs (``unscored_reason`` says so).
 
     Raises:
         InputError: no pixel has both a label and a clear date.
@@ -173,6 +176,9 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
     named = crop_class is not None and model.card.has_scene_crop_types
     types = crop_type_scores(crop_class, scene.crop_type, model.card.classes) if named else {}
     unscored = int(np.isfinite(scene.crop_cover).sum()) - len(cover)
+    if unscored and isinstance(model, PhenologyRule):
+        report["unscored_reason"] = (f"with fewer than {model.config.min_clear_dates} clear dates (what the phenology "
+                                     "rule needs)")
     return {**report, **({"crop_types": types} if types else {}), **({"unscored": unscored} if unscored else {})}
 
 
@@ -298,8 +304,8 @@ def format_report(report: dict) -> str:
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
     if report.get("unscored"):
-        lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) without a usable observation (red "
-                     f"and NIR on a clear date), left out of every figure above")
+        lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) "
+                     f"{report.get('unscored_reason', NO_OBSERVATION)}, left out of every figure above")
     if report.get("note"):
         lines.append(f"note: {report['note']}")
     return "\n".join(lines)

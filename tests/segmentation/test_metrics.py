@@ -103,6 +103,24 @@ def test_labelled_pixels_never_seen_clear_are_counted_as_unscored(small_season) 
     assert "unscored" not in evaluate_scene(load_cropland_model("rule"), scene)
 
 
+def test_the_rule_says_its_unscored_pixels_have_too_few_clear_dates_and_the_cnn_that_they_have_none(
+        small_season) -> None:
+    from dataclasses import replace
+
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.data import load_labelled_scene
+    from farmcredit.segmentation.metrics import evaluate_scene, format_report
+
+    scene = load_labelled_scene(small_season.root)
+    clear = np.ones_like(scene.clear)
+    clear[2:, 10:20, 10:20] = False  # two clear dates: the CNN scores them, the rule (3 needed) cannot
+    report = format_report(evaluate_scene(load_cropland_model("rule"), replace(scene, clear=clear)))
+    assert "unscored: 100 pixel(s) with fewer than 3 clear dates (what the phenology rule needs)" in report
+    clear[:, 30:40, 30:40] = False  # never clear: the CNN cannot score them either
+    report = format_report(evaluate_scene(load_cropland_model("cnn", device="cpu"), replace(scene, clear=clear)))
+    assert "unscored: 100 pixel(s) without a usable observation (red and NIR on a clear date)" in report
+
+
 def test_the_rule_on_a_scene_of_too_few_dates_says_it_needs_more(small_season) -> None:
     """It said no pixel had a clear date, though two dates were clear everywhere."""
     from dataclasses import replace
