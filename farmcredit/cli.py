@@ -393,8 +393,9 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
               help="DEA regions to train on, comma-separated; the folder's others that the --init weights did not "
                    "train on either are scored into the card. [default: central,eastern,sahel,south_eastern (as "
                    "the shipped model) where the folder holds them all, else every region it holds]")
-@click.option("--init", "init_weights", type=click.Path(exists=True, path_type=Path),
-              help="Fine-tune these weights instead of starting afresh.")
+@click.option("--init", "init_weights",
+              help="Fine-tune these weights instead of starting afresh: 'cnn' (the shipped model) or a .safetensors "
+                   "file.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--atmosphere", type=click.FloatRange(0, 1),
@@ -412,7 +413,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 @dn_offset_option
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
-          dea: Path | None, dea_regions: str, init_weights: Path | None, steps: int, seed: int,
+          dea: Path | None, dea_regions: str, init_weights: str | None, steps: int, seed: int,
           atmosphere: float | None, dea_crop_share: float | None, dea_b8a_fill: float | None, device: str,
           checkpoint: Path | None, dn_offset: float | None) -> None:
     """Train or fine-tune the cropland CNN on labelled scenes DATA, EuroSAT patches and/or DEA pixels.
@@ -428,6 +429,7 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
       farmcredit train sim1 --eurosat ../shared/data/labels/eurosat --out my-model.safetensors --steps 500
       farmcredit assess fields.gpkg --imagery S2/ --model my-model.safetensors
     """
+    from farmcredit.segmentation.registry import cnn_weights
     from farmcredit.segmentation.training import TrainingConfig, train_from_folders
 
     if not (data or eurosat or dea):
@@ -440,7 +442,8 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
         card = train_from_folders(
             data, out, config, eurosat=eurosat, eurosat_test_share=eurosat_test_share,
             band_layout=parse_band_layout(bands), dn_offset=dn_offset, dea=dea,
-            dea_regions=tuple(dea_regions.split(",")), init=init_weights, device=device, checkpoint=checkpoint,
+            dea_regions=tuple(dea_regions.split(",")), init=cnn_weights(init_weights) if init_weights else None,
+            device=device, checkpoint=checkpoint,
             progress=lambda step, total, loss: progress.update(task, completed=step,
                                                                description=f"loss {_loss_text(loss, 3)}"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farmcredit.config import CroplandRuleConfig
+from farmcredit.errors import InputError
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS
 from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
 
@@ -44,4 +45,20 @@ def load_cropland_model(
     # torch is imported only when a CNN is really asked for.
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
-    return CnnCroplandModel.from_file(DEFAULT_WEIGHTS if str(model) == CNN else Path(model), device=device)
+    return CnnCroplandModel.from_file(cnn_weights(model), device=device)
+
+
+def cnn_weights(model: str | Path) -> Path:
+    """The weights file a CNN's name means: ``"cnn"`` the shipped weights, else the file named.
+
+    Raises:
+        InputError: ``"rule"``, which has no weights.
+
+    Example:
+        >>> cnn_weights("cnn") == DEFAULT_WEIGHTS
+        True
+    """
+    if str(model) == RULE:
+        raise InputError("the phenology rule ('rule') has no weights: name 'cnn' (the shipped model) or a "
+                         ".safetensors weights file")
+    return DEFAULT_WEIGHTS if str(model) == CNN else Path(model)

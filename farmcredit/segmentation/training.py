@@ -652,6 +652,8 @@ def train_from_folders(
         raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
     if card_path(out).is_dir():
         raise InputError(f"{card_path(out)}: is a folder, where the weights' card goes; write them to another file")
+    if init is not None and not Path(init).is_file():
+        raise InputError(f"{init}: starting weights (--init) not found")
     if init is not None and out.resolve() == Path(init).resolve():
         raise InputError(f"{out}: is the starting weights (--init); write the fine-tuned model to another file")
     if checkpoint is not None and Path(checkpoint).is_dir():

@@ -560,6 +560,24 @@ def test_evaluating_the_shipped_model_on_a_scene_it_trained_on_says_so(tmp_path:
     assert report["note"] == "the model trained on this scene: not a held-out score"
 
 
+def test_train_init_takes_the_shipped_model_by_name_as_evaluate_does(small_season, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    out = tmp_path / "tuned.safetensors"
+    tuned = CliRunner().invoke(cli, ["train", str(small_season.root), "--init", "cnn", "--out", str(out),
+                                     "--steps", "1", "--device", "cpu"])
+    assert tuned.exit_code == 0, tuned.output
+    assert read_card(out).training["init"] == str(DEFAULT_WEIGHTS)
+    missing = tmp_path / "none.safetensors"
+    for name, message in (("rule", "the phenology rule ('rule') has no weights"),
+                          (str(missing), f"{missing}: starting weights (--init) not found")):
+        refused = CliRunner().invoke(cli, ["train", str(small_season.root), "--init", name, "--out",
+                                           str(tmp_path / "x.safetensors"), "--steps", "1", "--device", "cpu"])
+        assert isinstance(refused.exception, InputError) and message in str(refused.exception)
+
+
 def test_labels_without_crop_types_train_a_crop_class_not_untrained_type_names() -> None:
     from farmcredit.segmentation.card import MODEL_BANDS
     from farmcredit.segmentation.cnn import CnnCroplandModel
