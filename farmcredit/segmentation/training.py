@@ -1,7 +1,8 @@
 """Train or fine-tune the cropland CNN on labelled scenes, EuroSAT patches and DEA pixels.
 
 Every random draw of step ``k`` comes from ``numpy.random.default_rng([seed, k])``, so a run is
-reproducible and a run resumed from a checkpoint continues exactly as if never stopped. Chips of
+reproducible (on the CPU, for a given thread count: ``_deterministic``) and a run resumed from a
+checkpoint continues exactly as if never stopped. Chips of
 partly labelled scenes are drawn around labelled pixels, so runs on such scenes by farmcredit
 before that change (and their checkpoints) do not repeat; fully labelled scenes, EuroSAT patches
 and DEA pixels draw as they always did.
@@ -306,7 +307,8 @@ def _deterministic(device: torch.device) -> Iterator[None]:
 
     Measured on an H200: two runs of 150 steps differed from their second step on (losses up to 5%
     apart) with cuDNN's default kernels and were identical with these; no op of the training
-    lacked a deterministic kernel. The CPU's kernels are deterministic already.
+    lacked a deterministic kernel. On the CPU a run is reproducible for a given number of torch
+    threads only: one thread and two gave other weights from the first step (losses 1e-7 apart).
     """
     if device.type != "cuda":
         yield
