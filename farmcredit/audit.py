@@ -119,6 +119,7 @@ def build_run_record(
     imagery_record = {
         "source": imagery.source,
         "crs": imagery.crs.to_string(),
+        "clouds_masked": imagery.has_scl,  # every scene has SCL (else see each scene's files)
         "scenes": scenes if scenes is not None else [scene_record(scene) for scene in imagery.scenes],
         "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
                            for scene, band, path, message in imagery.unopened],

@@ -6,6 +6,7 @@ once, so memory is bounded by the window size, not by the tile or the number of 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometri
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from farmcredit.outputs.rasters import PixelRasters
@@ -255,6 +258,11 @@ def load_inputs(
                          if band in missing), "")
         raise ImageryError(f"imagery {stack.source} lacks {', '.join(missing)} in some or all scenes (bands in every "
                            f"scene: {', '.join(stack.bands) or 'none'}); NDVI needs red (B04) and NIR (B08){unopened}")
+    if len(stack.scenes) < cfg.agronomy.min_clear_observations:
+        logger.warning("the season holds %d date(s) of imagery, fewer than the %d clear dates a parcel needs "
+                       "(agronomy.min_clear_observations): every parcel will be referred FEW_CLEAR_OBSERVATIONS, "
+                       "however clear its dates; widen --season or add the season's other dates",
+                       len(stack.scenes), cfg.agronomy.min_clear_observations)
     if stack.crs.is_geographic:
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "

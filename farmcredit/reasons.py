@@ -35,7 +35,8 @@ _REASONS = (
            "The drawn boundary crossed itself or its parts overlapped, and was repaired (overlaps taken once); check "
            "the outline."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),
-    Reason("FEW_CLEAR_OBSERVATIONS", "refer", "Too few cloud-free images this season to judge the crop."),
+    Reason("FEW_CLEAR_OBSERVATIONS", "refer",
+           "Too few clear images this season to judge the crop (clouds, or a season of few dates)."),
     Reason("SEASON_MISSES_CROP", "refer",
            "The parcel looks bare, but no cloud-free image falls while its declared crop (any crop, where none is "
            "declared) is green: it may be sown after the season's images or harvested before them."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_outputs_are_written_and_readable(baseline) -> None:
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["hash"] == results["config_hash"].iloc[0]
+    assert record["inputs"]["imagery"]["clouds_masked"] is True
     assert len(record["inputs"]["parcels"]["sha256"]) == 64
     assert record["inputs"]["imagery"]["scenes"] and record["code"]["farmcredit"]
     assert record["code"]["source_sha256"] == source_hash()  # the code that ran, with or without git
@@ -163,12 +165,15 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     )
 
 
-def test_overcast_date_counts_as_no_observation(small_season) -> None:
+def test_overcast_date_counts_as_no_observation(small_season, caplog: pytest.LogCaptureFixture) -> None:
     imagery = open_imagery(small_season.imagery_dir)
     overcast = [s for s in imagery.scenes if s.cloud_cover is not None and s.cloud_cover >= 99.9]
     assert overcast, "the simulator writes at least one all-cloud date"
     day = overcast[0].acquired.date()
-    results = assess(small_season.parcels_path, small_season.imagery_dir, season=(day, day))
+    with caplog.at_level(logging.WARNING, logger="farmcredit.pipeline"):
+        results = assess(small_season.parcels_path, small_season.imagery_dir, season=(day, day))
+    # A season too short for any parcel is told once, not only by each parcel's code, which blames the clouds.
+    assert "the season holds 1 date(s) of imagery, fewer than the 4 clear dates a parcel needs" in caplog.text
     usable = results["status"] != "error"
     assert (results.loc[usable, "clear_observations"] == 0).all()
     assert results.loc[usable, "reason"].str.contains("NO_CLEAR_OBSERVATIONS").all()

@@ -111,7 +111,11 @@ def open_imagery(
     products = [part for scene in scenes for part in (scene.parts or (scene,))]
     common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
     somewhere = set().union(*(set(product.band_paths) for product in products))
-    if SCL in somewhere and (unmasked := [product.scene_id for product in products if SCL not in product.band_paths]):
+    if SCL not in somewhere:
+        logger.warning("no scene has a scene classification (SCL) layer: clouds, shadows and haze are not masked "
+                       "(every pixel with data counts as clear; a clouded date reads as bare land); give L2A products "
+                       "with their SCL, or a stack with a band named SCL")
+    elif unmasked := [product.scene_id for product in products if SCL not in product.band_paths]:
         logger.warning("%d scene(s) have no SCL layer, which other scenes have: their clouds are not masked (every "
                        "pixel with data counts as clear): %s", len(unmasked), some(unmasked))
     for band in sorted(somewhere.intersection(SURFACE_BANDS) - common, key=band_sort_key):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,6 +14,8 @@ from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label, reflectance_scale
 from farmcredit.imagery.scene import Scene
+
+logger = logging.getLogger(__name__)
 
 
 def stack_scenes(
@@ -46,6 +49,10 @@ def stack_scenes(
             ) from error
 
     layout = _layout(path, descriptions, band_layout)
+    if any(name == "B10" for _, name in layout):
+        logger.warning("%s holds B10 (cirrus), a band of Level-1C products only: top-of-atmosphere reflectance, "
+                       "hazier than the Level-2A surface reflectance farmcredit's models and thresholds are set on; "
+                       "use the L2A products of these dates where there are any", path)
     dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL],
                                  dn_offset)
     dates = _dates(path, layout)

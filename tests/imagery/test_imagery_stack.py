@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -102,6 +103,19 @@ def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
 
     assert imagery.scenes[0].dn_scale == 1.0
     np.testing.assert_allclose(cube.reflectance[0], values, rtol=1e-6)
+
+
+def test_a_season_without_scl_or_of_level_1c_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Unmasked, a clouded date reads as bare land (on a real L1C stack the rule approved forest as wheat); B10 is
+    an L1C band: both were read without a word."""
+    values = (dns(3) / 10_000).astype(np.float32)
+    with caplog.at_level(logging.WARNING):
+        open_imagery(write_stack(tmp_path / "2021-06-17.tif", values, ["B04", "B08", "SCL"]))
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING):
+        assert not open_imagery(write_stack(tmp_path / "2021-06-18.tif", values, ["B04", "B08", "B10"])).has_scl
+    assert "no scene has a scene classification (SCL) layer: clouds, shadows and haze are not masked" in caplog.text
+    assert "2021-06-18.tif holds B10 (cirrus), a band of Level-1C products only" in caplog.text
 
 
 def test_fill_values_of_a_float_stack_are_no_data_but_digital_numbers_are_left_to_be_refused(tmp_path: Path) -> None:
