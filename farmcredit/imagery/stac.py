@@ -10,9 +10,11 @@ One date can hold several items over a parcel (overlapping tiles, two UTM zones,
 reprocessed duplicate): a parcel wholly inside one of them is fetched from that one only, so it
 is never counted twice; a parcel no single item holds is fetched from each that covers part.
 
-An item that lacks red or NIR, or whose band file is not on the server or cannot be read past the
-retries (a corrupt file), is left out with a warning and named with why in the manifest's
-``skipped``; the rest of the season is fetched, and a rerun tries the item again.
+An item that lacks red or NIR, or whose band file is not on the server (404, 410) or does not
+decode (a corrupt file), is left out with a warning and named with why in the manifest's
+``skipped``; the rest of the season is fetched, and a rerun tries the item again. A server that
+does not give a file past the retries (5xx, 429, a timeout, a dropped connection) stops the fetch,
+its folder marked unfinished, as the season would otherwise be fetched with holes and exit 0.
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ def fetch_stac(
                 continue
             try:
                 result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt)
+            except Unavailable:
+                raise  # the server's outage, not the item's: later items would fail alike
             except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
                 interrupt.check()  # a read cut short by Ctrl-C is not the item's failure
                 logger.warning("%s; the scene is left out", error)
@@ -324,14 +328,25 @@ def _fetch_item(
         )
 
 
+class Unavailable(ImageryError):
+    """The server did not give a band file past the retries (5xx, 429, a timeout, a dropped connection)."""
+
+
+# GDAL's words for a transfer that failed, not a file that is missing (404, 410) or does not decode.
+_TRANSIENT = re.compile(r"HTTP response code: (?:429|5\d\d)|timed? ?out|[Cc]onnection|resolve host|curl error|SSL")
+
+
+def _band_error(message: str, what: str) -> ImageryError:
+    """``what`` failed with GDAL's ``message``: ``Unavailable`` when the transfer failed, else the item's error."""
+    return (Unavailable if _TRANSIENT.search(message) else ImageryError)(f"{what} ({message})")
+
+
 def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
     try:
         return rasterio.open(path)
     except RasterioError as error:
-        raise ImageryError(
-            f"{_public_path(path)}: cannot open band {band} of STAC item {item_id} "
-            f"({_redacted(gdal_message(error), path)})"
-        ) from error
+        raise _band_error(_redacted(gdal_message(error), path),
+                          f"{_public_path(path)}: cannot open band {band} of STAC item {item_id}") from error
 
 
 def _scene_grid(item_id: str, datasets: Mapping[str, rasterio.DatasetReader]) -> SceneGrid:
@@ -373,10 +388,8 @@ def _read_windows(
             try:
                 values = dataset.read(1, window=window)
             except RasterioError as error:
-                raise ImageryError(
-                    f"{_public_path(dataset.name)}: reading band {band} failed "
-                    f"({_redacted(gdal_message(error), dataset.name)})"
-                ) from error
+                raise _band_error(_redacted(gdal_message(error), dataset.name),
+                                  f"{_public_path(dataset.name)}: reading band {band} failed") from error
             interrupt.check()
             writer.write(band, values, dataset.window_transform(window))
 

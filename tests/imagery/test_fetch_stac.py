@@ -26,7 +26,7 @@ from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
 from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url, read_manifest
-from farmcredit.imagery.stac import assign_geometries, remote_scene
+from farmcredit.imagery.stac import Unavailable, assign_geometries, remote_scene
 
 FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
 FEBRUARY_2020 = (date(2020, 2, 1), date(2020, 2, 29))
@@ -321,6 +321,17 @@ def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(
     assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
 
 
+@pytest.mark.parametrize("fault", [Fault(status=503), Fault(hang=True)], ids=["503", "hangs"])
+def test_a_server_failing_past_the_retries_stops_the_fetch_marked_unfinished(tmp_path: Path, fault: Fault) -> None:
+    """An outage is not the item's fault: leaving its scenes out, the fetch exited 0 with holes in the season."""
+    with StacServer(*_three_dates(tmp_path)) as server:
+        server.fail(f"{server.files_path}S2A_50SKA_20240315", *[fault] * 50)
+        with pytest.raises(Unavailable, match=r"S2A_50SKA_20240315_0_L2A_B0\d\.tif: cannot open band"):
+            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    assert [s.scene_id for s in open_imagery(tmp_path / "s2", MARCH_2024).scenes] == ["S2A_50SKA_20240305_0_L2A"]
+    assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
+
+
 def _cut_in_half(path: Path) -> None:
     """A band file the server holds corrupt: its header reads, its pixels do not."""
     data = path.read_bytes()
@@ -330,9 +341,9 @@ def _cut_in_half(path: Path) -> None:
 @pytest.mark.parametrize(
     ("fault", "why"),
     [(Fault(status=404), r"cannot open band B05 .*404"),
-     (Fault(status=503), r"cannot open band B05 .*503"),
+     (Fault(status=410), r"cannot open band B05 .*410"),
      (None, r"reading band B05 failed .*IReadBlock failed")],
-    ids=["gone", "unavailable-past-the-retries", "corrupt"],
+    ids=["not-found", "gone", "corrupt"],
 )
 def test_a_band_file_missing_or_unreadable_leaves_its_scene_out_and_the_rest_fetched(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: Fault | None, why: str
