@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
@@ -34,6 +35,7 @@ from farmcredit.imagery.naming import (
     processing_baseline,
     reflectance_scale,
 )
+from farmcredit.imagery.read import HIGH_REFLECTANCE
 from farmcredit.imagery.safe import is_safe_product, safe_scenes
 from farmcredit.imagery.scene import Scene
 from farmcredit.text import some
@@ -343,7 +345,7 @@ def _scene_from_band_files(
             f"{folder}: cannot tell the acquisition date from the folder name; name it YYYY-MM-DD "
             "(or a Sentinel-2 id such as S2B_50SKA_20240315_0_L2A) or add a STAC item"
         )
-    dn_scale = reflectance_scale(folder, _dtypes(band_paths), dn_offset)
+    dn_scale = _band_file_scale(folder, band_paths)
     return Scene(
         scene_id=folder.name,
         acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=UTC),
@@ -354,16 +356,31 @@ def _scene_from_band_files(
     )
 
 
-def _dtypes(band_paths: dict[str, tuple[str, int]]) -> list[str]:
-    """The data types of the reflectance band files that open (one that does not is `open_imagery`'s to report)."""
-    dtypes = []
+def _band_file_scale(folder: Path, band_paths: dict[str, tuple[str, int]]) -> float:
+    """Reflectance per stored value of a scene folder's band files: 1e-4 for integer DNs; for float files 1 where they
+    hold reflectance (SNAP, openEO, a FLOAT32 export), 1e-4 where they hold DNs as floats (an Earth Engine export cast
+    to float), told by a sample of the red band's values (median over ``HIGH_REFLECTANCE``). A file that does not open
+    is `open_imagery`'s to report.
+
+    Raises:
+        ImageryError: the folder mixes integer and float band files.
+    """
+    dtypes, sample = [], None
     with gdal_env():
-        for name, (path, index) in band_paths.items():
+        for name, (path, index) in sorted(band_paths.items(), key=lambda pair: pair[0] != "B04"):
             if name == SCL:
                 continue
             try:
                 with rasterio.open(path) as dataset:
                     dtypes.append(dataset.dtypes[index - 1])
+                    if sample is None and np.issubdtype(np.dtype(dtypes[-1]), np.floating):
+                        shape = (min(dataset.height, 64), min(dataset.width, 64))
+                        sample = dataset.read(index, out_shape=shape, masked=True).compressed()
             except RasterioError:
                 continue
-    return dtypes
+    scale = reflectance_scale(folder, dtypes)
+    if scale == 1.0 and sample is not None:
+        values = sample[np.isfinite(sample) & (sample != 0)]
+        if values.size and np.median(values) > HIGH_REFLECTANCE:
+            return L2A_DN_SCALE
+    return scale

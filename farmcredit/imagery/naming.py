@@ -124,19 +124,14 @@ def dated_band_label(label: str) -> tuple[date | None, str] | None:
     return None if when is None or name is None else (when, name)
 
 
-def reflectance_scale(where: object, dtypes: Iterable[str], dn_offset: float | None) -> float:
+def reflectance_scale(where: object, dtypes: Iterable[str]) -> float:
     """Reflectance per stored value of band files of these data types (not SCL's): 1e-4 for integer DNs, 1 for float
     reflectance (0-1, as SNAP, openEO or a FLOAT32 Sentinel Hub export write it).
 
     Raises:
-        ImageryError: ``where`` mixes integer and float bands, or holds float reflectance and ``dn_offset`` is given
-            (it applies to integer DNs only).
+        ImageryError: ``where`` mixes integer and float bands.
     """
     kinds = {np.issubdtype(np.dtype(dtype), np.floating) for dtype in dtypes}
     if len(kinds) > 1:
         raise ImageryError(f"{where}: mixes integer and float reflectance bands ({sorted(set(dtypes))})")
-    if kinds == {True}:
-        if dn_offset:
-            raise ImageryError(f"{where}: holds float reflectance; --dn-offset applies to integer DNs only")
-        return 1.0
-    return L2A_DN_SCALE
+    return 1.0 if kinds == {True} else L2A_DN_SCALE

@@ -53,8 +53,9 @@ def stack_scenes(
         logger.warning("%s holds B10 (cirrus), a band of Level-1C products only: top-of-atmosphere reflectance, "
                        "hazier than the Level-2A surface reflectance farmcredit's models and thresholds are set on; "
                        "use the L2A products of these dates where there are any", path)
-    dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL],
-                                 dn_offset)
+    dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL])
+    if dn_scale == 1.0 and dn_offset:
+        raise ImageryError(f"{path}: holds float reflectance; --dn-offset applies to integer DNs only")
     dates = _dates(path, layout)
 
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}

@@ -180,14 +180,19 @@ def test_a_folder_of_float_band_files_is_reflectance(
     season_folder: Path, write_scene: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Float band files (SNAP, openEO, a FLOAT32 export) hold reflectance 0-1: read at scale 1 and offset 0, beside
-    items giving -1000 with no offset to ask for; --dn-offset and a folder mixing them with DNs are refused."""
+    items giving -1000 with no offset to ask for, --dn-offset applying to the folders of DNs beside them; float
+    files holding DNs (an Earth Engine export cast to float) are DNs; a folder mixing floats and integers is
+    refused."""
+    def as_float(folder: Path, scale: float, offset: float) -> None:
+        for band in ("B04", "B08"):
+            with rasterio.open(folder / f"{band}.tif") as dataset:
+                dns, profile = dataset.read(1), dataset.profile
+            with rasterio.open(folder / f"{band}.tif", "w", **(profile | {"dtype": "float32", "nodata": None})) as out:
+                out.write(np.where(dns == 0, np.nan, (dns.astype(np.float32) + offset) * scale), 1)
+
     dated = season_folder / "2024-03-20"
     write_scene(dated, acquired=datetime(2024, 3, 20), with_item=False, bands=("B04", "B08", "SCL"))
-    for band in ("B04", "B08"):
-        with rasterio.open(dated / f"{band}.tif") as dataset:
-            dns, profile = dataset.read(1), dataset.profile
-        with rasterio.open(dated / f"{band}.tif", "w", **(profile | {"dtype": "float32", "nodata": None})) as dataset:
-            dataset.write(np.where(dns == 0, np.nan, (dns.astype(np.float32) - 1000) / 10_000), 1)
+    as_float(dated, 1e-4, -1000)
 
     imagery = open_imagery(season_folder)
     scene = imagery.scenes[-1]
@@ -197,8 +202,12 @@ def test_a_folder_of_float_band_files_is_reflectance(
         expected = dataset.read(1)
     np.testing.assert_allclose(cube.reflectance[-1, 0], expected, rtol=1e-6)
     assert 0.05 < np.nanmedian(cube.reflectance[-1]) < 1
-    with pytest.raises(ImageryError, match=r"2024-03-20: holds float reflectance; --dn-offset applies to integer"):
-        open_imagery(season_folder, dn_offset=-1000)
+    write_scene(season_folder / "2024-03-25", acquired=datetime(2024, 3, 25), with_item=False, bands=("B04", "B08"))
+    as_float(write_scene(season_folder / "2024-03-30", acquired=datetime(2024, 3, 30), with_item=False,
+                         bands=("B04", "B08")), 1, 0)
+    offsets = {s.scene_id: (s.dn_offset, s.dn_scale) for s in open_imagery(season_folder, dn_offset=-1000).scenes}
+    assert [offsets[day] for day in ("2024-03-20", "2024-03-25", "2024-03-30")] == [
+        (0.0, 1.0), (-1000.0, 1e-4), (-1000.0, 1e-4)]
     write_scene(tmp_path / "mixed" / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False,
                 bands=("B03", "B04", "B08"))
     shutil.copy(dated / "B04.tif", tmp_path / "mixed" / "2024-03-20" / "B04.tif")
