@@ -4,8 +4,8 @@ The scorecard is a logistic regression on standardised agronomic features whose 
 signs are fixed in advance (PD never rises with health, relative yield, clear observations,
 cultivated share or area; never falls with over-declaration or patchiness), fitted with bounds, then
 calibrated with isotonic regression on out-of-time predictions (each season predicted by a
-model fitted on earlier seasons), each step's rate shrunk towards the base rate by one pseudo-default
-(a step whose loans all repaid is not PD 0). Isotonic maps are non-decreasing, so the calibrated PD keeps
+model fitted on earlier seasons), each step's rate taken as its Jeffreys estimate (a step whose loans
+all repaid is not PD 0). Isotonic maps are non-decreasing, so the calibrated PD keeps
 every sign. The fitted model is plain numbers, saved as JSON (never pickled).
 """
 
@@ -203,19 +203,17 @@ def _check_model(model: dict) -> None:
 def _shrunk_isotonic(score: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The calibration curve (score thresholds, PDs) of out-of-time ``score``s and their 0/1 ``outcome``s.
 
-    An isotonic fit's steps, each step's default rate shrunk towards the base rate ``r`` by a Beta prior worth one
-    default, (defaults + 1) / (loans + 1 / r), then made non-decreasing again (weighted by loans + 1 / r). A raw step
-    whose loans all repaid says PD 0 (one of 145 loans in the shipped fit's lowest, and a third of a small history's
-    parcels graded A on it), all defaulted PD 1: no count of loans can show that.
+    An isotonic fit's steps, each step's default rate taken as its Jeffreys estimate, (defaults + 1/2) / (loans + 1)
+    (the prior the ECB's PD back-testing uses), then made non-decreasing again (weighted by loans + 1). A raw step
+    whose loans all repaid says PD 0 (145 loans in the shipped fit's lowest), all defaulted PD 1: no count of loans
+    can show that. The prior is weak, so a risky tail keeps its rate (one shrunk towards the base rate by 1/rate
+    pseudo-loans halved a 51% segment's PD where defaults were rare).
     """
     steps = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(score, outcome).predict(score)
     levels, step, loans = np.unique(steps, return_inverse=True, return_counts=True)
-    rate = float(outcome.mean())
-    prior = 1.0 / rate
     defaults = np.bincount(step, weights=outcome, minlength=levels.size)
-    weight = loans + prior
     shrunk = IsotonicRegression(increasing=True).fit_transform(
-        np.arange(levels.size), (defaults + 1.0) / weight, sample_weight=weight)
+        np.arange(levels.size), (defaults + 0.5) / (loans + 1.0), sample_weight=loans + 1.0)
     low = np.array([score[step == k].min() for k in range(levels.size)])
     high = np.array([score[step == k].max() for k in range(levels.size)])
     x, first = np.unique(np.column_stack([low, high]).ravel(), return_index=True)  # a one-score step: one point

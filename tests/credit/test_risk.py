@@ -52,8 +52,8 @@ def test_fit_recovers_signal_out_of_time_and_keeps_every_sign(history) -> None:
 
 
 def test_no_pd_is_certain_however_few_loans_a_step_holds() -> None:
-    """A calibration step whose loans all repaid (or all defaulted) is shrunk towards the base rate by one
-    pseudo-default: a small history's raw isotonic steps gave a third of its parcels PD 0 (grade A on no evidence)."""
+    """A calibration step whose loans all repaid (or all defaulted) says its Jeffreys estimate, not 0 (or 1): a small
+    history's raw isotonic steps gave a third of its parcels PD 0."""
     small = synthetic_history(loans_per_season=60, seed=2)
     model = MonotonicScorecard().fit(risk_features(small), small["defaulted"], seasons=small["season"])
     pd_ = model.predict_proba(risk_features(small))[:, 1]
@@ -62,6 +62,24 @@ def test_no_pd_is_certain_however_few_loans_a_step_holds() -> None:
     assert (pd_ > 0).all() and (pd_ < 1).all() and (np.diff(model.calibration_x_) > 0).all()
     assert (np.diff(model.calibration_y_) >= 0).all()
     assert abs(pd_.mean() - rate) < 0.03
+
+
+def test_a_risky_segment_keeps_its_rate_where_defaults_are_rare() -> None:
+    """The calibration's prior is weak: one shrinking each step towards a 2% base rate halved the PD of a segment
+    defaulting half the time."""
+    rng = np.random.default_rng(0)
+    seasons = []
+    for season in (2021, 2022, 2023):
+        table = pd.DataFrame({name: rng.normal(size=1540) for name in FEATURE_DIRECTIONS})
+        table.loc[1500:, "health_index"] -= 4  # a poor-health segment of 40 loans a season
+        table["defaulted"] = np.r_[rng.random(1500) < 0.01, rng.random(40) < 0.5].astype(int)
+        seasons.append(table.assign(season=season))
+    history = pd.concat(seasons, ignore_index=True)
+    model = MonotonicScorecard().fit(history[list(FEATURE_DIRECTIONS)], history["defaulted"], seasons=history["season"])
+    segment = np.tile(np.arange(1540) >= 1500, 3)
+    observed = history.loc[segment, "defaulted"].mean()
+    predicted = model.predict_proba(history[list(FEATURE_DIRECTIONS)])[:, 1][segment].mean()
+    assert history["defaulted"].mean() < 0.03 and abs(predicted - observed) < 0.1
 
 
 def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
