@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import rasterio
 from affine import Affine
@@ -208,6 +209,14 @@ def test_label_polygons_in_several_layers_are_refused_naming_them(small_season, 
     with pytest.raises(InputError, match=r"labels\.gpkg: holds 2 layers \(non_crop_fields, crop_fields\); labels "
                                          r"are read from one"):
         load_labelled_scene(tmp_path / "layers")
+    # A table without geometry (QGIS's layer_styles, a style saved in the file) is no layer of labels.
+    path.unlink()
+    pyogrio.write_dataframe(pd.DataFrame({"styleName": ["crop"]}), path, layer="layer_styles", driver="GPKG")
+    labels[["crop", "geometry"]].to_file(path, layer="fields", mode="a")
+    _polygon_labelled(small_season, tmp_path / "layers_one")
+    assert sorted(str(kind) for _, kind in pyogrio.list_layers(path)) == ["None", "Polygon"]
+    np.testing.assert_array_equal(load_labelled_scene(tmp_path / "layers").crop_cover,
+                                  load_labelled_scene(tmp_path / "layers_one").crop_cover)
 
 
 def test_labels_of_one_class_only_are_warned_of(small_season, tmp_path: Path) -> None:
