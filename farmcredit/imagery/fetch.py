@@ -714,7 +714,7 @@ class LocalScene:
 
     def footprint(self) -> shapely.Geometry:
         """The windows held, in degrees (EPSG:4326)."""
-        return _footprint_wgs84(self.windows, self.grid.crs)
+        return footprint_wgs84(self.windows, self.grid.crs)
 
 
 Download = Callable[["SceneWriter", Sequence[tuple[float, float, float, float]]], int | None]
@@ -907,7 +907,7 @@ class SceneWriter:
                 "href": f"./{band}.tif", "type": GEOTIFF_MEDIA_TYPE, "title": band, "roles": ["data"],
                 "raster:bands": [raster_band],
             }
-        footprint = _footprint_wgs84(self.windows, self.grid.crs)
+        footprint = footprint_wgs84(self.windows, self.grid.crs)
         return {
             "type": "Feature",
             "stac_version": "1.0.0",
@@ -935,7 +935,7 @@ def _replaced(out: Path, scene_id: str) -> Path:
     return out / f"{SET_ASIDE_PREFIX}{scene_id}"
 
 
-def _footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:
+def footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:
     """The union of the windows in degrees (corners transformed; windows are a few km at most)."""
     boxes = gpd.GeoSeries([shapely.box(*bounds) for bounds in windows], crs=crs).to_crs("EPSG:4326")
     return shapely.union_all(boxes.to_numpy()).normalize()

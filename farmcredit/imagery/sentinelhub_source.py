@@ -52,6 +52,7 @@ from farmcredit.imagery.fetch import (
     SceneWriter,
     cached_scene,
     fetch_scene,
+    footprint_wgs84,
     pixel_box,
     public_url,
     rewritten_logs,
@@ -172,19 +173,26 @@ def _fetch(
     if not _grid(area_crs, bands).plan(area):
         raise InputError("the area has no extent to fetch (points or lines instead of parcels or a box?)")
     fetched: list[FetchedScene] = []
-    for done, (day, day_features) in enumerate(sorted(by_date.items())):
+    for done, day in enumerate(sorted(by_date)):
         held = LocalScene.load(out, _scene_id(day))
-        outdated = held is not None and _outdated(held, found_by_date[day], max_cloud)
-        info = _scene_info(day, day_features, max_cloud, None if outdated else held)
+        # A date the folder holds keeps its grid: another parcel set may lie mostly in another UTM zone, and the
+        # windows held are numbers in their own CRS.
+        grid = _grid(held.grid.crs if held is not None else area_crs, bands)
+        needed = grid.plan(area)
+        # The Process API mosaics every tile over the windows (a window's margin too): the folder records them all,
+        # so a rerun finds none new of those that touch no parcel.
+        windows = footprint_wgs84(needed, grid.crs)
+        if held is not None:
+            windows = windows.union(held.footprint())
+        tiles = [f for f in found_by_date[day] if shapely.geometry.shape(f["geometry"]).intersects(windows)]
+        outdated = held is not None and _outdated(held, tiles, max_cloud)
+        info = _scene_info(day, tiles, max_cloud, None if outdated else held)
         if progress is not None:
             progress(info.scene_id, done, len(by_date))
         scene = None if outdated else cached_scene(out, info, area, bands)
         if scene is None:
-            # A date the folder holds keeps its grid: another parcel set may lie mostly in another UTM zone, and the
-            # windows held are numbers in their own CRS.
-            grid = _grid(held.grid.crs if held is not None else area_crs, bands)
             scene = fetch_scene(
-                out, info, grid, bands, grid.plan(area),
+                out, info, grid, bands, needed,
                 lambda writer, windows, day=day, grid=grid: _process(config, client, grid, bands, day, max_cloud,
                                                                      writer, windows),
                 outdated=outdated,
@@ -331,7 +339,7 @@ def _scene_info(day: date, features: Sequence[dict[str, Any]], max_cloud: float,
     """The date's scene: its tiles over the parcels, with those of the folder's windows when its pixels are kept.
 
     Args:
-        features: The catalogue's tiles of the date over the parcels.
+        features: The catalogue's tiles of the date over the windows fetched and held.
         max_cloud: The cloud limit the Process API is asked with, percent.
         held: The date's scene folder when its pixels are kept (built under the same limit), else None.
     """

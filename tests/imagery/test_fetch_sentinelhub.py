@@ -348,3 +348,22 @@ def test_a_rerun_under_another_cloud_limit_or_with_a_new_tile_fetches_the_date_a
     assert again.scenes[0].cached and again.scenes[0].cloud_cover == 40.0
     assert not published.scenes[0].cached
     assert "S2B_T29RKH_LATE" in json.loads(local_item.read_text())["properties"]["farmcredit:catalog_ids"]
+
+
+def test_a_tile_over_the_windows_but_no_parcel_is_recorded_so_a_rerun_downloads_nothing(
+    earthsearch, tmp_path: Path
+) -> None:
+    """A tile passing between the parcels, through the context around them, is in the mosaic: recorded only by the
+    tiles touching a parcel, it read as new on every rerun, which fetched (and paid for) the date again."""
+    folder, item = earthsearch
+    main, between = _features(item, ("2020-02-19T11:34:25Z", 10.0), ("2020-02-19T11:34:27Z", 12.0))
+    between |= {"id": "S2B_BETWEEN", "geometry": shapely.geometry.mapping(shapely.box(-11.7945, 24, -11.7905, 26))}
+    assert not FIELDS.intersects(shapely.geometry.shape(between["geometry"])).any()
+    with SentinelHubServer(CLIENT_ID, SECRET, [main, between], {b: folder / f"{b}.tif" for b in BANDS}) as server:
+        first = _fetch(server, tmp_path / "s2", bands=("B04", "SCL"))
+        requests = len(server.requests_to("/api/v1/process"))
+        again = _fetch(server, tmp_path / "s2", bands=("B04", "SCL"))
+        assert len(server.requests_to("/api/v1/process")) == requests
+    assert not first.scenes[0].cached and again.scenes[0].cached
+    local_item = tmp_path / "s2" / "SH_S2L2A_20200219" / "SH_S2L2A_20200219.json"
+    assert "S2B_BETWEEN" in json.loads(local_item.read_text())["properties"]["farmcredit:catalog_ids"]
