@@ -90,6 +90,8 @@ MIN_WORKER_MEMORY = 1 << 30
 # How often the driver looks for finished partitions and for workers, and how long partitions may wait on a local
 # cluster left with no worker (its nannies restart a dead one within seconds) before they fail with NO_WORKER_ERROR.
 WORKER_CHECK_S = 5.0
+# Seconds between rewrites of the manifest while partitions end.
+MANIFEST_EVERY_S = 5.0
 POLL_S = 0.1
 NO_WORKER_TIMEOUT_S = 120.0
 NO_WORKER_ERROR = ("NoWorker: the cluster was left without a worker (each died, or none could load the task: "
@@ -433,8 +435,10 @@ def _measure_on_cluster(
     """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times (and, with
     ``on_gpu``, one whose model ran off CUDA: a GPU worker whose CUDA is broken).
 
-    Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as each
-    partition ends. Returns partition id -> reason for those that failed every attempt (``_WorkerWatch``: with
+    Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as partitions end, at most
+    every ``MANIFEST_EVERY_S`` (each rewrite holds every partition: after each of thousands it cost minutes), and as
+    the last ends; a partition done but not yet in it is measured again by a rerun after a kill. Returns partition
+    id -> reason for those that failed every attempt (``_WorkerWatch``: with
     ``give_up_without_workers``, also those left when the cluster stays without a worker).
     """
     from distributed import as_completed
@@ -457,6 +461,7 @@ def _measure_on_cluster(
     failed: dict[str, str] = {}
     queue = as_completed(list(futures))
     watch = _WorkerWatch(client, give_up=give_up_without_workers)
+    written = time.monotonic()
     while futures:
         if not queue.has_ready():
             if watch.given_up():
@@ -493,8 +498,11 @@ def _measure_on_cluster(
                 failed[partition.partition_id] = entry["error"]
             else:
                 entry["status"], entry["error"] = "done", None
-            write_manifest(manifest_path, entries)
+            if not futures or time.monotonic() - written >= MANIFEST_EVERY_S:
+                write_manifest(manifest_path, entries)
+                written = time.monotonic()
             on_done(len(partition.rows))
+    write_manifest(manifest_path, entries)
     return failed
 
 
