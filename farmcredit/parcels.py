@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -112,11 +113,18 @@ def _read_frame(path: Path, layer: str | None, parquet: bool) -> tuple[gpd.GeoDa
     would fail for it. Such outlines are decoded closed (``on_invalid="fix"``), their rows ``GEOMETRY_REPAIRED``.
     """
     options = {"layer": layer, "use_arrow": True, "arrow_to_pandas_kwargs": WHOLE_INTEGERS}
-    try:
-        frame = gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS) if parquet else gpd.read_file(path, **options)
-        return frame, np.zeros(len(frame), dtype=bool)
-    except shapely.errors.GEOSException:
-        pass
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Non closed ring detected")  # GDAL's, of what is flagged here
+        try:
+            frame = (gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS) if parquet
+                     else gpd.read_file(path, **options))
+        except shapely.errors.GEOSException:
+            return _closed_frame(path, layer, parquet, options)
+    return frame, np.zeros(len(frame), dtype=bool)
+
+
+def _closed_frame(path: Path, layer: str | None, parquet: bool, options: dict) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """``_read_frame`` of a file whose outlines do not all decode: each decoded closed, and which were."""
     if parquet:
         table = pq.read_table(path)
         geo = json.loads(table.schema.metadata[b"geo"])
