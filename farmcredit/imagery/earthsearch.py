@@ -35,7 +35,7 @@ from farmcredit.imagery.naming import (
     processing_baseline,
     reflectance_scale,
 )
-from farmcredit.imagery.read import HIGH_REFLECTANCE
+from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.safe import is_safe_product, safe_scenes
 from farmcredit.imagery.scene import Scene
 from farmcredit.text import some
@@ -217,6 +217,10 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Sc
         for name, asset in band_assets.items()
     }
     dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
+    if local_folder is not None and _band_file_scale(local_folder, band_paths) == 1.0:
+        # Local copies saved as reflectance (a processing run over the download): what the item says of DNs is not
+        # theirs.
+        dn_offset, dn_scale = 0.0, 1.0
     cloud_cover = properties.get("eo:cloud_cover")
     return Scene(
         scene_id=item_id,
@@ -357,30 +361,23 @@ def _scene_from_band_files(
 
 
 def _band_file_scale(folder: Path, band_paths: dict[str, tuple[str, int]]) -> float:
-    """Reflectance per stored value of a scene folder's band files: 1e-4 for integer DNs; for float files 1 where they
-    hold reflectance (SNAP, openEO, a FLOAT32 export), 1e-4 where they hold DNs as floats (an Earth Engine export cast
-    to float), told by a sample of the red band's values (median over ``HIGH_REFLECTANCE``). A file that does not open
-    is `open_imagery`'s to report.
+    """Reflectance per stored value of a scene's local band files: 1e-4 for integer DNs; for float files what their
+    red band's values say (``float_scale``). A file that does not open is `open_imagery`'s to report.
 
     Raises:
-        ImageryError: the folder mixes integer and float band files.
+        ImageryError: the scene mixes integer and float band files.
     """
-    dtypes, sample = [], None
+    dtypes, scale = [], None
     with gdal_env():
         for name, (path, index) in sorted(band_paths.items(), key=lambda pair: pair[0] != "B04"):
-            if name == SCL:
+            if name == SCL or path.startswith("/vsi"):
                 continue
             try:
                 with rasterio.open(path) as dataset:
                     dtypes.append(dataset.dtypes[index - 1])
-                    if sample is None and np.issubdtype(np.dtype(dtypes[-1]), np.floating):
-                        shape = (min(dataset.height, 64), min(dataset.width, 64))
-                        sample = dataset.read(index, out_shape=shape, masked=True).compressed()
+                    if scale is None and np.issubdtype(np.dtype(dtypes[-1]), np.floating):
+                        scale = float_scale(dataset, index)
             except RasterioError:
                 continue
-    scale = reflectance_scale(folder, dtypes)
-    if scale == 1.0 and sample is not None:
-        values = sample[np.isfinite(sample) & (sample != 0)]
-        if values.size and np.median(values) > HIGH_REFLECTANCE:
-            return L2A_DN_SCALE
-    return scale
+    kind = reflectance_scale(folder, dtypes)  # refuses a mix
+    return kind if scale is None else scale

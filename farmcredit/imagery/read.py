@@ -18,7 +18,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
-from farmcredit.imagery.naming import SCL, band_name
+from farmcredit.imagery.naming import L2A_DN_SCALE, SCL, band_name
 from farmcredit.imagery.scene import Imagery, Scene
 
 ArrayOrTensor = TypeVar("ArrayOrTensor")
@@ -29,6 +29,15 @@ DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11
 # (snow and glint reach about 1.6) a fill such as 65535 or saturation, unless most values are so: digital numbers,
 # which the CNN refuses with advice.
 MIN_REFLECTANCE, HIGH_REFLECTANCE = -0.2, 2.0
+
+
+def float_scale(dataset: rasterio.DatasetReader, index: int) -> float:
+    """Reflectance per stored value of a float band: 1 where it holds reflectance (0-1: SNAP, openEO, a FLOAT32
+    export), 1e-4 where it holds DNs as floats (an Earth Engine export cast to float), told by the median of a sample
+    of its values (over ``HIGH_REFLECTANCE``: DNs)."""
+    sample = dataset.read(index, out_shape=(min(dataset.height, 64), min(dataset.width, 64)), masked=True).compressed()
+    values = sample[np.isfinite(sample) & (sample != 0)]
+    return L2A_DN_SCALE if values.size and np.median(values) > HIGH_REFLECTANCE else 1.0
 
 
 def is_reflectance(values: ArrayOrTensor) -> ArrayOrTensor:

@@ -13,6 +13,7 @@ from rasterio.errors import RasterioError
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label, reflectance_scale
+from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def stack_scenes(
     Bands are identified by ``band_layout`` when given, else by their descriptions ("B04",
     "red", "2021-06-17 B04", "2021-06-17_B04", "20210617_B04"). Undated bands take the date in
     the file name. Integer stacks are DNs (reflectance = (DN + dn_offset) * 1e-4); float stacks
-    are reflectance 0-1.
+    are reflectance 0-1, or DNs stored as floats where their red band's values say so (``float_scale``).
 
     Args:
         path: The stack file.
@@ -54,6 +55,11 @@ def stack_scenes(
                        "hazier than the Level-2A surface reflectance farmcredit's models and thresholds are set on; "
                        "use the L2A products of these dates where there are any", path)
     dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL])
+    if dn_scale == 1.0:  # floats: reflectance, or DNs stored as floats (told by the red band's values)
+        names = [name for _, name in layout]
+        red = names.index("B04") if "B04" in names else next((i for i, name in enumerate(names) if name != SCL), 0)
+        with gdal_env(), rasterio.open(path) as dataset:
+            dn_scale = float_scale(dataset, red + 1)
     if dn_scale == 1.0 and dn_offset:
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset applies to integer DNs only")
     dates = _dates(path, layout)

@@ -213,6 +213,18 @@ def test_a_folder_of_float_band_files_is_reflectance(
     shutil.copy(dated / "B04.tif", tmp_path / "mixed" / "2024-03-20" / "B04.tif")
     with pytest.raises(ImageryError, match=r"mixes integer and float reflectance bands \(\['float32', 'uint16'\]\)"):
         open_imagery(tmp_path / "mixed")
+    # Beside its STAC item (baseline 05.10: -1000 DN), a scene's local files saved as reflectance are reflectance.
+    with_item = season_folder / "2024" / "S2B_50SKA_20240315_0_L2A"
+
+    def item_scene() -> tuple[float, float]:
+        scene = next(s for s in open_imagery(season_folder, dn_offset=-1000).scenes if s.scene_id == with_item.name)
+        return scene.dn_offset, scene.dn_scale
+
+    assert item_scene() == (-1000.0, 1e-4)
+    for band in ("B01", "B02", "B03", "B05", "B8A", "B11"):
+        (with_item / f"{band}.tif").unlink()
+    as_float(with_item, 1e-4, -1000)
+    assert item_scene() == (0.0, 1.0)
 
 
 def test_items_of_one_folder_reading_one_local_band_file_are_refused(

@@ -144,6 +144,16 @@ def test_float_stacks_refuse_a_dn_offset(tmp_path: Path) -> None:
         open_imagery(stack, dn_offset=-1000)
 
 
+def test_a_float_stack_of_digital_numbers_is_read_as_digital_numbers(tmp_path: Path) -> None:
+    """An Earth Engine export cast to float holds DNs: read as reflectance, the rule ran on values in the thousands
+    (and --dn-offset, which it needs, was refused)."""
+    stack = write_stack(tmp_path / "2021-06-17.tif", dns(2).astype(np.float32), ["B04", "B08"])
+    imagery = open_imagery(stack, dn_offset=-1000)
+    assert (imagery.scenes[0].dn_scale, imagery.scenes[0].dn_offset) == (1e-4, -1000.0)
+    cube = read_window(imagery, Window(0, 0, 5, 4), bands=("B04", "B08"))
+    np.testing.assert_allclose(cube.reflectance[0], (dns(2) - 1000.0) * 1e-4, rtol=1e-6)
+
+
 def test_unidentifiable_bands_ask_for_band_layout(tmp_path: Path) -> None:
     stack = write_stack(tmp_path / "img.tif", dns(2), ["2021-06-17 B04", "cloud probability"])
 
