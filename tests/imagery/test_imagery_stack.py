@@ -119,8 +119,9 @@ def test_a_season_without_scl_or_of_level_1c_says_so(tmp_path: Path, caplog: pyt
 
 
 def test_fill_values_of_a_float_stack_are_no_data_but_digital_numbers_are_left_to_be_refused(tmp_path: Path) -> None:
-    """An undeclared fill (-9999, -1, 65535) is no reflectance: that pixel-date is no data, not clear. Values above 2
-    everywhere are digital numbers, kept for the model to refuse with advice."""
+    """An undeclared fill (-9999, -1, 65535) is no reflectance: that pixel-date is no data, not clear. A band above 2
+    everywhere beside a red band of reflectance holds digital numbers, kept for the model to refuse with advice (a
+    stack of them all is read as digital numbers)."""
     values = (dns(2) / 10_000).astype(np.float32)
     values[0, 0, 0], values[1, 1, 1], values[0, 2, 2] = -9999.0, -1.0, 65535.0
     stack = write_stack(tmp_path / "2021-06-17.tif", values, ["B04", "B08"])
