@@ -217,7 +217,9 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Sc
         for name, asset in band_assets.items()
     }
     dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
-    if local_folder is not None and _band_file_scale(local_folder, band_paths) == 1.0:
+    # Its red band's file tells (or the first): opening every file of every item of a large folder cost seconds.
+    told = {name: path for name, path in band_paths.items() if name == "B04"} or dict(list(band_paths.items())[:1])
+    if local_folder is not None and _band_file_scale(local_folder, told) == 1.0:
         # Local copies saved as reflectance (a processing run over the download): what the item says of DNs is not
         # theirs.
         dn_offset, dn_scale = 0.0, 1.0
@@ -376,7 +378,7 @@ def _band_file_scale(folder: Path, band_paths: dict[str, tuple[str, int]]) -> fl
                 with rasterio.open(path) as dataset:
                     dtypes.append(dataset.dtypes[index - 1])
                     if scale is None and np.issubdtype(np.dtype(dtypes[-1]), np.floating):
-                        scale = float_scale(dataset, index)
+                        scale = float_scale([(dataset, index)])
             except RasterioError:
                 continue
     kind = reflectance_scale(folder, dtypes)  # refuses a mix

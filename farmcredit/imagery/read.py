@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from itertools import chain
 from typing import TypeVar
 
 import affine
@@ -29,15 +30,38 @@ DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11
 # (snow and glint reach about 1.6) a fill such as 65535 or saturation, unless most values are so: digital numbers,
 # which the CNN refuses with advice.
 MIN_REFLECTANCE, HIGH_REFLECTANCE = -0.2, 2.0
+# Values a float band is judged on (``float_scale``).
+SAMPLE_VALUES = 1000
 
 
-def float_scale(dataset: rasterio.DatasetReader, index: int) -> float:
-    """Reflectance per stored value of a float band: 1 where it holds reflectance (0-1: SNAP, openEO, a FLOAT32
-    export), 1e-4 where it holds DNs as floats (an Earth Engine export cast to float), told by the median of a sample
-    of its values (over ``HIGH_REFLECTANCE``: DNs)."""
-    sample = dataset.read(index, out_shape=(min(dataset.height, 64), min(dataset.width, 64)), masked=True).compressed()
-    values = sample[np.isfinite(sample) & (sample != 0)]
-    return L2A_DN_SCALE if values.size and np.median(values) > HIGH_REFLECTANCE else 1.0
+def float_scale(bands: Iterable[tuple[rasterio.DatasetReader, int]]) -> float:
+    """Reflectance per stored value of float bands (each a dataset and band index): 1 where they hold reflectance (0-1:
+    SNAP, openEO, a FLOAT32 export), 1e-4 where most of their values are over ``HIGH_REFLECTANCE``: DNs stored as
+    floats (an Earth Engine export cast to float).
+
+    Each band is sampled by a decimated read, then block by block while fewer than ``SAMPLE_VALUES`` values are found
+    (data clipped to small parcels, a first date masked whole), the bands pooled. A band that does not read is passed
+    over: its reads fail where parcels need it, and are reported there.
+    """
+    found: list[np.ndarray] = []
+    for values in _sampled(bands):
+        found.append(values)
+        if sum(part.size for part in found) >= SAMPLE_VALUES:
+            break
+    values = np.concatenate(found) if found else np.empty(0)
+    return L2A_DN_SCALE if values.size and np.mean(values > HIGH_REFLECTANCE) > 0.5 else 1.0
+
+
+def _sampled(bands: Iterable[tuple[rasterio.DatasetReader, int]]) -> Iterator[np.ndarray]:
+    """The values with data of each band's decimated read, then of its blocks in turn (``float_scale``)."""
+    for dataset, index in bands:
+        for window in chain([None], (window for _, window in dataset.block_windows(index))):
+            try:
+                sample = (dataset.read(index, out_shape=(min(dataset.height, 64), min(dataset.width, 64)), masked=True)
+                          if window is None else dataset.read(index, window=window, masked=True)).compressed()
+            except RasterioError:
+                break
+            yield sample[np.isfinite(sample) & (sample != 0)]
 
 
 def is_reflectance(values: ArrayOrTensor) -> ArrayOrTensor:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -333,12 +333,44 @@ class Unavailable(ImageryError):
 
 
 # GDAL's words for a transfer that failed, not a file that is missing (404, 410) or does not decode.
-_TRANSIENT = re.compile(r"HTTP response code: (?:429|5\d\d)|timed? ?out|[Cc]onnection|resolve host|curl error|SSL")
+# GDAL's "HTTP error code" is its retry of a read (0: no answer), logged, not in the read's exception.
+_TRANSIENT = re.compile(r"HTTP response code: (?:429|5\d\d)|HTTP error code|timed? ?out|connect|empty reply|"
+                        r"resolve host|curl error|SSL", re.IGNORECASE)
 
 
-def _band_error(message: str, what: str) -> ImageryError:
-    """``what`` failed with GDAL's ``message``: ``Unavailable`` when the transfer failed, else the item's error."""
-    return (Unavailable if _TRANSIENT.search(message) else ImageryError)(f"{what} ({message})")
+def _band_error(message: str, what: str, heard: Sequence[str] = ()) -> ImageryError:
+    """``what`` failed with GDAL's ``message`` (and ``heard``, what GDAL logged meanwhile): ``Unavailable`` when the
+    transfer failed, else the item's error."""
+    if _TRANSIENT.search(message):
+        return Unavailable(f"{what} ({message})")
+    told = next((text for text in heard if _TRANSIENT.search(text)), None)
+    return Unavailable(f"{what} ({message}; {told})") if told else ImageryError(f"{what} ({message})")
+
+
+class _Heard(logging.Handler):
+    """Keeps the messages GDAL logs through rasterio (``_gdal_heard``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _gdal_heard() -> Iterator[list[str]]:
+    """The messages GDAL logs meanwhile: a read that failed past GDAL's retries raises only that a block did not
+    read, its HTTP errors told in these."""
+    logger, heard = logging.getLogger("rasterio._err"), _Heard()
+    level = logger.level
+    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    logger.addHandler(heard)
+    try:
+        yield heard.messages
+    finally:
+        logger.removeHandler(heard)
+        logger.setLevel(level)
 
 
 def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
@@ -385,11 +417,13 @@ def _read_windows(
             if col1 <= col0 or row1 <= row0:
                 continue
             window = Window(col0, row0, col1 - col0, row1 - row0)
-            try:
-                values = dataset.read(1, window=window)
-            except RasterioError as error:
-                raise _band_error(_redacted(gdal_message(error), dataset.name),
-                                  f"{_public_path(dataset.name)}: reading band {band} failed") from error
+            with _gdal_heard() as heard:
+                try:
+                    values = dataset.read(1, window=window)
+                except RasterioError as error:
+                    raise _band_error(_redacted(gdal_message(error), dataset.name),
+                                      f"{_public_path(dataset.name)}: reading band {band} failed",
+                                      [_redacted(text, dataset.name) for text in heard]) from error
             interrupt.check()
             writer.write(band, values, dataset.window_transform(window))
 

@@ -55,11 +55,12 @@ def stack_scenes(
                        "hazier than the Level-2A surface reflectance farmcredit's models and thresholds are set on; "
                        "use the L2A products of these dates where there are any", path)
     dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL])
-    if dn_scale == 1.0:  # floats: reflectance, or DNs stored as floats (told by the red band's values)
+    if dn_scale == 1.0:  # floats: reflectance, or DNs stored as floats (told by the red bands' values, every date's)
         names = [name for _, name in layout]
-        red = names.index("B04") if "B04" in names else next((i for i, name in enumerate(names) if name != SCL), 0)
+        told = [i + 1 for i, name in enumerate(names) if name == "B04"] or [
+            i + 1 for i, name in enumerate(names) if name != SCL]
         with gdal_env(), rasterio.open(path) as dataset:
-            dn_scale = float_scale(dataset, red + 1)
+            dn_scale = float_scale((dataset, index) for index in told)
     if dn_scale == 1.0 and dn_offset:
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset applies to integer DNs only")
     dates = _dates(path, layout)

@@ -332,6 +332,16 @@ def test_a_server_failing_past_the_retries_stops_the_fetch_marked_unfinished(tmp
     assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
 
 
+def test_a_read_failing_past_the_retries_after_the_file_opened_is_an_outage(earthsearch, tmp_path: Path) -> None:
+    """GDAL's exception says only that a block did not read, as of a corrupt file; the HTTP errors it retried are in
+    its log: a 503 mid-read left the scene out as broken and went on."""
+    item, files = earthsearch
+    with StacServer([item], files) as server:
+        server.fail(server.files_path + "B04.tif", *([Fault()] * 2 + [Fault(status=503)] * 50))
+        with pytest.raises(Unavailable, match=r"B04\.tif: reading band B04 failed .*HTTP error code: 503"):
+            _fetch(server, FIELDS, tmp_path / "s2")
+
+
 def _cut_in_half(path: Path) -> None:
     """A band file the server holds corrupt: its header reads, its pixels do not."""
     data = path.read_bytes()

@@ -153,6 +153,12 @@ def test_a_float_stack_of_digital_numbers_is_read_as_digital_numbers(tmp_path: P
     assert (imagery.scenes[0].dn_scale, imagery.scenes[0].dn_offset) == (1e-4, -1000.0)
     cube = read_window(imagery, Window(0, 0, 5, 4), bands=("B04", "B08"))
     np.testing.assert_allclose(cube.reflectance[0], (dns(2) - 1000.0) * 1e-4, rtol=1e-6)
+    # Clipped to a few parcels (a decimated read sees only no data), its first date masked whole: still DNs.
+    sparse = np.full((4, 300, 300), np.nan, dtype=np.float32)
+    sparse[2:, :2, :2] = 3000.0
+    clipped = write_stack(tmp_path / "clipped.tif", sparse, ["2021-06-17 B04", "2021-06-17 B08", "2021-07-17 B04",
+                                                            "2021-07-17 B08"])
+    assert {scene.dn_scale for scene in open_imagery(clipped, dn_offset=-1000).scenes} == {1e-4}
 
 
 def test_unidentifiable_bands_ask_for_band_layout(tmp_path: Path) -> None:
