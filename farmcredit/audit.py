@@ -231,9 +231,12 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
     Parcel ids are listed from ``parcels`` (in id order, as ``aggregate_borrowers`` takes them), not split from the
     borrowers' ``;``-joined text, which an id holding ``;`` would cut.
     """
-    grouped = parcels[parcels["borrower_id"].notna()].sort_values("parcel_id", kind="stable")
-    members = {borrower: list(zip(group["parcel_id"], group["decision"], strict=True))
-               for borrower, group in grouped.groupby("borrower_id", sort=False)}
+    lent = parcels.loc[parcels["borrower_id"].notna(), ["parcel_id", "borrower_id", "decision"]]
+    lent = lent.sort_values("parcel_id", kind="stable")
+    # One pass over three columns: grouping the whole parcel frame took 10 s at 100,000 parcels (43,000 borrowers).
+    members: dict[str, list[tuple[str, str]]] = {}
+    for borrower, pid, decision in zip(lent["borrower_id"], lent["parcel_id"], lent["decision"], strict=True):
+        members.setdefault(borrower, []).append((pid, decision))
     for row in borrowers.itertuples(index=False):
         # A parcel without a borrower id is a borrower of its own: its one id is the whole text.
         parcel_decisions = members[row.borrower_id] if pd.notna(row.borrower_id) else [(row.parcel_ids, row.decision)]
