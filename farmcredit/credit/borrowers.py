@@ -5,11 +5,17 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from farmcredit.config import Config
 from farmcredit.credit.limit import money, round_down
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
+
+# The area columns summed per borrower, each with the fewest numbers a sum needs (1: NaN, not 0, when no parcel
+# declared an area or had its area measured).
+_AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 0, "cultivated_area_ha": 1, "expected_revenue": 1}
+_USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
 
 
 def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
@@ -29,74 +35,121 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     by effect, a code of another parcel graver than the borrower's decision (the decline of one parcel of an approved
     borrower) given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
     text naming the parcels a code comes from when not all have it.
+
+    Borrowers come in id order, then the parcels alone in id order.
     """
     cap, minimum, step = config.credit.borrower_cap, config.credit.min_loan, config.credit.rounding_step
-    parcels = parcels.sort_values("parcel_id", kind="stable")
-    alone = parcels["borrower_id"].isna()
-    # A parcel alone keys on its place in id order, apart from every borrower id (a borrower "3" is not parcel "3")
-    # and from a parcel of the same id (a duplicate).
-    place = pd.Series(range(len(parcels)), index=parcels.index, dtype=object)
-    key = pd.Series(list(zip(alone, parcels["borrower_id"].where(~alone, place), strict=True)), index=parcels.index)
+    parcels = parcels[[*_USED_COLUMNS, parcels.geometry.name]].sort_values("parcel_id", kind="stable")
+    order, starts, ends = _borrower_order(parcels["borrower_id"])
+    # Plain lists and arrays in borrower order: one borrower's parcels are the slice [start, end).
+    ids = parcels["parcel_id"].to_numpy(dtype=object)[order].tolist()
+    borrower_ids = parcels["borrower_id"].to_numpy(dtype=object)[order].tolist()
+    alone = parcels["borrower_id"].isna().to_numpy()[order].tolist()
+    decisions = parcels["decision"].to_numpy(dtype=object)[order].tolist()
+    limits = parcels["loan_limit"].to_numpy(dtype=float)[order]
+    codes = [text.split(";") for text in parcels["reason_all"].to_numpy(dtype=object)[order]]
+    totals = [round(total, 2) for total in _sums(limits, starts, ends)]
+    area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count)
+                 for name, min_count in _AREA_SUMS.items()}
+    limits = limits.tolist()
     rows = []
-    geometries = []
-    for (stands_alone, borrower), group in parcels.groupby(key, sort=True):
-        decisions = set(group["decision"])
-        decision = "refer" if "refer" in decisions else "approve" if "approve" in decisions else "decline"
-        total = round(float(group["loan_limit"].sum()), 2)
+    for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        member_ids, member_decisions = ids[start:end], decisions[start:end]
+        member_limits, member_codes = limits[start:end], codes[start:end]
+        decision = ("refer" if "refer" in member_decisions else "approve" if "approve" in member_decisions
+                    else "decline")
+        total = totals[k]
         offered = round_down(min(total, cap), step)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
-        deciding = group["decision"] == decision
+        deciding = [d == decision for d in member_decisions]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
         # error) may add to the total once a person clears it; one referred with its limit (an overstated area) adds
         # nothing.
-        pending = ((group["decision"] == "refer") & (group["loan_limit"] == 0)).any()
+        pending = any(d == "refer" and limit == 0 for d, limit in zip(member_decisions, member_limits, strict=True))
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         if below:
             offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
             decision = "decline"
-            deciding[:] = False
-        ranked = _ranked(own, group[deciding], group[~deciding], decision)
-        arithmetic = _arithmetic(group, config, decision if below else None)
+            deciding = [False] * len(deciding)
+        ranked = _ranked(own, [c for c, d in zip(member_codes, deciding, strict=True) if d],
+                         [c for c, d in zip(member_codes, deciding, strict=True) if not d], decision)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
-                "borrower_id": None if stands_alone else borrower,
-                "n_parcels": len(group),
-                "parcel_ids": ";".join(group["parcel_id"]),
-                # NaN (not 0) when no parcel declared an area or had its area measured.
-                "declared_area_ha": float(group["declared_area_ha"].sum(min_count=1)),
-                "polygon_area_ha": float(np.nansum(group["polygon_area_ha"])),
-                "cultivated_area_ha": float(group["cultivated_area_ha"].sum(min_count=1)),
-                "expected_revenue": float(group["expected_revenue"].sum(min_count=1)),
+                "borrower_id": None if alone[start] else borrower_ids[start],
+                "n_parcels": end - start,
+                "parcel_ids": ";".join(member_ids),
+                **{name: sums[k] for name, sums in area_sums.items()},
                 "loan_limit": offered,
-                "limit_arithmetic": arithmetic,
+                "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config, decision if below else None),
                 "decision": decision,
-                "decided_by": ";".join(group.loc[deciding, "parcel_id"]) or "all",
+                "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d) or "all",
                 "reason": ";".join(shown),
-                "reason_text": " ".join(_sentence(code, group, own) for code in shown),
+                "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes, own)
+                                        for code in shown),
                 "reason_all": ";".join(ranked),
             }
         )
-        geometries.append(group.geometry.union_all() if group.geometry.notna().any() else None)
+    geometries = _unions(parcels.geometry.to_numpy()[order], starts, ends)
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
 
 
-def _arithmetic(group: pd.DataFrame, config: Config, below: str | None) -> str:
+def _borrower_order(borrower_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions putting parcels (in id order) in borrower order; where each borrower's parcels start and end.
+
+    Borrowers come by id, each with its parcels in the order given; then each parcel without a borrower id alone,
+    in the order given, apart from every borrower (a borrower "3" is not parcel "3") and from a parcel of its id.
+    """
+    alone = borrower_ids.isna().to_numpy()
+    borrower = np.empty(len(alone), dtype=np.intp)
+    borrower[~alone], known = pd.factorize(borrower_ids.to_numpy(dtype=object)[~alone], sort=True)
+    borrower[alone] = len(known) + np.arange(alone.sum())
+    order = np.argsort(borrower, kind="stable")
+    bounds = np.flatnonzero(np.diff(borrower[order], prepend=-1, append=-1))
+    return order, bounds[:-1], bounds[1:]
+
+
+def _sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, min_count: int = 0) -> list[float]:
+    """Each borrower's sum of its slice of ``values``, NaN skipped; NaN where fewer than ``min_count`` are numbers.
+
+    Each slice is summed by numpy as pandas sums a group: ``np.add.reduceat`` adds in another order, and a total
+    off by its last bit can round to another cent.
+    """
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    counted = np.concatenate([[0], np.cumsum(present)])
+    return [float(filled[start:end].sum()) if counted[end] - counted[start] >= min_count else float("nan")
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def _unions(geometries: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each borrower's parcel outlines merged (None where it has none), one GEOS call for all borrowers of a size."""
+    sizes = ends - starts
+    unions = np.empty(len(sizes), dtype=object)
+    for size in np.unique(sizes):
+        of_size = np.flatnonzero(sizes == size)
+        unions[of_size] = shapely.union_all(geometries[starts[of_size, None] + np.arange(size)], axis=1)
+    outlined = np.concatenate([[0], np.cumsum(~shapely.is_missing(geometries))])
+    unions[outlined[ends] == outlined[starts]] = None
+    return unions
+
+
+def _arithmetic(ids: list[str], limits: list[float], total: float, config: Config, below: str | None) -> str:
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
-    ``below`` is the decision of a borrower whose total falls under the minimum loan, else None.
+    ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
+    the minimum loan, else None.
     """
     credit = config.credit
-    parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(group["parcel_id"], group["loan_limit"],
-                                                                        strict=True))
-    total = round(float(group["loan_limit"].sum()), 2)
+    parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
     capped = min(total, credit.borrower_cap)
-    steps = [f"parcel limits = {parts} = {money(total)}",
-             f"capped = min({money(total)}, {money(credit.borrower_cap)}) = {money(capped)}",
-             f"rounded = round down {money(capped)} to a multiple of {money(credit.rounding_step)} = "
+    shown_total, shown_capped = money(total), money(capped)
+    steps = [f"parcel limits = {parts} = {shown_total}",
+             f"capped = min({shown_total}, {money(credit.borrower_cap)}) = {shown_capped}",
+             f"rounded = round down {shown_capped} to a multiple of {money(credit.rounding_step)} = "
              f"{money(round_down(capped, credit.rounding_step))}"]
     if below == "decline":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
@@ -105,12 +158,12 @@ def _arithmetic(group: pd.DataFrame, config: Config, below: str | None) -> str:
     return "; ".join(steps)
 
 
-def _codes(group: pd.DataFrame) -> list[str]:
-    """Every parcel's codes in order (``reason_all``), each once."""
-    return list(dict.fromkeys(code for text in group["reason_all"] for code in text.split(";") if code))
+def _codes(codes: list[list[str]]) -> list[str]:
+    """Every parcel's codes in order (``reason_all`` split), each once."""
+    return list(dict.fromkeys(code for parcel in codes for code in parcel if code))
 
 
-def _ranked(own: list[str], deciding: pd.DataFrame, others: pd.DataFrame, decision: str) -> list[str]:
+def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], decision: str) -> list[str]:
     """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect; the other
     parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved borrower is not declined by them)."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
@@ -121,16 +174,16 @@ def _ranked(own: list[str], deciding: pd.DataFrame, others: pd.DataFrame, decisi
     return list(dict.fromkeys(ordered))
 
 
-def _sentence(code: str, group: pd.DataFrame, own: list[str]) -> str:
-    """The code's sentence, after the parcels it comes from when not every parcel of the borrower has it."""
+def _sentence(code: str, ids: list[str], decisions: list[str], codes: list[list[str]], own: list[str]) -> str:
+    """The code's sentence, after the parcels it comes from when not every parcel of the borrower has it (``ids``,
+    ``decisions`` and ``codes`` are the borrower's parcels')."""
     if code in own:
         return explain([code])
     if code == "PARCEL_DECLINED":
-        having = list(group.loc[group["decision"] == "decline", "parcel_id"])
+        having = [pid for pid, decision in zip(ids, decisions, strict=True) if decision == "decline"]
     else:
-        having = [pid for pid, text in zip(group["parcel_id"], group["reason_all"], strict=True)
-                  if code in text.split(";")]
-    if len(having) == len(group):
+        having = [pid for pid, parcel in zip(ids, codes, strict=True) if code in parcel]
+    if len(having) == len(ids):
         return explain([code])
     named = some(having)
     return f"Parcel {named}: {explain([code])}" if len(having) == 1 else f"Parcels {named}: {explain([code])}"

@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
@@ -383,3 +384,20 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     assert approved_borrower["decision"] == "approve"
     codes = approved_borrower["reason_all"].split(";")
     assert "PARCEL_DECLINED" in codes and {REASONS[code].effect for code in codes} == {"info"}
+
+
+def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
+    """Borrowers of 1, 2 and 3 parcels, one without any outline, one missing one, and a parcel alone: each borrower's
+    outline is the union of its parcels' (none when none has one), borrowers in id order, the parcel alone last."""
+    owners = {"P1": "B3", "P2": "B1", "P3": "B3", "P4": None, "P5": "B2", "P6": "B3", "P7": "B1", "P8": "B4",
+              "P9": "B5", "P10": "B5"}
+    parcels = _assess(*[_parcel(parcel_id=pid, borrower_id=owner) for pid, owner in owners.items()])
+    outlines = {pid: box(i, 0, i + 1, 1 + i % 3) for i, pid in enumerate(owners)}
+    outlines["P8"] = outlines["P9"] = None
+    borrowers = aggregate_borrowers(gpd.GeoDataFrame(parcels, geometry=[outlines[pid] for pid in owners],
+                                                     crs="EPSG:32650"), CONFIG)
+    assert list(borrowers["borrower_id"].fillna("-")) == ["B1", "B2", "B3", "B4", "B5", "-"]
+    for row in borrowers.itertuples():
+        own = [outlines[pid] for pid in row.parcel_ids.split(";") if outlines[pid] is not None]
+        assert (row.geometry is None) if not own else row.geometry.equals(shapely.union_all(own))
+    assert borrowers.geometry.isna().tolist() == [False, False, False, True, False, False]
