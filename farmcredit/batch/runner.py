@@ -436,9 +436,9 @@ def _measure_on_cluster(
     ``on_gpu``, one whose model ran off CUDA: a GPU worker whose CUDA is broken).
 
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as partitions end, at most
-    every ``MANIFEST_EVERY_S`` (each rewrite holds every partition: after each of thousands it cost minutes), and as
-    the last ends; a partition done but not yet in it is measured again by a rerun after a kill. Returns partition
-    id -> reason for those that failed every attempt (``_WorkerWatch``: with
+    every ``MANIFEST_EVERY_S`` (each rewrite holds every partition: after each of thousands it cost minutes), also
+    while none ends (a straggler), and as the last ends; a partition done but not yet in it is measured again by a
+    rerun after a kill. Returns partition id -> reason for those that failed every attempt (``_WorkerWatch``: with
     ``give_up_without_workers``, also those left when the cluster stays without a worker).
     """
     from distributed import as_completed
@@ -461,7 +461,7 @@ def _measure_on_cluster(
     failed: dict[str, str] = {}
     queue = as_completed(list(futures))
     watch = _WorkerWatch(client, give_up=give_up_without_workers)
-    written = time.monotonic()
+    written, unwritten = time.monotonic(), False
     while futures:
         if not queue.has_ready():
             if watch.given_up():
@@ -473,6 +473,9 @@ def _measure_on_cluster(
                     on_done(len(partition.rows))
                 write_manifest(manifest_path, entries)
                 break
+            if unwritten and time.monotonic() - written >= MANIFEST_EVERY_S:  # a straggler holds the rest back
+                write_manifest(manifest_path, entries)
+                written, unwritten = time.monotonic(), False
             time.sleep(POLL_S)
             continue
         watch.saw_work()
@@ -498,9 +501,10 @@ def _measure_on_cluster(
                 failed[partition.partition_id] = entry["error"]
             else:
                 entry["status"], entry["error"] = "done", None
+            unwritten = True
             if not futures or time.monotonic() - written >= MANIFEST_EVERY_S:
                 write_manifest(manifest_path, entries)
-                written = time.monotonic()
+                written, unwritten = time.monotonic(), False
             on_done(len(partition.rows))
     write_manifest(manifest_path, entries)
     return failed

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from farmcredit.batch.runner import measure_partition
 from farmcredit.config import load_config
 from farmcredit.outputs.tables import text_typed
 from farmcredit.pipeline import run_assessment
@@ -551,3 +553,45 @@ def test_local_gpu_workers_see_only_devices_this_process_may_use(monkeypatch: py
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", allowed)
     assert [visible_device(i) for i in range(3)] == expected
+
+
+_RELEASE = threading.Event()
+_STRAGGLER: list[str] = []
+
+
+def _straggling(partition, *args, **kwargs):
+    """``measure_partition``, the first partition to start waiting to be released (module level: Dask pickles it)."""
+    if not _STRAGGLER:
+        _STRAGGLER.append(partition.partition_id)
+        _RELEASE.wait(60)
+    return measure_partition(partition, *args, **kwargs)
+
+
+def test_partitions_done_while_a_straggler_runs_reach_the_manifest(small_windows: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest is rewritten at most every MANIFEST_EVERY_S: while one partition ran on, those done since the last
+    rewrite went unrecorded, to be measured again by a rerun after a kill."""
+    from farmcredit.batch import run_batch, runner
+    from farmcredit.segmentation import load_cropland_model
+
+    monkeypatch.setattr(runner, "MANIFEST_EVERY_S", 3.0)
+    monkeypatch.setattr(runner, "measure_partition", _straggling)
+    _RELEASE.clear()
+    _STRAGGLER.clear()
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    batch = threading.Thread(target=run_batch, args=(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path),
+                             kwargs={"model": model, "config": small_windows, "workers": 2, "processes": False,
+                                     "parcels_per_partition": 20})
+    batch.start()
+    try:
+        manifest, deadline = tmp_path / "partitions" / "_manifest.json", time.monotonic() + 60
+        summary: dict = {}
+        while time.monotonic() < deadline:
+            summary = json.loads(manifest.read_text())["summary"] if manifest.is_file() else {}
+            if summary.get("pending") == 1:
+                break
+            time.sleep(0.1)
+        assert summary.get("pending") == 1 and summary["done"] > 10, summary
+    finally:
+        _RELEASE.set()
+        batch.join(120)
