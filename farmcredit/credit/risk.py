@@ -114,7 +114,7 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
             scores.append(standard[now] @ coef + intercept)
             outcomes.append(target[now])
         oot_score, oot_outcome = np.concatenate(scores), np.concatenate(outcomes)
-        self.calibration_x_, self.calibration_y_ = _shrunk_isotonic(oot_score, oot_outcome)
+        self.calibration_x_, self.calibration_y_ = _jeffreys_isotonic(oot_score, oot_outcome)
         oot_pd = np.interp(oot_score, self.calibration_x_, self.calibration_y_)
         self.metrics_ = {
             "out_of_time_rows": int(oot_outcome.size),
@@ -200,7 +200,7 @@ def _check_model(model: dict) -> None:
         raise ValueError("intercept and l2 must be finite numbers, l2 not negative")
 
 
-def _shrunk_isotonic(score: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _jeffreys_isotonic(score: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The calibration curve (score thresholds, PDs) of out-of-time ``score``s and their 0/1 ``outcome``s.
 
     An isotonic fit's steps, each step's default rate taken as its Jeffreys estimate, (defaults + 1/2) / (loans + 1)

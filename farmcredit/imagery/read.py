@@ -46,7 +46,7 @@ def float_scale(bands: Iterable[tuple[rasterio.DatasetReader, int]]) -> float:
     found: list[np.ndarray] = []
     for values in _sampled(bands):
         found.append(values)
-        if sum(part.size for part in found) >= SAMPLE_VALUES:
+        if sum(map(len, found)) >= SAMPLE_VALUES:
             break
     values = np.concatenate(found) if found else np.empty(0)
     return L2A_DN_SCALE if values.size and np.mean(values > HIGH_REFLECTANCE) > 0.5 else 1.0

@@ -41,26 +41,18 @@ def stack_scenes(
     """
     with gdal_env():
         try:
-            with rasterio.open(path) as dataset:
-                descriptions = dataset.descriptions
-                dtypes = dataset.dtypes
+            dataset = rasterio.open(path)
         except RasterioError as error:
             raise ImageryError(
                 f"{path}: GDAL cannot open it as a raster ({gdal_message(error)})"
             ) from error
-
-    layout = _layout(path, descriptions, band_layout)
-    if any(name == "B10" for _, name in layout):
-        logger.warning("%s holds B10 (cirrus), a band of Level-1C products only: top-of-atmosphere reflectance, "
-                       "hazier than the Level-2A surface reflectance farmcredit's models and thresholds are set on; "
-                       "use the L2A products of these dates where there are any", path)
-    dn_scale = reflectance_scale(path, [dtype for (_, name), dtype in zip(layout, dtypes, strict=True) if name != SCL])
-    if dn_scale == 1.0:  # floats: reflectance, or DNs stored as floats (told by the red bands' values, every date's)
-        names = [name for _, name in layout]
-        told = [i + 1 for i, name in enumerate(names) if name == "B04"] or [
-            i + 1 for i, name in enumerate(names) if name != SCL]
-        with gdal_env(), rasterio.open(path) as dataset:
-            dn_scale = float_scale((dataset, index) for index in told)
+        with dataset:
+            layout = _layout(path, dataset.descriptions, band_layout)
+            if any(name == "B10" for _, name in layout):
+                logger.warning("%s holds B10 (cirrus), a band of Level-1C products only: top-of-atmosphere "
+                               "reflectance, hazier than the Level-2A surface reflectance farmcredit's models and "
+                               "thresholds are set on; use the L2A products of these dates where there are any", path)
+            dn_scale = _dn_scale(path, dataset, [name for _, name in layout])
     if dn_scale == 1.0 and dn_offset:
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset applies to integer DNs only")
     dates = _dates(path, layout)
@@ -115,6 +107,17 @@ def _layout(
         )
     return [entry for entry in parsed if entry is not None]
 
+
+
+def _dn_scale(path: Path, dataset: rasterio.DatasetReader, names: list[str]) -> float:
+    """Reflectance per stored value of the stack's bands (``names``, SCL's not counted): 1e-4 for integer DNs; for
+    floats what the red bands' values say, every date's (``float_scale``: reflectance, or DNs stored as floats)."""
+    scale = reflectance_scale(path, [dtype for name, dtype in zip(names, dataset.dtypes, strict=True) if name != SCL])
+    if scale != 1.0:
+        return scale
+    red = [i + 1 for i, name in enumerate(names) if name == "B04"] or [i + 1 for i, name in enumerate(names)
+                                                                       if name != SCL]
+    return float_scale((dataset, index) for index in red)
 
 def _dates(path: Path, layout: list[tuple[date | None, str]]) -> list[date]:
     """Each band's date; undated bands (all or none) take the date in the file name."""
