@@ -29,8 +29,9 @@ def zonal_stats(
     parcel's valid cells, each with weight w_k = sum of the coverage of its cells, W = sum w_k.
     Value k sits at position s_k = k w_k + (n - 1)(w_0 + ... + w_{k-1}); the q-th percentile
     interpolates linearly between the values whose positions bracket q/100 (n - 1) W. With
-    equal weights this is ``numpy.percentile``'s default (linear) method; a single distinct
-    value gives that value.
+    equal weights and no value repeated this is ``numpy.percentile``'s default (linear) method
+    (a repeated value is one distinct value of summed weight: the median of 1, 1, 2, 3 is 1.8,
+    as exactextract gives, where numpy gives 1.5); a single distinct value gives that value.
 
     Args:
         coverage: cell coverage of the parcels, computed on the grid of ``values``.
