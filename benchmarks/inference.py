@@ -186,7 +186,7 @@ def gpu_report(args: argparse.Namespace, season: Season, real: dict[str, Season]
     for name, bf16 in (("float32", False), ("bf16 + channels_last", True)):
         ftw = per_call(ftw_style("cuda", args.chip_px, args.batch_size, bf16)) * ftw_batches
         print(f"  FTW-style U-Net (EfficientNet-B5, 8 bands), {name}: {ftw:.3f} s per tile ({ftw_batches} batches); "
-              f"ours takes {ours / ftw:.2f}x its time", flush=True)
+              f"ours (bf16) takes {ours / ftw:.2f}x its time", flush=True)
     path_s, line = predict_path(gpu, season)
     print(f"  whole predict path: {line}; reading that tile (above) takes {read_s / path_s:.1f}x as long")
     for name, real_season in real.items():
