@@ -49,6 +49,8 @@ _REASONS = (
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),
+    Reason("CROP_NOT_RECOGNISED", "info",
+           "The season's greenness fits none of the configured crops' calendars, so the crop seen is unknown."),
     Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
     Reason("NO_LIMIT", "refer", "No loan limit could be worked out (its arithmetic says what is missing): a person "
            "decides."),

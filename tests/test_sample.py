@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from farmcredit.config import load_config
 from farmcredit.evaluation import TruthScore, score_against_truth
 from farmcredit.pipeline import assess
 
@@ -52,6 +53,27 @@ def test_over_declared_parcels_are_flagged_and_none_gets_a_loan_on_its_declared_
 def test_the_calibrated_area_interval_holds_the_truth_for_at_least_80_percent(score) -> None:
     # The margin was fitted on another simulated scene (seed 201) for 80%: this is its out-of-sample check.
     assert score.interval_coverage >= 0.80
+
+
+def test_every_parcel_of_a_configured_crop_fits_a_template(assessed) -> None:
+    """No true crop of the sample misfits every template by ``agronomy.crop_max_misfit`` (0.069 the worst)."""
+    results, truth = assessed
+    joined = truth.merge(results, on="parcel_id")
+    assert (joined["crop"] == "unknown").sum() == (joined["clear_observations"] < 3).sum()
+    assert not joined["reason_all"].fillna("").str.contains("CROP_NOT_RECOGNISED").any()
+
+
+def test_a_config_of_wheat_alone_approves_no_parcel_of_another_crop() -> None:
+    """Its maize, rice and soybean parcels used to be wheat, confidence 1.0, and 439 of 482 approved (385,269 CNY):
+    they fit the wheat template too badly now, so their crop is unknown and a person sees them; wheat stays wheat."""
+    config = load_config()
+    wheat_only = config.model_copy(update={"crops": {"wheat": config.crops["wheat"]}})
+    results = assess(SAMPLE / "parcels.geojson", SAMPLE / "imagery", model="rule", config=wheat_only)
+    joined = pd.read_csv(SAMPLE / "truth.csv", dtype={"parcel_id": str}).merge(results, on="parcel_id")
+    other = joined["true_crop"].isin(["maize", "rice", "soybean"])
+    assert other.sum() == 482 and (joined.loc[other, "crop"] == "unknown").all()
+    assert (joined.loc[other, "decision"] == "refer").all() and (joined.loc[other, "loan_limit"] == 0).all()
+    assert (joined.loc[joined["true_crop"] == "wheat", "crop"].isin(["wheat", "fallow"])).all()
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,7 @@ def derive_signals(
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
     declared_probability = np.where(fallow, np.nan, declared_probability)
     unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, m.dates, declared_crop, config)
+    unrecognised = (crop == UNKNOWN) & np.isfinite(probabilities).all(axis=1)  # judged, but no template fits
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
@@ -110,6 +111,8 @@ def derive_signals(
             reasons[i].append("IMAGERY_READ_ERROR")
         if unjudged[i]:
             reasons[i].append("SEASON_MISSES_CROP")
+        if unrecognised[i]:
+            reasons[i].append("CROP_NOT_RECOGNISED")
         if np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
             reasons[i].append("FEW_PEERS")
     return signals, reasons
@@ -169,7 +172,9 @@ def _crop_probabilities(
     """Each configured crop's probability per parcel (rows; columns in ``config.crops`` order): a softmax over the
     template misfits (shape misfit at the best shift) with a paddy-flooding check, NDMI (LSWI) + 0.05 at or above
     ``greenness`` (EVI, else NDVI) on a clear date of the transplanting window. NaN rows for parcels with fewer than
-    ``MIN_CROP_DATES`` clear dates.
+    ``MIN_CROP_DATES`` clear dates; rows of 0 where even the best template misfits by more than
+    ``agronomy.crop_max_misfit`` (the softmax only says which template fits best, not whether any fits: a rice season
+    would be wheat, certainly, to a config of wheat alone).
     """
     agro = config.agronomy
     n = ndvi.shape[0]
@@ -195,6 +200,7 @@ def _crop_probabilities(
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     probabilities = weights / weights.sum(axis=1, keepdims=True)
+    probabilities[distance.min(axis=1) > agro.crop_max_misfit] = 0.0
     return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan)
 
 
@@ -206,8 +212,8 @@ def template_shifts(days: int) -> list[int]:
 
 
 def _best_crop(probabilities: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The likeliest crop per parcel (``unknown`` where no crop was judged) and its probability."""
-    judged = np.isfinite(probabilities).all(axis=1)
+    """The likeliest crop per parcel (``unknown`` where no crop was judged or none fits) and its probability."""
+    judged = np.isfinite(probabilities).all(axis=1) & (np.nan_to_num(probabilities).sum(axis=1) > 0)
     best = np.argmax(np.nan_to_num(probabilities, nan=-1.0), axis=1)
     crop = np.where(judged, np.array(names, dtype=object)[best], UNKNOWN)
     return crop, np.where(judged, probabilities[np.arange(len(best)), best], np.nan)

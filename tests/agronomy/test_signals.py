@@ -221,3 +221,24 @@ def test_the_part_of_a_parcel_off_the_imagery_widens_its_area_interval() -> None
     np.testing.assert_allclose(signals["cultivated_area_ha"], [0.3, 0.3])  # the seen share stands for the parcel
     np.testing.assert_allclose(signals["cultivated_area_low_ha"], [0.285, 0.285 * 0.75])
     np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.315, 0.315 * 0.75 + 0.125])
+
+
+def test_a_season_no_configured_template_fits_is_unknown_not_the_best_of_bad_fits() -> None:
+    """To a config of wheat alone, a rice, maize or soybean season used to be wheat with confidence 1.0 (a softmax
+    over one template) and was approved. It fits no template now: crop unknown, a declared wheat ruled out (refer,
+    no limit), a declared rice the config does not price referred with no limit; the wheat season stays wheat."""
+    wheat_only = CONFIG.model_copy(update={"crops": {"wheat": CONFIG.crops["wheat"]}})
+    ndvi = np.stack([_template("rice"), _template("maize"), _template("soybean"), _template("rice"),
+                     _template("wheat", shift=10)])
+    declared = np.array(["wheat", "wheat", "wheat", "rice", "wheat"], dtype=object)
+    signals, reasons = derive_signals(_measure(ndvi), declared, np.ones(5, dtype=bool), wheat_only)
+    assert signals["crop"].tolist() == ["unknown"] * 4 + ["wheat"]
+    assert signals["declared_crop_probability"].tolist()[:3] == [0.0] * 3
+    assert ["CROP_NOT_RECOGNISED" in codes for codes in reasons] == [True] * 4 + [False]
+    checked = assign_limits(signals.assign(parcel_id=[f"P{k}" for k in range(5)], borrower_id="B1",
+                                           declared_area_ha=0.5, declared_crop=declared, reasons=reasons),
+                            wheat_only, load_risk_model())
+    assert checked["decision"].tolist()[:4] == ["refer"] * 4 and (checked["loan_limit"][:4] == 0).all()
+    assert [codes.split(";")[0] for codes in checked["reason_all"][:4]] == ["CROP_MISMATCH"] * 3 + ["NO_LIMIT"]
+    assert checked["decision"].iloc[4] == "approve"
+
