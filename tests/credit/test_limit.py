@@ -155,6 +155,18 @@ def test_overstated_area_refers_and_fallow_declines() -> None:
     assert "NOT_CULTIVATED" in fallow["reason"]
 
 
+def test_a_crop_the_config_does_not_price_declared_over_a_season_confidently_of_one_it_does_is_referred() -> None:
+    """Cotton declared where the imagery says wheat, surely: a person sees which it is (it was approved as wheat, the
+    mismatch never raised). Said over an unsure call, or where no crop is recognised, nothing contradicts it."""
+    said = {"declared_crop": "cotton", "declared_crop_probability": np.nan}
+    sure, unsure = _assess(_parcel(**said), _parcel(**said, crop_confidence=0.5)).to_dict("records")
+    assert sure["decision"] == "refer" and sure["reason"].startswith("CROP_MISMATCH")
+    assert "UNKNOWN_DECLARED_CROP" in sure["reason_all"]
+    assert unsure["decision"] == "approve" and "CROP_MISMATCH" not in unsure["reason_all"]
+    unknown = _assess(_parcel(**said, crop="unknown", crop_confidence=np.nan, priced_crop="unknown")).iloc[0]
+    assert unknown["reason_all"].split(";") == ["NO_LIMIT", "UNKNOWN_DECLARED_CROP"]
+
+
 def test_error_rows_get_no_limit_and_are_referred() -> None:
     out = _assess(_parcel(reasons=["OUTSIDE_IMAGERY"], cultivated_area_ha=np.nan, health_index=np.nan,
                           yield_p10_t_ha=np.nan)).iloc[0]
