@@ -83,7 +83,7 @@ class AgronomyConfig(_Frozen):
     min_peers: Annotated[int, Field(ge=1)] = 5
     crop_min_confidence: Fraction = 0.7
     declared_crop_min_probability: Fraction = 0.001
-    crop_max_misfit: Annotated[float, Field(gt=0.0)] = 0.1
+    crop_max_misfit: Annotated[float, Field(gt=0.0)] = 0.15
     min_cultivated_fraction: Fraction = 0.2
     template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
     yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25
