@@ -1,4 +1,5 @@
-"""Tiny Earth Search-layout scenes written into tmp_path: 120 m x 120 m tiles with known DNs."""
+"""Tiny Earth Search-layout scenes written into tmp_path (120 m x 120 m tiles with known DNs), and a synthetic
+stand-in for the real Earth Search scene of ../shared/data that the fetch tests serve."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from servers import TILE_BANDS, tile_item
 
 CRS = "EPSG:32650"
 ORIGIN = (500_000.0, 4_000_000.0)
@@ -161,3 +163,16 @@ def season_folder(tmp_path: Path, write_scene: Callable[..., Path]) -> Path:
         shift=13,
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_29rkh(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The Earth Search item S2A_29RKH_20200219_0_L2A as ../shared/data/s2/earthsearch-29RKH-2020 holds it (id, time,
+    cloud cover, baseline, offset, UTM zone, footprint; COGs 10 times coarser than Earth Search's: 100, 200 and 600 m),
+    with every band fetch reads made of position-coded DNs (``tile_dns``) and SCL all vegetation: for tests of how
+    fetch talks to a server, which need no real pixels. Returns the item (hrefs "file:B04.tif" ...) and its files by
+    name; shared by the session, so read only."""
+    return tile_item(tmp_path_factory.mktemp("earthsearch-29RKH-2020"), "S2A_29RKH_20200219_0_L2A", crs="EPSG:32629",
+                     origin=(199_980.0, 2_800_020.0), acquired="2020-02-19T11:34:25.405000Z", size_px=1098,
+                     pixel_m=100, cloud=4.051854, baseline="02.14", offset_applied=False, raster_offset=0.0,
+                     bands=tuple(TILE_BANDS), band_file_names=True)

@@ -410,53 +410,67 @@ class SentinelHubServer(LoopbackServer):
         return Response(200, body, "image/tiff")
 
 
+# Band -> (resolution m, Earth Search asset key) of every band fetch reads; a band's DNs are coded by its place here.
 TILE_BANDS: dict[str, tuple[int, str]] = {
     "B02": (10, "blue"), "B03": (10, "green"), "B04": (10, "red"), "B05": (20, "rededge1"),
     "B08": (10, "nir"), "B8A": (20, "nir08"), "B11": (20, "swir16"), "SCL": (20, "scl"),
+    "B01": (60, "coastal"), "B06": (20, "rededge2"), "B07": (20, "rededge3"), "B12": (20, "swir22"),
 }
+# A tile's bands unless told otherwise: those of every index and the CNN, few files to write.
+FEW_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B08", "B8A", "B11", "SCL")
 
 
 def tile_dns(band: str, size_px: int, shift: int = 0) -> np.ndarray:
-    """Position-coded DNs of a band on its own grid: every pixel of every band differs."""
+    """Position-coded DNs of a band on its own grid: 1000 x the band's place in TILE_BANDS plus the pixel's index
+    modulo 1000 (reflectance under 1.4 on large tiles), plus ``shift``. Unshifted, no two bands share a value, nor two
+    pixels of a band within a thousand."""
     resolution = TILE_BANDS[band][0]
     size = size_px * 10 // resolution
     rows, cols = np.indices((size, size))
-    return (1000 * (list(TILE_BANDS).index(band) + 1) + rows * size + cols + shift).astype(np.uint16)
+    return (1000 * (list(TILE_BANDS).index(band) + 1) + (rows * size + cols) % 1000 + shift).astype(np.uint16)
 
 
 def tile_item(
     folder: Path, item_id: str, *, crs: str, origin: tuple[float, float], acquired: str, size_px: int = 12,
     cloud: float = 10.0, baseline: str = "05.10", offset_applied: bool | None = False,
-    raster_offset: float | None = -0.1, shift: int = 0, scl: int = 4,
+    raster_offset: float | None = -0.1, shift: int = 0, scl: int = 4, bands: Sequence[str] = FEW_BANDS,
+    pixel_m: int = 10, band_file_names: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """A small Earth Search-like item with COG assets written into ``folder`` (hrefs "file:NAME").
 
     Args:
-        folder: Where the COGs go (named ``<item_id>_<band>.tif``).
+        folder: Where the COGs go, named ``<item_id>_<band>.tif`` (``<band>.tif`` with ``band_file_names``, as in
+            an Earth Search folder of one item).
         item_id: The id, e.g. "S2A_50SKA_20240315_0_L2A".
         crs: The tile's CRS.
         origin: (west, north) in metres.
         acquired: ISO datetime.
-        size_px: Side in 10 m pixels.
+        size_px: Side in pixels of the 10 m bands.
         cloud: eo:cloud_cover, percent.
         baseline: s2:processing_baseline.
         offset_applied: earthsearch:boa_offset_applied (None: absent).
         raster_offset: raster:bands offset of reflectance bands (None: no raster:bands at all).
         shift: Added to every DN (tells tiles apart).
         scl: The SCL class everywhere.
+        bands: Which of TILE_BANDS it has.
+        pixel_m: Pixel size of the 10 m bands; the 20 m and 60 m bands' scale alike (100: ../shared's COGs, 10 times
+            coarser than Earth Search's).
+        band_file_names: Name the COGs ``<band>.tif``.
 
     Returns:
         The item and its files by name.
     """
     folder.mkdir(parents=True, exist_ok=True)
     files, assets = {}, {}
-    for band, (resolution, key) in TILE_BANDS.items():
+    for band in bands:
+        resolution, key = TILE_BANDS[band]
         values = tile_dns(band, size_px, shift) if band != "SCL" else np.full(
             (size_px * 10 // resolution,) * 2, scl, dtype=np.uint8)
-        name = f"{item_id}_{band}.tif"
+        name = f"{band}.tif" if band_file_names else f"{item_id}_{band}.tif"
+        pixel = resolution * pixel_m / 10
         with rasterio.open(folder / name, "w", driver="COG", width=values.shape[1], height=values.shape[0], count=1,
                            dtype=values.dtype, crs=crs, nodata=0,
-                           transform=rasterio.transform.from_origin(*origin, resolution, resolution)) as dataset:
+                           transform=rasterio.transform.from_origin(*origin, pixel, pixel)) as dataset:
             dataset.write(values, 1)
         files[name] = folder / name
         asset: dict[str, Any] = {"href": f"file:{name}", "type": "image/tiff; application=geotiff"}
@@ -465,7 +479,7 @@ def tile_item(
                                      | ({} if band == "SCL" else {"scale": 0.0001, "offset": raster_offset})]
         assets[key] = asset
     west, north = origin
-    footprint = shapely.box(west, north - size_px * 10, west + size_px * 10, north)
+    footprint = shapely.box(west, north - size_px * pixel_m, west + size_px * pixel_m, north)
     wgs84 = shapely.geometry.shape(
         rasterio.warp.transform_geom(crs, "EPSG:4326", shapely.geometry.mapping(footprint), precision=9))
     properties: dict[str, Any] = {"datetime": acquired, "eo:cloud_cover": cloud, "s2:processing_baseline": baseline,

@@ -14,7 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from servers import Fault, SentinelHubServer, StacServer, earthsearch_item, tile_item
+from servers import Fault, SentinelHubServer, StacServer, tile_item
 
 SEASON = "2020-02-01/2020-02-29"
 SECRET = "cli-s3cret-never-printed"
@@ -23,12 +23,6 @@ SECRET = "cli-s3cret-never-printed"
 def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "farmcredit", *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "COLUMNS": "300", **(env or {})}, cwd=cwd)  # messages on one line
-
-
-@pytest.fixture(scope="module")
-def earthsearch(shared_data: Path) -> tuple[Path, dict, dict[str, Path]]:
-    folder = shared_data / "s2" / "earthsearch-29RKH-2020"
-    return (folder, *earthsearch_item(folder))
 
 
 @pytest.fixture
@@ -42,8 +36,10 @@ def parcels(tmp_path: Path) -> Path:
     return path
 
 
-def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(earthsearch, parcels: Path, tmp_path: Path) -> None:
-    _, item, files = earthsearch
+def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(
+    synthetic_29rkh, parcels: Path, tmp_path: Path
+) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         done = _run("fetch", str(parcels), "--season", SEASON, "--stac-url", server.url, "--out", str(tmp_path / "s2"),
                     "--timeout", "5", "--retries", "1")
@@ -54,9 +50,9 @@ def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(earthsearch, pa
 
 
 def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(
-    earthsearch, parcels: Path, tmp_path: Path
+    synthetic_29rkh, parcels: Path, tmp_path: Path
 ) -> None:
-    _, item, files = earthsearch
+    item, files = synthetic_29rkh
     out = tmp_path / "results"
     with StacServer([item], files) as server:
         done = _run("assess", str(parcels), "--imagery", f"{server.url}/?collection=sentinel-2-l2a", "--season", SEASON,
@@ -95,11 +91,11 @@ def _fields(path: Path, *boxes: tuple[float, float, float, float]) -> Path:
 
 
 def test_fetches_into_one_folder_keep_each_others_imagery_and_a_damaged_scene_is_fetched_again(
-    earthsearch, tmp_path: Path
+    synthetic_29rkh, tmp_path: Path
 ) -> None:
     """Two batches of parcels fetched into one folder (no window of the second among the first's): both assess; a
     scene folder missing a band file (deleted, or a fetch killed while replacing it) is not taken as complete."""
-    _, item, files = earthsearch
+    item, files = synthetic_29rkh
     first = _fields(tmp_path / "first.geojson", (-11.800, 25.150, -11.795, 25.155))
     second = _fields(tmp_path / "second.geojson", (-11.300, 24.500, -11.295, 24.505))
     folder, scene = tmp_path / "s2", "S2A_29RKH_20200219_0_L2A"
@@ -140,8 +136,8 @@ def test_fetches_into_one_folder_keep_each_others_imagery_and_a_damaged_scene_is
         assert (results["status"] != "error").all() and (results["clear_observations"] == 1).all()
 
 
-def test_an_empty_search_exits_2_naming_the_api(earthsearch, parcels: Path, tmp_path: Path) -> None:
-    _, item, files = earthsearch
+def test_an_empty_search_exits_2_naming_the_api(synthetic_29rkh, parcels: Path, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         done = _run("fetch", str(parcels), "--season", "2021-01-01/2021-01-31", "--stac-url", server.url,
                     "--out", str(tmp_path / "s2"))
@@ -150,13 +146,13 @@ def test_an_empty_search_exits_2_naming_the_api(earthsearch, parcels: Path, tmp_
 
 @pytest.mark.parametrize("secret", [SECRET, "wrong-" + SECRET], ids=["good", "wrong"])
 def test_sentinelhub_endpoints_from_the_config_profile_credentials_from_the_environment(
-    earthsearch, parcels: Path, tmp_path: Path, secret: str
+    synthetic_29rkh, parcels: Path, tmp_path: Path, secret: str
 ) -> None:
-    folder, item, _ = earthsearch
+    item, files = synthetic_29rkh
     feature = {"type": "Feature", "id": "S2A_MSIL2A_20200219T112111_T29RKH", "geometry": item["geometry"],
                "properties": {"datetime": item["properties"]["datetime"], "eo:cloud_cover": 4.05}}
     bands = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
-    with SentinelHubServer("cli-client", SECRET, [feature], {b: folder / f"{b}.tif" for b in bands}) as server:
+    with SentinelHubServer("cli-client", SECRET, [feature], {b: files[f"{b}.tif"] for b in bands}) as server:
         config = tmp_path / "config" / "sentinelhub" / "config.toml"
         config.parent.mkdir(parents=True)
         config.write_text(f'[default-profile]\nsh_base_url = "{server.url}"\nsh_token_url = "{server.token_url}"\n')

@@ -1,7 +1,8 @@
 """`fetch_imagery` from Sentinel Hub: the real `sentinelhub` client against a loopback look-alike.
 
 The look-alike has an OAuth token endpoint, the Catalog search and the Process API; its Process
-answers are real GeoTIFFs cut from the Earth Search COGs of ../shared/data/s2/earthsearch-29RKH-2020.
+answers are GeoTIFFs cut from the COGs of `synthetic_29rkh` (tests/imagery/conftest.py), a stand-in
+for the Earth Search scene of ../shared/data/s2/earthsearch-29RKH-2020.
 """
 
 from __future__ import annotations
@@ -44,12 +45,6 @@ def plain_http_oauth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # sentinelhub writes its config there
 
 
-@pytest.fixture(scope="module")
-def earthsearch(shared_data: Path) -> tuple[Path, dict]:
-    folder = shared_data / "s2" / "earthsearch-29RKH-2020"
-    return folder, json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text())
-
-
 def _features(item: dict, *dates_and_clouds: tuple[str, float]) -> list[dict]:
     return [
         {"type": "Feature", "id": f"S2A_MSIL2A_{when[:10].replace('-', '')}_T29RKH", "geometry": item["geometry"],
@@ -58,10 +53,15 @@ def _features(item: dict, *dates_and_clouds: tuple[str, float]) -> list[dict]:
     ]
 
 
-def _server(earthsearch, *dates_and_clouds: tuple[str, float]) -> SentinelHubServer:
-    folder, item = earthsearch
+def _rasters(files: dict[str, Path]) -> dict[str, Path]:
+    """The scene's band files by band, as the Process API cuts its answers from them."""
+    return {band: files[f"{band}.tif"] for band in BANDS}
+
+
+def _server(scene: tuple[dict, dict[str, Path]], *dates_and_clouds: tuple[str, float]) -> SentinelHubServer:
+    item, files = scene
     clouds = dates_and_clouds or (("2020-02-19T11:34:25Z", 4.05),)
-    return SentinelHubServer(CLIENT_ID, SECRET, _features(item, *clouds), {b: folder / f"{b}.tif" for b in BANDS})
+    return SentinelHubServer(CLIENT_ID, SECRET, _features(item, *clouds), _rasters(files))
 
 
 def _config(server: SentinelHubServer, secret: str = SECRET) -> SHConfig:
@@ -75,12 +75,12 @@ def _fetch(server: SentinelHubServer, out: Path, area: gpd.GeoSeries = FIELDS, h
                          sentinelhub_config=_config(server, secret), **options)
 
 
-def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earthsearch, tmp_path: Path) -> None:
-    folder, item = earthsearch
+def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     dates = (("2020-02-14T11:34:25Z", 10.0), ("2020-02-19T11:34:25Z", 4.05), ("2020-02-24T11:34:25Z", 70.0))
     between_the_fields = _features(item, ("2020-02-09T11:34:25Z", 1.0))[0] | {
         "geometry": shapely.geometry.mapping(shapely.box(-11.794, 25.1305, -11.791, 25.1315))}
-    with _server(earthsearch, *dates) as server:
+    with _server(synthetic_29rkh, *dates) as server:
         server.features.append(between_the_fields)
         manifest = _fetch(server, tmp_path / "s2")
         (token,) = server.requests_to("/oauth/token")
@@ -108,7 +108,7 @@ def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earths
     assert manifest.scenes[1].bytes_downloaded == process[1].bytes_sent > 0
 
     scene_folder = tmp_path / "s2" / "SH_S2L2A_20200219"
-    with rasterio.open(scene_folder / "B04.tif") as fetched, rasterio.open(folder / "B04.tif") as original:
+    with rasterio.open(scene_folder / "B04.tif") as fetched, rasterio.open(files["B04.tif"]) as original:
         assert fetched.dtypes == ("uint16",) and fetched.descriptions == ("B04",) and fetched.res == (10.0, 10.0)
         values = fetched.read(1)
         rows, cols = np.nonzero(values)
@@ -123,9 +123,9 @@ def test_fetch_asks_catalog_then_process_per_date_and_writes_uint16_bands(earths
     assert [s.dn_offset for s in imagery.scenes] == [0.0, 0.0] and imagery.crs.to_epsg() == 32629
 
 
-def test_a_large_area_is_split_into_requests_within_the_size_limit(earthsearch, tmp_path: Path) -> None:
+def test_a_large_area_is_split_into_requests_within_the_size_limit(synthetic_29rkh, tmp_path: Path) -> None:
     strip = gpd.GeoSeries([shapely.box(-11.90, 25.10, -11.66, 25.105)], crs="EPSG:4326")  # ~24 km x 0.5 km
-    with _server(earthsearch) as server:
+    with _server(synthetic_29rkh) as server:
         manifest = _fetch(server, tmp_path / "s2", area=strip, bands=("B04", "SCL"))
         process = [json.loads(r.body) for r in server.requests_to("/api/v1/process")]
 
@@ -136,8 +136,8 @@ def test_a_large_area_is_split_into_requests_within_the_size_limit(earthsearch, 
     assert shapely.union_all(boxes).contains(strip.to_crs(32629).iloc[0].buffer(-1))
 
 
-def test_a_rerun_downloads_nothing(earthsearch, tmp_path: Path) -> None:
-    with _server(earthsearch) as server:
+def test_a_rerun_downloads_nothing(synthetic_29rkh, tmp_path: Path) -> None:
+    with _server(synthetic_29rkh) as server:
         _fetch(server, tmp_path / "s2")
         again = _fetch(server, tmp_path / "s2")
         assert len(server.requests_to("/api/v1/process")) == 1
@@ -145,10 +145,10 @@ def test_a_rerun_downloads_nothing(earthsearch, tmp_path: Path) -> None:
 
 
 def test_bad_credentials_are_one_clear_error_without_the_secret(
-    earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    synthetic_29rkh, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with _server(earthsearch) as server, pytest.raises(InputError, match="refused the credentials") as error:
+    with _server(synthetic_29rkh) as server, pytest.raises(InputError, match="refused the credentials") as error:
         _fetch(server, tmp_path / "s2", secret="wrong-" + SECRET)
     message = str(error.value)
     assert server.token_url in message and CLIENT_ID in message and "SH_CLIENT_SECRET" in message
@@ -157,11 +157,11 @@ def test_bad_credentials_are_one_clear_error_without_the_secret(
 
 
 def test_a_secret_is_kept_out_of_debug_logs_url_encoded_too(
-    earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    synthetic_29rkh, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "s3cr+t/Val=ue&x y"  # every character the token request's form body encodes
     caplog.set_level(logging.DEBUG)
-    with _server(earthsearch) as server:
+    with _server(synthetic_29rkh) as server:
         server.client_secret = secret
         manifest = _fetch(server, tmp_path / "s2", secret=secret)
     assert len(manifest.scenes) == 1
@@ -188,8 +188,8 @@ def test_copernicus_data_space_is_the_default_and_any_deployment_can_be_configur
     assert (config.sh_base_url, config.sh_token_url) == ("https://sh.example.org", "https://auth.example.org/token")
 
 
-def test_429_is_waited_out_as_the_server_asks(earthsearch, tmp_path: Path) -> None:
-    with _server(earthsearch) as server:
+def test_429_is_waited_out_as_the_server_asks(synthetic_29rkh, tmp_path: Path) -> None:
+    with _server(synthetic_29rkh) as server:
         server.fail("/api/v1/process", Fault(status=429, retry_after="400"))  # sentinelhub reads milliseconds
         started = time.monotonic()
         manifest = _fetch(server, tmp_path / "s2")
@@ -213,9 +213,9 @@ def test_429_is_waited_out_as_the_server_asks(earthsearch, tmp_path: Path) -> No
     ids=["500s", "429s", "truncated", "hangs", "catalog-503", "token-502", "token-hangs"],
 )
 def test_failures_past_the_retry_budget_are_clear_errors(
-    earthsearch, tmp_path: Path, where: str, faults: list[Fault], message: str
+    synthetic_29rkh, tmp_path: Path, where: str, faults: list[Fault], message: str
 ) -> None:
-    with _server(earthsearch) as server:
+    with _server(synthetic_29rkh) as server:
         server.fail(where, *faults)
         started = time.monotonic()
         with pytest.raises(ImageryError, match=message):
@@ -227,17 +227,17 @@ def test_failures_past_the_retry_budget_are_clear_errors(
     assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
 
 
-def test_a_busy_token_endpoint_is_not_mistaken_for_refused_credentials(earthsearch, tmp_path: Path) -> None:
+def test_a_busy_token_endpoint_is_not_mistaken_for_refused_credentials(synthetic_29rkh, tmp_path: Path) -> None:
     """A 429 or 5xx with an error body reaches oauthlib as an OAuth error: it is the endpoint's state, not the
     credentials'."""
-    with _server(earthsearch) as server:
+    with _server(synthetic_29rkh) as server:
         server.fail("/oauth/token", *[Fault(status=429)] * 3)
         with pytest.raises(ImageryError, match=r"token endpoint .* answered 429 \(try later\)"):
             _fetch(server, tmp_path / "s2")
 
 
-def test_a_truncated_body_once_is_retried(earthsearch, tmp_path: Path) -> None:
-    with _server(earthsearch) as server:
+def test_a_truncated_body_once_is_retried(synthetic_29rkh, tmp_path: Path) -> None:
+    with _server(synthetic_29rkh) as server:
         server.fail("/api/v1/process", Fault(truncate=True))
         manifest = _fetch(server, tmp_path / "s2")
         attempts = server.requests_to("/api/v1/process")
@@ -245,19 +245,19 @@ def test_a_truncated_body_once_is_retried(earthsearch, tmp_path: Path) -> None:
     assert manifest.scenes[0].bytes_downloaded == attempts[1].bytes_sent
 
 
-def test_an_empty_catalog_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
-    with _server(earthsearch, ("2019-06-01T11:34:25Z", 3.0)) as server:
+def test_an_empty_catalog_search_is_a_clear_error(synthetic_29rkh, tmp_path: Path) -> None:
+    with _server(synthetic_29rkh, ("2019-06-01T11:34:25Z", 3.0)) as server:
         with pytest.raises(ImageryError, match=r"no Sentinel-2 L2A scene over .* 2020-02-01/2020-02-29"):
             _fetch(server, tmp_path / "s2")
         assert not server.requests_to("/api/v1/process")
 
 
 @pytest.mark.parametrize(("max_cloud", "sent"), [(29, 29), (12.5, 13), (100, 100)])
-def test_process_requests_keep_every_tile_the_catalogue_accepted(earthsearch, tmp_path: Path, max_cloud: float,
+def test_process_requests_keep_every_tile_the_catalogue_accepted(synthetic_29rkh, tmp_path: Path, max_cloud: float,
                                                                  sent: int) -> None:
     """The API takes whole percent, and sentinelhub sends int(maxcc x 100): 29 / 100 x 100 is 28.99..., which
     left out a tile at 28.69% that the catalogue had chosen."""
-    with _server(earthsearch, ("2020-02-19T11:34:25Z", 4.05)) as server:
+    with _server(synthetic_29rkh, ("2020-02-19T11:34:25Z", 4.05)) as server:
         _fetch(server, tmp_path / "s2", max_cloud=max_cloud)
         (process,) = server.requests_to("/api/v1/process")
     assert json.loads(process.body)["input"]["data"][0]["dataFilter"]["maxCloudCoverage"] == sent
@@ -273,11 +273,11 @@ def _pixels(path: Path, area: gpd.GeoSeries) -> list[np.ndarray]:
 
 
 def test_a_second_fetch_mostly_in_another_utm_zone_keeps_the_dates_grid_and_both_fields_pixels(
-    earthsearch, tmp_path: Path
+    synthetic_29rkh, tmp_path: Path
 ) -> None:
     """The second parcel set lies mostly in zone 28: the date's folder, held in zone 29, stays there (its windows
     read in 32628 moved the first field's pixels ~600 km, and assess found it outside the imagery)."""
-    _, item = earthsearch
+    item, _ = synthetic_29rkh
     # 100 m position-coded pixels in zone 29 reaching 2 km past the zone's western edge (12 W).
     source = tmp_path / "B04.tif"
     values = np.arange(1, 400 * 100 + 1, dtype=np.uint16).reshape(100, 400)
@@ -317,17 +317,17 @@ def test_a_second_fetch_mostly_in_another_utm_zone_keeps_the_dates_grid_and_both
 
 
 def test_a_rerun_under_another_cloud_limit_or_with_a_new_tile_fetches_the_date_again(
-    earthsearch, tmp_path: Path
+    synthetic_29rkh, tmp_path: Path
 ) -> None:
     """The Process API mosaics every tile of the date under the limit: a mosaic built under 20% lacks the 40% tile
     that 50% lets in (the rerun reused it, and its manifest named the 40% tile's cloud cover)."""
-    folder, item = earthsearch
+    item, files = synthetic_29rkh
     west, east = _features(item, ("2020-02-19T11:34:25Z", 10.0), ("2020-02-19T11:34:27Z", 40.0))
     west |= {"id": "S2A_T29RKH_WEST", "geometry": shapely.geometry.mapping(shapely.box(-12, 25, -11.5, 25.5))}
     east |= {"id": "S2A_T29RLH_EAST", "geometry": shapely.geometry.mapping(shapely.box(-11.5, 25, -11, 25.5))}
     fields = gpd.GeoSeries([FIELDS[0], shapely.box(-11.300, 25.130, -11.295, 25.135)], crs="EPSG:4326")
     local_item = tmp_path / "s2" / "SH_S2L2A_20200219" / "SH_S2L2A_20200219.json"
-    with SentinelHubServer(CLIENT_ID, SECRET, [west, east], {b: folder / f"{b}.tif" for b in BANDS}) as server:
+    with SentinelHubServer(CLIENT_ID, SECRET, [west, east], _rasters(files)) as server:
         _fetch(server, tmp_path / "s2", area=fields, max_cloud=20, bands=("B04", "SCL"))
         looser = _fetch(server, tmp_path / "s2", area=fields, max_cloud=50, bands=("B04", "SCL"))
         limits = [json.loads(r.body)["input"]["data"][0]["dataFilter"]["maxCloudCoverage"]
@@ -351,15 +351,15 @@ def test_a_rerun_under_another_cloud_limit_or_with_a_new_tile_fetches_the_date_a
 
 
 def test_a_tile_over_the_windows_but_no_parcel_is_recorded_so_a_rerun_downloads_nothing(
-    earthsearch, tmp_path: Path
+    synthetic_29rkh, tmp_path: Path
 ) -> None:
     """A tile passing between the parcels, through the context around them, is in the mosaic: recorded only by the
     tiles touching a parcel, it read as new on every rerun, which fetched (and paid for) the date again."""
-    folder, item = earthsearch
+    item, files = synthetic_29rkh
     main, between = _features(item, ("2020-02-19T11:34:25Z", 10.0), ("2020-02-19T11:34:27Z", 12.0))
     between |= {"id": "S2B_BETWEEN", "geometry": shapely.geometry.mapping(shapely.box(-11.7945, 24, -11.7905, 26))}
     assert not FIELDS.intersects(shapely.geometry.shape(between["geometry"])).any()
-    with SentinelHubServer(CLIENT_ID, SECRET, [main, between], {b: folder / f"{b}.tif" for b in BANDS}) as server:
+    with SentinelHubServer(CLIENT_ID, SECRET, [main, between], _rasters(files)) as server:
         first = _fetch(server, tmp_path / "s2", bands=("B04", "SCL"))
         requests = len(server.requests_to("/api/v1/process"))
         again = _fetch(server, tmp_path / "s2", bands=("B04", "SCL"))

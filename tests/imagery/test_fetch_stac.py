@@ -1,7 +1,9 @@
 """`fetch_imagery` from a STAC API: pystac-client and GDAL's /vsicurl/ against a loopback server.
 
 The real Earth Search item and COGs of ../shared/data/s2/earthsearch-29RKH-2020 are served with
-their hrefs rewritten to 127.0.0.1; small synthetic tiles cover offsets, paging and mosaics.
+their hrefs rewritten to 127.0.0.1 where the test checks what the real item holds; elsewhere its
+synthetic stand-in (`synthetic_29rkh`, tests/imagery/conftest.py), and small synthetic tiles cover
+offsets, paging and mosaics.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ FAR_FIELD = gpd.GeoSeries([shapely.box(-11.300, 24.500, -11.295, 24.505)], crs="
 
 @pytest.fixture(scope="module")
 def earthsearch(shared_data: Path) -> tuple[dict, dict[str, Path]]:
+    """The real item and its COGs (skipped without ../shared/data)."""
     return earthsearch_item(shared_data / "s2" / "earthsearch-29RKH-2020")
 
 
@@ -85,8 +88,8 @@ def test_fetch_reads_only_the_fields_windows_by_http_range_requests(earthsearch,
     assert imagery.has_scl and {"B02", "B04", "B08", "B11"} <= set(imagery.bands)
 
 
-def test_a_rerun_downloads_nothing_and_a_new_field_only_its_own_window(earthsearch, tmp_path: Path) -> None:
-    item, files = earthsearch
+def test_a_rerun_downloads_nothing_and_a_new_field_only_its_own_window(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         _fetch(server, FIELDS, tmp_path / "s2")
         before = len(server.requests_to(server.files_path))
@@ -210,8 +213,8 @@ def test_each_field_goes_to_its_own_utm_zone_on_a_date_both_zones_see(tmp_path: 
     assert [m.tolist() for m in members] == [[0], [1]]
 
 
-def test_an_empty_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
-    item, files = earthsearch
+def test_an_empty_search_is_a_clear_error(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene") as error:
         _fetch(server, FIELDS, tmp_path / "s2", season=(date(2021, 1, 1), date(2021, 1, 31)))
     assert server.url in str(error.value)
@@ -234,9 +237,9 @@ def test_an_empty_search_is_a_clear_error(earthsearch, tmp_path: Path) -> None:
     ids=["search-503", "search-hangs", "cog-500", "cog-hangs", "cog-truncated"],
 )
 def test_remote_failures_past_the_retries_are_clear_errors(
-    earthsearch, tmp_path: Path, where: str, faults: list[Fault], message: str
+    synthetic_29rkh, tmp_path: Path, where: str, faults: list[Fault], message: str
 ) -> None:
-    item, files = earthsearch
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         server.fail(where if where.startswith("/") else server.files_path + where, *faults)
         started = time.monotonic()
@@ -250,11 +253,11 @@ def test_remote_failures_past_the_retries_are_clear_errors(
 
 
 def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_scene_folder(
-        earthsearch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        synthetic_29rkh, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from farmcredit.imagery.fetch import _marked_unfinished
     from farmcredit.pipeline import run_assessment
 
-    item, files = earthsearch
+    item, files = synthetic_29rkh
     folder = tmp_path / "s2"
     with StacServer([item], files) as server:
         _fetch(server, FIELDS, folder)
@@ -332,10 +335,10 @@ def test_a_server_failing_past_the_retries_stops_the_fetch_marked_unfinished(tmp
     assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
 
 
-def test_a_read_failing_past_the_retries_after_the_file_opened_is_an_outage(earthsearch, tmp_path: Path) -> None:
+def test_a_read_failing_past_the_retries_after_the_file_opened_is_an_outage(synthetic_29rkh, tmp_path: Path) -> None:
     """GDAL's exception says only that a block did not read, as of a corrupt file; the HTTP errors it retried are in
     its log: a 503 mid-read left the scene out as broken and went on."""
-    item, files = earthsearch
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         server.fail(server.files_path + "B04.tif", *([Fault()] * 2 + [Fault(status=503)] * 50))
         with pytest.raises(Unavailable, match=r"B04\.tif: reading band B04 failed .*HTTP error code: 503"):
@@ -424,12 +427,12 @@ def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: P
 
 
 def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(
-        earthsearch, tmp_path: Path, lock_held_elsewhere) -> None:
+        synthetic_29rkh, tmp_path: Path, lock_held_elsewhere) -> None:
     """Two fetches into one folder would replace each other's scenes and manifest: the second exits at once, the
     folder as it was; a fetch killed while holding the folder holds nothing (the lock is the operating system's)."""
     from farmcredit.imagery.fetch import LOCK_NAME
 
-    item, files = earthsearch
+    item, files = synthetic_29rkh
     folder = tmp_path / "s2"
     with StacServer([item], files) as server:
         _fetch(server, FIELDS, folder)
@@ -444,8 +447,8 @@ def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_re
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
 
 
-def test_one_503_is_retried(earthsearch, tmp_path: Path) -> None:
-    item, files = earthsearch
+def test_one_503_is_retried(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         server.fail("/search", Fault(status=503, retry_after="0"))
         manifest = _fetch(server, FIELDS, tmp_path / "s2")
@@ -459,8 +462,8 @@ def test_a_stac_url_that_is_no_http_url_is_an_input_error(tmp_path: Path, url: s
         fetch_imagery(FIELDS, FEBRUARY_2020, RemoteSource("stac", url), tmp_path / "s2", http=FAST)
 
 
-def test_a_collection_url_given_as_the_api_root_says_what_to_give(earthsearch, tmp_path: Path) -> None:
-    item, files = earthsearch
+def test_a_collection_url_given_as_the_api_root_says_what_to_give(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server:
         source = RemoteSource("stac", f"{server.url}/collections/sentinel-2-l2a")
         with pytest.raises(InputError, match="is a STAC Collection, not the root of a STAC API") as error:
@@ -554,8 +557,8 @@ def test_fetch_keeps_the_default_cnns_context_around_each_parcel() -> None:
     assert CONTEXT_PX == load_cropland_model("cnn", device="cpu").read_context
 
 
-def test_bands_without_a_10m_band_are_refused_before_any_request(earthsearch, tmp_path: Path) -> None:
-    item, files = earthsearch
+def test_bands_without_a_10m_band_are_refused_before_any_request(synthetic_29rkh, tmp_path: Path) -> None:
+    item, files = synthetic_29rkh
     with StacServer([item], files) as server, pytest.raises(InputError, match="include none of the 10 m bands"):
         _fetch(server, FIELDS, tmp_path / "s2", bands=("B05", "B11", "SCL"))
     assert not server.requests_to("/search", "POST")
