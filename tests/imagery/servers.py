@@ -6,16 +6,20 @@
 - `SentinelHubServer`: an OAuth token endpoint, the Catalog search and the Process API, answering
   with real GeoTIFF bodies cut from local rasters, so the real `sentinelhub` client talks to it.
 
-Both bind to 127.0.0.1 on a free port, run in a daemon thread, record every request, and can be
-told to fail (`Fault`): a status (with Retry-After), a hang, or a truncated body. Use them as
-context managers: leaving stops them and releases any hanging handler.
+Both bind to 127.0.0.1 on a free port, run in a daemon thread, record every request (when it came,
+and whether the client gave up on a hang), and can be told to fail (`Fault`): a status (with
+Retry-After), a hang, or a truncated body. Use them as context managers: leaving stops them,
+releasing any hanging handler, and waits for those handlers to record how their hang ended.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
@@ -46,7 +50,8 @@ class Fault:
     Attributes:
         status: Answer with this HTTP status and a JSON error body.
         retry_after: Retry-After header value to send with the status.
-        hang: Never answer (until the server stops, at most HANG_LIMIT_S).
+        hang: Never answer: wait until the client closes the connection, the server stops or HANG_LIMIT_S pass
+            (a safety net: a client that times out closes long before).
         truncate: Send the normal headers but only half the body, then close the connection.
     """
 
@@ -58,14 +63,17 @@ class Fault:
 
 @dataclass
 class Record:
-    """One request the server saw."""
+    """One request the server saw: ``received`` is its ``time.monotonic()`` on arrival; ``abandoned`` says the client
+    closed the connection while the server hung (it timed out), not the server stopping."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+    received: float = field(default_factory=time.monotonic)
     status: int = 0
     bytes_sent: int = 0
+    abandoned: bool = False
 
 
 @dataclass
@@ -84,6 +92,7 @@ class LoopbackServer:
         self.faults: dict[str, list[Fault]] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._hanging: list[threading.Thread] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -102,6 +111,8 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+        for handler in self._hanging:
+            handler.join(timeout=5)
 
     def fail(self, path_prefix: str, *faults: Fault) -> None:
         """Answer the next requests whose path starts with ``path_prefix`` with these faults, in order."""
@@ -147,7 +158,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 server.records.append(record)
             fault = server._next_fault(parts.path)
             if fault is not None and fault.hang:
-                server._stop.wait(HANG_LIMIT_S)
+                with server._lock:
+                    server._hanging.append(threading.current_thread())
+                record.abandoned = _client_leaves(self.connection, server._stop)
                 self.close_connection = True
                 return
             if fault is not None and fault.status is not None:
@@ -177,6 +190,26 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
+
+
+def _client_leaves(connection: socket.socket, stop: threading.Event) -> bool:
+    """Answer nothing until the client closes ``connection`` (True: it gave up), or ``stop`` is set or HANG_LIMIT_S
+    pass with the connection still open (False)."""
+    deadline = time.monotonic() + HANG_LIMIT_S
+    while not _closed_by_client(connection):
+        if stop.wait(0.05) or time.monotonic() > deadline:
+            return _closed_by_client(connection)
+    return True
+
+
+def _closed_by_client(connection: socket.socket) -> bool:
+    """Whether the client closed its end: readable with nothing to read (it sends nothing while awaiting an answer)."""
+    if not select.select([connection], [], [], 0)[0]:
+        return False
+    try:
+        return not connection.recv(1, socket.MSG_PEEK)
+    except ConnectionError:
+        return True
 
 
 def _json(document: Any, status: int = 200, content_type: str = "application/json") -> Response:

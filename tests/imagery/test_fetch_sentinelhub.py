@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import urllib.parse
 from datetime import date
 from pathlib import Path
@@ -191,12 +190,10 @@ def test_copernicus_data_space_is_the_default_and_any_deployment_can_be_configur
 def test_429_is_waited_out_as_the_server_asks(synthetic_29rkh, tmp_path: Path) -> None:
     with _server(synthetic_29rkh) as server:
         server.fail("/api/v1/process", Fault(status=429, retry_after="400"))  # sentinelhub reads milliseconds
-        started = time.monotonic()
         manifest = _fetch(server, tmp_path / "s2")
-        elapsed = time.monotonic() - started
-        statuses = [r.status for r in server.requests_to("/api/v1/process")]
-    assert statuses == [429, 200] and manifest.scenes[0].windows == 1
-    assert 0.4 <= elapsed < 5
+        refused, retried = server.requests_to("/api/v1/process")
+    assert (refused.status, retried.status) == (429, 200) and manifest.scenes[0].windows == 1
+    assert retried.received - refused.received >= 0.4  # the server's 400 ms, as it saw the two requests come
 
 
 @pytest.mark.parametrize(
@@ -217,13 +214,12 @@ def test_failures_past_the_retry_budget_are_clear_errors(
 ) -> None:
     with _server(synthetic_29rkh) as server:
         server.fail(where, *faults)
-        started = time.monotonic()
         with pytest.raises(ImageryError, match=message):
             _fetch(server, tmp_path / "s2")
-        elapsed = time.monotonic() - started
-        tries = len(server.requests_to(where))
-    assert tries == FAST.attempts  # the budget, no more
-    assert elapsed < 6  # three tries of at most a second, backoff 0.05 s x 3^n
+        tries = server.requests_to(where)
+    assert len(tries) == FAST.attempts  # the budget, no more
+    if faults[0].hang:  # each try given up at the client's timeout (not ended by the server stopping)
+        assert all(r.abandoned for r in tries)
     assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
 
 
