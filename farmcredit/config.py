@@ -6,6 +6,7 @@ Everything is validated once at load time and hashed into the audit record.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
@@ -18,6 +19,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
+    StrictBool,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -27,8 +30,12 @@ from pydantic import (
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
 
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
+# Numbers written as numbers: lax pydantic reads `price: true` as 1.0 and `max_reasons: "4"` as 4. A strict float
+# still takes an integer (`price: 3`), and the tuples around these still take YAML's lists.
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict()]
+Fraction = Annotated[Number, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[Number, Field(ge=0.0)]
 
 
 class _Frozen(BaseModel):
@@ -37,8 +44,8 @@ class _Frozen(BaseModel):
 
 
 # Sentinel-2 scene classification (SCL) values: 0 no data ... 11 snow.
-SclClass = Annotated[int, Field(ge=0, le=11)]
-DayOfYear = Annotated[int, Field(ge=1, le=366)]
+SclClass = Annotated[Count, Field(ge=0, le=11)]
+DayOfYear = Annotated[Count, Field(ge=1, le=366)]
 # Crop names the signals give parcels themselves: a configured crop may not take them.
 RESERVED_CROP_NAMES = ("fallow", "unknown")
 # A typical harvest selling for more than this many times the crop's whole cost per ha is a unit slip (a price per
@@ -53,19 +60,19 @@ class ImageryConfig(_Frozen):
 
     clear_scl_classes: Annotated[tuple[SclClass, ...], Field(min_length=1)] = (4, 5, 6)
     min_clear_share: Fraction = 0.8
-    chunk_px: Annotated[int, Field(ge=64, le=4096)] = 512
+    chunk_px: Annotated[Count, Field(ge=64, le=4096)] = 512
 
 
 class CroplandRuleConfig(_Frozen):
     """Parameters of the phenology rule that gives a per-pixel cropland probability."""
 
-    peak_mid: float = 0.42
-    amplitude_mid: float = 0.22
-    minimum_max: float = 0.40
-    scale: Annotated[float, Field(gt=0.0)] = 0.04
-    min_clear_dates: Annotated[int, Field(ge=2)] = 3
+    peak_mid: Number = 0.42
+    amplitude_mid: Number = 0.22
+    minimum_max: Number = 0.40
+    scale: Annotated[Number, Field(gt=0.0)] = 0.04
+    min_clear_dates: Annotated[Count, Field(ge=2)] = 3
     interval_thresholds: tuple[Fraction, Fraction] = (0.25, 0.75)
-    mixed_margin: Annotated[float, Field(ge=0.0)] = 0.067
+    mixed_margin: NonNegative = 0.067
 
     @field_validator("interval_thresholds")
     @classmethod
@@ -79,14 +86,14 @@ class AgronomyConfig(_Frozen):
     """Thresholds for observations, peers, crop confidence and yield uncertainty."""
 
     # A parcel assessed on fewer clear dates than a crop call needs would be priced with no crop seen and no reason.
-    min_clear_observations: Annotated[int, Field(ge=MIN_CROP_DATES)] = 4
-    min_peers: Annotated[int, Field(ge=1)] = 5
+    min_clear_observations: Annotated[Count, Field(ge=MIN_CROP_DATES)] = 4
+    min_peers: Annotated[Count, Field(ge=1)] = 5
     crop_min_confidence: Fraction = 0.7
     declared_crop_min_probability: Fraction = 0.001
     crop_max_misfit: Annotated[float, Field(gt=0.0)] = 0.15
     min_cultivated_fraction: Fraction = 0.2
-    template_shift_days: Annotated[int, Field(ge=0, le=60)] = 15
-    yield_cv: Annotated[float, Field(ge=0.0, lt=0.78)] = 0.25
+    template_shift_days: Annotated[Count, Field(ge=0, le=60)] = 15
+    yield_cv: Annotated[Number, Field(ge=0.0, lt=0.78)] = 0.25
     flood_window_doy: tuple[DayOfYear, DayOfYear] = (135, 185)
 
     @field_validator("flood_window_doy")
@@ -107,11 +114,11 @@ class CropConfig(_Frozen):
     give the repayment capacity.
     """
 
-    ndvi_template: tuple[tuple[float, float], ...]
+    ndvi_template: tuple[tuple[Number, Number], ...]
     aliases: tuple[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)], ...] = ()
-    flooded: bool = False
-    yield_curve: tuple[tuple[float, NonNegative], ...]
-    price: Annotated[float, Field(gt=0.0)]
+    flooded: StrictBool = False
+    yield_curve: tuple[tuple[Number, NonNegative], ...]
+    price: Annotated[Number, Field(gt=0.0)]
     cost_per_ha: NonNegative
     other_cost_per_ha: NonNegative = 0.0
 
@@ -187,7 +194,7 @@ class GradeBand(_Frozen):
 class CropOverride(_Frozen):
     """Regional values of a crop's price and costs; unset keys keep the crop's defaults."""
 
-    price: Annotated[float, Field(gt=0.0)] | None = None
+    price: Annotated[Number, Field(gt=0.0)] | None = None
     cost_per_ha: NonNegative | None = None
     other_cost_per_ha: NonNegative | None = None
 
@@ -207,12 +214,12 @@ class CreditConfig(_Frozen):
     cost_ceiling_factor: NonNegative = 1.0
     parcel_cap: NonNegative = 100_000
     borrower_cap: NonNegative = 200_000
-    rounding_step: Annotated[float, Field(ge=0.01, multiple_of=0.01)] = 100  # whole cents
+    rounding_step: Annotated[Number, Field(ge=0.01, multiple_of=0.01)] = 100  # whole cents
     min_loan: NonNegative = 1000
     declared_area_band: tuple[NonNegative, NonNegative] = (0.8, 1.2)
-    low_health_index: Annotated[float, Field(ge=0.0, le=100.0)] = 25
-    overlap_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
-    max_reasons: Annotated[int, Field(ge=1, le=10)] = 4
+    low_health_index: Annotated[Number, Field(ge=0.0, le=100.0)] = 25
+    overlap_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.2
+    max_reasons: Annotated[Count, Field(ge=1, le=10)] = 4
     grades: tuple[GradeBand, ...] = (
         GradeBand(grade="A", max_pd=0.03, multiplier=1.0),
         GradeBand(grade="B", max_pd=0.06, multiplier=0.9),
@@ -331,6 +338,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(None, None, f"key(s) {', '.join(repeated)} given twice",
                                                     node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 reads 1e5 (no dot, no exponent sign) as text, which the numeric fields refuse: read it as the number meant.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def load_config(path: str | Path | None = None) -> Config:

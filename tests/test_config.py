@@ -68,11 +68,27 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
+        (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
+        (lambda raw: raw["crops"]["wheat"].update(price="2.36"), "crops.wheat.price: Input should be a valid number"),
+        (lambda raw: raw["credit"].update(max_reasons=True), "credit.max_reasons: Input should be a valid integer"),
+        (lambda raw: raw["agronomy"].update(min_peers="5"), "agronomy.min_peers: Input should be a valid integer"),
+        (lambda raw: raw["imagery"].update(clear_scl_classes=[4, True]), "imagery.clear_scl_classes.1"),
+        (lambda raw: raw["crops"]["rice"].update(flooded="no"), "crops.rice.flooded"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(_write(tmp_path, mutate))
+
+
+def test_numbers_keep_yaml_integers_and_exponents(tmp_path: Path) -> None:
+    """Strict numbers still take an integer where a float is meant, and 1e5 (text to YAML 1.1) as 100000."""
+    path = tmp_path / "numbers.yaml"
+    path.write_text("credit:\n  parcel_cap: 1e5\n  borrower_cap: 2.5e+5\ncrops:\n  wheat:\n    ndvi_template: "
+                    "[[60, 0], [115, 1]]\n    yield_curve: [[0, 1], [1, 6]]\n    price: 3\n    cost_per_ha: 18000\n")
+    config = load_config(path)
+    assert (config.credit.parcel_cap, config.credit.borrower_cap, config.crops["wheat"].price) == (1e5, 2.5e5, 3.0)
+    assert config.crops["wheat"].yield_curve == ((0.0, 1.0), (1.0, 6.0))
 
 
 def test_missing_or_non_yaml_file_is_a_config_error(tmp_path: Path) -> None:
