@@ -48,9 +48,10 @@ SclClass = Annotated[Count, Field(ge=0, le=11)]
 DayOfYear = Annotated[Count, Field(ge=1, le=366)]
 # Crop names the signals give parcels themselves: a configured crop may not take them.
 RESERVED_CROP_NAMES = ("fallow", "unknown")
-# A typical harvest selling for more than this many times the crop's whole cost per ha is a unit slip (a price per
-# tonne, a yield in kg/mu), not a crop: field crops sell for about 0.5-3 times their costs.
-MAX_REVENUE_TO_COST = 20.0
+# A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
+# unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
+# times their costs, and a mu (1/15 ha) moves the ratio 15-fold.
+MAX_REVENUE_TO_COST = 5.0
 # Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
 MIN_CROP_DATES = 3
 
@@ -142,6 +143,8 @@ class CropConfig(_Frozen):
     @field_validator("yield_curve")
     @classmethod
     def _non_decreasing_yield(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if any(not -1 <= ndvi <= 1 for ndvi, _ in points):  # NDVI x 100 would price every season on the first point
+            raise ValueError("needs (peak NDVI -1..1, yield t/ha) points: give NDVI as a fraction (0.85, not 85)")
         # A yield curve that falls with NDVI would make the limit fall as the crop improves.
         ys = [y for _, y in points]
         if any(b < a for a, b in zip(ys, ys[1:])):
@@ -158,14 +161,19 @@ class CropConfig(_Frozen):
         return self
 
     def unit_slip(self) -> str:
-        """Why the price and yield curve look like other units than CNY/kg and t/ha ('' when they do not)."""
+        """Why the price, yield curve and cost look like other units than CNY/kg, t/ha and CNY/ha ('' when they do
+        not)."""
         revenue = self.typical_yield_t_ha * 1000.0 * self.price
-        if not revenue > MAX_REVENUE_TO_COST * self.cost_per_ha > 0:
+        ratio = revenue / self.cost_per_ha if self.cost_per_ha > 0 else 1.0
+        if 1 / MAX_REVENUE_TO_COST <= ratio <= MAX_REVENUE_TO_COST:
             return ""
-        return (f"a typical harvest sells for {revenue / self.cost_per_ha:,.0f} times cost_per_ha "
-                f"({self.typical_yield_t_ha:g} t/ha x 1000 kg/t x {self.price:g} per kg = {revenue:,.0f} per ha "
-                f"against {self.cost_per_ha:,.0f}): give price per kg (not per tonne) and yield_curve in t/ha "
-                "(not kg/mu)")
+        likely = ("price per kg (not per tonne), yield_curve in t/ha (not kg/mu) and cost_per_ha per ha (not per mu: "
+                  "a mu is 1/15 ha)" if ratio > 1 else
+                  "yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price per kg and cost_per_ha per ha")
+        shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
+        return (f"a typical harvest sells for {shown} times cost_per_ha ({self.typical_yield_t_ha:g} t/ha x 1000 kg/t "
+                f"x {self.price:g} per kg = {revenue:,.0f} per ha against {self.cost_per_ha:,.0f}; field crops sell "
+                f"for 1/{MAX_REVENUE_TO_COST:g} to {MAX_REVENUE_TO_COST:g} times their costs): give {likely}")
 
     @property
     def peak_ndvi(self) -> float:

@@ -68,6 +68,20 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
+        # Costs per mu (1/15 ha): every crop's harvest would sell for 11-14 times its cost.
+        (lambda raw: [spec.update(cost_per_ha=spec["cost_per_ha"] / 15) for spec in raw["crops"].values()],
+         r"crops.maize: Value error, a typical harvest sells for 13 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 2.2 "
+         "per kg = 14,300 per ha against 1,133; field crops"),
+        (lambda raw: raw["crops"]["soybean"].update(cost_per_ha=800), r"cost_per_ha per ha \(not per mu: a mu is 1/15"),
+        (lambda raw: raw["crops"]["wheat"].update(yield_curve=[[x, y / 15] for x, y in raw["crops"]["wheat"]
+                                                               ["yield_curve"]]),
+         "crops.wheat: Value error, a typical harvest sells for 0.051 times cost_per_ha"),
+        (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 0.1], [0.95, 0.55]]),
+         r"give yield_curve in t/ha \(not t/mu: a mu is 1/15 ha\)"),
+        (lambda raw: raw.update(regions={"henan": {"crops": {"wheat": {"cost_per_ha": 1200}}}}),
+         "regions.henan.crops.wheat: a typical harvest sells for 11 times"),
+        (lambda raw: raw["crops"]["rice"].update(yield_curve=[[30, 1.5], [60, 4.6], [85, 7.1], [95, 8.2]]),
+         r"crops.rice.yield_curve: Value error, needs \(peak NDVI -1..1, yield t/ha\) points"),
         (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["crops"]["wheat"].update(price="2.36"), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["credit"].update(max_reasons=True), "credit.max_reasons: Input should be a valid integer"),
