@@ -216,7 +216,7 @@ class RegionConfig(_Frozen):
 class CreditConfig(_Frozen):
     """Loan-limit policy: rates, ceilings, caps and decision thresholds (money in `currency`)."""
 
-    currency: str = "CNY"
+    currency: str = "CNY"  # ISO 4217, upper case: runs are compared by it
     price_haircut: Fraction = 0.9
     advance_rate: Fraction = 0.8
     cost_ceiling_factor: NonNegative = 1.0
@@ -235,6 +235,14 @@ class CreditConfig(_Frozen):
         GradeBand(grade="D", max_pd=0.20, multiplier=0.5),
         GradeBand(grade="E", max_pd=1.0, multiplier=0.0),
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise ValueError(f"{value!r} is not a currency code: give its three letters (ISO 4217), e.g. CNY")
+        return code
 
     @model_validator(mode="after")
     def _consistent(self) -> CreditConfig:

@@ -82,6 +82,10 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
          "regions.henan.crops.wheat: a typical harvest sells for 11 times"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[30, 1.5], [60, 4.6], [85, 7.1], [95, 8.2]]),
          r"crops.rice.yield_curve: Value error, needs \(peak NDVI -1..1, yield t/ha\) points"),
+        (lambda raw: raw["credit"].update(currency=""), "credit.currency: Value error, '' is not a currency code"),
+        (lambda raw: raw["credit"].update(currency="yuan"), "credit.currency: Value error, 'yuan' is not a currency"),
+        (lambda raw: raw["credit"].update(currency="C1Y"), "credit.currency"),
+        (lambda raw: raw["credit"].update(currency=156), "credit.currency"),
         (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["crops"]["wheat"].update(price="2.36"), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["credit"].update(max_reasons=True), "credit.max_reasons: Input should be a valid integer"),
@@ -93,6 +97,12 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(_write(tmp_path, mutate))
+
+
+def test_currency_is_read_as_its_upper_case_code(tmp_path: Path) -> None:
+    """A run in 'cny' is a run in CNY: `credit report` compares runs by the code."""
+    config = load_config(_write(tmp_path, lambda raw: raw["credit"].update(currency=" cny")))
+    assert config.credit.currency == "CNY" and config.config_hash() == load_config().config_hash()
 
 
 def test_numbers_keep_yaml_integers_and_exponents(tmp_path: Path) -> None:
