@@ -63,6 +63,11 @@ class ImageryConfig(_Frozen):
     min_clear_share: Fraction = 0.8
     chunk_px: Annotated[Count, Field(ge=64, le=4096)] = 512
 
+    @field_validator("clear_scl_classes")
+    @classmethod
+    def _classes_as_set(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        return _as_set(value)
+
 
 class CroplandRuleConfig(_Frozen):
     """Parameters of the phenology rule that gives a per-pixel cropland probability."""
@@ -130,6 +135,11 @@ class CropConfig(_Frozen):
         if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:])):
             raise ValueError("needs at least two points with strictly increasing x")
         return points
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_as_set(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _as_set(value)
 
     @field_validator("ndvi_template")
     @classmethod
@@ -329,6 +339,11 @@ class Config(_Frozen):
     def config_hash(self) -> str:
         """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
         return canonical_hash(self.model_dump(mode="json"))
+
+
+def _as_set(values: tuple) -> tuple:
+    """A list whose order means nothing, sorted and without repeats: the same settings, the same config hash."""
+    return tuple(sorted(set(values)))
 
 
 @lru_cache(maxsize=16)

@@ -115,6 +115,17 @@ def test_numbers_keep_yaml_integers_and_exponents(tmp_path: Path) -> None:
     assert config.crops["wheat"].yield_curve == ((0.0, 1.0), (1.0, 6.0))
 
 
+def test_lists_whose_order_means_nothing_hash_alike(tmp_path: Path) -> None:
+    """SCL classes and aliases are sets: reordered or repeated, the same settings and hash; a template is ordered."""
+    def reorder(raw: dict) -> None:
+        raw["imagery"]["clear_scl_classes"] = [6, 5, 4, 4]
+        raw["crops"]["maize"]["aliases"] = list(reversed(raw["crops"]["maize"]["aliases"])) + ["corn"]
+
+    default, reordered = load_config(), load_config(_write(tmp_path, reorder))
+    assert reordered == default and reordered.config_hash() == default.config_hash()
+    assert reordered.imagery.clear_scl_classes == (4, 5, 6)
+
+
 def test_missing_or_non_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
@@ -155,7 +166,7 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     assert [barley_only.crop_named(name) for name in ("小麦", "大麦")] == ["小麦", "barley"]  # not the copied config's
     lines.remove("    aliases: [春小麦]")  # wheat's aliases, copied with it, would name two crops
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ConfigError, match="'小麦' also names wheat; a name may mean one crop .*<<: keeps the aliases"):
+    with pytest.raises(ConfigError, match="'冬小麦' also names wheat; a name may mean one crop .*<<: keeps the alias"):
         load_config(path)
 
 
