@@ -56,12 +56,13 @@ def _finite(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
-def parse_season(text: str | None) -> tuple[date, date] | None:
-    """Parse ``START/END`` (ISO dates) into a date pair (``pipeline.as_season``); ``None`` passes through."""
-    from farmcredit.pipeline import as_season
+def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date] | None:
+    """Parse ``START/END`` (ISO dates) into a date pair (``pipeline.as_season``: at most a year long, unless not
+    ``one_season``); ``None`` passes through."""
+    from farmcredit.pipeline import MAX_SEASON_DAYS, as_season
 
     try:
-        return as_season(text)
+        return as_season(text, MAX_SEASON_DAYS if one_season else None)
     except FarmcreditError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -97,7 +98,7 @@ def cli() -> None:
               help="Imagery folder (Earth Search layout, SAFE products), a SAFE .zip, a multi-band GeoTIFF, "
               "or a remote source fetched into OUT/imagery first: stac (Earth Search), "
               "stac://HOST/PATH?collection=ID, an https STAC API URL, or sentinelhub (needs --season).")
-@click.option("--season", help="START/END in ISO dates; default: every date in the imagery.")
+@click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("farmcredit-results"), show_default=True,
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
@@ -167,7 +168,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.argument("parcels", type=click.Path(path_type=Path))
 @click.option("--imagery", "imagery_src", required=True,
               help="Imagery folder, SAFE products or stack, as for assess (local: every worker must see it).")
-@click.option("--season", help="START/END in ISO dates; default: every date in the imagery.")
+@click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
@@ -307,7 +308,8 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @cli.command()
 @click.argument("parcels", required=False, type=click.Path(path_type=Path))
 @click.option("--bbox", help="W,S,E,N in degrees: fetch this box instead of PARCELS.")
-@click.option("--season", required=True, help="START/END in ISO dates, e.g. 2024-03-01/2024-10-31.")
+@click.option("--season", required=True, help="START/END in ISO dates, e.g. 2024-03-01/2024-10-31 (several seasons "
+                                               "may be fetched at once: assess each with its own --season).")
 @click.option("--source", type=click.Choice(["stac", "sentinelhub"]), default="stac", show_default=True,
               help="stac: a STAC API with COG assets (no credentials); sentinelhub: Copernicus Data Space "
               "(SH_CLIENT_ID / SH_CLIENT_SECRET or a sentinelhub config profile).")
@@ -348,7 +350,9 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
     remote = RemoteSource("stac", stac_url, collection) if source == "stac" else RemoteSource("sentinelhub")
     bands = tuple(band_list.split(",")) if band_list else FETCH_BANDS
     http = HttpSettings(timeout_s=timeout, attempts=retries + 1)
-    _fetch(area, parse_season(season), remote, out, max_cloud=max_cloud, bands=bands, http=http, quiet=quiet)
+    # A folder may hold several seasons, each assessed with its own --season.
+    window = parse_season(season, one_season=False)
+    _fetch(area, window, remote, out, max_cloud=max_cloud, bands=bands, http=http, quiet=quiet)
 
 
 @cli.command()

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 READ_BANDS = ("B02", "B04", "B05", "B08", "B8A", "B11")
 CROPLAND_CUT = 0.5
 M2_PER_HA = 10_000.0
+# The crop calendars are days of the year: dates a year apart fall on the same days, so a second year's dates would
+# count as more clear dates of one season (and its peak NDVI as this season's).
+MAX_SEASON_DAYS = 366
 
 ProgressCallback = Callable[[int, int], None]
 # Called with each window and its per-pixel layers (name -> float32 rows x cols on the window).
@@ -189,12 +192,15 @@ class AssessmentInputs:
     scenes: list[dict] | None = None
 
 
-def as_season(season: str | Sequence[date | str] | None) -> tuple[date, date] | None:
+def as_season(
+    season: str | Sequence[date | str] | None, max_days: int | None = MAX_SEASON_DAYS
+) -> tuple[date, date] | None:
     """A season as its first and last day, from ``START/END`` or a pair of dates, datetimes (pandas Timestamps
-    too: their day) or ISO date strings; None passes through.
+    too: their day) or ISO date strings; None passes through. ``max_days=None`` takes a span of any length (what
+    ``fetch`` downloads: several seasons, each assessed on its own).
 
     Raises:
-        InputError: not such a pair, or a season that ends before it starts.
+        InputError: not such a pair, a season that ends before it starts, or one longer than ``max_days`` days.
     """
     if season is None:
         return None
@@ -205,6 +211,10 @@ def as_season(season: str | Sequence[date | str] | None) -> tuple[date, date] | 
             from exc
     if end < start:
         raise InputError(f"season {season!r} ends before it starts")
+    days = (end - start).days + 1
+    if max_days is not None and days > max_days:
+        raise InputError(f"season {season!r} is {days} days long: the crop calendars are days of one year, so a season "
+                         f"is at most {max_days} days; assess each year with its own --season START/END")
     return start, end
 
 
@@ -235,8 +245,10 @@ def load_inputs(
     ``as_season`` takes it).
 
     Raises:
-        ImageryError: no imagery in the season, red or NIR missing from a scene, or imagery in a geographic CRS.
-        InputError: the parcels (``read_parcels``), or their CRS cannot be transformed to the imagery's.
+        ImageryError: no imagery in the season, dates of more than one season (over ``MAX_SEASON_DAYS`` from first
+            to last), red or NIR missing from a scene, or imagery in a geographic CRS.
+        InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), or their CRS cannot be
+            transformed to the imagery's.
     """
     season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -251,6 +263,12 @@ def load_inputs(
              else open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset))
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
+    dates = [scene.acquired.date() for scene in stack.scenes]
+    first, last = min(dates), max(dates)
+    if (last - first).days + 1 > MAX_SEASON_DAYS:
+        raise ImageryError(f"imagery {stack.source} holds dates from {first} to {last}, more than one season: the crop "
+                           "calendars are days of one year, so dates a year apart would be read as one season; pass "
+                           f"--season START/END of at most a year ({MAX_SEASON_DAYS} days)")
     missing = [band for band in NDVI_BANDS if band not in stack.bands]
     if missing:
         # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.

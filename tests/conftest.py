@@ -1,9 +1,10 @@
-"""Shared fixtures: the real data folder (skipped when absent), small simulated seasons, a lock another process
-holds."""
+"""Shared fixtures: the real data folder (skipped when absent), small simulated seasons (and a folder of two), a lock
+another process holds."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +32,21 @@ def small_season(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("season")
     return simulate_season(root, seed=3, spec=SimulationSpec(size_px=96, n_dates=8))
+
+
+@pytest.fixture(scope="session")
+def two_years(small_season, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One imagery folder of two seasons, as a fetch of two years writes it: small_season's scenes (2024) and the same
+    scenes dated a year earlier."""
+    folder = tmp_path_factory.mktemp("two_years") / "imagery"
+    shutil.copytree(small_season.imagery_dir, folder)
+    for scene in sorted(small_season.imagery_dir.iterdir()):
+        earlier = scene.name.replace("_2024", "_2023")
+        shutil.copytree(scene, folder / earlier)
+        item = folder / earlier / f"{scene.name}.json"
+        item.with_name(f"{earlier}.json").write_text(item.read_text().replace("2024", "2023"))
+        item.unlink()
+    return folder
 
 
 @pytest.fixture

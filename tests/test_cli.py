@@ -93,6 +93,7 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
     [
         (["--imagery", "{missing}"], "does not exist"),
         (["--imagery", "{imagery}", "--season", "2024-13-01/2024-10-01"], "START/END"),
+        (["--imagery", "{imagery}", "--season", "2023-03-01/2024-10-31"], "is 611 days long"),
         (["--imagery", "{imagery}", "--config", "{missing}"], "cannot read config"),
     ],
 )
@@ -111,6 +112,18 @@ def test_unusable_inputs_exit_2_with_a_message(small_season, tmp_path: Path, arg
     done = _run(command, str(tmp_path / "nowhere.gpkg"), "--imagery", str(small_season.imagery_dir), "--model", "rule",
                 "--out", str(tmp_path / "mine"))
     assert done.returncode == 2 and not list((tmp_path / "mine").iterdir())
+
+
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_imagery_of_two_years_without_a_season_exits_2_naming_its_dates(small_season, two_years, tmp_path: Path,
+                                                                        command: str) -> None:
+    """Read as one season, the second year's dates were more clear dates of the first (the limits rose, unwarned)."""
+    done = _run(command, str(small_season.parcels_path), "--imagery", str(two_years), "--model", "rule", "--out",
+                str(tmp_path / "o"))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "holds dates from 2023-03-01 to 2024-10-27, more than one season" in said
+    assert "pass --season START/END of at most a year (366 days)" in said and "Traceback" not in said
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])

@@ -243,6 +243,24 @@ def test_a_scene_left_out_of_the_season_is_named_in_run_json(small_season, tmp_p
     assert scene not in {entry["scene_id"] for entry in record["scenes"]}
 
 
+def test_two_years_of_imagery_are_refused_unless_a_season_of_at_most_a_year_picks_one(small_season, two_years) -> None:
+    """The crop calendars are days of the year: read as one season, two years' dates doubled clear_observations (a
+    PD feature) and took the better year's peak, unwarned."""
+    from farmcredit.errors import ImageryError, InputError
+
+    with pytest.raises(ImageryError, match=f"imagery {two_years} holds dates from 2023-03-01 to 2024-10-27, more than "
+                                           "one season: .* pass --season START/END of at most a year"):
+        assess(small_season.parcels_path, two_years, model="rule")
+    with pytest.raises(InputError, match="season '2023-03-01/2024-10-27' is 607 days long: .* at most 366 days"):
+        assess(small_season.parcels_path, two_years, season="2023-03-01/2024-10-27", model="rule")
+    one_year = assess(small_season.parcels_path, two_years, season="2024-01-01/2024-12-31", model="rule")
+    expected = assess(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    pd.testing.assert_frame_equal(one_year.drop(columns="geometry"), expected.drop(columns="geometry"))
+    # A winter crop's season crosses the new year: 2023's last date and 2024's spring and summer, 289 days.
+    winter = assess(small_season.parcels_path, two_years, season="2023-10-01/2024-07-15", model="rule")
+    assert {"2023-10-27", "2024-07-14"} <= set(winter["ndvi_peak_date"].astype(str))
+
+
 def test_a_crop_declared_by_another_of_its_names_is_that_crop(small_season, tmp_path) -> None:
     """A Chinese loan officer writes 小麦, not wheat: it used to be UNKNOWN_DECLARED_CROP, never checked or priced."""
     parcels = gpd.read_file(small_season.parcels_path)

@@ -170,6 +170,32 @@ def test_sentinelhub_endpoints_from_the_config_profile_credentials_from_the_envi
     assert SECRET not in done.stderr + done.stdout
 
 
+def test_two_years_fetched_into_one_folder_are_assessed_a_season_at_a_time(tmp_path: Path) -> None:
+    """fetch takes a --season of two years; assess refuses the folder without a --season of one (the crop calendars
+    are days of the year: the second year's dates would count as more dates of the first's season)."""
+    items, files = [], {}
+    for day in ("2023-03-15", "2024-03-15"):
+        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_{day.replace('-', '')}_0_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired=f"{day}T03:20:00Z")
+        items.append(item)
+        files |= item_files
+    parcels = tmp_path / "fields.geojson"
+    gpd.GeoDataFrame({"parcel_id": ["F1"], "borrower_id": ["B1"]},
+                     geometry=[shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650").to_file(parcels)
+    with StacServer(items, files) as server:
+        done = _run("fetch", str(parcels), "--stac-url", server.url, "--season", "2023-01-01/2024-12-31", "--out",
+                    str(tmp_path / "s2"), "--timeout", "5", "--retries", "1")
+    assert done.returncode == 0, done.stderr
+    assert "2 scenes 2023-03-15..2024-03-15" in done.stderr
+    assess = ("assess", str(parcels), "--imagery", str(tmp_path / "s2"), "--model", "rule", "--out")
+    done = _run(*assess, str(tmp_path / "both"))
+    assert done.returncode == 2 and "holds dates from 2023-03-15 to 2024-03-15, more than one season" in done.stderr
+    done = _run(*assess, str(tmp_path / "2024"), "--season", "2024-01-01/2024-12-31")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "2024" / "run.json").read_text())
+    assert [scene["scene_id"] for scene in record["inputs"]["imagery"]["scenes"]] == ["S2A_50SKA_20240315_0_L2A"]
+
+
 def test_ctrl_c_during_a_stalled_cog_read_stops_the_fetch_with_exit_130(tmp_path: Path) -> None:
     """GDAL logs a read's timeout through rasterio's callback, where Python code first runs after a Ctrl-C: the
     KeyboardInterrupt raised there was printed as "Exception ignored" and dropped, and the fetch carried on."""
