@@ -96,7 +96,7 @@ class AgronomyConfig(_Frozen):
     min_peers: Annotated[Count, Field(ge=1)] = 5
     crop_min_confidence: Fraction = 0.7
     declared_crop_min_probability: Fraction = 0.001
-    crop_max_misfit: Annotated[float, Field(gt=0.0)] = 0.15
+    crop_max_misfit: Annotated[Number, Field(gt=0.0)] = 0.15
     min_cultivated_fraction: Fraction = 0.2
     template_shift_days: Annotated[Count, Field(ge=0, le=60)] = 15
     yield_cv: Annotated[Number, Field(ge=0.0, lt=0.78)] = 0.25
