@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +23,7 @@ import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from pyogrio.errors import DataLayerError, DataSourceError  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
-from rasterio.errors import WindowError  # noqa: E402
+from rasterio.errors import RasterioError, WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency  # noqa: E402
@@ -64,14 +65,13 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         raise InputError(f"{out}: the preview is a PNG; name a .png file")
     refuse_unfinished(folder)
     run = folder / "run.json"
-    try:
+    with _read_as_written(run):
         record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
+    with _read_as_written(folder / "results.gpkg"):
         # The overview draws outlines by decision: its other columns (the arithmetic, some 400 characters a parcel)
         # held 0.4 GiB a 100,000 parcels for nothing.
         parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio",
                                 columns=["parcel_id", "decision", "status"] if parcel_id is None else None)
-    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:  # JSON cut short, not a GeoPackage
-        raise InputError(f"{folder}: its results do not read as farmcredit wrote them ({exc})") from exc
     if missing := {"parcel_id", "decision", "status"} - set(parcels.columns):
         raise InputError(f"{folder / 'results.gpkg'}: its parcels layer has no {', '.join(sorted(missing))} column")
     imagery = folder / "true_colour.tif"
@@ -80,10 +80,9 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     usable = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
     if parcel_id is None:
         out = out or folder / "preview.png"
-        framed = map_parcels(parcels)  # one not assessed far off is counted in the title instead
-        fig, ax = _map_figure(framed, n_panels=1)
-        focus = None
-        bounds = _padded(framed.total_bounds, 0.03) if len(framed) else (0.0, 0.0, 1.0, 1.0)
+        shown = map_parcels(parcels)  # one not assessed far off is counted in the title instead
+        focus = series = None
+        bounds = _padded(shown.total_bounds, 0.03) if len(shown) else (0.0, 0.0, 1.0, 1.0)
         off = len(usable) - len(usable.cx[bounds[0] : bounds[2], bounds[1] : bounds[3]])
         title = (f"farmcredit: {len(parcels)} parcels, season {_season(record)}"
                  + (f" ({off} not assessed, off the map)" if off else ""))
@@ -95,22 +94,27 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
             raise InputError(f"{results}: {len(matches)} parcels have the id {parcel_id!r} (DUPLICATE_PARCEL_ID); give "
                              "each its own id to preview it")
         out = out or folder / f"preview_{_file_safe(parcel_id, parcels['parcel_id'].astype(str))}.png"
-        focus = parcels.loc[matches[0]]
-        fig, (ax, ndvi_ax) = _map_figure(usable, n_panels=2)
+        shown, focus = usable, parcels.loc[matches[0]]
         located = focus.geometry is not None and not focus.geometry.is_empty
         bounds = _around(focus.geometry.bounds) if located else _padded(usable.total_bounds, 0.03)
         title = _parcel_title(focus, record)
-        _ndvi_panel(ndvi_ax, folder / "ndvi_series.parquet", parcels, focus, record)
-    subtitle = _draw_map(ax, usable, bounds, imagery, focus)
-    ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
-    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-    fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
-             fontsize=7, color="#444444")
+        series = _read_series(folder / "ndvi_series.parquet")
+    image = _true_colour(imagery, bounds) if imagery.is_file() else None  # every file read before the drawing
+    fig, axes = _map_figure(shown, n_panels=1 if focus is None else 2)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
-    except OSError as exc:
-        raise InputError(f"cannot write the preview to {out}: {write_problem(out, exc)}") from exc
+        ax = axes if focus is None else axes[0]
+        if focus is not None:
+            _ndvi_panel(axes[1], series, parcels, focus, record)
+        subtitle = _draw_map(ax, usable, bounds, image, focus)
+        ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
+        fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+        fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
+                 fontsize=7, color="#444444")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out)
+        except OSError as exc:
+            raise InputError(f"cannot write the preview to {out}: {write_problem(out, exc)}") from exc
     finally:
         plt.close(fig)
     return out
@@ -129,16 +133,15 @@ def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, pl
     return plt.subplots(figsize=(10, float(np.clip(10 * aspect + 1.2, 4, 14))), dpi=110, layout="constrained")
 
 
-def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float], imagery: Path,
-              focus: pd.Series | None) -> str:
-    """Imagery, parcels by decision, scale bar and north arrow; returns the imagery caption."""
+def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float],
+              image: tuple[np.ndarray, tuple, str] | None, focus: pd.Series | None) -> str:
+    """``image`` (from ``_true_colour``, None for none), parcels by decision, scale bar and north arrow; returns the
+    imagery caption."""
     caption = ""
-    if imagery.is_file():
-        image = _true_colour(imagery, bounds)
-        if image is not None:
-            rgb, extent, acquired = image
-            ax.imshow(rgb, extent=extent, interpolation="nearest")
-            caption = f"imagery {acquired} (Sentinel-2 true colour)"
+    if image is not None:
+        rgb, extent, acquired = image
+        ax.imshow(rgb, extent=extent, interpolation="nearest")
+        caption = f"imagery {acquired} (Sentinel-2 true colour)"
     usable = usable.cx[bounds[0] : bounds[2], bounds[1] : bounds[3]]  # only what the view shows
     colours = [
         DECISION_COLOURS["error"] if status == "error" else DECISION_COLOURS[decision]
@@ -164,12 +167,20 @@ def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float
     return caption
 
 
-def _ndvi_panel(ax: plt.Axes, series_path: Path, parcels: gpd.GeoDataFrame, focus: pd.Series, record: dict) -> None:
-    """The parcel's NDVI per clear date against the median and 10-90% band of its crop peers."""
-    if not series_path.is_file():
+def _read_series(path: Path) -> pd.DataFrame | None:
+    """The run's NDVI per parcel and date (``ndvi_series.parquet``); None when the folder has none."""
+    if not path.is_file():
+        return None
+    with _read_as_written(path):
+        return pd.read_parquet(path)
+
+
+def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
+                record: dict) -> None:
+    """The parcel's NDVI per clear date in ``series`` against the median and 10-90% band of its crop peers."""
+    if series is None:
         ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
         return
-    series = pd.read_parquet(series_path)
     crop = focus.get("crop") if isinstance(focus.get("crop"), str) else None
     assessed = parcels["status"] != "error"
     peers = parcels.loc[assessed & (parcels["crop"] == crop) if crop else assessed, "parcel_id"]
@@ -202,7 +213,7 @@ def _ndvi_panel(ax: plt.Axes, series_path: Path, parcels: gpd.GeoDataFrame, focu
 
 def _true_colour(path: Path, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple, str] | None:
     """RGB in 0-1 over ``bounds`` (overviews when zoomed out), its extent and date; None if outside."""
-    with rasterio.open(path) as src:
+    with _read_as_written(path), rasterio.open(path) as src:
         try:
             window = from_bounds(*bounds, transform=src.transform).intersection(Window(0, 0, src.width, src.height))
         except WindowError:
@@ -253,10 +264,22 @@ def _season(record: dict) -> str:
 def _map_crs(imagery: Path, parcels: gpd.GeoDataFrame) -> rasterio.crs.CRS:
     """The imagery's CRS (so it draws unwarped); a UTM zone for the parcels when there is none."""
     if imagery.is_file():
-        with rasterio.open(imagery) as src:
+        with _read_as_written(imagery), rasterio.open(imagery) as src:
             return src.crs
     usable = parcels.geometry.notna() & ~parcels.geometry.is_empty
     return rasterio.crs.CRS.from_user_input(parcels[usable].estimate_utm_crs() if usable.any() else "EPSG:3857")
+
+
+@contextmanager
+def _read_as_written(path: Path) -> Iterator[None]:
+    """Say which file of the results folder does not read (cut short, corrupt, not what its name says) as an
+    InputError naming it."""
+    try:
+        yield
+    except (DataSourceError, DataLayerError, RasterioError, OSError, ValueError) as exc:  # Arrow's and JSON's too
+        detail = exc.__cause__ or exc  # rasterio's "Read failed" leaves GDAL's reason in the cause
+        raise InputError(f"{path}: does not read as farmcredit wrote it ({detail}); copy or write the results folder "
+                         "again") from exc
 
 
 def _padded(bounds: np.ndarray, share: float) -> tuple[float, float, float, float]:

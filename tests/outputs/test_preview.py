@@ -51,7 +51,21 @@ def test_unknown_parcel_or_folder_exits_2_naming_it(outputs, tmp_path, monkeypat
         shutil.copytree(outputs, copy)
         (copy / broken).write_text(text)
         code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--out", str(tmp_path / "m.png"))
-        assert code == 2 and "do not read as farmcredit wrote them" in " ".join(err.split()), broken
+        assert code == 2 and f"{broken}: does not read as farmcredit wrote it" in " ".join(err.split()), broken
+
+
+@pytest.mark.parametrize("broken", ["true_colour.tif", "ndvi_series.parquet"])
+def test_an_image_or_series_cut_short_exits_2_naming_it(outputs, assessed, tmp_path, monkeypatch, capsys,
+                                                         broken: str) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("preview*.png"))
+    whole = (copy / broken).read_bytes()
+    (copy / broken).write_bytes(whole[: len(whole) // 2])  # a copy that stopped half way
+    parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--parcel", parcel)
+    said = " ".join(err.split())
+    assert code == 2 and f"{broken}: does not read as farmcredit wrote it" in said and "Traceback" not in said
+    assert not list(copy.glob("preview*.png"))
 
 
 def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of_their_own(outputs, tmp_path) -> None:
