@@ -72,7 +72,8 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "series": out_dir / "ndvi_series.parquet",
     }
     parcels, borrowers = assessment.parcels, assessment.borrowers
-    for earlier in (files["gpkg"], files["preview"]):  # no picture of an earlier run is left beside these
+    # No picture of an earlier run is left beside these: its overview, nor its parcels' previews (preview_<id>.png).
+    for earlier in (files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
     _nulls_as_none(parcels).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")

@@ -161,6 +161,19 @@ def test_a_results_folder_named_like_a_geopackage_is_a_folder(outputs, tmp_path)
     assert render_preview(folder) == folder / "preview.png"
 
 
+def test_a_new_run_leaves_no_preview_of_the_last_one(assessed, tmp_path) -> None:
+    from farmcredit.outputs import write_outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = [out / "preview_P00003.png", out / "preview_GONE.png"]  # a parcel this run has too, and one it has not
+    for path in earlier:
+        path.write_bytes(PNG)
+    (out / "mine.png").write_bytes(PNG)
+    write_outputs(out, assessed)
+    assert not [path for path in earlier if path.exists()] and (out / "mine.png").exists()
+
+
 def test_series_table_has_every_parcel_and_date(outputs, assessed) -> None:
     series = pd.read_parquet(outputs / "ndvi_series.parquet")
     assert list(series.columns) == ["parcel_id", "date", "clear_share", "ndvi_mean", "ndvi_std"]
