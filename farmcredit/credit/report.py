@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -762,8 +763,14 @@ def _render_markdown(intro: list[str], sections: list[_Section], out: Path) -> s
             else:
                 name = f"{out.stem}-{block.name}.png"
                 (out.parent / name).write_bytes(block.png)
-                lines += [f"![{block.alt}]({name})", ""]
+                lines += [f"![{block.alt}]({_link_destination(name)})", ""]
     return "\n".join(lines)
+
+
+def _link_destination(name: str) -> str:
+    """A file name as a CommonMark link destination: in angle brackets, which may hold spaces (a report named
+    ``报告 2.md``), its own angle brackets and backslashes escaped."""
+    return "<" + re.sub(r"([<>\\])", r"\\\1", name) + ">"
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:

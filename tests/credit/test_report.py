@@ -1,6 +1,7 @@
 """The risk committee's report: PSI, size bands, four-fifths screen, calibration, rendering, errors."""
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -168,9 +169,19 @@ def test_markdown_report_writes_and_links_its_pngs(tmp_path: Path) -> None:
     names = ("calibration", "fairness", "reasons", "summary")  # no stability plot without a reference
     assert [p.name for p in pngs] == [f"report-{name}.png" for name in names]
     for png in pngs:
-        assert png.read_bytes().startswith(b"\x89PNG") and f"]({png.name})" in text
+        assert png.read_bytes().startswith(b"\x89PNG") and f"](<{png.name}>)" in text
     assert "No reference run given" in text
     assert "| < 0.1 ha |" in text and "## 4. Calibration" in text
+
+
+def test_markdown_images_of_a_report_named_with_a_space_render(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    out = credit_report(_results(), out=tmp_path / "报告 (2).md", fmt="md")
+    tokens = MarkdownIt().parse(out.read_text())
+    images = [child.attrs["src"] for token in tokens if token.children for child in token.children
+              if child.type == "image"]
+    assert len(images) == 4 and all((tmp_path / unquote(src)).is_file() for src in images)
 
 
 def test_calibration_with_observed_defaults() -> None:
