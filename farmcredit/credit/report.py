@@ -56,6 +56,8 @@ MIN_GROUP_PARCELS = 30
 PSI_EPSILON = 1e-4
 PSI_STABLE, PSI_MAJOR = 0.1, 0.25
 TOP_REASONS = 10
+# The plots, by the name a Markdown report gives their files (<stem>-<name>.png beside it).
+PLOT_NAMES = ("summary", "fairness", "stability", "calibration", "reasons")
 FIGURE_DPI = 100
 RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
 DECISION_COLOURS = {"approve": "#1a9850", "refer": "#fdae61", "decline": "#d73027"}
@@ -189,7 +191,8 @@ def credit_report(
     Args:
         results: a results table (``load_results`` or the frame ``farmcredit.assess`` returns).
         reference: an earlier run to measure stability against; without it, PSI is skipped.
-        out: the report file to write; Markdown writes ``<stem>-<section>.png`` beside it.
+        out: the report file to write; Markdown writes ``<stem>-<section>.png`` beside it (removing those of an
+            earlier report that this one does not draw).
         fmt: ``html`` (one self-contained file) or ``md``.
 
     Returns:
@@ -764,6 +767,10 @@ def _render_markdown(intro: list[str], sections: list[_Section], out: Path) -> s
                 name = f"{out.stem}-{block.name}.png"
                 (out.parent / name).write_bytes(block.png)
                 lines += [f"![{block.alt}]({_link_destination(name)})", ""]
+    drawn = {block.name for section in sections for block in section.blocks if isinstance(block, _Plot)}
+    for name in PLOT_NAMES:
+        if name not in drawn:  # an earlier report's (its stability plot, say): a picture of another run
+            (out.parent / f"{out.stem}-{name}.png").unlink(missing_ok=True)
     return "\n".join(lines)
 
 

@@ -184,6 +184,16 @@ def test_markdown_images_of_a_report_named_with_a_space_render(tmp_path: Path) -
     assert len(images) == 4 and all((tmp_path / unquote(src)).is_file() for src in images)
 
 
+def test_a_markdown_report_leaves_no_image_of_an_earlier_one_beside_it(tmp_path: Path) -> None:
+    credit_report(_results(), _results(seed=5), out=tmp_path / "report.md", fmt="md")
+    assert (tmp_path / "report-stability.png").is_file()
+    (tmp_path / "report-2-summary.png").write_bytes(b"another report's")  # by its pattern, not this report's
+    credit_report(_results(), out=tmp_path / "report.md", fmt="md")  # no reference: no stability plot
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "report-2-summary.png", "report-calibration.png", "report-fairness.png", "report-reasons.png",
+        "report-summary.png"]
+
+
 def test_calibration_with_observed_defaults() -> None:
     table = _results(6, risk_grade=["A", "A", "B", "B", "B", "E"], status=["ok"] * 5 + ["error"],
                      probability_of_default=[0.02, 0.04, 0.05, 0.05, 0.08, np.nan], defaulted=[0, 1, 0, 0, 1, 0])
