@@ -56,6 +56,13 @@ def _finite(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
+def _out_path(_: click.Context, param: click.Parameter, value: str | Path | None) -> Path | None:
+    """``--out`` as a path; an empty one is refused (as a path, "" is the current folder: written in unasked)."""
+    if value == "":
+        raise click.BadParameter("an empty path names no file or folder; name the one to write", param=param)
+    return None if value is None else Path(value)
+
+
 def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date] | None:
     """Parse ``START/END`` (ISO dates) into a date pair (``pipeline.as_season``: at most a year long, unless not
     ``one_season``); ``None`` passes through."""
@@ -99,7 +106,7 @@ def cli() -> None:
               "or a remote source fetched into OUT/imagery first: stac (Earth Search), "
               "stac://HOST/PATH?collection=ID, an https STAC API URL, or sentinelhub (needs --season).")
 @click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("farmcredit-results"), show_default=True,
+@click.option("--out", type=click.Path(), callback=_out_path, default=Path("farmcredit-results"), show_default=True,
               help="Output folder.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
@@ -169,7 +176,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.option("--imagery", "imagery_src", required=True,
               help="Imagery folder, SAFE products or stack, as for assess (local: every worker must see it).")
 @click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
+@click.option("--out", type=click.Path(), callback=_out_path, required=True,
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
@@ -290,7 +297,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
 @cli.command()
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--parcel", "parcel_id", help="Centre on this parcel and plot its NDVI season against its peers'.")
-@click.option("--out", type=click.Path(path_type=Path),
+@click.option("--out", type=click.Path(), callback=_out_path,
               help="PNG to write [default: RESULTS/preview.png, or RESULTS/preview_<ID>.png with --parcel].")
 def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
     """Draw a map of a results folder: parcels by decision over the season's imagery.
@@ -316,7 +323,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @click.option("--stac-url", default="https://earth-search.aws.element84.com/v1", show_default=True,
               help="STAC API root (with --source stac).")
 @click.option("--collection", default="sentinel-2-l2a", show_default=True, help="STAC collection id.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Imagery folder to write.")
+@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Imagery folder to write.")
 @click.option("--max-cloud", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Leave out scenes with more cloud cover than this, percent.")
 @click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL].")
@@ -356,7 +363,7 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the season into.")
+@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Folder to write the season into.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (same seed, same bytes).")
 @click.option("--size", "size_px", type=click.IntRange(48, 4096), default=320, show_default=True,
@@ -382,7 +389,8 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
 
 @cli.command()
 @click.argument("data", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Weights file to write (.safetensors).")
+@click.option("--out", type=click.Path(), callback=_out_path, required=True,
+              help="Weights file to write (.safetensors).")
 @click.option("--eurosat", type=click.Path(exists=True, path_type=Path), help="EuroSAT-MS folder (<Class>/*.tif).")
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--eurosat-test-share", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
@@ -505,7 +513,7 @@ def credit() -> None:
 
 @credit.command("fit")
 @click.argument("history", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write the model JSON.")
+@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Where to write the model JSON.")
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Fit date (default today): "
               "outcomes dated later are refused as leakage.")
 @click.option("--l2", type=click.FloatRange(min=0.0), default=1.0, show_default=True, help="Ridge penalty.")
@@ -537,7 +545,7 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
 @credit.command("report")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--reference", type=click.Path(path_type=Path), help="An earlier run to measure stability against.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Report file (.html or .md).")
+@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Report file (.html or .md).")
 def credit_report_command(results: Path, reference: Path | None, out: Path) -> None:
     """Write a fairness and stability report over a run's results (HTML or Markdown).
 

@@ -126,6 +126,22 @@ def test_imagery_of_two_years_without_a_season_exits_2_naming_its_dates(small_se
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("args", [["assess", "p.gpkg", "--imagery", "s2"], ["batch", "p.gpkg", "--imagery", "s2"],
+                                  ["fetch", "--bbox", "1,2,3,4", "--season", "2024-03-01/2024-04-01"], ["simulate"],
+                                  ["train", "--eurosat", "."], ["preview", "."], ["credit", "fit", "h.csv"],
+                                  ["credit", "report", "."]])
+def test_an_empty_out_is_refused_not_taken_for_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(cli, [*args, "--out", ""])
+    assert done.exit_code == 2 and "'--out': an empty path names no file or folder" in done.output
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])
 def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str) -> None:
     done = _run("batch", str(small_season.parcels_path), "--imagery", source, "--season", "2024-03-01/2024-10-31",
