@@ -223,9 +223,10 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch import run_batch
     from farmcredit.batch.partitions import MANIFEST
     from farmcredit.batch.placement import local_gpu_count, uses_gpu
-    from farmcredit.batch.runner import exclusive, partitions_folder, remove_if_untouched
+    from farmcredit.batch.runner import LOCK_NAME, exclusive, partitions_folder
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
+    from farmcredit.locking import first_missing, remove_if_untouched
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
@@ -264,8 +265,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
             progress.update(task, completed=done, total=total, rate=rate)
 
-        folders = (*reversed(out.absolute().parents), out.absolute(), out.absolute() / "partitions")
-        made = next((folder for folder in folders if not folder.exists()), None)  # the first folder this run makes
+        made = first_missing(out / "partitions")  # the first folder this run makes
         try:
             # One batch at a time in a folder, from its measuring to its last output.
             with exclusive(partitions_folder(out)):
@@ -278,7 +278,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                 write_outputs(out, result.assessment)
         except BaseException:
             if made is not None:  # stopped before measuring (its input, a crash): leave no folder holding only a lock
-                remove_if_untouched(made, out)
+                remove_if_untouched(made, out / "partitions" / LOCK_NAME)
             raise
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "

@@ -1,5 +1,6 @@
-"""Folders runs write in: checked writable before the work (``writable_folder``), and one writer at a time (a lock
-file held while `fetch` or `batch` writes there).
+"""Folders runs write in: checked writable before the work (``writable_folder``), one writer at a time (a lock
+file held while `fetch` or `batch` writes there), and removed again when the run that made them stopped before
+writing anything (``remove_if_untouched``).
 
 The lock is the operating system's (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so it goes
 with the process that holds it: a killed run never leaves a folder locked. The lock file itself
@@ -8,7 +9,9 @@ stays (removing it would let a second run lock a file the first no longer sees).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +82,20 @@ def existing_ancestor(path: Path) -> Path:
         return next(step for step in (path, *path.parents) if step.exists() or step == Path(step.anchor))
     except OSError as exc:
         raise InputError(f"{path} cannot be a folder ({exc.strerror or exc})") from exc
+
+
+def first_missing(path: Path) -> Path | None:
+    """The first folder making ``path`` would create (``path`` or a parent, absolute); None when it exists."""
+    path = path.absolute()
+    return next((step for step in (*reversed(path.parents), path) if not step.exists()), None)
+
+
+def remove_if_untouched(made: Path, lock: Path) -> None:
+    """Remove ``made``, a folder a run made, when it holds nothing but folders and the run's ``lock`` file (the run
+    stopped before writing anything): no empty folder is left to be taken for its output."""
+    with contextlib.suppress(OSError):  # the run's own error is the one to tell
+        if made.is_dir() and all(path.is_dir() or path.absolute() == lock.absolute() for path in made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -149,6 +150,17 @@ def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_pa
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"--imagery {source}: batch reads imagery its workers open as files" in said
     assert "farmcredit fetch" in said and not (tmp_path / "o").exists()
+
+
+def test_assess_whose_fetch_fails_leaves_no_out_folder(small_season, tmp_path: Path) -> None:
+    # No Sentinel Hub credentials, wherever the tests run: none in the environment, no configuration file.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("SH_")}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "assess", str(small_season.parcels_path), "--imagery",
+                           "sentinelhub", "--season", "2024-03-01/2024-04-01", "--model", "rule", "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 2 and "no Sentinel Hub credentials" in done.stderr, done.stderr
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("command", ["assess", "batch"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -305,14 +304,6 @@ def exclusive(folder: Path) -> Iterator[None]:
             yield
         finally:
             _HELD.discard(folder)
-
-
-def remove_if_untouched(made: Path, out: Path) -> None:
-    """Remove ``made``, a folder a batch into ``out`` made (``out`` or a parent), when it holds nothing but folders
-    and ``out``'s partitions lock (the batch stopped on its input before measuring)."""
-    lock = out.absolute() / "partitions" / LOCK_NAME
-    if made.is_dir() and all(path.is_dir() or path.absolute() == lock for path in made.rglob("*")):
-        shutil.rmtree(made, ignore_errors=True)
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],

@@ -54,7 +54,7 @@ from farmcredit.imagery.naming import (
     band_name,
     band_sort_key,
 )
-from farmcredit.locking import folder_lock
+from farmcredit.locking import first_missing, folder_lock, remove_if_untouched
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -416,8 +416,8 @@ def fetch_imagery(
     progress: ProgressCallback | None = None,
     sentinelhub_config: Any = None,
 ) -> FetchManifest:
-    """Download the season's scenes over the area into ``out`` and write its manifest (a folder this call made is
-    removed again when it fails before writing anything in it).
+    """Download the season's scenes over the area into ``out`` and write its manifest (the folders this call made,
+    ``out`` and its parents, are removed again when it fails before writing anything in them).
 
     Args:
         area: Parcel outlines or a box, any CRS; windows are planned around each geometry.
@@ -443,7 +443,7 @@ def fetch_imagery(
     if not 0 <= max_cloud <= 100:
         raise InputError(f"max cloud cover {max_cloud} is not a percentage (0-100)")
     folder = Path(out)
-    made = not folder.exists()
+    made = first_missing(folder)  # assess's --out, when it fetches into OUT/imagery
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -454,10 +454,8 @@ def fetch_imagery(
         try:
             return _fetch_into(folder, area, season, source, max_cloud, bands, http, progress, sentinelhub_config)
         except BaseException:
-            with contextlib.suppress(OSError):  # the fetch's own error is the one to tell
-                if made and [path.name for path in folder.iterdir()] == [LOCK_NAME]:
-                    lock.unlink()  # no empty folder left to be mistaken for imagery
-                    folder.rmdir()
+            if made is not None:  # no empty folder left to be mistaken for imagery
+                remove_if_untouched(made, lock)
             raise
 
 

@@ -218,6 +218,9 @@ def test_an_empty_search_is_a_clear_error(synthetic_29rkh, tmp_path: Path) -> No
         _fetch(server, FIELDS, tmp_path / "s2", season=(date(2021, 1, 1), date(2021, 1, 31)))
     assert server.url in str(error.value)
     assert not (tmp_path / "s2").exists()  # the folder it made for nothing is gone
+    with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene"):
+        _fetch(server, FIELDS, tmp_path / "out" / "imagery", season=(date(2021, 1, 1), date(2021, 1, 31)))
+    assert not (tmp_path / "out").exists()  # nor its parents it made (assess's --out, fetching into OUT/imagery)
     (tmp_path / "kept").mkdir()
     with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene"):
         _fetch(server, FIELDS, tmp_path / "kept", season=(date(2021, 1, 1), date(2021, 1, 31)))
