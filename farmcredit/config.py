@@ -376,6 +376,19 @@ _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error about ``text`` in one line: where (line:column, from 1) and what, without its echo of the
+    line."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: placed by its offset
+        line, column = text.count("\n", 0, exc.position) + 1, exc.position - text.rfind("\n", 0, exc.position)
+        return f"line {line}:{column}: character #x{exc.character:04x}: {exc.reason}"
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return " ".join(str(exc).split())
+    context = f" ({exc.context})" if getattr(exc, "context", None) else ""
+    return f"line {mark.line + 1}:{mark.column + 1}: {exc.problem}{context}"
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
     the packaged values; a ``crops`` section it gives replaces the packaged crops whole.
@@ -398,7 +411,7 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(exc, text)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
     if "crops" not in raw:  # the other sections' defaults are the packaged values; the crops have none

@@ -30,13 +30,13 @@ def writable_folder(folder: Path) -> Path:
     Raises:
         InputError: It cannot be made or written in (a read-only mount, a file in the way).
     """
+    probe = folder / f".probe-{uuid.uuid4().hex}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".probe-{uuid.uuid4().hex}.tmp"
         probe.write_text("")
         probe.unlink()
-    except OSError as exc:
-        raise InputError(f"folder {folder} cannot be written ({exc.strerror or exc})") from exc
+    except OSError as exc:  # the folder, or a parent, a file: the system says only "File exists"
+        raise InputError(f"folder {folder} cannot be written ({write_problem(probe, exc)})") from exc
     return folder
 
 

@@ -143,6 +143,37 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_folder(tmp_path: Path
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["assess", "p.gpkg", "--imagery", ".", "--bands", "2021-06-17:B04,B03,B02,B08", "--model", "rule", "--out",
+          "o"], "a band layout (--bands) applies to a GeoTIFF stack"),
+        (["train", ".", "--eurosat-test-share", "0.5", "--out", "m.safetensors"],
+         "--eurosat-test-share 0.5: give EuroSAT patches (--eurosat)"),
+        (["simulate", "--out", "taken"], "folder taken cannot be written (taken is a file, not a folder)"),
+        (["assess", "p.gpkg", "--imagery", ".", "--config", "bad.yaml", "--out", "o"],
+         "bad.yaml is not valid YAML: line 2:8: expected ',' or ']', but got '<stream end>' (while parsing a flow "
+         "sequence)"),
+        (["assess", "p.gpkg", "--imagery", ".", "--config", "control.yaml", "--out", "o"],
+         "control.yaml is not valid YAML: line 2:13: character #x0001: special characters are not allowed"),
+    ],
+)
+def test_messages_name_the_options_and_say_where_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             args: list[str], expected: str) -> None:
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file in the way")
+    (tmp_path / "bad.yaml").write_text("crops: [wheat,\n  maize")
+    (tmp_path / "control.yaml").write_text("credit:\n  currency: \x01\n")
+    done = CliRunner().invoke(cli, args)
+    message = str(done.exception)
+    assert expected in message and "\n" not in message  # the entry point prints it, exit 2
+    assert "band_layout" not in message and "eurosat_test_share" not in message and "File exists" not in message
+
+
 @pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])
 def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str) -> None:
     done = _run("batch", str(small_season.parcels_path), "--imagery", source, "--season", "2024-03-01/2024-10-31",

@@ -666,8 +666,8 @@ def train_from_folders(
     for path in (out, *([Path(checkpoint)] if checkpoint is not None else [])):
         can_write_in(path.absolute().parent)  # now, not after the training whose weights it would lose
     if not 0 <= eurosat_test_share < 1 or (eurosat_test_share > 0 and eurosat is None):
-        raise InputError(f"eurosat_test_share {eurosat_test_share}: give EuroSAT patches and a share from 0 "
-                         "(train on all) up to, not including, 1")
+        raise InputError(f"--eurosat-test-share {eurosat_test_share}: give EuroSAT patches (--eurosat) and a share "
+                         "from 0 (train on all) up to, not including, 1")
     scenes = tuple(Path(folder).resolve() for folder in scenes)
     eurosat, dea, init = (Path(path).resolve() if path else None for path in (eurosat, dea, init))
     dea_root, dea_held = dea_folder_regions(dea) if dea else (None, ())
@@ -680,7 +680,7 @@ def train_from_folders(
     if patches is not None and eurosat_test_share > 0:
         kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)
         if not (len(kept) and len(held_out)):
-            raise InputError(f"eurosat_test_share {eurosat_test_share} of {len(patches.is_crop)} patches holds "
+            raise InputError(f"--eurosat-test-share {eurosat_test_share} of {len(patches.is_crop)} patches holds "
                              f"{len(held_out)} out and keeps {len(kept)}: choose a share that leaves some of each")
         patches, held_out_patches = patches.subset(kept), patches.subset(held_out)
         record["eurosat_split"] = {"seed": 0, "test_share": eurosat_test_share, "train_patches": len(kept),

@@ -272,7 +272,7 @@ def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights
     with pytest.raises(InputError, match="is a folder; --checkpoint names the file"):
         train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu", checkpoint=tmp_path)
     assert not out.exists() and not card_path(out).exists()
-    with pytest.raises(InputError, match="eurosat_test_share"):  # refused on its inputs: no folder made for it
+    with pytest.raises(InputError, match="--eurosat-test-share"):  # refused on its inputs: no folder made for it
         train_from_folders((), tmp_path / "new" / "m.safetensors", SMALL, eurosat_test_share=0.5, device="cpu",
                            checkpoint=tmp_path / "ck" / "c.safetensors")
     assert not (tmp_path / "new").exists() and not (tmp_path / "ck").exists()
@@ -317,7 +317,7 @@ def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipp
     assert eurosat_sha256(copy) != card.training["eurosat_sha256"]  # other bytes are other data
     # 1.0 keeps nothing to train on, 0.01 holds none out, and a share needs EuroSAT patches.
     for share, eurosat in ((1.0, tiny_eurosat), (0.01, tiny_eurosat), (0.3, None)):
-        with pytest.raises(InputError, match="eurosat_test_share"):
+        with pytest.raises(InputError, match="--eurosat-test-share"):
             train_from_folders((), tmp_path / "x.safetensors", SMALL, eurosat=eurosat, eurosat_test_share=share)
 
 
