@@ -373,21 +373,39 @@ def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> 
                                   gpd.read_parquet(tmp_path / "o2" / "results.parquet"))
 
 
-def test_credit_fit_then_assess_with_it_then_report(small_season, tmp_path: Path) -> None:
+def test_credit_fit_then_assess_and_batch_with_it_then_report(small_season, tmp_path: Path) -> None:
+    """The fitted model scores both runs (its hash in rows and run.json, its PDs, not the shipped model's), fitted
+    with the --l2 asked for."""
+    import numpy as np
+
+    from farmcredit.credit import load_risk_model
     from farmcredit.credit.portfolio import synthetic_history
 
     history = tmp_path / "loans.csv"
     synthetic_history(loans_per_season=300, seed=9).to_csv(history, index=False)
     model = tmp_path / "model.json"
-    done = _run("credit", "fit", str(history), "--out", str(model), "--as-of", "2026-01-01")
+    done = _run("credit", "fit", str(history), "--out", str(model), "--as-of", "2026-01-01", "--l2", "5")
     assert done.returncode == 0, done.stderr
     assert "out-of-time AUC" in done.stderr and model.exists()
-    out = tmp_path / "run"
-    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),
-                "--risk-model", str(model), "--out", str(out), "--quiet")
-    assert done.returncode == 0, done.stderr
+    assert json.loads(model.read_text())["model"]["l2"] == 5
+    fitted, shipped = load_risk_model(model), load_risk_model()
+    for command, extra in (("assess", ()), ("batch", ("--workers", "1"))):
+        out = tmp_path / command
+        done = _run(command, str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model",
+                    "rule", "--risk-model", str(model), "--out", str(out), "--quiet", *extra)
+        assert done.returncode == 0, done.stderr
+        results = gpd.read_parquet(out / "results.parquet")
+        assert set(results["risk_model_hash"]) == {fitted.model_hash} != {shipped.model_hash}
+        assert json.loads((out / "run.json").read_text())["models"]["risk"]["hash"] == fitted.model_hash
+        scored = results["probability_of_default"].notna()
+        assert scored.sum() >= 10
+        np.testing.assert_allclose(results["probability_of_default"],
+                                   fitted.probability_of_default(results), equal_nan=True)
+        assert not np.allclose(results["probability_of_default"][scored],
+                               shipped.probability_of_default(results)[scored])
     report = tmp_path / "report.html"
-    done = _run("credit", "report", str(out), "--reference", str(out), "--out", str(report))
+    done = _run("credit", "report", str(tmp_path / "assess"), "--reference", str(tmp_path / "batch"), "--out",
+                str(report))
     assert done.returncode == 0, done.stderr
     assert "data:image/png;base64" in report.read_text()
 
