@@ -3,7 +3,8 @@
 Excel reads a CSV as UTF-8 only when it starts with a byte-order mark (else in the system's code page: GBK on Chinese
 Windows, where 地块 turns to garbage), and runs a cell starting with ``= + - @``, a tab or a carriage return as a
 formula (an id such as ``=HYPERLINK(...)`` or ``+86 138...``). Such text is written after a quote mark, which Excel
-shows as text and ``read_csv`` takes off again.
+shows as text and ``read_csv`` takes off again. Lines end in CRLF, as RFC 4180 and Excel write them: a carriage
+return within a cell is then quoted, where a bare one would end the row (in Excel as in ``read_csv``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` (no index) for spreadsheets: UTF-8 with a BOM, formula-like text quoted."""
-    _map_text(frame, _quoted).to_csv(path, index=False, encoding="utf-8-sig")
+    """Write ``frame`` (no index) for spreadsheets: UTF-8 with a BOM, CRLF line ends, formula-like text quoted."""
+    _map_text(frame, _quoted).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
 
 def read_csv(path: Path, dtype: dict[str, type]) -> pd.DataFrame:
