@@ -253,13 +253,18 @@ def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> N
 
 
 def test_load_results_reads_a_folder_and_csv(tmp_path: Path) -> None:
-    table = _results(parcel_id=[f"{k:03d}" for k in range(60)])
+    from farmcredit.spreadsheet import write_csv
+
+    # Ids as assess writes them to results.csv: formula-like ones after a spreadsheet's quote mark.
+    table = _results(parcel_id=["=X", "+86 138 0000", *(f"{k:03d}" for k in range(2, 60))],
+                     borrower_id=["-B0", *(f"B{k // 2}" for k in range(1, 60))])
     table.to_parquet(tmp_path / "results.parquet", index=False)
-    table.to_csv(tmp_path / "results.csv", index=False)
+    write_csv(table, tmp_path / "results.csv")
     from_folder = load_results(tmp_path)
     from_csv = load_results(tmp_path / "results.csv")
     assert from_folder.attrs["source"] == str(tmp_path / "results.parquet")
-    assert from_csv["parcel_id"].iloc[0] == "000"  # ids stay strings
+    assert from_csv["parcel_id"].tolist() == table["parcel_id"].tolist()  # the mark taken off; "002" stays a string
+    assert from_csv["borrower_id"].tolist() == table["borrower_id"].tolist()
     assert from_csv["reason"].fillna("").tolist() == table["reason"].tolist()
     text = credit_report(from_folder, from_csv, out=tmp_path / "report.md", fmt="md").read_text()
     assert str(tmp_path / "results.parquet") in text and "| loan_limit | 0.0000 | stable |" in text
