@@ -89,6 +89,21 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
     assert len(gpd.read_file(tmp_path / "o" / "results.gpkg", layer="parcels")) == 4
 
 
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_parcels_crs_is_taken_for_a_file_that_declares_none(small_season, tmp_path: Path, command: str) -> None:
+    parcels = gpd.read_file(small_season.parcels_path).head(4)
+    path = tmp_path / "fields.gpkg"
+    with pytest.warns(UserWarning, match="'crs' was not provided"):  # as the file meant
+        parcels.set_crs(None, allow_override=True).to_file(path)
+    base = [command, str(path), "--imagery", str(small_season.imagery_dir), "--model", "rule", "--quiet"]
+    done = _run(*base, "--out", str(tmp_path / "refused"))
+    assert done.returncode == 2 and "declares no coordinate reference system" in done.stderr
+    done = _run(*base, "--out", str(tmp_path / "o"), "--parcels-crs", parcels.crs.to_string())
+    assert done.returncode == 0, done.stderr
+    results = gpd.read_parquet(tmp_path / "o" / "results.parquet")
+    assert results.crs == parcels.crs and results["cultivated_area_ha"].notna().all()  # on the imagery, measured
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
