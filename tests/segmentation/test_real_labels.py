@@ -102,6 +102,9 @@ def test_evaluate_scores_only_the_eurosat_patches_the_card_held_out_and_says_wha
     assert "100 of 200 patches" in held_out["note"]
     every = evaluate_path(shipped, labels / "eurosat", all_patches=True)
     assert every["overall"]["n"] == 200 and "100 of which the model trained on" in every["note"]
+    result = CliRunner().invoke(cli, ["evaluate", "cnn", str(labels / "eurosat"), "--all-patches", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("eurosat: n=200 ") and "100 of which the model trained on" in result.output
     copy = tmp_path / "EuroSAT_MS"  # the same files under another name: still the held-out 100
     shutil.copytree(labels / "eurosat", copy)
     assert evaluate_path(shipped, copy)["overall"] == held_out["overall"]
