@@ -240,10 +240,12 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
     assert model.card.training["config"]["atmosphere"] == 0.25  # the default: read L1C and L2A alike
     assert model.card.training["config"]["pixel_crop_share"] is None  # DEA pixels at the labels' own share
     assert model.card.training["config"]["narrow_nir_fill"] == 0.5  # half the DEA batches given B8A
-    as_before = CliRunner().invoke(cli, ["train", str(tmp_path / "own"), "--out", str(tmp_path / "old.safetensors"),
-                                         "--steps", "1", "--device", "cpu", "--dea-b8a-fill", "0"])
-    assert as_before.exit_code == 0, as_before.output
-    assert CnnCroplandModel.from_file(tmp_path / "old.safetensors").card.training["config"]["narrow_nir_fill"] == 0
+    asked = CliRunner().invoke(cli, ["train", str(tmp_path / "own"), "--out", str(tmp_path / "asked.safetensors"),
+                                     "--steps", "1", "--device", "cpu", "--dea-b8a-fill", "0", "--atmosphere", "0",
+                                     "--dea-crop-share", "0.3"])
+    assert asked.exit_code == 0, asked.output
+    config = CnnCroplandModel.from_file(tmp_path / "asked.safetensors").card.training["config"]
+    assert (config["narrow_nir_fill"], config["atmosphere"], config["pixel_crop_share"]) == (0, 0, 0.3)
     bad_share = CliRunner().invoke(cli, ["train", str(tmp_path / "own"), "--out", str(weights),
                                          "--dea-crop-share", "1"])
     assert bad_share.exit_code == 2 and "--dea-crop-share" in bad_share.output
