@@ -445,9 +445,21 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season,
         with pytest.raises(InputError, match=message):
             assess(parcels, small_season.imagery_dir, season=season, **run)
     # The CLI's --dn-offset and --device: scene folders read with a DN offset (they have STAC items, which carry
-    # theirs: the same results), the CNN on the CPU.
+    # theirs: the same results), the CNN where asked: on the CPU; on CUDA where torch sees it, else refused.
+    import torch
+
     pd.testing.assert_frame_equal(assess(parcels, small_season.imagery_dir, dn_offset=-1000, **run), expected)
-    assert assess(parcels, small_season.imagery_dir, model="cnn", device="cpu")["model_version"].notna().all()
+
+    def device_run(device: str) -> str:
+        assess(parcels, small_season.imagery_dir, model="cnn", device=device, out=tmp_path / device)
+        return json.loads((tmp_path / device / "run.json").read_text())["models"]["cropland"]["device"]
+
+    assert device_run("cpu") == "cpu"
+    if torch.cuda.is_available():
+        assert device_run("cuda") == "cuda"
+    else:
+        with pytest.raises(InputError, match="torch sees no CUDA GPU"):
+            device_run("cuda")
     with pytest.raises(ImageryError, match="a remote source: fetch it into a folder first"):
         assess(parcels, "stac", **run)
 
