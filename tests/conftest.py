@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder (skipped when absent), small simulated seasons (and a folder of two), a lock
+"""Shared fixtures: the real data folder (skipped when absent, failed under CI), small simulated seasons (and a
+folder of two), a lock
 another process holds."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -17,11 +19,25 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def _skip_or_fail_under_ci(message: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data beside the repository; tests using it skip when it is absent."""
+def not_installed() -> Callable[[str], NoReturn]:
+    """``not_installed(message)`` skips a test for want of something CI provides (``message``: what, and how to get
+    it); under CI, which sets CI=true (.ci/run) and provides it, it fails the test: a skip would hide a broken
+    install."""
+    return _skip_or_fail_under_ci
+
+
+@pytest.fixture(scope="session")
+def shared_data(not_installed: Callable[[str], NoReturn]) -> Path:
+    """../shared/data beside the repository; tests using it skip when it is absent (fail under CI, which has it)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real Sentinel-2 data not found at {SHARED_DATA} (../shared/data beside the repo)")
+        not_installed(f"real Sentinel-2 data not found at {SHARED_DATA} (../shared/data beside the repo)")
     return SHARED_DATA
 
 
@@ -75,12 +91,9 @@ def lock_held_elsewhere() -> Iterator[Callable[[Path], subprocess.Popen]]:
 
 
 @pytest.fixture
-def cjk_font() -> None:
+def cjk_font(not_installed: Callable[[str], NoReturn]) -> None:
     """Skip where no font with Chinese glyphs is installed; fail under CI, which installs one (.ci/run)."""
     from farmcredit.fonts import font_families
 
     if len(font_families()) < 2:
-        message = "no font with Chinese glyphs is installed (apt install fonts-wqy-microhei or fonts-noto-cjk)"
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        not_installed("no font with Chinese glyphs is installed (apt install fonts-wqy-microhei or fonts-noto-cjk)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import exactextract
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -29,7 +30,6 @@ def _slovenia_ndvi(shared_data: Path, tmp_path: Path) -> tuple[Path, np.ndarray,
 
 
 def test_slovenia_lulc_parcel_means_match_exactextract(shared_data: Path, tmp_path: Path) -> None:
-    exactextract = pytest.importorskip("exactextract")
     raster, ndvi, transform = _slovenia_ndvi(shared_data, tmp_path)
     parcels = gpd.read_file(shared_data / "s2" / "eolearn-slovenia" / "LULC.gpkg")
     coverage = coverage_fractions(parcels.geometry.to_numpy(), transform, ndvi.shape)

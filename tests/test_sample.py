@@ -79,7 +79,6 @@ def test_a_config_of_wheat_alone_approves_no_parcel_of_another_crop() -> None:
 @pytest.fixture(scope="module")
 def shipped_run():
     """The shipped CNN (CPU, float32), the whole sample season as ``assess`` reads it, and its prediction there."""
-    pytest.importorskip("torch")
     from rasterio.windows import Window
 
     from farmcredit.imagery import open_imagery, read_window

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.segmentation.card import (  # noqa: E402
+from farmcredit.errors import InputError
+from farmcredit.segmentation.card import (
     CLASSES,
     INDICES,
     MODEL_BANDS,
@@ -21,15 +20,15 @@ from farmcredit.segmentation.card import (  # noqa: E402
     card_path,
     uncalibrated,
 )
-from farmcredit.segmentation.cnn import (  # noqa: E402
+from farmcredit.segmentation.cnn import (
     CnnCroplandModel,
     batch_plan,
     chip_grid,
     fill_window,
     normalise_season,
 )
-from farmcredit.segmentation.network import RECEPTIVE_RADIUS_PX, CroplandNet  # noqa: E402
-from farmcredit.segmentation.training import (  # noqa: E402
+from farmcredit.segmentation.network import RECEPTIVE_RADIUS_PX, CroplandNet
+from farmcredit.segmentation.training import (
     SETTINGS_ADDED,
     TrainingConfig,
     TrainingData,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-
-from farmcredit.segmentation.metrics import binary_metrics  # noqa: E402
+from farmcredit.segmentation.metrics import binary_metrics
 
 
 def test_always_non_crop_scores_the_majority_accuracy_and_half_balanced() -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.transform import from_origin
 
-torch = pytest.importorskip("torch")
-
-from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path, read_card  # noqa: E402
-from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene  # noqa: E402
-from farmcredit.segmentation.training import (  # noqa: E402
+from farmcredit.errors import InputError
+from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path, read_card
+from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene
+from farmcredit.segmentation.training import (
     DEFAULT_DEA_REGIONS,
     TrainingConfig,
     TrainingData,

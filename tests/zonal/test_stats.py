@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import exactextract
+import geopandas
 import numpy as np
 import pytest
 import rasterio
@@ -93,8 +95,6 @@ def farmcredit_stats(path: Path, parcels: list) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("raster", ["continuous", "stepped"])
 def test_matches_exactextract(scene: dict, raster: str) -> None:
-    exactextract = pytest.importorskip("exactextract")
-    geopandas = pytest.importorskip("geopandas")
     path, parcels = scene["paths"][raster], scene["parcels"]
     frame = geopandas.GeoDataFrame(geometry=parcels, crs="EPSG:32650")
     ref = exactextract.exact_extract(str(path), frame, EXTRACT_OPS, output="pandas")
