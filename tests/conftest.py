@@ -1,6 +1,5 @@
 """Shared fixtures: the real data folder (skipped when absent, failed under CI), small simulated seasons (and a
-folder of two), a lock
-another process holds."""
+folder of two), a lock another process holds."""
 
 from __future__ import annotations
 
