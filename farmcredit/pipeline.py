@@ -416,8 +416,9 @@ def measure_windows(
 
     Returns:
         ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
-        in-imagery area over the polygon area), ``read_error`` (n,) bool and ``read_failures`` (k, 3), the
-        files that failed to decode where the parcels were read (``failure_table``).
+        in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
+        area), ``read_error`` (n,) bool and ``read_failures`` (k, 3), the files that failed to decode where the
+        parcels were read (``failure_table``).
     """
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
@@ -448,7 +449,10 @@ def measure_windows(
             if crop_class is not None:
                 layers["cropland_class"] = np.where(crop_class >= 0, crop_class, np.nan)
             pixels(window, layers)
-        coverage = coverage_fractions(geoms[members], cube.transform, (int(window.height), int(window.width)))
+        # A cell without data on any date (a swath's edge) is off the imagery as a cell off the grid is: the parcel
+        # is measured, and its clear shares taken, over the rest.
+        coverage = coverage_fractions(geoms[members], cube.transform,
+                                      (int(window.height), int(window.width))).within(cube.imaged())
         ndvi = zonal_stats(coverage, indices["ndvi"], cell_area=cell_area, percentiles=())
         crop_pixels = probability[None] >= CROPLAND_CUT
         crop_ndvi = np.where(crop_pixels, indices["ndvi"], np.nan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -15,7 +16,9 @@ import pyarrow
 import pyarrow.parquet
 import pyogrio
 import pytest
+import rasterio
 import shapely
+from affine import Affine
 
 from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
@@ -163,6 +166,40 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     pd.testing.assert_series_equal(
         results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
     )
+
+
+def _blank_west_strip(imagery_dir: Path, metres: float) -> None:
+    """Write no data (0) in the westmost ``metres`` of every band and SCL file of every scene: a swath's edge."""
+    for path in imagery_dir.glob("*/*.tif"):
+        with rasterio.open(path) as source:
+            profile, values = source.profile, source.read()
+            columns = round(metres / source.res[0])
+        values[..., :columns] = 0
+        with rasterio.open(path, "w", **(profile | {"driver": "GTiff"})) as target:
+            target.write(values)
+
+
+def test_a_strip_without_data_on_any_date_is_off_the_imagery_as_beyond_the_grids_edge(small_season, tmp_path) -> None:
+    """Every parcel measures, is flagged and gets its interval as if the grid ended where the data does: the part of
+    EDGE in no data widens its interval (PARTLY_OUTSIDE_IMAGERY), AWAY, wholly in it, is OUTSIDE_IMAGERY."""
+    strip = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, strip)
+    _blank_west_strip(strip, 60.0)
+    full = open_imagery(strip)
+    ends = dataclasses.replace(full, transform=full.transform * Affine.translation(6, 0),
+                               shape=(full.shape[0], full.shape[1] - 6))  # the same files; the grid starts 60 m east
+    left, top = full.transform.c + 60, full.transform.f
+    extra = gpd.GeoDataFrame({"parcel_id": ["EDGE", "AWAY"], "borrower_id": ["X", "Y"]},
+                             geometry=[shapely.box(left - 16, top - 200, left + 64, top - 120),
+                                       shapely.box(left - 50, top - 200, left - 10, top - 120)], crs=full.crs)
+    parcels = pd.concat([gpd.read_file(small_season.parcels_path).to_crs(full.crs), extra], ignore_index=True)
+    in_strip, beyond = (run_assessment(parcels, imagery, model="rule") for imagery in (full, ends))
+    pd.testing.assert_frame_equal(in_strip.parcels, beyond.parcels)
+    pd.testing.assert_frame_equal(in_strip.series, beyond.series)  # clear shares over the part with data
+    edge, away = in_strip.parcels.iloc[-2], in_strip.parcels.iloc[-1]
+    assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"]
+    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 0.2 * 0.64 - 1e-9
+    assert away["reason"] == "OUTSIDE_IMAGERY"
 
 
 def test_overcast_date_counts_as_no_observation(small_season, caplog: pytest.LogCaptureFixture) -> None:

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
-from farmcredit.imagery.naming import L2A_DN_SCALE, SCL, band_name
+from farmcredit.imagery.naming import L2A_DN_SCALE, NDVI_BANDS, SCL, band_name
 from farmcredit.imagery.scene import Imagery, Scene
 
 ArrayOrTensor = TypeVar("ArrayOrTensor")
@@ -101,6 +101,15 @@ class SeasonCube:
         rows, cols = window.toslices()
         return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
+
+    def imaged(self) -> np.ndarray:
+        """bool (rows, cols): where the imagery holds red and NIR on at least one date, so a cell clouded on every
+        date is imaged and one of no data or fill values on every date (a swath's edge, off the grid) is not; every
+        cell where a file failed to read in this cube (``read_errors``), whose data is unknown."""
+        if self.read_errors:
+            return np.ones(self.clear.shape[1:], dtype=bool)
+        red, nir = (self.reflectance[:, self.bands.index(band)] for band in NDVI_BANDS)
+        return (np.isfinite(red) & np.isfinite(nir)).any(axis=0)
 
 
 def read_window(

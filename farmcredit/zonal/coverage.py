@@ -44,6 +44,14 @@ class Coverage:
     fraction: np.ndarray
     n_parcels: int
 
+    def within(self, cells: np.ndarray) -> Coverage:
+        """The entries on the cells where ``cells`` (bool, the grid's rows x cols) is True; this coverage when all
+        are."""
+        if cells.all():
+            return self
+        keep = cells[self.row, self.col]
+        return Coverage(self.parcel[keep], self.row[keep], self.col[keep], self.fraction[keep], self.n_parcels)
+
 
 def coverage_fractions(
     geometries: np.ndarray | Sequence[shapely.Geometry | None],
