@@ -272,6 +272,43 @@ def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
 
 
+def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
+    """Each polygon's planar area (m2) in its own UTM zone, the surveyor's: the WGS84 zone of its centroid's longitude,
+    north or south by its latitude, whatever ``crs`` (the polygons') is; 0 where a geometry is missing.
+
+    Polygons whose zone ``crs`` is are measured as they are (imagery in its UTM zone: no reprojection); the others
+    are reprojected, vertex by vertex, one zone at a time. Without a place on the earth (an engineering CRS,
+    coordinates off the globe) the area is planar in ``crs``, its unit converted to metres.
+
+    Example:
+        >>> field = shapely.box(500_000, 4_000_000, 500_100, 4_000_100)  # 1 ha in UTM zone 50N
+        >>> float(utm_area_m2(np.array([field]), "EPSG:32650")[0])
+        10000.0
+    """
+    crs = CRS.from_user_input(crs)
+    area = np.zeros(len(geoms))
+    present = np.flatnonzero(usable_geometries(geoms))
+    zone_epsg = np.zeros(present.size, dtype=np.int64)  # 0: no zone
+    if crs.geodetic_crs is not None and present.size:
+        centres = shapely.centroid(geoms[present])
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+            shapely.get_x(centres), shapely.get_y(centres), errcheck=False)
+        placed = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90)
+        zone = np.minimum(np.floor(np.mod(np.where(placed, lon, 0.0) + 180.0, 360.0) / 6.0), 59).astype(np.int64) + 1
+        zone_epsg = np.where(placed, np.where(lat < 0, 32700, 32600) + zone, 0)
+    own = crs.to_epsg()
+    for code in np.unique(zone_epsg):
+        group = present[zone_epsg == code]
+        if code == own:
+            area[group] = shapely.area(geoms[group])
+        elif code == 0:
+            area[group] = shapely.area(geoms[group]) * crs.axis_info[0].unit_conversion_factor ** 2
+        else:
+            to_zone = Transformer.from_crs(crs, f"EPSG:{code}", always_xy=True)
+            area[group] = shapely.area(shapely.transform(geoms[group], to_zone.transform, interleaved=False))
+    return area
+
+
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
     """``declared_area_ha`` as float, NaN where absent; a value given that is not a positive number (text such as
     "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the

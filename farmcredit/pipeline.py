@@ -28,7 +28,7 @@ from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, fin
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries
+from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries, utm_area_m2
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
@@ -420,8 +420,9 @@ def measure_windows(
         area), ``read_error`` (n,) bool and ``read_failures`` (k, 3), the files that failed to decode where the
         parcels were read (``failure_table``).
     """
+    # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
-    area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
+    polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
     stats = empty_stats(len(geoms), len(imagery.scenes))
     failures: set[tuple[str, str, str]] = set()
     for done, (window, members) in enumerate(windows, start=1):
@@ -463,8 +464,8 @@ def measure_windows(
         for name in ("ndmi", "evi"):  # over cropland, as the flooding check compares them (not a pond beside it)
             on_crop = np.where(crop_pixels, indices[name], np.nan)
             stats[name][members] = zonal_stats(coverage, on_crop, cell_area=cell_area, percentiles=())["mean"]
-        inside_m2 = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
-        stats["inside"][members] = inside_m2 / np.maximum(area_m2[members], 1e-9)
+        inside_area = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
+        stats["inside"][members] = inside_area / np.maximum(polygon_area[members], 1e-9)
         fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,
                                          getattr(model, "mixed_margin", 0.0))
         for name, values in zip(("frac", "low", "high"), fractions):
@@ -516,12 +517,13 @@ def failure_table(failures: Iterable[Sequence[str]]) -> np.ndarray:
 def assemble_measurements(
     geoms: np.ndarray, imagery: Imagery, stats: Mapping[str, np.ndarray]
 ) -> tuple[ParcelMeasurements, np.ndarray]:
-    """Every parcel's ``ParcelMeasurements`` from the raw statistics of ``measure_windows``.
+    """Every parcel's ``ParcelMeasurements`` from the raw statistics of ``measure_windows``; polygon areas planar in
+    each parcel's own UTM zone (``utm_area_m2``), whatever the imagery's CRS.
 
     Returns:
         The measurements and a mask of parcels wholly outside the imagery.
     """
-    area_m2 = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
+    area_m2 = utm_area_m2(geoms, imagery.crs)
     inside = np.nan_to_num(stats["inside"], nan=0.0)
     outside = (inside <= 0.0) & usable_geometries(geoms)
     measurements = ParcelMeasurements(

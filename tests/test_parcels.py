@@ -16,7 +16,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
-from farmcredit.parcels import read_parcels
+from farmcredit.parcels import read_parcels, utm_area_m2
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
 BOWTIE = Polygon([(500200, 3650000), (500300, 3650100), (500300, 3650000), (500200, 3650100)])
@@ -314,3 +314,17 @@ def test_a_geopackage_of_undefined_srs_has_no_crs_and_takes_parcels_crs(
         _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(declared)
         assert read_parcels(declared, crs="EPSG:32651").crs == "EPSG:32650"
     assert "declares its coordinate reference system (EPSG:32650): --parcels-crs EPSG:32651 is ignored" in caplog.text
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857", "EPSG:2263", "EPSG:32650"])
+def test_a_parcels_area_is_planar_in_its_own_utm_zone_in_any_crs(crs: str) -> None:
+    """1 ha fields of zones 18 N (New York), 33 S (Namibia) and 50 N read 1 ha in any CRS; a missing outline 0."""
+    fields = [gpd.GeoSeries([shapely.box(x, y, x + 100, y + 100)], crs=zone).to_crs(crs).iloc[0]
+              for x, y, zone in ((585_000, 4_505_000, 32618), (500_000, 7_800_000, 32733), (500_000, 3_650_000, 32650))]
+    np.testing.assert_allclose(utm_area_m2(np.array([*fields, None]), crs), [1e4, 1e4, 1e4, 0.0], rtol=1e-6)
+
+
+def test_an_area_in_a_crs_with_no_place_on_the_earth_is_planar_in_its_unit_as_metres() -> None:
+    local_feet = CRS.from_wkt('ENGCRS["site",EDATUM["site"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["foot",0.3048]],'
+                              'AXIS["y",north,LENGTHUNIT["foot",0.3048]]]')
+    assert utm_area_m2(np.array([shapely.box(0, 0, 100, 100)]), local_feet)[0] == pytest.approx(100 * 100 * 0.3048**2)

@@ -19,10 +19,13 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from rasterio.crs import CRS
+from rasterio.transform import array_bounds
+from rasterio.warp import calculate_default_transform
 
 from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
-from farmcredit.imagery import open_imagery
+from farmcredit.imagery import Imagery, open_imagery
 from farmcredit.pipeline import assess, run_assessment
 from farmcredit.segmentation import load_cropland_model
 
@@ -159,13 +162,33 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     results = run_assessment(pd.concat([parcels, extra], ignore_index=True), imagery).parcels
     edge, away = results.iloc[-2], results.iloc[-1]
     assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"] and edge["decision"] == "refer"
-    assert edge["polygon_area_ha"] == pytest.approx(0.64)
+    assert edge["polygon_area_ha"] == pytest.approx(0.64, rel=1e-4)  # 80 m x 80 m in zone 50, measured in its own 49
     # 30 of its 80 m lie off the imagery: fallow or all crop there, the interval spans both.
-    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 30 / 80 * 0.64 - 1e-9
+    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 30 / 80 * edge["polygon_area_ha"] - 1e-9
     assert away["status"] == "error" and away["reason"] == "OUTSIDE_IMAGERY" and away["loan_limit"] == 0
     pd.testing.assert_series_equal(
         results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
     )
+
+
+def _regridded(imagery: Imagery, crs: str) -> Imagery:
+    """The season on a grid of 10-unit cells in ``crs`` over the same ground (its files read reprojected)."""
+    transform, width, height = calculate_default_transform(
+        imagery.crs, crs, imagery.shape[1], imagery.shape[0], *array_bounds(*imagery.shape, imagery.transform),
+        resolution=10.0)
+    return dataclasses.replace(imagery, crs=CRS.from_user_input(crs), transform=transform, shape=(height, width))
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:32651", "EPSG:32650"])
+def test_a_parcels_area_is_planar_in_its_own_utm_zone_whatever_the_imagerys_crs(small_season, crs: str) -> None:
+    """The scene straddles 114 E, where UTM zone 49 meets 50: each parcel gets the area of the zone of its centroid,
+    on a Web Mercator grid (2.4x at 50 N), one a zone further east (1.7% over at 114 E) or the scene's own."""
+    imagery = _regridded(open_imagery(small_season.imagery_dir), crs)
+    results = run_assessment(small_season.parcels_path, imagery, model="rule").parcels  # outlines as repaired
+    west = results.to_crs(32649).centroid.to_crs(4326).x.to_numpy() < 114.0
+    assert 0 < west.sum() < len(results)
+    zone_ha = np.where(west, results.to_crs(32649).area, results.to_crs(32650).area) / 1e4
+    np.testing.assert_allclose(results["polygon_area_ha"], zone_ha, rtol=1e-6)
 
 
 def _blank_west_strip(imagery_dir: Path, metres: float) -> None:
@@ -198,7 +221,7 @@ def test_a_strip_without_data_on_any_date_is_off_the_imagery_as_beyond_the_grids
     pd.testing.assert_frame_equal(in_strip.series, beyond.series)  # clear shares over the part with data
     edge, away = in_strip.parcels.iloc[-2], in_strip.parcels.iloc[-1]
     assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"]
-    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 0.2 * 0.64 - 1e-9
+    assert edge["cultivated_area_high_ha"] - edge["cultivated_area_low_ha"] >= 0.2 * edge["polygon_area_ha"] - 1e-9
     assert away["reason"] == "OUTSIDE_IMAGERY"
 
 
