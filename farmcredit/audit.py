@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import logging
+import os
 import platform
 import re
 import subprocess
@@ -21,7 +22,7 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.risk import risk_features
-from farmcredit.hashing import source_hash
+from farmcredit.hashing import files_sha256, source_hash, zip_member
 from farmcredit.imagery import Imagery, Scene
 from farmcredit.imagery.fetch import read_manifest
 from farmcredit.reasons import REASONS
@@ -36,17 +37,42 @@ HEADER_BYTES = 1024 * 1024
 SHAPEFILE_SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
 
 
-def file_fingerprint(path: str | Path) -> dict:
+def file_fingerprint(path: str | Path, known: dict[str, dict] | None = None) -> dict:
     """SHA-256 of a local file; for files over 64 MiB, of its first MiB plus its size. A Shapefile's hash covers its
     sidecars too (named in ``sidecars``; over 64 MiB in all, each one's first MiB), so a changed declaration in its
-    .dbf changes it.
+    .dbf changes it. A folder (of a Shapefile, an OpenFileGDB .gdb) hashes its files by relative path and contents
+    (``files``: how many; over 64 MiB in all, each one's first MiB). A file inside a zip (GDAL's ``/vsizip/``: a SAFE
+    product read in place) is recorded with its ``member`` path and the zip's fingerprint (``archive``).
 
-    Remote paths (URLs) are recorded without a hash.
+    Local paths are recorded absolute; remote paths (URLs) as given, without a hash. ``known``: fingerprints taken
+    so far, by absolute path, reused and added to (a stack's bands, a SAFE zip's members: one file hashed once).
     """
     path_text = str(path)
-    local = Path(path_text)
-    if "://" in path_text or not local.is_file():
+    if "://" in path_text:
         return {"path": path_text}
+    archive = zip_member(path_text)
+    if archive is not None:
+        return {"path": path_text, "member": archive[1], "archive": file_fingerprint(archive[0], known)}
+    local = Path(absolute_path(path_text))
+    if known is not None and str(local) in known:
+        return known[str(local)]
+    record = _folder_fingerprint(local) if local.is_dir() else _local_fingerprint(local)
+    if known is not None:
+        known[str(local)] = record
+    return record
+
+
+def absolute_path(path: str | Path) -> str:
+    """A local path made absolute against the working folder (which the audit record does not name); a URL or GDAL's
+    virtual path (``/vsizip/...``) as given."""
+    text = str(path)
+    return text if "://" in text or text.startswith("/vsi") else os.path.abspath(text)
+
+
+def _local_fingerprint(local: Path) -> dict:
+    """``file_fingerprint`` of a local file (absolute; a Shapefile with its sidecars): only its path when missing."""
+    if not local.is_file():
+        return {"path": str(local)}
     sidecars = _sidecars(local)
     size = local.stat().st_size
     digest = hashlib.sha256()
@@ -61,8 +87,17 @@ def file_fingerprint(path: str | Path) -> dict:
                     digest.update(block)
             else:
                 digest.update(handle.read(HEADER_BYTES))
-    record = {"path": path_text, "bytes": size, kind: digest.hexdigest()}
+    record = {"path": str(local), "bytes": size, kind: digest.hexdigest()}
     return record | ({"sidecars": [member.name for member in sidecars]} if sidecars else {})
+
+
+def _folder_fingerprint(folder: Path) -> dict:
+    """``file_fingerprint`` of a folder (absolute): its files by relative path and contents, its bytes in all."""
+    files = [member for member in folder.rglob("*") if member.is_file()]
+    size = sum(member.stat().st_size for member in files)
+    kind = "sha256" if size <= FULL_HASH_LIMIT else "sha256-first-mib"
+    digest = files_sha256(folder, files, None if kind == "sha256" else HEADER_BYTES)
+    return {"path": str(folder), "bytes": size, kind: digest, "files": len(files)}
 
 
 def _sidecars(path: Path) -> list[Path]:
@@ -116,11 +151,12 @@ def build_run_record(
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file
     of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now)."""
+    known: dict[str, dict] = {}
     imagery_record = {
-        "source": imagery.source,
+        "source": absolute_path(imagery.source),
         "crs": imagery.crs.to_string(),
         "clouds_masked": imagery.has_scl,  # every scene has SCL (else see each scene's files)
-        "scenes": scenes if scenes is not None else [scene_record(scene) for scene in imagery.scenes],
+        "scenes": scenes if scenes is not None else [scene_record(scene, known) for scene in imagery.scenes],
         "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
                            for scene, band, path, message in imagery.unopened],
         "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
@@ -158,8 +194,11 @@ def build_run_record(
     }
 
 
-def scene_record(scene: Scene) -> dict:
-    """A scene's id, date, cloud cover, offset and file fingerprints; a mosaic lists its parts instead of files."""
+def scene_record(scene: Scene, known: dict[str, dict] | None = None) -> dict:
+    """A scene's id, date, cloud cover, offset and, per band, its file's fingerprint with the band's 1-based index in
+    the file (``band_index``: a stack's ``--bands``); a mosaic lists its parts instead of files. ``known``: as
+    ``file_fingerprint`` takes it (one for the scenes of a run: a stack's dates share its file)."""
+    known = {} if known is None else known
     record = {
         "scene_id": scene.scene_id,
         "acquired": scene.acquired.isoformat(),
@@ -167,8 +206,9 @@ def scene_record(scene: Scene) -> dict:
         "dn_offset": scene.dn_offset,
     }
     if scene.parts:
-        return record | {"parts": [scene_record(part) for part in scene.parts]}
-    return record | {"files": {band: file_fingerprint(path) for band, (path, _) in sorted(scene.band_paths.items())}}
+        return record | {"parts": [scene_record(part, known) for part in scene.parts]}
+    return record | {"files": {band: {**file_fingerprint(path, known), "band_index": index}
+                               for band, (path, index) in sorted(scene.band_paths.items())}}
 
 
 SIGNAL_COLUMNS = (

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
+
+# GDAL's path of a file inside a zip archive: /vsizip/ZIP/MEMBER.
+_ZIP_MEMBER = re.compile(r"/vsizip/(.+?\.zip)(?:/(.*))?", re.IGNORECASE | re.DOTALL)
 
 
 def canonical_hash(data: object) -> str:
@@ -38,8 +43,35 @@ def source_hash(*parts: str) -> str:
     """SHA-256 of the package's code (its .py and .yaml files, by path), or of ``parts`` of it (``source_files``):
     what ran, whether installed or in a git checkout, with or without uncommitted changes (the audit's code
     version, of the whole package; a batch run's partitions hash the code that measures them)."""
-    root = Path(__file__).resolve().parent
+    return files_sha256(Path(__file__).resolve().parent, source_files(*parts))
+
+
+def files_sha256(root: Path, files: Iterable[Path], head_bytes: int | None = None) -> str:
+    """SHA-256 of ``files`` (under ``root``) in sorted order, each as its path relative to ``root``, a NUL and its
+    contents (its first ``head_bytes`` only, when given): the same tree, the same hash, wherever it lies.
+
+    Example:
+        >>> files_sha256(Path("parcels.gdb"), sorted(Path("parcels.gdb").rglob("*")))  # doctest: +SKIP
+    """
     digest = hashlib.sha256()
-    for path in source_files(*parts):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            if head_bytes is not None:
+                digest.update(handle.read(head_bytes))
+                continue
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def zip_member(path: str) -> tuple[str, str] | None:
+    """The archive and the member of GDAL's path of a file inside a zip (``/vsizip/ZIP/MEMBER``, as a SAFE product
+    is read in place); None for any other path.
+
+    Example:
+        >>> zip_member("/vsizip//data/S2B.zip/S2B.SAFE/MTD_MSIL2A.xml")
+        ('/data/S2B.zip', 'S2B.SAFE/MTD_MSIL2A.xml')
+    """
+    found = _ZIP_MEMBER.fullmatch(path)
+    return (found.group(1), found.group(2) or "") if found else None

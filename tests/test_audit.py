@@ -5,11 +5,16 @@ import shutil
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+from rasterio.transform import from_origin
+from safe_products import write_safe, zip_safe
 from shapely.geometry import box
 
-from farmcredit.audit import file_fingerprint
+from farmcredit.audit import file_fingerprint, scene_record
+from farmcredit.imagery import open_imagery
 
 
 def test_a_shapefiles_fingerprint_covers_its_attributes_and_crs(tmp_path: Path) -> None:
@@ -68,7 +73,7 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     assert result.record["inputs"]["parcels"]["sha256"] == as_read["sha256"]
     scenes = {scene["scene_id"]: scene for scene in result.record["inputs"]["imagery"]["scenes"]}
     assert file_fingerprint(band) != band_as_read
-    assert scenes[band.parent.name]["files"]["B04"] == band_as_read
+    assert scenes[band.parent.name]["files"]["B04"] == {**band_as_read, "band_index": 1}
     records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN"]
@@ -103,3 +108,64 @@ def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_
     recorded = json.loads(done.stdout)
     assert recorded["git_commit"] is None and recorded["git_uncommitted_changes"] is None
     assert recorded["source_sha256"]
+
+
+def _stack(path: Path) -> Path:
+    """A one-date, four-band uint16 GeoTIFF stack without band descriptions (named by ``--bands``)."""
+    values = np.stack([np.full((4, 5), 1000 * (k + 1), dtype=np.uint16) for k in range(4)])
+    with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=4, dtype="uint16", crs="EPSG:32650",
+                       transform=from_origin(399_960.0, 4_000_020.0, 10, 10)) as dataset:
+        dataset.write(values)
+    return path
+
+
+def test_a_stacks_record_names_which_band_was_read_as_each_band_at_its_absolute_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B11 and B12 swapped by ``--bands`` read other pixels from the same file: the record tells the runs apart."""
+    monkeypatch.chdir(tmp_path)
+    _stack(tmp_path / "S2_20240601.tif")
+    layout = [(None, "B04"), (None, "B08"), (None, "B11"), (None, "B12")]
+    swapped = [*layout[:2], layout[3], layout[2]]
+
+    (as_laid_out,), (as_swapped,) = (
+        [scene_record(scene) for scene in open_imagery("S2_20240601.tif", band_layout=bands).scenes]
+        for bands in (layout, swapped))
+
+    assert [as_laid_out["files"][band]["band_index"] for band in ("B04", "B08", "B11", "B12")] == [1, 2, 3, 4]
+    assert (as_swapped["files"]["B11"]["band_index"], as_swapped["files"]["B12"]["band_index"]) == (4, 3)
+    assert as_laid_out["files"]["B04"]["path"] == str(tmp_path / "S2_20240601.tif")  # not as typed
+
+
+def test_a_band_inside_a_safe_zip_is_recorded_with_the_zips_fingerprint_and_its_member(tmp_path: Path) -> None:
+    archive = zip_safe(write_safe(tmp_path))
+    (scene,) = open_imagery(archive).scenes
+
+    record = scene_record(scene)["files"]["B04"]
+
+    assert record["path"] == scene.band_paths["B04"][0]
+    assert record["member"].endswith("/R10m/T50SKB_20240315T031521_B04_10m.jp2")
+    assert record["member"].startswith(f"{archive.stem}.SAFE/GRANULE/")
+    assert record["archive"] == {"path": str(archive), "bytes": archive.stat().st_size,
+                                 "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+
+
+@pytest.mark.parametrize(("folder", "layer", "driver"), [("parcels", "parcels.shp", "ESRI Shapefile"),
+                                                      ("parcels.gdb", "", "OpenFileGDB")], ids=["shapefile", "gdb"])
+def test_a_parcel_folder_is_fingerprinted_by_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str, layer: str, driver: str) -> None:
+    """A folder holding a Shapefile, an OpenFileGDB .gdb: its files by relative path and contents, wherever it is."""
+    monkeypatch.chdir(tmp_path)
+    frame = gpd.GeoDataFrame({"parcel_id": ["P1"], "area_ha": [0.26]}, geometry=[box(0, 0, 50, 50)],
+                             crs="EPSG:32650")
+    Path(folder).mkdir()
+    frame.to_file(Path(folder, layer), driver=driver)
+    files = [member for member in Path(folder).rglob("*") if member.is_file()]
+
+    before = file_fingerprint(folder)
+
+    assert before["path"] == str(tmp_path / folder) and before["files"] == len(files) > 1
+    assert before["bytes"] == sum(member.stat().st_size for member in files) and len(before["sha256"]) == 64
+    shutil.copytree(folder, tmp_path / "elsewhere" / folder)
+    assert file_fingerprint(tmp_path / "elsewhere" / folder)["sha256"] == before["sha256"]
+    frame.assign(area_ha=[5.0]).to_file(Path(folder, layer), driver=driver)
+    assert file_fingerprint(folder)["sha256"] != before["sha256"]

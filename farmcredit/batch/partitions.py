@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
-from farmcredit.hashing import canonical_hash, source_hash
+from farmcredit.hashing import canonical_hash, source_hash, zip_member
 from farmcredit.imagery import Scene
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
@@ -49,8 +48,6 @@ PARTITION_FORMAT = "geoparquet-1"
 MEASURING_CODE = ("batch", "imagery", "segmentation", "zonal", "pipeline.py", "hashing.py")
 MEASURING_SETTINGS = {"imagery", "cropland_rule"}
 MANIFEST = "_manifest.json"
-# GDAL's path of a file inside a zip archive: /vsizip/ZIP/MEMBER.
-_ZIP_MEMBER = re.compile(r"/vsizip/(.+?\.zip)(?=/|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: identity, not value, equality
@@ -125,8 +122,8 @@ def _file_key(path: str) -> str:
     """A band file as a partition id knows it: its path (a signed URL's query left out) and, when local, its (or its
     zip's) size and modification time (a file rewritten in place at the same size is another file)."""
     path = path.split("?")[0]
-    archive = _ZIP_MEMBER.match(path)  # a file in a zip (a SAFE product) is as new as the zip
-    local = Path(archive.group(1) if archive else path)
+    archive = zip_member(path)  # a file in a zip (a SAFE product) is as new as the zip
+    local = Path(archive[0] if archive else path)
     if not local.is_file():
         return path
     stat = local.stat()

@@ -9,95 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import from_origin
 from rasterio.windows import Window
+from safe_products import CRS, GRANULE, PRODUCT, safe_dns, write_safe, zip_safe
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import open_imagery, read_window
-
-CRS = "EPSG:32650"
-ORIGIN = (399_960.0, 4_000_020.0)
-SIZE_M = 120
-PRODUCT = "S2B_MSIL2A_20240315T031521_N0510_R118_T50SKB_20240315T064513"
-GRANULE = "GRANULE/L2A_T50SKB_A036651_20240315T031516/IMG_DATA"
-# (band, resolution m); the product also holds coarser copies of the 10 m bands, which must not be used.
-FILES = [("B02", 10), ("B03", 10), ("B04", 10), ("B08", 10), ("B02", 20), ("B04", 20), ("B05", 20),
-         ("B8A", 20), ("B11", 20), ("SCL", 20), ("B01", 60), ("B04", 60)]
-
-
-def _dns(band: str, resolution: int) -> np.ndarray:
-    """Position-coded DNs; a band's coarser copy gets other values, so reading it would show."""
-    size = SIZE_M // resolution
-    if band == "SCL":
-        scl = np.full((size, size), 4, dtype=np.uint8)
-        scl[0, 0] = 9  # a cloud in the north-west 20 m pixel
-        return scl
-    rows, cols = np.indices((size, size))
-    return (1500 + 100 * int(band[1:].replace("8A", "85")) + rows * size + cols + resolution).astype(np.uint16)
-
-
-def _metadata(name: str, baseline: str, offsets: bool, cloud: float) -> str:
-    image_files = "\n".join(
-        f"<IMAGE_FILE>{GRANULE}/R{res}m/T50SKB_20240315T031521_{band}_{res}m</IMAGE_FILE>" for band, res in FILES
-    )
-    offset_list = "<BOA_ADD_OFFSET_VALUES_LIST>" + "".join(
-        f'<BOA_ADD_OFFSET band_id="{k}">-1000</BOA_ADD_OFFSET>' for k in range(13)
-    ) + "</BOA_ADD_OFFSET_VALUES_LIST>" if offsets else ""
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <n1:General_Info>
-    <Product_Info>
-      <PRODUCT_START_TIME>2024-03-15T03:15:21.024Z</PRODUCT_START_TIME>
-      <PRODUCT_STOP_TIME>2024-03-15T03:15:21.024Z</PRODUCT_STOP_TIME>
-      <PRODUCT_URI>{name}.SAFE</PRODUCT_URI>
-      <PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL>
-      <PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>
-      <PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE>
-      <Product_Organisation><Granule_List><Granule granuleIdentifier="x" imageFormat="JPEG2000">
-        {image_files}
-      </Granule></Granule_List></Product_Organisation>
-    </Product_Info>
-    <Product_Image_Characteristics>
-      <Special_Values><SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT><SPECIAL_VALUE_INDEX>0</SPECIAL_VALUE_INDEX></Special_Values>
-      <QUANTIFICATION_VALUES_LIST>
-        <BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>
-        <AOT_QUANTIFICATION_VALUE unit="none">1000.0</AOT_QUANTIFICATION_VALUE>
-      </QUANTIFICATION_VALUES_LIST>
-      {offset_list}
-    </Product_Image_Characteristics>
-  </n1:General_Info>
-  <n1:Quality_Indicators_Info>
-    <Cloud_Coverage_Assessment>{cloud}</Cloud_Coverage_Assessment>
-  </n1:Quality_Indicators_Info>
-</n1:Level-2A_User_Product>
-"""
-
-
-def write_safe(root: Path, *, baseline: str = "05.10", offsets: bool = True, cloud: float = 12.3,
-               name: str = PRODUCT) -> Path:
-    """A .SAFE folder under root: JP2 bands (lossless) and MTD_MSIL2A.xml, laid out like the real product."""
-    safe = root / f"{name}.SAFE"
-    for band, resolution in FILES:
-        path = safe / GRANULE / f"R{resolution}m" / f"T50SKB_20240315T031521_{band}_{resolution}m.jp2"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        values = _dns(band, resolution)
-        with rasterio.open(path, "w", driver="JP2OpenJPEG", width=values.shape[1], height=values.shape[0], count=1,
-                           dtype=values.dtype, crs=CRS, transform=from_origin(*ORIGIN, resolution, resolution),
-                           nodata=0, QUALITY=100, REVERSIBLE="YES") as dataset:
-            dataset.write(values, 1)
-    (safe / "MTD_MSIL2A.xml").write_text(_metadata(name, baseline, offsets, cloud))
-    return safe
-
-
-def zip_safe(safe: Path) -> Path:
-    """The product zipped like a Copernicus Browser download: the .SAFE folder at the top of the zip."""
-    archive = safe.parent / f"{safe.stem}.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as handle:
-        for path in sorted(safe.rglob("*")):
-            handle.write(path, path.relative_to(safe.parent).as_posix())
-    return archive
 
 
 def test_a_safe_folder_gives_date_offset_cloud_and_each_band_at_its_finest(tmp_path: Path) -> None:
@@ -114,8 +30,8 @@ def test_a_safe_folder_gives_date_offset_cloud_and_each_band_at_its_finest(tmp_p
     assert imagery.shape == (12, 12) and imagery.has_scl and imagery.crs.to_string() == CRS
 
     cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04", "B05"))
-    np.testing.assert_allclose(cube.reflectance[0, 0], (_dns("B04", 10) - 1000.0) * 1e-4, rtol=1e-6)
-    b05 = np.repeat(np.repeat(_dns("B05", 20), 2, axis=0), 2, axis=1)
+    np.testing.assert_allclose(cube.reflectance[0, 0], (safe_dns("B04", 10) - 1000.0) * 1e-4, rtol=1e-6)
+    b05 = np.repeat(np.repeat(safe_dns("B05", 20), 2, axis=0), 2, axis=1)
     np.testing.assert_allclose(cube.reflectance[0, 1], (b05 - 1000.0) * 1e-4, rtol=1e-6)
     assert not cube.clear[0, :2, :2].any() and cube.clear[0, 2:, 2:].all()  # the SCL cloud
 
@@ -130,7 +46,7 @@ def test_the_zip_reads_in_place_exactly_like_the_folder(tmp_path: Path) -> None:
     (scene,) = imagery.scenes
     assert scene.band_paths["B04"][0].startswith(f"/vsizip/{archive.resolve()}/{PRODUCT}.SAFE/GRANULE/")
     cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
-    np.testing.assert_allclose(cube.reflectance[0, 0], (_dns("B04", 10) - 1000.0) * 1e-4, rtol=1e-6)
+    np.testing.assert_allclose(cube.reflectance[0, 0], (safe_dns("B04", 10) - 1000.0) * 1e-4, rtol=1e-6)
 
 
 def test_a_folder_of_products_is_a_season(tmp_path: Path) -> None:
@@ -163,7 +79,7 @@ def test_a_zip_of_several_products_reads_each(tmp_path: Path) -> None:
     assert [scene.band_paths["B04"][0].split(".SAFE/")[0] for scene in imagery.scenes] == [
         f"/vsizip/{archive.resolve()}/products/{name}" for name in (PRODUCT, later)]
     cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B04",))
-    np.testing.assert_allclose(cube.reflectance[:, 0], [(_dns("B04", 10) - 1000.0) * 1e-4] * 2, rtol=1e-6)
+    np.testing.assert_allclose(cube.reflectance[:, 0], [(safe_dns("B04", 10) - 1000.0) * 1e-4] * 2, rtol=1e-6)
 
 
 def test_a_product_of_format_psd_14_2_names_its_fields_with_their_level(tmp_path: Path) -> None:
