@@ -111,27 +111,40 @@ def _sidecars(path: Path) -> list[Path]:
 
 def code_version() -> dict:
     """The package version, the SHA-256 of its source (``source_hash``: pins the code that ran, installed or not,
-    committed or not) and, when run from a git checkout of farmcredit, its commit and whether the package's files
-    had uncommitted changes."""
+    committed or not) and, when run from a git checkout of farmcredit, its commit and whether the package had
+    uncommitted changes: edited or untracked files, the targets of its links (the packaged default config) included.
+    A checkout that git refuses to read (another user's: 'dubious ownership') is warned of and recorded with no
+    commit."""
     root = Path(farmcredit.__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
     # Only a checkout of farmcredit itself: a package installed into another project's repository (its .venv) is not
     # that project's commit.
-    top = git("rev-parse", "--show-toplevel")
-    ours = top is not None and Path(top).resolve() == root and git("ls-files", "--error-unmatch",
-                                                                  "farmcredit/__init__.py") is not None
-    commit = git("rev-parse", "HEAD") if ours else None
-    changes = git("status", "--porcelain", "--untracked-files=no", "--", "farmcredit") if commit else None
+    top, refusal = _git(root, "rev-parse", "--show-toplevel")
+    if top is None and refusal and (root / ".git").exists():
+        logger.warning("git refuses to read farmcredit's checkout %s (%s): the audit record names no commit; if it "
+                       "says 'dubious ownership', run `git config --global --add safe.directory %s` as the user who "
+                       "runs farmcredit", root, refusal, root)
+    ours = top is not None and Path(top).resolve() == root and _git(
+        root, "ls-files", "--error-unmatch", "farmcredit/__init__.py")[0] is not None
+    commit = _git(root, "rev-parse", "HEAD")[0] if ours else None
+    changes = None
+    if commit:
+        package = root / "farmcredit"
+        targets = sorted({str(link.resolve().relative_to(root)) for link in package.rglob("*")
+                          if link.is_symlink() and link.resolve().is_relative_to(root)})
+        changes = _git(root, "status", "--porcelain", "--untracked-files=all", "--", "farmcredit", *targets)[0]
     return {"farmcredit": farmcredit.__version__, "source_sha256": source_hash(), "git_commit": commit,
             "git_uncommitted_changes": bool(changes) if changes is not None else None,
             "python": platform.python_version()}
+
+
+def _git(root: Path, *args: str) -> tuple[str | None, str]:
+    """git's output in ``root`` (None when git is missing, hangs or fails) and what it said when it failed."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):  # no git to run, or it hung
+        return None, ""
+    said = done.stderr.strip().splitlines()
+    return (done.stdout.strip(), "") if done.returncode == 0 else (None, said[0] if said else f"exit {done.returncode}")
 
 
 def build_run_record(

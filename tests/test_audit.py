@@ -1,7 +1,11 @@
 """The audit record's file fingerprints: the same bytes, the same hash; any input that decides, in it."""
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,6 +17,7 @@ from rasterio.transform import from_origin
 from safe_products import write_safe, zip_safe
 from shapely.geometry import box
 
+import farmcredit
 from farmcredit.audit import file_fingerprint, scene_record
 from farmcredit.imagery import open_imagery
 
@@ -87,13 +92,6 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
 
 
 def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_in(tmp_path: Path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    import farmcredit
-
     project = tmp_path / "project"
     site = project / ".venv" / "site-packages"
     shutil.copytree(Path(farmcredit.__file__).parent, site / "farmcredit")
@@ -169,3 +167,44 @@ def test_a_parcel_folder_is_fingerprinted_by_its_files(
     assert file_fingerprint(tmp_path / "elsewhere" / folder)["sha256"] == before["sha256"]
     frame.assign(area_ha=[5.0]).to_file(Path(folder, layer), driver=driver)
     assert file_fingerprint(folder)["sha256"] != before["sha256"]
+
+
+def _checkout(root: Path) -> Path:
+    """A committed git checkout of farmcredit: the package (its default config a link into configs/) and configs/."""
+    package = Path(farmcredit.__file__).resolve().parent
+    shutil.copytree(package, root / "farmcredit", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(package.parent / "configs", root / "configs")
+    (root / ".gitignore").write_text("__pycache__/\n")
+    git = ["git", "-C", str(root), "-c", "user.email=a@b", "-c", "user.name=a"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "farmcredit"]):
+        subprocess.run([*git, *command], check=True)
+    return root
+
+
+def _recorded_code(root: Path) -> tuple[dict, str]:
+    """``code_version()`` as farmcredit imported from ``root`` records it, and what it logged."""
+    script = ("import json, farmcredit; from farmcredit.audit import code_version; "
+              f"assert farmcredit.__file__.startswith({str(root)!r}); print(json.dumps(code_version()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"})
+    return json.loads(done.stdout), done.stderr
+
+
+def test_uncommitted_changes_count_the_linked_default_config_and_new_files_and_a_refusing_git_is_warned_of(
+        tmp_path: Path) -> None:
+    root = _checkout(tmp_path / "checkout")
+    clean, _ = _recorded_code(root)
+    assert clean["git_commit"] and clean["git_uncommitted_changes"] is False
+
+    defaults = root / "configs" / "default.yaml"  # farmcredit/default_config.yaml links to it
+    committed = defaults.read_text()
+    defaults.write_text(committed.replace("\n", "\n\n", 1))
+    assert _recorded_code(root)[0]["git_uncommitted_changes"] is True
+    defaults.write_text(committed)
+    (root / "farmcredit" / "scoring.py").write_text("THRESHOLD = 0.4\n")  # untracked, and imported it would decide
+    assert _recorded_code(root)[0]["git_uncommitted_changes"] is True
+
+    shutil.rmtree(root / ".git")
+    (root / ".git").write_text(f"gitdir: {tmp_path / 'gone'}\n")  # git runs, and refuses (as for another's checkout)
+    refused, logged = _recorded_code(root)
+    assert refused["git_commit"] is None and f"git refuses to read farmcredit's checkout {root}" in logged
