@@ -344,7 +344,9 @@ def finish_assessment(
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
     overlaps = find_overlaps(geoms, cfg.credit.overlap_share)
     credit = assign_limits(frame, cfg, risk, overlaps)
+    cropland = model.describe()
     credit["model_version"] = model.name
+    credit["model_hash"] = cropland["hash"]  # a model retrained under the same name is another model
     credit["risk_model_hash"] = risk.model_hash
     credit["config_hash"] = cfg.config_hash()
     result = gpd.GeoDataFrame(
@@ -354,7 +356,6 @@ def finish_assessment(
     borrowers = aggregate_borrowers(result, cfg)
     timings["credit"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
-    cropland = model.describe()
     if inference is not None:
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(

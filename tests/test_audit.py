@@ -79,6 +79,8 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     scenes = {scene["scene_id"]: scene for scene in result.record["inputs"]["imagery"]["scenes"]}
     assert file_fingerprint(band) != band_as_read
     assert scenes[band.parent.name]["files"]["B04"] == {**band_as_read, "band_index": 1}
+    # The model named by its hash too: one retrained under the same name is another model.
+    assert set(result.parcels["model_hash"]) == {result.record["models"]["cropland"]["hash"]}
     records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN"]

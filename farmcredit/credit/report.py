@@ -266,9 +266,10 @@ def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
     return table
 
 
-# Columns naming what scored a run: the risk model, the cropland model, the configuration.
+# Columns naming what scored a run: the risk model, the cropland model (its name, and its hash: a model retrained
+# under the same name), the configuration.
 PROVENANCE_COLUMNS = {"risk_model_hash": "risk model", "model_version": "cropland model",
-                      "config_hash": "configuration"}
+                      "model_hash": "cropland model", "config_hash": "configuration"}
 
 
 def _changed_models(table: pd.DataFrame, base: pd.DataFrame) -> str:
@@ -278,7 +279,7 @@ def _changed_models(table: pd.DataFrame, base: pd.DataFrame) -> str:
 
     changed = [words for column, words in PROVENANCE_COLUMNS.items()
                if values(table, column) and values(base, column) and values(table, column) != values(base, column)]
-    return " and ".join(changed)
+    return " and ".join(dict.fromkeys(changed))  # a model renamed and retrained is one cropland model changed
 
 
 def _has_pd(table: pd.DataFrame) -> bool:

@@ -162,6 +162,17 @@ def test_html_report_is_self_contained_and_deterministic(tmp_path: Path) -> None
         in " ".join(text.split())
 
 
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_cropland_model_retrained_under_the_same_name_is_said_to_differ(tmp_path: Path, renamed: bool) -> None:
+    """Training names a model after its file: a retrained one may keep the name, and only its hash tells."""
+    table = _results(seed=1, model_version="cropland-cnn-v2.6", model_hash="a" * 16)
+    reference = _results(seed=2, model_version="cropland-cnn-v2.7" if renamed else "cropland-cnn-v2.6",
+                         model_hash="b" * 16)
+    text = " ".join(credit_report(table, reference, out=tmp_path / "report.md", fmt="md").read_text().split())
+    assert "The runs differ in cropland model: a shift below may be the models' or settings', not the portfolio's." \
+        in text
+
+
 def test_markdown_report_writes_and_links_its_pngs(tmp_path: Path) -> None:
     out = credit_report(_results(), out=tmp_path / "report.md", fmt="md")
     text = out.read_text()
