@@ -21,6 +21,7 @@ import shapely
 
 import farmcredit
 from farmcredit.config import Config
+from farmcredit.credit.overlap import overlap_ids
 from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, source_hash, zip_member
 from farmcredit.imagery import Imagery, Scene
@@ -232,10 +233,12 @@ SIGNAL_COLUMNS = (
 )
 
 
-def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
+def decision_records(parcels: gpd.GeoDataFrame, record: dict, overlaps: list[list[int]]) -> Iterator[dict]:
     """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance.
 
-    Holds no timestamp, so the same inputs, config, models and code give identical records.
+    ``overlaps``: per parcel, the rows of the parcels it overlaps (``Assessment.overlaps``), listed by id (not split
+    from the ``;``-joined ``overlaps_parcels``, which an id holding ``;`` would cut). Holds no timestamp, so the same
+    inputs, config, models and code give identical records.
     """
     features = risk_features(parcels)
     # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
@@ -244,6 +247,7 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
         hashlib.sha256(shapely.to_wkb(shapely.normalize(_single(g)), hex=False)).hexdigest() if g is not None else None
         for g in parcels.geometry
     ]
+    partners = overlap_ids(parcels["parcel_id"].to_numpy(), overlaps)
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
     feature_rows = features.itertuples(index=False)
     for k, row in enumerate(parcels.itertuples(index=False)):
@@ -257,7 +261,7 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict) -> Iterator[dict]:
             "probability_of_default": row.probability_of_default,
             "reasons": _reasons(row.reason_all),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
-            "overlaps_parcels": [p for p in str(getattr(row, "overlaps_parcels", "") or "").split(";") if p],
+            "overlaps_parcels": partners[k],
             "inputs": {
                 "declared_crop": row.declared_crop,
                 "declared_area_ha": row.declared_area_ha,

@@ -61,6 +61,8 @@ class Assessment:
         imagery: the season read.
         series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1) and the
             coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
+        overlaps: per parcel, the rows of the parcels it overlaps (``find_overlaps``), for the audit records
+            (the tables join their ids with ';', which an id may hold).
         grid_window: the window of the imagery grid holding every parcel that overlaps it (None
             when none does); the raster outputs cover it.
         pixels: per-pixel layers of the run (cropland probability, peak NDVI) when it kept them.
@@ -71,6 +73,7 @@ class Assessment:
     record: dict
     imagery: Imagery
     series: pd.DataFrame
+    overlaps: list[list[int]]
     grid_window: Window | None = None
     pixels: PixelRasters | None = None
 
@@ -363,7 +366,7 @@ def finish_assessment(
         measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes,
     )
     series = _season_series(result["parcel_id"], measurements)
-    return Assessment(result, borrowers, record, inputs.imagery, series, extent, pixels)
+    return Assessment(result, borrowers, record, inputs.imagery, series, overlaps, extent, pixels)
 
 
 def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:

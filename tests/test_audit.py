@@ -20,6 +20,7 @@ from shapely.geometry import box
 import farmcredit
 from farmcredit.audit import file_fingerprint, scene_record
 from farmcredit.imagery import open_imagery
+from farmcredit.outputs import write_outputs
 
 
 def test_a_shapefiles_fingerprint_covers_its_attributes_and_crs(tmp_path: Path) -> None:
@@ -54,7 +55,8 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     from farmcredit.audit import decision_records
 
     parcels = gpd.read_file(small_season.parcels_path).head(6)
-    twice = parcels.iloc[[0]].assign(parcel_id="AGAIN", borrower_id="OTHER")  # the same land, another borrower
+    # The same land, another borrower, under an id holding the ';' that joins ids in the tables.
+    twice = parcels.iloc[[0]].assign(parcel_id="AGAIN;2", borrower_id="OTHER")
     path = tmp_path / "parcels.gpkg"
     gpd.GeoDataFrame(pd.concat([parcels, twice], ignore_index=True), crs=parcels.crs).to_file(path)
     as_read = file_fingerprint(path)
@@ -81,15 +83,20 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     assert scenes[band.parent.name]["files"]["B04"] == {**band_as_read, "band_index": 1}
     # The model named by its hash too: one retrained under the same name is another model.
     assert set(result.parcels["model_hash"]) == {result.record["models"]["cropland"]["hash"]}
-    records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record)}
+    records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record, result.overlaps)}
     first = str(parcels["parcel_id"].iloc[0])
-    assert records["AGAIN"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN"]
+    assert records["AGAIN;2"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN;2"]
     assert records[str(parcels["parcel_id"].iloc[1])]["overlaps_parcels"] == []
+    files = write_outputs(tmp_path / "out", result)  # the tables join the ids; decisions.jsonl keeps the list
+    for table in (gpd.read_file(files["gpkg"], layer="parcels"), pd.read_parquet(files["parquet"])):
+        assert table.set_index("parcel_id").loc[first, "overlaps_parcels"] == "AGAIN;2"
+    written = {r["parcel_id"]: r for r in map(json.loads, files["decisions"].read_text().splitlines())}
+    assert written[first]["overlaps_parcels"] == ["AGAIN;2"]
     outlines = result.parcels.geometry.to_numpy()
     for same_land in (shapely.reverse(outlines),  # as a Shapefile turns the rings
                       shapely.multipolygons([[g] for g in outlines])):  # as QGIS exports them
         assert [r["inputs"]["geometry_wkb_sha256"] for r in decision_records(result.parcels.set_geometry(same_land),
-                                                                             result.record)] == [
+                                                                             result.record, result.overlaps)] == [
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
 from farmcredit.config import Config, GradeBand
+from farmcredit.credit.overlap import overlap_ids
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
@@ -100,7 +101,7 @@ def assign_limits(
     credit = config.credit
     out = parcels.copy()
     probability = risk_model.probability_of_default(out)
-    ids = out["parcel_id"].to_numpy()
+    partners = overlap_ids(out["parcel_id"].to_numpy(), overlaps)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
     rows = []
     for k, row in enumerate(out.itertuples(index=False)):
@@ -141,7 +142,8 @@ def assign_limits(
                 "reason": ";".join(ranked[: credit.max_reasons]),
                 "reason_text": explain(ranked[: credit.max_reasons]),
                 "reason_all": ";".join(ranked),
-                "overlaps_parcels": ";".join(sorted(str(ids[j]) for j in overlaps[k])) if overlaps else "",
+                # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
+                "overlaps_parcels": ";".join(partners[k]),
             }
         )
     credit_columns = pd.DataFrame(rows, index=out.index)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import shapely
 
@@ -39,3 +41,17 @@ def find_overlaps(geometries: np.ndarray, min_share: float) -> list[list[int]]:
         partners[i].append(int(j))
         partners[j].append(int(i))
     return partners
+
+
+def overlap_ids(parcel_ids: Sequence[object], overlaps: Sequence[Sequence[int]] | None) -> list[list[str]]:
+    """Each parcel's overlapping parcels (``find_overlaps``' rows) by id, as text in id order; none without
+    ``overlaps``.
+
+    Example:
+        >>> overlap_ids(["C", "A", "B;2"], [[2, 1], [0], [0]])
+        [['A', 'B;2'], ['C'], ['C']]
+    """
+    if not overlaps:
+        return [[] for _ in parcel_ids]
+    ids = [str(pid) for pid in parcel_ids]
+    return [sorted(ids[j] for j in rows) for rows in overlaps]
