@@ -293,8 +293,10 @@ def load_inputs(
     except ProjError as exc:  # a local engineering CRS, say: no transformation to the imagery's
         raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
+    known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
+    scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
-                            table.attrs.get("layer"), fingerprint, [scene_record(scene) for scene in stack.scenes])
+                            table.attrs.get("layer"), fingerprint, scenes)
 
 
 def finish_assessment(
