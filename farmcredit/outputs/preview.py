@@ -19,9 +19,11 @@ import geopandas as gpd  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyproj  # noqa: E402
 import rasterio  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from pyogrio.errors import DataLayerError, DataSourceError  # noqa: E402
+from pyproj import Geod, Transformer  # noqa: E402
 from rasterio.enums import Resampling  # noqa: E402
 from rasterio.errors import RasterioError, WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
@@ -34,7 +36,7 @@ from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 
 MAX_PREVIEW_PX = 1600
-PARCEL_VIEW_M = 400.0  # the least ground shown around one parcel, so its neighbours show too
+PARCEL_VIEW_M = 400.0  # the least ground (metres) shown around one parcel, so its neighbours show too
 PEER_BAND = (10, 90)  # percentiles of the peers' NDVI drawn as a band
 # Longest id, in UTF-8 bytes, kept in a preview's file name (file systems allow 255 bytes a name).
 MAX_NAME_BYTES = 120
@@ -96,7 +98,8 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         out = out or folder / f"preview_{_file_safe(parcel_id, parcels['parcel_id'].astype(str))}.png"
         shown, focus = usable, parcels.loc[matches[0]]
         located = focus.geometry is not None and not focus.geometry.is_empty
-        bounds = _around(focus.geometry.bounds) if located else _padded(usable.total_bounds, 0.03)
+        bounds = (_around(focus.geometry.bounds, _ground_metres(crs, focus.geometry.bounds)) if located
+                  else _padded(usable.total_bounds, 0.03))
         title = _parcel_title(focus, record)
         series = _read_series(folder / "ndvi_series.parquet")
     image = _true_colour(imagery, bounds) if imagery.is_file() else None  # every file read before the drawing
@@ -105,7 +108,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
         ax = axes if focus is None else axes[0]
         if focus is not None:
             _ndvi_panel(axes[1], series, parcels, focus, record)
-        subtitle = _draw_map(ax, usable, bounds, image, focus)
+        subtitle = _draw_map(ax, usable, bounds, image, focus, crs)
         ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
         fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
         fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
@@ -134,9 +137,9 @@ def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, pl
 
 
 def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float],
-              image: tuple[np.ndarray, tuple, str] | None, focus: pd.Series | None) -> str:
-    """``image`` (from ``_true_colour``, None for none), parcels by decision, scale bar and north arrow; returns the
-    imagery caption."""
+              image: tuple[np.ndarray, tuple, str] | None, focus: pd.Series | None, crs: rasterio.crs.CRS) -> str:
+    """``image`` (from ``_true_colour``, None for none), parcels by decision (in ``crs``, the map's), scale bar and
+    north arrow; returns the imagery caption."""
     caption = ""
     if image is not None:
         rgb, extent, acquired = image
@@ -156,12 +159,13 @@ def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float
     ax.set_xlim(bounds[0], bounds[2])
     ax.set_ylim(bounds[1], bounds[3])
     ax.set_aspect("equal")
-    _scale_bar(ax, bounds)
+    _scale_bar(ax, bounds, _ground_metres(crs, bounds))
     ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.86), xycoords="axes fraction", ha="center",
                 fontsize=14, fontweight="bold", fontfamily="DejaVu Sans",  # CJK fonts lack bold: matplotlib warns
                 arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 2})
-    ax.set_xlabel("easting (m)")
-    ax.set_ylabel("northing (m)")
+    unit = {"metre": "m", "meter": "m", "unknown": "map units"}.get(crs.linear_units, crs.linear_units)
+    ax.set_xlabel(f"easting ({unit})")
+    ax.set_ylabel(f"northing ({unit})")
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.tick_params(labelsize=8)
     return caption
@@ -288,10 +292,11 @@ def _padded(bounds: np.ndarray, share: float) -> tuple[float, float, float, floa
     return x0 - pad, y0 - pad, x1 + pad, y1 + pad
 
 
-def _around(bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """A square view three times the parcel's size, at least PARCEL_VIEW_M a side."""
+def _around(bounds: tuple[float, float, float, float], metres: float) -> tuple[float, float, float, float]:
+    """A square view three times the parcel's size, at least PARCEL_VIEW_M of ground a side (``metres``: ground
+    metres per map unit there)."""
     x0, y0, x1, y1 = bounds
-    half = max(1.5 * max(x1 - x0, y1 - y0), PARCEL_VIEW_M / 2)
+    half = max(1.5 * max(x1 - x0, y1 - y0), PARCEL_VIEW_M / 2 / metres)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return cx - half, cy - half, cx + half, cy + half
 
@@ -310,14 +315,29 @@ def _file_safe(text: str, ids: Iterable[str]) -> str:
     return safe if safe == text and not clash else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float]) -> None:
+def _ground_metres(crs: rasterio.crs.CRS, bounds: tuple[float, float, float, float]) -> float:
+    """Metres on the ground per map unit, east-west across the middle of ``bounds``: about 1 on a UTM grid, the
+    cosine of the latitude on Web Mercator, 0.3048 on a grid in feet; 1 for a CRS with no place on the earth."""
+    x0, y0, x1, y1 = bounds
+    cx, cy, step = (x0 + x1) / 2, (y0 + y1) / 2, max((x1 - x0) / 2, 1e-6)
+    if crs.is_geographic or pyproj.CRS(crs.to_wkt()).geodetic_crs is None:
+        return 1.0
+    lons, lats = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform([cx - step / 2, cx + step / 2],
+                                                                                 [cy, cy])
+    metres = Geod(ellps="WGS84").inv(lons[0], lats[0], lons[1], lats[1])[2] / step
+    return metres if np.isfinite(metres) and metres > 0 else 1.0
+
+
+def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float], metres: float) -> None:
+    """A bar of a round length of ground (``metres``: ground metres per map unit) at the lower right."""
     span = bounds[2] - bounds[0]
-    length = 10 ** np.floor(np.log10(span / 4))
-    length *= 5 if span / 4 >= 5 * length else 2 if span / 4 >= 2 * length else 1
-    x = bounds[2] - 0.05 * span - length
+    ground = span * metres / 4
+    length = 10 ** np.floor(np.log10(ground))
+    length *= 5 if ground >= 5 * length else 2 if ground >= 2 * length else 1
+    x = bounds[2] - 0.05 * span - length / metres
     y = bounds[1] + 0.04 * (bounds[3] - bounds[1])
-    ax.plot([x, x + length], [y, y], color="black", linewidth=4, solid_capstyle="butt")
-    ax.plot([x, x + length], [y, y], color="white", linewidth=2, solid_capstyle="butt")
+    ax.plot([x, x + length / metres], [y, y], color="black", linewidth=4, solid_capstyle="butt")
+    ax.plot([x, x + length / metres], [y, y], color="white", linewidth=2, solid_capstyle="butt")
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    ax.text(x + length / 2, y + 0.01 * (bounds[3] - bounds[1]), label, ha="center", va="bottom",
+    ax.text(x + length / metres / 2, y + 0.01 * (bounds[3] - bounds[1]), label, ha="center", va="bottom",
             fontsize=9, bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})

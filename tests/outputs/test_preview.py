@@ -181,3 +181,29 @@ def test_series_table_has_every_parcel_and_date(outputs, assessed) -> None:
     assert series["ndvi_mean"].dropna().between(-1, 1).all()
     assert set(series["parcel_id"]) == set(assessed.parcels["parcel_id"])
     assert (outputs / "run.json").read_text().count("ndvi_series.parquet") == 1
+
+
+@pytest.mark.parametrize(("epsg", "lon", "lat", "metres"), [(32650, 117.0, 30.0, 0.9996), (3857, 10.0, 50.0, 0.644),
+                                                            (2263, -73.9, 40.7, 0.3048)])
+def test_the_scale_bar_measures_ground_whatever_the_maps_unit(epsg: int, lon: float, lat: float,
+                                                              metres: float) -> None:
+    """On Web Mercator at 50 N a map unit is 0.64 m of ground, on a grid in feet 0.30 m: the bar said map units were
+    metres, 1.6 and 3.3 times the ground it spans."""
+    import matplotlib.pyplot as plt
+    from pyproj import Transformer
+    from rasterio.crs import CRS
+
+    from farmcredit.outputs.preview import _ground_metres, _scale_bar
+
+    x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    bounds = (x - 1000.0, y - 1000.0, x + 1000.0, y + 1000.0)
+    ground = _ground_metres(CRS.from_epsg(epsg), bounds)
+    assert ground == pytest.approx(metres, rel=1e-3)
+    fig, ax = plt.subplots()
+    try:
+        _scale_bar(ax, bounds, ground)
+        (x0, x1), label = ax.lines[0].get_xdata(), ax.texts[0].get_text()
+    finally:
+        plt.close(fig)
+    value, unit = label.split()
+    assert (x1 - x0) * ground == pytest.approx(float(value) * (1000 if unit == "km" else 1))
