@@ -339,7 +339,7 @@ class CnnCroplandModel:
         strip at a time, never copied.
 
         Raises:
-            InputError: wrong shapes, a band named twice, red or NIR missing, values not reflectance
+            InputError: wrong or empty shapes, a band named twice, red or NIR missing, values not reflectance
                 0-1, or red and NIR, or red and blue, that read as swapped (``SWAP_RED``, ``SOIL_BRIGHT``).
         """
         reflectance, clear, bands = np.asarray(reflectance), np.asarray(clear, dtype=bool), tuple(bands)
@@ -351,6 +351,9 @@ class CnnCroplandModel:
             )
         if clear.shape != reflectance.shape[:-3] + reflectance.shape[-2:]:
             raise InputError(f"clear mask shape {clear.shape} does not match reflectance {reflectance.shape}")
+        if reflectance.size == 0:
+            raise InputError(f"reflectance has shape {reflectance.shape} ({leading}, band, rows, cols): nothing to "
+                             "classify; give at least one date of at least one pixel")
         repeated = sorted({b for b in bands if bands.count(b) > 1})
         if repeated:
             raise InputError(f"bands {bands} name {repeated} more than once; each band of the raster needs its own")

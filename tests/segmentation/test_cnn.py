@@ -184,6 +184,15 @@ def test_wrong_band_count_or_missing_nir_is_refused(model) -> None:
         model.predict(reflectance[:, :3], clear, ("B02", "B03", "B04"))
 
 
+@pytest.mark.parametrize("steps, rows, cols", [(0, 70, 90), (2, 0, 90), (2, 70, 0)])
+def test_no_date_or_no_pixel_is_refused_saying_so(model, steps, rows, cols) -> None:
+    reflectance, clear = season(steps, rows, cols)
+    with pytest.raises(InputError, match=r"nothing to classify; give at least one date of at least one pixel"):
+        model.predict(reflectance, clear, MODEL_BANDS)
+    with pytest.raises(InputError, match="nothing to classify"):
+        model.predict_patches(reflectance[None], clear[None], MODEL_BANDS)
+
+
 def test_a_band_named_twice_is_refused(model) -> None:
     reflectance, clear = season(1)
     with pytest.raises(InputError, match=r"name \['B04'\] more than once"):
