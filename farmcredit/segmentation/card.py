@@ -101,6 +101,16 @@ def _value_problem(card: ModelCard) -> str:
     return ""
 
 
+def _classes_problem(classes: tuple) -> str:
+    """What makes a card's classes unusable ('' when nothing): the network scores non-crop (index 0) against the
+    crop classes after it, so it needs at least one, and the rasters' metadata lists them joined by commas."""
+    named = all(isinstance(name, str) and name and "," not in name for name in classes)
+    if not named or len(set(classes)) != len(classes) or len(classes) < 2 or classes[0] != "non_crop":
+        return (f"classes must be 'non_crop' then at least one crop class, each a distinct name without commas, "
+                f"got {list(classes)}")
+    return ""
+
+
 def _names(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -166,8 +176,9 @@ def read_card(weights: Path) -> ModelCard:
     """Read and check the card beside ``weights``.
 
     Raises:
-        InputError: the card is missing, unreadable, of another architecture, inconsistent, has a
-            training field of another type (``TRAINING_FIELDS``), or its ``weights_sha256`` does not
+        InputError: the card is missing, unreadable, of another architecture, inconsistent, has no name or
+            code_version, classes the network cannot score (``_classes_problem``), a training field of another type
+            (``TRAINING_FIELDS``), or its ``weights_sha256`` does not
             match the weights file (truncated, corrupted, or the card of another model).
     """
     path = card_path(weights)
@@ -179,13 +190,18 @@ def read_card(weights: Path) -> ModelCard:
     if not path.is_file():
         raise InputError(f"{weights}: no model card {path.name} beside the weights")
     try:
-        raw = json.loads(path.read_bytes().decode("utf-8"))
+        raw = json.loads(path.read_bytes().decode("utf-8-sig"))  # a byte-order mark, as Windows editors write, is UTF-8
         tuples = ("bands", "band_mean", "band_std", "classes", "untrained_bands")
         card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError, RecursionError) as exc:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
     if not isinstance(card.weights_sha256, str):
         raise InputError(f"{path}: not a farmcredit model card: weights_sha256 must be the weights' SHA-256 as text")
+    for text, meaning in (("name", "the model version written into every result row"),
+                          ("code_version", "the farmcredit version that trained it")):
+        value = getattr(card, text)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{path}: not a farmcredit model card: {text} must be {meaning}, as text, got {value!r}")
     if problem := _training_problem(card.training):
         raise InputError(f"{path}: not a farmcredit model card: {problem}")
     if card.architecture != ARCHITECTURE:
@@ -196,8 +212,8 @@ def read_card(weights: Path) -> ModelCard:
     named = all(isinstance(band, str) for band in card.untrained_bands)
     if not named or not set(card.untrained_bands) <= set(card.bands) - set(REQUIRED_BANDS):
         raise InputError(f"{path}: untrained_bands {card.untrained_bands} must be among its bands, never red or NIR")
-    if not card.classes or card.classes[0] != "non_crop":
-        raise InputError(f"{path}: the first class must be 'non_crop', got {card.classes}")
+    if problem := _classes_problem(card.classes):
+        raise InputError(f"{path}: {problem}")
     actual = file_sha256(weights)
     if card.weights_sha256 != actual:
         raise InputError(

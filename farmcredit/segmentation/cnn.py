@@ -18,7 +18,14 @@ from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 from farmcredit.imagery.read import HIGH_REFLECTANCE, is_reflectance
 from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
-from farmcredit.segmentation.network import ALIGN_PX, RECEPTIVE_RADIUS_PX, CroplandNet, crop_log_probability
+from farmcredit.segmentation.network import (
+    ALIGN_PX,
+    RECEPTIVE_RADIUS_PX,
+    CroplandNet,
+    crop_log_probability,
+    non_finite,
+)
+from farmcredit.text import some
 
 MARGIN_PX = math.ceil(RECEPTIVE_RADIUS_PX / ALIGN_PX) * ALIGN_PX + ALIGN_PX
 # Reflectance 0-1 exceeds 1 only on bright cloud, snow or glint (up to about 2) and saturated pixels
@@ -57,6 +64,8 @@ BLUE_SWAP_DOMINANCE = 4.0
 # input within RECEPTIVE_RADIUS_PX (a square), whose nearest seen pixel is at most that times sqrt(2) away: a
 # chip filled from a window wider by this has the fill of the whole raster.
 FILL_CONTEXT_PX = math.ceil(RECEPTIVE_RADIUS_PX * math.sqrt(2))
+# The lines of torch's refusal of a state dict that name a tensor (after its "Error(s) in loading" heading).
+STATE_DICT_PROBLEMS = ("size mismatch", "Missing key", "Unexpected key")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -87,7 +96,7 @@ class Prediction:
     Attributes:
         crop_probability: float32 (rows, cols) calibrated P(cropland); NaN where no clear date.
         crop_class: int16 (rows, cols) index into ``card.classes``, consistent with the probability:
-            0 (non-crop) where P(cropland) < 0.5, else the most likely crop class; -1 where no clear date.
+            0 (non-crop) where P(cropland) < 0.5, else the most likely crop class; -1 where the probability is NaN.
     """
 
     crop_probability: np.ndarray
@@ -167,12 +176,16 @@ class CnnCroplandModel:
         card = read_card(weights)
         net = CroplandNet(len(card.bands) + len(INDICES), len(card.classes), card.width)
         try:
-            net.load_state_dict(load_file(weights))
+            tensors = load_file(weights)
+            net.load_state_dict(tensors)
         except (SafetensorError, RuntimeError) as exc:  # torch lists every mismatched tensor: name the first
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            first = next((line for line in lines if "size mismatch" in line or "Missing" in line), lines[0])
+            first = next((line for line in lines if line.startswith(STATE_DICT_PROBLEMS)), lines[0])
             raise InputError(f"{weights}: weights do not fit the network its card describes ({len(card.classes)} "
                              f"classes, width {card.width}): {first}") from exc
+        if broken := non_finite(tensors):  # every pixel would score NaN: no parcel could be assessed
+            raise InputError(f"{weights}: weights hold numbers that are not finite (NaN or infinite) in {some(broken)} "
+                             "(a damaged file or a training that diverged); restore or retrain them")
         return cls(net, card, device, **options)
 
     def describe(self) -> dict:
@@ -392,6 +405,7 @@ def _finish(crop_logit: np.ndarray, crop_class: np.ndarray) -> Prediction:
     """
     probability = torch.sigmoid_(torch.from_numpy(crop_logit)).numpy()
     crop_class[probability < 0.5] = 0
+    crop_class[np.isnan(probability)] = -1  # no probability, no class (unseen, or logits the network made NaN)
     return Prediction(probability, crop_class)
 
 

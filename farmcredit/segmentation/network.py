@@ -10,7 +10,7 @@ no output it keeps sees its edges, and the convolution pads without a padded cop
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -129,3 +129,8 @@ def crop_log_probability(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """log P(crop) and log P(non-crop) from class logits (batch, classes, ...); crop = any class but 0."""
     log_p = torch.log_softmax(logits.float(), dim=1)
     return torch.logsumexp(log_p[:, 1:], dim=1), log_p[:, 0]
+
+
+def non_finite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity: a damaged file or a diverged training."""
+    return [key for key, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]

@@ -40,7 +40,7 @@ from farmcredit.segmentation.card import (
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
 from farmcredit.segmentation.data import DEA_REGIONS, LabelledPatches, LabelledScene
-from farmcredit.segmentation.network import CroplandNet, crop_log_probability
+from farmcredit.segmentation.network import CroplandNet, crop_log_probability, non_finite
 from farmcredit.text import some
 
 # Band subsets users really have, drawn during training so the model works on each.
@@ -558,7 +558,7 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError) as exc:
         raise InputError(f"{path}: unreadable checkpoint ({exc})") from exc
-    broken = [key for key, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    broken = non_finite(tensors)
     if broken:  # a damaged file: resumed, it would read as a learning rate too high
         raise InputError(f"{path}: checkpoint is damaged (not finite numbers in {some(broken)}); delete it")
     if not {"step", "losses", "config"} <= set(metadata or {}):

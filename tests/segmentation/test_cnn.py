@@ -40,7 +40,8 @@ from farmcredit.segmentation.training import (
 @pytest.fixture(scope="module")
 def model() -> CnnCroplandModel:
     torch.manual_seed(0)
-    card = ModelCard(name="test", bands=MODEL_BANDS, band_mean=(0.1,) * 10, band_std=(0.1,) * 10, width=8)
+    card = ModelCard(name="test", bands=MODEL_BANDS, band_mean=(0.1,) * 10, band_std=(0.1,) * 10, width=8,
+                     code_version="0.1.0")
     return CnnCroplandModel(CroplandNet(10 + len(INDICES), len(CLASSES), 8), card, device="cpu", chip_px=96)
 
 
@@ -424,7 +425,55 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
         assert "\n" not in str(refused.value)
 
 
+def rehashed(weights: Path, tensors: dict) -> Path:
+    """``weights`` rewritten to hold ``tensors``, its card's SHA-256 updated to match (as saved, not damaged later)."""
+    from safetensors.torch import save_file
+
+    from farmcredit.segmentation.card import file_sha256
+
+    save_file(tensors, weights)
+    card = json.loads(card_path(weights).read_text())
+    card_path(weights).write_text(json.dumps({**card, "weights_sha256": file_sha256(weights)}))
+    return weights
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_not_finite_are_refused_naming_the_tensor_and_never_score_a_class(model, tmp_path, value) -> None:
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    tensors = {key: tensor.clone() for key, tensor in model.net.state_dict().items()}
+    tensors["head.bias"][0] = value
+    with pytest.raises(InputError, match=r"m\.safetensors: weights hold numbers that are not finite .* in head\.bias"):
+        CnnCroplandModel.from_file(rehashed(weights, tensors), device="cpu")
+    # Scored in memory all the same, a pixel with no probability gets no class (class 1 on every pixel, before).
+    net = copy.deepcopy(model.net)
+    net.load_state_dict(tensors)
+    reflectance, clear = season(2)
+    prediction = CnnCroplandModel(net, model.card, "cpu", chip_px=96).predict(reflectance, clear, MODEL_BANDS)
+    assert np.isnan(prediction.crop_probability).all() and (prediction.crop_class == -1).all()
+
+
+def test_weights_with_a_tensor_the_network_lacks_are_refused_naming_it(model, tmp_path: Path) -> None:
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    extra = {**model.net.state_dict(), "calibration.scale": torch.ones(3)}
+    with pytest.raises(InputError, match=r"Unexpected key\(s\) in state_dict: \"calibration\.scale\""):
+        CnnCroplandModel.from_file(rehashed(weights, extra), device="cpu")
+
+
 @pytest.mark.parametrize("edit, field", [
+    ({"name": None}, "not a farmcredit model card: name must be the model version .* got None"),
+    ({"name": 2}, "not a farmcredit model card: name must be the model version .* got 2"),
+    ({"name": " "}, "not a farmcredit model card: name must be"),
+    ({"code_version": 3}, "not a farmcredit model card: code_version must be the farmcredit version"),
+    ({"classes": ["non_crop"]}, "classes must be 'non_crop' then at least one crop class"),
+    ({"classes": []}, "classes must be 'non_crop' then at least one crop class"),
+    ({"classes": ["crop", "non_crop"]}, "classes must be 'non_crop' then"),
+    ({"classes": ["non_crop", 1, 2, 3, 4, 5]}, r"each a distinct name without commas, got \['non_crop', 1,"),
+    ({"classes": ["non_crop"] * 6}, "each a distinct name without commas"),
+    ({"classes": ["non_crop", "wheat", "maize", "rice", "soy,bean", "other_crop"]}, "without commas"),
+    ({"classes": ["non_crop", "wheat", "maize", "rice", "", "other_crop"]}, "distinct name"),
+    ({"classes": ["non_crop", ["wheat"], "maize", "rice", "soybean", "other_crop"]}, "distinct name"),
     ({"training": None}, "not a farmcredit model card: training must be a mapping, got None"),
     ({"training": []}, "not a farmcredit model card: training must be a mapping"),
     ({"training": {"scenes": None}}, "not a farmcredit model card: training.scenes must be a list"),
@@ -454,8 +503,14 @@ def test_a_card_not_in_utf8_or_given_for_the_weights_is_refused_saying_so(model,
     save_model(model.net, model.card, weights)
     with pytest.raises(InputError, match=r"m\.json is a model card; give the weights beside it \(m\.safetensors\)"):
         read_card(card_path(weights))
-    card_path(weights).write_bytes(card_path(weights).read_text().encode("utf-16"))  # as a Windows editor saves it
+    text = card_path(weights).read_text()
+    card_path(weights).write_bytes(text.encode("utf-16"))  # as a Windows editor saves it
     with pytest.raises(InputError, match="not a farmcredit model card .*utf-8"):
+        read_card(weights)
+    card_path(weights).write_bytes(text.encode("utf-8-sig"))  # UTF-8 with a byte-order mark, as Notepad saves it
+    assert read_card(weights).name == model.card.name
+    card_path(weights).write_text("[" * 100_000 + "]" * 100_000)  # nested past Python's recursion limit
+    with pytest.raises(InputError, match="not a farmcredit model card .*recursion"):
         read_card(weights)
 
 
