@@ -42,6 +42,12 @@ _REASONS = (
            "declared) is green: it may be sown after the season's images or harvested before them."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
     Reason("CROP_MISMATCH", "refer", "The crop seen from space differs from the declared crop."),
+    Reason("UNCONFIRMED_DECLARED_CROP", "refer",
+           "The declared crop is a name the configuration does not know, and the imagery shows a crop it prices: a "
+           "person checks whether the name is that crop (then add it to the crop's aliases) or one not financed."),
+    Reason("CROP_NOT_RECOGNISED", "refer",
+           "The season's greenness fits none of the configured crops' calendars (a crop the configuration lacks, or "
+           "haze or cloud left in its images): a person checks what grows there."),
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
@@ -49,8 +55,6 @@ _REASONS = (
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),
-    Reason("CROP_NOT_RECOGNISED", "info",
-           "The season's greenness fits none of the configured crops' calendars, so the crop seen is unknown."),
     Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
     Reason("NO_LIMIT", "refer", "No loan limit could be worked out (its arithmetic says what is missing): a person "
            "decides."),

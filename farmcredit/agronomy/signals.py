@@ -55,9 +55,11 @@ def derive_signals(
     fallow = cultivated_fraction < agro.min_cultivated_fraction
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
-    declared_probability = np.where(fallow, np.nan, declared_probability)
-    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, m.dates, declared_crop, config)
     unrecognised = (crop == UNKNOWN) & np.isfinite(probabilities).all(axis=1)  # judged, but no template fits
+    # Where none fits, the declared crop is not ruled out more than any other: haze left in a short season misfits
+    # every template; CROP_NOT_RECOGNISED refers the parcel instead.
+    declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
+    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, m.dates, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each

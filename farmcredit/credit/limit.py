@@ -168,13 +168,13 @@ def _data_checks(row: object, config: Config) -> list[str]:
     if config.regions and not (isinstance(region, str) and region in config.regions):
         codes.append("UNKNOWN_REGION")  # matched exactly ('Henan' is not 'henan'); none given is none named
     said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat
-    if isinstance(said, str) and said not in config.crops:
-        codes.append("UNKNOWN_DECLARED_CROP")
-    # A crop the config does not price (rice, where it lends on wheat alone), declared over a season confidently of
-    # one it does, is a mismatch too: a person sees which it is. Where no template fits (crop unknown), the declared
-    # crop's probability is 0: ruled out.
     confident = seen not in (FALLOW, UNKNOWN) and row.crop_confidence >= config.agronomy.crop_min_confidence
-    if isinstance(said, str) and (
+    if isinstance(said, str) and said not in config.crops:
+        # A name the config does not know, over a season confidently of a crop it prices: a crop it does not finance
+        # (rice, where it lends on wheat alone) or one of its own by a name the aliases lack (winter wheat). A person
+        # tells which.
+        codes.append("UNCONFIRMED_DECLARED_CROP" if confident else "UNKNOWN_DECLARED_CROP")
+    elif isinstance(said, str) and (
         (confident and said != seen) or declared_crop_ruled_out(row.declared_crop_probability, config)
     ):
         codes.append("CROP_MISMATCH")

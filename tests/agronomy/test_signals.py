@@ -225,20 +225,43 @@ def test_the_part_of_a_parcel_off_the_imagery_widens_its_area_interval() -> None
 
 def test_a_season_no_configured_template_fits_is_unknown_not_the_best_of_bad_fits() -> None:
     """To a config of wheat alone, a rice, maize or soybean season used to be wheat with confidence 1.0 (a softmax
-    over one template) and was approved. It fits no template now: crop unknown, a declared wheat ruled out (refer,
-    no limit), a declared rice the config does not price referred with no limit; the wheat season stays wheat."""
+    over one template) and was approved. It fits no template now: crop unknown and referred, CROP_NOT_RECOGNISED
+    (declared wheat, its limit priced as wheat for the person who looks; a declared rice the config does not price
+    with no limit); the wheat season stays wheat."""
     wheat_only = CONFIG.model_copy(update={"crops": {"wheat": CONFIG.crops["wheat"]}})
     ndvi = np.stack([_template("rice"), _template("maize"), _template("soybean"), _template("rice"),
                      _template("wheat", shift=10)])
     declared = np.array(["wheat", "wheat", "wheat", "rice", "wheat"], dtype=object)
     signals, reasons = derive_signals(_measure(ndvi), declared, np.ones(5, dtype=bool), wheat_only)
     assert signals["crop"].tolist() == ["unknown"] * 4 + ["wheat"]
-    assert signals["declared_crop_probability"].tolist()[:3] == [0.0] * 3
+    assert signals["declared_crop_probability"][:4].isna().all()  # none fits: the declared crop no less than others
     assert ["CROP_NOT_RECOGNISED" in codes for codes in reasons] == [True] * 4 + [False]
-    checked = assign_limits(signals.assign(parcel_id=[f"P{k}" for k in range(5)], borrower_id="B1",
-                                           declared_area_ha=0.5, declared_crop=declared, reasons=reasons),
-                            wheat_only, load_risk_model())
-    assert checked["decision"].tolist()[:4] == ["refer"] * 4 and (checked["loan_limit"][:4] == 0).all()
-    assert [codes.split(";")[0] for codes in checked["reason_all"][:4]] == ["CROP_MISMATCH"] * 3 + ["NO_LIMIT"]
+    checked = _limits(signals, reasons, declared, wheat_only)
+    assert checked["decision"].tolist()[:4] == ["refer"] * 4 and checked["loan_limit"][3] == 0
+    assert [codes.split(";")[0] for codes in checked["reason_all"][:4]] == ["CROP_NOT_RECOGNISED"] * 4
+    assert "UNKNOWN_DECLARED_CROP" in checked["reason_all"][3]  # rice: unpriced, no limit
+    assert not checked["reason_all"].str.contains("CROP_MISMATCH").any()
     assert checked["decision"].iloc[4] == "approve"
+
+
+def test_one_hazy_date_of_a_short_season_is_no_evidence_against_the_declared_crop() -> None:
+    """Six clear dates of wheat, one of them dimmed by haze left in: it misfits every template, so its crop is
+    unknown and a person looks (CROP_NOT_RECOGNISED); the declared wheat was read as ruled out, CROP_MISMATCH,
+    telling the officer the farmer mis-declared."""
+    ndvi = np.full((1, len(DATES)), np.nan)
+    seen = np.linspace(0, len(DATES) - 1, 8).astype(int)[1:7]
+    ndvi[0, seen] = _template("wheat")[seen]
+    peak = seen[np.argmax(ndvi[0, seen])]
+    ndvi[0, peak] -= 0.6
+    signals, reasons = _signals(_measure(ndvi), declared=["wheat"])
+    assert signals["crop"][0] == "unknown" and reasons[0] == ["CROP_NOT_RECOGNISED"]
+    checked = _limits(signals, reasons, np.array(["wheat"], dtype=object), CONFIG)
+    assert checked["reason_all"][0].split(";")[0] == "CROP_NOT_RECOGNISED"
+    assert "CROP_MISMATCH" not in checked["reason_all"][0] and checked["priced_crop"][0] == "wheat"
+
+
+def _limits(signals, reasons, declared: np.ndarray, config):
+    return assign_limits(signals.assign(parcel_id=[f"P{k}" for k in range(len(declared))], borrower_id="B1",
+                                        declared_area_ha=0.5, declared_crop=declared, reasons=reasons),
+                         config, load_risk_model())
 
