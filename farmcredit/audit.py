@@ -333,8 +333,9 @@ def _provenance(record: dict) -> dict:
 
 
 def run_currency(record: dict) -> str:
-    """The currency of a run's money columns, from its audit record (``run.json``); empty when it does not say."""
-    return record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")
+    """The currency of a run's money columns, from its audit record (``run.json``), upper-cased (a run before codes
+    were read so may say ``cny``); empty when it does not say."""
+    return str(record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")).strip().upper()
 
 
 def write_decision_records(records: Iterable[dict], path: Path) -> Path:

@@ -54,7 +54,7 @@ from farmcredit.imagery.naming import (
     band_name,
     band_sort_key,
 )
-from farmcredit.locking import first_missing, folder_lock, remove_if_untouched
+from farmcredit.locking import first_missing, folder_lock, remove_if_untouched, write_problem
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -447,7 +447,8 @@ def fetch_imagery(
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise InputError(f"imagery folder {folder} cannot be made ({error.strerror})") from error
+        problem = write_problem(folder / LOCK_NAME, error)  # a file in the way says so, not "File exists"
+        raise InputError(f"imagery folder {folder} cannot be made ({problem})") from error
     lock = folder / LOCK_NAME
     with folder_lock(lock, f"imagery folder {folder}: another farmcredit fetch is writing there; wait for it or "
                      "fetch into another --out"):

@@ -73,7 +73,7 @@ def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(
         (["fetch", "--bbox", "", "--season", SEASON, "--out", "s2"], "--bbox '' is not W,S,E,N"),
         (["fetch", "--bbox", "1,2,3,4", "--season", "2020-02-30/2020-03-01", "--out", "s2"], "START/END"),
         (["assess", "{parcels}", "--imagery", "stac", "--out", "r", "--model", "rule"], "needs --season"),
-        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"], "fields.geojson cannot be made"),
+        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"], "fields.geojson is a file, not a folder"),
     ],
     ids=["no-area", "bad-bbox", "empty-bbox", "bad-season", "remote-without-season", "out-a-file"],
 )
