@@ -304,7 +304,7 @@ def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> Non
     """The currency comes from the run.json beside the results; a reference in another currency is refused."""
     import json
 
-    for name, currency in (("usd", "USD"), ("cny", "CNY"), ("bare", None)):
+    for name, currency in (("usd", "USD"), ("cny", "CNY"), ("bare", None), ("older", " cny")):
         (tmp_path / name).mkdir()
         _results().to_csv(tmp_path / name / "results.csv", index=False)
         if currency:
@@ -317,3 +317,5 @@ def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> Non
     assert "total of parcel limits (USD)" in credit_report(usd, bare, out=tmp_path / "u.md", fmt="md").read_text()
     with pytest.raises(InputError, match="in USD, the reference run's in CNY"):
         credit_report(usd, cny, out=tmp_path / "mixed.md", fmt="md")
+    older = load_results(tmp_path / "older" / "results.csv")  # written before codes were read upper-cased
+    assert "total of parcel limits (CNY)" in credit_report(cny, older, out=tmp_path / "o.md", fmt="md").read_text()
