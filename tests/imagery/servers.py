@@ -537,3 +537,21 @@ def earthsearch_item(folder: Path) -> tuple[dict[str, Any], dict[str, Path]]:
             assets[key] = asset | {"href": f"file:{name}"}
             files[name] = folder / name
     return item | {"assets": assets}, files
+
+
+# A field inside the tile dated_items writes (EPSG:32650).
+DATED_FIELD = shapely.box(500_020, 3_999_900, 500_100, 3_999_960)
+
+
+def dated_items(folder: Path, days: Sequence[str], clouds: Sequence[float] | None = None
+                ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """``tile_item``'s tile of UTM 50 (S2A_50SKA) on each of ``days`` (ISO dates; ``clouds``: each one's cloud
+    cover), COGs in ``folder``: the items and all their files."""
+    items, files = [], {}
+    for k, day in enumerate(days):
+        cloud = {} if clouds is None else {"cloud": clouds[k]}
+        item, item_files = tile_item(folder, f"S2A_50SKA_{day.replace('-', '')}_0_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired=f"{day}T03:20:00Z", **cloud)
+        items.append(item)
+        files |= item_files
+    return items, files

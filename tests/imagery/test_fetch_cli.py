@@ -14,7 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from servers import Fault, SentinelHubServer, StacServer, tile_item
+from servers import DATED_FIELD, Fault, SentinelHubServer, StacServer, dated_items
 
 SEASON = "2020-02-01/2020-02-29"
 SECRET = "cli-s3cret-never-printed"
@@ -73,7 +73,8 @@ def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(
         (["fetch", "--bbox", "", "--season", SEASON, "--out", "s2"], "--bbox '' is not W,S,E,N"),
         (["fetch", "--bbox", "1,2,3,4", "--season", "2020-02-30/2020-03-01", "--out", "s2"], "START/END"),
         (["assess", "{parcels}", "--imagery", "stac", "--out", "r", "--model", "rule"], "needs --season"),
-        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"], "fields.geojson is a file, not a folder"),
+        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"],
+         "fields.geojson is a file, not a folder"),
     ],
     ids=["no-area", "bad-bbox", "empty-bbox", "bad-season", "remote-without-season", "out-a-file"],
 )
@@ -173,15 +174,10 @@ def test_sentinelhub_endpoints_from_the_config_profile_credentials_from_the_envi
 def test_two_years_fetched_into_one_folder_are_assessed_a_season_at_a_time(tmp_path: Path) -> None:
     """fetch takes a --season of two years; assess refuses the folder without a --season of one (the crop calendars
     are days of the year: the second year's dates would count as more dates of the first's season)."""
-    items, files = [], {}
-    for day in ("2023-03-15", "2024-03-15"):
-        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_{day.replace('-', '')}_0_L2A", crs="EPSG:32650",
-                                     origin=(500_000.0, 4_000_000.0), acquired=f"{day}T03:20:00Z")
-        items.append(item)
-        files |= item_files
+    items, files = dated_items(tmp_path / "cogs", ("2023-03-15", "2024-03-15"))
     parcels = tmp_path / "fields.geojson"
-    gpd.GeoDataFrame({"parcel_id": ["F1"], "borrower_id": ["B1"]},
-                     geometry=[shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650").to_file(parcels)
+    gpd.GeoDataFrame({"parcel_id": ["F1"], "borrower_id": ["B1"]}, geometry=[DATED_FIELD],
+                     crs="EPSG:32650").to_file(parcels)
     with StacServer(items, files) as server:
         done = _run("fetch", str(parcels), "--stac-url", server.url, "--season", "2023-01-01/2024-12-31", "--out",
                     str(tmp_path / "s2"), "--timeout", "5", "--retries", "1")
@@ -199,15 +195,9 @@ def test_two_years_fetched_into_one_folder_are_assessed_a_season_at_a_time(tmp_p
 def test_ctrl_c_during_a_stalled_cog_read_stops_the_fetch_with_exit_130(tmp_path: Path) -> None:
     """GDAL logs a read's timeout through rasterio's callback, where Python code first runs after a Ctrl-C: the
     KeyboardInterrupt raised there was printed as "Exception ignored" and dropped, and the fetch carried on."""
-    items, files = [], {}
-    for day in ("05", "15"):
-        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_202403{day}_0_L2A", crs="EPSG:32650",
-                                     origin=(500_000.0, 4_000_000.0), acquired=f"2024-03-{day}T03:20:00Z")
-        items.append(item)
-        files |= item_files
+    items, files = dated_items(tmp_path / "cogs", ("2024-03-05", "2024-03-15"))
     parcels = tmp_path / "fields.geojson"
-    gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=[shapely.box(500_020, 3_999_900, 500_100, 3_999_960)],
-                     crs="EPSG:32650").to_file(parcels)
+    gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=[DATED_FIELD], crs="EPSG:32650").to_file(parcels)
     with StacServer(items, files) as server:
         stalled = f"{server.files_path}S2A_50SKA_20240315_0_L2A_B08.tif"
         server.fail(stalled, *[Fault(hang=True)] * 10)

@@ -22,7 +22,7 @@ import rasterio
 import shapely
 import shapely.geometry
 from rasterio.windows import Window, from_bounds
-from servers import Fault, StacServer, earthsearch_item, tile_dns, tile_item
+from servers import DATED_FIELD, Fault, StacServer, dated_items, earthsearch_item, tile_dns, tile_item
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
@@ -301,17 +301,11 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
 
 
 def _three_dates(tmp_path: Path) -> tuple[list[dict], dict[str, Path]]:
-    items, files = [], {}
-    for day in ("05", "15", "25"):
-        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_202403{day}_0_L2A", crs="EPSG:32650",
-                                     origin=(500_000.0, 4_000_000.0), acquired=f"2024-03-{day}T03:20:00Z")
-        items.append(item)
-        files |= item_files
-    return items, files
+    return dated_items(tmp_path / "cogs", ("2024-03-05", "2024-03-15", "2024-03-25"))
 
 
 MARCH_2024 = (date(2024, 3, 1), date(2024, 3, 31))
-MARCH_FIELD = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
+MARCH_FIELD = gpd.GeoSeries([DATED_FIELD], crs="EPSG:32650")
 
 
 def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
