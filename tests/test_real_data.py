@@ -82,20 +82,6 @@ def test_unmasked_cloudy_real_dates_are_not_refused_as_mislabelled_bands(shared_
         assert np.isfinite(model.predict(reflectance[[date]], has_data[[date]], bands).crop_probability).all()
 
 
-def test_real_bands_swapped_in_pairs_vegetation_shows_are_refused_and_as_named_are_not(shared_data: Path) -> None:
-    """The km2's five dates, cloudy ones unmasked (top of atmosphere: blue and green swapped cannot be told there, and
-    green and red swapped read as blue and green)."""
-    from farmcredit.errors import InputError
-    from farmcredit.segmentation.cnn import check_reflectance
-
-    reflectance, bands, _, has_data = _slovenia_scenes(shared_data)
-    check_reflectance(reflectance, has_data, bands, bands)
-    for pair in (("B03", "B08"), ("B04", "B11"), ("B08", "B11"), ("B03", "B04")):
-        swapped = tuple({pair[0]: pair[1], pair[1]: pair[0]}.get(b, b) for b in bands)
-        with pytest.raises(InputError, match="bands look mislabelled: .* of clear pixels read as no land surface"):
-            check_reflectance(reflectance, has_data, swapped, swapped)
-
-
 def test_cnn_calls_none_of_real_slovenian_forest_grassland_or_shrub_cropland(shared_data: Path) -> None:
     """The shipped CNN on the eo-learn km2 (Slovenia, L1C, never trained on) against the RABA land-use register.
 
