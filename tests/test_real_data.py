@@ -82,6 +82,43 @@ def test_unmasked_cloudy_real_dates_are_not_refused_as_mislabelled_bands(shared_
         assert np.isfinite(model.predict(reflectance[[date]], has_data[[date]], bands).crop_probability).all()
 
 
+def test_real_bands_swapped_in_pairs_vegetation_shows_are_refused_and_as_named_are_not(shared_data: Path) -> None:
+    """The km2's five dates, cloudy ones unmasked (top of atmosphere: blue and green swapped cannot be told there)."""
+    from farmcredit.errors import InputError
+    from farmcredit.segmentation.cnn import check_reflectance
+
+    reflectance, bands, _, has_data = _slovenia_scenes(shared_data)
+    check_reflectance(reflectance, has_data, bands, bands)
+    for pair in (("B03", "B08"), ("B04", "B11"), ("B08", "B11")):
+        swapped = tuple({pair[0]: pair[1], pair[1]: pair[0]}.get(b, b) for b in bands)
+        with pytest.raises(InputError, match="bands look mislabelled: .* of clear pixels .* read as no land surface"):
+            check_reflectance(reflectance, has_data, swapped, swapped)
+
+
+def test_real_lake_and_late_season_fields_are_not_refused_as_bands_swapped(shared_data: Path) -> None:
+    """EuroSAT SeaLake_15 (turbid water with floating vegetation, red 0.10) with its SWIR1 or, darker, its SWIR2 as
+    SWIR1 (3.2% of it read as red and SWIR1 swapped when "red" of 0.1 sufficed); FTW Austria's late-September
+    16 x 16 windows, one holding a senescent field (green under 0.7x red, NIR 3.4x it: 30 pixels read as green and
+    red swapped when that was checked)."""
+    import rasterio
+
+    from farmcredit.segmentation.cnn import check_reflectance
+    from farmcredit.segmentation.data import EUROSAT_BANDS
+
+    with rasterio.open(shared_data / "labels" / "eurosat" / "SeaLake" / "SeaLake_15.tif") as src:
+        patch = src.read().astype(np.float32) / 10_000
+    bands = ("B02", "B03", "B04", "B08", "B11")
+    clear = np.ones((1, *patch.shape[1:]), dtype=bool)
+    for swir in ("B11", "B12"):
+        lake = patch[[EUROSAT_BANDS.index(b) for b in (*bands[:-1], swir)]][None]
+        check_reflectance(lake, clear, bands, bands)
+    with rasterio.open(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif") as src:
+        late = src.read((5, 6, 7, 8)).astype(np.float32) / 10_000
+    for c0 in (496, 512):
+        window = late[None, :, :16, c0 : c0 + 16]
+        check_reflectance(window, np.ones((1, 16, 16), dtype=bool), ("B04", "B03", "B02", "B08"), ("B04",))
+
+
 def test_cnn_calls_none_of_real_slovenian_forest_grassland_or_shrub_cropland(shared_data: Path) -> None:
     """The shipped CNN on the eo-learn km2 (Slovenia, L1C, never trained on) against the RABA land-use register.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,32 @@ SOIL_STEP = 0.03
 SOIL_NIR_RATIO = 2.5
 BLUE_SWAP_SHARE = 0.03
 BLUE_SWAP_DOMINANCE = 4.0
+# Other pairs swapped, each told by vegetation read through the swap as no surface reflects: per pair, the bands it
+# needs, the test of one pixel (those bands, in that order) and what it sees, in the order checked (a swap can read as
+# another: blue and green as green and red on DEA). Refused when over SPECTRUM_SHARE of clear pixels and at least
+# SPECTRUM_PIXELS are so (one odd field in a small window is not a swapped band). Measured per date or patch, whole
+# and in every 16, 32 and 64 px window (8 px on EuroSAT; DEA in runs of 256, 1024, 4096 pixels), on sample_tiles,
+# FTW Austria, the Slovenia km2 (cloudy dates unmasked), all 200 EuroSAT patches, DEA's six regions and the desert
+# tile as named: at most 0.74% (sample_tiles, red-SWIR1, 16 px) and 4 pixels (sample_tiles, NIR-SWIR1, a whole
+# date) flagged in any; with the pair swapped, whole images refused (EuroSAT patches, FTW and Slovenia dates,
+# sample_tiles dates, DEA region-seasons): green-NIR 89%, 2/2, 4/5, 94%, 12/12; red-SWIR1 74%, -, 4/5, 88%, 11/12;
+# NIR-SWIR1 46%, -, 3/5, 44%, 6/12; blue-green 0%, 2/2, 0/5 (top of atmosphere: haze lifts blue over green), 56%,
+# 7/12. Green and red swapped are not checked: senescent vegetation (FTW's late-September fields, green 0.7x red,
+# NIR 3.4x it) reads as vegetation does through that swap. The desert tile, without vegetation, cannot tell.
+SPECTRUM_SHARE = 0.03
+SPECTRUM_PIXELS = 50
+IMPLAUSIBLE_SPECTRA: tuple[tuple[tuple[str, ...], Callable[..., np.ndarray], str], ...] = (
+    (("B03", "B04", "B08"), lambda green, red, nir: (green >= 0.15) & (green >= 2 * red) & (nir < green),
+     'green (B03) and NIR (B08) swapped ("green" bright, at least 0.15 and twice red, over "NIR")'),
+    # "red" of 0.14 at least, over water's: turbid water with floating vegetation (EuroSAT SeaLake_15, red 0.10)
+    # read with its SWIR2 as SWIR1 flags 3.2% of the patch at 0.1, 2 pixels at 0.14.
+    (("B04", "B08", "B11"), lambda red, nir, swir: (red >= 0.14) & (swir < 0.5 * red) & (nir > 1.2 * red),
+     'red (B04) and SWIR1 (B11) swapped ("SWIR1" under half a "red" of at least 0.14, NIR over 1.2x it)'),
+    (("B04", "B08", "B11"), lambda red, nir, swir: (nir >= 3 * red) & (swir > 1.5 * nir),
+     'NIR (B08) and SWIR1 (B11) swapped ("SWIR1" over 1.5x "NIR", which is over 3x red)'),
+    (("B02", "B03", "B04", "B08"), lambda blue, green, red, nir: (blue >= 1.7 * green) & (nir >= 3 * red),
+     'blue (B02) and green (B03) swapped ("blue" over 1.7x "green", NIR over 3x red)'),
+)
 # Pixels with no clear date (persistent cloud, no data) take their nearest seen pixel's data before the network
 # runs and are masked after it, so the network sees past them as it sees past a raster edge (its convolutions
 # replicate the edge) instead of a hole of zeros that moves the probabilities around it. A seen pixel depends on
@@ -245,7 +271,8 @@ class CnnCroplandModel:
         Raises:
             InputError: wrong band count for ``bands``, a band named twice, red or NIR missing,
                 values that are not reflectance 0-1 (e.g. Sentinel-2 digital numbers), or red and
-                NIR, or red and blue, that read as swapped (``SWAP_RED``, ``SOIL_BRIGHT``).
+                NIR, red and blue or another pair that read as swapped (``SWAP_RED``, ``SOIL_BRIGHT``,
+                ``IMPLAUSIBLE_SPECTRA``).
         """
         batches = self.chip_batches(reflectance, clear, bands)
         crop_logit = np.empty(np.shape(clear)[1:], dtype=np.float32)
@@ -353,7 +380,8 @@ class CnnCroplandModel:
 
         Raises:
             InputError: wrong or empty shapes, a band named twice, red or NIR missing, values not reflectance
-                0-1, or red and NIR, or red and blue, that read as swapped (``SWAP_RED``, ``SOIL_BRIGHT``).
+                0-1, or red and NIR, red and blue or another pair that read as swapped (``SWAP_RED``,
+                ``SOIL_BRIGHT``, ``IMPLAUSIBLE_SPECTRA``).
         """
         reflectance, clear, bands = np.asarray(reflectance), np.asarray(clear, dtype=bool), tuple(bands)
         axes = leading.count(",") + 4
@@ -435,8 +463,8 @@ def fill_window(reflectance: np.ndarray, clear: np.ndarray, seen: np.ndarray,
 def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str],
                       read: Sequence[str]) -> dict[str, tuple[int, int, int]]:
     """Refuse what is not Sentinel-2 reflectance as named: values not 0-1, red and NIR or red and blue that read as
-    swapped (``SWAP_RED``, ``SOIL_BRIGHT``). Shared by prediction and training, so a model is never trained on what
-    it would refuse to score.
+    swapped (``SWAP_RED``, ``SOIL_BRIGHT``), or a pair of ``IMPLAUSIBLE_SPECTRA``. Shared by prediction and training,
+    so a model is never trained on what it would refuse to score.
 
     Args:
         reflectance: (..., band, rows, cols) in ``bands`` order, containing red and NIR; clear: (..., rows, cols).
@@ -446,7 +474,8 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
         Per band of ``read`` given, its value counts over clear pixels (``_value_counts``).
 
     Raises:
-        InputError: digital numbers, or red and NIR, or red and blue, that read as swapped.
+        InputError: digital numbers, or red and NIR, red and blue or a pair of ``IMPLAUSIBLE_SPECTRA`` that read as
+            swapped.
     """
     counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in read if b in bands}
     # Judged per band of each date: one band or date in digital numbers is as wrong as all of them, while a few such
@@ -479,6 +508,13 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
                 f"(B02) swapped (\"blue\" bright, over {SOIL_RATIO:g}x \"red\", falling through green; {right:.1%} "
                 "read as soil the right way round); check the band order (a stack's --bands or band descriptions)"
             )
+    for need, implausible, swap in IMPLAUSIBLE_SPECTRA:
+        if set(need) <= set(bands):
+            odd, seen = _implausible_count([reflectance[..., bands.index(b), :, :] for b in need], clear, implausible)
+            if odd > SPECTRUM_SHARE * seen and odd >= SPECTRUM_PIXELS:
+                raise InputError(f"bands look mislabelled: {odd / seen:.1%} of clear pixels ({odd}) read as no land "
+                                 f"surface does, as vegetation does with {swap}; check the band order (a stack's "
+                                 "--bands or band descriptions; another pair of these bands may be the one swapped)")
     return counts
 
 
@@ -507,6 +543,17 @@ def _swapped_share(red: np.ndarray, nir: np.ndarray, green: np.ndarray | None, c
             odd_pixel &= ~(g[0] * SWAP_GREEN_RATIO >= r)  # NaN green: not ruled out
         odd += np.count_nonzero(odd_pixel)
     return odd / max(seen, 1)
+
+
+def _implausible_count(layers: list[np.ndarray], clear: np.ndarray,
+                       implausible: Callable[..., np.ndarray]) -> tuple[int, int]:
+    """Clear pixels with every band of ``layers`` finite that ``implausible`` flags, and all such pixels."""
+    seen = odd = 0
+    for mask, *strips in _clear_strips(clear, *layers):
+        usable = np.logical_and.reduce([np.isfinite(strip) for strip in strips]) & mask
+        seen += np.count_nonzero(usable)
+        odd += np.count_nonzero(implausible(*strips) & usable)
+    return odd, seen
 
 
 def _soil_shares(red: np.ndarray, green: np.ndarray, blue: np.ndarray, nir: np.ndarray,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from spectra import as_land
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import (
@@ -51,9 +52,8 @@ def season(steps: int, rows: int = 70, cols: int = 90, seed: int = 0) -> tuple[n
 
 
 def land(reflectance: np.ndarray) -> np.ndarray:
-    """Random reflectance (time, band, ...) with NIR at least red, as on land (else it reads as the two swapped)."""
-    red, nir = MODEL_BANDS.index("B04"), MODEL_BANDS.index("B08")
-    reflectance[:, nir] = np.maximum(reflectance[:, nir], reflectance[:, red])
+    """Random reflectance (time, band, ...) made to read as land (``as_land``)."""
+    as_land(*(reflectance[:, MODEL_BANDS.index(b)] for b in ("B02", "B03", "B04", "B08", "B11")))
     return reflectance
 
 
@@ -302,9 +302,9 @@ def test_values_under_cloud_neither_refuse_a_season_nor_make_a_band_available(mo
 
 def mixed_season(spectra: np.ndarray, bands: tuple[str, ...], share: tuple[float, ...]) -> np.ndarray:
     """Two dates of 50 x 50 pixels, each pixel one of the kinds ``spectra`` (kind, band) drawn at ``share``
-    (seeded); bands not in ``bands`` at 0.1."""
+    (seeded); bands not in ``bands`` absent (NaN)."""
     kind = np.random.default_rng(0).choice(len(spectra), size=(2, 50, 50), p=share)
-    reflectance = np.full((2, 10, 50, 50), 0.1, dtype=np.float32)
+    reflectance = np.full((2, 10, 50, 50), np.nan, dtype=np.float32)
     for i, band in enumerate(bands):
         reflectance[:, MODEL_BANDS.index(band)] = spectra[kind, i]
     return reflectance
@@ -358,6 +358,48 @@ def test_red_and_blue_swapped_are_refused_where_bare_soil_shows_it_but_blue_roof
     sparse = season((0.95, 0.05, 0.0, 0.0, 0.0))  # a little soil, read swapped: over 3%
     with pytest.raises(InputError, match="bands look mislabelled"):
         model.predict(sparse, clear, swapped)
+
+
+@pytest.mark.parametrize("pair, message", [
+    (("B03", "B08"), r"green \(B03\) and NIR \(B08\) swapped"),
+    (("B04", "B11"), r"red \(B04\) and SWIR1 \(B11\) swapped"),
+    (("B08", "B11"), r"NIR \(B08\) and SWIR1 \(B11\) swapped"),
+    (("B02", "B03"), r"blue \(B02\) and green \(B03\) swapped"),
+])
+def test_other_bands_swapped_are_refused_where_vegetation_shows_it(model, pair, message) -> None:
+    # Per pixel kind (blue, green, red, NIR, SWIR1): vegetation, bare soil, clear water.
+    spectra = np.array([(0.03, 0.08, 0.04, 0.35, 0.2), (0.11, 0.16, 0.24, 0.30, 0.38), (0.06, 0.05, 0.03, 0.01, 0.005)],
+                       dtype=np.float32)
+    bands = ("B02", "B03", "B04", "B08", "B11")
+    clear = np.ones((2, 50, 50), dtype=bool)
+    swapped = tuple({pair[0]: pair[1], pair[1]: pair[0]}.get(b, b) for b in MODEL_BANDS)
+    fields = mixed_season(spectra, bands, (0.5, 0.3, 0.2))
+    assert np.isfinite(model.predict(fields, clear, MODEL_BANDS).crop_probability).all()
+    refusal = rf"bands look mislabelled: \d\d\.\d% of clear pixels \(\d+\) read as .*{message}"
+    with pytest.raises(InputError, match=refusal):
+        model.predict(fields, clear, swapped)
+    model.predict(mixed_season(spectra, bands, (0.0, 0.6, 0.4)), clear, swapped)  # soil and water alone cannot tell
+
+
+def test_a_few_odd_pixels_in_a_small_window_are_not_refused_as_bands_swapped() -> None:
+    """One field of 30 pixels reading as vegetation through a swap, 12% of a 16 x 16 window, is an odd field, not
+    a swapped band (``SPECTRUM_PIXELS``); 60 such pixels are."""
+    from farmcredit.segmentation.cnn import check_reflectance
+
+    # Green and NIR swapped: vegetation (green 0.08, NIR 0.35) beside bare soil, which that swap leaves unremarkable.
+    reflectance = np.full((1, len(MODEL_BANDS), 16, 16), np.nan, dtype=np.float32)
+    for band, value in (("B02", 0.11), ("B03", 0.30), ("B04", 0.24), ("B08", 0.16), ("B11", 0.38)):
+        reflectance[:, MODEL_BANDS.index(band)] = value
+    clear = np.ones((1, 16, 16), dtype=bool)
+    for count, refused in ((30, False), (60, True)):
+        window = reflectance.copy()
+        for band, value in (("B02", 0.03), ("B03", 0.35), ("B04", 0.04), ("B08", 0.08), ("B11", 0.2)):
+            window[0, MODEL_BANDS.index(band)].flat[:count] = value
+        if refused:
+            with pytest.raises(InputError, match=r"green \(B03\) and NIR \(B08\) swapped"):
+                check_reflectance(window, clear, MODEL_BANDS, MODEL_BANDS)
+        else:
+            check_reflectance(window, clear, MODEL_BANDS, MODEL_BANDS)
 
 
 def test_crop_class_is_non_crop_exactly_where_the_calibrated_probability_is_below_one_half(model) -> None:

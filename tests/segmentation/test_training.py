@@ -13,10 +13,16 @@ import pytest
 import rasterio
 import torch
 from rasterio.transform import from_origin
+from spectra import as_land
 
 from farmcredit.errors import InputError
-from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, card_path, read_card
-from farmcredit.segmentation.data import LabelledScene, load_eurosat, load_labelled_scene
+from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, MODEL_BANDS, card_path, read_card
+from farmcredit.segmentation.data import (
+    EUROSAT_BANDS,
+    LabelledScene,
+    load_eurosat,
+    load_labelled_scene,
+)
 from farmcredit.segmentation.training import (
     DEFAULT_DEA_REGIONS,
     TrainingConfig,
@@ -38,7 +44,7 @@ def scene_in_memory(rows: int, cols: int, labelled: tuple[slice, slice] | None =
         cover = np.where(known, cover, np.nan).astype(np.float32)
     crop_type = np.where(cover == 0, 0, -1).astype(np.int8)
     reflectance = rng.random((3, 10, rows, cols), dtype=np.float32) * 0.4
-    reflectance[:, 6] = np.maximum(reflectance[:, 6], reflectance[:, 2])  # NIR at least red, as on land
+    as_land(*(reflectance[:, MODEL_BANDS.index(b)] for b in ("B02", "B03", "B04", "B08", "B11")))
     return LabelledScene(reflectance, rng.random((3, rows, cols)) > 0.2, cover, crop_type, f"memory-{rows}x{cols}")
 
 
@@ -220,7 +226,7 @@ def write_eurosat(root: Path, seed: int = 0) -> Path:
             with rasterio.open(root / name / f"{name}_{i}.tif", "w", driver="GTiff", count=13, height=8, width=8,
                                dtype="uint16", crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
                 bands = rng.integers(200, 4000, (13, 8, 8), dtype=np.uint16)
-                bands[7] = np.maximum(bands[7], bands[3])  # B08 at least B04, as on land
+                as_land(*(bands[EUROSAT_BANDS.index(b)] for b in ("B02", "B03", "B04", "B08", "B11")))
                 dst.write(bands)
     return root
 
@@ -240,6 +246,9 @@ def write_dea(root: Path, rows: dict[str, int], seed: int = 2) -> Path:
     for region, count in rows.items():
         (root / region).mkdir(parents=True)
         table = np.column_stack([rng.integers(0, 2, count), rng.random((count, len(columns) - 1)) * 0.4])
+        for season in (1, 2):
+            named = ("blue", "green", "red", "nir", "swir_1")
+            as_land(*(table[:, columns.index(f"{name}_S{season}")] for name in named))
         np.savetxt(root / region / "training_data.txt", table, header=" ".join(columns))
     return root
 
