@@ -64,7 +64,7 @@ LIMIT_TEXT = ('CASE WHEN "loan_limit" = floor("loan_limit") THEN format_number("
 def parcel_styles(parcels: pd.DataFrame, currency: str) -> list[Style]:
     """The parcels layer's styles: decision (default), loan limit and health index."""
     label = f"\"parcel_id\" || '\\n' || {LIMIT_TEXT} || ' {currency}'"
-    labels = _labeling(label, PARCEL_LABEL_SCALE)
+    labels = _labeling(label, PARCEL_LABEL_SCALE, priority=10)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=False), labels), True,
               "parcels by decision (approve / refer / decline; grey: not assessed)"),
@@ -80,7 +80,7 @@ def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     # A parcel without a borrower id stands alone, its borrower_id empty: named by its parcel.
     who = "coalesce('borrower ' || \"borrower_id\", 'parcel ' || \"parcel_ids\")"
     label = f"{who} || '\\n' || {LIMIT_TEXT} || ' {currency}'"
-    labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True)
+    labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True, priority=1)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=True, borrowers=True), labels), True,
               "borrowers' parcels outlined by the borrower's decision"),
@@ -208,8 +208,13 @@ def _fill_symbol(name: str, colour: str, fill_alpha: int, outline_width: float, 
     return symbol
 
 
-def _labeling(expression: str, max_scale: int, colour: str = "#141414", italic: bool = False) -> ET.Element:
-    """Labels from an expression on a white halo, only at scales larger than 1:max_scale."""
+def _labeling(expression: str, max_scale: int, priority: int, colour: str = "#141414",
+              italic: bool = False) -> ET.Element:
+    """Labels from an expression on a white halo, only at scales larger than 1:max_scale.
+
+    Where two labels collide QGIS keeps the one of higher ``priority`` (0-10): a parcel's own id and limit
+    (10) before its borrower's total (1), which sits at the same centroid when the borrower has one parcel.
+    """
     labeling = _el("labeling", type="simple")
     settings = ET.SubElement(labeling, "settings", calloutType="simple")
     style = ET.SubElement(settings, "text-style", fieldName=expression, isExpression="1", fontFamily="Sans Serif",
@@ -220,7 +225,7 @@ def _labeling(expression: str, max_scale: int, colour: str = "#141414", italic: 
                   bufferColor="255,255,255,255", bufferOpacity="0.8", bufferNoFill="1", bufferJoinStyle="128")
     ET.SubElement(settings, "text-format", multilineAlign="1", wrapChar="")
     ET.SubElement(settings, "placement", placement="1", centroidInside="1", centroidWhole="0", fitInPolygonOnly="0",
-                  priority="5", dist="0")
+                  priority=str(priority), dist="0")
     # In this element scaleMin is the most zoomed-in scale and scaleMax the most zoomed-out one.
     ET.SubElement(settings, "rendering", scaleVisibility="1", scaleMin="1", scaleMax=str(max_scale), obstacle="1",
                   obstacleType="1", drawLabels="1", displayAll="0", upsidedownLabels="0", labelPerPart="0",

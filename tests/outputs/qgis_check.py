@@ -102,8 +102,13 @@ def render(project: QgsProject, extent: QgsRectangle, path: Path, width: int = 1
     image = job.renderedImage()
     image.save(str(path), "PNG")
     distinct = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    placed: dict[str, int] = {}  # labels QGIS placed, by layer name
+    for label in job.takeLabelingResults().allLabels():
+        if not label.isUnplaced:
+            name = project.mapLayer(label.layerID).name()
+            placed[name] = placed.get(name, 0) + 1
     return {"path": str(path), "size": [image.width(), image.height()], "colours": len(distinct),
-            "scale": settings.scale(), "errors": [e.message for e in job.errors()]}
+            "scale": settings.scale(), "errors": [e.message for e in job.errors()], "labels": placed}
 
 
 def project_report(path: Path, png_dir: Path) -> dict:
@@ -143,6 +148,8 @@ def project_report(path: Path, png_dir: Path) -> dict:
                             centre.x() + CLOSE_UP_M / 2, centre.y() + CLOSE_UP_M / 2)
     report["renders"]["close_up"] = render(project, close_up, png_dir / "project_close_up.png", width=1000)
     report["renders"]["close_up"]["parcel_id"] = feature["parcel_id"]
+    report["renders"]["close_up_parcels"] = render(project, close_up, png_dir / "project_close_up_parcels.png",
+                                                   width=1000, layers=[parcels])
     return report
 
 

@@ -109,15 +109,23 @@ def test_project_opens_every_layer_in_order_from_a_copied_folder(qgis, assessed)
 
 def test_project_renders_to_a_picture_with_each_parcels_style(qgis) -> None:
     renders = qgis["project"]["renders"]
-    assert set(renders) == {"decision", "loan limit", "health index", "close_up", "health_index", "ndvi_peak",
-                            "cropland_probability", "cropland_class"}
+    assert set(renders) == {"decision", "loan limit", "health index", "close_up", "close_up_parcels", "health_index",
+                            "ndvi_peak", "cropland_probability", "cropland_class"}
     for name, render in renders.items():
         assert not render["errors"] and Path(render["path"]).read_bytes()[:4] == b"\x89PNG"
         # Imagery under parcels shows hundreds of colours; a ramp alone at least its few; the class map
         # its classes' (non-crop and the simulated crops) and the background.
-        least = 200 if name in ("decision", "loan limit", "health index", "close_up") else 10
+        least = 200 if name in ("decision", "loan limit", "health index", "close_up", "close_up_parcels") else 10
         assert render["colours"] > (4 if name == "cropland_class" else least), name
     assert renders["close_up"]["scale"] < 5000  # where the parcel labels show
+
+
+def test_borrower_labels_never_hide_a_parcels_own_label(qgis) -> None:
+    """Both sit at the centroid: a one-parcel borrower's label hid its parcel's id and limit."""
+    renders = qgis["project"]["renders"]
+    shown, _, most_zoomed_out = qgis["gpkg"]["borrowers"]["label_scales"]
+    assert shown and renders["close_up"]["scale"] < most_zoomed_out  # both layers label at this scale
+    assert renders["close_up"]["labels"]["parcels"] == renders["close_up_parcels"]["labels"]["parcels"] > 0
 
 
 
