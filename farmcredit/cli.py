@@ -663,7 +663,7 @@ def _reason_kind(reason: str) -> str:
     """A partition's failure without what differs between partitions (Dask's task keys, worker addresses), so the
     summary counts like failures together."""
     reason = re.sub(r"'measure_partition-[0-9a-f-]+'", "<task>", reason)  # a token, or a uuid4 (pure=False)
-    return re.sub(r"\S+://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)
+    return re.sub(r"\b(tcp|tls|ucx|inproc)://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)  # not a file's URL
 
 
 def _warn_read_failures(record: dict) -> None:

@@ -457,6 +457,8 @@ def test_the_failure_summary_counts_like_failures_together() -> None:
     kinds = {_reason_kind(killed.format(key, port)) for key, port in zip(keys, (38373, 41001, 41002))}
     assert kinds == {killed.format("x", 1).replace("'measure_partition-x'", "<task>").replace("tcp://127.0.0.1:1",
                                                                                              "<worker>")}
+    denied = "OSError: /vsicurl/https://bucket/x/B04.tif: HTTP 403"  # which file failed is the news
+    assert _reason_kind(denied) == denied
 
 
 def test_paths_with_brackets_are_printed_as_written_and_bad_seeds_refused(tmp_path: Path) -> None:

@@ -16,12 +16,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from farmcredit.imagery import SeasonCube
 from farmcredit.pipeline import joined_kinds
 from farmcredit.segmentation import CroplandModel
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 GPU_RESOURCE = "GPU"
 # A CPU worker gives up on a window's inference after this long (no GPU worker left, say): its
@@ -75,8 +79,14 @@ def visible_device(i: int) -> str:
     return allowed[i] if i < len(allowed) else "-1"
 
 
+def every_worker(client: Client) -> Mapping:
+    """``client.scheduler_info()`` listing every worker: distributed 2025.x lists 5 unless asked for all, so a GPU
+    worker listed sixth was missed (releases before take the argument as an ignored keyword and list all)."""
+    return client.scheduler_info(n_workers=-1)
+
+
 def cluster_has_gpu(scheduler_info: Mapping) -> bool:
-    """True when any worker of the cluster (``Client.scheduler_info()``) offers the ``GPU`` resource."""
+    """True when any worker of the cluster (``every_worker``) offers the ``GPU`` resource."""
     return len(cpu_workers(scheduler_info)) < len(scheduler_info.get("workers", {}))
 
 

@@ -44,6 +44,7 @@ from farmcredit.batch.placement import (
     GPU_RESOURCE,
     cluster_has_gpu,
     cpu_workers,
+    every_worker,
     inference_used,
     local_gpu_count,
     on_this_worker,
@@ -183,9 +184,13 @@ def run_batch(
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
-    if device == "cuda" and uses_gpu(model) and not scheduler and gpu_workers > local_gpu_count(model):
-        raise InputError(f"--device cuda: {gpu_workers} local GPU worker(s) asked for, but torch sees "
-                         f"{local_gpu_count(model)} CUDA device(s) here")
+    if device == "cuda" and uses_gpu(model) and not scheduler:
+        if not (devices := local_gpu_count(model)):
+            raise InputError("--device cuda: torch sees no CUDA device here, so no local worker can run the CNN on a "
+                             "GPU; use --device auto or cpu, or --scheduler with workers that offer the GPU")
+        if not 0 < gpu_workers <= devices:
+            raise InputError(f"--device cuda: {gpu_workers} local GPU worker(s) asked for, and torch sees {devices} "
+                             f"CUDA device(s) here; ask for 1 to {devices} (--gpu-workers)")
     if isinstance(imagery, str | Path):
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
@@ -216,7 +221,7 @@ def run_batch(
         client, cluster = _connect(scheduler, workers, gpu_workers, memory_limit, processes) if todo else (None, None)
         try:
             gpu_cluster = client is not None and device != "cpu" and uses_gpu(model) and cluster_has_gpu(
-                client.scheduler_info())
+                every_worker(client))
             if client is not None and on_gpu and not gpu_cluster:
                 raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
                                  f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
@@ -437,7 +442,7 @@ def _measure_on_cluster(
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     # With GPU workers, partitions prefer the CPU workers so the GPU workers' threads stay free for
     # inference; loosely, so that they still run somewhere if no CPU worker is left.
-    readers = cpu_workers(client.scheduler_info()) if gpu_cluster else []
+    readers = cpu_workers(every_worker(client)) if gpu_cluster else []
 
     def submit(partition: Partition) -> Future:
         entries[partition.partition_id]["attempts"] += 1

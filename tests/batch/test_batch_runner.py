@@ -302,7 +302,7 @@ def test_a_usage_error_found_at_the_cluster_leaves_the_finished_partitions(small
                             workers=1, processes=False, parcels_per_partition=200)
     run(model=rule)
     finished = sorted((tmp_path / "partitions").glob("part-*.parquet"))
-    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
+    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
         run(model=load_cropland_model("cnn", device="cpu"), device="cuda")  # forgot --model rule
     assert sorted((tmp_path / "partitions").glob("part-*.parquet")) == finished
 
@@ -362,6 +362,22 @@ def test_two_local_clusters_on_one_machine_start_without_a_port_warning() -> Non
         for cluster in clusters:
             cluster.close()
     assert not [w for w in caught if "already in use" in str(w.message)]
+
+
+def test_every_worker_is_seen_where_dask_lists_five_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """distributed 2025.x's ``scheduler_info()`` listed 5 workers unless asked: a GPU worker listed sixth was missed."""
+    from distributed import Client
+
+    from farmcredit.batch.placement import cluster_has_gpu, cpu_workers, every_worker
+    from farmcredit.batch.runner import local_cluster
+
+    listed = Client.scheduler_info
+    monkeypatch.setattr(Client, "scheduler_info", lambda self, n_workers=5, **kw: listed(self, n_workers, **kw))
+    with local_cluster(6, gpu_workers=1, processes=False) as cluster, Client(cluster) as client:
+        client.wait_for_workers(7, timeout=60)
+        assert len(client.scheduler_info()["workers"]) == 5  # as that dask lists them
+        info = every_worker(client)
+        assert len(info["workers"]) == 7 and cluster_has_gpu(info) and len(cpu_workers(info)) == 6
 
 
 def test_the_cli_holds_the_folder_from_measuring_to_its_last_output(small_windows: Path, tmp_path: Path) -> None:
@@ -489,22 +505,26 @@ def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_window
 def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_error(
         small_windows: Path, tmp_path: Path) -> None:
     from farmcredit.batch import run_batch
+    from farmcredit.batch.runner import local_cluster
     from farmcredit.errors import InputError
     from farmcredit.segmentation import load_cropland_model
 
     model = load_cropland_model("cnn", device="cpu")
     run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", model=model,
                             config=small_windows, workers=1, processes=False, device="cuda")
-    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
-        run(tmp_path / "none")
+    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
+        run(tmp_path / "none")  # refused before a cluster is started, not pointed at `dask worker`
     measured = run(tmp_path / "cpu", device="cpu", parcels_per_partition=200)
-    with pytest.raises(InputError, match="no worker of the cluster offers the GPU resource"):
+    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
         run(tmp_path / "cpu", parcels_per_partition=200)  # nothing left to measure on a CPU, still no GPU
     assert run(tmp_path / "cpu", device="cpu", parcels_per_partition=200).reused == measured.partitions
     if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="1 local GPU worker.s. asked for, but torch sees 0 CUDA device"):
+        with pytest.raises(InputError, match="torch sees no CUDA device here"):
             run(tmp_path / "unmade", gpu_workers=1)  # refused before anything is made
         assert not (tmp_path / "unmade").exists()
+    with local_cluster(1, processes=False) as cpu_only, pytest.raises(
+            InputError, match="no worker of the cluster offers the GPU resource .start them with `dask worker"):
+        run(tmp_path / "cpu", scheduler=cpu_only.scheduler_address, workers=None)
     local = run(tmp_path / "local", gpu_workers=1, parcels_per_partition=200, device="auto")
     assert not local.failed and local.partitions > 1
     assert (local.assessment.parcels["model_version"] == model.name).all()
