@@ -687,7 +687,7 @@ class LocalScene:
 
     @classmethod
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
-        """The folder of a scene under ``out`` as its item describes it, or None when there is none; a band whose
+        """The folder of a scene under ``out`` as its item describes it, or None when no fetch wrote one; a band whose
         file is gone (deleted, or a folder cut short) is not held, so its windows are fetched again."""
         folder = out / scene_id
         try:
@@ -696,7 +696,7 @@ class LocalScene:
             grid = SceneGrid.from_json(properties["farmcredit:grid"])
             windows = tuple(tuple(float(v) for v in bounds) for bounds in properties["farmcredit:windows"])
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
-            return None  # absent, not written by a fetch, or damaged: fetch the scene again
+            return None  # absent, or not written by a fetch (or damaged): `fetch_scene` will not replace it
         bands = frozenset(name for key in item.get("assets", {})
                           if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file())
         return cls(folder, grid, windows, bands, properties)  # type: ignore[arg-type]
@@ -743,10 +743,18 @@ def fetch_scene(
             cloud limit): the windows it holds are downloaded again with the new ones, none copied.
 
     Raises:
+        InputError: A folder of the scene's name that no fetch wrote (a whole scene downloaded by hand, say): it would
+            be replaced.
         ImageryError: The folder holds the scene on another grid (its windows' numbers would be read in this one's
             CRS, and their pixels moved).
     """
     local = LocalScene.load(out, info.scene_id)
+    if local is None and (out / info.scene_id).exists():
+        raise InputError(
+            f"{out / info.scene_id}: a folder of scene {info.scene_id} that farmcredit fetch did not write (its item "
+            f"{info.scene_id}.json is missing, unreadable or without farmcredit:grid), which this fetch would "
+            "replace; move it elsewhere, or fetch into another --out"
+        )
     if local is not None and not local.grid.same_lattice(grid):
         raise ImageryError(
             f"{local.folder}: an earlier fetch holds scene {info.scene_id} on another grid ({local.grid}) than this "

@@ -423,6 +423,24 @@ def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: P
     assert (tmp_path / "s2" / item_id / "B04.tif").read_bytes() == held
 
 
+def test_a_scene_folder_no_fetch_wrote_is_never_replaced(tmp_path: Path) -> None:
+    """A whole scene downloaded by hand into the folder, named by its item's id: fetch replaced it with the field's
+    window and deleted it."""
+    item_id = "S2A_50SKA_20240315_0_L2A"
+    scene = tmp_path / "s2" / item_id
+    item, files = tile_item(scene, item_id, crs="EPSG:32650", origin=(500_000.0, 4_000_000.0), size_px=400,
+                            acquired="2024-03-15T03:20:00Z", band_file_names=True)
+    local = {**item, "assets": {key: {**asset, "href": asset["href"].replace("file:", "./")}
+                                for key, asset in item["assets"].items()}}
+    (scene / f"{item_id}.json").write_text(json.dumps(local))
+    before = {path.name: path.read_bytes() for path in scene.iterdir()}
+    with StacServer([item], files) as server, pytest.raises(
+            InputError, match=rf"{re.escape(str(scene))}: a folder of scene {item_id} that farmcredit fetch did not "
+                              r"write .* move it elsewhere, or fetch into another --out"):
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    assert {path.name: path.read_bytes() for path in scene.iterdir()} == before
+
+
 def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(
         synthetic_29rkh, tmp_path: Path, lock_held_elsewhere) -> None:
     """Two fetches into one folder would replace each other's scenes and manifest: the second exits at once, the
