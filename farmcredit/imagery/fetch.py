@@ -39,9 +39,11 @@ import rasterio.crs
 import rasterio.io
 import shapely
 import shapely.geometry
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
+from farmcredit.imagery._gdal import gdal_message
 from farmcredit.imagery.earthsearch import set_aside_scenes
 from farmcredit.imagery.mosaic import same_lattice
 from farmcredit.imagery.naming import (
@@ -55,6 +57,8 @@ from farmcredit.imagery.naming import (
     band_sort_key,
 )
 from farmcredit.locking import first_missing, folder_lock, remove_if_untouched, write_problem
+
+logger = logging.getLogger(__name__)
 
 # Every L2A band the pipeline and the outputs read, plus the 20 m red edges and SWIR; not the
 # 60 m atmospheric bands B01/B09.
@@ -770,7 +774,11 @@ def fetch_scene(
         reused, new = (), [*held, *new]
     with SceneWriter(out, info.scene_id, grid, bands, (*reused, *new)) as writer:
         if reused and local is not None:
-            writer.copy_from(local)
+            try:
+                writer.copy_from(local)
+            except ImageryError as error:  # a band file cut short or damaged since: download what it held again
+                logger.warning("%s; its windows are downloaded again", error)
+                new = [*reused, *new]
         received = download(writer, new)
         size = writer.finish(info)
     return _fetched(info, writer.windows, received, size, cached=False, bands=writer.bands)
@@ -870,14 +878,23 @@ class SceneWriter:
         )
 
     def copy_from(self, scene: LocalScene) -> None:
-        """Copy the windows an earlier fetch of this scene holds, so they are not downloaded again."""
+        """Copy the windows an earlier fetch of this scene holds, so they are not downloaded again.
+
+        Raises:
+            ImageryError: A band file of the scene does not read (cut short, damaged); the message names it.
+        """
         for band in self.bands:
-            with rasterio.open(scene.folder / f"{band}.tif") as dataset:
-                for bounds in scene.windows:
-                    col0, row0, col1, row1 = pixel_box(np.array([bounds]), dataset.transform)[0].tolist()
-                    window = Window(col0, row0, col1 - col0, row1 - row0)
-                    values = dataset.read(1, window=window, boundless=True, fill_value=0)
-                    self.write(band, values, dataset.window_transform(window))
+            path = scene.folder / f"{band}.tif"
+            try:
+                with rasterio.open(path) as dataset:
+                    for bounds in scene.windows:
+                        col0, row0, col1, row1 = pixel_box(np.array([bounds]), dataset.transform)[0].tolist()
+                        window = Window(col0, row0, col1 - col0, row1 - row0)
+                        values = dataset.read(1, window=window, boundless=True, fill_value=0)
+                        self.write(band, values, dataset.window_transform(window))
+            except RasterioError as error:
+                raise ImageryError(f"{path}: an earlier fetch's band file does not read ({gdal_message(error)})"
+                                   ) from error
 
     def finish(self, info: SceneInfo) -> int:
         """Write the STAC item, move the folder into place; returns the folder's size in bytes."""

@@ -9,6 +9,7 @@ offsets, paging and mosaics.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import shapely
@@ -306,6 +308,8 @@ def _three_dates(tmp_path: Path) -> tuple[list[dict], dict[str, Path]]:
 
 MARCH_2024 = (date(2024, 3, 1), date(2024, 3, 31))
 MARCH_FIELD = gpd.GeoSeries([DATED_FIELD], crs="EPSG:32650")
+# 3 km from MARCH_FIELD: in a 4 km tile (tile_item's size_px=400) the two get a window each.
+MARCH_FAR_FIELD = gpd.GeoSeries([shapely.box(503_000, 3_997_000, 503_080, 3_997_060)], crs="EPSG:32650")
 
 
 def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
@@ -407,19 +411,17 @@ def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: P
     """The server's COGs of an item moved half a pixel since the folder was fetched: the held windows' numbers mean
     other pixels on the new grid, so the item is left out (named with why), the folder as it was."""
     item_id = "S2A_50SKA_20240315_0_L2A"
-    near = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
-    far = gpd.GeoSeries([shapely.box(503_000, 3_997_000, 503_080, 3_997_060)], crs="EPSG:32650")
     for origin, out in (((500_000.0, 4_000_000.0), "first"), ((500_005.0, 4_000_000.0), "moved")):
         item, files = tile_item(tmp_path / out, item_id, crs="EPSG:32650", origin=origin, size_px=400,
                                 acquired="2024-03-15T03:20:00Z")
         with StacServer([item], files) as server:
             if out == "first":
-                _fetch(server, near, tmp_path / "s2", season=MARCH_2024)
+                _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
                 held = (tmp_path / "s2" / item_id / "B04.tif").read_bytes()
             else:
                 with pytest.raises(ImageryError, match=rf"{item_id}: an earlier fetch holds scene {item_id} on "
                                                        "another grid.*fetch into another --out"):
-                    _fetch(server, gpd.GeoSeries([*near, *far], crs=near.crs), tmp_path / "s2", season=MARCH_2024)
+                    _fetch(server, pd.concat([MARCH_FIELD, MARCH_FAR_FIELD]), tmp_path / "s2", season=MARCH_2024)
     assert (tmp_path / "s2" / item_id / "B04.tif").read_bytes() == held
 
 
@@ -439,6 +441,28 @@ def test_a_scene_folder_no_fetch_wrote_is_never_replaced(tmp_path: Path) -> None
                               r"write .* move it elsewhere, or fetch into another --out"):
         _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
     assert {path.name: path.read_bytes() for path in scene.iterdir()} == before
+
+
+def test_a_band_file_cut_short_since_an_earlier_fetch_is_downloaded_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Copying the held windows out of a B04 cut in half stopped the next fetch with rasterio's traceback."""
+    item_id = "S2A_50SKA_20240315_0_L2A"
+    item, files = tile_item(tmp_path / "cogs", item_id, crs="EPSG:32650", origin=(500_000.0, 4_000_000.0),
+                            size_px=400, acquired="2024-03-15T03:20:00Z")
+    with StacServer([item], files) as server:
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        band = tmp_path / "s2" / item_id / "B04.tif"
+        held = band.read_bytes()
+        _cut_in_half(band)
+        with caplog.at_level(logging.WARNING):
+            manifest = _fetch(server, pd.concat([MARCH_FIELD, MARCH_FAR_FIELD]), tmp_path / "s2", season=MARCH_2024)
+
+    assert f"{band}: an earlier fetch's band file does not read" in caplog.text
+    assert "its windows are downloaded again" in caplog.text
+    assert manifest.scenes[0].windows == 2 and not manifest.scenes[0].cached
+    with rasterio.open(band) as fetched, rasterio.open(io.BytesIO(held)) as earlier:
+        window = from_bounds(*earlier.bounds, transform=fetched.transform).round_offsets().round_lengths()
+        np.testing.assert_array_equal(fetched.read(1, window=window), earlier.read(1))
 
 
 def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_request(
