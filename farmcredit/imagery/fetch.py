@@ -37,6 +37,7 @@ import numpy as np
 import rasterio
 import rasterio.crs
 import rasterio.io
+import rasterio.warp
 import shapely
 import shapely.geometry
 from rasterio.errors import RasterioError
@@ -69,8 +70,6 @@ DEFAULT_MAX_CLOUD = 50.0
 # (margin, alignment) pixels fetched around each parcel: the default CNN's context (its ``read_context``, which a
 # test holds equal), so a parcel assessed on the fetched folder gets the probabilities of the whole scene.
 CONTEXT_PX = (60, 4)
-# Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
-SUPERSEDED = "superseded by"
 MANIFEST_NAME = "manifest.json"
 UNFINISHED_NOTE = ("a later fetch into this folder began and did not finish: its scene folders may differ from those "
                    "this manifest names")
@@ -250,12 +249,17 @@ class SceneGrid:
     band_transforms: Mapping[str, affine.Affine] = field(default_factory=dict)
     band_dtypes: Mapping[str, str] = field(default_factory=dict)
 
-    def plan(self, area: gpd.GeoSeries) -> list[tuple[float, float, float, float]]:
+    def plan(self, area: gpd.GeoSeries, held: Sequence[LocalScene] = ()) -> list[tuple[float, float, float, float]]:
         """Bounds of the windows to fetch around the area's geometries, with the CNN's context around each
-        (``CONTEXT_PX``; see `plan_fetch_windows`)."""
+        (``CONTEXT_PX``; see `plan_fetch_windows`), and the windows the ``held`` scene folders hold (those of
+        processings this scene supersedes, so it replaces everything they held)."""
         bounds = area.to_crs(self.crs).bounds.to_numpy()
         windows = plan_fetch_windows(bounds, self.base_transform, self.base_shape, self.cell_px, CONTEXT_PX)
-        return [window_bounds(window, self.base_transform) for window in windows]
+        planned = [window_bounds(window, self.base_transform) for window in windows]
+        for scene in held:
+            planned += [bounds for bounds in scene.windows_in(self.crs)
+                        if not any(contains(window, bounds) for window in planned)]
+        return planned
 
     def same_lattice(self, other: SceneGrid) -> bool:
         """True when the other grid's pixels are this one's: the same CRS, pixel size and lattice."""
@@ -493,11 +497,6 @@ def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], so
 
             scenes, skipped = fetch_sentinelhub(area_wgs84, season, source, folder, max_cloud, wanted, http,
                                                 progress, sentinelhub_config)
-        for scene_id, why in skipped:
-            if why.startswith(SUPERSEDED) and (folder / scene_id).is_dir():  # an earlier fetch wrote the old one
-                set_aside = folder / f"{SUPERSEDED_PREFIX}{scene_id}"
-                shutil.rmtree(set_aside, ignore_errors=True)
-                (folder / scene_id).rename(set_aside)
     west, south, east, north = (round(float(v), 7) for v in area_wgs84.total_bounds)
     ids = {scene.scene_id for scene in scenes}
     manifest = FetchManifest(
@@ -715,6 +714,19 @@ class LocalScene:
         """Bytes of the folder's files."""
         return sum(path.stat().st_size for path in self.folder.iterdir() if path.is_file())
 
+    def windows_in(self, crs: rasterio.crs.CRS) -> list[tuple[float, float, float, float]]:
+        """The windows held, as bounds in ``crs``."""
+        if crs == self.grid.crs:
+            return list(self.windows)
+        return [rasterio.warp.transform_bounds(self.grid.crs, crs, *bounds) for bounds in self.windows]
+
+    def set_aside(self) -> None:
+        """Hide the folder as ``.superseded-<id>``: a newer processing of the scene now holds its windows, and read
+        beside it the old one would be mosaicked with it."""
+        aside = self.folder.with_name(f"{SUPERSEDED_PREFIX}{self.folder.name}")
+        shutil.rmtree(aside, ignore_errors=True)
+        self.folder.rename(aside)
+
     def footprint(self) -> shapely.Geometry:
         """The windows held, in degrees (EPSG:4326)."""
         return footprint_wgs84(self.windows, self.grid.crs)
@@ -784,10 +796,13 @@ def fetch_scene(
     return _fetched(info, writer.windows, received, size, cached=False, bands=writer.bands)
 
 
-def cached_scene(out: Path, info: SceneInfo, area: gpd.GeoSeries, bands: Sequence[str]) -> FetchedScene | None:
-    """The scene as an earlier fetch left it when that covers the area and bands, else None (no network)."""
+def cached_scene(
+    out: Path, info: SceneInfo, area: gpd.GeoSeries, bands: Sequence[str], held: Sequence[LocalScene] = ()
+) -> FetchedScene | None:
+    """The scene as an earlier fetch left it when that covers the area, the windows of the ``held`` folders and the
+    bands, else None (no network)."""
     local = LocalScene.load(out, info.scene_id)
-    if local is None or local.missing(local.grid.plan(area), bands):
+    if local is None or local.missing(local.grid.plan(area, held), bands):
         return None
     return _fetched(info, local.windows, None, local.size(), cached=True, bands=local.bands)
 

@@ -6,6 +6,10 @@ applied here, after duplicates are dropped: ``choose_items``). rasterio then
 reads only the windows around the parcels from each band's COG through GDAL's /vsicurl/ (HTTP
 range requests), never whole files.
 
+Of the items of one tile and time, a newer processing supersedes the older ones (``choose_items``). A scene folder an
+earlier fetch wrote of a superseded item is set aside (hidden) once the newer item is fetched over all the windows it
+held, so it is never mosaicked with the new one, and no parcel loses its date.
+
 One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits, a
 reprocessed duplicate): a parcel wholly inside one of them is fetched from that one only, so it
 is never counted twice; a parcel no single item holds is fetched from each that covers part.
@@ -40,9 +44,9 @@ from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import DeferredInterrupt, gdal_http_env, gdal_message, interrupt_between_gdal_calls
 from farmcredit.imagery.earthsearch import scene_from_item
 from farmcredit.imagery.fetch import (
-    SUPERSEDED,
     FetchedScene,
     HttpSettings,
+    LocalScene,
     ProgressCallback,
     RemoteSource,
     SceneGrid,
@@ -65,6 +69,8 @@ logger = logging.getLogger(__name__)
 CELL_PX_RANGE = (256, 2048)
 # A parcel this much inside one item's footprint is fetched from that item alone.
 WHOLE_SHARE = 0.999
+# Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
+SUPERSEDED = "superseded by"
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
@@ -99,7 +105,7 @@ def fetch_stac(
         raise ImageryError("a STAC source needs the URL of a STAC API")
     found = search_items(source, area, season, http)
     scenes = [(item, remote_scene(item, source)) for item in found]
-    kept, skipped = choose_items(scenes, max_cloud)
+    kept, skipped, superseded = choose_items(scenes, max_cloud)
     if not kept:
         raise ImageryError(
             f"{public_url(source.url)}: no {source.collection} scene over the area "
@@ -113,11 +119,14 @@ def fetch_stac(
         for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
             if progress is not None:
                 progress(item["id"], done, len(kept))
-            if indexes.size == 0:
+            # Folders earlier fetches wrote of the processings this one supersedes: it is fetched over their windows.
+            older = [held for loser in superseded.get(item["id"], ())
+                     if (held := LocalScene.load(out, loser)) is not None]
+            if indexes.size == 0 and not older:
                 skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
                 continue
             try:
-                result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt)
+                result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt, older)
             except Unavailable:
                 raise  # the server's outage, not the item's: later items would fail alike
             except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
@@ -130,6 +139,8 @@ def fetch_stac(
                 skipped.append((item["id"], "no parcel lies within its rasters"))
             else:
                 fetched.append(result)
+                for held in older:  # only now: the new processing holds all their windows
+                    held.set_aside()
     if not fetched and failed:
         raise ImageryError(f"no scene fetched: {len(failed)} left out, a band missing or unreadable "
                            f"({failed[0]}{', ...' if len(failed) > 1 else ''})")
@@ -209,32 +220,40 @@ def remote_scene(item: Mapping[str, Any], source: RemoteSource) -> Scene:
 
 def choose_items(
     scenes: Sequence[tuple[dict[str, Any], Scene]], max_cloud: float
-) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]]]:
-    """Leave out duplicates of one tile and time (reprocessing), then items over the cloud limit.
+) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]], dict[str, list[str]]]:
+    """Leave out older processings of one tile and time (reprocessing), then items over the cloud limit.
 
-    Of duplicates the newest processing wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older
-    processing less clouded is not used in its place (nor mosaicked with it by a fetch at another limit).
+    Of processings the newest wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older processing
+    less clouded is not used in its place (nor mosaicked with it by a fetch at another limit).
 
     Returns:
-        Kept (item, scene) pairs in date then id order, and (item id, why) for the others.
+        Kept (item, scene) pairs in date then id order; (item id, why) for the others; and per winning item id
+        (kept, or over the cloud limit), the ids of the processings it supersedes.
     """
     skipped: list[tuple[str, str]] = []
-    best: dict[tuple[str, str], tuple[dict[str, Any], Scene]] = {}
+    superseded: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str], list[tuple[dict[str, Any], Scene]]] = {}
     for item, scene in scenes:
-        key = (_tile(item) or item["id"], scene.acquired.isoformat(timespec="seconds"))
-        if key in best:
-            loser, winner = sorted([best[key], (item, scene)], key=lambda pair: _processing_rank(pair[0]))
-            best[key] = winner
-            skipped.append((loser[0]["id"], f"{SUPERSEDED} {winner[0]['id']} (same tile and time)"))
-        else:
-            best[key] = (item, scene)
+        groups.setdefault((_tile(item) or item["id"], scene.acquired.isoformat(timespec="seconds")), []).append(
+            (item, scene))
+    best: list[tuple[dict[str, Any], Scene]] = []
+    for group in groups.values():
+        winners: list[tuple[dict[str, Any], Scene]] = []
+        for item, scene in sorted(group, key=lambda pair: _processing_rank(pair[0]), reverse=True):
+            winner = winners[0][0] if winners else None
+            if winner is None:
+                winners.append((item, scene))
+            else:
+                superseded.setdefault(winner["id"], []).append(item["id"])
+                skipped.append((item["id"], f"{SUPERSEDED} {winner['id']} (same tile and time)"))
+        best += winners
     kept = []
-    for item, scene in sorted(best.values(), key=lambda pair: (pair[1].acquired, pair[0]["id"])):
+    for item, scene in sorted(best, key=lambda pair: (pair[1].acquired, pair[0]["id"])):
         if scene.cloud_cover is not None and scene.cloud_cover > max_cloud:
             skipped.append((item["id"], f"cloud cover {scene.cloud_cover:.1f}% above {max_cloud:g}%"))
         else:
             kept.append((item, scene))
-    return kept, skipped
+    return kept, skipped, superseded
 
 
 def assign_geometries(
@@ -281,9 +300,10 @@ def assign_geometries(
 
 def _fetch_item(
     item: dict[str, Any], scene: Scene, area: gpd.GeoSeries, out: Path, bands: Sequence[str], http: HttpSettings,
-    interrupt: DeferredInterrupt,
+    interrupt: DeferredInterrupt, older: Sequence[LocalScene] = (),
 ) -> FetchedScene | None:
-    """Fetch one item's windows around the geometries (or reuse them); None when none lies on its rasters.
+    """Fetch one item's windows around the geometries and those the ``older`` folders hold (or reuse them); None when
+    none lies on its rasters.
 
     ``interrupt`` is checked after each GDAL open and read (see `interrupt_between_gdal_calls`).
 
@@ -311,7 +331,7 @@ def _fetch_item(
             for link in item.get("links", []) if link.get("rel") == "self"
         ),
     )
-    cached = cached_scene(out, info, area, here)
+    cached = cached_scene(out, info, area, here, older)
     if cached is not None:
         return cached
     with gdal_http_env(http.timeout_s, http.attempts, http.retry_delay_s), ExitStack() as stack:
@@ -320,7 +340,7 @@ def _fetch_item(
             datasets[band] = stack.enter_context(_open_band(item["id"], band, scene.band_paths[band][0]))
             interrupt.check()
         grid = _scene_grid(item["id"], datasets)
-        needed = grid.plan(area)
+        needed = grid.plan(area, older)
         if not needed:
             return None
         return fetch_scene(

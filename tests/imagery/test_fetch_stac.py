@@ -214,6 +214,16 @@ def test_each_field_goes_to_its_own_utm_zone_on_a_date_both_zones_see(tmp_path: 
     assert [m.tolist() for m in members] == [[0], [1]]
 
 
+def _red_at(folder: Path, x: float, y: float, season: tuple[date, date] | None = None) -> tuple[float, bool]:
+    """The red reflectance of the folder's one date (in ``season``) at (x, y), EPSG:32650 metres, and whether it is
+    clear there."""
+    imagery = open_imagery(folder, season)
+    col, row = ~imagery.transform @ (x, y)
+    cube = read_window(imagery, Window(int(col), int(row), 1, 1), bands=("B04",))
+    assert len(cube.dates) == 1
+    return float(cube.reflectance[0, 0, 0, 0]), bool(cube.clear[0, 0, 0])
+
+
 def test_an_empty_search_is_a_clear_error(synthetic_29rkh, tmp_path: Path) -> None:
     item, files = synthetic_29rkh
     with StacServer([item], files) as server, pytest.raises(ImageryError, match="no sentinel-2-l2a scene") as error:
@@ -566,27 +576,71 @@ def test_the_cnn_measures_a_fetched_folder_as_it_measures_the_whole_scenes(tmp_p
     assert list(fetched["loan_limit"]) == list(whole["loan_limit"])
 
 
-def test_a_reprocessing_published_after_a_fetch_replaces_the_old_scene_on_the_next(tmp_path: Path) -> None:
-    """The old processing's folder is set aside hidden: read beside the new one it would win the mosaic by id."""
+def _processings(folder: Path, size_px: int = 12, **options) -> tuple[list[dict], dict[str, Path]]:
+    """A tile of UTM 50 on 2024-03-15 in two processings, COGs in ``folder``: sequence 0 (baseline 05.10), then 1
+    (05.11, every DN 300 more, so 0.03 more reflectance); ``options`` go to `tile_item`."""
     items, files = [], {}
     for sequence, baseline, shift in (("0", "05.10", 0), ("1", "05.11", 300)):
-        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
+        item, item_files = tile_item(folder, f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
                                      origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:00Z",
-                                     baseline=baseline, shift=shift)
+                                     baseline=baseline, shift=shift, size_px=size_px, **options)
         item["properties"]["s2:sequence"] = sequence
         items.append(item)
         files |= item_files
-    field = gpd.GeoSeries([shapely.box(500_020, 3_999_900, 500_100, 3_999_960)], crs="EPSG:32650")
-    season = (date(2024, 3, 1), date(2024, 3, 31))
+    return items, files
+
+
+def test_a_reprocessing_published_after_a_fetch_replaces_the_old_scene_on_the_next(tmp_path: Path) -> None:
+    """The old processing's folder is set aside hidden: read beside the new one it would win the mosaic by id."""
+    items, files = _processings(tmp_path / "cogs")
     with StacServer(items[:1], files) as server:
-        _fetch(server, field, tmp_path / "s2", season=season)
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
     with StacServer(items, files) as server:
-        manifest = _fetch(server, field, tmp_path / "s2", season=season)
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
 
     assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_1_L2A"] and not manifest.earlier_scenes
     assert (tmp_path / "s2" / ".superseded-S2A_50SKA_20240315_0_L2A").is_dir()
     (scene,) = open_imagery(tmp_path / "s2").scenes
     assert scene.scene_id == "S2A_50SKA_20240315_1_L2A" and not scene.parts
+
+
+def test_a_reprocessing_fetched_for_other_fields_replaces_every_window_the_old_one_held(tmp_path: Path) -> None:
+    """Fetched for the far field alone, the new processing set aside the old folder and with it the near field's
+    window: the near field lost the date without a word."""
+    items, files = _processings(tmp_path / "cogs", size_px=400)
+    with StacServer(items[:1], files) as server:
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    old_red, _ = _red_at(tmp_path / "s2", 500_055.0, 3_999_935.0)
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, MARCH_FAR_FIELD, tmp_path / "s2", season=MARCH_2024)
+
+    assert [(s.scene_id, s.windows) for s in manifest.scenes] == [("S2A_50SKA_20240315_1_L2A", 2)]
+    assert (tmp_path / "s2" / ".superseded-S2A_50SKA_20240315_0_L2A").is_dir()
+    red, clear = _red_at(tmp_path / "s2", 500_055.0, 3_999_935.0)
+    assert clear and red == pytest.approx(old_red + 0.03)  # the near field's pixels, of the new processing
+
+
+@pytest.mark.parametrize("unfetched", ["band-404", "over-the-cloud-limit"])
+def test_an_old_processing_stays_until_its_reprocessing_is_fetched(tmp_path: Path, unfetched: str) -> None:
+    """The new processing's B04 not on the server, or the new processing over this fetch's cloud limit: the old
+    folder was set aside all the same, and the date gone from the folder."""
+    items, files = _processings(tmp_path / "cogs", size_px=400)
+    with StacServer(items[:1], files) as server:
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        _fetch(server, MARCH_FIELD, tmp_path / "old", season=MARCH_2024)  # the date as it was, to compare with
+    if unfetched == "band-404":
+        del files["S2A_50SKA_20240315_1_L2A_B04.tif"]
+    else:
+        items[1]["properties"]["eo:cloud_cover"] = 80.0
+    later, later_files = tile_item(tmp_path / "cogs", "S2A_50SKA_20240325_0_L2A", crs="EPSG:32650", size_px=400,
+                                   origin=(500_000.0, 4_000_000.0), acquired="2024-03-25T03:20:00Z")
+    with StacServer([*items, later], files | later_files) as server:
+        manifest = _fetch(server, MARCH_FAR_FIELD, tmp_path / "s2", season=MARCH_2024)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240325_0_L2A"]
+    assert manifest.earlier_scenes == ("S2A_50SKA_20240315_0_L2A",)
+    day = (date(2024, 3, 15), date(2024, 3, 15))
+    assert _red_at(tmp_path / "s2", 500_055.0, 3_999_935.0, day) == _red_at(tmp_path / "old", 500_055.0, 3_999_935.0)
 
 
 def test_fetch_keeps_the_default_cnns_context_around_each_parcel() -> None:
