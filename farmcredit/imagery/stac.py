@@ -6,7 +6,8 @@ applied here, after duplicates are dropped: ``choose_items``). rasterio then
 reads only the windows around the parcels from each band's COG through GDAL's /vsicurl/ (HTTP
 range requests), never whole files.
 
-Of the items of one tile and time, a newer processing supersedes the older ones (``choose_items``). A scene folder an
+Of the items of one tile and time, a newer processing supersedes the older ones it overlaps (``choose_items``); items
+of one tile and time that hold different parts of it (a date split between datastrips) are each kept. A scene folder an
 earlier fetch wrote of a superseded item is set aside (hidden) once the newer item is fetched over all the windows it
 held, so it is never mosaicked with the new one, and no parcel loses its date.
 
@@ -71,6 +72,9 @@ CELL_PX_RANGE = (256, 2048)
 WHOLE_SHARE = 0.999
 # Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
 SUPERSEDED = "superseded by"
+# Items of one tile and time whose footprints overlap this much (the intersection over the smaller footprint) are
+# processings of one granule; less, parts of the tile's date held by different datastrips.
+SAME_FOOTPRINT = 0.9
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
@@ -223,7 +227,9 @@ def choose_items(
 ) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]], dict[str, list[str]]]:
     """Leave out older processings of one tile and time (reprocessing), then items over the cloud limit.
 
-    Of processings the newest wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older processing
+    Items of one tile and time are processings of one granule when their baselines differ or their footprints
+    mostly coincide (``SAME_FOOTPRINT``); else each holds its part of the tile's date, and both are kept. Of
+    processings the newest wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older processing
     less clouded is not used in its place (nor mosaicked with it by a fetch at another limit).
 
     Returns:
@@ -240,7 +246,7 @@ def choose_items(
     for group in groups.values():
         winners: list[tuple[dict[str, Any], Scene]] = []
         for item, scene in sorted(group, key=lambda pair: _processing_rank(pair[0]), reverse=True):
-            winner = winners[0][0] if winners else None
+            winner = next((won for won, _ in winners if _same_granule(won, item)), None)
             if winner is None:
                 winners.append((item, scene))
             else:
@@ -254,6 +260,16 @@ def choose_items(
         else:
             kept.append((item, scene))
     return kept, skipped, superseded
+
+
+def _same_granule(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two items of one tile and time are processings of one granule: another baseline, or footprints that
+    mostly coincide (not two datastrips each holding part of the tile)."""
+    if _baseline(one) != _baseline(other):
+        return True
+    first, second = _footprint(one), _footprint(other)
+    smaller = min(first.area, second.area)
+    return smaller == 0 or shapely.intersection(first, second).area / smaller > SAME_FOOTPRINT
 
 
 def assign_geometries(
@@ -500,11 +516,14 @@ def _preference(pair: tuple[dict[str, Any], Scene], native_epsg: int) -> tuple[b
     return (_epsg(item) != native_epsg, cloud, item["id"])
 
 
+def _baseline(item: Mapping[str, Any]) -> tuple[int, int]:
+    """The item's processing baseline, (0, 0) when it names none."""
+    return processing_baseline((item.get("properties") or {}).get("s2:processing_baseline")) or (0, 0)
+
+
 def _processing_rank(item: Mapping[str, Any]) -> tuple[tuple[int, int], int, str]:
-    properties = item.get("properties") or {}
-    baseline = processing_baseline(properties.get("s2:processing_baseline")) or (0, 0)
-    sequence = str(properties.get("s2:sequence", "0"))
-    return baseline, int(sequence) if sequence.isdigit() else 0, str(item["id"])
+    sequence = str((item.get("properties") or {}).get("s2:sequence", "0"))
+    return _baseline(item), int(sequence) if sequence.isdigit() else 0, str(item["id"])
 
 
 def _public_path(path: str) -> str:

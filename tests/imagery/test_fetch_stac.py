@@ -214,6 +214,30 @@ def test_each_field_goes_to_its_own_utm_zone_on_a_date_both_zones_see(tmp_path: 
     assert [m.tolist() for m in members] == [[0], [1]]
 
 
+def test_two_granules_of_one_tile_and_time_holding_its_halves_are_both_fetched(tmp_path: Path) -> None:
+    """A date split between two datastrips (sequences 0 and 1, one baseline, each footprint half the tile) was taken
+    for a reprocessing: sequence 1 alone was fetched, and the field in the other half lost the date."""
+    items, files = [], {}
+    for sequence, half in (("0", shapely.box(500_000, 3_998_000, 504_000, 4_000_000)),
+                           ("1", shapely.box(500_000, 3_996_000, 504_000, 3_998_000))):
+        item, item_files = tile_item(tmp_path / "cogs", f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
+                                     origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:00Z", size_px=400)
+        footprint = gpd.GeoSeries([half], crs="EPSG:32650").to_crs("EPSG:4326").iloc[0]
+        item["geometry"], item["bbox"] = shapely.geometry.mapping(footprint), list(footprint.bounds)
+        item["properties"] |= {"s2:sequence": sequence, "s2:datastrip_id": f"S2A_OPER_MSI_L2A_DS_{sequence}"}
+        items.append(item)
+        files |= item_files
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, pd.concat([MARCH_FIELD, MARCH_FAR_FIELD]), tmp_path / "s2", season=MARCH_2024)
+
+    assert [(s.scene_id, s.windows) for s in manifest.scenes] == [
+        ("S2A_50SKA_20240315_0_L2A", 1), ("S2A_50SKA_20240315_1_L2A", 1)] and not manifest.skipped
+    for x, y in ((500_055.0, 3_999_935.0), (503_045.0, 3_997_035.0)):  # a pixel of each field
+        red, clear = _red_at(tmp_path / "s2", x, y)
+        assert clear and red == pytest.approx(tile_dns("B04", 400)[int((4e6 - y) // 10), int((x - 5e5) // 10)]
+                                              * 1e-4 - 0.1)
+
+
 def _red_at(folder: Path, x: float, y: float, season: tuple[date, date] | None = None) -> tuple[float, bool]:
     """The red reflectance of the folder's one date (in ``season``) at (x, y), EPSG:32650 metres, and whether it is
     clear there."""
