@@ -11,9 +11,9 @@ of one tile and time that hold different parts of it (a date split between datas
 earlier fetch wrote of a superseded item is set aside (hidden) once the newer item is fetched over all the windows it
 held, so it is never mosaicked with the new one, and no parcel loses its date.
 
-One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits, a
-reprocessed duplicate): a parcel wholly inside one of them is fetched from that one only, so it
-is never counted twice; a parcel no single item holds is fetched from each that covers part.
+One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits): the parcel is fetched
+from each, as a local folder of the whole items would hold it, and reading mosaics them into one scene (per pixel,
+the first part that sees it clear), so it is never counted twice.
 
 An item that lacks red or NIR, or whose band file is not on the server (404, 410) or does not
 decode (a corrupt file), is left out with a warning and named with why in the manifest's
@@ -58,7 +58,6 @@ from farmcredit.imagery.fetch import (
     pixel_box,
     public_url,
     rewritten_logs,
-    utm_crs,
 )
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, processing_baseline
 from farmcredit.imagery.scene import Scene
@@ -68,8 +67,6 @@ logger = logging.getLogger(__name__)
 # Windows are planned per cell of the COG's block size (Earth Search: 1024 px, 10 km), so a window
 # touches the blocks its parcels touch; clipped to a range that keeps reads small and few.
 CELL_PX_RANGE = (256, 2048)
-# A parcel this much inside one item's footprint is fetched from that item alone.
-WHOLE_SHARE = 0.999
 # Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
 SUPERSEDED = "superseded by"
 # Items of one tile and time whose footprints overlap this much (the intersection over the smaller footprint) are
@@ -127,7 +124,7 @@ def fetch_stac(
             older = [held for loser in superseded.get(item["id"], ())
                      if (held := LocalScene.load(out, loser)) is not None]
             if indexes.size == 0 and not older:
-                skipped.append((item["id"], "no parcel needs it (outside it, or held by another scene that date)"))
+                skipped.append((item["id"], "no parcel needs it (outside it)"))
                 continue
             try:
                 result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt, older)
@@ -275,11 +272,11 @@ def _same_granule(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 def assign_geometries(
     area: gpd.GeoSeries, scenes: Sequence[tuple[dict[str, Any], Scene]]
 ) -> list[np.ndarray]:
-    """Which geometries to fetch from each item, so that no parcel is fetched twice for one date.
+    """Which geometries to fetch from each item: those its footprint overlaps.
 
-    Per date, a geometry wholly inside some items' footprints goes to one of them: its own UTM
-    zone first, then the least cloudy, then the smallest id. A geometry no single item holds (a
-    large box, a parcel on a footprint's edge) goes to every item covering part of it.
+    A geometry that several items of a date cover (overlapping tiles, two UTM zones, two orbits) is fetched from each,
+    as a local folder of the whole items holds it: reading mosaics them (per pixel, the first part that sees it clear),
+    so the clouds of one are filled from the other.
 
     Args:
         area: Geometries in EPSG:4326.
@@ -289,29 +286,11 @@ def assign_geometries(
         Per item, the indexes of its geometries into ``area``.
     """
     geoms = area.to_numpy()
-    geom_area = shapely.area(geoms)
-    centroids = shapely.centroid(geoms)
-    native = np.array([utm_crs(point.x, point.y).to_epsg() for point in centroids])
-    members: list[list[int]] = [[] for _ in scenes]
-    by_date: dict[date, list[int]] = {}
-    for position, (_, scene) in enumerate(scenes):
-        by_date.setdefault(scene.acquired.date(), []).append(position)
-    for positions in by_date.values():
-        shares = np.zeros((len(positions), len(geoms)))
-        for row, position in enumerate(positions):
-            footprint = _footprint(scenes[position][0])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                shares[row] = shapely.area(shapely.intersection(geoms, footprint)) / geom_area
-        shares = np.nan_to_num(shares)
-        for column in range(len(geoms)):
-            whole = [row for row in range(len(positions)) if shares[row, column] >= WHOLE_SHARE]
-            if whole:
-                row = min(whole, key=lambda r: _preference(scenes[positions[r]], native[column]))
-                members[positions[row]].append(column)
-            else:
-                for row in np.flatnonzero(shares[:, column] > 0):
-                    members[positions[row]].append(column)
-    return [np.array(sorted(indexes), dtype=np.int64) for indexes in members]
+    members = []
+    for item, _ in scenes:
+        footprint = _footprint(item)
+        members.append(np.flatnonzero(shapely.intersects(geoms, footprint) & ~shapely.touches(geoms, footprint)))
+    return members
 
 
 def _fetch_item(
@@ -498,22 +477,6 @@ def _tile(item: Mapping[str, Any]) -> str | None:
         return f"{int(zone):02d}{band}{square}"
     match = re.search(r"(?:^|_)T?(\d{2}[C-X][A-Z]{2})(?:_|$)", str(item["id"]))
     return match.group(1) if match else None
-
-
-def _epsg(item: Mapping[str, Any]) -> int | None:
-    properties = item.get("properties") or {}
-    if properties.get("proj:epsg") is not None:
-        return int(properties["proj:epsg"])
-    code = properties.get("proj:code")
-    if isinstance(code, str) and code.upper().startswith("EPSG:"):
-        return int(code.split(":")[1])
-    return None
-
-
-def _preference(pair: tuple[dict[str, Any], Scene], native_epsg: int) -> tuple[bool, float, str]:
-    item, scene = pair
-    cloud = scene.cloud_cover if scene.cloud_cover is not None else 101.0
-    return (_epsg(item) != native_epsg, cloud, item["id"])
 
 
 def _baseline(item: Mapping[str, Any]) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from servers import DATED_FIELD, Fault, StacServer, dated_items, earthsearch_ite
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
 from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url, read_manifest
-from farmcredit.imagery.stac import Unavailable, assign_geometries, remote_scene
+from farmcredit.imagery.stac import Unavailable
 
 FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
 FEBRUARY_2020 = (date(2020, 2, 1), date(2020, 2, 29))
@@ -172,7 +172,7 @@ def test_search_pages_filters_clouds_and_drops_reprocessed_duplicates(tmp_path: 
     assert "query" not in json.loads(searches[0].body)
 
 
-def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_path: Path) -> None:
+def test_two_tiles_of_one_date_read_as_one_mosaic(tmp_path: Path) -> None:
     # Tile B overlaps tile A by 60 m; field 0 lies in the overlap, field 1 only in B.
     a, a_files = tile_item(tmp_path / "cogs", "S2A_50SKA_20240315_0_L2A", crs="EPSG:32650",
                            origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:11Z", cloud=10.0)
@@ -185,8 +185,8 @@ def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_
 
     assert [(s.scene_id, s.windows) for s in manifest.scenes] == [
         ("S2A_50SKA_20240315_0_L2A", 1), ("S2A_50SLA_20240315_0_L2A", 1)]
-    # The less cloudy tile A is fetched for field 0, B for field 1, each with the CNN's context (here all of
-    # each 120 m tile: the context clipped to it).
+    # Field 0 is fetched from both tiles, field 1 from B, each with the CNN's context (here all of each 120 m tile:
+    # the context clipped to it).
     with rasterio.open(tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A" / "B04.tif") as tile_a:
         assert tuple(tile_a.bounds) == (500_000, 3_999_880, 500_120, 4_000_000)
     with rasterio.open(tmp_path / "s2" / "S2A_50SLA_20240315_0_L2A" / "B04.tif") as tile_b:
@@ -196,22 +196,22 @@ def test_two_tiles_of_one_date_fetch_each_field_once_and_read_as_one_mosaic(tmp_
     assert [part.scene_id for part in scene.parts] == ["S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"]
 
 
-def test_each_field_goes_to_its_own_utm_zone_on_a_date_both_zones_see(tmp_path: Path) -> None:
-    # At 120 E (the zone 50/51 boundary), 36 N: a tile on each side, both covering both fields.
-    west = gpd.GeoSeries([shapely.box(119.999, 36.0, 119.9995, 36.0005)], crs="EPSG:4326")
-    east = gpd.GeoSeries([shapely.box(120.0005, 36.0, 120.001, 36.0005)], crs="EPSG:4326")
-    scenes = []
-    for item_id, epsg in (("S2A_50SQE_20240315_0_L2A", 32650), ("S2A_51STV_20240315_0_L2A", 32651)):
-        x, y = west.to_crs(epsg).iloc[0].bounds[:2]
-        item, _ = tile_item(tmp_path / "cogs", item_id, crs=f"EPSG:{epsg}", acquired="2024-03-15T03:20:11Z",
-                            origin=(x // 10 * 10 - 200, y // 10 * 10 + 300), size_px=40)
-        scenes.append((item, remote_scene(item, RemoteSource("stac"))))
-    area = gpd.GeoSeries(list(west) + list(east), crs="EPSG:4326")
-    assert all(shapely.geometry.shape(item["geometry"]).contains(area.union_all()) for item, _ in scenes)
+def test_a_field_two_tiles_of_a_date_hold_is_fetched_from_both_and_reads_clear_where_either_is(
+        tmp_path: Path) -> None:
+    """The less cloudy tile sees the field under a cloud, the other clear: fetched from the less cloudy alone, the
+    field had no clear pixel on the date where the tiles read locally give it every one."""
+    tiles = []
+    for item_id, west, cloud, scl, shift in (("S2A_50SKA_20240315_0_L2A", 500_000.0, 5.0, 9, 0),
+                                             ("S2A_50SKB_20240315_0_L2A", 501_000.0, 20.0, 4, 500)):
+        tiles.append(tile_item(tmp_path / "cogs", item_id, crs="EPSG:32650", origin=(west, 4_000_000.0),
+                               acquired="2024-03-15T03:20:00Z", size_px=300, cloud=cloud, scl=scl, shift=shift))
+    field = gpd.GeoSeries([shapely.box(502_000, 3_999_000, 502_100, 3_999_100)], crs="EPSG:32650")  # in both
+    with StacServer([item for item, _ in tiles], tiles[0][1] | tiles[1][1]) as server:
+        manifest = _fetch(server, field, tmp_path / "s2", season=MARCH_2024)
 
-    members = assign_geometries(area, scenes)
-
-    assert [m.tolist() for m in members] == [[0], [1]]
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_0_L2A", "S2A_50SKB_20240315_0_L2A"]
+    red, clear = _red_at(tmp_path / "s2", 502_055.0, 3_999_045.0)  # tile B's row 95, column 105
+    assert clear and red == pytest.approx((tile_dns("B04", 300)[95, 105] + 500) * 1e-4 - 0.1)
 
 
 def test_two_granules_of_one_tile_and_time_holding_its_halves_are_both_fetched(tmp_path: Path) -> None:
