@@ -54,6 +54,9 @@ RESERVED_CROP_NAMES = ("fallow", "unknown")
 MAX_REVENUE_TO_COST = 5.0
 # Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
 MIN_CROP_DATES = 3
+# The longest paddy-flooding window across the new year: transplanting takes weeks, so one of over half a year is
+# more likely a start and end swapped.
+MAX_WRAPPED_WINDOW_DAYS = 183
 
 
 class ImageryConfig(_Frozen):
@@ -105,8 +108,12 @@ class AgronomyConfig(_Frozen):
     @field_validator("flood_window_doy")
     @classmethod
     def _window(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not value[0] < value[1]:
-            raise ValueError("flood_window_doy must be [start, end] days of the year with start < end")
+        # A start after the end wraps the new year (a southern paddy transplanted in December: [335, 20]).
+        start, end = value
+        if start > end and 366 - start + end > MAX_WRAPPED_WINDOW_DAYS:
+            raise ValueError(f"flood_window_doy [{start}, {end}] wraps the new year (its start is after its end), "
+                             f"so it spans {366 - start + end} days; transplanting takes weeks: give [{end}, {start}] "
+                             f"if the two are swapped, or a window of at most {MAX_WRAPPED_WINDOW_DAYS} days")
         return value
 
 

@@ -120,6 +120,12 @@ def derive_signals(
     return signals, reasons
 
 
+def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int) -> np.ndarray:
+    """Whether days of the year lie from ``start`` to ``end`` (inclusive; arrays broadcast); a window whose start is
+    after its end wraps the new year (335-20: December to mid January)."""
+    return np.where(start <= end, (doy >= start) & (doy <= end), (doy >= start) | (doy <= end))
+
+
 def _season_misses_crop(observed: np.ndarray, dates: tuple, declared: np.ndarray, config: Config) -> np.ndarray:
     """Whether no clear date of each parcel falls in the green part of its declared crop's season (of any crop's,
     where it declares none the config knows): a parcel seen bare then may still be sown later."""
@@ -182,8 +188,7 @@ def _crop_probabilities(
     n = ndvi.shape[0]
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
     seen = np.isfinite(ndvi)
-    low, high = agro.flood_window_doy
-    in_window = (doy >= low) & (doy <= high)
+    in_window = _within_days(doy, *agro.flood_window_doy)
     # Flooding is judged only on clear dates of the transplanting window that measured both sides (a cropland
     # clouded while the rest of the parcel is clear, or no SWIR band, is no evidence either way).
     judged = seen & in_window & np.isfinite(ndmi) & np.isfinite(greenness)

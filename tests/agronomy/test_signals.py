@@ -208,6 +208,23 @@ def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_
     assert decided["limit_arithmetic"].iloc[0].endswith("(refer: SEASON_MISSES_CROP)")
 
 
+def test_a_paddy_flooding_window_may_wrap_the_new_year() -> None:
+    """A paddy transplanted in December (flood_window_doy [335, 20]): flooded on 11 December it is rice, not flooded
+    maize; the window was refused, start after end, and read as empty."""
+    dates = tuple(date(2024, 3, 1) + timedelta(days=15 * k) for k in range(24))
+    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
+    points = np.array(CONFIG.crops["rice"].ndvi_template)
+    ndvi = np.tile(np.interp(doy, points[:, 0], points[:, 1]), (2, 1))
+    ndmi = np.full_like(ndvi, -0.2)
+    december = np.flatnonzero(doy == 346)
+    ndmi[0, december] = ndvi[0, december]
+    m = dataclasses.replace(_measure(ndvi, ndmi=ndmi), dates=dates, ndvi_std=np.full_like(ndvi, 0.05))
+    agronomy = CONFIG.agronomy.model_validate(CONFIG.agronomy.model_dump() | {"flood_window_doy": (335, 20)})
+    config = CONFIG.model_copy(update={"agronomy": agronomy})
+    signals, _ = derive_signals(m, np.array([None, None], dtype=object), np.ones(2, dtype=bool), config)
+    assert signals["crop"].tolist() == ["rice", "maize"]
+
+
 def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
     signals, reasons = _signals(_measure(_template("wheat")[None]))
     assert np.isnan(signals["health_index"].iloc[0]) and reasons[0] == ["FEW_PEERS"]
