@@ -208,6 +208,23 @@ def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_
     assert decided["limit_arithmetic"].iloc[0].endswith("(refer: SEASON_MISSES_CROP)")
 
 
+def test_bare_land_seen_only_before_a_late_sown_crop_would_green_is_referred() -> None:
+    """Bare until day 181 (30 June): maize sown on schedule reads 0.39 then, under halfway to its peak, so sown a little
+    late it may be to come; the green weeks were widened by the templates' slide, and such parcels were declined
+    NOT_CULTIVATED. Seen bare on day 211 (maize 0.59 even sown 15 days late) or seen only after its harvest, they
+    are judged as before."""
+    ndvi = np.full((3, len(DATES)), 0.15)
+    clear = np.zeros_like(ndvi)
+    clear[0, DOY <= 181] = 1.0
+    clear[1, DOY <= 211] = 1.0
+    clear[2, DOY >= 271] = 1.0  # after maize's on-schedule harvest: it may have been and gone
+    declared = ["maize"] * 3
+    signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=np.full(3, 0.05)), declared=declared)
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, False, True]
+    decided = _limits(signals, reasons, np.array(declared, dtype=object), CONFIG)
+    assert decided["decision"].tolist() == ["refer", "decline", "refer"]
+
+
 def test_a_paddy_flooding_window_may_wrap_the_new_year() -> None:
     """A paddy transplanted in December (flood_window_doy [335, 20]): flooded on 11 December it is rice, not flooded
     maize; the window was refused, start after end, and read as empty."""
