@@ -40,6 +40,9 @@ _REASONS = (
     Reason("SEASON_MISSES_CROP", "refer",
            "The parcel looks bare, but no cloud-free image falls while its declared crop (any crop, where none is "
            "declared) is green: it may be sown after the season's images or harvested before them."),
+    Reason("PEAK_NOT_OBSERVED", "refer",
+           "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
+           "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
     Reason("CROP_MISMATCH", "refer", "The crop seen from space differs from the declared crop."),
     Reason("UNCONFIRMED_DECLARED_CROP", "refer",

@@ -18,6 +18,11 @@ FLOOD_MARGIN = 0.05
 FLOOD_PENALTY = 0.1
 # A parcel's NDVI curve may be a scaled copy of the template within these gains (weak crops).
 MIN_GAIN, MAX_GAIN = 0.5, 1.5
+# A clear date sees a crop's peak where its template reads at least this share of its peak NDVI, so the peak read
+# is at most a tenth low (about 12% of maize's yield): wheat from day 102 to 136, maize 211-244, rice 212-244, soybean
+# 214-249. Within agronomy.template_shift_days (15) of the template's peak instead, wheat seen on 5 May with its peak
+# fitted to 19 April (the template still at 0.81 of 0.85) had none: 142 of sample_tiles/' 198 wheat parcels.
+NEAR_PEAK = 0.9
 
 
 def derive_signals(
@@ -49,25 +54,37 @@ def derive_signals(
     # Flooding (Xiao et al. 2005): LSWI + 0.05 >= EVI, or NDVI where EVI is not measured (no blue band). EVI stays
     # lower than NDVI over sparse rice seedlings in water, so it keeps the signature for weeks longer.
     greenness = np.where(observed & np.isfinite(m.evi_mean), m.evi_mean, crop_ndvi)
-    probabilities = _crop_probabilities(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, m.dates, config)
+    doy = _days_of_year(m.dates)
+    probabilities, shift = _crop_probabilities(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, doy,
+                                               config)
     crop, confidence = _best_crop(probabilities, list(config.crops))
     declared_probability = _declared_probability(probabilities, declared_crop, config)
     fallow = cultivated_fraction < agro.min_cultivated_fraction
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
-    unrecognised = (crop == UNKNOWN) & np.isfinite(probabilities).all(axis=1)  # judged, but no template fits
+    judged = np.isfinite(probabilities).all(axis=1)
+    unrecognised = (crop == UNKNOWN) & judged  # judged, but no template fits
     # Where none fits, the declared crop is not ruled out more than any other: haze left in a short season misfits
     # every template; CROP_NOT_RECOGNISED refers the parcel instead.
     declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
-    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, m.dates, declared_crop, config)
+    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
+    # A season whose clear dates all miss its crop's peak weeks (a monsoon clouds July to September) has its highest
+    # clear NDVI from green-up or senescence: rated on it, the parcel would look poor and drag its peers' ranks up.
+    peak_weeks = _peak_weeks(priced_crop, shift, config)
+    peak_unseen = judged & ~fallow & _unseen_within(observed, doy, peak_weeks)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
-    rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
+    rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
     template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
-    p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
+    for i in np.flatnonzero(peak_unseen):
+        first, last = peak_weeks[i]
+        reference[i] = f"not rated: no clear image from day {first:.0f} to {last:.0f} of the year, its crop's peak"
+    # No yield either: the peak NDVI the yield curve reads was not seen (nor is one guessed from the template).
+    p50 = np.array([_yield_p50(config.crops.get(c), v)
+                    for c, v in zip(priced_crop, np.where(peak_unseen, np.nan, peak))])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
     # Yield against the crop's typical season: comparable across crops (a soybean's 2 t/ha is a maize's 6.5).
     typical_yield = {name: spec.typical_yield_t_ha for name, spec in config.crops.items()}
@@ -115,9 +132,16 @@ def derive_signals(
             reasons[i].append("SEASON_MISSES_CROP")
         if unrecognised[i]:
             reasons[i].append("CROP_NOT_RECOGNISED")
-        if np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
+        if peak_unseen[i]:
+            reasons[i].append("PEAK_NOT_OBSERVED")
+        elif np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
             reasons[i].append("FEW_PEERS")
     return signals, reasons
+
+
+def _days_of_year(dates: tuple) -> np.ndarray:
+    """Each date's day of the year (1-366)."""
+    return np.array([d.timetuple().tm_yday for d in dates], dtype=int)
 
 
 def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int) -> np.ndarray:
@@ -126,10 +150,36 @@ def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int
     return np.where(start <= end, (doy >= start) & (doy <= end), (doy >= start) | (doy <= end))
 
 
-def _season_misses_crop(observed: np.ndarray, dates: tuple, declared: np.ndarray, config: Config) -> np.ndarray:
+def near_peak_days(crop: CropConfig) -> tuple[int, int]:
+    """The first and last day of the year the crop's template reads at least ``NEAR_PEAK`` of its peak NDVI."""
+    template = np.array(crop.ndvi_template, dtype=float)
+    days = np.arange(1, 367)
+    near = days[np.interp(days, template[:, 0], template[:, 1]) >= NEAR_PEAK * crop.peak_ndvi]
+    return int(near[0]), int(near[-1])
+
+
+def _peak_weeks(priced_crop: np.ndarray, shift: np.ndarray, config: Config) -> np.ndarray:
+    """Per parcel, the first and last day of the year its priced crop is near its peak (``near_peak_days``), moved
+    by the shift that crop's template fits the parcel best; NaN where no configured crop prices it."""
+    near = {name: near_peak_days(spec) for name, spec in config.crops.items()}
+    column = {name: k for k, name in enumerate(config.crops)}
+    weeks = np.full((len(priced_crop), 2), np.nan)
+    for i, name in enumerate(priced_crop):
+        if name in near:
+            weeks[i] = np.add(near[name], shift[i, column[name]])
+    return (weeks - 1) % 365 + 1  # a shift may carry them across the new year
+
+
+def _unseen_within(observed: np.ndarray, doy: np.ndarray, weeks: np.ndarray) -> np.ndarray:
+    """Whether no clear date of each parcel falls from the first to the last day of the year of its row of
+    ``weeks`` (False where that is NaN)."""
+    seen = (observed & _within_days(doy[None, :], weeks[:, :1], weeks[:, 1:])).any(axis=1)
+    return np.isfinite(weeks[:, 0]) & ~seen
+
+
+def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
     """Whether no clear date of each parcel falls in the green part of its declared crop's season (of any crop's,
     where it declares none the config knows): a parcel seen bare then may still be sown later."""
-    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=int)
     seen_green = {name: (observed & green_days(spec, config.agronomy.template_shift_days)[doy][None, :]).any(axis=1)
                   for name, spec in config.crops.items()}
     misses = np.zeros(len(declared), dtype=bool)
@@ -179,18 +229,18 @@ def _phenology(
 
 
 def _crop_probabilities(
-    ndvi: np.ndarray, ndmi: np.ndarray, greenness: np.ndarray, dates: tuple, config: Config
-) -> np.ndarray:
+    ndvi: np.ndarray, ndmi: np.ndarray, greenness: np.ndarray, doy: np.ndarray, config: Config
+) -> tuple[np.ndarray, np.ndarray]:
     """Each configured crop's probability per parcel (rows; columns in ``config.crops`` order): a softmax over the
     template misfits (shape misfit at the best shift) with a paddy-flooding check, NDMI (LSWI) + 0.05 at or above
-    ``greenness`` (EVI, else NDVI) on a clear date of the transplanting window. NaN rows for parcels with fewer than
-    ``MIN_CROP_DATES`` clear dates; rows of 0 where even the best template misfits by more than
-    ``agronomy.crop_max_misfit`` (the softmax only says which template fits best, not whether any fits: a rice season
-    would be wheat, certainly, to a config of wheat alone).
+    ``greenness`` (EVI, else NDVI) on a clear date (``doy``: its day of the year) of the transplanting window. NaN rows
+    for parcels with fewer than ``MIN_CROP_DATES`` clear dates; rows of 0 where even the best template misfits by more
+    than ``agronomy.crop_max_misfit`` (the softmax only says which template fits best, not whether any fits: a rice
+    season would be wheat, certainly, to a config of wheat alone). Also returns, alike, the shift (days) at which each
+    template fits best (the smallest of equal fits).
     """
     agro = config.agronomy
     n = ndvi.shape[0]
-    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
     seen = np.isfinite(ndvi)
     in_window = _within_days(doy, *agro.flood_window_doy)
     # Flooding is judged only on clear dates of the transplanting window that measured both sides (a cropland
@@ -200,19 +250,22 @@ def _crop_probabilities(
     flooded = np.any(judged & (np.nan_to_num(ndmi) + FLOOD_MARGIN >= np.nan_to_num(greenness)), axis=1)
     names = list(config.crops)
     distance = np.full((n, len(names)), np.inf)
-    shifts = template_shifts(agro.template_shift_days)
+    best_shift = np.zeros((n, len(names)), dtype=int)
+    shifts = sorted(template_shifts(agro.template_shift_days), key=abs)  # a larger shift must fit better to count
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
         for shift in shifts:
-            expected = np.interp(doy - shift, template[:, 0], template[:, 1])
-            distance[:, k] = np.minimum(distance[:, k], _shape_misfit(ndvi, seen, expected))
+            misfit = _shape_misfit(ndvi, seen, np.interp(doy - shift, template[:, 0], template[:, 1]))
+            better = misfit < distance[:, k]
+            distance[better, k] = misfit[better]
+            best_shift[better, k] = shift
         distance[:, k] += FLOOD_PENALTY * (evidence & (flooded != config.crops[name].flooded))
     logits = -0.5 * (distance / TEMPLATE_SIGMA) ** 2
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     probabilities = weights / weights.sum(axis=1, keepdims=True)
     probabilities[distance.min(axis=1) > agro.crop_max_misfit] = 0.0
-    return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan)
+    return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan), best_shift
 
 
 def template_shifts(days: int) -> list[int]:

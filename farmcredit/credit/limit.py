@@ -35,7 +35,7 @@ from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 KG_PER_TONNE = 1000
 CENT = Decimal("0.01")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
-UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP"})
+UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED"})
 
 
 @dataclass(frozen=True)

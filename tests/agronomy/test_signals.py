@@ -225,6 +225,30 @@ def test_bare_land_seen_only_before_a_late_sown_crop_would_green_is_referred() -
     assert decided["decision"].tolist() == ["refer", "decline", "refer"]
 
 
+def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_one() -> None:
+    """Maize seasons, the greenest clouded from 29 July to 28 August (maize is at 0.9 of its peak from day 211 to 244):
+    its highest clear date, 12 September, reads 0.66 of a 0.89 peak. It was rated the least healthy and priced at
+    that, and approved; now its peak is not observed: referred, no health and no yield, and the others are ranked
+    among themselves. A copy clouded only on 13 August, its peak seen on 28 August, is rated."""
+    gains = np.linspace(0.8, 1.05, 8)
+    ndvi = np.stack([_template("maize") * g for g in gains] + [_template("maize") * gains[-1]])
+    clear = np.ones_like(ndvi)
+    clear[7, (DOY >= 211) & (DOY <= 244)] = 0.0
+    clear[8, DOY == 226] = 0.0
+    declared = np.array(["maize"] * 9, dtype=object)
+    signals, reasons = _signals(_measure(ndvi, clear=clear), declared=declared)
+    assert reasons[7] == ["PEAK_NOT_OBSERVED"] and not any(reasons[:7] + reasons[8:])
+    row = signals.iloc[7]
+    assert np.isnan(row["health_index"]) and np.isnan(row["yield_p50_t_ha"]) and np.isnan(row["relative_yield"])
+    assert row["health_reference"] == "not rated: no clear image from day 211 to 244 of the year, its crop's peak"
+    assert signals["health_index"].iloc[0] == pytest.approx(100 * 0.5 / 8)  # the weakest of the 8 rated
+    assert signals["health_index"].iloc[8] > signals["health_index"].iloc[6]
+    decided = _limits(signals, reasons, declared, CONFIG)
+    assert decided["decision"].iloc[7] == "refer" and decided["loan_limit"].iloc[7] == 0.0
+    assert decided["reason"].iloc[7].split(";")[0] == "PEAK_NOT_OBSERVED"
+    assert decided["limit_arithmetic"].iloc[7].endswith("(refer: PEAK_NOT_OBSERVED)")
+
+
 def test_a_paddy_flooding_window_may_wrap_the_new_year() -> None:
     """A paddy transplanted in December (flood_window_doy [335, 20]): flooded on 11 December it is rice, not flooded
     maize; the window was refused, start after end, and read as empty."""
