@@ -677,12 +677,16 @@ def _warn_read_failures(record: dict) -> None:
 
 
 def _warn_season(parcels: pd.DataFrame) -> None:
-    """Say how many bare-looking parcels the season saw at none of their crop's green weeks (referred, not judged)."""
-    missed = parcels["reason_all"].str.split(";").map(lambda codes: "SEASON_MISSES_CROP" in codes).sum()
-    if missed:
+    """Say how many parcels the season could not judge for want of images in their crop's weeks (referred)."""
+    codes = parcels["reason_all"].str.split(";")
+    if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
         console.print(f"[yellow]warning:[/] {missed} parcel(s) look bare, but no clear image of theirs falls while "
                       "their crop is green (SEASON_MISSES_CROP: referred, not declined); a --season covering their "
                       "crops' growing weeks judges them", highlight=False)
+    if unseen := codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).sum():
+        console.print(f"[yellow]warning:[/] {unseen} parcel(s) have no clear image near their crop's peak "
+                      "(PEAK_NOT_OBSERVED: referred, health and yield not rated); a --season covering the peak, or "
+                      "clear images there, rates them", highlight=False)
 
 
 def _progress(quiet: bool, unit: str = "windows") -> Progress:

@@ -64,6 +64,21 @@ def test_a_season_ending_before_the_summer_crops_green_refers_them_with_a_warnin
     assert f"warning: {missed.sum()} parcel(s) look bare" in " ".join(done.stderr.split())
 
 
+
+def test_a_season_ending_before_the_summer_crops_peak_refers_them_with_a_warning(small_season,
+                                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "early summer"
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model", "rule",
+                "--season", "2024-03-01/2024-07-25", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    results = gpd.read_file(out / "results.gpkg", layer="parcels")
+    unseen = results["reason_all"].str.split(";").map(lambda codes: "PEAK_NOT_OBSERVED" in codes)  # green, not ripe
+    assert unseen.sum() >= 3 and set(results.loc[unseen, "decision"]) == {"refer"}
+    assert results.loc[unseen, "health_index"].isna().all()
+    assert f"warning: {unseen.sum()} parcel(s) have no clear image near their crop's peak" in " ".join(
+        done.stderr.split())
+
+
 def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:
     bogus = tmp_path / "fields.geojson"
     bogus.write_bytes(b"\x00\x01 definitely not a vector file")
