@@ -78,6 +78,10 @@ _REASONS = (
 
 REASONS: dict[str, Reason] = {reason.code: reason for reason in _REASONS}
 EFFECT_RANK: dict[Effect, int] = {"error": 0, "decline": 1, "refer": 2, "info": 3}
+# Referrals that doubt what the borrower declared (a parcel's area, its crop, land of its own), not what the imagery
+# could judge: the doubt falls on the borrower's other declarations too, so it refers the borrower even where the
+# parcel is declined for other reasons.
+DOUBTS_DECLARATION = frozenset({"AREA_OVERSTATED", "CROP_MISMATCH", "UNCONFIRMED_DECLARED_CROP", "PARCEL_OVERLAP"})
 
 
 def explain(codes: list[str]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import shapely
 
 from farmcredit.config import Config
 from farmcredit.credit.limit import money, round_down
-from farmcredit.reasons import EFFECT_RANK, REASONS, explain
+from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
 # The area columns summed per borrower, each with the fewest numbers a sum needs (1: NaN, not 0, when no parcel
@@ -23,15 +25,17 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
 
     The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels
     give 0), capped at ``credit.borrower_cap`` and rounded down to ``credit.rounding_step`` (once, here: parcels keep
-    their limits to the cent). Decision: ``refer`` if any parcel is referred,
-    else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
+    their limits to the cent). Decision: ``refer`` if any parcel is referred, or is declined with a code that doubts
+    the borrower's declarations (``DOUBTS_DECLARATION``: an area overstated, a crop mismatched, land pledged twice)
+    while another is approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
     else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
     parcel's limit is withheld: then it stays referred, offered 0 until the referral adds to it;
     ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
-    borrower's. Parcels are
+    borrower's (a declined parcel that refers it by those doubts among them). Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
-    borrower's own codes (cap, minimum), then those of the parcels that decided, then the others', each
+    borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
+    the borrower, its doubts), then the others', each
     by effect, a code of another parcel graver than the borrower's decision (the decline of one parcel of an approved
     borrower) given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
     text naming the parcels a code comes from when not all have it.
@@ -56,13 +60,16 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
         member_limits, member_codes = limits[start:end], codes[start:end]
-        decision = ("refer" if "refer" in member_decisions else "approve" if "approve" in member_decisions
-                    else "decline")
+        # A parcel declined for its own reasons that also doubts the borrower's declarations (an area overstated)
+        # refers a borrower its other parcels would approve: a person checks those parcels' declarations too.
+        approved = "approve" in member_decisions
+        doubted = approved and any(not DOUBTS_DECLARATION.isdisjoint(parcel) for parcel in member_codes)
+        decision = "refer" if "refer" in member_decisions or doubted else "approve" if approved else "decline"
         total = totals[k]
         offered = round_down(min(total, cap), step)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
-        deciding = [d == decision for d in member_decisions]
+        deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
         # error) may add to the total once a person clears it; one referred with its limit (an overstated area) adds
         # nothing.
@@ -74,8 +81,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below and not pending:
             decision = "decline"
             deciding = [False] * len(deciding)
-        ranked = _ranked(own, [c for c, d in zip(member_codes, deciding, strict=True) if d],
-                         [c for c, d in zip(member_codes, deciding, strict=True) if not d], decision)
+        ranked = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), decision)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
@@ -95,6 +101,12 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         )
     geometries = _unions(parcels.geometry.to_numpy()[order], starts, ends)
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
+
+
+def decides(parcel_decision: str, parcel_codes: Iterable[str], decision: str) -> bool:
+    """Whether a parcel of a borrower given ``decision`` is among those that decided it (``decided_by``): one of that
+    decision, or for a referral one whose codes doubt the borrower's declarations, even if the parcel is declined."""
+    return parcel_decision == decision or (decision == "refer" and not DOUBTS_DECLARATION.isdisjoint(parcel_codes))
 
 
 def _borrower_order(borrower_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,6 +173,15 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
 def _codes(codes: list[list[str]]) -> list[str]:
     """Every parcel's codes in order (``reason_all`` split), each once."""
     return list(dict.fromkeys(code for parcel in codes for code in parcel if code))
+
+
+def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], decision: str
+           ) -> tuple[list[list[str]], list[list[str]]]:
+    """Each parcel's codes that decided the borrower's ``decision``, and its others: all of a deciding parcel of that
+    decision, only its doubts of the borrower's declarations for a declined parcel that refers the borrower."""
+    decided = [[] if not by else parcel if d == decision else [c for c in parcel if c in DOUBTS_DECLARATION]
+               for parcel, d, by in zip(codes, decisions, deciding, strict=True)]
+    return decided, [[c for c in parcel if c not in by] for parcel, by in zip(codes, decided, strict=True)]
 
 
 def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], decision: str) -> list[str]:

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
+from farmcredit.audit import borrower_decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import aggregate_borrowers, assign_limits, load_risk_model
 from farmcredit.credit.limit import money, round_down
-from farmcredit.reasons import EFFECT_RANK, REASONS
+from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
 
 CONFIG = load_config()
 RISK = load_risk_model()
@@ -399,6 +400,43 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     assert approved_borrower["decision"] == "approve"
     codes = approved_borrower["reason_all"].split(";")
     assert "PARCEL_DECLINED" in codes and {REASONS[code].effect for code in codes} == {"info"}
+
+
+# The provenance of a run, as little as a decision record copies.
+_RECORD = {"code": {}, "config": {"hash": ""}, "models": {"cropland": {}, "risk": {"hash": ""}},
+           "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
+_FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_area_low_ha": 0.0,
+           "cultivated_area_high_ha": 0.0, "crop": "fallow", "priced_crop": "fallow", "ndvi_peak": 0.2,
+           "health_index": np.nan, "declared_area_ha": np.nan}
+
+
+@pytest.mark.parametrize(("doubt", "declared", "overlaps"), [
+    ("AREA_OVERSTATED", {"declared_area_ha": 1.5}, None),
+    ("CROP_MISMATCH", {"declared_crop": "maize", "declared_crop_probability": 1e-6}, None),
+    ("PARCEL_OVERLAP", {}, [[], [2], [1]]),
+])
+def test_a_parcel_doubting_the_borrowers_declarations_refers_it_even_when_declined(doubt, declared, overlaps) -> None:
+    """Beside an approved parcel, one whose declared area, crop or land is in doubt refers the borrower, and keeps
+    doing so when it is also not cultivated: a parcel made worse never turns its borrower from refer to approve, nor
+    drops the doubt from the borrower's reasons. A borrower with nothing approved stays declined."""
+    assert {REASONS[code].effect for code in DOUBTS_DECLARATION} == {"refer"}
+    neighbour = [_parcel(parcel_id="P3", borrower_id="B2")] if overlaps else []  # another borrower's pledge
+    for worse, decision in (({}, "refer"), (_FALLOW, "decline")):
+        parcels = _assess(_parcel(), _parcel(parcel_id="P2", **{**worse, **declared}), *neighbour, overlaps=overlaps)
+        assert parcels["decision"].tolist()[:2] == ["approve", decision]
+        assert doubt in parcels.loc[1, "reason_all"].split(";")
+        borrowers = _borrowers(parcels)
+        borrower = borrowers.iloc[0]
+        assert borrower["decision"] == "refer" and borrower["decided_by"] == "P2"
+        audited = next(borrower_decision_records(borrowers, parcels, _RECORD))
+        assert (audited["decision"], audited["decided_by"]) == ("refer", ["P2"])  # borrower_decisions.jsonl agrees
+        assert borrower["loan_limit"] == round_down(parcels["loan_limit"].iloc[:2].sum(), CONFIG.credit.rounding_step)
+        ranked = borrower["reason_all"].split(";")
+        assert ranked[0] == doubt and borrower["reason_text"].startswith(f"Parcel P2: {REASONS[doubt].sentence}")
+        # The parcel's decline stays its own: the borrower is told it adds nothing.
+        assert "NOT_CULTIVATED" not in ranked and ("PARCEL_DECLINED" in ranked) == (decision == "decline")
+    alone = _borrowers(parcels.iloc[[1]].reset_index(drop=True)).iloc[0]
+    assert alone["decision"] == "decline" and {"NOT_CULTIVATED", doubt} <= set(alone["reason_all"].split(";"))
 
 
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
