@@ -536,10 +536,13 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2)
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
-    # Both outcomes after the first season (read_history), so the out-of-time AUC is defined.
+    # Both outcomes in the seasons predicted out of time (read_history), so the out-of-time AUC is defined.
     console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
                   f"out-of-time AUC {metrics['out_of_time_auc']:.3f}, Brier {metrics['out_of_time_brier']:.4f}; "
                   f"wrote {out}", markup=False)
+    if unpredicted := [s for s in metrics["seasons"][1:] if s not in metrics["out_of_time_seasons"]]:
+        console.print(f"season(s) {', '.join(unpredicted)} train the scorecard but are not predicted out of time for "
+                      "its calibration: the seasons before them hold loans of one outcome only", markup=False)
 
 
 @credit.command("report")

@@ -463,6 +463,20 @@ def test_credit_fit_with_one_outcome_in_the_later_seasons_is_refused(tmp_path: P
     assert not (tmp_path / "m.json").exists()
 
 
+def test_credit_fit_says_which_seasons_train_without_being_predicted(tmp_path: Path) -> None:
+    """A first season whose loans all repaid cannot predict the second: the second only trains the scorecard."""
+    from farmcredit.credit.portfolio import synthetic_history
+
+    history = synthetic_history(loans_per_season=300, seed=5)
+    history.loc[history["season"] == history["season"].min(), "defaulted"] = 0
+    history.to_csv(tmp_path / "loans.csv", index=False)
+    done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
+                "2026-01-01")
+    assert done.returncode == 0 and "season(s) 2020 train the scorecard but are not predicted out of time" in " ".join(
+        done.stderr.split())
+    assert json.loads((tmp_path / "m.json").read_text())["card"]["metrics"]["out_of_time_seasons"][0] == "2021"
+
+
 def test_the_failure_summary_counts_like_failures_together() -> None:
     from farmcredit.cli import _reason_kind
 

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 import farmcredit
-from farmcredit.credit.risk import FEATURE_DIRECTIONS, SOURCE_COLUMNS, MonotonicScorecard, risk_features
+from farmcredit.credit.risk import (
+    FEATURE_DIRECTIONS,
+    SOURCE_COLUMNS,
+    MonotonicScorecard,
+    predicted_seasons,
+    risk_features,
+)
 from farmcredit.errors import InputError
 from farmcredit.locking import write_problem
 
@@ -104,11 +110,12 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
 
 def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted: pd.Series) -> None:
     """The calibration predicts each season from those before it, in the order of their names: that order must be
-    time's (by each season's first outcome), and the seasons after the first must hold both outcomes.
+    time's (by each season's first outcome), and the seasons it predicts (``predicted_seasons``) must hold both
+    outcomes.
 
     Raises:
-        InputError: Names that sort against time (spring 2019 after autumn 2020), or too few of an outcome after the
-            first season (a calibration that never saw a default gives every applicant a PD of 0).
+        InputError: Names that sort against time (spring 2019 after autumn 2020), or too few of an outcome in the
+            seasons predicted (a calibration that never saw a default gives every applicant a PD of 0).
     """
     first_outcome = outcome.groupby(season.to_numpy()).min().sort_index()
     for (name, start), (later, later_start) in zip(first_outcome.items(), list(first_outcome.items())[1:]):
@@ -116,11 +123,17 @@ def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted:
             raise InputError(f"history file {path}: season {later!r} sorts after {name!r} but its outcomes begin "
                              f"earlier ({later_start.date()} against {start.date()}); name seasons so that they sort "
                              "in time, e.g. 2019-1 spring, 2019-2 autumn")
-    after = defaulted[season.ne(first_outcome.index[0]).to_numpy()].value_counts()
-    if len(after) < 2 or after.min() < MIN_OUT_OF_TIME_PER_CLASS:
-        raise InputError(f"history file {path}: the seasons after the first ({first_outcome.index[0]}) hold "
-                         f"{after.get(1, 0)} defaulted and {after.get(0, 0)} repaid loans; the out-of-time "
-                         f"calibration needs at least {MIN_OUT_OF_TIME_PER_CLASS} of each")
+    predicted = predicted_seasons(season, defaulted)
+    held = defaulted[season.isin(predicted).to_numpy()].value_counts()
+    if len(held) < 2 or held.min() < MIN_OUT_OF_TIME_PER_CLASS:
+        counts = defaulted.groupby(season.to_numpy()).agg(["sum", "size"])
+        per_season = ", ".join(f"{name} {int(d)}/{n}" for name, (d, n) in counts.iterrows())
+        found = (f"season(s) {', '.join(map(str, predicted))} are so predicted and hold {held.get(1, 0)} defaulted "
+                 f"and {held.get(0, 0)} repaid loans" if predicted.size else "no season is so predicted")
+        raise InputError(f"history file {path}: each season is predicted by a fit on the seasons before it once "
+                         f"those hold defaulted and repaid loans (defaulted/loans per season: {per_season}); "
+                         f"{found}, and the out-of-time calibration needs at least {MIN_OUT_OF_TIME_PER_CLASS} of "
+                         "each: add seasons of both outcomes, or fit once more loans have ended")
 
 
 def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "") -> dict:
@@ -141,7 +154,8 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
                    "PD never falls as it rises", "coefficient_per_sd": round(float(coef), 6)}
             for name, coef in zip(scorecard.features_, scorecard.coef_)
         },
-        "calibration": "isotonic on out-of-time predictions (each season predicted by a fit on earlier ones)",
+        "calibration": "isotonic on out-of-time predictions (each season predicted by a fit on earlier ones, once "
+                       "those hold defaulted and repaid loans)",
         "code_version": farmcredit.__version__,
     }
     return scorecard.to_dict(card)

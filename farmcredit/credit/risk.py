@@ -107,8 +107,11 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
         periods = np.unique(order)
         if periods.size < 2:
             raise InputError("out-of-time calibration needs loans from at least two seasons")
+        predicted = predicted_seasons(order, target)
+        if not predicted.size:
+            raise InputError("out-of-time calibration needs a season after seasons holding defaulted and repaid loans")
         scores, outcomes = [], []
-        for period in periods[1:]:
+        for period in predicted:
             past, now = order < period, order == period
             coef, intercept = _fit_logistic(standard[past], target[past], signs, self.l2)
             scores.append(standard[now] @ coef + intercept)
@@ -123,6 +126,7 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
             "default_rate": float(target.mean()),
             "rows": int(target.size),
             "seasons": [str(p) for p in periods],
+            "out_of_time_seasons": [str(p) for p in predicted],
         }
         return self
 
@@ -169,6 +173,16 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
         scorecard.classes_ = np.array([0, 1])
         scorecard.metrics_ = data["card"].get("metrics", {})
         return scorecard
+
+
+def predicted_seasons(seasons: Sequence, defaulted: Sequence[int]) -> np.ndarray:
+    """The seasons the calibration predicts out of time, in the order of their names: those after seasons holding both
+    defaulted and repaid loans. The others train the scorecard alone: a fit on loans of one outcome ranks nothing, and
+    a first season without a default, predicting the second, took a history's out-of-time AUC from 0.71 to 0.65 and
+    graded none of a sample's parcels A."""
+    counts = pd.crosstab(np.asarray(seasons), np.asarray(defaulted, dtype=int)).reindex(columns=[0, 1], fill_value=0)
+    before = counts.cumsum().shift(fill_value=0)
+    return counts.index[(before > 0).all(axis=1).to_numpy()].to_numpy()
 
 
 def _check_model(model: dict) -> None:

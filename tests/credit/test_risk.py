@@ -113,6 +113,22 @@ def test_default_model_says_it_is_synthetic() -> None:
     assert model.card["metrics"]["out_of_time_auc"] > 0.65
 
 
+def test_a_season_after_seasons_of_one_outcome_trains_the_scorecard_but_is_not_predicted(history, tmp_path) -> None:
+    """A first season whose loans all repaid cannot predict the second (a fit on one outcome ranks nothing): the second
+    season only trains, as if the two were one season, and the card says which seasons were predicted."""
+    first = history["season"].min()
+    repaid_first = history.assign(defaulted=history["defaulted"].where(history["season"] != first, 0))
+    repaid_first.to_csv(tmp_path / "history.csv", index=False)
+    model = fit_risk_model(read_history(tmp_path / "history.csv", as_of=date(2026, 1, 1)), source="first repaid")
+    metrics = model["card"]["metrics"]
+    assert metrics["out_of_time_seasons"] == [str(season) for season in range(first + 2, first + 6)]
+    merged = fit_risk_model(repaid_first.assign(season=repaid_first["season"].clip(lower=first + 1)), source="merged")
+    for name in ("fill", "center", "scale", "coef", "intercept", "calibration_x", "calibration_y"):
+        assert model["model"][name] == pytest.approx(merged["model"][name], rel=1e-9, abs=1e-12), name
+    # 0.66 and 5.5% when the first season predicted the second.
+    assert metrics["out_of_time_auc"] > 0.7 and min(model["model"]["calibration_y"]) < 0.03
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -138,7 +154,11 @@ def test_default_model_says_it_is_synthetic() -> None:
         # Every default in the first season: the out-of-time calibration would learn PD 0 for everyone.
         (lambda t: t.assign(defaulted=t["defaulted"].where(t["season"] == t["season"].min(), 0) | (
             (t["season"] == t["season"].min()) & (t.index % 10 == 0)).astype(int)),
-         r"seasons after the first \(2019\) hold 0 defaulted and 3000 repaid loans"),
+         r"per season: 2019 \d+/600, 2020 0/600, .*; season\(s\) 2020, 2021, 2022, 2023, 2024 are so predicted and "
+         r"hold 0 defaulted and 3000 repaid loans, and the out-of-time calibration needs at least 10 of each"),
+        # Defaults in the last season alone: no season follows seasons of both outcomes.
+        (lambda t: t.assign(defaulted=t["defaulted"].where(t["season"] == t["season"].max(), 0)),
+         r"2024 \d+/600\); no season is so predicted, and the out-of-time calibration needs at least 10 of each"),
         # Names that sort against time: 'autumn' seasons would predict the spring before them.
         (lambda t: t.assign(season=t["season"].map(lambda y: f"{'spring' if y % 2 else 'autumn'} {y}")),
          "season 'spring 2019' sorts after 'autumn 2024' but its outcomes begin earlier"),
