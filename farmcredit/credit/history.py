@@ -139,11 +139,17 @@ def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted:
 def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "") -> dict:
     """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card.
 
+    The loans are taken in a fixed order, by ``season``, then by the columns the fit reads (``SOURCE_COLUMNS``, then
+    ``defaulted``; missing values last), so the same loans in any row order give the same model to the last bit:
+    sums of floats depend on their order, and a coefficient off by 1e-16 changes the model's hash. Loans alike in
+    all those columns are interchangeable to the fit.
+
     Raises:
         InputError: ``l2`` is negative or not finite.
     """
     if not 0 <= l2 < np.inf:
         raise InputError(f"the ridge penalty l2 must be a finite number, 0 or more (got {l2})")
+    history = history.sort_values(["season", *SOURCE_COLUMNS, "defaulted"], kind="stable", ignore_index=True)
     scorecard = MonotonicScorecard(l2=l2).fit(risk_features(history), history["defaulted"], seasons=history["season"])
     card = {
         "kind": "farmcredit-monotonic-scorecard",
