@@ -136,7 +136,6 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     Labels of one class only (every labelled pixel crop, or none) are warned of: they teach nothing of the other.
     """
     from farmcredit.imagery import open_imagery, read_window
-    from farmcredit.segmentation.cnn import check_reflectance
 
     folder = Path(folder)
     labels = [folder / name for name in LABEL_FILES if (folder / name).is_file()]
@@ -153,8 +152,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)
     for position, band in enumerate(cube.bands):
         reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
-    # What a model would refuse to score (digital numbers, swapped bands) it is not trained on either.
-    check_reflectance(reflectance, cube.clear, MODEL_BANDS, MODEL_BANDS)
+    check_labelled_reflectance(reflectance, cube.clear, folder)
     if labels[0].name == "landcover.tif":
         (classes, cover), _ = _read_raster(labels[0], imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0
@@ -171,6 +169,17 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
         warnings.warn(f"{folder}: all {known.size} labelled pixels are {one}: a model learns nothing of {other} from "
                       f"this scene, and its scores are those of one class; label some {other} pixels too", stacklevel=2)
     return LabelledScene(reflectance, cube.clear, crop_cover, crop_type, str(folder))
+
+
+def check_labelled_reflectance(reflectance: np.ndarray, clear: np.ndarray, source: str | Path) -> None:
+    """``check_reflectance`` of labelled data (..., band, rows, cols) in ``MODEL_BANDS`` order, its refusal naming
+    ``source``: what a model would refuse to score (digital numbers, swapped bands) it is not trained on either."""
+    from farmcredit.segmentation.cnn import check_reflectance
+
+    try:
+        check_reflectance(reflectance, clear, MODEL_BANDS, MODEL_BANDS)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from exc
 
 
 def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
@@ -355,6 +364,10 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
 
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
     (not clear, NaN).
+
+    Raises:
+        InputError: as ``eurosat_files``, a patch not of 13 bands or of another size than the first, or patches
+            that are not reflectance 0-1 of the bands as named once scaled (``check_labelled_reflectance``).
     """
     files = eurosat_files(root)
     order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
@@ -374,22 +387,30 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
         missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
         reflectance[i, 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
         clear[i, 0] = ~missing
+    check_labelled_reflectance(reflectance, clear, root)
     group = np.array([name for _, name in files])
     return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True)
 
 
 def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> LabelledPatches:
-    """Digital Earth Africa crop-mask pixels of ``regions`` as 1x1 patches of two dates (seasons S1, S2)."""
+    """Digital Earth Africa crop-mask pixels of ``regions`` as 1x1 patches of two dates (seasons S1, S2).
+
+    Raises:
+        InputError: a region's table is unreadable (``read_dea_table``) or not reflectance 0-1 of the bands as named
+            (``check_labelled_reflectance``).
+    """
     tables, groups = [], []
     for region in regions:
         columns = read_dea_table(root, region)
-        pixel = np.full((len(columns["Class"]), 2, len(MODEL_BANDS)), np.nan, dtype=np.float32)
+        pixel = np.full((len(columns["Class"]), 2, len(MODEL_BANDS), 1, 1), np.nan, dtype=np.float32)
         for season in (0, 1):
             for name, band in DEA_BANDS.items():
-                pixel[:, season, MODEL_BANDS.index(band)] = columns[f"{name}_S{season + 1}"]
+                pixel[:, season, MODEL_BANDS.index(band), 0, 0] = columns[f"{name}_S{season + 1}"]
+        check_labelled_reflectance(pixel, np.ones((len(pixel), 2, 1, 1), dtype=bool),
+                                   Path(root) / region / "training_data.txt")
         tables.append((pixel, columns["Class"] == 1))
         groups += [region] * len(pixel)
-    reflectance = np.concatenate([t[0] for t in tables])[..., None, None]
+    reflectance = np.concatenate([t[0] for t in tables])
     clear = np.ones((len(reflectance), 2, 1, 1), dtype=bool)
     files = ", ".join(str(Path(root) / region / "training_data.txt") for region in regions)
     return LabelledPatches(reflectance, clear, np.concatenate([t[1] for t in tables]), np.array(groups), files)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from farmcredit.errors import InputError
+from farmcredit.imagery.read import is_reflectance
 from farmcredit.locking import can_write_in
 from farmcredit.segmentation.card import (
     CLASSES,
@@ -168,6 +169,9 @@ def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float,
     """Per-band mean and standard deviation of clear reflectance (0-1) over all the training data,
     and the bands no sample has (mean 0, standard deviation 1: the model treats them as absent).
 
+    Only values that could be reflectance count (``is_reflectance``): fill values and the like, which the network
+    never sees (``normalise_season``), would otherwise move the statistics it is normalised by.
+
     Raises:
         InputError: no sample has red (B04) or NIR (B08), which every band subset the network learns needs.
     """
@@ -176,6 +180,7 @@ def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float,
         if source is not None:
             samples.append(np.moveaxis(source.reflectance, 2, -1)[source.clear])
     values = np.concatenate([s.reshape(-1, len(MODEL_BANDS)) for s in samples])
+    values[~is_reflectance(values)] = np.nan  # in place: the concatenation is a copy, and may be GBs
     seen = np.isfinite(values).any(axis=0)
     untrained = tuple(band for band, has in zip(MODEL_BANDS, seen) if not has)
     if set(REQUIRED_BANDS) & set(untrained):

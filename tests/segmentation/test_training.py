@@ -346,6 +346,41 @@ def test_an_unreadable_eurosat_patch_or_dea_table_is_refused_naming_the_file(tin
             load_dea(tmp_path / "dea", ("central",))
 
 
+def test_dea_pixels_and_eurosat_patches_train_refuses_as_evaluate_does_are_refused_naming_them(
+        small_season, tiny_eurosat, tmp_path: Path) -> None:
+    dea = write_dea(tmp_path / "dea", {"central": 30})
+    table = dea / "central" / "training_data.txt"
+    header, *rows = table.read_text().splitlines()
+    scaled = [" ".join([row.split()[0], *(f"{float(v) * 10_000:g}" for v in row.split()[1:])]) for row in rows]
+    table.write_text("\n".join([header, *scaled]) + "\n")  # digital numbers: once averaged into the card's band_mean
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(InputError, match=f"{re.escape(str(table))}: reflectance must be 0-1"):
+        train_from_folders((small_season.root,), out, SMALL, dea=dea, device="cpu")
+    for patch in tiny_eurosat.glob("*/*.tif"):  # EuroSAT's DNs 16 times too high
+        with rasterio.open(patch, "r+") as dst:
+            dst.write(dst.read() * 16)
+    with pytest.raises(InputError, match=f"{re.escape(str(tiny_eurosat))}: reflectance must be 0-1"):
+        train_from_folders((small_season.root,), out, SMALL, eurosat=tiny_eurosat, device="cpu")
+    assert not out.exists()
+
+
+def test_band_statistics_count_only_values_that_can_be_reflectance() -> None:
+    from farmcredit.segmentation.training import band_statistics
+
+    scene = scene_in_memory(40, 40)
+    blue = MODEL_BANDS.index("B02")
+    filled = scene.reflectance.copy()
+    filled[0, blue, :2] = 6.5535  # saturated or fill values a clear mask let through: the network never sees them
+    filled[1, blue, :2] = -0.9999
+    clear = scene.clear.copy()
+    clear[:2, :2] = True
+    kept = scene.clear.copy()
+    kept[:2, :2] = False
+    expected = np.mean(scene.reflectance[:, blue][kept])
+    mean, _, _ = band_statistics(TrainingData([replace(scene, reflectance=filled, clear=clear)]))
+    assert mean[blue] == pytest.approx(expected, abs=1e-5)
+
+
 def test_the_shipped_cards_eurosat_and_dea_hashes_are_those_of_the_shared_data(shared_data: Path) -> None:
     from farmcredit.segmentation.data import eurosat_sha256, files_sha256
 
