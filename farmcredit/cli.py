@@ -431,8 +431,8 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
     """Train or fine-tune the cropland CNN on labelled scenes DATA, EuroSAT patches and/or DEA pixels.
 
     Each DATA folder is a simulate folder, or imagery/ (or a GeoTIFF stack imagery.tif, see --bands)
-    with labels.tif on its grid (0 non-crop, 1 crop, its nodata value unknown) or labelled polygons
-    labels.gpkg / .geojson / .parquet (column crop: 1 or 0).
+    with labels.tif on its grid (0 non-crop, 1 crop, its nodata value or masked-out pixels unknown) or
+    labelled polygons labels.gpkg / .geojson / .parquet (column crop: 1 or 0).
     DATA may be left out when --eurosat or --dea is given.
 
     \b

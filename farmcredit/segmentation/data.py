@@ -2,7 +2,7 @@
 
 Three kinds: a labelled scene (a ``farmcredit simulate`` folder with ``landcover.tif``, or your
 own ``imagery/`` with a ``labels.tif`` on the imagery's grid coded 0 non-crop / 1 crop / the file's
-nodata value (255 when it sets none) unknown, or with labelled polygons ``labels.gpkg`` /
+nodata value (255 when it sets none) or its mask unknown, or with labelled polygons ``labels.gpkg`` /
 ``labels.geojson`` / ``labels.parquet`` whose ``crop`` column is 1 or 0), EuroSAT patches (one
 date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedians).
 """
@@ -126,7 +126,8 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     descriptions), or else ``folder`` itself; ``dn_offset`` as in ``open_imagery``.
 
     ``labels.tif`` must share the imagery's CRS, transform and size, and hold 0 (non-crop), 1 (crop)
-    or its nodata value (unknown; 255 when the file sets none).
+    or its nodata value (unknown; 255 when the file sets none); pixels its mask or alpha band leaves out are
+    unknown too.
 
     Raises:
         InputError: no imagery, no labels or labels in more than one file, unreadable labels, labels on
@@ -154,7 +155,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
         reflectance[:, MODEL_BANDS.index(band)] = cube.reflectance[:, position]
     check_labelled_reflectance(reflectance, cube.clear, folder)
     if labels[0].name == "landcover.tif":
-        (classes, cover), _ = _read_raster(labels[0], imagery, bands=(1, 2))
+        (classes, cover), _, _ = _read_raster(labels[0], imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0
         crop_type = np.where(np.isin(classes, SIM_CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
     else:
@@ -236,13 +237,14 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
 
 
 def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:
-    """Crop cover (rows, cols) of a ``labels.tif``: 0.0, 1.0, or NaN where its nodata (or 255) or NaN says unknown."""
-    (labels,), nodata = _read_raster(path, imagery, bands=(1,))
+    """Crop cover (rows, cols) of a ``labels.tif``: 0.0, 1.0, or NaN where its nodata (or 255), NaN or its mask (an
+    alpha or mask band, as GIS tools write for pixels left out) says unknown."""
+    (labels,), data, nodata = _read_raster(path, imagery, bands=(1,))
     unknown_code = LABELS_UNKNOWN if nodata is None else nodata
     if unknown_code in (0, 1):
         raise InputError(f"{path}: its nodata value is {nodata:g}, which is also a label code (0 non-crop, 1 crop); "
                          f"set nodata to {LABELS_UNKNOWN} or another code for unknown pixels")
-    unknown = np.isnan(labels) | (labels == unknown_code)
+    unknown = np.isnan(labels) | (labels == unknown_code) | ~data
     other = ~(unknown | np.isin(labels, (0, 1)))
     if other.any():
         codes = np.unique(labels[other])
@@ -262,8 +264,10 @@ def _open_raster(path: Path) -> Iterator[rasterio.DatasetReader]:
         raise InputError(f"{path}: not a readable raster, corrupt, truncated or not a GeoTIFF ({exc})") from exc
 
 
-def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[list[np.ndarray], float | None]:
-    """The ``bands`` of a raster on the imagery's grid, and its nodata value.
+def _read_raster(path: Path, imagery: Imagery,
+                 bands: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray, float | None]:
+    """The ``bands`` of a raster on the imagery's grid, where the first has data by GDAL's mask of it (bool: its
+    nodata value, an alpha or a mask band), and its nodata value.
 
     Raises:
         InputError: the raster is unreadable, has fewer bands, or its size, CRS or transform differs from the imagery's.
@@ -283,7 +287,7 @@ def _read_raster(path: Path, imagery: Imagery, bands: tuple[int, ...]) -> tuple[
         if np.abs(placed - corners).max() > GRID_TOLERANCE_PX:
             raise InputError(f"{path}: transform {tuple(src.transform)[:6]}, the imagery's is "
                              f"{tuple(imagery.transform)[:6]}; reproject it onto the imagery grid")
-        return [src.read(band) for band in bands], src.nodata
+        return [src.read(band) for band in bands], src.read_masks(bands[0]) > 0, src.nodata
 
 
 def files_sha256(paths: list[Path], root: Path) -> str:

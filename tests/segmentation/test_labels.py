@@ -64,6 +64,25 @@ def test_raster_labels_read_0_1_and_the_files_nodata_or_255_as_unknown(small_sea
     assert set(np.unique(scene.crop_type)) == {-1, 0}
 
 
+@pytest.mark.parametrize("hidden_by", ["mask", "alpha"])
+def test_raster_label_pixels_a_mask_or_alpha_band_hides_are_unknown_not_non_crop(small_season, tmp_path: Path,
+                                                                                 hidden_by: str) -> None:
+    labels = _truth_labels(small_season)
+    shown = np.full(labels.shape, 255, dtype=np.uint8)
+    shown[:, :32] = 0  # left out as GIS tools leave pixels out: by a mask, no nodata value
+    labels[:, :32] = 0
+    folder = _raster_labelled(small_season, tmp_path / hidden_by, labels, count=1 + (hidden_by == "alpha"))
+    with rasterio.open(folder / "labels.tif", "r+") as dst:
+        if hidden_by == "alpha":
+            dst.colorinterp = [rasterio.enums.ColorInterp.gray, rasterio.enums.ColorInterp.alpha]
+            dst.write(shown, 2)
+        else:
+            dst.write_mask(shown)
+    scene = load_labelled_scene(folder)
+    assert np.isnan(scene.crop_cover[:, :32]).all() and (scene.crop_type[:, :32] == -1).all()
+    np.testing.assert_array_equal(scene.crop_cover[:, 32:], labels[:, 32:])
+
+
 def test_raster_labels_with_other_codes_are_refused_with_the_codes_found(small_season, tmp_path: Path) -> None:
     one_two = _truth_labels(small_season, crop=2, non_crop=1)  # a common coding: 1 non-crop, 2 crop
     with pytest.raises(InputError, match=r"labels.tif: codes 2 are not labels; code each pixel 0 \(non-crop\), 1"):
