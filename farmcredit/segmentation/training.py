@@ -238,13 +238,10 @@ def train(
         net = CroplandNet(len(MODEL_BANDS) + len(INDICES), len(classes), config.width)
     net = net.to(target).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / config.steps, 1.0)))
-    )
     start, losses, earlier_seconds, schedules = 0, [], 0.0, [config.steps]
     if checkpoint is not None and checkpoint.is_file():
-        start, losses, earlier_seconds, schedules = _load_checkpoint(checkpoint, net, optimiser, schedule, config,
-                                                                     start_from, data_sha256)
+        start, losses, earlier_seconds, schedules = _load_checkpoint(checkpoint, net, optimiser, config, start_from,
+                                                                     data_sha256)
     type_weight = config.type_weight if card.has_scene_crop_types else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
@@ -280,8 +277,9 @@ def train(
                                      "to 0-1)")
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
+                for group in optimiser.param_groups:
+                    group["lr"] = _learning_rate(config, step)
                 optimiser.step()
-            schedule.step()
             if progress is not None:
                 progress(step + 1, config.steps, losses[-1])
             if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
@@ -304,6 +302,13 @@ def train(
     if len(schedules) > 1:  # each run of the chain set the learning rate for its own total of steps
         training["schedule_steps"] = schedules
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
+
+
+def _learning_rate(config: TrainingConfig, step: int) -> float:
+    """The learning rate of step ``step`` (from 0): cosine decay from ``config.learning_rate`` to 5% of it over
+    ``config.steps``. A function of the step alone, so a resumed run and steps that learn nothing keep it in step
+    (a torch scheduler stepped without its optimiser warns, and would need its state saved)."""
+    return float(config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(step / config.steps, 1.0)))))
 
 
 @contextmanager
@@ -534,7 +539,7 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    for i, state in enumerate(optimiser.state_dict()["state"].values()):
+    for i, state in optimiser.state_dict()["state"].items():  # by parameter: none before Adam's first step
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
@@ -546,10 +551,12 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
     partial.replace(path)  # never leave a half-written checkpoint behind
 
 
-def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfig, start_from: str,
+def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_from: str,
                      data_sha256: str) -> tuple[int, list[float], float, list[int]]:
-    """Load a checkpoint into ``net``, ``optimiser`` and ``schedule``; returns its step, losses, training seconds and
-    the total steps each run of its chain scheduled the learning rate for, this one's last.
+    """Load a checkpoint into ``net`` and ``optimiser``; returns its step, losses, training seconds and the total
+    steps each run of its chain scheduled the learning rate for, this one's last.
+
+    Parameters without Adam state in it (all, in one saved before any step learnt from a label) start without.
 
     A checkpoint written before it recorded its training data's hash resumes on any data; one written
     before it recorded its seconds gives 0. One of a run of other steps resumes, with a warning: the learning rate
@@ -585,15 +592,13 @@ def _load_checkpoint(path: Path, net, optimiser, schedule, config: TrainingConfi
         raise InputError(f"{path}: checkpoint holds another network than this run builds ({exc}); delete it") from exc
     state = optimiser.state_dict()
     for i in range(len(state["param_groups"][0]["params"])):
-        state["state"][i] = {key: tensors[f"adam.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+        if f"adam.{i}.step" in tensors:
+            state["state"][i] = {key: tensors[f"adam.{i}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
     optimiser.load_state_dict(state)
     step = int(metadata["step"])
     if step > config.steps:
         raise InputError(f"{path}: checkpoint is at step {step}, past the {config.steps} steps asked; ask for at "
                          f"least {step} steps or delete it")
-    schedule.last_epoch = step
-    for group, base in zip(optimiser.param_groups, schedule.base_lrs):
-        group["lr"] = base * schedule.lr_lambdas[0](step)
     earlier = [int(steps) for steps in json.loads(metadata.get("schedule_steps", json.dumps([saved["steps"]])))]
     schedules = earlier if earlier[-1] == config.steps else [*earlier, config.steps]
     if len(schedules) > 1:

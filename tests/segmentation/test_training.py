@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -215,6 +216,40 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
     save_file(tensors, typed_checkpoint, metadata={k: v for k, v in metadata.items() if k != "data_sha256"})
     with pytest.raises(InputError, match="checkpoint holds another network than this run builds"):
         train(ours, config, device="cpu", checkpoint=typed_checkpoint)
+
+
+def test_a_checkpoint_saved_before_any_step_learnt_resumes_exactly_and_idle_steps_warn_of_no_scheduler(
+        tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    blind = replace(scene_in_memory(40, 40, seed=1), clear=np.zeros((3, 40, 40), dtype=bool))  # never seen clear
+    data = TrainingData([scene_in_memory(40, 40), blind])
+    checkpoint = tmp_path / "ckpt.safetensors"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_3(step: int, total: int, loss: float) -> None:
+        if step == 3:  # the checkpoint of step 2 is on disk
+            raise Stop
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for seed in range(40):  # one whose first two steps draw the blind scene alone: no Adam state at step 2
+            config = replace(SMALL, steps=6, checkpoint_every=2, seed=seed)
+            _, _, losses = train(data, config, device="cpu")
+            if np.isnan(losses[:2]).all() and np.isfinite(losses[2:]).any():
+                break
+        else:
+            pytest.fail("no seed drew the blind scene alone in its first two steps")
+        with pytest.raises(Stop):
+            train(data, config, device="cpu", checkpoint=checkpoint, progress=stop_after_3)
+        with safe_open(str(checkpoint), "pt") as handle:
+            assert handle.metadata()["step"] == "2" and not [key for key in handle.keys() if key.startswith("adam.")]
+        _, card, resumed = train(data, config, device="cpu", checkpoint=checkpoint)
+    np.testing.assert_allclose(resumed, losses, rtol=1e-4)  # NaN where a step drew no label, as uninterrupted
+    assert card.training["resumed_from_step"] == 2
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)], "a step without labels stepped a scheduler"
 
 
 def write_eurosat(root: Path, seed: int = 0) -> Path:
