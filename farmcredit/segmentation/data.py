@@ -39,6 +39,7 @@ from farmcredit.text import some
 
 if TYPE_CHECKING:
     from farmcredit.imagery import Imagery
+    from farmcredit.zonal import Coverage
 
 # landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
 SIM_CROP_CLASSES = (1, 2, 3, 4)
@@ -62,6 +63,9 @@ IMAGERY_NAMES = ("imagery", "imagery.tif")
 LABELS_UNKNOWN = 255
 # Labels may sit off the imagery grid by this much (pixels) at their corners: float noise, not a shift.
 GRID_TOLERANCE_PX = 0.01
+# A crop and a non-crop polygon over more than this share of one cell is a layering or a mistake, not a border drawn
+# twice by hand (slivers, averaged as the mixed cell they are).
+CONFLICT_CELL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
 
     Raises:
         InputError: no imagery, no labels or labels in more than one file, unreadable labels, labels on
-            another grid, a ``labels.tif`` with other codes, polygons in several layers or without a 0/1
-            ``crop``, or no pixel labelled at all.
+            another grid, a ``labels.tif`` with other codes, polygons in several layers, without a 0/1
+            ``crop`` or of both classes over one cell (``polygon_crop_cover``), or no pixel labelled at all.
 
     Labels of one class only (every labelled pixel crop, or none) are warned of: they teach nothing of the other.
     """
@@ -191,6 +195,11 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     over its labelled coverage; cells less than half covered by labelled polygons are NaN (unknown).
     Invalid polygons are repaired as parcels are (a self-crossing outline labels both its lobes). Polygons off the
     imagery, rows without a geometry and geometries that are not polygons are counted in a warning.
+
+    Raises:
+        InputError: as said above, or crop and non-crop polygons overlapping over more than ``CONFLICT_CELL_SHARE``
+            of a cell (fields drawn over a non-crop background, say): which one is meant cannot be told, and no row
+            order says it (GIS tools neither keep nor show one reliably).
     """
     from farmcredit.zonal import coverage_fractions
 
@@ -219,6 +228,7 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     geometry, problems = repair_geometries(np.where(unplaceable, None, placed))
     unusable = Counter(code for i, code in problems if code != "GEOMETRY_REPAIRED" and not unplaceable[i])
     coverage = coverage_fractions(geometry, transform, shape)
+    _refuse_conflicting_classes(path, geometry, crop, coverage, transform, shape)
     off = len(frame) - len(np.unique(coverage.parcel)) - unusable.total() - int(unplaceable.sum())
     counts = ((off, "lies off the imagery", "lie off the imagery"),
               (int(unplaceable.sum()), "cannot be placed in the imagery's CRS (is the file's CRS right?)",
@@ -234,6 +244,26 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.clip(cropped / labelled, 0.0, 1.0)
     return np.where(labelled >= 0.5, share, np.nan).reshape(shape).astype(np.float32)
+
+
+def _refuse_conflicting_classes(path: Path, geometry: np.ndarray, crop: np.ndarray, coverage: Coverage,
+                                transform: Affine, shape: tuple[int, int]) -> None:
+    """Refuse crop and non-crop polygons (``crop`` 1 and 0; ``coverage`` theirs) that overlap over more than
+    ``CONFLICT_CELL_SHARE`` of a cell, naming how many cells and the rows that cover them."""
+    from farmcredit.zonal import coverage_fractions
+
+    both = shapely.intersection(shapely.union_all(geometry[crop == 1]), shapely.union_all(geometry[crop == 0]))
+    parts = coverage_fractions(shapely.get_parts(both), transform, shape)  # lines where they only touch: no cells
+    doubled = np.bincount(parts.row * shape[1] + parts.col, parts.fraction, minlength=shape[0] * shape[1])
+    conflict = doubled > CONFLICT_CELL_SHARE
+    if not conflict.any():
+        return
+    rows = np.unique(coverage.parcel[conflict[coverage.row * shape[1] + coverage.col]])
+    crop_rows, other_rows = ([str(row + 1) for row in rows if crop[row] == label] for label in (1, 0))
+    raise InputError(f"{path}: {int(conflict.sum())} cell(s) are more than half inside both a crop and a non-crop "
+                     f"polygon (crop rows {some(crop_rows, limit=5)}; non-crop rows {some(other_rows, limit=5)}; "
+                     "counting from 1), so their label cannot be told; cut the crop polygons out of the non-crop ones "
+                     "(QGIS: Vector > Geoprocessing Tools > Difference), or delete the polygon whose class is wrong")
 
 
 def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:

@@ -201,6 +201,29 @@ def test_a_self_crossing_label_polygon_labels_both_its_lobes(small_season, tmp_p
     assert labelled["bowtie"] > 0.4 * labelled["square"]  # both lobes (half the square), not one (a quarter)
 
 
+def test_crop_polygons_over_a_non_crop_background_are_refused_but_a_border_drawn_twice_is_averaged(
+        small_season, tmp_path: Path) -> None:
+    from shapely.geometry import box
+
+    from farmcredit.segmentation.data import polygon_crop_cover
+
+    imagery = open_imagery(small_season.imagery_dir)
+    labels = _polygon_labelled(small_season, tmp_path / "layered")
+    whole = box(*rasterio.transform.array_bounds(*imagery.shape, imagery.transform))
+    background = gpd.GeoDataFrame({"crop": [0]}, geometry=[whole], crs=imagery.crs)
+    fields = labels[labels["crop"] == 1][["crop", "geometry"]]
+    pd.concat([background.to_crs(fields.crs), fields]).to_file(tmp_path / "layered" / "labels.gpkg")
+    with pytest.raises(InputError, match=r"labels\.gpkg: \d+ cell\(s\) are more than half inside both a crop and a "
+                                         r"non-crop polygon \(crop rows 2, 3, 4, 5, 6 and \d+ more; non-crop rows 1; "
+                                         r"counting from 1\), so .* cut the crop polygons out of the non-crop ones"):
+        load_labelled_scene(tmp_path / "layered")
+    x0, y0 = imagery.transform.c, imagery.transform.f
+    field, beside = box(x0 + 100, y0 - 300, x0 + 300, y0 - 100), box(x0 + 298, y0 - 300, x0 + 500, y0 - 100)
+    gpd.GeoDataFrame({"crop": [1, 0]}, geometry=[field, beside], crs=imagery.crs).to_file(tmp_path / "twice.gpkg")
+    cover = polygon_crop_cover(tmp_path / "twice.gpkg", imagery.crs, imagery.transform, imagery.shape)
+    np.testing.assert_allclose(cover[11:29, 29], 1 / 1.2, rtol=1e-6)  # 2 m of a 10 m cell labelled both: mixed
+
+
 @pytest.mark.parametrize("crop, message", [("yes", r"\d+ row\(s\) hold 'yes', first at row 1 "),
                                            (2, r"\d+ row\(s\) hold 2, first at row 1 ")])
 def test_polygon_labels_with_bad_crop_values_are_refused(small_season, tmp_path: Path, crop, message) -> None:
