@@ -393,6 +393,11 @@ def is_eurosat_folder(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_dir() and p.name.lower() in _EUROSAT_BY_LOWER for p in folder.iterdir())
 
 
+def is_dea_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a Digital Earth Africa folder of regions (``<region>/training_data.txt``) or a region's."""
+    return (folder / "training_data.txt").is_file() or any(folder.glob("*/training_data.txt"))
+
+
 def load_eurosat(root: str | Path) -> LabelledPatches:
     """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``).
 

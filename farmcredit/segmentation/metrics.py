@@ -16,6 +16,7 @@ from farmcredit.segmentation.data import (
     LabelledPatches,
     LabelledScene,
     eurosat_sha256,
+    is_dea_folder,
     is_eurosat_folder,
     load_dea,
     load_eurosat,
@@ -231,7 +232,7 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
                       else str(data) in training.get("scenes", ()))
         return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
-    is_dea = (data / "training_data.txt").is_file() or bool(regions)
+    is_dea = is_dea_folder(data)
     is_eurosat = is_eurosat_folder(data)
     if not (is_dea or is_eurosat):
         raise InputError(f"{data}: not a labelled scene (imagery with landcover.tif, labels.tif or labelled "

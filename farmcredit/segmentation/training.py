@@ -218,6 +218,7 @@ def train(
         if min(rows, cols) < config.chip_px:
             raise InputError(f"{scene.source}: {rows} x {cols} px, smaller than the {config.chip_px} x "
                              f"{config.chip_px} px chips training draws; give a larger labelled scene")
+    _check_crop_shares(data, config)
     data_sha256 = training_data_sha256(data)
     labelled = [_labelled_pixels(scene) for scene in data.scenes]
     torch.manual_seed(config.seed)
@@ -304,6 +305,29 @@ def train(
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
+def _check_crop_shares(data: TrainingData, config: TrainingConfig) -> None:
+    """Refuse EuroSAT patches or DEA pixels all of one class where each step draws a share of crop from them.
+
+    Raises:
+        InputError: naming the patches or pixels and how to give the other class.
+    """
+    from farmcredit.segmentation.data import EUROSAT_CLASSES, EUROSAT_CROP
+
+    patches, pixels = data.patches, data.pixels
+    if patches is not None and config.patch_crop_share is not None and len(np.unique(patches.is_crop)) < 2:
+        crop = bool(patches.is_crop[0])
+        missing = [name for name in EUROSAT_CLASSES if (name in EUROSAT_CROP) != crop]
+        raise InputError(f"{patches.source}: every EuroSAT patch is {'crop' if crop else 'non-crop'} (class "
+                         f"{', '.join(np.unique(patches.group))}), and each step draws "
+                         f"{config.patch_crop_share:.0%} crop patches; add class folders of the other class "
+                         f"({some(missing, limit=8)}) to the folder given with --eurosat")
+    if pixels is not None and config.pixel_crop_share is not None and len(np.unique(pixels.is_crop)) < 2:
+        crop = bool(pixels.is_crop[0])
+        raise InputError(f"{pixels.source}: every DEA pixel is {'crop' if crop else 'non-crop'}, and --dea-crop-share "
+                         f"{config.pixel_crop_share:g} draws both classes; leave it out to draw the pixels as they "
+                         f"come, or add regions with {'non-crop' if crop else 'crop'} pixels (--dea-regions)")
+
+
 def _learning_rate(config: TrainingConfig, step: int) -> float:
     """The learning rate of step ``step`` (from 0): cosine decay from ``config.learning_rate`` to 5% of it over
     ``config.steps``. A function of the step alone, so a resumed run and steps that learn nothing keep it in step
@@ -383,13 +407,11 @@ def _narrow_nir(reflectance: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def _draw(is_crop: np.ndarray, size: int, crop_share: float | None, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``size`` labelled samples, ``int(crop_share * size)`` of them crop (None: as they come)."""
+    """Indices of ``size`` labelled samples, ``int(crop_share * size)`` of them crop (None: as they come; else
+    ``is_crop`` must hold both classes, ``_check_crop_shares``)."""
     if crop_share is None:
         return rng.choice(len(is_crop), size)
     crop, other = np.flatnonzero(is_crop), np.flatnonzero(~is_crop)
-    if not (len(crop) and len(other)):
-        raise InputError("a crop share needs labels of both classes: give crop and non-crop samples, "
-                         "or draw them at their own share (None)")
     n_crop = int(crop_share * size)
     return np.concatenate([rng.choice(crop, n_crop), rng.choice(other, size - n_crop)])
 
@@ -652,7 +674,10 @@ def train_from_folders(
     (``held_out_metrics``).
     """
     from farmcredit.segmentation.data import (
+        LABEL_FILES,
         eurosat_sha256,
+        is_dea_folder,
+        is_eurosat_folder,
         load_dea,
         load_eurosat,
         load_labelled_scene,
@@ -679,6 +704,12 @@ def train_from_folders(
         raise InputError(f"--eurosat-test-share {eurosat_test_share}: give EuroSAT patches (--eurosat) and a share "
                          "from 0 (train on all) up to, not including, 1")
     scenes = tuple(Path(folder).resolve() for folder in scenes)
+    for folder in scenes:  # told before anything is read
+        kind = "EuroSAT" if is_eurosat_folder(folder) else "Digital Earth Africa" if is_dea_folder(folder) else ""
+        if kind and not any((folder / name).is_file() for name in LABEL_FILES):
+            option = "--eurosat" if kind == "EuroSAT" else "--dea"
+            raise InputError(f"{folder}: a {kind} folder, not a labelled scene (imagery with its labels); give it "
+                             f"with {option}")
     eurosat, dea, init = (Path(path).resolve() if path else None for path in (eurosat, dea, init))
     dea_root, dea_held = dea_folder_regions(dea) if dea else (None, ())
     dea_regions = _dea_training_regions(dea, dea_held, dea_regions) if dea else dea_regions

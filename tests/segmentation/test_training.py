@@ -416,6 +416,32 @@ def test_band_statistics_count_only_values_that_can_be_reflectance() -> None:
     assert mean[blue] == pytest.approx(expected, abs=1e-5)
 
 
+def test_a_eurosat_or_dea_folder_given_as_a_scene_is_pointed_to_its_option(tiny_eurosat, tmp_path: Path) -> None:
+    dea = write_dea(tmp_path / "dea", {"central": 10})
+    for folder, option in ((tiny_eurosat, "--eurosat"), (dea, "--dea"), (dea / "central", "--dea")):
+        with pytest.raises(InputError, match=f"{re.escape(str(folder))}: a .* folder, not a labelled scene .*; give "
+                                             f"it with {option}$"):
+            train_from_folders((folder,), tmp_path / "m.safetensors", SMALL, device="cpu")
+
+
+def test_eurosat_patches_or_dea_pixels_of_one_class_drawn_at_a_crop_share_are_refused_saying_what_to_add(
+        tiny_eurosat, tmp_path: Path) -> None:
+    for name in ("Forest", "Pasture"):
+        shutil.rmtree(tiny_eurosat / name)
+    with pytest.raises(InputError, match=f"{re.escape(str(tiny_eurosat))}: every EuroSAT patch is crop \\(class "
+                                         r"AnnualCrop\), and each step draws 50% crop patches; add class folders of "
+                                         r"the other class \(Forest, .*\) to the folder given with --eurosat"):
+        train_from_folders((), tmp_path / "m.safetensors", SMALL, eurosat=tiny_eurosat, device="cpu")
+    dea = write_dea(tmp_path / "dea", {"central": 10})
+    table = dea / "central" / "training_data.txt"
+    header, *rows = table.read_text().splitlines()
+    table.write_text("\n".join([header, *(f"1{row[row.index(' '):]}" for row in rows)]) + "\n")  # all crop
+    with pytest.raises(InputError, match=r"every DEA pixel is crop, and --dea-crop-share 0.5 draws both classes; "
+                                         r"leave it out .* or add regions with non-crop pixels \(--dea-regions\)"):
+        train_from_folders((), tmp_path / "m.safetensors", replace(SMALL, pixel_crop_share=0.5), dea=dea, device="cpu")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_the_shipped_cards_eurosat_and_dea_hashes_are_those_of_the_shared_data(shared_data: Path) -> None:
     from farmcredit.segmentation.data import eurosat_sha256, files_sha256
 
