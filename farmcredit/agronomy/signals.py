@@ -72,16 +72,15 @@ def derive_signals(
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
     # A season whose clear dates all miss its crop's peak weeks (a monsoon clouds July to September) has its highest
     # clear NDVI from green-up or senescence: rated on it, the parcel would look poor and drag its peers' ranks up.
-    peak_weeks = _peak_weeks(priced_crop, shift, config)
-    peak_unseen = judged & ~fallow & _unseen_within(observed, doy, peak_weeks)
+    peak_unseen, peak_days = _peak_unseen(observed, crop_ndvi, doy, priced_crop, shift, config)
+    peak_unseen &= judged & ~fallow
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
     template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     for i in np.flatnonzero(peak_unseen):
-        first, last = peak_weeks[i]
-        reference[i] = f"not rated: no clear image from day {first:.0f} to {last:.0f} of the year, its crop's peak"
+        reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
     # No yield either: the peak NDVI the yield curve reads was not seen (nor is one guessed from the template).
     p50 = np.array([_yield_p50(config.crops.get(c), v)
                     for c, v in zip(priced_crop, np.where(peak_unseen, np.nan, peak))])
@@ -151,30 +150,55 @@ def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int
 
 
 def near_peak_days(crop: CropConfig) -> tuple[int, int]:
-    """The first and last day of the year the crop's template reads at least ``NEAR_PEAK`` of its peak NDVI."""
+    """The first and last day of the year of the run of days around the crop's template peak that read at least
+    ``NEAR_PEAK`` of it; the first is after the last where the run wraps the new year (a southern summer crop),
+    (1, 366) where every day does."""
     template = np.array(crop.ndvi_template, dtype=float)
-    days = np.arange(1, 367)
-    near = days[np.interp(days, template[:, 0], template[:, 1]) >= NEAR_PEAK * crop.peak_ndvi]
-    return int(near[0]), int(near[-1])
+    values = np.interp(np.arange(1, 367), template[:, 0], template[:, 1])
+    near = values >= NEAR_PEAK * values.max()
+    if near.all():
+        return 1, 366
+    first = last = int(np.argmax(values))
+    while near[(first - 1) % 366]:
+        first = (first - 1) % 366
+    while near[(last + 1) % 366]:
+        last = (last + 1) % 366
+    return first + 1, last + 1
 
 
-def _peak_weeks(priced_crop: np.ndarray, shift: np.ndarray, config: Config) -> np.ndarray:
-    """Per parcel, the first and last day of the year its priced crop is near its peak (``near_peak_days``), moved
-    by the shift that crop's template fits the parcel best; NaN where no configured crop prices it."""
+def _peak_unseen(observed: np.ndarray, crop_ndvi: np.ndarray, doy: np.ndarray, priced_crop: np.ndarray,
+                 shift: np.ndarray, config: Config) -> tuple[np.ndarray, list[str]]:
+    """Whether each parcel's priced crop was never seen near its peak, and for those, the days it was not seen.
+
+    Seen means a clear date within the crop's near-peak days (``near_peak_days``) on schedule or moved by the shift
+    its template fits the parcel best, or a clear reading at ``NEAR_PEAK`` of the template's peak or above. A failing
+    crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was
+    taken as the peak unseen); False where no configured crop prices the parcel.
+    """
     near = {name: near_peak_days(spec) for name, spec in config.crops.items()}
     column = {name: k for k, name in enumerate(config.crops)}
-    weeks = np.full((len(priced_crop), 2), np.nan)
+    unseen = np.zeros(len(priced_crop), dtype=bool)
+    where: list[str] = [""] * len(priced_crop)
     for i, name in enumerate(priced_crop):
-        if name in near:
-            weeks[i] = np.add(near[name], shift[i, column[name]])
-    return (weeks - 1) % 365 + 1  # a shift may carry them across the new year
+        if name not in near:
+            continue
+        on_schedule = near[name]
+        fitted = _moved(on_schedule, int(shift[i, column[name]]))
+        clear = observed[i]
+        within = _within_days(doy, *on_schedule) | _within_days(doy, *fitted)
+        high = crop_ndvi[i] >= NEAR_PEAK * config.crops[name].peak_ndvi
+        unseen[i] = not (clear & (within | high)).any()
+        where[i] = f"from day {on_schedule[0]} to {on_schedule[1]} of the year" + (
+            f" (or {fitted[0]} to {fitted[1]} at the timing its season fits)" if fitted != on_schedule else "")
+    return unseen, where
 
 
-def _unseen_within(observed: np.ndarray, doy: np.ndarray, weeks: np.ndarray) -> np.ndarray:
-    """Whether no clear date of each parcel falls from the first to the last day of the year of its row of
-    ``weeks`` (False where that is NaN)."""
-    seen = (observed & _within_days(doy[None, :], weeks[:, :1], weeks[:, 1:])).any(axis=1)
-    return np.isfinite(weeks[:, 0]) & ~seen
+def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
+    """Days of the year ``days`` (first, last) moved by ``by`` days, across the new year as it falls."""
+    if days == (1, 366):
+        return days
+    first, last = ((d - 1 + by) % 366 + 1 for d in days)
+    return first, last
 
 
 def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:

@@ -240,13 +240,53 @@ def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_o
     assert reasons[7] == ["PEAK_NOT_OBSERVED"] and not any(reasons[:7] + reasons[8:])
     row = signals.iloc[7]
     assert np.isnan(row["health_index"]) and np.isnan(row["yield_p50_t_ha"]) and np.isnan(row["relative_yield"])
-    assert row["health_reference"] == "not rated: no clear image from day 211 to 244 of the year, its crop's peak"
+    assert row["health_reference"] == "not rated: no clear image near its crop's peak, from day 211 to 244 of the year"
     assert signals["health_index"].iloc[0] == pytest.approx(100 * 0.5 / 8)  # the weakest of the 8 rated
     assert signals["health_index"].iloc[8] > signals["health_index"].iloc[6]
     decided = _limits(signals, reasons, declared, CONFIG)
     assert decided["decision"].iloc[7] == "refer" and decided["loan_limit"].iloc[7] == 0.0
     assert decided["reason"].iloc[7].split(";")[0] == "PEAK_NOT_OBSERVED"
     assert decided["limit_arithmetic"].iloc[7].endswith("(refer: PEAK_NOT_OBSERVED)")
+
+
+def test_a_crop_seen_failing_at_its_peak_is_judged_not_taken_as_unseen() -> None:
+    """A drought maize whose green-up stalled, clear and bare on days 237 and 242 (its template is near its peak on
+    days 211-244): its low readings pulled the best-fitting slide away from them, and the moved window alone made
+    the peak unseen, so a crop that failed in plain view was referred, its limit withheld, not declined."""
+    doy = np.array([150, 160, 170, 180, 190, 237, 242, 255, 270, 290])
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(d) - 1) for d in doy)
+    points = np.array(CONFIG.crops["maize"].ndvi_template)
+    healthy = [np.interp(doy, points[:, 0], points[:, 1]) * g for g in (0.8, 0.9, 1.0, 1.05, 0.95, 0.85)]
+    failed = [0.18, 0.19, 0.22, 0.27, 0.30, 0.21, 0.20, 0.19, 0.19, 0.19]
+    ndvi = np.stack([*healthy, failed])
+    m = dataclasses.replace(_measure(ndvi), dates=dates, ndvi_std=np.full_like(ndvi, 0.05))
+    declared = np.array(["maize"] * 7, dtype=object)
+    signals, reasons = derive_signals(m, declared, np.ones(7, dtype=bool), CONFIG)
+    assert "PEAK_NOT_OBSERVED" not in reasons[6]
+    assert signals["health_index"].iloc[6] == signals["health_index"].min()
+    assert _limits(signals, reasons, declared, CONFIG)["decision"].iloc[6] == "decline"
+
+
+def test_a_southern_summer_crop_whose_peak_spans_the_new_year_is_seen_there() -> None:
+    """Maize's template moved 140 days peaks on 11 January: the near-peak days ran 'from 1 to 366' and folded to a
+    single day, so every parcel was referred PEAK_NOT_OBSERVED."""
+    from farmcredit.agronomy.signals import near_peak_days
+
+    points = np.array(CONFIG.crops["maize"].ndvi_template)
+    days = np.arange(1, 367)
+    moved = np.interp((days - 1 - 140) % 366 + 1, points[:, 0], points[:, 1])
+    template = [(float(d), float(v)) for d, v in zip(days[::5], moved[::5])]
+    maize = CONFIG.crops["maize"].model_copy(update={"ndvi_template": template})
+    south = CONFIG.model_copy(update={"crops": {"maize": maize}})
+    first, last = near_peak_days(maize)
+    assert first > 300 and last < 30  # a window across the new year
+    dates = tuple(date(2023, 9, 1) + timedelta(days=10 * k) for k in range(24))
+    doy = np.array([d.timetuple().tm_yday for d in dates])
+    ndvi = np.stack([np.interp(doy, *np.array(template).T) * g for g in np.linspace(0.85, 1.05, 6)])
+    m = dataclasses.replace(_measure(ndvi), dates=dates, ndvi_std=np.full_like(ndvi, 0.05))
+    signals, reasons = derive_signals(m, np.array(["maize"] * 6, dtype=object), np.ones(6, dtype=bool), south)
+    assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
+    assert signals["health_index"].notna().all()
 
 
 def test_a_paddy_flooding_window_may_wrap_the_new_year() -> None:
