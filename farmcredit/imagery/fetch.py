@@ -731,6 +731,16 @@ class LocalScene:
         """The windows held, in degrees (EPSG:4326)."""
         return footprint_wgs84(self.windows, self.grid.crs)
 
+    def outlines(self) -> np.ndarray:
+        """Each window held as a polygon in degrees (EPSG:4326), corners transformed."""
+        return window_outlines(self.windows, self.grid.crs)
+
+    def windows_over(self, footprint: shapely.Geometry) -> LocalScene:
+        """The folder with only the windows that overlap ``footprint`` (degrees), more than along an edge."""
+        outlines = self.outlines()
+        over = shapely.intersects(outlines, footprint) & ~shapely.touches(outlines, footprint)
+        return replace(self, windows=tuple(bounds for bounds, keep in zip(self.windows, over, strict=True) if keep))
+
 
 Download = Callable[["SceneWriter", Sequence[tuple[float, float, float, float]]], int | None]
 """Fills a writer with the given windows; returns the bytes received, or None when unknown."""
@@ -976,8 +986,12 @@ def _replaced(out: Path, scene_id: str) -> Path:
 
 def footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:
     """The union of the windows in degrees (corners transformed; windows are a few km at most)."""
-    boxes = gpd.GeoSeries([shapely.box(*bounds) for bounds in windows], crs=crs).to_crs("EPSG:4326")
-    return shapely.union_all(boxes.to_numpy()).normalize()
+    return shapely.union_all(window_outlines(windows, crs)).normalize()
+
+
+def window_outlines(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> np.ndarray:
+    """Each window as a polygon in degrees (EPSG:4326), its corners transformed."""
+    return gpd.GeoSeries([shapely.box(*bounds) for bounds in windows], crs=crs).to_crs("EPSG:4326").to_numpy()
 
 
 def _megabytes(count: int) -> str:

@@ -6,10 +6,10 @@ applied here, after duplicates are dropped: ``choose_items``). rasterio then
 reads only the windows around the parcels from each band's COG through GDAL's /vsicurl/ (HTTP
 range requests), never whole files.
 
-Of the items of one tile and time, a newer processing supersedes the older ones it overlaps (``choose_items``); items
-of one tile and time that hold different parts of it (a date split between datastrips) are each kept. A scene folder an
-earlier fetch wrote of a superseded item is set aside (hidden) once the newer item is fetched over all the windows it
-held, so it is never mosaicked with the new one, and no parcel loses its date.
+Of the items of one tile and time, newer processings supersede an older one their footprints cover
+(``choose_items``); items that hold different parts of it (a date split between datastrips) are each kept. A scene
+folder an earlier fetch wrote of a superseded item is set aside (hidden) once the newer items over it are fetched and
+cover every window it held, so no parcel loses its date; until then it stays, read beside them.
 
 One date can hold several items over a parcel (overlapping tiles, two UTM zones, two orbits): the parcel is fetched
 from each, as a local folder of the whole items would hold it, and reading mosaics them into one scene (per pixel,
@@ -69,9 +69,12 @@ logger = logging.getLogger(__name__)
 CELL_PX_RANGE = (256, 2048)
 # Why a catalogue's item is left out when a newer processing of its tile and time is chosen.
 SUPERSEDED = "superseded by"
-# Items of one tile and time whose footprints overlap this much (the intersection over the smaller footprint) are
-# processings of one granule; less, parts of the tile's date held by different datastrips.
-SAME_FOOTPRINT = 0.9
+# An item is superseded when newer processings of its tile and time cover this much of its footprint; less, it holds
+# parts of the date they do not (a date split between datastrips, a reprocessing of one of them) and is kept.
+SUPERSEDED_COVER = 0.9
+# An old processing's folder is set aside once the newer ones fetched cover this much of each window it holds (where
+# its own footprint has data): the rest is slack for footprints outlined a little differently.
+WINDOW_COVER = 0.99
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
@@ -106,7 +109,11 @@ def fetch_stac(
         raise ImageryError("a STAC source needs the URL of a STAC API")
     found = search_items(source, area, season, http)
     scenes = [(item, remote_scene(item, source)) for item in found]
-    kept, skipped, superseded = choose_items(scenes, max_cloud)
+    kept, skipped, superseded = choose_items(scenes, _searched(area), max_cloud)
+    footprints = {item["id"]: _footprint(item) for item, _ in scenes}
+    # Folders earlier fetches wrote of superseded processings: each newer one over them fetches their windows it
+    # covers, and a folder is set aside once those fetched cover all its windows.
+    older = {loser: held for loser in superseded if (held := LocalScene.load(out, loser)) is not None}
     if not kept:
         raise ImageryError(
             f"{public_url(source.url)}: no {source.collection} scene over the area "
@@ -117,17 +124,18 @@ def fetch_stac(
     fetched: list[FetchedScene] = []
     failed: list[str] = []
     with interrupt_between_gdal_calls() as interrupt:
-        for done, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
+        for count, ((item, scene), indexes) in enumerate(zip(kept, members, strict=True)):
             if progress is not None:
-                progress(item["id"], done, len(kept))
-            # Folders earlier fetches wrote of the processings this one supersedes: it is fetched over their windows.
-            older = [held for loser in superseded.get(item["id"], ())
-                     if (held := LocalScene.load(out, loser)) is not None]
-            if indexes.size == 0 and not older:
+                progress(item["id"], count, len(kept))
+            # The windows of those folders that lie on this item: it is fetched over them.
+            replaced = [held.windows_over(footprints[item["id"]]) for loser, held in older.items()
+                        if item["id"] in superseded[loser]]
+            replaced = [held for held in replaced if held.windows]
+            if indexes.size == 0 and not replaced:
                 skipped.append((item["id"], "no parcel needs it (outside it)"))
                 continue
             try:
-                result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt, older)
+                result = _fetch_item(item, scene, area.iloc[indexes], out, bands, http, interrupt, replaced)
             except Unavailable:
                 raise  # the server's outage, not the item's: later items would fail alike
             except ImageryError as error:  # the rest of the season is still fetched; a rerun tries the item again
@@ -138,10 +146,15 @@ def fetch_stac(
                 continue
             if result is None:
                 skipped.append((item["id"], "no parcel lies within its rasters"))
-            else:
-                fetched.append(result)
-                for held in older:  # only now: the new processing holds all their windows
-                    held.set_aside()
+                continue
+            fetched.append(result)
+            fetched_ids = {done.scene_id for done in fetched}
+            for loser in [loser for loser in older if item["id"] in superseded[loser]]:
+                # Only now: the newer processings fetched hold all its windows (one failed, or over the cloud
+                # limit, or none where a window lies: the old folder stays, and its parcels keep the date).
+                newer = [footprints[won] for won in superseded[loser] if won in fetched_ids]
+                if _holds_windows(newer, older[loser], footprints[loser]):
+                    older.pop(loser).set_aside()
     if not fetched and failed:
         raise ImageryError(f"no scene fetched: {len(failed)} left out, a band missing or unreadable "
                            f"({failed[0]}{', ...' if len(failed) > 1 else ''})")
@@ -186,7 +199,6 @@ def search_items(
         total=max(0, http.attempts - 1), backoff_factor=http.retry_delay_s, status_forcelist=_HTTP_RETRY_STATUSES,
         allowed_methods=None, raise_on_status=False,
     )
-    hull = shapely.convex_hull(shapely.union_all(area.to_numpy()))
     # urllib3 and pystac-client log the URLs they request (a retry at WARNING, each request at DEBUG).
     with rewritten_logs(_URL_LOGGERS, lambda text: _scrubbed(text, url)):
         try:
@@ -194,7 +206,7 @@ def search_items(
             client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
             arguments: dict[str, Any] = {
                 "collections": [source.collection],
-                "intersects": shapely.geometry.mapping(hull),
+                "intersects": shapely.geometry.mapping(_searched(area)),
                 "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
                 "limit": 100,
             }
@@ -219,19 +231,25 @@ def remote_scene(item: Mapping[str, Any], source: RemoteSource) -> Scene:
     return scene_from_item(_item_label(item, source), dict(item))
 
 
+def _searched(area: gpd.GeoSeries) -> shapely.Geometry:
+    """The region searched for items: the convex hull of the area's geometries (EPSG:4326)."""
+    return shapely.convex_hull(shapely.union_all(area.to_numpy()))
+
+
 def choose_items(
-    scenes: Sequence[tuple[dict[str, Any], Scene]], max_cloud: float
+    scenes: Sequence[tuple[dict[str, Any], Scene]], searched: shapely.Geometry, max_cloud: float
 ) -> tuple[list[tuple[dict[str, Any], Scene]], list[tuple[str, str]], dict[str, list[str]]]:
     """Leave out older processings of one tile and time (reprocessing), then items over the cloud limit.
 
-    Items of one tile and time are processings of one granule when their baselines differ or their footprints
-    mostly coincide (``SAME_FOOTPRINT``); else each holds its part of the tile's date, and both are kept. Of
-    processings the newest wins (baseline, then ``s2:sequence``, then id), whatever its clouds: an older processing
-    less clouded is not used in its place (nor mosaicked with it by a fetch at another limit).
+    Items of one tile and time are ranked newest first (baseline, then ``s2:sequence``, then id). An item is superseded
+    by the newer ones kept whose footprints overlap its own when together they cover it within the ``searched`` region
+    (``SUPERSEDED_COVER``), whatever its clouds and theirs: an older processing less clouded is not used in their
+    place (nor mosaicked with them by a fetch at another limit). An item they cover only in part holds parcels they
+    do not (a date split between datastrips, one of them reprocessed) and is kept beside them.
 
     Returns:
-        Kept (item, scene) pairs in date then id order; (item id, why) for the others; and per winning item id
-        (kept, or over the cloud limit), the ids of the processings it supersedes.
+        Kept (item, scene) pairs in date then id order; (item id, why) for the others; and per superseded item id, the
+        ids of the newer processings that supersede it (kept, or over the cloud limit).
     """
     skipped: list[tuple[str, str]] = []
     superseded: dict[str, list[str]] = {}
@@ -243,12 +261,13 @@ def choose_items(
     for group in groups.values():
         winners: list[tuple[dict[str, Any], Scene]] = []
         for item, scene in sorted(group, key=lambda pair: _processing_rank(pair[0]), reverse=True):
-            winner = next((won for won, _ in winners if _same_granule(won, item)), None)
-            if winner is None:
-                winners.append((item, scene))
+            footprint = _footprint(item)
+            newer = [won for won, _ in winners if _overlap(_footprint(won), footprint)]
+            if newer and _covered(footprint & searched, [_footprint(won) for won in newer]):
+                superseded[item["id"]] = [won["id"] for won in newer]
+                skipped.append((item["id"], f"{SUPERSEDED} {', '.join(superseded[item['id']])} (same tile and time)"))
             else:
-                superseded.setdefault(winner["id"], []).append(item["id"])
-                skipped.append((item["id"], f"{SUPERSEDED} {winner['id']} (same tile and time)"))
+                winners.append((item, scene))
         best += winners
     kept = []
     for item, scene in sorted(best, key=lambda pair: (pair[1].acquired, pair[0]["id"])):
@@ -259,14 +278,26 @@ def choose_items(
     return kept, skipped, superseded
 
 
-def _same_granule(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """Whether two items of one tile and time are processings of one granule: another baseline, or footprints that
-    mostly coincide (not two datastrips each holding part of the tile)."""
-    if _baseline(one) != _baseline(other):
+def _overlap(one: shapely.Geometry, other: shapely.Geometry) -> bool:
+    """Whether two footprints share more than an edge."""
+    return bool(shapely.intersects(one, other) and not shapely.touches(one, other))
+
+
+def _covered(footprint: shapely.Geometry, newer: Sequence[shapely.Geometry]) -> bool:
+    """Whether the ``newer`` footprints together cover the footprint (all but ``1 - SUPERSEDED_COVER`` of it)."""
+    if footprint.area == 0:
         return True
-    first, second = _footprint(one), _footprint(other)
-    smaller = min(first.area, second.area)
-    return smaller == 0 or shapely.intersection(first, second).area / smaller > SAME_FOOTPRINT
+    return shapely.intersection(footprint, shapely.union_all(newer)).area / footprint.area > SUPERSEDED_COVER
+
+
+def _holds_windows(newer: Sequence[shapely.Geometry], held: LocalScene, footprint: shapely.Geometry) -> bool:
+    """Whether the ``newer`` footprints (of items fetched) cover each window of the ``held`` folder where its item's
+    ``footprint`` has data (``WINDOW_COVER``)."""
+    if not newer:
+        return False
+    parts = shapely.intersection(held.outlines(), footprint)
+    uncovered = shapely.difference(parts, shapely.union_all(newer))
+    return bool(np.all(shapely.area(uncovered) <= (1 - WINDOW_COVER) * shapely.area(parts)))
 
 
 def assign_geometries(

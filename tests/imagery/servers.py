@@ -467,7 +467,7 @@ def tile_item(
     folder: Path, item_id: str, *, crs: str, origin: tuple[float, float], acquired: str, size_px: int = 12,
     cloud: float = 10.0, baseline: str = "05.10", offset_applied: bool | None = False,
     raster_offset: float | None = -0.1, shift: int = 0, scl: int = 4, bands: Sequence[str] = FEW_BANDS,
-    pixel_m: int = 10, band_file_names: bool = False,
+    pixel_m: int = 10, band_file_names: bool = False, rows: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """A small Earth Search-like item with COG assets written into ``folder`` (hrefs "file:NAME").
 
@@ -489,6 +489,8 @@ def tile_item(
         pixel_m: Pixel size of the 10 m bands; the 20 m and 60 m bands' scale alike (100: ../shared's COGs, 10 times
             coarser than Earth Search's).
         band_file_names: Name the COGs ``<band>.tif``.
+        rows: (first, last) of the tile's rows, as fractions from the north, that hold data: the footprint, no-data
+            elsewhere (the part of a date one datastrip holds).
 
     Returns:
         The item and its files by name.
@@ -499,6 +501,7 @@ def tile_item(
         resolution, key = TILE_BANDS[band]
         values = tile_dns(band, size_px, shift) if band != "SCL" else np.full(
             (size_px * 10 // resolution,) * 2, scl, dtype=np.uint8)
+        values[: round(rows[0] * len(values))] = values[round(rows[1] * len(values)):] = 0
         name = f"{band}.tif" if band_file_names else f"{item_id}_{band}.tif"
         pixel = resolution * pixel_m / 10
         with rasterio.open(folder / name, "w", driver="COG", width=values.shape[1], height=values.shape[0], count=1,
@@ -512,7 +515,8 @@ def tile_item(
                                      | ({} if band == "SCL" else {"scale": 0.0001, "offset": raster_offset})]
         assets[key] = asset
     west, north = origin
-    footprint = shapely.box(west, north - size_px * pixel_m, west + size_px * pixel_m, north)
+    side = size_px * pixel_m
+    footprint = shapely.box(west, north - rows[1] * side, west + side, north - rows[0] * side)
     wgs84 = shapely.geometry.shape(
         rasterio.warp.transform_geom(crs, "EPSG:4326", shapely.geometry.mapping(footprint), precision=9))
     properties: dict[str, Any] = {"datetime": acquired, "eo:cloud_cover": cloud, "s2:processing_baseline": baseline,

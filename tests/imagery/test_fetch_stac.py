@@ -603,15 +603,95 @@ def test_the_cnn_measures_a_fetched_folder_as_it_measures_the_whole_scenes(tmp_p
 def _processings(folder: Path, size_px: int = 12, **options) -> tuple[list[dict], dict[str, Path]]:
     """A tile of UTM 50 on 2024-03-15 in two processings, COGs in ``folder``: sequence 0 (baseline 05.10), then 1
     (05.11, every DN 300 more, so 0.03 more reflectance); ``options`` go to `tile_item`."""
-    items, files = [], {}
-    for sequence, baseline, shift in (("0", "05.10", 0), ("1", "05.11", 300)):
-        item, item_files = tile_item(folder, f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
-                                     origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:00Z",
-                                     baseline=baseline, shift=shift, size_px=size_px, **options)
-        item["properties"]["s2:sequence"] = sequence
-        items.append(item)
-        files |= item_files
-    return items, files
+    granules = [_granule(folder, "0", "05.10", size_px=size_px, **options),
+                _granule(folder, "1", "05.11", size_px=size_px, **options)]
+    return [item for item, _ in granules], {name: path for _, files in granules for name, path in files.items()}
+
+
+def _granule(folder: Path, sequence: str, baseline: str, **options) -> tuple[dict, dict[str, Path]]:
+    """Sequence ``sequence`` of the tile of UTM 50 on 2024-03-15 (baseline 05.11: every DN 300 more, so 0.03 more
+    reflectance), COGs in ``folder``; ``options`` go to `tile_item`."""
+    item, files = tile_item(folder, f"S2A_50SKA_20240315_{sequence}_L2A", crs="EPSG:32650",
+                            origin=(500_000.0, 4_000_000.0), acquired="2024-03-15T03:20:00Z", baseline=baseline,
+                            shift=300 if baseline == "05.11" else 0, **options)
+    item["properties"]["s2:sequence"] = sequence
+    return item, files
+
+
+NORTH, SOUTH = (0.0, 0.5), (0.5, 1.0)  # tile_item's rows: the halves of a date split between two datastrips
+
+
+def _red_of(baseline: str, x: float, y: float) -> float:
+    """The red reflectance `_granule` of size_px 400 holds at (x, y), EPSG:32650 metres."""
+    return (tile_dns("B04", 400)[int((4e6 - y) // 10), int((x - 5e5) // 10)] + (300 if baseline == "05.11" else 0)
+            ) * 1e-4 - 0.1
+
+
+NEAR_PIXEL, FAR_PIXEL = (500_055.0, 3_999_935.0), (503_045.0, 3_997_035.0)  # of MARCH_FIELD, MARCH_FAR_FIELD
+
+
+@pytest.mark.parametrize("before", ["split", "whole"])
+def test_a_reprocessing_of_one_half_of_a_date_leaves_the_other_half_its_date(tmp_path: Path, before: str) -> None:
+    """The date held by two datastrips' halves (05.10), or by one whole granule, then its north half alone
+    reprocessed (05.11): that half superseded the whole date, and the far field, in the south, lost it, fetched
+    afresh or again."""
+    rows = {"split": [NORTH, SOUTH], "whole": [(0.0, 1.0)]}[before]
+    granules = [_granule(tmp_path / "cogs", str(k), "05.10", size_px=400, rows=part) for k, part in enumerate(rows)]
+    granules.append(_granule(tmp_path / "cogs", "2", "05.11", size_px=400, rows=NORTH))
+    items = [item for item, _ in granules]
+    files = {name: path for _, item_files in granules for name, path in item_files.items()}
+    fields = pd.concat([MARCH_FIELD, MARCH_FAR_FIELD])
+    with StacServer(items[:-1], files) as server:
+        _fetch(server, fields, tmp_path / "s2", season=MARCH_2024)
+    with StacServer(items, files) as server:
+        manifests = [_fetch(server, fields, tmp_path / out, season=MARCH_2024) for out in ("s2", "fresh")]
+
+    for manifest in manifests:
+        if before == "split":  # the old north half, which the new one covers, is left out
+            assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_1_L2A", "S2A_50SKA_20240315_2_L2A"]
+            assert manifest.skipped == (
+                ("S2A_50SKA_20240315_0_L2A", "superseded by S2A_50SKA_20240315_2_L2A (same tile and time)"),)
+        else:  # the whole granule holds the south half, which the new one does not
+            assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_0_L2A", "S2A_50SKA_20240315_2_L2A"]
+            assert not manifest.skipped
+    assert (tmp_path / "s2" / ".superseded-S2A_50SKA_20240315_0_L2A").is_dir() == (before == "split")
+    for out in ("s2", "fresh"):
+        assert _red_at(tmp_path / out, *FAR_PIXEL) == (pytest.approx(_red_of("05.10", *FAR_PIXEL)), True)
+        if before == "split":
+            assert _red_at(tmp_path / out, *NEAR_PIXEL) == (pytest.approx(_red_of("05.11", *NEAR_PIXEL)), True)
+
+
+@pytest.mark.parametrize("north", ["fetched", "band-404"])
+def test_a_whole_granule_reprocessed_in_two_halves_is_set_aside_once_both_hold_its_windows(
+        tmp_path: Path, north: str) -> None:
+    """A whole granule (05.10) fetched for two fields, then the date reprocessed (05.11) as two datastrips' halves:
+    the old folder was paired with the south half alone, fetched over both fields' windows and set aside, and the
+    near field lost the date when the north half's B04 was not on the server."""
+    granules = [_granule(tmp_path / "cogs", "0", "05.10", size_px=400),
+                _granule(tmp_path / "cogs", "1", "05.11", size_px=400, rows=NORTH),
+                _granule(tmp_path / "cogs", "2", "05.11", size_px=400, rows=SOUTH)]
+    items = [item for item, _ in granules]
+    files = {name: path for _, item_files in granules for name, path in item_files.items()}
+    fields = pd.concat([MARCH_FIELD, MARCH_FAR_FIELD])
+    with StacServer(items[:1], files) as server:
+        _fetch(server, fields, tmp_path / "s2", season=MARCH_2024)
+    if north == "band-404":
+        del files["S2A_50SKA_20240315_1_L2A_B04.tif"]
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, fields, tmp_path / "s2", season=MARCH_2024)
+
+    assert manifest.skipped[0] == ("S2A_50SKA_20240315_0_L2A", "superseded by S2A_50SKA_20240315_2_L2A, "
+                                   "S2A_50SKA_20240315_1_L2A (same tile and time)")
+    if north == "fetched":  # each half fetched over its field's window and the old one (on both), then that set aside
+        assert [(s.scene_id, s.windows) for s in manifest.scenes] == [
+            ("S2A_50SKA_20240315_1_L2A", 2), ("S2A_50SKA_20240315_2_L2A", 2)]
+        assert (tmp_path / "s2" / ".superseded-S2A_50SKA_20240315_0_L2A").is_dir()
+        near = _red_of("05.11", *NEAR_PIXEL)
+    else:  # the old folder stays, read beside the south half, and the near field keeps the date
+        assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240315_2_L2A"]
+        assert manifest.earlier_scenes == ("S2A_50SKA_20240315_0_L2A",)
+        near = _red_of("05.10", *NEAR_PIXEL)
+    assert _red_at(tmp_path / "s2", *NEAR_PIXEL) == (pytest.approx(near), True)
 
 
 def test_a_reprocessing_published_after_a_fetch_replaces_the_old_scene_on_the_next(tmp_path: Path) -> None:
