@@ -113,7 +113,7 @@ def fetch_stac(
     footprints = {item["id"]: _footprint(item) for item, _ in scenes}
     # Folders earlier fetches wrote of superseded processings: each newer one over them fetches their windows it
     # covers, and a folder is set aside once those fetched cover all its windows.
-    older = {loser: held for loser in superseded if (held := LocalScene.load(out, loser)) is not None}
+    older = _older_folders(out, superseded, {item["id"] for item, _ in kept})
     if not kept:
         raise ImageryError(
             f"{public_url(source.url)}: no {source.collection} scene over the area "
@@ -161,6 +161,29 @@ def fetch_stac(
     if progress is not None:
         progress("done", len(kept), len(kept))
     return fetched, skipped
+
+
+def _older_folders(out: Path, superseded: Mapping[str, Sequence[str]], kept: set[str]) -> dict[str, LocalScene]:
+    """The folders in ``out`` of superseded items that earlier fetches wrote, by item id.
+
+    Raises:
+        InputError: A superseded item's folder that no fetch wrote (downloaded by hand) while a newer processing is to
+            be fetched: read beside it, its older pixels would be mosaicked with the new ones, and it is never set
+            aside (as `fetch_scene` never replaces one).
+    """
+    older = {}
+    for loser, newer in superseded.items():
+        held = LocalScene.load(out, loser)
+        if held is not None:
+            older[loser] = held
+        elif (out / loser).exists() and kept.intersection(newer):
+            raise InputError(
+                f"{out / loser}: a folder of scene {loser} that farmcredit fetch did not write (its item {loser}.json "
+                f"is missing, unreadable or without farmcredit:grid), which {', '.join(newer)} supersedes (a newer "
+                "processing of its tile and time): read beside it, its older pixels would be mosaicked with the new "
+                "ones; move it elsewhere, or fetch into another --out"
+            )
+    return older
 
 
 def search_items(

@@ -459,9 +459,13 @@ def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: P
     assert (tmp_path / "s2" / item_id / "B04.tif").read_bytes() == held
 
 
-def test_a_scene_folder_no_fetch_wrote_is_never_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("reprocessed", "why"), [(False, "which this fetch would replace"),
+                                                  (True, "which S2A_50SKA_20240315_1_L2A supersedes .* mosaicked")],
+                         ids=["its-scene", "reprocessed"])
+def test_a_scene_folder_no_fetch_wrote_is_never_replaced(tmp_path: Path, reprocessed: bool, why: str) -> None:
     """A whole scene downloaded by hand into the folder, named by its item's id: fetch replaced it with the field's
-    window and deleted it."""
+    window and deleted it; or, the scene reprocessed since, left it beside the new processing, whose pixels it won
+    in the mosaic."""
     item_id = "S2A_50SKA_20240315_0_L2A"
     scene = tmp_path / "s2" / item_id
     item, files = tile_item(scene, item_id, crs="EPSG:32650", origin=(500_000.0, 4_000_000.0), size_px=400,
@@ -470,11 +474,14 @@ def test_a_scene_folder_no_fetch_wrote_is_never_replaced(tmp_path: Path) -> None
                                 for key, asset in item["assets"].items()}}
     (scene / f"{item_id}.json").write_text(json.dumps(local))
     before = {path.name: path.read_bytes() for path in scene.iterdir()}
-    with StacServer([item], files) as server, pytest.raises(
+    granules = [(item, files), *([_granule(tmp_path / "cogs", "1", "05.11", size_px=400)] if reprocessed else [])]
+    served = {name: path for _, granule_files in granules for name, path in granule_files.items()}
+    with StacServer([granule for granule, _ in granules], served) as server, pytest.raises(
             InputError, match=rf"{re.escape(str(scene))}: a folder of scene {item_id} that farmcredit fetch did not "
-                              r"write .* move it elsewhere, or fetch into another --out"):
+                              rf"write .* {why}.* move it elsewhere, or fetch into another --out"):
         _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
     assert {path.name: path.read_bytes() for path in scene.iterdir()} == before
+    assert sorted(path.name for path in (tmp_path / "s2").iterdir()) == [".fetch.lock", item_id]
 
 
 def test_a_band_file_cut_short_since_an_earlier_fetch_is_downloaded_again(
