@@ -687,6 +687,8 @@ class LocalScene:
     windows: tuple[tuple[float, float, float, float], ...]
     bands: frozenset[str]
     properties: Mapping[str, Any] = field(default_factory=dict)
+    # Band -> bytes of its file as the fetch wrote it (none recorded by fetches before sizes were).
+    file_sizes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
@@ -700,9 +702,36 @@ class LocalScene:
             windows = tuple(tuple(float(v) for v in bounds) for bounds in properties["farmcredit:windows"])
         except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
             return None  # absent, or not written by a fetch (or damaged): `fetch_scene` will not replace it
-        bands = frozenset(name for key in item.get("assets", {})
-                          if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file())
-        return cls(folder, grid, windows, bands, properties)  # type: ignore[arg-type]
+        assets = {name: asset for key, asset in (item.get("assets") or {}).items()
+                  if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file()}
+        sizes = {name: asset["file:size"] for name, asset in assets.items()
+                 if isinstance(asset, dict) and isinstance(asset.get("file:size"), int)}
+        return cls(folder, grid, windows, frozenset(assets), properties, sizes)  # type: ignore[arg-type]
+
+    def damaged(self) -> list[str]:
+        """What is wrong with each band file not as the fetch wrote it (cut short, changed since), naming the file.
+
+        Cheap, for every rerun: a file's size against the one its item records; with none recorded (a folder of an
+        earlier version), whether it opens on the scene's CRS. Damage that keeps the size shows when its windows are
+        copied (`SceneWriter.copy_from`).
+        """
+        problems = []
+        for band in sorted(self.bands):
+            path = self.folder / f"{band}.tif"
+            if band in self.file_sizes:
+                size = path.stat().st_size
+                if size != self.file_sizes[band]:
+                    problems.append(f"{path}: {size} bytes where the fetch that wrote it left {self.file_sizes[band]}")
+                continue
+            try:
+                with rasterio.open(path) as dataset:
+                    crs = dataset.crs
+            except RasterioError as error:
+                problems.append(f"{path}: does not open ({gdal_message(error)})")
+                continue
+            if crs != self.grid.crs:
+                problems.append(f"{path}: reads without the scene's CRS {self.grid.crs.to_string()}")
+        return problems
 
     def missing(self, needed: Sequence[tuple[float, float, float, float]], bands: Sequence[str]) -> list[int]:
         """Indexes of the needed windows this folder does not hold (all of them when bands are missing)."""
@@ -788,18 +817,21 @@ def fetch_scene(
         )
     held = local.windows if local is not None else ()
     new = [bounds for bounds in needed if not any(contains(window, bounds) for window in held)]
-    if local is not None and not outdated and set(bands) <= local.bands:
+    damaged = local.damaged() if local is not None else []
+    for problem in damaged:
+        logger.warning("%s (cut short or changed since); the scene's windows are downloaded again", problem)
+    if local is not None and not outdated and not damaged and set(bands) <= local.bands:
         if not new:
             return _fetched(info, held, None, local.size(), cached=True, bands=local.bands)
         reused = held  # what earlier fetches hold stays: parcels fetched then still have their imagery
-    else:  # nothing held, not in all these bands, or outdated: the windows held come again with the bands asked
+    else:  # nothing held, not in all these bands, damaged or outdated: the windows held come again with the bands
         reused, new = (), [*held, *new]
     with SceneWriter(out, info.scene_id, grid, bands, (*reused, *new)) as writer:
         if reused and local is not None:
             try:
                 writer.copy_from(local)
             except ImageryError as error:  # a band file cut short or damaged since: download what it held again
-                logger.warning("%s; its windows are downloaded again", error)
+                logger.warning("%s; the scene's windows are downloaded again", error)
                 new = [*reused, *new]
         received = download(writer, new)
         size = writer.finish(info)
@@ -812,7 +844,7 @@ def cached_scene(
     """The scene as an earlier fetch left it when that covers the area, the windows of the ``held`` folders and the
     bands, else None (no network)."""
     local = LocalScene.load(out, info.scene_id)
-    if local is None or local.missing(local.grid.plan(area, held), bands):
+    if local is None or local.missing(local.grid.plan(area, held), bands) or local.damaged():
         return None
     return _fetched(info, local.windows, None, local.size(), cached=True, bands=local.bands)
 
@@ -955,12 +987,15 @@ class SceneWriter:
             assets[asset_keys[band]] = {
                 "href": f"./{band}.tif", "type": GEOTIFF_MEDIA_TYPE, "title": band, "roles": ["data"],
                 "raster:bands": [raster_band],
+                # A rerun checks the file is whole against it (`LocalScene.damaged`).
+                "file:size": (self.partial / f"{band}.tif").stat().st_size,
             }
         footprint = footprint_wgs84(self.windows, self.grid.crs)
         return {
             "type": "Feature",
             "stac_version": "1.0.0",
-            "stac_extensions": ["https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
+            "stac_extensions": ["https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+                                "https://stac-extensions.github.io/file/v2.1.0/schema.json"],
             "id": self.scene_id,
             "geometry": shapely.geometry.mapping(footprint),
             "bbox": [round(v, 7) for v in footprint.bounds],
