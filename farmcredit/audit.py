@@ -170,6 +170,8 @@ def build_run_record(
     imagery_record = {
         "source": absolute_path(imagery.source),
         "crs": imagery.crs.to_string(),
+        # Across and down at the grid's centre: the models expect Sentinel-2's 10 m (pipeline.check_ground_pixels).
+        "ground_pixel_m": [round(size, 3) for size in imagery.ground_pixel_m()],
         "clouds_masked": imagery.has_scl,  # every scene has SCL (else see each scene's files)
         "scenes": scenes if scenes is not None else [scene_record(scene, known) for scene in imagery.scenes],
         "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}

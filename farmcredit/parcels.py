@@ -272,6 +272,17 @@ def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
 
 
+def utm_zone_epsg(lon: np.ndarray | float, lat: np.ndarray | float) -> np.ndarray:
+    """The EPSG code of the WGS84 UTM zone of each longitude and latitude (degrees): 326zz north, 327zz south.
+
+    Example:
+        >>> int(utm_zone_epsg(13.1, 48.3))
+        32633
+    """
+    zone = np.minimum(np.floor(np.mod(np.asarray(lon, dtype=float) + 180.0, 360.0) / 6.0), 59).astype(np.int64) + 1
+    return np.where(np.asarray(lat) < 0, 32700, 32600) + zone
+
+
 def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
     """Each polygon's planar area (m2) in its own UTM zone, the surveyor's: the WGS84 zone of its centroid's longitude,
     north or south by its latitude, whatever ``crs`` (the polygons') is; 0 where a geometry is missing.
@@ -294,8 +305,7 @@ def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
         lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
             shapely.get_x(centres), shapely.get_y(centres), errcheck=False)
         placed = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90)
-        zone = np.minimum(np.floor(np.mod(np.where(placed, lon, 0.0) + 180.0, 360.0) / 6.0), 59).astype(np.int64) + 1
-        zone_epsg = np.where(placed, np.where(lat < 0, 32700, 32600) + zone, 0)
+        zone_epsg = np.where(placed, utm_zone_epsg(np.where(placed, lon, 0.0), lat), 0)
     own = crs.to_epsg()
     for code in np.unique(zone_epsg):
         group = present[zone_epsg == code]

@@ -28,7 +28,7 @@ from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, fin
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries, utm_area_m2
+from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries, utm_area_m2, utm_zone_epsg
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
@@ -44,6 +44,15 @@ M2_PER_HA = 10_000.0
 # The crop calendars are days of the year: dates a year apart fall on the same days, so a second year's dates would
 # count as more clear dates of one season (and its peak NDVI as this season's).
 MAX_SEASON_DAYS = 366
+# The models were built on Sentinel-2's 10 m pixels and judge shapes and windows in pixels, so other ground pixels
+# shift cultivated areas: FTW Austria's stack resampled (nearest) to 9, 9.5, 10.5, 11, 12 and 15 m moved 300 random
+# parcels' total by +5.5%, +1.9%, -2.1%, -1.2%, -9% and -18%; 8 m +12%, 20 m (bilinear) -15%, EPSG:3857 at 10 units
+# (6.7 m on the ground at 48 N) +56%. So 9-11 m passes (a shift of 5% at most, under the +29% of resampling the 10 m
+# grid itself by half a pixel, bilinear): a UTM grid's scale is within 0.5% of 1 even well into the neighbouring zone,
+# and Web Mercator's within 1.5% of its centre's across a 110 km tile south of 60 degrees. The 6.7 m stack warped back
+# to the 10 m UTM grid came within +11% (-r near -tap), +23% (average), +27% (bilinear): the advice given.
+MODEL_PIXEL_M = 10.0
+PIXEL_SIZE_TOLERANCE = 0.1
 
 ProgressCallback = Callable[[int, int], None]
 # Called with each window and its per-pixel layers (name -> float32 rows x cols on the window).
@@ -249,7 +258,8 @@ def load_inputs(
 
     Raises:
         ImageryError: no imagery in the season, dates of more than one season (over ``MAX_SEASON_DAYS`` from first
-            to last), red or NIR missing from a scene, or imagery in a geographic CRS.
+            to last), red or NIR missing from a scene, imagery in a geographic CRS or of pixels not 10 m on the
+            ground (``check_ground_pixels``).
         InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), or their CRS cannot be
             transformed to the imagery's.
     """
@@ -288,6 +298,7 @@ def load_inputs(
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.
         raise ImageryError(f"imagery {stack.source} is in a geographic CRS ({stack.crs}); "
                            "use imagery in a projected CRS such as its UTM zone")
+    check_ground_pixels(stack)
     try:
         local = table.to_crs(stack.crs) if table.crs != stack.crs else table
     except ProjError as exc:  # a local engineering CRS, say: no transformation to the imagery's
@@ -297,6 +308,31 @@ def load_inputs(
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
                             table.attrs.get("layer"), fingerprint, scenes)
+
+
+def check_ground_pixels(imagery: Imagery) -> None:
+    """Refuse a grid whose pixels are not Sentinel-2's 10 m on the ground (``MODEL_PIXEL_M``, within
+    ``PIXEL_SIZE_TOLERANCE``), measured at its centre (``Imagery.ground_pixel_m``).
+
+    Raises:
+        ImageryError: pixels of another size (a 20 m export, Web Mercator at 10 units: 6.7 m at 48 N), with the
+            size measured and the command that reprojects the imagery onto its UTM zone's 10 m grid.
+    """
+    across, down = imagery.ground_pixel_m()
+    if all(abs(size / MODEL_PIXEL_M - 1) <= PIXEL_SIZE_TOLERANCE for size in (across, down)):
+        return
+    own, centre = imagery.crs.to_epsg(), imagery.centre_lonlat()
+    if own is not None and (32601 <= own <= 32660 or 32701 <= own <= 32760):
+        zone = f"EPSG:{own}"  # already in a UTM zone: keep it
+    else:
+        zone = f"EPSG:{int(utm_zone_epsg(*centre))}" if centre is not None else "EPSG:326zz (its UTM zone)"
+    raise ImageryError(
+        f"imagery {imagery.source}: its pixels are {across:.2f} x {down:.2f} m on the ground (at the grid's centre, "
+        f"in {imagery.crs.to_string()}), but the cropland models were built for Sentinel-2's {MODEL_PIXEL_M:g} m "
+        f"pixels (within {PIXEL_SIZE_TOLERANCE:.0%}): other sizes shift cultivated areas (20 m by -15%, 6.7 m by "
+        f"+56% on a test tile); fetch the scenes on their own grid (farmcredit fetch), or reproject it onto its UTM "
+        f"zone's {MODEL_PIXEL_M:g} m grid, e.g. gdalwarp -t_srs {zone} -tr 10 10 -tap -r near IN.tif OUT.tif "
+        "(nearest: a bilinear or average warp blurs the fields)")
 
 
 def finish_assessment(

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import affine
+import numpy as np
 import rasterio.crs
+from pyproj import CRS, Transformer
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,33 @@ class Imagery:
     has_scl: bool
     unopened: tuple[tuple[str, str, str, str], ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
+
+    def centre_lonlat(self) -> tuple[float, float] | None:
+        """Longitude and latitude (degrees) of the grid's centre; None in a CRS with no place on the earth (an
+        engineering CRS) or where the centre is off the globe."""
+        crs = CRS.from_user_input(self.crs.to_wkt())
+        if crs.geodetic_crs is None:
+            return None
+        centre_x, centre_y = self.transform * (self.shape[1] / 2, self.shape[0] / 2)
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(centre_x, centre_y,
+                                                                                     errcheck=False)
+        return (float(lon), float(lat)) if np.isfinite(lon) and abs(lat) <= 90 else None
+
+    def ground_pixel_m(self) -> tuple[float, float]:
+        """Width and height of a pixel on the ground at the grid's centre, metres: the geodesic length of one pixel
+        across and one down, so a CRS's scale (Web Mercator's 1/cos(latitude): 10 units are 6.7 m at 48 degrees N)
+        and unit (US feet) count. Planar, in metres of the CRS's unit, where the CRS or the centre has no place on
+        the earth."""
+        crs = CRS.from_user_input(self.crs.to_wkt())
+        across, down = abs(self.transform.a), abs(self.transform.e)
+        planar = (across * crs.axis_info[0].unit_conversion_factor, down * crs.axis_info[1].unit_conversion_factor)
+        if crs.geodetic_crs is None:
+            return planar
+        centre_x, centre_y = self.transform * (self.shape[1] / 2, self.shape[0] / 2)
+        xs = np.array([centre_x - across / 2, centre_x + across / 2, centre_x, centre_x])
+        ys = np.array([centre_y, centre_y, centre_y - down / 2, centre_y + down / 2])
+        lons, lats = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys, errcheck=False)
+        if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
+            return planar
+        _, _, lengths = crs.get_geod().inv(lons[[0, 2]], lats[[0, 2]], lons[[1, 3]], lats[[1, 3]])
+        return float(lengths[0]), float(lengths[1])

@@ -292,9 +292,8 @@ def test_remote_failures_past_the_retries_are_clear_errors(
 
 
 def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_scene_folder(
-        synthetic_29rkh, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        synthetic_29rkh, tmp_path: Path) -> None:
     from farmcredit.imagery.fetch import _marked_unfinished
-    from farmcredit.pipeline import run_assessment
 
     item, files = synthetic_29rkh
     folder = tmp_path / "s2"
@@ -322,9 +321,6 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
             _fetch(server, FAR_FIELD, folder, progress=interrupted)
         marked = read_manifest(folder)
         assert marked["unfinished_fetch"]["note"].startswith("a later fetch") and marked["scenes"][0]["windows"] == 1
-        with caplog.at_level(logging.WARNING):
-            run_assessment(gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=FIELDS[:1]), folder, model="rule")
-        assert "did not finish" in caplog.text and "run it again" in caplog.text
         (folder / "manifest.json").write_text('{"source": "stac ht')  # a write killed midway, by an older farmcredit
         (folder / ".manifest.json.0123.tmp").write_text("{")  # left by a fetch killed while writing its manifest
         with pytest.raises(ImageryError), _marked_unfinished(folder):
@@ -346,9 +342,12 @@ MARCH_FIELD = gpd.GeoSeries([DATED_FIELD], crs="EPSG:32650")
 MARCH_FAR_FIELD = gpd.GeoSeries([shapely.box(503_000, 3_997_000, 503_080, 3_997_060)], crs="EPSG:32650")
 
 
-def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(tmp_path: Path) -> None:
+def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Two of three dates written, then Ctrl-C: the folder says the season may be partial (assess warns of an
     unfinished fetch, and its audit record holds the manifest)."""
+    from farmcredit.pipeline import run_assessment
+
     def interrupted(what: str, done: int, total: int) -> None:
         if done == 2 and what != "done":
             raise KeyboardInterrupt
@@ -357,6 +356,11 @@ def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(
         _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024, progress=interrupted)
     assert len(open_imagery(tmp_path / "s2", MARCH_2024).scenes) == 2
     assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
+    with caplog.at_level(logging.WARNING):
+        record = run_assessment(gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=MARCH_FIELD), tmp_path / "s2",
+                                season=MARCH_2024, model="rule").record
+    assert "did not finish" in caplog.text and "run it again" in caplog.text
+    assert "only some of the season" in record["inputs"]["imagery"]["fetch"]["unfinished_fetch"]["note"]
 
 
 @pytest.mark.parametrize("fault", [Fault(status=503), Fault(hang=True)], ids=["503", "hangs"])
