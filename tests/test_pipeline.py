@@ -228,6 +228,22 @@ def _blank_west_strip(imagery_dir: Path, metres: float) -> None:
             target.write(values)
 
 
+def test_south_up_band_files_give_the_results_of_the_north_up_ones(baseline, small_season, tmp_path) -> None:
+    """A south-up GeoTIFF (rows from south to north, transform e > 0: an ascending-y array as rioxarray writes it)
+    was read in file row order, so the CNN saw the scene mirrored north-south (FTW Austria: a parcel 45% cultivated
+    read 18%); it is read north-up, on the grid of the north-up files."""
+    south_up = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, south_up)
+    for path in south_up.glob("*/*.tif"):
+        with rasterio.open(path) as source:
+            profile, values, grid = source.profile, source.read(), source.transform
+        flipped = Affine(grid.a, 0.0, grid.c, 0.0, -grid.e, grid.f + values.shape[1] * grid.e)
+        with rasterio.open(path, "w", **(profile | {"driver": "GTiff", "transform": flipped})) as target:
+            target.write(values[:, ::-1])
+    assert open_imagery(south_up).transform == open_imagery(small_season.imagery_dir).transform
+    pd.testing.assert_frame_equal(assess(small_season.parcels_path, south_up), baseline[0])
+
+
 def test_a_strip_without_data_on_any_date_is_off_the_imagery_as_beyond_the_grids_edge(small_season, tmp_path) -> None:
     """Every parcel measures, is flagged and gets its interval as if the grid ended where the data does: the part of
     EDGE in no data widens its interval (PARTLY_OUTSIDE_IMAGERY), AWAY, wholly in it, is OUTSIDE_IMAGERY."""

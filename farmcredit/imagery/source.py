@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
@@ -270,4 +271,18 @@ def _header(scene: Scene, band: str, band_path: str) -> Grid | str:
     # Reading maps pixel centres along rows and columns separately, so grids must be axis-aligned.
     if transform.b != 0 or transform.d != 0:
         raise ImageryError(f"{band_path}: rotated or sheared grids are not supported: {transform}")
-    return Grid(crs=crs, transform=transform, shape=shape)
+    return Grid(crs=crs, transform=north_up(transform, shape), shape=shape)
+
+
+def north_up(transform: Affine, shape: tuple[int, int]) -> Affine:
+    """The transform of the same pixels with rows running north to south and columns west to east.
+
+    A south-up file (``e > 0``: an ascending-y array as rioxarray writes it) or an east-to-west one covers the same
+    ground; read on the north-up grid, each pixel is taken from the file row and column holding its centre
+    (``read._sample``), so the scene is read as it lies rather than mirrored.
+    """
+    if transform.e > 0:
+        transform = transform * Affine.translation(0, shape[0]) * Affine.scale(1, -1)
+    if transform.a < 0:
+        transform = transform * Affine.translation(shape[1], 0) * Affine.scale(-1, 1)
+    return transform
