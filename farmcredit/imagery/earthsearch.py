@@ -36,7 +36,7 @@ from farmcredit.imagery.naming import (
     reflectance_scale,
 )
 from farmcredit.imagery.read import float_scale
-from farmcredit.imagery.safe import is_safe_product, safe_scenes
+from farmcredit.imagery.safe import is_safe_product, level_1c_error, safe_scenes
 from farmcredit.imagery.scene import Scene
 from farmcredit.text import some
 
@@ -204,6 +204,8 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Sc
     """``scene_from_item``'s work, its errors of malformed values not yet told."""
     local_folder = item_path.parent if isinstance(item_path, Path) else None
     properties = item.get("properties") or {}
+    if is_level_1c_item(item):
+        raise level_1c_error(f"{item_path}: STAC item {item_id}")
     acquired = _item_datetime(item_path, properties)
     band_assets: dict[str, dict[str, Any]] = {}
     for key, asset in item["assets"].items():
@@ -232,6 +234,21 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Sc
         dn_scale=dn_scale,
         cloud_cover=None if cloud_cover is None else float(cloud_cover),
     )
+
+
+def is_level_1c_collection(collection: str) -> bool:
+    """True for a Level-1C collection id (Earth Search's and Copernicus Data Space's ``sentinel-2-l1c``)."""
+    return "l1c" in collection.lower()
+
+
+def is_level_1c_item(item: dict[str, Any]) -> bool:
+    """True for a STAC item of a Level-1C product: ``s2:product_type`` S2MSI1C, ``processing:level`` L1C, or a
+    Level-1C collection (an item of Earth Search's ``sentinel-2-l1c`` looks as one of ``sentinel-2-l2a`` otherwise,
+    its band assets named alike)."""
+    properties = item.get("properties") or {}
+    return (str(properties.get("s2:product_type", "")).upper() == "S2MSI1C"
+            or str(properties.get("processing:level", "")).upper() == "L1C"
+            or is_level_1c_collection(str(item.get("collection") or "")))
 
 
 def _load_json(path: Path) -> Any:

@@ -45,7 +45,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import gdal_message
-from farmcredit.imagery.earthsearch import set_aside_scenes
+from farmcredit.imagery.earthsearch import is_level_1c_collection, set_aside_scenes
 from farmcredit.imagery.mosaic import same_lattice
 from farmcredit.imagery.naming import (
     ASSET_KEYS,
@@ -57,6 +57,7 @@ from farmcredit.imagery.naming import (
     band_name,
     band_sort_key,
 )
+from farmcredit.imagery.safe import level_1c_error
 from farmcredit.locking import first_missing, folder_lock, remove_if_untouched, write_problem
 
 logger = logging.getLogger(__name__)
@@ -443,13 +444,16 @@ def fetch_imagery(
 
     Raises:
         InputError: Unusable arguments, or Sentinel Hub credentials missing or refused.
-        ImageryError: The catalogue finds no scene, or a remote read fails past its retries.
+        ImageryError: A Level-1C collection, the catalogue finds no scene, or a remote read fails past its retries.
     """
     start, end = season
     if end < start:
         raise InputError(f"season {start}/{end} ends before it starts")
     if not 0 <= max_cloud <= 100:
         raise InputError(f"max cloud cover {max_cloud} is not a percentage (0-100)")
+    if source.kind == "stac" and is_level_1c_collection(source.collection):
+        # Its items would be refused as they are read: refuse before making the folder or asking the server.
+        raise level_1c_error(f"STAC collection {source.collection}", f"the {DEFAULT_COLLECTION} collection")
     folder = Path(out)
     made = first_missing(folder)  # assess's --out, when it fetches into OUT/imagery
     try:

@@ -179,10 +179,15 @@ def _is_metadata(name: str) -> bool:
     return PurePosixPath(name).name in (METADATA_NAME, L1C_METADATA_NAME)
 
 
+def level_1c_error(where: str, instead: str = "the S2MSI2A product of the same date") -> ImageryError:
+    """The refusal of Level-1C imagery (a SAFE product, a STAC item or collection), naming ``where`` and what to read
+    ``instead``: its top-of-atmosphere reflectance is hazier than the surface reflectance the models and thresholds
+    are set on, and without a scene classification clouds read as clear."""
+    return ImageryError(f"{where} is Level-1C (top-of-atmosphere reflectance); farmcredit needs Level-2A (surface "
+                        f"reflectance with its scene classification), e.g. {instead}")
+
+
 def _refuse_l1c(path: Path, names: Iterable[str]) -> None:
     if any(PurePosixPath(name).name == L1C_METADATA_NAME for name in names):
-        raise ImageryError(
-            f"{path}: a Level-1C product (top-of-atmosphere); farmcredit needs Level-2A (surface reflectance "
-            "with its scene classification), e.g. the S2MSI2A product of the same date"
-        )
+        raise level_1c_error(str(path))
 

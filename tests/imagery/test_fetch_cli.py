@@ -81,8 +81,10 @@ def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(tmp_path: P
         (["assess", "{parcels}", "--imagery", "stac", "--out", "r", "--model", "rule"], "needs --season"),
         (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "{parcels}"],
          "fields.geojson is a file, not a folder"),
+        (["fetch", "--bbox", "1,2,3,4", "--season", SEASON, "--out", "s2", "--collection", "sentinel-2-l1c"],
+         "STAC collection sentinel-2-l1c is Level-1C (top-of-atmosphere reflectance); farmcredit needs Level-2A"),
     ],
-    ids=["no-area", "bad-bbox", "empty-bbox", "bad-season", "remote-without-season", "out-a-file"],
+    ids=["no-area", "bad-bbox", "empty-bbox", "bad-season", "remote-without-season", "out-a-file", "l1c-collection"],
 )
 def test_unusable_arguments_exit_2_with_a_message(parcels: Path, args: list[str], message: str,
                                                    tmp_path: Path) -> None:

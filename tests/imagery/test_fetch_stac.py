@@ -263,6 +263,25 @@ def test_an_empty_search_is_a_clear_error(synthetic_29rkh, tmp_path: Path) -> No
     assert (tmp_path / "kept").is_dir()  # a folder the user made stays
 
 
+def test_a_level_1c_collection_is_refused_before_any_request_and_its_items_in_any_collection(
+        synthetic_29rkh, tmp_path: Path) -> None:
+    """Earth Search's sentinel-2-l1c items look as L2A ones (band assets named alike) and were fetched and read as
+    surface reflectance; the collection is refused up front, an L1C item of another collection as it is read."""
+    item, files = synthetic_29rkh
+    with StacServer([item], files, collection="sentinel-2-l1c") as server:
+        with pytest.raises(ImageryError, match="STAC collection sentinel-2-l1c is Level-1C .* needs Level-2A .*e.g. "
+                                               "the sentinel-2-l2a collection"):
+            fetch_imagery(FIELDS, FEBRUARY_2020, RemoteSource("stac", server.url, "sentinel-2-l1c"), tmp_path / "s2",
+                          http=FAST)
+        assert not server.requests_to("/") and not (tmp_path / "s2").exists()
+    level_1c = item | {"properties": item["properties"] | {"s2:product_type": "S2MSI1C"}}
+    with StacServer([level_1c], files, collection="sentinel-2") as server, pytest.raises(
+            ImageryError, match=f"STAC item {ITEM_ID} is Level-1C .* needs Level-2A"):
+        fetch_imagery(FIELDS, FEBRUARY_2020, RemoteSource("stac", server.url, "sentinel-2"), tmp_path / "s2",
+                      http=FAST)
+    assert not (tmp_path / "s2").exists()
+
+
 @pytest.mark.parametrize(
     ("where", "faults", "message"),
     [

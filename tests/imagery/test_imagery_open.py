@@ -16,6 +16,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
+from safe_products import write_safe
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import open_imagery, read_window
@@ -409,6 +410,30 @@ def test_an_item_with_a_value_of_the_wrong_kind_is_named_not_a_traceback(season_
     item_path.write_text(json.dumps(item))
     with pytest.raises(ImageryError, match=f"{item_path}: STAC item .* cannot use \\({what}"):
         open_imagery(season_folder)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda item: item["properties"].update({"s2:product_type": "S2MSI1C"}),
+    lambda item: item["properties"].update({"processing:level": "L1C"}),
+    lambda item: item.update({"collection": "sentinel-2-l1c"}),
+], ids=["product-type", "processing-level", "collection"])
+def test_a_level_1c_item_is_refused_as_a_level_1c_safe_product_is(season_folder: Path, tmp_path: Path, edit) -> None:
+    """An Earth Search L1C item (top-of-atmosphere, no SCL) names its bands as an L2A item does, and was read as L2A;
+    a SAFE L1C product was refused. Both are now, in the same words."""
+    item_path = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
+    item = json.loads(item_path.read_text())
+    edit(item)
+    item_path.write_text(json.dumps(item))
+    safe = write_safe(tmp_path / "safe")
+    (safe / "MTD_MSIL2A.xml").rename(safe / "MTD_MSIL1C.xml")
+
+    with pytest.raises(ImageryError) as item_refused:
+        open_imagery(season_folder)
+    with pytest.raises(ImageryError) as safe_refused:
+        open_imagery(safe)
+    why = str(safe_refused.value).removeprefix(str(safe))
+    assert why.startswith(" is Level-1C") and "needs Level-2A" in why
+    assert str(item_refused.value) == f"{item_path}: STAC item S2A_50SKA_20200610_0_L2A{why}"
 
 
 def test_linked_scene_folders_are_read_and_hidden_sidecar_files_skipped(season_folder: Path, tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_a_level_1c_product_is_refused_with_the_reason(tmp_path: Path) -> None:
     safe = write_safe(tmp_path)
     (safe / "MTD_MSIL2A.xml").rename(safe / "MTD_MSIL1C.xml")
 
-    with pytest.raises(ImageryError, match="Level-1C product .* needs Level-2A"):
+    with pytest.raises(ImageryError, match="is Level-1C .* needs Level-2A"):
         open_imagery(zip_safe(safe))
 
 
