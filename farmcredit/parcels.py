@@ -62,8 +62,11 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     if parquet and layer is not None:
         raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer")
     try:
-        layer = None if parquet else _parcel_layer(path, layer)
-        frame, closed = _read_frame(path, layer, parquet)
+        with warnings.catch_warnings():
+            # pyogrio's, of a file with M values: they are dropped here (validate_parcels), whatever pyogrio says.
+            warnings.filterwarnings("ignore", r"Measured \(M\) geometry types are not supported")
+            layer = None if parquet else _parcel_layer(path, layer)
+            frame, closed = _read_frame(path, layer, parquet)
     except (DataSourceError, ValueError, OSError, pa.ArrowException) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
@@ -228,7 +231,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
-    geometry, geometry_reasons = repair_geometries(frame.geometry.to_numpy())
+    geometry, geometry_reasons = repair_geometries(_without_m(frame.geometry.to_numpy()))
     flagged = {i for i, _ in geometry_reasons}
     if closed is not None:
         geometry_reasons += [(int(i), "GEOMETRY_REPAIRED") for i in np.flatnonzero(closed) if i not in flagged]
@@ -259,6 +262,17 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         geometry=geometry,
         crs=frame.crs,
     )
+
+
+def _without_m(geoms: np.ndarray) -> np.ndarray:
+    """The geometries without their M values (a GPS field walk's PolygonM or PolygonZM: time or distance walked per
+    vertex), Z kept: M means nothing to a parcel's outline, and the outputs' writers cannot take it."""
+    geoms = np.asarray(geoms, dtype=object).copy()
+    measured = shapely.has_m(geoms)
+    for dimension, rows in ((2, measured & ~shapely.has_z(geoms)), (3, measured & shapely.has_z(geoms))):
+        if rows.any():
+            geoms[rows] = shapely.from_wkb(shapely.to_wkb(geoms[rows], output_dimension=dimension))
+    return geoms
 
 
 def _column_name(column: object) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyogrio.raw
 import pytest
 import shapely
 import shapely.affinity
@@ -328,3 +330,33 @@ def test_an_area_in_a_crs_with_no_place_on_the_earth_is_planar_in_its_unit_as_me
     local_feet = CRS.from_wkt('ENGCRS["site",EDATUM["site"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["foot",0.3048]],'
                               'AXIS["y",north,LENGTHUNIT["foot",0.3048]]]')
     assert utm_area_m2(np.array([shapely.box(0, 0, 100, 100)]), local_feet)[0] == pytest.approx(100 * 100 * 0.3048**2)
+
+
+def _write_wkb(path: Path, wkb: list[bytes], geometry_type: str, crs: str = "EPSG:32650") -> None:
+    """A vector file of ISO WKB as GDAL writes it (curves and M values, which shapely cannot write)."""
+    driver = "ESRI Shapefile" if path.suffix == ".shp" else "GPKG"
+    ids = np.array([f"P{i}" for i in range(len(wkb))], dtype=object)
+    pyogrio.raw.write(path, np.array(wkb, dtype=object), [ids, np.array(["B1"] * len(wkb), dtype=object)],
+                      ["parcel_id", "borrower_id"], geometry_type=geometry_type, crs=crs, driver=driver)
+
+
+@pytest.mark.parametrize(("name", "geometry_type", "wkt"), [
+    ("walk.gpkg", "Measured Polygon", "POLYGON M (({x} {y} 0, {X} {y} 40, {X} {Y} 80, {x} {Y} 120, {x} {y} 160))"),
+    ("walk.shp", "Measured 3D Polygon",
+     "POLYGON ZM (({x} {y} 70 0, {X} {y} 71 40, {X} {Y} 72 80, {x} {Y} 73 120, {x} {y} 70 160))"),
+])
+def test_m_values_of_a_gps_field_walk_are_dropped_and_z_kept(tmp_path: Path, name: str, geometry_type: str,
+                                                             wkt: str) -> None:
+    """PolygonM and PolygonZM (time or distance walked per vertex) read and measured, then no output could be
+    written: every result was lost."""
+    x, y, X, Y = SQUARE.bounds
+    _write_wkb(tmp_path / name, [shapely.to_wkb(shapely.from_wkt(wkt.format(x=x, y=y, X=X, Y=Y)), flavor="iso")],
+               geometry_type)
+    with pytest.warns(UserWarning, match=r"Measured \(M\) geometry types are not supported"):  # pyogrio's
+        assert gpd.read_file(tmp_path / name, use_arrow=True).geometry.has_m.all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pyogrio's warning says M is dropped, which Arrow does not: not shown
+        parcels = read_parcels(tmp_path / name)
+    geometry = parcels.geometry.iloc[0]
+    assert not geometry.has_m and geometry.has_z == ("ZM" in wkt) and shapely.force_2d(geometry).equals(SQUARE)
+    assert list(parcels["reasons"]) == [[]]

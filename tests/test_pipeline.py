@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 import pyarrow
 import pyarrow.parquet
 import pyogrio
+import pyogrio.raw
 import pytest
 import rasterio
 import shapely
@@ -109,6 +111,24 @@ def test_parcels_in_another_crs_give_the_same_results(baseline, small_season, tm
     other = assess(path, small_season.imagery_dir)
     np.testing.assert_allclose(other["cultivated_area_ha"], baseline[0]["cultivated_area_ha"], rtol=1e-5, atol=1e-6)
     assert list(other["decision"]) == list(baseline[0]["decision"])
+
+
+def test_parcels_with_m_values_are_assessed_and_written_as_without(baseline, small_season, tmp_path) -> None:
+    """A GPS field walk's PolygonM (``ogr2ogr -dim XYM``) was read and measured, then results.gpkg failed to write
+    ("Could not create geometry at index 0 for WKB type 1073741827") and every result was lost."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    wkt = shapely.to_wkt(parcels.geometry.to_numpy(), rounding_precision=-1)
+    measured = [re.sub(r"(-?[\d.]+ -?[\d.]+)(?=[,)])", r"\1 0", text).replace("POLYGON", "POLYGON M") for text in wkt]
+    path = tmp_path / "walked.gpkg"
+    columns = [c for c in parcels.columns if c != "geometry"]
+    pyogrio.raw.write(path, shapely.to_wkb(shapely.from_wkt(measured), flavor="iso"),
+                      [parcels[c].to_numpy() for c in columns], columns, geometry_type="Measured Polygon",
+                      crs="EPSG:4326", driver="GPKG")
+    assert gpd.read_file(path, use_arrow=True).geometry.has_m.all()
+    results = assess(path, small_season.imagery_dir, out=tmp_path / "out")
+    for column in ("cultivated_area_ha", "decision", "loan_limit"):
+        pd.testing.assert_series_equal(results[column], baseline[0][column])
+    assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == len(results)
 
 
 def test_cnn_results_do_not_depend_on_how_the_parcels_are_grouped_into_windows(baseline, small_season) -> None:
