@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyogrio
+import pyogrio.raw
 import shapely
 from pyogrio.errors import DataSourceError
 from pyproj import CRS, Transformer
@@ -109,20 +110,30 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
     return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed)
 
 
-def _read_frame(path: Path, layer: str | None, parquet: bool) -> tuple[gpd.GeoDataFrame | pd.DataFrame, np.ndarray]:
+def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True
+                ) -> tuple[gpd.GeoDataFrame | pd.DataFrame, np.ndarray]:
     """The file's rows, and per row whether its outline's rings had to be closed to be read.
 
     A ring left open (hand-written GeoJSON, a phone's KML, WKB built by hand) does not decode in GEOS: the whole file
     would fail for it. Such outlines are decoded closed (``on_invalid="fix"``), their rows ``GEOMETRY_REPAIRED``.
+    Curves (CurvePolygon, MultiSurface: ArcGIS, FME, QGIS) do not decode in GEOS either: a file holding any is read
+    without Arrow (``arrow=False``), whose reader linearises them as ``ogr2ogr`` does; integer columns with blanks
+    then read as floats (``_id_text`` takes their whole numbers as integers).
     """
-    options = {"layer": layer, "use_arrow": True, "arrow_to_pandas_kwargs": WHOLE_INTEGERS}
+    options = ({"layer": layer, "use_arrow": True, "arrow_to_pandas_kwargs": WHOLE_INTEGERS} if arrow
+               else {"layer": layer, "use_arrow": False})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Non closed ring detected")  # GDAL's, of what is flagged here
         try:
-            frame = (gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS) if parquet
-                     else gpd.read_file(path, **options))
-        except shapely.errors.GEOSException:
-            return _closed_frame(path, layer, parquet, options)
+            try:
+                frame = (gpd.read_parquet(path, to_pandas_kwargs=WHOLE_INTEGERS) if parquet
+                         else gpd.read_file(path, **options))
+            except shapely.errors.GEOSException:
+                return _closed_frame(path, layer, parquet, options)
+        except NotImplementedError as exc:  # shapely's "Nonlinear geometry types are not currently supported"
+            if parquet or not arrow:
+                raise ValueError(f"its geometry cannot be read ({exc})") from exc
+            return _read_frame(path, layer, parquet, arrow=False)
     return frame, np.zeros(len(frame), dtype=bool)
 
 
@@ -139,8 +150,7 @@ def _closed_frame(path: Path, layer: str | None, parquet: bool, options: dict) -
                                  geometry=shapely.from_wkb(wkb, on_invalid="fix"), crs=crs)
     else:
         frame = gpd.read_file(path, on_invalid="fix", **options)
-        meta, table = pyogrio.read_arrow(path, layer=layer, columns=[])
-        wkb = table.column(meta["geometry_name"] or "wkb_geometry").to_numpy(zero_copy_only=False)
+        wkb = pyogrio.raw.read(path, layer=layer, columns=[])[2]  # read without Arrow: curves linearised
     return frame, pd.notna(wkb) & shapely.is_missing(shapely.from_wkb(wkb, on_invalid="ignore"))
 
 

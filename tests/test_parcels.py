@@ -2,6 +2,7 @@
 
 import json
 import logging
+import struct
 import warnings
 from pathlib import Path
 
@@ -360,3 +361,25 @@ def test_m_values_of_a_gps_field_walk_are_dropped_and_z_kept(tmp_path: Path, nam
     geometry = parcels.geometry.iloc[0]
     assert not geometry.has_m and geometry.has_z == ("ZM" in wkt) and shapely.force_2d(geometry).equals(SQUARE)
     assert list(parcels["reasons"]) == [[]]
+
+
+def _curve_wkb(kind: int, body: bytes) -> bytes:
+    return struct.pack("<BI", 1, kind) + body
+
+
+def test_curved_outlines_are_read_as_gdal_linearises_them(tmp_path: Path) -> None:
+    """A MultiSurface layer (ArcGIS, FME, QGIS) holding one curved outline failed the whole file with a traceback."""
+    x, y, r = 500_300, 3_650_050, 50.0
+    circle = _curve_wkb(8, struct.pack("<I6d", 3, x - r, y, x + r, y, x - r, y))  # CIRCULARSTRING: a whole circle
+    curved = _curve_wkb(12, struct.pack("<I", 1) + _curve_wkb(10, struct.pack("<I", 1) + circle))
+    plain = _curve_wkb(12, struct.pack("<I", 1) + shapely.to_wkb(SQUARE, byte_order=1, flavor="iso"))
+    square = shapely.get_coordinates(shapely.affinity.translate(SQUARE, 200))
+    left_open = _curve_wkb(3, struct.pack("<II", 1, 4) + square[:4].tobytes())  # its first point not repeated
+    path = tmp_path / "curves.gpkg"
+    _write_wkb(path, [curved, plain, left_open], "Unknown")
+    parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ["P0", "P1", "P2"]
+    assert list(parcels["reasons"]) == [[], [], ["GEOMETRY_REPAIRED"]]
+    assert parcels.geometry.iloc[0].area == pytest.approx(np.pi * r**2, rel=1e-2)
+    assert parcels.geometry.iloc[1].equals(MultiPolygon([SQUARE]))
+    assert parcels.geometry.iloc[2].equals(shapely.affinity.translate(SQUARE, 200))
