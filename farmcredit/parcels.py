@@ -266,7 +266,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
             "borrower_id": borrower_id.to_numpy(dtype=object),
             "declared_crop": crop.to_numpy(dtype=object),
             "declared_area_ha": declared_area.to_numpy(dtype=float),
-            "region": _optional_text(frame, "region").str.strip().to_numpy(dtype=object),
+            "region": _optional_text(frame, "region", source).to_numpy(dtype=object),
             "reasons": reasons,
         },
         geometry=geometry,

@@ -383,3 +383,16 @@ def test_curved_outlines_are_read_as_gdal_linearises_them(tmp_path: Path) -> Non
     assert parcels.geometry.iloc[0].area == pytest.approx(np.pi * r**2, rel=1e-2)
     assert parcels.geometry.iloc[1].equals(MultiPolygon([SQUARE]))
     assert parcels.geometry.iloc[2].equals(shapely.affinity.translate(SQUARE, 200))
+
+
+def test_numeric_region_codes_with_a_blank_are_whole_codes(tmp_path: Path) -> None:
+    """410100 read as 410100.0 (a blank made the column float) and matched no regional prices, in silence."""
+    rows = [{"parcel_id": "A", "region": 410100.0, "geometry": SQUARE},
+            {"parcel_id": "B", "region": None, "geometry": SQUARE.buffer(-5)},
+            {"parcel_id": "C", "region": 410102.0, "geometry": SQUARE.buffer(-6)}]
+    for name in ("region.geojson", "region.gpkg", "region.parquet"):
+        frame = _frame(rows)
+        frame.to_parquet(tmp_path / name) if name.endswith("parquet") else frame.to_file(tmp_path / name)
+        parcels = read_parcels(tmp_path / name)
+        assert parcels["region"].iloc[[0, 2]].tolist() == ["410100", "410102"], name
+        assert pd.isna(parcels["region"].iloc[1]), name
