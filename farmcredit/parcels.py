@@ -68,7 +68,11 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             warnings.filterwarnings("ignore", r"Measured \(M\) geometry types are not supported")
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
-    except (DataSourceError, ValueError, OSError, pa.ArrowException) as exc:
+    except DataSourceError as exc:
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # pyogrio's, of column names Arrow cannot decode
+            raise _not_utf8(path, f"a column name ({exc.__cause__.object!r})", exc.__cause__) from exc
+        raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
+    except (ValueError, OSError, pa.ArrowException) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
@@ -165,9 +169,15 @@ def _check_utf8(path: Path, frame: pd.DataFrame) -> None:
         try:
             pa.array(frame[column]).validate(full=True)
         except pa.ArrowInvalid as exc:
-            raise InputError(f"parcel file {path}: column {column} is not UTF-8 text ({exc}); for a Shapefile, put its "
-                             "encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese Windows), or save "
-                             "the file as UTF-8 (a GeoPackage is)") from exc
+            raise _not_utf8(path, f"column {column}", exc) from exc
+
+
+def _not_utf8(path: Path, what: str, why: Exception) -> InputError:
+    """The error for ``what`` (a column, a column name) of ``path`` not being UTF-8 text, saying how to name the
+    file's encoding."""
+    return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); for a Shapefile, put its encoding in a "
+                      ".cpg file beside it (e.g. GBK, for text saved on Chinese Windows), or save the file as UTF-8 (a "
+                      "GeoPackage is)")
 
 
 def _parcel_layer(path: Path, asked: str | None) -> str | None:

@@ -396,3 +396,15 @@ def test_numeric_region_codes_with_a_blank_are_whole_codes(tmp_path: Path) -> No
         parcels = read_parcels(tmp_path / name)
         assert parcels["region"].iloc[[0, 2]].tolist() == ["410100", "410102"], name
         assert pd.isna(parcels["region"].iloc[1]), name
+
+
+def test_gbk_column_names_without_a_cpg_are_refused_saying_how_to_name_the_encoding(tmp_path: Path) -> None:
+    """Chinese field names saved as GBK without a .cpg: pyogrio's "please use_arrow=False" told a user nothing."""
+    frame = _frame([{"parcel_id": "P1", "村名": "张庄", "面积亩": 1.95, "geometry": SQUARE}])
+    frame.to_file(tmp_path / "fields.shp", encoding="GBK")
+    (tmp_path / "fields.cpg").unlink()
+    with pytest.raises(InputError, match=r"fields.shp: a column name \(b'.*'\) is not UTF-8 text .* put its encoding "
+                                         r"in a \.cpg file beside it \(e\.g\. GBK"):
+        read_parcels(tmp_path / "fields.shp")
+    (tmp_path / "fields.cpg").write_text("GBK")
+    assert list(read_parcels(tmp_path / "fields.shp")["parcel_id"]) == ["P1"]
