@@ -34,6 +34,11 @@ UNDEFINED_CRS = ("Undefined Cartesian SRS", "Undefined geographic SRS")
 # Invalid values quoted in the warning that flags them (the outputs keep the codes, not the text given).
 QUOTED_VALUES = 5
 
+# A file whose every parcel is smaller than this (m2) declares another CRS than its coordinates are in.
+SPECK_M2 = 1.0
+# A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
+OFF_IMAGERY_SHARE = 0.9
+
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too.
 _SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS}
@@ -54,7 +59,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
 
     Raises:
         InputError: missing or unreadable file, no CRS, ``crs`` not a CRS, no ``parcel_id`` column, no parcel with
-            coordinates possible in the file's CRS, ``layer`` not in the file, or several layers to choose from.
+            coordinates possible in the file's CRS, every parcel under ``SPECK_M2`` in it, ``layer`` not in the file,
+            or several layers to choose from.
     """
     path = Path(path)
     if not path.exists():
@@ -265,6 +271,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
+    _refuse_specks(geometry, frame.crs, source)
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
@@ -293,6 +300,62 @@ def _without_m(geoms: np.ndarray) -> np.ndarray:
         if rows.any():
             geoms[rows] = shapely.from_wkb(shapely.to_wkb(geoms[rows], output_dimension=dimension))
     return geoms
+
+
+def _refuse_specks(geoms: np.ndarray, crs: CRS | None, source: str) -> None:
+    """Refuse a file whose every usable parcel is under ``SPECK_M2``: coordinates in another CRS than the file
+    declares (longitude and latitude degrees labelled as UTM metres make every field a speck near the zone's origin).
+
+    Raises:
+        InputError: naming the CRS declared, the parcels' bounds in it and the largest parcel's area.
+    """
+    usable = np.flatnonzero(usable_geometries(geoms))
+    if crs is None or crs.geodetic_crs is None or usable.size == 0:
+        return  # an engineering CRS: the run stops where it cannot be placed on the imagery (load_inputs)
+    # The largest in the file's units first: almost always a field, and one parcel measured.
+    largest = usable[np.argmax(shapely.area(geoms[usable]))]
+    if utm_area_m2(geoms[[largest]], crs)[0] >= SPECK_M2:
+        return
+    area = utm_area_m2(geoms[usable], crs).max()
+    if area >= SPECK_M2:
+        return
+    bounds = ", ".join(f"{v:g}" for v in shapely.total_bounds(geoms[usable]))
+    raise InputError(
+        f"{source}: every parcel is smaller than {SPECK_M2:g} m2 (the largest {area:.2g} m2) in the coordinate "
+        f"reference system the file declares, {crs.to_string()} ({crs.name}), where the parcels span {bounds}: the "
+        "file's CRS is likely mislabelled (longitude and latitude degrees labelled as metres, say); write the "
+        "coordinates' true CRS into the file (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg FILE; --parcels-crs applies "
+        "only to a file that declares none)"
+    )
+
+
+def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: CRS | str,
+                     imagery_bounds: tuple[float, float, float, float], source: str) -> None:
+    """Warn when all or nearly all (``OFF_IMAGERY_SHARE``) usable parcels lie wholly off the imagery, naming where
+    both lie in longitude and latitude: parcels of another tile, or a file whose CRS is mislabelled (latitude and
+    longitude swapped, say), whose every parcel is otherwise only an ``OUTSIDE_IMAGERY`` row.
+
+    Args:
+        parcels: the parcels in their own CRS (None where unusable).
+        outside: True where a parcel lies wholly off the imagery.
+        imagery_bounds: the imagery's (west, south, east, north) in ``imagery_crs``.
+        source: the parcels, as the warning names them.
+    """
+    geoms = parcels.to_numpy()
+    usable = usable_geometries(geoms)
+    if not usable.any() or outside[usable].sum() < OFF_IMAGERY_SHARE * usable.sum():
+        return
+    where, imagery = (Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform_bounds(*bounds, errcheck=False)
+                      for crs, bounds in ((parcels.crs, shapely.total_bounds(geoms[usable])),
+                                          (imagery_crs, imagery_bounds)))
+    logger.warning(
+        "%s: %d of %d parcels lie wholly outside the imagery: they span longitude %.4f to %.4f, latitude %.4f to %.4f "
+        "(read in %s, the CRS they declare), the imagery longitude %.4f to %.4f, latitude %.4f to %.4f. If the parcels "
+        "should lie on this imagery, their file's CRS may be mislabelled (latitude and longitude swapped, degrees "
+        "labelled as metres): write the coordinates' true CRS into the file (--parcels-crs applies only to a file that "
+        "declares none); else assess them with imagery of their own place", source, outside[usable].sum(),
+        usable.sum(), where[0], where[2], where[1], where[3], parcels.crs.to_string(), imagery[0], imagery[2],
+        imagery[1], imagery[3])
 
 
 def _column_name(column: object) -> str:

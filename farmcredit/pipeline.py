@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj.exceptions import ProjError
+from rasterio.transform import array_bounds
 from rasterio.windows import Window, union
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
@@ -28,7 +29,14 @@ from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, fin
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.parcels import parcels_from_frame, read_parcels, usable_geometries, utm_area_m2, utm_zone_epsg
+from farmcredit.parcels import (
+    parcels_from_frame,
+    read_parcels,
+    usable_geometries,
+    utm_area_m2,
+    utm_zone_epsg,
+    warn_off_imagery,
+)
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
@@ -374,6 +382,9 @@ def finish_assessment(
         reasons[i].append("MEASUREMENT_FAILED")
     for i in np.flatnonzero(outside & ~failed):
         reasons[i].append("OUTSIDE_IMAGERY")
+    warn_off_imagery(table.geometry[~failed], outside[~failed], inputs.imagery.crs,
+                     array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
+                     f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame")
     usable = usable_geometries(geoms)
     for i in np.flatnonzero(usable & ~outside & ~failed & (measurements.inside_share < 0.999)):
         reasons[i].append("PARTLY_OUTSIDE_IMAGERY")

@@ -408,3 +408,19 @@ def test_gbk_column_names_without_a_cpg_are_refused_saying_how_to_name_the_encod
         read_parcels(tmp_path / "fields.shp")
     (tmp_path / "fields.cpg").write_text("GBK")
     assert list(read_parcels(tmp_path / "fields.shp")["parcel_id"]) == ["P1"]
+
+
+def test_a_file_whose_every_parcel_is_a_speck_is_refused_as_of_a_mislabelled_crs(tmp_path: Path) -> None:
+    """Longitude and latitude degrees labelled as UTM metres: every field a 1e-11 ha speck near the zone's origin,
+    each assessed OUTSIDE_IMAGERY with exit 0."""
+    degrees = shapely.box(113.984, 33.013, 113.985, 33.014)
+    path = tmp_path / "mislabelled.gpkg"
+    _frame([{"parcel_id": "A", "geometry": degrees}, {"parcel_id": "B", "geometry": degrees.buffer(-1e-4)}]
+           ).to_file(path)
+    with pytest.raises(InputError, match=r"mislabelled.gpkg: every parcel is smaller than 1 m2 \(the largest .* m2\) "
+                                         r".* EPSG:32650 .* span 113.984, 33.013, 113.985, 33.014: the file's CRS is "
+                                         "likely mislabelled"):
+        read_parcels(path)
+    # A speck beside a field is the field's file: each is assessed as it is.
+    _frame([{"parcel_id": "A", "geometry": degrees}, {"parcel_id": "B", "geometry": SQUARE}]).to_file(path)
+    assert list(read_parcels(path)["parcel_id"]) == ["A", "B"]

@@ -172,7 +172,8 @@ def test_a_window_read_with_the_cnns_context_sees_what_a_whole_grid_pass_sees_ar
         np.testing.assert_allclose(got, whole[window.toslices()], atol=1e-6)  # NaN where clouds, both
 
 
-def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline, small_season) -> None:
+def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(
+        baseline, small_season, caplog: pytest.LogCaptureFixture) -> None:
     parcels = gpd.read_file(small_season.parcels_path)
     imagery = open_imagery(small_season.imagery_dir)
     left, top = imagery.transform.c, imagery.transform.f
@@ -180,7 +181,9 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     far_away = shapely.box(left - 9000, top - 200, left - 8900, top - 100)
     extra = gpd.GeoDataFrame({"parcel_id": ["EDGE", "AWAY"], "borrower_id": ["X", "Y"]},
                              geometry=[straddling, far_away], crs=imagery.crs).to_crs(parcels.crs)
-    results = run_assessment(pd.concat([parcels, extra], ignore_index=True), imagery).parcels
+    with caplog.at_level(logging.WARNING):
+        results = run_assessment(pd.concat([parcels, extra], ignore_index=True), imagery).parcels
+    assert "outside the imagery" not in caplog.text  # one parcel far off: its row says so
     edge, away = results.iloc[-2], results.iloc[-1]
     assert "PARTLY_OUTSIDE_IMAGERY" in edge["reason"] and edge["decision"] == "refer"
     assert edge["polygon_area_ha"] == pytest.approx(0.64, rel=1e-4)  # 80 m x 80 m in zone 50, measured in its own 49
@@ -190,6 +193,26 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(baseline
     pd.testing.assert_series_equal(
         results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
     )
+
+
+def test_parcels_all_off_the_imagery_are_warned_of_naming_where_both_lie(
+        small_season, caplog: pytest.LogCaptureFixture) -> None:
+    """Parcels whose CRS label is wrong (latitude and longitude swapped put fields of 33 N 74 E in the Arctic) ran
+    with exit 0, every parcel OUTSIDE_IMAGERY, saying only that they could not be assessed."""
+    parcels = gpd.read_file(small_season.parcels_path).head(10)
+    lon, lat = parcels.total_bounds[:2]
+    arctic = parcels.set_geometry(parcels.geometry.translate(74 - lon, 74 - lat))
+    imagery = open_imagery(small_season.imagery_dir)
+    with caplog.at_level(logging.WARNING):
+        results = run_assessment(arctic, imagery, model="rule").parcels
+    assert (results["reason"] == "OUTSIDE_IMAGERY").all()
+    west, south, east, north = gpd.GeoSeries([shapely.box(*array_bounds(*imagery.shape, imagery.transform))],
+                                             crs=imagery.crs).to_crs(4326).total_bounds
+    assert (f"the parcels' GeoDataFrame: 10 of 10 parcels lie wholly outside the imagery: they span longitude "
+            f"74.0000 to {arctic.total_bounds[2]:.4f}, latitude 74.0000 to {arctic.total_bounds[3]:.4f} (read in "
+            f"EPSG:4326, the CRS they declare), the imagery longitude {west:.4f} to {east:.4f}, latitude "
+            f"{south:.4f} to {north:.4f}") in caplog.text
+    assert "their file's CRS may be mislabelled" in caplog.text
 
 
 def _regridded(imagery: Imagery, crs: str, units: float = 10.0) -> Imagery:
