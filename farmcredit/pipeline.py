@@ -680,15 +680,17 @@ def mixed_cell_share(coverage: Coverage) -> np.ndarray:
 
 
 def _season_series(parcel_ids: pd.Series, measurements: ParcelMeasurements) -> pd.DataFrame:
-    """Per parcel and date (long format, parcel-major): clear share and NDVI mean and spread."""
+    """Per parcel and date (long format, parcel-major): clear share and NDVI mean and spread. Parcels sharing an id
+    (``DUPLICATE_PARCEL_ID``) are left out: under one id, their series could not be told apart."""
     n, t = measurements.ndvi_mean.shape
-    return pd.DataFrame({
+    series = pd.DataFrame({
         "parcel_id": np.repeat(parcel_ids.to_numpy(), t),
         "date": pd.to_datetime(np.tile(np.array(measurements.dates, dtype="datetime64[D]"), n)),
         "clear_share": measurements.clear_share.ravel(),
         "ndvi_mean": measurements.ndvi_mean.ravel(),
         "ndvi_std": measurements.ndvi_std.ravel(),
     })
+    return series[~np.repeat(parcel_ids.duplicated(keep=False).to_numpy(), t)].reset_index(drop=True)
 
 
 def _has_error(codes: list[str]) -> bool:

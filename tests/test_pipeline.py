@@ -215,6 +215,15 @@ def test_parcels_all_off_the_imagery_are_warned_of_naming_where_both_lie(
     assert "their file's CRS may be mislabelled" in caplog.text
 
 
+def test_parcels_sharing_an_id_are_left_out_of_the_ndvi_series(small_season) -> None:
+    """Two rows of one parcel id (both DUPLICATE_PARCEL_ID) mixed their series under that id."""
+    parcels = gpd.read_file(small_season.parcels_path).head(6)
+    parcels.loc[1, "parcel_id"] = parcels.loc[0, "parcel_id"]
+    assessment = run_assessment(parcels, small_season.imagery_dir, model="rule")
+    dates = len(assessment.series["date"].unique())
+    assert assessment.series.groupby("parcel_id").size().to_dict() == {pid: dates for pid in parcels["parcel_id"][2:]}
+
+
 def _regridded(imagery: Imagery, crs: str, units: float = 10.0) -> Imagery:
     """The season on a grid of ``units``-unit cells in ``crs`` over the same ground (its files read reprojected)."""
     transform, width, height = calculate_default_transform(
