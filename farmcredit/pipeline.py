@@ -619,10 +619,12 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
     col1 = np.ceil(np.maximum(cols_a, cols_b)).astype(np.int64)
     overlaps = (row1 > 0) & (row0 < height) & (col1 > 0) & (col0 < width)
     index, row0, row1, col0, col1 = (a[overlaps] for a in (index, row0, row1, col0, col1))
-    key = ((row0 + row1) // 2 // chunk_px) * (width // chunk_px + 2) + (col0 + col1) // 2 // chunk_px
-    order = np.argsort(key, kind="stable")
+    # The (row, column) chunk pair, not one flattened number: a centre off the grid (a parcel partly outside it) has
+    # a column chunk below 0 or past the last, which a flattened key would carry into another row's chunks.
+    chunk = np.column_stack(((row0 + row1) // 2 // chunk_px, (col0 + col1) // 2 // chunk_px))
+    order = np.lexsort((chunk[:, 1], chunk[:, 0]))
     windows = []
-    for group in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
+    for group in np.split(order, np.flatnonzero(np.any(np.diff(chunk[order], axis=0) != 0, axis=1)) + 1):
         if group.size == 0:
             continue
         r0, c0 = max(int(row0[group].min()), 0), max(int(col0[group].min()), 0)

@@ -514,6 +514,24 @@ def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_seaso
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
 
 
+def test_parcels_whose_centres_lie_off_the_grid_at_opposite_edges_get_windows_of_their_own() -> None:
+    """A centre off the grid's west edge has column chunk -1; grouped by row and column chunk, it is not the chunk
+    past the east edge of the row above (one window across the whole grid)."""
+    from rasterio.windows import Window
+
+    from farmcredit.pipeline import plan_windows
+
+    imagery = Imagery(source="grid", scenes=(), crs=CRS.from_epsg(32650), transform=Affine(10, 0, 0, 0, -10, 0),
+                      shape=(320, 320), bands=("B04", "B08"), has_scl=True)
+
+    def box(col0: int, row0: int, col1: int, row1: int) -> shapely.Polygon:
+        return shapely.box(10 * col0, -10 * row1, 10 * col1, -10 * row0)
+
+    windows = plan_windows(np.array([box(-200, 70, 10, 80), box(300, 10, 400, 20)], dtype=object), imagery, 64)
+    assert [(window, members.tolist()) for window, members in windows] == [
+        (Window(300, 10, 20, 10), [1]), (Window(0, 70, 10, 10), [0])]
+
+
 def test_only_windows_around_the_parcels_are_read(small_season) -> None:
     from farmcredit.pipeline import plan_windows
 
