@@ -670,11 +670,13 @@ def _reason_kind(reason: str) -> str:
 
 
 def _warn_read_failures(record: dict) -> None:
-    """Name the image files that failed to decode where parcels were read (their parcels skip that date)."""
+    """Name the image files that failed to decode where parcels were read (their parcels skip that date, or lose the
+    CNN's context)."""
     files = sorted({failure["file"] for failure in record["read_failures"]})
     if files:
         console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
-                      f"{escape(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR); "
+                      f"{escape(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR), or, "
+                      "where a file failed only in the CNN's context around them, are measured without that context; "
                       "run.json has GDAL's message",
                       highlight=False)
 

@@ -486,6 +486,9 @@ def measure_windows(
         if cube.read_errors and read != window:  # a file that fails in the context costs the context, not the date
             alone = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
             if len(alone.read_errors) < len(cube.read_errors):  # else the date is lost either way: keep the context
+                # Named still (warned of, in run.json, and measured again by a batch rerun), though no parcel of the
+                # window loses a date to it: the window is measured without its context.
+                failures.update(cube.read_errors)
                 read, cube = window, alone
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.

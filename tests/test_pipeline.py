@@ -494,6 +494,11 @@ def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_no
     pristine = measure_windows(geoms, open_imagery(Path(__file__).resolve().parents[1] / "sample_tiles" / "imagery"),
                                load_config(), model, [(beside, np.array([1]))])
     np.testing.assert_array_equal(stats["clear"][1], pristine["clear"][1])
+    # Measured alone, the window beside the tile still names the file (a warning, run.json, a batch rerun).
+    alone = measure_windows(geoms, imagery, load_config(), model, [(beside, np.array([1]))])
+    assert alone["read_error"].tolist() == [False, False]
+    assert [(scene, path) for scene, path, _ in alone["read_failures"]] == [(band.parent.name, str(band))]
+    np.testing.assert_array_equal(alone["clear"][1], pristine["clear"][1])
 
 
 def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_season, tmp_path) -> None:

@@ -200,13 +200,15 @@ def run_batch(
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
         # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
-        # have passed), and one whose file will not read back whole is too, as is one whose manifest entry does not
-        # say how its model ran (a driver killed between the two) or, with --device cpu, says another precision, or
-        # with --device cuda, another device.
+        # have passed; one that failed only in a CNN's context flags no parcel, so the manifest names it), and one
+        # whose file will not read back whole is too, as is one whose manifest entry does not say how its model ran
+        # (a driver killed between the two) or, with --device cpu, says another precision, or with --device cuda,
+        # another device.
         previous = read_manifest(manifest_path)
         asked = inference_used(portable(model)) if device == "cpu" else None
         on_gpu = device == "cuda" and uses_gpu(model)
         todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
+                or previous.get(p.partition_id, {}).get("read_failures")
                 or not _measured_as(previous.get(p.partition_id), asked, on_gpu)]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)

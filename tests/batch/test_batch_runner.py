@@ -17,6 +17,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
+import shapely
 import torch
 from click.testing import CliRunner
 
@@ -616,3 +617,38 @@ def test_partitions_done_while_a_straggler_runs_reach_the_manifest(small_windows
     finally:
         _RELEASE.set()
         batch.join(120)
+
+
+def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_measured_again(tmp_path: Path) -> None:
+    """No parcel loses a date to a file that fails only in the context around its window, yet the run names it and
+    the next run measures the partition again (the failure may have passed), as for any read failure."""
+    import rasterio
+
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    band = sorted(imagery.glob("*/B04.tif"))[3]
+    whole, stat = band.read_bytes(), band.stat()
+    with rasterio.open(band) as source:  # 256 px tiles: garble the one under rows 256-319, columns 0-255
+        offset, size = (int(source.get_tag_item(f"BLOCK_{key}_0_1", "TIFF", bidx=1)) for key in ("OFFSET", "SIZE"))
+        left, top = source.transform.c, source.transform.f
+        crs = source.crs
+    with band.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(b"\xff" * size)
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file as it was: only its reading failed
+    # Rows 190-200: the CNN's 60 px context reaches the garbled tile, the parcel's window does not.
+    parcel = gpd.GeoDataFrame({"parcel_id": ["P1"], "borrower_id": ["B1"]},
+                              geometry=[shapely.box(left + 1020, top - 2000, left + 1100, top - 1900)], crs=crs)
+    parcel.to_file(tmp_path / "parcel.geojson")
+    run = functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
+                            model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
+    first = run()
+    assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
+    assert [failure["file"] for failure in first.assessment.record["read_failures"]] == [str(band)]
+    band.write_bytes(whole)
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = run()
+    assert again.reused == 0 and again.assessment.record["read_failures"] == []
