@@ -53,31 +53,21 @@ def test_a_model_without_an_area_margin_is_run_with_a_warning_saying_how_to_fit_
     assert "has no calibrated area interval" in said and "scripts/calibrate_area_interval.py --weights" in said
 
 
-def test_a_season_ending_before_the_summer_crops_green_refers_them_with_a_warning(small_season,
-                                                                                  tmp_path: Path) -> None:
-    out = tmp_path / "spring"
+@pytest.mark.parametrize(("season", "code", "warning"), [
+    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) look bare"),  # before the summer crops green
+    ("2024-03-01/2024-07-25", "PEAK_NOT_OBSERVED", "parcel(s) have no clear image near their crop's peak"),  # green
+])
+def test_a_season_ending_before_the_summer_crops_are_judged_refers_them_with_a_warning(
+        small_season, tmp_path: Path, season: str, code: str, warning: str) -> None:
+    out = tmp_path / "short season"
     done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model", "rule",
-                "--season", "2024-03-01/2024-06-14", "--out", str(out))
+                "--season", season, "--out", str(out))
     assert done.returncode == 0, done.stderr
     results = gpd.read_file(out / "results.gpkg", layer="parcels")
-    missed = results["reason_all"].str.split(";").map(lambda codes: "SEASON_MISSES_CROP" in codes)
-    assert missed.sum() >= 3 and set(results.loc[missed, "decision"]) == {"refer"}
-    assert f"warning: {missed.sum()} parcel(s) look bare" in " ".join(done.stderr.split())
-
-
-
-def test_a_season_ending_before_the_summer_crops_peak_refers_them_with_a_warning(small_season,
-                                                                                 tmp_path: Path) -> None:
-    out = tmp_path / "early summer"
-    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model", "rule",
-                "--season", "2024-03-01/2024-07-25", "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    results = gpd.read_file(out / "results.gpkg", layer="parcels")
-    unseen = results["reason_all"].str.split(";").map(lambda codes: "PEAK_NOT_OBSERVED" in codes)  # green, not ripe
-    assert unseen.sum() >= 3 and set(results.loc[unseen, "decision"]) == {"refer"}
-    assert results.loc[unseen, "health_index"].isna().all()
-    assert f"warning: {unseen.sum()} parcel(s) have no clear image near their crop's peak" in " ".join(
-        done.stderr.split())
+    referred = results["reason_all"].str.split(";").map(lambda codes: code in codes)
+    assert referred.sum() >= 3 and set(results.loc[referred, "decision"]) == {"refer"}
+    assert results.loc[referred, "health_index"].isna().all()
+    assert f"warning: {referred.sum()} {warning}" in " ".join(done.stderr.split())
 
 
 def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:

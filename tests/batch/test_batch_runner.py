@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -239,33 +240,45 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     assert failure["file"] == str(band) and failure["message"]
 
 
-def test_a_partition_whose_reads_failed_is_measured_again_so_a_passing_failure_is_not_kept(
-        small_windows: Path, assessed: pd.DataFrame, tmp_path: Path) -> None:
-    """A block of a band unreadable during one run (a network file system's hiccup), then whole again with the
-    same size and time: the next run measures those partitions again and equals assess on the whole files."""
+def _garbled_tile(tmp_path: Path) -> tuple[Path, Path, Callable[[], None]]:
+    """A copy of the sample's imagery with one 256 px tile of a B04 (rows 256-319, columns 0-255) garbled in place,
+    the file's size and time kept (only its reading fails, as on a network file system's hiccup): the imagery
+    folder, the band and a function that makes it whole again."""
     import rasterio
-
-    from farmcredit.batch import run_batch
-    from farmcredit.segmentation import load_cropland_model
 
     imagery = tmp_path / "imagery"
     shutil.copytree(SAMPLE / "imagery", imagery)
     band = sorted(imagery.glob("*/B04.tif"))[3]
     whole, stat = band.read_bytes(), band.stat()
-    with rasterio.open(band) as source:  # 256 px tiles: garble the one under rows 256-319, columns 0-255
+    with rasterio.open(band) as source:
         offset, size = (int(source.get_tag_item(f"BLOCK_{key}_0_1", "TIFF", bidx=1)) for key in ("OFFSET", "SIZE"))
     with band.open("r+b") as handle:
         handle.seek(offset)
         handle.write(b"\xff" * size)
-    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file as it was: only its reading failed
+    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def mend() -> None:
+        band.write_bytes(whole)
+        os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    return imagery, band, mend
+
+
+def test_a_partition_whose_reads_failed_is_measured_again_so_a_passing_failure_is_not_kept(
+        small_windows: Path, assessed: pd.DataFrame, tmp_path: Path) -> None:
+    """A block of a band unreadable during one run (a network file system's hiccup), then whole again with the
+    same size and time: the next run measures those partitions again and equals assess on the whole files."""
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery, band, mend = _garbled_tile(tmp_path)
     model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
     run = functools.partial(run_batch, SAMPLE / "parcels.geojson", imagery, tmp_path / "out", model=model,
                             config=small_windows, workers=2, processes=False, parcels_per_partition=20)
     first = run()
     hit = first.assessment.parcels["reason_all"].str.contains("IMAGERY_READ_ERROR")
     assert 0 < hit.sum() < len(hit)
-    band.write_bytes(whole)
-    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    mend()
     again = run()
     assert 0 < again.reused < again.partitions == first.partitions
     again.assessment.parcels.to_parquet(tmp_path / "again.parquet", index=False)
@@ -627,18 +640,9 @@ def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_mea
     from farmcredit.batch import run_batch
     from farmcredit.segmentation import load_cropland_model
 
-    imagery = tmp_path / "imagery"
-    shutil.copytree(SAMPLE / "imagery", imagery)
-    band = sorted(imagery.glob("*/B04.tif"))[3]
-    whole, stat = band.read_bytes(), band.stat()
-    with rasterio.open(band) as source:  # 256 px tiles: garble the one under rows 256-319, columns 0-255
-        offset, size = (int(source.get_tag_item(f"BLOCK_{key}_0_1", "TIFF", bidx=1)) for key in ("OFFSET", "SIZE"))
-        left, top = source.transform.c, source.transform.f
-        crs = source.crs
-    with band.open("r+b") as handle:
-        handle.seek(offset)
-        handle.write(b"\xff" * size)
-    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file as it was: only its reading failed
+    imagery, band, mend = _garbled_tile(tmp_path)
+    with rasterio.open(band) as source:
+        left, top, crs = source.transform.c, source.transform.f, source.crs
     # Rows 190-200: the CNN's 60 px context reaches the garbled tile, the parcel's window does not.
     parcel = gpd.GeoDataFrame({"parcel_id": ["P1"], "borrower_id": ["B1"]},
                               geometry=[shapely.box(left + 1020, top - 2000, left + 1100, top - 1900)], crs=crs)
@@ -648,7 +652,6 @@ def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_mea
     first = run()
     assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
     assert [failure["file"] for failure in first.assessment.record["read_failures"]] == [str(band)]
-    band.write_bytes(whole)
-    os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    mend()
     again = run()
     assert again.reused == 0 and again.assessment.record["read_failures"] == []
