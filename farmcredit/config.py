@@ -198,11 +198,6 @@ class CropConfig(_Frozen):
         return max(ndvi for _, ndvi in self.ndvi_template)
 
     @property
-    def peak_day(self) -> float:
-        """The day of the year the crop's typical season peaks (its template's highest point)."""
-        return max(self.ndvi_template, key=lambda point: point[1])[0]
-
-    @property
     def typical_yield_t_ha(self) -> float:
         """Median yield of a typical season: the yield curve at the template's peak NDVI."""
         return self.median_yield(self.peak_ndvi)

@@ -175,22 +175,19 @@ def _peak_unseen(observed: np.ndarray, crop_ndvi: np.ndarray, doy: np.ndarray, p
     crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was
     taken as the peak unseen); False where no configured crop prices the parcel.
     """
-    near = {name: near_peak_days(spec) for name, spec in config.crops.items()}
-    column = {name: k for k, name in enumerate(config.crops)}
     unseen = np.zeros(len(priced_crop), dtype=bool)
-    where: list[str] = [""] * len(priced_crop)
-    for i, name in enumerate(priced_crop):
-        if name not in near:
-            continue
-        on_schedule = near[name]
-        fitted = _moved(on_schedule, int(shift[i, column[name]]))
-        clear = observed[i]
-        within = _within_days(doy, *on_schedule) | _within_days(doy, *fitted)
-        high = crop_ndvi[i] >= NEAR_PEAK * config.crops[name].peak_ndvi
-        unseen[i] = not (clear & (within | high)).any()
-        where[i] = f"from day {on_schedule[0]} to {on_schedule[1]} of the year" + (
-            f" (or {fitted[0]} to {fitted[1]} at the timing its season fits)" if fitted != on_schedule else "")
-    return unseen, where
+    where = np.full(len(priced_crop), "", dtype=object)
+    for k, (name, spec) in enumerate(config.crops.items()):
+        on_schedule = near_peak_days(spec)
+        high = crop_ndvi >= NEAR_PEAK * spec.peak_ndvi
+        for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
+            rows = (priced_crop == name) & (shift[:, k] == by)
+            fitted = _moved(on_schedule, int(by))
+            within = _within_days(doy, *on_schedule) | _within_days(doy, *fitted)
+            unseen[rows] = ~(observed[rows] & (within[None, :] | high[rows])).any(axis=1)
+            where[rows] = f"from day {on_schedule[0]} to {on_schedule[1]} of the year" + (
+                f" (or {fitted[0]} to {fitted[1]} at the timing its season fits)" if fitted != on_schedule else "")
+    return unseen, where.tolist()
 
 
 def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
