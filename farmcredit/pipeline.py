@@ -55,10 +55,11 @@ MAX_SEASON_DAYS = 366
 # The models were built on Sentinel-2's 10 m pixels and judge shapes and windows in pixels, so other ground pixels
 # shift cultivated areas: FTW Austria's stack resampled (nearest) to 9, 9.5, 10.5, 11, 12 and 15 m moved 300 random
 # parcels' total by +5.5%, +1.9%, -2.1%, -1.2%, -9% and -18%; 8 m +12%, 20 m (bilinear) -15%, EPSG:3857 at 10 units
-# (6.7 m on the ground at 48 N) +56%. So 9-11 m passes (a shift of 5% at most, under the +29% of resampling the 10 m
-# grid itself by half a pixel, bilinear): a UTM grid's scale is within 0.5% of 1 even well into the neighbouring zone,
-# and Web Mercator's within 1.5% of its centre's across a 110 km tile south of 60 degrees. The 6.7 m stack warped back
-# to the 10 m UTM grid came within +11% (-r near -tap), +23% (average), +27% (bilinear): the advice given.
+# (6.7 m on the ground at 48 N) +56%. So 9-11 m passes (a shift of about 5% at most, below the +29% of resampling
+# the 10 m grid itself by half a pixel, bilinear): a UTM grid's scale is within 0.5% of 1 even well into the
+# neighbouring zone, and Web Mercator's within 1.5% of its centre's across a 110 km tile south of 60 degrees. The
+# 6.7 m stack warped back to the 10 m UTM grid came within +11% (-r near -tap), +23% (average), +27% (bilinear):
+# the advice given.
 MODEL_PIXEL_M = 10.0
 PIXEL_SIZE_TOLERANCE = 0.1
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import uuid
@@ -59,6 +58,7 @@ from farmcredit.imagery.naming import (
 )
 from farmcredit.imagery.safe import level_1c_error
 from farmcredit.locking import first_missing, folder_lock, remove_if_untouched, write_problem
+from farmcredit.parcels import utm_zone_epsg
 
 logger = logging.getLogger(__name__)
 
@@ -1040,5 +1040,4 @@ def _megabytes(count: int) -> str:
 
 def utm_crs(lon: float, lat: float) -> rasterio.crs.CRS:
     """The WGS 84 / UTM zone CRS holding a point (EPSG:326xx north, 327xx south)."""
-    zone = min(int(math.floor((lon + 180.0) / 6.0)) + 1, 60)
-    return rasterio.crs.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+    return rasterio.crs.CRS.from_epsg(int(utm_zone_epsg(lon, lat)))

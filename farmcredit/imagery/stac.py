@@ -267,8 +267,9 @@ def choose_items(
     Items of one tile and time are ranked newest first (baseline, then ``s2:sequence``, then id). An item is superseded
     by the newer ones kept whose footprints overlap its own when together they cover it within the ``searched`` region
     (``SUPERSEDED_COVER``), whatever its clouds and theirs: an older processing less clouded is not used in their
-    place (nor mosaicked with them by a fetch at another limit). An item they cover only in part holds parcels they
-    do not (a date split between datastrips, one of them reprocessed) and is kept beside them.
+    place (nor, once its folder is set aside, mosaicked with them by a fetch at another limit). An item they cover only
+    in part holds parcels they do not (a date split between datastrips, one of them reprocessed) and is kept beside
+    them.
 
     Returns:
         Kept (item, scene) pairs in date then id order; (item id, why) for the others; and per superseded item id, the

@@ -40,7 +40,7 @@ from farmcredit.segmentation.card import (
     uncalibrated,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
-from farmcredit.segmentation.data import DEA_REGIONS, LabelledPatches, LabelledScene
+from farmcredit.segmentation.data import DEA_REGIONS, EUROSAT_CLASSES, EUROSAT_CROP, LabelledPatches, LabelledScene
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability, non_finite
 from farmcredit.text import some
 
@@ -311,8 +311,6 @@ def _check_crop_shares(data: TrainingData, config: TrainingConfig) -> None:
     Raises:
         InputError: naming the patches or pixels and how to give the other class.
     """
-    from farmcredit.segmentation.data import EUROSAT_CLASSES, EUROSAT_CROP
-
     patches, pixels = data.patches, data.pixels
     if patches is not None and config.patch_crop_share is not None and len(np.unique(patches.is_crop)) < 2:
         crop = bool(patches.is_crop[0])
