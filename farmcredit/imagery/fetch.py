@@ -770,9 +770,13 @@ class LocalScene:
 
     def windows_over(self, footprint: shapely.Geometry) -> LocalScene:
         """The folder with only the windows that overlap ``footprint`` (degrees), more than along an edge."""
-        outlines = self.outlines()
-        over = shapely.intersects(outlines, footprint) & ~shapely.touches(outlines, footprint)
+        over = overlapping(self.outlines(), footprint)
         return replace(self, windows=tuple(bounds for bounds, keep in zip(self.windows, over, strict=True) if keep))
+
+
+def overlapping(geoms: shapely.Geometry | np.ndarray, other: shapely.Geometry) -> np.bool_ | np.ndarray:
+    """Whether ``geoms`` (one, or each of an array) shares more than an edge with ``other``."""
+    return shapely.intersects(geoms, other) & ~shapely.touches(geoms, other)
 
 
 Download = Callable[["SceneWriter", Sequence[tuple[float, float, float, float]]], int | None]

@@ -55,6 +55,7 @@ from farmcredit.imagery.fetch import (
     SceneWriter,
     cached_scene,
     fetch_scene,
+    overlapping,
     pixel_box,
     public_url,
     rewritten_logs,
@@ -286,7 +287,7 @@ def choose_items(
         winners: list[tuple[dict[str, Any], Scene]] = []
         for item, scene in sorted(group, key=lambda pair: _processing_rank(pair[0]), reverse=True):
             footprint = _footprint(item)
-            newer = [won for won, _ in winners if _overlap(_footprint(won), footprint)]
+            newer = [won for won, _ in winners if overlapping(_footprint(won), footprint)]
             if newer and _covered(footprint & searched, [_footprint(won) for won in newer]):
                 superseded[item["id"]] = [won["id"] for won in newer]
                 skipped.append((item["id"], f"{SUPERSEDED} {', '.join(superseded[item['id']])} (same tile and time)"))
@@ -300,11 +301,6 @@ def choose_items(
         else:
             kept.append((item, scene))
     return kept, skipped, superseded
-
-
-def _overlap(one: shapely.Geometry, other: shapely.Geometry) -> bool:
-    """Whether two footprints share more than an edge."""
-    return bool(shapely.intersects(one, other) and not shapely.touches(one, other))
 
 
 def _covered(footprint: shapely.Geometry, newer: Sequence[shapely.Geometry]) -> bool:
@@ -344,7 +340,7 @@ def assign_geometries(
     members = []
     for item, _ in scenes:
         footprint = _footprint(item)
-        members.append(np.flatnonzero(shapely.intersects(geoms, footprint) & ~shapely.touches(geoms, footprint)))
+        members.append(np.flatnonzero(overlapping(geoms, footprint)))
     return members
 
 
