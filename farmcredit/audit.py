@@ -236,12 +236,17 @@ SIGNAL_COLUMNS = (
 )
 
 
-def decision_records(parcels: gpd.GeoDataFrame, record: dict, overlaps: list[list[int]]) -> Iterator[dict]:
-    """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance.
+def decision_records(
+    parcels: gpd.GeoDataFrame, record: dict, overlaps: list[list[int]], products: np.ndarray, scenes: Sequence[Scene]
+) -> Iterator[dict]:
+    """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance, and the imagery
+    read over the parcel (``parcel_imagery``: not the run's, which run.json lists and a portfolio of many tiles makes
+    long).
 
     ``overlaps``: per parcel, the rows of the parcels it overlaps (``Assessment.overlaps``), listed by id (not split
-    from the ``;``-joined ``overlaps_parcels``, which an id holding ``;`` would cut). Holds no timestamp, so the same
-    inputs, config, models and code give identical records.
+    from the ``;``-joined ``overlaps_parcels``, which an id holding ``;`` would cut). ``products``: per parcel and
+    date of ``scenes``, ``ParcelMeasurements.product``. Holds no timestamp, so the same inputs, config, models and
+    code give identical records.
     """
     features = risk_features(parcels)
     # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
@@ -253,6 +258,7 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict, overlaps: list[lis
     partners = overlap_ids(parcels["parcel_id"].to_numpy(), overlaps)
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
     feature_rows = features.itertuples(index=False)
+    imagery = parcel_imagery(products, scenes)
     for k, row in enumerate(parcels.itertuples(index=False)):
         yield {
             "parcel_id": row.parcel_id,
@@ -274,7 +280,17 @@ def decision_records(parcels: gpd.GeoDataFrame, record: dict, overlaps: list[lis
             "signals": {name: getattr(row, name) for name in SIGNAL_COLUMNS},
             "risk_features": next(feature_rows)._asdict(),
             **_provenance(record),
+            "imagery": next(imagery),
         }
+
+
+def parcel_imagery(products: np.ndarray, scenes: Sequence[Scene]) -> Iterator[list[str]]:
+    """Per parcel (row of ``products``, ``ParcelMeasurements.product``): ``id@date`` of the product each date of
+    ``scenes`` was read from over it, by date; a date whose imagery does not cover it is left out."""
+    labels = [[f"{part.scene_id}@{part.acquired.date().isoformat()}" for part in scene.parts or (scene,)]
+              for scene in scenes]
+    for row in products:
+        yield [labels[t][int(row[t])] for t in np.flatnonzero(np.isfinite(row))]
 
 
 def _single(geometry: shapely.Geometry) -> shapely.Geometry:
@@ -286,7 +302,7 @@ def _single(geometry: shapely.Geometry) -> shapely.Geometry:
 
 def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame, record: dict) -> Iterator[dict]:
     """One audit record per borrower decision: its parcels, the limit's arithmetic, reasons, provenance (the
-    parcels' own records are in ``decision_records``). Holds no timestamp.
+    parcels' own records, in ``decision_records``, name the imagery read over each). Holds no timestamp.
 
     Parcel ids are listed from ``parcels`` (in id order, as ``aggregate_borrowers`` takes them), not split from the
     borrowers' ``;``-joined text, which an id holding ``;`` would cut.
@@ -324,7 +340,7 @@ def _reasons(codes: str) -> list[dict]:
 
 
 def _provenance(record: dict) -> dict:
-    """What every decision record names of its run: code, config and model hashes, parcel file, imagery."""
+    """What every decision record names of its run: code, config and model hashes, parcel file."""
     return {
         "code": record["code"],
         "config_hash": record["config"]["hash"],
@@ -332,8 +348,6 @@ def _provenance(record: dict) -> dict:
         "models": {"cropland": {k: v for k, v in record["models"]["cropland"].items() if k != "inference"},
                    "risk_hash": record["models"]["risk"]["hash"]},
         "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
-        # Scene ids with their acquisition dates; run.json holds each scene's files and hashes.
-        "imagery": [f"{s['scene_id']}@{s['acquired'][:10]}" for s in record["inputs"]["imagery"]["scenes"]],
     }
 
 

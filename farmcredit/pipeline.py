@@ -81,6 +81,8 @@ class Assessment:
             coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
         overlaps: per parcel, the rows of the parcels it overlaps (``find_overlaps``), for the audit records
             (the tables join their ids with ';', which an id may hold).
+        products: per parcel and date, the product of the date's scene read over it
+            (``ParcelMeasurements.product``), for the audit records.
         grid_window: the window of the imagery grid holding every parcel that overlaps it (None
             when none does); the raster outputs cover it.
         pixels: per-pixel layers of the run (cropland probability, peak NDVI) when it kept them.
@@ -92,6 +94,7 @@ class Assessment:
     imagery: Imagery
     series: pd.DataFrame
     overlaps: list[list[int]]
+    products: np.ndarray
     grid_window: Window | None = None
     pixels: PixelRasters | None = None
 
@@ -416,7 +419,8 @@ def finish_assessment(
         measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes,
     )
     series = _season_series(result["parcel_id"], measurements)
-    return Assessment(result, borrowers, record, inputs.imagery, series, overlaps, extent, pixels)
+    return Assessment(result, borrowers, record, inputs.imagery, series, overlaps, measurements.product, extent,
+                      pixels)
 
 
 def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:
@@ -453,7 +457,7 @@ def measure_parcels(
     return assemble_measurements(geoms, imagery, stats)
 
 
-PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi")
+PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi", "product")
 PER_PARCEL_STATS = ("inside", "frac", "low", "high")
 
 
@@ -521,6 +525,7 @@ def measure_windows(
         for name in ("ndmi", "evi"):  # over cropland, as the flooding check compares them (not a pond beside it)
             on_crop = np.where(crop_pixels, indices[name], np.nan)
             stats[name][members] = zonal_stats(coverage, on_crop, cell_area=cell_area, percentiles=())["mean"]
+        stats["product"][members] = supplying_products(coverage, cube.source, cell_area)
         inside_area = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_area / np.maximum(polygon_area[members], 1e-9)
         fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,
@@ -533,6 +538,17 @@ def measure_windows(
             progress(done, len(windows))
     stats["read_failures"] = failure_table(failures)
     return stats
+
+
+def supplying_products(coverage: Coverage, source: np.ndarray, cell_area: float) -> np.ndarray:
+    """(parcels, dates): the index, in the date's scene's ``parts``, of the product that supplied the most of each
+    parcel's covered cells with data (``SeasonCube.source``; the first of a tie); NaN where no cell had data."""
+    has_data = source >= 0
+    shares = np.stack([
+        zonal_stats(coverage, (source == k).astype(np.float32), has_data, cell_area=cell_area, percentiles=())["mean"]
+        for k in range(max(int(source.max(initial=0)), 0) + 1)
+    ])
+    return np.where(np.isnan(shares[0]), np.nan, np.argmax(np.nan_to_num(shares, nan=-1.0), axis=0))
 
 
 def context_window(window: Window, model: CroplandModel, shape: tuple[int, int]) -> Window:
@@ -596,6 +612,7 @@ def assemble_measurements(
         cultivated_fraction=stats["frac"],
         cultivated_fraction_low=stats["low"],
         cultivated_fraction_high=stats["high"],
+        product=stats["product"],
         read_error=stats["read_error"],
         read_failures=tuple(tuple(failure) for failure in stats["read_failures"]),
     )

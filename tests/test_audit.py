@@ -83,7 +83,8 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     assert scenes[band.parent.name]["files"]["B04"] == {**band_as_read, "band_index": 1}
     # The model named by its hash too: one retrained under the same name is another model.
     assert set(result.parcels["model_hash"]) == {result.record["models"]["cropland"]["hash"]}
-    records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record, result.overlaps)}
+    records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record, result.overlaps,
+                                                           result.products, result.imagery.scenes)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN;2"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN;2"]
     assert records[str(parcels["parcel_id"].iloc[1])]["overlaps_parcels"] == []
@@ -95,8 +96,9 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     outlines = result.parcels.geometry.to_numpy()
     for same_land in (shapely.reverse(outlines),  # as a Shapefile turns the rings
                       shapely.multipolygons([[g] for g in outlines])):  # as QGIS exports them
-        assert [r["inputs"]["geometry_wkb_sha256"] for r in decision_records(result.parcels.set_geometry(same_land),
-                                                                             result.record, result.overlaps)] == [
+        again = decision_records(result.parcels.set_geometry(same_land), result.record, result.overlaps,
+                                 result.products, result.imagery.scenes)
+        assert [r["inputs"]["geometry_wkb_sha256"] for r in again] == [
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
 

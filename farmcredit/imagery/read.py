@@ -81,6 +81,8 @@ class SeasonCube:
         bands: Band names along the band axis.
         dates: Acquisition date of each time step.
         scene_ids: Scene id of each time step.
+        source: int16 (time, rows, cols): the index, in its scene's ``parts`` (0 for a scene of one product), of the
+            product each pixel was read from; -1 where none has data.
         transform: Affine transform of this window, metres.
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
@@ -92,6 +94,7 @@ class SeasonCube:
     bands: tuple[str, ...]
     dates: tuple[date, ...]
     scene_ids: tuple[str, ...]
+    source: np.ndarray
     transform: affine.Affine
     crs: rasterio.crs.CRS
     read_errors: tuple[tuple[str, str, str], ...]
@@ -100,6 +103,7 @@ class SeasonCube:
         """The part of this cube under ``window`` (whole pixels, in this cube's pixel coordinates, inside it)."""
         rows, cols = window.toslices()
         return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
+                       source=self.source[..., rows, cols],
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
     def imaged(self) -> np.ndarray:
@@ -161,12 +165,13 @@ def read_window(
         (len(imagery.scenes), len(cube_bands), height, width), np.nan, dtype=np.float32
     )
     clear = np.zeros((len(imagery.scenes), height, width), dtype=bool)
+    source = np.full((len(imagery.scenes), height, width), -1, dtype=np.int16)
     read_errors: list[tuple[str, str, str]] = []
     with gdal_env():
         for step, scene in enumerate(imagery.scenes):
             # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
             best = np.full((height, width), -1, dtype=np.int8)
-            for part in scene.parts or (scene,):
+            for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
                 layers, failures = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
                 if failures:
@@ -183,6 +188,7 @@ def read_window(
                 take = quality > best
                 reflectance[step][:, take] = values[:, take]
                 clear[step][take] = is_clear[take]
+                source[step][take] = np.where(has_data[take], index, -1)
                 best[take] = quality[take]
 
     _mask_fill_values(reflectance, clear)
@@ -192,6 +198,7 @@ def read_window(
         bands=cube_bands,
         dates=tuple(scene.acquired.date() for scene in imagery.scenes),
         scene_ids=tuple(scene.scene_id for scene in imagery.scenes),
+        source=source,
         transform=rasterio.windows.transform(Window(col_off, row_off, width, height), base),
         crs=imagery.crs,
         read_errors=tuple(read_errors),

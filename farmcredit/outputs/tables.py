@@ -88,7 +88,9 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
     files["project"] = write_project(out_dir, assessment, styles, rasters)
-    write_decision_records(decision_records(parcels, assessment.record, assessment.overlaps), files["decisions"])
+    records = decision_records(parcels, assessment.record, assessment.overlaps, assessment.products,
+                               assessment.imagery.scenes)
+    write_decision_records(records, files["decisions"])
     borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
     write_decision_records(borrower_records, files["borrower_decisions"])
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})

@@ -33,7 +33,8 @@ def _measure(ndvi: np.ndarray, clear: np.ndarray | None = None, ndmi: np.ndarray
         ndmi_mean=np.full_like(ndvi, -0.2) if ndmi is None else ndmi,
         evi_mean=np.full_like(ndvi, np.nan) if evi is None else evi,  # no blue band: the flood check reads NDVI
         cultivated_fraction=fraction, cultivated_fraction_low=fraction * 0.95,
-        cultivated_fraction_high=np.minimum(fraction * 1.05, 1.0), read_error=np.zeros(n, dtype=bool),
+        cultivated_fraction_high=np.minimum(fraction * 1.05, 1.0), product=np.zeros_like(ndvi),
+        read_error=np.zeros(n, dtype=bool),
     )
 
 

@@ -140,8 +140,9 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
     assert (cropland["device"], cropland["precision"]) == ("cpu + cuda", "bfloat16 + float32")
     assert "measured in bfloat16 and float32" in caplog.text
     # A decision record names the devices and precisions, not the run's partition counts.
-    [decision, *_] = decision_records(mixed.assessment.parcels, mixed.assessment.record,
-                                        mixed.assessment.overlaps)
+    assessment = mixed.assessment
+    [decision, *_] = decision_records(assessment.parcels, assessment.record, assessment.overlaps,
+                                      assessment.products, assessment.imagery.scenes)
     assert decision["models"]["cropland"] == {k: v for k, v in cropland.items() if k != "inference"}
     caplog.clear()
     again = run(device="cpu")

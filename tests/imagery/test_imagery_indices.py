@@ -24,6 +24,7 @@ def cube_of(reflectance: dict[str, list[float]], clear: list[bool] | None = None
         bands=bands,
         dates=(date(2024, 6, 1),),
         scene_ids=("s",),
+        source=np.zeros((1, 1, width), dtype=np.int16),
         transform=from_origin(0, 0, 10, 10),
         crs=CRS.from_epsg(32650),
         read_errors=(),

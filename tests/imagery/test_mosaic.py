@@ -13,10 +13,15 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from shapely import box
 
+from farmcredit.audit import parcel_imagery
+from farmcredit.config import load_config
 from farmcredit.imagery import Imagery, Scene, open_imagery, read_window
 from farmcredit.imagery.mosaic import Grid, season_grid
 from farmcredit.outputs.rasters import TRUE_COLOUR_BANDS, RasterGrid, _write_true_colour
+from farmcredit.pipeline import measure_parcels
+from farmcredit.segmentation import load_cropland_model
 
 A_ID, B_ID = "S2A_50SKA_20240315_0_L2A", "S2A_50SLA_20240315_0_L2A"
 MARCH_15 = datetime(2024, 3, 15, 3, 20, 11)
@@ -177,3 +182,20 @@ def test_the_season_grid_is_of_the_finest_pixels_its_crs_holds_most_of() -> None
     # Sizes a float apart are one size: the lattice five scenes share wins over one half a pixel off.
     scenes, grids = _grids(*[("EPSG:32650", 10.0000006, 500_000.0, 12)] * 5, ("EPSG:32650", 10.0000004, 500_005.0, 12))
     assert season_grid(scenes, grids).transform.c == 500_000.0
+
+
+def test_a_parcel_names_the_products_read_over_it_not_the_seasons(two_tiles) -> None:
+    root, _, _ = two_tiles
+    imagery = open_imagery(root)
+    west, east, both = (box(500_000.0 + 10 * c0, 3_999_920.0, 500_000.0 + 10 * c1, 3_999_970.0)
+                        for c0, c1 in ((0, 4), (14, 18), (7, 11)))
+
+    measurements, _ = measure_parcels(np.array([west, east, both]), imagery, load_config(), load_cropland_model("rule"))
+    named = list(parcel_imagery(measurements.product, imagery.scenes))
+
+    # Tile A alone covers the west on both dates; tile B alone the east, on the mosaic's date only (A's second date
+    # holds none of it).
+    assert named[0] == [f"{A_ID}@2024-03-15", "S2A_50SKA_20240320_0_L2A@2024-03-20"]
+    assert named[1] == [f"{B_ID}@2024-03-15"]
+    # Where both cover, the product first in the mosaic (B, the less cloudy) supplied the pixels.
+    assert named[2] == [f"{B_ID}@2024-03-15", "S2A_50SKA_20240320_0_L2A@2024-03-20"]
