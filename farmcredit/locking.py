@@ -10,6 +10,7 @@ stays (removing it would let a second run lock a file the first no longer sees).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -22,6 +23,12 @@ from farmcredit.errors import InputError
 
 # Present while a run writes its outputs; left behind, it marks a folder whose write did not finish.
 UNFINISHED = ".farmcredit-writing"
+# Present in a simulated season's imagery/ while `farmcredit simulate` writes it; left behind, the season is unfinished.
+SIMULATING = ".farmcredit-simulating"
+# What a disk says when outputs cannot be written: full, over quota, a file too large for it or over the process's
+# limit, read-only, not allowed, a name too long.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.ENAMETOOLONG})
 
 
 def writable_folder(folder: Path) -> Path:

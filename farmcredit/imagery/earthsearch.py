@@ -38,6 +38,7 @@ from farmcredit.imagery.naming import (
 from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.safe import is_safe_product, level_1c_error, safe_scenes
 from farmcredit.imagery.scene import Scene
+from farmcredit.locking import SIMULATING
 from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
 
     Returns:
         Scenes in folder order (not yet sorted by date).
+
+    Raises:
+        ImageryError: A folder holds scenes a simulation left unfinished (``farmcredit.locking.SIMULATING``).
     """
     scenes: list[Scene] = []
     without_item: list[Scene] = []
@@ -69,6 +73,10 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
             subdirectories[:] = []
             continue
         visited.add(real)
+        if SIMULATING in all_files:
+            raise ImageryError(f"{here}: the `farmcredit simulate` writing these scenes did not finish ({SIMULATING} "
+                               "is still there): some dates may be missing or from another seed; run the simulation "
+                               "again")
         files = [name for name in all_files if not name.startswith(".")]
         # The files this reads (a notes file beside them is never opened, whatever its name's encoding).
         _check_utf8([directory] if is_safe_product(here) else

@@ -57,8 +57,8 @@ def open_imagery(
 
     Raises:
         ImageryError: src is missing or holds no scenes, a remote band file cannot be opened, no scene has a 10 m
-            band file or (of those with one) an SCL file GDAL can open, or the stack's bands cannot be
-            identified.
+            band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be
+            identified, or a `farmcredit simulate` writing src did not finish.
 
     >>> imagery = open_imagery("s2/earthsearch-29RKH-2020")  # doctest: +SKIP
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP

@@ -4,7 +4,6 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 
 from __future__ import annotations
 
-import errno
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from rasterio.errors import RasterioError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.locking import UNFINISHED, can_write_in, existing_ancestor
+from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import write_rasters
@@ -25,9 +24,6 @@ from farmcredit.spreadsheet import write_csv
 
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
-
-# What a disk says when outputs cannot be written: full, over quota, read-only, not allowed, a name too long.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
 
 
 def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:

@@ -9,6 +9,7 @@ Truth areas are computed on the outline as written, reprojected back to the scen
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from shapely.geometry.polygon import orient
 from farmcredit.simulate.grid import SceneGrid
 from farmcredit.simulate.landscape import CROP_WEIGHTS, CROPS, FALLOW, Field, Landscape
 from farmcredit.simulate.spec import SimulationSpec
+from farmcredit.simulate.writer import write_file
 
 COORDINATE_DECIMALS = 8
 BORROWER_SIZES = (1, 2, 3, 4, 5)
@@ -175,30 +177,31 @@ def write_parcels(parcels: tuple[Parcel, ...], path: Path) -> None:
         }
         lines.append(json.dumps(feature, separators=(",", ":")))
     text = '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
-    path.write_text(text, encoding="utf-8")
+    write_file(path, text)
 
 
 def write_truth(parcels: tuple[Parcel, ...], path: Path) -> None:
     """Write truth.csv: one row per parcel, areas in ha to 1e-6 ha (0.01 m2)."""
-    with path.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(TRUTH_COLUMNS)
-        for parcel in parcels:
-            fallow = parcel.field.crop == FALLOW
-            writer.writerow(
-                [
-                    parcel.parcel_id,
-                    parcel.borrower_id,
-                    parcel.field.crop,
-                    f"{parcel.polygon_area_ha:.6f}",
-                    f"{parcel.true_cultivated_area_ha:.6f}",
-                    "" if fallow else f"{parcel.field.health:.3f}",
-                    parcel.over_declared,
-                    parcel.broken_geometry,
-                    parcel.crop_mismatch,
-                    parcel.field.partly_cultivated,
-                ]
-            )
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(TRUTH_COLUMNS)
+    for parcel in parcels:
+        fallow = parcel.field.crop == FALLOW
+        writer.writerow(
+            [
+                parcel.parcel_id,
+                parcel.borrower_id,
+                parcel.field.crop,
+                f"{parcel.polygon_area_ha:.6f}",
+                f"{parcel.true_cultivated_area_ha:.6f}",
+                "" if fallow else f"{parcel.field.health:.3f}",
+                parcel.over_declared,
+                parcel.broken_geometry,
+                parcel.crop_mismatch,
+                parcel.field.partly_cultivated,
+            ]
+        )
+    write_file(path, stream.getvalue())
 
 
 def _inside(geometry: Polygon, grid: SceneGrid) -> bool:

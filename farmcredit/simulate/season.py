@@ -11,7 +11,7 @@ import numpy as np
 from pyproj import Transformer
 
 from farmcredit.errors import InputError
-from farmcredit.locking import writable_folder
+from farmcredit.locking import SIMULATING, WRITE_ERRNOS, writable_folder
 from farmcredit.simulate.clouds import (
     Sky,
     SkyPlan,
@@ -35,9 +35,9 @@ from farmcredit.simulate.render import (
 )
 from farmcredit.simulate.spec import REVISIT_DAYS, SimulationResult, SimulationSpec
 from farmcredit.simulate.spectra import BANDS, RESOLUTIONS_M, band_indices, mix
-from farmcredit.simulate.stac import build_item, item_id, mgrs_tile
+from farmcredit.simulate.stac import ITEM_ID, build_item, item_id, mgrs_tile
 from farmcredit.simulate.sun import solar_angles
-from farmcredit.simulate.writer import reflectance_to_dn, write_cog
+from farmcredit.simulate.writer import reflectance_to_dn, write_cog, write_file
 
 # Independent random streams, so changing one part of a spec leaves the others as they were.
 _LANDSCAPE, _PORTFOLIO, _TEXTURE, _SKY_PLAN, _SKY, _SENSOR = range(6)
@@ -53,10 +53,12 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
 
     Writes ``imagery/<item id>/`` (one COG per band, ``SCL.tif`` and a STAC item per date),
     ``parcels.geojson``, ``truth.csv`` and ``landcover.tif`` under ``out_dir``. The same seed and
-    spec give byte-identical files.
+    spec give byte-identical files. While it writes, ``imagery/`` holds ``SIMULATING`` (an earlier
+    season's files are removed first): a folder left with it is unfinished, refused by
+    `farmcredit.imagery.open_imagery` and replaced whole by the next simulation.
 
     Args:
-        out_dir: Output folder (created; earlier simulator output in it is replaced).
+        out_dir: Output folder (created; earlier simulator output in it, finished or not, is replaced).
         seed: Random seed.
         spec: What to simulate.
 
@@ -64,7 +66,8 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
         Paths and facts of what was written.
 
     Raises:
-        InputError: ``out_dir`` cannot be written (a file in the way), or holds folders it did not write.
+        InputError: ``out_dir`` cannot be written (a file in the way, a full disk: the message names the file), or
+            holds folders it did not write.
 
     Example:
         >>> spec = SimulationSpec(size_px=96, n_dates=6)
@@ -75,11 +78,7 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
     if seed < 0:
         raise InputError(f"seed {seed}: a seed is 0 or more")
     out_dir = writable_folder(Path(out_dir))  # before the work: a file in the way fails now
-    earlier = _earlier_scenes(out_dir / "imagery")
-    foreign = [out_dir / name for name in OUTPUT_FILES if (out_dir / name).exists()] if not earlier else []
-    if foreign:
-        raise InputError(f"{foreign[0]} was not written by the simulator (no simulated scenes beside it); choose an "
-                         "empty output folder or remove it")
+    earlier = _earlier_output(out_dir)
     grid = scene_grid(spec.centre_lon, spec.centre_lat, spec.size_px)
     landscape = build_landscape(grid, _rng(seed, _LANDSCAPE))
     parcels = build_portfolio(landscape, grid, spec, _rng(seed, _PORTFOLIO))
@@ -90,12 +89,6 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
     )
 
     imagery_dir = out_dir / "imagery"
-    for scene in earlier:
-        shutil.rmtree(scene)
-    imagery_dir.mkdir(parents=True, exist_ok=True)
-    for index, (day, plan) in enumerate(zip(dates, skies)):
-        _write_scene(imagery_dir, cells, grid, spec, day, plan, _rng(seed, _SKY, index), _rng(seed, _SENSOR, index))
-
     result = SimulationResult(
         root=out_dir,
         imagery_dir=imagery_dir,
@@ -106,9 +99,29 @@ def simulate_season(out_dir: Path, seed: int = 0, spec: SimulationSpec = DEFAULT
         n_parcels=len(parcels),
         landcover_path=out_dir / OUTPUT_FILES[2],
     )
-    write_parcels(parcels, result.parcels_path)
-    write_truth(parcels, result.truth_path)
-    _write_landcover(result.landcover_path, cells, grid)
+    marker = imagery_dir / SIMULATING
+    try:
+        imagery_dir.mkdir(exist_ok=True)
+        write_file(marker, "farmcredit simulate is writing this folder; while this file is here the season in it is "
+                           "unfinished: run the simulation again\n")
+        for path in earlier:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        for index, (day, plan) in enumerate(zip(dates, skies)):
+            _write_scene(imagery_dir, cells, grid, spec, day, plan, _rng(seed, _SKY, index),
+                         _rng(seed, _SENSOR, index))
+        write_parcels(parcels, result.parcels_path)
+        write_truth(parcels, result.truth_path)
+        _write_landcover(result.landcover_path, cells, grid)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise InputError(f"simulating into {out_dir} stopped: {exc.filename} could not be written ({exc.strerror}); "
+                         f"the folder holds an unfinished season ({marker}): make room and run the simulation "
+                         "again") from exc
+    marker.unlink()
     return result
 
 
@@ -163,7 +176,7 @@ def _write_scene(
         sun_elevation=elevation,
     )
     # Compact, as Earth Search serves its items.
-    (folder / f"{identifier}.json").write_text(json.dumps(item, separators=(",", ":")) + "\n", encoding="utf-8")
+    write_file(folder / f"{identifier}.json", json.dumps(item, separators=(",", ":")) + "\n")
 
 
 def _write_bands(
@@ -226,27 +239,37 @@ def _write_landcover(path: Path, cells: SceneCells, grid: SceneGrid) -> None:
     )
 
 
-def _earlier_scenes(imagery_dir: Path) -> list[Path]:
-    """The scene folders an earlier simulation wrote (to be replaced; hidden files such as .DS_Store aside).
+def _earlier_output(out_dir: Path) -> list[Path]:
+    """What an earlier simulation wrote in ``out_dir``, to be replaced: its scene folders and ``OUTPUT_FILES``
+    (hidden files such as .DS_Store aside). After a simulation that did not finish (``SIMULATING`` left in
+    ``imagery/``), a folder named as its scenes are is its own, with or without its item.
 
     Raises:
-        InputError: the folder holds anything else.
+        InputError: ``imagery/`` holds anything else, or the files are there without the simulator's scenes.
     """
-    if not imagery_dir.is_dir():
-        return []
+    imagery_dir = out_dir / "imagery"
+    unfinished = (imagery_dir / SIMULATING).is_file()
     scenes = []
-    for child in sorted(imagery_dir.iterdir()):
+    for child in sorted(imagery_dir.iterdir()) if imagery_dir.is_dir() else ():
         if child.name.startswith("."):
             continue
-        item = child / f"{child.name}.json"
-        try:
-            synthetic = json.loads(item.read_text(encoding="utf-8"))["properties"]["farmcredit:synthetic"] is True
-        except (OSError, ValueError, KeyError, TypeError):
-            synthetic = False
-        if not synthetic:
+        if not (_is_simulated_scene(child) or unfinished and child.is_dir() and ITEM_ID.fullmatch(child.name)):
             raise InputError(f"{child} was not written by the simulator; choose an empty output folder or remove it")
         scenes.append(child)
-    return scenes
+    files = [out_dir / name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if files and not (scenes or unfinished):
+        raise InputError(f"{files[0]} was not written by the simulator (no simulated scenes beside it); choose an "
+                         "empty output folder or remove it")
+    return scenes + files
+
+
+def _is_simulated_scene(folder: Path) -> bool:
+    """True when ``folder`` holds the simulator's STAC item (``farmcredit:synthetic``)."""
+    try:
+        item = json.loads((folder / f"{folder.name}.json").read_text(encoding="utf-8"))
+        return item["properties"]["farmcredit:synthetic"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -58,6 +59,10 @@ def mgrs_tile(lon: float, lat: float, epsg: int, easting: float, northing: float
     column = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")[(zone - 1) % 3][int(easting // 100_000) - 1]
     row = "ABCDEFGHJKLMNPQRSTUV"[(int(northing // 100_000) + (5 if zone % 2 == 0 else 0)) % 20]
     return f"{zone}{band}{column}{row}"
+
+
+# The names ``item_id`` gives.
+ITEM_ID = re.compile(r"S2[AB]_\d{2}[C-X][A-Z]{2}_\d{8}_0_L2A")
 
 
 def item_id(satellite: str, tile: str, acquired: datetime) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
+from rasterio.io import MemoryFile
 
 # Processing baseline >= 04.00 stores DN = reflectance * 10000 + 1000 (BOA_ADD_OFFSET = -1000).
 BOA_OFFSET_DN = 1000
@@ -36,7 +36,8 @@ def write_cog(
 ) -> None:
     """Write a (bands, rows, cols) or (rows, cols) array as a DEFLATE COG.
 
-    The GeoTIFF holds no timestamps, so the same array always gives the same bytes.
+    The GeoTIFF holds no timestamps, so the same array always gives the same bytes. It is made in memory and then
+    written with ``write_file``, so a full disk is an ``OSError`` naming the file, not a GDAL error naming none.
 
     Args:
         path: Output file.
@@ -48,27 +49,40 @@ def write_cog(
         tags: Dataset metadata items.
     """
     stack = array[None] if array.ndim == 2 else array
-    with rasterio.open(
-        path,
-        "w",
-        driver="COG",
-        width=stack.shape[2],
-        height=stack.shape[1],
-        count=stack.shape[0],
-        dtype=stack.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-        compress="DEFLATE",
-        level=9,
-        predictor=2,
-        blocksize=256,
-        # The scenes are a few hundred pixels: overviews would add a quarter to the size for nothing.
-        overviews="NONE",
-    ) as dataset:
-        dataset.write(stack)
-        if descriptions:
-            for index, description in enumerate(descriptions, start=1):
-                dataset.set_band_description(index, description)
-        if tags:
-            dataset.update_tags(**tags)
+    with MemoryFile() as memory:
+        with memory.open(
+            driver="COG",
+            width=stack.shape[2],
+            height=stack.shape[1],
+            count=stack.shape[0],
+            dtype=stack.dtype,
+            crs=crs,
+            transform=transform,
+            nodata=nodata,
+            compress="DEFLATE",
+            level=9,
+            predictor=2,
+            blocksize=256,
+            # The scenes are a few hundred pixels: overviews would add a quarter to the size for nothing.
+            overviews="NONE",
+        ) as dataset:
+            dataset.write(stack)
+            if descriptions:
+                for index, description in enumerate(descriptions, start=1):
+                    dataset.set_band_description(index, description)
+            if tags:
+                dataset.update_tags(**tags)
+        # The COG driver makes the file when the dataset closes.
+        write_file(path, memory.read())
+
+
+def write_file(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8, newlines as they are) to ``path``.
+
+    Raises:
+        OSError: It could not be written, naming ``path`` (a full disk's error names no file).
+    """
+    try:
+        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -16,9 +19,12 @@ from affine import Affine
 from rasterio import features
 from shapely.geometry import box, shape
 
-from farmcredit.errors import InputError
+from farmcredit.errors import ImageryError, InputError
+from farmcredit.imagery import open_imagery
+from farmcredit.locking import SIMULATING
 from farmcredit.simulate import SimulationResult, SimulationSpec, simulate_season
 from farmcredit.simulate.phenology import peak_day
+from farmcredit.simulate.season import OUTPUT_FILES
 from farmcredit.simulate.spectra import BANDS
 
 SPEC = SimulationSpec(size_px=96, n_dates=12)
@@ -106,6 +112,54 @@ def test_rerun_into_same_folder_replaces_previous_scenes(tmp_path: Path) -> None
     simulate_season(tmp_path, seed=1, spec=spec)
     result = simulate_season(tmp_path, seed=1, spec=SimulationSpec(size_px=48, n_dates=4, n_swath_edge_dates=0))
     assert len(list(result.imagery_dir.iterdir())) == 4
+
+
+def test_an_interrupted_simulation_is_refused_by_readers_and_replaced_by_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C once two dates and a third's bands (not yet its item) of seed 3 are written over seed 1: no parcels or
+    truth of seed 1 are left beside seed 3's imagery, which reads as unfinished; the next run replaces it all."""
+    import farmcredit.simulate.season as season_module
+
+    spec = SimulationSpec(size_px=48, n_dates=4, n_swath_edge_dates=0)
+    out = simulate_season(tmp_path / "out", seed=1, spec=spec).root
+    items: list[str] = []
+
+    def interrupted(**item: object) -> dict:
+        if len(items) == 2:
+            raise KeyboardInterrupt
+        items.append(str(item["identifier"]))
+        return build_item(**item)
+
+    build_item = season_module.build_item
+    monkeypatch.setattr(season_module, "build_item", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        simulate_season(out, seed=3, spec=spec)
+    monkeypatch.undo()
+    assert not any((out / name).exists() for name in OUTPUT_FILES)
+    assert len(list((out / "imagery").glob("*/*.json"))) == 2 and len(list((out / "imagery").glob("*/B04.tif"))) == 3
+    with pytest.raises(ImageryError, match=f"did not finish .{SIMULATING}"):
+        open_imagery(out / "imagery")
+    simulate_season(out, seed=3, spec=spec)
+    assert _digests(out) == _digests(simulate_season(tmp_path / "fresh", seed=3, spec=spec).root)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a limit on the size of files a process writes is POSIX's")
+def test_a_full_disk_stops_simulate_naming_the_file_and_the_unfinished_folder(tmp_path: Path) -> None:
+    """Files over 2 kB fail as on a full disk (EFBIG, not ENOSPC: a real limit, no root or small file system)."""
+    import resource
+
+    def small_files_only() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the process being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "simulate", "--out", str(tmp_path), "--size", "48"],
+                          capture_output=True, text=True, timeout=600, preexec_fn=small_files_only)
+    said = done.stderr.replace("\n", "")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in said and f"simulating into {tmp_path} stopped: {tmp_path / 'imagery'}" in said
+    assert ".tif could not be written (File too large)" in said
+    assert f"the folder holds an unfinished season ({tmp_path / 'imagery' / SIMULATING})" in said
+    assert (tmp_path / "imagery" / SIMULATING).is_file()
 
 
 def test_refuses_to_delete_foreign_folders(tmp_path: Path) -> None:
