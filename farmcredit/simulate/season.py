@@ -155,7 +155,8 @@ def _write_scene(
     # The two satellites fly half a 10-day cycle apart, so they alternate on the 5-day grid.
     satellite = "S2A" if (day - spec.season_start).days // REVISIT_DAYS % 2 == 0 else "S2B"
     overpass = timedelta(hours=_OVERPASS_SOLAR_HOURS - lon / 15.0, seconds=float(sky_rng.uniform(-40.0, 40.0)))
-    acquired = datetime(day.year, day.month, day.day) + overpass
+    # The pass in the UTC day ``day``: east of 157.5 E the 10:30 pass of local ``day`` is in the UTC day before.
+    acquired = datetime(day.year, day.month, day.day) + overpass % timedelta(days=1)
     acquired = acquired.replace(microsecond=acquired.microsecond // 1000 * 1000)
     azimuth, elevation = solar_angles(lon, lat, acquired)
     sky = draw_sky(plan, grid, azimuth, elevation, sky_rng)

@@ -162,6 +162,16 @@ def test_a_full_disk_stops_simulate_naming_the_file_and_the_unfinished_folder(tm
     assert (tmp_path / "imagery" / SIMULATING).is_file()
 
 
+def test_east_of_157_5_degrees_scenes_are_dated_in_the_season(tmp_path: Path) -> None:
+    """At 170 E the 10:30 local pass is 23:10 UTC the day before: the first date would fall before the season."""
+    spec = SimulationSpec(size_px=48, n_dates=3, n_swath_edge_dates=0, centre_lon=170.0)
+    result = simulate_season(tmp_path, seed=1, spec=spec)
+    for folder in sorted(result.imagery_dir.iterdir()):
+        properties = json.loads((folder / f"{folder.name}.json").read_text())["properties"]
+        acquired = datetime.fromisoformat(properties["datetime"].replace("Z", "+00:00"))
+        assert acquired.date() in result.dates and folder.name[10:18] == f"{acquired:%Y%m%d}"
+
+
 def test_refuses_to_delete_foreign_folders(tmp_path: Path) -> None:
     (tmp_path / "imagery" / "my_data").mkdir(parents=True)
     with pytest.raises(InputError, match="my_data"):
