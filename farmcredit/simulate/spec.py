@@ -10,6 +10,8 @@ from farmcredit.errors import InputError
 
 # Sentinel-2 revisits every 5 days with two satellites; acquisition dates sit on that cycle.
 REVISIT_DAYS = 5
+# Fewest acquisition dates of a season.
+MIN_DATES = 3
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,14 @@ class SimulationSpec:
 
     Attributes:
         size_px: 10 m pixels per side of the scene (the 60 m grid is rounded up to cover it).
-        season_start: First possible acquisition date.
-        season_end: Last possible acquisition date.
-        n_dates: Acquisition dates, spread evenly over the season on the 5-day revisit cycle.
+        season_start: First possible acquisition date (UTC).
+        season_end: Last possible acquisition date (UTC), in the same year: the crop calendars are one year's.
+        n_dates: Acquisition dates (3 or more), spread evenly over the season on the 5-day revisit cycle.
         centre_lon: Scene centre longitude, degrees east (sets the UTM zone).
         centre_lat: Scene centre latitude, degrees north (northern hemisphere only).
         subpixel: Sub-cells per 10 m pixel side used to render land cover (5 -> 2 m cells).
-        portfolio_fraction: Share of farm fields that are pledged parcels in ``parcels.geojson``.
+        portfolio_fraction: Share of farm fields that are pledged parcels in ``parcels.geojson`` (more than 0; at
+            least one parcel).
         n_broken_geometries: Parcels written as self-intersecting (repairable) bow-ties.
         over_declared_fraction: Share of cropped parcels declared at 1.6-3x their true area.
         crop_mismatch_fraction: Share of cropped parcels declared as another crop.
@@ -60,11 +63,17 @@ class SimulationSpec:
             problems.append(f"size_px={self.size_px} (at least 48 pixels)")
         if self.subpixel < 1:
             problems.append(f"subpixel={self.subpixel} (at least 1)")
+        season = f"season {self.season_start}..{self.season_end}"
         slots = (self.season_end - self.season_start).days // REVISIT_DAYS + 1
-        if self.season_end <= self.season_start:
-            problems.append(f"season {self.season_start}..{self.season_end} (end before start)")
-        elif not 3 <= self.n_dates <= slots:
-            problems.append(f"n_dates={self.n_dates} (3 to {slots} for this season)")
+        if self.season_end < self.season_start:
+            problems.append(f"{season} (end before start)")
+        elif self.season_end.year != self.season_start.year:
+            problems.append(f"{season} (crosses the new year, which the crop calendars do not: keep it in one year)")
+        elif slots < MIN_DATES:
+            problems.append(f"{season} (too short: {MIN_DATES} dates {REVISIT_DAYS} days apart need "
+                            f"{(MIN_DATES - 1) * REVISIT_DAYS} days from start to end)")
+        elif not MIN_DATES <= self.n_dates <= slots:
+            problems.append(f"n_dates={self.n_dates} ({MIN_DATES} to {slots} for this season)")
         if self.n_overcast_dates < 0 or self.n_swath_edge_dates < 0:
             problems.append(f"n_overcast_dates={self.n_overcast_dates}, n_swath_edge_dates={self.n_swath_edge_dates} "
                             "(0 or more)")
@@ -74,8 +83,10 @@ class SimulationSpec:
             problems.append(f"centre_lat={self.centre_lat} (northern UTM zones only)")
         if not -180 <= self.centre_lon < 180:
             problems.append(f"centre_lon={self.centre_lon}")
+        if not 0 < self.portfolio_fraction <= 1:
+            problems.append(f"portfolio_fraction={self.portfolio_fraction} (more than 0, at most 1: a portfolio has "
+                            "at least one parcel)")
         for name in (
-            "portfolio_fraction",
             "over_declared_fraction",
             "crop_mismatch_fraction",
             "clear_date_fraction",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from pathlib import Path
 
@@ -85,4 +86,19 @@ def test_mgrs_tile_of_the_default_scene() -> None:
 )
 def test_invalid_specs_are_refused(changes: dict) -> None:
     with pytest.raises(InputError):
+        SimulationSpec(**changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"season_end": date(2024, 3, 1)}, "season 2024-03-01..2024-03-01 (too short: 3 dates 5 days apart need 10 "),
+        ({"season_end": date(2024, 3, 2)}, "season 2024-03-01..2024-03-02 (too short"),
+        # The crop calendars are one year's: maize would read bare all season while truth.csv gave it sown.
+        ({"season_start": date(2024, 11, 1), "season_end": date(2025, 3, 31)}, "crosses the new year"),
+        ({"portfolio_fraction": 0.0}, "portfolio_fraction=0.0 (more than 0"),
+    ],
+)
+def test_a_season_that_cannot_be_simulated_is_refused_saying_why(changes: dict, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
         SimulationSpec(**changes)
