@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
+from rasterio._err import CPLE_BaseError  # GDAL's own errors (a full disk's), which rasterio.errors does not export
 from rasterio.errors import RasterioError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
@@ -44,7 +45,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     try:
         marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
         files = _write_outputs(out_dir, assessment)
-    except (OSError, DataSourceError, DataLayerError, FeatureError, RasterioError) as exc:
+    except (OSError, DataSourceError, DataLayerError, FeatureError, RasterioError, CPLE_BaseError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in WRITE_ERRNOS:
             raise
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

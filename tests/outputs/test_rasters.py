@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import shapely
 from rasterio.windows import Window
 
 from farmcredit.imagery import read_window, spectral_indices
+from farmcredit.locking import UNFINISHED
 from farmcredit.outputs import rasters
 from farmcredit.outputs.rasters import (
     RASTER_NAMES,
@@ -176,3 +180,37 @@ def test_the_rule_writes_no_class_map_and_removes_one_left_by_an_earlier_run(sma
     files = write_rasters(tmp_path, rule)
     assert "cropland_class" not in files and "cropland_probability" in files
     assert not (tmp_path / "cropland_class.tif").exists() and not (tmp_path / "cropland_class.qml").exists()
+
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a limit on the size of files a process writes is POSIX's")
+def test_a_raster_gdal_cannot_write_stops_the_outputs_naming_the_folder_and_the_unfinished_write(tmp_path) -> None:
+    """A full disk while GDAL writes a raster is rasterio's CPLE error, not a RasterioError: it ended in a
+    traceback. Two parcels at opposite corners of sample_tiles make rasters over the whole grid (~400 kB) and small
+    tables (a 150 kB GeoPackage); after measuring, files over 250 kB fail as on a full disk (EFBIG, a real limit)."""
+    sample = Path(__file__).resolve().parents[2] / "sample_tiles"
+    script = f"""
+import resource, signal
+from pathlib import Path
+import geopandas as gpd
+from farmcredit.errors import InputError
+from farmcredit.outputs import write_outputs
+from farmcredit.pipeline import run_assessment
+
+parcels = gpd.read_file({str(sample / "parcels.geojson")!r})
+corner = parcels.geometry.bounds.minx + parcels.geometry.bounds.miny
+assessment = run_assessment(parcels.loc[[corner.idxmin(), corner.idxmax()]], {str(sample / "imagery")!r},
+                            model="rule", pixel_layers=True)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (250_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    write_outputs(Path({str(tmp_path)!r}), assessment)
+except InputError as exc:
+    print("InputError:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"InputError: writing the outputs in {tmp_path} stopped: " in done.stdout
+    assert "cropland_probability.tif" in done.stdout
+    assert f"the folder holds an unfinished write ({UNFINISHED})" in done.stdout
+    assert (tmp_path / UNFINISHED).is_file() and (tmp_path / "results.gpkg").is_file()
