@@ -522,8 +522,9 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
 
     HISTORY has one row per past loan: the agronomic columns of a results table
     (health_index, relative_yield, clear_observations, cultivated_fraction, cultivated_area_ha,
-    declared_area_ha, ndvi_uniformity), its season, outcome_date and defaulted (0/1); an optional
-    loan_id tells apart loans whose other columns are all the same (a loan given twice is refused).
+    cultivated_area_high_ha, declared_area_ha, ndvi_uniformity), its season, outcome_date and
+    defaulted (0/1); an optional loan_id tells apart loans whose other columns are all the same (a
+    loan given twice is refused).
 
     \b
     Example:

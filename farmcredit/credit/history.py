@@ -38,8 +38,9 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
 
     Raises:
         InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value,
-            a row with no season, a loan repeated (``loan_id`` twice, or a row repeated whole), too few rows,
-            a single outcome class, ``as_of`` after today, or outcomes dated after ``as_of``; the message says which.
+            a cultivated area's high end under its estimate, a row with no season, a loan repeated (``loan_id``
+            twice, or a row repeated whole), too few rows, a single outcome class, ``as_of`` after today, or
+            outcomes dated after ``as_of``; the message says which.
     """
     path = Path(path)
     try:
@@ -48,9 +49,15 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         raise InputError(f"cannot read history file {path}: {exc}") from exc
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]
     if missing:
-        hint = (" (relative_yield: yield_p50_t_ha over the typical yield of the crop that priced the loan, as results "
-                "tables carry it)" if "relative_yield" in missing else "")
-        raise InputError(f"history file {path} lacks column(s): {', '.join(missing)}{hint}")
+        hints = {
+            "relative_yield": "relative_yield: yield_p50_t_ha over the typical yield of the crop that priced the loan, "
+                              "as results tables carry it",
+            "cultivated_area_high_ha": "cultivated_area_high_ha: the high end of the cultivated area's interval, "
+                                       "as results tables carry it; a history without one may repeat "
+                                       "cultivated_area_ha, judging declarations against the estimate alone",
+        }
+        hint = "; ".join(text for column, text in hints.items() if column in missing)
+        raise InputError(f"history file {path} lacks column(s): {', '.join(missing)}{f' ({hint})' if hint else ''}")
     for column in (*SOURCE_COLUMNS, "defaulted"):
         values = pd.to_numeric(table[column], errors="coerce")
         bad = (values.isna() & table[column].notna()) | np.isinf(values)
@@ -61,6 +68,11 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         if values.isna().all():
             raise InputError(f"history file {path}: column {column} has no value on any row; the model needs it")
         table[column] = values
+    if (below := table["cultivated_area_high_ha"] < table["cultivated_area_ha"]).any():
+        row = int(np.flatnonzero(below.to_numpy())[0])
+        raise InputError(f"history file {path}: cultivated_area_high_ha is under cultivated_area_ha on row {row + 2} "
+                         f"({table['cultivated_area_high_ha'].iloc[row]} < {table['cultivated_area_ha'].iloc[row]}; "
+                         f"{int(below.sum())} row(s)): it is the high end of the cultivated area's interval")
     season = table["season"].astype("string").str.strip()
     if (season.isna() | season.eq("")).any():
         row = int(np.flatnonzero((season.isna() | season.eq("")).to_numpy())[0])

@@ -2,7 +2,8 @@
 
 The scorecard is a logistic regression on standardised agronomic features whose coefficient
 signs are fixed in advance (PD never rises with health, relative yield, clear observations,
-cultivated share or area; never falls with over-declaration or patchiness), fitted with bounds, then
+cultivated share or area; never falls with over-declaration, the declared area over the high end of the measured
+interval, or patchiness), fitted with bounds, then
 calibrated with isotonic regression on out-of-time predictions (each season predicted by a
 model fitted on earlier seasons), each step's rate taken as its Jeffreys estimate (a step whose loans
 all repaid is not PD 0). Isotonic maps are non-decreasing, so the calibrated PD keeps
@@ -39,7 +40,7 @@ FEATURE_DIRECTIONS: dict[str, int] = {
 # Columns of a results table the features are derived from.
 SOURCE_COLUMNS = (
     "health_index", "relative_yield", "clear_observations", "cultivated_fraction",
-    "cultivated_area_ha", "declared_area_ha", "ndvi_uniformity",
+    "cultivated_area_ha", "cultivated_area_high_ha", "declared_area_ha", "ndvi_uniformity",
 )
 MAX_DECLARED_RATIO = 5.0
 
@@ -47,9 +48,14 @@ MAX_DECLARED_RATIO = 5.0
 def risk_features(table: pd.DataFrame) -> pd.DataFrame:
     """Derive the scorecard's features from results-table columns (NaN where unknown)."""
     area = pd.to_numeric(table["cultivated_area_ha"], errors="coerce")
+    most = pd.to_numeric(table["cultivated_area_high_ha"], errors="coerce")
     declared = pd.to_numeric(table["declared_area_ha"], errors="coerce")
+    # Over-declaration is what the imagery rules out, as AREA_OVERSTATED judges it: area beyond the high end of the
+    # cultivated interval. Against the point estimate, a parcel declared at its 0.129 ha outline, measured at
+    # 0.008-0.119 ha, read as five times over and was declined, and approved when declared blank. A declaration within
+    # or under the interval is 1.0, as a blank one: declaring less (AREA_UNDERSTATED's matter) buys no lower PD.
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.clip(declared / area, 0.0, MAX_DECLARED_RATIO)
+        ratio = np.clip(declared / most, 1.0, MAX_DECLARED_RATIO)
     features = pd.DataFrame(
         {
             "health_index": table["health_index"],
@@ -57,7 +63,7 @@ def risk_features(table: pd.DataFrame) -> pd.DataFrame:
             "clear_observations": table["clear_observations"],
             "cultivated_fraction": table["cultivated_fraction"],
             "log_cultivated_area_ha": np.log1p(area.clip(lower=0)),
-            # No declaration is neither honest nor inflated: treat it as matching.
+            # No declaration is neither honest nor inflated: as one within the interval.
             "declared_ratio": ratio.where(declared.notna(), 1.0),
             "ndvi_uniformity": table["ndvi_uniformity"],
         },
@@ -219,7 +225,7 @@ def _jeffreys_isotonic(score: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarr
 
     An isotonic fit's steps, each step's default rate taken as its Jeffreys estimate, (defaults + 1/2) / (loans + 1)
     (the prior the ECB's PD back-testing uses), then made non-decreasing again (weighted by loans + 1). A raw step
-    whose loans all repaid says PD 0 (145 loans in the shipped fit's lowest), all defaulted PD 1: no count of loans
+    whose loans all repaid says PD 0 (153 loans in the shipped fit's lowest), all defaulted PD 1: no count of loans
     can show that. The prior is weak, so a risky tail keeps its rate (one shrunk towards the base rate by 1/rate
     pseudo-loans halved a 51% segment's PD where defaults were rare).
     """

@@ -149,11 +149,29 @@ def test_regional_prices_override_the_crop_defaults() -> None:
 
 
 def test_overstated_area_refers_and_fallow_declines() -> None:
-    over = _assess(_parcel(declared_area_ha=1.5)).iloc[0]
+    # Twice the top of the interval; at three times the scorecard's PD (0.23, grade E) declines it HIGH_RISK too.
+    over = _assess(_parcel(declared_area_ha=1.0)).iloc[0]
     assert over["decision"] == "refer" and over["reason"].startswith("AREA_OVERSTATED")
     fallow = _assess(_parcel(crop="fallow", cultivated_fraction=0.05, cultivated_area_ha=0.025)).iloc[0]
     assert fallow["decision"] == "decline" and fallow["loan_limit"] == 0
     assert "NOT_CULTIVATED" in fallow["reason"]
+
+
+def test_an_honest_declaration_over_a_wide_interval_fares_no_worse_than_none() -> None:
+    """A small, partly cultivated parcel whose cultivated area the imagery knows only to 0.008-0.119 ha: declared
+    within it, or at its whole 0.1295 ha outline (AREA_OVERSTATED allows 1.2 x the interval's top), it is approved as
+    when declared blank. Its declaration was read against the estimate (0.052 ha): declared, PD 0.37-0.40, declined
+    HIGH_RISK; blank, PD 0.10, approved."""
+    wide = {"polygon_area_ha": 0.1295, "cultivated_fraction": 0.4, "cultivated_area_ha": 0.052,
+            "cultivated_area_low_ha": 0.008, "cultivated_area_high_ha": 0.119, "health_index": 50.0,
+            "relative_yield": 0.9}
+    blank, *honest = _assess(*(_parcel(parcel_id=f"P{k}", borrower_id=f"B{k}", declared_area_ha=declared, **wide)
+                               for k, declared in enumerate([np.nan, 0.05, 0.11, 0.1295]))).itertuples()
+    assert blank.decision == "approve"
+    for parcel in honest:
+        assert (parcel.decision, parcel.loan_limit) == (blank.decision, blank.loan_limit), parcel.declared_area_ha
+        assert parcel.probability_of_default >= blank.probability_of_default
+    assert [p.probability_of_default for p in honest[:2]] == [blank.probability_of_default] * 2
 
 
 @pytest.mark.parametrize("name", ["cotton", "winter wheat"])
@@ -379,7 +397,7 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     declined = _parcel(parcel_id="P1", cultivated_fraction=0.0, cultivated_area_ha=0.0, cultivated_area_low_ha=0.0,
                        cultivated_area_high_ha=0.0, crop="fallow", priced_crop="fallow", ndvi_peak=0.2,
                        health_index=np.nan, declared_area_ha=np.nan)
-    referred = _parcel(parcel_id="P2", declared_area_ha=1.5)
+    referred = _parcel(parcel_id="P2", declared_area_ha=1.0)
     approved = [_parcel(parcel_id=f"P{i}", reasons=["UNKNOWN_REGION"] if i == 3 else []) for i in range(3, 8)]
     parcels = _assess(declined, referred, *approved)
     assert list(parcels["decision"][:2]) == ["decline", "refer"]
@@ -411,7 +429,7 @@ _FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_ar
 
 
 @pytest.mark.parametrize(("doubt", "declared", "overlaps"), [
-    ("AREA_OVERSTATED", {"declared_area_ha": 1.5}, None),
+    ("AREA_OVERSTATED", {"declared_area_ha": 1.0}, None),
     ("CROP_MISMATCH", {"declared_crop": "maize", "declared_crop_probability": 1e-6}, None),
     ("PARCEL_OVERLAP", {}, [[], [2], [1]]),
 ])

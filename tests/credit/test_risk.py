@@ -82,6 +82,20 @@ def test_a_risky_segment_keeps_its_rate_where_defaults_are_rare() -> None:
     assert history["defaulted"].mean() < 0.03 and abs(predicted - observed) < 0.1
 
 
+def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
+    """declared_ratio is the declared area over the high end of the cultivated interval, as AREA_OVERSTATED reads it,
+    never under 1: against the estimate (0.052 ha), an honest 0.11 ha read as twice over, and a real parcel declared
+    at its 0.129 ha outline five times over, declined where left blank it was approved."""
+    declared = [np.nan, 0.11, 0.119, 0.005, 0.129, 0.3, 2.0]
+    table = pd.DataFrame({"health_index": 50.0, "relative_yield": 1.0, "clear_observations": 8,
+                          "cultivated_fraction": 0.4, "cultivated_area_ha": 0.052, "cultivated_area_low_ha": 0.008,
+                          "cultivated_area_high_ha": 0.119, "ndvi_uniformity": 0.1, "declared_area_ha": declared})
+    ratio = risk_features(table)["declared_ratio"].to_numpy()
+    assert ratio[:4].tolist() == [1.0] * 4  # blank, within the interval, at its top, under it: all alike
+    # Above the interval it still rises, to its cap.
+    np.testing.assert_allclose(ratio[4:], [0.129 / 0.119, 0.3 / 0.119, 5.0])
+
+
 def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
     model = load_risk_model()
     base = history.head(300).copy()
@@ -140,6 +154,12 @@ def test_the_same_loans_in_another_row_order_give_the_same_model(history) -> Non
     ("mutate", "message"),
     [
         (lambda t: t.drop(columns=["health_index"]), "lacks column"),
+        # A history from before the interval: told how to keep judging declarations against the estimate.
+        (lambda t: t.drop(columns=["cultivated_area_high_ha"]),
+         r"lacks column\(s\): cultivated_area_high_ha \(cultivated_area_high_ha: the high end of the cultivated "
+         r"area's interval, .* may repeat cultivated_area_ha"),
+        (lambda t: t.assign(cultivated_area_high_ha=t["cultivated_area_high_ha"].where(t.index != 6, 0.01)),
+         r"cultivated_area_high_ha is under cultivated_area_ha on row 8 \(0.01 < 0.\d+; 1 row\(s\)\)"),
         (lambda t: t.assign(relative_yield=t["relative_yield"].astype(object).where(t.index != 7, "lots")),
          "'lots' \\(row 9\\)"),
         (lambda t: t.assign(cultivated_area_ha=t["cultivated_area_ha"].where(t.index != 3, np.inf)),
