@@ -203,7 +203,9 @@ def build_run_record(
             "status": parcels["status"].value_counts().to_dict(),
             "decision": parcels["decision"].value_counts().to_dict(),
             "borrowers": len(borrowers),
-            "total_limit": float(borrowers["loan_limit"].sum()),
+            # Apart: a referred borrower's limit is only offered once a person clears it.
+            "approved_limit": float(borrowers["loan_limit"][borrowers["decision"] == "approve"].sum()),
+            "referred_limit": float(borrowers["loan_limit"][borrowers["decision"] == "refer"].sum()),
         },
         "read_failures": [{"scene_id": scene, "file": path, "message": message}
                           for scene, path, message in read_failures],

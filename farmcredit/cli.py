@@ -162,7 +162,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
             + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
             + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
             + ", ".join(f"{lenders.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
-            + f"; total limit {result.borrowers['loan_limit'].sum():,.0f} {result.parcels.attrs.get('currency', 'CNY')}"
+            + _limit_totals(result.record["counts"], result.parcels.attrs.get("currency", "CNY"))
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
@@ -668,6 +668,13 @@ def _reason_kind(reason: str) -> str:
     summary counts like failures together."""
     reason = re.sub(r"'measure_partition-[0-9a-f-]+'", "<task>", reason)  # a token, or a uuid4 (pure=False)
     return re.sub(r"\b(tcp|tls|ucx|inproc)://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)  # not a file's URL
+
+
+def _limit_totals(counts: dict, currency: str) -> str:
+    """The borrowers' limits as the summary line ends: approved apart from referred (``run.json``'s ``counts``), whose
+    limit waits on a person's review, e.g. ``; approved 250,700 CNY; 217,100 CNY pending review``."""
+    return (f"; approved {counts['approved_limit']:,.0f} {currency}; "
+            f"{counts['referred_limit']:,.0f} {currency} pending review")
 
 
 def _warn_read_failures(record: dict) -> None:

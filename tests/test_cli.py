@@ -37,6 +37,25 @@ def test_assess_writes_results_and_says_where(small_season, tmp_path: Path) -> N
     assert "no calibrated area interval" not in done.stderr
 
 
+def test_the_summary_and_run_json_give_approved_limits_apart_from_those_pending_review(small_season,
+                                                                                      tmp_path: Path) -> None:
+    """A referred borrower's limit is not money approved: the two totals are said apart (they used to be summed as
+    'total limit', all of it a referred run's)."""
+    out = tmp_path / "results"
+    done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--out", str(out),
+                "--model", "rule")
+    assert done.returncode == 0, done.stderr
+    borrowers = gpd.read_file(out / "results.gpkg", layer="borrowers")
+    approved, referred = (borrowers.loc[borrowers["decision"] == d, "loan_limit"].sum() for d in ("approve", "refer"))
+    assert approved > 0 and referred > 0  # both kinds, so a sum of the two is not either
+    counts = json.loads((out / "run.json").read_text())["counts"]
+    assert (counts["approved_limit"], counts["referred_limit"]) == pytest.approx((approved, referred))
+    assert "total_limit" not in counts
+    said = " ".join(done.stderr.split())
+    assert f"; approved {approved:,.0f} CNY; {referred:,.0f} CNY pending review" in said
+    assert "total limit" not in said
+
+
 def test_a_model_without_an_area_margin_is_run_with_a_warning_saying_how_to_fit_one(small_season,
                                                                                     tmp_path: Path) -> None:
     from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path
