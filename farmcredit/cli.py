@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -35,6 +35,7 @@ USAGE_ERROR = 2
 INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
+WRITING_OUTPUTS = "writing outputs"
 bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
 parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. "
                                                         "EPSG:4326.")
@@ -145,14 +146,16 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     window = parse_season(season)
     imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
     imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
-    with _progress(quiet) as progress:
+    progress = _progress(quiet)
+    with _stages(progress, quiet) as stage:
         task = progress.add_task("reading imagery windows", total=None)
         result = run_assessment(
             parcels, imagery, season=window, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
             risk_model=risk_model, model=model, pixel_layers=True,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            progress=lambda done, total: progress.update(task, completed=done, total=total), stage=stage,
         )
-    files = write_outputs(out, result)
+        stage(WRITING_OUTPUTS)
+        files = write_outputs(out, result)
     if not quiet:
         counts = result.parcels["decision"].value_counts()
         status = result.parcels["status"].value_counts()
@@ -254,7 +257,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                            dn_offset=dn_offset)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
                TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet, transient=True) as progress:
+    progress = Progress(*columns, console=console, disable=quiet, transient=True)
+    with _stages(progress, quiet) as stage:
         task = progress.add_task("measuring partitions", total=None, rate=0.0)
         start: dict[str, float] = {}
 
@@ -273,8 +277,9 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                     parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
                     parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
                     memory_limit=memory_limit, parcels_per_partition=partition_parcels, retries=retries,
-                    gpu_workers=gpu_workers, device=device, progress=update,
+                    gpu_workers=gpu_workers, device=device, progress=update, stage=stage,
                 )
+                stage(WRITING_OUTPUTS)
                 write_outputs(out, result.assessment)
         except BaseException:
             if made is not None:  # stopped before measuring (its input, a crash): leave no folder holding only a lock
@@ -700,6 +705,26 @@ def _warn_season(parcels: pd.DataFrame) -> None:
         console.print(f"[yellow]warning:[/] {unseen} parcel(s) have no clear image near their crop's peak "
                       "(PEAK_NOT_OBSERVED: referred, health and yield not rated); a --season covering the peak, or "
                       "clear images there, rates them", highlight=False)
+
+
+@contextmanager
+def _stages(progress: Progress, quiet: bool) -> Iterator[Callable[[str], None]]:
+    """Show ``progress``, a run's measuring bar, until the first stage after measuring starts; yields the callback
+    that says each such stage (``run_assessment``'s ``stage``) on a line of its own, unless ``quiet``, the bar ended
+    (left up, it read N/N, 0/s, 0:00:00 remaining through a minute of finishing and writing)."""
+
+    def begin(name: str) -> None:
+        if progress.live.is_started:
+            progress.stop()
+        if not quiet:
+            console.print(f"{name}...", markup=False)
+
+    progress.start()
+    try:
+        yield begin
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _progress(quiet: bool, unit: str = "windows") -> Progress:

@@ -64,6 +64,9 @@ MODEL_PIXEL_M = 10.0
 PIXEL_SIZE_TOLERANCE = 0.1
 
 ProgressCallback = Callable[[int, int], None]
+# Called with the name of each stage after measuring as it starts (a console says it: the measuring bar has ended).
+StageCallback = Callable[[str], None]
+PORTFOLIO_STAGES = "portfolio-wide stages (health among peers, overlaps, limits, borrowers)"
 # Called with each window and its per-pixel layers (name -> float32 rows x cols on the window).
 PixelCallback = Callable[[Window, Mapping[str, np.ndarray]], None]
 
@@ -160,11 +163,13 @@ def run_assessment(
     band_layout: Sequence[tuple[date | None, str]] | None = None,
     dn_offset: float | None = None,
     device: str = "auto",
+    stage: StageCallback | None = None,
 ) -> Assessment:
     """Run every stage and return the tables and the audit record (see ``assess``).
 
     With ``pixel_layers``, the per-pixel cropland probability (and class map, CNN) and peak NDVI
     of every window read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
+    ``progress`` is called as windows are measured, then ``stage`` with ``PORTFOLIO_STAGES`` as they start.
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
@@ -184,6 +189,8 @@ def run_assessment(
     measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,
                                             pixels.add if pixels else None)
     timings["measure"] = time.perf_counter() - tick
+    if stage is not None:
+        stage(PORTFOLIO_STAGES)
     return finish_assessment(inputs, model, measurements, outside, timings, started,
                              extent=extent, pixels=pixels)
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -571,3 +572,40 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
                            "stac", "--model", "rule", "--out", "o", "--quiet"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_the_measuring_bar_ends_with_measuring_and_each_later_stage_is_said(small_season, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch,
+                                                                            command: str) -> None:
+    """The bar stayed up, N/N at 0 parcels/s with 0:00:00 remaining, through the portfolio-wide stages and the writing
+    (55 of 90 s at 32,000 parcels); it ends as measuring does, and a line says each stage after."""
+    from click.testing import CliRunner
+    from rich.progress import Progress
+
+    import farmcredit.batch.runner
+    import farmcredit.outputs
+    import farmcredit.pipeline
+    from farmcredit.cli import WRITING_OUTPUTS, cli, console
+    from farmcredit.pipeline import PORTFOLIO_STAGES
+
+    events: list[str] = []
+
+    def recorded(event: str, function: Callable) -> Callable:
+        def run(*args: object, **kwargs: object) -> object:
+            events.append(event)
+            return function(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(Progress, "stop", recorded("bar ends", Progress.stop))
+    for module in (farmcredit.pipeline, farmcredit.batch.runner):
+        monkeypatch.setattr(module, "finish_assessment", recorded("finishing", module.finish_assessment))
+    monkeypatch.setattr(farmcredit.outputs, "write_outputs", recorded("writing", farmcredit.outputs.write_outputs))
+    said = console.print
+    monkeypatch.setattr(console, "print", lambda text="", *a, **kw: (events.append(str(text)), said(text, *a, **kw)))
+    extra = ["--workers", "1"] if command == "batch" else []
+    done = CliRunner().invoke(cli, [command, str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),
+                                    "--model", "rule", "--out", str(tmp_path / "out"), *extra])
+    assert done.exit_code == 0, done.output
+    steps = [event for event in events if event in ("bar ends", "finishing", "writing") or event.endswith("...")]
+    assert steps == ["bar ends", f"{PORTFOLIO_STAGES}...", "finishing", f"{WRITING_OUTPUTS}...", "writing"]

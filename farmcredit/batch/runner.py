@@ -58,8 +58,10 @@ from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
 from farmcredit.locking import folder_lock, writable_folder
 from farmcredit.pipeline import (
+    PORTFOLIO_STAGES,
     Assessment,
     AssessmentInputs,
+    StageCallback,
     assemble_measurements,
     empty_stats,
     failure_table,
@@ -158,6 +160,7 @@ def run_batch(
     gpu_workers: int = 0,
     device: str = "auto",
     progress: BatchProgress | None = None,
+    stage: StageCallback | None = None,
 ) -> BatchResult:
     """Measure every partition not yet done on a Dask cluster, then finish the run over all parcels.
 
@@ -179,6 +182,8 @@ def run_batch(
             requires them, and their CUDA (a partition a GPU worker ran on its CPU fails, retried elsewhere), ``cpu``
             keeps it on CPUs everywhere.
         progress: called with (parcels done, parcels total) as partitions finish.
+        stage: called with ``pipeline.PORTFOLIO_STAGES`` once measuring is over, as the driver reads the partitions
+            back and finishes the run.
 
     Returns:
         The assessment and the partitions' fate; write it with ``write_outputs``.
@@ -241,6 +246,8 @@ def run_batch(
             if cluster is not None:
                 cluster.close()
         timings = {"measure": time.perf_counter() - started}
+        if stage is not None:
+            stage(PORTFOLIO_STAGES)
 
         stats = empty_stats(len(inputs.geoms), len(inputs.imagery.scenes))
         failed_rows = np.zeros(len(inputs.geoms), dtype=bool)
