@@ -67,7 +67,12 @@ class Partition:
     @property
     def file_name(self) -> str:
         """The partition's measurement file in the partitions folder."""
-        return f"part-{self.partition_id}.parquet"
+        return part_file_name(self.partition_id)
+
+
+def part_file_name(partition_id: str) -> str:
+    """The measurement file of the partition ``partition_id`` in the partitions folder."""
+    return f"part-{partition_id}.parquet"
 
 
 def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_partition: int) -> list[Partition]:

@@ -34,6 +34,7 @@ from farmcredit.batch.partitions import (
     Partition,
     fill_stats,
     is_complete,
+    part_file_name,
     plan_partitions,
     read_manifest,
     stats_frame,
@@ -233,7 +234,7 @@ def run_batch(
                 raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
                                  f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
             # Only now, with the arguments found usable, is anything of an earlier run removed.
-            entries = _start_manifest(folder, plan, {p.partition_id for p in todo}, previous)
+            entries = _start_manifest(folder, plan, {p.partition_id for p in todo}, previous, parcels_per_partition)
             if progress is not None:
                 progress(done, total)
             if client is not None:
@@ -321,10 +322,15 @@ def exclusive(folder: Path) -> Iterator[None]:
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
-                    previous: Mapping[str, dict]) -> dict[str, dict]:
-    """Remove what no partition of ``plan`` is, and write the manifest: those in ``todo`` pending, the rest done
-    (keeping what the ``previous`` manifest's entries say of how they were measured)."""
+                    previous: Mapping[str, dict], parcels_per_partition: int) -> dict[str, dict]:
+    """Remove what no partition of ``plan`` is (warning of finished partitions of an earlier run among it), and write
+    the manifest: those in ``todo`` pending, the rest done (keeping what the ``previous`` manifest's entries say of
+    how they were measured), each with the ``parcels_per_partition`` it was cut at."""
     current = {p.file_name for p in plan}
+    _warn_discarded(folder, [entry for entry in previous.values() if entry.get("status") == "done"
+                             and part_file_name(entry["id"]) not in current
+                             and (folder / part_file_name(entry["id"])).is_file()],
+                    parcels_per_partition, len(plan) - len(todo))
     for stale in [*folder.glob("*.tmp"), *folder.glob("part-*.parquet"), folder / "manifest.json"]:
         # Left by a writer killed mid-write (never a result: results appear only by rename), by a run
         # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
@@ -336,11 +342,31 @@ def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
                          "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None,
                          "read_failures": [],  # a partition reused had none: one with any is measured again
                          "inference": None if p.partition_id in todo else previous.get(p.partition_id, {}).get(
-                             "inference")}
+                             "inference"),
+                         "partition_parcels": parcels_per_partition}
         for p in plan
     }
     write_manifest(folder / MANIFEST, entries)
     return entries
+
+
+def _warn_discarded(folder: Path, discarded: list[dict], parcels_per_partition: int, reused: int) -> None:
+    """Warn, before they are removed, of an earlier run's finished partitions (their manifest ``entries``) that this
+    run's plan has not: its ``--partition-parcels`` (as the manifest says) groups the parcels otherwise, or its inputs
+    differ."""
+    if not discarded:
+        return
+    earlier = sorted({entry["partition_parcels"] for entry in discarded if "partition_parcels" in entry})
+    said = (f"{folder}: {len(discarded)} finished partition(s) of an earlier run are not among this run's and are "
+            f"removed ({reused} reused)")
+    if earlier and earlier != [parcels_per_partition]:
+        logger.warning("%s: they were cut at --partition-parcels %s, this run at %d, which groups the parcels "
+                       "otherwise; a rerun with the earlier --partition-parcels reuses an earlier run's partitions",
+                       said, " and ".join(map(str, earlier)), parcels_per_partition)
+    else:
+        logger.warning("%s: this run's parcels, imagery, model or measuring settings differ from that run's%s", said,
+                       "" if earlier else ", or its --partition-parcels groups the parcels otherwise (a rerun with the "
+                       "earlier --partition-parcels reuses an earlier run's partitions)")
 
 
 def _connect(
