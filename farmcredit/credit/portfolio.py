@@ -18,7 +18,8 @@ SEASON_SHOCK = {2022: 0.5}
 EDGE_MARGIN_HA = 0.02
 TRUE_LOGIT = (
     "-2.9 - 0.02 (health_index - 50) - 1.0 (relative_yield - 1) - 0.12 (clear_observations - 8)"
-    " - 2.0 (cultivated_fraction - 0.9) - 0.3 log(1 + cultivated_area_ha) + 1.5 max(0, declared_ratio - 1.1)"
+    " - 2.0 (cultivated_fraction - 0.9) - 0.3 log(1 + cultivated_area_ha)"
+    " + 1.5 max(0, declared_area_ha / cultivated_area_ha - 1.1)"
     " + 4 (ndvi_uniformity - 0.1) + season shock (2022: +0.5)"
 )
 

@@ -34,7 +34,7 @@ FEATURE_DIRECTIONS: dict[str, int] = {
     "clear_observations": -1,
     "cultivated_fraction": -1,
     "log_cultivated_area_ha": -1,
-    "declared_ratio": 1,
+    "declared_over_high": 1,
     "ndvi_uniformity": 1,
 }
 # Columns of a results table the features are derived from.
@@ -64,7 +64,7 @@ def risk_features(table: pd.DataFrame) -> pd.DataFrame:
             "cultivated_fraction": table["cultivated_fraction"],
             "log_cultivated_area_ha": np.log1p(area.clip(lower=0)),
             # No declaration is neither honest nor inflated: as one within the interval.
-            "declared_ratio": ratio.where(declared.notna(), 1.0),
+            "declared_over_high": ratio.where(declared.notna(), 1.0),
             "ndvi_uniformity": table["ndvi_uniformity"],
         },
         index=table.index,
@@ -201,6 +201,11 @@ def _check_model(model: dict) -> None:
     if "yield_p10_t_ha" in features:
         raise ValueError("it reads yield_p10_t_ha, which relative_yield replaced (t/ha judged soybeans against "
                          "maize): refit it with `farmcredit credit fit` on a history with relative_yield")
+    if "declared_ratio" in features:
+        raise ValueError("it reads declared_ratio, the declared area over the cultivated estimate, which "
+                         "declared_over_high replaced (over the interval's high end: an honest declaration over a wide "
+                         "interval scored worse than none): refit it with `farmcredit credit fit` on a history with "
+                         "cultivated_area_high_ha")
     unknown = [name for name in features if name not in FEATURE_DIRECTIONS]
     if unknown or len(set(features)) != len(features) or not features:
         raise ValueError(f"features must be distinct names among {', '.join(FEATURE_DIRECTIONS)}; got {features}")

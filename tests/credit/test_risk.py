@@ -83,14 +83,14 @@ def test_a_risky_segment_keeps_its_rate_where_defaults_are_rare() -> None:
 
 
 def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
-    """declared_ratio is the declared area over the high end of the cultivated interval, as AREA_OVERSTATED reads it,
-    never under 1: against the estimate (0.052 ha), an honest 0.11 ha read as twice over, and a real parcel declared
+    """declared_over_high is the declared area over the high end of the cultivated interval, as AREA_OVERSTATED reads
+    it, never under 1: against the estimate (0.052 ha), an honest 0.11 ha read as twice over, and a real parcel declared
     at its 0.129 ha outline five times over, declined where left blank it was approved."""
     declared = [np.nan, 0.11, 0.119, 0.005, 0.129, 0.3, 2.0]
     table = pd.DataFrame({"health_index": 50.0, "relative_yield": 1.0, "clear_observations": 8,
                           "cultivated_fraction": 0.4, "cultivated_area_ha": 0.052, "cultivated_area_low_ha": 0.008,
                           "cultivated_area_high_ha": 0.119, "ndvi_uniformity": 0.1, "declared_area_ha": declared})
-    ratio = risk_features(table)["declared_ratio"].to_numpy()
+    ratio = risk_features(table)["declared_over_high"].to_numpy()
     assert ratio[:4].tolist() == [1.0] * 4  # blank, within the interval, at its top, under it: all alike
     # Above the interval it still rises, to its cap.
     np.testing.assert_allclose(ratio[4:], [0.129 / 0.119, 0.3 / 0.119, 5.0])
@@ -239,6 +239,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     ("coef", [-1.0, -1.0, -1.0], "coef must be 7 finite numbers"),  # a matmul error after the whole run
     ("features", ["rainfall", "relative_yield"], "features must be distinct names"),
     ("features", ["yield_p10_t_ha", "health_index"], "relative_yield replaced"),
+    ("features", ["declared_ratio", "health_index"], "declared_over_high replaced"),
     ("directions", [1, -1, -1, -1, -1, 1, 1], "fixed signs"),
     ("scale", [0.0] * 7, "scale must be positive"),
     ("calibration_x", [], "calibration_x must rise"),
