@@ -10,10 +10,11 @@
 #   the output also goes to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# What farmcredit.segmentation.cnn and benchmarks/inference.py import that the GPU machine's image lacks, or may
-# hold too old (pydantic-core needs typing-extensions >= 4.14; rasterio imports click and attrs).
+# What farmcredit.segmentation.cnn, farmcredit.imagery and benchmarks/inference.py import that the GPU machine's image
+# lacks, or may hold too old (pydantic-core needs typing-extensions >= 4.14; rasterio imports click and attrs;
+# farmcredit.imagery.scene imports pyproj, which needs certifi, already there).
 WHEELS=(rasterio==1.4.4 affine==3.0.1 attrs==26.1.0 click==8.5.1 pydantic==2.14.4 pydantic-core==2.50.5
-        annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0)
+        annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 pyproj==3.7.2)
 case "${1:-}" in
   fetch)
     python="$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )"
