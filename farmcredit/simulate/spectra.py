@@ -1,4 +1,5 @@
-"""Sentinel-2 L2A bands and the endmember spectra (surface reflectance, 0-1) mixed to render a scene."""
+"""Sentinel-2 L2A bands, the endmember spectra (surface reflectance, 0-1) mixed to render a scene, and random
+reflectance made to read as land (``as_land``, for model inputs in tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -106,3 +107,14 @@ def mix(fractions: np.ndarray, band_positions: list[int]) -> np.ndarray:
     """
     spectra = ENDMEMBER_SPECTRA[:, band_positions]
     return np.tensordot(spectra.T, fractions, axes=1).astype(np.float32)
+
+
+def as_land(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np.ndarray, swir1: np.ndarray) -> None:
+    """Change random reflectance of one scale (0-1 or x 10000) in place so that no band pair reads as swapped
+    (``farmcredit.segmentation.cnn.check_reflectance``): NIR at least red and green, green at least 0.71x red, blue
+    under 1.6x green, SWIR1 from 0.51x red to 1.5x NIR (margins over the checks' 0.5 survive whole
+    numbers)."""
+    nir[...] = np.maximum(nir, np.maximum(red, green))
+    green[...] = np.maximum(green, 0.71 * red)
+    blue[...] = np.minimum(blue, 1.6 * green)
+    swir1[...] = np.clip(swir1, 0.51 * red, 1.5 * nir)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from spectra import as_land
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import (
@@ -36,6 +35,7 @@ from farmcredit.segmentation.training import (
     save_model,
     train,
 )
+from farmcredit.simulate.spectra import as_land
 
 
 @pytest.fixture(scope="module")

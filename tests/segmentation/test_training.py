@@ -14,7 +14,6 @@ import pytest
 import rasterio
 import torch
 from rasterio.transform import from_origin
-from spectra import as_land
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import CLASSES, DEFAULT_WEIGHTS, MODEL_BANDS, card_path, read_card
@@ -31,6 +30,7 @@ from farmcredit.segmentation.training import (
     train,
     train_from_folders,
 )
+from farmcredit.simulate.spectra import as_land
 
 SMALL = TrainingConfig(steps=3, width=8, scene_batch=1, patch_batch=4, atmosphere=0.0)
 
