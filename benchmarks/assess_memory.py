@@ -3,7 +3,7 @@
 Writes (once, cached) a synthetic 10980 x 10980 season in the Earth Search folder layout
 (B02/B04/B08 at 10 m, B05/B8A/B11 and SCL at 20 m, tiled DEFLATE GeoTIFFs; fields whose NDVI
 rises and falls over the dates) and N rotated-rectangle parcels of 0.1-2 ha, then runs the CLI
-in a child process and reports its peak resident memory (ru_maxrss) and wall time.
+in a child process and reports its own peak resident memory (VmHWM, ``peak_memory.py``) and wall time.
 
 Usage: python benchmarks/assess_memory.py --parcels 100000 [--dates 4] [--model rule|cnn] [--cache benchmarks/.cache]
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,9 @@ import rasterio
 import shapely
 from affine import Affine
 from rasterio.windows import Window
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import run_reporting_peak  # noqa: E402
 
 SIZE = 10980
 ORIGIN = (199980.0, 3700020.0)
@@ -126,12 +127,11 @@ def main() -> None:
     parcels = write_parcels(args.cache, args.parcels)
     print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}")
     out = args.cache / "results"
-    command = [sys.executable, "-m", "farmcredit", "assess", str(parcels), "--imagery", str(imagery),
-               "--out", str(out), "--model", args.model, "--quiet"]
+    command = ["farmcredit", "assess", str(parcels), "--imagery", str(imagery), "--out", str(out),
+               "--model", args.model, "--quiet"]
     tick = time.perf_counter()
-    subprocess.run(command, check=True)
+    peak_gib = run_reporting_peak(command) / 1024
     seconds = time.perf_counter() - tick
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
     print(f"| parcels | dates | wall s | parcels/s | peak RSS GiB |\n|---|---|---|---|---|\n"
           f"| {args.parcels} | {args.dates} | {seconds:.0f} | {args.parcels / seconds:,.0f} | {peak_gib:.2f} |")
 

@@ -1,0 +1,27 @@
+"""benchmarks/peak_memory.py: a child's peak is its own, not its parent's; a reset peak starts afresh."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from peak_memory import peak_rss_mib, reset_peak, run_reporting_peak  # noqa: E402
+
+MIB = 2**20
+
+
+def test_child_peak_leaves_out_the_parents_earlier_allocation(tmp_path: Path) -> None:
+    (tmp_path / "allocate.py").write_text(f"import numpy\nnumpy.ones({100 * MIB // 8})\n")
+    held = np.ones(600 * MIB // 8)  # resident in the parent while the child runs, as a benchmark's driver may be
+    child = run_reporting_peak(["allocate"], cwd=tmp_path)
+    assert held.sum() > 0
+    assert 100 <= child < 400
+
+
+def test_reset_peak_forgets_memory_freed_before_it() -> None:
+    np.ones(600 * MIB // 8).sum()
+    reset_peak()
+    assert peak_rss_mib() < 600
