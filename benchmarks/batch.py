@@ -4,7 +4,8 @@ Writes (once, cached) full-size 10980 x 10980 tiles side by side with `assess_me
 generators, and N parcels spread over them, then for each worker count starts a local Dask
 cluster (one thread per worker), runs `run_batch` against it as `--scheduler` would, and reports
 parcels/s (whole run, and the measuring phase alone), the scaling ratio against one worker and
-the peak resident memory of each worker and of the driver.
+the peak resident memory of each worker and of the driver during that run (the inputs are written
+in a child process, and the driver's peak is reset before each run).
 
 With ``--model cnn --gpu-workers N`` the cluster also gets N GPU workers (one per CUDA device),
 which run the CNN for the CPU workers, as ``farmcredit batch`` does.
@@ -16,15 +17,18 @@ Usage: python benchmarks/batch.py --parcels 1000000 --tiles 4 [--dates 4] [--wor
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from assess_memory import write_parcels, write_season  # noqa: E402
+from peak_memory import peak_rss_mib, reset_peak  # noqa: E402
 
 from farmcredit.batch import run_batch  # noqa: E402
 from farmcredit.batch.runner import local_cluster  # noqa: E402
@@ -33,17 +37,14 @@ from farmcredit.segmentation import load_cropland_model  # noqa: E402
 
 
 def _peak_rss_gib() -> float:
-    """This process's peak resident memory, GiB.
-
-    VmHWM, not ru_maxrss: a spawned worker's ru_maxrss starts at its parent's high-water mark.
-    """
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024**2
+    """This process's peak resident memory, GiB (``peak_memory.peak_rss_mib``)."""
+    return peak_rss_mib() / 1024
 
 
 def run(parcels: Path, imagery: Path, out: Path, workers: int, partition_parcels: int, model_name: str,
         gpu_workers: int) -> dict[str, float]:
     """One uninterrupted batch run on a fresh local cluster of ``workers`` (+ ``gpu_workers``) workers."""
+    reset_peak()  # the driver's peak of this run alone, not of an earlier run's
     shutil.rmtree(out, ignore_errors=True)
     config = load_config()
     model = load_cropland_model(model_name, config.cropland_rule, "cpu")
@@ -75,8 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     tick = time.perf_counter()
-    imagery = write_season(args.cache, args.dates, args.tiles)
-    parcels = write_parcels(args.cache, args.parcels, tiles=args.tiles)
+    # In a child process, so that writing them adds nothing to the driver's peak.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        imagery = child.submit(write_season, args.cache, args.dates, args.tiles).result()
+        parcels = child.submit(write_parcels, args.cache, args.parcels, tiles=args.tiles).result()
     print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}", flush=True)
     rows = [run(parcels, imagery, args.cache / "results", workers, args.partition_parcels, args.model,
                 args.gpu_workers) for workers in args.workers]
