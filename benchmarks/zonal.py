@@ -12,9 +12,9 @@ disk), and prints a Markdown table plus the largest per-parcel difference from e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +30,9 @@ SINGLE_THREAD = {
 os.environ.update(SINGLE_THREAD)
 
 import numpy as np  # noqa: E402  (thread limits must be set before numpy loads)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import peak_rss_mib  # noqa: E402
 
 PIXEL = 10.0
 ORIGIN = (399_960.0, 4_500_000.0)  # upper-left corner of a UTM 50N Sentinel-2 tile
@@ -247,7 +250,7 @@ def worker(method: str, raster: Path, vector: Path, sample: int, result: Path, w
         out, timing = run_rasterstats(raster, geometries)
     if out:
         np.savez(result, **out)
-    timing["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    timing["max_rss_mb"] = peak_rss_mib()  # this method's own: the child's ru_maxrss starts at the driver's
     timing["parcels_run"] = len(geometries)
     print(json.dumps(timing))
 
@@ -270,10 +273,29 @@ def spawn(method: str, raster: Path, vector: Path, sample: int, result: Path, wi
         "--window",
         str(window),
     ]
-    done = subprocess.run(
-        command, env=os.environ | SINGLE_THREAD, check=True, capture_output=True, text=True
-    )
+    done = subprocess.run(command, env=os.environ | SINGLE_THREAD, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(
+            f"{method} on {sample} parcels of {vector} failed (exit status {done.returncode}):\n"
+            f"{done.stderr.strip()}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_importable(methods: list[str]) -> None:
+    """Exit saying which comparison tools of ``methods`` do not import, why, and how to install them."""
+    missing = {}
+    for method in (m for m in methods if m != "farmcredit"):
+        try:
+            importlib.import_module(method)
+        except ImportError as error:
+            missing[method] = error
+    if missing:
+        raise SystemExit(
+            f"{', '.join(f'{m} ({e})' for m, e in missing.items())} not importable: install the comparison tools with "
+            f"pip install -e \".[test]\" (or leave them out: --methods "
+            f"{' '.join(m for m in methods if m not in missing)})"
+        )
 
 
 def differences(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
@@ -313,6 +335,7 @@ def main() -> None:
         worker(args.worker, args.raster, args.vector, args.sample, args.result, args.window)
         return
 
+    check_importable(args.methods)
     args.out.mkdir(parents=True, exist_ok=True)
     raster = args.out / f"ndvi_{args.size}.tif"
     if not raster.exists():
