@@ -36,6 +36,12 @@ QUOTED_VALUES = 5
 
 # A file whose every parcel is smaller than this (m2) declares another CRS than its coordinates are in.
 SPECK_M2 = 1.0
+# A parcel whose outline spans more than this (m, the longer side of its bounding box in its UTM zone) is no field
+# but a mistyped or misplaced vertex (PARCEL_TOO_LARGE): it is not measured, since its window of imagery would be as
+# large (a vertex 100 km off: tens of GB). The largest fields anywhere (broadacre paddocks of Australia, Kazakhstan,
+# Brazil's cerrado, 1,000 ha and more) run 2-4 km a side, a US section 1.6 km, a centre pivot 0.8 km; a Chinese state
+# farm's fields, under 2 km. 5 km leaves such fields room, and holds a window to 500 px of 10 m pixels.
+MAX_PARCEL_SPAN_M = 5_000.0
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 
@@ -271,6 +277,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
+    too_large = _too_large(geometry, frame.crs, parcel_id, source)
+    geometry[too_large] = None
+    geometry_reasons += [(int(i), "PARCEL_TOO_LARGE") for i in np.flatnonzero(too_large)]
     _refuse_specks(geometry, frame.crs, source)
     for i, code in geometry_reasons:
         reasons[i].append(code)
@@ -393,12 +402,35 @@ def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
         >>> float(utm_area_m2(np.array([field]), "EPSG:32650")[0])
         10000.0
     """
+    zoned, metres_per_unit = _in_utm_zones(geoms, crs)
+    return np.where(usable_geometries(zoned), shapely.area(zoned) * metres_per_unit**2, 0.0)
+
+
+def _utm_span_m(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
+    """Each polygon's span (m) in its own UTM zone (as ``utm_area_m2`` measures): the longer side of its bounding box
+    there; 0 where a geometry is missing, NaN (or inf) where its coordinates cannot be placed in its zone.
+
+    Example:
+        >>> strip = shapely.box(500_000, 4_000_000, 502_000, 4_000_100)  # 2 km by 100 m in UTM zone 50N
+        >>> float(_utm_span_m(np.array([strip]), "EPSG:32650")[0])
+        2000.0
+    """
+    zoned, metres_per_unit = _in_utm_zones(geoms, crs)
+    x0, y0, x1, y1 = shapely.bounds(zoned).T
+    with np.errstate(invalid="ignore"):
+        return np.where(usable_geometries(zoned), np.fmax(x1 - x0, y1 - y0) * metres_per_unit, 0.0)
+
+
+def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
+    """Each polygon in its own UTM zone (``utm_area_m2``), None where missing, and per polygon the metres in one unit
+    of its coordinates: 1, or, for one with no place on the earth (left in ``crs``), the unit of ``crs``."""
     crs = CRS.from_user_input(crs)
-    area = np.zeros(len(geoms))
-    present = np.flatnonzero(usable_geometries(geoms))
+    zoned = np.asarray(geoms, dtype=object).copy()
+    metres_per_unit = np.ones(len(zoned))
+    present = np.flatnonzero(usable_geometries(zoned))
     zone_epsg = np.zeros(present.size, dtype=np.int64)  # 0: no zone
     if crs.geodetic_crs is not None and present.size:
-        centres = shapely.centroid(geoms[present])
+        centres = shapely.centroid(zoned[present])
         lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
             shapely.get_x(centres), shapely.get_y(centres), errcheck=False)
         placed = np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90)
@@ -406,14 +438,12 @@ def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
     own = crs.to_epsg()
     for code in np.unique(zone_epsg):
         group = present[zone_epsg == code]
-        if code == own:
-            area[group] = shapely.area(geoms[group])
-        elif code == 0:
-            area[group] = shapely.area(geoms[group]) * crs.axis_info[0].unit_conversion_factor ** 2
-        else:
+        if code == 0:
+            metres_per_unit[group] = crs.axis_info[0].unit_conversion_factor
+        elif code != own:
             to_zone = Transformer.from_crs(crs, f"EPSG:{code}", always_xy=True)
-            area[group] = shapely.area(shapely.transform(geoms[group], to_zone.transform, interleaved=False))
-    return area
+            zoned[group] = shapely.transform(zoned[group], to_zone.transform, interleaved=False)
+    return zoned, metres_per_unit
 
 
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
@@ -437,6 +467,23 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
                        "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), quoted,
                        ", ..." if len(rows) > QUOTED_VALUES else "")
     return area.where(~invalid)
+
+
+def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source: str) -> np.ndarray:
+    """True where a parcel's outline spans more than ``MAX_PARCEL_SPAN_M`` in its UTM zone (or cannot be measured
+    there), warned with their count and the first ``QUOTED_VALUES`` ids and spans; all False without a CRS."""
+    if crs is None:
+        return np.zeros(len(geoms), dtype=bool)
+    span = _utm_span_m(geoms, crs)
+    with np.errstate(invalid="ignore"):
+        too_large = usable_geometries(geoms) & ~(span <= MAX_PARCEL_SPAN_M)
+    if rows := np.flatnonzero(too_large).tolist():
+        quoted = ", ".join(f"{parcel_id.iloc[i]}: {span[i] / 1000:.3g} km" for i in rows[:QUOTED_VALUES])
+        logger.warning("%s: %d parcels' outlines span more than %g km on the ground, which no field does (%s%s): a "
+                       "vertex is likely mistyped or misplaced; they are flagged PARCEL_TOO_LARGE and not measured, "
+                       "the others are; check their vertices", source, len(rows), MAX_PARCEL_SPAN_M / 1000, quoted,
+                       ", ..." if len(rows) > QUOTED_VALUES else "")
+    return too_large
 
 
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:

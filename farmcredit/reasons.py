@@ -28,6 +28,9 @@ _REASONS = (
     Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
     Reason("IMPOSSIBLE_COORDINATES", "error",
            "The parcel's coordinates are off the globe in the file's coordinate system; check the file's CRS."),
+    Reason("PARCEL_TOO_LARGE", "error",
+           "The parcel's outline spans kilometres on the ground, more than any field: a vertex is likely mistyped or "
+           "misplaced, so it was not measured; check its vertices."),
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
     Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
     Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),

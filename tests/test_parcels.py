@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -84,6 +85,28 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
     with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326.*"
                                          r"--parcels-crs applies only to a file that declares none"):
         read_parcels(mislabelled)
+
+
+def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_ground(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A vertex typed 10 km off makes no field: that parcel is PARCEL_TOO_LARGE, unread, and named in a warning. A
+    4 km paddock stands, even in Web Mercator at 60 degrees north, where it spans 8 km of the CRS's metres."""
+    field = Polygon([(113.944, 33.044), (113.945, 33.044), (113.945, 33.045), (113.944, 33.045)])
+    stray = Polygon([(113.944, 33.044), (113.945, 33.044), (114.05, 32.956), (113.944, 33.045)])
+    path = tmp_path / "lonlat.geojson"
+    _frame([{"parcel_id": "A", "borrower_id": "B", "geometry": field},
+            {"parcel_id": "TYPO", "borrower_id": "B", "geometry": stray}], crs="EPSG:4326").to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        parcels = read_parcels(path)
+    assert list(parcels["reasons"]) == [[], ["PARCEL_TOO_LARGE"]]
+    assert parcels.geometry[0] is not None and parcels.geometry[1] is None
+    assert re.search(r"1 parcels' outlines span more than 5 km .*\(TYPO: 1[0-9.]+ km\).*PARCEL_TOO_LARGE", caplog.text)
+    paddock = shapely.box(0, 0, 4_000, 1_000)  # metres on the ground, in UTM zone 33N
+    north = gpd.GeoSeries([shapely.affinity.translate(paddock, 500_000, 6_650_000)], crs="EPSG:32633").to_crs(3857)
+    assert shapely.bounds(north.iloc[0])[2] - shapely.bounds(north.iloc[0])[0] > 7_000
+    mercator = tmp_path / "mercator.gpkg"
+    _frame([{"parcel_id": "P", "borrower_id": "B", "geometry": north.iloc[0]}], crs="EPSG:3857").to_file(mercator)
+    assert list(read_parcels(mercator)["reasons"]) == [[]]
 
 
 def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_quoted(

@@ -519,6 +519,23 @@ def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_seaso
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
 
 
+def test_an_outline_with_a_vertex_typed_kilometres_off_is_not_read_and_the_rest_are_measured_as_without_it(
+        baseline, small_season, tmp_path) -> None:
+    """Its window would hold all the kilometres its outline spans (tens of GB for a vertex 100 km off)."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    first = parcels.to_crs(parcels.estimate_utm_crs()).geometry.iloc[0]
+    x, y = first.exterior.coords[0]
+    stray = gpd.GeoSeries([shapely.Polygon([(x, y), (x + 30, y), (x + 10_000, y - 10_000), (x, y - 30)])],
+                          crs=parcels.estimate_utm_crs()).to_crs(parcels.crs)
+    extra = gpd.GeoDataFrame({"parcel_id": ["TYPO"], "borrower_id": ["Z"]}, geometry=stray.to_numpy(),
+                             crs=parcels.crs)
+    path = tmp_path / "parcels.gpkg"
+    pd.concat([parcels, extra], ignore_index=True).to_file(path)
+    results = assess(path, small_season.imagery_dir, out=tmp_path / "out").set_index("parcel_id")
+    assert results.loc["TYPO", ["status", "reason"]].tolist() == ["error", "PARCEL_TOO_LARGE"]
+    pd.testing.assert_frame_equal(results.drop(index="TYPO"), baseline[0].set_index("parcel_id"))
+
+
 def test_parcels_whose_centres_lie_off_the_grid_at_opposite_edges_get_windows_of_their_own() -> None:
     """A centre off the grid's west edge has column chunk -1; grouped by row and column chunk, it is not the chunk
     past the east edge of the row above (one window across the whole grid)."""
