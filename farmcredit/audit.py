@@ -22,7 +22,7 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.borrowers import decides
-from farmcredit.credit.overlap import overlap_ids
+from farmcredit.credit.overlap import LISTED_PARTNERS, Overlaps
 from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, source_hash, zip_member
 from farmcredit.imagery import Imagery, Scene
@@ -239,14 +239,16 @@ SIGNAL_COLUMNS = (
 
 
 def decision_records(
-    parcels: gpd.GeoDataFrame, record: dict, overlaps: list[list[int]], products: np.ndarray, scenes: Sequence[Scene]
+    parcels: gpd.GeoDataFrame, record: dict, overlaps: Overlaps, products: np.ndarray, scenes: Sequence[Scene]
 ) -> Iterator[dict]:
     """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance, and the imagery
     read over the parcel (``parcel_imagery``: not the run's, which run.json lists and a portfolio of many tiles makes
     long).
 
-    ``overlaps``: per parcel, the rows of the parcels it overlaps (``Assessment.overlaps``), listed by id (not split
-    from the ``;``-joined ``overlaps_parcels``, which an id holding ``;`` would cut). ``products``: per parcel and
+    ``overlaps``: which parcels overlap which (``Assessment.overlaps``): a record lists the first ``LISTED_PARTNERS``
+    of its parcel's by id, in id order (not split from the tables' ``overlaps_parcels`` text, which an id holding
+    ``;`` would cut), and counts them all (``overlaps_count``; the others of the same outline share its
+    ``geometry_wkb_sha256``). ``products``: per parcel and
     date of ``scenes``, ``ParcelMeasurements.product``. Holds no timestamp, so the same inputs, config, models and
     code give identical records.
     """
@@ -257,7 +259,7 @@ def decision_records(
         hashlib.sha256(shapely.to_wkb(shapely.normalize(_single(g)), hex=False)).hexdigest() if g is not None else None
         for g in parcels.geometry
     ]
-    partners = overlap_ids(parcels["parcel_id"].to_numpy(), overlaps)
+    partners, n_partners = overlaps.listed_ids(parcels["parcel_id"], LISTED_PARTNERS), overlaps.counts()
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
     feature_rows = features.itertuples(index=False)
     imagery = parcel_imagery(products, scenes)
@@ -273,6 +275,7 @@ def decision_records(
             "reasons": _reasons(row.reason_all),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
             "overlaps_parcels": partners[k],
+            "overlaps_count": int(n_partners[k]),
             "inputs": {
                 "declared_crop": row.declared_crop,
                 "declared_area_ha": row.declared_area_ha,

@@ -25,7 +25,7 @@ from rasterio.windows import Window, union
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, load_config
-from farmcredit.credit import RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
+from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
 from farmcredit.imagery.naming import NDVI_BANDS
@@ -82,7 +82,7 @@ class Assessment:
         imagery: the season read.
         series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1) and the
             coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
-        overlaps: per parcel, the rows of the parcels it overlaps (``find_overlaps``), for the audit records
+        overlaps: which parcels overlap which (``find_overlaps``), for the audit records
             (the tables join their ids with ';', which an id may hold).
         products: per parcel and date, the product of the date's scene read over it
             (``ParcelMeasurements.product``), for the audit records.
@@ -96,7 +96,7 @@ class Assessment:
     record: dict
     imagery: Imagery
     series: pd.DataFrame
-    overlaps: list[list[int]]
+    overlaps: Overlaps
     products: np.ndarray
     grid_window: Window | None = None
     pixels: PixelRasters | None = None

@@ -87,7 +87,9 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
                                                            result.products, result.imagery.scenes)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN;2"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN;2"]
-    assert records[str(parcels["parcel_id"].iloc[1])]["overlaps_parcels"] == []
+    second = str(parcels["parcel_id"].iloc[1])
+    assert records[second]["overlaps_parcels"] == []
+    assert [records[pid]["overlaps_count"] for pid in ("AGAIN;2", first, second)] == [1, 1, 0]
     files = write_outputs(tmp_path / "out", result)  # the tables join the ids; decisions.jsonl keeps the list
     for table in (gpd.read_file(files["gpkg"], layer="parcels"), pd.read_parquet(files["parquet"])):
         assert table.set_index("parcel_id").loc[first, "overlaps_parcels"] == "AGAIN;2"

@@ -28,7 +28,7 @@ import pandas as pd
 
 from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
 from farmcredit.config import Config, GradeBand
-from farmcredit.credit.overlap import overlap_ids
+from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
@@ -81,7 +81,7 @@ def _cents(amount: Decimal) -> Decimal:
 
 
 def assign_limits(
-    parcels: pd.DataFrame, config: Config, risk_model: RiskModel, overlaps: list[list[int]] | None = None
+    parcels: pd.DataFrame, config: Config, risk_model: RiskModel, overlaps: Overlaps | None = None
 ) -> pd.DataFrame:
     """Add PD, grade, limit, decision and reasons to a frame of per-parcel signals.
 
@@ -90,8 +90,7 @@ def assign_limits(
             ``declared_area_ha``, ``reasons`` (codes so far) and optionally ``region``.
         config: the run configuration.
         risk_model: gives each parcel's probability of default.
-        overlaps: per parcel, the rows of the other parcels it overlaps (any borrower's: pledged twice, or counted
-            twice in one total).
+        overlaps: which parcels overlap which (any borrower's: pledged twice, or counted twice in one total).
 
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``,
@@ -101,7 +100,8 @@ def assign_limits(
     credit = config.credit
     out = parcels.copy()
     probability = risk_model.probability_of_default(out)
-    partners = overlap_ids(out["parcel_id"].to_numpy(), overlaps)
+    partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
+    n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
     rows = []
     for k, row in enumerate(out.itertuples(index=False)):
@@ -109,7 +109,7 @@ def assign_limits(
         band = _grade(probability[k], credit.grades)
         arithmetic = _limit(row, crop, band, config)
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
-        if overlaps and overlaps[k]:
+        if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
         if band is not None and band.multiplier == 0.0:
             codes.append("HIGH_RISK")
@@ -143,7 +143,7 @@ def assign_limits(
                 "reason_text": explain(ranked[: credit.max_reasons]),
                 "reason_all": ";".join(ranked),
                 # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
-                "overlaps_parcels": ";".join(partners[k]),
+                "overlaps_parcels": partners_text(partners[k], n_partners[k]),
             }
         )
     credit_columns = pd.DataFrame(rows, index=out.index)

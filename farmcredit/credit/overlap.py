@@ -2,56 +2,148 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from farmcredit.parcels import usable_geometries
 
+# Intersections computed at once (pairs of distinct outlines): memory stays bounded however many pairs touch.
+PAIRS_PER_CHUNK = 50_000
+# Partners a parcel's record lists by id; the rest are counted ("and N more"): a village boundary pasted over
+# thousands of parcels would otherwise list thousands of ids in each of their rows (past a spreadsheet cell's
+# 32,767 characters), the thousands squared in all.
+LISTED_PARTNERS = 20
 
-def find_overlaps(geometries: np.ndarray, min_share: float) -> list[list[int]]:
-    """Rows each parcel overlaps: by different borrowers (pledged twice) or by the same one
-    (counted twice in its total).
 
-    Two parcels overlap when their intersection covers at least ``min_share`` of the smaller
-    one. Candidate pairs come from an STR-tree query, so the cost grows with the number of
-    touching pairs, not with the square of the portfolio.
+@dataclass(frozen=True, eq=False)
+class Overlaps:
+    """Which parcels overlap which (``find_overlaps``), held by outline so that many parcels of one outline (pasted
+    over and over) cost their number, not its square.
+
+    Attributes:
+        outline: per parcel row, the number of its outline (parcels of the same normalised outline share one: they
+            all overlap each other), -1 where the geometry is unusable.
+        pairs: (m, 2) outline numbers ``a < b`` of distinct outlines that overlap (every parcel of ``a`` overlaps
+            every parcel of ``b``).
+    """
+
+    outline: np.ndarray
+    pairs: np.ndarray
+
+    @classmethod
+    def between(cls, n_parcels: int, pairs: Iterable[tuple[int, int]]) -> Overlaps:
+        """``n_parcels`` parcels of distinct outlines, the given pairs of rows overlapping.
+
+        Example:
+            >>> Overlaps.between(3, [(0, 2)]).rows(2)
+            [0]
+        """
+        listed = np.array([sorted(pair) for pair in pairs], dtype=np.int64).reshape(-1, 2)
+        return cls(np.arange(n_parcels), listed)
+
+    def counts(self) -> np.ndarray:
+        """Per parcel row, how many parcels it overlaps."""
+        size = np.bincount(self.outline[self.outline >= 0], minlength=self._n_outlines())
+        beside = (np.bincount(self.pairs[:, 0], size[self.pairs[:, 1]], minlength=size.size)
+                  + np.bincount(self.pairs[:, 1], size[self.pairs[:, 0]], minlength=size.size)).astype(np.int64)
+        return np.where(self.outline >= 0, size[self.outline] - 1 + beside[self.outline], 0)
+
+    def rows(self, row: int) -> list[int]:
+        """The rows of the parcels ``row`` overlaps, ascending (all of them: for a check, not a loop over parcels)."""
+        own = self.outline[row]
+        if own < 0:
+            return []
+        beside = np.concatenate([self.pairs[self.pairs[:, 0] == own, 1], self.pairs[self.pairs[:, 1] == own, 0], [own]])
+        return [int(k) for k in np.flatnonzero(np.isin(self.outline, beside)) if k != row]
+
+    def listed_ids(self, parcel_ids: Sequence[object], limit: int = LISTED_PARTNERS) -> list[list[str]]:
+        """Per parcel row, the first ``limit`` ids of the parcels it overlaps, as text in id order (``counts`` says
+        how many in all).
+
+        Example:
+            >>> Overlaps.between(3, [(0, 1), (0, 2)]).listed_ids(["C", "A", "B;2"])
+            [['A', 'B;2'], ['C'], ['C']]
+        """
+        ids = np.array([str(pid) for pid in parcel_ids], dtype=object)
+        listed: list[list[str]] = [[] for _ in ids]
+        n_outlines = self._n_outlines()
+        size = np.bincount(self.outline[self.outline >= 0], minlength=n_outlines)
+        involved = size > 1
+        involved[self.pairs.ravel()] = True
+        rows = np.flatnonzero((self.outline >= 0) & involved[np.maximum(self.outline, 0)])
+        if rows.size == 0:
+            return listed
+        # The involved parcels by outline, then id, then row; each outline's run from start to end.
+        rows = rows[np.lexsort((rows, ids[rows].astype(str), self.outline[rows]))]
+        start = np.searchsorted(self.outline[rows], np.arange(n_outlines))
+        end = np.searchsorted(self.outline[rows], np.arange(n_outlines), side="right")
+        # A parcel lists the first ids of its outline's parcels and its neighbours', each's first limit + 1 enough
+        # (its own row may be among them): a group of copies costs its size, not its square.
+        head = np.minimum(end, start + limit + 1)
+        pairs = np.concatenate([self.pairs, self.pairs[:, ::-1]])
+        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+        beside = np.split(pairs[:, 1], np.searchsorted(pairs[:, 0], np.flatnonzero(involved)[1:]))
+        for own, others in zip(np.flatnonzero(involved).tolist(), beside):
+            candidates = np.concatenate([rows[start[k]:head[k]] for k in (own, *others.tolist())])
+            top = candidates[np.lexsort((candidates, ids[candidates].astype(str)))][: limit + 1]
+            for row in rows[start[own]:end[own]].tolist():
+                listed[row] = ids[top[top != row][:limit]].tolist()
+        return listed
+
+    def _n_outlines(self) -> int:
+        return int(max(self.outline.max(initial=-1), self.pairs.max(initial=-1)) + 1)
+
+
+def find_overlaps(geometries: np.ndarray, min_share: float) -> Overlaps:
+    """Which parcels overlap which: by different borrowers (pledged twice) or by the same one (counted twice in its
+    total).
+
+    Two parcels overlap when their intersection covers at least ``min_share`` of the smaller one; parcels of the
+    same outline (normalised: ring start and orientation aside) always do, and are taken as one outline, their
+    intersections never computed. Candidate pairs of distinct outlines come from an STR-tree query and are
+    intersected ``PAIRS_PER_CHUNK`` at a time, so time grows with the number of touching pairs of distinct outlines
+    (not with the square of the portfolio, nor of a group of copies of one outline), and memory with the parcels and
+    those pairs (two integers each; never all their intersection geometries at once).
 
     Args:
         geometries: parcel polygons in a projected CRS (None where unusable).
         min_share: overlap share (0-1] of the smaller parcel's area that counts.
 
     Returns:
-        For each parcel, the row indices of the parcels it overlaps.
+        The overlaps, by outline (``Overlaps``).
     """
     geoms = np.asarray(geometries, dtype=object)
-    usable = usable_geometries(geoms)
-    index = np.flatnonzero(usable)
-    partners: list[list[int]] = [[] for _ in geoms]
-    if index.size < 2:
-        return partners
-    tree = shapely.STRtree(geoms[index])
-    left, right = tree.query(geoms[index], predicate="intersects")
+    index = np.flatnonzero(usable_geometries(geoms))
+    outline = np.full(len(geoms), -1, dtype=np.int64)
+    if index.size == 0:
+        return Overlaps(outline, np.empty((0, 2), dtype=np.int64))
+    codes, _ = pd.factorize(shapely.to_wkb(shapely.normalize(geoms[index])))
+    first = np.unique(codes, return_index=True)[1]  # each outline's first parcel
+    outline[index] = codes
+    outlines = geoms[index[first]]
+    tree = shapely.STRtree(outlines)
+    left, right = tree.query(outlines, predicate="intersects")
     keep = left < right
-    a, b = index[left[keep]], index[right[keep]]
-    shared = shapely.area(shapely.intersection(geoms[a], geoms[b]))
-    smaller = np.minimum(shapely.area(geoms[a]), shapely.area(geoms[b]))
-    for i, j in zip(a[shared >= min_share * smaller], b[shared >= min_share * smaller]):
-        partners[i].append(int(j))
-        partners[j].append(int(i))
-    return partners
+    left, right = left[keep], right[keep]
+    area = shapely.area(outlines)
+    overlapping = np.zeros(left.size, dtype=bool)
+    for start in range(0, left.size, PAIRS_PER_CHUNK):
+        a, b = left[start:start + PAIRS_PER_CHUNK], right[start:start + PAIRS_PER_CHUNK]
+        shared = shapely.area(shapely.intersection(outlines[a], outlines[b]))
+        overlapping[start:start + PAIRS_PER_CHUNK] = shared >= min_share * np.minimum(area[a], area[b])
+    return Overlaps(outline, np.column_stack((left[overlapping], right[overlapping])).astype(np.int64))
 
 
-def overlap_ids(parcel_ids: Sequence[object], overlaps: Sequence[Sequence[int]] | None) -> list[list[str]]:
-    """Each parcel's overlapping parcels (``find_overlaps``' rows) by id, as text in id order; none without
-    ``overlaps``.
+def partners_text(listed: list[str], count: int) -> str:
+    """The ids a parcel overlaps (the first ``LISTED_PARTNERS``), ``;``-joined, and how many more there are.
 
     Example:
-        >>> overlap_ids(["C", "A", "B;2"], [[2, 1], [0], [0]])
-        [['A', 'B;2'], ['C'], ['C']]
+        >>> partners_text(["A", "B"], 5)
+        'A;B; and 3 more'
     """
-    if not overlaps:
-        return [[] for _ in parcel_ids]
-    ids = [str(pid) for pid in parcel_ids]
-    return [sorted(ids[j] for j in rows) for rows in overlaps]
+    more = int(count) - len(listed)
+    return ";".join(listed) + (f"; and {more} more" if more > 0 else "")

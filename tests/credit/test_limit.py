@@ -1,5 +1,6 @@
 """Loan limits: arithmetic, grades, caps, decisions, ranked reasons, monotonicity, borrowers."""
 
+import itertools
 import re
 from decimal import ROUND_FLOOR, Decimal
 from functools import partial
@@ -15,7 +16,7 @@ from shapely.geometry import box
 
 from farmcredit.audit import borrower_decision_records
 from farmcredit.config import Config, load_config
-from farmcredit.credit import aggregate_borrowers, assign_limits, load_risk_model
+from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.limit import money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
 
@@ -197,7 +198,8 @@ def test_error_rows_get_no_limit_and_are_referred() -> None:
 
 def test_at_most_four_reasons_ranked_by_effect_then_cost() -> None:
     out = _assess(_parcel(declared_area_ha=2.0, health_index=5.0, cultivated_fraction=0.6, ndvi_uniformity=0.3,
-                          reasons=["FEW_CLEAR_OBSERVATIONS", "GEOMETRY_REPAIRED"]), overlaps=[[0]]).iloc[0]
+                          reasons=["FEW_CLEAR_OBSERVATIONS", "GEOMETRY_REPAIRED"]), _parcel(parcel_id="P2"),
+                  overlaps=Overlaps.between(2, [(0, 1)])).iloc[0]
     shown, everything = out["reason"].split(";"), out["reason_all"].split(";")
     assert len(shown) == CONFIG.credit.max_reasons < len(everything)
     assert shown == everything[: len(shown)]
@@ -209,11 +211,13 @@ def test_at_most_four_reasons_ranked_by_effect_then_cost() -> None:
 
 
 def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> None:
-    out = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="B", borrower_id="B2"), overlaps=[[1], [0]])
+    out = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="B", borrower_id="B2"),
+                  overlaps=Overlaps.between(2, [(0, 1)]))
     assert (out["decision"] == "refer").all() and out["reason"].str.contains("PARCEL_OVERLAP").all()
     assert list(out["overlaps_parcels"]) == ["B", "A"]
     # Lent on once a person has seen whose land it is: with their limits, one borrower pledging it twice got it twice.
-    twice = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="A2"), _parcel(parcel_id="C"), overlaps=[[1], [0], []])
+    twice = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="A2"), _parcel(parcel_id="C"),
+                    overlaps=Overlaps.between(3, [(0, 1)]))
     assert list(twice["loan_limit"][:2]) == [0, 0] and twice.loc[2, "loan_limit"] > 0
     assert twice.loc[0, "limit_arithmetic"].endswith("loan_limit = 0 (refer: PARCEL_OVERLAP)")
     borrower = aggregate_borrowers(gpd.GeoDataFrame(twice.assign(geometry=None)), CONFIG).iloc[0]
@@ -221,7 +225,22 @@ def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> N
     assert borrower["loan_limit"] == round_down(twice.loc[2, "loan_limit"], CONFIG.credit.rounding_step)
     # Partners in id order, whatever order the rows (and so the spatial index) gave them in.
     rows = [_parcel(parcel_id=name, borrower_id=name) for name in ("C", "A", "B")]
-    assert _assess(*rows, overlaps=[[2, 1], [0], [0]]).loc[0, "overlaps_parcels"] == "A;B"
+    assert _assess(*rows, overlaps=Overlaps.between(3, [(0, 2), (0, 1)])).loc[0, "overlaps_parcels"] == "A;B"
+
+
+def test_copies_of_one_outline_are_each_referred_as_every_pair_of_them_would_be_their_partners_capped() -> None:
+    """300 parcels of one outline (a village boundary pasted where outlines were missing): each is PARCEL_OVERLAP,
+    decided as if each pair were listed, its table cell naming 20 partners and counting the rest."""
+    rows = [_parcel(parcel_id=f"P{k:03d}", borrower_id=f"B{k % 7}") for k in range(300)]
+    copies = _assess(*rows, overlaps=find_overlaps(np.array([shapely.box(0, 0, 100, 100)] * 300), 0.2))
+    every_pair = _assess(*rows, overlaps=Overlaps.between(300, itertools.combinations(range(300), 2)))
+    columns = ["decision", "status", "loan_limit", "reason_all", "limit_arithmetic"]
+    pd.testing.assert_frame_equal(copies[columns], every_pair[columns])
+    assert (copies["decision"] == "refer").all() and copies["reason_all"].str.contains("PARCEL_OVERLAP").all()
+    assert (copies["loan_limit"] == 0).all()
+    assert copies.loc[0, "overlaps_parcels"] == ";".join(f"P{k:03d}" for k in range(1, 21)) + "; and 279 more"
+    assert copies.loc[299, "overlaps_parcels"] == ";".join(f"P{k:03d}" for k in range(20)) + "; and 279 more"
+    assert copies["overlaps_parcels"].str.len().max() < 200
 
 
 @settings(max_examples=200, deadline=None)
@@ -431,7 +450,7 @@ _FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_ar
 @pytest.mark.parametrize(("doubt", "declared", "overlaps"), [
     ("AREA_OVERSTATED", {"declared_area_ha": 1.0}, None),
     ("CROP_MISMATCH", {"declared_crop": "maize", "declared_crop_probability": 1e-6}, None),
-    ("PARCEL_OVERLAP", {}, [[], [2], [1]]),
+    ("PARCEL_OVERLAP", {}, Overlaps.between(3, [(1, 2)])),
 ])
 def test_a_parcel_doubting_the_borrowers_declarations_refers_it_even_when_declined(doubt, declared, overlaps) -> None:
     """Beside an approved parcel, one whose declared area, crop or land is in doubt refers the borrower, and keeps

@@ -274,5 +274,23 @@ def test_overlaps_above_the_share_are_found_whoever_pledged_them() -> None:
         None,
     ], dtype=object)
     partners = find_overlaps(geoms, min_share=0.2)
-    assert sorted(partners[0]) == [1, 2] and sorted(partners[1]) == [0, 2] and sorted(partners[2]) == [0, 1]
-    assert partners[3] == [] and partners[4] == []
+    assert partners.rows(0) == [1, 2] and partners.rows(1) == [0, 2] and partners.rows(2) == [0, 1]
+    assert partners.rows(3) == [] and partners.rows(4) == []
+    assert partners.counts().tolist() == [2, 2, 2, 0, 0]
+
+
+def test_copies_of_one_outline_overlap_each_other_and_its_neighbours_listed_up_to_a_cap() -> None:
+    """A village boundary pasted over 300 parcels: each overlaps the other 299 and the field inside it, its record
+    lists the first 20 ids (in id order) and counts them all, the copies held as one outline (no pair of them
+    intersected)."""
+    village = shapely.box(0, 0, 1000, 1000)
+    geoms = np.array([village] * 150 + [shapely.reverse(village)] * 150  # as a Shapefile turns the rings
+                     + [shapely.box(100, 100, 200, 200), shapely.box(2000, 0, 2100, 100)], dtype=object)
+    ids = [f"V{k:03d}" for k in range(300)] + ["FIELD", "AWAY"]
+    partners = find_overlaps(geoms, min_share=0.2)
+    assert len(np.unique(partners.outline)) == 3 and partners.pairs.tolist() == [[0, 1]]
+    assert partners.counts().tolist() == [300] * 300 + [300, 0]
+    listed = partners.listed_ids(ids)
+    assert listed[0] == ["FIELD", *ids[1:20]] and listed[5] == ["FIELD", *ids[:5], *ids[6:20]]
+    assert listed[300] == ids[:20] and listed[301] == []
+    assert partners.rows(300) == list(range(300)) and partners.rows(7) == [*range(7), *range(8, 301)]
