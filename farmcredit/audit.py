@@ -248,9 +248,8 @@ def decision_records(
     ``overlaps``: which parcels overlap which (``Assessment.overlaps``): a record lists the first ``LISTED_PARTNERS``
     of its parcel's by id, in id order (not split from the tables' ``overlaps_parcels`` text, which an id holding
     ``;`` would cut), and counts them all (``overlaps_count``; the others of the same outline share its
-    ``geometry_wkb_sha256``). ``products``: per parcel and
-    date of ``scenes``, ``ParcelMeasurements.product``. Holds no timestamp, so the same inputs, config, models and
-    code give identical records.
+    ``geometry_wkb_sha256``). ``products``: per parcel and date of ``scenes``, ``ParcelMeasurements.product``.
+    Holds no timestamp, so the same inputs, config, models and code give identical records.
     """
     features = risk_features(parcels)
     # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
