@@ -361,12 +361,12 @@ def _warn_discarded(folder: Path, discarded: list[dict], parcels_per_partition: 
             f"removed ({reused} reused)")
     if earlier and earlier != [parcels_per_partition]:
         logger.warning("%s: they were cut at --partition-parcels %s, this run at %d, which groups the parcels "
-                       "otherwise; a rerun with the earlier --partition-parcels reuses an earlier run's partitions",
+                       "otherwise (a rerun reuses a run's partitions only with its --partition-parcels)",
                        said, " and ".join(map(str, earlier)), parcels_per_partition)
     else:
         logger.warning("%s: this run's parcels, imagery, model or measuring settings differ from that run's%s", said,
-                       "" if earlier else ", or its --partition-parcels groups the parcels otherwise (a rerun with the "
-                       "earlier --partition-parcels reuses an earlier run's partitions)")
+                       "" if earlier else ", or its --partition-parcels groups the parcels otherwise (a rerun reuses "
+                       "a run's partitions only with its --partition-parcels)")
 
 
 def _connect(
