@@ -29,7 +29,8 @@ class ParcelMeasurements:
         cultivated_fraction_low: low end of its interval.
         cultivated_fraction_high: high end of its interval.
         product: index, in each date's scene's ``parts`` (0 for a scene of one product), of the product that
-            supplied the most of the parcel's cells with data; NaN where none had data (the date does not cover it).
+            supplied the most of the parcel's cells with data, clear or not (``clear_share`` says how much was clear);
+            NaN where none had data (the date does not cover it).
         read_error: True where an image date could not be read for the parcel.
         read_failures: the files that failed to decode where parcels were read, (scene id, file, message)
             once per scene and file, so that the run can name them.

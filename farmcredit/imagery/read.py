@@ -82,7 +82,7 @@ class SeasonCube:
         dates: Acquisition date of each time step.
         scene_ids: Scene id of each time step.
         source: int16 (time, rows, cols): the index, in its scene's ``parts`` (0 for a scene of one product), of the
-            product each pixel was read from; -1 where none has data.
+            product each pixel was read from (cloud or a band's fill value too); -1 where none has data in any band.
         transform: Affine transform of this window, metres.
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
@@ -192,6 +192,7 @@ def read_window(
                 best[take] = quality[take]
 
     _mask_fill_values(reflectance, clear)
+    source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
     return SeasonCube(
         reflectance=reflectance,
         clear=clear,

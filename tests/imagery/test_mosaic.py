@@ -199,3 +199,17 @@ def test_a_parcel_names_the_products_read_over_it_not_the_seasons(two_tiles) -> 
     assert named[1] == [f"{B_ID}@2024-03-15"]
     # Where both cover, the product first in the mosaic (B, the less cloudy) supplied the pixels.
     assert named[2] == [f"{B_ID}@2024-03-15", "S2A_50SKA_20240320_0_L2A@2024-03-20"]
+
+
+def test_a_pixel_whose_every_band_is_a_fill_value_was_read_from_no_product(two_tiles) -> None:
+    root, _, _ = two_tiles
+    for path in (root / "S2A_50SKA_20240320_0_L2A").glob("*.tif"):  # its first 60 m clear, at the fill value
+        with rasterio.open(path, "r+") as dataset:
+            block = max(1, round(60 / dataset.res[0]))
+            value = 4 if path.stem == "SCL" else 65535
+            dataset.write(np.full((block, block), value, dtype=dataset.dtypes[0]), 1, window=Window(0, 0, block, block))
+
+    cube = read_window(open_imagery(root), Window(0, 0, 18, 12))
+
+    assert np.isnan(cube.reflectance[1, :, :6, :6]).all()
+    assert (cube.source[1, :6, :6] == -1).all() and (cube.source[1, 6:10, :6] == 0).all()
