@@ -29,10 +29,12 @@ import rasterio.features
 import rasterio.shutil
 import rasterio.windows
 import shapely
+from rasterio._err import CPLE_BaseError  # GDAL's own errors (a full disk's), which rasterio.errors does not export
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery, Scene, read_window
 from farmcredit.outputs.styles import qml_text, raster_style
 
@@ -94,16 +96,20 @@ class PixelRasters:
         """
         extent = self.grid.window
         inside = Window(window.col_off - extent.col_off, window.row_off - extent.row_off, window.width, window.height)
-        for name, values in layers.items():
-            categorical = name in CATEGORICAL
-            if name not in self.paths:
-                self.paths[name] = Path(self._folder.name) / f"{name}.tif"
-                dtype, nodata = ("uint8", CLASS_NODATA) if categorical else ("float32", np.nan)
-                _create_tiff(self.paths[name], self.grid, 1, dtype, nodata, SPARSE_OK=True).close()
-            stored = (np.where(np.isfinite(values), values, CLASS_NODATA).astype(np.uint8) if categorical
-                      else values.astype(np.float32, copy=False))
-            with rasterio.open(self.paths[name], "r+") as dataset:
-                dataset.write(stored, 1, window=inside)
+        try:
+            for name, values in layers.items():
+                categorical = name in CATEGORICAL
+                if name not in self.paths:
+                    self.paths[name] = Path(self._folder.name) / f"{name}.tif"
+                    dtype, nodata = ("uint8", CLASS_NODATA) if categorical else ("float32", np.nan)
+                    _create_tiff(self.paths[name], self.grid, 1, dtype, nodata, SPARSE_OK=True).close()
+                stored = (np.where(np.isfinite(values), values, CLASS_NODATA).astype(np.uint8) if categorical
+                          else values.astype(np.float32, copy=False))
+                with rasterio.open(self.paths[name], "r+") as dataset:
+                    dataset.write(stored, 1, window=inside)
+        except (RasterioError, CPLE_BaseError) as exc:  # GDAL's own errors: a full disk's
+            raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {exc}; free space there, "
+                             "or set TMPDIR to a folder with room") from exc
 
 
 def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:

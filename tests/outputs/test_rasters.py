@@ -183,11 +183,11 @@ def test_the_rule_writes_no_class_map_and_removes_one_left_by_an_earlier_run(sma
 
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="a limit on the size of files a process writes is POSIX's")
-def test_a_raster_gdal_cannot_write_stops_the_outputs_naming_the_folder_and_the_unfinished_write(tmp_path) -> None:
-    """A full disk while GDAL writes a raster is rasterio's CPLE error, not a RasterioError: it ended in a
-    traceback. Two parcels at opposite corners of sample_tiles make rasters over the whole grid (~400 kB) and small
-    tables (a 150 kB GeoPackage); after measuring, files over 250 kB fail as on a full disk (EFBIG, a real limit)."""
+def _with_small_files(tmp_path: Path, limit_where: str, limit: int) -> subprocess.CompletedProcess:
+    """Assess two parcels at opposite corners of sample_tiles (rasters over the whole grid, ~400 kB; small tables,
+    a 150 kB GeoPackage) keeping the per-pixel layers, then write the outputs into ``tmp_path``, files over ``limit``
+    bytes failing as on a full disk (EFBIG, a real limit) from ``limit_where`` on: "measuring" or "writing". Prints
+    an InputError's message."""
     sample = Path(__file__).resolve().parents[2] / "sample_tiles"
     script = f"""
 import resource, signal
@@ -197,20 +197,42 @@ from farmcredit.errors import InputError
 from farmcredit.outputs import write_outputs
 from farmcredit.pipeline import run_assessment
 
+def small_files():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
 parcels = gpd.read_file({str(sample / "parcels.geojson")!r})
 corner = parcels.geometry.bounds.minx + parcels.geometry.bounds.miny
-assessment = run_assessment(parcels.loc[[corner.idxmin(), corner.idxmax()]], {str(sample / "imagery")!r},
-                            model="rule", pixel_layers=True)
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (250_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
+    if {limit_where!r} == "measuring":
+        small_files()
+    assessment = run_assessment(parcels.loc[[corner.idxmin(), corner.idxmax()]], {str(sample / "imagery")!r},
+                                model="rule", pixel_layers=True)
+    small_files()
     write_outputs(Path({str(tmp_path)!r}), assessment)
 except InputError as exc:
     print("InputError:", exc)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a limit on the size of files a process writes is POSIX's")
+def test_a_raster_gdal_cannot_write_stops_the_outputs_naming_the_folder_and_the_unfinished_write(tmp_path) -> None:
+    """A full disk while GDAL writes a raster is rasterio's CPLE error, not a RasterioError: it ended in a
+    traceback."""
+    done = _with_small_files(tmp_path, "writing", 250_000)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"InputError: writing the outputs in {tmp_path} stopped: " in done.stdout
     assert "cropland_probability.tif" in done.stdout
     assert f"the folder holds an unfinished write ({UNFINISHED})" in done.stdout
     assert (tmp_path / UNFINISHED).is_file() and (tmp_path / "results.gpkg").is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a limit on the size of files a process writes is POSIX's")
+def test_a_full_disk_under_the_per_pixel_layers_stops_the_run_naming_their_folder(tmp_path) -> None:
+    """The per-pixel layers are written while measuring, to a temporary folder (TMPDIR): a full disk there ended in a
+    traceback."""
+    done = _with_small_files(tmp_path, "measuring", 100_000)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "InputError: writing the per-pixel layers in " in done.stdout and "farmcredit-pixels-" in done.stdout
+    assert "free space there, or set TMPDIR to a folder with room" in done.stdout
