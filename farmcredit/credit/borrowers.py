@@ -10,7 +10,7 @@ import pandas as pd
 import shapely
 
 from farmcredit.config import Config
-from farmcredit.credit.limit import money, round_down
+from farmcredit.credit.limit import imagery_first, money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
@@ -35,9 +35,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     borrower's (a declined parcel that refers it by those doubts among them). Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
-    the borrower, its doubts), then the others', each
-    by effect, a code of another parcel graver than the borrower's decision (the decline of one parcel of an approved
-    borrower) given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
+    the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), a
+    code of another parcel graver than the borrower's decision (the decline of one parcel of an approved borrower)
+    given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
     text naming the parcels a code comes from when not all have it.
 
     Borrowers come in id order, then the parcels alone in id order.
@@ -185,13 +185,16 @@ def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], d
 
 
 def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], decision: str) -> list[str]:
-    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect; the other
-    parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved borrower is not declined by them)."""
+    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect with too little
+    imagery first, as a parcel's are (a parcel referred by it leads with it, not with the decline it withheld); the
+    other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved borrower is not declined by
+    them)."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
     kept = [code for code in _codes(others) if EFFECT_RANK[REASONS[code].effect] >= gravest]
     graver = len(kept) < len(_codes(others))
     tiers = (own, _codes(deciding), ["PARCEL_DECLINED", *kept] if graver else kept)
-    ordered = (code for tier in tiers for code in sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))
+    ordered = (code for tier in tiers
+               for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect])))
     return list(dict.fromkeys(ordered))
 
 

@@ -122,8 +122,7 @@ def assign_limits(
         unobserved = bool(UNOBSERVED & set(ranked))
         if unobserved and decision == "decline":
             decision = "refer"  # too little imagery to judge: a person decides, the model does not guess
-        if unobserved and status != "error":
-            ranked = sorted(ranked, key=lambda code: code not in UNOBSERVED)  # what withholds the limit, first
+        ranked = imagery_first(ranked)
         # Land pledged twice is lent on once a person has seen whose it is: both pledges' limits would count it.
         held = unobserved or "PARCEL_OVERLAP" in ranked
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not held) else 0.0
@@ -255,6 +254,15 @@ def _expected_revenue(row: object, crop: object) -> float:
     if crop is None:
         return float("nan")
     return row.cultivated_area_ha * row.yield_p50_t_ha * KG_PER_TONNE * crop.price
+
+
+def imagery_first(ranked: list[str]) -> list[str]:
+    """``ranked`` with its codes of too little imagery (``UNOBSERVED``) moved first, the others' order kept: what
+    refers a parcel its other codes would decline, and withholds its limit, leads; unchanged when ``ranked`` holds an
+    error, which leads by effect."""
+    if any(REASONS[code].effect == "error" for code in ranked):
+        return ranked
+    return sorted(ranked, key=lambda code: code not in UNOBSERVED)
 
 
 def _rank(codes: list[str], cost: dict[str, float]) -> list[str]:

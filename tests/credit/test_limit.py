@@ -476,6 +476,22 @@ def test_a_parcel_doubting_the_borrowers_declarations_refers_it_even_when_declin
     assert alone["decision"] == "decline" and {"NOT_CULTIVATED", doubt} <= set(alone["reason_all"].split(";"))
 
 
+@pytest.mark.parametrize("worse", [_FALLOW, {"health_index": 0.0, "relative_yield": 0.1}],
+                         ids=["not cultivated", "high risk"])
+def test_a_borrower_referred_for_too_little_imagery_leads_with_it_as_its_parcel_does(worse) -> None:
+    """A parcel whose decline (not cultivated, high risk) too few clear images turned into a referral leads with the
+    imagery, and so does its borrower: the referral's reason first, never a decline sentence."""
+    parcels = _assess(_parcel(), _parcel(parcel_id="P2", clear_observations=2, reasons=["FEW_CLEAR_OBSERVATIONS"],
+                                         **worse))
+    referred = parcels.iloc[1]
+    assert referred["decision"] == "refer" and referred["reason_all"].startswith("FEW_CLEAR_OBSERVATIONS;")
+    assert {REASONS[code].effect for code in referred["reason_all"].split(";")} >= {"decline"}
+    borrower = _borrowers(parcels).iloc[0]
+    assert (borrower["decision"], borrower["decided_by"]) == ("refer", "P2")
+    assert borrower["reason_all"] == referred["reason_all"]  # the approved parcel adds no code
+    assert borrower["reason_text"].startswith(f"Parcel P2: {REASONS['FEW_CLEAR_OBSERVATIONS'].sentence}")
+
+
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
     """Borrowers of 1, 2 and 3 parcels, one without any outline, one missing one, and a parcel alone: each borrower's
     outline is the union of its parcels' (none when none has one), borrowers in id order, the parcel alone last."""
