@@ -30,6 +30,8 @@ from pyogrio import read_dataframe
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from farmcredit.audit import run_currency
+from farmcredit.config import RESERVED_CROP_NAMES
+from farmcredit.credit.limit import UNOBSERVED
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
 from farmcredit.locking import refuse_unfinished, write_problem
@@ -602,12 +604,29 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
     return _Section(title, (*blocks, _Plot("stability", "Shares per bin, reference against this run", _png(fig))))
 
 
+# Why a parcel has no risk grade, the first that applies: an error, or no PD, its health and yield not rated.
+_UNGRADED = ("not assessed, status error", "referred, too few clear images to rate their health and yield",
+             "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
+
+
+def _why_ungraded(table: pd.DataFrame) -> pd.Series:
+    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all five); the
+    too-little-imagery codes are read from ``reason``, where they lead."""
+    error = table["status"].eq("error").fillna(False).to_numpy(dtype=bool)
+    unobserved = table["reason"].map(lambda text: not UNOBSERVED.isdisjoint(c.strip() for c in text.split(";")))
+    crop = table["crop"].astype("string").fillna("")
+    fallow, unknown = (crop.eq(name).to_numpy(dtype=bool) for name in RESERVED_CROP_NAMES)
+    why = np.select([error, unobserved.to_numpy(dtype=bool), fallow, unknown], _UNGRADED[:4], _UNGRADED[4])
+    ungraded = error | table["risk_grade"].isna().to_numpy(dtype=bool)
+    return pd.Series(pd.Categorical(why[ungraded], categories=_UNGRADED))
+
+
 def _calibration_section(table: pd.DataFrame) -> _Section:
     has_pd, observed = _has_pd(table), "defaulted" in table
-    ungraded = int((table["status"].eq("error") | table["risk_grade"].isna()).sum())
+    why = _why_ungraded(table).value_counts(sort=False)
+    counts = "; ".join(f"{count:,} {reason}" for reason, count in why.items() if count)
     blocks: list[str | _Table | _Plot | _Bullets] = [
-        f"Left out: {ungraded} of {len(table)} parcels without a risk grade (not assessed, status error, or "
-        "nothing cultivated to lend on: no PD)."
+        f"Left out: {why.sum():,} of {len(table):,} parcels without a risk grade" + (f": {counts}." if counts else ".")
     ]
     if not has_pd:
         blocks.append("No probability_of_default values: predicted PD is not available; counts by grade only.")

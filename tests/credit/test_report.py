@@ -219,11 +219,18 @@ def test_calibration_with_observed_defaults() -> None:
     assert deciles.index.tolist() == list(range(1, len(deciles) + 1))  # tied deciles merge without gaps
 
 
-def test_the_calibration_section_counts_the_parcels_without_a_grade(tmp_path: Path) -> None:
+def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_path: Path) -> None:
+    """Errors, parcels referred for too few clear images (cultivated or not: no health, yield or PD), parcels with
+    nothing cultivated, each counted under the first that applies."""
     table = _results()
-    table.loc[:2, "status"], table.loc[3:4, "risk_grade"] = "error", None
+    table.loc[:2, "status"], table.loc[3:7, "risk_grade"] = "error", None
+    table.loc[3:4, "reason"] = ["PEAK_NOT_OBSERVED;AREA_OVERSTATED", "FEW_CLEAR_OBSERVATIONS;NOT_CULTIVATED"]
+    table.loc[4:6, "crop"], table.loc[5:6, "reason"] = "fallow", "NOT_CULTIVATED"
+    table.loc[7, "reason"] = "PARTLY_CULTIVATED"
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
-    assert f"Left out: 5 of {len(table)} parcels without a risk grade" in text
+    assert (f"Left out: 8 of {len(table)} parcels without a risk grade: 3 not assessed, status error; "
+            "2 referred, too few clear images to rate their health and yield; 2 with nothing cultivated to lend on; "
+            "1 with no health or yield measured.") in text
 
 
 def test_calibration_without_outcomes_reports_predicted_pd_only(tmp_path: Path) -> None:
