@@ -17,6 +17,8 @@ from farmcredit.text import some
 # The area columns summed per borrower, each with the fewest numbers a sum needs (1: NaN, not 0, when no parcel
 # declared an area or had its area measured).
 _AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 0, "cultivated_area_ha": 1, "expected_revenue": 1}
+# The borrower's own codes, of its total: no parcel carries them.
+BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
 _USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
 
 
@@ -94,8 +96,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "decision": decision,
                 "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d) or "all",
                 "reason": ";".join(shown),
-                "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes, own)
-                                        for code in shown),
+                "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes) for code in shown),
                 "reason_all": ";".join(ranked),
             }
         )
@@ -198,16 +199,26 @@ def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], 
     return list(dict.fromkeys(ordered))
 
 
-def _sentence(code: str, ids: list[str], decisions: list[str], codes: list[list[str]], own: list[str]) -> str:
+def reason_parcels(code: str, ids: list[str], decisions: list[str], codes: list[list[str]]) -> list[str]:
+    """The parcels a borrower's reason ``code`` comes from (of ``ids``, the borrower's parcels in id order, with their
+    ``decisions`` and ``reason_all`` codes): none for its own (``BORROWER_CODES``), the declined for
+    ``PARCEL_DECLINED``, else those having the code.
+
+    >>> reason_parcels("PARCEL_DECLINED", ["P1", "P2"], ["approve", "decline"], [[""], ["NOT_CULTIVATED"]])
+    ['P2']
+    """
+    if code in BORROWER_CODES:
+        return []
+    if code == "PARCEL_DECLINED":
+        return [pid for pid, decision in zip(ids, decisions, strict=True) if decision == "decline"]
+    return [pid for pid, parcel in zip(ids, codes, strict=True) if code in parcel]
+
+
+def _sentence(code: str, ids: list[str], decisions: list[str], codes: list[list[str]]) -> str:
     """The code's sentence, after the parcels it comes from when not every parcel of the borrower has it (``ids``,
     ``decisions`` and ``codes`` are the borrower's parcels')."""
-    if code in own:
-        return explain([code])
-    if code == "PARCEL_DECLINED":
-        having = [pid for pid, decision in zip(ids, decisions, strict=True) if decision == "decline"]
-    else:
-        having = [pid for pid, parcel in zip(ids, codes, strict=True) if code in parcel]
-    if len(having) == len(ids):
+    having = reason_parcels(code, ids, decisions, codes)
+    if len(having) in (0, len(ids)):
         return explain([code])
     named = some(having)
     return f"Parcel {named}: {explain([code])}" if len(having) == 1 else f"Parcels {named}: {explain([code])}"

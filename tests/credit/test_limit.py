@@ -492,6 +492,31 @@ def test_a_borrower_referred_for_too_little_imagery_leads_with_it_as_its_parcel_
     assert borrower["reason_text"].startswith(f"Parcel P2: {REASONS['FEW_CLEAR_OBSERVATIONS'].sentence}")
 
 
+def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_from() -> None:
+    """borrower_decisions.jsonl names the parcels each reason comes from, those ``reason_text`` names where not every
+    parcel has it: one parcel's imagery, another's decline, none for the borrower's own minimum loan; a parcel alone
+    is the source of its every code."""
+    small = {"cultivated_area_ha": 0.05, "cultivated_area_low_ha": 0.05, "cultivated_area_high_ha": 0.05,
+             "declared_area_ha": 0.05}
+    parcels = _assess(_parcel(), _parcel(parcel_id="P2", clear_observations=2, reasons=["FEW_CLEAR_OBSERVATIONS"]),
+                      _parcel(parcel_id="P3", **_FALLOW), _parcel(parcel_id="P4", borrower_id=None, **small),
+                      _parcel(parcel_id="P5", borrower_id="B2", **small), _parcel(parcel_id="P6", borrower_id="B2"))
+    borrowers = _borrowers(parcels)
+    records = list(borrower_decision_records(borrowers, parcels, _RECORD))
+    sources = [{reason["code"]: reason["parcel_ids"] for reason in record["reasons"]} for record in records]
+    assert [record["borrower_id"] for record in records][:2] == ["B1", "B2"] and pd.isna(records[2]["borrower_id"])
+    assert sources[0]["FEW_CLEAR_OBSERVATIONS"] == ["P2"] and sources[0]["PARCEL_DECLINED"] == ["P3"]
+    assert borrowers["reason_text"][0].startswith(f"Parcel P2: {REASONS['FEW_CLEAR_OBSERVATIONS'].sentence}")
+    assert sources[2] == {"LIMIT_BELOW_MINIMUM": []} | {code: ["P4"] for code in parcels["reason_all"][3].split(";")
+                                                        if code}
+    for record, borrower in zip(records, borrowers.itertuples(), strict=True):
+        assert [reason["code"] for reason in record["reasons"]] == [c for c in borrower.reason_all.split(";") if c]
+        named = [f"Parcel {ids[0]}: " if len(ids) == 1 and record["parcel_ids"] != ids else ""
+                 for ids in (reason["parcel_ids"] for reason in record["reasons"])]
+        sentences = [f"{name}{reason['sentence']}" for name, reason in zip(named, record["reasons"], strict=True)]
+        assert borrower.reason_text == " ".join(sentences[: CONFIG.credit.max_reasons])
+
+
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
     """Borrowers of 1, 2 and 3 parcels, one without any outline, one missing one, and a parcel alone: each borrower's
     outline is the union of its parcels' (none when none has one), borrowers in id order, the parcel alone last."""
