@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from rasterio.errors import RasterioError, WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency  # noqa: E402
+from farmcredit.config import AgronomyConfig  # noqa: E402
 from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts  # noqa: E402
@@ -47,7 +49,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     """Draw a results folder as a PNG: parcels by decision over the true-colour image.
 
     With ``parcel_id``, the map centres on that parcel and a second panel plots its NDVI over
-    the season against its peers (parcels the run gave the same crop).
+    the season against the parcels its health was ranked among (or says why there are none).
 
     Args:
         results: An output folder of ``farmcredit assess``, or its ``results.gpkg``.
@@ -181,24 +183,30 @@ def _read_series(path: Path) -> pd.DataFrame | None:
 
 def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
                 record: dict) -> None:
-    """The parcel's NDVI per clear date in ``series`` against the median and 10-90% band of its crop peers."""
+    """The parcel's NDVI per clear date in ``series`` against the median and 10-90% band of the parcels its health
+    was ranked among."""
+    ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
     if series is None:
         ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
         return
-    crop = focus.get("crop") if isinstance(focus.get("crop"), str) else None
-    assessed = parcels["status"] != "error"
-    peers = parcels.loc[assessed & (parcels["crop"] == crop) if crop else assessed, "parcel_id"]
-    peers = peers[peers != focus["parcel_id"]]
-    # Dates no peer saw clearly are left out, so the peers' line joins the dates around them.
-    peer_ndvi = series[series["parcel_id"].isin(peers)].pivot_table(
-        index="date", columns="parcel_id", values="ndvi_mean", dropna=False
-    ).dropna(how="all")
-    if len(peer_ndvi.columns):
-        low, high = (np.nanpercentile(peer_ndvi.to_numpy(), q, axis=1) for q in PEER_BAND)
-        ax.fill_between(peer_ndvi.index, low, high, color="#9ecae1", alpha=0.6,
-                        label=f"peers {PEER_BAND[0]}-{PEER_BAND[1]}%")
-        ax.plot(peer_ndvi.index, np.nanmedian(peer_ndvi.to_numpy(), axis=1), color="#3182bd", lw=2,
-                label=f"peers' median ({len(peer_ndvi.columns)} {crop or 'assessed'} parcels)")
+    rating = _rating_peers(parcels, focus, record)
+    if rating is None:
+        reference = focus.get("health_reference") if isinstance(focus.get("health_reference"), str) else ""
+        ax.text(0.98, 0.97, textwrap.fill(f"{reference or 'not rated: no health index'}; no peers drawn", 45),
+                ha="right", va="top", fontsize=8, transform=ax.transAxes,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    else:
+        peers, named = rating
+        # Dates no peer saw clearly are left out, so the peers' line joins the dates around them.
+        peer_ndvi = series[series["parcel_id"].isin(peers)].pivot_table(
+            index="date", columns="parcel_id", values="ndvi_mean", dropna=False
+        ).dropna(how="all")
+        if len(peer_ndvi.columns):
+            low, high = (np.nanpercentile(peer_ndvi.to_numpy(), q, axis=1) for q in PEER_BAND)
+            ax.fill_between(peer_ndvi.index, low, high, color="#9ecae1", alpha=0.6,
+                            label=f"peers {PEER_BAND[0]}-{PEER_BAND[1]}%")
+            ax.plot(peer_ndvi.index, np.nanmedian(peer_ndvi.to_numpy(), axis=1), color="#3182bd", lw=2,
+                    label=f"peers' median (the {named} its health is ranked among)")
     own = series[series["parcel_id"] == focus["parcel_id"]].sort_values("date")
     clear = own[own["ndvi_mean"].notna()]
     ax.plot(clear["date"], clear["ndvi_mean"], color="black", lw=2, marker="o", label=f"parcel {focus['parcel_id']}")
@@ -208,11 +216,31 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
                 label="no clear view of the parcel")
     ax.set_ylim(-0.2, 1.0)
     ax.set_ylabel("NDVI (mean of the parcel's clear pixels)")
-    ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(labelsize=8)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+
+
+def _rating_peers(parcels: pd.DataFrame, focus: pd.Series, record: dict) -> tuple[pd.Series, str] | None:
+    """The ids of the parcels ``focus``'s health was ranked among, itself included, and how to name them; None when
+    it was not rated. As the run ranked them: the rated parcels priced as the same crop, or every rated parcel when
+    fewer than ``agronomy.min_peers`` (from ``record``, the run's) were."""
+    if pd.isna(focus.get("health_index")):
+        return None
+    rated = parcels["health_index"].notna()
+    priced = parcels["priced_crop" if "priced_crop" in parcels else "crop"]
+    same = rated & (priced == _priced_crop(focus))
+    agronomy = record.get("config", {}).get("values", {}).get("agronomy", {})
+    if same.sum() >= agronomy.get("min_peers", AgronomyConfig().min_peers):
+        return parcels.loc[same, "parcel_id"], f"{same.sum()} {_priced_crop(focus)} parcels"
+    return parcels.loc[rated, "parcel_id"], f"{rated.sum()} cropland parcels of every crop"
+
+
+def _priced_crop(parcel: pd.Series) -> str | None:
+    """The crop that prices (and ranks) ``parcel``: the one seen, or the declared one where the call was unsure."""
+    priced = parcel.get("priced_crop", parcel.get("crop"))
+    return priced if isinstance(priced, str) else None
 
 
 def _true_colour(path: Path, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple, str] | None:
@@ -253,6 +281,8 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     health = parcel.get("health_index")
     health_text = f"health {health:.0f}/100" if pd.notna(health) else "no health index"
     crop = parcel.get("crop") if isinstance(parcel.get("crop"), str) else "crop unknown"
+    if _priced_crop(parcel) not in (None, parcel.get("crop")):  # priced, and its health ranked, as another crop
+        crop = f"seen {crop}, priced as {_priced_crop(parcel)}"
     reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
     borrower = parcel.get("borrower_id")
     owner = f"borrower {borrower}" if pd.notna(borrower) and str(borrower) else "no borrower"

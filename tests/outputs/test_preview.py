@@ -207,3 +207,47 @@ def test_the_scale_bar_measures_ground_whatever_the_maps_unit(epsg: int, lon: fl
         plt.close(fig)
     value, unit = label.split()
     assert (x1 - x0) * ground == pytest.approx(float(value) * (1000 if unit == "km" else 1))
+
+
+def _panel_says(outputs, parcel_id: str, **changes) -> tuple[list[str], list[str], list[str]]:
+    """Draw ``parcel_id``'s NDVI panel from ``outputs`` (its row changed by ``changes``, its series blanked when it is
+    made an error); return the panel's legend labels, texts and the figure title drawn for that row."""
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+
+    from farmcredit.outputs.preview import _ndvi_panel, _parcel_title
+
+    parcels = gpd.read_file(outputs / "results.gpkg", layer="parcels")
+    series = pd.read_parquet(outputs / "ndvi_series.parquet")
+    row = parcels.index[parcels["parcel_id"] == parcel_id][0]
+    for column, value in changes.items():
+        parcels.loc[row, column] = value
+    if changes.get("status") == "error":  # as the run leaves a parcel it read no imagery for
+        series.loc[series["parcel_id"] == parcel_id, ["clear_share", "ndvi_mean", "ndvi_std"]] = float("nan")
+    fig, ax = plt.subplots()
+    try:
+        _ndvi_panel(ax, series, parcels, parcels.loc[row], {})
+        legend = ax.get_legend()
+        labels = [text.get_text() for text in legend.get_texts()] if legend else []
+        texts = [" ".join(text.get_text().split()) for text in ax.texts]
+    finally:
+        plt.close(fig)
+    return labels, texts, [_parcel_title(parcels.loc[row], {})]
+
+
+def test_a_parcels_season_is_drawn_against_the_parcels_its_health_was_ranked_among(outputs) -> None:
+    """Health ranks a parcel among the rated parcels of the crop that prices it; the panel drew those of the crop
+    seen, rated or not (a maize priced as soybean against every maize)."""
+    import geopandas as gpd
+
+    parcels = gpd.read_file(outputs / "results.gpkg", layer="parcels")
+    other = parcels[(parcels["crop"] != parcels["priced_crop"]) & parcels["health_index"].notna()].iloc[0]
+    ranked_among = other["health_reference"].split(" among ")[1].removesuffix(" in this run")  # "17 soybean parcels"
+    labels, texts, (title,) = _panel_says(outputs, other["parcel_id"])
+    assert f"peers' median (the {ranked_among} its health is ranked among)" in labels
+    assert f"seen {other['crop']}, priced as {other['priced_crop']}, health" in title
+    unrated = parcels[parcels["health_index"].isna() & parcels["health_reference"].str.startswith("not rated")].iloc[0]
+    labels, texts, _ = _panel_says(outputs, unrated["parcel_id"])
+    assert not [label for label in labels if label.startswith("peers")]
+    assert texts == [f"{unrated['health_reference']}; no peers drawn"]
+
