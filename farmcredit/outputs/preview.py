@@ -184,8 +184,15 @@ def _read_series(path: Path) -> pd.DataFrame | None:
 def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
                 record: dict) -> None:
     """The parcel's NDVI per clear date in ``series`` against the median and 10-90% band of the parcels its health
-    was ranked among."""
+    was ranked among; a parcel not measured (status error) gets its reason instead of a series."""
     ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
+    if focus["status"] == "error":  # no imagery read: its empty series would draw as a season of cloud
+        reason = focus.get("reason_text") if isinstance(focus.get("reason_text"), str) else ""
+        ax.text(0.5, 0.5, textwrap.fill(f"not measured (status error, {focus.get('reason') or 'no reason'}): "
+                                        f"{reason or 'no imagery was read for it'}", 60),
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
     if series is None:
         ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
         return
@@ -281,7 +288,8 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     health = parcel.get("health_index")
     health_text = f"health {health:.0f}/100" if pd.notna(health) else "no health index"
     crop = parcel.get("crop") if isinstance(parcel.get("crop"), str) else "crop unknown"
-    if _priced_crop(parcel) not in (None, parcel.get("crop")):  # priced, and its health ranked, as another crop
+    # Priced, and its health ranked, as another crop (one not measured was seen as none).
+    if _priced_crop(parcel) not in (None, parcel.get("crop")) and parcel["status"] != "error":
         crop = f"seen {crop}, priced as {_priced_crop(parcel)}"
     reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
     borrower = parcel.get("borrower_id")

@@ -251,3 +251,13 @@ def test_a_parcels_season_is_drawn_against_the_parcels_its_health_was_ranked_amo
     assert not [label for label in labels if label.startswith("peers")]
     assert texts == [f"{unrated['health_reference']}; no peers drawn"]
 
+
+def test_a_parcel_not_measured_says_why_rather_than_drawing_a_season_of_cloud(outputs, assessed) -> None:
+    parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
+    labels, texts, (title,) = _panel_says(outputs, parcel, status="error", reason="OUTSIDE_IMAGERY", crop="unknown",
+                                          priced_crop="maize", health_index=float("nan"),
+                                          reason_text="The parcel lies outside the imagery for this season.")
+    assert labels == []  # no series, no "no clear view of the parcel" markers
+    assert texts == ["not measured (status error, OUTSIDE_IMAGERY): The parcel lies outside the imagery for this "
+                     "season."]
+    assert "seen" not in title and "unknown, no health index - OUTSIDE_IMAGERY" in title
