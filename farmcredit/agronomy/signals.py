@@ -149,28 +149,29 @@ def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int
     return np.where(start <= end, (doy >= start) & (doy <= end), (doy >= start) | (doy <= end))
 
 
-def near_peak_days(crop: CropConfig) -> tuple[int, int]:
-    """The first and last day of the year of the run of days around the crop's template peak that read at least
-    ``NEAR_PEAK`` of it; the first is after the last where the run wraps the new year (a southern summer crop),
-    (1, 366) where every day does."""
+def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
+    """Each run of days of the year on which the crop's template reads at least ``NEAR_PEAK`` of its peak, as its
+    first and last day, in the order they start; the first is after the last where a run wraps the new year (a
+    southern summer crop); ((1, 366),) where every day does. A template of two peaks (double rice) has two runs."""
     template = np.array(crop.ndvi_template, dtype=float)
     values = np.interp(np.arange(1, 367), template[:, 0], template[:, 1])
     near = values >= NEAR_PEAK * values.max()
     if near.all():
-        return 1, 366
-    first = last = int(np.argmax(values))
-    while near[(first - 1) % 366]:
-        first = (first - 1) % 366
-    while near[(last + 1) % 366]:
-        last = (last + 1) % 366
-    return first + 1, last + 1
+        return ((1, 366),)
+    runs = []
+    for first in np.flatnonzero(near & ~np.roll(near, 1)):  # a near day after one that is not: a run starts
+        last = int(first)
+        while near[(last + 1) % 366]:
+            last = (last + 1) % 366
+        runs.append((int(first) + 1, last + 1))
+    return tuple(runs)
 
 
 def _peak_unseen(observed: np.ndarray, crop_ndvi: np.ndarray, doy: np.ndarray, priced_crop: np.ndarray,
                  shift: np.ndarray, config: Config) -> tuple[np.ndarray, list[str]]:
     """Whether each parcel's priced crop was never seen near its peak, and for those, the days it was not seen.
 
-    Seen means a clear date within the crop's near-peak days (``near_peak_days``) on schedule or moved by the shift
+    Seen means a clear date within the crop's near-peak days (``near_peak_runs``) on schedule or moved by the shift
     its template fits the parcel best, or a clear reading at ``NEAR_PEAK`` of the template's peak or above. A failing
     crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was
     taken as the peak unseen); False where no configured crop prices the parcel.
@@ -178,16 +179,21 @@ def _peak_unseen(observed: np.ndarray, crop_ndvi: np.ndarray, doy: np.ndarray, p
     unseen = np.zeros(len(priced_crop), dtype=bool)
     where = np.full(len(priced_crop), "", dtype=object)
     for k, (name, spec) in enumerate(config.crops.items()):
-        on_schedule = near_peak_days(spec)
+        on_schedule = near_peak_runs(spec)
         high = crop_ndvi >= NEAR_PEAK * spec.peak_ndvi
         for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
             rows = (priced_crop == name) & (shift[:, k] == by)
-            fitted = _moved(on_schedule, int(by))
-            within = _within_days(doy, *on_schedule) | _within_days(doy, *fitted)
+            fitted = tuple(_moved(run, int(by)) for run in on_schedule)
+            within = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
             unseen[rows] = ~(observed[rows] & (within[None, :] | high[rows])).any(axis=1)
-            where[rows] = f"from day {on_schedule[0]} to {on_schedule[1]} of the year" + (
-                f" (or {fitted[0]} to {fitted[1]} at the timing its season fits)" if fitted != on_schedule else "")
+            where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
+                f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
     return unseen, where.tolist()
+
+
+def _days_text(runs: tuple[tuple[int, int], ...]) -> str:
+    """Runs of days of the year as 'A to B' (' or ' between runs)."""
+    return " or ".join(f"{first} to {last}" for first, last in runs)
 
 
 def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
@@ -276,7 +282,10 @@ def _crop_probabilities(
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
         for shift in shifts:
-            misfit = _shape_misfit(ndvi, seen, np.interp(doy - shift, template[:, 0], template[:, 1]))
+            # The template slid across the new year as the calendar does (held at its ends, a slide near 1 January
+            # read a winter crop's December as its January: another slide fitted, moving its near-peak days).
+            slid = np.interp((doy - shift - 1) % 366 + 1, template[:, 0], template[:, 1])
+            misfit = _shape_misfit(ndvi, seen, slid)
             better = misfit < distance[:, k]
             distance[better, k] = misfit[better]
             best_shift[better, k] = shift

@@ -271,7 +271,7 @@ def test_a_crop_seen_failing_at_its_peak_is_judged_not_taken_as_unseen() -> None
 def test_a_southern_summer_crop_whose_peak_spans_the_new_year_is_seen_there() -> None:
     """Maize's template moved 140 days peaks on 11 January: the near-peak days ran 'from 1 to 366' and folded to a
     single day, so every parcel was referred PEAK_NOT_OBSERVED."""
-    from farmcredit.agronomy.signals import near_peak_days
+    from farmcredit.agronomy.signals import near_peak_runs
 
     points = np.array(CONFIG.crops["maize"].ndvi_template)
     days = np.arange(1, 367)
@@ -279,13 +279,69 @@ def test_a_southern_summer_crop_whose_peak_spans_the_new_year_is_seen_there() ->
     template = [(float(d), float(v)) for d, v in zip(days[::5], moved[::5])]
     maize = CONFIG.crops["maize"].model_copy(update={"ndvi_template": template})
     south = CONFIG.model_copy(update={"crops": {"maize": maize}})
-    first, last = near_peak_days(maize)
+    ((first, last),) = near_peak_runs(maize)
     assert first > 300 and last < 30  # a window across the new year
     dates = tuple(date(2023, 9, 1) + timedelta(days=10 * k) for k in range(24))
     doy = np.array([d.timetuple().tm_yday for d in dates])
     ndvi = np.stack([np.interp(doy, *np.array(template).T) * g for g in np.linspace(0.85, 1.05, 6)])
     m = dataclasses.replace(_measure(ndvi), dates=dates, ndvi_std=np.full_like(ndvi, 0.05))
     signals, reasons = derive_signals(m, np.array(["maize"] * 6, dtype=object), np.ones(6, dtype=bool), south)
+    assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
+    assert signals["health_index"].notna().all()
+
+
+def _rotated(crop_points: list, days: int) -> list[tuple[float, float]]:
+    """A template sampled daily, moved ``days`` later in the year, across the new year as the calendar goes."""
+    points = np.array(crop_points)
+    every = np.arange(1, 367)
+    return [(float(d), float(v)) for d, v in zip(every, np.interp((every - 1 - days) % 366 + 1, *points.T))]
+
+
+def test_a_season_across_the_new_year_is_judged_as_the_same_season_within_one() -> None:
+    """Every crop's calendar and the season moved 227 days (October to June): the same signals and reasons. The
+    slid templates were held at their ends at the new year, not wrapped, so another slide fitted and, on
+    sample_tiles so moved, 7 decisions and 137 health indices changed."""
+    def moved(days: int):
+        crops = {name: spec.model_copy(update={"ndvi_template": _rotated(spec.ndvi_template, days)})
+                 for name, spec in CONFIG.crops.items()}
+        start, end = CONFIG.agronomy.flood_window_doy
+        window = ((start - 1 + days) % 366 + 1, (end - 1 + days) % 366 + 1)
+        agronomy = CONFIG.agronomy.model_validate(CONFIG.agronomy.model_dump() | {"flood_window_doy": window})
+        return CONFIG.model_copy(update={"crops": crops, "agronomy": agronomy})
+
+    doy = np.arange(60, 310, 8)
+    points = {name: np.array(spec.ndvi_template) for name, spec in CONFIG.crops.items()}
+    ndvi = np.stack([np.interp(doy - slide, *points[name].T) * gain for name in points
+                     for slide, gain in ((-12, 0.9), (0, 1.0), (9, 0.95), (14, 1.05))])
+    n = len(ndvi)
+    results = []
+    for days, first in ((0, date(2024, 1, 1)), (227, date(2024, 8, 15))):  # 2024 is a leap year: day 1 + 227
+        dates = tuple(first + timedelta(days=int(d) - 1) for d in doy)
+        m = dataclasses.replace(_measure(ndvi), dates=dates)
+        results.append(derive_signals(m, np.array([None] * n, dtype=object), np.ones(n, dtype=bool), moved(days)))
+    (same, same_reasons), (across, across_reasons) = results
+    assert across["crop"].tolist() == same["crop"].tolist() and across_reasons == same_reasons
+    np.testing.assert_allclose(across["crop_confidence"], same["crop_confidence"], atol=1e-9)
+    np.testing.assert_allclose(across["health_index"], same["health_index"], atol=1e-9)
+
+
+def test_a_crop_of_two_peaks_is_seen_at_either() -> None:
+    """Double rice peaks in June and in early September: seen at its second peak only, it was referred
+    PEAK_NOT_OBSERVED, its near-peak days taken as the first peak's alone."""
+    from farmcredit.agronomy.signals import near_peak_runs
+
+    every = np.arange(1, 367)
+    double = np.maximum(0.15 + 0.7 * np.exp(-(((every - 160) / 25.0) ** 2)),
+                        0.15 + 0.7 * np.exp(-(((every - 245) / 25.0) ** 2)))
+    rice = CONFIG.crops["rice"].model_copy(update={"ndvi_template": [(float(d), float(v)) for d, v in
+                                                                     zip(every[::4], double[::4])]})
+    assert len(near_peak_runs(rice)) == 2
+    config = CONFIG.model_copy(update={"crops": {**CONFIG.crops, "rice": rice}})
+    doy = np.arange(200, 300, 6)  # from July: the first peak is over
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(d) - 1) for d in doy)
+    ndvi = np.stack([np.interp(doy, every, double) * g for g in (0.9, 1.0, 0.95, 1.02, 0.97, 0.93)])
+    m = dataclasses.replace(_measure(ndvi), dates=dates)
+    signals, reasons = derive_signals(m, np.array(["rice"] * 6, dtype=object), np.ones(6, dtype=bool), config)
     assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
     assert signals["health_index"].notna().all()
 
