@@ -364,13 +364,20 @@ def _name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).strip().casefold()
 
 
+_TEXT, _MERGE = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (the second would silently replace the
-    first, a whole ``credit:`` section say)."""
+    """YAML's safe loader, reading every key as the text written (a config's keys are names: YAML 1.1 read region
+    ``ON`` as true, ``0101`` as 65, ``410100`` as a number, and the error named keys never written), and refusing a
+    key given twice in one mapping (the second would silently replace the first, a whole ``credit:`` section say)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag not in (_TEXT, _MERGE):
+                key.tag = _TEXT
         # Merge keys (<<: *anchor) are YAML's way to reuse a mapping, not a key given twice.
-        keys = [self.construct_object(key, deep=deep) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value if key.tag != _MERGE]
         repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
         if repeated:
             raise yaml.constructor.ConstructorError(None, None, f"key(s) {', '.join(repeated)} given twice",

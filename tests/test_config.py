@@ -182,6 +182,18 @@ def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
     assert config.crop("maize", "河南") == config.crops["maize"]
 
 
+def test_keys_are_read_as_written_though_yaml_would_read_them_as_numbers_or_booleans(tmp_path: Path) -> None:
+    """Region codes ON (Ontario), 0101 (a FIPS code) and 410100 (Zhengzhou): YAML 1.1 read them as true, 65 and a
+    number, refused under keys never written (regions.1, regions.65); a crop named 2024 likewise."""
+    path = tmp_path / "regions.yaml"
+    regions = "\n".join(f"  {code}:\n    crops:\n      wheat:\n        price: {price}"
+                         for code, price in (("ON", 2.9), ("0101", 2.8), ("410100", 2.7), ("no", 2.6)))
+    path.write_text(f"regions:\n{regions}\n", encoding="utf-8")
+    config = load_config(path)
+    assert [config.crop("wheat", code).price for code in ("ON", "0101", "410100", "no")] == [2.9, 2.8, 2.7, 2.6]
+    assert set(config.regions) == {"ON", "0101", "410100", "no"}
+
+
 def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
     twice = tmp_path / "twice.yaml"
     twice.write_text(DEFAULT.read_text() + "\ncredit:\n  currency: KES\n")  # a second credit section
