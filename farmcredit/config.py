@@ -433,7 +433,7 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        # A check of the whole config (regions naming crops) has no key of its own: its message names the keys.
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
+                             for err in exc.errors())
         raise ConfigError(f"invalid config {source}: {problems}") from exc

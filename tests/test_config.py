@@ -38,7 +38,8 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["credit"].update(unknown_knob=3), "credit.unknown_knob"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 5.0], [0.8, 2.0]]), "crops.rice.yield_curve"),
         (lambda raw: raw["credit"].update(declared_area_band=[1.1, 1.2]), "credit"),
-        (lambda raw: raw.update(regions={"henan": {"crops": {"barley": {"price": 2.0}}}}), "regions.henan.crops"),
+        (lambda raw: raw.update(regions={"henan": {"crops": {"barley": {"price": 2.0}}}}),
+         "yaml: Value error, regions.henan.crops"),  # the file, then the key: no empty place before a colon
         (lambda raw: raw["credit"]["grades"][0].update(multiplier=0.1), "grades"),
         (lambda raw: raw["crops"]["maize"].update(other_cost_per_ha=-10), "crops.maize.other_cost_per_ha"),
         (lambda raw: raw.update(crops={}), "crops"),
