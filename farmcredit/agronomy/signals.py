@@ -149,6 +149,20 @@ def _within_days(doy: np.ndarray, start: np.ndarray | int, end: np.ndarray | int
     return np.where(start <= end, (doy >= start) & (doy <= end), (doy >= start) | (doy <= end))
 
 
+def template_at(template: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """A template's NDVI (rows of day of the year, NDVI) on ``days``, which a slide may take before day 1 or past 366.
+
+    A template with a point on day 1 or 366 goes round the calendar: periodic, so a slide across the new year reads
+    the other end of the year (held at its ends, a southern season from October to June fitted another slide than
+    the same season within one year). One within the year, a crop of one season such as the packaged ones, holds its
+    end values before its first point and after its last, slid days included (read round, a slide past 1 January
+    read wheat's dormant winter as its stubble, and a wheat sown late fitted the wrong slide).
+    """
+    if template[0, 0] <= 1 or template[-1, 0] >= 366:
+        return np.interp((days - 1) % 366 + 1, template[:, 0], template[:, 1], period=366)
+    return np.interp(days, template[:, 0], template[:, 1])
+
+
 def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
     """Each run of days of the year on which the crop's template reads at least ``NEAR_PEAK`` of its peak, as its
     first and last day, in the order they start; the first is after the last where a run wraps the new year (a
@@ -282,10 +296,7 @@ def _crop_probabilities(
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
         for shift in shifts:
-            # The template slid across the new year as the calendar does (held at its ends, a slide near 1 January
-            # read a winter crop's December as its January: another slide fitted, moving its near-peak days).
-            slid = np.interp((doy - shift - 1) % 366 + 1, template[:, 0], template[:, 1])
-            misfit = _shape_misfit(ndvi, seen, slid)
+            misfit = _shape_misfit(ndvi, seen, template_at(template, doy - shift))
             better = misfit < distance[:, k]
             distance[better, k] = misfit[better]
             best_shift[better, k] = shift

@@ -325,6 +325,19 @@ def test_a_season_across_the_new_year_is_judged_as_the_same_season_within_one() 
     np.testing.assert_allclose(across["health_index"], same["health_index"], atol=1e-9)
 
 
+def test_a_late_sown_wheat_seen_in_january_fits_its_late_slide() -> None:
+    """The packaged templates cover March to October: slid past 1 January they hold their ends, as the crop's own
+    winter is. Read round the calendar, a slide read wheat's dormant January as its October stubble, and a wheat
+    sown 10 days late fitted a 5-day slide and was referred PEAK_NOT_OBSERVED."""
+    doy = np.array([8, 30, 60, 80, 95, 101, 144, 170])  # no clear date from day 102 to 143
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(d) - 1) for d in doy)
+    wheat = np.array(CONFIG.crops["wheat"].ndvi_template)
+    ndvi = np.stack([0.75 * np.interp(doy - 10, *wheat.T) + 0.08] * 5)
+    m = dataclasses.replace(_measure(ndvi), dates=dates)
+    signals, reasons = derive_signals(m, np.array(["wheat"] * 5, dtype=object), np.ones(5, dtype=bool), CONFIG)
+    assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
+
+
 def test_a_crop_of_two_peaks_is_seen_at_either() -> None:
     """Double rice peaks in June and in early September: seen at its second peak only, it was referred
     PEAK_NOT_OBSERVED, its near-peak days taken as the first peak's alone."""
