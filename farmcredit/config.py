@@ -372,10 +372,22 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     ``ON`` as true, ``0101`` as 65, ``410100`` as a number, and the error named keys never written), and refusing a
     key given twice in one mapping (the second would silently replace the first, a whole ``credit:`` section say)."""
 
+    def construct_document(self, node: yaml.Node) -> object:
+        # Every mapping's keys as text before any is built: a merge (<<: *x) may build an anchored mapping first.
+        stack, seen = [node], set()
+        while stack:
+            item = stack.pop()
+            if id(item) in seen or isinstance(item, yaml.ScalarNode):
+                continue
+            seen.add(id(item))
+            pairs = item.value if isinstance(item, yaml.MappingNode) else [(None, value) for value in item.value]
+            for key, value in pairs:
+                if isinstance(key, yaml.ScalarNode) and key.tag not in (_TEXT, _MERGE):
+                    key.tag = _TEXT
+                stack.append(value)
+        return super().construct_document(node)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.tag not in (_TEXT, _MERGE):
-                key.tag = _TEXT
         # Merge keys (<<: *anchor) are YAML's way to reuse a mapping, not a key given twice.
         keys = [self.construct_object(key, deep=deep) for key, _ in node.value if key.tag != _MERGE]
         repeated = sorted({str(key) for key in keys if keys.count(key) > 1})

@@ -193,6 +193,12 @@ def test_keys_are_read_as_written_though_yaml_would_read_them_as_numbers_or_bool
     config = load_config(path)
     assert [config.crop("wheat", code).price for code in ("ON", "0101", "410100", "no")] == [2.9, 2.8, 2.7, 2.6]
     assert set(config.regions) == {"ON", "0101", "410100", "no"}
+    # A merge may build an anchored mapping before its own turn: its keys are text too, not 1 and True "given twice".
+    path.write_text("regions:\n  a: {notes: {deep: &x {1: {price: 2.9}, ON: {price: 2.8}}}}\n"
+                    "  b: {crops: {<<: *x, 2: {price: 2.7}}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:  # notes is no key of a region's, and crops 1, 2 and ON are unknown
+        load_config(path)
+    assert "given twice" not in str(refused.value) and "regions.a.notes" in str(refused.value)
 
 
 def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Path) -> None:
