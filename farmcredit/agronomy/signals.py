@@ -168,7 +168,7 @@ def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
     first and last day, in the order they start; the first is after the last where a run wraps the new year (a
     southern summer crop); ((1, 366),) where every day does. A template of two peaks (double rice) has two runs."""
     template = np.array(crop.ndvi_template, dtype=float)
-    values = np.interp(np.arange(1, 367), template[:, 0], template[:, 1])
+    values = template_at(template, np.arange(1, 367))
     near = values >= NEAR_PEAK * values.max()
     if near.all():
         return ((1, 366),)
@@ -237,7 +237,7 @@ def green_days(crop: CropConfig, shift_days: int) -> np.ndarray:
     bare land says the crop is not there: sown later, it may still be to come)."""
     template = np.array(crop.ndvi_template, dtype=float)
     days = np.arange(1, 367)
-    ndvi = np.interp(days, template[:, 0], template[:, 1])
+    ndvi = template_at(template, days)
     green = ndvi >= template[:, 1].min() + 0.5 * (crop.peak_ndvi - template[:, 1].min())
     # Late sowing only (the check is for crops sown after the season's images): a crop sown early is judged where it
     # is green on schedule. Narrowed for early sowing too, 9 bare parcels of sample_tiles/ declared wheat and seen on
