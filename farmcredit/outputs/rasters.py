@@ -29,7 +29,7 @@ import rasterio.features
 import rasterio.shutil
 import rasterio.windows
 import shapely
-from rasterio._err import CPLE_BaseError  # GDAL's own errors (a full disk's), which rasterio.errors does not export
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -37,6 +37,9 @@ from rasterio.windows import Window
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery, Scene, read_window
 from farmcredit.outputs.styles import qml_text, raster_style
+
+# What writing a raster raises: rasterio's errors and GDAL's own (a full disk's), which rasterio.errors does not export.
+RASTER_WRITE_ERRORS = (RasterioError, CPLE_BaseError)
 
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
@@ -107,7 +110,7 @@ class PixelRasters:
                           else values.astype(np.float32, copy=False))
                 with rasterio.open(self.paths[name], "r+") as dataset:
                     dataset.write(stored, 1, window=inside)
-        except (RasterioError, CPLE_BaseError) as exc:  # GDAL's own errors: a full disk's
+        except RASTER_WRITE_ERRORS as exc:
             raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {exc}; free space there, "
                              "or set TMPDIR to a folder with room") from exc
 

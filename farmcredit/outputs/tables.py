@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import pandas as pd
 from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
-from rasterio._err import CPLE_BaseError  # GDAL's own errors (a full disk's), which rasterio.errors does not export
-from rasterio.errors import RasterioError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
 from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
-from farmcredit.outputs.rasters import write_rasters
+from farmcredit.outputs.rasters import RASTER_WRITE_ERRORS, write_rasters
 from farmcredit.outputs.styles import borrower_styles, parcel_styles, write_layer_styles
 from farmcredit.spreadsheet import write_csv
 
@@ -45,7 +43,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     try:
         marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
         files = _write_outputs(out_dir, assessment)
-    except (OSError, DataSourceError, DataLayerError, FeatureError, RasterioError, CPLE_BaseError) as exc:
+    except (OSError, DataSourceError, DataLayerError, FeatureError, *RASTER_WRITE_ERRORS) as exc:
         if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in WRITE_ERRNOS:
             raise
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
