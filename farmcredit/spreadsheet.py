@@ -1,10 +1,13 @@
-"""CSV as spreadsheets read it: UTF-8 with a byte-order mark, and text that would run as a formula quoted.
+"""CSV as spreadsheets read it: UTF-8 with a byte-order mark, and text a spreadsheet would run or change quoted.
 
 Excel reads a CSV as UTF-8 only when it starts with a byte-order mark (else in the system's code page: GBK on Chinese
 Windows, where 地块 turns to garbage), and runs a cell starting with ``= + - @``, a tab or a carriage return as a
-formula (an id such as ``=HYPERLINK(...)`` or ``+86 138...``). Such text is written after a quote mark, which Excel
-shows as text and ``read_csv`` takes off again. Lines end in CRLF, as RFC 4180 and Excel write them: a carriage
-return within a cell is then quoted, where a bare one would end the row (in Excel as in ``read_csv``).
+formula (an id such as ``=HYPERLINK(...)`` or ``+86 138...``). It also reads text that looks like a number or a date
+as one, and keeps that when the file is saved: ``0042`` becomes 42, an 18-digit ID-card number keeps 15 digits
+(110101199001011234 becomes 110101199001011000), ``1E5`` becomes 100000 and ``3-4`` the 4th of March. Such text is
+written after a quote mark, which Excel shows as text and ``read_csv`` takes off again. Lines end in CRLF, as RFC 4180
+and Excel write them: a carriage return within a cell is then quoted, where a bare one would end the row (in Excel as in
+``read_csv``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import pandas as pd
 
 # Text a spreadsheet would run as a formula, after any quote marks already guarding it.
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
+# Text a spreadsheet would read as a number or a date, losing what was written: leading zeros, digits past the 15 it
+# keeps, an exponent, a day and month.
+_LOSSY = re.compile(r"'*(0\d+|\d{16,}|\d+(\.\d*)?[eE]\d+|\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?)")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -37,8 +43,13 @@ def _map_text(frame: pd.DataFrame, change: Callable[[object], object]) -> pd.Dat
 
 
 def _quoted(value: object) -> object:
-    return f"'{value}" if isinstance(value, str) and _FORMULA.match(value) else value
+    return f"'{value}" if isinstance(value, str) and _guarded(value, 0) else value
 
 
 def _unquoted(value: object) -> object:
-    return value[1:] if isinstance(value, str) and value.startswith("'") and _FORMULA.match(value, 1) else value
+    return value[1:] if isinstance(value, str) and value.startswith("'") and _guarded(value, 1) else value
+
+
+def _guarded(text: str, start: int) -> bool:
+    """Whether ``text`` from ``start`` is what a spreadsheet would run as a formula or change into a number or date."""
+    return bool(_FORMULA.match(text, start) or _LOSSY.fullmatch(text, start))

@@ -20,5 +20,16 @@ def test_formula_like_text_is_quoted_for_excel_and_read_back_as_written(tmp_path
     # A carriage return in a cell is quoted: a bare one ends the row, in Excel as in read_csv.
     assert cells[:7] == ["\"'=HYPERLINK(\"\"http://x\"\")\"", "'+86 138 0000", "'-1", "'@me", "'\tP1", "\"'\rP1\"",
                          "''=already quoted"]
-    assert cells[7:11] == ["地块-001", "007", "a=b", "\"line\rbreak\""]
+    assert cells[7:11] == ["地块-001", "'007", "a=b", "\"line\rbreak\""]
     pd.testing.assert_frame_equal(read_csv(path, {"parcel_id": str}), frame.fillna({"parcel_id": float("nan")}))
+
+
+def test_text_a_spreadsheet_would_turn_into_a_number_or_date_is_quoted(tmp_path: Path) -> None:
+    lossy = ["0042", "110101199001011234", "1E5", "2.5e3", "3-4", "1/2/2024", "'0042"]
+    kept = ["42", "12345678901234", "P0042", "0", "1.50", "11010119900101123X", "3-4-5-6", "E5", "12-345"]
+    frame = pd.DataFrame({"borrower_id": lossy + kept})
+    path = tmp_path / "borrowers.csv"
+    write_csv(frame, path)
+    cells = path.read_bytes()[3:].decode("utf-8").split("\r\n")[1:-1]
+    assert cells == [f"'{value}" for value in lossy] + kept
+    pd.testing.assert_frame_equal(read_csv(path, {"borrower_id": str}), frame)
