@@ -519,6 +519,15 @@ def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_seaso
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
 
 
+def test_a_file_of_which_no_parcel_is_usable_gives_each_its_reason(small_season, tmp_path) -> None:
+    """A phone's GPS points in place of outlines: every row an error with its reason, not a traceback."""
+    parcels = gpd.read_file(small_season.parcels_path).head(2)
+    points = parcels.assign(geometry=parcels.geometry.representative_point())
+    results = assess(points, small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    assert results["reason"].tolist() == ["NOT_A_POLYGON"] * 2 and (results["status"] == "error").all()
+    assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 2
+
+
 def test_an_outline_with_a_vertex_typed_kilometres_off_is_not_read_and_the_rest_are_measured_as_without_it(
         baseline, small_season, tmp_path) -> None:
     """Its window would hold all the kilometres its outline spans (tens of GB for a vertex 100 km off)."""

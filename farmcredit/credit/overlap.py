@@ -47,6 +47,8 @@ class Overlaps:
 
     def counts(self) -> np.ndarray:
         """Per parcel row, how many parcels it overlaps."""
+        if self._n_outlines() == 0:  # no usable outline at all
+            return np.zeros(self.outline.size, dtype=np.int64)
         size = np.bincount(self.outline[self.outline >= 0], minlength=self._n_outlines())
         beside = (np.bincount(self.pairs[:, 0], size[self.pairs[:, 1]], minlength=size.size)
                   + np.bincount(self.pairs[:, 1], size[self.pairs[:, 0]], minlength=size.size)).astype(np.int64)
@@ -71,6 +73,8 @@ class Overlaps:
         ids = np.array([str(pid) for pid in parcel_ids], dtype=object)
         listed: list[list[str]] = [[] for _ in ids]
         n_outlines = self._n_outlines()
+        if n_outlines == 0:  # no usable outline at all
+            return listed
         size = np.bincount(self.outline[self.outline >= 0], minlength=n_outlines)
         involved = size > 1
         involved[self.pairs.ravel()] = True

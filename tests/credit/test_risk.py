@@ -294,3 +294,8 @@ def test_copies_of_one_outline_overlap_each_other_and_its_neighbours_listed_up_t
     assert listed[0] == ["FIELD", *ids[1:20]] and listed[5] == ["FIELD", *ids[:5], *ids[6:20]]
     assert listed[300] == ids[:20] and listed[301] == []
     assert partners.rows(300) == list(range(300)) and partners.rows(7) == [*range(7), *range(8, 301)]
+
+
+def test_parcels_without_a_usable_outline_overlap_nothing() -> None:
+    partners = find_overlaps(np.array([None, None], dtype=object), min_share=0.2)
+    assert partners.counts().tolist() == [0, 0] and partners.listed_ids(["A", "B"]) == [[], []]
