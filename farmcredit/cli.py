@@ -526,8 +526,8 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     """Fit the monotonic, calibrated risk scorecard on past loans (CSV or Parquet).
 
     HISTORY has one row per past loan: the agronomic columns of a results table
-    (health_index, relative_yield, clear_observations, cultivated_fraction, cultivated_area_ha,
-    cultivated_area_high_ha, declared_area_ha, ndvi_uniformity), its season, outcome_date and
+    (health_index, relative_yield, cultivated_fraction, cultivated_area_ha, cultivated_area_high_ha,
+    declared_area_ha, ndvi_uniformity), its season, outcome_date and
     defaulted (0/1); an optional loan_id tells apart loans whose other columns are all the same (a
     loan given twice is refused).
 

@@ -99,7 +99,9 @@ def assign_limits(
     """
     credit = config.credit
     out = parcels.copy()
-    probability = risk_model.probability_of_default(out)
+    # Too little imagery to judge (a referral): no PD is guessed from the few dates seen, so no grade either.
+    unobserved_rows = out["reasons"].map(lambda codes: not UNOBSERVED.isdisjoint(codes)).to_numpy(dtype=bool)
+    probability = np.where(unobserved_rows, np.nan, risk_model.probability_of_default(out))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
@@ -107,7 +109,7 @@ def assign_limits(
     for k, row in enumerate(out.itertuples(index=False)):
         crop = config.crop(row.priced_crop, regions[k])
         band = _grade(probability[k], credit.grades)
-        arithmetic = _limit(row, crop, band, config)
+        arithmetic = _limit(row, crop, band, config, unobserved_rows[k])
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
@@ -192,13 +194,15 @@ def _grade(probability: float, grades: tuple[GradeBand, ...]) -> GradeBand | Non
     return next(band for band in grades if probability <= band.max_pd)
 
 
-def _limit(row: object, crop: object, band: GradeBand | None, config: Config) -> LimitArithmetic:
-    """The limit step by step, and the amount each lowering code took off."""
+def _limit(row: object, crop: object, band: GradeBand | None, config: Config, unobserved: bool) -> LimitArithmetic:
+    """The limit step by step, and the amount each lowering code took off (none graded on too little imagery,
+    ``unobserved``)."""
     credit = config.credit
     area, y10 = row.cultivated_area_ha, row.yield_p10_t_ha
     missing = ("no cultivated area could be measured" if not np.isfinite(area) else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
+               "too little clear imagery to grade its risk" if unobserved else
                "no probability of default, so no risk grade" if band is None else "")
     if missing:
         return LimitArithmetic((), {}, missing)

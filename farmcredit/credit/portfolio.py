@@ -17,7 +17,7 @@ SEASON_SHOCK = {2022: 0.5}
 # area grows as its perimeter: ha per sqrt(ha) of parcel (sample_tiles' upper quartile, CNN: 0.015).
 EDGE_MARGIN_HA = 0.02
 TRUE_LOGIT = (
-    "-2.9 - 0.02 (health_index - 50) - 1.0 (relative_yield - 1) - 0.12 (clear_observations - 8)"
+    "-2.9 - 0.02 (health_index - 50) - 1.0 (relative_yield - 1)"
     " - 2.0 (cultivated_fraction - 0.9) - 0.3 log(1 + cultivated_area_ha)"
     " + 1.5 max(0, declared_area_ha / cultivated_area_ha - 1.1)"
     " + 4 (ndvi_uniformity - 0.1) + season shock (2022: +0.5)"
@@ -38,6 +38,7 @@ def synthetic_history(loans_per_season: int = 3000, seed: int = 0) -> pd.DataFra
             {
                 "health_index": rng.uniform(0, 100, n),
                 "relative_yield": np.clip(rng.normal(1.0, 0.3, n), 0.1, 1.6),
+                # A results column, but no cause of default: a cloudy season is the weather, not the farmer.
                 "clear_observations": np.clip(rng.poisson(8, n), 0, 16),
                 "cultivated_fraction": fraction,
                 "cultivated_area_ha": area * fraction,
@@ -52,7 +53,6 @@ def synthetic_history(loans_per_season: int = 3000, seed: int = 0) -> pd.DataFra
             -2.9
             - 0.02 * (table["health_index"] - 50)
             - 1.0 * (table["relative_yield"] - 1.0)
-            - 0.12 * (table["clear_observations"] - 8)
             - 2.0 * (fraction - 0.9)
             - 0.3 * np.log1p(table["cultivated_area_ha"])
             + 1.5 * np.maximum(0.0, ratio - 1.1)

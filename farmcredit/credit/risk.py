@@ -1,7 +1,7 @@
 """Probability of default: a monotonic logistic scorecard, calibrated out of time.
 
 The scorecard is a logistic regression on standardised agronomic features whose coefficient
-signs are fixed in advance (PD never rises with health, relative yield, clear observations,
+signs are fixed in advance (PD never rises with health, relative yield,
 cultivated share or area; never falls with over-declaration, the declared area over the high end of the measured
 interval, or patchiness), fitted with bounds, then
 calibrated with isotonic regression on out-of-time predictions (each season predicted by a
@@ -31,7 +31,6 @@ FEATURE_DIRECTIONS: dict[str, int] = {
     "health_index": -1,
     # Yield against the crop's typical season, not t/ha: 2 t/ha is a fair soybean and a poor maize.
     "relative_yield": -1,
-    "clear_observations": -1,
     "cultivated_fraction": -1,
     "log_cultivated_area_ha": -1,
     "declared_over_high": 1,
@@ -39,8 +38,8 @@ FEATURE_DIRECTIONS: dict[str, int] = {
 }
 # Columns of a results table the features are derived from.
 SOURCE_COLUMNS = (
-    "health_index", "relative_yield", "clear_observations", "cultivated_fraction",
-    "cultivated_area_ha", "cultivated_area_high_ha", "declared_area_ha", "ndvi_uniformity",
+    "health_index", "relative_yield", "cultivated_fraction", "cultivated_area_ha", "cultivated_area_high_ha",
+    "declared_area_ha", "ndvi_uniformity",
 )
 MAX_DECLARED_RATIO = 5.0
 
@@ -60,7 +59,6 @@ def risk_features(table: pd.DataFrame) -> pd.DataFrame:
         {
             "health_index": table["health_index"],
             "relative_yield": table["relative_yield"],
-            "clear_observations": table["clear_observations"],
             "cultivated_fraction": table["cultivated_fraction"],
             "log_cultivated_area_ha": np.log1p(area.clip(lower=0)),
             # No declaration is neither honest nor inflated: as one within the interval.
@@ -206,6 +204,10 @@ def _check_model(model: dict) -> None:
                          "declared_over_high replaced (over the interval's high end: an honest declaration over a wide "
                          "interval scored worse than none): refit it with `farmcredit credit fit` on a history with "
                          "cultivated_area_high_ha")
+    if "clear_observations" in features:
+        raise ValueError("it reads clear_observations, the season's clear images, so a cloudy season declined a farmer "
+                         "HIGH_RISK (too few clear images refer the parcel instead): refit it with `farmcredit credit "
+                         "fit`")
     unknown = [name for name in features if name not in FEATURE_DIRECTIONS]
     if unknown or len(set(features)) != len(features) or not features:
         raise ValueError(f"features must be distinct names among {', '.join(FEATURE_DIRECTIONS)}; got {features}")

@@ -203,8 +203,9 @@ def test_at_most_four_reasons_ranked_by_effect_then_cost() -> None:
     shown, everything = out["reason"].split(";"), out["reason_all"].split(";")
     assert len(shown) == CONFIG.credit.max_reasons < len(everything)
     assert shown == everything[: len(shown)]
-    # Too few images turned its decline (HIGH_RISK) into a refer: that leads, then the rest by effect.
-    assert out["decision"] == "refer" and everything[0] == "FEW_CLEAR_OBSERVATIONS" and "HIGH_RISK" in everything
+    # Too few images refer it: that leads, then the rest by effect; no risk is graded on them (HIGH_RISK).
+    assert out["decision"] == "refer" and everything[0] == "FEW_CLEAR_OBSERVATIONS" and "HIGH_RISK" not in everything
+    assert np.isnan(out["probability_of_default"]) and pd.isna(out["risk_grade"])
     ranks = [EFFECT_RANK[REASONS[code].effect] for code in everything[1:]]
     assert ranks == sorted(ranks) and "PARCEL_OVERLAP" in everything
     assert out["reason_text"].count(".") == CONFIG.credit.max_reasons
@@ -340,8 +341,9 @@ def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> Non
     assert unmeasured["reason"] == "NO_LIMIT"
     assert unmeasured["limit_arithmetic"] == "no limit: no cultivated area could be measured"
     few = _assess(_parcel(clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])).iloc[0]
-    assert few["loan_limit"] == 0 and few["limit_arithmetic"].endswith("loan_limit = 0 (refer: FEW_CLEAR_OBSERVATIONS)")
-    assert "capped = min(" in few["limit_arithmetic"]  # what it would have been, then why it is not
+    # No risk graded on one image: a PD read from it declined a farmer for the weather.
+    assert few["loan_limit"] == 0 and few["limit_arithmetic"] == (
+        "no limit: too little clear imagery to grade its risk (refer: FEW_CLEAR_OBSERVATIONS)")
     repaired = _assess(_parcel(reasons=["GEOMETRY_REPAIRED", "FEW_CLEAR_OBSERVATIONS"])).iloc[0]
     assert repaired["limit_arithmetic"].endswith("(refer: FEW_CLEAR_OBSERVATIONS)")  # not the refer that keeps it
     assert repaired["reason"].startswith("FEW_CLEAR_OBSERVATIONS;")  # what withheld it leads, as it says
@@ -476,13 +478,11 @@ def test_a_parcel_doubting_the_borrowers_declarations_refers_it_even_when_declin
     assert alone["decision"] == "decline" and {"NOT_CULTIVATED", doubt} <= set(alone["reason_all"].split(";"))
 
 
-@pytest.mark.parametrize("worse", [_FALLOW, {"health_index": 0.0, "relative_yield": 0.1}],
-                         ids=["not cultivated", "high risk"])
-def test_a_borrower_referred_for_too_little_imagery_leads_with_it_as_its_parcel_does(worse) -> None:
-    """A parcel whose decline (not cultivated, high risk) too few clear images turned into a referral leads with the
-    imagery, and so does its borrower: the referral's reason first, never a decline sentence."""
+def test_a_borrower_referred_for_too_little_imagery_leads_with_it_as_its_parcel_does() -> None:
+    """A parcel whose decline (not cultivated) too few clear images turned into a referral leads with the imagery, and
+    so does its borrower: the referral's reason first, never a decline sentence."""
     parcels = _assess(_parcel(), _parcel(parcel_id="P2", clear_observations=2, reasons=["FEW_CLEAR_OBSERVATIONS"],
-                                         **worse))
+                                         **_FALLOW))
     referred = parcels.iloc[1]
     assert referred["decision"] == "refer" and referred["reason_all"].startswith("FEW_CLEAR_OBSERVATIONS;")
     assert {REASONS[code].effect for code in referred["reason_all"].split(";")} >= {"decline"}

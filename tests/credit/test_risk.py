@@ -79,7 +79,8 @@ def test_a_risky_segment_keeps_its_rate_where_defaults_are_rare() -> None:
     segment = np.tile(np.arange(1540) >= 1500, 3)
     observed = history.loc[segment, "defaulted"].mean()
     predicted = model.predict_proba(history[list(FEATURE_DIRECTIONS)])[:, 1][segment].mean()
-    assert history["defaulted"].mean() < 0.03 and abs(predicted - observed) < 0.1
+    # Halved, it would be about 0.25 off; the steps of 120 loans leave it about 0.01-0.12 off by seed.
+    assert history["defaulted"].mean() < 0.03 and abs(predicted - observed) < 0.15
 
 
 def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
@@ -87,8 +88,8 @@ def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
     it, never under 1: against the estimate (0.052 ha), an honest 0.11 ha read as twice over, and a real parcel declared
     at its 0.129 ha outline five times over, declined where left blank it was approved."""
     declared = [np.nan, 0.11, 0.119, 0.005, 0.129, 0.3, 2.0]
-    table = pd.DataFrame({"health_index": 50.0, "relative_yield": 1.0, "clear_observations": 8,
-                          "cultivated_fraction": 0.4, "cultivated_area_ha": 0.052, "cultivated_area_low_ha": 0.008,
+    table = pd.DataFrame({"health_index": 50.0, "relative_yield": 1.0, "cultivated_fraction": 0.4,
+                          "cultivated_area_ha": 0.052, "cultivated_area_low_ha": 0.008,
                           "cultivated_area_high_ha": 0.119, "ndvi_uniformity": 0.1, "declared_area_ha": declared})
     ratio = risk_features(table)["declared_over_high"].to_numpy()
     assert ratio[:4].tolist() == [1.0] * 4  # blank, within the interval, at its top, under it: all alike
@@ -96,12 +97,13 @@ def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
     np.testing.assert_allclose(ratio[4:], [0.129 / 0.119, 0.3 / 0.119, 5.0])
 
 
-def test_pd_never_rises_with_health_yield_or_observations(history) -> None:
+def test_pd_never_rises_with_health_yield_or_area_nor_moves_with_the_weather(history) -> None:
     model = load_risk_model()
     base = history.head(300).copy()
     before = model.probability_of_default(base)
-    for column, step in (("health_index", 10.0), ("relative_yield", 0.1), ("clear_observations", 2),
-                         ("cultivated_area_ha", 0.3)):
+    # A cloudy season is no risk of the farmer's: too few clear images refer a parcel, they never raise its PD.
+    np.testing.assert_array_equal(model.probability_of_default(base.assign(clear_observations=4)), before)
+    for column, step in (("health_index", 10.0), ("relative_yield", 0.1), ("cultivated_area_ha", 0.3)):
         better = base.copy()
         better[column] = better[column] + step
         assert (model.probability_of_default(better) <= before + 1e-12).all(), column
@@ -235,13 +237,14 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("coef", None, "coef must be 7 finite numbers"),  # a null: every PD NaN, every parcel approved without a limit
-    ("coef", [-1.0, -1.0, -1.0], "coef must be 7 finite numbers"),  # a matmul error after the whole run
+    ("coef", None, "coef must be 6 finite numbers"),  # a null: every PD NaN, every parcel approved without a limit
+    ("coef", [-1.0, -1.0, -1.0], "coef must be 6 finite numbers"),  # a matmul error after the whole run
     ("features", ["rainfall", "relative_yield"], "features must be distinct names"),
     ("features", ["yield_p10_t_ha", "health_index"], "relative_yield replaced"),
     ("features", ["declared_ratio", "health_index"], "declared_over_high replaced"),
-    ("directions", [1, -1, -1, -1, -1, 1, 1], "fixed signs"),
-    ("scale", [0.0] * 7, "scale must be positive"),
+    ("features", ["clear_observations", "health_index"], "a cloudy season declined a farmer"),
+    ("directions", [1, -1, -1, -1, 1, 1], "fixed signs"),
+    ("scale", [0.0] * 6, "scale must be positive"),
     ("calibration_x", [], "calibration_x must rise"),
     ("calibration_y", "reversed", "never fall"),
     ("intercept", float("nan"), "intercept and l2"),
