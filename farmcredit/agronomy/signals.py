@@ -23,6 +23,13 @@ MIN_GAIN, MAX_GAIN = 0.5, 1.5
 # 214-249. Within agronomy.template_shift_days (15) of the template's peak instead, wheat seen on 5 May with its peak
 # fitted to 19 April (the template still at 0.81 of 0.85) had none: 142 of sample_tiles/' 198 wheat parcels.
 NEAR_PEAK = 0.9
+# A clear date sees a crop's green weeks where its template is at least this share of the way from its lowest NDVI to
+# its peak (wheat 0.69, maize 0.68, rice 0.68, soybean 0.61), so bare land there says the crop is not: a weak crop at
+# 0.7 of its template still reads 0.43-0.48, over what the cropland rule takes for a crop (peak_mid 0.42). At halfway
+# (0.47-0.53; weak, 0.33-0.37) rice whose only clear date near its season was 27 September (day 271), read 0.38, was
+# called fallow and declined NOT_CULTIVATED: 55 of 344 cultivated parcels of a season clouded over its summer peak
+# (rule); 53 are referred now, the other 2 maize declared as wheat and seen bare in wheat's weeks.
+GREEN_SHARE = 0.75
 
 
 def derive_signals(
@@ -232,13 +239,13 @@ def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndar
 
 
 def green_days(crop: CropConfig, shift_days: int) -> np.ndarray:
-    """By day of the year (index 1-366; 0 unused): whether the crop's template is at least halfway from its lowest
-    NDVI to its peak on that day whether sown on schedule or up to ``shift_days`` late (the days a clear image of
-    bare land says the crop is not there: sown later, it may still be to come)."""
+    """By day of the year (index 1-366; 0 unused): whether the crop's template is at least ``GREEN_SHARE`` of the way
+    from its lowest NDVI to its peak on that day whether sown on schedule or up to ``shift_days`` late (the days a
+    clear image of bare land says the crop is not there: sown later, it may still be to come)."""
     template = np.array(crop.ndvi_template, dtype=float)
     days = np.arange(1, 367)
     ndvi = template_at(template, days)
-    green = ndvi >= template[:, 1].min() + 0.5 * (crop.peak_ndvi - template[:, 1].min())
+    green = ndvi >= template[:, 1].min() + GREEN_SHARE * (crop.peak_ndvi - template[:, 1].min())
     # Late sowing only (the check is for crops sown after the season's images): a crop sown early is judged where it
     # is green on schedule. Narrowed for early sowing too, 9 bare parcels of sample_tiles/ declared wheat and seen on
     # 20 May but not in April were referred, no longer declined and flagged over-declared.

@@ -212,18 +212,36 @@ def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_
 def test_bare_land_seen_only_before_a_late_sown_crop_would_green_is_referred() -> None:
     """Bare until day 181 (30 June): maize sown on schedule reads 0.39 then, under halfway to its peak, so sown a little
     late it may be to come; the green weeks were widened by the templates' slide, and such parcels were declined
-    NOT_CULTIVATED. Seen bare on day 211 (maize 0.59 even sown 15 days late) or seen only after its harvest, they
-    are judged as before."""
+    NOT_CULTIVATED. Seen bare on day 226 (maize 0.77 even sown 15 days late; on day 211 so sown, 0.58, it is not yet
+    three quarters of the way up) or seen only after its harvest, they are judged as before."""
     ndvi = np.full((3, len(DATES)), 0.15)
     clear = np.zeros_like(ndvi)
     clear[0, DOY <= 181] = 1.0
-    clear[1, DOY <= 211] = 1.0
+    clear[1, DOY <= 226] = 1.0
     clear[2, DOY >= 271] = 1.0  # after maize's on-schedule harvest: it may have been and gone
     declared = ["maize"] * 3
     signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=np.full(3, 0.05)), declared=declared)
     assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, False, True]
     decided = _limits(signals, reasons, np.array(declared, dtype=object), CONFIG)
     assert decided["decision"].tolist() == ["refer", "decline", "refer"]
+
+
+def test_a_crop_seen_only_at_the_edge_of_its_green_weeks_is_referred_not_declined() -> None:
+    """A rice season clouded from July to mid September (a monsoon over its peak), clear again on 27 September
+    (day 271): the template reads 0.52 there, just over halfway from its low (0.15) to its peak (0.85), and a weak or
+    early rice 0.38, which the cropland rule takes for bare land. That date counted as seen green, so the parcel was
+    declined NOT_CULTIVATED for clouds over its crop; now it is referred. Seen bare on 28 August (day 241), when rice
+    is well up however sown (0.71-0.84), the land is declined as before."""
+    ndvi = np.full((2, len(DATES)), 0.15)
+    ndvi[0, DOY == 271] = 0.38
+    clear = np.where((DOY <= 181) | (DOY >= 271), 1.0, 0.0)[None, :].repeat(2, axis=0)
+    clear[1, DOY == 241] = 1.0
+    declared = np.array(["rice"] * 2, dtype=object)
+    signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=np.full(2, 0.05)), declared=declared)
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, False]
+    decided = _limits(signals, reasons, declared, CONFIG)
+    assert decided["decision"].tolist() == ["refer", "decline"]
+    assert decided["reason"].iloc[0] == "SEASON_MISSES_CROP" and "NOT_CULTIVATED" in decided["reason"].iloc[1]
 
 
 def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_one() -> None:
