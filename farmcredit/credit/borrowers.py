@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import geopandas as gpd
@@ -20,6 +21,8 @@ _AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 0, "cultivated_area_ha":
 # The borrower's own codes, of its total: no parcel carries them.
 BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
 _USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
+# Where each code stands in ``REASONS``: the last tie-break between a borrower's codes, which never looks at parcel ids.
+_REASON_ORDER = {code: k for k, code in enumerate(REASONS)}
 
 
 def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
@@ -37,10 +40,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     borrower's (a declined parcel that refers it by those doubts among them). Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
-    the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), a
-    code of another parcel graver than the borrower's decision (the decline of one parcel of an approved borrower)
-    given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the
-    text naming the parcels a code comes from when not all have it.
+    the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within
+    an effect the code more of the parcels have first, then as a parcel ranks it, never by what the parcels are
+    called (``_codes``); a code of another parcel graver than the borrower's decision (the decline of one parcel of
+    an approved borrower) is given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first
+    ``credit.max_reasons``, the text naming the parcels a code comes from when not all have it.
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -172,8 +176,19 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
 
 
 def _codes(codes: list[list[str]]) -> list[str]:
-    """Every parcel's codes in order (``reason_all`` split), each once."""
-    return list(dict.fromkeys(code for parcel in codes for code in parcel if code))
+    """Every parcel's codes (``reason_all`` split), each once, ranked whatever the parcels are called: by effect, then
+    the code more of the parcels have, then the one a parcel ranks higher among its codes of that effect (costliest
+    first: a borrower of one parcel ranks as it does), then in the order of ``REASONS``."""
+    having = Counter(code for parcel in codes for code in parcel if code)
+    place: dict[str, int] = {}
+    for parcel in codes:
+        of_effect: Counter[str] = Counter()
+        for code in filter(None, parcel):
+            effect = REASONS[code].effect
+            place[code] = min(place.get(code, of_effect[effect]), of_effect[effect])
+            of_effect[effect] += 1
+    return sorted(having, key=lambda code: (EFFECT_RANK[REASONS[code].effect], -having[code], place[code],
+                                            _REASON_ORDER[code]))
 
 
 def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], decision: str
@@ -186,10 +201,10 @@ def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], d
 
 
 def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], decision: str) -> list[str]:
-    """The borrower's codes, then the deciding parcels', then the other parcels', each tier by effect with too little
-    imagery first, as a parcel's are (a parcel referred by it leads with it, not with the decline it withheld); the
-    other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved borrower is not declined by
-    them)."""
+    """The borrower's codes, then the deciding parcels', then the other parcels' (each ranked by ``_codes``), each tier
+    by effect with too little imagery first, as a parcel's are (a parcel referred by it leads with it, not with the
+    decline it withheld); the other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved
+    borrower is not declined by them)."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
     kept = [code for code in _codes(others) if EFFECT_RANK[REASONS[code].effect] >= gravest]
     graver = len(kept) < len(_codes(others))

@@ -441,6 +441,31 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     assert "PARCEL_DECLINED" in codes and {REASONS[code].effect for code in codes} == {"info"}
 
 
+def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None:
+    """Within an effect, the code more of the borrower's parcels have leads, then the one a parcel ranks higher, then
+    the order of REASONS: renamed so that they sort the other way round, the parcels give the same reasons, each still
+    naming its own parcels."""
+    codes = {"P1": "AREA_OVERSTATED;RISK_GRADE", "P2": "CROP_MISMATCH;PARTLY_CULTIVATED",
+             "P3": "PARCEL_OVERLAP;LOW_HEALTH_VS_PEERS;PARTLY_CULTIVATED", "P4": ""}
+    parcels = gpd.GeoDataFrame({"parcel_id": list(codes), "borrower_id": "B1", "reason_all": list(codes.values()),
+                                "decision": ["refer", "refer", "refer", "approve"],
+                                "loan_limit": [500.0, 600.0, 0.0, 800.0], "declared_area_ha": 0.5,
+                                "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5, "expected_revenue": 1000.0},
+                               geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32650")
+    renamed = parcels.assign(parcel_id=["Q4", "Q3", "Q2", "Q1"])
+    borrower, other = (aggregate_borrowers(frame, CONFIG) for frame in (parcels, renamed))
+    pd.testing.assert_frame_equal(other[["reason", "reason_all"]], borrower[["reason", "reason_all"]])
+    assert borrower["reason_all"][0].split(";") == ["AREA_OVERSTATED", "CROP_MISMATCH", "PARCEL_OVERLAP",
+                                                    "PARTLY_CULTIVATED", "LOW_HEALTH_VS_PEERS", "RISK_GRADE"]
+    sources = [{reason["code"]: reason["parcel_ids"] for reason in next(borrower_decision_records(*frames, _RECORD))
+                ["reasons"]} for frames in ((borrower, parcels), (other, renamed))]
+    assert sources[0]["PARTLY_CULTIVATED"] == ["P2", "P3"] and sources[1]["PARTLY_CULTIVATED"] == ["Q2", "Q3"]
+    # A borrower of one parcel ranks its codes as the parcel does, not in the order of REASONS.
+    alone = aggregate_borrowers(parcels.iloc[[3]].assign(reason_all="RISK_GRADE;LOW_HEALTH_VS_PEERS",
+                                                         loan_limit=1500.0), CONFIG)
+    assert alone["reason_all"].iloc[0] == "RISK_GRADE;LOW_HEALTH_VS_PEERS"
+
+
 # The provenance of a run, as little as a decision record copies.
 _RECORD = {"code": {}, "config": {"hash": ""}, "models": {"cropland": {}, "risk": {"hash": ""}},
            "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
