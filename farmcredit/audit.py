@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -204,13 +205,19 @@ def build_run_record(
             "decision": parcels["decision"].value_counts().to_dict(),
             "borrowers": len(borrowers),
             # Apart: a referred borrower's limit is only offered once a person clears it.
-            "approved_limit": float(borrowers["loan_limit"][borrowers["decision"] == "approve"].sum()),
-            "referred_limit": float(borrowers["loan_limit"][borrowers["decision"] == "refer"].sum()),
+            "approved_limit": _limit_total(borrowers, "approve"),
+            "referred_limit": _limit_total(borrowers, "refer"),
         },
         "read_failures": [{"scene_id": scene, "file": path, "message": message}
                           for scene, path, message in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+def _limit_total(borrowers: pd.DataFrame, decision: str) -> float:
+    """The limits of the borrowers given ``decision`` (currency, whole cents) summed to the cent: added in floating
+    point, limits of a ``rounding_step`` under 1 came to 264406.67000000004."""
+    return round(math.fsum(borrowers["loan_limit"][borrowers["decision"] == decision]), 2)
 
 
 def scene_record(scene: Scene, known: dict[str, dict] | None = None) -> dict:

@@ -677,9 +677,12 @@ def _reason_kind(reason: str) -> str:
 
 def _limit_totals(counts: dict, currency: str) -> str:
     """The borrowers' limits as the summary line ends: approved apart from referred (``run.json``'s ``counts``), whose
-    limit waits on a person's review, e.g. ``; approved 250,700 CNY; 217,100 CNY pending review``."""
-    return (f"; approved {counts['approved_limit']:,.0f} {currency}; "
-            f"{counts['referred_limit']:,.0f} {currency} pending review")
+    limit waits on a person's review, e.g. ``; approved 250,700 CNY; 217,100 CNY pending review``, their cents shown
+    when they have some (a ``rounding_step`` under 1: rounded to the yuan, 264,406.67 read as more than lent)."""
+    from farmcredit.credit.limit import money
+
+    return (f"; approved {money(counts['approved_limit'])} {currency}; "
+            f"{money(counts['referred_limit'])} {currency} pending review")
 
 
 def _warn_read_failures(record: dict) -> None:

@@ -18,7 +18,8 @@ from safe_products import write_safe, zip_safe
 from shapely.geometry import box
 
 import farmcredit
-from farmcredit.audit import file_fingerprint, scene_record
+from farmcredit.audit import build_run_record, file_fingerprint, scene_record
+from farmcredit.config import load_config
 from farmcredit.imagery import open_imagery
 from farmcredit.outputs import write_outputs
 
@@ -119,6 +120,18 @@ def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_
     recorded = json.loads(done.stdout)
     assert recorded["git_commit"] is None and recorded["git_uncommitted_changes"] is None
     assert recorded["source_sha256"]
+
+
+def test_the_run_records_limit_totals_are_summed_to_the_cent(tmp_path: Path) -> None:
+    """Borrower limits of a ``rounding_step`` under 1 CNY, whole cents, total whole cents in run.json: added in
+    floating point, 1,000.10 + 1,000.20 came to 2000.3000000000002."""
+    imagery = open_imagery(_stack(tmp_path / "S2_20240601.tif"),
+                           band_layout=[(None, "B04"), (None, "B08"), (None, "B11"), (None, "B12")])
+    borrowers = pd.DataFrame({"loan_limit": [1000.1, 1000.2, 0.1, 0.2, 0.3, 5.0],
+                              "decision": ["approve", "approve", "refer", "refer", "refer", "decline"]})
+    parcels = pd.DataFrame({"status": ["ok"] * 6, "decision": borrowers["decision"]})
+    record = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], {})
+    assert (record["counts"]["approved_limit"], record["counts"]["referred_limit"]) == (2000.3, 0.6)
 
 
 def _stack(path: Path) -> Path:

@@ -42,6 +42,8 @@ def test_the_summary_and_run_json_give_approved_limits_apart_from_those_pending_
                                                                                       tmp_path: Path) -> None:
     """A referred borrower's limit is not money approved: the two totals are said apart (they used to be summed as
     'total limit', all of it a referred run's)."""
+    from farmcredit.credit.limit import money
+
     out = tmp_path / "results"
     done = _run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--out", str(out),
                 "--model", "rule")
@@ -53,8 +55,19 @@ def test_the_summary_and_run_json_give_approved_limits_apart_from_those_pending_
     assert (counts["approved_limit"], counts["referred_limit"]) == pytest.approx((approved, referred))
     assert "total_limit" not in counts
     said = " ".join(done.stderr.split())
-    assert f"; approved {approved:,.0f} CNY; {referred:,.0f} CNY pending review" in said
+    assert f"; approved {money(approved)} CNY; {money(referred)} CNY pending review" in said
     assert "total limit" not in said
+
+
+def test_the_summarys_limit_totals_show_their_cents() -> None:
+    """Totals of a ``rounding_step`` under 1 CNY are said to the cent, not rounded to the yuan (264,407: more than
+    lent)."""
+    from farmcredit.cli import _limit_totals
+
+    said = _limit_totals({"approved_limit": 264406.67, "referred_limit": 100.5}, "CNY")
+    assert said == "; approved 264,406.67 CNY; 100.50 CNY pending review"
+    assert _limit_totals({"approved_limit": 250700.0, "referred_limit": 0.0}, "CNY") == (
+        "; approved 250,700 CNY; 0 CNY pending review")
 
 
 def test_a_model_without_an_area_margin_is_run_with_a_warning_saying_how_to_fit_one(small_season,
