@@ -414,6 +414,19 @@ def test_a_borrower_none_of_whose_parcels_declared_or_was_measured_has_none_not_
     assert np.isnan(unmeasured["cultivated_area_ha"]) and np.isnan(unmeasured["expected_revenue"])
 
 
+def test_a_borrowers_areas_sum_as_declared_whatever_its_parcels_are_called() -> None:
+    """Declared 0.1 + 0.2 + 0.3 ha is 0.6 ha, not the 0.6000000000000001 of adding binary fractions one by one, and
+    the measured areas sum alike in any order of the parcels' ids."""
+    rng = np.random.default_rng(17)
+    parcels = _assess(*[_parcel(parcel_id=f"P{i}", declared_area_ha=area, cultivated_area_ha=measured,
+                                polygon_area_ha=measured)
+                        for i, (area, measured) in enumerate(zip([0.1, 0.2, 0.3], rng.random(3), strict=True))])
+    borrower, renamed = _borrowers(parcels), _borrowers(parcels.assign(parcel_id=["Q3", "Q2", "Q1"]))
+    measured = ["polygon_area_ha", "cultivated_area_ha", "expected_revenue"]
+    pd.testing.assert_frame_equal(renamed[measured], borrower[measured], check_exact=True)
+    assert borrower["declared_area_ha"][0] == renamed["declared_area_ha"][0] == 0.6
+
+
 def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order() -> None:
     declined = _parcel(parcel_id="P1", cultivated_fraction=0.0, cultivated_area_ha=0.0, cultivated_area_low_ha=0.0,
                        cultivated_area_high_ha=0.0, crop="fallow", priced_crop="fallow", ndvi_peak=0.2,
