@@ -27,7 +27,7 @@ from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError, InputError
-from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices
+from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.parcels import (
     parcels_from_frame,
@@ -124,13 +124,14 @@ def assess(
         >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
 
     Args:
-        season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings).
+        season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings); of imagery
+            opened already (an ``Imagery``), the scenes acquired within it are read.
         parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none.
         parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
         model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
             (default: ``segmentation.DEFAULT_MODEL``).
         band_layout, dn_offset: as ``open_imagery`` takes them (the CLI's ``--bands`` and ``--dn-offset``), for a
-            stack without band descriptions and scene folders without a STAC item.
+            stack without band descriptions and scene folders without a STAC item; only with imagery as a path.
         device: where a model named here runs (``auto``, ``cpu``, ``cuda``: the CLI's ``--device``).
 
     Returns:
@@ -279,8 +280,9 @@ def load_inputs(
         ImageryError: no imagery in the season, dates of more than one season (over ``MAX_SEASON_DAYS`` from first
             to last), red or NIR missing from a scene, imagery in a geographic CRS or of pixels not 10 m on the
             ground (``check_ground_pixels``).
-        InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), or their CRS cannot be
-            transformed to the imagery's.
+        InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), their CRS cannot be
+            transformed to the imagery's, or ``band_layout`` or ``dn_offset`` given with imagery opened already (an
+            ``Imagery``, which ``season`` narrows: ``within_season``).
     """
     season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -291,8 +293,13 @@ def load_inputs(
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
         fingerprint = file_fingerprint(parcels_source)
-    stack = (imagery if isinstance(imagery, Imagery)
-             else open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset))
+    if not isinstance(imagery, Imagery):
+        stack = open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset)
+    elif band_layout is not None or dn_offset is not None:
+        raise InputError("band_layout= and dn_offset= say how to open imagery, so they apply when imagery is a path; "
+                         "give them to open_imagery, or pass the path")
+    else:
+        stack = imagery if season is None else within_season(imagery, season)
     if not stack.scenes:
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
     dates = [scene.acquired.date() for scene in stack.scenes]

@@ -701,3 +701,23 @@ def test_a_write_that_does_not_finish_is_marked_and_refused_as_unfinished(
                     lambda: load_results(tmp_path / "results.csv")):
         with pytest.raises(InputError, match="its outputs were left unfinished"):
             refused()
+
+
+def test_a_season_narrows_imagery_opened_already_as_it_narrows_a_path(small_season, tmp_path: Path) -> None:
+    """An ``Imagery`` was read whole whatever ``season`` said (16 dates, not the season's 4, on the sample); the
+    options that say how to open a path were ignored with it, and are refused."""
+    from farmcredit.errors import ImageryError, InputError
+
+    opened = open_imagery(small_season.imagery_dir)
+    season = "2024-04-01/2024-08-31"
+    by_path = run_assessment(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
+    by_object = run_assessment(small_season.parcels_path, opened, season=season, model="rule")
+    assert len(by_object.imagery.scenes) == len(by_path.imagery.scenes) == 5 < len(opened.scenes)
+    pd.testing.assert_frame_equal(by_object.parcels, by_path.parcels)
+    for part in ("season_dates", "inputs"):
+        assert by_object.record[part] == by_path.record[part]
+    with pytest.raises(ImageryError, match=r"none of the 8 scenes was acquired within 2025-01-01\.\.2025-02-01"):
+        run_assessment(small_season.parcels_path, opened, season="2025-01-01/2025-02-01", model="rule")
+    for option in ({"dn_offset": -1000}, {"band_layout": [(None, "B04")]}):
+        with pytest.raises(InputError, match="band_layout= and dn_offset= .* apply when imagery is a path"):
+            assess(small_season.parcels_path, opened, model="rule", **option)

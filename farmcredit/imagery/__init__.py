@@ -11,7 +11,7 @@
 from farmcredit.imagery.indices import spectral_indices
 from farmcredit.imagery.read import CLEAR_SCL_CLASSES, SeasonCube, read_window
 from farmcredit.imagery.scene import Imagery, Scene
-from farmcredit.imagery.source import open_imagery
+from farmcredit.imagery.source import open_imagery, within_season
 
 __all__ = [
     "CLEAR_SCL_CLASSES",
@@ -21,4 +21,5 @@ __all__ = [
     "open_imagery",
     "read_window",
     "spectral_indices",
+    "within_season",
 ]

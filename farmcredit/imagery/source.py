@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -84,13 +84,7 @@ def open_imagery(
             "B04.tif, or STAC items)"
         )
     if season is not None:
-        start, end = season
-        in_season = [scene for scene in scenes if start <= scene.acquired.date() <= end]
-        if not in_season:
-            raise ImageryError(
-                f"{path}: none of the {len(scenes)} scenes was acquired within {start}..{end}"
-            )
-        scenes = in_season
+        scenes = _season_scenes(scenes, season, path)
     scenes.sort(key=lambda scene: (scene.acquired, scene.scene_id))
 
     # A stack's scenes all point into one file: open each path once for the whole season.
@@ -110,8 +104,8 @@ def open_imagery(
     grid = season_grid(scenes, grids)
     scenes = merge_same_date(scenes, grids, grid)
 
-    products = [part for scene in scenes for part in (scene.parts or (scene,))]
-    common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
+    products = _products(scenes)
+    bands, has_scl = _band_summary(products)
     somewhere = set().union(*(set(product.band_paths) for product in products))
     if SCL not in somewhere:
         logger.warning("no scene has a scene classification (SCL) layer: clouds, shadows and haze are not masked "
@@ -120,7 +114,7 @@ def open_imagery(
     elif unmasked := [product.scene_id for product in products if SCL not in product.band_paths]:
         logger.warning("%d scene(s) have no SCL layer, which other scenes have: their clouds are not masked (every "
                        "pixel with data counts as clear): %s", len(unmasked), some(unmasked))
-    for band in sorted(somewhere.intersection(SURFACE_BANDS) - common, key=band_sort_key):
+    for band in sorted(somewhere.intersection(SURFACE_BANDS) - set(bands), key=band_sort_key):
         lacking = [product.scene_id for product in products if band not in product.band_paths]
         logger.warning("band %s is not in every scene, so it is read on no date (%d lack it: %s)",
                        band, len(lacking), some(lacking))
@@ -130,11 +124,53 @@ def open_imagery(
         crs=grid.crs,
         transform=grid.transform,
         shape=grid.shape,
-        bands=tuple(sorted(common, key=band_sort_key)),
-        has_scl=all(SCL in product.band_paths for product in products),
+        bands=bands,
+        has_scl=has_scl,
         unopened=unopened,
         left_out=(*unread, *without_ndvi),
     )
+
+
+def within_season(imagery: Imagery, season: tuple[date, date]) -> Imagery:
+    """``imagery`` (opened already) with only the scenes acquired within ``season`` (first and last day, inclusive),
+    as ``open_imagery`` leaves out the others: ``bands`` and ``has_scl`` are the kept scenes', ``unopened`` loses the
+    files of the scenes dropped; the grid and ``left_out`` stay as opened.
+
+    Raises:
+        ImageryError: none of its scenes was acquired within ``season``.
+
+    >>> spring = within_season(open_imagery("scenes/"), (date(2024, 3, 1), date(2024, 4, 30)))  # doctest: +SKIP
+    """
+    scenes = _season_scenes(imagery.scenes, season, imagery.source)
+    bands, has_scl = _band_summary(_products(scenes))
+    dropped = {product.scene_id for product in _products(scene for scene in imagery.scenes if scene not in scenes)}
+    return replace(imagery, scenes=tuple(scenes), bands=bands, has_scl=has_scl,
+                   unopened=tuple(entry for entry in imagery.unopened if entry[0] not in dropped))
+
+
+def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: str | Path) -> list[Scene]:
+    """The scenes acquired within ``season`` (first and last day, inclusive), in their order.
+
+    Raises:
+        ImageryError: none is, naming ``source``.
+    """
+    start, end = season
+    in_season = [scene for scene in scenes if start <= scene.acquired.date() <= end]
+    if not in_season:
+        raise ImageryError(f"{source}: none of the {len(scenes)} scenes was acquired within {start}..{end}")
+    return in_season
+
+
+def _products(scenes: Iterable[Scene]) -> list[Scene]:
+    """The products of ``scenes``: each mosaic's parts, each single product itself."""
+    return [part for scene in scenes for part in (scene.parts or (scene,))]
+
+
+def _band_summary(products: Sequence[Scene]) -> tuple[tuple[str, ...], bool]:
+    """The reflectance bands every product has (SCL aside), in wavelength order, and whether every product has an
+    SCL layer (``Imagery.bands``, ``Imagery.has_scl``)."""
+    common = set.intersection(*(set(product.band_paths) - {SCL} for product in products))
+    return tuple(sorted(common, key=band_sort_key)), all(SCL in product.band_paths for product in products)
 
 
 def _without_unopenable_bands(scenes: list[Scene], headers: Mapping[str, Grid | str]) -> list[Scene]:

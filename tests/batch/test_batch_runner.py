@@ -681,3 +681,17 @@ def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_mea
     mend()
     again = run()
     assert again.reused == 0 and again.assessment.record["read_failures"] == []
+
+
+def test_a_season_narrows_imagery_opened_already_as_assess_does(small_season, tmp_path: Path) -> None:
+    """``run_batch`` reads its inputs as ``run_assessment`` does (``load_inputs``): a season of an ``Imagery`` too."""
+    from farmcredit.batch import run_batch
+    from farmcredit.imagery import open_imagery
+    from farmcredit.segmentation import load_cropland_model
+
+    season = (min(small_season.dates[1:]), max(small_season.dates[:-2]))
+    batch = run_batch(small_season.parcels_path, open_imagery(small_season.imagery_dir), tmp_path, season=season,
+                      model=load_cropland_model("rule"), workers=1, processes=False)
+    expected = run_assessment(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
+    assert len(batch.assessment.imagery.scenes) == len(small_season.dates) - 3
+    pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from safe_products import write_safe
 
 from farmcredit.errors import ImageryError
-from farmcredit.imagery import open_imagery, read_window
+from farmcredit.imagery import open_imagery, read_window, within_season
 from farmcredit.imagery.earthsearch import scene_from_item
 
 
@@ -262,6 +262,25 @@ def test_season_keeps_scenes_within_inclusive_bounds(season_folder: Path) -> Non
 def test_a_season_without_scenes_is_an_error(season_folder: Path) -> None:
     with pytest.raises(ImageryError, match="2021-01-01..2021-12-31"):
         open_imagery(season_folder, season=(date(2021, 1, 1), date(2021, 12, 31)))
+
+
+def test_a_season_narrows_imagery_opened_already_as_opening_it_for_the_season_does(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """The bands, SCL and unopened files are the kept scenes'; a season without scenes is the same error."""
+    write_scene(tmp_path / "S2A_50SKA_20230801_0_L2A", acquired=datetime(2023, 8, 1))
+    thin = write_scene(tmp_path / "S2A_50SKA_20230811_0_L2A", acquired=datetime(2023, 8, 11),
+                       bands=("B02", "B03", "B04", "B08", "B8A"))
+    (thin / "B8A.tif").write_bytes(b"this is not a GeoTIFF\x00\x01" * 20)
+    opened = open_imagery(tmp_path)
+    assert not opened.has_scl and opened.bands == ("B02", "B03", "B04", "B08", "B8A") and opened.unopened
+    august_first = (date(2023, 8, 1), date(2023, 8, 5))
+    narrowed = within_season(opened, august_first)
+    assert narrowed == open_imagery(tmp_path, season=august_first)
+    assert narrowed.has_scl and "B11" in narrowed.bands and not narrowed.unopened
+    assert within_season(opened, (date(2023, 8, 1), date(2023, 8, 31))) == opened
+    with pytest.raises(ImageryError, match=f"{tmp_path}: none of the 2 scenes was acquired within 2021-01-01"):
+        within_season(opened, (date(2021, 1, 1), date(2021, 12, 31)))
 
 
 def test_missing_source_is_an_error(tmp_path: Path) -> None:
