@@ -76,7 +76,8 @@ class Assessment:
     """The result of one run: parcel and borrower tables and the audit record.
 
     Attributes:
-        parcels: one row per input parcel, in input order.
+        parcels: one row per input parcel, in input order, with the input GeoDataFrame's index (a RangeIndex for a
+            file).
         borrowers: one row per borrower.
         record: the audit record (``run.json``).
         imagery: the season read.
@@ -135,7 +136,9 @@ def assess(
         device: where a model named here runs (``auto``, ``cpu``, ``cuda``: the CLI's ``--device``).
 
     Returns:
-        One row per input parcel, in input order, with every per-parcel column.
+        One row per input parcel, in input order, with every per-parcel column; indexed as ``parcels`` when it is a
+        GeoDataFrame (its labels sorted, filtered or repeated: ``g["loan_limit"] = results["loan_limit"]`` lines
+        up), a RangeIndex for a file.
     """
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
@@ -203,10 +206,12 @@ class AssessmentInputs:
     Attributes:
         config: the run configuration.
         risk: the risk model.
-        table: validated parcels (with their ``reasons``), in input order and CRS.
+        table: validated parcels (with their ``reasons``), in input order and CRS, on a RangeIndex: the run reads
+            them by position.
         source: the parcel file (None for an in-memory table).
         imagery: the season.
         geoms: the parcel polygons in the imagery CRS (None where unusable).
+        index: the index the results take: an input GeoDataFrame's (its labels may repeat), else the table's.
         layer: the layer read from a parcel file of several.
         fingerprint: the parcel file's ``file_fingerprint`` as it was read (the audit vouches for the file read, not
             for the file as it is when a long run ends); None for an in-memory table.
@@ -219,6 +224,7 @@ class AssessmentInputs:
     source: Path | None
     imagery: Imagery
     geoms: np.ndarray
+    index: pd.Index
     layer: str | None = None
     fingerprint: dict | None = None
     scenes: list[dict] | None = None
@@ -289,10 +295,10 @@ def load_inputs(
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     fingerprint = None
     if isinstance(parcels, gpd.GeoDataFrame):
-        table, parcels_source = parcels_from_frame(parcels, crs=parcels_crs), None
+        table, parcels_source, index = parcels_from_frame(parcels, crs=parcels_crs), None, parcels.index
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
-        fingerprint = file_fingerprint(parcels_source)
+        fingerprint, index = file_fingerprint(parcels_source), table.index
     if not isinstance(imagery, Imagery):
         stack = open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset)
     elif band_layout is not None or dn_offset is not None:
@@ -332,7 +338,7 @@ def load_inputs(
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
-    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(),
+    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(), index,
                             table.attrs.get("layer"), fingerprint, scenes)
 
 
@@ -433,8 +439,9 @@ def finish_assessment(
         measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes,
     )
     series = _season_series(result["parcel_id"], measurements)
-    return Assessment(result, borrowers, record, inputs.imagery, series, overlaps, measurements.product, extent,
-                      pixels)
+    # Only now the caller's labels: every stage above, and the outputs, work by position.
+    return Assessment(result.set_axis(inputs.index), borrowers, record, inputs.imagery, series, overlaps,
+                      measurements.product, extent, pixels)
 
 
 def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:

@@ -721,3 +721,33 @@ def test_a_season_narrows_imagery_opened_already_as_it_narrows_a_path(small_seas
     for option in ({"dn_offset": -1000}, {"band_layout": [(None, "B04")]}):
         with pytest.raises(InputError, match="band_layout= and dn_offset= .* apply when imagery is a path"):
             assess(small_season.parcels_path, opened, model="rule", **option)
+
+
+def test_results_of_a_geodataframe_carry_its_index_and_are_measured_by_position(small_season, tmp_path: Path) -> None:
+    """The results had a fresh RangeIndex: ``g["loan_limit"] = results["loan_limit"]`` on a sorted or filtered frame
+    gave most parcels another's limit (706 of the sample's 752). Labels sorted, filtered or repeated (``pd.concat``)
+    are the results'; the run reads rows by position, so each gives what the same rows in a RangeIndex give."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    head = parcels.iloc[:20].reset_index(drop=True)
+    head.loc[3, "parcel_id"], head.loc[14, "geometry"] = None, None  # rows the run refers, by position
+    variants = {
+        "sorted": parcels.sort_values("parcel_id", ascending=False),
+        "filtered": parcels[parcels.index % 3 != 0],
+        "repeated": pd.concat([head.iloc[:10], head.iloc[10:].reset_index(drop=True)]),
+        "named": parcels.set_axis(pd.Index([f"field {i}" for i in range(len(parcels))], name="field")),
+    }
+    for name, frame in variants.items():
+        results = assess(frame, small_season.imagery_dir, model="rule", out=tmp_path / name)
+        assert results.index.equals(frame.index) and results.index.name == frame.index.name, name
+        assert (results["parcel_id"] == frame["parcel_id"].fillna(results["parcel_id"])).all(), name
+        by_position = assess(frame.reset_index(drop=True), small_season.imagery_dir, model="rule")
+        assert isinstance(by_position.index, pd.RangeIndex)
+        pd.testing.assert_frame_equal(results, by_position.set_axis(frame.index), check_names=True)
+        joined = frame.assign(loan_limit=results["loan_limit"])  # the caller's join lines up
+        np.testing.assert_array_equal(joined["loan_limit"].to_numpy(), by_position["loan_limit"].to_numpy())
+        written = gpd.read_parquet(tmp_path / name / "results.parquet")  # the files number rows as before
+        assert list(written.columns) == list(results.columns)
+        pd.testing.assert_frame_equal(written.drop(columns="geometry"), by_position.drop(columns="geometry"),
+                                      check_dtype=False)
+    assert isinstance(assess(small_season.parcels_path, small_season.imagery_dir, model="rule").index,
+                      pd.RangeIndex)

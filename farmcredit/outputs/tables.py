@@ -5,6 +5,7 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,8 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "borrower_decisions": out_dir / "borrower_decisions.jsonl",
         "series": out_dir / "ndvi_series.parquet",
     }
+    # Rows by position, as the run made them: a caller's index (its labels may repeat) is not written.
+    assessment = replace(assessment, parcels=assessment.parcels.reset_index(drop=True))
     parcels, borrowers = assessment.parcels, assessment.borrowers
     # No picture of an earlier run is left beside these: its overview, nor its parcels' previews (preview_<id>.png).
     for earlier in (files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):

@@ -695,3 +695,15 @@ def test_a_season_narrows_imagery_opened_already_as_assess_does(small_season, tm
     expected = run_assessment(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
     assert len(batch.assessment.imagery.scenes) == len(small_season.dates) - 3
     pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)
+
+
+def test_results_of_a_geodataframe_carry_its_index_as_assess_does(small_season, tmp_path: Path) -> None:
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    parcels = gpd.read_file(small_season.parcels_path).sort_values("parcel_id", ascending=False)
+    batch = run_batch(parcels, small_season.imagery_dir, tmp_path, model=load_cropland_model("rule"), workers=1,
+                      processes=False)
+    expected = run_assessment(parcels, small_season.imagery_dir, model="rule")
+    assert batch.assessment.parcels.index.equals(parcels.index)
+    pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)
