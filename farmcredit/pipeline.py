@@ -180,8 +180,7 @@ def run_assessment(
                          parcels_layer=parcels_layer, risk_model=risk_model, band_layout=band_layout,
                          dn_offset=dn_offset)
     timings = {"open": time.perf_counter() - started}
-    if model is None or isinstance(model, (str, Path)):
-        model = load_cropland_model(model, inputs.config.cropland_rule, device=device)
+    model = cropland_model(model, inputs.config, device)
     stack, geoms = inputs.imagery, inputs.geoms
     extent = output_extent(geoms, stack)
     pixels = None
@@ -197,6 +196,14 @@ def run_assessment(
         stage(PORTFOLIO_STAGES)
     return finish_assessment(inputs, model, measurements, outside, timings, started,
                              extent=extent, pixels=pixels)
+
+
+def cropland_model(model: str | Path | CroplandModel | None, config: Config, device: str = "auto") -> CroplandModel:
+    """``model`` when loaded already, else the model it names as ``assess`` takes it (``load_cropland_model``): the rule
+    with ``config``'s thresholds, a CNN on ``device``."""
+    if model is None or isinstance(model, (str, Path)):
+        return load_cropland_model(model, config.cropland_rule, device=device)
+    return model
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from farmcredit.batch.placement import (
     uses_gpu,
     visible_device,
 )
-from farmcredit.config import Config
+from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
@@ -64,6 +64,7 @@ from farmcredit.pipeline import (
     AssessmentInputs,
     StageCallback,
     assemble_measurements,
+    cropland_model,
     empty_stats,
     failure_table,
     finish_assessment,
@@ -144,9 +145,9 @@ def measure_partition(
 def run_batch(
     parcels: str | Path | gpd.GeoDataFrame,
     imagery: str | Path | Imagery,
-    out: Path,
+    out: str | Path,
     *,
-    model: CroplandModel,
+    model: str | Path | CroplandModel | None = None,
     season: tuple[date, date] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
@@ -168,7 +169,7 @@ def run_batch(
     Args:
         parcels, imagery, season, config, parcels_crs, parcels_layer, risk_model: as for ``run_assessment``.
         out: output folder; partition files and ``_manifest.json`` go to ``out/partitions``.
-        model: the cropland model (sent to the workers).
+        model: the cropland model (sent to the workers), or its name or weights file as for ``run_assessment``.
         scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a
             local cluster of ``workers`` processes (default: one per core), one thread each.
             Its workers with the ``GPU`` resource run the CNN for the others.
@@ -190,6 +191,9 @@ def run_batch(
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
+    config = config if isinstance(config, Config) else load_config(config)
+    # The driver never runs the model: each worker puts it on its own device.
+    model = cropland_model(model, config, "cpu")
     if device == "cuda" and uses_gpu(model) and not scheduler:
         if not (devices := local_gpu_count(model)):
             raise InputError("--device cuda: torch sees no CUDA device here, so no local worker can run the CNN on a "
@@ -201,7 +205,7 @@ def run_batch(
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
                          parcels_layer=parcels_layer, risk_model=risk_model)
-    folder = partitions_folder(out)
+    folder = partitions_folder(Path(out))
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)

@@ -45,7 +45,7 @@ MAX_NAME_BYTES = 120
 
 
 @figure_fonts()
-def render_preview(results: Path, out: Path | None = None, parcel_id: str | None = None) -> Path:
+def render_preview(results: str | Path, out: str | Path | None = None, parcel_id: str | None = None) -> Path:
     """Draw a results folder as a PNG: parcels by decision over the true-colour image.
 
     With ``parcel_id``, the map centres on that parcel and a second panel plots its NDVI over
@@ -62,6 +62,7 @@ def render_preview(results: Path, out: Path | None = None, parcel_id: str | None
     Example:
         >>> render_preview(Path("results/sample"), parcel_id="P00003")  # doctest: +SKIP
     """
+    results, out = Path(results), None if out is None else Path(out)
     folder = results.parent if results.suffix == ".gpkg" and results.is_file() else results
     if not (folder / "results.gpkg").is_file():
         raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")

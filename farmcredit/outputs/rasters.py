@@ -115,7 +115,7 @@ class PixelRasters:
                              "or set TMPDIR to a folder with room") from exc
 
 
-def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+def write_rasters(out_dir: str | Path, assessment: Assessment) -> dict[str, Path]:
     """Write the raster outputs of ``assessment`` into ``out_dir``, each with its ``.qml``.
 
     Returns:
@@ -124,6 +124,7 @@ def write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         ``run_assessment(pixel_layers=True)``). Outputs of these names the run does not write (e.g.
         the CNN's class map left by an earlier run into this folder) are removed.
     """
+    out_dir = Path(out_dir)
     files = _write_rasters(out_dir, assessment) if assessment.grid_window is not None else {}
     for name in RASTER_NAMES:
         if name not in files:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
 
-def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path]:
     """Write every output of ``assessment`` into ``out_dir`` (created if missing).
 
     While it writes, the folder holds ``UNFINISHED`` (removed once every file but the preview, drawn from them, is
@@ -39,7 +39,7 @@ def write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     Raises:
         InputError: ``out_dir`` cannot be a folder (a file of that name, say), or cannot be written (full, read-only).
     """
-    output_folder(out_dir)
+    out_dir = output_folder(out_dir)
     marker = out_dir / UNFINISHED
     try:
         marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
@@ -96,13 +96,14 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     return files
 
 
-def output_folder(out_dir: Path, create: bool = True) -> Path:
+def output_folder(out_dir: str | Path, create: bool = True) -> Path:
     """``out_dir``, created if missing (with its parents); with ``create`` False only checked (before a run, which
     leaves nothing behind when it stops early).
 
     Raises:
         InputError: it is a file, or it cannot be created (a file where a parent folder should be).
     """
+    out_dir = Path(out_dir)
     ancestor = existing_ancestor(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} is a file, not a folder")

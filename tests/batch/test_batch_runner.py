@@ -707,3 +707,17 @@ def test_results_of_a_geodataframe_carry_its_index_as_assess_does(small_season, 
     expected = run_assessment(parcels, small_season.imagery_dir, model="rule")
     assert batch.assessment.parcels.index.equals(parcels.index)
     pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)
+
+
+def test_a_folder_named_as_text_and_a_model_by_name_are_taken_as_run_assessment_takes_them(
+        small_season, tmp_path: Path) -> None:
+    """``out`` as text stopped with AttributeError ('str' object has no attribute 'absolute'), ``model="rule"``
+    likewise ('describe'), though the arguments are documented as ``run_assessment``'s."""
+    from farmcredit.batch import run_batch
+
+    batch = run_batch(str(small_season.parcels_path), str(small_season.imagery_dir), str(tmp_path), model="rule",
+                      workers=1, processes=False)
+    expected = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    assert batch.assessment.record["models"]["cropland"]["name"] == expected.record["models"]["cropland"]["name"]
+    pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)
+    assert len(list((tmp_path / "partitions").glob("part-*.parquet"))) == batch.partitions
