@@ -73,7 +73,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} does not exist")
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
     if parquet and layer is not None:
-        raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer")
+        raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer "
+                         "(parcels_layer= in Python)")
     try:
         with warnings.catch_warnings():
             # pyogrio's, of a file with M values: they are dropped here (validate_parcels), whatever pyogrio says.
@@ -110,7 +111,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         try:
             crs = CRS.from_user_input(crs)
         except CRSError as exc:
-            raise InputError(f"--parcels-crs {crs!r} is not a coordinate reference system: {exc}") from exc
+            raise InputError(f"--parcels-crs {crs!r} (parcels_crs= in Python) is not a coordinate reference system: "
+                             f"{exc}") from exc
     if len(frame) == 0:
         raise InputError(f"{source} contains no parcels")
     if frame.crs is not None and frame.crs.name in UNDEFINED_CRS:
@@ -121,7 +123,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                              "--parcels-crs EPSG:XXXX (parcels_crs= in Python)")
         frame = frame.set_crs(crs)
     elif crs is not None and crs != frame.crs:
-        logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s is ignored", source,
+        logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
+                       "ignored", source,
                        frame.crs.to_string(), crs.to_string())
     return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed)
 
@@ -219,10 +222,10 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
                           f"{f', {why_not[name]}' if why_not[name] else ''})" for name, kind in layers)
     if not candidates:
         raise InputError(f"parcel file {path} has {len(layers)} layers ({described}), and none holds polygons with a "
-                         "parcel_id column: give the parcels' layer a parcel_id column (then name it with "
-                         "--parcels-layer NAME)")
+                         "parcel_id column: give the parcels' layer a parcel_id column, then name it with "
+                         "--parcels-layer NAME (parcels_layer= in Python)")
     raise InputError(f"parcel file {path} has {len(layers)} layers ({described}): choose one with --parcels-layer "
-                     "NAME (to assess several, merge them into one first)")
+                     "NAME (parcels_layer= in Python); to assess several, merge them into one first")
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None
@@ -272,8 +275,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
-            f"(e.g. {first[0]:g}, {first[1]:g}); write the coordinates' CRS into the file (a GeoJSON without a "
-            "'crs' member is EPSG:4326 by its standard; --parcels-crs applies only to a file that declares none)"
+            f"(e.g. {first[0]:g}, {first[1]:g}); write the coordinates' CRS into the file: a GeoJSON without a "
+            "'crs' member is EPSG:4326 by its standard, and --parcels-crs (parcels_crs= in Python) applies only to a "
+            "file that declares none"
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
@@ -333,8 +337,8 @@ def _refuse_specks(geoms: np.ndarray, crs: CRS | None, source: str) -> None:
         f"{source}: every parcel is smaller than {SPECK_M2:g} m2 (the largest {area:.2g} m2) in the coordinate "
         f"reference system the file declares, {crs.to_string()} ({crs.name}), where the parcels span {bounds}: the "
         "file's CRS is likely mislabelled (longitude and latitude degrees labelled as metres, say); write the "
-        "coordinates' true CRS into the file (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg FILE; --parcels-crs applies "
-        "only to a file that declares none)"
+        "coordinates' true CRS into the file (e.g. ogr2ogr -a_srs EPSG:4326 fixed.gpkg FILE): --parcels-crs "
+        "(parcels_crs= in Python) applies only to a file that declares none"
     )
 
 
@@ -361,10 +365,10 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         "%s: %d of %d parcels lie wholly outside the imagery: they span longitude %.4f to %.4f, latitude %.4f to %.4f "
         "(read in %s, the CRS they declare), the imagery longitude %.4f to %.4f, latitude %.4f to %.4f. If the parcels "
         "should lie on this imagery, their file's CRS may be mislabelled (latitude and longitude swapped, degrees "
-        "labelled as metres): write the coordinates' true CRS into the file (--parcels-crs applies only to a file that "
-        "declares none); else assess them with imagery of their own place", source, outside[usable].sum(),
-        usable.sum(), where[0], where[2], where[1], where[3], parcels.crs.to_string(), imagery[0], imagery[2],
-        imagery[1], imagery[3])
+        "labelled as metres): write the coordinates' true CRS into the file, as --parcels-crs (parcels_crs= in Python) "
+        "applies only to a file that declares none; else assess them with imagery of their own place", source,
+        outside[usable].sum(), usable.sum(), where[0], where[2], where[1], where[3], parcels.crs.to_string(),
+        imagery[0], imagery[2], imagery[1], imagery[3])
 
 
 def _column_name(column: object) -> str:

@@ -259,7 +259,8 @@ def as_season(
     days = (end - start).days + 1
     if max_days is not None and days > max_days:
         raise InputError(f"season {season!r} is {days} days long: the crop calendars are days of one year, so a season "
-                         f"is at most {max_days} days; assess each year with its own --season START/END")
+                         f"is at most {max_days} days; assess each year with its own --season START/END "
+                         "(season= in Python)")
     return start, end
 
 
@@ -320,7 +321,7 @@ def load_inputs(
     if (last - first).days + 1 > MAX_SEASON_DAYS:
         raise ImageryError(f"imagery {stack.source} holds dates from {first} to {last}, more than one season: the crop "
                            "calendars are days of one year, so dates a year apart would be read as one season; pass "
-                           f"--season START/END of at most a year ({MAX_SEASON_DAYS} days)")
+                           f"--season START/END (season= in Python) of at most a year ({MAX_SEASON_DAYS} days)")
     missing = [band for band in NDVI_BANDS if band not in stack.bands]
     if missing:
         # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.
@@ -331,7 +332,7 @@ def load_inputs(
     if len(stack.scenes) < cfg.agronomy.min_clear_observations:
         logger.warning("the season holds %d date(s) of imagery, fewer than the %d clear dates a parcel needs "
                        "(agronomy.min_clear_observations): every parcel will be referred FEW_CLEAR_OBSERVATIONS, "
-                       "however clear its dates; widen --season or add the season's other dates",
+                       "however clear its dates; widen --season (season= in Python) or add the season's other dates",
                        len(stack.scenes), cfg.agronomy.min_clear_observations)
     if stack.crs.is_geographic:
         # Areas and pixel sizes would be in square degrees: refuse rather than lend on them.

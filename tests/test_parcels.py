@@ -57,7 +57,8 @@ def test_no_crs_is_refused_unless_one_is_given(tmp_path: Path) -> None:
 def test_an_invalid_parcels_crs_is_a_usage_error_even_when_the_file_has_one(tmp_path: Path) -> None:
     path = tmp_path / "parcels.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(path)
-    with pytest.raises(InputError, match="--parcels-crs 'EPSG:99999' is not a coordinate reference system"):
+    with pytest.raises(InputError, match=r"--parcels-crs 'EPSG:99999' \(parcels_crs= in Python\) is not a coordinate "
+                                         "reference system"):
         read_parcels(path, crs="EPSG:99999")
 
 
@@ -83,7 +84,8 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
     mislabelled = tmp_path / "mislabelled.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}], crs="EPSG:4326").to_file(mislabelled)
     with pytest.raises(InputError, match=r"mislabelled.gpkg: no parcel has coordinates possible .* EPSG:4326.*"
-                                         r"--parcels-crs applies only to a file that declares none"):
+                                         r"--parcels-crs \(parcels_crs= in Python\) applies only to a file that "
+                                         "declares none"):
         read_parcels(mislabelled)
 
 
@@ -268,7 +270,8 @@ def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_
     _frame([{"parcel_id": f"old{i}", "geometry": SQUARE} for i in range(2)]).to_file(path, layer="old_parcels")
     _frame([{"parcel_id": f"P{i}", "geometry": SQUARE} for i in range(3)]).to_file(path, layer="parcels")
     with pytest.raises(InputError, match=r"has 2 layers \(old_parcels \(2 features, Polygon\); parcels \(3 features, "
-                                         r"Polygon\)\): choose one with --parcels-layer NAME"):
+                                         r"Polygon\)\): choose one with --parcels-layer NAME "
+                                         r"\(parcels_layer= in Python\)"):
         read_parcels(path)
     chosen = read_parcels(path, layer="parcels")
     assert list(chosen["parcel_id"]) == ["P0", "P1", "P2"] and chosen.attrs["layer"] == "parcels"
@@ -288,10 +291,12 @@ def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_
     _frame([{"name": "a", "geometry": SQUARE}]).to_file(nameless, layer="field_a")
     _frame([{"name": "b", "geometry": SQUARE}]).to_file(nameless, layer="field_b")
     with pytest.raises(InputError, match="none holds polygons with a parcel_id column: give the parcels' layer a "
-                                         "parcel_id column"):
+                                         r"parcel_id column, then name it with --parcels-layer NAME "
+                                         r"\(parcels_layer= in Python\)"):
         read_parcels(nameless)
     _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_parquet(tmp_path / "one.parquet")
-    with pytest.raises(InputError, match="GeoParquet, which has no layers"):
+    with pytest.raises(InputError, match=r"GeoParquet, which has no layers; leave out --parcels-layer "
+                                         r"\(parcels_layer= in Python\)"):
         read_parcels(tmp_path / "one.parquet", layer="parcels")
 
 
@@ -345,7 +350,8 @@ def test_a_geopackage_of_undefined_srs_has_no_crs_and_takes_parcels_crs(
         declared = tmp_path / "declared.gpkg"
         _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(declared)
         assert read_parcels(declared, crs="EPSG:32651").crs == "EPSG:32650"
-    assert "declares its coordinate reference system (EPSG:32650): --parcels-crs EPSG:32651 is ignored" in caplog.text
+    assert ("declares its coordinate reference system (EPSG:32650): --parcels-crs EPSG:32651 (parcels_crs= in Python) "
+            "is ignored") in caplog.text
 
 
 @pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857", "EPSG:2263", "EPSG:32650"])
@@ -436,7 +442,7 @@ def test_a_file_whose_every_parcel_is_a_speck_is_refused_as_of_a_mislabelled_crs
            ).to_file(path)
     with pytest.raises(InputError, match=r"mislabelled.gpkg: every parcel is smaller than 1 m2 \(the largest .* m2\) "
                                          r".* EPSG:32650 .* span 113.984, 33.013, 113.985, 33.014: the file's CRS is "
-                                         "likely mislabelled"):
+                                         r"likely mislabelled.*: --parcels-crs \(parcels_crs= in Python\) applies"):
         read_parcels(path)
     # A speck beside a field is the field's file: each is assessed as it is.
     _frame([{"parcel_id": "A", "geometry": degrees}, {"parcel_id": "B", "geometry": SQUARE}]).to_file(path)

@@ -213,6 +213,7 @@ def test_parcels_all_off_the_imagery_are_warned_of_naming_where_both_lie(
             f"EPSG:4326, the CRS they declare), the imagery longitude {west:.4f} to {east:.4f}, latitude "
             f"{south:.4f} to {north:.4f}") in caplog.text
     assert "their file's CRS may be mislabelled" in caplog.text
+    assert "as --parcels-crs (parcels_crs= in Python) applies only to a file that declares none" in caplog.text
 
 
 def test_parcels_sharing_an_id_are_left_out_of_the_ndvi_series(small_season) -> None:
@@ -328,6 +329,7 @@ def test_overcast_date_counts_as_no_observation(small_season, caplog: pytest.Log
         results = assess(small_season.parcels_path, small_season.imagery_dir, season=(day, day))
     # A season too short for any parcel is told once, not only by each parcel's code, which blames the clouds.
     assert "the season holds 1 date(s) of imagery, fewer than the 4 clear dates a parcel needs" in caplog.text
+    assert "widen --season (season= in Python)" in caplog.text
     usable = results["status"] != "error"
     assert (results.loc[usable, "clear_observations"] == 0).all()
     assert results.loc[usable, "reason"].str.contains("NO_CLEAR_OBSERVATIONS").all()
@@ -403,9 +405,11 @@ def test_two_years_of_imagery_are_refused_unless_a_season_of_at_most_a_year_pick
     from farmcredit.errors import ImageryError, InputError
 
     with pytest.raises(ImageryError, match=f"imagery {two_years} holds dates from 2023-03-01 to 2024-10-27, more than "
-                                           "one season: .* pass --season START/END of at most a year"):
+                                           r"one season: .* pass --season START/END \(season= in Python\) of at "
+                                           "most a year"):
         assess(small_season.parcels_path, two_years, model="rule")
-    with pytest.raises(InputError, match="season '2023-03-01/2024-10-27' is 607 days long: .* at most 366 days"):
+    with pytest.raises(InputError, match=r"season '2023-03-01/2024-10-27' is 607 days long: .* at most 366 days; "
+                                         r"assess each year with its own --season START/END \(season= in Python\)"):
         assess(small_season.parcels_path, two_years, season="2023-03-01/2024-10-27", model="rule")
     one_year = assess(small_season.parcels_path, two_years, season="2024-01-01/2024-12-31", model="rule")
     expected = assess(small_season.parcels_path, small_season.imagery_dir, model="rule")
@@ -661,7 +665,8 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season,
     if torch.cuda.is_available():
         assert device_run("cuda") == "cuda"
     else:
-        with pytest.raises(InputError, match="torch sees no CUDA GPU"):
+        with pytest.raises(InputError, match=r"--device cuda \(device= in Python\) asked for, but torch sees no "
+                                             "CUDA GPU"):
             device_run("cuda")
     with pytest.raises(ImageryError, match="a remote source: fetch it into a folder first"):
         assess(parcels, "stac", **run)

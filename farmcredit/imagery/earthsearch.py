@@ -168,15 +168,16 @@ def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list
         raise ImageryError(
             f"{folder}: {len(after)} scene folder(s) without a STAC item ({some(after)}) have no DN offset to read, "
             f"while the season's items from {offset_since} give {BOA_ADD_OFFSET_DN:g} (processing baseline "
-            "04.00 on): read with 0, their reflectance would be 0.1 above the other dates'; pass --dn-offset (-1000 "
-            f"for products of baseline 04.00 or later, the rule since {OFFSET_BASELINE_SINCE}; 0 before: it applies "
-            "to every folder without an item) or add their items"
+            "04.00 on): read with 0, their reflectance would be 0.1 above the other dates'; pass --dn-offset "
+            f"(dn_offset= in Python): -1000 for products of baseline 04.00 or later, the rule since "
+            f"{OFFSET_BASELINE_SINCE}, 0 before (it applies to every folder without an item); or add their items"
         )
     recent = [scene.scene_id for scene in unknown if scene.acquired.date() >= OFFSET_BASELINE_SINCE]
     if recent:
         logger.warning("%d scene folder(s) without a STAC item acquired since %s (%s) are read with DN offset 0; "
                        "Sentinel-2 L2A products of processing baseline 04.00 or later add 1000 to every DN (their "
-                       "MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass --dn-offset -1000",
+                       "MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass --dn-offset -1000 "
+                       "(dn_offset=-1000 in Python)",
                        len(recent), OFFSET_BASELINE_SINCE, some(recent))
 
 

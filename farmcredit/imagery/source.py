@@ -73,8 +73,8 @@ def open_imagery(
         raise ImageryError(f"{path}: imagery source does not exist{remote}")
     if path.is_dir() or path.suffix.lower() == ".zip":
         if band_layout is not None:
-            raise ImageryError(f"{path}: a band layout (--bands) applies to a GeoTIFF stack, not a folder or SAFE "
-                               "product; leave it out")
+            raise ImageryError(f"{path}: a band layout, --bands (band_layout= in Python), applies to a GeoTIFF "
+                               "stack, not a folder or SAFE product; leave it out")
         scenes = find_scenes(path, dn_offset, season) if path.is_dir() else safe_scenes(path)
     else:
         scenes = stack_scenes(path, band_layout, dn_offset)

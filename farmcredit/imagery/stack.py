@@ -54,7 +54,8 @@ def stack_scenes(
                                "thresholds are set on; use the L2A products of these dates where there are any", path)
             dn_scale = _dn_scale(path, dataset, [name for _, name in layout])
     if dn_scale == 1.0 and dn_offset:
-        raise ImageryError(f"{path}: holds float reflectance; --dn-offset applies to integer DNs only")
+        raise ImageryError(f"{path}: holds float reflectance; --dn-offset (dn_offset= in Python) applies to integer "
+                           "DNs only")
     dates = _dates(path, layout)
 
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}

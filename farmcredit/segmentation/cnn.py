@@ -99,7 +99,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but torch sees no CUDA GPU")
+        raise InputError("--device cuda (device= in Python) asked for, but torch sees no CUDA GPU")
     if device != "cpu" and not device.startswith("cuda"):
         raise InputError(f"device {device!r}: use auto, cpu or cuda")
     return torch.device(device)

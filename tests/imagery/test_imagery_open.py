@@ -159,7 +159,8 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
     write_scene(season_folder / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False)
     with pytest.raises(ImageryError, match=r"1 scene folder\(s\) without a STAC item \(2024-03-20\) have no DN "
                                            r"offset to read, while the season's items from 2024-03-15 give -1000 .* "
-                                           r"--dn-offset"):
+                                           r"--dn-offset \(dn_offset= in Python\): -1000 for products of baseline "
+                                           r"04.00 or later"):
         open_imagery(season_folder)
     # Another tile of the item's own day (its folder dated midnight, the item at 03:20): a mosaic seam of 0.1.
     write_scene(season_folder / "S2B_50SKB_20240315", acquired=datetime(2024, 3, 15), with_item=False)
@@ -174,7 +175,7 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
         scenes = open_imagery(season_folder, season=(date(2024, 3, 16), date(2024, 12, 31))).scenes
     assert [(scene.scene_id, scene.dn_offset) for scene in scenes] == [("2024-03-20", 0.0)]
     assert "1 scene folder(s) without a STAC item acquired since 2022-01-25 (2024-03-20) are read with DN offset 0" \
-        in caplog.text and "pass --dn-offset -1000" in caplog.text
+        in caplog.text and "pass --dn-offset -1000 (dn_offset=-1000 in Python)" in caplog.text
 
 
 def test_a_folder_of_float_band_files_is_reflectance(

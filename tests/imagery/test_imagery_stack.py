@@ -141,7 +141,7 @@ def test_fill_values_of_a_float_stack_are_no_data_but_digital_numbers_are_left_t
 def test_float_stacks_refuse_a_dn_offset(tmp_path: Path) -> None:
     stack = write_stack(tmp_path / "2021-06-17.tif", np.full((1, 2, 2), 0.2, "float32"), ["B04"])
 
-    with pytest.raises(ImageryError, match="float reflectance"):
+    with pytest.raises(ImageryError, match=r"float reflectance; --dn-offset \(dn_offset= in Python\) applies"):
         open_imagery(stack, dn_offset=-1000)
 
 
