@@ -50,6 +50,12 @@ MEASURING_SETTINGS = {"imagery", "cropland_rule"}
 MANIFEST = "_manifest.json"
 
 
+def measuring_code() -> str:
+    """SHA-256 of the package's ``MEASURING_CODE``: part of every partition id, and what a worker must run too
+    (a worker with another farmcredit would write other measurements under this code's ids)."""
+    return source_hash(*MEASURING_CODE)
+
+
 @dataclass(frozen=True, eq=False)  # arrays inside: identity, not value, equality
 class Partition:
     """The parcels one task measures.
@@ -83,7 +89,7 @@ def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_parti
         >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
     """
     settings = canonical_hash(inputs.config.model_dump(mode="json", include=MEASURING_SETTINGS))
-    run_key = "|".join([PARTITION_FORMAT, source_hash(*MEASURING_CODE), settings, model_hash,
+    run_key = "|".join([PARTITION_FORMAT, measuring_code(), settings, model_hash,
                         *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
     outlines = shapely.to_wkb(inputs.geoms)

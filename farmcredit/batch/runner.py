@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from farmcredit.batch.partitions import (
     Partition,
     fill_stats,
     is_complete,
+    measuring_code,
     part_file_name,
     plan_partitions,
     read_manifest,
@@ -131,15 +133,27 @@ def measure_partition(
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
     Returns, for the manifest, the files that failed to decode in its windows (``read_failures``: [scene id, file,
-    message] each) and where and in what precision the model ran (``inference``: ``inference_used``); and the
-    temporary file (``file``), which the driver renames to ``path``: a task left running by a driver killed or
+    message] each) and where and in what precision the model ran (``inference``: ``inference_used``); for the driver
+    to check, the worker (``worker``: its address) and the code it measured with (``code``: ``measuring_code``); and
+    the temporary file (``file``), which the driver renames to ``path``: a task left running by a driver killed or
     interrupted (a remote worker finishes it) cannot put a file among a later run's partitions.
     """
     _test_hooks()
     used = on_this_worker(model, gpu_cluster)
     stats = measure_windows(geoms, imagery, config, used, list(partition.windows))
     written = write_temporary(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
-    return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used), "file": written.name}
+    return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used), "file": written.name,
+            "worker": _worker_address(), "code": measuring_code()}
+
+
+def _worker_address() -> str:
+    """The address of the Dask worker running this (its host and port), or this host's name outside a worker."""
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # called outside a worker: a test, a profile
+        return socket.gethostname()
 
 
 def run_batch(
@@ -467,8 +481,9 @@ def _measure_on_cluster(
     folder: Path, entries: dict[str, dict], manifest_path: Path, retries: int, on_done: Callable[[int], None],
     give_up_without_workers: bool, on_gpu: bool = False,
 ) -> dict[str, str]:
-    """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times (and, with
-    ``on_gpu``, one whose model ran off CUDA: a GPU worker whose CUDA is broken).
+    """Run ``measure_partition`` for each partition, resubmitting one that raised up to ``retries`` times (and one
+    whose worker measured with other code than this driver's, or, with ``on_gpu``, ran the model off CUDA: a GPU
+    worker whose CUDA is broken; ``_refusal``).
 
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as partitions end, at most
     every ``MANIFEST_EVERY_S`` (each rewrite holds every partition: after each of thousands it cost minutes), also
@@ -479,6 +494,7 @@ def _measure_on_cluster(
     from distributed import as_completed
 
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()
+    code = measuring_code()
     # With GPU workers, partitions prefer the CPU workers so the GPU workers' threads stay free for
     # inference; loosely, so that they still run somewhere if no CPU worker is left.
     readers = cpu_workers(every_worker(client)) if gpu_cluster else []
@@ -519,10 +535,9 @@ def _measure_on_cluster(
             entry = entries[partition.partition_id]
             try:
                 result = future.result()
-                if on_gpu and not _measured_as(result, None, on_gpu):
+                if refusal := _refusal(result, code, on_gpu):
                     (folder / result["file"]).unlink(missing_ok=True)
-                    ran = ", ".join(sorted({str(kind["device"]) for kind in result["inference"]}))
-                    raise RuntimeError(f"--device cuda, but its worker ran the CNN on {ran}: it sees no CUDA device")
+                    raise RuntimeError(refusal)
                 os.replace(folder / result["file"], folder / partition.file_name)
                 entry["read_failures"], entry["inference"] = result["read_failures"], result["inference"]
             except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
@@ -543,6 +558,20 @@ def _measure_on_cluster(
             on_done(len(partition.rows))
     write_manifest(manifest_path, entries)
     return failed
+
+
+def _refusal(result: dict, code: str, on_gpu: bool) -> str | None:
+    """Why a partition's ``measure_partition`` result may not become its file: the worker measured with other code
+    than ``code`` (this driver's ``measuring_code``, which the partition's id hashes), or, ``on_gpu``, ran the CNN off
+    CUDA; None when it may."""
+    if result.get("code") != code:
+        return (f"worker {result.get('worker', '(unnamed: an older farmcredit)')} measures with other farmcredit code "
+                f"(measuring code {str(result.get('code'))[:16]}, this run's {code[:16]}): install the same "
+                "farmcredit on every worker")
+    if on_gpu and not _measured_as(result, None, on_gpu):
+        ran = ", ".join(sorted({str(kind["device"]) for kind in result["inference"]}))
+        return f"--device cuda, but its worker ran the CNN on {ran}: it sees no CUDA device"
+    return None
 
 
 class _WorkerWatch:

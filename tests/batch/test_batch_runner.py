@@ -721,3 +721,30 @@ def test_a_folder_named_as_text_and_a_model_by_name_are_taken_as_run_assessment_
     assert batch.assessment.record["models"]["cropland"]["name"] == expected.record["models"]["cropland"]["name"]
     pd.testing.assert_frame_equal(batch.assessment.parcels, expected.parcels)
     assert len(list((tmp_path / "partitions").glob("part-*.parquet"))) == batch.partitions
+
+
+def _measuring_other_code(*args, **kwargs) -> dict:
+    """``measure_partition`` on a worker whose farmcredit differs from the driver's (an edited copy on PYTHONPATH)."""
+    return {**measure_partition(*args, **kwargs), "code": "0" * 64}
+
+
+def test_a_worker_measuring_with_other_code_fails_its_partitions_and_leaves_no_file(
+        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its measurements went under this code's partition ids, exit 0, and every rerun reused them."""
+    from farmcredit.batch import run_batch, runner
+    from farmcredit.segmentation import load_cropland_model
+
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=200, retries=1)
+    with monkeypatch.context() as patched:
+        patched.setattr(runner, "measure_partition", _measuring_other_code)
+        refused = run()
+    assert len(refused.failed) == refused.partitions > 1
+    assert all("measures with other farmcredit code (measuring code 0000000000000000" in reason
+               and "install the same farmcredit on every worker" in reason for reason in refused.failed.values())
+    manifest = json.loads((tmp_path / "partitions" / "_manifest.json").read_text())
+    assert manifest["summary"]["done"] == 0 and all(p["attempts"] == 2 for p in manifest["partitions"])
+    assert not list((tmp_path / "partitions").glob("*part-*"))  # neither a result nor a temporary file
+    again = run()
+    assert again.reused == 0 and not again.failed
