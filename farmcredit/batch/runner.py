@@ -139,11 +139,26 @@ def measure_partition(
     interrupted (a remote worker finishes it) cannot put a file among a later run's partitions.
     """
     _test_hooks()
+    _check_sees(imagery, path.parent)
     used = on_this_worker(model, gpu_cluster)
     stats = measure_windows(geoms, imagery, config, used, list(partition.windows))
     written = write_temporary(stats_frame(partition.rows, parcel_ids, geoms, imagery.crs, stats), path)
     return {"read_failures": stats["read_failures"].tolist(), "inference": inference_used(used), "file": written.name,
             "worker": _worker_address(), "code": measuring_code()}
+
+
+def _check_sees(imagery: Imagery, folder: Path) -> None:
+    """Check that this worker sees the imagery's source (a folder or file; not a fetched source's description) and the
+    partitions ``folder``: on one that does not, every read failed and the run referred every parcel, exit 0.
+
+    Raises:
+        FileNotFoundError: either is not there, naming this worker and the path.
+    """
+    unseen = [str(path) for path in (Path(imagery.source), folder) if path.is_absolute() and not path.exists()]
+    if unseen:
+        raise FileNotFoundError(f"worker {_worker_address()} does not see {' nor '.join(unseen)}: every worker must "
+                                "see the imagery and --out at the same absolute paths as the driver (a shared file "
+                                "system)")
 
 
 def _worker_address() -> str:

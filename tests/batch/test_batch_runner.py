@@ -748,3 +748,26 @@ def test_a_worker_measuring_with_other_code_fails_its_partitions_and_leaves_no_f
     assert not list((tmp_path / "partitions").glob("*part-*"))  # neither a result nor a temporary file
     again = run()
     assert again.reused == 0 and not again.failed
+
+
+def test_a_worker_that_does_not_see_the_imagery_fails_its_partitions_naming_itself_and_the_path(
+        small_windows: Path, tmp_path: Path) -> None:
+    """A worker without the shared file system read nothing: every parcel was referred IMAGERY_READ_ERROR, exit 0."""
+    from farmcredit.batch import run_batch
+    from farmcredit.imagery import open_imagery
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    opened = open_imagery(imagery)
+    imagery.rename(tmp_path / "elsewhere")  # as a worker on another machine sees the driver's path
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", opened, tmp_path / "out", config=small_windows,
+                            model=load_cropland_model("rule"), workers=1, processes=False, parcels_per_partition=200,
+                            retries=0)
+    unseen = run()
+    assert len(unseen.failed) == unseen.partitions > 1
+    assert all(f"does not see {imagery}: every worker must see the imagery and --out at the same absolute paths"
+               in reason for reason in unseen.failed.values())
+    (tmp_path / "elsewhere").rename(imagery)
+    seen = run()
+    assert seen.reused == 0 and not seen.failed
