@@ -669,9 +669,10 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
 
 
 def _reason_kind(reason: str) -> str:
-    """A partition's failure without what differs between partitions (Dask's task keys, worker addresses), so the
-    summary counts like failures together."""
+    """A partition's failure without what differs between partitions (Dask's task keys, worker addresses, its part
+    file's and temporary file's names), so the summary counts like failures together."""
     reason = re.sub(r"'measure_partition-[0-9a-f-]+'", "<task>", reason)  # a token, or a uuid4 (pure=False)
+    reason = re.sub(r"\.?part-[0-9a-f]{16}\.parquet(\.[0-9a-f]+\.tmp)?", "<partition file>", reason)
     return re.sub(r"\b(tcp|tls|ucx|inproc)://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)  # not a file's URL
 
 

@@ -539,6 +539,10 @@ def test_the_failure_summary_counts_like_failures_together() -> None:
     kinds = {_reason_kind(killed.format(key, port)) for key, port in zip(keys, (38373, 41001, 41002))}
     assert kinds == {killed.format("x", 1).replace("'measure_partition-x'", "<task>").replace("tcp://127.0.0.1:1",
                                                                                              "<worker>")}
+    # Each partition's own file: twelve failures were listed one by one.
+    unwritten = "FileNotFoundError: [Errno 2] No such file or directory: '/out/partitions/{}'"
+    files = (f".part-7299e3377c3a8c82.parquet.{uuid.uuid4().hex}.tmp", "part-0123456789abcdef.parquet")
+    assert {_reason_kind(unwritten.format(name)) for name in files} == {unwritten.format("<partition file>")}
     denied = "OSError: /vsicurl/https://bucket/x/B04.tif: HTTP 403"  # which file failed is the news
     assert _reason_kind(denied) == denied
 
