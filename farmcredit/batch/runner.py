@@ -75,6 +75,7 @@ from farmcredit.pipeline import (
     output_extent,
 )
 from farmcredit.segmentation import CroplandModel
+from farmcredit.text import some
 
 if TYPE_CHECKING:
     from distributed import Client, Future, SpecCluster
@@ -409,9 +410,23 @@ def _connect(
     from distributed import Client
 
     if scheduler:
-        return _scheduler_client(scheduler), None
+        client = _scheduler_client(scheduler)
+        _warn_thin_workers(every_worker(client))
+        return client, None
     cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
     return Client(cluster), cluster
+
+
+def _warn_thin_workers(scheduler_info: Mapping) -> None:
+    """Warn of the workers of a ``--scheduler`` cluster (``every_worker``) whose memory limit is under
+    ``MIN_WORKER_MEMORY`` (0: none): such workers churned for minutes, then every partition failed KilledWorker."""
+    thin = [f"{address} ({worker['memory_limit'] / 2**20:.0f} MiB)"
+            for address, worker in scheduler_info.get("workers", {}).items()
+            if 0 < (worker.get("memory_limit") or 0) < MIN_WORKER_MEMORY]
+    if thin:
+        logger.warning("%d worker(s) of the cluster have a memory limit under %d GiB, where workers were killed over "
+                       "and over: %s; start them with `dask worker --memory-limit 4GiB` or more", len(thin),
+                       MIN_WORKER_MEMORY >> 30, some(thin))
 
 
 def _scheduler_client(address: str) -> Client:
@@ -562,7 +577,7 @@ def _measure_on_cluster(
                     futures[retry] = partition
                     queue.add(retry)
                     continue
-                entry["status"], entry["error"] = "failed", f"{type(exc).__name__}: {exc}"
+                entry["status"], entry["error"] = "failed", _failure_reason(exc)
                 failed[partition.partition_id] = entry["error"]
             else:
                 entry["status"], entry["error"] = "done", None
@@ -573,6 +588,18 @@ def _measure_on_cluster(
             on_done(len(partition.rows))
     write_manifest(manifest_path, entries)
     return failed
+
+
+def _failure_reason(exc: Exception) -> str:
+    """A failed partition's reason for the manifest and summary: the exception, and for Dask's ``KilledWorker``
+    (which says nothing of memory) the usual cause."""
+    from distributed import KilledWorker
+
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KilledWorker):
+        reason += (" (workers died running it: often their --memory-limit, too low for one partition; see the "
+                   "README on memory per worker)")
+    return reason
 
 
 def _refusal(result: dict, code: str, on_gpu: bool) -> str | None:

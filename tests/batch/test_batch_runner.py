@@ -771,3 +771,31 @@ def test_a_worker_that_does_not_see_the_imagery_fails_its_partitions_naming_itse
     (tmp_path / "elsewhere").rename(imagery)
     seen = run()
     assert seen.reused == 0 and not seen.failed
+
+
+def test_workers_of_a_scheduler_cluster_with_too_little_memory_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    """`dask worker --memory-limit 350MiB` workers churned for two minutes, then 12 x KilledWorker, memory unsaid."""
+    from distributed import LocalCluster
+
+    from farmcredit.batch import runner
+
+    with LocalCluster(n_workers=2, processes=False, memory_limit="350MiB", dashboard_address=":0") as cluster, \
+            caplog.at_level(logging.WARNING, logger="farmcredit"):
+        client, _ = runner._connect(cluster.scheduler_address, None, 0, "auto", False)
+        client.close()
+    message = " ".join(caplog.text.split())
+    assert "2 worker(s) of the cluster have a memory limit under 1 GiB" in message and "(350 MiB)" in message
+    assert "dask worker --memory-limit 4GiB" in message and all(a in message for a in cluster.scheduler_info["workers"])
+
+
+def test_a_partition_whose_workers_were_killed_names_memory_as_the_likely_cause() -> None:
+    from types import SimpleNamespace
+
+    from distributed import KilledWorker
+
+    from farmcredit.batch.runner import _failure_reason
+
+    killed = KilledWorker("measure_partition-0a1f", SimpleNamespace(address="tcp://127.0.0.1:1"), 3)
+    assert _failure_reason(killed).startswith(f"KilledWorker: {killed}")
+    assert "workers died running it: often their --memory-limit" in _failure_reason(killed)
+    assert _failure_reason(RuntimeError("simulated")) == "RuntimeError: simulated"
