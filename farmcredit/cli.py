@@ -197,9 +197,9 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 @click.option("--gpu-workers", type=click.IntRange(min=0),
               help="Local cluster GPU workers, which run the CNN for the others "
                    "[default: one per CUDA device for the CNN unless --device cpu, else 0].")
-@click.option("--memory-limit", default="auto", show_default=True, callback=lambda _, __, v: _memory_limit(v),
-              help="Memory per local worker, e.g. 4GiB or 0.5 of the machine's (auto: the machine's memory shared "
-                   "among the workers; 0: no limit).")
+@click.option("--memory-limit", callback=lambda _, __, v: None if v is None else _memory_limit(v),
+              help="Memory per local worker, e.g. 4GiB or 0.5 of the machine's (auto, the default: the machine's "
+                   "memory shared among the workers; 0: no limit).")
 @click.option("--partition-parcels", type=click.IntRange(min=1), default=5000, show_default=True,
               help="About how many parcels one task measures (whole imagery windows).")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True,
@@ -208,7 +208,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
           parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
           risk_model: Path | None, cropland_model: str | None, device: str,
-          scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str,
+          scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str | None,
           partition_parcels: int, retries: int, quiet: bool) -> None:
     """Assess a portfolio on a Dask cluster, resumably; the outputs equal assess's row for row.
 
@@ -242,9 +242,9 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
     _warn_uncalibrated(model)
-    if scheduler and (workers or gpu_workers):
-        raise click.UsageError("--workers and --gpu-workers size a local cluster; with --scheduler, start "
-                               "the workers yourself (dask worker ... [--resources GPU=1])")
+    if scheduler and (workers or gpu_workers or memory_limit):
+        raise click.UsageError("--workers, --gpu-workers and --memory-limit size a local cluster; with --scheduler, "
+                               "start the workers yourself (dask worker ... --memory-limit 4GiB [--resources GPU=1])")
     devices = local_gpu_count(model)
     if gpu_workers is None:
         gpu_workers = 0 if device == "cpu" or scheduler else devices
@@ -276,7 +276,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                 result = run_batch(
                     parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
                     parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
-                    memory_limit=memory_limit, parcels_per_partition=partition_parcels, retries=retries,
+                    memory_limit=memory_limit or "auto", parcels_per_partition=partition_parcels, retries=retries,
                     gpu_workers=gpu_workers, device=device, progress=update, stage=stage,
                 )
                 stage(WRITING_OUTPUTS)

@@ -353,7 +353,10 @@ def test_batch_refuses_a_memory_limit_it_cannot_read_and_a_scheduler_that_does_n
                             (["--memory-limit", "384MiB"], "'384MiB' is not a size of 1GiB or more"),
                             (["--memory-limit", "1e-9"], "1e-9 of this machine's memory is under 1GiB"),
                             (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1: no Dask scheduler answered"),
-                            (["--scheduler", "localhost"], "localhost: no Dask scheduler answered")):
+                            (["--scheduler", "localhost"], "localhost: no Dask scheduler answered"),
+                            # Dask's own workers' limits count there: it was ignored, unsaid.
+                            (["--scheduler", "tcp://127.0.0.1:1", "--memory-limit", "4GiB"],
+                             "--workers, --gpu-workers and --memory-limit size a local cluster")):
         done = subprocess.run([*args, *extra], capture_output=True, text=True, timeout=120, env=env)
         message = " ".join(done.stderr.split())
         assert done.returncode == 2 and expected in message and "Traceback" not in message
