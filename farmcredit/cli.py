@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from farmcredit import __version__
 from farmcredit.errors import FarmcreditError
@@ -255,11 +256,11 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     # Absolute paths: workers of a --scheduler cluster may run in another folder.
     imagery = open_imagery(Path(imagery_src).absolute(), window, band_layout=parse_band_layout(bands),
                            dn_offset=dn_offset)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} parcels"),
+    columns = (TextColumn("{task.description}"), BarColumn(), _CountColumn("parcels"),
                TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
     progress = Progress(*columns, console=console, disable=quiet, transient=True)
     with _stages(progress, quiet) as stage:
-        task = progress.add_task("measuring partitions", total=None, rate=0.0)
+        task = progress.add_task("reading parcels", total=None, rate=0.0)  # until the partitions are planned
         start: dict[str, float] = {}
 
         def update(done: int, total: int) -> None:
@@ -267,7 +268,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             start.setdefault("time", time.perf_counter())
             start.setdefault("done", done)
             rate = (done - start["done"]) / max(time.perf_counter() - start["time"], 1e-9)
-            progress.update(task, completed=done, total=total, rate=rate)
+            progress.update(task, description="measuring partitions", completed=done, total=total, rate=rate)
 
         made = first_missing(out / "partitions")  # the first folder this run makes
         try:
@@ -609,8 +610,8 @@ def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource,
     """`fetch_imagery` with a progress bar over scenes and a one-line summary."""
     from farmcredit.imagery.fetch import fetch_imagery
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} scenes"),
-                  TimeElapsedColumn(), console=console, disable=quiet, transient=True) as progress:
+    with Progress(TextColumn("{task.description}"), BarColumn(), _CountColumn("scenes"), TimeElapsedColumn(),
+                  console=console, disable=quiet, transient=True) as progress:
         task = progress.add_task(f"searching {source.describe()}", total=None)
         manifest = fetch_imagery(
             area, season, source, out, **options,
@@ -732,10 +733,20 @@ def _stages(progress: Progress, quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _progress(quiet: bool, unit: str = "windows") -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
-        TimeRemainingColumn(), console=console, disable=quiet, transient=True,
-    )
+    return Progress(TextColumn("{task.description}"), BarColumn(), _CountColumn(unit), TimeRemainingColumn(),
+                    console=console, disable=quiet, transient=True)
+
+
+class _CountColumn(ProgressColumn):
+    """``done/total UNIT``, with ``?`` for a total not yet known (it read ``0/None parcels``)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        return Text(f"{task.completed:.0f}/{total} {self.unit}")
 
 
 class _ConsoleWarnings(logging.Handler):

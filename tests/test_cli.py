@@ -550,6 +550,20 @@ def test_the_failure_summary_counts_like_failures_together() -> None:
     assert _reason_kind(denied) == denied
 
 
+def test_a_progress_count_whose_total_is_not_yet_known_reads_a_question_mark() -> None:
+    """The batch bar read "0/None parcels" while its inputs loaded (and fetch's "0/None scenes" while searching)."""
+    from rich.progress import Progress
+
+    from farmcredit.cli import _CountColumn
+
+    column = _CountColumn("parcels")
+    with Progress(column, disable=True) as progress:
+        task = progress.add_task("reading parcels", total=None)
+        assert str(column.render(progress.tasks[task])) == "0/? parcels"
+        progress.update(task, completed=40, total=752)
+        assert str(column.render(progress.tasks[task])) == "40/752 parcels"
+
+
 def test_paths_with_brackets_are_printed_as_written_and_bad_seeds_refused(tmp_path: Path) -> None:
     """A path like bad[/x] is text, not console markup (it crashed the error handler; lab[red] lost its brackets)."""
     for name in ("bad[/x]", "lab[red]"):
