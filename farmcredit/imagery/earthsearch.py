@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -286,8 +286,8 @@ def _item_datetime(item_path: Path | str, properties: dict[str, Any]) -> datetim
         raise ImageryError(f"{item_path}: cannot parse datetime {text!r}") from error
     # A naive STAC datetime is UTC by the spec.
     if acquired.tzinfo is None:
-        return acquired.replace(tzinfo=UTC)
-    return acquired.astimezone(UTC)
+        return acquired.replace(tzinfo=timezone.utc)
+    return acquired.astimezone(timezone.utc)
 
 
 def _resolve_href(item_path: Path | str, href: str, item_folder: Path | None) -> str:
@@ -380,7 +380,7 @@ def _scene_from_band_files(
     dn_scale = _band_file_scale(folder, band_paths)
     return Scene(
         scene_id=folder.name,
-        acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=UTC),
+        acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=timezone.utc),
         band_paths=band_paths,
         dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
         dn_scale=dn_scale,

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -176,7 +176,7 @@ class FetchManifest:
     scenes: tuple[FetchedScene, ...]
     skipped: tuple[tuple[str, str], ...] = ()
     earlier_scenes: tuple[str, ...] = ()
-    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as JSON-ready data, with totals."""
@@ -543,7 +543,7 @@ def _marked_unfinished(folder: Path) -> Iterator[None]:
     path = folder / MANIFEST_NAME
     earlier = path.read_bytes() if path.is_file() else None
     before = _scene_folders(folder)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if earlier is None:
         write_manifest(folder, {"unfinished_fetch": {"started": started, "note": FIRST_UNFINISHED_NOTE}})
     else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
@@ -100,7 +100,7 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
         acquired = datetime.fromisoformat(start.replace("Z", "+00:00"))
     except ValueError as error:
         raise ImageryError(f"{path}: cannot parse PRODUCT_START_TIME {start!r}") from error
-    acquired = acquired.replace(tzinfo=UTC) if acquired.tzinfo is None else acquired.astimezone(UTC)
+    acquired = acquired.replace(tzinfo=timezone.utc) if acquired.tzinfo is None else acquired.astimezone(timezone.utc)
     # Products of PSD 14.2 (baselines 02.04-02.06, Sen2Cor 2.4-2.5) name the L2A fields with a 2A / L2A_ mark.
     product_uri = (texts.get("PRODUCT_URI") or texts.get("PRODUCT_URI_2A") or [path.name])[0]
     scene_id = re.sub(r"(\.SAFE)?(\.zip)?$", "", product_uri, flags=re.IGNORECASE)

@@ -22,7 +22,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -278,7 +278,7 @@ def _search(
     search = catalog.search(
         CATALOG_COLLECTION,
         bbox=BBox(tuple(area.total_bounds), crs=CRS.WGS84),
-        time=(datetime.combine(season[0], time.min, UTC), datetime.combine(season[1], time.max, UTC)),
+        time=(datetime.combine(season[0], time.min, timezone.utc), datetime.combine(season[1], time.max, timezone.utc)),
         filter=f"eo:cloud_cover <= {max_cloud:g}",
         fields={"include": ["id", "geometry", "properties.datetime", "properties.eo:cloud_cover"], "exclude": []},
     )
@@ -399,7 +399,10 @@ def _request(config: Any, grid: SceneGrid, bands: Sequence[str], day: date, max_
         input_data=[
             SentinelHubRequest.input_data(
                 data_collection=_collection(config.sh_base_url),
-                time_interval=(datetime.combine(day, time.min, UTC), datetime.combine(day, time.max, UTC)),
+                time_interval=(
+                    datetime.combine(day, time.min, timezone.utc),
+                    datetime.combine(day, time.max, timezone.utc),
+                ),
                 mosaicking_order=MosaickingOrder.LEAST_CC,
                 # A tile over the limit, beside one under it that date, is not mosaicked in. The API takes whole
                 # percent (sentinelhub sends int(maxcc x 100): 0.29 x 100 is 28.99...): the catalogue's limit, up.
@@ -465,7 +468,8 @@ def _decode(
 
 
 def _acquired(feature: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(feature["properties"]["datetime"]).replace("Z", "+00:00")).astimezone(UTC)
+    acquired = datetime.fromisoformat(str(feature["properties"]["datetime"]).replace("Z", "+00:00"))
+    return acquired.astimezone(timezone.utc)
 
 
 def _reason(error: Exception) -> str:

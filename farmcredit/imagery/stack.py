@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import rasterio
@@ -70,7 +70,7 @@ def stack_scenes(
     return [
         Scene(
             scene_id=f"{path.stem}_{when:%Y%m%d}",
-            acquired=datetime(when.year, when.month, when.day, tzinfo=UTC),
+            acquired=datetime(when.year, when.month, when.day, tzinfo=timezone.utc),
             band_paths=bands,
             dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
             dn_scale=dn_scale,

@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ def test_scenes_are_found_recursively_and_sorted_by_time(season_folder: Path) ->
         "S2A_50SKA_20230801_0_L2A",
         "S2B_50SKA_20240315_0_L2A",
     ]
-    assert imagery.scenes[0].acquired == datetime(2020, 6, 10, 3, 10, 2, tzinfo=UTC)
+    assert imagery.scenes[0].acquired == datetime(2020, 6, 10, 3, 10, 2, tzinfo=timezone.utc)
     assert imagery.scenes[0].cloud_cover == 12.5
     assert imagery.source == str(season_folder)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +56,8 @@ def test_dated_descriptions_become_one_scene_per_date(
     imagery = open_imagery(stack)
 
     assert [scene.acquired for scene in imagery.scenes] == [
-        datetime(2021, 6, 17, tzinfo=UTC),
-        datetime(2021, 9, 25, tzinfo=UTC),
+        datetime(2021, 6, 17, tzinfo=timezone.utc),
+        datetime(2021, 9, 25, tzinfo=timezone.utc),
     ]
     assert [scene.scene_id for scene in imagery.scenes] == ["parcels_20210617", "parcels_20210925"]
     assert imagery.scenes[0].band_paths == {"B04": (str(stack), 3), "B08": (str(stack), 4)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ def test_a_safe_folder_gives_date_offset_cloud_and_each_band_at_its_finest(tmp_p
 
     (scene,) = imagery.scenes
     assert scene.scene_id == PRODUCT
-    assert scene.acquired == datetime(2024, 3, 15, 3, 15, 21, 24000, tzinfo=UTC)
+    assert scene.acquired == datetime(2024, 3, 15, 3, 15, 21, 24000, tzinfo=timezone.utc)
     assert (scene.dn_offset, scene.dn_scale, scene.cloud_cover) == (-1000.0, 1e-4, 12.3)
     assert scene.band_paths["B04"][0].endswith("R10m/T50SKB_20240315T031521_B04_10m.jp2")
     assert scene.band_paths["B05"][0].endswith("_B05_20m.jp2") and scene.band_paths["B01"][0].endswith("_B01_60m.jp2")
