@@ -1,16 +1,21 @@
-"""The package keeps to what it advertises: its source runs on the oldest Python that pyproject allows."""
+"""What the package ships keeps to what it advertises: source that runs on the oldest Python pyproject allows, an
+sdist and a wheel of the package alone, and credits for the data its weights learnt from."""
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path
 
 REPO = Path(__file__).resolve().parents[1]
 # What .gitignore keeps out of the repository, and git's own folder.
@@ -35,17 +40,21 @@ def test_source_needs_no_python_newer_than_requires_python(not_installed: Callab
     assert found.returncode == 0, found.stdout + found.stderr
 
 
-
-def _sdist_members(tmp_path: Path) -> list[str]:
-    """Build the sdist of a copy of the working tree (less what git ignores) with setuptools; its paths, less the
-    ``farmcredit-X.Y.Z/`` folder."""
+def _built(kind: str, tmp_path: Path) -> list[str]:
+    """Build the ``sdist`` or ``wheel`` of a copy of the working tree (less what git ignores) with setuptools, as pip
+    would; the paths of its files, an sdist's less its ``farmcredit-X.Y.Z/`` folder."""
     source = tmp_path / "source"
     shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(*IGNORED))
-    subprocess.run(
-        [sys.executable, "-c", "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])",
+    built = subprocess.run(
+        [sys.executable, "-c", f"import sys; from setuptools import build_meta; build_meta.build_{kind}(sys.argv[1])",
          str(tmp_path)],
-        cwd=source, capture_output=True, check=True,
+        cwd=source, capture_output=True, text=True, check=False,
     )
+    assert built.returncode == 0, built.stderr
+    if kind == "wheel":
+        (wheel,) = tmp_path.glob("farmcredit-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.namelist()
     (sdist,) = tmp_path.glob("farmcredit-*.tar.gz")
     with tarfile.open(sdist) as archive:
         return [member.name.split("/", 1)[1] for member in archive.getmembers() if member.isfile()]
@@ -54,7 +63,26 @@ def _sdist_members(tmp_path: Path) -> list[str]:
 @pytest.mark.slow
 def test_sdist_holds_the_package_and_no_part_of_the_tests(tmp_path: Path) -> None:
     """The tests need conftest.py, sample_tiles/ and ../shared/data: a part of them in the sdist would not run."""
-    members = _sdist_members(tmp_path)
+    members = _built("sdist", tmp_path)
     assert "farmcredit/default_config.yaml" in members  # the link into configs/, as a file
-    assert "farmcredit/segmentation/cropland_cnn_v2.safetensors" in members
+    assert {"farmcredit/segmentation/cropland_cnn_v2.safetensors", "LICENSE", "NOTICE"} <= set(members)
     assert not [name for name in members if name.split("/")[0] in ("tests", "scripts", "benchmarks", "sample_tiles")]
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_notice_crediting_the_shipped_weights_training_data(tmp_path: Path) -> None:
+    members = _built("wheel", tmp_path)
+    assert "farmcredit/segmentation/cropland_cnn_v2.safetensors" in members
+    licences = {name.rsplit("/", 1)[1] for name in members if name.split("/")[-2:-1] == ["licenses"]}
+    assert licences == {"LICENSE", "NOTICE"}
+
+
+def test_shipped_card_and_notice_credit_each_third_party_source_the_weights_learnt_from() -> None:
+    training = json.loads(card_path(DEFAULT_WEIGHTS).read_text())["training"]
+    used = {source for source in ("eurosat", "dea") if training.get(f"{source}_sha256")}
+    assert used == {"eurosat", "dea"}
+    assert used <= set(training["data_licences"])
+    notice = (REPO / "NOTICE").read_text()
+    for credit in ("EuroSAT", "Helber", "MIT License", "Digital Earth Africa", "Apache License",
+                   "Contains modified Copernicus Sentinel data"):
+        assert credit in notice
