@@ -368,6 +368,20 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
     _fetch(area, window, remote, out, max_cloud=max_cloud, bands=bands, http=http, quiet=quiet)
 
 
+@cli.command("config")
+def print_config() -> None:
+    """Print the packaged default configuration (YAML, with the sources of its values) to copy and edit for --config.
+
+    \b
+    Example:
+      farmcredit config > region.yaml
+      farmcredit assess parcels.geojson --imagery imagery --config region.yaml
+    """
+    from farmcredit.config import packaged_config_text
+
+    click.echo(packaged_config_text(), nl=False)
+
+
 @cli.command()
 @click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Folder to write the season into.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,

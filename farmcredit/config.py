@@ -415,6 +415,12 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     return f"line {mark.line + 1}:{mark.column + 1}: {exc.problem}{context}"
 
 
+def packaged_config_text() -> str:
+    """The packaged default configuration as YAML text, with the sources of its values in comments: a start for a
+    region's own ``--config`` file (``farmcredit config > region.yaml``)."""
+    return resources.files("farmcredit").joinpath("default_config.yaml").read_text(encoding="utf-8")
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
     the packaged values; a ``crops`` section it gives replaces the packaged crops whole.
@@ -422,7 +428,7 @@ def load_config(path: str | Path | None = None) -> Config:
     Raises:
         ConfigError: the file is missing, not YAML, or a key is invalid (the key is named).
     """
-    packaged = resources.files("farmcredit").joinpath("default_config.yaml").read_text()
+    packaged = packaged_config_text()
     if path is None:
         text, source = packaged, "default configuration"
     else:

@@ -210,3 +210,17 @@ def test_a_key_given_twice_or_a_file_not_in_utf8_is_a_config_error(tmp_path: Pat
     gbk.write_bytes(DEFAULT.read_text().replace("regions: {}", "").encode() + "\nregions: {河南: {}}\n".encode("gbk"))
     with pytest.raises(ConfigError, match="is not UTF-8 text"):
         load_config(gbk)
+
+
+def test_config_command_prints_the_packaged_default_to_copy_for_config(tmp_path: Path) -> None:
+    """A package install has no configs/ folder: `farmcredit config > region.yaml` gives the file to edit."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    done = CliRunner().invoke(cli, ["config"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout == DEFAULT.read_text(encoding="utf-8")
+    copy = tmp_path / "region.yaml"
+    copy.write_text(done.stdout, encoding="utf-8")
+    assert load_config(copy) == load_config()
