@@ -680,7 +680,8 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
         console.print(f"[yellow]warning:[/] model {escape(card.name)} has no calibrated area interval (its card has no "
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
-                      "scripts/calibrate_area_interval.py --weights FILE", highlight=False)
+                      "scripts/calibrate_area_interval.py --weights FILE in a farmcredit source checkout (the "
+                      "installed package does not hold the script)", highlight=False)
 
 
 def _reason_kind(reason: str) -> str:
