@@ -37,7 +37,7 @@ from farmcredit.imagery.naming import (
 )
 from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.safe import is_safe_product, level_1c_error, safe_scenes
-from farmcredit.imagery.scene import Scene
+from farmcredit.imagery.scene import Scene, parse_utc
 from farmcredit.locking import SIMULATING
 from farmcredit.text import some
 
@@ -281,13 +281,9 @@ def _item_datetime(item_path: Path | str, properties: dict[str, Any]) -> datetim
     if not text:
         raise ImageryError(f"{item_path}: STAC item has no datetime")
     try:
-        acquired = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        return parse_utc(str(text))
     except ValueError as error:
         raise ImageryError(f"{item_path}: cannot parse datetime {text!r}") from error
-    # A naive STAC datetime is UTC by the spec.
-    if acquired.tzinfo is None:
-        return acquired.replace(tzinfo=timezone.utc)
-    return acquired.astimezone(timezone.utc)
 
 
 def _resolve_href(item_path: Path | str, href: str, item_folder: Path | None) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery.naming import BOA_ADD_OFFSET_DN, OFFSET_BASELINE, band_name, processing_baseline
-from farmcredit.imagery.scene import Scene
+from farmcredit.imagery.scene import Scene, parse_utc
 
 METADATA_NAME = "MTD_MSIL2A.xml"
 L1C_METADATA_NAME = "MTD_MSIL1C.xml"
@@ -97,10 +97,9 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
     texts = _texts(root)
     start = _first(path, texts, "PRODUCT_START_TIME")
     try:
-        acquired = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        acquired = parse_utc(start)
     except ValueError as error:
         raise ImageryError(f"{path}: cannot parse PRODUCT_START_TIME {start!r}") from error
-    acquired = acquired.replace(tzinfo=timezone.utc) if acquired.tzinfo is None else acquired.astimezone(timezone.utc)
     # Products of PSD 14.2 (baselines 02.04-02.06, Sen2Cor 2.4-2.5) name the L2A fields with a 2A / L2A_ mark.
     product_uri = (texts.get("PRODUCT_URI") or texts.get("PRODUCT_URI_2A") or [path.name])[0]
     scene_id = re.sub(r"(\.SAFE)?(\.zip)?$", "", product_uri, flags=re.IGNORECASE)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import affine
 import numpy as np
 import rasterio.crs
 from pyproj import CRS, Transformer
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time (``2024-03-15T03:15:21.12Z``, as STAC items and SAFE metadata write them) as an aware UTC
+    datetime; a time without an offset is UTC, as STAC says.
+
+    Python 3.10's ``fromisoformat`` takes neither ``Z`` nor fractions of a second other than 3 or 6 digits, so
+    both are written as it reads them first (a fraction to microseconds).
+
+    Raises:
+        ValueError: text that is no ISO 8601 time.
+
+    Example:
+        >>> parse_utc("2024-03-15T03:15:21.12Z")
+        datetime.datetime(2024, 3, 15, 3, 15, 21, 120000, tzinfo=datetime.timezone.utc)
+    """
+    text = re.sub(r"[Zz]$", "+00:00", text.strip())
+    text = re.sub(r"\.(\d+)", lambda fraction: "." + fraction[1][:6].ljust(6, "0"), text, count=1)
+    acquired = datetime.fromisoformat(text)
+    return acquired.replace(tzinfo=timezone.utc) if acquired.tzinfo is None else acquired.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)

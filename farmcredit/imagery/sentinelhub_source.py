@@ -59,6 +59,7 @@ from farmcredit.imagery.fetch import (
     utm_crs,
 )
 from farmcredit.imagery.naming import SCL
+from farmcredit.imagery.scene import parse_utc
 
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
@@ -468,8 +469,7 @@ def _decode(
 
 
 def _acquired(feature: dict[str, Any]) -> datetime:
-    acquired = datetime.fromisoformat(str(feature["properties"]["datetime"]).replace("Z", "+00:00"))
-    return acquired.astimezone(timezone.utc)
+    return parse_utc(str(feature["properties"]["datetime"]))
 
 
 def _reason(error: Exception) -> str:

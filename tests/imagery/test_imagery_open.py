@@ -96,6 +96,27 @@ def test_explicit_raster_bands_offset_wins_and_the_conflict_is_logged(
     assert "disagrees" in caplog.text
 
 
+@pytest.mark.parametrize(("text", "microseconds"), [
+    ("2024-03-15T03:20:11.1Z", 100000),
+    ("2024-03-15T03:20:11.12345Z", 123450),
+    ("2024-03-15T03:20:11.1234567Z", 123456),
+    ("2024-03-15T11:20:11.5+08:00", 500000),
+    ("2024-03-15T03:20:11", 0),  # no offset: UTC, as STAC says
+])
+def test_item_times_with_any_fraction_of_a_second_or_offset_read_as_utc(tmp_path: Path, text: str,
+                                                                        microseconds: int) -> None:
+    """Python 3.10's fromisoformat refuses a fraction of other than 3 or 6 digits, which 3.11 reads."""
+    base = "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/50/S/KA"
+    item = {"type": "Feature", "id": "S2B_50SKA_20240315_0_L2A",
+            "properties": {"datetime": text, "s2:processing_baseline": "05.10"},
+            "assets": {"red": {"href": f"{base}/B04.tif"}, "nir": {"href": f"{base}/B08.tif"}}}
+
+    scene = scene_from_item(tmp_path / "item.json", item)
+
+    assert scene.acquired == datetime(2024, 3, 15, 3, 20, 11, microseconds, tzinfo=timezone.utc)
+    assert scene.acquired.tzinfo == timezone.utc
+
+
 def test_https_hrefs_use_a_local_copy_beside_the_item_else_stay_remote(tmp_path: Path) -> None:
     (tmp_path / "B04.tif").write_bytes(b"")
     base = "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/50/S/KA"
