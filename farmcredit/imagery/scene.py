@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import affine
 import numpy as np
@@ -77,6 +77,8 @@ class Imagery:
             empty, not a raster).
         left_out: (scene id, why) of each scene of the season left out of it (no 10 m band file opens; no red or
             NIR file where most scenes have one).
+        band_layout: the band layout it was opened with (a stack's), to open it again for a narrower season.
+        dn_offset: the DN offset it was opened with, likewise.
     """
 
     source: str
@@ -88,6 +90,8 @@ class Imagery:
     has_scl: bool
     unopened: tuple[tuple[str, str, str, str], ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
+    band_layout: tuple[tuple[date | None, str], ...] | None = None
+    dn_offset: float | None = None
 
     def centre_lonlat(self) -> tuple[float, float] | None:
         """Longitude and latitude (degrees) of the grid's centre; None in a CRS with no place on the earth (an

@@ -128,24 +128,25 @@ def open_imagery(
         has_scl=has_scl,
         unopened=unopened,
         left_out=(*unread, *without_ndvi),
+        band_layout=None if band_layout is None else tuple(band_layout),
+        dn_offset=dn_offset,
     )
 
 
 def within_season(imagery: Imagery, season: tuple[date, date]) -> Imagery:
     """``imagery`` (opened already) with only the scenes acquired within ``season`` (first and last day, inclusive),
-    as ``open_imagery`` leaves out the others: ``bands`` and ``has_scl`` are the kept scenes', ``unopened`` loses the
-    files of the scenes dropped; the grid and ``left_out`` stay as opened.
+    exactly as ``open_imagery`` opens its source for that season: itself where the season keeps every scene and none
+    was left out, else its source opened again for the season (with the band layout and DN offset it was opened
+    with), since which bands every scene opens, and which scenes are left out, depend on the season's scenes.
 
     Raises:
-        ImageryError: none of its scenes was acquired within ``season``.
+        ImageryError: none of its scenes was acquired within ``season``; or as ``open_imagery`` raises.
 
     >>> spring = within_season(open_imagery("scenes/"), (date(2024, 3, 1), date(2024, 4, 30)))  # doctest: +SKIP
     """
-    scenes = _season_scenes(imagery.scenes, season, imagery.source)
-    bands, has_scl = _band_summary(_products(scenes))
-    dropped = {product.scene_id for product in _products(scene for scene in imagery.scenes if scene not in scenes)}
-    return replace(imagery, scenes=tuple(scenes), bands=bands, has_scl=has_scl,
-                   unopened=tuple(entry for entry in imagery.unopened if entry[0] not in dropped))
+    if len(_season_scenes(imagery.scenes, season, imagery.source)) == len(imagery.scenes) and not imagery.left_out:
+        return imagery
+    return open_imagery(imagery.source, season, band_layout=imagery.band_layout, dn_offset=imagery.dn_offset)
 
 
 def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: str | Path) -> list[Scene]:

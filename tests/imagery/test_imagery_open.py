@@ -305,6 +305,26 @@ def test_a_season_narrows_imagery_opened_already_as_opening_it_for_the_season_do
         within_season(opened, (date(2021, 1, 1), date(2021, 12, 31)))
 
 
+def test_a_season_narrowing_imagery_opened_already_drops_what_opening_it_for_the_season_drops(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """A band whose one good file is out of the season is read on no date of it (kept, it failed on every date and
+    referred every parcel), and a scene left out of the whole year is not named as left out of the season."""
+    for day in (1, 11):
+        scene = write_scene(tmp_path / f"S2A_50SKA_202308{day:02d}_0_L2A", acquired=datetime(2023, 8, day))
+        (scene / "B8A.tif").write_bytes(b"this is not a GeoTIFF\x00\x01" * 20)
+    write_scene(tmp_path / "S2A_50SKA_20230901_0_L2A", acquired=datetime(2023, 9, 1))
+    october = write_scene(tmp_path / "S2A_50SKA_20231001_0_L2A", acquired=datetime(2023, 10, 1))
+    for band in ("B02", "B03", "B04", "B08"):
+        (october / f"{band}.tif").write_bytes(b"cut short")
+    opened = open_imagery(tmp_path)
+    assert "B8A" in opened.bands and [scene_id for scene_id, _ in opened.left_out] == [october.name]
+    august = (date(2023, 8, 1), date(2023, 8, 31))
+    narrowed = within_season(opened, august)
+    assert narrowed == open_imagery(tmp_path, season=august)
+    assert "B8A" not in narrowed.bands and not narrowed.left_out
+
+
 def test_missing_source_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ImageryError, match="does not exist") as raised:
         open_imagery(tmp_path / "nowhere")
