@@ -3,8 +3,9 @@
 Excel reads a CSV as UTF-8 only when it starts with a byte-order mark (else in the system's code page: GBK on Chinese
 Windows, where 地块 turns to garbage), and runs a cell starting with ``= + - @``, a tab or a carriage return as a
 formula (an id such as ``=HYPERLINK(...)`` or ``+86 138...``). It also reads text that looks like a number or a date
-as one, and keeps that when the file is saved: ``0042`` becomes 42, an 18-digit ID-card number keeps 15 digits
-(110101199001011234 becomes 110101199001011000), ``1E5`` becomes 100000 and ``3-4`` the 4th of March. Such text is
+as one, and saves it as shown: ``0042`` becomes 42, ``12.10`` 12.1 (the same as ``12.1``), a number of 12 digits or
+more is shown, and saved, as 1.23457E+11 (an 18-digit ID-card number keeps 15 digits even unshown), ``1E5`` becomes
+100000 and ``3-4``, ``4-Mar`` or ``05/2024`` a date. Such text is
 written after a quote mark, which Excel shows as text and ``read_csv`` takes off again. Lines end in CRLF, as RFC 4180
 and Excel write them: a carriage return within a cell is then quoted, where a bare one would end the row (in Excel as in
 ``read_csv``).
@@ -20,9 +21,11 @@ import pandas as pd
 
 # Text a spreadsheet would run as a formula, after any quote marks already guarding it.
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
-# Text a spreadsheet would read as a number or a date, losing what was written: leading zeros, digits past the 15 it
-# keeps, an exponent, a day and month.
-_LOSSY = re.compile(r"'*(0\d+|\d{16,}|\d+(\.\d*)?[eE]\d+|\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?)")
+# Text a spreadsheet would read as a number or a date, losing what was written: leading zeros, a decimal's trailing
+# zeros, digits past the 11 its General format shows, an exponent, a day and month or month and year.
+_MONTH = "(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+_LOSSY = re.compile(rf"'*(0\d+|\d+\.\d*0|\d{{12,}}|\d+(\.\d*)?[eE][+-]?\d+|\d{{1,4}}[-/]\d{{1,2}}([-/]\d{{1,4}})?"
+                    rf"|\d{{1,2}}/\d{{4}}|\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,4}})", re.IGNORECASE)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -25,8 +25,10 @@ def test_formula_like_text_is_quoted_for_excel_and_read_back_as_written(tmp_path
 
 
 def test_text_a_spreadsheet_would_turn_into_a_number_or_date_is_quoted(tmp_path: Path) -> None:
-    lossy = ["0042", "110101199001011234", "1E5", "2.5e3", "3-4", "1/2/2024", "'0042"]
-    kept = ["42", "12345678901234", "P0042", "0", "1.50", "11010119900101123X", "3-4-5-6", "E5", "12-345"]
+    lossy = ["0042", "110101199001011234", "123456789012", "1E5", "2.5e3", "1E+05", "1.50", "12.10", "3-4",
+             "1/2/2024", "05/2024", "4-Mar", "mar-4", "'0042"]
+    kept = ["42", "12345678901", "P0042", "0", "1.5", "0.25", "11010119900101123X", "3-4-5-6", "E5", "12-345",
+            "March-4", "4-Marsh"]
     frame = pd.DataFrame({"borrower_id": lossy + kept})
     path = tmp_path / "borrowers.csv"
     write_csv(frame, path)
