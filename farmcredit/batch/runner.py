@@ -226,11 +226,13 @@ def run_batch(
     model = cropland_model(model, config, "cpu")
     if device == "cuda" and uses_gpu(model) and not scheduler:
         if not (devices := local_gpu_count(model)):
-            raise InputError("--device cuda: torch sees no CUDA device here, so no local worker can run the CNN on a "
-                             "GPU; use --device auto or cpu, or --scheduler with workers that offer the GPU")
+            raise InputError("--device cuda (device= in Python): torch sees no CUDA device here, so no local worker "
+                             "can run the CNN on a GPU; use --device auto or cpu, or --scheduler (scheduler=) with "
+                             "workers that offer the GPU")
         if not 0 < gpu_workers <= devices:
-            raise InputError(f"--device cuda: {gpu_workers} local GPU worker(s) asked for, and torch sees {devices} "
-                             f"CUDA device(s) here; ask for 1 to {devices} (--gpu-workers)")
+            raise InputError(f"--device cuda (device= in Python): {gpu_workers} local GPU worker(s) asked for, and "
+                             f"torch sees {devices} CUDA device(s) here; ask for 1 to {devices} (--gpu-workers, "
+                             "gpu_workers= in Python)")
     if isinstance(imagery, str | Path):
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
@@ -265,8 +267,9 @@ def run_batch(
             gpu_cluster = client is not None and device != "cpu" and uses_gpu(model) and cluster_has_gpu(
                 every_worker(client))
             if client is not None and on_gpu and not gpu_cluster:
-                raise InputError(f"--device cuda: no worker of the cluster offers the {GPU_RESOURCE} resource "
-                                 f"(start them with `dask worker --resources {GPU_RESOURCE}=1`)")
+                raise InputError(f"--device cuda (device= in Python): no worker of the cluster offers the "
+                                 f"{GPU_RESOURCE} resource (start them with "
+                                 f"`dask worker --resources {GPU_RESOURCE}=1`)")
             # Only now, with the arguments found usable, is anything of an earlier run removed.
             entries = _start_manifest(folder, plan, {p.partition_id for p in todo}, previous, parcels_per_partition)
             if progress is not None:

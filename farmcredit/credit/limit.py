@@ -13,9 +13,9 @@ recomputing the arithmetic by hand reaches the limit to the cent. Area enters ea
 ``rounding_step``: the borrower's total is (``aggregate_borrowers``), so a borrower of many small plots loses at most
 one step, not one a plot.
 
-Every term rises with cultivated area and yield, the PD never rises with area, yield, health or
-clear observations (by the scorecard's fixed signs), and worse grades never lend more, so the
-limit never falls when any of them rises. Reasons only refer or decline; they never change it.
+Every term rises with cultivated area and yield, the PD never rises with area, yield or health (by the
+scorecard's fixed signs), and worse grades never lend more, so the limit never falls when any of them rises.
+Reasons only refer or decline; they never change it.
 """
 
 from __future__ import annotations

@@ -496,8 +496,8 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
         raise InputError(
             f"bands look mislabelled: on {swapped:.0%} of clear pixels {REQUIRED_BANDS[0]} (red) is bright "
             f"(>= {SWAP_RED:g}, over twice green) and {REQUIRED_BANDS[1]} (NIR) under a third of it, as "
-            "vegetation reads with red and NIR swapped and no land surface does; check the band order (--bands) "
-            "or band descriptions"
+            "vegetation reads with red and NIR swapped and no land surface does; check the band order (--bands, "
+            "band_layout= in Python) or band descriptions"
         )
     if "B02" in bands and green is not None:
         blue = reflectance[..., bands.index("B02"), :, :]
@@ -506,7 +506,8 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
             raise InputError(
                 f"bands look mislabelled: {swapped:.1%} of clear pixels read as bare soil with red (B04) and blue "
                 f"(B02) swapped (\"blue\" bright, over {SOIL_RATIO:g}x \"red\", falling through green; {right:.1%} "
-                "read as soil the right way round); check the band order (a stack's --bands or band descriptions)"
+                "read as soil the right way round); check the band order (a stack's --bands, band_layout= in Python, "
+                "or band descriptions)"
             )
     for need, implausible, swap in IMPLAUSIBLE_SPECTRA:
         if set(need) <= set(bands):
@@ -514,7 +515,8 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
             if odd > SPECTRUM_SHARE * seen and odd >= SPECTRUM_PIXELS:
                 raise InputError(f"bands look mislabelled: {odd / seen:.1%} of clear pixels ({odd}) read as no land "
                                  f"surface does, as vegetation does with {swap}; check the band order (a stack's "
-                                 "--bands or band descriptions; another pair of these bands may be the one swapped)")
+                                 "--bands, band_layout= in Python, or band descriptions; another pair of these bands "
+                                 "may be the one swapped)")
     return counts
 
 

@@ -29,6 +29,7 @@ from farmcredit.pipeline import run_assessment
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_tiles"
+NO_LOCAL_GPU = r"--device cuda \(device= in Python\): (torch sees no CUDA device|0 local GPU worker)"
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +343,7 @@ def test_a_usage_error_found_at_the_cluster_leaves_the_finished_partitions(small
                             workers=1, processes=False, parcels_per_partition=200)
     run(model=rule)
     finished = sorted((tmp_path / "partitions").glob("part-*.parquet"))
-    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
+    with pytest.raises(InputError, match=NO_LOCAL_GPU):
         run(model=load_cropland_model("cnn", device="cpu"), device="cuda")  # forgot --model rule
     assert sorted((tmp_path / "partitions").glob("part-*.parquet")) == finished
 
@@ -552,10 +553,10 @@ def test_local_gpu_workers_are_used_and_device_cuda_without_them_is_a_clear_erro
     model = load_cropland_model("cnn", device="cpu")
     run = functools.partial(run_batch, SAMPLE / "parcels.geojson", SAMPLE / "imagery", model=model,
                             config=small_windows, workers=1, processes=False, device="cuda")
-    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
+    with pytest.raises(InputError, match=NO_LOCAL_GPU):
         run(tmp_path / "none")  # refused before a cluster is started, not pointed at `dask worker`
     measured = run(tmp_path / "cpu", device="cpu", parcels_per_partition=200)
-    with pytest.raises(InputError, match="--device cuda: (torch sees no CUDA device|0 local GPU worker)"):
+    with pytest.raises(InputError, match=NO_LOCAL_GPU):
         run(tmp_path / "cpu", parcels_per_partition=200)  # nothing left to measure on a CPU, still no GPU
     assert run(tmp_path / "cpu", device="cpu", parcels_per_partition=200).reused == measured.partitions
     if not torch.cuda.is_available():

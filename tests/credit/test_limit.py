@@ -249,27 +249,24 @@ def test_copies_of_one_outline_are_each_referred_as_every_pair_of_them_would_be_
     area=st.floats(0.0, 50.0), extra_area=st.floats(0.0, 10.0),
     yield_p10=st.floats(0.0, 10.0), extra_yield=st.floats(0.0, 5.0),
     health=st.floats(0.0, 100.0), extra_health=st.floats(0.0, 100.0),
-    clear=st.integers(0, 30), extra_clear=st.integers(0, 30),
     fraction=st.floats(0.0, 1.0), uniformity=st.floats(0.0, 0.5),
     declared=st.one_of(st.just(float("nan")), st.floats(0.0, 60.0)),
     crop=st.sampled_from(sorted(CONFIG.crops)),
 )
-def test_limit_never_falls_when_area_yield_health_or_observations_rise(
-    area, extra_area, yield_p10, extra_yield, health, extra_health, clear, extra_clear, fraction, uniformity,
-    declared, crop,
+def test_limit_never_falls_when_area_yield_or_health_rise(
+    area, extra_area, yield_p10, extra_yield, health, extra_health, fraction, uniformity, declared, crop,
 ) -> None:
-    def limit(a: float, y: float, h: float, c: int) -> float:
+    def limit(a: float, y: float, h: float) -> float:
         row = _parcel(cultivated_area_ha=a, cultivated_area_low_ha=a, cultivated_area_high_ha=a, yield_p10_t_ha=y,
-                      relative_yield=y / 4.0, health_index=h, clear_observations=c, cultivated_fraction=fraction,
+                      relative_yield=y / 4.0, health_index=h, cultivated_fraction=fraction,
                       ndvi_uniformity=uniformity, declared_area_ha=declared, crop=crop, priced_crop=crop,
                       declared_crop=crop)
         return _assess(row).iloc[0]["loan_limit"]
 
-    base = limit(area, yield_p10, health, clear)
-    assert limit(area + extra_area, yield_p10, health, clear) >= base
-    assert limit(area, yield_p10 + extra_yield, health, clear) >= base
-    assert limit(area, yield_p10, min(health + extra_health, 100.0), clear) >= base
-    assert limit(area, yield_p10, health, clear + extra_clear) >= base
+    base = limit(area, yield_p10, health)
+    assert limit(area + extra_area, yield_p10, health) >= base
+    assert limit(area, yield_p10 + extra_yield, health) >= base
+    assert limit(area, yield_p10, min(health + extra_health, 100.0)) >= base
     assert 0 <= base <= CONFIG.credit.parcel_cap
 
 
