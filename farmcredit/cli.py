@@ -7,6 +7,7 @@ import math
 import re
 import sys
 import time
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -295,8 +296,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     if result.failed:
         reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
         manifest = out / "partitions" / MANIFEST
-        console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {escape(str(manifest))}): "
-                      + escape("; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())), highlight=False)
+        console.print(f"[bold red]{len(result.failed)} partitions failed[/] (see {_shown(str(manifest))}): "
+                      + _shown("; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())), highlight=False)
         sys.exit(PARTITIONS_FAILED)
 
 
@@ -668,7 +669,7 @@ def _warnings_on_console() -> Iterator[None]:
     """Warnings the library raises (``warnings.warn``) printed as the console's own, when raised."""
     with warnings.catch_warnings():
         warnings.simplefilter("default", UserWarning)  # not the dependencies' DeprecationWarnings
-        warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {escape(str(message))}",
+        warnings.showwarning = lambda message, *_: console.print(f"[yellow]warning:[/] {_shown(str(message))}",
                                                                  highlight=False)
         yield
 
@@ -677,7 +678,7 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
     """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
     card = getattr(model, "card", None)
     if card is not None and "mixed_margin" not in card.calibration:
-        console.print(f"[yellow]warning:[/] model {escape(card.name)} has no calibrated area interval (its card has no "
+        console.print(f"[yellow]warning:[/] model {_shown(card.name)} has no calibrated area interval (its card has no "
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
                       "scripts/calibrate_area_interval.py --weights FILE in a farmcredit source checkout (the "
@@ -708,7 +709,7 @@ def _warn_read_failures(record: dict) -> None:
     files = sorted({failure["file"] for failure in record["read_failures"]})
     if files:
         console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
-                      f"{escape(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR), or, "
+                      f"{_shown(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR), or, "
                       "where a file failed only in the CNN's context around them, are measured without that context; "
                       "run.json has GDAL's message",
                       highlight=False)
@@ -764,11 +765,23 @@ class _CountColumn(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total} {self.unit}")
 
 
+_NOT_SHOWN = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format, lone surrogates (unprintable), line and paragraph breaks
+
+
+def _shown(text: str) -> str:
+    """``text`` for a console line: its Rich markup escaped, and each character a terminal acts on rather than shows
+    (Unicode's control and format characters: an escape sequence, a newline, a bidi override) written as its Python
+    escape (``\\x1b``), so a parcel id or file name quoted in a message can neither clear the screen nor forge a line
+    of its own (the tool's messages are one line each)."""
+    return escape("".join(char.encode("unicode_escape").decode("ascii")
+                          if unicodedata.category(char) in _NOT_SHOWN else char for char in text))
+
+
 class _ConsoleWarnings(logging.Handler):
     """The library's logged warnings (e.g. band files GDAL cannot open) as the console's own ``warning:`` lines."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False)
+        console.print(f"[yellow]warning:[/] {_shown(record.getMessage())}", highlight=False)
 
 
 def main() -> None:
@@ -789,5 +802,5 @@ def main() -> None:
         # click aborts on Ctrl-C and on an input that ended (EOFError): only the first is an interrupt.
         sys.exit(INTERRUPTED if isinstance(exc.__context__, KeyboardInterrupt) else 1)
     except FarmcreditError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"[bold red]error:[/] {_shown(str(exc))}", highlight=False)
         sys.exit(USAGE_ERROR)

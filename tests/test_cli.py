@@ -104,6 +104,28 @@ def test_a_season_ending_before_the_summer_crops_are_judged_refers_them_with_a_w
     assert f"warning: {referred.sum()} {warning}" in " ".join(done.stderr.split())
 
 
+def test_parcel_ids_and_column_names_are_quoted_with_their_control_characters_written_out(small_season,
+                                                                                          tmp_path: Path) -> None:
+    """An id holding a terminal escape sequence cleared the screen and printed 'all parcels approved' in green, and one
+    holding a newline forged a warning line of its own; they are quoted as \\x1b and \\n, in warnings and errors."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    parcels["declared_area_ha"] = parcels["declared_area_ha"].astype(object)
+    parcels.loc[:1, "parcel_id"] = ["P1\x1b[2J\x1b[H\x1b[32mall parcels approved", "P2\nwarning: fake line"]
+    parcels.loc[:1, "declared_area_ha"] = ["abc", "-1"]
+    parcels.to_file(tmp_path / "fields.geojson")
+    done = _run("assess", str(tmp_path / "fields.geojson"), "--imagery", str(small_season.imagery_dir), "--model",
+                "rule", "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and not any(line.startswith("warning: fake") for line in done.stderr.splitlines())
+    said = " ".join(done.stderr.split())
+    assert "(P1\\x1b[2J\\x1b[H\\x1b[32mall parcels approved: 'abc', P2\\nwarning: fake line: '-1')" in said
+    parcels.rename(columns={"parcel_id": "id\x1b[2J"}).to_file(tmp_path / "no ids.geojson")
+    done = _run("assess", str(tmp_path / "no ids.geojson"), "--imagery", str(small_season.imagery_dir), "--out",
+                str(tmp_path / "o"))
+    assert done.returncode == 2 and "\x1b" not in done.stderr
+    assert "has no 'parcel_id' column (columns: id\\x1b[2J, " in " ".join(done.stderr.split())
+
+
 def test_a_parcel_file_that_is_not_vector_data_exits_2_naming_it(small_season, tmp_path: Path) -> None:
     bogus = tmp_path / "fields.geojson"
     bogus.write_bytes(b"\x00\x01 definitely not a vector file")
