@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -465,6 +466,24 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
         with pytest.raises(InputError, match=message) as refused:
             CnnCroplandModel.from_file(weights)
         assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("width", [3000, 3_000_000])
+def test_a_card_whose_width_the_weights_do_not_have_is_refused_before_its_network_is_built(tmp_path: Path,
+                                                                                         width: int) -> None:
+    """The shipped weights with their card's width edited (its SHA-256 is the weights' and still matches): 3,000 built
+    6.7 GB of network in 15 s before the weights were found not to fit, 3,000,000 failed to allocate it (a
+    RuntimeError traceback); the card is now checked against the file's header first."""
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS
+
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    card_path(weights).write_text(json.dumps({**json.loads(card_path(DEFAULT_WEIGHTS).read_text()), "width": width}))
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=rf"do not fit the network its card describes \(6 classes, width {width}\): "
+                                         r"size mismatch for date_encoder\.0\.weight"):
+        CnnCroplandModel.from_file(weights, device="cpu")
+    assert time.perf_counter() - started < 5
 
 
 def rehashed(weights: Path, tensors: dict) -> Path:
