@@ -291,7 +291,7 @@ def load_risk_model(path: str | Path | None = None) -> RiskModel:
     """Load a scorecard JSON (``farmcredit credit fit`` output); ``None`` loads the shipped default.
 
     Raises:
-        InputError: the file is missing, not JSON, or not a farmcredit scorecard.
+        InputError: the file is missing, not JSON (or nested past what Python parses), or not a farmcredit scorecard.
     """
     if path is None:
         path = Path(__file__).with_name("default_risk_model.json")
@@ -302,5 +302,5 @@ def load_risk_model(path: str | Path | None = None) -> RiskModel:
         return RiskModel(data, str(path))
     except OSError as exc:
         raise InputError(f"cannot read risk model {path}: {exc.strerror}") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested past Python's stack
         raise InputError(f"{path} is not a farmcredit risk model ({exc})") from exc

@@ -229,9 +229,11 @@ def test_a_model_goes_to_a_file_its_folder_made_never_to_a_folder(history, tmp_p
         write_risk_model(model, tmp_path / "new" / "model.json" / "model.json")  # under a file
 
 
-def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ['{"weights": [1, 2]}', "[" * 200_000 + "]" * 200_000])
+def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path, text: str) -> None:
+    """Nested past what Python parses (200,000 arrays deep) was a RecursionError traceback."""
     path = tmp_path / "model.json"
-    path.write_text('{"weights": [1, 2]}')
+    path.write_text(text)
     with pytest.raises(InputError, match="not a farmcredit risk model"):
         load_risk_model(path)
 
