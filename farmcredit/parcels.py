@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -42,6 +43,12 @@ SPECK_M2 = 1.0
 # Brazil's cerrado, 1,000 ha and more) run 2-4 km a side, a US section 1.6 km, a centre pivot 0.8 km; a Chinese state
 # farm's fields, under 2 km. 5 km leaves such fields room, and holds a window to 500 px of 10 m pixels.
 MAX_PARCEL_SPAN_M = 5_000.0
+# An outline of more vertices than this is no drawn or walked field but a generated or corrupted one
+# (TOO_MANY_VERTICES): it is not measured, since GEOS's validity checks and unions grow with the square of a spiky
+# outline's vertices (a 40 m star of 80,000 took 10 s, of 1,000,000 minutes). Fields drawn on a map have tens to
+# hundreds; a GPS walk logged once a second round a 4 km paddock, about 11,000; one vertex a metre round the largest
+# outline read (MAX_PARCEL_SPAN_M a side), 20,000, finer than any 10 m pixel can tell.
+MAX_PARCEL_VERTICES = 20_000
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 
@@ -266,7 +273,11 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
-    geometry, geometry_reasons = repair_geometries(_without_m(frame.geometry.to_numpy()))
+    outlines = _without_m(frame.geometry.to_numpy())
+    too_many_vertices = _too_many_vertices(outlines, parcel_id, source)  # before the validity checks they would stall
+    geometry, repaired = repair_geometries(np.where(too_many_vertices, None, outlines))
+    geometry_reasons = [(int(i), "TOO_MANY_VERTICES") for i in np.flatnonzero(too_many_vertices)]
+    geometry_reasons += [(i, code) for i, code in repaired if not too_many_vertices[i]]  # not EMPTY_GEOMETRY as well
     flagged = {i for i, _ in geometry_reasons}
     if closed is not None:
         geometry_reasons += [(int(i), "GEOMETRY_REPAIRED") for i in np.flatnonzero(closed) if i not in flagged]
@@ -481,13 +492,33 @@ def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source:
     span = _utm_span_m(geoms, crs)
     with np.errstate(invalid="ignore"):
         too_large = usable_geometries(geoms) & ~(span <= MAX_PARCEL_SPAN_M)
-    if rows := np.flatnonzero(too_large).tolist():
-        quoted = ", ".join(f"{parcel_id.iloc[i]}: {span[i] / 1000:.3g} km" for i in rows[:QUOTED_VALUES])
-        logger.warning("%s: %d parcels' outlines span more than %g km on the ground, which no field does (%s%s): a "
-                       "vertex is likely mistyped or misplaced; they are flagged PARCEL_TOO_LARGE and not measured, "
-                       "the others are; check their vertices", source, len(rows), MAX_PARCEL_SPAN_M / 1000, quoted,
-                       ", ..." if len(rows) > QUOTED_VALUES else "")
+    _warn_not_measured(too_large, lambda i: f"{span[i] / 1000:.3g} km", parcel_id, source,
+                       f"outlines span more than {MAX_PARCEL_SPAN_M / 1000:g} km on the ground, which no field does",
+                       "a vertex is likely mistyped or misplaced", "PARCEL_TOO_LARGE", "check their vertices")
     return too_large
+
+
+def _too_many_vertices(geoms: np.ndarray, parcel_id: pd.Series, source: str) -> np.ndarray:
+    """True where an outline has more than ``MAX_PARCEL_VERTICES`` vertices, warned with their count and the first
+    ``QUOTED_VALUES`` ids and vertex counts."""
+    vertices = shapely.get_num_coordinates(geoms)
+    too_many = vertices > MAX_PARCEL_VERTICES
+    _warn_not_measured(too_many, lambda i: f"{vertices[i]:,} vertices", parcel_id, source,
+                       f"outlines have more than {MAX_PARCEL_VERTICES:,} vertices, which no drawn or walked field has",
+                       "they are likely generated or corrupted, and a spiky one takes GEOS minutes to check",
+                       "TOO_MANY_VERTICES", "simplify their outlines")
+    return too_many
+
+
+def _warn_not_measured(flagged: np.ndarray, measure: Callable[[int], str], parcel_id: pd.Series, source: str,
+                       problem: str, cause: str, code: str, advice: str) -> None:
+    """Warn of the parcels ``flagged`` with ``code`` and not measured for their outlines' ``problem``: their count,
+    and the first ``QUOTED_VALUES`` ids, each with ``measure`` of its row."""
+    if rows := np.flatnonzero(flagged).tolist():
+        quoted = ", ".join(f"{parcel_id.iloc[i]}: {measure(i)}" for i in rows[:QUOTED_VALUES])
+        logger.warning("%s: %d parcels' %s (%s%s): %s; they are flagged %s and not measured, the others are; %s",
+                       source, len(rows), problem, quoted, ", ..." if len(rows) > QUOTED_VALUES else "", cause, code,
+                       advice)
 
 
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:

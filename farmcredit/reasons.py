@@ -31,6 +31,9 @@ _REASONS = (
     Reason("PARCEL_TOO_LARGE", "error",
            "The parcel's outline spans kilometres on the ground, more than any field: a vertex is likely mistyped or "
            "misplaced, so it was not measured; check its vertices."),
+    Reason("TOO_MANY_VERTICES", "error",
+           "The parcel's outline has more vertices than any drawn or walked field needs (tens of thousands): it is "
+           "likely generated or corrupted, so it was not measured; simplify the outline."),
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
     Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
     Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),

@@ -111,6 +111,30 @@ def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_g
     assert list(read_parcels(mercator)["reasons"]) == [[]]
 
 
+def test_an_outline_of_more_vertices_than_any_field_fails_its_parcel_alone_before_geos_checks_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 40 m star of alternating radius took GEOS seconds to minutes (quadratic in its vertices: 1,000,000 did not
+    finish in 170 s): over ``MAX_PARCEL_VERTICES`` it is TOO_MANY_VERTICES, not read, and named in a warning; a smooth
+    outline of as many vertices as allowed stands."""
+    from farmcredit.parcels import MAX_PARCEL_VERTICES, validate_parcels
+
+    def ring(points: int, spike: float) -> Polygon:  # ``points`` vertices round 500100, 3650100, every other out
+        angle = np.linspace(0, 2 * np.pi, points, endpoint=False)
+        radius = 20 * (1 + spike * (np.arange(points) % 2))
+        return Polygon(np.c_[500100 + radius * np.cos(angle), 3650100 + radius * np.sin(angle)])
+
+    star, walk = ring(MAX_PARCEL_VERTICES, 0.3), ring(MAX_PARCEL_VERTICES - 1, 0.0)  # the closing vertex counts
+    frame = _frame([{"parcel_id": "A", "geometry": SQUARE}, {"parcel_id": "STAR", "geometry": star},
+                    {"parcel_id": "WALK", "geometry": walk}])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        parcels = validate_parcels(frame)
+    assert list(parcels["reasons"]) == [["MISSING_BORROWER_ID"], ["MISSING_BORROWER_ID", "TOO_MANY_VERTICES"],
+                                        ["MISSING_BORROWER_ID"]]
+    assert parcels.geometry[1] is None and parcels.geometry[2] is not None
+    assert re.search(rf"1 parcels' outlines have more than {MAX_PARCEL_VERTICES:,} vertices.*\(STAR: "
+                     rf"{MAX_PARCEL_VERTICES + 1:,} vertices\).*TOO_MANY_VERTICES and not measured", caplog.text)
+
+
 def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_quoted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     given = ["1.5", "1,5", "", None, "-1", "0", "abc"]
