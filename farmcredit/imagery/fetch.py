@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -80,6 +81,9 @@ PARTIAL_PREFIX = ".partial-"
 # Held while a fetch writes into the folder (``farmcredit.locking``): two at once would replace each other's scenes.
 LOCK_NAME = ".fetch.lock"
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
+# A catalogue's item id names its scene folder: only a plain name, not hidden (hidden folders are never read as scenes,
+# and the partial and set-aside ones are named so), can be one; "../x" would write, and replace, outside the folder.
+_SCENE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 # Bounds that agree to a millimetre are the same window (they pass through float transforms).
 _SAME_M = 1e-3
 
@@ -313,6 +317,33 @@ class SceneInfo:
     dn_offset: float
     dn_scale: float = L2A_DN_SCALE
     links: tuple[Mapping[str, str], ...] = ()
+
+
+def scene_id_problem(scene_id: object) -> str | None:
+    """Why a catalogue's item id cannot name a scene folder, or None when it can.
+
+    >>> scene_id_problem("S2A_29RKH_20200219_0_L2A") is None
+    True
+    >>> scene_id_problem("../../etc") is None
+    False
+    """
+    if isinstance(scene_id, str) and _SCENE_ID.fullmatch(scene_id):
+        return None
+    return (f"its id {scene_id!r} is not a plain folder name (up to 200 letters, digits, '.', '_' or '-', not "
+            "starting with '.'), so its scene folder could lie outside the imagery folder")
+
+
+def scene_folder(out: Path, scene_id: str) -> Path:
+    """The folder of a scene in the imagery folder ``out``.
+
+    Raises:
+        ImageryError: The id is not one folder's name (empty, ".", "..", or holding a path separator), so the folder
+            would lie elsewhere (item ids are checked as they are searched: ``scene_id_problem``).
+    """
+    if scene_id in ("", ".", "..") or Path(scene_id).name != scene_id:
+        raise ImageryError(f"scene id {scene_id!r} is a path, not the name of a folder in {out}: no scene folder of it "
+                           "is read or written")
+    return out / scene_id
 
 
 def public_url(url: str) -> str:
@@ -698,7 +729,7 @@ class LocalScene:
     def load(cls, out: Path, scene_id: str) -> LocalScene | None:
         """The folder of a scene under ``out`` as its item describes it, or None when no fetch wrote one; a band whose
         file is gone (deleted, or a folder cut short) is not held, so its windows are fetched again."""
-        folder = out / scene_id
+        folder = scene_folder(out, scene_id)
         try:
             item = json.loads((folder / f"{scene_id}.json").read_text(encoding="utf-8"))
             properties = item["properties"]
@@ -812,9 +843,9 @@ def fetch_scene(
             CRS, and their pixels moved).
     """
     local = LocalScene.load(out, info.scene_id)
-    if local is None and (out / info.scene_id).exists():
+    if local is None and (folder := scene_folder(out, info.scene_id)).exists():
         raise InputError(
-            f"{out / info.scene_id}: a folder of scene {info.scene_id} that farmcredit fetch did not write (its item "
+            f"{folder}: a folder of scene {info.scene_id} that farmcredit fetch did not write (its item "
             f"{info.scene_id}.json is missing, unreadable or without farmcredit:grid), which this fetch would "
             "replace; move it elsewhere, or fetch into another --out"
         )
@@ -893,7 +924,8 @@ class SceneWriter:
         self.grid = grid
         self.bands = tuple(bands)
         self.windows = tuple(windows)
-        self.partial = out / f"{PARTIAL_PREFIX}{scene_id}"
+        self.final = scene_folder(out, scene_id)
+        self.partial = self.final.with_name(f"{PARTIAL_PREFIX}{scene_id}")
         self._datasets: dict[str, rasterio.io.DatasetWriter] = {}
         extent = np.array([
             [min(b[0] for b in windows), min(b[1] for b in windows), max(b[2] for b in windows),
@@ -966,18 +998,17 @@ class SceneWriter:
         self._close()
         item = self._item(info)
         (self.partial / f"{self.scene_id}.json").write_text(json.dumps(item, indent=1) + "\n", encoding="utf-8")
-        final = self.out / self.scene_id
         # Renames, then the old folder removed: a kill at any point leaves the scene whole, or set aside (hidden
         # folders are never read as scenes) for the next fetch to put back, never a folder half removed.
         old = _replaced(self.out, self.scene_id)
         if old.exists():
             shutil.rmtree(old)
-        if final.exists():
-            final.rename(old)
-        self.partial.rename(final)
+        if self.final.exists():
+            self.final.rename(old)
+        self.partial.rename(self.final)
         if old.exists():
             shutil.rmtree(old)
-        return sum(path.stat().st_size for path in final.iterdir())
+        return sum(path.stat().st_size for path in self.final.iterdir())
 
     def _close(self) -> None:
         for dataset in self._datasets.values():
@@ -1024,7 +1055,7 @@ class SceneWriter:
 
 def _replaced(out: Path, scene_id: str) -> Path:
     """Where a scene folder being replaced is set aside until its successor is in place."""
-    return out / f"{SET_ASIDE_PREFIX}{scene_id}"
+    return scene_folder(out, scene_id).with_name(f"{SET_ASIDE_PREFIX}{scene_id}")
 
 
 def footprint_wgs84(windows: Sequence[tuple[float, float, float, float]], crs: rasterio.crs.CRS) -> shapely.Geometry:

@@ -59,6 +59,7 @@ from farmcredit.imagery.fetch import (
     pixel_box,
     public_url,
     rewritten_logs,
+    scene_id_problem,
 )
 from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, processing_baseline
 from farmcredit.imagery.scene import Scene
@@ -109,8 +110,16 @@ def fetch_stac(
     if source.url is None:
         raise ImageryError("a STAC source needs the URL of a STAC API")
     found = search_items(source, area, season, http)
-    scenes = [(item, remote_scene(item, source)) for item in found]
+    scenes, refused = [], []
+    for item in found:
+        # An id that is no plain folder name ("../x") would name a folder elsewhere: left out before any use.
+        if (problem := scene_id_problem(item["id"])) is None:
+            scenes.append((item, remote_scene(item, source)))
+        else:
+            logger.warning("STAC item %r is left out: %s", item["id"], problem)
+            refused.append((str(item["id"]), problem))
     kept, skipped, superseded = choose_items(scenes, _searched(area), max_cloud)
+    skipped = refused + skipped
     footprints = {item["id"]: _footprint(item) for item, _ in scenes}
     # Folders earlier fetches wrote of superseded processings: each newer one over them fetches their windows it
     # covers, and a folder is set aside once those fetched cover all its windows.

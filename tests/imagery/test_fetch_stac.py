@@ -28,7 +28,16 @@ from servers import DATED_FIELD, Fault, StacServer, dated_items, earthsearch_ite
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
-from farmcredit.imagery.fetch import HttpSettings, RemoteSource, fetch_imagery, public_url, read_manifest
+from farmcredit.imagery.fetch import (
+    HttpSettings,
+    LocalScene,
+    RemoteSource,
+    SceneGrid,
+    SceneWriter,
+    fetch_imagery,
+    public_url,
+    read_manifest,
+)
 from farmcredit.imagery.stac import Unavailable
 
 FAST = HttpSettings(timeout_s=1, attempts=2, retry_delay_s=0.05)
@@ -462,6 +471,45 @@ def test_an_item_without_red_or_nir_is_left_out_and_the_folder_reads_for_assess(
     assessment = run_assessment(gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=MARCH_FIELD), tmp_path / "s2",
                                 model="rule", season=MARCH_2024)
     assert "OUTSIDE_IMAGERY" not in assessment.parcels["reason_all"].iloc[0]
+
+
+def test_an_item_whose_id_is_a_path_is_left_out_and_nothing_is_written_or_removed_outside_the_folder(
+    tmp_path: Path,
+) -> None:
+    """A server's item id named the scene folder: "../first" wrote a scene beside the imagery folder, and with the
+    ".partial-.." folder that left, "../../../victim" had an unrelated folder removed (rmtree) and replaced."""
+    out = tmp_path / "jobs" / "job1" / "imagery"
+    victim = tmp_path / "jobs" / "job1" / "victim"
+    victim.mkdir(parents=True)
+    (victim / "keep.txt").write_text("not the fetch's")
+    items, files = _three_dates(tmp_path)
+    items[1]["id"], items[2]["id"] = "../first", "../../../victim"
+    def outside() -> list[Path]:
+        return sorted(path for path in tmp_path.rglob("*") if out not in (path, *path.parents))
+
+    before = outside()
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, MARCH_FIELD, out, season=MARCH_2024)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A"]
+    assert [(item_id, "is not a plain folder name" in why) for item_id, why in manifest.skipped] == [
+        ("../first", True), ("../../../victim", True)]
+    assert outside() == before
+    assert (victim / "keep.txt").read_text() == "not the fetch's"
+    assert sorted(path.name for path in out.iterdir()) == [".fetch.lock", "S2A_50SKA_20240305_0_L2A", "manifest.json"]
+
+
+@pytest.mark.parametrize("scene_id", ["..", "../x", "a/../../b", "/tmp/x", ""])
+def test_a_scene_id_that_is_a_path_names_no_folder_to_read_or_write(tmp_path: Path, scene_id: str) -> None:
+    """Behind the check of searched ids: the folder of a scene is always one directly in the imagery folder."""
+    grid = SceneGrid(rasterio.crs.CRS.from_epsg(32650), rasterio.transform.from_origin(500_000, 4_000_000, 10, 10),
+                     (12, 12), 256, {"B04": rasterio.transform.from_origin(500_000, 4_000_000, 10, 10)},
+                     {"B04": "uint16"})
+    with pytest.raises(ImageryError, match="is a path, not the name of a folder"):
+        LocalScene.load(tmp_path, scene_id)
+    with pytest.raises(ImageryError, match="is a path, not the name of a folder"):
+        SceneWriter(tmp_path, scene_id, grid, ["B04"], [(500_000.0, 3_999_880.0, 500_120.0, 4_000_000.0)])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: Path) -> None:
