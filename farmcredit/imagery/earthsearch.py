@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff")
 # Files of a scene folder that are read: bands, STAC items, zipped SAFE products.
 READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
+# Hrefs a local item reads from the copy beside it, never over the network.
+_REMOTE_SCHEMES = ("http", "https", "s3")
 
 
 def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date] | None = None) -> list[Scene]:
@@ -98,7 +100,7 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
             if _is_stac_item(document := _load_json(path))
         ]
         if items:
-            scenes.extend(_own_files(here, [scene_from_item(path, document) for path, document in items]))
+            scenes.extend(_own_files(here, [scene_from_item(path, document, folder) for path, document in items]))
         elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
             scenes.append(scene)
             if scene.dn_scale != 1.0:  # float reflectance has no DN offset to miss
@@ -189,27 +191,36 @@ def set_aside_scenes(folder: Path, subdirectories: Iterable[str]) -> list[tuple[
     return [(aside, scene) for aside, scene in pairs if not scene.exists()]
 
 
-def scene_from_item(item_path: Path | str, item: dict[str, Any]) -> Scene:
+def scene_from_item(item_path: Path | str, item: dict[str, Any], root: Path | None = None) -> Scene:
     """A scene from a STAC item (Earth Search v1 asset keys, or band names as keys).
 
     Offsets follow the item: ``earthsearch:boa_offset_applied`` true -> 0; else processing
     baseline >= 04.00 -> -1000 DN; else 0. An explicit ``raster:bands`` offset wins over that rule.
 
+    A local item's band files are local files inside ``root``: a relative, absolute or file: href is read where it
+    points when that lies inside, and a remote one (http, https, s3) as the file of its name beside the item (Earth
+    Search's items as published, their files downloaded beside them); the network is never read. A band whose href
+    names no such file is left out, with a warning. A remote item's band files are read over the network only.
+
     Args:
-        item_path: The item's file, or the URL of a remote item (whose hrefs must be absolute;
-            no local copies are looked for).
+        item_path: The item's file, or the URL of a remote item (whose hrefs must be absolute http(s) or s3 URLs).
         item: The item's JSON.
+        root: The imagery folder a local item lies in (default: the item's own folder).
+
+    Raises:
+        ImageryError: The item is Level-1C, lacks a datetime or band assets, has a value of the wrong kind, or (a
+            remote item) an href that is no http(s) or s3 URL.
     """
     item_id = str(item.get("id") or (item_path.stem if isinstance(item_path, Path) else item_path))
     try:
-        return _item_scene(item_path, item_id, item)
+        return _item_scene(item_path, item_id, item, root)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError) as error:
         # A value of the wrong type or out of range ("eo:cloud_cover": "n/a", a scale of 0, an asset as text).
         raise ImageryError(f"{item_path}: STAC item {item_id} has a value farmcredit cannot use "
                            f"({type(error).__name__}: {error}); fix or remove it") from error
 
 
-def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Scene:
+def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any], root: Path | None) -> Scene:
     """``scene_from_item``'s work, its errors of malformed values not yet told."""
     local_folder = item_path.parent if isinstance(item_path, Path) else None
     properties = item.get("properties") or {}
@@ -223,10 +234,10 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any]) -> Sc
             band_assets[name] = asset
     if not band_assets:
         raise ImageryError(f"{item_path}: STAC item {item_id} has no Sentinel-2 band assets")
-    band_paths = {
-        name: (_resolve_href(item_path, asset["href"], local_folder), 1)
-        for name, asset in band_assets.items()
-    }
+    if isinstance(item_path, Path):
+        band_paths = _local_band_files(item_path, band_assets, root or item_path.parent)
+    else:
+        band_paths = {name: (_remote_band_file(item_path, asset["href"]), 1) for name, asset in band_assets.items()}
     dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
     # Its red band's file tells (or the first): opening every file of every item of a large folder cost seconds.
     told = {name: path for name, path in band_paths.items() if name == "B04"} or dict(list(band_paths.items())[:1])
@@ -286,21 +297,61 @@ def _item_datetime(item_path: Path | str, properties: dict[str, Any]) -> datetim
         raise ImageryError(f"{item_path}: cannot parse datetime {text!r}") from error
 
 
-def _resolve_href(item_path: Path | str, href: str, item_folder: Path | None) -> str:
-    """A GDAL path for an asset href; a local copy beside a local item wins over the network."""
+def _remote_band_file(item_url: str, href: str) -> str:
+    """GDAL's path of a remote item's band file.
+
+    Raises:
+        ImageryError: The href is no http(s) or s3 URL (a file: URL or a path would read this computer's files).
+    """
     parsed = urlparse(href)
-    if parsed.scheme in ("http", "https", "s3"):
-        local_copy = None if item_folder is None else item_folder / PurePosixPath(parsed.path).name
-        if local_copy is not None and local_copy.is_file():
-            return str(local_copy)
-        if parsed.scheme == "s3":
-            return f"/vsis3/{parsed.netloc}{parsed.path}"
+    if parsed.scheme == "s3":
+        return f"/vsis3/{parsed.netloc}{parsed.path}"
+    if parsed.scheme in ("http", "https"):
         return f"/vsicurl/{href}"
-    if parsed.scheme == "file":
-        return url2pathname(parsed.path)
-    if item_folder is None:
-        raise ImageryError(f"{item_path}: asset href {href!r} is relative, so it cannot be read remotely")
-    return os.path.normpath(item_folder / href)
+    raise ImageryError(f"{item_url}: asset href {_without_query(href)!r} is not an http(s) or s3 URL; a remote item's "
+                       "band files are read over the network only")
+
+
+def _local_band_files(
+    item_path: Path, band_assets: dict[str, dict[str, Any]], root: Path
+) -> dict[str, tuple[str, int]]:
+    """The band files of a local item (see ``scene_from_item``): each href's local file inside ``root``; a band whose
+    href names none is left out, with a warning naming it and why."""
+    band_paths, unread = {}, []
+    for name, asset in band_assets.items():
+        href = asset["href"]
+        parsed = urlparse(href)
+        remote = parsed.scheme in _REMOTE_SCHEMES
+        if remote:  # its copy beside the item
+            path = item_path.parent / PurePosixPath(parsed.path).name
+        elif parsed.scheme == "file":
+            path = Path(url2pathname(parsed.path))
+        else:
+            path = item_path.parent / href
+        path = Path(os.path.normpath(path))
+        if not _inside(path, root):
+            unread.append(f"{name} ({_without_query(href)}: outside {root})")
+        elif remote and not path.is_file():
+            unread.append(f"{name} ({_without_query(href)}: remote, and no {path.name} beside the item)")
+        else:
+            band_paths[name] = (str(path), 1)
+    if unread:
+        logger.warning("%s: band(s) %s are not read: a local item's band files are the local files inside the imagery "
+                       "folder (download them beside the item, or fetch the scene: farmcredit fetch)",
+                       item_path, ", ".join(unread))
+    return band_paths
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` (or is it), by their names made absolute (links inside are followed, as
+    linked scene folders are)."""
+    folder_text = os.path.abspath(folder)
+    return os.path.commonpath([os.path.abspath(path), folder_text]) == folder_text
+
+
+def _without_query(href: str) -> str:
+    """An href without its query string (a signed URL's token)."""
+    return href.split("?", 1)[0]
 
 
 def _dn_conversion(

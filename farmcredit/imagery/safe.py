@@ -10,6 +10,7 @@ read at the finest resolution the product has it.
 
 from __future__ import annotations
 
+import logging
 import re
 import zipfile
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from xml.etree import ElementTree
 from farmcredit.errors import ImageryError
 from farmcredit.imagery.naming import BOA_ADD_OFFSET_DN, OFFSET_BASELINE, band_name, processing_baseline
 from farmcredit.imagery.scene import Scene, parse_utc
+
+logger = logging.getLogger(__name__)
 
 METADATA_NAME = "MTD_MSIL2A.xml"
 L1C_METADATA_NAME = "MTD_MSIL1C.xml"
@@ -125,6 +128,9 @@ def _band_files(path: Path, texts: dict[str, list[str]], members: Iterable[str])
     name); a band it holds at no resolution gets its finest listed file."""
     held = set(members)
     listed = [f"{text.strip()}.jp2" for text in texts.get("IMAGE_FILE", []) + texts.get("IMAGE_FILE_2A", [])]
+    if outside := [relative for relative in listed if not _within_product(relative)]:
+        logger.warning("%s: IMAGE_FILE %s is not read: it lies outside the product", path, ", ".join(outside))
+        listed = [relative for relative in listed if relative not in outside]
     candidates = listed or [m for m in held if m.lower().endswith(".jp2") and "/IMG_DATA/" in m]
     finest: dict[str, tuple[tuple[bool, int], str]] = {}
     for relative in candidates:
@@ -136,6 +142,12 @@ def _band_files(path: Path, texts: dict[str, list[str]], members: Iterable[str])
         if name not in finest or rank < finest[name][0]:
             finest[name] = (rank, relative)
     return {name: relative for name, (_, relative) in finest.items()}
+
+
+def _within_product(relative: str) -> bool:
+    """Whether a path the metadata lists stays inside the product: relative, no ".." (GDAL reads "\\" as "/" too)."""
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    return bool(parts) and parts[0] != "/" and ".." not in parts
 
 
 def _dn_offset(path: Path, root: ElementTree.Element, baseline_text: str) -> float:

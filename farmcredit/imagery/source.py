@@ -24,8 +24,6 @@ from farmcredit.imagery.stack import stack_scenes
 from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
-# GDAL's virtual file systems that read over a network.
-_REMOTE_PREFIXES = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsihdfs")
 
 
 def open_imagery(
@@ -50,13 +48,14 @@ def open_imagery(
             (default 0); items carry their own.
 
     Returns:
-        One scene per date sorted by acquisition time, on the base (10 m) grid of the season. Local band files
-        GDAL cannot open are listed in ``unopened`` and warned of: a band no scene's file opens is read on no date;
-        otherwise reading the file fails where its scene has data, costing the parcels there that date; a scene
-        with no 10 m band file that opens is left out.
+        One scene per date sorted by acquisition time, on the base (10 m) grid of the season. Band files are local
+        (an item's hrefs are read inside ``src``: see ``scene_from_item``); those GDAL cannot open are listed in
+        ``unopened`` and warned of: a band no scene's file opens is read on no date; otherwise reading the file fails
+        where its scene has data, costing the parcels there that date; a scene with no 10 m band file that opens is
+        left out.
 
     Raises:
-        ImageryError: src is missing or holds no scenes, a remote band file cannot be opened, no scene has a 10 m
+        ImageryError: src is missing or holds no scenes, no scene has a 10 m
             band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be
             identified, or a `farmcredit simulate` writing src did not finish.
 
@@ -91,9 +90,9 @@ def open_imagery(
     headers: dict[str, Grid | str] = {}
     with gdal_env():
         for scene in scenes:
-            for band, (band_path, _) in scene.band_paths.items():
+            for band_path, _ in scene.band_paths.values():
                 if band_path not in headers:
-                    headers[band_path] = _header(scene, band, band_path)
+                    headers[band_path] = _header(band_path)
     _warn_of_other_crs(scenes, headers)
     unopened = tuple((scene.scene_id, band, scene.band_paths[band][0], message) for scene in scenes
                      for band in sorted(scene.band_paths, key=band_sort_key)
@@ -292,16 +291,13 @@ def _with_grids(
     return [scene for scene, _ in kept], [grid for _, grid in kept], left_out
 
 
-def _header(scene: Scene, band: str, band_path: str) -> Grid | str:
+def _header(band_path: str) -> Grid | str:
     """The file's grid, or GDAL's message when it cannot open the file (missing, truncated, not a raster)."""
     try:
         with rasterio.open(band_path) as dataset:
             crs, transform = dataset.crs, dataset.transform
             shape = (dataset.height, dataset.width)
     except RasterioError as error:
-        if any(prefix in band_path for prefix in _REMOTE_PREFIXES):  # a network failure, not the data's: stop
-            raise ImageryError(f"{band_path}: GDAL cannot open it ({gdal_message(error)}); band {band} of scene "
-                               f"{scene.scene_id}") from error
         return gdal_message(error).replace(f"'{band_path}' ", "").replace(f"{band_path}: ", "")
     if crs is None:  # not a georeferenced band (a PNG saved as B05.tif, say): as a file GDAL cannot open
         return NO_CRS

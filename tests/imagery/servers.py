@@ -245,7 +245,7 @@ class StacServer(LoopbackServer):
 
     Args:
         items: Item JSON documents; an asset href "file:NAME" is served from ``files[NAME]`` and
-            rewritten to this server's URL.
+            rewritten to this server's URL (a "file://" URL is served as it is).
         files: File name -> local path.
         collection: The collection id.
         page_size: Most items per search page (a smaller value exercises paging).
@@ -275,7 +275,7 @@ class StacServer(LoopbackServer):
                 {"rel": "root", "href": f"{self.url}/"},
             ]
             for asset in item["assets"].values():
-                if asset["href"].startswith("file:"):
+                if asset["href"].startswith("file:") and not asset["href"].startswith("file://"):
                     asset["href"] = f"{self.url}{self.files_path}{asset['href'].removeprefix('file:')}"
             served.append(item)
         return served

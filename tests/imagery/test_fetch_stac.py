@@ -512,6 +512,17 @@ def test_a_scene_id_that_is_a_path_names_no_folder_to_read_or_write(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_servers_item_naming_a_local_file_is_refused_and_the_file_never_read(tmp_path: Path) -> None:
+    """A server's file:// href had fetch copy this computer's rasters (another tenant's, say) into the folder."""
+    items, files = _three_dates(tmp_path)
+    private = files["S2A_50SKA_20240315_0_L2A_B04.tif"]
+    items[1]["assets"]["red"]["href"] = private.as_uri()
+    with StacServer(items, files) as server, pytest.raises(
+            ImageryError, match=f"asset href '{private.as_uri()}' is not an http\\(s\\) or s3 URL"):
+        _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    assert not (tmp_path / "s2").exists()
+
+
 def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: Path) -> None:
     """The server's COGs of an item moved half a pixel since the folder was fetched: the held windows' numbers mean
     other pixels on the new grid, so the item is left out (named with why), the folder as it was."""

@@ -17,6 +17,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 from safe_products import write_safe
+from servers import Fault, StacServer
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery import open_imagery, read_window, within_season
@@ -117,7 +118,9 @@ def test_item_times_with_any_fraction_of_a_second_or_offset_read_as_utc(tmp_path
     assert scene.acquired.tzinfo == timezone.utc
 
 
-def test_https_hrefs_use_a_local_copy_beside_the_item_else_stay_remote(tmp_path: Path) -> None:
+def test_remote_hrefs_of_a_local_item_read_the_copy_beside_it_and_never_the_network(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "B04.tif").write_bytes(b"")
     base = "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs/50/S/KA"
     item = {
@@ -126,20 +129,20 @@ def test_https_hrefs_use_a_local_copy_beside_the_item_else_stay_remote(tmp_path:
         "properties": {"datetime": "2024-03-15T03:20:11Z", "s2:processing_baseline": "05.10"},
         "assets": {
             "red": {"href": f"{base}/B04.tif"},
-            "nir": {"href": f"{base}/B08.tif"},
+            "nir": {"href": f"{base}/B08.tif?token=secret"},
             "swir16": {"href": "s3://sentinel-cogs/sentinel-s2-l2a-cogs/50/S/KA/B11.tif"},
             "red-jp2": {"href": "s3://sentinel-s2-l2a/tiles/50/S/KA/B04.jp2"},
             "thumbnail": {"href": f"{base}/thumbnail.jpg"},
         },
     }
 
-    scene = scene_from_item(tmp_path / "item.json", item)
+    with caplog.at_level(logging.WARNING):
+        scene = scene_from_item(tmp_path / "item.json", item)
 
-    assert scene.band_paths == {
-        "B04": (str(tmp_path / "B04.tif"), 1),
-        "B08": (f"/vsicurl/{base}/B08.tif", 1),
-        "B11": ("/vsis3/sentinel-cogs/sentinel-s2-l2a-cogs/50/S/KA/B11.tif", 1),
-    }
+    assert scene.band_paths == {"B04": (str(tmp_path / "B04.tif"), 1)}
+    assert f"B08 ({base}/B08.tif: remote, and no B08.tif beside the item)" in caplog.text
+    assert "B11 (s3://sentinel-cogs/sentinel-s2-l2a-cogs/50/S/KA/B11.tif: remote, and no B11.tif" in caplog.text
+    assert "secret" not in caplog.text
     assert scene.dn_offset == -1000.0
     assert scene.cloud_cover is None
 
@@ -437,16 +440,68 @@ def test_scenes_without_the_scl_others_have_are_warned_of_as_unmasked(
     assert "S2A_50SKA_20230811_0_L2A" in caplog.text
 
 
-def test_a_remote_band_file_that_fails_to_open_stops_the_season(season_folder: Path) -> None:
-    """A network failure is not the data's: the season is not read without the band."""
+def test_a_local_item_never_reads_a_remote_band_file_so_a_server_that_never_answers_costs_nothing(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GDAL opened an http href of a local item with no timeout: a server that never answered hung the run."""
     item_path = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "S2A_50SKA_20200610_0_L2A.json"
     item = json.loads(item_path.read_text())
     (item_path.parent / "B11.tif").unlink()
-    item["assets"]["swir16"]["href"] = "http://127.0.0.1:9/S2A_50SKA_20200610_0_L2A/B11.tif"
+    with StacServer([], {}) as server:
+        server.fail("/", *[Fault(hang=True)] * 5)
+        item["assets"]["swir16"]["href"] = f"{server.url}/S2A_50SKA_20200610_0_L2A/B11.tif"
+        item_path.write_text(json.dumps(item))
+        with caplog.at_level(logging.WARNING):
+            imagery = open_imagery(season_folder)
+        assert server.records == []
+
+    scene = next(scene for scene in imagery.scenes if scene.scene_id == "S2A_50SKA_20200610_0_L2A")
+    assert "B11" not in scene.band_paths and "B11" not in imagery.bands
+    assert "B11.tif: remote, and no B11.tif beside the item)" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["absolute", "file URL", "relative"])
+def test_a_local_items_href_to_a_file_outside_the_imagery_folder_is_not_read(
+    season_folder: Path, tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An item's href named any file on the computer (another tenant's rasters, /etc/passwd, which run.json then
+    fingerprinted): only files inside the imagery folder are read."""
+    elsewhere = tmp_path / "private" / "B05.tif"
+    elsewhere.parent.mkdir()
+    scene_folder = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A"
+    shutil.copy(scene_folder / "B05.tif", elsewhere)
+    href = {"absolute": str(elsewhere), "file URL": elsewhere.as_uri(), "relative": "../../../private/B05.tif"}[where]
+    item_path = scene_folder / "S2A_50SKA_20200610_0_L2A.json"
+    item = json.loads(item_path.read_text())
+    item["assets"]["rededge1"]["href"] = href
     item_path.write_text(json.dumps(item))
 
-    with pytest.raises(ImageryError, match=r"/vsicurl/http://127.0.0.1:9/.*B11.tif: GDAL cannot open it"):
-        open_imagery(season_folder)
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    scene = next(scene for scene in imagery.scenes if scene.scene_id == "S2A_50SKA_20200610_0_L2A")
+    assert "B05" not in scene.band_paths
+    assert f"B05 ({href}: outside {season_folder})" in caplog.text
+    assert all(str(elsewhere) not in path for scene in imagery.scenes for path, _ in scene.band_paths.values())
+
+
+@pytest.mark.parametrize("where", ["absolute", "file URL", "relative"])
+def test_a_local_items_href_to_a_file_elsewhere_in_the_imagery_folder_is_read(
+    season_folder: Path, where: str
+) -> None:
+    shared = season_folder / "shared" / "copy.tif"
+    shared.parent.mkdir()
+    scene_folder = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A"
+    (scene_folder / "B05.tif").rename(shared)
+    href = {"absolute": str(shared), "file URL": shared.as_uri(), "relative": "../../shared/copy.tif"}[where]
+    item_path = scene_folder / "S2A_50SKA_20200610_0_L2A.json"
+    item = json.loads(item_path.read_text())
+    item["assets"]["rededge1"]["href"] = href
+    item_path.write_text(json.dumps(item))
+
+    scene = next(scene for scene in open_imagery(season_folder).scenes if scene.scene_id == "S2A_50SKA_20200610_0_L2A")
+
+    assert scene.band_paths["B05"] == (str(shared), 1)
 
 
 def test_an_unparseable_item_is_named(season_folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import zipfile
 from datetime import datetime, timezone
@@ -134,3 +135,23 @@ def test_a_band_file_the_metadata_lists_but_the_product_lacks_is_named(tmp_path:
     ((_, band, path, message),) = imagery.unopened
     assert band == "B08" and path.endswith("_B08_10m.jp2") and message
     assert "B08" not in imagery.bands and "B04" in imagery.bands
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_band_file_the_metadata_lists_outside_the_product_is_not_read(
+    tmp_path: Path, zipped: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """IMAGE_FILE "../../x" named a file beside the product (anywhere on the computer, for a .SAFE folder)."""
+    safe = write_safe(tmp_path / "season")
+    listed = f"{GRANULE}/R20m/T50SKB_20240315T031521_B11_20m"
+    outside = "../outside/T50SKB_20240315T031521_B11_20m"
+    shutil.copytree(safe / GRANULE / "R20m", tmp_path / "season" / "outside")
+    metadata = safe / "MTD_MSIL2A.xml"
+    metadata.write_text(metadata.read_text().replace(listed, outside))
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(zip_safe(safe) if zipped else safe)
+
+    (scene,) = imagery.scenes
+    assert "B11" not in scene.band_paths and not any(".." in path for path, _ in scene.band_paths.values())
+    assert f"IMAGE_FILE {outside}.jp2 is not read: it lies outside the product" in caplog.text
