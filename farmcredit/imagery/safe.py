@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 METADATA_NAME = "MTD_MSIL2A.xml"
 L1C_METADATA_NAME = "MTD_MSIL1C.xml"
+# Most bytes of a MTD_MSIL2A.xml read (a real one is some 60 kB).
+METADATA_MAX_BYTES = 16 * 2**20
 # ".../IMG_DATA/R10m/T50SKB_20240315T031521_B04_10m" (baselines before 02.07 prefix "L2A_").
 _IMAGE_FILE = re.compile(r"_(B\d{2}|B8A|SCL)_(\d{2})m$")
 # A Sentinel-2 product's name (S2B_MSIL2A_20240315T031521_N0510_...), as downloaded.
@@ -73,7 +75,9 @@ def safe_scenes(path: Path) -> list[Scene]:
         if METADATA_NAME not in members:
             _refuse_l1c(path, members)
             raise ImageryError(f"{path}: no {METADATA_NAME} in the .SAFE folder")
+        _check_metadata_size(path / METADATA_NAME, (path / METADATA_NAME).stat().st_size)
         return [_scene(path, (path / METADATA_NAME).read_bytes(), members, str(path))]
+    scenes = []
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -81,15 +85,27 @@ def safe_scenes(path: Path) -> list[Scene]:
             if not found:
                 _refuse_l1c(path, names)
                 raise ImageryError(f"{path}: the zip holds no {METADATA_NAME}; is it a Sentinel-2 L2A product?")
-            metadata = {name: archive.read(name) for name in found}
+            for name in found:  # one product's metadata in memory at a time
+                _check_metadata_size(Path(f"{path}/{name}"), archive.getinfo(name).file_size)
+                root = name[: -len(METADATA_NAME)]
+                members = {member[len(root):] for member in names if member.startswith(root)}
+                scenes.append(_scene(path, archive.read(name), members,
+                                     f"/vsizip/{path.resolve()}/{root.rstrip('/')}".rstrip("/")))
     except (zipfile.BadZipFile, OSError) as error:
         raise ImageryError(f"{path}: not a readable zip file ({error})") from error
-    scenes = []
-    for name in found:
-        root = name[: -len(METADATA_NAME)]
-        members = {member[len(root):] for member in names if member.startswith(root)}
-        scenes.append(_scene(path, metadata[name], members, f"/vsizip/{path.resolve()}/{root.rstrip('/')}".rstrip("/")))
     return scenes
+
+
+def _check_metadata_size(path: Path, size: int) -> None:
+    """Refuse a product's metadata file (``path``, maybe a zip's member) of ``size`` bytes over
+    ``METADATA_MAX_BYTES``: a real one is some 60 kB, and a zip of a few MB can unpack to GBs.
+
+    Raises:
+        ImageryError: naming the file and its size.
+    """
+    if size > METADATA_MAX_BYTES:
+        raise ImageryError(f"{path}: {size} bytes, over the {METADATA_MAX_BYTES // 2**20} MiB a Sentinel-2 product's "
+                           f"{METADATA_NAME} can be (some 60 kB); not a product's metadata, it is not read")
 
 
 def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene:

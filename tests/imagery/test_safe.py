@@ -155,3 +155,20 @@ def test_a_band_file_the_metadata_lists_outside_the_product_is_not_read(
     (scene,) = imagery.scenes
     assert "B11" not in scene.band_paths and not any(".." in path for path, _ in scene.band_paths.values())
     assert f"IMAGE_FILE {outside}.jp2 is not read: it lies outside the product" in caplog.text
+
+
+def test_a_zip_whose_metadata_unpacks_to_more_than_a_product_holds_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """A 2 MB zip whose MTD_MSIL2A.xml unpacked to 2 GiB took 4.4 GB of memory, then ended in a traceback."""
+    archive = tmp_path / f"{PRODUCT}.zip"
+    member = f"{PRODUCT}.SAFE/MTD_MSIL2A.xml"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle, handle.open(member, "w") as metadata:
+        metadata.write(b"<?xml version='1.0'?><root>")
+        for _ in range(20):
+            metadata.write(b" " * 2**20)
+        metadata.write(b"</root>")
+    assert archive.stat().st_size < 100_000
+
+    with pytest.raises(ImageryError, match=f"{member}: {20 * 2**20 + 34} bytes, over the 16 MiB"):
+        open_imagery(archive)
