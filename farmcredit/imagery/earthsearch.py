@@ -274,7 +274,7 @@ def is_level_1c_item(item: dict[str, Any]) -> bool:
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         # A broken item would silently drop a date from the season: refuse instead.
         raise ImageryError(f"{path}: not valid JSON ({error}); fix or remove it") from error
 

@@ -557,7 +557,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise ImageryError(f"{path}: not valid JSON ({error})") from error
 
 
@@ -580,7 +580,7 @@ def _marked_unfinished(folder: Path) -> Iterator[None]:
     else:
         try:
             document = json.loads(earlier)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             document = {"unreadable_manifest": str(error)}
         if not isinstance(document, dict):
             document = {"unreadable_manifest": f"a JSON {type(document).__name__}, not an object"}
@@ -735,7 +735,7 @@ class LocalScene:
             properties = item["properties"]
             grid = SceneGrid.from_json(properties["farmcredit:grid"])
             windows = tuple(tuple(float(v) for v in bounds) for bounds in properties["farmcredit:windows"])
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, ValueError):
             return None  # absent, or not written by a fetch (or damaged): `fetch_scene` will not replace it
         assets = {name: asset for key, asset in (item.get("assets") or {}).items()
                   if (name := band_name(key)) is not None and (folder / f"{name}.tif").is_file()}

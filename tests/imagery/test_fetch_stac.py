@@ -523,6 +523,24 @@ def test_a_servers_item_naming_a_local_file_is_refused_and_the_file_never_read(t
     assert not (tmp_path / "s2").exists()
 
 
+def test_json_nested_too_deep_to_parse_in_the_folder_is_told_not_a_traceback(tmp_path: Path) -> None:
+    """A manifest or scene item 200,000 arrays deep raised RecursionError: a fetch now replaces the manifest (as any
+    that does not read), refuses to replace the scene folder (as one no fetch wrote), and reading it is an error."""
+    deep = "[" * 200_000 + "]" * 200_000
+    items, files = _three_dates(tmp_path)
+    out = tmp_path / "s2"
+    out.mkdir()
+    (out / "manifest.json").write_text(deep)
+    with pytest.raises(ImageryError, match="manifest.json: not valid JSON"):
+        read_manifest(out)
+    with StacServer(items[:1], files) as server:
+        manifest = _fetch(server, MARCH_FIELD, out, season=MARCH_2024)
+        assert [s.scene_id for s in manifest.scenes] == [items[0]["id"]]
+        (out / items[0]["id"] / f"{items[0]['id']}.json").write_text(deep)
+        with pytest.raises(InputError, match="a folder of scene .* that farmcredit fetch did not write"):
+            _fetch(server, MARCH_FIELD, out, season=MARCH_2024)
+
+
 def test_a_scene_held_on_another_grid_is_never_copied_into_a_new_one(tmp_path: Path) -> None:
     """The server's COGs of an item moved half a pixel since the folder was fetched: the held windows' numbers mean
     other pixels on the new grid, so the item is left out (named with why), the folder as it was."""

@@ -513,6 +513,15 @@ def test_an_unparseable_item_is_named(season_folder: Path) -> None:
     assert str(item) in str(raised.value)
 
 
+def test_json_nested_too_deep_to_parse_is_named_not_a_traceback(season_folder: Path) -> None:
+    deep = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "notes.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+
+    with pytest.raises(ImageryError, match="not valid JSON") as raised:
+        open_imagery(season_folder)
+    assert str(deep) in str(raised.value)
+
+
 @pytest.mark.parametrize(("edit", "what"), [
     (lambda item: item["properties"].update({"eo:cloud_cover": "n/a"}), "ValueError"),
     (lambda item: item["assets"]["red"].update({"raster:bands": {"offset": -0.1}}), "KeyError"),
