@@ -96,7 +96,8 @@ class HttpSettings:
     """How patient remote reads are (STAC API, COG range reads, Sentinel Hub).
 
     Attributes:
-        timeout_s: Seconds one request may take before it counts as failed.
+        timeout_s: Seconds one request may take before it counts as failed (a Sentinel Hub request: each wait for its
+            answer).
         attempts: Tries per request on a 429, a 5xx or a timeout, the first included.
         retry_delay_s: Wait before the first retry, seconds; later waits grow (backoff).
     """

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import date
@@ -36,10 +37,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import geopandas as gpd
 import numpy as np
 import rasterio
+import requests
 import shapely
 import shapely.geometry
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
+from requests.adapters import HTTPAdapter
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import DeferredInterrupt, gdal_http_env, gdal_message, interrupt_between_gdal_calls
@@ -78,6 +81,9 @@ SUPERSEDED_COVER = 0.9
 # its own footprint has data): the rest is slack for footprints outlined a little differently.
 WINDOW_COVER = 0.99
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Most bytes of one STAC API response (a page of 100 Earth Search items is some 1-2 MB).
+RESPONSE_MAX_BYTES = 64 * 2**20
+_READ_CHUNK_BYTES = 2**16
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
 _QUERY_IN_TEXT = re.compile(r"(?<=[\w/.~%-])\?[^\s'\"()<>,]*")
@@ -209,7 +215,6 @@ def search_items(
             a STAC API with item search.
     """
     import pystac
-    import requests
     from pystac_client import Client
     from pystac_client.errors import ClientTypeError
     from pystac_client.exceptions import APIError
@@ -236,7 +241,10 @@ def search_items(
     with rewritten_logs(_URL_LOGGERS, lambda text: _scrubbed(text, url)):
         try:
             # Client.open hands its own timeout to the StacApiIO, replacing the one given there.
-            client = Client.open(url, stac_io=StacApiIO(max_retries=retry), timeout=http.timeout_s)
+            stac_io = StacApiIO(max_retries=None)
+            for scheme in ("http://", "https://"):
+                stac_io.session.mount(scheme, WholeResponseAdapter(max_retries=retry))
+            client = Client.open(url, stac_io=stac_io, timeout=http.timeout_s)
             arguments: dict[str, Any] = {
                 "collections": [source.collection],
                 "intersects": shapely.geometry.mapping(_searched(area)),
@@ -257,6 +265,61 @@ def search_items(
             reason = text.splitlines()[0][:300] if text else type(error).__name__
             raise ImageryError(f"{public_url(url)}: STAC search failed ({reason}){_collection_hint(url)}") from error
     return [_absolute(item) for item in items]
+
+
+class WholeResponseAdapter(HTTPAdapter):
+    """requests' transport with each response read whole within the request's timeout, at most
+    ``RESPONSE_MAX_BYTES``.
+
+    requests' timeout bounds each wait on the socket, so a server sending a byte at a time held a search for ever, and
+    a search response of a GB took its size in memory, and more.
+    """
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: float | None = None,
+             **options: Any) -> requests.Response:
+        started = time.monotonic()
+        response = super().send(request, stream=True, timeout=timeout, **options)
+        if stream:
+            return response
+        try:
+            response._content = _whole_body(response, started, timeout)
+            response._content_consumed = True  # so closing it keeps the connection for the next request
+        finally:
+            response.close()
+        return response
+
+
+def _whole_body(response: requests.Response, started: float, timeout: float | None) -> bytes:
+    """The body of a streamed ``response`` to a request sent at ``started`` (``time.monotonic``).
+
+    Raises:
+        requests.exceptions.ReadTimeout: It has not all arrived ``timeout`` seconds after ``started``.
+        requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``.
+    """
+    deadline = None if timeout is None else started + float(timeout)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > RESPONSE_MAX_BYTES:
+        raise _too_large(response, int(declared))
+    # urllib3 >= 2.3 returns what has arrived (read1); an older one waits for a whole chunk.
+    read = getattr(response.raw, "read1", response.raw.read)
+    body = bytearray()
+    while chunk := read(_READ_CHUNK_BYTES, decode_content=True):
+        body += chunk
+        if len(body) > RESPONSE_MAX_BYTES:
+            raise _too_large(response, None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise requests.exceptions.ReadTimeout(
+                f"{public_url(response.url)}: the response has not all arrived within the timeout of {timeout:g} s",
+                response=response)
+    return bytes(body)
+
+
+def _too_large(response: requests.Response, size: int | None) -> requests.exceptions.ContentDecodingError:
+    """The error of a response of ``size`` bytes (None: more than it reads) over ``RESPONSE_MAX_BYTES``."""
+    return requests.exceptions.ContentDecodingError(
+        f"{public_url(response.url)}: a response of {'more than ' if size is None else ''}"
+        f"{RESPONSE_MAX_BYTES if size is None else size} bytes, over the {RESPONSE_MAX_BYTES / 2**20:g} MiB a STAC "
+        "API's page of items may take", response=response)
 
 
 def remote_scene(item: Mapping[str, Any], source: RemoteSource) -> Scene:

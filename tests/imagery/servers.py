@@ -53,12 +53,15 @@ class Fault:
         hang: Never answer: wait until the client closes the connection, the server stops or HANG_LIMIT_S pass
             (a safety net: a client that times out closes long before).
         truncate: Send the normal headers but only half the body, then close the connection.
+        drip_s: Send the normal headers, then the body a byte at a time, one every this many seconds, until the
+            client closes the connection, the server stops or HANG_LIMIT_S pass.
     """
 
     status: int | None = None
     retry_after: str | None = None
     hang: bool = False
     truncate: bool = False
+    drip_s: float | None = None
 
 
 @dataclass
@@ -182,6 +185,12 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if method == "HEAD":
                 return
+            if fault is not None and fault.drip_s is not None:
+                with server._lock:
+                    server._hanging.append(threading.current_thread())
+                record.abandoned = _drip(self.wfile, response.body, fault.drip_s, server._stop)
+                self.close_connection = True
+                return
             sent = response.body[: len(response.body) // 2] if fault is not None and fault.truncate else response.body
             self.wfile.write(sent)
             record.bytes_sent = len(sent)
@@ -200,6 +209,21 @@ def _client_leaves(connection: socket.socket, stop: threading.Event) -> bool:
         if stop.wait(0.05) or time.monotonic() > deadline:
             return _closed_by_client(connection)
     return True
+
+
+def _drip(stream: Any, body: bytes, interval_s: float, stop: threading.Event) -> bool:
+    """Send ``body`` a byte every ``interval_s`` until the client closes the connection (True: it gave up), or
+    ``stop`` is set, HANG_LIMIT_S pass or it is all sent (False)."""
+    deadline = time.monotonic() + HANG_LIMIT_S
+    for index in range(len(body)):
+        try:
+            stream.write(body[index : index + 1])
+            stream.flush()
+        except ConnectionError:
+            return True
+        if stop.wait(interval_s) or time.monotonic() > deadline:
+            break
+    return False
 
 
 def _closed_by_client(connection: socket.socket) -> bool:

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import re
+import time
 from datetime import date
 from pathlib import Path
 
@@ -640,6 +641,27 @@ def test_a_fetch_into_a_folder_another_fetch_is_writing_is_refused_before_any_re
         holder.kill()
         holder.wait()
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
+
+
+def test_a_search_response_that_drips_in_fails_within_the_timeout(synthetic_29rkh, tmp_path: Path) -> None:
+    """requests' timeout bounds each wait on the socket: a server sending a byte every 0.2 s kept a fetch with a
+    1 s timeout waiting for ever."""
+    with StacServer([synthetic_29rkh[0]], synthetic_29rkh[1]) as server:
+        server.fail("/search", Fault(drip_s=0.2))
+        started = time.monotonic()
+        with pytest.raises(ImageryError, match="STAC search failed .*has not all arrived within the timeout of 1 s"):
+            _fetch(server, FIELDS, tmp_path / "s2")
+        assert time.monotonic() - started < 10
+
+
+def test_a_search_response_over_the_size_limit_is_refused(
+    synthetic_29rkh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search response of a GB took 2.5 GB of memory: one over ``RESPONSE_MAX_BYTES`` is refused."""
+    monkeypatch.setattr("farmcredit.imagery.stac.RESPONSE_MAX_BYTES", 2**10)
+    with StacServer([synthetic_29rkh[0]] * 3, synthetic_29rkh[1]) as server, pytest.raises(
+            ImageryError, match="STAC search failed .*a response of \\d+ bytes, over the 0.000976562 MiB"):
+        _fetch(server, FIELDS, tmp_path / "s2")
 
 
 def test_one_503_is_retried(synthetic_29rkh, tmp_path: Path) -> None:
