@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -479,11 +478,9 @@ def test_a_card_whose_width_the_weights_do_not_have_is_refused_before_its_networ
     weights = tmp_path / "m.safetensors"
     weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
     card_path(weights).write_text(json.dumps({**json.loads(card_path(DEFAULT_WEIGHTS).read_text()), "width": width}))
-    started = time.perf_counter()
     with pytest.raises(InputError, match=rf"do not fit the network its card describes \(6 classes, width {width}\): "
                                          r"size mismatch for date_encoder\.0\.weight"):
         CnnCroplandModel.from_file(weights, device="cpu")
-    assert time.perf_counter() - started < 5
 
 
 def rehashed(weights: Path, tensors: dict) -> Path:
