@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from farmcredit import __version__
-from farmcredit.errors import FarmcreditError
+from farmcredit.errors import FarmcreditError, InputError
 from farmcredit.text import some
 
 if TYPE_CHECKING:
@@ -370,17 +370,33 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
 
 @cli.command("config")
-def print_config() -> None:
+@click.option("--out", type=click.Path(dir_okay=False), callback=_out_path,
+              help="File to write it to (UTF-8; refused if it exists) [default: standard output, as UTF-8].")
+def print_config(out: Path | None) -> None:
     """Print the packaged default configuration (YAML, with the sources of its values) to copy and edit for --config.
+
+    It is UTF-8 whatever the console's code page (it names crops in Chinese), as --config reads it; on Windows,
+    prefer --out to `>`, which PowerShell 5 writes as UTF-16.
 
     \b
     Example:
-      farmcredit config > region.yaml
+      farmcredit config --out region.yaml
       farmcredit assess parcels.geojson --imagery imagery --config region.yaml
     """
     from farmcredit.config import packaged_config_text
 
-    click.echo(packaged_config_text(), nl=False)
+    text = packaged_config_text().encode("utf-8")
+    if out is None:
+        click.get_binary_stream("stdout").write(text)
+        return
+    try:
+        with out.open("xb") as file:
+            file.write(text)
+    except FileExistsError as exc:
+        raise InputError(f"{out} exists: remove it or name another file (it may be a config you edited)") from exc
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}") from exc
+    console.print(f"wrote {out}", markup=False)
 
 
 @cli.command()

@@ -6,6 +6,7 @@ Everything is validated once at load time and hashed into the audit record.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from functools import lru_cache
@@ -433,7 +434,7 @@ def load_config(path: str | Path | None = None) -> Config:
         text, source = packaged, "default configuration"
     else:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = _config_text(Path(path).read_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
@@ -455,3 +456,15 @@ def load_config(path: str | Path | None = None) -> Config:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
                              for err in exc.errors())
         raise ConfigError(f"invalid config {source}: {problems}") from exc
+
+
+def _config_text(data: bytes) -> str:
+    """A config file's text: UTF-8, its byte-order mark (Notepad's) taken off, or UTF-16 with one (PowerShell 5's
+    ``>``).
+
+    Raises:
+        UnicodeDecodeError: it is neither.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")

@@ -1,5 +1,9 @@
 """Configuration is validated at load time and hashed deterministically."""
 
+import codecs
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,3 +228,23 @@ def test_config_command_prints_the_packaged_default_to_copy_for_config(tmp_path:
     copy = tmp_path / "region.yaml"
     copy.write_text(done.stdout, encoding="utf-8")
     assert load_config(copy) == load_config()
+
+
+def test_the_config_printed_is_utf8_whatever_the_consoles_code_page_and_read_back_with_a_bom(tmp_path: Path) -> None:
+    """On Windows `>` wrote the console's code page: cp1252 stopped at 小麦 (a traceback, half a file), GBK wrote a file
+    --config refused as not UTF-8, and PowerShell 5 writes UTF-16; --out writes UTF-8, and --config reads a file with
+    a byte-order mark (Notepad's UTF-8, PowerShell's UTF-16)."""
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    printed = subprocess.run([sys.executable, "-m", "farmcredit", "config"], capture_output=True, env=env, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == DEFAULT.read_bytes()
+    written = subprocess.run([sys.executable, "-m", "farmcredit", "config", "--out", str(tmp_path / "region.yaml")],
+                             capture_output=True, env=env, timeout=120)
+    assert written.returncode == 0 and (tmp_path / "region.yaml").read_bytes() == DEFAULT.read_bytes()
+    again = subprocess.run([sys.executable, "-m", "farmcredit", "config", "--out", str(tmp_path / "region.yaml")],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 2 and "exists" in again.stderr
+    text = DEFAULT.read_text(encoding="utf-8")
+    for name, data in (("bom.yaml", codecs.BOM_UTF8 + text.encode("utf-8")), ("utf16.yaml", text.encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        assert load_config(tmp_path / name) == load_config()
