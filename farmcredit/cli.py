@@ -781,16 +781,20 @@ class _CountColumn(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total} {self.unit}")
 
 
-_NOT_SHOWN = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format, lone surrogates (unprintable), line and paragraph breaks
+_NOT_SHOWN = {"Cc", "Cs", "Zl", "Zp"}  # control, lone surrogates (unprintable), line and paragraph breaks
+# Format characters that reorder the line (bidi embeddings, overrides, isolates, the Arabic letter mark); the others
+# (zero-width joiner and non-joiner) are spelling: Persian کشت‌زار, Devanagari, emoji sequences.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _shown(text: str) -> str:
     """``text`` for a console line: its Rich markup escaped, and each character a terminal acts on rather than shows
-    (Unicode's control and format characters: an escape sequence, a newline, a bidi override) written as its Python
-    escape (``\\x1b``), so a parcel id or file name quoted in a message can neither clear the screen nor forge a line
-    of its own (the tool's messages are one line each)."""
+    (an escape sequence, a newline, a bidi override) written as its Python escape (``\\x1b``), so a parcel id or file
+    name quoted in a message can neither clear the screen, reorder it nor forge a line of its own (the tool's messages
+    are one line each)."""
     return escape("".join(char.encode("unicode_escape").decode("ascii")
-                          if unicodedata.category(char) in _NOT_SHOWN else char for char in text))
+                          if unicodedata.category(char) in _NOT_SHOWN or char in _BIDI_CONTROLS else char
+                          for char in text))
 
 
 class _ConsoleWarnings(logging.Handler):

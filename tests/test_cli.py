@@ -668,3 +668,13 @@ def test_the_measuring_bar_ends_with_measuring_and_each_later_stage_is_said(smal
     assert done.exit_code == 0, done.output
     steps = [event for event in events if event in ("bar ends", "finishing", "writing") or event.endswith("...")]
     assert steps == ["bar ends", f"{PORTFOLIO_STAGES}...", "finishing", f"{WRITING_OUTPUTS}...", "writing"]
+
+
+def test_joiners_are_spelling_and_shown_while_bidi_controls_are_escaped() -> None:
+    """Escaping every format character wrote Persian کشت‌زار (its zero-width non-joiner) and emoji sequences as
+    ``\\u200c`` and ``\\u200d``, an id no longer the one in the user's sheet; a bidi override reorders the line."""
+    from farmcredit.cli import _shown
+
+    for text in ("کشت\u200cزار-۱۲", "ग्राम\u200cपंचायत", "farm \U0001F468\u200d\U0001F33E 12", "地块-001"):
+        assert _shown(text) == text
+    assert _shown("P1\u202e10.0") == "P1\\u202e10.0" and _shown("P\u2066x\u2069") == "P\\u2066x\\u2069"
