@@ -329,7 +329,7 @@ def _local_band_files(
         else:
             path = item_path.parent / href
         path = Path(os.path.normpath(path))
-        if not _inside(path, root):
+        if not _inside(path, root, item_path.parent):
             unread.append(f"{name} ({_without_query(href)}: outside {root})")
         elif remote and not path.is_file():
             unread.append(f"{name} ({_without_query(href)}: remote, and no {path.name} beside the item)")
@@ -342,11 +342,14 @@ def _local_band_files(
     return band_paths
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` lies in ``folder`` (or is it), by their names made absolute (links inside are followed, as
-    linked scene folders are)."""
-    folder_text = os.path.abspath(folder)
-    return os.path.commonpath([os.path.abspath(path), folder_text]) == folder_text
+def _inside(path: Path, root: Path, scene_folder: Path) -> bool:
+    """Whether ``path`` lies in ``root`` (or is it) by their names made absolute (links inside are followed, as
+    linked scene folders are), or, as a file, in the folder that ``root`` or the item's ``scene_folder`` really is (an
+    href naming the real path of a linked scene folder)."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([named, folder]) == folder for named, folder in (
+        (os.path.abspath(path), os.path.abspath(root)), (real, os.path.realpath(root)),
+        (real, os.path.realpath(scene_folder))))
 
 
 def _without_query(href: str) -> str:

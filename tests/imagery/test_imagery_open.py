@@ -776,3 +776,23 @@ def test_a_folder_named_in_another_encoding_than_utf8_is_an_imagery_error_naming
     os.rename(os.fsencode(tmp_path) + b"/r\xe9gion", os.fsencode(tmp_path / "region"))
     (tmp_path / "region" / "2022-02-01").joinpath(os.fsdecode(b"\xcb\xb5\xc3\xf7.txt")).write_text("GBK notes")
     assert len(open_imagery(tmp_path).scenes) == 1  # a file never opened may be named as it likes
+
+
+def test_a_linked_scene_folder_whose_item_names_its_real_path_is_read(season_folder: Path, tmp_path: Path) -> None:
+    """A scene kept in a store and linked into the imagery folder, its item's hrefs naming the store's absolute paths:
+    read by the names made absolute, every band was outside the folder and the scene was left out."""
+    store = tmp_path / "store"
+    store.mkdir()
+    scene_id = "S2A_50SKA_20200610_0_L2A"
+    real = shutil.move(season_folder / "2020" / scene_id, store / scene_id)
+    item_path = Path(real) / f"{scene_id}.json"
+    item = json.loads(item_path.read_text())
+    for asset in item["assets"].values():
+        if not asset["href"].startswith(("http", "s3")) and asset["href"].endswith(".tif"):
+            asset["href"] = str(Path(real) / Path(asset["href"]).name)
+    item_path.write_text(json.dumps(item))
+    (season_folder / "2020" / scene_id).symlink_to(real, target_is_directory=True)
+
+    scene = next(scene for scene in open_imagery(season_folder).scenes if scene.scene_id == scene_id)
+    assert {"B04", "B08", "B05"} <= set(scene.band_paths)
+    assert all(path.startswith(str(store)) for path, _ in scene.band_paths.values())
