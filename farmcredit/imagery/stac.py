@@ -43,7 +43,6 @@ import shapely.geometry
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery._gdal import DeferredInterrupt, gdal_http_env, gdal_message, interrupt_between_gdal_calls
@@ -270,34 +269,25 @@ def search_items(
 
 class WholeResponseAdapter(HTTPAdapter):
     """requests' transport with each response's body read whole within the request's timeout of its headers' arrival,
-    at most ``RESPONSE_MAX_BYTES``; a body that has not arrived in time is asked for again as urllib3 retries a read
-    timeout (``max_retries``, with its backoff).
+    at most ``RESPONSE_MAX_BYTES``.
 
     requests' timeout bounds each wait on the socket, so a server sending a byte at a time held a search for ever, and
-    a search response of a GB took its size in memory, and more. The time urllib3 spends retrying before the headers
-    arrive (backoff, Retry-After) is not the body's: counted in, a retried search always failed.
+    a search response of a GB took its size in memory, and more. urllib3 retries what comes before the headers (a
+    timeout, a 5xx, Retry-After's wait), so the deadline starts with them: counted from the first try, a retried search
+    always failed. A body late past the deadline fails the request; it is not retried.
     """
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: float | None = None,
              **options: Any) -> requests.Response:
-        retries = self.max_retries
-        while True:
-            response = super().send(request, stream=True, timeout=timeout, **options)
-            if stream:
-                return response
-            try:
-                response._content = _whole_body(response, time.monotonic(), timeout)
-                response._content_consumed = True  # so closing it keeps the connection for the next request
-                return response
-            except requests.exceptions.ReadTimeout as late:
-                try:
-                    retries = retries.increment(request.method, request.url,
-                                                error=ReadTimeoutError(None, request.url, str(late)))
-                except MaxRetryError:
-                    raise late from None
-                retries.sleep()
-            finally:
-                response.close()
+        response = super().send(request, stream=True, timeout=timeout, **options)
+        if stream:
+            return response
+        try:
+            response._content = _whole_body(response, time.monotonic(), timeout)
+            response._content_consumed = True  # so closing it keeps the connection for the next request
+        finally:
+            response.close()
+        return response
 
 
 def _whole_body(response: requests.Response, started: float, timeout: float | None) -> bytes:
