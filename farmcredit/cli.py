@@ -781,10 +781,10 @@ class _CountColumn(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total} {self.unit}")
 
 
-_NOT_SHOWN = {"Cc", "Cs", "Zl", "Zp"}  # control, lone surrogates (unprintable), line and paragraph breaks
-# Format characters that reorder the line (bidi embeddings, overrides, isolates, the Arabic letter mark); the others
-# (zero-width joiner and non-joiner) are spelling: Persian کشت‌زار, Devanagari, emoji sequences.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Control and format characters (a bidi override, a zero-width space or byte-order mark that makes two ids print
+# alike), lone surrogates (unprintable), line and paragraph breaks.
+_NOT_SHOWN = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+_SPELLING = frozenset("\u200c\u200d")  # the zero-width non-joiner and joiner: Persian کشت‌زار, Devanagari, emoji
 
 
 def _shown(text: str) -> str:
@@ -793,7 +793,7 @@ def _shown(text: str) -> str:
     name quoted in a message can neither clear the screen, reorder it nor forge a line of its own (the tool's messages
     are one line each)."""
     return escape("".join(char.encode("unicode_escape").decode("ascii")
-                          if unicodedata.category(char) in _NOT_SHOWN or char in _BIDI_CONTROLS else char
+                          if unicodedata.category(char) in _NOT_SHOWN and char not in _SPELLING else char
                           for char in text))
 
 

@@ -434,7 +434,7 @@ def load_config(path: str | Path | None = None) -> Config:
         text, source = packaged, "default configuration"
     else:
         try:
-            text = _config_text(Path(path).read_bytes())
+            text = _config_text(Path(path).read_bytes(), path)
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
@@ -458,13 +458,15 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"invalid config {source}: {problems}") from exc
 
 
-def _config_text(data: bytes) -> str:
-    """A config file's text: UTF-8, its byte-order mark (Notepad's) taken off, or UTF-16 with one (PowerShell 5's
-    ``>``).
+def _config_text(data: bytes, path: str | Path) -> str:
+    """A config file's text: UTF-8, its byte-order mark (Notepad's) taken off.
 
     Raises:
-        UnicodeDecodeError: it is neither.
+        ConfigError: it is UTF-16 (PowerShell 5's ``>`` writes it, after reading the UTF-8 it was given in the
+            console's code page: 小麦 came out as 灏忛害, and every parcel declaring it an unknown crop).
+        UnicodeDecodeError: it is not UTF-8.
     """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+        raise ConfigError(f"config file {path} is UTF-16 text (as PowerShell 5's > writes it, garbling what is not "
+                          "ASCII on the way); write it with `farmcredit config --out FILE`, or save it as UTF-8")
     return data.decode("utf-8-sig")

@@ -678,3 +678,4 @@ def test_joiners_are_spelling_and_shown_while_bidi_controls_are_escaped() -> Non
     for text in ("کشت\u200cزار-۱۲", "ग्राम\u200cपंचायत", "farm \U0001F468\u200d\U0001F33E 12", "地块-001"):
         assert _shown(text) == text
     assert _shown("P1\u202e10.0") == "P1\\u202e10.0" and _shown("P\u2066x\u2069") == "P\\u2066x\\u2069"
+    assert _shown("P1\u200b") == "P1\\u200b" and _shown("\ufeffcredit") == "\\ufeffcredit"  # else printed as P1, credit

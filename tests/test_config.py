@@ -232,8 +232,9 @@ def test_config_command_prints_the_packaged_default_to_copy_for_config(tmp_path:
 
 def test_the_config_printed_is_utf8_whatever_the_consoles_code_page_and_read_back_with_a_bom(tmp_path: Path) -> None:
     """On Windows `>` wrote the console's code page: cp1252 stopped at 小麦 (a traceback, half a file), GBK wrote a file
-    --config refused as not UTF-8, and PowerShell 5 writes UTF-16; --out writes UTF-8, and --config reads a file with
-    a byte-order mark (Notepad's UTF-8, PowerShell's UTF-16)."""
+    --config refused as not UTF-8; --out writes UTF-8, and --config reads one with a byte-order mark (Notepad's).
+    PowerShell 5's `>` writes UTF-16 of what it read in the console's code page (小麦 as 灏忛害): refused, not read as
+    unknown crops."""
     env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
     printed = subprocess.run([sys.executable, "-m", "farmcredit", "config"], capture_output=True, env=env, timeout=120)
     assert printed.returncode == 0, printed.stderr
@@ -245,6 +246,9 @@ def test_the_config_printed_is_utf8_whatever_the_consoles_code_page_and_read_bac
                            capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 2 and "exists" in again.stderr
     text = DEFAULT.read_text(encoding="utf-8")
-    for name, data in (("bom.yaml", codecs.BOM_UTF8 + text.encode("utf-8")), ("utf16.yaml", text.encode("utf-16"))):
-        (tmp_path / name).write_bytes(data)
-        assert load_config(tmp_path / name) == load_config()
+    (tmp_path / "bom.yaml").write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    assert load_config(tmp_path / "bom.yaml") == load_config()
+    garbled = text.encode("utf-8").decode("gbk", errors="replace")  # as PowerShell 5 reads a native command's output
+    (tmp_path / "ps5.yaml").write_bytes(garbled.encode("utf-16"))
+    with pytest.raises(ConfigError, match="ps5.yaml is UTF-16 text .*farmcredit config --out FILE"):
+        load_config(tmp_path / "ps5.yaml")
