@@ -604,8 +604,9 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
     return _Section(title, (*blocks, _Plot("stability", "Shares per bin, reference against this run", _png(fig))))
 
 
-# Why a parcel has no risk grade, the first that applies: an error, or no PD, its health and yield not rated.
-_UNGRADED = ("not assessed, status error", "referred, too few clear images to rate their health and yield",
+# Why a parcel has no risk grade, the first that applies: an error, too little imagery to grade it, or no PD, its
+# health and yield not rated.
+_UNGRADED = ("not assessed, status error", "referred, too few clear images to grade their risk",
              "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
 
 

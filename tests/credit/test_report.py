@@ -229,7 +229,7 @@ def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_p
     table.loc[7, "reason"] = "PARTLY_CULTIVATED"
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
     assert (f"Left out: 8 of {len(table)} parcels without a risk grade: 3 not assessed, status error; "
-            "2 referred, too few clear images to rate their health and yield; 2 with nothing cultivated to lend on; "
+            "2 referred, too few clear images to grade their risk; 2 with nothing cultivated to lend on; "
             "1 with no health or yield measured.") in text
 
 
