@@ -80,7 +80,7 @@ def derive_signals(
     # A season whose clear dates all miss its crop's peak weeks (a monsoon clouds July to September) has its highest
     # clear NDVI from green-up or senescence: rated on it, the parcel would look poor and drag its peers' ranks up.
     peak_unseen, peak_days = _peak_unseen(observed, crop_ndvi, doy, priced_crop, shift, config)
-    peak_unseen &= judged & ~fallow
+    peak_unseen &= ~fallow  # judged or not: one image after harvest read a wheat field's yield as 0.18 of typical
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen

@@ -36,6 +36,9 @@ KG_PER_TONNE = 1000
 CENT = Decimal("0.01")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
 UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED"})
+# Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
+# clear dates missed only the peak still measured the area): no finding on it is stated.
+UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,10 @@ def _data_checks(row: object, config: Config) -> list[str]:
     codes = []
     low, high = config.credit.declared_area_band
     declared = row.declared_area_ha
-    # Bare land where the season never saw the crop green says nothing of how much is cultivated.
-    judged = "SEASON_MISSES_CROP" not in row.reasons
+    # Bare land where the season never saw the crop green, or a season of too few clear images, says nothing of how
+    # much is cultivated nor how well: one image of a maize field at its peak called it not cultivated, one after
+    # harvest a wheat field's.
+    judged = UNJUDGED.isdisjoint(row.reasons)
     if judged and np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
         if declared > high * max(row.cultivated_area_high_ha, 0.0):
             codes.append("AREA_OVERSTATED")
@@ -181,9 +186,9 @@ def _data_checks(row: object, config: Config) -> list[str]:
         codes.append("CROP_MISMATCH")
     if seen == FALLOW and judged:
         codes.append("NOT_CULTIVATED")
-    elif seen != FALLOW and row.cultivated_fraction < 0.9:
+    elif judged and seen != FALLOW and row.cultivated_fraction < 0.9:
         codes.append("PARTLY_CULTIVATED")
-    if row.health_index < config.credit.low_health_index:
+    if judged and row.health_index < config.credit.low_health_index:
         codes.append("LOW_HEALTH_VS_PEERS")
     return codes
 

@@ -268,6 +268,16 @@ def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_o
     assert decided["limit_arithmetic"].iloc[7].endswith("(refer: PEAK_NOT_OBSERVED)")
 
 
+def test_a_crop_seen_once_after_its_peak_gets_no_yield() -> None:
+    """A wheat field seen clear once, after harvest (13 August): too few dates to fit a crop, so its peak went
+    unchecked and its yield was read off that one image, 0.18 of typical where the whole season read 0.74."""
+    august = DOY == 226
+    clear = np.where(august, 1.0, 0.0)[None, :]
+    signals, reasons = _signals(_measure(_template("wheat")[None, :], clear=clear), declared=["wheat"])
+    assert reasons[0] == ["FEW_CLEAR_OBSERVATIONS", "PEAK_NOT_OBSERVED"]
+    assert np.isnan(signals["yield_p50_t_ha"].iloc[0]) and np.isnan(signals["relative_yield"].iloc[0])
+
+
 def test_a_crop_seen_failing_at_its_peak_is_judged_not_taken_as_unseen() -> None:
     """A drought maize whose green-up stalled, clear and bare on days 237 and 242 (its template is near its peak on
     days 211-244): its low readings pulled the best-fitting slide away from them, and the moved window alone made
