@@ -564,7 +564,9 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
     title = "3. Stability against the reference run"
     if base is None:
         return _Section(title, ("No reference run given: population stability was not measured.",))
-    score = "probability_of_default" if _has_pd(table) and _has_pd(base) else "health_index"
+    # A PD column with no values (no parcel graded) still has its shift measured: its nulls fill the missing bin.
+    score = "probability_of_default" if "probability_of_default" in table and "probability_of_default" in base \
+        else "health_index"
     blocks: list[str | _Table | _Plot | _Bullets] = [
         "Population stability index (PSI) = sum over bins of (this run's share - reference share) x "
         "ln(this run's share / reference share). Bins are fixed by the reference run's deciles "
@@ -626,6 +628,8 @@ def _calibration_section(table: pd.DataFrame) -> _Section:
     has_pd, observed = _has_pd(table), "defaulted" in table
     why = _why_ungraded(table).value_counts(sort=False)
     counts = "; ".join(f"{count:,} {reason}" for reason, count in why.items() if count)
+    if why.sum() == len(table):
+        return _Section("4. Calibration", (f"No parcel was graded: {counts}. There is nothing to calibrate.",))
     blocks: list[str | _Table | _Plot | _Bullets] = [
         f"Left out: {why.sum():,} of {len(table):,} parcels without a risk grade" + (f": {counts}." if counts else ".")
     ]

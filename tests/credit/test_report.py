@@ -252,6 +252,21 @@ def test_without_pd_the_report_uses_grades_and_health_index(tmp_path: Path) -> N
     assert "| health_index |" in text and "health_index stands in" in text
 
 
+def test_a_run_with_no_parcel_graded_keeps_pd_for_stability_and_says_why_nothing_is_calibrated(
+        tmp_path: Path) -> None:
+    """Every parcel referred for too little imagery: PD is still the column compared (all missing, in the missing
+    bin), and the calibration section says no parcel was graded instead of drawing an empty table and chart."""
+    ungraded = _results(risk_grade=None, probability_of_default=np.nan, health_index=np.nan, decision="refer",
+                        loan_limit=0.0, reason="FEW_CLEAR_OBSERVATIONS")
+    text = " ".join(credit_report(ungraded, _results(seed=5), out=tmp_path / "report.md", fmt="md").read_text()
+                    .split())
+    assert "stands in" not in text and "| probability_of_default | " in text and "| health_index |" not in text
+    assert (f"No parcel was graded: {len(ungraded)} referred, too few clear images to grade their risk. "
+            "There is nothing to calibrate.") in text
+    assert "By risk grade" not in text and "counts by grade only" not in text
+    assert not (tmp_path / "report-calibration.png").exists()
+
+
 def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"results table lacks required column\(s\): risk_grade, reason"):
         credit_report(_results().drop(columns=["risk_grade", "reason"]), out=tmp_path / "r.html")
