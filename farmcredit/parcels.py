@@ -275,7 +275,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
 
     outlines = _without_m(frame.geometry.to_numpy())
     too_many_vertices = _too_many_vertices(outlines, parcel_id, source)  # before the validity checks they would stall
-    geometry, repaired = repair_geometries(np.where(too_many_vertices, None, outlines))
+    for i in np.flatnonzero(too_many_vertices):
+        outlines[i] = _sketch(outlines[i])
+    geometry, repaired = repair_geometries(outlines)
     geometry_reasons = [(int(i), "TOO_MANY_VERTICES") for i in np.flatnonzero(too_many_vertices)]
     geometry_reasons += [(i, code) for i, code in repaired if not too_many_vertices[i]]  # not EMPTY_GEOMETRY as well
     flagged = {i for i, _ in geometry_reasons}
@@ -324,6 +326,24 @@ def _without_m(geoms: np.ndarray) -> np.ndarray:
         if rows.any():
             geoms[rows] = shapely.from_wkb(shapely.to_wkb(geoms[rows], output_dimension=dimension))
     return geoms
+
+
+def _sketch(outline: shapely.Geometry) -> shapely.Geometry | None:
+    """A TOO_MANY_VERTICES outline thinned to every k-th vertex of each ring, at most about half
+    ``MAX_PARCEL_VERTICES`` in all, to show the parcel on the map (it is not measured); None for what is not polygons.
+    Thinning takes time in step with the vertices, where simplifying a spiky outline takes GEOS seconds, or crashes it.
+    """
+    if shapely.get_type_id(outline) not in (3, 6):  # Polygon, MultiPolygon
+        return None
+    step = -(-2 * shapely.get_num_coordinates(outline) // MAX_PARCEL_VERTICES)
+
+    def thinned(ring: shapely.LinearRing) -> np.ndarray | None:
+        kept = np.asarray(ring.coords)[:-1:step]
+        return np.vstack([kept, kept[:1]]) if len(kept) >= 3 else None
+
+    polygons = [shapely.Polygon(shell, [hole for hole in map(thinned, part.interiors) if hole is not None])
+                for part in shapely.get_parts(outline) if (shell := thinned(part.exterior)) is not None]
+    return shapely.multipolygons(polygons) if len(polygons) > 1 else next(iter(polygons), None)
 
 
 def _refuse_specks(geoms: np.ndarray, crs: CRS | None, source: str) -> None:

@@ -344,9 +344,12 @@ def load_inputs(
     except ProjError as exc:  # a local engineering CRS, say: no transformation to the imagery's
         raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
+    geoms = local.geometry.to_numpy().copy()
+    # A TOO_MANY_VERTICES outline is kept, thinned, for the map only: GEOS's checks of the whole one would stall.
+    geoms[table["reasons"].map(lambda codes: "TOO_MANY_VERTICES" in codes).to_numpy(dtype=bool)] = None
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
-    return AssessmentInputs(cfg, risk, table, parcels_source, stack, local.geometry.to_numpy(), index,
+    return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
                             table.attrs.get("layer"), fingerprint, scenes)
 
 
@@ -630,7 +633,7 @@ def assemble_measurements(
     outside = (inside <= 0.0) & usable_geometries(geoms)
     measurements = ParcelMeasurements(
         dates=tuple(scene.acquired.date() for scene in imagery.scenes),
-        polygon_area_ha=area_m2 / M2_PER_HA,
+        polygon_area_ha=np.where(usable_geometries(geoms), area_m2 / M2_PER_HA, np.nan),  # no outline read: no area
         inside_share=np.clip(inside, 0.0, 1.0),
         clear_share=stats["clear"],
         ndvi_mean=stats["ndvi"],

@@ -505,6 +505,30 @@ def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_no
     np.testing.assert_array_equal(alone["clear"][1], pristine["clear"][1])
 
 
+def test_a_parcel_of_too_many_vertices_stays_on_the_map_and_unmeasured_outlines_have_no_area(
+        small_season, tmp_path) -> None:
+    """TOO_MANY_VERTICES keeps a thinned outline in the outputs (not measured); a parcel whose outline was not read
+    has polygon_area_ha empty, not 0 ha, and so has a borrower of no other parcel."""
+    from farmcredit.parcels import MAX_PARCEL_VERTICES
+
+    parcels = gpd.read_file(small_season.parcels_path).head(4)
+    field = parcels.geometry.iloc[3]
+    walked = shapely.segmentize(field.exterior, field.exterior.length / (MAX_PARCEL_VERTICES + 100))
+    parcels.loc[3, "geometry"] = shapely.Polygon(walked)
+    parcels.loc[2, "geometry"] = None
+    parcels.loc[2, "borrower_id"] = "ALONE"
+    results = assess(parcels, small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    walk, nothing = results.iloc[3], results.iloc[2]
+    assert "TOO_MANY_VERTICES" in walk["reason"] and nothing["reason"] == "EMPTY_GEOMETRY"
+    assert np.isnan(walk["polygon_area_ha"]) and np.isnan(nothing["polygon_area_ha"])
+    written = gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels").set_index("parcel_id")
+    assert written.loc[walk["parcel_id"]].geometry.area == pytest.approx(field.area, rel=1e-3)
+    table = pd.read_csv(tmp_path / "out" / "results.csv").set_index("parcel_id")
+    assert np.isfinite(table.loc[walk["parcel_id"], ["lon", "lat"]].astype(float)).all()
+    borrowers = pd.read_csv(tmp_path / "out" / "borrowers.csv").set_index("borrower_id")
+    assert np.isnan(borrowers.loc["ALONE", "polygon_area_ha"])
+
+
 def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_season, tmp_path) -> None:
     parcels = gpd.read_file(small_season.parcels_path).head(10)
     extra = gpd.GeoDataFrame(

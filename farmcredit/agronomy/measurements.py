@@ -16,7 +16,7 @@ class ParcelMeasurements:
 
     Attributes:
         dates: acquisition dates, ascending (length t).
-        polygon_area_ha: exact polygon area (ha), planar in the parcel's own UTM zone.
+        polygon_area_ha: exact polygon area (ha), planar in the parcel's own UTM zone; NaN where no outline was read.
         inside_share: share of the polygon area in the imagery (0-1): in cells of its grid with data on some date.
         clear_share: share of the parcel's in-imagery area that is clear on each date.
         ndvi_mean: coverage-weighted mean NDVI of clear pixels on each date.

@@ -18,7 +18,7 @@ from farmcredit.text import some
 
 # The area columns summed per borrower, each with the fewest numbers a sum needs (1: NaN, not 0, when no parcel
 # declared an area or had its area measured).
-_AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 0, "cultivated_area_ha": 1, "expected_revenue": 1}
+_AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 1, "cultivated_area_ha": 1, "expected_revenue": 1}
 # The borrower's own codes, of its total: no parcel carries them.
 BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
 _USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
