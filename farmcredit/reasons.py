@@ -73,13 +73,14 @@ _REASONS = (
     Reason("ZERO_LIMIT", "decline", "The harvest this parcel supports leaves nothing to lend once its costs are met."),
     Reason("LIMIT_BELOW_MINIMUM", "decline", "The borrower's supported limit is below the smallest loan offered."),
     Reason("LOW_HEALTH_VS_PEERS", "info", "The crop is less healthy than most similar parcels nearby."),
-    Reason("PARTLY_CULTIVATED", "info", "Only part of the parcel is cultivated; the limit uses that part."),
+    Reason("PARTLY_CULTIVATED", "info",
+           "Only part of the parcel is cultivated; a limit, where one is given, uses that part."),
     Reason("COST_CEILING", "info", "The limit is held to the production cost of the cultivated area."),
     Reason("RISK_GRADE", "info", "The risk grade lowers the limit below what the harvest would repay."),
     Reason("CAP_REACHED", "info", "The limit is held to the product's per-parcel cap."),
     Reason("BORROWER_CAP_REACHED", "info", "The borrower's total is held to the per-borrower cap."),
-    Reason("PARCEL_DECLINED", "info", "Declined for its own reasons (see the parcel's), so it adds nothing to the "
-           "borrower's limit."),
+    Reason("PARCEL_DECLINED", "info", "Declined for the reasons given in the parcel results, so nothing is added to "
+           "the borrower's limit."),
 )
 
 REASONS: dict[str, Reason] = {reason.code: reason for reason in _REASONS}

@@ -440,6 +440,9 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
     # The declined parcel's decline is its own, not the borrower's: the borrower is told it adds nothing.
     assert "NOT_CULTIVATED" not in ranked and ranked.index("PARCEL_DECLINED") > 0
     assert f"Parcel P1: {REASONS['PARCEL_DECLINED'].sentence}" in borrower["reason_text"]
+    # Read after one parcel's id or several: no "its" or "the parcel's" to clash with "Parcels P1, P2".
+    assert REASONS["PARCEL_DECLINED"].sentence.startswith("Declined for the reasons given in the parcel results")
+    assert "where one is given" in REASONS["PARTLY_CULTIVATED"].sentence  # also on parcels given no limit
     assert borrower["reason"] == ";".join(ranked[: CONFIG.credit.max_reasons]) and len(ranked) > 1
     assert borrower["reason_text"].startswith(f"Parcel P2: {REASONS['AREA_OVERSTATED'].sentence}")
     shuffled = _borrowers(parcels.iloc[::-1].reset_index(drop=True)).iloc[0]
