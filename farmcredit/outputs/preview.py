@@ -295,8 +295,11 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
     borrower = parcel.get("borrower_id")
     owner = f"borrower {borrower}" if pd.notna(borrower) and str(borrower) else "no borrower"
-    return (f"parcel {parcel['parcel_id']} ({owner}): {parcel['decision']}, "
-            f"limit {money(parcel['loan_limit'])} {currency}; {crop}, {health_text}{reason}")
+    # Without one worked out, why, as the arithmetic says it (too little clear imagery to grade its risk), not "0".
+    arithmetic = parcel.get("limit_arithmetic")
+    none = arithmetic.partition(" (")[0] if isinstance(arithmetic, str) and arithmetic.startswith("no limit: ") else ""
+    limit = none or f"limit {money(parcel['loan_limit'])} {currency}"
+    return f"parcel {parcel['parcel_id']} ({owner}): {parcel['decision']}, {limit}; {crop}, {health_text}{reason}"
 
 
 def _season(record: dict) -> str:

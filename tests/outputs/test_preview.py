@@ -261,3 +261,12 @@ def test_a_parcel_not_measured_says_why_rather_than_drawing_a_season_of_cloud(ou
     assert texts == ["not measured (status error, OUTSIDE_IMAGERY): The parcel lies outside the imagery for this "
                      "season."]
     assert "seen" not in title and "unknown, no health index - OUTSIDE_IMAGERY" in title
+
+
+def test_a_parcel_without_a_limit_worked_out_is_titled_with_why(outputs, assessed) -> None:
+    """Referred on too little imagery, it read "refer, limit 0 CNY", as if a limit of 0 had been worked out."""
+    parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
+    *_, (title,) = _panel_says(outputs, parcel, decision="refer", loan_limit=0.0, reason="FEW_CLEAR_OBSERVATIONS",
+                               limit_arithmetic="no limit: too little clear imagery to grade its risk (refer: "
+                                                "FEW_CLEAR_OBSERVATIONS)")
+    assert ": refer, no limit: too little clear imagery to grade its risk; " in title and "limit 0" not in title
