@@ -16,9 +16,8 @@ from farmcredit.credit.limit import imagery_first, money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
-# The area columns summed per borrower, each with the fewest numbers a sum needs (1: NaN, not 0, when no parcel
-# declared an area or had its area measured).
-_AREA_SUMS = {"declared_area_ha": 1, "polygon_area_ha": 1, "cultivated_area_ha": 1, "expected_revenue": 1}
+# The area columns summed per borrower: NaN, not 0, where no parcel declared an area or had its area measured.
+_AREA_SUMS = ("declared_area_ha", "polygon_area_ha", "cultivated_area_ha", "expected_revenue")
 # The borrower's own codes, of its total: no parcel carries them.
 BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
 _USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
@@ -60,8 +59,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     limits = parcels["loan_limit"].to_numpy(dtype=float)[order]
     codes = [text.split(";") for text in parcels["reason_all"].to_numpy(dtype=object)[order]]
     totals = [round(total, 2) for total in _sums(limits, starts, ends)]
-    area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count)
-                 for name, min_count in _AREA_SUMS.items()}
+    area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count=1)
+                 for name in _AREA_SUMS}
     limits = limits.tolist()
     rows = []
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
