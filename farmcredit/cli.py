@@ -24,6 +24,7 @@ from rich.text import Text
 
 from farmcredit import __version__
 from farmcredit.errors import FarmcreditError, InputError
+from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL, card_path
 from farmcredit.text import some
 
 if TYPE_CHECKING:
@@ -543,6 +544,58 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
     click.echo(format_report(report))
 
 
+@cli.command()
+@click.argument("model")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), callback=_out_path,
+              help="Write a calibrated copy here (.safetensors, its card .json beside). [default: rewrite the card "
+                   "beside MODEL; its weights are untouched]")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=AREA_INTERVAL_LEVEL,
+              show_default=True, help="Share of DATA's parcels whose true cultivated area the interval is to hold.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
+@dn_offset_option
+def calibrate(model: str, data: Path, out: Path | None, level: float, device: str, bands: str | None,
+              dn_offset: float | None) -> None:
+    """Calibrate CNN weights MODEL (a .safetensors file, or 'cnn' with --out) on labelled scene DATA they did not
+    train on: their crop probability (Platt scaling, with a reliability table) and, where DATA holds parcels.geojson
+    and truth.csv (as `farmcredit simulate` writes), their cultivated-area interval's margin.
+
+    Weights from `farmcredit train` are uncalibrated: their intervals are too narrow and assess warns so.
+
+    \b
+    Example:
+      farmcredit simulate --out calib --seed 201
+      farmcredit calibrate my-model.safetensors calib
+    """
+    from farmcredit.segmentation.calibration import calibrate as calibrate_model
+    from farmcredit.segmentation.registry import cnn_weights
+
+    with _warnings_on_console():
+        card = calibrate_model(cnn_weights(model), data, out, level=level, band_layout=parse_band_layout(bands),
+                               dn_offset=dn_offset, device=device)
+    record, calibration = card.metrics["calibration"], card.calibration
+    written = card_path(out if out is not None else cnn_weights(model))
+    console.print(f"wrote {written}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} labelled "
+                  "pixels" + (f"; area margin {calibration['mixed_margin']} from {record['parcels']} parcels (level "
+                              f"{level:g})" if "mixed_margin" in calibration else ""), markup=False, highlight=False)
+    click.echo(_reliability_text(record["reliability_before"], record["reliability_after"]))
+
+
+def _reliability_text(before: list[dict], after: list[dict]) -> str:
+    """Two reliability tables (``metrics.reliability_table``) side by side, bin by bin."""
+    rows = {"before": {row["bin"]: row for row in before}, "after": {row["bin"]: row for row in after}}
+
+    def cells(row: dict | None) -> str:
+        return f"{row['n']:>9} {row['predicted']:>9.3f} {row['observed']:>8.3f}" if row else f"{'-':>9} {'':>9} {'':>8}"
+
+    lines = [f"{'P(crop)':<8} {'before:':>9} {'':>9} {'':>8}   {'after:':>9}",
+             f"{'':<8} {'pixels':>9} {'predicted':>9} {'observed':>8}   {'pixels':>9} {'predicted':>9} {'observed':>8}"]
+    for name in sorted(rows["before"].keys() | rows["after"].keys()):
+        lines.append(f"{name:<8} {cells(rows['before'].get(name))}   {cells(rows['after'].get(name))}")
+    return "\n".join(lines)
+
+
 @cli.group()
 def credit() -> None:
     """Fit the risk model on a repayment history, and report on a run's decisions."""
@@ -697,8 +750,8 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
         console.print(f"[yellow]warning:[/] model {_shown(card.name)} has no calibrated area interval (its card has no "
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
-                      "scripts/calibrate_area_interval.py --weights FILE in a farmcredit source checkout (the "
-                      "installed package does not hold the script)", highlight=False)
+                      "`farmcredit calibrate WEIGHTS SCENE` on a labelled scene with parcels the weights did not "
+                      "train on (e.g. one from `farmcredit simulate --seed 201`)", highlight=False)
 
 
 def _reason_kind(reason: str) -> str:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
+
 AREA_TOLERANCE = 0.10
 MIN_PARCEL_HA = 0.1
 
@@ -111,7 +113,8 @@ def paired_hits(first: np.ndarray, second: np.ndarray) -> dict:
             "only_first": only_a, "only_second": only_b, "mcnemar_p": float(f"{p_value:.3g}")}
 
 
-def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarray, level: float = 0.8) -> float:
+def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarray,
+                     level: float = AREA_INTERVAL_LEVEL) -> float:
     """The interval margin (``mixed_margin``) that puts the truth inside the interval for ``level`` of the parcels.
 
     Split-conformal: ``results`` is an assessment made with no margin and ``mixed`` each of its

@@ -4,8 +4,8 @@ Split-conformal, on the held-out calibration scene (seed 201, which no model tra
 model assesses it with no margin, and the margin is the smallest that puts the true cultivated
 area inside the interval for 80% of the parcels (``evaluation.mixed_margin_for``). The CNN's
 margin is written into its card (the weights are untouched) with its and the rule's scores on
-the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``. Weights
-from ``farmcredit train`` carry no margin until this is run on them (``--weights``).
+the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``. For weights
+from ``farmcredit train``, ``farmcredit calibrate`` fits the margin and the Platt scaling alone.
 
 Usage: python scripts/calibrate_area_interval.py [--weights MODEL.safetensors] [--work DIR] [--level 0.8]
 """
@@ -25,12 +25,12 @@ from train_default_model import (  # noqa: E402
     TEST_SEEDS,
     area_scores,
     fit_margin,
-    margin,
     scene,
 )
 
 from farmcredit.config import load_config  # noqa: E402
 from farmcredit.segmentation import DEFAULT_WEIGHTS  # noqa: E402
+from farmcredit.segmentation.calibration import area_margin  # noqa: E402
 from farmcredit.segmentation.card import card_path  # noqa: E402
 from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
 from farmcredit.segmentation.rule import PhenologyRule  # noqa: E402
@@ -46,8 +46,8 @@ def main() -> None:
     tests = [scene(args.work, s) for s in TEST_SEEDS]
 
     rule_config = load_config().cropland_rule
-    rule_margin = round(margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})), calibration_scene,
-                               args.level), 3)
+    rule_margin = round(area_margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})),
+                                    calibration_scene, args.level), 3)
     rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
 
     cnn = CnnCroplandModel.from_file(args.weights, device="cpu")

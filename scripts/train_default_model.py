@@ -30,11 +30,12 @@ import pandas as pd
 from rasterio.windows import Window
 
 from farmcredit.config import load_config
-from farmcredit.evaluation import compare_area, mixed_margin_for, paired_hits, score_against_truth
+from farmcredit.evaluation import compare_area, paired_hits, score_against_truth
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import open_imagery, read_window
-from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
+from farmcredit.pipeline import run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
+from farmcredit.segmentation.calibration import area_margin
 from farmcredit.segmentation.card import MODEL_BANDS
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
@@ -64,7 +65,6 @@ from farmcredit.segmentation.training import (
     train,
 )
 from farmcredit.simulate import simulate_season
-from farmcredit.zonal import coverage_fractions
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = REPO.parent / "shared" / "data" / "labels"
@@ -133,19 +133,10 @@ def paired_with_rule(model, folders: list[Path]) -> dict:
             "overdeclared_flags": flags}
 
 
-def margin(model, folder: Path, level: float = 0.8) -> float:
-    """The model's ``mixed_margin`` fitted on a labelled simulated scene (the model must carry none)."""
-    parcels, imagery = folder / "parcels.geojson", folder / "imagery"
-    inputs = load_inputs(parcels, imagery)
-    mixed = mixed_cell_share(coverage_fractions(inputs.geoms, inputs.imagery.transform, inputs.imagery.shape))
-    results = run_assessment(parcels, imagery, model=model).parcels
-    return mixed_margin_for(results, pd.read_csv(folder / "truth.csv", dtype={"parcel_id": str}), mixed, level)
-
-
 def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict[str, float]:
     """``card``'s calibration with the area margin fitted on ``folder`` (any margin it had is dropped first)."""
     plain = {k: v for k, v in card.calibration.items() if k != "mixed_margin"}
-    fitted = margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
+    fitted = area_margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
     return {**plain, "mixed_margin": round(fitted, 3)}
 
 

@@ -26,6 +26,8 @@ INDICES: tuple[tuple[str, str], ...] = (("B08", "B04"), ("B03", "B08"), ("B08", 
 CLASSES: tuple[str, ...] = ("non_crop", "wheat", "maize", "rice", "soybean", "other_crop")
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v2.safetensors"
+# The share of parcels whose true cultivated area a calibrated interval holds (its ``mixed_margin`` is fitted so).
+AREA_INTERVAL_LEVEL = 0.8
 
 
 def uncalibrated() -> dict[str, float]:
