@@ -80,13 +80,15 @@ def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date]
 
 def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:
     """Parse ``DATE:BAND,BAND;DATE:BAND,...`` (one entry per stack band, in order)."""
+    from farmcredit.pipeline import iso_date
+
     if text is None:
         return None
     layout: list[tuple[date | None, str]] = []
     try:
         for group in text.split(";"):
             when, _, bands = group.rpartition(":")
-            day = date.fromisoformat(when.strip()) if when.strip() else None
+            day = iso_date(when) if when.strip() else None
             names = [band.strip().upper() for band in bands.split(",")]
             if not all(names):  # a stray ';' or ',' would otherwise count as a band
                 raise ValueError("an empty band name")

@@ -7,6 +7,7 @@ once, so memory is bounded by the window size, not by the tile or the number of 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,6 +238,9 @@ class AssessmentInputs:
     scenes: list[dict] | None = None
 
 
+ISO_DAY = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def as_season(
     season: str | Sequence[date | str] | None, max_days: int | None = MAX_SEASON_DAYS
 ) -> tuple[date, date] | None:
@@ -264,10 +268,22 @@ def as_season(
     return start, end
 
 
+def iso_date(text: str) -> date:
+    """A ``YYYY-MM-DD`` date, and only that form: Python 3.11's ``fromisoformat`` also reads ``20240301`` and week
+    dates, 3.10's does not, so the same input would be read or refused by the Python version.
+
+    Raises:
+        ValueError: another form, or no such day.
+    """
+    if not ISO_DAY.fullmatch(text := text.strip()):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
 def _day(value: date | str) -> date:
-    """A date from a date, a datetime (its day) or an ISO date string."""
+    """A date from a date, a datetime (its day) or an ISO date string (``iso_date``)."""
     if isinstance(value, str):
-        return date.fromisoformat(value.strip())
+        return iso_date(value)
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

@@ -48,6 +48,21 @@ def baseline(small_season, tmp_path_factory):
     return results, out
 
 
+@pytest.mark.parametrize("season", ["20240301/20241031", "2024-W10-5/2024-10-31", "2024-03-01/2024-10-31T00:00",
+                                    "２０２４-03-01/2024-10-31"])
+def test_a_season_is_read_in_the_same_form_on_every_python(season: str) -> None:
+    """YYYY-MM-DD only: Python 3.11's fromisoformat also reads compact and week dates, 3.10's refuses them, so one
+    --season would be read by one and refused by the other."""
+    from datetime import date
+
+    from farmcredit.errors import InputError
+    from farmcredit.pipeline import as_season
+
+    with pytest.raises(InputError, match="is not START/END"):
+        as_season(season)
+    assert as_season(" 2024-03-01/2024-10-31 ") == (date(2024, 3, 1), date(2024, 10, 31))
+
+
 def test_every_parcel_gets_one_row_in_input_order(baseline, small_season) -> None:
     results, _ = baseline
     parcels = gpd.read_file(small_season.parcels_path)
