@@ -200,7 +200,8 @@ def run_batch(
         parcels, imagery, season, config, parcels_crs, parcels_layer, risk_model: as for ``run_assessment``.
         out: output folder; partition files and ``_manifest.json`` go to ``out/partitions``.
         model: the cropland model (sent to the workers), or its name or weights file as for ``run_assessment``.
-        scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a
+        scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``), whose workers are not sized here
+            (``workers``, ``gpu_workers`` and ``memory_limit`` with it are refused); None starts a
             local cluster of ``workers`` processes (default: one per core), one thread each.
             Its workers with the ``GPU`` resource run the CNN for the others.
         workers: local CPU workers.
@@ -221,6 +222,10 @@ def run_batch(
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
+    if scheduler and (workers or gpu_workers or memory_limit != "auto"):
+        raise InputError("workers=, gpu_workers= and memory_limit= size a local cluster, and scheduler= names one "
+                         "already running: start its workers yourself (dask worker ... --memory-limit 4GiB "
+                         "[--resources GPU=1])")
     config = config if isinstance(config, Config) else load_config(config)
     # The driver never runs the model: each worker puts it on its own device.
     model = cropland_model(model, config, "cpu")

@@ -450,6 +450,18 @@ def test_partitions_fail_rather_than_wait_forever_on_a_local_cluster_without_wor
     assert (result.assessment.parcels["reason_all"].str.contains("MEASUREMENT_FAILED")).all()
 
 
+@pytest.mark.parametrize("local", [{"workers": 2}, {"gpu_workers": 1}, {"memory_limit": "4GiB"}])
+def test_sizing_a_local_cluster_beside_a_scheduler_is_refused(local: dict, tmp_path: Path) -> None:
+    """The CLI refuses --memory-limit with --scheduler; run_batch ignored memory_limit= (and workers=) silently."""
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import InputError
+
+    with pytest.raises(InputError, match="size a local cluster.*start its workers yourself"):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, model="rule",
+                  scheduler="tcp://127.0.0.1:1", **local)
+    assert not (tmp_path / "partitions").exists()
+
+
 def test_a_scheduler_cluster_without_workers_is_waited_for_and_said(
         small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
