@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -256,16 +256,34 @@ def as_season(
     try:
         start, end = (_day(part) for part in (season.split("/") if isinstance(season, str) else season))
     except (TypeError, ValueError) as exc:
-        raise InputError(f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates") \
-            from exc
+        raise InputError(f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates "
+                         f"({exc})") from exc
     if end < start:
         raise InputError(f"season {season!r} ends before it starts")
     days = (end - start).days + 1
-    if max_days is not None and days > max_days:
-        raise InputError(f"season {season!r} is {days} days long: the crop calendars are days of one year, so a season "
-                         f"is at most {max_days} days; assess each year with its own --season START/END "
+    if max_days is not None and (days > max_days or (clash := day_of_year_clash(start, end))):
+        why = f"is {days} days long" if days > max_days else f"has two days {day_of_year(clash)} of the year ({clash})"
+        raise InputError(f"season {season!r} {why}: the crop calendars are days of one year, so a season is at most "
+                         "a year, no day of the year in it twice; assess each year with its own --season START/END "
                          "(season= in Python)")
     return start, end
+
+
+def day_of_year(day: date) -> int:
+    """The day of the year the crop calendars read a date as (1 January is 1; 1 March 60, or 61 in a leap year)."""
+    return day.timetuple().tm_yday
+
+
+def day_of_year_clash(first: date, last: date) -> date | None:
+    """The first day from ``first`` to ``last`` on the day of the year of an earlier one (2022-03-01 to 2023-03-01: the
+    second 1 March, both day 60), else None: the span's dates are each their own day of the crop calendars."""
+    seen: set[int] = set()
+    for offset in range(min((last - first).days, MAX_SEASON_DAYS) + 1):
+        day = first + timedelta(days=offset)
+        if day_of_year(day) in seen:
+            return day
+        seen.add(day_of_year(day))
+    return None
 
 
 def iso_date(text: str) -> date:
@@ -334,10 +352,10 @@ def load_inputs(
         raise ImageryError(f"no imagery in {stack.source} for season {season}")
     dates = [scene.acquired.date() for scene in stack.scenes]
     first, last = min(dates), max(dates)
-    if (last - first).days + 1 > MAX_SEASON_DAYS:
+    if day_of_year_clash(first, last):
         raise ImageryError(f"imagery {stack.source} holds dates from {first} to {last}, more than one season: the crop "
                            "calendars are days of one year, so dates a year apart would be read as one season; pass "
-                           f"--season START/END (season= in Python) of at most a year ({MAX_SEASON_DAYS} days)")
+                           "--season START/END (season= in Python) of at most a year, no day of the year in it twice")
     missing = [band for band in NDVI_BANDS if band not in stack.bands]
     if missing:
         # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.

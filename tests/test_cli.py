@@ -226,7 +226,7 @@ def test_imagery_of_two_years_without_a_season_exits_2_naming_its_dates(small_se
                 str(tmp_path / "o"))
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "holds dates from 2023-03-01 to 2024-10-27, more than one season" in said
-    assert "pass --season START/END (season= in Python) of at most a year (366 days)" in said
+    assert "pass --season START/END (season= in Python) of at most a year, no day of the year in it twice" in said
     assert "Traceback" not in said
     assert not (tmp_path / "o").exists()
 

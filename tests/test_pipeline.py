@@ -48,6 +48,25 @@ def baseline(small_season, tmp_path_factory):
     return results, out
 
 
+@pytest.mark.parametrize(("season", "why"), [
+    ("2022-03-01/2023-03-01", "has two days 60 of the year .2023-03-01."),  # 366 days: 1 March twice
+    ("2023-03-01/2024-02-29", "has two days 60 of the year .2024-02-29."),  # 1 March 2023, 29 February 2024
+    ("2023-03-01/2024-03-01", "is 367 days long"),
+    ("2023-02-29/2023-10-31", "day is out of range for month"),  # the reason, not only the form wanted
+])
+def test_a_season_of_one_day_of_the_year_twice_or_no_such_day_is_refused_saying_why(season: str, why: str) -> None:
+    """The crop calendars read a date as its day of the year: a second 1 March counted as more of the first's."""
+    from datetime import date
+
+    from farmcredit.errors import InputError
+    from farmcredit.pipeline import as_season
+
+    with pytest.raises(InputError, match=why):
+        as_season(season)
+    assert as_season("2024-01-01/2024-12-31") == (date(2024, 1, 1), date(2024, 12, 31))  # 366 days, each its own
+    assert as_season("2022-03-01/2023-02-28") is not None and as_season("2022-03-01/2023-03-01", None) is not None
+
+
 @pytest.mark.parametrize("season", ["20240301/20241031", "2024-W10-5/2024-10-31", "2024-03-01/2024-10-31T00:00",
                                     "２０２４-03-01/2024-10-31"])
 def test_a_season_is_read_in_the_same_form_on_every_python(season: str) -> None:
@@ -423,7 +442,8 @@ def test_two_years_of_imagery_are_refused_unless_a_season_of_at_most_a_year_pick
                                            r"one season: .* pass --season START/END \(season= in Python\) of at "
                                            "most a year"):
         assess(small_season.parcels_path, two_years, model="rule")
-    with pytest.raises(InputError, match=r"season '2023-03-01/2024-10-27' is 607 days long: .* at most 366 days; "
+    with pytest.raises(InputError, match=r"season '2023-03-01/2024-10-27' is 607 days long: .* at most a year, "
+                                         "no day of the year in it twice; "
                                          r"assess each year with its own --season START/END \(season= in Python\)"):
         assess(small_season.parcels_path, two_years, season="2023-03-01/2024-10-27", model="rule")
     one_year = assess(small_season.parcels_path, two_years, season="2024-01-01/2024-12-31", model="rule")
