@@ -447,7 +447,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
                    "the shipped model) where the folder holds them all, else every region it holds]")
 @click.option("--init", "init_weights",
               help="Fine-tune these weights instead of starting afresh: 'cnn' (the shipped model) or a .safetensors "
-                   "file.")
+                   "file. Their calibration is dropped: calibrate the result (farmcredit calibrate).")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--atmosphere", type=click.FloatRange(0, 1),
@@ -501,7 +501,8 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
         )
     training = card.training
     console.print(f"wrote {out} and its card ({training['seconds']} s, final loss "
-                  f"{_loss_text(training['final_loss'], 4)})", markup=False)
+                  f"{_loss_text(training['final_loss'], 4)}); uncalibrated: fit its probabilities and area interval "
+                  "with `farmcredit calibrate` on a labelled scene it did not train on", markup=False)
     for name, scores in card.metrics.items():  # what training left out: held-out EuroSAT, unseen DEA regions
         overall = scores["overall"]
         console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
@@ -554,14 +555,19 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
                    "beside MODEL; its weights are untouched]")
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=AREA_INTERVAL_LEVEL,
               show_default=True, help="Share of DATA's parcels whose true cultivated area the interval is to hold.")
+@click.option("--platt-only", is_flag=True,
+              help="Fit the probabilities alone, on a scene without parcels.geojson and truth.csv: the model is "
+                   "left no area margin (any it had is dropped), so its intervals leave out the doubt of parcel-edge "
+                   "pixels and assess warns.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @dn_offset_option
-def calibrate(model: str, data: Path, out: Path | None, level: float, device: str, bands: str | None,
-              dn_offset: float | None) -> None:
+def calibrate(model: str, data: Path, out: Path | None, level: float, platt_only: bool, device: str,
+              bands: str | None, dn_offset: float | None) -> None:
     """Calibrate CNN weights MODEL (a .safetensors file, or 'cnn' with --out) on labelled scene DATA they did not
-    train on: their crop probability (Platt scaling, with a reliability table) and, where DATA holds parcels.geojson
-    and truth.csv (as `farmcredit simulate` writes), their cultivated-area interval's margin.
+    train on: their crop probability (Platt scaling, with a reliability table) and, on DATA's parcels.geojson and
+    truth.csv (parcel_id, polygon_area_ha, true_cultivated_area_ha, as `farmcredit simulate` writes), their
+    cultivated-area interval's margin.
 
     Weights from `farmcredit train` are uncalibrated: their intervals are too narrow and assess warns so.
 
@@ -574,27 +580,28 @@ def calibrate(model: str, data: Path, out: Path | None, level: float, device: st
     from farmcredit.segmentation.registry import cnn_weights
 
     with _warnings_on_console():
-        card = calibrate_model(cnn_weights(model), data, out, level=level, band_layout=parse_band_layout(bands),
-                               dn_offset=dn_offset, device=device)
+        card = calibrate_model(cnn_weights(model), data, out, level=level, platt_only=platt_only,
+                               band_layout=parse_band_layout(bands), dn_offset=dn_offset, device=device)
     record, calibration = card.metrics["calibration"], card.calibration
     written = card_path(out if out is not None else cnn_weights(model))
     console.print(f"wrote {written}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} labelled "
                   "pixels" + (f"; area margin {calibration['mixed_margin']} from {record['parcels']} parcels (level "
                               f"{level:g})" if "mixed_margin" in calibration else ""), markup=False, highlight=False)
-    click.echo(_reliability_text(record["reliability_before"], record["reliability_after"]))
+    click.echo(_reliability_text(record["reliability_uncalibrated"], record["reliability_calibrated"]))
 
 
-def _reliability_text(before: list[dict], after: list[dict]) -> str:
-    """Two reliability tables (``metrics.reliability_table``) side by side, bin by bin."""
-    rows = {"before": {row["bin"]: row for row in before}, "after": {row["bin"]: row for row in after}}
+def _reliability_text(uncalibrated: list[dict], calibrated: list[dict]) -> str:
+    """Two reliability tables (``metrics.reliability_table``) side by side, bin by bin: the network's own probabilities
+    and the calibrated ones."""
+    rows = [{row["bin"]: row for row in table} for table in (uncalibrated, calibrated)]
 
     def cells(row: dict | None) -> str:
         return f"{row['n']:>9} {row['predicted']:>9.3f} {row['observed']:>8.3f}" if row else f"{'-':>9} {'':>9} {'':>8}"
 
-    lines = [f"{'P(crop)':<8} {'before:':>9} {'':>9} {'':>8}   {'after:':>9}",
+    lines = [f"{'P(crop)':<8} {'uncalibrated:':<28}   {'calibrated:':<28}",
              f"{'':<8} {'pixels':>9} {'predicted':>9} {'observed':>8}   {'pixels':>9} {'predicted':>9} {'observed':>8}"]
-    for name in sorted(rows["before"].keys() | rows["after"].keys()):
-        lines.append(f"{name:<8} {cells(rows['before'].get(name))}   {cells(rows['after'].get(name))}")
+    for name in sorted(rows[0].keys() | rows[1].keys()):
+        lines.append(f"{name:<8} {cells(rows[0].get(name))}   {cells(rows[1].get(name))}")
     return "\n".join(lines)
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from farmcredit.errors import InputError
 from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
 
 AREA_TOLERANCE = 0.10
 MIN_PARCEL_HA = 0.1
+# A parcel with less of its area than this in edge cells lies on the pixel grid: no margin widens its interval.
+NO_EDGE_SHARE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -114,24 +118,53 @@ def paired_hits(first: np.ndarray, second: np.ndarray) -> dict:
 
 
 def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarray,
-                     level: float = AREA_INTERVAL_LEVEL) -> float:
-    """The interval margin (``mixed_margin``) that puts the truth inside the interval for ``level`` of the parcels.
+                     level: float = AREA_INTERVAL_LEVEL) -> tuple[float, int]:
+    """The interval margin (``mixed_margin``) that puts the truth inside the interval for ``level`` of the parcels, and
+    how many parcels were scored.
 
     Split-conformal: ``results`` is an assessment made with no margin and ``mixed`` each of its
     rows' ``mixed_cell_share``; each scored parcel needs the margin that stretches its interval to
-    its true area (0 if already inside), and the answer is the conformal ``level`` quantile of those.
-    Fit it on a scene the model was not trained on, and check it on another.
+    its true area (0 if already inside; none can where it has no edge cells), and the answer is the conformal
+    ``level`` quantile of those. Fit it on a scene the model was not trained on, and check it on another.
+
+    Raises:
+        InputError: no parcel of the truth could be scored (with the reasons), fewer scored parcels than the
+            conformal quantile at ``level`` needs, or a quantile no margin reaches.
     """
     joined = _join(results.assign(mixed_cell_share=mixed), truth)
     scored = joined[_scored(joined)]
     scored = scored[_assessed(scored)]  # an interval to widen
-    area = scored["polygon_area_ha"].to_numpy()
+    if scored.empty:
+        raise InputError(f"no parcel of the truth could be scored: {_unscored_reasons(joined)}")
+    n = len(scored)
+    rank = int(np.ceil((n + 1) * level))  # the conformal rank
+    if rank > n:
+        least = math.ceil(round(level / (1 - level), 9))  # the fewest n with rank <= n
+        raise InputError(f"--level {level:g} (level= in Python) needs at least {least} scored parcels for its "
+                         f"conformal quantile, and {n} were scored; lower it or add parcels")
+    area, edge = scored["polygon_area_ha"].to_numpy(), scored["mixed_cell_share"].to_numpy()
+    edge = np.where(edge > NO_EDGE_SHARE, edge, 0.0)  # a grid-aligned parcel: no margin widens its interval
     with np.errstate(invalid="ignore", divide="ignore"):
         needed = np.where(_distance_outside(scored) <= 0, 0.0,
                           np.abs(scored["cultivated_area_ha"].to_numpy() - scored["true_cultivated_area_ha"].to_numpy())
-                          / (scored["mixed_cell_share"].to_numpy() * area))
-    rank = min(int(np.ceil((len(needed) + 1) * level)), len(needed))  # the conformal rank
-    return float(np.sort(np.nan_to_num(needed, nan=np.inf))[rank - 1])
+                          / (edge * area))
+    needed = np.sort(np.where(np.isnan(needed), np.inf, needed))
+    if not math.isfinite(margin := float(needed[rank - 1])):
+        raise InputError(f"no margin puts the truth inside the interval for {level:.0%} of the {n} scored parcels: "
+                         f"{int(np.isinf(needed).sum())} lie outside theirs and have no edge cells (a parcel on the "
+                         "pixel grid) for a margin to widen; check their truth")
+    return margin, n
+
+
+def _unscored_reasons(joined: pd.DataFrame) -> str:
+    """Why a truth's parcels were not scored, counted."""
+    no_result = joined["status"].isna()
+    small = ~no_result & (joined["polygon_area_ha_truth"] < MIN_PARCEL_HA)
+    broken = joined["broken_geometry"].astype(str).str.lower() == "true"
+    reasons = ((int(no_result.sum()), "not among the assessed parcels (ids that do not match parcels.geojson?)"),
+               (int(small.sum()), f"under {MIN_PARCEL_HA} ha"), (int((~no_result & broken).sum()), "broken outlines"),
+               (int((~no_result & ~small & ~broken).sum()), "not measured (status error)"))
+    return "; ".join(f"{count} {why}" for count, why in reasons if count) or "the truth holds no parcel"
 
 
 def _join(results: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

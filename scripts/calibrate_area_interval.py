@@ -46,8 +46,9 @@ def main() -> None:
     tests = [scene(args.work, s) for s in TEST_SEEDS]
 
     rule_config = load_config().cropland_rule
-    rule_margin = round(area_margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})),
-                                    calibration_scene, args.level), 3)
+    rule_margin, _ = area_margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})),
+                                 calibration_scene, args.level)
+    rule_margin = round(rule_margin, 3)
     rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
 
     cnn = CnnCroplandModel.from_file(args.weights, device="cpu")

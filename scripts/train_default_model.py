@@ -136,7 +136,7 @@ def paired_with_rule(model, folders: list[Path]) -> dict:
 def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict[str, float]:
     """``card``'s calibration with the area margin fitted on ``folder`` (any margin it had is dropped first)."""
     plain = {k: v for k, v in card.calibration.items() if k != "mixed_margin"}
-    fitted = area_margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
+    fitted, _ = area_margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
     return {**plain, "mixed_margin": round(fitted, 3)}
 
 

@@ -8,6 +8,7 @@ import pytest
 import shapely
 from affine import Affine
 
+from farmcredit.errors import InputError
 from farmcredit.evaluation import mixed_margin_for
 from farmcredit.pipeline import cultivated_fractions, mixed_cell_share
 from farmcredit.zonal import coverage_fractions
@@ -46,5 +47,24 @@ def test_the_fitted_margin_is_the_conformal_quantile_of_what_each_parcel_needs()
                             "cultivated_area_high_ha": estimate})
     mixed = np.full(n, 0.5)
     # The ceil((n + 1) level)-th smallest need: the 8th of 9 for 80%, the 5th for 50%.
-    assert mixed_margin_for(results, truth, mixed, level=0.8) == pytest.approx(0.14)
-    assert mixed_margin_for(results, truth, mixed, level=0.5) == pytest.approx(0.08)
+    assert mixed_margin_for(results, truth, mixed, level=0.8) == (pytest.approx(0.14), n)
+    assert mixed_margin_for(results, truth, mixed, level=0.5) == (pytest.approx(0.08), n)
+    # The conformal quantile needs n >= level / (1 - level): 9 parcels hold 90% (rank 9), not 95% (rank 10).
+    assert mixed_margin_for(results, truth, mixed, level=0.9) == (pytest.approx(0.16), n)
+    with pytest.raises(InputError, match=r"--level 0.95 .* needs at least 19 scored parcels .* and 9 were scored"):
+        mixed_margin_for(results, truth, mixed, level=0.95)
+    # A missed parcel on the pixel grid (no edge cells): no margin reaches it; one of nine fits 80%, three do not.
+    on_grid = mixed.copy()
+    on_grid[-1] = 1e-12
+    assert mixed_margin_for(results, truth, on_grid, level=0.8) == (pytest.approx(0.14), n)
+    on_grid[-3:] = 0.0
+    with pytest.raises(InputError, match="no margin puts the truth inside the interval for 80% of the 9 scored "
+                                         "parcels: 3 lie outside theirs and have no edge cells"):
+        mixed_margin_for(results, truth, on_grid, level=0.8)
+    # Truth that names none of the assessed parcels says why, not an IndexError.
+    renamed = truth.assign(parcel_id="X" + truth["parcel_id"])
+    with pytest.raises(InputError, match="no parcel of the truth could be scored: 9 not among the assessed parcels"):
+        mixed_margin_for(results, renamed, mixed)
+    small = truth.assign(polygon_area_ha=0.05)
+    with pytest.raises(InputError, match="could be scored: 9 under 0.1 ha"):
+        mixed_margin_for(results, small, mixed)

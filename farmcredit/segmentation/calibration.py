@@ -2,12 +2,13 @@
 
 Two things are fitted and written into the weights' card (the weights are untouched): Platt
 scaling of the crop probability, on the scene's labelled pixels, with a reliability table
-before and after; and, where the scene holds parcels with their true cultivated area, the
+uncalibrated and calibrated; and, on the scene's parcels with their true cultivated area, the
 cultivated-area interval's ``mixed_margin`` (split-conformal, ``evaluation.mixed_margin_for``).
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -20,15 +21,27 @@ import pandas as pd
 
 from farmcredit.errors import InputError
 from farmcredit.locking import can_write_in
-from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL, DEFAULT_WEIGHTS, ModelCard, card_path, uncalibrated
+from farmcredit.segmentation.card import (
+    AREA_INTERVAL_LEVEL,
+    DEFAULT_WEIGHTS,
+    ModelCard,
+    card_path,
+    file_sha256,
+    uncalibrated,
+)
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import IMAGERY_NAMES, LabelledScene, load_labelled_scene
 from farmcredit.segmentation.metrics import fit_calibration, reliability_table, scene_pixels
 from farmcredit.segmentation.rule import CroplandModel
+from farmcredit.text import some
 
 # A scene holding these (as ``farmcredit simulate`` writes) also gets the area interval's margin fitted.
 PARCELS_FILE, TRUTH_FILE = "parcels.geojson", "truth.csv"
 TRUTH_COLUMNS = ("parcel_id", "polygon_area_ha", "true_cultivated_area_ha")
+# Labelled pixels of each class a Platt fit needs (of one class only, it fits any probability best at 0 or 1).
+MIN_CLASS_PIXELS = 100
+# The slopes a Platt fit may scale the crop logit by: past them labels and model disagree beyond calibrating.
+PLATT_SLOPES = (0.05, 20.0)
 
 
 def calibrate(
@@ -37,22 +50,26 @@ def calibrate(
     out: str | Path | None = None,
     *,
     level: float = AREA_INTERVAL_LEVEL,
+    platt_only: bool = False,
     band_layout: Sequence[tuple[date | None, str]] | None = None,
     dn_offset: float | None = None,
     device: str = "auto",
 ) -> ModelCard:
     """Fit ``weights``' calibration on the labelled scene ``data`` and write the card (returned).
 
-    ``out``: a .safetensors file to write a calibrated copy to (the weights copied, the card beside);
-    None rewrites the card beside ``weights``. The card's ``metrics["calibration"]`` records the
-    scene, its imagery hash, the pixels and parcels used, the reliability tables and what the
-    calibration replaced. Without ``parcels.geojson`` and ``truth.csv`` in ``data`` no area margin
-    is fitted (warned): intervals then leave out the doubt of parcel-edge pixels.
+    ``out``: a .safetensors file to write a calibrated copy to (the weights copied, the card beside; over nothing or
+    the same weights); None rewrites the card beside ``weights``. The card's ``metrics["calibration"]`` records the
+    scene, its imagery hash, the pixels and parcels used, the reliability tables and what the calibration replaced.
+    ``data`` must hold ``parcels.geojson`` and ``truth.csv`` for the area margin, unless ``platt_only``: then the card
+    has no margin (any it had is dropped: it was fitted with the former probabilities), and its intervals leave out
+    the doubt of parcel-edge pixels.
 
     Raises:
-        InputError: an ``out`` that is not a writable .safetensors file, the shipped weights rewritten in place,
-            a ``level`` outside (0, 1), a scene the weights trained on, or a ``truth.csv`` without
-            ``TRUTH_COLUMNS`` (and what ``from_file`` and ``load_labelled_scene`` refuse).
+        InputError: an ``out`` that is not a writable .safetensors file or holds other weights, the shipped weights
+            rewritten in place, a ``level`` outside (0, 1), a scene the weights trained on, labelled pixels with
+            fewer than ``MIN_CLASS_PIXELS`` of a class, a Platt fit out of bounds, no parcel truth (unless
+            ``platt_only``) or truth unfit to score (``_truth``, ``evaluation.mixed_margin_for``); and what
+            ``from_file`` and ``load_labelled_scene`` refuse.
     """
     weights, data = Path(weights), Path(data)
     out = Path(out) if out is not None else weights
@@ -63,7 +80,16 @@ def calibrate(
     if out.resolve() == DEFAULT_WEIGHTS.resolve():
         raise InputError(f"{weights}: the shipped weights are not rewritten in place; give --out FILE for a "
                          "calibrated copy")
+    if out.is_file() and weights.is_file() and file_sha256(out) != file_sha256(weights):
+        raise InputError(f"{out}: holds other weights, which a copy of {weights.name} would replace; give --out a new "
+                         "file, or remove it first")
     can_write_in(out.absolute().parent)
+    if not (platt_only or has_parcel_truth(data)):
+        raise InputError(f"{data}: no {PARCELS_FILE} with {TRUTH_FILE} (parcels and their true cultivated area, as "
+                         "`farmcredit simulate` writes) to fit the area interval's margin on; give a scene with them, "
+                         "or --platt-only (platt_only= in Python) to fit the probabilities alone, leaving the model no "
+                         "area margin (its intervals then leave out the doubt of parcel-edge pixels, and assess warns)")
+    truth = None if platt_only else _truth(data)  # checked before the work
     model = CnnCroplandModel.from_file(weights, device=device)
     scene = load_labelled_scene(data, band_layout, dn_offset)
     imagery_sha256 = scene.imagery_sha256()
@@ -72,14 +98,14 @@ def calibrate(
                          "over-confident; calibrate it on a labelled scene it did not train on")
     platt, record = _platt(model, scene)
     calibration = dict(platt)
-    if not has_parcel_truth(data):
-        warnings.warn(f"{data}: no {PARCELS_FILE} with {TRUTH_FILE} (parcels and their true cultivated area, as "
-                      "`farmcredit simulate` writes), so no area-interval margin was fitted: cultivated-area "
-                      "intervals leave out the doubt of parcel-edge pixels", stacklevel=2)
-    else:
-        calibration["mixed_margin"] = round(area_margin(_recalibrated(model, platt), data, level, band_layout,
-                                                        dn_offset), 3)
-        record.update(parcels=int(len(_truth(data))), level=level, mixed_margin=calibration["mixed_margin"])
+    if truth is not None:
+        margin, scored = area_margin(_recalibrated(model, platt), data, level, band_layout, dn_offset, truth)
+        calibration["mixed_margin"] = round(margin, 3)
+        record.update(parcels=scored, level=level, mixed_margin=calibration["mixed_margin"])
+        if margin > 1:
+            warnings.warn(f"{data}: the area margin fitted, {margin:.3g}, is over 1 (intervals wider than every "
+                          "parcel-edge cell's whole share): a few parcels' truth decides it; check their truth",
+                          stacklevel=2)
     record = {"scene": str(data.resolve()), "imagery_sha256": imagery_sha256, **record,
               "replaced": model.card.calibration}
     card = replace(model.card, calibration=calibration, metrics={**model.card.metrics, "calibration": record})
@@ -91,15 +117,30 @@ def calibrate(
 
 
 def _platt(model: CnnCroplandModel, scene: LabelledScene) -> tuple[dict[str, float], dict]:
-    """Platt scaling fitted on the scene's labelled pixels, and its record: pixels, reliability before and after."""
+    """Platt scaling fitted on the scene's labelled pixels, and its record: pixels, reliability uncalibrated (the
+    network's own probabilities) and calibrated.
+
+    Raises:
+        InputError: fewer than ``MIN_CLASS_PIXELS`` labelled pixels of crop or of non-crop, or a fit whose slope
+            is outside ``PLATT_SLOPES`` (the labels and the model disagree past calibrating).
+    """
     probability, cover = scene_pixels(_recalibrated(model, uncalibrated()), scene)
-    if not probability.size:
-        raise InputError(f"{scene.source}: no labelled pixel has a clear date to predict; nothing to calibrate on")
+    crop = int((cover >= 0.5).sum())
+    if min(crop, cover.size - crop) < MIN_CLASS_PIXELS:
+        raise InputError(f"{scene.source}: {crop} labelled crop and {cover.size - crop} non-crop pixels with a clear "
+                         f"date: calibrating needs at least {MIN_CLASS_PIXELS} of each (with one class only, any "
+                         "probability fits it best at 0 or 1)")
     platt = fit_calibration(probability, cover)
+    if not (PLATT_SLOPES[0] <= platt["a"] <= PLATT_SLOPES[1] and math.isfinite(platt["b"])):
+        raise InputError(f"{scene.source}: the Platt fit (a={platt['a']:.4g}, b={platt['b']:.4g}) scales the model's "
+                         f"crop logit by more than {PLATT_SLOPES[1]:g} or less than {PLATT_SLOPES[0]:g}: its "
+                         "probabilities and these labels disagree past calibrating (labels of another kind, or imagery "
+                         "the model cannot read?)")
     p = np.clip(probability.astype(np.float64), 1e-6, 1 - 1e-6)
-    after = 1.0 / (1.0 + np.exp(-(platt["a"] * np.log(p / (1 - p)) + platt["b"])))
-    return platt, {"pixels": int(probability.size), "reliability_before": reliability_table(probability, cover),
-                   "reliability_after": reliability_table(after, cover)}
+    calibrated = 1.0 / (1.0 + np.exp(-(platt["a"] * np.log(p / (1 - p)) + platt["b"])))
+    return platt, {"pixels": int(probability.size),
+                   "reliability_uncalibrated": reliability_table(probability, cover),
+                   "reliability_calibrated": reliability_table(calibrated, cover)}
 
 
 def _recalibrated(model: CnnCroplandModel, calibration: dict[str, float]) -> CnnCroplandModel:
@@ -113,14 +154,24 @@ def has_parcel_truth(data: Path) -> bool:
 
 
 def _truth(data: Path) -> pd.DataFrame:
-    """The scene's parcels' truth (``truth.csv``).
+    """The scene's parcels' truth (``truth.csv``), its areas numbers.
 
     Raises:
-        InputError: a column of ``TRUTH_COLUMNS`` is missing.
+        InputError: it cannot be read, a column of ``TRUTH_COLUMNS`` is missing, or an area is blank or not a number.
     """
-    truth = pd.read_csv(data / TRUTH_FILE, dtype={"parcel_id": str})
+    path = data / TRUTH_FILE
+    try:
+        truth = pd.read_csv(path, dtype={"parcel_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV table ({exc})") from exc
     if missing := [column for column in TRUTH_COLUMNS if column not in truth.columns]:
-        raise InputError(f"{data / TRUTH_FILE}: no column {', '.join(missing)} (it needs {', '.join(TRUTH_COLUMNS)})")
+        raise InputError(f"{path}: no column {', '.join(missing)} (it needs {', '.join(TRUTH_COLUMNS)})")
+    for column in TRUTH_COLUMNS[1:]:
+        truth[column] = pd.to_numeric(truth[column], errors="coerce")
+        if (blank := truth[column].isna() | (truth[column] < 0)).any():
+            raise InputError(f"{path}: {column} is blank, negative or not a number for {int(blank.sum())} parcel(s) "
+                             f"({some(truth['parcel_id'][blank].astype(str).tolist())}); give each its area in ha, "
+                             "or leave the parcel out of the file")
     if "broken_geometry" not in truth.columns:
         truth["broken_geometry"] = False
     return truth
@@ -128,9 +179,10 @@ def _truth(data: Path) -> pd.DataFrame:
 
 def area_margin(model: CroplandModel, data: Path, level: float = AREA_INTERVAL_LEVEL,
                 band_layout: Sequence[tuple[date | None, str]] | None = None,
-                dn_offset: float | None = None) -> float:
-    """The ``mixed_margin`` that puts the true cultivated area of ``level`` of a scene's parcels (``PARCELS_FILE``,
-    ``TRUTH_FILE``) inside the interval, from an assessment of them with ``model``, which must carry no margin."""
+                dn_offset: float | None = None, truth: pd.DataFrame | None = None) -> tuple[float, int]:
+    """The ``mixed_margin`` that puts the true cultivated area of ``level`` of a scene's parcels (``PARCELS_FILE``;
+    ``truth``, read from ``TRUTH_FILE`` when None) inside the interval, from an assessment of them with ``model``,
+    which must carry no margin; and how many parcels were scored (``evaluation.mixed_margin_for``)."""
     from farmcredit.evaluation import mixed_margin_for
     from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
     from farmcredit.zonal import coverage_fractions
@@ -141,4 +193,4 @@ def area_margin(model: CroplandModel, data: Path, level: float = AREA_INTERVAL_L
     inputs = load_inputs(parcels, imagery, **options)
     mixed = mixed_cell_share(coverage_fractions(inputs.geoms, inputs.imagery.transform, inputs.imagery.shape))
     results = run_assessment(parcels, imagery, model=model, **options).parcels
-    return mixed_margin_for(results, _truth(data), mixed, level)
+    return mixed_margin_for(results, _truth(data) if truth is None else truth, mixed, level)

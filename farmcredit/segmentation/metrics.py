@@ -213,7 +213,8 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
 
     EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
     only ones scored unless ``all_patches``; the report's ``note`` says so, or that the model trained
-    on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene.
+    on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene (or was
+    calibrated on it).
     ``band_layout`` names the bands of a scene's GeoTIFF stack and ``dn_offset`` the offset of its or its scene
     folders' DNs (``load_labelled_scene``).
 
@@ -230,7 +231,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         hashes = training.get("scene_imagery_sha256")
         trained_on = (scene.imagery_sha256() in hashes if hashes is not None
                       else str(data) in training.get("scenes", ()))
-        return {**report, "note": "the model trained on this scene: not a held-out score"} if trained_on else report
+        calibrated_on = isinstance(model, CnnCroplandModel) and scene.imagery_sha256() == model.card.metrics.get(
+            "calibration", {}).get("imagery_sha256")
+        note = ("the model trained on this scene: not a held-out score" if trained_on else
+                "the model was calibrated on this scene: its reliability here is in-sample" if calibrated_on else "")
+        return {**report, "note": note} if note else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = is_dea_folder(data)
     is_eurosat = is_eurosat_folder(data)

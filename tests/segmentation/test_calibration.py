@@ -40,16 +40,18 @@ def test_calibrating_fits_platt_and_a_margin_whose_interval_holds_the_level_of_t
     assert card.weights_sha256 == file_sha256(weights) == file_sha256(DEFAULT_WEIGHTS)
     assert card.calibration != uncalibrated() and card.calibration["mixed_margin"] > 0
     record = card.metrics["calibration"]
-    assert record["parcels"] == len(pd.read_csv(small_season.truth_path)) and record["level"] == 0.8
+    truth = pd.read_csv(small_season.truth_path)
+    scored = (truth["polygon_area_ha"] >= 0.1) & ~truth["broken_geometry"]  # the parcels the margin was fitted on
+    assert record["parcels"] == scored.sum() < len(truth) and record["level"] == 0.8
     assert record["replaced"] == uncalibrated() and record["pixels"] > 0
 
     def gap(table: list[dict]) -> float:  # pixel-weighted distance between predicted and observed, per bin
         return sum(row["n"] * abs(row["predicted"] - row["observed"]) for row in table) / record["pixels"]
 
-    assert gap(record["reliability_after"]) < gap(record["reliability_before"])
+    assert gap(record["reliability_calibrated"]) < gap(record["reliability_uncalibrated"])
     results = run_assessment(small_season.parcels_path, small_season.imagery_dir,
                              model=CnnCroplandModel.from_file(weights, device="cpu")).parcels
-    truth = pd.read_csv(small_season.truth_path, dtype={"parcel_id": str})
+    truth = truth.astype({"parcel_id": str})
     assert score_against_truth(results, truth).interval_coverage >= 0.8
 
 
@@ -59,11 +61,55 @@ def test_a_copy_is_written_where_asked_and_the_shipped_weights_are_not_rewritten
     with pytest.raises(InputError, match="shipped weights are not rewritten in place"):
         calibrate(DEFAULT_WEIGHTS, scene, device="cpu")
     out = tmp_path / "out" / "calibrated.safetensors"
-    with pytest.warns(UserWarning, match="no area-interval margin was fitted"):
-        card = calibrate(DEFAULT_WEIGHTS, scene, out, device="cpu")
+    with pytest.raises(InputError, match="no parcels.geojson with truth.csv .* or --platt-only"):
+        calibrate(DEFAULT_WEIGHTS, scene, out, device="cpu")  # dropping the shipped margin (0.06) needs saying
+    assert not out.parent.exists()
+    card = calibrate(DEFAULT_WEIGHTS, scene, out, platt_only=True, device="cpu")
     assert "mixed_margin" not in card.calibration and read_card(out) == card  # no truth: Platt alone
+    assert card.metrics["calibration"]["replaced"]["mixed_margin"] > 0
     assert file_sha256(out) == file_sha256(DEFAULT_WEIGHTS)
     assert read_card(DEFAULT_WEIGHTS).calibration["mixed_margin"] > 0  # the original card as it was
+    other = _uncalibrated_copy(tmp_path)
+    shutil.copyfile(DEFAULT_WEIGHTS, other)
+    with open(other, "ab") as handle:  # other weights (their card no longer fits them: never read)
+        handle.write(b" ")
+    before = other.read_bytes()
+    with pytest.raises(InputError, match="holds other weights, which a copy of cropland_cnn_v2.safetensors would"):
+        calibrate(DEFAULT_WEIGHTS, scene, other, platt_only=True, device="cpu")
+    assert other.read_bytes() == before
+
+
+def test_labels_of_one_class_and_truth_unfit_to_score_are_refused_before_a_card_is_written(
+        small_season, tmp_path: Path) -> None:
+    """Labels all non-crop fitted a = 1e222 (every parcel declined), blank truth an infinite margin (the card then
+    refused to load), truth of other ids an IndexError."""
+    import rasterio
+
+    weights = _uncalibrated_copy(tmp_path)
+    before = card_path(weights).read_bytes()
+    one_class = tmp_path / "one_class"
+    shutil.copytree(small_season.root / "imagery", one_class / "imagery")
+    with rasterio.open(small_season.landcover_path) as source:
+        profile = {**source.profile, "count": 1, "dtype": "uint8", "nodata": 255}
+        with rasterio.open(one_class / "labels.tif", "w", **profile) as labels:
+            labels.write(np.zeros(source.shape, dtype="uint8"), 1)
+    with pytest.raises(InputError, match="0 labelled crop and 9216 non-crop pixels .* at least 100 of each"):
+        calibrate(weights, one_class, platt_only=True, device="cpu")
+    scene = tmp_path / "scene"
+    shutil.copytree(small_season.root, scene)
+    truth = pd.read_csv(small_season.truth_path, dtype={"parcel_id": str})
+    truth.loc[:2, "true_cultivated_area_ha"] = np.nan
+    truth.to_csv(scene / "truth.csv", index=False)
+    with pytest.raises(InputError, match=r"true_cultivated_area_ha is blank, negative or not a number for 3 parcel"):
+        calibrate(weights, scene, device="cpu")
+    truth.assign(parcel_id="X" + truth["parcel_id"], true_cultivated_area_ha=0.1).to_csv(scene / "truth.csv",
+                                                                                          index=False)
+    with pytest.raises(InputError, match="no parcel of the truth could be scored: .* not among the assessed parcels"):
+        calibrate(weights, scene, device="cpu")
+    (scene / "truth.csv").write_text("")
+    with pytest.raises(InputError, match="truth.csv: not a readable CSV table"):
+        calibrate(weights, scene, device="cpu")
+    assert card_path(weights).read_bytes() == before
 
 
 def test_a_scene_the_weights_trained_on_is_refused(small_season, tmp_path: Path) -> None:
@@ -93,6 +139,7 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
 
     done = run("calibrate", str(weights), str(small_season.root), "--device", "cpu", "--level", "0.9")
     assert done.returncode == 0, done.stderr
+    assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
     assert f"area margin {card['calibration']['mixed_margin']}" in " ".join(done.stderr.split())
     assert "predicted" in done.stdout and "0.9-1.0" in done.stdout
@@ -104,3 +151,5 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     refused = run("calibrate", str(weights), str(small_season.root), "--level", "1")
     assert refused.returncode == 2 and "--level" in refused.stderr
     assert np.isfinite(card["calibration"]["a"])
+    evaluated = run("evaluate", str(weights), str(small_season.root), "--device", "cpu")
+    assert "calibrated on this scene: its reliability here is in-sample" in evaluated.stdout
