@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import signal
 import sys
 import time
 import unicodedata
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
+TERMINATED = 143  # 128 + SIGTERM, what Kubernetes, Airflow and `docker stop` send
 BANDS_HELP = "Band layout of a multi-band GeoTIFF without band descriptions: DATE:BAND,...;DATE:BAND,... in band order"
 PARTITIONS_FAILED = 3
 WRITING_OUTPUTS = "writing outputs"
@@ -140,6 +142,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     """
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
+    from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model
@@ -149,18 +152,26 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     _warn_uncalibrated(model)
     window = parse_season(season)
-    imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
-    imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
-    progress = _progress(quiet)
-    with _stages(progress, quiet) as stage:
-        task = progress.add_task("reading imagery windows", total=None)
-        result = run_assessment(
-            parcels, imagery, season=window, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
-            risk_model=risk_model, model=model, pixel_layers=True,
-            progress=lambda done, total: progress.update(task, completed=done, total=total), stage=stage,
-        )
-        stage(WRITING_OUTPUTS)
-        files = write_outputs(out, result)
+    made = first_missing(out)  # the first folder this run makes
+    try:
+        with results_lock(out):  # one run at a time in a folder, from its imagery to its last output
+            imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
+            imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
+            _warn_batch_partitions(out)
+            progress = _progress(quiet)
+            with _stages(progress, quiet) as stage:
+                task = progress.add_task("reading imagery windows", total=None)
+                result = run_assessment(
+                    parcels, imagery, season=window, config=config, parcels_crs=parcels_crs,
+                    parcels_layer=parcels_layer, risk_model=risk_model, model=model, pixel_layers=True,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total), stage=stage,
+                )
+                stage(WRITING_OUTPUTS)
+                files = write_outputs(out, result)
+    except BaseException:
+        if made is not None:  # stopped before writing (its input, a crash): leave no folder holding only a lock
+            remove_if_untouched(made, out / RESULTS_LOCK)
+        raise
     if not quiet:
         counts = result.parcels["decision"].value_counts()
         status = result.parcels["status"].value_counts()
@@ -234,7 +245,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.batch.runner import LOCK_NAME, exclusive, partitions_folder
     from farmcredit.config import load_config
     from farmcredit.imagery import open_imagery
-    from farmcredit.locking import first_missing, remove_if_untouched
+    from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
@@ -276,8 +287,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
 
         made = first_missing(out / "partitions")  # the first folder this run makes
         try:
-            # One batch at a time in a folder, from its measuring to its last output.
-            with exclusive(partitions_folder(out)):
+            # One batch at a time in a folder, nor an assess, from its measuring to its last output.
+            with results_lock(out), exclusive(partitions_folder(out)):
                 result = run_batch(
                     parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
                     parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
@@ -288,7 +299,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                 write_outputs(out, result.assessment)
         except BaseException:
             if made is not None:  # stopped before measuring (its input, a crash): leave no folder holding only a lock
-                remove_if_untouched(made, out / "partitions" / LOCK_NAME)
+                remove_if_untouched(made, out / "partitions" / LOCK_NAME, out / RESULTS_LOCK)
             raise
     if not quiet:
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
@@ -781,6 +792,17 @@ def _limit_totals(counts: dict, currency: str) -> str:
             f"{money(counts['referred_limit'])} {currency} pending review")
 
 
+def _warn_batch_partitions(out: Path) -> None:
+    """Say when ``assess`` writes into a folder holding a batch run's partitions, which stay (a rerun of that batch
+    reuses them) but are not this run's."""
+    from farmcredit.batch.partitions import MANIFEST
+
+    if (out / "partitions" / MANIFEST).is_file():
+        console.print(f"[yellow]warning:[/] {_shown(str(out / 'partitions'))} holds a batch run's partitions, which "
+                      "are not this run's results (a rerun of that batch reuses them); write assess's results to "
+                      "another --out to keep the two apart", highlight=False)
+
+
 def _warn_read_failures(record: dict) -> None:
     """Name the image files that failed to decode where parcels were read (their parcels skip that date, or lose the
     CNN's context)."""
@@ -866,12 +888,24 @@ class _ConsoleWarnings(logging.Handler):
         console.print(f"[yellow]warning:[/] {_shown(record.getMessage())}", highlight=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping the run as Ctrl-C does: its temporary files removed, its cluster shut down, its folders
+    left as an interrupted run leaves them."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM's handler (also the one way to stop a process that runs as a container's PID 1, which the kernel
+    spares the default action)."""
+    raise Terminated
+
+
 def main() -> None:
     """Entry point: run the CLI, turning farmcredit errors into a message and exit code 2."""
     library_log = logging.getLogger("farmcredit")
     if not any(isinstance(handler, _ConsoleWarnings) for handler in library_log.handlers):
         library_log.addHandler(_ConsoleWarnings(logging.WARNING))
         library_log.propagate = False
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -880,6 +914,9 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, Terminated):
+            console.print("terminated")
+            sys.exit(TERMINATED)
         console.print("aborted")
         # click aborts on Ctrl-C and on an input that ended (EOFError): only the first is an interrupt.
         sys.exit(INTERRUPTED if isinstance(exc.__context__, KeyboardInterrupt) else 1)

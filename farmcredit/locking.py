@@ -1,5 +1,5 @@
 """Folders runs write in: checked writable before the work (``writable_folder``), one writer at a time (a lock
-file held while `fetch` or `batch` writes there), and removed again when the run that made them stopped before
+file held while `fetch`, `assess` or `batch` writes there), and removed again when the run that made them stopped before
 writing anything (``remove_if_untouched``).
 
 The lock is the operating system's (``flock`` on POSIX, ``msvcrt.locking`` on Windows), so it goes
@@ -25,6 +25,9 @@ from farmcredit.errors import InputError
 UNFINISHED = ".farmcredit-writing"
 # Present in a simulated season's imagery/ while `farmcredit simulate` writes it; left behind, the season is unfinished.
 SIMULATING = ".farmcredit-simulating"
+# A results folder's lock file (``results_lock``), and the lock files this process holds (``held_lock``).
+RESULTS_LOCK = ".farmcredit.lock"
+_HELD: set[Path] = set()
 # What a disk says when outputs cannot be written: full, over quota, a file too large for it or over the process's
 # limit, read-only, not allowed, a name too long.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -97,12 +100,50 @@ def first_missing(path: Path) -> Path | None:
     return next((step for step in (*reversed(path.parents), path) if not step.exists()), None)
 
 
-def remove_if_untouched(made: Path, lock: Path) -> None:
-    """Remove ``made``, a folder a run made, when it holds nothing but folders and the run's ``lock`` file (the run
+def remove_if_untouched(made: Path, *locks: Path) -> None:
+    """Remove ``made``, a folder a run made, when it holds nothing but folders and the run's ``locks`` files (the run
     stopped before writing anything): no empty folder is left to be taken for its output."""
+    mine = {lock.absolute() for lock in locks}
     with contextlib.suppress(OSError):  # the run's own error is the one to tell
-        if made.is_dir() and all(path.is_dir() or path.absolute() == lock.absolute() for path in made.rglob("*")):
+        if made.is_dir() and all(path.is_dir() or path.absolute() in mine for path in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)
+
+
+@contextmanager
+def results_lock(folder: Path) -> Iterator[None]:
+    """Hold a results folder's lock (``RESULTS_LOCK``; the folder made if missing) while the body runs, so one run
+    at a time writes there (two ``assess`` runs into one --out left one's run.json over the other's tables). A lock
+    file it made is removed again when the body raises.
+
+    Raises:
+        InputError: Another run holds it, or the folder cannot be made or written.
+    """
+    lock_file = writable_folder(folder) / RESULTS_LOCK
+    made = not lock_file.exists()
+    try:
+        with held_lock(lock_file, f"{folder}: another farmcredit run is writing its results there; wait for it to "
+                       "finish or use another --out"):
+            yield
+    except BaseException:
+        if made:  # a run that failed leaves a folder that was there as it found it (a finished run keeps the file)
+            lock_file.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def held_lock(lock_file: Path, busy: str) -> Iterator[None]:
+    """``folder_lock``, and within a body of this process that holds ``lock_file`` already, nothing more (the CLI holds
+    a lock over a run, and the library's steps take it again)."""
+    key = lock_file.absolute()
+    if key in _HELD:
+        yield
+        return
+    with folder_lock(lock_file, busy):
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
 
 
 @contextmanager

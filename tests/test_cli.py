@@ -6,8 +6,10 @@ import gzip
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -609,7 +613,8 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
         except BaseException as exc:
             raise click.exceptions.Abort() from exc
 
-    for cause, code in ((KeyboardInterrupt(), 130), (EOFError(), 1)):  # Ctrl-C as a shell reports it; input ended
+    # Ctrl-C and SIGTERM as a shell reports them; input ended
+    for cause, code in ((KeyboardInterrupt(), 130), (farmcredit.cli.Terminated(), 143), (EOFError(), 1)):
         monkeypatch.setattr(farmcredit.cli.cli, "main", lambda cause=cause, **_: abort(cause))
         with pytest.raises(SystemExit) as stopped:
             farmcredit.cli.main()
@@ -679,3 +684,49 @@ def test_joiners_are_spelling_and_shown_while_bidi_controls_are_escaped() -> Non
         assert _shown(text) == text
     assert _shown("P1\u202e10.0") == "P1\\u202e10.0" and _shown("P\u2066x\u2069") == "P\\u2066x\\u2069"
     assert _shown("P1\u200b") == "P1\\u200b" and _shown("\ufeffcredit") == "\\ufeffcredit"  # else printed as P1, credit
+
+
+def test_a_second_run_into_a_folder_being_written_is_refused_and_changes_nothing(
+        small_season, tmp_path: Path, lock_held_elsewhere) -> None:
+    """Two assess runs into one --out left one's run.json (752 parcels) beside the other's tables (100)."""
+    from farmcredit.batch.partitions import MANIFEST
+    from farmcredit.locking import RESULTS_LOCK
+
+    base = ["--imagery", str(small_season.imagery_dir), "--model", "rule", "--quiet", "--out"]
+    out = tmp_path / "out"
+    first = _run("assess", str(small_season.parcels_path), *base, str(out))
+    assert first.returncode == 0, first.stderr
+    before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    holder = lock_held_elsewhere(out / RESULTS_LOCK)
+    for command in ("assess", "batch"):
+        done = _run(command, str(small_season.parcels_path), *base, str(out))
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and "another farmcredit run is writing its results there" in said, said
+        assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
+    unmade = tmp_path / "unmade"
+    holder.kill()
+    holder.wait()
+    (out / "partitions").mkdir()
+    (out / "partitions" / MANIFEST).write_text("{}")
+    again = _run("assess", str(small_season.parcels_path), *base, str(out))
+    assert again.returncode == 0 and "holds a batch run's partitions" in " ".join(again.stderr.split())
+    failed = _run("assess", str(tmp_path / "missing.geojson"), *base, str(unmade))
+    assert failed.returncode == 2 and not unmade.exists()  # no folder left holding only its lock
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_removing_its_temporary_files(tmp_path: Path) -> None:
+    """Kubernetes, Airflow and `docker stop` send SIGTERM: it left the run's temporary pixel layers behind (and a
+    container's PID 1 ignored it)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    run = subprocess.Popen([sys.executable, "-m", "farmcredit", "assess", str(SAMPLE / "parcels.geojson"), "--imagery",
+                            str(SAMPLE / "imagery"), "--model", "rule", "--out", str(tmp_path / "out")],
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
+    while not any(temp.glob("farmcredit-pixels-*")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it was stopped"
+    run.send_signal(signal.SIGTERM)
+    stderr = run.communicate(timeout=120)[1]
+    assert run.returncode == 143 and "terminated" in stderr and "Traceback" not in stderr, stderr
+    assert not any(temp.iterdir())

@@ -761,7 +761,10 @@ def test_a_write_that_does_not_finish_is_marked_and_refused_as_unfinished(
     if isinstance(stop, OSError):
         assert f"writing the outputs in {tmp_path} stopped" in str(stopped.value)
         assert "No space left on device" in str(stopped.value) and UNFINISHED in str(stopped.value)
+        assert re.search(r"\([0-9,.]+ MiB free on its disk\)", str(stopped.value))
     assert (tmp_path / UNFINISHED).exists() and not (tmp_path / "preview.png").exists()
+    # The earlier run's audit record is not left beside the new tables (`cp *` leaves the marker behind).
+    assert not (tmp_path / "run.json").exists()
     for refused in (lambda: render_preview(tmp_path), lambda: load_results(tmp_path),
                     lambda: load_results(tmp_path / "results.csv")):
         with pytest.raises(InputError, match="its outputs were left unfinished"):

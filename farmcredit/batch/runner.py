@@ -20,8 +20,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -59,7 +59,7 @@ from farmcredit.config import Config, load_config
 from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
-from farmcredit.locking import folder_lock, writable_folder
+from farmcredit.locking import held_lock, writable_folder
 from farmcredit.pipeline import (
     PORTFOLIO_STAGES,
     Assessment,
@@ -87,9 +87,8 @@ logger = logging.getLogger(__name__)
 # create it and SIGKILL its own worker process.
 TEST_DELAY_ENV = "FARMCREDIT_BATCH_TEST_DELAY_S"
 TEST_KILL_WORKER_ENV = "FARMCREDIT_BATCH_TEST_KILL_WORKER"
-# A partition folder's lock file (``exclusive``), and the folders whose lock this process holds.
+# A partition folder's lock file (``exclusive``).
 LOCK_NAME = ".lock"
-_HELD: set[Path] = set()
 # Below this a worker cannot hold one window of imagery and a partition ("1.5" reads as 1 byte to Dask, and the
 # run then stalls; 256 MiB and 384 MiB workers were killed over and over on sample_tiles with the rule): the CLI
 # refuses a --memory-limit under it, and `auto` warns when it shares the machine's memory that thin.
@@ -343,24 +342,15 @@ def partitions_folder(out: Path) -> Path:
     return writable_folder(writable_folder(out.absolute()) / "partitions")
 
 
-@contextmanager
-def exclusive(folder: Path) -> Iterator[None]:
+def exclusive(folder: Path) -> AbstractContextManager[None]:
     """Hold ``folder``'s lock file (``.lock``) while the body runs; within a body that holds it already (the CLI
     holds it over ``run_batch`` and ``write_outputs``), nothing more.
 
     Raises:
         InputError: Another run holds it.
     """
-    if folder in _HELD:
-        yield
-        return
-    with folder_lock(folder / LOCK_NAME, f"{folder.parent}: another farmcredit batch is writing there; wait for it "
-                     "or use another --out"):
-        _HELD.add(folder)
-        try:
-            yield
-        finally:
-            _HELD.discard(folder)
+    return held_lock(folder / LOCK_NAME, f"{folder.parent}: another farmcredit batch is writing there; wait for it or "
+                     "use another --out")
 
 
 def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],

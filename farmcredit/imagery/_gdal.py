@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -52,37 +52,46 @@ def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rast
 
 
 class DeferredInterrupt:
-    """A Ctrl-C received while GDAL ran, to be raised between its calls (see `interrupt_between_gdal_calls`)."""
+    """A Ctrl-C (or a SIGTERM the program handles) received while GDAL ran, to be raised between its calls (see
+    `interrupt_between_gdal_calls`)."""
 
-    def __init__(self) -> None:
-        self.received = False
+    def __init__(self, handlers: dict[int, Callable]) -> None:
+        self.handlers = handlers  # what each deferred signal runs when raised: its handler from before
+        self.received: int | None = None
 
-    def mark(self, _signal: int, _frame: FrameType | None) -> None:
-        self.received = True
+    def mark(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
 
     def check(self) -> None:
-        """Raise KeyboardInterrupt when a Ctrl-C was received."""
-        if self.received:
-            raise KeyboardInterrupt
+        """Raise what the first signal received raises (KeyboardInterrupt for Ctrl-C)."""
+        if self.received is not None:
+            self.handlers[self.received](self.received, None)
+            raise KeyboardInterrupt  # a handler that returned: stop all the same
 
 
 @contextmanager
 def interrupt_between_gdal_calls() -> Iterator[DeferredInterrupt]:
-    """While inside, Ctrl-C (SIGINT) is only noted, and raised as KeyboardInterrupt by ``check`` (call it after each
-    GDAL open or read) and on leaving, whatever else was raised meanwhile.
+    """While inside, Ctrl-C (SIGINT), and SIGTERM where Python handles it (the CLI does), are only noted, and raised
+    by ``check`` (call it after each GDAL open or read) and on leaving, whatever else was raised meanwhile.
 
     GDAL reports retries and failures through rasterio's logging callback, where Python code runs first after a
-    Ctrl-C during a stalled read; a KeyboardInterrupt raised there is printed as "Exception ignored" and dropped, and
+    signal during a stalled read; an exception raised there is printed as "Exception ignored" and dropped, and
     the program carried on. Outside the main thread (which alone receives signals) this changes nothing.
     """
-    interrupt = DeferredInterrupt()
     if threading.current_thread() is not threading.main_thread():
-        yield interrupt
+        yield DeferredInterrupt({})
         return
-    previous = signal.signal(signal.SIGINT, interrupt.mark)
+    # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt.
+    handlers = {signal.SIGINT: signal.getsignal(signal.SIGINT) or signal.default_int_handler,
+                signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+    handlers = {signum: handler for signum, handler in handlers.items() if callable(handler)}
+    interrupt = DeferredInterrupt(handlers)
+    for signum in handlers:
+        signal.signal(signum, interrupt.mark)
     try:
         yield interrupt
     finally:
-        # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt.
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         interrupt.check()

@@ -5,6 +5,7 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor
+from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor, results_lock
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import RASTER_WRITE_ERRORS, write_rasters
@@ -31,28 +32,41 @@ def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path
 
     While it writes, the folder holds ``UNFINISHED`` (removed once every file but the preview, drawn from them, is
     written): a folder that still holds it was left by a write that did not finish (interrupted, a full disk),
-    whatever else is there.
+    whatever else is there. An earlier run's ``run.json`` is removed first and the new one written last, so a
+    ``run.json`` is always its folder's run's. The folder's results lock is held throughout (``results_lock``).
 
     Returns:
         The written files by kind.
 
     Raises:
-        InputError: ``out_dir`` cannot be a folder (a file of that name, say), or cannot be written (full, read-only).
+        InputError: ``out_dir`` cannot be a folder (a file of that name, say), or cannot be written (full, read-only),
+            or another run is writing there.
     """
     out_dir = output_folder(out_dir)
     marker = out_dir / UNFINISHED
-    try:
-        marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
-        files = _write_outputs(out_dir, assessment)
-    except (OSError, DataSourceError, DataLayerError, FeatureError, *RASTER_WRITE_ERRORS) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in WRITE_ERRNOS:
-            raise
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        raise InputError(f"writing the outputs in {out_dir} stopped{where}: {getattr(exc, 'strerror', None) or exc}; "
-                         f"the folder holds an unfinished write ({UNFINISHED})") from exc
-    marker.unlink()
-    render_preview(out_dir, files["preview"])  # drawn from the finished files
+    with results_lock(out_dir):
+        try:
+            marker.write_text("farmcredit is writing this folder; while this file is here its outputs are unfinished\n")
+            files = _write_outputs(out_dir, assessment)
+        except (OSError, DataSourceError, DataLayerError, FeatureError, *RASTER_WRITE_ERRORS) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in WRITE_ERRNOS:
+                raise
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise InputError(f"writing the outputs in {out_dir} stopped{where}: "
+                             f"{getattr(exc, 'strerror', None) or exc} ({free_space(out_dir)}); the folder holds an "
+                             f"unfinished write ({UNFINISHED})") from exc
+        marker.unlink()
+        render_preview(out_dir, files["preview"])  # drawn from the finished files
     return files
+
+
+def free_space(folder: Path) -> str:
+    """How much its disk has free, said (a write that failed for space names no space: GDAL's "Failed to commit
+    transaction")."""
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free on its disk"
+    except OSError:
+        return "its free space unknown"
 
 
 def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
@@ -70,8 +84,9 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     # Rows by position, as the run made them: a caller's index (its labels may repeat) is not written.
     assessment = replace(assessment, parcels=assessment.parcels.reset_index(drop=True))
     parcels, borrowers = assessment.parcels, assessment.borrowers
-    # No picture of an earlier run is left beside these: its overview, nor its parcels' previews (preview_<id>.png).
-    for earlier in (files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):
+    # No audit record of an earlier run is left beside these while they are written (run.json is written last, so one
+    # there is always its run's), nor a picture of one: its overview, nor its parcels' previews (preview_<id>.png).
+    for earlier in (files["run"], files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
     _nulls_as_none(parcels).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")

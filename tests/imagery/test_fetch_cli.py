@@ -201,9 +201,11 @@ def test_two_years_fetched_into_one_folder_are_assessed_a_season_at_a_time(tmp_p
     assert [scene["scene_id"] for scene in record["inputs"]["imagery"]["scenes"]] == ["S2A_50SKA_20240315_0_L2A"]
 
 
-def test_ctrl_c_during_a_stalled_cog_read_stops_the_fetch_with_exit_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_during_a_stalled_cog_read_stops_the_fetch(tmp_path: Path, stop: int, code: int) -> None:
     """GDAL logs a read's timeout through rasterio's callback, where Python code first runs after a Ctrl-C: the
-    KeyboardInterrupt raised there was printed as "Exception ignored" and dropped, and the fetch carried on."""
+    KeyboardInterrupt raised there was printed as "Exception ignored" and dropped, and the fetch carried on (as
+    SIGTERM's would be, now that the CLI handles it)."""
     items, files = dated_items(tmp_path / "cogs", ("2024-03-05", "2024-03-15"))
     parcels = tmp_path / "fields.geojson"
     gpd.GeoDataFrame({"parcel_id": ["F1"]}, geometry=[DATED_FIELD], crs="EPSG:32650").to_file(parcels)
@@ -216,9 +218,9 @@ def test_ctrl_c_during_a_stalled_cog_read_stops_the_fetch_with_exit_130(tmp_path
             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "300"})
         while not server.requests_to(stalled) and fetch.poll() is None:
             time.sleep(0.05)
-        fetch.send_signal(signal.SIGINT)
+        fetch.send_signal(stop)
         stderr = fetch.communicate(timeout=120)[1]
-    assert fetch.returncode == 130, stderr
+    assert fetch.returncode == code, stderr
     assert "Exception ignored" not in stderr and "Traceback" not in stderr
     assert not (tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A").exists()
     assert "unfinished_fetch" in json.loads((tmp_path / "s2" / "manifest.json").read_text())
