@@ -2,6 +2,7 @@
 
 import codecs
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from farmcredit.config import load_config
+from farmcredit.config import load_config, packaged_config_text
 from farmcredit.errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -26,6 +27,14 @@ def _write(tmp_path: Path, mutate) -> Path:
 def test_packaged_default_is_the_repository_config() -> None:
     assert load_config() == load_config(DEFAULT)
     assert set(load_config().crops) >= {"rice", "wheat", "maize", "soybean"}
+
+
+def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lacks() -> None:
+    """Its comments, printed by `farmcredit config`, pointed to AGRONOMY.md, which neither the package nor a
+    checkout has: the crop calendars are written out instead."""
+    text = packaged_config_text()
+    assert re.findall(r"[\w./-]+\.md\b", text) == []
+    assert "winter wheat sown early-mid October" in text
 
 
 def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:

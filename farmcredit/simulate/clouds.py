@@ -19,7 +19,7 @@ from farmcredit.simulate.randomfields import gaussian_field
 from farmcredit.simulate.render import block_mean
 from farmcredit.simulate.spectra import CIRRUS_SPECTRUM, CLOUD_SPECTRUM, SHADOW_DEPTH, band_index, mix
 
-# SCL classes (docs/AGRONOMY.md).
+# SCL classes of the Sen2Cor scene classification (Sentinel-2 L2A).
 SCL_NO_DATA, SCL_SHADOW, SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_WATER = 0, 3, 4, 5, 6
 SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10
 # Opacity and darkening at which Sen2Cor starts to flag a pixel.

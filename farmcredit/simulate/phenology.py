@@ -1,7 +1,7 @@
 """Seasonal course of each land cover: endmember cover fractions by day of year.
 
-Crop calendars follow the Huai-river / North China Plain figures in docs/AGRONOMY.md: winter wheat
-green in March, peaking mid April-early May, harvested early June; summer maize and soybean sown
+Crop calendars follow typical Huai-river / North China Plain figures (as configs/default.yaml states):
+winter wheat green in March, peaking mid April-early May, harvested early June; summer maize and soybean sown
 mid-late June, peaking in August, harvested late September; single-season rice flooded for
 transplanting in late May-June (LSWI + 0.05 >= NDVI), peaking in August, harvested early October.
 """
