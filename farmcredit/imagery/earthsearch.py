@@ -150,7 +150,9 @@ def _check_utf8(paths: list[str]) -> None:
 
 def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list[Scene],
                            season: tuple[date, date] | None) -> None:
-    """Scene folders without an item are read with DN offset 0, for want of one to read theirs from.
+    """Scene folders without an item are read with DN offset 0, for want of one to read theirs from; each in the
+    season is warned of whatever its date, as baseline 04.00's -1000 also came to older acquisitions reprocessed
+    (Collection 1).
 
     Raises:
         ImageryError: Such a folder is dated on or after the season's first item or SAFE product that gives -1000:
@@ -171,16 +173,16 @@ def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list
             f"{folder}: {len(after)} scene folder(s) without a STAC item ({some(after)}) have no DN offset to read, "
             f"while the season's items from {offset_since} give {BOA_ADD_OFFSET_DN:g} (processing baseline "
             "04.00 on): read with 0, their reflectance would be 0.1 above the other dates'; pass --dn-offset "
-            f"(dn_offset= in Python): -1000 for products of baseline 04.00 or later, the rule since "
-            f"{OFFSET_BASELINE_SINCE}, 0 before (it applies to every folder without an item); or add their items"
+            f"(dn_offset= in Python): -1000 for products of baseline 04.00 or later (acquired since "
+            f"{OFFSET_BASELINE_SINCE}, or older ones reprocessed as Collection 1), 0 for others (it applies to every "
+            "folder without an item); or add their items"
         )
-    recent = [scene.scene_id for scene in unknown if scene.acquired.date() >= OFFSET_BASELINE_SINCE]
-    if recent:
-        logger.warning("%d scene folder(s) without a STAC item acquired since %s (%s) are read with DN offset 0; "
-                       "Sentinel-2 L2A products of processing baseline 04.00 or later add 1000 to every DN (their "
-                       "MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass --dn-offset -1000 "
-                       "(dn_offset=-1000 in Python)",
-                       len(recent), OFFSET_BASELINE_SINCE, some(recent))
+    unknown_ids = [scene.scene_id for scene in unknown]
+    logger.warning("%d scene folder(s) without a STAC item (%s) are read with DN offset 0; Sentinel-2 L2A products "
+                   "of processing baseline 04.00 or later (acquisitions since %s, and older ones reprocessed as "
+                   "Collection 1) add 1000 to every DN (their MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass "
+                   "--dn-offset -1000 (dn_offset=-1000 in Python); if not, --dn-offset 0",
+                   len(unknown_ids), some(unknown_ids), OFFSET_BASELINE_SINCE)
 
 
 def set_aside_scenes(folder: Path, subdirectories: Iterable[str]) -> list[tuple[Path, Path]]:

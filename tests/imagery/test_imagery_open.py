@@ -193,13 +193,28 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
         open_imagery(season_folder)
     shutil.rmtree(season_folder / "S2B_50SKB_20240315")
     assert open_imagery(season_folder, dn_offset=-1000).scenes[-1].dn_offset == -1000
-    # Items of this season give 0 (baseline 02.14; offset applied): nothing to tell the folder's by, nor need.
-    assert len(open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes) == 3
     with caplog.at_level(logging.WARNING):  # alone, dated in baseline 04.00's time: most likely -1000
         scenes = open_imagery(season_folder, season=(date(2024, 3, 16), date(2024, 12, 31))).scenes
     assert [(scene.scene_id, scene.dn_offset) for scene in scenes] == [("2024-03-20", 0.0)]
-    assert "1 scene folder(s) without a STAC item acquired since 2022-01-25 (2024-03-20) are read with DN offset 0" \
-        in caplog.text and "pass --dn-offset -1000 (dn_offset=-1000 in Python)" in caplog.text
+    assert "1 scene folder(s) without a STAC item (2024-03-20) are read with DN offset 0" in caplog.text \
+        and "pass --dn-offset -1000 (dn_offset=-1000 in Python)" in caplog.text
+
+
+def test_a_folder_without_an_item_dated_before_baseline_04_is_warned_of(
+    season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Collection 1 reprocessed pre-2022 acquisitions to baseline 05.00 (-1000 DN): a 2021 folder of DNs without an
+    item may carry the offset as surely as a 2024 one, so it is warned of, not read with 0 in silence."""
+    write_scene(season_folder / "2021-11-01", acquired=datetime(2021, 11, 1), with_item=False)
+    with caplog.at_level(logging.WARNING):
+        scenes = open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31))).scenes
+    assert len(scenes) == 3 and scenes[1].dn_offset == 0
+    assert "1 scene folder(s) without a STAC item (2021-11-01) are read with DN offset 0" in caplog.text
+    assert "older ones reprocessed as Collection 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # told its offset, nothing to warn of
+        open_imagery(season_folder, season=(date(2020, 1, 1), date(2023, 12, 31)), dn_offset=0)
+    assert "DN offset 0" not in caplog.text
 
 
 def test_a_folder_of_float_band_files_is_reflectance(
