@@ -34,7 +34,9 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
 
     Args:
         path: CSV or Parquet, one row per past loan.
-        as_of: the date the model is fitted; outcomes dated later are leakage (default today).
+        as_of: the date the model is fitted; outcomes dated on a later day are leakage (default today). An
+            outcome's day is the one written in it (``outcome_days``): at any time of ``as_of`` it is not later,
+            and one written with an offset keeps its local day.
 
     Raises:
         InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value,
@@ -103,21 +105,42 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     if len(counts) < 2 or counts.min() < MIN_PER_CLASS:
         raise InputError(f"history file {path} needs at least {MIN_PER_CLASS} defaulted and {MIN_PER_CLASS} "
                          f"repaid loans (has {counts.get(1, 0)} and {counts.get(0, 0)})")
-    # Dates with a time zone compare as UTC; dates without one are taken as given.
-    outcome = pd.to_datetime(table["outcome_date"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    outcome = outcome_days(table["outcome_date"])
     if outcome.isna().any():
         row = int(np.flatnonzero(outcome.isna().to_numpy())[0])
         raise InputError(f"history file {path}: 'outcome_date' must be a date on every row, written YYYY-MM-DD "
                          f"(row {row + 2}: {table['outcome_date'].iloc[row]!r}; {int(outcome.isna().sum())} row(s))")
     if as_of is not None and as_of > date.today():
         raise InputError(f"--as-of {as_of} is after today: outcomes not yet known could not be told from leakage")
-    cutoff = pd.Timestamp(as_of or date.today())
-    future = outcome > cutoff
+    fit_day = as_of or date.today()
+    future = outcome > pd.Timestamp(fit_day)
     if future.any():
-        raise InputError(f"history file {path}: {int(future.sum())} outcome(s) dated after {cutoff.date()} "
+        raise InputError(f"history file {path}: {int(future.sum())} outcome(s) dated after {fit_day} "
                          "(the fit date); using them would leak the future into the model")
     _check_seasons(path, table["season"], outcome, table["defaulted"])
     return table
+
+
+def outcome_days(column: pd.Series) -> pd.Series:
+    """Each outcome's calendar day as written (midnight timestamps; NaT where not an ISO 8601 date or time).
+
+    A time of day counts within its day, and a time with an offset or zone keeps its local day, never converted to
+    UTC: ``2024-12-31T23:30:00-05:00`` is 31 December, as its lender wrote it.
+
+    >>> outcome_days(pd.Series(["2024-12-31 14:23:05", "2025-01-01T07:00:00+08:00"])).dt.day.tolist()
+    [31, 1]
+    """
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_localize(None).dt.normalize()
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return column.dt.normalize()
+    text = column.astype("string").str.strip()
+    # A time's offset or zone is checked as part of it, then dropped, leaving its local time.
+    valid = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").notna()
+    local = text.str.replace(r"^(.*\d[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$",
+                             r"\1", regex=True)
+    days = pd.to_datetime(local, errors="coerce", format="ISO8601").dt.normalize()
+    return days.where(valid.to_numpy())
 
 
 def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted: pd.Series) -> None:

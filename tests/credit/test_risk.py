@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +216,24 @@ def test_outcome_dates_with_a_time_zone_are_read_and_the_fit_date_is_never_in_th
     assert len(read_history(path, as_of=date(2026, 1, 1))) == len(history)
     with pytest.raises(InputError, match="is after today"):
         read_history(path, as_of=date(2999, 1, 1))
+
+
+def test_outcomes_are_refused_by_the_day_written_in_them_not_its_utc_moment(history, tmp_path) -> None:
+    """An outcome at 14:23 of the fit date is not after it (the cutoff was midnight at its start), and one written
+    with an offset keeps its local day: 07:00 on 1 January in Beijing is after 31 December, 23:00 on 31 December in
+    New York is not (in UTC, the other way round)."""
+    path = tmp_path / "history.csv"
+    last = pd.to_datetime(history["outcome_date"]).max().date()
+
+    def read_with(outcome: str) -> int:
+        history.assign(outcome_date=history["outcome_date"].where(history.index != 0, outcome)).to_csv(path,
+                                                                                                        index=False)
+        return len(read_history(path, as_of=last))
+
+    assert read_with(f"{last} 14:23:05") == len(history)
+    assert read_with(f"{last}T23:00:00-05:00") == len(history)
+    with pytest.raises(InputError, match=f"1 outcome\\(s\\) dated after {last} "):
+        read_with(f"{last + timedelta(days=1)}T07:00:00+08:00")
 
 
 def test_a_model_goes_to_a_file_its_folder_made_never_to_a_folder(history, tmp_path: Path) -> None:
