@@ -179,7 +179,9 @@ def _read_series(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     with _read_as_written(path):
-        return pd.read_parquet(path)
+        series = pd.read_parquet(path)
+    # Its days (Arrow dates; an older run's midnight timestamps) as timestamps, which matplotlib places alike.
+    return series.assign(date=pd.to_datetime(series["date"]))
 
 
 def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,

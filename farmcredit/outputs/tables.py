@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
@@ -88,16 +89,19 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     # there is always its run's), nor a picture of one: its overview, nor its parcels' previews (preview_<id>.png).
     for earlier in (files["run"], files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):
         earlier.unlink(missing_ok=True)
-    # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default.
-    _nulls_as_none(parcels).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2")
+    # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default. Through Arrow, as only it writes a
+    # Date field (pyogrio's other path writes dates as text).
+    dated = as_dates(parcels, "ndvi_peak_date")
+    _nulls_as_none(dated).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2",
+                                  use_arrow=True)
     _nulls_as_none(borrowers).to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
-    text_typed(parcels).to_parquet(files["parquet"], index=False)
+    text_typed(dated).to_parquet(files["parquet"], index=False)
     write_csv(_attributes(parcels), files["csv"])
     write_csv(_attributes(borrowers), files["borrowers_csv"])
-    assessment.series.to_parquet(files["series"], index=False)
+    as_dates(assessment.series, "date").to_parquet(files["series"], index=False)
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
     files["project"] = write_project(out_dir, assessment, styles, rasters)
@@ -131,6 +135,13 @@ def output_folder(out_dir: str | Path, create: bool = True) -> Path:
         except OSError as exc:
             raise InputError(f"output folder {out_dir} is not a folder that can be made ({exc.strerror})") from exc
     return out_dir
+
+
+def as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame`` with ``column``, calendar days held as midnight timestamps, as dates with no time of day: Arrow's
+    date32 in Parquet, a Date field in a GeoPackage. Written as a midnight with no time zone, the day showed as the
+    one before in a tool that reads such a time as UTC west of Greenwich."""
+    return frame.assign(**{column: frame[column].astype(pd.ArrowDtype(pa.date32()))})
 
 
 def text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

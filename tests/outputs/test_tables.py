@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyogrio
+
 from farmcredit.outputs import output_folder, render_preview, write_outputs, write_rasters
 from farmcredit.pipeline import Assessment
 
@@ -19,3 +24,17 @@ def test_folders_and_files_named_as_text_are_taken_as_paths(assessed: Assessment
     parcel_id = str(assessed.parcels["parcel_id"].iloc[0])
     drawn = render_preview(str(out / "results.gpkg"), out=str(tmp_path / "one.png"), parcel_id=parcel_id)
     assert drawn == tmp_path / "one.png" and drawn.is_file()
+
+
+def test_calendar_days_are_written_as_dates_not_midnight_times(outputs: Path, assessed: Assessment) -> None:
+    """A naive midnight (Parquet timestamp, GeoPackage DateTime) showed as the day before in a tool reading it as UTC
+    west of Greenwich; a date has no time to shift. The CSV keeps its text."""
+    assert pq.read_schema(outputs / "results.parquet").field("ndvi_peak_date").type == pa.date32()
+    assert pq.read_schema(outputs / "ndvi_series.parquet").field("date").type == pa.date32()
+    info = pyogrio.read_info(outputs / "results.gpkg", layer="parcels")
+    assert dict(zip(info["fields"], info["dtypes"]))["ndvi_peak_date"] == "datetime64[D]"  # an OGR Date field
+    peaks = assessed.parcels["ndvi_peak_date"]
+    written = pd.read_parquet(outputs / "results.parquet")["ndvi_peak_date"]
+    assert written.notna().any() and (pd.to_datetime(written) == peaks).equals(peaks.notna())
+    csv = pd.read_csv(outputs / "results.csv", encoding="utf-8-sig", dtype=str)["ndvi_peak_date"].dropna()
+    assert csv.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
