@@ -162,11 +162,13 @@ def build_run_record(
     read_failures: Sequence[tuple[str, str, str]] = (),
     parcels_layer: str | None = None,
     scenes: list[dict] | None = None,
+    season: tuple[date, date] | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file
-    of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now)."""
+    of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now); ``season``: the
+    season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer."""
     known: dict[str, dict] = {}
     imagery_record = {
         "source": absolute_path(imagery.source),
@@ -197,6 +199,7 @@ def build_run_record(
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],
+        "season_requested": None if season is None else f"{season[0].isoformat()}/{season[1].isoformat()}",
         "models": models,
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {

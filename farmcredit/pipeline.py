@@ -224,6 +224,7 @@ class AssessmentInputs:
         fingerprint: the parcel file's ``file_fingerprint`` as it was read (the audit vouches for the file read, not
             for the file as it is when a long run ends); None for an in-memory table.
         scenes: each scene's ``scene_record`` (its band files' fingerprints) as it was opened, likewise.
+        season: the season asked for (first and last day); None when none was (every date given is read).
     """
 
     config: Config
@@ -236,6 +237,7 @@ class AssessmentInputs:
     layer: str | None = None
     fingerprint: dict | None = None
     scenes: list[dict] | None = None
+    season: tuple[date, date] | None = None
 
 
 ISO_DAY = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -384,7 +386,7 @@ def load_inputs(
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
-                            table.attrs.get("layer"), fingerprint, scenes)
+                            table.attrs.get("layer"), fingerprint, scenes, season)
 
 
 def check_ground_pixels(imagery: Imagery) -> None:
@@ -481,7 +483,7 @@ def finish_assessment(
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
-        measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes,
+        measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.

@@ -782,8 +782,11 @@ def test_a_season_narrows_imagery_opened_already_as_it_narrows_a_path(small_seas
     by_object = run_assessment(small_season.parcels_path, opened, season=season, model="rule")
     assert len(by_object.imagery.scenes) == len(by_path.imagery.scenes) == 5 < len(opened.scenes)
     pd.testing.assert_frame_equal(by_object.parcels, by_path.parcels)
-    for part in ("season_dates", "inputs"):
+    for part in ("season_dates", "season_requested", "inputs"):
         assert by_object.record[part] == by_path.record[part]
+    # The season asked for, beside the dates read (which may be fewer); none asked for, None.
+    assert by_path.record["season_requested"] == season and by_path.record["season_dates"][0] > "2024-04-01"
+    assert run_assessment(small_season.parcels_path, opened, model="rule").record["season_requested"] is None
     with pytest.raises(ImageryError, match=r"none of the 8 scenes was acquired within 2025-01-01\.\.2025-02-01"):
         run_assessment(small_season.parcels_path, opened, season="2025-01-01/2025-02-01", model="rule")
     for option in ({"dn_offset": -1000}, {"band_layout": [(None, "B04")]}):

@@ -102,17 +102,32 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise InputError(f"cannot read results file {file}: {exc}") from exc
     table = pd.DataFrame(table.drop(columns="geometry", errors="ignore"))
     table.attrs["source"] = str(file)
-    table.attrs["currency"] = _currency_beside(file)
+    run = _run_beside(file)
+    table.attrs["currency"] = run_currency(run) or None
+    table.attrs["season"] = _season_read(run)
     _check_columns(table, f"results file {file}")
     return table
 
 
-def _currency_beside(file: Path) -> str | None:
-    """The currency of the run whose ``run.json`` lies beside ``file``; None when there is none to read."""
+def _run_beside(file: Path) -> dict:
+    """The audit record (``run.json``) of the run whose results ``file`` holds, beside it; empty when there is none
+    to read."""
     try:
-        return run_currency(json.loads((file.parent / "run.json").read_text(encoding="utf-8"))) or None
-    except (OSError, ValueError, AttributeError):
+        record = json.loads((file.parent / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _season_read(record: dict) -> str | None:
+    """The first and last imagery date of a run's audit record, with the season asked for where it says (two runs of
+    different seasons compare crops of different years); None when it gives no dates."""
+    dates = record.get("season_dates")
+    if not isinstance(dates, list) or not dates:
         return None
+    if "season_requested" not in record:  # a run from before it was recorded
+        return f"imagery {dates[0]} to {dates[-1]}"
+    return f"imagery {dates[0]} to {dates[-1]}, season asked for: {record['season_requested'] or 'none (all dates)'}"
 
 
 def size_band(polygon_area_ha: ArrayLike) -> pd.Series:
@@ -438,9 +453,13 @@ class _Section:
 
 
 def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame, unit: str) -> list[str]:
-    lines = [f"Results: {results.attrs.get('source', 'a results table')} ({len(table)} parcels)."]
+    def run(frame: pd.DataFrame, parcels: int) -> str:
+        season = frame.attrs.get("season")
+        return f"{frame.attrs.get('source', 'a results table')} ({parcels} parcels{f'; {season}' if season else ''})."
+
+    lines = [f"Results: {run(results, len(table))}"]
     if reference is not None:
-        lines.append(f"Reference run: {reference.attrs.get('source', 'a results table')} ({len(reference)} parcels).")
+        lines.append(f"Reference run: {run(reference, len(reference))}")
     lines.append(f"Limits are in {unit}; rates are shares of all parcels in the group, including parcels "
                  "that could not be assessed (status error).")
     return lines

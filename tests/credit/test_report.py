@@ -1,5 +1,6 @@
 """The risk committee's report: PSI, size bands, four-fifths screen, calibration, rendering, errors."""
 
+import json
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -285,6 +286,22 @@ def test_missing_columns_and_empty_tables_raise_input_error(tmp_path: Path) -> N
         with pytest.raises(InputError, match=f"cannot write the report to {out}") as refused:
             credit_report(_results(), out=out, fmt=fmt)
         assert out.parent.name != "file" or f"{tmp_path / 'file'} is a file, not a folder" in str(refused.value)
+
+
+def test_the_report_names_each_runs_season(tmp_path: Path) -> None:
+    """Two runs of different seasons were compared with no hint of either: the header gives each run's first and last
+    imagery date, and the season asked for where its run.json records one."""
+    runs = {"2024": {"season_dates": ["2024-03-15", "2024-10-20"], "season_requested": "2024-03-01/2024-10-31"},
+            "2023": {"season_dates": ["2023-04-02", "2023-09-30"], "season_requested": None}}
+    for name, record in runs.items():
+        (tmp_path / name).mkdir()
+        _results().to_parquet(tmp_path / name / "results.parquet", index=False)
+        (tmp_path / name / "run.json").write_text(json.dumps(record))
+    results, reference = load_results(tmp_path / "2024"), load_results(tmp_path / "2023")
+    for fmt in ("md", "html"):
+        text = credit_report(results, reference, out=tmp_path / f"report.{fmt}", fmt=fmt).read_text()
+        assert "imagery 2024-03-15 to 2024-10-20, season asked for: 2024-03-01/2024-10-31" in text
+        assert "imagery 2023-04-02 to 2023-09-30, season asked for: none (all dates)" in text
 
 
 def test_load_results_reads_a_folder_and_csv(tmp_path: Path) -> None:
