@@ -98,7 +98,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
-    text_typed(dated).to_parquet(files["parquet"], index=False)
+    parquet_typed(parcels).to_parquet(files["parquet"], index=False)
     write_csv(_attributes(parcels), files["csv"])
     write_csv(_attributes(borrowers), files["borrowers_csv"])
     as_dates(assessment.series, "date").to_parquet(files["series"], index=False)
@@ -144,9 +144,11 @@ def as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame.assign(**{column: frame[column].astype(pd.ArrowDtype(pa.date32()))})
 
 
-def text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """``frame`` with its text columns that hold no value typed as text, not Arrow's ``null`` (runs without regions
-    or borrowers, or every parcel referred, would otherwise not stack with others)."""
+def parquet_typed(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``parcels`` typed as ``results.parquet`` holds them: the peak's day a date (``as_dates``), and text columns
+    that hold no value typed as text, not Arrow's ``null`` (runs without regions or borrowers, or every parcel
+    referred, would otherwise not stack with others)."""
+    frame = as_dates(parcels, "ndvi_peak_date")
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
     return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
 

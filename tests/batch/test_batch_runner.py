@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from farmcredit.batch.runner import measure_partition
 from farmcredit.config import load_config
-from farmcredit.outputs.tables import text_typed
+from farmcredit.outputs.tables import parquet_typed
 from farmcredit.pipeline import run_assessment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
     assert marker.exists()
     results = gpd.read_parquet(out / "results.parquet")
     assert not results["parcel_id"].duplicated().any()
-    pd.testing.assert_frame_equal(results, text_typed(assessed))  # written as write_outputs writes it
+    pd.testing.assert_frame_equal(results, parquet_typed(assessed))  # written as write_outputs writes it
     manifest = json.loads((partitions / "_manifest.json").read_text())
     assert manifest["summary"] == {"done": len(manifest["partitions"]), "failed": 0, "pending": 0}
     assert not list(partitions.glob(".*.tmp"))
@@ -223,7 +223,7 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     band = sorted(imagery.glob("*/B08.tif"))[1]
     band.write_bytes(band.read_bytes()[: band.stat().st_size * 2 // 3])  # a download cut short
     expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows, model="rule").parcels
-    text_typed(expected).to_parquet(tmp_path / "assess.parquet", index=False)  # as write_outputs writes it
+    parquet_typed(expected).to_parquet(tmp_path / "assess.parquet", index=False)  # as write_outputs writes it
     command = _batch_command(tmp_path / "out", small_windows)
     command[command.index("--imagery") + 1] = str(imagery)
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
