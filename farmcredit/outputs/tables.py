@@ -91,10 +91,8 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default. Through Arrow, as only it writes a
     # Date field (pyogrio's other path writes dates as text).
-    dated = as_dates(parcels, "ndvi_peak_date")
-    _nulls_as_none(dated).to_file(files["gpkg"], layer="parcels", driver="GPKG", engine="pyogrio", VERSION="1.2",
-                                  use_arrow=True)
-    _nulls_as_none(borrowers).to_file(files["gpkg"], layer="borrowers", driver="GPKG", engine="pyogrio", append=False)
+    _write_layer(as_dates(parcels, "ndvi_peak_date"), files["gpkg"], "parcels", VERSION="1.2", use_arrow=True)
+    _write_layer(borrowers, files["gpkg"], "borrowers", append=False)
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
@@ -151,6 +149,15 @@ def parquet_typed(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     frame = as_dates(parcels, "ndvi_peak_date")
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
     return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
+
+
+def _write_layer(frame: gpd.GeoDataFrame, path: Path, layer: str, **options: object) -> None:
+    """Write ``frame`` as GeoPackage ``layer`` of MultiPolygons (with heights where any outline has them), whatever
+    its outlines: the declared type followed the data (Polygon, MultiPolygon when one parcel was one, Geometry when
+    none had an outline), so appending each run's layer into one table warned or failed."""
+    multipolygons = "MultiPolygon Z" if frame.geometry.has_z.any() else "MultiPolygon"
+    _nulls_as_none(frame).to_file(path, layer=layer, driver="GPKG", engine="pyogrio", promote_to_multi=True,
+                                  geometry_type=multipolygons, **options)
 
 
 def _nulls_as_none(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

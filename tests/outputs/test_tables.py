@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyogrio
+import pytest
+import shapely
 
+from farmcredit import assess
 from farmcredit.outputs import output_folder, render_preview, write_outputs, write_rasters
 from farmcredit.pipeline import Assessment
 
@@ -38,3 +42,18 @@ def test_calendar_days_are_written_as_dates_not_midnight_times(outputs: Path, as
     assert written.notna().any() and (pd.to_datetime(written) == peaks).equals(peaks.notna())
     csv = pd.read_csv(outputs / "results.csv", encoding="utf-8-sig", dtype=str)["ndvi_peak_date"].dropna()
     assert csv.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+
+
+@pytest.mark.parametrize("parcels_kept", ["one parcel", "a MultiPolygon parcel"])
+def test_both_layers_are_always_multipolygons(small_season, tmp_path: Path, parcels_kept: str) -> None:
+    """The declared type followed the data (Polygon for one parcel, MultiPolygon when one input was one), so runs
+    appended weekly into one warehouse table warned or failed on the type."""
+    parcels = gpd.read_file(small_season.parcels_path).head(1 if parcels_kept == "one parcel" else 4)
+    if parcels_kept == "a MultiPolygon parcel":  # the first parcel in two parts: its own outline and the fourth's
+        parcels.loc[0, "geometry"] = shapely.MultiPolygon([parcels.geometry[0], parcels.geometry[3]])
+        parcels = parcels.head(3)
+    assess(parcels, small_season.imagery_dir, model="rule", out=tmp_path / "out")
+    layers = dict(pyogrio.list_layers(tmp_path / "out" / "results.gpkg"))
+    assert layers["parcels"] == layers["borrowers"] == "MultiPolygon"
+    written = gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels").geometry
+    assert shapely.get_num_geometries(written).tolist() == shapely.get_num_geometries(parcels.geometry).tolist()
