@@ -23,6 +23,7 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.borrowers import decides, reason_parcels
+from farmcredit.credit.limit import DECISIONS, STATUSES
 from farmcredit.credit.overlap import LISTED_PARTNERS, Overlaps
 from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, source_hash, zip_member
@@ -204,8 +205,10 @@ def build_run_record(
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {
             "parcels": len(parcels),
-            "status": parcels["status"].value_counts().to_dict(),
-            "decision": parcels["decision"].value_counts().to_dict(),
+            # Every status and decision, none counted 0 and in a fixed order: value_counts left out a zero (an all-error
+            # run had no "approve") and ordered them by frequency.
+            "status": _counts(parcels["status"], STATUSES),
+            "decision": _counts(parcels["decision"], DECISIONS),
             "borrowers": len(borrowers),
             # Apart: a referred borrower's limit is only offered once a person clears it.
             "approved_limit": _limit_total(borrowers, "approve"),
@@ -215,6 +218,11 @@ def build_run_record(
                           for scene, path, message in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+def _counts(values: pd.Series, names: Sequence[str]) -> dict[str, int]:
+    """How many of ``values`` are each of ``names``, in their order, 0 for those none is."""
+    return {name: int((values == name).sum()) for name in names}
 
 
 def _limit_total(borrowers: pd.DataFrame, decision: str) -> float:

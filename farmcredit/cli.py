@@ -141,6 +141,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
       farmcredit assess fields.shp --parcels-crs EPSG:4326 --imagery stack.tif --bands 2021-06-17:B04,B03,B02,B08
     """
     from farmcredit.config import load_config
+    from farmcredit.credit.limit import DECISIONS
     from farmcredit.imagery import open_imagery
     from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
@@ -178,9 +179,9 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         lenders = result.borrowers["decision"].value_counts()
         console.print(
             f"{len(result.parcels)} parcels: "
-            + ", ".join(f"{counts.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
+            + ", ".join(f"{counts.get(d, 0)} {d}" for d in DECISIONS)
             + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
-            + ", ".join(f"{lenders.get(d, 0)} {d}" for d in ("approve", "refer", "decline"))
+            + ", ".join(f"{lenders.get(d, 0)} {d}" for d in DECISIONS)
             + _limit_totals(result.record["counts"], result.parcels.attrs.get("currency", "CNY"))
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it

@@ -134,6 +134,19 @@ def test_the_run_records_limit_totals_are_summed_to_the_cent(tmp_path: Path) -> 
     assert (record["counts"]["approved_limit"], record["counts"]["referred_limit"]) == (2000.3, 0.6)
 
 
+def test_the_run_records_counts_name_every_status_and_decision_in_a_fixed_order(tmp_path: Path) -> None:
+    """value_counts left out a zero (an all-error run had no "approve": a KeyError for whoever read it) and ordered
+    the rest by how many there were."""
+    imagery = open_imagery(_stack(tmp_path / "S2_20240601.tif"),
+                           band_layout=[(None, "B04"), (None, "B08"), (None, "B11"), (None, "B12")])
+    parcels = pd.DataFrame({"status": ["error"] * 2 + ["flagged"] * 3, "decision": ["refer"] * 2 + ["decline"] * 3})
+    borrowers = pd.DataFrame({"loan_limit": [0.0], "decision": ["decline"]})
+    counts = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], {})["counts"]
+    assert list(counts["status"].items()) == [("ok", 0), ("flagged", 3), ("error", 2)]
+    assert list(counts["decision"].items()) == [("approve", 0), ("refer", 2), ("decline", 3)]
+    assert all(type(count) is int for count in (*counts["status"].values(), *counts["decision"].values()))
+
+
 def _stack(path: Path) -> Path:
     """A one-date, four-band uint16 GeoTIFF stack without band descriptions (named by ``--bands``)."""
     values = np.stack([np.full((4, 5), 1000 * (k + 1), dtype=np.uint16) for k in range(4)])

@@ -34,6 +34,9 @@ from farmcredit.reasons import EFFECT_RANK, REASONS, explain
 
 KG_PER_TONNE = 1000
 CENT = Decimal("0.01")
+# A parcel's status and decision, in the order counts list them.
+STATUSES = ("ok", "flagged", "error")
+DECISIONS = ("approve", "refer", "decline")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
 UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED"})
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose

@@ -31,7 +31,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from farmcredit.audit import run_currency
 from farmcredit.config import RESERVED_CROP_NAMES
-from farmcredit.credit.limit import UNOBSERVED
+from farmcredit.credit.limit import STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
 from farmcredit.locking import refuse_unfinished, write_problem
@@ -499,7 +499,7 @@ def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
         f"parcel limits per borrower ({unit})": _money(total / borrowers if borrowers else np.nan),
     }
     statuses = table["status"].fillna(UNKNOWN).value_counts()
-    for status in ("ok", "flagged", "error", *sorted(set(statuses.index) - {"ok", "flagged", "error"})):
+    for status in (*STATUSES, *sorted(set(statuses.index) - set(STATUSES))):
         values[f"status {status}"] = f"{int(statuses.get(status, 0)):,}"
     return values
 
