@@ -81,6 +81,7 @@ def derive_signals(
     # clear NDVI from green-up or senescence: rated on it, the parcel would look poor and drag its peers' ranks up.
     peak_unseen, peak_days = _peak_unseen(observed, crop_ndvi, doy, priced_crop, shift, config)
     peak_unseen &= ~fallow  # judged or not: one image after harvest read a wheat field's yield as 0.18 of typical
+    peak_unseen &= assessable  # a parcel in error (outside the imagery, no outline) was never looked at, peak or not
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
@@ -88,6 +89,7 @@ def derive_signals(
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     for i in np.flatnonzero(peak_unseen):
         reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
+    reference[~assessable] = "not rated: not measured"
     # No yield either: the peak NDVI the yield curve reads was not seen (nor is one guessed from the template).
     p50 = np.array([_yield_p50(config.crops.get(c), v)
                     for c, v in zip(priced_crop, np.where(peak_unseen, np.nan, peak))])

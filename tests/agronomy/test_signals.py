@@ -410,6 +410,18 @@ def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
     assert signals["health_reference"].iloc[0].startswith("not rated")
 
 
+def test_a_parcel_never_measured_is_not_said_to_have_missed_its_crops_peak() -> None:
+    """A parcel in error (outside the imagery, no outline) was told 'no clear image near its crop's peak, from day
+    211 to 244', though the imagery was never read over it and PEAK_NOT_OBSERVED is not among its reasons."""
+    ndvi = np.stack([_template("maize") * g for g in np.linspace(0.8, 1.05, 6)] + [np.full(len(DATES), np.nan)])
+    fraction = np.append(np.ones(6), np.nan)
+    measured = np.append(np.ones(6, dtype=bool), False)
+    signals, reasons = derive_signals(_measure(ndvi, clear=np.where(measured[:, None], 1.0, 0.0), fraction=fraction),
+                                      np.array(["maize"] * 7, dtype=object), measured, CONFIG)
+    assert reasons[6] == [] and signals["health_reference"].iloc[6] == "not rated: not measured"
+    assert signals["health_reference"].iloc[:6].eq("peak NDVI percentile among 6 maize parcels in this run").all()
+
+
 def test_the_part_of_a_parcel_off_the_imagery_widens_its_area_interval() -> None:
     m = _measure(np.tile(_template("maize"), (2, 1)), fraction=np.array([0.6, 0.6]))
     m = dataclasses.replace(m, inside_share=np.array([1.0, 0.75]))
