@@ -255,16 +255,20 @@ def as_season(
     """
     if season is None:
         return None
+    unread = f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates"
     try:
-        start, end = (_day(part) for part in (season.split("/") if isinstance(season, str) else season))
+        start, end = season.split("/") if isinstance(season, str) else season
     except (TypeError, ValueError) as exc:
-        raise InputError(f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates "
-                         f"({exc})") from exc
+        raise InputError(unread) from exc
+    try:
+        start, end = _day(start), _day(end)
+    except (TypeError, ValueError) as exc:  # why a day is unreadable: day is out of range for month, say
+        raise InputError(f"{unread} ({exc})") from exc
     if end < start:
         raise InputError(f"season {season!r} ends before it starts")
     days = (end - start).days + 1
     if max_days is not None and (days > max_days or (clash := day_of_year_clash(start, end))):
-        why = f"is {days} days long" if days > max_days else f"has two days {day_of_year(clash)} of the year ({clash})"
+        why = f"is {days} days long" if days > max_days else f"holds a day of the year twice (again on {clash})"
         raise InputError(f"season {season!r} {why}: the crop calendars are days of one year, so a season is at most "
                          "a year, no day of the year in it twice; assess each year with its own --season START/END "
                          "(season= in Python)")
@@ -277,14 +281,15 @@ def day_of_year(day: date) -> int:
 
 
 def day_of_year_clash(first: date, last: date) -> date | None:
-    """The first day from ``first`` to ``last`` on the day of the year of an earlier one (2022-03-01 to 2023-03-01: the
-    second 1 March, both day 60), else None: the span's dates are each their own day of the crop calendars."""
-    seen: set[int] = set()
+    """The first day from ``first`` to ``last`` that a day before it in the span shares its day of the year (as the
+    crop calendars count it) or its date with, a year earlier: 2022-03-01 to 2023-03-01 (1 March twice, both day
+    60), 2024-03-01 to 2025-03-01 (days 61 and 60), 2023-03-01 to 2024-02-29 (both day 60); else None."""
+    seen: set[int | tuple[int, int]] = set()
     for offset in range(min((last - first).days, MAX_SEASON_DAYS) + 1):
         day = first + timedelta(days=offset)
-        if day_of_year(day) in seen:
+        if day_of_year(day) in seen or (day.month, day.day) in seen:
             return day
-        seen.add(day_of_year(day))
+        seen |= {day_of_year(day), (day.month, day.day)}
     return None
 
 

@@ -49,8 +49,10 @@ def baseline(small_season, tmp_path_factory):
 
 
 @pytest.mark.parametrize(("season", "why"), [
-    ("2022-03-01/2023-03-01", "has two days 60 of the year .2023-03-01."),  # 366 days: 1 March twice
-    ("2023-03-01/2024-02-29", "has two days 60 of the year .2024-02-29."),  # 1 March 2023, 29 February 2024
+    ("2022-03-01/2023-03-01", r"holds a day of the year twice \(again on 2023-03-01\)"),  # 366 days: day 60 twice
+    ("2023-03-01/2024-02-29", r"twice \(again on 2024-02-29\)"),  # 1 March 2023 and 29 February 2024: day 60
+    ("2024-03-01/2025-03-01", r"twice \(again on 2025-03-01\)"),  # days 61 and 60, but 1 March twice
+    ("2024-03-01", "nor a pair of dates$"),  # no Python's words on unpacking
     ("2023-03-01/2024-03-01", "is 367 days long"),
     ("2023-02-29/2023-10-31", "day is out of range for month"),  # the reason, not only the form wanted
 ])
@@ -64,6 +66,7 @@ def test_a_season_of_one_day_of_the_year_twice_or_no_such_day_is_refused_saying_
     with pytest.raises(InputError, match=why):
         as_season(season)
     assert as_season("2024-01-01/2024-12-31") == (date(2024, 1, 1), date(2024, 12, 31))  # 366 days, each its own
+    assert as_season("2024-03-02/2025-03-01") == (date(2024, 3, 2), date(2025, 3, 1))  # 365 days
     assert as_season("2022-03-01/2023-02-28") is not None and as_season("2022-03-01/2023-03-01", None) is not None
 
 
