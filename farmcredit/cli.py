@@ -24,8 +24,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from farmcredit import __version__
-from farmcredit.errors import FarmcreditError, InputError
-from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL, card_path
+from farmcredit.errors import FarmcreditError, InputError, Terminated, terminate
 from farmcredit.text import some
 
 if TYPE_CHECKING:
@@ -565,7 +564,8 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
 @click.option("--out", type=click.Path(path_type=Path), callback=_out_path,
               help="Write a calibrated copy here (.safetensors, its card .json beside). [default: rewrite the card "
                    "beside MODEL; its weights are untouched]")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=AREA_INTERVAL_LEVEL,
+# segmentation.card.AREA_INTERVAL_LEVEL (not imported here: it loads rasterio, and --help stays fast)
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8,
               show_default=True, help="Share of DATA's parcels whose true cultivated area the interval is to hold.")
 @click.option("--platt-only", is_flag=True,
               help="Fit the probabilities alone, on a scene without parcels.geojson and truth.csv: the model is "
@@ -589,6 +589,7 @@ def calibrate(model: str, data: Path, out: Path | None, level: float, platt_only
       farmcredit calibrate my-model.safetensors calib
     """
     from farmcredit.segmentation.calibration import calibrate as calibrate_model
+    from farmcredit.segmentation.card import card_path
     from farmcredit.segmentation.registry import cnn_weights
 
     with _warnings_on_console():
@@ -889,24 +890,13 @@ class _ConsoleWarnings(logging.Handler):
         console.print(f"[yellow]warning:[/] {_shown(record.getMessage())}", highlight=False)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, stopping the run as Ctrl-C does: its temporary files removed, its cluster shut down, its folders
-    left as an interrupted run leaves them."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM's handler (also the one way to stop a process that runs as a container's PID 1, which the kernel
-    spares the default action)."""
-    raise Terminated
-
-
 def main() -> None:
     """Entry point: run the CLI, turning farmcredit errors into a message and exit code 2."""
     library_log = logging.getLogger("farmcredit")
     if not any(isinstance(handler, _ConsoleWarnings) for handler in library_log.handlers):
         library_log.addHandler(_ConsoleWarnings(logging.WARNING))
         library_log.propagate = False
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -18,6 +18,8 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 
+from farmcredit.errors import Terminated
+
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_tiles"
 
 
@@ -614,7 +616,7 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
             raise click.exceptions.Abort() from exc
 
     # Ctrl-C and SIGTERM as a shell reports them; input ended
-    for cause, code in ((KeyboardInterrupt(), 130), (farmcredit.cli.Terminated(), 143), (EOFError(), 1)):
+    for cause, code in ((KeyboardInterrupt(), 130), (Terminated(), 143), (EOFError(), 1)):
         monkeypatch.setattr(farmcredit.cli.cli, "main", lambda cause=cause, **_: abort(cause))
         with pytest.raises(SystemExit) as stopped:
             farmcredit.cli.main()
@@ -730,3 +732,17 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_removing_its_temporary_files(tmp_pat
     stderr = run.communicate(timeout=120)[1]
     assert run.returncode == 143 and "terminated" in stderr and "Traceback" not in stderr, stderr
     assert not any(temp.iterdir())
+
+
+def test_the_cli_loads_no_imagery_or_array_library_until_a_command_runs() -> None:
+    """`farmcredit --help` stays fast: importing the CLI loaded rasterio and numpy (4x slower) once a module-level
+    import reached the segmentation package."""
+    import farmcredit.cli
+    from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, farmcredit.cli; print(sorted(m for m in ('rasterio', "
+                             "'numpy', 'torch', 'pandas') if m in sys.modules))"], capture_output=True, text=True,
+                            check=True)
+    assert loaded.stdout.strip() == "[]"
+    level = next(p for p in farmcredit.cli.calibrate.params if p.name == "level")
+    assert level.default == AREA_INTERVAL_LEVEL  # the CLI's copy of the library's default

@@ -224,3 +224,27 @@ def test_ctrl_c_or_sigterm_during_a_stalled_cog_read_stops_the_fetch(tmp_path: P
     assert "Exception ignored" not in stderr and "Traceback" not in stderr
     assert not (tmp_path / "s2" / "S2A_50SKA_20240315_0_L2A").exists()
     assert "unfinished_fetch" in json.loads((tmp_path / "s2" / "manifest.json").read_text())
+
+
+def test_gdal_reads_defer_the_clis_sigterm_but_leave_a_programs_own_handler_to_run_once() -> None:
+    """A service using farmcredit with its own SIGTERM handler (a graceful-shutdown flag) had the fetch stopped by a
+    KeyboardInterrupt and its handler run twice."""
+    from farmcredit.errors import Terminated, terminate
+    from farmcredit.imagery._gdal import interrupt_between_gdal_calls
+
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: calls.append(signum))
+    try:
+        with interrupt_between_gdal_calls() as interrupt:
+            os.kill(os.getpid(), signal.SIGTERM)
+            interrupt.check()
+        assert calls == [signal.SIGTERM]  # as it came, once, nothing raised
+        signal.signal(signal.SIGTERM, terminate)
+        with pytest.raises(Terminated), interrupt_between_gdal_calls() as interrupt:
+            os.kill(os.getpid(), signal.SIGTERM)
+            noted = interrupt.received  # only noted while GDAL may run
+            interrupt.check()
+        assert noted == signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)
