@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,12 +63,18 @@ def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path
 
 
 def free_space(folder: Path) -> str:
-    """How much its disk has free, said (a write that failed for space names no space: GDAL's "Failed to commit
-    transaction")."""
-    try:
-        return f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free on its disk"
-    except OSError:
-        return "its free space unknown"
+    """How much its disk has free, said, and the temporary folder's where that is another disk (the rasters are
+    written there first); a write that failed for space names no space (GDAL's "Failed to commit transaction")."""
+    said = []
+    for where, path in (("its disk", folder), (f"the temporary folder {tempfile.gettempdir()} (TMPDIR)",
+                                               Path(tempfile.gettempdir()))):
+        try:
+            if said and path.stat().st_dev == folder.stat().st_dev:
+                continue
+            said.append(f"{shutil.disk_usage(path).free / 2**20:,.1f} MiB free on {where}")
+        except OSError:
+            said.append(f"free space on {where} unknown")
+    return "; ".join(said)
 
 
 def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:

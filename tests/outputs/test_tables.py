@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -57,3 +58,20 @@ def test_both_layers_are_always_multipolygons(small_season, tmp_path: Path, parc
     assert layers["parcels"] == layers["borrowers"] == "MultiPolygon"
     written = gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels").geometry
     assert shapely.get_num_geometries(written).tolist() == shapely.get_num_geometries(parcels.geometry).tolist()
+
+
+def test_a_failed_writes_free_space_names_the_temporary_folder_where_it_is_another_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rasters are written in the temporary folder first: a full TMPDIR was blamed on --out's disk."""
+    import tempfile
+
+    from farmcredit.outputs.tables import free_space
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to put the temporary folder on")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert re.fullmatch(r"[0-9,.]+ MiB free on its disk", free_space(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(shm))
+    assert re.fullmatch(r"[0-9,.]+ MiB free on its disk; [0-9,.]+ MiB free on the temporary folder /dev/shm \(TMPDIR\)",
+                        free_space(tmp_path))
