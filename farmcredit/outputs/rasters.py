@@ -36,6 +36,7 @@ from rasterio.windows import Window
 
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery, Scene, read_window
+from farmcredit.imagery._gdal import gdal_message
 from farmcredit.outputs.styles import qml_text, raster_style
 
 # What writing a raster raises: rasterio's errors and GDAL's own (a full disk's), which rasterio.errors does not export.
@@ -200,10 +201,14 @@ def _write_true_colour(path: Path, grid: RasterGrid, imagery: Imagery, scenes: l
             try:
                 _write_strips(path, grid, 3, "uint16", 0,
                               lambda strip, date=date: _true_colour_strip(date, strip, grid.window))
-            except RasterioError:
+            except UnreadableScene:  # a failure to write is the run's to tell (a full disk), not the date's
                 continue
             return scene
     return None
+
+
+class UnreadableScene(Exception):
+    """A scene's red, green or blue file failed to read for the true-colour picture."""
 
 
 def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.ndarray:
@@ -211,12 +216,12 @@ def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.nd
     the imagery grid); 0 where no data.
 
     Raises:
-        RasterioError: A file failed to read.
+        UnreadableScene: A file failed to read.
     """
     on_imagery = Window(window.col_off + strip.col_off, window.row_off + strip.row_off, strip.width, strip.height)
     cube = read_window(imagery, on_imagery, TRUE_COLOUR_BANDS)
     if cube.read_errors:
-        raise RasterioError(f"{cube.read_errors[0][1]}: {cube.read_errors[0][2]}")
+        raise UnreadableScene(f"{cube.read_errors[0][1]}: {cube.read_errors[0][2]}")
     reflectance = cube.reflectance[0] * REFLECTANCE_SCALE
     return np.where(np.isfinite(reflectance), np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16)
 
@@ -267,10 +272,17 @@ def _strips(grid: RasterGrid) -> list[Window]:
 
 def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,
                   strip_values: Callable[[Window], np.ndarray]) -> None:
-    """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values(strip)`` (count, rows, cols)."""
-    with _create_tiff(path, grid, count, dtype, nodata) as dataset:
-        for strip in _strips(grid):
-            dataset.write(strip_values(strip), window=strip)
+    """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values(strip)`` (count, rows, cols).
+
+    Raises:
+        RasterioError: It could not be written (named, with GDAL's words: a full disk, say).
+    """
+    try:
+        with _create_tiff(path, grid, count, dtype, nodata) as dataset:
+            for strip in _strips(grid):
+                dataset.write(strip_values(strip), window=strip)
+    except RASTER_WRITE_ERRORS as exc:
+        raise RasterioError(f"{path.name}: {gdal_message(exc)}") from exc
 
 
 def _create_tiff(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,

@@ -123,6 +123,13 @@ def test_true_colour_falls_back_to_the_next_clearest_date_when_a_file_will_not_r
         assert src.read().any()
     assert _write_true_colour(tmp_path / "none.tif", grid, assessed.imagery, [clearest]) is None
 
+    def full(*_: object, **__: object) -> None:  # the disk, not the date: every date would fail the same
+        raise rasterio.errors.RasterioError("Write failed: No space left on device")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(rasterio.errors.RasterioError, match="No space left"):
+        patch.setattr(rasterio.io.DatasetWriter, "write", full)
+        _write_true_colour(tmp_path / "full.tif", grid, assessed.imagery, scenes)  # was: None, the picture dropped
+
 
 def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(assessed, tmp_path) -> None:
     pixels = PixelRasters(assessed.imagery, Window(100, 200, 700, 600))
@@ -223,7 +230,7 @@ def test_a_raster_gdal_cannot_write_stops_the_outputs_naming_the_folder_and_the_
     done = _with_small_files(tmp_path, "writing", 250_000)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"InputError: writing the outputs in {tmp_path} stopped: " in done.stdout
-    assert "cropland_probability.tif" in done.stdout
+    assert "stopped: true_colour.tif: " in done.stdout  # the first raster written, not skipped as a bad date
     assert f"the folder holds an unfinished write ({UNFINISHED})" in done.stdout
     assert (tmp_path / UNFINISHED).is_file() and (tmp_path / "results.gpkg").is_file()
 
