@@ -350,8 +350,8 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
             "borrower_id": row.borrower_id,
             "parcel_ids": ids,
             "decision": row.decision,
-            # "all": no parcel's own decision is the borrower's (its total fell under the minimum loan).
-            "decided_by": ids if row.decided_by == "all" else [
+            # Every parcel: no parcel's own decision is the borrower's (its total fell under the minimum loan).
+            "decided_by": ids if row.decided_by == ";".join(ids) else [
                 pid for pid, decision, parcel in zip(ids, decisions, codes, strict=True)
                 if decides(decision, parcel, row.decision)],
             "loan_limit": row.loan_limit,

@@ -74,7 +74,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         total = totals[k]
         offered = round_down(min(total, cap), step)
         own = ["BORROWER_CAP_REACHED"] if total > cap else []
-        # Declined under the minimum, no parcel's own decision is the borrower's: their total decides ("all").
+        # Declined under the minimum, no parcel's own decision is the borrower's: their total decides (all of them).
         deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
         # error) may add to the total once a person clears it; one referred with its limit (an overstated area) adds
@@ -98,7 +98,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "loan_limit": offered,
                 "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config, decision if below else None),
                 "decision": decision,
-                "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d) or "all",
+                # None of its parcels' own decisions is the borrower's: all of them decided, by their total.
+                "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d)
+                or ";".join(member_ids),
                 "reason": ";".join(shown),
                 "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes) for code in shown),
                 "reason_all": ";".join(ranked),

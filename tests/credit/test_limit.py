@@ -298,10 +298,21 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
                               priced_crop="fallow", declared_area_ha=np.nan))
     assert list(parcels["decision"]) == ["approve", "decline"]
     borrower = _borrowers(parcels).iloc[0]
-    assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0 and borrower["decided_by"] == "all"
+    assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0 and borrower["decided_by"] == "P1;P2"
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
     assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+
+
+def test_a_parcel_called_all_is_not_read_as_every_parcel_deciding() -> None:
+    """decided_by was "all" where every parcel decided by their total: a parcel of that id, approved beside a
+    declined one, had borrower_decisions.jsonl say the declined parcel decided the approval."""
+    parcels = _assess(_parcel(parcel_id="all"), _parcel(parcel_id="P2", **_FALLOW))
+    assert parcels["decision"].tolist() == ["approve", "decline"]
+    borrowers = _borrowers(parcels)
+    assert (borrowers["decision"].iloc[0], borrowers["decided_by"].iloc[0]) == ("approve", "all")
+    audited = next(borrower_decision_records(borrowers, parcels, _RECORD))
+    assert audited["decided_by"] == ["all"]
 
 
 def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> None:
@@ -325,7 +336,7 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
                            declared_area_ha=0.02, reasons=["GEOMETRY_REPAIRED"]))
     assert kept["decision"].iloc[0] == "refer" and 0 < kept["loan_limit"].iloc[0] < 1000
     declined = _borrowers(kept).iloc[0]
-    assert (declined["decision"], declined["loan_limit"], declined["decided_by"]) == ("decline", 0.0, "all")
+    assert (declined["decision"], declined["loan_limit"], declined["decided_by"]) == ("decline", 0.0, "P1")
     assert declined["reason"].startswith("LIMIT_BELOW_MINIMUM")
     assert declined["limit_arithmetic"].endswith(": declined = 0")
 
