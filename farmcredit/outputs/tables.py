@@ -83,6 +83,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "parquet": out_dir / "results.parquet",
         "csv": out_dir / "results.csv",
         "borrowers_csv": out_dir / "borrowers.csv",
+        "borrowers_parquet": out_dir / "borrowers.parquet",
         "preview": out_dir / "preview.png",
         "run": out_dir / "run.json",
         "decisions": out_dir / "decisions.jsonl",
@@ -106,6 +107,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     parquet_typed(parcels).to_parquet(files["parquet"], index=False)
     write_csv(_attributes(parcels), files["csv"])
     write_csv(_attributes(borrowers), files["borrowers_csv"])
+    _text_typed(borrowers).to_parquet(files["borrowers_parquet"], index=False)
     as_dates(assessment.series, "date").to_parquet(files["series"], index=False)
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
@@ -150,10 +152,14 @@ def as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def parquet_typed(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """``parcels`` typed as ``results.parquet`` holds them: the peak's day a date (``as_dates``), and text columns
-    that hold no value typed as text, not Arrow's ``null`` (runs without regions or borrowers, or every parcel
-    referred, would otherwise not stack with others)."""
-    frame = as_dates(parcels, "ndvi_peak_date")
+    """``parcels`` typed as ``results.parquet`` holds them: the peak's day a date (``as_dates``), text as
+    ``_text_typed``."""
+    return _text_typed(as_dates(parcels, "ndvi_peak_date"))
+
+
+def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its text columns that hold no value typed as text, not Arrow's ``null`` (runs without regions
+    or borrowers, or every parcel referred, would otherwise not stack with others)."""
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
     return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
 

@@ -75,3 +75,25 @@ def test_a_failed_writes_free_space_names_the_temporary_folder_where_it_is_anoth
     monkeypatch.setattr(tempfile, "tempdir", str(shm))
     assert re.fullmatch(r"[0-9,.]+ MiB free on its disk; [0-9,.]+ MiB free on the temporary folder /dev/shm \(TMPDIR\)",
                         free_space(tmp_path))
+
+
+def test_borrowers_are_written_to_geoparquet_as_the_geopackage_layer_holds_them(tmp_path: Path) -> None:
+    """A warehouse loader had the borrowers only in the GeoPackage or in the CSV, whose quoted ids ('0042) do not
+    join with results.parquet's."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from farmcredit.outputs import write_outputs
+    from farmcredit.pipeline import run_assessment
+
+    sample = Path(__file__).resolve().parents[2] / "sample_tiles"
+    parcels = gpd.read_file(sample / "parcels.geojson").head(40)
+    parcels["borrower_id"] = "00" + parcels["borrower_id"].str[1:]  # ids a spreadsheet would take for numbers
+    files = write_outputs(tmp_path, run_assessment(parcels, sample / "imagery", model="rule"))
+    borrowers = gpd.read_parquet(files["borrowers_parquet"])
+    layer = gpd.read_file(files["gpkg"], layer="borrowers")
+    pd.testing.assert_frame_equal(pd.DataFrame(borrowers.drop(columns="geometry")),
+                                  pd.DataFrame(layer.drop(columns="geometry")), check_dtype=False)
+    assert borrowers.crs == parcels.crs and borrowers["borrower_id"].str.startswith("00").all()
+    results = gpd.read_parquet(files["parquet"])
+    assert set(results["borrower_id"]) == set(borrowers["borrower_id"])
