@@ -126,6 +126,8 @@ def test_outputs_are_written_and_readable(baseline) -> None:
     schema = pyarrow.parquet.read_schema(out / "results.parquet")
     assert results["region"].isna().all() and schema.field("region").type == schema.field("parcel_id").type
     assert not [field.name for field in schema if pyarrow.types.is_null(field.type)]
+    read = gpd.read_parquet(out / "results.parquet")  # and as the other text reads back: a loader's check holds
+    assert read["region"].dtype == read["parcel_id"].dtype and read["region"].isna().all()
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["hash"] == results["config_hash"].iloc[0]

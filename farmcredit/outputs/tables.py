@@ -158,10 +158,12 @@ def parquet_typed(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """``frame`` with its text columns that hold no value typed as text, not Arrow's ``null`` (runs without regions
-    or borrowers, or every parcel referred, would otherwise not stack with others)."""
+    """``frame`` with its text columns that hold no value typed as its other text, not Arrow's ``null`` (runs without
+    regions or borrowers, or every parcel referred, would otherwise not stack with others)."""
     empty = [column for column in frame.columns[frame.dtypes == "object"] if frame[column].isna().all()]
-    return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
+    # As the frame's other text is typed (pandas 3: missing values NaN), so the column reads back as they do.
+    text = next((dtype for dtype in frame.dtypes if isinstance(dtype, pd.StringDtype)), "string")
+    return frame.astype(dict.fromkeys(empty, text)) if empty else frame
 
 
 def _write_layer(frame: gpd.GeoDataFrame, path: Path, layer: str, **options: object) -> None:
