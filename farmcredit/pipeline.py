@@ -268,7 +268,8 @@ def as_season(
         raise InputError(f"season {season!r} ends before it starts")
     days = (end - start).days + 1
     if max_days is not None and (days > max_days or (clash := day_of_year_clash(start, end))):
-        why = f"is {days} days long" if days > max_days else f"holds a day of the year twice (again on {clash})"
+        why = (f"is {days} days long" if days > max_days else
+               f"holds {clash[1]}, which the crop calendars read as the day of the year {clash[0]} is")
         raise InputError(f"season {season!r} {why}: the crop calendars are days of one year, so a season is at most "
                          "a year, no day of the year in it twice; assess each year with its own --season START/END "
                          "(season= in Python)")
@@ -280,16 +281,18 @@ def day_of_year(day: date) -> int:
     return day.timetuple().tm_yday
 
 
-def day_of_year_clash(first: date, last: date) -> date | None:
+def day_of_year_clash(first: date, last: date) -> tuple[date, date] | None:
     """The first day from ``first`` to ``last`` that a day before it in the span shares its day of the year (as the
-    crop calendars count it) or its date with, a year earlier: 2022-03-01 to 2023-03-01 (1 March twice, both day
-    60), 2024-03-01 to 2025-03-01 (days 61 and 60), 2023-03-01 to 2024-02-29 (both day 60); else None."""
-    seen: set[int | tuple[int, int]] = set()
+    crop calendars count it) or its date with, a year earlier, and that earlier day: 2022-03-01 to 2023-03-01 (1 March
+    twice, both day 60), 2024-03-01 to 2025-03-01 (days 61 and 60), 2023-07-01 to 2024-06-30 (both day 182); else
+    None."""
+    seen: dict[int | tuple[int, int], date] = {}
     for offset in range(min((last - first).days, MAX_SEASON_DAYS) + 1):
         day = first + timedelta(days=offset)
-        if day_of_year(day) in seen or (day.month, day.day) in seen:
-            return day
-        seen |= {day_of_year(day), (day.month, day.day)}
+        for key in (day_of_year(day), (day.month, day.day)):
+            if key in seen:
+                return seen[key], day
+            seen[key] = day
     return None
 
 

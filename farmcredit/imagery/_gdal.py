@@ -11,8 +11,6 @@ from types import FrameType
 
 import rasterio
 
-from farmcredit.errors import terminate
-
 # What a band file with no CRS tells: it opens, but places no pixel (a picture saved as B05.tif), so it reads as
 # a file that fails to open.
 NO_CRS = "has no coordinate reference system"
@@ -54,7 +52,7 @@ def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rast
 
 
 class DeferredInterrupt:
-    """A Ctrl-C (or the CLI's SIGTERM) received while GDAL ran, to be raised between its calls (see
+    """A Ctrl-C or SIGTERM received while GDAL ran, its handler to be run between its calls (see
     `interrupt_between_gdal_calls`)."""
 
     def __init__(self, handlers: dict[int, Callable]) -> None:
@@ -66,7 +64,7 @@ class DeferredInterrupt:
             self.received = signum
 
     def check(self) -> None:
-        """Raise what the first signal received raises (KeyboardInterrupt for Ctrl-C), once."""
+        """Run the first signal received's handler, once (Ctrl-C's raises KeyboardInterrupt)."""
         if self.received is not None:
             signum, self.received = self.received, None
             self.handlers[signum](signum, None)
@@ -74,21 +72,22 @@ class DeferredInterrupt:
 
 @contextmanager
 def interrupt_between_gdal_calls() -> Iterator[DeferredInterrupt]:
-    """While inside, Ctrl-C (SIGINT), and SIGTERM where the CLI handles it (``errors.terminate``), are only noted, and
-    raised by ``check`` (call it after each GDAL open or read) and on leaving, whatever else was raised meanwhile.
+    """While inside, Ctrl-C (SIGINT) and SIGTERM, where Python handles them (the CLI's ``errors.terminate``, or a
+    program's own handler), are only noted, and their handler run once by ``check`` (call it after each GDAL open or
+    read) or on leaving, whatever else was raised meanwhile.
 
     GDAL reports retries and failures through rasterio's logging callback, where Python code runs first after a
     signal during a stalled read; an exception raised there is printed as "Exception ignored" and dropped, and
-    the program carried on. A SIGTERM handler of a program using farmcredit as a library is left to run as it
-    comes. Outside the main thread (which alone receives signals) this changes nothing.
+    the program carried on. Outside the main thread (which alone receives signals) this changes nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield DeferredInterrupt({})
         return
-    # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt.
-    handlers = {signal.SIGINT: signal.getsignal(signal.SIGINT) or signal.default_int_handler}
-    if signal.getsignal(signal.SIGTERM) is terminate:
-        handlers[signal.SIGTERM] = terminate
+    # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt. A signal
+    # ignored (SIG_IGN) or left to the system (SIG_DFL) is left so.
+    handlers = {signum: handler for signum, handler in (
+        (signal.SIGINT, signal.getsignal(signal.SIGINT) or signal.default_int_handler),
+        (signal.SIGTERM, signal.getsignal(signal.SIGTERM))) if callable(handler)}
     interrupt = DeferredInterrupt(handlers)
     for signum in handlers:
         signal.signal(signum, interrupt.mark)

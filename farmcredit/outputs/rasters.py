@@ -281,8 +281,9 @@ def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: 
         with _create_tiff(path, grid, count, dtype, nodata) as dataset:
             for strip in _strips(grid):
                 dataset.write(strip_values(strip), window=strip)
-    except RASTER_WRITE_ERRORS as exc:
-        raise RasterioError(f"{path.name}: {gdal_message(exc)}") from exc
+    except RASTER_WRITE_ERRORS as exc:  # rasterio's "See previous exception" points to nothing shown
+        words = gdal_message(exc).replace(" See previous exception for details.", "")
+        raise RasterioError(f"{path.name} (written first in {path.parent}): {words}") from exc
 
 
 def _create_tiff(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,

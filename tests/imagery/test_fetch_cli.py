@@ -226,25 +226,43 @@ def test_ctrl_c_or_sigterm_during_a_stalled_cog_read_stops_the_fetch(tmp_path: P
     assert "unfinished_fetch" in json.loads((tmp_path / "s2" / "manifest.json").read_text())
 
 
-def test_gdal_reads_defer_the_clis_sigterm_but_leave_a_programs_own_handler_to_run_once() -> None:
-    """A service using farmcredit with its own SIGTERM handler (a graceful-shutdown flag) had the fetch stopped by a
-    KeyboardInterrupt and its handler run twice."""
+def test_gdal_reads_defer_a_signals_handler_to_run_once_between_calls_and_leave_an_ignored_one_ignored() -> None:
+    """A program's own SIGTERM handler (a graceful-shutdown flag) was run twice, and once as a KeyboardInterrupt;
+    an ignored Ctrl-C (a background job of a script) ended in a TypeError."""
     from farmcredit.errors import Terminated, terminate
     from farmcredit.imagery._gdal import interrupt_between_gdal_calls
 
+    class Shutdown(Exception):
+        pass
+
     calls: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, _: calls.append(signum))
+
+    def stop(signum: int, _: object) -> None:
+        calls.append(signum)
+        if len(calls) > 1:
+            raise Shutdown
+
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
+        signal.signal(signal.SIGTERM, stop)
         with interrupt_between_gdal_calls() as interrupt:
             os.kill(os.getpid(), signal.SIGTERM)
+            assert calls == []  # not run inside a read, where what it raises is dropped
             interrupt.check()
-        assert calls == [signal.SIGTERM]  # as it came, once, nothing raised
-        signal.signal(signal.SIGTERM, terminate)
-        with pytest.raises(Terminated), interrupt_between_gdal_calls() as interrupt:
-            os.kill(os.getpid(), signal.SIGTERM)
-            noted = interrupt.received  # only noted while GDAL may run
-            interrupt.check()
-        assert noted == signal.SIGTERM
-        assert signal.getsignal(signal.SIGTERM) is terminate
+        assert calls == [signal.SIGTERM]  # once, at the check, and not again on leaving
+        with pytest.raises(Shutdown), interrupt_between_gdal_calls():
+            os.kill(os.getpid(), signal.SIGTERM)  # raised on leaving, as it would be between reads
+        for handler, raised in ((terminate, Terminated), (signal.default_int_handler, KeyboardInterrupt)):
+            signum = signal.SIGTERM if handler is terminate else signal.SIGINT
+            signal.signal(signum, handler)
+            with pytest.raises(raised), interrupt_between_gdal_calls() as interrupt:
+                os.kill(os.getpid(), signum)
+                interrupt.check()
+            assert signal.getsignal(signum) is handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with interrupt_between_gdal_calls() as interrupt:
+            os.kill(os.getpid(), signal.SIGINT)
+            interrupt.check()  # ignored, as it was
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -230,7 +230,8 @@ def test_a_raster_gdal_cannot_write_stops_the_outputs_naming_the_folder_and_the_
     done = _with_small_files(tmp_path, "writing", 250_000)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert f"InputError: writing the outputs in {tmp_path} stopped: " in done.stdout
-    assert "stopped: true_colour.tif: " in done.stdout  # the first raster written, not skipped as a bad date
+    assert "stopped: true_colour.tif (written first in " in done.stdout  # not skipped as a bad date
+    assert "See previous exception" not in done.stdout
     assert f"the folder holds an unfinished write ({UNFINISHED})" in done.stdout
     assert (tmp_path / UNFINISHED).is_file() and (tmp_path / "results.gpkg").is_file()
 
