@@ -205,8 +205,8 @@ def build_run_record(
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {
             "parcels": len(parcels),
-            # Every status and decision, none counted 0 and in a fixed order: value_counts left out a zero (an all-error
-            # run had no "approve") and ordered them by frequency.
+            # Every status and decision, a zero too, in a fixed order: value_counts left out a zero (an all-error run
+            # had no "approve") and ordered them by frequency.
             "status": _counts(parcels["status"], STATUSES),
             "decision": _counts(parcels["decision"], DECISIONS),
             "borrowers": len(borrowers),
