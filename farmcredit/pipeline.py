@@ -268,12 +268,18 @@ def as_season(
         raise InputError(f"season {season!r} ends before it starts")
     days = (end - start).days + 1
     if max_days is not None and (days > max_days or (clash := day_of_year_clash(start, end))):
-        why = (f"is {days} days long" if days > max_days else
-               f"holds {clash[1]}, which the crop calendars read as the day of the year {clash[0]} is")
+        why = f"is {days} days long" if days > max_days else _clash_text(*clash)
         raise InputError(f"season {season!r} {why}: the crop calendars are days of one year, so a season is at most "
                          "a year, no day of the year in it twice; assess each year with its own --season START/END "
                          "(season= in Python)")
     return start, end
+
+
+def _clash_text(earlier: date, later: date) -> str:
+    """Why a season holding ``earlier`` and ``later`` (``day_of_year_clash``) holds a day of the year twice."""
+    if (earlier.month, earlier.day) == (later.month, later.day):
+        return f"holds {later.day} {later:%B} twice ({earlier} and {later})"
+    return f"holds {later}, day {day_of_year(later)} of the year as {earlier} is"
 
 
 def day_of_year(day: date) -> int:

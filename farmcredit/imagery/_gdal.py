@@ -84,10 +84,10 @@ def interrupt_between_gdal_calls() -> Iterator[DeferredInterrupt]:
         yield DeferredInterrupt({})
         return
     # None: a handler set outside Python, which cannot be put back; Python's own raises KeyboardInterrupt. A signal
-    # ignored (SIG_IGN) or left to the system (SIG_DFL) is left so.
-    handlers = {signum: handler for signum, handler in (
-        (signal.SIGINT, signal.getsignal(signal.SIGINT) or signal.default_int_handler),
-        (signal.SIGTERM, signal.getsignal(signal.SIGTERM))) if callable(handler)}
+    # ignored (SIG_IGN) or left to the system (SIG_DFL, which is 0) is left so.
+    current = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    current[signal.SIGINT] = signal.default_int_handler if current[signal.SIGINT] is None else current[signal.SIGINT]
+    handlers = {signum: handler for signum, handler in current.items() if callable(handler)}
     interrupt = DeferredInterrupt(handlers)
     for signum in handlers:
         signal.signal(signum, interrupt.mark)

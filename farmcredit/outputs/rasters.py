@@ -109,11 +109,15 @@ class PixelRasters:
                     _create_tiff(self.paths[name], self.grid, 1, dtype, nodata, SPARSE_OK=True).close()
                 stored = (np.where(np.isfinite(values), values, CLASS_NODATA).astype(np.uint8) if categorical
                           else values.astype(np.float32, copy=False))
-                with rasterio.open(self.paths[name], "r+") as dataset:
+                try:
+                    dataset = rasterio.open(self.paths[name], "r+")
+                except TypeError as exc:  # a file a full disk cut short is no GeoTIFF to rasterio, not an IO error
+                    raise RasterioError(f"{self.paths[name].name}: {exc}") from exc
+                with dataset:
                     dataset.write(stored, 1, window=inside)
         except RASTER_WRITE_ERRORS as exc:
-            raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {exc}; free space there, "
-                             "or set TMPDIR to a folder with room") from exc
+            raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {_gdal_words(exc)}; free "
+                             "space there, or set TMPDIR to a folder with room") from exc
 
 
 def write_rasters(out_dir: str | Path, assessment: Assessment) -> dict[str, Path]:
@@ -281,9 +285,13 @@ def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: 
         with _create_tiff(path, grid, count, dtype, nodata) as dataset:
             for strip in _strips(grid):
                 dataset.write(strip_values(strip), window=strip)
-    except RASTER_WRITE_ERRORS as exc:  # rasterio's "See previous exception" points to nothing shown
-        words = gdal_message(exc).replace(" See previous exception for details.", "")
-        raise RasterioError(f"{path.name} (written first in {path.parent}): {words}") from exc
+    except RASTER_WRITE_ERRORS as exc:
+        raise RasterioError(f"{path.name} (written first in {path.parent}): {_gdal_words(exc)}") from exc
+
+
+def _gdal_words(error: Exception) -> str:
+    """GDAL's words for a failed write, without rasterio's "See previous exception", which points to nothing shown."""
+    return gdal_message(error).replace(" See previous exception for details.", "")
 
 
 def _create_tiff(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,

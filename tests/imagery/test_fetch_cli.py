@@ -263,6 +263,10 @@ def test_gdal_reads_defer_a_signals_handler_to_run_once_between_calls_and_leave_
         with interrupt_between_gdal_calls() as interrupt:
             os.kill(os.getpid(), signal.SIGINT)
             interrupt.check()  # ignored, as it was
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # "die on Ctrl-C": left to the system, not made Python's
+        with interrupt_between_gdal_calls():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

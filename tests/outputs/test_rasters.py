@@ -131,6 +131,18 @@ def test_true_colour_falls_back_to_the_next_clearest_date_when_a_file_will_not_r
         _write_true_colour(tmp_path / "full.tif", grid, assessed.imagery, scenes)  # was: None, the picture dropped
 
 
+def test_a_pixel_layer_cut_short_by_a_full_disk_stops_the_run_with_the_usual_error(assessed) -> None:
+    """A TIFF a full TMPDIR cut short was reopened for the next window: rasterio's TypeError ended in a traceback."""
+    from farmcredit.errors import InputError
+
+    pixels = PixelRasters(assessed.imagery, Window(100, 200, 700, 600))
+    pixels.add(Window(110, 210, 50, 40), {"ndvi_peak": np.full((40, 50), 0.5, dtype=np.float32)})
+    with open(pixels.paths["ndvi_peak"], "r+b") as layer:
+        layer.truncate(100)
+    with pytest.raises(InputError, match="writing the per-pixel layers in .* stopped: ndvi_peak.tif: .*set TMPDIR"):
+        pixels.add(Window(110, 210, 50, 40), {"ndvi_peak": np.full((40, 50), 0.7, dtype=np.float32)})
+
+
 def test_pixel_layers_gather_windows_sparsely_and_become_cogs_with_overviews(assessed, tmp_path) -> None:
     pixels = PixelRasters(assessed.imagery, Window(100, 200, 700, 600))
     pixels.add(Window(110, 210, 50, 40), {"ndvi_peak": np.full((40, 50), 0.5, dtype=np.float32)})
