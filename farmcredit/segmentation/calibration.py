@@ -192,5 +192,5 @@ def area_margin(model: CroplandModel, data: Path, level: float = AREA_INTERVAL_L
     options = {"band_layout": band_layout, "dn_offset": dn_offset}
     inputs = load_inputs(parcels, imagery, **options)
     mixed = mixed_cell_share(coverage_fractions(inputs.geoms, inputs.imagery.transform, inputs.imagery.shape))
-    results = run_assessment(parcels, imagery, model=model, **options).parcels
+    results = run_assessment(parcels, inputs.imagery, model=model).parcels  # the imagery as opened above
     return mixed_margin_for(results, _truth(data) if truth is None else truth, mixed, level)

@@ -228,10 +228,10 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         training = model.card.training if isinstance(model, CnnCroplandModel) else {}
         # By the imagery's hash where the card keeps them (a folder simulated anew under the same name is new data);
         # by the folder's path on older cards.
-        hashes = training.get("scene_imagery_sha256")
-        trained_on = (scene.imagery_sha256() in hashes if hashes is not None
+        hashes, imagery_sha256 = training.get("scene_imagery_sha256"), scene.imagery_sha256()  # hashed once
+        trained_on = (imagery_sha256 in hashes if hashes is not None
                       else str(data) in training.get("scenes", ()))
-        calibrated_on = isinstance(model, CnnCroplandModel) and scene.imagery_sha256() == model.card.metrics.get(
+        calibrated_on = isinstance(model, CnnCroplandModel) and imagery_sha256 == model.card.metrics.get(
             "calibration", {}).get("imagery_sha256")
         note = ("the model trained on this scene: not a held-out score" if trained_on else
                 "the model was calibrated on this scene: its reliability here is in-sample" if calibrated_on else "")
