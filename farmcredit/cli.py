@@ -597,9 +597,14 @@ def calibrate(model: str, data: Path, out: Path | None, level: float, platt_only
                                band_layout=parse_band_layout(bands), dn_offset=dn_offset, device=device)
     record, calibration = card.metrics["calibration"], card.calibration
     written = card_path(out if out is not None else cnn_weights(model))
+    margins = card.area_margins
+    thin = record.get("widest_margin_for", ())
+    by_size = ", ".join(f"{margin:g} for {label} ({parcels} parcels{': too few, the widest' if label in thin else ''})"
+                        for margin, label, parcels in
+                        zip(margins.margins, margins.labels(), record.get("parcels_by_area", ())))
     console.print(f"wrote {written}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} labelled "
-                  "pixels" + (f"; area margin {calibration['mixed_margin']} from {record['parcels']} parcels (level "
-                              f"{level:g})" if "mixed_margin" in calibration else ""), markup=False, highlight=False)
+                  "pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"
+                              if "mixed_margin" in calibration else ""), markup=False, highlight=False)
     click.echo(_reliability_text(record["reliability_uncalibrated"], record["reliability_calibrated"]))
 
 

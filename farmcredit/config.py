@@ -30,6 +30,7 @@ from pydantic import (
 
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
+from farmcredit.margins import AREA_BANDS_HA, AreaMargins
 
 # Numbers written as numbers: lax pydantic reads `price: true` as 1.0 and `max_reasons: "4"` as 4. A strict float
 # still takes an integer (`price: 3`), and the tuples around these still take YAML's lists.
@@ -82,7 +83,9 @@ class CroplandRuleConfig(_Frozen):
     scale: Annotated[Number, Field(gt=0.0)] = 0.04
     min_clear_dates: Annotated[Count, Field(ge=2)] = 3
     interval_thresholds: tuple[Fraction, Fraction] = (0.25, 0.75)
-    mixed_margin: NonNegative = 0.067
+    # One margin for every parcel size, or one per size band of area_bands_ha (``farmcredit.margins``).
+    mixed_margin: NonNegative | tuple[NonNegative, ...] = (0.093, 0.084, 0.062, 0.057)
+    area_bands_ha: tuple[Number, ...] = AREA_BANDS_HA
 
     @field_validator("interval_thresholds")
     @classmethod
@@ -90,6 +93,16 @@ class CroplandRuleConfig(_Frozen):
         if not value[0] < 0.5 < value[1]:
             raise ValueError("interval_thresholds must be [low, high] with low < 0.5 < high (0.5 cuts the estimate)")
         return value
+
+    @model_validator(mode="after")
+    def _margins_fit_bands(self) -> CroplandRuleConfig:
+        self.area_margins  # noqa: B018 (raises what makes them unusable)
+        return self
+
+    @property
+    def area_margins(self) -> AreaMargins:
+        """The cultivated-area interval's margin by parcel size."""
+        return AreaMargins.read(self.mixed_margin, self.area_bands_ha)
 
 
 class AgronomyConfig(_Frozen):

@@ -30,6 +30,7 @@ from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_l
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.naming import NDVI_BANDS
+from farmcredit.margins import AreaMargins
 from farmcredit.parcels import (
     parcels_from_frame,
     read_parcels,
@@ -563,6 +564,7 @@ def measure_windows(
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
+    area_margins = getattr(model, "area_margins", AreaMargins())
     stats = empty_stats(len(geoms), len(imagery.scenes))
     failures: set[tuple[str, str, str]] = set()
     for done, (window, members) in enumerate(windows, start=1):
@@ -610,8 +612,9 @@ def measure_windows(
         stats["product"][members] = supplying_products(coverage, cube.source, cell_area)
         inside_area = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_area / np.maximum(polygon_area[members], 1e-9)
-        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds,
-                                         getattr(model, "mixed_margin", 0.0))
+        # Each parcel's margin by its size (``farmcredit.margins``), measured as ``polygon_area_ha`` is.
+        margins = area_margins.at(utm_area_m2(geoms[members], imagery.crs) / M2_PER_HA)
+        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds, margins)
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
         stats["read_error"][members] |= bool(cube.read_errors)
@@ -744,7 +747,8 @@ def output_extent(geoms: np.ndarray, imagery: Imagery) -> Window | None:
 
 
 def cultivated_fractions(
-    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float], mixed_margin: float = 0.0
+    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float],
+    mixed_margin: float | np.ndarray = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cultivated share of each parcel: the estimate and a (low, high) interval.
 
@@ -753,8 +757,8 @@ def cultivated_fractions(
     for it, an edge cell is mostly the neighbour's land mixed in. The interval spans the same
     share at the stricter cut thresholds[1] and the looser cut thresholds[0] (the model's
     doubt), the share with plain coverage weights (the doubt about mixed edge cells), and the
-    estimate -/+ ``mixed_margin`` x ``mixed_cell_share`` (a margin calibrated per model on a
-    held-out scene), within 0-1.
+    estimate -/+ ``mixed_margin`` x ``mixed_cell_share`` (a margin, or one per parcel, calibrated per model
+    and parcel size on a held-out scene: ``farmcredit.margins``), within 0-1.
     """
     p = probability[coverage.row, coverage.col].astype(np.float64)
     known = np.isfinite(p)

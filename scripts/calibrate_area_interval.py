@@ -1,8 +1,8 @@
 """Calibrate the cultivated-area interval (``mixed_margin``) of the rule and a CNN (default: the shipped one).
 
-Split-conformal, on the held-out calibration scene (seed 201, which no model trained on): each
-model assesses it with no margin, and the margin is the smallest that puts the true cultivated
-area inside the interval for 80% of the parcels (``evaluation.mixed_margin_for``). The CNN's
+Split-conformal per parcel-size band, on the held-out calibration scene (seed 201, which no model
+trained on): each model assesses it with no margin, and each band's margin is the smallest that
+puts the true cultivated area inside the interval for 80% of its parcels (``evaluation.mixed_margin_for``). The CNN's
 margin is written into its card (the weights are untouched) with its and the rule's scores on
 the test scenes (seeds 301, 302); the rule's is printed for ``configs/default.yaml``. For weights
 from ``farmcredit train``, ``farmcredit calibrate`` fits the margin and the Platt scaling alone.
@@ -46,23 +46,25 @@ def main() -> None:
     tests = [scene(args.work, s) for s in TEST_SEEDS]
 
     rule_config = load_config().cropland_rule
-    rule_margin, _ = area_margin(PhenologyRule(rule_config.model_copy(update={"mixed_margin": 0.0})),
-                                 calibration_scene, args.level)
-    rule_margin = round(rule_margin, 3)
-    rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margin}))
+    unwidened = rule_config.model_copy(update={"mixed_margin": 0.0, "area_bands_ha": ()})
+    rule_margins = area_margin(PhenologyRule(unwidened), calibration_scene, args.level)[0].rounded()
+    rule = PhenologyRule(rule_config.model_copy(update={"mixed_margin": rule_margins.margins,
+                                                        "area_bands_ha": rule_margins.bands_ha}))
 
     cnn = CnnCroplandModel.from_file(args.weights, device="cpu")
     card = replace(cnn.card, calibration=fit_margin(cnn.net, cnn.card, calibration_scene, args.level))
-    cnn_margin = card.calibration["mixed_margin"]
     calibrated = CnnCroplandModel(cnn.net, card, device="cpu")
     metrics = {**card.metrics, "simulated_test_area_cnn": area_scores(calibrated, tests),
                "simulated_test_area_rule": area_scores(rule, tests),
                "area_interval": {"level": args.level, "calibration_scene_seed": CALIBRATION_SEED,
-                                 "cnn_mixed_margin": cnn_margin, "rule_mixed_margin": rule_margin}}
+                                 "area_bands_ha": card.calibration["area_bands_ha"],
+                                 "cnn_mixed_margin": card.calibration["mixed_margin"],
+                                 "rule_mixed_margin": list(rule_margins.margins)}}
     card_path(args.weights).write_text(replace(card, metrics=metrics).to_json())
     print(json.dumps({k: metrics[k] for k in ("simulated_test_area_cnn", "simulated_test_area_rule", "area_interval")},
                      indent=1))
-    print(f"rule: set cropland_rule.mixed_margin: {rule_margin} in configs/default.yaml")
+    print(f"rule: set cropland_rule.mixed_margin: {list(rule_margins.margins)} and area_bands_ha: "
+          f"{list(rule_margins.bands_ha)} in configs/default.yaml")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,9 @@ def area_scores(model, folders: list[Path]) -> dict:
     score = score_against_truth(*assessed(model, folders))
     return {"parcels": score.parcels_scored, "area_within_10pct": round(score.area_within_10pct, 4),
             "median_relative_error": round(score.area_median_abs_error, 4),
-            "interval_coverage": round(score.interval_coverage, 4)}
+            "interval_coverage": round(score.interval_coverage, 4),
+            "interval_coverage_by_area": {label: {"parcels": n, "coverage": round(share, 4)}
+                                          for label, (n, share) in score.interval_coverage_by_area.items()}}
 
 
 def paired_with_rule(model, folders: list[Path]) -> dict:
@@ -133,11 +135,12 @@ def paired_with_rule(model, folders: list[Path]) -> dict:
             "overdeclared_flags": flags}
 
 
-def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict[str, float]:
-    """``card``'s calibration with the area margin fitted on ``folder`` (any margin it had is dropped first)."""
-    plain = {k: v for k, v in card.calibration.items() if k != "mixed_margin"}
+def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict:
+    """``card``'s calibration with the area margins by parcel size fitted on ``folder`` (any it had are dropped
+    first)."""
+    plain = {k: v for k, v in card.calibration.items() if k not in ("mixed_margin", "area_bands_ha")}
     fitted, _ = area_margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
-    return {**plain, "mixed_margin": round(fitted, 3)}
+    return {**plain, **fitted.rounded().written()}
 
 
 def dea_random_forest(model: CnnCroplandModel, dea_test: LabelledPatches) -> dict:
@@ -243,8 +246,9 @@ def main() -> None:
         "simulated_test_area_vs_rule": paired_with_rule(model, test_folders),
         "simulated_fresh_area_vs_rule": paired_with_rule(model, [scene(args.work, s) for s in FRESH_SEEDS]),
         "area_interval": {"level": 0.8, "calibration_scene_seed": CALIBRATION_SEED,
+                          "area_bands_ha": calibration["area_bands_ha"],
                           "cnn_mixed_margin": calibration["mixed_margin"],
-                          "rule_mixed_margin": load_config().cropland_rule.mixed_margin},
+                          "rule_mixed_margin": load_config().cropland_rule.area_margins.written()["mixed_margin"]},
     }
     training = {
         **card.training,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -35,6 +36,14 @@ def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lac
     text = packaged_config_text()
     assert re.findall(r"[\w./-]+\.md\b", text) == []
     assert "winter wheat sown early-mid October" in text
+
+
+def test_one_margin_for_every_parcel_size_is_still_read(tmp_path: Path) -> None:
+    # A config written before margins by size: one number, no bands.
+    uniform = _write(tmp_path, lambda raw: (raw["cropland_rule"].update(mixed_margin=0.067),
+                                            raw["cropland_rule"].pop("area_bands_ha")))
+    assert load_config(uniform).cropland_rule.area_margins.at(np.array([0.05, 3.0])).tolist() == [0.067, 0.067]
+    assert load_config().cropland_rule.area_margins.bands_ha == (0.1, 0.2, 0.4)
 
 
 def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
@@ -109,6 +118,10 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["agronomy"].update(min_peers="5"), "agronomy.min_peers: Input should be a valid integer"),
         (lambda raw: raw["imagery"].update(clear_scl_classes=[4, True]), "imagery.clear_scl_classes.1"),
         (lambda raw: raw["crops"]["rice"].update(flooded="no"), "crops.rice.flooded"),
+        (lambda raw: raw["cropland_rule"].update(mixed_margin=[0.1, 0.05]),
+         "cropland_rule: Value error, mixed_margin needs one margin per parcel-size band, 4 for area_bands_ha"),
+        (lambda raw: raw["cropland_rule"].update(area_bands_ha=[0.4, 0.2, 0.1]), "area_bands_ha must rise"),
+        (lambda raw: raw["cropland_rule"].update(mixed_margin=[0.1, -0.1, 0.1, 0.1]), r"cropland_rule.mixed_margin"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:

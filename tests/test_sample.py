@@ -51,8 +51,10 @@ def test_over_declared_parcels_are_flagged_and_none_gets_a_loan_on_its_declared_
 
 
 def test_the_calibrated_area_interval_holds_the_truth_for_at_least_80_percent(score) -> None:
-    # The margin was fitted on another simulated scene (seed 201) for 80%: this is its out-of-sample check.
+    # The margins were fitted on another simulated scene (seed 201) for 80%: this is their out-of-sample check,
+    # size by size (one margin for every size held the truth of 69% of the test scenes' parcels under 0.1 ha).
     assert score.interval_coverage >= 0.80
+    assert all(n >= 100 and share >= 0.80 for n, share in score.interval_coverage_by_area.values())
 
 
 def test_every_parcel_of_a_configured_crop_fits_a_template(assessed) -> None:

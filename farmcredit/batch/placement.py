@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from farmcredit.imagery import SeasonCube
+from farmcredit.margins import AreaMargins
 from farmcredit.pipeline import joined_kinds
 from farmcredit.segmentation import CroplandModel
 
@@ -121,9 +122,9 @@ class GpuInference:
         return tuple(getattr(self.model, "bands", ()))
 
     @property
-    def mixed_margin(self) -> float:
-        """The wrapped model's cultivated-area interval margin."""
-        return float(getattr(self.model, "mixed_margin", 0.0))
+    def area_margins(self) -> AreaMargins:
+        """The wrapped model's cultivated-area interval margins."""
+        return getattr(self.model, "area_margins", AreaMargins())
 
     @property
     def read_context(self) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 Two things are fitted and written into the weights' card (the weights are untouched): Platt
 scaling of the crop probability, on the scene's labelled pixels, with a reliability table
 uncalibrated and calibrated; and, on the scene's parcels with their true cultivated area, the
-cultivated-area interval's ``mixed_margin`` (split-conformal, ``evaluation.mixed_margin_for``).
+cultivated-area interval's ``mixed_margin`` by parcel size (split-conformal per size band,
+``evaluation.mixed_margin_for``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.errors import InputError
+from farmcredit.evaluation import fits_alone, mixed_margin_for
 from farmcredit.locking import can_write_in
+from farmcredit.margins import AreaMargins
 from farmcredit.segmentation.card import (
     AREA_INTERVAL_LEVEL,
     DEFAULT_WEIGHTS,
@@ -99,13 +102,16 @@ def calibrate(
     platt, record = _platt(model, scene)
     calibration = dict(platt)
     if truth is not None:
-        margin, scored = area_margin(_recalibrated(model, platt), data, level, band_layout, dn_offset, truth)
-        calibration["mixed_margin"] = round(margin, 3)
-        record.update(parcels=scored, level=level, mixed_margin=calibration["mixed_margin"])
-        if margin > 1:
-            warnings.warn(f"{data}: the area margin fitted, {margin:.3g}, is over 1 (intervals wider than every "
-                          "parcel-edge cell's whole share): a few parcels' truth decides it; check their truth",
-                          stacklevel=2)
+        margins, scored = area_margin(_recalibrated(model, platt), data, level, band_layout, dn_offset, truth)
+        margins = margins.rounded()
+        calibration.update(margins.written())
+        record.update(parcels=sum(scored), parcels_by_area=list(scored), level=level, **margins.written())
+        if thin := [label for label, n in zip(margins.labels(), scored) if not fits_alone(n, level)]:
+            record["widest_margin_for"] = thin  # too few parcels to fit alone
+        if max(margins.margins) > 1:
+            warnings.warn(f"{data}: an area margin fitted, {max(margins.margins):.3g}, is over 1 (intervals wider "
+                          "than every parcel-edge cell's whole share): a few parcels' truth decides it; check their "
+                          "truth", stacklevel=2)
     record = {"scene": str(data.resolve()), "imagery_sha256": imagery_sha256, **record,
               "replaced": model.card.calibration}
     card = replace(model.card, calibration=calibration, metrics={**model.card.metrics, "calibration": record})
@@ -177,13 +183,15 @@ def _truth(data: Path) -> pd.DataFrame:
     return truth
 
 
-def area_margin(model: CroplandModel, data: Path, level: float = AREA_INTERVAL_LEVEL,
-                band_layout: Sequence[tuple[date | None, str]] | None = None,
-                dn_offset: float | None = None, truth: pd.DataFrame | None = None) -> tuple[float, int]:
-    """The ``mixed_margin`` that puts the true cultivated area of ``level`` of a scene's parcels (``PARCELS_FILE``;
-    ``truth``, read from ``TRUTH_FILE`` when None) inside the interval, from an assessment of them with ``model``,
-    which must carry no margin; and how many parcels were scored (``evaluation.mixed_margin_for``)."""
-    from farmcredit.evaluation import mixed_margin_for
+def area_margin(
+    model: CroplandModel, data: Path, level: float = AREA_INTERVAL_LEVEL,
+    band_layout: Sequence[tuple[date | None, str]] | None = None, dn_offset: float | None = None,
+    truth: pd.DataFrame | None = None,
+) -> tuple[AreaMargins, tuple[int, ...]]:
+    """The margins by parcel size that put the true cultivated area of ``level`` of each size band of a scene's
+    parcels (``PARCELS_FILE``; ``truth``, read from ``TRUTH_FILE`` when None) inside the interval, from an assessment
+    of them with ``model``, which must carry no margin; and how many parcels each band scored
+    (``evaluation.mixed_margin_for``)."""
     from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
     from farmcredit.zonal import coverage_fractions
 

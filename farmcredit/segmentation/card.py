@@ -13,6 +13,7 @@ from pathlib import Path
 
 from farmcredit.errors import InputError
 from farmcredit.imagery.naming import NDVI_BANDS, SURFACE_BANDS
+from farmcredit.margins import AreaMargins
 
 ARCHITECTURE = "farmcredit-cropland-unet-v2"
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
@@ -48,7 +49,8 @@ class ModelCard:
         classes: output classes; index 0 is non-crop, the rest are crop classes.
         width: channels of the network's first level.
         calibration: Platt scaling ``{"a": ..., "b": ...}`` of the crop logit, and optionally the
-            cultivated-area interval's ``mixed_margin`` (see ``pipeline.cultivated_fractions``).
+            cultivated-area interval's ``mixed_margin``: one number, or one per parcel-size band of
+            ``area_bands_ha`` (``farmcredit.margins``, ``pipeline.cultivated_fractions``).
         weights_sha256: hash of the safetensors file; a mismatch is refused.
         training: data, splits, hashes, seed and time of training.
         metrics: per evaluation set, its metrics.
@@ -63,7 +65,7 @@ class ModelCard:
     band_std: tuple[float, ...]
     classes: tuple[str, ...] = CLASSES
     width: int = 32
-    calibration: dict[str, float] = field(default_factory=uncalibrated)
+    calibration: dict[str, float | list[float]] = field(default_factory=uncalibrated)
     weights_sha256: str = ""
     architecture: str = ARCHITECTURE
     training: dict = field(default_factory=dict)
@@ -74,6 +76,11 @@ class ModelCard:
     def to_json(self) -> str:
         """The card as indented JSON."""
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @property
+    def area_margins(self) -> AreaMargins:
+        """The cultivated-area interval's margin by parcel size (none where the card has no ``mixed_margin``)."""
+        return AreaMargins.read(self.calibration.get("mixed_margin", 0.0), self.calibration.get("area_bands_ha", ()))
 
     @property
     def has_scene_crop_types(self) -> bool:
@@ -95,9 +102,15 @@ def _value_problem(card: ModelCard) -> str:
             or not finite(card.band_mean + card.band_std) or min(card.band_std) <= 0:
         return "band_mean and band_std need one finite number per band, every std above 0"
     calibration = card.calibration
-    if not isinstance(calibration, dict) or not {"a", "b"} <= set(calibration) or not finite(calibration.values()) \
-            or calibration["a"] <= 0 or calibration.get("mixed_margin", 0.0) < 0:
-        return "calibration must hold finite numbers a (above 0), b and optionally mixed_margin (0 or more)"
+    if not isinstance(calibration, dict) or not {"a", "b"} <= set(calibration) \
+            or not finite((calibration["a"], calibration["b"])) or calibration["a"] <= 0:
+        return "calibration must hold finite numbers a (above 0) and b"
+    if unknown := sorted(set(calibration) - {"a", "b", "mixed_margin", "area_bands_ha"}):
+        return f"calibration holds {', '.join(map(str, unknown))}, which no farmcredit reads"
+    try:
+        card.area_margins  # noqa: B018 (raises what makes them unusable)
+    except ValueError as problem:
+        return f"calibration: {problem}"
     if not isinstance(card.width, int) or isinstance(card.width, bool) or card.width < 1:
         return f"width must be a positive whole number, got {card.width!r}"
     return ""

@@ -17,6 +17,7 @@ from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 from farmcredit.imagery.read import HIGH_REFLECTANCE, is_reflectance
+from farmcredit.margins import AreaMargins
 from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
 from farmcredit.segmentation.network import (
     ALIGN_PX,
@@ -243,9 +244,9 @@ class CnnCroplandModel:
                 "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
 
     @property
-    def mixed_margin(self) -> float:
-        """Widening of the cultivated-area interval per unit of edge-cell share, from the card's calibration."""
-        return float(self.card.calibration.get("mixed_margin", 0.0))
+    def area_margins(self) -> AreaMargins:
+        """Widening of the cultivated-area interval per unit of edge-cell share by parcel size, from the card."""
+        return self.card.area_margins
 
     def on_device(self, device: str = "auto") -> CnnCroplandModel:
         """The same weights on another device (``auto``: CUDA when this process sees one)."""

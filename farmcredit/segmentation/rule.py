@@ -11,6 +11,7 @@ import numpy as np
 from farmcredit.config import CroplandRuleConfig
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
+from farmcredit.margins import AreaMargins
 
 if TYPE_CHECKING:
     from farmcredit.segmentation.cnn import Prediction
@@ -71,9 +72,10 @@ class PhenologyRule:
     name: str = "phenology-rule-v1"
 
     @property
-    def mixed_margin(self) -> float:
-        """Widening of the cultivated-area interval per unit of edge-cell share (see ``cultivated_fractions``)."""
-        return self.config.mixed_margin
+    def area_margins(self) -> AreaMargins:
+        """Widening of the cultivated-area interval per unit of edge-cell share by parcel size (see
+        ``cultivated_fractions``)."""
+        return self.config.area_margins
 
     def describe(self) -> dict:
         """Name and hash of the rule with its thresholds (see ``CroplandModel``)."""
