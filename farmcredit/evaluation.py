@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,7 @@ class TruthScore:
     overdeclared_flagged: int
     honest_flagged: float
     crop_accuracy: float
-    interval_coverage_by_area: dict[str, tuple[int, float]] = field(default_factory=dict)
+    interval_coverage_by_area: dict[str, tuple[int, float]]
 
     def table(self) -> str:
         """A Markdown table of the scores."""
@@ -74,28 +74,36 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
     joined = _join(results, truth)
     broken = _broken(joined)
     scored = joined[_scored(joined)]
-    true_area = scored["true_cultivated_area_ha"].to_numpy()
-    estimate = scored["cultivated_area_ha"].to_numpy()
-    within = _within_tolerance(scored)
-    cultivated = true_area > 0
-    assessed = cultivated & np.isfinite(estimate)
-    relative = np.abs(estimate[assessed] - true_area[assessed]) / true_area[assessed]
-    inside = _distance_outside(scored) <= 0
     flagged = joined["reason_all"].fillna("").str.contains("AREA_OVERSTATED", regex=False)
     over = joined["over_declared"].astype(str).str.lower() == "true"
-    crop_rows = scored[cultivated]
+    crop_rows = scored[scored["true_cultivated_area_ha"] > 0]
     return TruthScore(
-        parcels_scored=len(scored),
-        parcels_unassessed=int((~_assessed(scored)).sum()),
-        area_within_10pct=float(np.mean(within)) if len(scored) else float("nan"),
-        area_median_abs_error=float(np.median(relative)) if relative.size else float("nan"),
-        interval_coverage=float(np.mean(inside)) if len(scored) else float("nan"),
+        **area_report(results, truth),
         overdeclared=int(over.sum()),
         overdeclared_flagged=int((over & flagged).sum()),
         honest_flagged=float((~over & flagged & ~broken).sum() / max((~over & ~broken).sum(), 1)),
         crop_accuracy=float(np.mean(crop_rows["crop"] == crop_rows["true_crop"])) if len(crop_rows) else float("nan"),
-        interval_coverage_by_area=_coverage_by_area(joined[_measured(joined)]),
     )
+
+
+def area_report(results: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Cultivated area against the truth (``parcel_id``, ``polygon_area_ha``, ``true_cultivated_area_ha``,
+    ``broken_geometry``), as ``TruthScore``'s fields of the same names: parcels scored and unassessed, the share
+    within 10%, the median relative error, the interval's coverage, and its coverage per parcel size."""
+    joined = _join(results, truth)
+    scored = joined[_scored(joined)]
+    true_area = scored["true_cultivated_area_ha"].to_numpy()
+    estimate = scored["cultivated_area_ha"].to_numpy()
+    assessed = (true_area > 0) & np.isfinite(estimate)
+    relative = np.abs(estimate[assessed] - true_area[assessed]) / true_area[assessed]
+    return {
+        "parcels_scored": len(scored),
+        "parcels_unassessed": int((~_assessed(scored)).sum()),
+        "area_within_10pct": float(np.mean(_within_tolerance(scored))) if len(scored) else float("nan"),
+        "area_median_abs_error": float(np.median(relative)) if relative.size else float("nan"),
+        "interval_coverage": float(np.mean(_distance_outside(scored) <= 0)) if len(scored) else float("nan"),
+        "interval_coverage_by_area": _coverage_by_area(joined[_measured(joined)]),
+    }
 
 
 def _coverage_by_area(measured: pd.DataFrame) -> dict[str, tuple[int, float]]:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.errors import InputError
-from farmcredit.evaluation import fits_alone, mixed_margin_for
+from farmcredit.evaluation import area_report, fits_alone, mixed_margin_for
 from farmcredit.locking import can_write_in
 from farmcredit.margins import AreaMargins
 from farmcredit.segmentation.card import (
@@ -192,13 +192,30 @@ def area_margin(
     parcels (``PARCELS_FILE``; ``truth``, read from ``TRUTH_FILE`` when None) inside the interval, from an assessment
     of them with ``model``, which must carry no margin; and how many parcels each band scored
     (``evaluation.mixed_margin_for``)."""
+    results, mixed = _assessed_scene(model, data, band_layout, dn_offset)
+    return mixed_margin_for(results, _truth(data) if truth is None else truth, mixed, level)
+
+
+def scene_area_report(model: CroplandModel, data: Path, band_layout: Sequence[tuple[date | None, str]] | None = None,
+                      dn_offset: float | None = None) -> dict:
+    """How an assessment of a scene's parcels with ``model`` meets their truth (``evaluation.area_report``): the
+    share within 10% of the true cultivated area, and the interval's coverage overall and by parcel size.
+
+    Raises:
+        InputError: truth unfit to score (``_truth``), and what ``load_inputs`` refuses.
+    """
+    truth = _truth(data)
+    return area_report(_assessed_scene(model, data, band_layout, dn_offset)[0], truth)
+
+
+def _assessed_scene(model: CroplandModel, data: Path, band_layout: Sequence[tuple[date | None, str]] | None,
+                    dn_offset: float | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The scene's parcels (``PARCELS_FILE``) assessed with ``model``, and each one's ``mixed_cell_share``."""
     from farmcredit.pipeline import load_inputs, mixed_cell_share, run_assessment
     from farmcredit.zonal import coverage_fractions
 
     parcels = data / PARCELS_FILE
     imagery = next((data / name for name in IMAGERY_NAMES if (data / name).exists()), data)
-    options = {"band_layout": band_layout, "dn_offset": dn_offset}
-    inputs = load_inputs(parcels, imagery, **options)
+    inputs = load_inputs(parcels, imagery, band_layout=band_layout, dn_offset=dn_offset)
     mixed = mixed_cell_share(coverage_fractions(inputs.geoms, inputs.imagery.transform, inputs.imagery.shape))
-    results = run_assessment(parcels, inputs.imagery, model=model).parcels  # the imagery as opened above
-    return mixed_margin_for(results, _truth(data) if truth is None else truth, mixed, level)
+    return run_assessment(parcels, inputs.imagery, model=model).parcels, mixed  # the imagery as opened above

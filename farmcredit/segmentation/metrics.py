@@ -234,7 +234,12 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         calibrated_on = isinstance(model, CnnCroplandModel) and imagery_sha256 == model.card.metrics.get(
             "calibration", {}).get("imagery_sha256")
         note = ("the model trained on this scene: not a held-out score" if trained_on else
-                "the model was calibrated on this scene: its reliability here is in-sample" if calibrated_on else "")
+                "the model was calibrated on this scene: its reliability and area interval here are in-sample"
+                if calibrated_on else "")
+        from farmcredit.segmentation.calibration import has_parcel_truth, scene_area_report  # it imports this module
+
+        if has_parcel_truth(data):  # parcels with their true cultivated area: the area and its interval too
+            report["area"] = scene_area_report(model, data, band_layout, dn_offset)
         return {**report, "note": note} if note else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = is_dea_folder(data)
@@ -309,6 +314,13 @@ def format_report(report: dict) -> str:
         lines.append("reliability (P(crop) bin, count, mean predicted, observed crop share):")
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
+    if area := report.get("area"):
+        lines.append(f"cultivated area, {area['parcels_scored']} parcels of 0.1 ha and more (parcels.geojson against "
+                     f"truth.csv): within 10% of truth {area['area_within_10pct']:.1%}, median relative error "
+                     f"{area['area_median_abs_error']:.2%}, truth inside the low-high interval "
+                     f"{area['interval_coverage']:.1%}")
+        lines += [f"  truth inside the interval, parcels {label}: {share:.1%} of {n}"
+                  for label, (n, share) in area["interval_coverage_by_area"].items() if n]
     if report.get("unscored"):
         lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) "
                      f"{report.get('unscored_reason', NO_OBSERVATION)}, left out of every figure above")

@@ -157,4 +157,4 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert refused.returncode == 2 and "--level" in refused.stderr
     assert np.isfinite(card["calibration"]["a"])
     evaluated = run("evaluate", str(weights), str(small_season.root), "--device", "cpu")
-    assert "calibrated on this scene: its reliability here is in-sample" in evaluated.stdout
+    assert "calibrated on this scene: its reliability and area interval here are in-sample" in evaluated.stdout

@@ -3,6 +3,8 @@ crop shares for training."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -306,12 +308,20 @@ def test_train_and_evaluate_commands_on_polygon_labels(small_season, tmp_path: P
 def test_evaluate_scores_the_rule_and_the_cnn_side_by_side_on_the_same_labels(small_season, tmp_path: Path) -> None:
     from farmcredit.cli import cli
 
-    scores = {}
+    scores, area = {}, {}
     for name in ("rule", "cnn"):
         result = CliRunner().invoke(cli, ["evaluate", name, str(small_season.root), "--device", "cpu"])
         assert result.exit_code == 0, result.output
         scores[name] = float(result.output.split("accuracy=")[1].split()[0])
+        area[name] = result.output.split("cultivated area, ")[1]
     assert min(scores.values()) > 0.8, scores  # both tell crop from the rest on a simulated season
+    # Its parcels with their truth: the area and its interval, by parcel size (all 59 measured, 16 under 0.1 ha).
+    for text in area.values():
+        assert text.startswith("43 parcels of 0.1 ha and more") and "within 10% of truth" in text
+        assert re.search(r"\n  truth inside the interval, parcels under 0\.1 ha: [\d.]+% of 16\n", text)
+    no_truth = tmp_path / "no_truth"
+    shutil.copytree(small_season.root, no_truth, ignore=shutil.ignore_patterns("truth.csv"))
+    assert "cultivated area" not in CliRunner().invoke(cli, ["evaluate", "rule", str(no_truth)]).output
     (tmp_path / "region").mkdir()
     (tmp_path / "region" / "training_data.txt").write_text("# Class blue_S1\n1 0.1\n")
     refused = CliRunner().invoke(cli, ["evaluate", "rule", str(tmp_path / "region")])
