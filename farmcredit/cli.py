@@ -599,8 +599,12 @@ def calibrate(model: str, data: Path, out: Path | None, level: float, platt_only
     written = card_path(out if out is not None else cnn_weights(model))
     margins = card.area_margins
     thin = record.get("widest_margin_for", ())
-    by_size = ", ".join(f"{margin:g} for {label} ({parcels} parcels{': too few, the widest' if label in thin else ''})"
-                        for margin, label, parcels in
+
+    def fitted(label: str, parcels: int) -> str:
+        return ("no parcels of this size: the widest of the others', unchecked" if not parcels else
+                f"{parcels} parcels{': too few to fit alone, the widest' if label in thin else ''}")
+
+    by_size = ", ".join(f"{margin:g} for {label} ({fitted(label, parcels)})" for margin, label, parcels in
                         zip(margins.margins, margins.labels(), record.get("parcels_by_area", ())))
     console.print(f"wrote {written}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} labelled "
                   "pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"

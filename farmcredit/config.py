@@ -84,8 +84,13 @@ class CroplandRuleConfig(_Frozen):
     min_clear_dates: Annotated[Count, Field(ge=2)] = 3
     interval_thresholds: tuple[Fraction, Fraction] = (0.25, 0.75)
     # One margin for every parcel size, or one per size band of area_bands_ha (``farmcredit.margins``).
-    mixed_margin: NonNegative | tuple[NonNegative, ...] = (0.093, 0.084, 0.062, 0.057)
+    mixed_margin: tuple[Number, ...] = (0.084, 0.084, 0.062, 0.057)
     area_bands_ha: tuple[Number, ...] = AREA_BANDS_HA
+
+    @field_validator("mixed_margin", mode="before")
+    @classmethod
+    def _one_margin(cls, value: object) -> object:
+        return value if isinstance(value, (list, tuple)) else (value,)  # one number: one margin for every size
 
     @field_validator("interval_thresholds")
     @classmethod
@@ -96,6 +101,9 @@ class CroplandRuleConfig(_Frozen):
 
     @model_validator(mode="after")
     def _margins_fit_bands(self) -> CroplandRuleConfig:
+        if "area_bands_ha" in self.model_fields_set and "mixed_margin" not in self.model_fields_set:
+            raise ValueError("area_bands_ha needs its own mixed_margin, one per band (the default margins were fitted "
+                             "for the default bands; fit them with scripts/calibrate_area_interval.py)")
         self.area_margins  # noqa: B018 (raises what makes them unusable)
         return self
 

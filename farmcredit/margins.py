@@ -33,14 +33,16 @@ class AreaMargins:
 
     @classmethod
     def read(cls, margin: float | Sequence[float], bands_ha: Sequence[float] = ()) -> AreaMargins:
-        """From a card's or config's ``mixed_margin`` and ``area_bands_ha``: one number is one margin for every
-        size (the bands unread), a list one margin per band.
+        """From a card's or config's ``mixed_margin`` and ``area_bands_ha``: one number (or a list of one) is one
+        margin for every size (the bands unread), a list one margin per band.
 
         Raises:
             ValueError: what makes them unusable (``margin_problem``).
         """
         if not isinstance(margin, (list, tuple)):
-            margin, bands_ha = (margin,), ()
+            margin = (margin,)
+        if len(margin) == 1:
+            bands_ha = ()
         if not isinstance(bands_ha, (list, tuple)):
             raise ValueError(f"area_bands_ha must be a list of parcel areas (ha), rising; got {bands_ha!r}")
         if problem := margin_problem(tuple(margin), tuple(bands_ha)):
@@ -62,10 +64,17 @@ class AreaMargins:
         return band_labels(self.bands_ha)
 
     def written(self) -> dict:
-        """As a card's or config's calibration keys: ``mixed_margin`` (a number when there are no bands)."""
+        """As a card's calibration keys (or a config's): ``mixed_margin`` (a number when there are no bands)."""
         if not self.bands_ha:
             return {"mixed_margin": self.margins[0]}
         return {"mixed_margin": list(self.margins), "area_bands_ha": list(self.bands_ha)}
+
+
+def model_margins(model: object) -> AreaMargins:
+    """A cropland model's interval margins by parcel size: its ``area_margins``; for a model with one ``mixed_margin``
+    (as models gave before margins by size), that one for every size; none for a model with neither."""
+    margins = getattr(model, "area_margins", None)
+    return margins if margins is not None else AreaMargins.read(getattr(model, "mixed_margin", 0.0))
 
 
 def band_labels(bands_ha: Sequence[float]) -> list[str]:
@@ -86,6 +95,9 @@ def margin_problem(margins: tuple, bands_ha: tuple) -> str:
         return "mixed_margin must be a finite number 0 or more, or a list of them (one per area band)"
     if not numbers(bands_ha) or any(b <= 0 for b in bands_ha) or any(b <= a for a, b in zip(bands_ha, bands_ha[1:])):
         return f"area_bands_ha must rise and lie above 0, got {list(bands_ha)}"
+    if not bands_ha and len(margins) > 1:
+        return (f"mixed_margin lists {len(margins)} margins, one per parcel-size band: give area_bands_ha, the "
+                f"{len(margins) - 1} parcel areas (ha) between the bands")
     if len(margins) != len(bands_ha) + 1:
         return (f"mixed_margin needs one margin per parcel-size band, {len(bands_ha) + 1} for area_bands_ha "
                 f"{list(bands_ha)} (under the first, between each two, and over the last); got {len(margins)}")

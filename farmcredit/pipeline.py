@@ -30,7 +30,7 @@ from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_l
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import model_margins
 from farmcredit.parcels import (
     parcels_from_frame,
     read_parcels,
@@ -564,7 +564,7 @@ def measure_windows(
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
-    area_margins = getattr(model, "area_margins", AreaMargins())
+    area_margins = model_margins(model)
     stats = empty_stats(len(geoms), len(imagery.scenes))
     failures: set[tuple[str, str, str]] = set()
     for done, (window, members) in enumerate(windows, start=1):

@@ -115,7 +115,9 @@ def test_margins_by_size_are_read_from_a_number_or_one_per_band_and_refused_when
     assert AreaMargins.read(0.06).written() == {"mixed_margin": 0.06}
     assert AreaMargins((0.1,), (0.1234, 0.05)).rounded().margins == (0.124, 0.05)  # never narrower than fitted
     assert AreaMargins.read([0.1, 0.1, 0.1], [0.1, 0.2]).labels() == ["under 0.1 ha", "0.1-0.2 ha", "0.2 ha and over"]
-    for margin, bands, message in [([0.1], [0.2], "one margin per parcel-size band, 2 for area_bands_ha"),
+    assert AreaMargins.read([0.05], [0.1]) == AreaMargins((), (0.05,))  # one margin: every size
+    for margin, bands, message in [([0.1, 0.1, 0.1], [0.2], "one margin per parcel-size band, 2 for area_bands_ha"),
+                                   ([0.1, 0.05], [], "lists 2 margins, one per parcel-size band: give area_bands_ha"),
                                    ([0.1, -0.1], [0.2], "0 or more"), (float("nan"), [], "finite"),
                                    ([0.1, 0.1, 0.1], [0.2, 0.1], "must rise"), ([0.1, 0.1], [0.0], "above 0")]:
         with pytest.raises(ValueError, match=message):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from farmcredit.imagery import SeasonCube
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.pipeline import joined_kinds
 from farmcredit.segmentation import CroplandModel
 
@@ -124,7 +124,7 @@ class GpuInference:
     @property
     def area_margins(self) -> AreaMargins:
         """The wrapped model's cultivated-area interval margins."""
-        return getattr(self.model, "area_margins", AreaMargins())
+        return model_margins(self.model)
 
     @property
     def read_context(self) -> tuple[int, int]:

@@ -108,6 +108,10 @@ def calibrate(
         record.update(parcels=sum(scored), parcels_by_area=list(scored), level=level, **margins.written())
         if thin := [label for label, n in zip(margins.labels(), scored) if not fits_alone(n, level)]:
             record["widest_margin_for"] = thin  # too few parcels to fit alone
+        if empty := [label for label, n in zip(margins.labels(), scored) if not n]:
+            warnings.warn(f"{data}: no parcels {', '.join(empty)} in its truth: the margin there is the widest of "
+                          "the other sizes', which no parcel of that size checked; calibrate on a scene with parcels "
+                          "of every size", stacklevel=2)
         if max(margins.margins) > 1:
             warnings.warn(f"{data}: an area margin fitted, {max(margins.margins):.3g}, is over 1 (intervals wider "
                           "than every parcel-edge cell's whole share): a few parcels' truth decides it; check their "

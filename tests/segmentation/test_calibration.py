@@ -145,8 +145,8 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
     margin = card["calibration"]["mixed_margin"][0]
-    assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few, the widest)"
-            in " ".join(done.stderr.split()))
+    assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few to fit alone, "
+            "the widest)" in " ".join(done.stderr.split()))
     assert "predicted" in done.stdout and "0.9-1.0" in done.stdout
     assert card["metrics"]["calibration"]["level"] == 0.9
     assessed = run("assess", str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir),

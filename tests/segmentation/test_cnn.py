@@ -458,7 +458,7 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
              ({"band_mean": ["0.1"] * len(good["band_mean"])}, "finite number per band"),
              ({"calibration": {"a": -1.0, "b": 0.0}}, "a \\(above 0\\)"),
              ({"calibration": "platt"}, "calibration must hold"),
-             ({"calibration": {**good["calibration"], "mixed_margin": [0.1, 0.05]}}, "one margin per parcel-size band"),
+             ({"calibration": {**good["calibration"], "mixed_margin": [0.1, 0.05]}}, "give area_bands_ha"),
              ({"calibration": {**good["calibration"], "mixed_margin": [0.1, 0.05], "area_bands_ha": 0.1}},
               "area_bands_ha must be a list"),
              ({"calibration": {**good["calibration"], "margin": 0.1}}, "calibration holds margin, which no farmcredit"),
