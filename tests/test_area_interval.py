@@ -87,25 +87,25 @@ def test_the_fitted_margin_is_the_conformal_quantile_of_what_each_parcel_needs()
 
 
 def test_each_parcel_size_gets_the_margin_its_own_parcels_need() -> None:
-    # 30 parcels under 0.1 ha needing 0-0.58, 30 of 0.1-0.2 ha needing half that, 2 of a ha (too few to fit alone).
-    needs = np.concatenate([np.arange(30), np.arange(30) / 2, [4, 40]])
-    area = np.repeat([0.05, 0.15, 1.0], [30, 30, 2])
-    truth = pd.DataFrame({"parcel_id": [str(i) for i in range(62)], "polygon_area_ha": area,
+    # 100 parcels under 0.1 ha needing 0-0.495, 100 of 0.1-0.2 ha needing half that, 2 of a ha (too few to fit alone).
+    misses = np.concatenate([np.arange(100), np.arange(100) / 2, [4, 40]]) / 400
+    area = np.repeat([0.05, 0.15, 1.0], [100, 100, 2])
+    truth = pd.DataFrame({"parcel_id": [str(i) for i in range(202)], "polygon_area_ha": area,
                           "true_cultivated_area_ha": 0.5 * area, "broken_geometry": False})
-    estimate = (0.5 + needs / 100) * area
+    estimate = (0.5 + misses) * area  # each needs twice its miss: its edge share is 0.5
     results = pd.DataFrame({"parcel_id": truth["parcel_id"], "status": "ok", "polygon_area_ha": area,
                             "cultivated_area_ha": estimate, "cultivated_area_low_ha": estimate,
                             "cultivated_area_high_ha": estimate})
-    margins, counts = mixed_margin_for(results, truth, np.full(62, 0.5), level=0.8, bands_ha=(0.1, 0.2))
-    assert counts == (30, 30, 2)  # parcels under 0.1 ha are fitted too: their intervals are the narrowest
-    # Each band's 25th need of 30; the two ha parcels take the widest of those and of all 62 pooled (the 51st, 0.38).
-    assert margins.margins == pytest.approx((0.48, 0.24, 0.48)) and margins.bands_ha == (0.1, 0.2)
-    np.testing.assert_allclose(margins.at(np.array([0.01, 0.1, 0.19, 0.2, 7.0])), [0.48, 0.24, 0.24, 0.48, 0.48])
-    pooled, _ = mixed_margin_for(results, truth, np.full(62, 0.5), level=0.8, bands_ha=())
-    assert pooled.margins == pytest.approx((0.38,))  # one margin: too wide for 0.1-0.2 ha, too narrow under 0.1 ha
+    margins, counts = mixed_margin_for(results, truth, np.full(202, 0.5), level=0.8, bands_ha=(0.1, 0.2))
+    assert counts == (100, 100, 2)  # parcels under 0.1 ha are fitted too: their intervals are the narrowest
+    # Each band's 81st need of 100; the two ha parcels take the widest of those and of all 202 pooled (the 163rd, 0.3).
+    assert margins.margins == pytest.approx((0.4, 0.2, 0.4)) and margins.bands_ha == (0.1, 0.2)
+    np.testing.assert_allclose(margins.at(np.array([0.01, 0.1, 0.19, 0.2, 7.0])), [0.4, 0.2, 0.2, 0.4, 0.4])
+    pooled, _ = mixed_margin_for(results, truth, np.full(202, 0.5), level=0.8, bands_ha=())
+    assert pooled.margins == pytest.approx((0.3,))  # one margin: too wide for 0.1-0.2 ha, too narrow under 0.1 ha
     # A size band none of whose margins reaches its parcels is named.
     on_grid = np.where(area == 0.15, 0.0, 0.5)
-    with pytest.raises(InputError, match="for 80% of the 30 scored parcels of 0.1-0.2 ha: 29 lie outside"):
+    with pytest.raises(InputError, match="for 80% of the 100 scored parcels of 0.1-0.2 ha: 99 lie outside"):
         mixed_margin_for(results, truth, on_grid, level=0.8, bands_ha=(0.1, 0.2))
 
 

@@ -121,7 +121,12 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["cropland_rule"].update(mixed_margin=[0.1, 0.05]),
          "cropland_rule: Value error, mixed_margin needs one margin per parcel-size band, 4 for area_bands_ha"),
         (lambda raw: raw["cropland_rule"].update(area_bands_ha=[0.4, 0.2, 0.1]), "area_bands_ha must rise"),
-        (lambda raw: raw["cropland_rule"].update(mixed_margin=[0.1, -0.1, 0.1, 0.1]), r"cropland_rule.mixed_margin"),
+        (lambda raw: raw["cropland_rule"].update(mixed_margin=[0.1, -0.1, 0.1, 0.1]),
+         "cropland_rule: Value error, mixed_margin must be a finite number 0 or more"),
+        (lambda raw: raw["cropland_rule"].update(mixed_margin="0.067"),
+         "cropland_rule.mixed_margin.0: Input should be a valid number"),
+        (lambda raw: (raw["cropland_rule"].pop("mixed_margin"), raw["cropland_rule"].update(area_bands_ha=[0.5, 1, 2])),
+         "area_bands_ha needs its own mixed_margin"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
