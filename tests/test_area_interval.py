@@ -11,10 +11,12 @@ import shapely
 import yaml
 from affine import Affine
 
+from farmcredit.config import load_config
 from farmcredit.errors import InputError
 from farmcredit.evaluation import mixed_margin_for
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.pipeline import cultivated_fractions, mixed_cell_share, run_assessment
+from farmcredit.segmentation import PhenologyRule
 from farmcredit.zonal import coverage_fractions
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -141,3 +143,14 @@ def test_an_assessment_widens_each_parcel_by_the_margin_of_its_size(small_season
     np.testing.assert_array_equal(width["widened"][~small], width["plain"][~small])
     assert (width["widened"][small] >= width["plain"][small] - 1e-12).all()
     assert (width["widened"][small] > width["plain"][small] + 1e-4).mean() > 0.5
+
+
+def test_a_model_with_one_mixed_margin_keeps_it_for_every_size() -> None:
+    """A user's model written before margins by size (a ``mixed_margin`` attribute) is widened as it was."""
+    class OneMargin:
+        mixed_margin = 0.5
+
+    assert model_margins(OneMargin()) == AreaMargins((), (0.5,))
+    assert model_margins(object()) == AreaMargins()  # no margin at all
+    rule = PhenologyRule(load_config().cropland_rule)
+    assert model_margins(rule) == rule.area_margins and len(rule.area_margins.margins) == 4
