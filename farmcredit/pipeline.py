@@ -30,7 +30,7 @@ from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_l
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.naming import NDVI_BANDS
-from farmcredit.margins import model_margins
+from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
     parcels_from_frame,
     read_parcels,
@@ -537,11 +537,11 @@ def measure_parcels(
     """
     windows = plan_windows(geoms, imagery, config.imagery.chunk_px)
     stats = measure_windows(geoms, imagery, config, model, windows, progress, pixels)
-    return assemble_measurements(geoms, imagery, stats)
+    return assemble_measurements(geoms, imagery, stats, model_margins(model))
 
 
 PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi", "product")
-PER_PARCEL_STATS = ("inside", "frac", "low", "high")
+PER_PARCEL_STATS = ("inside", "frac", "low", "high", "mixed")
 
 
 def measure_windows(
@@ -564,7 +564,6 @@ def measure_windows(
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
-    area_margins = model_margins(model)
     stats = empty_stats(len(geoms), len(imagery.scenes))
     failures: set[tuple[str, str, str]] = set()
     for done, (window, members) in enumerate(windows, start=1):
@@ -612,11 +611,10 @@ def measure_windows(
         stats["product"][members] = supplying_products(coverage, cube.source, cell_area)
         inside_area = ndvi["coverage_area"][:, 0] if ndvi["coverage_area"].ndim == 2 else ndvi["coverage_area"]
         stats["inside"][members] = inside_area / np.maximum(polygon_area[members], 1e-9)
-        # Each parcel's margin by its size (``farmcredit.margins``), measured as ``polygon_area_ha`` is.
-        margins = area_margins.at(utm_area_m2(geoms[members], imagery.crs) / M2_PER_HA)
-        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds, margins)
+        fractions = cultivated_fractions(coverage, probability, config.cropland_rule.interval_thresholds)
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
+        stats["mixed"][members] = mixed_cell_share(coverage)  # the model's margin widens by it (``widened``)
         stats["read_error"][members] |= bool(cube.read_errors)
         failures.update(cube.read_errors)
         if progress is not None:
@@ -673,20 +671,23 @@ def failure_table(failures: Iterable[Sequence[str]]) -> np.ndarray:
 
 
 def assemble_measurements(
-    geoms: np.ndarray, imagery: Imagery, stats: Mapping[str, np.ndarray]
+    geoms: np.ndarray, imagery: Imagery, stats: Mapping[str, np.ndarray], margins: AreaMargins
 ) -> tuple[ParcelMeasurements, np.ndarray]:
     """Every parcel's ``ParcelMeasurements`` from the raw statistics of ``measure_windows``; polygon areas planar in
-    each parcel's own UTM zone (``utm_area_m2``), whatever the imagery's CRS.
+    each parcel's own UTM zone (``utm_area_m2``), whatever the imagery's CRS; cultivated-area intervals widened by
+    the model's ``margins`` for each parcel's area (``widened``).
 
     Returns:
         The measurements and a mask of parcels wholly outside the imagery.
     """
     area_m2 = utm_area_m2(geoms, imagery.crs)
+    area_ha = np.where(usable_geometries(geoms), area_m2 / M2_PER_HA, np.nan)  # no outline read: no area
+    low, high = widened(stats["frac"], stats["low"], stats["high"], margins.at(area_ha) * stats["mixed"])
     inside = np.nan_to_num(stats["inside"], nan=0.0)
     outside = (inside <= 0.0) & usable_geometries(geoms)
     measurements = ParcelMeasurements(
         dates=tuple(scene.acquired.date() for scene in imagery.scenes),
-        polygon_area_ha=np.where(usable_geometries(geoms), area_m2 / M2_PER_HA, np.nan),  # no outline read: no area
+        polygon_area_ha=area_ha,
         inside_share=np.clip(inside, 0.0, 1.0),
         clear_share=stats["clear"],
         ndvi_mean=stats["ndvi"],
@@ -695,8 +696,8 @@ def assemble_measurements(
         ndmi_mean=stats["ndmi"],
         evi_mean=stats["evi"],
         cultivated_fraction=stats["frac"],
-        cultivated_fraction_low=stats["low"],
-        cultivated_fraction_high=stats["high"],
+        cultivated_fraction_low=low,
+        cultivated_fraction_high=high,
         product=stats["product"],
         read_error=stats["read_error"],
         read_failures=tuple(tuple(failure) for failure in stats["read_failures"]),
@@ -747,18 +748,16 @@ def output_extent(geoms: np.ndarray, imagery: Imagery) -> Window | None:
 
 
 def cultivated_fractions(
-    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float],
-    mixed_margin: float | np.ndarray = 0.0,
+    coverage: Coverage, probability: np.ndarray, thresholds: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cultivated share of each parcel: the estimate and a (low, high) interval.
+    """Cultivated share of each parcel: the estimate and a (low, high) interval before the model's margin
+    (``widened``).
 
     The estimate is the weighted share of cells the model calls cropland (p >= 0.5), cells
     weighted by the square of their coverage fraction: a cell mostly inside the parcel speaks
     for it, an edge cell is mostly the neighbour's land mixed in. The interval spans the same
     share at the stricter cut thresholds[1] and the looser cut thresholds[0] (the model's
-    doubt), the share with plain coverage weights (the doubt about mixed edge cells), and the
-    estimate -/+ ``mixed_margin`` x ``mixed_cell_share`` (a margin, or one per parcel, calibrated per model
-    and parcel size on a held-out scene: ``farmcredit.margins``), within 0-1.
+    doubt) and the share with plain coverage weights (the doubt about mixed edge cells), within 0-1.
     """
     p = probability[coverage.row, coverage.col].astype(np.float64)
     known = np.isfinite(p)
@@ -773,10 +772,18 @@ def cultivated_fractions(
             )
 
     estimate, plain = share(CROPLAND_CUT, 2), share(CROPLAND_CUT, 1)
-    margin = mixed_margin * mixed_cell_share(coverage)
-    low = np.clip(np.fmin(share(thresholds[1], 2), np.fmin(plain, estimate - margin)), 0.0, 1.0)
-    high = np.clip(np.fmax(share(thresholds[0], 2), np.fmax(plain, estimate + margin)), 0.0, 1.0)
+    low = np.clip(np.fmin(share(thresholds[1], 2), np.fmin(plain, estimate)), 0.0, 1.0)
+    high = np.clip(np.fmax(share(thresholds[0], 2), np.fmax(plain, estimate)), 0.0, 1.0)
     return estimate, low, high
+
+
+def widened(estimate: np.ndarray, low: np.ndarray, high: np.ndarray,
+            margin: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An interval of ``cultivated_fractions`` widened to the estimate -/+ ``margin`` within 0-1: the model's margin
+    for the parcel's size (calibrated per model on a held-out scene: ``farmcredit.margins``) x its
+    ``mixed_cell_share``, the doubt of its edge cells the probability cuts leave out. Apart from measuring, so a
+    margin calibrated anew needs no new measurement."""
+    return (np.clip(np.fmin(low, estimate - margin), 0.0, 1.0), np.clip(np.fmax(high, estimate + margin), 0.0, 1.0))
 
 
 def mixed_cell_share(coverage: Coverage) -> np.ndarray:

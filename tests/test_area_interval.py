@@ -15,7 +15,7 @@ from farmcredit.config import load_config
 from farmcredit.errors import InputError
 from farmcredit.evaluation import mixed_margin_for
 from farmcredit.margins import AreaMargins, model_margins
-from farmcredit.pipeline import cultivated_fractions, mixed_cell_share, run_assessment
+from farmcredit.pipeline import cultivated_fractions, mixed_cell_share, run_assessment, widened
 from farmcredit.segmentation import PhenologyRule
 from farmcredit.zonal import coverage_fractions
 
@@ -36,10 +36,11 @@ def test_the_margin_widens_the_interval_by_the_edge_share_within_0_and_1() -> No
     probability = np.zeros((10, 10), dtype=np.float32)
     probability[:, :5] = 0.9  # the parcel's western part, including its cut column, is cropland
     estimate, low, high = cultivated_fractions(coverage, probability, (0.25, 0.75))
-    _, wide_low, wide_high = cultivated_fractions(coverage, probability, (0.25, 0.75), mixed_margin=0.4)
+    edge = mixed_cell_share(coverage)
+    wide_low, wide_high = widened(estimate, low, high, 0.4 * edge)
     assert wide_low[0] == pytest.approx(min(low[0], estimate[0] - 0.4 * 0.25))
     assert wide_high[0] == pytest.approx(max(high[0], estimate[0] + 0.4 * 0.25))
-    _, zero_low, full_high = cultivated_fractions(coverage, probability, (0.25, 0.75), mixed_margin=100.0)
+    zero_low, full_high = widened(estimate, low, high, 100.0 * edge)
     assert zero_low[0] == 0.0 and full_high[0] == 1.0
 
 

@@ -60,6 +60,7 @@ from farmcredit.credit import RiskModel
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
 from farmcredit.locking import held_lock, writable_folder
+from farmcredit.margins import model_margins
 from farmcredit.pipeline import (
     PORTFOLIO_STAGES,
     Assessment,
@@ -300,7 +301,7 @@ def run_batch(
                 fill_stats(stats, folder / p.file_name, p.rows)
         stats["read_failures"] = failure_table(f for entry in entries.values() if entry["status"] == "done"
                                                for f in entry["read_failures"])
-        measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats)
+        measurements, outside = assemble_measurements(inputs.geoms, inputs.imagery, stats, model_margins(model))
         assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
                                        extent=output_extent(inputs.geoms, inputs.imagery),
                                        inference=_inference_summary(entries.values()))
