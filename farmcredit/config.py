@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import unicodedata
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,7 @@ from pydantic import (
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
 from farmcredit.margins import AREA_BANDS_HA, AreaMargins
+from farmcredit.text import folded
 
 # Numbers written as numbers: lax pydantic reads `price: true` as 1.0 and `max_reasons: "4"` as 4. A strict float
 # still takes an integer (`price: 3`), and the tuples around these still take YAML's lists.
@@ -326,7 +326,7 @@ class Config(_Frozen):
         named: dict[str, str] = {}
         for crop, spec in self.crops.items():
             for name in (crop, *spec.aliases):
-                key = _name_key(name)
+                key = folded(name)
                 if key in RESERVED_CROP_NAMES or named.setdefault(key, crop) != crop:
                     raise ValueError(f"crops.{crop}.aliases: {name!r} also names "
                                      f"{named.get(key, 'what a parcel is when no crop fits')}; a name may mean one "
@@ -353,7 +353,7 @@ class Config(_Frozen):
         if not isinstance(declared, str):
             return declared
         names = _crop_names(tuple((crop, spec.aliases) for crop, spec in self.crops.items()))
-        return names.get(_name_key(declared), declared)
+        return names.get(folded(declared), declared)
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides (named by the crop's name or an alias) applied; None for an
@@ -377,13 +377,9 @@ def _as_set(values: tuple) -> tuple:
 
 @lru_cache(maxsize=16)
 def _crop_names(crops: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, str]:
-    """Name key -> crop, of (crop, aliases) pairs (cached by value: a config copied with other crops gets its own)."""
-    return {_name_key(name): crop for crop, aliases in crops for name in (crop, *aliases)}
-
-
-def _name_key(name: str) -> str:
-    """How crop names compare: 小麥 as 小麦 is not (a second script), but Ｗｈｅａｔ as wheat (NFKC), any case."""
-    return unicodedata.normalize("NFKC", name).strip().casefold()
+    """Name key (``folded``: Ｗｈｅａｔ is wheat, but 小麥 is not 小麦, a second script) -> crop, of (crop, aliases)
+    pairs (cached by value: a config copied with other crops gets its own)."""
+    return {folded(name): crop for crop, aliases in crops for name in (crop, *aliases)}
 
 
 _TEXT, _MERGE = "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from farmcredit.errors import InputError
+from farmcredit.text import folded, some
 
 logger = logging.getLogger(__name__)
 # Integer columns with blanks read as nullable integers, not as floats that round ids beyond 2^53.
@@ -261,6 +263,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     reasons: list[list[str]] = [[] for _ in range(n)]
 
     parcel_id = _id_text(frame["parcel_id"], source)
+    _warn_id_variants(parcel_id, source, "parcel")
     missing_id = parcel_id.isna()
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
@@ -270,6 +273,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
     borrower_id = _optional_text(frame, "borrower_id", source)
+    _warn_id_variants(borrower_id, source, "borrower")
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
 
@@ -574,6 +578,25 @@ def _id_text(values: pd.Series, source: object) -> pd.Series:
         values = values.astype("Int64")
     text = values.astype("string").str.strip()
     return text.where(text != "", pd.NA)
+
+
+def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
+    """Warn of ids distinct as written that a reader takes for one (``folded``, blanks within off: an ID-card
+    number's X typed x or full-width Ｘ, 地块 003 and 地块003), naming the first few groups: they are kept apart as
+    written, since ids join with the lender's systems, so one ``owner`` written two ways is two."""
+    written = pd.Series(ids.dropna().unique(), dtype=object)
+    same = written.groupby(written.map(lambda name: "".join(folded(name).split())), sort=False).agg(list)
+    groups = [" / ".join(_quoted(group)) for group in same if len(group) > 1]
+    if groups:
+        logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form or blanks (%s); they are "
+                       "kept apart as written, as different %ss; write each %s's id one way", source, len(groups),
+                       ids.name, some(groups), owner, owner)
+
+
+def _quoted(names: list[str]) -> list[str]:
+    """The names quoted (repr), or escaped to ASCII where two read alike (é as one character and as two: NFC)."""
+    alike = len({unicodedata.normalize("NFC", name) for name in names}) < len(names)
+    return list(map(ascii if alike else repr, names))
 
 
 def _optional_text(frame: pd.DataFrame, column: str, ids_of: object = None) -> pd.Series:

@@ -1,10 +1,17 @@
-"""Wording shared by messages: a list cut short."""
+"""Wording shared by messages: a list cut short; how names compare when case and width do not tell them apart."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 
 def some(names: Sequence[str], limit: int = 3) -> str:
     """Up to ``limit`` names, comma-separated, and how many more."""
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def folded(name: str) -> str:
+    """``name`` as a reader sees it: Unicode's compatibility form (full-width Ｗ as W, é one character or two alike,
+    the ideographic space as a blank), outer blanks off, any case (NFKC, casefold)."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()

@@ -291,6 +291,28 @@ def test_ids_with_blanks_around_them_are_the_same_ids(tmp_path: Path) -> None:
     assert [codes[:1] for codes in parcels["reasons"]] == [["DUPLICATE_PARCEL_ID"]] * 2 + [["MISSING_BORROWER_ID"]]
 
 
+def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An ID card's X typed x or full-width, 地块００１ for 地块001: two borrowers or parcels to the run, one to a
+    reader; the ids join with the lender's systems, so they are kept as written and the run says so."""
+    pairs = [("地块001", "41272319900307777X"), ("地块００１", "41272319900307777x"),
+             ("地块\u3000003", "４１２７２３１９９００３０７７７７Ｘ"), ("地块003", "张三"), ("Cafe\u0301", "张三 "),
+             ("Café", "李四")]
+    rows = [{"parcel_id": p, "borrower_id": b, "geometry": SQUARE.buffer(-i)} for i, (p, b) in enumerate(pairs)]
+    path = tmp_path / "variants.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == [p for p, _ in pairs]
+    assert list(parcels["borrower_id"]) == [b.strip() for _, b in pairs]
+    assert ("3 groups of parcel_id values differ only in case, width, Unicode form or blanks ('地块001' / "
+            "'地块００１', '地块\\u3000003' / '地块003', 'Cafe\\u0301' / 'Caf\\xe9'); they are kept apart as written, "
+            "as different parcels; write each parcel's id one way") in caplog.text
+    assert ("1 groups of borrower_id values differ only in case, width, Unicode form or blanks "
+            "('41272319900307777X' / '41272319900307777x' / '４１２７２３１９９００３０７７７７Ｘ'); "
+            "they are kept apart as written, as different borrowers; write each borrower's id one way") in caplog.text
+
+
 def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_path: Path) -> None:
     """Reading the first layer of several lost the others' parcels in silence."""
     path = tmp_path / "two.gpkg"
