@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from farmcredit.errors import InputError
+
 # Text a spreadsheet would run as a formula, after any quote marks already guarding it.
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 # Text a spreadsheet would read as a number or a date, losing what was written: leading zeros, a decimal's trailing
@@ -33,9 +35,26 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     _map_text(frame, _quoted).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
 
-def read_csv(path: Path, dtype: dict[str, type]) -> pd.DataFrame:
-    """Read a CSV ``write_csv`` wrote (or any UTF-8 one, BOM or not), the text it quoted as written."""
-    return _map_text(pd.read_csv(path, dtype=dtype), _unquoted)
+def read_csv(path: Path, dtype: dict[str, type], what: str) -> pd.DataFrame:
+    """Read a CSV ``write_csv`` wrote (or any UTF-8 one, BOM or not), the text it quoted as written.
+
+    Raises:
+        InputError: it is not UTF-8 (``read_utf8_csv``).
+    """
+    return _map_text(read_utf8_csv(path, what, dtype), _unquoted)
+
+
+def read_utf8_csv(path: Path, what: str, dtype: dict[str, type] | None = None) -> pd.DataFrame:
+    """``pd.read_csv`` of a UTF-8 CSV (BOM or not), the ``what`` file (as messages name it: "history file").
+
+    Raises:
+        InputError: it is not UTF-8 text (a CSV Excel saves on Chinese Windows is GBK), saying how to save it.
+    """
+    try:
+        return pd.read_csv(path, dtype=dtype)
+    except UnicodeDecodeError as exc:
+        raise InputError(f'{what} {path} is not UTF-8 text ({exc.reason}); save it in Excel as "CSV UTF-8 (逗号分隔)'
+                         '(*.csv)"') from exc
 
 
 def _map_text(frame: pd.DataFrame, change: Callable[[object], object]) -> pd.DataFrame:

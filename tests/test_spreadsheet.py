@@ -21,7 +21,8 @@ def test_formula_like_text_is_quoted_for_excel_and_read_back_as_written(tmp_path
     assert cells[:7] == ["\"'=HYPERLINK(\"\"http://x\"\")\"", "'+86 138 0000", "'-1", "'@me", "'\tP1", "\"'\rP1\"",
                          "''=already quoted"]
     assert cells[7:11] == ["地块-001", "'007", "a=b", "\"line\rbreak\""]
-    pd.testing.assert_frame_equal(read_csv(path, {"parcel_id": str}), frame.fillna({"parcel_id": float("nan")}))
+    pd.testing.assert_frame_equal(read_csv(path, {"parcel_id": str}, "results file"),
+                                  frame.fillna({"parcel_id": float("nan")}))
 
 
 def test_text_a_spreadsheet_would_turn_into_a_number_or_date_is_quoted(tmp_path: Path) -> None:
@@ -34,4 +35,4 @@ def test_text_a_spreadsheet_would_turn_into_a_number_or_date_is_quoted(tmp_path:
     write_csv(frame, path)
     cells = path.read_bytes()[3:].decode("utf-8").split("\r\n")[1:-1]
     assert cells == [f"'{value}" for value in lossy] + kept
-    pd.testing.assert_frame_equal(read_csv(path, {"borrower_id": str}), frame)
+    pd.testing.assert_frame_equal(read_csv(path, {"borrower_id": str}, "results file"), frame)

@@ -19,6 +19,7 @@ from farmcredit.credit.risk import (
 )
 from farmcredit.errors import InputError
 from farmcredit.locking import write_problem
+from farmcredit.spreadsheet import read_utf8_csv
 
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
 # Optional column naming each loan; without it, a row repeated whole is taken as one loan read twice.
@@ -46,7 +47,8 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        table = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+        is_parquet = path.suffix.lower() in (".parquet", ".pq")
+        table = pd.read_parquet(path) if is_parquet else read_utf8_csv(path, "history file")
     except (OSError, ValueError, EOFError) as exc:  # EOFError: a compressed file cut short
         raise InputError(f"cannot read history file {path}: {exc}") from exc
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]

@@ -95,7 +95,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         elif suffix == ".csv":
             # Ids such as "007" must stay strings; an empty reason cell means no reason.
             text_columns = {"parcel_id": str, "borrower_id": str, "reason": str, "region": str, "risk_grade": str}
-            table = read_csv(file, text_columns)
+            table = read_csv(file, text_columns, "results file")
         else:
             table = pd.read_parquet(file)
     except (DataSourceError, DataLayerError, OSError, ValueError) as exc:

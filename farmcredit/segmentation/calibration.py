@@ -36,6 +36,7 @@ from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import IMAGERY_NAMES, LabelledScene, load_labelled_scene
 from farmcredit.segmentation.metrics import fit_calibration, reliability_table, scene_pixels
 from farmcredit.segmentation.rule import CroplandModel
+from farmcredit.spreadsheet import read_utf8_csv
 from farmcredit.text import some
 
 # A scene holding these (as ``farmcredit simulate`` writes) also gets the area interval's margin fitted.
@@ -171,8 +172,8 @@ def _truth(data: Path) -> pd.DataFrame:
     """
     path = data / TRUTH_FILE
     try:
-        truth = pd.read_csv(path, dtype={"parcel_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        truth = read_utf8_csv(path, "truth file", {"parcel_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: not a readable CSV table ({exc})") from exc
     if missing := [column for column in TRUTH_COLUMNS if column not in truth.columns]:
         raise InputError(f"{path}: no column {', '.join(missing)} (it needs {', '.join(TRUTH_COLUMNS)})")

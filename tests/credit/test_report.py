@@ -339,6 +339,11 @@ def test_load_results_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=f"{tmp_path / 'empty' / 'results.parquet'} does not exist"):
         load_results(tmp_path / "empty")
+    gbk = tmp_path / "gbk.csv"  # as Excel saves a CSV on Chinese Windows
+    _results(borrower_id="张三").to_csv(gbk, index=False, encoding="gbk")
+    with pytest.raises(InputError, match=f'results file {gbk} is not UTF-8 text .*; save it in Excel as "CSV UTF-8 '
+                                         r'\(逗号分隔\)\(\*\.csv\)"'):
+        load_results(gbk)
 
 
 def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> None:

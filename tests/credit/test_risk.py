@@ -200,6 +200,14 @@ def test_bad_histories_are_refused_with_a_reason(history, tmp_path: Path, mutate
         read_history(path, as_of=date(2026, 1, 1))
 
 
+def test_a_history_saved_by_excel_on_chinese_windows_is_refused_saying_how_to_save_it(history, tmp_path) -> None:
+    path = tmp_path / "history.csv"
+    history.assign(borrower="张三").to_csv(path, index=False, encoding="gbk")
+    with pytest.raises(InputError, match=f'history file {path} is not UTF-8 text .*; save it in Excel as "CSV UTF-8 '
+                                         r'\(逗号分隔\)\(\*\.csv\)"'):
+        read_history(path)
+
+
 def test_seasons_numbered_sort_as_numbers(history, tmp_path: Path) -> None:
     """Seasons 2, 4 ... 12 in time order: as text, 12 would come before 2 and be refused as sorting against time."""
     path = tmp_path / "history.csv"

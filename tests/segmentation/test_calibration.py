@@ -133,6 +133,17 @@ def test_a_truth_file_without_the_true_area_is_refused_by_name(small_season, tmp
         calibrate(_uncalibrated_copy(tmp_path), scene, device="cpu")
 
 
+def test_a_truth_file_saved_by_excel_on_chinese_windows_is_refused_saying_how_to_save_it(small_season,
+                                                                                         tmp_path: Path) -> None:
+    scene = tmp_path / "scene"
+    shutil.copytree(small_season.root, scene)
+    truth = pd.read_csv(scene / "truth.csv").assign(note="田")
+    truth.to_csv(scene / "truth.csv", index=False, encoding="gbk")
+    with pytest.raises(InputError, match=f'truth file {scene / "truth.csv"} is not UTF-8 text .*; save it in Excel as '
+                                         r'"CSV UTF-8 \(逗号分隔\)\(\*\.csv\)"'):
+        calibrate(_uncalibrated_copy(tmp_path), scene, device="cpu")
+
+
 def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer_warns(small_season,
                                                                                       tmp_path: Path) -> None:
     weights = _uncalibrated_copy(tmp_path)
