@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -133,19 +134,25 @@ def _own_files(folder: Path, scenes: list[Scene]) -> list[Scene]:
 
 
 def _check_utf8(paths: list[str]) -> None:
-    """GDAL takes file names as UTF-8: a file to read whose path is in another encoding (a folder named in GBK,
-    unzipped on Linux) would not open (Python holds its bytes as surrogates).
+    """GDAL takes file names as UTF-8: a file to read whose name on disk is in another encoding (a folder named in
+    GBK, unzipped on Linux) would not open, nor would one named in UTF-8 that Python read in a locale that is not
+    (LANG=zh_CN.GB18030, or C with PYTHONUTF8=0), which gives GDAL other bytes, or none (a surrogate).
 
     Raises:
-        ImageryError: naming the first such path as best it reads, and how to rename it.
+        ImageryError: naming the first such path as best it reads, and how to rename it or to run in a UTF-8 locale.
     """
     for name in paths:
+        on_disk = os.fsencode(name)
+        readable = on_disk.decode("utf-8", errors="replace")
         try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            readable = os.fsencode(name).decode("utf-8", errors="replace")
+            utf8_name = on_disk.decode("utf-8")
+        except UnicodeDecodeError:
             raise ImageryError(f"{readable}: its name is not UTF-8 text, which GDAL needs; rename it (from GBK, say: "
                                "convmv -f gbk -t utf-8 -r --notest FOLDER)") from None
+        if utf8_name != name:
+            raise ImageryError(f"{readable}: its name is UTF-8 text, but this system's locale is not UTF-8 (file names "
+                               f"read as {sys.getfilesystemencoding()}), so GDAL cannot be given it; run farmcredit "
+                               "with LANG=C.UTF-8 (or PYTHONUTF8=1) set, and leave the name as it is")
 
 
 def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list[Scene],

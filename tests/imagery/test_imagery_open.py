@@ -793,6 +793,25 @@ def test_a_folder_named_in_another_encoding_than_utf8_is_an_imagery_error_naming
     assert len(open_imagery(tmp_path).scenes) == 1  # a file never opened may be named as it likes
 
 
+def test_a_folder_named_in_utf8_read_in_a_locale_that_is_not_says_to_run_in_one_not_to_rename_it(
+        tmp_path: Path) -> None:
+    """Under LC_ALL=C (PYTHONUTF8=0) the name's bytes reach Python as surrogates: it was called not UTF-8, and the
+    convmv advised would have encoded it twice."""
+    import os
+    import subprocess
+    import sys
+
+    _coarse_scene(tmp_path / "地块 一" / "2022-02-01", np.full((6, 6), 1000, dtype=np.uint16))
+    done = subprocess.run([sys.executable, "-c", "import sys; from farmcredit.imagery import open_imagery; "
+                           "open_imagery(sys.argv[1])", str(tmp_path)], capture_output=True, check=False,
+                          env={**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C"})
+    error = done.stderr.decode("ascii")  # the locale's: 地块 written \u5730\u5757
+    assert "ImageryError: " in error and "\\u5730\\u5757 \\u4e00/2022-02-01/B0" in error
+    assert ("its name is UTF-8 text, but this system's locale is not UTF-8 (file names read as ascii), so GDAL cannot "
+            "be given it; run farmcredit with LANG=C.UTF-8 (or PYTHONUTF8=1) set") in error
+    assert "convmv" not in error
+
+
 def test_a_linked_scene_folder_whose_item_names_its_real_path_is_read(season_folder: Path, tmp_path: Path) -> None:
     """A scene kept in a store and linked into the imagery folder, its item's hrefs naming the store's absolute paths:
     read by the names made absolute, every band was outside the folder and the scene was left out."""
