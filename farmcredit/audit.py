@@ -387,10 +387,10 @@ def run_currency(record: dict) -> str:
 
 
 def write_decision_records(records: Iterable[dict], path: Path) -> Path:
-    """Write decision records as JSON lines (NaN as null, dates as ISO text)."""
-    with path.open("w") as handle:
+    """Write decision records as JSON lines, UTF-8 (张三 as written, not escaped; NaN as null, dates as ISO text)."""
+    with path.open("w", encoding="utf-8") as handle:
         for item in records:
-            handle.write(json.dumps(_plain(item), sort_keys=True) + "\n")
+            handle.write(json.dumps(_plain(item), sort_keys=True, ensure_ascii=False) + "\n")
     return path
 
 

@@ -168,7 +168,7 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
             files[name] = out_dir / f"{name}.tif"
             _to_cog(*sources[name], files[name], name)
             files[f"{name}_qml"] = files[name].with_suffix(".qml")
-            files[f"{name}_qml"].write_text(qml_text(raster_style(name, classes)) + "\n")
+            files[f"{name}_qml"].write_text(qml_text(raster_style(name, classes)) + "\n", encoding="utf-8")
     return files
 
 

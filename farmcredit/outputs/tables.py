@@ -118,7 +118,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
     write_decision_records(borrower_records, files["borrower_decisions"])
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
-    files["run"].write_text(json.dumps(record, indent=2, default=str) + "\n")
+    files["run"].write_text(json.dumps(record, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
     return files
 
 

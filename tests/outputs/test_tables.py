@@ -45,6 +45,34 @@ def test_calendar_days_are_written_as_dates_not_midnight_times(outputs: Path, as
     assert csv.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
 
 
+def test_audit_files_keep_chinese_as_written_in_utf8_whatever_the_locale(small_season, tmp_path: Path) -> None:
+    """run.json and the decision records held 张三 as \\u5f20\\u4e09, which an auditor's grep for 张三 never finds;
+    written under a locale that is not UTF-8 (LC_ALL=C), they are still UTF-8, and read back so."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    parcels = gpd.read_file(small_season.parcels_path).head(4)
+    parcels["borrower_id"] = ["张三", "张三", "李四", "王五"]
+    parcels.to_file(tmp_path / "parcels.geojson")
+    script = ("import sys; from farmcredit import assess; from farmcredit.credit.report import load_results; "
+              "assess(sys.argv[1], sys.argv[2], model='rule', out=sys.argv[3]); "
+              "print(load_results(sys.argv[3]).attrs['currency'])")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "parcels.geojson"),
+                           str(small_season.imagery_dir), str(tmp_path / "out")], capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "CNY"
+    for name in ("run.json", "decisions.jsonl", "borrower_decisions.jsonl"):
+        text = (tmp_path / "out" / name).read_bytes().decode("utf-8")
+        assert "\\u" not in text, name
+    record = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert "小麦" in record["config"]["values"]["crops"]["wheat"]["aliases"]
+    for name in ("decisions.jsonl", "borrower_decisions.jsonl"):
+        assert '"borrower_id": "张三"' in (tmp_path / "out" / name).read_text(encoding="utf-8"), name
+
+
 @pytest.mark.parametrize("parcels_kept", ["one parcel", "a MultiPolygon parcel"])
 def test_both_layers_are_always_multipolygons(small_season, tmp_path: Path, parcels_kept: str) -> None:
     """The declared type followed the data (Polygon for one parcel, MultiPolygon when one input was one), so runs
