@@ -486,13 +486,15 @@ def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.nda
 
 
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
-    """``declared_area_ha`` as float, NaN where absent; a value given that is not a positive number (text such as
+    """``declared_area_ha`` as float, NaN where absent; text in full-width digits (２, １．５, as a Chinese input
+    method types them) is read as its number (NFKC). A value given that is not a positive number (text such as
     "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the
     first ``QUOTED_VALUES``, with their parcel ids)."""
     if "declared_area_ha" not in frame.columns:
         return pd.Series(np.nan, index=frame.index)
     given = frame["declared_area_ha"]
-    area = pd.to_numeric(given, errors="coerce").astype(float)
+    half_width = given.map(lambda value: unicodedata.normalize("NFKC", value) if isinstance(value, str) else value)
+    area = pd.to_numeric(half_width, errors="coerce").astype(float)
     blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
     invalid = ~blank & ~(np.isfinite(area) & (area > 0))
     rows = np.flatnonzero(invalid.to_numpy())

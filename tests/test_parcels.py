@@ -155,6 +155,17 @@ def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_qu
     assert "1: '1,5', 4: '-1', 5: '0', 6: 'abc')" in caplog.text
 
 
+def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> None:
+    """２ and １．５, as a Chinese input method types them, were INVALID_DECLARED_AREA."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
+            for i, v in enumerate(["２", "１．５", "０"])]
+    path = tmp_path / "full_width.geojson"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert parcels["declared_area_ha"].iloc[:2].tolist() == [2.0, 1.5] and pd.isna(parcels["declared_area_ha"].iloc[2])
+    assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, True]
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
