@@ -264,6 +264,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
 
     parcel_id = _id_text(frame["parcel_id"], source)
     _warn_id_variants(parcel_id, source, "parcel")
+    _warn_separator_ids(parcel_id, source)
     missing_id = parcel_id.isna()
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
@@ -593,6 +594,16 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
         logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form or blanks (%s); they are "
                        "kept apart as written, as different %ss; write each %s's id one way", source, len(groups),
                        ids.name, some(groups), owner, owner)
+
+
+def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:
+    """Warn of parcel ids holding ';', which separates the ids of a borrower's parcels in the borrowers tables' text
+    lists, naming the first few."""
+    if with_separator := [name for name in parcel_id.dropna().unique() if ";" in name]:
+        logger.warning("%s: %d parcel_id values hold ';' (%s), which separates the ids in borrowers.csv's (and "
+                       ".parquet's, .gpkg's) parcel_ids and decided_by lists, where they cannot be told apart; "
+                       "borrower_decisions.jsonl keeps them as lists; write ids without ';' to read them there",
+                       source, len(with_separator), some(list(map(repr, with_separator))))
 
 
 def _quoted(names: list[str]) -> list[str]:

@@ -324,6 +324,21 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
             "they are kept apart as written, as different borrowers; write each borrower's id one way") in caplog.text
 
 
+def test_ids_holding_the_borrowers_tables_separator_are_warned_of(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """地块1;2 in a borrower's parcel_ids "地块1;2;地块3" reads as three parcels."""
+    ids = ["地块1;2", "地块3", "a;b", "c;d", "e;f"]
+    rows = [{"parcel_id": p, "borrower_id": "张三", "geometry": SQUARE.buffer(-i)} for i, p in enumerate(ids)]
+    path = tmp_path / "semicolons.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ids
+    assert ("4 parcel_id values hold ';' ('地块1;2', 'a;b', 'c;d' and 1 more), which separates the ids in "
+            "borrowers.csv's (and .parquet's, .gpkg's) parcel_ids and decided_by lists, where they cannot be told "
+            "apart; borrower_decisions.jsonl keeps them as lists") in caplog.text
+
+
 def test_a_file_of_several_layers_reads_the_one_named_or_the_one_of_parcels(tmp_path: Path) -> None:
     """Reading the first layer of several lost the others' parcels in silence."""
     path = tmp_path / "two.gpkg"
