@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import yaml
@@ -267,6 +267,8 @@ class CreditConfig(_Frozen):
     low_health_index: Annotated[Number, Field(ge=0.0, le=100.0)] = 25
     overlap_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.2
     max_reasons: Annotated[Count, Field(ge=1, le=10)] = 4
+    # The area the limit is worked from: the cultivated area's estimate, or the low end of its interval (prudent).
+    lend_on_area: Literal["estimate", "low"] = "estimate"
     grades: tuple[GradeBand, ...] = (
         GradeBand(grade="A", max_pd=0.03, multiplier=1.0),
         GradeBand(grade="B", max_pd=0.06, multiplier=0.9),

@@ -115,6 +115,8 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["crops"]["wheat"].update(price="2.36"), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["credit"].update(max_reasons=True), "credit.max_reasons: Input should be a valid integer"),
+        (lambda raw: raw["credit"].update(lend_on_area="lower"),
+         "credit.lend_on_area: Input should be 'estimate' or 'low'"),
         (lambda raw: raw["agronomy"].update(min_peers="5"), "agronomy.min_peers: Input should be a valid integer"),
         (lambda raw: raw["imagery"].update(clear_scl_classes=[4, True]), "imagery.clear_scl_classes.1"),
         (lambda raw: raw["crops"]["rice"].update(flooded="no"), "crops.rice.flooded"),

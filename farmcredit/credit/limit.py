@@ -1,7 +1,8 @@
 """Per-parcel loan limit, risk grade, decision and ranked reasons.
 
 limit = min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade))
-repayment_capacity = area x margin
+repayment_capacity = area x margin        (area: the cultivated area, or with credit.lend_on_area: low the low end
+                                           of its interval; a parcel without that low end gets no limit)
 margin             = yield_p10 x price x haircut - other_cost_per_ha   (per hectare)
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)
@@ -42,6 +43,8 @@ UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEAS
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
 # clear dates missed only the peak still measured the area): no finding on it is stated.
 UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
+# The area each ``credit.lend_on_area`` lends on, in words.
+LENDING_AREA = {"estimate": "cultivated area", "low": "low end of the cultivated area's interval"}
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def assign_limits(
     credit_columns = pd.DataFrame(rows, index=out.index)
     out[credit_columns.columns] = credit_columns
     out.attrs["currency"] = credit.currency
+    out.attrs["lend_on_area"] = credit.lend_on_area
     return out
 
 
@@ -206,8 +210,11 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     """The limit step by step, and the amount each lowering code took off (none graded on too little imagery,
     ``unobserved``)."""
     credit = config.credit
-    area, y10 = row.cultivated_area_ha, row.yield_p10_t_ha
-    missing = ("no cultivated area could be measured" if not np.isfinite(area) else
+    # Lending on the low end, a parcel without one is not lent on at the estimate: it has no limit.
+    low = credit.lend_on_area == "low"
+    area, y10 = row.cultivated_area_low_ha if low else row.cultivated_area_ha, row.yield_p10_t_ha
+    missing = ("no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
+               f"no {LENDING_AREA[credit.lend_on_area]} to lend on" if not np.isfinite(area) else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
                "too little clear imagery to grade its risk" if unobserved else
@@ -217,6 +224,8 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     unit = credit.currency
     # As printed: area to the square metre, yield to the kilogram, configured figures as written; amounts in cents.
     area, y10 = Decimal(f"{area:.4f}"), Decimal(f"{y10:.3f}")
+    # The area named where it is not the estimate, so the hand recomputation starts from the right figure.
+    area_text = f"{area} ha ({LENDING_AREA['low']})" if low else f"{area} ha"
     price, haircut, advance = _exact(crop.price), _exact(credit.price_haircut), _exact(credit.advance_rate)
     cost, other_cost = _exact(crop.cost_per_ha), _exact(crop.other_cost_per_ha)
     factor, multiplier, parcel_cap = map(_exact, (credit.cost_ceiling_factor, band.multiplier, credit.parcel_cap))
@@ -229,8 +238,8 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     steps = tuple((name, formula, float(value)) for name, formula, value in (
         ("margin_p10", f"{y10} t/ha x {KG_PER_TONNE} kg/t x {price} {unit}/kg ({row.priced_crop}) x haircut "
                        f"{haircut} - {money(other_cost)} {unit}/ha other costs", margin),
-        ("repayment_capacity", f"advance {advance} x max(0, {area} ha x {money(margin)} {unit}/ha)", capacity),
-        ("cost_ceiling", f"{money(cost)} {unit}/ha x {area} ha x {factor}", ceiling),
+        ("repayment_capacity", f"advance {advance} x max(0, {area_text} x {money(margin)} {unit}/ha)", capacity),
+        ("cost_ceiling", f"{money(cost)} {unit}/ha x {area_text} x {factor}", ceiling),
         ("base", f"min({money(capacity)}, {money(ceiling)})", base),
         ("graded", f"{money(base)} x {multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
         ("capped", f"min({money(graded)}, parcel cap {money(parcel_cap)})", capped),

@@ -74,8 +74,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
             ``.parquet``, ``.gpkg`` (layer ``parcels``) or ``.csv`` results file.
 
     Returns:
-        The table, with ``attrs["source"]`` set to the file read and ``attrs["currency"]`` to its run's (from the
-        ``run.json`` beside it; None without one).
+        The table, with ``attrs["source"]`` set to the file read and ``attrs["currency"]`` and
+        ``attrs["lend_on_area"]`` to its run's (from the ``run.json`` beside it; None without one).
 
     Raises:
         InputError: the file is missing, unreadable, empty or lacks required columns (the message
@@ -105,6 +105,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     run = _run_beside(file)
     table.attrs["currency"] = run_currency(run) or None
     table.attrs["season"] = _season_read(run)
+    table.attrs["lend_on_area"] = run.get("config", {}).get("values", {}).get("credit", {}).get("lend_on_area")
     _check_columns(table, f"results file {file}")
     return table
 
@@ -462,6 +463,10 @@ def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.Data
         lines.append(f"Reference run: {run(reference, len(reference))}")
     lines.append(f"Limits are in {unit}; rates are shares of all parcels in the group, including parcels "
                  "that could not be assessed (status error).")
+    runs = {"This run": results} if reference is None else {"This run": results, "The reference run": reference}
+    lines.extend(f"{name} lent on the low end of each parcel's cultivated area interval (credit.lend_on_area: low), "
+                 "not its estimate; limit per cultivated ha is over the estimate."
+                 for name, frame in runs.items() if frame.attrs.get("lend_on_area") == "low")
     return lines
 
 

@@ -54,6 +54,32 @@ def test_limit_follows_the_documented_arithmetic() -> None:
     assert out["limit_arithmetic"].endswith(f"loan_limit = {money(out['loan_limit'])}")
 
 
+def _lending_on(lend_on_area: str) -> Config:
+    return CONFIG.model_copy(update={"credit": CONFIG.credit.model_copy(update={"lend_on_area": lend_on_area})})
+
+
+def test_lending_on_the_low_end_works_every_amount_from_it_and_says_so() -> None:
+    """0.48 ha at the low end of a 0.5 ha parcel's interval: margin 4 t/ha x 1000 x 2.36 x 0.9 - 1,800 = 6,696 CNY/ha;
+    capacity 0.8 x 0.48 x 6,696 = 2,571.264, 2,571.26 to the cent (on the estimate 2,678.40); ceiling 18,000 x 0.48 =
+    8,640; grade A. The median revenue stays the estimate's."""
+    estimate, low = (assign_limits(pd.DataFrame([_parcel()]), _lending_on(on), RISK).iloc[0]
+                     for on in ("estimate", "low"))
+    assert estimate["loan_limit"] == 2678.40 and low["loan_limit"] == 2571.26 and low["risk_grade"] == "A"
+    assert low["limit_arithmetic"].count("0.4800 ha (low end of the cultivated area's interval)") == 2
+    assert "cost_ceiling = 18,000 CNY/ha x 0.4800 ha (low end of the cultivated area's interval) x 1.0 = 8,640" in \
+        low["limit_arithmetic"]
+    assert "interval" not in estimate["limit_arithmetic"]
+    assert low["expected_revenue"] == estimate["expected_revenue"] == pytest.approx(0.5 * 5.8 * 1000 * 2.36)
+
+
+def test_lending_on_the_low_end_a_parcel_without_one_is_not_lent_on_at_the_estimate() -> None:
+    row = _parcel(cultivated_area_low_ha=np.nan)
+    out = assign_limits(pd.DataFrame([row]), _lending_on("low"), RISK).iloc[0]
+    assert out["loan_limit"] == 0 and out["decision"] == "refer" and out["reason_all"] == "NO_LIMIT"
+    assert out["limit_arithmetic"] == "no limit: no low end of the cultivated area's interval to lend on"
+    assert _assess(row).iloc[0]["loan_limit"] == 2678.40  # on the estimate it has no need of one
+
+
 def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:
     """Each step of an arithmetic line: the figures of its formula and its result, as printed."""
     number = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -70,15 +96,17 @@ def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:
 @settings(max_examples=150, deadline=None)
 @given(area=st.floats(0.0, 80.0), yield_p10=st.floats(0.0, 12.0), health=st.floats(0.0, 100.0),
        crop=st.sampled_from(sorted(CONFIG.crops)), price=st.sampled_from([None, 2.345, 3.1]),
-       step=st.sampled_from([100, 1, 0.01]))
-def test_every_step_follows_to_the_cent_from_the_figures_shown(area, yield_p10, health, crop, price, step) -> None:
+       step=st.sampled_from([100, 1, 0.01]), lend_on=st.sampled_from(["estimate", "low"]))
+def test_every_step_follows_to_the_cent_from_the_figures_shown(
+    area, yield_p10, health, crop, price, step, lend_on,
+) -> None:
     """A loan officer recomputing each step by hand from the printed figures reaches the printed result, and the
-    limit; a borrower's total, capped and rounded, likewise."""
+    limit; a borrower's total, capped and rounded, likewise (lending on the estimate or on the low end)."""
     crops = {name: spec.model_copy(update={"price": price}) if price and name == crop else spec
              for name, spec in CONFIG.crops.items()}
     config = CONFIG.model_copy(update={"crops": crops, "credit": CONFIG.credit.model_copy(update={
-        "rounding_step": step})})
-    rows = [_parcel(parcel_id=f"P{i}", cultivated_area_ha=area / (i + 1), cultivated_area_low_ha=area / (i + 1),
+        "rounding_step": step, "lend_on_area": lend_on})})
+    rows = [_parcel(parcel_id=f"P{i}", cultivated_area_ha=area / (i + 1), cultivated_area_low_ha=area / (i + 2),
                     cultivated_area_high_ha=area / (i + 1), declared_area_ha=np.nan, yield_p10_t_ha=yield_p10,
                     relative_yield=yield_p10 / 4, health_index=health, crop=crop, priced_crop=crop,
                     declared_crop=crop) for i in range(3)]
@@ -251,20 +279,28 @@ def test_copies_of_one_outline_are_each_referred_as_every_pair_of_them_would_be_
     health=st.floats(0.0, 100.0), extra_health=st.floats(0.0, 100.0),
     fraction=st.floats(0.0, 1.0), uniformity=st.floats(0.0, 0.5),
     declared=st.one_of(st.just(float("nan")), st.floats(0.0, 60.0)),
-    crop=st.sampled_from(sorted(CONFIG.crops)),
+    crop=st.sampled_from(sorted(CONFIG.crops)), spread=st.floats(0.0, 0.9),
+    lend_on=st.sampled_from(["estimate", "low"]),
 )
 def test_limit_never_falls_when_area_yield_or_health_rise(
-    area, extra_area, yield_p10, extra_yield, health, extra_health, fraction, uniformity, declared, crop,
+    area, extra_area, yield_p10, extra_yield, health, extra_health, fraction, uniformity, declared, crop, spread,
+    lend_on,
 ) -> None:
-    def limit(a: float, y: float, h: float) -> float:
-        row = _parcel(cultivated_area_ha=a, cultivated_area_low_ha=a, cultivated_area_high_ha=a, yield_p10_t_ha=y,
+    """All else equal, whether lent on the cultivated area's estimate or on the low end of its interval (the interval
+    rising with the estimate, or its low end alone)."""
+    config = _lending_on(lend_on)
+
+    def limit(a: float, y: float, h: float, low: float | None = None) -> float:
+        row = _parcel(cultivated_area_ha=a, cultivated_area_low_ha=a * (1 - spread) if low is None else low,
+                      cultivated_area_high_ha=a * (1 + spread), yield_p10_t_ha=y,
                       relative_yield=y / 4.0, health_index=h, cultivated_fraction=fraction,
                       ndvi_uniformity=uniformity, declared_area_ha=declared, crop=crop, priced_crop=crop,
                       declared_crop=crop)
-        return _assess(row).iloc[0]["loan_limit"]
+        return assign_limits(pd.DataFrame([row]), config, RISK).iloc[0]["loan_limit"]
 
     base = limit(area, yield_p10, health)
     assert limit(area + extra_area, yield_p10, health) >= base
+    assert limit(area, yield_p10, health, low=area * (1 - spread) + extra_area * spread) >= base
     assert limit(area, yield_p10 + extra_yield, health) >= base
     assert limit(area, yield_p10, min(health + extra_health, 100.0)) >= base
     assert 0 <= base <= CONFIG.credit.parcel_cap

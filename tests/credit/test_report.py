@@ -365,3 +365,19 @@ def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> Non
         credit_report(usd, cny, out=tmp_path / "mixed.md", fmt="md")
     older = load_results(tmp_path / "older" / "results.csv")  # written before codes were read upper-cased
     assert "total of parcel limits (CNY)" in credit_report(cny, older, out=tmp_path / "o.md", fmt="md").read_text()
+
+
+def test_a_run_lent_on_the_low_end_of_the_area_interval_says_so(tmp_path: Path) -> None:
+    """Its limits were not worked from the cultivated area the tables show: the report says from what."""
+    import json
+
+    for name, lend_on in (("low", "low"), ("estimate", "estimate")):
+        (tmp_path / name).mkdir()
+        _results().to_csv(tmp_path / name / "results.csv", index=False)
+        run = {"config": {"values": {"credit": {"currency": "CNY", "lend_on_area": lend_on}}}}
+        (tmp_path / name / "run.json").write_text(json.dumps(run))
+    low, estimate = (load_results(tmp_path / name / "results.csv") for name in ("low", "estimate"))
+    said = "lent on the low end of each parcel's cultivated area interval (credit.lend_on_area: low)"
+    assert f"This run {said}" in credit_report(low, estimate, out=tmp_path / "low.md", fmt="md").read_text()
+    text = credit_report(estimate, low, out=tmp_path / "estimate.md", fmt="md").read_text()
+    assert f"The reference run {said}" in text and f"This run {said}" not in text
