@@ -560,7 +560,7 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
 
 @cli.command()
 @click.argument("model")
-@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), callback=_out_path,
               help="Write a calibrated copy here (.safetensors, its card .json beside). [default: rewrite the card "
                    "beside MODEL; its weights are untouched]")
@@ -574,19 +574,21 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @dn_offset_option
-def calibrate(model: str, data: Path, out: Path | None, level: float, platt_only: bool, device: str,
+def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float, platt_only: bool, device: str,
               bands: str | None, dn_offset: float | None) -> None:
-    """Calibrate CNN weights MODEL (a .safetensors file, or 'cnn' with --out) on labelled scene DATA they did not
-    train on: their crop probability (Platt scaling, with a reliability table) and, on DATA's parcels.geojson and
-    truth.csv (parcel_id, polygon_area_ha, true_cultivated_area_ha, as `farmcredit simulate` writes), their
-    cultivated-area interval's margin.
+    """Calibrate CNN weights MODEL (a .safetensors file, or 'cnn' with --out) on labelled scenes DATA... they did not
+    train on, pooled: their crop probability (Platt scaling, with a reliability table) and, on each scene's
+    parcels.geojson and truth.csv (parcel_id, polygon_area_ha, true_cultivated_area_ha, as `farmcredit simulate`
+    writes), their cultivated-area interval's margin by parcel size. One scene's weather moves the margin it fits:
+    pool several for intervals that hold on scenes to come, and check them on another with `farmcredit evaluate`.
 
     Weights from `farmcredit train` are uncalibrated: their intervals are too narrow and assess warns so.
 
     \b
     Example:
-      farmcredit simulate --out calib --seed 201
-      farmcredit calibrate my-model.safetensors calib
+      for seed in 201 202 203 204; do farmcredit simulate --out calib-$seed --seed $seed; done
+      farmcredit calibrate my-model.safetensors calib-201 calib-202 calib-203 calib-204
+      farmcredit evaluate my-model.safetensors check-scene
     """
     from farmcredit.segmentation.calibration import calibrate as calibrate_model
     from farmcredit.segmentation.card import card_path
@@ -781,8 +783,8 @@ def _warn_uncalibrated(model: CroplandModel) -> None:
         console.print(f"[yellow]warning:[/] model {_shown(card.name)} has no calibrated area interval (its card has no "
                       "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
                       "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
-                      "`farmcredit calibrate WEIGHTS SCENE` on a labelled scene with parcels the weights did not "
-                      "train on (e.g. one from `farmcredit simulate --seed 201`)", highlight=False)
+                      "`farmcredit calibrate WEIGHTS SCENE...` on labelled scenes with parcels the weights did not "
+                      "train on (e.g. from `farmcredit simulate --seed 201`, 202, ...)", highlight=False)
 
 
 def _reason_kind(reason: str) -> str:

@@ -231,8 +231,10 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         hashes, imagery_sha256 = training.get("scene_imagery_sha256"), scene.imagery_sha256()  # hashed once
         trained_on = (imagery_sha256 in hashes if hashes is not None
                       else str(data) in training.get("scenes", ()))
-        calibrated_on = isinstance(model, CnnCroplandModel) and imagery_sha256 == model.card.metrics.get(
-            "calibration", {}).get("imagery_sha256")
+        # One hash on cards calibrated on one scene before several could be pooled.
+        calibrated = model.card.metrics.get("calibration", {}).get("imagery_sha256", ()) \
+            if isinstance(model, CnnCroplandModel) else ()
+        calibrated_on = imagery_sha256 in ([calibrated] if isinstance(calibrated, str) else calibrated)
         note = ("the model trained on this scene: not a held-out score" if trained_on else
                 "the model was calibrated on this scene: its reliability and area interval here are in-sample"
                 if calibrated_on else "")

@@ -20,6 +20,7 @@ from farmcredit.segmentation.calibration import calibrate
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path, file_sha256, read_card, uncalibrated
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import load_labelled_scene
+from farmcredit.segmentation.metrics import evaluate_path
 
 
 def _uncalibrated_copy(folder: Path, **training) -> Path:
@@ -169,3 +170,23 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert np.isfinite(card["calibration"]["a"])
     evaluated = run("evaluate", str(weights), str(small_season.root), "--device", "cpu")
     assert "calibrated on this scene: its reliability and area interval here are in-sample" in evaluated.stdout
+
+
+def test_scenes_are_pooled_each_counted_and_each_named_in_the_card(small_season, tmp_path: Path) -> None:
+    from farmcredit.simulate import SimulationSpec, simulate_season
+
+    other = simulate_season(tmp_path / "other", seed=4, spec=SimulationSpec(size_px=96, n_dates=8))
+    weights = _uncalibrated_copy(tmp_path)
+    alone = calibrate(weights, small_season.root, tmp_path / "alone.safetensors", device="cpu").metrics["calibration"]
+    card = calibrate(weights, [small_season.root, other.root], device="cpu")
+    record = card.metrics["calibration"]
+    assert record["scenes"] == [str(small_season.root.resolve()), str(other.root.resolve())]
+    assert record["imagery_sha256"] == [load_labelled_scene(s.root).imagery_sha256() for s in (small_season, other)]
+    # Both scenes' parcels (their ids are each scene's own: P00001 is in both) and pixels.
+    measured = sum(int((~pd.read_csv(s.truth_path)["broken_geometry"]).sum()) for s in (small_season, other))
+    assert record["parcels"] == measured > alone["parcels"] and record["pixels"] > alone["pixels"]
+    for scene in (small_season, other):  # each is in-sample now
+        note = evaluate_path(CnnCroplandModel.from_file(weights, device="cpu"), scene.root)["note"]
+        assert "calibrated on this scene" in note
+    with pytest.raises(InputError, match="give each scene once"):
+        calibrate(weights, [small_season.root, small_season.root], device="cpu")
