@@ -43,8 +43,8 @@ UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEAS
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
 # clear dates missed only the peak still measured the area): no finding on it is stated.
 UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
-# The area each ``credit.lend_on_area`` lends on, in words.
-LENDING_AREA = {"estimate": "cultivated area", "low": "low end of the cultivated area's interval"}
+# What ``credit.lend_on_area: low`` lends on, in words.
+LOW_END = "low end of the cultivated area's interval"
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,11 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     # Lending on the low end, a parcel without one is not lent on at the estimate: it has no limit.
     low = credit.lend_on_area == "low"
     area, y10 = row.cultivated_area_low_ha if low else row.cultivated_area_ha, row.yield_p10_t_ha
+    # A low end of 0 ha on cultivated land (most of it off the imagery, or cells all between the cuts) is doubt, not
+    # a harvest too small to lend on: referred with no limit, not declined ZERO_LIMIT.
     missing = ("no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
-               f"no {LENDING_AREA[credit.lend_on_area]} to lend on" if not np.isfinite(area) else
+               f"no {LOW_END} to lend on" if not np.isfinite(area) else
+               f"the {LOW_END} is 0 ha" if low and round(area, 4) <= 0 < round(row.cultivated_area_ha, 4) else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
                "too little clear imagery to grade its risk" if unobserved else
@@ -225,7 +228,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     # As printed: area to the square metre, yield to the kilogram, configured figures as written; amounts in cents.
     area, y10 = Decimal(f"{area:.4f}"), Decimal(f"{y10:.3f}")
     # The area named where it is not the estimate, so the hand recomputation starts from the right figure.
-    area_text = f"{area} ha ({LENDING_AREA['low']})" if low else f"{area} ha"
+    area_text = f"{area} ha ({LOW_END})" if low else f"{area} ha"
     price, haircut, advance = _exact(crop.price), _exact(credit.price_haircut), _exact(credit.advance_rate)
     cost, other_cost = _exact(crop.cost_per_ha), _exact(crop.other_cost_per_ha)
     factor, multiplier, parcel_cap = map(_exact, (credit.cost_ceiling_factor, band.multiplier, credit.parcel_cap))

@@ -241,7 +241,10 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         from farmcredit.segmentation.calibration import has_parcel_truth, scene_area_report  # it imports this module
 
         if has_parcel_truth(data):  # parcels with their true cultivated area: the area and its interval too
-            report["area"] = scene_area_report(model, data, band_layout, dn_offset)
+            try:
+                report["area"] = scene_area_report(model, data, band_layout, dn_offset)
+            except InputError as unscored:  # a truth.csv of another kind: the pixels' scores still stand
+                report["area_unscored"] = str(unscored)
         return {**report, "note": note} if note else report
     regions = tuple(sorted(p.parent.name for p in data.glob("*/training_data.txt")))
     is_dea = is_dea_folder(data)
@@ -323,6 +326,8 @@ def format_report(report: dict) -> str:
                      f"{area['interval_coverage']:.1%}")
         lines += [f"  truth inside the interval, parcels {label}: {share:.1%} of {n}"
                   for label, (n, share) in area["interval_coverage_by_area"].items() if n]
+    if "area_unscored" in report:
+        lines.append(f"cultivated area not scored: {report['area_unscored']}")
     if report.get("unscored"):
         lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) "
                      f"{report.get('unscored_reason', NO_OBSERVATION)}, left out of every figure above")

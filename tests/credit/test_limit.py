@@ -78,6 +78,12 @@ def test_lending_on_the_low_end_a_parcel_without_one_is_not_lent_on_at_the_estim
     assert out["loan_limit"] == 0 and out["decision"] == "refer" and out["reason_all"] == "NO_LIMIT"
     assert out["limit_arithmetic"] == "no limit: no low end of the cultivated area's interval to lend on"
     assert _assess(row).iloc[0]["loan_limit"] == 2678.40  # on the estimate it has no need of one
+    # A low end of 0 ha (or under half a square metre) on cultivated land is doubt, not a harvest that leaves nothing
+    # to lend: referred with no limit, not declined ZERO_LIMIT.
+    for nothing in (0.0, 0.00004):
+        out = assign_limits(pd.DataFrame([_parcel(cultivated_area_low_ha=nothing)]), _lending_on("low"), RISK).iloc[0]
+        assert out["loan_limit"] == 0 and out["decision"] == "refer" and out["reason_all"] == "NO_LIMIT"
+        assert out["limit_arithmetic"] == "no limit: the low end of the cultivated area's interval is 0 ha"
 
 
 def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:

@@ -322,6 +322,13 @@ def test_evaluate_scores_the_rule_and_the_cnn_side_by_side_on_the_same_labels(sm
     no_truth = tmp_path / "no_truth"
     shutil.copytree(small_season.root, no_truth, ignore=shutil.ignore_patterns("truth.csv"))
     assert "cultivated area" not in CliRunner().invoke(cli, ["evaluate", "rule", str(no_truth)]).output
+    other_truth = tmp_path / "other_truth"  # a truth.csv of another kind: the pixels are still scored, the area not
+    shutil.copytree(small_season.root, other_truth)
+    truth = other_truth / "truth.csv"
+    pd.read_csv(truth).drop(columns="polygon_area_ha").to_csv(truth, index=False)
+    said = CliRunner().invoke(cli, ["evaluate", "rule", str(other_truth)])
+    assert said.exit_code == 0 and "accuracy=" in said.output
+    assert "cultivated area not scored: " in said.output and "no column polygon_area_ha" in said.output
     (tmp_path / "region").mkdir()
     (tmp_path / "region" / "training_data.txt").write_text("# Class blue_S1\n1 0.1\n")
     refused = CliRunner().invoke(cli, ["evaluate", "rule", str(tmp_path / "region")])
