@@ -12,7 +12,7 @@ Numpy-free at import, as the CLI and config read it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 # The parcel sizes (ha) whose margins are fitted apart: under 10, 20 and 40 Sentinel-2 cells of 10 m, and above.
 AREA_BANDS_HA: tuple[float, ...] = (0.1, 0.2, 0.4)
+# The keys a card's calibration and the rule's config hold the margins under: applied after measuring, so a model's
+# measuring hash (``without_margins``) leaves them out and a batch's partitions outlive a margin calibrated anew.
+MARGIN_KEYS = ("mixed_margin", "area_bands_ha")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class AreaMargins:
         if not self.bands_ha:
             return {"mixed_margin": self.margins[0]}
         return {"mixed_margin": list(self.margins), "area_bands_ha": list(self.bands_ha)}
+
+
+def without_margins(settings: Mapping) -> dict:
+    """``settings`` (a card's calibration, the rule's config) without the margins' keys (``MARGIN_KEYS``)."""
+    return {key: value for key, value in settings.items() if key not in MARGIN_KEYS}
 
 
 def model_margins(model: object) -> AreaMargins:

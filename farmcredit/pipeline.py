@@ -782,7 +782,8 @@ def widened(estimate: np.ndarray, low: np.ndarray, high: np.ndarray,
     """An interval of ``cultivated_fractions`` widened to the estimate -/+ ``margin`` within 0-1: the model's margin
     for the parcel's size (calibrated per model on a held-out scene: ``farmcredit.margins``) x its
     ``mixed_cell_share``, the doubt of its edge cells the probability cuts leave out. Apart from measuring: it needs
-    the parcel's area in its UTM zone, which ``assemble_measurements`` works out."""
+    the parcel's area in its UTM zone, which ``assemble_measurements`` works out, and a batch's partitions, whose ids
+    leave the margins out (``batch.partitions.measuring_key``), outlive a margin calibrated anew."""
     return (np.clip(np.fmin(low, estimate - margin), 0.0, 1.0), np.clip(np.fmax(high, estimate + margin), 0.0, 1.0))
 
 

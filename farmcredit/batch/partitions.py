@@ -37,6 +37,7 @@ from rasterio.windows import Window
 
 from farmcredit.hashing import canonical_hash, source_hash, zip_member
 from farmcredit.imagery import Scene
+from farmcredit.margins import without_margins
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
 # Part of every partition id: files an older farmcredit wrote (another layout) are never reused.
@@ -81,14 +82,24 @@ def part_file_name(partition_id: str) -> str:
     return f"part-{partition_id}.parquet"
 
 
+def measuring_key(model: object) -> str:
+    """The hash of what decides a model's measurements: its ``measuring_hash`` (the farmcredit models': without the
+    interval's margins), else its description's ``hash``."""
+    measuring = getattr(model, "measuring_hash", None)
+    return measuring() if measuring is not None else model.describe()["hash"]
+
+
 def plan_partitions(inputs: AssessmentInputs, model_hash: str, parcels_per_partition: int) -> list[Partition]:
-    """Group the run's windows, in plan order, into partitions of about ``parcels_per_partition`` parcels.
+    """Group the run's windows, in plan order, into partitions of about ``parcels_per_partition`` parcels; their ids
+    hash ``model_hash`` (``measuring_key``) and the settings that measure, not the interval's margins (applied after
+    measuring: a margin calibrated anew keeps the partitions).
 
     Example:
         >>> inputs = load_inputs("parcels.gpkg", "S2/")  # doctest: +SKIP
-        >>> parts = plan_partitions(inputs, model.describe()["hash"], 5000)  # doctest: +SKIP
+        >>> parts = plan_partitions(inputs, measuring_key(model), 5000)  # doctest: +SKIP
     """
-    settings = canonical_hash(inputs.config.model_dump(mode="json", include=MEASURING_SETTINGS))
+    settings = inputs.config.model_dump(mode="json", include=MEASURING_SETTINGS)
+    settings = canonical_hash({**settings, "cropland_rule": without_margins(settings["cropland_rule"])})
     run_key = "|".join([PARTITION_FORMAT, measuring_code(), settings, model_hash,
                         *(_scene_key(s) for s in inputs.imagery.scenes)])
     parcel_ids = inputs.table["parcel_id"].astype(str).to_numpy()

@@ -36,6 +36,7 @@ from farmcredit.batch.partitions import (
     fill_stats,
     is_complete,
     measuring_code,
+    measuring_key,
     part_file_name,
     plan_partitions,
     read_manifest,
@@ -245,7 +246,7 @@ def run_batch(
     folder = partitions_folder(Path(out))
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST
-        plan = plan_partitions(inputs, model.describe()["hash"], parcels_per_partition)
+        plan = plan_partitions(inputs, measuring_key(model), parcels_per_partition)
         # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
         # have passed; one that failed only in a CNN's context flags no parcel, so the manifest names it), and one
         # whose file will not read back whole is too, as is one whose manifest entry does not say how its model ran

@@ -17,7 +17,7 @@ from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 from farmcredit.imagery.read import HIGH_REFLECTANCE, is_reflectance
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import AreaMargins, without_margins
 from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
 from farmcredit.segmentation.network import (
     ALIGN_PX,
@@ -230,18 +230,27 @@ class CnnCroplandModel:
         metrics or training notes, which do not change a probability. The code that runs it is
         pinned beside it in the audit record (``code_version``: the package's source hash).
         """
+        card = self.card
+        return {"name": self.name, "hash": self._hash(card.calibration), "architecture": card.architecture,
+                "weights_sha256": card.weights_sha256, "device": self.device.type,
+                "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
+
+    def measuring_hash(self) -> str:
+        """The hash of what decides its measurements: ``describe``'s without the interval's margins, applied after."""
+        return self._hash(without_margins(self.card.calibration))
+
+    def _hash(self, calibration: Mapping) -> str:
+        """The hash of the weights as loaded, the card's fields that decide a probability, and ``calibration``."""
         weights = hashlib.sha256()
         for key, tensor in self.net.state_dict().items():
             weights.update(key.encode())
             weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         card = self.card
         decides = [card.architecture, card.name, card.bands, card.band_mean, card.band_std, card.classes, card.width,
-                   card.calibration, weights.hexdigest()]
+                   calibration, weights.hexdigest()]
         if card.untrained_bands:  # cards before the field hash as they did
             decides.append(card.untrained_bands)
-        return {"name": self.name, "hash": canonical_hash(decides), "architecture": card.architecture,
-                "weights_sha256": card.weights_sha256, "device": self.device.type,
-                "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
+        return canonical_hash(decides)
 
     @property
     def area_margins(self) -> AreaMargins:

@@ -11,7 +11,7 @@ import numpy as np
 from farmcredit.config import CroplandRuleConfig
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import AreaMargins, without_margins
 
 if TYPE_CHECKING:
     from farmcredit.segmentation.cnn import Prediction
@@ -81,6 +81,10 @@ class PhenologyRule:
         """Name and hash of the rule with its thresholds (see ``CroplandModel``)."""
         return {"name": self.name, "hash": canonical_hash([self.name, self.config.model_dump(mode="json")]),
                 "device": "cpu", "precision": "float32"}  # NDVI is float32, and numpy keeps it so
+
+    def measuring_hash(self) -> str:
+        """The hash of what decides its measurements: ``describe``'s without the interval's margins, applied after."""
+        return canonical_hash([self.name, without_margins(self.config.model_dump(mode="json"))])
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return P(cropland) for the window (see ``CroplandModel``); uses NDVI only."""

@@ -230,3 +230,34 @@ def test_a_part_of_the_package_that_is_not_there_is_an_error_not_an_empty_hash()
     with pytest.raises(FileNotFoundError, match="no_such_module.py"):
         source_files("pipeline.py", "no_such_module.py")
 
+
+
+def test_a_margin_calibrated_anew_keeps_the_partitions_and_anything_measured_differently_does_not(
+        small_season) -> None:
+    """The interval's margins are applied after measuring: partition ids leave them out, and nothing else."""
+    from dataclasses import replace
+
+    from farmcredit.batch.partitions import measuring_key
+    from farmcredit.segmentation import PhenologyRule, load_cropland_model
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    inputs = _inputs(small_season)
+    rule = inputs.config.cropland_rule
+
+    def ids(config=inputs.config, model=None) -> list[str]:
+        model = model or PhenologyRule(config.cropland_rule)
+        return [p.partition_id for p in plan_partitions(replace(inputs, config=config), measuring_key(model), 10)]
+
+    def with_rule(**update) -> object:
+        return inputs.config.model_copy(update={"cropland_rule": rule.model_copy(update=update)})
+
+    assert ids(with_rule(mixed_margin=(0.5,), area_bands_ha=())) == ids()
+    assert ids(with_rule(scale=0.05)) != ids()  # a threshold measures otherwise
+    cnn = load_cropland_model("cnn", device="cpu")
+
+    def calibrated(**update) -> CnnCroplandModel:
+        return CnnCroplandModel(cnn.net, replace(cnn.card, calibration={**cnn.card.calibration, **update}), "cpu")
+
+    recalibrated, replatted = calibrated(mixed_margin=0.5), calibrated(a=2.0)
+    assert measuring_key(recalibrated) == measuring_key(cnn) != measuring_key(replatted)
+    assert recalibrated.describe()["hash"] != cnn.describe()["hash"]  # the audit record still tells them apart
