@@ -572,7 +572,8 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
                    "left no area margin (any it had is dropped), so its intervals leave out the doubt of parcel-edge "
                    "pixels and assess warns.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
+@click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif; one layout for every scene: stacks of other "
+                              "dates need band descriptions, e.g. '2024-03-01 B04', instead).")
 @dn_offset_option
 def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float, platt_only: bool, device: str,
               bands: str | None, dn_offset: float | None) -> None:
@@ -588,6 +589,7 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     Example:
       for seed in 201 202 203 204; do farmcredit simulate --out calib-$seed --seed $seed; done
       farmcredit calibrate my-model.safetensors calib-201 calib-202 calib-203 calib-204
+      farmcredit simulate --out check-scene --seed 205
       farmcredit evaluate my-model.safetensors check-scene
     """
     from farmcredit.segmentation.calibration import calibrate as calibrate_model

@@ -105,6 +105,10 @@ def calibrate(
     model = CnnCroplandModel.from_file(weights, device=device)
     labelled = [load_labelled_scene(folder, band_layout, dn_offset) for folder in scenes]
     hashes = [scene.imagery_sha256() for scene in labelled]
+    if len(set(hashes)) < len(hashes):
+        twice = [str(folder) for folder, h in zip(scenes, hashes) if hashes.count(h) > 1]
+        raise InputError(f"{', '.join(twice)}: the same imagery; give each scene once (pooled twice, it would count "
+                         "twice)")
     for folder, imagery_sha256 in zip(scenes, hashes):
         if imagery_sha256 in model.card.training.get("scene_imagery_sha256", ()):
             raise InputError(f"{folder}: the model trained on this scene's imagery, where its probabilities are "
@@ -120,7 +124,7 @@ def calibrate(
         if thin := [label for label, n in zip(margins.labels(), scored) if not fits_alone(n, level)]:
             record["widest_margin_for"] = thin  # too few parcels to fit alone
         if empty := [label for label, n in zip(margins.labels(), scored) if not n]:
-            warnings.warn(f"{data}: no parcels {', '.join(empty)} in its truth: the margin there is the widest of "
+            warnings.warn(f"{data}: no parcels {', '.join(empty)} in the truth: the margin there is the widest of "
                           "the other sizes', which no parcel of that size checked; calibrate on a scene with parcels "
                           "of every size", stacklevel=2)
         if max(margins.margins) > 1:
@@ -215,6 +219,7 @@ def area_margin(
     results, mixed, truth = [], [], []
     for i, (folder, scene_truth) in enumerate(zip(scenes, truths, strict=True)):
         assessed, edge = _assessed_scene(model, folder, band_layout, dn_offset)
+        scene_truth = _known_truth(folder, assessed, scene_truth)
         # Ids are the scene's own: pooled, each takes its scene's number.
         results.append(assessed.assign(parcel_id=f"{i}/" + assessed["parcel_id"].astype(str)))
         truth.append(scene_truth.assign(parcel_id=f"{i}/" + scene_truth["parcel_id"].astype(str)))
@@ -232,7 +237,25 @@ def scene_area_report(model: CroplandModel, data: Path, band_layout: Sequence[tu
         InputError: truth unfit to score (``_truth``), and what ``load_inputs`` refuses.
     """
     truth = _truth(data)
-    return area_report(_assessed_scene(model, data, band_layout, dn_offset)[0], truth)
+    results = _assessed_scene(model, data, band_layout, dn_offset)[0]
+    return area_report(results, _known_truth(data, results, truth))
+
+
+def _known_truth(data: Path, results: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a scene's truth whose parcels the scene's ``results`` hold, warning of the others (ids that
+    differ: an export that changed their case, say), which would count as misses.
+
+    Raises:
+        InputError: no row's parcel is among the results.
+    """
+    known = truth["parcel_id"].astype(str).isin(set(results["parcel_id"].astype(str)))
+    if not known.any():
+        raise InputError(f"{data}: none of the {len(truth)} parcel ids of its {TRUTH_FILE} is in its {PARCELS_FILE} "
+                         f"({some(truth['parcel_id'].astype(str).tolist())}); give the truth of these parcels")
+    if not known.all():
+        warnings.warn(f"{data}: {int((~known).sum())} parcel ids of its {TRUTH_FILE} are not in its {PARCELS_FILE} "
+                      f"({some(truth['parcel_id'][~known].astype(str).tolist())}): left out", stacklevel=3)
+    return truth[known]
 
 
 def _assessed_scene(model: CroplandModel, data: Path, band_layout: Sequence[tuple[date | None, str]] | None,

@@ -108,7 +108,7 @@ def test_labels_of_one_class_and_truth_unfit_to_score_are_refused_before_a_card_
         calibrate(weights, scene, device="cpu")
     truth.assign(parcel_id="X" + truth["parcel_id"], true_cultivated_area_ha=0.1).to_csv(scene / "truth.csv",
                                                                                           index=False)
-    with pytest.raises(InputError, match="no parcel of the truth could be scored: .* not among the assessed parcels"):
+    with pytest.raises(InputError, match="none of the 62 parcel ids of its truth.csv is in its parcels.geojson"):
         calibrate(weights, scene, device="cpu")
     (scene / "truth.csv").write_text("")
     with pytest.raises(InputError, match="truth.csv: not a readable CSV table"):
@@ -190,3 +190,19 @@ def test_scenes_are_pooled_each_counted_and_each_named_in_the_card(small_season,
         assert "calibrated on this scene" in note
     with pytest.raises(InputError, match="give each scene once"):
         calibrate(weights, [small_season.root, small_season.root], device="cpu")
+    copy = tmp_path / "copy"  # a backup, or the same seed simulated again: its parcels would count twice
+    shutil.copytree(small_season.root, copy)
+    with pytest.raises(InputError, match=f"{small_season.root}, {copy}: the same imagery; give each scene once"):
+        calibrate(weights, [small_season.root, copy, other.root], device="cpu")
+    renamed = tmp_path / "renamed"  # truth ids an export lower-cased: the scene would add nothing to the pool
+    shutil.copytree(other.root, renamed)
+    truth = pd.read_csv(renamed / "truth.csv")
+    truth.assign(parcel_id=truth["parcel_id"].str.lower()).to_csv(renamed / "truth.csv", index=False)
+    with pytest.raises(InputError, match=f"{renamed}: none of the {len(truth)} parcel ids of its truth.csv is in its "
+                                         "parcels.geojson"):
+        calibrate(weights, [small_season.root, renamed], tmp_path / "pooled.safetensors", device="cpu")
+    truth.assign(parcel_id=truth["parcel_id"].where(truth.index >= 5, "X" + truth["parcel_id"])).to_csv(
+        renamed / "truth.csv", index=False)
+    with pytest.warns(UserWarning, match="5 parcel ids of its truth.csv are not in its parcels.geojson"):
+        report = evaluate_path(CnnCroplandModel.from_file(weights, device="cpu"), renamed)
+    assert report["area"]["parcels_unassessed"] == 0  # scored on the parcels it holds: none taken for a miss
