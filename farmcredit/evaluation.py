@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.errors import InputError
-from farmcredit.margins import AREA_BANDS_HA, AreaMargins, band_labels
+from farmcredit.margins import AREA_BANDS_HA, AreaMargins, band_labels, size_band
 from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
 
 AREA_TOLERANCE = 0.10
@@ -110,7 +110,7 @@ def area_report(results: pd.DataFrame, truth: pd.DataFrame) -> dict:
 def _coverage_by_area(measured: pd.DataFrame) -> dict[str, tuple[int, float]]:
     """Per parcel-size band (``AREA_BANDS_HA``), its measured parcels and the share whose truth lies in their
     interval."""
-    band = np.searchsorted(AREA_BANDS_HA, measured["polygon_area_ha"].to_numpy(), side="right")
+    band = size_band(measured["polygon_area_ha"].to_numpy())
     inside = _distance_outside(measured) <= 0
     return {label: (int((band == i).sum()), float(inside[band == i].mean()) if (band == i).any() else float("nan"))
             for i, label in enumerate(band_labels(AREA_BANDS_HA))}
@@ -178,7 +178,7 @@ def mixed_margin_for(results: pd.DataFrame, truth: pd.DataFrame, mixed: np.ndarr
                           np.abs(scored["cultivated_area_ha"].to_numpy() - scored["true_cultivated_area_ha"].to_numpy())
                           / (edge * area))
     needed = np.where(np.isnan(needed), np.inf, needed)
-    band = np.searchsorted(bands_ha, area, side="right")
+    band = size_band(area, bands_ha)
     counts = tuple(int(c) for c in np.bincount(band, minlength=len(bands_ha) + 1))
     fitted = [_conformal(needed[band == i], level) if fits_alone(count, level) else None
               for i, count in enumerate(counts)]

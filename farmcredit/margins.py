@@ -1,7 +1,7 @@
 """The cultivated-area interval's margin by parcel size (``AreaMargins``).
 
 A parcel's interval is widened to its estimate -/+ margin x its share in edge cells
-(``pipeline.cultivated_fractions``). How far a model's estimate strays grows faster than that share
+(``pipeline.widened``). How far a model's estimate strays grows faster than that share
 as parcels shrink: one margin fitted over every size left the truth inside the interval for 69% of
 simulated 0.05-0.1 ha parcels and 90% of those over 0.67 ha, at a level of 80%. So each size band
 gets its own margin, fitted split-conformally on its own parcels (``evaluation.mixed_margin_for``).
@@ -53,10 +53,10 @@ class AreaMargins:
         return cls(tuple(float(b) for b in bands_ha), tuple(float(m) for m in margin))
 
     def at(self, area_ha: np.ndarray) -> np.ndarray:
-        """Each polygon area's margin (a NaN area takes the last band's, as ``searchsorted`` sorts NaN last)."""
+        """Each polygon area's margin (``size_band``: a NaN area takes the last band's)."""
         import numpy as np
 
-        return np.asarray(self.margins, dtype=np.float64)[np.searchsorted(self.bands_ha, area_ha, side="right")]
+        return np.asarray(self.margins, dtype=np.float64)[size_band(area_ha, self.bands_ha)]
 
     def rounded(self) -> AreaMargins:
         """The margins rounded up to 0.001, as cards and configs write them (never narrower than fitted)."""
@@ -83,6 +83,14 @@ def model_margins(model: object) -> AreaMargins:
     (as models gave before margins by size), that one for every size; none for a model with neither."""
     margins = getattr(model, "area_margins", None)
     return margins if margins is not None else AreaMargins.read(getattr(model, "mixed_margin", 0.0))
+
+
+def size_band(area_ha: np.ndarray, bands_ha: Sequence[float] = AREA_BANDS_HA) -> np.ndarray:
+    """Each area's band over ``bands_ha``: 0 under the first, 1 from it to the second, ...; an area on an edge is in
+    the band above it, and NaN in the last (``searchsorted`` sorts it last)."""
+    import numpy as np
+
+    return np.searchsorted(bands_ha, area_ha, side="right")
 
 
 def band_labels(bands_ha: Sequence[float]) -> list[str]:

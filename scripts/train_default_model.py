@@ -33,6 +33,7 @@ from farmcredit.config import load_config
 from farmcredit.evaluation import compare_area, paired_hits, score_against_truth
 from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import open_imagery, read_window
+from farmcredit.margins import without_margins
 from farmcredit.pipeline import run_assessment
 from farmcredit.segmentation import DEFAULT_WEIGHTS, RULE, load_cropland_model
 from farmcredit.segmentation.calibration import area_margin
@@ -138,7 +139,7 @@ def paired_with_rule(model, folders: list[Path]) -> dict:
 def fit_margin(net, card, folder: Path, level: float = 0.8) -> dict:
     """``card``'s calibration with the area margins by parcel size fitted on ``folder`` (any it had are dropped
     first)."""
-    plain = {k: v for k, v in card.calibration.items() if k not in ("mixed_margin", "area_bands_ha")}
+    plain = without_margins(card.calibration)
     fitted, _ = area_margin(CnnCroplandModel(net, replace(card, calibration=plain), device="cpu"), folder, level)
     return {**plain, **fitted.rounded().written()}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from farmcredit.errors import InputError
 from farmcredit.imagery.naming import NDVI_BANDS, SURFACE_BANDS
-from farmcredit.margins import AreaMargins
+from farmcredit.margins import MARGIN_KEYS, AreaMargins
 
 ARCHITECTURE = "farmcredit-cropland-unet-v2"
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
@@ -50,7 +50,7 @@ class ModelCard:
         width: channels of the network's first level.
         calibration: Platt scaling ``{"a": ..., "b": ...}`` of the crop logit, and optionally the
             cultivated-area interval's ``mixed_margin``: one number, or one per parcel-size band of
-            ``area_bands_ha`` (``farmcredit.margins``, ``pipeline.cultivated_fractions``).
+            ``area_bands_ha`` (``farmcredit.margins``, ``pipeline.widened``).
         weights_sha256: hash of the safetensors file; a mismatch is refused.
         training: data, splits, hashes, seed and time of training.
         metrics: per evaluation set, its metrics.
@@ -105,7 +105,7 @@ def _value_problem(card: ModelCard) -> str:
     if not isinstance(calibration, dict) or not {"a", "b"} <= set(calibration) \
             or not finite((calibration["a"], calibration["b"])) or calibration["a"] <= 0:
         return "calibration must hold finite numbers a (above 0) and b"
-    if unknown := sorted(set(calibration) - {"a", "b", "mixed_margin", "area_bands_ha"}):
+    if unknown := sorted(set(calibration) - {"a", "b", *MARGIN_KEYS}):
         return f"calibration holds {', '.join(map(str, unknown))}, which no farmcredit reads"
     try:
         card.area_margins  # noqa: B018 (raises what makes them unusable)
