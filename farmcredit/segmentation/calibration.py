@@ -115,7 +115,7 @@ def calibrate(
                              "over-confident; calibrate it on a labelled scene it did not train on")
     platt, record = _platt(model, labelled)
     calibration = dict(platt)
-    data = ", ".join(map(str, scenes))  # as the warnings name them
+    named = ", ".join(map(str, scenes))  # as the warnings name them
     if truths is not None:
         margins, scored = area_margin(_recalibrated(model, platt), scenes, level, band_layout, dn_offset, truths)
         margins = margins.rounded()
@@ -124,11 +124,11 @@ def calibrate(
         if thin := [label for label, n in zip(margins.labels(), scored) if not fits_alone(n, level)]:
             record["widest_margin_for"] = thin  # too few parcels to fit alone
         if empty := [label for label, n in zip(margins.labels(), scored) if not n]:
-            warnings.warn(f"{data}: no parcels {', '.join(empty)} in the truth: the margin there is the widest of "
+            warnings.warn(f"{named}: no parcels {', '.join(empty)} in the truth: the margin there is the widest of "
                           "the other sizes', which no parcel of that size checked; calibrate on a scene with parcels "
                           "of every size", stacklevel=2)
         if max(margins.margins) > 1:
-            warnings.warn(f"{data}: an area margin fitted, {max(margins.margins):.3g}, is over 1 (intervals wider "
+            warnings.warn(f"{named}: an area margin fitted, {max(margins.margins):.3g}, is over 1 (intervals wider "
                           "than every parcel-edge cell's whole share): a few parcels' truth decides it; check their "
                           "truth", stacklevel=2)
     record = {"scenes": [str(folder.resolve()) for folder in scenes], "imagery_sha256": hashes, **record,
