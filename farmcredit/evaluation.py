@@ -60,11 +60,11 @@ class TruthScore:
             ("of which not assessed (error or no result: misses below)", f"{self.parcels_unassessed}"),
             ("cultivated area within 10% of truth", f"{self.area_within_10pct:.1%}"),
             ("median relative area error", f"{self.area_median_abs_error:.2%}"),
-            ("truth inside the low-high interval", f"{self.interval_coverage:.1%}"),
+            ("truth inside the low-high interval", coverage_text(self.interval_coverage, self.parcels_scored)),
             ("over-declared parcels flagged AREA_OVERSTATED", f"{self.overdeclared_flagged}/{self.overdeclared}"),
             ("honest parcels wrongly flagged AREA_OVERSTATED", f"{self.honest_flagged:.1%}"),
             ("crop correct (cultivated parcels)", f"{self.crop_accuracy:.1%}"),
-            *((f"truth inside the interval, parcels {label} (measured)", f"{share:.1%} of {n}")
+            *((f"truth inside the interval, parcels {label} (measured)", coverage_text(share, n))
               for label, (n, share) in self.interval_coverage_by_area.items()),
         ]
         return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
@@ -114,6 +114,21 @@ def _coverage_by_area(measured: pd.DataFrame) -> dict[str, tuple[int, float]]:
     inside = _distance_outside(measured) <= 0
     return {label: (int((band == i).sum()), float(inside[band == i].mean()) if (band == i).any() else float("nan"))
             for i, label in enumerate(band_labels(AREA_BANDS_HA))}
+
+
+def coverage_text(share: float, n: int, confidence: float = 0.95) -> str:
+    """A share of ``n`` parcels with the Wilson range it is known to (``confidence``): on a few hundred parcels an
+    80% interval's coverage is known to about +-4 points, so 77% of 198 does not miss 80%.
+
+    >>> coverage_text(0.8, 200)
+    '80.0% of 200 (95% range 73.9-85.0%)'
+    """
+    if not n or not math.isfinite(share):
+        return f"{share:.1%} of {n}"
+    from scipy.stats import binomtest
+
+    low, high = binomtest(round(share * n), n).proportion_ci(confidence, method="wilson")
+    return f"{share:.1%} of {n} ({confidence:.0%} range {100 * low:.1f}-{high:.1%})"
 
 
 def compare_area(first: pd.DataFrame, second: pd.DataFrame, truth: pd.DataFrame) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from farmcredit.evaluation import compare_area, paired_hits, score_against_truth
+from farmcredit.evaluation import compare_area, coverage_text, paired_hits, score_against_truth
 
 
 def _results(estimate: np.ndarray) -> pd.DataFrame:
@@ -51,3 +51,13 @@ def test_parcels_in_error_or_missing_count_as_misses_not_as_left_out() -> None:
     assert partial.area_within_10pct == 0.5 and partial.interval_coverage == 0.7 and partial.crop_accuracy == 0.7
     assert partial.area_median_abs_error == 0.0  # of the parcels measured
     assert "| of which not assessed (error or no result: misses below) | 3 |" in partial.table()
+    assert "| truth inside the low-high interval | 70.0% of 10 (95% range 39.7-89.2%) |" in partial.table()
+
+
+def test_coverage_is_given_with_the_range_its_parcels_know_it_to() -> None:
+    """78% of 198 parcels is within reach of an 80% interval; 77% of 2,000 is not (Wilson, 95%)."""
+    assert coverage_text(0.8, 200) == "80.0% of 200 (95% range 73.9-85.0%)"
+    assert coverage_text(154 / 198, 198) == "77.8% of 198 (95% range 71.5-83.0%)"
+    assert coverage_text(0.77, 2000).endswith("(95% range 75.1-78.8%)")
+    assert coverage_text(1.0, 5) == "100.0% of 5 (95% range 56.6-100.0%)"
+    assert coverage_text(float("nan"), 0) == "nan% of 0"

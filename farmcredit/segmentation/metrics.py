@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from farmcredit.errors import InputError
+from farmcredit.evaluation import coverage_text
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     LABEL_FILES,
@@ -323,8 +324,8 @@ def format_report(report: dict) -> str:
         lines.append(f"cultivated area, {area['parcels_scored']} parcels of 0.1 ha and more (parcels.geojson against "
                      f"truth.csv): within 10% of truth {area['area_within_10pct']:.1%}, median relative error "
                      f"{area['area_median_abs_error']:.2%}, truth inside the low-high interval "
-                     f"{area['interval_coverage']:.1%}")
-        lines += [f"  truth inside the interval, parcels {label}: {share:.1%} of {n}"
+                     f"{coverage_text(area['interval_coverage'], area['parcels_scored'])}")
+        lines += [f"  truth inside the interval, parcels {label}: {coverage_text(share, n)}"
                   for label, (n, share) in area["interval_coverage_by_area"].items() if n]
     if "area_unscored" in report:
         lines.append(f"cultivated area not scored: {report['area_unscored']}")
