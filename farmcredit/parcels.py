@@ -10,7 +10,7 @@ import json
 import logging
 import unicodedata
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -51,6 +51,9 @@ MAX_PARCEL_SPAN_M = 5_000.0
 # hundreds; a GPS walk logged once a second round a 4 km paddock, about 11,000; one vertex a metre round the largest
 # outline read (MAX_PARCEL_SPAN_M a side), 20,000, finer than any 10 m pixel can tell.
 MAX_PARCEL_VERTICES = 20_000
+# Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
+# read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
+MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "TOO_MANY_VERTICES"})
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 
@@ -245,7 +248,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``region``
     (str or None: selects the config's regional prices and costs), ``reasons`` (list of codes)
-    and the geometry, repaired where it was invalid.
+    and the geometry, repaired where it was invalid (a ``MAP_ONLY_CODES`` parcel's kept for the map: ``map_only``).
     """
     geometry_column = frame.geometry.name
     # Columns are matched ignoring case (and a Shapefile's cut names); others keep their names.
@@ -299,10 +302,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
-    too_large = _too_large(geometry, frame.crs, parcel_id, source)
-    geometry[too_large] = None
+    too_large = _too_large(geometry, frame.crs, parcel_id, source)  # kept for the map, as TOO_MANY_VERTICES is
     geometry_reasons += [(int(i), "PARCEL_TOO_LARGE") for i in np.flatnonzero(too_large)]
-    _refuse_specks(geometry, frame.crs, source)
+    _refuse_specks(np.where(too_large, None, geometry), frame.crs, source)
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
@@ -413,6 +415,16 @@ def _column_name(column: object) -> str:
     return _SHAPEFILE_NAMES.get(name, name)
 
 
+def map_only(reasons: Iterable[Iterable[str]]) -> np.ndarray:
+    """True where a parcel's reason codes hold one of ``MAP_ONLY_CODES``: its outline is drawn, never measured.
+
+    Example:
+        >>> map_only([[], ["MISSING_BORROWER_ID", "PARCEL_TOO_LARGE"]]).tolist()
+        [False, True]
+    """
+    return np.array([not MAP_ONLY_CODES.isdisjoint(codes) for codes in reasons], dtype=bool)
+
+
 def usable_geometries(geoms: np.ndarray) -> np.ndarray:
     """True where a geometry is present and not empty (what the measuring stages can use)."""
     return ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -521,7 +533,8 @@ def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source:
         too_large = usable_geometries(geoms) & ~(span <= MAX_PARCEL_SPAN_M)
     _warn_not_measured(too_large, lambda i: f"{span[i] / 1000:.3g} km", parcel_id, source,
                        f"outlines span more than {MAX_PARCEL_SPAN_M / 1000:g} km on the ground, which no field does",
-                       "a vertex is likely mistyped or misplaced", "PARCEL_TOO_LARGE", "check their vertices")
+                       "a vertex is likely mistyped or misplaced", "PARCEL_TOO_LARGE",
+                       "check their vertices (the outputs draw each outline)")
     return too_large
 
 

@@ -32,6 +32,7 @@ from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indi
 from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
+    map_only,
     parcels_from_frame,
     read_parcels,
     usable_geometries,
@@ -219,7 +220,7 @@ class AssessmentInputs:
             them by position.
         source: the parcel file (None for an in-memory table).
         imagery: the season.
-        geoms: the parcel polygons in the imagery CRS (None where unusable).
+        geoms: the parcel polygons in the imagery CRS, those measured (None where unusable or ``map_only``).
         index: the index the results take: an input GeoDataFrame's (its labels may repeat), else the table's.
         layer: the layer read from a parcel file of several.
         fingerprint: the parcel file's ``file_fingerprint`` as it was read (the audit vouches for the file read, not
@@ -396,8 +397,7 @@ def load_inputs(
         raise InputError(f"the parcels' coordinate reference system ({table.crs.name}) cannot be transformed to the "
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
     geoms = local.geometry.to_numpy().copy()
-    # A TOO_MANY_VERTICES outline is kept, thinned, for the map only: GEOS's checks of the whole one would stall.
-    geoms[table["reasons"].map(lambda codes: "TOO_MANY_VERTICES" in codes).to_numpy(dtype=bool)] = None
+    geoms[map_only(table["reasons"])] = None  # kept in the table for the map, never measured
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
@@ -468,7 +468,8 @@ def finish_assessment(
         reasons[i].append("MEASUREMENT_FAILED")
     for i in np.flatnonzero(outside & ~failed):
         reasons[i].append("OUTSIDE_IMAGERY")
-    warn_off_imagery(table.geometry[~failed], outside[~failed], inputs.imagery.crs,
+    measured = usable_geometries(geoms) & ~failed
+    warn_off_imagery(table.geometry[measured], outside[measured], inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
                      f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame")
     usable = usable_geometries(geoms)

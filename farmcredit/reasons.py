@@ -30,7 +30,7 @@ _REASONS = (
            "The parcel's coordinates are off the globe in the file's coordinate system; check the file's CRS."),
     Reason("PARCEL_TOO_LARGE", "error",
            "The parcel's outline spans kilometres on the ground, more than any field: a vertex is likely mistyped or "
-           "misplaced, so it was not measured; check its vertices."),
+           "misplaced, so it was not measured; check its vertices on the map, which draws it as given."),
     Reason("TOO_MANY_VERTICES", "error",
            "The parcel's outline has more vertices than any drawn or walked field needs (tens of thousands): it is "
            "likely generated or corrupted, so it was not measured; simplify the outline."),

@@ -91,8 +91,11 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
 
 def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_ground(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A vertex typed 10 km off makes no field: that parcel is PARCEL_TOO_LARGE, unread, and named in a warning. A
-    4 km paddock stands, even in Web Mercator at 60 degrees north, where it spans 8 km of the CRS's metres."""
+    """A vertex typed 10 km off makes no field: that parcel is PARCEL_TOO_LARGE, unread (no imagery is fetched over
+    it), kept for the map and named in a warning. A 4 km paddock stands, even in Web Mercator at 60 degrees north,
+    where it spans 8 km of the CRS's metres."""
+    from farmcredit.imagery.fetch import area_from_parcels
+
     field = Polygon([(113.944, 33.044), (113.945, 33.044), (113.945, 33.045), (113.944, 33.045)])
     stray = Polygon([(113.944, 33.044), (113.945, 33.044), (114.05, 32.956), (113.944, 33.045)])
     path = tmp_path / "lonlat.geojson"
@@ -101,7 +104,8 @@ def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_g
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         parcels = read_parcels(path)
     assert list(parcels["reasons"]) == [[], ["PARCEL_TOO_LARGE"]]
-    assert parcels.geometry[0] is not None and parcels.geometry[1] is None
+    assert parcels.geometry[0] == field and parcels.geometry[1] == stray
+    assert area_from_parcels(parcels).tolist() == [field]
     assert re.search(r"1 parcels' outlines span more than 5 km .*\(TYPO: 1[0-9.]+ km\).*PARCEL_TOO_LARGE", caplog.text)
     paddock = shapely.box(0, 0, 4_000, 1_000)  # metres on the ground, in UTM zone 33N
     north = gpd.GeoSeries([shapely.affinity.translate(paddock, 500_000, 6_650_000)], crs="EPSG:32633").to_crs(3857)

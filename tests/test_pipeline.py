@@ -598,9 +598,11 @@ def test_a_file_of_which_no_parcel_is_usable_gives_each_its_reason(small_season,
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 2
 
 
-def test_an_outline_with_a_vertex_typed_kilometres_off_is_not_read_and_the_rest_are_measured_as_without_it(
+def test_an_outline_with_a_vertex_typed_kilometres_off_is_drawn_not_read_and_the_rest_are_as_without_it(
         baseline, small_season, tmp_path) -> None:
-    """Its window would hold all the kilometres its outline spans (tens of GB for a vertex 100 km off)."""
+    """Its window would hold all the kilometres its outline spans (tens of GB for a vertex 100 km off): it is not
+    read, pledges no other parcel's land, has no area and widens no raster (nor blanks the health of the fields it
+    crosses), but the outputs draw it, an error, so its vertices can be checked in QGIS."""
     parcels = gpd.read_file(small_season.parcels_path)
     first = parcels.to_crs(parcels.estimate_utm_crs()).geometry.iloc[0]
     x, y = first.exterior.coords[0]
@@ -612,7 +614,22 @@ def test_an_outline_with_a_vertex_typed_kilometres_off_is_not_read_and_the_rest_
     pd.concat([parcels, extra], ignore_index=True).to_file(path)
     results = assess(path, small_season.imagery_dir, out=tmp_path / "out").set_index("parcel_id")
     assert results.loc["TYPO", ["status", "reason"]].tolist() == ["error", "PARCEL_TOO_LARGE"]
+    assert np.isnan(results.loc["TYPO", "polygon_area_ha"])
     pd.testing.assert_frame_equal(results.drop(index="TYPO"), baseline[0].set_index("parcel_id"))
+    out, before = tmp_path / "out", baseline[1]
+    written = gpd.read_file(out / "results.gpkg", layer="parcels").set_index("parcel_id").to_crs(parcels.crs)
+    assert written.loc["TYPO", "status"] == "error" and shapely.equals(written.loc["TYPO"].geometry, stray.iloc[0])
+    table = pd.read_csv(out / "results.csv").set_index("parcel_id")
+    assert np.isfinite(table.loc["TYPO", ["lon", "lat"]].astype(float)).all()
+    borrowers = gpd.read_file(out / "results.gpkg", layer="borrowers").set_index("borrower_id")
+    assert borrowers.loc["Z"].geometry is not None and np.isnan(borrowers.loc["Z", "polygon_area_ha"])
+    for name in ("health_index.tif", "ndvi_peak.tif", "true_colour.tif"):
+        with rasterio.open(out / name) as typo, rasterio.open(before / name) as without:
+            assert (typo.shape, typo.transform) == (without.shape, without.transform)
+            np.testing.assert_array_equal(typo.read(), without.read())
+    from matplotlib.image import imread
+
+    assert imread(out / "preview.png").shape == imread(before / "preview.png").shape  # the run's map as wide
 
 
 def test_parcels_whose_centres_lie_off_the_grid_at_opposite_edges_get_windows_of_their_own() -> None:

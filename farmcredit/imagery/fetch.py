@@ -59,7 +59,7 @@ from farmcredit.imagery.naming import (
 )
 from farmcredit.imagery.safe import level_1c_error
 from farmcredit.locking import first_missing, folder_lock, remove_if_untouched, write_problem
-from farmcredit.parcels import utm_zone_epsg
+from farmcredit.parcels import map_only, utm_zone_epsg
 
 logger = logging.getLogger(__name__)
 
@@ -433,15 +433,17 @@ def area_from_bbox(text: str) -> gpd.GeoSeries:
 
 
 def area_from_parcels(parcels: gpd.GeoDataFrame) -> gpd.GeoSeries:
-    """The usable parcel outlines (missing and empty geometries dropped), in the parcels' CRS.
+    """The outlines a run measures of ``parcels`` (as ``read_parcels`` returns them): missing and empty geometries
+    dropped, and those drawn but never measured (``map_only``: a vertex typed kilometres off would fetch its whole
+    span), in the parcels' CRS.
 
     Raises:
-        InputError: No parcel has a usable outline.
+        InputError: No parcel has an outline to measure.
     """
     geoms = parcels.geometry
-    usable = geoms[~(geoms.isna() | geoms.is_empty)]
+    usable = geoms[~(geoms.isna() | geoms.is_empty) & ~map_only(parcels["reasons"])]
     if usable.empty:
-        raise InputError("no parcel has a usable outline, so there is no area to fetch imagery for")
+        raise InputError("no parcel has an outline to measure, so there is no area to fetch imagery for")
     return usable.reset_index(drop=True)
 
 

@@ -38,6 +38,7 @@ from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery, Scene, read_window
 from farmcredit.imagery._gdal import gdal_message
 from farmcredit.outputs.styles import qml_text, raster_style
+from farmcredit.parcels import map_only
 
 # What writing a raster raises: rasterio's errors and GDAL's own (a full disk's), which rasterio.errors does not export.
 RASTER_WRITE_ERRORS = (RasterioError, CPLE_BaseError)
@@ -153,9 +154,11 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         scene = _write_true_colour(path, grid, imagery, scenes_by_clearness(imagery, assessment.series))
         if scene is not None:
             sources["true_colour"] = (path, {"SCENE_ID": scene.scene_id, "ACQUIRED": scene.acquired.date().isoformat()})
-        # Every outline takes its pixels, rated or not (fallow, an error): a plot beside it fills none of them.
+        # Every outline measured takes its pixels, rated or not (fallow, an error): a plot beside it fills none of
+        # them. One never measured (``map_only``: a vertex typed kilometres off) would blank the fields it spans.
         parcels = assessment.parcels.to_crs(imagery.crs)
-        drawn = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty]
+        measured = ~map_only(parcels["reason_all"].str.split(";"))
+        drawn = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty & measured]
         geoms = drawn.geometry.to_numpy()
         health = drawn["health_index"].where(drawn["status"] != "error").to_numpy(dtype=np.float32)
         bounds = shapely.bounds(geoms)

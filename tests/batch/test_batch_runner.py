@@ -113,6 +113,30 @@ def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Pat
     pd.testing.assert_frame_equal(*by_id)
 
 
+def test_an_outline_with_a_vertex_typed_kilometres_off_is_in_no_partition_and_batch_equals_assess(
+        small_windows: Path, tmp_path: Path) -> None:
+    """A PARCEL_TOO_LARGE outline is drawn, never measured: it joins no partition nor widens the rasters' window, in
+    batch as in assess."""
+    from farmcredit.batch import run_batch
+
+    parcels = gpd.read_file(SAMPLE / "parcels.geojson")
+    zone = parcels.estimate_utm_crs()
+    x, y = parcels.to_crs(zone).geometry.iloc[0].exterior.coords[0]
+    stray = shapely.Polygon([(x, y), (x + 30, y), (x + 10_000, y - 10_000), (x, y - 30)])
+    typo = gpd.GeoDataFrame({"parcel_id": ["TYPO"], "borrower_id": ["Z"]}, geometry=[stray], crs=zone)
+    path = tmp_path / "parcels.gpkg"
+    pd.concat([parcels, typo.to_crs(parcels.crs)], ignore_index=True).to_file(path)
+    assessed = run_assessment(path, SAMPLE / "imagery", config=small_windows, model="rule")
+    without = run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", config=small_windows, model="rule")
+    batch = run_batch(path, SAMPLE / "imagery", tmp_path / "out", model="rule", config=small_windows, workers=2,
+                      processes=False, parcels_per_partition=20)
+    pd.testing.assert_frame_equal(batch.assessment.parcels, assessed.parcels)
+    assert batch.assessment.parcels["reason"].iloc[-1] == "PARCEL_TOO_LARGE"
+    assert batch.assessment.parcels.geometry.iloc[-1] is not None
+    assert len(gpd.read_parquet(tmp_path / "out" / "partitions")) == len(parcels)
+    assert batch.assessment.grid_window == assessed.grid_window == without.grid_window
+
+
 def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_another_precision_again(
         small_windows: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from farmcredit.audit import decision_records
