@@ -368,8 +368,17 @@ class Config(_Frozen):
         return base.model_copy(update=override.model_dump(exclude_none=True))
 
     def config_hash(self) -> str:
-        """Return a short SHA-256 of the canonical JSON form: the same settings, the same hash."""
-        return canonical_hash(self.model_dump(mode="json"))
+        """Return a short SHA-256 of the settings as they are used: the same settings, however written, the same hash.
+
+        A region's crop named by an alias is the crop (``小麦:`` is ``wheat:``), and aliases count as parcels' names
+        are matched, folded (``Milho`` is ``milho``), as a set, without the crop's own name.
+        """
+        values = self.model_dump(mode="json")
+        for crop, spec in values["crops"].items():
+            spec["aliases"] = sorted({folded(alias) for alias in spec["aliases"]} - {folded(crop)})
+        for region in values["regions"].values():
+            region["crops"] = {self.crop_named(name): override for name, override in region["crops"].items()}
+        return canonical_hash(values)
 
 
 def _as_set(values: tuple) -> tuple:

@@ -163,6 +163,26 @@ def test_lists_whose_order_means_nothing_hash_alike(tmp_path: Path) -> None:
     assert reordered.imagery.clear_scl_classes == (4, 5, 6)
 
 
+def test_the_same_settings_written_another_way_hash_alike(tmp_path: Path) -> None:
+    """A region's crop named by an alias is the crop, and aliases match folded: 小麦: or wheat:, Milho or milho (or a
+    crop's own name as an alias) price and match the same parcels, so `credit report` must not call the runs' configs
+    different; another alias or another price still does."""
+    def written(wheat: str, maize_aliases: list[str], price: float = 2.5) -> str:
+        def mutate(raw: dict) -> None:
+            raw["crops"]["maize"]["aliases"] = maize_aliases
+            raw["regions"] = {"410100": {"crops": {wheat: {"price": price}, "soy": {"price": 4.75}}}}
+        folder = tmp_path / f"{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        return load_config(_write(folder, mutate)).config_hash()
+
+    first = written("小麦", ["玉米", "Milho", "corn"])
+    assert written("wheat", ["corn", "milho", "玉米"]) == first
+    assert written(" Ｗheat", ["玉米", "MILHO ", "Corn", "maize"]) == first
+    assert written("小麦", ["玉米", "Milho", "corn", "mais"]) != first  # matches other parcels
+    assert written("小麦", ["玉米", "Milho", "corn"], price=2.6) != first
+    assert written("maize", ["玉米", "Milho", "corn"]) != first  # another crop's regional price
+
+
 def test_missing_or_non_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
