@@ -648,7 +648,8 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     HISTORY has one row per past loan: the agronomic columns of a results table
     (health_index, relative_yield, cultivated_fraction, cultivated_area_ha, cultivated_area_high_ha,
     declared_area_ha, ndvi_uniformity), its season, outcome_date and
-    defaulted (0/1); an optional loan_id tells apart loans whose other columns are all the same (a
+    defaulted (0/1); declared_area_ha may be blank or left out (scored as
+    honest, so it weighs nothing); an optional loan_id tells apart loans whose other columns are all the same (a
     loan given twice is refused).
 
     \b
@@ -669,6 +670,9 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     if unpredicted := [s for s in metrics["seasons"][1:] if s not in metrics["out_of_time_seasons"]]:
         console.print(f"season(s) {', '.join(unpredicted)} train the scorecard but are not predicted out of time for "
                       "its calibration: the seasons before them hold loans of one outcome only", markup=False)
+    for name, feature in model["card"]["features"].items():
+        if "note" in feature:  # constant in the history: a lender that never records declared areas
+            console.print(f"{name}: {feature['note']}", markup=False)
 
 
 @credit.command("report")

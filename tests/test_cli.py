@@ -562,6 +562,19 @@ def test_credit_fit_says_which_seasons_train_without_being_predicted(tmp_path: P
     assert json.loads((tmp_path / "m.json").read_text())["card"]["metrics"]["out_of_time_seasons"][0] == "2021"
 
 
+def test_credit_fit_takes_a_history_without_declared_areas_and_says_the_feature_weighs_nothing(tmp_path) -> None:
+    """A lender that never records declared areas: refused as 'the model needs it', though a blank declaration scores
+    as an honest one."""
+    from farmcredit.credit.portfolio import synthetic_history
+
+    synthetic_history(loans_per_season=300, seed=9).assign(declared_area_ha=None).to_csv(tmp_path / "loans.csv",
+                                                                                         index=False)
+    done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
+                "2026-01-01")
+    assert done.returncode == 0, done.stderr
+    assert "declared_over_high: 1 on every loan: it ranks none and weighs nothing" in " ".join(done.stderr.split())
+
+
 def test_the_failure_summary_counts_like_failures_together() -> None:
     from farmcredit.cli import _reason_kind
 

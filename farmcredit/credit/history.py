@@ -24,6 +24,9 @@ from farmcredit.spreadsheet import read_utf8_csv
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
 # Optional column naming each loan; without it, a row repeated whole is taken as one loan read twice.
 LOAN_ID = "loan_id"
+# Columns a lender may never have recorded, blank or left out as parcels files may: a blank declaration scores as an
+# honest one (``risk_features``), so the feature is constant and weighs nothing.
+OPTIONAL_COLUMNS = ("declared_area_ha",)
 MIN_ROWS = 200
 MIN_PER_CLASS = 20
 # Each season is predicted by a fit on the earlier ones; the calibration learns from those predictions alone.
@@ -40,7 +43,8 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
             and one written with an offset keeps its local day.
 
     Raises:
-        InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value,
+        InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value (but
+            ``declared_area_ha``, which may be blank or left out),
             a cultivated area's high end under its estimate, a row with no season, a loan repeated (``loan_id``
             twice, or a row repeated whole), too few rows, a single outcome class, ``as_of`` after today, or
             outcomes dated after ``as_of``; the message says which.
@@ -51,6 +55,7 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         table = pd.read_parquet(path) if is_parquet else read_utf8_csv(path, "history file")
     except (OSError, ValueError, EOFError) as exc:  # EOFError: a compressed file cut short
         raise InputError(f"cannot read history file {path}: {exc}") from exc
+    table = table.assign(**{column: np.nan for column in OPTIONAL_COLUMNS if column not in table.columns})
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]
     if missing:
         hints = {
@@ -69,7 +74,7 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(f"history file {path}: column {column} has a value that is not a finite number "
                              f"{str(table[column].iloc[row])!r} (row {row + 2})")
-        if values.isna().all():
+        if values.isna().all() and column not in OPTIONAL_COLUMNS:
             raise InputError(f"history file {path}: column {column} has no value on any row; the model needs it")
         table[column] = values
     if (below := table["cultivated_area_high_ha"] < table["cultivated_area_ha"]).any():
@@ -187,14 +192,19 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
     if not 0 <= l2 < np.inf:
         raise InputError(f"the ridge penalty l2 must be a finite number, 0 or more (got {l2})")
     history = history.sort_values(["season", *SOURCE_COLUMNS, "defaulted"], kind="stable", ignore_index=True)
-    scorecard = MonotonicScorecard(l2=l2).fit(risk_features(history), history["defaulted"], seasons=history["season"])
+    features = risk_features(history)
+    scorecard = MonotonicScorecard(l2=l2).fit(features, history["defaulted"], seasons=history["season"])
+    # A feature of one value (declared_over_high where no area was declared) ranks no loan: its coefficient stays 0.
+    constant = {name: features[name].dropna().iloc[0] for name in scorecard.features_ if features[name].nunique() == 1}
     card = {
         "kind": "farmcredit-monotonic-scorecard",
         "training_data": source,
         "note": note,
         "features": {
             name: {"direction": "PD never rises as it rises" if FEATURE_DIRECTIONS[name] < 0 else
-                   "PD never falls as it rises", "coefficient_per_sd": round(float(coef), 6)}
+                   "PD never falls as it rises", "coefficient_per_sd": round(float(coef), 6),
+                   **({"note": f"{constant[name]:g} on every loan: it ranks none and weighs nothing"}
+                      if name in constant else {})}
             for name, coef in zip(scorecard.features_, scorecard.coef_)
         },
         "calibration": "isotonic on out-of-time predictions (each season predicted by a fit on earlier ones, once "

@@ -152,6 +152,23 @@ def test_the_same_loans_in_another_row_order_give_the_same_model(history) -> Non
     assert json.dumps(model, sort_keys=True) == json.dumps(again, sort_keys=True)
 
 
+@pytest.mark.parametrize("mutate", [lambda t: t.assign(declared_area_ha=np.nan),
+                                    lambda t: t.drop(columns=["declared_area_ha"])], ids=["blank", "left out"])
+def test_a_history_without_declared_areas_fits_with_that_feature_weighing_nothing(history, tmp_path, mutate) -> None:
+    """A lender that never records declared areas, blank on every row or without the column (as parcels files may
+    be), can fit: a blank declaration scores as an honest one, so declared_over_high is 1 on every loan, ranks none,
+    keeps a coefficient of 0, and the card says so; the other features are fitted as before."""
+    path = tmp_path / "history.csv"
+    mutate(history).to_csv(path, index=False)
+    fitted = fit_risk_model(read_history(path, as_of=date(2026, 1, 1)), source="no declarations", l2=0.0)
+    model, features = fitted["model"], fitted["card"]["features"]
+    assert model["coef"][model["features"].index("declared_over_high")] == 0.0
+    assert features["declared_over_high"]["note"] == "1 on every loan: it ranks none and weighs nothing"
+    assert "note" not in features["health_index"] and features["health_index"]["coefficient_per_sd"] < 0
+    scored = RiskModel(fitted, str(path)).probability_of_default(history)
+    assert np.isfinite(scored).all() and fitted["card"]["metrics"]["out_of_time_auc"] > 0.6
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -167,6 +184,7 @@ def test_the_same_loans_in_another_row_order_give_the_same_model(history) -> Non
         (lambda t: t.assign(cultivated_area_ha=t["cultivated_area_ha"].where(t.index != 3, np.inf)),
          "cultivated_area_ha has a value that is not a finite number 'inf' \\(row 5\\)"),
         (lambda t: t.assign(ndvi_uniformity=np.nan), "ndvi_uniformity has no value on any row"),
+        (lambda t: t.assign(cultivated_area_high_ha=np.nan), "cultivated_area_high_ha has no value on any row"),
         (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 0, "March")),
          "'outcome_date' must be a date"),
         (lambda t: t.assign(outcome_date=t["outcome_date"].astype(object).where(t.index != 4, "05/01/2020")),
