@@ -468,11 +468,12 @@ def finish_assessment(
         reasons[i].append("MEASUREMENT_FAILED")
     for i in np.flatnonzero(outside & ~failed):
         reasons[i].append("OUTSIDE_IMAGERY")
-    measured = usable_geometries(geoms) & ~failed
-    warn_off_imagery(table.geometry[measured], outside[measured], inputs.imagery.crs,
+    usable = usable_geometries(geoms)
+    # A failed partition's parcels lie on the imagery (partitions hold only parcels whose windows do): counted as on
+    # it, so a run whose partitions all failed does not call its one stray parcel "1 of 1" and the CRS mislabelled.
+    warn_off_imagery(table.geometry[usable], (outside & ~failed)[usable], inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
                      f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame")
-    usable = usable_geometries(geoms)
     for i in np.flatnonzero(usable & ~outside & ~failed & (measurements.inside_share < 0.999)):
         reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])

@@ -457,7 +457,7 @@ def test_the_cli_holds_the_folder_from_measuring_to_its_last_output(small_window
 
 
 def test_partitions_fail_rather_than_wait_forever_on_a_local_cluster_without_workers(
-        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Its workers died or could not load the task: what is left fails, with the reason, instead of hanging."""
     from distributed import LocalCluster
 
@@ -468,10 +468,17 @@ def test_partitions_fail_rather_than_wait_forever_on_a_local_cluster_without_wor
     monkeypatch.setattr(runner, "NO_WORKER_TIMEOUT_S", 1.0)
     monkeypatch.setattr(runner, "local_cluster",
                         lambda *args: LocalCluster(n_workers=0, processes=False, dashboard_address=None))
-    result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
-                       model=load_cropland_model("rule"), parcels_per_partition=200)
+    parcels = gpd.read_file(SAMPLE / "parcels.geojson")
+    stray = parcels.iloc[[0]].assign(parcel_id="STRAY", geometry=parcels.geometry.iloc[[0]].translate(xoff=1.0))
+    pd.concat([parcels, stray]).to_file(tmp_path / "parcels.gpkg")
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        result = run_batch(tmp_path / "parcels.gpkg", SAMPLE / "imagery", tmp_path / "out", config=small_windows,
+                           model=load_cropland_model("rule"), parcels_per_partition=200)
     assert result.failed and set(result.failed.values()) == {runner.NO_WORKER_ERROR}
-    assert (result.assessment.parcels["reason_all"].str.contains("MEASUREMENT_FAILED")).all()
+    reasons = result.assessment.parcels.set_index("parcel_id")["reason_all"]
+    assert reasons.drop("STRAY").str.contains("MEASUREMENT_FAILED").all() and "OUTSIDE_IMAGERY" in reasons["STRAY"]
+    # The failed parcels lie on the imagery: one stray parcel of 753 is no sign of a mislabelled CRS.
+    assert "lie wholly outside the imagery" not in caplog.text
 
 
 @pytest.mark.parametrize("local", [{"workers": 2}, {"gpu_workers": 1}, {"memory_limit": "4GiB"}])
