@@ -610,9 +610,15 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
 
     by_size = ", ".join(f"{margin:g} for {label} ({fitted(label, parcels)})" for margin, label, parcels in
                         zip(margins.margins, margins.labels(), record.get("parcels_by_area", ())))
-    console.print(f"wrote {written}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} labelled "
-                  "pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"
-                              if "mixed_margin" in calibration else ""), markup=False, highlight=False)
+    former = record["calibrated_from"]["name"]
+    renamed = f" (model {card.name}, recalibrated from {former})" if card.name != former else ""
+    console.print(f"wrote {written}{renamed}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} "
+                  "labelled pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"
+                                       if "mixed_margin" in calibration else ""), markup=False, highlight=False)
+    if "before_calibration" in card.metrics:
+        console.print("the card's metrics, measured with the former calibration, are now under "
+                      "metrics.before_calibration: `farmcredit evaluate` the model on held-out data for its own",
+                      markup=False, highlight=False)
     click.echo(_reliability_text(record["reliability_uncalibrated"], record["reliability_calibrated"]))
 
 

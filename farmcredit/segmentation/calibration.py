@@ -9,7 +9,10 @@ cultivated-area interval's ``mixed_margin`` by parcel size (split-conformal per 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -46,6 +49,8 @@ TRUTH_COLUMNS = ("parcel_id", "polygon_area_ha", "true_cultivated_area_ha")
 MIN_CLASS_PIXELS = 100
 # The slopes a Platt fit may scale the crop logit by: past them labels and model disagree beyond calibrating.
 PLATT_SLOPES = (0.05, 20.0)
+# What a recalibration appends to the name of a model that had a calibration (``recalibrated_card``).
+CALIBRATED_SUFFIX = re.compile(r"\+cal-[0-9a-f]{8}$")
 
 
 def calibrate(
@@ -66,10 +71,12 @@ def calibrate(
     on one scene held 72% of another's parcels; pool scenes for a margin that holds across them.
     ``out``: a .safetensors file to write a calibrated copy to (the weights copied, the card beside; over nothing or
     the same weights); None rewrites the card beside ``weights``. The card's ``metrics["calibration"]`` records the
-    scenes, their imagery hashes, the pixels and parcels used, the reliability tables and what the calibration
-    replaced. Each scene must hold ``parcels.geojson`` and ``truth.csv`` for the area margin, unless ``platt_only``:
-    then the card has no margin (any it had is dropped: it was fitted with the former probabilities), and its
-    intervals leave out the doubt of parcel-edge pixels.
+    scenes, their imagery hashes, the pixels and parcels used, the reliability tables and the model calibrated from
+    (its name and calibration); its other metrics, measured with that calibration, move under
+    ``metrics["before_calibration"]``, and a model that had a calibration is renamed (``recalibrated_card``). Each
+    scene must hold ``parcels.geojson`` and ``truth.csv`` for the area margin, unless ``platt_only``: then the card has
+    no margin (any it had is dropped: it was fitted with the former probabilities), and its intervals leave out the
+    doubt of parcel-edge pixels.
 
     Raises:
         InputError: an ``out`` that is not a writable .safetensors file or holds other weights, the shipped weights
@@ -132,13 +139,36 @@ def calibrate(
                           "than every parcel-edge cell's whole share): a few parcels' truth decides it; check their "
                           "truth", stacklevel=2)
     record = {"scenes": [str(folder.resolve()) for folder in scenes], "imagery_sha256": hashes, **record,
-              "replaced": model.card.calibration}
-    card = replace(model.card, calibration=calibration, metrics={**model.card.metrics, "calibration": record})
+              "calibrated_from": {"name": model.card.name, "calibration": model.card.calibration}}
+    card = recalibrated_card(model.card, calibration, record)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.resolve() != weights.resolve():
         shutil.copyfile(weights, out)
     card_path(out).write_text(card.to_json())
     return card
+
+
+def recalibrated_card(card: ModelCard, calibration: dict[str, float | list[float]], record: dict) -> ModelCard:
+    """``card`` with ``calibration`` and its fit's ``record`` (``metrics["calibration"]``).
+
+    Its metrics were measured with the calibration replaced, whose Platt scaling moved the 0.5 calls and whose margins
+    the intervals: they move, whole (an earlier ``before_calibration`` nested in them), under
+    ``metrics["before_calibration"]`` with a note, so no figure at the top describes a calibration the model no longer
+    has. A card that had a calibration is renamed ``<name>+cal-<8 hex of the new calibration>`` (an earlier such suffix
+    replaced), so results (``model_version``) and audits tell the two models apart; an uncalibrated one (as
+    ``farmcredit train`` leaves it) keeps its name.
+    """
+    metrics: dict = {"calibration": record}
+    if card.metrics:
+        metrics["before_calibration"] = {
+            "note": "measured with the calibration this one replaced (metrics.calibration.calibrated_from: Platt a/b "
+                    "and area margins), not with the card's: `farmcredit evaluate` the model for its own",
+            **card.metrics}
+    name = card.name
+    if card.calibration != uncalibrated():
+        digest = hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()[:8]
+        name = f"{CALIBRATED_SUFFIX.sub('', name)}+cal-{digest}"
+    return replace(card, name=name, calibration=calibration, metrics=metrics)
 
 
 def _platt(model: CnnCroplandModel, scenes: list[LabelledScene]) -> tuple[dict[str, float], dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,8 +37,13 @@ def _uncalibrated_copy(folder: Path, **training) -> Path:
 def test_calibrating_fits_platt_and_a_margin_whose_interval_holds_the_level_of_the_scenes_parcels(
         small_season, tmp_path: Path) -> None:
     weights = _uncalibrated_copy(tmp_path)
+    held_out = {"dea_unseen_regions": {"overall": {"accuracy": 0.6071}}}  # as `farmcredit train` measured it
+    card_path(weights).write_text(replace(read_card(weights), metrics=held_out).to_json())
     card = calibrate(weights, small_season.root, device="cpu")
     assert read_card(weights) == card  # the card beside the weights rewritten, the weights untouched
+    # Measured uncalibrated, the held-out accuracy is not the calibrated model's: kept aside, the name kept.
+    assert card.name == "trained" and list(card.metrics) == ["calibration", "before_calibration"]
+    assert card.metrics["before_calibration"]["dea_unseen_regions"] == held_out["dea_unseen_regions"]
     assert card.weights_sha256 == file_sha256(weights) == file_sha256(DEFAULT_WEIGHTS)
     assert card.calibration != uncalibrated() and min(card.area_margins.margins) > 0
     record = card.metrics["calibration"]
@@ -46,7 +52,7 @@ def test_calibrating_fits_platt_and_a_margin_whose_interval_holds_the_level_of_t
     assert record["parcels"] == sum(record["parcels_by_area"]) == fitted.sum() < len(truth) and record["level"] == 0.8
     # No size band of this 96 px scene has the parcels to fit alone: each takes the margin of them all.
     assert record["widest_margin_for"] == card.area_margins.labels() and len(set(card.area_margins.margins)) == 1
-    assert record["replaced"] == uncalibrated() and record["pixels"] > 0
+    assert record["calibrated_from"] == {"name": "trained", "calibration": uncalibrated()} and record["pixels"] > 0
 
     def gap(table: list[dict]) -> float:  # pixel-weighted distance between predicted and observed, per bin
         return sum(row["n"] * abs(row["predicted"] - row["observed"]) for row in table) / record["pixels"]
@@ -70,7 +76,7 @@ def test_a_copy_is_written_where_asked_and_the_shipped_weights_are_not_rewritten
     assert not out.parent.exists()
     card = calibrate(DEFAULT_WEIGHTS, scene, out, platt_only=True, device="cpu")
     assert "mixed_margin" not in card.calibration and read_card(out) == card  # no truth: Platt alone
-    assert card.metrics["calibration"]["replaced"] == read_card(DEFAULT_WEIGHTS).calibration
+    assert card.metrics["calibration"]["calibrated_from"]["calibration"] == read_card(DEFAULT_WEIGHTS).calibration
     assert file_sha256(out) == file_sha256(DEFAULT_WEIGHTS)
     assert min(read_card(DEFAULT_WEIGHTS).area_margins.margins) > 0  # the original card as it was
     other = _uncalibrated_copy(tmp_path)
@@ -81,6 +87,28 @@ def test_a_copy_is_written_where_asked_and_the_shipped_weights_are_not_rewritten
     with pytest.raises(InputError, match="holds other weights, which a copy of cropland_cnn_v2.safetensors would"):
         calibrate(DEFAULT_WEIGHTS, scene, other, platt_only=True, device="cpu")
     assert other.read_bytes() == before
+
+
+def test_recalibrating_sets_aside_the_metrics_of_the_former_calibration_and_renames_the_model(
+        small_season, tmp_path: Path) -> None:
+    """A copy of the shipped model calibrated anew kept its name and its held-out figures (accuracy, the area
+    interval's margins and coverage), measured with the shipped calibration, as if they were its own."""
+    shipped = read_card(DEFAULT_WEIGHTS)
+    out = tmp_path / "recalibrated.safetensors"
+    card = calibrate(DEFAULT_WEIGHTS, small_season.root, out, device="cpu")
+    assert re.fullmatch(rf"{re.escape(shipped.name)}\+cal-[0-9a-f]{{8}}", card.name)
+    assert card.metrics["calibration"]["calibrated_from"] == {"name": shipped.name,
+                                                              "calibration": shipped.calibration}
+    assert list(card.metrics) == ["calibration", "before_calibration"]  # no area_interval, dea_unseen_regions...
+    before = card.metrics["before_calibration"]
+    assert "calibration this one replaced" in before["note"]
+    assert {key: value for key, value in before.items() if key != "note"} == shipped.metrics
+    again = calibrate(out, small_season.root, platt_only=True, device="cpu")  # another calibration: no margin
+    assert again.name != card.name and again.name.startswith(f"{shipped.name}+cal-")  # one suffix, the new one's
+    assert again.metrics["calibration"]["calibrated_from"] == {"name": card.name, "calibration": card.calibration}
+    assert again.metrics["before_calibration"]["calibration"] == card.metrics["calibration"]
+    assert again.metrics["before_calibration"]["before_calibration"] == before
+    assert read_card(out) == again and read_card(DEFAULT_WEIGHTS) == shipped
 
 
 def test_labels_of_one_class_and_truth_unfit_to_score_are_refused_before_a_card_is_written(
@@ -156,6 +184,7 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert done.returncode == 0, done.stderr
     assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
+    assert card["name"] == "trained" and "recalibrated from" not in done.stderr  # an uncalibrated model's name kept
     margin = card["calibration"]["mixed_margin"][0]
     assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few to fit alone, "
             "the widest)" in " ".join(done.stderr.split()))
@@ -170,6 +199,18 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert np.isfinite(card["calibration"]["a"])
     evaluated = run("evaluate", str(weights), str(small_season.root), "--device", "cpu")
     assert "calibrated on this scene: its reliability and area interval here are in-sample" in evaluated.stdout
+
+
+def test_the_command_names_a_recalibrated_copy_and_says_where_the_former_metrics_went(small_season,
+                                                                                      tmp_path: Path) -> None:
+    out = tmp_path / "cnn_re.safetensors"
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "calibrate", "cnn", str(small_season.root), "--out",
+                           str(out), "--device", "cpu"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    card = read_card(out)
+    said = " ".join(done.stderr.split())
+    assert f"(model {card.name}, recalibrated from {read_card(DEFAULT_WEIGHTS).name})" in said
+    assert "measured with the former calibration, are now under metrics.before_calibration" in said
 
 
 def test_scenes_are_pooled_each_counted_and_each_named_in_the_card(small_season, tmp_path: Path) -> None:
