@@ -54,6 +54,9 @@ _REASONS = (
     Reason("UNCONFIRMED_DECLARED_CROP", "refer",
            "The declared crop is a name the configuration does not know, and the imagery shows a crop it prices: a "
            "person checks whether the name is that crop (then add it to the crop's aliases) or one not financed."),
+    Reason("UNDETERMINED_DECLARED_CROP", "refer",
+           "The declared crop is not one the configuration prices, and the imagery cannot tell which crop it is (its "
+           "call is unsure): no limit is priced on a guess; a person checks what grows there."),
     Reason("CROP_NOT_RECOGNISED", "refer",
            "The season's greenness fits none of the configured crops' calendars (a crop the configuration lacks, or "
            "haze or cloud left in its images): a person checks what grows there."),

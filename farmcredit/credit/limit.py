@@ -185,8 +185,9 @@ def _data_checks(row: object, config: Config) -> list[str]:
     if isinstance(said, str) and said not in config.crops:
         # A name the config does not know, over a season confidently of a crop it prices: a crop it does not finance
         # (rice, where it lends on wheat alone) or one of its own by a name the aliases lack (winter wheat). A person
-        # tells which.
-        codes.append("UNCONFIRMED_DECLARED_CROP" if confident else "UNKNOWN_DECLARED_CROP")
+        # tells which; over an unsure call, which crop grows there too (no limit is priced on the call: ``_limit``).
+        codes.append("UNCONFIRMED_DECLARED_CROP" if confident else
+                     "UNDETERMINED_DECLARED_CROP" if _unsure_call(row, config) else "UNKNOWN_DECLARED_CROP")
     elif isinstance(said, str) and (
         (confident and said != seen) or declared_crop_ruled_out(row.declared_crop_probability, config)
     ):
@@ -198,6 +199,18 @@ def _data_checks(row: object, config: Config) -> list[str]:
     if judged and row.health_index < config.credit.low_health_index:
         codes.append("LOW_HEALTH_VS_PEERS")
     return codes
+
+
+def _unsure_call(row: object, config: Config) -> str:
+    """Why the parcel's only crop to price, an unsure call (under ``agronomy.crop_min_confidence``: a summer crop's
+    stays near 0.5), is not priced: its declaration names no crop the config prices, so nothing confirms the call;
+    '' where it is confident, or the declaration names a priced crop or none."""
+    said = config.crop_named(row.declared_crop)
+    if (not isinstance(said, str) or said in config.crops or row.crop in (FALLOW, UNKNOWN)
+            or row.crop_confidence >= config.agronomy.crop_min_confidence):
+        return ""
+    return (f"the declared crop ({row.declared_crop}) is none the configuration prices, and the imagery's call "
+            f"({row.crop}, confidence {row.crop_confidence:.2f}) is unsure")
 
 
 def _grade(probability: float, grades: tuple[GradeBand, ...]) -> GradeBand | None:
@@ -213,6 +226,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     # Lending on the low end, a parcel without one is not lent on at the estimate: it has no limit.
     low = credit.lend_on_area == "low"
     area, y10 = row.cultivated_area_low_ha if low else row.cultivated_area_ha, row.yield_p10_t_ha
+    unsure_call = _unsure_call(row, config)
     # A low end of 0 ha on cultivated land (most of it off the imagery, or cells all between the cuts) is doubt, not
     # a harvest too small to lend on: referred with no limit, not declined ZERO_LIMIT.
     missing = ("no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
@@ -220,6 +234,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
                f"the {LOW_END} is 0 ha" if low and round(area, 4) <= 0 < round(row.cultivated_area_ha, 4) else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
+               unsure_call if unsure_call else
                "too little clear imagery to grade its risk" if unobserved else
                "no probability of default, so no risk grade" if band is None else "")
     if missing:

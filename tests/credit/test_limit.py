@@ -213,15 +213,34 @@ def test_an_honest_declaration_over_a_wide_interval_fares_no_worse_than_none() -
 def test_a_crop_name_the_config_does_not_know_over_a_season_confidently_of_one_it_prices_is_referred(name) -> None:
     """Cotton, or winter wheat where the aliases lack it, declared where the imagery says wheat, surely: a person
     tells a crop not financed from a name to add to the aliases (cotton was approved as wheat, no word said; then
-    both read as CROP_MISMATCH, calling an honest declaration false). Said over an unsure call, or where no crop is
-    recognised, nothing contradicts it."""
+    both read as CROP_MISMATCH, calling an honest declaration false). Where no crop is recognised, nothing contradicts
+    it (nor is anything priced)."""
     said = {"declared_crop": name, "declared_crop_probability": np.nan}
-    sure, unsure = _assess(_parcel(**said), _parcel(**said, crop_confidence=0.5)).to_dict("records")
+    sure = _assess(_parcel(**said)).iloc[0]
     assert sure["decision"] == "refer" and sure["reason"].startswith("UNCONFIRMED_DECLARED_CROP")
     assert "CROP_MISMATCH" not in sure["reason_all"] and sure["loan_limit"] > 0
-    assert unsure["decision"] == "approve" and unsure["reason_all"].split(";")[-1] == "UNKNOWN_DECLARED_CROP"
     unknown = _assess(_parcel(**said, crop="unknown", crop_confidence=np.nan, priced_crop="unknown")).iloc[0]
     assert unknown["reason_all"].split(";") == ["NO_LIMIT", "UNKNOWN_DECLARED_CROP"]
+
+
+@pytest.mark.parametrize("name", ["棉花", "cotton"])
+def test_a_crop_name_the_config_does_not_price_over_an_unsure_call_is_referred_its_limit_withheld(name) -> None:
+    """Cotton declared where the imagery says maize at 0.51 (a summer crop's call stays near 0.5): nothing confirms
+    the call, so no limit is priced on it and a person checks what grows there. It was approved and priced as maize
+    (364.46 CNY, the info code UNKNOWN_DECLARED_CROP alone), while the same declaration over a confident call was
+    referred: the weaker evidence fared better. Its borrower stays referred, the limit pending."""
+    unsure = {"declared_crop": name, "declared_crop_probability": np.nan, "crop": "maize", "crop_confidence": 0.51,
+              "priced_crop": "maize"}
+    parcels = _assess(_parcel(**unsure), _parcel(parcel_id="P2"))
+    out = parcels.iloc[0]
+    assert out["decision"] == "refer" and out["loan_limit"] == 0
+    assert out["reason"].split(";")[0] == "UNDETERMINED_DECLARED_CROP" and "NO_LIMIT" not in out["reason_all"]
+    assert out["limit_arithmetic"] == (f"no limit: the declared crop ({name}) is none the configuration prices, and "
+                                       "the imagery's call (maize, confidence 0.51) is unsure")
+    assert "cannot tell which crop it is" in out["reason_text"]
+    borrower = _borrowers(parcels).iloc[0]
+    assert borrower["decision"] == "refer" and "UNDETERMINED_DECLARED_CROP" in borrower["reason_all"]
+    assert borrower["loan_limit"] == round_down(parcels["loan_limit"].iloc[1], CONFIG.credit.rounding_step)
 
 
 def test_error_rows_get_no_limit_and_are_referred() -> None:
