@@ -49,7 +49,13 @@ class _Frozen(BaseModel):
 SclClass = Annotated[Count, Field(ge=0, le=11)]
 DayOfYear = Annotated[Count, Field(ge=1, le=366)]
 # Crop names the signals give parcels themselves: a configured crop may not take them.
-RESERVED_CROP_NAMES = ("fallow", "unknown")
+FALLOW, UNKNOWN = "fallow", "unknown"
+RESERVED_CROP_NAMES = (FALLOW, UNKNOWN)
+# Declared crops that name no crop (compared folded, as crop names are): land left without one this season, read as
+# FALLOW (a declaration of no crop), or a crop not known, read as no declaration (as a blank one). A configured crop or
+# alias may not take them either.
+DECLARED_FALLOW = ("fallow", "休耕", "撂荒")
+DECLARED_UNKNOWN = ("unknown", "未知", "不详")
 # A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
 # times their costs, and a mu (1/15 ha) moves the ratio 15-fold.
@@ -321,7 +327,7 @@ class Config(_Frozen):
 
     @model_validator(mode="after")
     def _regions_name_known_crops(self) -> Config:
-        reserved = sorted(set(self.crops) & set(RESERVED_CROP_NAMES))
+        reserved = sorted(name for name in self.crops if folded(name) in (*DECLARED_FALLOW, *DECLARED_UNKNOWN))
         if reserved:
             raise ValueError(f"crops: {', '.join(reserved)} names what a parcel is when no crop fits; name the crop "
                              "otherwise")
@@ -329,7 +335,7 @@ class Config(_Frozen):
         for crop, spec in self.crops.items():
             for name in (crop, *spec.aliases):
                 key = folded(name)
-                if key in RESERVED_CROP_NAMES or named.setdefault(key, crop) != crop:
+                if key in (*DECLARED_FALLOW, *DECLARED_UNKNOWN) or named.setdefault(key, crop) != crop:
                     raise ValueError(f"crops.{crop}.aliases: {name!r} also names "
                                      f"{named.get(key, 'what a parcel is when no crop fits')}; a name may mean one "
                                      "crop (a crop copied with <<: keeps the aliases of the one it copies)")
@@ -350,12 +356,18 @@ class Config(_Frozen):
         return self
 
     def crop_named(self, declared: object) -> object:
-        """The crop a declared name means (its name or an alias, ignoring case, width and outer spaces); what was
-        declared, unchanged, when it means none (or is not text)."""
+        """The crop a declared name means (its name or an alias, ignoring case, width and outer spaces): ``fallow``
+        for a word of ``DECLARED_FALLOW`` (休耕), None for one of ``DECLARED_UNKNOWN`` (未知, as if none were
+        declared); what was declared, unchanged, when it means none (or is not text)."""
         if not isinstance(declared, str):
             return declared
+        key = folded(declared)
+        if key in DECLARED_FALLOW:
+            return FALLOW
+        if key in DECLARED_UNKNOWN:
+            return None
         names = _crop_names(tuple((crop, spec.aliases) for crop, spec in self.crops.items()))
-        return names.get(folded(declared), declared)
+        return names.get(key, declared)
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides (named by the crop's name or an alias) applied; None for an

@@ -50,7 +50,8 @@ _REASONS = (
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
-    Reason("CROP_MISMATCH", "refer", "The crop seen from space differs from the declared crop."),
+    Reason("CROP_MISMATCH", "refer",
+           "The crop seen from space differs from the declared crop, or land declared fallow is cropped."),
     Reason("UNCONFIRMED_DECLARED_CROP", "refer",
            "The declared crop is a name the configuration does not know, and the imagery shows a crop it prices: a "
            "person checks whether the name is that crop (then add it to the crop's aliases) or one not financed."),

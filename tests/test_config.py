@@ -84,6 +84,9 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
                                                                               "names maize"),
         (lambda raw: raw["crops"]["soybean"].update(aliases=["Maize"]), "'Maize' also names maize"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["Fallow"]), "'Fallow' also names what a parcel is"),
+        (lambda raw: raw["crops"]["rice"].update(aliases=["休耕"]), "'休耕' also names what a parcel is"),  # fallow
+        (lambda raw: raw["crops"]["rice"].update(aliases=["不详"]), "'不详' also names what a parcel is"),  # unknown
+        (lambda raw: raw["crops"].update({"未知": raw["crops"].pop("soybean")}), "crops: 未知 names what a parcel is"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["  "]), "crops.rice.aliases.0"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"小麦": {"price": 2.0}, "Wheat": {"price": 2.1}}}}),
          "regions.河南.crops: 'Wheat' and '小麦' name the same crop"),

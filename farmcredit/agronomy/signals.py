@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 
 from farmcredit.agronomy.measurements import ParcelMeasurements
-from farmcredit.config import MIN_CROP_DATES, RESERVED_CROP_NAMES, Config, CropConfig
+from farmcredit.config import FALLOW, MIN_CROP_DATES, UNKNOWN, Config, CropConfig
 
-FALLOW, UNKNOWN = RESERVED_CROP_NAMES
 # z of the 10th percentile of a normal distribution: p10 = p50 * (1 - Z10 * cv).
 Z10 = 1.2815515655446004
 # Spread of the template misfit (NDVI RMSE) that maps distances to crop confidences.
@@ -229,12 +228,15 @@ def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
 
 def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
     """Whether no clear date of each parcel falls in the green part of its declared crop's season (of any crop's,
-    where it declares none the config knows): a parcel seen bare then may still be sown later."""
+    where it declares none the config knows): a parcel seen bare then may still be sown later. Never for one declared
+    fallow: no crop is to come."""
     seen_green = {name: (observed & green_days(spec, config.agronomy.template_shift_days)[doy][None, :]).any(axis=1)
                   for name, spec in config.crops.items()}
     misses = np.zeros(len(declared), dtype=bool)
     for i, name in enumerate(declared):
         said = config.crop_named(name)
+        if said == FALLOW:
+            continue
         crops = [said] if said in seen_green else list(seen_green)
         misses[i] = not any(seen_green[crop][i] for crop in crops)
     return misses

@@ -172,7 +172,10 @@ def _data_checks(row: object, config: Config) -> list[str]:
     # much is cultivated nor how well: one image of a maize field at its peak called it not cultivated, one after
     # harvest a wheat field's.
     judged = UNJUDGED.isdisjoint(row.reasons)
-    if judged and np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
+    said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat; 休耕, fallow
+    # Land declared fallow declares its whole area, not an area cultivated: seen bare, it is the most honest of
+    # declarations, not an overstated one.
+    if judged and said != FALLOW and np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
         if declared > high * max(row.cultivated_area_high_ha, 0.0):
             codes.append("AREA_OVERSTATED")
         elif declared < low * row.cultivated_area_low_ha:
@@ -180,9 +183,13 @@ def _data_checks(row: object, config: Config) -> list[str]:
     region = getattr(row, "region", None)
     if config.regions and not (isinstance(region, str) and region in config.regions):
         codes.append("UNKNOWN_REGION")  # matched exactly ('Henan' is not 'henan'); none given is none named
-    said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat
     confident = seen not in (FALLOW, UNKNOWN) and row.crop_confidence >= config.agronomy.crop_min_confidence
-    if isinstance(said, str) and said not in config.crops:
+    if said == FALLOW:
+        # A crop on land declared fallow is a crop the borrower says is not there: a person looks (no limit is priced
+        # on an unsure call of it: ``_limit``).
+        if judged and seen != FALLOW and np.isfinite(row.cultivated_fraction):
+            codes.append("CROP_MISMATCH")
+    elif isinstance(said, str) and said not in config.crops:
         # A name the config does not know, over a season confidently of a crop it prices: a crop it does not finance
         # (rice, where it lends on wheat alone) or one of its own by a name the aliases lack (winter wheat). A person
         # tells which; over an unsure call, which crop grows there too (no limit is priced on the call: ``_limit``).
@@ -203,13 +210,13 @@ def _data_checks(row: object, config: Config) -> list[str]:
 
 def _unsure_call(row: object, config: Config) -> str:
     """Why the parcel's only crop to price, an unsure call (under ``agronomy.crop_min_confidence``: a summer crop's
-    stays near 0.5), is not priced: its declaration names no crop the config prices, so nothing confirms the call;
-    '' where it is confident, or the declaration names a priced crop or none."""
+    stays near 0.5), is not priced: its declaration names no crop the config prices (or fallow), so nothing confirms
+    the call; '' where it is confident, or the declaration names a priced crop or none."""
     said = config.crop_named(row.declared_crop)
     if (not isinstance(said, str) or said in config.crops or row.crop in (FALLOW, UNKNOWN)
             or row.crop_confidence >= config.agronomy.crop_min_confidence):
         return ""
-    return (f"the declared crop ({row.declared_crop}) is none the configuration prices, and the imagery's call "
+    return (f"the declaration ({row.declared_crop}) names no crop the configuration prices, and the imagery's call "
             f"({row.crop}, confidence {row.crop_confidence:.2f}) is unsure")
 
 

@@ -209,6 +209,26 @@ def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_
     assert decided["limit_arithmetic"].iloc[0].endswith("(refer: SEASON_MISSES_CROP)")
 
 
+@pytest.mark.parametrize("fallow", ["fallow", "休耕", "撂荒"])
+def test_bare_land_declared_fallow_is_not_cultivated_whatever_the_season_saw(fallow) -> None:
+    """Seen bare only in March and from late September, in no crop's green weeks, land declared fallow is declined
+    NOT_CULTIVATED, not referred as if a crop might be sown after the season's images (none is to come); nor is its
+    declared area overstated. Declared unknown, it is read as declaring nothing, referred as a blank declaration."""
+    ndvi = np.full((3, 16), 0.15)
+    clear = np.zeros_like(ndvi)
+    clear[:, [0, 1, 2, 14, 15]] = 1.0  # days 61-91 and 271-286
+    declared = [fallow, "unknown", None]
+    signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=np.full(3, 0.05)), declared=declared)
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [False, True, True]
+    rows = signals.assign(parcel_id=["P1", "P2", "P3"], borrower_id=["B1", "B2", "B3"], declared_area_ha=0.5,
+                          declared_crop=declared, reasons=reasons)
+    decided = assign_limits(rows, CONFIG, load_risk_model())
+    assert list(decided["decision"]) == ["decline", "refer", "refer"]
+    assert decided["reason_all"].iloc[0].split(";")[0] == "NOT_CULTIVATED"
+    assert not {"AREA_OVERSTATED", "UNKNOWN_DECLARED_CROP"} & set(decided["reason_all"].iloc[0].split(";"))
+    assert decided["reason_all"].iloc[1] == decided["reason_all"].iloc[2]
+
+
 def test_bare_land_seen_only_before_a_late_sown_crop_would_green_is_referred() -> None:
     """Bare until day 181 (30 June): maize sown on schedule reads 0.39 then, under halfway to its peak, so sown a little
     late it may be to come; the green weeks were widened by the templates' slide, and such parcels were declined

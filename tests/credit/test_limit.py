@@ -235,8 +235,8 @@ def test_a_crop_name_the_config_does_not_price_over_an_unsure_call_is_referred_i
     out = parcels.iloc[0]
     assert out["decision"] == "refer" and out["loan_limit"] == 0
     assert out["reason"].split(";")[0] == "UNDETERMINED_DECLARED_CROP" and "NO_LIMIT" not in out["reason_all"]
-    assert out["limit_arithmetic"] == (f"no limit: the declared crop ({name}) is none the configuration prices, and "
-                                       "the imagery's call (maize, confidence 0.51) is unsure")
+    assert out["limit_arithmetic"] == (f"no limit: the declaration ({name}) names no crop the configuration prices, "
+                                       "and the imagery's call (maize, confidence 0.51) is unsure")
     assert "cannot tell which crop it is" in out["reason_text"]
     borrower = _borrowers(parcels).iloc[0]
     assert borrower["decision"] == "refer" and "UNDETERMINED_DECLARED_CROP" in borrower["reason_all"]
@@ -557,6 +557,40 @@ _RECORD = {"code": {}, "config": {"hash": ""}, "models": {"cropland": {}, "risk"
 _FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_area_low_ha": 0.0,
            "cultivated_area_high_ha": 0.0, "crop": "fallow", "priced_crop": "fallow", "ndvi_peak": 0.2,
            "health_index": np.nan, "declared_area_ha": np.nan}
+
+
+@pytest.mark.parametrize("fallow", ["fallow", " Fallow ", "休耕", "撂荒"])
+def test_land_declared_fallow_is_a_declaration_of_no_crop(fallow) -> None:
+    """Declared fallow and seen so, a parcel is declined NOT_CULTIVATED and nothing more: its declared area is the
+    parcel's, not an area said to be cultivated, and the word no unpriced crop name. It was flagged AREA_OVERSTATED
+    and UNKNOWN_DECLARED_CROP, and the doubt referred its borrower's approved loan. A crop seen there is one the
+    borrower says is not: CROP_MISMATCH, a person looks; priced as seen where the call is confident, with no limit
+    where it is unsure (an unsure maize call declared fallow was approved as maize)."""
+    said = {"declared_crop": fallow, "declared_crop_probability": np.nan}
+    parcels = _assess(_parcel(), _parcel(parcel_id="P2", **{**_FALLOW, **said, "declared_area_ha": 0.5}))
+    assert parcels["decision"].tolist() == ["approve", "decline"]
+    codes = parcels["reason_all"].iloc[1].split(";")
+    assert codes[0] == "NOT_CULTIVATED" and not {"AREA_OVERSTATED", "UNKNOWN_DECLARED_CROP"} & set(codes)
+    assert _borrowers(parcels)["decision"].iloc[0] == "approve"
+    sure, unsure = _assess(_parcel(**said), _parcel(**said, crop="maize", crop_confidence=0.51,
+                                                    priced_crop="maize")).to_dict("records")
+    assert sure["decision"] == "refer" and sure["reason"].startswith("CROP_MISMATCH") and sure["loan_limit"] > 0
+    assert unsure["decision"] == "refer" and unsure["reason"].startswith("CROP_MISMATCH") and unsure["loan_limit"] == 0
+    assert unsure["limit_arithmetic"].startswith(f"no limit: the declaration ({fallow}) names no crop")
+    for parcel in (sure, unsure):
+        assert "UNKNOWN_DECLARED_CROP" not in parcel["reason_all"]
+
+
+@pytest.mark.parametrize("unknown", ["unknown", "UNKNOWN", "未知", "不详"])
+def test_a_crop_declared_unknown_reads_as_none_declared(unknown) -> None:
+    """Declared unknown, a parcel fares as one declaring nothing: it was referred UNCONFIRMED_DECLARED_CROP where the
+    imagery saw a crop surely (and would now be UNDETERMINED_DECLARED_CROP over an unsure call)."""
+    seasons = ({}, {"crop": "maize", "crop_confidence": 0.51, "priced_crop": "maize"}, _FALLOW)
+    columns = ["decision", "loan_limit", "reason_all", "limit_arithmetic"]
+    for season in seasons:
+        blank, said = (_assess(_parcel(**season, declared_crop=crop, declared_crop_probability=np.nan))[columns]
+                       for crop in (None, unknown))
+        pd.testing.assert_frame_equal(said, blank)
 
 
 @pytest.mark.parametrize(("doubt", "declared", "overlaps"), [
