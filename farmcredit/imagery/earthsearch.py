@@ -35,6 +35,7 @@ from farmcredit.imagery.naming import (
     date_in_name,
     processing_baseline,
     reflectance_scale,
+    unknown_offset_warning,
 )
 from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.safe import is_safe_product, level_1c_error, safe_scenes
@@ -185,11 +186,8 @@ def _check_unknown_offsets(folder: Path, scenes: list[Scene], without_item: list
             "folder without an item); or add their items"
         )
     unknown_ids = [scene.scene_id for scene in unknown]
-    logger.warning("%d scene folder(s) without a STAC item (%s) are read with DN offset 0; Sentinel-2 L2A products "
-                   "of processing baseline 04.00 or later (acquisitions since %s, and older ones reprocessed as "
-                   "Collection 1) add 1000 to every DN (their MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass "
-                   "--dn-offset -1000 (dn_offset=-1000 in Python); if not, --dn-offset 0",
-                   len(unknown_ids), some(unknown_ids), OFFSET_BASELINE_SINCE)
+    logger.warning("%s", unknown_offset_warning(f"{len(unknown_ids)} scene folder(s) without a STAC item "
+                                                f"({some(unknown_ids)})"))
 
 
 def set_aside_scenes(folder: Path, subdirectories: Iterable[str]) -> list[tuple[Path, Path]]:

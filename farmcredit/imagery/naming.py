@@ -50,6 +50,16 @@ L2A_DN_SCALE = 1e-4
 OFFSET_BASELINE = (4, 0)
 OFFSET_BASELINE_SINCE = date(2022, 1, 25)
 
+
+def unknown_offset_warning(read: str) -> str:
+    """The warning for DNs read with offset 0 for want of one given or read: ``read`` names them, as the subject of
+    "are read with DN offset 0" (``"1 scene folder(s) without a STAC item (2024-03-20)"``)."""
+    return (f"{read} are read with DN offset 0; Sentinel-2 L2A products of processing baseline 04.00 or later "
+            f"(acquisitions since {OFFSET_BASELINE_SINCE}, and older ones reprocessed as Collection 1) add 1000 to "
+            "every DN (their MTD_MSIL2A.xml BOA_ADD_OFFSET): if theirs do, pass --dn-offset -1000 (dn_offset=-1000 "
+            "in Python); if not, --dn-offset 0")
+
+
 # The 10 m bands: the finest of them present defines a scene's base grid.
 BASE_GRID_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 

@@ -12,9 +12,18 @@ from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
-from farmcredit.imagery.naming import SCL, band_name, date_in_name, dated_band_label, reflectance_scale
+from farmcredit.imagery.naming import (
+    OFFSET_BASELINE_SINCE,
+    SCL,
+    band_name,
+    date_in_name,
+    dated_band_label,
+    reflectance_scale,
+    unknown_offset_warning,
+)
 from farmcredit.imagery.read import float_scale
 from farmcredit.imagery.scene import Scene
+from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +43,8 @@ def stack_scenes(
     Args:
         path: The stack file.
         band_layout: (date or None, band name) per raster band, in order.
-        dn_offset: DN offset for integer stacks; None means 0.
+        dn_offset: DN offset for stacks of DNs; None means 0, warned of where a date is on or after
+            2022-01-25 (processing baseline 04.00's -1000 most likely applies).
 
     Returns:
         Scenes in date order.
@@ -57,6 +67,11 @@ def stack_scenes(
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset (dn_offset= in Python) applies to integer "
                            "DNs only")
     dates = _dates(path, layout)
+    # DNs carry no offset of their own in a stack; dates of baseline 04.00's time most likely hold it.
+    recent = sorted({when.isoformat() for when in dates if when >= OFFSET_BASELINE_SINCE})
+    if dn_offset is None and dn_scale != 1.0 and recent:
+        logger.warning("%s", unknown_offset_warning(f"{path}: the DNs of {len(recent)} date(s) since "
+                                                    f"{OFFSET_BASELINE_SINCE} ({some(recent)})"))
 
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
     for index, ((_, name), when) in enumerate(zip(layout, dates, strict=True), start=1):
