@@ -29,7 +29,6 @@ from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
-from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
     map_only,
@@ -374,13 +373,7 @@ def load_inputs(
         raise ImageryError(f"imagery {stack.source} holds dates from {first} to {last}, more than one season: the crop "
                            "calendars are days of one year, so dates a year apart would be read as one season; pass "
                            "--season START/END (season= in Python) of at most a year, no day of the year in it twice")
-    missing = [band for band in NDVI_BANDS if band not in stack.bands]
-    if missing:
-        # Every statistic starts from NDVI: without red and NIR each parcel would read as never clear.
-        unopened = next((f"; GDAL cannot open {path} ({message})" for _, band, path, message in stack.unopened
-                         if band in missing), "")
-        raise ImageryError(f"imagery {stack.source} lacks {', '.join(missing)} in some or all scenes (bands in every "
-                           f"scene: {', '.join(stack.bands) or 'none'}); NDVI needs red (B04) and NIR (B08){unopened}")
+    stack.require_ndvi_bands()
     if len(stack.scenes) < cfg.agronomy.min_clear_observations:
         logger.warning("the season holds %d date(s) of imagery, fewer than the %d clear dates a parcel needs "
                        "(agronomy.min_clear_observations): every parcel will be referred FEW_CLEAR_OBSERVATIONS, "

@@ -12,6 +12,9 @@ import numpy as np
 import rasterio.crs
 from pyproj import CRS, Transformer
 
+from farmcredit.errors import ImageryError
+from farmcredit.imagery.naming import NDVI_BANDS
+
 
 def parse_utc(text: str) -> datetime:
     """An ISO 8601 time (``2024-03-15T03:15:21.12Z``, as STAC items and SAFE metadata write them) as an aware UTC
@@ -92,6 +95,22 @@ class Imagery:
     left_out: tuple[tuple[str, str], ...] = ()
     band_layout: tuple[tuple[date | None, str], ...] | None = None
     dn_offset: float | None = None
+
+    def require_ndvi_bands(self) -> None:
+        """Refuse imagery without red (B04) or NIR (B08) in every scene: every statistic starts from NDVI, and the
+        cropland model needs both (without them each pixel would read as never clear).
+
+        Raises:
+            ImageryError: naming the missing bands, the bands every scene has, and why GDAL could not open a
+                missing band's file where that is why.
+        """
+        missing = [band for band in NDVI_BANDS if band not in self.bands]
+        if missing:
+            unopened = next((f"; GDAL cannot open {path} ({message})" for _, band, path, message in self.unopened
+                             if band in missing), "")
+            raise ImageryError(f"imagery {self.source} lacks {', '.join(missing)} in some or all scenes (bands in "
+                               f"every scene: {', '.join(self.bands) or 'none'}); NDVI needs red (B04) and NIR "
+                               f"(B08){unopened}")
 
     def centre_lonlat(self) -> tuple[float, float] | None:
         """Longitude and latitude (degrees) of the grid's centre; None in a CRS with no place on the earth (an

@@ -134,6 +134,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     unknown too.
 
     Raises:
+        ImageryError: imagery without red (B04) or NIR (B08) in every scene (``Imagery.require_ndvi_bands``).
         InputError: no imagery, no labels or labels in more than one file, unreadable labels, labels on
             another grid, a ``labels.tif`` with other codes, polygons in several layers, without a 0/1
             ``crop`` or of both classes over one cell (``polygon_crop_cover``), or no pixel labelled at all.
@@ -152,6 +153,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     source = next((folder / name for name in IMAGERY_NAMES if (folder / name).exists()), folder)
     # A layout names a stack's bands: refused on folders.
     imagery = open_imagery(source, band_layout=band_layout, dn_offset=dn_offset)
+    imagery.require_ndvi_bands()  # else every pixel reads as never clear, and nothing is trained or scored
     rows, cols = imagery.shape
     cube = read_window(imagery, Window(0, 0, cols, rows), [b for b in MODEL_BANDS if b in imagery.bands])
     reflectance = np.full((cube.reflectance.shape[0], len(MODEL_BANDS), rows, cols), np.nan, dtype=np.float32)

@@ -207,9 +207,9 @@ def train(
     file exists, training resumes from it (its settings, starting weights and training data must match).
 
     Raises:
-        InputError: no data, no red or NIR anywhere (training from scratch), a scene smaller than a
-            chip, a checkpoint of another run, or a step whose loss is not finite (then nothing is
-            returned to save).
+        InputError: no data, no labelled pixel with a clear date of red and NIR (``_check_something_to_learn``),
+            a scene smaller than a chip, a checkpoint of another run, or a step whose loss is not finite (then
+            nothing is returned to save).
     """
     if not (data.scenes or data.patches is not None or data.pixels is not None):
         raise InputError("no training data: give labelled scenes, EuroSAT patches or DEA pixels")
@@ -219,6 +219,7 @@ def train(
             raise InputError(f"{scene.source}: {rows} x {cols} px, smaller than the {config.chip_px} x "
                              f"{config.chip_px} px chips training draws; give a larger labelled scene")
     _check_crop_shares(data, config)
+    _check_something_to_learn(data)
     data_sha256 = training_data_sha256(data)
     labelled = [_labelled_pixels(scene) for scene in data.scenes]
     torch.manual_seed(config.seed)
@@ -324,6 +325,33 @@ def _check_crop_shares(data: TrainingData, config: TrainingConfig) -> None:
         raise InputError(f"{pixels.source}: every DEA pixel is {'crop' if crop else 'non-crop'}, and --dea-crop-share "
                          f"{config.pixel_crop_share:g} draws both classes; leave it out to draw the pixels as they "
                          f"come, or add regions with {'non-crop' if crop else 'crop'} pixels (--dea-regions)")
+
+
+def _check_something_to_learn(data: TrainingData) -> None:
+    """Refuse training data in which no labelled pixel has a clear date with red and NIR reflectance: every step
+    would draw nothing to learn from and leave the weights as they started (the network sees a date only with
+    both, as at inference).
+
+    Raises:
+        InputError: naming the data.
+    """
+    if any((_clear_red_nir(s.reflectance, s.clear).any(axis=0) & np.isfinite(s.crop_cover)).any()
+           for s in data.scenes):
+        return
+    sources = [source for source in (data.patches, data.pixels) if source is not None]
+    if any(_clear_red_nir(source.reflectance, source.clear).any() for source in sources):
+        return
+    names = [scene.source for scene in data.scenes] + [source.source for source in sources]
+    raise InputError(f"nothing to train on: no labelled pixel of {some(names, limit=5)} has a clear date with red "
+                     "(B04) and NIR (B08) reflectance, so no training step would learn anything; give imagery "
+                     "with both bands on the labelled pixels' clear dates")
+
+
+def _clear_red_nir(reflectance: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """``clear`` (..., time, rows, cols) where red and NIR are reflectance too, of ``reflectance`` (..., time, band,
+    rows, cols) in ``MODEL_BANDS`` order."""
+    red, nir = (is_reflectance(reflectance[..., MODEL_BANDS.index(band), :, :]) for band in REQUIRED_BANDS)
+    return clear & red & nir
 
 
 def _learning_rate(config: TrainingConfig, step: int) -> float:

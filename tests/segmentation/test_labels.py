@@ -397,3 +397,58 @@ def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp
                                        str(tmp_path / "refused.safetensors"), "--steps", "2", "--device", "cpu"])
     assert isinstance(refused.exception, InputError) and "bands look mislabelled" in str(refused.exception)
     assert not (tmp_path / "refused.safetensors").exists()
+
+
+def _labelled_stack(folder: Path, bands: tuple[str, ...], reflectance: float = 0.2) -> str:
+    """``folder`` with a two-date float ``imagery.tif`` of ``bands`` (each ``reflectance``, NaN for NaN) and half-crop
+    ``labels.tif``; returns its band layout."""
+    from rasterio.transform import from_origin
+
+    rows, cols = 40, 40
+    profile = {"driver": "GTiff", "width": cols, "height": rows, "crs": "EPSG:32633",
+               "transform": from_origin(600_000, 5_300_000, 10, 10)}
+    folder.mkdir()
+    with rasterio.open(folder / "imagery.tif", "w", count=2 * len(bands), dtype="float32", **profile) as dst:
+        dst.write(np.full((2 * len(bands), rows, cols), reflectance, dtype=np.float32))
+    labels = np.zeros((1, rows, cols), dtype=np.uint8)
+    labels[..., : cols // 2] = 1
+    with rasterio.open(folder / "labels.tif", "w", count=1, dtype="uint8", **profile) as dst:
+        dst.write(labels)
+    return ";".join(f"2021-0{month}-15:{','.join(bands)}" for month in (6, 8))
+
+
+def test_labelled_imagery_without_red_or_nir_is_refused_as_assess_refuses_it(tmp_path: Path) -> None:
+    """Its missing band was read as NaN, so every pixel was never clear: evaluate and calibrate said no pixel had a
+    clear date, and train with --init wrote its starting weights back unchanged as trained on the scene."""
+    from farmcredit.cli import cli
+    from farmcredit.errors import ImageryError
+
+    for missing in ("B08", "B04"):
+        folder = tmp_path / f"no_{missing}"
+        layout = _labelled_stack(folder, tuple(b for b in ("B02", "B03", "B04", "B08") if b != missing))
+        out = tmp_path / f"no_{missing}.safetensors"
+        for args in (["train", str(folder), "--init", "cnn", "--out", str(out), "--steps", "1"],
+                     ["evaluate", "cnn", str(folder)],
+                     ["calibrate", "cnn", str(folder), "--platt-only", "--out", str(out)]):
+            result = CliRunner().invoke(cli, [*args, "--bands", layout, "--device", "cpu"])
+            assert isinstance(result.exception, ImageryError), result.output  # the entry point prints it and exits 2
+            assert str(result.exception) == (
+                f"imagery {folder / 'imagery.tif'} lacks {missing} in some or all scenes (bands in every scene: "
+                f"{', '.join(b for b in ('B02', 'B03', 'B04', 'B08') if b != missing)}); NDVI needs red (B04) and "
+                "NIR (B08)")
+            assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_training_on_labelled_imagery_of_no_clear_value_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    from farmcredit.cli import cli
+
+    folder = tmp_path / "all_nan"
+    layout = _labelled_stack(folder, ("B02", "B03", "B04", "B08"), reflectance=np.nan)
+    for init in (["--init", "cnn"], []):
+        out = tmp_path / "nan.safetensors"
+        result = CliRunner().invoke(cli, ["train", str(folder), "--bands", layout, *init, "--out", str(out),
+                                          "--steps", "1", "--device", "cpu"])
+        assert isinstance(result.exception, InputError), result.output
+        assert str(result.exception).startswith(f"nothing to train on: no labelled pixel of {folder} has a clear date "
+                                                "with red (B04) and NIR (B08) reflectance")
+        assert not out.exists() and not out.with_suffix(".json").exists()

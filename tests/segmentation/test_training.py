@@ -27,6 +27,7 @@ from farmcredit.segmentation.training import (
     DEFAULT_DEA_REGIONS,
     TrainingConfig,
     TrainingData,
+    band_statistics,
     train,
     train_from_folders,
 )
@@ -133,6 +134,33 @@ def test_a_step_without_a_labelled_clear_pixel_leaves_the_weights_as_they_were(r
     finite = [loss for loss in losses if np.isfinite(loss)]
     assert card.training["final_loss"] == pytest.approx(np.mean(finite))
     assert any("drew no labelled pixel with a clear date" in str(w.message) for w in recwarn)
+
+
+def test_training_data_without_a_labelled_clear_pixel_of_red_and_nir_is_refused_before_any_step() -> None:
+    """Every step drew nothing to learn from, and a fine-tune wrote its starting weights back as trained."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.data import LabelledPatches
+
+    block = (slice(0, 5), slice(0, 5))
+    unseen = scene_in_memory(40, 40, labelled=block)
+    unseen.clear[:, block[0], block[1]] = False  # clear only where unlabelled
+    no_nir = rgbn_stack(scene_in_memory(40, 40, seed=1))
+    no_nir.reflectance[:, MODEL_BANDS.index("B08")] = np.nan
+    scene = scene_in_memory(16, 16, seed=2)
+    patches = LabelledPatches(scene.reflectance[None].repeat(2, axis=0), np.zeros((2, *scene.clear.shape), bool),
+                              np.array([True, False]), np.array(["AnnualCrop", "Forest"]), "patches")
+    init = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    ran = []
+    for start in (None, init):
+        with pytest.raises(InputError, match=r"^nothing to train on: no labelled pixel of memory-40x40, "
+                                             r"memory-40x40-rgbn, patches has a clear date with red \(B04\) and NIR"):
+            train(TrainingData([unseen, no_nir], patches), SMALL, device="cpu", init=start,
+                  progress=lambda *step: ran.append(step))
+    assert not ran
+    seen = replace(patches, clear=patches.clear.copy())
+    seen.clear[0, 0, 3, 3] = True  # one clear pixel of one patch is something to learn from
+    _, _, losses = train(TrainingData([unseen, no_nir], seen), replace(SMALL, steps=1), device="cpu")
+    assert len(losses) == 1
 
 
 def test_a_partly_labelled_scene_trains_on_chips_that_hold_a_labelled_pixel() -> None:
@@ -400,8 +428,6 @@ def test_dea_pixels_and_eurosat_patches_train_refuses_as_evaluate_does_are_refus
 
 
 def test_band_statistics_count_only_values_that_can_be_reflectance() -> None:
-    from farmcredit.segmentation.training import band_statistics
-
     scene = scene_in_memory(40, 40)
     blue = MODEL_BANDS.index("B02")
     filled = scene.reflectance.copy()
@@ -479,8 +505,11 @@ def test_bands_no_training_sample_had_are_recorded_and_ignored_when_given_later(
                                   tuned_model.predict(scene.reflectance[:, keep], scene.clear, rgbn).crop_probability)
     no_red = only_rgbn.copy()
     no_red[:, MODEL_BANDS.index("B04")] = np.nan
+    without_red = TrainingData([replace(scene, reflectance=no_red)])
     with pytest.raises(InputError, match="no clear red"):
-        train(TrainingData([replace(scene, reflectance=no_red)]), SMALL, device="cpu")
+        band_statistics(without_red)
+    with pytest.raises(InputError, match="nothing to train on"):  # told before the statistics are taken
+        train(without_red, SMALL, device="cpu")
 
 
 def test_dea_regions_left_out_of_training_are_scored_into_the_card(tmp_path: Path) -> None:
