@@ -193,7 +193,7 @@ def read_card(weights: Path) -> ModelCard:
     Raises:
         InputError: the card is missing, unreadable, of another architecture, inconsistent, has no name or
             code_version, classes the network cannot score (``_classes_problem``), a training field of another type
-            (``TRAINING_FIELDS``), or its ``weights_sha256`` does not
+            (``TRAINING_FIELDS``), or its ``weights_sha256`` is missing or does not
             match the weights file (truncated, corrupted, or the card of another model).
     """
     path = card_path(weights)
@@ -212,6 +212,9 @@ def read_card(weights: Path) -> ModelCard:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
     if not isinstance(card.weights_sha256, str):
         raise InputError(f"{path}: not a farmcredit model card: weights_sha256 must be the weights' SHA-256 as text")
+    if not card.weights_sha256:  # nothing to check the weights against
+        raise InputError(f"{path}: the card has no weights_sha256 (not written by farmcredit train or calibrate, or "
+                         "edited by hand); restore it from the card written with these weights")
     for text, meaning in (("name", "the model version written into every result row"),
                           ("code_version", "the farmcredit version that trained it")):
         value = getattr(card, text)

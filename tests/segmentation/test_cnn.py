@@ -558,6 +558,22 @@ def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path:
     assert read_card(DEFAULT_WEIGHTS).training["eurosat_split"]["test_share"] == 0.5  # the shipped card still loads
 
 
+def test_a_card_without_weights_sha256_is_refused_saying_so(model, tmp_path: Path) -> None:
+    """It was compared with the weights' hash as an empty one: 'does not match the card's ... (a truncated file'."""
+    from farmcredit.segmentation.card import read_card
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    card = json.loads(card_path(weights).read_text())
+    for edited in ({k: v for k, v in card.items() if k != "weights_sha256"}, {**card, "weights_sha256": ""}):
+        card_path(weights).write_text(json.dumps(edited))
+        with pytest.raises(InputError) as refused:
+            read_card(weights)
+        assert str(refused.value) == (f"{card_path(weights)}: the card has no weights_sha256 (not written by "
+                                      "farmcredit train or calibrate, or edited by hand); restore it from the card "
+                                      "written with these weights")
+
+
 def test_a_card_not_in_utf8_or_given_for_the_weights_is_refused_saying_so(model, tmp_path: Path) -> None:
     from farmcredit.segmentation.card import read_card
 
