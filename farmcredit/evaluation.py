@@ -122,8 +122,12 @@ def coverage_text(share: float, n: int, confidence: float = 0.95) -> str:
 
     >>> coverage_text(0.8, 200)
     '80.0% of 200 (95% range 73.9-85.0%)'
+    >>> coverage_text(float("nan"), 0)
+    'no parcel'
     """
-    if not n or not math.isfinite(share):
+    if not n:
+        return "no parcel"
+    if not math.isfinite(share):
         return f"{share:.1%} of {n}"
     from scipy.stats import binomtest
 

@@ -60,4 +60,4 @@ def test_coverage_is_given_with_the_range_its_parcels_know_it_to() -> None:
     assert coverage_text(154 / 198, 198) == "77.8% of 198 (95% range 71.5-83.0%)"
     assert coverage_text(0.77, 2000).endswith("(95% range 75.1-78.8%)")
     assert coverage_text(1.0, 5) == "100.0% of 5 (95% range 56.6-100.0%)"
-    assert coverage_text(float("nan"), 0) == "nan% of 0"
+    assert coverage_text(float("nan"), 0) == "no parcel"

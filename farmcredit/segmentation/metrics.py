@@ -321,10 +321,13 @@ def format_report(report: dict) -> str:
         lines += [f"  {r['bin']}  {r['n']:7d}  {r['predicted']:.3f}  {r['observed']:.3f}"
                   for r in report["reliability"]]
     if area := report.get("area"):
-        lines.append(f"cultivated area, {area['parcels_scored']} parcels of 0.1 ha and more (parcels.geojson against "
-                     f"truth.csv): within 10% of truth {area['area_within_10pct']:.1%}, median relative error "
-                     f"{area['area_median_abs_error']:.2%}, truth inside the low-high interval "
-                     f"{coverage_text(area['interval_coverage'], area['parcels_scored'])}")
+        if area["parcels_scored"]:
+            lines.append(f"cultivated area, {area['parcels_scored']} parcels of 0.1 ha and more (parcels.geojson "
+                         f"against truth.csv): within 10% of truth {area['area_within_10pct']:.1%}, median relative "
+                         f"error {area['area_median_abs_error']:.2%}, truth inside the low-high interval "
+                         f"{coverage_text(area['interval_coverage'], area['parcels_scored'])}")
+        else:
+            lines.append("cultivated area: no parcel of 0.1 ha or more to score")
         lines += [f"  truth inside the interval, parcels {label}: {coverage_text(share, n)}"
                   for label, (n, share) in area["interval_coverage_by_area"].items() if n]
     if "area_unscored" in report:

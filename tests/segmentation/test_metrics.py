@@ -62,6 +62,24 @@ def test_evaluate_reports_crop_type_accuracy_on_a_simulated_scene(small_season) 
     assert "crop type, on" in format_report(report)
 
 
+def test_a_scene_without_a_truth_parcel_of_a_tenth_of_a_hectare_says_so_not_nan(small_season, tmp_path) -> None:
+    """It printed 'within 10% of truth nan%, ... truth inside the low-high interval nan% of 0'."""
+    import shutil
+
+    import pandas as pd
+
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path, format_report
+
+    small = tmp_path / "small_parcels"
+    shutil.copytree(small_season.root, small)
+    truth = pd.read_csv(small / "truth.csv", dtype={"parcel_id": str})
+    truth.assign(polygon_area_ha=0.05).to_csv(small / "truth.csv", index=False)
+    text = format_report(evaluate_path(load_cropland_model("rule"), small))
+    assert "\ncultivated area: no parcel of 0.1 ha or more to score\n  truth inside the interval, parcels " in text
+    assert "nan" not in text and " of 0\n" not in text  # only the sizes that have parcels
+
+
 def test_pixels_without_an_observation_are_left_out_and_counted_not_scored_as_non_crop(tmp_path) -> None:
     from farmcredit.errors import InputError
     from farmcredit.segmentation import load_cropland_model
