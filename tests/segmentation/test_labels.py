@@ -318,7 +318,8 @@ def test_evaluate_scores_the_rule_and_the_cnn_side_by_side_on_the_same_labels(sm
     # Its parcels with their truth: the area and its interval, by parcel size (all 59 measured, 16 under 0.1 ha).
     for text in area.values():
         assert text.startswith("43 parcels of 0.1 ha and more") and "within 10% of truth" in text
-        assert re.search(r"\n  truth inside the interval, parcels under 0\.1 ha: [\d.]+% of 16\n", text)
+        assert re.search(r"\n  truth inside the interval, parcels under 0\.1 ha: [\d.]+% of 16 "
+                         r"\(95% range [\d.-]+%\)\n", text)
     no_truth = tmp_path / "no_truth"
     shutil.copytree(small_season.root, no_truth, ignore=shutil.ignore_patterns("truth.csv"))
     assert "cultivated area" not in CliRunner().invoke(cli, ["evaluate", "rule", str(no_truth)]).output
