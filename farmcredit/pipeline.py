@@ -256,7 +256,8 @@ def as_season(
     """
     if season is None:
         return None
-    unread = f"season {season!r} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates"
+    named = f"season {season!r} (--season START/END, season= in Python)"
+    unread = f"{named} is not START/END, e.g. 2024-03-01/2024-10-31, nor a pair of dates"
     try:
         start, end = season.split("/") if isinstance(season, str) else season
     except (TypeError, ValueError) as exc:
@@ -266,7 +267,7 @@ def as_season(
     except (TypeError, ValueError) as exc:  # why a day is unreadable: day is out of range for month, say
         raise InputError(f"{unread} ({exc})") from exc
     if end < start:
-        raise InputError(f"season {season!r} ends before it starts")
+        raise InputError(f"{named} ends before it starts")
     days = (end - start).days + 1
     if max_days is not None and (days > max_days or (clash := day_of_year_clash(start, end))):
         why = f"is {days} days long" if days > max_days else _clash_text(*clash)
