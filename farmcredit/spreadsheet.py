@@ -13,6 +13,8 @@ and Excel write them: a carriage return within a cell is then quoted, where a ba
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -39,9 +41,30 @@ def read_csv(path: Path, dtype: dict[str, type], what: str) -> pd.DataFrame:
     """Read a CSV ``write_csv`` wrote (or any UTF-8 one, BOM or not), the text it quoted as written.
 
     Raises:
-        InputError: it is not UTF-8 (``read_utf8_csv``).
+        InputError: it is not UTF-8 (``read_utf8_csv``), or it was cut short (``_refuse_cut``).
     """
-    return _map_text(read_utf8_csv(path, what, dtype), _unquoted)
+    frame = read_utf8_csv(path, what, dtype)
+    _refuse_cut(path, what)
+    return _map_text(frame, _unquoted)
+
+
+def _refuse_cut(path: Path, what: str) -> None:
+    """Refuse a UTF-8 CSV cut short, as a copy or download that stopped writes it: one not ending in a line break, or a
+    row with fewer fields than the header (``pd.read_csv`` fills the missing cells with NaN and counts the row).
+
+    Raises:
+        InputError: naming the file and, for a short row, its line.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    if text and not text.endswith(("\n", "\r")):
+        raise InputError(f"{what} {path} does not end with a line break: it was cut short (a copy or download that did "
+                         "not finish); copy or write it again")
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, [])
+    for row in rows:
+        if row and len(row) < len(header):
+            raise InputError(f"{what} {path} has {len(row)} fields on line {rows.line_num} where its header has "
+                             f"{len(header)}: it was cut short or edited; copy or write it again")
 
 
 def read_utf8_csv(path: Path, what: str, dtype: dict[str, type] | None = None) -> pd.DataFrame:

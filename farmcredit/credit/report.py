@@ -78,7 +78,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
         ``attrs["lend_on_area"]`` to its run's (from the ``run.json`` beside it; None without one).
 
     Raises:
-        InputError: the file is missing, unreadable, empty or lacks required columns (the message
+        InputError: the file is missing, unreadable, empty, cut short (a CSV row short of fields or no final line
+            break; fewer or more rows than the ``run.json`` beside it counts) or lacks required columns (the message
             names the file and the columns).
     """
     path = Path(path)
@@ -107,7 +108,22 @@ def load_results(path: str | Path) -> pd.DataFrame:
     table.attrs["season"] = _season_read(run)
     table.attrs["lend_on_area"] = run.get("config", {}).get("values", {}).get("credit", {}).get("lend_on_area")
     _check_columns(table, f"results file {file}")
+    _check_row_count(table, run, file)
     return table
+
+
+def _check_row_count(table: pd.DataFrame, run: dict, file: Path) -> None:
+    """Refuse results with another number of rows than the parcels their run's audit record counts: a file cut short
+    at a row's end, or edited, reads whole otherwise. A record without counts checks nothing.
+
+    Raises:
+        InputError: naming the file and both numbers.
+    """
+    counts = run.get("counts")
+    written = counts.get("parcels") if isinstance(counts, dict) else None
+    if isinstance(written, int) and written != len(table):
+        raise InputError(f"results file {file} holds {len(table)} rows where the run wrote {written} (counts in the "
+                         "run.json beside it): it was cut short or edited; copy or write the results folder again")
 
 
 def _run_beside(file: Path) -> dict:

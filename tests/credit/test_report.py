@@ -346,6 +346,34 @@ def test_load_results_names_the_file_it_cannot_use(tmp_path: Path) -> None:
         load_results(gbk)
 
 
+def test_results_cut_short_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """A results.csv cut at half its bytes was reported on: half the parcels, its last row half empty and counted. A
+    CSV not ending in a line break or with a row short of fields is refused, and so are results whose rows are not
+    the parcels the run.json beside them counts (a CSV cut at a row's end, or a table edited)."""
+    from farmcredit.spreadsheet import write_csv
+
+    write_csv(_results(), tmp_path / "whole.csv")
+    text = (tmp_path / "whole.csv").read_bytes()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(text[: len(text) // 2])
+    with pytest.raises(InputError, match=f"results file {cut} does not end with a line break: it was cut short"):
+        load_results(cut)
+    lines = text.split(b"\r\n")
+    short = tmp_path / "short.csv"
+    short.write_bytes(b"\r\n".join([*lines[:3], lines[3].rsplit(b",", 5)[0], *lines[4:]]))
+    with pytest.raises(InputError, match=f"results file {short} has 9 fields on line 4 where its header has 14"):
+        load_results(short)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"counts": {"parcels": 60}}))
+    _results(40).to_parquet(tmp_path / "run" / "results.parquet", index=False)
+    (tmp_path / "run" / "results.csv").write_bytes(b"\r\n".join(lines[:41]) + b"\r\n")
+    for name in ("results.parquet", "results.csv"):
+        file = tmp_path / "run" / name
+        with pytest.raises(InputError, match=f"results file {file} holds 40 rows where the run wrote 60"):
+            load_results(file)
+    assert len(load_results(tmp_path / "whole.csv")) == 60  # no run.json beside it: nothing to count against
+
+
 def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> None:
     """The currency comes from the run.json beside the results; a reference in another currency is refused."""
     import json
