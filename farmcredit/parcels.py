@@ -76,13 +76,14 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         from a file of several.
 
     Raises:
-        InputError: missing or unreadable file, no CRS, ``crs`` not a CRS, no ``parcel_id`` column, no parcel with
-            coordinates possible in the file's CRS, every parcel under ``SPECK_M2`` in it, ``layer`` not in the file,
-            or several layers to choose from.
+        InputError: missing or unreadable file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
+            ``parcel_id`` column, no parcel with coordinates possible in the file's CRS, every parcel under
+            ``SPECK_M2`` in it, ``layer`` not in the file, or several layers to choose from.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
+    _refuse_shapefile_without_dbf(path)
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
     if parquet and layer is not None:
         raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer "
@@ -106,6 +107,19 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     parcels = parcels_from_frame(frame, crs, source, closed)
     parcels.attrs["layer"] = layer
     return parcels
+
+
+def _refuse_shapefile_without_dbf(path: Path) -> None:
+    """A Shapefile copied without its .dbf reads as outlines with no column at all: say the .dbf is missing, not that
+    ``parcel_id`` is.
+
+    Raises:
+        InputError: ``path`` is a .shp with no .dbf of its name beside it (any case).
+    """
+    dbf = f"{path.stem}.dbf"
+    if path.suffix.lower() == ".shp" and not any(other.name.lower() == dbf.lower() for other in path.parent.iterdir()):
+        raise InputError(f"parcel file {path}: {dbf} is missing: a Shapefile's attributes, parcel_id included, are in "
+                         "its .dbf; copy the .shp, .shx, .dbf and .prj together")
 
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,

@@ -54,6 +54,19 @@ def test_no_crs_is_refused_unless_one_is_given(tmp_path: Path) -> None:
     assert read_parcels(path, crs="EPSG:32650").crs.to_epsg() == 32650
 
 
+def test_a_shapefile_without_its_dbf_is_refused_saying_so(tmp_path: Path) -> None:
+    """It read as outlines without columns, refused as having no parcel_id: the .dbf holding them is named missing."""
+    path = tmp_path / "parcels.shp"
+    _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(path)
+    (tmp_path / "parcels.dbf").rename(tmp_path / "parcels.DBF")  # as copied from a Windows share: still its .dbf
+    assert list(read_parcels(path)["parcel_id"]) == ["A"]
+    (tmp_path / "parcels.DBF").unlink()
+    with pytest.raises(InputError, match=f"parcel file {path}: parcels.dbf is missing: a Shapefile's attributes, "
+                                         r"parcel_id included, are in its \.dbf; copy the \.shp, \.shx, \.dbf and "
+                                         r"\.prj together"):
+        read_parcels(path)
+
+
 def test_an_invalid_parcels_crs_is_a_usage_error_even_when_the_file_has_one(tmp_path: Path) -> None:
     path = tmp_path / "parcels.gpkg"
     _frame([{"parcel_id": "A", "geometry": SQUARE}]).to_file(path)
