@@ -92,6 +92,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         with warnings.catch_warnings():
             # pyogrio's, of a file with M values: they are dropped here (validate_parcels), whatever pyogrio says.
             warnings.filterwarnings("ignore", r"Measured \(M\) geometry types are not supported")
+            # shapely's, of decoding a NaN vertex: its parcel is IMPOSSIBLE_COORDINATES (validate_parcels).
+            warnings.filterwarnings("ignore", "invalid value encountered in from_wkb", RuntimeWarning)
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
     except DataSourceError as exc:
@@ -299,15 +301,18 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     too_many_vertices = _too_many_vertices(outlines, parcel_id, source)  # before the validity checks they would stall
     for i in np.flatnonzero(too_many_vertices):
         outlines[i] = _sketch(outlines[i])
+    not_finite = _not_finite_coordinates(outlines)  # before the repair, which drops such a vertex as a crossing
     geometry, repaired = repair_geometries(outlines)
     geometry_reasons = [(int(i), "TOO_MANY_VERTICES") for i in np.flatnonzero(too_many_vertices)]
-    geometry_reasons += [(i, code) for i, code in repaired if not too_many_vertices[i]]  # not EMPTY_GEOMETRY as well
+    # Not EMPTY_GEOMETRY as well, nor a repair of what is IMPOSSIBLE_COORDINATES.
+    geometry_reasons += [(i, code) for i, code in repaired if not too_many_vertices[i] and not not_finite[i]]
     flagged = {i for i, _ in geometry_reasons}
     if closed is not None:
         geometry_reasons += [(int(i), "GEOMETRY_REPAIRED") for i in np.flatnonzero(closed) if i not in flagged]
-    impossible = _impossible_coordinates(geometry, frame.crs)
-    if impossible.any() and impossible.sum() == usable_geometries(geometry).sum():
-        first = shapely.get_coordinates(geometry[np.flatnonzero(impossible)[0]])[0]
+    off_globe = _impossible_coordinates(geometry, frame.crs)
+    impossible = off_globe | not_finite
+    if off_globe.any() and not (usable_geometries(geometry) & ~impossible).any():
+        first = shapely.get_coordinates(geometry[np.flatnonzero(off_globe)[0]])[0]
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
             f"(e.g. {first[0]:g}, {first[1]:g}); write the coordinates' CRS into the file: a GeoJSON without a "
@@ -590,6 +595,15 @@ def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         off = ~(np.isfinite(xs) & np.isfinite(ys) & (np.abs(ys) <= 90) & (xs >= -180) & (xs <= 360))
     bad[usable] = off.reshape(4, -1).any(axis=0)
+    return bad
+
+
+def _not_finite_coordinates(geoms: np.ndarray) -> np.ndarray:
+    """True where a geometry has an x or y that is NaN or infinite (a vertex written NaN): its bounds, taken over the
+    finite ones, look possible, and GEOS repairs it away as a crossing."""
+    coordinates, rows = shapely.get_coordinates(geoms, return_index=True)
+    bad = np.zeros(len(geoms), dtype=bool)
+    bad[rows[~np.isfinite(coordinates).all(axis=1)]] = True
     return bad
 
 

@@ -27,7 +27,8 @@ _REASONS = (
     Reason("EMPTY_GEOMETRY", "error", "The parcel has no geometry."),
     Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
     Reason("IMPOSSIBLE_COORDINATES", "error",
-           "The parcel's coordinates are off the globe in the file's coordinate system; check the file's CRS."),
+           "The parcel's coordinates are off the globe in the file's coordinate system, or not numbers (NaN, "
+           "infinite); check the file's CRS and the parcel's vertices."),
     Reason("PARCEL_TOO_LARGE", "error",
            "The parcel's outline spans kilometres on the ground, more than any field: a vertex is likely mistyped or "
            "misplaced, so it was not measured; check its vertices on the map, which draws it as given."),

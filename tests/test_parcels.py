@@ -102,6 +102,26 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
         read_parcels(mislabelled)
 
 
+def test_a_vertex_that_is_not_a_number_fails_its_parcel_as_impossible_coordinates(tmp_path: Path) -> None:
+    """A NaN vertex was repaired away as a crossing (GEOMETRY_REPAIRED), shapely's raw RuntimeWarning on the console:
+    a NaN or infinite coordinate is IMPOSSIBLE_COORDINATES, as one off the globe is, and warns of nothing else."""
+    ring = [[13.10, 48.27], [13.11, 48.27], [13.11, 48.28], [13.10, 48.28], [13.10, 48.27]]
+    rings = {"A": ring, "B": [ring[0], [float("nan"), 48.27], *ring[2:]],
+             "C": [ring[0], [13.11, float("inf")], *ring[2:]],
+             "D": [ring[0], [float("nan"), 48.27], ring[2], ring[0]],  # a triangle: repaired, nothing is left
+             "E": [[x, y + 42] for x, y in ring]}  # off the globe
+    path = tmp_path / "nan.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"parcel_id": name, "borrower_id": "B1"},
+         "geometry": {"type": "Polygon", "coordinates": [coordinates]}} for name, coordinates in rings.items()]}))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        parcels = read_parcels(path)
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert list(parcels["reasons"]) == [[], *[["IMPOSSIBLE_COORDINATES"]] * 4]
+    assert parcels.geometry[1:].isna().all()
+
+
 def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_ground(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A vertex typed 10 km off makes no field: that parcel is PARCEL_TOO_LARGE, unread (no imagery is fetched over
