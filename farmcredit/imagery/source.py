@@ -93,7 +93,7 @@ def open_imagery(
             for band_path, _ in scene.band_paths.values():
                 if band_path not in headers:
                     headers[band_path] = _header(band_path)
-    _warn_of_other_crs(scenes, headers)
+    _warn_of_misplaced_bands(scenes, headers)
     unopened = tuple((scene.scene_id, band, scene.band_paths[band][0], message) for scene in scenes
                      for band in sorted(scene.band_paths, key=band_sort_key)
                      if isinstance(message := headers[scene.band_paths[band][0]], str))
@@ -250,18 +250,40 @@ def _base_path(scene: Scene, headers: Mapping[str, Grid | str]) -> str | None:
     return next(path for (path, _), own in zip(shared, sizes, strict=True) if np.isclose(own, size))
 
 
-def _warn_of_other_crs(scenes: Sequence[Scene], headers: Mapping[str, Grid | str]) -> None:
-    """Warn of each band file in another CRS than its scene's grid (a band exported in another projection, say):
-    it is read where it says it lies, as a scene of a neighbouring UTM zone is."""
+def _warn_of_misplaced_bands(scenes: Sequence[Scene], headers: Mapping[str, Grid | str]) -> None:
+    """Warn of each band file in another CRS than its scene's grid (a band exported in another projection, say): it
+    is read where it says it lies, as a scene of a neighbouring UTM zone is; and of each whose extent lies more than
+    one of its own pixels off the grid's on a side (a band cropped or exported apart): parcels it does not cover have
+    no reading of it on that date, which they lost in silence."""
     for scene in scenes:
         if (base_path := _base_path(scene, headers)) is None:
             continue
         base = headers[base_path]
         for band_path, _ in scene.band_paths.values():
-            if isinstance(grid := headers[band_path], Grid) and grid.crs != base.crs:
+            if not isinstance(grid := headers[band_path], Grid):
+                continue
+            if grid.crs != base.crs:
                 logger.warning("%s: its CRS %s differs from %s of %s, which defines scene %s's grid; it is read "
                                "through its own, each pixel from the one holding its centre", band_path,
                                grid.crs.to_string(), base.crs.to_string(), base_path, scene.scene_id)
+            elif _extent_differs(grid, base):
+                logger.warning("%s: its extent %s differs by more than a pixel from %s of %s (west, south, east, "
+                               "north in %s), which defines scene %s's grid; parcels it does not cover have no reading "
+                               "of it on that date", band_path, _extent(grid), _extent(base), base_path,
+                               base.crs.to_string(), scene.scene_id)
+
+
+def _extent_differs(grid: Grid, base: Grid) -> bool:
+    """Whether a side of ``grid`` (in ``base``'s CRS) lies more than one of ``grid``'s pixels from ``base``'s: a 20 m
+    or 60 m band of a 10 m scene reaches a part of a pixel past it."""
+    pixel = (abs(grid.transform.a), abs(grid.transform.e)) * 2
+    return any(abs(side - base_side) > size for side, base_side, size in zip(grid.bounds(), base.bounds(), pixel,
+                                                                             strict=True))
+
+
+def _extent(grid: Grid) -> str:
+    """The grid's bounds as a warning quotes them: (west, south, east, north), to the tenth of a unit."""
+    return f"({', '.join(f'{side:.1f}' for side in grid.bounds())})"
 
 
 def _with_grids(

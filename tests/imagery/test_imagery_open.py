@@ -644,6 +644,31 @@ def test_a_folder_without_a_date_is_an_error(
         open_imagery(tmp_path)
 
 
+def test_a_band_file_of_another_extent_than_its_scene_is_warned_of(
+    season_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A B04 written 300x300 beside 320x320 siblings was read in silence, the parcels it missed losing that date with
+    no reason: a band whose extent lies more than one of its own pixels off its scene's grid is warned of, naming the
+    file and both extents; a 60 m or 20 m band reaching part of a pixel past a 10 m grid is not."""
+    band_file = season_folder / "2020" / "S2A_50SKA_20200610_0_L2A" / "B04.tif"
+    with caplog.at_level(logging.WARNING):
+        open_imagery(season_folder)
+    assert "its extent" not in caplog.text
+    for size, warned in ((11, False), (10, True)):  # one pixel short, within a pixel; two pixels short
+        with rasterio.open(band_file) as source:
+            values, profile = source.read()[:, :size, :size], source.profile | {"width": size, "height": size}
+        with rasterio.open(band_file, "w", **profile) as dataset:
+            dataset.write(values)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            open_imagery(season_folder)
+        said = (f"{band_file}: its extent (500000.0, {4_000_000 - 10 * size:.1f}, {500_000 + 10 * size:.1f}, "
+                "4000000.0) differs by more than a pixel from (500000.0, 3999880.0, 500120.0, 4000000.0) of "
+                f"{band_file.with_name('B02.tif')} (west, south, east, north in EPSG:32650), which defines scene "
+                "S2A_50SKA_20200610_0_L2A's grid; parcels it does not cover have no reading of it on that date")
+        assert (said in caplog.text) is warned and ("its extent" in caplog.text) is warned
+
+
 @pytest.mark.parametrize("band", ["B05", "B02"])  # a 20 m band; one of the 10 m bands that define the grid
 def test_a_band_file_in_another_crs_is_read_where_it_lies_not_the_seasons_end(
     season_folder: Path, band: str, caplog: pytest.LogCaptureFixture
