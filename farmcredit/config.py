@@ -124,6 +124,8 @@ class AgronomyConfig(_Frozen):
 
     # A parcel assessed on fewer clear dates than a crop call needs would be priced with no crop seen and no reason.
     min_clear_observations: Annotated[Count, Field(ge=MIN_CROP_DATES)] = 4
+    # Under half on the imagery, more of a parcel is unseen than seen: what is unseen alone could flip its decision.
+    min_share_on_imagery: Fraction = 0.5
     min_peers: Annotated[Count, Field(ge=1)] = 5
     crop_min_confidence: Fraction = 0.7
     declared_crop_min_probability: Fraction = 0.001

@@ -468,8 +468,10 @@ def finish_assessment(
     warn_off_imagery(table.geometry[usable], (outside & ~failed)[usable], inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
                      f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame")
-    for i in np.flatnonzero(usable & ~outside & ~failed & (measurements.inside_share < 0.999)):
-        reasons[i].append("PARTLY_OUTSIDE_IMAGERY")
+    share = measurements.inside_share
+    for i in np.flatnonzero(usable & ~outside & ~failed & (share < 0.999)):
+        too_little = share[i] < cfg.agronomy.min_share_on_imagery
+        reasons[i].append("MOSTLY_OUTSIDE_IMAGERY" if too_little else "PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
     signals, signal_reasons = derive_signals(
         measurements, table["declared_crop"].to_numpy(), assessable, cfg

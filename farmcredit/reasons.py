@@ -41,7 +41,13 @@ _REASONS = (
     Reason("GEOMETRY_REPAIRED", "refer",
            "The drawn boundary crossed itself or its parts overlapped, and was repaired (overlaps taken once); check "
            "the outline."),
-    Reason("PARTLY_OUTSIDE_IMAGERY", "refer", "Part of the parcel lies outside the imagery."),
+    Reason("PARTLY_OUTSIDE_IMAGERY", "refer",
+           "Part of the parcel lies outside the imagery: that part may be fallow or all crop, so the cultivated "
+           "area's interval spans both."),
+    Reason("MOSTLY_OUTSIDE_IMAGERY", "refer",
+           "Too little of the parcel lies on the imagery (under half, by default: agronomy.min_share_on_imagery): "
+           "the part unseen, fallow or all crop, could turn any decision, so none is made on the part seen; a person "
+           "decides, and no limit is offered until then."),
     Reason("FEW_CLEAR_OBSERVATIONS", "refer",
            "Too few clear images this season to judge the crop (clouds, or a season of few dates)."),
     Reason("SEASON_MISSES_CROP", "refer",

@@ -97,6 +97,7 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
+        (lambda raw: raw["agronomy"].update(min_share_on_imagery=50), "agronomy.min_share_on_imagery"),
         # Costs per mu (1/15 ha): every crop's harvest would sell for 11-14 times its cost.
         (lambda raw: [spec.update(cost_per_ha=spec["cost_per_ha"] / 15) for spec in raw["crops"].values()],
          r"crops.maize: Value error, a typical harvest sells for 13 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 2.2 "

@@ -25,6 +25,7 @@ from rasterio.crs import CRS
 from rasterio.transform import array_bounds
 from rasterio.warp import calculate_default_transform
 
+from farmcredit.config import load_config
 from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, open_imagery
@@ -234,6 +235,31 @@ def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(
     pd.testing.assert_series_equal(
         results["cultivated_area_ha"].iloc[:-2], baseline[0]["cultivated_area_ha"], check_names=False
     )
+
+
+def test_a_parcel_mostly_off_the_imagery_is_referred_with_no_limit_and_one_nearly_all_on_it_keeps_its_decision(
+        small_season) -> None:
+    """Under ``agronomy.min_share_on_imagery`` (half) on the imagery, SLIVER (5% on) is referred MOSTLY_OUTSIDE_IMAGERY
+    with no limit, not judged on its sliver as it was with the setting at 0; NEARLY (97.5% on) is as it was."""
+    parcels = gpd.read_file(small_season.parcels_path)
+    imagery = open_imagery(small_season.imagery_dir)
+    left, top = imagery.transform.c, imagery.transform.f
+    extra = gpd.GeoDataFrame({"parcel_id": ["SLIVER", "NEARLY"], "borrower_id": ["X", "Y"]},
+                             geometry=[shapely.box(left - 76, top - 200, left + 4, top - 120),
+                                       shapely.box(left - 2, top - 300, left + 78, top - 220)], crs=imagery.crs)
+    parcels = pd.concat([parcels.to_crs(imagery.crs), extra], ignore_index=True)
+    config = load_config()
+    judged = config.model_copy(update={"agronomy": config.agronomy.model_copy(update={"min_share_on_imagery": 0.0})})
+    default, on_sliver = (run_assessment(parcels, imagery, model="rule", config=c) for c in (config, judged))
+    sliver, nearly = default.parcels.iloc[-2], default.parcels.iloc[-1]
+    assert "PARTLY_OUTSIDE_IMAGERY" in on_sliver.parcels.iloc[-2]["reason_all"]
+    assert (sliver["decision"], sliver["loan_limit"]) == ("refer", 0.0) and pd.isna(sliver["risk_grade"])
+    assert sliver["reason"].startswith("MOSTLY_OUTSIDE_IMAGERY") and "PARTLY_OUTSIDE" not in sliver["reason_all"]
+    assert sliver["limit_arithmetic"].endswith("(refer: MOSTLY_OUTSIDE_IMAGERY)")
+    assert default.borrowers.set_index("borrower_id").loc["X", "decision"] == "refer"
+    assert "PARTLY_OUTSIDE_IMAGERY" in nearly["reason_all"]
+    same = default.parcels.columns.drop("config_hash")
+    pd.testing.assert_series_equal(nearly[same], on_sliver.parcels.iloc[-1][same])
 
 
 def test_parcels_all_off_the_imagery_are_warned_of_naming_where_both_lie(

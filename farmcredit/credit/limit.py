@@ -39,7 +39,8 @@ CENT = Decimal("0.01")
 STATUSES = ("ok", "flagged", "error")
 DECISIONS = ("approve", "refer", "decline")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
-UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED"})
+UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED",
+                        "MOSTLY_OUTSIDE_IMAGERY"})
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
 # clear dates missed only the peak still measured the area): no finding on it is stated.
 UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
@@ -168,9 +169,9 @@ def _data_checks(row: object, config: Config) -> list[str]:
     codes = []
     low, high = config.credit.declared_area_band
     declared = row.declared_area_ha
-    # Bare land where the season never saw the crop green, or a season of too few clear images, says nothing of how
-    # much is cultivated nor how well: one image of a maize field at its peak called it not cultivated, one after
-    # harvest a wheat field's.
+    # Bare land where the season never saw the crop green, a season of too few clear images, or the sliver of a parcel
+    # mostly off the imagery, says nothing of how much is cultivated nor how well: one image of a maize field at its
+    # peak called it not cultivated, one after harvest a wheat field's.
     judged = UNJUDGED.isdisjoint(row.reasons)
     said, seen = config.crop_named(row.declared_crop), row.crop  # 小麦 is wheat; 休耕, fallow
     # Land declared fallow declares its whole area, not an area cultivated: seen bare, it is the most honest of
@@ -242,6 +243,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
                unsure_call if unsure_call else
+               "too little of it on the imagery to grade its risk" if "MOSTLY_OUTSIDE_IMAGERY" in row.reasons else
                "too little clear imagery to grade its risk" if unobserved else
                "no probability of default, so no risk grade" if band is None else "")
     if missing:

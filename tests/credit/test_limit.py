@@ -642,6 +642,23 @@ def test_a_borrower_referred_for_too_little_imagery_leads_with_it_as_its_parcel_
     assert borrower["reason_text"].startswith(f"Parcel P2: {REASONS['FEW_CLEAR_OBSERVATIONS'].sentence}")
 
 
+def test_a_parcel_mostly_off_the_imagery_is_referred_with_no_limit_not_judged_on_the_sliver_seen() -> None:
+    """The sliver on the imagery of a parcel 3% on it looked bare (it was approved on the whole imagery): the part
+    off it could turn any decision, so the parcel is referred with no limit or grade, and declines no borrower."""
+    parcels = _assess(_parcel(), _parcel(parcel_id="P2", reasons=["MOSTLY_OUTSIDE_IMAGERY"],
+                                         **{**_FALLOW, "declared_area_ha": 0.5}))
+    sliver = parcels.iloc[1]
+    assert (sliver["decision"], sliver["loan_limit"]) == ("refer", 0.0) and pd.isna(sliver["risk_grade"])
+    assert sliver["reason_all"] == "MOSTLY_OUTSIDE_IMAGERY"  # no NOT_CULTIVATED, AREA_OVERSTATED of the sliver
+    assert sliver["limit_arithmetic"].endswith("(refer: MOSTLY_OUTSIDE_IMAGERY)")
+    cropped = _assess(_parcel(reasons=["MOSTLY_OUTSIDE_IMAGERY"])).iloc[0]  # nor lent on a sliver that is crop
+    assert (cropped["decision"], cropped["loan_limit"]) == ("refer", 0.0)
+    assert cropped["limit_arithmetic"] == ("no limit: too little of it on the imagery to grade its risk "
+                                           "(refer: MOSTLY_OUTSIDE_IMAGERY)")
+    borrower = _borrowers(parcels).iloc[0]
+    assert (borrower["decision"], borrower["decided_by"]) == ("refer", "P2")
+
+
 def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_from() -> None:
     """borrower_decisions.jsonl names the parcels each reason comes from, those ``reason_text`` names where not every
     parcel has it: one parcel's imagery, another's decline, none for the borrower's own minimum loan; a parcel alone
