@@ -357,12 +357,13 @@ class Config(_Frozen):
                     raise ValueError(f"regions.{region}.crops.{name}: {slip}")
         return self
 
-    def crop_named(self, declared: object) -> object:
+    def crop_named(self, declared: object) -> str | None:
         """The crop a declared name means (its name or an alias, ignoring case, width and outer spaces): ``fallow``
         for a word of ``DECLARED_FALLOW`` (休耕), None for one of ``DECLARED_UNKNOWN`` (未知, as if none were
-        declared); what was declared, unchanged, when it means none (or is not text)."""
+        declared, or no text: a missing value, NA included, which ``==`` cannot compare); what was declared, unchanged,
+        when it names no crop the config knows."""
         if not isinstance(declared, str):
-            return declared
+            return None
         key = folded(declared)
         if key in DECLARED_FALLOW:
             return FALLOW

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -220,8 +221,8 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.crops["spring_wheat"].price == 2.5
     assert config.crops["spring_wheat"].yield_curve == config.crops["wheat"].yield_curve
-    assert [config.crop_named(name) for name in ("春小麦", "小麦", " ＷＨＥＡＴ", "barley", None)] == [
-        "spring_wheat", "wheat", "wheat", "barley", None]
+    assert [config.crop_named(name) for name in ("春小麦", "小麦", " ＷＨＥＡＴ", "barley", None, pd.NA, np.nan)] == [
+        "spring_wheat", "wheat", "wheat", "barley", None, None, None]  # a missing value of any kind is none
     barley_only = config.model_copy(update={"crops": {"barley": config.crops["wheat"].model_copy(update={
         "aliases": ("大麦",)})}})
     assert [barley_only.crop_named(name) for name in ("小麦", "大麦")] == ["小麦", "barley"]  # not the copied config's

@@ -646,23 +646,25 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
     return _Section(title, (*blocks, _Plot("stability", "Shares per bin, reference against this run", _png(fig))))
 
 
-# Why a parcel has no risk grade, the first that applies: an error, too few clear images, none while its crop is
-# green or at its peak (a season of many clear dates may miss those weeks), or no PD, its health and yield not rated.
+# Why a parcel has no risk grade, the first that applies: an error, too few clear images, most of it off the imagery,
+# no clear image while its crop is green or at its peak (a season of many clear dates may miss those weeks), or no PD,
+# its health and yield not rated.
 _UNGRADED = ("not assessed, status error", "referred, too few clear images to grade their risk",
-             "referred, no clear image in their crop's green or peak weeks", "with nothing cultivated to lend on",
-             "of a crop not recognised", "with no health or yield measured")
+             "referred, mostly off the imagery", "referred, no clear image in their crop's green or peak weeks",
+             "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
 _TOO_FEW_IMAGES = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 
 
 def _why_ungraded(table: pd.DataFrame) -> pd.Series:
-    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all six); the
+    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all seven); the
     too-little-imagery codes (``UNOBSERVED``) are read from ``reason``, where they lead."""
     error = table["status"].eq("error").fillna(False).to_numpy(dtype=bool)
     codes = table["reason"].map(lambda text: {c.strip() for c in text.split(";")})
-    too_few, unobserved = (~codes.map(of.isdisjoint).to_numpy(dtype=bool) for of in (_TOO_FEW_IMAGES, UNOBSERVED))
+    too_few, off, unobserved = (~codes.map(of.isdisjoint).to_numpy(dtype=bool)
+                                for of in (_TOO_FEW_IMAGES, {"MOSTLY_OUTSIDE_IMAGERY"}, UNOBSERVED))
     crop = table["crop"].astype("string").fillna("")
     fallow, unknown = (crop.eq(name).to_numpy(dtype=bool) for name in RESERVED_CROP_NAMES)
-    why = np.select([error, too_few, unobserved, fallow, unknown], _UNGRADED[:5], _UNGRADED[5])
+    why = np.select([error, too_few, off, unobserved, fallow, unknown], _UNGRADED[:6], _UNGRADED[6])
     ungraded = error | table["risk_grade"].isna().to_numpy(dtype=bool)
     return pd.Series(pd.Categorical(why[ungraded], categories=_UNGRADED))
 

@@ -222,17 +222,19 @@ def test_calibration_with_observed_defaults() -> None:
 
 def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_path: Path) -> None:
     """Errors, parcels referred for too few clear images (cultivated or not: no health, yield or PD), parcels whose
-    clear images, however many, missed their crop's green or peak weeks, parcels with nothing cultivated, each
-    counted under the first that applies."""
+    clear images, however many, missed their crop's green or peak weeks, parcels mostly off the imagery, parcels with
+    nothing cultivated, each counted under the first that applies."""
     table = _results()
     table.loc[:2, "status"], table.loc[3:9, "risk_grade"] = "error", None
     table.loc[3:4, "reason"] = ["NO_CLEAR_OBSERVATIONS;AREA_OVERSTATED", "FEW_CLEAR_OBSERVATIONS;NOT_CULTIVATED"]
     table.loc[4:6, "crop"], table.loc[5:6, "reason"] = "fallow", "NOT_CULTIVATED"
-    table.loc[7:9, "reason"] = ["PARTLY_CULTIVATED", "PEAK_NOT_OBSERVED;AREA_OVERSTATED", "SEASON_MISSES_CROP"]
+    table.loc[7:9, "reason"] = ["PARTLY_CULTIVATED", "PEAK_NOT_OBSERVED;AREA_OVERSTATED",
+                                "MOSTLY_OUTSIDE_IMAGERY;CROP_MISMATCH"]
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
     assert (f"Left out: 10 of {len(table)} parcels without a risk grade: 3 not assessed, status error; "
             "2 referred, too few clear images to grade their risk; "
-            "2 referred, no clear image in their crop's green or peak weeks; 2 with nothing cultivated to lend on; "
+            "1 referred, mostly off the imagery; 1 referred, no clear image in their crop's green or peak weeks; "
+            "2 with nothing cultivated to lend on; "
             "1 with no health or yield measured.") in text
 
 
