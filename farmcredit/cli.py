@@ -185,7 +185,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
-    _warn_read_failures(result.record)
+    _warn_read_failures(result.record, result.parcels)
     _warn_season(result.parcels)
 
 
@@ -305,7 +305,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}", markup=False)
-    _warn_read_failures(result.assessment.record)
+    _warn_read_failures(result.assessment.record, result.assessment.parcels)
     _warn_season(result.assessment.parcels)
     if result.failed:
         reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
@@ -828,15 +828,18 @@ def _warn_batch_partitions(out: Path) -> None:
                       "another --out to keep the two apart", highlight=False)
 
 
-def _warn_read_failures(record: dict) -> None:
-    """Name the image files that failed to decode where parcels were read (their parcels skip that date, or lose the
-    CNN's context)."""
+def _warn_read_failures(record: dict, parcels: pd.DataFrame) -> None:
+    """Name the image files that failed to decode where parcels were read, and how many parcels skip a date for it
+    (``IMAGERY_READ_ERROR``: on pixels no other product of the date supplied)."""
     files = sorted({failure["file"] for failure in record["read_failures"]})
     if files:
-        console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read: "
-                      f"{_shown(some(files))}; the parcels they cover skip that date (IMAGERY_READ_ERROR), or, "
-                      "where a file failed only in the CNN's context around them, are measured without that context; "
-                      "run.json has GDAL's message",
+        hit = parcels["reason_all"].str.split(";").map(lambda codes: "IMAGERY_READ_ERROR" in codes).sum()
+        lost = (f"{hit} parcel(s) on the pixels they left without data skip that date (IMAGERY_READ_ERROR)" if hit
+                else "no parcel lost a date to them")
+        console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read (whole or in part): "
+                      f"{_shown(some(files))}; {lost}; parcels on blocks that read, or whose pixels another product "
+                      "of the same date supplied, keep the date, and where a file failed only in the CNN's context "
+                      "around them, they are measured without that context; run.json has GDAL's message",
                       highlight=False)
 
 

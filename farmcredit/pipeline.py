@@ -556,8 +556,9 @@ def measure_windows(
     Returns:
         ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
         in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
-        area), ``read_error`` (n,) bool and ``read_failures`` (k, 3), the files that failed to decode where the
-        parcels were read (``failure_table``).
+        area), ``read_error`` (n,) bool, True for parcels on pixels a read failure left without data on a date
+        (``SeasonCube.lost``), and ``read_failures`` (k, 3), the files that failed to decode where the parcels were
+        read (``failure_table``), whether or not another product of the date stood in for them.
     """
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
@@ -569,9 +570,9 @@ def measure_windows(
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
         read = context_window(window, model, imagery.shape)
         cube = read_window(imagery, read, bands, config.imagery.clear_scl_classes)
-        if cube.read_errors and read != window:  # a file that fails in the context costs the context, not the date
+        if cube.lost.any() and read != window:  # pixels lost in the context cost the context, not the date
             alone = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
-            if len(alone.read_errors) < len(cube.read_errors):  # else the date is lost either way: keep the context
+            if not alone.lost.any():  # else the window loses those pixels either way: keep the context
                 # Named still (warned of, in run.json, and measured again by a batch rerun), though no parcel of the
                 # window loses a date to it: the window is measured without its context.
                 failures.update(cube.read_errors)
@@ -613,7 +614,9 @@ def measure_windows(
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
         stats["mixed"][members] = mixed_cell_share(coverage)  # the model's margin widens by it (``widened``)
-        stats["read_error"][members] |= bool(cube.read_errors)
+        # Only the parcels on pixels a failure left without data: another product of the date may have supplied them.
+        on_lost = cube.lost.any(axis=0)[coverage.row, coverage.col]
+        stats["read_error"][members] |= np.bincount(coverage.parcel[on_lost], minlength=len(members)) > 0
         failures.update(cube.read_errors)
         if progress is not None:
             progress(done, len(windows))

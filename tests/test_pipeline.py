@@ -573,6 +573,47 @@ def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_no
     np.testing.assert_array_equal(alone["clear"][1], pristine["clear"][1])
 
 
+SAMPLE_TILES = Path(__file__).resolve().parents[1] / "sample_tiles"
+MAY_20 = "S2A_50SKB_20240520_0_L2A"
+MEASURED = ["clear_observations", "cultivated_area_ha", "ndvi_peak", "crop"]
+
+
+@pytest.fixture(scope="module")
+def sample_rule_results() -> pd.DataFrame:
+    """sample_tiles assessed with the rule, by parcel id: the run a read failure is compared with."""
+    return assess(SAMPLE_TILES / "parcels.geojson", SAMPLE_TILES / "imagery", model="rule").set_index("parcel_id")
+
+
+def _cut_to_90_percent(band: Path) -> int:
+    """Cut ``band`` (a tiled GeoTIFF) to 90% of its bytes, as a download cut short; the first row of its blocks that
+    no longer read."""
+    band.write_bytes(band.read_bytes()[: band.stat().st_size * 9 // 10])
+    with rasterio.open(band) as dataset:
+        for _, window in dataset.block_windows(1):
+            try:
+                dataset.read(1, window=window)
+            except rasterio.errors.RasterioError:
+                return int(window.row_off)
+    raise AssertionError(f"{band} still reads whole")
+
+
+def test_a_broken_copy_of_a_scene_whose_twin_reads_flags_no_parcel(sample_rule_results, tmp_path) -> None:
+    """Another product of the same date supplies every pixel the broken one fails on: the results are the clean
+    run's, no parcel is flagged IMAGERY_READ_ERROR, and the file is still named in run.json."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    twin = imagery / MAY_20.replace("_0_", "_1_")
+    shutil.copytree(imagery / MAY_20, twin)
+    _cut_to_90_percent(twin / "B04.tif")
+    results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule", out=tmp_path / "out")
+    results = results.set_index("parcel_id")
+    assert not results["reason"].str.contains("IMAGERY_READ_ERROR").any()
+    columns = [*MEASURED, "loan_limit", "decision", "status", "reason"]
+    pd.testing.assert_frame_equal(results[columns], sample_rule_results[columns])
+    [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
+    assert failure["file"] == str(twin / "B04.tif")
+
+
 def test_a_parcel_of_too_many_vertices_stays_on_the_map_and_unmeasured_outlines_have_no_area(
         small_season, tmp_path) -> None:
     """TOO_MANY_VERTICES keeps a thinned outline in the outputs (not measured); a parcel whose outline was not read

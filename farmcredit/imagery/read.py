@@ -86,7 +86,9 @@ class SeasonCube:
         transform: Affine transform of this window, metres.
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
-            their scene has data; those time steps (mosaic parts) are all-NaN and not clear.
+            their scene (mosaic part) has data; that part is all-NaN and not clear.
+        lost: bool (time, rows, cols): where a read failure left a date without data: the file's failed part had
+            data there (or nothing else of the product read to tell) and no other part of the scene supplied it.
     """
 
     reflectance: np.ndarray
@@ -98,22 +100,21 @@ class SeasonCube:
     transform: affine.Affine
     crs: rasterio.crs.CRS
     read_errors: tuple[tuple[str, str, str], ...]
+    lost: np.ndarray
 
     def crop(self, window: Window) -> SeasonCube:
         """The part of this cube under ``window`` (whole pixels, in this cube's pixel coordinates, inside it)."""
         rows, cols = window.toslices()
         return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
-                       source=self.source[..., rows, cols],
+                       source=self.source[..., rows, cols], lost=self.lost[..., rows, cols],
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
     def imaged(self) -> np.ndarray:
         """bool (rows, cols): where the imagery holds red and NIR on at least one date, so a cell clouded on every
         date is imaged and one of no data or fill values on every date (a swath's edge, off the grid) is not; every
-        cell where a file failed to read in this cube (``read_errors``), whose data is unknown."""
-        if self.read_errors:
-            return np.ones(self.clear.shape[1:], dtype=bool)
+        cell a read failure left without data on some date (``lost``), whose data is unknown."""
         red, nir = (self.reflectance[:, self.bands.index(band)] for band in NDVI_BANDS)
-        return (np.isfinite(red) & np.isfinite(nir)).any(axis=0)
+        return (np.isfinite(red) & np.isfinite(nir)).any(axis=0) | self.lost.any(axis=0)
 
 
 def read_window(
@@ -126,8 +127,8 @@ def read_window(
 
     Only the window is read from each file. Coarser pixels are repeated (nearest neighbour: each
     20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
-    A file that fails to open or decode leaves its scene all-NaN and not clear, listed in read_errors where the
-    scene has data in the window.
+    A file that fails to open or decode leaves its scene (mosaic part) all-NaN and not clear, ``lost`` where no
+    other part of the scene supplies its pixels; the file is listed in ``read_errors`` where the part has data.
 
     Args:
         imagery: From `open_imagery`.
@@ -166,6 +167,7 @@ def read_window(
     )
     clear = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     source = np.full((len(imagery.scenes), height, width), -1, dtype=np.int16)
+    lost = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     read_errors: list[tuple[str, str, str]] = []
     with gdal_env():
         for step, scene in enumerate(imagery.scenes):
@@ -173,15 +175,19 @@ def read_window(
             best = np.full((height, width), -1, dtype=np.int8)
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
-                layers, failures = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
-                if failures:
-                    # A failure costs the part where it has data: the files that were read tell where (all of it
-                    # when none was). A part of a mosaic that holds no pixel of the window costs nothing.
-                    if not layers or any(np.isfinite(values[inside]).any() for values in layers.values()):
-                        read_errors.extend((part.scene_id, path, message) for path, message in failures)
-                    continue
+                layers, unread, failures = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
                 values = np.stack([(layers[band] + part.dn_offset) * part.dn_scale for band in cube_bands])
                 values[:, ~inside] = np.nan
+                if failures:
+                    failed = np.logical_or.reduce(list(unread.values()))
+                    values[:, failed] = np.nan
+                    # A failure costs the part where it has data: the layers that were read tell where (all of it
+                    # where none was). A part of a mosaic that holds no pixel of the window costs nothing.
+                    unknown = np.logical_and.reduce(list(unread.values())) if len(unread) == len(layers) else False
+                    had_data = unknown | np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])
+                    if (lost_here := failed & had_data & inside).any():
+                        lost[step] |= lost_here
+                        read_errors.extend((part.scene_id, path, message) for path, message in failures)
                 has_data = np.isfinite(values).all(axis=0)
                 is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
                 quality = has_data.astype(np.int8) + is_clear
@@ -190,6 +196,7 @@ def read_window(
                 clear[step][take] = is_clear[take]
                 source[step][take] = np.where(has_data[take], index, -1)
                 best[take] = quality[take]
+            lost[step] &= best < 1  # another part of the scene supplied those pixels
 
     _mask_fill_values(reflectance, clear)
     source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
@@ -203,6 +210,7 @@ def read_window(
         transform=rasterio.windows.transform(Window(col_off, row_off, width, height), base),
         crs=imagery.crs,
         read_errors=tuple(read_errors),
+        lost=lost,
     )
 
 
@@ -225,36 +233,41 @@ def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
 
 def _read_layers(
     scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray, crs: rasterio.crs.CRS
-) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
-    """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data.
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data or not read.
 
     Pixel centres are in ``crs``; a file in another CRS is sampled at the centres transformed into its own.
 
     Returns:
-        The layers of the files read, and (path, GDAL's message) of those that failed to open or decode.
+        The layers; bool masks of where the layers of files that failed were not read (everywhere for a file that
+        does not open); and (path, GDAL's message) of those files.
     """
     by_path: dict[str, list[tuple[str, int]]] = {}
     for layer in layers:
         layer_path, index = scene.band_paths[layer]
         by_path.setdefault(layer_path, []).append((layer, index))
+    shape = (len(y_centres), len(x_centres))
     values: dict[str, np.ndarray] = {}
+    unread: dict[str, np.ndarray] = {}
     failures: list[tuple[str, str]] = []
     for layer_path, wanted in by_path.items():
+        indexes = [index for _, index in wanted]
+        sampled, message = np.full((len(indexes), *shape), np.nan, dtype=np.float32), None
         try:
             with rasterio.open(layer_path) as dataset:
-                indexes = [index for _, index in wanted]
                 if dataset.crs is None:  # not georeferenced (a picture saved as B05.tif): no pixel is placed
-                    failures.append((layer_path, NO_CRS))
-                    continue
-                if dataset.crs == crs:
+                    message = NO_CRS
+                elif dataset.crs == crs:
                     sampled = _sample(dataset, indexes, x_centres, y_centres)
                 else:
                     sampled = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
         except RasterioError as error:
-            failures.append((layer_path, gdal_message(error)))
-            continue
+            message = gdal_message(error)
+        if message is not None:
+            failures.append((layer_path, message))
+            unread.update((layer, np.ones(shape, dtype=bool)) for layer, _ in wanted)
         values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
-    return values, failures
+    return values, unread, failures
 
 
 def _sample(

@@ -227,7 +227,7 @@ def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.nd
     """
     on_imagery = Window(window.col_off + strip.col_off, window.row_off + strip.row_off, strip.width, strip.height)
     cube = read_window(imagery, on_imagery, TRUE_COLOUR_BANDS)
-    if cube.read_errors:
+    if cube.lost.any():  # a file failed where no other product of the date stood in
         raise UnreadableScene(f"{cube.read_errors[0][1]}: {cube.read_errors[0][2]}")
     reflectance = cube.reflectance[0] * REFLECTANCE_SCALE
     return np.where(np.isfinite(reflectance), np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16)

@@ -28,6 +28,7 @@ def cube_of(reflectance: dict[str, list[float]], clear: list[bool] | None = None
         transform=from_origin(0, 0, 10, 10),
         crs=CRS.from_epsg(32650),
         read_errors=(),
+        lost=np.zeros((1, 1, width), dtype=bool),
     )
 
 
