@@ -597,6 +597,29 @@ def _cut_to_90_percent(band: Path) -> int:
     raise AssertionError(f"{band} still reads whole")
 
 
+def test_a_band_cut_short_costs_the_date_only_to_parcels_on_its_blocks_that_fail(
+        sample_rule_results, tmp_path) -> None:
+    """Parcels on the blocks that still decode keep the date: measured as without the failure; those on blocks
+    that fail skip it (IMAGERY_READ_ERROR)."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    first_lost_row = _cut_to_90_percent(imagery / MAY_20 / "B04.tif")
+    results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule", out=tmp_path / "out")
+    results = results.set_index("parcel_id")
+    grid = open_imagery(imagery)
+    outlines = gpd.read_file(SAMPLE_TILES / "parcels.geojson").set_index("parcel_id").to_crs(grid.crs).bounds
+    top_row = (grid.transform.f - outlines["maxy"]) / -grid.transform.e
+    bottom_row = (grid.transform.f - outlines["miny"]) / -grid.transform.e
+    above, below = bottom_row < first_lost_row, top_row >= first_lost_row
+    assert above.sum() > 500 and below.sum() > 50
+    flagged = results["reason"].str.contains("IMAGERY_READ_ERROR")
+    assert not flagged[above].any() and flagged[below].all()
+    pd.testing.assert_frame_equal(results.loc[above, MEASURED], sample_rule_results.loc[above, MEASURED])
+    assert (results.loc[below, "clear_observations"] < sample_rule_results.loc[below, "clear_observations"]).any()
+    [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
+    assert failure["file"] == str(imagery / MAY_20 / "B04.tif")
+
+
 def test_a_broken_copy_of_a_scene_whose_twin_reads_flags_no_parcel(sample_rule_results, tmp_path) -> None:
     """Another product of the same date supplies every pixel the broken one fails on: the results are the clean
     run's, no parcel is flagged IMAGERY_READ_ERROR, and the file is still named in run.json."""

@@ -86,7 +86,7 @@ class SeasonCube:
         transform: Affine transform of this window, metres.
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
-            their scene (mosaic part) has data; that part is all-NaN and not clear.
+            their scene (mosaic part) has data; only the blocks (tiles, strips) that fail are NaN and not clear.
         lost: bool (time, rows, cols): where a read failure left a date without data: the file's failed part had
             data there (or nothing else of the product read to tell) and no other part of the scene supplied it.
     """
@@ -127,8 +127,9 @@ def read_window(
 
     Only the window is read from each file. Coarser pixels are repeated (nearest neighbour: each
     20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
-    A file that fails to open or decode leaves its scene (mosaic part) all-NaN and not clear, ``lost`` where no
-    other part of the scene supplies its pixels; the file is listed in ``read_errors`` where the part has data.
+    A file that fails to decode is read again block by block (its tiles or strips): only the pixels of the blocks
+    that fail are NaN and not clear (all of the scene's for a file that does not open), and they are ``lost`` where
+    no other part of the scene supplies them; the file is listed in ``read_errors`` where its scene has data there.
 
     Args:
         imagery: From `open_imagery`.
@@ -252,22 +253,54 @@ def _read_layers(
     failures: list[tuple[str, str]] = []
     for layer_path, wanted in by_path.items():
         indexes = [index for _, index in wanted]
-        sampled, message = np.full((len(indexes), *shape), np.nan, dtype=np.float32), None
+        sampled, failed, message = np.full((len(indexes), *shape), np.nan, dtype=np.float32), None, None
         try:
             with rasterio.open(layer_path) as dataset:
                 if dataset.crs is None:  # not georeferenced (a picture saved as B05.tif): no pixel is placed
                     message = NO_CRS
                 elif dataset.crs == crs:
-                    sampled = _sample(dataset, indexes, x_centres, y_centres)
+                    sampled, failed, message = _sample(dataset, indexes, x_centres, y_centres)
                 else:
-                    sampled = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
+                    sampled, failed, message = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
         except RasterioError as error:
             message = gdal_message(error)
         if message is not None:
             failures.append((layer_path, message))
-            unread.update((layer, np.ones(shape, dtype=bool)) for layer, _ in wanted)
+            failed = np.ones(shape, dtype=bool) if failed is None else failed
+            unread.update((layer, failed) for layer, _ in wanted)
         values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
     return values, unread, failures
+
+
+def _read_blocks(
+    dataset: rasterio.DatasetReader, indexes: list[int], window: Window
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """float32 (len(indexes), rows, cols) of ``window`` (inside the file); where that read fails, each of the file's
+    blocks (tiles, or strips) under the window is read in turn, NaN on those that fail (a file cut short).
+
+    Returns:
+        The values, the bool (rows, cols) mask of pixels not read (None when all were) and GDAL's message of the
+        failed whole read (None when all were read).
+    """
+    try:
+        return dataset.read(indexes, window=window, out_dtype="float32"), None, None
+    except RasterioError as error:
+        message = gdal_message(error)
+    (top, bottom), (left, right) = window.toranges()
+    values = np.full((len(indexes), bottom - top, right - left), np.nan, dtype=np.float32)
+    failed = np.zeros(values.shape[1:], dtype=bool)
+    block_height, block_width = dataset.block_shapes[indexes[0] - 1]
+    for row in range(top // block_height * block_height, bottom, block_height):
+        for column in range(left // block_width * block_width, right, block_width):
+            r0, r1 = max(row, top), min(row + block_height, bottom)
+            c0, c1 = max(column, left), min(column + block_width, right)
+            part = (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left))
+            try:
+                values[(slice(None), *part)] = dataset.read(
+                    indexes, window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype="float32")
+            except RasterioError:
+                failed[part] = True
+    return (values, failed, message) if failed.any() else (values, None, None)
 
 
 def _sample(
@@ -275,11 +308,11 @@ def _sample(
     indexes: list[int],
     x_centres: np.ndarray,
     y_centres: np.ndarray,
-) -> np.ndarray:
-    """The file's pixels containing each base-pixel centre (nearest neighbour), NaN where no data.
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """The file's pixels containing each base-pixel centre (nearest neighbour), NaN where no data or not read.
 
     Returns:
-        float32 (len(indexes), len(y_centres), len(x_centres)).
+        float32 (len(indexes), len(y_centres), len(x_centres)), and as `_read_blocks` the pixels not read and why.
     """
     grid = dataset.transform
     columns = np.floor((x_centres - grid.c) / grid.a).astype(np.int64)
@@ -288,24 +321,19 @@ def _sample(
     row_ok = (rows >= 0) & (rows < dataset.height)
     out = np.full((len(indexes), rows.size, columns.size), np.nan, dtype=np.float32)
     if not column_ok.any() or not row_ok.any():
-        return out
+        return out, None, None
     first_column, first_row = columns[column_ok].min(), rows[row_ok].min()
-    block = dataset.read(
-        indexes,
-        window=Window(
-            first_column,
-            first_row,
-            columns[column_ok].max() + 1 - first_column,
-            rows[row_ok].max() + 1 - first_row,
-        ),
-        out_dtype="float32",
-    )
-    layer_axis = np.arange(len(indexes))
-    out[np.ix_(layer_axis, row_ok.nonzero()[0], column_ok.nonzero()[0])] = block[
-        np.ix_(layer_axis, rows[row_ok] - first_row, columns[column_ok] - first_column)
-    ]
+    block, unread, message = _read_blocks(dataset, indexes, Window(
+        first_column,
+        first_row,
+        columns[column_ok].max() + 1 - first_column,
+        rows[row_ok].max() + 1 - first_row,
+    ))
+    to, start = np.ix_(row_ok.nonzero()[0], column_ok.nonzero()[0]), np.ix_(rows[row_ok] - first_row,
+                                                                           columns[column_ok] - first_column)
+    out[(slice(None), *to)] = block[(slice(None), *start)]
     _mask_nodata(dataset, indexes, out)
-    return out
+    return out, _placed(unread, out.shape[1:], to, start), message
 
 
 def _sample_reprojected(
@@ -314,12 +342,8 @@ def _sample_reprojected(
     x_centres: np.ndarray,
     y_centres: np.ndarray,
     crs: rasterio.crs.CRS,
-) -> np.ndarray:
-    """`_sample` for a file in another CRS (a neighbouring UTM zone): nearest pixel to each centre.
-
-    Returns:
-        float32 (len(indexes), len(y_centres), len(x_centres)).
-    """
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """`_sample` for a file in another CRS (a neighbouring UTM zone): nearest pixel to each centre."""
     x_grid, y_grid = np.meshgrid(x_centres, y_centres)
     xs, ys = rasterio.warp.transform(crs, dataset.crs, x_grid.ravel(), y_grid.ravel())
     grid = dataset.transform
@@ -328,13 +352,25 @@ def _sample_reprojected(
     ok = (columns >= 0) & (columns < dataset.width) & (rows >= 0) & (rows < dataset.height)
     out = np.full((len(indexes), *x_grid.shape), np.nan, dtype=np.float32)
     if not ok.any():
-        return out
+        return out, None, None
     first_column, first_row = columns[ok].min(), rows[ok].min()
     window = Window(first_column, first_row, columns[ok].max() + 1 - first_column, rows[ok].max() + 1 - first_row)
-    block = dataset.read(indexes, window=window, out_dtype="float32")
-    out[:, ok] = block[:, rows[ok] - first_row, columns[ok] - first_column]
+    block, unread, message = _read_blocks(dataset, indexes, window)
+    start = (rows[ok] - first_row, columns[ok] - first_column)
+    out[:, ok] = block[(slice(None), *start)]
     _mask_nodata(dataset, indexes, out)
-    return out
+    return out, _placed(unread, out.shape[1:], ok, start), message
+
+
+def _placed(
+    unread: np.ndarray | None, shape: tuple[int, ...], to: tuple[np.ndarray, ...] | np.ndarray, start: tuple
+) -> np.ndarray | None:
+    """The file's pixels not read (``_read_blocks``) as the base pixels sampled from them, by the samplers' indices."""
+    if unread is None:
+        return None
+    placed = np.zeros(shape, dtype=bool)
+    placed[to] = unread[start]
+    return placed
 
 
 def _mask_fill_values(reflectance: np.ndarray, clear: np.ndarray) -> None:

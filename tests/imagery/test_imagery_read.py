@@ -155,3 +155,28 @@ def test_a_truncated_cog_is_reported_and_only_its_date_is_masked(season_folder: 
     assert "IReadBlock failed" in message  # GDAL's own words, not only rasterio's
     assert np.isnan(cube.reflectance[2]).all() and not cube.clear[2].any()
     assert np.isfinite(cube.reflectance[:2]).all() and cube.clear[:2].any()
+
+
+def test_a_striped_band_cut_short_loses_only_the_strips_that_fail(season_folder: Path) -> None:
+    """The window is read again strip by strip: the rows of the strips that still decode keep their date."""
+    band_file = season_folder.joinpath(*SCENE_2024, "B04.tif")
+    with rasterio.open(band_file) as dataset:
+        values, profile = dataset.read(1), dataset.profile
+    profile.update(driver="GTiff", tiled=False, blockysize=4, compress="NONE")
+    profile.pop("blockxsize", None)
+    band_file.unlink()
+    with rasterio.open(band_file, "w", **profile) as striped:  # 12 rows: 3 strips of 4
+        striped.write(values, 1)
+    pristine = read_window(open_imagery(season_folder), Window(0, 0, 12, 12), bands=("B04", "B08"))
+    band_file.write_bytes(band_file.read_bytes()[:-8])  # the last strip cut short
+
+    cube = read_window(open_imagery(season_folder), Window(0, 0, 12, 12), bands=("B04", "B08"))
+
+    assert [error[:2] for error in cube.read_errors] == [(SCENE_2024[1], str(band_file))]
+    np.testing.assert_array_equal(cube.reflectance[:, :, :8], pristine.reflectance[:, :, :8])
+    np.testing.assert_array_equal(cube.clear[:, :8], pristine.clear[:, :8])
+    assert np.isnan(cube.reflectance[2, :, 8:]).all() and not cube.clear[2, 8:].any()
+    expected_lost = np.zeros_like(cube.lost)
+    expected_lost[2, 8:] = np.isfinite(pristine.reflectance[2, 1, 8:])  # where the scene has data
+    np.testing.assert_array_equal(cube.lost, expected_lost)
+    assert expected_lost.any() and not pristine.lost.any() and cube.imaged()[8:].all()
