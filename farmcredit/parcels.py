@@ -311,11 +311,14 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         geometry_reasons += [(int(i), "GEOMETRY_REPAIRED") for i in np.flatnonzero(closed) if i not in flagged]
     off_globe = _impossible_coordinates(geometry, frame.crs)
     impossible = off_globe | not_finite
-    if off_globe.any() and not (usable_geometries(geometry) & ~impossible).any():
-        first = shapely.get_coordinates(geometry[np.flatnonzero(off_globe)[0]])[0]
+    if impossible.any() and not (usable_geometries(geometry) & ~impossible).any():
+        if not off_globe.any():
+            raise InputError(f"{source}: every parcel has a vertex that is not a number (NaN or infinite); fix those "
+                             "vertices")
+        x, y = _first_off_globe_vertex(geometry[np.flatnonzero(off_globe)[0]], frame.crs)
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
-            f"(e.g. {first[0]:g}, {first[1]:g}); write the coordinates' CRS into the file: a GeoJSON without a "
+            f"(e.g. {x:g}, {y:g}); write the coordinates' CRS into the file: a GeoJSON without a "
             "'crs' member is EPSG:4326 by its standard, and --parcels-crs (parcels_crs= in Python) applies only to a "
             "file that declares none"
         )
@@ -589,13 +592,27 @@ def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
     if crs is None or crs.geodetic_crs is None or usable.size == 0:
         return bad  # an engineering CRS has no place on the earth to check against
     x0, y0, x1, y1 = shapely.bounds(geoms[usable]).T
-    xs, ys = np.concatenate([x0, x0, x1, x1]), np.concatenate([y0, y1, y0, y1])
+    bad[usable] = _off_globe(np.concatenate([x0, x0, x1, x1]), np.concatenate([y0, y1, y0, y1]), crs
+                             ).reshape(4, -1).any(axis=0)
+    return bad
+
+
+def _off_globe(xs: np.ndarray, ys: np.ndarray, crs: CRS) -> np.ndarray:
+    """True where a point in ``crs`` (one with a geodetic CRS) has no place on the earth."""
     if not crs.is_geographic:
         xs, ys = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys, errcheck=False)
     with np.errstate(invalid="ignore"):
-        off = ~(np.isfinite(xs) & np.isfinite(ys) & (np.abs(ys) <= 90) & (xs >= -180) & (xs <= 360))
-    bad[usable] = off.reshape(4, -1).any(axis=0)
-    return bad
+        return ~(np.isfinite(xs) & np.isfinite(ys) & (np.abs(ys) <= 90) & (xs >= -180) & (xs <= 360))
+
+
+def _first_off_globe_vertex(geom: object, crs: CRS) -> tuple[float, float]:
+    """The first vertex of ``geom`` (one ``_impossible_coordinates`` found) with no place on the earth in ``crs``, as
+    written (a message quoting the first vertex quoted a good one); the first vertex where only a corner of its bounds
+    is off the earth."""
+    coordinates = shapely.get_coordinates(geom)
+    off = np.flatnonzero(_off_globe(coordinates[:, 0], coordinates[:, 1], crs))
+    x, y = coordinates[off[0] if off.size else 0]
+    return float(x), float(y)
 
 
 def _not_finite_coordinates(geoms: np.ndarray) -> np.ndarray:

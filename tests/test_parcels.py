@@ -120,6 +120,16 @@ def test_a_vertex_that_is_not_a_number_fails_its_parcel_as_impossible_coordinate
     assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]
     assert list(parcels["reasons"]) == [[], *[["IMPOSSIBLE_COORDINATES"]] * 4]
     assert parcels.geometry[1:].isna().all()
+    # A file of nothing else has no parcel to measure, as a file of parcels off the globe has none: refused alike,
+    # each naming its problem (the off-globe one quoting the vertex that is off, not the parcel's first, a good one).
+    for names, message in ((("B", "C"), "every parcel has a vertex that is not a number"),
+                           (("B", "E2"), r"no parcel has coordinates possible .*\(e\.g\. 1e\+20, 48\.27\)")):
+        only = {**rings, "E2": [ring[0], [1e20, 48.27], *ring[2:]]}
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"parcel_id": name, "borrower_id": "B1"},
+             "geometry": {"type": "Polygon", "coordinates": [only[name]]}} for name in names]}))
+        with pytest.raises(InputError, match=message):
+            read_parcels(path)
 
 
 def test_an_outline_spanning_kilometres_fails_its_parcel_alone_measured_on_the_ground(
