@@ -25,22 +25,29 @@ def gdal_env() -> rasterio.Env:
 
 
 def gdal_message(error: Exception) -> str:
-    """GDAL's words for a failure (rasterio's "see previous exception" keeps them in the cause)."""
+    """GDAL's words for a failure (rasterio's "see previous exception" keeps them in the cause), without that pointer
+    to nothing shown."""
     cause = error.__cause__ or error.__context__
-    if cause is None or str(cause) in str(error):
-        return str(error)
-    return f"{error} ({cause})"
+    text = str(error).replace(" See previous exception for details.", "")
+    if cause is None or str(cause) in text:
+        return text
+    return f"{text} ({cause})"
 
 
-def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rasterio.Env:
+def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float, afresh: bool = False) -> rasterio.Env:
     """`gdal_env` for reading COGs over HTTP: bounded waits, retries on 429/5xx, a block cache.
 
     Args:
         timeout_s: Seconds one HTTP request may take (GDAL counts whole seconds, at least 1).
         attempts: Tries per request, the first included.
         retry_delay_s: Wait before the first retry, seconds (GDAL doubles it each time).
+        afresh: Request every file again, none of GDAL's cache: it keeps the bytes it received of a file for the
+            process's life, a body cut short or timed out included, so reading it again would fail alike without a
+            request.
     """
     whole_seconds = str(max(1, math.ceil(timeout_s)))
+    # A list of prefixes split at every colon, so no URL can be named alone: every /vsicurl/ file.
+    uncached = {"CPL_VSIL_CURL_NON_CACHED": "/vsicurl/"} if afresh else {}
     return rasterio.Env(
         GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
         GDAL_HTTP_TIMEOUT=whole_seconds,
@@ -48,6 +55,7 @@ def gdal_http_env(timeout_s: float, attempts: int, retry_delay_s: float) -> rast
         GDAL_HTTP_MAX_RETRY=str(max(0, attempts - 1)),
         GDAL_HTTP_RETRY_DELAY=str(retry_delay_s),
         VSI_CACHE="TRUE",
+        **uncached,
     )
 
 

@@ -16,10 +16,11 @@ from each, as a local folder of the whole items would hold it, and reading mosai
 the first part that sees it clear), so it is never counted twice.
 
 An item that lacks red or NIR, or whose band file is not on the server (404, 410) or does not
-decode (a corrupt file), is left out with a warning and named with why in the manifest's
-``skipped``; the rest of the season is fetched, and a rerun tries the item again. A server that
-does not give a file past the retries (5xx, 429, a timeout, a dropped connection) stops the fetch,
-its folder marked unfinished, as the season would otherwise be fetched with holes and exit 0.
+decode though its bytes arrive whole (a corrupt file), is left out with a warning and named with why
+in the manifest's ``skipped``; the rest of the season is fetched, and a rerun tries the item again.
+A server that does not give a file past the retries (5xx, 429, a timeout, a dropped connection, a
+body cut short or sent a byte at a time) stops the fetch, its folder marked unfinished, as the
+season would otherwise be fetched with holes and exit 0.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import rasterio
 import requests
 import shapely
 import shapely.geometry
+import urllib3
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from requests.adapters import HTTPAdapter
@@ -426,9 +428,14 @@ def _fetch_item(
 
     ``interrupt`` is checked after each GDAL open and read (see `interrupt_between_gdal_calls`).
 
+    A remote band file that does not decode is read again (GDAL's retries cover HTTP errors, not a body cut short or
+    sent a byte at a time, which it decodes as it came), up to the attempts; then it is corrupt only if its bytes
+    arrive whole.
+
     Raises:
+        Unavailable: A band file was not given past the retries (the server's outage, not the item's fault).
         ImageryError: The item lacks red or NIR (asked for: assess reads them on every date) or every 10 m band, or a
-            band file cannot be opened or read past the retries.
+            band file is missing (404, 410) or corrupt.
     """
     here = [band for band in bands if band in scene.band_paths]
     lacking = [band for band in NDVI_BANDS if band in bands and band not in here]
@@ -453,37 +460,110 @@ def _fetch_item(
     cached = cached_scene(out, info, area, here, older)
     if cached is not None:
         return cached
-    with gdal_http_env(http.timeout_s, http.attempts, http.retry_delay_s), ExitStack() as stack:
+    paths = {band: scene.band_paths[band][0] for band in here}
+    tries = 1  # a file that did not decode is read again, up to the attempts, before it is judged
+    while True:
+        try:
+            return _read_item(info, paths, area, out, http, interrupt, older, afresh=tries > 1)
+        except _Undecoded as failure:
+            if tries >= http.attempts:
+                raise _judged(failure, http.timeout_s) from failure
+        time.sleep(http.retry_delay_s * 2 ** (tries - 1))
+        interrupt.check()
+        tries += 1
+
+
+def _read_item(
+    info: SceneInfo, paths: Mapping[str, str], area: gpd.GeoSeries, out: Path, http: HttpSettings,
+    interrupt: DeferredInterrupt, older: Sequence[LocalScene], afresh: bool,
+) -> FetchedScene | None:
+    """One try at `_fetch_item`'s reads from the band files at ``paths`` (by band); ``afresh``: none from GDAL's
+    cache."""
+    with gdal_http_env(http.timeout_s, http.attempts, http.retry_delay_s, afresh), ExitStack() as stack:
         datasets = {}
-        for band in here:
-            datasets[band] = stack.enter_context(_open_band(item["id"], band, scene.band_paths[band][0]))
+        for band, path in paths.items():
+            datasets[band] = stack.enter_context(_open_band(info.scene_id, band, path))
             interrupt.check()
-        grid = _scene_grid(item["id"], datasets)
+        grid = _scene_grid(info.scene_id, datasets)
         needed = grid.plan(area, older)
         if not needed:
             return None
         return fetch_scene(
-            out, info, grid, here, needed, lambda writer, windows: _read_windows(datasets, writer, windows, interrupt)
+            out, info, grid, list(paths), needed,
+            lambda writer, windows: _read_windows(datasets, writer, windows, interrupt),
         )
 
 
 class Unavailable(ImageryError):
-    """The server did not give a band file past the retries (5xx, 429, a timeout, a dropped connection)."""
+    """The server did not give a band file past the retries (5xx, 429, a timeout, a dropped connection, a body cut
+    short or sent too slowly)."""
+
+
+class _Undecoded(ImageryError):
+    """A remote band file's bytes did not decode: a corrupt file, or a body cut short or timed out, which GDAL keeps
+    and decodes as it came, telling nothing of the transfer.
+
+    Attributes:
+        path: The file's /vsicurl/ path.
+        byte_range: (first, last) byte whose transfer tells which: the header's, or the block's that failed.
+    """
+
+    def __init__(self, message: str, path: str, byte_range: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.path = path
+        self.byte_range = byte_range
 
 
 # GDAL's words for a transfer that failed, not a file that is missing (404, 410) or does not decode.
 # GDAL's "HTTP error code" is its retry of a read (0: no answer), logged, not in the read's exception.
 _TRANSIENT = re.compile(r"HTTP response code: (?:429|5\d\d)|HTTP error code|timed? ?out|connect|empty reply|"
                         r"resolve host|curl error|SSL", re.IGNORECASE)
+# The server's own answer (a 404, a 403): the file is not given, whatever a retry does.
+_ANSWERED = re.compile(r"HTTP response code: \d+")
+# GDAL reads a COG's header from its first 16 KiB.
+_HEADER_BYTES = (0, 2**14 - 1)
+_FAILED_BLOCK = re.compile(r"IReadBlock failed at X offset (\d+), Y offset (\d+)")
 
 
-def _band_error(message: str, what: str, heard: Sequence[str] = ()) -> ImageryError:
-    """``what`` failed with GDAL's ``message`` (and ``heard``, what GDAL logged meanwhile): ``Unavailable`` when the
-    transfer failed, else the item's error."""
+def _band_error(
+    message: str, what: str, path: str, byte_range: tuple[int, int] = _HEADER_BYTES, heard: Sequence[str] = ()
+) -> ImageryError:
+    """``what`` failed with GDAL's ``message`` (and ``heard``, what GDAL logged meanwhile) on the band file at
+    ``path``: ``Unavailable`` when the transfer failed, `_Undecoded` when a remote file did not decode (``byte_range``
+    of it tells whether it arrived whole), else the item's error."""
     if _TRANSIENT.search(message):
         return Unavailable(f"{what} ({message})")
     told = next((text for text in heard if _TRANSIENT.search(text)), None)
-    return Unavailable(f"{what} ({message}; {told})") if told else ImageryError(f"{what} ({message})")
+    if told:
+        return Unavailable(f"{what} ({message}; {told})")
+    if path.startswith("/vsicurl/") and not _ANSWERED.search(message):
+        return _Undecoded(f"{what} ({message})", path, byte_range)
+    return ImageryError(f"{what} ({message})")
+
+
+def _judged(failure: _Undecoded, timeout_s: float) -> ImageryError:
+    """A file that failed to decode on every try: ``Unavailable`` when its bytes do not arrive whole within
+    ``timeout_s`` (a server cutting bodies short, or sending a byte at a time), else corrupt, the item's error."""
+    problem = _transfer_problem(failure.path.removeprefix("/vsicurl/"), failure.byte_range, timeout_s)
+    if problem is not None:
+        return Unavailable(f"{failure}; {problem}")
+    return ImageryError(f"{failure}; its bytes arrive whole: the file is corrupt")
+
+
+def _transfer_problem(url: str, byte_range: tuple[int, int], timeout_s: float) -> str | None:
+    """How the server's answer for ``byte_range`` of ``url`` fell short (None: whole, within ``timeout_s``)."""
+    first, last = byte_range
+    try:
+        with requests.get(url, headers={"Range": f"bytes={first}-{last}"}, stream=True, timeout=timeout_s) as answer:
+            if answer.status_code == 429 or answer.status_code >= 500:
+                return f"the server answers HTTP {answer.status_code}"
+            body = _whole_body(answer, time.monotonic(), timeout_s)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+        return f"its bytes do not arrive whole ({_scrubbed(str(error), url)})"
+    declared = answer.headers.get("Content-Length", "")
+    if declared.isdigit() and len(body) < int(declared):
+        return f"{len(body)} of its {declared} bytes arrive"
+    return None
 
 
 class _Heard(logging.Handler):
@@ -517,7 +597,20 @@ def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
         return rasterio.open(path)
     except RasterioError as error:
         raise _band_error(_redacted(gdal_message(error), path),
-                          f"{_public_path(path)}: cannot open band {band} of STAC item {item_id}") from error
+                          f"{_public_path(path)}: cannot open band {band} of STAC item {item_id}", path) from error
+
+
+def _block_bytes(dataset: rasterio.DatasetReader, message: str) -> tuple[int, int]:
+    """The (first, last) byte of the block GDAL's ``message`` says failed to read (the header's when it names none)."""
+    block = _FAILED_BLOCK.search(message)
+    if block is None:
+        return _HEADER_BYTES
+    col, row = block.groups()
+    offset = dataset.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1)
+    size = dataset.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1)
+    if not (offset and size and offset.isdigit() and size.isdigit() and int(size) > 0):
+        return _HEADER_BYTES
+    return int(offset), int(offset) + int(size) - 1
 
 
 def _scene_grid(item_id: str, datasets: Mapping[str, rasterio.DatasetReader]) -> SceneGrid:
@@ -560,8 +653,10 @@ def _read_windows(
                 try:
                     values = dataset.read(1, window=window)
                 except RasterioError as error:
-                    raise _band_error(_redacted(gdal_message(error), dataset.name),
-                                      f"{_public_path(dataset.name)}: reading band {band} failed",
+                    message = gdal_message(error)
+                    raise _band_error(_redacted(message, dataset.name),
+                                      f"{_public_path(dataset.name)}: reading band {band} failed", dataset.name,
+                                      _block_bytes(dataset, message),
                                       [_redacted(text, dataset.name) for text in heard]) from error
             interrupt.check()
             writer.write(band, values, dataset.window_transform(window))

@@ -117,7 +117,7 @@ class PixelRasters:
                 with dataset:
                     dataset.write(stored, 1, window=inside)
         except RASTER_WRITE_ERRORS as exc:
-            raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {_gdal_words(exc)}; free "
+            raise InputError(f"writing the per-pixel layers in {self._folder.name} stopped: {gdal_message(exc)}; free "
                              "space there, or set TMPDIR to a folder with room") from exc
 
 
@@ -289,12 +289,7 @@ def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: 
             for strip in _strips(grid):
                 dataset.write(strip_values(strip), window=strip)
     except RASTER_WRITE_ERRORS as exc:
-        raise RasterioError(f"{path.name} (written first in {path.parent}): {_gdal_words(exc)}") from exc
-
-
-def _gdal_words(error: Exception) -> str:
-    """GDAL's words for a failed write, without rasterio's "See previous exception", which points to nothing shown."""
-    return gdal_message(error).replace(" See previous exception for details.", "")
+        raise RasterioError(f"{path.name} (written first in {path.parent}): {gdal_message(exc)}") from exc
 
 
 def _create_tiff(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,

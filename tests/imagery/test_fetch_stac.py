@@ -298,7 +298,7 @@ def test_a_level_1c_collection_is_refused_before_any_request_and_its_items_in_an
         ("/search", [Fault(hang=True)] * 2, r"STAC search failed .*[Tt]imed? ?out"),
         ("B04.tif", [Fault(status=500)] * 2, r"B04\.tif: cannot open band B04 .*500"),
         ("B04.tif", [Fault(hang=True)] * 2, r"B04\.tif: cannot open band B04 .*timed out"),
-        ("B05.tif", [Fault(truncate=True)] * 4, r"B05\.tif: reading band B05 failed"),
+        ("B05.tif", [Fault(truncate=True)] * 50, r"B05\.tif: .*band B05.*; its bytes do not arrive whole"),
     ],
     ids=["search-503", "search-hangs", "cog-500", "cog-hangs", "cog-truncated"],
 )
@@ -412,26 +412,54 @@ def test_a_read_failing_past_the_retries_after_the_file_opened_is_an_outage(synt
             _fetch(server, FIELDS, tmp_path / "s2")
 
 
+@pytest.mark.parametrize("fault", [Fault(drip_s=0.2), Fault(truncate=True)], ids=["drips", "cut-short"])
+def test_a_band_file_whose_bytes_do_not_arrive_whole_is_an_outage_and_read_again_within_the_retries(
+        tmp_path: Path, fault: Fault) -> None:
+    """GDAL decodes a body cut short or timed out as it came, telling nothing of the transfer: the scene was left out as
+    corrupt after one request, the fetch exiting 0 with a hole in the season and --retries unused."""
+    target = "S2A_50SKA_20240315_0_L2A_B05.tif"
+    with StacServer(*_three_dates(tmp_path)) as server:
+        server.fail(server.files_path + target, *[fault] * 50)
+        with pytest.raises(Unavailable, match=rf"{target}: .*band B05 .*; its bytes do not arrive whole") as error:
+            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert "See previous exception" not in str(error.value)
+        assert len(server.requests_to(server.files_path + target, "GET")) > FAST.attempts  # each try, then a probe
+        assert "only some of the season" in read_manifest(tmp_path / "s2")["unfinished_fetch"]["note"]
+
+        server.faults.clear()
+        server.fail(server.files_path + target, fault, fault)  # the first try's requests (its HEAD, its GET)
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+    assert len(manifest.scenes) == 3 and not manifest.skipped  # the retry read it
+    assert "unfinished_fetch" not in read_manifest(tmp_path / "s2")
+
+
 def _cut_in_half(path: Path) -> None:
     """A band file the server holds corrupt: its header reads, its pixels do not."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
+def _garbled(path: Path) -> None:
+    """A band file the server holds corrupt, of its whole length: its header reads, its tiles are noise."""
+    data = path.read_bytes()
+    path.write_bytes(data[:1024] + bytes(np.random.default_rng(0).integers(0, 256, len(data) - 1024, np.uint8)))
+
+
 @pytest.mark.parametrize(
-    ("fault", "why"),
-    [(Fault(status=404), r"cannot open band B05 .*404"),
-     (Fault(status=410), r"cannot open band B05 .*410"),
-     (None, r"reading band B05 failed .*IReadBlock failed")],
-    ids=["not-found", "gone", "corrupt"],
+    ("fault", "damage", "why"),
+    [(Fault(status=404), None, r"cannot open band B05 .*404"),
+     (Fault(status=410), None, r"cannot open band B05 .*410"),
+     (None, _cut_in_half, r"reading band B05 failed .*IReadBlock failed.*its bytes arrive whole: the file is corrupt"),
+     (None, _garbled, r"reading band B05 failed .*its bytes arrive whole: the file is corrupt")],
+    ids=["not-found", "gone", "corrupt", "garbled"],
 )
 def test_a_band_file_missing_or_unreadable_leaves_its_scene_out_and_the_rest_fetched(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: Fault | None, why: str
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: Fault | None, damage, why: str
 ) -> None:
     """One bad band file on the server left out of every rerun's season, not the whole season aborted."""
     items, files = _three_dates(tmp_path)
-    if fault is None:
-        _cut_in_half(files["S2A_50SKA_20240315_0_L2A_B05.tif"])
+    if damage is not None:
+        damage(files["S2A_50SKA_20240315_0_L2A_B05.tif"])
     with StacServer(items, files) as server, caplog.at_level(logging.WARNING):
         if fault is not None:
             server.fail(f"{server.files_path}S2A_50SKA_20240315_0_L2A_B05.tif", *[fault] * 50)
