@@ -347,7 +347,8 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Imagery folder to write.")
 @click.option("--max-cloud", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Leave out scenes with more cloud cover than this, percent.")
-@click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL].")
+@click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL]; SCL is the "
+                                           "cloud mask: without it clouds are read as clear.")
 @parcels_crs_option
 @parcels_layer_option
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,

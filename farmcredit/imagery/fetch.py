@@ -517,6 +517,9 @@ def _fetch_into(folder: Path, area: gpd.GeoSeries, season: tuple[date, date], so
     if not set(wanted) & set(BASE_GRID_BANDS):
         raise InputError(f"bands {', '.join(wanted)} include none of the 10 m bands {', '.join(BASE_GRID_BANDS)}, "
                          "which define a scene's grid (and assess needs B04 and B08)")
+    if SCL not in wanted:
+        logger.warning("bands %s leave out SCL: clouds will not be masked (SCL is the cloud mask; add SCL to --bands)",
+                       ", ".join(wanted))
     area_wgs84 = area.to_crs("EPSG:4326")
     if source.kind not in ("stac", "sentinelhub"):
         raise InputError(f"unknown imagery source {source.kind!r}; use stac or sentinelhub")

@@ -66,7 +66,7 @@ from farmcredit.imagery.fetch import (
     rewritten_logs,
     scene_id_problem,
 )
-from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, processing_baseline
+from farmcredit.imagery.naming import BASE_GRID_BANDS, NDVI_BANDS, SCL, processing_baseline
 from farmcredit.imagery.scene import Scene
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,9 @@ def fetch_stac(
             f"{_bounds_text(area)} in {season[0]}/{season[1]} with cloud cover <= {max_cloud:g}%"
             + (f" ({len(skipped)} left out: {skipped[0][1]}, ...)" if skipped else "")
         )
+    if SCL in bands and (unmasked := [item["id"] for item, scene in kept if SCL not in scene.band_paths]):
+        logger.warning("STAC items %s have no scl asset: their clouds will not be masked (SCL is the cloud mask)",
+                       ", ".join(unmasked))
     members = assign_geometries(area, kept)
     fetched: list[FetchedScene] = []
     failed: list[str] = []
