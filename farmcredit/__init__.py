@@ -1,5 +1,6 @@
 """farmcredit: Sentinel-2 imagery over farmers' parcels to explainable loan limits."""
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -7,14 +8,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "assess"]
+__all__ = ["Assessment", "__version__", "assess", "run_assessment"]
+# The pipeline pulls in rasterio, geopandas and torch; its names are imported on first use, not at
+# `import farmcredit` (the CLI's --help stays fast).
+_PIPELINE_NAMES = ("Assessment", "assess", "run_assessment")
 
 
 def __getattr__(name: str) -> object:
-    # The pipeline pulls in rasterio, geopandas and torch; import it on first use, not at
-    # `import farmcredit` (the CLI's --help stays fast).
-    if name == "assess":
-        from farmcredit.pipeline import assess
-
-        return assess
+    if name in _PIPELINE_NAMES:
+        return getattr(import_module("farmcredit.pipeline"), name)
     raise AttributeError(f"module 'farmcredit' has no attribute {name!r}")

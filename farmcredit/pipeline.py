@@ -140,7 +140,9 @@ def assess(
     Returns:
         One row per input parcel, in input order, with every per-parcel column; indexed as ``parcels`` when it is a
         GeoDataFrame (its labels sorted, filtered or repeated: ``g["loan_limit"] = results["loan_limit"]`` lines
-        up), a RangeIndex for a file.
+        up), a RangeIndex for a file. Parcels only: a borrower's limit and decision are ``run_assessment``'s
+        ``borrowers`` (``borrowers.parquet``), never a sum of its parcels' limits, which the borrower cap, the
+        rounding and the minimum loan change.
     """
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
@@ -158,7 +160,7 @@ def run_assessment(
     parcels: str | Path | gpd.GeoDataFrame,
     imagery: str | Path | Imagery,
     *,
-    season: tuple[date, date] | None = None,
+    season: str | Sequence[date | str] | None = None,
     config: str | Path | Config | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
@@ -171,14 +173,26 @@ def run_assessment(
     device: str = "auto",
     stage: StageCallback | None = None,
 ) -> Assessment:
-    """Run every stage and return the tables and the audit record (see ``assess``).
+    """Run every stage and return the parcels, the borrowers and the audit record: ``assess``'s arguments (but
+    ``out``), its parcels, and what the CLI writes beside them.
+
+    Example:
+        >>> result = run_assessment("sample_tiles/parcels.geojson", "sample_tiles/imagery")  # doctest: +SKIP
+        >>> result.borrowers[["borrower_id", "loan_limit", "decision", "reason"]].head()  # doctest: +SKIP
 
     With ``pixel_layers``, the per-pixel cropland probability (and class map, CNN) and peak NDVI
-    of every window read are kept (in a temporary folder) for the raster outputs of ``write_outputs``.
-    ``progress`` is called as windows are measured, then ``stage`` with ``PORTFOLIO_STAGES`` as they start.
+    of every window read are kept (in a temporary folder) for the raster outputs of ``write_outputs``
+    (``farmcredit.outputs.write_outputs(out, result)`` writes what ``assess``'s ``out`` does). ``progress`` is
+    called as windows are measured, then ``stage`` with ``PORTFOLIO_STAGES`` as they start.
+
+    Returns:
+        An ``Assessment``: ``parcels`` as ``assess`` returns them; ``borrowers``, one row per borrower with its loan
+        limit and decision, as ``borrowers.parquet`` holds them (the only borrower limits: the cap, the rounding and
+        the minimum loan apply to a borrower's total, so summing its parcels' limits gives another); ``record``, the
+        audit record (``run.json``, but its ``outputs``).
     """
     started = time.perf_counter()
-    inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
+    inputs = load_inputs(parcels, imagery, season=as_season(season), config=config, parcels_crs=parcels_crs,
                          parcels_layer=parcels_layer, risk_model=risk_model, band_layout=band_layout,
                          dn_offset=dn_offset)
     timings = {"open": time.perf_counter() - started}

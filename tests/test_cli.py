@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 
 from farmcredit.errors import Terminated
@@ -759,3 +760,22 @@ def test_the_cli_loads_no_imagery_or_array_library_until_a_command_runs() -> Non
     assert loaded.stdout.strip() == "[]"
     level = next(p for p in farmcredit.cli.calibrate.params if p.name == "level")
     assert level.default == AREA_INTERVAL_LEVEL  # the CLI's copy of the library's default
+
+
+def test_python_gives_the_borrowers_the_cli_writes_not_a_sum_of_parcel_limits(tmp_path: Path) -> None:
+    """``farmcredit.run_assessment`` gives each borrower's limit and decision as ``borrowers.parquet`` holds them;
+    summing the parcels' limits (all ``assess`` returns) misses the cap, the rounding and the minimum loan."""
+    import farmcredit
+
+    out = tmp_path / "out"
+    done = _run("assess", str(SAMPLE / "parcels.geojson"), "--imagery", str(SAMPLE / "imagery"), "--model", "rule",
+                "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    written = pd.read_parquet(out / "borrowers.parquet")
+    result = farmcredit.run_assessment(SAMPLE / "parcels.geojson", SAMPLE / "imagery", model="rule")
+    columns = ["borrower_id", "decision", "loan_limit"]
+    pd.testing.assert_frame_equal(pd.DataFrame(result.borrowers[columns]), written[columns])
+    assert result.record["counts"] == json.loads((out / "run.json").read_text())["counts"]
+    summed = result.parcels.groupby("borrower_id")["loan_limit"].sum()
+    limits = written.set_index("borrower_id")["loan_limit"]
+    assert (summed.reindex(limits.index) != limits).any()
