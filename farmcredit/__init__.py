@@ -2,6 +2,10 @@
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time ``__getattr__`` imports them on first use
+    from farmcredit.pipeline import Assessment, assess, run_assessment
 
 try:
     __version__ = version("farmcredit")
@@ -18,3 +22,8 @@ def __getattr__(name: str) -> object:
     if name in _PIPELINE_NAMES:
         return getattr(import_module("farmcredit.pipeline"), name)
     raise AttributeError(f"module 'farmcredit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the pipeline's, imported on first use: tab completion offers them too."""
+    return sorted({*globals(), *_PIPELINE_NAMES})

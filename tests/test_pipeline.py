@@ -936,3 +936,18 @@ def test_results_of_a_geodataframe_carry_its_index_and_are_measured_by_position(
                                       parquet_typed(by_position).drop(columns="geometry"), check_dtype=False)
     assert isinstance(assess(small_season.parcels_path, small_season.imagery_dir, model="rule").index,
                       pd.RangeIndex)
+
+
+def test_the_packages_python_api_is_seen_by_dir_and_type_checkers() -> None:
+    """Imported on first use (``__getattr__``), the pipeline's names are listed by ``dir`` (tab completion) and
+    imported under ``TYPE_CHECKING`` (type checkers and editors, the package shipping ``py.typed``)."""
+    import ast
+
+    import farmcredit
+
+    public = set(farmcredit.__all__) - {"__version__"}
+    assert {"assess", "run_assessment"} <= public <= set(dir(farmcredit))
+    tree = ast.parse(Path(farmcredit.__file__).read_text(encoding="utf-8"))
+    checked = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    assert {alias.name for node in checked.body if isinstance(node, ast.ImportFrom) for alias in node.names} == public
+    assert farmcredit.run_assessment is run_assessment and farmcredit.assess is assess
