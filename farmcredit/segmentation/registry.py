@@ -6,7 +6,7 @@ from pathlib import Path
 
 from farmcredit.config import CroplandRuleConfig
 from farmcredit.errors import InputError
-from farmcredit.segmentation.card import DEFAULT_WEIGHTS
+from farmcredit.segmentation.card import DEFAULT_WEIGHTS, read_card
 from farmcredit.segmentation.rule import CroplandModel, PhenologyRule
 
 RULE = "rule"
@@ -28,28 +28,51 @@ def load_cropland_model(
 
     Args:
         model: ``None`` (``DEFAULT_MODEL``), ``"cnn"`` (the shipped CNN), ``"rule"`` (the v1
-            phenology rule), or a safetensors weights file with its card beside it.
+            phenology rule), either by the name its results carry (``builtin_model``), or a safetensors weights file
+            with its card beside it.
         rule_config: thresholds of the rule (default: packaged ones).
         device: ``auto``, ``cpu`` or ``cuda`` for the CNN.
 
     Raises:
-        InputError: a weights file that is missing, corrupted, or does not match its card.
+        InputError: none of these (no such file), or a weights file that is corrupted or does not match its card.
 
     Example:
         >>> load_cropland_model("rule").name
         'phenology-rule-v1'
     """
     model = DEFAULT_MODEL if model is None else model
-    if str(model) == RULE:
+    if builtin_model(model) == RULE:
         return PhenologyRule(rule_config or CroplandRuleConfig())
+    weights = cnn_weights(model)
+    if not weights.is_file():  # a mistyped name, said as one, not as the weights of a CNN gone missing
+        found = "a folder" if weights.is_dir() else "no such file"
+        raise InputError(f"model= (--model) is 'cnn', 'rule' or a .safetensors weights file with its .json card; "
+                         f"{str(model)!r} is none of these ({found})")
     # torch is imported only when a CNN is really asked for.
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
-    return CnnCroplandModel.from_file(cnn_weights(model), device=device)
+    return CnnCroplandModel.from_file(weights, device=device)
+
+
+def builtin_model(model: str | Path) -> str | None:
+    """``RULE`` or ``CNN`` where ``model`` names a built-in model, case aside and outer spaces trimmed: by its short
+    name or by the name its results carry (``model_version``: ``phenology-rule-v1``, the shipped CNN's card name,
+    unless a file is so named); else None.
+
+    Example:
+        >>> builtin_model(" CNN "), builtin_model("Phenology-Rule-V1"), builtin_model("model.safetensors")
+        ('cnn', 'rule', None)
+    """
+    name = str(model).strip().casefold()
+    if name in (RULE, PhenologyRule.name):
+        return RULE
+    if name == CNN or (not Path(model).exists() and name == read_card(DEFAULT_WEIGHTS).name.casefold()):
+        return CNN
+    return None
 
 
 def cnn_weights(model: str | Path) -> Path:
-    """The weights file a CNN's name means: ``"cnn"`` the shipped weights, else the file named.
+    """The weights file a CNN's name means: ``"cnn"`` (``builtin_model``) the shipped weights, else the file named.
 
     Raises:
         InputError: ``"rule"``, which has no weights.
@@ -58,7 +81,8 @@ def cnn_weights(model: str | Path) -> Path:
         >>> cnn_weights("cnn") == DEFAULT_WEIGHTS
         True
     """
-    if str(model) == RULE:
+    builtin = builtin_model(model)
+    if builtin == RULE:
         raise InputError("the phenology rule ('rule') has no weights: name 'cnn' (the shipped model) or a "
                          ".safetensors weights file")
-    return DEFAULT_WEIGHTS if str(model) == CNN else Path(model)
+    return DEFAULT_WEIGHTS if builtin == CNN else Path(model)
