@@ -1,4 +1,5 @@
-"""Fonts of the figures (previews, credit reports): ids, borrower names and regions are often Chinese."""
+"""Fonts of the figures (previews, credit reports): ids, borrower names and regions are often Chinese, and are drawn
+as written, never read as mathtext."""
 
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ def font_families() -> tuple[str, ...]:
 
 @contextmanager
 def figure_fonts() -> Iterator[None]:
-    """Draw figures made within (as a ``with`` block or a decorator) in ``font_families()``, one thread at a time."""
-    with _RC_LOCK, matplotlib.rc_context({"font.family": list(font_families())}):
+    """Draw figures made within (as a ``with`` block or a decorator) in ``font_families()``, one thread at a time.
+
+    Their text is plain: a ``$`` in a parcel id, region or file name (data the lender's files bring) draws as a
+    ``$``, not as the start of a formula (``P$x$`` in italics, or a mathtext error that stops the figure).
+    """
+    # text.parse_math is read as each Text is made; tick labels are made as the figure is saved, so within, too.
+    with _RC_LOCK, matplotlib.rc_context({"font.family": list(font_families()), "text.parse_math": False}):
         yield

@@ -1,5 +1,5 @@
 """Shared fixtures: the real data folder (skipped when absent, failed under CI), small simulated seasons (and a
-folder of two), a lock another process holds."""
+folder of two), a lock another process holds, the text of the figures saved."""
 
 from __future__ import annotations
 
@@ -96,3 +96,26 @@ def cjk_font(not_installed: Callable[[str], NoReturn]) -> None:
 
     if len(font_families()) < 2:
         not_installed("no font with Chinese glyphs is installed (apt install fonts-wqy-microhei or fonts-noto-cjk)")
+
+
+@pytest.fixture
+def drawn_text(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The text of every figure saved during the test (titles, legends, tick labels), one string a Text; any text
+    read as mathtext fails the test (a ``$`` in an id is the id's, not a formula's)."""
+    from matplotlib.figure import Figure
+    from matplotlib.mathtext import MathTextParser
+    from matplotlib.text import Text
+
+    texts: list[str] = []
+    savefig = Figure.savefig
+
+    def recording_savefig(fig: Figure, *args, **kwargs) -> None:
+        savefig(fig, *args, **kwargs)
+        texts.extend(text.get_text() for text in fig.findobj(Text) if text.get_text())
+
+    def no_mathtext(parser: MathTextParser, s: str, *args, **kwargs) -> NoReturn:
+        raise AssertionError(f"{s!r} was drawn as mathtext")
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setattr(MathTextParser, "parse", no_mathtext)
+    return texts

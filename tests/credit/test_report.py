@@ -127,6 +127,14 @@ def test_chinese_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path
     assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_dollar_signs_in_region_names_are_drawn_as_written(tmp_path: Path, drawn_text: list[str], fmt: str) -> None:
+    """A region ``r$\\frac$`` stopped the whole report with a mathtext error; ``$x$`` drew an italic x."""
+    regions = ["r$\\frac$", "$x$", "north"]
+    credit_report(_results(region=regions * 20), out=tmp_path / f"report.{fmt}", fmt=fmt)
+    assert set(regions) <= set(drawn_text)  # the fairness plot's ticks
+
+
 def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -> None:
     area = np.r_[np.full(10, 0.05), np.full(10, 0.3)]
     table = _results(20, polygon_area_ha=area, decision=["decline"] * 6 + ["approve"] * 14)

@@ -113,6 +113,29 @@ def test_a_chinese_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp
     assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
+def test_dollar_signs_in_ids_and_the_folder_name_are_drawn_as_written(outputs, tmp_path, monkeypatch, capsys,
+                                                                     drawn_text) -> None:
+    """Matplotlib read text between two ``$`` as a formula: ``P$x$`` drew an italic x, ``$\\frac$`` stopped the
+    preview with a mathtext error."""
+    import geopandas as gpd
+
+    copy = tmp_path / "run $\\frac$"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[:2], ["parcel_id", "borrower_id"]] = [["P$\\bogus{$1", "B$\\frac$"], ["P$x$", "B$x$"]]
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    for parcel in ("P$\\bogus{$1", "P$x$"):
+        code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--parcel", parcel,
+                                "--out", str(tmp_path / "p.png"))
+        assert code == 0, err
+    assert _farmcredit(monkeypatch, capsys, "preview", str(copy))[0] == 0
+    assert "parcel P$\\bogus{$1" in drawn_text and "parcel P$x$" in drawn_text  # the season's legend
+    titles = [text for text in drawn_text if text.startswith("parcel ")]
+    assert any(title.startswith("parcel P$\\bogus{$1 (borrower B$\\frac$): ") for title in titles)
+    assert any(title.startswith("parcel P$x$ (borrower B$x$): ") for title in titles)
+    assert sum(text.startswith("farmcredit results: run $\\frac$/; map CRS") for text in drawn_text) == 3
+
+
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
