@@ -58,6 +58,8 @@ MIN_GROUP_PARCELS = 30
 PSI_EPSILON = 1e-4
 PSI_STABLE, PSI_MAJOR = 0.1, 0.25
 TOP_REASONS = 10
+# Characters that mark up Markdown inline text, and runs of underscores (_md_text).
+_MARKDOWN_MARKS = re.compile(r"[\\`*\[\]|~$]|_+")
 # The plots, by the name a Markdown report gives their files (<stem>-<name>.png beside it).
 PLOT_NAMES = ("summary", "fairness", "stability", "calibration", "reasons")
 FIGURE_DPI = 100
@@ -823,20 +825,20 @@ def _html_table(table: _Table) -> str:
 
 
 def _render_markdown(intro: list[str], sections: list[_Section], out: Path) -> str:
-    lines = ["# farmcredit credit report", "", *(f"{line}  " for line in intro), ""]
+    lines = ["# farmcredit credit report", "", *(f"{_md_text(line)}  " for line in intro), ""]
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {_md_text(section.title)}", ""]
         for block in section.blocks:
             if isinstance(block, str):
-                lines += [block, ""]
+                lines += [_md_text(block), ""]
             elif isinstance(block, _Bullets):
-                lines += [*(f"- {item}" for item in block.items), ""]
+                lines += [*(f"- {_md_text(item)}" for item in block.items), ""]
             elif isinstance(block, _Table):
-                lines += [f"**{block.caption}**", "", *_markdown_table(block.frame), ""]
+                lines += [f"**{_md_text(block.caption)}**", "", *_markdown_table(block.frame), ""]
             else:
                 name = f"{out.stem}-{block.name}.png"
                 (out.parent / name).write_bytes(block.png)
-                lines += [f"![{block.alt}]({_link_destination(name)})", ""]
+                lines += [f"![{_md_text(block.alt)}]({_link_destination(name)})", ""]
     drawn = {block.name for section in sections for block in section.blocks if isinstance(block, _Plot)}
     for name in PLOT_NAMES:
         if name not in drawn:  # an earlier report's (its stability plot, say): a picture of another run
@@ -851,14 +853,25 @@ def _link_destination(name: str) -> str:
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|")
-
     header = [frame.index.name or "", *frame.columns]
-    lines = ["| " + " | ".join(cell(c) for c in header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(_md_text(c) for c in header) + " |", "|" + "---|" * len(header)]
     for index, row in zip(frame.index, frame.itertuples(index=False)):
-        lines.append("| " + " | ".join(cell(v) for v in (index, *row)) + " |")
+        lines.append("| " + " | ".join(_md_text(v) for v in (index, *row)) + " |")
     return lines
+
+
+def _md_text(value: object) -> str:
+    """``value`` (regions, reason codes, file names: the lender's data) as Markdown inline text that renders as
+    written: a line break as a space (no row of a table split, or forged), ``&`` and ``<`` as entities (no inline
+    HTML), and a backslash before each character that marks up inline text (emphasis, code, links, table cells,
+    strikethrough, math); an underscore inside a word, which marks nothing up (``PARTLY_CULTIVATED``), is left."""
+    def escaped(mark: re.Match[str]) -> str:
+        text, start, end = mark.string, mark.start(), mark.end()
+        inside_a_word = 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum()
+        return mark[0] if mark[0][0] == "_" and inside_a_word else re.sub(".", r"\\\g<0>", mark[0])
+
+    one_line = re.sub(r"\r\n?|\n", " ", str(value))
+    return _MARKDOWN_MARKS.sub(escaped, one_line).replace("&", "&amp;").replace("<", "&lt;")
 
 
 def _pct(value: float) -> str:

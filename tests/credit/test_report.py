@@ -139,7 +139,7 @@ def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -
     area = np.r_[np.full(10, 0.05), np.full(10, 0.3)]
     table = _results(20, polygon_area_ha=area, decision=["decline"] * 6 + ["approve"] * 14)
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
-    assert "FLAG (screen, not a verdict): size band < 0.1 ha is approved at 40.0%" in text
+    assert "FLAG (screen, not a verdict): size band &lt; 0.1 ha is approved at 40.0%" in text
     assert "This is a screen, not a verdict" in text
     assert "No region column" in text
     # assess writes a region column whether or not its input had one: empty, it is no region either.
@@ -191,7 +191,35 @@ def test_markdown_report_writes_and_links_its_pngs(tmp_path: Path) -> None:
     for png in pngs:
         assert png.read_bytes().startswith(b"\x89PNG") and f"](<{png.name}>)" in text
     assert "No reference run given" in text
-    assert "| < 0.1 ha |" in text and "## 4. Calibration" in text
+    assert "| &lt; 0.1 ha |" in text and "## 4. Calibration" in text
+
+
+def test_region_names_render_in_markdown_as_written_one_table_row_each(tmp_path: Path) -> None:
+    """Only ``|`` was escaped: a region ``<img ... onerror=...>`` went into report.md as HTML, and one holding a line
+    break split its row of the table, the rest of the name read as a row of its own."""
+    from markdown_it import MarkdownIt
+
+    regions = ["<img src=x onerror=alert(document.domain)>", "north\n| injected | 99.9% |",
+               "*a* _b_ `c` [d](e) $f$ ~~g~~ h\\i &amp; PARTLY_CULTIVATED"]
+    decisions = ["approve"] * 20 + ["decline"] * 10 + ["approve"] * 10 + ["approve"] * 20
+    table = _results(region=[name for name in regions for _ in range(20)], decision=decisions)
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert "<img" not in text
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+    assert not [token for token in tokens if token.type.startswith("html")]
+    inline = [token for token in tokens if token.type == "inline"]
+    marks = {child.type for token in inline for child in token.children} - {"text", "softbreak", "image"}
+    assert marks == {"hardbreak", "strong_open", "strong_close"}  # the intro's line ends, the tables' captions
+    said = ["".join(child.content for child in token.children) for token in inline]
+    as_written = sorted(name.replace("\n", " ") for name in regions)
+    caption = said.index("Outcomes by region")
+    rows = said[caption + 1:]
+    rows = rows[:rows.index("Approval and refer rates")]  # the table's cells, the image's alt text after them
+    # The header, then a row a region: it and its 8 measures.
+    assert len(rows) == 9 * 4 and rows[::9] == ["region", *as_written]
+    assert said[caption - 1].startswith(f"FLAG (screen, not a verdict): region {as_written[2]} is approved at 50.0%, "
+                                        f"0.50 of the best region ({as_written[0]}, 100.0%).")
+    assert "h\\\\i &amp;amp; PARTLY_CULTIVATED |" in text  # an underscore inside a word is left as it is
 
 
 def test_markdown_images_of_a_report_named_with_a_space_render(tmp_path: Path) -> None:
