@@ -93,7 +93,7 @@ class Imagery:
     has_scl: bool
     unopened: tuple[tuple[str, str, str, str], ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
-    band_layout: tuple[tuple[date | None, str], ...] | None = None
+    band_layout: tuple[tuple[date | str | None, str], ...] | None = None
     dn_offset: float | None = None
 
     def require_ndvi_bands(self) -> None:

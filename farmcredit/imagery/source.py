@@ -13,6 +13,7 @@ import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 
+from farmcredit.dates import as_season
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
@@ -28,9 +29,9 @@ logger = logging.getLogger(__name__)
 
 def open_imagery(
     src: str | Path,
-    season: tuple[date, date] | None = None,
+    season: str | Sequence[date | str] | None = None,
     *,
-    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None = None,
     dn_offset: float | None = None,
 ) -> Imagery:
     """Open a season of Sentinel-2 L2A scenes from a folder, a SAFE product or a multi-band GeoTIFF stack.
@@ -41,9 +42,11 @@ def open_imagery(
     Args:
         src: A folder of Earth Search-layout scene folders and/or L2A SAFE products (.SAFE folders
             or their .zip), searched recursively; a single SAFE product; or a stack file.
-        season: (start, end) dates, inclusive; scenes acquired outside are left out.
+        season: First and last day, inclusive, as ``assess`` takes it (``START/END`` text or a pair of dates,
+            datetimes, Timestamps or YYYY-MM-DD text: ``farmcredit.dates.as_season``, of any length); scenes
+            acquired outside are left out.
         band_layout: For a stack without usable band descriptions: (date or None, band name)
-            per raster band, in order.
+            per raster band, in order (dates in the forms ``season`` takes).
         dn_offset: DN offset for scene folders without a STAC item and for integer stacks
             (default 0); items carry their own.
 
@@ -55,6 +58,7 @@ def open_imagery(
         left out.
 
     Raises:
+        InputError: ``season`` is not such a pair, or ends before it starts.
         ImageryError: src is missing or holds no scenes, no scene has a 10 m
             band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be
             identified, or a `farmcredit simulate` writing src did not finish.
@@ -63,6 +67,7 @@ def open_imagery(
     >>> imagery.bands[:4], imagery.shape  # doctest: +SKIP
     (('B01', 'B02', 'B03', 'B04'), (1098, 1098))
     """
+    season = as_season(season, None)
     path = Path(src)
     if not path.exists():
         from farmcredit.imagery.fetch import parse_remote_source
@@ -132,18 +137,22 @@ def open_imagery(
     )
 
 
-def within_season(imagery: Imagery, season: tuple[date, date]) -> Imagery:
+def within_season(imagery: Imagery, season: str | Sequence[date | str] | None) -> Imagery:
     """``imagery`` (opened already) with only the scenes acquired within ``season`` (first and last day, inclusive),
     exactly as ``open_imagery`` opens its source for that season: itself where the season keeps every scene and none
     was left out, else its source opened again for the season (with the band layout and DN offset it was opened
     with), since which bands every scene opens, and which scenes are left out, depend on the season's scenes.
+    ``season`` as ``open_imagery`` takes it; None keeps every scene.
 
     Raises:
+        InputError: ``season`` is not a season (``farmcredit.dates.as_season``).
         ImageryError: none of its scenes was acquired within ``season``; or as ``open_imagery`` raises.
 
     >>> spring = within_season(open_imagery("scenes/"), (date(2024, 3, 1), date(2024, 4, 30)))  # doctest: +SKIP
     """
-    if len(_season_scenes(imagery.scenes, season, imagery.source)) == len(imagery.scenes) and not imagery.left_out:
+    season = as_season(season, None)
+    if season is None or (len(_season_scenes(imagery.scenes, season, imagery.source)) == len(imagery.scenes)
+                          and not imagery.left_out):
         return imagery
     return open_imagery(imagery.source, season, band_layout=imagery.band_layout, dn_offset=imagery.dn_offset)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioError
 
+from farmcredit.dates import as_day
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.naming import (
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def stack_scenes(
     path: Path,
-    band_layout: Sequence[tuple[date | None, str]] | None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None,
     dn_offset: float | None,
 ) -> list[Scene]:
     """The scenes in a multi-band GeoTIFF, one per distinct date.
@@ -42,7 +43,8 @@ def stack_scenes(
 
     Args:
         path: The stack file.
-        band_layout: (date or None, band name) per raster band, in order.
+        band_layout: (date or None, band name) per raster band, in order; a date may be a datetime or pandas
+            Timestamp (its day) or YYYY-MM-DD text.
         dn_offset: DN offset for stacks of DNs; None means 0, warned of where a date is on or after
             2022-01-25 (processing baseline 04.00's -1000 most likely applies).
 
@@ -98,7 +100,7 @@ def stack_scenes(
 def _layout(
     path: Path,
     descriptions: tuple[str | None, ...],
-    band_layout: Sequence[tuple[date | None, str]] | None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None,
 ) -> list[tuple[date | None, str]]:
     if band_layout is not None:
         if len(band_layout) != len(descriptions):
@@ -111,7 +113,11 @@ def _layout(
             name = band_name(label)
             if name is None:
                 raise ImageryError(f"{path}: band_layout names an unknown band {label!r}")
-            layout.append((when, name))
+            try:
+                layout.append((None if when is None else as_day(when), name))
+            except (TypeError, ValueError) as exc:
+                raise ImageryError(f"{path}: band_layout dates band {label!r} {when!r}, which is not a date, a "
+                                   f"datetime or YYYY-MM-DD text ({exc})") from exc
         return layout
     parsed = [dated_band_label(text) if text else None for text in descriptions]
     if any(entry is None for entry in parsed):

@@ -10,6 +10,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from rasterio.enums import Resampling
@@ -19,7 +20,7 @@ from rasterio.windows import Window
 from safe_products import write_safe
 from servers import Fault, StacServer
 
-from farmcredit.errors import ImageryError
+from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window, within_season
 from farmcredit.imagery.earthsearch import scene_from_item
 
@@ -297,6 +298,26 @@ def test_season_keeps_scenes_within_inclusive_bounds(season_folder: Path) -> Non
         date(2023, 8, 1),
         date(2024, 3, 15),
     ]
+
+
+@pytest.mark.parametrize("season", ["2023-08-01/2024-03-15", ("2023-08-01", "2024-03-15"),
+                                    (datetime(2023, 8, 1), pd.Timestamp("2024-03-15 12:00"))],
+                         ids=["start-end", "iso-pair", "datetime-timestamp"])
+def test_a_season_is_taken_in_the_forms_assess_takes(season_folder: Path, season: object) -> None:
+    """ISO text, datetimes and Timestamps were raw TypeErrors, START/END a ValueError (too many values to unpack)."""
+    dates = (date(2023, 8, 1), date(2024, 3, 15))
+    opened = open_imagery(season_folder)
+
+    assert open_imagery(season_folder, season=season) == open_imagery(season_folder, season=dates)
+    assert within_season(opened, season) == within_season(opened, dates)
+
+
+@pytest.mark.parametrize("season", ["2023-08-01", ("2023-08-01",), ("2024-03-15", "2023-08-01"), (1, 2)])
+def test_a_season_that_is_not_one_is_an_input_error(season_folder: Path, season: object) -> None:
+    opened = open_imagery(season_folder)
+    for narrow in (lambda: open_imagery(season_folder, season=season), lambda: within_season(opened, season)):
+        with pytest.raises(InputError, match=r"season .*\(--season START/END, season= in Python\)"):
+            narrow()
 
 
 def test_a_season_without_scenes_is_an_error(season_folder: Path) -> None:

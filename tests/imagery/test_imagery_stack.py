@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from rasterio.transform import from_origin
@@ -94,6 +96,30 @@ def test_band_layout_names_bands_without_descriptions(tmp_path: Path) -> None:
     # Band 3 (September red) pixel 7: DN 3007, offset -1000.
     assert cube.reflectance[1, 0, 1, 2] == pytest.approx((3007 - 1000) * 1e-4, rel=1e-6)
     assert cube.clear.all()
+
+
+@pytest.mark.parametrize("day", [str, lambda when: datetime(when.year, when.month, when.day),
+                                 lambda when: pd.Timestamp(when)], ids=["iso-text", "datetime", "timestamp"])
+def test_band_layout_dates_may_be_datetimes_timestamps_or_iso_text(
+    tmp_path: Path, day: Callable[[date], object]
+) -> None:
+    """As season= takes them: a datetime or Timestamp (its day) or YYYY-MM-DD text was a raw TypeError, compared
+    with the date processing baseline 04.00 began."""
+    stack = write_stack(tmp_path / "img.tif", dns(4))
+    june, september = date(2021, 6, 17), date(2021, 9, 25)
+    layout = [(june, "B04"), (june, "B08"), (september, "B04"), (september, "B08")]
+
+    given = open_imagery(stack, band_layout=[(day(when), band) for when, band in layout], dn_offset=0)
+
+    assert given.scenes == open_imagery(stack, band_layout=layout, dn_offset=0).scenes
+
+
+@pytest.mark.parametrize("when", ["2021-06-31", "17/06/2021", 20210617])
+def test_band_layout_dates_that_are_not_dates_are_named(tmp_path: Path, when: object) -> None:
+    stack = write_stack(tmp_path / "img.tif", dns(2))
+
+    with pytest.raises(ImageryError, match=f"band_layout dates band 'B08' {when!r}, which is not a date"):
+        open_imagery(stack, band_layout=[(date(2021, 6, 17), "B04"), (when, "B08")])
 
 
 def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
