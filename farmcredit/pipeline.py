@@ -7,6 +7,7 @@ once, so memory is bounded by the window size, not by the tile or the number of 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -273,8 +274,10 @@ def load_inputs(
             ground (``check_ground_pixels``).
         InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), their CRS cannot be
             transformed to the imagery's, or ``band_layout`` or ``dn_offset`` given with imagery opened already (an
-            ``Imagery``, which ``season`` narrows: ``within_season``).
+            ``Imagery``, which ``season`` narrows: ``within_season``); ``parcels`` or ``imagery`` of another type
+            (``check_source_types``).
     """
+    check_source_types(parcels, imagery)
     season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
@@ -321,6 +324,32 @@ def load_inputs(
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
                             table.attrs.get("layer"), fingerprint, scenes, season)
+
+
+def check_source_types(parcels: object, imagery: object) -> None:
+    """Refuse ``parcels`` and ``imagery`` of a type ``load_inputs`` does not take, naming the argument: else ``Path``
+    or geopandas fails on them deep inside, in words of its own.
+
+    Raises:
+        InputError: ``parcels`` is no path nor a GeoDataFrame, or one with no active geometry column; ``imagery`` is
+            no path nor an ``Imagery``.
+    """
+    if isinstance(parcels, gpd.GeoDataFrame):
+        if parcels.active_geometry_name not in parcels.columns:
+            raise InputError("parcels= GeoDataFrame has no active geometry column: set one with set_geometry")
+    elif not isinstance(parcels, str | os.PathLike):
+        make = ""
+        if isinstance(parcels, pd.DataFrame):
+            make = ": make one with geopandas.GeoDataFrame(df, geometry=..., crs=...)"
+        raise InputError(f"parcels= takes a parcel file path or a GeoDataFrame (got {_type_name(parcels)}{make})")
+    if not isinstance(imagery, str | os.PathLike | Imagery):
+        raise InputError("imagery= takes the path of a folder of scenes, a SAFE product or a stack file, or an "
+                         f"Imagery open_imagery opened (got {_type_name(imagery)})")
+
+
+def _type_name(value: object) -> str:
+    """How a refusal names what it got: None, or the value's type."""
+    return "None" if value is None else type(value).__name__
 
 
 def check_ground_pixels(imagery: Imagery) -> None:

@@ -88,6 +88,27 @@ def test_a_season_is_read_in_the_same_form_on_every_python(season: str) -> None:
     assert as_season(" 2024-03-01/2024-10-31 ") == (date(2024, 3, 1), date(2024, 10, 31))
 
 
+def test_parcels_and_imagery_of_another_type_are_refused_naming_the_argument(small_season) -> None:
+    """A DataFrame, None or a GeoDataFrame without its geometry failed inside pathlib or geopandas (expected str,
+    bytes or os.PathLike object; CRS without an active geometry column)."""
+    from farmcredit.errors import InputError
+
+    parcels = gpd.read_file(small_season.parcels_path).head(3)
+    imagery = small_season.imagery_dir
+    refusals = [
+        (pd.DataFrame(parcels), imagery, r"parcels= takes a parcel file path or a GeoDataFrame \(got DataFrame: make "
+                                         r"one with geopandas\.GeoDataFrame\(df, geometry=\.\.\., crs=\.\.\.\)\)"),
+        (None, imagery, r"parcels= takes a parcel file path or a GeoDataFrame \(got None\)$"),
+        (gpd.GeoDataFrame(pd.DataFrame(parcels).rename(columns={"geometry": "outline"})), imagery,
+         "parcels= GeoDataFrame has no active geometry column: set one with set_geometry"),
+        (parcels, None, r"imagery= takes the path of a folder of scenes, .* or an Imagery .*\(got None\)"),
+        (small_season.parcels_path, 3, r"imagery= takes .*\(got int\)"),
+    ]
+    for given_parcels, given_imagery, message in refusals:
+        with pytest.raises(InputError, match=message):
+            assess(given_parcels, given_imagery, model="rule")
+
+
 def test_every_parcel_gets_one_row_in_input_order(baseline, small_season) -> None:
     results, _ = baseline
     parcels = gpd.read_file(small_season.parcels_path)
