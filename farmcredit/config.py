@@ -488,6 +488,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(exc, text)}") from exc
+    except RecursionError as exc:  # PyYAML's composer recurses once per level of nesting
+        raise ConfigError(f"{source} is not valid YAML: nested too deeply") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
     if "crops" not in raw:  # the other sections' defaults are the packaged values; the crops have none

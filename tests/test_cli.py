@@ -267,6 +267,8 @@ def test_an_empty_out_is_refused_not_taken_for_the_current_folder(tmp_path: Path
          "sequence)"),
         (["assess", "p.gpkg", "--imagery", ".", "--config", "control.yaml", "--out", "o"],
          "control.yaml is not valid YAML: line 2:13: character #x0001: special characters are not allowed"),
+        (["assess", "p.gpkg", "--imagery", ".", "--config", "deep.yaml", "--out", "o"],
+         "deep.yaml is not valid YAML: nested too deeply"),  # not a RecursionError's 3,000-line traceback
     ],
 )
 def test_messages_name_the_options_and_say_where_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -279,6 +281,7 @@ def test_messages_name_the_options_and_say_where_in_one_line(tmp_path: Path, mon
     (tmp_path / "taken").write_text("a file in the way")
     (tmp_path / "bad.yaml").write_text("crops: [wheat,\n  maize")
     (tmp_path / "control.yaml").write_text("credit:\n  currency: \x01\n")
+    (tmp_path / "deep.yaml").write_text("imagery: " + "[" * 20_000 + "]" * 20_000)
     done = CliRunner().invoke(cli, args)
     message = str(done.exception)
     assert expected in message and "\n" not in message  # the entry point prints it, exit 2
