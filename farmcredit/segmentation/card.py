@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_WEIGHTS = PACKAGE_DIR / "cropland_cnn_v2.safetensors"
 # The share of parcels whose true cultivated area a calibrated interval holds (its ``mixed_margin`` is fitted so).
 AREA_INTERVAL_LEVEL = 0.8
+# The zero-width non-joiner and joiner: format characters that spell Persian, Devanagari and emoji (a card's name is
+# its weights file's stem), kept in names as the console keeps them.
+_SPELLING = frozenset("\u200c\u200d")
 
 
 def uncalibrated() -> dict[str, float]:
@@ -118,12 +122,24 @@ def _value_problem(card: ModelCard) -> str:
 
 def _classes_problem(classes: tuple) -> str:
     """What makes a card's classes unusable ('' when nothing): the network scores non-crop (index 0) against the
-    crop classes after it, so it needs at least one, and the rasters' metadata lists them joined by commas."""
+    crop classes after it, so it needs at least one, the rasters' metadata lists them joined by commas, and the QGIS
+    project and class style (XML) name them."""
     named = all(isinstance(name, str) and name and "," not in name for name in classes)
     if not named or len(set(classes)) != len(classes) or len(classes) < 2 or classes[0] != "non_crop":
         return (f"classes must be 'non_crop' then at least one crop class, each a distinct name without commas, "
                 f"got {list(classes)}")
-    return ""
+    return next((f"classes: {problem}" for name in classes if (problem := _hidden_character_problem(name))), "")
+
+
+def _hidden_character_problem(text: str) -> str:
+    """What makes ``text`` unfit for a name in the results ('' when nothing): a character of Unicode's C categories
+    (control, format, private use, unassigned, surrogate), which XML (the QGIS project, the class style) cannot hold
+    or a reader cannot see."""
+    hidden = next((char for char in text if unicodedata.category(char)[0] == "C" and char not in _SPELLING), None)
+    if hidden is None:
+        return ""
+    return (f"{text!r} holds U+{ord(hidden):04X}, a {unicodedata.category(hidden)} character (control, format, "
+            "private use or unassigned), which the QGIS project cannot hold or a reader cannot see")
 
 
 def _names(value: object) -> bool:
@@ -192,7 +208,8 @@ def read_card(weights: Path) -> ModelCard:
 
     Raises:
         InputError: the card is missing, unreadable, of another architecture, inconsistent, has no name or
-            code_version, classes the network cannot score (``_classes_problem``), a training field of another type
+            code_version, a name, code_version or class holding a control, format, private-use or unassigned
+            character, classes the network cannot score (``_classes_problem``), a training field of another type
             (``TRAINING_FIELDS``), or its ``weights_sha256`` is missing or does not
             match the weights file (truncated, corrupted, or the card of another model).
     """
@@ -220,6 +237,8 @@ def read_card(weights: Path) -> ModelCard:
         value = getattr(card, text)
         if not isinstance(value, str) or not value.strip():
             raise InputError(f"{path}: not a farmcredit model card: {text} must be {meaning}, as text, got {value!r}")
+        if problem := _hidden_character_problem(value):
+            raise InputError(f"{path}: not a farmcredit model card: {text} {problem}")
     if problem := _training_problem(card.training):
         raise InputError(f"{path}: not a farmcredit model card: {problem}")
     if card.architecture != ARCHITECTURE:

@@ -536,6 +536,12 @@ def test_weights_with_a_tensor_the_network_lacks_are_refused_naming_it(model, tm
     ({"classes": ["non_crop", "wheat", "maize", "rice", "soy,bean", "other_crop"]}, "without commas"),
     ({"classes": ["non_crop", "wheat", "maize", "rice", "", "other_crop"]}, "distinct name"),
     ({"classes": ["non_crop", ["wheat"], "maize", "rice", "soybean", "other_crop"]}, "distinct name"),
+    # Written into project.qgs and cropland_class.qml, a control character made them XML QGIS cannot open.
+    ({"classes": ["non_crop", "wheat\x01<x>", "maize", "rice", "soybean", "other_crop"]},
+     r"classes: 'wheat\\x01<x>' holds U\+0001, a Cc character"),
+    ({"classes": ["non_crop", "wheat", "maize", "rice", "soy\ue000", "other_crop"]}, r"holds U\+E000, a Co character"),
+    ({"name": "v2\u202egpj"}, r"not a farmcredit model card: name 'v2\\u202egpj' holds U\+202E, a Cf character"),
+    ({"code_version": "0.1\x1b[2J"}, r"not a farmcredit model card: code_version '0.1\\x1b\[2J' holds U\+001B"),
     ({"training": None}, "not a farmcredit model card: training must be a mapping, got None"),
     ({"training": []}, "not a farmcredit model card: training must be a mapping"),
     ({"training": {"scenes": None}}, "not a farmcredit model card: training.scenes must be a list"),
@@ -556,6 +562,19 @@ def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path:
         read_card(weights)
     assert str(refused.value).startswith(f"{card_path(weights)}: ") and "\n" not in str(refused.value)
     assert read_card(DEFAULT_WEIGHTS).training["eurosat_split"]["test_share"] == 0.5  # the shipped card still loads
+
+
+def test_a_card_named_in_any_script_is_read(model, tmp_path: Path) -> None:
+    """Only characters a name cannot show are refused: the zero-width non-joiner spells Persian (a card's name is its
+    weights file's stem)."""
+    from farmcredit.segmentation.card import read_card
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    classes = ["non_crop", "小麦", "maize", "rice", "soybean", "other_crop"]
+    card_path(weights).write_text(json.dumps({**json.loads(card_path(weights).read_text()), "name": "مدل\u200cگندم",
+                                              "classes": classes}))
+    assert (read_card(weights).name, read_card(weights).classes) == ("مدل\u200cگندم", tuple(classes))
 
 
 def test_a_card_without_weights_sha256_is_refused_saying_so(model, tmp_path: Path) -> None:
