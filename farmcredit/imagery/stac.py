@@ -25,6 +25,7 @@ season would otherwise be fetched with holes and exit 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -85,6 +86,11 @@ WINDOW_COVER = 0.99
 _HTTP_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Most bytes of one STAC API response (a page of 100 Earth Search items is some 1-2 MB).
 RESPONSE_MAX_BYTES = 64 * 2**20
+# Most items one search may return, as RESPONSE_MAX_BYTES bounds a page but not the pages: a server that always links
+# a next page held the fetch for ever, its memory growing. A tile has some 150-300 items a year (two or three
+# satellites, two orbits over some tiles, reprocessings), so a province's portfolio (a hull over some 20 tiles) has
+# some 6,000 a year: this is about three such years, some 2 GB of items in memory (about 100 KB each).
+MAX_SEARCH_ITEMS = 20_000
 _READ_CHUNK_BYTES = 2**16
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
@@ -216,8 +222,8 @@ def search_items(
     Raises:
         InputError: The URL is not an http(s) URL, or names a STAC document other than an API root
             (a collection's URL, say).
-        ImageryError: The API cannot be reached, answers with an error past the retries, or is not
-            a STAC API with item search.
+        ImageryError: The API cannot be reached, answers with an error past the retries, is not
+            a STAC API with item search, or finds over ``MAX_SEARCH_ITEMS`` items.
     """
     import pystac
     from pystac_client import Client
@@ -258,7 +264,9 @@ def search_items(
             }
             # No cloud filter on the server: a reprocessing over the limit must still be seen to supersede the
             # processing under it (``choose_items`` drops duplicates first, then the clouded).
-            items = list(client.search(**arguments).items())
+            search = client.search(**arguments, max_items=MAX_SEARCH_ITEMS + 1)
+            items = [pystac.Item.from_dict(feature, root=client, preserve_dict=False)
+                     for page in _pages_once(search.pages_as_dicts()) for feature in page["features"]]
         except ClientTypeError as error:
             found = re.search(r"found type=(\w+)", str(error))
             raise InputError(
@@ -269,7 +277,27 @@ def search_items(
             text = _scrubbed(str(error).strip(), url)
             reason = text.splitlines()[0][:300] if text else type(error).__name__
             raise ImageryError(f"{public_url(url)}: STAC search failed ({reason}){_collection_hint(url)}") from error
+    if len(items) > MAX_SEARCH_ITEMS:
+        raise ImageryError(f"{public_url(url)}: the STAC search returned over {MAX_SEARCH_ITEMS:,} items: narrow "
+                           "--season or the area (fetch the parcels in parts)")
     return [_absolute(item) for item in items]
+
+
+def _pages_once(pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A search's pages (JSON) up to one whose ``next`` link an earlier page gave: a server whose paging loops back
+    would be followed round the loop, its items again each time, up to ``MAX_SEARCH_ITEMS``."""
+    followed: set[str] = set()
+    for page in pages:
+        yield page
+        link = next((link for link in page.get("links") or [] if isinstance(link, dict) and link.get("rel") == "next"),
+                    None)
+        if link is None:
+            return
+        key = json.dumps(link, sort_keys=True, default=str)
+        if key in followed:
+            logger.warning("the STAC search's next page is one it already read: paging stopped there")
+            return
+        followed.add(key)
 
 
 class WholeResponseAdapter(HTTPAdapter):

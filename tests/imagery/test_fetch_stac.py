@@ -9,12 +9,14 @@ offsets, paging and mosaics.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import logging
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -24,7 +26,7 @@ import rasterio
 import shapely
 import shapely.geometry
 from rasterio.windows import Window, from_bounds
-from servers import DATED_FIELD, Fault, StacServer, dated_items, earthsearch_item, tile_dns, tile_item
+from servers import DATED_FIELD, Fault, Response, StacServer, dated_items, earthsearch_item, tile_dns, tile_item
 
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window
@@ -368,6 +370,55 @@ MARCH_2024 = (date(2024, 3, 1), date(2024, 3, 31))
 MARCH_FIELD = gpd.GeoSeries([DATED_FIELD], crs="EPSG:32650")
 # 3 km from MARCH_FIELD: in a 4 km tile (tile_item's size_px=400) the two get a window each.
 MARCH_FAR_FIELD = gpd.GeoSeries([shapely.box(503_000, 3_997_000, 503_080, 3_997_060)], crs="EPSG:32650")
+
+
+def _four_dates(tmp_path: Path) -> tuple[list[dict], dict[str, Path]]:
+    return dated_items(tmp_path / "cogs", ("2024-03-05", "2024-03-10", "2024-03-15", "2024-03-25"))
+
+
+class _EndlessSearch(StacServer):
+    """A search whose every page links a next one: from item ``looped_to`` (the same page again and again) or, without
+    it, a new page each time (a new ``next``, counting on past the end, read round from the first item); after
+    ``SERVER_PAGES`` pages the server stops linking one (without the bounds on the client's side, the search ended only
+    there)."""
+
+    SERVER_PAGES = 20
+
+    def __init__(self, *args: Any, looped_to: int | None = None, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.looped_to = looped_to
+
+    def _search(self, request: dict[str, Any]) -> Response:
+        searches = len(self.requests_to("/search", "POST"))
+        response = super()._search({**request, "next": str(int(request.get("next") or 0) % len(self._items))})
+        if searches >= self.SERVER_PAGES:
+            return response
+        page = json.loads(response.body)
+        following = searches * self.page_size if self.looped_to is None else self.looped_to
+        page["links"] = [{"rel": "next", "href": f"{self.url}/search", "method": "POST",
+                          "body": {**request, "next": str(following)}, "merge": False}]
+        return dataclasses.replace(response, body=json.dumps(page).encode())
+
+
+def test_a_search_past_the_item_bound_stops_the_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server always linking a next page held the fetch for ever, its memory growing (RESPONSE_MAX_BYTES bounds a
+    page, --timeout a request)."""
+    monkeypatch.setattr("farmcredit.imagery.stac.MAX_SEARCH_ITEMS", 5)
+    with _EndlessSearch(*_four_dates(tmp_path), page_size=2) as server:
+        with pytest.raises(ImageryError, match=r"the STAC search returned over 5 items: narrow --season or the area"):
+            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert len(server.requests_to("/search", "POST")) == 3  # 6 items: past 5, no page more
+        assert not server.requests_to(server.files_path)
+
+
+def test_a_search_whose_next_page_is_one_it_read_stops_paging_there(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    items, files = _four_dates(tmp_path)
+    with _EndlessSearch(items, files, page_size=2, looped_to=2) as server, caplog.at_level(logging.WARNING):
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert len(server.requests_to("/search", "POST")) == 2  # the second page links itself
+    assert [s.scene_id for s in manifest.scenes] == [item["id"] for item in items]
+    assert "the STAC search's next page is one it already read" in caplog.text
 
 
 def test_a_first_fetch_interrupted_part_way_leaves_its_folder_marked_unfinished(
