@@ -84,6 +84,9 @@ GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
 # A catalogue's item id names its scene folder: only a plain name, not hidden (hidden folders are never read as scenes,
 # and the partial and set-aside ones are named so), can be one; "../x" would write, and replace, outside the folder.
 _SCENE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+# The names the folder's own files take at its top level that are not hidden: an item so named wrote its scene folder
+# in their place ("manifest.json" stopped the fetch, saying a folder of a scene it did not write was in the way).
+_FOLDER_OWN_NAMES = frozenset({MANIFEST_NAME})
 # Bounds that agree to a millimetre are the same window (they pass through float transforms).
 _SAME_M = 1e-3
 
@@ -328,10 +331,13 @@ def scene_id_problem(scene_id: object) -> str | None:
     >>> scene_id_problem("../../etc") is None
     False
     """
-    if isinstance(scene_id, str) and _SCENE_ID.fullmatch(scene_id):
-        return None
-    return (f"its id {scene_id!r} is not a plain folder name (up to 200 letters, digits, '.', '_' or '-', not "
-            "starting with '.'), so its scene folder could lie outside the imagery folder")
+    if not (isinstance(scene_id, str) and _SCENE_ID.fullmatch(scene_id)):
+        return (f"its id {scene_id!r} is not a plain folder name (up to 200 letters, digits, '.', '_' or '-', not "
+                "starting with '.'), so its scene folder could lie outside the imagery folder")
+    # As macOS and Windows name files: whatever the case, and on Windows without trailing dots.
+    if scene_id.rstrip(".").casefold() in _FOLDER_OWN_NAMES:
+        return f"its id {scene_id!r} would name a scene folder in place of the imagery folder's own {MANIFEST_NAME}"
+    return None
 
 
 def scene_folder(out: Path, scene_id: str) -> Path:

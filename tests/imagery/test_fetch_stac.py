@@ -578,6 +578,22 @@ def test_an_item_whose_id_is_a_path_is_left_out_and_nothing_is_written_or_remove
     assert sorted(path.name for path in out.iterdir()) == [".fetch.lock", "S2A_50SKA_20240305_0_L2A", "manifest.json"]
 
 
+def test_an_item_whose_id_is_a_name_the_folder_itself_uses_is_left_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An item "manifest.json" stopped the whole fetch, telling of a folder of a scene it did not write in the way (the
+    other id as a file system ignoring case, or Windows dropping trailing dots, names the manifest)."""
+    items, files = _three_dates(tmp_path)
+    items[1]["id"], items[2]["id"] = "manifest.json", "Manifest.JSON."
+    with StacServer(items, files) as server, caplog.at_level(logging.WARNING):
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A"]
+    assert [(item_id, "in place of the imagery folder's own manifest.json" in why)
+            for item_id, why in manifest.skipped] == [("manifest.json", True), ("Manifest.JSON.", True)]
+    assert "STAC item 'manifest.json' is left out" in caplog.text
+    assert read_manifest(tmp_path / "s2")["totals"]["scenes_downloaded"] == 1
+
+
 @pytest.mark.parametrize("scene_id", ["..", "../x", "a/../../b", "/tmp/x", ""])
 def test_a_scene_id_that_is_a_path_names_no_folder_to_read_or_write(tmp_path: Path, scene_id: str) -> None:
     """Behind the check of searched ids: the folder of a scene is always one directly in the imagery folder."""
