@@ -102,6 +102,9 @@ def _layout(
     descriptions: tuple[str | None, ...],
     band_layout: Sequence[tuple[date | str | None, str]] | None,
 ) -> list[tuple[date | None, str]]:
+    if isinstance(band_layout, str):  # the CLI's text, whose characters would be counted as bands
+        raise ImageryError(f"{path}: band_layout= takes (date, band) pairs, one per band of the file, e.g. "
+                           "[('2024-06-19', 'B04'), ('2024-06-19', 'B08')], not the text --bands takes")
     if band_layout is not None:
         if len(band_layout) != len(descriptions):
             raise ImageryError(

@@ -122,6 +122,14 @@ def test_band_layout_dates_that_are_not_dates_are_named(tmp_path: Path, when: ob
         open_imagery(stack, band_layout=[(date(2021, 6, 17), "B04"), (when, "B08")])
 
 
+def test_band_layout_given_as_the_clis_text_is_refused_saying_what_it_takes(tmp_path: Path) -> None:
+    """Its characters were counted as bands: 'band_layout lists 32 bands but the file has 2'."""
+    stack = write_stack(tmp_path / "img.tif", dns(2))
+
+    with pytest.raises(ImageryError, match=r"band_layout= takes \(date, band\) pairs.*not the text --bands takes"):
+        open_imagery(stack, band_layout="2021-06-17:B04;2021-06-17:B08")
+
+
 def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
     values = (dns(2) / 10_000).astype(np.float32)
     stack = write_stack(tmp_path / "2021-06-17.tif", values, ["B04", "B08"])
