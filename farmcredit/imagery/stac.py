@@ -582,19 +582,30 @@ def _judged(failure: _Undecoded, timeout_s: float) -> ImageryError:
 
 
 def _transfer_problem(url: str, byte_range: tuple[int, int], timeout_s: float) -> str | None:
-    """How the server's answer for ``byte_range`` of ``url`` fell short (None: whole, within ``timeout_s``)."""
+    """How the server's answer for ``byte_range`` of ``url`` fell short of the bytes it declares (None: whole, within
+    ``timeout_s``, or not to be judged: a server ignoring the range sends the whole file, of which only the bytes up
+    to the range's end are read, and none where that is past ``RESPONSE_MAX_BYTES``)."""
     first, last = byte_range
     try:
         with requests.get(url, headers={"Range": f"bytes={first}-{last}"}, stream=True, timeout=timeout_s) as answer:
             if answer.status_code == 429 or answer.status_code >= 500:
                 return f"the server answers HTTP {answer.status_code}"
-            body = _whole_body(answer, time.monotonic(), timeout_s)
+            wanted = last - first + 1 if answer.status_code == 206 else last + 1
+            declared = answer.headers.get("Content-Length", "")
+            if declared.isdigit():  # a file ending before the range: its end is all there is
+                wanted = min(wanted, int(declared))
+            if answer.status_code not in (200, 206) or wanted > RESPONSE_MAX_BYTES:
+                return None
+            deadline, read = time.monotonic() + timeout_s, getattr(answer.raw, "read1", answer.raw.read)
+            received = 0
+            while received < wanted and (chunk := read(min(_READ_CHUNK_BYTES, wanted - received),
+                                                       decode_content=True)):
+                received += len(chunk)
+                if time.monotonic() > deadline:
+                    return f"its bytes do not arrive whole within the timeout of {timeout_s:g} s"
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         return f"its bytes do not arrive whole ({_scrubbed(str(error), url)})"
-    declared = answer.headers.get("Content-Length", "")
-    if declared.isdigit() and len(body) < int(declared):
-        return f"{len(body)} of its {declared} bytes arrive"
-    return None
+    return None if received >= wanted else f"{received} of its {wanted} bytes arrive"
 
 
 class _Heard(logging.Handler):

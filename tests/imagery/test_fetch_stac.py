@@ -1014,3 +1014,28 @@ def test_small_fetches_are_told_in_kilobytes_not_as_0_0_mb() -> None:
     from farmcredit.imagery.fetch import _megabytes
 
     assert [_megabytes(n) for n in (4_321, 99_999, 100_000, 12_345_678)] == ["4 kB", "100 kB", "0.1 MB", "12.3 MB"]
+
+
+def test_a_server_ignoring_ranges_is_judged_on_the_bytes_up_to_the_range_not_refused_as_too_large(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain file server answers a range with the whole file: a corrupt 100 MB band was read up to the 64 MiB a STAC
+    page may take, then called an outage (stopping the fetch) for being larger."""
+    import functools
+    import http.server
+    import threading
+
+    from farmcredit.imagery import stac
+
+    (tmp_path / "B04.tif").write_bytes(bytes(100_000))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(stac, "RESPONSE_MAX_BYTES", 50_000)
+        url = f"http://127.0.0.1:{server.server_port}/B04.tif"
+        assert stac._transfer_problem(url, (0, 16_383), 5.0) is None  # its first 16 KiB arrive whole
+        assert stac._transfer_problem(url, (60_000, 70_000), 5.0) is None  # past the bound: not to be judged
+    finally:
+        server.shutdown()
+        server.server_close()
