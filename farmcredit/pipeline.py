@@ -141,7 +141,14 @@ def assess(
         up), a RangeIndex for a file. Parcels only: a borrower's limit and decision are ``run_assessment``'s
         ``borrowers`` (``borrowers.parquet``), never a sum of its parcels' limits, which the borrower cap, the
         rounding and the minimum loan change.
+
+    Raises:
+        InputError: ``out`` is a file or cannot be made a folder (``output_folder``), before anything is measured.
     """
+    if out is not None:
+        from farmcredit.outputs import output_folder
+
+        output_folder(out, create=False)  # before the run: an out= that cannot be a folder fails now, not after it
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
         risk_model=risk_model, model=model, pixel_layers=out is not None, band_layout=band_layout,

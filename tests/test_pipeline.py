@@ -972,3 +972,19 @@ def test_the_packages_python_api_is_seen_by_dir_and_type_checkers() -> None:
     checked = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
     assert {alias.name for node in checked.body if isinstance(node, ast.ImportFrom) for alias in node.names} == public
     assert farmcredit.run_assessment is run_assessment and farmcredit.assess is assess
+
+
+def test_an_out_that_is_a_file_is_refused_before_anything_is_measured(small_season, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``assess(..., out=a file)`` ran the whole season, then failed writing; it fails first, as the CLI's --out."""
+    from farmcredit import pipeline
+    from farmcredit.errors import InputError
+
+    def measured(*_: object, **__: object) -> None:
+        raise AssertionError("measured before out= was checked")
+
+    monkeypatch.setattr(pipeline, "run_assessment", measured)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        assess(small_season.parcels_path, small_season.imagery_dir, model="rule", out=afile)
