@@ -25,14 +25,11 @@ from rich.text import Text
 
 from farmcredit import __version__
 from farmcredit.errors import FarmcreditError, InputError, Terminated, terminate
-from farmcredit.text import some
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import pandas as pd
 
     from farmcredit.imagery.fetch import RemoteSource
-    from farmcredit.segmentation.rule import CroplandModel
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
@@ -144,20 +141,20 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     from farmcredit.imagery import open_imagery
     from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
-    from farmcredit.pipeline import run_assessment
+    from farmcredit.pipeline import run_assessment, warn_batch_partitions, warn_of_findings, warn_uncalibrated
     from farmcredit.segmentation import load_cropland_model
 
     output_folder(out, create=False)  # before the run: an --out that cannot be a folder fails now, not after it
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
-    _warn_uncalibrated(model)
+    warn_uncalibrated(model)
     window = parse_season(season)
     made = first_missing(out)  # the first folder this run makes
     try:
         with results_lock(out):  # one run at a time in a folder, from its imagery to its last output
             imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
             imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
-            _warn_batch_partitions(out)
+            warn_batch_partitions(out)
             progress = _progress(quiet)
             with _stages(progress, quiet) as stage:
                 task = progress.add_task("reading imagery windows", total=None)
@@ -185,8 +182,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         )
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
-    _warn_read_failures(result.record, result.parcels)
-    _warn_season(result.parcels)
+    warn_of_findings(result)
 
 
 @cli.command(epilog="Exit codes: 0 every partition done; 2 a usage error or an unreadable input; "
@@ -257,7 +253,6 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")
-    _warn_uncalibrated(model)
     if scheduler and (workers or gpu_workers or memory_limit):
         raise click.UsageError("--workers, --gpu-workers and --memory-limit size a local cluster; with --scheduler, "
                                "start the workers yourself (dask worker ... --memory-limit 4GiB [--resources GPU=1])")
@@ -305,8 +300,6 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}", markup=False)
-    _warn_read_failures(result.assessment.record, result.assessment.parcels)
-    _warn_season(result.assessment.parcels)
     if result.failed:
         reasons = Counter(_reason_kind(reason) for reason in result.failed.values())
         manifest = out / "partitions" / MANIFEST
@@ -789,17 +782,6 @@ def _warnings_on_console() -> Iterator[None]:
         yield
 
 
-def _warn_uncalibrated(model: CroplandModel) -> None:
-    """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
-    card = getattr(model, "card", None)
-    if card is not None and "mixed_margin" not in card.calibration:
-        console.print(f"[yellow]warning:[/] model {_shown(card.name)} has no calibrated area interval (its card has no "
-                      "mixed_margin, as weights from `farmcredit train` have none): cultivated-area intervals leave "
-                      "out the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
-                      "`farmcredit calibrate WEIGHTS SCENE...` on labelled scenes with parcels the weights did not "
-                      "train on (e.g. from `farmcredit simulate --seed 201`, 202, ...)", highlight=False)
-
-
 def _reason_kind(reason: str) -> str:
     """A partition's failure without what differs between partitions (Dask's task keys, worker addresses, its part
     file's and temporary file's names), so the summary counts like failures together."""
@@ -816,45 +798,6 @@ def _limit_totals(counts: dict, currency: str) -> str:
 
     return (f"; approved {money(counts['approved_limit'])} {currency}; "
             f"{money(counts['referred_limit'])} {currency} pending review")
-
-
-def _warn_batch_partitions(out: Path) -> None:
-    """Say when ``assess`` writes into a folder holding a batch run's partitions, which stay (a rerun of that batch
-    reuses them) but are not this run's."""
-    from farmcredit.batch.partitions import MANIFEST
-
-    if (out / "partitions" / MANIFEST).is_file():
-        console.print(f"[yellow]warning:[/] {_shown(str(out / 'partitions'))} holds a batch run's partitions, which "
-                      "are not this run's results (a rerun of that batch reuses them); write assess's results to "
-                      "another --out to keep the two apart", highlight=False)
-
-
-def _warn_read_failures(record: dict, parcels: pd.DataFrame) -> None:
-    """Name the image files that failed to decode where parcels were read, and how many parcels skip a date for it
-    (``IMAGERY_READ_ERROR``: on pixels no other product of the date supplied)."""
-    files = sorted({failure["file"] for failure in record["read_failures"]})
-    if files:
-        hit = parcels["reason_all"].str.split(";").map(lambda codes: "IMAGERY_READ_ERROR" in codes).sum()
-        lost = (f"{hit} parcel(s) on the pixels they left without data skip that date (IMAGERY_READ_ERROR)" if hit
-                else "no parcel lost a date to them")
-        console.print(f"[yellow]warning:[/] {len(files)} image file(s) could not be read (whole or in part): "
-                      f"{_shown(some(files))}; {lost}; parcels on blocks that read, or whose pixels another product "
-                      "of the same date supplied, keep the date, and where a file failed only in the CNN's context "
-                      "around them, they are measured without that context; run.json has GDAL's message",
-                      highlight=False)
-
-
-def _warn_season(parcels: pd.DataFrame) -> None:
-    """Say how many parcels the season could not judge for want of images in their crop's weeks (referred)."""
-    codes = parcels["reason_all"].str.split(";")
-    if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
-        console.print(f"[yellow]warning:[/] {missed} parcel(s) look bare, but no clear image of theirs falls while "
-                      "their crop is green (SEASON_MISSES_CROP: referred, not declined); a --season covering their "
-                      "crops' growing weeks judges them", highlight=False)
-    if unseen := codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).sum():
-        console.print(f"[yellow]warning:[/] {unseen} parcel(s) have no clear image near their crop's peak "
-                      "(PEAK_NOT_OBSERVED: referred, health and yield not rated); a --season covering the peak, or "
-                      "clear images there, rates them", highlight=False)
 
 
 @contextmanager

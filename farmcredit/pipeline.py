@@ -42,6 +42,7 @@ from farmcredit.parcels import (
 )
 from farmcredit.reasons import REASONS
 from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
+from farmcredit.text import some
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ def assess(
         ``borrowers`` (``borrowers.parquet``), never a sum of its parcels' limits, which the borrower cap, the
         rounding and the minimum loan change.
 
+    Warns (the ``farmcredit`` logger) of a model without a calibrated area interval, an ``out`` holding a batch run's
+    partitions, image files that could not be read and parcels the season could not judge, as the CLI does.
+
     Raises:
         InputError: ``out`` is a file or cannot be made a folder (``output_folder``), before anything is measured.
     """
@@ -149,11 +153,16 @@ def assess(
         from farmcredit.outputs import output_folder
 
         output_folder(out, create=False)  # before the run: an out= that cannot be a folder fails now, not after it
+        warn_batch_partitions(Path(out))
+    config = config if isinstance(config, Config) else load_config(config)
+    model = cropland_model(model, config, device)
+    warn_uncalibrated(model)
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
         risk_model=risk_model, model=model, pixel_layers=out is not None, band_layout=band_layout,
         dn_offset=dn_offset, device=device,
     )
+    warn_of_findings(result)
     if out is not None:
         from farmcredit.outputs import write_outputs
 
@@ -225,6 +234,66 @@ def cropland_model(model: str | Path | CroplandModel | None, config: Config, dev
     if model is None or isinstance(model, (str, Path)):
         return load_cropland_model(model, config.cropland_rule, device=device)
     return model
+
+
+# The warnings of a run, logged on the ``farmcredit`` logger, which the CLI prints: ``assess``, ``run_batch`` and the
+# CLI give them, not ``run_assessment``, which ``calibrate`` runs with a model it strips of its margin.
+def warn_uncalibrated(model: CroplandModel) -> None:
+    """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
+    card = getattr(model, "card", None)
+    if card is not None and "mixed_margin" not in card.calibration:
+        logger.warning("model %s has no calibrated area interval (its card has no mixed_margin, as weights from "
+                       "`farmcredit train` have none): cultivated-area intervals leave out the doubt of parcel-edge "
+                       "pixels and over-declaration flags are too quick; fit one with `farmcredit calibrate WEIGHTS "
+                       "SCENE...` on labelled scenes with parcels the weights did not train on (e.g. from "
+                       "`farmcredit simulate --seed 201`, 202, ...)", card.name)
+
+
+def warn_batch_partitions(out: Path) -> None:
+    """Say when ``assess`` writes into a folder holding a batch run's partitions, which stay (a rerun of that batch
+    reuses them) but are not this run's."""
+    from farmcredit.batch.partitions import MANIFEST  # not at the top: farmcredit.batch imports this module
+
+    if (out / "partitions" / MANIFEST).is_file():
+        logger.warning("%s holds a batch run's partitions, which are not this run's results (a rerun of that batch "
+                       "reuses them); write assess's results to another --out (out= in Python) to keep the two apart",
+                       out / "partitions")
+
+
+def warn_of_findings(result: Assessment) -> None:
+    """Say what a run found that its results alone do not tell at a glance: image files that could not be read
+    (``_warn_read_failures``), parcels the season could not judge (``_warn_season``)."""
+    codes = result.parcels["reason_all"].str.split(";")
+    _warn_read_failures(result.record["read_failures"], codes)
+    _warn_season(codes)
+
+
+def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:
+    """Name the image files that failed to decode where parcels were read (``run.json``'s ``read_failures``), and how
+    many parcels (``codes``: each one's reason codes) skip a date for it (``IMAGERY_READ_ERROR``: on pixels no other
+    product of the date supplied)."""
+    files = sorted({failure["file"] for failure in failures})
+    if files:
+        hit = codes.map(lambda c: "IMAGERY_READ_ERROR" in c).sum()
+        lost = (f"{hit} parcel(s) on the pixels they left without data skip that date (IMAGERY_READ_ERROR)" if hit
+                else "no parcel lost a date to them")
+        logger.warning("%d image file(s) could not be read (whole or in part): %s; %s; parcels on blocks that read, or "
+                       "whose pixels another product of the same date supplied, keep the date, and where a file "
+                       "failed only in the CNN's context around them, they are measured without that context; "
+                       "run.json has GDAL's message", len(files), some(files), lost)
+
+
+def _warn_season(codes: pd.Series) -> None:
+    """Say how many parcels (``codes``: each one's reason codes) the season could not judge for want of images in
+    their crop's weeks (referred)."""
+    if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
+        logger.warning("%d parcel(s) look bare, but no clear image of theirs falls while their crop is green "
+                       "(SEASON_MISSES_CROP: referred, not declined); a --season (season= in Python) covering their "
+                       "crops' growing weeks judges them", missed)
+    if unseen := codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).sum():
+        logger.warning("%d parcel(s) have no clear image near their crop's peak (PEAK_NOT_OBSERVED: referred, health "
+                       "and yield not rated); a --season (season= in Python) covering the peak, or clear images "
+                       "there, rates them", unseen)
 
 
 @dataclass(frozen=True)

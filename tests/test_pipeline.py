@@ -988,3 +988,51 @@ def test_an_out_that_is_a_file_is_refused_before_anything_is_measured(small_seas
     afile.write_text("not a folder")
     with pytest.raises(InputError, match="is a file, not a folder"):
         assess(small_season.parcels_path, small_season.imagery_dir, model="rule", out=afile)
+
+
+@pytest.mark.parametrize(("season", "code", "warning"), [
+    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) look bare, but no clear image of theirs falls while "
+                                                    "their crop is green"),
+    ("2024-03-01/2024-07-25", "PEAK_NOT_OBSERVED", "parcel(s) have no clear image near their crop's peak"),
+])
+def test_parcels_a_short_season_cannot_judge_are_warned_of_in_python_too(
+        small_season, caplog: pytest.LogCaptureFixture, season: str, code: str, warning: str) -> None:
+    """Only the CLI said how many parcels a season ending early refers (SEASON_MISSES_CROP, PEAK_NOT_OBSERVED)."""
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
+    referred = results["reason_all"].str.split(";").map(lambda codes: code in codes).sum()
+    assert referred >= 3 and f"{referred} {warning}" in caplog.text
+
+
+def test_an_uncalibrated_model_and_an_out_holding_a_batch_runs_partitions_are_warned_of_in_python_too(
+        small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the CLI warned of a model card without ``mixed_margin`` and of an out= holding a batch run's partitions;
+    ``assess`` does, before measuring."""
+    from farmcredit import pipeline
+    from farmcredit.batch.partitions import MANIFEST
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path
+
+    weights = tmp_path / "tuned.safetensors"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    card = json.loads(card_path(DEFAULT_WEIGHTS).read_text())
+    card["calibration"] = {"a": 1.0, "b": 0.0}  # as `farmcredit train` leaves it
+    card_path(weights).write_text(json.dumps(card))
+    out = tmp_path / "out"
+    (out / "partitions").mkdir(parents=True)
+    (out / "partitions" / MANIFEST).write_text("{}")
+
+    class Measured(Exception):
+        pass
+
+    def measured(*_: object, **__: object) -> None:
+        raise Measured
+
+    monkeypatch.setattr(pipeline, "run_assessment", measured)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"), pytest.raises(Measured):
+        assess(small_season.parcels_path, small_season.imagery_dir, model=weights, device="cpu", out=out)
+    assert caplog.text.count("has no calibrated area interval") == 1 and "`farmcredit calibrate" in caplog.text
+    assert f"{out / 'partitions'} holds a batch run's partitions" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="farmcredit"), pytest.raises(Measured):
+        assess(small_season.parcels_path, small_season.imagery_dir, model="cnn", device="cpu")
+    assert "no calibrated area interval" not in caplog.text and "partitions" not in caplog.text

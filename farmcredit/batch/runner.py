@@ -75,6 +75,8 @@ from farmcredit.pipeline import (
     load_inputs,
     measure_windows,
     output_extent,
+    warn_of_findings,
+    warn_uncalibrated,
 )
 from farmcredit.segmentation import CroplandModel
 from farmcredit.text import some
@@ -230,6 +232,7 @@ def run_batch(
     config = config if isinstance(config, Config) else load_config(config)
     # The driver never runs the model: each worker puts it on its own device.
     model = cropland_model(model, config, "cpu")
+    warn_uncalibrated(model)
     if device == "cuda" and uses_gpu(model) and not scheduler:
         if not (devices := local_gpu_count(model)):
             raise InputError("--device cuda (device= in Python): torch sees no CUDA device here, so no local worker "
@@ -306,6 +309,7 @@ def run_batch(
         assessment = finish_assessment(inputs, model, measurements, outside, timings, started, failed=failed_rows,
                                        extent=output_extent(inputs.geoms, inputs.imagery),
                                        inference=_inference_summary(entries.values()))
+        warn_of_findings(assessment)
         return BatchResult(assessment, len(plan), len(plan) - len(todo), failed)
 
 

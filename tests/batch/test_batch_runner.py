@@ -259,6 +259,7 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     partitions = gpd.read_parquet(tmp_path / "out" / "partitions")  # the partitions as one GeoParquet dataset
     assert partitions["read_error"].sum() == hit.sum() and partitions.crs is not None
     # The file is named in run.json, also by a rerun (which measures again the partitions whose reads failed).
+    assert " ".join(done.stderr.split()).count("1 image file(s) could not be read") == 1  # the library's, once
     assert "B08.tif" in " ".join(done.stderr.split())
     again = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0 and "B08.tif" in " ".join(again.stderr.split())
@@ -702,9 +703,11 @@ def test_partitions_done_while_a_straggler_runs_reach_the_manifest(small_windows
         batch.join(120)
 
 
-def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_measured_again(tmp_path: Path) -> None:
-    """No parcel loses a date to a file that fails only in the context around its window, yet the run names it and
-    the next run measures the partition again (the failure may have passed), as for any read failure."""
+def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_measured_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No parcel loses a date to a file that fails only in the context around its window, yet the run names it (in
+    its record and a warning, which only the CLI gave) and the next run measures the partition again (the failure may
+    have passed), as for any read failure."""
     import rasterio
 
     from farmcredit.batch import run_batch
@@ -719,9 +722,11 @@ def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_mea
     parcel.to_file(tmp_path / "parcel.geojson")
     run = functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
                             model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
-    first = run()
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        first = run()
     assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
     assert [failure["file"] for failure in first.assessment.record["read_failures"]] == [str(band)]
+    assert f"1 image file(s) could not be read (whole or in part): {band}; no parcel lost a date to them" in caplog.text
     mend()
     again = run()
     assert again.reused == 0 and again.assessment.record["read_failures"] == []

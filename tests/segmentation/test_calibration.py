@@ -185,6 +185,7 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
     assert card["name"] == "trained" and "recalibrated from" not in done.stderr  # an uncalibrated model's name kept
+    assert "no calibrated area interval" not in done.stderr  # the model it measures with has none, by design
     margin = card["calibration"]["mixed_margin"][0]
     assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few to fit alone, "
             "the widest)" in " ".join(done.stderr.split()))
