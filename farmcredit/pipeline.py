@@ -203,7 +203,8 @@ def run_assessment(
         An ``Assessment``: ``parcels`` as ``assess`` returns them; ``borrowers``, one row per borrower with its loan
         limit and decision, as ``borrowers.parquet`` holds them (the only borrower limits: the cap, the rounding and
         the minimum loan apply to a borrower's total, so summing its parcels' limits gives another); ``record``, the
-        audit record (``run.json``, but its ``outputs``).
+        audit record (``run.json``, but its ``outputs``). It warns of nothing: ``warn_of_findings(result)`` logs
+        what ``assess`` warns of in its results (unreadable image files, parcels the season could not judge).
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=as_season(season), config=config, parcels_crs=parcels_crs,
