@@ -66,9 +66,9 @@ def _out_path(_: click.Context, param: click.Parameter, value: str | Path | None
 
 
 def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date] | None:
-    """Parse ``START/END`` (ISO dates) into a date pair (``pipeline.as_season``: at most a year long, unless not
+    """Parse ``START/END`` (ISO dates) into a date pair (``dates.as_season``: at most a year long, unless not
     ``one_season``); ``None`` passes through."""
-    from farmcredit.pipeline import MAX_SEASON_DAYS, as_season
+    from farmcredit.dates import MAX_SEASON_DAYS, as_season
 
     try:
         return as_season(text, MAX_SEASON_DAYS if one_season else None)
@@ -78,7 +78,7 @@ def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date]
 
 def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:
     """Parse ``DATE:BAND,BAND;DATE:BAND,...`` (one entry per stack band, in order)."""
-    from farmcredit.pipeline import iso_date
+    from farmcredit.dates import iso_date
 
     if text is None:
         return None

@@ -27,7 +27,7 @@ from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
-from farmcredit.dates import MAX_SEASON_DAYS, as_season, day_of_year_clash, iso_date  # noqa: F401 (cli's imports)
+from farmcredit.dates import as_season, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.margins import AreaMargins, model_margins

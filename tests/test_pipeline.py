@@ -63,8 +63,8 @@ def test_a_season_of_one_day_of_the_year_twice_or_no_such_day_is_refused_saying_
     """The crop calendars read a date as its day of the year: a second 1 March counted as more of the first's."""
     from datetime import date
 
+    from farmcredit.dates import as_season
     from farmcredit.errors import InputError
-    from farmcredit.pipeline import as_season
 
     with pytest.raises(InputError, match=why):
         as_season(season)
@@ -80,8 +80,8 @@ def test_a_season_is_read_in_the_same_form_on_every_python(season: str) -> None:
     --season would be read by one and refused by the other."""
     from datetime import date
 
+    from farmcredit.dates import as_season
     from farmcredit.errors import InputError
-    from farmcredit.pipeline import as_season
 
     with pytest.raises(InputError, match="is not START/END"):
         as_season(season)
