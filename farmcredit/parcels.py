@@ -313,8 +313,10 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     impossible = off_globe | not_finite
     if impossible.any() and not (usable_geometries(geometry) & ~impossible).any():
         if not off_globe.any():
-            raise InputError(f"{source}: every parcel has a vertex that is not a number (NaN or infinite); fix those "
-                             "vertices")
+            others = len(geometry) - int(not_finite.sum())
+            raise InputError(f"{source}: no parcel can be measured: {int(not_finite.sum())} have a vertex that is not "
+                             f"a number (NaN or infinite; first: parcel {parcel_id.iloc[np.argmax(not_finite)]}), fix "
+                             "those vertices" + (f"; the {others} others are empty or not polygons" if others else ""))
         x, y = _first_off_globe_vertex(geometry[np.flatnonzero(off_globe)[0]], frame.crs)
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "

@@ -122,9 +122,12 @@ def test_a_vertex_that_is_not_a_number_fails_its_parcel_as_impossible_coordinate
     assert parcels.geometry[1:].isna().all()
     # A file of nothing else has no parcel to measure, as a file of parcels off the globe has none: refused alike,
     # each naming its problem (the off-globe one quoting the vertex that is off, not the parcel's first, a good one).
-    for names, message in ((("B", "C"), "every parcel has a vertex that is not a number"),
+    for names, message in ((("B", "C"), r"no parcel can be measured: 2 have a vertex that is not a number .*first: "
+                                         r"parcel B\), fix those vertices$"),
+                           (("B", "D2"), r"1 have a vertex that is not a number .*; the 1 others are empty or not "
+                                         "polygons"),
                            (("B", "E2"), r"no parcel has coordinates possible .*\(e\.g\. 1e\+20, 48\.27\)")):
-        only = {**rings, "E2": [ring[0], [1e20, 48.27], *ring[2:]]}
+        only = {**rings, "E2": [ring[0], [1e20, 48.27], *ring[2:]], "D2": [ring[0], ring[0], ring[0], ring[0]]}
         path.write_text(json.dumps({"type": "FeatureCollection", "features": [
             {"type": "Feature", "properties": {"parcel_id": name, "borrower_id": "B1"},
              "geometry": {"type": "Polygon", "coordinates": [only[name]]}} for name in names]}))

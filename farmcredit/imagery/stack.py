@@ -102,10 +102,13 @@ def _layout(
     descriptions: tuple[str | None, ...],
     band_layout: Sequence[tuple[date | str | None, str]] | None,
 ) -> list[tuple[date | None, str]]:
+    pairs = "band_layout= takes (date, band) pairs, one per band of the file, e.g. [('2024-06-19', 'B04'), " \
+            "('2024-06-19', 'B08')]"
     if isinstance(band_layout, str):  # the CLI's text, whose characters would be counted as bands
-        raise ImageryError(f"{path}: band_layout= takes (date, band) pairs, one per band of the file, e.g. "
-                           "[('2024-06-19', 'B04'), ('2024-06-19', 'B08')], not the text --bands takes")
+        raise ImageryError(f"{path}: {pairs}, not the text --bands takes")
     if band_layout is not None:
+        if odd := [e for e in band_layout if isinstance(e, str) or not isinstance(e, Sequence) or len(e) != 2]:
+            raise ImageryError(f"{path}: {pairs}; {odd[0]!r} is not one")
         if len(band_layout) != len(descriptions):
             raise ImageryError(
                 f"{path}: band_layout lists {len(band_layout)} bands but the file has "

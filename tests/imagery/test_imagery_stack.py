@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -128,6 +129,11 @@ def test_band_layout_given_as_the_clis_text_is_refused_saying_what_it_takes(tmp_
 
     with pytest.raises(ImageryError, match=r"band_layout= takes \(date, band\) pairs.*not the text --bands takes"):
         open_imagery(stack, band_layout="2021-06-17:B04;2021-06-17:B08")
+    # Nor a list of its parts, or of bands alone: they were unpacked into a date and a band (or 'too many values').
+    for layout in (["2021-06-17:B04", "2021-06-17:B08"], ["B4", "B8"], [(), (date(2021, 6, 17), "B04")]):
+        odd = re.escape(repr(layout[0]))
+        with pytest.raises(ImageryError, match=rf"band_layout= takes \(date, band\) pairs.*; {odd} is not one"):
+            open_imagery(stack, band_layout=layout)
 
 
 def test_float_stacks_are_reflectance(tmp_path: Path) -> None:
