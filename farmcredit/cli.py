@@ -599,8 +599,9 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     thin = record.get("widest_margin_for", ())
 
     def fitted(label: str, parcels: int) -> str:
-        return ("no parcels of this size: the widest of the others', unchecked" if not parcels else
-                f"{parcels} parcels{': too few to fit alone, the widest' if label in thin else ''}")
+        if not parcels:
+            return "no parcels of this size: the widest of the others', unchecked"
+        return f"{parcels} parcel{'s' * (parcels != 1)}{': too few to fit alone, the widest' if label in thin else ''}"
 
     by_size = ", ".join(f"{margin:g} for {label} ({fitted(label, parcels)})" for margin, label, parcels in
                         zip(margins.margins, margins.labels(), record.get("parcels_by_area", ())))
@@ -609,6 +610,10 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     console.print(f"wrote {written}{renamed}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} "
                   "labelled pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"
                                        if "mixed_margin" in calibration else ""), markup=False, highlight=False)
+    if platt_only and "mixed_margin" in record["calibrated_from"]["calibration"]:
+        console.print("the model's area margins were dropped (--platt-only): assess will warn that its intervals are "
+                      "uncalibrated; calibrate without --platt-only on scenes with parcels.geojson and truth.csv to "
+                      "fit them", markup=False, highlight=False)
     if "before_calibration" in card.metrics:
         console.print("the card's metrics, measured with the former calibration, are now under "
                       "metrics.before_calibration: `farmcredit evaluate` the model on held-out data for its own",

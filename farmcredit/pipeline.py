@@ -244,8 +244,9 @@ def warn_uncalibrated(model: CroplandModel) -> None:
     card = getattr(model, "card", None)
     if card is not None and "mixed_margin" not in card.calibration:
         logger.warning("model %s has no calibrated area interval (its card has no mixed_margin, as weights from "
-                       "`farmcredit train` have none): cultivated-area intervals leave out the doubt of parcel-edge "
-                       "pixels and over-declaration flags are too quick; fit one with `farmcredit calibrate WEIGHTS "
+                       "`farmcredit train` or `calibrate --platt-only` have none): cultivated-area intervals leave out "
+                       "the doubt of parcel-edge pixels and over-declaration flags are too quick; fit one with "
+                       "`farmcredit calibrate WEIGHTS "
                        "SCENE...` on labelled scenes with parcels the weights did not train on (e.g. from "
                        "`farmcredit simulate --seed 201`, 202, ...)", card.name)
 

@@ -968,6 +968,7 @@ def test_the_packages_python_api_is_seen_by_dir_and_type_checkers() -> None:
 
     public = set(farmcredit.__all__) - {"__version__"}
     assert {"assess", "run_assessment"} <= public <= set(dir(farmcredit))
+    assert {name for name in dir(farmcredit) if not name.startswith("_")} == public  # not the helpers imported there
     tree = ast.parse(Path(farmcredit.__file__).read_text(encoding="utf-8"))
     checked = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
     assert {alias.name for node in checked.body if isinstance(node, ast.ImportFrom) for alias in node.names} == public

@@ -212,6 +212,13 @@ def test_the_command_names_a_recalibrated_copy_and_says_where_the_former_metrics
     said = " ".join(done.stderr.split())
     assert f"(model {card.name}, recalibrated from {read_card(DEFAULT_WEIGHTS).name})" in said
     assert "measured with the former calibration, are now under metrics.before_calibration" in said
+    assert "margins were dropped" not in said
+    # Platt only, on a model that had margins: said, or assess's warning that it has none would seem to blame train.
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "calibrate", str(out), str(small_season.root), "--out",
+                           str(tmp_path / "platt.safetensors"), "--platt-only", "--device", "cpu"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "the model's area margins were dropped (--platt-only)" in " ".join(done.stderr.split())
 
 
 def test_scenes_are_pooled_each_counted_and_each_named_in_the_card(small_season, tmp_path: Path) -> None:
