@@ -323,21 +323,27 @@ class WholeResponseAdapter(HTTPAdapter):
         return response
 
 
-def _whole_body(response: requests.Response, started: float, timeout: float | None) -> bytes:
-    """The body of a streamed ``response`` whose headers arrived at ``started`` (``time.monotonic``).
+def _whole_body(response: requests.Response, started: float, timeout: float | None,
+                up_to: int = RESPONSE_MAX_BYTES) -> bytes:
+    """The body of a streamed ``response`` whose headers arrived at ``started`` (``time.monotonic``); with ``up_to``
+    under ``RESPONSE_MAX_BYTES``, its first ``up_to`` bytes (all of a shorter one).
 
     Raises:
-        requests.exceptions.ReadTimeout: It has not all arrived ``timeout`` seconds after ``started``.
-        requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``.
+        requests.exceptions.ReadTimeout: It (its first ``up_to`` bytes) has not all arrived ``timeout`` seconds after
+            ``started``.
+        requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``, read whole.
     """
     deadline = None if timeout is None else started + float(timeout)
+    whole = up_to >= RESPONSE_MAX_BYTES
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > RESPONSE_MAX_BYTES:
+    if whole and declared.isdigit() and int(declared) > RESPONSE_MAX_BYTES:
         raise _too_large(response, int(declared))
     # urllib3 >= 2.3 returns what has arrived (read1); an older one waits for a whole chunk.
     read = getattr(response.raw, "read1", response.raw.read)
     body = bytearray()
-    while chunk := read(_READ_CHUNK_BYTES, decode_content=True):
+    while (whole or len(body) < up_to) and (
+            chunk := read(_READ_CHUNK_BYTES if whole else min(_READ_CHUNK_BYTES, up_to - len(body)),
+                          decode_content=True)):
         body += chunk
         if len(body) > RESPONSE_MAX_BYTES:
             raise _too_large(response, None)
@@ -594,15 +600,9 @@ def _transfer_problem(url: str, byte_range: tuple[int, int], timeout_s: float) -
             declared = answer.headers.get("Content-Length", "")
             if declared.isdigit():  # a file ending before the range: its end is all there is
                 wanted = min(wanted, int(declared))
-            if answer.status_code not in (200, 206) or wanted > RESPONSE_MAX_BYTES:
+            if answer.status_code not in (200, 206) or wanted >= RESPONSE_MAX_BYTES:
                 return None
-            deadline, read = time.monotonic() + timeout_s, getattr(answer.raw, "read1", answer.raw.read)
-            received = 0
-            while received < wanted and (chunk := read(min(_READ_CHUNK_BYTES, wanted - received),
-                                                       decode_content=True)):
-                received += len(chunk)
-                if time.monotonic() > deadline:
-                    return f"its bytes do not arrive whole within the timeout of {timeout_s:g} s"
+            received = len(_whole_body(answer, time.monotonic(), timeout_s, up_to=wanted))
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         return f"its bytes do not arrive whole ({_scrubbed(str(error), url)})"
     return None if received >= wanted else f"{received} of its {wanted} bytes arrive"
