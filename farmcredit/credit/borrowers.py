@@ -12,7 +12,7 @@ import pandas as pd
 import shapely
 
 from farmcredit.config import Config
-from farmcredit.credit.limit import imagery_first, money, round_down
+from farmcredit.credit.limit import amounts, imagery_first, money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
@@ -20,7 +20,7 @@ from farmcredit.text import some
 _AREA_SUMS = ("declared_area_ha", "polygon_area_ha", "cultivated_area_ha", "expected_revenue")
 # The borrower's own codes, of its total: no parcel carries them.
 BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
-_USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", *_AREA_SUMS)
+_USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", "reason_amounts", *_AREA_SUMS)
 # Where each code stands in ``REASONS``: the last tie-break between a borrower's codes, which never looks at parcel ids.
 _REASON_ORDER = {code: k for k, code in enumerate(REASONS)}
 
@@ -41,10 +41,13 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
     the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within
-    an effect the code more of the parcels have first, then as a parcel ranks it, never by what the parcels are
-    called (``_codes``); a code of another parcel graver than the borrower's decision (the decline of one parcel of
-    an approved borrower) is given as ``PARCEL_DECLINED``; ``reason`` and ``reason_text`` show the first
-    ``credit.max_reasons``, the text naming the parcels a code comes from when not all have it.
+    an effect the code that took the most off the borrower's limit first (its parcels' ``reason_amounts`` summed),
+    then the code more of the parcels have, then as a parcel ranks it, never by what the parcels are called
+    (``_codes``); a code of another parcel graver than the borrower's decision (the decline of one parcel of an
+    approved borrower) is given as ``PARCEL_DECLINED``, taking off what it took; the codes that only lowered a limit
+    (``info``) come last, whichever parcels they come from, by what they took off (``_ranked``); ``reason`` and
+    ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a code comes from when not all
+    have it.
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -58,6 +61,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     decisions = parcels["decision"].to_numpy(dtype=object)[order].tolist()
     limits = parcels["loan_limit"].to_numpy(dtype=float)[order]
     codes = [text.split(";") for text in parcels["reason_all"].to_numpy(dtype=object)[order]]
+    cuts = [amounts(text) for text in parcels["reason_amounts"].to_numpy(dtype=object)[order]]
     totals = [round(total, 2) for total in _sums(limits, starts, ends)]
     area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count=1)
                  for name in _AREA_SUMS}
@@ -65,7 +69,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     rows = []
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
-        member_limits, member_codes = limits[start:end], codes[start:end]
+        member_limits, member_codes, member_cuts = limits[start:end], codes[start:end], cuts[start:end]
         # A parcel declined for its own reasons that also doubts the borrower's declarations (an area overstated)
         # refers a borrower its other parcels would approve: a person checks those parcels' declarations too.
         approved = "approve" in member_decisions
@@ -87,7 +91,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below and not pending:
             decision = "decline"
             deciding = [False] * len(deciding)
-        ranked = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), decision)
+        ranked = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), member_cuts, decision)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
@@ -179,11 +183,13 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     return "; ".join(steps)
 
 
-def _codes(codes: list[list[str]]) -> list[str]:
+def _codes(codes: list[list[str]], cuts: list[dict[str, Decimal]]) -> list[str]:
     """Every parcel's codes (``reason_all`` split), each once, ranked whatever the parcels are called: by effect, then
-    the code more of the parcels have, then the one a parcel ranks higher among its codes of that effect (costliest
-    first: a borrower of one parcel ranks as it does), then in the order of ``REASONS``."""
+    the code that took the most off the borrower's limit (``_taken_off``), then the code more of the parcels have, then
+    the one a parcel ranks higher among its codes of that effect (costliest first: a borrower of one parcel ranks as it
+    does), then in the order of ``REASONS``; ``cuts`` is each parcel's ``reason_amounts`` read."""
     having = Counter(code for parcel in codes for code in parcel if code)
+    taken = _taken_off(codes, cuts)
     place: dict[str, int] = {}
     for parcel in codes:
         of_effect: Counter[str] = Counter()
@@ -191,8 +197,18 @@ def _codes(codes: list[list[str]]) -> list[str]:
             effect = REASONS[code].effect
             place[code] = min(place.get(code, of_effect[effect]), of_effect[effect])
             of_effect[effect] += 1
-    return sorted(having, key=lambda code: (EFFECT_RANK[REASONS[code].effect], -having[code], place[code],
-                                            _REASON_ORDER[code]))
+    return sorted(having, key=lambda code: (EFFECT_RANK[REASONS[code].effect], -taken[code], -having[code],
+                                            place[code], _REASON_ORDER[code]))
+
+
+def _taken_off(codes: list[list[str]], cuts: list[dict[str, Decimal]]) -> Counter[str]:
+    """What each code took off the borrower's limit, exact to the cent: the sum of what it took off each parcel of
+    ``codes`` that has it (``cuts``: each parcel's ``reason_amounts`` read; a code took nothing where absent)."""
+    taken: Counter[str] = Counter()
+    for parcel, cut in zip(codes, cuts, strict=True):
+        for code in filter(None, parcel):
+            taken[code] += cut.get(code, Decimal(0))
+    return taken
 
 
 def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], decision: str
@@ -204,18 +220,26 @@ def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], d
     return decided, [[c for c in parcel if c not in by] for parcel, by in zip(codes, decided, strict=True)]
 
 
-def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], decision: str) -> list[str]:
+def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], cuts: list[dict[str, Decimal]],
+            decision: str) -> list[str]:
     """The borrower's codes, then the deciding parcels', then the other parcels' (each ranked by ``_codes``), each tier
     by effect with too little imagery first, as a parcel's are (a parcel referred by it leads with it, not with the
     decline it withheld); the other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved
-    borrower is not declined by them)."""
+    borrower is not declined by them), which took off what they took. Last, the parcels' codes that only lowered the
+    limit (``info``), whichever parcels they come from, the one that took the most off it first (``_taken_off``; on a
+    tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others')."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
-    kept = [code for code in _codes(others) if EFFECT_RANK[REASONS[code].effect] >= gravest]
-    graver = len(kept) < len(_codes(others))
-    tiers = (own, _codes(deciding), ["PARCEL_DECLINED", *kept] if graver else kept)
-    ordered = (code for tier in tiers
-               for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect])))
-    return list(dict.fromkeys(ordered))
+    others_ranked = _codes(others, cuts)
+    graver = [code for code in others_ranked if EFFECT_RANK[REASONS[code].effect] < gravest]
+    kept = [code for code in others_ranked if code not in graver]
+    of_others = _taken_off(others, cuts)
+    taken = _taken_off(deciding, cuts) + of_others
+    taken["PARCEL_DECLINED"] = sum((of_others[code] for code in graver), Decimal(0))
+    tiers = (own, _codes(deciding, cuts), ["PARCEL_DECLINED", *kept] if graver else kept)
+    ordered = list(dict.fromkeys(code for tier in tiers
+                                 for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))))
+    lowered = [code for code in ordered if code not in own and REASONS[code].effect == "info"]
+    return [code for code in ordered if code not in lowered] + sorted(lowered, key=lambda code: -taken[code])
 
 
 def reason_parcels(code: str, ids: list[str], decisions: list[str], codes: list[list[str]]) -> list[str]:

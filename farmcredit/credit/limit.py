@@ -105,7 +105,9 @@ def assign_limits(
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``,
         ``limit_arithmetic``, ``expected_revenue``, ``decision``, ``status``, ``reason`` (the top
-        ``max_reasons`` codes, most serious and costliest first), ``reason_text`` and ``reason_all``.
+        ``max_reasons`` codes, most serious and costliest first), ``reason_text``, ``reason_all`` and
+        ``reason_amounts`` (what each code took off the limit: ``amounts_text``; the code that withheld a limit
+        worked out, all of it).
     """
     credit = config.credit
     out = parcels.copy()
@@ -140,7 +142,17 @@ def assign_limits(
         limit = arithmetic.limit if decision == "approve" or (decision == "refer" and not held) else 0.0
         # What withheld the limit worked out, or, with none to work out, the too little imagery that may be why.
         withheld = limit != arithmetic.limit or (arithmetic.missing and unobserved)
-        withheld_by = f"{decision}: {_withheld_by(ranked, decision)}" if withheld else ""
+        withheld_code = _withheld_by(ranked, decision) if withheld else ""
+        withheld_by = f"{decision}: {withheld_code}" if withheld else ""
+        # The code that withheld the limit worked out took all of it off, so it leads its effect, as the costliest
+        # does (land pledged twice before an overstated area it is referred for too).
+        cuts = dict(arithmetic.lowered_by)
+        if "HIGH_RISK" in ranked:
+            # A grade that lends nothing is the decline: it, not a lower grade, took what the harvest would repay.
+            cuts["HIGH_RISK"] = cuts.pop("RISK_GRADE", 0.0)
+        if limit < arithmetic.limit:
+            cuts[withheld_code] = arithmetic.limit - limit
+        ranked = imagery_first(_rank(ranked, cuts))
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -153,6 +165,7 @@ def assign_limits(
                 "reason": ";".join(ranked[: credit.max_reasons]),
                 "reason_text": explain(ranked[: credit.max_reasons]),
                 "reason_all": ";".join(ranked),
+                "reason_amounts": amounts_text(ranked, cuts),
                 # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
                 "overlaps_parcels": partners_text(partners[k], n_partners[k]),
             }
@@ -311,6 +324,21 @@ def imagery_first(ranked: list[str]) -> list[str]:
     if any(REASONS[code].effect == "error" for code in ranked):
         return ranked
     return sorted(ranked, key=lambda code: code not in UNOBSERVED)
+
+
+def amounts_text(ranked: list[str], cuts: dict[str, float]) -> str:
+    """What each of the ``ranked`` codes took off the limit (currency, to the cent), as ``CODE=amount`` joined by
+    ``;`` in their order, the codes that took nothing left out: ``RISK_GRADE=139.68;COST_CEILING=20.50``."""
+    return ";".join(f"{code}={cuts[code]:.2f}" for code in ranked if round(cuts.get(code, 0.0), 2) > 0)
+
+
+def amounts(text: str) -> dict[str, Decimal]:
+    """``amounts_text`` read back: each code and what it took off the limit, exact to the cent.
+
+    >>> amounts("RISK_GRADE=139.68;HIGH_RISK=1200.00")
+    {'RISK_GRADE': Decimal('139.68'), 'HIGH_RISK': Decimal('1200.00')}
+    """
+    return {code: Decimal(amount) for code, amount in (item.split("=") for item in text.split(";") if item)}
 
 
 def _rank(codes: list[str], cost: dict[str, float]) -> list[str]:

@@ -17,7 +17,7 @@ from shapely.geometry import box
 from farmcredit.audit import borrower_decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
-from farmcredit.credit.limit import money, round_down
+from farmcredit.credit.limit import amounts, money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
 
 CONFIG = load_config()
@@ -531,13 +531,13 @@ def test_borrower_reasons_lead_with_what_decided_and_do_not_depend_on_row_order(
 
 
 def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None:
-    """Within an effect, the code more of the borrower's parcels have leads, then the one a parcel ranks higher, then
-    the order of REASONS: renamed so that they sort the other way round, the parcels give the same reasons, each still
-    naming its own parcels."""
+    """Within an effect, of codes that took as much off the limit (here nothing), the code more of the borrower's
+    parcels have leads, then the one a parcel ranks higher, then the order of REASONS: renamed so that they sort the
+    other way round, the parcels give the same reasons, each still naming its own parcels."""
     codes = {"P1": "AREA_OVERSTATED;RISK_GRADE", "P2": "CROP_MISMATCH;PARTLY_CULTIVATED",
              "P3": "PARCEL_OVERLAP;LOW_HEALTH_VS_PEERS;PARTLY_CULTIVATED", "P4": ""}
     parcels = gpd.GeoDataFrame({"parcel_id": list(codes), "borrower_id": "B1", "reason_all": list(codes.values()),
-                                "decision": ["refer", "refer", "refer", "approve"],
+                                "reason_amounts": "", "decision": ["refer", "refer", "refer", "approve"],
                                 "loan_limit": [500.0, 600.0, 0.0, 800.0], "declared_area_ha": 0.5,
                                 "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5, "expected_revenue": 1000.0},
                                geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32650")
@@ -699,3 +699,67 @@ def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_
         own = [outlines[pid] for pid in row.parcel_ids.split(";") if outlines[pid] is not None]
         assert (row.geometry is None) if not own else row.geometry.equals(shapely.union_all(own))
     assert borrowers.geometry.isna().tolist() == [False, False, False, True, False, False]
+
+
+def _hand_made(codes: dict[str, tuple[str, str, str]]) -> gpd.GeoDataFrame:
+    """One borrower's parcels by id: (decision, reason_all, reason_amounts) each."""
+    decisions, reasons, amounts = zip(*codes.values(), strict=True)
+    return gpd.GeoDataFrame({"parcel_id": list(codes), "borrower_id": "B1", "decision": list(decisions),
+                             "reason_all": list(reasons), "reason_amounts": list(amounts),
+                             "loan_limit": [0.0 if d == "decline" else 5000.0 for d in decisions],
+                             "declared_area_ha": 0.5, "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5,
+                             "expected_revenue": 1000.0},
+                            geometry=[box(i, 0, i + 1, 1) for i in range(len(codes))], crs="EPSG:32650")
+
+
+def test_borrower_reasons_of_an_effect_lead_with_what_took_the_most_off_its_limit() -> None:
+    """An analyst reads the first reason as the main one: within an effect, the code that took the most off the
+    borrower's limit (summed over its parcels) leads, not the one more parcels have; a declined parcel's decline
+    (PARCEL_DECLINED) took what its codes took; on a tie the code more parcels have leads, then REASONS' order."""
+    approved = _hand_made({
+        "P1": ("approve", "RISK_GRADE", "RISK_GRADE=3000.00"),
+        "P2": ("decline", "HIGH_RISK;RISK_GRADE", "HIGH_RISK=200.00"),
+        "P3": ("approve", "COST_CEILING;LOW_HEALTH_VS_PEERS", "COST_CEILING=50.00"),
+        "P4": ("approve", "COST_CEILING;LOW_HEALTH_VS_PEERS;PARTLY_CULTIVATED", "COST_CEILING=50.00"),
+    })
+    borrower = aggregate_borrowers(approved, CONFIG).iloc[0]
+    assert borrower["decision"] == "approve"
+    assert borrower["reason_all"].split(";") == ["RISK_GRADE", "PARCEL_DECLINED", "COST_CEILING",
+                                                 "LOW_HEALTH_VS_PEERS", "PARTLY_CULTIVATED"]
+    # Declined: the decline that took a priced parcel's limit leads those of parcels that had none to take.
+    declined = _hand_made({
+        "P1": ("decline", "NOT_CULTIVATED", ""),
+        "P2": ("decline", "NOT_CULTIVATED", ""),
+        "P3": ("decline", "HIGH_RISK;RISK_GRADE;LOW_HEALTH_VS_PEERS", "HIGH_RISK=2678.40"),
+    })
+    assert aggregate_borrowers(declined, CONFIG)["reason_all"].iloc[0] == \
+        "HIGH_RISK;NOT_CULTIVATED;RISK_GRADE;LOW_HEALTH_VS_PEERS"
+    # Through assign_limits: one parcel's grade took more than two others' cost ceilings together.
+    big = {"cultivated_area_ha": 2.0, "cultivated_area_low_ha": 1.9, "cultivated_area_high_ha": 2.0,
+           "declared_area_ha": 2.0, "polygon_area_ha": 2.0}
+    parcels = _assess(_parcel(parcel_id="P1", health_index=30.0, **big),
+                      *(_parcel(parcel_id=pid, yield_p10_t_ha=12.0) for pid in ("P2", "P3")))
+    assert parcels["reason_amounts"].tolist() == ["RISK_GRADE=1071.36", "COST_CEILING=475.20", "COST_CEILING=475.20"]
+    assert _borrowers(parcels)["reason_all"].iloc[0] == "RISK_GRADE;COST_CEILING"
+
+
+def test_what_each_code_took_off_a_parcels_limit_adds_up_to_its_arithmetic() -> None:
+    """``reason_amounts`` holds what each code took off, as the arithmetic shows it: the repayment capacity less those
+    amounts is the limit offered. A decline by grade E is HIGH_RISK's, not a lower grade's; a limit withheld is the
+    code's that withheld it, which then leads its effect (land pledged twice before an overstated area)."""
+    rows = [_parcel(), _parcel(parcel_id="P2", health_index=30.0), _parcel(parcel_id="P3", yield_p10_t_ha=12.0),
+            _parcel(parcel_id="P4", health_index=5.0, relative_yield=0.6, ndvi_uniformity=0.2),
+            _parcel(parcel_id="P5", declared_area_ha=1.0), _parcel(parcel_id="P6", declared_area_ha=1.0),
+            _parcel(parcel_id="P7", borrower_id="B2")]
+    parcels = _assess(*rows, overlaps=Overlaps.between(7, [(5, 6)]))
+    for row in parcels.itertuples():
+        capacity = Decimal(re.search(r"repayment_capacity = [^;]* = ([\d,.]+)", row.limit_arithmetic)[1]
+                           .replace(",", ""))
+        taken = amounts(row.reason_amounts)
+        assert capacity - sum(taken.values(), Decimal(0)) == Decimal(repr(row.loan_limit)), row.parcel_id
+        assert list(taken) == [code for code in row.reason_all.split(";") if code in taken]  # in the reasons' order
+    high_risk, overstated, pledged = (parcels.iloc[k] for k in (3, 4, 5))
+    assert high_risk["decision"] == "decline" and high_risk["reason_amounts"] == "HIGH_RISK=2678.40"
+    assert overstated["decision"] == "refer" and overstated["reason_amounts"].startswith("RISK_GRADE=")
+    assert pledged["reason_all"].startswith("PARCEL_OVERLAP;AREA_OVERSTATED")
+    assert pledged["loan_limit"] == 0 and pledged["reason_amounts"].startswith("PARCEL_OVERLAP=")
