@@ -87,6 +87,9 @@ _SCENE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 # The names the folder's own files take at its top level that are not hidden: an item so named wrote its scene folder
 # in their place ("manifest.json" stopped the fetch, saying a folder of a scene it did not write was in the way).
 _FOLDER_OWN_NAMES = frozenset({MANIFEST_NAME})
+# Windows' device names, whatever the case and whatever follows a first dot ("nul.json" is NUL): a folder so named
+# cannot be made or copied there, and a fetched folder is copied to Windows computers.
+_WINDOWS_DEVICE = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
 # Bounds that agree to a millimetre are the same window (they pass through float transforms).
 _SAME_M = 1e-3
 
@@ -337,6 +340,9 @@ def scene_id_problem(scene_id: object) -> str | None:
     # As macOS and Windows name files: whatever the case, and on Windows without trailing dots.
     if scene_id.rstrip(".").casefold() in _FOLDER_OWN_NAMES:
         return f"its id {scene_id!r} would name a scene folder in place of the imagery folder's own {MANIFEST_NAME}"
+    if _WINDOWS_DEVICE.fullmatch(scene_id):
+        return (f"its id {scene_id!r} is a Windows device name, so its scene folder could not be copied to or read "
+                "on Windows")
     return None
 
 

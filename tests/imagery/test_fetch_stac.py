@@ -39,6 +39,7 @@ from farmcredit.imagery.fetch import (
     fetch_imagery,
     public_url,
     read_manifest,
+    scene_id_problem,
 )
 from farmcredit.imagery.stac import Unavailable
 
@@ -592,6 +593,29 @@ def test_an_item_whose_id_is_a_name_the_folder_itself_uses_is_left_out(
             for item_id, why in manifest.skipped] == [("manifest.json", True), ("Manifest.JSON.", True)]
     assert "STAC item 'manifest.json' is left out" in caplog.text
     assert read_manifest(tmp_path / "s2")["totals"]["scenes_downloaded"] == 1
+
+
+@pytest.mark.parametrize("ids", [("NUL", "com1.json"), ("con", "Lpt9.tar.gz"), ("aux.", "PRN.json")])
+def test_an_item_whose_id_is_a_windows_device_name_is_left_out(
+        tmp_path: Path, ids: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """Items "NUL" and "com1.json" were fetched into folders of those names, which Windows cannot make or copy (a
+    fetched folder is copied there), where other ids no folder can take were left out."""
+    items, files = _three_dates(tmp_path)
+    items[1]["id"], items[2]["id"] = ids
+    with StacServer(items, files) as server, caplog.at_level(logging.WARNING):
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+
+    assert [s.scene_id for s in manifest.scenes] == ["S2A_50SKA_20240305_0_L2A"]
+    assert [(item_id, "is a Windows device name" in why) for item_id, why in manifest.skipped] == [
+        (ids[0], True), (ids[1], True)]
+    assert f"STAC item {ids[0]!r} is left out" in caplog.text
+    assert sorted(path.name for path in (tmp_path / "s2").iterdir()) == [
+        ".fetch.lock", "S2A_50SKA_20240305_0_L2A", "manifest.json"]
+
+
+@pytest.mark.parametrize("scene_id", ["CONSOLE", "NULL", "com10", "nul_1", "S2A_AUX_20240305_0_L2A"])
+def test_an_id_only_starting_like_a_windows_device_name_names_a_folder(scene_id: str) -> None:
+    assert scene_id_problem(scene_id) is None
 
 
 @pytest.mark.parametrize("scene_id", ["..", "../x", "a/../../b", "/tmp/x", ""])
