@@ -91,6 +91,12 @@ RESPONSE_MAX_BYTES = 64 * 2**20
 # satellites, two orbits over some tiles, reprocessings), so a province's portfolio (a hull over some 20 tiles) has
 # some 6,000 a year: this is about three such years, some 2 GB of items in memory (about 100 KB each).
 MAX_SEARCH_ITEMS = 20_000
+# Items a search page is asked for (the API's ``limit``, only a recommendation to the server).
+SEARCH_PAGE_ITEMS = 100
+# Most pages one search may read, as MAX_SEARCH_ITEMS bounds the items but not the requests: a server linking a next
+# page of one item each time held the fetch for 20,000 requests. A server paging at the limit asked reaches
+# MAX_SEARCH_ITEMS in 200 pages, and one giving as few as 20 a page (a smaller cap of its own) still does within these.
+MAX_SEARCH_PAGES = 5 * MAX_SEARCH_ITEMS // SEARCH_PAGE_ITEMS
 _READ_CHUNK_BYTES = 2**16
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
@@ -260,13 +266,13 @@ def search_items(
                 "collections": [source.collection],
                 "intersects": shapely.geometry.mapping(_searched(area)),
                 "datetime": f"{season[0].isoformat()}/{season[1].isoformat()}",
-                "limit": 100,
+                "limit": SEARCH_PAGE_ITEMS,
             }
             # No cloud filter on the server: a reprocessing over the limit must still be seen to supersede the
             # processing under it (``choose_items`` drops duplicates first, then the clouded).
             search = client.search(**arguments, max_items=MAX_SEARCH_ITEMS + 1)
             items = [pystac.Item.from_dict(feature, root=client, preserve_dict=False)
-                     for page in _pages_once(search.pages_as_dicts()) for feature in page["features"]]
+                     for page in _pages_once(search.pages_as_dicts(), url) for feature in page["features"]]
         except ClientTypeError as error:
             found = re.search(r"found type=(\w+)", str(error))
             raise InputError(
@@ -283,12 +289,18 @@ def search_items(
     return [_absolute(item) for item in items]
 
 
-def _pages_once(pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _pages_once(pages: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str, Any]]:
     """A search's pages (JSON) up to one whose ``next`` link an earlier page gave: a server whose paging loops back
-    would be followed round the loop, its items again each time, up to ``MAX_SEARCH_ITEMS``."""
+    would be followed round the loop, its items again each time, up to ``MAX_SEARCH_ITEMS``.
+
+    Raises:
+        ImageryError: The pages go on past ``MAX_SEARCH_PAGES`` (of the API at ``url``).
+    """
     followed: set[str] = set()
+    items = 0
     for page in pages:
         yield page
+        items += len(page["features"])
         link = next((link for link in page.get("links") or [] if isinstance(link, dict) and link.get("rel") == "next"),
                     None)
         if link is None:
@@ -298,6 +310,11 @@ def _pages_once(pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             logger.warning("the STAC search's next page is one it already read: paging stopped there")
             return
         followed.add(key)
+        if len(followed) >= MAX_SEARCH_PAGES:
+            raise ImageryError(
+                f"{public_url(url)}: the STAC search ran past {MAX_SEARCH_PAGES:,} pages ({items:,} items, "
+                f"{SEARCH_PAGE_ITEMS} a page asked for): narrow --season or the area (fetch the parcels in parts)"
+            )
 
 
 class WholeResponseAdapter(HTTPAdapter):

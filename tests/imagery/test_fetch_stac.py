@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from servers import DATED_FIELD, Fault, Response, StacServer, dated_items, earthsearch_item, tile_dns, tile_item
 
 from farmcredit.errors import ImageryError, InputError
-from farmcredit.imagery import open_imagery, read_window
+from farmcredit.imagery import open_imagery, read_window, stac
 from farmcredit.imagery.fetch import (
     HttpSettings,
     LocalScene,
@@ -410,6 +410,31 @@ def test_a_search_past_the_item_bound_stops_the_fetch(tmp_path: Path, monkeypatc
             _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
         assert len(server.requests_to("/search", "POST")) == 3  # 6 items: past 5, no page more
         assert not server.requests_to(server.files_path)
+
+
+def test_a_search_of_pages_far_smaller_than_asked_stops_at_the_page_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server linking a next page of one item each time made up to MAX_SEARCH_ITEMS (20,000) requests."""
+    monkeypatch.setattr("farmcredit.imagery.stac.MAX_SEARCH_PAGES", 5)
+    with _EndlessSearch(*_four_dates(tmp_path), page_size=1) as server:
+        with pytest.raises(ImageryError, match=r"the STAC search ran past 5 pages \(5 items, 100 a page asked for\): "
+                                               r"narrow --season or the area"):
+            _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert len(server.requests_to("/search", "POST")) == 5
+        assert not server.requests_to(server.files_path)
+    assert not (tmp_path / "s2").exists()
+
+
+def test_a_server_paging_at_the_limit_asked_meets_the_item_bound_before_the_page_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stac.MAX_SEARCH_PAGES > stac.MAX_SEARCH_ITEMS // stac.SEARCH_PAGE_ITEMS + 1
+    monkeypatch.setattr("farmcredit.imagery.stac.SEARCH_PAGE_ITEMS", 2)
+    monkeypatch.setattr("farmcredit.imagery.stac.MAX_SEARCH_PAGES", 2)
+    items, files = _four_dates(tmp_path)
+    with StacServer(items, files) as server:
+        manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
+        assert [json.loads(r.body)["limit"] for r in server.requests_to("/search", "POST")] == [2, 2]
+    assert [s.scene_id for s in manifest.scenes] == [item["id"] for item in items]
 
 
 def test_a_search_whose_next_page_is_one_it_read_stops_paging_there(
