@@ -102,8 +102,8 @@ class HttpSettings:
     """How patient remote reads are (STAC API, COG range reads, Sentinel Hub).
 
     Attributes:
-        timeout_s: Seconds one request may take before it counts as failed (a Sentinel Hub request: each wait for its
-            answer).
+        timeout_s: Seconds one request may take before it counts as failed: each wait for its answer, and the
+            answer's body whole after its headers (a COG range read: the whole read).
         attempts: Tries per request on a 429, a 5xx or a timeout, the first included.
         retry_delay_s: Wait before the first retry, seconds; later waits grow (backoff).
     """

@@ -31,13 +31,14 @@ import affine
 import geopandas as gpd
 import numpy as np
 import rasterio.crs
+import requests
 import shapely
 import shapely.geometry
 from oauthlib.oauth2 import BackendApplicationClient
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 from requests_oauthlib import OAuth2Session
-from sentinelhub import DownloadRequest, SentinelHubSession, SHConstants
+from sentinelhub import DownloadRequest, SentinelHubDownloadClient, SentinelHubSession, SHConstants
 from sentinelhub.download.handlers import fail_user_errors, retry_temporary_errors
 
 from farmcredit.errors import ImageryError, InputError
@@ -60,6 +61,7 @@ from farmcredit.imagery.fetch import (
 )
 from farmcredit.imagery.naming import SCL
 from farmcredit.imagery.scene import parse_utc
+from farmcredit.imagery.stac import WholeResponseAdapter
 
 CDSE_BASE_URL = "https://sh.dataspace.copernicus.eu"
 CDSE_TOKEN_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
@@ -145,10 +147,10 @@ def _fetch(
     progress: ProgressCallback | None,
     config: Any,
 ) -> tuple[list[FetchedScene], list[tuple[str, str]]]:
-    from sentinelhub import DownloadFailedException, SentinelHubDownloadClient
+    from sentinelhub import DownloadFailedException
 
     session = _session(config)
-    client = SentinelHubDownloadClient(session=session, config=config, default_retry_time=http.retry_delay_s)
+    client = _WholeResponseClient(session=session, config=config, default_retry_time=http.retry_delay_s)
     base_url = public_url(config.sh_base_url)
     try:
         found = _search(config, client, area, season, max_cloud)
@@ -219,8 +221,29 @@ def _secret_kept_out_of_logs(secret: str) -> AbstractContextManager[None]:
     return rewritten_logs(("requests_oauthlib.oauth2_session",), blanked)
 
 
+def _whole_responses(session: requests.Session) -> requests.Session:
+    """``session`` with each answer's body read whole within the request's timeout of its headers, whatever its size
+    (`WholeResponseAdapter`): requests' timeout bounds each wait on the socket, so a server sending a byte every few
+    seconds held a fetch for ever. A body late past it is a timeout, retried as sentinelhub retries one."""
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, WholeResponseAdapter(capped=False))
+    return session
+
+
+class _WholeResponseClient(SentinelHubDownloadClient):
+    """sentinelhub's download client (Catalog, Process), each answer's body read whole within
+    ``config.download_timeout_seconds`` of its headers (`_whole_responses`)."""
+
+    def _do_download(self, request: DownloadRequest) -> requests.Response:
+        with _whole_responses(requests.Session()) as session:
+            return session.request(request.request_type.value, url=request.url, json=request.post_values,
+                                   headers=self._prepare_headers(request),
+                                   timeout=self.config.download_timeout_seconds)
+
+
 class _TimedTokenSession(SentinelHubSession):
-    """sentinelhub's session, its token request bounded by ``config.download_timeout_seconds``.
+    """sentinelhub's session, its token request bounded by ``config.download_timeout_seconds``: each wait for the
+    answer, and its body whole within it of the headers (`_whole_responses`).
 
     sentinelhub 3.12 asks for the token without a timeout, so a token endpoint that never answers
     hangs the fetch. The request, its retries (``max_download_attempts``, on a timeout too) and its
@@ -231,7 +254,7 @@ class _TimedTokenSession(SentinelHubSession):
     @fail_user_errors
     def _fetch_token(self, request: DownloadRequest) -> dict[str, Any]:
         oauth_client = BackendApplicationClient(client_id=self.config.sh_client_id)
-        with OAuth2Session(client=oauth_client) as oauth_session:
+        with _whole_responses(OAuth2Session(client=oauth_client)) as oauth_session:
             oauth_session.register_compliance_hook("access_token_response", self._compliance_hook)
             return oauth_session.fetch_token(
                 token_url=request.url,

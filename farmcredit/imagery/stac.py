@@ -319,7 +319,7 @@ def _pages_once(pages: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str,
 
 class WholeResponseAdapter(HTTPAdapter):
     """requests' transport with each response's body read whole within the request's timeout of its headers' arrival,
-    at most ``RESPONSE_MAX_BYTES``.
+    at most ``RESPONSE_MAX_BYTES`` (any size unless ``capped``: a Sentinel Hub Process answer may be larger).
 
     requests' timeout bounds each wait on the socket, so a server sending a byte at a time held a search for ever, and
     a search response of a GB took its size in memory, and more. urllib3 retries what comes before the headers (a
@@ -327,48 +327,68 @@ class WholeResponseAdapter(HTTPAdapter):
     always failed. A body late past the deadline fails the request; it is not retried.
     """
 
+    __attrs__ = [*HTTPAdapter.__attrs__, "capped"]
+
+    def __init__(self, *args: Any, capped: bool = True, **options: Any) -> None:
+        self.capped = capped
+        super().__init__(*args, **options)
+
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: float | None = None,
              **options: Any) -> requests.Response:
         response = super().send(request, stream=True, timeout=timeout, **options)
         if stream:
             return response
         try:
-            response._content = _whole_body(response, time.monotonic(), timeout)
+            response._content = _whole_body(response, time.monotonic(), timeout, capped=self.capped)
             response._content_consumed = True  # so closing it keeps the connection for the next request
         finally:
             response.close()
         return response
 
 
-def _whole_body(response: requests.Response, started: float, timeout: float | None,
-                up_to: int = RESPONSE_MAX_BYTES) -> bytes:
-    """The body of a streamed ``response`` whose headers arrived at ``started`` (``time.monotonic``); with ``up_to``
-    under ``RESPONSE_MAX_BYTES``, its first ``up_to`` bytes (all of a shorter one).
+def _whole_body(response: requests.Response, started: float, timeout: float | None, up_to: int | None = None, *,
+                capped: bool = True) -> bytes:
+    """The body of a streamed ``response`` whose headers arrived at ``started`` (``time.monotonic``): all of it, or
+    with ``up_to``, its first ``up_to`` bytes (all of a shorter one).
 
     Raises:
         requests.exceptions.ReadTimeout: It (its first ``up_to`` bytes) has not all arrived ``timeout`` seconds after
             ``started``.
-        requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``, read whole.
+        requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``, read whole and ``capped``.
     """
     deadline = None if timeout is None else started + float(timeout)
-    whole = up_to >= RESPONSE_MAX_BYTES
+    most = RESPONSE_MAX_BYTES if capped and up_to is None else None
     declared = response.headers.get("Content-Length", "")
-    if whole and declared.isdigit() and int(declared) > RESPONSE_MAX_BYTES:
+    if most is not None and declared.isdigit() and int(declared) > most:
         raise _too_large(response, int(declared))
-    # urllib3 >= 2.3 returns what has arrived (read1); an older one waits for a whole chunk.
-    read = getattr(response.raw, "read1", response.raw.read)
     body = bytearray()
-    while (whole or len(body) < up_to) and (
-            chunk := read(_READ_CHUNK_BYTES if whole else min(_READ_CHUNK_BYTES, up_to - len(body)),
-                          decode_content=True)):
+    while up_to is None or len(body) < up_to:
+        chunk = _read(response, _READ_CHUNK_BYTES if up_to is None else min(_READ_CHUNK_BYTES, up_to - len(body)))
+        if not chunk:
+            break
         body += chunk
-        if len(body) > RESPONSE_MAX_BYTES:
+        if most is not None and len(body) > most:
             raise _too_large(response, None)
         if deadline is not None and time.monotonic() > deadline:
             raise requests.exceptions.ReadTimeout(
                 f"{public_url(response.url)}: the response has not all arrived within the timeout of {timeout:g} s",
                 response=response)
     return bytes(body)
+
+
+def _read(response: requests.Response, size: int) -> bytes:
+    """Up to ``size`` bytes more of a streamed ``response``'s body (none at its end), urllib3's errors raised as
+    requests raises them reading a body itself (a body cut short: ``ChunkedEncodingError``)."""
+    # urllib3 >= 2.3 returns what has arrived (read1); an older one waits for a whole chunk.
+    read = getattr(response.raw, "read1", response.raw.read)
+    try:
+        return read(size, decode_content=True)
+    except urllib3.exceptions.ProtocolError as error:
+        raise requests.exceptions.ChunkedEncodingError(error) from error
+    except urllib3.exceptions.DecodeError as error:
+        raise requests.exceptions.ContentDecodingError(error) from error
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise requests.exceptions.ConnectionError(error) from error
 
 
 def _too_large(response: requests.Response, size: int | None) -> requests.exceptions.ContentDecodingError:

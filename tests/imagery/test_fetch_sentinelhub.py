@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 from datetime import date
 from pathlib import Path
@@ -220,6 +221,25 @@ def test_failures_past_the_retry_budget_are_clear_errors(
     assert len(tries) == FAST.attempts  # the budget, no more
     if faults[0].hang:  # each try given up at the client's timeout (not ended by the server stopping)
         assert all(r.abandoned for r in tries)
+    assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
+
+
+@pytest.mark.parametrize("where", ["/api/v1/process", "/api/v1/catalog", "/oauth/token"])
+def test_an_answer_sent_a_byte_at_a_time_fails_within_the_timeout_each_try(
+    synthetic_29rkh, tmp_path: Path, where: str
+) -> None:
+    """sentinelhub hands --timeout to requests, which bounds each wait on the socket: a server sending a byte every
+    0.2 s held each try until it stopped sending (a real one, for ever)."""
+    with _server(synthetic_29rkh) as server:
+        server.fail(where, *[Fault(drip_s=0.2)] * FAST.attempts)
+        started = time.monotonic()
+        with pytest.raises(ImageryError, match=r"Sentinel Hub (process API at|catalog at|token endpoint) http://"
+                                               r"127\.0\.0\.1:\d+\S*: .*has not all arrived within the timeout of 1 s"):
+            _fetch(server, tmp_path / "s2")
+        took = time.monotonic() - started
+        tries = server.requests_to(where)
+    assert len(tries) == FAST.attempts  # each try timed out, and retried within the budget
+    assert took < FAST.attempts * (FAST.timeout_s + 1)  # about 1 s a try, not the server's 30 s (HANG_LIMIT_S)
     assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
 
 
