@@ -606,7 +606,7 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     by_size = ", ".join(f"{margin:g} for {label} ({fitted(label, parcels)})" for margin, label, parcels in
                         zip(margins.margins, margins.labels(), record.get("parcels_by_area", ())))
     former = record["calibrated_from"]["name"]
-    renamed = f" (model {card.name}, recalibrated from {former})" if card.name != former else ""
+    renamed = f" (model {card.name}, calibrated from {former})" if card.name != former else ""
     console.print(f"wrote {written}{renamed}: Platt a={calibration['a']} b={calibration['b']} from {record['pixels']} "
                   "labelled pixels" + (f"; area margins (level {level:g}, by parcel size): {by_size}"
                                        if "mixed_margin" in calibration else ""), markup=False, highlight=False)

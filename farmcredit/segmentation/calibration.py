@@ -49,7 +49,7 @@ TRUTH_COLUMNS = ("parcel_id", "polygon_area_ha", "true_cultivated_area_ha")
 MIN_CLASS_PIXELS = 100
 # The slopes a Platt fit may scale the crop logit by: past them labels and model disagree beyond calibrating.
 PLATT_SLOPES = (0.05, 20.0)
-# What a recalibration appends to the name of a model that had a calibration (``recalibrated_card``).
+# What a calibration appends to the name of the model whose calibration it changes (``recalibrated_card``).
 CALIBRATED_SUFFIX = re.compile(r"\+cal-[0-9a-f]{8}$")
 
 
@@ -73,7 +73,7 @@ def calibrate(
     the same weights); None rewrites the card beside ``weights``. The card's ``metrics["calibration"]`` records the
     scenes, their imagery hashes, the pixels and parcels used, the reliability tables and the model calibrated from
     (its name and calibration); its other metrics, measured with that calibration, move under
-    ``metrics["before_calibration"]``, and a model that had a calibration is renamed (``recalibrated_card``). Each
+    ``metrics["before_calibration"]``, and a model whose calibration changes is renamed (``recalibrated_card``). Each
     scene must hold ``parcels.geojson`` and ``truth.csv`` for the area margin, unless ``platt_only``: then the card has
     no margin (any it had is dropped: it was fitted with the former probabilities), and its intervals leave out the
     doubt of parcel-edge pixels.
@@ -154,9 +154,9 @@ def recalibrated_card(card: ModelCard, calibration: dict[str, float | list[float
     Its metrics were measured with the calibration replaced, whose Platt scaling moved the 0.5 calls and whose margins
     the intervals: they move, whole (an earlier ``before_calibration`` nested in them), under
     ``metrics["before_calibration"]`` with a note, so no figure at the top describes a calibration the model no longer
-    has. A card that had a calibration is renamed ``<name>+cal-<8 hex of the new calibration>`` (an earlier such suffix
-    replaced), so results (``model_version``) and audits tell the two models apart; an uncalibrated one (as
-    ``farmcredit train`` leaves it) keeps its name.
+    has. A card whose calibration this changes (an uncalibrated one, as ``farmcredit train`` leaves it, too) is renamed
+    ``<name>+cal-<8 hex of the new calibration>`` (an earlier such suffix replaced), so results (``model_version``) and
+    audits tell the model before and after apart; one given the calibration it had keeps its name.
     """
     metrics: dict = {"calibration": record}
     if card.metrics:
@@ -165,7 +165,7 @@ def recalibrated_card(card: ModelCard, calibration: dict[str, float | list[float
                     "and area margins), not with the card's: `farmcredit evaluate` the model for its own",
             **card.metrics}
     name = card.name
-    if card.calibration != uncalibrated():
+    if calibration != card.calibration:
         digest = hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()[:8]
         name = f"{CALIBRATED_SUFFIX.sub('', name)}+cal-{digest}"
     return replace(card, name=name, calibration=calibration, metrics=metrics)

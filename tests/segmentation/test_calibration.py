@@ -17,7 +17,7 @@ import pytest
 from farmcredit.errors import InputError
 from farmcredit.evaluation import score_against_truth
 from farmcredit.pipeline import run_assessment
-from farmcredit.segmentation.calibration import calibrate
+from farmcredit.segmentation.calibration import calibrate, recalibrated_card
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path, file_sha256, read_card, uncalibrated
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import load_labelled_scene
@@ -41,8 +41,10 @@ def test_calibrating_fits_platt_and_a_margin_whose_interval_holds_the_level_of_t
     card_path(weights).write_text(replace(read_card(weights), metrics=held_out).to_json())
     card = calibrate(weights, small_season.root, device="cpu")
     assert read_card(weights) == card  # the card beside the weights rewritten, the weights untouched
-    # Measured uncalibrated, the held-out accuracy is not the calibrated model's: kept aside, the name kept.
-    assert card.name == "trained" and list(card.metrics) == ["calibration", "before_calibration"]
+    # Measured uncalibrated, the held-out accuracy is not the calibrated model's: kept aside, and the model renamed,
+    # so results before and after calibration do not carry the same model_version.
+    assert re.fullmatch(r"trained\+cal-[0-9a-f]{8}", card.name)
+    assert list(card.metrics) == ["calibration", "before_calibration"]
     assert card.metrics["before_calibration"]["dea_unseen_regions"] == held_out["dea_unseen_regions"]
     assert card.weights_sha256 == file_sha256(weights) == file_sha256(DEFAULT_WEIGHTS)
     assert card.calibration != uncalibrated() and min(card.area_margins.margins) > 0
@@ -109,6 +111,17 @@ def test_recalibrating_sets_aside_the_metrics_of_the_former_calibration_and_rena
     assert again.metrics["before_calibration"]["calibration"] == card.metrics["calibration"]
     assert again.metrics["before_calibration"]["before_calibration"] == before
     assert read_card(out) == again and read_card(DEFAULT_WEIGHTS) == shipped
+
+
+def test_a_model_keeps_its_name_only_when_its_calibration_is_unchanged() -> None:
+    """A trained model's first calibration kept its name, so results before and after it carried the same
+    model_version (only model_hash told them apart)."""
+    trained = replace(read_card(DEFAULT_WEIGHTS), name="trained", calibration=uncalibrated())
+    fitted = recalibrated_card(trained, {"a": 1.5, "b": -0.25}, {})
+    assert re.fullmatch(r"trained\+cal-[0-9a-f]{8}", fitted.name)
+    again = recalibrated_card(fitted, {"a": 1.25, "b": 0.0}, {})
+    assert again.name.startswith("trained+cal-") and again.name.count("+cal-") == 1 and again.name != fitted.name
+    assert recalibrated_card(fitted, dict(fitted.calibration), {}).name == fitted.name
 
 
 def test_labels_of_one_class_and_truth_unfit_to_score_are_refused_before_a_card_is_written(
@@ -184,7 +197,8 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert done.returncode == 0, done.stderr
     assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
-    assert card["name"] == "trained" and "recalibrated from" not in done.stderr  # an uncalibrated model's name kept
+    assert card["name"].startswith("trained+cal-")  # a trained model calibrated: results tell the two apart
+    assert f"(model {card['name']}, calibrated from trained)" in " ".join(done.stderr.split())
     assert "no calibrated area interval" not in done.stderr  # the model it measures with has none, by design
     margin = card["calibration"]["mixed_margin"][0]
     assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few to fit alone, "
@@ -210,7 +224,7 @@ def test_the_command_names_a_recalibrated_copy_and_says_where_the_former_metrics
     assert done.returncode == 0, done.stderr
     card = read_card(out)
     said = " ".join(done.stderr.split())
-    assert f"(model {card.name}, recalibrated from {read_card(DEFAULT_WEIGHTS).name})" in said
+    assert f"(model {card.name}, calibrated from {read_card(DEFAULT_WEIGHTS).name})" in said
     assert "measured with the former calibration, are now under metrics.before_calibration" in said
     assert "margins were dropped" not in said
     # Platt only, on a model that had margins: said, or assess's warning that it has none would seem to blame train.
