@@ -208,8 +208,8 @@ def train(
 
     Raises:
         InputError: no data, no labelled pixel with a clear date of red and NIR (``_check_something_to_learn``),
-            a scene smaller than a chip, a checkpoint of another run, or a step whose loss is not finite (then
-            nothing is returned to save).
+            a scene smaller than a chip, a checkpoint of another run, a step whose loss is not finite, or no step
+            (of this run and those it resumed) that drew such a pixel (then nothing is returned to save).
     """
     if not (data.scenes or data.patches is not None or data.pixels is not None):
         raise InputError("no training data: give labelled scenes, EuroSAT patches or DEA pixels")
@@ -288,13 +288,18 @@ def train(
                 _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, schedules, start_from,
                                  data_sha256,
                                  earlier_seconds + time.perf_counter() - began)
+    idle = sum(not np.isfinite(loss) for loss in losses)
+    if idle == len(losses):
+        raise InputError(f"none of the {idle} training steps drew a labelled pixel with a clear date of red (B04) and "
+                         "NIR (B08), so the weights are as they started and none were written; label more of the "
+                         "scenes' clear pixels, or train longer (--steps)")
     # Seconds of every run that trained these steps; a resumed run says from which step (a checkpoint
     # written before checkpoints kept their seconds adds none for the steps before it).
     recent = [loss for loss in losses[-50:] if np.isfinite(loss)]
     training = {"config": asdict(config), "device": str(target),
                 "seconds": round(earlier_seconds + time.perf_counter() - began, 1),
                 "final_loss": float(np.mean(recent)) if recent else None, "data_sha256": data_sha256}
-    if idle := sum(not np.isfinite(loss) for loss in losses):
+    if idle:
         training["steps_without_labels"] = idle
         warnings.warn(f"{idle} of {len(losses)} training steps drew no labelled pixel with a clear date and left the "
                       "weights as they were (steps_without_labels in the card); label more of the scenes' clear "

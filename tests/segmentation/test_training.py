@@ -163,6 +163,27 @@ def test_training_data_without_a_labelled_clear_pixel_of_red_and_nir_is_refused_
     assert len(losses) == 1
 
 
+def test_training_whose_steps_all_drew_no_labelled_clear_pixel_is_refused_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scene's one clear labelled pixel, in a corner no chip drew, passed the up-front check; the run only warned
+    and wrote weights as they started, with a card claiming the scene as trained on."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    corner = scene_in_memory(40, 40)
+    corner.clear[:] = False
+    corner.clear[0, 0, 0] = True  # one clear labelled pixel: only the chip at offset (0, 0) holds it
+    with pytest.raises(InputError, match=r"^none of the 2 training steps drew a labelled pixel with a clear date"):
+        train(TrainingData([corner]), replace(SMALL, steps=2), device="cpu")
+    monkeypatch.setattr("farmcredit.segmentation.data.load_labelled_scene", lambda *args: corner)
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(out), "--steps", "2", "--device", "cpu"])
+    assert isinstance(result.exception, InputError), result.output  # the entry point prints it and exits 2
+    assert str(result.exception).startswith("none of the 2 training steps drew a labelled pixel")
+    assert not out.exists() and not card_path(out).exists()
+
+
 def test_a_partly_labelled_scene_trains_on_chips_that_hold_a_labelled_pixel() -> None:
     from farmcredit.segmentation.training import _labelled_pixels, _scene_batch
 
