@@ -142,6 +142,12 @@ def _hidden_character_problem(text: str) -> str:
             "private use or unassigned), which the QGIS project cannot hold or a reader cannot see")
 
 
+def name_problem(name: str) -> str:
+    """What makes ``name`` unfit for a card's name, the model version in every result row ('' when nothing): blank, or
+    a hidden character (``_hidden_character_problem``), either of which ``read_card`` refuses."""
+    return f"{name!r} is blank" if not name.strip() else _hidden_character_problem(name)
+
+
 def _names(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 

@@ -37,6 +37,7 @@ from farmcredit.segmentation.card import (
     ModelCard,
     card_path,
     file_sha256,
+    name_problem,
     uncalibrated,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
@@ -720,6 +721,9 @@ def train_from_folders(
         raise InputError(f"{out}: the weights go to a .safetensors file (its card .json beside it)")
     if card_path(out).is_dir():
         raise InputError(f"{card_path(out)}: is a folder, where the weights' card goes; write them to another file")
+    if problem := name_problem(out.stem):
+        raise InputError(f"{str(out)!r}: the model is named after its file (the model version in every result row), "
+                         f"and {problem}; give the weights another file name")
     if init is not None and not Path(init).is_file():
         raise InputError(f"{init}: starting weights (--init) not found")
     if init is not None and out.resolve() == Path(init).resolve():

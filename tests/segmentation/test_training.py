@@ -347,6 +347,25 @@ def test_weights_go_to_a_new_safetensors_file_never_over_their_card_or_starting_
     assert read_card(DEFAULT_WEIGHTS).name == "cropland-cnn-v2.6"  # untouched
 
 
+def test_weights_whose_file_name_the_card_cannot_hold_as_the_model_name_are_refused_before_training(
+        tiny_eurosat, tmp_path: Path) -> None:
+    """A file name with a newline trained and wrote a card named after it, which the card loader then refused."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    steps = []
+    for stem, problem in (("bad\nname", r"holds U\+000A, a Cc character"), ("tab\there", r"holds U\+0009"),
+                          ("  ", "is blank")):
+        out = tmp_path / f"{stem}.safetensors"
+        with pytest.raises(InputError, match=rf"the model is named after its file .*{problem}.*another file name"):
+            train_from_folders((), out, SMALL, eurosat=tiny_eurosat, device="cpu",
+                               progress=lambda *step: steps.append(step))
+        assert not out.exists() and not card_path(out).exists()
+    assert not steps
+    joined = tmp_path / "模型\u200d.safetensors"  # a joiner spells names: kept, as the card loader keeps it
+    train_from_folders((), joined, replace(SMALL, steps=1), eurosat=tiny_eurosat, device="cpu")
+    assert CnnCroplandModel.from_file(joined, device="cpu").card.name == "模型\u200d"
+
+
 def test_a_checkpoint_must_be_a_training_checkpoint_never_a_model_or_the_weights_written(tiny_eurosat,
                                                                                          tmp_path: Path) -> None:
     weights = tmp_path / "model.safetensors"
