@@ -14,6 +14,8 @@ from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
 
 AREA_TOLERANCE = 0.10
 MIN_PARCEL_HA = 0.1
+# What a score of the cultivated area says where no parcel is big enough to score (the table, `farmcredit evaluate`).
+NO_PARCEL_TO_SCORE = f"no parcel of {MIN_PARCEL_HA:g} ha or more to score"
 # A parcel with less of its area than this in edge cells lies on the pixel grid: no margin widens its interval.
 NO_EDGE_SHARE = 1e-6
 # The parcels a size band needs for a margin fitted on its own: with fewer, its conformal quantile is a coin toss
@@ -58,16 +60,20 @@ class TruthScore:
         rows = [
             ("parcels scored (>= 0.1 ha, valid geometry)", f"{self.parcels_scored}"),
             ("of which not assessed (error or no result: misses below)", f"{self.parcels_unassessed}"),
-            ("cultivated area within 10% of truth", f"{self.area_within_10pct:.1%}"),
-            ("median relative area error", f"{self.area_median_abs_error:.2%}"),
+            ("cultivated area within 10% of truth", self._scored_text(self.area_within_10pct, ".1%")),
+            ("median relative area error", self._scored_text(self.area_median_abs_error, ".2%")),
             ("truth inside the low-high interval", coverage_text(self.interval_coverage, self.parcels_scored)),
             ("over-declared parcels flagged AREA_OVERSTATED", f"{self.overdeclared_flagged}/{self.overdeclared}"),
             ("honest parcels wrongly flagged AREA_OVERSTATED", f"{self.honest_flagged:.1%}"),
-            ("crop correct (cultivated parcels)", f"{self.crop_accuracy:.1%}"),
+            ("crop correct (cultivated parcels)", self._scored_text(self.crop_accuracy, ".1%")),
             *((f"truth inside the interval, parcels {label} (measured)", coverage_text(share, n))
               for label, (n, share) in self.interval_coverage_by_area.items()),
         ]
         return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+
+    def _scored_text(self, value: float, spec: str) -> str:
+        """A figure of the scored parcels formatted by ``spec``, or ``NO_PARCEL_TO_SCORE`` where none was scored."""
+        return format(value, spec) if self.parcels_scored else NO_PARCEL_TO_SCORE
 
 
 def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScore:

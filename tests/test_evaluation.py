@@ -61,3 +61,18 @@ def test_coverage_is_given_with_the_range_its_parcels_know_it_to() -> None:
     assert coverage_text(0.77, 2000).endswith("(95% range 75.1-78.8%)")
     assert coverage_text(1.0, 5) == "100.0% of 5 (95% range 56.6-100.0%)"
     assert coverage_text(float("nan"), 0) == "no parcel"
+
+
+def test_the_table_says_in_words_that_no_parcel_was_big_enough_to_score() -> None:
+    """Parcels all under 0.1 ha printed nan% for the share within 10%, the median error and the crop; it says so as
+    `farmcredit evaluate` does."""
+    truth = pd.DataFrame({"parcel_id": ["0", "1"], "polygon_area_ha": 0.05, "true_cultivated_area_ha": 0.05,
+                          "broken_geometry": False, "over_declared": False, "true_crop": "maize"})
+    results = _results(np.array([0.05, 0.05])).assign(
+        polygon_area_ha=0.05, cultivated_area_low_ha=0.04, cultivated_area_high_ha=0.06, crop="maize", reason_all="")
+    table = score_against_truth(results, truth).table()
+    assert "nan" not in table
+    for measure in ("cultivated area within 10% of truth", "median relative area error",
+                    "crop correct (cultivated parcels)"):
+        assert f"| {measure} | no parcel of 0.1 ha or more to score |" in table
+    assert "| truth inside the interval, parcels under 0.1 ha (measured) | 100.0% of 2 " in table

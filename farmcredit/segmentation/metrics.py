@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from farmcredit.errors import InputError
-from farmcredit.evaluation import coverage_text
+from farmcredit.evaluation import NO_PARCEL_TO_SCORE, coverage_text
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     LABEL_FILES,
@@ -327,7 +327,7 @@ def format_report(report: dict) -> str:
                          f"error {area['area_median_abs_error']:.2%}, truth inside the low-high interval "
                          f"{coverage_text(area['interval_coverage'], area['parcels_scored'])}")
         else:
-            lines.append("cultivated area: no parcel of 0.1 ha or more to score")
+            lines.append(f"cultivated area: {NO_PARCEL_TO_SCORE}")
         lines += [f"  truth inside the interval, parcels {label}: {coverage_text(share, n)}"
                   for label, (n, share) in area["interval_coverage_by_area"].items() if n]
     if "area_unscored" in report:
