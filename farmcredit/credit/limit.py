@@ -7,6 +7,11 @@ margin             = yield_p10 x price x haircut - other_cost_per_ha   (per hect
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)
 
+A declared area far above the imagery's (AREA_OVERSTATED) refers the parcel to a person, whatever PD the declaration
+gave: graded to lend nothing, it is declined only as an honest declaration would be (HIGH_RISK where its PD with the
+declaration taken as honest is over the cut too); its PD, grade and limit stay as scored, its arithmetic saying that
+honest PD.
+
 Each step works from the figures the one before shows (area to the square metre, 0.0001 ha; yield to the kilogram
 per hectare; configured figures as written; amounts rounded down to the cent, the margin exact), so a loan officer
 recomputing the arithmetic by hand reaches the limit to the cent. Area enters each amount once, so each rises with it
@@ -61,14 +66,14 @@ class LimitArithmetic:
     def limit(self) -> float:
         return self.steps[-1][2] if self.steps else 0.0
 
-    def text(self, offered: float, withheld_by: str = "") -> str:
-        """One line a loan officer can follow, ending at the ``offered`` limit (0 when the decision ``withheld_by``
-        withholds the one worked out); without steps, why there is none, and ``withheld_by`` when given."""
+    def text(self, offered: float, why: str = "") -> str:
+        """One line a loan officer can follow, ending at the ``offered`` limit and ``why`` when given (the decision
+        that withholds the one worked out); without steps, why there is none, and ``why``."""
         if not self.steps:
-            return f"no limit: {self.missing} ({withheld_by})" if withheld_by else f"no limit: {self.missing}"
+            return f"no limit: {self.missing} ({why})" if why else f"no limit: {self.missing}"
         steps = [f"{name} = {formula} = {money(value)}" for name, formula, value in self.steps]
         ending = f"loan_limit = {money(offered)}"
-        return "; ".join([*steps, f"{ending} ({withheld_by})" if withheld_by else ending])
+        return "; ".join([*steps, f"{ending} ({why})" if why else ending])
 
 
 def money(amount: float | Decimal) -> str:
@@ -114,6 +119,9 @@ def assign_limits(
     # Too little imagery to judge (a referral): no PD is guessed from the few dates seen, so no grade either.
     unobserved_rows = out["reasons"].map(lambda codes: not UNOBSERVED.isdisjoint(codes)).to_numpy(dtype=bool)
     probability = np.where(unobserved_rows, np.nan, risk_model.probability_of_default(out))
+    # Each PD with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
+    honest_probability = np.where(unobserved_rows, np.nan,
+                                  risk_model.probability_of_default(out, declared_honestly=True))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
@@ -125,10 +133,14 @@ def assign_limits(
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
-        if band is not None and band.multiplier == 0.0:
-            codes.append("HIGH_RISK")
-        if band is not None and band.multiplier > 0.0 and arithmetic.steps and arithmetic.limit == 0.0:
-            codes.append("ZERO_LIMIT")
+        risk_codes, honest_band = _risk_codes(band, arithmetic), None
+        if risk_codes == ["HIGH_RISK"] and "AREA_OVERSTATED" in codes:
+            # A declared area far above the imagery's is a person's to check (the product's contract), not a decline
+            # on the PD it raised: declined as an honest declaration would be, else referred, graded as scored.
+            honest_band = _grade(honest_probability[k], credit.grades)
+            honestly = _limit(row, crop, honest_band, config, unobserved_rows[k])
+            risk_codes = _risk_codes(honest_band, honestly)
+        codes += risk_codes
         if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
         ranked = _rank(codes, arithmetic.lowered_by)
@@ -143,7 +155,7 @@ def assign_limits(
         # What withheld the limit worked out, or, with none to work out, the too little imagery that may be why.
         withheld = limit != arithmetic.limit or (arithmetic.missing and unobserved)
         withheld_code = _withheld_by(ranked, decision) if withheld else ""
-        withheld_by = f"{decision}: {withheld_code}" if withheld else ""
+        why = f"{decision}: {withheld_code}" if withheld else ""
         # The code that withheld the limit worked out took all of it off, so it leads its effect, as the costliest
         # does (land pledged twice before an overstated area it is referred for too).
         cuts = dict(arithmetic.lowered_by)
@@ -153,12 +165,15 @@ def assign_limits(
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
         ranked = imagery_first(_rank(ranked, cuts))
+        if honest_band is not None:  # graded E, its limit is 0, none withheld: say what an honest declaration gets
+            why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
+                                                                    "HIGH_RISK" in risk_codes)
         rows.append(
             {
                 "probability_of_default": probability[k],
                 "risk_grade": band.grade if band is not None and status != "error" else None,
                 "loan_limit": limit,
-                "limit_arithmetic": arithmetic.text(limit, withheld_by),
+                "limit_arithmetic": arithmetic.text(limit, why),
                 "expected_revenue": _expected_revenue(row, crop),
                 "decision": decision,
                 "status": status,
@@ -293,6 +308,25 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     if graded > credit.parcel_cap:
         lowered["CAP_REACHED"] = graded - credit.parcel_cap
     return LimitArithmetic(steps, lowered)
+
+
+def _risk_codes(band: GradeBand | None, arithmetic: LimitArithmetic) -> list[str]:
+    """HIGH_RISK where the grade lends nothing, ZERO_LIMIT where one that lends leaves nothing to lend; none
+    ungraded."""
+    if band is None:
+        return []
+    if band.multiplier == 0.0:
+        return ["HIGH_RISK"]
+    return ["ZERO_LIMIT"] if arithmetic.steps and arithmetic.limit == 0.0 else []
+
+
+def _declared_honestly(probability: float, band: GradeBand, honestly: LimitArithmetic, high_risk: bool) -> str:
+    """Why a parcel graded to lend nothing on an overstated area is (``high_risk``) or is not declined HIGH_RISK: its
+    PD, ``band`` and limit (``honestly``: the arithmetic) with the declaration taken as honest."""
+    scored = f"(declared_over_high 1): PD {probability:.4f}, grade {band.grade}"
+    if high_risk:
+        return f"declared honestly too {scored}"
+    return f"not HIGH_RISK: declared honestly {scored}" + (f", limit {money(honestly.limit)}" if honestly.steps else "")
 
 
 def _withheld_by(ranked: list[str], decision: str) -> str:

@@ -280,9 +280,13 @@ class RiskModel:
         return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
                 "note": self.card.get("note"), "metrics": self.card.get("metrics")}
 
-    def probability_of_default(self, table: pd.DataFrame) -> np.ndarray:
-        """PD per row of a results table (NaN where no agronomic signal could be measured)."""
+    def probability_of_default(self, table: pd.DataFrame, declared_honestly: bool = False) -> np.ndarray:
+        """PD per row of a results table (NaN where no agronomic signal could be measured); ``declared_honestly``:
+        with each declaration taken as honest (``declared_over_high`` 1, as one within the measured interval), the PD
+        that rests on what the imagery shows alone."""
         features = risk_features(table)
+        if declared_honestly:
+            features["declared_over_high"] = 1.0
         pd_ = self.scorecard.predict_proba(features)[:, 1]
         return np.where(features[["health_index", "relative_yield"]].isna().all(axis=1), np.nan, pd_)
 

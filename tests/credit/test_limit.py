@@ -37,6 +37,11 @@ def _parcel(**overrides) -> dict:
     return row
 
 
+_FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_area_low_ha": 0.0,
+           "cultivated_area_high_ha": 0.0, "crop": "fallow", "priced_crop": "fallow", "ndvi_peak": 0.2,
+           "health_index": np.nan, "declared_area_ha": np.nan}
+
+
 def _assess(*rows: dict, overlaps=None) -> pd.DataFrame:
     return assign_limits(pd.DataFrame(list(rows)), CONFIG, RISK, overlaps)
 
@@ -188,12 +193,46 @@ def test_regional_prices_override_the_crop_defaults() -> None:
 
 
 def test_overstated_area_refers_and_fallow_declines() -> None:
-    # Twice the top of the interval; at three times the scorecard's PD (0.23, grade E) declines it HIGH_RISK too.
+    # Twice the top of the interval (grade C); at three times, grade E, it is referred too (below).
     over = _assess(_parcel(declared_area_ha=1.0)).iloc[0]
     assert over["decision"] == "refer" and over["reason"].startswith("AREA_OVERSTATED")
     fallow = _assess(_parcel(crop="fallow", cultivated_fraction=0.05, cultivated_area_ha=0.025)).iloc[0]
     assert fallow["decision"] == "decline" and fallow["loan_limit"] == 0
     assert "NOT_CULTIVATED" in fallow["reason"]
+
+
+def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> None:
+    """Declared at three times what the imagery shows, a parcel the scorecard grades E (PD 0.28) for the declaration
+    alone (declared honestly, PD 0.02) goes to a person, as the product promises, not declined HIGH_RISK: its PD, grade
+    and limit stay as scored (grade E lends nothing until the declaration is cleared, so neither is its borrower
+    declined), and the arithmetic says what an honest declaration gets, which is the parcel's declared so."""
+    over, honest = _assess(_parcel(declared_area_ha=1.5), _parcel(parcel_id="P2", borrower_id="B2")).itertuples()
+    scored = RISK.probability_of_default(pd.DataFrame([_parcel(declared_area_ha=np.nan)]))[0]  # none: as honest
+    assert (over.decision, over.risk_grade, over.loan_limit) == ("refer", "E", 0.0)
+    assert over.probability_of_default > 0.2 > scored == pytest.approx(honest.probability_of_default)
+    assert over.reason_all.split(";") == ["AREA_OVERSTATED", "RISK_GRADE"]
+    assert over.limit_arithmetic.endswith(
+        f"loan_limit = 0 (refer: AREA_OVERSTATED, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
+        f"{scored:.4f}, grade {honest.risk_grade}, limit {money(honest.loan_limit)})")
+    assert _borrowers(_assess(_parcel(declared_area_ha=1.5)))["decision"].iloc[0] == "refer"
+
+
+@pytest.mark.parametrize(("worse", "decline"), [
+    ({"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}, "HIGH_RISK"),
+    ({"yield_p10_t_ha": 0.5}, "ZERO_LIMIT"),
+    (_FALLOW, "NOT_CULTIVATED"),
+])
+def test_an_overstated_area_is_declined_where_an_honest_declaration_would_be(worse, decline) -> None:
+    """Graded E on an overstated area, a parcel whose PD is over the cut declared honestly too, whose harvest leaves
+    nothing to lend at its honest grade, or that is not cultivated, is declined so; the arithmetic says what its PD
+    is declared honestly."""
+    parcel = _parcel(**{**worse, "declared_area_ha": 1.5})
+    out = _assess(parcel).iloc[0]
+    scored = RISK.probability_of_default(pd.DataFrame([{**parcel, "declared_area_ha": np.nan}]))[0]
+    assert (out.decision, out.risk_grade, out.loan_limit) == ("decline", "E", 0.0)
+    assert out.reason.split(";")[0] == decline and "AREA_OVERSTATED" in out.reason_all.split(";")
+    assert ("HIGH_RISK" in out.reason_all.split(";")) == (scored > 0.2)  # fallow land is a risk declared honestly too
+    assert f"(decline: {decline}, " in out.limit_arithmetic and f"PD {scored:.4f}, grade " in out.limit_arithmetic
 
 
 def test_an_honest_declaration_over_a_wide_interval_fares_no_worse_than_none() -> None:
@@ -558,9 +597,6 @@ def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None
 # The provenance of a run, as little as a decision record copies.
 _RECORD = {"code": {}, "config": {"hash": ""}, "models": {"cropland": {}, "risk": {"hash": ""}},
            "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
-_FALLOW = {"cultivated_fraction": 0.0, "cultivated_area_ha": 0.0, "cultivated_area_low_ha": 0.0,
-           "cultivated_area_high_ha": 0.0, "crop": "fallow", "priced_crop": "fallow", "ndvi_peak": 0.2,
-           "health_index": np.nan, "declared_area_ha": np.nan}
 
 
 @pytest.mark.parametrize("fallow", ["fallow", " Fallow ", "休耕", "撂荒"])
