@@ -23,7 +23,7 @@ import shapely
 import farmcredit
 from farmcredit.config import Config
 from farmcredit.credit.borrowers import decides, reason_parcels
-from farmcredit.credit.limit import DECISIONS, STATUSES
+from farmcredit.credit.limit import DECISIONS, STATUSES, amounts
 from farmcredit.credit.overlap import LISTED_PARTNERS, Overlaps
 from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, source_hash, zip_member
@@ -259,9 +259,9 @@ SIGNAL_COLUMNS = (
 def decision_records(
     parcels: gpd.GeoDataFrame, record: dict, overlaps: Overlaps, products: np.ndarray, scenes: Sequence[Scene]
 ) -> Iterator[dict]:
-    """One audit record per parcel decision: inputs, signals, risk features, arithmetic, provenance, and the imagery
-    read over the parcel (``parcel_imagery``: not the run's, which run.json lists and a portfolio of many tiles makes
-    long).
+    """One audit record per parcel decision: inputs, signals, risk features, arithmetic, reasons with what each took
+    off the limit (``taken_off``, the parcel's ``reason_amounts``), provenance, and the imagery read over the parcel
+    (``parcel_imagery``: not the run's, which run.json lists and a portfolio of many tiles makes long).
 
     ``overlaps``: which parcels overlap which (``Assessment.overlaps``): a record lists the first ``LISTED_PARTNERS``
     of its parcel's by id, in id order (not split from the tables' ``overlaps_parcels`` text, which an id holding
@@ -281,6 +281,7 @@ def decision_records(
     feature_rows = features.itertuples(index=False)
     imagery = parcel_imagery(products, scenes)
     for k, row in enumerate(parcels.itertuples(index=False)):
+        taken_off = amounts(row.reason_amounts)
         yield {
             "parcel_id": row.parcel_id,
             "borrower_id": row.borrower_id,
@@ -289,7 +290,9 @@ def decision_records(
             "loan_limit": row.loan_limit,
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
-            "reasons": _reasons(row.reason_all),
+            # What each took off the limit (currency, to the cent; 0: nothing), as the tables' reason_amounts.
+            "reasons": [{**reason, "taken_off": float(taken_off.get(reason["code"], 0))}
+                        for reason in _reasons(row.reason_all)],
             "limit_arithmetic": row.limit_arithmetic.split("; "),
             "overlaps_parcels": partners[k],
             "overlaps_count": int(n_partners[k]),

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
-from farmcredit.audit import borrower_decision_records
+from farmcredit.audit import borrower_decision_records, decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.limit import amounts, money, round_down
@@ -718,6 +718,26 @@ def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_f
                  for ids in (reason["parcel_ids"] for reason in record["reasons"])]
         sentences = [f"{name}{reason['sentence']}" for name, reason in zip(named, record["reasons"], strict=True)]
         assert borrower.reason_text == " ".join(sentences[: CONFIG.credit.max_reasons])
+
+
+def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit() -> None:
+    """decisions.jsonl gives each of a parcel's reasons what it took off the limit, as its ``reason_amounts`` does, 0
+    where it took nothing: a grade, a withheld limit (land pledged twice), a decline by grade E."""
+    overlaps = Overlaps.between(4, [(2, 3)])
+    parcels = _assess(_parcel(), _parcel(parcel_id="P2", health_index=30.0),
+                      _parcel(parcel_id="P3", declared_area_ha=1.0),
+                      _parcel(parcel_id="P4", health_index=5.0, relative_yield=0.6, ndvi_uniformity=0.2),
+                      overlaps=overlaps)
+    frame = gpd.GeoDataFrame(parcels.assign(ndvi_peak_date=pd.NaT, ndvi_integral=np.nan, health_reference=""),
+                             geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32650")
+    records = list(decision_records(frame, _RECORD, overlaps, np.zeros((4, 0)), []))
+    for record, row in zip(records, parcels.itertuples(), strict=True):
+        cut = amounts(row.reason_amounts)
+        assert [(reason["code"], reason["taken_off"]) for reason in record["reasons"]] == [
+            (code, float(cut.get(code, 0))) for code in row.reason_all.split(";") if code]
+    taken = [{reason["code"]: reason["taken_off"] for reason in record["reasons"]} for record in records]
+    assert taken[0] == {} and taken[1] == {"RISK_GRADE": 267.84}
+    assert taken[2]["PARCEL_OVERLAP"] > 0 and taken[2]["AREA_OVERSTATED"] == 0 and taken[3]["HIGH_RISK"] == 2678.4
 
 
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
