@@ -521,9 +521,10 @@ def _measure_on_cluster(
 
     Dask itself reschedules the tasks of a worker that died. The manifest is rewritten as partitions end, at most
     every ``MANIFEST_EVERY_S`` (each rewrite holds every partition: after each of thousands it cost minutes), also
-    while none ends (a straggler), and as the last ends; a partition done but not yet in it is measured again by a
-    rerun after a kill. Returns partition id -> reason for those that failed every attempt (``_WorkerWatch``: with
-    ``give_up_without_workers``, also those left when the cluster stays without a worker).
+    while none ends (a straggler), and as the last ends or the run is interrupted (Ctrl-C, the CLI's SIGTERM); a
+    partition done but not yet in it is measured again by a rerun after a SIGKILL. Returns partition id -> reason
+    for those that failed every attempt (``_WorkerWatch``: with ``give_up_without_workers``, also those left when the
+    cluster stays without a worker).
     """
     from distributed import as_completed
 
@@ -547,50 +548,51 @@ def _measure_on_cluster(
     queue = as_completed(list(futures))
     watch = _WorkerWatch(client, give_up=give_up_without_workers)
     written, unwritten = time.monotonic(), False
-    while futures:
-        if not queue.has_ready():
-            if watch.given_up():
-                for future, partition in futures.items():
-                    future.cancel()
-                    entry = entries[partition.partition_id]
-                    entry["status"], entry["error"] = "failed", NO_WORKER_ERROR
-                    failed[partition.partition_id] = NO_WORKER_ERROR
-                    on_done(len(partition.rows))
-                write_manifest(manifest_path, entries)
-                break
-            if unwritten and time.monotonic() - written >= MANIFEST_EVERY_S:  # a straggler holds the rest back
-                write_manifest(manifest_path, entries)
-                written, unwritten = time.monotonic(), False
-            time.sleep(POLL_S)
-            continue
-        watch.saw_work()
-        for future in queue.next_batch(block=False):
-            partition = futures.pop(future)
-            entry = entries[partition.partition_id]
-            try:
-                result = future.result()
-                if refusal := _refusal(result, code, on_gpu):
-                    (folder / result["file"]).unlink(missing_ok=True)
-                    raise RuntimeError(refusal)
-                os.replace(folder / result["file"], folder / partition.file_name)
-                entry["read_failures"], entry["inference"] = result["read_failures"], result["inference"]
-            except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
-                if tries[partition.partition_id] <= retries:
-                    tries[partition.partition_id] += 1
-                    retry = submit(partition)
-                    futures[retry] = partition
-                    queue.add(retry)
-                    continue
-                entry["status"], entry["error"] = "failed", _failure_reason(exc)
-                failed[partition.partition_id] = entry["error"]
-            else:
-                entry["status"], entry["error"] = "done", None
-            unwritten = True
-            if not futures or time.monotonic() - written >= MANIFEST_EVERY_S:
-                write_manifest(manifest_path, entries)
-                written, unwritten = time.monotonic(), False
-            on_done(len(partition.rows))
-    write_manifest(manifest_path, entries)
+    try:
+        while futures:
+            if not queue.has_ready():
+                if watch.given_up():
+                    for future, partition in futures.items():
+                        future.cancel()
+                        entry = entries[partition.partition_id]
+                        entry["status"], entry["error"] = "failed", NO_WORKER_ERROR
+                        failed[partition.partition_id] = NO_WORKER_ERROR
+                        on_done(len(partition.rows))
+                    break
+                if unwritten and time.monotonic() - written >= MANIFEST_EVERY_S:  # a straggler holds the rest back
+                    write_manifest(manifest_path, entries)
+                    written, unwritten = time.monotonic(), False
+                time.sleep(POLL_S)
+                continue
+            watch.saw_work()
+            for future in queue.next_batch(block=False):
+                partition = futures.pop(future)
+                entry = entries[partition.partition_id]
+                try:
+                    result = future.result()
+                    if refusal := _refusal(result, code, on_gpu):
+                        (folder / result["file"]).unlink(missing_ok=True)
+                        raise RuntimeError(refusal)
+                    os.replace(folder / result["file"], folder / partition.file_name)
+                    # One update, so an interrupt leaves the entry as it was or whole (signals land between bytecodes).
+                    entry.update(read_failures=result["read_failures"], inference=result["inference"], status="done",
+                                 error=None)
+                except Exception as exc:  # any failure of one partition (corrupt input, a bug) must not stop the rest
+                    if tries[partition.partition_id] <= retries:
+                        tries[partition.partition_id] += 1
+                        retry = submit(partition)
+                        futures[retry] = partition
+                        queue.add(retry)
+                        continue
+                    entry["status"], entry["error"] = "failed", _failure_reason(exc)
+                    failed[partition.partition_id] = entry["error"]
+                unwritten = True
+                if time.monotonic() - written >= MANIFEST_EVERY_S:
+                    write_manifest(manifest_path, entries)
+                    written, unwritten = time.monotonic(), False
+                on_done(len(partition.rows))
+    finally:  # also when interrupted (Ctrl-C, the CLI's SIGTERM): every file renamed so far is recorded
+        write_manifest(manifest_path, entries)
     return failed
 
 

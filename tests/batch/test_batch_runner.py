@@ -209,6 +209,37 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
     assert not list(partitions.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_records_every_finished_partition_in_the_manifest_before_exiting(
+        stop: signal.Signals, small_windows: Path, assessed: pd.DataFrame, tmp_path: Path) -> None:
+    """Stopped as Kubernetes or `docker stop` (SIGTERM) or Ctrl-C stop it, within the 5 s between the manifest's
+    rewrites: the manifest names every part file there, and a rerun reuses them all, measuring none twice."""
+    out = tmp_path / "out"
+    partitions = out / "partitions"
+    process = subprocess.Popen(_batch_command(out, small_windows), start_new_session=True,
+                               env={**os.environ, "FARMCREDIT_BATCH_TEST_DELAY_S": "0.5"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(partitions.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(stop)  # the driver alone, as a container's PID 1 gets it
+        assert process.wait(60) == {signal.SIGTERM: 143, signal.SIGINT: 130}[stop]
+    finally:
+        _kill_group(process)
+    manifest = json.loads((partitions / "_manifest.json").read_text())
+    done = {entry["id"] for entry in manifest["partitions"] if entry["status"] == "done"}
+    files = {path.name.removeprefix("part-").removesuffix(".parquet") for path in partitions.glob("part-*.parquet")}
+    assert 3 <= len(files) < len(manifest["partitions"]) and done == files
+
+    again = _run_batch(out, small_windows, {})
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads((partitions / "_manifest.json").read_text())
+    # Each partition was submitted once by the stopped run: those done then are reused, the rest measured again.
+    assert {entry["id"] for entry in manifest["partitions"] if entry["attempts"] == 1} == done
+    pd.testing.assert_frame_equal(gpd.read_parquet(out / "results.parquet"), parquet_typed(assessed))
+
+
 def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_windows: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import farmcredit.batch
