@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import geopandas as gpd
 import numpy as np
 
+from farmcredit import __version__
 from farmcredit.batch.partitions import (
     MANIFEST,
     Partition,
@@ -275,6 +276,8 @@ def run_batch(
         try:
             gpu_cluster = client is not None and device != "cpu" and uses_gpu(model) and cluster_has_gpu(
                 every_worker(client))
+            if client is not None and scheduler:
+                check_workers(client)
             if client is not None and on_gpu and not gpu_cluster:
                 raise InputError(f"--device cuda (device= in Python): no worker of the cluster offers the "
                                  f"{GPU_RESOURCE} resource (start them with "
@@ -419,6 +422,34 @@ def _connect(
         return client, None
     cluster = local_cluster(workers or os.cpu_count() or 1, gpu_workers, memory_limit, processes)
     return Client(cluster), cluster
+
+
+def check_workers(client: Client) -> None:
+    """Check, before any partition is submitted, that each worker of ``client``'s cluster runs farmcredit with this
+    driver's measuring code (``measuring_code``): a worker without farmcredit cannot load a partition (a cluster of
+    only such workers waited for ever), and one with other code has each partition it measures refused
+    (``_refusal``), so every partition failed one by one. Workers that join later are checked per partition only.
+
+    Raises:
+        InputError: naming each worker that cannot measure and why.
+    """
+    code = measuring_code()
+    unfit = []
+    for address, answer in sorted(client.run(_worker_farmcredit, on_error="return").items()):
+        if isinstance(answer, BaseException):  # farmcredit, or this function in it, did not import there
+            unfit.append(f"{address} cannot run this farmcredit ({answer})")
+        elif answer["code"] != code:
+            unfit.append(f"{address} runs farmcredit {answer['version']} with other measuring code "
+                         f"({answer['code'][:16]})")
+    if unfit:
+        raise InputError(f"--scheduler: {len(unfit)} worker(s) of the cluster cannot measure this run's partitions: "
+                         f"{'; '.join(unfit)}; install farmcredit {__version__} (measuring code {code[:16]}), as on "
+                         "this machine, on every worker and restart them")
+
+
+def _worker_farmcredit() -> dict[str, str]:
+    """Run on each worker by ``check_workers``: its farmcredit's version and measuring code."""
+    return {"version": __version__, "code": measuring_code()}
 
 
 def _warn_thin_workers(scheduler_info: Mapping) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -549,16 +550,13 @@ def test_a_scheduler_cluster_without_workers_is_waited_for_and_said(
     assert caplog.text.count("the Dask cluster has had no worker") == 1
 
 
-@pytest.fixture
-def gpu_cluster(tmp_path: Path):
-    """A real Dask cluster of processes: a scheduler, a CPU worker and a worker offering the GPU resource.
-
-    On a machine without CUDA the "GPU" worker runs the CNN on its CPU; what is tested is where
-    each task runs, which the resource alone decides.
-    """
+@contextlib.contextmanager
+def _dask_cluster(folder: Path, workers: dict[str, list[str]]):
+    """A real Dask cluster of processes: a scheduler and, by name, workers started with their extra arguments; yields
+    a client of it once every worker has joined."""
     from distributed import Client
 
-    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file = folder / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
     common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
     processes = [subprocess.Popen([*dask, "scheduler", *common], start_new_session=True,
@@ -567,17 +565,29 @@ def gpu_cluster(tmp_path: Path):
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        cpu, gpu = ["--nthreads", "1", "--name", "cpu"], ["--nthreads", "2", "--name", "gpu", "--resources", "GPU=1"]
-        for extra in (cpu, gpu):
-            processes.append(subprocess.Popen([*dask, "worker", *common, *extra], start_new_session=True,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for name, extra in workers.items():
+            processes.append(subprocess.Popen([*dask, "worker", *common, "--name", name, *extra],
+                                              start_new_session=True, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
         client = Client(scheduler_file=str(scheduler_file))
-        client.wait_for_workers(2, timeout=60)
+        client.wait_for_workers(len(workers), timeout=60)
         yield client
         client.close()
     finally:
         for process in processes:
             _kill_group(process)
+
+
+@pytest.fixture
+def gpu_cluster(tmp_path: Path):
+    """A real Dask cluster of processes: a scheduler, a CPU worker and a worker offering the GPU resource.
+
+    On a machine without CUDA the "GPU" worker runs the CNN on its CPU; what is tested is where
+    each task runs, which the resource alone decides.
+    """
+    with _dask_cluster(tmp_path, {"cpu": ["--nthreads", "1"], "gpu": ["--nthreads", "2", "--resources", "GPU=1"]}
+                       ) as client:
+        yield client
 
 
 def test_gpu_workers_run_the_cnn_while_cpu_workers_read_and_measure(small_windows: Path, gpu_cluster,
@@ -851,6 +861,51 @@ def test_a_worker_that_does_not_see_the_imagery_fails_its_partitions_naming_itse
     (tmp_path / "elsewhere").rename(imagery)
     seen = run()
     assert seen.reused == 0 and not seen.failed
+
+
+HIDE_FARMCREDIT = """import sys
+
+
+class HideFarmcredit:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "farmcredit":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, HideFarmcredit())
+"""
+
+
+def test_scheduler_workers_without_farmcredit_or_with_other_measuring_code_stop_the_run_naming_them(
+        small_windows: Path, tmp_path: Path) -> None:
+    """Checked before any partition is submitted, exit 2: a worker that cannot import farmcredit (hidden by a
+    preload) and one running an edited copy of its measuring code (first on its path) are named; they made the
+    partitions fail one by one, or the run wait for ever."""
+    (tmp_path / "hide_farmcredit.py").write_text(HIDE_FARMCREDIT)
+    edited = tmp_path / "edited"
+    shutil.copytree(REPO / "farmcredit", edited / "farmcredit", ignore=shutil.ignore_patterns("__pycache__"))
+    with (edited / "farmcredit" / "zonal" / "__init__.py").open("a") as zonal:
+        zonal.write("# edited on this worker only\n")
+    # First on its path, ahead of the folder it runs in, as PYTHONPATH would put it but for `python -m`.
+    (tmp_path / "edited_first.py").write_text(f"import sys\n\nsys.path.insert(0, {str(edited)!r})\n")
+    workers = {name: ["--nthreads", "1", *preload] for name, preload in (
+        ("good", []), ("hidden", ["--preload", str(tmp_path / "hide_farmcredit.py")]),
+        ("edited", ["--preload", str(tmp_path / "edited_first.py")]))}
+    out = tmp_path / "out"
+    with _dask_cluster(tmp_path, workers) as client:
+        address = {worker["name"]: address for address, worker in client.scheduler_info()["workers"].items()}
+        command = _batch_command(out, small_windows)
+        at = command.index("--workers")
+        command[at:at + 2] = ["--scheduler", client.scheduler.address]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert "2 worker(s) of the cluster cannot measure this run's partitions" in said
+    assert f"{address['hidden']} cannot run this farmcredit (ModuleNotFoundError" in said
+    assert "No module named 'farmcredit'" in said
+    assert f"{address['edited']} runs farmcredit" in said and "with other measuring code" in said
+    assert address["good"] not in said
+    assert not list((out / "partitions").glob("*part-*")) and not (out / "results.parquet").exists()
 
 
 def test_workers_of_a_scheduler_cluster_with_too_little_memory_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
