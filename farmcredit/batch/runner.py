@@ -138,7 +138,8 @@ def measure_partition(
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
     Returns, for the manifest, the files that failed to decode in its windows (``read_failures``: [scene id, file,
-    message] each) and where and in what precision the model ran (``inference``: ``inference_used``); for the driver
+    message] each, whether or not another product of the date supplied their pixels, as ``measure_windows`` names
+    them) and where and in what precision the model ran (``inference``: ``inference_used``); for the driver
     to check, the worker (``worker``: its address) and the code it measured with (``code``: ``measuring_code``); and
     the temporary file (``file``), which the driver renames to ``path``: a task left running by a driver killed or
     interrupted (a remote worker finishes it) cannot put a file among a later run's partitions.
@@ -251,16 +252,20 @@ def run_batch(
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, measuring_key(model), parcels_per_partition)
-        # Finished and whole, with every read done: a partition whose reads failed is measured again (the failure may
-        # have passed; one that failed only in a CNN's context flags no parcel, so the manifest names it), and one
-        # whose file will not read back whole is too, as is one whose manifest entry does not say how its model ran
-        # (a driver killed between the two) or, with --device cpu, says another precision, or with --device cuda,
-        # another device.
+        # Finished and whole, with every read done: a partition with a parcel on pixels a read failure left without
+        # data is measured again (``is_complete``: the failure may have passed), as is, for a model reading context
+        # around its windows (the CNN), one whose manifest names any failure (one in the context alone flags no
+        # parcel, and the window was measured without it); for a per-pixel model, a failure that flags no parcel (a
+        # twin product of the date supplied its pixels, or they are under none) changed nothing measured, as assess
+        # judges it. So is one whose file will not read back whole, or whose manifest entry does not say how its
+        # model ran (a driver killed between the two) or, with --device cpu, says another precision, or with
+        # --device cuda, another device.
         previous = read_manifest(manifest_path)
         asked = inference_used(portable(model)) if device == "cpu" else None
         on_gpu = device == "cuda" and uses_gpu(model)
+        reads_context = getattr(model, "read_context", (0, 1))[0] > 0  # as pipeline.context_window reads it
         todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
-                or previous.get(p.partition_id, {}).get("read_failures")
+                or (reads_context and previous.get(p.partition_id, {}).get("read_failures"))
                 or not _measured_as(previous.get(p.partition_id), asked, on_gpu)]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)
@@ -366,7 +371,8 @@ def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
                     previous: Mapping[str, dict], parcels_per_partition: int) -> dict[str, dict]:
     """Remove what no partition of ``plan`` is (warning of finished partitions of an earlier run among it), and write
     the manifest: those in ``todo`` pending, the rest done (keeping what the ``previous`` manifest's entries say of
-    how they were measured), each with the ``parcels_per_partition`` it was cut at."""
+    how they were measured and of the read failures that cost them nothing, which run.json names as assess does),
+    each with the ``parcels_per_partition`` it was cut at."""
     current = {p.file_name for p in plan}
     _warn_discarded(folder, [entry for entry in previous.values() if entry.get("status") == "done"
                              and part_file_name(entry["id"]) not in current
@@ -377,16 +383,15 @@ def _start_manifest(folder: Path, plan: list[Partition], todo: set[str],
         # on other inputs, or by an older farmcredit: none is reused, and the folder stays one dataset.
         if stale.name not in current:
             stale.unlink(missing_ok=True)
-    entries = {
-        p.partition_id: {"id": p.partition_id, "parcels": len(p.rows),
-                         "status": "pending" if p.partition_id in todo else "done",
-                         "attempts": previous.get(p.partition_id, {}).get("attempts", 0), "error": None,
-                         "read_failures": [],  # a partition reused had none: one with any is measured again
-                         "inference": None if p.partition_id in todo else previous.get(p.partition_id, {}).get(
-                             "inference"),
-                         "partition_parcels": parcels_per_partition}
-        for p in plan
-    }
+    entries = {}
+    for p in plan:
+        earlier = previous.get(p.partition_id, {})
+        measured = {} if p.partition_id in todo else earlier
+        entries[p.partition_id] = {"id": p.partition_id, "parcels": len(p.rows),
+                                   "status": "pending" if p.partition_id in todo else "done",
+                                   "attempts": earlier.get("attempts", 0), "error": None,
+                                   "read_failures": measured.get("read_failures", []),
+                                   "inference": measured.get("inference"), "partition_parcels": parcels_per_partition}
     write_manifest(folder / MANIFEST, entries)
     return entries
 

@@ -344,6 +344,32 @@ def test_a_partition_whose_reads_failed_is_measured_again_so_a_passing_failure_i
     pd.testing.assert_frame_equal(gpd.read_parquet(tmp_path / "again.parquet"), assessed)
 
 
+def test_a_read_failure_a_twin_product_stood_in_for_is_named_as_by_assess_and_costs_no_rerun(
+        small_windows: Path, tmp_path: Path) -> None:
+    """A broken copy of a scene whose twin (another product of the date) reads: no parcel loses the date, run.json
+    names the file, as assess's does, also when a rerun reuses the partitions, which it measured again for nothing."""
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    twin = imagery / "S2A_50SKB_20240520_1_L2A"
+    shutil.copytree(imagery / "S2A_50SKB_20240520_0_L2A", twin)
+    band = twin / "B04.tif"
+    band.write_bytes(band.read_bytes()[: band.stat().st_size * 9 // 10])  # a download cut short
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", imagery, tmp_path / "out", model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=20)
+    first, again = run(), run()
+    assessed = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows, model=model)
+    assert [failure["file"] for failure in assessed.record["read_failures"]] == [str(band)]
+    for result in (first, again):
+        assert result.assessment.record["read_failures"] == assessed.record["read_failures"]
+        assert not result.assessment.parcels["reason_all"].str.contains("IMAGERY_READ_ERROR").any()
+    assert again.reused == again.partitions == first.partitions
+    pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
+
+
 def test_a_part_file_that_will_not_read_back_whole_is_measured_again(small_windows: Path, assessed: pd.DataFrame,
                                                                      tmp_path: Path) -> None:
     """Its data pages damaged, its footer whole (so its row count reads right): measured again, not a traceback."""
