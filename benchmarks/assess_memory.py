@@ -1,19 +1,31 @@
-"""Peak memory and time of `farmcredit assess` on many parcels over a full-size tile.
+"""Peak memory and time of `farmcredit assess` on many parcels over a full-size tile, beside a script without it.
 
 Writes (once, cached) a synthetic 10980 x 10980 season in the Earth Search folder layout
 (B02/B04/B08 at 10 m, B05/B8A/B11 and SCL at 20 m, tiled DEFLATE GeoTIFFs; fields whose NDVI
 rises and falls over the dates) and N rotated-rectangle parcels of 0.1-2 ha, then runs the CLI
 in a child process and reports its own peak resident memory (VmHWM, ``peak_memory.py``) and wall time.
 
+In the same run, each comparison tool (``--compare``: exactextract, rasterstats) does the per-parcel part of the job
+the way a short script without farmcredit would (``by_hand``), in a child process of its own, on the same parcels and
+scenes: per scene, NDVI from the whole B04 and B08 bands, NaN where SCL (read at 10 m) is not clear, then each
+parcel's NDVI mean, standard deviation and clear cells. The table gives both peaks and their ratio. That script does
+less than `assess`: no other band or index, no cropland model, no credit stages, no outputs written.
+
 Usage: python benchmarks/assess_memory.py --parcels 100000 [--dates 4] [--model rule|cnn] [--cache benchmarks/.cache]
+                                          [--compare exactextract rasterstats]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from multiprocessing import get_context
 from pathlib import Path
 
 import geopandas as gpd
@@ -21,10 +33,12 @@ import numpy as np
 import rasterio
 import shapely
 from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peak_memory import run_reporting_peak  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peak_memory import peak_rss_mib, run_reporting_peak  # noqa: E402
 
 SIZE = 10980
 ORIGIN = (199980.0, 3700020.0)
@@ -32,6 +46,8 @@ CRS = "EPSG:32650"
 STRIP = 1098
 FIELD_M = 60  # fields are 60 m cells of the pattern
 TILES = ("50RKV", "50RLV", "50RMV", "50RNV", "50RPV")  # neighbours west to east
+COMPARISONS = ("exactextract", "rasterstats")
+CLEAR_SCL = (4, 5, 6)  # the default config's imagery.clear_scl_classes
 
 
 def _pattern(rows: slice, cols: slice, scale: int, phase: float) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +129,96 @@ def write_parcels(root: Path, n: int, seed: int = 0, tiles: int = 1) -> Path:
     return path
 
 
+def missing_tools(tools: list[str]) -> str:
+    """What keeps any of the comparison ``tools`` from importing, and how to install them; '' when all import."""
+    missing = {}
+    for tool in tools:
+        try:
+            importlib.import_module(tool)
+        except ImportError as error:
+            missing[tool] = error
+    if not missing:
+        return ""
+    rest = " ".join(tool for tool in tools if tool not in missing)
+    return (f"{', '.join(f'{tool} ({error})' for tool, error in missing.items())} not importable: install the "
+            f"comparison tools with pip install -e \".[test]\" (or leave them out: --compare {rest})")
+
+
+def scene_ndvi(scene: Path) -> tuple[np.ndarray, Affine, rasterio.crs.CRS]:
+    """One scene's NDVI (float32, the whole 10 m grid; NaN where SCL is not clear), its transform and CRS."""
+    with rasterio.open(scene / "B04.tif") as red_file, rasterio.open(scene / "B08.tif") as nir_file, \
+            rasterio.open(scene / "SCL.tif") as scl_file:
+        red, nir = red_file.read(1), nir_file.read(1)
+        scl = scl_file.read(1, out_shape=red.shape, resampling=Resampling.nearest)
+        transform, crs = red_file.transform, red_file.crs
+    ndvi = np.subtract(nir, red, dtype=np.float32)
+    ndvi /= np.add(nir, red, dtype=np.float32)
+    clear = np.zeros(scl.shape, dtype=bool)
+    for scl_class in CLEAR_SCL:  # np.isin would take ~1 GiB more: it indexes by 8-byte integers
+        clear |= scl == scl_class
+    ndvi[~clear] = np.nan
+    return ndvi, transform, crs
+
+
+def scene_stats(tool: str, scene: Path, wkb: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+    """NDVI mean, standard deviation and clear cells of each parcel (``wkb``) on one scene by ``tool``, and this
+    process's peak resident memory so far, MiB."""
+    ndvi, transform, crs = scene_ndvi(scene)
+    geoms = shapely.from_wkb(wkb)
+    if tool == "exactextract":
+        from exactextract import exact_extract
+        from exactextract.raster import NumPyRasterSource
+
+        left, top = transform * (0, 0)
+        right, bottom = transform * (ndvi.shape[1], ndvi.shape[0])
+        raster = NumPyRasterSource(ndvi, left, bottom, right, top, nodata=np.nan, srs_wkt=crs.to_wkt())
+        frame = exact_extract(raster, gpd.GeoDataFrame(geometry=geoms, crs=crs), ["mean", "stdev", "count"],
+                              output="pandas")
+        stats = {"mean": frame["mean"], "std": frame["stdev"], "count": frame["count"]}
+    else:
+        from rasterstats import zonal_stats
+
+        rows = zonal_stats(geoms, ndvi, affine=transform, nodata=np.nan, stats=["mean", "std", "count"])
+        stats = {name: [row[name] for row in rows] for name in ("mean", "std", "count")}
+    return {name: np.asarray(values, dtype=float) for name, values in stats.items()}, peak_rss_mib()
+
+
+def _scenes(imagery: Path) -> Iterator[tuple[Path, shapely.Polygon]]:
+    """Every scene folder of ``imagery`` with its footprint (the B04 grid's bounds)."""
+    for scene in sorted(path.parent for path in imagery.glob("*/SCL.tif")):
+        with rasterio.open(scene / "B04.tif") as band:
+            yield scene, shapely.box(*band.bounds)
+
+
+def by_hand(tool: str, parcels: Path, imagery: Path, workers: int = 0) -> dict[str, float]:
+    """The per-parcel statistics of a season done with ``tool`` as a script without farmcredit would: every scene
+    (``scene_stats``) on the parcels that touch it, one after another in this process (``workers`` 0) or spread over
+    ``workers`` processes, gathered into one (parcels, dates) table of NDVI means.
+
+    Returns:
+        ``parcels``, ``seconds`` (reading the parcels to the gathered table), ``rate`` (parcels/s) and ``peak_gib``:
+        this process's peak, or with workers the largest worker's, GiB.
+    """
+    started = time.perf_counter()
+    geoms = gpd.read_parquet(parcels, columns=["geometry"]).geometry.to_numpy()
+    scenes = list(_scenes(imagery))
+    dates = sorted({scene.name.split("_")[2] for scene, _ in scenes})
+    on = [np.flatnonzero(shapely.intersects(geoms, footprint)) for _, footprint in scenes]
+    jobs = ([tool] * len(scenes), [scene for scene, _ in scenes], [shapely.to_wkb(geoms[rows]) for rows in on])
+    mean = np.full((len(geoms), len(dates)), np.nan)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else nullcontext() as pool:
+        results = (pool.map if pool else map)(scene_stats, *jobs)
+        peaks = []
+        for (scene, _), rows, (stats, peak) in zip(scenes, on, results):
+            column = dates.index(scene.name.split("_")[2])
+            # A parcel across a tile edge keeps the last tile's part (a script would merge the parts; few cross).
+            mean[rows, column] = stats["mean"]
+            peaks.append(peak)
+    seconds = time.perf_counter() - started
+    return {"parcels": len(geoms), "seconds": seconds, "rate": len(geoms) / seconds,
+            "peak_gib": (max(peaks) if workers else peak_rss_mib()) / 1024}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parcels", type=int, default=100_000)
@@ -120,20 +226,43 @@ def main() -> None:
     parser.add_argument("--model", default="rule", help="assess's --model (rule: the README's figure; cnn: the "
                         "default model, ~10 min of CPU inference per tile)")
     parser.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/fulltile"))
+    parser.add_argument("--compare", nargs="*", default=list(COMPARISONS), choices=COMPARISONS,
+                        help="tools to run the per-parcel NDVI statistics with, beside assess (none: assess alone)")
+    parser.add_argument("--by-hand", nargs=3, metavar=("TOOL", "PARCELS", "IMAGERY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.by_hand:  # the child process run_reporting_peak measures
+        tool, parcels, imagery = args.by_hand
+        by_hand(tool, Path(parcels), Path(imagery))
+        return
+    if problem := missing_tools(args.compare):
+        raise SystemExit(problem)
     args.cache.mkdir(parents=True, exist_ok=True)
     tick = time.perf_counter()
-    imagery = write_season(args.cache, args.dates)
-    parcels = write_parcels(args.cache, args.parcels)
+    imagery = write_season(args.cache, args.dates).resolve()
+    parcels = write_parcels(args.cache, args.parcels).resolve()
     print(f"inputs ready in {time.perf_counter() - tick:.0f} s: {imagery}, {parcels}")
     out = args.cache / "results"
     command = ["farmcredit", "assess", str(parcels), "--imagery", str(imagery), "--out", str(out),
                "--model", args.model, "--quiet"]
-    tick = time.perf_counter()
-    peak_gib = run_reporting_peak(command) / 1024
-    seconds = time.perf_counter() - tick
-    print(f"| parcels | dates | wall s | parcels/s | peak RSS GiB |\n|---|---|---|---|---|\n"
-          f"| {args.parcels} | {args.dates} | {seconds:.0f} | {args.parcels / seconds:,.0f} | {peak_gib:.2f} |")
+    runs = {f"farmcredit assess --model {args.model}": (command, None)}
+    runs.update({f"{tool}, NDVI by hand": (["assess_memory", "--by-hand", tool, str(parcels), str(imagery)], HERE)
+                 for tool in args.compare})
+    measured = {}
+    for name, (module_args, cwd) in runs.items():
+        tick = time.perf_counter()
+        peak_gib = run_reporting_peak(module_args, cwd) / 1024
+        measured[name] = (time.perf_counter() - tick, peak_gib)
+    ours = measured[next(iter(runs))][1]
+    print("\n| run | parcels | dates | wall s | parcels/s | peak RSS GiB | farmcredit's peak / this |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, (seconds, peak_gib) in measured.items():
+        print(f"| {name} | {args.parcels:,} | {args.dates} | {seconds:.0f} | {args.parcels / seconds:,.0f} | "
+              f"{peak_gib:.2f} | {ours / peak_gib:.2f}x |")
+    print("\nEach a child process of its own, its own peak (VmHWM). farmcredit assess: 6 bands + SCL read window by "
+          "window, the cropland model, every index and statistic, the credit stages, every output written. By hand: "
+          "per scene, NDVI of the whole tile from B04 and B08 masked by SCL, then each parcel's NDVI mean, std and "
+          "clear cells (exactextract: exact coverage from a NumPy raster source; rasterstats: cell centres), "
+          "nothing else, nothing written.")
 
 
 if __name__ == "__main__":
