@@ -57,9 +57,16 @@ MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "TOO_MANY_VERTICES"})
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 
-PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "region")
-# Shapefiles cut field names to 10 characters: accept the cut names too.
-_SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS}
+PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "declared_area_mu", "region")
+# Shapefiles cut field names to 10 characters: accept the cut names too (declared_a is declared_area_ha's, as before
+# declared_area_mu was read: a Shapefile's area in mu goes in a column of another name, renamed on reading).
+_SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS if name != "declared_area_mu"}
+# The Chinese unit of land a borrower declares in: 1 亩 (mu) = 1/15 ha.
+MU_PER_HA = 15
+# declared_area_ha values whose median is this many times the outlines' areas are likely areas in mu (15 times), over
+# at least MIN_PARCELS_FOR_UNIT parcels declaring one, or half the file's: honest declarations run about 1 times.
+MU_RATIO_BAND = (12.0, 18.0)
+MIN_PARCELS_FOR_UNIT = 10
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -273,6 +280,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         if len(same := [str(c) for c, target in ours.items() if target == name]) > 1:
             raise InputError(f"{source}: columns {' and '.join(same)} both read as {name} (names are matched ignoring "
                              "case): rename or remove all but one")
+    if len(areas := [str(c) for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
+        raise InputError(f"{source}: columns {' and '.join(areas)} both give the declared area (in ha and in mu, "
+                         "1 亩 = 1/15 ha): keep one")
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
@@ -333,6 +343,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         reasons[i].append(code)
 
     declared_area = _declared_area(frame, parcel_id, reasons, source)
+    if "declared_area_ha" in frame.columns and frame.crs is not None:
+        _warn_area_in_mu(declared_area.to_numpy(dtype=float), np.where(too_large, None, geometry), frame.crs, source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -523,13 +535,16 @@ def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.nda
 
 
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
-    """``declared_area_ha`` as float, NaN where absent; text in full-width digits (２, １．５, as a Chinese input
-    method types them) is read as its number (NFKC). A value given that is not a positive number (text such as
-    "1,5", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the
-    first ``QUOTED_VALUES``, with their parcel ids)."""
-    if "declared_area_ha" not in frame.columns:
+    """The declared area (ha) as float, NaN where absent: ``declared_area_ha``, or ``declared_area_mu`` / 15 (to the
+    square metre, 0.0001 ha). Text in full-width digits (２, １．５, as a Chinese input method types them) is read as
+    its number (NFKC). A value given that is not a positive number (text such as "1,5" or "2亩", zero, negative) is
+    flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the first ``QUOTED_VALUES``, with
+    their parcel ids)."""
+    in_mu_column = "declared_area_mu" in frame.columns
+    column, unit = ("declared_area_mu", "mu") if in_mu_column else ("declared_area_ha", "hectares")
+    if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index)
-    given = frame["declared_area_ha"]
+    given = frame[column]
     half_width = given.map(lambda value: unicodedata.normalize("NFKC", value) if isinstance(value, str) else value)
     area = pd.to_numeric(half_width, errors="coerce").astype(float)
     blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
@@ -541,10 +556,30 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
         values = (given.iloc[i] for i in rows[:QUOTED_VALUES])
         quoted = ", ".join(f"{parcel_id.iloc[i]}: {v!r}" if isinstance(v, str) else f"{parcel_id.iloc[i]}: {v}"
                            for i, v in zip(rows, values))
-        logger.warning("%s: %d parcels' declared_area_ha is not a positive number of hectares (%s%s); they are flagged "
-                       "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), quoted,
-                       ", ..." if len(rows) > QUOTED_VALUES else "")
-    return area.where(~invalid)
+        quoting_mu = not in_mu_column and any(isinstance(v, str) and ("亩" in v or "mu" in v.lower())
+                                           for v in given.iloc[rows])
+        logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s; they are flagged "
+                       "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), column,
+                       unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
+                       " (1 亩 = 1/15 ha: areas in mu go in declared_area_mu)" if quoting_mu else "")
+    area = area.where(~invalid)
+    return (area / MU_PER_HA).round(4) if in_mu_column else area
+
+
+def _warn_area_in_mu(declared_ha: np.ndarray, geoms: np.ndarray, crs: CRS, source: str) -> None:
+    """Warn when ``declared_area_ha`` reads about 15 times the outlines' areas (the median ratio within
+    ``MU_RATIO_BAND``, of at least ``MIN_PARCELS_FOR_UNIT`` parcels or half the file's): areas in mu read as hectares
+    overstate every parcel (AREA_OVERSTATED). A warning, not a refusal: a file can be honestly off so."""
+    declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
+    outline_ha = utm_area_m2(geoms[declaring], crs) / 10_000
+    measured = outline_ha > 0
+    if measured.sum() < min(MIN_PARCELS_FOR_UNIT, len(geoms) / 2):
+        return
+    ratio = float(np.median(declared_ha[declaring[measured]] / outline_ha[measured]))
+    if MU_RATIO_BAND[0] <= ratio <= MU_RATIO_BAND[1]:
+        logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas, as areas in mu "
+                       "would be (1 亩 = 1/15 ha): read as hectares, they are overstated and their parcels flagged "
+                       "AREA_OVERSTATED; if they are in mu, name the column declared_area_mu", source, ratio)
 
 
 def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source: str) -> np.ndarray:

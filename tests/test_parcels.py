@@ -216,6 +216,49 @@ def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> N
     assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, True]
 
 
+def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path) -> None:
+    """1 亩 = 1/15 ha: a declared_area_mu column (matched ignoring case) gives declared_area_ha; the results keep ha."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "Declared_Area_MU": v, "geometry": SQUARE}
+            for i, v in enumerate([15, "7.5", "２", "2亩"])]
+    path = tmp_path / "mu.geojson"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert parcels["declared_area_ha"].iloc[:3].tolist() == [1.0, 0.5, 0.1333] and "declared_area_mu" not in parcels
+    assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, False, True]
+
+
+def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "both.geojson"
+    _frame([{"parcel_id": "A", "declared_area_ha": 1.0, "declared_area_mu": 15, "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match="columns declared_area_ha and declared_area_mu both give the declared area"):
+        read_parcels(path)
+
+
+@pytest.mark.parametrize(("declared", "warned"), [(15.0, True), (14.5, True), (1.0, False), (30.0, False)])
+def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, warned: bool) -> None:
+    """Mu written in declared_area_ha flagged every honest parcel AREA_OVERSTATED, in silence."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": declared,
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha each
+    path = tmp_path / "mu_as_ha.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert parcels["declared_area_ha"].tolist() == [declared] * 12  # read as written: a file can be honestly off
+    assert ((f"declared_area_ha values are a median {declared:.1f} times their outlines' areas, as areas in mu would "
+             "be (1 亩 = 1/15 ha)") in caplog.text) == warned
+    assert ("name the column declared_area_mu" in caplog.text) == warned
+
+
+def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows = [{"parcel_id": "P1", "borrower_id": "B", "declared_area_ha": "2.0亩", "geometry": SQUARE}]
+    path = tmp_path / "mu_text.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert "(P1: '2.0亩') (1 亩 = 1/15 ha: areas in mu go in declared_area_mu); they are flagged" in caplog.text
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
