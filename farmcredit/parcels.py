@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
@@ -67,6 +68,10 @@ MU_PER_HA = 15
 # at least MIN_PARCELS_FOR_UNIT parcels declaring one, or half the file's: honest declarations run about 1 times.
 MU_RATIO_BAND = (12.0, 18.0)
 MIN_PARCELS_FOR_UNIT = 10
+# A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
+# parcels were assessed as declaring none, and over-declared ones approved. ArcGIS's Shape_Area is the outline's own.
+AREA_NAME_PARTS = ("area", "面积", "亩", "acre", "hectare")
+AREA_NAME_WORDS = frozenset({"mu", "ha"})
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -283,6 +288,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     if len(areas := [str(c) for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
         raise InputError(f"{source}: columns {' and '.join(areas)} both give the declared area (in ha and in mu, "
                          "1 亩 = 1/15 ha): keep one")
+    _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours], source)
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
@@ -443,6 +449,21 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         "applies only to a file that declares none; else assess them with imagery of their own place", source,
         outside[usable].sum(), usable.sum(), where[0], where[2], where[1], where[3], parcels.crs.to_string(),
         imagery[0], imagery[2], imagery[1], imagery[3])
+
+
+def _warn_unread_areas(unread: list[str], source: str) -> None:
+    """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积; not
+    ArcGIS's Shape_Area), naming the columns read."""
+    def an_area(name: str) -> bool:
+        name = folded(name)
+        return not name.startswith("shape_") and (any(part in name for part in AREA_NAME_PARTS)
+                                                  or not AREA_NAME_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name)))
+
+    if areas := [name for name in unread if an_area(name)]:
+        logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
+                       "name the declared area's column declared_area_ha (hectares) or declared_area_mu (亩, 1/15 ha), "
+                       "or no parcel's declared area is checked against the imagery", source,
+                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS))
 
 
 def _column_name(column: object) -> str:

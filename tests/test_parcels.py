@@ -259,6 +259,26 @@ def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: p
     assert "(P1: '2.0亩') (1 亩 = 1/15 ha: areas in mu go in declared_area_mu); they are flagged" in caplog.text
 
 
+def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """面积(亩) and the like were ignored in silence: the parcels were assessed as declaring no area."""
+    names = ["面积(亩)", "area", "Area_ha", "declared_area", "申报面积", "size_mu"]
+    row = {"parcel_id": "P1", "borrower_id": "B", **dict.fromkeys(names, 2.0), "Shape_Area": 1e4, "村名": "张庄",
+           "declared_area_ha": 1.0, "geometry": SQUARE}
+    path = tmp_path / "areas.geojson"
+    _frame([row]).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert caplog.text.count("not read, though named like a declared area") == 1
+    assert (f"column(s) {', '.join(map(repr, names))} are not read, though named like a declared area; the columns "
+            "read are parcel_id, borrower_id, declared_crop, declared_area_ha, declared_area_mu, region") in caplog.text
+    caplog.clear()
+    _frame([{"parcel_id": "P1", "Shape_Area": 1e4, "村名": "张庄", "geometry": SQUARE}]).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert "declared area" not in caplog.text
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
