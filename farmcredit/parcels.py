@@ -229,10 +229,12 @@ def _check_utf8(path: Path, frame: pd.DataFrame) -> None:
 
 def _not_utf8(path: Path, what: str, why: Exception) -> InputError:
     """The error for ``what`` (a column, a column name) of ``path`` not being UTF-8 text, saying how to name the
-    file's encoding."""
-    return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); for a Shapefile, put its encoding in a "
-                      ".cpg file beside it (e.g. GBK, for text saved on Chinese Windows), or save the file as UTF-8 (a "
-                      "GeoPackage is)")
+    file's encoding: a CSV (GDAL's CSV driver) has no .cpg to name it in, as a Shapefile has."""
+    how = ('save it as UTF-8 (Excel on Chinese Windows saves GBK: choose "CSV UTF-8 (逗号分隔)(*.csv)")'
+           if path.suffix.lower() in (".csv", ".tsv") else
+           "for a Shapefile, put its encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese Windows), "
+           "or save the file as UTF-8 (a GeoPackage is)")
+    return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); {how}")
 
 
 def _parcel_layer(path: Path, asked: str | None) -> str | None:

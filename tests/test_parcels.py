@@ -355,6 +355,16 @@ def test_text_not_in_utf8_is_refused_saying_how_to_name_its_encoding(tmp_path: P
     assert list(read_parcels(tmp_path / "gbk.shp")[column]) == [value]
 
 
+def test_a_csv_not_in_utf8_is_told_to_be_saved_as_utf8_not_given_a_cpg(tmp_path: Path) -> None:
+    """A CSV has no .cpg: one saved by Excel on Chinese Windows (GBK) was told to put its encoding in one."""
+    path = tmp_path / "loans.csv"
+    path.write_bytes('parcel_id,borrower_id,WKT\r\nP1,借款人一,"POLYGON ((0 0, 1 0, 1 1, 0 0))"\r\n'.encode("gbk"))
+    said = (r'loans.csv: column borrower_id is not UTF-8 text .*; save it as UTF-8 \(Excel on Chinese Windows saves '
+            r'GBK: choose "CSV UTF-8 \(逗号分隔\)\(\*\.csv\)"\)$')
+    with pytest.raises(InputError, match=said):
+        read_parcels(path, crs="EPSG:4326")
+
+
 def test_a_stand_in_id_never_takes_a_parcels_own_id(tmp_path: Path) -> None:
     """The row without an id (the second) stands in as row-2-2, so the parcel named row-2 keeps its own."""
     rows = [{"parcel_id": "row-2", "borrower_id": "B1", "geometry": SQUARE},
