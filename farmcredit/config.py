@@ -58,7 +58,9 @@ DECLARED_FALLOW = ("fallow", "休耕", "撂荒")
 DECLARED_UNKNOWN = ("unknown", "未知", "不详")
 # A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
-# times their costs, and a mu (1/15 ha) moves the ratio 15-fold.
+# times their costs, and a mu (1/15 ha) moves the ratio 15-fold. A price per 斤 (0.5 kg) halves it, within the band:
+# the messages and the packaged config say so, as nothing here can tell it.
+PER_KG = "CNY per kg (1 斤 = 0.5 kg: double a price per 斤)"
 MAX_REVENUE_TO_COST = 5.0
 # Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
 MIN_CROP_DATES = 3
@@ -214,9 +216,9 @@ class CropConfig(_Frozen):
         ratio = revenue / self.cost_per_ha if self.cost_per_ha > 0 else 1.0
         if 1 / MAX_REVENUE_TO_COST <= ratio <= MAX_REVENUE_TO_COST:
             return ""
-        likely = ("price per kg (not per tonne), yield_curve in t/ha (not kg/mu) and cost_per_ha per ha (not per mu: "
-                  "a mu is 1/15 ha)" if ratio > 1 else
-                  "yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price per kg and cost_per_ha per ha")
+        likely = (f"price in {PER_KG}, not per tonne, yield_curve in t/ha (not kg/mu or 斤/mu) and cost_per_ha per ha "
+                  "(not per mu: a mu is 1/15 ha)" if ratio > 1 else
+                  f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {PER_KG} and cost_per_ha per ha")
         shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
         return (f"a typical harvest sells for {shown} times cost_per_ha ({self.typical_yield_t_ha:g} t/ha x 1000 kg/t "
                 f"x {self.price:g} per kg = {revenue:,.0f} per ha against {self.cost_per_ha:,.0f}; field crops sell "

@@ -37,6 +37,8 @@ def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lac
     text = packaged_config_text()
     assert re.findall(r"[\w./-]+\.md\b", text) == []
     assert "winter wheat sown early-mid October" in text
+    # A price per 斤 (0.5 kg) is half the price per kg: given so, every crop would lend on half its revenue.
+    assert text.count("CNY per kg (1 斤 = 0.5 kg: double a price per 斤") == 2
 
 
 def test_one_margin_for_every_parcel_size_is_still_read(tmp_path: Path) -> None:
@@ -94,7 +96,12 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["wheat"].update(price=2360),
          "crops.wheat: Value error, a typical harvest sells for 760 times"),
         (lambda raw: raw["crops"]["maize"].update(yield_curve=[[0.3, 100.0], [0.9, 500.0]]),
-         "yield_curve in t/ha \\(not kg/mu\\)"),
+         "yield_curve in t/ha \\(not kg/mu or 斤/mu\\)"),
+        # A price per 斤 (0.5 kg), as Chinese markets quote it, halves revenue: every message on price says so.
+        (lambda raw: raw["crops"]["wheat"].update(price=2360),
+         r"give price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\), not per tonne"),
+        (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 0.1], [0.95, 0.55]]),
+         r"price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\) and cost_per_ha per ha"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
