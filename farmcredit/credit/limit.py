@@ -26,6 +26,7 @@ Reasons only refer or decline; they never change it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -37,6 +38,9 @@ from farmcredit.config import Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
+from farmcredit.text import some
+
+logger = logging.getLogger(__name__)
 
 KG_PER_TONNE = 1000
 CENT = Decimal("0.01")
@@ -125,6 +129,7 @@ def assign_limits(
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
+    warn_unpriced_regions(regions, config)
     rows = []
     for k, row in enumerate(out.itertuples(index=False)):
         crop = config.crop(row.priced_crop, regions[k])
@@ -190,6 +195,26 @@ def assign_limits(
     out.attrs["currency"] = credit.currency
     out.attrs["lend_on_area"] = credit.lend_on_area
     return out
+
+
+def warn_unpriced_regions(regions: np.ndarray, config: Config) -> None:
+    """Warn when the config prices regions but no parcel's ``region`` is one of them (matched exactly, as
+    ``_data_checks`` matches: 河南省驻马店市 is not 驻马店市), naming both: every parcel then gets the national prices,
+    told only by the info code ``UNKNOWN_REGION``."""
+    if not config.regions:
+        return
+    given = list(dict.fromkeys(region for region in regions if isinstance(region, str) and region.strip()))
+    if any(region in config.regions for region in given):
+        return
+    configured = some(list(map(repr, config.regions)))
+    if given:
+        logger.warning("no parcel's region is one the config prices (its regions: %s; the parcels': %s), matched "
+                       "exactly: every parcel gets the national prices (UNKNOWN_REGION); write the parcels' region as "
+                       "the config names it, or the config's as the parcels do", configured,
+                       some(list(map(repr, given))))
+    else:
+        logger.warning("the config prices regions (%s), but no parcel names one (their region column): every parcel "
+                       "gets the national prices (UNKNOWN_REGION)", configured)
 
 
 def _data_checks(row: object, config: Config) -> list[str]:

@@ -1,6 +1,7 @@
 """Loan limits: arithmetic, grades, caps, decisions, ranked reasons, monotonicity, borrowers."""
 
 import itertools
+import logging
 import re
 from decimal import ROUND_FLOOR, Decimal
 from functools import partial
@@ -190,6 +191,28 @@ def test_regional_prices_override_the_crop_defaults() -> None:
         unnamed = assign_limits(pd.DataFrame([_parcel(region=blank)]), config, RISK).iloc[0]
         assert unnamed["loan_limit"] == base and "UNKNOWN_REGION" in unnamed["reason_all"]
     assert "UNKNOWN_REGION" not in assign_limits(pd.DataFrame([_parcel(region="")]), CONFIG, RISK).iloc[0]["reason_all"]
+
+
+
+def test_a_config_whose_regions_no_parcel_names_is_warned_of_naming_both(caplog: pytest.LogCaptureFixture) -> None:
+    """Config 驻马店市, parcels 河南省驻马店市: every parcel got the national prices, told by an info code alone."""
+    regions = {"驻马店市": {"crops": {"小麦": {"price": 2.4}}}}
+    config = Config.model_validate({**CONFIG.model_dump(), "regions": regions})
+    parcels = pd.DataFrame([_parcel(parcel_id=f"P{i}", region=region)
+                            for i, region in enumerate(["河南省驻马店市", "河南省驻马店市", "河南省信阳市", None])])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assign_limits(parcels, config, RISK)
+    assert caplog.text.count("no parcel's region is one the config prices") == 1
+    assert ("(its regions: '驻马店市'; the parcels': '河南省驻马店市', '河南省信阳市'), matched exactly: every parcel "
+            "gets the national prices (UNKNOWN_REGION)") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assign_limits(parcels.drop(columns="region"), config, RISK)
+        assert "but no parcel names one" in caplog.text
+        caplog.clear()
+        assign_limits(parcels.assign(region="驻马店市"), config, RISK)  # one parcel priced is enough
+        assign_limits(parcels, CONFIG, RISK)  # no regions configured: national prices, as meant
+    assert caplog.text == ""
 
 
 def test_overstated_area_refers_and_fallow_declines() -> None:
