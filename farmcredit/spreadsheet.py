@@ -45,7 +45,7 @@ def read_csv(path: Path, dtype: dict[str, type], what: str) -> pd.DataFrame:
     """
     frame = read_utf8_csv(path, what, dtype)
     _refuse_cut(path, what)
-    return _map_text(frame, _unquoted)
+    return _map_text(frame, unquoted)
 
 
 def _refuse_cut(path: Path, what: str) -> None:
@@ -91,7 +91,13 @@ def _quoted(value: object) -> object:
     return f"'{value}" if isinstance(value, str) and _guarded(value, 0) else value
 
 
-def _unquoted(value: object) -> object:
+def unquoted(value: object) -> object:
+    """``value`` as written where ``write_csv`` quoted it (``'000001`` is 000001, ``''0042`` is '0042); else as given.
+
+    Example:
+        >>> unquoted("'000001"), unquoted("'P1")
+        ('000001', "'P1")
+    """
     return value[1:] if isinstance(value, str) and value.startswith("'") and _guarded(value, 1) else value
 
 

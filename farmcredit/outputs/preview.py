@@ -36,6 +36,7 @@ from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts  # noqa: E402
 from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
+from farmcredit.spreadsheet import unquoted  # noqa: E402
 
 MAX_PREVIEW_PX = 1600
 PARCEL_VIEW_M = 400.0  # the least ground (metres) shown around one parcel, so its neighbours show too
@@ -54,7 +55,8 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
     Args:
         results: An output folder of ``farmcredit assess``, or its ``results.gpkg``.
         out: The PNG to write; default ``preview.png`` (or ``preview_<parcel id>.png``) in the folder.
-        parcel_id: The parcel to show.
+        parcel_id: The parcel to show; as results.csv shows it, too (``'000001``: the quote mark that keeps a
+            spreadsheet from reading it as a number is taken off, as ``credit report`` takes it off).
 
     Returns:
         The PNG written.
@@ -63,6 +65,7 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
         >>> render_preview(Path("results/sample"), parcel_id="P00003")  # doctest: +SKIP
     """
     results, out = Path(results), None if out is None else Path(out)
+    parcel_id = None if parcel_id is None else unquoted(parcel_id)
     folder = results.parent if results.suffix == ".gpkg" and results.is_file() else results
     if not (folder / "results.gpkg").is_file():
         raise InputError(f"{results}: not a farmcredit results folder (no results.gpkg)")

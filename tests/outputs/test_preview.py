@@ -85,6 +85,19 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of
     assert written[5].name.startswith("preview_" + "田" * 40) and len(written[5].name.encode()) < 255
 
 
+def test_an_id_as_results_csv_shows_it_is_the_parcels(outputs, tmp_path, monkeypatch, capsys) -> None:
+    """results.csv writes 000001 as '000001, so a spreadsheet keeps its zeros; copied from there it was refused."""
+    import geopandas as gpd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[0], "parcel_id"] = "000001"
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--parcel", "'000001")
+    assert code == 0 and (copy / "preview_000001.png").read_bytes()[:8] == PNG
+
+
 def test_an_id_two_parcels_share_is_refused(outputs, tmp_path, monkeypatch, capsys) -> None:
     import geopandas as gpd
 
