@@ -126,6 +126,28 @@ def test_a_chinese_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp
     assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
+def test_a_character_no_font_has_is_told_once_in_the_tools_words(outputs, tmp_path, caplog) -> None:
+    """matplotlib's raw "Glyph ... missing from font(s)" warning reached the console, once a drawing of it."""
+    import logging
+    import warnings
+
+    import geopandas as gpd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[0], ["parcel_id", "borrower_id"]] = ["P\U00013000", "B\U00013000"]  # a hieroglyph
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    for _ in range(2):  # each preview tells it, not the first of the process alone
+        caplog.clear()
+        with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, logger="farmcredit"):
+            warnings.simplefilter("always")
+            render_preview(copy, parcel_id="P\U00013000")
+        assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+        assert caplog.text.count("have no glyph for") == 1
+        assert "have no glyph for '\U00013000' (U+13000), drawn as a box" in caplog.text
+
+
 def test_dollar_signs_in_ids_and_the_folder_name_are_drawn_as_written(outputs, tmp_path, monkeypatch, capsys,
                                                                      drawn_text) -> None:
     """Matplotlib read text between two ``$`` as a formula: ``P$x$`` drew an italic x, ``$\\frac$`` stopped the
