@@ -588,9 +588,10 @@ def measure_windows(
     Returns:
         ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
         in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
-        area), ``read_error`` (n,) bool, True for parcels on pixels a read failure left without data on a date
-        (``SeasonCube.lost``), and ``read_failures`` (k, 3), the files that failed to decode where the parcels were
-        read (``failure_table``), whether or not another product of the date stood in for them.
+        area), ``read_error`` (n,) bool, True for parcels on pixels a read failure, or a band file short of its
+        scene's extent, left without data on a date (``SeasonCube.lost``, ``SeasonCube.uncovered``), and
+        ``read_failures`` (k, 3), the files that failed to decode where the parcels were read (``failure_table``),
+        whether or not another product of the date stood in for them.
     """
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
@@ -646,8 +647,9 @@ def measure_windows(
         for name, values in zip(("frac", "low", "high"), fractions):
             stats[name][members] = values
         stats["mixed"][members] = mixed_cell_share(coverage)  # the model's margin widens by it (``widened``)
-        # Only the parcels on pixels a failure left without data: another product of the date may have supplied them.
-        on_lost = cube.lost.any(axis=0)[coverage.row, coverage.col]
+        # Only the parcels on pixels a failure or a short band file left without data: another product of the date
+        # may have supplied them.
+        on_lost = (cube.lost | cube.uncovered).any(axis=0)[coverage.row, coverage.col]
         stats["read_error"][members] |= np.bincount(coverage.parcel[on_lost], minlength=len(members)) > 0
         failures.update(cube.read_errors)
         if progress is not None:

@@ -1037,3 +1037,29 @@ def test_an_uncalibrated_model_and_an_out_holding_a_batch_runs_partitions_are_wa
     with caplog.at_level(logging.WARNING, logger="farmcredit"), pytest.raises(Measured):
         assess(small_season.parcels_path, small_season.imagery_dir, model="cnn", device="cpu")
     assert "no calibrated area interval" not in caplog.text and "partitions" not in caplog.text
+
+
+def test_parcels_a_band_file_short_of_its_scene_misses_skip_that_date_with_a_reason(
+        sample_rule_results, tmp_path) -> None:
+    """A B04 cropped to its top three quarters (a band exported apart) costs the parcels below them that date: they
+    say so (IMAGERY_READ_ERROR), as for a file that fails to decode; the parcels it covers keep their measurements
+    and get no such reason."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    band_file = imagery / MAY_20 / "B04.tif"
+    with rasterio.open(band_file) as source:
+        kept_rows = source.height * 3 // 4
+        values, profile = source.read()[:, :kept_rows], source.profile | {"height": kept_rows}
+    with rasterio.open(band_file, "w", **profile) as dataset:
+        dataset.write(values)
+    results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
+    grid = open_imagery(imagery)
+    outlines = gpd.read_file(SAMPLE_TILES / "parcels.geojson").set_index("parcel_id").to_crs(grid.crs).bounds
+    top_row = (grid.transform.f - outlines["maxy"]) / -grid.transform.e
+    bottom_row = (grid.transform.f - outlines["miny"]) / -grid.transform.e
+    above, below = bottom_row < kept_rows, top_row >= kept_rows
+    assert above.sum() > 500 and below.sum() > 50
+    flagged = results["reason_all"].str.contains("IMAGERY_READ_ERROR")
+    assert not flagged[above].any() and flagged[below].all()
+    pd.testing.assert_frame_equal(results.loc[above, MEASURED], sample_rule_results.loc[above, MEASURED])
+    assert (results.loc[below, "clear_observations"] < sample_rule_results.loc[below, "clear_observations"]).any()

@@ -89,6 +89,9 @@ class SeasonCube:
             their scene (mosaic part) has data; only the blocks (tiles, strips) that fail are NaN and not clear.
         lost: bool (time, rows, cols): where a read failure left a date without data: the file's failed part had
             data there (or nothing else of the product read to tell) and no other part of the scene supplied it.
+        uncovered: bool (time, rows, cols): where a band file short of its product's extent (cropped or exported
+            apart) left a date without data: the product's other files have data there, that one does not reach it,
+            and no other part of the scene supplied it.
     """
 
     reflectance: np.ndarray
@@ -101,12 +104,14 @@ class SeasonCube:
     crs: rasterio.crs.CRS
     read_errors: tuple[tuple[str, str, str], ...]
     lost: np.ndarray
+    uncovered: np.ndarray
 
     def crop(self, window: Window) -> SeasonCube:
         """The part of this cube under ``window`` (whole pixels, in this cube's pixel coordinates, inside it)."""
         rows, cols = window.toslices()
         return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
                        source=self.source[..., rows, cols], lost=self.lost[..., rows, cols],
+                       uncovered=self.uncovered[..., rows, cols],
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
     def imaged(self) -> np.ndarray:
@@ -130,6 +135,8 @@ def read_window(
     A file that fails to decode is read again block by block (its tiles or strips): only the pixels of the blocks
     that fail are NaN and not clear (all of the scene's for a file that does not open), and they are ``lost`` where
     no other part of the scene supplies them; the file is listed in ``read_errors`` where its scene has data there.
+    Pixels a band file does not reach, where its product's other files have data, are ``uncovered`` on that date
+    where no other part of the scene supplies them.
 
     Args:
         imagery: From `open_imagery`.
@@ -169,6 +176,7 @@ def read_window(
     clear = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     source = np.full((len(imagery.scenes), height, width), -1, dtype=np.int16)
     lost = np.zeros((len(imagery.scenes), height, width), dtype=bool)
+    uncovered = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     read_errors: list[tuple[str, str, str]] = []
     with gdal_env():
         for step, scene in enumerate(imagery.scenes):
@@ -176,7 +184,8 @@ def read_window(
             best = np.full((height, width), -1, dtype=np.int8)
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
-                layers, unread, failures = _read_layers(part, layers_wanted, x_centres, y_centres, imagery.crs)
+                layers, unread, failures, unreached = _read_layers(part, layers_wanted, x_centres, y_centres,
+                                                                   imagery.crs)
                 values = np.stack([(layers[band] + part.dn_offset) * part.dn_scale for band in cube_bands])
                 values[:, ~inside] = np.nan
                 if failures:
@@ -189,6 +198,10 @@ def read_window(
                     if (lost_here := failed & had_data & inside).any():
                         lost[step] |= lost_here
                         read_errors.extend((part.scene_id, path, message) for path, message in failures)
+                # Off a short file's extent the part's other files tell whether it had data (a part of a mosaic
+                # beside the window reaches none of it, and costs nothing).
+                uncovered[step] |= (np.logical_or.reduce(list(unreached.values()), initial=False) & inside
+                                    & np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()]))
                 has_data = np.isfinite(values).all(axis=0)
                 is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
                 quality = has_data.astype(np.int8) + is_clear
@@ -197,7 +210,9 @@ def read_window(
                 clear[step][take] = is_clear[take]
                 source[step][take] = np.where(has_data[take], index, -1)
                 best[take] = quality[take]
-            lost[step] &= best < 1  # another part of the scene supplied those pixels
+            # Another part of the scene supplied those pixels.
+            lost[step] &= best < 1
+            uncovered[step] &= best < 1
 
     _mask_fill_values(reflectance, clear)
     source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
@@ -212,6 +227,7 @@ def read_window(
         crs=imagery.crs,
         read_errors=tuple(read_errors),
         lost=lost,
+        uncovered=uncovered,
     )
 
 
@@ -234,14 +250,15 @@ def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
 
 def _read_layers(
     scene: Scene, layers: Sequence[str], x_centres: np.ndarray, y_centres: np.ndarray, crs: rasterio.crs.CRS
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[tuple[str, str]]]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[tuple[str, str]], dict[str, np.ndarray]]:
     """Raw values (DN or SCL class) of each layer on the window, float32, NaN where no data or not read.
 
     Pixel centres are in ``crs``; a file in another CRS is sampled at the centres transformed into its own.
 
     Returns:
         The layers; bool masks of where the layers of files that failed were not read (everywhere for a file that
-        does not open); and (path, GDAL's message) of those files.
+        does not open); (path, GDAL's message) of those files; and bool masks of the pixels whose centre lies
+        beyond the extent of a layer's file, for the layers of files that opened and reach not all of them.
     """
     by_path: dict[str, list[tuple[str, int]]] = {}
     for layer in layers:
@@ -250,26 +267,31 @@ def _read_layers(
     shape = (len(y_centres), len(x_centres))
     values: dict[str, np.ndarray] = {}
     unread: dict[str, np.ndarray] = {}
+    unreached: dict[str, np.ndarray] = {}
     failures: list[tuple[str, str]] = []
     for layer_path, wanted in by_path.items():
         indexes = [index for _, index in wanted]
         sampled, failed, message = np.full((len(indexes), *shape), np.nan, dtype=np.float32), None, None
+        reached = np.ones(shape, dtype=bool)
         try:
             with rasterio.open(layer_path) as dataset:
                 if dataset.crs is None:  # not georeferenced (a picture saved as B05.tif): no pixel is placed
                     message = NO_CRS
                 elif dataset.crs == crs:
-                    sampled, failed, message = _sample(dataset, indexes, x_centres, y_centres)
+                    sampled, reached, failed, message = _sample(dataset, indexes, x_centres, y_centres)
                 else:
-                    sampled, failed, message = _sample_reprojected(dataset, indexes, x_centres, y_centres, crs)
+                    sampled, reached, failed, message = _sample_reprojected(dataset, indexes, x_centres, y_centres,
+                                                                            crs)
         except RasterioError as error:
             message = gdal_message(error)
         if message is not None:
             failures.append((layer_path, message))
             failed = np.ones(shape, dtype=bool) if failed is None else failed
             unread.update((layer, failed) for layer, _ in wanted)
+        elif not reached.all():
+            unreached.update((layer, ~reached) for layer, _ in wanted)
         values.update((layer, array) for (layer, _), array in zip(wanted, sampled, strict=True))
-    return values, unread, failures
+    return values, unread, failures, unreached
 
 
 def _read_blocks(
@@ -308,11 +330,12 @@ def _sample(
     indexes: list[int],
     x_centres: np.ndarray,
     y_centres: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
     """The file's pixels containing each base-pixel centre (nearest neighbour), NaN where no data or not read.
 
     Returns:
-        float32 (len(indexes), len(y_centres), len(x_centres)), and as `_read_blocks` the pixels not read and why.
+        float32 (len(indexes), len(y_centres), len(x_centres)); bool (len(y_centres), len(x_centres)), where a
+        centre lies within the file's extent; and as `_read_blocks` the pixels not read and why.
     """
     grid = dataset.transform
     columns = np.floor((x_centres - grid.c) / grid.a).astype(np.int64)
@@ -320,8 +343,9 @@ def _sample(
     column_ok = (columns >= 0) & (columns < dataset.width)
     row_ok = (rows >= 0) & (rows < dataset.height)
     out = np.full((len(indexes), rows.size, columns.size), np.nan, dtype=np.float32)
-    if not column_ok.any() or not row_ok.any():
-        return out, None, None
+    reached = row_ok[:, None] & column_ok[None, :]
+    if not reached.any():
+        return out, reached, None, None
     first_column, first_row = columns[column_ok].min(), rows[row_ok].min()
     block, unread, message = _read_blocks(dataset, indexes, Window(
         first_column,
@@ -333,7 +357,7 @@ def _sample(
                                                                            columns[column_ok] - first_column)
     out[(slice(None), *to)] = block[(slice(None), *start)]
     _mask_nodata(dataset, indexes, out)
-    return out, _placed(unread, out.shape[1:], to, start), message
+    return out, reached, _placed(unread, out.shape[1:], to, start), message
 
 
 def _sample_reprojected(
@@ -342,7 +366,7 @@ def _sample_reprojected(
     x_centres: np.ndarray,
     y_centres: np.ndarray,
     crs: rasterio.crs.CRS,
-) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
     """`_sample` for a file in another CRS (a neighbouring UTM zone): nearest pixel to each centre."""
     x_grid, y_grid = np.meshgrid(x_centres, y_centres)
     xs, ys = rasterio.warp.transform(crs, dataset.crs, x_grid.ravel(), y_grid.ravel())
@@ -352,14 +376,14 @@ def _sample_reprojected(
     ok = (columns >= 0) & (columns < dataset.width) & (rows >= 0) & (rows < dataset.height)
     out = np.full((len(indexes), *x_grid.shape), np.nan, dtype=np.float32)
     if not ok.any():
-        return out, None, None
+        return out, ok, None, None
     first_column, first_row = columns[ok].min(), rows[ok].min()
     window = Window(first_column, first_row, columns[ok].max() + 1 - first_column, rows[ok].max() + 1 - first_row)
     block, unread, message = _read_blocks(dataset, indexes, window)
     start = (rows[ok] - first_row, columns[ok] - first_column)
     out[:, ok] = block[(slice(None), *start)]
     _mask_nodata(dataset, indexes, out)
-    return out, _placed(unread, out.shape[1:], ok, start), message
+    return out, ok, _placed(unread, out.shape[1:], ok, start), message
 
 
 def _placed(

@@ -278,8 +278,8 @@ def _warn_of_misplaced_bands(scenes: Sequence[Scene], headers: Mapping[str, Grid
             elif _extent_differs(grid, base):
                 logger.warning("%s: its extent %s differs by more than a pixel from %s of %s (west, south, east, "
                                "north in %s), which defines scene %s's grid; parcels it does not cover have no reading "
-                               "of it on that date", band_path, _extent(grid), _extent(base), base_path,
-                               base.crs.to_string(), scene.scene_id)
+                               "of it on that date, which they skip (IMAGERY_READ_ERROR)", band_path, _extent(grid),
+                               _extent(base), base_path, base.crs.to_string(), scene.scene_id)
 
 
 def _extent_differs(grid: Grid, base: Grid) -> bool:

@@ -29,6 +29,7 @@ def cube_of(reflectance: dict[str, list[float]], clear: list[bool] | None = None
         crs=CRS.from_epsg(32650),
         read_errors=(),
         lost=np.zeros((1, 1, width), dtype=bool),
+        uncovered=np.zeros((1, 1, width), dtype=bool),
     )
 
 

@@ -180,3 +180,23 @@ def test_a_striped_band_cut_short_loses_only_the_strips_that_fail(season_folder:
     expected_lost[2, 8:] = np.isfinite(pristine.reflectance[2, 1, 8:])  # where the scene has data
     np.testing.assert_array_equal(cube.lost, expected_lost)
     assert expected_lost.any() and not pristine.lost.any() and cube.imaged()[8:].all()
+
+
+def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_uncovered(season_folder: Path) -> None:
+    """A B04 cropped to 8x8 beside 12x12 siblings: the pixels it does not reach have no data on its date, and are
+    ``uncovered`` there (the scene's other bands have data); the rest of the date, and the other dates, are not."""
+    band_file = season_folder.joinpath(*SCENE_2024, "B04.tif")
+    with rasterio.open(band_file) as source:
+        values, profile = source.read()[:, :8, :8], source.profile | {"width": 8, "height": 8}
+    with rasterio.open(band_file, "w", **profile) as dataset:
+        dataset.write(values)
+
+    cube = read_window(open_imagery(season_folder), Window(0, 0, 12, 12), bands=("B04", "B08"))
+
+    expected = np.zeros_like(cube.uncovered)
+    expected[2] = np.isfinite(cube.reflectance[2, 1])
+    expected[2, :8, :8] = False
+    assert expected[2].sum() == 12 * 12 - 8 * 8
+    np.testing.assert_array_equal(cube.uncovered, expected)
+    assert not cube.lost.any() and not cube.read_errors
+    assert np.isnan(cube.reflectance[2, 0][expected[2]]).all() and not cube.clear[2][expected[2]].any()
