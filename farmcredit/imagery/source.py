@@ -81,7 +81,7 @@ def open_imagery(
                                "stack, not a folder or SAFE product; leave it out")
         scenes = find_scenes(path, dn_offset, season) if path.is_dir() else safe_scenes(path)
     else:
-        scenes = stack_scenes(path, band_layout, dn_offset)
+        scenes = stack_scenes(path, band_layout, dn_offset, season)
     if not scenes:
         raise ImageryError(
             f"{path}: no Sentinel-2 scenes found (expected scene folders with band files such as "

@@ -14,7 +14,6 @@ from farmcredit.dates import as_day
 from farmcredit.errors import ImageryError
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.naming import (
-    OFFSET_BASELINE_SINCE,
     SCL,
     band_name,
     date_in_name,
@@ -33,6 +32,7 @@ def stack_scenes(
     path: Path,
     band_layout: Sequence[tuple[date | str | None, str]] | None,
     dn_offset: float | None,
+    season: tuple[date, date] | None = None,
 ) -> list[Scene]:
     """The scenes in a multi-band GeoTIFF, one per distinct date.
 
@@ -45,8 +45,9 @@ def stack_scenes(
         path: The stack file.
         band_layout: (date or None, band name) per raster band, in order; a date may be a datetime or pandas
             Timestamp (its day) or YYYY-MM-DD text.
-        dn_offset: DN offset for stacks of DNs; None means 0, warned of where a date is on or after
-            2022-01-25 (processing baseline 04.00's -1000 most likely applies).
+        dn_offset: DN offset for stacks of DNs; None means 0, warned of for the dates in ``season``, whatever they
+            are, as for scene folders without a STAC item (``earthsearch._check_unknown_offsets``).
+        season: The season read (first and last day, inclusive); None for every date.
 
     Returns:
         Scenes in date order.
@@ -69,11 +70,11 @@ def stack_scenes(
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset (dn_offset= in Python) applies to integer "
                            "DNs only")
     dates = _dates(path, layout)
-    # DNs carry no offset of their own in a stack; dates of baseline 04.00's time most likely hold it.
-    recent = sorted({when.isoformat() for when in dates if when >= OFFSET_BASELINE_SINCE})
-    if dn_offset is None and dn_scale != 1.0 and recent:
-        logger.warning("%s", unknown_offset_warning(f"{path}: the DNs of {len(recent)} date(s) since "
-                                                    f"{OFFSET_BASELINE_SINCE} ({some(recent)})"))
+    # DNs carry no offset of their own in a stack: baseline 04.00's -1000 came to older acquisitions reprocessed as
+    # Collection 1 too, so every date the season reads is in doubt, as a scene folder's without an item is.
+    read = sorted({when.isoformat() for when in dates if season is None or season[0] <= when <= season[1]})
+    if dn_offset is None and dn_scale != 1.0 and read:
+        logger.warning("%s", unknown_offset_warning(f"{path}: the DNs of {len(read)} date(s) ({some(read)})"))
 
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
     for index, ((_, name), when) in enumerate(zip(layout, dates, strict=True), start=1):

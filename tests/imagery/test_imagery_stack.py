@@ -187,31 +187,51 @@ def test_float_stacks_refuse_a_dn_offset(tmp_path: Path) -> None:
         open_imagery(stack, dn_offset=-1000)
 
 
-def test_a_stack_of_digital_numbers_since_baseline_04_without_an_offset_is_warned_of(
+def test_a_stack_of_digital_numbers_without_an_offset_is_warned_of(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A stack carries no BOA offset to read: 2024 DNs read with 0 were 0.1 too bright in silence (a CNN's accuracy
-    0.59 for 0.79), where an item-less scene folder of them is warned of. Told the offset, or of reflectance, or of
-    dates before baseline 04.00, nothing is said."""
+    0.59 for 0.79), where an item-less scene folder of them is warned of. As for such a folder, every date is in
+    doubt (Collection 1 reprocessed older acquisitions with the offset too): a stack of 2021 alone is warned of.
+    Told the offset, or of reflectance, nothing is said."""
     recent = ["2021-11-01 B04", "2021-11-01 B08", "2024-06-19 B04", "2024-06-19 B08"]
     with caplog.at_level(logging.WARNING):
         assert open_imagery(write_stack(tmp_path / "dn.tif", dns(4), recent)).scenes[1].dn_offset == 0
-    assert "dn.tif: the DNs of 1 date(s) since 2022-01-25 (2024-06-19) are read with DN offset 0" in caplog.text
+    assert "dn.tif: the DNs of 2 date(s) (2021-11-01, 2024-06-19) are read with DN offset 0" in caplog.text
     assert "pass --dn-offset -1000 (dn_offset=-1000 in Python); if not, --dn-offset 0" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # DNs cast to float (an Earth Engine export) take an offset as well
         open_imagery(write_stack(tmp_path / "float_dn.tif", dns(4).astype(np.float32), recent))
-    assert "float_dn.tif: the DNs of 1 date(s) since 2022-01-25 (2024-06-19)" in caplog.text
+    assert "float_dn.tif: the DNs of 2 date(s) (2021-11-01, 2024-06-19)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        open_imagery(write_stack(tmp_path / "old.tif", dns(2), ["2021-11-01 B04", "2021-11-01 B08"]))
+    assert "old.tif: the DNs of 1 date(s) (2021-11-01) are read with DN offset 0" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         open_imagery(tmp_path / "dn.tif", dn_offset=0)
         open_imagery(tmp_path / "dn.tif", dn_offset=-1000)
         open_imagery(write_stack(tmp_path / "reflectance.tif", (dns(4) / 10_000).astype(np.float32), recent))
-        open_imagery(write_stack(tmp_path / "old.tif", dns(2), ["2021-11-01 B04", "2021-11-01 B08"]))
     assert "DN offset 0" not in caplog.text
 
 
-def test_evaluate_warns_of_a_stack_of_digital_numbers_since_baseline_04_without_an_offset(tmp_path: Path) -> None:
+def test_a_stacks_offset_warning_names_only_the_dates_of_the_season_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stack of two seasons assessed for one was warned of (or not) by the dates of the other, which it does not
+    read: the warning names the season's dates alone, as a scene folder's does."""
+    stack = write_stack(tmp_path / "two_seasons.tif", dns(4),
+                        ["2021-06-17 B04", "2021-06-17 B08", "2024-06-19 B04", "2024-06-19 B08"])
+    for season, read, unread in (("2021-03-01/2021-10-31", "2021-06-17", "2024-06-19"),
+                                 ("2024-03-01/2024-10-31", "2024-06-19", "2021-06-17")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            open_imagery(stack, season)
+        assert f"two_seasons.tif: the DNs of 1 date(s) ({read}) are read with DN offset 0" in caplog.text
+        assert unread not in caplog.text
+
+
+def test_evaluate_warns_of_a_stack_of_digital_numbers_without_an_offset(tmp_path: Path) -> None:
     """`farmcredit evaluate` scored a 2024 stack of DNs read with offset 0 (0.59 for 0.79) without a word."""
     scene = tmp_path / "scene"
     scene.mkdir()
@@ -221,7 +241,7 @@ def test_evaluate_warns_of_a_stack_of_digital_numbers_since_baseline_04_without_
     done = subprocess.run([sys.executable, "-m", "farmcredit", "evaluate", "cnn", str(scene), "--device", "cpu"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "imagery.tif: the DNs of 2 date(s) since 2022-01-25 (2024-06-19, 2024-07-09) are read with DN offset 0" \
+    assert "imagery.tif: the DNs of 2 date(s) (2024-06-19, 2024-07-09) are read with DN offset 0" \
         in done.stderr and "pass --dn-offset -1000" in done.stderr
 
 
