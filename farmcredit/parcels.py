@@ -425,19 +425,29 @@ def _refuse_specks(geoms: np.ndarray, crs: CRS | None, source: str) -> None:
 
 
 def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: CRS | str,
-                     imagery_bounds: tuple[float, float, float, float], source: str) -> None:
+                     imagery_bounds: tuple[float, float, float, float], source: str,
+                     refetch: str | None = None) -> None:
     """Warn when all or nearly all (``OFF_IMAGERY_SHARE``) usable parcels lie wholly off the imagery, naming where
     both lie in longitude and latitude: parcels of another tile, or a file whose CRS is mislabelled (latitude and
-    longitude swapped, say), whose every parcel is otherwise only an ``OUTSIDE_IMAGERY`` row.
+    longitude swapped, say), whose every parcel is otherwise only an ``OUTSIDE_IMAGERY`` row. Off imagery that
+    ``farmcredit fetch`` wrote (``refetch`` given), any parcel wholly off it is warned of instead, in one warning: it
+    lies outside the windows fetched, and ``refetch`` adds them.
 
     Args:
         parcels: the parcels in their own CRS (None where unusable).
         outside: True where a parcel lies wholly off the imagery.
         imagery_bounds: the imagery's (west, south, east, north) in ``imagery_crs``.
         source: the parcels, as the warning names them.
+        refetch: the ``farmcredit fetch`` command that adds the parcels' windows to the imagery folder, when a fetch
+            wrote it (``pipeline._refetch_command``).
     """
     geoms = parcels.to_numpy()
     usable = usable_geometries(geoms)
+    if refetch is not None and (off := int(outside[usable].sum())):
+        logger.warning("%s: %d of %d parcel(s) lie wholly outside the windows their imagery folder was fetched for, "
+                       "so they are not assessed (OUTSIDE_IMAGERY); fetch theirs into it, then assess again (a rerun "
+                       "downloads nothing already there): %s", source, off, usable.sum(), refetch)
+        return
     if not usable.any() or outside[usable].sum() < OFF_IMAGERY_SHARE * usable.sum():
         return
     where, imagery = (Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform_bounds(*bounds, errcheck=False)

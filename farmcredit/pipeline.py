@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_l
 from farmcredit.dates import as_season, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
+from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
     map_only,
@@ -316,6 +319,7 @@ class AssessmentInputs:
             for the file as it is when a long run ends); None for an in-memory table.
         scenes: each scene's ``scene_record`` (its band files' fingerprints) as it was opened, likewise.
         season: the season asked for (first and last day); None when none was (every date given is read).
+        parcels_crs: the CRS given for a parcel file that declares none (``--parcels-crs``), if any.
     """
 
     config: Config
@@ -329,6 +333,7 @@ class AssessmentInputs:
     fingerprint: dict | None = None
     scenes: list[dict] | None = None
     season: tuple[date, date] | None = None
+    parcels_crs: str | None = None
 
 
 def load_inputs(
@@ -401,7 +406,7 @@ def load_inputs(
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
-                            table.attrs.get("layer"), fingerprint, scenes, season)
+                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs)
 
 
 def check_source_types(parcels: object, imagery: object) -> None:
@@ -499,7 +504,8 @@ def finish_assessment(
     # it, so a run whose partitions all failed does not call its one stray parcel "1 of 1" and the CRS mislabelled.
     warn_off_imagery(table.geometry[usable], (outside & ~failed)[usable], inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
-                     f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame")
+                     f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame",
+                     _refetch_command(inputs))
     share = measurements.inside_share
     for i in np.flatnonzero(usable & ~outside & ~failed & (share < 0.999)):
         too_little = share[i] < cfg.agronomy.min_share_on_imagery
@@ -534,6 +540,37 @@ def finish_assessment(
     # Only now the caller's labels: every stage above, and the outputs, work by position.
     return Assessment(result.set_axis(inputs.index), borrowers, record, inputs.imagery, series, overlaps,
                       measurements.product, extent, pixels)
+
+
+def _refetch_command(inputs: AssessmentInputs) -> str | None:
+    """The ``farmcredit fetch`` command that adds the parcels' windows to their imagery folder, when ``farmcredit
+    fetch`` wrote it (its ``manifest.json`` names the season fetched); None for other imagery.
+
+    It names the parcel file (``PARCELS`` for a GeoDataFrame), its layer and the CRS given for it, the season assessed
+    (else the one fetched) and the folder, and the fetch's source, cloud limit and bands where they are not fetch's
+    defaults; a rerun into the folder downloads nothing already there.
+    """
+    manifest = read_manifest(inputs.imagery.source)
+    if not isinstance(manifest, dict) or not isinstance(fetched := manifest.get("season"), list) or len(fetched) != 2:
+        return None
+    start, end = inputs.season or fetched
+    words = ["farmcredit", "fetch", str(inputs.source or "PARCELS")]
+    words += ["--parcels-crs", inputs.parcels_crs] if inputs.parcels_crs else []
+    words += ["--parcels-layer", inputs.layer] if inputs.layer else []
+    words += ["--season", f"{start}/{end}", "--out", inputs.imagery.source]
+    # The manifest names its source as ``RemoteSource.describe`` words it: kind, URL, (collection).
+    if source := re.fullmatch(r"(\S+) (.+) \((.*)\)", str(manifest.get("source"))):
+        kind, url, collection = source.groups()
+        if kind == "sentinelhub":
+            words += ["--source", "sentinelhub"]
+        else:
+            words += ["--stac-url", url] if url != EARTH_SEARCH_URL else []
+            words += ["--collection", collection] if collection != DEFAULT_COLLECTION else []
+    if isinstance(max_cloud := manifest.get("max_cloud"), int | float) and max_cloud != DEFAULT_MAX_CLOUD:
+        words += ["--max-cloud", f"{max_cloud:g}"]
+    if isinstance(bands := manifest.get("bands"), list) and bands and set(map(str, bands)) != set(FETCH_BANDS):
+        words += ["--bands", ",".join(map(str, bands))]
+    return shlex.join(words)
 
 
 def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:

@@ -1063,3 +1063,40 @@ def test_parcels_a_band_file_short_of_its_scene_misses_skip_that_date_with_a_rea
     assert not flagged[above].any() and flagged[below].all()
     pd.testing.assert_frame_equal(results.loc[above, MEASURED], sample_rule_results.loc[above, MEASURED])
     assert (results.loc[below, "clear_observations"] < sample_rule_results.loc[below, "clear_observations"]).any()
+
+
+def test_parcels_outside_the_windows_a_fetch_wrote_are_warned_of_once_with_the_fetch_that_adds_them(
+        small_season, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two parcels off a folder `farmcredit fetch` wrote were only OUTSIDE_IMAGERY rows, with no word of what to do:
+    one warning says they lie outside the windows fetched and gives the fetch command that adds them (the season
+    assessed, the fetch's cloud limit and collection where not the defaults); off imagery no fetch wrote, nothing."""
+    from farmcredit.imagery.fetch import FETCH_BANDS, FetchManifest, RemoteSource
+
+    imagery = tmp_path / "fetched imagery"
+    shutil.copytree(small_season.imagery_dir, imagery)
+    parcels = gpd.read_file(small_season.parcels_path)
+    grid = open_imagery(imagery)
+    left, top = grid.transform.c, grid.transform.f
+    away = gpd.GeoDataFrame({"parcel_id": ["AWAY1", "AWAY2"], "borrower_id": ["X", "Y"]},
+                            geometry=[shapely.box(left - 9000, top - 200, left - 8900, top - 100),
+                                      shapely.box(left - 9000, top - 400, left - 8900, top - 300)], crs=grid.crs)
+    path = tmp_path / "fields.gpkg"
+    pd.concat([parcels, away.to_crs(parcels.crs)], ignore_index=True).to_file(path)
+    with caplog.at_level(logging.WARNING):
+        assess(path, imagery, model="rule")
+    assert "outside" not in caplog.text  # not fetched: the rows alone say it
+    FetchManifest(source=RemoteSource("stac", "https://example.org/stac", "sentinel-2-c1-l2a").describe(),
+                  season=("2024-01-01", "2024-12-31"), max_cloud=30.0, bands=FETCH_BANDS,
+                  area_bounds=(0.0, 0.0, 1.0, 1.0), scenes=()).write(imagery)
+    season = tuple(str(scene.acquired.date()) for scene in (grid.scenes[0], grid.scenes[-1]))
+    for asked, fetch_season in ((None, "2024-01-01/2024-12-31"), (season, "/".join(season))):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            results = assess(path, imagery, model="rule", season=asked)
+        assert (results["reason"].iloc[-2:] == "OUTSIDE_IMAGERY").all()
+        said = [record.getMessage() for record in caplog.records if "outside" in record.getMessage()]
+        assert said == [
+            f"parcel file {path}: 2 of {len(parcels) + 2} parcel(s) lie wholly outside the windows their imagery "
+            "folder was fetched for, so they are not assessed (OUTSIDE_IMAGERY); fetch theirs into it, then assess "
+            f"again (a rerun downloads nothing already there): farmcredit fetch {path} --season {fetch_season} "
+            f"--out '{imagery}' --stac-url https://example.org/stac --collection sentinel-2-c1-l2a --max-cloud 30"]
