@@ -78,6 +78,9 @@ _REASONS = (
     Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
     Reason("NO_LIMIT", "refer", "No loan limit could be worked out (its arithmetic says what is missing): a person "
            "decides."),
+    Reason("DECLARED_AREA_RISK", "refer",
+           "The declared area, above what the imagery shows, alone put the risk over the cut; review the "
+           "declaration."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),

@@ -7,10 +7,11 @@ margin             = yield_p10 x price x haircut - other_cost_per_ha   (per hect
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)
 
-A declared area far above the imagery's (AREA_OVERSTATED) refers the parcel to a person, whatever PD the declaration
-gave: graded to lend nothing, it is declined only as an honest declaration would be (HIGH_RISK where its PD with the
-declaration taken as honest is over the cut too); its PD, grade and limit stay as scored, its arithmetic saying that
-honest PD.
+A declaration above the imagery's interval never declines a parcel on the PD it raised: graded to lend nothing, such
+a parcel is declined only as an honest declaration would be (HIGH_RISK where its PD with the declaration taken as
+honest is over the cut too, ZERO_LIMIT where that grade leaves nothing), else referred to a person, by AREA_OVERSTATED
+where the area is far above the imagery's, else DECLARED_AREA_RISK; its PD, grade and limit stay as scored, its
+arithmetic saying that honest PD. So declaring less never fares worse.
 
 Each step works from the figures the one before shows (area to the square metre, 0.0001 ha; yield to the kilogram
 per hectare; configured figures as written; amounts rounded down to the cent, the margin exact), so a loan officer
@@ -138,13 +139,17 @@ def assign_limits(
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
-        risk_codes, honest_band = _risk_codes(band, arithmetic), None
-        if risk_codes == ["HIGH_RISK"] and "AREA_OVERSTATED" in codes:
-            # A declared area far above the imagery's is a person's to check (the product's contract), not a decline
-            # on the PD it raised: declined as an honest declaration would be, else referred, graded as scored.
+        scored_codes = risk_codes = _risk_codes(band, arithmetic)
+        honest_band = None
+        if risk_codes and honest_probability[k] < probability[k]:
+            # A declaration above the imagery's interval is a person's to check, not a decline on the PD it raised
+            # (declaring more must never fare better than declaring less): declined as an honest declaration would
+            # be, else referred, graded as scored: AREA_OVERSTATED where flagged, else DECLARED_AREA_RISK.
             honest_band = _grade(honest_probability[k], credit.grades)
             honestly = _limit(row, crop, honest_band, config, unobserved_rows[k])
             risk_codes = _risk_codes(honest_band, honestly)
+            if not risk_codes and "AREA_OVERSTATED" not in codes:
+                risk_codes = ["DECLARED_AREA_RISK"]
         codes += risk_codes
         if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
@@ -172,7 +177,8 @@ def assign_limits(
         ranked = imagery_first(_rank(ranked, cuts))
         if honest_band is not None:  # graded E, its limit is 0, none withheld: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
-                                                                    "HIGH_RISK" in risk_codes)
+                                                                    scored_codes[0], "HIGH_RISK" in risk_codes
+                                                                    or "ZERO_LIMIT" in risk_codes)
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -345,13 +351,15 @@ def _risk_codes(band: GradeBand | None, arithmetic: LimitArithmetic) -> list[str
     return ["ZERO_LIMIT"] if arithmetic.steps and arithmetic.limit == 0.0 else []
 
 
-def _declared_honestly(probability: float, band: GradeBand, honestly: LimitArithmetic, high_risk: bool) -> str:
-    """Why a parcel graded to lend nothing on an overstated area is (``high_risk``) or is not declined HIGH_RISK: its
-    PD, ``band`` and limit (``honestly``: the arithmetic) with the declaration taken as honest."""
-    scored = f"(declared_over_high 1): PD {probability:.4f}, grade {band.grade}"
-    if high_risk:
-        return f"declared honestly too {scored}"
-    return f"not HIGH_RISK: declared honestly {scored}" + (f", limit {money(honestly.limit)}" if honestly.steps else "")
+def _declared_honestly(probability: float, band: GradeBand, honestly: LimitArithmetic, scored: str,
+                       declined: bool) -> str:
+    """Why a parcel whose declaration raised its PD to a grade that lends nothing (``scored``: HIGH_RISK, ZERO_LIMIT)
+    is declined so too (``declined``) or is not: its PD, ``band`` and limit (``honestly``: the arithmetic) with the
+    declaration taken as honest."""
+    graded = f"(declared_over_high 1): PD {probability:.4f}, grade {band.grade}"
+    if declined:
+        return f"declared honestly too {graded}"
+    return f"not {scored}: declared honestly {graded}" + (f", limit {money(honestly.limit)}" if honestly.steps else "")
 
 
 def _withheld_by(ranked: list[str], decision: str) -> str:

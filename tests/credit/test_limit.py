@@ -258,6 +258,43 @@ def test_an_overstated_area_is_declined_where_an_honest_declaration_would_be(wor
     assert f"(decline: {decline}, " in out.limit_arithmetic and f"PD {scored:.4f}, grade " in out.limit_arithmetic
 
 
+# A weak crop the scorecard grades D declared honestly, E declared at 1.1-1.2 times the interval's top, under the
+# 1.2 times AREA_OVERSTATED allows.
+_WEAK = {"health_index": 0.0, "relative_yield": 0.5, "ndvi_uniformity": 0.05}
+_DECISION_RANK = {"approve": 0, "refer": 1, "decline": 2}
+
+
+def test_a_declaration_under_the_overstated_cut_that_alone_grades_e_is_referred_not_declined() -> None:
+    """Declared at 1.19 times the top of its interval (not AREA_OVERSTATED), a parcel whose declaration alone puts its
+    PD over the cut is referred DECLARED_AREA_RISK, as one declared further over is referred AREA_OVERSTATED: declined
+    HIGH_RISK, declaring less fared worse than declaring more."""
+    under, over, honest = _assess(_parcel(**_WEAK, declared_area_ha=0.5 * 1.19),
+                                  _parcel(**_WEAK, parcel_id="P2", declared_area_ha=0.5 * 1.3),
+                                  _parcel(**_WEAK, parcel_id="P3")).itertuples()
+    assert (honest.decision, honest.risk_grade) == ("approve", "D") and honest.loan_limit > 0
+    assert (under.decision, under.risk_grade, under.loan_limit) == ("refer", "E", 0.0)
+    assert under.reason_all.split(";")[0] == "DECLARED_AREA_RISK" and "AREA_OVERSTATED" not in under.reason_all
+    assert (over.decision, over.reason_all.split(";")[0]) == ("refer", "AREA_OVERSTATED")
+    assert under.limit_arithmetic.endswith(
+        f"loan_limit = 0 (refer: DECLARED_AREA_RISK, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
+        f"{honest.probability_of_default:.4f}, grade D, limit {money(honest.loan_limit)})")
+
+
+@settings(max_examples=60, deadline=None)
+@given(health=st.floats(0.0, 100.0), relative_yield=st.floats(0.3, 1.3), uniformity=st.floats(0.0, 0.4),
+       fraction=st.floats(0.5, 1.0), yield_p10=st.floats(0.0, 8.0))
+@example(health=0.0, relative_yield=0.5, uniformity=0.05, fraction=1.0, yield_p10=4.0)
+def test_declaring_less_never_gives_a_harsher_decision(health, relative_yield, uniformity, fraction, yield_p10) -> None:
+    """On a grid of declared areas for one parcel, from under its interval to five times its top, each decision is no
+    harsher than the next larger declaration's."""
+    declared = 0.5 * np.array([0.5, 0.9, 1.0, 1.05, 1.1, 1.15, 1.19, 1.2, 1.21, 1.3, 1.6, 2.0, 3.0, 5.0])
+    rows = [_parcel(parcel_id=f"P{k}", borrower_id=f"B{k}", health_index=health, relative_yield=relative_yield,
+                    ndvi_uniformity=uniformity, cultivated_fraction=fraction, yield_p10_t_ha=yield_p10,
+                    declared_area_ha=area) for k, area in enumerate(declared)]
+    harshness = _assess(*rows)["decision"].map(_DECISION_RANK).to_numpy()
+    assert (np.diff(harshness) >= 0).all(), harshness
+
+
 def test_an_honest_declaration_over_a_wide_interval_fares_no_worse_than_none() -> None:
     """A small, partly cultivated parcel whose cultivated area the imagery knows only to 0.008-0.119 ha: declared
     within it, or at its whole 0.1295 ha outline (AREA_OVERSTATED allows 1.2 x the interval's top), it is approved as
