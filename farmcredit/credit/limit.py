@@ -140,7 +140,7 @@ def assign_limits(
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
         scored_codes = risk_codes = _risk_codes(band, arithmetic)
-        honest_band = None
+        honest_band, declaration_holds = None, ""
         if risk_codes and honest_probability[k] < probability[k]:
             # A declaration above the imagery's interval is a person's to check, not a decline on the PD it raised
             # (declaring more must never fare better than declaring less): declined as an honest declaration would
@@ -148,8 +148,9 @@ def assign_limits(
             honest_band = _grade(honest_probability[k], credit.grades)
             honestly = _limit(row, crop, honest_band, config, unobserved_rows[k])
             risk_codes = _risk_codes(honest_band, honestly)
-            if not risk_codes and "AREA_OVERSTATED" not in codes:
-                risk_codes = ["DECLARED_AREA_RISK"]
+            if not risk_codes:
+                declaration_holds = "AREA_OVERSTATED" if "AREA_OVERSTATED" in codes else "DECLARED_AREA_RISK"
+                risk_codes = [declaration_holds]
         codes += risk_codes
         if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
@@ -169,16 +170,17 @@ def assign_limits(
         # The code that withheld the limit worked out took all of it off, so it leads its effect, as the costliest
         # does (land pledged twice before an overstated area it is referred for too).
         cuts = dict(arithmetic.lowered_by)
-        if "HIGH_RISK" in ranked:
-            # A grade that lends nothing is the decline: it, not a lower grade, took what the harvest would repay.
-            cuts["HIGH_RISK"] = cuts.pop("RISK_GRADE", 0.0)
+        # A grade that lends nothing took what the harvest would repay, not a lower grade: the decline, or the
+        # declaration that alone graded it so (a referral), holds the limit.
+        grade_holds = "HIGH_RISK" if "HIGH_RISK" in ranked else declaration_holds
+        if grade_holds:
+            cuts[grade_holds] = cuts.pop("RISK_GRADE", 0.0)
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
         ranked = imagery_first(_rank(ranked, cuts))
-        if honest_band is not None:  # graded E, its limit is 0, none withheld: say what an honest declaration gets
+        if honest_band is not None:  # graded to lend nothing, none withheld: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
-                                                                    scored_codes[0], "HIGH_RISK" in risk_codes
-                                                                    or "ZERO_LIMIT" in risk_codes)
+                                                                    scored_codes[0], not declaration_holds)
         rows.append(
             {
                 "probability_of_default": probability[k],

@@ -782,15 +782,18 @@ def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_f
 
 def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit() -> None:
     """decisions.jsonl gives each of a parcel's reasons what it took off the limit, as its ``reason_amounts`` does, 0
-    where it took nothing: a grade, a withheld limit (land pledged twice), a decline by grade E."""
-    overlaps = Overlaps.between(4, [(2, 3)])
+    where it took nothing: a grade, a withheld limit (land pledged twice), a decline by grade E, and grade E's cut on
+    a referral the declaration holds (AREA_OVERSTATED, DECLARED_AREA_RISK), not the grade's, an info code."""
+    overlaps = Overlaps.between(6, [(2, 3)])
     parcels = _assess(_parcel(), _parcel(parcel_id="P2", health_index=30.0),
                       _parcel(parcel_id="P3", declared_area_ha=1.0),
                       _parcel(parcel_id="P4", health_index=5.0, relative_yield=0.6, ndvi_uniformity=0.2),
+                      _parcel(parcel_id="P5", declared_area_ha=1.5),
+                      _parcel(parcel_id="P6", **_WEAK, declared_area_ha=0.5 * 1.19),
                       overlaps=overlaps)
     frame = gpd.GeoDataFrame(parcels.assign(ndvi_peak_date=pd.NaT, ndvi_integral=np.nan, health_reference=""),
-                             geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32650")
-    records = list(decision_records(frame, _RECORD, overlaps, np.zeros((4, 0)), []))
+                             geometry=[box(i, 0, i + 1, 1) for i in range(6)], crs="EPSG:32650")
+    records = list(decision_records(frame, _RECORD, overlaps, np.zeros((6, 0)), []))
     for record, row in zip(records, parcels.itertuples(), strict=True):
         cut = amounts(row.reason_amounts)
         assert [(reason["code"], reason["taken_off"]) for reason in record["reasons"]] == [
@@ -798,6 +801,9 @@ def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit()
     taken = [{reason["code"]: reason["taken_off"] for reason in record["reasons"]} for record in records]
     assert taken[0] == {} and taken[1] == {"RISK_GRADE": 267.84}
     assert taken[2]["PARCEL_OVERLAP"] > 0 and taken[2]["AREA_OVERSTATED"] == 0 and taken[3]["HIGH_RISK"] == 2678.4
+    assert parcels["decision"].tolist()[4:] == ["refer", "refer"] and parcels["risk_grade"].tolist()[4:] == ["E", "E"]
+    assert taken[4]["AREA_OVERSTATED"] == taken[5]["DECLARED_AREA_RISK"] == 2678.4
+    assert taken[4]["RISK_GRADE"] == taken[5]["RISK_GRADE"] == 0
 
 
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
