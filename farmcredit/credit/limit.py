@@ -180,7 +180,8 @@ def assign_limits(
         ranked = imagery_first(_rank(ranked, cuts))
         if honest_band is not None:  # graded to lend nothing, none withheld: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
-                                                                    scored_codes[0], not declaration_holds)
+                                                                    scored_codes[0], not declaration_holds,
+                                                                    "PARCEL_OVERLAP" in ranked)
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -354,14 +355,17 @@ def _risk_codes(band: GradeBand | None, arithmetic: LimitArithmetic) -> list[str
 
 
 def _declared_honestly(probability: float, band: GradeBand, honestly: LimitArithmetic, scored: str,
-                       declined: bool) -> str:
+                       declined: bool, overlapping: bool) -> str:
     """Why a parcel whose declaration raised its PD to a grade that lends nothing (``scored``: HIGH_RISK, ZERO_LIMIT)
     is declined so too (``declined``) or is not: its PD, ``band`` and limit (``honestly``: the arithmetic) with the
-    declaration taken as honest."""
+    declaration taken as honest, a limit land pledged twice (``overlapping``) withholds until that is cleared."""
     graded = f"(declared_over_high 1): PD {probability:.4f}, grade {band.grade}"
     if declined:
         return f"declared honestly too {graded}"
-    return f"not {scored}: declared honestly {graded}" + (f", limit {money(honestly.limit)}" if honestly.steps else "")
+    if not honestly.steps:
+        return f"not {scored}: declared honestly {graded}"
+    held = " once PARCEL_OVERLAP is cleared" if overlapping else ""
+    return f"not {scored}: declared honestly {graded}, limit {money(honestly.limit)}{held}"
 
 
 def _withheld_by(ranked: list[str], decision: str) -> str:

@@ -280,6 +280,15 @@ def test_a_declaration_under_the_overstated_cut_that_alone_grades_e_is_referred_
         f"{honest.probability_of_default:.4f}, grade D, limit {money(honest.loan_limit)})")
 
 
+def test_the_honest_limit_of_a_parcel_pledged_twice_too_is_said_to_wait_for_the_overlap_to_be_cleared() -> None:
+    """Referred on an overstated area that graded it E and pledged twice too, the limit an honest declaration gets is
+    still withheld until a person has seen whose the land is: the arithmetic says so, not a limit it would get now."""
+    out = _assess(_parcel(declared_area_ha=1.5), _parcel(parcel_id="P2", borrower_id="B2"),
+                  overlaps=Overlaps.between(2, [(0, 1)])).iloc[0]
+    assert (out.decision, out.risk_grade, out.loan_limit) == ("refer", "E", 0.0)
+    assert re.search(r", limit [\d,.]+ once PARCEL_OVERLAP is cleared\)$", out.limit_arithmetic), out.limit_arithmetic
+
+
 @settings(max_examples=60, deadline=None)
 @given(health=st.floats(0.0, 100.0), relative_yield=st.floats(0.3, 1.3), uniformity=st.floats(0.0, 0.4),
        fraction=st.floats(0.5, 1.0), yield_p10=st.floats(0.0, 8.0))
