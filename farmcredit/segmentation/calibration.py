@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -49,8 +48,6 @@ TRUTH_COLUMNS = ("parcel_id", "polygon_area_ha", "true_cultivated_area_ha")
 MIN_CLASS_PIXELS = 100
 # The slopes a Platt fit may scale the crop logit by: past them labels and model disagree beyond calibrating.
 PLATT_SLOPES = (0.05, 20.0)
-# What a calibration appends to the name of the model whose calibration it changes (``recalibrated_card``).
-CALIBRATED_SUFFIX = re.compile(r"\+cal-[0-9a-f]{8}$")
 
 
 def calibrate(
@@ -167,7 +164,7 @@ def recalibrated_card(card: ModelCard, calibration: dict[str, float | list[float
     name = card.name
     if calibration != card.calibration:
         digest = hashlib.sha256(json.dumps(calibration, sort_keys=True).encode()).hexdigest()[:8]
-        name = f"{CALIBRATED_SUFFIX.sub('', name)}+cal-{digest}"
+        name = f"{card.uncalibrated_name}+cal-{digest}"
     return replace(card, name=name, calibration=calibration, metrics=metrics)
 
 

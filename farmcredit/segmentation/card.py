@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ _SPELLING = frozenset("\u200c\u200d")
 def uncalibrated() -> dict[str, float]:
     """The identity Platt scaling: probabilities straight from the network, no area margin."""
     return {"a": 1.0, "b": 0.0}
+
+# What a calibration appends to the name of the model whose calibration it changes (``recalibrated_card``).
+CALIBRATED_SUFFIX = re.compile(r"\+cal-[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,11 @@ class ModelCard:
     def to_json(self) -> str:
         """The card as indented JSON."""
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @property
+    def uncalibrated_name(self) -> str:
+        """The name without the suffix a calibration appended (``CALIBRATED_SUFFIX``): the model's own."""
+        return CALIBRATED_SUFFIX.sub("", self.name)
 
     @property
     def area_margins(self) -> AreaMargins:

@@ -231,22 +231,25 @@ class CnnCroplandModel:
         pinned beside it in the audit record (``code_version``: the package's source hash).
         """
         card = self.card
-        return {"name": self.name, "hash": self._hash(card.calibration), "architecture": card.architecture,
+        return {"name": self.name, "hash": self._hash(card.name, card.calibration), "architecture": card.architecture,
                 "weights_sha256": card.weights_sha256, "device": self.device.type,
                 "precision": "bfloat16" if self.device.type == "cuda" else "float32"}
 
     def measuring_hash(self) -> str:
-        """The hash of what decides its measurements: ``describe``'s without the interval's margins, applied after."""
-        return self._hash(without_margins(self.card.calibration))
+        """The hash of what decides its measurements: ``describe``'s without the interval's margins, applied after,
+        nor the name's calibration suffix, which a margin recalibrated alone changes too (a Platt fit changes the
+        hash through the calibration's values)."""
+        return self._hash(self.card.uncalibrated_name, without_margins(self.card.calibration))
 
-    def _hash(self, calibration: Mapping) -> str:
-        """The hash of the weights as loaded, the card's fields that decide a probability, and ``calibration``."""
+    def _hash(self, name: str, calibration: Mapping) -> str:
+        """The hash of the weights as loaded, the card's fields that decide a probability, ``name`` and
+        ``calibration``."""
         weights = hashlib.sha256()
         for key, tensor in self.net.state_dict().items():
             weights.update(key.encode())
             weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         card = self.card
-        decides = [card.architecture, card.name, card.bands, card.band_mean, card.band_std, card.classes, card.width,
+        decides = [card.architecture, name, card.bands, card.band_mean, card.band_std, card.classes, card.width,
                    calibration, weights.hexdigest()]
         if card.untrained_bands:  # cards before the field hash as they did
             decides.append(card.untrained_bands)

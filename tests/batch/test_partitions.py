@@ -234,11 +234,13 @@ def test_a_part_of_the_package_that_is_not_there_is_an_error_not_an_empty_hash()
 
 def test_a_margin_calibrated_anew_keeps_the_partitions_and_anything_measured_differently_does_not(
         small_season) -> None:
-    """The interval's margins are applied after measuring: partition ids leave them out, and nothing else."""
+    """The interval's margins are applied after measuring: partition ids leave them out, and nothing else (a margin
+    recalibrated alone renames the model NAME+cal-<hash>, which they leave out too)."""
     from dataclasses import replace
 
     from farmcredit.batch.partitions import measuring_key
     from farmcredit.segmentation import PhenologyRule, load_cropland_model
+    from farmcredit.segmentation.calibration import recalibrated_card
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
     inputs = _inputs(small_season)
@@ -256,8 +258,10 @@ def test_a_margin_calibrated_anew_keeps_the_partitions_and_anything_measured_dif
     cnn = load_cropland_model("cnn", device="cpu")
 
     def calibrated(**update) -> CnnCroplandModel:
-        return CnnCroplandModel(cnn.net, replace(cnn.card, calibration={**cnn.card.calibration, **update}), "cpu")
+        return CnnCroplandModel(cnn.net, recalibrated_card(cnn.card, {**cnn.card.calibration, **update}, {}), "cpu")
 
     recalibrated, replatted = calibrated(mixed_margin=0.5), calibrated(a=2.0)
+    assert recalibrated.name != cnn.name
     assert measuring_key(recalibrated) == measuring_key(cnn) != measuring_key(replatted)
+    assert ids(model=recalibrated) == ids(model=cnn) != ids(model=replatted)
     assert recalibrated.describe()["hash"] != cnn.describe()["hash"]  # the audit record still tells them apart

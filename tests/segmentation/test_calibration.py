@@ -17,6 +17,7 @@ import pytest
 from farmcredit.errors import InputError
 from farmcredit.evaluation import score_against_truth
 from farmcredit.pipeline import run_assessment
+from farmcredit.segmentation import load_cropland_model
 from farmcredit.segmentation.calibration import calibrate, recalibrated_card
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path, file_sha256, read_card, uncalibrated
 from farmcredit.segmentation.cnn import CnnCroplandModel
@@ -122,6 +123,24 @@ def test_a_model_keeps_its_name_only_when_its_calibration_is_unchanged() -> None
     again = recalibrated_card(fitted, {"a": 1.25, "b": 0.0}, {})
     assert again.name.startswith("trained+cal-") and again.name.count("+cal-") == 1 and again.name != fitted.name
     assert recalibrated_card(fitted, dict(fitted.calibration), {}).name == fitted.name
+
+
+def test_a_margin_recalibrated_alone_keeps_the_measuring_hash_a_platt_fit_does_not() -> None:
+    """``calibrate --level 0.8`` on the scene calibrated at 0.9 (the same Platt a/b, other margins) renames the model,
+    yet measures nothing anew: its measuring hash, which partition ids hash, is kept; a Platt fit changes it, and
+    the audit's hash tells both apart."""
+    shipped = load_cropland_model("cnn", device="cpu")
+    calibration = shipped.card.calibration
+
+    def recalibrated(model: CnnCroplandModel, **update) -> CnnCroplandModel:
+        return CnnCroplandModel(model.net, recalibrated_card(model.card, {**calibration, **update}, {}), "cpu")
+
+    margin = recalibrated(shipped, mixed_margin=[value * 1.1 for value in calibration["mixed_margin"]])
+    again = recalibrated(margin, mixed_margin=0.2)  # a recalibrated model recalibrated: its suffix replaced
+    platt = recalibrated(shipped, a=calibration["a"] * 1.1)
+    assert len({shipped.name, margin.name, again.name}) == 3
+    assert shipped.measuring_hash() == margin.measuring_hash() == again.measuring_hash() != platt.measuring_hash()
+    assert len({model.describe()["hash"] for model in (shipped, margin, again, platt)}) == 4
 
 
 def test_labels_of_one_class_and_truth_unfit_to_score_are_refused_before_a_card_is_written(
