@@ -16,6 +16,10 @@ AREA_TOLERANCE = 0.10
 MIN_PARCEL_HA = 0.1
 # What a score of the cultivated area says where no parcel is big enough to score (the table, `farmcredit evaluate`).
 NO_PARCEL_TO_SCORE = f"no parcel of {MIN_PARCEL_HA:g} ha or more to score"
+# What the scores of truly cultivated parcels (the median area error, the crop's) say where none is scored, or where
+# none of those scored was measured.
+NO_CULTIVATED_PARCEL = "no cultivated parcel to score"
+NO_PARCEL_MEASURED = "no parcel measured"
 # A parcel with less of its area than this in edge cells lies on the pixel grid: no margin widens its interval.
 NO_EDGE_SHARE = 1e-6
 # The parcels a size band needs for a margin fitted on its own: with fewer, its conformal quantile is a coin toss
@@ -32,6 +36,7 @@ class TruthScore:
         parcels_scored: parcels of at least 0.1 ha with a usable (valid) geometry.
         parcels_unassessed: of them, those the results give no measure of (in error, or missing): each a miss
             below, never left out, so a run that failed on its hard parcels does not score better.
+        parcels_cultivated: of them, those truly cultivated (the median area error's and the crop's parcels).
         area_within_10pct: share of them whose cultivated area is within 10% of the truth
             (for truly uncultivated parcels: within 10% of the polygon area of zero).
         area_median_abs_error: median |estimate - truth| / truth (truth > 0) of those assessed.
@@ -46,6 +51,7 @@ class TruthScore:
 
     parcels_scored: int
     parcels_unassessed: int
+    parcels_cultivated: int
     area_within_10pct: float
     area_median_abs_error: float
     interval_coverage: float
@@ -72,8 +78,21 @@ class TruthScore:
         return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
     def _scored_text(self, value: float, spec: str) -> str:
-        """A figure of the scored parcels formatted by ``spec``, or ``NO_PARCEL_TO_SCORE`` where none was scored."""
-        return format(value, spec) if self.parcels_scored else NO_PARCEL_TO_SCORE
+        """A figure of the scored parcels formatted by ``spec``, or why there is none (``scored_text``)."""
+        return scored_text(value, spec, self.parcels_scored, self.parcels_cultivated)
+
+
+def scored_text(value: float, spec: str, parcels_scored: int, parcels_cultivated: int) -> str:
+    """A score formatted by ``spec``, or, where it is not a number, why: no parcel scored, none of them truly
+    cultivated (a median area error or crop score has none to read), or none of those measured.
+
+    >>> scored_text(0.0052, ".2%", 636, 590), scored_text(float("nan"), ".2%", 2, 0)
+    ('0.52%', 'no cultivated parcel to score')
+    """
+    if math.isfinite(value):
+        return format(value, spec)
+    return (NO_PARCEL_TO_SCORE if not parcels_scored else NO_CULTIVATED_PARCEL if not parcels_cultivated
+            else NO_PARCEL_MEASURED)
 
 
 def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScore:
@@ -95,8 +114,9 @@ def score_against_truth(results: pd.DataFrame, truth: pd.DataFrame) -> TruthScor
 
 def area_report(results: pd.DataFrame, truth: pd.DataFrame) -> dict:
     """Cultivated area against the truth (``parcel_id``, ``polygon_area_ha``, ``true_cultivated_area_ha``,
-    ``broken_geometry``), as ``TruthScore``'s fields of the same names: parcels scored and unassessed, the share
-    within 10%, the median relative error, the interval's coverage, and its coverage per parcel size."""
+    ``broken_geometry``), as ``TruthScore``'s fields of the same names: parcels scored, unassessed and truly
+    cultivated, the share within 10%, the median relative error, the interval's coverage, and its coverage per parcel
+    size."""
     joined = _join(results, truth)
     scored = joined[_scored(joined)]
     true_area = scored["true_cultivated_area_ha"].to_numpy()
@@ -106,6 +126,7 @@ def area_report(results: pd.DataFrame, truth: pd.DataFrame) -> dict:
     return {
         "parcels_scored": len(scored),
         "parcels_unassessed": int((~_assessed(scored)).sum()),
+        "parcels_cultivated": int((true_area > 0).sum()),
         "area_within_10pct": float(np.mean(_within_tolerance(scored))) if len(scored) else float("nan"),
         "area_median_abs_error": float(np.median(relative)) if relative.size else float("nan"),
         "interval_coverage": float(np.mean(_distance_outside(scored) <= 0)) if len(scored) else float("nan"),

@@ -76,3 +76,31 @@ def test_the_table_says_in_words_that_no_parcel_was_big_enough_to_score() -> Non
                     "crop correct (cultivated parcels)"):
         assert f"| {measure} | no parcel of 0.1 ha or more to score |" in table
     assert "| truth inside the interval, parcels under 0.1 ha (measured) | 100.0% of 2 " in table
+
+
+@pytest.mark.parametrize(("true_area", "estimate", "median", "crop"), [
+    (0.0, 0.0, "no cultivated parcel to score", "no cultivated parcel to score"),
+    (0.5, np.nan, "no parcel measured", "0.0%"),
+])
+def test_the_table_and_evaluate_say_in_words_why_there_is_no_median_error_or_crop_score(
+        true_area, estimate, median, crop) -> None:
+    """Parcels scored, but none truly cultivated (fallow land), or none of those measured (all in error), printed
+    nan% for the median area error (and the crop's, where none is cultivated): each says why, in the table and in
+    `farmcredit evaluate`'s report."""
+    from farmcredit.evaluation import area_report
+    from farmcredit.segmentation.metrics import format_report
+
+    truth = pd.DataFrame({"parcel_id": ["0", "1"], "polygon_area_ha": 0.5, "true_cultivated_area_ha": true_area,
+                          "broken_geometry": False, "over_declared": False, "true_crop": "maize" if true_area else
+                          "fallow"})
+    results = _results(np.array([estimate, estimate])).assign(
+        polygon_area_ha=0.5, cultivated_area_low_ha=0.0, cultivated_area_high_ha=0.02, reason_all="",
+        crop="fallow" if np.isfinite(estimate) else None)
+    table = score_against_truth(results, truth).table()
+    assert "nan" not in table
+    assert f"| median relative area error | {median} |" in table
+    assert f"| crop correct (cultivated parcels) | {crop} |" in table
+    pixels = {"confusion": [[1, 0], [0, 1]], **dict.fromkeys(
+        ("n", "accuracy", "f1", "iou", "precision", "recall", "balanced_accuracy", "majority_accuracy"), 1)}
+    report = format_report({"kind": "scene", "pixels": pixels, "area": area_report(results, truth)})
+    assert "nan" not in report and f"median relative error {median}," in report

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from farmcredit.errors import InputError
-from farmcredit.evaluation import NO_PARCEL_TO_SCORE, coverage_text
+from farmcredit.evaluation import NO_PARCEL_TO_SCORE, coverage_text, scored_text
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     LABEL_FILES,
@@ -322,9 +322,11 @@ def format_report(report: dict) -> str:
                   for r in report["reliability"]]
     if area := report.get("area"):
         if area["parcels_scored"]:
+            error = scored_text(area["area_median_abs_error"], ".2%", area["parcels_scored"],
+                                area["parcels_cultivated"])
             lines.append(f"cultivated area, {area['parcels_scored']} parcels of 0.1 ha and more (parcels.geojson "
                          f"against truth.csv): within 10% of truth {area['area_within_10pct']:.1%}, median relative "
-                         f"error {area['area_median_abs_error']:.2%}, truth inside the low-high interval "
+                         f"error {error}, truth inside the low-high interval "
                          f"{coverage_text(area['interval_coverage'], area['parcels_scored'])}")
         else:
             lines.append(f"cultivated area: {NO_PARCEL_TO_SCORE}")
