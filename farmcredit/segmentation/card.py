@@ -152,8 +152,9 @@ def _hidden_character_problem(text: str) -> str:
 
 
 def name_problem(name: str) -> str:
-    """What makes ``name`` unfit for a card's name, the model version in every result row ('' when nothing): blank, or
-    a hidden character (``_hidden_character_problem``), either of which ``read_card`` refuses."""
+    """What makes ``name`` unfit for a card's name, the model version in every result row, or its code_version (''
+    when nothing): blank, or a hidden character (``_hidden_character_problem``), either of which ``read_card``
+    refuses."""
     return f"{name!r} is blank" if not name.strip() else _hidden_character_problem(name)
 
 
@@ -250,9 +251,9 @@ def read_card(weights: Path) -> ModelCard:
     for text, meaning in (("name", "the model version written into every result row"),
                           ("code_version", "the farmcredit version that trained it")):
         value = getattr(card, text)
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str):
             raise InputError(f"{path}: not a farmcredit model card: {text} must be {meaning}, as text, got {value!r}")
-        if problem := _hidden_character_problem(value):
+        if problem := name_problem(value):
             raise InputError(f"{path}: not a farmcredit model card: {text} {problem}")
     if problem := _training_problem(card.training):
         raise InputError(f"{path}: not a farmcredit model card: {problem}")

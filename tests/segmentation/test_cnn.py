@@ -526,7 +526,8 @@ def test_weights_with_a_tensor_the_network_lacks_are_refused_naming_it(model, tm
 @pytest.mark.parametrize("edit, field", [
     ({"name": None}, "not a farmcredit model card: name must be the model version .* got None"),
     ({"name": 2}, "not a farmcredit model card: name must be the model version .* got 2"),
-    ({"name": " "}, "not a farmcredit model card: name must be"),
+    ({"name": " "}, "not a farmcredit model card: name ' ' is blank"),  # as train says of a blank name (name_problem)
+    ({"code_version": ""}, "not a farmcredit model card: code_version '' is blank"),
     ({"code_version": 3}, "not a farmcredit model card: code_version must be the farmcredit version"),
     ({"classes": ["non_crop"]}, "classes must be 'non_crop' then at least one crop class"),
     ({"classes": []}, "classes must be 'non_crop' then at least one crop class"),
