@@ -345,7 +345,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @parcels_crs_option
 @parcels_layer_option
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds one HTTP request may take: each wait for its answer, and its body whole after.")
+              help="Seconds one HTTP request may take: each wait for its answer, and each 64 KiB of its body after.")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
               help="Retries of a request after a 429, a 5xx or a timeout.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")

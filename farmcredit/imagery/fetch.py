@@ -102,8 +102,9 @@ class HttpSettings:
     """How patient remote reads are (STAC API, COG range reads, Sentinel Hub).
 
     Attributes:
-        timeout_s: Seconds one request may take before it counts as failed: each wait for its answer, and the
-            answer's body whole after its headers (a COG range read: the whole read).
+        timeout_s: Seconds one request may take before it counts as failed: each wait for its answer, and each
+            stretch of its body's arrival that gains under 64 KiB (``stac.BODY_PROGRESS_BYTES``; a shorter body:
+            all of it) (a COG range read: the whole read).
         attempts: Tries per request on a 429, a 5xx or a timeout, the first included.
         retry_delay_s: Wait before the first retry, seconds; later waits grow (backoff).
     """

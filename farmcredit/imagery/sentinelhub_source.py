@@ -222,17 +222,19 @@ def _secret_kept_out_of_logs(secret: str) -> AbstractContextManager[None]:
 
 
 def _whole_responses(session: requests.Session) -> requests.Session:
-    """``session`` with each answer's body read whole within the request's timeout of its headers, whatever its size
-    (`WholeResponseAdapter`): requests' timeout bounds each wait on the socket, so a server sending a byte every few
-    seconds held a fetch for ever. A body late past it is a timeout, retried as sentinelhub retries one."""
+    """``session`` with each answer's body read whole, whatever its size, gaining at least ``BODY_PROGRESS_BYTES`` in
+    each stretch of the request's timeout after its headers (`WholeResponseAdapter`): requests' timeout bounds each
+    wait on the socket, so a server sending a byte every few seconds held a fetch for ever, while a Process answer of
+    some 90 MB may take minutes on a slow link. A body slower than that is a timeout, retried as sentinelhub retries
+    one."""
     for scheme in ("http://", "https://"):
         session.mount(scheme, WholeResponseAdapter(capped=False))
     return session
 
 
 class _WholeResponseClient(SentinelHubDownloadClient):
-    """sentinelhub's download client (Catalog, Process), each answer's body read whole within
-    ``config.download_timeout_seconds`` of its headers (`_whole_responses`)."""
+    """sentinelhub's download client (Catalog, Process), each answer's body read whole and kept arriving in each
+    stretch of ``config.download_timeout_seconds`` after its headers (`_whole_responses`)."""
 
     def _do_download(self, request: DownloadRequest) -> requests.Response:
         with _whole_responses(requests.Session()) as session:
@@ -243,7 +245,7 @@ class _WholeResponseClient(SentinelHubDownloadClient):
 
 class _TimedTokenSession(SentinelHubSession):
     """sentinelhub's session, its token request bounded by ``config.download_timeout_seconds``: each wait for the
-    answer, and its body whole within it of the headers (`_whole_responses`).
+    answer, and its body kept arriving after the headers (`_whole_responses`).
 
     sentinelhub 3.12 asks for the token without a timeout, so a token endpoint that never answers
     hangs the fetch. The request, its retries (``max_download_attempts``, on a timeout too) and its

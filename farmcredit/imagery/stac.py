@@ -98,6 +98,11 @@ SEARCH_PAGE_ITEMS = 100
 # MAX_SEARCH_ITEMS in 200 pages, and one giving as few as 20 a page (a smaller cap of its own) still does within these.
 MAX_SEARCH_PAGES = 5 * MAX_SEARCH_ITEMS // SEARCH_PAGE_ITEMS
 _READ_CHUNK_BYTES = 2**16
+# Least a response's body must gain in each stretch of the timeout once its headers arrived (a shorter body: all of
+# it). A Process answer of a 2048 px cell of 11 bands is some 90 MB, minutes on a slow link: a whole-body deadline of
+# the timeout refused it, while this still fails a server sending a byte every few seconds (each socket wait within
+# the timeout, so requests' own timeout never fires). 64 KiB a minute, the default timeout, is about 9 kbit/s.
+BODY_PROGRESS_BYTES = 2**16
 # A query string right after a URL or path in an error message ("/v1?token=..."), up to a quote,
 # bracket, comma or space: signed and token URLs carry their secret there.
 _QUERY_IN_TEXT = re.compile(r"(?<=[\w/.~%-])\?[^\s'\"()<>,]*")
@@ -318,13 +323,14 @@ def _pages_once(pages: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str,
 
 
 class WholeResponseAdapter(HTTPAdapter):
-    """requests' transport with each response's body read whole within the request's timeout of its headers' arrival,
-    at most ``RESPONSE_MAX_BYTES`` (any size unless ``capped``: a Sentinel Hub Process answer may be larger).
+    """requests' transport with each response's body read whole, gaining at least ``BODY_PROGRESS_BYTES`` in each
+    stretch of the request's timeout after its headers' arrival, at most ``RESPONSE_MAX_BYTES`` (any size unless
+    ``capped``: a Sentinel Hub Process answer may be larger).
 
     requests' timeout bounds each wait on the socket, so a server sending a byte at a time held a search for ever, and
     a search response of a GB took its size in memory, and more. urllib3 retries what comes before the headers (a
-    timeout, a 5xx, Retry-After's wait), so the deadline starts with them: counted from the first try, a retried search
-    always failed. A body late past the deadline fails the request; it is not retried.
+    timeout, a 5xx, Retry-After's wait), so the stretches start with them: counted from the first try, a retried
+    search always failed. A body too slow fails the request (`_whole_body`); the adapter does not retry it.
     """
 
     __attrs__ = [*HTTPAdapter.__attrs__, "capped"]
@@ -352,16 +358,16 @@ def _whole_body(response: requests.Response, started: float, timeout: float | No
     with ``up_to``, its first ``up_to`` bytes (all of a shorter one).
 
     Raises:
-        requests.exceptions.ReadTimeout: It (its first ``up_to`` bytes) has not all arrived ``timeout`` seconds after
-            ``started``.
+        requests.exceptions.ReadTimeout: It gained under ``BODY_PROGRESS_BYTES`` in a stretch of ``timeout`` seconds
+            (pro rata in a longer one): a body shorter than that must arrive whole within ``timeout``.
         requests.exceptions.ContentDecodingError: It is over ``RESPONSE_MAX_BYTES``, read whole and ``capped``.
     """
-    deadline = None if timeout is None else started + float(timeout)
     most = RESPONSE_MAX_BYTES if capped and up_to is None else None
     declared = response.headers.get("Content-Length", "")
     if most is not None and declared.isdigit() and int(declared) > most:
         raise _too_large(response, int(declared))
     body = bytearray()
+    stretch_started, stretch_from = started, 0  # when the current stretch began, and the bytes held then
     while up_to is None or len(body) < up_to:
         chunk = _read(response, _READ_CHUNK_BYTES if up_to is None else min(_READ_CHUNK_BYTES, up_to - len(body)))
         if not chunk:
@@ -369,10 +375,16 @@ def _whole_body(response: requests.Response, started: float, timeout: float | No
         body += chunk
         if most is not None and len(body) > most:
             raise _too_large(response, None)
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if timeout is None or now - stretch_started < timeout:
+            continue
+        if len(body) - stretch_from < BODY_PROGRESS_BYTES * (now - stretch_started) / timeout:
             raise requests.exceptions.ReadTimeout(
-                f"{public_url(response.url)}: the response has not all arrived within the timeout of {timeout:g} s",
-                response=response)
+                f"{public_url(response.url)}: the answer is arriving too slowly: {len(body):,} bytes"
+                f"{f' of {int(declared):,}' if declared.isdigit() else ''} in {now - started:.0f} s, under "
+                f"{BODY_PROGRESS_BYTES // 1024} KiB in the last {now - stretch_started:.0f} s (on a slow link, raise "
+                f"--timeout, now {timeout:g} s)", response=response)
+        stretch_started, stretch_from = now, len(body)
     return bytes(body)
 
 
@@ -616,8 +628,9 @@ def _band_error(
 
 
 def _judged(failure: _Undecoded, timeout_s: float) -> ImageryError:
-    """A file that failed to decode on every try: ``Unavailable`` when its bytes do not arrive whole within
-    ``timeout_s`` (a server cutting bodies short, or sending a byte at a time), else corrupt, the item's error."""
+    """A file that failed to decode on every try: ``Unavailable`` when its bytes do not arrive whole (a server
+    cutting bodies short, or sending them too slowly for ``timeout_s``: `_whole_body`), else corrupt, the item's
+    error."""
     problem = _transfer_problem(failure.path.removeprefix("/vsicurl/"), failure.byte_range, timeout_s)
     if problem is not None:
         return Unavailable(f"{failure}; {problem}")
@@ -625,9 +638,9 @@ def _judged(failure: _Undecoded, timeout_s: float) -> ImageryError:
 
 
 def _transfer_problem(url: str, byte_range: tuple[int, int], timeout_s: float) -> str | None:
-    """How the server's answer for ``byte_range`` of ``url`` fell short of the bytes it declares (None: whole, within
-    ``timeout_s``, or not to be judged: a server ignoring the range sends the whole file, of which only the bytes up
-    to the range's end are read, and none where that is past ``RESPONSE_MAX_BYTES``)."""
+    """How the server's answer for ``byte_range`` of ``url`` fell short of the bytes it declares (None: whole, fast
+    enough for ``timeout_s``, or not to be judged: a server ignoring the range sends the whole file, of which only the
+    bytes up to the range's end are read, and none where that is past ``RESPONSE_MAX_BYTES``)."""
     first, last = byte_range
     try:
         with requests.get(url, headers={"Range": f"bytes={first}-{last}"}, stream=True, timeout=timeout_s) as answer:

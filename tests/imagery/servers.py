@@ -53,8 +53,9 @@ class Fault:
         hang: Never answer: wait until the client closes the connection, the server stops or HANG_LIMIT_S pass
             (a safety net: a client that times out closes long before).
         truncate: Send the normal headers but only half the body, then close the connection.
-        drip_s: Send the normal headers, then the body a byte at a time, one every this many seconds, until the
-            client closes the connection, the server stops or HANG_LIMIT_S pass.
+        drip_s: Send the normal headers, then the body a byte (``drip_bytes``) at a time, one every this many
+            seconds, until the client closes the connection, the server stops or HANG_LIMIT_S pass.
+        drip_bytes: The bytes of each piece ``drip_s`` sends (a slow link, rather than a broken server).
     """
 
     status: int | None = None
@@ -62,6 +63,7 @@ class Fault:
     hang: bool = False
     truncate: bool = False
     drip_s: float | None = None
+    drip_bytes: int = 1
 
 
 @dataclass
@@ -188,7 +190,7 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.drip_s is not None:
                 with server._lock:
                     server._hanging.append(threading.current_thread())
-                record.abandoned = _drip(self.wfile, response.body, fault.drip_s, server._stop)
+                record.abandoned = _drip(self.wfile, response.body, fault.drip_s, fault.drip_bytes, server._stop)
                 self.close_connection = True
                 return
             sent = response.body[: len(response.body) // 2] if fault is not None and fault.truncate else response.body
@@ -211,13 +213,13 @@ def _client_leaves(connection: socket.socket, stop: threading.Event) -> bool:
     return True
 
 
-def _drip(stream: Any, body: bytes, interval_s: float, stop: threading.Event) -> bool:
-    """Send ``body`` a byte every ``interval_s`` until the client closes the connection (True: it gave up), or
+def _drip(stream: Any, body: bytes, interval_s: float, piece_bytes: int, stop: threading.Event) -> bool:
+    """Send ``body`` ``piece_bytes`` every ``interval_s`` until the client closes the connection (True: it gave up), or
     ``stop`` is set, HANG_LIMIT_S pass or it is all sent (False)."""
     deadline = time.monotonic() + HANG_LIMIT_S
-    for index in range(len(body)):
+    for index in range(0, len(body), piece_bytes):
         try:
-            stream.write(body[index : index + 1])
+            stream.write(body[index : index + piece_bytes])
             stream.flush()
         except ConnectionError:
             return True

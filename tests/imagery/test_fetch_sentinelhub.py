@@ -234,13 +234,31 @@ def test_an_answer_sent_a_byte_at_a_time_fails_within_the_timeout_each_try(
         server.fail(where, *[Fault(drip_s=0.2)] * FAST.attempts)
         started = time.monotonic()
         with pytest.raises(ImageryError, match=r"Sentinel Hub (process API at|catalog at|token endpoint) http://"
-                                               r"127\.0\.0\.1:\d+\S*: .*has not all arrived within the timeout of 1 s"):
+                                               r"127\.0\.0\.1:\d+\S*: .*the answer is arriving too slowly: \d+ bytes "
+                                               r"of [\d,]+ in 1 s, under 64 KiB in the last 1 s \(on a slow link, "
+                                               r"raise --timeout, now 1 s\)"):
             _fetch(server, tmp_path / "s2")
         took = time.monotonic() - started
         tries = server.requests_to(where)
     assert len(tries) == FAST.attempts  # each try timed out, and retried within the budget
     assert took < FAST.attempts * (FAST.timeout_s + 1)  # about 1 s a try, not the server's 30 s (HANG_LIMIT_S)
     assert not any((tmp_path / "s2").glob("*/*.json")) and not any((tmp_path / "s2").glob(".partial-*"))
+
+
+def test_a_process_answer_arriving_steadily_but_slower_than_the_timeout_is_fetched(
+    synthetic_29rkh, tmp_path: Path
+) -> None:
+    """A Process answer of a full cell (some 90 MB) takes minutes on a slow link: required whole within --timeout of
+    its headers, it failed every try, though it kept arriving (here 64 KiB every 0.15 s, some 1 MB, at a 1 s
+    timeout)."""
+    with _server(synthetic_29rkh) as server:
+        server.fail("/api/v1/process", Fault(drip_s=0.15, drip_bytes=2**16))
+        started = time.monotonic()
+        manifest = _fetch(server, tmp_path / "s2")
+        took = time.monotonic() - started
+        (answer,) = server.requests_to("/api/v1/process")  # one try: no timeout, no retry
+    assert took > 2 * FAST.timeout_s  # the answer took longer than the timeout
+    assert not answer.abandoned and manifest.scenes[0].windows == 1
 
 
 def test_a_busy_token_endpoint_is_not_mistaken_for_refused_credentials(synthetic_29rkh, tmp_path: Path) -> None:

@@ -791,9 +791,25 @@ def test_a_search_response_that_drips_in_fails_within_the_timeout(synthetic_29rk
     1 s timeout waiting for ever. A body late past the timeout fails its request, not retried."""
     with StacServer([synthetic_29rkh[0]], synthetic_29rkh[1]) as server:
         server.fail("/search", Fault(drip_s=0.2))
-        with pytest.raises(ImageryError, match="STAC search failed .*has not all arrived within the timeout of 1 s"):
+        with pytest.raises(ImageryError, match=r"STAC search failed .*the answer is arriving too slowly: \d bytes of "
+                                               r"[\d,]+ in 1 s, under 64 KiB in the last 1 s \(on a slow link, raise "
+                                               r"--timeout, now 1 s\)"):
             _fetch(server, FIELDS, tmp_path / "s2")
         assert len(server.requests_to("/search")) == 1
+
+
+def test_a_search_response_arriving_steadily_but_slower_than_the_timeout_is_read(
+        synthetic_29rkh, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a Sentinel Hub answer (the same adapter): a body that keeps arriving is read, however long it takes (here a
+    page of some 3 KB, 256 bytes every 0.2 s at a 1 s timeout, held to 512 bytes a stretch in place of 64 KiB)."""
+    monkeypatch.setattr("farmcredit.imagery.stac.BODY_PROGRESS_BYTES", 512)
+    with StacServer([synthetic_29rkh[0]], synthetic_29rkh[1]) as server:
+        server.fail("/search", Fault(drip_s=0.2, drip_bytes=256))
+        manifest = _fetch(server, FIELDS, tmp_path / "s2")
+        (search,) = server.requests_to("/search")
+        read_next = server.requests_to(server.files_path)[0]
+    assert not search.abandoned and len(manifest.scenes) == 1
+    assert read_next.received - search.received > FAST.timeout_s  # the search's answer took longer than the timeout
 
 
 @pytest.mark.parametrize("fault", [Fault(hang=True), Fault(status=503, retry_after="2")], ids=["hangs", "retry after"])
