@@ -93,10 +93,13 @@ RESPONSE_MAX_BYTES = 64 * 2**20
 MAX_SEARCH_ITEMS = 20_000
 # Items a search page is asked for (the API's ``limit``, only a recommendation to the server).
 SEARCH_PAGE_ITEMS = 100
+# The fewest items a page a server is expected to give: the STAC API's default ``limit``, where some servers cap it
+# whatever is asked.
+LEAST_PAGE_ITEMS = 10
 # Most pages one search may read, as MAX_SEARCH_ITEMS bounds the items but not the requests: a server linking a next
-# page of one item each time held the fetch for 20,000 requests. A server paging at the limit asked reaches
-# MAX_SEARCH_ITEMS in 200 pages, and one giving as few as 20 a page (a smaller cap of its own) still does within these.
-MAX_SEARCH_PAGES = 5 * MAX_SEARCH_ITEMS // SEARCH_PAGE_ITEMS
+# page of one item each time held the fetch for 20,000 requests. A server giving LEAST_PAGE_ITEMS a page passes the
+# item bound (MAX_SEARCH_ITEMS + 1 items) on this last page, so it meets the item bound, never this one.
+MAX_SEARCH_PAGES = MAX_SEARCH_ITEMS // LEAST_PAGE_ITEMS + 1
 _READ_CHUNK_BYTES = 2**16
 # Least a response's body must gain in each stretch of the timeout once its headers arrived (a shorter body: all of
 # it). A Process answer of a 2048 px cell of 11 bands is some 90 MB, minutes on a slow link: a whole-body deadline of
@@ -299,13 +302,16 @@ def _pages_once(pages: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str,
     would be followed round the loop, its items again each time, up to ``MAX_SEARCH_ITEMS``.
 
     Raises:
-        ImageryError: The pages go on past ``MAX_SEARCH_PAGES`` (of the API at ``url``).
+        ImageryError: The pages go on past ``MAX_SEARCH_PAGES`` (of the API at ``url``) before ``MAX_SEARCH_ITEMS``.
     """
     followed: set[str] = set()
-    items = 0
+    items = largest = 0
     for page in pages:
         yield page
         items += len(page["features"])
+        largest = max(largest, len(page["features"]))
+        if items > MAX_SEARCH_ITEMS:
+            return  # past the item bound, which `search_items` tells of
         link = next((link for link in page.get("links") or [] if isinstance(link, dict) and link.get("rel") == "next"),
                     None)
         if link is None:
@@ -317,8 +323,9 @@ def _pages_once(pages: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str,
         followed.add(key)
         if len(followed) >= MAX_SEARCH_PAGES:
             raise ImageryError(
-                f"{public_url(url)}: the STAC search ran past {MAX_SEARCH_PAGES:,} pages ({items:,} items, "
-                f"{SEARCH_PAGE_ITEMS} a page asked for): narrow --season or the area (fetch the parcels in parts)"
+                f"{public_url(url)}: the STAC search ran past {MAX_SEARCH_PAGES:,} pages ({items:,} items, the server "
+                f"giving at most {largest} a page of the {SEARCH_PAGE_ITEMS} asked for): narrow --season or the area "
+                "(fetch the parcels in parts)"
             )
 
 

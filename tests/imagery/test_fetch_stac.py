@@ -417,8 +417,8 @@ def test_a_search_of_pages_far_smaller_than_asked_stops_at_the_page_bound(
     """A server linking a next page of one item each time made up to MAX_SEARCH_ITEMS (20,000) requests."""
     monkeypatch.setattr("farmcredit.imagery.stac.MAX_SEARCH_PAGES", 5)
     with _EndlessSearch(*_four_dates(tmp_path), page_size=1) as server:
-        with pytest.raises(ImageryError, match=r"the STAC search ran past 5 pages \(5 items, 100 a page asked for\): "
-                                               r"narrow --season or the area"):
+        with pytest.raises(ImageryError, match=r"the STAC search ran past 5 pages \(5 items, the server giving at most "
+                                               r"1 a page of the 100 asked for\): narrow --season or the area"):
             _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
         assert len(server.requests_to("/search", "POST")) == 5
         assert not server.requests_to(server.files_path)
@@ -435,6 +435,42 @@ def test_a_server_paging_at_the_limit_asked_meets_the_item_bound_before_the_page
         manifest = _fetch(server, MARCH_FIELD, tmp_path / "s2", season=MARCH_2024)
         assert [json.loads(r.body)["limit"] for r in server.requests_to("/search", "POST")] == [2, 2]
     assert [s.scene_id for s in manifest.scenes] == [item["id"] for item in items]
+
+
+class _TenAPage(StacServer):
+    """A search of ``count`` small items over MARCH_FIELD, 10 a page whatever is asked (the STAC API's default
+    ``limit``, where some servers cap it), its last page linking a next one, empty."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__([], {})
+        self.count = count
+
+    def _search(self, request: dict[str, Any]) -> Response:
+        start = int(request.get("next") or 0)
+        footprint = MARCH_FIELD.to_crs("EPSG:4326").iloc[0]
+        page = [{"type": "Feature", "stac_version": "1.0.0", "id": f"S2A_50SKA_{k:08d}_0_L2A", "bbox": footprint.bounds,
+                 "geometry": shapely.geometry.mapping(footprint), "properties": {"datetime": "2024-03-05T03:20:00Z"},
+                 "links": [], "assets": {}} for k in range(start, min(start + 10, self.count))]
+        links = [] if start >= self.count else [{"rel": "next", "href": f"{self.url}/search", "method": "POST",
+                                                 "body": {**request, "next": str(start + 10)}, "merge": False}]
+        document = {"type": "FeatureCollection", "features": page, "links": links}
+        return Response(200, json.dumps(document).encode(), "application/geo+json")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("past", [False, True], ids=["at-the-item-bound", "past-it"])
+def test_a_server_paging_at_10_items_is_read_up_to_the_item_bound(past: bool) -> None:
+    """A page bound of 1,000 stopped a server giving 10 a page (the STAC API's default) at 10,000 items, half the
+    item bound, and told only of the 100 a page asked for."""
+    count = stac.MAX_SEARCH_ITEMS + past
+    with _TenAPage(count) as server:
+        source, area = RemoteSource("stac", server.url), MARCH_FIELD.to_crs("EPSG:4326")
+        if past:
+            with pytest.raises(ImageryError, match=rf"returned over {stac.MAX_SEARCH_ITEMS:,} items: narrow"):
+                stac.search_items(source, area, MARCH_2024, FAST)
+        else:
+            assert len(stac.search_items(source, area, MARCH_2024, FAST)) == count
+        assert len(server.requests_to("/search", "POST")) == count // 10 + 1  # the last: empty, or of one item
 
 
 def test_a_search_whose_next_page_is_one_it_read_stops_paging_there(
