@@ -59,9 +59,14 @@ MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "TOO_MANY_VERTICES"})
 OFF_IMAGERY_SHARE = 0.9
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "declared_area_mu", "region")
-# Shapefiles cut field names to 10 characters: accept the cut names too (declared_a is declared_area_ha's, as before
-# declared_area_mu was read: a Shapefile's area in mu goes in a column of another name, renamed on reading).
-_SHAPEFILE_NAMES = {name[:10]: name for name in PARCEL_COLUMNS if name != "declared_area_mu"}
+# Shapefiles cut field names to 10 characters: accept the cut names too. declared_a stays declared_area_ha's (as it
+# was before declared_area_mu was read); a Shapefile's area in mu goes in area_mu, a name it holds whole.
+MU_SHORT_NAME = "area_mu"
+_SHORT_NAMES = {**{name[:10]: name for name in PARCEL_COLUMNS if name != "declared_area_mu"},
+                MU_SHORT_NAME: "declared_area_mu"}
+# Where a warning tells which column areas in mu go in.
+MU_COLUMN = (f"declared_area_mu (or {MU_SHORT_NAME}: a Shapefile cuts names to 10 characters, declared_area_mu to "
+             "declared_a, read as declared_area_ha)")
 # The Chinese unit of land a borrower declares in: 1 亩 (mu) = 1/15 ha.
 MU_PER_HA = 15
 # declared_area_ha values whose median is this many times the outlines' areas are likely areas in mu (15 times), over
@@ -281,7 +286,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     and the geometry, repaired where it was invalid (a ``MAP_ONLY_CODES`` parcel's kept for the map: ``map_only``).
     """
     geometry_column = frame.geometry.name
-    # Columns are matched ignoring case (and a Shapefile's cut names); others keep their names.
+    # Columns are matched ignoring case (and a Shapefile's cut names, and area_mu); others keep their names.
     ours = {c: name for c in frame.columns if c != geometry_column and (name := _column_name(c)) in PARCEL_COLUMNS}
     for name in PARCEL_COLUMNS:
         if len(same := [str(c) for c, target in ours.items() if target == name]) > 1:
@@ -473,15 +478,16 @@ def _warn_unread_areas(unread: list[str], source: str) -> None:
 
     if areas := [name for name in unread if an_area(name)]:
         logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
-                       "name the declared area's column declared_area_ha (hectares) or declared_area_mu (亩, 1/15 ha), "
-                       "or no parcel's declared area is checked against the imagery", source,
-                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS))
+                       "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
+                       "parcel's declared area is checked against the imagery", source,
+                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN)
 
 
 def _column_name(column: object) -> str:
-    """A column's name as farmcredit reads it: lower case, a Shapefile's cut names (``borrower_i``) made whole."""
+    """A column's name as farmcredit reads it: lower case, a Shapefile's cut names (``borrower_i``) made whole,
+    ``MU_SHORT_NAME`` read as declared_area_mu."""
     name = str(column).lower()
-    return _SHAPEFILE_NAMES.get(name, name)
+    return _SHORT_NAMES.get(name, name)
 
 
 def map_only(reasons: Iterable[Iterable[str]]) -> np.ndarray:
@@ -594,7 +600,7 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
         logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s; they are flagged "
                        "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), column,
                        unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
-                       " (1 亩 = 1/15 ha: areas in mu go in declared_area_mu)" if quoting_mu else "")
+                       f" (1 亩 = 1/15 ha: areas in mu go in {MU_COLUMN})" if quoting_mu else "")
     area = area.where(~invalid)
     return (area / MU_PER_HA).round(4) if in_mu_column else area
 
@@ -612,7 +618,7 @@ def _warn_area_in_mu(declared_ha: np.ndarray, geoms: np.ndarray, crs: CRS, sourc
     if MU_RATIO_BAND[0] <= ratio <= MU_RATIO_BAND[1]:
         logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas, as areas in mu "
                        "would be (1 亩 = 1/15 ha): read as hectares, they are overstated and their parcels flagged "
-                       "AREA_OVERSTATED; if they are in mu, name the column declared_area_mu", source, ratio)
+                       "AREA_OVERSTATED; if they are in mu, name the column %s", source, ratio, MU_COLUMN)
 
 
 def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source: str) -> np.ndarray:

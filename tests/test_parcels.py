@@ -227,6 +227,21 @@ def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path
     assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, False, True]
 
 
+def test_a_shapefile_gives_its_area_in_mu_as_area_mu_and_warnings_name_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A Shapefile cuts declared_area_mu to declared_a, read as hectares, and the warnings asked for declared_area_mu,
+    which a Shapefile cannot hold: area_mu (7 characters) is read as mu, and the warnings name it."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "area_mu": 15.0,
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha each
+    path = tmp_path / "mu.shp"
+    _frame(rows).to_file(path)
+    assert read_parcels(path)["declared_area_ha"].tolist() == [1.0] * 12
+    _frame(rows).rename(columns={"area_mu": "declared_area_mu"}).to_file(path)  # written as declared_a
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        assert read_parcels(path)["declared_area_ha"].tolist() == [15.0] * 12
+    assert "if they are in mu, name the column declared_area_mu (or area_mu: a Shapefile cuts" in caplog.text
+
+
 def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path: Path) -> None:
     path = tmp_path / "both.geojson"
     _frame([{"parcel_id": "A", "declared_area_ha": 1.0, "declared_area_mu": 15, "geometry": SQUARE}]).to_file(path)
@@ -247,7 +262,7 @@ def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
     assert parcels["declared_area_ha"].tolist() == [declared] * 12  # read as written: a file can be honestly off
     assert ((f"declared_area_ha values are a median {declared:.1f} times their outlines' areas, as areas in mu would "
              "be (1 亩 = 1/15 ha)") in caplog.text) == warned
-    assert ("name the column declared_area_mu" in caplog.text) == warned
+    assert ("name the column declared_area_mu (or area_mu" in caplog.text) == warned
 
 
 def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -256,7 +271,7 @@ def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: p
     _frame(rows).to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         read_parcels(path)
-    assert "(P1: '2.0亩') (1 亩 = 1/15 ha: areas in mu go in declared_area_mu); they are flagged" in caplog.text
+    assert "(P1: '2.0亩') (1 亩 = 1/15 ha: areas in mu go in declared_area_mu (or area_mu: " in caplog.text
 
 
 def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
