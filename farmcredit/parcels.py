@@ -74,9 +74,13 @@ MU_PER_HA = 15
 MU_RATIO_BAND = (12.0, 18.0)
 MIN_PARCELS_FOR_UNIT = 10
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
-# parcels were assessed as declaring none, and over-declared ones approved. ArcGIS's Shape_Area is the outline's own.
+# parcels were assessed as declaring none, and over-declared ones approved.
 AREA_NAME_PARTS = ("area", "面积", "亩", "acre", "hectare")
 AREA_NAME_WORDS = frozenset({"mu", "ha"})
+# ...unless it holds one of these words (area_code, area_name: a place's) or starts so: Esri's outline areas
+# (ArcGIS's Shape_Area, a geodatabase's st_area(shape), as exported); a Shapefile's AREA alone is its outline's too.
+NOT_AREA_WORDS = frozenset({"code", "name", "id"})
+OUTLINE_AREA_PREFIXES = ("shape_", "st_area")
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -123,7 +127,7 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
-    parcels = parcels_from_frame(frame, crs, source, closed)
+    parcels = parcels_from_frame(frame, crs, source, closed, shapefile=path.suffix.lower() == ".shp")
     parcels.attrs["layer"] = layer
     return parcels
 
@@ -142,12 +146,14 @@ def _refuse_shapefile_without_dbf(path: Path) -> None:
 
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
-                       source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None) -> gpd.GeoDataFrame:
+                       source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None,
+                       shapefile: bool = False) -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
         crs: CRS to assume when ``frame`` declares none.
         closed: per row, True where the file's outline had to be closed to be read (``_read_frame``).
+        shapefile: ``frame`` was read from a Shapefile.
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, or what ``validate_parcels`` refuses.
@@ -171,7 +177,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed)
+    return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, shapefile=shapefile)
 
 
 def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True
@@ -275,10 +281,11 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
                      "NAME (parcels_layer= in Python); to assess several, merge them into one first")
 
 
-def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None
-                     ) -> gpd.GeoDataFrame:
+def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None,
+                     shapefile: bool = False) -> gpd.GeoDataFrame:
     """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
-    left open, closed to read it, ``GEOMETRY_REPAIRED``).
+    left open, closed to read it, ``GEOMETRY_REPAIRED``; ``shapefile``: the frame is a Shapefile's, whose AREA column
+    is its outlines' area).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``region``
@@ -295,7 +302,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     if len(areas := [str(c) for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
         raise InputError(f"{source}: columns {' and '.join(areas)} both give the declared area (in ha and in mu, "
                          "1 亩 = 1/15 ha): keep one")
-    _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours], source)
+    _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours],
+                       [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source, shapefile)
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
@@ -468,15 +476,24 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         imagery[0], imagery[2], imagery[1], imagery[3])
 
 
-def _warn_unread_areas(unread: list[str], source: str) -> None:
+def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefile: bool) -> None:
     """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积; not
-    ArcGIS's Shape_Area), naming the columns read."""
+    ``NOT_AREA_WORDS`` nor outline areas), naming the columns read; where a declared area is ``read``, only note
+    them (info): its column is the one checked."""
     def an_area(name: str) -> bool:
         name = folded(name)
-        return not name.startswith("shape_") and (any(part in name for part in AREA_NAME_PARTS)
-                                                  or not AREA_NAME_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name)))
+        words = re.split(r"[^a-z0-9]+", name)
+        outline = name.startswith(OUTLINE_AREA_PREFIXES) or (shapefile and name == "area")
+        if outline or not NOT_AREA_WORDS.isdisjoint(words):
+            return False
+        return any(part in name for part in AREA_NAME_PARTS) or not AREA_NAME_WORDS.isdisjoint(words)
 
-    if areas := [name for name in unread if an_area(name)]:
+    if not (areas := [name for name in unread if an_area(name)]):
+        return
+    if read:
+        logger.info("%s: column(s) %s, named like an area, are also present, not read: the declared area is %s's",
+                    source, ", ".join(map(repr, areas)), read[0])
+    else:
         logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
                        "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
                        "parcel's declared area is checked against the imagery", source,

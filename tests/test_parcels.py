@@ -279,7 +279,7 @@ def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
     """面积(亩) and the like were ignored in silence: the parcels were assessed as declaring no area."""
     names = ["面积(亩)", "area", "Area_ha", "declared_area", "申报面积", "size_mu"]
     row = {"parcel_id": "P1", "borrower_id": "B", **dict.fromkeys(names, 2.0), "Shape_Area": 1e4, "村名": "张庄",
-           "declared_area_ha": 1.0, "geometry": SQUARE}
+           "area_code": "411700", "geometry": SQUARE}
     path = tmp_path / "areas.geojson"
     _frame([row]).to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
@@ -292,6 +292,27 @@ def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         read_parcels(path)
     assert "declared area" not in caplog.text
+
+
+def test_area_like_columns_beside_the_declared_area_read_or_of_places_and_outlines_are_not_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With declared_area_ha read, area_code, AREA and harvest_ha were warned of as "no parcel's declared area is
+    checked"; a place's code or name, Esri's outline areas and a Shapefile's AREA are no declared area at all."""
+    others = {"area_code": "411700", "area_name": "驻马店", "st_area_shape_": 1e4, "Shape_Area": 1e4}
+    row = {"parcel_id": "P1", "borrower_id": "B", "geometry": SQUARE, **others}
+    path = tmp_path / "areas.geojson"
+    _frame([{**row, "declared_area_ha": 1.0, "AREA": 1.0, "harvest_ha": 1.0}]).to_file(path)
+    with caplog.at_level(logging.INFO, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert [r.levelname for r in caplog.records if "area" in r.getMessage()] == ["INFO"]
+    assert ("column(s) 'AREA', 'harvest_ha', named like an area, are also present, not read: the declared area is "
+            "declared_area_ha's") in caplog.text
+    caplog.clear()
+    shapefile = tmp_path / "areas.shp"
+    _frame([{**row, "AREA": 1.0}]).to_file(shapefile)
+    with caplog.at_level(logging.INFO, logger="farmcredit.parcels"):
+        read_parcels(shapefile)
+    assert "area" not in caplog.text.lower()
 
 
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
