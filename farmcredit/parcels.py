@@ -70,8 +70,11 @@ MU_COLUMN = (f"declared_area_mu (or {MU_SHORT_NAME}: a Shapefile cuts names to 1
 # The Chinese unit of land a borrower declares in: 1 亩 (mu) = 1/15 ha.
 MU_PER_HA = 15
 # declared_area_ha values whose median is this many times the outlines' areas are likely areas in mu (15 times), over
-# at least MIN_PARCELS_FOR_UNIT parcels declaring one, or half the file's: honest declarations run about 1 times.
-MU_RATIO_BAND = (12.0, 18.0)
+# at least MIN_PARCELS_FOR_UNIT parcels declaring one, or half the file's: honest declarations run about 1 times, an
+# overstating borrower's 2-3. Mu run 15 times only where the outlines are the land declared: outlines a third larger
+# (margins, paths, ditches) make it 11, half as large 30. declared_area_mu values in this band's reciprocal (1/30 to
+# 1/6 times, about 1/15) are likely hectares.
+MU_RATIO_BAND = (6.0, 30.0)
 MIN_PARCELS_FOR_UNIT = 10
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
 # parcels were assessed as declaring none, and over-declared ones approved.
@@ -364,8 +367,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         reasons[i].append(code)
 
     declared_area = _declared_area(frame, parcel_id, reasons, source)
-    if "declared_area_ha" in frame.columns and frame.crs is not None:
-        _warn_area_in_mu(declared_area.to_numpy(dtype=float), np.where(too_large, None, geometry), frame.crs, source)
+    if frame.crs is not None:
+        _warn_area_unit(declared_area.to_numpy(dtype=float), "declared_area_mu" in frame.columns,
+                        np.where(too_large, None, geometry), frame.crs, source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -622,20 +626,30 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
     return (area / MU_PER_HA).round(4) if in_mu_column else area
 
 
-def _warn_area_in_mu(declared_ha: np.ndarray, geoms: np.ndarray, crs: CRS, source: str) -> None:
-    """Warn when ``declared_area_ha`` reads about 15 times the outlines' areas (the median ratio within
-    ``MU_RATIO_BAND``, of at least ``MIN_PARCELS_FOR_UNIT`` parcels or half the file's): areas in mu read as hectares
-    overstate every parcel (AREA_OVERSTATED). A warning, not a refusal: a file can be honestly off so."""
+def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, crs: CRS, source: str) -> None:
+    """Warn when the declared areas' median ratio to the outlines' areas (of at least ``MIN_PARCELS_FOR_UNIT`` parcels
+    or half the file's) says they are in the other unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
+    hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
+    (hectares read as mu understate every parcel 15-fold). A warning, not a refusal: a file can be honestly off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
     outline_ha = utm_area_m2(geoms[declaring], crs) / 10_000
     measured = outline_ha > 0
     if measured.sum() < min(MIN_PARCELS_FOR_UNIT, len(geoms) / 2):
         return
     ratio = float(np.median(declared_ha[declaring[measured]] / outline_ha[measured]))
-    if MU_RATIO_BAND[0] <= ratio <= MU_RATIO_BAND[1]:
-        logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas, as areas in mu "
-                       "would be (1 亩 = 1/15 ha): read as hectares, they are overstated and their parcels flagged "
-                       "AREA_OVERSTATED; if they are in mu, name the column %s", source, ratio, MU_COLUMN)
+    low, high = (1 / MU_RATIO_BAND[1], 1 / MU_RATIO_BAND[0]) if in_mu else MU_RATIO_BAND
+    if not low <= ratio <= high:
+        return
+    if in_mu:
+        logger.warning("%s: the declared areas in mu are a median %.3g times their outlines' areas, as areas in "
+                       "hectares would be (1 亩 = 1/15 ha: about 1/15): they are likely hectares, which read as mu are "
+                       "a fifteenth of the land declared; if they are in hectares, name the column declared_area_ha",
+                       source, ratio)
+    else:
+        logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas: they are likely "
+                       "areas in mu (1 亩 = 1/15 ha: 15 times, less where the outlines take in more than the land "
+                       "declared): read as hectares, they are overstated and their parcels flagged AREA_OVERSTATED; if "
+                       "they are in mu, name the column %s", source, ratio, MU_COLUMN)
 
 
 def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source: str) -> np.ndarray:

@@ -249,10 +249,12 @@ def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path
         read_parcels(path)
 
 
-@pytest.mark.parametrize(("declared", "warned"), [(15.0, True), (14.5, True), (1.0, False), (30.0, False)])
+@pytest.mark.parametrize(("declared", "warned"), [(15.0, True), (11.25, True), (6.0, True), (30.0, True),
+                                                  (1.0, False), (3.0, False), (40.0, False)])
 def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, warned: bool) -> None:
-    """Mu written in declared_area_ha flagged every honest parcel AREA_OVERSTATED, in silence."""
+    """Mu written in declared_area_ha flagged every honest parcel AREA_OVERSTATED, in silence; outlines a third larger
+    than the land declared (a median 11.25 times) went unwarned under a band of 12-18."""
     rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": declared,
              "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha each
     path = tmp_path / "mu_as_ha.geojson"
@@ -260,9 +262,24 @@ def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         parcels = read_parcels(path)
     assert parcels["declared_area_ha"].tolist() == [declared] * 12  # read as written: a file can be honestly off
-    assert ((f"declared_area_ha values are a median {declared:.1f} times their outlines' areas, as areas in mu would "
-             "be (1 亩 = 1/15 ha)") in caplog.text) == warned
+    assert (f"declared_area_ha values are a median {declared:.1f} times their outlines' areas: they are likely areas "
+            "in mu (1 亩 = 1/15 ha" in caplog.text) == warned
     assert ("name the column declared_area_mu (or area_mu" in caplog.text) == warned
+
+
+@pytest.mark.parametrize(("declared_mu", "warned"), [(1.0, True), (0.75, True), (15.0, False), (5.0, False)])
+def test_declared_mu_about_a_fifteenth_of_the_outlines_are_warned_of_as_hectares(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared_mu: float, warned: bool) -> None:
+    """Hectares written in declared_area_mu read as a fifteenth of the land, in silence."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_mu": declared_mu,
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha (15 mu) each
+    path = tmp_path / "ha_as_mu.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert (f"the declared areas in mu are a median {declared_mu / 15:.3g} times their outlines' areas, as areas in "
+            "hectares would be" in caplog.text) == warned
+    assert ("name the column declared_area_ha" in caplog.text) == warned
 
 
 def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
