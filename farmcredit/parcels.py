@@ -447,8 +447,8 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
     """Warn when all or nearly all (``OFF_IMAGERY_SHARE``) usable parcels lie wholly off the imagery, naming where
     both lie in longitude and latitude: parcels of another tile, or a file whose CRS is mislabelled (latitude and
     longitude swapped, say), whose every parcel is otherwise only an ``OUTSIDE_IMAGERY`` row. Off imagery that
-    ``farmcredit fetch`` wrote (``refetch`` given), any parcel wholly off it is warned of instead, in one warning: it
-    lies outside the windows fetched, and ``refetch`` adds them.
+    ``farmcredit fetch`` wrote (``refetch`` given), that warning gives ``refetch`` as the other possibility, and fewer
+    parcels wholly off it are warned of in one warning: they lie outside the windows fetched, and ``refetch`` adds them.
 
     Args:
         parcels: the parcels in their own CRS (None where unusable).
@@ -460,24 +460,28 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
     """
     geoms = parcels.to_numpy()
     usable = usable_geometries(geoms)
-    if refetch is not None and (off := int(outside[usable].sum())):
-        logger.warning("%s: %d of %d parcel(s) lie wholly outside the windows their imagery folder was fetched for, "
-                       "so they are not assessed (OUTSIDE_IMAGERY); fetch theirs into it, then assess again (a rerun "
-                       "downloads nothing already there): %s", source, off, usable.sum(), refetch)
+    off, parcels_usable = int(outside[usable].sum()), int(usable.sum())
+    if not off:
         return
-    if not usable.any() or outside[usable].sum() < OFF_IMAGERY_SHARE * usable.sum():
+    if off < OFF_IMAGERY_SHARE * parcels_usable:
+        if refetch is not None:
+            logger.warning("%s: %d of %d parcel(s) lie wholly outside the windows their imagery folder was fetched "
+                           "for, so they are not assessed (OUTSIDE_IMAGERY); fetch theirs into it, then assess again "
+                           "(a rerun downloads nothing already there): %s", source, off, parcels_usable, refetch)
         return
     where, imagery = (Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform_bounds(*bounds, errcheck=False)
                       for crs, bounds in ((parcels.crs, shapely.total_bounds(geoms[usable])),
                                           (imagery_crs, imagery_bounds)))
+    otherwise = ("else, if they lie outside the windows their imagery folder was fetched for, fetch theirs into it, "
+                 f"then assess again (a rerun downloads nothing already there): {refetch}" if refetch is not None
+                 else "else assess them with imagery of their own place")
     logger.warning(
         "%s: %d of %d parcels lie wholly outside the imagery: they span longitude %.4f to %.4f, latitude %.4f to %.4f "
         "(read in %s, the CRS they declare), the imagery longitude %.4f to %.4f, latitude %.4f to %.4f. If the parcels "
         "should lie on this imagery, their file's CRS may be mislabelled (latitude and longitude swapped, degrees "
         "labelled as metres): write the coordinates' true CRS into the file, as --parcels-crs (parcels_crs= in Python) "
-        "applies only to a file that declares none; else assess them with imagery of their own place", source,
-        outside[usable].sum(), usable.sum(), where[0], where[2], where[1], where[3], parcels.crs.to_string(),
-        imagery[0], imagery[2], imagery[1], imagery[3])
+        "applies only to a file that declares none; %s", source, off, parcels_usable, where[0], where[2], where[1],
+        where[3], parcels.crs.to_string(), imagery[0], imagery[2], imagery[1], imagery[3], otherwise)
 
 
 def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefile: bool) -> None:

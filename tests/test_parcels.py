@@ -20,7 +20,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
-from farmcredit.parcels import read_parcels, utm_area_m2
+from farmcredit.parcels import read_parcels, utm_area_m2, warn_off_imagery
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
 BOWTIE = Polygon([(500200, 3650000), (500300, 3650100), (500300, 3650000), (500200, 3650100)])
@@ -698,3 +698,26 @@ def test_a_file_whose_every_parcel_is_a_speck_is_refused_as_of_a_mislabelled_crs
     # A speck beside a field is the field's file: each is assessed as it is.
     _frame([{"parcel_id": "A", "geometry": degrees}, {"parcel_id": "B", "geometry": SQUARE}]).to_file(path)
     assert list(read_parcels(path)["parcel_id"]) == ["A", "B"]
+
+
+def test_parcels_nearly_all_off_a_fetched_folder_are_told_their_crs_may_be_mislabelled_and_the_fetch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """On a folder fetch wrote, any parcel off it was told to be fetched, even all of them: parcels in EPSG:4547
+    labelled 32650 were told to fetch imagery 300 km away, the mislabelled CRS never named. At OFF_IMAGERY_SHARE or
+    more, the CRS warning comes with the fetch as the other possibility; below it, the fetch alone."""
+    fields = gpd.GeoSeries([shapely.affinity.translate(SQUARE, 200 * i) for i in range(10)], crs="EPSG:32650")
+    far = (600_000.0, 3_650_000.0, 610_000.0, 3_660_000.0)  # 100 km east
+    near = (499_000.0, 3_649_000.0, 501_500.0, 3_651_000.0)  # under the first eight
+    refetch = "farmcredit fetch fields.gpkg --season 2024-03-01/2024-10-31 --out img"
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        warn_off_imagery(fields, np.ones(10, dtype=bool), "EPSG:32650", far, "fields.gpkg", refetch)
+    assert len(caplog.records) == 1 and "10 of 10 parcels lie wholly outside the imagery" in caplog.text
+    assert "their file's CRS may be mislabelled" in caplog.text
+    assert caplog.text.rstrip().endswith(f"else, if they lie outside the windows their imagery folder was fetched "
+                                         f"for, fetch theirs into it, then assess again (a rerun downloads nothing "
+                                         f"already there): {refetch}")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        warn_off_imagery(fields, np.arange(10) >= 8, "EPSG:32650", near, "fields.gpkg", refetch)
+    assert len(caplog.records) == 1 and "2 of 10 parcel(s) lie wholly outside the windows" in caplog.text
+    assert "mislabelled" not in caplog.text and caplog.text.rstrip().endswith(refetch)
