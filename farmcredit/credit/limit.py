@@ -39,7 +39,7 @@ from farmcredit.config import Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, explain
-from farmcredit.text import some
+from farmcredit.text import folded, some
 
 logger = logging.getLogger(__name__)
 
@@ -207,23 +207,34 @@ def assign_limits(
 
 
 def warn_unpriced_regions(regions: np.ndarray, config: Config) -> None:
-    """Warn when the config prices regions but no parcel's ``region`` is one of them (matched exactly, as
-    ``_data_checks`` matches: 河南省驻马店市 is not 驻马店市), naming both: every parcel then gets the national prices,
+    """Warn when the config prices regions but parcels name others (matched exactly, as ``_data_checks`` matches:
+    河南省驻马店市 is not 驻马店市), with their count and names, and those that differ from a configured one only in
+    case, width or outer blanks (``folded``); or when no parcel names a region. Those parcels get the national prices,
     told only by the info code ``UNKNOWN_REGION``."""
     if not config.regions:
         return
-    given = list(dict.fromkeys(region for region in regions if isinstance(region, str) and region.strip()))
-    if any(region in config.regions for region in given):
-        return
     configured = some(list(map(repr, config.regions)))
-    if given:
-        logger.warning("no parcel's region is one the config prices (its regions: %s; the parcels': %s), matched "
-                       "exactly: every parcel gets the national prices (UNKNOWN_REGION); write the parcels' region as "
-                       "the config names it, or the config's as the parcels do", configured,
-                       some(list(map(repr, given))))
-    else:
+    named = [region for region in regions if isinstance(region, str) and region.strip()]
+    if not named:
         logger.warning("the config prices regions (%s), but no parcel names one (their region column): every parcel "
                        "gets the national prices (UNKNOWN_REGION)", configured)
+        return
+    unpriced = [region for region in named if region not in config.regions]
+    if not unpriced:
+        return
+    distinct = list(dict.fromkeys(unpriced))
+    by_key = {folded(name): name for name in config.regions}
+    near = [f"{region!r} for {by_key[key]!r}" for region in distinct if (key := folded(region)) in by_key]
+    if len(unpriced) == len(named):
+        who, get = "no parcel's region is one the config prices", "every parcel gets"
+    else:
+        who = f"{len(unpriced)} of the {len(named)} parcels naming a region name one the config does not price"
+        get = "they get"
+    logger.warning("%s (its regions: %s; the parcels': %s), matched exactly: %s the national prices "
+                   "(UNKNOWN_REGION)%s; write the parcels' region as the config names it, or the config's as the "
+                   "parcels do", who,
+                   configured, some(list(map(repr, distinct))), get,
+                   f"; {some(near)} differ only in case, width or blanks" if near else "")
 
 
 def _data_checks(row: object, config: Config) -> list[str]:

@@ -215,6 +215,22 @@ def test_a_config_whose_regions_no_parcel_names_is_warned_of_naming_both(caplog:
     assert caplog.text == ""
 
 
+def test_parcels_whose_region_the_config_does_not_price_are_counted_and_near_misses_named(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Config Zhumadian, parcels ' Zhumadian', 'ＺＨＵＭＡＤＩＡＮ', 'zhumadian': one parcel written as the config does
+    silenced the warning, and the others got the national prices told only by UNKNOWN_REGION."""
+    regional = {"Zhumadian": {"crops": {"wheat": {"price": 4.0}}}}
+    config = Config.model_validate({**CONFIG.model_dump(), "regions": regional})
+    regions = ["Zhumadian", " Zhumadian", "ＺＨＵＭＡＤＩＡＮ", "zhumadian", "zhumadian", "Xinyang", None]
+    parcels = pd.DataFrame([_parcel(parcel_id=f"P{i}", region=region) for i, region in enumerate(regions)])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assign_limits(parcels, config, RISK)
+    assert ("5 of the 6 parcels naming a region name one the config does not price (its regions: 'Zhumadian'; the "
+            "parcels': ' Zhumadian', 'ＺＨＵＭＡＤＩＡＮ', 'zhumadian' and 1 more), matched exactly: they get the "
+            "national prices (UNKNOWN_REGION); ' Zhumadian' for 'Zhumadian', 'ＺＨＵＭＡＤＩＡＮ' for 'Zhumadian', "
+            "'zhumadian' for 'Zhumadian' differ only in case, width or blanks") in caplog.text
+
+
 def test_overstated_area_refers_and_fallow_declines() -> None:
     # Twice the top of the interval (grade C); at three times, grade E, it is referred too (below).
     over = _assess(_parcel(declared_area_ha=1.0)).iloc[0]
