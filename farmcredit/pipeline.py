@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -570,7 +571,13 @@ def _refetch_command(inputs: AssessmentInputs) -> str | None:
         words += ["--max-cloud", f"{max_cloud:g}"]
     if isinstance(bands := manifest.get("bands"), list) and bands and set(map(str, bands)) != set(FETCH_BANDS):
         words += ["--bands", ",".join(map(str, bands))]
-    return shlex.join(words)
+    return _command_line(words)
+
+
+def _command_line(words: Sequence[str]) -> str:
+    """``words`` quoted as this system's shell reads them: cmd.exe's quoting on Windows (``subprocess.list2cmdline``:
+    shlex's single quotes are no quotes there), a POSIX shell's elsewhere."""
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
 def joined_kinds(kinds: Sequence[Mapping[str, object]]) -> dict[str, str]:

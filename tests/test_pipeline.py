@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 import sqlite3
@@ -30,7 +31,7 @@ from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, open_imagery
 from farmcredit.outputs.tables import parquet_typed
-from farmcredit.pipeline import assess, run_assessment
+from farmcredit.pipeline import _command_line, assess, run_assessment
 from farmcredit.segmentation import load_cropland_model
 
 REQUIRED_COLUMNS = [
@@ -1100,3 +1101,13 @@ def test_parcels_outside_the_windows_a_fetch_wrote_are_warned_of_once_with_the_f
             "folder was fetched for, so they are not assessed (OUTSIDE_IMAGERY); fetch theirs into it, then assess "
             f"again (a rerun downloads nothing already there): farmcredit fetch {path} --season {fetch_season} "
             f"--out '{imagery}' --stac-url https://example.org/stac --collection sentinel-2-c1-l2a --max-cloud 30"]
+
+
+def test_the_fetch_command_printed_on_windows_is_quoted_as_cmd_exe_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """shlex's single quotes are no quotes to cmd.exe: the fetch command printed on Windows did not run as printed."""
+    words = ["farmcredit", "fetch", r"C:\My Fields\parcels.gpkg", "--out", "img"]
+    assert _command_line(words) == r"farmcredit fetch 'C:\My Fields\parcels.gpkg' --out img"
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "name", "nt")
+        windows = _command_line(words)
+    assert windows == r'farmcredit fetch "C:\My Fields\parcels.gpkg" --out img'
