@@ -71,7 +71,8 @@ _REASONS = (
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
-    Reason("INVALID_DECLARED_AREA", "info", "The declared area is not a positive number of hectares; it is ignored."),
+    Reason("INVALID_DECLARED_AREA", "info", "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a "
+           "positive number; it is ignored."),
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),

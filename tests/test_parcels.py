@@ -21,6 +21,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
 from farmcredit.parcels import read_parcels, utm_area_m2, warn_off_imagery
+from farmcredit.reasons import explain
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
 BOWTIE = Polygon([(500200, 3650000), (500300, 3650100), (500300, 3650000), (500200, 3650100)])
@@ -240,6 +241,12 @@ def test_a_shapefile_gives_its_area_in_mu_as_area_mu_and_warnings_name_it(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         assert read_parcels(path)["declared_area_ha"].tolist() == [15.0] * 12
     assert "if they are in mu, name the column declared_area_mu (or area_mu: a Shapefile cuts" in caplog.text
+
+
+def test_an_invalid_declared_area_is_explained_in_either_unit() -> None:
+    """INVALID_DECLARED_AREA said "not a positive number of hectares" of a parcel declaring mu."""
+    sentence = explain(["INVALID_DECLARED_AREA"])
+    assert "declared_area_mu" in sentence and "hectares" not in sentence
 
 
 def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path: Path) -> None:
