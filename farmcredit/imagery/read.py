@@ -87,8 +87,9 @@ class SeasonCube:
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
             their scene (mosaic part) has data; only the blocks (tiles, strips) that fail are NaN and not clear.
-        lost: bool (time, rows, cols): where a read failure left a date without data: the file's failed part had
-            data there (or nothing else of the product read to tell) and no other part of the scene supplied it.
+        lost: bool (time, rows, cols): where a read failure cost a date data: the file's failed part had data
+            there (or nothing else of the product read to tell) and no other part of the scene supplied as good a
+            pixel (a clear one, unless the failed part's SCL was read and not clear there).
         uncovered: bool (time, rows, cols): where a band file short of its product's extent (cropped or exported
             apart) left a date without data: the product's other files have data there, that one does not reach it,
             and no other part of the scene supplied it.
@@ -134,7 +135,8 @@ def read_window(
     20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
     A file that fails to decode is read again block by block (its tiles or strips): only the pixels of the blocks
     that fail are NaN and not clear (all of the scene's for a file that does not open), and they are ``lost`` where
-    no other part of the scene supplies them; the file is listed in ``read_errors`` where its scene has data there.
+    no other part of the scene supplies them as well (clear, where the failed part was clear or its SCL not read);
+    the file is listed in ``read_errors`` where its scene has data there.
     Pixels a band file does not reach, where its product's other files have data, are ``uncovered`` on that date
     where no other part of the scene supplies them.
 
@@ -182,6 +184,8 @@ def read_window(
         for step, scene in enumerate(imagery.scenes):
             # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
             best = np.full((height, width), -1, dtype=np.int8)
+            # Per pixel, the best quality a failed part would have given where it lost data (0 where none did).
+            wanted = np.zeros((height, width), dtype=np.int8)
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
                 layers, unread, failures, unreached = _read_layers(part, layers_wanted, x_centres, y_centres,
@@ -196,7 +200,7 @@ def read_window(
                     unknown = np.logical_and.reduce(list(unread.values())) if len(unread) == len(layers) else False
                     had_data = unknown | np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])
                     if (lost_here := failed & had_data & inside).any():
-                        lost[step] |= lost_here
+                        np.maximum(wanted, lost_here * _failed_quality(layers, unread, clear_values), out=wanted)
                         read_errors.extend((part.scene_id, path, message) for path, message in failures)
                 # Off a short file's extent the part's other files tell whether it had data (a part of a mosaic
                 # beside the window reaches none of it, and costs nothing).
@@ -210,8 +214,8 @@ def read_window(
                 clear[step][take] = is_clear[take]
                 source[step][take] = np.where(has_data[take], index, -1)
                 best[take] = quality[take]
-            # Another part of the scene supplied those pixels.
-            lost[step] &= best < 1
+            # Lost where no other part of the scene supplied as good a pixel as the failed part would have given.
+            lost[step] = best < wanted
             uncovered[step] &= best < 1
 
     _mask_fill_values(reflectance, clear)
@@ -229,6 +233,19 @@ def read_window(
         lost=lost,
         uncovered=uncovered,
     )
+
+
+def _failed_quality(
+    layers: dict[str, np.ndarray], unread: dict[str, np.ndarray], clear_values: np.ndarray
+) -> np.ndarray:
+    """int8 (rows, cols): the quality (as ``read_window``'s: 1 data, 2 clear) a part whose files failed would have
+    given where it had data: 1 where its SCL was read and is not clear, 2 elsewhere (clear, or not known to be
+    cloudy: only a clear pixel of another part stands in for it)."""
+    shape = next(iter(layers.values())).shape
+    if SCL not in layers:
+        return np.full(shape, 2, dtype=np.int8)
+    cloudy = ~np.isin(layers[SCL], clear_values) & ~unread.get(SCL, np.zeros(shape, dtype=bool))
+    return np.where(cloudy, 1, 2).astype(np.int8)
 
 
 def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:

@@ -182,6 +182,31 @@ def test_a_striped_band_cut_short_loses_only_the_strips_that_fail(season_folder:
     assert expected_lost.any() and not pristine.lost.any() and cube.imaged()[8:].all()
 
 
+@pytest.mark.parametrize("broken", [("B04",), ("B04", "SCL")], ids=["band", "band-and-scl"])
+def test_a_cloudy_twin_does_not_stand_in_for_the_clear_pixels_of_a_file_that_fails(
+    season_folder: Path, write_scene: Callable[..., Path], broken: tuple[str, ...]
+) -> None:
+    """A twin product of the date, all cloud, supplies the pixels of a band file that does not open: where the broken
+    product was clear, or its SCL did not read to tell, the clear observation is ``lost`` (it stood in with no loss
+    only where the broken product was cloudy too)."""
+    scene = season_folder.joinpath(*SCENE_2024)
+    twin = write_scene(scene.with_name(scene.name.replace("_0_", "_1_")), acquired=datetime(2024, 3, 15, 3, 20, 11))
+    with rasterio.open(twin / "SCL.tif") as scl, rasterio.open(twin / "B04.tif") as red:
+        profile, clear_scl, twin_no_red = scl.profile, np.isin(scl.read(1), CLEAR_SCL_CLASSES), red.read(1) == 0
+    with rasterio.open(twin / "SCL.tif", "w", **profile) as scl:
+        scl.write(np.full((profile["height"], profile["width"]), 9, dtype=profile["dtype"]), 1)
+    for layer in broken:
+        (scene / f"{layer}.tif").write_bytes(bytes((scene / f"{layer}.tif").stat().st_size))
+
+    cube = read_window(open_imagery(season_folder), Window(0, 0, 12, 12), bands=("B04", "B08"))
+
+    expected = np.zeros_like(cube.lost)
+    expected[2] = np.repeat(np.repeat(clear_scl, 2, axis=0), 2, axis=1) if broken == ("B04",) else True
+    expected[2] |= twin_no_red  # no data of the twin there at all
+    np.testing.assert_array_equal(cube.lost, expected)
+    assert not cube.clear[2].any() and [error[0] for error in cube.read_errors] == [scene.name] * len(broken)
+
+
 def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_uncovered(season_folder: Path) -> None:
     """A B04 cropped to 8x8 beside 12x12 siblings: the pixels it does not reach have no data on its date, and are
     ``uncovered`` there (the scene's other bands have data); the rest of the date, and the other dates, are not."""
