@@ -12,6 +12,7 @@ at any point loses at most the partitions in flight.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -433,23 +434,60 @@ def check_workers(client: Client) -> None:
     """Check, before any partition is submitted, that each worker of ``client``'s cluster runs farmcredit with this
     driver's measuring code (``measuring_code``): a worker without farmcredit cannot load a partition (a cluster of
     only such workers waited for ever), and one with other code has each partition it measures refused
-    (``_refusal``), so every partition failed one by one. Workers that join later are checked per partition only.
+    (``_refusal``), so every partition failed one by one. A worker that does not answer within ``_answer_deadline``
+    (stalled, swapping, cut off, closing) is warned of and left to the per-partition check, as are workers that join
+    later: it held the check until the scheduler dropped it (``worker-ttl``, 5 minutes), and was then refused as one
+    without farmcredit.
 
     Raises:
-        InputError: naming each worker that cannot measure and why.
+        InputError: naming each worker that answered it cannot measure, and why.
     """
     code = measuring_code()
-    unfit = []
-    for address, answer in sorted(client.run(_worker_farmcredit, on_error="return").items()):
-        if isinstance(answer, BaseException):  # farmcredit, or this function in it, did not import there
+    unfit, silent = [], []
+    for address, answer in sorted(_worker_answers(client, _answer_deadline()).items()):
+        if isinstance(answer, OSError):  # no answer: the comm failed (CommClosedError too) or the deadline passed
+            silent.append(f"{address} ({type(answer).__name__}: {answer})")
+        elif isinstance(answer, BaseException):  # farmcredit, or this function in it, did not import there
             unfit.append(f"{address} cannot run this farmcredit ({answer})")
         elif answer["code"] != code:
             unfit.append(f"{address} runs farmcredit {answer['version']} with other measuring code "
                          f"({answer['code'][:16]})")
+    if silent:
+        logger.warning("--scheduler: %d worker(s) of the cluster did not answer the check of their farmcredit: %s; "
+                       "each partition they take is checked there", len(silent), "; ".join(silent))
     if unfit:
         raise InputError(f"--scheduler: {len(unfit)} worker(s) of the cluster cannot measure this run's partitions: "
                          f"{'; '.join(unfit)}; install farmcredit {__version__} (measuring code {code[:16]}), as on "
                          "this machine, on every worker and restart them")
+
+
+def _worker_answers(client: Client, deadline: float) -> dict[str, dict[str, str] | BaseException]:
+    """Each worker's ``_worker_farmcredit``, asked of all at once and of each apart (one broadcast waits for its
+    slowest worker): its answer, the exception it raised, or the comm error of a worker that could not be asked
+    (a ``TimeoutError`` where it did not answer within ``deadline`` seconds)."""
+
+    async def ask(address: str) -> dict[str, dict[str, str] | BaseException]:
+        try:
+            return await asyncio.wait_for(client.run(_worker_farmcredit, workers=[address], on_error="return",
+                                                     asynchronous=True), deadline)
+        except asyncio.TimeoutError:
+            return {address: TimeoutError(f"no answer in {deadline:g} s")}
+
+    addresses = list(every_worker(client).get("workers", {}))
+
+    async def ask_all() -> list[dict[str, dict[str, str] | BaseException]]:
+        return await asyncio.gather(*(ask(address) for address in addresses))
+
+    return {address: answer for answers in client.sync(ask_all) for address, answer in answers.items()}
+
+
+def _answer_deadline() -> float:
+    """Seconds a worker or scheduler is given to answer: twice Dask's connect timeout
+    (``distributed.comm.timeouts.connect``, 30 s by default)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return 2 * parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
 
 
 def _worker_farmcredit() -> dict[str, str]:
@@ -480,11 +518,9 @@ def _scheduler_client(address: str) -> Client:
         InputError: no scheduler answered in time, or what answered is not one (refused, unreachable, no port,
             another scheme, not Dask's protocol).
     """
-    import dask
-    from dask.utils import parse_timedelta
     from distributed import Client
 
-    deadline = 2 * parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    deadline = _answer_deadline()
     outcome: dict[str, Client | BaseException] = {}
 
     def connect() -> None:

@@ -934,6 +934,32 @@ def test_scheduler_workers_without_farmcredit_or_with_other_measuring_code_stop_
     assert not list((out / "partitions").glob("*part-*")) and not (out / "results.parquet").exists()
 
 
+def test_a_worker_that_does_not_answer_the_check_is_warned_of_and_the_check_passes_in_time(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A stalled worker (SIGSTOP, as a paused or swapping machine) held the check until the scheduler dropped it
+    (worker-ttl, 5 minutes), which then refused the run as if the worker lacked farmcredit; it is now given twice the
+    connect timeout, named in a warning and left to the per-partition check, the other worker being fine."""
+    import dask
+
+    from farmcredit.batch.runner import check_workers
+
+    with _dask_cluster(tmp_path, {"good": ["--nthreads", "1"], "stalled": ["--nthreads", "1"]}) as client:
+        address = {worker["name"]: address for address, worker in client.scheduler_info()["workers"].items()}
+        pid = client.run(os.getpid, workers=[address["stalled"]])[address["stalled"]]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), caplog.at_level(logging.WARNING):
+                check_workers(client)
+            took = time.monotonic() - started
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert took < 15, took
+    said = " ".join(caplog.text.split())
+    assert "1 worker(s) of the cluster did not answer the check of their farmcredit" in said
+    assert f"{address['stalled']} (TimeoutError: no answer in 4 s)" in said and address["good"] not in said
+
+
 def test_workers_of_a_scheduler_cluster_with_too_little_memory_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     """`dask worker --memory-limit 350MiB` workers churned for two minutes, then 12 x KilledWorker, memory unsaid."""
     from distributed import LocalCluster
