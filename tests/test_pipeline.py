@@ -659,6 +659,25 @@ def test_a_broken_copy_of_a_scene_whose_twin_reads_flags_no_parcel(sample_rule_r
     assert failure["file"] == str(twin / "B04.tif")
 
 
+def test_a_clear_date_a_failed_file_loses_is_flagged_where_its_twin_is_cloudy(sample_rule_results, tmp_path) -> None:
+    """A twin product of the date under cloud stands in for a B04 that does not open: every parcel that loses a
+    clear observation by it is flagged IMAGERY_READ_ERROR (the cloudy pixels counted as supplied: none was)."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    twin = imagery / MAY_20.replace("_0_", "_1_")
+    shutil.copytree(imagery / MAY_20, twin)
+    with rasterio.open(twin / "SCL.tif") as scl:
+        profile = scl.profile | {"driver": "GTiff"}
+    with rasterio.open(twin / "SCL.tif", "w", **profile) as scl:
+        scl.write(np.full((profile["height"], profile["width"]), 9, dtype=profile["dtype"]), 1)  # all cloud
+    band = imagery / MAY_20 / "B04.tif"
+    band.write_bytes(bytes(band.stat().st_size))
+    results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
+    fewer = results["clear_observations"] < sample_rule_results["clear_observations"]
+    flagged = results["reason"].str.contains("IMAGERY_READ_ERROR")
+    assert fewer.sum() > 100 and flagged[fewer].all()
+
+
 def test_a_parcel_of_too_many_vertices_stays_on_the_map_and_unmeasured_outlines_have_no_area(
         small_season, tmp_path) -> None:
     """TOO_MANY_VERTICES keeps a thinned outline in the outputs (not measured); a parcel whose outline was not read
