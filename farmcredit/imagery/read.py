@@ -91,8 +91,9 @@ class SeasonCube:
             there (or nothing else of the product read to tell) and no other part of the scene supplied as good a
             pixel (a clear one, unless the failed part's SCL was read and not clear there).
         uncovered: bool (time, rows, cols): where a band file short of its product's extent (cropped or exported
-            apart) left a date without data: the product's other files have data there, that one does not reach it,
-            and no other part of the scene supplied it.
+            apart) left a date without data, or an SCL so short left it not clear: the product's other files have
+            data there, that one does not reach it, and no other part of the scene supplied as good a pixel (as for
+            ``lost``).
     """
 
     reflectance: np.ndarray
@@ -137,8 +138,8 @@ def read_window(
     that fail are NaN and not clear (all of the scene's for a file that does not open), and they are ``lost`` where
     no other part of the scene supplies them as well (clear, where the failed part was clear or its SCL not read);
     the file is listed in ``read_errors`` where its scene has data there.
-    Pixels a band file does not reach, where its product's other files have data, are ``uncovered`` on that date
-    where no other part of the scene supplies them.
+    Pixels a band file (SCL included) does not reach, where its product's other files have data, are ``uncovered``
+    on that date where no other part of the scene supplies them as well (as for ``lost``).
 
     Args:
         imagery: From `open_imagery`.
@@ -184,8 +185,10 @@ def read_window(
         for step, scene in enumerate(imagery.scenes):
             # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
             best = np.full((height, width), -1, dtype=np.int8)
-            # Per pixel, the best quality a failed part would have given where it lost data (0 where none did).
+            # Per pixel, the best quality a failed part would have given where it lost data (0 where none did), and
+            # the same of a part whose file is short of its extent where the file does not reach.
             wanted = np.zeros((height, width), dtype=np.int8)
+            short = np.zeros((height, width), dtype=np.int8)
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
                 layers, unread, failures, unreached = _read_layers(part, layers_wanted, x_centres, y_centres,
@@ -203,9 +206,11 @@ def read_window(
                         np.maximum(wanted, lost_here * _failed_quality(layers, unread, clear_values), out=wanted)
                         read_errors.extend((part.scene_id, path, message) for path, message in failures)
                 # Off a short file's extent the part's other files tell whether it had data (a part of a mosaic
-                # beside the window reaches none of it, and costs nothing).
-                uncovered[step] |= (np.logical_or.reduce(list(unreached.values()), initial=False) & inside
-                                    & np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()]))
+                # beside the window reaches none of it, and costs nothing); an SCL short of it leaves the pixel
+                # not known to be cloudy, as a failed one does.
+                if (unreached_here := np.logical_or.reduce(list(unreached.values()), initial=False) & inside
+                        & np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])).any():
+                    np.maximum(short, unreached_here * _failed_quality(layers, unreached, clear_values), out=short)
                 has_data = np.isfinite(values).all(axis=0)
                 is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
                 quality = has_data.astype(np.int8) + is_clear
@@ -216,7 +221,7 @@ def read_window(
                 best[take] = quality[take]
             # Lost where no other part of the scene supplied as good a pixel as the failed part would have given.
             lost[step] = best < wanted
-            uncovered[step] &= best < 1
+            uncovered[step] = best < short
 
     _mask_fill_values(reflectance, clear)
     source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
@@ -238,9 +243,9 @@ def read_window(
 def _failed_quality(
     layers: dict[str, np.ndarray], unread: dict[str, np.ndarray], clear_values: np.ndarray
 ) -> np.ndarray:
-    """int8 (rows, cols): the quality (as ``read_window``'s: 1 data, 2 clear) a part whose files failed would have
-    given where it had data: 1 where its SCL was read and is not clear, 2 elsewhere (clear, or not known to be
-    cloudy: only a clear pixel of another part stands in for it)."""
+    """int8 (rows, cols): the quality (as ``read_window``'s: 1 data, 2 clear) a part whose files failed (``unread``;
+    or do not reach the pixel) would have given where it had data: 1 where its SCL was read and is not clear, 2
+    elsewhere (clear, or not known to be cloudy: only a clear pixel of another part stands in for it)."""
     shape = next(iter(layers.values())).shape
     if SCL not in layers:
         return np.full(shape, 2, dtype=np.int8)

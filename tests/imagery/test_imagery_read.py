@@ -207,12 +207,17 @@ def test_a_cloudy_twin_does_not_stand_in_for_the_clear_pixels_of_a_file_that_fai
     assert not cube.clear[2].any() and [error[0] for error in cube.read_errors] == [scene.name] * len(broken)
 
 
-def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_uncovered(season_folder: Path) -> None:
-    """A B04 cropped to 8x8 beside 12x12 siblings: the pixels it does not reach have no data on its date, and are
-    ``uncovered`` there (the scene's other bands have data); the rest of the date, and the other dates, are not."""
-    band_file = season_folder.joinpath(*SCENE_2024, "B04.tif")
+@pytest.mark.parametrize("band, kept_px", [("B04", 8), ("SCL", 4)])
+def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_uncovered(
+    season_folder: Path, band: str, kept_px: int
+) -> None:
+    """A B04 cropped to 8x8 beside 12x12 siblings, or the 20 m SCL to the same ground: the pixels it does not reach
+    have no data (B04) or are not clear (SCL: not known to be clear) on its date, and are ``uncovered`` there (the
+    scene's other bands have data); the rest of the date, and the other dates, are not."""
+    band_file = season_folder.joinpath(*SCENE_2024, f"{band}.tif")
     with rasterio.open(band_file) as source:
-        values, profile = source.read()[:, :8, :8], source.profile | {"width": 8, "height": 8}
+        values = source.read()[:, :kept_px, :kept_px]
+        profile = source.profile | {"width": kept_px, "height": kept_px}
     with rasterio.open(band_file, "w", **profile) as dataset:
         dataset.write(values)
 
@@ -224,4 +229,5 @@ def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_unco
     assert expected[2].sum() == 12 * 12 - 8 * 8
     np.testing.assert_array_equal(cube.uncovered, expected)
     assert not cube.lost.any() and not cube.read_errors
-    assert np.isnan(cube.reflectance[2, 0][expected[2]]).all() and not cube.clear[2][expected[2]].any()
+    assert not cube.clear[2][expected[2]].any()
+    assert np.isnan(cube.reflectance[2, 0][expected[2]]).all() == (band == "B04")
