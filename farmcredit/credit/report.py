@@ -750,7 +750,8 @@ def _reasons_section(table: pd.DataFrame) -> _Section:
     ax[0].set_xlabel("share of the band's parcels")
     ax[0].legend(fontsize=8, title="size band")
     plot = _Plot("reasons", "Reason codes by size band", _png(fig))
-    return _Section(title, (intro, _Table("Top reason codes", display), plot))
+    glossary = _Bullets(tuple(f"{code}: {REASONS[code].sentence}" for code in counts.index if code in REASONS))
+    return _Section(title, (intro, _Table("Top reason codes", display), "What each code means:", glossary, plot))
 
 
 # --- Plots and rendering -------------------------------------------------------------------------
