@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from farmcredit.imagery.fetch import RemoteSource
+    from farmcredit.pipeline import Assessment
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
@@ -137,7 +138,6 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
       farmcredit assess fields.shp --parcels-crs EPSG:4326 --imagery stack.tif --bands 2021-06-17:B04,B03,B02,B08
     """
     from farmcredit.config import load_config
-    from farmcredit.credit.limit import DECISIONS
     from farmcredit.imagery import open_imagery
     from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
@@ -170,16 +170,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
             remove_if_untouched(made, out / RESULTS_LOCK)
         raise
     if not quiet:
-        counts = result.parcels["decision"].value_counts()
-        status = result.parcels["status"].value_counts()
-        lenders = result.borrowers["decision"].value_counts()
-        console.print(
-            f"{len(result.parcels)} parcels: "
-            + ", ".join(f"{counts.get(d, 0)} {d}" for d in DECISIONS)
-            + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
-            + ", ".join(f"{lenders.get(d, 0)} {d}" for d in DECISIONS)
-            + _limit_totals(result.record["counts"], result.parcels.attrs.get("currency", "CNY"))
-        )
+        console.print(_decision_summary(result))
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
     warn_of_findings(result)
@@ -297,6 +288,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
                 remove_if_untouched(made, out / "partitions" / LOCK_NAME, out / RESULTS_LOCK)
             raise
     if not quiet:
+        console.print(_decision_summary(result.assessment))
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}", markup=False)
@@ -793,6 +785,22 @@ def _reason_kind(reason: str) -> str:
     reason = re.sub(r"'measure_partition-[0-9a-f-]+'", "<task>", reason)  # a token, or a uuid4 (pure=False)
     reason = re.sub(r"\.?part-[0-9a-f]{16}\.parquet(\.[0-9a-f]+\.tmp)?", "<partition file>", reason)
     return re.sub(r"\b(tcp|tls|ucx|inproc)://\S+?(?=[\s.,;)]*(\s|$))", "<worker>", reason)  # not a file's URL
+
+
+def _decision_summary(result: Assessment) -> str:
+    """A run's parcels and borrowers counted by decision, with their limit totals (``_limit_totals``), as assess and
+    batch end, e.g. ``752 parcels: 525 approve, 120 refer, 107 decline (0 could not be assessed); 380 borrowers: ...``.
+    """
+    from farmcredit.credit.limit import DECISIONS
+
+    counts = result.parcels["decision"].value_counts()
+    status = result.parcels["status"].value_counts()
+    lenders = result.borrowers["decision"].value_counts()
+    return (f"{len(result.parcels)} parcels: "
+            + ", ".join(f"{counts.get(d, 0)} {d}" for d in DECISIONS)
+            + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
+            + ", ".join(f"{lenders.get(d, 0)} {d}" for d in DECISIONS)
+            + _limit_totals(result.record["counts"], result.parcels.attrs.get("currency", "CNY")))
 
 
 def _limit_totals(counts: dict, currency: str) -> str:

@@ -66,6 +66,20 @@ def test_the_summary_and_run_json_give_approved_limits_apart_from_those_pending_
     assert "total limit" not in said
 
 
+def test_batch_ends_with_the_decision_counts_and_limit_totals_assess_prints(small_season, tmp_path: Path) -> None:
+    """batch said only how many parcels and partitions it ran: its decisions and CNY totals could not be set beside
+    assess's at a glance. It prints assess's summary line, then its partitions."""
+    said = {}
+    for command, extra in (("assess", ()), ("batch", ("--workers", "1"))):
+        done = _run(command, str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--model",
+                    "rule", "--out", str(tmp_path / command), *extra)
+        assert done.returncode == 0, done.stderr
+        said[command] = " ".join(done.stderr.split())  # the console wraps lines
+    summary = re.search(r"\d+ parcels: \d+ approve, .*? CNY pending review", said["assess"])
+    assert summary is not None and summary[0] in said["batch"]
+    assert " partitions (0 reused from an earlier run, 0 failed); results written to " in said["batch"]
+
+
 def test_the_summarys_limit_totals_show_their_cents() -> None:
     """Totals of a ``rounding_step`` under 1 CNY are said to the cent, not rounded to the yuan (264,407: more than
     lent)."""
