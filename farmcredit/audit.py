@@ -278,6 +278,8 @@ def decision_records(
     ]
     partners, n_partners = overlaps.listed_ids(parcels["parcel_id"], LISTED_PARTNERS), overlaps.counts()
     regions = parcels["region"] if "region" in parcels else pd.Series(None, index=parcels.index, dtype=object)
+    # The area as the borrower declared it, where that was in mu (declared_area_ha is it converted).
+    declared_mu = parcels["declared_area_mu"].tolist() if "declared_area_mu" in parcels else None
     feature_rows = features.itertuples(index=False)
     imagery = parcel_imagery(products, scenes)
     for k, row in enumerate(parcels.itertuples(index=False)):
@@ -299,6 +301,7 @@ def decision_records(
             "inputs": {
                 "declared_crop": row.declared_crop,
                 "declared_area_ha": row.declared_area_ha,
+                **({"declared_area_mu": declared_mu[k]} if declared_mu is not None else {}),
                 "region": regions.iloc[k],
                 "geometry_wkb_sha256": geometry_hashes[k],
             },

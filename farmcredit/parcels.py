@@ -291,7 +291,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     is its outlines' area).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
-    ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent), ``region``
+    ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent; from mu: / 15, to the square
+    metre), ``declared_area_mu`` (only when the input gives mu: the area as declared, NaN when absent), ``region``
     (str or None: selects the config's regional prices and costs), ``reasons`` (list of codes)
     and the geometry, repaired where it was invalid (a ``MAP_ONLY_CODES`` parcel's kept for the map: ``map_only``).
     """
@@ -366,10 +367,14 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
-    declared_area = _declared_area(frame, parcel_id, reasons, source)
+    in_mu = "declared_area_mu" in frame.columns
+    declared = _declared_area(frame, parcel_id, reasons, source)
+    declared_area = (declared / MU_PER_HA).round(4) if in_mu else declared
+    # The area in mu as the borrower declared it, kept for the audit: 0.9 mu read as 0.06 ha is not what was signed.
+    as_declared_mu = {"declared_area_mu": declared.to_numpy(dtype=float)} if in_mu else {}
     if frame.crs is not None:
-        _warn_area_unit(declared_area.to_numpy(dtype=float), "declared_area_mu" in frame.columns,
-                        np.where(too_large, None, geometry), frame.crs, source)
+        _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large, None, geometry), frame.crs,
+                        source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -377,6 +382,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
             "borrower_id": borrower_id.to_numpy(dtype=object),
             "declared_crop": crop.to_numpy(dtype=object),
             "declared_area_ha": declared_area.to_numpy(dtype=float),
+            **as_declared_mu,
             "region": _optional_text(frame, "region", source).to_numpy(dtype=object),
             "reasons": reasons,
         },
@@ -599,11 +605,11 @@ def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.nda
 
 
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
-    """The declared area (ha) as float, NaN where absent: ``declared_area_ha``, or ``declared_area_mu`` / 15 (to the
-    square metre, 0.0001 ha). Text in full-width digits (２, １．５, as a Chinese input method types them) is read as
-    its number (NFKC). A value given that is not a positive number (text such as "1,5" or "2亩", zero, negative) is
-    flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a warning (the first ``QUOTED_VALUES``, with
-    their parcel ids)."""
+    """The declared area as float in its column's unit, NaN where absent: ``declared_area_ha`` (ha), or
+    ``declared_area_mu`` (mu, as declared; the caller converts it to ha). Text in full-width digits (２, １．５, as a
+    Chinese input method types them) is read as its number (NFKC). A value given that is not a positive number (text
+    such as "1,5" or "2亩", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a
+    warning (the first ``QUOTED_VALUES``, with their parcel ids)."""
     in_mu_column = "declared_area_mu" in frame.columns
     column, unit = ("declared_area_mu", "mu") if in_mu_column else ("declared_area_ha", "hectares")
     if column not in frame.columns:
@@ -626,8 +632,7 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
                        "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), column,
                        unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
                        f" (1 亩 = 1/15 ha: areas in mu go in {MU_COLUMN})" if quoting_mu else "")
-    area = area.where(~invalid)
-    return (area / MU_PER_HA).round(4) if in_mu_column else area
+    return area.where(~invalid)
 
 
 def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, crs: CRS, source: str) -> None:

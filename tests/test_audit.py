@@ -105,6 +105,27 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
 
+def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_season, tmp_path: Path) -> None:
+    """Given in mu, the declared area was recorded only as declared_area_ha (0.9 mu as 0.06): not the figure signed.
+    decisions.jsonl's inputs and the results keep it in mu beside its hectares; an input in ha gains no mu."""
+    from farmcredit.pipeline import run_assessment
+
+    parcels = gpd.read_file(small_season.parcels_path).head(4)
+    in_mu = parcels.assign(declared_area_mu=[0.9, 1.95, None, 3.0]).drop(columns="declared_area_ha")
+    in_mu.to_file(tmp_path / "mu.gpkg")
+    files = write_outputs(tmp_path / "mu", run_assessment(tmp_path / "mu.gpkg", small_season.imagery_dir,
+                                                          model="rule"))
+    inputs = [json.loads(line)["inputs"] for line in files["decisions"].read_text().splitlines()]
+    assert [(i["declared_area_mu"], i["declared_area_ha"]) for i in inputs] == [
+        (0.9, 0.06), (1.95, 0.13), (None, None), (3.0, 0.2)]
+    results = pd.read_csv(tmp_path / "mu" / "results.csv")
+    assert results["declared_area_mu"].tolist()[:2] == [0.9, 1.95] and results["declared_area_ha"][0] == 0.06
+    files = write_outputs(tmp_path / "ha", run_assessment(small_season.parcels_path, small_season.imagery_dir,
+                                                          model="rule"))
+    assert "declared_area_mu" not in json.loads(files["decisions"].read_text().splitlines()[0])["inputs"]
+    assert "declared_area_mu" not in pd.read_csv(tmp_path / "ha" / "results.csv").columns
+
+
 def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_in(tmp_path: Path) -> None:
     project = tmp_path / "project"
     site = project / ".venv" / "site-packages"

@@ -218,14 +218,19 @@ def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> N
 
 
 def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path) -> None:
-    """1 亩 = 1/15 ha: a declared_area_mu column (matched ignoring case) gives declared_area_ha; the results keep ha."""
+    """1 亩 = 1/15 ha: a declared_area_mu column (matched ignoring case) gives declared_area_ha, and is kept as
+    declared (0.9 mu, not only the 0.06 ha it reads as); a file in ha gains no mu."""
     rows = [{"parcel_id": str(i), "borrower_id": "B", "Declared_Area_MU": v, "geometry": SQUARE}
             for i, v in enumerate([15, "7.5", "２", "2亩"])]
     path = tmp_path / "mu.geojson"
     _frame(rows).to_file(path)
     parcels = read_parcels(path)
-    assert parcels["declared_area_ha"].iloc[:3].tolist() == [1.0, 0.5, 0.1333] and "declared_area_mu" not in parcels
+    assert parcels["declared_area_ha"].iloc[:3].tolist() == [1.0, 0.5, 0.1333]
+    assert parcels["declared_area_mu"].iloc[:3].tolist() == [15.0, 7.5, 2.0]
+    assert pd.isna(parcels["declared_area_mu"].iloc[3]) and pd.isna(parcels["declared_area_ha"].iloc[3])
     assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, False, True]
+    _frame([{"parcel_id": "A", "declared_area_ha": 0.06, "geometry": SQUARE}]).to_file(tmp_path / "ha.geojson")
+    assert "declared_area_mu" not in read_parcels(tmp_path / "ha.geojson")
 
 
 def test_a_shapefile_gives_its_area_in_mu_as_area_mu_and_warnings_name_it(
