@@ -627,19 +627,25 @@ def test_a_band_cut_short_costs_the_date_only_to_parcels_on_its_blocks_that_fail
     shutil.copytree(SAMPLE_TILES / "imagery", imagery)
     first_lost_row = _cut_to_90_percent(imagery / MAY_20 / "B04.tif")
     results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule", out=tmp_path / "out")
-    results = results.set_index("parcel_id")
+    _assert_flagged_below_row(results.set_index("parcel_id"), sample_rule_results, imagery, first_lost_row)
+    [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
+    assert failure["file"] == str(imagery / MAY_20 / "B04.tif")
+
+
+def _assert_flagged_below_row(results: pd.DataFrame, clean: pd.DataFrame, imagery: Path, row: int) -> None:
+    """The sample's parcels wholly above grid row ``row`` of ``imagery`` (more than 500) are measured as on the clean
+    imagery (``clean``) and unflagged; those wholly below it (more than 50) are flagged IMAGERY_READ_ERROR, some with
+    fewer clear observations."""
     grid = open_imagery(imagery)
     outlines = gpd.read_file(SAMPLE_TILES / "parcels.geojson").set_index("parcel_id").to_crs(grid.crs).bounds
     top_row = (grid.transform.f - outlines["maxy"]) / -grid.transform.e
     bottom_row = (grid.transform.f - outlines["miny"]) / -grid.transform.e
-    above, below = bottom_row < first_lost_row, top_row >= first_lost_row
+    above, below = bottom_row < row, top_row >= row
     assert above.sum() > 500 and below.sum() > 50
-    flagged = results["reason"].str.contains("IMAGERY_READ_ERROR")
+    flagged = results["reason_all"].str.contains("IMAGERY_READ_ERROR")
     assert not flagged[above].any() and flagged[below].all()
-    pd.testing.assert_frame_equal(results.loc[above, MEASURED], sample_rule_results.loc[above, MEASURED])
-    assert (results.loc[below, "clear_observations"] < sample_rule_results.loc[below, "clear_observations"]).any()
-    [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
-    assert failure["file"] == str(imagery / MAY_20 / "B04.tif")
+    pd.testing.assert_frame_equal(results.loc[above, MEASURED], clean.loc[above, MEASURED])
+    assert (results.loc[below, "clear_observations"] < clean.loc[below, "clear_observations"]).any()
 
 
 def test_a_broken_copy_of_a_scene_whose_twin_reads_flags_no_parcel(sample_rule_results, tmp_path) -> None:
@@ -1073,16 +1079,7 @@ def test_parcels_a_band_file_short_of_its_scene_misses_skip_that_date_with_a_rea
     with rasterio.open(band_file, "w", **profile) as dataset:
         dataset.write(values)
     results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
-    grid = open_imagery(imagery)
-    outlines = gpd.read_file(SAMPLE_TILES / "parcels.geojson").set_index("parcel_id").to_crs(grid.crs).bounds
-    top_row = (grid.transform.f - outlines["maxy"]) / -grid.transform.e
-    bottom_row = (grid.transform.f - outlines["miny"]) / -grid.transform.e
-    above, below = bottom_row < kept_rows, top_row >= kept_rows
-    assert above.sum() > 500 and below.sum() > 50
-    flagged = results["reason_all"].str.contains("IMAGERY_READ_ERROR")
-    assert not flagged[above].any() and flagged[below].all()
-    pd.testing.assert_frame_equal(results.loc[above, MEASURED], sample_rule_results.loc[above, MEASURED])
-    assert (results.loc[below, "clear_observations"] < sample_rule_results.loc[below, "clear_observations"]).any()
+    _assert_flagged_below_row(results, sample_rule_results, imagery, kept_rows)
 
 
 def test_parcels_outside_the_windows_a_fetch_wrote_are_warned_of_once_with_the_fetch_that_adds_them(

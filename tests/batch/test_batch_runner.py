@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -77,6 +77,22 @@ def _kill_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+@contextlib.contextmanager
+def _slowed_batch(out: Path, config: Path) -> Iterator[subprocess.Popen]:
+    """A batch run in its own process group, each partition slowed by 0.5 s so it is surely stopped part-way
+    through: given once it has written three partition files (or after 60 s), its group killed on leaving."""
+    process = subprocess.Popen(_batch_command(out, config), start_new_session=True,
+                               env={**os.environ, "FARMCREDIT_BATCH_TEST_DELAY_S": "0.5"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((out / "partitions").glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield process
+    finally:
+        _kill_group(process)
 
 
 def test_batch_in_process_equals_assess_and_reuses_partitions(small_windows: Path, assessed: pd.DataFrame,
@@ -182,16 +198,8 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
                                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
     partitions = out / "partitions"
-    # Slow each partition down so the driver is surely killed part-way through.
-    process = subprocess.Popen(_batch_command(out, small_windows), start_new_session=True,
-                               env={**os.environ, "FARMCREDIT_BATCH_TEST_DELAY_S": "0.5"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(partitions.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        _kill_group(process)
+    with _slowed_batch(out, small_windows):
+        pass  # killed, the driver and its workers, once three partitions are written
     written = len(list(partitions.glob("part-*.parquet")))
     manifest = json.loads((partitions / "_manifest.json").read_text())
     assert 3 <= written < len(manifest["partitions"]), "the kill should land part-way through"
@@ -217,17 +225,9 @@ def test_sigterm_or_ctrl_c_records_every_finished_partition_in_the_manifest_befo
     rewrites: the manifest names every part file there, and a rerun reuses them all, measuring none twice."""
     out = tmp_path / "out"
     partitions = out / "partitions"
-    process = subprocess.Popen(_batch_command(out, small_windows), start_new_session=True,
-                               env={**os.environ, "FARMCREDIT_BATCH_TEST_DELAY_S": "0.5"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(partitions.glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with _slowed_batch(out, small_windows) as process:
         process.send_signal(stop)  # the driver alone, as a container's PID 1 gets it
         assert process.wait(60) == {signal.SIGTERM: 143, signal.SIGINT: 130}[stop]
-    finally:
-        _kill_group(process)
     manifest = json.loads((partitions / "_manifest.json").read_text())
     done = {entry["id"] for entry in manifest["partitions"] if entry["status"] == "done"}
     files = {path.name.removeprefix("part-").removesuffix(".parquet") for path in partitions.glob("part-*.parquet")}
