@@ -87,13 +87,13 @@ class SeasonCube:
         crs: CRS of the window.
         read_errors: (scene_id, path, message) for files that failed to open or decode in this window where
             their scene (mosaic part) has data; only the blocks (tiles, strips) that fail are NaN and not clear.
-        lost: bool (time, rows, cols): where a read failure cost a date data: the file's failed part had data
-            there (or nothing else of the product read to tell) and no other part of the scene supplied as good a
-            pixel (a clear one, unless the failed part's SCL was read and not clear there).
+        lost: bool (time, rows, cols): where a read failure cost a date a clear pixel: the file's failed part had
+            data there (or nothing else of the product read to tell), its SCL was not read as cloudy there, and no
+            other part of the scene supplied a clear pixel (a cloudy pixel lost costs no clear date).
         uncovered: bool (time, rows, cols): where a band file short of its product's extent (cropped or exported
             apart) left a date without data, or an SCL so short left it not clear: the product's other files have
-            data there, that one does not reach it, and no other part of the scene supplied as good a pixel (as for
-            ``lost``).
+            data there, that one does not reach it, and (as for ``lost``) it would have been clear and no other part
+            of the scene supplied a clear pixel.
     """
 
     reflectance: np.ndarray
@@ -136,10 +136,12 @@ def read_window(
     20 m pixel becomes 2x2), so a mixed coarse pixel stays one honest value rather than a blend.
     A file that fails to decode is read again block by block (its tiles or strips): only the pixels of the blocks
     that fail are NaN and not clear (all of the scene's for a file that does not open), and they are ``lost`` where
-    no other part of the scene supplies them as well (clear, where the failed part was clear or its SCL not read);
+    they would have been clear (the failed part's SCL clear there, or not read) and no other part of the scene
+    supplies a clear pixel;
     the file is listed in ``read_errors`` where its scene has data there.
     Pixels a band file (SCL included) does not reach, where its product's other files have data, are ``uncovered``
-    on that date where no other part of the scene supplies them as well (as for ``lost``).
+    on that date where (as for ``lost``) they would have been clear and no other part of the scene supplies a clear
+    pixel.
 
     Args:
         imagery: From `open_imagery`.
@@ -185,10 +187,10 @@ def read_window(
         for step, scene in enumerate(imagery.scenes):
             # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
             best = np.full((height, width), -1, dtype=np.int8)
-            # Per pixel, the best quality a failed part would have given where it lost data (0 where none did), and
-            # the same of a part whose file is short of its extent where the file does not reach.
-            wanted = np.zeros((height, width), dtype=np.int8)
-            short = np.zeros((height, width), dtype=np.int8)
+            # Per pixel, whether a failed part would have given a clear pixel where it lost data, and the same of a
+            # part whose file is short of its extent where the file does not reach.
+            wanted = np.zeros((height, width), dtype=bool)
+            short = np.zeros((height, width), dtype=bool)
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
                 layers, unread, failures, unreached = _read_layers(part, layers_wanted, x_centres, y_centres,
@@ -203,14 +205,14 @@ def read_window(
                     unknown = np.logical_and.reduce(list(unread.values())) if len(unread) == len(layers) else False
                     had_data = unknown | np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])
                     if (lost_here := failed & had_data & inside).any():
-                        np.maximum(wanted, lost_here * _failed_quality(layers, unread, clear_values), out=wanted)
+                        wanted |= lost_here & _would_be_clear(layers, unread, clear_values)
                         read_errors.extend((part.scene_id, path, message) for path, message in failures)
                 # Off a short file's extent the part's other files tell whether it had data (a part of a mosaic
                 # beside the window reaches none of it, and costs nothing); an SCL short of it leaves the pixel
                 # not known to be cloudy, as a failed one does.
                 if (unreached_here := np.logical_or.reduce(list(unreached.values()), initial=False) & inside
                         & np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])).any():
-                    np.maximum(short, unreached_here * _failed_quality(layers, unreached, clear_values), out=short)
+                    short |= unreached_here & _would_be_clear(layers, unreached, clear_values)
                 has_data = np.isfinite(values).all(axis=0)
                 is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
                 quality = has_data.astype(np.int8) + is_clear
@@ -219,9 +221,10 @@ def read_window(
                 clear[step][take] = is_clear[take]
                 source[step][take] = np.where(has_data[take], index, -1)
                 best[take] = quality[take]
-            # Lost where no other part of the scene supplied as good a pixel as the failed part would have given.
-            lost[step] = best < wanted
-            uncovered[step] = best < short
+            # Lost where the failed part would have given a clear pixel and no other part of the scene supplied one
+            # (a cloudy pixel lost costs no clear date).
+            lost[step] = wanted & (best < 2)
+            uncovered[step] = short & (best < 2)
 
     _mask_fill_values(reflectance, clear)
     source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
@@ -240,17 +243,16 @@ def read_window(
     )
 
 
-def _failed_quality(
+def _would_be_clear(
     layers: dict[str, np.ndarray], unread: dict[str, np.ndarray], clear_values: np.ndarray
 ) -> np.ndarray:
-    """int8 (rows, cols): the quality (as ``read_window``'s: 1 data, 2 clear) a part whose files failed (``unread``;
-    or do not reach the pixel) would have given where it had data: 1 where its SCL was read and is not clear, 2
-    elsewhere (clear, or not known to be cloudy: only a clear pixel of another part stands in for it)."""
+    """bool (rows, cols): where a part whose files failed (``unread``; or do not reach the pixel) would have given
+    a clear pixel: all but where its SCL was read and is not clear (clear, or not known to be cloudy: only a clear
+    pixel of another part stands in for it)."""
     shape = next(iter(layers.values())).shape
     if SCL not in layers:
-        return np.full(shape, 2, dtype=np.int8)
-    cloudy = ~np.isin(layers[SCL], clear_values) & ~unread.get(SCL, np.zeros(shape, dtype=bool))
-    return np.where(cloudy, 1, 2).astype(np.int8)
+        return np.ones(shape, dtype=bool)
+    return np.isin(layers[SCL], clear_values) | unread.get(SCL, np.zeros(shape, dtype=bool))
 
 
 def _cube_bands(imagery: Imagery, bands: Sequence[str]) -> tuple[str, ...]:
