@@ -585,17 +585,19 @@ def _dask_cluster(folder: Path, workers: dict[str, list[str]]):
     scheduler_file = folder / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
     common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
-    processes = [subprocess.Popen([*dask, "scheduler", *common], start_new_session=True,
+    # Port 0: any free port (the file names it), not 8786, which another cluster on the machine may hold.
+    processes = [subprocess.Popen([*dask, "scheduler", *common, "--port", "0"], start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert scheduler_file.exists(), "the Dask scheduler did not start within 60 s"
         for name, extra in workers.items():
             processes.append(subprocess.Popen([*dask, "worker", *common, "--name", name, *extra],
                                               start_new_session=True, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
-        client = Client(scheduler_file=str(scheduler_file))
+        client = Client(scheduler_file=str(scheduler_file), timeout=60)
         client.wait_for_workers(len(workers), timeout=60)
         yield client
         client.close()
