@@ -449,6 +449,8 @@ def check_workers(client: Client) -> None:
             silent.append(f"{address} ({type(answer).__name__}: {answer})")
         elif isinstance(answer, BaseException):  # farmcredit, or this function in it, did not import there
             unfit.append(f"{address} cannot run this farmcredit ({answer})")
+        elif "error" in answer:  # it imported, but cannot hash its measuring code
+            unfit.append(f"{address} cannot run this farmcredit ({answer['error']})")
         elif answer["code"] != code:
             unfit.append(f"{address} runs farmcredit {answer['version']} with other measuring code "
                          f"({answer['code'][:16]})")
@@ -463,8 +465,9 @@ def check_workers(client: Client) -> None:
 
 def _worker_answers(client: Client, deadline: float) -> dict[str, dict[str, str] | BaseException]:
     """Each worker's ``_worker_farmcredit``, asked of all at once and of each apart (one broadcast waits for its
-    slowest worker): its answer, the exception it raised, or the comm error of a worker that could not be asked
-    (a ``TimeoutError`` where it did not answer within ``deadline`` seconds)."""
+    slowest worker): its answer, the exception loading it raised there (farmcredit did not import), or the comm
+    error of a worker that could not be asked (a ``TimeoutError`` where it did not answer within ``deadline``
+    seconds)."""
 
     async def ask(address: str) -> dict[str, dict[str, str] | BaseException]:
         try:
@@ -491,8 +494,14 @@ def _answer_deadline() -> float:
 
 
 def _worker_farmcredit() -> dict[str, str]:
-    """Run on each worker by ``check_workers``: its farmcredit's version and measuring code."""
-    return {"version": __version__, "code": measuring_code()}
+    """Run on each worker by ``check_workers``: its farmcredit's version and measuring code, or the ``error`` that
+    kept it from hashing that code (a part missing, as in an install without sources, or unreadable)."""
+    try:
+        return {"version": __version__, "code": measuring_code()}
+    except Exception as error:
+        # Returned, not raised: the driver takes an OSError reaching it for the comm's (a worker that did not
+        # answer), while this one (FileNotFoundError, PermissionError) says the worker's farmcredit is unfit.
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def _warn_thin_workers(scheduler_info: Mapping) -> None:

@@ -988,3 +988,35 @@ def test_a_partition_whose_workers_were_killed_names_memory_as_the_likely_cause(
     assert _failure_reason(killed).startswith(f"KilledWorker: {killed}")
     assert "workers died running it: often their --memory-limit" in _failure_reason(killed)
     assert _failure_reason(RuntimeError("simulated")) == "RuntimeError: simulated"
+
+
+@pytest.mark.parametrize("error", [
+    FileNotFoundError("no such part of the package: /opt/farmcredit/hashing.py"),  # as installed without sources
+    PermissionError(13, "Permission denied", "/opt/farmcredit/imagery/read.py"),
+])
+def test_a_worker_whose_farmcredit_cannot_hash_its_measuring_code_stops_the_run_naming_it(
+        monkeypatch: pytest.MonkeyPatch, error: OSError) -> None:
+    """Its answer, an OSError, was taken for a worker that did not answer: the check passed with a warning, and every
+    partition it took then failed, exit 3."""
+    from distributed import Client, LocalCluster
+
+    from farmcredit.batch import runner
+    from farmcredit.errors import InputError
+
+    driver = threading.current_thread()
+    hashed = runner.measuring_code
+
+    def measuring_code() -> str:
+        """This driver's code; the worker's (in this process, on the cluster's thread) cannot be read."""
+        if threading.current_thread() is not driver:
+            raise error
+        return hashed()
+
+    monkeypatch.setattr(runner, "measuring_code", measuring_code)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        (address,) = client.scheduler_info()["workers"]
+        with pytest.raises(InputError) as refused:
+            runner.check_workers(client)
+    said = str(refused.value)
+    assert "1 worker(s) of the cluster cannot measure this run's partitions" in said
+    assert f"{address} cannot run this farmcredit ({type(error).__name__}: {error})" in said
