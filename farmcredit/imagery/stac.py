@@ -385,12 +385,14 @@ def _whole_body(response: requests.Response, started: float, timeout: float | No
         now = time.monotonic()
         if timeout is None or now - stretch_started < timeout:
             continue
-        if len(body) - stretch_from < BODY_PROGRESS_BYTES * (now - stretch_started) / timeout:
+        gained, required = len(body) - stretch_from, BODY_PROGRESS_BYTES * (now - stretch_started) / timeout
+        if gained < required:
             raise requests.exceptions.ReadTimeout(
                 f"{public_url(response.url)}: the answer is arriving too slowly: {len(body):,} bytes"
-                f"{f' of {int(declared):,}' if declared.isdigit() else ''} in {now - started:.0f} s, under "
-                f"{BODY_PROGRESS_BYTES // 1024} KiB in the last {now - stretch_started:.0f} s (on a slow link, raise "
-                f"--timeout, now {timeout:g} s)", response=response)
+                f"{f' of {int(declared):,}' if declared.isdigit() else ''} in {now - started:.0f} s, {gained:,} in "
+                f"the last {now - stretch_started:.0f} s, under the {required:,.0f} required there at "
+                f"{BODY_PROGRESS_BYTES // 1024} KiB per --timeout (on a slow link, raise --timeout, now {timeout:g} s)",
+                response=response)
         stretch_started, stretch_from = now, len(body)
     return bytes(body)
 

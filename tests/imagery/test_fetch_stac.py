@@ -16,6 +16,7 @@ import logging
 import re
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import requests
 import shapely
 import shapely.geometry
 from rasterio.windows import Window, from_bounds
@@ -828,10 +830,34 @@ def test_a_search_response_that_drips_in_fails_within_the_timeout(synthetic_29rk
     with StacServer([synthetic_29rkh[0]], synthetic_29rkh[1]) as server:
         server.fail("/search", Fault(drip_s=0.2))
         with pytest.raises(ImageryError, match=r"STAC search failed .*the answer is arriving too slowly: \d bytes of "
-                                               r"[\d,]+ in 1 s, under 64 KiB in the last 1 s \(on a slow link, raise "
-                                               r"--timeout, now 1 s\)"):
+                                               r"[\d,]+ in 1 s, \d in the last 1 s, under the [\d,]+ required there "
+                                               r"at 64 KiB per --timeout \(on a slow link, raise --timeout, now 1 s\)"):
             _fetch(server, FIELDS, tmp_path / "s2")
         assert len(server.requests_to("/search")) == 1
+
+
+def test_a_body_too_slow_over_a_long_stretch_is_said_with_what_it_gained_and_what_was_required(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar grows with the stretch (64 KiB per --timeout): 80 KiB at 1.9 s and a byte at 3.8 s, at a 2 s timeout,
+    is under the 124,518 bytes 3.8 s required, which the error said was "under 64 KiB in the last 4 s"."""
+    clock = iter([1.9, 3.8])
+    arrivals = iter([b"x" * 81_920, b"x"])
+    now = [0.0]
+
+    def read1(size: int, decode_content: bool) -> bytes:
+        now[0] = next(clock)
+        return next(arrivals)
+
+    monkeypatch.setattr(stac, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    response = requests.Response()
+    response.url, response.headers["Content-Length"] = "http://stac.test/search", "200000"
+    response.raw = SimpleNamespace(read1=read1, read=read1)
+    with pytest.raises(requests.exceptions.ReadTimeout) as slow:
+        stac._whole_body(response, 0.0, 2.0)
+    assert str(slow.value) == (
+        "http://stac.test/search: the answer is arriving too slowly: 81,921 bytes of 200,000 in 4 s, 81,921 in the "
+        "last 4 s, under the 124,518 required there at 64 KiB per --timeout (on a slow link, raise --timeout, now "
+        "2 s)")
 
 
 def test_a_search_response_arriving_steadily_but_slower_than_the_timeout_is_read(
