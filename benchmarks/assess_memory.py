@@ -129,8 +129,9 @@ def write_parcels(root: Path, n: int, seed: int = 0, tiles: int = 1) -> Path:
     return path
 
 
-def missing_tools(tools: list[str]) -> str:
-    """What keeps any of the comparison ``tools`` from importing, and how to install them; '' when all import."""
+def missing_tools(tools: list[str], option: str = "--compare") -> str:
+    """What keeps any of the comparison ``tools`` from importing, and how to install them or leave them out (the
+    script's ``option`` naming its tools); '' when all import."""
     missing = {}
     for tool in tools:
         try:
@@ -141,7 +142,7 @@ def missing_tools(tools: list[str]) -> str:
         return ""
     rest = " ".join(tool for tool in tools if tool not in missing)
     return (f"{', '.join(f'{tool} ({error})' for tool, error in missing.items())} not importable: install the "
-            f"comparison tools with pip install -e \".[test]\" (or leave them out: --compare {rest})")
+            f"comparison tools with pip install -e \".[test]\" (or leave them out: {option} {rest})")
 
 
 def scene_ndvi(scene: Path) -> tuple[np.ndarray, Affine, rasterio.crs.CRS]:

@@ -12,7 +12,6 @@ disk), and prints a Markdown table plus the largest per-parcel difference from e
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
@@ -32,6 +31,7 @@ os.environ.update(SINGLE_THREAD)
 import numpy as np  # noqa: E402  (thread limits must be set before numpy loads)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from assess_memory import missing_tools  # noqa: E402
 from peak_memory import peak_rss_mib  # noqa: E402
 
 PIXEL = 10.0
@@ -282,22 +282,6 @@ def spawn(method: str, raster: Path, vector: Path, sample: int, result: Path, wi
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def check_importable(methods: list[str]) -> None:
-    """Exit saying which comparison tools of ``methods`` do not import, why, and how to install them."""
-    missing = {}
-    for method in (m for m in methods if m != "farmcredit"):
-        try:
-            importlib.import_module(method)
-        except ImportError as error:
-            missing[method] = error
-    if missing:
-        raise SystemExit(
-            f"{', '.join(f'{m} ({e})' for m, e in missing.items())} not importable: install the comparison tools with "
-            f"pip install -e \".[test]\" (or leave them out: --methods "
-            f"{' '.join(m for m in methods if m not in missing)})"
-        )
-
-
 def differences(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
     """Return the largest (absolute, relative) per-parcel difference; inf if NaNs differ."""
     finite = np.isfinite(theirs)
@@ -335,7 +319,8 @@ def main() -> None:
         worker(args.worker, args.raster, args.vector, args.sample, args.result, args.window)
         return
 
-    check_importable(args.methods)
+    if problem := missing_tools(args.methods, "--methods"):  # farmcredit itself imports
+        raise SystemExit(problem)
     args.out.mkdir(parents=True, exist_ok=True)
     raster = args.out / f"ndvi_{args.size}.tif"
     if not raster.exists():

@@ -183,13 +183,12 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     return "; ".join(steps)
 
 
-def _codes(codes: list[list[str]], cuts: list[dict[str, Decimal]]) -> list[str]:
+def _codes(codes: list[list[str]], taken: Counter[str]) -> list[str]:
     """Every parcel's codes (``reason_all`` split), each once, ranked whatever the parcels are called: by effect, then
-    the code that took the most off the borrower's limit (``_taken_off``), then the code more of the parcels have, then
-    the one a parcel ranks higher among its codes of that effect (costliest first: a borrower of one parcel ranks as it
-    does), then in the order of ``REASONS``; ``cuts`` is each parcel's ``reason_amounts`` read."""
+    the code that took the most off the borrower's limit (``taken``: what each took off these parcels, ``_taken_off``),
+    then the code more of the parcels have, then the one a parcel ranks higher among its codes of that effect
+    (costliest first: a borrower of one parcel ranks as it does), then in the order of ``REASONS``."""
     having = Counter(code for parcel in codes for code in parcel if code)
-    taken = _taken_off(codes, cuts)
     place: dict[str, int] = {}
     for parcel in codes:
         of_effect: Counter[str] = Counter()
@@ -229,13 +228,13 @@ def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], 
     limit (``info``), whichever parcels they come from, the one that took the most off it first (``_taken_off``; on a
     tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others')."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
-    others_ranked = _codes(others, cuts)
+    of_deciding, of_others = _taken_off(deciding, cuts), _taken_off(others, cuts)
+    others_ranked = _codes(others, of_others)
     graver = [code for code in others_ranked if EFFECT_RANK[REASONS[code].effect] < gravest]
     kept = [code for code in others_ranked if code not in graver]
-    of_others = _taken_off(others, cuts)
-    taken = _taken_off(deciding, cuts) + of_others
+    taken = of_deciding + of_others
     taken["PARCEL_DECLINED"] = sum((of_others[code] for code in graver), Decimal(0))
-    tiers = (own, _codes(deciding, cuts), ["PARCEL_DECLINED", *kept] if graver else kept)
+    tiers = (own, _codes(deciding, of_deciding), ["PARCEL_DECLINED", *kept] if graver else kept)
     ordered = list(dict.fromkeys(code for tier in tiers
                                  for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))))
     lowered = [code for code in ordered if code not in own and REASONS[code].effect == "info"]

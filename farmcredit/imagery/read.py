@@ -197,13 +197,14 @@ def read_window(
                                                                    imagery.crs)
                 values = np.stack([(layers[band] + part.dn_offset) * part.dn_scale for band in cube_bands])
                 values[:, ~inside] = np.nan
+                any_data = np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])
                 if failures:
                     failed = np.logical_or.reduce(list(unread.values()))
                     values[:, failed] = np.nan
                     # A failure costs the part where it has data: the layers that were read tell where (all of it
                     # where none was). A part of a mosaic that holds no pixel of the window costs nothing.
                     unknown = np.logical_and.reduce(list(unread.values())) if len(unread) == len(layers) else False
-                    had_data = unknown | np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])
+                    had_data = unknown | any_data
                     if (lost_here := failed & had_data & inside).any():
                         wanted |= lost_here & _would_be_clear(layers, unread, clear_values)
                         read_errors.extend((part.scene_id, path, message) for path, message in failures)
@@ -211,7 +212,7 @@ def read_window(
                 # beside the window reaches none of it, and costs nothing); an SCL short of it leaves the pixel
                 # not known to be cloudy, as a failed one does.
                 if (unreached_here := np.logical_or.reduce(list(unreached.values()), initial=False) & inside
-                        & np.logical_or.reduce([np.isfinite(layer) for layer in layers.values()])).any():
+                        & any_data).any():
                     short |= unreached_here & _would_be_clear(layers, unreached, clear_values)
                 has_data = np.isfinite(values).all(axis=0)
                 is_clear = has_data & np.isin(layers[SCL], clear_values) if SCL in layers else has_data
