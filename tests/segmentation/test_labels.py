@@ -370,7 +370,8 @@ def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp
     assert f"\nscene: n={int((labels != 255).sum())} " in f"\n{evaluated.output}"
     unnamed = CliRunner().invoke(cli, ["evaluate", str(weights), str(folder), "--device", "cpu"])
     assert unnamed.exception is not None and "--bands" in str(unnamed.exception)
-    # The same stack written with L2A's +1000 DN offset (baseline 04.00+): read alike once --dn-offset says so.
+    # The same stack written with L2A's +1000 DN offset (baseline 04.00+): read alike once --dn-offset says so (each
+    # offset given, no date is warned of as read with an offset unknown).
     offset = tmp_path / "offset"
     offset.mkdir()
     with rasterio.open(offset / "imagery.tif", "w", count=8, dtype="uint16", **profile) as dst:
@@ -378,7 +379,7 @@ def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp
     (offset / "labels.tif").write_bytes((folder / "labels.tif").read_bytes())
     said = [CliRunner().invoke(cli, ["evaluate", "cnn", str(scene), "--bands", layout, "--device", "cpu",
                                      *extra]).output
-            for scene, extra in ((folder, []), (offset, ["--dn-offset", "-1000"]), (offset, []))]
+            for scene, extra in ((folder, ["--dn-offset", "0"]), (offset, ["--dn-offset", "-1000"]), (offset, []))]
     assert said[0] == said[1] != said[2] and "\nscene: " in f"\n{said[0]}"
     retrained = CliRunner().invoke(cli, ["train", str(offset), "--bands", layout, "--dn-offset", "-1000", "--out",
                                          str(tmp_path / "offset.safetensors"), "--steps", "2", "--device", "cpu"])
