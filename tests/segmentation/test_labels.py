@@ -390,7 +390,8 @@ def test_train_and_evaluate_read_a_labelled_geotiff_stack_with_a_band_layout(tmp
     with rasterio.open(floats / "imagery.tif", "w", count=8, dtype="float32", **profile) as dst:
         dst.write(stack.astype(np.float32))
     (floats / "labels.tif").write_bytes((folder / "labels.tif").read_bytes())
-    as_floats = CliRunner().invoke(cli, ["evaluate", "cnn", str(floats), "--bands", layout, "--device", "cpu"])
+    as_floats = CliRunner().invoke(cli, ["evaluate", "cnn", str(floats), "--bands", layout, "--device", "cpu",
+                                         "--dn-offset", "0"])
     assert as_floats.exit_code == 0 and as_floats.output == said[0], as_floats.output
     # What evaluate and assess refuse, train refuses too (it trained, and the model then ran silently on 0-1 data):
     # red and NIR swapped by --bands.
