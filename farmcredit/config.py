@@ -7,6 +7,7 @@ Everything is validated once at load time and hashed into the audit record.
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from functools import lru_cache
 from importlib import resources
@@ -30,7 +31,9 @@ from pydantic import (
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
 from farmcredit.margins import AREA_BANDS_HA, AreaMargins
-from farmcredit.text import folded
+from farmcredit.text import folded, some
+
+logger = logging.getLogger(__name__)
 
 # Numbers written as numbers: lax pydantic reads `price: true` as 1.0 and `max_reasons: "4"` as 4. A strict float
 # still takes an integer (`price: 3`), and the tuples around these still take YAML's lists.
@@ -59,9 +62,16 @@ DECLARED_UNKNOWN = ("unknown", "未知", "不详")
 # A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
 # times their costs, and a mu (1/15 ha) moves the ratio 15-fold. A price per 斤 (0.5 kg) halves it, within the band:
-# the messages and the packaged config say so, as nothing here can tell it.
+# the messages and the packaged config say so, and a price far below the packaged one is warned of (PER_JIN_BELOW).
 PER_KG = "CNY per kg (1 斤 = 0.5 kg: double a price per 斤)"
 MAX_REVENUE_TO_COST = 5.0
+# A config's price under this share of the packaged price of its crop (the lowest of any packaged region) is likely one
+# per 斤, half the price per kg: warned of, not refused, as a region may be honestly low. A price per 斤 is 0.5 times
+# the price per kg; of the packaged prices' own spread (AGRONOMY.md: soybean 4.5-5 CNY/kg against 4.5, rice 2.54-2.62
+# against 2.58) it is at most 0.56 times the packaged price. 0.65 warns of a price per 斤 of up to 1.3 times the
+# packaged price per kg, and of no honest price down to 0.65 times it: wheat's and rice's packaged prices are the state
+# minimum purchase prices, which floor them, and market maize and soybean would have to fall by over a third.
+PER_JIN_BELOW = 0.65
 # Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
 MIN_CROP_DATES = 3
 # The longest paddy-flooding window across the new year: transplanting takes weeks, so one of over half a year is
@@ -384,6 +394,29 @@ class Config(_Frozen):
             return base
         return base.model_copy(update=override.model_dump(exclude_none=True))
 
+    def prices_per_jin(self, packaged: Config) -> str:
+        """Which of the prices (of crops and regions) look like prices per 斤 (0.5 kg) rather than per kg: under
+        ``PER_JIN_BELOW`` times the lowest price ``packaged`` gives the same crop (by its name or an alias) in any
+        region ('' when none do)."""
+        low = []
+        for crop, spec in self.crops.items():
+            known = next((name for name in map(packaged.crop_named, (crop, *spec.aliases)) if name in packaged.crops),
+                         None)
+            if known is None:
+                continue
+            floor = min(packaged.crop(known, region).price for region in (None, *packaged.regions))
+            given = [(f"crops.{crop}.price", spec.price)] + [
+                (f"regions.{region}.crops.{name}.price", override.price)
+                for region, overrides in self.regions.items() for name, override in overrides.crops.items()
+                if override.price is not None and self.crop_named(name) == crop]
+            low += [f"{key} {price:g} (packaged {known}: {floor:g})" for key, price in given
+                    if price < PER_JIN_BELOW * floor]
+        if not low:
+            return ""
+        return (f"price(s) under {PER_JIN_BELOW:g} times the packaged price of their crop: {some(low, 5)}; prices are "
+                "CNY per kg; a price per 斤 (500 g) is half of it: double it (a price this low that is right for its "
+                "region may stay)")
+
     def config_hash(self) -> str:
         """Return a short SHA-256 of the settings as they are used: the same settings, however written, the same hash.
 
@@ -469,7 +502,8 @@ def packaged_config_text() -> str:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
-    the packaged values; a ``crops`` section it gives replaces the packaged crops whole.
+    the packaged values; a ``crops`` section it gives replaces the packaged crops whole. Warns (the ``farmcredit``
+    logger) of a file's prices that look like prices per 斤 (``Config.prices_per_jin``).
 
     Raises:
         ConfigError: the file is missing, not YAML, or a key is invalid (the key is named).
@@ -497,12 +531,16 @@ def load_config(path: str | Path | None = None) -> Config:
     if "crops" not in raw:  # the other sections' defaults are the packaged values; the crops have none
         raw = {**raw, "crops": yaml.safe_load(packaged)["crops"]}
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         # A check of the whole config (regions naming crops) has no key of its own: its message names the keys.
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
                              for err in exc.errors())
         raise ConfigError(f"invalid config {source}: {problems}") from exc
+    slips = "" if path is None else config.prices_per_jin(load_config())
+    if slips:
+        logger.warning("%s: %s", source, slips)
+    return config
 
 
 def _config_text(data: bytes, path: str | Path) -> str:

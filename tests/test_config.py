@@ -1,6 +1,7 @@
 """Configuration is validated at load time and hashed deterministically."""
 
 import codecs
+import logging
 import os
 import re
 import subprocess
@@ -246,6 +247,37 @@ def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
     assert config.crop("wheat", "河南").price == 2.9
     assert config.crop("wheat").price == config.crop("wheat", "山东").price == load_config().crops["wheat"].price
     assert config.crop("maize", "河南") == config.crops["maize"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "warned"),
+    [
+        (lambda raw: None, None),  # the packaged config, as `farmcredit config --out` writes it
+        (lambda raw: raw["crops"]["maize"].update(price=2.2 * 0.85), None),  # a region honestly lower
+        (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2.0}}}}), None),
+        # Chinese loan officers quote 元/斤 (1 斤 = 0.5 kg): half the price per kg, half the revenue and limit.
+        (lambda raw: raw["crops"]["maize"].update(price=1.1), "crops.maize.price 1.1 (packaged maize: 2.2)"),
+        (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 1.1}}}}),
+         "regions.河南.crops.玉米.price 1.1 (packaged maize: 2.2)"),
+        # A crop renamed is matched to the packaged one by its aliases.
+        (lambda raw: raw["crops"].update({"corn": {**raw["crops"].pop("maize"), "aliases": ["玉米"], "price": 1.1}}),
+         "crops.corn.price 1.1 (packaged maize: 2.2)"),
+    ],
+)
+def test_a_price_per_jin_is_warned_of_once_naming_crop_price_and_packaged_price(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, mutate, warned: str | None) -> None:
+    """A price per 斤 is within the revenue-to-cost band (17 of 24 borrowers were declined LIMIT_BELOW_MINIMUM in
+    silence): one far below the packaged price of its crop is warned of; an honestly lower one is not."""
+    path = _write(tmp_path, mutate)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        load_config(path)
+    logged = [record.getMessage() for record in caplog.records]
+    if warned is None:
+        assert logged == []
+        return
+    [message] = logged
+    assert message.startswith(f"{path}: price(s) under 0.65 times the packaged price of their crop: {warned}; ")
+    assert "prices are CNY per kg; a price per 斤 (500 g) is half of it: double it" in message
 
 
 def test_keys_are_read_as_written_though_yaml_would_read_them_as_numbers_or_booleans(tmp_path: Path) -> None:
