@@ -58,6 +58,9 @@ MIN_GROUP_PARCELS = 30
 PSI_EPSILON = 1e-4
 PSI_STABLE, PSI_MAJOR = 0.1, 0.25
 TOP_REASONS = 10
+# The gloss of a counted code this version does not define: an older run's, or a hand-edited file's.
+UNKNOWN_CODE = ("not a farmcredit reason code in this version, so what it means is not known here (an older run's "
+                "results, or a hand-edited file, may hold it)")
 # Characters that mark up Markdown inline text, and runs of underscores (_md_text).
 _MARKDOWN_MARKS = re.compile(r"[\\`*\[\]|~$]|_+")
 # The plots, by the name a Markdown report gives their files (<stem>-<name>.png beside it).
@@ -750,7 +753,9 @@ def _reasons_section(table: pd.DataFrame) -> _Section:
     ax[0].set_xlabel("share of the band's parcels")
     ax[0].legend(fontsize=8, title="size band")
     plot = _Plot("reasons", "Reason codes by size band", _png(fig))
-    glossary = _Bullets(tuple(f"{code}: {REASONS[code].sentence}" for code in counts.index if code in REASONS))
+    # A code this version does not define is said to be one, not left without a sentence.
+    glossary = _Bullets(tuple(f"{code}: {REASONS[code].sentence if code in REASONS else UNKNOWN_CODE}"
+                              for code in counts.index))
     return _Section(title, (intro, _Table("Top reason codes", display), "What each code means:", glossary, plot))
 
 
