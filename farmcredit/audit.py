@@ -283,7 +283,6 @@ def decision_records(
     feature_rows = features.itertuples(index=False)
     imagery = parcel_imagery(products, scenes)
     for k, row in enumerate(parcels.itertuples(index=False)):
-        taken_off = amounts(row.reason_amounts)
         yield {
             "parcel_id": row.parcel_id,
             "borrower_id": row.borrower_id,
@@ -292,9 +291,7 @@ def decision_records(
             "loan_limit": row.loan_limit,
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
-            # What each took off the limit (currency, to the cent; 0: nothing), as the tables' reason_amounts.
-            "reasons": [{**reason, "taken_off": float(taken_off.get(reason["code"], 0))}
-                        for reason in _reasons(row.reason_all)],
+            "reasons": _reasons(row.reason_all, row.reason_amounts),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
             "overlaps_parcels": partners[k],
             "overlaps_count": int(n_partners[k]),
@@ -330,7 +327,9 @@ def _single(geometry: shapely.Geometry) -> shapely.Geometry:
 
 def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame, record: dict) -> Iterator[dict]:
     """One audit record per borrower decision: its parcels, the limit's arithmetic, reasons, provenance (the
-    parcels' own records, in ``decision_records``, name the imagery read over each). Holds no timestamp.
+    parcels' own records, in ``decision_records``, name the imagery read over each). Holds no timestamp. Each reason
+    says what it took off the borrower's limit (``taken_off``, the borrower's ``reason_amounts``: what it took off its
+    parcels, summed; 0 for the borrower's own codes, which ``limit_arithmetic`` shows).
 
     Parcel ids are listed from ``parcels`` (in id order, as ``aggregate_borrowers`` takes them), not split from the
     borrowers' ``;``-joined text, which an id holding ``;`` would cut. Each reason names the parcels it comes from
@@ -362,16 +361,20 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
                 if decides(decision, parcel, row.decision)],
             "loan_limit": row.loan_limit,
             "reasons": [{**reason, "parcel_ids": reason_parcels(reason["code"], ids, decisions, codes)}
-                        for reason in _reasons(row.reason_all)],
+                        for reason in _reasons(row.reason_all, row.reason_amounts)],
             # Steps split where the next begins, never inside the list of parcels.
             "limit_arithmetic": re.split(r"; (?=capped = |rounded = |under the minimum loan)", row.limit_arithmetic),
             **_provenance(record),
         }
 
 
-def _reasons(codes: str) -> list[dict]:
-    """Each code of a ``;``-joined list with its effect and sentence."""
-    return [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence} for c in codes.split(";") if c]
+def _reasons(codes: str, amounts_taken: str) -> list[dict]:
+    """Each code of a ``;``-joined list with its effect, sentence and what it took off the limit (``taken_off``, in the
+    run's currency, to the cent, 0 where it took nothing), read from its row's ``reason_amounts`` (``amounts_taken``).
+    """
+    taken_off = amounts(amounts_taken)
+    return [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence,
+             "taken_off": float(taken_off.get(c, 0))} for c in codes.split(";") if c]
 
 
 def _provenance(record: dict) -> dict:

@@ -12,7 +12,7 @@ import pandas as pd
 import shapely
 
 from farmcredit.config import Config
-from farmcredit.credit.limit import amounts, imagery_first, money, round_down
+from farmcredit.credit.limit import amounts, amounts_text, imagery_first, money, round_down
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
@@ -47,7 +47,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     approved borrower) is given as ``PARCEL_DECLINED``, taking off what it took; the codes that only lowered a limit
     (``info``) come last, whichever parcels they come from, by what they took off (``_ranked``); ``reason`` and
     ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a code comes from when not all
-    have it.
+    have it. ``reason_amounts`` says what each of those codes took off the borrower's limit, as a parcel's does: the
+    sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for took), so the amounts add up
+    to all the parcels' amounts; the borrower's own codes, which no parcel carries, are left out
+    (``limit_arithmetic`` shows what the cap and the minimum took).
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -91,7 +94,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below and not pending:
             decision = "decline"
             deciding = [False] * len(deciding)
-        ranked = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), member_cuts, decision)
+        ranked, taken = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), member_cuts,
+                                decision)
         shown = ranked[: config.credit.max_reasons]
         rows.append(
             {
@@ -108,6 +112,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "reason": ";".join(shown),
                 "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes) for code in shown),
                 "reason_all": ";".join(ranked),
+                "reason_amounts": amounts_text(ranked, {code: float(amount) for code, amount in taken.items()}),
             }
         )
     geometries = _unions(parcels.geometry.to_numpy()[order], starts, ends)
@@ -220,25 +225,29 @@ def _split(codes: list[list[str]], decisions: list[str], deciding: list[bool], d
 
 
 def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], cuts: list[dict[str, Decimal]],
-            decision: str) -> list[str]:
+            decision: str) -> tuple[list[str], Counter[str]]:
     """The borrower's codes, then the deciding parcels', then the other parcels' (each ranked by ``_codes``), each tier
     by effect with too little imagery first, as a parcel's are (a parcel referred by it leads with it, not with the
     decline it withheld); the other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved
     borrower is not declined by them), which took off what they took. Last, the parcels' codes that only lowered the
     limit (``info``), whichever parcels they come from, the one that took the most off it first (``_taken_off``; on a
-    tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others')."""
+    tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others').
+
+    Returns the codes ranked, and what each took off the borrower's limit (exact to the cent): each parcel's amount
+    counted once, under the code it is given as (a code of another parcel graver than ``decision`` under
+    ``PARCEL_DECLINED``, not under itself too, where a deciding parcel has it as well)."""
     gravest = EFFECT_RANK["info" if decision == "approve" else decision]
     of_deciding, of_others = _taken_off(deciding, cuts), _taken_off(others, cuts)
     others_ranked = _codes(others, of_others)
     graver = [code for code in others_ranked if EFFECT_RANK[REASONS[code].effect] < gravest]
     kept = [code for code in others_ranked if code not in graver]
-    taken = of_deciding + of_others
+    taken = of_deciding + Counter({code: amount for code, amount in of_others.items() if code not in graver})
     taken["PARCEL_DECLINED"] = sum((of_others[code] for code in graver), Decimal(0))
     tiers = (own, _codes(deciding, of_deciding), ["PARCEL_DECLINED", *kept] if graver else kept)
     ordered = list(dict.fromkeys(code for tier in tiers
                                  for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))))
     lowered = [code for code in ordered if code not in own and REASONS[code].effect == "info"]
-    return [code for code in ordered if code not in lowered] + sorted(lowered, key=lambda code: -taken[code])
+    return [code for code in ordered if code not in lowered] + sorted(lowered, key=lambda code: -taken[code]), taken
 
 
 def reason_parcels(code: str, ids: list[str], decisions: list[str], codes: list[list[str]]) -> list[str]:

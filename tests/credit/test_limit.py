@@ -890,6 +890,34 @@ def test_borrower_reasons_of_an_effect_lead_with_what_took_the_most_off_its_limi
     assert _borrowers(parcels)["reason_all"].iloc[0] == "RISK_GRADE;COST_CEILING"
 
 
+def test_a_borrowers_reasons_say_what_each_took_off_its_limit_as_its_parcels_do() -> None:
+    """borrower_decisions.jsonl had no amounts: a loan officer could not see what took how much off a borrower's limit.
+    Each reason's ``taken_off`` is the sum of what it took off the parcels (PARCEL_DECLINED: what the declined parcels'
+    codes took), as the borrower's ``reason_amounts`` gives it; together they are what the parcels' records give, each
+    parcel's amount counted once, also where a deciding parcel has a code that PARCEL_DECLINED stands for on another."""
+    approved = _hand_made({
+        "P1": ("approve", "RISK_GRADE", "RISK_GRADE=3000.25"),
+        "P2": ("decline", "HIGH_RISK;RISK_GRADE", "HIGH_RISK=200.10"),
+        "P3": ("approve", "COST_CEILING;LOW_HEALTH_VS_PEERS", "COST_CEILING=50.05"),
+        "P4": ("approve", "COST_CEILING;LOW_HEALTH_VS_PEERS;PARTLY_CULTIVATED", "COST_CEILING=50.20"),
+    })
+    referred = _hand_made({
+        "P1": ("refer", "PEAK_NOT_OBSERVED;HIGH_RISK", "HIGH_RISK=400.00"),
+        "P2": ("decline", "HIGH_RISK;RISK_GRADE", "HIGH_RISK=300.00"),
+    })
+    for parcels, amounts_taken in ((approved, "RISK_GRADE=3000.25;PARCEL_DECLINED=200.10;COST_CEILING=100.25"),
+                                   (referred, "HIGH_RISK=400.00;PARCEL_DECLINED=300.00")):
+        borrowers = aggregate_borrowers(parcels, CONFIG)
+        assert borrowers["reason_amounts"].iloc[0] == amounts_taken
+        reasons = next(borrower_decision_records(borrowers, parcels, _RECORD))["reasons"]
+        taken = {reason["code"]: reason["taken_off"] for reason in reasons}
+        assert list(taken) == borrowers["reason_all"].iloc[0].split(";")
+        assert {code: amount for code, amount in taken.items() if amount} == \
+            {code: float(amount) for code, amount in amounts(amounts_taken).items()}
+        parcels_taken = sum((sum(amounts(text).values(), Decimal(0)) for text in parcels["reason_amounts"]), Decimal(0))
+        assert sum(Decimal(repr(amount)) for amount in taken.values()) == parcels_taken
+
+
 def test_what_each_code_took_off_a_parcels_limit_adds_up_to_its_arithmetic() -> None:
     """``reason_amounts`` holds what each code took off, as the arithmetic shows it: the repayment capacity less those
     amounts is the limit offered. A decline by grade E is HIGH_RISK's, not a lower grade's; a limit withheld is the
