@@ -329,7 +329,7 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
     """One audit record per borrower decision: its parcels, the limit's arithmetic, reasons, provenance (the
     parcels' own records, in ``decision_records``, name the imagery read over each). Holds no timestamp. Each reason
     says what it took off the borrower's limit (``taken_off``, the borrower's ``reason_amounts``: what it took off its
-    parcels, summed; 0 for the borrower's own codes, which ``limit_arithmetic`` shows).
+    parcels, summed, and what the cap and the minimum loan took).
 
     Parcel ids are listed from ``parcels`` (in id order, as ``aggregate_borrowers`` takes them), not split from the
     borrowers' ``;``-joined text, which an id holding ``;`` would cut. Each reason names the parcels it comes from

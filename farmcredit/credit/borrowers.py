@@ -48,9 +48,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     (``info``) come last, whichever parcels they come from, by what they took off (``_ranked``); ``reason`` and
     ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a code comes from when not all
     have it. ``reason_amounts`` says what each of those codes took off the borrower's limit, as a parcel's does: the
-    sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for took), so the amounts add up
-    to all the parcels' amounts; the borrower's own codes, which no parcel carries, are left out
-    (``limit_arithmetic`` shows what the cap and the minimum took).
+    sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for took), and the borrower's own
+    codes what they took off the parcels' total: ``BORROWER_CAP_REACHED`` what was over the cap,
+    ``LIMIT_BELOW_MINIMUM`` the limit it withheld (``limit_arithmetic`` shows each step).
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -88,7 +88,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # nothing.
         pending = any(d == "refer" and limit == 0 for d, limit in zip(member_decisions, member_limits, strict=True))
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
+        # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
+        taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
         if below:
+            taken_by_own["LIMIT_BELOW_MINIMUM"] = offered
             offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
@@ -112,7 +115,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "reason": ";".join(shown),
                 "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes) for code in shown),
                 "reason_all": ";".join(ranked),
-                "reason_amounts": amounts_text(ranked, {code: float(amount) for code, amount in taken.items()}),
+                "reason_amounts": amounts_text(ranked, {**{code: float(amount) for code, amount in taken.items()},
+                                                        **taken_by_own}),
             }
         )
     geometries = _unions(parcels.geometry.to_numpy()[order], starts, ends)

@@ -477,6 +477,9 @@ def test_borrower_total_is_capped_and_names_deciding_parcels() -> None:
     total, cap = money(round(parcels["loan_limit"].sum(), 2)), money(CONFIG.credit.borrower_cap)
     assert borrower["limit_arithmetic"].endswith(f"= {total}; capped = min({total}, {cap}) = {cap}; rounded = round "
                                                  f"down {cap} to a multiple of 100 = {cap}")
+    # What the cap took is what was over it.
+    over = round(parcels["loan_limit"].sum() - CONFIG.credit.borrower_cap, 2)
+    assert float(amounts(borrower["reason_amounts"])["BORROWER_CAP_REACHED"]) == pytest.approx(over)
 
 
 def test_borrowers_below_the_minimum_loan_are_declined() -> None:
@@ -491,6 +494,9 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
     assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+    # What the minimum took is the limit it withheld: the parcels' total, rounded down.
+    withheld = float(parcels["loan_limit"].sum() // 100 * 100)
+    assert withheld > 0 and float(amounts(borrower["reason_amounts"])["LIMIT_BELOW_MINIMUM"]) == pytest.approx(withheld)
 
 
 def test_a_parcel_called_all_is_not_read_as_every_parcel_deciding() -> None:
