@@ -713,6 +713,18 @@ def supplying_products(coverage: Coverage, source: np.ndarray, cell_area: float)
     return np.where(np.isnan(shares[0]), np.nan, np.argmax(np.nan_to_num(shares, nan=-1.0), axis=0))
 
 
+def model_read_context(model: CroplandModel) -> tuple[int, int]:
+    """The (margin, alignment) pixels ``model`` reads around a window (its ``read_context``); (0, 1), the window
+    alone, for a per-pixel model, which has none.
+
+    Example:
+        >>> model_read_context(object())
+        (0, 1)
+    """
+    margin, align = getattr(model, "read_context", (0, 1))
+    return margin, align
+
+
 def context_window(window: Window, model: CroplandModel, shape: tuple[int, int]) -> Window:
     """What to read for ``model`` to measure ``window``: grown by the margin of the model's ``read_context``
     (margin, alignment), its origin on a multiple of the alignment, clipped to the grid of ``shape``; the window
@@ -722,7 +734,7 @@ def context_window(window: Window, model: CroplandModel, shape: tuple[int, int])
     probabilities (to float32 rounding) whatever window their parcels were grouped into (``imagery.chunk_px``, the
     rest of the portfolio). ``window``: whole pixels inside the grid, as ``plan_windows`` gives.
     """
-    margin, align = getattr(model, "read_context", (0, 1))
+    margin, align = model_read_context(model)
     if margin == 0:
         return window
     (r0, r1), (c0, c1) = window.toranges()

@@ -236,6 +236,23 @@ def test_a_window_read_with_the_cnns_context_sees_what_a_whole_grid_pass_sees_ar
         np.testing.assert_allclose(got, whole[window.toslices()], atol=1e-6)  # NaN where clouds, both
 
 
+@pytest.mark.parametrize("name", ["cnn", "rule"])
+def test_a_model_run_on_gpu_workers_reads_the_context_the_model_itself_reads(name: str) -> None:
+    """The context read around a window is looked up in one place (``model_read_context``): the batch's GPU wrapper
+    and a single run read the same window for the CNN (its context) and for the per-pixel rule (the window alone)."""
+    from rasterio.windows import Window
+
+    from farmcredit.batch.placement import GpuInference
+    from farmcredit.pipeline import context_window, model_read_context
+
+    model = load_cropland_model(name, device="cpu")
+    wrapped = GpuInference(model)
+    assert wrapped.read_context == model_read_context(model) == ((0, 1) if name == "rule" else model.read_context)
+    window = Window(70, 45, 30, 20)
+    assert context_window(window, wrapped, (400, 500)) == context_window(window, model, (400, 500))
+    assert (context_window(window, model, (400, 500)) == window) == (name == "rule")
+
+
 def test_parcels_outside_the_imagery_are_reported_and_the_rest_complete(
         baseline, small_season, caplog: pytest.LogCaptureFixture) -> None:
     parcels = gpd.read_file(small_season.parcels_path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from farmcredit.imagery import SeasonCube
 from farmcredit.margins import AreaMargins, model_margins
-from farmcredit.pipeline import joined_kinds
+from farmcredit.pipeline import joined_kinds, model_read_context
 from farmcredit.segmentation import CroplandModel
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class GpuInference:
     @property
     def read_context(self) -> tuple[int, int]:
         """The wrapped model's context around a window (``farmcredit.pipeline.context_window``)."""
-        return tuple(getattr(self.model, "read_context", (0, 1)))
+        return model_read_context(self.model)
 
     def predict_proba(self, cube: SeasonCube, indices: Mapping[str, np.ndarray]) -> np.ndarray:
         """P(cropland) for the window, computed on a GPU worker (this thread waits for it)."""

@@ -76,6 +76,7 @@ from farmcredit.pipeline import (
     finish_assessment,
     load_inputs,
     measure_windows,
+    model_read_context,
     output_extent,
     warn_of_findings,
     warn_uncalibrated,
@@ -264,7 +265,7 @@ def run_batch(
         previous = read_manifest(manifest_path)
         asked = inference_used(portable(model)) if device == "cpu" else None
         on_gpu = device == "cuda" and uses_gpu(model)
-        reads_context = getattr(model, "read_context", (0, 1))[0] > 0  # as pipeline.context_window reads it
+        reads_context = model_read_context(model)[0] > 0
         todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
                 or (reads_context and previous.get(p.partition_id, {}).get("read_failures"))
                 or not _measured_as(previous.get(p.partition_id), asked, on_gpu)]
