@@ -503,10 +503,11 @@ def finish_assessment(
     usable = usable_geometries(geoms)
     # A failed partition's parcels lie on the imagery (partitions hold only parcels whose windows do): counted as on
     # it, so a run whose partitions all failed does not call its one stray parcel "1 of 1" and the CRS mislabelled.
-    warn_off_imagery(table.geometry[usable], (outside & ~failed)[usable], inputs.imagery.crs,
+    off_imagery = (outside & ~failed)[usable]
+    warn_off_imagery(table.geometry[usable], off_imagery, inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
                      f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame",
-                     _refetch_command(inputs))
+                     _refetch_command(inputs) if off_imagery.any() else None)  # read only for parcels it would add
     share = measurements.inside_share
     for i in np.flatnonzero(usable & ~outside & ~failed & (share < 0.999)):
         too_little = share[i] < cfg.agronomy.min_share_on_imagery

@@ -1136,6 +1136,20 @@ def test_parcels_outside_the_windows_a_fetch_wrote_are_warned_of_once_with_the_f
             f"--out '{imagery}' --stac-url https://example.org/stac --collection sentinel-2-c1-l2a --max-cloud 30"]
 
 
+def test_the_fetch_manifest_is_not_read_when_every_parcel_lies_on_the_imagery(
+        small_season, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetch command that adds parcels' windows is only for parcels off them: with none off, no manifest.json is
+    read nor command built (it was, on every run)."""
+    import farmcredit.pipeline
+
+    def refused(source: object) -> None:
+        raise AssertionError(f"manifest of {source} read with every parcel on the imagery")
+
+    monkeypatch.setattr(farmcredit.pipeline, "read_manifest", refused)
+    results = assess(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    assert not results["reason"].str.contains("OUTSIDE_IMAGERY").any()
+
+
 def test_the_fetch_command_printed_on_windows_is_quoted_as_cmd_exe_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """shlex's single quotes are no quotes to cmd.exe: the fetch command printed on Windows did not run as printed."""
     words = ["farmcredit", "fetch", r"C:\My Fields\parcels.gpkg", "--out", "img"]
