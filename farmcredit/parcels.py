@@ -361,9 +361,11 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
-    too_large = _too_large(geometry, frame.crs, parcel_id, source)  # kept for the map, as TOO_MANY_VERTICES is
+    # Each outline projected to its UTM zone once: its span and its area there are both checked.
+    area_m2, span_m = _utm_area_and_span_m(geometry, frame.crs) if frame.crs is not None else (None, None)
+    too_large = _too_large(geometry, span_m, parcel_id, source)  # kept for the map, as TOO_MANY_VERTICES is
     geometry_reasons += [(int(i), "PARCEL_TOO_LARGE") for i in np.flatnonzero(too_large)]
-    _refuse_specks(np.where(too_large, None, geometry), frame.crs, source)
+    _refuse_specks(np.where(too_large, None, geometry), area_m2, frame.crs, source)
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
@@ -372,8 +374,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     declared_area = (declared / MU_PER_HA).round(4) if in_mu else declared
     # The area in mu as the borrower declared it, kept for the audit: 0.9 mu read as 0.06 ha is not what was signed.
     as_declared_mu = {"declared_area_mu": declared.to_numpy(dtype=float)} if in_mu else {}
-    if frame.crs is not None:
-        _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large, None, geometry), frame.crs,
+    if area_m2 is not None:
+        _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large, None, geometry), area_m2,
                         source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
@@ -420,21 +422,18 @@ def _sketch(outline: shapely.Geometry) -> shapely.Geometry | None:
     return shapely.multipolygons(polygons) if len(polygons) > 1 else next(iter(polygons), None)
 
 
-def _refuse_specks(geoms: np.ndarray, crs: CRS | None, source: str) -> None:
-    """Refuse a file whose every usable parcel is under ``SPECK_M2``: coordinates in another CRS than the file
-    declares (longitude and latitude degrees labelled as UTM metres make every field a speck near the zone's origin).
+def _refuse_specks(geoms: np.ndarray, area_m2: np.ndarray | None, crs: CRS | None, source: str) -> None:
+    """Refuse a file whose every usable parcel is under ``SPECK_M2`` (``area_m2``: each one's, ``utm_area_m2``):
+    coordinates in another CRS than the file declares (longitude and latitude degrees labelled as UTM metres make
+    every field a speck near the zone's origin).
 
     Raises:
         InputError: naming the CRS declared, the parcels' bounds in it and the largest parcel's area.
     """
     usable = np.flatnonzero(usable_geometries(geoms))
-    if crs is None or crs.geodetic_crs is None or usable.size == 0:
+    if crs is None or crs.geodetic_crs is None or area_m2 is None or usable.size == 0:
         return  # an engineering CRS: the run stops where it cannot be placed on the imagery (load_inputs)
-    # The largest in the file's units first: almost always a field, and one parcel measured.
-    largest = usable[np.argmax(shapely.area(geoms[usable]))]
-    if utm_area_m2(geoms[[largest]], crs)[0] >= SPECK_M2:
-        return
-    area = utm_area_m2(geoms[usable], crs).max()
+    area = area_m2[usable].max()
     if area >= SPECK_M2:
         return
     bounds = ", ".join(f"{v:g}" for v in shapely.total_bounds(geoms[usable]))
@@ -560,23 +559,29 @@ def utm_area_m2(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
         >>> float(utm_area_m2(np.array([field]), "EPSG:32650")[0])
         10000.0
     """
-    zoned, metres_per_unit = _in_utm_zones(geoms, crs)
+    return _zoned_area_m2(*_in_utm_zones(geoms, crs))
+
+
+def _zoned_area_m2(zoned: np.ndarray, metres_per_unit: np.ndarray) -> np.ndarray:
+    """Each polygon's area (m2) as ``_in_utm_zones`` placed it; 0 where a geometry is missing."""
     return np.where(usable_geometries(zoned), shapely.area(zoned) * metres_per_unit**2, 0.0)
 
 
-def _utm_span_m(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
-    """Each polygon's span (m) in its own UTM zone (as ``utm_area_m2`` measures): the longer side of its bounding box
-    there; 0 where a geometry is missing, NaN (or inf) where its coordinates cannot be placed in its zone.
+def _utm_area_and_span_m(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
+    """Each polygon's area (m2, ``utm_area_m2``) and span (m: the longer side of its bounding box) in its own UTM
+    zone, from one projection; 0 where a geometry is missing, the span NaN (or inf) where its coordinates cannot be
+    placed in its zone.
 
     Example:
         >>> strip = shapely.box(500_000, 4_000_000, 502_000, 4_000_100)  # 2 km by 100 m in UTM zone 50N
-        >>> float(_utm_span_m(np.array([strip]), "EPSG:32650")[0])
-        2000.0
+        >>> [float(v[0]) for v in _utm_area_and_span_m(np.array([strip]), "EPSG:32650")]
+        [200000.0, 2000.0]
     """
     zoned, metres_per_unit = _in_utm_zones(geoms, crs)
     x0, y0, x1, y1 = shapely.bounds(zoned).T
     with np.errstate(invalid="ignore"):
-        return np.where(usable_geometries(zoned), np.fmax(x1 - x0, y1 - y0) * metres_per_unit, 0.0)
+        span = np.where(usable_geometries(zoned), np.fmax(x1 - x0, y1 - y0) * metres_per_unit, 0.0)
+    return _zoned_area_m2(zoned, metres_per_unit), span
 
 
 def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
@@ -635,13 +640,15 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
     return area.where(~invalid)
 
 
-def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, crs: CRS, source: str) -> None:
+def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, area_m2: np.ndarray,
+                    source: str) -> None:
     """Warn when the declared areas' median ratio to the outlines' areas (of at least ``MIN_PARCELS_FOR_UNIT`` parcels
     or half the file's) says they are in the other unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
     hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
-    (hectares read as mu understate every parcel 15-fold). A warning, not a refusal: a file can be honestly off so."""
+    (hectares read as mu understate every parcel 15-fold); ``area_m2``: each outline's, ``utm_area_m2``. A warning,
+    not a refusal: a file can be honestly off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
-    outline_ha = utm_area_m2(geoms[declaring], crs) / 10_000
+    outline_ha = area_m2[declaring] / 10_000
     measured = outline_ha > 0
     if measured.sum() < min(MIN_PARCELS_FOR_UNIT, len(geoms) / 2):
         return
@@ -661,12 +668,12 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, crs
                        "they are in mu, name the column %s", source, ratio, MU_COLUMN)
 
 
-def _too_large(geoms: np.ndarray, crs: CRS | None, parcel_id: pd.Series, source: str) -> np.ndarray:
-    """True where a parcel's outline spans more than ``MAX_PARCEL_SPAN_M`` in its UTM zone (or cannot be measured
-    there), warned with their count and the first ``QUOTED_VALUES`` ids and spans; all False without a CRS."""
-    if crs is None:
+def _too_large(geoms: np.ndarray, span: np.ndarray | None, parcel_id: pd.Series, source: str) -> np.ndarray:
+    """True where a parcel's outline spans more than ``MAX_PARCEL_SPAN_M`` in its UTM zone (``span``, m; or cannot be
+    measured there: NaN), warned with their count and the first ``QUOTED_VALUES`` ids and spans; all False without a
+    CRS (``span`` None)."""
+    if span is None:
         return np.zeros(len(geoms), dtype=bool)
-    span = _utm_span_m(geoms, crs)
     with np.errstate(invalid="ignore"):
         too_large = usable_geometries(geoms) & ~(span <= MAX_PARCEL_SPAN_M)
     _warn_not_measured(too_large, lambda i: f"{span[i] / 1000:.3g} km", parcel_id, source,

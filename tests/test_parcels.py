@@ -261,6 +261,30 @@ def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path
         read_parcels(path)
 
 
+def test_the_outlines_are_projected_to_their_utm_zones_once_for_their_span_area_and_declared_unit_checks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The span (PARCEL_TOO_LARGE), speck and declared-unit checks each projected every outline anew; one projection
+    now serves all three, which still judge as before (a stray vertex too large, mu read as hectares warned of)."""
+    import farmcredit.parcels
+
+    projected = []
+    in_utm_zones = farmcredit.parcels._in_utm_zones
+    monkeypatch.setattr(farmcredit.parcels, "_in_utm_zones",
+                        lambda geoms, crs: projected.append(len(geoms)) or in_utm_zones(geoms, crs))
+    fields = [shapely.affinity.translate(shapely.box(113.944, 33.044, 113.945, 33.045), 0.002 * i) for i in range(12)]
+    stray = Polygon([(113.944, 33.044), (113.945, 33.044), (114.05, 32.956), (113.944, 33.045)])
+    path = tmp_path / "lonlat.geojson"
+    _frame([{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": 15.5,  # mu: 1.03 ha each
+             "geometry": field} for i, field in enumerate(fields)]
+           + [{"parcel_id": "TYPO", "borrower_id": "B", "declared_area_ha": 1.0, "geometry": stray}],
+           crs="EPSG:4326").to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert projected == [13]
+    assert parcels["reasons"].iloc[-1] == ["PARCEL_TOO_LARGE"] and not any(parcels["reasons"].iloc[:-1])
+    assert "PARCEL_TOO_LARGE" in caplog.text and "they are likely areas in mu" in caplog.text
+
+
 @pytest.mark.parametrize(("declared", "warned"), [(15.0, True), (11.25, True), (6.0, True), (30.0, True),
                                                   (1.0, False), (3.0, False), (40.0, False)])
 def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
