@@ -123,10 +123,9 @@ def assign_limits(
     out = parcels.copy()
     # Too little imagery to judge (a referral): no PD is guessed from the few dates seen, so no grade either.
     unobserved_rows = out["reasons"].map(lambda codes: not UNOBSERVED.isdisjoint(codes)).to_numpy(dtype=bool)
-    probability = np.where(unobserved_rows, np.nan, risk_model.probability_of_default(out))
-    # Each PD with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
-    honest_probability = np.where(unobserved_rows, np.nan,
-                                  risk_model.probability_of_default(out, declared_honestly=True))
+    # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
+    probability, honest_probability = (np.where(unobserved_rows, np.nan, scored)
+                                       for scored in risk_model.probabilities_of_default(out))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)

@@ -280,13 +280,19 @@ class RiskModel:
         return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
                 "note": self.card.get("note"), "metrics": self.card.get("metrics")}
 
-    def probability_of_default(self, table: pd.DataFrame, declared_honestly: bool = False) -> np.ndarray:
-        """PD per row of a results table (NaN where no agronomic signal could be measured); ``declared_honestly``:
-        with each declaration taken as honest (``declared_over_high`` 1, as one within the measured interval), the PD
-        that rests on what the imagery shows alone."""
+    def probability_of_default(self, table: pd.DataFrame) -> np.ndarray:
+        """PD per row of a results table (NaN where no agronomic signal could be measured)."""
+        return self._scored(risk_features(table))
+
+    def probabilities_of_default(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """PD per row of a results table as ``probability_of_default`` gives it, and with each declaration taken as
+        honest (``declared_over_high`` 1, as one within the measured interval): the PD that rests on what the imagery
+        shows alone; both from one build of the features."""
         features = risk_features(table)
-        if declared_honestly:
-            features["declared_over_high"] = 1.0
+        return self._scored(features), self._scored(features.assign(declared_over_high=1.0))
+
+    def _scored(self, features: pd.DataFrame) -> np.ndarray:
+        """PD per row of ``risk_features``, NaN where neither health nor yield is known."""
         pd_ = self.scorecard.predict_proba(features)[:, 1]
         return np.where(features[["health_index", "relative_yield"]].isna().all(axis=1), np.nan, pd_)
 

@@ -256,6 +256,22 @@ def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> No
     assert _borrowers(_assess(_parcel(declared_area_ha=1.5)))["decision"].iloc[0] == "refer"
 
 
+def test_the_risk_features_are_built_once_for_the_pd_as_scored_and_as_declared_honestly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PD declared honestly differs from the scored one in ``declared_over_high`` alone: assign_limits built the
+    scorecard's features from the table twice, once for each; now once, the PDs as before."""
+    import farmcredit.credit.risk
+
+    built = []
+    risk_features = farmcredit.credit.risk.risk_features
+    monkeypatch.setattr(farmcredit.credit.risk, "risk_features",
+                        lambda table: built.append(len(table)) or risk_features(table))
+    over = _assess(_parcel(declared_area_ha=1.5), _parcel(parcel_id="P2", borrower_id="B2")).iloc[0]
+    assert built == [2]
+    honestly = RISK.probability_of_default(pd.DataFrame([_parcel(declared_area_ha=np.nan)]))[0]
+    assert over.probability_of_default > 0.2 and f"PD {honestly:.4f}, grade " in over.limit_arithmetic
+
+
 @pytest.mark.parametrize(("worse", "decline"), [
     ({"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}, "HIGH_RISK"),
     ({"yield_p10_t_ha": 0.5}, "ZERO_LIMIT"),
