@@ -634,7 +634,8 @@ def measure_windows(
         ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
         in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
         area), ``read_error`` (n,) bool, True for parcels on pixels a read failure, or a band file short of its
-        scene's extent, left without data on a date (``SeasonCube.lost``, ``SeasonCube.uncovered``), and
+        scene's extent, left without data on a date (``SeasonCube.lost``, ``SeasonCube.uncovered``), ``read_failed``
+        (n,) bool, True for those of them a read failure so left (a short file's are so on every read of it), and
         ``read_failures`` (k, 3), the files that failed to decode where the parcels were read (``failure_table``),
         whether or not another product of the date stood in for them.
     """
@@ -694,8 +695,9 @@ def measure_windows(
         stats["mixed"][members] = mixed_cell_share(coverage)  # the model's margin widens by it (``widened``)
         # Only the parcels on pixels a failure or a short band file left without data: another product of the date
         # may have supplied them.
-        on_lost = (cube.lost | cube.uncovered).any(axis=0)[coverage.row, coverage.col]
-        stats["read_error"][members] |= np.bincount(coverage.parcel[on_lost], minlength=len(members)) > 0
+        for name, missing in (("read_error", cube.lost | cube.uncovered), ("read_failed", cube.lost)):
+            on_missing = missing.any(axis=0)[coverage.row, coverage.col]
+            stats[name][members] |= np.bincount(coverage.parcel[on_missing], minlength=len(members)) > 0
         failures.update(cube.read_errors)
         if progress is not None:
             progress(done, len(windows))
@@ -749,6 +751,7 @@ def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
     stats = {name: np.full((n, t), np.nan) for name in PER_DATE_STATS}
     stats.update({name: np.full(n, np.nan) for name in PER_PARCEL_STATS})
     stats["read_error"] = np.zeros(n, dtype=bool)
+    stats["read_failed"] = np.zeros(n, dtype=bool)
     stats["read_failures"] = failure_table(())
     return stats
 

@@ -156,11 +156,12 @@ def stats_frame(
     rows: np.ndarray, parcel_ids: np.ndarray, geoms: np.ndarray, crs: CRS, stats: Mapping[str, np.ndarray]
 ) -> gpd.GeoDataFrame:
     """One row per parcel: ``row`` (input position when written), ``parcel_id``, the raw statistics of
-    ``measure_windows`` (``clear_0``..., ``inside``...) and the outline as ``geometry``."""
+    ``measure_windows`` (``clear_0``..., ``inside``..., ``read_error``, ``read_failed``) and the outline as
+    ``geometry``."""
     columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64), "parcel_id": parcel_ids.astype(str)}
     for name in PER_DATE_STATS:
         columns.update({f"{name}_{k}": stats[name][:, k] for k in range(stats[name].shape[1])})
-    columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error")})
+    columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error", "read_failed")})
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
 
@@ -198,13 +199,16 @@ def temporary_name(path: Path) -> Path:
 
 def is_complete(path: Path, expected_rows: int) -> bool:
     """True when ``path`` reads back whole with ``expected_rows`` rows and no parcel's imagery failed to read (a
-    finished partition to reuse; a read failure may have been passing, so that one is measured again)."""
+    finished partition to reuse; a read failure may have been passing, so that one is measured again). A parcel that
+    a band file short of its scene's extent left without a date (``read_error`` alone) is as rereading that file
+    leaves it: the partition's id holds the file's size and time, so another file is another partition."""
     try:
         table = pq.read_table(path, columns=[column for column in pq.read_schema(path).names if column != "geometry"])
-    except (OSError, ValueError, pa.ArrowException):
-        # Missing, truncated, damaged or not Parquet at all: measure the partition again.
+        failed = pc.any(table["read_failed"]).as_py()
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        # Missing, truncated, damaged, not Parquet at all or not a partition's: measure the partition again.
         return False
-    return table.num_rows == expected_rows and not pc.any(table["read_error"]).as_py()
+    return table.num_rows == expected_rows and not failed
 
 
 def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:

@@ -1020,3 +1020,32 @@ def test_a_worker_whose_farmcredit_cannot_hash_its_measuring_code_stops_the_run_
     said = str(refused.value)
     assert "1 worker(s) of the cluster cannot measure this run's partitions" in said
     assert f"{address} cannot run this farmcredit ({type(error).__name__}: {error})" in said
+
+
+def test_a_band_file_short_of_its_scenes_extent_costs_no_rerun_until_it_changes(small_windows: Path,
+                                                                                tmp_path: Path) -> None:
+    """A B04 cropped to 300x300 beside 320x320 siblings leaves parcels past its edge without the date
+    (IMAGERY_READ_ERROR), as rereading it always will: a rerun reused none of their partitions and measured them again
+    for nothing; now it reuses all, and measures again once the file is another (its size or time changed)."""
+    import rasterio
+
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE / "imagery", imagery)
+    band = sorted(imagery.glob("*/B04.tif"))[3]
+    with rasterio.open(band) as source:
+        values, profile = source.read()[:, :300, :300], source.profile | {"width": 300, "height": 300}
+    with rasterio.open(band, "w", **profile) as dataset:
+        dataset.write(values)
+    model = load_cropland_model("rule", load_config(small_windows).cropland_rule)
+    run = functools.partial(run_batch, SAMPLE / "parcels.geojson", imagery, tmp_path / "out", model=model,
+                            config=small_windows, workers=2, processes=False, parcels_per_partition=20)
+    first, again = run(), run()
+    hit = first.assessment.parcels["reason_all"].str.contains("IMAGERY_READ_ERROR")
+    assert 0 < hit.sum() < len(hit)
+    assert again.reused == again.partitions == first.partitions
+    pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
+    os.utime(band, ns=(band.stat().st_atime_ns, band.stat().st_mtime_ns + 10**9))
+    assert run().reused == 0

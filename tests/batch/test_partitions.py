@@ -199,7 +199,10 @@ def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_a
     squares = shapely.box(rows * 10.0, 0.0, rows * 10.0 + 5.0, 5.0)
     os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
     assert is_complete(path, 5) and not is_complete(path, 6) and not list(tmp_path.glob(".*.tmp"))
-    stats["read_error"][2] = True  # a read that failed, perhaps for a moment: measured again
+    stats["read_error"][2] = True  # a band file short of the scene's extent: so on every read of that file
+    os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
+    assert is_complete(path, 5)
+    stats["read_failed"][2] = True  # a read that failed, perhaps for a moment: measured again
     os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
     assert not is_complete(path, 5)
     # A GeoParquet file (geo metadata, CRS, outlines), readable as a dataset with the folder's other parts.
