@@ -635,7 +635,10 @@ def measure_windows(
         in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
         area), ``read_error`` (n,) bool, True for parcels on pixels a read failure, or a band file short of its
         scene's extent, left without data on a date (``SeasonCube.lost``, ``SeasonCube.uncovered``), ``read_failed``
-        (n,) bool, True for those of them a read failure so left (a short file's are so on every read of it), and
+        (n,) bool, True for those of them a read failure so left (a short file's are so on every read of it),
+        ``context_failed`` (n,) bool, True for the parcels of a window where a read failure left pixels the model read
+        without data (in its context too: the window is then measured without it; anywhere in the window for a
+        per-pixel model), and
         ``read_failures`` (k, 3), the files that failed to decode where the parcels were read (``failure_table``),
         whether or not another product of the date stood in for them.
     """
@@ -649,6 +652,7 @@ def measure_windows(
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
         read = context_window(window, model, imagery.shape)
         cube = read_window(imagery, read, bands, config.imagery.clear_scl_classes)
+        stats["context_failed"][members] = cube.lost.any()
         if cube.lost.any() and read != window:  # pixels lost in the context cost the context, not the date
             alone = read_window(imagery, window, bands, config.imagery.clear_scl_classes)
             if not alone.lost.any():  # else the window loses those pixels either way: keep the context
@@ -752,6 +756,7 @@ def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
     stats.update({name: np.full(n, np.nan) for name in PER_PARCEL_STATS})
     stats["read_error"] = np.zeros(n, dtype=bool)
     stats["read_failed"] = np.zeros(n, dtype=bool)
+    stats["context_failed"] = np.zeros(n, dtype=bool)
     stats["read_failures"] = failure_table(())
     return stats
 

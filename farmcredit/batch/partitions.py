@@ -156,12 +156,13 @@ def stats_frame(
     rows: np.ndarray, parcel_ids: np.ndarray, geoms: np.ndarray, crs: CRS, stats: Mapping[str, np.ndarray]
 ) -> gpd.GeoDataFrame:
     """One row per parcel: ``row`` (input position when written), ``parcel_id``, the raw statistics of
-    ``measure_windows`` (``clear_0``..., ``inside``..., ``read_error``, ``read_failed``) and the outline as
-    ``geometry``."""
+    ``measure_windows`` (``clear_0``..., ``inside``..., ``read_error``, ``read_failed``, ``context_failed``) and the
+    outline as ``geometry``."""
     columns: dict[str, np.ndarray] = {"row": rows.astype(np.int64), "parcel_id": parcel_ids.astype(str)}
     for name in PER_DATE_STATS:
         columns.update({f"{name}_{k}": stats[name][:, k] for k in range(stats[name].shape[1])})
-    columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error", "read_failed")})
+    columns.update({name: stats[name] for name in (*PER_PARCEL_STATS, "read_error", "read_failed",
+                                                          "context_failed")})
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs)
 
 
@@ -197,14 +198,16 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def is_complete(path: Path, expected_rows: int) -> bool:
-    """True when ``path`` reads back whole with ``expected_rows`` rows and no parcel's imagery failed to read (a
-    finished partition to reuse; a read failure may have been passing, so that one is measured again). A parcel that
-    a band file short of its scene's extent left without a date (``read_error`` alone) is as rereading that file
-    leaves it: the partition's id holds the file's size and time, so another file is another partition."""
+def is_complete(path: Path, expected_rows: int, reads_context: bool = False) -> bool:
+    """True when ``path`` reads back whole with ``expected_rows`` rows and no parcel's imagery failed to read, nor,
+    ``reads_context`` (a model reading context around its windows: the CNN), any pixel its model read (a finished
+    partition to reuse; a read failure may have been passing, so that one is measured again). A parcel that a band
+    file short of its scene's extent left without a date (``read_error`` alone) is as rereading that file leaves it:
+    the partition's id holds the file's size and time, so another file is another partition. A failure another
+    product of the date stood in for left nothing without data, and costs no rerun."""
     try:
         table = pq.read_table(path, columns=[column for column in pq.read_schema(path).names if column != "geometry"])
-        failed = pc.any(table["read_failed"]).as_py()
+        failed = pc.any(table["context_failed" if reads_context else "read_failed"]).as_py()
     except (OSError, ValueError, KeyError, pa.ArrowException):
         # Missing, truncated, damaged, not Parquet at all or not a partition's: measure the partition again.
         return False

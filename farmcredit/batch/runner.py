@@ -256,18 +256,17 @@ def run_batch(
         plan = plan_partitions(inputs, measuring_key(model), parcels_per_partition)
         # Finished and whole, with every read done: a partition with a parcel on pixels a read failure left without
         # data is measured again (``is_complete``: the failure may have passed), as is, for a model reading context
-        # around its windows (the CNN), one whose manifest names any failure (one in the context alone flags no
-        # parcel, and the window was measured without it); for a per-pixel model, a failure that flags no parcel (a
-        # twin product of the date supplied its pixels, or they are under none) changed nothing measured, as assess
-        # judges it. So is one whose file will not read back whole, or whose manifest entry does not say how its
-        # model ran (a driver killed between the two) or, with --device cpu, says another precision, or with
-        # --device cuda, another device.
+        # around its windows (the CNN), one where a failure left pixels of the context without data (flagging no
+        # parcel: the window was measured without it); a failure that left nothing the model read without data (a
+        # twin product of the date supplied its pixels, or, for a per-pixel model, they are under no parcel)
+        # changed nothing measured, as assess judges it. So is one whose file will not read back whole, or whose
+        # manifest entry does not say how its model ran (a driver killed between the two) or, with --device cpu,
+        # says another precision, or with --device cuda, another device.
         previous = read_manifest(manifest_path)
         asked = inference_used(portable(model)) if device == "cpu" else None
         on_gpu = device == "cuda" and uses_gpu(model)
         reads_context = model_read_context(model)[0] > 0
-        todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows))
-                or (reads_context and previous.get(p.partition_id, {}).get("read_failures"))
+        todo = [p for p in plan if not is_complete(folder / p.file_name, len(p.rows), reads_context)
                 or not _measured_as(previous.get(p.partition_id), asked, on_gpu)]
         total = sum(len(p.rows) for p in plan)
         done = total - sum(len(p.rows) for p in todo)

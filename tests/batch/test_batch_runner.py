@@ -1049,3 +1049,32 @@ def test_a_band_file_short_of_its_scenes_extent_costs_no_rerun_until_it_changes(
     pd.testing.assert_frame_equal(again.assessment.parcels, first.assessment.parcels)
     os.utime(band, ns=(band.stat().st_atime_ns, band.stat().st_mtime_ns + 10**9))
     assert run().reused == 0
+
+
+def test_a_failure_a_twin_product_stood_in_for_in_the_cnns_context_costs_no_rerun(tmp_path: Path) -> None:
+    """A garbled tile of a twin product (another product of the date, the same pixels) in the CNN's context: the
+    twin's original supplies every pixel, so nothing the CNN read is lost; the file is named, and a rerun reuses the
+    partition (it measured it again on every rerun, as it does one whose context lost pixels)."""
+    import rasterio
+
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    imagery, band, _ = _garbled_tile(tmp_path)
+    twin = band.parent.with_name(band.parent.name.replace("_0_", "_1_"))
+    twin.mkdir()
+    for original in band.parent.iterdir():
+        (twin / original.name).write_bytes(original.read_bytes())
+    shutil.copy2(SAMPLE / "imagery" / band.parent.name / band.name, band)  # the original whole: the twin's broken
+    with rasterio.open(band) as source:
+        left, top, crs = source.transform.c, source.transform.f, source.crs
+    parcel = gpd.GeoDataFrame({"parcel_id": ["P1"], "borrower_id": ["B1"]},
+                              geometry=[shapely.box(left + 1020, top - 2000, left + 1100, top - 1900)], crs=crs)
+    parcel.to_file(tmp_path / "parcel.geojson")
+    run = functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
+                            model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
+    first, again = run(), run()
+    assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
+    assert [failure["file"] for failure in first.assessment.record["read_failures"]] == [str(twin / band.name)]
+    assert again.reused == again.partitions == 1
+    assert again.assessment.record["read_failures"] == first.assessment.record["read_failures"]

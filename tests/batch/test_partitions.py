@@ -202,6 +202,9 @@ def test_stats_round_trip_through_a_geoparquet_partition_file_and_broken_files_a
     stats["read_error"][2] = True  # a band file short of the scene's extent: so on every read of that file
     os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
     assert is_complete(path, 5)
+    stats["context_failed"][:] = True  # the model's context lost pixels: measured again where the model reads one
+    os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
+    assert is_complete(path, 5) and not is_complete(path, 5, reads_context=True)
     stats["read_failed"][2] = True  # a read that failed, perhaps for a moment: measured again
     os.replace(write_temporary(stats_frame(rows, ids, squares, CRS.from_epsg(32650), stats), path), path)
     assert not is_complete(path, 5)
