@@ -160,14 +160,15 @@ def build_run_record(
     borrowers: pd.DataFrame,
     dates: Sequence[date],
     timings: dict[str, float],
-    read_failures: Sequence[tuple[str, str, str]] = (),
+    read_failures: Sequence[tuple[str, str, str, int]] = (),
     parcels_layer: str | None = None,
     scenes: list[dict] | None = None,
     season: tuple[date, date] | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
-    to decode where parcels were read (scene id, file, message); ``parcels_layer``: the layer read from a parcel file
+    to decode where parcels were read (scene id, file, message, parcels that lost a clear observation to it: 0 where
+    another product of the date made up for it); ``parcels_layer``: the layer read from a parcel file
     of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now); ``season``: the
     season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer."""
     known: dict[str, dict] = {}
@@ -214,8 +215,8 @@ def build_run_record(
             "approved_limit": _limit_total(borrowers, "approve"),
             "referred_limit": _limit_total(borrowers, "refer"),
         },
-        "read_failures": [{"scene_id": scene, "file": path, "message": message}
-                          for scene, path, message in read_failures],
+        "read_failures": [{"scene_id": scene, "file": path, "message": message, "cost_parcels": parcels}
+                          for scene, path, message, parcels in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
 

@@ -639,14 +639,18 @@ def measure_windows(
         ``context_failed`` (n,) bool, True for the parcels of a window where a read failure left pixels the model read
         without data (in its context too: the window is then measured without it; anywhere in the window for a
         per-pixel model), and
-        ``read_failures`` (k, 3), the files that failed to decode where the parcels were read (``failure_table``),
-        whether or not another product of the date stood in for them.
+        ``read_failures`` (k, 4), the files that failed to decode where the parcels were read (``failure_table``),
+        whether or not another product of the date stood in for them, each with how many parcels it left without a
+        clear observation (0 where another product of the date supplied the pixels, or they were in a CNN's context
+        alone; two files of one date failing share that date's).
     """
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
     stats = empty_stats(len(geoms), len(imagery.scenes))
-    failures: set[tuple[str, str, str]] = set()
+    failures: list[tuple[str, str, str, int]] = []
+    # A read failure names its product (a mosaic's part): where it cost a clear observation is its scene's date's.
+    date_of = {part.scene_id: step for step, scene in enumerate(imagery.scenes) for part in (scene.parts or (scene,))}
     for done, (window, members) in enumerate(windows, start=1):
         # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
@@ -658,7 +662,7 @@ def measure_windows(
             if not alone.lost.any():  # else the window loses those pixels either way: keep the context
                 # Named still (warned of, in run.json, and measured again by a batch rerun), though no parcel of the
                 # window loses a date to it: the window is measured without its context.
-                failures.update(cube.read_errors)
+                failures.extend((*failure, 0) for failure in cube.read_errors)
                 read, cube = window, alone
         indices = spectral_indices(cube)
         # A model with classes (the CNN) gives its class map in the same pass; the rule has none.
@@ -702,7 +706,9 @@ def measure_windows(
         for name, missing in (("read_error", cube.lost | cube.uncovered), ("read_failed", cube.lost)):
             on_missing = missing.any(axis=0)[coverage.row, coverage.col]
             stats[name][members] |= np.bincount(coverage.parcel[on_missing], minlength=len(members)) > 0
-        failures.update(cube.read_errors)
+        for scene_id, path, message in cube.read_errors:
+            on_lost = cube.lost[date_of[scene_id]][coverage.row, coverage.col]
+            failures.append((scene_id, path, message, len(np.unique(coverage.parcel[on_lost]))))
         if progress is not None:
             progress(done, len(windows))
     stats["read_failures"] = failure_table(failures)
@@ -762,12 +768,14 @@ def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
 
 
 def failure_table(failures: Iterable[Sequence[str]]) -> np.ndarray:
-    """Read failures (scene id, file, message) as ``measure_windows``' ``read_failures``: one per scene and file
-    (the first message in sort order: GDAL's words differ by the block that failed), sorted."""
-    first: dict[tuple[str, str], str] = {}
-    for scene, path, message in sorted(tuple(map(str, f)) for f in failures):
-        first.setdefault((scene, path), message)
-    return np.array([(*key, message) for key, message in first.items()], dtype=object).reshape(-1, 3)
+    """Read failures (scene id, file, message, parcels that lost a clear observation to it) as ``measure_windows``'
+    ``read_failures``: one per scene and file (the first message in sort order: GDAL's words differ by the block that
+    failed; the parcels summed over the windows, each of which holds its own parcels), sorted."""
+    merged: dict[tuple[str, str], list] = {}
+    for scene, path, message, parcels in sorted((*map(str, f[:3]), int(f[3])) for f in failures):
+        merged.setdefault((scene, path), [message, 0])[1] += parcels
+    return np.array([(*key, message, parcels) for key, (message, parcels) in merged.items()],
+                    dtype=object).reshape(-1, 4)
 
 
 def assemble_measurements(

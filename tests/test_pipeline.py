@@ -608,7 +608,9 @@ def test_a_file_failing_only_in_the_cnns_context_costs_the_window_its_context_no
     # Measured alone, the window beside the tile still names the file (a warning, run.json, a batch rerun).
     alone = measure_windows(geoms, imagery, load_config(), model, [(beside, np.array([1]))])
     assert alone["read_error"].tolist() == [False, False]
-    assert [(scene, path) for scene, path, _ in alone["read_failures"]] == [(band.parent.name, str(band))]
+    # ... as costing no parcel a clear observation, though the window's context lost pixels (measured again).
+    assert alone["read_failures"][:, :2].tolist() == [[band.parent.name, str(band)]]
+    assert alone["read_failures"][:, 3].tolist() == [0] and alone["context_failed"].tolist() == [False, True]
     np.testing.assert_array_equal(alone["clear"][1], pristine["clear"][1])
 
 
@@ -647,6 +649,7 @@ def test_a_band_cut_short_costs_the_date_only_to_parcels_on_its_blocks_that_fail
     _assert_flagged_below_row(results.set_index("parcel_id"), sample_rule_results, imagery, first_lost_row)
     [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
     assert failure["file"] == str(imagery / MAY_20 / "B04.tif")
+    assert failure["cost_parcels"] == results["reason_all"].str.contains("IMAGERY_READ_ERROR").sum() > 50
 
 
 def _assert_flagged_below_row(results: pd.DataFrame, clean: pd.DataFrame, imagery: Path, row: int) -> None:
@@ -679,7 +682,7 @@ def test_a_broken_copy_of_a_scene_whose_twin_reads_flags_no_parcel(sample_rule_r
     columns = [*MEASURED, "loan_limit", "decision", "status", "reason"]
     pd.testing.assert_frame_equal(results[columns], sample_rule_results[columns])
     [failure] = json.loads((tmp_path / "out" / "run.json").read_text())["read_failures"]
-    assert failure["file"] == str(twin / "B04.tif")
+    assert failure["file"] == str(twin / "B04.tif") and failure["cost_parcels"] == 0  # named, not said to cost data
 
 
 def test_a_clear_date_a_failed_file_loses_is_flagged_where_its_twin_is_cloudy(sample_rule_results, tmp_path) -> None:

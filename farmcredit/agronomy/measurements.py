@@ -32,8 +32,8 @@ class ParcelMeasurements:
             supplied the most of the parcel's cells with data, clear or not (``clear_share`` says how much was clear);
             NaN where none had data (the date does not cover it).
         read_error: True where an image date could not be read for the parcel.
-        read_failures: the files that failed to decode where parcels were read, (scene id, file, message)
-            once per scene and file, so that the run can name them.
+        read_failures: the files that failed to decode where parcels were read, (scene id, file, message, parcels
+            that lost a clear observation to it) once per scene and file, so that the run can name them.
     """
 
     dates: tuple[date, ...]
@@ -50,4 +50,4 @@ class ParcelMeasurements:
     cultivated_fraction_high: np.ndarray
     product: np.ndarray
     read_error: np.ndarray
-    read_failures: tuple[tuple[str, str, str], ...] = ()
+    read_failures: tuple[tuple[str, str, str, int], ...] = ()

@@ -140,9 +140,10 @@ def measure_partition(
 
     Runs on a Dask worker; ``gpu_cluster`` sends the CNN's inference to GPU workers (``on_this_worker``).
     Returns, for the manifest, the files that failed to decode in its windows (``read_failures``: [scene id, file,
-    message] each, whether or not another product of the date supplied their pixels, as ``measure_windows`` names
-    them) and where and in what precision the model ran (``inference``: ``inference_used``); for the driver
-    to check, the worker (``worker``: its address) and the code it measured with (``code``: ``measuring_code``); and
+    message, parcels that lost a clear observation to it] each, whether or not another product of the date supplied
+    their pixels, as ``measure_windows`` names them) and where and in what precision the model ran (``inference``:
+    ``inference_used``); for the driver to check, the worker (``worker``: its address) and the code it measured with
+    (``code``: ``measuring_code``); and
     the temporary file (``file``), which the driver renames to ``path``: a task left running by a driver killed or
     interrupted (a remote worker finishes it) cannot put a file among a later run's partitions.
     """
