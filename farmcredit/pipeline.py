@@ -291,7 +291,7 @@ def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series)
 
 def _warn_season(codes: pd.Series) -> None:
     """Say how many parcels (``codes``: each one's reason codes) the season could not judge for want of images in
-    their crop's weeks (referred)."""
+    their crop's weeks (referred), and how many the run could not rate the health of for want of peers."""
     if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
         logger.warning("%d parcel(s) look bare, but no clear image of theirs falls while their crop is green "
                        "(SEASON_MISSES_CROP: referred, not declined); a --season (season= in Python) covering their "
@@ -300,6 +300,10 @@ def _warn_season(codes: pd.Series) -> None:
         logger.warning("%d parcel(s) have no clear image near their crop's peak (PEAK_NOT_OBSERVED: referred, health "
                        "and yield not rated); a --season (season= in Python) covering the peak, or clear images "
                        "there, rates them", unseen)
+    if unrated := codes.map(lambda c: "FEW_PEERS" in c).sum():
+        logger.warning("%d parcel(s) have too few cropland parcels beside them in this run to rate their health "
+                       "(FEW_PEERS): their risk grade takes it as average, whatever it is; assess them with their "
+                       "season's portfolio (batch for a large one) to rate it", unrated)
 
 
 @dataclass(frozen=True)

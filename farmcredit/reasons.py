@@ -76,7 +76,8 @@ _REASONS = (
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),
-    Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers."),
+    Reason("FEW_PEERS", "info", "Too few similar parcels in this run to judge health against peers; the risk grade "
+           "takes its health as average."),
     Reason("NO_LIMIT", "refer", "No loan limit could be worked out (its arithmetic says what is missing): a person "
            "decides."),
     Reason("DECLARED_AREA_RISK", "refer",

@@ -1051,6 +1051,21 @@ def test_parcels_a_short_season_cannot_judge_are_warned_of_in_python_too(
     assert referred >= 3 and f"{referred} {warning}" in caplog.text
 
 
+def test_parcels_whose_health_too_few_peers_rate_are_warned_of_as_graded_on_average_health(
+        small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A farmer's parcels assessed alone have no peers: their health is not rated (FEW_PEERS, info) and the risk
+    model takes it as average, so a sickly crop graded alone fared better than in its portfolio, in silence."""
+    parcels = gpd.read_file(small_season.parcels_path).iloc[:3]
+    alone = tmp_path / "alone.geojson"
+    parcels.to_file(alone)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(alone, small_season.imagery_dir, model="rule")
+    unrated = results["reason_all"].str.split(";").map(lambda codes: "FEW_PEERS" in codes).sum()
+    assert unrated >= 1 and results.loc[results["reason_all"].str.contains("FEW_PEERS"), "health_index"].isna().all()
+    assert (f"{unrated} parcel(s) have too few cropland parcels beside them in this run to rate their health "
+            "(FEW_PEERS): their risk grade takes it as average") in caplog.text
+
+
 def test_an_uncalibrated_model_and_an_out_holding_a_batch_runs_partitions_are_warned_of_in_python_too(
         small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the CLI warned of a model card without ``mixed_margin`` and of an out= holding a batch run's partitions;
