@@ -268,10 +268,22 @@ def warn_batch_partitions(out: Path) -> None:
 
 def warn_of_findings(result: Assessment) -> None:
     """Say what a run found that its results alone do not tell at a glance: image files that could not be read
-    (``_warn_read_failures``), parcels the season could not judge (``_warn_season``)."""
+    (``_warn_read_failures``), parcels clouds or the season left unjudged (``_warn_clouds``, ``_warn_season``)."""
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
+    _warn_clouds(codes, len(result.record["season_dates"]),
+                 result.record["config"]["values"]["agronomy"]["min_clear_observations"])
     _warn_season(codes)
+
+
+def _warn_clouds(codes: pd.Series, dates: int, needed: int) -> None:
+    """Say how many parcels (``codes``: each one's reason codes) clouds left with fewer than ``needed`` clear images
+    of the season's ``dates`` (referred); a season of fewer dates than that is warned of as such before measuring."""
+    few = codes.map(lambda c: "FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c).sum()
+    if few and dates >= needed:
+        logger.warning("%d parcel(s) have fewer than %d clear images of the season's %d dates (FEW_CLEAR_OBSERVATIONS, "
+                       "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others; a longer "
+                       "--season (season= in Python), or more dates in it, judges them", few, needed, dates)
 
 
 def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:
@@ -293,7 +305,7 @@ def _warn_season(codes: pd.Series) -> None:
     """Say how many parcels (``codes``: each one's reason codes) the season could not judge for want of images in
     their crop's weeks (referred), and how many the run could not rate the health of for want of peers."""
     if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
-        logger.warning("%d parcel(s) look bare, but no clear image of theirs falls while their crop is green "
+        logger.warning("%d parcel(s) show no crop, but no clear image of theirs falls while their crop is green "
                        "(SEASON_MISSES_CROP: referred, not declined); a --season (season= in Python) covering their "
                        "crops' growing weeks judges them", missed)
     if unseen := codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).sum():

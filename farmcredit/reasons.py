@@ -51,8 +51,8 @@ _REASONS = (
     Reason("FEW_CLEAR_OBSERVATIONS", "refer",
            "Too few clear images this season to judge the crop (clouds, or a season of few dates)."),
     Reason("SEASON_MISSES_CROP", "refer",
-           "The parcel looks bare, but no cloud-free image falls while its declared crop (any crop, where none is "
-           "declared) is green: it may be sown after the season's images or harvested before them."),
+           "No crop shows on the parcel, but no cloud-free image falls while its declared crop (any crop, where none "
+           "is declared) is green: it may be sown after the season's images or harvested before them."),
     Reason("PEAK_NOT_OBSERVED", "refer",
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),

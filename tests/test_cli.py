@@ -109,7 +109,7 @@ def test_a_model_without_an_area_margin_is_run_with_a_warning_saying_how_to_fit_
 
 
 @pytest.mark.parametrize(("season", "code", "warning"), [
-    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) look bare"),  # before the summer crops green
+    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) show no crop"),  # before the summer crops green
     ("2024-03-01/2024-07-25", "PEAK_NOT_OBSERVED", "parcel(s) have no clear image near their crop's peak"),  # green
 ])
 def test_a_season_ending_before_the_summer_crops_are_judged_refers_them_with_a_warning(
@@ -168,7 +168,7 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
     assert done.returncode == 2 and "has 2 layers (last_year (1 features" in message and "--parcels-layer" in message
     done = _run(*base, "--out", str(tmp_path / "o"), "--parcels-layer", "this_year")
     # --quiet: not even matplotlib's font notes (CJK lacks bold); only what the season could not judge is said
-    said = re.sub(r"warning: \d+ parcel\(s\) look bare.*?judges them", "", " ".join(done.stderr.split()))
+    said = re.sub(r"warning: \d+ parcel\(s\) show no crop.*?judges them", "", " ".join(done.stderr.split()))
     assert done.returncode == 0 and said == ""
     assert json.loads((tmp_path / "o" / "run.json").read_text())["inputs"]["parcels"]["layer"] == "this_year"
     assert len(gpd.read_file(tmp_path / "o" / "results.gpkg", layer="parcels")) == 4

@@ -1038,7 +1038,7 @@ def test_an_out_that_is_a_file_is_refused_before_anything_is_measured(small_seas
 
 
 @pytest.mark.parametrize(("season", "code", "warning"), [
-    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) look bare, but no clear image of theirs falls while "
+    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) show no crop, but no clear image of theirs falls while "
                                                     "their crop is green"),
     ("2024-03-01/2024-07-25", "PEAK_NOT_OBSERVED", "parcel(s) have no clear image near their crop's peak"),
 ])
@@ -1049,6 +1049,19 @@ def test_parcels_a_short_season_cannot_judge_are_warned_of_in_python_too(
         results = assess(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
     referred = results["reason_all"].str.split(";").map(lambda codes: code in codes).sum()
     assert referred >= 3 and f"{referred} {warning}" in caplog.text
+
+
+def test_parcels_clouds_leave_too_few_clear_images_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    """A season of enough dates whose clouds left parcels too few clear ones referred them all with no warning: only a
+    season of too few dates was warned of. The sample's 20 April is cloud over all, so four dates leave three."""
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(SAMPLE_TILES / "parcels.geojson", SAMPLE_TILES / "imagery", season="2024-03-01/2024-04-25",
+                         model="rule")
+    referred = results["reason_all"].str.contains("CLEAR_OBSERVATIONS").sum()
+    assert referred == len(results)
+    assert (f"{referred} parcel(s) have fewer than 4 clear images of the season's 4 dates (FEW_CLEAR_OBSERVATIONS, "
+            "NO_CLEAR_OBSERVATIONS: referred)") in caplog.text
+    assert "the season holds" not in caplog.text
 
 
 def test_parcels_whose_health_too_few_peers_rate_are_warned_of_as_graded_on_average_health(
