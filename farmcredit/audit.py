@@ -19,6 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS
 
 import farmcredit
 from farmcredit.config import Config
@@ -164,13 +165,18 @@ def build_run_record(
     parcels_layer: str | None = None,
     scenes: list[dict] | None = None,
     season: tuple[date, date] | None = None,
+    parcels_read_crs: CRS | None = None,
+    parcels_crs: str | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message, parcels that lost a clear observation to it: 0 where
     another product of the date made up for it); ``parcels_layer``: the layer read from a parcel file
     of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now); ``season``: the
-    season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer."""
+    season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer;
+    ``parcels_read_crs``: the CRS the parcels were read in, as declared or given; ``parcels_crs``: the CRS given for
+    them (``--parcels-crs``), as given, if any. The same file read in two CRSs puts its parcels in two places, so the
+    record names both."""
     known: dict[str, dict] = {}
     imagery_record = {
         "source": absolute_path(imagery.source),
@@ -196,8 +202,10 @@ def build_run_record(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "code": code_version(),
         "inputs": {
-            "parcels": ({**parcels_fingerprint, **({"layer": parcels_layer} if parcels_layer else {})}
-                        if parcels_fingerprint else {"path": "<in-memory GeoDataFrame>"}),
+            "parcels": {**(parcels_fingerprint or {"path": "<in-memory GeoDataFrame>"}),
+                        **({"layer": parcels_layer} if parcels_layer else {}),
+                        "crs": None if parcels_read_crs is None else crs_name(parcels_read_crs),
+                        "parcels_crs": parcels_crs},
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],
@@ -219,6 +227,12 @@ def build_run_record(
                           for scene, path, message, parcels in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+def crs_name(crs: CRS) -> str:
+    """``crs`` by its authority code (``"EPSG:4547"``) where one names it exactly, else as WKT."""
+    authority = crs.to_authority(min_confidence=100)
+    return ":".join(authority) if authority else crs.to_wkt()
 
 
 def _counts(values: pd.Series, names: Sequence[str]) -> dict[str, int]:
@@ -379,14 +393,16 @@ def _reasons(codes: str, amounts_taken: str) -> list[dict]:
 
 
 def _provenance(record: dict) -> dict:
-    """What every decision record names of its run: code, config and model hashes, parcel file."""
+    """What every decision record names of its run: code, config and model hashes, parcel file (its hashes, layer and
+    the CRS it was read in: a file without one read in another CRS is the same bytes, other parcels)."""
     return {
         "code": record["code"],
         "config_hash": record["config"]["hash"],
         # The cropland model with its devices and precisions; run.json alone counts the partitions of each (batch).
         "models": {"cropland": {k: v for k, v in record["models"]["cropland"].items() if k != "inference"},
                    "risk_hash": record["models"]["risk"]["hash"]},
-        "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items() if k.startswith("sha256")},
+        "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items()
+                                     if k.startswith("sha256") or k in ("layer", "crs")},
     }
 
 

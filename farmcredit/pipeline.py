@@ -553,6 +553,7 @@ def finish_assessment(
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
+        table.crs, inputs.parcels_crs,
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.

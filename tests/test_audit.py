@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import from_origin
 from safe_products import write_safe, zip_safe
 from shapely.geometry import box
@@ -50,8 +51,6 @@ def test_other_files_hash_alone(tmp_path: Path, name: str) -> None:
 
 def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlines_by_their_land(
         small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shapely
-
     import farmcredit.pipeline as pipeline
     from farmcredit.audit import decision_records
 
@@ -124,6 +123,36 @@ def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_se
                                                           model="rule"))
     assert "declared_area_mu" not in json.loads(files["decisions"].read_text().splitlines()[0])["inputs"]
     assert "declared_area_mu" not in pd.read_csv(tmp_path / "ha" / "results.csv").columns
+
+
+def test_the_crs_a_parcel_file_was_read_in_is_recorded_beside_its_hash_and_in_every_decision(tmp_path: Path) -> None:
+    """A CSV of Gauss-Krueger coordinates read as EPSG:4547 or as EPSG:2383 (parcels ~1.7 m apart, other limits and
+    decisions) recorded the same bytes, config and outlines: run.json and every decision record now name the CRS read
+    in, and run.json the one given; a GeoJSON given none records its own."""
+    from farmcredit.pipeline import run_assessment
+
+    sample = Path(__file__).resolve().parents[1] / "sample_tiles"
+    parcels = gpd.read_file(sample / "parcels.geojson").head(30)
+    in_gauss_krueger = parcels.to_crs("EPSG:4547")
+    csv = tmp_path / "parcels.csv"
+    in_gauss_krueger.drop(columns="geometry").assign(
+        WKT=shapely.to_wkt(in_gauss_krueger.geometry.to_numpy(), rounding_precision=-1)).to_csv(csv, index=False)
+    runs = {}
+    for crs in ("EPSG:4547", "EPSG:2383"):
+        files = write_outputs(tmp_path / crs.replace(":", "_"), run_assessment(
+            csv, sample / "imagery", parcels_crs=crs, model="rule"))
+        run = json.loads(files["run"].read_text())
+        assert {k: run["inputs"]["parcels"][k] for k in ("crs", "parcels_crs")} == {"crs": crs, "parcels_crs": crs}
+        for name in ("decisions", "borrower_decisions"):
+            fingerprints = [json.loads(line)["parcels_file_fingerprint"]
+                            for line in files[name].read_text().splitlines()]
+            assert fingerprints and all(f == {"sha256": run["inputs"]["parcels"]["sha256"], "crs": crs}
+                                        for f in fingerprints)
+        runs[crs] = run
+    assert runs["EPSG:4547"]["inputs"]["parcels"] != runs["EPSG:2383"]["inputs"]["parcels"]
+    parcels.to_file(tmp_path / "parcels.geojson")
+    own = run_assessment(tmp_path / "parcels.geojson", sample / "imagery", model="rule").record["inputs"]["parcels"]
+    assert (own["crs"], own["parcels_crs"]) == ("EPSG:4326", None)
 
 
 def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_in(tmp_path: Path) -> None:
