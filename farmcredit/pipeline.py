@@ -34,6 +34,7 @@ from farmcredit.dates import as_season, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
+from farmcredit.imagery.level import warn_if_top_of_atmosphere
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
     map_only,
@@ -420,6 +421,9 @@ def load_inputs(
                          f"imagery's ({stack.crs.to_string()}): {exc}") from exc
     geoms = local.geometry.to_numpy().copy()
     geoms[map_only(table["reasons"])] = None  # kept in the table for the map, never measured
+    measured = geoms[~shapely.is_missing(geoms)]
+    warn_if_top_of_atmosphere(stack, shapely.get_coordinates(shapely.centroid(measured)),
+                              cfg.imagery.clear_scl_classes)
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,

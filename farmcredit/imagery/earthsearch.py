@@ -260,6 +260,7 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any], root:
         dn_offset=dn_offset,
         dn_scale=dn_scale,
         cloud_cover=None if cloud_cover is None else float(cloud_cover),
+        level="L2A",
     )
 
 

@@ -148,6 +148,7 @@ def merge_same_date(scenes: Sequence[Scene], grids: Sequence[Grid], season: Grid
                 dn_scale=parts[0].dn_scale,
                 cloud_cover=None if None in covers else round(float(np.mean(covers)), 6),
                 parts=parts,
+                level=parts[0].level,
             )
         )
     merged.sort(key=lambda scene: (scene.acquired, scene.scene_id))

@@ -136,6 +136,7 @@ def _scene(path: Path, metadata: bytes, members: set[str], prefix: str) -> Scene
         dn_offset=_dn_offset(path, root, _first(path, texts, "PROCESSING_BASELINE")),
         dn_scale=1.0 / float(_first(path, texts, "BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE")),
         cloud_cover=float(cloud[0]) if cloud else None,
+        level="L2A",
     )
 
 

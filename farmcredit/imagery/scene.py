@@ -53,6 +53,9 @@ class Scene:
             priority order; each pixel comes from the first part that sees it clear, else the first
             that has data. Empty for a single product. A mosaic's own band_paths, offset and scale
             are its first part's.
+        level: The processing level its metadata gives ("L2A": a STAC item or SAFE product, Level-1C ones being
+            refused); None where nothing says (a stack, a scene folder without an item). A mosaic's is its first
+            part's.
     """
 
     scene_id: str
@@ -62,6 +65,7 @@ class Scene:
     dn_scale: float
     cloud_cover: float | None
     parts: tuple[Scene, ...] = ()
+    level: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Whether imagery no metadata gives the processing level of looks top-of-atmosphere (Level-1C): its blue band tells.
+
+Over dense vegetation, surface reflectance (L2A) in blue (B02) is low: leaves absorb it. Top-of-atmosphere reflectance
+(L1C) adds the atmosphere's path radiance (haze), which L2A's correction takes off, and blue most of all. Medians of B02
+over clear pixels of NDVI above 0.6: FTW Austria's L2A 0.023 and 0.034 (its two dates), ``sample_tiles``' simulated
+L2A 0.045 (0.039-0.053 per date); eo-learn Slovenia's L1C 0.073-0.078 per date, EuroSAT's L1C patches 0.083-0.092
+per vegetated class. ``TOP_OF_ATMOSPHERE_BLUE`` lies between, 0.015 above the simulated L2A and 0.013 below the
+least hazy real L1C.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+
+import numpy as np
+from rasterio.windows import Window
+
+from farmcredit.imagery.read import read_window
+from farmcredit.imagery.scene import Imagery
+
+logger = logging.getLogger(__name__)
+
+DENSE_VEGETATION_NDVI = 0.6
+TOP_OF_ATMOSPHERE_BLUE = 0.06
+MIN_DENSE_PIXELS = 1000
+# Enough to judge by: reading stops there (one window of a farmed landscape's season usually holds as many).
+ENOUGH_DENSE_PIXELS = 20_000
+SAMPLE_WINDOW_PX = 256
+MAX_SAMPLE_WINDOWS = 8
+BLUE_BANDS = ("B02", "B04", "B08")
+
+
+def level_unknown(imagery: Imagery) -> bool:
+    """True where some product of ``imagery`` has no metadata giving its level and no B10 (cirrus, an L1C band whose
+    presence ``stack_scenes`` warns of) says it is L1C."""
+    products = [part for scene in imagery.scenes for part in (scene.parts or (scene,))]
+    if any("B10" in product.band_paths for product in products):
+        return False
+    return any(product.level is None for product in products)
+
+
+def dense_vegetation_blue(
+    imagery: Imagery, centres: np.ndarray, clear_classes: Collection[int]
+) -> tuple[float, int]:
+    """Median blue (B02) reflectance (0-1) over the clear pixels of NDVI above ``DENSE_VEGETATION_NDVI``, every date,
+    of ``SAMPLE_WINDOW_PX`` windows around ``centres`` ((k, 2) x, y in the imagery's CRS; up to
+    ``MAX_SAMPLE_WINDOWS`` of them, spread over the list), read one by one until ``ENOUGH_DENSE_PIXELS``.
+
+    Returns:
+        The median (NaN where no such pixel) and how many pixels it is taken over.
+    """
+    blues: list[np.ndarray] = []
+    picks = np.unique(np.linspace(0, len(centres) - 1, min(len(centres), MAX_SAMPLE_WINDOWS)).round().astype(int))
+    height, width = imagery.shape
+    for x, y in centres[picks]:
+        col, row = ~imagery.transform * (x, y)
+        col_off = int(np.clip(col - SAMPLE_WINDOW_PX // 2, 0, max(width - SAMPLE_WINDOW_PX, 0)))
+        row_off = int(np.clip(row - SAMPLE_WINDOW_PX // 2, 0, max(height - SAMPLE_WINDOW_PX, 0)))
+        window = Window(col_off, row_off, min(SAMPLE_WINDOW_PX, width), min(SAMPLE_WINDOW_PX, height))
+        cube = read_window(imagery, window, BLUE_BANDS, clear_classes)
+        blue, red, nir = (cube.reflectance[:, cube.bands.index(band)] for band in BLUE_BANDS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dense = cube.clear & ((nir - red) / (nir + red) > DENSE_VEGETATION_NDVI) & np.isfinite(blue)
+        blues.append(blue[dense])
+        if sum(map(len, blues)) >= ENOUGH_DENSE_PIXELS:
+            break
+    pixels = np.concatenate(blues) if blues else np.empty(0)
+    return (float(np.median(pixels)) if len(pixels) else float("nan")), len(pixels)
+
+
+def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_classes: Collection[int]) -> None:
+    """Warn where imagery of unknown level (``level_unknown``) with a blue band looks top-of-atmosphere: the median
+    blue of at least ``MIN_DENSE_PIXELS`` dense-vegetation pixels around ``centres`` (``dense_vegetation_blue``) is
+    over ``TOP_OF_ATMOSPHERE_BLUE``."""
+    if not len(centres) or "B02" not in imagery.bands or not level_unknown(imagery):
+        return
+    blue, pixels = dense_vegetation_blue(imagery, centres, clear_classes)
+    if pixels >= MIN_DENSE_PIXELS and blue > TOP_OF_ATMOSPHERE_BLUE:
+        logger.warning("%s looks like top-of-atmosphere (Level-1C) reflectance: its blue (B02) over %d clear pixels "
+                       "of dense vegetation (NDVI over %g) has a median of %.3f, over the %g surface reflectance "
+                       "(Level-2A) stays under (haze, which L2A's atmospheric correction takes off); farmcredit's "
+                       "models and thresholds are set on L2A: give L2A products of these dates (an L2A collection, "
+                       "or L1C corrected by sen2cor)", imagery.source, pixels, DENSE_VEGETATION_NDVI, blue,
+                       TOP_OF_ATMOSPHERE_BLUE)

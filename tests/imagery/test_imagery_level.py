@@ -1,0 +1,99 @@
+"""Imagery no metadata gives the level of is warned of when its blue over dense vegetation looks top-of-atmosphere."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.windows import Window
+
+from farmcredit.imagery import open_imagery, read_window
+from farmcredit.imagery.level import TOP_OF_ATMOSPHERE_BLUE, dense_vegetation_blue
+from farmcredit.parcels import read_parcels
+from farmcredit.pipeline import load_inputs
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_tiles"
+STACK_BANDS = ("B02", "B04", "B08", "SCL")
+
+
+def sample_stack(path: Path, blue_added: float = 0.0) -> Path:
+    """``sample_tiles``' simulated L2A season as a described stack (DNs, SCL kept), ``blue_added`` (reflectance) on
+    every B02 pixel: top-of-atmosphere haze over surface reflectance is about +0.05 in blue over vegetation."""
+    imagery = open_imagery(SAMPLE / "imagery")
+    height, width = imagery.shape
+    cube = read_window(imagery, Window(0, 0, width, height), ("B02", "B04", "B08"), clear_classes=(4, 5, 6))
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=len(cube.dates) * 4,
+                       dtype="uint16", crs=imagery.crs, transform=imagery.transform) as dataset:
+        for step, day in enumerate(cube.dates):
+            blue, red, nir = cube.reflectance[step]
+            for position, (band, values) in enumerate(zip(STACK_BANDS, (
+                    blue + blue_added, red, nir, np.where(cube.clear[step], 4, 9)), strict=True)):
+                dns = values if band == "SCL" else np.round(np.nan_to_num(values) * 10_000)
+                dataset.write(dns.astype("uint16"), step * 4 + position + 1)
+                dataset.set_band_description(step * 4 + position + 1, f"{day.isoformat()} {band}")
+    return path
+
+
+def test_a_stack_of_hazy_blue_over_vegetation_is_warned_of_as_top_of_atmosphere(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An L1C stack exported without B10 (Earth Engine's B2,B3,B4,B8) was read as L2A in silence."""
+    hazy = sample_stack(tmp_path / "hazy.tif", blue_added=0.05)
+    with caplog.at_level(logging.WARNING):
+        load_inputs(SAMPLE / "parcels.geojson", hazy, dn_offset=0)
+    warned = [record.getMessage() for record in caplog.records if "top-of-atmosphere" in record.getMessage()]
+    assert len(warned) == 1
+    assert "hazy.tif looks like top-of-atmosphere (Level-1C) reflectance" in warned[0]
+    assert f"over the {TOP_OF_ATMOSPHERE_BLUE:g} surface reflectance" in warned[0]
+    assert "sen2cor" in warned[0]
+
+
+def test_sample_tiles_surface_reflectance_is_not_warned_of_as_a_stack_or_with_its_items(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Simulated L2A: its dense vegetation's median blue (0.045) is under the threshold; its items say L2A."""
+    stack = sample_stack(tmp_path / "clear.tif")
+    centres = shapely.get_coordinates(shapely.centroid(read_parcels(SAMPLE / "parcels.geojson").to_crs(
+        open_imagery(stack).crs).geometry.to_numpy()))
+    blue, pixels = dense_vegetation_blue(open_imagery(stack), centres, (4, 5, 6))
+    assert pixels >= 1000
+    assert 0.03 < blue < TOP_OF_ATMOSPHERE_BLUE - 0.01
+    with caplog.at_level(logging.WARNING):
+        load_inputs(SAMPLE / "parcels.geojson", stack, dn_offset=0)
+        load_inputs(SAMPLE / "parcels.geojson", SAMPLE / "imagery")
+    assert "top-of-atmosphere" not in caplog.text
+
+
+def test_a_stack_holding_b10_is_warned_of_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """B10 already says L1C (``stack_scenes``): no second warning from the blue band. The first date's hazy blue is
+    relabelled B10 and written again as B02 at the end."""
+    hazy = sample_stack(tmp_path / "hazy.tif", blue_added=0.05)
+    with rasterio.open(hazy) as dataset:
+        descriptions = list(dataset.descriptions)
+    descriptions[0] = descriptions[0].replace("B02", "B10")
+    descriptions.append(descriptions[1].replace("B04", "B02"))
+    with rasterio.open(hazy) as dataset:
+        values = np.concatenate([dataset.read(), dataset.read(1)[None]])
+        profile = dataset.profile | {"count": len(descriptions)}
+    with rasterio.open(tmp_path / "with_b10.tif", "w", **profile) as dataset:
+        dataset.write(values)
+        for index, description in enumerate(descriptions, start=1):
+            dataset.set_band_description(index, description)
+    with caplog.at_level(logging.WARNING):
+        load_inputs(SAMPLE / "parcels.geojson", tmp_path / "with_b10.tif", dn_offset=0)
+    assert caplog.text.count("top-of-atmosphere") == 1
+    assert "holds B10" in caplog.text
+
+
+def test_ftw_austrias_real_surface_reflectance_is_under_the_threshold(shared_data: Path) -> None:
+    """Real L2A (FTW Austria, 2 dates): dense vegetation's median blue is 0.027, well under the threshold."""
+    layout = [(day, band) for day in ("2021-06-17", "2021-09-25") for band in ("B04", "B03", "B02", "B08")]
+    imagery = open_imagery(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif", band_layout=layout,
+                           dn_offset=0)
+    height, width = imagery.shape
+    centre = np.array([imagery.transform * (width / 2, height / 2)])
+    blue, pixels = dense_vegetation_blue(imagery, centre, (4, 5, 6))
+    assert pixels >= 1000
+    assert blue < TOP_OF_ATMOSPHERE_BLUE - 0.02
