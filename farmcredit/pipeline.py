@@ -663,15 +663,13 @@ def measure_windows(
         ``read_failures`` (k, 4), the files that failed to decode where the parcels were read (``failure_table``),
         whether or not another product of the date stood in for them, each with how many parcels it left without a
         clear observation (0 where another product of the date supplied the pixels, or they were in a CNN's context
-        alone; two files of one date failing share that date's).
+        alone; each file's own, ``SeasonCube.error_lost``).
     """
     # Planar in the imagery's CRS, in its unit: the covered cells' area over the polygon's is the inside share.
     cell_area = abs(imagery.transform.a * imagery.transform.e)
     polygon_area = np.where(shapely.is_missing(geoms), 0.0, shapely.area(geoms))
     stats = empty_stats(len(geoms), len(imagery.scenes))
     failures: list[tuple[str, str, str, int]] = []
-    # A read failure names its product (a mosaic's part): where it cost a clear observation is its scene's date's.
-    date_of = {part.scene_id: step for step, scene in enumerate(imagery.scenes) for part in (scene.parts or (scene,))}
     for done, (window, members) in enumerate(windows, start=1):
         # The rule needs READ_BANDS only; a CNN also gets the bands its card lists (when present).
         bands = (*READ_BANDS, *getattr(model, "bands", ()))
@@ -727,8 +725,8 @@ def measure_windows(
         for name, missing in (("read_error", cube.lost | cube.uncovered), ("read_failed", cube.lost)):
             on_missing = missing.any(axis=0)[coverage.row, coverage.col]
             stats[name][members] |= np.bincount(coverage.parcel[on_missing], minlength=len(members)) > 0
-        for scene_id, path, message in cube.read_errors:
-            on_lost = cube.lost[date_of[scene_id]][coverage.row, coverage.col]
+        for (scene_id, path, message), file_lost in zip(cube.read_errors, cube.error_lost, strict=True):
+            on_lost = file_lost[coverage.row, coverage.col]
             failures.append((scene_id, path, message, len(np.unique(coverage.parcel[on_lost]))))
         if progress is not None:
             progress(done, len(windows))

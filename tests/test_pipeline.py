@@ -652,6 +652,24 @@ def test_a_band_cut_short_costs_the_date_only_to_parcels_on_its_blocks_that_fail
     assert failure["cost_parcels"] == results["reason_all"].str.contains("IMAGERY_READ_ERROR").sum() > 50
 
 
+def test_two_files_failing_on_one_date_each_say_what_they_cost(tmp_path) -> None:
+    """Each failed file's ``cost_parcels`` is the parcels it cost, not every parcel its date lost: B04 cut to 90%
+    (its lower blocks fail) was charged with the 752 parcels B08 cut to 60% (every block) cost the date."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    _cut_to_90_percent(imagery / MAY_20 / "B04.tif")
+    alone = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule", out=tmp_path / "b04")
+    b04_alone = json.loads((tmp_path / "b04" / "run.json").read_text())["read_failures"][0]["cost_parcels"]
+    assert b04_alone == alone["reason_all"].str.contains("IMAGERY_READ_ERROR").sum() > 50
+    b08 = imagery / MAY_20 / "B08.tif"
+    b08.write_bytes(b08.read_bytes()[: b08.stat().st_size * 6 // 10])
+    both = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule", out=tmp_path / "both")
+    costs = {Path(f["file"]).name: f["cost_parcels"]
+             for f in json.loads((tmp_path / "both" / "run.json").read_text())["read_failures"]}
+    flagged = both["reason_all"].str.contains("IMAGERY_READ_ERROR").sum()
+    assert costs["B08.tif"] == flagged > costs["B04.tif"] and costs["B04.tif"] <= b04_alone
+
+
 def _assert_flagged_below_row(results: pd.DataFrame, clean: pd.DataFrame, imagery: Path, row: int) -> None:
     """The sample's parcels wholly above grid row ``row`` of ``imagery`` (more than 500) are measured as on the clean
     imagery (``clean``) and unflagged; those wholly below it (more than 50) are flagged IMAGERY_READ_ERROR, some with

@@ -94,6 +94,8 @@ class SeasonCube:
             apart) left a date without data, or an SCL so short left it not clear: the product's other files have
             data there, that one does not reach it, and (as for ``lost``) it would have been clear and no other part
             of the scene supplied a clear pixel.
+        error_lost: bool (k, rows, cols), one for each of ``read_errors``: where that file's failure cost its date a
+            clear pixel (``lost``, of that file alone).
     """
 
     reflectance: np.ndarray
@@ -107,13 +109,14 @@ class SeasonCube:
     read_errors: tuple[tuple[str, str, str], ...]
     lost: np.ndarray
     uncovered: np.ndarray
+    error_lost: np.ndarray
 
     def crop(self, window: Window) -> SeasonCube:
         """The part of this cube under ``window`` (whole pixels, in this cube's pixel coordinates, inside it)."""
         rows, cols = window.toslices()
         return replace(self, reflectance=self.reflectance[..., rows, cols], clear=self.clear[..., rows, cols],
                        source=self.source[..., rows, cols], lost=self.lost[..., rows, cols],
-                       uncovered=self.uncovered[..., rows, cols],
+                       uncovered=self.uncovered[..., rows, cols], error_lost=self.error_lost[..., rows, cols],
                        transform=self.transform * affine.Affine.translation(cols.start, rows.start))
 
     def imaged(self) -> np.ndarray:
@@ -183,6 +186,7 @@ def read_window(
     lost = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     uncovered = np.zeros((len(imagery.scenes), height, width), dtype=bool)
     read_errors: list[tuple[str, str, str]] = []
+    error_lost: list[np.ndarray] = []
     with gdal_env():
         for step, scene in enumerate(imagery.scenes):
             # Per pixel: 0 no data, 1 data, 2 clear; a later mosaic part replaces only a worse pixel.
@@ -191,6 +195,7 @@ def read_window(
             # part whose file is short of its extent where the file does not reach.
             wanted = np.zeros((height, width), dtype=bool)
             short = np.zeros((height, width), dtype=bool)
+            wanted_by_file: list[np.ndarray] = []  # each failed file's share of ``wanted``
             for index, part in enumerate(scene.parts or (scene,)):
                 layers_wanted = [*cube_bands, SCL] if SCL in part.band_paths else list(cube_bands)
                 layers, unread, failures, unreached = _read_layers(part, layers_wanted, x_centres, y_centres,
@@ -206,8 +211,12 @@ def read_window(
                     unknown = np.logical_and.reduce(list(unread.values())) if len(unread) == len(layers) else False
                     had_data = unknown | any_data
                     if (lost_here := failed & had_data & inside).any():
-                        wanted |= lost_here & _would_be_clear(layers, unread, clear_values)
-                        read_errors.extend((part.scene_id, path, message) for path, message in failures)
+                        wanted_here = lost_here & _would_be_clear(layers, unread, clear_values)
+                        wanted |= wanted_here
+                        for path, message in failures:
+                            read_errors.append((part.scene_id, path, message))
+                            wanted_by_file.append(wanted_here & np.logical_or.reduce(
+                                [unread[layer] for layer in unread if part.band_paths[layer][0] == path]))
                 # Off a short file's extent the part's other files tell whether it had data (a part of a mosaic
                 # beside the window reaches none of it, and costs nothing); an SCL short of it leaves the pixel
                 # not known to be cloudy, as a failed one does.
@@ -226,6 +235,7 @@ def read_window(
             # (a cloudy pixel lost costs no clear date).
             lost[step] = wanted & (best < 2)
             uncovered[step] = short & (best < 2)
+            error_lost.extend(file_wanted & (best < 2) for file_wanted in wanted_by_file)
 
     _mask_fill_values(reflectance, clear)
     source[~np.isfinite(reflectance).any(axis=1)] = -1  # every band a fill value: nothing was read there
@@ -241,6 +251,7 @@ def read_window(
         read_errors=tuple(read_errors),
         lost=lost,
         uncovered=uncovered,
+        error_lost=np.array(error_lost, dtype=bool).reshape(len(error_lost), height, width),
     )
 
 

@@ -30,6 +30,7 @@ def cube_of(reflectance: dict[str, list[float]], clear: list[bool] | None = None
         read_errors=(),
         lost=np.zeros((1, 1, width), dtype=bool),
         uncovered=np.zeros((1, 1, width), dtype=bool),
+        error_lost=np.zeros((0, 1, width), dtype=bool),
     )
 
 
