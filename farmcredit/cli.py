@@ -141,13 +141,13 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     from farmcredit.imagery import open_imagery
     from farmcredit.locking import RESULTS_LOCK, first_missing, remove_if_untouched, results_lock
     from farmcredit.outputs import output_folder, write_outputs
-    from farmcredit.pipeline import run_assessment, warn_batch_partitions, warn_of_findings, warn_uncalibrated
+    from farmcredit.pipeline import run_assessment, warn_batch_partitions, warn_of_findings, warn_of_model
     from farmcredit.segmentation import load_cropland_model
 
     output_folder(out, create=False)  # before the run: an --out that cannot be a folder fails now, not after it
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
-    warn_uncalibrated(model)
+    warn_of_model(model)
     window = parse_season(season)
     made = first_missing(out)  # the first folder this run makes
     try:

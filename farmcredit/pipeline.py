@@ -46,7 +46,7 @@ from farmcredit.parcels import (
     warn_off_imagery,
 )
 from farmcredit.reasons import REASONS
-from farmcredit.segmentation import CroplandClassifier, CroplandModel, load_cropland_model
+from farmcredit.segmentation import CroplandClassifier, CroplandModel, PhenologyRule, load_cropland_model
 from farmcredit.text import some
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
 
@@ -148,8 +148,9 @@ def assess(
         ``borrowers`` (``borrowers.parquet``), never a sum of its parcels' limits, which the borrower cap, the
         rounding and the minimum loan change.
 
-    Warns (the ``farmcredit`` logger) of a model without a calibrated area interval, an ``out`` holding a batch run's
-    partitions, image files that could not be read and parcels the season could not judge, as the CLI does.
+    Warns (the ``farmcredit`` logger) of the phenology rule (a baseline), a CNN without a calibrated area interval,
+    an ``out`` holding a batch run's partitions, image files that could not be read and parcels the season could
+    not judge, as the CLI does.
 
     Raises:
         InputError: ``out`` is a file or cannot be made a folder (``output_folder``), before anything is measured.
@@ -161,7 +162,7 @@ def assess(
         warn_batch_partitions(Path(out))
     config = config if isinstance(config, Config) else load_config(config)
     model = cropland_model(model, config, device)
-    warn_uncalibrated(model)
+    warn_of_model(model)
     result = run_assessment(
         parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
         risk_model=risk_model, model=model, pixel_layers=out is not None, band_layout=band_layout,
@@ -244,8 +245,14 @@ def cropland_model(model: str | Path | CroplandModel | None, config: Config, dev
 
 # The warnings of a run, logged on the ``farmcredit`` logger, which the CLI prints: ``assess``, ``run_batch`` and the
 # CLI give them, not ``run_assessment``, which ``calibrate`` runs with a model it strips of its margin.
-def warn_uncalibrated(model: CroplandModel) -> None:
-    """Say when a CNN card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
+def warn_of_model(model: CroplandModel) -> None:
+    """Say when the model is the phenology rule, a baseline that calls real forest and grassland cultivated, or a CNN
+    whose card has no area margin (weights from ``train`` until calibrated): intervals too narrow."""
+    if isinstance(model, PhenologyRule):
+        logger.warning("the phenology rule (%s) is a baseline, measured on simulated seasons: on a real season "
+                       "(Slovenia, 2017) it called deciduous forest, grassland and shrubland cultivated and approved "
+                       "loans on them; decide on the CNN, the default (--model cnn, model=\"cnn\" in Python)",
+                       model.name)
     card = getattr(model, "card", None)
     if card is not None and "mixed_margin" not in card.calibration:
         logger.warning("model %s has no calibrated area interval (its card has no mixed_margin, as weights from "

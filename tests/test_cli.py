@@ -42,7 +42,7 @@ def test_assess_writes_results_and_says_where(small_season, tmp_path: Path) -> N
     assert set(gpd.read_file(out / "results.gpkg", layer="parcels")["model_version"]) == {cnn.name}
     audit = json.loads((out / "run.json").read_text())["models"]["cropland"]
     assert audit["name"] == cnn.name and audit["weights_sha256"] == cnn.weights_sha256
-    assert "no calibrated area interval" not in done.stderr
+    assert "no calibrated area interval" not in done.stderr and "phenology rule" not in done.stderr
 
 
 def test_the_summary_and_run_json_give_approved_limits_apart_from_those_pending_review(small_season,
@@ -167,9 +167,14 @@ def test_a_parcel_file_of_several_layers_needs_one_named_and_the_audit_names_it(
     message = " ".join(done.stderr.split())
     assert done.returncode == 2 and "has 2 layers (last_year (1 features" in message and "--parcels-layer" in message
     done = _run(*base, "--out", str(tmp_path / "o"), "--parcels-layer", "this_year")
-    # --quiet: not even matplotlib's font notes (CJK lacks bold); only what the season could not judge is said
-    said = re.sub(r"warning: \d+ parcel\(s\) show no crop.*?judges them", "", " ".join(done.stderr.split()))
-    assert done.returncode == 0 and said == ""
+    # --quiet: not even matplotlib's font notes (CJK lacks bold); only that the rule is a baseline, once, what the
+    # season could not judge and the parcels too few peers rate (4 parcels assessed alone) are said
+    said = " ".join(done.stderr.split())
+    assert said.count("warning: the phenology rule (phenology-rule-v1) is a baseline") == 1
+    for warning in (r"the phenology rule.*?in Python\)", r"\d+ parcel\(s\) show no crop.*?judges them",
+                    r"\d+ parcel\(s\) have too few cropland parcels beside them.*?to rate it"):
+        said = re.sub(f"warning: {warning}", "", said)
+    assert done.returncode == 0 and said.strip() == ""
     assert json.loads((tmp_path / "o" / "run.json").read_text())["inputs"]["parcels"]["layer"] == "this_year"
     assert len(gpd.read_file(tmp_path / "o" / "results.gpkg", layer="parcels")) == 4
 

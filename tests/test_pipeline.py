@@ -1097,6 +1097,32 @@ def test_parcels_whose_health_too_few_peers_rate_are_warned_of_as_graded_on_aver
             "(FEW_PEERS): their risk grade takes it as average") in caplog.text
 
 
+@pytest.mark.parametrize("entry", ["assess", "run_batch"])
+def test_the_rule_model_is_warned_of_as_a_baseline_that_called_real_forest_cultivated(
+        small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        entry: str) -> None:
+    """On a real Slovenian season the rule called deciduous forest, grassland and shrubland cultivated and approved
+    loans on them, without a word; each run with it says, once and before measuring, to decide on the CNN."""
+    from farmcredit import pipeline
+    from farmcredit.batch import runner
+
+    class Measured(Exception):
+        pass
+
+    def measured(*_: object, **__: object) -> None:
+        raise Measured
+
+    monkeypatch.setattr(pipeline, "run_assessment", measured)
+    monkeypatch.setattr(runner, "load_inputs", measured)
+    run = {"assess": pipeline.assess, "run_batch": lambda *args, **kw: runner.run_batch(*args, tmp_path, **kw)}[entry]
+    with caplog.at_level(logging.WARNING, logger="farmcredit"), pytest.raises(Measured):
+        run(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    assert caplog.text.count("the phenology rule (phenology-rule-v1) is a baseline, measured on simulated seasons: "
+                             "on a real season (Slovenia, 2017) it called deciduous forest, grassland and shrubland "
+                             "cultivated") == 1
+    assert 'decide on the CNN, the default (--model cnn, model="cnn" in Python)' in caplog.text
+
+
 def test_an_uncalibrated_model_and_an_out_holding_a_batch_runs_partitions_are_warned_of_in_python_too(
         small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the CLI warned of a model card without ``mixed_margin`` and of an out= holding a batch run's partitions;

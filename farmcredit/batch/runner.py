@@ -79,7 +79,7 @@ from farmcredit.pipeline import (
     model_read_context,
     output_extent,
     warn_of_findings,
-    warn_uncalibrated,
+    warn_of_model,
 )
 from farmcredit.segmentation import CroplandModel
 from farmcredit.text import some
@@ -237,7 +237,7 @@ def run_batch(
     config = config if isinstance(config, Config) else load_config(config)
     # The driver never runs the model: each worker puts it on its own device.
     model = cropland_model(model, config, "cpu")
-    warn_uncalibrated(model)
+    warn_of_model(model)
     if device == "cuda" and uses_gpu(model) and not scheduler:
         if not (devices := local_gpu_count(model)):
             raise InputError("--device cuda (device= in Python): torch sees no CUDA device here, so no local worker "

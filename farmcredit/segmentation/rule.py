@@ -57,9 +57,13 @@ class PhenologyRule:
 
     A cultivated pixel reaches a high peak (``peak_mid``), rises from a bare or sparse state
     (its minimum stays under ``minimum_max``) and so has a large amplitude (``amplitude_mid``).
-    Forest fails the minimum test, grassland and fallow the peak and amplitude tests, water
-    and built-up land all three. Each test is a logistic of width ``scale`` and the
-    probability is their product.
+    Each test is a logistic of width ``scale`` and the probability is their product. The
+    thresholds were set on simulated seasons, where forest (over half leafed in March) fails the
+    minimum test, grassland and fallow the peak and amplitude tests, water and built-up land all three. On a
+    real season (Slovenia, 2017) that does not hold: deciduous forest, grassland and shrubland
+    are as low as a sown field in dormant early March (NDVI about 0.2), peak over 0.7 in summer,
+    pass all three tests and are called cultivated. A baseline, not a model to decide loans on
+    (``pipeline.warn_of_model`` says so on every run).
 
     Example:
         >>> rule = PhenologyRule(CroplandRuleConfig())
