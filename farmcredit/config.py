@@ -397,7 +397,9 @@ class Config(_Frozen):
     def prices_per_jin(self, packaged: Config) -> str:
         """Which of the prices (of crops and regions) look like prices per 斤 (0.5 kg) rather than per kg: under
         ``PER_JIN_BELOW`` times the lowest price ``packaged`` gives the same crop (by its name or an alias) in any
-        region ('' when none do)."""
+        region ('' when none do, or when the prices are in another currency than ``packaged``'s)."""
+        if self.credit.currency != packaged.credit.currency:  # priced in another currency: no price to hold them to
+            return ""
         low = []
         for crop, spec in self.crops.items():
             known = next((name for name in map(packaged.crop_named, (crop, *spec.aliases)) if name in packaged.crops),

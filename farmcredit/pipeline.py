@@ -285,13 +285,17 @@ def warn_of_findings(result: Assessment) -> None:
 
 
 def _warn_clouds(codes: pd.Series, dates: int, needed: int) -> None:
-    """Say how many parcels (``codes``: each one's reason codes) clouds left with fewer than ``needed`` clear images
-    of the season's ``dates`` (referred); a season of fewer dates than that is warned of as such before measuring."""
-    few = codes.map(lambda c: "FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c).sum()
+    """Say how many parcels (``codes``: each one's reason codes) clouds, or dates without data over them, left with
+    fewer than ``needed`` clear images of the season's ``dates`` (referred), but for those a read failure cost dates
+    (warned of with it); a season of fewer dates than that is warned of as such before measuring."""
+    # Those a read failure cost dates are warned of with the failure.
+    few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
+                    and "IMAGERY_READ_ERROR" not in c).sum()
     if few and dates >= needed:
         logger.warning("%d parcel(s) have fewer than %d clear images of the season's %d dates (FEW_CLEAR_OBSERVATIONS, "
-                       "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others; a longer "
-                       "--season (season= in Python), or more dates in it, judges them", few, needed, dates)
+                       "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others, or those "
+                       "dates have no data over them (a swath's edge); a longer --season (season= in Python), or more "
+                       "dates in it, judges them", few, needed, dates)
 
 
 def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:

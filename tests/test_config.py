@@ -255,6 +255,9 @@ def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
         (lambda raw: None, None),  # the packaged config, as `farmcredit config --out` writes it
         (lambda raw: raw["crops"]["maize"].update(price=2.2 * 0.85), None),  # a region honestly lower
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2.0}}}}), None),
+        # Prices in another currency are not held to the packaged CNY prices (a review: every EUR config was told to
+        # double its prices).
+        (lambda raw: (raw["credit"].update(currency="EUR"), raw["crops"]["maize"].update(price=1.1)), None),
         # Chinese loan officers quote 元/斤 (1 斤 = 0.5 kg): half the price per kg, half the revenue and limit.
         (lambda raw: raw["crops"]["maize"].update(price=1.1), "crops.maize.price 1.1 (packaged maize: 2.2)"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 1.1}}}}),

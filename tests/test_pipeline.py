@@ -1082,6 +1082,23 @@ def test_parcels_clouds_leave_too_few_clear_images_are_warned_of(caplog: pytest.
     assert "the season holds" not in caplog.text
 
 
+def test_parcels_read_failures_left_too_few_clear_images_are_not_said_to_be_clouded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every date's B08 cut short: the parcels on its failed blocks have no clear date, which the read failures'
+    warning tells; the clouds warning told them to take a longer season."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    for band in sorted(imagery.glob("*/B08.tif")):
+        band.write_bytes(band.read_bytes()[: band.stat().st_size * 9 // 10])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule")
+    codes = results["reason_all"].str.split(";")
+    assert codes.map(lambda c: "NO_CLEAR_OBSERVATIONS" in c and "IMAGERY_READ_ERROR" in c).sum() > 50
+    clouded = codes.map(lambda c: "CLEAR_OBSERVATIONS" in ";".join(c) and "IMAGERY_READ_ERROR" not in c).sum()
+    said = f"{clouded} parcel(s) have fewer than" if clouded else "clear images of the season"
+    assert (said in caplog.text) == bool(clouded)
+
+
 def test_parcels_whose_health_too_few_peers_rate_are_warned_of_as_graded_on_average_health(
         small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A farmer's parcels assessed alone have no peers: their health is not rated (FEW_PEERS, info) and the risk

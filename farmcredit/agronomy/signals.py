@@ -141,7 +141,8 @@ def derive_signals(
             reasons[i].append("CROP_NOT_RECOGNISED")
         if peak_unseen[i]:
             reasons[i].append("PEAK_NOT_OBSERVED")
-        elif np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
+        elif (np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN)
+              and clear_observations[i] >= agro.min_clear_observations):  # too few dates: no grade to take it
             reasons[i].append("FEW_PEERS")
     return signals, reasons
 

@@ -428,6 +428,13 @@ def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
     signals, reasons = _signals(_measure(_template("wheat")[None]))
     assert np.isnan(signals["health_index"].iloc[0]) and reasons[0] == ["FEW_PEERS"]
     assert signals["health_reference"].iloc[0].startswith("not rated")
+    # On too few clear dates it gets no grade either (FEW_CLEAR_OBSERVATIONS): FEW_PEERS' "the risk grade takes its
+    # health as average" would be false.
+    ndvi = _template("wheat")[None]
+    clear = np.zeros_like(ndvi)
+    clear[0, int(np.argmax(ndvi[0])) + np.array([-3, 0, 3])] = 1
+    signals, reasons = _signals(_measure(ndvi, clear=clear))
+    assert signals["crop"].iloc[0] == "wheat" and reasons[0] == ["FEW_CLEAR_OBSERVATIONS"]
 
 
 def test_a_parcel_never_measured_is_not_said_to_have_missed_its_crops_peak() -> None:
