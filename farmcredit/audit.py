@@ -185,7 +185,7 @@ def build_run_record(
         "ground_pixel_m": [round(size, 3) for size in imagery.ground_pixel_m()],
         "clouds_masked": imagery.has_scl,  # every scene has SCL (else see each scene's files)
         "scenes": scenes if scenes is not None else [scene_record(scene, known) for scene in imagery.scenes],
-        "unopened_files": [{"scene_id": scene, "band": band, "file": path, "message": message}
+        "unopened_files": [{"scene_id": scene, "band": band, "file": absolute_path(path), "message": message}
                            for scene, band, path, message in imagery.unopened],
         "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
     }
@@ -223,7 +223,7 @@ def build_run_record(
             "approved_limit": _limit_total(borrowers, "approve"),
             "referred_limit": _limit_total(borrowers, "refer"),
         },
-        "read_failures": [{"scene_id": scene, "file": path, "message": message, "cost_parcels": parcels}
+        "read_failures": [{"scene_id": scene, "file": absolute_path(path), "message": message, "cost_parcels": parcels}
                           for scene, path, message, parcels in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }

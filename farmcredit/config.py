@@ -63,7 +63,7 @@ DECLARED_UNKNOWN = ("unknown", "未知", "不详")
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
 # times their costs, and a mu (1/15 ha) moves the ratio 15-fold. A price per 斤 (0.5 kg) halves it, within the band:
 # the messages and the packaged config say so, and a price far below the packaged one is warned of (PER_JIN_BELOW).
-PER_KG = "CNY per kg (1 斤 = 0.5 kg: double a price per 斤)"
+PER_KG = "the currency (credit.currency) per kg (CNY per kg: 1 斤 = 0.5 kg, so double a price per 斤)"
 MAX_REVENUE_TO_COST = 5.0
 # A config's price under this share of the packaged price of its crop (the lowest of any packaged region) is likely one
 # per 斤, half the price per kg: warned of, not refused, as a region may be honestly low. A price per 斤 is 0.5 times

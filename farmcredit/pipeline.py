@@ -301,12 +301,17 @@ def _warn_clouds(codes: pd.Series, dates: int, needed: int) -> None:
 def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:
     """Name the image files that failed to decode where parcels were read (``run.json``'s ``read_failures``), and how
     many parcels (``codes``: each one's reason codes) skip a date for it (``IMAGERY_READ_ERROR``: on pixels no other
-    product of the date supplied)."""
+    product of the date supplied), and of them how many are left too few clear dates (referred; ``_warn_clouds``
+    counts the others)."""
     files = sorted({failure["file"] for failure in failures})
     if files:
         hit = codes.map(lambda c: "IMAGERY_READ_ERROR" in c).sum()
-        lost = (f"{hit} parcel(s) on the pixels they left without data skip that date (IMAGERY_READ_ERROR)" if hit
-                else "no parcel lost a date to them")
+        short = codes.map(lambda c: "IMAGERY_READ_ERROR" in c and any(code in c for code in (
+            "FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"))).sum()
+        referred = (f", {short} of them left with too few clear dates (FEW_CLEAR_OBSERVATIONS, NO_CLEAR_OBSERVATIONS: "
+                    "referred)" if short else "")
+        lost = (f"{hit} parcel(s) on the pixels they left without data skip that date (IMAGERY_READ_ERROR){referred}"
+                if hit else "no parcel lost a date to them")
         logger.warning("%d image file(s) could not be read (whole or in part): %s; %s; parcels on blocks that read, or "
                        "whose pixels another product of the same date supplied, keep the date, and where a file "
                        "failed only in the CNN's context around them, they are measured without that context; "

@@ -1097,6 +1097,21 @@ def test_parcels_read_failures_left_too_few_clear_images_are_not_said_to_be_clou
     clouded = codes.map(lambda c: "CLEAR_OBSERVATIONS" in ";".join(c) and "IMAGERY_READ_ERROR" not in c).sum()
     said = f"{clouded} parcel(s) have fewer than" if clouded else "clear images of the season"
     assert (said in caplog.text) == bool(clouded)
+    # The read failures' warning says how many of its parcels it left too few clear dates (they were in no warning).
+    failed = codes.map(lambda c: "IMAGERY_READ_ERROR" in c and "CLEAR_OBSERVATIONS" in ";".join(c)).sum()
+    assert f"(IMAGERY_READ_ERROR), {failed} of them left with too few clear dates" in caplog.text
+
+
+def test_a_failed_files_path_is_recorded_absolute_as_the_scenes_files_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a relative --imagery, assess wrote a failed file's path relative (batch: absolute), so an auditor could
+    not match it to its scene's file record."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(SAMPLE_TILES / "imagery", "imagery")
+    _cut_to_90_percent(Path("imagery") / MAY_20 / "B04.tif")
+    assess(SAMPLE_TILES / "parcels.geojson", "imagery", model="rule", out="out")
+    [failure] = json.loads(Path("out/run.json").read_text())["read_failures"]
+    assert failure["file"] == str(tmp_path / "imagery" / MAY_20 / "B04.tif")
 
 
 def test_parcels_whose_health_too_few_peers_rate_are_warned_of_as_graded_on_average_health(

@@ -16,6 +16,7 @@ from collections.abc import Collection
 import numpy as np
 from rasterio.windows import Window
 
+from farmcredit.imagery.naming import OFFSET_BASELINE_SINCE
 from farmcredit.imagery.read import read_window
 from farmcredit.imagery.scene import Imagery
 
@@ -77,9 +78,15 @@ def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_class
         return
     blue, pixels = dense_vegetation_blue(imagery, centres, clear_classes)
     if pixels >= MIN_DENSE_PIXELS and blue > TOP_OF_ATMOSPHERE_BLUE:
+        # L2A of baseline 04.00 and later read without its -1000 DN offset is 0.1 too high in every band: as hazy.
+        unshifted = any(part.dn_offset == 0 and part.acquired.date() >= OFFSET_BASELINE_SINCE
+                        for scene in imagery.scenes for part in (scene.parts or (scene,)))
+        offset = (f", or, as it was read with DN offset 0, L2A of processing baseline 04.00 or later (from "
+                  f"{OFFSET_BASELINE_SINCE}) read without its -1000 DN offset, every band 0.1 too high: try "
+                  "--dn-offset -1000 (dn_offset= in Python) first" if unshifted else "")
         logger.warning("%s looks like top-of-atmosphere (Level-1C) reflectance: its blue (B02) over %d clear pixels "
                        "of dense vegetation (NDVI over %g) has a median of %.3f, over the %g surface reflectance "
-                       "(Level-2A) stays under (haze, which L2A's atmospheric correction takes off); farmcredit's "
+                       "(Level-2A) stays under (haze, which L2A's atmospheric correction takes off)%s; farmcredit's "
                        "models and thresholds are set on L2A: give L2A products of these dates (an L2A collection, "
                        "or L1C corrected by sen2cor)", imagery.source, pixels, DENSE_VEGETATION_NDVI, blue,
-                       TOP_OF_ATMOSPHERE_BLUE)
+                       TOP_OF_ATMOSPHERE_BLUE, offset)

@@ -49,6 +49,9 @@ def test_a_stack_of_hazy_blue_over_vegetation_is_warned_of_as_top_of_atmosphere(
     assert "hazy.tif looks like top-of-atmosphere (Level-1C) reflectance" in warned[0]
     assert f"over the {TOP_OF_ATMOSPHERE_BLUE:g} surface reflectance" in warned[0]
     assert "sen2cor" in warned[0]
+    # Read with DN offset 0 from 2024: L2A read without its -1000 offset is as hazy, every band 0.1 high; the
+    # warning also said only to fetch L2A, which the user may have (a review: scene folders without their items).
+    assert "read without its -1000 DN offset, every band 0.1 too high: try --dn-offset -1000" in warned[0]
 
 
 def test_sample_tiles_surface_reflectance_is_not_warned_of_as_a_stack_or_with_its_items(
