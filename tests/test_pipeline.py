@@ -652,6 +652,18 @@ def test_a_band_cut_short_costs_the_date_only_to_parcels_on_its_blocks_that_fail
     assert failure["cost_parcels"] == results["reason_all"].str.contains("IMAGERY_READ_ERROR").sum() > 50
 
 
+def test_a_band_file_the_model_does_not_read_failing_costs_no_parcel_a_date(sample_rule_results, tmp_path) -> None:
+    """The rule read B05 (red edge) for an index nothing used: its file empty, a parcel lost the date, and one
+    approved was referred PEAK_NOT_OBSERVED with a limit of 0."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    (imagery / MAY_20 / "B05.tif").write_bytes(b"")
+    results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
+    assert not results["reason_all"].str.contains("IMAGERY_READ_ERROR").any()
+    pd.testing.assert_frame_equal(results[MEASURED + ["decision", "loan_limit"]],
+                                  sample_rule_results[MEASURED + ["decision", "loan_limit"]])
+
+
 def test_two_files_failing_on_one_date_each_say_what_they_cost(tmp_path) -> None:
     """Each failed file's ``cost_parcels`` is the parcels it cost, not every parcel its date lost: B04 cut to 90%
     (its lower blocks fail) was charged with the 752 parcels B08 cut to 60% (every block) cost the date."""
