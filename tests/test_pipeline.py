@@ -625,6 +625,45 @@ def sample_rule_results() -> pd.DataFrame:
     return assess(SAMPLE_TILES / "parcels.geojson", SAMPLE_TILES / "imagery", model="rule").set_index("parcel_id")
 
 
+def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak(sample_rule_results, tmp_path) -> None:
+    """sample_tiles' maize, rice and soybean pixels given clear wheat's reflectance up to 4 June, as where they follow
+    winter wheat: their parcels took the wheat's April-May NDVI as their peak (CNN: P00073, maize, 0.69 on 5 May, its
+    limit 380 CNY for 170). Each summer crop's peak is read in its own near-peak days now; a wheat parcel's is as
+    on the sample."""
+    with rasterio.open(SAMPLE_TILES / "landcover.tif") as source:
+        kind, cover = source.read()
+    summer, wheat = np.isin(kind, [2, 3, 4]), (kind == 1) & (cover >= 90)
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    for scene in sorted(imagery.glob("*_L2A")):
+        if pd.Timestamp(scene.name.split("_")[2]).dayofyear > 156:  # the wheat harvested, the summer crop sown
+            continue
+        with rasterio.open(scene / "SCL.tif") as source:
+            clear20 = np.isin(source.read(1), [4, 5, 6])
+        clear = np.kron(clear20, np.ones((2, 2), dtype=bool))  # SCL is 20 m
+        if not (wheat & clear).any():
+            continue
+        for band in scene.glob("B0[2348].tif"):  # the 10 m bands: the rule's NDVI and EVI
+            with rasterio.open(band) as source:
+                values, profile = source.read(1), source.profile
+            values[summer & clear] = np.median(values[wheat & clear]).astype(values.dtype)
+            with rasterio.open(band, "w", **profile) as target:
+                target.write(values, 1)
+    parcels = gpd.read_file(SAMPLE_TILES / "parcels.geojson")
+    parcels = parcels[parcels["parcel_id"].between("P00060", "P00090")]
+    parcels.to_file(tmp_path / "parcels.geojson")
+    results = assess(tmp_path / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
+    truth = pd.read_csv(SAMPLE_TILES / "truth.csv", dtype={"parcel_id": str}).set_index("parcel_id")
+    crops = truth["true_crop"].reindex(results.index)
+    summer_crops = results[crops.isin(["maize", "rice", "soybean"]) & results["ndvi_peak"].notna()]
+    assert len(summer_crops) >= 15 and (summer_crops["ndvi_peak_date"].dt.month >= 7).all()
+    assert results.loc["P00073", "ndvi_peak_date"].month == 8 and results.loc["P00073", "ndvi_peak"] < 0.66
+    wheat_parcels = results.index[(crops == "wheat") & (results["priced_crop"] == "wheat")]
+    assert len(wheat_parcels) >= 5  # their edges' summer pixels read greener in spring: the date, not the value
+    dates = results.loc[wheat_parcels, "ndvi_peak_date"]
+    assert (dates == sample_rule_results.loc[wheat_parcels, "ndvi_peak_date"]).all()
+
+
 def _cut_to_90_percent(band: Path) -> int:
     """Cut ``band`` (a tiled GeoTIFF) to 90% of its bytes, as a download cut short; the first row of its blocks that
     no longer read."""

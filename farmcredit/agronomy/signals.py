@@ -54,7 +54,6 @@ def derive_signals(
 
     crop_ndvi = np.where(np.isfinite(m.crop_ndvi_mean), m.crop_ndvi_mean, m.ndvi_mean)
     crop_ndvi = np.where(observed, crop_ndvi, np.nan)
-    peak, peak_date, integral, uniformity = _phenology(crop_ndvi, np.where(observed, m.ndvi_std, np.nan), m.dates)
 
     cultivated_fraction = np.where(assessable, m.cultivated_fraction, np.nan)
     # Flooding (Xiao et al. 2005): LSWI + 0.05 >= EVI, or NDVI where EVI is not measured (no blue band). EVI stays
@@ -76,11 +75,17 @@ def derive_signals(
     unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
-    # A season whose clear dates all miss its crop's peak weeks (a monsoon clouds July to September) has its highest
-    # clear NDVI from green-up or senescence: rated on it, the parcel would look poor and drag its peers' ranks up.
-    peak_unseen, peak_days = _peak_unseen(observed, crop_ndvi, doy, priced_crop, shift, config)
-    peak_unseen &= ~fallow  # judged or not: one image after harvest read a wheat field's yield as 0.18 of typical
-    peak_unseen &= assessable  # a parcel in error (outside the imagery, no outline) was never looked at, peak or not
+    # The peak that values a crop is read in its own near-peak days: a season whose clear dates all miss them (a
+    # monsoon clouds July to September) has its highest clear NDVI from green-up or senescence, and a summer crop
+    # after winter wheat its highest from the wheat; rated on it, the parcel would be mispriced and skew its peers.
+    priced = np.isin(priced_crop, list(config.crops))
+    near, peak_days = _near_peak(doy, priced_crop, shift, config)
+    peak, peak_date, uniformity = _peak(np.where(near | ~priced[:, None], crop_ndvi, np.nan),
+                                        np.where(observed, m.ndvi_std, np.nan), m.dates)
+    integral = _integral(crop_ndvi, m.dates)
+    # Fallow prices no crop (judged or not: one image after harvest read a wheat field's yield as 0.18 of typical),
+    # and a parcel in error (outside the imagery, no outline) was never looked at, peak or not.
+    peak_unseen = priced & assessable & ~(observed & near).any(axis=1)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
@@ -90,8 +95,7 @@ def derive_signals(
         reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
     reference[~assessable] = "not rated: not measured"
     # No yield either: the peak NDVI the yield curve reads was not seen (nor is one guessed from the template).
-    p50 = np.array([_yield_p50(config.crops.get(c), v)
-                    for c, v in zip(priced_crop, np.where(peak_unseen, np.nan, peak))])
+    p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
     # Yield against the crop's typical season: comparable across crops (a soybean's 2 t/ha is a maize's 6.5).
     typical_yield = {name: spec.typical_yield_t_ha for name, spec in config.crops.items()}
@@ -190,28 +194,25 @@ def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
     return tuple(runs)
 
 
-def _peak_unseen(observed: np.ndarray, crop_ndvi: np.ndarray, doy: np.ndarray, priced_crop: np.ndarray,
-                 shift: np.ndarray, config: Config) -> tuple[np.ndarray, list[str]]:
-    """Whether each parcel's priced crop was never seen near its peak, and for those, the days it was not seen.
-
-    Seen means a clear date within the crop's near-peak days (``near_peak_runs``) on schedule or moved by the shift
-    its template fits the parcel best, or a clear reading at ``NEAR_PEAK`` of the template's peak or above. A failing
-    crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was
-    taken as the peak unseen); False where no configured crop prices the parcel.
+def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
+               config: Config) -> tuple[np.ndarray, list[str]]:
+    """Per parcel (rows) and date (columns, ``doy`` their days of the year): whether the date falls in its priced
+    crop's near-peak days (``near_peak_runs``) on schedule or moved by the shift its template fits the parcel best,
+    and per parcel those days as text. A failing crop seen low at peak time is judged (a low reading there pulls the
+    best shift away from it: that alone was taken as the peak unseen). All False, '', where no configured crop
+    prices the parcel.
     """
-    unseen = np.zeros(len(priced_crop), dtype=bool)
+    near = np.zeros((len(priced_crop), len(doy)), dtype=bool)
     where = np.full(len(priced_crop), "", dtype=object)
     for k, (name, spec) in enumerate(config.crops.items()):
         on_schedule = near_peak_runs(spec)
-        high = crop_ndvi >= NEAR_PEAK * spec.peak_ndvi
         for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
             rows = (priced_crop == name) & (shift[:, k] == by)
             fitted = tuple(_moved(run, int(by)) for run in on_schedule)
-            within = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
-            unseen[rows] = ~(observed[rows] & (within[None, :] | high[rows])).any(axis=1)
+            near[rows] = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
             where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
                 f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
-    return unseen, where.tolist()
+    return near, where.tolist()
 
 
 def _days_text(runs: tuple[tuple[int, int], ...]) -> str:
@@ -260,10 +261,8 @@ def green_days(crop: CropConfig, shift_days: int) -> np.ndarray:
     return np.concatenate([[False], narrowed])
 
 
-def _phenology(
-    ndvi: np.ndarray, ndvi_std: np.ndarray, dates: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Peak NDVI, its date, the seasonal integral (NDVI x days) and the spread at the peak."""
+def _peak(ndvi: np.ndarray, ndvi_std: np.ndarray, dates: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The highest NDVI of each row (NaN where none), its date and the spread on that date."""
     n = ndvi.shape[0]
     has_any = np.isfinite(ndvi).any(axis=1)
     filled = np.where(np.isfinite(ndvi), ndvi, -np.inf)
@@ -273,12 +272,18 @@ def _phenology(
     date_values = np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
     peak_date = np.where(has_any, date_values[peak_index] if len(dates) else np.datetime64("NaT"), np.datetime64("NaT"))
     uniformity = np.where(has_any, ndvi_std[rows, peak_index] if ndvi.shape[1] else np.nan, np.nan)
+    return peak, peak_date.astype("datetime64[ns]"), uniformity
+
+
+def _integral(ndvi: np.ndarray, dates: tuple) -> np.ndarray:
+    """The seasonal integral (NDVI x days) over each row's clear dates; NaN with fewer than two."""
+    date_values = np.array([np.datetime64(d, "D") for d in dates], dtype="datetime64[D]")
     days = (date_values - date_values[0]).astype(float) if len(dates) else np.zeros(0)
-    integral = np.full(n, np.nan)
+    integral = np.full(ndvi.shape[0], np.nan)
     for i in np.flatnonzero(np.isfinite(ndvi).sum(axis=1) >= 2):
         seen = np.isfinite(ndvi[i])
         integral[i] = np.trapezoid(ndvi[i, seen], days[seen])
-    return peak, peak_date.astype("datetime64[ns]"), integral, uniformity
+    return integral
 
 
 def _crop_probabilities(
