@@ -78,14 +78,23 @@ def derive_signals(
     # The peak that values a crop is read in its own near-peak days: a season whose clear dates all miss them (a
     # monsoon clouds July to September) has its highest clear NDVI from green-up or senescence, and a summer crop
     # after winter wheat its highest from the wheat; rated on it, the parcel would be mispriced and skew its peers.
+    # A declared crop no template fits (unknown: CROP_NOT_RECOGNISED, referred for a person to look) is valued on the
+    # season's highest, as before: its window's one reading may be a hazy date, no evidence against it.
     priced = np.isin(priced_crop, list(config.crops))
+    called = priced & (crop != UNKNOWN)
     near, peak_days = _near_peak(doy, priced_crop, shift, config)
-    peak, peak_date, uniformity = _peak(np.where(near | ~priced[:, None], crop_ndvi, np.nan),
+    peak, peak_date, uniformity = _peak(np.where(near | ~called[:, None], crop_ndvi, np.nan),
                                         np.where(observed, m.ndvi_std, np.nan), m.dates)
     integral = _integral(crop_ndvi, m.dates)
-    # Fallow prices no crop (judged or not: one image after harvest read a wheat field's yield as 0.18 of typical),
-    # and a parcel in error (outside the imagery, no outline) was never looked at, peak or not.
-    peak_unseen = priced & assessable & ~(observed & near).any(axis=1)
+    # Seen near its peak: a clear date in those days, or, for an unknown crop priced by the declaration, a reading at
+    # NEAR_PEAK of its template's peak. Fallow prices no crop (judged or not: one image after harvest read a wheat
+    # field's yield as 0.18 of typical), and a parcel in error (outside the imagery, no outline) was never looked at.
+    template_peak = np.array([config.crops[c].peak_ndvi if c in config.crops else np.inf for c in priced_crop])
+    high = ~called[:, None] & (crop_ndvi >= NEAR_PEAK * template_peak[:, None])
+    peak_unseen = priced & assessable & ~(observed & (near | high)).any(axis=1)
+    # No peak shown, nor a yield read, where it was not seen (an unknown crop's season highest off its days).
+    peak, uniformity = np.where(peak_unseen, np.nan, peak), np.where(peak_unseen, np.nan, uniformity)
+    peak_date = np.where(peak_unseen, np.datetime64("NaT"), peak_date)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
