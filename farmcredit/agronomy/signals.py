@@ -29,6 +29,11 @@ NEAR_PEAK = 0.9
 # called fallow and declined NOT_CULTIVATED: 55 of 344 cultivated parcels of a season clouded over its summer peak
 # (rule); 53 are referred now, the other 2 maize declared as wheat and seen bare in wheat's weeks.
 GREEN_SHARE = 0.75
+# A crop's own season, in which its peak is read: the days its template (on schedule or at its fitted slide) is at
+# least this share of the way from its lowest NDVI to its peak (maize from early July to the end of September), so
+# green-up and senescence before harvest bound a peak a hazy date at the top would set, while a crop before it on the
+# same land (winter wheat before summer maize, in spring) is left out.
+SEASON_SHARE = 0.25
 
 
 def derive_signals(
@@ -75,22 +80,27 @@ def derive_signals(
     unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
-    # The peak that values a crop is read in its own near-peak days: a season whose clear dates all miss them (a
-    # monsoon clouds July to September) has its highest clear NDVI from green-up or senescence, and a summer crop
-    # after winter wheat its highest from the wheat; rated on it, the parcel would be mispriced and skew its peers.
+    # The peak that values a crop is read in its own season (``SEASON_SHARE``), and seen only near its peak: a season
+    # whose clear dates all miss those days (a monsoon clouds July to September) has its highest clear NDVI from
+    # green-up or senescence, and a summer crop after winter wheat its highest from the wheat; rated on it, the parcel
+    # would be mispriced and skew its peers.
     # A declared crop no template fits (unknown: CROP_NOT_RECOGNISED, referred for a person to look) is valued on the
     # season's highest, as before: its window's one reading may be a hazy date, no evidence against it.
     priced = np.isin(priced_crop, list(config.crops))
     called = priced & (crop != UNKNOWN)
-    near, peak_days = _near_peak(doy, priced_crop, shift, config)
-    peak, peak_date, uniformity = _peak(np.where(near | ~called[:, None], crop_ndvi, np.nan),
-                                        np.where(observed, m.ndvi_std, np.nan), m.dates)
+    near, season, peak_days = _near_peak(doy, priced_crop, shift, config)
+    # Read in the crop's own season: green-up and senescence bound it where one hazy date at its top is all the
+    # near-peak days saw (that alone declined parcels approved on their season).
+    own = season | ~called[:, None]
+    peak, peak_date, uniformity = _peak(np.where(own, crop_ndvi, np.nan), np.where(observed, m.ndvi_std, np.nan),
+                                        m.dates)
     integral = _integral(crop_ndvi, m.dates)
-    # Seen near its peak: a clear date in those days, or, for an unknown crop priced by the declaration, a reading at
-    # NEAR_PEAK of its template's peak. Fallow prices no crop (judged or not: one image after harvest read a wheat
-    # field's yield as 0.18 of typical), and a parcel in error (outside the imagery, no outline) was never looked at.
+    # Seen near its peak: a clear date in those days, or a reading at NEAR_PEAK of its template's peak in its own
+    # season (anywhere, for an unknown crop priced by the declaration). Fallow prices no crop (judged or not: one image
+    # after harvest read a wheat field's yield as 0.18 of typical), and a parcel in error (outside the imagery, no
+    # outline) was never looked at.
     template_peak = np.array([config.crops[c].peak_ndvi if c in config.crops else np.inf for c in priced_crop])
-    high = ~called[:, None] & (crop_ndvi >= NEAR_PEAK * template_peak[:, None])
+    high = own & (crop_ndvi >= NEAR_PEAK * template_peak[:, None])
     peak_unseen = priced & assessable & ~(observed & (near | high)).any(axis=1)
     # No peak shown, nor a yield read, where it was not seen (an unknown crop's season highest off its days).
     peak, uniformity = np.where(peak_unseen, np.nan, peak), np.where(peak_unseen, np.nan, uniformity)
@@ -204,24 +214,29 @@ def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
 
 
 def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
-               config: Config) -> tuple[np.ndarray, list[str]]:
+               config: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per parcel (rows) and date (columns, ``doy`` their days of the year): whether the date falls in its priced
     crop's near-peak days (``near_peak_runs``) on schedule or moved by the shift its template fits the parcel best,
-    and per parcel those days as text. A failing crop seen low at peak time is judged (a low reading there pulls the
-    best shift away from it: that alone was taken as the peak unseen). All False, '', where no configured crop
-    prices the parcel.
+    and whether in its own season (``SEASON_SHARE``, likewise); and per parcel the near-peak days as text. A failing
+    crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was taken
+    as the peak unseen). All False, '', where no configured crop prices the parcel.
     """
     near = np.zeros((len(priced_crop), len(doy)), dtype=bool)
+    season = np.zeros_like(near)
     where = np.full(len(priced_crop), "", dtype=object)
     for k, (name, spec) in enumerate(config.crops.items()):
         on_schedule = near_peak_runs(spec)
+        template = np.array(spec.ndvi_template, dtype=float)
+        low = template[:, 1].min()
         for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
             rows = (priced_crop == name) & (shift[:, k] == by)
             fitted = tuple(_moved(run, int(by)) for run in on_schedule)
             near[rows] = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
+            season[rows] = np.any([template_at(template, doy - slide) >= low + SEASON_SHARE * (spec.peak_ndvi - low)
+                                   for slide in (0, int(by))], axis=0)
             where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
                 f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
-    return near, where.tolist()
+    return near, season | near, where.tolist()
 
 
 def _days_text(runs: tuple[tuple[int, int], ...]) -> str:

@@ -319,6 +319,20 @@ def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak_not_the_whea
     assert "CROP_NOT_RECOGNISED" in reasons[1] and signals["ndvi_peak"].iloc[1] == pytest.approx(double.max())
     assert signals["ndvi_peak"].iloc[2:].tolist() == pytest.approx([ndvi[2].max(), ndvi[3].max()])
 
+
+def test_one_hazy_date_at_a_crops_peak_does_not_set_its_peak_where_its_season_reads_greener() -> None:
+    """Read in its near-peak days alone, a maize whose only clear date there was hazy (0.45 on 13 August, its
+    neighbours clouded) took that as its peak, though its own season read 0.58 and 0.62 either side: its yield fell
+    from 4.42 to 2.70 t/ha and parcels approved on their season were declined (a review: about 10 on the sample with
+    one hazy date). Its own season bounds it from below now, as the season's highest did."""
+    maize = _template("maize")
+    ndvi = maize.copy()
+    ndvi[DOY == 196], ndvi[DOY == 226], ndvi[DOY == 256] = 0.58, 0.45, 0.62
+    clear = np.where(np.isin(DOY, [211, 241]), 0.0, 1.0)
+    signals, reasons = _signals(_measure(ndvi[None], clear=clear[None]), declared=["maize"])
+    assert signals["crop"].iloc[0] == "maize" and "PEAK_NOT_OBSERVED" not in reasons[0]
+    assert signals["ndvi_peak"].iloc[0] == pytest.approx(0.62)
+
 def test_a_crop_seen_failing_at_its_peak_is_judged_not_taken_as_unseen() -> None:
     """A drought maize whose green-up stalled, clear and bare on days 237 and 242 (its template is near its peak on
     days 211-244): its low readings pulled the best-fitting slide away from them, and the moved window alone made
