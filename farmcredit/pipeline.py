@@ -282,17 +282,18 @@ def warn_of_findings(result: Assessment) -> None:
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
     _warn_clouds(codes, len(result.record["season_dates"]),
-                 result.record["config"]["values"]["agronomy"]["min_clear_observations"])
+                 result.record["config"]["values"]["agronomy"]["min_clear_observations"],
+                 bool(result.record["read_failures"]))
     _warn_season(codes)
 
 
-def _warn_clouds(codes: pd.Series, dates: int, needed: int) -> None:
+def _warn_clouds(codes: pd.Series, dates: int, needed: int, failures: bool) -> None:
     """Say how many parcels (``codes``: each one's reason codes) clouds, or dates without data over them, left with
-    fewer than ``needed`` clear images of the season's ``dates`` (referred), but for those a read failure cost dates
-    (warned of with it); a season of fewer dates than that is warned of as such before measuring."""
-    # Those a read failure cost dates are warned of with the failure.
+    fewer than ``needed`` clear images of the season's ``dates`` (referred), but, where files failed to read
+    (``failures``), for those a read failure or a short band file cost dates (warned of with the failures); a season
+    of fewer dates than that is warned of as such before measuring."""
     few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
-                    and "IMAGERY_READ_ERROR" not in c).sum()
+                    and not (failures and "IMAGERY_READ_ERROR" in c)).sum()
     if few and dates >= needed:
         logger.warning("%d parcel(s) have fewer than %d clear images of the season's %d dates (FEW_CLEAR_OBSERVATIONS, "
                        "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others, or those "

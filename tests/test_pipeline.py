@@ -1259,6 +1259,27 @@ def test_parcels_a_band_file_short_of_its_scene_misses_skip_that_date_with_a_rea
     _assert_flagged_below_row(results, sample_rule_results, imagery, kept_rows)
 
 
+def test_parcels_band_files_short_of_their_scenes_leave_too_few_clear_dates_are_warned_of(
+        tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """B08 of all dates but the first two cropped to its top half: the parcels below have two clear dates at most
+    (IMAGERY_READ_ERROR, no file failing to read). The clouds warning left out every IMAGERY_READ_ERROR parcel,
+    counted by the read failures' warning, which says nothing where no file failed: 350 referrals were in no
+    warning."""
+    imagery = tmp_path / "imagery"
+    shutil.copytree(SAMPLE_TILES / "imagery", imagery)
+    for band_file in sorted(imagery.glob("*/B08.tif"))[2:]:
+        with rasterio.open(band_file) as source:
+            kept_rows = source.height // 2
+            values, profile = source.read()[:, :kept_rows], source.profile | {"height": kept_rows}
+        with rasterio.open(band_file, "w", **profile) as dataset:
+            dataset.write(values)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(SAMPLE_TILES / "parcels.geojson", imagery, model="rule")
+    referred = results["reason_all"].str.contains("CLEAR_OBSERVATIONS").sum()
+    assert results["reason_all"].str.contains("IMAGERY_READ_ERROR").sum() > 100 and referred > 100
+    assert f"{referred} parcel(s) have fewer than 4 clear images" in caplog.text
+
+
 def test_parcels_outside_the_windows_a_fetch_wrote_are_warned_of_once_with_the_fetch_that_adds_them(
         small_season, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
     """Two parcels off a folder `farmcredit fetch` wrote were only OUTSIDE_IMAGERY rows, with no word of what to do:

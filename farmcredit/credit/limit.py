@@ -1,8 +1,9 @@
 """Per-parcel loan limit, risk grade, decision and ranked reasons.
 
-limit = min(parcel_cap, min(advance_rate x repayment_capacity, cost ceiling) x m(grade))
-repayment_capacity = area x margin        (area: the cultivated area, or with credit.lend_on_area: low the low end
-                                           of its interval; a parcel without that low end gets no limit)
+limit = min(parcel_cap, min(repayment_capacity, cost ceiling) x m(grade))
+repayment_capacity = advance_rate x area x margin   (as limit_arithmetic names it; area: the cultivated area, or
+                                           with credit.lend_on_area: low the low end of its interval; a parcel
+                                           without that low end gets no limit)
 margin             = yield_p10 x price x haircut - other_cost_per_ha   (per hectare)
 cost ceiling       = cost_per_ha x area x cost_ceiling_factor
 grade              = the band of the risk model's probability of default (PD)

@@ -79,7 +79,9 @@ def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_class
     blue, pixels = dense_vegetation_blue(imagery, centres, clear_classes)
     if pixels >= MIN_DENSE_PIXELS and blue > TOP_OF_ATMOSPHERE_BLUE:
         # L2A of baseline 04.00 and later read without its -1000 DN offset is 0.1 too high in every band: as hazy.
-        unshifted = any(part.dn_offset == 0 and part.acquired.date() >= OFFSET_BASELINE_SINCE
+        # Integer DNs of unknown level only: float reflectance takes no offset, and an item or a SAFE product says.
+        unshifted = any(part.level is None and part.dn_scale != 1.0 and part.dn_offset == 0
+                        and part.acquired.date() >= OFFSET_BASELINE_SINCE
                         for scene in imagery.scenes for part in (scene.parts or (scene,)))
         offset = (f", or, as it was read with DN offset 0, L2A of processing baseline 04.00 or later (from "
                   f"{OFFSET_BASELINE_SINCE}) read without its -1000 DN offset, every band 0.1 too high: try "

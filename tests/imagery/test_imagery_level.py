@@ -54,6 +54,24 @@ def test_a_stack_of_hazy_blue_over_vegetation_is_warned_of_as_top_of_atmosphere(
     assert "read without its -1000 DN offset, every band 0.1 too high: try --dn-offset -1000" in warned[0]
 
 
+def test_a_float_stack_of_hazy_blue_is_not_told_to_try_a_dn_offset(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Float reflectance takes no DN offset (a stack refuses --dn-offset): the warning told it to try -1000."""
+    hazy = sample_stack(tmp_path / "hazy.tif", blue_added=0.05)
+    with rasterio.open(hazy) as source:
+        values, profile, descriptions = source.read(), source.profile, source.descriptions
+    scl = np.array(["SCL" in d for d in descriptions])
+    reflectance = np.where(scl[:, None, None], values, values / 10_000).astype("float32")
+    with rasterio.open(tmp_path / "float.tif", "w", **(profile | {"dtype": "float32"})) as dataset:
+        dataset.write(reflectance)
+        for index, description in enumerate(descriptions, start=1):
+            dataset.set_band_description(index, description)
+    with caplog.at_level(logging.WARNING):
+        load_inputs(SAMPLE / "parcels.geojson", tmp_path / "float.tif")
+    warned = [record.getMessage() for record in caplog.records if "top-of-atmosphere" in record.getMessage()]
+    assert len(warned) == 1 and "--dn-offset" not in warned[0]
+
+
 def test_sample_tiles_surface_reflectance_is_not_warned_of_as_a_stack_or_with_its_items(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Simulated L2A: its dense vegetation's median blue (0.045) is under the threshold; its items say L2A."""
