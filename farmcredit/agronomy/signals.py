@@ -30,9 +30,10 @@ NEAR_PEAK = 0.9
 # (rule); 53 are referred now, the other 2 maize declared as wheat and seen bare in wheat's weeks.
 GREEN_SHARE = 0.75
 # A crop's own season, in which its peak is read: the days its template (on schedule or at its fitted slide) is at
-# least this share of the way from its lowest NDVI to its peak (maize from early July to the end of September), so
-# green-up and senescence before harvest bound a peak a hazy date at the top would set, while a crop before it on the
-# same land (winter wheat before summer maize, in spring) is left out.
+# least this share of the way from its lowest NDVI to its peak, round its near-peak days (``season_days``: maize from
+# late June to late September, from 10 June at its earliest fit), so green-up and senescence before harvest bound a
+# peak a hazy date at the top would set, while a crop before it on the same land (winter wheat before summer maize,
+# in spring) is left out.
 SEASON_SHARE = 0.25
 
 
@@ -213,6 +214,28 @@ def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
     return tuple(runs)
 
 
+def season_days(crop: CropConfig) -> np.ndarray:
+    """By day of the year (index 1-366; 0 unused): whether the day is in the crop's own season, the unbroken stretch
+    of days round each of its near-peak runs on which its template is at least ``SEASON_SHARE`` of the way from its
+    lowest NDVI to its peak (round the new year only for a template that goes round it, as ``template_at`` reads it):
+    a dip at flooding or between two seasons ends the stretch, so no other crop's weeks join it."""
+    template = np.array(crop.ndvi_template, dtype=float)
+    values = template_at(template, np.arange(1, 367))
+    low = template[:, 1].min()
+    above = values >= low + SEASON_SHARE * (crop.peak_ndvi - low)
+    near = values >= NEAR_PEAK * values.max()
+    periodic = template[0, 0] <= 1 or template[-1, 0] >= 366
+    # Label the stretches of days above: a new one starts after a day below (after day 366 only round the year).
+    starts = above & ~np.roll(above, 1)
+    if not periodic:
+        starts[0] = above[0]
+    label = np.cumsum(starts)
+    if periodic and above[0] and above[-1] and not above.all():
+        label[label == label[-1]] = 0  # the stretch round the new year is one (its first part is labelled 0)
+    kept = np.isin(label, np.unique(label[near & above])) & above
+    return np.concatenate([[False], kept])
+
+
 def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
                config: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per parcel (rows) and date (columns, ``doy`` their days of the year): whether the date falls in its priced
@@ -226,14 +249,15 @@ def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
     where = np.full(len(priced_crop), "", dtype=object)
     for k, (name, spec) in enumerate(config.crops.items()):
         on_schedule = near_peak_runs(spec)
-        template = np.array(spec.ndvi_template, dtype=float)
-        low = template[:, 1].min()
+        own = season_days(spec)
+        periodic = spec.ndvi_template[0][0] <= 1 or spec.ndvi_template[-1][0] >= 366
         for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
             rows = (priced_crop == name) & (shift[:, k] == by)
             fitted = tuple(_moved(run, int(by)) for run in on_schedule)
             near[rows] = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
-            season[rows] = np.any([template_at(template, doy - slide) >= low + SEASON_SHARE * (spec.peak_ndvi - low)
-                                   for slide in (0, int(by))], axis=0)
+            # Slid as template_at slides the template: round the year, or held at its ends.
+            slid = [(doy - slide - 1) % 366 + 1 if periodic else np.clip(doy - slide, 1, 366) for slide in (0, int(by))]
+            season[rows] = np.any([own[days.astype(int)] for days in slid], axis=0)
             where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
                 f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
     return near, season | near, where.tolist()

@@ -8,7 +8,7 @@ import pytest
 
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.agronomy.signals import template_shifts
-from farmcredit.config import load_config
+from farmcredit.config import Config, load_config
 from farmcredit.credit.limit import assign_limits
 from farmcredit.credit.risk import load_risk_model
 
@@ -318,6 +318,25 @@ def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak_not_the_whea
     assert row["yield_p50_t_ha"] == pytest.approx(np.interp(maize.max(), curve[:, 0], curve[:, 1]))
     assert "CROP_NOT_RECOGNISED" in reasons[1] and signals["ndvi_peak"].iloc[1] == pytest.approx(double.max())
     assert signals["ndvi_peak"].iloc[2:].tolist() == pytest.approx([ndvi[2].max(), ndvi[3].max()])
+
+
+def test_a_templates_dip_below_its_off_season_does_not_make_the_whole_year_its_season() -> None:
+    """A rice template whose flooding dip reads -0.05 (flooded paddy) put its season's threshold under its off-season
+    NDVI, so every day was in season and a rice after a weak wheat was valued on the wheat's April (a review): the
+    season is the stretch round its near-peak days, which the dip ends."""
+    raw = CONFIG.model_dump()
+    raw["crops"]["rice"]["ndvi_template"] = [[60, 0.18], [140, 0.20], [160, -0.05], [180, 0.35], [200, 0.70],
+                                             [227, 0.85], [258, 0.70], [283, 0.35], [304, 0.22]]
+    config = Config.model_validate(raw)
+    wheat = 0.2 + 0.5 * (_template("wheat") - 0.2)
+    rice = 0.15 + 0.5 * (np.interp(DOY, *np.array(raw["crops"]["rice"]["ndvi_template"]).T) - 0.15)
+    ndvi = np.where(DOY < 150, wheat, np.maximum(rice, 0.0))[None]
+    ndmi = np.where((DOY >= 160) & (DOY <= 185), ndvi + 0.1, -0.2)
+    signals, _ = derive_signals(_measure(ndvi, ndmi=ndmi), np.array(["rice"], dtype=object), np.ones(1, dtype=bool),
+                                config)
+    assert signals["crop"].iloc[0] == "rice" and wheat.max() > rice.max(), signals["crop"].iloc[0]
+    assert signals["ndvi_peak"].iloc[0] == pytest.approx(rice.max())
+    assert signals["ndvi_peak_date"].iloc[0].month == 8
 
 
 def test_one_hazy_date_at_a_crops_peak_does_not_set_its_peak_where_its_season_reads_greener() -> None:
