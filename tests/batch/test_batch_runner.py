@@ -772,25 +772,30 @@ def test_partitions_done_while_a_straggler_runs_reach_the_manifest(small_windows
         batch.join(120)
 
 
-def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_measured_again(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """No parcel loses a date to a file that fails only in the context around its window, yet the run names it (in
-    its record and a warning, which only the CLI gave) and the next run measures the partition again (the failure may
-    have passed), as for any read failure."""
+def _cnn_run_beside_the_garbled_tile(tmp_path: Path, imagery: Path, band: Path) -> functools.partial:
+    """``run_batch`` of the CNN (CPU, one in-process worker) into ``tmp_path / "out"`` over one parcel at rows 190-200
+    of ``band``'s grid: the CNN's 60 px context reaches ``_garbled_tile``'s tile, the parcel's window does not."""
     import rasterio
 
     from farmcredit.batch import run_batch
     from farmcredit.segmentation import load_cropland_model
 
-    imagery, band, mend = _garbled_tile(tmp_path)
     with rasterio.open(band) as source:
         left, top, crs = source.transform.c, source.transform.f, source.crs
-    # Rows 190-200: the CNN's 60 px context reaches the garbled tile, the parcel's window does not.
     parcel = gpd.GeoDataFrame({"parcel_id": ["P1"], "borrower_id": ["B1"]},
                               geometry=[shapely.box(left + 1020, top - 2000, left + 1100, top - 1900)], crs=crs)
     parcel.to_file(tmp_path / "parcel.geojson")
-    run = functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
-                            model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
+    return functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
+                             model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
+
+
+def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_measured_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No parcel loses a date to a file that fails only in the context around its window, yet the run names it (in
+    its record and a warning, which only the CLI gave) and the next run measures the partition again (the failure may
+    have passed), as for any read failure."""
+    imagery, band, mend = _garbled_tile(tmp_path)
+    run = _cnn_run_beside_the_garbled_tile(tmp_path, imagery, band)
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         first = run()
     assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
@@ -1055,24 +1060,13 @@ def test_a_failure_a_twin_product_stood_in_for_in_the_cnns_context_costs_no_reru
     """A garbled tile of a twin product (another product of the date, the same pixels) in the CNN's context: the
     twin's original supplies every pixel, so nothing the CNN read is lost; the file is named, and a rerun reuses the
     partition (it measured it again on every rerun, as it does one whose context lost pixels)."""
-    import rasterio
-
-    from farmcredit.batch import run_batch
-    from farmcredit.segmentation import load_cropland_model
-
     imagery, band, _ = _garbled_tile(tmp_path)
     twin = band.parent.with_name(band.parent.name.replace("_0_", "_1_"))
     twin.mkdir()
     for original in band.parent.iterdir():
         (twin / original.name).write_bytes(original.read_bytes())
     shutil.copy2(SAMPLE / "imagery" / band.parent.name / band.name, band)  # the original whole: the twin's broken
-    with rasterio.open(band) as source:
-        left, top, crs = source.transform.c, source.transform.f, source.crs
-    parcel = gpd.GeoDataFrame({"parcel_id": ["P1"], "borrower_id": ["B1"]},
-                              geometry=[shapely.box(left + 1020, top - 2000, left + 1100, top - 1900)], crs=crs)
-    parcel.to_file(tmp_path / "parcel.geojson")
-    run = functools.partial(run_batch, tmp_path / "parcel.geojson", imagery, tmp_path / "out",
-                            model=load_cropland_model("cnn", device="cpu"), workers=1, processes=False)
+    run = _cnn_run_beside_the_garbled_tile(tmp_path, imagery, band)
     first, again = run(), run()
     assert "IMAGERY_READ_ERROR" not in first.assessment.parcels["reason_all"].iloc[0]
     assert [failure["file"] for failure in first.assessment.record["read_failures"]] == [str(twin / band.name)]
