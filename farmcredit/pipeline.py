@@ -288,10 +288,10 @@ def warn_of_findings(result: Assessment) -> None:
 
 
 def _warn_clouds(codes: pd.Series, dates: int, needed: int, failures: bool) -> None:
-    """Say how many parcels (``codes``: each one's reason codes) clouds, or dates without data over them, left with
-    fewer than ``needed`` clear images of the season's ``dates`` (referred), but, where files failed to read
-    (``failures``), for those a read failure or a short band file cost dates (warned of with the failures); a season
-    of fewer dates than that is warned of as such before measuring."""
+    """Say how many parcels (``codes``: each one's reason codes) are referred for fewer than ``needed`` clear images of
+    the season's ``dates`` (clouds, dates without data over them, a short band file), leaving out, when any file
+    failed to read (``failures``), those flagged IMAGERY_READ_ERROR, which the read failures' warning counts; a
+    season of fewer dates than ``needed`` is warned of as such before measuring."""
     few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
                     and not (failures and "IMAGERY_READ_ERROR" in c)).sum()
     if few and dates >= needed:
@@ -805,7 +805,7 @@ def empty_stats(n: int, t: int) -> dict[str, np.ndarray]:
     return stats
 
 
-def failure_table(failures: Iterable[Sequence[str]]) -> np.ndarray:
+def failure_table(failures: Iterable[Sequence[str | int]]) -> np.ndarray:
     """Read failures (scene id, file, message, parcels that lost a clear observation to it) as ``measure_windows``'
     ``read_failures``: one per scene and file (the first message in sort order: GDAL's words differ by the block that
     failed; the parcels summed over the windows, each of which holds its own parcels), sorted."""

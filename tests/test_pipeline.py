@@ -628,8 +628,8 @@ def sample_rule_results() -> pd.DataFrame:
 def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak(sample_rule_results, tmp_path) -> None:
     """sample_tiles' maize, rice and soybean pixels given clear wheat's reflectance up to 4 June, as where they follow
     winter wheat: their parcels took the wheat's April-May NDVI as their peak (CNN: P00073, maize, 0.69 on 5 May, its
-    limit 380 CNY for 170). Each summer crop's peak is read in its own near-peak days now; a wheat parcel's is as
-    on the sample."""
+    limit 380 CNY for 170). Each summer crop the call names is valued on the highest of its own season
+    (``season_days``); a wheat parcel's peak date is as on the sample."""
     with rasterio.open(SAMPLE_TILES / "landcover.tif") as source:
         kind, cover = source.read()
     summer, wheat = np.isin(kind, [2, 3, 4]), (kind == 1) & (cover >= 90)

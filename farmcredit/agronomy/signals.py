@@ -85,8 +85,8 @@ def derive_signals(
     # whose clear dates all miss those days (a monsoon clouds July to September) has its highest clear NDVI from
     # green-up or senescence, and a summer crop after winter wheat its highest from the wheat; rated on it, the parcel
     # would be mispriced and skew its peers.
-    # A declared crop no template fits (unknown: CROP_NOT_RECOGNISED, referred for a person to look) is valued on the
-    # season's highest, as before: its window's one reading may be a hazy date, no evidence against it.
+    # A parcel priced but not called (crop unknown: no template fits, referred CROP_NOT_RECOGNISED, or too few clear
+    # dates to call) reads the season's highest: a hazy date in its declared crop's weeks is no evidence against it.
     priced = np.isin(priced_crop, list(config.crops))
     called = priced & (crop != UNKNOWN)
     near, season, peak_days = _near_peak(doy, priced_crop, shift, config)
@@ -100,21 +100,20 @@ def derive_signals(
     # season (anywhere, for an unknown crop priced by the declaration). Fallow prices no crop (judged or not: one image
     # after harvest read a wheat field's yield as 0.18 of typical), and a parcel in error (outside the imagery, no
     # outline) was never looked at.
-    template_peak = np.array([config.crops[c].peak_ndvi if c in config.crops else np.inf for c in priced_crop])
-    high = own & (crop_ndvi >= NEAR_PEAK * template_peak[:, None])
-    peak_unseen = priced & assessable & ~(observed & (near | high)).any(axis=1)
-    # No peak shown, nor a yield read, where it was not seen (an unknown crop's season highest off its days).
+    priced_peak = np.array([config.crops[c].peak_ndvi if c in config.crops else np.inf for c in priced_crop])
+    near_peak_reading = own & (crop_ndvi >= NEAR_PEAK * priced_peak[:, None])
+    peak_unseen = priced & assessable & ~(observed & (near | near_peak_reading)).any(axis=1)
+    # No peak shown, no health rated, no yield read where it was not seen (nor one guessed from the template).
     peak, uniformity = np.where(peak_unseen, np.nan, peak), np.where(peak_unseen, np.nan, uniformity)
     peak_date = np.where(peak_unseen, np.datetime64("NaT"), peak_date)
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
-    rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN)) & ~peak_unseen
+    rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
     template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     for i in np.flatnonzero(peak_unseen):
         reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
     reference[~assessable] = "not rated: not measured"
-    # No yield either: the peak NDVI the yield curve reads was not seen (nor is one guessed from the template).
     p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
     # Yield against the crop's typical season: comparable across crops (a soybean's 2 t/ha is a maize's 6.5).
@@ -165,8 +164,7 @@ def derive_signals(
             reasons[i].append("CROP_NOT_RECOGNISED")
         if peak_unseen[i]:
             reasons[i].append("PEAK_NOT_OBSERVED")
-        elif (np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN)
-              and clear_observations[i] >= agro.min_clear_observations):  # too few dates: no grade to take it
+        elif np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
             reasons[i].append("FEW_PEERS")
     return signals, reasons
 
@@ -191,9 +189,19 @@ def template_at(template: np.ndarray, days: np.ndarray) -> np.ndarray:
     end values before its first point and after its last, slid days included (read round, a slide past 1 January
     read wheat's dormant winter as its stubble, and a wheat sown late fitted the wrong slide).
     """
-    if template[0, 0] <= 1 or template[-1, 0] >= 366:
-        return np.interp((days - 1) % 366 + 1, template[:, 0], template[:, 1], period=366)
-    return np.interp(days, template[:, 0], template[:, 1])
+    return np.interp(_template_days(template, days), template[:, 0], template[:, 1],
+                     period=366 if _periodic(template) else None)
+
+
+def _periodic(template: np.ndarray) -> bool:
+    """Whether a template (rows of day of the year, NDVI) goes round the calendar: it has a point on day 1 or 366."""
+    return bool(template[0, 0] <= 1 or template[-1, 0] >= 366)
+
+
+def _template_days(template: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``days`` (a slide may take them before day 1 or past 366) as days of the year ``template`` is read on: round
+    the calendar for a periodic one, as given for another (read at its ends beyond them)."""
+    return (days - 1) % 366 + 1 if _periodic(template) else days
 
 
 def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
@@ -224,7 +232,7 @@ def season_days(crop: CropConfig) -> np.ndarray:
     low = template[:, 1].min()
     above = values >= low + SEASON_SHARE * (crop.peak_ndvi - low)
     near = values >= NEAR_PEAK * values.max()
-    periodic = template[0, 0] <= 1 or template[-1, 0] >= 366
+    periodic = _periodic(template)
     # Label the stretches of days above: a new one starts after a day below (after day 366 only round the year).
     starts = above & ~np.roll(above, 1)
     if not periodic:
@@ -250,14 +258,14 @@ def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
     for k, (name, spec) in enumerate(config.crops.items()):
         on_schedule = near_peak_runs(spec)
         own = season_days(spec)
-        periodic = spec.ndvi_template[0][0] <= 1 or spec.ndvi_template[-1][0] >= 366
+        template = np.array(spec.ndvi_template, dtype=float)
         for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
             rows = (priced_crop == name) & (shift[:, k] == by)
             fitted = tuple(_moved(run, int(by)) for run in on_schedule)
             near[rows] = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
             # Slid as template_at slides the template: round the year, or held at its ends.
-            slid = [(doy - slide - 1) % 366 + 1 if periodic else np.clip(doy - slide, 1, 366) for slide in (0, int(by))]
-            season[rows] = np.any([own[days.astype(int)] for days in slid], axis=0)
+            slid = (np.clip(_template_days(template, doy - slide), 1, 366).astype(int) for slide in (0, int(by)))
+            season[rows] = np.any([own[days] for days in slid], axis=0)
             where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
                 f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
     return near, season | near, where.tolist()

@@ -124,6 +124,9 @@ def assign_limits(
     out = parcels.copy()
     # Too little imagery to judge (a referral): no PD is guessed from the few dates seen, so no grade either.
     unobserved_rows = out["reasons"].map(lambda codes: not UNOBSERVED.isdisjoint(codes)).to_numpy(dtype=bool)
+    # FEW_PEERS says the grade takes health as average: of no parcel without a grade.
+    out["reasons"] = [[code for code in codes if code != "FEW_PEERS"] if unobserved else codes
+                      for codes, unobserved in zip(out["reasons"], unobserved_rows, strict=True)]
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
     probability, honest_probability = (np.where(unobserved_rows, np.nan, scored)
                                        for scored in risk_model.probabilities_of_default(out))

@@ -29,7 +29,7 @@ MIN_DENSE_PIXELS = 1000
 ENOUGH_DENSE_PIXELS = 20_000
 SAMPLE_WINDOW_PX = 256
 MAX_SAMPLE_WINDOWS = 8
-BLUE_BANDS = ("B02", "B04", "B08")
+DENSE_BLUE_BANDS = ("B02", "B04", "B08")
 
 
 def level_unknown(imagery: Imagery) -> bool:
@@ -59,8 +59,8 @@ def dense_vegetation_blue(
         col_off = int(np.clip(col - SAMPLE_WINDOW_PX // 2, 0, max(width - SAMPLE_WINDOW_PX, 0)))
         row_off = int(np.clip(row - SAMPLE_WINDOW_PX // 2, 0, max(height - SAMPLE_WINDOW_PX, 0)))
         window = Window(col_off, row_off, min(SAMPLE_WINDOW_PX, width), min(SAMPLE_WINDOW_PX, height))
-        cube = read_window(imagery, window, BLUE_BANDS, clear_classes)
-        blue, red, nir = (cube.reflectance[:, cube.bands.index(band)] for band in BLUE_BANDS)
+        cube = read_window(imagery, window, DENSE_BLUE_BANDS, clear_classes)
+        blue, red, nir = (cube.reflectance[:, cube.bands.index(band)] for band in DENSE_BLUE_BANDS)
         with np.errstate(divide="ignore", invalid="ignore"):
             dense = cube.clear & ((nir - red) / (nir + red) > DENSE_VEGETATION_NDVI) & np.isfinite(blue)
         blues.append(blue[dense])

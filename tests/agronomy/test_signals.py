@@ -298,13 +298,13 @@ def test_a_crop_seen_once_after_its_peak_gets_no_yield() -> None:
     assert np.isnan(signals["yield_p50_t_ha"].iloc[0]) and np.isnan(signals["relative_yield"].iloc[0])
 
 
-
 def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak_not_the_wheats() -> None:
-    """A maize season with spring greenness before it (wheat, or weeds, at 0.66 on 1 May) is called maize, and its
-    yield and health read the spring's 0.66 as the maize's peak (the season's highest clear NDVI). The maize is
-    valued on its own near-peak days now. A wheat-then-maize season no template fits (crop unknown: referred
-    CROP_NOT_RECOGNISED, priced as declared for the person who looks) keeps the season's highest, as a hazy date in
-    the declared crop's weeks is no evidence against it; single crops' peaks are their seasons' highest, as before."""
+    """A maize season with spring greenness before it (wheat, or weeds, at 0.66 on 1 May) is called maize; its yield
+    and health read the spring's 0.66 as the maize's peak (the season's highest clear NDVI). It is valued on the
+    highest of its own season (``season_days``: maize 26 June to 28 September). A wheat-then-maize season no template
+    fits (crop unknown: referred CROP_NOT_RECOGNISED, priced as declared for the person who looks) keeps the season's
+    highest, as a hazy date in the declared crop's weeks is no evidence against it; a single crop's peak is its
+    season's highest."""
     maize = 0.75 * _template("maize")
     flushed = np.where(DOY == 121, 0.66, maize)
     double = np.fmax(_template("wheat"), 0.9 * _template("maize"))
@@ -351,6 +351,7 @@ def test_one_hazy_date_at_a_crops_peak_does_not_set_its_peak_where_its_season_re
     signals, reasons = _signals(_measure(ndvi[None], clear=clear[None]), declared=["maize"])
     assert signals["crop"].iloc[0] == "maize" and "PEAK_NOT_OBSERVED" not in reasons[0]
     assert signals["ndvi_peak"].iloc[0] == pytest.approx(0.62)
+
 
 def test_a_crop_seen_failing_at_its_peak_is_judged_not_taken_as_unseen() -> None:
     """A drought maize whose green-up stalled, clear and bare on days 237 and 242 (its template is near its peak on
@@ -483,12 +484,15 @@ def test_a_parcel_without_enough_peers_gets_no_health_rating() -> None:
     assert np.isnan(signals["health_index"].iloc[0]) and reasons[0] == ["FEW_PEERS"]
     assert signals["health_reference"].iloc[0].startswith("not rated")
     # On too few clear dates it gets no grade either (FEW_CLEAR_OBSERVATIONS): FEW_PEERS' "the risk grade takes its
-    # health as average" would be false.
+    # health as average" would be false, so the credit stage leaves it out, as of any parcel it grades not.
     ndvi = _template("wheat")[None]
     clear = np.zeros_like(ndvi)
     clear[0, int(np.argmax(ndvi[0])) + np.array([-3, 0, 3])] = 1
     signals, reasons = _signals(_measure(ndvi, clear=clear))
-    assert signals["crop"].iloc[0] == "wheat" and reasons[0] == ["FEW_CLEAR_OBSERVATIONS"]
+    assert signals["crop"].iloc[0] == "wheat" and reasons[0] == ["FEW_CLEAR_OBSERVATIONS", "FEW_PEERS"]
+    decided = _limits(signals, reasons, np.array(["wheat"], dtype=object), CONFIG)
+    assert np.isnan(decided["probability_of_default"].iloc[0])
+    assert decided["reason_all"].iloc[0].split(";") == ["FEW_CLEAR_OBSERVATIONS"]
 
 
 def test_a_parcel_never_measured_is_not_said_to_have_missed_its_crops_peak() -> None:

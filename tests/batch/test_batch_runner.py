@@ -793,7 +793,7 @@ def test_a_partition_whose_file_failed_only_in_the_cnns_context_is_named_and_mea
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """No parcel loses a date to a file that fails only in the context around its window, yet the run names it (in
     its record and a warning, which only the CLI gave) and the next run measures the partition again (the failure may
-    have passed), as for any read failure."""
+    have passed), as for any failure that left pixels it read without data."""
     imagery, band, mend = _garbled_tile(tmp_path)
     run = _cnn_run_beside_the_garbled_tile(tmp_path, imagery, band)
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
