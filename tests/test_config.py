@@ -100,9 +100,11 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
          "yield_curve in t/ha \\(not kg/mu or 斤/mu\\)"),
         # A price per 斤 (0.5 kg), as Chinese markets quote it, halves revenue: every message on price says so.
         (lambda raw: raw["crops"]["wheat"].update(price=2360),
-         r"give price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\), not per tonne"),
+         r"give price in the currency \(credit.currency\) per kg \(CNY per kg: 1 斤 = 0.5 kg, so double a price per "
+         r"斤\), not per tonne"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 0.1], [0.95, 0.55]]),
-         r"price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\) and cost_per_ha per ha"),
+         r"price in the currency \(credit.currency\) per kg \(CNY per kg: 1 斤 = 0.5 kg, so double a price per 斤\) "
+         r"and cost_per_ha per ha"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
