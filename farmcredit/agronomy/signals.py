@@ -100,7 +100,8 @@ def derive_signals(
     # season (anywhere, for an unknown crop priced by the declaration). Fallow prices no crop (judged or not: one image
     # after harvest read a wheat field's yield as 0.18 of typical), and a parcel in error (outside the imagery, no
     # outline) was never looked at.
-    priced_peak = np.array([config.crops[c].peak_ndvi if c in config.crops else np.inf for c in priced_crop])
+    template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
+    priced_peak = np.array([template_peak.get(c, np.inf) for c in priced_crop])
     near_peak_reading = own & (crop_ndvi >= NEAR_PEAK * priced_peak[:, None])
     peak_unseen = priced & assessable & ~(observed & (near | near_peak_reading)).any(axis=1)
     # No peak shown, no health rated, no yield read where it was not seen (nor one guessed from the template).
@@ -109,7 +110,6 @@ def derive_signals(
     # Rated among parcels of the crop that values them (the declared one where the call is unsure), against each
     # crop's own template peak when peers of other crops fill in.
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
-    template_peak = {name: spec.peak_ndvi for name, spec in config.crops.items()}
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     for i in np.flatnonzero(peak_unseen):
         reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
