@@ -38,7 +38,9 @@ UNDEFINED_CRS = ("Undefined Cartesian SRS", "Undefined geographic SRS")
 # Invalid values quoted in the warning that flags them (the outputs keep the codes, not the text given).
 QUOTED_VALUES = 5
 
-# A file whose every parcel is smaller than this (m2) declares another CRS than its coordinates are in.
+# A parcel smaller than this (m2) on the ground is no field but a stray click, or coordinates in other units than the
+# file's CRS (PARCEL_TOO_SMALL): it is not measured, as a 10 m pixel cannot tell it, nor graded and lent on. A file
+# whose every parcel is so small declares another CRS than its coordinates are in.
 SPECK_M2 = 1.0
 # A parcel whose outline spans more than this (m, the longer side of its bounding box in its UTM zone) is no field
 # but a mistyped or misplaced vertex (PARCEL_TOO_LARGE): it is not measured, since its window of imagery would be as
@@ -54,7 +56,7 @@ MAX_PARCEL_SPAN_M = 5_000.0
 MAX_PARCEL_VERTICES = 20_000
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
-MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "TOO_MANY_VERTICES"})
+MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 
@@ -366,6 +368,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     too_large = _too_large(geometry, span_m, parcel_id, source)  # kept for the map, as TOO_MANY_VERTICES is
     geometry_reasons += [(int(i), "PARCEL_TOO_LARGE") for i in np.flatnonzero(too_large)]
     _refuse_specks(np.where(too_large, None, geometry), area_m2, frame.crs, source)
+    too_small = _too_small(np.where(too_large, None, geometry), area_m2, parcel_id, source)
+    geometry_reasons += [(int(i), "PARCEL_TOO_SMALL") for i in np.flatnonzero(too_small)]
     for i, code in geometry_reasons:
         reasons[i].append(code)
 
@@ -375,8 +379,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     # The area in mu as the borrower declared it, kept for the audit: 0.9 mu read as 0.06 ha is not what was signed.
     as_declared_mu = {"declared_area_mu": declared.to_numpy(dtype=float)} if in_mu else {}
     if area_m2 is not None:
-        _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large, None, geometry), area_m2,
-                        source)
+        _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large | too_small, None, geometry),
+                        area_m2, source)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -681,6 +685,19 @@ def _too_large(geoms: np.ndarray, span: np.ndarray | None, parcel_id: pd.Series,
                        "a vertex is likely mistyped or misplaced", "PARCEL_TOO_LARGE",
                        "check their vertices (the outputs draw each outline)")
     return too_large
+
+
+def _too_small(geoms: np.ndarray, area_m2: np.ndarray | None, parcel_id: pd.Series, source: str) -> np.ndarray:
+    """True where a parcel's outline encloses less than ``SPECK_M2`` in its UTM zone (``area_m2``, m2), warned with
+    their count and the first ``QUOTED_VALUES`` ids and areas; all False without a CRS (``area_m2`` None)."""
+    if area_m2 is None:
+        return np.zeros(len(geoms), dtype=bool)
+    too_small = usable_geometries(geoms) & (area_m2 < SPECK_M2)
+    _warn_not_measured(too_small, lambda i: f"{area_m2[i]:.5g} m2", parcel_id, source,
+                       f"outlines enclose less than {SPECK_M2:g} m2 on the ground, which no field does",
+                       "each is likely a stray click, or coordinates in other units than the file's CRS",
+                       "PARCEL_TOO_SMALL", "check their outlines (the outputs draw each one)")
+    return too_small
 
 
 def _too_many_vertices(geoms: np.ndarray, parcel_id: pd.Series, source: str) -> np.ndarray:

@@ -32,6 +32,10 @@ _REASONS = (
     Reason("PARCEL_TOO_LARGE", "error",
            "The parcel's outline spans kilometres on the ground, more than any field: a vertex is likely mistyped or "
            "misplaced, so it was not measured; check its vertices on the map, which draws it as given."),
+    Reason("PARCEL_TOO_SMALL", "error",
+           "The parcel's outline encloses less than a square metre on the ground, smaller than any field: likely a "
+           "stray click in the map, or coordinates in other units than the file's coordinate system, so it was not "
+           "measured nor lent on; check its outline on the map, which draws it as given."),
     Reason("TOO_MANY_VERTICES", "error",
            "The parcel's outline has more vertices than any drawn or walked field needs (tens of thousands): it is "
            "likely generated or corrupted, so it was not measured; simplify the outline."),
