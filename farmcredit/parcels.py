@@ -37,6 +37,8 @@ WHOLE_INTEGERS = {"types_mapper": {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.I
 UNDEFINED_CRS = ("Undefined Cartesian SRS", "Undefined geographic SRS")
 # Invalid values quoted in the warning that flags them (the outputs keep the codes, not the text given).
 QUOTED_VALUES = 5
+# Parcel files read by GDAL's CSV driver, whose outlines are WKT text in a column named WKT (any case).
+CSV_SUFFIXES = (".csv", ".tsv")
 
 # A parcel smaller than this (m2) on the ground is no field but a stray click, or coordinates in other units than the
 # file's CRS (PARCEL_TOO_SMALL): it is not measured, as a 10 m pixel cannot tell it, nor graded and lent on. A file
@@ -120,6 +122,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             warnings.filterwarnings("ignore", r"Measured \(M\) geometry types are not supported")
             # shapely's, of decoding a NaN vertex: its parcel is IMPOSSIBLE_COORDINATES (validate_parcels).
             warnings.filterwarnings("ignore", "invalid value encountered in from_wkb", RuntimeWarning)
+            # GDAL's, quoting a CSV's WKT cell it cannot parse, not its row: warned by parcel id (_warn_unread_wkt).
+            warnings.filterwarnings("ignore", "Ignoring invalid WKT", RuntimeWarning)
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
     except DataSourceError as exc:
@@ -133,6 +137,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
     parcels = parcels_from_frame(frame, crs, source, closed, shapefile=path.suffix.lower() == ".shp")
+    if path.suffix.lower() in CSV_SUFFIXES:
+        _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
     return parcels
 
@@ -243,11 +249,26 @@ def _check_utf8(path: Path, frame: pd.DataFrame) -> None:
             raise _not_utf8(path, f"column {column}", exc) from exc
 
 
+def _warn_unread_wkt(frame: gpd.GeoDataFrame, parcel_id: pd.Series, source: str) -> None:
+    """Warn of a CSV's rows whose WKT cell holds text that is no geometry GDAL can parse (a polygon cut short, say),
+    naming the column and the first ``QUOTED_VALUES`` parcel ids (``parcel_id``, by row): they read as none, and are
+    flagged EMPTY_GEOMETRY."""
+    column = next((c for c in frame.columns if str(c).lower() == "wkt"), None)
+    if column is None:
+        return
+    given = frame[column].astype("string").str.strip().fillna("").ne("").to_numpy()
+    if rows := np.flatnonzero(given & shapely.is_missing(frame.geometry.to_numpy())).tolist():
+        logger.warning("%s: %d parcels' outlines in column %s are not WKT that can be read (%s%s); they are flagged "
+                       "EMPTY_GEOMETRY; write each as a whole polygon, e.g. POLYGON ((x1 y1, x2 y2, x3 y3, x1 y1))",
+                       source, len(rows), column, ", ".join(parcel_id.iloc[rows[:QUOTED_VALUES]]),
+                       ", ..." if len(rows) > QUOTED_VALUES else "")
+
+
 def _not_utf8(path: Path, what: str, why: Exception) -> InputError:
     """The error for ``what`` (a column, a column name) of ``path`` not being UTF-8 text, saying how to name the
     file's encoding: a CSV (GDAL's CSV driver) has no .cpg to name it in, as a Shapefile has."""
     how = ('save it as UTF-8 (Excel on Chinese Windows saves GBK: choose "CSV UTF-8 (逗号分隔)(*.csv)")'
-           if path.suffix.lower() in (".csv", ".tsv") else
+           if path.suffix.lower() in CSV_SUFFIXES else
            "for a Shapefile, put its encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese Windows), "
            "or save the file as UTF-8 (a GeoPackage is)")
     return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); {how}")

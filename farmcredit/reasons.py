@@ -24,7 +24,9 @@ class Reason:
 _REASONS = (
     Reason("MISSING_PARCEL_ID", "error", "The parcel has no parcel id; a row number stands in for it."),
     Reason("DUPLICATE_PARCEL_ID", "error", "Another parcel in the file has the same parcel id."),
-    Reason("EMPTY_GEOMETRY", "error", "The parcel has no geometry."),
+    Reason("EMPTY_GEOMETRY", "error",
+           "The parcel has no outline, or one that encloses no area (its vertices lie on one line, as a snap can "
+           "collapse them) or that could not be read (WKT cut short or mistyped): redraw it."),
     Reason("NOT_A_POLYGON", "error", "The parcel geometry is not a polygon."),
     Reason("IMPOSSIBLE_COORDINATES", "error",
            "The parcel's coordinates are off the globe in the file's coordinate system, or not numbers (NaN, "

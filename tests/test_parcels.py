@@ -417,6 +417,29 @@ def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     assert reasons[5] == ["EMPTY_GEOMETRY"]
 
 
+def test_an_outline_of_no_area_or_unreadable_wkt_is_told_to_be_redrawn_naming_the_csvs_parcels(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A snap-collapsed outline (vertices on one line) or a CSV's WKT cut short was told "The parcel has no
+    geometry", and GDAL's raw RuntimeWarning quoting the WKT, from a site-packages path, reached the console: the
+    sentence covers both and says to redraw it, and the CSV's are warned of by parcel id and column."""
+    collapsed = tmp_path / "collapsed.gpkg"
+    line = Polygon([(500000, 3650000), (500010, 3650000), (500020, 3650000), (500000, 3650000)])
+    _frame([{"parcel_id": "A", "borrower_id": "B", "geometry": SQUARE},
+            {"parcel_id": "FLAT", "borrower_id": "B", "geometry": line}]).to_file(collapsed)
+    assert list(read_parcels(collapsed)["reasons"]) == [[], ["EMPTY_GEOMETRY"]]
+    assert re.search("encloses no area .*could not be read.*redraw it", explain(["EMPTY_GEOMETRY"]))
+    table = tmp_path / "parcels.csv"
+    table.write_text('parcel_id,borrower_id,WKT\nA,B,"POLYGON ((500000 3650000, 500010 3650000, 500010 3650010, '
+                     '500000 3650000))"\nCUT,B,"POLYGON ((500000 3650000, 500010 3650000"\nBLANK,B,\n')
+    with warnings.catch_warnings(record=True) as raised, caplog.at_level(logging.WARNING, logger="farmcredit"):
+        warnings.simplefilter("always")
+        parcels = read_parcels(table, crs="EPSG:32650")
+    assert list(parcels["reasons"]) == [[], ["EMPTY_GEOMETRY"], ["EMPTY_GEOMETRY"]]
+    assert not [w for w in raised if "WKT" in str(w.message)]
+    assert re.search(r"parcels\.csv: 1 parcels' outlines in column WKT are not WKT that can be read \(CUT\); they are "
+                     "flagged EMPTY_GEOMETRY", caplog.text)
+
+
 def test_an_outline_left_open_is_closed_and_flagged_not_the_files_end(tmp_path: Path) -> None:
     """A ring whose last point is not its first (hand-written GeoJSON, a phone's KML, WKB built by hand) does not
     decode in GEOS: it stopped the whole file, GeoJSON and GeoParquet alike."""
