@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -312,9 +313,14 @@ class CreditConfig(_Frozen):
             raise ValueError("declared_area_band must be [low, high] with low < 1 < high")
         if self.parcel_cap > self.borrower_cap:
             raise ValueError("parcel_cap must not exceed borrower_cap")
-        if self.min_loan > self.borrower_cap or self.rounding_step > self.borrower_cap:
-            raise ValueError("min_loan must not exceed borrower_cap, nor rounding_step borrower_cap (every loan would "
-                             "be declined or rounded to 0)")
+        # A borrower's total is capped, then rounded down: the largest limit any borrower can be offered.
+        cap, step, minimum = (Decimal(repr(value)).normalize()
+                              for value in (self.borrower_cap, self.rounding_step, self.min_loan))
+        most = (cap // step * step).normalize()
+        if minimum > most:
+            raise ValueError(f"min_loan {minimum:,f} is above borrower_cap {cap:,f} rounded down to a multiple of "
+                             f"rounding_step {step:,f} ({most:,f}), the most any borrower can be offered: every "
+                             "borrower would be declined LIMIT_BELOW_MINIMUM")
         if self.min_loan < self.rounding_step:
             raise ValueError("min_loan must be at least rounding_step (a borrower whose total rounds down to 0 would "
                              "be approved at 0)")

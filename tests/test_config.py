@@ -73,7 +73,13 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["imagery"].update(clear_scl_classes=[]), "imagery.clear_scl_classes"),
         (lambda raw: raw["imagery"].update(clear_scl_classes=[4, 5, 99]), "imagery.clear_scl_classes.2"),
         (lambda raw: raw["credit"].update(parcel_cap=float("inf"), borrower_cap=float("inf")), "credit.parcel_cap"),
-        (lambda raw: raw["credit"].update(min_loan=10**9), "min_loan must not exceed borrower_cap"),
+        (lambda raw: raw["credit"].update(min_loan=10**9), "min_loan 1,000,000,000 is above borrower_cap 200,000"),
+        # Every borrower's total is capped at 1,099, then rounded down to 1,000: all would be declined under 1,050.
+        (lambda raw: raw["credit"].update(parcel_cap=1000, borrower_cap=1099, min_loan=1050),
+         r"credit: Value error, min_loan 1,050 is above borrower_cap 1,099 rounded down to a multiple of rounding_step "
+         r"100 \(1,000\), the most any borrower can be offered: every borrower would be declined LIMIT_BELOW_MINIMUM"),
+        (lambda raw: raw["credit"].update(borrower_cap=150, parcel_cap=150, rounding_step=200, min_loan=200),
+         r"above borrower_cap 150 rounded down to a multiple of rounding_step 200 \(0\)"),
         (lambda raw: raw["credit"].update(min_loan=0), "min_loan must be at least rounding_step"),
         (lambda raw: raw["credit"]["grades"][1].update(grade="A"), "each grade needs its own name"),
         # A start after the end wraps the new year; over half the year, it is more likely the two swapped.
