@@ -63,8 +63,8 @@ DECLARED_UNKNOWN = ("unknown", "未知", "不详")
 # A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
 # times their costs, and a mu (1/15 ha) moves the ratio 15-fold. A price per 斤 (0.5 kg) halves it, within the band:
-# the messages and the packaged config say so, and a price far below the packaged one is warned of (PER_JIN_BELOW).
-PER_KG = "the currency (credit.currency) per kg (CNY per kg: 1 斤 = 0.5 kg, so double a price per 斤)"
+# the messages of a config in CNY and the packaged config say so, and a price far below the packaged one is warned of
+# (PER_JIN_BELOW).
 MAX_REVENUE_TO_COST = 5.0
 # A config's price under this share of the packaged price of its crop (the lowest of any packaged region) is likely one
 # per 斤, half the price per kg: warned of, not refused, as a region may be honestly low. A price per 斤 is 0.5 times
@@ -215,21 +215,20 @@ class CropConfig(_Frozen):
     def _typical_yield(self) -> CropConfig:
         if not self.typical_yield_t_ha > 0:  # the risk model divides by it (relative_yield)
             raise ValueError(f"yield_curve must give a yield above 0 at the template's peak NDVI {self.peak_ndvi}")
-        slip = self.unit_slip()
-        if slip:
-            raise ValueError(slip)
         return self
 
-    def unit_slip(self) -> str:
-        """Why the price, yield curve and cost look like other units than CNY/kg, t/ha and CNY/ha ('' when they do
-        not)."""
+    def unit_slip(self, currency: str) -> str:
+        """Why the price, yield curve and cost look like other units than ``currency`` per kg, t/ha and ``currency``
+        per ha ('' when they do not); in CNY, naming the 斤 (0.5 kg) Chinese markets price by."""
         revenue = self.typical_yield_t_ha * 1000.0 * self.price
         ratio = revenue / self.cost_per_ha if self.cost_per_ha > 0 else 1.0
         if 1 / MAX_REVENUE_TO_COST <= ratio <= MAX_REVENUE_TO_COST:
             return ""
-        likely = (f"price in {PER_KG}, not per tonne, yield_curve in t/ha (not kg/mu or 斤/mu) and cost_per_ha per ha "
-                  "(not per mu: a mu is 1/15 ha)" if ratio > 1 else
-                  f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {PER_KG} and cost_per_ha per ha")
+        jin = currency == "CNY"
+        per_kg = f"{currency} per kg" + (" (1 斤 = 0.5 kg: double a price per 斤)" if jin else "")
+        likely = (f"price in {per_kg}, not per tonne, yield_curve in t/ha (not kg/mu{' or 斤/mu' if jin else ''}) and "
+                  "cost_per_ha per ha (not per mu: a mu is 1/15 ha)" if ratio > 1 else
+                  f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {per_kg} and cost_per_ha per ha")
         shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
         return (f"a typical harvest sells for {shown} times cost_per_ha ({self.typical_yield_t_ha:g} t/ha x 1000 kg/t "
                 f"x {self.price:g} per kg = {revenue:,.0f} per ha against {self.cost_per_ha:,.0f}; field crops sell "
@@ -370,9 +369,17 @@ class Config(_Frozen):
                 if other != name:
                     raise ValueError(f"regions.{region}.crops: {other!r} and {name!r} name the same crop; give its "
                                      "overrides once")
-                slip = self.crop(self.crop_named(name), region).unit_slip()
-                if slip:
-                    raise ValueError(f"regions.{region}.crops.{name}: {slip}")
+        return self
+
+    @model_validator(mode="after")
+    def _prices_yields_and_costs_in_their_units(self) -> Config:
+        # Checked here, not on each crop, as the message names the currency (credit.currency) prices are in.
+        specs = [(f"crops.{crop}", spec) for crop, spec in self.crops.items()] + [
+            (f"regions.{region}.crops.{name}", self.crop(self.crop_named(name), region))
+            for region, overrides in self.regions.items() for name in overrides.crops]
+        slips = [f"{key}: {slip}" for key, spec in specs if (slip := spec.unit_slip(self.credit.currency))]
+        if slips:
+            raise ValueError("; ".join(slips))
         return self
 
     def crop_named(self, declared: object) -> str | None:

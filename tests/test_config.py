@@ -101,28 +101,36 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"河南": {"crops": {"小麦": {"price": 2.0}, "Wheat": {"price": 2.1}}}}),
          "regions.河南.crops: 'Wheat' and '小麦' name the same crop"),
         (lambda raw: raw["crops"]["wheat"].update(price=2360),
-         "crops.wheat: Value error, a typical harvest sells for 760 times"),
+         "Value error, crops.wheat: a typical harvest sells for 760 times"),
         (lambda raw: raw["crops"]["maize"].update(yield_curve=[[0.3, 100.0], [0.9, 500.0]]),
          "yield_curve in t/ha \\(not kg/mu or 斤/mu\\)"),
-        # A price per 斤 (0.5 kg), as Chinese markets quote it, halves revenue: every message on price says so.
+        # A price per 斤 (0.5 kg), as Chinese markets quote it, halves revenue: every message on a price in CNY says so.
         (lambda raw: raw["crops"]["wheat"].update(price=2360),
-         r"give price in the currency \(credit.currency\) per kg \(CNY per kg: 1 斤 = 0.5 kg, so double a price per "
-         r"斤\), not per tonne"),
+         r"give price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\), not per tonne"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 0.1], [0.95, 0.55]]),
-         r"price in the currency \(credit.currency\) per kg \(CNY per kg: 1 斤 = 0.5 kg, so double a price per 斤\) "
-         r"and cost_per_ha per ha"),
+         r"price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\) and cost_per_ha per ha"),
+        # Prices in euros are per kg in euros, not in CNY, and no market quotes them per 斤.
+        (lambda raw: (raw["credit"].update(currency="EUR"), raw["crops"]["wheat"].update(price=236)),
+         r"crops.wheat: a typical harvest sells for 76 times cost_per_ha \(5.8 t/ha x 1000 kg/t x 236 per kg = "
+         r"1,368,800 per ha against 18,000; field crops sell for 1/5 to 5 times their costs\): give price in EUR per "
+         r"kg, not per tonne, yield_curve in t/ha \(not kg/mu\) and cost_per_ha per ha \(not per mu: a mu is "
+         r"1/15 ha\)$"),
+        (lambda raw: (raw["credit"].update(currency="EUR"), raw.update(regions={"NL": {"crops": {"maize": {
+            "cost_per_ha": 100_000}}}})),
+         r"regions.NL.crops.maize: a typical harvest sells for 0.14 times cost_per_ha \([^)]+\): give yield_curve in "
+         r"t/ha \(not t/mu: a mu is 1/15 ha\), price in EUR per kg and cost_per_ha per ha$"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
         (lambda raw: raw["agronomy"].update(min_share_on_imagery=50), "agronomy.min_share_on_imagery"),
         # Costs per mu (1/15 ha): every crop's harvest would sell for 11-14 times its cost.
         (lambda raw: [spec.update(cost_per_ha=spec["cost_per_ha"] / 15) for spec in raw["crops"].values()],
-         r"crops.maize: Value error, a typical harvest sells for 13 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 2.2 "
+         r"crops.maize: a typical harvest sells for 13 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 2.2 "
          "per kg = 14,300 per ha against 1,133; field crops"),
         (lambda raw: raw["crops"]["soybean"].update(cost_per_ha=800), r"cost_per_ha per ha \(not per mu: a mu is 1/15"),
         (lambda raw: raw["crops"]["wheat"].update(yield_curve=[[x, y / 15] for x, y in raw["crops"]["wheat"]
                                                                ["yield_curve"]]),
-         "crops.wheat: Value error, a typical harvest sells for 0.051 times cost_per_ha"),
+         "Value error, crops.wheat: a typical harvest sells for 0.051 times cost_per_ha"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[0.3, 0.1], [0.95, 0.55]]),
          r"give yield_curve in t/ha \(not t/mu: a mu is 1/15 ha\)"),
         (lambda raw: raw.update(regions={"henan": {"crops": {"wheat": {"cost_per_ha": 1200}}}}),
