@@ -284,6 +284,9 @@ class CreditConfig(_Frozen):
     rounding_step: Annotated[Number, Field(ge=0.01, multiple_of=0.01)] = 100  # whole cents
     min_loan: NonNegative = 1000
     declared_area_band: tuple[NonNegative, NonNegative] = (0.8, 1.2)
+    # What a declaration may differ from the imagery's interval on any parcel (ha): one 10 m pixel, and the 0.01 ha a
+    # declaration is written to (0.15 mu to 0.1 mu), which on a plot under 0.05 ha is over declared_area_band's share.
+    declared_area_slack_ha: NonNegative = 0.01
     low_health_index: Annotated[Number, Field(ge=0.0, le=100.0)] = 25
     overlap_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.2
     max_reasons: Annotated[Count, Field(ge=1, le=10)] = 4

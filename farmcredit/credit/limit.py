@@ -244,6 +244,7 @@ def _data_checks(row: object, config: Config) -> list[str]:
     """Declared area and crop against what the imagery shows."""
     codes = []
     low, high = config.credit.declared_area_band
+    slack = config.credit.declared_area_slack_ha
     declared = row.declared_area_ha
     # Bare land where the season never saw the crop green, a season of too few clear images, or the sliver of a parcel
     # mostly off the imagery, says nothing of how much is cultivated nor how well: one image of a maize field at its
@@ -253,9 +254,12 @@ def _data_checks(row: object, config: Config) -> list[str]:
     # Land declared fallow declares its whole area, not an area cultivated: seen bare, it is the most honest of
     # declarations, not an overstated one.
     if judged and said != FALLOW and np.isfinite(declared) and np.isfinite(row.cultivated_area_ha):
-        if declared > high * max(row.cultivated_area_high_ha, 0.0):
+        # Outside the interval by its share (declared_area_band) and by the slack alike: a tiny plot's honest
+        # declaration, rounded to 0.01 ha, can be over 1.2 times its area.
+        most, least = max(row.cultivated_area_high_ha, 0.0), row.cultivated_area_low_ha
+        if declared > max(high * most, most + slack):
             codes.append("AREA_OVERSTATED")
-        elif declared < low * row.cultivated_area_low_ha:
+        elif declared < min(low * least, least - slack):
             codes.append("AREA_UNDERSTATED")
     region = getattr(row, "region", None)
     if config.regions and not (isinstance(region, str) and region in config.regions):

@@ -240,6 +240,26 @@ def test_overstated_area_refers_and_fallow_declines() -> None:
     assert "NOT_CULTIVATED" in fallow["reason"]
 
 
+def test_a_tiny_plots_declaration_rounded_to_the_hundredth_ha_is_not_flagged_but_a_larger_slip_is() -> None:
+    """A 0.0151 ha plot, fully cropped, declared 0.02 ha (rounded to 0.01 ha) is 1.32 times its area, 49 m² over,
+    under a pixel: it was flagged AREA_OVERSTATED, referring its borrower. Outside the interval now takes its 1.2 times
+    and credit.declared_area_slack_ha (0.01 ha) alike, above it and below it (AREA_UNDERSTATED)."""
+    tiny = {"polygon_area_ha": 0.0151, "cultivated_area_ha": 0.0151, "cultivated_area_low_ha": 0.0136,
+            "cultivated_area_high_ha": 0.0151}
+    declared = [0.02, 0.0252, 0.01, 0.0035]
+    codes = [set(out.reason_all.split(";")) for out in _assess(*(
+        _parcel(parcel_id=f"P{k}", borrower_id=f"B{k}", declared_area_ha=area, **tiny)
+        for k, area in enumerate(declared))).itertuples()]
+    flags = [code & {"AREA_OVERSTATED", "AREA_UNDERSTATED"} for code in codes]
+    assert flags == [set(), {"AREA_OVERSTATED"}, set(), {"AREA_UNDERSTATED"}]
+    # Without the slack, the share alone: the rounded declaration is flagged, as it was.
+    strict = CONFIG.model_copy(update={"credit": CONFIG.credit.model_copy(update={"declared_area_slack_ha": 0.0})})
+    out = assign_limits(pd.DataFrame([_parcel(declared_area_ha=0.02, **tiny)]), strict, RISK).iloc[0]
+    assert (out.decision, out.reason_all.split(";")[0]) == ("refer", "AREA_OVERSTATED")
+    # On a parcel of 0.05 ha or more the share is the wider: 1.21 times its top is flagged still.
+    assert "AREA_OVERSTATED" in _assess(_parcel(declared_area_ha=0.5 * 1.21)).iloc[0].reason_all
+
+
 def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> None:
     """Declared at three times what the imagery shows, a parcel the scorecard grades E (PD 0.28) for the declaration
     alone (declared honestly, PD 0.02) goes to a person, as the product promises, not declined HIGH_RISK: its PD, grade
