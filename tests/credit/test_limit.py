@@ -97,6 +97,8 @@ def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:
     number = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
     steps = {}
     for part in text.split("; "):
+        if " = " not in part:  # a borrower's referral under the minimum loan: "0 unless the referred parcels add to it"
+            continue
         name, rest = part.split(" = ", 1)
         formula, _, result = rest.rpartition(" = ")
         formula = re.sub(r" \([^)]*\)", "", formula)  # names in brackets: (wheat), (P3), (grade A, PD <= 0.03)
