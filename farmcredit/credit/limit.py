@@ -174,10 +174,12 @@ def assign_limits(
         # does (land pledged twice before an overstated area it is referred for too).
         cuts = dict(arithmetic.lowered_by)
         # A grade that lends nothing took what the harvest would repay, not a lower grade: the decline, or the
-        # declaration that alone graded it so (a referral), holds the limit.
+        # declaration that alone graded it so (a referral), holds the limit, and RISK_GRADE, left taking nothing, is
+        # no reason (it pushed those that were out of the ones shown).
         grade_holds = "HIGH_RISK" if "HIGH_RISK" in ranked else declaration_holds
         if grade_holds:
             cuts[grade_holds] = cuts.pop("RISK_GRADE", 0.0)
+            ranked = [code for code in ranked if code != "RISK_GRADE"]
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
         ranked = imagery_first(_rank(ranked, cuts))

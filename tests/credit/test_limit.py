@@ -271,7 +271,7 @@ def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> No
     scored = RISK.probability_of_default(pd.DataFrame([_parcel(declared_area_ha=np.nan)]))[0]  # none: as honest
     assert (over.decision, over.risk_grade, over.loan_limit) == ("refer", "E", 0.0)
     assert over.probability_of_default > 0.2 > scored == pytest.approx(honest.probability_of_default)
-    assert over.reason_all.split(";") == ["AREA_OVERSTATED", "RISK_GRADE"]
+    assert over.reason_all.split(";") == ["AREA_OVERSTATED"]
     assert over.limit_arithmetic.endswith(
         f"loan_limit = 0 (refer: AREA_OVERSTATED, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
         f"{scored:.4f}, grade {honest.risk_grade}, limit {money(honest.loan_limit)})")
@@ -872,7 +872,24 @@ def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit()
     assert taken[2]["PARCEL_OVERLAP"] > 0 and taken[2]["AREA_OVERSTATED"] == 0 and taken[3]["HIGH_RISK"] == 2678.4
     assert parcels["decision"].tolist()[4:] == ["refer", "refer"] and parcels["risk_grade"].tolist()[4:] == ["E", "E"]
     assert taken[4]["AREA_OVERSTATED"] == taken[5]["DECLARED_AREA_RISK"] == 2678.4
-    assert taken[4]["RISK_GRADE"] == taken[5]["RISK_GRADE"] == 0
+    assert not {"RISK_GRADE"} & (taken[3].keys() | taken[4].keys() | taken[5].keys())  # grade E's cut went elsewhere
+
+
+def test_grade_e_gives_no_risk_grade_reason_where_the_decline_or_the_declaration_took_its_cut() -> None:
+    """Grade E's cut is HIGH_RISK's, or the declaration's that alone graded it so: RISK_GRADE stayed listed, taking 0,
+    on 60 of 61 grade-E parcels of ``sample_tiles/``, and pushed a reason that was one out of the four shown (P00211's
+    LOW_HEALTH_VS_PEERS). A grade that lends something still lowers the limit as RISK_GRADE."""
+    weak, partly = {"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}, {"cultivated_fraction": 0.8}
+    declined, referred, graded = _assess(_parcel(**weak, **partly, declared_area_ha=1.5),
+                                         _parcel(parcel_id="P2", health_index=10.0, **partly, declared_area_ha=1.5),
+                                         _parcel(parcel_id="P3", health_index=30.0)).itertuples()
+    assert (declined.decision, declined.risk_grade, referred.decision, referred.risk_grade) == \
+        ("decline", "E", "refer", "E")
+    assert declined.reason.split(";") == ["HIGH_RISK", "AREA_OVERSTATED", "PARTLY_CULTIVATED", "LOW_HEALTH_VS_PEERS"]
+    assert referred.reason_all.split(";") == ["AREA_OVERSTATED", "PARTLY_CULTIVATED", "LOW_HEALTH_VS_PEERS"]
+    assert declined.reason_amounts.startswith("HIGH_RISK=") and referred.reason_amounts.startswith("AREA_OVERSTATED=")
+    assert graded.risk_grade != "E" and graded.reason_all == "RISK_GRADE" and graded.reason_amounts.startswith(
+        "RISK_GRADE=")
 
 
 def test_each_borrower_is_outlined_by_its_own_parcels_whatever_the_sizes_of_the_others() -> None:
