@@ -378,7 +378,8 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
             "reasons": [{**reason, "parcel_ids": reason_parcels(reason["code"], ids, decisions, codes)}
                         for reason in _reasons(row.reason_all, row.reason_amounts)],
             # Steps split where the next begins, never inside the list of parcels.
-            "limit_arithmetic": re.split(r"; (?=capped = |rounded = |under the minimum loan)", row.limit_arithmetic),
+            "limit_arithmetic": re.split(r"; (?=capped = |rounded = |declared honestly = |under the minimum loan)",
+                                        row.limit_arithmetic),
             **_provenance(record),
         }
 

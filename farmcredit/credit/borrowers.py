@@ -20,7 +20,8 @@ from farmcredit.text import some
 _AREA_SUMS = ("declared_area_ha", "polygon_area_ha", "cultivated_area_ha", "expected_revenue")
 # The borrower's own codes, of its total: no parcel carries them.
 BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
-_USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "reason_all", "reason_amounts", *_AREA_SUMS)
+_USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "honest_limit", "reason_all", "reason_amounts",
+                 *_AREA_SUMS)
 # Where each code stands in ``REASONS``: the last tie-break between a borrower's codes, which never looks at parcel ids.
 _REASON_ORDER = {code: k for k, code in enumerate(REASONS)}
 
@@ -35,9 +36,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     while another is approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
     else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
-    parcel's limit is withheld: then it stays referred, offered 0 until the referral adds to it;
-    ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
-    borrower's (a declined parcel that refers it by those doubts among them). Parcels are
+    parcel's limit is withheld, or its total with the limits of its parcels referred at 0 for their declaration
+    alone taken declared honestly (``honest_limit``: all a review can add) reaches the minimum: then it stays
+    referred, offered 0 until the referral adds to it; ``limit_arithmetic`` spells it out. ``decided_by`` lists the
+    parcels whose decision is the borrower's (a declined parcel that refers it by those doubts among them). Parcels are
     taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
     borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
     the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within
@@ -63,6 +65,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     alone = parcels["borrower_id"].isna().to_numpy()[order].tolist()
     decisions = parcels["decision"].to_numpy(dtype=object)[order].tolist()
     limits = parcels["loan_limit"].to_numpy(dtype=float)[order]
+    honest_limits = parcels["honest_limit"].to_numpy(dtype=float)[order]
     codes = [text.split(";") for text in parcels["reason_all"].to_numpy(dtype=object)[order]]
     cuts = [amounts(text) for text in parcels["reason_amounts"].to_numpy(dtype=object)[order]]
     totals = [round(total, 2) for total in _sums(limits, starts, ends)]
@@ -73,6 +76,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
         member_limits, member_codes, member_cuts = limits[start:end], codes[start:end], cuts[start:end]
+        member_honest = honest_limits[start:end].tolist()
         # A parcel declined for its own reasons that also doubts the borrower's declarations (an area overstated)
         # refers a borrower its other parcels would approve: a person checks those parcels' declarations too.
         approved = "approve" in member_decisions
@@ -84,9 +88,14 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides (all of them).
         deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
-        # error) may add to the total once a person clears it; one referred with its limit (an overstated area) adds
-        # nothing.
-        pending = any(d == "refer" and limit == 0 for d, limit in zip(member_decisions, member_limits, strict=True))
+        # error) may add anything to the total once a person clears it; one referred for its declaration alone adds
+        # its limit declared honestly (declaring more must never turn a decline into a referral); one referred with
+        # its limit (an area overstated at a grade that lends) adds nothing.
+        honestly = [(pid, honest) for pid, honest in zip(member_ids, member_honest, strict=True)
+                    if not np.isnan(honest)]
+        withheld = any(d == "refer" and limit == 0 and np.isnan(honest)
+                       for d, limit, honest in zip(member_decisions, member_limits, member_honest, strict=True))
+        pending = withheld or _at_most(total, honestly, config) >= minimum
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
@@ -107,7 +116,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "parcel_ids": ";".join(member_ids),
                 **{name: sums[k] for name, sums in area_sums.items()},
                 "loan_limit": offered,
-                "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config, decision if below else None),
+                "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config, decision if below else None,
+                                                honestly),
                 "decision": decision,
                 # None of its parcels' own decisions is the borrower's: all of them decided, by their total.
                 "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d)
@@ -171,11 +181,20 @@ def _unions(geometries: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return unions
 
 
-def _arithmetic(ids: list[str], limits: list[float], total: float, config: Config, below: str | None) -> str:
+def _at_most(total: float, honestly: list[tuple[str, float]], config: Config) -> float:
+    """The most a review of the parcels referred for their declaration alone can lend the borrower: its parcels'
+    ``total`` with their limits declared honestly (``honestly``: id and limit each) added, capped, rounded down."""
+    added = sum((Decimal(repr(limit)) for _, limit in honestly), Decimal(repr(total)))
+    return round_down(min(float(added), config.credit.borrower_cap), config.credit.rounding_step)
+
+
+def _arithmetic(ids: list[str], limits: list[float], total: float, config: Config, below: str | None,
+                honestly: list[tuple[str, float]]) -> str:
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
-    the minimum loan, else None.
+    the minimum loan, else None; then the parcels referred for their declaration alone (``honestly``: id and limit
+    declared honestly each) show what a review can add.
     """
     credit = config.credit
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
@@ -185,6 +204,10 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
              f"capped = min({shown_total}, {money(credit.borrower_cap)}) = {shown_capped}",
              f"rounded = round down {shown_capped} to a multiple of {money(credit.rounding_step)} = "
              f"{money(round_down(capped, credit.rounding_step))}"]
+    if below and honestly:
+        added = " + ".join(f"{money(limit)} ({pid})" for pid, limit in honestly)
+        steps.append(f"declared honestly = round down min({shown_total} + {added}, {money(credit.borrower_cap)}) to a "
+                     f"multiple of {money(credit.rounding_step)} = {money(_at_most(total, honestly, config))}")
     if below == "decline":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
     elif below == "refer":

@@ -114,9 +114,10 @@ def assign_limits(
         overlaps: which parcels overlap which (any borrower's: pledged twice, or counted twice in one total).
 
     Returns:
-        A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``,
-        ``limit_arithmetic``, ``expected_revenue``, ``decision``, ``status``, ``reason`` (the top
-        ``max_reasons`` codes, most serious and costliest first), ``reason_text``, ``reason_all`` and
+        A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``, ``limit_arithmetic``,
+        ``honest_limit`` (of a parcel referred at 0 for its declaration alone, the limit it gets declared honestly,
+        as its arithmetic ends; NaN on every other), ``expected_revenue``, ``decision``, ``status``, ``reason`` (the
+        top ``max_reasons`` codes, most serious and costliest first), ``reason_text``, ``reason_all`` and
         ``reason_amounts`` (what each code took off the limit: ``amounts_text``; the code that withheld a limit
         worked out, all of it).
     """
@@ -187,12 +188,16 @@ def assign_limits(
             why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
                                                                     scored_codes[0], not declaration_holds,
                                                                     "PARCEL_OVERLAP" in ranked)
+        # Referred for its declaration alone: what clearing it can lend, its limit at the grade declared honestly, on
+        # the area measured (a review confirms at most that area, never the one declared).
+        pending_honestly = declaration_holds and decision == "refer" and not held and honestly.steps
         rows.append(
             {
                 "probability_of_default": probability[k],
                 "risk_grade": band.grade if band is not None and status != "error" else None,
                 "loan_limit": limit,
                 "limit_arithmetic": arithmetic.text(limit, why),
+                "honest_limit": honestly.limit if pending_honestly else np.nan,
                 "expected_revenue": _expected_revenue(row, crop),
                 "decision": decision,
                 "status": status,

@@ -574,6 +574,49 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     assert declined["limit_arithmetic"].endswith(": declined = 0")
 
 
+def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest_is_declined() -> None:
+    """Declared at three times its measured area, a parcel graded E by that alone is referred at 0 (AREA_OVERSTATED);
+    all a review can lend is its limit declared honestly (on the area measured: ``honest_limit``). That counted as a
+    limit withheld, so a borrower declined under the minimum loan when declaring honestly was referred when declaring
+    more (53 of the sample's one-parcel borrowers so, at three times). Now it is declined LIMIT_BELOW_MINIMUM, the
+    declaration still given; one whose honest limits reach the minimum, or with a limit withheld beside, is referred."""
+    small = {"cultivated_area_ha": 0.1, "cultivated_area_low_ha": 0.096, "cultivated_area_high_ha": 0.1,
+             "polygon_area_ha": 0.1}
+    honest, over = _assess(_parcel(**small, declared_area_ha=0.1),
+                           _parcel(parcel_id="P2", **small, declared_area_ha=0.3)).itertuples()
+    assert (honest.decision, np.isnan(honest.honest_limit)) == ("approve", True)
+    assert (over.decision, over.loan_limit, over.honest_limit) == ("refer", 0.0, honest.loan_limit)
+    assert over.limit_arithmetic.endswith(f"limit {money(honest.loan_limit)})") and honest.loan_limit < 1000
+    borrowers = [_borrowers(_assess(_parcel(**small, declared_area_ha=area))) for area in (0.1, 0.3)]
+    declined = [borrower.iloc[0] for borrower in borrowers]
+    assert [(b.decision, b.loan_limit) for b in declined] == [("decline", 0.0), ("decline", 0.0)]
+    assert declined[1].reason_all.split(";") == ["LIMIT_BELOW_MINIMUM", "AREA_OVERSTATED"]
+    shown = money(round_down(honest.loan_limit, 100))
+    assert declined[1].limit_arithmetic == (
+        f"parcel limits = 0 (P1) = 0; capped = min(0, 200,000) = 0; rounded = round down 0 to a multiple of 100 = 0; "
+        f"declared honestly = round down min(0 + {money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = "
+        f"{shown}; under the minimum loan of 1,000: declined = 0")
+    # The overstated area took the parcel's limit off, the minimum nothing more (the parcels' total was 0).
+    assert declined[1].reason_amounts == f"AREA_OVERSTATED={over.reason_amounts.split('=')[1]}"
+    parcels = _assess(_parcel(**small, declared_area_ha=0.3))
+    record = next(borrower_decision_records(borrowers[1], parcels, _RECORD))
+    assert record["limit_arithmetic"][-2:] == [
+        f"declared honestly = round down min(0 + {money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = "
+        f"{shown}", "under the minimum loan of 1,000: declined = 0"]
+    assert [(r["code"], r["taken_off"]) for r in record["reasons"]] == [
+        ("LIMIT_BELOW_MINIMUM", 0.0), ("AREA_OVERSTATED", float(amounts(over.reason_amounts)["AREA_OVERSTATED"]))]
+    # Beside a lent parcel, the honest limit reaching the minimum: referred, offered 0 until the review adds it.
+    lent = _parcel(parcel_id="P2", **small, declared_area_ha=0.1)
+    reaching = _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), lent)).iloc[0]
+    assert (reaching.decision, reaching.loan_limit) == ("refer", 0.0)
+    assert reaching.limit_arithmetic.endswith(
+        f"= {money(round_down(2 * honest.loan_limit, 100))}; under the minimum loan of 1,000: 0 unless the referred "
+        "parcels add to it")
+    # A limit withheld beside it (too few clear images) may add anything: referred, as before.
+    unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
+    assert _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), unseen))["decision"].iloc[0] == "refer"
+
+
 def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> None:
     """A parcel with no limit is referred (NO_LIMIT), never approved at 0; a limit withheld says by what."""
     unmeasured = _assess(_parcel(cultivated_area_ha=np.nan, cultivated_area_low_ha=np.nan,
@@ -706,8 +749,9 @@ def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None
              "P3": "PARCEL_OVERLAP;LOW_HEALTH_VS_PEERS;PARTLY_CULTIVATED", "P4": ""}
     parcels = gpd.GeoDataFrame({"parcel_id": list(codes), "borrower_id": "B1", "reason_all": list(codes.values()),
                                 "reason_amounts": "", "decision": ["refer", "refer", "refer", "approve"],
-                                "loan_limit": [500.0, 600.0, 0.0, 800.0], "declared_area_ha": 0.5,
-                                "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5, "expected_revenue": 1000.0},
+                                "loan_limit": [500.0, 600.0, 0.0, 800.0], "honest_limit": np.nan,
+                                "declared_area_ha": 0.5, "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5,
+                                "expected_revenue": 1000.0},
                                geometry=[box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:32650")
     renamed = parcels.assign(parcel_id=["Q4", "Q3", "Q2", "Q1"])
     borrower, other = (aggregate_borrowers(frame, CONFIG) for frame in (parcels, renamed))
@@ -915,8 +959,8 @@ def _hand_made(codes: dict[str, tuple[str, str, str]]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"parcel_id": list(codes), "borrower_id": "B1", "decision": list(decisions),
                              "reason_all": list(reasons), "reason_amounts": list(amounts),
                              "loan_limit": [0.0 if d == "decline" else 5000.0 for d in decisions],
-                             "declared_area_ha": 0.5, "polygon_area_ha": 0.5, "cultivated_area_ha": 0.5,
-                             "expected_revenue": 1000.0},
+                             "honest_limit": np.nan, "declared_area_ha": 0.5, "polygon_area_ha": 0.5,
+                             "cultivated_area_ha": 0.5, "expected_revenue": 1000.0},
                             geometry=[box(i, 0, i + 1, 1) for i in range(len(codes))], crs="EPSG:32650")
 
 
