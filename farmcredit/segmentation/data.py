@@ -106,6 +106,7 @@ class LabelledPatches:
         group: per patch, its class (EuroSAT) or region (DEA).
         source: what was read.
         top_of_atmosphere: True for L1C reflectance (EuroSAT), False for surface reflectance (L2A).
+        unreadable: the patch files skipped as unreadable (``load_eurosat``), in the order found.
     """
 
     reflectance: np.ndarray
@@ -114,6 +115,7 @@ class LabelledPatches:
     group: np.ndarray
     source: str
     top_of_atmosphere: bool = False
+    unreadable: tuple[str, ...] = ()
 
     def subset(self, keep: np.ndarray) -> LabelledPatches:
         """The patches where ``keep`` (bool or indices)."""
@@ -404,33 +406,57 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
     """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``).
 
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
-    (not clear, NaN).
+    (not clear, NaN). Patch files that cannot be read (corrupt, truncated, not a GeoTIFF), or are not of 13 bands
+    or of the first readable patch's size, are skipped and listed in ``unreadable``: one bad file among thousands
+    does not end a run.
 
     Raises:
-        InputError: as ``eurosat_files``, a patch not of 13 bands or of another size than the first, or patches
-            that are not reflectance 0-1 of the bands as named once scaled (``check_labelled_reflectance``).
+        InputError: as ``eurosat_files``, no patch readable, or patches that are not reflectance 0-1 of the bands
+            as named once scaled (``check_labelled_reflectance``).
     """
     files = eurosat_files(root)
     order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
     reflectance, clear = None, None
-    for i, (path, _) in enumerate(files):
-        with _open_raster(path) as src:
-            if src.count != len(EUROSAT_BANDS):
-                raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
-            if reflectance is None:  # filled in place: a list of patches and its stack would hold them twice
-                reflectance = np.empty((len(files), 1, len(order), src.height, src.width), dtype=np.float32)
-                clear = np.empty((len(files), 1, src.height, src.width), dtype=bool)
-            if (src.height, src.width) != reflectance.shape[-2:]:
-                raise InputError(f"{path}: {src.height} x {src.width} px, the other patches are "
-                                 f"{reflectance.shape[-2]} x {reflectance.shape[-1]}")
-            values = src.read()[order]
-            nodata = src.nodata
+    read: list[str] = []  # the class of each patch read, in order
+    unreadable: dict[str, str] = {}  # path: why
+    for path, name in files:
+        shape = None if reflectance is None else reflectance.shape[-2:]
+        try:
+            values, nodata = _read_eurosat_patch(path, shape)
+        except InputError as exc:
+            unreadable[str(path)] = str(exc)
+            continue
+        if reflectance is None:  # filled in place: a list of patches and its stack would hold them twice
+            reflectance = np.empty((len(files), 1, len(order), *values.shape[-2:]), dtype=np.float32)
+            clear = np.empty((len(files), 1, *values.shape[-2:]), dtype=bool)
+        values = values[order]
         missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
-        reflectance[i, 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
-        clear[i, 0] = ~missing
+        reflectance[len(read), 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
+        clear[len(read), 0] = ~missing
+        read.append(name)
+    if reflectance is None:
+        why = next(iter(unreadable.values()))
+        raise InputError(f"{root}: none of its {len(files)} EuroSAT patch files can be read ({why}"
+                         f"{'' if len(files) == 1 else ', and likewise the others'})")
+    reflectance, clear = reflectance[: len(read)], clear[: len(read)]  # views: the rows of skipped files unused
     check_labelled_reflectance(reflectance, clear, root)
-    group = np.array([name for _, name in files])
-    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True)
+    group = np.array(read)
+    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True,
+                           unreadable=tuple(unreadable))
+
+
+def _read_eurosat_patch(path: Path, shape: tuple[int, ...] | None) -> tuple[np.ndarray, float | None]:
+    """A EuroSAT-MS patch's 13 bands (band, rows, cols) as stored, and its nodata value.
+
+    Raises:
+        InputError: the file is unreadable, not of 13 bands, or not of ``shape`` (rows, cols) where given.
+    """
+    with _open_raster(path) as src:
+        if src.count != len(EUROSAT_BANDS):
+            raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
+        if shape is not None and (src.height, src.width) != tuple(shape):
+            raise InputError(f"{path}: {src.height} x {src.width} px, the other patches are {shape[0]} x {shape[1]}")
+        return src.read(), src.nodata
 
 
 def load_dea(root: str | Path, regions: tuple[str, ...] = DEA_REGIONS) -> LabelledPatches:

@@ -26,6 +26,7 @@ from farmcredit.segmentation.data import (
     split_eurosat,
 )
 from farmcredit.segmentation.rule import PhenologyRule
+from farmcredit.text import some
 
 # Pixels of patches predicted per call in ``patch_probability`` (1,024 EuroSAT patches; every DEA pixel we hold).
 PIXELS_PER_CALL = 1 << 22
@@ -188,7 +189,8 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop).
 
     Patches without a usable observation (red and NIR on a clear date) get no probability: they are
-    left out of every metric and counted in ``unscored``.
+    left out of every metric and counted in ``unscored``; patch files that could not be read are listed in
+    ``unreadable``.
 
     Raises:
         InputError: no patches, or none with a usable observation.
@@ -205,7 +207,8 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     per_group = {g: binary_metrics(predicted[group == g], is_crop[group == g])["accuracy"] for g in np.unique(group)}
     report = {"kind": kind, "overall": binary_metrics(predicted, is_crop), "accuracy_per_group": per_group,
               "reliability": reliability_table(probability, is_crop.astype(float))}
-    return {**report, "unscored": int((~scored).sum())} if not scored.all() else report
+    unscored = {"unscored": int((~scored).sum())} if not scored.all() else {}
+    return {**report, **unscored, **({"unreadable": list(patches.unreadable)} if patches.unreadable else {})}
 
 
 def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
@@ -337,6 +340,8 @@ def format_report(report: dict) -> str:
     if report.get("unscored"):
         lines.append(f"unscored: {report['unscored']} {UNITS[report['kind']]}(s) "
                      f"{report.get('unscored_reason', NO_OBSERVATION)}, left out of every figure above")
+    if unreadable := report.get("unreadable"):
+        lines.append(f"unscored: {len(unreadable)} unreadable patch file(s): {some(unreadable, limit=5)}")
     if report.get("note"):
         lines.append(f"note: {report['note']}")
     return "\n".join(lines)

@@ -752,6 +752,11 @@ def train_from_folders(
                     "dea": str(dea_root) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
                     "init": str(init) if init else None}
     patches = load_eurosat(eurosat) if eurosat else None
+    if patches is not None and patches.unreadable:
+        warnings.warn(f"{eurosat}: {len(patches.unreadable)} of {len(patches.unreadable) + len(patches.is_crop)} "
+                      f"EuroSAT patch files cannot be read (corrupt, truncated, not a GeoTIFF, not of 13 bands or of "
+                      f"another size) and are left out of training: {some(list(patches.unreadable), limit=10)}",
+                      stacklevel=2)
     held_out_patches = None
     if patches is not None and eurosat_test_share > 0:
         kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)

@@ -52,10 +52,36 @@ def test_a_folder_of_patches_that_is_no_eurosat_class_is_refused_not_scored_as_n
         load_eurosat(tmp_path)
 
 
-def test_a_patch_of_another_size_is_refused_naming_it(tmp_path: Path) -> None:
+def test_unreadable_patch_files_are_skipped_listed_and_reported_and_refused_only_when_none_reads(
+        tmp_path: Path) -> None:
+    """One bad file among 27,000 ended evaluate (exit 2, naming only the first): they are left out and named."""
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path, format_report
+
     _patch(tmp_path / "AnnualCrop" / "a.tif")
-    _patch(tmp_path / "Forest" / "b.tif", size=6)
-    with pytest.raises(InputError, match="b.tif: 6 x 6 px, the other patches are 8 x 8"):
+    _patch(tmp_path / "Forest" / "b.tif")
+    _patch(tmp_path / "AnnualCrop" / "c.tif", size=6)  # another size
+    truncated = tmp_path / "Forest" / "d.tif"
+    _patch(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:600])
+    (tmp_path / "Forest" / "e.tif").write_bytes(b"")
+    (tmp_path / "Pasture" / "f.tif").parent.mkdir()
+    (tmp_path / "Pasture" / "f.tif").write_bytes(b"<html>404 Not Found</html>")
+    with rasterio.open(tmp_path / "Pasture" / "g.tif", "w", driver="GTiff", count=3, height=8, width=8,
+                       dtype="uint16") as dst:  # not 13 bands
+        dst.write(np.full((3, 8, 8), 1500, dtype=np.uint16))
+    bad = [str(tmp_path / name) for name in ("AnnualCrop/c.tif", "Forest/d.tif", "Forest/e.tif", "Pasture/f.tif",
+                                             "Pasture/g.tif")]
+    patches = load_eurosat(tmp_path)
+    assert patches.group.tolist() == ["AnnualCrop", "Forest"] and patches.reflectance.shape[0] == 2
+    assert sorted(patches.unreadable) == bad
+    assert patches.subset(np.array([1])).unreadable == patches.unreadable
+    report = evaluate_path(load_cropland_model("cnn", device="cpu"), tmp_path)
+    assert report["overall"]["n"] == 2 and sorted(report["unreadable"]) == bad
+    assert "unscored: 5 unreadable patch file(s): " in format_report(report)
+    for name in ("a", "b", "c"):
+        next(tmp_path.glob(f"*/{name}.tif")).write_bytes(b"")
+    with pytest.raises(InputError, match="none of its 7 EuroSAT patch files can be read"):
         load_eurosat(tmp_path)
 
 
