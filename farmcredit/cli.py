@@ -538,9 +538,12 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path, format_report
 
-    with _warnings_on_console():
+    with _progress(False, unit="") as progress, _warnings_on_console():
+        task = progress.add_task("evaluating", total=None)
         report = evaluate_path(load_cropland_model(model, device=device), data, all_patches, parse_band_layout(bands),
-                               dn_offset)
+                               dn_offset,
+                               progress=lambda doing, done, total: progress.update(task, description=doing,
+                                                                                   completed=done, total=total))
     click.echo(format_report(report))
 
 
@@ -839,7 +842,8 @@ def _progress(quiet: bool, unit: str = "windows") -> Progress:
 
 
 class _CountColumn(ProgressColumn):
-    """``done/total UNIT``, with ``?`` for a total not yet known (it read ``0/None parcels``)."""
+    """``done/total UNIT`` (``done/total`` without a unit), with ``?`` for a total not yet known (it read
+    ``0/None parcels``)."""
 
     def __init__(self, unit: str) -> None:
         super().__init__()
@@ -847,7 +851,7 @@ class _CountColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         total = "?" if task.total is None else f"{task.total:.0f}"
-        return Text(f"{task.completed:.0f}/{total} {self.unit}")
+        return Text(f"{task.completed:.0f}/{total} {self.unit}".rstrip())
 
 
 # Control and format characters (a bidi override, a zero-width space or byte-order mark that makes two ids print

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -402,8 +402,9 @@ def is_dea_folder(folder: Path) -> bool:
     return (folder / "training_data.txt").is_file() or any(folder.glob("*/training_data.txt"))
 
 
-def load_eurosat(root: str | Path) -> LabelledPatches:
-    """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``).
+def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None = None) -> LabelledPatches:
+    """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``);
+    ``progress`` is called with (files read, files in all) as each is.
 
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
     (not clear, NaN). Patch files that cannot be read (corrupt, truncated, not a GeoTIFF), or are not of 13 bands
@@ -419,7 +420,9 @@ def load_eurosat(root: str | Path) -> LabelledPatches:
     reflectance, clear = None, None
     read: list[str] = []  # the class of each patch read, in order
     unreadable: dict[str, str] = {}  # path: why
-    for path, name in files:
+    for done, (path, name) in enumerate(files, 1):
+        if progress is not None:
+            progress(done, len(files))
         shape = None if reflectance is None else reflectance.shape[-2:]
         try:
             values, nodata = _read_eurosat_patch(path, shape)

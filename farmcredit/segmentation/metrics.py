@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from farmcredit.text import some
 PIXELS_PER_CALL = 1 << 22
 # What one labelled item of each patch kind is, in messages.
 UNITS = {"eurosat": "patch", "dea": "pixel", "scene": "pixel"}
+# Called with (what is being done, items done, items in all) as patches are read and scored.
+EvaluateProgress = Callable[[str, int, int], None]
 # Why the CNN leaves an item unscored (the rule's reason is in its report: ``evaluate_scene``).
 NO_OBSERVATION = "without a usable observation (red and NIR on a clear date)"
 
@@ -136,10 +138,12 @@ def crop_type_scores(crop_class: np.ndarray, crop_type: np.ndarray, classes: tup
             "accuracy_per_class": per_class}
 
 
-def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.ndarray:
+def patch_probability(model: CnnCroplandModel, patches: LabelledPatches,
+                      progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Mean P(crop) over each patch's seen pixels (a pixel for DEA); NaN for a patch with none seen.
 
-    Patches are predicted ``PIXELS_PER_CALL`` pixels at a time, so memory does not grow with their number.
+    Patches are predicted ``PIXELS_PER_CALL`` pixels at a time, so memory does not grow with their number;
+    ``progress`` is called with (patches predicted, patches in all) after each such call.
     """
     from farmcredit.segmentation.card import MODEL_BANDS
 
@@ -155,6 +159,8 @@ def patch_probability(model: CnnCroplandModel, patches: LabelledPatches) -> np.n
         seen = np.isfinite(pixels)
         total, count = np.where(seen, pixels, 0.0).sum(axis=1), seen.sum(axis=1)
         means.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+        if progress is not None:
+            progress(min(start + step, len(patches.is_crop)), len(patches.is_crop))
     return np.concatenate(means)
 
 
@@ -185,8 +191,10 @@ def evaluate_scene(model: CnnCroplandModel | PhenologyRule, scene: LabelledScene
     return {**report, **({"crop_types": types} if types else {}), **({"unscored": unscored} if unscored else {})}
 
 
-def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str) -> dict:
-    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop).
+def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: str,
+                     progress: Callable[[int, int], None] | None = None) -> dict:
+    """Patch (EuroSAT) or pixel (DEA) metrics, overall and per group, and the reliability of P(crop); ``progress`` as
+    in ``patch_probability``.
 
     Patches without a usable observation (red and NIR on a clear date) get no probability: they are
     left out of every metric and counted in ``unscored``; patch files that could not be read are listed in
@@ -197,7 +205,7 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     """
     if not len(patches.is_crop):
         raise InputError(f"{patches.source}: no {kind} patches to score")
-    probability = patch_probability(model, patches)
+    probability = patch_probability(model, patches, progress)
     scored = np.isfinite(probability)
     if not scored.any():
         raise InputError(f"{patches.source}: no {kind} {UNITS[kind]} has a usable observation (red and NIR on a "
@@ -212,7 +220,8 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
 
 
 def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
-                  band_layout: Sequence[tuple[date | None, str]] | None = None, dn_offset: float | None = None) -> dict:
+                  band_layout: Sequence[tuple[date | None, str]] | None = None, dn_offset: float | None = None,
+                  progress: EvaluateProgress | None = None) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
 
     EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
@@ -220,7 +229,7 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
     on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene (or was
     calibrated on it).
     ``band_layout`` names the bands of a scene's GeoTIFF stack and ``dn_offset`` the offset of its or its scene
-    folders' DNs (``load_labelled_scene``).
+    folders' DNs (``load_labelled_scene``). ``progress`` hears of EuroSAT patches read and of patches (pixels) scored.
 
     Raises:
         InputError: not a labelled folder, or the rule on patches (one or two dates: it needs a season).
@@ -267,11 +276,17 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         trained = training.get("dea_train_regions") or (training.get("dea_regions", ()) if training.get("dea") else ())
         seen = sorted(set(regions) & set(trained))
         note = f"the model trained on {', '.join(seen)}: not an out-of-region score" if seen else ""
-        report = evaluate_patches(model, load_dea(root, regions), "dea")
+        report = evaluate_patches(model, load_dea(root, regions), "dea", _stage(progress, "scoring DEA pixels"))
     else:
-        patches, note = _held_out_eurosat(load_eurosat(data), data, training, all_patches)
-        report = evaluate_patches(model, patches, "eurosat")
+        patches = load_eurosat(data, _stage(progress, "reading EuroSAT patch files"))
+        patches, note = _held_out_eurosat(patches, data, training, all_patches)
+        report = evaluate_patches(model, patches, "eurosat", _stage(progress, "scoring EuroSAT patches"))
     return {**report, "note": note} if note else report
+
+
+def _stage(progress: EvaluateProgress | None, doing: str) -> Callable[[int, int], None] | None:
+    """``progress`` of one stage (what it does, e.g. ``"scoring EuroSAT patches"``), called with (done, in all)."""
+    return None if progress is None else lambda done, total: progress(doing, done, total)
 
 
 def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
