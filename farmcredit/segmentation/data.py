@@ -61,6 +61,10 @@ LABEL_FILES = ("landcover.tif", "labels.tif", *LABEL_POLYGONS)
 IMAGERY_NAMES = ("imagery", "imagery.tif")
 # The unknown code of a labels.tif that sets no nodata value.
 LABELS_UNKNOWN = 255
+# How deep and how widely ``nested_eurosat_hint`` looks for class folders: the official EuroSATallBands.zip unpacks
+# them six levels down (ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>), one more in a folder of its own.
+HINT_DEPTH = 7
+HINT_FOLDERS = 2000
 # Labels may sit off the imagery grid by this much (pixels) at their corners: float noise, not a shift.
 GRID_TOLERANCE_PX = 0.01
 # A crop and a non-crop polygon over more than this share of one cell is a layering or a mistake, not a border drawn
@@ -387,9 +391,27 @@ def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
 
 
 def nested_eurosat_hint(folder: Path) -> str:
-    """``"; the class folders are in X: give that folder"`` when a subfolder X holds EuroSAT classes, else ``""``."""
-    nested = [p for p in sorted(folder.iterdir()) if is_eurosat_folder(p)] if folder.is_dir() else []
-    return f"; the EuroSAT class folders are in {nested[0]}: give that folder" if nested else ""
+    """``"; the EuroSAT class folders are in X: give that folder"`` when a folder X up to ``HINT_DEPTH`` levels below
+    ``folder`` holds EuroSAT classes (the shallowest, first by name), else ``""``.
+
+    Folders are looked in level by level, hidden ones skipped, ``HINT_FOLDERS`` at most: a huge tree is not walked.
+    """
+    level, looked = [folder], 0
+    for depth in range(HINT_DEPTH + 1):
+        below = []
+        for parent in level:
+            try:
+                children = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:  # not a folder, or not ours to read
+                continue
+            if depth and any(child.name.lower() in _EUROSAT_BY_LOWER for child in children):
+                return f"; the EuroSAT class folders are in {parent}: give that folder"
+            looked += 1
+            if looked >= HINT_FOLDERS:
+                return ""
+            below += children
+        level = below
+    return ""
 
 
 def is_eurosat_folder(folder: Path) -> bool:

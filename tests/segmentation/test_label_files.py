@@ -5,6 +5,7 @@ A patch or pixel whose label cannot be told is refused or left out, never scored
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,23 @@ def test_class_folders_one_level_down_are_pointed_to(tmp_path: Path) -> None:
         load_eurosat(tmp_path)
     with pytest.raises(InputError, match="the EuroSAT class folders are in .*EuroSAT_MS: give that folder"):
         evaluate_path(load_cropland_model("cnn", device="cpu"), tmp_path)
+
+
+def test_class_folders_of_the_official_zip_six_levels_down_are_pointed_to(tmp_path: Path) -> None:
+    """EuroSATallBands.zip unpacks to ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/: the hint looked
+    one level down only."""
+    unzipped = tmp_path / "EuroSATallBands"
+    tif = unzipped / "ds" / "images" / "remote_sensing" / "otherDatasets" / "sentinel_2" / "tif"
+    (unzipped / "ds" / "images" / "other").mkdir(parents=True)
+    _patch(tif / "Forest" / "f.tif")
+    for given in (unzipped, tmp_path):  # the zip's folder, or the one it was unzipped into
+        with pytest.raises(InputError, match=f"the EuroSAT class folders are in {re.escape(str(tif))}: give that"):
+            load_eurosat(given)
+    far = tmp_path / "far"
+    _patch(far.joinpath(*["deeper"] * 8, "Forest", "f.tif"))  # beyond HINT_DEPTH: not walked to
+    with pytest.raises(InputError) as unhinted:
+        load_eurosat(far)
+    assert "class folders are in" not in str(unhinted.value)
 
 
 def test_no_data_pixels_are_not_clear_and_a_patch_of_no_data_is_not_scored(tmp_path: Path) -> None:
