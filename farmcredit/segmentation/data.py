@@ -145,9 +145,12 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
             another grid, a ``labels.tif`` with other codes, polygons in several layers, without a 0/1
             ``crop`` or of both classes over one cell (``polygon_crop_cover``), or no pixel labelled at all.
 
-    Labels of one class only (every labelled pixel crop, or none) are warned of: they teach nothing of the other.
+    Labels of one class only (every labelled pixel crop, or none) are warned of: they teach nothing of the other;
+    so is imagery of unknown level that looks top-of-atmosphere (Level-1C) around the labelled pixels, as ``assess``
+    warns of it (``warn_if_top_of_atmosphere``).
     """
-    from farmcredit.imagery import open_imagery, read_window
+    from farmcredit.imagery import CLEAR_SCL_CLASSES, open_imagery, read_window
+    from farmcredit.imagery.level import warn_if_top_of_atmosphere
 
     folder = Path(folder)
     labels = [folder / name for name in LABEL_FILES if (folder / name).is_file()]
@@ -177,6 +180,9 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     known = crop_cover[np.isfinite(crop_cover)]
     if not known.size:
         raise InputError(f"{folder}: no pixel is labelled 0 (non-crop) or 1 (crop); nothing to train or score on")
+    labelled_rows, labelled_cols = np.nonzero(np.isfinite(crop_cover))
+    centres = np.column_stack(imagery.transform * (labelled_cols + 0.5, labelled_rows + 0.5))
+    warn_if_top_of_atmosphere(imagery, centres, CLEAR_SCL_CLASSES)
     if (known >= 0.5).all() or (known < 0.5).all():
         one, other = ("crop", "non-crop") if known[0] >= 0.5 else ("non-crop", "crop")
         warnings.warn(f"{folder}: all {known.size} labelled pixels are {one}: a model learns nothing of {other} from "

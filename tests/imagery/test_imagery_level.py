@@ -118,3 +118,26 @@ def test_ftw_austrias_real_surface_reflectance_is_under_the_threshold(shared_dat
     blue, pixels = dense_vegetation_blue(imagery, centre, (4, 5, 6))
     assert pixels >= 1000
     assert blue < TOP_OF_ATMOSPHERE_BLUE - 0.02
+
+
+def test_train_and_evaluate_warn_of_a_labelled_stack_that_looks_top_of_atmosphere_as_assess_does(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``load_labelled_scene`` (train, evaluate, calibrate) took a Level-1C stack in silence that assess warns of."""
+    from farmcredit.segmentation.data import load_labelled_scene
+
+    for name, blue_added in (("hazy", 0.05), ("clear", 0.0)):
+        (tmp_path / name).mkdir()
+        stack = sample_stack(tmp_path / name / "imagery.tif", blue_added)
+        with rasterio.open(stack) as dataset:
+            profile = dataset.profile | {"count": 1, "dtype": "uint8", "nodata": 255}
+        labels = np.full((profile["height"], profile["width"]), 255, dtype=np.uint8)
+        labels[: profile["height"] // 2] = 1  # the north half crop, the south non-crop: the whole scene labelled
+        labels[profile["height"] // 2 :] = 0
+        with rasterio.open(tmp_path / name / "labels.tif", "w", **profile) as dataset:
+            dataset.write(labels, 1)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            load_labelled_scene(tmp_path / name, dn_offset=0)
+        warned = [record.getMessage() for record in caplog.records if "top-of-atmosphere" in record.getMessage()]
+        assert len(warned) == (name == "hazy")
+        assert all("imagery.tif looks like top-of-atmosphere (Level-1C) reflectance" in text for text in warned)
