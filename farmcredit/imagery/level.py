@@ -46,12 +46,14 @@ def dense_vegetation_blue(
 ) -> tuple[float, int]:
     """Median blue (B02) reflectance (0-1) over the clear pixels of NDVI above ``DENSE_VEGETATION_NDVI``, every date,
     of ``SAMPLE_WINDOW_PX`` windows around ``centres`` ((k, 2) x, y in the imagery's CRS; up to
-    ``MAX_SAMPLE_WINDOWS`` of them, spread over the list), read one by one until ``ENOUGH_DENSE_PIXELS``.
+    ``MAX_SAMPLE_WINDOWS`` of them, spread over the list), read one by one until ``ENOUGH_DENSE_PIXELS``, each pixel
+    counted once where windows overlap.
 
     Returns:
         The median (NaN where no such pixel) and how many pixels it is taken over.
     """
     blues: list[np.ndarray] = []
+    read: list[Window] = []
     picks = np.unique(np.linspace(0, len(centres) - 1, min(len(centres), MAX_SAMPLE_WINDOWS)).round().astype(int))
     height, width = imagery.shape
     for x, y in centres[picks]:
@@ -59,15 +61,28 @@ def dense_vegetation_blue(
         col_off = int(np.clip(col - SAMPLE_WINDOW_PX // 2, 0, max(width - SAMPLE_WINDOW_PX, 0)))
         row_off = int(np.clip(row - SAMPLE_WINDOW_PX // 2, 0, max(height - SAMPLE_WINDOW_PX, 0)))
         window = Window(col_off, row_off, min(SAMPLE_WINDOW_PX, width), min(SAMPLE_WINDOW_PX, height))
+        unread = _unread(window, read)
+        if not unread.any():  # a small image, or parcels close together: the window was read whole already
+            continue
+        read.append(window)
         cube = read_window(imagery, window, DENSE_BLUE_BANDS, clear_classes)
         blue, red, nir = (cube.reflectance[:, cube.bands.index(band)] for band in DENSE_BLUE_BANDS)
         with np.errstate(divide="ignore", invalid="ignore"):
             dense = cube.clear & ((nir - red) / (nir + red) > DENSE_VEGETATION_NDVI) & np.isfinite(blue)
-        blues.append(blue[dense])
+        blues.append(blue[dense & unread])
         if sum(map(len, blues)) >= ENOUGH_DENSE_PIXELS:
             break
     pixels = np.concatenate(blues) if blues else np.empty(0)
     return (float(np.median(pixels)) if len(pixels) else float("nan")), len(pixels)
+
+
+def _unread(window: Window, read: list[Window]) -> np.ndarray:
+    """(rows, cols) of ``window``: True where no window of ``read`` covers the pixel (each pixel is counted once)."""
+    unread = np.ones((int(window.height), int(window.width)), dtype=bool)
+    for earlier in read:
+        top, left = earlier.row_off - window.row_off, earlier.col_off - window.col_off
+        unread[max(top, 0):max(top + earlier.height, 0), max(left, 0):max(left + earlier.width, 0)] = False
+    return unread
 
 
 def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_classes: Collection[int]) -> None:
