@@ -519,15 +519,15 @@ def _loss_text(loss: float | None, digits: int) -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--all-patches", is_flag=True,
-              help="Score every EuroSAT patch, also those the model's card says it trained on.")
+              help="Score every EuroSAT patch and DEA pixel, also those the model's card says it trained on.")
 @dn_offset_option
 def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches: bool,
              dn_offset: float | None) -> None:
     """Score cropland MODEL ('cnn', 'rule' or a .safetensors file) on labelled DATA: accuracy, F1, IoU, confusion.
 
     DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
-    Digital Earth Africa folder (all regions) or region. When the model's card records a split of
-    these EuroSAT files, only the patches it held out are scored; a note says when the model
+    Digital Earth Africa folder (all regions) or region. EuroSAT patches and DEA pixels the model's card
+    records as trained on (by content, in any copy) are left out; a note says how many, or when the model
     trained on what is scored.
 
     \b

@@ -9,10 +9,12 @@ date, a label per patch) and Digital Earth Africa pixels (two seasonal geomedian
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -361,6 +363,47 @@ def _named_files_sha256(named: Iterable[tuple[str, Path]]) -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def eurosat_patch_sha256(root: str | Path, unreadable: Collection[str] = ()) -> list[str]:
+    """The SHA-256 of each EuroSAT patch file's bytes, in ``eurosat_files`` order but for the ``unreadable`` ones
+    (paths, as ``load_eurosat`` lists them): that of ``load_eurosat``'s patches.
+
+    A patch's hash is its content's alone: a copy renamed, moved to another subfolder or read among other patches keeps
+    it. Example: ``eurosat_patch_sha256("labels/eurosat")[0]`` is the first AnnualCrop patch's.
+    """
+    skipped = set(unreadable)
+    return [hashlib.sha256(path.read_bytes()).hexdigest() for path, _ in eurosat_files(root)
+            if str(path) not in skipped]
+
+
+def dea_row_fingerprints(pixels: LabelledPatches) -> np.ndarray:
+    """A 64-bit fingerprint (BLAKE2b) of each DEA pixel's reflectance as read: float32, ``MODEL_BANDS`` order, S1 then
+    S2 (``load_dea``). A row keeps it in any file, region folder, column order or separator; uint64 (pixel,)."""
+    rows = np.ascontiguousarray(pixels.reflectance.reshape(len(pixels.reflectance), -1))
+    digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows)
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def pack_fingerprints(fingerprints: np.ndarray) -> str:
+    """Fingerprints (``dea_row_fingerprints``), distinct and sorted, as base64 of their big-endian bytes: 8 bytes a row
+    in a JSON card, where decimal numbers would take about 20."""
+    return base64.b64encode(np.unique(fingerprints).astype(">u8").tobytes()).decode("ascii")
+
+
+def unpack_fingerprints(packed: str) -> np.ndarray:
+    """The fingerprints ``pack_fingerprints`` wrote, uint64.
+
+    Raises:
+        InputError: ``packed`` is not such base64 text.
+    """
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (binascii.Error, TypeError) as exc:
+        raise InputError(f"the DEA row fingerprints are not base64 text ({exc})") from exc
+    if len(raw) % 8:
+        raise InputError(f"the DEA row fingerprints are {len(raw)} bytes, not a whole number of 8-byte fingerprints")
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:

@@ -16,6 +16,8 @@ from farmcredit.segmentation.data import (
     LABEL_POLYGONS,
     LabelledPatches,
     LabelledScene,
+    dea_row_fingerprints,
+    eurosat_patch_sha256,
     eurosat_sha256,
     is_dea_folder,
     is_eurosat_folder,
@@ -24,6 +26,7 @@ from farmcredit.segmentation.data import (
     load_labelled_scene,
     nested_eurosat_hint,
     split_eurosat,
+    unpack_fingerprints,
 )
 from farmcredit.segmentation.rule import PhenologyRule
 from farmcredit.text import some
@@ -224,10 +227,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
                   progress: EvaluateProgress | None = None) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
 
-    EuroSAT patches the model's card records as held out (same files, ``eurosat_split``) are the
-    only ones scored unless ``all_patches``; the report's ``note`` says so, or that the model trained
-    on (or its card does not name) these patches, that it trained on a DEA region scored, or on the scene (or was
-    calibrated on it).
+    EuroSAT patches and DEA pixels the model trained on are left out unless ``all_patches``, matched by content where
+    its card records each one (``eurosat_trained_sha256``, ``dea_trained_rows``: ``_held_out``); on older cards,
+    EuroSAT patches held out by ``eurosat_split`` (same files) are the only ones scored, and DEA regions are matched by
+    name. The report's ``note`` says what was left out, or that the model trained on (or its card does not name) these
+    patches, on a DEA region scored, or on the scene (or was calibrated on it).
     ``band_layout`` names the bands of a scene's GeoTIFF stack and ``dn_offset`` the offset of its or its scene
     folders' DNs (``load_labelled_scene``). ``progress`` hears of EuroSAT patches read and of patches (pixels) scored.
 
@@ -272,11 +276,8 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
     training = model.card.training
     if is_dea:
         root, regions = (data.parent, (data.name,)) if not regions else (data, regions)
-        # Older cards from `farmcredit train` list dea_regions even without DEA data.
-        trained = training.get("dea_train_regions") or (training.get("dea_regions", ()) if training.get("dea") else ())
-        seen = sorted(set(regions) & set(trained))
-        note = f"the model trained on {', '.join(seen)}: not an out-of-region score" if seen else ""
-        report = evaluate_patches(model, load_dea(root, regions), "dea", _stage(progress, "scoring DEA pixels"))
+        pixels, note = _held_out_dea(load_dea(root, regions), regions, training, all_patches)
+        report = evaluate_patches(model, pixels, "dea", _stage(progress, "scoring DEA pixels"))
     else:
         patches = load_eurosat(data, _stage(progress, "reading EuroSAT patch files"))
         patches, note = _held_out_eurosat(patches, data, training, all_patches)
@@ -289,15 +290,57 @@ def _stage(progress: EvaluateProgress | None, doing: str) -> Callable[[int, int]
     return None if progress is None else lambda done, total: progress(doing, done, total)
 
 
+def _held_out_dea(pixels: LabelledPatches, regions: tuple[str, ...], training: dict,
+                  all_patches: bool) -> tuple[LabelledPatches, str]:
+    """The DEA pixels of ``regions`` the model did not train on (all with ``all_patches``), and a note.
+
+    Matched by each row's band values (``dea_trained_rows``), whatever its file or folder is called; on older cards
+    by region name (ignoring case), all pixels kept.
+    """
+    if "dea_trained_rows" in training:
+        trained = np.isin(dea_row_fingerprints(pixels), unpack_fingerprints(training["dea_trained_rows"]))
+        return _held_out(pixels, trained, all_patches, "pixels", "their band values")
+    # Older cards from `farmcredit train` list dea_regions even without DEA data.
+    trained = training.get("dea_train_regions") or (training.get("dea_regions", ()) if training.get("dea") else ())
+    named = {region.lower() for region in trained}
+    seen = sorted(region for region in regions if region.lower() in named)
+    return pixels, f"the model trained on {', '.join(seen)}: not an out-of-region score" if seen else ""
+
+
+def _held_out(patches: LabelledPatches, trained: np.ndarray, all_patches: bool, items: str,
+              matched_by: str) -> tuple[LabelledPatches, str]:
+    """``patches`` without those the model ``trained`` on (bool per patch; all kept with ``all_patches``), and a note
+    saying how many were (``items``: "patches" or "pixels", matched by ``matched_by``).
+
+    Raises:
+        InputError: the model trained on every one of them, and ``all_patches`` is not set.
+    """
+    count, how = int(trained.sum()), f"(matched by {matched_by})"
+    if not count:
+        return patches, f"none of these {items} is one the model trained on {how}"
+    if all_patches:
+        return patches, f"all {items}, {count} of which the model trained on {how}: not a held-out score"
+    if trained.all():
+        raise InputError(f"{patches.source}: the model trained on all {count} of these {items} {how}, so none is "
+                         "held out to score; --all-patches scores them anyway (not a held-out score)")
+    return patches.subset(~trained), (f"{count} {items} the model trained on left out {how}; --all-patches scores "
+                                      "them too")
+
+
 def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
                       all_patches: bool) -> tuple[LabelledPatches, str]:
-    """The patches the card's ``eurosat_split`` held out of training when the card names these files, and a note.
+    """The EuroSAT patches the model did not train on, and a note.
 
-    The note also says when the model's starting weights trained on these files, or on other EuroSAT
-    files (``eurosat_base_sha256``), which may include some of these.
+    Matched by each file's content (``eurosat_trained_sha256``: any copy, superset or subset of the files it trained
+    on). On older cards, the patches the card's ``eurosat_split`` held out when the card names these files; the note
+    also says when the model's starting weights trained on these files, or on other EuroSAT files
+    (``eurosat_base_sha256``), which may include some of these.
     """
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
+    if "eurosat_trained_sha256" in training:
+        trained = np.isin(eurosat_patch_sha256(data, patches.unreadable), training["eurosat_trained_sha256"])
+        return _held_out(patches, trained, all_patches, "patches", "content")
     sha256 = eurosat_sha256(data)
     base_files = training.get("eurosat_base_sha256", ())
     if sha256 in base_files:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -41,7 +41,17 @@ from farmcredit.segmentation.card import (
     uncalibrated,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
-from farmcredit.segmentation.data import DEA_REGIONS, EUROSAT_CLASSES, EUROSAT_CROP, LabelledPatches, LabelledScene
+from farmcredit.segmentation.data import (
+    DEA_REGIONS,
+    EUROSAT_CLASSES,
+    EUROSAT_CROP,
+    LabelledPatches,
+    LabelledScene,
+    dea_row_fingerprints,
+    eurosat_patch_sha256,
+    pack_fingerprints,
+    unpack_fingerprints,
+)
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability, non_finite
 from farmcredit.text import some
 
@@ -703,7 +713,8 @@ def train_from_folders(
     or their scene folders' DNs (``load_labelled_scene``).
     The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
     the DEA folder's regions that neither this run nor its starting weights trained on
-    (``held_out_metrics``).
+    (``held_out_metrics``). The card also records each EuroSAT file and DEA row the weights trained on
+    (``trained_on``), by which ``evaluate`` leaves them out of any copy of the data.
     """
     from farmcredit.segmentation.data import (
         LABEL_FILES,
@@ -752,12 +763,13 @@ def train_from_folders(
                     "dea": str(dea_root) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
                     "init": str(init) if init else None}
     patches = load_eurosat(eurosat) if eurosat else None
+    skipped = patches.unreadable if patches is not None else ()
     if patches is not None and patches.unreadable:
         warnings.warn(f"{eurosat}: {len(patches.unreadable)} of {len(patches.unreadable) + len(patches.is_crop)} "
                       f"EuroSAT patch files cannot be read (corrupt, truncated, not a GeoTIFF, not of 13 bands or of "
                       f"another size) and are left out of training: {some(list(patches.unreadable), limit=10)}",
                       stacklevel=2)
-    held_out_patches = None
+    held_out_patches, kept = None, None
     if patches is not None and eurosat_test_share > 0:
         kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)
         if not (len(kept) and len(held_out)):
@@ -773,6 +785,7 @@ def train_from_folders(
         load_dea(dea_root, dea_regions) if dea else None,
     )
     record["scene_imagery_sha256"] = [scene.imagery_sha256() for scene in data.scenes]
+    record.update(trained_on(eurosat, kept, data.pixels, skipped))
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
     caveat = ""
     if start is not None:
@@ -834,6 +847,24 @@ def _dea_training_regions(folder: Path, held: tuple[str, ...], asked: tuple[str,
     return asked
 
 
+def trained_on(eurosat: Path | None, kept: np.ndarray | None, pixels: LabelledPatches | None,
+               unreadable: Collection[str] = ()) -> dict:
+    """The training record of each EuroSAT patch file and DEA row the weights train on.
+
+    ``eurosat_trained_sha256``: the sorted SHA-256s of the contents of ``eurosat``'s patch files at indices ``kept``
+    of those ``load_eurosat`` read (``split_eurosat``'s train indices; None: every one; ``unreadable``: the files it
+    skipped). ``dea_trained_rows``: the training ``pixels``' fingerprints (``dea_row_fingerprints``, packed by
+    ``pack_fingerprints``). Each only where that data is given.
+    """
+    record = {}
+    if eurosat is not None:
+        files = eurosat_patch_sha256(eurosat, unreadable)
+        record["eurosat_trained_sha256"] = sorted({files[i] for i in (range(len(files)) if kept is None else kept)})
+    if pixels is not None:
+        record["dea_trained_rows"] = pack_fingerprints(dea_row_fingerprints(pixels))
+    return record
+
+
 def with_starting_exposure(record: dict, base: dict) -> dict:
     """A fine-tune's training record with what its starting weights (card training ``base``) saw added.
 
@@ -845,6 +876,8 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
     only (its held-out patches are then held out of this run, though the base's files may include
     some of them: only whole sets are hashed). Else (these files split another way, or files its
     card does not name) its held-out patches may be ones the base trained on, and the split is dropped.
+    The base's EuroSAT files and DEA rows (``trained_on``) join this run's; where the base trained on
+    such data but its card keeps no such record, this run's is dropped (it would not be all of them).
     """
     record = dict(record)
     for key in ("scenes", "scene_imagery_sha256"):
@@ -852,8 +885,18 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
     base_regions = base.get("dea_train_regions") or (base.get("dea_regions", DEA_REGIONS) if base.get("dea") else ())
     if base_regions or record.get("dea"):
         record["dea_train_regions"] = sorted(set(base_regions) | set(record.get("dea_regions", ())))
+    if base_regions and "dea_trained_rows" in base:
+        rows = [unpack_fingerprints(source.get("dea_trained_rows", "")) for source in (base, record)]
+        record["dea_trained_rows"] = pack_fingerprints(np.concatenate(rows))
+    elif base_regions:
+        record.pop("dea_trained_rows", None)
     if base.get("eurosat") is None and "eurosat_sha256" not in base:
         return record
+    if "eurosat_trained_sha256" in base:
+        record["eurosat_trained_sha256"] = sorted({*base["eurosat_trained_sha256"],
+                                                   *record.get("eurosat_trained_sha256", ())})
+    else:
+        record.pop("eurosat_trained_sha256", None)
     base_files = [base.get("eurosat_sha256"), *base.get("eurosat_base_sha256", ())]
     if "eurosat_sha256" not in record:  # this run reads no EuroSAT (None: the base's files are not named)
         record["eurosat_sha256"] = base_files[0]

@@ -415,15 +415,15 @@ def test_eurosat_test_share_holds_patches_out_and_records_the_split_as_the_shipp
     from farmcredit.segmentation.metrics import evaluate_path
 
     held_out = evaluate_path(CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu"), tiny_eurosat)
-    assert held_out["overall"]["n"] == 6 and "the 6 of 12 patches" in held_out["note"]
-    every = evaluate_path(CnnCroplandModel.from_file(tmp_path / "w.safetensors", device="cpu"), tiny_eurosat)
-    assert every["overall"]["n"] == 12 and "trained on all of these patches" in every["note"]
+    assert held_out["overall"]["n"] == 6 and held_out["note"].startswith("6 patches the model trained on left out")
+    with pytest.raises(InputError, match="the model trained on all 12 of these patches .*--all-patches scores them"):
+        evaluate_path(CnnCroplandModel.from_file(tmp_path / "w.safetensors", device="cpu"), tiny_eurosat)
     # A renamed copy, class folders in another case, is the same data: still only the held-out patches.
     copy = tmp_path / "elsewhere" / "EuroSAT_MS"
     for folder in tiny_eurosat.iterdir():
         shutil.copytree(folder, copy / folder.name.lower())
     renamed = evaluate_path(CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu"), copy)
-    assert renamed["overall"]["n"] == 6 and "the 6 of 12 patches" in renamed["note"]
+    assert renamed["overall"] == held_out["overall"] and renamed["note"] == held_out["note"]
     (copy / "pasture" / "Pasture_0.tif").write_bytes((copy / "pasture" / "Pasture_1.tif").read_bytes())
     assert eurosat_sha256(copy) != card.training["eurosat_sha256"]  # other bytes are other data
     # 1.0 keeps nothing to train on, 0.01 holds none out, and a share needs EuroSAT patches.
@@ -522,6 +522,108 @@ def test_the_shipped_cards_eurosat_and_dea_hashes_are_those_of_the_shared_data(s
     regions = training["dea_train_regions"] + training["dea_test_regions"]
     dea = [labels / "deafrica-cropmask" / region / "training_data.txt" for region in regions]
     assert files_sha256(dea, labels) == training["dea_sha256"]
+
+
+def test_the_shipped_card_records_each_eurosat_file_and_dea_row_it_trained_on(shared_data: Path) -> None:
+    from farmcredit.segmentation.data import load_dea, split_eurosat
+    from farmcredit.segmentation.training import trained_on
+
+    labels = shared_data / "labels"
+    path = card_path(DEFAULT_WEIGHTS)
+    training = json.loads(path.read_text())["training"]
+    split = training["eurosat_split"]
+    kept, _ = split_eurosat(load_eurosat(labels / "eurosat"), split["test_share"], seed=split["seed"])
+    pixels = load_dea(labels / "deafrica-cropmask", tuple(training["dea_train_regions"]))
+    expected = trained_on(labels / "eurosat", kept, pixels)
+    assert {key: training[key] for key in expected} == expected
+    assert len(training["eurosat_trained_sha256"]) == split["train_patches"]
+    assert path.stat().st_size < 300_000  # 8 bytes (as base64) per trained DEA row
+
+
+def _without_trained_records(model):
+    """``model`` with a card from before cards recorded each EuroSAT file and DEA row trained on."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    training = {key: value for key, value in model.card.training.items()
+                if key not in ("eurosat_trained_sha256", "dea_trained_rows")}
+    return CnnCroplandModel(model.net, replace(model.card, training=training), device="cpu")
+
+
+def test_evaluate_leaves_out_the_eurosat_files_and_dea_rows_trained_on_in_any_copy_of_them(tiny_eurosat,
+                                                                                           tmp_path: Path) -> None:
+    """Only the shipped folders kept their split: a superset, subset, renaming, subfolder or pooled table scored the
+    patches and pixels trained on, and a region's note went by its folder's name."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.data import eurosat_files, read_dea_table, split_eurosat
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    dea = write_dea(tmp_path / "dea", {"central": 30, "northern": 20})
+    card = train_from_folders((), tmp_path / "m.safetensors", SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5,
+                              dea=dea, dea_regions=("central",), device="cpu")
+    assert len(card.training["eurosat_trained_sha256"]) == 6
+    model = CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu")
+    # Every file renamed .TIF in a subfolder, beside twelve other patches, one held-out patch left out.
+    copy, extra = tmp_path / "copy", write_eurosat(tmp_path / "extra", seed=1)
+    for path, name in [*eurosat_files(tiny_eurosat), *eurosat_files(extra)]:
+        (copy / name / "2017").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copy / name / "2017" / f"{path.parent.parent.name}-{path.stem}.TIF")
+    _, test = split_eurosat(load_eurosat(tiny_eurosat), 0.5, seed=0)
+    path, name = eurosat_files(tiny_eurosat)[test[0]]
+    (copy / name / "2017" / f"eurosat-{path.stem}.TIF").unlink()
+    report = evaluate_path(model, copy)
+    assert report["overall"]["n"] == 5 + 12
+    assert report["note"] == ("6 patches the model trained on left out (matched by content); --all-patches scores "
+                              "them too")
+    assert evaluate_path(model, copy, all_patches=True)["overall"]["n"] == 23
+    # DEA: both regions pooled in one table of another name, columns in another order, comma-separated.
+    tables = [read_dea_table(dea, region) for region in ("central", "northern")]
+    names = list(reversed(tables[0]))
+    (tmp_path / "pooled" / "africa").mkdir(parents=True)
+    np.savetxt(tmp_path / "pooled" / "africa" / "training_data.txt",
+               np.concatenate([np.column_stack([table[name] for name in names]) for table in tables]),
+               header=",".join(names), delimiter=",")
+    pooled = evaluate_path(model, tmp_path / "pooled")
+    assert pooled["overall"]["n"] == 20
+    assert pooled["note"] == ("30 pixels the model trained on left out (matched by their band values); --all-patches "
+                              "scores them too")
+    assert evaluate_path(model, dea / "northern")["overall"] == pooled["overall"]
+    (tmp_path / "capital").mkdir()
+    shutil.copytree(dea / "central", tmp_path / "capital" / "Central")
+    with pytest.raises(InputError, match="the model trained on all 30 of these pixels .*--all-patches scores them"):
+        evaluate_path(model, tmp_path / "capital" / "Central")
+    every = evaluate_path(model, tmp_path / "capital" / "Central", all_patches=True)
+    assert every["overall"]["n"] == 30 and "30 of which the model trained on" in every["note"]
+    shutil.copytree(dea / "northern", tmp_path / "misnamed" / "central")
+    unseen = evaluate_path(model, tmp_path / "misnamed" / "central")
+    assert unseen["note"] == "none of these pixels is one the model trained on (matched by their band values)"
+    # Older cards: the split of the very same files, and the regions' names, ignoring case.
+    older = _without_trained_records(model)
+    assert evaluate_path(older, tiny_eurosat)["note"].startswith("the 6 of 12 patches the model's card held out")
+    assert "does not name these files" in evaluate_path(older, copy)["note"]
+    assert evaluate_path(older, tmp_path / "capital" / "Central")["note"] == ("the model trained on Central: not an "
+                                                                              "out-of-region score")
+
+
+def test_a_fine_tune_records_the_eurosat_files_and_dea_rows_its_starting_weights_trained_on_too() -> None:
+    from farmcredit.segmentation.data import pack_fingerprints, unpack_fingerprints
+    from farmcredit.segmentation.training import with_starting_exposure
+
+    base = {"dea": "/d", "dea_train_regions": ["central"], "dea_trained_rows": pack_fingerprints(np.array([2, 1])),
+            "eurosat": "/e", "eurosat_sha256": "a" * 64, "eurosat_trained_sha256": ["b" * 64]}
+    mine = {"dea": "/d", "dea_regions": ("northern",), "dea_trained_rows": pack_fingerprints(np.array([3])),
+            "eurosat_sha256": "c" * 64, "eurosat_trained_sha256": ["d" * 64]}
+    merged = with_starting_exposure(mine, base)
+    assert unpack_fingerprints(merged["dea_trained_rows"]).tolist() == [1, 2, 3]
+    assert merged["eurosat_trained_sha256"] == ["b" * 64, "d" * 64]
+    carried = with_starting_exposure({}, base)  # this run reads neither: the base's stand
+    assert carried["dea_trained_rows"] == base["dea_trained_rows"]
+    assert carried["eurosat_trained_sha256"] == ["b" * 64]
+    # Starting weights that trained on EuroSAT and DEA without such records: this run's alone would be too few.
+    older = with_starting_exposure(mine, {"dea": "/d", "eurosat": "/e"})
+    assert "dea_trained_rows" not in older and "eurosat_trained_sha256" not in older
+    fresh = with_starting_exposure(mine, {"scenes": ["/s"]})  # a base that never saw either
+    assert fresh["dea_trained_rows"] == mine["dea_trained_rows"]
+    assert fresh["eurosat_trained_sha256"] == mine["eurosat_trained_sha256"]
 
 
 def test_bands_no_training_sample_had_are_recorded_and_ignored_when_given_later() -> None:
@@ -675,10 +777,10 @@ def test_a_fine_tunes_held_out_patches_of_other_files_are_scored_with_the_bases_
     assert tuned.training["eurosat_base_sha256"] == [base_card.training["eurosat_sha256"]]
     held_out = tuned.metrics["eurosat_test"]
     assert held_out["overall"]["n"] == 6 and "may include some of these patches" in held_out["note"]
+    assert len(tuned.training["eurosat_trained_sha256"]) == 12  # the base's six files and its own six
     report = evaluate_path(CnnCroplandModel.from_file(tmp_path / "t.safetensors", device="cpu"), own)
     assert report["overall"]["n"] == 6  # the held-out patches, not all twelve "trained on"
-    assert report["note"].endswith("its starting weights trained on other EuroSAT files, which may include some of "
-                                   "these")
+    assert report["note"].startswith("6 patches the model trained on left out (matched by content)")
     # The base's own files split another way: dropped as before, now saying so.
     with pytest.warns(UserWarning, match=r"--eurosat-test-share 0.25 dropped: the starting weights trained on these"):
         other_share = train_from_folders((), tmp_path / "s.safetensors", SMALL, eurosat=tiny_eurosat,
