@@ -84,7 +84,7 @@ def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
     result = CliRunner().invoke(cli, ["evaluate", "cnn", str(shared_data / "labels" / "deafrica-cropmask" / "northern"),
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("dea: n=3447 accuracy=") and "northern: accuracy" in result.output
+    assert result.stdout.startswith("dea: n=3447 accuracy=") and "northern: accuracy" in result.output
 
 
 def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_not_train_on(
@@ -106,7 +106,7 @@ def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_n
     assert every["overall"]["n"] == 200 and "100 of which the model trained on" in every["note"]
     result = CliRunner().invoke(cli, ["evaluate", "cnn", str(labels / "eurosat"), "--all-patches", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("eurosat: n=200 ") and "100 of which the model trained on" in result.output
+    assert result.stdout.startswith("eurosat: n=200 ") and "100 of which the model trained on" in result.output
     copy = tmp_path / "EuroSAT_MS"  # another name, in subfolders, .TIF, one trained patch fewer
     kept, _ = split_eurosat(load_eurosat(labels / "eurosat"), 0.5, seed=shipped.card.training["eurosat_split"]["seed"])
     for i, (path, name) in enumerate(eurosat_files(labels / "eurosat")):
@@ -116,6 +116,15 @@ def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_n
     subset = evaluate_path(shipped, copy)
     assert subset["overall"] == held_out["overall"]
     assert subset["note"].startswith("99 patches the model trained on left out (matched by content)")
+    # An unreadable file before the others (skipped by load_eurosat) shifts no patch onto another's hash.
+    first = next(copy.glob("AnnualCrop/sub/*.TIF"))
+    first.write_bytes(first.read_bytes()[:5000])
+    damaged = evaluate_path(shipped, copy)
+    assert damaged["unreadable"] == [str(first)]
+    trained_left = 99 - (first.name in {p.with_suffix(".TIF").name for i, (p, _) in
+                                        enumerate(eurosat_files(labels / "eurosat")) if i in set(kept)})
+    assert damaged["note"].startswith(f"{trained_left} patches the model trained on left out")
+    assert damaged["overall"]["n"] == 199 - trained_left - 1
     # DEA: all six regions in one table, and regions in folders of other names.
     dea = labels / "deafrica-cropmask"
     tables = [read_dea_table(dea, region) for region in sorted(p.name for p in dea.iterdir() if p.is_dir())]
