@@ -31,7 +31,7 @@ from train_default_model import (  # noqa: E402
 from farmcredit.config import load_config  # noqa: E402
 from farmcredit.segmentation import DEFAULT_WEIGHTS  # noqa: E402
 from farmcredit.segmentation.calibration import area_margin  # noqa: E402
-from farmcredit.segmentation.card import card_path  # noqa: E402
+from farmcredit.segmentation.card import write_card  # noqa: E402
 from farmcredit.segmentation.cnn import CnnCroplandModel  # noqa: E402
 from farmcredit.segmentation.rule import PhenologyRule  # noqa: E402
 
@@ -60,7 +60,7 @@ def main() -> None:
                                  "area_bands_ha": card.calibration["area_bands_ha"],
                                  "cnn_mixed_margin": card.calibration["mixed_margin"],
                                  "rule_mixed_margin": list(rule_margins.margins)}}
-    card_path(args.weights).write_text(replace(card, metrics=metrics).to_json())
+    write_card(replace(card, metrics=metrics), args.weights)
     print(json.dumps({k: metrics[k] for k in ("simulated_test_area_cnn", "simulated_test_area_rule", "area_interval")},
                      indent=1))
     print(f"rule: set cropland_rule.mixed_margin: {list(rule_margins.margins)} and area_bands_ha: "

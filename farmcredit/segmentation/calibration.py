@@ -33,6 +33,7 @@ from farmcredit.segmentation.card import (
     card_path,
     file_sha256,
     uncalibrated,
+    write_card,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import IMAGERY_NAMES, LabelledScene, load_labelled_scene
@@ -141,8 +142,7 @@ def calibrate(
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.resolve() != weights.resolve():
         shutil.copyfile(weights, out)
-    card_path(out).write_text(card.to_json())
-    return card
+    return write_card(card, out)
 
 
 def recalibrated_card(card: ModelCard, calibration: dict[str, float | list[float]], record: dict) -> ModelCard:

@@ -10,10 +10,11 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from farmcredit.errors import InputError
+from farmcredit.hashing import canonical_hash
 from farmcredit.imagery.naming import NDVI_BANDS, SURFACE_BANDS
 from farmcredit.margins import MARGIN_KEYS, AreaMargins
 
@@ -60,6 +61,8 @@ class ModelCard:
             cultivated-area interval's ``mixed_margin``: one number, or one per parcel-size band of
             ``area_bands_ha`` (``farmcredit.margins``, ``pipeline.widened``).
         weights_sha256: hash of the safetensors file; a mismatch is refused.
+        deciding_hash: hash of the fields that decide what the weights compute (``DECIDING_FIELDS``) with
+            ``weights_sha256``, as saved (``sealed``); a card edited since is refused. Older cards have none.
         training: data, splits, hashes, seed and time of training.
         metrics: per evaluation set, its metrics.
         code_version: farmcredit version that trained it.
@@ -75,6 +78,7 @@ class ModelCard:
     width: int = 32
     calibration: dict[str, float | list[float]] = field(default_factory=uncalibrated)
     weights_sha256: str = ""
+    deciding_hash: str = ""
     architecture: str = ARCHITECTURE
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -100,6 +104,31 @@ class ModelCard:
         """Whether its classes are the crop types labelled scenes code (as ``CLASSES`` indices); a model with
         one "crop" class (trained on labels without types) learns and names none of them."""
         return self.classes == CLASSES
+
+
+# The fields that decide what a card's weights compute: a card edited to another normalisation or other class names
+# reads the same weights otherwise (every parcel declined, crop types mislabelled). Not calibration, which
+# ``calibrate`` refits, nor metrics or training notes.
+DECIDING_FIELDS = ("architecture", "bands", "band_mean", "band_std", "classes", "width", "untrained_bands")
+
+
+def deciding_fields_hash(card: ModelCard) -> str:
+    """The hash (16 hex) binding ``card``'s ``DECIDING_FIELDS`` to its ``weights_sha256``."""
+    return canonical_hash({"weights_sha256": card.weights_sha256,
+                           **{name: getattr(card, name) for name in DECIDING_FIELDS}})
+
+
+def sealed(card: ModelCard, weights: Path) -> ModelCard:
+    """``card`` for the weights file ``weights``: its SHA-256 and ``deciding_hash`` filled in."""
+    card = replace(card, weights_sha256=file_sha256(weights))
+    return replace(card, deciding_hash=deciding_fields_hash(card))
+
+
+def write_card(card: ModelCard, weights: Path) -> ModelCard:
+    """Write ``card``, ``sealed`` for ``weights``, beside them (``card_path``); returns the card written."""
+    card = sealed(card, weights)
+    card_path(weights).write_text(card.to_json())
+    return card
 
 
 def _value_problem(card: ModelCard) -> str:
@@ -226,8 +255,9 @@ def read_card(weights: Path) -> ModelCard:
         InputError: the card is missing, unreadable, of another architecture, inconsistent, has no name or
             code_version, a name, code_version or class holding a control, format, private-use or unassigned
             character, classes the network cannot score (``_classes_problem``), a training field of another type
-            (``TRAINING_FIELDS``), or its ``weights_sha256`` is missing or does not
-            match the weights file (truncated, corrupted, or the card of another model).
+            (``TRAINING_FIELDS``), its ``weights_sha256`` is missing or does not
+            match the weights file (truncated, corrupted, or the card of another model), or its ``DECIDING_FIELDS``
+            are not those saved with the weights (``deciding_hash``; a card without one is not checked so).
     """
     path = card_path(weights)
     if not weights.is_file():
@@ -243,8 +273,9 @@ def read_card(weights: Path) -> ModelCard:
         card = ModelCard(**{**raw, **{k: tuple(raw[k]) for k in tuples if k in raw}})
     except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError, RecursionError) as exc:
         raise InputError(f"{path}: not a farmcredit model card ({exc})") from exc
-    if not isinstance(card.weights_sha256, str):
-        raise InputError(f"{path}: not a farmcredit model card: weights_sha256 must be the weights' SHA-256 as text")
+    for text in ("weights_sha256", "deciding_hash"):
+        if not isinstance(getattr(card, text), str):
+            raise InputError(f"{path}: not a farmcredit model card: {text} must be a hash as text")
     if not card.weights_sha256:  # nothing to check the weights against
         raise InputError(f"{path}: the card has no weights_sha256 (not written by farmcredit train or calibrate, or "
                          "edited by hand); restore it from the card written with these weights")
@@ -273,4 +304,8 @@ def read_card(weights: Path) -> ModelCard:
             f"{weights}: its SHA-256 {actual[:12]}... does not match the card's {card.weights_sha256[:12]}... "
             "(a truncated or corrupted file, or the card of a different model)"
         )
+    if card.deciding_hash and card.deciding_hash != deciding_fields_hash(card):
+        raise InputError(f"{path}: the card's normalisation/classes are not those these weights were saved with: one "
+                         f"of {', '.join(DECIDING_FIELDS)} was edited since (deciding_hash no longer matches); "
+                         "restore the card written with these weights, or train or fine-tune for what you need")
     return card

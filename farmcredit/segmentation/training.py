@@ -36,9 +36,9 @@ from farmcredit.segmentation.card import (
     REQUIRED_BANDS,
     ModelCard,
     card_path,
-    file_sha256,
     name_problem,
     uncalibrated,
+    write_card,
 )
 from farmcredit.segmentation.cnn import CnnCroplandModel, normalise_season, resolve_device, to_tensor
 from farmcredit.segmentation.data import (
@@ -238,7 +238,8 @@ def train(
     start_from = init.describe()["hash"] if init is not None else ""  # a checkpoint resumes only its own start
     if init is not None:
         # New weights: the starting model's calibration (Platt, area margin) no longer applies.
-        card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="")
+        card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="",
+                       deciding_hash="")
         net = init.net
         config = replace(config, width=init.card.width)
     else:
@@ -673,14 +674,13 @@ def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_f
 
 
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:
-    """Write ``weights`` (safetensors) and its card (hash filled in) beside it; returns the card path."""
+    """Write ``weights`` (safetensors) and its card (``sealed``: hashes filled in) beside it; returns the card path."""
     from safetensors.torch import save_file
 
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, weights)
-    path = card_path(weights)
-    path.write_text(replace(card, weights_sha256=file_sha256(weights)).to_json())
-    return path
+    write_card(card, weights)
+    return card_path(weights)
 
 
 def train_from_folders(

@@ -463,7 +463,7 @@ def test_weights_round_trip_and_bad_files_are_refused(model, tmp_path: Path) -> 
               "area_bands_ha must be a list"),
              ({"calibration": {**good["calibration"], "margin": 0.1}}, "calibration holds margin, which no farmcredit"),
              ({"width": "8"}, "width must be a positive whole number"),
-             ({"classes": ["non_crop", "crop"]}, r"do not fit the network its card describes \(2 classes, width 8\)")]
+             ({"classes": ["non_crop", "crop"]}, "normalisation/classes are not those these weights were saved with")]
     for edit, message in edits:  # each a clear one-line refusal, never a model scoring garbage or a traceback
         card_path(weights).write_text(json.dumps({**good, **edit}))
         with pytest.raises(InputError, match=message) as refused:
@@ -476,26 +476,28 @@ def test_a_card_whose_width_the_weights_do_not_have_is_refused_before_its_networ
                                                                                          width: int) -> None:
     """The shipped weights with their card's width edited (its SHA-256 is the weights' and still matches): 3,000 built
     6.7 GB of network in 15 s before the weights were found not to fit, 3,000,000 failed to allocate it (a
-    RuntimeError traceback); the card is now checked against the file's header first."""
+    RuntimeError traceback); the card is now checked against the file's header first (a card with ``deciding_hash``
+    is refused before, as edited)."""
     from farmcredit.segmentation.card import DEFAULT_WEIGHTS
 
     weights = tmp_path / "m.safetensors"
     weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
-    card_path(weights).write_text(json.dumps({**json.loads(card_path(DEFAULT_WEIGHTS).read_text()), "width": width}))
+    card = {k: v for k, v in json.loads(card_path(DEFAULT_WEIGHTS).read_text()).items() if k != "deciding_hash"}
+    card_path(weights).write_text(json.dumps({**card, "width": width}))  # a card from before deciding_hash
     with pytest.raises(InputError, match=rf"do not fit the network its card describes \(6 classes, width {width}\): "
                                          r"size mismatch for date_encoder\.0\.weight"):
         CnnCroplandModel.from_file(weights, device="cpu")
 
 
 def rehashed(weights: Path, tensors: dict) -> Path:
-    """``weights`` rewritten to hold ``tensors``, its card's SHA-256 updated to match (as saved, not damaged later)."""
+    """``weights`` rewritten to hold ``tensors``, its card's hashes updated to match (as saved, not damaged later)."""
     from safetensors.torch import save_file
 
-    from farmcredit.segmentation.card import file_sha256
+    from farmcredit.segmentation.card import read_card, write_card
 
+    card = read_card(weights)
     save_file(tensors, weights)
-    card = json.loads(card_path(weights).read_text())
-    card_path(weights).write_text(json.dumps({**card, "weights_sha256": file_sha256(weights)}))
+    write_card(card, weights)
     return weights
 
 
@@ -565,16 +567,53 @@ def test_a_card_with_a_wrongly_typed_field_is_refused_when_read(model, tmp_path:
     assert read_card(DEFAULT_WEIGHTS).training["eurosat_split"]["test_share"] == 0.5  # the shipped card still loads
 
 
+@pytest.mark.parametrize("edit", [
+    lambda card: {"band_mean": [*card["band_mean"][:2], 0.5, *card["band_mean"][3:]]},  # declined every parcel
+    lambda card: {"band_std": [*card["band_std"][:-1], 0.2]},
+    lambda card: {"classes": [*card["classes"][:-1], "cotton"]},  # labelled other_crop pixels cotton
+    lambda card: {"untrained_bands": ["B02"]},
+])
+def test_a_card_edited_to_other_normalisation_or_classes_than_its_weights_were_saved_with_is_refused(
+        tmp_path: Path, edit) -> None:
+    """The card's SHA-256 of the weights still matched, and the edited card was read as theirs: the shipped model with
+    band_mean[2] set to 0.5 declined all 27 parcels of a scene, exit 0, no warning."""
+    from farmcredit.segmentation.card import DEFAULT_WEIGHTS, read_card
+
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(DEFAULT_WEIGHTS.read_bytes())
+    card = json.loads(card_path(DEFAULT_WEIGHTS).read_text())
+    card_path(weights).write_text(json.dumps({**card, **edit(card)}))
+    with pytest.raises(InputError) as refused:
+        CnnCroplandModel.from_file(weights, device="cpu")
+    assert str(refused.value).startswith(f"{card_path(weights)}: the card's normalisation/classes are not those these "
+                                         "weights were saved with: one of architecture, bands, band_mean, band_std, "
+                                         "classes, width, untrained_bands was edited since")
+    older = {k: v for k, v in {**card, **edit(card)}.items() if k != "deciding_hash"}
+    card_path(weights).write_text(json.dumps(older))  # a card from before deciding_hash is read as it was
+    assert read_card(weights).deciding_hash == ""
+
+
+def test_a_card_whose_calibration_metrics_training_or_name_changed_still_reads_as_its_weights(model, tmp_path) -> None:
+    from farmcredit.segmentation.card import read_card
+
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, model.card, weights)
+    card = json.loads(card_path(weights).read_text())
+    assert card["deciding_hash"]
+    notes = {"name": "renamed", "calibration": {"a": 2.0, "b": 0.1}, "metrics": {"x": 1}, "training": {"seed": 3},
+             "code_version": "0.2.0"}
+    card_path(weights).write_text(json.dumps({**card, **notes}))
+    assert read_card(weights).calibration == {"a": 2.0, "b": 0.1}
+
+
 def test_a_card_named_in_any_script_is_read(model, tmp_path: Path) -> None:
     """Only characters a name cannot show are refused: the zero-width non-joiner spells Persian (a card's name is its
     weights file's stem)."""
     from farmcredit.segmentation.card import read_card
 
     weights = tmp_path / "m.safetensors"
-    save_model(model.net, model.card, weights)
     classes = ["non_crop", "小麦", "maize", "rice", "soybean", "other_crop"]
-    card_path(weights).write_text(json.dumps({**json.loads(card_path(weights).read_text()), "name": "مدل\u200cگندم",
-                                              "classes": classes}))
+    save_model(model.net, replace(model.card, name="مدل\u200cگندم", classes=tuple(classes)), weights)
     assert (read_card(weights).name, read_card(weights).classes) == ("مدل\u200cگندم", tuple(classes))
 
 
