@@ -601,8 +601,6 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
                      schedules: list[int], start_from: str, data_sha256: str, seconds: float) -> None:
     """Save the training state at ``step``; ``schedules``: the total steps of each run of the chain of resumes
     that changed it (each set the learning rate's schedule for its own steps)."""
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     for i, state in optimiser.state_dict()["state"].items():  # by parameter: none before Adam's first step
         for key, value in state.items():
@@ -612,7 +610,7 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
                 "schedule_steps": json.dumps(schedules)}
     partial = path.with_suffix(".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, partial, metadata=metadata)
+    _write_safetensors(tensors, partial, metadata)
     partial.replace(path)  # never leave a half-written checkpoint behind
 
 
@@ -673,12 +671,18 @@ def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_f
     return step, json.loads(metadata["losses"]), float(metadata.get("seconds", 0.0)), schedules
 
 
+def _write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` to ``path`` as safetensors, readable as the umask allows (safetensors' ``save_file`` makes
+    the file 0600, which other accounts, e.g. a service running ``assess``, cannot read)."""
+    from safetensors.torch import save
+
+    path.write_bytes(save(tensors, metadata=metadata))
+
+
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:
     """Write ``weights`` (safetensors) and its card (``sealed``: hashes filled in) beside it; returns the card path."""
-    from safetensors.torch import save_file
-
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, weights)
+    _write_safetensors({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, weights)
     write_card(card, weights)
     return card_path(weights)
 

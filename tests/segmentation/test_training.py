@@ -28,6 +28,7 @@ from farmcredit.segmentation.training import (
     TrainingConfig,
     TrainingData,
     band_statistics,
+    save_model,
     train,
     train_from_folders,
 )
@@ -903,3 +904,21 @@ def test_training_on_cuda_runs_deterministic_kernels_and_puts_the_settings_back(
         assert settings() == (before[0], True, *before[2:])
     finally:
         torch.backends.cudnn.benchmark = before[1]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_weights_and_checkpoints_are_written_readable_as_the_umask_allows(tmp_path: Path, umask, mode) -> None:
+    """safetensors' save_file wrote them 0600 whatever the umask, unreadable by another account (a service running
+    assess) while the card beside them was 0644."""
+    import os
+
+    weights, checkpoint = tmp_path / "m.safetensors", tmp_path / "ckpt.safetensors"
+    before = os.umask(umask)
+    try:
+        net, card, _ = train(TrainingData([scene_in_memory(40, 40)]), replace(SMALL, steps=1), device="cpu",
+                             checkpoint=checkpoint)
+        save_model(net, card, weights)
+    finally:
+        os.umask(before)
+    assert {path.name: path.stat().st_mode & 0o777 for path in (weights, card_path(weights), checkpoint)} == {
+        "m.safetensors": mode, "m.json": mode, "ckpt.safetensors": mode}
