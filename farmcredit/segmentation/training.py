@@ -166,14 +166,17 @@ def training_data_sha256(data: TrainingData) -> str:
 
 
 def _code_version() -> str:
-    """The farmcredit version, plus ``+git.<commit>`` (and ``-dirty`` with uncommitted changes) in a git checkout."""
+    """The farmcredit version, ``+src.<12 hex>`` of the package's source hash (as the audit record's
+    ``source_sha256``: installed or not), and ``.git.<commit>`` (``-dirty`` with uncommitted changes) in a git
+    checkout."""
     from farmcredit.audit import code_version
 
     found = code_version()
+    version = f"{found['farmcredit']}+src.{found['source_sha256'][:12]}"
     if not found["git_commit"]:
-        return found["farmcredit"]
+        return version
     dirty = "-dirty" if found["git_uncommitted_changes"] else ""
-    return f"{found['farmcredit']}+git.{found['git_commit'][:12]}{dirty}"
+    return f"{version}.git.{found['git_commit'][:12]}{dirty}"
 
 
 def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str, ...]]:

@@ -209,6 +209,7 @@ def test_a_non_finite_loss_stops_training_and_writes_no_weights(small_season, tm
 
 def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small_season, tmp_path: Path,
                                                                            monkeypatch) -> None:
+    from farmcredit.audit import code_version
     from farmcredit.segmentation.training import training_data_sha256
 
     monkeypatch.chdir(small_season.root.parent)
@@ -221,7 +222,8 @@ def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small
     assert training["data_sha256"] == training_data_sha256(TrainingData([scene]))
     other = replace(scene, crop_cover=1.0 - scene.crop_cover)
     assert training_data_sha256(TrainingData([other])) != training["data_sha256"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+(\+git\.[0-9a-f]{12}(-dirty)?)?", card.code_version), card.code_version
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+src\.[0-9a-f]{12}(\.git\.[0-9a-f]{12}(-dirty)?)?", card.code_version)
+    assert card.code_version.split("+src.")[1][:12] == code_version()["source_sha256"][:12]  # as the audit's
     shipped = read_card(DEFAULT_WEIGHTS)
     assert re.fullmatch(r"\d+\.\d+\.\d+\+git\.[0-9a-f]{12}", shipped.code_version)  # trained from a clean checkout
     assert len(shipped.training["data_sha256"]) == 64
@@ -922,3 +924,13 @@ def test_weights_and_checkpoints_are_written_readable_as_the_umask_allows(tmp_pa
         os.umask(before)
     assert {path.name: path.stat().st_mode & 0o777 for path in (weights, card_path(weights), checkpoint)} == {
         "m.safetensors": mode, "m.json": mode, "ckpt.safetensors": mode}
+
+
+def test_a_card_trained_outside_a_git_checkout_names_the_source_it_ran(monkeypatch) -> None:
+    """Installed from a wheel, the card's code_version was "0.1.0" alone, which every edit of the code shares."""
+    from farmcredit import audit
+    from farmcredit.hashing import source_hash
+    from farmcredit.segmentation.training import _code_version
+
+    monkeypatch.setattr(audit, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
+    assert _code_version() == f"{audit.code_version()['farmcredit']}+src.{source_hash()[:12]}"
