@@ -720,8 +720,9 @@ def train_from_folders(
     or their scene folders' DNs (``load_labelled_scene``).
     The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
     the DEA folder's regions that neither this run nor its starting weights trained on
-    (``held_out_metrics``). The card also records each EuroSAT file and DEA row the weights trained on
-    (``trained_on``), by which ``evaluate`` leaves them out of any copy of the data.
+    (``held_out_metrics``): with neither, none, and a warning says how to get some. The card also records each
+    EuroSAT file and DEA row the weights trained on (``trained_on``), by which ``evaluate`` leaves them out of any
+    copy of the data.
     """
     from farmcredit.segmentation.data import (
         LABEL_FILES,
@@ -817,6 +818,11 @@ def train_from_folders(
     metrics = held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches, held_out_pixels)
     if caveat:
         metrics["eurosat_test"]["note"] = caveat
+    if not metrics:
+        warnings.warn(f"{card_path(out).name}: the card holds no held-out metrics (its metrics are empty): nothing "
+                      "this run read was held out of training; give --eurosat with --eurosat-test-share, or --dea "
+                      "with a folder holding regions left out of --dea-regions, or score scenes it did not train on "
+                      f"with `farmcredit evaluate {out} SCENE`", stacklevel=2)
     card = replace(card, metrics=metrics)
     save_model(net, card, out)
     return card

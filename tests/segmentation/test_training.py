@@ -934,3 +934,13 @@ def test_a_card_trained_outside_a_git_checkout_names_the_source_it_ran(monkeypat
 
     monkeypatch.setattr(audit, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
     assert _code_version() == f"{audit.code_version()['farmcredit']}+src.{source_hash()[:12]}"
+
+
+def test_training_on_nothing_held_out_warns_that_the_card_has_no_metrics_and_how_to_get_some(small_season,
+                                                                                            tmp_path: Path) -> None:
+    """On the user's own labels alone the card's metrics were {} and nothing said so."""
+    out = tmp_path / "mine.safetensors"
+    with pytest.warns(UserWarning, match=r"mine\.json: the card holds no held-out metrics .* --eurosat-test-share, "
+                                         r"or --dea .* `farmcredit evaluate .*mine\.safetensors SCENE`"):
+        train_from_folders((small_season.root,), out, SMALL, device="cpu")
+    assert read_card(out).metrics == {}
