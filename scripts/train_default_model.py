@@ -58,6 +58,7 @@ from farmcredit.segmentation.metrics import (
     scene_pixels,
 )
 from farmcredit.segmentation.training import (
+    DATA_LICENCES,
     DEFAULT_DEA_REGIONS,
     TrainingConfig,
     TrainingData,
@@ -80,9 +81,6 @@ DEA_TEST = ("northern", "southern")
 # DEA file features Sentinel-2 imagery gives (bands, seasonal MADs, indices): all but rainfall and slope.
 IMAGERY_FEATURES = (*DEA_BANDS, "bcdev", "edev", "sdev", "NDVI", "LAI", "MNDWI")
 EUROSAT_SPLIT_SEED = 0
-# The licences of the third-party data the weights learnt from, carried in the card (NOTICE has the full credits).
-DATA_LICENCES = {"eurosat": "MIT (EuroSAT, Helber et al. 2019)", "dea": "Apache-2.0 (Digital Earth Africa crop-mask)",
-                 "imagery": "Contains modified Copernicus Sentinel data"}
 NAME = "cropland-cnn-v2.6"
 # v2.4's base, trained before DEA pixels kept their share and before they were given B8A.
 BASE = TrainingConfig(seed=0, pixel_crop_share=0.5, narrow_nir_fill=0.0)

@@ -69,6 +69,10 @@ BINARY_CLASSES = ("non_crop", "crop")
 # Settings added after checkpoints were first written, with the value that reproduces training before them.
 SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5, "narrow_nir_fill": 0.0}
 # The shipped model's DEA training regions: trained on by default where a DEA folder holds them all.
+# The licences of the third-party data weights learn from, by source, carried in their card (``data_licences``;
+# NOTICE has the full credits): EuroSAT patches, DEA pixels, and the Sentinel-2 imagery every source is made of.
+DATA_LICENCES = {"eurosat": "MIT (EuroSAT, Helber et al. 2019)", "dea": "Apache-2.0 (Digital Earth Africa crop-mask)",
+                 "imagery": "Contains modified Copernicus Sentinel data"}
 DEFAULT_DEA_REGIONS = ("central", "eastern", "sahel", "south_eastern")
 # B8A / B08 of surface reflectance (L2A): about 0.95 (water, bright soil) to 1.1 (dense canopy).
 NARROW_NIR_GAIN = (0.95, 1.10)
@@ -323,7 +327,16 @@ def train(
         training["resumed_from_step"] = start
     if len(schedules) > 1:  # each run of the chain set the learning rate for its own total of steps
         training["schedule_steps"] = schedules
+    if init is not None:
+        training["init"] = starting_weights(init.card)
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
+
+
+def starting_weights(card: ModelCard) -> dict:
+    """What a fine-tune's card records of the weights it started from (their card ``card``): their name, SHA-256 and
+    training data's hash (None where their card has none)."""
+    return {"name": card.name, "weights_sha256": card.weights_sha256,
+            "data_sha256": card.training.get("data_sha256")}
 
 
 def _check_crop_shares(data: TrainingData, config: TrainingConfig) -> None:
@@ -769,7 +782,9 @@ def train_from_folders(
     dea_regions = _dea_training_regions(dea, dea_held, dea_regions) if dea else dea_regions
     record: dict = {"scenes": [str(folder) for folder in scenes], "eurosat": str(eurosat) if eurosat else None,
                     "dea": str(dea_root) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
-                    "init": str(init) if init else None}
+                    "init": None,
+                    "data_licences": {source: licence for source, licence in DATA_LICENCES.items()
+                                      if source == "imagery" or {"eurosat": eurosat, "dea": dea}[source]}}
     patches = load_eurosat(eurosat) if eurosat else None
     skipped = patches.unreadable if patches is not None else ()
     if patches is not None and patches.unreadable:
@@ -813,6 +828,8 @@ def train_from_folders(
     unseen = tuple(region for region in dea_held if region not in seen)
     if unseen:
         record["dea_test_regions"] = unseen
+    if start is not None:  # where they were read from, beside what they were
+        record["init"] = {"path": str(init), **card.training["init"]}
     card = replace(card, name=out.stem, training={**card.training, **record})
     held_out_pixels = load_dea(dea_root, unseen) if unseen else None
     metrics = held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches, held_out_pixels)
@@ -881,9 +898,9 @@ def trained_on(eurosat: Path | None, kept: np.ndarray | None, pixels: LabelledPa
 def with_starting_exposure(record: dict, base: dict) -> dict:
     """A fine-tune's training record with what its starting weights (card training ``base``) saw added.
 
-    The base's labelled scenes join ``scenes`` (each once). DEA regions the base trained on join
-    ``dea_train_regions`` (all regions when its card does not say which). EuroSAT: the base's files,
-    split and ``eurosat_base_sha256`` carry over when this run reads none. When both read EuroSAT,
+    The base's labelled scenes join ``scenes`` (each once), its ``data_licences`` this run's. DEA regions the
+    base trained on join ``dea_train_regions`` (all regions when its card does not say which). EuroSAT: the
+    base's files, split and ``eurosat_base_sha256`` carry over when this run reads none. When both read EuroSAT,
     ``eurosat_base_sha256`` lists the hash of each other set of files the base trained on, and this
     run's split stands if the base split the same files the same way, or trained on other files
     only (its held-out patches are then held out of this run, though the base's files may include
@@ -893,6 +910,7 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
     such data but its card keeps no such record, this run's is dropped (it would not be all of them).
     """
     record = dict(record)
+    record["data_licences"] = {**base.get("data_licences", {}), **record.get("data_licences", {})}
     for key in ("scenes", "scene_imagery_sha256"):
         record[key] = list(dict.fromkeys([*base.get(key, ()), *record.get(key, ())]))
     base_regions = base.get("dea_train_regions") or (base.get("dea_regions", DEA_REGIONS) if base.get("dea") else ())

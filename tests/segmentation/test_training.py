@@ -852,7 +852,13 @@ def test_train_init_takes_the_shipped_model_by_name_as_evaluate_does(small_seaso
     tuned = CliRunner().invoke(cli, ["train", str(small_season.root), "--init", "cnn", "--out", str(out),
                                      "--steps", "1", "--device", "cpu"])
     assert tuned.exit_code == 0, tuned.output
-    assert read_card(out).training["init"] == str(DEFAULT_WEIGHTS)
+    shipped, training = read_card(DEFAULT_WEIGHTS), read_card(out).training
+    # The starting weights' lineage, not their path alone: what they were and what they learnt from.
+    assert training["init"] == {"path": str(DEFAULT_WEIGHTS), "name": shipped.name,
+                                "weights_sha256": shipped.weights_sha256,
+                                "data_sha256": shipped.training["data_sha256"]}
+    # This run read scenes alone, yet its weights carry what the shipped ones learnt from EuroSAT and DEA.
+    assert training["data_licences"] == shipped.training["data_licences"]
     missing = tmp_path / "none.safetensors"
     for name, message in (("rule", "the phenology rule ('rule') has no weights"),
                           (str(missing), f"{missing}: starting weights (--init) not found")):
@@ -944,3 +950,14 @@ def test_training_on_nothing_held_out_warns_that_the_card_has_no_metrics_and_how
                                          r"or --dea .* `farmcredit evaluate .*mine\.safetensors SCENE`"):
         train_from_folders((small_season.root,), out, SMALL, device="cpu")
     assert read_card(out).metrics == {}
+
+
+def test_a_card_names_the_licences_of_the_data_this_run_and_its_starting_weights_learnt_from(small_season,
+                                                                                          tmp_path: Path) -> None:
+    from farmcredit.segmentation.training import DATA_LICENCES
+
+    out = tmp_path / "mine.safetensors"
+    with pytest.warns(UserWarning, match="no held-out metrics"):
+        train_from_folders((small_season.root,), out, SMALL, device="cpu")
+    assert read_card(out).training["data_licences"] == {"imagery": DATA_LICENCES["imagery"]}
+    assert read_card(out).training["init"] is None
