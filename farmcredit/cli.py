@@ -589,7 +589,8 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
         card = calibrate_model(cnn_weights(model), data, out, level=level, platt_only=platt_only,
                                band_layout=parse_band_layout(bands), dn_offset=dn_offset, device=device)
     record, calibration = card.metrics["calibration"], card.calibration
-    written = card_path(out if out is not None else cnn_weights(model))
+    # A copy is the weights and their card; in place, the card alone is rewritten.
+    written = card_path(cnn_weights(model)) if out is None else f"{out} and {card_path(out)}"
     margins = card.area_margins
     thin = record.get("widest_margin_for", ())
 

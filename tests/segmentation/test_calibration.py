@@ -217,7 +217,8 @@ def test_the_command_writes_the_card_prints_the_reliability_and_assess_no_longer
     assert "uncalibrated:" in done.stdout and "calibrated:" in done.stdout
     card = json.loads(card_path(weights).read_text())
     assert card["name"].startswith("trained+cal-")  # a trained model calibrated: results tell the two apart
-    assert f"(model {card['name']}, calibrated from trained)" in " ".join(done.stderr.split())
+    said = " ".join(done.stderr.split())
+    assert f"wrote {card_path(weights)} (model {card['name']}, calibrated from trained)" in said  # in place: the card
     assert "no calibrated area interval" not in done.stderr  # the model it measures with has none, by design
     margin = card["calibration"]["mixed_margin"][0]
     assert (f"area margins (level 0.9, by parcel size): {margin:g} for under 0.1 ha (16 parcels: too few to fit alone, "
@@ -243,6 +244,7 @@ def test_the_command_names_a_recalibrated_copy_and_says_where_the_former_metrics
     assert done.returncode == 0, done.stderr
     card = read_card(out)
     said = " ".join(done.stderr.split())
+    assert f"wrote {out} and {card_path(out)} (model {card.name}, calibrated from " in said  # it said the card alone
     assert f"(model {card.name}, calibrated from {read_card(DEFAULT_WEIGHTS).name})" in said
     assert "measured with the former calibration, are now under metrics.before_calibration" in said
     assert "margins were dropped" not in said
