@@ -218,6 +218,8 @@ TRAINING_FIELDS = {
     "eurosat": (_name_or_null, "a folder or null"),
     "eurosat_sha256": (_name_or_null, "a SHA-256 or null"),
     "eurosat_base_sha256": (_names, "a list of SHA-256s"),
+    "eurosat_trained_sha256": (_names, "a list of SHA-256s"),
+    "dea_trained_rows": (lambda value: isinstance(value, str), "base64 text"),
     "eurosat_split": (_eurosat_split, "null or a mapping of seed and train_patches (whole numbers) and "
                                       "test_share (between 0 and 1)"),
 }

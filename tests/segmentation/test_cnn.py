@@ -549,6 +549,9 @@ def test_weights_with_a_tensor_the_network_lacks_are_refused_naming_it(model, tm
     ({"training": []}, "not a farmcredit model card: training must be a mapping"),
     ({"training": {"scenes": None}}, "not a farmcredit model card: training.scenes must be a list"),
     ({"training": {"dea_train_regions": 5}}, "not a farmcredit model card: training.dea_train_regions must be"),
+    # Read by evaluate to leave out what the model trained on: a number there was a TypeError then.
+    ({"training": {"eurosat_trained_sha256": "abc"}}, "training.eurosat_trained_sha256 must be a list of SHA-256s"),
+    ({"training": {"dea_trained_rows": [1, 2]}}, "training.dea_trained_rows must be base64 text"),
     ({"training": {"eurosat_split": {"seed": 0}}}, "not a farmcredit model card: training.eurosat_split must be"),
     ({"training": {"eurosat_split": {"seed": 0, "test_share": "half", "train_patches": 1}}},
      "not a farmcredit model card: training.eurosat_split must be"),
