@@ -36,12 +36,12 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     while another is approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
     (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
     else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
-    parcel's limit is withheld, or its total with the limits of its parcels referred at 0 for their declaration
-    alone taken declared honestly (``honest_limit``: all a review can add) reaches the minimum: then it stays
-    referred, offered 0 until the referral adds to it; ``limit_arithmetic`` spells it out. ``decided_by`` lists the
-    parcels whose decision is the borrower's (a declined parcel that refers it by those doubts among them). Parcels are
-    taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks the
-    borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
+    parcel's limit is withheld, or its total with the limits of its referred parcels whose declarations worsened their
+    grades taken declared honestly (``honest_limit`` for ``loan_limit``: all a review can add) reaches the minimum:
+    then it stays referred, offered 0 until the referral adds to it; ``limit_arithmetic`` spells it out.
+    ``decided_by`` lists the parcels whose decision is the borrower's (a declined parcel that refers it by those doubts
+    among them). Parcels are taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks
+    the borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
     the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within
     an effect the code that took the most off the borrower's limit first (its parcels' ``reason_amounts`` summed),
     then the code more of the parcels have, then as a parcel ranks it, never by what the parcels are called
@@ -88,11 +88,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides (all of them).
         deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
-        # error) may add anything to the total once a person clears it; one referred for its declaration alone adds
-        # its limit declared honestly (declaring more must never turn a decline into a referral); one referred with
-        # its limit (an area overstated at a grade that lends) adds nothing.
-        honestly = [(pid, honest) for pid, honest in zip(member_ids, member_honest, strict=True)
-                    if not np.isnan(honest)]
+        # error) may add anything to the total once a person clears it; one whose declaration worsened its grade, its
+        # limit declared honestly for the one it has (declaring more must never turn a decline into a referral, at
+        # grade E or at one that lends); any other referred with its limit adds nothing.
+        honestly = [(pid, limit, honest) for pid, limit, honest in zip(member_ids, member_limits, member_honest,
+                                                                       strict=True) if not np.isnan(honest)]
         withheld = any(d == "refer" and limit == 0 and np.isnan(honest)
                        for d, limit, honest in zip(member_decisions, member_limits, member_honest, strict=True))
         pending = withheld or _at_most(total, honestly, config) >= minimum
@@ -181,20 +181,22 @@ def _unions(geometries: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return unions
 
 
-def _at_most(total: float, honestly: list[tuple[str, float]], config: Config) -> float:
-    """The most a review of the parcels referred for their declaration alone can lend the borrower: its parcels'
-    ``total`` with their limits declared honestly (``honestly``: id and limit each) added, capped, rounded down."""
-    added = sum((Decimal(repr(limit)) for _, limit in honestly), Decimal(repr(total)))
+def _at_most(total: float, honestly: list[tuple[str, float, float]], config: Config) -> float:
+    """The most a review of the referred parcels whose declarations worsened their grades can lend the borrower: its
+    parcels' ``total`` with each of those limits replaced by the one declared honestly (``honestly``: id, limit and
+    limit declared honestly each), capped, rounded down."""
+    added = sum((Decimal(repr(honest)) - Decimal(repr(limit)) for _, limit, honest in honestly), Decimal(repr(total)))
     return round_down(min(float(added), config.credit.borrower_cap), config.credit.rounding_step)
 
 
 def _arithmetic(ids: list[str], limits: list[float], total: float, config: Config, below: str | None,
-                honestly: list[tuple[str, float]]) -> str:
+                honestly: list[tuple[str, float, float]]) -> str:
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
-    the minimum loan, else None; then the parcels referred for their declaration alone (``honestly``: id and limit
-    declared honestly each) show what a review can add.
+    the minimum loan, else None; then the referred parcels whose declarations worsened their grades (``honestly``: id,
+    limit and limit declared honestly each) show what a review can lend, each limit taken off and the honest one
+    added (a limit of 0 left out).
     """
     credit = config.credit
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
@@ -205,8 +207,9 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
              f"rounded = round down {shown_capped} to a multiple of {money(credit.rounding_step)} = "
              f"{money(round_down(capped, credit.rounding_step))}"]
     if below and honestly:
-        added = " + ".join(f"{money(limit)} ({pid})" for pid, limit in honestly)
-        steps.append(f"declared honestly = round down min({shown_total} + {added}, {money(credit.borrower_cap)}) to a "
+        added = " ".join((f"- {money(limit)} ({pid}) " if limit else "") + f"+ {money(honest)} ({pid})"
+                         for pid, limit, honest in honestly)
+        steps.append(f"declared honestly = round down min({shown_total} {added}, {money(credit.borrower_cap)}) to a "
                      f"multiple of {money(credit.rounding_step)} = {money(_at_most(total, honestly, config))}")
     if below == "decline":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")

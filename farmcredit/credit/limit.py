@@ -115,11 +115,11 @@ def assign_limits(
 
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``, ``limit_arithmetic``,
-        ``honest_limit`` (of a parcel referred at 0 for its declaration alone, the limit it gets declared honestly,
-        as its arithmetic ends; NaN on every other), ``expected_revenue``, ``decision``, ``status``, ``reason`` (the
-        top ``max_reasons`` codes, most serious and costliest first), ``reason_text``, ``reason_all`` and
-        ``reason_amounts`` (what each code took off the limit: ``amounts_text``; the code that withheld a limit
-        worked out, all of it).
+        ``honest_limit`` (of a parcel referred, its limit not held, whose declaration worsened its grade: its limit at
+        the grade declared honestly, on the area measured; NaN on every other), ``expected_revenue``, ``decision``,
+        ``status``, ``reason`` (the top ``max_reasons`` codes, most serious and costliest first), ``reason_text``,
+        ``reason_all`` and ``reason_amounts`` (what each code took off the limit: ``amounts_text``; the code that
+        withheld a limit worked out, all of it).
     """
     credit = config.credit
     out = parcels.copy()
@@ -144,13 +144,14 @@ def assign_limits(
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
         scored_codes = risk_codes = _risk_codes(band, arithmetic)
-        honest_band, declaration_holds = None, ""
-        if risk_codes and honest_probability[k] < probability[k]:
+        # The grade and limit with the declaration taken as honest, where the declaration raised the PD.
+        honest_band = _grade(honest_probability[k], credit.grades) if honest_probability[k] < probability[k] else None
+        honestly = _limit(row, crop, honest_band, config, unobserved_rows[k]) if honest_band is not None else None
+        declaration_holds = ""
+        if risk_codes and honestly is not None:
             # A declaration above the imagery's interval is a person's to check, not a decline on the PD it raised
             # (declaring more must never fare better than declaring less): declined as an honest declaration would
             # be, else referred, graded as scored: AREA_OVERSTATED where flagged, else DECLARED_AREA_RISK.
-            honest_band = _grade(honest_probability[k], credit.grades)
-            honestly = _limit(row, crop, honest_band, config, unobserved_rows[k])
             risk_codes = _risk_codes(honest_band, honestly)
             if not risk_codes:
                 declaration_holds = "AREA_OVERSTATED" if "AREA_OVERSTATED" in codes else "DECLARED_AREA_RISK"
@@ -184,13 +185,14 @@ def assign_limits(
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
         ranked = imagery_first(_rank(ranked, cuts))
-        if honest_band is not None:  # graded to lend nothing, none withheld: say what an honest declaration gets
+        if scored_codes and honestly is not None:  # graded to lend nothing: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
                                                                     scored_codes[0], not declaration_holds,
                                                                     "PARCEL_OVERLAP" in ranked)
-        # Referred for its declaration alone: what clearing it can lend, its limit at the grade declared honestly, on
-        # the area measured (a review confirms at most that area, never the one declared).
-        pending_honestly = declaration_holds and decision == "refer" and not held and honestly.steps
+        # Referred, its limit not held, at a grade its declaration worsened: what a review can lend, its limit at the
+        # grade declared honestly, on the area measured (a review confirms at most that area, never the one declared).
+        pending_honestly = (decision == "refer" and not held and honestly is not None and honestly.steps
+                            and honest_band.max_pd < band.max_pd)
         rows.append(
             {
                 "probability_of_default": probability[k],

@@ -358,6 +358,34 @@ def test_declaring_less_never_gives_a_harsher_decision(health, relative_yield, u
     assert (np.diff(harshness) >= 0).all(), harshness
 
 
+@settings(max_examples=60, deadline=None)
+@given(health=st.floats(0.0, 100.0), relative_yield=st.floats(0.3, 1.3), uniformity=st.floats(0.0, 0.4),
+       yield_p10=st.floats(0.0, 8.0), other_area=st.floats(0.0, 0.2))
+@example(health=0.0, relative_yield=1.0, uniformity=0.0, yield_p10=3.0, other_area=0.005)
+@example(health=0.0, relative_yield=0.7, uniformity=0.0, yield_p10=3.0, other_area=0.005)
+def test_declaring_less_never_gives_the_borrower_a_harsher_decision_or_a_lower_limit(
+        health, relative_yield, uniformity, yield_p10, other_area) -> None:
+    """One parcel of a two-parcel borrower declared honestly or over the AREA_OVERSTATED cut, on a grid of areas up to
+    five times its interval's top, the other parcel fixed: each borrower decision is no harsher, and each limit
+    offered no lower, than the next larger declaration's, the minimum loan (1,000) in play. Declared 1.3 times over,
+    a parcel graded D by that (C declared honestly) was referred with its grade-D limit, 914.40, which counted in the
+    total: its borrower was declined under the minimum; declared twice over, graded E, its honest limit (1,371.60) was
+    pending and its borrower referred. (A declaration within the cut's allowance that worsens the grade is approved
+    at that grade, its borrower declined under the minimum where one flagged is referred: not covered here.)"""
+    declared = 0.5 * np.array([0.5, 1.0, 1.21, 1.25, 1.3, 1.6, 2.0, 3.0, 5.0])
+    signals = {"health_index": health, "relative_yield": relative_yield, "ndvi_uniformity": uniformity,
+               "yield_p10_t_ha": yield_p10}
+    other = {"cultivated_area_ha": other_area, "cultivated_area_low_ha": 0.9 * other_area,
+             "cultivated_area_high_ha": other_area, "polygon_area_ha": other_area, "declared_area_ha": other_area}
+    rows = [row for k, area in enumerate(declared) for row in (
+        _parcel(parcel_id=f"P{k}a", borrower_id=f"B{k}", declared_area_ha=area, **signals),
+        _parcel(parcel_id=f"P{k}b", borrower_id=f"B{k}", **signals, **other))]
+    borrowers = _borrowers(_assess(*rows))
+    harshness = borrowers["decision"].map(_DECISION_RANK).to_numpy()
+    assert (np.diff(harshness) >= 0).all(), borrowers[["decision", "loan_limit", "reason_all"]]
+    assert (np.diff(borrowers["loan_limit"].to_numpy()) <= 0).all(), borrowers[["decision", "loan_limit"]]
+
+
 def test_an_honest_declaration_over_a_wide_interval_fares_no_worse_than_none() -> None:
     """A small, partly cultivated parcel whose cultivated area the imagery knows only to 0.008-0.119 ha: declared
     within it, or at its whole 0.1295 ha outline (AREA_OVERSTATED allows 1.2 x the interval's top), it is approved as
@@ -615,6 +643,32 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
     # A limit withheld beside it (too few clear images) may add anything: referred, as before.
     unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
     assert _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), unseen))["decision"].iloc[0] == "refer"
+
+
+def test_a_parcel_referred_at_a_grade_its_declaration_lowered_counts_its_honest_limit_for_its_borrower() -> None:
+    """Declared 1.3 times its interval's top, a parcel graded D by that (C declared honestly) is referred
+    AREA_OVERSTATED with its grade-D limit; its ``honest_limit`` is its grade-C limit, and its borrower, under the
+    minimum loan, is referred where the review can reach it and declined where it cannot, the arithmetic taking the
+    limit off and adding the honest one, each step following from the figures it prints."""
+    weak = {"health_index": 0.0, "relative_yield": 1.0, "ndvi_uniformity": 0.0, "declared_area_ha": 0.65}
+    for yield_p10, decision, at_most in ((3.0, "refer", 1300), (2.0, "decline", 700)):
+        parcels = _assess(_parcel(**weak, yield_p10_t_ha=yield_p10))
+        honest = _assess(_parcel(**{**weak, "declared_area_ha": 0.5}, yield_p10_t_ha=yield_p10)).iloc[0]
+        over = parcels.iloc[0]
+        assert (over.decision, over.risk_grade, honest.risk_grade) == ("refer", "D", "C")
+        assert 0 < over.loan_limit < over.honest_limit == honest.loan_limit
+        borrowers = _borrowers(parcels)
+        borrower = borrowers.iloc[0]
+        assert (borrower.decision, borrower.loan_limit) == (decision, 0.0)
+        step = (f"declared honestly = round down min({money(over.loan_limit)} - {money(over.loan_limit)} (P1) + "
+                f"{money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = {money(at_most)}")
+        assert step in borrower.limit_arithmetic.split("; ")
+        assert at_most == (Decimal(repr(float(over.honest_limit))) // 100) * 100
+        record = next(borrower_decision_records(borrowers, parcels, _RECORD))
+        assert record["limit_arithmetic"][3] == step
+        # The minimum took the parcels' total, rounded down, as it says.
+        taken = amounts(borrower.reason_amounts)["LIMIT_BELOW_MINIMUM"]
+        assert taken == Decimal(repr(float(over.loan_limit))) // 100 * 100
 
 
 def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> None:
