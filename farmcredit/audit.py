@@ -304,6 +304,8 @@ def decision_records(
             "decision": row.decision,
             "status": row.status,
             "loan_limit": row.loan_limit,
+            # What a review of its declaration can lend (its borrower's arithmetic cites it); null where none.
+            "honest_limit": None if np.isnan(row.honest_limit) else row.honest_limit,
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
             "reasons": _reasons(row.reason_all, row.reason_amounts),

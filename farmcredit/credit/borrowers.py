@@ -194,9 +194,10 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
-    the minimum loan, else None; then the referred parcels whose declarations worsened their grades (``honestly``: id,
-    limit and limit declared honestly each) show what a review can lend, each limit taken off and the honest one
-    added (a limit of 0 left out).
+    the minimum loan, else None; where the limit is under the minimum, the referred parcels whose declarations worsened
+    their grades (``honestly``: id, limit and limit declared honestly each) show what a review can lend, each limit
+    taken off and the honest one added (a limit of 0 left out), also where all of them are 0 and the borrower, referred,
+    is offered 0 with no minimum to name.
     """
     credit = config.credit
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
@@ -206,7 +207,7 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
              f"capped = min({shown_total}, {money(credit.borrower_cap)}) = {shown_capped}",
              f"rounded = round down {shown_capped} to a multiple of {money(credit.rounding_step)} = "
              f"{money(round_down(capped, credit.rounding_step))}"]
-    if below and honestly:
+    if honestly and round_down(capped, credit.rounding_step) < credit.min_loan:  # what a review can bring it to
         added = " ".join((f"- {money(limit)} ({pid}) " if limit else "") + f"+ {money(honest)} ({pid})"
                          for pid, limit, honest in honestly)
         steps.append(f"declared honestly = round down min({shown_total} {added}, {money(credit.borrower_cap)}) to a "

@@ -971,6 +971,10 @@ def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit()
     assert parcels["decision"].tolist()[4:] == ["refer", "refer"] and parcels["risk_grade"].tolist()[4:] == ["E", "E"]
     assert taken[4]["AREA_OVERSTATED"] == taken[5]["DECLARED_AREA_RISK"] == 2678.4
     assert not {"RISK_GRADE"} & (taken[3].keys() | taken[4].keys() | taken[5].keys())  # grade E's cut went elsewhere
+    # What a review of the declaration can lend, cited by the borrower's arithmetic, is in the parcel's record too.
+    assert [record["honest_limit"] for record in records] == [
+        None if np.isnan(limit) else limit for limit in parcels["honest_limit"]]
+    assert records[4]["honest_limit"] is not None and records[4]["honest_limit"] > 0
 
 
 def test_grade_e_gives_no_risk_grade_reason_where_the_decline_or_the_declaration_took_its_cut() -> None:
@@ -1097,3 +1101,19 @@ def test_what_each_code_took_off_a_parcels_limit_adds_up_to_its_arithmetic() -> 
     assert overstated["decision"] == "refer" and overstated["reason_amounts"].startswith("RISK_GRADE=")
     assert pledged["reason_all"].startswith("PARCEL_OVERLAP;AREA_OVERSTATED")
     assert pledged["loan_limit"] == 0 and pledged["reason_amounts"].startswith("PARCEL_OVERLAP=")
+
+
+def test_a_borrower_referred_at_0_for_its_declarations_shows_what_a_review_can_lend() -> None:
+    """Its every parcel referred at 0 for its declaration, the total 0 left the borrower referred with no minimum to
+    name, so its arithmetic had no 'declared honestly' step: what a review can lend showed only beside a lent parcel."""
+    small = {"cultivated_area_ha": 0.3, "cultivated_area_low_ha": 0.29, "cultivated_area_high_ha": 0.3,
+             "polygon_area_ha": 0.3}
+    parcels = _assess(_parcel(**small, declared_area_ha=0.9))
+    over = parcels.iloc[0]
+    assert (over.decision, over.loan_limit) == ("refer", 0.0) and over.honest_limit >= 1000
+    borrower = _borrowers(parcels).iloc[0]
+    assert (borrower.decision, borrower.loan_limit) == ("refer", 0.0)
+    assert "LIMIT_BELOW_MINIMUM" not in borrower.reason_all
+    assert borrower.limit_arithmetic.endswith(
+        f"declared honestly = round down min(0 + {money(over.honest_limit)} (P1), 200,000) to a multiple of 100 = "
+        f"{money(round_down(over.honest_limit, 100))}")
