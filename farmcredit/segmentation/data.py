@@ -479,57 +479,91 @@ def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None =
 
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
     (not clear, NaN). Patch files that cannot be read (corrupt, truncated, not a GeoTIFF), or are not of 13 bands
-    or of the first readable patch's size, are skipped and listed in ``unreadable``: one bad file among thousands
-    does not end a run.
+    or of the commonest size among the 13-band files (their headers are read first), are skipped and listed in
+    ``unreadable``: one bad file among thousands does not end a run, wherever it sorts.
 
     Raises:
         InputError: as ``eurosat_files``, no patch readable, or patches that are not reflectance 0-1 of the bands
             as named once scaled (``check_labelled_reflectance``).
     """
     files = eurosat_files(root)
-    order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
-    reflectance, clear = None, None
-    read: list[str] = []  # the class of each patch read, in order
     unreadable: dict[str, str] = {}  # path: why
+    sizes: dict[Path, tuple[int, int]] = {}  # (rows, cols) of each 13-band file
+    for path, _ in files:
+        try:
+            sizes[path] = _eurosat_patch_size(path)
+        except InputError as exc:
+            unreadable[str(path)] = str(exc)
+    shape = Counter(sizes.values()).most_common(1)[0][0] if sizes else None
+    for path, size in sizes.items():
+        if size != shape:
+            unreadable[str(path)] = (f"{path}: {size[0]} x {size[1]} px, the commonest size among the patches is "
+                                     f"{shape[0]} x {shape[1]}")
+    order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
+    count = len(files) - len(unreadable)  # filled in place: a list of patches and its stack would hold them twice
+    reflectance = np.empty((count, 1, len(order), *(shape or (0, 0))), dtype=np.float32)
+    clear = np.empty((count, 1, *(shape or (0, 0))), dtype=bool)
+    read: list[str] = []  # the class of each patch read, in order
     for done, (path, name) in enumerate(files, 1):
         if progress is not None:
             progress(done, len(files))
-        shape = None if reflectance is None else reflectance.shape[-2:]
+        if str(path) in unreadable:
+            continue
         try:
             values, nodata = _read_eurosat_patch(path, shape)
         except InputError as exc:
             unreadable[str(path)] = str(exc)
             continue
-        if reflectance is None:  # filled in place: a list of patches and its stack would hold them twice
-            reflectance = np.empty((len(files), 1, len(order), *values.shape[-2:]), dtype=np.float32)
-            clear = np.empty((len(files), 1, *values.shape[-2:]), dtype=bool)
         values = values[order]
         missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
         reflectance[len(read), 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
         clear[len(read), 0] = ~missing
         read.append(name)
-    if reflectance is None:
-        why = next(iter(unreadable.values()))
-        raise InputError(f"{root}: none of its {len(files)} EuroSAT patch files can be read ({why}"
-                         f"{'' if len(files) == 1 else ', and likewise the others'})")
+    if not read:
+        raise InputError(f"{root}: none of its {len(files)} EuroSAT patch files can be read "
+                         f"({_unreadable_reasons(unreadable)})")
     reflectance, clear = reflectance[: len(read)], clear[: len(read)]  # views: the rows of skipped files unused
     check_labelled_reflectance(reflectance, clear, root)
     group = np.array(read)
+    unreadable_in_order = tuple(str(path) for path, _ in files if str(path) in unreadable)
     return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True,
-                           unreadable=tuple(unreadable))
+                           unreadable=unreadable_in_order)
 
 
-def _read_eurosat_patch(path: Path, shape: tuple[int, ...] | None) -> tuple[np.ndarray, float | None]:
-    """A EuroSAT-MS patch's 13 bands (band, rows, cols) as stored, and its nodata value.
+def _unreadable_reasons(unreadable: dict[str, str]) -> str:
+    """Why the files of ``unreadable`` (path: why, each naming its file) cannot be read: the first's reason, and
+    "and likewise the others" only where each other file's reason, its path aside, is the same."""
+    first, *others = unreadable.values()
+    reasons = {why.removeprefix(f"{path}: ") for path, why in unreadable.items()}
+    if not others:
+        return first
+    if len(reasons) == 1:
+        return f"{first}, and likewise the others"
+    return f"{first}; {some(others, limit=2)}"
+
+
+def _eurosat_patch_size(path: Path) -> tuple[int, int]:
+    """A EuroSAT-MS patch file's size (rows, cols), from its header.
 
     Raises:
-        InputError: the file is unreadable, not of 13 bands, or not of ``shape`` (rows, cols) where given.
+        InputError: the file is unreadable or not of 13 bands.
     """
     with _open_raster(path) as src:
         if src.count != len(EUROSAT_BANDS):
             raise InputError(f"{path}: {src.count} bands, EuroSAT-MS has {len(EUROSAT_BANDS)}")
-        if shape is not None and (src.height, src.width) != tuple(shape):
-            raise InputError(f"{path}: {src.height} x {src.width} px, the other patches are {shape[0]} x {shape[1]}")
+        return src.height, src.width
+
+
+def _read_eurosat_patch(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, float | None]:
+    """A EuroSAT-MS patch's 13 bands (band, rows, cols) as stored, and its nodata value.
+
+    Raises:
+        InputError: the file is unreadable, or not of 13 bands and ``shape`` (rows, cols).
+    """
+    with _open_raster(path) as src:
+        if (src.count, src.height, src.width) != (len(EUROSAT_BANDS), *shape):
+            raise InputError(f"{path}: {src.count} bands of {src.height} x {src.width} px, its header read "
+                             f"{len(EUROSAT_BANDS)} of {shape[0]} x {shape[1]}")
         return src.read(), src.nodata
 
 

@@ -86,6 +86,33 @@ def test_unreadable_patch_files_are_skipped_listed_and_reported_and_refused_only
         load_eurosat(tmp_path)
 
 
+def test_a_patch_of_another_size_that_sorts_first_is_the_one_skipped_naming_it(tmp_path: Path) -> None:
+    """The first readable file set the size: one 32 x 32 px patch sorting first marked every 64 x 64 one unreadable."""
+    _patch(tmp_path / "AnnualCrop" / "000_odd.tif", size=6)
+    for name in ("a", "b"):
+        _patch(tmp_path / "AnnualCrop" / f"{name}.tif")
+    _patch(tmp_path / "Forest" / "c.tif")
+    patches = load_eurosat(tmp_path)
+    assert patches.group.tolist() == ["AnnualCrop", "AnnualCrop", "Forest"] and patches.reflectance.shape[-2:] == (8, 8)
+    assert patches.unreadable == (str(tmp_path / "AnnualCrop" / "000_odd.tif"),)
+
+
+def test_when_no_patch_reads_the_refusal_says_likewise_only_of_files_failing_alike(tmp_path: Path) -> None:
+    for name in ("a", "b"):  # 3 bands, not 13
+        (tmp_path / "AnnualCrop").mkdir(exist_ok=True)
+        with rasterio.open(tmp_path / "AnnualCrop" / f"{name}.tif", "w", driver="GTiff", count=3, height=8, width=8,
+                           dtype="uint16", crs="EPSG:32632", transform=from_origin(5e5, 5e6, 10, 10)) as dst:
+            dst.write(np.full((3, 8, 8), 1500, dtype=np.uint16))
+    with pytest.raises(InputError, match="a.tif: 3 bands, EuroSAT-MS has 13, and likewise the others"):
+        load_eurosat(tmp_path)
+    (tmp_path / "Forest").mkdir()
+    (tmp_path / "Forest" / "c.tif").write_bytes(b"")
+    with pytest.raises(InputError) as unlike:
+        load_eurosat(tmp_path)
+    assert "none of its 3 EuroSAT patch files can be read" in str(unlike.value)
+    assert "likewise" not in str(unlike.value) and "c.tif: not a readable raster" in str(unlike.value)
+
+
 def test_class_folders_one_level_down_are_pointed_to(tmp_path: Path) -> None:
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path
