@@ -527,8 +527,8 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
 
     DATA: a labelled scene (simulate folder, or imagery/ + labels.tif or labels.gpkg), a EuroSAT folder, or a
     Digital Earth Africa folder (all regions) or region. EuroSAT patches and DEA pixels the model's card
-    records as trained on (by content, in any copy) are left out; a note says how many, or when the model
-    trained on what is scored.
+    records as trained on (matched by their band values as read, in any copy or encoding of the files) are
+    left out; a note says how many, or when the model trained on what is scored.
 
     \b
     Example:

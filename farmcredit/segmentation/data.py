@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import warnings
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
@@ -94,11 +94,16 @@ class LabelledScene:
 
     def imagery_sha256(self) -> str:
         """SHA-256 of the imagery as read (reflectance and clear masks): the same whatever folder holds it."""
-        digest = hashlib.sha256()
-        for array in (self.reflectance, self.clear):
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array).data)
-        return digest.hexdigest()
+        return arrays_sha256(self.reflectance, self.clear)
+
+
+def arrays_sha256(*arrays: np.ndarray) -> str:
+    """One SHA-256 over each array's dtype, shape and values in turn: the same however the values were stored."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class LabelledPatches:
         source: what was read.
         top_of_atmosphere: True for L1C reflectance (EuroSAT), False for surface reflectance (L2A).
         unreadable: the patch files skipped as unreadable (``load_eurosat``), in the order found.
+        patch_sha256: EuroSAT: per patch, the SHA-256 of its 13 bands' values as read (``load_eurosat``), the same in
+            any file, copy or encoding of them; None for DEA pixels.
     """
 
     reflectance: np.ndarray
@@ -122,11 +129,13 @@ class LabelledPatches:
     source: str
     top_of_atmosphere: bool = False
     unreadable: tuple[str, ...] = ()
+    patch_sha256: np.ndarray | None = None
 
     def subset(self, keep: np.ndarray) -> LabelledPatches:
         """The patches where ``keep`` (bool or indices)."""
         return replace(self, reflectance=self.reflectance[keep], clear=self.clear[keep], is_crop=self.is_crop[keep],
-                       group=self.group[keep])
+                       group=self.group[keep],
+                       patch_sha256=None if self.patch_sha256 is None else self.patch_sha256[keep])
 
 
 def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | None, str]] | None = None,
@@ -365,18 +374,6 @@ def _named_files_sha256(named: Iterable[tuple[str, Path]]) -> str:
     return digest.hexdigest()
 
 
-def eurosat_patch_sha256(root: str | Path, unreadable: Collection[str] = ()) -> list[str]:
-    """The SHA-256 of each EuroSAT patch file's bytes, in ``eurosat_files`` order but for the ``unreadable`` ones
-    (paths, as ``load_eurosat`` lists them): that of ``load_eurosat``'s patches.
-
-    A patch's hash is its content's alone: a copy renamed, moved to another subfolder or read among other patches keeps
-    it. Example: ``eurosat_patch_sha256("labels/eurosat")[0]`` is the first AnnualCrop patch's.
-    """
-    skipped = set(unreadable)
-    return [hashlib.sha256(path.read_bytes()).hexdigest() for path, _ in eurosat_files(root)
-            if str(path) not in skipped]
-
-
 def dea_row_fingerprints(pixels: LabelledPatches) -> np.ndarray:
     """A 64-bit fingerprint (BLAKE2b) of each DEA pixel's reflectance as read: float32, ``MODEL_BANDS`` order, S1 then
     S2 (``load_dea``). A row keeps it in any file, region folder, column order or separator; uint64 (pixel,)."""
@@ -475,7 +472,8 @@ def is_dea_folder(folder: Path) -> bool:
 
 def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None = None) -> LabelledPatches:
     """EuroSAT-MS patches under ``root/<Class>/`` (13-band L1C x 10000) as one-date patches (``eurosat_files``);
-    ``progress`` is called with (files read, files in all) as each is.
+    ``progress`` is called with (files read, files in all) as each is. Each patch's ``patch_sha256`` is that of its
+    13 bands as stored (``arrays_sha256``): a copy renamed, moved, re-compressed or read among other patches keeps it.
 
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
     (not clear, NaN). Patch files that cannot be read (corrupt, truncated, not a GeoTIFF), or are not of 13 bands
@@ -504,6 +502,7 @@ def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None =
     reflectance = np.empty((count, 1, len(order), *(shape or (0, 0))), dtype=np.float32)
     clear = np.empty((count, 1, *(shape or (0, 0))), dtype=bool)
     read: list[str] = []  # the class of each patch read, in order
+    sha256: list[str] = []  # and the hash of its values
     for done, (path, name) in enumerate(files, 1):
         if progress is not None:
             progress(done, len(files))
@@ -514,6 +513,7 @@ def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None =
         except InputError as exc:
             unreadable[str(path)] = str(exc)
             continue
+        sha256.append(arrays_sha256(values))
         values = values[order]
         missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
         reflectance[len(read), 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
@@ -527,7 +527,7 @@ def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None =
     group = np.array(read)
     unreadable_in_order = tuple(str(path) for path, _ in files if str(path) in unreadable)
     return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True,
-                           unreadable=unreadable_in_order)
+                           unreadable=unreadable_in_order, patch_sha256=np.array(sha256))
 
 
 def _unreadable_reasons(unreadable: dict[str, str]) -> str:

@@ -17,7 +17,6 @@ from farmcredit.segmentation.data import (
     LabelledPatches,
     LabelledScene,
     dea_row_fingerprints,
-    eurosat_patch_sha256,
     eurosat_sha256,
     is_dea_folder,
     is_eurosat_folder,
@@ -227,11 +226,11 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
                   progress: EvaluateProgress | None = None) -> dict:
     """Evaluate on a folder of any supported kind: a labelled scene, EuroSAT classes, DEA regions or one region.
 
-    EuroSAT patches and DEA pixels the model trained on are left out unless ``all_patches``, matched by content where
-    its card records each one (``eurosat_trained_sha256``, ``dea_trained_rows``: ``_held_out``); on older cards,
-    EuroSAT patches held out by ``eurosat_split`` (same files) are the only ones scored, and DEA regions are matched by
-    name. The report's ``note`` says what was left out, or that the model trained on (or its card does not name) these
-    patches, on a DEA region scored, or on the scene (or was calibrated on it).
+    EuroSAT patches and DEA pixels the model trained on are left out unless ``all_patches``, matched by their band
+    values where its card records each one (``eurosat_trained_sha256``, ``dea_trained_rows``: ``_held_out``); on
+    older cards, EuroSAT patches held out by ``eurosat_split`` (same files) are the only ones scored, and DEA regions
+    are matched by name. The report's ``note`` says what was left out, or that the model trained on (or its card does
+    not name) these patches, on a DEA region scored, or on the scene (or was calibrated on it).
     ``band_layout`` names the bands of a scene's GeoTIFF stack and ``dn_offset`` the offset of its or its scene
     folders' DNs (``load_labelled_scene``). ``progress`` hears of EuroSAT patches read and of patches (pixels) scored.
 
@@ -331,16 +330,17 @@ def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
                       all_patches: bool) -> tuple[LabelledPatches, str]:
     """The EuroSAT patches the model did not train on, and a note.
 
-    Matched by each file's content (``eurosat_trained_sha256``: any copy, superset or subset of the files it trained
-    on). On older cards, the patches the card's ``eurosat_split`` held out when the card names these files; the note
-    also says when the model's starting weights trained on these files, or on other EuroSAT files
+    Matched by each patch's band values as read (``eurosat_trained_sha256``: in any copy, re-encoding, superset or
+    subset of the files it trained on; the card lists every patch its weights trained on, its starting weights' too).
+    On older cards, the patches the card's ``eurosat_split`` held out when the card names these files; the note also
+    says when the model's starting weights trained on these files, or on other EuroSAT files
     (``eurosat_base_sha256``), which may include some of these.
     """
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
     if "eurosat_trained_sha256" in training:
-        trained = np.isin(eurosat_patch_sha256(data, patches.unreadable), training["eurosat_trained_sha256"])
-        return _held_out(patches, trained, all_patches, "patches", "content")
+        trained = np.isin(patches.patch_sha256, training["eurosat_trained_sha256"])
+        return _held_out(patches, trained, all_patches, "patches", "their band values")
     sha256 = eurosat_sha256(data)
     base_files = training.get("eurosat_base_sha256", ())
     if sha256 in base_files:

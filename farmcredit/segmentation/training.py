@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -48,7 +48,6 @@ from farmcredit.segmentation.data import (
     LabelledPatches,
     LabelledScene,
     dea_row_fingerprints,
-    eurosat_patch_sha256,
     pack_fingerprints,
     unpack_fingerprints,
 )
@@ -734,7 +733,7 @@ def train_from_folders(
     The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
     the DEA folder's regions that neither this run nor its starting weights trained on
     (``held_out_metrics``): with neither, none, and a warning says how to get some. The card also records each
-    EuroSAT file and DEA row the weights trained on (``trained_on``), by which ``evaluate`` leaves them out of any
+    EuroSAT patch and DEA row the weights trained on (``trained_on``), by which ``evaluate`` leaves them out of any
     copy of the data.
     """
     from farmcredit.segmentation.data import (
@@ -786,13 +785,12 @@ def train_from_folders(
                     "data_licences": {source: licence for source, licence in DATA_LICENCES.items()
                                       if source == "imagery" or {"eurosat": eurosat, "dea": dea}[source]}}
     patches = load_eurosat(eurosat) if eurosat else None
-    skipped = patches.unreadable if patches is not None else ()
     if patches is not None and patches.unreadable:
         warnings.warn(f"{eurosat}: {len(patches.unreadable)} of {len(patches.unreadable) + len(patches.is_crop)} "
                       f"EuroSAT patch files cannot be read (corrupt, truncated, not a GeoTIFF, not of 13 bands or of "
                       f"another size) and are left out of training: {some(list(patches.unreadable), limit=10)}",
                       stacklevel=2)
-    held_out_patches, kept = None, None
+    held_out_patches = None
     if patches is not None and eurosat_test_share > 0:
         kept, held_out = split_eurosat(patches, eurosat_test_share, seed=0)
         if not (len(kept) and len(held_out)):
@@ -808,7 +806,7 @@ def train_from_folders(
         load_dea(dea_root, dea_regions) if dea else None,
     )
     record["scene_imagery_sha256"] = [scene.imagery_sha256() for scene in data.scenes]
-    record.update(trained_on(eurosat, kept, data.pixels, skipped))
+    record.update(trained_on(patches, data.pixels))
     start = CnnCroplandModel.from_file(init, device="cpu") if init else None
     caveat = ""
     if start is not None:
@@ -877,19 +875,16 @@ def _dea_training_regions(folder: Path, held: tuple[str, ...], asked: tuple[str,
     return asked
 
 
-def trained_on(eurosat: Path | None, kept: np.ndarray | None, pixels: LabelledPatches | None,
-               unreadable: Collection[str] = ()) -> dict:
-    """The training record of each EuroSAT patch file and DEA row the weights train on.
+def trained_on(patches: LabelledPatches | None, pixels: LabelledPatches | None) -> dict:
+    """The training record of each EuroSAT patch and DEA row the weights train on.
 
-    ``eurosat_trained_sha256``: the sorted SHA-256s of the contents of ``eurosat``'s patch files at indices ``kept``
-    of those ``load_eurosat`` read (``split_eurosat``'s train indices; None: every one; ``unreadable``: the files it
-    skipped). ``dea_trained_rows``: the training ``pixels``' fingerprints (``dea_row_fingerprints``, packed by
-    ``pack_fingerprints``). Each only where that data is given.
+    ``eurosat_trained_sha256``: the sorted, distinct SHA-256s of the training ``patches``' values as read
+    (``load_eurosat``'s ``patch_sha256``). ``dea_trained_rows``: the training ``pixels``' fingerprints
+    (``dea_row_fingerprints``, packed by ``pack_fingerprints``). Each only where that data is given.
     """
     record = {}
-    if eurosat is not None:
-        files = eurosat_patch_sha256(eurosat, unreadable)
-        record["eurosat_trained_sha256"] = sorted({files[i] for i in (range(len(files)) if kept is None else kept)})
+    if patches is not None:
+        record["eurosat_trained_sha256"] = sorted(set(patches.patch_sha256.tolist()))
     if pixels is not None:
         record["dea_trained_rows"] = pack_fingerprints(dea_row_fingerprints(pixels))
     return record
@@ -906,7 +901,7 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
     only (its held-out patches are then held out of this run, though the base's files may include
     some of them: only whole sets are hashed). Else (these files split another way, or files its
     card does not name) its held-out patches may be ones the base trained on, and the split is dropped.
-    The base's EuroSAT files and DEA rows (``trained_on``) join this run's; where the base trained on
+    The base's EuroSAT patches and DEA rows (``trained_on``) join this run's; where the base trained on
     such data but its card keeps no such record, this run's is dropped (it would not be all of them).
     """
     record = dict(record)

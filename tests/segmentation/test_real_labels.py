@@ -101,7 +101,7 @@ def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_n
     labels = shared_data / "labels"
     held_out = evaluate_path(shipped, labels / "eurosat")
     assert held_out["overall"] == shipped.card.metrics["eurosat_test"]["overall"]
-    assert held_out["note"].startswith("100 patches the model trained on left out (matched by content)")
+    assert held_out["note"].startswith("100 patches the model trained on left out (matched by their band values)")
     every = evaluate_path(shipped, labels / "eurosat", all_patches=True)
     assert every["overall"]["n"] == 200 and "100 of which the model trained on" in every["note"]
     result = CliRunner().invoke(cli, ["evaluate", "cnn", str(labels / "eurosat"), "--all-patches", "--device", "cpu"])
@@ -115,7 +115,7 @@ def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_n
             shutil.copy(path, copy / name / "sub" / path.with_suffix(".TIF").name)
     subset = evaluate_path(shipped, copy)
     assert subset["overall"] == held_out["overall"]
-    assert subset["note"].startswith("99 patches the model trained on left out (matched by content)")
+    assert subset["note"].startswith("99 patches the model trained on left out (matched by their band values)")
     # An unreadable file before the others (skipped by load_eurosat) shifts no patch onto another's hash.
     first = next(copy.glob("AnnualCrop/sub/*.TIF"))
     first.write_bytes(first.read_bytes()[:5000])

@@ -535,9 +535,10 @@ def test_the_shipped_card_records_each_eurosat_file_and_dea_row_it_trained_on(sh
     path = card_path(DEFAULT_WEIGHTS)
     training = json.loads(path.read_text())["training"]
     split = training["eurosat_split"]
-    kept, _ = split_eurosat(load_eurosat(labels / "eurosat"), split["test_share"], seed=split["seed"])
+    patches = load_eurosat(labels / "eurosat")
+    kept, _ = split_eurosat(patches, split["test_share"], seed=split["seed"])
     pixels = load_dea(labels / "deafrica-cropmask", tuple(training["dea_train_regions"]))
-    expected = trained_on(labels / "eurosat", kept, pixels)
+    expected = trained_on(patches.subset(kept), pixels)
     assert {key: training[key] for key in expected} == expected
     assert len(training["eurosat_trained_sha256"]) == split["train_patches"]
     assert path.stat().st_size < 300_000  # 8 bytes (as base64) per trained DEA row
@@ -575,8 +576,8 @@ def test_evaluate_leaves_out_the_eurosat_files_and_dea_rows_trained_on_in_any_co
     (copy / name / "2017" / f"eurosat-{path.stem}.TIF").unlink()
     report = evaluate_path(model, copy)
     assert report["overall"]["n"] == 5 + 12
-    assert report["note"] == ("6 patches the model trained on left out (matched by content); --all-patches scores "
-                              "them too")
+    assert report["note"] == ("6 patches the model trained on left out (matched by their band values); --all-patches "
+                              "scores them too")
     assert evaluate_path(model, copy, all_patches=True)["overall"]["n"] == 23
     # DEA: both regions pooled in one table of another name, columns in another order, comma-separated.
     tables = [read_dea_table(dea, region) for region in ("central", "northern")]
@@ -605,6 +606,29 @@ def test_evaluate_leaves_out_the_eurosat_files_and_dea_rows_trained_on_in_any_co
     assert "does not name these files" in evaluate_path(older, copy)["note"]
     assert evaluate_path(older, tmp_path / "capital" / "Central")["note"] == ("the model trained on Central: not an "
                                                                               "out-of-region score")
+
+
+def test_evaluate_leaves_out_eurosat_patches_trained_on_in_a_copy_compressed_another_way(tiny_eurosat,
+                                                                                         tmp_path: Path) -> None:
+    """Patches were matched by their files' bytes: a pixel-identical copy compressed with deflate was said to hold
+    none of the patches the model trained on."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+    from farmcredit.segmentation.data import eurosat_files
+    from farmcredit.segmentation.metrics import evaluate_path
+
+    train_from_folders((), tmp_path / "m.safetensors", SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5,
+                       device="cpu")
+    model = CnnCroplandModel.from_file(tmp_path / "m.safetensors", device="cpu")
+    for path, name in eurosat_files(tiny_eurosat):
+        with rasterio.open(path) as src:
+            profile, values = {**src.profile, "compress": "deflate"}, src.read()
+        (tmp_path / "copy" / name).mkdir(parents=True, exist_ok=True)
+        with rasterio.open(tmp_path / "copy" / name / path.name, "w", **profile) as dst:
+            dst.write(values)
+        assert (tmp_path / "copy" / name / path.name).read_bytes() != path.read_bytes()
+    report = evaluate_path(model, tmp_path / "copy")
+    assert report["overall"]["n"] == 6
+    assert report["note"].startswith("6 patches the model trained on left out (matched by their band values)")
 
 
 def test_a_fine_tune_records_the_eurosat_files_and_dea_rows_its_starting_weights_trained_on_too() -> None:
@@ -783,7 +807,7 @@ def test_a_fine_tunes_held_out_patches_of_other_files_are_scored_with_the_bases_
     assert len(tuned.training["eurosat_trained_sha256"]) == 12  # the base's six files and its own six
     report = evaluate_path(CnnCroplandModel.from_file(tmp_path / "t.safetensors", device="cpu"), own)
     assert report["overall"]["n"] == 6  # the held-out patches, not all twelve "trained on"
-    assert report["note"].startswith("6 patches the model trained on left out (matched by content)")
+    assert report["note"].startswith("6 patches the model trained on left out (matched by their band values)")
     # The base's own files split another way: dropped as before, now saying so.
     with pytest.warns(UserWarning, match=r"--eurosat-test-share 0.25 dropped: the starting weights trained on these"):
         other_share = train_from_folders((), tmp_path / "s.safetensors", SMALL, eurosat=tiny_eurosat,
