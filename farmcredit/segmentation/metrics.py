@@ -296,14 +296,26 @@ def _held_out_dea(pixels: LabelledPatches, regions: tuple[str, ...], training: d
     Matched by each row's band values (``dea_trained_rows``), whatever its file or folder is called; on older cards
     by region name (ignoring case), all pixels kept.
     """
-    if "dea_trained_rows" in training:
-        trained = np.isin(dea_row_fingerprints(pixels), unpack_fingerprints(training["dea_trained_rows"]))
+    if (trained := trained_mask(pixels, "dea", training)) is not None:
         return _held_out(pixels, trained, all_patches, "pixels", "their band values")
     # Older cards from `farmcredit train` list dea_regions even without DEA data.
     trained = training.get("dea_train_regions") or (training.get("dea_regions", ()) if training.get("dea") else ())
     named = {region.lower() for region in trained}
     seen = sorted(region for region in regions if region.lower() in named)
     return pixels, f"the model trained on {', '.join(seen)}: not an out-of-region score" if seen else ""
+
+
+def trained_mask(patches: LabelledPatches, kind: str, training: dict) -> np.ndarray | None:
+    """Per patch (``kind`` "eurosat") or pixel ("dea"), whether a card's ``training`` record lists it as trained on,
+    by its band values as read (``eurosat_trained_sha256``, ``dea_trained_rows``); None where the card keeps no such
+    record.
+    """
+    if kind == "eurosat":
+        trained = training.get("eurosat_trained_sha256")
+        return None if trained is None else np.isin(patches.patch_sha256, trained)
+    if "dea_trained_rows" not in training:
+        return None
+    return np.isin(dea_row_fingerprints(patches), unpack_fingerprints(training["dea_trained_rows"]))
 
 
 def _held_out(patches: LabelledPatches, trained: np.ndarray, all_patches: bool, items: str,
@@ -338,8 +350,7 @@ def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
     """
     if training.get("eurosat") is None and "eurosat_sha256" not in training:
         return patches, ""  # the model never saw EuroSAT
-    if "eurosat_trained_sha256" in training:
-        trained = np.isin(patches.patch_sha256, training["eurosat_trained_sha256"])
+    if (trained := trained_mask(patches, "eurosat", training)) is not None:
         return _held_out(patches, trained, all_patches, "patches", "their band values")
     sha256 = eurosat_sha256(data)
     base_files = training.get("eurosat_base_sha256", ())

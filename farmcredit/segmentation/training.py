@@ -816,7 +816,9 @@ def train_from_folders(
                           "EuroSAT files split another way (or on EuroSAT files their card does not name), so patches "
                           "held out here may have trained them; the card holds none out", stacklevel=2)
             held_out_patches = None
-        elif held_out_patches is not None and record.get("eurosat_base_sha256"):
+        # Where the base's card lists its patches, those among these are left out of the scores (held_out_metrics).
+        elif (held_out_patches is not None and record.get("eurosat_base_sha256")
+              and "eurosat_trained_sha256" not in record):
             caveat = ("held out of this fine-tune only: its starting weights trained on other EuroSAT files "
                       "(eurosat_base_sha256), which may include some of these patches")
             warnings.warn(f"the {len(held_out_patches.is_crop)} EuroSAT patches are {caveat}", stacklevel=2)
@@ -943,8 +945,24 @@ def with_starting_exposure(record: dict, base: dict) -> dict:
 
 
 def held_out_metrics(model: CnnCroplandModel, eurosat: LabelledPatches | None, dea: LabelledPatches | None) -> dict:
-    """The card's metrics on what training left out: held-out EuroSAT patches, DEA regions not trained on."""
-    from farmcredit.segmentation.metrics import evaluate_patches
+    """The card's metrics on what training left out: held-out EuroSAT patches, DEA regions not trained on.
 
-    named = {"eurosat_test": (eurosat, "eurosat"), "dea_unseen_regions": (dea, "dea")}
-    return {key: evaluate_patches(model, data, kind) for key, (data, kind) in named.items() if data is not None}
+    Patches and pixels the card records as trained on (a fine-tune's starting weights', a copy of a training patch:
+    ``trained_mask``) are left out, as ``evaluate`` leaves them out, and a ``note`` says how many; a kind all of whose
+    items were trained on is not scored.
+    """
+    from farmcredit.segmentation.metrics import evaluate_patches, trained_mask
+
+    metrics = {}
+    for key, data, kind in (("eurosat_test", eurosat, "eurosat"), ("dea_unseen_regions", dea, "dea")):
+        trained = trained_mask(data, kind, model.card.training) if data is not None else None
+        if data is None or (trained is not None and trained.all()):
+            continue
+        if trained is None or not trained.any():
+            metrics[key] = evaluate_patches(model, data, kind)
+            continue
+        items = "patches" if kind == "eurosat" else "pixels"
+        note = (f"{int(trained.sum())} of the {len(trained)} held-out {items} left out: the weights trained on them "
+                "(matched by their band values)")
+        metrics[key] = {**evaluate_patches(model, data.subset(~trained), kind), "note": note}
+    return metrics
