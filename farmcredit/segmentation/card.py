@@ -207,6 +207,17 @@ def _eurosat_split(value: object) -> bool:
             and _whole(value.get("seed")) and _whole(value.get("train_patches")))
 
 
+def _packed_fingerprints(value: object) -> bool:
+    """Whether ``value`` unpacks as ``pack_fingerprints`` writes them (checked when the card is read, not when used)."""
+    from farmcredit.segmentation.data import unpack_fingerprints  # data imports this module
+
+    try:
+        unpack_fingerprints(value)
+    except InputError:
+        return False
+    return True
+
+
 # The training fields that fine-tuning and evaluation read, with what each must be where a card has it
 # (older cards lack some).
 TRAINING_FIELDS = {
@@ -219,7 +230,7 @@ TRAINING_FIELDS = {
     "eurosat_sha256": (_name_or_null, "a SHA-256 or null"),
     "eurosat_base_sha256": (_names, "a list of SHA-256s"),
     "eurosat_trained_sha256": (_names, "a list of SHA-256s"),
-    "dea_trained_rows": (lambda value: isinstance(value, str), "base64 text"),
+    "dea_trained_rows": (_packed_fingerprints, "base64 text of 8-byte fingerprints"),
     "eurosat_split": (_eurosat_split, "null or a mapping of seed and train_patches (whole numbers) and "
                                       "test_share (between 0 and 1)"),
 }

@@ -552,6 +552,8 @@ def test_weights_with_a_tensor_the_network_lacks_are_refused_naming_it(model, tm
     # Read by evaluate to leave out what the model trained on: a number there was a TypeError then.
     ({"training": {"eurosat_trained_sha256": "abc"}}, "training.eurosat_trained_sha256 must be a list of SHA-256s"),
     ({"training": {"dea_trained_rows": [1, 2]}}, "training.dea_trained_rows must be base64 text"),
+    ({"training": {"dea_trained_rows": "abc"}}, "training.dea_trained_rows must be base64 text of 8-byte"),
+    ({"training": {"dea_trained_rows": "YWJj"}}, "training.dea_trained_rows must be base64 text of 8-byte"),
     ({"training": {"eurosat_split": {"seed": 0}}}, "not a farmcredit model card: training.eurosat_split must be"),
     ({"training": {"eurosat_split": {"seed": 0, "test_share": "half", "train_patches": 1}}},
      "not a farmcredit model card: training.eurosat_split must be"),
