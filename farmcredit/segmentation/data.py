@@ -438,7 +438,8 @@ def eurosat_files(root: str | Path) -> list[tuple[Path, str]]:
 
 def nested_eurosat_hint(folder: Path) -> str:
     """``"; the EuroSAT class folders are in X: give that folder"`` when a folder X up to ``HINT_DEPTH`` levels below
-    ``folder`` holds EuroSAT classes (the shallowest, first by name), else ``""``.
+    ``folder`` holds EuroSAT classes (the shallowest, first by name), else ``""``: two or more folders named as
+    classes holding ``.tif``/``.tiff`` files, not one folder that happens to be named so (``photos/River`` of JPEGs).
 
     Folders are looked in level by level, hidden ones skipped, ``HINT_FOLDERS`` at most: a huge tree is not walked.
     """
@@ -450,7 +451,7 @@ def nested_eurosat_hint(folder: Path) -> str:
                 children = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
             except OSError:  # not a folder, or not ours to read
                 continue
-            if depth and any(child.name.lower() in _EUROSAT_BY_LOWER for child in children):
+            if depth and sum(child.name.lower() in _EUROSAT_BY_LOWER and _holds_tiff(child) for child in children) > 1:
                 return f"; the EuroSAT class folders are in {parent}: give that folder"
             looked += 1
             if looked >= HINT_FOLDERS:
@@ -458,6 +459,14 @@ def nested_eurosat_hint(folder: Path) -> str:
             below += children
         level = below
     return ""
+
+
+def _holds_tiff(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``.tif``/``.tiff`` file (not looking below it)."""
+    try:
+        return any(path.suffix.lower() in (".tif", ".tiff") and path.is_file() for path in folder.iterdir())
+    except OSError:  # not ours to read
+        return False
 
 
 def is_eurosat_folder(folder: Path) -> bool:

@@ -118,6 +118,7 @@ def test_class_folders_one_level_down_are_pointed_to(tmp_path: Path) -> None:
     from farmcredit.segmentation.metrics import evaluate_path
 
     _patch(tmp_path / "EuroSAT_MS" / "Forest" / "f.tif")
+    _patch(tmp_path / "EuroSAT_MS" / "River" / "r.tif")
     with pytest.raises(InputError, match="the EuroSAT class folders are in .*EuroSAT_MS: give that folder"):
         load_eurosat(tmp_path)
     with pytest.raises(InputError, match="the EuroSAT class folders are in .*EuroSAT_MS: give that folder"):
@@ -131,13 +132,26 @@ def test_class_folders_of_the_official_zip_six_levels_down_are_pointed_to(tmp_pa
     tif = unzipped / "ds" / "images" / "remote_sensing" / "otherDatasets" / "sentinel_2" / "tif"
     (unzipped / "ds" / "images" / "other").mkdir(parents=True)
     _patch(tif / "Forest" / "f.tif")
+    _patch(tif / "River" / "r.tif")
     for given in (unzipped, tmp_path):  # the zip's folder, or the one it was unzipped into
         with pytest.raises(InputError, match=f"the EuroSAT class folders are in {re.escape(str(tif))}: give that"):
             load_eurosat(given)
     far = tmp_path / "far"
-    _patch(far.joinpath(*["deeper"] * 8, "Forest", "f.tif"))  # beyond HINT_DEPTH: not walked to
+    for name in ("Forest", "River"):
+        _patch(far.joinpath(*["deeper"] * 8, name, "f.tif"))  # beyond HINT_DEPTH: not walked to
     with pytest.raises(InputError) as unhinted:
         load_eurosat(far)
+    assert "class folders are in" not in str(unhinted.value)
+
+
+def test_one_folder_named_as_a_class_or_class_folders_without_patches_are_not_pointed_to(tmp_path: Path) -> None:
+    """A photos/River folder of JPEGs, seven levels down at most, was hinted as the EuroSAT class folders."""
+    for name in ("River", "Forest"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        (tmp_path / "photos" / name / "holiday.jpg").write_bytes(b"\xff\xd8")
+    _patch(tmp_path / "maps" / "Forest" / "f.tif")  # one class folder of GeoTIFFs alone
+    with pytest.raises(InputError) as unhinted:
+        load_eurosat(tmp_path)
     assert "class folders are in" not in str(unhinted.value)
 
 
