@@ -333,9 +333,13 @@ def train(
 
 def starting_weights(card: ModelCard) -> dict:
     """What a fine-tune's card records of the weights it started from (their card ``card``): their name, SHA-256 and
-    training data's hash (None where their card has none)."""
-    return {"name": card.name, "weights_sha256": card.weights_sha256,
-            "data_sha256": card.training.get("data_sha256")}
+    training data's hash (None where their card has none) and, where they were fine-tuned too, their own ``init``
+    nested as their card has it, so a fine-tune of a fine-tune keeps its lineage back to weights trained from scratch
+    or shipped."""
+    record = {"name": card.name, "weights_sha256": card.weights_sha256, "data_sha256": card.training.get("data_sha256")}
+    if card.training.get("init") is not None:
+        record["init"] = card.training["init"]
+    return record
 
 
 def _check_crop_shares(data: TrainingData, config: TrainingConfig) -> None:

@@ -1017,3 +1017,22 @@ def test_a_card_names_the_licences_of_the_data_this_run_and_its_starting_weights
         train_from_folders((small_season.root,), out, SMALL, device="cpu")
     assert read_card(out).training["data_licences"] == {"imagery": DATA_LICENCES["imagery"]}
     assert read_card(out).training["init"] is None
+
+
+def test_a_fine_tune_of_a_fine_tune_keeps_its_lineage_back_to_the_weights_trained_from_scratch(
+        tmp_path: Path) -> None:
+    """training.init named the immediate starting weights alone: base -> ft1 -> ft2 left base out of ft2's card."""
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    data, one_step = TrainingData([scene_in_memory(40, 40)]), replace(SMALL, steps=1)
+    net, card, _ = train(data, one_step, device="cpu")
+    base = CnnCroplandModel(net, replace(card, name="base", weights_sha256="b" * 64), device="cpu")
+    net, card, _ = train(data, one_step, device="cpu", init=base)
+    assert "init" not in card.training["init"]  # base trained from scratch: nothing before it
+    first = CnnCroplandModel(net, replace(card, name="ft1", weights_sha256="1" * 64), device="cpu")
+    net, card, _ = train(data, one_step, device="cpu", init=first)
+    save_model(net, replace(card, name="ft2"), tmp_path / "ft2.safetensors")
+    data_sha256 = card.training["data_sha256"]  # each trained on the same scene
+    assert read_card(tmp_path / "ft2.safetensors").training["init"] == {
+        "name": "ft1", "weights_sha256": "1" * 64, "data_sha256": data_sha256,
+        "init": {"name": "base", "weights_sha256": "b" * 64, "data_sha256": data_sha256}}
