@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -627,10 +629,8 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
                 "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds),
                 "schedule_steps": json.dumps(schedules)}
-    partial = path.with_suffix(".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(tensors, partial, metadata)
-    partial.replace(path)  # never leave a half-written checkpoint behind
+    _write_safetensors(tensors, path, metadata)
 
 
 def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_from: str,
@@ -691,11 +691,19 @@ def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_f
 
 
 def _write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` to ``path`` as safetensors, readable as the umask allows (safetensors' ``save_file`` makes
-    the file 0600, which other accounts, e.g. a service running ``assess``, cannot read)."""
+    """Write ``tensors`` to ``path`` as safetensors through a new file beside it that then replaces it whole: never
+    half-written, and readable as the umask allows, whatever the mode of a file it replaces (safetensors'
+    ``save_file`` makes a file 0600, which other accounts, e.g. a service running ``assess``, cannot read, and
+    writing into such a file kept it 0600)."""
     from safetensors.torch import save
 
-    path.write_bytes(save(tensors, metadata=metadata))
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with open(partial, "xb") as handle:  # a file of its own, created 0666 less the umask
+            handle.write(save(tensors, metadata=metadata))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # left only where writing or replacing failed
 
 
 def save_model(net: CroplandNet, card: ModelCard, weights: Path) -> Path:

@@ -973,10 +973,12 @@ def test_training_on_cuda_runs_deterministic_kernels_and_puts_the_settings_back(
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_weights_and_checkpoints_are_written_readable_as_the_umask_allows(tmp_path: Path, umask, mode) -> None:
     """safetensors' save_file wrote them 0600 whatever the umask, unreadable by another account (a service running
-    assess) while the card beside them was 0644."""
+    assess) while the card beside them was 0644; retraining over such weights then kept them 0600."""
     import os
 
     weights, checkpoint = tmp_path / "m.safetensors", tmp_path / "ckpt.safetensors"
+    weights.write_bytes(b"weights an older version wrote 0600: writing into them kept them 0600")
+    weights.chmod(0o600)
     before = os.umask(umask)
     try:
         net, card, _ = train(TrainingData([scene_in_memory(40, 40)]), replace(SMALL, steps=1), device="cpu",
@@ -986,6 +988,7 @@ def test_weights_and_checkpoints_are_written_readable_as_the_umask_allows(tmp_pa
         os.umask(before)
     assert {path.name: path.stat().st_mode & 0o777 for path in (weights, card_path(weights), checkpoint)} == {
         "m.safetensors": mode, "m.json": mode, "ckpt.safetensors": mode}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ckpt.safetensors", "m.json", "m.safetensors"]
 
 
 def test_a_card_trained_outside_a_git_checkout_names_the_source_it_ran(monkeypatch) -> None:
