@@ -585,12 +585,14 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     from farmcredit.segmentation.card import card_path
     from farmcredit.segmentation.registry import cnn_weights
 
+    weights = cnn_weights(model)
     with _warnings_on_console():
-        card = calibrate_model(cnn_weights(model), data, out, level=level, platt_only=platt_only,
+        card = calibrate_model(weights, data, out, level=level, platt_only=platt_only,
                                band_layout=parse_band_layout(bands), dn_offset=dn_offset, device=device)
     record, calibration = card.metrics["calibration"], card.calibration
-    # A copy is the weights and their card; in place, the card alone is rewritten.
-    written = card_path(cnn_weights(model)) if out is None else f"{out} and {card_path(out)}"
+    # A copy is the weights and their card; in place (no --out, or one that is MODEL), the card alone is rewritten.
+    in_place = out is None or out.resolve() == weights.resolve()
+    written = card_path(out or weights) if in_place else f"{out} and {card_path(out)}"
     margins = card.area_margins
     thin = record.get("widest_margin_for", ())
 

@@ -254,6 +254,13 @@ def test_the_command_names_a_recalibrated_copy_and_says_where_the_former_metrics
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "the model's area margins were dropped (--platt-only)" in " ".join(done.stderr.split())
+    # --out naming MODEL's own weights (here relative to the folder it runs in) rewrites the card alone: said so.
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "calibrate", str(out), str(small_season.root), "--out",
+                           out.name, "--platt-only", "--device", "cpu"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"wrote {card_path(Path(out.name))} (model " in said  # not "wrote cnn_re.safetensors and cnn_re.json"
 
 
 def test_scenes_are_pooled_each_counted_and_each_named_in_the_card(small_season, tmp_path: Path) -> None:
