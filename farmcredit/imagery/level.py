@@ -11,7 +11,9 @@ least hazy real L1C.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from rasterio.windows import Window
@@ -30,6 +32,25 @@ ENOUGH_DENSE_PIXELS = 20_000
 SAMPLE_WINDOW_PX = 256
 MAX_SAMPLE_WINDOWS = 8
 DENSE_BLUE_BANDS = ("B02", "B04", "B08")
+
+# The imagery sources warned of as top-of-atmosphere in the run under way (``one_warning_per_source``); None
+# outside a run, where each check warns.
+_WARNED_SOURCES: ContextVar[set[str] | None] = ContextVar("top_of_atmosphere_warned_sources", default=None)
+
+
+@contextmanager
+def one_warning_per_source() -> Iterator[None]:
+    """A run (a command, say) in which ``warn_if_top_of_atmosphere`` warns of each imagery source once, however
+    often the run opens it (``evaluate`` of a labelled scene reads its labels' imagery, then assesses its parcels on
+    it). Nested, the outermost run holds; a decorator too, a run per call."""
+    if _WARNED_SOURCES.get() is not None:
+        yield
+        return
+    token = _WARNED_SOURCES.set(set())
+    try:
+        yield
+    finally:
+        _WARNED_SOURCES.reset(token)
 
 
 def level_unknown(imagery: Imagery) -> bool:
@@ -88,8 +109,10 @@ def _unread(window: Window, read: list[Window]) -> np.ndarray:
 def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_classes: Collection[int]) -> None:
     """Warn where imagery of unknown level (``level_unknown``) with a blue band looks top-of-atmosphere: the median
     blue of at least ``MIN_DENSE_PIXELS`` dense-vegetation pixels around ``centres`` (``dense_vegetation_blue``) is
-    over ``TOP_OF_ATMOSPHERE_BLUE``."""
-    if not len(centres) or "B02" not in imagery.bands or not level_unknown(imagery):
+    over ``TOP_OF_ATMOSPHERE_BLUE``. Within ``one_warning_per_source``, a source already warned of is not
+    checked again."""
+    warned = _WARNED_SOURCES.get()
+    if not len(centres) or "B02" not in imagery.bands or not level_unknown(imagery) or imagery.source in (warned or ()):
         return
     blue, pixels = dense_vegetation_blue(imagery, centres, clear_classes)
     if pixels >= MIN_DENSE_PIXELS and blue > TOP_OF_ATMOSPHERE_BLUE:
@@ -107,3 +130,5 @@ def warn_if_top_of_atmosphere(imagery: Imagery, centres: np.ndarray, clear_class
                        "models and thresholds are set on L2A: give L2A products of these dates (an L2A collection, "
                        "or L1C corrected by sen2cor)", imagery.source, pixels, DENSE_VEGETATION_NDVI, blue,
                        TOP_OF_ATMOSPHERE_BLUE, offset)
+        if warned is not None:
+            warned.add(imagery.source)

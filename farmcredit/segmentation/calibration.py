@@ -24,6 +24,7 @@ import pandas as pd
 
 from farmcredit.errors import InputError
 from farmcredit.evaluation import area_report, fits_alone, mixed_margin_for
+from farmcredit.imagery.level import one_warning_per_source
 from farmcredit.locking import can_write_in
 from farmcredit.margins import AreaMargins
 from farmcredit.segmentation.card import (
@@ -51,6 +52,7 @@ MIN_CLASS_PIXELS = 100
 PLATT_SLOPES = (0.05, 20.0)
 
 
+@one_warning_per_source()  # each scene's imagery is read for its pixels, then for its parcels
 def calibrate(
     weights: str | Path,
     data: str | Path | Sequence[str | Path],
@@ -255,6 +257,7 @@ def area_margin(
                             np.concatenate(mixed), level)
 
 
+@one_warning_per_source()  # load_inputs opens the imagery, and run_assessment checks it again
 def scene_area_report(model: CroplandModel, data: Path, band_layout: Sequence[tuple[date | None, str]] | None = None,
                       dn_offset: float | None = None) -> dict:
     """How an assessment of a scene's parcels with ``model`` meets their truth (``evaluation.area_report``): the

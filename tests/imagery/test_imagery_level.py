@@ -143,6 +143,33 @@ def test_train_and_evaluate_warn_of_a_labelled_stack_that_looks_top_of_atmospher
         assert all("imagery.tif looks like top-of-atmosphere (Level-1C) reflectance" in text for text in warned)
 
 
+def test_evaluate_of_a_labelled_scene_warns_of_its_imagery_once_in_each_run(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """evaluate warned of one scene's imagery three times: as its labels were read, as its parcels' inputs were
+    loaded, and as they were assessed."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.simulate import SimulationSpec, simulate_season
+
+    scene = tmp_path / "hazy"  # big enough for MIN_DENSE_PIXELS of dense vegetation around its parcels
+    simulate_season(scene, seed=3, spec=SimulationSpec(size_px=160, n_dates=8))
+    for band in (scene / "imagery").glob("*/B02.tif"):
+        with rasterio.open(band) as dataset:
+            profile, dns = dataset.profile, dataset.read()
+        with rasterio.open(band, "w", **profile) as dataset:
+            dataset.write(dns + 500)  # 0.05 of haze in blue
+    for item in (scene / "imagery").glob("*/*.json"):
+        item.unlink()  # no item gives the level
+    for _ in range(2):  # a run of its own each: each warns
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            done = CliRunner().invoke(cli, ["evaluate", "cnn", str(scene), "--dn-offset", "0", "--device", "cpu"])
+        assert done.exit_code == 0, done.output
+        warned = [record.getMessage() for record in caplog.records if "top-of-atmosphere" in record.getMessage()]
+        assert len(warned) == 1 and warned[0].startswith(f"{scene / 'imagery'} looks like top-of-atmosphere")
+
+
 def test_overlapping_sample_windows_count_each_pixel_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows round parcels close together (or every window of an image smaller than one) overlap: a pixel read
     by two was counted, and weighed in the median, twice (a review: a 100 x 101 px L1C stack "over 28890 clear
