@@ -535,12 +535,10 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
       farmcredit evaluate cnn ../shared/data/labels/deafrica-cropmask/northern
       farmcredit evaluate rule my-labelled-scene/      # the rule side by side on the same labels
     """
-    from farmcredit.imagery.level import one_warning_per_source
     from farmcredit.segmentation import load_cropland_model
     from farmcredit.segmentation.metrics import evaluate_path, format_report
 
-    # A labelled scene's imagery is read for its labels, then for its parcels: its level is warned of once.
-    with _progress(False, unit="") as progress, _warnings_on_console(), one_warning_per_source():
+    with _progress(False, unit="") as progress, _warnings_on_console():
         task = progress.add_task("evaluating", total=None)
         report = evaluate_path(load_cropland_model(model, device=device), data, all_patches, parse_band_layout(bands),
                                dn_offset,

@@ -10,6 +10,7 @@ import numpy as np
 
 from farmcredit.errors import InputError
 from farmcredit.evaluation import NO_PARCEL_TO_SCORE, coverage_text, scored_text
+from farmcredit.imagery.level import one_warning_per_source
 from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     LABEL_FILES,
@@ -221,6 +222,7 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     return {**report, **unscored, **({"unreadable": list(patches.unreadable)} if patches.unreadable else {})}
 
 
+@one_warning_per_source()  # a labelled scene's imagery is read for its labels, then for its parcels
 def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all_patches: bool = False,
                   band_layout: Sequence[tuple[date | None, str]] | None = None, dn_offset: float | None = None,
                   progress: EvaluateProgress | None = None) -> dict:

@@ -150,6 +150,8 @@ def test_evaluate_of_a_labelled_scene_warns_of_its_imagery_once_in_each_run(
     from click.testing import CliRunner
 
     from farmcredit.cli import cli
+    from farmcredit.segmentation import load_cropland_model
+    from farmcredit.segmentation.metrics import evaluate_path
     from farmcredit.simulate import SimulationSpec, simulate_season
 
     scene = tmp_path / "hazy"  # big enough for MIN_DENSE_PIXELS of dense vegetation around its parcels
@@ -168,6 +170,11 @@ def test_evaluate_of_a_labelled_scene_warns_of_its_imagery_once_in_each_run(
         assert done.exit_code == 0, done.output
         warned = [record.getMessage() for record in caplog.records if "top-of-atmosphere" in record.getMessage()]
         assert len(warned) == 1 and warned[0].startswith(f"{scene / 'imagery'} looks like top-of-atmosphere")
+    # The Python API's evaluate_path as the command: once (it warned twice, the command's own scope aside).
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        evaluate_path(load_cropland_model("cnn", device="cpu"), scene, dn_offset=0)
+    assert sum("top-of-atmosphere" in record.getMessage() for record in caplog.records) == 1
 
 
 def test_overlapping_sample_windows_count_each_pixel_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
