@@ -433,8 +433,9 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
 @click.option("--eurosat-test-share", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Share of each EuroSAT class held out of training (seeded split, recorded in the card); "
                    "`evaluate` then scores only those patches. With --init, kept when the starting weights trained "
-                   "on other EuroSAT files (a warning says they may overlap) or split these the same way; else "
-                   "dropped, with a warning.")
+                   "on other EuroSAT files (held-out patches they trained on are left out of the card's scores, a "
+                   "note says how many; a card listing no such patches: a warning says they may overlap) or split "
+                   "these the same way; else dropped, with a warning.")
 @click.option("--dea", type=click.Path(exists=True, path_type=Path),
               help="Digital Earth Africa crop-mask folder of regions (<region>/training_data.txt), or one region's "
                    "folder (training_data.txt).")

@@ -319,6 +319,9 @@ class CreditConfig(_Frozen):
         cap, step, minimum = (Decimal(repr(value)).normalize()
                               for value in (self.borrower_cap, self.rounding_step, self.min_loan))
         most = (cap // step * step).normalize()
+        if not most:
+            raise ValueError(f"rounding_step {step:,f} exceeds borrower_cap {cap:,f}: every limit would round down "
+                             "to 0")
         if minimum > most:
             raise ValueError(f"min_loan {minimum:,f} is above borrower_cap {cap:,f} rounded down to a multiple of "
                              f"rounding_step {step:,f} ({most:,f}), the most any borrower can be offered: every "

@@ -79,7 +79,7 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
          r"credit: Value error, min_loan 1,050 is above borrower_cap 1,099 rounded down to a multiple of rounding_step "
          r"100 \(1,000\), the most any borrower can be offered: every borrower would be declined LIMIT_BELOW_MINIMUM"),
         (lambda raw: raw["credit"].update(borrower_cap=150, parcel_cap=150, rounding_step=200, min_loan=200),
-         r"above borrower_cap 150 rounded down to a multiple of rounding_step 200 \(0\)"),
+         r"rounding_step 200 exceeds borrower_cap 150: every limit would round down to 0"),
         (lambda raw: raw["credit"].update(min_loan=0), "min_loan must be at least rounding_step"),
         (lambda raw: raw["credit"]["grades"][1].update(grade="A"), "each grade needs its own name"),
         # A start after the end wraps the new year; over half the year, it is more likely the two swapped.

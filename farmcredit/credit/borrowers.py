@@ -88,9 +88,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides (all of them).
         deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
-        # error) may add anything to the total once a person clears it; one whose declaration worsened its grade, its
-        # limit declared honestly for the one it has (declaring more must never turn a decline into a referral, at
-        # grade E or at one that lends); any other referred with its limit adds nothing.
+        # error) may add anything to the total once a person clears it; one referred for a declaration that worsened
+        # its grade, its limit declared honestly for the one it has (so declaring more over AREA_OVERSTATED's
+        # allowance, to grade E or to one that lends, never turns a decline into a referral; within the allowance a
+        # parcel is lent at the worse grade, with no honest limit); any other referred with its limit adds nothing.
         honestly = [(pid, limit, honest) for pid, limit, honest in zip(member_ids, member_limits, member_honest,
                                                                        strict=True) if not np.isnan(honest)]
         withheld = any(d == "refer" and limit == 0 and np.isnan(honest)
