@@ -69,11 +69,11 @@ WAVELENGTH_NM = {"B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B0
 BINARY_CLASSES = ("non_crop", "crop")
 # Settings added after checkpoints were first written, with the value that reproduces training before them.
 SETTINGS_ADDED = {"atmosphere": 0.0, "patch_crop_share": 0.5, "pixel_crop_share": 0.5, "narrow_nir_fill": 0.0}
-# The shipped model's DEA training regions: trained on by default where a DEA folder holds them all.
 # The licences of the third-party data weights learn from, by source, carried in their card (``data_licences``;
 # NOTICE has the full credits): EuroSAT patches, DEA pixels, and the Sentinel-2 imagery every source is made of.
 DATA_LICENCES = {"eurosat": "MIT (EuroSAT, Helber et al. 2019)", "dea": "Apache-2.0 (Digital Earth Africa crop-mask)",
                  "imagery": "Contains modified Copernicus Sentinel data"}
+# The shipped model's DEA training regions: trained on by default where a DEA folder holds them all.
 DEFAULT_DEA_REGIONS = ("central", "eastern", "sahel", "south_eastern")
 # B8A / B08 of surface reflectance (L2A): about 0.95 (water, bright soil) to 1.1 (dense canopy).
 NARROW_NIR_GAIN = (0.95, 1.10)
