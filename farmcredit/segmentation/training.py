@@ -744,7 +744,8 @@ def train_from_folders(
     or their scene folders' DNs (``load_labelled_scene``).
     The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
     the DEA folder's regions that neither this run nor its starting weights trained on
-    (``held_out_metrics``): with neither, none, and a warning says how to get some. The card also records each
+    (``held_out_metrics``): with neither, none, and a warning says how to get some; a warning also names a kind held
+    out whose every patch or pixel the weights trained on (none of it is scored). The card also records each
     EuroSAT patch and DEA row the weights trained on (``trained_on``), by which ``evaluate`` leaves them out of any
     copy of the data.
     """
@@ -847,7 +848,12 @@ def train_from_folders(
     metrics = held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches, held_out_pixels)
     if caveat:
         metrics["eurosat_test"]["note"] = caveat
-    if not metrics:
+    held_out = (("eurosat_test", held_out_patches, "eurosat"), ("dea_unseen_regions", held_out_pixels, "dea"))
+    for key, data, kind in held_out:
+        if data is not None and key not in metrics:  # the weights trained on every one of them (held_out_metrics)
+            why = _trained_on_all(data, kind, start)
+            warnings.warn(f"{card_path(out).name}: the card holds no {key} metric: {why}", stacklevel=2)
+    if all(data is None for _, data, _ in held_out):
         warnings.warn(f"{card_path(out).name}: the card holds no held-out metrics (its metrics are empty): nothing "
                       "this run read was held out of training; give --eurosat with --eurosat-test-share, or --dea "
                       "with a folder holding regions left out of --dea-regions, or score scenes it did not train on "
@@ -855,6 +861,20 @@ def train_from_folders(
     card = replace(card, metrics=metrics)
     save_model(net, card, out)
     return card
+
+
+def _trained_on_all(data: LabelledPatches, kind: str, start: CnnCroplandModel | None) -> str:
+    """Why held-out ``data`` (``kind`` "eurosat" or "dea") has no score when the weights trained on every patch or
+    pixel of it (``held_out_metrics``), ``start`` being the starting weights, and what to give instead."""
+    from farmcredit.segmentation.metrics import trained_mask
+
+    items, option = ("EuroSAT patches", "--eurosat patches") if kind == "eurosat" else ("DEA pixels", "--dea regions")
+    by_start = trained_mask(data, kind, start.card.training) if start is not None else None
+    who = ("the starting weights" if by_start is not None and by_start.all()
+           else "this run or its starting weights" if start is not None
+           else "this run (copies of them are among its training data)")
+    return (f"{who} trained on all {len(data.is_crop)} held-out {items} (matched by their band values), so none is "
+            f"scored; give {option} they did not train on")
 
 
 def dea_folder_regions(folder: Path) -> tuple[Path, tuple[str, ...]]:

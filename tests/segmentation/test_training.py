@@ -852,6 +852,31 @@ def test_a_fine_tunes_card_scores_only_held_out_patches_its_starting_weights_did
                                 "trained on them (matched by their band values)")
 
 
+def test_a_fine_tune_whose_starting_weights_trained_on_every_held_out_patch_warns_so_not_to_hold_some_out(
+        tiny_eurosat, tmp_path: Path) -> None:
+    """Every held-out patch one the starting weights trained on: the card had no metrics and the warning told the user
+    to give --eurosat with --eurosat-test-share, which they had."""
+    from farmcredit.segmentation.data import eurosat_files
+
+    base = tmp_path / "base.safetensors"
+    base_card = train_from_folders((), base, SMALL, eurosat=tiny_eurosat, eurosat_test_share=0.5, device="cpu")
+    seen = tmp_path / "seen"
+    files = [path for path, _ in eurosat_files(tiny_eurosat)]
+    for path, sha in zip(files, load_eurosat(tiny_eurosat).patch_sha256, strict=True):
+        if sha in base_card.training["eurosat_trained_sha256"]:  # two of each class
+            (seen / path.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, seen / path.parent.name / path.name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuned = train_from_folders((), tmp_path / "t.safetensors", SMALL, eurosat=seen, eurosat_test_share=0.5,
+                                   init=base, device="cpu")
+    said = [str(w.message) for w in caught]
+    assert tuned.training["eurosat_split"]["test_patches"] == 3 and tuned.metrics == {}
+    assert said == ["t.json: the card holds no eurosat_test metric: the starting weights trained on all 3 held-out "
+                    "EuroSAT patches (matched by their band values), so none is scored; give --eurosat patches they "
+                    "did not train on"]
+
+
 def test_evaluating_a_fine_tune_on_its_base_models_scene_says_it_trained_on_it(small_season, tiny_eurosat,
                                                                               tmp_path: Path) -> None:
     from farmcredit.segmentation.cnn import CnnCroplandModel
