@@ -736,10 +736,13 @@ def train_from_folders(
     (``split_eurosat``, seed 0) and the card records the split, as the shipped model's does, so
     ``evaluate`` can score the held-out patches alone; it records the EuroSAT files' hash whenever
     they are used. A fine-tune keeps the split as ``with_starting_exposure`` says, warning when it
-    drops it or when its starting weights trained on other EuroSAT files (the held-out score then
-    carries that note). ``dea`` is a folder of regions (``<region>/training_data.txt``) or one
-    region's folder; ``dea_regions`` are the regions to train on (blank names ignored; none:
-    ``DEFAULT_DEA_REGIONS`` where the folder holds them all, else every region it holds).
+    drops it. Held-out patches its starting weights trained on (listed in their card's
+    ``eurosat_trained_sha256``) are left out of the scores with a note; where an older card lists
+    none and they trained on other EuroSAT files, a warning says these may include held-out
+    patches, and the held-out score carries that note. ``dea`` is a folder of regions
+    (``<region>/training_data.txt``) or one region's folder; ``dea_regions`` are the regions to
+    train on (blank names ignored; none: ``DEFAULT_DEA_REGIONS`` where the folder holds them all,
+    else every region it holds).
     ``band_layout`` names the bands of scenes given as GeoTIFF stacks and ``dn_offset`` the offset of their
     or their scene folders' DNs (``load_labelled_scene``).
     The card's paths are absolute; its metrics are those on the held-out EuroSAT patches and on
