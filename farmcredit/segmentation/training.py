@@ -218,9 +218,13 @@ def train(
     device: str = "auto",
     checkpoint: Path | None = None,
     init: CnnCroplandModel | None = None,
+    init_path: Path | None = None,
     progress: TrainProgress | None = None,
 ) -> tuple[CroplandNet, ModelCard, list[float]]:
     """Train (or fine-tune ``init``) and return the network, a card without metrics, and the loss per step.
+
+    The card's ``training.init`` records the starting weights (``starting_weights``), with ``init_path``, where they
+    were read from, when given.
 
     With ``checkpoint``, state is saved there every ``config.checkpoint_every`` steps and, if the
     file exists, training resumes from it (its settings, starting weights and training data must match).
@@ -329,16 +333,17 @@ def train(
     if len(schedules) > 1:  # each run of the chain set the learning rate for its own total of steps
         training["schedule_steps"] = schedules
     if init is not None:
-        training["init"] = starting_weights(init.card)
+        training["init"] = starting_weights(init.card, init_path)
     return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
 
 
-def starting_weights(card: ModelCard) -> dict:
-    """What a fine-tune's card records of the weights it started from (their card ``card``): their name, SHA-256 and
-    training data's hash (None where their card has none) and, where they were fine-tuned too, their own ``init``
-    nested as their card has it, so a fine-tune of a fine-tune keeps its lineage back to weights trained from scratch
-    or shipped."""
-    record = {"name": card.name, "weights_sha256": card.weights_sha256, "data_sha256": card.training.get("data_sha256")}
+def starting_weights(card: ModelCard, path: Path | None = None) -> dict:
+    """What a fine-tune's card records of the weights it started from (their card ``card``): where they were read
+    from (``path``, when given), their name, SHA-256 and training data's hash (None where their card has none) and,
+    where they were fine-tuned too, their own ``init`` nested as their card has it, so a fine-tune of a fine-tune keeps
+    its lineage back to weights trained from scratch or shipped."""
+    record = {**({"path": str(path)} if path is not None else {}), "name": card.name,
+              "weights_sha256": card.weights_sha256, "data_sha256": card.training.get("data_sha256")}
     if card.training.get("init") is not None:
         record["init"] = card.training["init"]
     return record
@@ -797,7 +802,7 @@ def train_from_folders(
     dea_regions = _dea_training_regions(dea, dea_held, dea_regions) if dea else dea_regions
     record: dict = {"scenes": [str(folder) for folder in scenes], "eurosat": str(eurosat) if eurosat else None,
                     "dea": str(dea_root) if dea else None, **({"dea_regions": dea_regions} if dea else {}),
-                    "init": None,
+                    **({} if init else {"init": None}),  # a fine-tune's is written by train (starting_weights)
                     "data_licences": {source: licence for source, licence in DATA_LICENCES.items()
                                       if source == "imagery" or {"eurosat": eurosat, "dea": dea}[source]}}
     patches = load_eurosat(eurosat) if eurosat else None
@@ -838,14 +843,13 @@ def train_from_folders(
             caveat = ("held out of this fine-tune only: its starting weights trained on other EuroSAT files "
                       "(eurosat_base_sha256), which may include some of these patches")
             warnings.warn(f"the {len(held_out_patches.is_crop)} EuroSAT patches are {caveat}", stacklevel=2)
-    net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, progress=progress)
+    net, card, _ = train(data, config, device=device, checkpoint=checkpoint, init=start, init_path=init,
+                         progress=progress)
     # DEA regions in the folder that neither this run nor its starting weights trained on are scored into the card.
     seen = set(dea_regions) | set(record.get("dea_train_regions", ()))
     unseen = tuple(region for region in dea_held if region not in seen)
     if unseen:
         record["dea_test_regions"] = unseen
-    if start is not None:  # where they were read from, beside what they were
-        record["init"] = {"path": str(init), **card.training["init"]}
     card = replace(card, name=out.stem, training={**card.training, **record})
     held_out_pixels = load_dea(dea_root, unseen) if unseen else None
     metrics = held_out_metrics(CnnCroplandModel(net, card, device="cpu"), held_out_patches, held_out_pixels)
