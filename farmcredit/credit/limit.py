@@ -143,19 +143,11 @@ def assign_limits(
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
-        scored_codes = risk_codes = _risk_codes(band, arithmetic)
-        # The grade and limit with the declaration taken as honest, where the declaration raised the PD.
-        honest_band = _grade(honest_probability[k], credit.grades) if honest_probability[k] < probability[k] else None
-        honestly = _limit(row, crop, honest_band, config, unobserved_rows[k]) if honest_band is not None else None
-        declaration_holds = ""
-        if risk_codes and honestly is not None:
-            # A declaration above the imagery's interval is a person's to check, not a decline on the PD it raised
-            # (declaring more must never fare better than declaring less): declined as an honest declaration would
-            # be, else referred, graded as scored: AREA_OVERSTATED where flagged, else DECLARED_AREA_RISK.
-            risk_codes = _risk_codes(honest_band, honestly)
-            if not risk_codes:
-                declaration_holds = "AREA_OVERSTATED" if "AREA_OVERSTATED" in codes else "DECLARED_AREA_RISK"
-                risk_codes = [declaration_holds]
+        scored_codes = _risk_codes(band, arithmetic)
+        honest = HonestDeclaration.of(row, crop, probability[k], honest_probability[k], config, unobserved_rows[k])
+        # Graded to lend nothing on a PD its declaration raised: decided as an honest declaration would be.
+        risk_codes, declaration_holds = (honest.risk_codes(codes) if scored_codes and honest is not None
+                                         else (scored_codes, ""))
         codes += risk_codes
         if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
@@ -185,21 +177,17 @@ def assign_limits(
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
         ranked = imagery_first(_rank(ranked, cuts))
-        if scored_codes and honestly is not None:  # graded to lend nothing: say what an honest declaration gets
-            why = f"{decision}: {ranked[0]}, " + _declared_honestly(honest_probability[k], honest_band, honestly,
-                                                                    scored_codes[0], not declaration_holds,
-                                                                    "PARCEL_OVERLAP" in ranked)
-        # Referred, its limit not held, at a grade its declaration worsened: what a review can lend, its limit at the
-        # grade declared honestly, on the area measured (a review confirms at most that area, never the one declared).
-        pending_honestly = (decision == "refer" and not held and honestly is not None and honestly.steps
-                            and honest_band.max_pd < band.max_pd)
+        if scored_codes and honest is not None:  # graded to lend nothing: say what an honest declaration gets
+            why = f"{decision}: {ranked[0]}, " + honest.text(scored_codes[0], not declaration_holds,
+                                                             "PARCEL_OVERLAP" in ranked)
+        pending = decision == "refer" and not held and honest is not None
         rows.append(
             {
                 "probability_of_default": probability[k],
                 "risk_grade": band.grade if band is not None and status != "error" else None,
                 "loan_limit": limit,
                 "limit_arithmetic": arithmetic.text(limit, why),
-                "honest_limit": honestly.limit if pending_honestly else np.nan,
+                "honest_limit": honest.review_limit(band) if pending else np.nan,
                 "expected_revenue": _expected_revenue(row, crop),
                 "decision": decision,
                 "status": status,
@@ -381,18 +369,56 @@ def _risk_codes(band: GradeBand | None, arithmetic: LimitArithmetic) -> list[str
     return ["ZERO_LIMIT"] if arithmetic.steps and arithmetic.limit == 0.0 else []
 
 
-def _declared_honestly(probability: float, band: GradeBand, honestly: LimitArithmetic, scored: str,
-                       declined: bool, overlapping: bool) -> str:
-    """Why a parcel whose declaration raised its PD to a grade that lends nothing (``scored``: HIGH_RISK, ZERO_LIMIT)
-    is declined so too (``declined``) or is not: its PD, ``band`` and limit (``honestly``: the arithmetic) with the
-    declaration taken as honest, a limit land pledged twice (``overlapping``) withholds until that is cleared."""
-    graded = f"(declared_over_high 1): PD {probability:.4f}, grade {band.grade}"
-    if declined:
-        return f"declared honestly too {graded}"
-    if not honestly.steps:
-        return f"not {scored}: declared honestly {graded}"
-    held = " once PARCEL_OVERLAP is cleared" if overlapping else ""
-    return f"not {scored}: declared honestly {graded}, limit {money(honestly.limit)}{held}"
+@dataclass(frozen=True)
+class HonestDeclaration:
+    """A parcel's PD, grade ``band`` and limit ``arithmetic`` (on the area measured) with its declaration taken as
+    honest, where the declaration (an area above the imagery's interval) raised its PD.
+
+    A declaration is a person's to check, not a decline on the PD it raised (declaring more must never fare better
+    than declaring less): a parcel it graded to lend nothing is declined only as an honest declaration would be.
+    """
+
+    probability: float
+    band: GradeBand
+    arithmetic: LimitArithmetic
+
+    @classmethod
+    def of(cls, row: object, crop: object, probability: float, honest_probability: float, config: Config,
+           unobserved: bool) -> HonestDeclaration | None:
+        """Parcel ``row``'s, graded from ``honest_probability``, its limit as ``_limit`` works it out (``crop``,
+        ``config``, ``unobserved``); None where that PD is not below the one scored (``probability``): the declaration
+        raised nothing, or either is NaN."""
+        if not honest_probability < probability:
+            return None
+        band = _grade(honest_probability, config.credit.grades)
+        return cls(honest_probability, band, _limit(row, crop, band, config, unobserved))
+
+    def risk_codes(self, codes: list[str]) -> tuple[list[str], str]:
+        """The risk codes of a parcel the declaration graded to lend nothing, and the code the declaration alone holds
+        it by ('' where none does): an honest declaration's (HIGH_RISK, ZERO_LIMIT), else a referral, graded as scored,
+        by AREA_OVERSTATED where among its ``codes``, else DECLARED_AREA_RISK."""
+        if honest_codes := _risk_codes(self.band, self.arithmetic):
+            return honest_codes, ""
+        holds = "AREA_OVERSTATED" if "AREA_OVERSTATED" in codes else "DECLARED_AREA_RISK"
+        return [holds], holds
+
+    def text(self, scored: str, declined: bool, overlapping: bool) -> str:
+        """Why a parcel the declaration graded to lend nothing (``scored``: HIGH_RISK, ZERO_LIMIT) is declined so too
+        (``declined``) or is not: this PD, grade and limit, a limit land pledged twice (``overlapping``) withholds
+        until that is cleared."""
+        graded = f"(declared_over_high 1): PD {self.probability:.4f}, grade {self.band.grade}"
+        if declined:
+            return f"declared honestly too {graded}"
+        if not self.arithmetic.steps:
+            return f"not {scored}: declared honestly {graded}"
+        held = " once PARCEL_OVERLAP is cleared" if overlapping else ""
+        return f"not {scored}: declared honestly {graded}, limit {money(self.arithmetic.limit)}{held}"
+
+    def review_limit(self, scored: GradeBand) -> float:
+        """What a review of a referral, its limit not held, can lend: the limit at this grade, on the area measured
+        (a review confirms at most that area, never the one declared), where it is better than the ``scored`` one;
+        NaN where it is not, or this grade gives no limit."""
+        return self.arithmetic.limit if self.arithmetic.steps and self.band.max_pd < scored.max_pd else np.nan
 
 
 def _withheld_by(ranked: list[str], decision: str) -> str:
