@@ -89,6 +89,9 @@ _REASONS = (
     Reason("DECLARED_AREA_RISK", "refer",
            "The declared area, above what the imagery shows, alone put the risk over the cut; review the "
            "declaration."),
+    Reason("DECLARED_AREA_UNDER_MINIMUM", "refer",
+           "Declared areas above what the imagery shows lowered the risk grade of the borrower's parcels, and that "
+           "alone put its limit under the smallest loan offered; review the declarations."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),

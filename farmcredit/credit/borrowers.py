@@ -19,7 +19,7 @@ from farmcredit.text import some
 # The area columns summed per borrower: NaN, not 0, where no parcel declared an area or had its area measured.
 _AREA_SUMS = ("declared_area_ha", "polygon_area_ha", "cultivated_area_ha", "expected_revenue")
 # The borrower's own codes, of its total: no parcel carries them.
-BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM"})
+BORROWER_CODES = frozenset({"BORROWER_CAP_REACHED", "LIMIT_BELOW_MINIMUM", "DECLARED_AREA_UNDER_MINIMUM"})
 _USED_COLUMNS = ("parcel_id", "borrower_id", "decision", "loan_limit", "honest_limit", "reason_all", "reason_amounts",
                  *_AREA_SUMS)
 # Where each code stands in ``REASONS``: the last tie-break between a borrower's codes, which never looks at parcel ids.
@@ -29,30 +29,31 @@ _REASON_ORDER = {code: k for k, code in enumerate(REASONS)}
 def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDataFrame:
     """One row per borrower; a parcel without a borrower id stands alone, its ``borrower_id`` left empty.
 
-    The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels
-    give 0), capped at ``credit.borrower_cap`` and rounded down to ``credit.rounding_step`` (once, here: parcels keep
-    their limits to the cent). Decision: ``refer`` if any parcel is referred, or is declined with a code that doubts
-    the borrower's declarations (``DOUBTS_DECLARATION``: an area overstated, a crop mismatched, land pledged twice)
-    while another is approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan``
-    (smallholders' parcels are small: the minimum applies to the borrower, not the parcel),
-    else ``decline``; a borrower under the minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred
-    parcel's limit is withheld, or its total with the limits of its referred parcels whose declarations worsened their
-    grades taken declared honestly (``honest_limit`` for ``loan_limit``: all a review can add) reaches the minimum:
-    then it stays referred, offered 0 until the referral adds to it; ``limit_arithmetic`` spells it out.
-    ``decided_by`` lists the parcels whose decision is the borrower's (a declined parcel that refers it by those doubts
-    among them). Parcels are taken in id order, so nothing depends on the order of the input rows. ``reason_all`` ranks
-    the borrower's own codes (cap, minimum), then those of the parcels that decided (of a declined parcel that refers
-    the borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within
-    an effect the code that took the most off the borrower's limit first (its parcels' ``reason_amounts`` summed),
-    then the code more of the parcels have, then as a parcel ranks it, never by what the parcels are called
-    (``_codes``); a code of another parcel graver than the borrower's decision (the decline of one parcel of an
-    approved borrower) is given as ``PARCEL_DECLINED``, taking off what it took; the codes that only lowered a limit
-    (``info``) come last, whichever parcels they come from, by what they took off (``_ranked``); ``reason`` and
-    ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a code comes from when not all
-    have it. ``reason_amounts`` says what each of those codes took off the borrower's limit, as a parcel's does: the
-    sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for took), and the borrower's own
-    codes what they took off the parcels' total: ``BORROWER_CAP_REACHED`` what was over the cap,
-    ``LIMIT_BELOW_MINIMUM`` the limit it withheld (``limit_arithmetic`` shows each step).
+    The borrower's limit is the sum of its parcels' limits (declined and unassessable parcels give 0), capped at
+    ``credit.borrower_cap`` and rounded down to ``credit.rounding_step`` (once, here: parcels keep their limits to the
+    cent). Decision: ``refer`` if any parcel is referred, or is declined with a code that doubts the borrower's
+    declarations (``DOUBTS_DECLARATION``: an area overstated, a crop mismatched, land pledged twice) while another is
+    approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan`` (smallholders'
+    parcels are small: the minimum applies to the borrower, not the parcel), else ``decline``; a borrower under the
+    minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred parcel's limit is withheld, or its total with the
+    limits of its parcels whose declarations worsened their grades taken declared honestly (``honest_limit`` for
+    ``loan_limit``: all a review can add) reaches the minimum: then it is referred, offered 0 until a review adds to it
+    (``DECLARED_AREA_UNDER_MINIMUM`` where no parcel is referred: the declarations, within AREA_OVERSTATED's allowance,
+    alone put it under); ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
+    borrower's (a declined parcel that refers it by those doubts among them; the parcels with an honest limit for
+    ``DECLARED_AREA_UNDER_MINIMUM``). Parcels are taken in id order, so nothing depends on the order of the input rows.
+    ``reason_all`` ranks the borrower's own codes (cap, minimum, declarations under the minimum), then those of the
+    parcels that decided (of a declined parcel that refers the borrower, its doubts), then the others', each by effect
+    with too little imagery first (as on a parcel), within an effect the code that took the most off the borrower's
+    limit first (its parcels' ``reason_amounts`` summed), then the code more of the parcels have, then as a parcel ranks
+    it, never by what the parcels are called (``_codes``); a code of another parcel graver than the borrower's decision
+    (the decline of one parcel of an approved borrower) is given as ``PARCEL_DECLINED``, taking off what it took; the
+    codes that only lowered a limit (``info``) come last, whichever parcels they come from, by what they took off
+    (``_ranked``); ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a
+    code comes from when not all have it. ``reason_amounts`` says what each of those codes took off the borrower's
+    limit, as a parcel's does: the sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for
+    took), and the borrower's own codes what they took off the parcels' total: ``BORROWER_CAP_REACHED`` what was over
+    the cap, ``LIMIT_BELOW_MINIMUM`` the limit it withheld (``limit_arithmetic`` shows each step).
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -88,10 +89,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # Declined under the minimum, no parcel's own decision is the borrower's: their total decides (all of them).
         deciding = [decides(d, parcel, decision) for d, parcel in zip(member_decisions, member_codes, strict=True)]
         # A referred parcel whose limit is withheld (too few clear images, land pledged twice, nothing measured, an
-        # error) may add anything to the total once a person clears it; one referred for a declaration that worsened
-        # its grade, its limit declared honestly for the one it has (so declaring more over AREA_OVERSTATED's
-        # allowance, to grade E or to one that lends, never turns a decline into a referral; within the allowance a
-        # parcel is lent at the worse grade, with no honest limit); any other referred with its limit adds nothing.
+        # error) may add anything to the total once a person clears it; one lent on whose declaration worsened its
+        # grade, its limit declared honestly for the one it has (so declaring more, within AREA_OVERSTATED's
+        # allowance or over it, to grade E or to one that lends, never turns a decline into a referral); any other
+        # referred with its limit adds nothing.
         honestly = [(pid, limit, honest) for pid, limit, honest in zip(member_ids, member_limits, member_honest,
                                                                        strict=True) if not np.isnan(honest)]
         withheld = any(d == "refer" and limit == 0 and np.isnan(honest)
@@ -107,6 +108,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below and not pending:
             decision = "decline"
             deciding = [False] * len(deciding)
+        elif below and decision == "approve":  # no parcel refers it: declarations within the allowance lowered grades
+            decision = "refer"
+            own.append("DECLARED_AREA_UNDER_MINIMUM")
+            deciding = [not np.isnan(honest) for honest in member_honest]
         ranked, taken = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), member_cuts,
                                 decision)
         shown = ranked[: config.credit.max_reasons]
@@ -183,7 +188,7 @@ def _unions(geometries: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
 
 
 def _at_most(total: float, honestly: list[tuple[str, float, float]], config: Config) -> float:
-    """The most a review of the referred parcels whose declarations worsened their grades can lend the borrower: its
+    """The most a review of the parcels whose declarations worsened their grades can lend the borrower: its
     parcels' ``total`` with each of those limits replaced by the one declared honestly (``honestly``: id, limit and
     limit declared honestly each), capped, rounded down."""
     added = sum((Decimal(repr(honest)) - Decimal(repr(limit)) for _, limit, honest in honestly), Decimal(repr(total)))
@@ -195,7 +200,7 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
-    the minimum loan, else None; where the limit is under the minimum, the referred parcels whose declarations worsened
+    the minimum loan, else None; where the limit is under the minimum, the parcels lent on whose declarations worsened
     their grades (``honestly``: id, limit and limit declared honestly each) show what a review can lend, each limit
     taken off and the honest one added (a limit of 0 left out), also where all of them are 0 and the borrower, referred,
     is offered 0 with no minimum to name.
@@ -216,7 +221,7 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     if below == "decline":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
     elif below == "refer":
-        steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless the referred parcels add to it")
+        steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless a review adds to it")
     return "; ".join(steps)
 
 

@@ -115,8 +115,9 @@ def assign_limits(
 
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``, ``limit_arithmetic``,
-        ``honest_limit`` (of a parcel referred, its limit not held, whose declaration worsened its grade: its limit at
-        the grade declared honestly, on the area measured; NaN on every other), ``expected_revenue``, ``decision``,
+        ``honest_limit`` (of a parcel approved, or referred with its limit not held, whose declaration worsened its
+        grade: its limit at the grade declared honestly, on the area measured; NaN on every other),
+        ``expected_revenue``, ``decision``,
         ``status``, ``reason`` (the top ``max_reasons`` codes, most serious and costliest first), ``reason_text``,
         ``reason_all`` and ``reason_amounts`` (what each code took off the limit: ``amounts_text``; the code that
         withheld a limit worked out, all of it).
@@ -180,7 +181,10 @@ def assign_limits(
         if scored_codes and honest is not None:  # graded to lend nothing: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + honest.text(scored_codes[0], not declaration_holds,
                                                              "PARCEL_OVERLAP" in ranked)
-        pending = decision == "refer" and not held and honest is not None
+        # What a review finding the declaration honest can lend a parcel lent on (approved, or referred with its limit
+        # not held) whose declaration worsened its grade: within AREA_OVERSTATED's allowance too, so its borrower under
+        # the minimum is referred as one declared over it is (declaring more never fares better).
+        pending = (decision == "approve" or (decision == "refer" and not held)) and honest is not None
         rows.append(
             {
                 "probability_of_default": probability[k],
