@@ -1,5 +1,6 @@
 """The audit record's file fingerprints: the same bytes, the same hash; any input that decides, in it."""
 
+import copy
 import hashlib
 import json
 import os
@@ -102,6 +103,27 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
                                  result.products, result.imagery.scenes)
         assert [r["inputs"]["geometry_wkb_sha256"] for r in again] == [
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
+
+
+def test_a_records_risk_features_read_the_declared_area_slack_the_run_was_configured_with(small_season) -> None:
+    """declared_over_high counts only what a declaration exceeds the interval's top by beyond
+    credit.declared_area_slack_ha, as the PD was scored: the record reads the run's config, not a default."""
+    from farmcredit.audit import decision_records
+    from farmcredit.pipeline import run_assessment
+
+    result = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    parcels = result.parcels.assign(declared_area_ha=result.parcels["cultivated_area_high_ha"] + 0.006)
+    measured = parcels["cultivated_area_high_ha"].to_numpy() > 0
+
+    def declared_over_high(record: dict) -> np.ndarray:
+        return np.array([r["risk_features"]["declared_over_high"] for r in decision_records(
+            parcels, record, result.overlaps, result.products, result.imagery.scenes)])
+
+    assert result.record["config"]["values"]["credit"]["declared_area_slack_ha"] == 0.01
+    assert (declared_over_high(result.record)[measured] == 1.0).all() and measured.any()
+    strict = copy.deepcopy(result.record)
+    strict["config"]["values"]["credit"]["declared_area_slack_ha"] = 0.0
+    assert (declared_over_high(strict)[measured] > 1.0).all()
 
 
 def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_season, tmp_path: Path) -> None:

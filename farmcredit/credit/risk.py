@@ -44,17 +44,20 @@ SOURCE_COLUMNS = (
 MAX_DECLARED_RATIO = 5.0
 
 
-def risk_features(table: pd.DataFrame) -> pd.DataFrame:
-    """Derive the scorecard's features from results-table columns (NaN where unknown)."""
+def risk_features(table: pd.DataFrame, declared_slack_ha: float = 0.0) -> pd.DataFrame:
+    """Derive the scorecard's features from results-table columns (NaN where unknown); ``declared_slack_ha`` is what
+    a declaration may exceed the cultivated interval's top by and read as honest (``credit.declared_area_slack_ha``)."""
     area = pd.to_numeric(table["cultivated_area_ha"], errors="coerce")
     most = pd.to_numeric(table["cultivated_area_high_ha"], errors="coerce")
     declared = pd.to_numeric(table["declared_area_ha"], errors="coerce")
     # Over-declaration is what the imagery rules out, as AREA_OVERSTATED judges it: area beyond the high end of the
     # cultivated interval. Against the point estimate, a parcel declared at its 0.129 ha outline, measured at
     # 0.008-0.119 ha, read as five times over and was declined, and approved when declared blank. A declaration within
-    # or under the interval is 1.0, as a blank one: declaring less (AREA_UNDERSTATED's matter) buys no lower PD.
+    # or under the interval is 1.0, as a blank one: declaring less (AREA_UNDERSTATED's matter) buys no lower PD. So is
+    # one over it by no more than the slack (a 0.1534 ha plot declared 0.16 ha, rounded to the hundredth, lost a grade
+    # where AREA_OVERSTATED, allowing the slack, did not flag it); beyond it the ratio counts only what exceeds it.
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.clip(declared / most, 1.0, MAX_DECLARED_RATIO)
+        ratio = np.clip((declared - declared_slack_ha) / most, 1.0, MAX_DECLARED_RATIO)
     features = pd.DataFrame(
         {
             "health_index": table["health_index"],
@@ -280,15 +283,17 @@ class RiskModel:
         return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
                 "note": self.card.get("note"), "metrics": self.card.get("metrics")}
 
-    def probability_of_default(self, table: pd.DataFrame) -> np.ndarray:
-        """PD per row of a results table (NaN where no agronomic signal could be measured)."""
-        return self._scored(risk_features(table))
+    def probability_of_default(self, table: pd.DataFrame, declared_slack_ha: float = 0.0) -> np.ndarray:
+        """PD per row of a results table (NaN where no agronomic signal could be measured); ``declared_slack_ha`` as
+        ``risk_features`` takes it."""
+        return self._scored(risk_features(table, declared_slack_ha))
 
-    def probabilities_of_default(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities_of_default(self, table: pd.DataFrame,
+                                 declared_slack_ha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """PD per row of a results table as ``probability_of_default`` gives it, and with each declaration taken as
         honest (``declared_over_high`` 1, as one within the measured interval): the PD that rests on what the imagery
         shows alone; both from one build of the features."""
-        features = risk_features(table)
+        features = risk_features(table, declared_slack_ha)
         return self._scored(features), self._scored(features.assign(declared_over_high=1.0))
 
     def _scored(self, features: pd.DataFrame) -> np.ndarray:

@@ -95,6 +95,9 @@ def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
     assert ratio[:4].tolist() == [1.0] * 4  # blank, within the interval, at its top, under it: all alike
     # Above the interval it still rises, to its cap.
     np.testing.assert_allclose(ratio[4:], [0.129 / 0.119, 0.3 / 0.119, 5.0])
+    # With a slack (credit.declared_area_slack_ha), only what exceeds it counts: 0.129 ha is 0.01 ha over, as honest.
+    slack = risk_features(table, 0.01)["declared_over_high"].to_numpy()
+    np.testing.assert_allclose(slack, [1.0] * 5 + [0.29 / 0.119, 5.0])
 
 
 def test_pd_never_rises_with_health_yield_or_area_nor_moves_with_the_weather(history) -> None:
