@@ -192,7 +192,7 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
     if not 0 <= l2 < np.inf:
         raise InputError(f"the ridge penalty l2 must be a finite number, 0 or more (got {l2})")
     history = history.sort_values(["season", *SOURCE_COLUMNS, "defaulted"], kind="stable", ignore_index=True)
-    features = risk_features(history)
+    features = risk_features(history, declared_slack_ha=0.0)  # declarations as recorded, as the shipped fit read them
     scorecard = MonotonicScorecard(l2=l2).fit(features, history["defaulted"], seasons=history["season"])
     # A feature of one value (declared_over_high where no area was declared) ranks no loan: its coefficient stays 0.
     constant = {name: features[name].dropna().iloc[0] for name in scorecard.features_ if features[name].nunique() == 1}

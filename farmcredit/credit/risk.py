@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from farmcredit.config import load_config
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 
@@ -44,9 +45,12 @@ SOURCE_COLUMNS = (
 MAX_DECLARED_RATIO = 5.0
 
 
-def risk_features(table: pd.DataFrame, declared_slack_ha: float = 0.0) -> pd.DataFrame:
+def risk_features(table: pd.DataFrame, declared_slack_ha: float | None = None) -> pd.DataFrame:
     """Derive the scorecard's features from results-table columns (NaN where unknown); ``declared_slack_ha`` is what
-    a declaration may exceed the cultivated interval's top by and read as honest (``credit.declared_area_slack_ha``)."""
+    a declaration may exceed the cultivated interval's top by and read as honest (``credit.declared_area_slack_ha``;
+    None: the packaged config's, so a results table of a run on it scores as it was scored)."""
+    if declared_slack_ha is None:
+        declared_slack_ha = load_config().credit.declared_area_slack_ha
     area = pd.to_numeric(table["cultivated_area_ha"], errors="coerce")
     most = pd.to_numeric(table["cultivated_area_high_ha"], errors="coerce")
     declared = pd.to_numeric(table["declared_area_ha"], errors="coerce")
@@ -283,13 +287,13 @@ class RiskModel:
         return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
                 "note": self.card.get("note"), "metrics": self.card.get("metrics")}
 
-    def probability_of_default(self, table: pd.DataFrame, declared_slack_ha: float = 0.0) -> np.ndarray:
+    def probability_of_default(self, table: pd.DataFrame, declared_slack_ha: float | None = None) -> np.ndarray:
         """PD per row of a results table (NaN where no agronomic signal could be measured); ``declared_slack_ha`` as
         ``risk_features`` takes it."""
         return self._scored(risk_features(table, declared_slack_ha))
 
     def probabilities_of_default(self, table: pd.DataFrame,
-                                 declared_slack_ha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                                 declared_slack_ha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """PD per row of a results table as ``probability_of_default`` gives it, and with each declaration taken as
         honest (``declared_over_high`` 1, as one within the measured interval): the PD that rests on what the imagery
         shows alone; both from one build of the features."""

@@ -91,13 +91,14 @@ def test_a_declaration_the_imagery_cannot_rule_out_scores_as_none() -> None:
     table = pd.DataFrame({"health_index": 50.0, "relative_yield": 1.0, "cultivated_fraction": 0.4,
                           "cultivated_area_ha": 0.052, "cultivated_area_low_ha": 0.008,
                           "cultivated_area_high_ha": 0.119, "ndvi_uniformity": 0.1, "declared_area_ha": declared})
-    ratio = risk_features(table)["declared_over_high"].to_numpy()
+    ratio = risk_features(table, declared_slack_ha=0.0)["declared_over_high"].to_numpy()
     assert ratio[:4].tolist() == [1.0] * 4  # blank, within the interval, at its top, under it: all alike
     # Above the interval it still rises, to its cap.
     np.testing.assert_allclose(ratio[4:], [0.129 / 0.119, 0.3 / 0.119, 5.0])
-    # With a slack (credit.declared_area_slack_ha), only what exceeds it counts: 0.129 ha is 0.01 ha over, as honest.
-    slack = risk_features(table, 0.01)["declared_over_high"].to_numpy()
-    np.testing.assert_allclose(slack, [1.0] * 5 + [0.29 / 0.119, 5.0])
+    # With a slack (credit.declared_area_slack_ha; the packaged 0.01 ha unless given), only what exceeds it counts:
+    # 0.129 ha is 0.01 ha over, as honest.
+    for slack in (risk_features(table, 0.01), risk_features(table)):
+        np.testing.assert_allclose(slack["declared_over_high"], [1.0] * 5 + [0.29 / 0.119, 5.0])
 
 
 def test_pd_never_rises_with_health_yield_or_area_nor_moves_with_the_weather(history) -> None:
