@@ -487,56 +487,133 @@ def load_eurosat(root: str | Path, progress: Callable[[int, int], None] | None =
     Pixels that are 0 in every band, or the file's nodata value in any band the model reads, are no data
     (not clear, NaN). Patch files that cannot be read (corrupt, truncated, not a GeoTIFF), or are not of 13 bands
     or of the commonest size among the 13-band files (their headers are read first), are skipped and listed in
-    ``unreadable``: one bad file among thousands does not end a run, wherever it sorts.
+    ``unreadable``: one bad file among thousands does not end a run, wherever it sorts. ``EurosatFolder.chunks``
+    reads them a chunk at a time.
 
     Raises:
         InputError: as ``eurosat_files``, no patch readable, or patches that are not reflectance 0-1 of the bands
             as named once scaled (``check_labelled_reflectance``).
     """
-    files = eurosat_files(root)
-    unreadable: dict[str, str] = {}  # path: why
-    sizes: dict[Path, tuple[int, int]] = {}  # (rows, cols) of each 13-band file
-    for path, _ in files:
-        try:
-            sizes[path] = _eurosat_patch_size(path)
-        except InputError as exc:
-            unreadable[str(path)] = str(exc)
-    shape = Counter(sizes.values()).most_common(1)[0][0] if sizes else None
-    for path, size in sizes.items():
-        if size != shape:
-            unreadable[str(path)] = (f"{path}: {size[0]} x {size[1]} px, the commonest size among the patches is "
-                                     f"{shape[0]} x {shape[1]}")
-    order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
-    count = len(files) - len(unreadable)  # filled in place: a list of patches and its stack would hold them twice
-    reflectance = np.empty((count, 1, len(order), *(shape or (0, 0))), dtype=np.float32)
-    clear = np.empty((count, 1, *(shape or (0, 0))), dtype=bool)
+    folder = EurosatFolder.of(root)
+    # Filled in place: a list of patches and its stack would hold them twice.
+    reflectance = np.empty((folder.readable, 1, len(MODEL_BANDS), *folder.shape), dtype=np.float32)
+    clear = np.empty((folder.readable, 1, *folder.shape), dtype=bool)
     read: list[str] = []  # the class of each patch read, in order
     sha256: list[str] = []  # and the hash of its values
-    for done, (path, name) in enumerate(files, 1):
-        if progress is not None:
-            progress(done, len(files))
-        if str(path) in unreadable:
-            continue
-        try:
-            values, nodata = _read_eurosat_patch(path, shape)
-        except InputError as exc:
-            unreadable[str(path)] = str(exc)
-            continue
-        sha256.append(arrays_sha256(values))
-        values = values[order]
-        missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
-        reflectance[len(read), 0] = np.where(missing, np.nan, values.astype(np.float32) / 10_000.0)
-        clear[len(read), 0] = ~missing
+    for name, values, seen, digest in folder.patches(progress):
+        reflectance[len(read), 0], clear[len(read), 0] = values, seen
         read.append(name)
-    if not read:
-        raise InputError(f"{root}: none of its {len(files)} EuroSAT patch files can be read "
-                         f"({_unreadable_reasons(unreadable)})")
-    reflectance, clear = reflectance[: len(read)], clear[: len(read)]  # views: the rows of skipped files unused
-    check_labelled_reflectance(reflectance, clear, root)
-    group = np.array(read)
-    unreadable_in_order = tuple(str(path) for path, _ in files if str(path) in unreadable)
-    return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(root), top_of_atmosphere=True,
-                           unreadable=unreadable_in_order, patch_sha256=np.array(sha256))
+        sha256.append(digest)
+    folder.refuse_if_none_read(len(read))
+    # Views: the rows of files found unreadable once read stay unused.
+    patches = folder.labelled(reflectance[: len(read)], clear[: len(read)], read, sha256)
+    return replace(patches, unreadable=folder.unreadable_in_order())
+
+
+@dataclass
+class EurosatFolder:
+    """A EuroSAT folder's patch files (``eurosat_files``), the size they share (the commonest among the 13-band
+    files) and those skipped so far (path: why), found first by reading their headers, then as they are read."""
+
+    root: str | Path
+    files: list[tuple[Path, str]]
+    shape: tuple[int, int]
+    unreadable: dict[str, str]
+
+    @classmethod
+    def of(cls, root: str | Path) -> EurosatFolder:
+        """The folder ``root``, each file's header read.
+
+        Raises:
+            InputError: as ``eurosat_files``.
+        """
+        files = eurosat_files(root)
+        unreadable: dict[str, str] = {}
+        sizes: dict[Path, tuple[int, int]] = {}  # (rows, cols) of each 13-band file
+        for path, _ in files:
+            try:
+                sizes[path] = _eurosat_patch_size(path)
+            except InputError as exc:
+                unreadable[str(path)] = str(exc)
+        shape = Counter(sizes.values()).most_common(1)[0][0] if sizes else (0, 0)
+        for path, size in sizes.items():
+            if size != shape:
+                unreadable[str(path)] = (f"{path}: {size[0]} x {size[1]} px, the commonest size among the patches is "
+                                         f"{shape[0]} x {shape[1]}")
+        return cls(root, files, shape, unreadable)
+
+    @property
+    def readable(self) -> int:
+        """Files the header pass kept (a few may still fail to read)."""
+        return len(self.files) - len(self.unreadable)
+
+    def patches(self, progress: Callable[[int, int], None] | None = None
+                ) -> Iterator[tuple[str, np.ndarray, np.ndarray, str]]:
+        """Each readable patch in file order: its class, reflectance (band, rows, cols) in ``MODEL_BANDS`` order, NaN
+        where no data, its clear mask and the SHA-256 of its 13 bands as stored; a file failing to read is added to
+        ``unreadable``. ``progress`` hears of every file, read or skipped."""
+        order = [EUROSAT_BANDS.index(b) for b in MODEL_BANDS]
+        for done, (path, name) in enumerate(self.files, 1):
+            if progress is not None:
+                progress(done, len(self.files))
+            if str(path) in self.unreadable:
+                continue
+            try:
+                values, nodata = _read_eurosat_patch(path, self.shape)
+            except InputError as exc:
+                self.unreadable[str(path)] = str(exc)
+                continue
+            digest = arrays_sha256(values)
+            values = values[order]
+            missing = (values == 0).all(axis=0) | ((values == nodata).any(axis=0) if nodata is not None else False)
+            yield name, np.where(missing, np.nan, values.astype(np.float32) / 10_000.0), ~missing, digest
+
+    def chunks(self, patches_per_chunk: int,
+               progress: Callable[[int, int], None] | None = None) -> Iterator[LabelledPatches]:
+        """The readable patches, ``patches_per_chunk`` at a time (the last chunk fewer), so memory holds one chunk
+        however many files there are; the files skipped are listed by ``unreadable_in_order`` once all are read.
+
+        Raises:
+            InputError: no patch readable at all (after the last file), or a chunk's patches are not reflectance.
+        """
+        chunk: list[tuple[str, np.ndarray, np.ndarray, str]] = []
+        read = 0
+        for patch in self.patches(progress):
+            chunk.append(patch)
+            read += 1
+            if len(chunk) == patches_per_chunk:
+                yield self._stacked(chunk)
+                chunk = []
+        if chunk:
+            yield self._stacked(chunk)
+        self.refuse_if_none_read(read)
+
+    def _stacked(self, chunk: list[tuple[str, np.ndarray, np.ndarray, str]]) -> LabelledPatches:
+        """``labelled`` of patches as ``patches`` yields them."""
+        names, values, seen, digests = zip(*chunk, strict=True)
+        return self.labelled(np.stack(values)[:, None], np.stack(seen)[:, None], list(names), list(digests))
+
+    def refuse_if_none_read(self, read: int) -> None:
+        """Raise InputError, naming why, when no patch file (``read`` of them) could be read."""
+        if not read:
+            raise InputError(f"{self.root}: none of its {len(self.files)} EuroSAT patch files can be read "
+                             f"({_unreadable_reasons(self.unreadable)})")
+
+    def labelled(self, reflectance: np.ndarray, clear: np.ndarray, read: list[str],
+                 sha256: list[str]) -> LabelledPatches:
+        """``LabelledPatches`` of patches read (class ``read``, hash ``sha256`` each), its ``unreadable`` left empty.
+
+        Raises:
+            InputError: the patches are not reflectance (``check_labelled_reflectance``).
+        """
+        check_labelled_reflectance(reflectance, clear, self.root)
+        group = np.array(read)
+        return LabelledPatches(reflectance, clear, np.isin(group, EUROSAT_CROP), group, str(self.root),
+                               top_of_atmosphere=True, patch_sha256=np.array(sha256))
+
+    def unreadable_in_order(self) -> tuple[str, ...]:
+        """The files skipped so far, in file order."""
+        return tuple(str(path) for path, _ in self.files if str(path) in self.unreadable)
 
 
 def _unreadable_reasons(unreadable: dict[str, str]) -> str:

@@ -15,6 +15,7 @@ from farmcredit.segmentation.cnn import CnnCroplandModel
 from farmcredit.segmentation.data import (
     LABEL_FILES,
     LABEL_POLYGONS,
+    EurosatFolder,
     LabelledPatches,
     LabelledScene,
     dea_row_fingerprints,
@@ -208,18 +209,28 @@ def evaluate_patches(model: CnnCroplandModel, patches: LabelledPatches, kind: st
     """
     if not len(patches.is_crop):
         raise InputError(f"{patches.source}: no {kind} patches to score")
-    probability = patch_probability(model, patches, progress)
+    return _patch_report(patch_probability(model, patches, progress), patches.is_crop, patches.group, kind,
+                         patches.source, patches.unreadable)
+
+
+def _patch_report(probability: np.ndarray, is_crop: np.ndarray, group: np.ndarray, kind: str, source: str,
+                  unreadable: Sequence[str]) -> dict:
+    """``evaluate_patches``' report from each patch's P(crop) (NaN: unscored), label and group.
+
+    Raises:
+        InputError: no patch has a probability.
+    """
     scored = np.isfinite(probability)
     if not scored.any():
-        raise InputError(f"{patches.source}: no {kind} {UNITS[kind]} has a usable observation (red and NIR on a "
+        raise InputError(f"{source}: no {kind} {UNITS[kind]} has a usable observation (red and NIR on a "
                          f"clear date); nothing to score")
-    probability, is_crop, group = probability[scored], patches.is_crop[scored], patches.group[scored]
+    probability, is_crop, group = probability[scored], is_crop[scored], group[scored]
     predicted = probability >= 0.5
     per_group = {g: binary_metrics(predicted[group == g], is_crop[group == g])["accuracy"] for g in np.unique(group)}
     report = {"kind": kind, "overall": binary_metrics(predicted, is_crop), "accuracy_per_group": per_group,
               "reliability": reliability_table(probability, is_crop.astype(float))}
     unscored = {"unscored": int((~scored).sum())} if not scored.all() else {}
-    return {**report, **unscored, **({"unreadable": list(patches.unreadable)} if patches.unreadable else {})}
+    return {**report, **unscored, **({"unreadable": list(unreadable)} if unreadable else {})}
 
 
 @one_warning_per_source()  # a labelled scene's imagery is read for its labels, then for its parcels
@@ -280,10 +291,44 @@ def evaluate_path(model: CnnCroplandModel | PhenologyRule, data: str | Path, all
         pixels, note = _held_out_dea(load_dea(root, regions), regions, training, all_patches)
         report = evaluate_patches(model, pixels, "dea", _stage(progress, "scoring DEA pixels"))
     else:
-        patches = load_eurosat(data, _stage(progress, "reading EuroSAT patch files"))
-        patches, note = _held_out_eurosat(patches, data, training, all_patches)
-        report = evaluate_patches(model, patches, "eurosat", _stage(progress, "scoring EuroSAT patches"))
+        report, note = _evaluate_eurosat(model, data, training, all_patches, progress)
     return {**report, "note": note} if note else report
+
+
+def _evaluate_eurosat(model: CnnCroplandModel, data: Path, training: dict, all_patches: bool,
+                      progress: EvaluateProgress | None) -> tuple[dict, str]:
+    """``evaluate_patches`` of the EuroSAT folder ``data``, read a chunk of ``PIXELS_PER_CALL`` pixels at a time and
+    scored as it is read (memory holds one chunk, not the 27,000 patches of EuroSAT-MS), leaving out the patches the
+    card lists as trained on (``eurosat_trained_sha256``; all scored with ``all_patches``, or where the model never saw
+    EuroSAT), and the note ``_left_out`` gives. An older card, which names the patches it trained on by its split of
+    the very files (``_held_out_by_older_card``), has them all read first.
+
+    Raises:
+        InputError: as ``load_eurosat``; no patch held out; none with a usable observation.
+    """
+    saw_eurosat = training.get("eurosat") is not None or "eurosat_sha256" in training
+    if saw_eurosat and "eurosat_trained_sha256" not in training:  # an older card: its split of the very files
+        patches = load_eurosat(data, _stage(progress, "reading EuroSAT patch files"))
+        patches, note = _held_out_by_older_card(patches, data, training, all_patches)
+        return evaluate_patches(model, patches, "eurosat", _stage(progress, "scoring EuroSAT patches")), note
+    folder = EurosatFolder.of(data)
+    patches_per_chunk = max(1, PIXELS_PER_CALL // max(1, folder.shape[0] * folder.shape[1]))
+    probability, is_crop, group = [], [], []
+    trained = patches = 0
+    for chunk in folder.chunks(patches_per_chunk, _stage(progress, "reading and scoring EuroSAT patches")):
+        known = trained_mask(chunk, "eurosat", training)
+        keep = np.ones(len(chunk.is_crop), dtype=bool) if known is None or all_patches else ~known
+        trained, patches = trained + (0 if known is None else int(known.sum())), patches + len(keep)
+        if keep.any():
+            kept = chunk.subset(keep)
+            probability.append(patch_probability(model, kept))
+            is_crop.append(kept.is_crop)
+            group.append(kept.group)
+    note = (_left_out(trained, patches, all_patches, "patches", "their band values", str(data))
+            if "eurosat_trained_sha256" in training else "")
+    report = _patch_report(np.concatenate(probability), np.concatenate(is_crop), np.concatenate(group), "eurosat",
+                           str(data), folder.unreadable_in_order())
+    return report, note
 
 
 def _stage(progress: EvaluateProgress | None, doing: str) -> Callable[[int, int], None] | None:
@@ -328,32 +373,35 @@ def _held_out(patches: LabelledPatches, trained: np.ndarray, all_patches: bool, 
     Raises:
         InputError: the model trained on every one of them, and ``all_patches`` is not set.
     """
-    count, how = int(trained.sum()), f"(matched by {matched_by})"
-    if not count:
-        return patches, f"none of these {items} is one the model trained on {how}"
-    if all_patches:
-        return patches, f"all {items}, {count} of which the model trained on {how}: not a held-out score"
-    if trained.all():
-        raise InputError(f"{patches.source}: the model trained on all {count} of these {items} {how}, so none is "
-                         "held out to score; --all-patches scores them anyway (not a held-out score)")
-    return patches.subset(~trained), (f"{count} {items} the model trained on left out {how}; --all-patches scores "
-                                      "them too")
+    note = _left_out(int(trained.sum()), len(trained), all_patches, items, matched_by, patches.source)
+    return (patches if all_patches else patches.subset(~trained)), note
 
 
-def _held_out_eurosat(patches: LabelledPatches, data: Path, training: dict,
-                      all_patches: bool) -> tuple[LabelledPatches, str]:
-    """The EuroSAT patches the model did not train on, and a note.
+def _left_out(count: int, total: int, all_patches: bool, items: str, matched_by: str, source: str) -> str:
+    """The note saying how many of ``total`` ``items`` the model trained on (``count``, matched by ``matched_by``) were
+    left out, or scored too with ``all_patches``.
 
-    Matched by each patch's band values as read (``eurosat_trained_sha256``: in any copy, re-encoding, superset or
-    subset of the files it trained on; the card lists every patch its weights trained on, its starting weights' too).
-    On older cards, the patches the card's ``eurosat_split`` held out when the card names these files; the note also
-    says when the model's starting weights trained on these files, or on other EuroSAT files
-    (``eurosat_base_sha256``), which may include some of these.
+    Raises:
+        InputError: the model trained on every one of them, and ``all_patches`` is not set.
     """
-    if training.get("eurosat") is None and "eurosat_sha256" not in training:
-        return patches, ""  # the model never saw EuroSAT
-    if (trained := trained_mask(patches, "eurosat", training)) is not None:
-        return _held_out(patches, trained, all_patches, "patches", "their band values")
+    how = f"(matched by {matched_by})"
+    if not count:
+        return f"none of these {items} is one the model trained on {how}"
+    if all_patches:
+        return f"all {items}, {count} of which the model trained on {how}: not a held-out score"
+    if count == total:
+        raise InputError(f"{source}: the model trained on all {count} of these {items} {how}, so none is "
+                         "held out to score; --all-patches scores them anyway (not a held-out score)")
+    return f"{count} {items} the model trained on left out {how}; --all-patches scores them too"
+
+
+def _held_out_by_older_card(patches: LabelledPatches, data: Path, training: dict,
+                            all_patches: bool) -> tuple[LabelledPatches, str]:
+    """The EuroSAT patches a model whose card keeps no ``eurosat_trained_sha256`` did not train on, and a note: those
+    the card's ``eurosat_split`` held out when the card names these files; the note also says when the model's
+    starting weights trained on these files, or on other EuroSAT files (``eurosat_base_sha256``), which may include
+    some of these.
+    """
     sha256 = eurosat_sha256(data)
     base_files = training.get("eurosat_base_sha256", ())
     if sha256 in base_files:
