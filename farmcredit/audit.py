@@ -284,7 +284,7 @@ def decision_records(
     ``geometry_wkb_sha256``). ``products``: per parcel and date of ``scenes``, ``ParcelMeasurements.product``.
     Holds no timestamp, so the same inputs, config, models and code give identical records.
     """
-    features = risk_features(parcels, record["config"]["values"]["credit"]["declared_area_slack_ha"])
+    features = risk_features(parcels, record["models"]["risk"]["declared_slack_ha"])  # as the scorecard built them
     # The outline normalised (ring order and orientation, start vertex): the same land hashes alike from a Shapefile,
     # whose rings turn the other way, and from GeoJSON.
     geometry_hashes = [

@@ -646,7 +646,11 @@ def credit() -> None:
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Fit date (default today): "
               "outcomes dated later are refused as leakage.")
 @click.option("--l2", type=click.FloatRange(min=0.0), default=1.0, show_default=True, help="Ridge penalty.")
-def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
+@click.option("--declared-slack-ha", type=click.FloatRange(min=0.0),
+              help="A declared area over the top of the cultivated interval by no more than this (ha) reads as "
+                   "honest in declared_over_high, when fitting and, kept in the model, when scoring (default: the "
+                   "packaged config's credit.declared_area_slack_ha, 0.01 ha: what declarations are rounded to).")
+def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: float | None) -> None:
     """Fit the monotonic, calibrated risk scorecard on past loans (CSV or Parquet).
 
     HISTORY has one row per past loan: the agronomic columns of a results table
@@ -664,7 +668,8 @@ def credit_fit(history: Path, out: Path, as_of, l2: float) -> None:
     from farmcredit.credit.history import fit_risk_model, read_history, write_risk_model
 
     table = read_history(history, as_of.date() if as_of else None)
-    model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2)
+    model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2,
+                           declared_slack_ha=declared_slack_ha)
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
     # Both outcomes in the seasons predicted out of time (read_history), so the out-of-time AUC is defined.

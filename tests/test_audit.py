@@ -105,9 +105,9 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
 
-def test_a_records_risk_features_read_the_declared_area_slack_the_run_was_configured_with(small_season) -> None:
-    """declared_over_high counts only what a declaration exceeds the interval's top by beyond
-    credit.declared_area_slack_ha, as the PD was scored: the record reads the run's config, not a default."""
+def test_a_records_risk_features_are_built_with_the_slack_its_scorecard_was_fitted_with(small_season) -> None:
+    """declared_over_high counts only what a declaration exceeds the interval's top by beyond the slack the scorecard
+    was fitted with (run.json's models.risk.declared_slack_ha), as the PD was scored."""
     from farmcredit.audit import decision_records
     from farmcredit.pipeline import run_assessment
 
@@ -119,11 +119,11 @@ def test_a_records_risk_features_read_the_declared_area_slack_the_run_was_config
         return np.array([r["risk_features"]["declared_over_high"] for r in decision_records(
             parcels, record, result.overlaps, result.products, result.imagery.scenes)])
 
-    assert result.record["config"]["values"]["credit"]["declared_area_slack_ha"] == 0.01
+    assert result.record["models"]["risk"]["declared_slack_ha"] == 0.01
     assert (declared_over_high(result.record)[measured] == 1.0).all() and measured.any()
-    strict = copy.deepcopy(result.record)
-    strict["config"]["values"]["credit"]["declared_area_slack_ha"] = 0.0
-    assert (declared_over_high(strict)[measured] > 1.0).all()
+    unforgiving = copy.deepcopy(result.record)
+    unforgiving["models"]["risk"]["declared_slack_ha"] = 0.0
+    assert (declared_over_high(unforgiving)[measured] > 1.0).all()
 
 
 def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_season, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 import farmcredit
+from farmcredit.config import load_config
 from farmcredit.credit.risk import (
     FEATURE_DIRECTIONS,
     SOURCE_COLUMNS,
@@ -178,8 +179,12 @@ def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted:
                          "each: add seasons of both outcomes, or fit once more loans have ended")
 
 
-def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "") -> dict:
-    """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card.
+def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "",
+                   declared_slack_ha: float | None = None) -> dict:
+    """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card. Its
+    ``declared_over_high`` reads a declaration over the cultivated interval's top by no more than
+    ``declared_slack_ha`` (None: the packaged config's ``credit.declared_area_slack_ha``) as honest, and the model
+    keeps the slack, so it scores loans as it read them.
 
     The loans are taken in a fixed order, by ``season``, then by the columns the fit reads (``SOURCE_COLUMNS``, then
     ``defaulted``; missing values last), so the same loans in any row order give the same model to the last bit:
@@ -191,9 +196,15 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
     """
     if not 0 <= l2 < np.inf:
         raise InputError(f"the ridge penalty l2 must be a finite number, 0 or more (got {l2})")
+    if declared_slack_ha is None:
+        declared_slack_ha = load_config().credit.declared_area_slack_ha
+    if not 0 <= declared_slack_ha < np.inf:
+        raise InputError(f"the declared-area slack must be a finite number of hectares, 0 or more (got "
+                         f"{declared_slack_ha})")
     history = history.sort_values(["season", *SOURCE_COLUMNS, "defaulted"], kind="stable", ignore_index=True)
-    features = risk_features(history, declared_slack_ha=0.0)  # declarations as recorded, as the shipped fit read them
-    scorecard = MonotonicScorecard(l2=l2).fit(features, history["defaulted"], seasons=history["season"])
+    features = risk_features(history, declared_slack_ha)
+    scorecard = MonotonicScorecard(l2=l2, declared_slack_ha=declared_slack_ha).fit(
+        features, history["defaulted"], seasons=history["season"])
     # A feature of one value (declared_over_high where no area was declared) ranks no loan: its coefficient stays 0.
     constant = {name: features[name].dropna().iloc[0] for name in scorecard.features_ if features[name].nunique() == 1}
     card = {

@@ -131,8 +131,7 @@ def assign_limits(
                       for codes, unobserved in zip(out["reasons"], unobserved_rows, strict=True)]
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
     probability, honest_probability = (np.where(unobserved_rows, np.nan, scored)
-                                       for scored in risk_model.probabilities_of_default(
-                                           out, credit.declared_area_slack_ha))
+                                       for scored in risk_model.probabilities_of_default(out))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)

@@ -23,7 +23,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from farmcredit.config import load_config
 from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash
 
@@ -45,12 +44,10 @@ SOURCE_COLUMNS = (
 MAX_DECLARED_RATIO = 5.0
 
 
-def risk_features(table: pd.DataFrame, declared_slack_ha: float | None = None) -> pd.DataFrame:
+def risk_features(table: pd.DataFrame, declared_slack_ha: float = 0.0) -> pd.DataFrame:
     """Derive the scorecard's features from results-table columns (NaN where unknown); ``declared_slack_ha`` is what
-    a declaration may exceed the cultivated interval's top by and read as honest (``credit.declared_area_slack_ha``;
-    None: the packaged config's, so a results table of a run on it scores as it was scored)."""
-    if declared_slack_ha is None:
-        declared_slack_ha = load_config().credit.declared_area_slack_ha
+    a declaration may exceed the cultivated interval's top by and read as honest (a scorecard's own: the one it was
+    fitted with, ``RiskModel.declared_slack_ha``)."""
     area = pd.to_numeric(table["cultivated_area_ha"], errors="coerce")
     most = pd.to_numeric(table["cultivated_area_high_ha"], errors="coerce")
     declared = pd.to_numeric(table["declared_area_ha"], errors="coerce")
@@ -83,15 +80,19 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
     Args:
         l2: ridge penalty on the standardised coefficients.
         directions: feature -> +1 / -1, the allowed sign of each coefficient.
+        declared_slack_ha: the slack ``risk_features`` built its ``declared_over_high`` with, saved with the model so
+            it scores with the same (the features come built: it is not applied here).
 
     Example:
-        >>> model = MonotonicScorecard().fit(features, defaulted, seasons=season)  # doctest: +SKIP
-        >>> pd_ = model.predict_proba(risk_features(results))[:, 1]  # doctest: +SKIP
+        >>> model = MonotonicScorecard(declared_slack_ha=0.01).fit(X, defaulted, seasons=season)  # doctest: +SKIP
+        >>> pd_ = model.predict_proba(risk_features(results, 0.01))[:, 1]  # doctest: +SKIP
     """
 
-    def __init__(self, l2: float = 1.0, directions: dict[str, int] | None = None) -> None:
+    def __init__(self, l2: float = 1.0, directions: dict[str, int] | None = None,
+                 declared_slack_ha: float = 0.0) -> None:
         self.l2 = l2
         self.directions = directions
+        self.declared_slack_ha = declared_slack_ha
 
     def fit(self, X: pd.DataFrame, y: Sequence[int], seasons: Sequence | None = None) -> MonotonicScorecard:
         """Fit coefficients on all rows and the calibration on out-of-time predictions.
@@ -167,7 +168,7 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
             "fill": self.fill_.tolist(), "center": self.center_.tolist(), "scale": self.scale_.tolist(),
             "coef": self.coef_.tolist(), "intercept": float(self.intercept_),
             "calibration_x": self.calibration_x_.tolist(), "calibration_y": self.calibration_y_.tolist(),
-            "l2": self.l2,
+            "l2": self.l2, "declared_slack_ha": self.declared_slack_ha,
         }
         return {"card": dict(card, metrics=self.metrics_), "model": model}
 
@@ -176,7 +177,9 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
         """Rebuild a fitted scorecard from ``to_dict`` output."""
         model = data["model"]
         _check_model(model)
-        scorecard = cls(l2=model["l2"], directions=dict(zip(model["features"], model["directions"])))
+        # Scorecards saved before the slack was a part of declared_over_high were fitted without one.
+        scorecard = cls(l2=model["l2"], directions=dict(zip(model["features"], model["directions"])),
+                        declared_slack_ha=model.get("declared_slack_ha", 0.0))
         scorecard.features_ = list(model["features"])
         for name in ("fill", "center", "scale", "coef", "calibration_x", "calibration_y"):
             setattr(scorecard, f"{name}_", np.asarray(model[name], dtype=float))
@@ -285,19 +288,24 @@ class RiskModel:
     def describe(self) -> dict:
         """What the audit record says about this model."""
         return {"source": self.source, "hash": self.model_hash, "training_data": self.card.get("training_data"),
-                "note": self.card.get("note"), "metrics": self.card.get("metrics")}
+                "note": self.card.get("note"), "metrics": self.card.get("metrics"),
+                "declared_slack_ha": self.declared_slack_ha}
 
-    def probability_of_default(self, table: pd.DataFrame, declared_slack_ha: float | None = None) -> np.ndarray:
-        """PD per row of a results table (NaN where no agronomic signal could be measured); ``declared_slack_ha`` as
-        ``risk_features`` takes it."""
-        return self._scored(risk_features(table, declared_slack_ha))
+    @property
+    def declared_slack_ha(self) -> float:
+        """What a declaration may exceed the cultivated interval's top by and read as honest in ``declared_over_high``:
+        the slack the scorecard was fitted with, so it scores loans as it learnt from them."""
+        return self.scorecard.declared_slack_ha
 
-    def probabilities_of_default(self, table: pd.DataFrame,
-                                 declared_slack_ha: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def probability_of_default(self, table: pd.DataFrame) -> np.ndarray:
+        """PD per row of a results table (NaN where no agronomic signal could be measured)."""
+        return self._scored(risk_features(table, self.declared_slack_ha))
+
+    def probabilities_of_default(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """PD per row of a results table as ``probability_of_default`` gives it, and with each declaration taken as
         honest (``declared_over_high`` 1, as one within the measured interval): the PD that rests on what the imagery
         shows alone; both from one build of the features."""
-        features = risk_features(table, declared_slack_ha)
+        features = risk_features(table, self.declared_slack_ha)
         return self._scored(features), self._scored(features.assign(declared_over_high=1.0))
 
     def _scored(self, features: pd.DataFrame) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Loan limits: arithmetic, grades, caps, decisions, ranked reasons, monotonicity, borrowers."""
 
 import itertools
+import json
 import logging
 import re
 from decimal import ROUND_FLOOR, Decimal
 from functools import partial
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -15,10 +17,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
+import farmcredit.credit.risk
 from farmcredit.audit import borrower_decision_records, decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.limit import amounts, money, round_down
+from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
 
 CONFIG = load_config()
@@ -263,18 +267,23 @@ def test_a_tiny_plots_declaration_rounded_to_the_hundredth_ha_is_not_flagged_but
 
 
 def test_a_declaration_over_the_interval_by_no_more_than_the_slack_is_graded_as_honest() -> None:
-    """A 0.1534 ha plot (its interval's top) declared 0.16 ha, rounded to the hundredth: not flagged (the slack,
-    credit.declared_area_slack_ha 0.01 ha), yet its declared_over_high (1.043) raised its PD a grade and cut its limit
-    (sample_tiles/' P00032, B to C). The feature now counts only what exceeds the slack: graded as declared honestly,
-    0.01 ha beyond the slack still counts."""
-    plot = {"polygon_area_ha": 0.16, "cultivated_area_ha": 0.15, "cultivated_area_low_ha": 0.14,
-            "cultivated_area_high_ha": 0.1534, "health_index": 40.0, "relative_yield": 0.8}
+    """A plot whose interval's top is 0.1742 ha declared 0.18 ha, rounded to the hundredth: not flagged (the slack,
+    credit.declared_area_slack_ha 0.01 ha), yet its declared_over_high (1.033) raised its PD and its grade
+    (sample_tiles/' P00320, A to B). The scorecard now counts only what exceeds the slack it was fitted with (the
+    shipped one 0.01 ha): graded as declared honestly; 0.01 ha beyond the slack still counts. A scorecard saved
+    before it kept a slack was fitted without one, and scores so."""
+    plot = {"polygon_area_ha": 0.18, "cultivated_area_ha": 0.17, "cultivated_area_low_ha": 0.16,
+            "cultivated_area_high_ha": 0.1742, "health_index": 40.0, "relative_yield": 0.8}
     rounded, honest, beyond = _assess(*(_parcel(parcel_id=f"P{k}", borrower_id=f"B{k}", declared_area_ha=area, **plot)
-                                        for k, area in enumerate((0.16, 0.15, 0.1734)))).itertuples()
+                                        for k, area in enumerate((0.18, 0.17, 0.1942)))).itertuples()
+    assert RISK.declared_slack_ha == CONFIG.credit.declared_area_slack_ha == 0.01
     assert rounded.probability_of_default == honest.probability_of_default < beyond.probability_of_default
     assert (rounded.loan_limit, np.isnan(rounded.honest_limit)) == (honest.loan_limit, True)
-    strict = CONFIG.model_copy(update={"credit": CONFIG.credit.model_copy(update={"declared_area_slack_ha": 0.0})})
-    unforgiven = assign_limits(pd.DataFrame([_parcel(declared_area_ha=0.16, **plot)]), strict, RISK).iloc[0]
+    saved = json.loads((Path(farmcredit.credit.risk.__file__).with_name("default_risk_model.json")).read_text())
+    del saved["model"]["declared_slack_ha"]
+    older = RiskModel(saved, "saved before the slack")
+    unforgiven = assign_limits(pd.DataFrame([_parcel(declared_area_ha=0.18, **plot)]), CONFIG, older).iloc[0]
+    assert older.declared_slack_ha == 0.0 and older.model_hash != RISK.model_hash
     assert unforgiven.probability_of_default > rounded.probability_of_default
 
 
@@ -689,14 +698,14 @@ def test_a_parcel_referred_at_a_grade_its_declaration_lowered_counts_its_honest_
 
 
 def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_minimum_is_referred() -> None:
-    """Declared 1.05 times its interval's top (under AREA_OVERSTATED's 1.2), a parcel graded D by that (C declared
-    honestly) is approved at its grade-D limit with its grade-C one as ``honest_limit``; its borrower, under the
-    minimum loan only at grade D, is referred at 0 (``DECLARED_AREA_UNDER_MINIMUM``, decided by that parcel), not
-    declined; one the honest limit cannot bring to the minimum is declined, as before."""
-    weak = {"health_index": 0.0, "relative_yield": 0.7, "ndvi_uniformity": 0.0, "yield_p10_t_ha": 3.0}
+    """Declared 1.06 times its interval's top (under AREA_OVERSTATED's 1.2, over the slack), a parcel graded D by that
+    (C declared honestly) is approved at its grade-D limit with its grade-C one as ``honest_limit``; its borrower,
+    under the minimum loan only at grade D, is referred at 0 (``DECLARED_AREA_UNDER_MINIMUM``, decided by that
+    parcel), not declined; one the honest limit cannot bring to the minimum is declined, as before."""
+    weak = {"health_index": 0.0, "relative_yield": 0.8, "ndvi_uniformity": 0.0, "yield_p10_t_ha": 3.0}
     tiny = {"parcel_id": "P2", "cultivated_area_ha": 0.005, "cultivated_area_low_ha": 0.0045,
             "cultivated_area_high_ha": 0.005, "polygon_area_ha": 0.005, "declared_area_ha": 0.005}
-    parcels = _assess(_parcel(**weak, declared_area_ha=0.525), _parcel(**weak, **tiny))
+    parcels = _assess(_parcel(**weak, declared_area_ha=0.53), _parcel(**weak, **tiny))
     over, honest = parcels.iloc[0], _assess(_parcel(**weak)).iloc[0]
     assert (over.decision, over.risk_grade, honest.risk_grade) == ("approve", "D", "C")
     assert "AREA_OVERSTATED" not in over.reason_all and over.honest_limit == honest.loan_limit > over.loan_limit
@@ -712,7 +721,7 @@ def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_mini
     record = next(borrower_decision_records(_borrowers(parcels), parcels, _RECORD))
     assert record["reasons"][1]["code"] == "DECLARED_AREA_UNDER_MINIMUM"
     # Where even the honest limit misses the minimum, declined as before.
-    poor = _assess(_parcel(**{**weak, "yield_p10_t_ha": 2.0}, declared_area_ha=0.525))
+    poor = _assess(_parcel(**{**weak, "yield_p10_t_ha": 2.0}, declared_area_ha=0.53))
     assert (poor.iloc[0].decision, poor.iloc[0].honest_limit < 1000) == ("approve", True)
     assert _borrowers(poor).iloc[0].decision == "decline"
 
@@ -869,7 +878,7 @@ def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None
 
 # The provenance of a run, as little as a decision record copies.
 _RECORD = {"code": {}, "config": {"hash": "", "values": CONFIG.model_dump(mode="json")},
-           "models": {"cropland": {}, "risk": {"hash": ""}}, "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
+           "models": {"cropland": {}, "risk": RISK.describe()}, "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
 
 
 @pytest.mark.parametrize("fallow", ["fallow", " Fallow ", "休耕", "撂荒"])
