@@ -169,10 +169,12 @@ def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _write_layer(frame: gpd.GeoDataFrame, path: Path, layer: str, **options: object) -> None:
     """Write ``frame`` as GeoPackage ``layer`` of MultiPolygons (with heights where any outline has them), whatever
     its outlines: the declared type followed the data (Polygon, MultiPolygon when one parcel was one, Geometry when
-    none had an outline), so appending each run's layer into one table warned or failed."""
+    none had an outline), so appending each run's layer into one table warned or failed. Its text columns that hold
+    no value go as text (``_text_typed``): through Arrow, as Arrow's ``null`` type, GDAL before 3.10 (pyogrio's
+    wheels before 0.11) refused them, and a run without regions stopped."""
     multipolygons = "MultiPolygon Z" if frame.geometry.has_z.any() else "MultiPolygon"
-    _nulls_as_none(frame).to_file(path, layer=layer, driver="GPKG", engine="pyogrio", promote_to_multi=True,
-                                  geometry_type=multipolygons, **options)
+    _text_typed(_nulls_as_none(frame)).to_file(path, layer=layer, driver="GPKG", engine="pyogrio",
+                                               promote_to_multi=True, geometry_type=multipolygons, **options)
 
 
 def _nulls_as_none(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -125,3 +125,30 @@ def test_borrowers_are_written_to_geoparquet_as_the_geopackage_layer_holds_them(
     assert borrowers.crs == parcels.crs and borrowers["borrower_id"].str.startswith("00").all()
     results = gpd.read_parquet(files["parquet"])
     assert set(results["borrower_id"]) == set(borrowers["borrower_id"])
+
+
+def test_text_columns_holding_no_value_reach_the_geopackage_as_text(assessed: Assessment, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run without regions handed its all-None ``region`` to the GeoPackage's Arrow writer as Arrow's ``null`` type,
+    which GDAL before 3.10 (pyogrio before 0.11) refuses: every such run stopped, its message showing the free space as
+    if the disk were at fault. The writer is handed text; read back, the column still holds no value."""
+    from farmcredit.credit.report import load_results
+
+    assert assessed.parcels["region"].isna().all()
+    handed: list[gpd.GeoDataFrame] = []
+    to_file = gpd.GeoDataFrame.to_file
+
+    def recorded(frame: gpd.GeoDataFrame, *args: object, **options: object) -> None:
+        handed.append(frame)
+        to_file(frame, *args, **options)
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", recorded)
+    write_outputs(tmp_path, assessed)
+    assert len(handed) == 2  # the parcels and borrowers layers
+    for frame in handed:
+        schema = pa.Schema.from_pandas(pd.DataFrame(frame.drop(columns=frame.geometry.name)), preserve_index=False)
+        assert [field.name for field in schema if field.type == pa.null()] == []
+    info = pyogrio.read_info(tmp_path / "results.gpkg", layer="parcels")
+    assert dict(zip(info["fields"], info["dtypes"]))["region"] == "object"  # an OGR String field
+    assert pyogrio.read_dataframe(tmp_path / "results.gpkg", read_geometry=False)["region"].isna().all()
+    assert load_results(tmp_path / "results.gpkg")["region"].isna().all()
