@@ -40,6 +40,40 @@ def test_source_needs_no_python_newer_than_requires_python(not_installed: Callab
     assert found.returncode == 0, found.stdout + found.stderr
 
 
+# The oldest version of a dependency farmcredit's code runs on, and what an older one lacks: pyproject.toml's floors
+# keep to these, as pip installs whatever a floor allows alongside an older environment's packages.
+NEEDED_FLOORS = {
+    "numpy": ((2, 0), "np.trapezoid (agronomy/signals.py): numpy 1.26 has only np.trapz"),
+}
+
+
+def _declared_floors() -> dict[str, tuple[int, ...] | None]:
+    """pyproject.toml's dependencies by normalised name (an extra, ``dask[distributed]``, declares its namesake too),
+    each with its ``>=`` floor as numbers (None without one). tomllib is 3.11+: patterns read the list."""
+    block = re.search(r"^dependencies = \[\n(.*?)^\]", (REPO / "pyproject.toml").read_text(), re.MULTILINE | re.DOTALL)
+    assert block, "pyproject.toml is expected to list its dependencies one a line"
+    declared: dict[str, tuple[int, ...] | None] = {}
+    for name, extras, versions in re.findall(r'^\s*"([\w.-]+)(?:\[([\w,.-]+)\])?([^"]*)"', block[1], re.MULTILINE):
+        floor = re.search(r">=\s*([\d.]+)", versions)
+        declared[_normalised(name)] = tuple(int(part) for part in floor[1].split(".")) if floor else None
+        declared.update(dict.fromkeys(map(_normalised, filter(None, extras.split(","))), declared[_normalised(name)]))
+    return declared
+
+
+def _normalised(name: str) -> str:
+    """A distribution's name as the packaging standards compare them (``PyYAML`` is ``pyyaml``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_declared_floors_admit_no_version_the_code_cannot_run_on() -> None:
+    """numpy>=1.26 was declared while the code called np.trapezoid (numpy 2.0): an environment holding numpy 1.26
+    installed farmcredit and crashed measuring the first season."""
+    declared = _declared_floors()
+    too_low = {name: (declared.get(name), needed, why) for name, (needed, why) in NEEDED_FLOORS.items()
+               if (declared.get(name) or ()) < needed}
+    assert too_low == {}
+
+
 def _built(kind: str, tmp_path: Path) -> list[str]:
     """Build the ``sdist`` or ``wheel`` of a copy of the working tree (less what git ignores) with setuptools, as pip
     would; the paths of its files, an sdist's less its ``farmcredit-X.Y.Z/`` folder."""
