@@ -44,6 +44,10 @@ def test_source_needs_no_python_newer_than_requires_python(not_installed: Callab
 # keep to these, as pip installs whatever a floor allows alongside an older environment's packages.
 NEEDED_FLOORS = {
     "numpy": ((2, 0), "np.trapezoid (agronomy/signals.py): numpy 1.26 has only np.trapz"),
+    # Tried: with the 0.8-0.10 wheels (GDAL 3.8-3.9) a Shapefile of GBK column names and no .cpg (an older ArcGIS's)
+    # was refused as "not a readable vector file: 'utf-8' codec can't decode", not told to add a .cpg
+    # (test_parcels.py). 0.11 also takes pandas 3's text columns (pandas>=2.0 allows 3) and all-None ones via Arrow.
+    "pyogrio": ((0, 11), "GBK column names read as a Shapefile's encoding problem; pandas 3 text columns"),
 }
 
 
