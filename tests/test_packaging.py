@@ -1,6 +1,8 @@
 """What the package ships keeps to what it advertises: source that runs on the oldest Python pyproject allows, an
 sdist and a wheel of the package alone, and credits for the data its weights learnt from."""
 
+import ast
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -47,6 +49,8 @@ NEEDED_FLOORS = {
     # Tried: with the 0.8-0.10 wheels (GDAL 3.8-3.9) a Shapefile of GBK column names and no .cpg (an older ArcGIS's)
     # was refused as "not a readable vector file: 'utf-8' codec can't decode", not told to add a .cpg
     # (test_parcels.py). 0.11 also takes pandas 3's text columns (pandas>=2.0 allows 3) and all-None ones via Arrow.
+    "pandas": ((2, 0), "outputs/tables.py as_dates: pandas 1.5 (which geopandas 1.0 allows) crashes there"),
+    "affine": ((3, 0), "Affine @ (imagery/fetch.py, imagery/mosaic.py): affine 2 has only *"),
     "pyogrio": ((0, 11), "GBK column names read as a Shapefile's encoding problem; pandas 3 text columns"),
 }
 
@@ -124,3 +128,20 @@ def test_shipped_card_and_notice_credit_each_third_party_source_the_weights_lear
     for credit in ("EuroSAT", "Helber", "MIT License", "Digital Earth Africa", "Apache License",
                    "Contains modified Copernicus Sentinel data"):
         assert credit in notice
+
+
+def test_every_package_farmcredit_imports_is_a_declared_dependency() -> None:
+    """pandas, requests and affine were imported but came only through geopandas, pystac-client and rasterio, so no
+    floor held them to what the code needs (pandas 1.5 crashed writing the results)."""
+    imported = set()
+    for source in (REPO / "farmcredit").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                imported.add(node.module.split(".")[0])
+    declared = _declared_floors()
+    distributions = importlib.metadata.packages_distributions()  # pystac's module comes in several
+    undeclared = sorted(module for module in imported - set(sys.stdlib_module_names) - {"farmcredit"}
+                        if not {_normalised(name) for name in distributions.get(module, [module])} & declared.keys())
+    assert undeclared == []
