@@ -142,6 +142,17 @@ def code_version() -> dict:
             "python": platform.python_version()}
 
 
+def card_code_version() -> str:
+    """The code that fitted a model, as its card records it: the farmcredit version, ``+src.<12 hex>`` of the
+    package's source hash (``code_version``'s ``source_sha256``: installed or not), and ``.git.<commit>``
+    (``-dirty`` with uncommitted changes) in a git checkout."""
+    found = code_version()
+    version = f"{found['farmcredit']}+src.{found['source_sha256'][:12]}"
+    if not found["git_commit"]:
+        return version
+    dirty = "-dirty" if found["git_uncommitted_changes"] else ""
+    return f"{version}.git.{found['git_commit'][:12]}{dirty}"
+
 def _git(root: Path, *args: str) -> tuple[str | None, str]:
     """git's output in ``root`` (None when git is missing, hangs or fails) and what it said when it failed."""
     try:

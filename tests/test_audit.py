@@ -319,3 +319,12 @@ def test_uncommitted_changes_count_the_linked_default_config_and_new_files_and_a
     (root / ".git").write_text(f"gitdir: {tmp_path / 'gone'}\n")  # git runs, and refuses (as for another's checkout)
     refused, logged = _recorded_code(root)
     assert refused["git_commit"] is None and f"git refuses to read farmcredit's checkout {root}" in logged
+
+
+def test_a_card_made_outside_a_git_checkout_names_the_source_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed from a wheel, a CNN card's code_version was "0.1.0" alone, which every edit of the code shares."""
+    from farmcredit import audit
+    from farmcredit.hashing import source_hash
+
+    monkeypatch.setattr(audit, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
+    assert audit.card_code_version() == f"{audit.code_version()['farmcredit']}+src.{source_hash()[:12]}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import farmcredit
+from farmcredit.audit import card_code_version
 from farmcredit.config import load_config
 from farmcredit.credit.risk import (
     FEATURE_DIRECTIONS,
@@ -220,7 +220,7 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
         },
         "calibration": "isotonic on out-of-time predictions (each season predicted by a fit on earlier ones, once "
                        "those hold defaulted and repaid loans)",
-        "code_version": farmcredit.__version__,
+        "code_version": card_code_version(),
     }
     return scorecard.to_dict(card)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from farmcredit.audit import card_code_version
 from farmcredit.errors import InputError
 from farmcredit.imagery.read import is_reflectance
 from farmcredit.locking import can_write_in
@@ -168,20 +169,6 @@ def training_data_sha256(data: TrainingData) -> str:
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()
-
-
-def _code_version() -> str:
-    """The farmcredit version, ``+src.<12 hex>`` of the package's source hash (as the audit record's
-    ``source_sha256``: installed or not), and ``.git.<commit>`` (``-dirty`` with uncommitted changes) in a git
-    checkout."""
-    from farmcredit.audit import code_version
-
-    found = code_version()
-    version = f"{found['farmcredit']}+src.{found['source_sha256'][:12]}"
-    if not found["git_commit"]:
-        return version
-    dirty = "-dirty" if found["git_uncommitted_changes"] else ""
-    return f"{version}.git.{found['git_commit'][:12]}{dirty}"
 
 
 def band_statistics(data: TrainingData) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str, ...]]:
@@ -334,7 +321,7 @@ def train(
         training["schedule_steps"] = schedules
     if init is not None:
         training["init"] = starting_weights(init.card, init_path)
-    return net.cpu().eval(), replace(card, training=training, code_version=_code_version()), losses
+    return net.cpu().eval(), replace(card, training=training, code_version=card_code_version()), losses
 
 
 def starting_weights(card: ModelCard, path: Path | None = None) -> dict:

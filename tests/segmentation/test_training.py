@@ -1016,16 +1016,6 @@ def test_weights_and_checkpoints_are_written_readable_as_the_umask_allows(tmp_pa
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ckpt.safetensors", "m.json", "m.safetensors"]
 
 
-def test_a_card_trained_outside_a_git_checkout_names_the_source_it_ran(monkeypatch) -> None:
-    """Installed from a wheel, the card's code_version was "0.1.0" alone, which every edit of the code shares."""
-    from farmcredit import audit
-    from farmcredit.hashing import source_hash
-    from farmcredit.segmentation.training import _code_version
-
-    monkeypatch.setattr(audit, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
-    assert _code_version() == f"{audit.code_version()['farmcredit']}+src.{source_hash()[:12]}"
-
-
 def test_training_on_nothing_held_out_warns_that_the_card_has_no_metrics_and_how_to_get_some(small_season,
                                                                                             tmp_path: Path) -> None:
     """On the user's own labels alone the card's metrics were {} and nothing said so."""
