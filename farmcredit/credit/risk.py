@@ -13,6 +13,7 @@ every sign. The fitted model is plain numbers, saved as JSON (never pickled).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -326,7 +327,7 @@ def load_risk_model(path: str | Path | None = None) -> RiskModel:
         data = json.loads(Path(path).read_text())
         if data["card"]["kind"] != "farmcredit-monotonic-scorecard":
             raise KeyError("kind")
-        return RiskModel(data, str(path))
+        return RiskModel(data, os.path.abspath(path))  # the audit record names it as it does the parcels
     except OSError as exc:
         raise InputError(f"cannot read risk model {path}: {exc.strerror}") from exc
     except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested past Python's stack

@@ -151,6 +151,15 @@ def test_a_fitted_models_card_pins_the_source_that_fitted_it_as_a_cnns_card_does
     assert card["code_version"].startswith(f"{found['farmcredit']}+src.{found['source_sha256'][:12]}")
 
 
+def test_a_model_named_by_a_relative_path_is_recorded_by_its_absolute_one(history, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--risk-model ./rm.json`` was recorded in run.json as "rm.json": which file, from which folder, unsaid."""
+    write_risk_model(fit_risk_model(history, source="test history"), tmp_path / "rm.json")
+    monkeypatch.chdir(tmp_path)
+    model = load_risk_model("./rm.json")
+    assert model.source == str(tmp_path / "rm.json") and model.describe()["source"] == model.source
+
+
 def test_default_model_says_it_is_synthetic() -> None:
     model = load_risk_model()
     assert "SYNTHETIC" in model.card["note"] and "synthetic" in model.card["training_data"]
