@@ -75,6 +75,9 @@ MAX_REVENUE_TO_COST = 5.0
 PER_JIN_BELOW = 0.65
 # Clear dates a crop call needs: a template's gain and offset are fitted to the curve, so two dates fit any crop.
 MIN_CROP_DATES = 3
+# credit's amounts of money, in credit.currency: a config in another currency leaving them at the packaged (CNY)
+# values lends on yuan figures read as its own currency.
+CREDIT_MONEY_KEYS = ("parcel_cap", "borrower_cap", "min_loan", "rounding_step")
 # The longest paddy-flooding window across the new year: transplanting takes weeks, so one of over half a year is
 # more likely a start and end swapped.
 MAX_WRAPPED_WINDOW_DAYS = 183
@@ -438,6 +441,14 @@ class Config(_Frozen):
                 "CNY per kg; a price per 斤 (500 g) is half of it: double it (a price this low that is right for its "
                 "region may stay)")
 
+    def money_left_packaged(self, packaged: Config) -> tuple[str, ...]:
+        """credit's money keys (``CREDIT_MONEY_KEYS``) left at ``packaged``'s values in a config in another currency
+        than ``packaged``'s (none in its currency)."""
+        if self.credit.currency == packaged.credit.currency:
+            return ()
+        return tuple(key for key in CREDIT_MONEY_KEYS
+                     if getattr(self.credit, key) == getattr(packaged.credit, key))
+
     def config_hash(self) -> str:
         """Return a short SHA-256 of the settings as they are used: the same settings, however written, the same hash.
 
@@ -524,10 +535,12 @@ def packaged_config_text() -> str:
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
     the packaged values; a ``crops`` section it gives replaces the packaged crops whole. Warns (the ``farmcredit``
-    logger) of a file's prices that look like prices per 斤 (``Config.prices_per_jin``).
+    logger) of a file's prices that look like prices per 斤 (``Config.prices_per_jin``), and of credit's amounts of
+    money left at the packaged values in another currency (``Config.money_left_packaged``).
 
     Raises:
-        ConfigError: the file is missing, not YAML, or a key is invalid (the key is named).
+        ConfigError: the file is missing, not YAML, or a key is invalid (the key is named), or it sets another
+            ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency.
     """
     packaged = packaged_config_text()
     if path is None:
@@ -549,7 +562,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{source} is not valid YAML: nested too deeply") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
-    if "crops" not in raw:  # the other sections' defaults are the packaged values; the crops have none
+    packaged_crops = "crops" not in raw
+    if packaged_crops:  # the other sections' defaults are the packaged values; the crops have none
         raw = {**raw, "crops": yaml.safe_load(packaged)["crops"]}
     try:
         config = Config.model_validate(raw)
@@ -558,9 +572,22 @@ def load_config(path: str | Path | None = None) -> Config:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
                              for err in exc.errors())
         raise ConfigError(f"invalid config {source}: {problems}") from exc
-    slips = "" if path is None else config.prices_per_jin(load_config())
+    if path is None:
+        return config
+    default = load_config()
+    currency, default_currency = config.credit.currency, default.credit.currency
+    if packaged_crops and currency != default_currency:
+        raise ConfigError(f"invalid config {source}: credit.currency is {currency} but the crops' prices and costs "
+                          f"are the packaged {default_currency} ones: give a crops section in {currency} "
+                          "(farmcredit config > mine.yaml writes one to edit)")
+    slips = config.prices_per_jin(default)
     if slips:
         logger.warning("%s: %s", source, slips)
+    left = config.money_left_packaged(default)
+    if left:
+        logger.warning("%s: credit.currency is %s but %s keep the packaged values in %s (%s): give them in %s",
+                       source, currency, ", ".join(f"credit.{key}" for key in left), default_currency,
+                       ", ".join(f"{getattr(default.credit, key):,g}" for key in left), currency)
     return config
 
 

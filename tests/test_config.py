@@ -235,6 +235,39 @@ def test_a_config_of_one_setting_takes_the_packaged_crops(tmp_path: Path) -> Non
     assert config.credit.parcel_cap == 1500 and config.crops == default.crops and config.imagery == default.imagery
 
 
+def test_another_currency_with_the_packaged_crops_is_refused_naming_what_to_set(tmp_path: Path) -> None:
+    """A Zambian lender's `credit: {currency: ZMW}` ran on the packaged crops' CNY prices and costs, and the CNY caps,
+    all read as kwacha ("approved 240,900 ZMW"), with no word."""
+    path = tmp_path / "zambia.yaml"
+    path.write_text("credit:\n  currency: zmw\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"invalid config {path}: credit.currency is ZMW but the crops' prices and costs are the packaged CNY ones: "
+            "give a crops section in ZMW (farmcredit config > mine.yaml writes one to edit)")):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("credit", "warned"),
+    [
+        ({}, None),  # in CNY the packaged amounts are the config's own
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150, "rounding_step": 10}, None),
+        ({"currency": "EUR"}, "credit.parcel_cap, credit.borrower_cap, credit.min_loan, credit.rounding_step keep "
+                              "the packaged values in CNY (100,000, 200,000, 1,000, 100): give them in EUR"),
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000},
+         "credit.min_loan, credit.rounding_step keep the packaged values in CNY (1,000, 100): give them in EUR"),
+    ],
+)
+def test_amounts_of_money_left_at_the_packaged_values_in_another_currency_are_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, credit: dict, warned: str | None) -> None:
+    """A config in EUR with its own crops loads; caps and the minimum loan still in yuan figures are named."""
+    path = _write(tmp_path, lambda raw: raw["credit"].update(credit))  # a crops section given (the packaged one)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        config = load_config(path)
+    assert config.credit.currency == credit.get("currency", "CNY")
+    logged = [record.getMessage() for record in caplog.records if "keep the packaged values" in record.getMessage()]
+    assert logged == ([] if warned is None else [f"{path}: credit.currency is EUR but {warned}"])
+
+
 def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
     """``<<: *anchor`` reuses a mapping (not a key given twice): a spring wheat as wheat at another price."""
     lines = DEFAULT.read_text().replace("\n  wheat:\n", "\n  wheat: &wheat\n").splitlines()
@@ -273,7 +306,8 @@ def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2.0}}}}), None),
         # Prices in another currency are not held to the packaged CNY prices (a review: every EUR config was told to
         # double its prices).
-        (lambda raw: (raw["credit"].update(currency="EUR"), raw["crops"]["maize"].update(price=1.1)), None),
+        (lambda raw: (raw["credit"].update(currency="EUR", parcel_cap=15_000, borrower_cap=30_000, min_loan=150,
+                                           rounding_step=10), raw["crops"]["maize"].update(price=1.1)), None),
         # Chinese loan officers quote 元/斤 (1 斤 = 0.5 kg): half the price per kg, half the revenue and limit.
         (lambda raw: raw["crops"]["maize"].update(price=1.1), "crops.maize.price 1.1 (packaged maize: 2.2)"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 1.1}}}}),
