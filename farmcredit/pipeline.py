@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,11 +26,11 @@ from pyproj.exceptions import ProjError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window, union
 
-from farmcredit.agronomy import ParcelMeasurements, derive_signals
+from farmcredit.agronomy import ParcelMeasurements, derive_signals, near_peak_runs, peak_days, season_days
 from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
-from farmcredit.dates import as_season, day_of_year_clash
+from farmcredit.dates import as_season, day_of_year, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
@@ -88,6 +88,7 @@ class Assessment:
             file).
         borrowers: one row per borrower.
         record: the audit record (``run.json``).
+        config: the run configuration (``record`` holds its values).
         imagery: the season read.
         series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1) and the
             coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
@@ -103,6 +104,7 @@ class Assessment:
     parcels: gpd.GeoDataFrame
     borrowers: gpd.GeoDataFrame
     record: dict
+    config: Config
     imagery: Imagery
     series: pd.DataFrame
     overlaps: Overlaps
@@ -278,13 +280,55 @@ def warn_batch_partitions(out: Path) -> None:
 
 def warn_of_findings(result: Assessment) -> None:
     """Say what a run found that its results alone do not tell at a glance: image files that could not be read
-    (``_warn_read_failures``), parcels clouds or the season left unjudged (``_warn_clouds``, ``_warn_season``)."""
+    (``_warn_read_failures``), parcels clouds or the season left unjudged (``_warn_clouds``, ``_warn_season``), crop
+    calendars whose peak the season's dates miss (``_warn_calendars``)."""
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
     _warn_clouds(codes, len(result.record["season_dates"]),
                  result.record["config"]["values"]["agronomy"]["min_clear_observations"],
                  bool(result.record["read_failures"]))
-    _warn_season(codes)
+    dates = [date.fromisoformat(day) for day in result.record["season_dates"]]
+    _warn_season(codes, _warn_calendars(result.config, result.parcels, codes, dates))
+
+
+def _warn_calendars(config: Config, parcels: pd.DataFrame, codes: pd.Series, dates: Sequence[date]) -> np.ndarray:
+    """Warn once of each crop the ``parcels`` declare or are priced at whose peak none of the season's ``dates`` can
+    see (``peak_days``), naming its calendar's near-peak days: a --season reaching them rates a season cut short, but
+    one missing the crop's whole season (``season_days``) more likely has the calendar wrong (the packaged Chinese
+    ones on a southern season), which the crop's ``ndvi_template`` sets. Returns which parcels (``codes``: each one's
+    reason codes) that told of: those referred PEAK_NOT_OBSERVED as a crop whose whole season the dates miss."""
+    told = np.zeros(len(codes), dtype=bool)
+    if not dates:
+        return told
+    doy = np.array([day_of_year(day) for day in dates])
+    first_year, shift = min(dates).year, config.agronomy.template_shift_days
+    named = {config.crop_named(crop) for crop in parcels["declared_crop"]} | set(parcels["priced_crop"])
+    peak_unseen = codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).to_numpy()
+    for crop, spec in config.crops.items():
+        if crop not in named or peak_days(spec, shift)[doy].any():
+            continue
+        unseen = peak_unseen & (parcels["priced_crop"] == crop).to_numpy()
+        peak = " or ".join(f"{_day_text(first, first_year)} to {_day_text(last, first_year)} (days {first}-{last} of "
+                           "the year)" for first, last in near_peak_runs(spec))
+        calendar = (f"its ndvi_template in --config (crops.{crop}.ndvi_template) sets its calendar: where {crop} grows "
+                    "in other months (a southern season), give one peaking then (a crop green across the new year: "
+                    "points on day 1 and 366)")
+        season_missed = not season_days(spec)[doy].any()
+        fixes = (f"{calendar}; else a --season (season= in Python) reaching its peak rates them" if season_missed
+                 else f"a --season (season= in Python) reaching its peak rates them, or {calendar}")
+        logger.warning("none of the season's %d date(s), %s to %s, falls near %s's peak as its crop calendar has it, "
+                       "%s, give or take the %d days a parcel's season may shift: %d parcel(s) priced as %s are "
+                       "referred PEAK_NOT_OBSERVED (health and yield not rated); %s", len(dates), min(dates),
+                       max(dates), crop, peak, shift, unseen.sum(), crop, fixes)
+        if season_missed:
+            told |= unseen
+    return told
+
+
+def _day_text(day: int, year: int) -> str:
+    """Day ``day`` of the year ``year`` as '14 July'."""
+    when = date(year, 1, 1) + timedelta(days=day - 1)
+    return f"{when.day} {when:%B}"
 
 
 def _warn_clouds(codes: pd.Series, dates: int, needed: int, failures: bool) -> None:
@@ -321,14 +365,15 @@ def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series)
                        "run.json has GDAL's message", len(files), some(files), lost)
 
 
-def _warn_season(codes: pd.Series) -> None:
+def _warn_season(codes: pd.Series, told: np.ndarray) -> None:
     """Say how many parcels (``codes``: each one's reason codes) the season could not judge for want of images in
-    their crop's weeks (referred), and how many the run could not rate the health of for want of peers."""
+    their crop's weeks (referred; leaving out those ``told`` of their crop calendar by ``_warn_calendars``), and how
+    many the run could not rate the health of for want of peers."""
     if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
         logger.warning("%d parcel(s) show no crop, but no clear image of theirs falls while their crop is green "
                        "(SEASON_MISSES_CROP: referred, not declined); a --season (season= in Python) covering their "
                        "crops' growing weeks judges them", missed)
-    if unseen := codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).sum():
+    if unseen := (codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).to_numpy() & ~told).sum():
         logger.warning("%d parcel(s) have no clear image near their crop's peak (PEAK_NOT_OBSERVED: referred, health "
                        "and yield not rated); a --season (season= in Python) covering the peak, or clear images "
                        "there, rates them", unseen)
@@ -580,7 +625,7 @@ def finish_assessment(
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.
-    return Assessment(result.set_axis(inputs.index), borrowers, record, inputs.imagery, series, overlaps,
+    return Assessment(result.set_axis(inputs.index), borrowers, record, cfg, inputs.imagery, series, overlaps,
                       measurements.product, extent, pixels)
 
 

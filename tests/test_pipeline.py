@@ -26,7 +26,7 @@ from rasterio.crs import CRS
 from rasterio.transform import array_bounds
 from rasterio.warp import calculate_default_transform
 
-from farmcredit.config import load_config
+from farmcredit.config import Config, load_config
 from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, open_imagery
@@ -1120,6 +1120,49 @@ def test_parcels_a_short_season_cannot_judge_are_warned_of_in_python_too(
         results = assess(small_season.parcels_path, small_season.imagery_dir, season=season, model="rule")
     referred = results["reason_all"].str.split(";").map(lambda codes: code in codes).sum()
     assert referred >= 3 and f"{referred} {warning}" in caplog.text
+
+
+def _half_a_year_off(template: tuple[tuple[float, float], ...]) -> list[list[float]]:
+    """A crop calendar moved by 183 days round the new year, as the packaged Chinese ones read on a southern season."""
+    from farmcredit.agronomy.signals import template_at
+
+    days = np.array([*range(1, 366, 7), 366])
+    return [[int(day), round(float(ndvi), 3)]
+            for day, ndvi in zip(days, template_at(np.array(template), (days - 184) % 366 + 1))]
+
+
+def test_a_crop_calendar_whose_peak_the_season_misses_is_warned_of_naming_its_template(
+        small_season, caplog: pytest.LogCaptureFixture) -> None:
+    """The packaged Chinese calendars on a Zambian season (November to April): 425 parcels were referred
+    PEAK_NOT_OBSERVED and told that a --season covering the peak rates them, when their crops' calendar was wrong.
+    Here the calendars are half a year off the simulated season's: a crop whose whole season its dates miss is told
+    of its ndvi_template; rice, whose season the dates reach (April), of a --season first; wheat is seen."""
+    values = load_config().model_dump()
+    for spec in values["crops"].values():
+        spec["ndvi_template"] = _half_a_year_off(spec["ndvi_template"])
+    config = Config.model_validate(values)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        results = assess(small_season.parcels_path, small_season.imagery_dir, season="2024-04-01/2024-10-31",
+                         config=config, model="rule")
+    unseen = results["reason_all"].str.split(";").map(lambda codes: "PEAK_NOT_OBSERVED" in codes)
+    said = {crop: [record.getMessage() for record in caplog.records if f"near {crop}'s peak" in record.getMessage()]
+            for crop in config.crops}
+    [maize] = said["maize"]
+    maize_unseen = (unseen & (results["priced_crop"] == "maize")).sum()
+    assert maize.startswith("none of the season's 7 date(s), 2024-04-05 to 2024-10-27, falls near maize's peak as its "
+                            "crop calendar has it, 27 January to 1 March (days 27-61 of the year), give or take "
+                            f"the 15 days a parcel's season may shift: {maize_unseen} "
+                            "parcel(s) priced as maize are referred PEAK_NOT_OBSERVED")
+    assert maize.endswith("; its ndvi_template in --config (crops.maize.ndvi_template) sets its calendar: where maize "
+                          "grows in other months (a southern season), give one peaking then (a crop green across the "
+                          "new year: points on day 1 and 366); else a --season (season= in Python) reaching its peak "
+                          "rates them")
+    [rice] = said["rice"]
+    assert "; a --season (season= in Python) reaching its peak rates them, or its ndvi_template" in rice
+    assert said["wheat"] == []
+    told = unseen & results["priced_crop"].isin(["maize", "soybean"])
+    assert told.sum() > 0
+    assert f"{(unseen & ~told).sum()} parcel(s) have no clear image near their crop's peak" in caplog.text
 
 
 def test_parcels_clouds_leave_too_few_clear_images_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:

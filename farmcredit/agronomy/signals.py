@@ -222,6 +222,16 @@ def near_peak_runs(crop: CropConfig) -> tuple[tuple[int, int], ...]:
     return tuple(runs)
 
 
+def peak_days(crop: CropConfig, shift_days: int) -> np.ndarray:
+    """By day of the year (index 1-366; 0 unused): whether a clear image that day can see the crop's peak, as
+    PEAK_NOT_OBSERVED judges it: in its near-peak days (``near_peak_runs``) on schedule or moved by any shift its
+    template is fitted at (``template_shifts(shift_days)``)."""
+    days = np.arange(1, 367)
+    seen = np.any([_within_days(days, *_moved(run, by))
+                   for run in near_peak_runs(crop) for by in template_shifts(shift_days)], axis=0)
+    return np.concatenate([[False], seen])
+
+
 def season_days(crop: CropConfig) -> np.ndarray:
     """By day of the year (index 1-366; 0 unused): whether the day is in the crop's own season, the unbroken stretch
     of days round each of its near-peak runs on which its template is at least ``SEASON_SHARE`` of the way from its
