@@ -79,6 +79,10 @@ MU_PER_HA = 15
 # (margins, paths, ditches) make it 11, half as large 30. declared_area_mu values in this band's reciprocal (1/30 to
 # 1/6 times, about 1/15) are likely hectares.
 MU_RATIO_BAND = (6.0, 30.0)
+# declared_area_ha values whose median is this many times the outlines' areas are likely acres (2.471 to the hectare):
+# a file-wide median, as one borrower may overstate 2-3 times.
+ACRE_RATIO_BAND = (2.2, 2.8)
+HA_PER_ACRE = 0.4047
 MIN_PARCELS_FOR_UNIT = 10
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
 # parcels were assessed as declaring none, and over-declared ones approved.
@@ -532,10 +536,13 @@ def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefil
         logger.info("%s: column(s) %s, named like an area, are also present, not read: the declared area is %s's",
                     source, ", ".join(map(repr, areas)), read[0])
     else:
+        acres = [name for name in areas if "acre" in folded(name) or "ac" in re.split(r"[^a-z0-9]+", folded(name))]
+        in_acres = (f"; {', '.join(map(repr, acres))}, in acres: convert to hectares (1 acre = {HA_PER_ACRE} ha) "
+                    "into declared_area_ha" if acres else "")
         logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
                        "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
-                       "parcel's declared area is checked against the imagery", source,
-                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN)
+                       "parcel's declared area is checked against the imagery%s", source,
+                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_acres)
 
 
 def _column_name(column: object) -> str:
@@ -670,14 +677,21 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
     """Warn when the declared areas' median ratio to the outlines' areas (of at least ``MIN_PARCELS_FOR_UNIT`` parcels
     or half the file's) says they are in the other unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
     hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
-    (hectares read as mu understate every parcel 15-fold); ``area_m2``: each outline's, ``utm_area_m2``. A warning,
-    not a refusal: a file can be honestly off so."""
+    (hectares read as mu understate every parcel 15-fold), or ``declared_area_ha`` within ``ACRE_RATIO_BAND`` (acres
+    read as hectares); ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly
+    off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
     outline_ha = area_m2[declaring] / 10_000
     measured = outline_ha > 0
     if measured.sum() < min(MIN_PARCELS_FOR_UNIT, len(geoms) / 2):
         return
     ratio = float(np.median(declared_ha[declaring[measured]] / outline_ha[measured]))
+    if not in_mu and ACRE_RATIO_BAND[0] <= ratio <= ACRE_RATIO_BAND[1]:
+        logger.warning("%s: declared areas look like acres (median %.2fx the outlines): 2.471 acres make a hectare; "
+                       "read as hectares, they are overstated and their parcels flagged AREA_OVERSTATED; if they are "
+                       "in acres, convert them to hectares (1 acre = %g ha) into declared_area_ha", source, ratio,
+                       HA_PER_ACRE)
+        return
     low, high = (1 / MU_RATIO_BAND[1], 1 / MU_RATIO_BAND[0]) if in_mu else MU_RATIO_BAND
     if not low <= ratio <= high:
         return

@@ -331,6 +331,29 @@ def test_declared_hectares_about_fifteen_times_the_outlines_are_warned_of_as_mu(
     assert ("name the column declared_area_mu (or area_mu" in caplog.text) == warned
 
 
+@pytest.mark.parametrize(("declared", "warned"), [(2.471, True), (2.2, True), (2.8, True), (1.0, False),
+                                                  (2.0, False), (3.0, False)])
+def test_declared_hectares_about_two_and_a_half_times_the_outlines_are_warned_of_as_acres(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, warned: bool) -> None:
+    """A Zambian file's acres written in declared_area_ha flagged its honest parcels AREA_OVERSTATED, in silence; a
+    file-wide median, as a few borrowers overstating 2-3 times are no unit."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": declared if i < 7 else 1.0,
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha each
+    path = tmp_path / "acres_as_ha.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert (f"declared areas look like acres (median {declared:.2f}x the outlines): 2.471 acres make a hectare; read "
+            "as hectares, they are overstated" in caplog.text) == warned
+    assert ("convert them to hectares (1 acre = 0.4047 ha) into declared_area_ha" in caplog.text) == warned
+    assert "likely areas in mu" not in caplog.text
+    caplog.clear()
+    _frame([{**row, "declared_area_ha": declared if i < 5 else 1.0} for i, row in enumerate(rows)]).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)  # five of twelve overstating: the median is 1
+    assert "look like acres" not in caplog.text
+
+
 @pytest.mark.parametrize(("declared_mu", "warned"), [(1.0, True), (0.75, True), (15.0, False), (5.0, False)])
 def test_declared_mu_about_a_fifteenth_of_the_outlines_are_warned_of_as_hectares(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared_mu: float, warned: bool) -> None:
@@ -373,6 +396,21 @@ def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         read_parcels(path)
     assert "declared area" not in caplog.text
+
+
+@pytest.mark.parametrize(("name", "acres"), [("declared_area_acres", True), ("acres", True), ("area_ac", True),
+                                           ("Area_acres", True), ("area_ha", False), ("area_mu", False)])
+def test_an_unread_area_column_named_for_acres_is_told_to_be_converted_to_hectares(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, acres: bool) -> None:
+    """declared_area_acres was told only to be named declared_area_ha or declared_area_mu: acres so renamed are read as
+    hectares, 2.47 times the land."""
+    path = tmp_path / "acres.geojson"
+    _frame([{"parcel_id": "P1", "borrower_id": "B", name: 2.5, "geometry": SQUARE}]).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path)
+    told = f"; {name!r}, in acres: convert to hectares (1 acre = 0.4047 ha) into declared_area_ha"
+    assert caplog.text.count("not read, though named like a declared area") == (name != "area_mu")
+    assert (told in caplog.text) == acres
 
 
 def test_area_like_columns_beside_the_declared_area_read_or_of_places_and_outlines_are_not_warned_of(
