@@ -25,6 +25,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -183,8 +184,14 @@ class CropConfig(_Frozen):
 
     @field_validator("ndvi_template", "yield_curve")
     @classmethod
-    def _increasing_x(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    def _increasing_x(cls, points: tuple[tuple[float, float], ...],
+                      info: ValidationInfo) -> tuple[tuple[float, float], ...]:
         xs = [x for x, _ in points]
+        falls = sum(b < a for a, b in zip(xs, xs[1:]))
+        if info.field_name == "ndvi_template" and falls == 1:  # written in season order, across the new year
+            raise ValueError("needs days of the year in increasing order; a season across the new year: sort by day "
+                             "and add points on day 1 and 366 (its NDVI on 1 January) so the template goes round the "
+                             "calendar")
         if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:])):
             raise ValueError("needs at least two points with strictly increasing x")
         return points

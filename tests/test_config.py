@@ -98,6 +98,16 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["crops"]["rice"].update(aliases=["不详"]), "'不详' also names what a parcel is"),  # unknown
         (lambda raw: raw["crops"].update({"未知": raw["crops"].pop("soybean")}), "crops: 未知 names what a parcel is"),
         (lambda raw: raw["crops"]["rice"].update(aliases=["  "]), "crops.rice.aliases.0"),
+        # A southern season written in its own order, November to April, falls back at the new year.
+        (lambda raw: raw["crops"]["maize"].update(ndvi_template=[[305, 0.2], [335, 0.4], [15, 0.75], [45, 0.85],
+                                                                 [80, 0.6], [120, 0.25]]),
+         r"crops.maize.ndvi_template: Value error, needs days of the year in increasing order; a season across the "
+         r"new year: sort by day and add points on day 1 and 366 \(its NDVI on 1 January\) so the template goes "
+         r"round the calendar$"),
+        (lambda raw: raw["crops"]["maize"].update(ndvi_template=[[305, 0.2], [15, 0.75], [200, 0.8], [45, 0.85]]),
+         "crops.maize.ndvi_template: Value error, needs at least two points with strictly increasing x"),
+        (lambda raw: raw["crops"]["maize"].update(yield_curve=[[0.6, 1.8], [0.3, 0.6]]),
+         "crops.maize.yield_curve: Value error, needs at least two points with strictly increasing x"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"小麦": {"price": 2.0}, "Wheat": {"price": 2.1}}}}),
          "regions.河南.crops: 'Wheat' and '小麦' name the same crop"),
         (lambda raw: raw["crops"]["wheat"].update(price=2360),
