@@ -126,7 +126,8 @@ class CroplandRuleConfig(_Frozen):
     def _margins_fit_bands(self) -> CroplandRuleConfig:
         if "area_bands_ha" in self.model_fields_set and "mixed_margin" not in self.model_fields_set:
             raise ValueError("area_bands_ha needs its own mixed_margin, one per band (the default margins were fitted "
-                             "for the default bands; fit them with scripts/calibrate_area_interval.py)")
+                             "for the default bands; fit them with the script in a checkout of farmcredit's "
+                             "repository: scripts/calibrate_area_interval.py)")
         self.area_margins  # noqa: B018 (raises what makes them unusable)
         return self
 

@@ -37,6 +37,9 @@ def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lac
     checkout has: the crop calendars are written out instead."""
     text = packaged_config_text()
     assert re.findall(r"[\w./-]+\.md\b", text) == []
+    # A wheel install has no scripts/: each script named is said to be a checkout's.
+    assert text.count("scripts/") == len(re.findall(r"in a checkout of farmcredit's repository:\s+#\s+scripts/",
+                                                    text)) > 0
     assert "winter wheat sown early-mid October" in text
     # A price per 斤 (0.5 kg) is half the price per kg: given so, every crop would lend on half its revenue.
     assert text.count("CNY per kg (1 斤 = 0.5 kg: double a price per 斤") == 2
@@ -167,7 +170,9 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["cropland_rule"].update(mixed_margin="0.067"),
          "cropland_rule.mixed_margin.0: Input should be a valid number"),
         (lambda raw: (raw["cropland_rule"].pop("mixed_margin"), raw["cropland_rule"].update(area_bands_ha=[0.5, 1, 2])),
-         "area_bands_ha needs its own mixed_margin"),
+         r"area_bands_ha needs its own mixed_margin, one per band \(the default margins were fitted for the default "
+         r"bands; fit them with the script in a checkout of farmcredit's repository: "
+         r"scripts/calibrate_area_interval.py\)"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
