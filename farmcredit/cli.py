@@ -665,7 +665,7 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
       farmcredit credit fit loans_2019_2024.csv --out my-risk-model.json
       farmcredit assess fields.gpkg --imagery S2/ --risk-model my-risk-model.json
     """
-    from farmcredit.credit.history import fit_risk_model, read_history, write_risk_model
+    from farmcredit.credit.history import chance_warning, fit_risk_model, read_history, write_risk_model
 
     table = read_history(history, as_of.date() if as_of else None)
     model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2,
@@ -673,9 +673,13 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
     # Both outcomes in the seasons predicted out of time (read_history), so the out-of-time AUC is defined.
+    low, high = metrics["out_of_time_auc_ci95"]
     console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
-                  f"out-of-time AUC {metrics['out_of_time_auc']:.3f}, Brier {metrics['out_of_time_brier']:.4f}; "
-                  f"wrote {out}", markup=False)
+                  f"out-of-time AUC {metrics['out_of_time_auc']:.3f} (95% CI {low:.3f}-{high:.3f}, "
+                  f"{metrics['out_of_time_defaults']} defaults in {metrics['out_of_time_rows']} loans), "
+                  f"Brier {metrics['out_of_time_brier']:.4f}; wrote {out}", markup=False)
+    if warning := chance_warning(metrics):
+        console.print(f"warning: {warning}", markup=False)
     if unpredicted := [s for s in metrics["seasons"][1:] if s not in metrics["out_of_time_seasons"]]:
         console.print(f"season(s) {', '.join(unpredicted)} train the scorecard but are not predicted out of time for "
                       "its calibration: the seasons before them hold loans of one outcome only", markup=False)

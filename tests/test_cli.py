@@ -826,3 +826,19 @@ def test_a_mistyped_model_exits_2_saying_what_a_model_is_and_a_built_in_name_in_
     done = _run("assess", parcels, "--imagery", imagery, "--model", " Rule", "--out", str(tmp_path / "out"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert set(pd.read_parquet(tmp_path / "out" / "results.parquet")["model_version"]) == {"phenology-rule-v1"}
+
+
+def test_credit_fit_on_random_defaults_prints_the_auc_interval_and_warns(tmp_path: Path) -> None:
+    """Defaults at random fitted and shipped a scorecard saying only "out-of-time AUC 0.532"."""
+    import numpy as np
+
+    from farmcredit.credit.portfolio import synthetic_history
+
+    history = synthetic_history(loans_per_season=300, seed=9)
+    history.assign(defaulted=np.random.default_rng(1).permutation(history["defaulted"].to_numpy())).to_csv(
+        tmp_path / "loans.csv", index=False)
+    done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
+                "2026-01-01")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 0 and "(95% CI 0." in said and " defaults in " in said
+    assert "warning: the scorecard ranks loans no better than chance" in said and "its grades would be noise" in said

@@ -385,3 +385,26 @@ def test_copies_of_one_outline_overlap_each_other_and_its_neighbours_listed_up_t
 def test_parcels_without_a_usable_outline_overlap_nothing() -> None:
     partners = find_overlaps(np.array([None, None], dtype=object), min_share=0.2)
     assert partners.counts().tolist() == [0, 0] and partners.listed_ids(["A", "B"]) == [[], []]
+
+
+def test_a_fit_on_random_defaults_says_its_ranking_is_no_better_than_chance(history) -> None:
+    """A history whose defaults are random fitted silently: "out-of-time AUC 0.532" alone, and PDs graded by parcel
+    size. The card gives the out-of-time AUC's seeded bootstrap interval and defaults, and a warning where it reaches
+    0.5; a history with signal gets none."""
+    from farmcredit.credit.history import chance_warning
+
+    shuffled = history.assign(defaulted=np.random.default_rng(1).permutation(history["defaulted"].to_numpy()))
+    noise, signal = (fit_risk_model(loans, source="history")["card"]["metrics"] for loans in (shuffled, history))
+    low, high = noise["out_of_time_auc_ci95"]
+    assert low <= 0.5 < high and low < noise["out_of_time_auc"] < high
+    assert noise == fit_risk_model(shuffled.iloc[::-1], source="history")["card"]["metrics"]  # seeded: one card
+    predicted = shuffled["season"].astype(str).isin(noise["out_of_time_seasons"])
+    assert noise["out_of_time_defaults"] == shuffled["defaulted"][predicted].sum()
+    steps = noise["calibration_steps"]
+    assert sum(s["loans"] for s in steps) == noise["out_of_time_rows"]
+    assert sum(s["defaults"] for s in steps) == noise["out_of_time_defaults"]
+    assert chance_warning(noise) == (
+        f"the scorecard ranks loans no better than chance on the seasons it predicted out of time (AUC "
+        f"{noise['out_of_time_auc']:.2f}, 95% CI {low:.2f}-{high:.2f}): its grades would be noise; check the "
+        "history's defaulted column or gather more seasons")
+    assert signal["out_of_time_auc_ci95"][0] > 0.65 and chance_warning(signal) is None
