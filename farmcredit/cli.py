@@ -667,9 +667,10 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
     """
     from farmcredit.credit.history import chance_warning, fit_risk_model, read_history, write_risk_model
 
-    table = read_history(history, as_of.date() if as_of else None)
+    fit_day = as_of.date() if as_of else date.today()  # the card says what the outcomes were checked against
+    table = read_history(history, fit_day)
     model = fit_risk_model(table, source=f"{history} ({len(table)} loans)", l2=l2,
-                           declared_slack_ha=declared_slack_ha)
+                           declared_slack_ha=declared_slack_ha, as_of=fit_day)
     write_risk_model(model, out)
     metrics = model["card"]["metrics"]
     # Both outcomes in the seasons predicted out of time (read_history), so the out-of-time AUC is defined.

@@ -842,3 +842,4 @@ def test_credit_fit_on_random_defaults_prints_the_auc_interval_and_warns(tmp_pat
     said = " ".join(done.stderr.split())
     assert done.returncode == 0 and "(95% CI 0." in said and " defaults in " in said
     assert "warning: the scorecard ranks loans no better than chance" in said and "its grades would be noise" in said
+    assert json.loads((tmp_path / "m.json").read_text())["card"]["as_of"] == "2026-01-01"  # the leakage check's date

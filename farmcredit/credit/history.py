@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -180,11 +181,14 @@ def _check_seasons(path: Path, season: pd.Series, outcome: pd.Series, defaulted:
 
 
 def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note: str = "",
-                   declared_slack_ha: float | None = None) -> dict:
+                   declared_slack_ha: float | None = None, as_of: date | None = None) -> dict:
     """Fit the monotonic scorecard on a checked history; return the JSON-ready model and card. Its
     ``declared_over_high`` reads a declaration over the cultivated interval's top by no more than
     ``declared_slack_ha`` (None: the packaged config's ``credit.declared_area_slack_ha``) as honest, and the model
-    keeps the slack, so it scores loans as it read them.
+    keeps the slack, so it scores loans as it read them. The card ties the model to its data: the SHA-256 of the
+    columns fitted (``training_data_sha256``), ``as_of`` (the date ``read_history`` checked the outcomes against;
+    None where none is given), loans and defaults per season (``metrics.per_season``), and each feature's
+    ``missing_share``, the share of loans whose value was blank and filled (a blank declaration as an honest one).
 
     The loans are taken in a fixed order, by ``season``, then by the columns the fit reads (``SOURCE_COLUMNS``, then
     ``defaulted``; missing values last), so the same loans in any row order give the same model to the last bit:
@@ -207,13 +211,18 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
         features, history["defaulted"], seasons=history["season"])
     # A feature of one value (declared_over_high where no area was declared) ranks no loan: its coefficient stays 0.
     constant = {name: features[name].dropna().iloc[0] for name in scorecard.features_ if features[name].nunique() == 1}
+    blank = features.isna().assign(declared_over_high=lambda frame: frame["declared_over_high"] | pd.to_numeric(
+        history["declared_area_ha"], errors="coerce").isna())
     card = {
         "kind": "farmcredit-monotonic-scorecard",
         "training_data": source,
+        "training_data_sha256": _fitted_table_sha256(history),
+        "as_of": as_of.isoformat() if as_of else None,
         "note": note,
         "features": {
             name: {"direction": "PD never rises as it rises" if FEATURE_DIRECTIONS[name] < 0 else
                    "PD never falls as it rises", "coefficient_per_sd": round(float(coef), 6),
+                   "missing_share": round(float(blank[name].mean()), 6),
                    **({"note": f"{constant[name]:g} on every loan: it ranks none and weighs nothing"}
                       if name in constant else {})}
             for name, coef in zip(scorecard.features_, scorecard.coef_)
@@ -223,6 +232,17 @@ def fit_risk_model(history: pd.DataFrame, *, source: str, l2: float = 1.0, note:
         "code_version": card_code_version(),
     }
     return scorecard.to_dict(card)
+
+
+def _fitted_table_sha256(table: pd.DataFrame) -> str:
+    """The SHA-256 of the columns a fit reads (``season``, ``SOURCE_COLUMNS``, ``defaulted``) of a history sorted as
+    ``fit_risk_model`` sorts it, written as CSV text (season as text, features as floats, defaulted as 0/1): the same
+    loans give the same hash in any row order, from a CSV or a Parquet file."""
+    canonical = pd.DataFrame({"season": table["season"].astype(str),
+                              **{column: pd.to_numeric(table[column], errors="coerce").astype(float)
+                                 for column in SOURCE_COLUMNS},
+                              "defaulted": table["defaulted"].astype(int)})
+    return hashlib.sha256(canonical.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
 
 
 def chance_warning(metrics: dict) -> str | None:

@@ -147,6 +147,8 @@ class MonotonicScorecard(ClassifierMixin, BaseEstimator):
             "default_rate": float(target.mean()),
             "rows": int(target.size),
             "seasons": [str(p) for p in periods],
+            "per_season": {str(p): {"loans": int((order == p).sum()), "defaults": int(target[order == p].sum())}
+                           for p in periods},
             "out_of_time_seasons": [str(p) for p in predicted],
         }
         return self

@@ -408,3 +408,26 @@ def test_a_fit_on_random_defaults_says_its_ranking_is_no_better_than_chance(hist
         f"{noise['out_of_time_auc']:.2f}, 95% CI {low:.2f}-{high:.2f}): its grades would be noise; check the "
         "history's defaulted column or gather more seasons")
     assert signal["out_of_time_auc_ci95"][0] > 0.65 and chance_warning(signal) is None
+
+
+def test_a_fitted_card_ties_the_model_to_the_loans_it_was_fitted_on(history, tmp_path: Path) -> None:
+    """The card named its history by a path and a count alone: it gives the SHA-256 of the columns fitted (any row
+    order, CSV or Parquet alike), the date outcomes were checked against, loans and defaults per season, and each
+    feature's share of blank values filled."""
+    blanks = history.assign(health_index=history["health_index"].where(history.index % 10 != 3),
+                            declared_area_ha=history["declared_area_ha"].where(history.index % 4 != 0))
+    blanks.to_csv(tmp_path / "loans.csv", index=False)
+    blanks.sample(frac=1.0, random_state=2).to_parquet(tmp_path / "loans.parquet")
+    cards = [fit_risk_model(read_history(tmp_path / name, as_of=date(2026, 1, 1)), source=name,
+                            as_of=date(2026, 1, 1))["card"] for name in ("loans.csv", "loans.parquet")]
+    sha = cards[0]["training_data_sha256"]
+    assert len(sha) == 64 and cards[1]["training_data_sha256"] == sha and cards[0]["as_of"] == "2026-01-01"
+    flipped = blanks.assign(defaulted=blanks["defaulted"].where(blanks.index != 5, 1 - blanks["defaulted"]))
+    assert fit_risk_model(flipped, source="flipped")["card"]["training_data_sha256"] != sha
+    assert fit_risk_model(blanks, source="no date")["card"]["as_of"] is None
+    per_season = cards[0]["metrics"]["per_season"]
+    assert per_season == {str(season): {"loans": 600, "defaults": int(loans["defaulted"].sum())}
+                          for season, loans in history.groupby("season")}
+    features = cards[0]["features"]
+    assert features["health_index"]["missing_share"] == 0.1 and features["declared_over_high"]["missing_share"] == 0.25
+    assert features["relative_yield"]["missing_share"] == 0.0
