@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +31,8 @@ LOAN_ID = "loan_id"
 # honest one (``risk_features``), so the feature is constant and weighs nothing.
 OPTIONAL_COLUMNS = ("declared_area_ha",)
 MIN_ROWS = 200
+# A number written with a decimal comma, as European spreadsheets save them: 0,53 or -1.234,5.
+DECIMAL_COMMA = re.compile(r"^[+-]?[\d.]*\d,\d+$")
 MIN_PER_CLASS = 20
 # Each season is predicted by a fit on the earlier ones; the calibration learns from those predictions alone.
 MIN_OUT_OF_TIME_PER_CLASS = 10
@@ -45,7 +48,8 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
             and one written with an offset keeps its local day.
 
     Raises:
-        InputError: unreadable file, missing columns, non-numeric or infinite values, a column with no value (but
+        InputError: unreadable file, a CSV separated by semicolons or tabs (a European Excel export), missing
+            columns, non-numeric or infinite values (a decimal comma named as one), a column with no value (but
             ``declared_area_ha``, which may be blank or left out),
             a cultivated area's high end under its estimate, a row with no season, a loan repeated (``loan_id``
             twice, or a row repeated whole), too few rows, a single outcome class, ``as_of`` after today, or
@@ -57,6 +61,10 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         table = pd.read_parquet(path) if is_parquet else read_utf8_csv(path, "history file")
     except (OSError, ValueError, EOFError) as exc:  # EOFError: a compressed file cut short
         raise InputError(f"cannot read history file {path}: {exc}") from exc
+    if len(table.columns) == 1 and (separator := next((s for s in (";", "\t") if s in str(table.columns[0])), None)):
+        named = "tabs" if separator == "\t" else repr(separator)
+        raise InputError(f"history file {path} is separated by {named} (a European Excel export?)"
+                         f"{_decimal_commas(path, separator)}: save it as CSV with commas and decimal points")
     table = table.assign(**{column: np.nan for column in OPTIONAL_COLUMNS if column not in table.columns})
     missing = [c for c in (*SOURCE_COLUMNS, *OUTCOME_COLUMNS) if c not in table.columns]
     if missing:
@@ -74,8 +82,10 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
         bad = (values.isna() & table[column].notna()) | np.isinf(values)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = str(table[column].iloc[row])
+            comma = " (a decimal comma: save the file with decimal points)" if DECIMAL_COMMA.match(value) else ""
             raise InputError(f"history file {path}: column {column} has a value that is not a finite number "
-                             f"{str(table[column].iloc[row])!r} (row {row + 2})")
+                             f"{value!r} (row {row + 2}){comma}")
         if values.isna().all() and column not in OPTIONAL_COLUMNS:
             raise InputError(f"history file {path}: column {column} has no value on any row; the model needs it")
         table[column] = values
@@ -128,6 +138,14 @@ def read_history(path: str | Path, as_of: date | None = None) -> pd.DataFrame:
                          "(the fit date); using them would leak the future into the model")
     _check_seasons(path, table["season"], outcome, table["defaulted"])
     return table
+
+
+def _decimal_commas(path: Path, separator: str) -> str:
+    """" with decimal commas" where a field of the first rows of the ``separator``-separated CSV ``path`` is a number
+    written with one (``0,53``), else ""."""
+    with path.open(encoding="utf-8-sig", errors="replace") as text:
+        fields = [field.strip().strip('"') for _, line in zip(range(20), text) for field in line.split(separator)]
+    return " with decimal commas" if any(DECIMAL_COMMA.match(field) for field in fields) else ""
 
 
 def outcome_days(column: pd.Series) -> pd.Series:

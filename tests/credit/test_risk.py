@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -431,3 +432,25 @@ def test_a_fitted_card_ties_the_model_to_the_loans_it_was_fitted_on(history, tmp
     features = cards[0]["features"]
     assert features["health_index"]["missing_share"] == 0.1 and features["declared_over_high"]["missing_share"] == 0.25
     assert features["relative_yield"]["missing_share"] == 0.0
+
+
+@pytest.mark.parametrize(("separator", "decimal", "said"),
+                         [(";", ",", "';' (a European Excel export?) with decimal commas:"),
+                          (";", ".", "';' (a European Excel export?):"),
+                          ("\t", ".", "tabs (a European Excel export?):")])
+def test_a_history_not_separated_by_commas_is_refused_saying_how_to_save_it(history, tmp_path, separator, decimal,
+                                                                            said) -> None:
+    """A European Excel export (semicolons, decimal commas) was told it lacked every column but declared_area_ha."""
+    path = tmp_path / "history.csv"
+    history.to_csv(path, index=False, sep=separator, decimal=decimal, encoding="utf-8-sig")
+    with pytest.raises(InputError, match=f"history file {path} is separated by {re.escape(said)}.* save it as CSV with "
+                                         "commas and decimal points$"):
+        read_history(path)
+
+
+def test_a_number_with_a_decimal_comma_is_refused_as_one(history, tmp_path) -> None:
+    path = tmp_path / "history.csv"
+    history.assign(health_index=history["health_index"].astype(object).where(history.index != 2, "27,05")).to_csv(
+        path, index=False)
+    with pytest.raises(InputError, match=r"'27,05' \(row 4\) \(a decimal comma: save the file with decimal points\)"):
+        read_history(path)
