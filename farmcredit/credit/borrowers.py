@@ -38,22 +38,23 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred parcel's limit is withheld, or its total with the
     limits of its parcels whose declarations worsened their grades taken declared honestly (``honest_limit`` for
     ``loan_limit``: all a review can add) reaches the minimum: then it is referred, offered 0 until a review adds to it
-    (``DECLARED_AREA_UNDER_MINIMUM`` where no parcel is referred: the declarations, within AREA_OVERSTATED's allowance,
-    alone put it under); ``limit_arithmetic`` spells it out. ``decided_by`` lists the parcels whose decision is the
-    borrower's (a declined parcel that refers it by those doubts among them; the parcels with an honest limit for
-    ``DECLARED_AREA_UNDER_MINIMUM``). Parcels are taken in id order, so nothing depends on the order of the input rows.
-    ``reason_all`` ranks the borrower's own codes (cap, minimum, declarations under the minimum), then those of the
-    parcels that decided (of a declined parcel that refers the borrower, its doubts), then the others', each by effect
-    with too little imagery first (as on a parcel), within an effect the code that took the most off the borrower's
-    limit first (its parcels' ``reason_amounts`` summed), then the code more of the parcels have, then as a parcel ranks
-    it, never by what the parcels are called (``_codes``); a code of another parcel graver than the borrower's decision
-    (the decline of one parcel of an approved borrower) is given as ``PARCEL_DECLINED``, taking off what it took; the
-    codes that only lowered a limit (``info``) come last, whichever parcels they come from, by what they took off
-    (``_ranked``); ``reason`` and ``reason_text`` show the first ``credit.max_reasons``, the text naming the parcels a
-    code comes from when not all have it. ``reason_amounts`` says what each of those codes took off the borrower's
-    limit, as a parcel's does: the sum of what it took off each parcel (``PARCEL_DECLINED`` what the codes it stands for
-    took), and the borrower's own codes what they took off the parcels' total: ``BORROWER_CAP_REACHED`` what was over
-    the cap, ``LIMIT_BELOW_MINIMUM`` the limit it withheld (``limit_arithmetic`` shows each step).
+    (``DECLARED_AREA_UNDER_MINIMUM`` where only approved parcels' honest limits bring it there: their declarations,
+    within AREA_OVERSTATED's allowance, alone put it under); ``limit_arithmetic`` spells it out. ``decided_by`` lists
+    the parcels whose decision is the borrower's (a declined parcel that refers it by those doubts among them; the
+    approved parcels with an honest limit too for ``DECLARED_AREA_UNDER_MINIMUM``). Parcels are taken in id order, so
+    nothing depends on the order of the input rows. ``reason_all`` ranks the borrower's own codes (cap, minimum,
+    declarations under the minimum), then those of the parcels that decided (of a declined parcel that refers the
+    borrower, its doubts), then the others', each by effect with too little imagery first (as on a parcel), within an
+    effect the code that took the most off the borrower's limit first (its parcels' ``reason_amounts`` summed), then the
+    code more of the parcels have, then as a parcel ranks it, never by what the parcels are called (``_codes``); a code
+    of another parcel graver than the borrower's decision (the decline of one parcel of an approved borrower) is given
+    as ``PARCEL_DECLINED``, taking off what it took; the codes that only lowered a limit (``info``) come last, whichever
+    parcels they come from, by what they took off (``_ranked``); ``reason`` and ``reason_text`` show the first
+    ``credit.max_reasons``, the text naming the parcels a code comes from when not all have it. ``reason_amounts`` says
+    what each of those codes took off the borrower's limit, as a parcel's does: the sum of what it took off each parcel
+    (``PARCEL_DECLINED`` what the codes it stands for took), and the borrower's own codes what they took off the
+    parcels' total: ``BORROWER_CAP_REACHED`` what was over the cap, ``LIMIT_BELOW_MINIMUM`` the limit it withheld
+    (``limit_arithmetic`` shows each step).
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -93,11 +94,16 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # grade, its limit declared honestly for the one it has (so declaring more, within AREA_OVERSTATED's
         # allowance or over it, to grade E or to one that lends, never turns a decline into a referral); any other
         # referred with its limit adds nothing.
-        honestly = [(pid, limit, honest) for pid, limit, honest in zip(member_ids, member_limits, member_honest,
-                                                                       strict=True) if not np.isnan(honest)]
-        withheld = any(d == "refer" and limit == 0 and np.isnan(honest)
-                       for d, limit, honest in zip(member_decisions, member_limits, member_honest, strict=True))
-        pending = withheld or _at_most(total, honestly, config) >= minimum
+        members = list(zip(member_ids, member_limits, member_honest, member_decisions, strict=True))
+        honestly = [(pid, limit, honest) for pid, limit, honest, _ in members if not np.isnan(honest)]
+        withheld = any(d == "refer" and limit == 0 and np.isnan(honest) for _, limit, honest, d in members)
+        # Approved parcels whose declarations, within the allowance, lowered their grades: no referral of a parcel
+        # names them, so where what they add alone reaches the minimum, DECLARED_AREA_UNDER_MINIMUM does.
+        approved_honestly = [d == "approve" and not np.isnan(honest) for _, _, honest, d in members]
+        by_referrals = [(pid, limit, honest) for pid, limit, honest, d in members
+                        if not np.isnan(honest) and d != "approve"]
+        pending_by_referrals = withheld or _at_most(total, by_referrals, config) >= minimum
+        pending = pending_by_referrals or _at_most(total, honestly, config) >= minimum
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
@@ -108,10 +114,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below and not pending:
             decision = "decline"
             deciding = [False] * len(deciding)
-        elif below and decision == "approve":  # no parcel refers it: declarations within the allowance lowered grades
+        elif below and not pending_by_referrals:  # held open by declarations within the allowance alone
             decision = "refer"
             own.append("DECLARED_AREA_UNDER_MINIMUM")
-            deciding = [not np.isnan(honest) for honest in member_honest]
+            deciding = [decides(d, parcel, decision) or lent for d, parcel, lent in zip(
+                member_decisions, member_codes, approved_honestly, strict=True)]
         ranked, taken = _ranked(own, *_split(member_codes, member_decisions, deciding, decision), member_cuts,
                                 decision)
         shown = ranked[: config.credit.max_reasons]

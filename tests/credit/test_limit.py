@@ -720,6 +720,14 @@ def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_mini
         "unless a review adds to it")
     record = next(borrower_decision_records(_borrowers(parcels), parcels, _RECORD))
     assert record["reasons"][1]["code"] == "DECLARED_AREA_UNDER_MINIMUM"
+    # Referred by another parcel whose limit counts (a crop mismatch), the borrower is held open only by the approved
+    # parcel's declaration: the code and the parcel are named still (they named only the mismatch).
+    mismatch = _parcel(**weak, **{**tiny, "parcel_id": "P3"}, declared_crop="maize")
+    mixed = _assess(_parcel(**weak, declared_area_ha=0.53), _parcel(**weak, **tiny), mismatch)
+    assert mixed.set_index("parcel_id").loc["P3", "decision"] == "refer"
+    held = _borrowers(mixed).iloc[0]
+    assert (held.decision, held.decided_by) == ("refer", "P1;P3")
+    assert "DECLARED_AREA_UNDER_MINIMUM" in held.reason_all.split(";")[:2]
     # Where even the honest limit misses the minimum, declined as before.
     poor = _assess(_parcel(**{**weak, "yield_p10_t_ha": 2.0}, declared_area_ha=0.53))
     assert (poor.iloc[0].decision, poor.iloc[0].honest_limit < 1000) == ("approve", True)
