@@ -419,9 +419,9 @@ class HonestDeclaration:
         return f"not {scored}: declared honestly {graded}, limit {money(self.arithmetic.limit)}{held}"
 
     def review_limit(self, scored: GradeBand) -> float:
-        """What a review of a referral, its limit not held, can lend: the limit at this grade, on the area measured
-        (a review confirms at most that area, never the one declared), where it is better than the ``scored`` one;
-        NaN where it is not, or this grade gives no limit."""
+        """What a review of the declaration of a parcel lent on (approved, or referred with its limit not held) can
+        lend: the limit at this grade, on the area measured (a review confirms at most that area, never the one
+        declared), where it is better than the ``scored`` one; NaN where it is not, or this grade gives no limit."""
         return self.arithmetic.limit if self.arithmetic.steps and self.band.max_pd < scored.max_pd else np.nan
 
 

@@ -246,6 +246,9 @@ def _check_model(model: dict) -> None:
         raise ValueError("calibration_x must rise and calibration_y, as long, never fall within 0-1")
     if not np.isfinite(float(model["intercept"])) or not 0 <= float(model["l2"]) < np.inf:
         raise ValueError("intercept and l2 must be finite numbers, l2 not negative")
+    slack = model.get("declared_slack_ha", 0.0)
+    if isinstance(slack, bool) or not isinstance(slack, int | float) or not 0 <= slack < np.inf:
+        raise ValueError(f"declared_slack_ha must be a finite number of hectares, 0 or more (got {slack!r})")
 
 
 def _jeffreys_isotonic(score: np.ndarray, outcome: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:

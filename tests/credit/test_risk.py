@@ -332,6 +332,10 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path, text: str) -> Non
     ("calibration_x", [], "calibration_x must rise"),
     ("calibration_y", "reversed", "never fall"),
     ("intercept", float("nan"), "intercept and l2"),
+    # A string or null crashed after the whole run; a negative slack graded every parcel E in silence.
+    ("declared_slack_ha", "0.01", "declared_slack_ha must be a finite number"),
+    ("declared_slack_ha", None, "declared_slack_ha must be a finite number"),
+    ("declared_slack_ha", -5, "declared_slack_ha must be a finite number"),
 ])
 def test_a_saved_scorecard_that_would_score_garbage_is_refused_at_load(tmp_path: Path, field: str, value,
                                                                        message: str) -> None:
