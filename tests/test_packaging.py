@@ -49,7 +49,14 @@ NEEDED_FLOORS = {
     # Tried: with the 0.8-0.10 wheels (GDAL 3.8-3.9) a Shapefile of GBK column names and no .cpg (an older ArcGIS's)
     # was refused as "not a readable vector file: 'utf-8' codec can't decode", not told to add a .cpg
     # (test_parcels.py). 0.11 also takes pandas 3's text columns (pandas>=2.0 allows 3) and all-None ones via Arrow.
-    "pandas": ((2, 0), "outputs/tables.py as_dates: pandas 1.5 (which geopandas 1.0 allows) crashes there"),
+    # numpy>=2 needs the compiled packages built against it: an older pandas (2.0.3) fails to import beside numpy 2.0
+    # ("numpy.dtype size changed, may indicate binary incompatibility"), and a resolver keeps one already installed.
+    "pandas": ((2, 2, 2), "built for numpy 2 (2.0.3 does not import beside it); as_dates crashes on pandas 1.5"),
+    "rasterio": ((1, 3, 10), "built for numpy 2"),
+    "pyarrow": ((16,), "built for numpy 2"),
+    "matplotlib": ((3, 8, 4), "built for numpy 2"),
+    "scipy": ((1, 13), "built for numpy 2"),
+    "scikit-learn": ((1, 4, 2), "built for numpy 2"),
     "affine": ((3, 0), "Affine @ (imagery/fetch.py, imagery/mosaic.py): affine 2 has only *"),
     "pyogrio": ((0, 11), "GBK column names read as a Shapefile's encoding problem; pandas 3 text columns"),
 }
