@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,21 @@ def write_problem(path: Path, exc: OSError) -> str:
     "File exists"), else the system's words."""
     blocking = next((step for step in path.parents if step.is_file()), None)
     return f"{blocking} is a file, not a folder" if blocking else str(exc.strerror or exc)
+
+
+def free_space(folder: Path) -> str:
+    """How much its disk has free, said, and the temporary folder's where that is another disk (the rasters are
+    written there first); a write that failed for space names no space (GDAL's "Failed to commit transaction")."""
+    said = []
+    for where, path in (("its disk", folder), (f"the temporary folder {tempfile.gettempdir()} (TMPDIR)",
+                                               Path(tempfile.gettempdir()))):
+        try:
+            if said and path.stat().st_dev == folder.stat().st_dev:
+                continue
+            said.append(f"{shutil.disk_usage(path).free / 2**20:,.1f} MiB free on {where}")
+        except OSError:
+            said.append(f"free space on {where} unknown")
+    return "; ".join(said)
 
 
 def existing_ancestor(path: Path) -> Path:

@@ -35,8 +35,10 @@ import shapely
 from pyproj import CRS
 from rasterio.windows import Window
 
+from farmcredit.errors import InputError
 from farmcredit.hashing import canonical_hash, source_hash, zip_member
 from farmcredit.imagery import Scene
+from farmcredit.locking import WRITE_ERRNOS, free_space
 from farmcredit.margins import without_margins
 from farmcredit.pipeline import PER_DATE_STATS, PER_PARCEL_STATS, AssessmentInputs, plan_windows
 
@@ -215,12 +217,22 @@ def is_complete(path: Path, expected_rows: int, reads_context: bool = False) -> 
 
 
 def write_manifest(path: Path, entries: Mapping[str, dict]) -> None:
-    """Rewrite the manifest (one entry per partition: parcels, status, attempts, error, read failures) atomically."""
+    """Rewrite the manifest (one entry per partition: parcels, status, attempts, error, read failures) atomically.
+
+    Raises:
+        InputError: Its disk is full or cannot be written (its temporary file removed), saying how much is free.
+    """
     summary = {status: sum(e["status"] == status for e in entries.values()) for status in ("done", "failed", "pending")}
     text = json.dumps({"summary": summary, "partitions": list(entries.values())}, indent=1) + "\n"
     tmp = temporary_name(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise InputError(f"writing {path} stopped: {exc.strerror or exc} ({free_space(path.parent)})") from exc
 
 
 def read_manifest(path: Path) -> dict[str, dict]:

@@ -13,6 +13,7 @@ at any point loses at most the partitions in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -673,8 +674,11 @@ def _measure_on_cluster(
                     write_manifest(manifest_path, entries)
                     written, unwritten = time.monotonic(), False
                 on_done(len(partition.rows))
-    finally:  # also when interrupted (Ctrl-C, the CLI's SIGTERM): every file renamed so far is recorded
-        write_manifest(manifest_path, entries)
+    except BaseException:  # also when interrupted (Ctrl-C, the CLI's SIGTERM): every file renamed so far is recorded
+        with contextlib.suppress(InputError, OSError):  # the run's own error is the one to tell (a full disk's, once)
+            write_manifest(manifest_path, entries)
+        raise
+    write_manifest(manifest_path, entries)
     return failed
 
 

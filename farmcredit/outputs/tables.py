@@ -5,8 +5,6 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +16,7 @@ from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
 
 from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
 from farmcredit.errors import InputError
-from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor, results_lock
+from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor, free_space, results_lock
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import RASTER_WRITE_ERRORS, write_rasters
@@ -60,21 +58,6 @@ def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path
         marker.unlink()
         render_preview(out_dir, files["preview"])  # drawn from the finished files
     return files
-
-
-def free_space(folder: Path) -> str:
-    """How much its disk has free, said, and the temporary folder's where that is another disk (the rasters are
-    written there first); a write that failed for space names no space (GDAL's "Failed to commit transaction")."""
-    said = []
-    for where, path in (("its disk", folder), (f"the temporary folder {tempfile.gettempdir()} (TMPDIR)",
-                                               Path(tempfile.gettempdir()))):
-        try:
-            if said and path.stat().st_dev == folder.stat().st_dev:
-                continue
-            said.append(f"{shutil.disk_usage(path).free / 2**20:,.1f} MiB free on {where}")
-        except OSError:
-            said.append(f"free space on {where} unknown")
-    return "; ".join(said)
 
 
 def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:

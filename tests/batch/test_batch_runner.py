@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -270,6 +272,56 @@ def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_
     lost = results["reason_all"].str.contains("MEASUREMENT_FAILED")
     assert lost.sum() == sum(p["parcels"] for p in failed) and len(results) == 752
     assert (results.loc[lost, "status"] == "error").all() and (results.loc[~lost, "status"] == "ok").any()
+
+
+def _manifest_disk_fills(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """Make every rename onto ``_manifest.json`` after the first ``after`` fail as a full disk does."""
+    real_replace, renames = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == "_manifest.json":
+            renames.append(dst)
+            if len(renames) > after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("after", [0, 1])
+def test_a_disk_that_fills_while_batch_writes_its_manifest_exits_2_saying_the_free_space(
+        after: int, small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """Full from the start, or once measuring began: a traceback and exit 1, where README promises exit 2."""
+    import farmcredit.batch
+    from farmcredit.cli import main
+
+    monkeypatch.setattr(farmcredit.batch, "run_batch", functools.partial(farmcredit.batch.run_batch, processes=False))
+    _manifest_disk_fills(monkeypatch, after)
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["farmcredit", *_batch_command(out, small_windows)[3:]])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 2
+    assert re.search(r"_manifest.json stopped: No space left on device \([0-9,.]+ MiB free", capsys.readouterr().err)
+    assert not list((out / "partitions").glob(".*.tmp"))
+
+
+def test_an_interrupt_whose_manifest_the_full_disk_refuses_is_still_the_interrupt(
+        small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest written as the run stops failed too, and its OSError took the place of the Ctrl-C."""
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    def interrupt(done: int, total: int) -> None:
+        if 0 < done < total:
+            raise KeyboardInterrupt
+
+    _manifest_disk_fills(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                  model=load_cropland_model("rule"), workers=1, processes=False, parcels_per_partition=200,
+                  progress=interrupt)
 
 
 def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_rest_is_unaffected(

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 import shapely.affinity
 from pyproj import CRS
 
-from farmcredit.batch.partitions import fill_stats, is_complete, plan_partitions, stats_frame, write_temporary
+from farmcredit.batch.partitions import (
+    fill_stats,
+    is_complete,
+    plan_partitions,
+    stats_frame,
+    write_manifest,
+    write_temporary,
+)
 from farmcredit.config import load_config
 from farmcredit.pipeline import empty_stats, load_inputs, plan_windows
 
@@ -271,3 +280,18 @@ def test_a_margin_calibrated_anew_keeps_the_partitions_and_anything_measured_dif
     assert measuring_key(recalibrated) == measuring_key(cnn) != measuring_key(replatted)
     assert ids(model=recalibrated) == ids(model=cnn) != ids(model=replatted)
     assert recalibrated.describe()["hash"] != cnn.describe()["hash"]  # the audit record still tells them apart
+
+
+def test_a_manifest_its_full_disk_cannot_take_is_an_input_error_saying_the_space_and_leaves_no_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`batch` on a full disk ended in a traceback (exit 1), leaving ._manifest.json.<uuid>.tmp files."""
+    from farmcredit.errors import InputError
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    entry = {"id": "a", "status": "done"}
+    with pytest.raises(InputError, match=r"_manifest.json stopped: No space left on device \([0-9,.]+ MiB free on "):
+        write_manifest(tmp_path / "_manifest.json", {"a": entry})
+    assert not list(tmp_path.iterdir())
