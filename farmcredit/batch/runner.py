@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -578,7 +578,24 @@ def local_cluster(
     # Its HTTP server (health, metrics) on a free port: on Dask's default, 8787, a second cluster on the machine
     # warned that the port was taken, even with --quiet.
     scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": "127.0.0.1:0"}
-    return SpecCluster(workers=specs, silence_logs=logging.ERROR, scheduler={"cls": Scheduler, "options": scheduler})
+    with _interrupts_ignored() if processes else contextlib.nullcontext():
+        return SpecCluster(workers=specs, silence_logs=logging.ERROR,
+                           scheduler={"cls": Scheduler, "options": scheduler})
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored while the body runs (where this is the main thread, which alone may set it): worker processes
+    started meanwhile keep it ignored. Ctrl-C at a terminal reaches its whole process group, and each local worker
+    printed its tracebacks (CancelledError, KeyboardInterrupt) before the driver, which closes them, said "aborted"."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_memory(workers: int, memory_limit: str, machine: int) -> int | str:

@@ -82,12 +82,12 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def _slowed_batch(out: Path, config: Path) -> Iterator[subprocess.Popen]:
+def _slowed_batch(out: Path, config: Path, stderr: int = subprocess.DEVNULL) -> Iterator[subprocess.Popen]:
     """A batch run in its own process group, each partition slowed by 0.5 s so it is surely stopped part-way
     through: given once it has written three partition files (or after 60 s), its group killed on leaving."""
     process = subprocess.Popen(_batch_command(out, config), start_new_session=True,
                                env={**os.environ, "FARMCREDIT_BATCH_TEST_DELAY_S": "0.5"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     try:
         deadline = time.monotonic() + 60
         while len(list((out / "partitions").glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
@@ -241,6 +241,17 @@ def test_sigterm_or_ctrl_c_records_every_finished_partition_in_the_manifest_befo
     # Each partition was submitted once by the stopped run: those done then are reused, the rest measured again.
     assert {entry["id"] for entry in manifest["partitions"] if entry["attempts"] == 1} == done
     pd.testing.assert_frame_equal(gpd.read_parquet(out / "results.parquet"), parquet_typed(assessed))
+
+
+def test_ctrl_c_at_a_terminal_stops_a_local_batch_without_its_workers_tracebacks(small_windows: Path,
+                                                                                  tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches its whole process group: each local worker printed its CancelledError and
+    KeyboardInterrupt tracebacks (66 lines) before the driver said "aborted"."""
+    with _slowed_batch(tmp_path / "out", small_windows, stderr=subprocess.PIPE) as process:
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "aborted" in stderr and "Traceback" not in stderr, stderr
 
 
 def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_windows: Path, tmp_path: Path,
