@@ -303,6 +303,10 @@ def run_batch(
                 client.close()
             if cluster is not None:
                 cluster.close()
+                # Its workers are gone: a partition file one was writing (interrupted, say) is no result. A
+                # --scheduler cluster's workers may still be writing theirs.
+                for unfinished in folder.glob(".part-*.tmp"):
+                    unfinished.unlink(missing_ok=True)
         timings = {"measure": time.perf_counter() - started}
         if stage is not None:
             stage(PORTFOLIO_STAGES)

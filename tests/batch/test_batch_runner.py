@@ -252,6 +252,26 @@ def test_ctrl_c_at_a_terminal_stops_a_local_batch_without_its_workers_tracebacks
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "aborted" in stderr and "Traceback" not in stderr, stderr
+    assert not list((tmp_path / "out" / "partitions").glob(".*.tmp"))
+
+
+def test_an_interrupted_local_batch_leaves_no_partition_file_its_workers_were_writing(small_windows: Path,
+                                                                                      tmp_path: Path) -> None:
+    """README says an interrupted run's temporary files are removed: .part-<id>.parquet.<uuid>.tmp files stayed."""
+    from farmcredit.batch import run_batch
+    from farmcredit.segmentation import load_cropland_model
+
+    def interrupt(done: int, total: int) -> None:
+        if 0 < done < total:  # as a worker writes another partition's file
+            (tmp_path / "partitions" / ".part-0123456789abcdef.parquet.0a1b.tmp").write_bytes(b"half a file")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                  model=load_cropland_model("rule"), workers=1, processes=False, parcels_per_partition=200,
+                  progress=interrupt)
+    assert list((tmp_path / "partitions").glob("part-*.parquet"))
+    assert not list((tmp_path / "partitions").glob(".*.tmp"))
 
 
 def test_a_failing_partition_is_retried_then_recorded_and_the_run_exits_3(small_windows: Path, tmp_path: Path,
