@@ -144,7 +144,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     from farmcredit.pipeline import run_assessment, warn_batch_partitions, warn_of_findings, warn_of_model
     from farmcredit.segmentation import load_cropland_model
 
-    output_folder(out, create=False)  # before the run: an --out that cannot be a folder fails now, not after it
+    # Before the run: an --out that cannot be a folder, or where it would overwrite an input, fails now, not after it.
+    output_folder(out, create=False, inputs={"parcels": parcels, "--config": config_path, "--risk-model": risk_model})
     config = load_config(config_path)
     model = load_cropland_model(cropland_model, config.cropland_rule, device)
     warn_of_model(model)
@@ -240,7 +241,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
         raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
                                "into a folder first (farmcredit fetch PARCELS --source ... --season START/END --out "
                                "DIR) and give --imagery DIR")
-    output_folder(out, create=False)
+    output_folder(out, create=False, inputs={"parcels": parcels, "--config": config_path, "--risk-model": risk_model})
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
     model = load_cropland_model(cropland_model, config.cropland_rule, "cpu")

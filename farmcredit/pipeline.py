@@ -162,7 +162,8 @@ def assess(
     if out is not None:
         from farmcredit.outputs import output_folder
 
-        output_folder(out, create=False)  # before the run: an out= that cannot be a folder fails now, not after it
+        # Before the run: an out= that cannot be a folder, or where it would overwrite an input, fails now.
+        output_folder(out, create=False, inputs={"parcels": parcels, "config": config, "risk_model": risk_model})
         warn_batch_partitions(Path(out))
     config = config if isinstance(config, Config) else load_config(config)
     model = cropland_model(model, config, device)

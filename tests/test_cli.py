@@ -341,6 +341,26 @@ def test_an_out_that_cannot_be_a_folder_exits_2_before_the_run(small_season, tmp
         assert "windows" not in message and "partitions" not in message  # refused before any work
 
 
+@pytest.mark.parametrize(("command", "option", "name"), [("assess", None, "results.gpkg"),
+                                                         ("batch", "--config", "run.json")])
+def test_an_input_that_is_one_of_the_outputs_in_out_exits_2_before_the_run_and_is_left_as_it_was(
+        small_season, tmp_path: Path, command: str, option: str | None, name: str) -> None:
+    """`assess RG/results.gpkg --out RG` overwrote its parcels, and run.json fingerprinted a file that was gone."""
+    out = tmp_path / "RG"
+    out.mkdir()
+    clash = out / name
+    clash.write_bytes(small_season.parcels_path.read_bytes())
+    parcels = clash if option is None else small_season.parcels_path
+    given = () if option is None else (option, str(out / ".." / out.name / name))  # the same file, spelled otherwise
+    done = _run(command, str(parcels), "--imagery", str(small_season.imagery_dir), "--model", "rule", *given,
+                "--out", str(out))
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in message, message
+    assert f"is {name}, one of the files this run writes in --out {out}" in message and "give another --out" in message
+    assert clash.read_bytes() == small_season.parcels_path.read_bytes()
+    assert sorted(path.name for path in out.iterdir()) == [name]
+
+
 def test_a_band_file_gdal_cannot_open_is_a_warning_and_exit_2_only_when_no_scene_opens_it(
     small_season, tmp_path: Path
 ) -> None:

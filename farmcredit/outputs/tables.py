@@ -5,6 +5,7 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,8 +61,10 @@ def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path
     return files
 
 
-def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
-    files = {
+def output_files(out_dir: Path) -> dict[str, Path]:
+    """The files a run writes in ``out_dir`` under names of their own, by kind (the rasters and ``project.qgs``
+    besides)."""
+    return {
         "gpkg": out_dir / "results.gpkg",
         "parquet": out_dir / "results.parquet",
         "csv": out_dir / "results.csv",
@@ -73,6 +76,10 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         "borrower_decisions": out_dir / "borrower_decisions.jsonl",
         "series": out_dir / "ndvi_series.parquet",
     }
+
+
+def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
+    files = output_files(out_dir)
     # Rows by position, as the run made them: a caller's index (its labels may repeat) is not written.
     assessment = replace(assessment, parcels=assessment.parcels.reset_index(drop=True))
     parcels, borrowers = assessment.parcels, assessment.borrowers
@@ -105,14 +112,22 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     return files
 
 
-def output_folder(out_dir: str | Path, create: bool = True) -> Path:
+def output_folder(out_dir: str | Path, create: bool = True, inputs: Mapping[str, object] | None = None) -> Path:
     """``out_dir``, created if missing (with its parents); with ``create`` False only checked (before a run, which
-    leaves nothing behind when it stops early).
+    leaves nothing behind when it stops early). ``inputs``, the run's input files by what they are ("parcels",
+    "--config"; a value that is no path is passed over), must not be among the files the run writes there.
 
     Raises:
-        InputError: it is a file, or it cannot be created (a file where a parent folder should be).
+        InputError: it is a file, or it cannot be created (a file where a parent folder should be), or an input is one
+            of its outputs (overwritten, and run.json fingerprinting a file gone).
     """
     out_dir = Path(out_dir)
+    written = {path.resolve(): path.name for path in output_files(out_dir).values()}
+    for what, given in (inputs or {}).items():
+        if isinstance(given, str | Path) and (name := written.get(Path(given).resolve())):
+            raise InputError(f"{what} {given} is {name}, one of the files this run writes in --out {out_dir}: it "
+                             "would be overwritten, and run.json name a file that is gone; give another --out (out= "
+                             "in Python)")
     ancestor = existing_ancestor(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} is a file, not a folder")
