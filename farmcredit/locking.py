@@ -58,10 +58,32 @@ def can_write_in(folder: Path) -> None:
     Raises:
         InputError: A file is in the way, or the folder is read-only.
     """
+    if link := _dangling_link(folder):
+        raise InputError(f"folder {folder} cannot be written ({link})")
     ancestor = existing_ancestor(folder)
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
-        why = "is a file" if not ancestor.is_dir() else "cannot be written"
-        raise InputError(f"folder {folder} cannot be written ({ancestor} {why})")
+    if not ancestor.is_dir():
+        raise InputError(f"folder {folder} cannot be written ({ancestor} is a file)")
+    if not os.access(ancestor, os.W_OK):
+        raise InputError(f"folder {folder} cannot be written ({ancestor}: {_unwritable(ancestor)})")
+
+
+def _unwritable(folder: Path) -> str:
+    """Why this process may not write in the existing ``folder``: its file system is mounted read-only, or no write
+    permission."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
+        read_only = False
+    return "read-only file system" if read_only else "no write permission"
+
+
+def _dangling_link(path: Path) -> str | None:
+    """Said, the first of ``path`` and its parents that is a symbolic link to nothing (making it said only "File
+    exists"); None when none is."""
+    for step in (*reversed(path.parents), path):
+        if step.is_symlink() and not step.exists():
+            return f"{step} is a link to {os.readlink(step)}, which does not exist"
+    return None
 
 
 def refuse_unfinished(folder: Path) -> None:
@@ -77,10 +99,12 @@ def refuse_unfinished(folder: Path) -> None:
 
 
 def write_problem(path: Path, exc: OSError) -> str:
-    """Why ``path`` could not be written: a file standing where a folder of its path should be (the system says only
-    "File exists"), else the system's words."""
+    """Why ``path`` could not be written: a file standing where a folder of its path should be, or a link to nothing
+    (the system says only "File exists"), else the system's words."""
     blocking = next((step for step in path.parents if step.is_file()), None)
-    return f"{blocking} is a file, not a folder" if blocking else str(exc.strerror or exc)
+    if blocking:
+        return f"{blocking} is a file, not a folder"
+    return _dangling_link(path) or str(exc.strerror or exc)
 
 
 def free_space(folder: Path) -> str:

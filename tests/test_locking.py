@@ -1,6 +1,8 @@
 """A folder's lock (``farmcredit.locking``): one writer at a time, freed with its process."""
 
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,3 +35,25 @@ def test_a_folder_is_checked_writable_without_being_made(tmp_path: Path) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="file/below cannot be written .*file is a file"):
         can_write_in(tmp_path / "file" / "below")
+
+
+def test_an_out_that_is_a_link_to_nothing_is_named_so_not_file_exists(tmp_path: Path) -> None:
+    from farmcredit.locking import can_write_in, writable_folder
+
+    (tmp_path / "dangl").symlink_to(tmp_path / "gone")
+    said = f"dangl is a link to {tmp_path / 'gone'}, which does not exist"
+    for check in (can_write_in, writable_folder):
+        with pytest.raises(InputError, match=said):
+            check(tmp_path / "dangl")
+
+
+@pytest.mark.parametrize(("flag", "said"), [(os.ST_RDONLY, "read-only file system"), (0, "no write permission")])
+def test_an_out_that_cannot_be_written_says_whether_its_disk_is_read_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: int, said: str) -> None:
+    """It said "folder rom/prev cannot be written (rom/prev cannot be written)"."""
+    from farmcredit.locking import can_write_in
+
+    monkeypatch.setattr(os, "access", lambda *_, **__: False)
+    monkeypatch.setattr(os, "statvfs", lambda _: SimpleNamespace(f_flag=flag))
+    with pytest.raises(InputError, match=f"cannot be written \\({tmp_path}: {said}\\)"):
+        can_write_in(tmp_path / "prev")
