@@ -337,36 +337,42 @@ def test_declared_hectares_about_two_and_a_half_times_the_outlines_are_warned_of
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, warned: bool) -> None:
     """A Zambian file's acres written in declared_area_ha flagged its honest parcels AREA_OVERSTATED, in silence; a
     file-wide median, as a few borrowers overstating 2-3 times are no unit."""
-    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": declared if i < 7 else 1.0,
-             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha each
+    rows = _hectare_squares(declared_area_ha=[declared if i < 7 else 1.0 for i in range(12)])
     path = tmp_path / "acres_as_ha.geojson"
-    _frame(rows).to_file(path)
-    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        read_parcels(path)
+    warnings = _warnings_reading(path, rows, caplog)
     assert (f"declared areas look like acres (median {declared:.2f}x the outlines): 2.471 acres make a hectare; read "
-            "as hectares, they are overstated" in caplog.text) == warned
-    assert ("convert them to hectares (1 acre = 0.4047 ha) into declared_area_ha" in caplog.text) == warned
-    assert "likely areas in mu" not in caplog.text
-    caplog.clear()
-    _frame([{**row, "declared_area_ha": declared if i < 5 else 1.0} for i, row in enumerate(rows)]).to_file(path)
-    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        read_parcels(path)  # five of twelve overstating: the median is 1
-    assert "look like acres" not in caplog.text
+            "as hectares, they are overstated" in warnings) == warned
+    assert ("convert them to hectares (1 acre = 0.4047 ha) into declared_area_ha" in warnings) == warned
+    assert "likely areas in mu" not in warnings
+    fewer = [{**row, "declared_area_ha": declared if i < 5 else 1.0} for i, row in enumerate(rows)]
+    assert "look like acres" not in _warnings_reading(path, fewer, caplog)  # five of twelve overstating: median 1
 
 
 @pytest.mark.parametrize(("declared_mu", "warned"), [(1.0, True), (0.75, True), (15.0, False), (5.0, False)])
 def test_declared_mu_about_a_fifteenth_of_the_outlines_are_warned_of_as_hectares(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared_mu: float, warned: bool) -> None:
     """Hectares written in declared_area_mu read as a fifteenth of the land, in silence."""
-    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_mu": declared_mu,
-             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(12)]  # 1 ha (15 mu) each
-    path = tmp_path / "ha_as_mu.geojson"
+    warnings = _warnings_reading(tmp_path / "ha_as_mu.geojson", _hectare_squares(declared_area_mu=[declared_mu] * 12),
+                                 caplog)  # 1 ha (15 mu) each
+    assert (f"the declared areas in mu are a median {declared_mu / 15:.3g} times their outlines' areas, as areas in "
+            "hectares would be" in warnings) == warned
+    assert ("name the column declared_area_ha" in warnings) == warned
+
+
+def _hectare_squares(**columns: list) -> list[dict]:
+    """Rows of 1 ha squares 200 m apart, one per value of ``columns``' lists, of borrower B."""
+    count = len(next(iter(columns.values())))
+    return [{"parcel_id": str(i), "borrower_id": "B", **{name: values[i] for name, values in columns.items()},
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(count)]
+
+
+def _warnings_reading(path: Path, rows: list[dict], caplog: pytest.LogCaptureFixture) -> str:
+    """The farmcredit.parcels warnings reading ``rows``, written to ``path``, gives (the log cleared first)."""
+    caplog.clear()
     _frame(rows).to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         read_parcels(path)
-    assert (f"the declared areas in mu are a median {declared_mu / 15:.3g} times their outlines' areas, as areas in "
-            "hectares would be" in caplog.text) == warned
-    assert ("name the column declared_area_ha" in caplog.text) == warned
+    return caplog.text
 
 
 def test_a_declared_area_quoted_in_mu_says_where_mu_go(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
