@@ -1382,3 +1382,21 @@ def test_the_fetch_command_printed_on_windows_is_quoted_as_cmd_exe_reads_it(monk
         patched.setattr(os, "name", "nt")
         windows = _command_line(words)
     assert windows == r'farmcredit fetch "C:\My Fields\parcels.gpkg" --out img'
+
+
+def test_a_parcels_figures_do_not_depend_on_the_order_of_the_parcels_measured_with_it() -> None:
+    """One running sum over every parcel's rows of cells carried each row's rounding residue into the parcels after
+    it: on sample_tiles in 64 px windows, its 752 parcels in reverse order changed 57 parcels' NDVI means in the last
+    digit, and batch (parcels by id) differed so from assess (file order). Each row's sum now starts from 0."""
+    from farmcredit.pipeline import load_inputs, measure_parcels
+
+    config = load_config().model_copy(update={"imagery": load_config().imagery.model_copy(update={"chunk_px": 64})})
+    inputs = load_inputs(SAMPLE_TILES / "parcels.geojson", SAMPLE_TILES / "imagery", config=config)
+    model = load_cropland_model("rule")
+    reverse = np.arange(len(inputs.geoms))[::-1]
+    forward, _ = measure_parcels(inputs.geoms, inputs.imagery, config, model)
+    backward, _ = measure_parcels(inputs.geoms[reverse], inputs.imagery, config, model)
+    for field in dataclasses.fields(forward):
+        values = getattr(forward, field.name)
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f" and len(values) == len(reverse):
+            np.testing.assert_array_equal(getattr(backward, field.name)[reverse], values, err_msg=field.name)
