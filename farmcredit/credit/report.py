@@ -683,7 +683,7 @@ def _why_ungraded(table: pd.DataFrame) -> pd.Series:
 
 
 def _calibration_section(table: pd.DataFrame) -> _Section:
-    has_pd, observed = _has_pd(table), "defaulted" in table
+    has_pd, observed = _has_pd(table), "defaulted" in table and table["defaulted"].notna().any()
     why = _why_ungraded(table).value_counts(sort=False)
     counts = "; ".join(f"{count:,} {reason}" for reason, count in why.items() if count)
     if why.sum() == len(table):
@@ -696,6 +696,11 @@ def _calibration_section(table: pd.DataFrame) -> _Section:
     if observed:
         blocks.append("Predicted and observed default are compared over parcels whose outcome (defaulted) is known; "
                       "the mean predicted PD of all graded parcels is beside them.")
+    elif "defaulted" in table:
+        # Loans not yet ended: compared over parcels with an outcome, every figure would be n/a.
+        blocks.append("No parcel has an outcome yet (defaulted is blank): predictions only, over all graded "
+                      "parcels; calibration against outcomes cannot be checked.")
+        table = table.drop(columns="defaulted")
     else:
         blocks.append("No defaulted column (not a back-test): predictions only; calibration against "
                       "outcomes cannot be checked.")
@@ -737,8 +742,12 @@ def _calibration_display(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _calibration_plot(axis: Axes, frame: pd.DataFrame, title: str) -> None:
-    columns = {"mean_pd": "predicted", "default_rate": "observed"}
-    values = frame[[c for c in columns if c in frame]].rename(columns=columns)
+    values = pd.DataFrame({"predicted": frame["mean_pd"]})
+    if "mean_pd_all_graded" in frame:
+        # A group with no outcome yet still shows what was predicted for it.
+        values["predicted"] = values["predicted"].fillna(frame["mean_pd_all_graded"])
+    if "default_rate" in frame:
+        values["observed"] = frame["default_rate"]
     _grouped_bars(axis, values, {"predicted": "#2c7fb8", "observed": "#d95f02"})
     axis.set_title(title)
     axis.set_ylabel("probability of default")

@@ -483,3 +483,42 @@ def test_predicted_defaults_are_counted_over_the_parcels_whose_outcome_is_known(
     assert decile["expected_defaults"].sum() == pytest.approx(0.9) and decile["mean_pd"].isna().sum() == 1
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
     assert "| E | 4 | 45.0% | 30.0% | 0.9 | 3 | 2 | 66.7% |" in " ".join(text.split())
+
+
+@pytest.fixture
+def predicted_bars(monkeypatch: pytest.MonkeyPatch) -> list[list[float]]:
+    """The heights of every bar series labelled 'predicted' drawn during the test (the calibration plot's)."""
+    from matplotlib.axes import Axes
+
+    drawn: list[list[float]] = []
+    bar = Axes.bar
+
+    def recording_bar(axis: Axes, x, height, *args, **kwargs):
+        if kwargs.get("label") == "predicted":
+            drawn.append([float(h) for h in height])
+        return bar(axis, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", recording_bar)
+    return drawn
+
+
+def test_a_back_test_with_no_outcome_yet_shows_predictions_over_all_graded_parcels(
+        tmp_path: Path, predicted_bars: list[list[float]]) -> None:
+    """A defaulted column blank everywhere (loans not yet ended) showed every grade's and decile's mean predicted PD
+    and expected defaults as n/a, and a calibration plot without bars."""
+    table = _results(defaulted=np.nan)
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert "No parcel has an outcome yet (defaulted is blank)" in text
+    calibration = text.split("## 4. Calibration")[1].split("## 5.")[0]
+    assert "n/a" not in calibration
+    assert "mean predicted PD |" in calibration and "expected defaults |" in calibration
+    assert len(predicted_bars) == 2 and all(h > 0 for bars in predicted_bars for h in bars)
+
+
+def test_the_calibration_plot_shows_the_predicted_pd_of_a_grade_with_no_outcome_yet(
+        tmp_path: Path, predicted_bars: list[list[float]]) -> None:
+    table = _results()
+    table["defaulted"] = np.where(table["risk_grade"].eq("A"), np.nan, table.index % 2)
+    credit_report(table, out=tmp_path / "report.md", fmt="md")
+    by_grade = predicted_bars[0]
+    assert by_grade[0] == pytest.approx(table.loc[table["risk_grade"].eq("A"), "probability_of_default"].mean())
