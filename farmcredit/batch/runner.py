@@ -22,10 +22,11 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -582,24 +583,42 @@ def local_cluster(
     # Its HTTP server (health, metrics) on a free port: on Dask's default, 8787, a second cluster on the machine
     # warned that the port was taken, even with --quiet.
     scheduler = {"host": "127.0.0.1", "dashboard": False, "dashboard_address": "127.0.0.1:0"}
-    with _interrupts_ignored() if processes else contextlib.nullcontext():
+
+    def start() -> SpecCluster:
         return SpecCluster(workers=specs, silence_logs=logging.ERROR,
                            scheduler={"cls": Scheduler, "options": scheduler})
 
+    return _started_holding_interrupts(start) if processes else start()
 
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """SIGINT ignored while the body runs (where this is the main thread, which alone may set it): worker processes
-    started meanwhile keep it ignored. Ctrl-C at a terminal reaches its whole process group, and each local worker
-    printed its tracebacks (CancelledError, KeyboardInterrupt) before the driver, which closes them, said "aborted"."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def _started_holding_interrupts(start: Callable[[], SpecCluster]) -> SpecCluster:
+    """``start()``'s cluster, with SIGINT held back while it starts: a Ctrl-C meanwhile closes the cluster and raises
+    KeyboardInterrupt once it is up (where this is the main thread, which alone may set a handler, and the platform
+    has signal masks; elsewhere ``start()`` as is).
+
+    Ctrl-C at a terminal reaches its whole process group, and each local worker printed its tracebacks
+    (CancelledError, KeyboardInterrupt) before the driver, which closes them, said "aborted". SIGINT is blocked in
+    this thread meanwhile: the threads started in it (the cluster's event loop and those that spawn its worker
+    processes, also the workers a Nanny restarts later) and the processes they spawn inherit the mask, so no worker
+    takes a Ctrl-C. Ignoring SIGINT instead, as the workers inherited it, dropped the driver's Ctrl-C as well.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        return start()
+    # Started now, not by the first worker's spawn: starting it unblocks SIGINT in the thread that starts it.
+    resource_tracker.ensure_running()
+    interrupted: list[int] = []
+    # A thread started before, which does not block SIGINT, may take the signal: it is recorded, not raised midway.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        cluster = start()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGINT held meanwhile is recorded now
         signal.signal(signal.SIGINT, previous)
+    if interrupted and previous is not signal.SIG_IGN:  # one ignoring Ctrl-C before (`cmd &` in a script) still does
+        cluster.close()
+        raise KeyboardInterrupt
+    return cluster
 
 
 def worker_memory(workers: int, memory_limit: str, machine: int) -> int | str:

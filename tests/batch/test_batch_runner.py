@@ -255,6 +255,39 @@ def test_ctrl_c_at_a_terminal_stops_a_local_batch_without_its_workers_tracebacks
     assert not list((tmp_path / "out" / "partitions").glob(".*.tmp"))
 
 
+_INTERRUPTED_START = """
+import os, signal, sys
+from distributed import Nanny
+from farmcredit.batch.runner import local_cluster
+
+start_unsafe = Nanny.start_unsafe
+
+async def start_then_interrupt(self):
+    started = await start_unsafe(self)
+    os.killpg(0, signal.SIGINT)  # Ctrl-C at a terminal, as the cluster starts, its first worker process up
+    return started
+
+Nanny.start_unsafe = start_then_interrupt
+try:
+    local_cluster(2).close()
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_the_local_cluster_starts_stops_the_driver_without_its_workers_tracebacks() -> None:
+    """The worker processes started with SIGINT ignored, and so, silently, did the driver while they started: a Ctrl-C
+    then was dropped and the run went on."""
+    process = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_START], start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        _kill_group(process)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+
+
 def test_an_interrupted_local_batch_leaves_no_partition_file_its_workers_were_writing(small_windows: Path,
                                                                                       tmp_path: Path) -> None:
     """README says an interrupted run's temporary files are removed: .part-<id>.parquet.<uuid>.tmp files stayed."""
