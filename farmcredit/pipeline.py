@@ -26,9 +26,16 @@ from pyproj.exceptions import ProjError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window, union
 
-from farmcredit.agronomy import ParcelMeasurements, derive_signals, near_peak_runs, peak_days, season_days
+from farmcredit.agronomy import (
+    ParcelMeasurements,
+    derive_signals,
+    green_ndvi,
+    near_peak_runs,
+    peak_days,
+    season_days,
+)
 from farmcredit.audit import build_run_record, file_fingerprint, scene_record
-from farmcredit.config import Config, load_config
+from farmcredit.config import Config, CropConfig, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.dates import as_season, day_of_year, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
@@ -289,20 +296,25 @@ def warn_of_findings(result: Assessment) -> None:
                  result.record["config"]["values"]["agronomy"]["min_clear_observations"],
                  bool(result.record["read_failures"]))
     dates = [date.fromisoformat(day) for day in result.record["season_dates"]]
-    _warn_season(codes, _warn_calendars(result.config, result.parcels, codes, dates))
+    _warn_season(codes, _warn_calendars(result.config, result.parcels, result.series, codes, dates))
 
 
-def _warn_calendars(config: Config, parcels: pd.DataFrame, codes: pd.Series, dates: Sequence[date]) -> np.ndarray:
+def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame, codes: pd.Series,
+                    dates: Sequence[date]) -> np.ndarray:
     """Warn once of each crop the ``parcels`` declare or are priced at whose peak none of the season's ``dates`` can
-    see (``peak_days``), naming its calendar's near-peak days: a --season reaching them rates a season cut short, but
-    one missing the crop's whole season (``season_days``) more likely has the calendar wrong (the packaged Chinese
-    ones on a southern season), which the crop's ``ndvi_template`` sets. Returns which parcels (``codes``: each one's
-    reason codes) that told of: those referred PEAK_NOT_OBSERVED as a crop whose whole season the dates miss."""
+    see (``peak_days``), naming its calendar's near-peak days and two fixes: a --season reaching them, or the crop's
+    ``ndvi_template``, which sets its calendar. The calendar comes first where its referred parcels mostly show the
+    crop green away from it (``_green_off_calendar``, the packaged Chinese calendars on a southern season), the
+    --season otherwise (a season cut short, or ending before the crop grows). Returns which parcels (``codes``: each
+    one's reason codes) that told of: those referred PEAK_NOT_OBSERVED as a crop whose whole season
+    (``season_days``) the dates miss."""
     told = np.zeros(len(codes), dtype=bool)
     if not dates:
         return told
     doy = np.array([day_of_year(day) for day in dates])
     first_year, shift = min(dates).year, config.agronomy.template_shift_days
+    clear = series[(series["clear_share"] >= config.imagery.min_clear_share) & series["ndvi_mean"].notna()]
+    highest = clear.loc[clear.groupby("parcel_id")["ndvi_mean"].idxmax()].set_index("parcel_id")
     named = {config.crop_named(crop) for crop in parcels["declared_crop"]} | set(parcels["priced_crop"])
     peak_unseen = codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).to_numpy()
     for crop, spec in config.crops.items():
@@ -314,16 +326,28 @@ def _warn_calendars(config: Config, parcels: pd.DataFrame, codes: pd.Series, dat
         calendar = (f"its ndvi_template in --config (crops.{crop}.ndvi_template) sets its calendar: where {crop} grows "
                     "in other months (a southern season), give one peaking then (a crop green across the new year: "
                     "points on day 1 and 366)")
-        season_missed = not season_days(spec)[doy].any()
-        fixes = (f"{calendar}; else a --season (season= in Python) reaching its peak rates them" if season_missed
+        unseen_ids = parcels["parcel_id"].to_numpy()[unseen]
+        fixes = (f"{calendar}; else a --season (season= in Python) reaching its peak rates them"
+                 if _green_off_calendar(spec, highest.reindex(unseen_ids))
                  else f"a --season (season= in Python) reaching its peak rates them, or {calendar}")
         logger.warning("none of the season's %d date(s), %s to %s, falls near %s's peak as its crop calendar has it, "
                        "%s, give or take the %d days a parcel's season may shift: %d parcel(s) priced as %s are "
                        "referred PEAK_NOT_OBSERVED (health and yield not rated); %s", len(dates), min(dates),
                        max(dates), crop, peak, shift, unseen.sum(), crop, fixes)
-        if season_missed:
+        if not season_days(spec)[doy].any():
             told |= unseen
     return told
+
+
+def _green_off_calendar(spec: CropConfig, highest: pd.DataFrame) -> bool:
+    """Whether a crop's parcels show it green away from its calendar: of those with a clear reading (``highest``: per
+    parcel its highest clear NDVI, ``ndvi_mean``, and its ``date``; NaN where none), at least half read green
+    (``green_ndvi``) outside the crop's own season (``season_days``). A season ending before the crop grows shows it
+    bare, and a season cut short shows it green in its season."""
+    seen = highest.dropna(subset=["ndvi_mean"])
+    doy = np.array([day_of_year(day) for day in pd.to_datetime(seen["date"]).dt.date], dtype=int)
+    green_off = (seen["ndvi_mean"].to_numpy() >= green_ndvi(spec)) & ~season_days(spec)[doy]
+    return bool(len(seen)) and 2 * int(green_off.sum()) >= len(seen)
 
 
 def _day_text(day: int, year: int) -> str:

@@ -310,14 +310,18 @@ def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndar
     return misses
 
 
+def green_ndvi(crop: CropConfig) -> float:
+    """The NDVI at which the crop is green: ``GREEN_SHARE`` of the way from its template's lowest NDVI to its peak."""
+    low = min(ndvi for _, ndvi in crop.ndvi_template)
+    return low + GREEN_SHARE * (crop.peak_ndvi - low)
+
+
 def green_days(crop: CropConfig, shift_days: int) -> np.ndarray:
     """By day of the year (index 1-366; 0 unused): whether the crop's template is at least ``GREEN_SHARE`` of the way
     from its lowest NDVI to its peak on that day whether sown on schedule or up to ``shift_days`` late (the days a
     clear image of bare land says the crop is not there: sown later, it may still be to come)."""
-    template = np.array(crop.ndvi_template, dtype=float)
     days = np.arange(1, 367)
-    ndvi = template_at(template, days)
-    green = ndvi >= template[:, 1].min() + GREEN_SHARE * (crop.peak_ndvi - template[:, 1].min())
+    green = template_at(np.array(crop.ndvi_template, dtype=float), days) >= green_ndvi(crop)
     # Late sowing only (the check is for crops sown after the season's images): a crop sown early is judged where it
     # is green on schedule. Narrowed for early sowing too, 9 bare parcels of sample_tiles/ declared wheat and seen on
     # 20 May but not in April were referred, no longer declined and flagged over-declared.
