@@ -431,7 +431,7 @@ def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
     columns["mean_pd"] = probability[known].groupby(key[known]).mean()
     columns["expected_defaults"] = probability[known].groupby(key[known]).sum(min_count=1)
     columns["with_outcome"] = known.groupby(key).sum()
-    columns["defaults"] = outcome.groupby(key).sum()
+    columns["defaults"] = outcome.groupby(key).sum(min_count=1)  # n/a, not 0, where no outcome is known
     columns["default_rate"] = outcome.groupby(key).mean()
     return pd.DataFrame(columns).reindex(columns["parcels"].index)
 

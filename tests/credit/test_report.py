@@ -481,6 +481,8 @@ def test_predicted_defaults_are_counted_over_the_parcels_whose_outcome_is_known(
     assert grade["mean_pd_all_graded"] == pytest.approx(0.45)
     decile = calibration_table(table, "pd_decile")
     assert decile["expected_defaults"].sum() == pytest.approx(0.9) and decile["mean_pd"].isna().sum() == 1
+    # A decile with no outcome has no observed defaults either (n/a), not 0 beside its n/a expected ones.
+    assert decile.loc[decile["with_outcome"] == 0, "defaults"].isna().all()
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
     assert "| E | 4 | 45.0% | 30.0% | 0.9 | 3 | 2 | 66.7% |" in " ".join(text.split())
 
