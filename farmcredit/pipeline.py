@@ -313,13 +313,15 @@ def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame,
         return told
     doy = np.array([day_of_year(day) for day in dates])
     first_year, shift = min(dates).year, config.agronomy.template_shift_days
-    clear = series[(series["clear_share"] >= config.imagery.min_clear_share) & series["ndvi_mean"].notna()]
-    highest = clear.loc[clear.groupby("parcel_id")["ndvi_mean"].idxmax()].set_index("parcel_id")
     named = {config.crop_named(crop) for crop in parcels["declared_crop"]} | set(parcels["priced_crop"])
     peak_unseen = codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).to_numpy()
+    highest = None  # per parcel its highest clear NDVI and its date: read from the series only for a crop missed
     for crop, spec in config.crops.items():
         if crop not in named or peak_days(spec, shift)[doy].any():
             continue
+        if highest is None:
+            clear = series[(series["clear_share"] >= config.imagery.min_clear_share) & series["ndvi_mean"].notna()]
+            highest = clear.loc[clear.groupby("parcel_id")["ndvi_mean"].idxmax()].set_index("parcel_id")
         unseen = peak_unseen & (parcels["priced_crop"] == crop).to_numpy()
         peak = " or ".join(f"{_day_text(first, first_year)} to {_day_text(last, first_year)} (days {first}-{last} of "
                            "the year)" for first, last in near_peak_runs(spec))

@@ -60,8 +60,8 @@ def risk_features(table: pd.DataFrame, declared_slack_ha: float = 0.0) -> pd.Dat
     # cultivated interval. Against the point estimate, a parcel declared at its 0.129 ha outline, measured at
     # 0.008-0.119 ha, read as five times over and was declined, and approved when declared blank. A declaration within
     # or under the interval is 1.0, as a blank one: declaring less (AREA_UNDERSTATED's matter) buys no lower PD. So is
-    # one over it by no more than the slack (a 0.1534 ha plot declared 0.16 ha, rounded to the hundredth, lost a grade
-    # where AREA_OVERSTATED, allowing the slack, did not flag it); beyond it the ratio counts only what exceeds it.
+    # one over it by no more than the slack (a plot whose top is 0.1742 ha declared 0.18 ha, rounded to the hundredth,
+    # lost a grade where AREA_OVERSTATED, allowing the slack, did not flag it); beyond it only the excess counts.
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.clip((declared - declared_slack_ha) / most, 1.0, MAX_DECLARED_RATIO)
     features = pd.DataFrame(
