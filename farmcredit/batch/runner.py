@@ -66,6 +66,7 @@ from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery
 from farmcredit.locking import held_lock, writable_folder
 from farmcredit.margins import model_margins
+from farmcredit.outputs.tables import output_folder
 from farmcredit.pipeline import (
     PORTFOLIO_STAGES,
     Assessment,
@@ -232,6 +233,8 @@ def run_batch(
         The assessment and the partitions' fate; write it with ``write_outputs``.
     """
     started = time.perf_counter()
+    # An input among the files write_outputs puts in ``out`` would be overwritten by them: refused before any work.
+    output_folder(out, create=False, inputs={"parcels": parcels, "config": config, "risk_model": risk_model})
     if scheduler and (workers or gpu_workers or memory_limit != "auto"):
         raise InputError("workers=, gpu_workers= and memory_limit= size a local cluster, and scheduler= names one "
                          "already running: start its workers yourself (dask worker ... --memory-limit 4GiB "

@@ -554,9 +554,24 @@ def test_an_output_folder_that_cannot_be_written_is_a_usage_error(small_windows:
 
     (tmp_path / "file").write_text("")
     out = tmp_path / "file" / "out"
-    with pytest.raises(InputError, match=f"folder {out} cannot be written"):  # as given, not its partitions folder
+    # Named as given, not as its partitions folder.
+    with pytest.raises(InputError, match=f"folder {out} is not a folder that can be made"):
         run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", out, config=small_windows,
                   model=load_cropland_model("rule"), workers=1, processes=False)
+
+
+def test_an_input_that_write_outputs_would_overwrite_is_refused_before_any_work(small_windows: Path,
+                                                                               tmp_path: Path) -> None:
+    """In Python, run_batch then write_outputs overwrote a parcels file named results.gpkg in ``out``."""
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import InputError
+
+    clash = tmp_path / "results.gpkg"
+    gpd.read_file(SAMPLE / "parcels.geojson").head(5).to_file(clash)
+    before = clash.read_bytes()
+    with pytest.raises(InputError, match="parcels .* is results.gpkg, one of the files this run writes"):
+        run_batch(clash, SAMPLE / "imagery", tmp_path, config=small_windows, model="rule", workers=1, processes=False)
+    assert clash.read_bytes() == before and not (tmp_path / "partitions").exists()
 
 
 def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path,
