@@ -666,7 +666,8 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
       farmcredit credit fit loans_2019_2024.csv --out my-risk-model.json
       farmcredit assess fields.gpkg --imagery S2/ --risk-model my-risk-model.json
     """
-    from farmcredit.credit.history import chance_warning, fit_risk_model, read_history, write_risk_model
+    from farmcredit.credit.history import fit_risk_model, read_history, write_risk_model
+    from farmcredit.credit.risk import chance_warning
 
     fit_day = as_of.date() if as_of else date.today()  # the card says what the outcomes were checked against
     table = read_history(history, fit_day)

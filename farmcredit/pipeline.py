@@ -37,6 +37,7 @@ from farmcredit.agronomy import (
 from farmcredit.audit import build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, CropConfig, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
+from farmcredit.credit.risk import chance_warning
 from farmcredit.dates import as_season, day_of_year, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
@@ -297,6 +298,9 @@ def warn_of_findings(result: Assessment) -> None:
                  bool(result.record["read_failures"]))
     dates = [date.fromisoformat(day) for day in result.record["season_dates"]]
     _warn_season(codes, _warn_calendars(result.config, result.parcels, result.series, codes, dates))
+    risk = result.record["models"]["risk"]
+    if warning := chance_warning(risk["metrics"] or {}):
+        logger.warning("risk model %s: %s; this run's PDs, grades and decisions rest on it", risk["source"], warning)
 
 
 def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame, codes: pd.Series,

@@ -263,17 +263,6 @@ def _fitted_table_sha256(table: pd.DataFrame) -> str:
     return hashlib.sha256(canonical.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
 
 
-def chance_warning(metrics: dict) -> str | None:
-    """What to tell the lender when a fitted card's out-of-time AUC interval (``out_of_time_auc_ci95``) reaches 0.5:
-    its ranking is not told from chance, and its grades from noise; None when the interval is above 0.5 (or absent)."""
-    interval = metrics.get("out_of_time_auc_ci95")
-    if not interval or interval[0] > 0.5:
-        return None
-    return (f"the scorecard ranks loans no better than chance on the seasons it predicted out of time (AUC "
-            f"{metrics['out_of_time_auc']:.2f}, 95% CI {interval[0]:.2f}-{interval[1]:.2f}): its grades would be "
-            "noise; check the history's defaulted column or gather more seasons")
-
-
 def write_risk_model(model: dict, path: str | Path) -> Path:
     """Write a fitted model as pretty, stable JSON (its folder made if missing).
 

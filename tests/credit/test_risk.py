@@ -396,7 +396,7 @@ def test_a_fit_on_random_defaults_says_its_ranking_is_no_better_than_chance(hist
     """A history whose defaults are random fitted silently: "out-of-time AUC 0.532" alone, and PDs graded by parcel
     size. The card gives the out-of-time AUC's seeded bootstrap interval and defaults, and a warning where it reaches
     0.5; a history with signal gets none."""
-    from farmcredit.credit.history import chance_warning
+    from farmcredit.credit.risk import chance_warning
 
     shuffled = history.assign(defaulted=np.random.default_rng(1).permutation(history["defaulted"].to_numpy()))
     noise, signal = (fit_risk_model(loans, source="history")["card"]["metrics"] for loans in (shuffled, history))
@@ -413,6 +413,24 @@ def test_a_fit_on_random_defaults_says_its_ranking_is_no_better_than_chance(hist
         f"{noise['out_of_time_auc']:.2f}, 95% CI {low:.2f}-{high:.2f}): its grades would be noise; check the "
         "history's defaulted column or gather more seasons")
     assert signal["out_of_time_auc_ci95"][0] > 0.65 and chance_warning(signal) is None
+
+
+def test_assess_with_a_scorecard_no_better_than_chance_warns_and_the_shipped_one_does_not(
+        history, small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`credit fit` warned once; `assess --risk-model` with that card decided loans on its noise in silence."""
+    import logging
+
+    from farmcredit import assess
+
+    shuffled = history.assign(defaulted=np.random.default_rng(1).permutation(history["defaulted"].to_numpy()))
+    noise = write_risk_model(fit_risk_model(shuffled, source="history"), tmp_path / "noise.json")
+    parcels = small_season.parcels_path
+    for risk_model, warned in ((noise, True), (None, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assess(parcels, small_season.imagery_dir, model="rule", risk_model=risk_model)
+        said = f"risk model {noise.resolve()}: the scorecard ranks loans no better than chance"
+        assert (said in caplog.text) is warned and ("no better than chance" in caplog.text) is warned, caplog.text
 
 
 def test_a_fitted_card_ties_the_model_to_the_loans_it_was_fitted_on(history, tmp_path: Path) -> None:
