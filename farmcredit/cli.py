@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import signal
 import sys
@@ -893,8 +894,38 @@ class _ConsoleWarnings(logging.Handler):
         console.print(f"[yellow]warning:[/] {_shown(record.getMessage())}", highlight=False)
 
 
+class _ReaderMayLeave:
+    """A standard stream whose reader may go away (``2>&1 | head``, a ``tee`` killed, a closed terminal): once a write
+    finds the pipe broken, the stream goes to the null device, so the run's later messages are dropped and the run
+    goes on to write its outputs (its messages are not its results) rather than stopping, exit 1, with nothing."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(lambda: self._stream.write(text))
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except BrokenPipeError:
+            # What the stream still buffers goes to the null device with the rest (Python's own advice on SIGPIPE).
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+            return call()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning farmcredit errors into a message and exit code 2."""
+    sys.stdout, sys.stderr = (stream if isinstance(stream, _ReaderMayLeave) else _ReaderMayLeave(stream)
+                              for stream in (sys.stdout, sys.stderr))
     library_log = logging.getLogger("farmcredit")
     if not any(isinstance(handler, _ConsoleWarnings) for handler in library_log.handlers):
         library_log.addHandler(_ConsoleWarnings(logging.WARNING))

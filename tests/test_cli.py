@@ -361,6 +361,22 @@ def test_an_input_that_is_one_of_the_outputs_in_out_exits_2_before_the_run_and_i
     assert sorted(path.name for path in out.iterdir()) == [name]
 
 
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_reader_of_the_messages_that_goes_away_costs_the_run_nothing(small_season, tmp_path: Path,
+                                                                       stream: str) -> None:
+    """`farmcredit assess ... 2>&1 | head -1` stopped at its next message, exit 1, with no outputs written."""
+    out = tmp_path / "o"
+    messages = {"stdout": subprocess.STDOUT, "stderr": subprocess.PIPE}
+    run = subprocess.Popen([sys.executable, "-m", "farmcredit", "assess", str(small_season.parcels_path), "--imagery",
+                            str(small_season.imagery_dir), "--model", "rule", "--out", str(out)],
+                           stdout=subprocess.PIPE, stderr=messages[stream])
+    reader = getattr(run, stream)
+    reader.readline()  # as `head -1`: the first line, then the pipe is closed with more to come
+    reader.close()
+    assert run.wait(timeout=600) == 0
+    assert (out / "run.json").is_file() and (out / "results.gpkg").is_file()
+
+
 def test_a_band_file_gdal_cannot_open_is_a_warning_and_exit_2_only_when_no_scene_opens_it(
     small_season, tmp_path: Path
 ) -> None:
