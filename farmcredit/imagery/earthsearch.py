@@ -368,8 +368,15 @@ def _without_query(href: str) -> str:
 def _dn_conversion(
     item_path: Path | str, properties: dict[str, Any], band_assets: dict[str, dict[str, Any]]
 ) -> tuple[float, float]:
-    """(dn_offset, dn_scale) of an item: the baseline rule, cross-checked with ``raster:bands``."""
-    if properties.get("earthsearch:boa_offset_applied") is True:
+    """(dn_offset, dn_scale) of an item: the baseline rule, cross-checked with ``raster:bands``.
+
+    ``earthsearch:boa_offset_applied`` true means offset 0 whatever ``raster:bands`` says: Earth Search publishes its
+    items from 2022 on with the flag true and a stale ``raster:bands`` offset of -0.1, and its maintainers say the flag
+    is the truth (Element84/earth-search#9, cirrus-geo/cirrus-earth-search#33). Without the flag, ``raster:bands``
+    wins over the baseline rule.
+    """
+    offset_applied = properties.get("earthsearch:boa_offset_applied") is True
+    if offset_applied:
         rule_offset = 0.0
     elif _baseline(item_path, properties.get("s2:processing_baseline")) >= OFFSET_BASELINE:
         rule_offset = BOA_ADD_OFFSET_DN
@@ -392,6 +399,10 @@ def _dn_conversion(
     if not explicit:
         return rule_offset, L2A_DN_SCALE
     offset, scale = explicit.pop()
+    if offset_applied and offset != 0.0:
+        logger.info("%s: raster:bands offset %g DN is overridden by earthsearch:boa_offset_applied true (the offset is "
+                    "already in the DNs): read with DN offset 0", item_path, offset)
+        return 0.0, scale
     if offset != rule_offset:
         logger.warning(
             "%s: raster:bands offset %g DN disagrees with processing baseline/boa_offset_applied "

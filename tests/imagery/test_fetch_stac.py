@@ -129,7 +129,8 @@ def test_a_rerun_downloads_nothing_and_a_new_field_only_its_own_window(synthetic
     ("baseline", "offset_applied", "raster_offset", "expected_dn_offset"),
     [
         ("05.10", False, -0.1, -1000.0),  # Earth Search: offset not applied, said in raster:bands
-        ("05.10", True, 0.0, 0.0),  # Earth Search: offset already applied to the COGs
+        # Earth Search: offset already applied to the COGs, its raster:bands still saying -0.1 (the flag wins)
+        ("05.10", True, -0.1, 0.0),
         ("05.10", None, None, -1000.0),  # a catalogue saying nothing: the baseline decides
         ("02.14", None, None, 0.0),  # before baseline 04.00 there is no offset
     ],

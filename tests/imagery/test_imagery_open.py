@@ -80,6 +80,26 @@ def test_explicit_raster_bands_offset_agrees_with_the_rule(
     assert open_imagery(tmp_path).scenes[0].dn_offset == -1000.0
 
 
+def test_boa_offset_applied_overrides_the_raster_bands_offset_earth_search_publishes(
+    tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Earth Search's items from 2022 on say the offset is applied and still give raster:bands offset -0.1: the flag
+    is the truth, or -1000 DN would be taken off twice (NDVI over 1)."""
+    write_scene(
+        tmp_path / "S2B_50SKA_20240315_0_L2A",
+        acquired=datetime(2024, 3, 15),
+        baseline="05.10",
+        offset_applied=True,
+        raster_offset=-0.1,
+    )
+
+    with caplog.at_level(logging.INFO):
+        scene = open_imagery(tmp_path).scenes[0]
+
+    assert scene.dn_offset == 0.0
+    assert "overridden by earthsearch:boa_offset_applied" in caplog.text
+
+
 def test_explicit_raster_bands_offset_wins_and_the_conflict_is_logged(
     tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
 ) -> None:
