@@ -1,4 +1,4 @@
-"""Scenes from Earth Search-layout folders: per-band GeoTIFF/COG files, maybe a STAC item.
+"""Scenes from Earth Search-layout folders: per-band GeoTIFF/COG (or JPEG 2000) files, maybe a STAC item.
 
 A folder that holds STAC item JSON files yields one scene per item; a folder without items but
 with band files (``B04.tif`` or ``red.tif``) yields one scene dated by the folder's name. L2A
@@ -45,7 +45,8 @@ from farmcredit.text import some
 
 logger = logging.getLogger(__name__)
 
-RASTER_SUFFIXES = (".tif", ".tiff")
+# JPEG 2000 band files (AWS's sentinel-s2-l2a layout, bands copied out of a SAFE) read through GDAL's JP2OpenJPEG.
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 # Files of a scene folder that are read: bands, STAC items, zipped SAFE products.
 READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
 # Hrefs a local item reads from the copy beside it, never over the network.

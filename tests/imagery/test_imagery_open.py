@@ -168,6 +168,37 @@ def test_remote_hrefs_of_a_local_item_read_the_copy_beside_it_and_never_the_netw
     assert scene.cloud_cover is None
 
 
+def _jp2_driver() -> bool:
+    with rasterio.Env() as env:
+        return "JP2OpenJPEG" in env.drivers()
+
+
+@pytest.mark.skipif(not _jp2_driver(), reason="this GDAL build has no JP2OpenJPEG driver")
+def test_a_date_folder_of_jp2_band_files_is_read_as_one_of_geotiffs(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """B04.jp2 ... SCL.jp2 (AWS's sentinel-s2-l2a layout, or bands copied out of a SAFE) were skipped in silence,
+    dropping the date from the season."""
+    tif = write_scene(tmp_path / "tif" / "2024-06-17", acquired=datetime(2024, 6, 17), with_item=False)
+    (tmp_path / "jp2" / "2024-06-17").mkdir(parents=True)
+    for band_file in sorted(tif.glob("*.tif")):
+        with rasterio.open(band_file) as source:
+            profile = {key: source.profile[key] for key in ("width", "height", "count", "dtype", "crs", "transform",
+                                                             "nodata")}
+            with rasterio.open(tmp_path / "jp2" / "2024-06-17" / f"{band_file.stem}.jp2", "w", driver="JP2OpenJPEG",
+                               QUALITY=100, REVERSIBLE="YES", **profile) as out:
+                out.write(source.read())
+
+    jp2 = open_imagery(tmp_path / "jp2", dn_offset=0)
+    reference = open_imagery(tmp_path / "tif", dn_offset=0)
+
+    assert [scene.scene_id for scene in jp2.scenes] == ["2024-06-17"] and jp2.bands == reference.bands
+    window = Window(0, 0, *reversed(reference.shape))
+    read, expected = read_window(jp2, window), read_window(reference, window)
+    np.testing.assert_array_equal(read.reflectance, expected.reflectance)
+    np.testing.assert_array_equal(read.clear, expected.clear)
+
+
 def test_folders_without_item_are_dated_by_name_and_take_dn_offset(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:
