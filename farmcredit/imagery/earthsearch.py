@@ -35,6 +35,7 @@ from farmcredit.imagery.naming import (
     date_in_name,
     processing_baseline,
     reflectance_scale,
+    tagged_conversion,
     unknown_offset_warning,
 )
 from farmcredit.imagery.read import float_scale
@@ -104,9 +105,10 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
         ]
         if items:
             scenes.extend(_own_files(here, [scene_from_item(path, document, folder) for path, document in items]))
-        elif (scene := _scene_from_band_files(here, files, dn_offset)) is not None:
+        elif (found := _scene_from_band_files(here, files, dn_offset)) is not None:
+            scene, offset_unknown = found
             scenes.append(scene)
-            if scene.dn_scale != 1.0:  # float reflectance has no DN offset to miss
+            if offset_unknown:
                 without_item.append(scene)
     if dn_offset is None:
         _check_unknown_offsets(folder, scenes, without_item, season)
@@ -249,7 +251,7 @@ def _item_scene(item_path: Path | str, item_id: str, item: dict[str, Any], root:
     dn_offset, dn_scale = _dn_conversion(item_path, properties, band_assets)
     # Its red band's file tells (or the first): opening every file of every item of a large folder cost seconds.
     told = {name: path for name, path in band_paths.items() if name == "B04"} or dict(list(band_paths.items())[:1])
-    if local_folder is not None and _band_file_scale(local_folder, told) == 1.0:
+    if local_folder is not None and _band_file_conversion(local_folder, told, None)[0] == 1.0:
         # Local copies saved as reflectance (a processing run over the download): what the item says of DNs is not
         # theirs.
         dn_offset, dn_scale = 0.0, 1.0
@@ -427,7 +429,9 @@ def _baseline(item_path: Path | str, text: Any) -> tuple[int, int]:
 
 def _scene_from_band_files(
     folder: Path, files: list[str], dn_offset: float | None
-) -> Scene | None:
+) -> tuple[Scene, bool] | None:
+    """The scene of a folder of band files without an item, and whether its DN offset is unknown (DNs whose tags
+    declare none, read with ``dn_offset`` or 0: float reflectance has none to miss); None without band files."""
     band_paths: dict[str, tuple[str, int]] = {}
     for file_name in sorted(files):
         stem, suffix = os.path.splitext(file_name)
@@ -447,25 +451,34 @@ def _scene_from_band_files(
             f"{folder}: cannot tell the acquisition date from the folder name; name it YYYY-MM-DD "
             "(or a Sentinel-2 id such as S2B_50SKA_20240315_0_L2A) or add a STAC item"
         )
-    dn_scale = _band_file_scale(folder, band_paths)
-    return Scene(
+    dn_scale, tagged_offset = _band_file_conversion(folder, band_paths, dn_offset)
+    if tagged_offset is not None:
+        scene_offset = tagged_offset
+    else:
+        scene_offset = 0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset)
+    scene = Scene(
         scene_id=folder.name,
         acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=timezone.utc),
         band_paths=band_paths,
-        dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
+        dn_offset=scene_offset,
         dn_scale=dn_scale,
         cloud_cover=None,
     )
+    return scene, tagged_offset is None and dn_scale != 1.0
 
 
-def _band_file_scale(folder: Path, band_paths: dict[str, tuple[str, int]]) -> float:
-    """Reflectance per stored value of a scene's local band files: 1e-4 for integer DNs; for float files what their
-    red band's values say (``float_scale``). A file that does not open is `open_imagery`'s to report.
+def _band_file_conversion(
+    folder: Path, band_paths: dict[str, tuple[str, int]], dn_offset: float | None
+) -> tuple[float, float | None]:
+    """(reflectance per stored value, DN offset their tags declare or None) of a scene's local band files: 1e-4 for
+    integer DNs, or the scale their GDAL tags declare (``tagged_conversion``); for float files what their red band's
+    values say (``float_scale``). A file that does not open is `open_imagery`'s to report.
 
     Raises:
-        ImageryError: the scene mixes integer and float band files.
+        ImageryError: the scene mixes integer and float band files, has 8-bit ones, or its tags disagree (with each
+            other or with ``dn_offset``).
     """
-    dtypes, scale = [], None
+    dtypes, scale, tags = [], None, []
     with gdal_env():
         for name, (path, index) in sorted(band_paths.items(), key=lambda pair: pair[0] != "B04"):
             if name == SCL or path.startswith("/vsi"):
@@ -473,9 +486,13 @@ def _band_file_scale(folder: Path, band_paths: dict[str, tuple[str, int]]) -> fl
             try:
                 with rasterio.open(path) as dataset:
                     dtypes.append(dataset.dtypes[index - 1])
-                    if scale is None and np.issubdtype(np.dtype(dtypes[-1]), np.floating):
+                    if np.issubdtype(np.dtype(dtypes[-1]), np.integer):
+                        tags.append((dataset.scales[index - 1], dataset.offsets[index - 1]))
+                    elif scale is None:
                         scale = float_scale([(dataset, index)])
             except RasterioError:
                 continue
     kind = reflectance_scale(folder, dtypes)  # refuses a mix
-    return kind if scale is None else scale
+    if scale is not None:
+        return scale, None
+    return tagged_conversion(folder, tags, dn_offset) or (kind, None)

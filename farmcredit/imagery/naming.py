@@ -139,9 +139,47 @@ def reflectance_scale(where: object, dtypes: Iterable[str]) -> float:
     reflectance (0-1, as SNAP, openEO or a FLOAT32 Sentinel Hub export write it).
 
     Raises:
-        ImageryError: ``where`` mixes integer and float bands.
+        ImageryError: ``where`` mixes integer and float bands, or has 8-bit ones.
     """
+    dtypes = list(dtypes)
+    if any(np.dtype(dtype).itemsize == 1 for dtype in dtypes):
+        # Read as DNs they would be reflectance 0-0.0255, and every parcel would read uncultivated.
+        raise ImageryError(f"{where}: 8-bit imagery is a display product (reflectance*255 or a visual), not "
+                           "reflectance; export UINT16 or FLOAT32")
     kinds = {np.issubdtype(np.dtype(dtype), np.floating) for dtype in dtypes}
     if len(kinds) > 1:
         raise ImageryError(f"{where}: mixes integer and float reflectance bands ({sorted(set(dtypes))})")
     return 1.0 if kinds == {True} else L2A_DN_SCALE
+
+
+def tagged_conversion(
+    where: object, tags: Iterable[tuple[float, float]], dn_offset: float | None
+) -> tuple[float, float | None] | None:
+    """(dn_scale, dn_offset) that integer band files' GDAL scale/offset tags declare (reflectance = DN * scale +
+    offset, as rioxarray, odc-stac and Copernicus Data Space exports write them), the offset None where theirs is 0
+    (a file without the tag reads 0 too, so it says nothing); None where they declare nothing (1, 0).
+
+    Args:
+        where: The file or folder, for messages.
+        tags: (scale, offset) of each band that is not SCL.
+        dn_offset: The DN offset asked for (--dn-offset), None where none was.
+
+    Raises:
+        ImageryError: The bands declare different ones, or an offset that ``dn_offset`` contradicts.
+    """
+    declared = {(float(scale), float(offset)) for scale, offset in tags}
+    if declared <= {(1.0, 0.0)}:
+        return None
+    if len(declared) > 1:
+        raise ImageryError(f"{where}: its bands declare different GDAL scale/offset tags {sorted(declared)}; one DN "
+                           "conversion per scene is supported")
+    scale, offset = declared.pop()
+    if not offset:
+        return scale, None
+    tagged_offset = round(offset / scale, 6)
+    if dn_offset is not None and float(dn_offset) != tagged_offset:
+        raise ImageryError(f"{where}: its band files' GDAL tags declare reflectance = DN x {scale:g} {offset:+g}, a DN "
+                           f"offset of {tagged_offset:g}, which --dn-offset {dn_offset:g} (dn_offset= in Python) "
+                           "contradicts; leave --dn-offset out to read the tags' offset, or, if the tags are wrong, "
+                           "reset them (gdal_edit.py -scale 1 -offset 0)")
+    return scale, tagged_offset

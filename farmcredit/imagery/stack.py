@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
@@ -19,6 +20,7 @@ from farmcredit.imagery.naming import (
     date_in_name,
     dated_band_label,
     reflectance_scale,
+    tagged_conversion,
     unknown_offset_warning,
 )
 from farmcredit.imagery.read import float_scale
@@ -38,7 +40,8 @@ def stack_scenes(
 
     Bands are identified by ``band_layout`` when given, else by their descriptions ("B04",
     "red", "2021-06-17 B04", "2021-06-17_B04", "20210617_B04"). Undated bands take the date in
-    the file name. Integer stacks are DNs (reflectance = (DN + dn_offset) * 1e-4); float stacks
+    the file name. Integer stacks are DNs (reflectance = (DN + dn_offset) * 1e-4, or DN * scale + offset where their
+    GDAL scale/offset tags declare other than (1, 0)); float stacks
     are reflectance 0-1, or DNs stored as floats where their red band's values say so (``float_scale``).
 
     Args:
@@ -65,7 +68,15 @@ def stack_scenes(
                 logger.warning("%s holds B10 (cirrus), a band of Level-1C products only: top-of-atmosphere "
                                "reflectance, hazier than the Level-2A surface reflectance farmcredit's models and "
                                "thresholds are set on; use the L2A products of these dates where there are any", path)
-            dn_scale = _dn_scale(path, dataset, [name for _, name in layout])
+            names = [name for _, name in layout]
+            dn_scale = _dn_scale(path, dataset, names)
+            tagged = tagged_conversion(path, [
+                (scale, offset) for name, dtype, scale, offset in zip(names, dataset.dtypes, dataset.scales,
+                                                                      dataset.offsets, strict=True)
+                if name != SCL and np.issubdtype(np.dtype(dtype), np.integer)], dn_offset)
+    tagged_offset = None
+    if tagged is not None:
+        dn_scale, tagged_offset = tagged
     if dn_scale == 1.0 and dn_offset:
         raise ImageryError(f"{path}: holds float reflectance; --dn-offset (dn_offset= in Python) applies to integer "
                            "DNs only")
@@ -73,9 +84,13 @@ def stack_scenes(
     # DNs carry no offset of their own in a stack: baseline 04.00's -1000 came to older acquisitions reprocessed as
     # Collection 1 too, so every date the season reads is in doubt, as a scene folder's without an item is.
     read = sorted({when.isoformat() for when in dates if season is None or season[0] <= when <= season[1]})
-    if dn_offset is None and dn_scale != 1.0 and read:
+    if dn_offset is None and tagged_offset is None and dn_scale != 1.0 and read:
         logger.warning("%s", unknown_offset_warning(f"{path}: the DNs of {len(read)} date(s) ({some(read)})"))
 
+    if tagged_offset is not None:
+        scene_offset = tagged_offset
+    else:
+        scene_offset = 0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset)
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
     for index, ((_, name), when) in enumerate(zip(layout, dates, strict=True), start=1):
         bands = bands_by_date.setdefault(when, {})
@@ -90,7 +105,7 @@ def stack_scenes(
             scene_id=f"{path.stem}_{when:%Y%m%d}",
             acquired=datetime(when.year, when.month, when.day, tzinfo=timezone.utc),
             band_paths=bands,
-            dn_offset=0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset),
+            dn_offset=scene_offset,
             dn_scale=dn_scale,
             cloud_cover=None,
         )

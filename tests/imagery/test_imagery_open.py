@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from conftest import write_raster
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
@@ -197,6 +198,30 @@ def test_a_date_folder_of_jp2_band_files_is_read_as_one_of_geotiffs(
     read, expected = read_window(jp2, window), read_window(reference, window)
     np.testing.assert_array_equal(read.reflectance, expected.reflectance)
     np.testing.assert_array_equal(read.clear, expected.clear)
+
+
+def test_a_folder_of_band_files_declaring_their_offset_in_gdal_tags_is_read_with_it(
+    tmp_path: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Band files of DNs whose GDAL tags declare reflectance = DN * 1e-4 - 0.1 were read with offset 0 (0.1 too
+    bright); 8-bit band files are refused."""
+    folder = write_scene(tmp_path / "s2" / "2024-06-17", acquired=datetime(2024, 6, 17), with_item=False)
+    for band_file in folder.glob("B*.tif"):
+        with rasterio.open(band_file, "r+") as dataset:
+            dataset.scales, dataset.offsets = (1e-4,), (-0.1,)
+
+    with caplog.at_level(logging.WARNING):
+        scene = open_imagery(tmp_path / "s2").scenes[0]
+
+    assert (scene.dn_scale, scene.dn_offset) == (1e-4, -1000.0)
+    assert "DN offset 0" not in caplog.text
+    with pytest.raises(ImageryError, match="which --dn-offset 0 .* contradicts"):
+        open_imagery(tmp_path / "s2", dn_offset=0)
+    eight_bit = tmp_path / "u8" / "2024-06-17"
+    for band in ("B04", "B08"):
+        write_raster(eight_bit / f"{band}.tif", np.full((12, 12), 60, np.uint8), 10)
+    with pytest.raises(ImageryError, match="8-bit imagery is a display product"):
+        open_imagery(tmp_path / "u8")
 
 
 def test_folders_without_item_are_dated_by_name_and_take_dn_offset(

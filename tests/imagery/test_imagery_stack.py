@@ -261,6 +261,39 @@ def test_a_float_stack_of_digital_numbers_is_read_as_digital_numbers(tmp_path: P
     assert {scene.dn_scale for scene in open_imagery(clipped, dn_offset=-1000).scenes} == {1e-4}
 
 
+def test_gdal_scale_and_offset_tags_of_integer_bands_are_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DNs with their BOA offset declared in GDAL tags (scale 1e-4, offset -0.1, as rioxarray, odc-stac and CDSE
+    exports write them) were read as DN * 1e-4, every band 0.1 too bright; an --dn-offset the tags contradict is
+    refused, one they agree with taken."""
+    stack = write_stack(tmp_path / "2024-06-19.tif", dns(2), ["B04", "B08"])
+    with rasterio.open(stack, "r+") as dataset:
+        dataset.scales, dataset.offsets = (1e-4, 1e-4), (-0.1, -0.1)
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(stack)
+
+    assert (imagery.scenes[0].dn_scale, imagery.scenes[0].dn_offset) == (1e-4, -1000.0)
+    assert "DN offset 0" not in caplog.text
+    cube = read_window(imagery, Window(0, 0, 5, 4), bands=("B04", "B08"))
+    np.testing.assert_allclose(cube.reflectance[0], dns(2) * 1e-4 - 0.1, rtol=1e-6)
+    assert open_imagery(stack, dn_offset=-1000).scenes[0].dn_offset == -1000.0
+    with pytest.raises(ImageryError, match=r"GDAL tags declare reflectance = DN x 0.0001 -0.1, a DN offset of -1000, "
+                                           r"which --dn-offset 0 \(dn_offset= in Python\) contradicts"):
+        open_imagery(stack, dn_offset=0)
+
+
+def test_8_bit_stacks_are_refused_as_display_products(tmp_path: Path) -> None:
+    """Sentinel Hub's UINT8 output (reflectance x 255) was read as DNs, reflectance 0-0.0255: every parcel
+    uncultivated."""
+    stack = write_stack(tmp_path / "2024-06-19.tif", np.full((2, 4, 5), 60, np.uint8), ["B04", "B08"])
+
+    with pytest.raises(ImageryError, match=r"8-bit imagery is a display product \(reflectance\*255 or a visual\), "
+                                           "not reflectance; export UINT16 or FLOAT32"):
+        open_imagery(stack)
+
+
 def test_unidentifiable_bands_ask_for_band_layout(tmp_path: Path) -> None:
     stack = write_stack(tmp_path / "img.tif", dns(2), ["2021-06-17 B04", "cloud probability"])
 
