@@ -73,6 +73,11 @@ BLUE_SWAP_DOMINANCE = 4.0
 # NIR 3.4x it) reads as vegetation does through that swap. The desert tile, without vegetation, cannot tell.
 SPECTRUM_SHARE = 0.03
 SPECTRUM_PIXELS = 50
+# A DN offset taken off twice (-1000 off DNs that had it off already) leaves every band 0.1 low: vegetation's blue,
+# green and red, under 0.1, fall below 0, which also reads as bands swapped. Water and shadow in L2A dip a little
+# below 0 in one band or two, never over a fifth of clear pixels in several bands.
+NEGATIVE_SHARE = 0.2
+NEGATIVE_BANDS = 2
 IMPLAUSIBLE_SPECTRA: tuple[tuple[tuple[str, ...], Callable[..., np.ndarray], str], ...] = (
     (("B03", "B04", "B08"), lambda green, red, nir: (green >= 0.15) & (green >= 2 * red) & (nir < green),
      'green (B03) and NIR (B08) swapped ("green" bright, at least 0.15 and twice red, over "NIR")'),
@@ -494,8 +499,8 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
         Per band of ``read`` given, its value counts over clear pixels (``_value_counts``).
 
     Raises:
-        InputError: digital numbers, or red and NIR, red and blue or a pair of ``IMPLAUSIBLE_SPECTRA`` that read as
-            swapped.
+        InputError: digital numbers, reflectance below 0 in several bands (a DN offset applied twice), or red and
+            NIR, red and blue or a pair of ``IMPLAUSIBLE_SPECTRA`` that read as swapped.
     """
     counts = {b: _value_counts(reflectance[..., bands.index(b), :, :], clear) for b in read if b in bands}
     # Judged per band of each date: one band or date in digital numbers is as wrong as all of them, while a few such
@@ -508,6 +513,16 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
             f"reflectance must be 0-1, but most values of {layers} band-date(s) ({', '.join(wrong)}) exceed "
             f"{HIGH_REFLECTANCE:g}: Sentinel-2 digital numbers must be divided by 10000 (after adding the product's "
             "offset, -1000 since processing baseline 04.00)"
+        )
+    negative = [b for b in read if b in bands and _negative_share(reflectance[..., bands.index(b), :, :], clear)
+                > NEGATIVE_SHARE]
+    if len(negative) >= NEGATIVE_BANDS:
+        raise InputError(
+            f"reflectance is below 0 on over {NEGATIVE_SHARE:.0%} of clear pixels in {len(negative)} bands "
+            f"({', '.join(negative)}): the DN offset looks applied twice or wrongly (-1000 taken off DNs that already "
+            "had it off), not the band order; check where the scenes' DN offsets come from (a STAC item's "
+            "earthsearch:boa_offset_applied or raster:bands, a SAFE's BOA_ADD_OFFSET, band files' GDAL offset tags) "
+            "and --dn-offset (dn_offset= in Python)"
         )
     red, nir = (reflectance[..., bands.index(b), :, :] for b in REQUIRED_BANDS)
     green = reflectance[..., bands.index("B03"), :, :] if "B03" in bands else None
@@ -538,6 +553,12 @@ def check_reflectance(reflectance: np.ndarray, clear: np.ndarray, bands: Sequenc
                                  "--bands, band_layout= in Python, or band descriptions; another pair of these bands "
                                  "may be the one swapped)")
     return counts
+
+
+def _negative_share(band: np.ndarray, clear: np.ndarray) -> float:
+    """Share of a band's clear pixels with data whose reflectance is below 0."""
+    seen = clear & np.isfinite(band)
+    return float(np.count_nonzero(seen & (band < 0)) / max(np.count_nonzero(seen), 1))
 
 
 def _value_counts(band: np.ndarray, clear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -381,6 +381,22 @@ def test_other_bands_swapped_are_refused_where_vegetation_shows_it(model, pair, 
     model.predict(mixed_season(spectra, bands, (0.0, 0.6, 0.4)), clear, swapped)  # soil and water alone cannot tell
 
 
+def test_a_dn_offset_taken_off_twice_is_named_not_blamed_on_band_order() -> None:
+    """Every band 0.1 low (Earth Search's -1000 applied twice) read as "blue (B02) and green (B03) swapped"; it is
+    named as the offset."""
+    from farmcredit.segmentation.cnn import check_reflectance
+
+    # Per pixel kind (blue, green, red, NIR, SWIR1): vegetation, bare soil, clear water.
+    spectra = np.array([(0.03, 0.08, 0.04, 0.35, 0.2), (0.11, 0.16, 0.24, 0.30, 0.38), (0.06, 0.05, 0.03, 0.01, 0.005)],
+                       dtype=np.float32)
+    fields = mixed_season(spectra, ("B02", "B03", "B04", "B08", "B11"), (0.6, 0.3, 0.1))
+    clear = np.ones((2, 50, 50), dtype=bool)
+    with pytest.raises(InputError, match=r"reflectance is below 0 on over 20% of clear pixels in 3 bands \(B02, B03, "
+                                         r"B04\): the DN offset looks applied twice .* --dn-offset"):
+        check_reflectance(fields - 0.1, clear, MODEL_BANDS, MODEL_BANDS)
+    check_reflectance(fields, clear, MODEL_BANDS, MODEL_BANDS)
+
+
 def test_a_few_odd_pixels_in_a_small_window_are_not_refused_as_bands_swapped() -> None:
     """One field of 30 pixels reading as vegetation through a swap, 12% of a 16 x 16 window, is an odd field, not
     a swapped band (``SPECTRUM_PIXELS``); 60 such pixels are."""
