@@ -22,6 +22,13 @@ MIN_GAIN, MAX_GAIN = 0.5, 1.5
 # 214-249. Within agronomy.template_shift_days (15) of the template's peak instead, wheat seen on 5 May with its peak
 # fitted to 19 April (the template still at 0.81 of 0.85) had none: 142 of sample_tiles/' 198 wheat parcels.
 NEAR_PEAK = 0.9
+# A slide of a crop's template that fits a parcel within this much of its best fit (NDVI RMSE) fits it about as well:
+# a date sees the peak at a slide only where it is near the peak at every slide fitting that well. A few dates leave
+# the slide loose: sample_tiles/' wheat P00293 on 4 dates (1 March, 20 May, 23 August, 27 October) fitted +15 days at
+# 0.010 and on schedule at 0.026, so 20 May (day 141, after its peak: 0.91 of 5 May's NDVI on wheat clear on both)
+# counted as near it and the field was approved on that reading; on 9 dates on schedule fitted best (0.027, +5 0.034).
+# A wheat sown 10 days late and seen on its rise and fall fits +10 exactly, on schedule at 0.055 and +5 at 0.033.
+SHIFT_TOLERANCE = 0.025
 # A clear date sees a crop's green weeks where its template is at least this share of the way from its lowest NDVI to
 # its peak (wheat 0.69, maize 0.68, rice 0.68, soybean 0.61), so bare land there says the crop is not: a weak crop at
 # 0.7 of its template still reads 0.43-0.48, over what the cropland rule takes for a crop (peak_mid 0.42). At halfway
@@ -66,8 +73,8 @@ def derive_signals(
     # lower than NDVI over sparse rice seedlings in water, so it keeps the signature for weeks longer.
     greenness = np.where(observed & np.isfinite(m.evi_mean), m.evi_mean, crop_ndvi)
     doy = _days_of_year(m.dates)
-    probabilities, shift = _crop_probabilities(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan), greenness, doy,
-                                               config)
+    probabilities, shift, shift_range = _crop_probabilities(crop_ndvi, np.where(observed, m.ndmi_mean, np.nan),
+                                                            greenness, doy, config)
     crop, confidence = _best_crop(probabilities, list(config.crops))
     declared_probability = _declared_probability(probabilities, declared_crop, config)
     fallow = cultivated_fraction < agro.min_cultivated_fraction
@@ -89,7 +96,7 @@ def derive_signals(
     # dates to call) reads the season's highest: a hazy date in its declared crop's weeks is no evidence against it.
     priced = np.isin(priced_crop, list(config.crops))
     called = priced & (crop != UNKNOWN)
-    near, season, peak_days = _near_peak(doy, priced_crop, shift, config)
+    near, season, peak_days = _near_peak(doy, priced_crop, shift, shift_range, config)
     # Read in the crop's own season: green-up and senescence bound it where one hazy date at its top is all the
     # near-peak days saw (that alone declined parcels approved on their season).
     own = season | ~called[:, None]
@@ -254,13 +261,16 @@ def season_days(crop: CropConfig) -> np.ndarray:
     return np.concatenate([[False], kept])
 
 
-def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
+def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray, shift_range: np.ndarray,
                config: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per parcel (rows) and date (columns, ``doy`` their days of the year): whether the date falls in its priced
-    crop's near-peak days (``near_peak_runs``) on schedule or moved by the shift its template fits the parcel best,
-    and whether in its own season (``SEASON_SHARE``, likewise); and per parcel the near-peak days as text. A failing
-    crop seen low at peak time is judged (a low reading there pulls the best shift away from it: that alone was taken
-    as the peak unseen). All False, '', where no configured crop prices the parcel.
+    crop's near-peak days (``near_peak_runs``) on schedule or moved by every shift from the earliest to the latest
+    its template fits the parcel about as well as at its best (``shift_range``, ``SHIFT_TOLERANCE``), and whether in
+    its own season (``SEASON_SHARE``, on schedule or at the best ``shift``); and per parcel the near-peak days as
+    text. A date near the peak only at a slide its dates leave loose (a few dates, none on the fall) leaves the peak
+    unseen: less evidence must not clear PEAK_NOT_OBSERVED. A failing crop seen low at peak time is judged (a low
+    reading there pulls the best shift away from it: that alone was taken as the peak unseen). All False, '', where
+    no configured crop prices the parcel.
     """
     near = np.zeros((len(priced_crop), len(doy)), dtype=bool)
     season = np.zeros_like(near)
@@ -269,21 +279,31 @@ def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray,
         on_schedule = near_peak_runs(spec)
         own = season_days(spec)
         template = np.array(spec.ndvi_template, dtype=float)
-        for by in np.unique(shift[priced_crop == name, k]):  # a few slides, each for many parcels at once
-            rows = (priced_crop == name) & (shift[:, k] == by)
-            fitted = tuple(_moved(run, int(by)) for run in on_schedule)
+        fits = np.column_stack([shift[:, k], shift_range[:, k]])  # best, earliest, latest
+        for by, earliest, latest in np.unique(fits[priced_crop == name], axis=0):  # a few, each for many parcels
+            rows = (priced_crop == name) & (fits == (by, earliest, latest)).all(axis=1)
+            fitted = () if earliest <= 0 <= latest else tuple(
+                run for run in (_at_every_slide(run, int(earliest), int(latest)) for run in on_schedule) if run)
             near[rows] = np.any([_within_days(doy, *run) for run in (*on_schedule, *fitted)], axis=0)
             # Slid as template_at slides the template: round the year, or held at its ends.
             slid = (np.clip(_template_days(template, doy - slide), 1, 366).astype(int) for slide in (0, int(by)))
             season[rows] = np.any([own[days] for days in slid], axis=0)
             where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
-                f" (or {_days_text(fitted)} at the timing its season fits)" if fitted != on_schedule else "")
+                f" (or {_days_text(fitted)} at every timing its season fits)" if fitted else "")
     return near, season | near, where.tolist()
 
 
 def _days_text(runs: tuple[tuple[int, int], ...]) -> str:
     """Runs of days of the year as 'A to B' (' or ' between runs)."""
     return " or ".join(f"{first} to {last}" for first, last in runs)
+
+
+def _at_every_slide(days: tuple[int, int], earliest: int, latest: int) -> tuple[int, int] | None:
+    """The days of the year of ``days`` (first, last) moved by every slide from ``earliest`` to ``latest``: moved by
+    ``latest`` from its first, by ``earliest`` to its last; None where no day is."""
+    if days != (1, 366) and latest - earliest > (days[1] - days[0]) % 366:
+        return None
+    return _moved(days, latest)[0], _moved(days, earliest)[1]
 
 
 def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
@@ -358,14 +378,15 @@ def _integral(ndvi: np.ndarray, dates: tuple) -> np.ndarray:
 
 def _crop_probabilities(
     ndvi: np.ndarray, ndmi: np.ndarray, greenness: np.ndarray, doy: np.ndarray, config: Config
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each configured crop's probability per parcel (rows; columns in ``config.crops`` order): a softmax over the
     template misfits (shape misfit at the best shift) with a paddy-flooding check, NDMI (LSWI) + 0.05 at or above
     ``greenness`` (EVI, else NDVI) on a clear date (``doy``: its day of the year) of the transplanting window. NaN rows
     for parcels with fewer than ``MIN_CROP_DATES`` clear dates; rows of 0 where even the best template misfits by more
     than ``agronomy.crop_max_misfit`` (the softmax only says which template fits best, not whether any fits: a rice
     season would be wheat, certainly, to a config of wheat alone). Also returns, alike, the shift (days) at which each
-    template fits best (the smallest of equal fits).
+    template fits best (the smallest of equal fits) and, in a last axis of two, the earliest and latest shift at which
+    it fits within ``SHIFT_TOLERANCE`` of that.
     """
     agro = config.agronomy
     n = ndvi.shape[0]
@@ -379,21 +400,23 @@ def _crop_probabilities(
     names = list(config.crops)
     distance = np.full((n, len(names)), np.inf)
     best_shift = np.zeros((n, len(names)), dtype=int)
-    shifts = sorted(template_shifts(agro.template_shift_days), key=abs)  # a larger shift must fit better to count
+    shift_range = np.zeros((n, len(names), 2), dtype=int)
+    shifts = np.array(sorted(template_shifts(agro.template_shift_days), key=abs))  # a larger one must fit better
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
-        for shift in shifts:
-            misfit = _shape_misfit(ndvi, seen, template_at(template, doy - shift))
-            better = misfit < distance[:, k]
-            distance[better, k] = misfit[better]
-            best_shift[better, k] = shift
+        misfits = np.stack([_shape_misfit(ndvi, seen, template_at(template, doy - shift)) for shift in shifts], axis=1)
+        best = np.argmin(misfits, axis=1)  # the first of equal fits: the smallest shift
+        distance[:, k] = misfits[np.arange(n), best]
+        best_shift[:, k] = shifts[best]
+        fitting = np.where(misfits <= distance[:, k, None] + SHIFT_TOLERANCE, shifts[None, :], np.nan)
+        shift_range[:, k] = np.column_stack([np.nanmin(fitting, axis=1), np.nanmax(fitting, axis=1)])
         distance[:, k] += FLOOD_PENALTY * (evidence & (flooded != config.crops[name].flooded))
     logits = -0.5 * (distance / TEMPLATE_SIGMA) ** 2
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     probabilities = weights / weights.sum(axis=1, keepdims=True)
     probabilities[distance.min(axis=1) > agro.crop_max_misfit] = 0.0
-    return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan), best_shift
+    return np.where((seen.sum(axis=1) >= MIN_CROP_DATES)[:, None], probabilities, np.nan), best_shift, shift_range
 
 
 def template_shifts(days: int) -> list[int]:

@@ -441,6 +441,24 @@ def test_a_late_sown_wheat_seen_in_january_fits_its_late_slide() -> None:
     assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
 
 
+def test_a_date_near_the_peak_only_at_a_slide_few_dates_leave_loose_does_not_see_it() -> None:
+    """sample_tiles/' wheat P00293 kept to 4 of its dates (1 March, 20 May, 23 August, 27 October) fitted its
+    template 15 days late (NDVI misfit 0.010; on schedule 0.026), which moved its near-peak days to 117-151: 20 May
+    (day 141), after its peak, counted as near it, and the field was approved on that reading, where on its 9 clear
+    dates it fits on schedule and is referred PEAK_NOT_OBSERVED. Fewer dates no longer clear PEAK_NOT_OBSERVED: the
+    peak is seen at a slide only where every slide fitting about as well sees it. Seen on 5 May too, it is rated."""
+    doy = np.array([61, 126, 141, 236, 301])
+    dates = tuple(date(2024, 1, 1) + timedelta(days=int(d) - 1) for d in doy)
+    ndvi = np.array([[0.397, np.nan, 0.659, 0.253, 0.221], [0.397, 0.72, 0.659, 0.253, 0.221]])
+    m = dataclasses.replace(_measure(ndvi, clear=np.isfinite(ndvi).astype(float)), dates=dates)
+    signals, reasons = derive_signals(m, np.array(["wheat"] * 2, dtype=object), np.ones(2, dtype=bool), CONFIG)
+    assert signals["crop"].tolist() == ["wheat", "wheat"]
+    assert reasons[0] == ["PEAK_NOT_OBSERVED"] and np.isnan(signals["ndvi_peak"].iloc[0])
+    assert signals["health_reference"].iloc[0] == ("not rated: no clear image near its crop's peak, from day 102 to "
+                                                   "136 of the year")
+    assert "PEAK_NOT_OBSERVED" not in reasons[1] and signals["ndvi_peak"].iloc[1] == pytest.approx(0.72)
+
+
 def test_a_crop_of_two_peaks_is_seen_at_either() -> None:
     """Double rice peaks in June and in early September: seen at its second peak only, it was referred
     PEAK_NOT_OBSERVED, its near-peak days taken as the first peak's alone."""
