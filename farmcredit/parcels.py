@@ -61,6 +61,10 @@ MAX_PARCEL_VERTICES = 20_000
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
+# WGS 84's semi-major axis (m). Parcels on a datum of another ellipsoid (Beijing 1954, Xian 1980) that PROJ knows no
+# shift for are refused (_refuse_ballpark_datum); on one of this size (CGCS2000, ETRS89, GDA2020, NAD83: GRS 1980) the
+# shift PROJ leaves out is within a metre or two, under a 10 m pixel.
+WGS84_SEMI_MAJOR_M = 6_378_137.0
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "declared_area_mu", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too. declared_a stays declared_area_ha's (as it
@@ -110,7 +114,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     Raises:
         InputError: missing or unreadable file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
             ``parcel_id`` column, no parcel with coordinates possible in the file's CRS, every parcel under
-            ``SPECK_M2`` in it, ``layer`` not in the file, or several layers to choose from.
+            ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84 (``parcels_from_frame``), ``layer`` not in the file,
+            or several layers to choose from.
     """
     path = Path(path)
     if not path.exists():
@@ -171,7 +176,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         shapefile: ``frame`` was read from a Shapefile.
 
     Raises:
-        InputError: no parcels, no CRS, ``crs`` not a CRS, or what ``validate_parcels`` refuses.
+        InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
+            (``_refuse_ballpark_datum``), or what ``validate_parcels`` refuses.
     """
     if crs is not None:
         try:
@@ -192,7 +198,48 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    return validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, shapefile=shapefile)
+    parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, shapefile=shapefile)
+    _refuse_ballpark_datum(parcels, source)
+    return parcels
+
+
+def _refuse_ballpark_datum(parcels: gpd.GeoDataFrame, source: str) -> None:
+    """Refuse parcels on a datum of another ellipsoid than WGS 84's that PROJ knows no shift from to WGS 84 where they
+    lie: it falls back to a "ballpark" offset that shifts nothing, and they would sit tens of metres off the imagery
+    (Beijing 1954 in central China: about 50 m). A datum with a Helmert or grid transformation there, or given one
+    (+towgs84, a WKT's TOWGS84), is shifted by it.
+
+    Raises:
+        InputError: naming the CRS and its datum, and how to give the parcels in WGS 84 or CGCS2000.
+    """
+    crs = parcels.crs
+    horizontal = crs.sub_crs_list[0] if crs is not None and crs.is_compound else crs
+    if horizontal is None or horizontal.ellipsoid is None or \
+            abs(horizontal.ellipsoid.semi_major_metre - WGS84_SEMI_MAJOR_M) <= 1:
+        return
+    geoms = parcels.geometry.to_numpy()
+    placed = geoms[usable_geometries(geoms)]
+    if placed.size == 0:
+        return
+    point = shapely.point_on_surface(placed[0])
+    to_wgs84 = Transformer.from_crs(horizontal, "EPSG:4326", always_xy=True)
+    to_wgs84.transform(point.x, point.y, errcheck=False)
+    # PROJ's one operation between the CRSs; else the one it chose, of several, for where the parcels lie.
+    steps = to_wgs84.operations or to_wgs84.get_last_used_operation().operations or ()
+    if not any(step.has_ballpark_transformation for step in steps):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pyproj's, that a PROJ string loses what WKT holds
+        as_proj = horizontal.to_proj4().replace(" +no_defs", "").replace(" +type=crs", "")
+    raise InputError(
+        f"{source}: its coordinate reference system {horizontal.to_string()} ({horizontal.name}) is on the "
+        f"{horizontal.datum.name} datum, and PROJ knows no datum shift from it to WGS 84 here: it would shift the "
+        "parcels by nothing, leaving them tens of metres off the imagery and its 10 m pixels. Reproject them to "
+        "CGCS2000 (EPSG:4490, or its Gauss-Kruger CRSs EPSG:4491-4554) or WGS 84 with your survey's transformation "
+        "parameters (the 7-parameter Helmert your surveyor gives), e.g. ogr2ogr -s_srs "
+        f'"{as_proj} +towgs84=DX,DY,DZ,RX,RY,RZ,DS" -t_srs EPSG:4490 fixed.gpkg FILE; or give them as surveyed in '
+        "CGCS2000 or WGS 84"
+    )
 
 
 def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True

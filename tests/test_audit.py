@@ -148,19 +148,19 @@ def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_se
 
 
 def test_the_crs_a_parcel_file_was_read_in_is_recorded_beside_its_hash_and_in_every_decision(tmp_path: Path) -> None:
-    """A CSV of Gauss-Krueger coordinates read as EPSG:4547 or as EPSG:2383 (parcels ~1.7 m apart, other limits and
-    decisions) recorded the same bytes, config and outlines: run.json and every decision record now name the CRS read
-    in, and run.json the one given; a GeoJSON given none records its own."""
+    """A CSV of longitudes and latitudes read as EPSG:4326 or as EPSG:4490 (CGCS2000: the same numbers in another
+    CRS, as Gauss-Krueger coordinates read as EPSG:4547 or another datum's, parcels metres apart) recorded the same
+    bytes, config and outlines: run.json and every decision record now name the CRS read in, and run.json the one
+    given; a GeoJSON given none records its own."""
     from farmcredit.pipeline import run_assessment
 
     sample = Path(__file__).resolve().parents[1] / "sample_tiles"
     parcels = gpd.read_file(sample / "parcels.geojson").head(30)
-    in_gauss_krueger = parcels.to_crs("EPSG:4547")
     csv = tmp_path / "parcels.csv"
-    in_gauss_krueger.drop(columns="geometry").assign(
-        WKT=shapely.to_wkt(in_gauss_krueger.geometry.to_numpy(), rounding_precision=-1)).to_csv(csv, index=False)
+    parcels.drop(columns="geometry").assign(
+        WKT=shapely.to_wkt(parcels.geometry.to_numpy(), rounding_precision=-1)).to_csv(csv, index=False)
     runs = {}
-    for crs in ("EPSG:4547", "EPSG:2383"):
+    for crs in ("EPSG:4326", "EPSG:4490"):
         files = write_outputs(tmp_path / crs.replace(":", "_"), run_assessment(
             csv, sample / "imagery", parcels_crs=crs, model="rule"))
         run = json.loads(files["run"].read_text())
@@ -171,7 +171,7 @@ def test_the_crs_a_parcel_file_was_read_in_is_recorded_beside_its_hash_and_in_ev
             assert fingerprints and all(f == {"sha256": run["inputs"]["parcels"]["sha256"], "crs": crs}
                                         for f in fingerprints)
         runs[crs] = run
-    assert runs["EPSG:4547"]["inputs"]["parcels"] != runs["EPSG:2383"]["inputs"]["parcels"]
+    assert runs["EPSG:4326"]["inputs"]["parcels"] != runs["EPSG:4490"]["inputs"]["parcels"]
     parcels.to_file(tmp_path / "parcels.geojson")
     own = run_assessment(tmp_path / "parcels.geojson", sample / "imagery", model="rule").record["inputs"]["parcels"]
     assert (own["crs"], own["parcels_crs"]) == ("EPSG:4326", None)

@@ -20,7 +20,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
-from farmcredit.parcels import read_parcels, utm_area_m2, warn_off_imagery
+from farmcredit.parcels import parcels_from_frame, read_parcels, utm_area_m2, warn_off_imagery
 from farmcredit.reasons import explain
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
@@ -74,6 +74,35 @@ def test_an_invalid_parcels_crs_is_a_usage_error_even_when_the_file_has_one(tmp_
     with pytest.raises(InputError, match=r"--parcels-crs 'EPSG:99999' \(parcels_crs= in Python\) is not a coordinate "
                                          "reference system"):
         read_parcels(path, crs="EPSG:99999")
+
+
+def _field_at(lon: float, lat: float, crs: str) -> gpd.GeoDataFrame:
+    """A parcel of about 100 m by 100 m whose south-west corner is at ``lon``, ``lat``, in ``crs``."""
+    corner = gpd.GeoSeries([Point(lon, lat), Point(lon + 0.001, lat + 0.001)], crs="EPSG:4326").to_crs(crs)
+    return _frame([{"parcel_id": "A", "borrower_id": "B", "geometry": shapely.box(*corner.total_bounds)}], crs=crs)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:2435", "EPSG:2383", "EPSG:4214"])
+def test_parcels_on_a_datum_proj_cannot_shift_to_wgs84_are_refused(tmp_path: Path, crs: str) -> None:
+    """Beijing 1954 or Xian 1980 in central China: PROJ has no shift to WGS 84 there and shifted nothing (a ballpark
+    offset), about 50 m off the imagery, without a word; the file is refused, naming its datum and how to fix it."""
+    path = tmp_path / "survey.gpkg"
+    _field_at(114.0, 33.05, crs).to_file(path)
+    datum = CRS(crs).datum.name
+    with pytest.raises(InputError, match=rf"survey.gpkg: its coordinate reference system {crs} \(.*\) is on the "
+                                         rf"{datum} datum, and PROJ knows no datum shift from it to WGS 84 here.*"
+                                         r"\+towgs84=DX,DY,DZ,RX,RY,RZ,DS.*-t_srs EPSG:4490"):
+        read_parcels(path)
+
+
+@pytest.mark.parametrize(("crs", "lon", "lat"), [
+    ("EPSG:4547", 114.0, 33.05), ("EPSG:4490", 114.0, 33.05), ("EPSG:32650", 114.0, 33.05), ("EPSG:4326", 114.0, 33.05),
+    ("+proj=tmerc +lon_0=114 +x_0=500000 +ellps=krass +towgs84=15.8,-154.4,-82.3,0,0,0,0 +units=m", 114.0, 33.05),
+    ("EPSG:31467", 9.0, 50.0), ("EPSG:27700", -1.0, 52.0), ("EPSG:26715", -93.0, 40.0), ("EPSG:7855", 147.0, -38.0)])
+def test_parcels_on_wgs84_s_ellipsoid_or_a_datum_proj_can_shift_pass(crs: str, lon: float, lat: float) -> None:
+    """CGCS2000 (GRS 1980's size: a ballpark within a metre or two), WGS 84, Beijing 1954 given its +towgs84, and
+    DHDN, OSGB36, NAD27, GDA2020, which PROJ shifts by a Helmert transformation here, are read."""
+    assert list(parcels_from_frame(_field_at(lon, lat, crs))["parcel_id"]) == ["A"]
 
 
 def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path) -> None:
