@@ -65,6 +65,13 @@ OFF_IMAGERY_SHARE = 0.9
 # shift for are refused (_refuse_ballpark_datum); on one of this size (CGCS2000, ETRS89, GDA2020, NAD83: GRS 1980) the
 # shift PROJ leaves out is within a metre or two, under a 10 m pixel.
 WGS84_SEMI_MAJOR_M = 6_378_137.0
+# Gauss-Kruger zone numbers (带号) Chinese surveys write before their eastings, by zone width (degrees): 6-degree zones
+# 13-23 and 3-degree zones 25-45 span China's 75E-135E; an easting within its zone runs 500 km +- under 400 km.
+GAUSS_KRUGER_ZONES = {6: range(13, 24), 3: range(25, 46)}
+# Web Mercator's x (m) at longitude 180: metres within it, read as degrees, lie off the globe.
+WEB_MERCATOR_HALF_WIDTH_M = 20_037_508.34
+# Suffixes of GeoJSON files, whose coordinates are EPSG:4326 unless a 'crs' member GDAL reads says otherwise.
+GEOJSON_SUFFIXES = (".geojson", ".json")
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "declared_area_mu", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too. declared_a stays declared_area_ha's (as it
@@ -145,7 +152,7 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
-    parcels = parcels_from_frame(frame, crs, source, closed, shapefile=path.suffix.lower() == ".shp")
+    parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower())
     if path.suffix.lower() in CSV_SUFFIXES:
         _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
@@ -167,13 +174,13 @@ def _refuse_shapefile_without_dbf(path: Path) -> None:
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                        source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None,
-                       shapefile: bool = False) -> gpd.GeoDataFrame:
+                       suffix: str = "") -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
         crs: CRS to assume when ``frame`` declares none.
         closed: per row, True where the file's outline had to be closed to be read (``_read_frame``).
-        shapefile: ``frame`` was read from a Shapefile.
+        suffix: the suffix of the file ``frame`` was read from (lower case, ``.shp``), "" for none.
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
@@ -198,7 +205,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, shapefile=shapefile)
+    parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, suffix=suffix)
     _refuse_ballpark_datum(parcels, source)
     return parcels
 
@@ -359,10 +366,10 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None,
-                     shapefile: bool = False) -> gpd.GeoDataFrame:
+                     suffix: str = "") -> gpd.GeoDataFrame:
     """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
-    left open, closed to read it, ``GEOMETRY_REPAIRED``; ``shapefile``: the frame is a Shapefile's, whose AREA column
-    is its outlines' area).
+    left open, closed to read it, ``GEOMETRY_REPAIRED``; ``suffix``: of the file the frame was read from, lower case:
+    a Shapefile's AREA column is its outlines' area, a GeoJSON's CRS is EPSG:4326 where it names none).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent; from mu: / 15, to the square
@@ -381,7 +388,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         raise InputError(f"{source}: columns {' and '.join(areas)} both give the declared area (in ha and in mu, "
                          "1 亩 = 1/15 ha): keep one")
     _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours],
-                       [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source, shapefile)
+                       [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source,
+                       shapefile=suffix == ".shp")
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
@@ -429,9 +437,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         x, y = _first_off_globe_vertex(geometry[np.flatnonzero(off_globe)[0]], frame.crs)
         raise InputError(
             f"{source}: no parcel has coordinates possible in its coordinate reference system {frame.crs.to_string()} "
-            f"(e.g. {x:g}, {y:g}); write the coordinates' CRS into the file: a GeoJSON without a "
-            "'crs' member is EPSG:4326 by its standard, and --parcels-crs (parcels_crs= in Python) applies only to a "
-            "file that declares none"
+            f"(e.g. {x:g}, {y:g}); {_off_globe_advice(x, y, frame.crs, suffix in GEOJSON_SUFFIXES)}; --parcels-crs "
+            "(parcels_crs= in Python) applies only to a file that declares none"
         )
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
@@ -835,6 +842,51 @@ def _first_off_globe_vertex(geom: object, crs: CRS) -> tuple[float, float]:
     off = np.flatnonzero(_off_globe(coordinates[:, 0], coordinates[:, 1], crs))
     x, y = coordinates[off[0] if off.size else 0]
     return float(x), float(y)
+
+
+def _off_globe_advice(x: float, y: float, crs: CRS, geojson: bool) -> str:
+    """What a vertex ``x``, ``y`` off the globe in ``crs`` (a file's every parcel is) says of the CRS its coordinates
+    are in, and how to write that into the file (``geojson``: a GeoJSON file, EPSG:4326 where it names no CRS)."""
+    causes = []
+    if crs.is_geographic and abs(x) <= 90 < abs(y) <= 180:
+        causes.append(f"latitude and longitude look swapped ({x:g} is a latitude, {y:g} a longitude): write each "
+                      "vertex longitude first (QGIS: Swap X and Y coordinates)")
+    if zone := _gauss_kruger_zone(x):
+        width, number = zone
+        labelled = _zone_numbered_crs(crs, width, number)
+        meridian = width * number - (3 if width == 6 else 0)
+        causes.append(f"the easting {x:.0f} begins with {width}-degree Gauss-Kruger zone number {number} (central "
+                      f"meridian {meridian}E), as surveys write it: label the file with the CRS whose eastings carry "
+                      f"it, {labelled.to_string()} ({labelled.name}), e.g. ogr2ogr -a_srs {labelled.to_string()} "
+                      "fixed.gpkg FILE")
+    if crs.is_geographic and 180 < abs(x) <= WEB_MERCATOR_HALF_WIDTH_M and abs(y) <= WEB_MERCATOR_HALF_WIDTH_M:
+        causes.append("they look like metres, not degrees: Web Mercator's, as web maps export (e.g. ogr2ogr -a_srs "
+                      "EPSG:3857 fixed.gpkg FILE), or a UTM or Gauss-Kruger zone's")
+    advice = "; or ".join(causes) or ("write the coordinates' true CRS into the file (e.g. ogr2ogr -a_srs EPSG:XXXX "
+                                      "fixed.gpkg FILE)")
+    if geojson and crs.is_geographic:
+        advice += ("; a GeoJSON without a 'crs' member (or with one GDAL does not read, such as a linked one) is "
+                   "EPSG:4326 by its standard")
+    return advice
+
+
+def _gauss_kruger_zone(easting: float) -> tuple[int, int] | None:
+    """The (zone width in degrees, zone number) of ``GAUSS_KRUGER_ZONES`` that an easting written with its zone number
+    before it (38498600: zone 38, 498,600 m) carries; None where it carries none."""
+    number, within = divmod(easting, 1_000_000)
+    if not 100_000 <= within <= 900_000:  # also NaN, of an infinite easting
+        return None
+    return next(((width, int(number)) for width, zones in GAUSS_KRUGER_ZONES.items() if int(number) in zones), None)
+
+
+def _zone_numbered_crs(crs: CRS, width: int, number: int) -> CRS:
+    """The CRS of ``width``-degree Gauss-Kruger zone ``number`` whose eastings carry the zone number, on ``crs``'s
+    datum where EPSG has one (Beijing 1954, Xian 1980, New Beijing, CGCS2000), else CGCS2000's."""
+    projection = f"{'3-degree ' if width == 3 else ''}Gauss-Kruger zone {number}"
+    try:
+        return CRS.from_user_input(f"{crs.name.split(' / ')[0]} / {projection}")
+    except CRSError:
+        return CRS.from_user_input(f"CGCS2000 / {projection}")
 
 
 def _not_finite_coordinates(geoms: np.ndarray) -> np.ndarray:

@@ -130,6 +130,48 @@ def test_coordinates_off_the_globe_fail_their_parcel_or_the_file(tmp_path: Path)
                                          r"--parcels-crs \(parcels_crs= in Python\) applies only to a file that "
                                          "declares none"):
         read_parcels(mislabelled)
+    with pytest.raises(InputError, match="Web Mercator's") as refused:
+        read_parcels(mislabelled)
+    assert "GeoJSON" not in str(refused.value)  # a GeoPackage's CRS is its own
+
+
+def _geojson(path: Path, ring: list[list[float]]) -> Path:
+    """A GeoJSON of one parcel of outline ``ring``, with no 'crs' member (EPSG:4326)."""
+    feature = {"type": "Feature", "properties": {"parcel_id": "A"},
+               "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return path
+
+
+def test_a_file_off_the_globe_is_told_what_its_coordinates_look_like(tmp_path: Path) -> None:
+    """One generic hint served latitude and longitude swapped at 33N, Gauss-Kruger eastings with their zone number
+    before them and Web Mercator metres read as degrees, and spoke of GeoJSON for a GeoPackage: each is named, with
+    the CRS to label the file with; the GeoJSON sentence is for GeoJSON files alone."""
+    field = [[113.98, 33.01], [113.99, 33.01], [113.99, 33.02], [113.98, 33.02], [113.98, 33.01]]
+    swapped = _geojson(tmp_path / "swapped.geojson", [[lat, lon] for lon, lat in field])
+    with pytest.raises(InputError, match=r"\(e\.g\. 33\.01, 113\.98\); latitude and longitude look swapped .*: write "
+                                         r"each vertex longitude first.*a GeoJSON without a 'crs' member"):
+        read_parcels(swapped)
+    outline = gpd.GeoSeries([Polygon(field)], crs="EPSG:4326")
+    mercator = _geojson(tmp_path / "mercator.geojson", shapely.get_coordinates(outline.to_crs("EPSG:3857")[0]).tolist())
+    with pytest.raises(InputError, match=r"they look like metres, not degrees: Web Mercator's.*-a_srs EPSG:3857.*"
+                                         r"a GeoJSON without a 'crs' member \(or with one GDAL does not read"):
+        read_parcels(mercator)
+    # Eastings with the zone number before them, in a file labelled with the CRS of eastings without it.
+    for crs, width, zone, meridian, labelled, name in (
+            ("EPSG:4547", 3, 38, 114, "EPSG:4526", "CGCS2000 / 3-degree Gauss-Kruger zone 38"),
+            ("EPSG:2435", 3, 38, 114, "EPSG:2414", "Beijing 1954 / 3-degree Gauss-Kruger zone 38"),
+            ("EPSG:4326", 3, 38, 114, "EPSG:4526", "CGCS2000 / 3-degree Gauss-Kruger zone 38"),
+            ("EPSG:4509", 6, 20, 117, "EPSG:4498", "CGCS2000 / Gauss-Kruger zone 20")):
+        in_zone = outline.to_crs("EPSG:4547" if width == 3 else crs).translate(xoff=zone * 1_000_000)
+        path = tmp_path / f"{crs.replace(':', '_')}.gpkg"
+        _frame([{"parcel_id": "A", "geometry": in_zone[0]}], crs=crs).to_file(path)
+        with pytest.raises(InputError, match=rf"the easting {zone}\d{{6}} begins with {width}-degree Gauss-Kruger "
+                                             rf"zone number {zone} \(central meridian {meridian}E\).*: label the file "
+                                             rf"with the CRS whose eastings carry it, {labelled} \({name}\), e\.g\. "
+                                             rf"ogr2ogr -a_srs {labelled} fixed\.gpkg FILE; --parcels-crs") as refused:
+            read_parcels(path)
+        assert "GeoJSON" not in str(refused.value)
 
 
 def test_a_vertex_that_is_not_a_number_fails_its_parcel_as_impossible_coordinates(tmp_path: Path) -> None:
