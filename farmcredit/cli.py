@@ -694,10 +694,11 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
 
 @credit.command("report")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--reference", type=click.Path(path_type=Path), help="An earlier run to measure stability against.")
+@click.option("--reference", type=click.Path(path_type=Path),
+              help="An earlier run to measure stability and changes against.")
 @click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Report file (.html or .md).")
 def credit_report_command(results: Path, reference: Path | None, out: Path) -> None:
-    """Write a fairness and stability report over a run's results (HTML or Markdown).
+    """Write a fairness, stability and changes report over a run's results (HTML or Markdown).
 
     \b
     Example:

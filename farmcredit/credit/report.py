@@ -1,4 +1,4 @@
-"""The risk committee's report on a run: summary, fairness, stability, calibration, reason codes.
+"""The risk committee's report on a run: summary, fairness, stability and changes, calibration, reason codes.
 
 ``credit_report`` reads a results table (what ``farmcredit assess`` writes) and, optionally, an
 earlier run to compare with, and writes one self-contained HTML file (plots embedded as base64
@@ -36,7 +36,7 @@ from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts
 from farmcredit.locking import refuse_unfinished, write_problem
 from farmcredit.reasons import REASONS
-from farmcredit.spreadsheet import read_csv
+from farmcredit.spreadsheet import read_csv, write_csv
 
 REQUIRED_COLUMNS = (
     "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
@@ -230,9 +230,12 @@ def credit_report(
 
     Args:
         results: a results table (``load_results`` or the frame ``farmcredit.assess`` returns).
-        reference: an earlier run to measure stability against; without it, PSI is skipped.
+        reference: an earlier run to measure stability and changes against (its borrowers and parcels joined on
+            ``borrower_id`` and ``parcel_id``, with the borrowers tables and ``decisions.jsonl`` beside each run's
+            results file, where there are some); without it, both are skipped.
         out: the report file to write; Markdown writes ``<stem>-<section>.png`` beside it (removing those of an
-            earlier report that this one does not draw).
+            earlier report that this one does not draw); with a reference, ``<stem>-borrower-changes.csv`` and
+            ``<stem>-parcel-changes.csv`` list every changed borrower and parcel beside it (where some changed).
         fmt: ``html`` (one self-contained file) or ``md``.
 
     Returns:
@@ -251,13 +254,15 @@ def credit_report(
                          f"{reference.attrs['currency']}: they cannot be compared")
     unit = currency or "the run's currency"
     table = _prepare(results, results.attrs.get("source", "results table"))
-    base = None
+    base = changes = None
     if reference is not None:
         base = _prepare(reference, reference.attrs.get("source", "reference table"))
+        changes = _compare(table, base, (results.attrs.get("source"), reference.attrs.get("source")))
     sections = [
         _summary_section(table, base, unit),
         _fairness_section(table, _has_regions(results), unit),
-        _stability_section(table, base),
+        _stability_section(table, base, changes, unit),
+        _changes_section(table, base, changes, unit),
         _calibration_section(table),
         _reasons_section(table),
     ]
@@ -269,6 +274,7 @@ def credit_report(
         out.parent.mkdir(parents=True, exist_ok=True)
         text = _render_html(intro, sections) if fmt == "html" else _render_markdown(intro, sections, out)
         out.write_text(text, encoding="utf-8")
+        _write_change_lists(changes, out)
     except OSError as exc:
         raise InputError(f"cannot write the report to {out}: {write_problem(out, exc)}") from exc
     return out
@@ -613,9 +619,10 @@ def _fairness_display(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
     )
 
 
-def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Section:
+def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _Changes | None,
+                       unit: str) -> _Section:
     title = "3. Stability against the reference run"
-    if base is None:
+    if base is None or changes is None:
         return _Section(title, ("No reference run given: population stability was not measured.",))
     # A PD column with no values (no parcel graded) still has its shift measured: its nulls fill the missing bin.
     score = "probability_of_default" if "probability_of_default" in table and "probability_of_default" in base \
@@ -645,7 +652,7 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
         },
         index=pd.Index(variables, name="variable"),
     )
-    blocks.append(_Table("PSI against the reference run", summary))
+    blocks += [_Table("PSI against the reference run", summary), _level_table(table, base, changes, unit)]
     fig, ax = _figure(3)
     for axis, variable in zip(ax, variables):
         shares = bins[variable].set_index(pd.Index(range(1, len(bins[variable]) + 1)))
@@ -657,6 +664,297 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None) -> _Secti
         axis.set_ylabel("share of parcels")
         axis.legend(fontsize=7)
     return _Section(title, (*blocks, _Plot("stability", "Shares per bin, reference against this run", _png(fig))))
+
+
+# --- Changes against the reference run ----------------------------------------------------------
+
+# A borrower in both runs is listed when its approved limit or cultivated area fell by more than this share of the
+# reference run's.
+FALL_SHARE = 0.3
+# Declared areas further apart than this (ha) are listed as changed; nearer, a rounding of the same declaration.
+DECLARED_AREA_TOLERANCE_HA = 0.005
+# Rows a report lists of each change list; the CSVs beside it hold them all.
+MAX_LISTED = 50
+DECISION_ORDER = ("approve", "refer", "decline")
+NOT_IN_REFERENCE, NOT_IN_RUN, UNGRADED = "(not in reference)", "(not in this run)", "(ungraded)"
+BORROWER_COLUMNS = ("borrower_id", "decision", "loan_limit", "cultivated_area_ha")
+
+
+@dataclass(frozen=True)
+class _Changes:
+    """Two runs compared: each run's borrowers table (None where none was found beside its results), the borrowers
+    joined (``borrower_changes``; None without both tables), the changed parcels (``parcel_changes``) and whether
+    outlines were compared (both runs had a ``decisions.jsonl``)."""
+
+    borrowers: pd.DataFrame | None
+    base_borrowers: pd.DataFrame | None
+    borrower_moves: pd.DataFrame | None
+    parcel_moves: pd.DataFrame
+    outlines_compared: bool
+
+
+def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Borrowers of both runs joined on ``borrower_id``, with what changed.
+
+    Args:
+        borrowers, reference: borrowers tables (``borrowers.parquet``: ``borrower_id``, ``decision``, ``loan_limit``
+            in the run's currency, ``cultivated_area_ha``), this run's and the reference run's.
+
+    Returns:
+        One row per borrower in either run, by ``borrower_id``: ``reference_decision`` and ``decision`` (NaN where
+        not in that run), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved borrower,
+        else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``approved_limit_change`` and
+        ``cultivated_area_change`` (shares of the reference's, NaN where it is 0), and ``change``: why it is listed
+        (a worse decision, or a fall by more than ``FALL_SHARE``), '' when it is not.
+    """
+    def side(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.set_axis(pd.Index(frame["borrower_id"].astype(str), name="borrower_id"))
+        frame = pd.DataFrame({"decision": frame["decision"].astype("string"),
+                              "approved_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
+                              "cultivated_area_ha": pd.to_numeric(frame["cultivated_area_ha"], errors="coerce")})
+        frame["approved_limit"] = frame["approved_limit"].where(frame["decision"].eq("approve").fillna(False), 0.0)
+        return frame
+
+    joined = side(reference).add_prefix("reference_").join(side(borrowers), how="outer").sort_index()
+    rank = {decision: k for k, decision in enumerate(DECISION_ORDER)}
+    worse = joined["decision"].map(rank).astype(float) > joined["reference_decision"].map(rank).astype(float)
+    change = pd.Series("", index=joined.index, dtype=object)  # per-row text added to the flagged rows only
+    change[worse] = [f"decision {old} -> {new}; " for old, new in joined.loc[worse, ["reference_decision", "decision"]]
+                     .itertuples(index=False)]
+    for column, words in (("approved_limit", "approved limit"), ("cultivated_area_ha", "cultivated area")):
+        before = joined[f"reference_{column}"]
+        share = (joined[column] - before) / before.where(before > 0)
+        joined[column.removesuffix("_ha") + "_change"] = share
+        fell = share < -FALL_SHARE
+        change[fell] += [f"{words} {_signed_pct(value)}; " for value in share[fell]]
+    joined["change"] = change.str.removesuffix("; ")
+    return joined
+
+
+def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: pd.Series | None = None,
+                   reference_outlines: pd.Series | None = None) -> pd.DataFrame:
+    """Parcels added, dropped, moved to another borrower, redrawn or whose declared area changed, joined on
+    ``parcel_id`` (a repeated id: its first row).
+
+    Args:
+        parcels, reference: results tables, this run's and the reference run's.
+        outlines, reference_outlines: each run's outline hash by ``parcel_id`` (``decisions.jsonl``'s
+            ``geometry_wkb_sha256``); without both, outlines are not compared.
+
+    Returns:
+        One row per changed parcel, by ``parcel_id``: ``change`` ('added', 'dropped', 'moved to another borrower',
+        'redrawn', 'declared area changed', several joined by '; '), then ``reference_``-prefixed and plain
+        ``borrower_id``, ``declared_area_ha``, ``decision`` and ``loan_limit``.
+    """
+    def side(frame: pd.DataFrame, hashes: pd.Series | None) -> pd.DataFrame:
+        frame = frame.drop_duplicates("parcel_id")
+        frame.index = pd.Index(frame["parcel_id"].astype(str), name="parcel_id")
+        declared = frame["declared_area_ha"] if "declared_area_ha" in frame else np.nan
+        return pd.DataFrame({"borrower_id": frame["borrower_id"].astype("string"),
+                             "declared_area_ha": pd.to_numeric(declared, errors="coerce"),
+                             "decision": frame["decision"].astype("string"),
+                             "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
+                             "outline": frame.index.map(hashes) if hashes is not None else None},
+                            index=frame.index)
+
+    before, after = side(reference, reference_outlines), side(parcels, outlines)
+    joined = before.add_prefix("reference_").join(after, how="outer").sort_index()
+    was, now = joined.index.isin(before.index), joined.index.isin(after.index)
+    both = was & now
+    declared_before, declared_after = joined["reference_declared_area_ha"], joined["declared_area_ha"]
+    kinds = {
+        "added": now & ~was,
+        "dropped": was & ~now,
+        "moved to another borrower": both & joined["reference_borrower_id"].fillna("").ne(
+            joined["borrower_id"].fillna("")).to_numpy(dtype=bool),
+        "redrawn": both & (joined["reference_outline"].notna() & joined["outline"].notna()
+                           & joined["reference_outline"].ne(joined["outline"])).to_numpy(dtype=bool),
+        "declared area changed": both & ((declared_before - declared_after).abs().gt(DECLARED_AREA_TOLERANCE_HA)
+                                         | declared_before.isna().ne(declared_after.isna())).to_numpy(dtype=bool),
+    }
+    change = pd.Series("", index=joined.index)
+    for words, flagged in kinds.items():
+        change[flagged] += words + "; "
+    joined.insert(0, "change", change.str.removesuffix("; "))
+    return joined[joined["change"].ne("")].drop(columns=["reference_outline", "outline"])
+
+
+def _compare(table: pd.DataFrame, base: pd.DataFrame, sources: tuple[str | None, str | None]) -> _Changes:
+    """This run (``table``) compared with the reference (``base``), with the borrowers tables and outline hashes
+    read beside the files their results came from (``sources``: this run's, the reference's; None for a frame that
+    came from no file)."""
+    def beside(frame: pd.DataFrame, source: str | None) -> tuple[pd.DataFrame | None, pd.Series | None]:
+        return (None, None) if not source else (_borrowers_beside(Path(source), frame), _outlines_beside(Path(source)))
+
+    (borrowers, outlines), (base_borrowers, base_outlines) = beside(table, sources[0]), beside(base, sources[1])
+    moves = None if borrowers is None or base_borrowers is None else borrower_changes(borrowers, base_borrowers)
+    return _Changes(borrowers, base_borrowers, moves, parcel_changes(table, base, outlines, base_outlines),
+                    outlines is not None and base_outlines is not None)
+
+
+def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
+    """The borrowers table a run wrote beside its results ``file`` (the ``borrowers`` layer of a GeoPackage,
+    ``borrowers.parquet`` or ``borrowers.csv`` beside a Parquet or CSV file); None when there is none to read, or it
+    is not the borrowers of these parcels (another run's)."""
+    try:
+        if file.suffix.lower() == ".gpkg":
+            table = read_dataframe(file, layer="borrowers", read_geometry=False)
+        elif file.suffix.lower() == ".csv":
+            table = read_csv(file.with_name("borrowers.csv"), {"borrower_id": str, "decision": str}, "borrowers file")
+        else:
+            table = pd.read_parquet(file.with_name("borrowers.parquet"), columns=list(BORROWER_COLUMNS))
+    except (DataSourceError, DataLayerError, OSError, ValueError, InputError):
+        return None
+    if any(column not in table for column in BORROWER_COLUMNS):
+        return None
+    lent_to = set(parcels["borrower_id"].dropna().astype(str))
+    return table if set(table["borrower_id"].dropna().astype(str)) == lent_to else None
+
+
+def _outlines_beside(file: Path) -> pd.Series | None:
+    """Each parcel's outline hash (``geometry_wkb_sha256``) by ``parcel_id``, from the ``decisions.jsonl`` beside
+    results ``file``; None when there is none to read."""
+    hashes: dict[str, str] = {}
+    try:
+        with (file.parent / "decisions.jsonl").open(encoding="utf-8") as lines:
+            for line in lines:
+                record = json.loads(line)
+                hashes.setdefault(str(record["parcel_id"]), record["inputs"]["geometry_wkb_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pd.Series(hashes, dtype="string")
+
+
+def _level_table(table: pd.DataFrame, base: pd.DataFrame, changes: _Changes, unit: str) -> _Table:
+    """Totals of both runs side by side with the change in per cent: a level shift that PSI, measuring shape, misses."""
+    def totals(parcels: pd.DataFrame, borrowers: pd.DataFrame | None) -> dict[str, float]:
+        values = {f"total of parcel limits ({unit})": float(parcels["loan_limit"].sum())}
+        if borrowers is not None and changes.borrower_moves is not None:
+            limit = pd.to_numeric(borrowers["loan_limit"], errors="coerce")
+            values["borrowers approved"] = float(borrowers["decision"].eq("approve").sum())
+            values[f"approved limits ({unit})"] = float(limit[borrowers["decision"].eq("approve")].sum())
+            values[f"pending review: referred borrowers' limits ({unit})"] = float(
+                limit[borrowers["decision"].eq("refer")].sum())
+        return values
+
+    before, after = totals(base, changes.base_borrowers), totals(table, changes.borrowers)
+    frame = pd.DataFrame({"reference": [_money(v) for v in before.values()],
+                          "this run": [_money(v) for v in after.values()],
+                          "change": [_signed_pct((after[k] - before[k]) / before[k]) if before[k] else "n/a"
+                                     for k in before]},
+                         index=pd.Index(list(before), name="total"))
+    return _Table("Totals against the reference run (PSI measures the shape of a distribution, not its level)", frame)
+
+
+def _migration(before: pd.Series, after: pd.Series, order: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Counts of each (reference value, this run's value) pair of two aligned series, reference rows by this run's
+    columns, in ``order`` then any other values sorted (those in brackets last); NaN is absence from that run."""
+    before = before.astype("string").fillna(NOT_IN_REFERENCE)
+    after = after.astype("string").fillna(NOT_IN_RUN)
+    seen = (set(before) | set(after)) - {NOT_IN_REFERENCE, NOT_IN_RUN}
+    labels = [v for v in order if v in seen] + sorted(seen - set(order), key=lambda v: (v.startswith("("), v))
+    counts = pd.crosstab(before, after).reindex(index=[*labels, NOT_IN_REFERENCE], columns=[*labels, NOT_IN_RUN],
+                                                fill_value=0)
+    counts = counts.loc[counts.sum(axis=1).gt(0) | counts.index.isin(labels),
+                        counts.sum(axis=0).gt(0) | counts.columns.isin(labels)]
+    counts.index.name = "reference run"
+    counts.columns.name = None
+    return counts.map("{:,}".format)
+
+
+def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _Changes | None,
+                     unit: str) -> _Section:
+    title = "3.1 Changes against the reference run"
+    if base is None or changes is None:
+        return _Section(title, ("No reference run given: no borrower or parcel was compared.",))
+    blocks: list[str | _Table | _Plot | _Bullets] = [
+        f"Joined on borrower_id and parcel_id. A borrower in both runs is listed when its decision worsened "
+        f"(approve to refer or decline, refer to decline) or its approved limit or cultivated area fell by more "
+        f"than {FALL_SHARE:.0%} of the reference run's; the first {MAX_LISTED} of each list are shown, all of them "
+        "are in the CSV files beside the report."]
+    moved = changes.borrower_moves
+    if moved is None:
+        blocks.append("Borrowers not compared: no borrowers table of these borrowers beside the results of "
+                      + " and of ".join(run for run, found in (("this run", changes.borrowers),
+                                                               ("the reference run", changes.base_borrowers))
+                                        if found is None) + ".")
+    else:
+        blocks.append(_Table("Borrower decisions, reference run (rows) against this run (columns)",
+                             _migration(moved["reference_decision"], moved["decision"], DECISION_ORDER)))
+        listed = _listed_borrowers(moved)
+        blocks.append(f"Borrowers in both runs decided worse or whose approved limit or cultivated area fell by more "
+                      f"than {FALL_SHARE:.0%}: {len(listed):,}." + _more(len(listed)))
+        if len(listed):
+            blocks.append(_Table("Borrowers decided worse or whose approved limit or cultivated area fell",
+                                 _borrower_display(listed.head(MAX_LISTED), unit)))
+    parcels = changes.parcel_moves
+    grades = pd.concat([run.drop_duplicates("parcel_id").set_index("parcel_id")["risk_grade"].fillna(UNGRADED)
+                        for run in (base, table)], axis=1)
+    blocks.append(_Table("Parcel risk grades, reference run (rows) against this run (columns)",
+                         _migration(grades.iloc[:, 0], grades.iloc[:, 1])))
+    kinds = parcels["change"].str.split("; ").explode().value_counts()
+    counts = ", ".join(f"{int(kinds.get(kind, 0)):,} {kind}" for kind in
+                       ("added", "dropped", "moved to another borrower", "redrawn", "declared area changed"))
+    blocks.append(f"Parcels: {counts} (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha)." + _more(len(parcels)))
+    if not changes.outlines_compared:
+        blocks.append("Outlines not compared: a run without a decisions.jsonl beside its results (it carries each "
+                      "parcel's geometry_wkb_sha256), so a redrawn parcel is not found.")
+    if len(parcels):
+        blocks.append(_Table("Parcels added, dropped, moved, redrawn or re-declared",
+                             _parcel_display(parcels.head(MAX_LISTED), unit)))
+    return _Section(title, tuple(blocks))
+
+
+def _listed_borrowers(moved: pd.DataFrame) -> pd.DataFrame:
+    """The borrowers ``borrower_changes`` lists, the largest fall of approved limit first."""
+    listed = moved[moved["change"].ne("")].copy()
+    listed["fall"] = listed["reference_approved_limit"] - listed["approved_limit"]
+    return listed.sort_values(["fall", "borrower_id"], ascending=[False, True]).drop(columns="fall")
+
+
+def _more(listed: int) -> str:
+    return f" The first {MAX_LISTED} are shown; {listed - MAX_LISTED:,} more are in the CSV." if listed > MAX_LISTED \
+        else ""
+
+
+def _borrower_display(listed: pd.DataFrame, unit: str) -> pd.DataFrame:
+    return pd.DataFrame({"change": listed["change"],
+                         "decision": listed["reference_decision"] + " -> " + listed["decision"],
+                         f"approved limit ({unit})": _both(listed, "approved_limit", _money),
+                         "cultivated area (ha)": _both(listed, "cultivated_area_ha", lambda v: _number(v, 3))},
+                        index=listed.index)
+
+
+def _parcel_display(parcels: pd.DataFrame, unit: str) -> pd.DataFrame:
+    return pd.DataFrame({"change": parcels["change"],
+                         "borrower": _both(parcels, "borrower_id", lambda v: "-" if pd.isna(v) else str(v)),
+                         "declared area (ha)": _both(parcels, "declared_area_ha", lambda v: _number(v, 3)),
+                         "decision": _both(parcels, "decision", lambda v: "-" if pd.isna(v) else str(v)),
+                         f"limit ({unit})": _both(parcels, "loan_limit", _money)},
+                        index=parcels.index)
+
+
+def _both(frame: pd.DataFrame, column: str, fmt: Callable[[object], str]) -> pd.Series:
+    """``reference -> this run`` of ``column``, each formatted by ``fmt``."""
+    return frame[f"reference_{column}"].map(fmt) + " -> " + frame[column].map(fmt)
+
+
+def _write_change_lists(changes: _Changes | None, out: Path) -> None:
+    """Write every listed borrower and parcel to ``<stem>-borrower-changes.csv`` and ``<stem>-parcel-changes.csv``
+    beside report ``out``, each where it lists some; an earlier report's where this one lists none is removed."""
+    moved = None if changes is None else changes.borrower_moves
+    lists = {"borrower": None if moved is None else _listed_borrowers(moved),
+             "parcel": None if changes is None else changes.parcel_moves}
+    for name, frame in lists.items():
+        path = out.parent / f"{out.stem}-{name}-changes.csv"
+        if frame is None or frame.empty:
+            path.unlink(missing_ok=True)
+        else:
+            write_csv(frame.reset_index(), path)
+
+
+def _signed_pct(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{100 * value:+.1f}%"
 
 
 # Why a parcel has no risk grade, the first that applies: an error, too few clear images, most of it off the imagery,

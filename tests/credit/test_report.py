@@ -9,12 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from farmcredit.credit import report
 from farmcredit.credit.report import (
     PSI_EPSILON,
+    borrower_changes,
     calibration_table,
     credit_report,
     fairness_table,
     load_results,
+    parcel_changes,
     population_stability_index,
     psi_reading,
     size_band,
@@ -524,3 +527,104 @@ def test_the_calibration_plot_shows_the_predicted_pd_of_a_grade_with_no_outcome_
     credit_report(table, out=tmp_path / "report.md", fmt="md")
     by_grade = predicted_bars[0]
     assert by_grade[0] == pytest.approx(table.loc[table["risk_grade"].eq("A"), "probability_of_default"].mean())
+
+
+def _season(folder: Path, parcels: dict[str, tuple], borrowers: dict[str, tuple]) -> Path:
+    """A results folder as ``farmcredit assess`` writes it, cut to what the changes section reads: parcels
+    ``{id: (borrower, declared ha, decision, limit, grade, outline hash)}``, borrowers
+    ``{id: (decision, limit, cultivated ha)}``."""
+    folder.mkdir()
+    ids = list(parcels)
+    borrower, declared, decision, limit, grade, outline = (list(column) for column in zip(*parcels.values()))
+    _results(len(ids), parcel_id=ids, borrower_id=borrower, declared_area_ha=declared, decision=decision,
+             loan_limit=limit, risk_grade=grade).to_parquet(folder / "results.parquet")
+    pd.DataFrame({"borrower_id": list(borrowers), "decision": [b[0] for b in borrowers.values()],
+                  "loan_limit": [b[1] for b in borrowers.values()],
+                  "cultivated_area_ha": [b[2] for b in borrowers.values()]}).to_parquet(folder / "borrowers.parquet")
+    (folder / "decisions.jsonl").write_text("".join(
+        json.dumps({"parcel_id": p, "inputs": {"geometry_wkb_sha256": h}}) + "\n" for p, h in zip(ids, outline)))
+    return folder
+
+
+@pytest.fixture
+def two_seasons(tmp_path: Path) -> tuple[Path, Path]:
+    """Last season and this: B1's approved limit falls 40%, B3 goes approve -> decline and gains P3 from B2 (gone),
+    B4 goes approve -> refer; P1's declared area rises 0.2 -> 0.3 ha, P2 is redrawn, P5 dropped, P6 added."""
+    last = _season(tmp_path / "last", {
+        "P1": ("B1", 0.2, "approve", 500.0, "A", "h1"), "P2": ("B1", 0.3, "approve", 500.0, "B", "h2"),
+        "P3": ("B2", 0.4, "refer", 500.0, "C", "h3"), "P4": ("B3", 0.5, "approve", 800.0, "D", "h4"),
+        "P5": ("B4", 0.1, "approve", 300.0, "E", "h5")},
+        {"B1": ("approve", 1000.0, 1.0), "B2": ("refer", 500.0, 0.5), "B3": ("approve", 800.0, 0.8),
+         "B4": ("approve", 300.0, 0.3)})
+    this = _season(tmp_path / "this", {
+        "P1": ("B1", 0.3, "approve", 300.0, "A", "h1"), "P2": ("B1", 0.3, "approve", 300.0, "C", "h2 redrawn"),
+        "P3": ("B3", 0.4, "decline", 0.0, None, "h3"), "P4": ("B3", 0.5, "decline", 0.0, "D", "h4"),
+        "P6": ("B4", 0.2, "refer", 200.0, "B", "h6")},
+        {"B1": ("approve", 600.0, 1.0), "B3": ("decline", 0.0, 1.3), "B4": ("refer", 200.0, 0.2)})
+    return this, last
+
+
+def test_borrower_changes_list_worse_decisions_and_falls_beyond_the_share(two_seasons: tuple[Path, Path]) -> None:
+    this, last = (pd.read_parquet(folder / "borrowers.parquet") for folder in two_seasons)
+    changes = borrower_changes(this, last)
+    assert changes.loc["B1", "approved_limit_change"] == pytest.approx(-0.4)
+    assert changes["change"].to_dict() == {
+        "B1": "approved limit -40.0%", "B2": "", "B3": "decision approve -> decline; approved limit -100.0%",
+        "B4": "decision approve -> refer; approved limit -100.0%; cultivated area -33.3%"}
+    assert pd.isna(changes.loc["B2", "decision"])  # gone this season: counted in the matrix, not listed
+
+
+def test_parcel_changes_find_added_dropped_moved_redrawn_and_redeclared(two_seasons: tuple[Path, Path]) -> None:
+    this, last = (load_results(folder) for folder in two_seasons)
+    changes = parcel_changes(this, last, pd.Series({"P1": "h1", "P2": "x", "P3": "h3", "P4": "h4", "P6": "h6"}),
+                             pd.Series({"P1": "h1", "P2": "h2", "P3": "h3", "P4": "h4", "P5": "h5"}))
+    assert changes["change"].to_dict() == {"P1": "declared area changed", "P2": "redrawn",
+                                           "P3": "moved to another borrower", "P5": "dropped", "P6": "added"}
+    assert changes.loc["P3", ["reference_borrower_id", "borrower_id"]].tolist() == ["B2", "B3"]
+    # Without outlines a redrawn parcel cannot be told.
+    assert "P2" not in parcel_changes(this, last).index
+
+
+def test_the_report_shows_changes_against_the_reference_run(two_seasons: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    """--reference gave PSI alone: a borrower gone from approve 4,400 to decline 0 read as "stable", never named."""
+    this, last = (load_results(folder) for folder in two_seasons)
+    out = credit_report(this, last, out=tmp_path / "report.md", fmt="md")
+    text = out.read_text()
+    changes = text.split("## 3.1 Changes against the reference run")[1].split("## 4.")[0]
+    assert "| approve | 1 | 1 | 1 | 0 |" in changes and "| refer | 0 | 0 | 0 | 1 |" in changes  # decisions
+    assert "| reference run | approve | refer | decline | (not in this run) |" in changes
+    assert "| A | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in changes and "| C | 0 | 0 | 0 | 0 | 0 | 1 | 0 |" in changes  # grades
+    assert "| E | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in changes
+    assert "| (not in reference) | 0 | 1 | 0 | 0 | 0 | 0 | 0 |" in changes
+    assert ("| B3 | decision approve -> decline; approved limit -100.0% | approve -> decline | 800 -> 0 "
+            "| 0.800 -> 1.300 |") in changes
+    assert "1 added, 1 dropped, 1 moved to another borrower, 1 redrawn, 1 declared area changed" in changes
+    assert "| P3 | moved to another borrower | B2 -> B3 | 0.400 -> 0.400 | refer -> decline |" in changes
+    stability = text.split("## 3. Stability")[1].split("## 3.1")[0]
+    assert "| approved limits (the run's currency) | 2,100 | 600 | -71.4% |" in stability
+    assert "| borrowers approved | 3 | 1 | -66.7% |" in stability
+    assert "| pending review: referred borrowers' limits (the run's currency) | 500 | 200 | -60.0% |" in stability
+    listed = pd.read_csv(tmp_path / "report-borrower-changes.csv", encoding="utf-8-sig")
+    assert listed["borrower_id"].tolist() == ["B3", "B1", "B4"]  # the largest fall of approved limit first
+    assert len(pd.read_csv(tmp_path / "report-parcel-changes.csv", encoding="utf-8-sig")) == 5
+    credit_report(this, out=tmp_path / "report.md", fmt="md")  # no reference: no lists of another comparison
+    assert not list(tmp_path.glob("*changes.csv"))
+
+
+def test_long_change_lists_are_cut_in_the_report_and_whole_in_the_csv(
+        two_seasons: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "MAX_LISTED", 2)
+    this, last = (load_results(folder) for folder in two_seasons)
+    text = credit_report(this, last, out=tmp_path / "report.html").read_text()
+    assert "The first 2 are shown; 1 more are in the CSV." in text and "The first 2 are shown; 3 more" in text
+    assert "<td>B4</td>" not in text and "<td>P6</td>" not in text
+    assert len(pd.read_csv(tmp_path / "report-borrower-changes.csv", encoding="utf-8-sig")) == 3
+
+
+def test_frames_from_no_file_compare_parcels_and_say_what_was_not_compared(tmp_path: Path) -> None:
+    reference = _results(seed=0)
+    text = credit_report(_results(seed=1), reference.iloc[:-2], out=tmp_path / "report.md", fmt="md").read_text()
+    assert "Borrowers not compared: no borrowers table of these borrowers beside the results of this run and of the " \
+           "reference run." in text
+    assert "Outlines not compared" in text and "2 added, 0 dropped" in text
