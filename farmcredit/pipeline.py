@@ -293,7 +293,7 @@ def warn_of_findings(result: Assessment) -> None:
     calendars whose peak the season's dates miss (``_warn_calendars``)."""
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
-    _warn_clouds(codes, len(result.record["season_dates"]),
+    _warn_clouds(codes, result.parcels["clear_observations"], len(result.record["season_dates"]),
                  result.record["config"]["values"]["agronomy"]["min_clear_observations"],
                  bool(result.record["read_failures"]))
     dates = [date.fromisoformat(day) for day in result.record["season_dates"]]
@@ -362,11 +362,19 @@ def _day_text(day: int, year: int) -> str:
     return f"{when.day} {when:%B}"
 
 
-def _warn_clouds(codes: pd.Series, dates: int, needed: int, failures: bool) -> None:
+def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool) -> None:
     """Say how many parcels (``codes``: each one's reason codes) are referred for fewer than ``needed`` clear images of
     the season's ``dates`` (clouds, dates without data over them, a short band file), leaving out, when any file
     failed to read (``failures``), those flagged IMAGERY_READ_ERROR, which the read failures' warning counts; a
-    season of fewer dates than ``needed`` is warned of as such before measuring."""
+    season of fewer dates than ``needed`` is warned of as such before measuring. Where no parcel has a clear date
+    (``clear``: each one's clear observations), one line says so instead: no crop was judged anywhere."""
+    blind = codes.map(lambda c: "NO_CLEAR_OBSERVATIONS" in c).sum()
+    if blind and not clear.fillna(0).any():
+        logger.warning("no clear image over any parcel on any of the season's %d date(s): clouds or their shadows "
+                       "(SCL) cover every parcel on each, or it has no data or no readable file there; all %d "
+                       "parcel(s) measured are referred NO_CLEAR_OBSERVATIONS, none of their crops judged; check the "
+                       "imagery's cloud mask and dates, or assess a season with clear dates", dates, blind)
+        return
     few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
                     and not (failures and "IMAGERY_READ_ERROR" in c)).sum()
     if few and dates >= needed:

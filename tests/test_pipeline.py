@@ -440,6 +440,13 @@ def test_overcast_date_counts_as_no_observation(small_season, caplog: pytest.Log
     assert (results.loc[usable, "clear_observations"] == 0).all()
     assert results.loc[usable, "reason"].str.contains("NO_CLEAR_OBSERVATIONS").all()
     assert (results["decision"] != "approve").all()
+    # No clear date anywhere: one line says so, and no parcel is also told its peak was missed (PEAK_NOT_OBSERVED
+    # advised a --season covering the peak of a season that spans it).
+    assert (f"no clear image over any parcel on any of the season's 1 date(s): clouds or their shadows (SCL) cover "
+            f"every parcel on each, or it has no data or no readable file there; all {usable.sum()} parcel(s) "
+            "measured are referred NO_CLEAR_OBSERVATIONS") in caplog.text
+    assert not results["reason_all"].str.contains("PEAK_NOT_OBSERVED").any()
+    assert "no clear image near their crop's peak" not in caplog.text
 
 
 def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tmp_path) -> None:

@@ -169,7 +169,7 @@ def derive_signals(
             reasons[i].append("SEASON_MISSES_CROP")
         if unrecognised[i]:
             reasons[i].append("CROP_NOT_RECOGNISED")
-        if peak_unseen[i]:
+        if peak_unseen[i] and clear_observations[i]:  # with no clear date, NO_CLEAR_OBSERVATIONS says it all
             reasons[i].append("PEAK_NOT_OBSERVED")
         elif np.isnan(health[i]) and np.isfinite(peak[i]) and crop[i] not in (FALLOW, UNKNOWN):
             reasons[i].append("FEW_PEERS")

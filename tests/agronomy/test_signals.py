@@ -151,6 +151,18 @@ def test_cloudy_seasons_are_counted_and_flagged() -> None:
     assert np.isnan(signals["ndvi_peak"].iloc[2]) and signals["crop"].iloc[2] == "unknown"
 
 
+def test_a_parcel_with_no_clear_date_is_not_also_told_its_peak_was_missed() -> None:
+    """Every date clouded: NO_CLEAR_OBSERVATIONS alone; PEAK_NOT_OBSERVED beside it advised a season covering the peak
+    of a season that spanned it."""
+    ndvi = np.stack([_template("wheat")] * 2)
+    clear = np.zeros_like(ndvi)
+    clear[1, 2:] = 1.0
+    clear[1, 2:10] = 0.0  # wheat's weeks clouded, later dates clear: its peak was missed
+    _, reasons = _signals(_measure(ndvi, clear=clear), declared=["wheat", "wheat"])
+    assert reasons[0] == ["NO_CLEAR_OBSERVATIONS"]
+    assert "PEAK_NOT_OBSERVED" in reasons[1]
+
+
 def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one() -> None:
     ndvi = np.stack([np.full(16, 0.15), (_template("maize") + _template("soybean")) / 2])
     signals, _ = _signals(_measure(ndvi, fraction=np.array([0.05, 1.0])), declared=[None, "soybean"])
