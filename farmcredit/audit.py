@@ -171,6 +171,7 @@ def build_run_record(
     parcels: pd.DataFrame,
     borrowers: pd.DataFrame,
     dates: Sequence[date],
+    clear: np.ndarray,
     timings: dict[str, float],
     read_failures: Sequence[tuple[str, str, str, int]] = (),
     parcels_layer: str | None = None,
@@ -180,7 +181,9 @@ def build_run_record(
     parcels_crs: str | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
-    ``file_fingerprint`` taken when it was read (None: an in-memory table); ``read_failures``: the files that failed
+    ``file_fingerprint`` taken when it was read (None: an in-memory table); ``clear``: per parcel and date of ``dates``,
+    whether the date was clear over it (``ParcelMeasurements.clear``, all False for a parcel in error), counted by
+    date (``season_clear``); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message, parcels that lost a clear observation to it: 0 where
     another product of the date made up for it); ``parcels_layer``: the layer read from a parcel file
     of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now); ``season``: the
@@ -221,6 +224,7 @@ def build_run_record(
         },
         "season_dates": [d.isoformat() for d in dates],
         "season_requested": None if season is None else f"{season[0].isoformat()}/{season[1].isoformat()}",
+        "season_clear": _season_clear(dates, clear, int((parcels["status"] != "error").sum())),
         "models": models,
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {
@@ -238,6 +242,15 @@ def build_run_record(
                           for scene, path, message, parcels in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+def _season_clear(dates: Sequence[date], clear: np.ndarray, measured: int) -> dict:
+    """How many of the ``measured`` parcels (those not in error) each date was clear over (``clear``: per parcel and
+    date), and what share of them (null where none was measured): a date clouded over the portfolio shows as 0."""
+    return {"parcels_measured": measured,
+            "dates": [{"date": day.isoformat(), "parcels_clear": int(count),
+                       "share": round(int(count) / measured, 4) if measured else None}
+                      for day, count in zip(dates, clear.sum(axis=0), strict=True)]}
 
 
 def crs_name(crs: CRS) -> str:
@@ -283,7 +296,8 @@ SIGNAL_COLUMNS = (
 
 
 def decision_records(
-    parcels: gpd.GeoDataFrame, record: dict, overlaps: Overlaps, products: np.ndarray, scenes: Sequence[Scene]
+    parcels: gpd.GeoDataFrame, record: dict, overlaps: Overlaps, products: np.ndarray, clear: np.ndarray,
+    scenes: Sequence[Scene],
 ) -> Iterator[dict]:
     """One audit record per parcel decision: inputs, signals, risk features, arithmetic, reasons with what each took
     off the limit (``taken_off``, the parcel's ``reason_amounts``), provenance, and the imagery read over the parcel
@@ -292,7 +306,9 @@ def decision_records(
     ``overlaps``: which parcels overlap which (``Assessment.overlaps``): a record lists the first ``LISTED_PARTNERS``
     of its parcel's by id, in id order (not split from the tables' ``overlaps_parcels`` text, which an id holding
     ``;`` would cut), and counts them all (``overlaps_count``; the others of the same outline share its
-    ``geometry_wkb_sha256``). ``products``: per parcel and date of ``scenes``, ``ParcelMeasurements.product``.
+    ``geometry_wkb_sha256``). ``products``: per parcel and date of ``scenes``, ``ParcelMeasurements.product``;
+    ``clear``: alike, whether the date was clear over the parcel (``Assessment.clear``), listed as ``clear_dates``
+    (ISO dates of ``record``'s ``season_dates``): the dates its signals rest on.
     Holds no timestamp, so the same inputs, config, models and code give identical records.
     """
     features = risk_features(parcels, record["models"]["risk"]["declared_slack_ha"])  # as the scorecard built them
@@ -308,6 +324,7 @@ def decision_records(
     declared_mu = parcels["declared_area_mu"].tolist() if "declared_area_mu" in parcels else None
     feature_rows = features.itertuples(index=False)
     imagery = parcel_imagery(products, scenes)
+    days = record["season_dates"]
     for k, row in enumerate(parcels.itertuples(index=False)):
         yield {
             "parcel_id": row.parcel_id,
@@ -334,6 +351,7 @@ def decision_records(
             "risk_features": next(feature_rows)._asdict(),
             **_provenance(record),
             "imagery": next(imagery),
+            "clear_dates": [days[t] for t in np.flatnonzero(clear[k])],
         }
 
 

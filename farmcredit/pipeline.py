@@ -104,6 +104,8 @@ class Assessment:
             (the tables join their ids with ';', which an id may hold).
         products: per parcel and date, the product of the date's scene read over it
             (``ParcelMeasurements.product``), for the audit records.
+        clear: per parcel and date, whether the date was clear over it (``ParcelMeasurements.clear``; all False for
+            a parcel in error): the dates its signals rest on, for the audit records.
         grid_window: the window of the imagery grid holding every parcel that overlaps it (None
             when none does); the raster outputs cover it.
         pixels: per-pixel layers of the run (cropland probability, peak NDVI) when it kept them.
@@ -117,6 +119,7 @@ class Assessment:
     series: pd.DataFrame
     overlaps: Overlaps
     products: np.ndarray
+    clear: np.ndarray
     grid_window: Window | None = None
     pixels: PixelRasters | None = None
 
@@ -636,6 +639,7 @@ def finish_assessment(
         too_little = share[i] < cfg.agronomy.min_share_on_imagery
         reasons[i].append("MOSTLY_OUTSIDE_IMAGERY" if too_little else "PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
+    clear = measurements.clear(cfg.imagery.min_clear_share) & assessable[:, None]
     signals, signal_reasons = derive_signals(
         measurements, table["declared_crop"].to_numpy(), assessable, cfg
     )
@@ -659,13 +663,13 @@ def finish_assessment(
         cropland = {**cropland, **joined_kinds(inference), "inference": inference}
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
-        measurements.dates, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
+        measurements.dates, clear, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
         table.crs, inputs.parcels_crs,
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.
     return Assessment(result.set_axis(inputs.index), borrowers, record, cfg, inputs.imagery, series, overlaps,
-                      measurements.product, extent, pixels)
+                      measurements.product, clear, extent, pixels)
 
 
 def _refetch_command(inputs: AssessmentInputs) -> str | None:

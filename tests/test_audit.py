@@ -85,7 +85,7 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     # The model named by its hash too: one retrained under the same name is another model.
     assert set(result.parcels["model_hash"]) == {result.record["models"]["cropland"]["hash"]}
     records = {r["parcel_id"]: r for r in decision_records(result.parcels, result.record, result.overlaps,
-                                                           result.products, result.imagery.scenes)}
+                                                           result.products, result.clear, result.imagery.scenes)}
     first = str(parcels["parcel_id"].iloc[0])
     assert records["AGAIN;2"]["overlaps_parcels"] == [first] and records[first]["overlaps_parcels"] == ["AGAIN;2"]
     second = str(parcels["parcel_id"].iloc[1])
@@ -100,7 +100,7 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
     for same_land in (shapely.reverse(outlines),  # as a Shapefile turns the rings
                       shapely.multipolygons([[g] for g in outlines])):  # as QGIS exports them
         again = decision_records(result.parcels.set_geometry(same_land), result.record, result.overlaps,
-                                 result.products, result.imagery.scenes)
+                                 result.products, result.clear, result.imagery.scenes)
         assert [r["inputs"]["geometry_wkb_sha256"] for r in again] == [
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
@@ -117,13 +117,40 @@ def test_a_records_risk_features_are_built_with_the_slack_its_scorecard_was_fitt
 
     def declared_over_high(record: dict) -> np.ndarray:
         return np.array([r["risk_features"]["declared_over_high"] for r in decision_records(
-            parcels, record, result.overlaps, result.products, result.imagery.scenes)])
+            parcels, record, result.overlaps, result.products, result.clear, result.imagery.scenes)])
 
     assert result.record["models"]["risk"]["declared_slack_ha"] == 0.01
     assert (declared_over_high(result.record)[measured] == 1.0).all() and measured.any()
     unforgiving = copy.deepcopy(result.record)
     unforgiving["models"]["risk"]["declared_slack_ha"] = 0.0
     assert (declared_over_high(unforgiving)[measured] > 1.0).all()
+
+
+def test_each_decision_names_the_dates_clear_over_its_parcel_and_the_run_each_dates_clear_share(
+        small_season, tmp_path: Path) -> None:
+    """decisions.jsonl listed every date's product, clear or clouded, so no one could tell which dates a decision
+    rests on; run.json said nothing of how clear each date was over the portfolio."""
+    from farmcredit.pipeline import run_assessment
+
+    result = run_assessment(small_season.parcels_path, small_season.imagery_dir, model="rule")
+    files = write_outputs(tmp_path / "out", result)
+    records = [json.loads(line) for line in files["decisions"].read_text().splitlines()]
+    min_share = result.config.imagery.min_clear_share
+    series = result.series[(result.series["clear_share"] >= min_share) & result.series["ndvi_mean"].notna()]
+    seen = series.groupby("parcel_id")["date"].apply(lambda days: [d.date().isoformat() for d in days])
+    for record, row in zip(records, result.parcels.itertuples(), strict=True):
+        expected = seen.get(record["parcel_id"], []) if row.status != "error" else []
+        assert record["clear_dates"] == expected and len(expected) == row.clear_observations
+    assert any(record["clear_dates"] for record in records)
+    assert any(len(record["clear_dates"]) < len(result.record["season_dates"]) for record in records)
+    written = json.loads(files["run"].read_text())["season_clear"]
+    measured = int((result.parcels["status"] != "error").sum())
+    assert written["parcels_measured"] == measured
+    assert [day["date"] for day in written["dates"]] == result.record["season_dates"]
+    for day in written["dates"]:
+        clear = sum(day["date"] in record["clear_dates"] for record in records)
+        assert (day["parcels_clear"], day["share"]) == (clear, round(clear / measured, 4))
+    assert min(day["share"] for day in written["dates"]) == 0.0  # the simulator's overcast date
 
 
 def test_records_keep_a_declared_area_in_mu_as_the_borrower_declared_it(small_season, tmp_path: Path) -> None:
@@ -202,7 +229,7 @@ def test_the_run_records_limit_totals_are_summed_to_the_cent(tmp_path: Path) -> 
     borrowers = pd.DataFrame({"loan_limit": [1000.1, 1000.2, 0.1, 0.2, 0.3, 5.0],
                               "decision": ["approve", "approve", "refer", "refer", "refer", "decline"]})
     parcels = pd.DataFrame({"status": ["ok"] * 6, "decision": borrowers["decision"]})
-    record = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], {})
+    record = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], np.zeros((6, 0), bool), {})
     assert (record["counts"]["approved_limit"], record["counts"]["referred_limit"]) == (2000.3, 0.6)
 
 
@@ -213,7 +240,8 @@ def test_the_run_records_counts_name_every_status_and_decision_in_a_fixed_order(
                            band_layout=[(None, "B04"), (None, "B08"), (None, "B11"), (None, "B12")])
     parcels = pd.DataFrame({"status": ["error"] * 2 + ["flagged"] * 3, "decision": ["refer"] * 2 + ["decline"] * 3})
     borrowers = pd.DataFrame({"loan_limit": [0.0], "decision": ["decline"]})
-    counts = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], {})["counts"]
+    counts = build_run_record(None, imagery, load_config(), {}, parcels, borrowers, [], np.zeros((5, 0), bool),
+                              {})["counts"]
     assert list(counts["status"].items()) == [("ok", 0), ("flagged", 3), ("error", 2)]
     assert list(counts["decision"].items()) == [("approve", 0), ("refer", 2), ("decline", 3)]
     assert all(type(count) is int for count in (*counts["status"].values(), *counts["decision"].values()))

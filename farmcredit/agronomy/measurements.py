@@ -51,3 +51,8 @@ class ParcelMeasurements:
     product: np.ndarray
     read_error: np.ndarray
     read_failures: tuple[tuple[str, str, str, int], ...] = ()
+
+    def clear(self, min_clear_share: float) -> np.ndarray:
+        """Per parcel and date: whether the date is clear over the parcel (its ``clear_share`` at least
+        ``min_clear_share``, ``imagery.min_clear_share``, and its NDVI measured): the dates its signals rest on."""
+        return (self.clear_share >= min_clear_share) & np.isfinite(self.ndvi_mean)

@@ -61,8 +61,7 @@ def derive_signals(
     agro = config.agronomy
     m = measurements
     n = len(m.polygon_area_ha)
-    observed = (m.clear_share >= config.imagery.min_clear_share) & np.isfinite(m.ndvi_mean)
-    observed &= assessable[:, None]
+    observed = m.clear(config.imagery.min_clear_share) & assessable[:, None]
     clear_observations = observed.sum(axis=1)
 
     crop_ndvi = np.where(np.isfinite(m.crop_ndvi_mean), m.crop_ndvi_mean, m.ndvi_mean)

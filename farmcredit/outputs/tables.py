@@ -103,7 +103,7 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     files.update(rasters)
     files["project"] = write_project(out_dir, assessment, styles, rasters)
     records = decision_records(parcels, assessment.record, assessment.overlaps, assessment.products,
-                               assessment.imagery.scenes)
+                               assessment.clear, assessment.imagery.scenes)
     write_decision_records(records, files["decisions"])
     borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
     write_decision_records(borrower_records, files["borrower_decisions"])

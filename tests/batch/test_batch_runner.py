@@ -186,7 +186,7 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
     # A decision record names the devices and precisions, not the run's partition counts.
     assessment = mixed.assessment
     [decision, *_] = decision_records(assessment.parcels, assessment.record, assessment.overlaps,
-                                      assessment.products, assessment.imagery.scenes)
+                                      assessment.products, assessment.clear, assessment.imagery.scenes)
     assert decision["models"]["cropland"] == {k: v for k, v in cropland.items() if k != "inference"}
     caplog.clear()
     again = run(device="cpu")

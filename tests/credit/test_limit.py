@@ -886,7 +886,8 @@ def test_borrower_reasons_do_not_depend_on_what_its_parcels_are_called() -> None
 
 # The provenance of a run, as little as a decision record copies.
 _RECORD = {"code": {}, "config": {"hash": "", "values": CONFIG.model_dump(mode="json")},
-           "models": {"cropland": {}, "risk": RISK.describe()}, "inputs": {"parcels": {}, "imagery": {"scenes": []}}}
+           "models": {"cropland": {}, "risk": RISK.describe()}, "inputs": {"parcels": {}, "imagery": {"scenes": []}},
+           "season_dates": []}
 
 
 @pytest.mark.parametrize("fallow", ["fallow", " Fallow ", "休耕", "撂荒"])
@@ -1023,7 +1024,7 @@ def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit()
                       overlaps=overlaps)
     frame = gpd.GeoDataFrame(parcels.assign(ndvi_peak_date=pd.NaT, ndvi_integral=np.nan, health_reference=""),
                              geometry=[box(i, 0, i + 1, 1) for i in range(6)], crs="EPSG:32650")
-    records = list(decision_records(frame, _RECORD, overlaps, np.zeros((6, 0)), []))
+    records = list(decision_records(frame, _RECORD, overlaps, np.zeros((6, 0)), np.zeros((6, 0), dtype=bool), []))
     for record, row in zip(records, parcels.itertuples(), strict=True):
         cut = amounts(row.reason_amounts)
         assert [(reason["code"], reason["taken_off"]) for reason in record["reasons"]] == [
