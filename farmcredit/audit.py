@@ -289,9 +289,9 @@ def scene_record(scene: Scene, known: dict[str, dict] | None = None) -> dict:
 
 SIGNAL_COLUMNS = (
     "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction", "crop",
-    "crop_confidence", "declared_crop_probability", "priced_crop", "ndvi_peak", "ndvi_peak_date", "ndvi_integral",
-    "ndvi_uniformity", "health_index", "health_reference", "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha",
-    "relative_yield", "expected_revenue",
+    "crop_confidence", "declared_crop_probability", "declared_crop_contradicted", "priced_crop", "ndvi_peak",
+    "ndvi_peak_date", "ndvi_integral", "ndvi_uniformity", "health_index", "health_reference", "clear_observations",
+    "yield_p10_t_ha", "yield_p50_t_ha", "relative_yield", "expected_revenue",
 )
 
 

@@ -1051,8 +1051,9 @@ def _has_error(codes: list[str]) -> bool:
 def _column_order(frame: pd.DataFrame) -> list[str]:
     first = [
         "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "reason",
-        "declared_crop", "crop", "crop_confidence", "declared_crop_probability", "priced_crop", "declared_area_ha",
-        "polygon_area_ha", "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha",
+        "declared_crop", "crop", "crop_confidence", "declared_crop_probability", "declared_crop_contradicted",
+        "priced_crop", "declared_area_ha", "polygon_area_ha", "cultivated_area_ha", "cultivated_area_low_ha",
+        "cultivated_area_high_ha",
         "cultivated_fraction",
     ]
     rest = [c for c in frame.columns if c not in first and c != "geometry"]

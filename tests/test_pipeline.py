@@ -37,7 +37,8 @@ from farmcredit.segmentation import load_cropland_model
 REQUIRED_COLUMNS = [
     "parcel_id", "borrower_id", "status", "reason", "declared_area_ha", "polygon_area_ha",
     "cultivated_area_ha", "cultivated_area_low_ha", "cultivated_area_high_ha", "cultivated_fraction",
-    "crop", "crop_confidence", "declared_crop_probability", "priced_crop", "ndvi_peak", "ndvi_peak_date",
+    "crop", "crop_confidence", "declared_crop_probability", "declared_crop_contradicted", "priced_crop", "ndvi_peak",
+    "ndvi_peak_date",
     "health_index", "health_reference",
     "clear_observations", "yield_p10_t_ha", "yield_p50_t_ha", "relative_yield", "expected_revenue", "loan_limit",
     "risk_grade", "decision", "model_version", "config_hash",

@@ -84,9 +84,12 @@ def derive_signals(
     # Where none fits, the declared crop is not ruled out more than any other: haze left in a short season misfits
     # every template; CROP_NOT_RECOGNISED refers the parcel instead.
     declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
+    # Judged alike: bare, or under another crop, on every clear date its declared crop would be green.
+    contradicted = (_declared_crop_contradicted(crop_ndvi, doy, declared_crop, config)
+                    & np.isfinite(declared_probability))
     unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
 
-    priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, config)
+    priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, contradicted, config)
     # The peak that values a crop is read in its own season (``SEASON_SHARE``), and seen only near its peak: a season
     # whose clear dates all miss those days (a monsoon clouds July to September) has its highest clear NDVI from
     # green-up or senescence, and a summer crop after winter wheat its highest from the wheat; rated on it, the parcel
@@ -142,6 +145,7 @@ def derive_signals(
             "crop": crop,
             "crop_confidence": confidence,
             "declared_crop_probability": declared_probability,
+            "declared_crop_contradicted": contradicted,
             "priced_crop": priced_crop,
             "ndvi_peak": peak,
             "ndvi_peak_date": peak_date,
@@ -464,13 +468,13 @@ def _shape_misfit(ndvi: np.ndarray, seen: np.ndarray, template: np.ndarray) -> n
 
 
 def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray, declared_probability: np.ndarray,
-                 config: Config) -> np.ndarray:
+                 contradicted: np.ndarray, config: Config) -> np.ndarray:
     """The crop whose curve and price value the parcel: observed if confident, else declared, unless the imagery
-    rules the declared crop out (``declared_crop_ruled_out``)."""
+    rules the declared crop out (``declared_crop_ruled_out``; ``contradicted``: ``_declared_crop_contradicted``)."""
     agro = config.agronomy
     out = crop.copy()
     for i, (seen, conf, declared_name) in enumerate(zip(crop, confidence, declared)):
-        if seen == FALLOW or declared_crop_ruled_out(declared_probability[i], config):
+        if seen == FALLOW or declared_crop_ruled_out(declared_probability[i], contradicted[i], config):
             continue
         said = config.crop_named(declared_name)
         unsure = seen == UNKNOWN or not conf >= agro.crop_min_confidence
@@ -479,11 +483,36 @@ def _priced_crop(crop: np.ndarray, confidence: np.ndarray, declared: np.ndarray,
     return out
 
 
-def declared_crop_ruled_out(probability: float, config: Config) -> bool:
+def declared_crop_ruled_out(probability: float, contradicted: bool, config: Config) -> bool:
     """Whether the imagery rules out the declared crop: its template probability under
     ``agronomy.declared_crop_min_probability`` (a maize season declared as wheat), however unsure the call among
-    the crops that do fit."""
-    return bool(probability < config.agronomy.declared_crop_min_probability)
+    the crops that do fit, or readings that contradict it (``contradicted``: ``_declared_crop_contradicted``),
+    whatever that probability."""
+    return bool(contradicted or probability < config.agronomy.declared_crop_min_probability)
+
+
+def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
+    """Whether each parcel's clear readings (``ndvi``, NaN where not clear; ``doy``: each date's day of the year) on
+    the days its declared crop is green however its season shifts (``green_days``, sown up to
+    ``template_shift_days`` late or early: wheat days 105-126, maize 219-236, rice 214-244, soybean 222-239) are at
+    least one and all under ``MIN_GAIN`` of that crop's ``green_ndvi`` (wheat 0.34, soybean 0.30), as low as the
+    weakest copy of its template a crop call takes: the land is bare, or under another crop, where the declared one
+    would be green. A template probability on a few dates does not weigh that: a soybean parcel declared wheat,
+    clouded from July to September and read 0.19-0.21 in wheat's weeks, kept 0.024 for wheat, was priced as wheat and
+    declined as less healthy than its wheat peers. A crop of the declared kind that failed that far is contradicted
+    too (on sample_tiles/ one wheat, planted at 0.62 of a healthy crop, read 0.34): a referral with the declaration in
+    doubt, for a person who sees the field. False where the declaration names no crop the config prices."""
+    shift_days = config.agronomy.template_shift_days
+    contradicted = np.zeros(len(declared), dtype=bool)
+    said = np.array([config.crop_named(name) for name in declared], dtype=object)
+    for name, spec in config.crops.items():
+        late = green_days(spec, shift_days)
+        # Green when sown late by up to shift_days (``green_days``) and when sown early by as much.
+        surely = late & np.concatenate([[False], np.roll(late[1:], -shift_days)])
+        rows = said == name
+        green = ndvi[np.ix_(rows, surely[doy])]
+        contradicted[rows] = np.isfinite(green).any(axis=1) & ~(green >= MIN_GAIN * green_ndvi(spec)).any(axis=1)
+    return contradicted
 
 
 def _peer_health(peak: np.ndarray, crop: np.ndarray, rated: np.ndarray, template_peak: dict[str, float],

@@ -278,7 +278,8 @@ def _data_checks(row: object, config: Config) -> list[str]:
         codes.append("UNCONFIRMED_DECLARED_CROP" if confident else
                      "UNDETERMINED_DECLARED_CROP" if _unsure_call(row, config) else "UNKNOWN_DECLARED_CROP")
     elif isinstance(said, str) and (
-        (confident and said != seen) or declared_crop_ruled_out(row.declared_crop_probability, config)
+        (confident and said != seen)
+        or declared_crop_ruled_out(row.declared_crop_probability, row.declared_crop_contradicted, config)
     ):
         codes.append("CROP_MISMATCH")
     if seen == FALLOW and judged:

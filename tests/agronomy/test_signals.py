@@ -171,6 +171,28 @@ def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one()
         assert signals["priced_crop"].iloc[1] == "soybean"
 
 
+def test_a_declared_crop_read_bare_in_its_green_weeks_is_a_mismatch_whatever_its_probability() -> None:
+    """A soybean season declared wheat, clouded from July to September: bare (0.19-0.21) through wheat's green weeks,
+    yet the unsure call among templates on its few dates left wheat over declared_crop_min_probability, so it was
+    priced as wheat and rated against wheat peers. A wheat crop weak but growing (0.6 of its template) is not
+    contradicted; one failed in its green weeks is, referred with its declaration in doubt, never approved."""
+    summer = (DOY >= 182) & (DOY <= 273)
+    clear = np.where(summer, 0.0, 1.0)[None, :].repeat(4, axis=0)
+    bare = np.clip(_template("soybean"), 0.19, None)
+    failed = np.clip(0.2 + 0.15 * (_template("wheat") - 0.2), None, 0.3)  # wheat that barely came up: 0.2-0.3
+    ndvi = np.stack([bare, _template("wheat") * 0.6 + 0.08, failed, _template("wheat")])
+    declared = ["wheat"] * 4
+    signals, reasons = _signals(_measure(ndvi, clear=clear), declared=declared)
+    assert signals["declared_crop_probability"].iloc[0] > CONFIG.agronomy.declared_crop_min_probability
+    assert signals["priced_crop"].iloc[0] != "wheat"
+    decided = _limits(signals, reasons, np.array(declared, dtype=object), CONFIG)
+    for k in (0, 2):
+        assert "CROP_MISMATCH" in decided["reason_all"].iloc[k].split(";")
+        assert decided["decision"].iloc[k] != "approve"
+    assert "CROP_MISMATCH" not in decided["reason_all"].iloc[1] + decided["reason_all"].iloc[3]
+    assert signals["declared_crop_contradicted"].tolist() == [True, False, True, False]
+
+
 def test_a_declared_crop_the_season_rules_out_is_priced_as_seen_however_unsure_the_call() -> None:
     """Maize and soybean seasons look alike, so the call between them stays unsure; a maize season declared as wheat
     still rules wheat out. A paddy whose flooding was missed keeps its declared rice."""

@@ -34,9 +34,9 @@ def _parcel(**overrides) -> dict:
         "parcel_id": "P1", "borrower_id": "B1", "declared_crop": "wheat", "declared_area_ha": 0.5,
         "polygon_area_ha": 0.5, "clear_observations": 10, "cultivated_fraction": 1.0,
         "cultivated_area_ha": 0.5, "cultivated_area_low_ha": 0.48, "cultivated_area_high_ha": 0.5,
-        "crop": "wheat", "crop_confidence": 0.9, "declared_crop_probability": 0.9, "priced_crop": "wheat",
-        "ndvi_peak": 0.85, "ndvi_uniformity": 0.05, "health_index": 80.0, "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8,
-        "relative_yield": 1.0, "reasons": [],
+        "crop": "wheat", "crop_confidence": 0.9, "declared_crop_probability": 0.9, "declared_crop_contradicted": False,
+        "priced_crop": "wheat", "ndvi_peak": 0.85, "ndvi_uniformity": 0.05, "health_index": 80.0,
+        "yield_p10_t_ha": 4.0, "yield_p50_t_ha": 5.8, "relative_yield": 1.0, "reasons": [],
     }
     row.update(overrides)
     return row
@@ -927,6 +927,8 @@ def test_a_crop_declared_unknown_reads_as_none_declared(unknown) -> None:
 @pytest.mark.parametrize(("doubt", "declared", "overlaps"), [
     ("AREA_OVERSTATED", {"declared_area_ha": 1.0}, None),
     ("CROP_MISMATCH", {"declared_crop": "maize", "declared_crop_probability": 1e-6}, None),
+    # Bare where maize would be green: a mismatch whatever its template probability.
+    ("CROP_MISMATCH", {"declared_crop": "maize", "declared_crop_contradicted": True}, None),
     ("PARCEL_OVERLAP", {}, Overlaps.between(3, [(1, 2)])),
 ])
 def test_a_parcel_doubting_the_borrowers_declarations_refers_it_even_when_declined(doubt, declared, overlaps) -> None:
