@@ -166,7 +166,10 @@ def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: s
     start, end = season
     in_season = [scene for scene in scenes if start <= scene.acquired.date() <= end]
     if not in_season:
-        raise ImageryError(f"{source}: none of the {len(scenes)} scenes was acquired within {start}..{end}")
+        # Named, since the usual cause is last season's --season rerun on this season's folder.
+        first, last = min(scene.acquired.date() for scene in scenes), max(scene.acquired.date() for scene in scenes)
+        raise ImageryError(f"{source}: none of the {len(scenes)} scenes was acquired within {start}..{end}; its "
+                           f"scenes run {first}..{last}: give a --season (season= in Python) within them")
     return in_season
 
 

@@ -420,6 +420,16 @@ def test_a_season_narrows_imagery_opened_already_as_opening_it_for_the_season_do
         within_season(opened, (date(2021, 1, 1), date(2021, 12, 31)))
 
 
+def test_a_season_holding_no_scene_says_when_the_scenes_are(tmp_path: Path, write_scene: Callable[..., Path]) -> None:
+    """Last season's --season rerun on this season's folder said only that no scene fell within it, not when the
+    scenes are: the dates the user needs to give."""
+    for day in (date(2025, 3, 1), date(2025, 10, 27), date(2025, 6, 1)):
+        write_scene(tmp_path / f"S2A_50SKA_{day:%Y%m%d}_0_L2A", acquired=datetime(day.year, day.month, day.day))
+    with pytest.raises(ImageryError, match=r"none of the 3 scenes was acquired within 2024-03-01\.\.2024-10-31; its "
+                                           r"scenes run 2025-03-01\.\.2025-10-27: give a --season"):
+        open_imagery(tmp_path, season=(date(2024, 3, 1), date(2024, 10, 31)))
+
+
 def test_a_season_narrowing_imagery_opened_already_drops_what_opening_it_for_the_season_drops(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:
