@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
@@ -26,6 +27,11 @@ from farmcredit.spreadsheet import write_csv
 
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
+
+# The run's season on every row of both tables, so that seasons stacked into one table can be told apart.
+SEASON_COLUMNS = ("season_start", "season_end")
+# What scored the run, on every parcel row (the pipeline's) and, written, on every borrower row too.
+PROVENANCE_COLUMNS = ("model_version", "model_hash", "risk_model_hash", "config_hash")
 
 
 def write_outputs(out_dir: str | Path, assessment: Assessment) -> dict[str, Path]:
@@ -82,22 +88,24 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     files = output_files(out_dir)
     # Rows by position, as the run made them: a caller's index (its labels may repeat) is not written.
     assessment = replace(assessment, parcels=assessment.parcels.reset_index(drop=True))
-    parcels, borrowers = assessment.parcels, assessment.borrowers
+    parcels = parcel_table(assessment.parcels, assessment.record)
+    borrowers = borrower_table(assessment.borrowers, assessment.parcels, assessment.record)
     # No audit record of an earlier run is left beside these while they are written (run.json is written last, so one
     # there is always its run's), nor a picture of one: its overview, nor its parcels' previews (preview_<id>.png).
     for earlier in (files["run"], files["gpkg"], files["preview"], *out_dir.glob("preview_*.png")):
         earlier.unlink(missing_ok=True)
     # GeoPackage 1.2: QGIS 3.22 warns about the 1.4 that GDAL writes by default. Through Arrow, as only it writes a
     # Date field (pyogrio's other path writes dates as text).
-    _write_layer(as_dates(parcels, "ndvi_peak_date"), files["gpkg"], "parcels", VERSION="1.2", use_arrow=True)
-    _write_layer(borrowers, files["gpkg"], "borrowers", append=False)
+    _write_layer(as_dates(parcels, "ndvi_peak_date", *SEASON_COLUMNS), files["gpkg"], "parcels", VERSION="1.2",
+                 use_arrow=True)
+    _write_layer(as_dates(borrowers, *SEASON_COLUMNS), files["gpkg"], "borrowers", append=False, use_arrow=True)
     currency = run_currency(assessment.record)
     styles = {"parcels": parcel_styles(parcels, currency), "borrowers": borrower_styles(borrowers, currency)}
     write_layer_styles(files["gpkg"], styles)
-    parquet_typed(parcels).to_parquet(files["parquet"], index=False)
+    parquet_typed(assessment.parcels, assessment.record).to_parquet(files["parquet"], index=False)
     write_csv(_attributes(parcels), files["csv"])
     write_csv(_attributes(borrowers), files["borrowers_csv"])
-    _text_typed(borrowers).to_parquet(files["borrowers_parquet"], index=False)
+    _text_typed(as_dates(borrowers, *SEASON_COLUMNS)).to_parquet(files["borrowers_parquet"], index=False)
     as_dates(assessment.series, "date").to_parquet(files["series"], index=False)
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
@@ -142,17 +150,53 @@ def output_folder(out_dir: str | Path, create: bool = True, inputs: Mapping[str,
     return out_dir
 
 
-def as_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """``frame`` with ``column``, calendar days held as midnight timestamps, as dates with no time of day: Arrow's
+def run_season(record: Mapping[str, object]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The season of a run's audit record (``run.json``), first and last day as midnight timestamps: the
+    ``--season`` asked for (``season_requested``), else the first and last dates read (``season_dates``); NaT where
+    it gives neither."""
+    requested, read = record.get("season_requested"), record.get("season_dates") or [None]
+    days = requested.split("/") if isinstance(requested, str) else read
+    start, end = pd.to_datetime([days[0], days[-1]])
+    return start, end
+
+
+def parcel_table(parcels: gpd.GeoDataFrame, record: Mapping[str, object]) -> gpd.GeoDataFrame:
+    """``parcels`` (a run's, its audit ``record``) with the columns every run writes, whatever its input, so that
+    seasons appended into one table keep every column and can be told apart: ``declared_area_mu`` (NaN where the
+    file declared hectares: a table without it took no rows of a run declaring mu) and, last, the run's season
+    (``SEASON_COLUMNS``, ``run_season``)."""
+    if "declared_area_mu" not in parcels:  # where a run declaring mu has it: after the measured areas
+        parcels = parcels.copy()
+        parcels.insert(parcels.columns.get_loc("cultivated_fraction") + 1, "declared_area_mu", np.nan)
+    return _before_geometry(parcels, dict(zip(SEASON_COLUMNS, run_season(record))))
+
+
+def borrower_table(borrowers: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
+                   record: Mapping[str, object]) -> gpd.GeoDataFrame:
+    """``borrowers`` (a run's, of its ``parcels``, its audit ``record``) with, last, what scored them as the parcels
+    name it (``PROVENANCE_COLUMNS``) and the run's season (``SEASON_COLUMNS``, ``run_season``)."""
+    provenance = {column: parcels[column].iloc[0] if len(parcels) else None for column in PROVENANCE_COLUMNS}
+    return _before_geometry(borrowers, {**provenance, **dict(zip(SEASON_COLUMNS, run_season(record)))})
+
+
+def _before_geometry(frame: gpd.GeoDataFrame, values: Mapping[str, object]) -> gpd.GeoDataFrame:
+    """``frame`` with a column of each of ``values`` (one value for every row), after its others, before its
+    outlines."""
+    added = frame.assign(**values)
+    return added[[*frame.columns.drop(frame.geometry.name), *values, frame.geometry.name]]
+
+
+def as_dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """``frame`` with ``columns``, calendar days held as midnight timestamps, as dates with no time of day: Arrow's
     date32 in Parquet, a Date field in a GeoPackage. Written as a midnight with no time zone, the day showed as the
     one before in a tool that reads such a time as UTC west of Greenwich."""
-    return frame.assign(**{column: frame[column].astype(pd.ArrowDtype(pa.date32()))})
+    return frame.assign(**{column: frame[column].astype(pd.ArrowDtype(pa.date32())) for column in columns})
 
 
-def parquet_typed(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """``parcels`` typed as ``results.parquet`` holds them: the peak's day a date (``as_dates``), text as
-    ``_text_typed``."""
-    return _text_typed(as_dates(parcels, "ndvi_peak_date"))
+def parquet_typed(parcels: gpd.GeoDataFrame, record: Mapping[str, object]) -> gpd.GeoDataFrame:
+    """``parcels`` (a run's, its audit ``record``) as ``results.parquet`` holds them: with the columns of
+    ``parcel_table``, the peak's and the season's days dates (``as_dates``), text as ``_text_typed``."""
+    return _text_typed(as_dates(parcel_table(parcels, record), "ndvi_peak_date", *SEASON_COLUMNS))
 
 
 def _text_typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -214,7 +214,8 @@ def test_batch_survives_sigkill_of_the_driver_and_of_a_worker(small_windows: Pat
     assert marker.exists()
     results = gpd.read_parquet(out / "results.parquet")
     assert not results["parcel_id"].duplicated().any()
-    pd.testing.assert_frame_equal(results, parquet_typed(assessed))  # written as write_outputs writes it
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))  # its season: the dates read, as assess's
+    pd.testing.assert_frame_equal(results, parquet_typed(assessed, record))  # written as write_outputs writes it
     manifest = json.loads((partitions / "_manifest.json").read_text())
     assert manifest["summary"] == {"done": len(manifest["partitions"]), "failed": 0, "pending": 0}
     assert not list(partitions.glob(".*.tmp"))
@@ -240,7 +241,8 @@ def test_sigterm_or_ctrl_c_records_every_finished_partition_in_the_manifest_befo
     manifest = json.loads((partitions / "_manifest.json").read_text())
     # Each partition was submitted once by the stopped run: those done then are reused, the rest measured again.
     assert {entry["id"] for entry in manifest["partitions"] if entry["attempts"] == 1} == done
-    pd.testing.assert_frame_equal(gpd.read_parquet(out / "results.parquet"), parquet_typed(assessed))
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))  # its season: the dates read, as assess's
+    pd.testing.assert_frame_equal(gpd.read_parquet(out / "results.parquet"), parquet_typed(assessed, record))
 
 
 def test_ctrl_c_at_a_terminal_stops_a_local_batch_without_its_workers_tracebacks(small_windows: Path,
@@ -394,8 +396,9 @@ def test_corrupt_imagery_masks_its_dates_in_the_partitions_it_touches_and_the_re
     shutil.copytree(SAMPLE / "imagery", imagery)
     band = sorted(imagery.glob("*/B08.tif"))[1]
     band.write_bytes(band.read_bytes()[: band.stat().st_size * 2 // 3])  # a download cut short
-    expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows, model="rule").parcels
-    parquet_typed(expected).to_parquet(tmp_path / "assess.parquet", index=False)  # as write_outputs writes it
+    expected = run_assessment(SAMPLE / "parcels.geojson", imagery, config=small_windows, model="rule")
+    # As write_outputs writes it.
+    parquet_typed(expected.parcels, expected.record).to_parquet(tmp_path / "assess.parquet", index=False)
     command = _batch_command(tmp_path / "out", small_windows)
     command[command.index("--imagery") + 1] = str(imagery)
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)

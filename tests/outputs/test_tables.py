@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -120,8 +121,9 @@ def test_borrowers_are_written_to_geoparquet_as_the_geopackage_layer_holds_them(
     files = write_outputs(tmp_path, run_assessment(parcels, sample / "imagery", model="rule"))
     borrowers = gpd.read_parquet(files["borrowers_parquet"])
     layer = gpd.read_file(files["gpkg"], layer="borrowers")
-    pd.testing.assert_frame_equal(pd.DataFrame(borrowers.drop(columns="geometry")),
-                                  pd.DataFrame(layer.drop(columns="geometry")), check_dtype=False)
+    days = {column: "datetime64[s]" for column in ("season_start", "season_end")}  # Parquet's date32, OGR's Date
+    pd.testing.assert_frame_equal(pd.DataFrame(borrowers.drop(columns="geometry")).astype(days),
+                                  pd.DataFrame(layer.drop(columns="geometry")).astype(days), check_dtype=False)
     assert borrowers.crs == parcels.crs and borrowers["borrower_id"].str.startswith("00").all()
     results = gpd.read_parquet(files["parquet"])
     assert set(results["borrower_id"]) == set(borrowers["borrower_id"])
@@ -152,3 +154,34 @@ def test_text_columns_holding_no_value_reach_the_geopackage_as_text(assessed: As
     assert dict(zip(info["fields"], info["dtypes"]))["region"] == "object"  # an OGR String field
     assert pyogrio.read_dataframe(tmp_path / "results.gpkg", read_geometry=False)["region"].isna().all()
     assert load_results(tmp_path / "results.gpkg")["region"].isna().all()
+
+
+def test_seasons_append_into_one_table_and_are_told_apart_by_their_season(small_season, two_years: Path,
+                                                                          tmp_path: Path) -> None:
+    """Neither table said which season a row was from, and ``declared_area_mu`` was written only by a run whose file
+    declared mu: appending such a season into another's GeoPackage table failed ("Could not find field index for
+    field 'declared_area_mu'"). Every run writes both, each table its run's season (the --season asked for, else
+    the first and last dates read), as dates."""
+    parcels = gpd.read_file(small_season.parcels_path).head(6)
+    in_mu = parcels.assign(declared_area_mu=parcels["declared_area_ha"] * 15).drop(columns="declared_area_ha")
+    assess(parcels, two_years, model="rule", season="2023-01-01/2023-12-31", out=tmp_path / "2023")
+    assess(in_mu, small_season.imagery_dir, model="rule", out=tmp_path / "2024")
+    dates_2024 = pd.to_datetime(json.loads((tmp_path / "2024" / "run.json").read_text())["season_dates"])
+    book = tmp_path / "2023" / "results.gpkg"
+    for layer in ("parcels", "borrowers"):
+        pyogrio.write_dataframe(gpd.read_file(tmp_path / "2024" / "results.gpkg", layer=layer), book, layer=layer,
+                                append=True)
+        stacked = gpd.read_file(book, layer=layer)
+        seasons = stacked[["season_start", "season_end"]].drop_duplicates().astype(str).to_numpy().tolist()
+        assert seasons == [["2023-01-01", "2023-12-31"], [str(dates_2024[0].date()), str(dates_2024[-1].date())]]
+        assert stacked["config_hash"].notna().all(), layer
+    info = pyogrio.read_info(book, layer="borrowers")
+    assert dict(zip(info["fields"], info["dtypes"]))["season_start"] == "datetime64[D]"  # an OGR Date field
+    mu = gpd.read_file(book, layer="parcels")["declared_area_mu"]
+    assert mu.head(6).isna().all() and mu.tail(6).notna().all()
+    for name in ("results.parquet", "borrowers.parquet"):
+        schema = pq.read_schema(tmp_path / "2023" / name)
+        assert schema.field("season_end").type == pa.date32() and schema.names == pq.read_schema(
+            tmp_path / "2024" / name).names, name
+    csv = pd.read_csv(tmp_path / "2023" / "borrowers.csv", encoding="utf-8-sig", dtype=str)
+    assert set(csv["season_start"]) == {"2023-01-01"}
