@@ -42,6 +42,8 @@ REQUIRED_COLUMNS = (
     "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
     "cultivated_area_ha", "crop", "health_index", "clear_observations", "yield_p10_t_ha", "reason",
 )
+# The run's season on every row, as farmcredit.outputs writes it: results stacked from several seasons tell them apart.
+SEASON_COLUMNS = ("season_start", "season_end")
 NUMERIC_COLUMNS = (
     "loan_limit", "polygon_area_ha", "cultivated_area_ha", "health_index", "clear_observations", "yield_p10_t_ha",
 )
@@ -289,6 +291,26 @@ def _check_columns(table: pd.DataFrame, name: str) -> None:
         raise InputError(f"{name} lacks required column(s): {', '.join(missing)}")
     if table.empty:
         raise InputError(f"{name} has no parcels")
+    _refuse_stacked_seasons(table, name)
+
+
+def _refuse_stacked_seasons(table: pd.DataFrame, name: str) -> None:
+    """Refuse results of several seasons stacked into one table (each parcel_id once a season): every count and
+    total counted each parcel once a season. Ids repeated within one run (``DUPLICATE_PARCEL_ID``), or in results
+    without season columns (an older run's), pass.
+
+    Raises:
+        InputError: naming the table and its seasons.
+    """
+    if not set(SEASON_COLUMNS) <= set(table.columns) or not table["parcel_id"].duplicated().any():
+        return
+    seasons = table[list(SEASON_COLUMNS)].dropna().astype(str).drop_duplicates().sort_values(list(SEASON_COLUMNS))
+    if len(seasons) > 1:
+        named = ", ".join(f"{start}..{end}" for start, end in seasons.itertuples(index=False))
+        raise InputError(f"{name} holds the results of {len(seasons)} seasons ({named}), its parcel ids repeated "
+                         "from one to the next: its counts and totals would count a parcel once a season; report "
+                         "each season on its own (its rows of one season_start), giving an earlier one as "
+                         "--reference (reference= in Python) to compare with")
 
 
 def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -628,3 +628,29 @@ def test_frames_from_no_file_compare_parcels_and_say_what_was_not_compared(tmp_p
     assert "Borrowers not compared: no borrowers table of these borrowers beside the results of this run and of the " \
            "reference run." in text
     assert "Outlines not compared" in text and "2 added, 0 dropped" in text
+
+
+def test_results_stacked_from_two_seasons_are_refused_and_one_runs_repeated_ids_are_not(tmp_path: Path) -> None:
+    """Two seasons' results appended into one table (every parcel_id twice) were reported as one portfolio: twice the
+    parcels, and the parcel limits per borrower doubled, without a word. Ids repeated within one season (a run's
+    DUPLICATE_PARCEL_ID rows) are reported as before."""
+    from datetime import date
+
+    from farmcredit.spreadsheet import write_csv
+
+    seasons = [_results(season_start=date(year, 3, 1), season_end=date(year, 10, 31)) for year in (2024, 2023)]
+    stacked = pd.concat(seasons, ignore_index=True)
+    stacked.to_parquet(tmp_path / "stacked.parquet", index=False)
+    write_csv(stacked, tmp_path / "stacked.csv")
+    refusal = (r"holds the results of 2 seasons \(2023-03-01\.\.2023-10-31, 2024-03-01\.\.2024-10-31\), its parcel "
+               r"ids repeated .* report each season on its own \(its rows of one season_start\), giving an earlier "
+               r"one as --reference")
+    for name in ("stacked.parquet", "stacked.csv"):
+        with pytest.raises(InputError, match=f"results file {tmp_path / name} {refusal}"):
+            load_results(tmp_path / name)
+    with pytest.raises(InputError, match=refusal):
+        credit_report(stacked, out=tmp_path / "r.md", fmt="md")
+    one_season = seasons[0].assign(parcel_id=["P0", *seasons[0]["parcel_id"][1:-1], "P0"])
+    one_season.to_parquet(tmp_path / "one.parquet", index=False)
+    credit_report(load_results(tmp_path / "one.parquet"), out=tmp_path / "one.md", fmt="md")
+    assert "| parcels | 60 |" in (tmp_path / "one.md").read_text()
