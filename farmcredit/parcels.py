@@ -384,9 +384,15 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         if len(same := [str(c) for c, target in ours.items() if target == name]) > 1:
             raise InputError(f"{source}: columns {' and '.join(same)} both read as {name} (names are matched ignoring "
                              "case): rename or remove all but one")
-    if len(areas := [str(c) for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
-        raise InputError(f"{source}: columns {' and '.join(areas)} both give the declared area (in ha and in mu, "
-                         "1 亩 = 1/15 ha): keep one")
+    if len(areas := [c for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
+        # A column holding no value declares nothing: a run's results, read as the next season's parcels, carry an
+        # empty declared_area_mu beside the hectares their file gave.
+        declaring = [c for c in areas if (frame[c].notna() & frame[c].astype(str).str.strip().ne("")).any()]
+        if len(declaring) > 1:
+            raise InputError(f"{source}: columns {' and '.join(map(str, declaring))} both give the declared area (in "
+                             "ha and in mu, 1 亩 = 1/15 ha): keep one")
+        unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
+        frame, ours = frame.drop(columns=unused), {c: name for c, name in ours.items() if c not in unused}
     _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours],
                        [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source,
                        shapefile=suffix == ".shp")
