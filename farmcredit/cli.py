@@ -925,8 +925,9 @@ class _ReaderMayLeave:
 
 def main() -> None:
     """Entry point: run the CLI, turning farmcredit errors into a message and exit code 2."""
-    sys.stdout, sys.stderr = (stream if isinstance(stream, _ReaderMayLeave) else _ReaderMayLeave(stream)
-                              for stream in (sys.stdout, sys.stderr))
+    # A stream closed at the start is None, which rich and print pass over: left so.
+    sys.stdout, sys.stderr = (stream if stream is None or isinstance(stream, _ReaderMayLeave)
+                              else _ReaderMayLeave(stream) for stream in (sys.stdout, sys.stderr))
     library_log = logging.getLogger("farmcredit")
     if not any(isinstance(handler, _ConsoleWarnings) for handler in library_log.handlers):
         library_log.addHandler(_ConsoleWarnings(logging.WARNING))

@@ -377,6 +377,20 @@ def test_a_reader_of_the_messages_that_goes_away_costs_the_run_nothing(small_sea
     assert (out / "run.json").is_file() and (out / "results.gpkg").is_file()
 
 
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_run_started_with_its_stdout_or_stderr_closed_writes_its_outputs(small_season, tmp_path: Path,
+                                                                           closed: int) -> None:
+    """A cron job closing its streams (`2>&-`): Python sets the stream to None, which the wrapper then called."""
+    import os
+
+    out = tmp_path / "o"
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "assess", str(small_season.parcels_path), "--imagery",
+                           str(small_season.imagery_dir), "--model", "rule", "--out", str(out)],
+                          preexec_fn=lambda: os.close(closed), timeout=600,
+                          **{("stderr" if closed == 1 else "stdout"): subprocess.PIPE})
+    assert done.returncode == 0 and (out / "run.json").is_file()
+
+
 def test_a_band_file_gdal_cannot_open_is_a_warning_and_exit_2_only_when_no_scene_opens_it(
     small_season, tmp_path: Path
 ) -> None:
