@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -233,8 +235,8 @@ def credit_report(
     Args:
         results: a results table (``load_results`` or the frame ``farmcredit.assess`` returns).
         reference: an earlier run to measure stability and changes against (its borrowers and parcels joined on
-            ``borrower_id`` and ``parcel_id``, with the borrowers tables and ``decisions.jsonl`` beside each run's
-            results file, where there are some); without it, both are skipped.
+            ``borrower_id`` and ``parcel_id``, with the borrowers table beside each run's results file and the
+            outlines in it, where there are some); without it, both are skipped.
         out: the report file to write; Markdown writes ``<stem>-<section>.png`` beside it (removing those of an
             earlier report that this one does not draw); with a reference, ``<stem>-borrower-changes.csv`` and
             ``<stem>-parcel-changes.csv`` list every changed borrower and parcel beside it (where some changed).
@@ -695,6 +697,9 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: 
 FALL_SHARE = 0.3
 # Declared areas further apart than this (ha) are listed as changed; nearer, a rounding of the same declaration.
 DECLARED_AREA_TOLERANCE_HA = 0.005
+# A parcel whose outline moved further than this anywhere (Hausdorff distance, metres) is listed as redrawn: nearer, the
+# same outline exported again (reprojected, or at another coordinate precision).
+REDRAWN_M = 0.5
 # Rows a report lists of each change list; the CSVs beside it hold them all.
 MAX_LISTED = 50
 DECISION_ORDER = ("approve", "refer", "decline")
@@ -706,7 +711,7 @@ BORROWER_COLUMNS = ("borrower_id", "decision", "loan_limit", "cultivated_area_ha
 class _Changes:
     """Two runs compared: each run's borrowers table (None where none was found beside its results), the borrowers
     joined (``borrower_changes``; None without both tables), the changed parcels (``parcel_changes``) and whether
-    outlines were compared (both runs had a ``decisions.jsonl``)."""
+    outlines were compared (both runs' results came from a GeoPackage or GeoParquet file)."""
 
     borrowers: pd.DataFrame | None
     base_borrowers: pd.DataFrame | None
@@ -753,33 +758,32 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame) -> pd.Dat
     return joined
 
 
-def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: pd.Series | None = None,
-                   reference_outlines: pd.Series | None = None) -> pd.DataFrame:
+def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: gpd.GeoSeries | None = None,
+                   reference_outlines: gpd.GeoSeries | None = None) -> pd.DataFrame:
     """Parcels added, dropped, moved to another borrower, redrawn or whose declared area changed, joined on
     ``parcel_id`` (a repeated id: its first row).
 
     Args:
         parcels, reference: results tables, this run's and the reference run's.
-        outlines, reference_outlines: each run's outline hash by ``parcel_id`` (``decisions.jsonl``'s
-            ``geometry_wkb_sha256``); without both, outlines are not compared.
+        outlines, reference_outlines: each run's outlines by ``parcel_id``, in any CRS each; without both, outlines
+            are not compared. Redrawn: moved more than ``REDRAWN_M`` somewhere, or present in one run alone.
 
     Returns:
         One row per changed parcel, by ``parcel_id``: ``change`` ('added', 'dropped', 'moved to another borrower',
         'redrawn', 'declared area changed', several joined by '; '), then ``reference_``-prefixed and plain
         ``borrower_id``, ``declared_area_ha``, ``decision`` and ``loan_limit``.
     """
-    def side(frame: pd.DataFrame, hashes: pd.Series | None) -> pd.DataFrame:
+    def side(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.drop_duplicates("parcel_id")
         frame.index = pd.Index(frame["parcel_id"].astype(str), name="parcel_id")
         declared = frame["declared_area_ha"] if "declared_area_ha" in frame else np.nan
         return pd.DataFrame({"borrower_id": frame["borrower_id"].astype("string"),
                              "declared_area_ha": pd.to_numeric(declared, errors="coerce"),
                              "decision": frame["decision"].astype("string"),
-                             "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
-                             "outline": frame.index.map(hashes) if hashes is not None else None},
+                             "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce")},
                             index=frame.index)
 
-    before, after = side(reference, reference_outlines), side(parcels, outlines)
+    before, after = side(reference), side(parcels)
     joined = before.add_prefix("reference_").join(after, how="outer").sort_index()
     was, now = joined.index.isin(before.index), joined.index.isin(after.index)
     both = was & now
@@ -789,8 +793,7 @@ def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: pd.
         "dropped": was & ~now,
         "moved to another borrower": both & joined["reference_borrower_id"].fillna("").ne(
             joined["borrower_id"].fillna("")).to_numpy(dtype=bool),
-        "redrawn": both & (joined["reference_outline"].notna() & joined["outline"].notna()
-                           & joined["reference_outline"].ne(joined["outline"])).to_numpy(dtype=bool),
+        "redrawn": both & _redrawn(joined.index, outlines, reference_outlines),
         "declared area changed": both & ((declared_before - declared_after).abs().gt(DECLARED_AREA_TOLERANCE_HA)
                                          | declared_before.isna().ne(declared_after.isna())).to_numpy(dtype=bool),
     }
@@ -798,14 +801,28 @@ def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: pd.
     for words, flagged in kinds.items():
         change[flagged] += words + "; "
     joined.insert(0, "change", change.str.removesuffix("; "))
-    return joined[joined["change"].ne("")].drop(columns=["reference_outline", "outline"])
+    return joined[joined["change"].ne("")]
+
+
+def _redrawn(ids: pd.Index, outlines: gpd.GeoSeries | None, reference: gpd.GeoSeries | None) -> np.ndarray:
+    """Per id of ``ids``: its outline in one run moved more than ``REDRAWN_M`` from the other's (compared in one UTM
+    zone), or it has an outline in one run alone; all False without both runs' outlines."""
+    if outlines is None or reference is None:
+        return np.zeros(len(ids), dtype=bool)
+    now, was = outlines.reindex(ids), reference.reindex(ids)
+    usable = now.notna() & ~now.is_empty, was.notna() & ~was.is_empty
+    if not (usable[0] & usable[1]).any():
+        return (usable[0] != usable[1]).to_numpy()
+    metric = now[usable[0]].estimate_utm_crs()
+    apart = shapely.hausdorff_distance(now.to_crs(metric).to_numpy(), was.to_crs(metric).to_numpy())
+    return ((usable[0] != usable[1]) | (usable[0] & usable[1] & (apart > REDRAWN_M))).to_numpy()
 
 
 def _compare(table: pd.DataFrame, base: pd.DataFrame, sources: tuple[str | None, str | None]) -> _Changes:
-    """This run (``table``) compared with the reference (``base``), with the borrowers tables and outline hashes
-    read beside the files their results came from (``sources``: this run's, the reference's; None for a frame that
+    """This run (``table``) compared with the reference (``base``), with the borrowers tables beside the files
+    their results came from and the outlines in them (``sources``: this run's, the reference's; None for a frame that
     came from no file)."""
-    def beside(frame: pd.DataFrame, source: str | None) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    def beside(frame: pd.DataFrame, source: str | None) -> tuple[pd.DataFrame | None, gpd.GeoSeries | None]:
         return (None, None) if not source else (_borrowers_beside(Path(source), frame), _outlines_beside(Path(source)))
 
     (borrowers, outlines), (base_borrowers, base_outlines) = beside(table, sources[0]), beside(base, sources[1])
@@ -833,18 +850,22 @@ def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
     return table if set(table["borrower_id"].dropna().astype(str)) == lent_to else None
 
 
-def _outlines_beside(file: Path) -> pd.Series | None:
-    """Each parcel's outline hash (``geometry_wkb_sha256``) by ``parcel_id``, from the ``decisions.jsonl`` beside
-    results ``file``; None when there is none to read."""
-    hashes: dict[str, str] = {}
+def _outlines_beside(file: Path) -> gpd.GeoSeries | None:
+    """Each parcel's outline by ``parcel_id`` (a repeated id: its first), from results ``file`` itself (a
+    GeoPackage's ``parcels`` layer, GeoParquet); None for a CSV, or one without outlines or a CRS."""
     try:
-        with (file.parent / "decisions.jsonl").open(encoding="utf-8") as lines:
-            for line in lines:
-                record = json.loads(line)
-                hashes.setdefault(str(record["parcel_id"]), record["inputs"]["geometry_wkb_sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
+        if file.suffix.lower() == ".gpkg":
+            frame = read_dataframe(file, layer="parcels", columns=["parcel_id"])
+        elif file.suffix.lower() == ".csv":
+            return None
+        else:
+            frame = gpd.read_parquet(file, columns=["parcel_id", "geometry"])
+    except (DataSourceError, DataLayerError, OSError, ValueError):
         return None
-    return pd.Series(hashes, dtype="string")
+    if frame.crs is None:
+        return None
+    frame = frame.drop_duplicates("parcel_id")
+    return frame.geometry.set_axis(pd.Index(frame["parcel_id"].astype(str), name="parcel_id"))
 
 
 def _level_table(table: pd.DataFrame, base: pd.DataFrame, changes: _Changes, unit: str) -> _Table:
@@ -919,8 +940,8 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
                        ("added", "dropped", "moved to another borrower", "redrawn", "declared area changed"))
     blocks.append(f"Parcels: {counts} (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha)." + _more(len(parcels)))
     if not changes.outlines_compared:
-        blocks.append("Outlines not compared: a run without a decisions.jsonl beside its results (it carries each "
-                      "parcel's geometry_wkb_sha256), so a redrawn parcel is not found.")
+        blocks.append("Outlines not compared: a run's results came from a CSV file or from no file, without "
+                      "outlines, so a redrawn parcel is not found.")
     if len(parcels):
         blocks.append(_Table("Parcels added, dropped, moved, redrawn or re-declared",
                              _parcel_display(parcels.head(MAX_LISTED), unit)))

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from farmcredit.credit import report
 from farmcredit.credit.report import (
@@ -529,37 +530,46 @@ def test_the_calibration_plot_shows_the_predicted_pd_of_a_grade_with_no_outcome_
     assert by_grade[0] == pytest.approx(table.loc[table["risk_grade"].eq("A"), "probability_of_default"].mean())
 
 
-def _season(folder: Path, parcels: dict[str, tuple], borrowers: dict[str, tuple]) -> Path:
+def _plot(k: int, shrink_m: float = 0.0) -> shapely.Polygon:
+    """Plot ``k``: a 50 m square in UTM 50N, its east side moved in by ``shrink_m``."""
+    west = 500_000 + 100 * k
+    return shapely.box(west, 3_650_000, west + 50 - shrink_m, 3_650_050)
+
+
+def _season(folder: Path, parcels: dict[str, tuple], borrowers: dict[str, tuple], crs: str = "EPSG:32650") -> Path:
     """A results folder as ``farmcredit assess`` writes it, cut to what the changes section reads: parcels
-    ``{id: (borrower, declared ha, decision, limit, grade, outline hash)}``, borrowers
+    ``{id: (borrower, declared ha, decision, limit, grade, outline in UTM 50N)}``, written in ``crs``, borrowers
     ``{id: (decision, limit, cultivated ha)}``."""
+    import geopandas as gpd
+
     folder.mkdir()
     ids = list(parcels)
     borrower, declared, decision, limit, grade, outline = (list(column) for column in zip(*parcels.values()))
-    _results(len(ids), parcel_id=ids, borrower_id=borrower, declared_area_ha=declared, decision=decision,
-             loan_limit=limit, risk_grade=grade).to_parquet(folder / "results.parquet")
+    table = _results(len(ids), parcel_id=ids, borrower_id=borrower, declared_area_ha=declared, decision=decision,
+                     loan_limit=limit, risk_grade=grade)
+    gpd.GeoDataFrame(table, geometry=outline, crs="EPSG:32650").to_crs(crs).to_parquet(folder / "results.parquet")
     pd.DataFrame({"borrower_id": list(borrowers), "decision": [b[0] for b in borrowers.values()],
                   "loan_limit": [b[1] for b in borrowers.values()],
                   "cultivated_area_ha": [b[2] for b in borrowers.values()]}).to_parquet(folder / "borrowers.parquet")
-    (folder / "decisions.jsonl").write_text("".join(
-        json.dumps({"parcel_id": p, "inputs": {"geometry_wkb_sha256": h}}) + "\n" for p, h in zip(ids, outline)))
     return folder
 
 
 @pytest.fixture
 def two_seasons(tmp_path: Path) -> tuple[Path, Path]:
     """Last season and this: B1's approved limit falls 40%, B3 goes approve -> decline and gains P3 from B2 (gone),
-    B4 goes approve -> refer; P1's declared area rises 0.2 -> 0.3 ha, P2 is redrawn, P5 dropped, P6 added."""
+    B4 goes approve -> refer; P1's declared area rises 0.2 -> 0.3 ha, P2 is redrawn (a side 4 m shorter), P5
+    dropped, P6 added. Last season's outlines were exported in longitude and latitude: the same, not redrawn."""
     last = _season(tmp_path / "last", {
-        "P1": ("B1", 0.2, "approve", 500.0, "A", "h1"), "P2": ("B1", 0.3, "approve", 500.0, "B", "h2"),
-        "P3": ("B2", 0.4, "refer", 500.0, "C", "h3"), "P4": ("B3", 0.5, "approve", 800.0, "D", "h4"),
-        "P5": ("B4", 0.1, "approve", 300.0, "E", "h5")},
+        "P1": ("B1", 0.2, "approve", 500.0, "A", _plot(1)), "P2": ("B1", 0.3, "approve", 500.0, "B", _plot(2)),
+        "P3": ("B2", 0.4, "refer", 500.0, "C", _plot(3)), "P4": ("B3", 0.5, "approve", 800.0, "D", _plot(4)),
+        "P5": ("B4", 0.1, "approve", 300.0, "E", _plot(5))},
         {"B1": ("approve", 1000.0, 1.0), "B2": ("refer", 500.0, 0.5), "B3": ("approve", 800.0, 0.8),
-         "B4": ("approve", 300.0, 0.3)})
+         "B4": ("approve", 300.0, 0.3)}, crs="EPSG:4326")
     this = _season(tmp_path / "this", {
-        "P1": ("B1", 0.3, "approve", 300.0, "A", "h1"), "P2": ("B1", 0.3, "approve", 300.0, "C", "h2 redrawn"),
-        "P3": ("B3", 0.4, "decline", 0.0, None, "h3"), "P4": ("B3", 0.5, "decline", 0.0, "D", "h4"),
-        "P6": ("B4", 0.2, "refer", 200.0, "B", "h6")},
+        "P1": ("B1", 0.3, "approve", 300.0, "A", _plot(1)),
+        "P2": ("B1", 0.3, "approve", 300.0, "C", _plot(2, shrink_m=4)),
+        "P3": ("B3", 0.4, "decline", 0.0, None, _plot(3)), "P4": ("B3", 0.5, "decline", 0.0, "D", _plot(4)),
+        "P6": ("B4", 0.2, "refer", 200.0, "B", _plot(6))},
         {"B1": ("approve", 600.0, 1.0), "B3": ("decline", 0.0, 1.3), "B4": ("refer", 200.0, 0.2)})
     return this, last
 
@@ -576,8 +586,8 @@ def test_borrower_changes_list_worse_decisions_and_falls_beyond_the_share(two_se
 
 def test_parcel_changes_find_added_dropped_moved_redrawn_and_redeclared(two_seasons: tuple[Path, Path]) -> None:
     this, last = (load_results(folder) for folder in two_seasons)
-    changes = parcel_changes(this, last, pd.Series({"P1": "h1", "P2": "x", "P3": "h3", "P4": "h4", "P6": "h6"}),
-                             pd.Series({"P1": "h1", "P2": "h2", "P3": "h3", "P4": "h4", "P5": "h5"}))
+    outlines = [report._outlines_beside(folder / "results.parquet") for folder in two_seasons]
+    changes = parcel_changes(this, last, *outlines)
     assert changes["change"].to_dict() == {"P1": "declared area changed", "P2": "redrawn",
                                            "P3": "moved to another borrower", "P5": "dropped", "P6": "added"}
     assert changes.loc["P3", ["reference_borrower_id", "borrower_id"]].tolist() == ["B2", "B3"]
