@@ -433,10 +433,13 @@ def _scene_from_band_files(
     """The scene of a folder of band files without an item, and whether its DN offset is unknown (DNs whose tags
     declare none, read with ``dn_offset`` or 0: float reflectance has none to miss); None without band files."""
     band_paths: dict[str, tuple[str, int]] = {}
-    for file_name in sorted(files):
+    # A band's GeoTIFF before its JPEG 2000 copy (an Earth Search item's red and red-jp2 assets both downloaded).
+    for file_name in sorted(files, key=lambda name: (name.lower().endswith(".jp2"), name)):
         stem, suffix = os.path.splitext(file_name)
         name = band_name(stem) if suffix.lower() in RASTER_SUFFIXES else None
         if name is None:
+            continue
+        if name in band_paths and suffix.lower() == ".jp2" and not band_paths[name][0].lower().endswith(".jp2"):
             continue
         if name in band_paths:
             raise ImageryError(

@@ -178,8 +178,8 @@ def _jp2_driver() -> bool:
 def test_a_date_folder_of_jp2_band_files_is_read_as_one_of_geotiffs(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:
-    """B04.jp2 ... SCL.jp2 (AWS's sentinel-s2-l2a layout, or bands copied out of a SAFE) were skipped in silence,
-    dropping the date from the season."""
+    """B04.jp2 ... SCL.jp2 (bands copied flat into a date folder) were skipped in silence, dropping the date from the
+    season. Beside GeoTIFFs of the same bands, the GeoTIFFs are read (both asset kinds of an item downloaded)."""
     tif = write_scene(tmp_path / "tif" / "2024-06-17", acquired=datetime(2024, 6, 17), with_item=False)
     (tmp_path / "jp2" / "2024-06-17").mkdir(parents=True)
     for band_file in sorted(tif.glob("*.tif")):
@@ -198,6 +198,10 @@ def test_a_date_folder_of_jp2_band_files_is_read_as_one_of_geotiffs(
     read, expected = read_window(jp2, window), read_window(reference, window)
     np.testing.assert_array_equal(read.reflectance, expected.reflectance)
     np.testing.assert_array_equal(read.clear, expected.clear)
+    for band_file in (tmp_path / "jp2" / "2024-06-17").glob("*.jp2"):
+        (tif / band_file.name).write_bytes(band_file.read_bytes())
+    both = open_imagery(tmp_path / "tif", dn_offset=0)
+    assert {Path(path).suffix for path, _ in both.scenes[0].band_paths.values()} == {".tif"}
 
 
 def test_a_folder_of_band_files_declaring_their_offset_in_gdal_tags_is_read_with_it(
