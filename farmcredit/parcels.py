@@ -859,11 +859,17 @@ def _off_globe_advice(x: float, y: float, crs: CRS, geojson: bool) -> str:
                       "vertex longitude first (QGIS: Swap X and Y coordinates)")
     if zone := _gauss_kruger_zone(x):
         width, number = zone
-        labelled = _zone_numbered_crs(crs, width, number)
-        meridian = width * number - (3 if width == 6 else 0)
+        labelled = _zone_crs(crs, width, number, numbered=True)
         causes.append(f"the easting {x:.0f} begins with {width}-degree Gauss-Kruger zone number {number} (central "
-                      f"meridian {meridian}E), as surveys write it: label the file with the CRS whose eastings carry "
-                      f"it, {labelled.to_string()} ({labelled.name}), e.g. ogr2ogr -a_srs {labelled.to_string()} "
+                      f"meridian {_central_meridian(width, number)}E), as surveys write it: label the file with the "
+                      f"CRS whose eastings carry it, {labelled.to_string()} ({labelled.name}), e.g. ogr2ogr -a_srs "
+                      f"{labelled.to_string()} fixed.gpkg FILE")
+    elif (zone := _gauss_kruger_zone(_false_easting(crs))) and 100_000 <= x <= 900_000:
+        width, number = zone
+        labelled = _zone_crs(crs, width, number, numbered=False)
+        causes.append(f"the easting {x:.0f} lacks the zone number {number} that the eastings of {crs.to_string()} "
+                      f"({crs.name}) begin with: label the file with the CRS of eastings without it, "
+                      f"{labelled.to_string()} ({labelled.name}), e.g. ogr2ogr -a_srs {labelled.to_string()} "
                       "fixed.gpkg FILE")
     if crs.is_geographic and 180 < abs(x) <= WEB_MERCATOR_HALF_WIDTH_M and abs(y) <= WEB_MERCATOR_HALF_WIDTH_M:
         causes.append("they look like metres, not degrees: Web Mercator's, as web maps export (e.g. ogr2ogr -a_srs "
@@ -885,10 +891,23 @@ def _gauss_kruger_zone(easting: float) -> tuple[int, int] | None:
     return next(((width, int(number)) for width, zones in GAUSS_KRUGER_ZONES.items() if int(number) in zones), None)
 
 
-def _zone_numbered_crs(crs: CRS, width: int, number: int) -> CRS:
-    """The CRS of ``width``-degree Gauss-Kruger zone ``number`` whose eastings carry the zone number, on ``crs``'s
-    datum where EPSG has one (Beijing 1954, Xian 1980, New Beijing, CGCS2000), else CGCS2000's."""
-    projection = f"{'3-degree ' if width == 3 else ''}Gauss-Kruger zone {number}"
+def _central_meridian(width: int, number: int) -> int:
+    """The central meridian (degrees east) of ``width``-degree Gauss-Kruger zone ``number``."""
+    return width * number - (3 if width == 6 else 0)
+
+
+def _false_easting(crs: CRS) -> float:
+    """``crs``'s false easting (m; NaN for a CRS without one, a geographic one)."""
+    operation = crs.coordinate_operation
+    return next((float(p.value) for p in (operation.params if operation else ()) if p.name == "False easting"),
+                float("nan"))
+
+
+def _zone_crs(crs: CRS, width: int, number: int, numbered: bool) -> CRS:
+    """The CRS of ``width``-degree Gauss-Kruger zone ``number`` whose eastings carry the zone number (``numbered``) or
+    not, on ``crs``'s datum where EPSG has one (Beijing 1954, Xian 1980, New Beijing, CGCS2000), else CGCS2000's."""
+    zone = f"zone {number}" if numbered else f"CM {_central_meridian(width, number)}E"
+    projection = f"{'3-degree ' if width == 3 else ''}Gauss-Kruger {zone}"
     try:
         return CRS.from_user_input(f"{crs.name.split(' / ')[0]} / {projection}")
     except CRSError:

@@ -172,6 +172,15 @@ def test_a_file_off_the_globe_is_told_what_its_coordinates_look_like(tmp_path: P
                                              rf"ogr2ogr -a_srs {labelled} fixed\.gpkg FILE; --parcels-crs") as refused:
             read_parcels(path)
         assert "GeoJSON" not in str(refused.value)
+    # The other slip: eastings without the zone number, in a file labelled with the CRS of eastings with it.
+    for crs, zone, labelled, name in (("EPSG:4526", 38, "EPSG:4547", "CGCS2000 / 3-degree Gauss-Kruger CM 114E"),
+                                      ("EPSG:4498", 20, "EPSG:4509", "CGCS2000 / Gauss-Kruger CM 117E")):
+        path = tmp_path / f"without_{crs.replace(':', '_')}.gpkg"
+        _frame([{"parcel_id": "A", "geometry": outline.to_crs(labelled)[0]}], crs=crs).to_file(path)
+        with pytest.raises(InputError, match=rf"the easting \d{{6}} lacks the zone number {zone} that the eastings of "
+                                             rf"{crs} \(.*\) begin with: label the file with the CRS of eastings "
+                                             rf"without it, {labelled} \({name}\)"):
+            read_parcels(path)
 
 
 def test_a_vertex_that_is_not_a_number_fails_its_parcel_as_impossible_coordinates(tmp_path: Path) -> None:
