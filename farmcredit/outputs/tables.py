@@ -110,10 +110,11 @@ def _write_outputs(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     rasters = write_rasters(out_dir, assessment)
     files.update(rasters)
     files["project"] = write_project(out_dir, assessment, styles, rasters)
-    records = decision_records(parcels, assessment.record, assessment.overlaps, assessment.products,
+    # The audit records hold the run's own rows: a parcel declared in hectares gains no declared_area_mu there.
+    records = decision_records(assessment.parcels, assessment.record, assessment.overlaps, assessment.products,
                                assessment.clear, assessment.imagery.scenes)
     write_decision_records(records, files["decisions"])
-    borrower_records = borrower_decision_records(borrowers, parcels, assessment.record)
+    borrower_records = borrower_decision_records(assessment.borrowers, assessment.parcels, assessment.record)
     write_decision_records(borrower_records, files["borrower_decisions"])
     record = dict(assessment.record, outputs={kind: path.name for kind, path in files.items()})
     files["run"].write_text(json.dumps(record, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
