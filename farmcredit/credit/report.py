@@ -297,22 +297,29 @@ def _check_columns(table: pd.DataFrame, name: str) -> None:
 
 
 def _refuse_stacked_seasons(table: pd.DataFrame, name: str) -> None:
-    """Refuse results of several seasons stacked into one table (each parcel_id once a season): every count and
-    total counted each parcel once a season. Ids repeated within one run (``DUPLICATE_PARCEL_ID``), or in results
-    without season columns (an older run's), pass.
+    """Refuse results of several runs stacked into one table (each parcel_id once a run): every count and total
+    counted each parcel once a run. Ids one run repeats (its rows ``DUPLICATE_PARCEL_ID``) pass.
 
     Raises:
-        InputError: naming the table and its seasons.
+        InputError: naming the table and, where they differ, its runs' seasons.
     """
-    if not set(SEASON_COLUMNS) <= set(table.columns) or not table["parcel_id"].duplicated().any():
+    repeated = table["parcel_id"].duplicated(keep=False)
+    codes = table["reason_all"] if "reason_all" in table else table["reason"]
+    if not (repeated & ~codes.fillna("").astype(str).str.contains("DUPLICATE_PARCEL_ID", regex=False)).any():
         return
-    seasons = table[list(SEASON_COLUMNS)].dropna().astype(str).drop_duplicates().sort_values(list(SEASON_COLUMNS))
+    seasons = (table[list(SEASON_COLUMNS)].dropna().astype(str).drop_duplicates().sort_values(list(SEASON_COLUMNS))
+               if set(SEASON_COLUMNS) <= set(table.columns) else pd.DataFrame())
     if len(seasons) > 1:
         named = ", ".join(f"{start}..{end}" for start, end in seasons.itertuples(index=False))
         raise InputError(f"{name} holds the results of {len(seasons)} seasons ({named}), its parcel ids repeated "
                          "from one to the next: its counts and totals would count a parcel once a season; report "
-                         "each season on its own (its rows of one season_start), giving an earlier one as "
-                         "--reference (reference= in Python) to compare with")
+                         "each season on its own (its rows of one season_start and season_end), giving an earlier "
+                         "one as --reference (reference= in Python) to compare with")
+    raise InputError(f"{name} repeats parcel ids on rows that are not DUPLICATE_PARCEL_ID (as one run writes a "
+                     "repeated id): the results of several runs appended into one table, a season rerun, say: its "
+                     "counts and totals would count a parcel once a run; report each run on its own (its own results "
+                     "folder, or its rows of one config_hash and model_hash), giving an earlier one as --reference "
+                     "(reference= in Python) to compare with")
 
 
 def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -653,14 +653,18 @@ def test_results_stacked_from_two_seasons_are_refused_and_one_runs_repeated_ids_
     stacked.to_parquet(tmp_path / "stacked.parquet", index=False)
     write_csv(stacked, tmp_path / "stacked.csv")
     refusal = (r"holds the results of 2 seasons \(2023-03-01\.\.2023-10-31, 2024-03-01\.\.2024-10-31\), its parcel "
-               r"ids repeated .* report each season on its own \(its rows of one season_start\), giving an earlier "
-               r"one as --reference")
+               r"ids repeated .* report each season on its own \(its rows of one season_start and season_end\), "
+               r"giving an earlier one as --reference")
     for name in ("stacked.parquet", "stacked.csv"):
         with pytest.raises(InputError, match=f"results file {tmp_path / name} {refusal}"):
             load_results(tmp_path / name)
     with pytest.raises(InputError, match=refusal):
         credit_report(stacked, out=tmp_path / "r.md", fmt="md")
+    # One season appended twice (a rerun into an archive table) is refused too; a run's own repeated id is not.
+    with pytest.raises(InputError, match="repeats parcel ids on rows that are not DUPLICATE_PARCEL_ID"):
+        credit_report(pd.concat([seasons[0]] * 2, ignore_index=True), out=tmp_path / "r.md", fmt="md")
     one_season = seasons[0].assign(parcel_id=["P0", *seasons[0]["parcel_id"][1:-1], "P0"])
+    one_season.loc[[0, 59], ["status", "decision", "reason"]] = ["error", "refer", "DUPLICATE_PARCEL_ID"]
     one_season.to_parquet(tmp_path / "one.parquet", index=False)
     credit_report(load_results(tmp_path / "one.parquet"), out=tmp_path / "one.md", fmt="md")
     assert "| parcels | 60 |" in (tmp_path / "one.md").read_text()
