@@ -370,13 +370,24 @@ def test_a_file_declaring_its_area_in_both_units_is_refused_naming_both(tmp_path
 
 
 def test_an_area_column_holding_no_value_beside_the_other_unit_declares_nothing(tmp_path: Path) -> None:
-    """Every run's tables carry declared_area_mu, empty where hectares were declared: last season's results.gpkg read
-    as this season's parcels was refused as declaring its area in both units."""
+    """Every run's tables carry declared_area_mu, empty where hectares were declared, and a run declaring mu its
+    hectares beside them: last season's results.gpkg read as this season's parcels was refused as declaring its area
+    in both units."""
     path = tmp_path / "results.gpkg"
     _frame([{"parcel_id": "A", "declared_area_ha": 1.0, "declared_area_mu": None, "geometry": SQUARE},
             {"parcel_id": "B", "declared_area_ha": 2.0, "declared_area_mu": None, "geometry": SQUARE}]).to_file(path)
     parcels = read_parcels(path)
     assert parcels["declared_area_ha"].tolist() == [1.0, 2.0] and "declared_area_mu" not in parcels
+    # A run declaring mu: its results give each declaration twice, the hectares worked out from the mu.
+    _frame([{"parcel_id": "A", "declared_area_ha": 0.06, "declared_area_mu": 0.9, "geometry": SQUARE},
+            {"parcel_id": "B", "declared_area_ha": 0.13, "declared_area_mu": 1.95, "geometry": SQUARE},
+            {"parcel_id": "C", "declared_area_ha": None, "declared_area_mu": None, "geometry": SQUARE}]).to_file(path)
+    parcels = read_parcels(path)
+    assert parcels["declared_area_mu"].tolist()[:2] == [0.9, 1.95] and parcels["declared_area_ha"][0] == 0.06
+    # Two declarations that disagree are still refused.
+    _frame([{"parcel_id": "A", "declared_area_ha": 0.5, "declared_area_mu": 0.9, "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match="both give the declared area"):
+        read_parcels(path)
 
 
 def test_the_outlines_are_projected_to_their_utm_zones_once_for_their_span_area_and_declared_unit_checks(
