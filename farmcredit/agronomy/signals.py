@@ -85,7 +85,7 @@ def derive_signals(
     # every template; CROP_NOT_RECOGNISED refers the parcel instead.
     declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
     # Judged alike: bare, or under another crop, on every clear date its declared crop would be green.
-    contradicted = (_declared_crop_contradicted(crop_ndvi, doy, declared_crop, config)
+    contradicted = (_declared_crop_contradicted(crop_ndvi, doy, declared_crop, crop, confidence, config)
                     & np.isfinite(declared_probability))
     unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
 
@@ -487,11 +487,12 @@ def declared_crop_ruled_out(probability: float, contradicted: bool, config: Conf
     """Whether the imagery rules out the declared crop: its template probability under
     ``agronomy.declared_crop_min_probability`` (a maize season declared as wheat), however unsure the call among
     the crops that do fit, or readings that contradict it (``contradicted``: ``_declared_crop_contradicted``),
-    whatever that probability."""
+    whatever that probability unless the season is surely called the declared crop."""
     return bool(contradicted or probability < config.agronomy.declared_crop_min_probability)
 
 
-def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
+def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.ndarray, crop: np.ndarray,
+                                confidence: np.ndarray, config: Config) -> np.ndarray:
     """Whether each parcel's clear readings (``ndvi``, NaN where not clear; ``doy``: each date's day of the year) on
     the days its declared crop is green however its season shifts (``green_days``, sown up to
     ``template_shift_days`` late or early: wheat days 105-126, maize 219-236, rice 214-244, soybean 222-239) are at
@@ -501,7 +502,10 @@ def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.
     clouded from July to September and read 0.19-0.21 in wheat's weeks, kept 0.024 for wheat, was priced as wheat and
     declined as less healthy than its wheat peers. A crop of the declared kind that failed that far is contradicted
     too (on sample_tiles/ one wheat, planted at 0.62 of a healthy crop, read 0.34): a referral with the declaration in
-    doubt, for a person who sees the field. False where the declaration names no crop the config prices."""
+    doubt, for a person who sees the field. False where the declaration names no crop the config prices, and where
+    the season called (``crop``) is the declared crop at ``confidence`` of at least ``agronomy.crop_min_confidence``:
+    the whole season outweighs one or two low dates (haze the cloud mask missed read a wheat called wheat at 0.99995
+    as 0.30 in its green weeks)."""
     shift_days = config.agronomy.template_shift_days
     contradicted = np.zeros(len(declared), dtype=bool)
     said = np.array([config.crop_named(name) for name in declared], dtype=object)
@@ -512,7 +516,7 @@ def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.
         rows = said == name
         green = ndvi[np.ix_(rows, surely[doy])]
         contradicted[rows] = np.isfinite(green).any(axis=1) & ~(green >= MIN_GAIN * green_ndvi(spec)).any(axis=1)
-    return contradicted
+    return contradicted & ~((crop == said) & (confidence >= config.agronomy.crop_min_confidence))
 
 
 def _peer_health(peak: np.ndarray, crop: np.ndarray, rated: np.ndarray, template_peak: dict[str, float],

@@ -171,11 +171,12 @@ def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one()
         assert signals["priced_crop"].iloc[1] == "soybean"
 
 
-def test_a_declared_crop_read_bare_in_its_green_weeks_is_a_mismatch_whatever_its_probability() -> None:
+def test_a_declared_crop_read_bare_in_its_green_weeks_is_a_mismatch_unless_surely_called_it() -> None:
     """A soybean season declared wheat, clouded from July to September: bare (0.19-0.21) through wheat's green weeks,
     yet the unsure call among templates on its few dates left wheat over declared_crop_min_probability, so it was
     priced as wheat and rated against wheat peers. A wheat crop weak but growing (0.6 of its template) is not
-    contradicted; one failed in its green weeks is, referred with its declaration in doubt, never approved."""
+    contradicted; one failed in its green weeks, no longer called wheat, is, referred with its declaration in doubt,
+    never approved."""
     summer = (DOY >= 182) & (DOY <= 273)
     clear = np.where(summer, 0.0, 1.0)[None, :].repeat(4, axis=0)
     bare = np.clip(_template("soybean"), 0.19, None)
@@ -191,6 +192,24 @@ def test_a_declared_crop_read_bare_in_its_green_weeks_is_a_mismatch_whatever_its
         assert decided["decision"].iloc[k] != "approve"
     assert "CROP_MISMATCH" not in decided["reason_all"].iloc[1] + decided["reason_all"].iloc[3]
     assert signals["declared_crop_contradicted"].tolist() == [True, False, True, False]
+
+
+def test_a_wheat_surely_called_wheat_is_not_contradicted_by_hazy_dates_in_its_green_weeks() -> None:
+    """Haze the cloud mask missed read a healthy wheat 0.30 on its clear dates in wheat's green weeks (one of them
+    clouded out on the second parcel); the season called it wheat at 0.9999, yet it was referred CROP_MISMATCH, its
+    reason saying the crop seen differs from the declared one."""
+    hazy = _template("wheat")
+    in_green_weeks = (DOY >= 105) & (DOY <= 126)
+    hazy[in_green_weeks] = 0.30
+    clear = np.ones((2, len(DOY)))
+    clear[1, np.flatnonzero(in_green_weeks)[0]] = 0.0
+    declared = ["wheat"] * 2
+    signals, reasons = _signals(_measure(np.stack([hazy, hazy]), clear=clear), declared=declared)
+    assert (signals["crop"] == "wheat").all()
+    assert (signals["crop_confidence"] >= CONFIG.agronomy.crop_min_confidence).all()
+    assert not signals["declared_crop_contradicted"].any()
+    decided = _limits(signals, reasons, np.array(declared, dtype=object), CONFIG)
+    assert not decided["reason_all"].str.contains("CROP_MISMATCH").any()
 
 
 def test_a_declared_crop_the_season_rules_out_is_priced_as_seen_however_unsure_the_call() -> None:
