@@ -293,13 +293,14 @@ def warn_batch_partitions(out: Path) -> None:
 def warn_of_findings(result: Assessment) -> None:
     """Say what a run found that its results alone do not tell at a glance: image files that could not be read
     (``_warn_read_failures``), parcels clouds or the season left unjudged (``_warn_clouds``, ``_warn_season``), crop
-    calendars whose peak the season's dates miss (``_warn_calendars``)."""
+    calendars whose peak the season's dates miss (``_warn_calendars``; none where no parcel has a clear date)."""
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
-    _warn_clouds(codes, result.parcels["clear_observations"], len(result.record["season_dates"]),
-                 result.record["config"]["values"]["agronomy"]["min_clear_observations"],
-                 bool(result.record["read_failures"]))
-    dates = [date.fromisoformat(day) for day in result.record["season_dates"]]
+    all_clouded = _warn_clouds(codes, result.parcels["clear_observations"], len(result.record["season_dates"]),
+                               result.record["config"]["values"]["agronomy"]["min_clear_observations"],
+                               bool(result.record["read_failures"]))
+    # No date seen anywhere says nothing of any crop calendar: the dates' peaks are not missed, they are clouded.
+    dates = [] if all_clouded else [date.fromisoformat(day) for day in result.record["season_dates"]]
     _warn_season(codes, _warn_calendars(result.config, result.parcels, result.series, codes, dates))
     risk = result.record["models"]["risk"]
     if warning := chance_warning(risk["metrics"] or {}):
@@ -312,9 +313,9 @@ def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame,
     see (``peak_days``), naming its calendar's near-peak days and two fixes: a --season reaching them, or the crop's
     ``ndvi_template``, which sets its calendar. The calendar comes first where its referred parcels mostly show the
     crop green away from it (``_green_off_calendar``, the packaged Chinese calendars on a southern season), the
-    --season otherwise (a season cut short, or ending before the crop grows). Returns which parcels (``codes``: each
-    one's reason codes) that told of: those referred PEAK_NOT_OBSERVED as a crop whose whole season
-    (``season_days``) the dates miss."""
+    --season otherwise (a season cut short, or ending before the crop grows); a crop none of whose parcels it refers
+    is not warned of. Returns which parcels (``codes``: each one's reason codes) that told of: those referred
+    PEAK_NOT_OBSERVED as a crop whose whole season (``season_days``) the dates miss."""
     told = np.zeros(len(codes), dtype=bool)
     if not dates:
         return told
@@ -326,10 +327,12 @@ def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame,
     for crop, spec in config.crops.items():
         if crop not in named or peak_days(spec, shift)[doy].any():
             continue
+        unseen = peak_unseen & (parcels["priced_crop"] == crop).to_numpy()
+        if not unseen.any():
+            continue
         if highest is None:
             clear = series[(series["clear_share"] >= config.imagery.min_clear_share) & series["ndvi_mean"].notna()]
             highest = clear.loc[clear.groupby("parcel_id")["ndvi_mean"].idxmax()].set_index("parcel_id")
-        unseen = peak_unseen & (parcels["priced_crop"] == crop).to_numpy()
         peak = " or ".join(f"{_day_text(first, first_year)} to {_day_text(last, first_year)} (days {first}-{last} of "
                            "the year)" for first, last in near_peak_runs(spec))
         calendar = (f"its ndvi_template in --config (crops.{crop}.ndvi_template) sets its calendar: where {crop} grows "
@@ -365,19 +368,20 @@ def _day_text(day: int, year: int) -> str:
     return f"{when.day} {when:%B}"
 
 
-def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool) -> None:
+def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool) -> bool:
     """Say how many parcels (``codes``: each one's reason codes) are referred for fewer than ``needed`` clear images of
     the season's ``dates`` (clouds, dates without data over them, a short band file), leaving out, when any file
     failed to read (``failures``), those flagged IMAGERY_READ_ERROR, which the read failures' warning counts; a
     season of fewer dates than ``needed`` is warned of as such before measuring. Where no parcel has a clear date
-    (``clear``: each one's clear observations), one line says so instead: no crop was judged anywhere."""
+    (``clear``: each one's clear observations), one line says so instead: no crop was judged anywhere. Returns
+    whether it did."""
     blind = codes.map(lambda c: "NO_CLEAR_OBSERVATIONS" in c).sum()
     if blind and not clear.fillna(0).any():
         logger.warning("no clear image over any parcel on any of the season's %d date(s): clouds or their shadows "
                        "(SCL) cover every parcel on each, or it has no data or no readable file there; all %d "
                        "parcel(s) measured are referred NO_CLEAR_OBSERVATIONS, none of their crops judged; check the "
                        "imagery's cloud mask and dates, or assess a season with clear dates", dates, blind)
-        return
+        return True
     few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
                     and not (failures and "IMAGERY_READ_ERROR" in c)).sum()
     if few and dates >= needed:
@@ -385,6 +389,7 @@ def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, fa
                        "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others, or those "
                        "dates have no data over them (a swath's edge); a longer --season (season= in Python), or more "
                        "dates in it, judges them", few, needed, dates)
+    return False
 
 
 def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:

@@ -31,7 +31,7 @@ from farmcredit.credit.limit import money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, open_imagery
 from farmcredit.outputs.tables import parquet_typed
-from farmcredit.pipeline import _command_line, assess, run_assessment
+from farmcredit.pipeline import _command_line, _warn_calendars, assess, run_assessment
 from farmcredit.segmentation import load_cropland_model
 
 REQUIRED_COLUMNS = [
@@ -448,6 +448,10 @@ def test_overcast_date_counts_as_no_observation(small_season, caplog: pytest.Log
             "measured are referred NO_CLEAR_OBSERVATIONS") in caplog.text
     assert not results["reason_all"].str.contains("PEAK_NOT_OBSERVED").any()
     assert "no clear image near their crop's peak" not in caplog.text
+    # Nor is a crop calendar blamed (it told of 0 parcels priced as maize referred PEAK_NOT_OBSERVED), nor a parcel's
+    # health said unrated for want of a clear image near its crop's peak: it has none all season.
+    assert "falls near" not in caplog.text
+    assert (results.loc[usable, "health_reference"] == "not rated: no clear image of the season over the parcel").all()
 
 
 def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tmp_path) -> None:
@@ -1184,6 +1188,20 @@ def test_a_season_ending_before_its_crops_grow_is_told_of_the_season_first(
     [maize] = said
     assert "referred PEAK_NOT_OBSERVED (health and yield not rated); a --season (season= in Python) reaching its " \
            "peak rates them, or its ndvi_template" in maize
+
+
+def test_a_crop_calendar_is_not_warned_of_where_it_refers_no_parcel(caplog: pytest.LogCaptureFixture) -> None:
+    """A spring season misses maize's peak, but the parcel declared maize is priced as the wheat it shows: the warning
+    told of '0 parcel(s) priced as maize are referred PEAK_NOT_OBSERVED' and advised a season reaching maize's peak."""
+    parcels = pd.DataFrame({"parcel_id": ["P1"], "declared_crop": ["maize"], "priced_crop": ["wheat"]})
+    series = pd.DataFrame({"parcel_id": ["P1"], "date": [pd.Timestamp("2024-04-20")], "clear_share": [1.0],
+                           "ndvi_mean": [0.7]})
+    codes = pd.Series([["CROP_MISMATCH"]])
+    dates = [pd.Timestamp(day).date() for day in ("2024-04-05", "2024-04-20", "2024-05-05")]
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        told = _warn_calendars(load_config(), parcels, series, codes, dates)
+    assert not told.any()
+    assert "peak" not in caplog.text
 
 
 def test_parcels_clouds_leave_too_few_clear_images_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:

@@ -121,7 +121,8 @@ def derive_signals(
     rated = np.isfinite(peak) & ~np.isin(crop, (FALLOW, UNKNOWN))
     health, reference = _peer_health(peak, priced_crop, rated, template_peak, agro.min_peers)
     for i in np.flatnonzero(peak_unseen):
-        reference[i] = f"not rated: no clear image near its crop's peak, {peak_days[i]}"
+        reference[i] = (f"not rated: no clear image near its crop's peak, {peak_days[i]}" if clear_observations[i]
+                        else "not rated: no clear image of the season over the parcel")
     reference[~assessable] = "not rated: not measured"
     p50 = np.array([_yield_p50(config.crops.get(c), v) for c, v in zip(priced_crop, peak)])
     p10 = p50 * (1.0 - Z10 * agro.yield_cv)
