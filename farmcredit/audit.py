@@ -179,6 +179,7 @@ def build_run_record(
     season: tuple[date, date] | None = None,
     parcels_read_crs: CRS | None = None,
     parcels_crs: str | None = None,
+    hazy_dates: Sequence[dict] = (),
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``clear``: per parcel and date of ``dates``,
@@ -190,7 +191,8 @@ def build_run_record(
     season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer;
     ``parcels_read_crs``: the CRS the parcels were read in, as declared or given; ``parcels_crs``: the CRS given for
     them (``--parcels-crs``), as given, if any. The same file read in two CRSs puts its parcels in two places, so the
-    record names both."""
+    record names both. ``hazy_dates``: the imagery's dates that read hazy though their SCL called them clear
+    (``HazyDate.record``: date, blue, season_blue), listed under the imagery."""
     known: dict[str, dict] = {}
     imagery_record = {
         "source": absolute_path(imagery.source),
@@ -202,6 +204,7 @@ def build_run_record(
         "unopened_files": [{"scene_id": scene, "band": band, "file": absolute_path(path), "message": message}
                            for scene, band, path, message in imagery.unopened],
         "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
+        "hazy_dates": list(hazy_dates),
     }
     manifest = read_manifest(imagery.source)
     if manifest is not None:

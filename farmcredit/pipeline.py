@@ -42,7 +42,7 @@ from farmcredit.dates import as_season, day_of_year, day_of_year_clash
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
-from farmcredit.imagery.level import warn_if_top_of_atmosphere
+from farmcredit.imagery.level import HazyDate, check_atmosphere
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
     map_only,
@@ -449,6 +449,8 @@ class AssessmentInputs:
         scenes: each scene's ``scene_record`` (its band files' fingerprints) as it was opened, likewise.
         season: the season asked for (first and last day); None when none was (every date given is read).
         parcels_crs: the CRS given for a parcel file that declares none (``--parcels-crs``), if any.
+        hazy_dates: the dates whose blue over the parcels' surroundings reads hazy though clear
+            (``check_atmosphere``), warned of and recorded, not masked.
     """
 
     config: Config
@@ -463,6 +465,7 @@ class AssessmentInputs:
     scenes: list[dict] | None = None
     season: tuple[date, date] | None = None
     parcels_crs: str | None = None
+    hazy_dates: tuple[HazyDate, ...] = ()
 
 
 def load_inputs(
@@ -533,12 +536,11 @@ def load_inputs(
     geoms = local.geometry.to_numpy().copy()
     geoms[map_only(table["reasons"])] = None  # kept in the table for the map, never measured
     measured = geoms[~shapely.is_missing(geoms)]
-    warn_if_top_of_atmosphere(stack, shapely.get_coordinates(shapely.centroid(measured)),
-                              cfg.imagery.clear_scl_classes)
+    hazy = check_atmosphere(stack, shapely.get_coordinates(shapely.centroid(measured)), cfg.imagery.clear_scl_classes)
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
-                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs)
+                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs, hazy)
 
 
 def check_source_types(parcels: object, imagery: object) -> None:
@@ -669,7 +671,7 @@ def finish_assessment(
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, clear, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
-        table.crs, inputs.parcels_crs,
+        table.crs, inputs.parcels_crs, [day.record() for day in inputs.hazy_dates],
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from rasterio.windows import Window
 from farmcredit.imagery import level, open_imagery, read_window
 from farmcredit.imagery.level import TOP_OF_ATMOSPHERE_BLUE, dense_vegetation_blue
 from farmcredit.parcels import read_parcels
-from farmcredit.pipeline import load_inputs
+from farmcredit.pipeline import load_inputs, run_assessment
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_tiles"
 STACK_BANDS = ("B02", "B04", "B08", "SCL")
@@ -189,3 +190,67 @@ def test_overlapping_sample_windows_count_each_pixel_once(tmp_path: Path, monkey
     # The 320 px image's window round column 256 is its columns 64-320: only 256-320 are new.
     both = dense_vegetation_blue(imagery, np.array([*corner, imagery.transform * (256, 64)]), (4, 5, 6))[1]
     assert once[1] < both < 1.5 * once[1]
+
+
+def hazed_copy(imagery: Path, folder: Path, days: tuple[str, ...], haze: float = 0.15) -> Path:
+    """``imagery`` (scene folders) copied to ``folder``, every band of the scenes of ``days`` (yyyymmdd) blended
+    ``haze`` of the way toward 0.30 reflectance, their SCL left clear: haze the scene classification missed."""
+    shutil.copytree(imagery, folder)
+    for band in (path for day in days for path in folder.glob(f"*_{day}_*/B*.tif")):
+        with rasterio.open(band) as dataset:
+            profile, dns = dataset.profile, dataset.read().astype(float)
+        with rasterio.open(band, "w", **profile) as dataset:  # (1 - haze) * reflectance + haze * 0.30, offset kept
+            dataset.write(np.where(dns > 0, (1 - haze) * dns + haze * 4000, 0).round().astype(profile["dtype"]))
+    return folder
+
+
+def test_dates_hazy_though_their_scl_calls_them_clear_are_warned_of_once_a_run_and_nothing_is_masked(
+        small_season, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Haze SCL missed on peak dates moved 23 of the sample's 93 approved borrowers to decline, in silence: the
+    top-of-atmosphere check pools every date, and reads only imagery of unknown level."""
+    hazed = hazed_copy(small_season.imagery_dir, tmp_path / "imagery", ("20240714", "20240818"))
+    with caplog.at_level(logging.WARNING), level.one_warning_per_source():
+        inputs = load_inputs(small_season.parcels_path, hazed)
+        again = load_inputs(small_season.parcels_path, hazed)
+    assert [day.day.isoformat() for day in inputs.hazy_dates] == ["2024-07-14", "2024-08-18"]
+    assert again.hazy_dates == inputs.hazy_dates
+    assert all(day.blue > day.season_blue + level.HAZE_MARGIN for day in inputs.hazy_dates)
+    warned = [record.getMessage() for record in caplog.records if "look hazy" in record.getMessage()]
+    assert len(warned) == 1
+    assert "2 date(s) of" in warned[0] and "2024-07-14 0.0" in warned[0] and "2024-08-18 0.0" in warned[0]
+    assert "scene classification (SCL) called them clear" in warned[0]
+    assert "health and peak NDVI may be understated" in warned[0]
+    assert "--season" in warned[0] and "S2B_50SKB_20240714_0_L2A" in warned[0]
+    assert "top-of-atmosphere" not in caplog.text
+    assert len(inputs.imagery.scenes) == 8  # warned of and recorded, not left out
+
+
+def test_no_date_of_the_clear_simulated_seasons_reads_hazy(small_season) -> None:
+    """The simulated seasons' dates stand at most 0.008 over their typical blue (``sample_tiles``' 16 dates)."""
+    assert load_inputs(small_season.parcels_path, small_season.imagery_dir).hazy_dates == ()
+    assert load_inputs(SAMPLE / "parcels.geojson", SAMPLE / "imagery").hazy_dates == ()
+
+
+def test_neither_of_ftw_austrias_real_dates_reads_hazy(shared_data: Path) -> None:
+    """Real L2A, two dates: each stands 0.006 from their typical blue."""
+    layout = [(day, band) for day in ("2021-06-17", "2021-09-25") for band in ("B04", "B03", "B02", "B08")]
+    imagery = open_imagery(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif", band_layout=layout,
+                           dn_offset=0)
+    height, width = imagery.shape
+    assert level.check_atmosphere(imagery, np.array([imagery.transform * (width / 2, height / 2)]), (4, 5, 6)) == ()
+
+
+def test_the_run_record_lists_the_hazy_dates_under_the_imagery_in_batch_as_in_assess(small_season,
+                                                                                   tmp_path: Path) -> None:
+    """run.json said nothing of dates that read hazy; it lists each with its blue and the season's."""
+    from farmcredit.batch import run_batch
+
+    hazed = hazed_copy(small_season.imagery_dir, tmp_path / "imagery", ("20240818",))
+    record = run_assessment(small_season.parcels_path, hazed, model="rule").record
+    listed = record["inputs"]["imagery"]["hazy_dates"]
+    assert [entry["date"] for entry in listed] == ["2024-08-18"]
+    assert listed[0]["blue"] > listed[0]["season_blue"] + level.HAZE_MARGIN
+    batch = run_batch(small_season.parcels_path, hazed, tmp_path / "batch", model="rule", workers=1, processes=False)
+    assert batch.assessment.record["inputs"]["imagery"]["hazy_dates"] == listed
+    assert run_assessment(small_season.parcels_path, small_season.imagery_dir,
+                          model="rule").record["inputs"]["imagery"]["hazy_dates"] == []
