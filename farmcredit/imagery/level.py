@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
@@ -44,11 +45,14 @@ DENSE_BLUE_BANDS = ("B02", "B04", "B08")
 MIN_DATE_DENSE_PIXELS = 50
 DARK_OBJECT_PERCENTILE = 1
 MIN_DARK_OBJECT_PIXELS = 1000
-# A date whose statistic stands this far (reflectance) over the season's median is hazy. Clear dates stand at most
-# 0.0075 over: ``sample_tiles``' 15 (0.040-0.054, typical 0.0465), FTW Austria's real L2A 0.006 (two dates). The
-# sample's peak dates hazed toward 0.30 reflectance, their SCL clear (a review): 15% 0.029-0.030 over, 35% 0.077-0.080
-# (dark pixels); the eo-learn Slovenia km2's L1C date its cloud mask called clear 0.11.
+# A date whose statistic stands this far (reflectance) over the season's lower quartile (SEASON_PERCENTILE) is hazy.
+# Clear dates stand at most 0.011 over it: ``sample_tiles``' 15 (0.040-0.054; 0.0075 over their median), FTW
+# Austria's real L2A 0.011 (two dates). The sample's peak dates hazed toward 0.30 reflectance, their SCL clear (a
+# review): 15% 0.032-0.034 over, 35% 0.080-0.083 (dark pixels); the eo-learn Slovenia km2's L1C date its cloud mask
+# called clear 0.11. The median was the season's first: with half a season's dates hazy (a --season narrowed to its
+# peak), it rose halfway to them, and none stood out.
 HAZE_MARGIN = 0.02
+SEASON_PERCENTILE = 25
 
 # The imagery sources warned of in the run under way (``one_warning_per_source``), as (warning, source): warning
 # "top-of-atmosphere" or "hazy dates"; None outside a run, where each check warns.
@@ -162,7 +166,7 @@ class HazyDate:
     Attributes:
         day: the date.
         blue: its haze statistic (``date_blue``).
-        season_blue: the median of the statistic over the season's dates.
+        season_blue: the lower quartile of the statistic over the season's dates (``SEASON_PERCENTILE``).
     """
 
     day: date
@@ -187,12 +191,13 @@ def date_blue(dense: np.ndarray, clear: np.ndarray) -> float:
 
 
 def hazy_dates(sample: BlueSample) -> tuple[HazyDate, ...]:
-    """The dates of ``sample`` whose statistic (``date_blue``) stands over the median of the dates' by more than
-    ``HAZE_MARGIN``: haze the cloud mask called clear. Dates without enough pixels are not judged."""
+    """The dates of ``sample`` whose statistic (``date_blue``) stands over the dates' lower quartile
+    (``SEASON_PERCENTILE``) by more than ``HAZE_MARGIN``: haze the cloud mask called clear. Dates without enough pixels
+    are not judged."""
     blues = np.array([date_blue(dense, clear) for dense, clear in zip(sample.dense, sample.clear, strict=True)])
     if np.isfinite(blues).sum() < 2:
         return ()
-    season = float(np.nanmedian(blues))
+    season = float(np.nanpercentile(blues, SEASON_PERCENTILE))
     return tuple(HazyDate(day, float(blue), season) for day, blue in zip(sample.dates, blues, strict=True)
             if blue > season + HAZE_MARGIN)
 
@@ -214,14 +219,18 @@ def check_atmosphere(imagery: Imagery, centres: np.ndarray, clear_classes: Colle
     warned = _WARNED_SOURCES.get()
     if hazy and ("hazy dates", imagery.source) not in (warned or ()):
         scenes = [scene.scene_id for scene in imagery.scenes if scene.acquired.date() in {d.day for d in hazy}]
+        # A stack's dates are bands of one file, named by made-up scene ids: its bands are what to drop.
+        drop = ("drop those dates' bands from the stack (and from --bands)" if Path(imagery.source).is_file()
+                else f"remove their scenes ({', '.join(scenes)})")
         masked = "its scene classification (SCL) called them clear" if imagery.has_scl else "no SCL masks them"
         logger.warning(
-            "%d date(s) of %s look hazy: the blue (B02) of %s stands over the season's %.3f by more than %g (median "
-            "blue of clear dense vegetation, NDVI over %g, or of the darkest %d%% of clear pixels where too little "
-            "is), though %s; haze lowers a date's NDVI, so parcels' health and peak NDVI may be understated. Nothing "
-            "was masked: to leave them out, narrow --season (season= in Python) or remove their scenes (%s) and run "
-            "again", len(hazy), imagery.source, ", ".join(f"{d.day} {d.blue:.3f}" for d in hazy), hazy[0].season_blue,
-            HAZE_MARGIN, DENSE_VEGETATION_NDVI, DARK_OBJECT_PERCENTILE, masked, ", ".join(scenes))
+            "%d date(s) of %s look hazy: the blue (B02) of %s stands over the season's lower quartile %.3f by more "
+            "than %g (median blue of clear dense vegetation, NDVI over %g, or of the darkest %d%% of clear pixels "
+            "where too little is), though %s; haze lowers a date's NDVI, so parcels' health and peak NDVI may be "
+            "understated. Nothing was masked: to leave them out, %s, or give a --season (season= in Python) without "
+            "them, and run again",
+            len(hazy), imagery.source, ", ".join(f"{d.day} {d.blue:.3f}" for d in hazy), hazy[0].season_blue,
+            HAZE_MARGIN, DENSE_VEGETATION_NDVI, DARK_OBJECT_PERCENTILE, masked, drop)
         if warned is not None:
             warned.add(("hazy dates", imagery.source))
     return hazy
