@@ -47,7 +47,7 @@ DARK_OBJECT_PERCENTILE = 1
 MIN_DARK_OBJECT_PIXELS = 1000
 # A date whose statistic stands this far (reflectance) over the season's lower quartile (SEASON_PERCENTILE) is hazy.
 # Clear dates stand at most 0.011 over it: ``sample_tiles``' 15 (0.040-0.054; 0.0075 over their median), FTW
-# Austria's real L2A 0.011 (two dates). The sample's peak dates hazed toward 0.30 reflectance, their SCL clear (a
+# Austria's real L2A 0.009 (two dates). The sample's peak dates hazed toward 0.30 reflectance, their SCL clear (a
 # review): 15% 0.032-0.034 over, 35% 0.080-0.083 (dark pixels); the eo-learn Slovenia km2's L1C date its cloud mask
 # called clear 0.11. The median was the season's first: with half a season's dates hazy (a --season narrowed to its
 # peak), it rose halfway to them, and none stood out.
