@@ -503,7 +503,8 @@ def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.
     clouded from July to September and read 0.19-0.21 in wheat's weeks, kept 0.024 for wheat, was priced as wheat and
     declined as less healthy than its wheat peers. A crop of the declared kind that failed that far is contradicted
     too (on sample_tiles/ one wheat, planted at 0.62 of a healthy crop, read 0.34): a referral with the declaration in
-    doubt, for a person who sees the field. False where the declaration names no crop the config prices, and where
+    doubt, for a person who sees the field, unless its season is still surely called that crop (then priced and
+    rated low among its peers). False where the declaration names no crop the config prices, and where
     the season called (``crop``) is the declared crop at ``confidence`` of at least ``agronomy.crop_min_confidence``:
     the whole season outweighs one or two low dates (haze the cloud mask missed read a wheat called wheat at 0.99995
     as 0.30 in its green weeks)."""
