@@ -316,10 +316,10 @@ def _refuse_stacked_seasons(table: pd.DataFrame, name: str) -> None:
                          "each season on its own (its rows of one season_start and season_end), giving an earlier "
                          "one as --reference (reference= in Python) to compare with")
     raise InputError(f"{name} repeats parcel ids on rows that are not DUPLICATE_PARCEL_ID (as one run writes a "
-                     "repeated id): the results of several runs appended into one table, a season rerun, say: its "
-                     "counts and totals would count a parcel once a run; report each run on its own (its own results "
-                     "folder, or its rows of one config_hash and model_hash), giving an earlier one as --reference "
-                     "(reference= in Python) to compare with")
+                     "repeated id): the results of several runs appended into one table, a season rerun, say, whose "
+                     "rows nothing in the table tells apart: its counts and totals would count a parcel once a run; "
+                     "report each run from its own results folder, giving an earlier one as --reference (reference= "
+                     "in Python) to compare with")
 
 
 def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:

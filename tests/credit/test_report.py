@@ -661,7 +661,8 @@ def test_results_stacked_from_two_seasons_are_refused_and_one_runs_repeated_ids_
     with pytest.raises(InputError, match=refusal):
         credit_report(stacked, out=tmp_path / "r.md", fmt="md")
     # One season appended twice (a rerun into an archive table) is refused too; a run's own repeated id is not.
-    with pytest.raises(InputError, match="repeats parcel ids on rows that are not DUPLICATE_PARCEL_ID"):
+    with pytest.raises(InputError, match="repeats parcel ids on rows that are not DUPLICATE_PARCEL_ID .* report each "
+                                         "run from its own results folder"):
         credit_report(pd.concat([seasons[0]] * 2, ignore_index=True), out=tmp_path / "r.md", fmt="md")
     one_season = seasons[0].assign(parcel_id=["P0", *seasons[0]["parcel_id"][1:-1], "P0"])
     one_season.loc[[0, 59], ["status", "decision", "reason"]] = ["error", "refer", "DUPLICATE_PARCEL_ID"]
