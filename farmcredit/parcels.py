@@ -11,7 +11,7 @@ import logging
 import re
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -388,12 +388,18 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         # A column holding no value declares nothing: a run's results, read as the next season's parcels, carry an
         # empty declared_area_mu beside the hectares their file gave.
         declaring = [c for c in areas if (frame[c].notna() & frame[c].astype(str).str.strip().ne("")).any()]
-        if len(declaring) > 1 and _one_declaration_in_two_units(frame, {ours[c]: c for c in declaring}):
-            # A run's results of parcels declared in mu: the mu as declared, and its hectares worked out from them.
-            declaring = [c for c in declaring if ours[c] == "declared_area_mu"]
         if len(declaring) > 1:
+            by_unit = {ours[c]: c for c in declaring}
+            hectares, mu = (frame[by_unit[name]] for name in ("declared_area_ha", "declared_area_mu"))
+            if not (apart := _declared_apart(hectares, mu)).any():
+                # A run's results of parcels declared in mu: the mu as declared, and its hectares worked out from them.
+                declaring = [by_unit["declared_area_mu"]]
+        if len(declaring) > 1:
+            # Most rows one declaration twice (a run's results), a few not: those are named, as typos would be.
+            rows = "" if apart.mean() > 0.5 else "; they disagree on row(s) " + ", ".join(
+                f"{k + 1} ({hectares.iloc[k]} ha, {mu.iloc[k]} mu)" for k in np.flatnonzero(apart)[:3])
             raise InputError(f"{source}: columns {' and '.join(map(str, declaring))} both give the declared area (in "
-                             "ha and in mu, 1 亩 = 1/15 ha): keep one")
+                             f"ha and in mu, 1 亩 = 1/15 ha){rows}: keep one")
         unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
         frame, ours = frame.drop(columns=unused), {c: name for c, name in ours.items() if c not in unused}
     _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours],
@@ -894,14 +900,13 @@ def _gauss_kruger_zone(easting: float) -> tuple[int, int] | None:
     return next(((width, int(number)) for width, zones in GAUSS_KRUGER_ZONES.items() if int(number) in zones), None)
 
 
-def _one_declaration_in_two_units(frame: pd.DataFrame, columns: Mapping[str, object]) -> bool:
-    """Whether ``frame``'s declared-area columns (``columns``: the column of each of ``declared_area_ha`` and
-    ``declared_area_mu``) give one declaration twice, every row's hectares its mu / ``MU_PER_HA`` to the square metre
-    as a run's results write them, or neither."""
-    hectares, mu = (pd.to_numeric(frame[columns[name]], errors="coerce")
-                    for name in ("declared_area_ha", "declared_area_mu"))
+def _declared_apart(hectares: pd.Series, mu: pd.Series) -> np.ndarray:
+    """Per row, whether its declared area in ``hectares`` and in ``mu`` are two declarations: all False where they
+    give one twice, every row's hectares its mu / ``MU_PER_HA`` to the square metre as a run's results write them, or
+    neither."""
+    hectares, mu = pd.to_numeric(hectares, errors="coerce"), pd.to_numeric(mu, errors="coerce")
     worked_out = (mu / MU_PER_HA).round(4)
-    return bool(((hectares - worked_out).abs().le(5e-5) | (hectares.isna() & mu.isna())).all())
+    return (~((hectares - worked_out).abs().le(5e-5) | (hectares.isna() & mu.isna()))).to_numpy()
 
 
 def _central_meridian(width: int, number: int) -> int:

@@ -384,9 +384,14 @@ def test_an_area_column_holding_no_value_beside_the_other_unit_declares_nothing(
             {"parcel_id": "C", "declared_area_ha": None, "declared_area_mu": None, "geometry": SQUARE}]).to_file(path)
     parcels = read_parcels(path)
     assert parcels["declared_area_mu"].tolist()[:2] == [0.9, 1.95] and parcels["declared_area_ha"][0] == 0.06
-    # Two declarations that disagree are still refused.
+    # Two declarations that disagree are still refused; one typo among rows that agree is named.
     _frame([{"parcel_id": "A", "declared_area_ha": 0.5, "declared_area_mu": 0.9, "geometry": SQUARE}]).to_file(path)
-    with pytest.raises(InputError, match="both give the declared area"):
+    with pytest.raises(InputError, match=r"both give the declared area \(in ha and in mu, 1 亩 = 1/15 ha\): keep one"):
+        read_parcels(path)
+    _frame([{"parcel_id": "A", "declared_area_ha": 0.06, "declared_area_mu": 0.9, "geometry": SQUARE},
+            {"parcel_id": "B", "declared_area_ha": 0.13, "declared_area_mu": 1.95, "geometry": SQUARE},
+            {"parcel_id": "C", "declared_area_ha": 0.5, "declared_area_mu": 1.23, "geometry": SQUARE}]).to_file(path)
+    with pytest.raises(InputError, match=r"1/15 ha\); they disagree on row\(s\) 3 \(0.5 ha, 1.23 mu\): keep one"):
         read_parcels(path)
 
 
