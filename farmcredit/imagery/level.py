@@ -62,9 +62,8 @@ _WARNED_SOURCES: ContextVar[set[tuple[str, str]] | None] = ContextVar("warned_so
 @contextmanager
 def one_warning_per_source() -> Iterator[None]:
     """A run (a command, say) in which ``warn_if_top_of_atmosphere`` and ``check_atmosphere`` warn of each imagery
-    source once, however
-    often the run opens it (``evaluate`` of a labelled scene reads its labels' imagery, then assesses its parcels on
-    it). Nested, the outermost run holds; a decorator too, a run per call."""
+    source once, however often the run opens it (``evaluate`` of a labelled scene reads its labels' imagery, then
+    assesses its parcels on it). Nested, the outermost run holds; a decorator too, a run per call."""
     if _WARNED_SOURCES.get() is not None:
         yield
         return
