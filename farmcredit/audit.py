@@ -40,6 +40,9 @@ HEADER_BYTES = 1024 * 1024
 
 # A Shapefile's attributes, index, CRS and encoding live beside its .shp.
 SHAPEFILE_SIDECARS = (".dbf", ".shx", ".prj", ".cpg")
+# The run's season on every row of the results and borrowers tables (farmcredit.outputs), so that seasons stacked into
+# one table can be told apart (credit report refuses such a stack).
+SEASON_COLUMNS = ("season_start", "season_end")
 
 
 def file_fingerprint(path: str | Path, known: dict[str, dict] | None = None) -> dict:

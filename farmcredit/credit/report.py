@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 from pyogrio import read_dataframe
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from farmcredit.audit import run_currency
+from farmcredit.audit import SEASON_COLUMNS, run_currency
 from farmcredit.config import RESERVED_CROP_NAMES
 from farmcredit.credit.limit import STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
@@ -44,8 +44,6 @@ REQUIRED_COLUMNS = (
     "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
     "cultivated_area_ha", "crop", "health_index", "clear_observations", "yield_p10_t_ha", "reason",
 )
-# The run's season on every row, as farmcredit.outputs writes it: results stacked from several seasons tell them apart.
-SEASON_COLUMNS = ("season_start", "season_end")
 NUMERIC_COLUMNS = (
     "loan_limit", "polygon_area_ha", "cultivated_area_ha", "health_index", "clear_observations", "yield_p10_t_ha",
 )

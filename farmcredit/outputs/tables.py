@@ -16,7 +16,13 @@ import pandas as pd
 import pyarrow as pa
 from pyogrio.errors import DataLayerError, DataSourceError, FeatureError
 
-from farmcredit.audit import borrower_decision_records, decision_records, run_currency, write_decision_records
+from farmcredit.audit import (
+    SEASON_COLUMNS,
+    borrower_decision_records,
+    decision_records,
+    run_currency,
+    write_decision_records,
+)
 from farmcredit.errors import InputError
 from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor, free_space, results_lock
 from farmcredit.outputs.preview import render_preview
@@ -28,8 +34,6 @@ from farmcredit.spreadsheet import write_csv
 if TYPE_CHECKING:
     from farmcredit.pipeline import Assessment
 
-# The run's season on every row of both tables, so that seasons stacked into one table can be told apart.
-SEASON_COLUMNS = ("season_start", "season_end")
 # What scored the run, on every parcel row (the pipeline's) and, written, on every borrower row too.
 PROVENANCE_COLUMNS = ("model_version", "model_hash", "risk_model_hash", "config_hash")
 
