@@ -35,6 +35,7 @@ from farmcredit.imagery.naming import (
     date_in_name,
     processing_baseline,
     reflectance_scale,
+    scene_dn_offset,
     tagged_conversion,
     unknown_offset_warning,
 )
@@ -455,15 +456,11 @@ def _scene_from_band_files(
             "(or a Sentinel-2 id such as S2B_50SKA_20240315_0_L2A) or add a STAC item"
         )
     dn_scale, tagged_offset = _band_file_conversion(folder, band_paths, dn_offset)
-    if tagged_offset is not None:
-        scene_offset = tagged_offset
-    else:
-        scene_offset = 0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset)
     scene = Scene(
         scene_id=folder.name,
         acquired=datetime(acquired.year, acquired.month, acquired.day, tzinfo=timezone.utc),
         band_paths=band_paths,
-        dn_offset=scene_offset,
+        dn_offset=scene_dn_offset(dn_offset, dn_scale, tagged_offset),
         dn_scale=dn_scale,
         cloud_cover=None,
     )

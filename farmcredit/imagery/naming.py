@@ -183,3 +183,11 @@ def tagged_conversion(
                            "contradicts; leave --dn-offset out to read the tags' offset, or, if the tags are wrong, "
                            "reset them (gdal_edit.py -scale 1 -offset 0)")
     return scale, tagged_offset
+
+
+def scene_dn_offset(dn_offset: float | None, dn_scale: float, tagged_offset: float | None) -> float:
+    """The DN offset a scene of local band files is read with: the one their GDAL tags declare (``tagged_conversion``),
+    else the one asked for (``dn_offset``, --dn-offset) on integer DNs, else 0 (float reflectance takes none)."""
+    if tagged_offset is not None:
+        return tagged_offset
+    return 0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset)

@@ -20,6 +20,7 @@ from farmcredit.imagery.naming import (
     date_in_name,
     dated_band_label,
     reflectance_scale,
+    scene_dn_offset,
     tagged_conversion,
     unknown_offset_warning,
 )
@@ -87,10 +88,6 @@ def stack_scenes(
     if dn_offset is None and tagged_offset is None and dn_scale != 1.0 and read:
         logger.warning("%s", unknown_offset_warning(f"{path}: the DNs of {len(read)} date(s) ({some(read)})"))
 
-    if tagged_offset is not None:
-        scene_offset = tagged_offset
-    else:
-        scene_offset = 0.0 if dn_offset is None or dn_scale == 1.0 else float(dn_offset)
     bands_by_date: dict[date, dict[str, tuple[str, int]]] = {}
     for index, ((_, name), when) in enumerate(zip(layout, dates, strict=True), start=1):
         bands = bands_by_date.setdefault(when, {})
@@ -105,7 +102,7 @@ def stack_scenes(
             scene_id=f"{path.stem}_{when:%Y%m%d}",
             acquired=datetime(when.year, when.month, when.day, tzinfo=timezone.utc),
             band_paths=bands,
-            dn_offset=scene_offset,
+            dn_offset=scene_dn_offset(dn_offset, dn_scale, tagged_offset),
             dn_scale=dn_scale,
             cloud_cover=None,
         )
