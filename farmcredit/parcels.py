@@ -103,6 +103,13 @@ AREA_NAME_WORDS = frozenset({"mu", "ha"})
 # (ArcGIS's Shape_Area, a geodatabase's st_area(shape), as exported); a Shapefile's AREA alone is its outline's too.
 NOT_AREA_WORDS = frozenset({"code", "name", "id"})
 OUTLINE_AREA_PREFIXES = ("shape_", "st_area")
+# An id as Excel shows, and saves, a number of 12 digits or more typed into a General cell (4.10102E+17): all but its
+# first few digits are lost, and the ids of many farmers read as one. (farmcredit.spreadsheet quotes, in what it
+# writes, every text Excel would so change; an id read is refused only in the form Excel writes.)
+EXCEL_SCIENTIFIC = re.compile(r"\d(\.\d+)?E\+\d+", re.IGNORECASE)
+# A number of 16 to 19 digits ending so has likely passed through an Excel number cell, which keeps 15 digits and
+# zeroes the rest (an 18-digit ID-card number's last three).
+EXCEL_ZEROED = re.compile(r"\d{13,16}000")
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -414,6 +421,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     reasons: list[list[str]] = [[] for _ in range(n)]
 
     parcel_id = _id_text(frame["parcel_id"], source)
+    _check_excel_ids(parcel_id, source)
     _warn_id_variants(parcel_id, source, "parcel")
     _warn_separator_ids(parcel_id, source)
     missing_id = parcel_id.isna()
@@ -425,6 +433,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
     borrower_id = _optional_text(frame, "borrower_id", source)
+    _check_excel_ids(borrower_id, source)
     _warn_id_variants(borrower_id, source, "borrower")
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
@@ -956,6 +965,29 @@ def _id_text(values: pd.Series, source: object) -> pd.Series:
         values = values.astype("Int64")
     text = values.astype("string").str.strip()
     return text.where(text != "", pd.NA)
+
+
+def _check_excel_ids(ids: pd.Series, source: str) -> None:
+    """Refuse ids Excel saved in scientific notation (``EXCEL_SCIENTIFIC``); warn of long numeric ids whose last
+    digits Excel likely zeroed (``EXCEL_ZEROED``), naming the column and their count.
+
+    Raises:
+        InputError: naming the column, the first rows (numbered from 1, the header not counted) and their ids, and
+            how to keep the ids whole in Excel.
+    """
+    text = ids.fillna("")
+    if rows := np.flatnonzero(text.map(lambda name: bool(EXCEL_SCIENTIFIC.fullmatch(name))).to_numpy()).tolist():
+        quoted = ", ".join(f"row {i + 1}: {ids.iloc[i]}" for i in rows[:QUOTED_VALUES])
+        raise InputError(
+            f"{source}: {len(rows)} {ids.name} values are in Excel's scientific notation ({quoted}"
+            f"{', ...' if len(rows) > QUOTED_VALUES else ''}): Excel shows and saves a number of 12 digits or more so, "
+            "keeping only its first digits, and the ids of different farmers read as one; in Excel, format the "
+            f"{ids.name} column as Text (设置单元格格式 > 文本), enter the ids again in full, and save it again")
+    if zeroed := int(text.map(lambda name: bool(EXCEL_ZEROED.fullmatch(name))).sum()):
+        logger.warning("%s: %d %s values are numbers of 16 to 19 digits ending in 000, as Excel leaves an ID-card "
+                       "number typed into a number cell (it keeps 15 digits and zeroes the rest): if so, ids that "
+                       "differed in their last digits now read as one; in Excel, format the %s column as Text "
+                       "(设置单元格格式 > 文本) and enter the ids again in full", source, zeroed, ids.name, ids.name)
 
 
 def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:

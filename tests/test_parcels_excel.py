@@ -1,0 +1,49 @@
+"""Parcel tables as a loan office keeps them in Excel or WPS and saves as CSV: ids Excel turned into numbers, areas
+typed with their unit, GBK text, rows left empty at the end."""
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from farmcredit.errors import InputError
+from farmcredit.parcels import read_parcels
+
+
+def _square(k: int) -> str:
+    """A WKT square of about 1 ha (EPSG:4326) in Henan, the k-th of a row of them."""
+    x, y = 114.0 + 0.002 * k, 33.0
+    return f'"POLYGON (({x} {y}, {x + 0.001} {y}, {x + 0.001} {y + 0.0009}, {x} {y + 0.0009}, {x} {y}))"'
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> Path:
+    """A CSV of ``header`` (its last column WKT) and ``rows`` (each given its own square), as Excel saves it."""
+    path.write_text("\r\n".join([header, *(f"{row},{_square(k)}" for k, row in enumerate(rows))]) + "\r\n",
+                    encoding="utf-8-sig")
+    return path
+
+
+def test_ids_excel_saved_in_scientific_notation_are_refused_naming_the_column_rows_and_fix(tmp_path: Path) -> None:
+    """18-digit ID-card numbers typed into General cells are saved as 4.10102E+17: every farmer of a village read as
+    one borrower."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT",
+                ["P1,4.10102E+17", "P2,4.10102E+17", "P3,4.10103e+17", "P4,B7"])
+    with pytest.raises(InputError, match=r"3 borrower_id values are in Excel's scientific notation \(row 1: "
+                                         r"4\.10102E\+17, row 2: 4\.10102E\+17, row 3: 4\.10103e\+17\).*format the "
+                                         r"borrower_id column as Text \(设置单元格格式 > 文本\), enter the ids again"):
+        read_parcels(path, crs="EPSG:4326")
+    path = _csv(tmp_path / "codes.csv", "parcel_id,borrower_id,WKT", ["4E+11,B1", "P2,B1"])
+    with pytest.raises(InputError, match=r"1 parcel_id values are in Excel's scientific notation \(row 1: 4E\+11\)"):
+        read_parcels(path, crs="EPSG:4326")
+
+
+def test_long_numeric_ids_ending_in_000_are_warned_of_as_excel_zeroed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Excel keeps 15 digits of a number and zeroes the rest: 410102199001011234 comes back 410102199001011000."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT",
+                ["P1,410102199001011000", "P2,410102199001012000", "P3,410102199001011234", "P4,B7"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path, crs="EPSG:4326")
+    assert list(parcels["borrower_id"])[:2] == ["410102199001011000", "410102199001012000"]
+    assert "2 borrower_id values are numbers of 16 to 19 digits ending in 000" in caplog.text
+    assert "format the borrower_id column as Text" in caplog.text
