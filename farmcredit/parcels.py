@@ -952,7 +952,8 @@ def _not_finite_coordinates(geoms: np.ndarray) -> np.ndarray:
 
 def _id_text(values: pd.Series, source: object) -> pd.Series:
     """Ids as text without surrounding blanks ("B0012 " is B0012); whole-number floats (integer ids with a blank,
-    read as float) lose the '.0'.
+    read as float) lose the '.0', and so does text written so (101.0, as a spreadsheet exports a number cell, beside
+    101: one borrower).
 
     Raises:
         InputError: whole-number ids read as floating point beyond 2^53, whose last digits are already lost (a
@@ -963,7 +964,7 @@ def _id_text(values: pd.Series, source: object) -> pd.Series:
             raise InputError(f"{source}: {values.name} values such as {values[np.abs(values) > 2**53].iloc[0]:.0f} (as "
                              "read) are too long for a number column to keep every digit; store the ids as text")
         values = values.astype("Int64")
-    text = values.astype("string").str.strip()
+    text = values.astype("string").str.strip().str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     return text.where(text != "", pd.NA)
 
 
@@ -992,16 +993,17 @@ def _check_excel_ids(ids: pd.Series, source: str) -> None:
 
 def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
     """Warn of ids distinct as written that a reader takes for one (``folded``, blanks within off: an ID-card
-    number's X typed x or full-width Ｘ, 地块 003 and 地块003), naming the first few groups: they are kept apart as
-    written, since ids join with the lender's systems, so one ``owner`` written two ways is two."""
+    number's X typed x or full-width Ｘ, 地块 003 and 地块003; numbers' leading zeros off: 00123, as typed, and 123,
+    as a spreadsheet keeps it), naming the first few groups: they are kept apart as written, since ids join with the
+    lender's systems, so one ``owner`` written two ways is two."""
     written = pd.Series(ids.dropna().unique(), dtype=object)
-    keys = written.map(lambda name: "".join(folded(name).split()))
+    keys = written.map(lambda name: re.sub(r"^0+(?=\d)", "", "".join(folded(name).split())))
     clash = keys.duplicated(keep=False)  # grouped alone: a list per id of a million costs seconds
     groups = [" / ".join(_quoted(group)) for group in written[clash].groupby(keys[clash], sort=False).agg(list)]
     if groups:
-        logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form or blanks (%s); they are "
-                       "kept apart as written, as different %ss; write each %s's id one way", source, len(groups),
-                       ids.name, some(groups), owner, owner)
+        logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form, blanks or a number's "
+                       "leading zeros (%s); they are kept apart as written, as different %ss; write each %s's id one "
+                       "way", source, len(groups), ids.name, some(groups), owner, owner)
 
 
 def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:

@@ -47,3 +47,17 @@ def test_long_numeric_ids_ending_in_000_are_warned_of_as_excel_zeroed(
     assert list(parcels["borrower_id"])[:2] == ["410102199001011000", "410102199001012000"]
     assert "2 borrower_id values are numbers of 16 to 19 digits ending in 000" in caplog.text
     assert "format the borrower_id column as Text" in caplog.text
+
+
+def test_a_text_id_written_as_a_whole_number_with_point_zero_is_that_number(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """101.0 (a number cell exported) beside 101 split one borrower in two; 00123 beside 123 may be two borrowers, or
+    one whose zeros a spreadsheet dropped: kept apart, and warned of."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT",
+                ["1.0,101", "2,101.0", "3,101.00", "4,00123", "5,123", "6,B1.0"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path, crs="EPSG:4326")
+    assert list(parcels["parcel_id"]) == ["1", "2", "3", "4", "5", "6"]
+    assert list(parcels["borrower_id"]) == ["101", "101", "101", "00123", "123", "B1.0"]
+    assert ("1 groups of borrower_id values differ only in case, width, Unicode form, blanks or a number's leading "
+            "zeros ('00123' / '123'); they are kept apart as written") in caplog.text
