@@ -95,6 +95,10 @@ MU_RATIO_BAND = (6.0, 30.0)
 ACRE_RATIO_BAND = (2.2, 2.8)
 HA_PER_ACRE = 0.4047
 MIN_PARCELS_FOR_UNIT = 10
+# A declared area typed with its unit, as a spreadsheet cell holds it (30亩, 1.2 亩, 0.5ha, 0.5 公顷): by column, the
+# unit read off it; the other column's unit is not (0.11ha in declared_area_mu stays INVALID_DECLARED_AREA).
+UNIT_SUFFIXES = {"declared_area_mu": re.compile(r"(.*?)\s*(亩|mu)", re.IGNORECASE),
+                 "declared_area_ha": re.compile(r"(.*?)\s*(公顷|ha|hectares?)", re.IGNORECASE)}
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
 # parcels were assessed as declaring none, and over-declared ones approved.
 AREA_NAME_PARTS = ("area", "面积", "亩", "acre", "hectare")
@@ -722,16 +726,26 @@ def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.nda
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
     """The declared area as float in its column's unit, NaN where absent: ``declared_area_ha`` (ha), or
     ``declared_area_mu`` (mu, as declared; the caller converts it to ha). Text in full-width digits (２, １．５, as a
-    Chinese input method types them) is read as its number (NFKC). A value given that is not a positive number (text
-    such as "1,5" or "2亩", zero, negative) is flagged ``INVALID_DECLARED_AREA``, counts as absent and is quoted in a
-    warning (the first ``QUOTED_VALUES``, with their parcel ids)."""
+    Chinese input method types them) is read as its number (NFKC), and text ending in the column's unit (30亩,
+    0.5 公顷: ``UNIT_SUFFIXES``) as the number before it. A value given that is not a positive number (text such as
+    "1,5", or "2亩" in hectares, zero, negative) is flagged ``INVALID_DECLARED_AREA`` (referred: a declaration that
+    cannot be checked), counts as absent and is quoted in a warning (the first ``QUOTED_VALUES``, with their parcel
+    ids)."""
     in_mu_column = "declared_area_mu" in frame.columns
     column, unit = ("declared_area_mu", "mu") if in_mu_column else ("declared_area_ha", "hectares")
+    other, other_unit_name = ("declared_area_ha", "hectares") if in_mu_column else ("declared_area_mu", "mu")
     if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index)
     given = frame[column]
-    half_width = given.map(lambda value: unicodedata.normalize("NFKC", value) if isinstance(value, str) else value)
-    area = pd.to_numeric(half_width, errors="coerce").astype(float)
+    own_unit, other_unit = UNIT_SUFFIXES[column], UNIT_SUFFIXES[other]
+
+    def number_text(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = unicodedata.normalize("NFKC", value).strip()
+        return typed.group(1) if (typed := own_unit.fullmatch(value)) else value
+
+    area = pd.to_numeric(given.map(number_text), errors="coerce").astype(float)
     blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
     invalid = ~blank & ~(np.isfinite(area) & (area > 0))
     rows = np.flatnonzero(invalid.to_numpy())
@@ -741,12 +755,13 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
         values = (given.iloc[i] for i in rows[:QUOTED_VALUES])
         quoted = ", ".join(f"{parcel_id.iloc[i]}: {v!r}" if isinstance(v, str) else f"{parcel_id.iloc[i]}: {v}"
                            for i, v in zip(rows, values))
-        quoting_mu = not in_mu_column and any(isinstance(v, str) and ("亩" in v or "mu" in v.lower())
-                                           for v in given.iloc[rows])
+        in_other_unit = any(isinstance(v, str) and other_unit.fullmatch(unicodedata.normalize("NFKC", v).strip())
+                            for v in given.iloc[rows])
         logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s; they are flagged "
-                       "INVALID_DECLARED_AREA and assessed as if no area were declared", source, len(rows), column,
-                       unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
-                       f" (1 亩 = 1/15 ha: areas in mu go in {MU_COLUMN})" if quoting_mu else "")
+                       "INVALID_DECLARED_AREA and referred, their areas unchecked against the imagery", source,
+                       len(rows), column, unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
+                       f" (1 亩 = 1/15 ha: areas in {other_unit_name} go in {other if in_mu_column else MU_COLUMN})"
+                       if in_other_unit else "")
     return area.where(~invalid)
 
 

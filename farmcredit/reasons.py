@@ -63,6 +63,9 @@ _REASONS = (
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
+    Reason("INVALID_DECLARED_AREA", "refer",
+           "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a positive number, so it could not "
+           "be checked against the area seen from space: a person checks the declaration."),
     Reason("CROP_MISMATCH", "refer",
            "The crop seen from space differs from the declared crop, or land declared fallow is cropped."),
     Reason("UNCONFIRMED_DECLARED_CROP", "refer",
@@ -77,8 +80,6 @@ _REASONS = (
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
-    Reason("INVALID_DECLARED_AREA", "info", "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a "
-           "positive number; it is ignored."),
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),
     Reason("UNKNOWN_DECLARED_CROP", "info", "The declared crop is not one the configuration prices."),

@@ -329,7 +329,7 @@ def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path
     """1 亩 = 1/15 ha: a declared_area_mu column (matched ignoring case) gives declared_area_ha, and is kept as
     declared (0.9 mu, not only the 0.06 ha it reads as); a file in ha gains no mu."""
     rows = [{"parcel_id": str(i), "borrower_id": "B", "Declared_Area_MU": v, "geometry": SQUARE}
-            for i, v in enumerate([15, "7.5", "２", "2亩"])]
+            for i, v in enumerate([15, "7.5", "２", "2ha"])]
     path = tmp_path / "mu.geojson"
     _frame(rows).to_file(path)
     parcels = read_parcels(path)

@@ -8,6 +8,7 @@ import pytest
 
 from farmcredit.errors import InputError
 from farmcredit.parcels import read_parcels
+from farmcredit.reasons import REASONS
 
 
 def _square(k: int) -> str:
@@ -61,3 +62,31 @@ def test_a_text_id_written_as_a_whole_number_with_point_zero_is_that_number(
     assert list(parcels["borrower_id"]) == ["101", "101", "101", "00123", "123", "B1.0"]
     assert ("1 groups of borrower_id values differ only in case, width, Unicode form, blanks or a number's leading "
             "zeros ('00123' / '123'); they are kept apart as written") in caplog.text
+
+
+@pytest.mark.parametrize(("column", "given", "read"), [
+    ("declared_area_mu", ["30亩", "1.2 亩", "30mu", "2 MU", "３０亩", "4.5"], [30.0, 1.2, 30.0, 2.0, 30.0, 4.5]),
+    ("declared_area_ha", ["0.5ha", "0.5 公顷", "1.5 hectares", "0.25"], [0.5, 0.5, 1.5, 0.25])])
+def test_a_declared_area_typed_with_its_columns_unit_is_its_number(
+        tmp_path: Path, column: str, given: list[str], read: list[float]) -> None:
+    """30亩 in declared_area_mu was INVALID_DECLARED_AREA, and the parcel approved as if it declared nothing."""
+    path = _csv(tmp_path / "areas.csv", f"parcel_id,borrower_id,{column},WKT",
+                [f"P{k},B1,{area}" for k, area in enumerate(given)])
+    parcels = read_parcels(path, crs="EPSG:4326")
+    assert parcels[column].tolist() == read
+    assert not any("INVALID_DECLARED_AREA" in codes for codes in parcels["reasons"])
+
+
+def test_a_declared_area_in_the_other_columns_unit_is_referred_and_told_where_it_goes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """0.11ha in declared_area_mu (or 30亩 in declared_area_ha) is not read as either unit: a declaration that cannot be
+    checked is referred, not approved as if none were made."""
+    mu = _csv(tmp_path / "mu.csv", "parcel_id,borrower_id,declared_area_mu,WKT", ["P1,B1,0.11ha", "P2,B1,3"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(mu, crs="EPSG:4326")
+    assert list(parcels["reasons"]) == [["INVALID_DECLARED_AREA"], []]
+    assert "(P1: '0.11ha') (1 亩 = 1/15 ha: areas in hectares go in declared_area_ha)" in caplog.text
+    assert "flagged INVALID_DECLARED_AREA and referred" in caplog.text
+    ha = _csv(tmp_path / "ha.csv", "parcel_id,borrower_id,declared_area_ha,WKT", ["P1,B1,30亩"])
+    assert list(read_parcels(ha, crs="EPSG:4326")["reasons"]) == [["INVALID_DECLARED_AREA"]]
+    assert REASONS["INVALID_DECLARED_AREA"].effect == "refer"
