@@ -153,9 +153,10 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             warnings.filterwarnings("ignore", "Ignoring invalid WKT", RuntimeWarning)
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
-    except DataSourceError as exc:
-        if isinstance(exc.__cause__, UnicodeDecodeError):  # pyogrio's, of column names Arrow cannot decode
-            raise _not_utf8(path, f"a column name ({exc.__cause__.object!r})", exc.__cause__) from exc
+    except (DataSourceError, UnicodeDecodeError) as exc:
+        # pyogrio's, of column names Arrow cannot decode: raised as is for a CSV's, wrapped for a Shapefile's.
+        if isinstance(undecoded := exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__, UnicodeDecodeError):
+            raise _not_utf8(path, f"a column name ({undecoded.object!r})", undecoded) from exc
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
     except (ValueError, OSError, pa.ArrowException) as exc:
         raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc

@@ -90,3 +90,13 @@ def test_a_declared_area_in_the_other_columns_unit_is_referred_and_told_where_it
     ha = _csv(tmp_path / "ha.csv", "parcel_id,borrower_id,declared_area_ha,WKT", ["P1,B1,30亩"])
     assert list(read_parcels(ha, crs="EPSG:4326")["reasons"]) == [["INVALID_DECLARED_AREA"]]
     assert REASONS["INVALID_DECLARED_AREA"].effect == "refer"
+
+
+def test_a_gbk_csv_with_chinese_column_names_is_told_to_be_saved_as_utf8(tmp_path: Path) -> None:
+    """GDAL's CSV driver raises a bare UnicodeDecodeError for a GBK header: the run said only "'utf-8' codec can't
+    decode byte 0xb5"."""
+    path = tmp_path / "贷款.csv"
+    path.write_bytes(f"地块编号,借款人,WKT\r\nP1,张三,{_square(0)}\r\n".encode("gbk"))
+    with pytest.raises(InputError, match=r"贷款\.csv: a column name \(b'.*'\) is not UTF-8 text .*; save it as UTF-8 "
+                                         r"\(Excel on Chinese Windows saves GBK: choose \"CSV UTF-8 \(逗号分隔\)"):
+        read_parcels(path, crs="EPSG:4326")
