@@ -336,11 +336,19 @@ def _warn_unread_wkt(frame: gpd.GeoDataFrame, parcel_id: pd.Series, source: str)
 
 def _not_utf8(path: Path, what: str, why: Exception) -> InputError:
     """The error for ``what`` (a column, a column name) of ``path`` not being UTF-8 text, saying how to name the
-    file's encoding: a CSV (GDAL's CSV driver) has no .cpg to name it in, as a Shapefile has."""
-    how = ('save it as UTF-8 (Excel on Chinese Windows saves GBK: choose "CSV UTF-8 (逗号分隔)(*.csv)")'
-           if path.suffix.lower() in CSV_SUFFIXES else
-           "for a Shapefile, put its encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese Windows), "
-           "or save the file as UTF-8 (a GeoPackage is)")
+    file's encoding: a CSV (GDAL's CSV driver) has no .cpg to name it in, as a Shapefile has; a Shapefile's .cpg
+    beside it names one GDAL does not know (ANSI 936) or not the text's (UTF-8)."""
+    cpg = next((other for other in path.parent.glob("*") if other.name.lower() == f"{path.stem}.cpg".lower()), None)
+    if path.suffix.lower() in CSV_SUFFIXES:
+        how = 'save it as UTF-8 (Excel on Chinese Windows saves GBK: choose "CSV UTF-8 (逗号分隔)(*.csv)")'
+    elif cpg is not None:
+        said = cpg.read_text(encoding="ascii", errors="replace").strip()
+        how = (f"its {cpg.name} says {said!r}, which does not read it (not the encoding it was saved in, or one GDAL "
+               f"does not know): replace what {cpg.name} says with that encoding (e.g. GBK, for text saved on Chinese "
+               "Windows), or save the file as UTF-8 (a GeoPackage is)")
+    else:
+        how = ("for a Shapefile, put its encoding in a .cpg file beside it (e.g. GBK, for text saved on Chinese "
+               "Windows), or save the file as UTF-8 (a GeoPackage is)")
     return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); {how}")
 
 

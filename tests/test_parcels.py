@@ -642,6 +642,13 @@ def test_text_not_in_utf8_is_refused_saying_how_to_name_its_encoding(tmp_path: P
     with pytest.raises(InputError, match=rf"gbk.shp: {where} is not UTF-8 text .* put its encoding in a "
                                          r"\.cpg file beside it \(e\.g\. GBK"):
         read_parcels(tmp_path / "gbk.shp")
+    # A .cpg naming the wrong encoding, or one GDAL does not know, was told to be added: it is told to be replaced.
+    for said in ("UTF-8", "ANSI 936"):
+        (tmp_path / "gbk.cpg").write_text(said)
+        with pytest.raises(InputError, match=rf"gbk.shp: {where} is not UTF-8 text .* its gbk\.cpg says '{said}', "
+                                             r"which does not read it .*: replace what gbk\.cpg says with that "
+                                             r"encoding \(e\.g\. GBK"):
+            read_parcels(tmp_path / "gbk.shp")
     (tmp_path / "gbk.cpg").write_text("GBK")
     column, value = read_back
     assert list(read_parcels(tmp_path / "gbk.shp")[column]) == [value]
