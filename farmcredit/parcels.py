@@ -441,6 +441,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
     duplicated = parcel_id.duplicated(keep=False) & ~missing_id
+    _warn_duplicate_ids(parcel_id[duplicated], source)
     parcel_id = parcel_id.where(~missing_id, pd.Series(_stand_in_ids(parcel_id), index=frame.index))
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
@@ -1028,6 +1029,18 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
         logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form, blanks or a number's "
                        "leading zeros (%s); they are kept apart as written, as different %ss; write each %s's id one "
                        "way", source, len(groups), ids.name, some(groups), owner, owner)
+
+
+def _warn_duplicate_ids(repeated: pd.Series, source: str) -> None:
+    """Warn once of parcels whose ``parcel_id`` another parcel has (``repeated``: their ids), with their count and the
+    first few ids, each with how many parcels give it: a file of many such parcels (a column of ids a spreadsheet
+    changed) is otherwise told of only in its results' rows."""
+    if repeated.empty:
+        return
+    counts = repeated.value_counts(sort=False)
+    logger.warning("%s: %d parcels share %d parcel_id values (%s); they are flagged DUPLICATE_PARCEL_ID and not "
+                   "assessed; give each parcel its own id", source, len(repeated), len(counts),
+                   some([f"{name!r}: {count} parcels" for name, count in counts.items()]))
 
 
 def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:

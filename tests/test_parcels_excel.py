@@ -100,3 +100,17 @@ def test_a_gbk_csv_with_chinese_column_names_is_told_to_be_saved_as_utf8(tmp_pat
     with pytest.raises(InputError, match=r"贷款\.csv: a column name \(b'.*'\) is not UTF-8 text .*; save it as UTF-8 "
                                          r"\(Excel on Chinese Windows saves GBK: choose \"CSV UTF-8 \(逗号分隔\)"):
         read_parcels(path, crs="EPSG:4326")
+
+
+def test_parcels_sharing_an_id_are_warned_of_once_with_the_ids(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Ids a spreadsheet reduced to a few (filled down, or cut) left many parcels DUPLICATE_PARCEL_ID, told of only
+    in their results' rows."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT",
+                ["D1,B1", "D1,B1", "D1,B2", "D2,B3", "D2,B3", "P9,B4", "D3,B5", "D3,B5", "D4,B6", "D4,B6"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path, crs="EPSG:4326")
+    assert sum("DUPLICATE_PARCEL_ID" in codes for codes in parcels["reasons"]) == 9
+    assert caplog.text.count("DUPLICATE_PARCEL_ID") == 1
+    assert ("loans.csv: 9 parcels share 4 parcel_id values ('D1': 3 parcels, 'D2': 2 parcels, 'D3': 2 parcels and 1 "
+            "more); they are flagged DUPLICATE_PARCEL_ID and not assessed; give each parcel its own id") in caplog.text
