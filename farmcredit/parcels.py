@@ -164,11 +164,29 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
+    frame, closed = _without_empty_rows(frame, closed, source)
     parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower())
     if path.suffix.lower() in CSV_SUFFIXES:
         _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
     return parcels
+
+
+def _without_empty_rows(frame: gpd.GeoDataFrame, closed: np.ndarray, source: str
+                        ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """``frame`` and ``closed`` (per row, ``_read_frame``) without the rows whose every cell and outline is empty, as
+    a spreadsheet saves rows once used (Excel's trailing ``,,,,``): each read as a parcel without an id, outline or
+    borrower, a borrower of its own in the results. One info line gives their count and first rows (from 1, the
+    header not counted)."""
+    cells = frame.drop(columns=frame.geometry.name)
+    blank = cells.isna() | cells.astype("string").apply(lambda column: column.str.strip().eq("")).fillna(True)
+    empty = blank.all(axis=1).to_numpy() & ~usable_geometries(frame.geometry.to_numpy())
+    if not empty.any():
+        return frame, closed
+    rows = [str(i + 1) for i in np.flatnonzero(empty)]
+    logger.info("%s: %d rows hold nothing, every cell and the outline empty (rows %s), as a spreadsheet leaves rows "
+                "once used; they are left out", source, len(rows), some(rows))
+    return frame[~empty].reset_index(drop=True), closed[~empty]
 
 
 def _refuse_shapefile_without_dbf(path: Path) -> None:
