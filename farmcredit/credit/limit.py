@@ -29,8 +29,10 @@ Reasons only refer or decline; they never change it.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from difflib import get_close_matches
 
 import numpy as np
 import pandas as pd
@@ -136,6 +138,7 @@ def assign_limits(
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
     warn_unpriced_regions(regions, config)
+    warn_unknown_declared_crops(out["declared_crop"].to_numpy(), config)
     rows = []
     for k, row in enumerate(out.itertuples(index=False)):
         crop = config.crop(row.priced_crop, regions[k])
@@ -239,6 +242,36 @@ def warn_unpriced_regions(regions: np.ndarray, config: Config) -> None:
                    "parcels do", who,
                    configured, some(list(map(repr, distinct))), get,
                    f"; {some(near)} differ only in case, width or blanks" if near else "")
+
+
+def warn_unknown_declared_crops(declared: np.ndarray, config: Config) -> None:
+    """Warn once of the declared crops the config neither prices nor aliases (matched as ``Config.crop_named``
+    matches: ignoring case, width and outer blanks), each with its count of parcels, the names the config knows, any
+    close to it, and the fix: an alias or a crop. None of those parcels is priced on its declaration, which their
+    codes alone told (UNCONFIRMED_DECLARED_CROP, UNDETERMINED_DECLARED_CROP, UNKNOWN_DECLARED_CROP). A blank or
+    missing declaration, fallow (休耕) or unknown (未知) is no unknown name."""
+    unknown: Counter[str] = Counter()
+    spelt: dict[str, str] = {}  # a name's folded key -> its first spelling
+    for name in declared:
+        said = config.crop_named(name)
+        if isinstance(said, str) and said.strip() and said != FALLOW and said not in config.crops:
+            unknown[spelt.setdefault(folded(said), said)] += 1
+    if not unknown:
+        return
+    known = {folded(name): crop for crop, spec in config.crops.items() for name in (crop, *spec.aliases)}
+    names = []
+    for name, count in unknown.most_common():
+        near = [f"{key!r}" + (f" ({known[key]})" if key != folded(known[key]) else "")
+                for key in get_close_matches(folded(name), list(known), n=3)]
+        names.append(f"{name!r} ({count} parcel(s){'; close to ' + ', '.join(near) if near else ''})")
+    crops = ", ".join(crop + (f" ({', '.join(spec.aliases)})" if spec.aliases else "")
+                      for crop, spec in config.crops.items())
+    logger.warning("%d parcel(s) declare a crop the config neither prices nor aliases: %s; none is priced on its "
+                   "declaration: each is referred, or judged on the imagery alone "
+                   "(UNCONFIRMED_DECLARED_CROP, UNDETERMINED_DECLARED_CROP, UNKNOWN_DECLARED_CROP). The config "
+                   "knows %s (aliases in brackets): add each name to the aliases of the crop it means "
+                   "(crops.<crop>.aliases in --config), or give it a crop of its own (ndvi_template, yield_curve, "
+                   "price, cost_per_ha)", unknown.total(), "; ".join(names), crops)
 
 
 def _data_checks(row: object, config: Config) -> list[str]:
