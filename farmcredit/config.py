@@ -79,6 +79,19 @@ MIN_CROP_DATES = 3
 # credit's amounts of money, in credit.currency: a config in another currency leaving them at the packaged (CNY)
 # values lends on yuan figures read as its own currency.
 CREDIT_MONEY_KEYS = ("parcel_cap", "borrower_cap", "min_loan", "rounding_step")
+# ISO 4217's active currency codes (2025; ANG and BGN through their changeovers to XCG and EUR): credit.currency is one.
+ISO_4217 = frozenset("""
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF
+    CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF
+    GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD
+    LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
+    PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP
+    TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF
+    XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
+""".split())
+# Local spellings of a currency (written without dots and blanks, upper case) -> its ISO 4217 code.
+LOCAL_CURRENCY_NAMES = {"KSH": "KES", "KSHS": "KES", "RMB": "CNY", "YUAN": "CNY", "GHC": "GHS", "GH¢": "GHS",
+                        "TSH": "TZS", "TSHS": "TZS", "USH": "UGX", "USHS": "UGX"}
 # The longest paddy-flooding window across the new year: transplanting takes weeks, so one of over half a year is
 # more likely a start and end swapped.
 MAX_WRAPPED_WINDOW_DAYS = 183
@@ -315,8 +328,12 @@ class CreditConfig(_Frozen):
     @classmethod
     def _currency_code(cls, value: str) -> str:
         code = value.strip().upper()
-        if not (len(code) == 3 and code.isascii() and code.isalpha()):
-            raise ValueError(f"{value!r} is not a currency code: give its three letters (ISO 4217), e.g. CNY")
+        meant = LOCAL_CURRENCY_NAMES.get(re.sub(r"[\s.]", "", code))
+        if meant:  # GHC is also the old cedi's code, replaced in 2007
+            raise ValueError(f"{value!r} is a local name of {meant}: give its ISO 4217 code, {meant}")
+        if code not in ISO_4217:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code: give its three letters, e.g. CNY, KES, "
+                             "GHS, NGN, USD")
         return code
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from farmcredit.config import load_config, packaged_config_text
+from farmcredit.config import ISO_4217, LOCAL_CURRENCY_NAMES, load_config, packaged_config_text
 from farmcredit.errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -150,8 +150,18 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
          "regions.henan.crops.wheat: a typical harvest sells for 11 times"),
         (lambda raw: raw["crops"]["rice"].update(yield_curve=[[30, 1.5], [60, 4.6], [85, 7.1], [95, 8.2]]),
          r"crops.rice.yield_curve: Value error, needs \(peak NDVI -1..1, yield t/ha\) points"),
-        (lambda raw: raw["credit"].update(currency=""), "credit.currency: Value error, '' is not a currency code"),
-        (lambda raw: raw["credit"].update(currency="yuan"), "credit.currency: Value error, 'yuan' is not a currency"),
+        (lambda raw: raw["credit"].update(currency=""), "credit.currency: Value error, '' is not an ISO 4217 currency"),
+        (lambda raw: raw["credit"].update(currency="yuan"),
+         "credit.currency: Value error, 'yuan' is a local name of CNY: give its ISO 4217 code, CNY"),
+        # Three letters that name no currency, and the local spellings a Kenyan or Ghanaian lender writes.
+        (lambda raw: raw["credit"].update(currency="ABC"), "credit.currency: Value error, 'ABC' is not an ISO 4217"),
+        (lambda raw: raw["credit"].update(currency="KSh"), "'KSh' is a local name of KES: give its ISO 4217 code, KES"),
+        (lambda raw: raw["credit"].update(currency="Kshs."), "'Kshs.' is a local name of KES"),
+        (lambda raw: raw["credit"].update(currency="RMB"), "'RMB' is a local name of CNY"),
+        (lambda raw: raw["credit"].update(currency="GH¢"), "'GH¢' is a local name of GHS"),
+        (lambda raw: raw["credit"].update(currency="GHC"), "'GHC' is a local name of GHS"),
+        (lambda raw: raw["credit"].update(currency="TSh"), "'TSh' is a local name of TZS"),
+        (lambda raw: raw["credit"].update(currency="USh"), "'USh' is a local name of UGX"),
         (lambda raw: raw["credit"].update(currency="C1Y"), "credit.currency"),
         (lambda raw: raw["credit"].update(currency=156), "credit.currency"),
         (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
@@ -178,6 +188,15 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
 def test_invalid_values_are_refused_naming_the_key(tmp_path: Path, mutate, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(_write(tmp_path, mutate))
+
+
+def test_currencies_of_iso_4217_load_as_do_the_shipped_configs() -> None:
+    """credit.currency is one of ISO 4217's codes (three letters were enough: KSH and ABC loaded)."""
+    assert {"CNY", "KES", "GHS", "NGN", "TZS", "UGX", "ZMW", "EUR", "USD"} <= ISO_4217
+    assert all(len(code) == 3 and code.isupper() for code in ISO_4217)
+    assert not set(LOCAL_CURRENCY_NAMES) & ISO_4217 and set(LOCAL_CURRENCY_NAMES.values()) <= ISO_4217
+    for path in Path(__file__).parents[1].glob("configs/*.yaml"):
+        assert load_config(path).credit.currency in ISO_4217
 
 
 def test_currency_is_read_as_its_upper_case_code(tmp_path: Path) -> None:
