@@ -243,20 +243,27 @@ class CropConfig(_Frozen):
 
     def unit_slip(self, currency: str) -> str:
         """Why the price, yield curve and cost look like other units than ``currency`` per kg, t/ha and ``currency``
-        per ha ('' when they do not); in CNY, naming the 斤 (0.5 kg) Chinese markets price by."""
+        per ha ('' when they do not); in CNY, naming the mu (1/15 ha) and 斤 (0.5 kg) Chinese farms and markets count
+        by, else the bag and acre."""
         revenue = self.typical_yield_t_ha * 1000.0 * self.price
         ratio = revenue / self.cost_per_ha if self.cost_per_ha > 0 else 1.0
         if 1 / MAX_REVENUE_TO_COST <= ratio <= MAX_REVENUE_TO_COST:
             return ""
-        jin = currency == "CNY"
-        per_kg = f"{currency} per kg" + (" (1 斤 = 0.5 kg: double a price per 斤)" if jin else "")
-        likely = (f"price in {per_kg}, not per tonne, yield_curve in t/ha (not kg/mu{' or 斤/mu' if jin else ''}) and "
-                  "cost_per_ha per ha (not per mu: a mu is 1/15 ha)" if ratio > 1 else
-                  f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {per_kg} and cost_per_ha per ha")
+        if currency == "CNY":
+            per_kg = f"{currency} per kg (1 斤 = 0.5 kg: double a price per 斤)"
+            likely = (f"price in {per_kg}, not per tonne, yield_curve in t/ha (not kg/mu or 斤/mu) and cost_per_ha per "
+                      "ha (not per mu: a mu is 1/15 ha)" if ratio > 1 else
+                      f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {per_kg} and cost_per_ha per ha")
+        else:
+            likely = (f"price in {currency} per kg, not per bag (50/90 kg) or per tonne, yield_curve in t/ha (not "
+                      "kg/ha or bags/ha) and cost_per_ha per ha, not per acre (1 acre = 0.4047 ha)" if ratio > 1 else
+                      f"yield_curve in t/ha (not t/acre: 1 acre = 0.4047 ha), price in {currency} per kg and "
+                      "cost_per_ha per ha")
         shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
         return (f"a typical harvest sells for {shown} times cost_per_ha ({self.typical_yield_t_ha:g} t/ha x 1000 kg/t "
-                f"x {self.price:g} per kg = {revenue:,.0f} per ha against {self.cost_per_ha:,.0f}; field crops sell "
-                f"for 1/{MAX_REVENUE_TO_COST:g} to {MAX_REVENUE_TO_COST:g} times their costs): give {likely}")
+                f"x {self.price:g} {currency} per kg = {revenue:,.0f} {currency} per ha against "
+                f"{self.cost_per_ha:,.0f} {currency}; field crops sell for 1/{MAX_REVENUE_TO_COST:g} to "
+                f"{MAX_REVENUE_TO_COST:g} times their costs): give {likely}")
 
     @property
     def peak_ndvi(self) -> float:

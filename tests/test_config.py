@@ -124,14 +124,18 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
          r"price in CNY per kg \(1 斤 = 0.5 kg: double a price per 斤\) and cost_per_ha per ha"),
         # Prices in euros are per kg in euros, not in CNY, and no market quotes them per 斤.
         (lambda raw: (raw["credit"].update(currency="EUR"), raw["crops"]["wheat"].update(price=236)),
-         r"crops.wheat: a typical harvest sells for 76 times cost_per_ha \(5.8 t/ha x 1000 kg/t x 236 per kg = "
-         r"1,368,800 per ha against 18,000; field crops sell for 1/5 to 5 times their costs\): give price in EUR per "
-         r"kg, not per tonne, yield_curve in t/ha \(not kg/mu\) and cost_per_ha per ha \(not per mu: a mu is "
-         r"1/15 ha\)$"),
+         r"crops.wheat: a typical harvest sells for 76 times cost_per_ha \(5.8 t/ha x 1000 kg/t x 236 EUR per kg = "
+         r"1,368,800 EUR per ha against 18,000 EUR; field crops sell for 1/5 to 5 times their costs\): give price in "
+         r"EUR per kg, not per bag \(50/90 kg\) or per tonne, yield_curve in t/ha \(not kg/ha or bags/ha\) and "
+         r"cost_per_ha per ha, not per acre \(1 acre = 0.4047 ha\)$"),
+        # A Kenyan price per 90 kg bag: the message gives the shillings, and no mu.
+        (lambda raw: (raw["credit"].update(currency="KES"), raw["crops"]["maize"].update(price=3600)),
+         r"crops.maize: a typical harvest sells for 1,376 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 3600 KES per kg "
+         r"= 23,400,000 KES per ha against 17,000 KES; [^)]+\): give price in KES per kg, not per bag \(50/90 kg\)"),
         (lambda raw: (raw["credit"].update(currency="EUR"), raw.update(regions={"NL": {"crops": {"maize": {
             "cost_per_ha": 100_000}}}})),
          r"regions.NL.crops.maize: a typical harvest sells for 0.14 times cost_per_ha \([^)]+\): give yield_curve in "
-         r"t/ha \(not t/mu: a mu is 1/15 ha\), price in EUR per kg and cost_per_ha per ha$"),
+         r"t/ha \(not t/acre: 1 acre = 0.4047 ha\), price in EUR per kg and cost_per_ha per ha$"),
         (lambda raw: raw.update(regions={"河南": {"crops": {"玉米": {"price": 2200}}}}),
          "regions.河南.crops.玉米: a typical harvest sells for"),
         (lambda raw: raw["agronomy"].update(min_clear_observations=2), "agronomy.min_clear_observations"),
@@ -139,7 +143,7 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         # Costs per mu (1/15 ha): every crop's harvest would sell for 11-14 times its cost.
         (lambda raw: [spec.update(cost_per_ha=spec["cost_per_ha"] / 15) for spec in raw["crops"].values()],
          r"crops.maize: a typical harvest sells for 13 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 2.2 "
-         "per kg = 14,300 per ha against 1,133; field crops"),
+         "CNY per kg = 14,300 CNY per ha against 1,133 CNY; field crops"),
         (lambda raw: raw["crops"]["soybean"].update(cost_per_ha=800), r"cost_per_ha per ha \(not per mu: a mu is 1/15"),
         (lambda raw: raw["crops"]["wheat"].update(yield_curve=[[x, y / 15] for x, y in raw["crops"]["wheat"]
                                                                ["yield_curve"]]),
