@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
@@ -207,7 +208,11 @@ class CropConfig(_Frozen):
                              "and add points on day 1 and 366 (its NDVI on 1 January) so the template goes round the "
                              "calendar")
         if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:])):
-            raise ValueError("needs at least two points with strictly increasing x")
+            x = "day of the year" if info.field_name == "ndvi_template" else "peak NDVI"
+            k = next((k for k in range(1, len(xs)) if xs[k] <= xs[k - 1]), 0)
+            where = f": point {k + 1}'s, {xs[k]:g}, is not above point {k}'s, {xs[k - 1]:g}" if k else ""
+            raise ValueError(f"needs at least two points, their {x} (the first number of each) strictly "
+                             f"increasing{where}")
         return points
 
     @field_validator("aliases")
@@ -218,8 +223,8 @@ class CropConfig(_Frozen):
     @field_validator("ndvi_template")
     @classmethod
     def _ndvi_season(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
-        if any(not 1 <= day <= 366 or not -1 <= ndvi <= 1 for day, ndvi in points):
-            raise ValueError("needs (day of year 1-366, NDVI -1..1) points")
+        if outside := _point_outside(points, lambda day, ndvi: 1 <= day <= 366 and -1 <= ndvi <= 1):
+            raise ValueError(f"needs (day of the year 1-366, NDVI -1..1) points: {outside}")
         if max(ndvi for _, ndvi in points) <= 0:  # health compares peaks relative to the template's
             raise ValueError("needs a peak NDVI above 0: a crop's season greens")
         return points
@@ -227,8 +232,10 @@ class CropConfig(_Frozen):
     @field_validator("yield_curve")
     @classmethod
     def _non_decreasing_yield(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
-        if any(not -1 <= ndvi <= 1 for ndvi, _ in points):  # NDVI x 100 would price every season on the first point
-            raise ValueError("needs (peak NDVI -1..1, yield t/ha) points: give NDVI as a fraction (0.85, not 85)")
+        # NDVI x 100 would price every season on the first point.
+        if outside := _point_outside(points, lambda ndvi, _: -1 <= ndvi <= 1):
+            raise ValueError(f"needs (peak NDVI -1..1, yield t/ha) points: {outside}; give NDVI as a fraction (0.85, "
+                             "not 85)")
         # A yield curve that falls with NDVI would make the limit fall as the crop improves.
         ys = [y for _, y in points]
         if any(b < a for a, b in zip(ys, ys[1:])):
@@ -495,6 +502,12 @@ class Config(_Frozen):
         return canonical_hash(values)
 
 
+def _point_outside(points: tuple[tuple[float, float], ...], within: Callable[[float, float], bool]) -> str:
+    """The first of ``points`` (numbered from 1) not ``within`` the ranges, in words ('' when all are)."""
+    k, point = next(((k, point) for k, point in enumerate(points, 1) if not within(*point)), (0, None))
+    return f"point {k}, [{point[0]:g}, {point[1]:g}], is outside them" if point else ""
+
+
 def _as_set(values: tuple) -> tuple:
     """A list whose order means nothing, sorted and without repeats: the same settings, the same config hash."""
     return tuple(sorted(set(values)))
@@ -600,9 +613,11 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        # A check of the whole config (regions naming crops) has no key of its own: its message names the keys.
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else err["msg"]
-                             for err in exc.errors())
+        # A check of the whole config (regions naming crops) has no key of its own: its message names the keys. A
+        # check's own message is given without pydantic's "Value error, " before it.
+        messages = [err["msg"].removeprefix("Value error, ") for err in exc.errors()]
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {msg}" if err["loc"] else msg
+                             for err, msg in zip(exc.errors(), messages))
         raise ConfigError(f"invalid config {source}: {problems}") from exc
     if path is None:
         return config
