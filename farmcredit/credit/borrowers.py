@@ -53,8 +53,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     ``credit.max_reasons``, the text naming the parcels a code comes from when not all have it. ``reason_amounts`` says
     what each of those codes took off the borrower's limit, as a parcel's does: the sum of what it took off each parcel
     (``PARCEL_DECLINED`` what the codes it stands for took), and the borrower's own codes what they took off the
-    parcels' total: ``BORROWER_CAP_REACHED`` what was over the cap, ``LIMIT_BELOW_MINIMUM`` the limit it withheld
-    (``limit_arithmetic`` shows each step).
+    parcels' total: ``BORROWER_CAP_REACHED`` what was over the cap, ``LIMIT_BELOW_MINIMUM`` all the capped total it
+    withheld, before rounding (its sentence gives that, rounded down, and the smallest loan). So the parcels' limits
+    less the borrower's own codes' amounts are the limit offered, but for the rounding down to
+    ``credit.rounding_step`` of a borrower lent to (under one step, in no code: ``limit_arithmetic`` shows each step).
 
     Borrowers come in id order, then the parcels alone in id order.
     """
@@ -107,8 +109,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         below = decision != "decline" and offered < minimum and (total > 0 or not pending)
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
+        figures: dict[str, str] = {}  # what a code's sentence adds: its figures
         if below:
-            taken_by_own["LIMIT_BELOW_MINIMUM"] = offered
+            # All the capped total, not its rounding down: the minimum is why none of it is lent.
+            taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
+            figures["LIMIT_BELOW_MINIMUM"] = _below_minimum_figures(min(total, cap), config)
             offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
@@ -136,7 +141,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d)
                 or ";".join(member_ids),
                 "reason": ";".join(shown),
-                "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes) for code in shown),
+                "reason_text": " ".join(_sentence(code, member_ids, member_decisions, member_codes)
+                                        + figures.get(code, "") for code in shown),
                 "reason_all": ";".join(ranked),
                 "reason_amounts": amounts_text(ranked, {**{code: float(amount) for code, amount in taken.items()},
                                                         **taken_by_own}),
@@ -230,6 +236,14 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     elif below == "refer":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless a review adds to it")
     return "; ".join(steps)
+
+
+def _below_minimum_figures(supported: float, config: Config) -> str:
+    """The figures of a borrower's ``LIMIT_BELOW_MINIMUM``: what its parcels support (capped), that rounded down, and
+    the smallest loan, as its ``reason_text`` adds them."""
+    credit = config.credit
+    return (f" Supported {money(supported)} (rounded down to a multiple of {money(credit.rounding_step)}: "
+            f"{money(round_down(supported, credit.rounding_step))}); the smallest loan is {money(credit.min_loan)}.")
 
 
 def _codes(codes: list[list[str]], taken: Counter[str]) -> list[str]:

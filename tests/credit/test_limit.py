@@ -586,9 +586,12 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
     assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
-    # What the minimum took is the limit it withheld: the parcels' total, rounded down.
-    withheld = float(parcels["loan_limit"].sum() // 100 * 100)
-    assert withheld > 0 and float(amounts(borrower["reason_amounts"])["LIMIT_BELOW_MINIMUM"]) == pytest.approx(withheld)
+    # What the minimum took is all it withheld, the parcels' total before rounding down (the part rounding would take
+    # was attributed to nothing): the parcels' limits less the borrower's own codes' amounts are what it is offered.
+    withheld = round(float(parcels["loan_limit"].sum()), 2)
+    assert withheld % 100 and amounts(borrower["reason_amounts"])["LIMIT_BELOW_MINIMUM"] == Decimal(repr(withheld))
+    supported = f"Supported {money(withheld)} (rounded down to a multiple of 100: {money(round_down(withheld, 100))})"
+    assert f"smallest loan offered. {supported}; the smallest loan is 1,000." in borrower["reason_text"]
 
 
 def test_a_parcel_called_all_is_not_read_as_every_parcel_deciding() -> None:
@@ -692,9 +695,9 @@ def test_a_parcel_referred_at_a_grade_its_declaration_lowered_counts_its_honest_
         assert at_most == (Decimal(repr(float(over.honest_limit))) // 100) * 100
         record = next(borrower_decision_records(borrowers, parcels, _RECORD))
         assert record["limit_arithmetic"][3] == step
-        # The minimum took the parcels' total, rounded down, as it says.
+        # The minimum took all the parcels' total, so that nothing of it is left to no code.
         taken = amounts(borrower.reason_amounts)["LIMIT_BELOW_MINIMUM"]
-        assert taken == Decimal(repr(float(over.loan_limit))) // 100 * 100
+        assert taken == Decimal(repr(float(over.loan_limit)))
 
 
 def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_minimum_is_referred() -> None:
@@ -1010,7 +1013,9 @@ def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_f
         named = [f"Parcel {ids[0]}: " if len(ids) == 1 and record["parcel_ids"] != ids else ""
                  for ids in (reason["parcel_ids"] for reason in record["reasons"])]
         sentences = [f"{name}{reason['sentence']}" for name, reason in zip(named, record["reasons"], strict=True)]
-        assert borrower.reason_text == " ".join(sentences[: CONFIG.credit.max_reasons])
+        # The text adds its figures to the minimum loan's sentence.
+        figures = r" Supported [\d,.]+ \(rounded down to a multiple of 100: [\d,.]+\); the smallest loan is 1,000\."
+        assert re.sub(figures, "", borrower.reason_text) == " ".join(sentences[: CONFIG.credit.max_reasons])
 
 
 def test_each_parcel_reason_in_decisions_jsonl_says_what_it_took_off_the_limit() -> None:
