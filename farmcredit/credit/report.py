@@ -23,6 +23,7 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -71,6 +72,7 @@ FIGURE_DPI = 100
 RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
 DECISION_COLOURS = {"approve": "#1a9850", "refer": "#fdae61", "decline": "#d73027"}
 BAND_COLOURS = ("#d95f02", "#7570b3", "#1b9e77", "#999999")
+DECIDED = {"approve": "approved", "refer": "referred", "decline": "declined"}
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -256,17 +258,21 @@ def credit_report(
                          f"{reference.attrs['currency']}: they cannot be compared")
     unit = currency or "the run's currency"
     table = _prepare(results, results.attrs.get("source", "results table"))
-    base = changes = None
+    borrowers = _borrowers_of(table, results.attrs.get("source"))
+    base = changes = base_borrowers = None
     if reference is not None:
         base = _prepare(reference, reference.attrs.get("source", "reference table"))
-        changes = _compare(table, base, (results.attrs.get("source"), reference.attrs.get("source")))
+        base_borrowers = _borrowers_of(base, reference.attrs.get("source"))
+        changes = _compare(table, base, (borrowers, base_borrowers),
+                           (results.attrs.get("source"), reference.attrs.get("source")))
+    screened = _prepare_borrowers(borrowers)
     sections = [
-        _summary_section(table, base, unit),
-        _fairness_section(table, _has_regions(results), unit),
+        _summary_section(table, base, (borrowers, base_borrowers), unit),
+        _fairness_section(table, screened, _has_regions(results), unit),
         _stability_section(table, base, changes, unit),
         _changes_section(table, base, changes, unit),
         _calibration_section(table),
-        _reasons_section(table),
+        _reasons_section(table, screened),
     ]
     out = Path(out)
     intro = _intro(results, reference, table, unit)
@@ -394,7 +400,8 @@ def _psi_bins(reference: ArrayLike, current: ArrayLike) -> pd.DataFrame:
     return frame
 
 
-def _fairness(table: pd.DataFrame, by: str) -> pd.DataFrame:
+def _fairness(table: pd.DataFrame, by: str, counted: str = "parcels") -> pd.DataFrame:
+    """``fairness_table`` of a prepared table of parcels, or of borrowers (``counted``: what its rows are)."""
     if by not in ("size_band", "region"):
         raise InputError(f"fairness by {by!r}: expected 'size_band' or 'region'")
     limited = (table["loan_limit"] > 0) & (table["cultivated_area_ha"] > 0)
@@ -430,7 +437,7 @@ def _fairness(table: pd.DataFrame, by: str) -> pd.DataFrame:
     best = frame.loc[screened, "approval_rate"].max()
     frame["impact_ratio"] = (frame["approval_rate"] / best).where(screened & (best > 0))
     frame["below_four_fifths"] = frame["impact_ratio"].lt(FOUR_FIFTHS)
-    return frame
+    return frame.rename(columns={"parcels": counted})
 
 
 def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -471,17 +478,18 @@ def _calibration(table: pd.DataFrame, by: str) -> pd.DataFrame:
     return pd.DataFrame(columns).reindex(columns["parcels"].index)
 
 
-def _reason_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """The most frequent reason codes: parcels carrying each, overall share and share per size band."""
+def _reason_counts(table: pd.DataFrame, counted: str = "parcels") -> pd.DataFrame:
+    """The most frequent reason codes: the parcels (or borrowers, ``counted``) carrying each, overall share and share
+    per size band."""
     codes = table["reason"].str.split(";").explode().str.strip()
     codes = codes[codes.ne("") & codes.notna()]
     # A code listed twice on one parcel still counts that parcel once.
     long = pd.DataFrame({"parcel": codes.index, "code": codes.to_numpy()}).drop_duplicates()
     long["band"] = table["size_band"].to_numpy()[long["parcel"].to_numpy()]
-    counts = long.groupby("code").size().rename("parcels").reset_index()
-    counts = counts.sort_values(["parcels", "code"], ascending=[False, True]).head(TOP_REASONS).set_index("code")
+    counts = long.groupby("code").size().rename(counted).reset_index()
+    counts = counts.sort_values([counted, "code"], ascending=[False, True]).head(TOP_REASONS).set_index("code")
     counts["effect"] = [REASONS[code].effect if code in REASONS else UNKNOWN for code in counts.index]
-    counts["share"] = counts["parcels"] / len(table)
+    counts["share"] = counts[counted] / len(table)
     band_sizes = table["size_band"].value_counts()
     per_band = pd.crosstab(long["code"], long["band"]).reindex(index=counts.index, fill_value=0)
     for band in (*SIZE_BANDS, UNKNOWN):
@@ -525,8 +533,8 @@ def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.Data
     lines = [f"Results: {run(results, len(table))}"]
     if reference is not None:
         lines.append(f"Reference run: {run(reference, len(reference))}")
-    lines.append(f"Limits are in {unit}; rates are shares of all parcels in the group, including parcels "
-                 "that could not be assessed (status error).")
+    lines.append(f"Limits are in {unit}; rates are shares of all borrowers or parcels in the group, including "
+                 "parcels that could not be assessed (status error).")
     runs = {"This run": results} if reference is None else {"This run": results, "The reference run": reference}
     lines.extend(f"{name} lent on the low end of each parcel's cultivated area interval (credit.lend_on_area: low), "
                  "not its estimate; limit per cultivated ha is over the estimate."
@@ -534,9 +542,11 @@ def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.Data
     return lines
 
 
-def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None, unit: str) -> _Section:
+def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None,
+                     borrowers: tuple[pd.DataFrame | None, pd.DataFrame | None], unit: str) -> _Section:
     runs = {"this run": table} if base is None else {"this run": table, "reference": base}
-    values = {name: _summary_values(run, unit) for name, run in runs.items()}
+    values = {name: {**_summary_values(run, unit), **_borrower_values(lent, unit)}
+              for (name, run), lent in zip(runs.items(), borrowers)}
     # Measures in first-seen order (status rows differ between runs); absent ones read 0.
     measures = list(dict.fromkeys(measure for run in values.values() for measure in run))
     frame = pd.DataFrame({name: [run.get(m, "0") for m in measures] for name, run in values.items()},
@@ -546,11 +556,20 @@ def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None, unit: str) 
                            for name, run in runs.items()}, index=list(DECISION_COLOURS))
     _grouped_bars(ax[0], shares, {name: RUN_COLOURS[name] for name in runs})
     ax[0].set_ylabel("share of parcels")
-    ax[0].set_title("Decisions")
-    note = ("Parcel decisions and limits. Totals are sums of parcel limits, before the per-borrower cap and "
-            "minimum loan that the borrowers table applies, so they can exceed what borrowers are lent.")
-    plot = _Plot("summary", "Decision shares", _png(fig))
-    return _Section("1. Summary", (note, _Table("Portfolio summary", frame), plot))
+    ax[0].set_title("Parcel decisions (signals)")
+    note = ("The credit decision is the borrower's: its parcels' limits summed, capped, rounded down and held to the "
+            "minimum loan (the borrowers table beside the results; borrowers approved, referred and declined below). "
+            "Parcel rates and totals are each parcel's own signal and limit, before the per-borrower cap and minimum "
+            "loan, so they can exceed what borrowers are lent.")
+    missing = [name for name, lent in zip(runs, borrowers) if lent is None]
+    blocks: list[str | _Table | _Plot] = [note]
+    if missing:
+        blocks.append("No borrowers table of these borrowers was found beside the results of "
+                      f"{' and of '.join(missing)} (a table from no file, results from before borrowers were "
+                      "written, or another run's borrowers): its borrower decisions read n/a; report from the "
+                      "run's output folder as assess wrote it.")
+    plot = _Plot("summary", "Decision shares of parcels", _png(fig))
+    return _Section("1. Summary", (*blocks, _Table("Portfolio summary", frame), plot))
 
 
 def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
@@ -573,37 +592,65 @@ def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
     return values
 
 
-def _fairness_section(table: pd.DataFrame, has_region: bool, unit: str) -> _Section:
+def _borrower_values(borrowers: pd.DataFrame | None, unit: str) -> dict[str, str]:
+    """The borrowers' decisions (count and share) and the limits offered them, n/a without a borrowers table."""
+    decisions = {f"borrowers {done}": "n/a" for done in DECIDED.values()}
+    if borrowers is None:
+        return {**decisions, f"total of borrower limits offered ({unit})": "n/a"}
+    for decision, done in DECIDED.items():
+        chosen = borrowers["decision"].eq(decision)
+        decisions[f"borrowers {done}"] = f"{int(chosen.sum()):,} ({_pct(chosen.mean())})"
+    offered = pd.to_numeric(borrowers["loan_limit"], errors="coerce").sum()
+    return {**decisions, f"total of borrower limits offered ({unit})": _money(offered)}
+
+
+def _fairness_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, has_region: bool, unit: str) -> _Section:
     by_band, by_region = _fairness(table, "size_band"), _fairness(table, "region")
     blocks: list[str | _Table | _Plot | _Bullets] = [
-        "Bands by drawn parcel area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to 10 mu "
+        "Bands by drawn area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to 10 mu "
         "(0.67 ha), and larger; a band includes its lower bound. Mean limit counts a declined "
-        "parcel as 0; limit per cultivated ha is total limit over total cultivated area of the "
-        "parcels given a limit.",
+        "borrower or parcel as 0; limit per cultivated ha is total limit over total cultivated area of "
+        "those given a limit.",
         "Four-fifths screen: a group whose approval rate is below 80% of the best group's is "
         "flagged. This is a screen, not a verdict: it says where to look, not that any group is "
         "treated unfairly. Small parcels are measured from fewer pixels and may differ for sound "
         "agronomic reasons; a flag asks the committee to check which reason codes drive it.",
+        "The credit decision is the borrower's, screened first, by the band of its total drawn area (its parcels' "
+        "polygon_area_ha summed): the minimum loan applies to that total, so it can shut out the smallest farms "
+        "whose parcels each look fine.",
     ]
+    panels = [(by_band, "By parcel-size band (parcel signals)", "parcels"),
+              (by_region, "By region (parcel signals)", "parcels")]
+    if isinstance(borrowers, str):
+        blocks.append(f"Borrowers not screened: {borrowers}.")
+    else:
+        by_total = _fairness(borrowers, "size_band", "borrowers")
+        by_total.index.name = "total drawn area"
+        blocks.append(_Bullets(_four_fifths_lines(by_total, "borrower area band", "borrowers")))
+        blocks.append(_Table("Borrower decisions (the credit decision) by total drawn area",
+                             _fairness_display(by_total, unit, "borrowers")))
+        panels.insert(0, (by_total, "Borrowers by total drawn area", "borrowers"))
+    blocks.append("Parcel signals: each parcel's own decision and limit, before its borrower's total is capped and "
+                  "held to the minimum loan; not the credit decision.")
     if not has_region:
         blocks.append("No region column: every parcel is in one region, 'all'.")
     for frame, noun in ((by_band, "size band"), (by_region, "region")):
-        blocks.append(_Bullets(_four_fifths_lines(frame, noun)))
-        blocks.append(_Table(f"Outcomes by {noun}", _fairness_display(frame, unit)))
-    fig, ax = _figure(2)
-    for axis, frame, title in ((ax[0], by_band, "By parcel-size band"), (ax[1], by_region, "By region")):
+        blocks.append(_Bullets(_four_fifths_lines(frame, f"parcel {noun}" if noun == "size band" else noun)))
+        blocks.append(_Table(f"Parcel signals by {noun} (not the credit decision)", _fairness_display(frame, unit)))
+    fig, ax = _figure(len(panels))
+    for axis, (frame, title, counted) in zip(ax, panels):
         rates = frame[["approval_rate", "refer_rate"]].set_axis(["approve", "refer"], axis=1)
         _grouped_bars(axis, rates, {"approve": DECISION_COLOURS["approve"], "refer": DECISION_COLOURS["refer"]})
         best = frame.loc[frame["impact_ratio"].notna(), "approval_rate"].max()
         if pd.notna(best):
             axis.axhline(FOUR_FIFTHS * best, color="black", linestyle="--", linewidth=1, label="4/5 of best approval")
         axis.set_title(title)
-        axis.set_ylabel("share of parcels")
+        axis.set_ylabel(f"share of {counted}")
         # Headroom above a 100% bar keeps the legend off the bars.
         axis.set_ylim(0, 1.25)
         axis.legend(fontsize=8, loc="upper center", ncols=3)
     blocks.append(_Plot("fairness", "Approval and refer rates", _png(fig)))
-    return _Section("2. Fairness by parcel size and region", tuple(blocks))
+    return _Section("2. Fairness by borrower and parcel size, and region", tuple(blocks))
 
 
 def _has_regions(table: pd.DataFrame) -> bool:
@@ -612,12 +659,12 @@ def _has_regions(table: pd.DataFrame) -> bool:
     return "region" in table and bool(table["region"].notna().any())
 
 
-def _four_fifths_lines(frame: pd.DataFrame, noun: str) -> tuple[str, ...]:
+def _four_fifths_lines(frame: pd.DataFrame, noun: str, counted: str = "parcels") -> tuple[str, ...]:
     screened = frame[frame["impact_ratio"].notna()]
     if screened.empty:
-        known = ((frame.index != UNKNOWN) & (frame["parcels"] > 0)).any()
-        return (f"Four-fifths screen by {noun}: no parcel of a known {noun}{' was approved' if known else ''}, so "
-                "there is nothing to compare.",)
+        known = ((frame.index != UNKNOWN) & (frame[counted] > 0)).any()
+        return (f"Four-fifths screen by {noun}: no {counted[:-1]} of a known {noun}{' was approved' if known else ''}, "
+                "so there is nothing to compare.",)
     best = screened["approval_rate"].idxmax()
     flagged = screened[screened["below_four_fifths"]]
     if flagged.empty:
@@ -625,17 +672,17 @@ def _four_fifths_lines(frame: pd.DataFrame, noun: str) -> tuple[str, ...]:
                 f"{_pct(screened.loc[best, 'approval_rate'])}).",)
     lines = []
     for group, row in flagged.iterrows():
-        noise = f" Only {int(row['parcels'])} parcels: the rate is noisy." if row["parcels"] < MIN_GROUP_PARCELS else ""
+        noise = f" Only {int(row[counted])} {counted}: the rate is noisy." if row[counted] < MIN_GROUP_PARCELS else ""
         lines.append(f"FLAG (screen, not a verdict): {noun} {group} is approved at {_pct(row['approval_rate'])}, "
                      f"{row['impact_ratio']:.2f} of the best {noun} ({best}, "
                      f"{_pct(screened.loc[best, 'approval_rate'])}).{noise}")
     return tuple(lines)
 
 
-def _fairness_display(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
+def _fairness_display(frame: pd.DataFrame, unit: str, counted: str = "parcels") -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "parcels": frame["parcels"].map("{:,}".format),
+            counted: frame[counted].map("{:,}".format),
             "approval rate": frame["approval_rate"].map(_pct),
             "refer rate": frame["refer_rate"].map(_pct),
             "decline rate": frame["decline_rate"].map(_pct),
@@ -710,6 +757,8 @@ MAX_LISTED = 50
 DECISION_ORDER = ("approve", "refer", "decline")
 NOT_IN_REFERENCE, NOT_IN_RUN, UNGRADED = "(not in reference)", "(not in this run)", "(ungraded)"
 BORROWER_COLUMNS = ("borrower_id", "decision", "loan_limit", "cultivated_area_ha")
+# What the borrowers' fairness screen and reason codes read besides: a borrowers table without them is not screened.
+BORROWER_SCREEN_COLUMNS = ("polygon_area_ha", "reason")
 
 
 @dataclass(frozen=True)
@@ -823,36 +872,64 @@ def _redrawn(ids: pd.Index, outlines: gpd.GeoSeries | None, reference: gpd.GeoSe
     return ((usable[0] != usable[1]) | (usable[0] & usable[1] & (apart > REDRAWN_M))).to_numpy()
 
 
-def _compare(table: pd.DataFrame, base: pd.DataFrame, sources: tuple[str | None, str | None]) -> _Changes:
-    """This run (``table``) compared with the reference (``base``), with the borrowers tables beside the files
-    their results came from and the outlines in them (``sources``: this run's, the reference's; None for a frame that
-    came from no file)."""
-    def beside(frame: pd.DataFrame, source: str | None) -> tuple[pd.DataFrame | None, gpd.GeoSeries | None]:
-        return (None, None) if not source else (_borrowers_beside(Path(source), frame), _outlines_beside(Path(source)))
-
-    (borrowers, outlines), (base_borrowers, base_outlines) = beside(table, sources[0]), beside(base, sources[1])
+def _compare(table: pd.DataFrame, base: pd.DataFrame, lent: tuple[pd.DataFrame | None, pd.DataFrame | None],
+             sources: tuple[str | None, str | None]) -> _Changes:
+    """This run (``table``) compared with the reference (``base``), with their borrowers tables (``lent``:
+    ``_borrowers_of`` each) and the outlines in the files their results came from (``sources``: this run's, the
+    reference's; None for a frame that came from no file)."""
+    (borrowers, base_borrowers) = lent
+    outlines, base_outlines = (_outlines_beside(Path(source)) if source else None for source in sources)
     moves = None if borrowers is None or base_borrowers is None else borrower_changes(borrowers, base_borrowers)
     return _Changes(borrowers, base_borrowers, moves, parcel_changes(table, base, outlines, base_outlines),
                     outlines is not None and base_outlines is not None)
 
 
+def _borrowers_of(parcels: pd.DataFrame, source: str | None) -> pd.DataFrame | None:
+    """The borrowers table beside the results file ``source`` the ``parcels`` came from (``_borrowers_beside``); None
+    for a frame from no file."""
+    return _borrowers_beside(Path(source), parcels) if source else None
+
+
 def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
     """The borrowers table a run wrote beside its results ``file`` (the ``borrowers`` layer of a GeoPackage,
-    ``borrowers.parquet`` or ``borrowers.csv`` beside a Parquet or CSV file); None when there is none to read, or it
-    is not the borrowers of these parcels (another run's)."""
+    ``borrowers.parquet`` or ``borrowers.csv`` beside a Parquet or CSV file), its ``BORROWER_COLUMNS`` and those of
+    ``BORROWER_SCREEN_COLUMNS`` it has; None when there is none to read, or it is not the borrowers of these parcels
+    (another run's)."""
     try:
         if file.suffix.lower() == ".gpkg":
             table = read_dataframe(file, layer="borrowers", read_geometry=False)
         elif file.suffix.lower() == ".csv":
-            table = read_csv(file.with_name("borrowers.csv"), {"borrower_id": str, "decision": str}, "borrowers file")
+            table = read_csv(file.with_name("borrowers.csv"), {"borrower_id": str, "decision": str, "reason": str},
+                             "borrowers file")
         else:
-            table = pd.read_parquet(file.with_name("borrowers.parquet"), columns=list(BORROWER_COLUMNS))
+            named = pq.read_schema(file.with_name("borrowers.parquet")).names
+            table = pd.read_parquet(file.with_name("borrowers.parquet"), columns=[
+                column for column in (*BORROWER_COLUMNS, *BORROWER_SCREEN_COLUMNS) if column in named])
     except (DataSourceError, DataLayerError, OSError, ValueError, InputError):
         return None
     if any(column not in table for column in BORROWER_COLUMNS):
         return None
     lent_to = set(parcels["borrower_id"].dropna().astype(str))
     return table if set(table["borrower_id"].dropna().astype(str)) == lent_to else None
+
+
+def _prepare_borrowers(borrowers: pd.DataFrame | None) -> pd.DataFrame | str:
+    """The borrowers table ready to screen, with ``size_band`` the band of its total drawn area (``polygon_area_ha``);
+    or why it cannot be screened."""
+    if borrowers is None:
+        return ("no borrowers table of these borrowers was found beside the results (a table from no file, results "
+                "from before borrowers were written, or another run's borrowers); report from the run's output folder "
+                "as assess wrote it")
+    missing = [column for column in BORROWER_SCREEN_COLUMNS if column not in borrowers]
+    if missing:
+        return f"the borrowers table beside the results lacks {', '.join(missing)} (an older run's); rerun assess"
+    table = pd.DataFrame(borrowers).reset_index(drop=True)
+    for column in ("loan_limit", "cultivated_area_ha", "polygon_area_ha"):
+        table[column] = pd.to_numeric(table[column], errors="coerce")
+    table["decision"] = table["decision"].astype("string")
+    table["reason"] = table["reason"].fillna("").astype(str)
+    table["size_band"] = size_band(table["polygon_area_ha"])
+    return table
 
 
 def _outlines_beside(file: Path) -> gpd.GeoSeries | None:
@@ -1100,17 +1177,24 @@ def _calibration_plot(axis: Axes, frame: pd.DataFrame, title: str) -> None:
     axis.legend(fontsize=8)
 
 
-def _reasons_section(table: pd.DataFrame) -> _Section:
+def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str) -> _Section:
     counts = _reason_counts(table)
     title = "5. Reason codes"
+    blocks: list[str | _Table | _Plot | _Bullets] = []
+    if isinstance(borrowers, str):
+        blocks.append(f"Borrowers' reason codes not counted: {borrowers}.")
+        borrower_counts = counts.iloc[:0]
+    else:
+        borrower_counts = _reason_counts(borrowers, "borrowers")
+        blocks += [f"The {TOP_REASONS} most frequent codes in the borrowers' reason column (each borrower's leading "
+                   "codes: what its credit decision gives), as the share of all borrowers and of the borrowers of each "
+                   "band of total drawn area that carry them.",
+                   _Table("Top borrower reason codes (the credit decision)", _reasons_display(borrower_counts,
+                                                                                             "borrowers"))]
     if counts.empty:
-        return _Section(title, ("No parcel carries a reason code.",))
+        return _Section(title, (*blocks, "No parcel carries a reason code."))
     bands = [band for band in (*SIZE_BANDS, UNKNOWN) if band in counts]
-    display = pd.DataFrame({"effect": counts["effect"], "parcels": counts["parcels"].map("{:,}".format),
-                            "share of parcels": counts["share"].map(_pct)}, index=counts.index)
-    for band in bands:
-        display[f"share in {band}"] = counts[band].map(_pct)
-    intro = (f"The {TOP_REASONS} most frequent codes in the reason column (each parcel's leading codes), "
+    intro = (f"The {TOP_REASONS} most frequent codes in the parcels' reason column (each parcel's leading codes), "
              "as the share of all parcels and of each size band's parcels that carry them.")
     fig, ax = _figure(1, width=9.0, height=0.35 * len(counts) + 1.5)
     shares = counts[bands].iloc[::-1]
@@ -1121,8 +1205,19 @@ def _reasons_section(table: pd.DataFrame) -> _Section:
     plot = _Plot("reasons", "Reason codes by size band", _png(fig))
     # A code this version does not define is said to be one, not left without a sentence.
     glossary = _Bullets(tuple(f"{code}: {REASONS[code].sentence if code in REASONS else UNKNOWN_CODE}"
-                              for code in counts.index))
-    return _Section(title, (intro, _Table("Top reason codes", display), "What each code means:", glossary, plot))
+                              for code in dict.fromkeys([*borrower_counts.index, *counts.index])))
+    return _Section(title, (*blocks, intro, _Table("Top parcel reason codes", _reasons_display(counts, "parcels")),
+                            "What each code means:", glossary, plot))
+
+
+def _reasons_display(counts: pd.DataFrame, counted: str) -> pd.DataFrame:
+    """``_reason_counts`` of parcels or borrowers (``counted``) as printed."""
+    display = pd.DataFrame({"effect": counts["effect"], counted: counts[counted].map("{:,}".format),
+                            f"share of {counted}": counts["share"].map(_pct)}, index=counts.index)
+    for band in (*SIZE_BANDS, UNKNOWN):
+        if band in counts:
+            display[f"share in {band}"] = counts[band].map(_pct)
+    return display
 
 
 # --- Plots and rendering -------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_report_text_states_the_flag_is_a_screen_not_a_verdict(tmp_path: Path) -
     area = np.r_[np.full(10, 0.05), np.full(10, 0.3)]
     table = _results(20, polygon_area_ha=area, decision=["decline"] * 6 + ["approve"] * 14)
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
-    assert "FLAG (screen, not a verdict): size band &lt; 0.1 ha is approved at 40.0%" in text
+    assert "FLAG (screen, not a verdict): parcel size band &lt; 0.1 ha is approved at 40.0%" in text
     assert "This is a screen, not a verdict" in text
     assert "No region column" in text
     # assess writes a region column whether or not its input had one: empty, it is no region either.
@@ -237,7 +237,7 @@ def test_region_names_render_in_markdown_as_written_one_table_row_each(tmp_path:
     assert marks == {"hardbreak", "strong_open", "strong_close"}  # the intro's line ends, the tables' captions
     said = ["".join(child.content for child in token.children) for token in inline]
     as_written = sorted(name.replace("\n", " ") for name in regions)
-    caption = said.index("Outcomes by region")
+    caption = said.index("Parcel signals by region (not the credit decision)")
     rows = said[caption + 1:]
     rows = rows[:rows.index("Approval and refer rates")]  # the table's cells, the image's alt text after them
     # The header, then a row a region: it and its 8 measures.
@@ -669,3 +669,39 @@ def test_results_stacked_from_two_seasons_are_refused_and_one_runs_repeated_ids_
     one_season.to_parquet(tmp_path / "one.parquet", index=False)
     credit_report(load_results(tmp_path / "one.parquet"), out=tmp_path / "one.md", fmt="md")
     assert "| parcels | 60 |" in (tmp_path / "one.md").read_text()
+
+
+def test_the_report_screens_and_counts_borrowers_whose_decision_is_the_credit_decision(tmp_path: Path) -> None:
+    """The screen measured parcel decisions alone: on the sample parcels under 0.1 ha were 60% approved, unflagged,
+    while the borrowers under 0.1 ha drawn were 0 of 12 approved, LIMIT_BELOW_MINIMUM (86 of 100 declines) was never
+    named, and no borrower decision was counted. Here every parcel is approved; the borrowers of small farms (two
+    parcels of 0.04 ha) are declined under the minimum loan."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    small, large = [0.04] * 20, [0.5] * 20
+    results = _results(40, polygon_area_ha=small + large, cultivated_area_ha=small + large,
+                       loan_limit=[150.0] * 20 + [1800.0] * 20, reason="RISK_GRADE")
+    results.to_parquet(folder / "results.parquet")
+    borrowers = pd.DataFrame({"borrower_id": [f"B{k}" for k in range(20)],
+                              "decision": ["decline"] * 10 + ["approve"] * 10,
+                              "loan_limit": [0.0] * 10 + [3600.0] * 10, "cultivated_area_ha": [0.08] * 10 + [1.0] * 10,
+                              "polygon_area_ha": [0.08] * 10 + [1.0] * 10,
+                              "reason": ["LIMIT_BELOW_MINIMUM;RISK_GRADE"] * 10 + ["RISK_GRADE"] * 10})
+    borrowers.to_parquet(folder / "borrowers.parquet")
+    text = credit_report(load_results(folder), out=tmp_path / "report.md", fmt="md").read_text()
+    summary = text.split("## 2.")[0]
+    assert "| borrowers approved | 10 (50.0%) |" in summary and "| borrowers declined | 10 (50.0%) |" in summary
+    assert "| total of borrower limits offered (the run's currency) | 36,000 |" in summary
+    fairness = text.split("## 2.")[1].split("## 3.")[0]
+    assert "FLAG (screen, not a verdict): borrower area band &lt; 0.1 ha is approved at 0.0%" in fairness
+    assert "| &lt; 0.1 ha | 10 | 0.0% | 0.0% | 100.0% | 0 | n/a | 0.00 | FLAG |" in fairness
+    assert "Parcel signals by size band (not the credit decision)" in fairness
+    reasons = text.split("## 5.")[1]
+    assert "| LIMIT_BELOW_MINIMUM | decline | 10 | 50.0% | 100.0% |" in reasons
+    # Without the borrowers table (results from no file, or a table from before it had the columns), it says so.
+    text = credit_report(results, out=tmp_path / "bare.md", fmt="md").read_text()
+    assert "| borrowers declined | n/a |" in text and "Borrowers not screened: no borrowers table" in text
+    borrowers.drop(columns=["polygon_area_ha", "reason"]).to_parquet(folder / "borrowers.parquet")
+    text = credit_report(load_results(folder), out=tmp_path / "old.md", fmt="md").read_text()
+    assert "Borrowers not screened: the borrowers table beside the results lacks polygon_area_ha, reason" in text
+    assert "| borrowers declined | 10 (50.0%) |" in text
