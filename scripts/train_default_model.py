@@ -9,6 +9,9 @@ EuroSAT patches are drawn half crop in both; DEA pixels half crop in BASE (v2.4'
 the training labels' pooled crop share in FINE_TUNE (``TrainingConfig.pixel_crop_share``), and half the
 DEA batches of FINE_TUNE get B8A from B08 (``TrainingConfig.narrow_nir_fill``; v2.5 had none and called a
 real desert tile, DESERT, cropland: 99.5% of its pixels, v2.6 10.8%).
+v2.7 is v2.6 fine-tuned again by FINE_TUNE with the v3 network's bilinear decoder (v2.6 repeated each coarse
+pixel, drawing blocks into real probability maps): ``--base`` v2.6's weights, with its card beside them
+(``git show 3233ce1:farmcredit/segmentation/cropland_cnn_v2.safetensors``, and ``.json``).
 Held out: a calibration scene, test scenes, fresh scenes, the EuroSAT test split and the DEA test
 regions, all scored into the card, with the issue's DEA random-forest anchor rerun on the same split.
 
@@ -81,10 +84,11 @@ DEA_TEST = ("northern", "southern")
 # DEA file features Sentinel-2 imagery gives (bands, seasonal MADs, indices): all but rainfall and slope.
 IMAGERY_FEATURES = (*DEA_BANDS, "bcdev", "edev", "sdev", "NDVI", "LAI", "MNDWI")
 EUROSAT_SPLIT_SEED = 0
-NAME = "cropland-cnn-v2.6"
+NAME = "cropland-cnn-v2.7"
 # v2.4's base, trained before DEA pixels kept their share and before they were given B8A.
 BASE = TrainingConfig(seed=0, pixel_crop_share=0.5, narrow_nir_fill=0.0)
 FINE_TUNE = TrainingConfig(steps=3000, learning_rate=1e-3, seed=1, max_dates=16, narrow_nir_fill=0.5)
+BASE_RECORD = ("config", "device", "seconds", "final_loss", "data_sha256", "base")
 # A real Sentinel-2 L2A tile of desert (no vegetation), never trained on: what a model calls cropland there.
 DESERT = REPO.parent / "shared" / "data" / "s2" / "earthsearch-29RKH-2020"
 
@@ -216,7 +220,10 @@ def main() -> None:
                              checkpoint=args.work / "checkpoint.safetensors", progress=progress)
         save_model(net, replace(card, name=f"{NAME}-base"), args.base)
     base = CnnCroplandModel.from_file(args.base, device="cpu")
-    base_record = {**base.card.training, "weights_sha256": base.card.weights_sha256}
+    # What trained the base (and its own base, nested), not the lists of data it was scored and trained on.
+    base_record = {**{key: value for key, value in base.card.training.items() if key in BASE_RECORD},
+                   "name": base.card.name, "architecture": base.card.architecture,
+                   "weights_sha256": base.card.weights_sha256}
     # The checkpoint is named by the base and the settings, so no other fine-tune ever resumes it.
     fine_tune = replace(FINE_TUNE, steps=args.fine_tune_steps)
     settings = canonical_hash(asdict(fine_tune))[:8]

@@ -18,7 +18,11 @@ from farmcredit.hashing import canonical_hash
 from farmcredit.imagery.naming import NDVI_BANDS, SURFACE_BANDS
 from farmcredit.margins import MARGIN_KEYS, AreaMargins
 
-ARCHITECTURE = "farmcredit-cropland-unet-v2"
+# The network family training writes; cards of any family in ``UPSAMPLING`` load.
+ARCHITECTURE = "farmcredit-cropland-unet-v3"
+# How each family's decoder upsamples: v2 repeated each coarse pixel (4 px blocks with straight edges in real
+# probability maps); v3 interpolates, so a coarse feature ramps over its pixels instead of stepping at the pooling grid.
+UPSAMPLING = {"farmcredit-cropland-unet-v2": "nearest", ARCHITECTURE: "bilinear"}
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
 MODEL_BANDS: tuple[str, ...] = SURFACE_BANDS
 # Without red and NIR no band subset the network was trained on applies.
@@ -51,7 +55,7 @@ class ModelCard:
 
     Attributes:
         name: model version, written into every result row (``model_version``).
-        architecture: network family; must be ``ARCHITECTURE``.
+        architecture: network family, one of ``UPSAMPLING`` (v2 and v3 differ in how the decoder upsamples).
         bands: input bands in network order (Sentinel-2 names).
         band_mean: per-band reflectance (0-1) mean used to normalise the input.
         band_std: per-band reflectance (0-1) standard deviation used to normalise the input.
@@ -301,8 +305,9 @@ def read_card(weights: Path) -> ModelCard:
             raise InputError(f"{path}: not a farmcredit model card: {text} {problem}")
     if problem := _training_problem(card.training):
         raise InputError(f"{path}: not a farmcredit model card: {problem}")
-    if card.architecture != ARCHITECTURE:
-        raise InputError(f"{path}: architecture {card.architecture!r}, this farmcredit runs {ARCHITECTURE!r}")
+    if card.architecture not in UPSAMPLING:
+        raise InputError(f"{path}: architecture {card.architecture!r}, this farmcredit runs "
+                         f"{' or '.join(map(repr, UPSAMPLING))}")
     problem = _value_problem(card)
     if problem:
         raise InputError(f"{path}: {problem}")

@@ -18,7 +18,7 @@ from farmcredit.hashing import canonical_hash
 from farmcredit.imagery import SeasonCube
 from farmcredit.imagery.read import HIGH_REFLECTANCE, is_reflectance
 from farmcredit.margins import AreaMargins, without_margins
-from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, ModelCard, read_card
+from farmcredit.segmentation.card import INDICES, REQUIRED_BANDS, UPSAMPLING, ModelCard, read_card
 from farmcredit.segmentation.network import (
     ALIGN_PX,
     RECEPTIVE_RADIUS_PX,
@@ -206,7 +206,7 @@ class CnnCroplandModel:
 
         weights = Path(weights)
         card = read_card(weights)
-        shape = (len(card.bands) + len(INDICES), len(card.classes), card.width)
+        shape = (len(card.bands) + len(INDICES), len(card.classes), card.width, UPSAMPLING[card.architecture])
         try:
             # The card's shape checked against the file's header first, on the meta device: a card edited to a width
             # of 3,000 built 6.7 GB of network (100,000: a failed 40 GB allocation) before the weights were found not

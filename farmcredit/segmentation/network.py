@@ -2,10 +2,12 @@
 
 Every date goes through the same 1x1 encoder (so any number of dates works), masked dates are
 left out of the mean/max/min pooling (so a fully masked date changes nothing), and the U-Net adds
-spatial context. Convolutions pad by replicating the edge, so a 1x1 input (a labelled pixel)
-behaves like a uniform field, and tiled inference matches a single pass (see ``ALIGN_PX`` and
-``RECEPTIVE_RADIUS_PX``). A chip whose edges all lie inside the raster pads with zeros instead:
-no output it keeps sees its edges, and the convolution pads without a padded copy.
+spatial context; its decoder upsamples bilinearly (``card.UPSAMPLING``: v2 repeated each coarse
+pixel, which drew blocks with straight edges into real probability maps). Convolutions pad by
+replicating the edge, so a 1x1 input (a labelled pixel) behaves like a uniform field, and tiled
+inference matches a single pass (see ``ALIGN_PX`` and ``RECEPTIVE_RADIUS_PX``). A chip whose
+edges all lie inside the raster pads with zeros instead: no output it keeps sees its edges, and
+the convolution pads without a padded copy.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 
 # Pooling levels: chip origins on multiples of this keep every pooling grid aligned to a full pass.
 ALIGN_PX = 4
-# No output pixel depends on input further than this (checked in tests by perturbation).
+# No output pixel depends on input further than this (checked in tests by perturbation), for either upsampling.
 RECEPTIVE_RADIUS_PX = 22
 
 
@@ -33,10 +35,12 @@ class CroplandNet(nn.Module):
         n_inputs: input channels per date, bands then spectral indices (missing ones are zero and flagged).
         n_classes: output classes (index 0 non-crop).
         width: channels at full resolution (1.5x and 2x at the coarser levels).
+        upsample: "bilinear" or "nearest" (``card.UPSAMPLING``).
     """
 
-    def __init__(self, n_inputs: int, n_classes: int, width: int = 32) -> None:
+    def __init__(self, n_inputs: int, n_classes: int, width: int = 32, upsample: str = "bilinear") -> None:
         super().__init__()
+        self.upsample = upsample
         w1, w2, w3 = width, width * 3 // 2, width * 2
         self.date_encoder = nn.Sequential(
             nn.Conv2d(2 * n_inputs, w1, 1), nn.ReLU(inplace=True), nn.Conv2d(w1, w1, 1), nn.ReLU(inplace=True)
@@ -83,8 +87,8 @@ class CroplandNet(nn.Module):
         level1 = _run(self.enc1, self.fuse(torch.cat([mean, high, low, seen.to(mean.dtype)], dim=1)), interior)
         level2 = _run(self.enc2, self.pool(level1), interior)
         level3 = _run(self.enc3, self.pool(level2), interior)
-        up2 = _run(self.dec2, torch.cat([_upsample_to(level3, level2), level2], dim=1), interior)
-        up1 = _run(self.dec1, torch.cat([_upsample_to(up2, level1), level1], dim=1), interior)
+        up2 = _run(self.dec2, torch.cat([_upsample_to(level3, level2, self.upsample), level2], dim=1), interior)
+        up1 = _run(self.dec1, torch.cat([_upsample_to(up2, level1, self.upsample), level1], dim=1), interior)
         return self.head(torch.cat([up1, level1], dim=1))
 
     def _date_encoding(self, band_available: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -118,10 +122,15 @@ def _run(block: nn.Sequential, x: torch.Tensor, interior: bool) -> torch.Tensor:
     return x
 
 
-def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Nearest 2x upsampling cropped to ``like``: pixel i takes coarse pixel i // 2, as the pooling grid."""
+def _upsample_to(x: torch.Tensor, like: torch.Tensor, mode: str) -> torch.Tensor:
+    """2x upsampling cropped to ``like``, on the pooling grid (coarse pixel i covers pixels 2i and 2i + 1): "nearest"
+    repeats it; "bilinear" weighs it 3/4 against its neighbour 1/4 (an edge coarse pixel alone, as replicate padding).
+    """
     batch, channels, rows, cols = x.shape
-    up = x[:, :, :, None, :, None].expand(-1, -1, -1, 2, -1, 2).reshape(batch, channels, 2 * rows, 2 * cols)
+    if mode == "bilinear":
+        up = F.interpolate(x, size=(2 * rows, 2 * cols), mode="bilinear", align_corners=False)
+    else:
+        up = x[:, :, :, None, :, None].expand(-1, -1, -1, 2, -1, 2).reshape(batch, channels, 2 * rows, 2 * cols)
     return up[:, :, : like.shape[2], : like.shape[3]]
 
 

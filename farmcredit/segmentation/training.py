@@ -33,10 +33,12 @@ from farmcredit.errors import InputError
 from farmcredit.imagery.read import is_reflectance
 from farmcredit.locking import can_write_in
 from farmcredit.segmentation.card import (
+    ARCHITECTURE,
     CLASSES,
     INDICES,
     MODEL_BANDS,
     REQUIRED_BANDS,
+    UPSAMPLING,
     ModelCard,
     card_path,
     name_problem,
@@ -236,10 +238,12 @@ def train(
     target = resolve_device(device)
     start_from = init.describe()["hash"] if init is not None else ""  # a checkpoint resumes only its own start
     if init is not None:
-        # New weights: the starting model's calibration (Platt, area margin) no longer applies.
+        # New weights: the starting model's calibration (Platt, area margin) no longer applies. They are of the
+        # current family (a v2 start's weights fit v3 and learn its bilinear upsampling).
         card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="",
-                       deciding_hash="")
+                       deciding_hash="", architecture=ARCHITECTURE)
         net = init.net
+        net.upsample = UPSAMPLING[ARCHITECTURE]
         config = replace(config, width=init.card.width)
     else:
         mean, std, untrained = band_statistics(data)

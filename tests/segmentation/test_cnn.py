@@ -13,6 +13,7 @@ import torch
 
 from farmcredit.errors import InputError
 from farmcredit.segmentation.card import (
+    ARCHITECTURE,
     CLASSES,
     INDICES,
     MODEL_BANDS,
@@ -834,3 +835,51 @@ def test_evaluate_prints_metrics_on_a_labelled_scene(small_season, model, tmp_pa
     assert result.exit_code == 0, result.output
     assert "accuracy=" in result.output and "F1=" in result.output and "IoU=" in result.output
     assert "confusion" in result.output and "reliability" in result.output
+
+
+@pytest.mark.parametrize(("upsample", "reach"), [("nearest", 17), ("bilinear", 20)])
+def test_no_output_depends_on_input_beyond_the_receptive_radius(upsample: str, reach: int) -> None:
+    """One input pixel changed at each offset to the pooling grid: the farthest output it moves is ``reach`` away
+    (interpolating reaches one coarse pixel further than repeating), within ``RECEPTIVE_RADIUS_PX``."""
+    torch.manual_seed(0)
+    net = CroplandNet(6, 2, 8, upsample).eval()
+    x, clear, flags = torch.rand(1, 1, 6, 96, 96), torch.ones(1, 1, 96, 96, dtype=torch.bool), torch.ones(6)
+    farthest = 0
+    with torch.no_grad():
+        before = net(x, clear, flags)
+        for r, c in ((48 + dr, 48 + dc) for dr in range(4) for dc in range(4)):
+            moved = x.clone()
+            moved[..., r, c] += 1.0
+            rows, cols = np.nonzero(((net(moved, clear, flags) - before).abs().amax(dim=(0, 1)) > 0).numpy())
+            farthest = max(farthest, np.abs(rows - r).max(), np.abs(cols - c).max())
+    assert farthest == reach <= RECEPTIVE_RADIUS_PX
+
+
+def test_the_decoder_interpolates_a_coarse_ramp_where_v2_repeated_it_in_steps() -> None:
+    """Repeating each coarse pixel (v2) turns a smooth coarse feature into steps on the pooling grid, the blocks
+    with straight edges v2.6 drew into real probability maps; interpolating keeps it a ramp."""
+    from farmcredit.segmentation.network import _upsample_to
+
+    coarse = torch.arange(8.0).reshape(1, 1, 1, 8).expand(1, 1, 8, 8)
+    like = torch.zeros(1, 1, 15, 15)
+    ramp = _upsample_to(coarse, like, "bilinear")
+    steps = _upsample_to(coarse, like, "nearest")
+    assert ramp.shape == steps.shape == like.shape
+    assert torch.equal(steps[0, 0, 0], torch.arange(15) // 2)
+    np.testing.assert_allclose(torch.diff(ramp[0, 0, 0, 1:-1]), 0.5)  # pixel 2i + 1: 3/4 of i, 1/4 of i + 1
+    assert ramp[0, 0, 0, 0] == 0.0 and torch.equal(ramp[0, 0, 0], ramp[0, 0, -1])  # the edge alone, as replicate
+
+
+@pytest.mark.parametrize(("architecture", "upsample"), [("farmcredit-cropland-unet-v2", "nearest"),
+                                                        (ARCHITECTURE, "bilinear")])
+def test_weights_of_either_family_load_with_their_upsampling(model, tmp_path: Path, architecture: str,
+                                                             upsample: str) -> None:
+    weights = tmp_path / "m.safetensors"
+    save_model(model.net, replace(model.card, architecture=architecture), weights)
+    loaded = CnnCroplandModel.from_file(weights, device="cpu")
+    assert loaded.net.upsample == upsample
+    same = copy.deepcopy(model)
+    same.net.upsample = upsample
+    reflectance, clear = season(2)
+    np.testing.assert_array_equal(loaded.predict(reflectance, clear, MODEL_BANDS).crop_probability,
+                                  same.predict(reflectance, clear, MODEL_BANDS).crop_probability)

@@ -114,6 +114,20 @@ def test_fine_tuning_on_a_four_band_stack_learns_from_every_step() -> None:
     assert "steps_without_labels" not in card.training
 
 
+def test_a_fine_tune_of_v2_weights_is_of_the_current_family_and_upsamples_bilinearly(tmp_path: Path) -> None:
+    from farmcredit.segmentation.card import ARCHITECTURE
+    from farmcredit.segmentation.cnn import CnnCroplandModel
+
+    shipped = CnnCroplandModel.from_file(DEFAULT_WEIGHTS, device="cpu")
+    v2 = tmp_path / "v2.safetensors"
+    save_model(shipped.net, replace(shipped.card, architecture="farmcredit-cropland-unet-v2"), v2)
+    start = CnnCroplandModel.from_file(v2, device="cpu")
+    assert start.net.upsample == "nearest"
+    net, card, _ = train(TrainingData([rgbn_stack(scene_in_memory(64, 64))]), replace(SMALL, steps=2, width=24),
+                         device="cpu", init=start)
+    assert card.architecture == ARCHITECTURE and net.upsample == "bilinear"
+
+
 def test_a_step_without_a_labelled_clear_pixel_leaves_the_weights_as_they_were(recwarn) -> None:
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
