@@ -164,8 +164,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
-    frame, closed = _without_empty_rows(frame, closed, source)
-    parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower())
+    frame, closed, file_rows = _without_empty_rows(frame, closed, source)
+    parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower(), file_rows=file_rows)
     if path.suffix.lower() in CSV_SUFFIXES:
         _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
@@ -173,20 +173,21 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
 
 
 def _without_empty_rows(frame: gpd.GeoDataFrame, closed: np.ndarray, source: str
-                        ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+                        ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
     """``frame`` and ``closed`` (per row, ``_read_frame``) without the rows whose every cell and outline is empty, as
     a spreadsheet saves rows once used (Excel's trailing ``,,,,``): each read as a parcel without an id, outline or
-    borrower, a borrower of its own in the results. One info line gives their count and first rows (from 1, the
-    header not counted)."""
+    borrower, a borrower of its own in the results; and each row kept's number in the file (from 1, the header not
+    counted), which messages and ``row-N`` stand-in ids give. One info line gives their count and first rows."""
     cells = frame.drop(columns=frame.geometry.name)
     blank = cells.isna() | cells.astype("string").apply(lambda column: column.str.strip().eq("")).fillna(True)
     empty = blank.all(axis=1).to_numpy() & ~usable_geometries(frame.geometry.to_numpy())
+    file_rows = np.arange(1, len(frame) + 1)
     if not empty.any():
-        return frame, closed
+        return frame, closed, file_rows
     rows = [str(i + 1) for i in np.flatnonzero(empty)]
     logger.info("%s: %d rows hold nothing, every cell and the outline empty (rows %s), as a spreadsheet leaves rows "
                 "once used; they are left out", source, len(rows), some(rows))
-    return frame[~empty].reset_index(drop=True), closed[~empty]
+    return frame[~empty].reset_index(drop=True), closed[~empty], file_rows[~empty]
 
 
 def _refuse_shapefile_without_dbf(path: Path) -> None:
@@ -204,13 +205,15 @@ def _refuse_shapefile_without_dbf(path: Path) -> None:
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                        source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None,
-                       suffix: str = "") -> gpd.GeoDataFrame:
+                       suffix: str = "", file_rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
         crs: CRS to assume when ``frame`` declares none.
         closed: per row, True where the file's outline had to be closed to be read (``_read_frame``).
         suffix: the suffix of the file ``frame`` was read from (lower case, ``.shp``), "" for none.
+        file_rows: per row, its number in the file (from 1, the header not counted) before blank rows were left out
+            (``_without_empty_rows``); None: 1 to len(frame).
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
@@ -235,7 +238,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
-    parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, suffix=suffix)
+    parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, suffix=suffix,
+                               file_rows=file_rows)
     _refuse_ballpark_datum(parcels, source)
     return parcels
 
@@ -404,10 +408,11 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None,
-                     suffix: str = "") -> gpd.GeoDataFrame:
+                     suffix: str = "", file_rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
     left open, closed to read it, ``GEOMETRY_REPAIRED``; ``suffix``: of the file the frame was read from, lower case:
-    a Shapefile's AREA column is its outlines' area, a GeoJSON's CRS is EPSG:4326 where it names none).
+    a Shapefile's AREA column is its outlines' area, a GeoJSON's CRS is EPSG:4326 where it names none; ``file_rows``:
+    each row's number in the file, ``parcels_from_frame``, which messages and stand-in ids give).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent; from mu: / 15, to the square
@@ -416,6 +421,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     and the geometry, repaired where it was invalid (a ``MAP_ONLY_CODES`` parcel's kept for the map: ``map_only``).
     """
     geometry_column = frame.geometry.name
+    file_rows = np.arange(1, len(frame) + 1) if file_rows is None else np.asarray(file_rows)
     # Columns are matched ignoring case (and a Shapefile's cut names, and area_mu); others keep their names.
     ours = {c: name for c in frame.columns if c != geometry_column and (name := _column_name(c)) in PARCEL_COLUMNS}
     for name in PARCEL_COLUMNS:
@@ -435,7 +441,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         if len(declaring) > 1:
             # Most rows one declaration twice (a run's results), a few not: those are named, as typos would be.
             rows = "" if apart.mean() > 0.5 else "; they disagree on row(s) " + ", ".join(
-                f"{k + 1} ({hectares.iloc[k]} ha, {mu.iloc[k]} mu)" for k in np.flatnonzero(apart)[:3])
+                f"{file_rows[k]} ({hectares.iloc[k]} ha, {mu.iloc[k]} mu)" for k in np.flatnonzero(apart)[:3])
             raise InputError(f"{source}: columns {' and '.join(map(str, declaring))} both give the declared area (in "
                              f"ha and in mu, 1 亩 = 1/15 ha){rows}: keep one")
         unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
@@ -452,7 +458,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     reasons: list[list[str]] = [[] for _ in range(n)]
 
     parcel_id = _id_text(frame["parcel_id"], source)
-    _check_excel_ids(parcel_id, source)
+    _check_excel_ids(parcel_id, source, file_rows)
     _warn_id_variants(parcel_id, source, "parcel")
     _warn_separator_ids(parcel_id, source)
     missing_id = parcel_id.isna()
@@ -460,12 +466,12 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         reasons[i].append("MISSING_PARCEL_ID")
     duplicated = parcel_id.duplicated(keep=False) & ~missing_id
     _warn_duplicate_ids(parcel_id[duplicated], source)
-    parcel_id = parcel_id.where(~missing_id, pd.Series(_stand_in_ids(parcel_id), index=frame.index))
+    parcel_id = parcel_id.where(~missing_id, pd.Series(_stand_in_ids(parcel_id, file_rows), index=frame.index))
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
 
     borrower_id = _optional_text(frame, "borrower_id", source)
-    _check_excel_ids(borrower_id, source)
+    _check_excel_ids(borrower_id, source, file_rows)
     _warn_id_variants(borrower_id, source, "borrower")
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
@@ -1011,17 +1017,17 @@ def _id_text(values: pd.Series, source: object) -> pd.Series:
     return text.where(text != "", pd.NA)
 
 
-def _check_excel_ids(ids: pd.Series, source: str) -> None:
+def _check_excel_ids(ids: pd.Series, source: str, file_rows: np.ndarray) -> None:
     """Refuse ids Excel saved in scientific notation (``EXCEL_SCIENTIFIC``); warn of long numeric ids whose last
     digits Excel likely zeroed (``EXCEL_ZEROED``), naming the column and their count.
 
     Raises:
-        InputError: naming the column, the first rows (numbered from 1, the header not counted) and their ids, and
-            how to keep the ids whole in Excel.
+        InputError: naming the column, the first rows (``file_rows``: each row's number in the file, from 1, the
+            header not counted) and their ids, and how to keep the ids whole in Excel.
     """
     text = ids.fillna("")
     if rows := np.flatnonzero(text.map(lambda name: bool(EXCEL_SCIENTIFIC.fullmatch(name))).to_numpy()).tolist():
-        quoted = ", ".join(f"row {i + 1}: {ids.iloc[i]}" for i in rows[:QUOTED_VALUES])
+        quoted = ", ".join(f"row {file_rows[i]}: {ids.iloc[i]}" for i in rows[:QUOTED_VALUES])
         raise InputError(
             f"{source}: {len(rows)} {ids.name} values are in Excel's scientific notation ({quoted}"
             f"{', ...' if len(rows) > QUOTED_VALUES else ''}): Excel shows and saves a number of 12 digits or more so, "
@@ -1087,17 +1093,17 @@ def _optional_text(frame: pd.DataFrame, column: str, ids_of: object = None) -> p
     return text.where(text.str.strip() != "", pd.NA)
 
 
-def _stand_in_ids(parcel_id: pd.Series) -> list[str | None]:
-    """For each row without an id, ``row-N`` (its row number), or ``row-N-k`` where a parcel has that id; None
-    elsewhere."""
+def _stand_in_ids(parcel_id: pd.Series, file_rows: np.ndarray) -> list[str | None]:
+    """For each row without an id, ``row-N`` (N: its number in the file, ``file_rows``), or ``row-N-k`` where a parcel
+    has that id; None elsewhere."""
     taken = set(parcel_id.dropna())
     out: list[str | None] = []
-    for i, missing in enumerate(parcel_id.isna()):
-        stand_in = f"row-{i + 1}" if missing else None
+    for row, missing in zip(file_rows, parcel_id.isna()):
+        stand_in = f"row-{row}" if missing else None
         k = 1
         while stand_in in taken:
             k += 1
-            stand_in = f"row-{i + 1}-{k}"
+            stand_in = f"row-{row}-{k}"
         taken.add(stand_in)
         out.append(stand_in)
     return out

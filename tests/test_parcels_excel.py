@@ -130,3 +130,15 @@ def test_rows_left_empty_are_left_out_with_one_info_line(tmp_path: Path, caplog:
     path.write_text("parcel_id,borrower_id,WKT\r\n,,\r\n", encoding="utf-8-sig")
     with pytest.raises(InputError, match="contains no parcels"):
         read_parcels(path, crs="EPSG:4326")
+
+
+def test_rows_after_empty_rows_are_named_by_their_row_in_the_file(tmp_path: Path) -> None:
+    """Leaving out empty rows renumbered those after them: an id in scientific notation on the file's row 5 was named
+    row 3, and a parcel without an id on row 5 read as row-3, matching no row of the file."""
+    path = tmp_path / "loans.csv"
+    path.write_text(f"parcel_id,borrower_id,WKT\r\nP1,B1,{_square(0)}\r\n,,\r\n,,\r\n,B2,{_square(1)}\r\n"
+                    f"P3,4.10102E+17,{_square(2)}\r\n", encoding="utf-8-sig")
+    with pytest.raises(InputError, match=r"\(row 5: 4\.10102E\+17\)"):
+        read_parcels(path, crs="EPSG:4326")
+    path.write_text(path.read_text(encoding="utf-8-sig").replace("4.10102E+17", "B3"), encoding="utf-8-sig")
+    assert list(read_parcels(path, crs="EPSG:4326")["parcel_id"]) == ["P1", "row-4", "P3"]
