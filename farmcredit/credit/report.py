@@ -593,15 +593,26 @@ def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
 
 
 def _borrower_values(borrowers: pd.DataFrame | None, unit: str) -> dict[str, str]:
-    """The borrowers' decisions (count and share) and the limits offered them, n/a without a borrowers table."""
+    """The borrowers' decisions (count and share) and their limits, approved apart from those pending review
+    (``_borrower_limits``), n/a without a borrowers table."""
     decisions = {f"borrowers {done}": "n/a" for done in DECIDED.values()}
-    if borrowers is None:
-        return {**decisions, f"total of borrower limits offered ({unit})": "n/a"}
-    for decision, done in DECIDED.items():
+    for decision, done in DECIDED.items() if borrowers is not None else ():
         chosen = borrowers["decision"].eq(decision)
         decisions[f"borrowers {done}"] = f"{int(chosen.sum()):,} ({_pct(chosen.mean())})"
-    offered = pd.to_numeric(borrowers["loan_limit"], errors="coerce").sum()
-    return {**decisions, f"total of borrower limits offered ({unit})": _money(offered)}
+    return {**decisions, **{measure: _money(v) for measure, v in _borrower_limits(borrowers, unit).items()}}
+
+
+def _borrower_limits(borrowers: pd.DataFrame | None, unit: str) -> dict[str, float]:
+    """The limits of the borrowers approved, and apart those of the borrowers referred, which wait on a person's
+    review (as assess's summary line gives them): summed, they read as lent what may never be; NaN without a
+    borrowers table."""
+    def total(decision: str) -> float:
+        if borrowers is None:
+            return np.nan
+        return float(pd.to_numeric(borrowers["loan_limit"], errors="coerce")[borrowers["decision"].eq(decision)].sum())
+
+    return {f"approved limits ({unit})": total("approve"),
+            f"pending review: referred borrowers' limits ({unit})": total("refer")}
 
 
 def _fairness_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, has_region: bool, unit: str) -> _Section:
@@ -955,11 +966,8 @@ def _level_table(table: pd.DataFrame, base: pd.DataFrame, changes: _Changes, uni
     def totals(parcels: pd.DataFrame, borrowers: pd.DataFrame | None) -> dict[str, float]:
         values = {f"total of parcel limits ({unit})": float(parcels["loan_limit"].sum())}
         if borrowers is not None and changes.borrower_moves is not None:
-            limit = pd.to_numeric(borrowers["loan_limit"], errors="coerce")
             values["borrowers approved"] = float(borrowers["decision"].eq("approve").sum())
-            values[f"approved limits ({unit})"] = float(limit[borrowers["decision"].eq("approve")].sum())
-            values[f"pending review: referred borrowers' limits ({unit})"] = float(
-                limit[borrowers["decision"].eq("refer")].sum())
+            values.update(_borrower_limits(borrowers, unit))
         return values
 
     before, after = totals(base, changes.base_borrowers), totals(table, changes.borrowers)

@@ -611,6 +611,11 @@ def test_the_report_shows_changes_against_the_reference_run(two_seasons: tuple[P
             "| 0.800 -> 1.300 |") in changes
     assert "1 added, 1 dropped, 1 moved to another borrower, 1 redrawn, 1 declared area changed" in changes
     assert "| P3 | moved to another borrower | B2 -> B3 | 0.400 -> 0.400 | refer -> decline |" in changes
+    # The summary summed referred borrowers' limits, pending review, with the approved as 'limits offered'.
+    summary = text.split("## 2.")[0]
+    assert "| approved limits (the run's currency) | 600 | 2,100 |" in summary
+    assert "| pending review: referred borrowers' limits (the run's currency) | 200 | 500 |" in summary
+    assert "offered" not in summary
     stability = text.split("## 3. Stability")[1].split("## 3.1")[0]
     assert "| approved limits (the run's currency) | 2,100 | 600 | -71.4% |" in stability
     assert "| borrowers approved | 3 | 1 | -66.7% |" in stability
@@ -691,7 +696,7 @@ def test_the_report_screens_and_counts_borrowers_whose_decision_is_the_credit_de
     text = credit_report(load_results(folder), out=tmp_path / "report.md", fmt="md").read_text()
     summary = text.split("## 2.")[0]
     assert "| borrowers approved | 10 (50.0%) |" in summary and "| borrowers declined | 10 (50.0%) |" in summary
-    assert "| total of borrower limits offered (the run's currency) | 36,000 |" in summary
+    assert "| approved limits (the run's currency) | 36,000 |" in summary
     fairness = text.split("## 2.")[1].split("## 3.")[0]
     assert "FLAG (screen, not a verdict): borrower area band &lt; 0.1 ha is approved at 0.0%" in fairness
     assert "| &lt; 0.1 ha | 10 | 0.0% | 0.0% | 100.0% | 0 | n/a | 0.00 | FLAG |" in fairness
