@@ -761,10 +761,11 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
     """The declared area as float in its column's unit, NaN where absent: ``declared_area_ha`` (ha), or
     ``declared_area_mu`` (mu, as declared; the caller converts it to ha). Text in full-width digits (２, １．５, as a
     Chinese input method types them) is read as its number (NFKC), and text ending in the column's unit (30亩,
-    0.5 公顷: ``UNIT_SUFFIXES``) as the number before it. A value given that is not a positive number (text such as
-    "1,5", or "2亩" in hectares, zero, negative) is flagged ``INVALID_DECLARED_AREA`` (referred: a declaration that
-    cannot be checked), counts as absent and is quoted in a warning (the first ``QUOTED_VALUES``, with their parcel
-    ids)."""
+    0.5 公顷: ``UNIT_SUFFIXES``) as the number before it. A value of exactly 0 is none declared, as a Shapefile (whose
+    numbers cannot be blank) and many exports write it: absent, flagged ``DECLARED_AREA_ZERO`` (info). Any other value
+    given that is not a positive number (text such as "1,5", or "2亩" in hectares, negative) is flagged
+    ``INVALID_DECLARED_AREA`` (referred: a declaration that cannot be checked), counts as absent and is quoted in a
+    warning (the first ``QUOTED_VALUES``, with their parcel ids)."""
     in_mu_column = "declared_area_mu" in frame.columns
     column, unit = ("declared_area_mu", "mu") if in_mu_column else ("declared_area_ha", "hectares")
     other, other_unit_name = ("declared_area_ha", "hectares") if in_mu_column else ("declared_area_mu", "mu")
@@ -781,7 +782,10 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
 
     area = pd.to_numeric(given.map(number_text), errors="coerce").astype(float)
     blank = given.isna() | given.astype("string").str.strip().eq("").fillna(True)
-    invalid = ~blank & ~(np.isfinite(area) & (area > 0))
+    zero = ~blank & area.eq(0)
+    for i in np.flatnonzero(zero.to_numpy()):
+        reasons[i].append("DECLARED_AREA_ZERO")
+    invalid = ~blank & ~zero & ~(np.isfinite(area) & (area > 0))
     rows = np.flatnonzero(invalid.to_numpy())
     for i in rows:
         reasons[i].append("INVALID_DECLARED_AREA")
@@ -796,7 +800,7 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
                        len(rows), column, unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
                        f" (1 亩 = 1/15 ha: areas in {other_unit_name} go in {other if in_mu_column else MU_COLUMN})"
                        if in_other_unit else "")
-    return area.where(~invalid)
+    return area.where(~invalid & ~zero)
 
 
 def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, area_m2: np.ndarray,

@@ -64,8 +64,9 @@ _REASONS = (
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
     Reason("INVALID_DECLARED_AREA", "refer",
-           "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a positive number, so it could not "
-           "be checked against the area seen from space: a person checks the declaration."),
+           "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a positive number (nor 0, read as "
+           "none declared), so it could not be checked against the area seen from space: a person checks the "
+           "declaration."),
     Reason("CROP_MISMATCH", "refer",
            "The crop seen from space differs from the declared crop, or land declared fallow is cropped."),
     Reason("UNCONFIRMED_DECLARED_CROP", "refer",
@@ -79,6 +80,9 @@ _REASONS = (
            "haze or cloud left in its images): a person checks what grows there."),
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
     Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
+    Reason("DECLARED_AREA_ZERO", "info",
+           "The declared area is 0, as a Shapefile (which cannot leave a number blank) and many exports write an area "
+           "not declared: it is read as none declared, so no area is checked against the imagery."),
     Reason("AREA_UNDERSTATED", "info", "The declared area is well below the cultivated area seen from space."),
     Reason("UNKNOWN_REGION", "info", "The parcel's region has no prices of its own in the configuration; the "
            "national prices and costs apply."),

@@ -21,7 +21,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
 from farmcredit.parcels import parcels_from_frame, read_parcels, utm_area_m2, warn_off_imagery
-from farmcredit.reasons import explain
+from farmcredit.reasons import REASONS, explain
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
 BOWTIE = Polygon([(500200, 3650000), (500300, 3650100), (500300, 3650000), (500200, 3650100)])
@@ -308,10 +308,25 @@ def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_qu
         parcels = read_parcels(path)
     assert parcels["declared_area_ha"].iloc[0] == 1.5 and parcels["declared_area_ha"].iloc[1:].isna().all()
     flagged = ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]]
-    assert flagged == [False, True, False, False, True, True, True]  # blank or missing: simply not declared
+    assert flagged == [False, True, False, False, True, False, True]  # blank or missing: simply not declared
+    # 0 is how a Shapefile, which cannot leave a number blank, and many exports write none declared: not referred.
+    assert parcels["reasons"].iloc[5] == ["DECLARED_AREA_ZERO"]
+    assert REASONS["DECLARED_AREA_ZERO"].effect == "info"
     # The text given is lost from the outputs, so the warning quotes it with the parcel ids.
-    assert "4 parcels' declared_area_ha is not a positive number" in caplog.text
-    assert "1: '1,5', 4: '-1', 5: '0', 6: 'abc')" in caplog.text
+    assert "3 parcels' declared_area_ha is not a positive number" in caplog.text
+    assert "1: '1,5', 4: '-1', 6: 'abc')" in caplog.text
+
+
+def test_a_declared_area_of_zero_in_a_shapefile_is_none_declared(tmp_path: Path) -> None:
+    """A Shapefile's number column cannot be blank, so parcels declaring no area read 0: each was referred
+    INVALID_DECLARED_AREA (on a GeoPackage of 60 sample parcels with 0 for a blank, 27 referred where 11 were)."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v,
+             "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i, v in enumerate([0.0, 1.0, -1.0])]
+    path = tmp_path / "zero.shp"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert list(parcels["reasons"]) == [["DECLARED_AREA_ZERO"], [], ["INVALID_DECLARED_AREA"]]
+    assert pd.isna(parcels["declared_area_ha"].iloc[0])
 
 
 def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> None:
@@ -322,7 +337,7 @@ def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> N
     _frame(rows).to_file(path)
     parcels = read_parcels(path)
     assert parcels["declared_area_ha"].iloc[:2].tolist() == [2.0, 1.5] and pd.isna(parcels["declared_area_ha"].iloc[2])
-    assert ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]] == [False, False, True]
+    assert list(parcels["reasons"]) == [[], [], ["DECLARED_AREA_ZERO"]]
 
 
 def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path) -> None:
