@@ -177,16 +177,17 @@ def _without_empty_rows(frame: gpd.GeoDataFrame, closed: np.ndarray, source: str
     """``frame`` and ``closed`` (per row, ``_read_frame``) without the rows whose every cell and outline is empty, as
     a spreadsheet saves rows once used (Excel's trailing ``,,,,``): each read as a parcel without an id, outline or
     borrower, a borrower of its own in the results; and each row kept's number in the file (from 1, the header not
-    counted), which messages and ``row-N`` stand-in ids give. One info line gives their count and first rows."""
+    counted), which messages and ``row-N`` stand-in ids give. One warning (the run shows no info lines) gives their
+    count and first rows."""
     cells = frame.drop(columns=frame.geometry.name)
     blank = cells.isna() | cells.astype("string").apply(lambda column: column.str.strip().eq("")).fillna(True)
     empty = blank.all(axis=1).to_numpy() & ~usable_geometries(frame.geometry.to_numpy())
     file_rows = np.arange(1, len(frame) + 1)
     if not empty.any():
         return frame, closed, file_rows
-    rows = [str(i + 1) for i in np.flatnonzero(empty)]
-    logger.info("%s: %d rows hold nothing, every cell and the outline empty (rows %s), as a spreadsheet leaves rows "
-                "once used; they are left out", source, len(rows), some(rows))
+    rows = [str(row) for row in file_rows[empty]]
+    logger.warning("%s: %d rows hold nothing, every cell and the outline empty (rows %s), as a spreadsheet leaves rows "
+                   "once used; they are left out", source, len(rows), some(rows))
     return frame[~empty].reset_index(drop=True), closed[~empty], file_rows[~empty]
 
 
