@@ -112,8 +112,13 @@ OUTLINE_AREA_PREFIXES = ("shape_", "st_area")
 # writes, every text Excel would so change; an id read is refused only in the form Excel writes.)
 EXCEL_SCIENTIFIC = re.compile(r"\d(\.\d+)?E\+\d+", re.IGNORECASE)
 # A number of 16 to 19 digits ending so has likely passed through an Excel number cell, which keeps 15 digits and
-# zeroes the rest (an 18-digit ID-card number's last three).
+# zeroes the rest (an 18-digit ID-card number's last three), unless it is an 18-digit resident ID number whose check
+# character holds (RESIDENT_ID_WEIGHTS), as a real one's may end in 000 (sequence number ..00, check character 0).
 EXCEL_ZEROED = re.compile(r"\d{13,16}000")
+# GB 11643's check of a resident ID number (ISO 7064 MOD 11-2): its 17 digits weighted 2^(17-k) mod 11, their sum
+# mod 11 indexing the 18th character.
+RESIDENT_ID_WEIGHTS = tuple(2 ** (17 - k) % 11 for k in range(17))
+RESIDENT_ID_CHECK = "10X98765432"
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -1024,7 +1029,8 @@ def _id_text(values: pd.Series, source: object) -> pd.Series:
 
 def _check_excel_ids(ids: pd.Series, source: str, file_rows: np.ndarray) -> None:
     """Refuse ids Excel saved in scientific notation (``EXCEL_SCIENTIFIC``); warn of long numeric ids whose last
-    digits Excel likely zeroed (``EXCEL_ZEROED``), naming the column and their count.
+    digits Excel likely zeroed (``EXCEL_ZEROED``, not a valid resident ID number), naming the column and how many
+    distinct ids.
 
     Raises:
         InputError: naming the column, the first rows (``file_rows``: each row's number in the file, from 1, the
@@ -1038,11 +1044,24 @@ def _check_excel_ids(ids: pd.Series, source: str, file_rows: np.ndarray) -> None
             f"{', ...' if len(rows) > QUOTED_VALUES else ''}): Excel shows and saves a number of 12 digits or more so, "
             "keeping only its first digits, and the ids of different farmers read as one; in Excel, format the "
             f"{ids.name} column as Text (设置单元格格式 > 文本), enter the ids again in full, and save it again")
-    if zeroed := int(text.map(lambda name: bool(EXCEL_ZEROED.fullmatch(name))).sum()):
-        logger.warning("%s: %d %s values are numbers of 16 to 19 digits ending in 000, as Excel leaves an ID-card "
-                       "number typed into a number cell (it keeps 15 digits and zeroes the rest): if so, ids that "
-                       "differed in their last digits now read as one; in Excel, format the %s column as Text "
-                       "(设置单元格格式 > 文本) and enter the ids again in full", source, zeroed, ids.name, ids.name)
+    if zeroed := len({name for name in text.unique() if EXCEL_ZEROED.fullmatch(name) and not _resident_id(name)}):
+        logger.warning("%s: %d distinct %s values are numbers of 16 to 19 digits ending in 000 (and not resident ID "
+                       "numbers whose check character holds), as Excel leaves an ID-card number typed into a number "
+                       "cell (it keeps 15 digits and zeroes the rest): if so, ids that differed in their last digits "
+                       "now read as one; in Excel, format the %s column as Text (设置单元格格式 > 文本) and enter the "
+                       "ids again in full", source, zeroed, ids.name, ids.name)
+
+
+def _resident_id(name: str) -> bool:
+    """Whether ``name`` is 18 characters whose last is the check character of its first 17 digits (GB 11643).
+
+    Example:
+        >>> _resident_id("410102199001016000"), _resident_id("410102199001011000")
+        (True, False)
+    """
+    if len(name) != 18 or not name[:17].isdigit():
+        return False
+    return RESIDENT_ID_CHECK[sum(int(d) * w for d, w in zip(name, RESIDENT_ID_WEIGHTS)) % 11] == name[17].upper()
 
 
 def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:

@@ -46,8 +46,24 @@ def test_long_numeric_ids_ending_in_000_are_warned_of_as_excel_zeroed(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         parcels = read_parcels(path, crs="EPSG:4326")
     assert list(parcels["borrower_id"])[:2] == ["410102199001011000", "410102199001012000"]
-    assert "2 borrower_id values are numbers of 16 to 19 digits ending in 000" in caplog.text
+    assert "2 distinct borrower_id values are numbers of 16 to 19 digits ending in 000" in caplog.text
     assert "format the borrower_id column as Text" in caplog.text
+
+
+def test_resident_id_numbers_ending_in_000_with_their_check_character_are_not_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """410102199001016000 is a resident ID number whose check character (ISO 7064 MOD 11-2) is its last 0: it was
+    warned of as Excel-zeroed, and a borrower's id on two parcels counted twice."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT",
+                ["P1,410102199001016000", "P2,410102199001016000", "P3,410102199001011234"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path, crs="EPSG:4326")
+    assert "ending in 000" not in caplog.text
+    path = _csv(tmp_path / "zeroed.csv", "parcel_id,borrower_id,WKT",
+                ["P1,410102199001011000", "P2,410102199001011000", "P3,410102199001016000"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path, crs="EPSG:4326")
+    assert "1 distinct borrower_id values are numbers of 16 to 19 digits ending in 000" in caplog.text
 
 
 def test_a_text_id_written_as_a_whole_number_with_point_zero_is_that_number(
