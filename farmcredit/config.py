@@ -80,15 +80,21 @@ MIN_CROP_DATES = 3
 # credit's amounts of money, in credit.currency: a config in another currency leaving them at the packaged (CNY)
 # values lends on yuan figures read as its own currency.
 CREDIT_MONEY_KEYS = ("parcel_cap", "borrower_cap", "min_loan", "rounding_step")
-# ISO 4217's active currency codes (2025; ANG and BGN through their changeovers to XCG and EUR): credit.currency is one.
+# ISO 4217's active codes of currencies (2025; ANG and BGN through their changeovers to XCG and EUR), the regional
+# ones (XAF, XOF, XCD, XCG, XPF) included: credit.currency is one.
 ISO_4217 = frozenset("""
-    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD CAD CDF
-    CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF
+    CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF
     GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD
-    LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
+    LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
     PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP
-    TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF
-    XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
+    TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split())
+# ISO 4217's codes of what no loan is made in: precious metals (XAU gold, XAG, XPT, XPD), accounting units (XDR, XSU,
+# XUA, XBA-XBD), testing and no currency (XTS, XXX), and funds (units of account or investment: BOV, CHE, CHW, CLF,
+# COU, MXV, USN, UYI, UYW).
+ISO_4217_NOT_LENT = frozenset("""
+    XAU XAG XPT XPD XDR XSU XUA XBA XBB XBC XBD XTS XXX BOV CHE CHW CLF COU MXV USN UYI UYW
 """.split())
 # Local spellings of a currency (written without dots and blanks, upper case) -> its ISO 4217 code.
 LOCAL_CURRENCY_NAMES = {"KSH": "KES", "KSHS": "KES", "RMB": "CNY", "YUAN": "CNY", "GHC": "GHS", "GH¢": "GHS",
@@ -345,6 +351,10 @@ class CreditConfig(_Frozen):
         meant = LOCAL_CURRENCY_NAMES.get(re.sub(r"[\s.]", "", code))
         if meant:  # GHC is also the old cedi's code, replaced in 2007
             raise ValueError(f"{value!r} is a local name of {meant}: give its ISO 4217 code, {meant}")
+        if code in ISO_4217_NOT_LENT:
+            raise ValueError(f"{value!r} is an ISO 4217 code of a precious metal, fund, accounting or testing unit, "
+                             "not a currency to lend in: give the code of the currency lent in, e.g. CNY, KES, GHS, "
+                             "NGN, USD")
         if code not in ISO_4217:
             raise ValueError(f"{value!r} is not an ISO 4217 currency code: give its three letters, e.g. CNY, KES, "
                              "GHS, NGN, USD")

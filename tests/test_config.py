@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from farmcredit.config import ISO_4217, LOCAL_CURRENCY_NAMES, load_config, packaged_config_text
+from farmcredit.config import ISO_4217, ISO_4217_NOT_LENT, LOCAL_CURRENCY_NAMES, load_config, packaged_config_text
 from farmcredit.errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -178,6 +178,12 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: raw["credit"].update(currency="TSh"), "'TSh' is a local name of TZS"),
         (lambda raw: raw["credit"].update(currency="USh"), "'USh' is a local name of UGX"),
         (lambda raw: raw["credit"].update(currency="C1Y"), "credit.currency"),
+        # ISO 4217 codes of no currency lent in (gold, a fund, testing) loaded as one.
+        (lambda raw: raw["credit"].update(currency="XAU"),
+         "credit.currency: 'XAU' is an ISO 4217 code of a precious metal, fund, accounting or testing unit, not a "
+         "currency to lend in"),
+        (lambda raw: raw["credit"].update(currency="clf"), "'clf' is an ISO 4217 code of a precious metal"),
+        (lambda raw: raw["credit"].update(currency="XXX"), "not a currency to lend in"),
         (lambda raw: raw["credit"].update(currency=156), "credit.currency"),
         (lambda raw: raw["crops"]["wheat"].update(price=True), "crops.wheat.price: Input should be a valid number"),
         (lambda raw: raw["crops"]["wheat"].update(price="2.36"), "crops.wheat.price: Input should be a valid number"),
@@ -210,6 +216,7 @@ def test_currencies_of_iso_4217_load_as_do_the_shipped_configs() -> None:
     assert {"CNY", "KES", "GHS", "NGN", "TZS", "UGX", "ZMW", "EUR", "USD"} <= ISO_4217
     assert all(len(code) == 3 and code.isupper() for code in ISO_4217)
     assert not set(LOCAL_CURRENCY_NAMES) & ISO_4217 and set(LOCAL_CURRENCY_NAMES.values()) <= ISO_4217
+    assert {"XAF", "XOF", "XCD", "XPF", "XCG"} <= ISO_4217 and not ISO_4217 & ISO_4217_NOT_LENT
     for path in Path(__file__).parents[1].glob("configs/*.yaml"):
         assert load_config(path).credit.currency in ISO_4217
 
