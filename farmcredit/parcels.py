@@ -471,7 +471,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     for i in np.flatnonzero(missing_id.to_numpy()):
         reasons[i].append("MISSING_PARCEL_ID")
     duplicated = parcel_id.duplicated(keep=False) & ~missing_id
-    _warn_duplicate_ids(parcel_id[duplicated], source)
+    # As written: a number column's ids are their numbers (a float column's 101.0 is the integer 101 with a blank).
+    written = parcel_id if pd.api.types.is_numeric_dtype(frame["parcel_id"]) else frame["parcel_id"]
+    _warn_duplicate_ids(parcel_id[duplicated], written[duplicated], source)
     parcel_id = parcel_id.where(~missing_id, pd.Series(_stand_in_ids(parcel_id, file_rows), index=frame.index))
     for i in np.flatnonzero(duplicated.to_numpy()):
         reasons[i].append("DUPLICATE_PARCEL_ID")
@@ -1079,16 +1081,24 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
                        "way", source, len(groups), ids.name, some(groups), owner, owner)
 
 
-def _warn_duplicate_ids(repeated: pd.Series, source: str) -> None:
-    """Warn once of parcels whose ``parcel_id`` another parcel has (``repeated``: their ids), with their count and the
-    first few ids, each with how many parcels give it: a file of many such parcels (a column of ids a spreadsheet
+def _warn_duplicate_ids(repeated: pd.Series, written: pd.Series, source: str) -> None:
+    """Warn once of parcels whose ``parcel_id`` another parcel has (``repeated``: their ids; ``written``: as the file
+    gives them), with their count and the first few ids, each with how many parcels give it and, where the file writes
+    it otherwise (1.0 beside 1, ``_id_text``), how: a file of many such parcels (a column of ids a spreadsheet
     changed) is otherwise told of only in its results' rows."""
     if repeated.empty:
         return
     counts = repeated.value_counts(sort=False)
+    forms = written.astype("string").str.strip().groupby(repeated.to_numpy(), sort=False).unique()
+
+    def told(name: str, count: int) -> str:
+        as_written = list(forms[name])
+        return f"{name!r}: {count} parcels" + (
+            f" (written {', '.join(map(repr, as_written))})" if as_written != [name] else "")
+
     logger.warning("%s: %d parcels share %d parcel_id values (%s); they are flagged DUPLICATE_PARCEL_ID and not "
                    "assessed; give each parcel its own id", source, len(repeated), len(counts),
-                   some([f"{name!r}: {count} parcels" for name, count in counts.items()]))
+                   some([told(name, count) for name, count in counts.items()]))
 
 
 def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:

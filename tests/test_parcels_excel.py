@@ -159,3 +159,13 @@ def test_rows_after_empty_rows_are_named_by_their_row_in_the_file(tmp_path: Path
         read_parcels(path, crs="EPSG:4326")
     path.write_text(path.read_text(encoding="utf-8-sig").replace("4.10102E+17", "B3"), encoding="utf-8-sig")
     assert list(read_parcels(path, crs="EPSG:4326")["parcel_id"]) == ["P1", "row-4", "P3"]
+
+
+def test_ids_read_as_one_are_named_in_the_duplicate_warning_as_the_file_writes_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """1.0 beside 1 reads as one id: the warning said only '1': 2 parcels, which the file's rows, 1.0 and 1, do not
+    show."""
+    path = _csv(tmp_path / "loans.csv", "parcel_id,borrower_id,WKT", ["1.0,B1", "1,B1", "D,B2", "D,B2", "2,B3"])
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        read_parcels(path, crs="EPSG:4326")
+    assert "4 parcels share 2 parcel_id values ('1': 2 parcels (written '1.0', '1'), 'D': 2 parcels)" in caplog.text
