@@ -1192,8 +1192,9 @@ def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str) -> _Sec
     if isinstance(borrowers, str):
         blocks.append(f"Borrowers' reason codes not counted: {borrowers}.")
         borrower_counts = counts.iloc[:0]
+    elif (borrower_counts := _reason_counts(borrowers, "borrowers")).empty:
+        blocks.append("No borrower carries a reason code.")
     else:
-        borrower_counts = _reason_counts(borrowers, "borrowers")
         blocks += [f"The {TOP_REASONS} most frequent codes in the borrowers' reason column (each borrower's leading "
                    "codes: what its credit decision gives), as the share of all borrowers and of the borrowers of each "
                    "band of total drawn area that carry them.",

@@ -710,3 +710,16 @@ def test_the_report_screens_and_counts_borrowers_whose_decision_is_the_credit_de
     text = credit_report(load_results(folder), out=tmp_path / "old.md", fmt="md").read_text()
     assert "Borrowers not screened: the borrowers table beside the results lacks polygon_area_ha, reason" in text
     assert "| borrowers declined | 10 (50.0%) |" in text
+
+
+def test_the_report_says_so_where_no_borrower_carries_a_reason_code(tmp_path: Path) -> None:
+    """Section 5 printed the borrowers' table header with no row under it."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _results(4).to_parquet(folder / "results.parquet")
+    pd.DataFrame({"borrower_id": ["B0", "B1"], "decision": ["approve"] * 2, "loan_limit": [900.0, 700.0],
+                  "cultivated_area_ha": [0.5, 0.4], "polygon_area_ha": [0.6, 0.5], "reason": ["", ""]}
+                 ).to_parquet(folder / "borrowers.parquet")
+    reasons = credit_report(load_results(folder), out=tmp_path / "report.md", fmt="md").read_text().split("## 5.")[1]
+    assert "No borrower carries a reason code." in reasons
+    assert "Top borrower reason codes" not in reasons
