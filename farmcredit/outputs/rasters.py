@@ -17,7 +17,7 @@ windows, so memory stays bounded by a strip, not by the tile.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -63,6 +63,8 @@ TRUE_COLOUR_BANDS = ("B04", "B03", "B02")
 REFLECTANCE_SCALE = 10_000
 BLOCK_PX = 256
 STRIP_ROWS = 512
+# Strips of parcel numbers the health raster keeps rasterized ahead of the one it burns (see ``_health_strips``).
+LOOKAHEAD_STRIPS = 1
 # GDAL's block cache while writing: its default (5% of RAM) would hold a tile's worth of blocks.
 WRITE_CACHE_MB = 128
 
@@ -161,11 +163,8 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
         drawn = parcels[parcels.geometry.notna() & ~parcels.geometry.is_empty & measured]
         geoms = drawn.geometry.to_numpy()
         health = drawn["health_index"].where(drawn["status"] != "error").to_numpy(dtype=np.float32)
-        bounds = shapely.bounds(geoms)
-        coarse = ~_holding_centres(geoms, bounds, grid) & np.isfinite(health)
         path = Path(scratch) / "health_index.tif"
-        _write_strips(path, grid, 1, "float32", np.nan,
-                      lambda strip: _burn_strip(geoms, bounds, health, coarse, strip, grid.transform))
+        _write_strips(path, grid, 1, "float32", np.nan, _health_strips(geoms, health, grid))
         sources["health_index"] = (path, {})
         for name in (name for name in RASTER_NAMES if name in sources):
             files[name] = out_dir / f"{name}.tif"
@@ -207,7 +206,7 @@ def _write_true_colour(path: Path, grid: RasterGrid, imagery: Imagery, scenes: l
             date = replace(imagery, scenes=(scene,), bands=TRUE_COLOUR_BANDS)
             try:
                 _write_strips(path, grid, 3, "uint16", 0,
-                              lambda strip, date=date: _true_colour_strip(date, strip, grid.window))
+                              (_true_colour_strip(date, strip, grid.window) for strip in _strips(grid)))
             except UnreadableScene:  # a failure to write is the run's to tell (a full disk), not the date's
                 continue
             return scene
@@ -233,24 +232,39 @@ def _true_colour_strip(imagery: Imagery, strip: Window, window: Window) -> np.nd
     return np.where(np.isfinite(reflectance), np.clip(np.round(reflectance), 1, 65535), 0).astype(np.uint16)
 
 
-def _burn_strip(geoms: np.ndarray, bounds: np.ndarray, values: np.ndarray, coarse: np.ndarray, strip: Window,
-                transform: rasterio.Affine) -> np.ndarray:
-    """Each parcel's value (NaN for one not rated) on the pixels whose centre it holds, NaN elsewhere, for one strip;
-    a ``coarse`` parcel (one holding no pixel centre) on the pixels it touches whose centre no parcel holds."""
-    near = _near_strip(bounds, strip, transform)
-    held = _parcel_numbers(geoms, near, strip, transform)
-    touched = _parcel_numbers(geoms, near & coarse, strip, transform, all_touched=True)
+def _health_strips(geoms: np.ndarray, values: np.ndarray, grid: RasterGrid) -> Iterator[np.ndarray]:
+    """Each parcel's value (NaN for one not rated) on the pixels of ``grid`` whose centre it holds, NaN elsewhere, a
+    strip (1, rows, cols) at a time in ``_strips`` order; a rated parcel holding no pixel centre (one another parcel
+    burnt over counts as not) on the pixels it touches whose centre no parcel holds.
+
+    Whether a parcel holds a centre is known once every strip it reaches is rasterized, so each strip's numbers are
+    rasterized once, ahead of its burning, and kept until burnt, at most ``LOOKAHEAD_STRIPS`` ahead: a parcel reaching
+    further (a tile-long one) has those strips rasterized an extra time rather than held.
+    """
+    bounds = shapely.bounds(geoms)
+    strips = _strips(grid)
+    near = [_near_strip(bounds, strip, grid.transform) for strip in strips]
+    last_strip = np.zeros(len(geoms), dtype=int)
+    for index, near_strip in enumerate(near):
+        last_strip[near_strip] = index
+    holds = np.zeros(len(geoms), dtype=bool)
+    rated = np.isfinite(values)
     lookup = np.append(values, np.nan).astype(np.float32)  # number 0, no parcel, reads the NaN at its end
-    return np.where(held > 0, lookup[held - 1], lookup[touched - 1])[None]
-
-
-def _holding_centres(geoms: np.ndarray, bounds: np.ndarray, grid: RasterGrid) -> np.ndarray:
-    """Whether each parcel holds the centre of a pixel of ``grid`` (one another parcel burnt over counts as not)."""
-    held = np.zeros(len(geoms), dtype=bool)
-    for strip in _strips(grid):
-        numbers = _parcel_numbers(geoms, _near_strip(bounds, strip, grid.transform), strip, grid.transform)
-        held[np.unique(numbers[numbers > 0]) - 1] = True
-    return held
+    kept: dict[int, np.ndarray] = {}
+    counted = -1  # the strips up to this one have had their parcels holding centres told
+    for index, strip in enumerate(strips):
+        for ahead in range(index, int(last_strip[near[index]].max(initial=index)) + 1):
+            keep = ahead <= index + LOOKAHEAD_STRIPS
+            if ahead in kept or (ahead <= counted and not keep):
+                continue
+            numbers = _parcel_numbers(geoms, near[ahead], strips[ahead], grid.transform)
+            holds[np.unique(numbers[numbers > 0]) - 1] = True
+            counted = max(counted, ahead)
+            if keep:
+                kept[ahead] = numbers
+        held = kept.pop(index)
+        touched = _parcel_numbers(geoms, near[index] & ~holds & rated, strip, grid.transform, all_touched=True)
+        yield np.where(held > 0, lookup[held - 1], lookup[touched - 1])[None]
 
 
 def _parcel_numbers(geoms: np.ndarray, chosen: np.ndarray, strip: Window, transform: rasterio.Affine,
@@ -278,16 +292,16 @@ def _strips(grid: RasterGrid) -> list[Window]:
 
 
 def _write_strips(path: Path, grid: RasterGrid, count: int, dtype: str, nodata: float,
-                  strip_values: Callable[[Window], np.ndarray]) -> None:
-    """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values(strip)`` (count, rows, cols).
+                  strip_values: Iterable[np.ndarray]) -> None:
+    """Fill a GeoTIFF on ``grid`` strip by strip with ``strip_values``, one (count, rows, cols) per ``_strips(grid)``.
 
     Raises:
         RasterioError: It could not be written (named, with GDAL's words: a full disk, say).
     """
     try:
         with _create_tiff(path, grid, count, dtype, nodata) as dataset:
-            for strip in _strips(grid):
-                dataset.write(strip_values(strip), window=strip)
+            for strip, values in zip(_strips(grid), strip_values, strict=True):
+                dataset.write(values, window=strip)
     except RASTER_WRITE_ERRORS as exc:
         raise RasterioError(f"{path.name} (written first in {path.parent}): {gdal_message(exc)}") from exc
 

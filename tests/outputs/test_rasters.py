@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,9 @@ from farmcredit.outputs.rasters import (
     RASTER_NAMES,
     PixelRasters,
     RasterGrid,
-    _burn_strip,
-    _holding_centres,
+    _health_strips,
+    _near_strip,
+    _parcel_numbers,
     _strips,
     _to_cog,
     _write_true_colour,
@@ -82,12 +84,8 @@ def test_a_parcel_holding_no_pixel_centre_shows_on_the_pixels_it_touches(monkeyp
         shapely.box(90, 90, 110, 110),  # not rated (fallow): its pixels stay empty
         shapely.box(108, 101, 112, 104),  # holding no centre, touching its pixel (1, 10) and (1, 11)
     ])
-    bounds = shapely.bounds(geoms)
     values = np.array([1, 2, 3, 4, 5, np.nan, 7])
-    coarse = ~_holding_centres(geoms, bounds, grid) & np.isfinite(values)
-    assert coarse.tolist() == [False, True, True, True, False, False, True]
-    burnt = np.concatenate([_burn_strip(geoms, bounds, values, coarse, strip, grid.transform)[0]
-                            for strip in _strips(grid)])
+    burnt = np.concatenate([strip[0] for strip in _health_strips(geoms, values, grid)])
     assert burnt.shape == (12, 12)
     expected = np.full((12, 12), np.nan)
     expected[1:4, 1:4] = 1
@@ -96,6 +94,87 @@ def test_a_parcel_holding_no_pixel_centre_shows_on_the_pixels_it_touches(monkeyp
     expected[10, 7] = 5
     expected[1, 11] = 7
     np.testing.assert_array_equal(burnt, expected)
+
+
+def _random_parcels(grid: RasterGrid, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` overlapping boxes of 1 m to a few pixels on ``grid`` (some unrated), and two a tile long, one of them
+    narrower than a pixel; with their health values."""
+    rng = np.random.default_rng(seed)
+    left, top = grid.transform.c, grid.transform.f
+    width, height = grid.window.width * grid.transform.a, grid.window.height * -grid.transform.e
+    x, y = left + rng.uniform(0, width, count), top - rng.uniform(0, height, count)
+    geoms = np.append(shapely.box(x, y, x + rng.uniform(1, 40, count), y + rng.uniform(1, 40, count)),
+                      [shapely.box(left + 33.3, top - height + 5, left + 36.6, top - 5),
+                       shapely.box(left + 50, top - height + 5, left + 90, top - 5)])
+    values = rng.uniform(0, 100, len(geoms))
+    values[rng.random(len(geoms)) < 0.2] = np.nan
+    return geoms, values
+
+
+def _burnt_afresh(geoms: np.ndarray, values: np.ndarray, grid: RasterGrid) -> np.ndarray:
+    """The health raster with every strip's parcel numbers rasterized afresh wherever they are used."""
+    bounds, strips = shapely.bounds(geoms), _strips(grid)
+    near = [_near_strip(bounds, strip, grid.transform) for strip in strips]
+    holds = np.zeros(len(geoms), dtype=bool)
+    for strip, near_strip in zip(strips, near, strict=True):
+        numbers = _parcel_numbers(geoms, near_strip, strip, grid.transform)
+        holds[np.unique(numbers[numbers > 0]) - 1] = True
+    lookup = np.append(values, np.nan)
+    burnt = []
+    for strip, near_strip in zip(strips, near, strict=True):
+        held = _parcel_numbers(geoms, near_strip, strip, grid.transform)
+        touched = _parcel_numbers(geoms, near_strip & ~holds & np.isfinite(values), strip, grid.transform,
+                                  all_touched=True)
+        burnt.append(np.where(held > 0, lookup[held - 1], lookup[touched - 1]))
+    return np.concatenate(burnt).astype(np.float32)
+
+
+@pytest.mark.parametrize(("strip_rows", "seed"), [(512, 1), (7, 2), (3, 3), (1, 4)])
+def test_health_strips_burn_the_pixels_fresh_rasterizing_burns(monkeypatch, strip_rows: int, seed: int) -> None:
+    """Parcel numbers kept from the centre test are those a fresh rasterize gives, parcels across strips included."""
+    monkeypatch.setattr(rasters, "STRIP_ROWS", strip_rows)
+    grid = RasterGrid(Window(0, 0, 47, 61), rasterio.Affine(10, 0, 500_000, 0, -10, 4_000_000),
+                      rasterio.crs.CRS.from_epsg(32650))
+    geoms, values = _random_parcels(grid, 400, seed)
+    burnt = np.concatenate([strip[0] for strip in _health_strips(geoms, values, grid)])
+    assert burnt.dtype == np.float32 and burnt.shape == (61, 47)
+    assert np.isfinite(burnt).mean() > 0.3
+    np.testing.assert_array_equal(burnt, _burnt_afresh(geoms, values, grid))
+
+
+def test_the_health_raster_rasterizes_each_strips_parcel_centres_once(monkeypatch, assessed, tmp_path) -> None:
+    """Its strips are rasterized once to tell which parcels hold a pixel centre and burn them (then the pixels that
+    coarse parcels touch), not a second time for the burning."""
+    monkeypatch.setattr(rasters, "STRIP_ROWS", 16)  # several strips on the small scene
+    calls = {False: 0, True: 0}
+    rasterize = rasterio.features.rasterize
+
+    def counting(*args: object, all_touched: bool = False, **kwargs: object) -> np.ndarray:
+        calls[all_touched] += 1
+        return rasterize(*args, all_touched=all_touched, **kwargs)
+
+    monkeypatch.setattr(rasterio.features, "rasterize", counting)
+    rasters.write_rasters(tmp_path, assessed)
+    strips = _strips(RasterGrid(assessed.grid_window, assessed.imagery.transform, assessed.imagery.crs))
+    assert len(strips) > 2
+    assert calls[False] <= len(strips)
+
+
+def test_health_strips_keep_few_strips_of_numbers_beside_a_tile_long_parcel(monkeypatch) -> None:
+    """Memory stays a few strips, not the tile's, though a parcel spans every strip (its centres are told late)."""
+    monkeypatch.setattr(rasters, "STRIP_ROWS", 8)
+    grid = RasterGrid(Window(0, 0, 2000, 400), rasterio.Affine(10, 0, 500_000, 0, -10, 4_000_000),
+                      rasterio.crs.CRS.from_epsg(32650))
+    geoms, values = _random_parcels(grid, 300, 5)
+    strip_bytes = rasters.STRIP_ROWS * 2000 * 4
+    tracemalloc.start()
+    try:
+        for _ in _health_strips(geoms, values, grid):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * strip_bytes  # the tile is 50 strips; a strip burnt takes some 8 with its temporaries
 
 
 def test_true_colour_is_the_clearest_date_in_reflectance(outputs, assessed) -> None:
