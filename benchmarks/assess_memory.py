@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
+from datetime import date, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -48,6 +49,32 @@ FIELD_M = 60  # fields are 60 m cells of the pattern
 TILES = ("50RKV", "50RLV", "50RMV", "50RNV", "50RPV")  # neighbours west to east
 COMPARISONS = ("exactextract", "rasterstats")
 CLEAR_SCL = (4, 5, 6)  # the default config's imagery.clear_scl_classes
+# The season's dates: two months (61 days) apart from 15 April, as the figures measured on 2-4 dates were; more dates
+# share the 183 days to 15 October, the fourth's.
+SEASON_START = date(2024, 4, 15)
+SEASON_DAYS = 183
+DATE_STEP_DAYS = 61
+
+
+def season_dates(dates: int) -> list[date]:
+    """The acquisition dates of a synthetic season of ``dates`` dates (1 to ``SEASON_DAYS`` + 1), in order.
+
+    >>> [f"{day:%d %b}" for day in season_dates(4)]
+    ['15 Apr', '15 Jun', '15 Aug', '15 Oct']
+    """
+    if not 1 <= dates <= SEASON_DAYS + 1:
+        raise ValueError(f"{dates} dates: a synthetic season has 1 to {SEASON_DAYS + 1} dates, one a day at most")
+    step = min(DATE_STEP_DAYS, SEASON_DAYS / max(dates - 1, 1))
+    return [SEASON_START + timedelta(days=round(k * step)) for k in range(dates)]
+
+
+def date_count(text: str) -> int:
+    """``--dates``: a number of dates ``season_dates`` spreads over the season."""
+    try:
+        season_dates(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--dates {text}: {exc}") from exc
+    return int(text)
 
 
 def _pattern(rows: slice, cols: slice, scale: int, phase: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +98,8 @@ def write_season(root: Path, dates: int, tiles: int = 1) -> Path:
     """
     imagery = root / f"imagery-{tiles}x{dates}"
     phases = np.linspace(0.1, 1.0, dates) if dates > 1 else np.array([1.0])
-    for (k, phase), tile in itertools.product(enumerate(phases), range(tiles)):
-        scene = imagery / f"S2B_{TILES[tile]}_2024{4 + 2 * k:02d}15_0_L2A"
+    for (day, phase), tile in itertools.product(zip(season_dates(dates), phases, strict=True), range(tiles)):
+        scene = imagery / f"S2B_{TILES[tile]}_{day:%Y%m%d}_0_L2A"
         origin_x = ORIGIN[0] + tile * SIZE * 10
         if (scene / "SCL.tif").exists():
             continue
@@ -223,7 +250,7 @@ def by_hand(tool: str, parcels: Path, imagery: Path, workers: int = 0) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parcels", type=int, default=100_000)
-    parser.add_argument("--dates", type=int, default=4)
+    parser.add_argument("--dates", type=date_count, default=4)
     parser.add_argument("--model", default="rule", help="assess's --model (rule: the README's figure; cnn: the "
                         "default model, ~10 min of CPU inference per tile)")
     parser.add_argument("--cache", type=Path, default=Path("benchmarks/.cache/fulltile"))

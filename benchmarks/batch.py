@@ -34,7 +34,7 @@ from pathlib import Path
 from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from assess_memory import COMPARISONS, by_hand, missing_tools, write_parcels, write_season  # noqa: E402
+from assess_memory import COMPARISONS, by_hand, date_count, missing_tools, write_parcels, write_season  # noqa: E402
 from peak_memory import peak_rss_mib, reset_peak  # noqa: E402
 
 from farmcredit.batch import run_batch  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--parcels", type=int, default=1_000_000)
     parser.add_argument("--tiles", type=int, default=4)
     # 4: the fewest clear dates the default config assesses (agronomy.min_clear_observations); fewer only times reading.
-    parser.add_argument("--dates", type=int, default=4)
+    parser.add_argument("--dates", type=date_count, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partition-parcels", type=int, default=5000)
     parser.add_argument("--model", default="rule", help="cropland model: rule or cnn")
