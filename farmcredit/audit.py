@@ -460,6 +460,12 @@ def write_decision_records(records: Iterable[dict], path: Path) -> Path:
 
 def _plain(value: object) -> object:
     """JSON-safe copy: NaN/NaT -> None, numpy scalars -> Python, timestamps -> ISO dates."""
+    # Most values are plain already: their exact types are told first (a subclass, np.float64 say, goes on below).
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
