@@ -22,7 +22,9 @@ from farmcredit.margins import MARGIN_KEYS, AreaMargins
 ARCHITECTURE = "farmcredit-cropland-unet-v3"
 # How each family's decoder upsamples: v2 repeated each coarse pixel (4 px blocks with straight edges in real
 # probability maps); v3 interpolates, so a coarse feature ramps over its pixels instead of stepping at the pooling grid.
-UPSAMPLING = {"farmcredit-cropland-unet-v2": "nearest", ARCHITECTURE: "bilinear"}
+# The family of training checkpoints written before they recorded one.
+ARCHITECTURE_V2 = "farmcredit-cropland-unet-v2"
+UPSAMPLING = {ARCHITECTURE_V2: "nearest", ARCHITECTURE: "bilinear"}
 # The Sentinel-2 L2A bands the network knows, in its input order; any subset may be present.
 MODEL_BANDS: tuple[str, ...] = SURFACE_BANDS
 # Without red and NIR no band subset the network was trained on applies.

@@ -22,6 +22,7 @@ from torch import nn
 ALIGN_PX = 4
 # No output pixel depends on input further than this (checked in tests by perturbation), for either upsampling.
 RECEPTIVE_RADIUS_PX = 22
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 def _conv3(c_in: int, c_out: int) -> nn.Sequential:
@@ -35,11 +36,13 @@ class CroplandNet(nn.Module):
         n_inputs: input channels per date, bands then spectral indices (missing ones are zero and flagged).
         n_classes: output classes (index 0 non-crop).
         width: channels at full resolution (1.5x and 2x at the coarser levels).
-        upsample: "bilinear" or "nearest" (``card.UPSAMPLING``).
+        upsample: one of ``UPSAMPLE_MODES``, as ``card.UPSAMPLING`` names it for the card's family.
     """
 
     def __init__(self, n_inputs: int, n_classes: int, width: int = 32, upsample: str = "bilinear") -> None:
         super().__init__()
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.upsample = upsample
         w1, w2, w3 = width, width * 3 // 2, width * 2
         self.date_encoder = nn.Sequential(

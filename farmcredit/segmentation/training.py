@@ -13,6 +13,7 @@ only on the same data.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ from farmcredit.imagery.read import is_reflectance
 from farmcredit.locking import can_write_in
 from farmcredit.segmentation.card import (
     ARCHITECTURE,
+    ARCHITECTURE_V2,
     CLASSES,
     INDICES,
     MODEL_BANDS,
@@ -239,10 +241,11 @@ def train(
     start_from = init.describe()["hash"] if init is not None else ""  # a checkpoint resumes only its own start
     if init is not None:
         # New weights: the starting model's calibration (Platt, area margin) no longer applies. They are of the
-        # current family (a v2 start's weights fit v3 and learn its bilinear upsampling).
+        # current family (a v2 start's weights fit v3 and learn its bilinear upsampling), trained in a copy: the
+        # starting model computes as its card says, whatever this run does.
         card = replace(init.card, metrics={}, training={}, calibration=uncalibrated(), weights_sha256="",
                        deciding_hash="", architecture=ARCHITECTURE)
-        net = init.net
+        net = copy.deepcopy(init.net)
         net.upsample = UPSAMPLING[ARCHITECTURE]
         config = replace(config, width=init.card.width)
     else:
@@ -258,7 +261,7 @@ def train(
     start, losses, earlier_seconds, schedules = 0, [], 0.0, [config.steps]
     if checkpoint is not None and checkpoint.is_file():
         start, losses, earlier_seconds, schedules = _load_checkpoint(checkpoint, net, optimiser, config, start_from,
-                                                                     data_sha256)
+                                                                     data_sha256, card.architecture)
     type_weight = config.type_weight if card.has_scene_crop_types else 0.0
     trained = (~np.isin(card.bands, card.untrained_bands)).astype(np.float32)
     mean = np.asarray(card.band_mean, dtype=np.float32)
@@ -301,8 +304,7 @@ def train(
                 progress(step + 1, config.steps, losses[-1])
             if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
                 _save_checkpoint(checkpoint, net, optimiser, step + 1, losses, config, schedules, start_from,
-                                 data_sha256,
-                                 earlier_seconds + time.perf_counter() - began)
+                                 data_sha256, card.architecture, earlier_seconds + time.perf_counter() - began)
     idle = sum(not np.isfinite(loss) for loss in losses)
     if idle == len(losses):
         raise InputError(f"none of the {idle} training steps drew a labelled pixel with a clear date of red (B04) and "
@@ -330,11 +332,12 @@ def train(
 
 def starting_weights(card: ModelCard, path: Path | None = None) -> dict:
     """What a fine-tune's card records of the weights it started from (their card ``card``): where they were read
-    from (``path``, when given), their name, SHA-256 and training data's hash (None where their card has none) and,
-    where they were fine-tuned too, their own ``init`` nested as their card has it, so a fine-tune of a fine-tune keeps
-    its lineage back to weights trained from scratch or shipped."""
+    from (``path``, when given), their name, network family, SHA-256 and training data's hash (None where their card
+    has none) and, where they were fine-tuned too, their own ``init`` nested as their card has it, so a fine-tune of a
+    fine-tune keeps its lineage back to weights trained from scratch or shipped."""
     record = {**({"path": str(path)} if path is not None else {}), "name": card.name,
-              "weights_sha256": card.weights_sha256, "data_sha256": card.training.get("data_sha256")}
+              "architecture": card.architecture, "weights_sha256": card.weights_sha256,
+              "data_sha256": card.training.get("data_sha256")}
     if card.training.get("init") is not None:
         record["init"] = card.training["init"]
     return record
@@ -615,7 +618,8 @@ def _patch_loss(weight: float):
 
 
 def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float], config: TrainingConfig,
-                     schedules: list[int], start_from: str, data_sha256: str, seconds: float) -> None:
+                     schedules: list[int], start_from: str, data_sha256: str, architecture: str,
+                     seconds: float) -> None:
     """Save the training state at ``step``; ``schedules``: the total steps of each run of the chain of resumes
     that changed it (each set the learning rate's schedule for its own steps)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -623,21 +627,23 @@ def _save_checkpoint(path: Path, net, optimiser, step: int, losses: list[float],
         for key, value in state.items():
             tensors[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     metadata = {"step": str(step), "losses": json.dumps(losses), "config": json.dumps(asdict(config)),
-                "start_from": start_from, "data_sha256": data_sha256, "seconds": repr(seconds),
+                "start_from": start_from, "data_sha256": data_sha256, "architecture": architecture,
+                "seconds": repr(seconds),
                 "schedule_steps": json.dumps(schedules)}
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_safetensors(tensors, path, metadata)
 
 
 def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_from: str,
-                     data_sha256: str) -> tuple[int, list[float], float, list[int]]:
+                     data_sha256: str, architecture: str) -> tuple[int, list[float], float, list[int]]:
     """Load a checkpoint into ``net`` and ``optimiser``; returns its step, losses, training seconds and the total
     steps each run of its chain scheduled the learning rate for, this one's last.
 
     Parameters without Adam state in it (all, in one saved before any step learnt from a label) start without.
 
     A checkpoint written before it recorded its training data's hash resumes on any data; one written
-    before it recorded its seconds gives 0. One of a run of other steps resumes, with a warning: the learning rate
+    before it recorded its seconds gives 0, and one before it recorded its network family was of v2 (refused
+    where this run trains another). One of a run of other steps resumes, with a warning: the learning rate
     follows the total steps, so it trains otherwise than a run of these steps from the start.
     """
     from safetensors import SafetensorError, safe_open
@@ -659,6 +665,9 @@ def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_f
     if differ:
         found = ", ".join(f"{k}={saved.get(k)} (now {getattr(config, k)})" for k in differ)
         raise InputError(f"{path}: checkpoint was trained with other settings: {found}; delete it or match them")
+    if (trained_as := metadata.get("architecture", ARCHITECTURE_V2)) != architecture:
+        raise InputError(f"{path}: checkpoint was trained as {trained_as} ({UPSAMPLING[trained_as]} upsampling), "
+                         f"this run trains {architecture}; delete it")
     if metadata.get("start_from", "") != start_from:
         raise InputError(f"{path}: checkpoint fine-tunes other starting weights; delete it or start from the same")
     if metadata.get("data_sha256", data_sha256) != data_sha256:

@@ -855,6 +855,11 @@ def test_no_output_depends_on_input_beyond_the_receptive_radius(upsample: str, r
     assert farthest == reach <= RECEPTIVE_RADIUS_PX
 
 
+def test_an_upsampling_the_network_does_not_know_is_refused() -> None:
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        CroplandNet(6, 2, 8, "Bilinear")  # once read as nearest
+
+
 def test_the_decoder_interpolates_a_coarse_ramp_where_v2_repeated_it_in_steps() -> None:
     """Repeating each coarse pixel (v2) turns a smooth coarse feature into steps on the pooling grid, the blocks
     with straight edges v2.6 drew into real probability maps; interpolating keeps it a ramp."""

@@ -122,10 +122,14 @@ def test_a_fine_tune_of_v2_weights_is_of_the_current_family_and_upsamples_biline
     v2 = tmp_path / "v2.safetensors"
     save_model(shipped.net, replace(shipped.card, architecture="farmcredit-cropland-unet-v2"), v2)
     start = CnnCroplandModel.from_file(v2, device="cpu")
-    assert start.net.upsample == "nearest"
+    before = {name: tensor.clone() for name, tensor in start.net.state_dict().items()}
     net, card, _ = train(TrainingData([rgbn_stack(scene_in_memory(64, 64))]), replace(SMALL, steps=2, width=24),
                          device="cpu", init=start)
     assert card.architecture == ARCHITECTURE and net.upsample == "bilinear"
+    assert card.training["init"]["architecture"] == "farmcredit-cropland-unet-v2"
+    # The starting model computes as its card says: trained in a copy, never switched to the new family.
+    assert net is not start.net and start.net.upsample == "nearest"
+    assert all(torch.equal(tensor, before[name]) for name, tensor in start.net.state_dict().items())
 
 
 def test_a_step_without_a_labelled_clear_pixel_leaves_the_weights_as_they_were(recwarn) -> None:
@@ -282,6 +286,24 @@ def test_a_checkpoint_resumes_only_on_its_own_training_data_unless_written_befor
     save_file(tensors, typed_checkpoint, metadata={k: v for k, v in metadata.items() if k != "data_sha256"})
     with pytest.raises(InputError, match="checkpoint holds another network than this run builds"):
         train(ours, config, device="cpu", checkpoint=typed_checkpoint)
+
+
+def test_a_checkpoint_of_another_network_family_is_refused_not_resumed(tmp_path: Path) -> None:
+    """A checkpoint of v2 training (nearest upsampling; written before checkpoints named their family) resumed would
+    train the rest bilinearly under a card saying v3 trained it all."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    config, checkpoint = replace(SMALL, steps=4, checkpoint_every=2), tmp_path / "ckpt.safetensors"
+    data = TrainingData([scene_in_memory(40, 40)])
+    train(data, replace(config, steps=2), device="cpu", checkpoint=checkpoint)
+    with safe_open(str(checkpoint), "pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    assert metadata["architecture"] == "farmcredit-cropland-unet-v3"
+    save_file(tensors, checkpoint, metadata={k: v for k, v in metadata.items() if k != "architecture"})
+    with pytest.raises(InputError, match="trained as farmcredit-cropland-unet-v2 \\(nearest upsampling\\), this run "
+                                         "trains farmcredit-cropland-unet-v3; delete it"):
+        train(data, config, device="cpu", checkpoint=checkpoint)
 
 
 def test_a_checkpoint_saved_before_any_step_learnt_resumes_exactly_and_idle_steps_warn_of_no_scheduler(
