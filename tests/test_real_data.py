@@ -140,7 +140,8 @@ def test_cnn_calls_little_of_a_real_desert_tile_cropland(shared_data: Path) -> N
     """A whole L2A tile of Mauritanian desert (29RKH, one date, 100 m pixels; no vegetation, never trained on).
 
     v2.5 called 99.5% of it cropland with all ten bands (P 0.999: only simulated scenes and EuroSAT taught
-    it all-band input, and neither has bright bare land); v2.6, whose DEA pixels also come with B8A, 10.8%.
+    it all-band input, and neither has bright bare land); v2.6, whose DEA pixels also come with B8A, 10.8%; v2.7 9.8%
+    (red, green, blue and NIR alone: v2.6 10.0%, v2.7 15.6%).
     """
     from rasterio.windows import Window
 
@@ -213,8 +214,8 @@ def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared
     """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
 
     The rule gives no probability from two dates (FEW_CLEAR_OBSERVATIONS); the CNN does: certain the
-    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.6 says 75%, interval
-    0-100%; v2.5 said 100%, v2.2 25%), never sure it is not.
+    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.7 says 100%, interval
+    31-100%; v2.6 75%, 0-100%; v2.5 100%, v2.2 25%), never sure it is not.
     """
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model

@@ -816,7 +816,8 @@ def test_fine_tuning_starts_from_the_given_weights_and_drops_their_calibration(s
     net, tuned, losses = train(data, TrainingConfig(steps=3, width=32, scene_batch=1), device="cpu", init=start)
     assert tuned.width == model.card.width and len(losses) == 3
     assert tuned.calibration == uncalibrated() and tuned.weights_sha256 == ""  # of the old weights, not these
-    assert tuned.training["init"] == {"name": "test", "weights_sha256": "", "data_sha256": None}  # from memory
+    assert tuned.training["init"] == {"name": "test", "architecture": ARCHITECTURE, "weights_sha256": "",
+                                      "data_sha256": None}  # from memory
     assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(), model.net.state_dict().values()))
     checkpoint, config = tmp_path / "ckpt.safetensors", TrainingConfig(steps=2, width=32, scene_batch=1)
     train(data, config, device="cpu", init=CnnCroplandModel(copy.deepcopy(model.net), card), checkpoint=checkpoint)

@@ -90,7 +90,7 @@ def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
 def test_evaluate_scores_only_the_eurosat_patches_and_dea_pixels_the_model_did_not_train_on(
         shared_data: Path, shipped, tmp_path: Path) -> None:
     """Any copy counts: the judge's one patch removed (a subset) and its folder of all six regions pooled scored the
-    trained patches (0.9648 / F1 0.9091 against the held-out 0.93 / 0.81) and pixels, without a note."""
+    trained patches (0.9648 / F1 0.9091 against v2.6's held-out 0.93 / 0.81) and pixels, without a note."""
     from click.testing import CliRunner
 
     from farmcredit.cli import cli

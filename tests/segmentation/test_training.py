@@ -243,7 +243,7 @@ def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small
     assert re.fullmatch(r"\d+\.\d+\.\d+\+src\.[0-9a-f]{12}(\.git\.[0-9a-f]{12}(-dirty)?)?", card.code_version)
     assert card.code_version.split("+src.")[1][:12] == code_version()["source_sha256"][:12]  # as the audit's
     shipped = read_card(DEFAULT_WEIGHTS)
-    assert re.fullmatch(r"\d+\.\d+\.\d+\+git\.[0-9a-f]{12}", shipped.code_version)  # trained from a clean checkout
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+src\.[0-9a-f]{12}\.git\.[0-9a-f]{12}", shipped.code_version)  # clean
     assert len(shipped.training["data_sha256"]) == 64
     # A card written before these fields loads as it did.
     legacy = {k: v for k, v in json.loads(card_path(DEFAULT_WEIGHTS).read_text()).items() if k != "untrained_bands"}
@@ -383,7 +383,7 @@ def test_weights_go_to_a_new_safetensors_file_never_over_their_card_or_starting_
                                (DEFAULT_WEIGHTS, DEFAULT_WEIGHTS, "is the starting weights")):
         with pytest.raises(InputError, match=message):
             train_from_folders((), out, SMALL, eurosat=tiny_eurosat, init=init, device="cpu")
-    assert read_card(DEFAULT_WEIGHTS).name == "cropland-cnn-v2.6"  # untouched
+    assert read_card(DEFAULT_WEIGHTS).name == "cropland-cnn-v2.7"  # untouched
 
 
 def test_weights_whose_file_name_the_card_cannot_hold_as_the_model_name_are_refused_before_training(
@@ -972,8 +972,8 @@ def test_train_init_takes_the_shipped_model_by_name_as_evaluate_does(small_seaso
     shipped, training = read_card(DEFAULT_WEIGHTS), read_card(out).training
     # The starting weights' lineage, not their path alone: what they were and what they learnt from.
     assert training["init"] == {"path": str(DEFAULT_WEIGHTS), "name": shipped.name,
-                                "weights_sha256": shipped.weights_sha256,
-                                "data_sha256": shipped.training["data_sha256"]}
+                                "architecture": shipped.architecture, "weights_sha256": shipped.weights_sha256,
+                                "data_sha256": shipped.training["data_sha256"], "init": shipped.training["init"]}
     # This run read scenes alone, yet its weights carry what the shipped ones learnt from EuroSAT and DEA.
     assert training["data_licences"] == shipped.training["data_licences"]
     missing = tmp_path / "none.safetensors"
@@ -1076,6 +1076,7 @@ def test_a_card_names_the_licences_of_the_data_this_run_and_its_starting_weights
 def test_a_fine_tune_of_a_fine_tune_keeps_its_lineage_back_to_the_weights_trained_from_scratch(
         tmp_path: Path) -> None:
     """training.init named the immediate starting weights alone: base -> ft1 -> ft2 left base out of ft2's card."""
+    from farmcredit.segmentation.card import ARCHITECTURE
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
     data, one_step = TrainingData([scene_in_memory(40, 40)]), replace(SMALL, steps=1)
@@ -1088,5 +1089,5 @@ def test_a_fine_tune_of_a_fine_tune_keeps_its_lineage_back_to_the_weights_traine
     save_model(net, replace(card, name="ft2"), tmp_path / "ft2.safetensors")
     data_sha256 = card.training["data_sha256"]  # each trained on the same scene
     assert read_card(tmp_path / "ft2.safetensors").training["init"] == {
-        "name": "ft1", "weights_sha256": "1" * 64, "data_sha256": data_sha256,
-        "init": {"name": "base", "weights_sha256": "b" * 64, "data_sha256": data_sha256}}
+        "name": "ft1", "architecture": ARCHITECTURE, "weights_sha256": "1" * 64, "data_sha256": data_sha256,
+        "init": {"name": "base", "architecture": ARCHITECTURE, "weights_sha256": "b" * 64, "data_sha256": data_sha256}}
