@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -94,11 +95,16 @@ def write_season(root: Path, dates: int, tiles: int = 1) -> Path:
     With ``tiles`` > 1, that many tiles of the same UTM zone lie side by side west to east, one
     scene folder per tile and date (as Earth Search serves them). A season of other dates or tiles
     goes to its own folder: a date's reflectance depends on how many dates there are, and a run
-    reads every scene of its folder.
+    reads every scene of its folder (scenes of dates this season has not, a cache of an older date scheme's, are
+    removed).
     """
     imagery = root / f"imagery-{tiles}x{dates}"
     phases = np.linspace(0.1, 1.0, dates) if dates > 1 else np.array([1.0])
-    for (day, phase), tile in itertools.product(zip(season_dates(dates), phases, strict=True), range(tiles)):
+    seasons = list(itertools.product(zip(season_dates(dates), phases, strict=True), range(tiles)))
+    names = {f"S2B_{TILES[tile]}_{day:%Y%m%d}_0_L2A" for (day, _), tile in seasons}
+    for stale in (p for p in imagery.glob("S2B_*_L2A") if p.name not in names):
+        shutil.rmtree(stale)
+    for (day, phase), tile in seasons:
         scene = imagery / f"S2B_{TILES[tile]}_{day:%Y%m%d}_0_L2A"
         origin_x = ORIGIN[0] + tile * SIZE * 10
         if (scene / "SCL.tif").exists():

@@ -435,9 +435,9 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
             raise InputError(f"{source}: columns {' and '.join(same)} both read as {name} (names are matched ignoring "
                              "case): rename or remove all but one")
     if len(areas := [c for c, target in ours.items() if target.startswith("declared_area_")]) > 1:
-        # A column holding no value declares nothing: a run's results, read as the next season's parcels, carry an
-        # empty declared_area_mu beside the hectares their file gave.
-        declaring = [c for c in areas if (frame[c].notna() & frame[c].astype(str).str.strip().ne("")).any()]
+        # A column holding no value (or only 0s) declares nothing: a run's results, read as the next season's
+        # parcels, carry an empty declared_area_mu beside the hectares their file gave.
+        declaring = [c for c in areas if _declares(frame[c]).any()]
         if len(declaring) > 1:
             by_unit = {ours[c]: c for c in declaring}
             hectares, mu = (frame[by_unit[name]] for name in ("declared_area_ha", "declared_area_mu"))
@@ -970,11 +970,18 @@ def _gauss_kruger_zone(easting: float) -> tuple[int, int] | None:
     return next(((width, int(number)) for width, zones in GAUSS_KRUGER_ZONES.items() if int(number) in zones), None)
 
 
+def _declares(values: pd.Series) -> pd.Series:
+    """Rows of a declared-area column that declare one: neither blank nor exactly 0 (what a Shapefile, which cannot
+    leave a number blank, writes for none: ``DECLARED_AREA_ZERO``)."""
+    return values.notna() & values.astype(str).str.strip().ne("") & pd.to_numeric(values, errors="coerce").ne(0)
+
+
 def _declared_apart(hectares: pd.Series, mu: pd.Series) -> np.ndarray:
     """Per row, whether its declared area in ``hectares`` and in ``mu`` are two declarations: all False where they
     give one twice, every row's hectares its mu / ``MU_PER_HA`` to the square metre as a run's results write them, or
     neither."""
-    hectares, mu = pd.to_numeric(hectares, errors="coerce"), pd.to_numeric(mu, errors="coerce")
+    # 0 is none declared (``_declares``), as a blank.
+    hectares, mu = (pd.to_numeric(values, errors="coerce").replace(0, np.nan) for values in (hectares, mu))
     worked_out = (mu / MU_PER_HA).round(4)
     return (~((hectares - worked_out).abs().le(5e-5) | (hectares.isna() & mu.isna()))).to_numpy()
 
@@ -1046,7 +1053,11 @@ def _check_excel_ids(ids: pd.Series, source: str, file_rows: np.ndarray) -> None
             f"{', ...' if len(rows) > QUOTED_VALUES else ''}): Excel shows and saves a number of 12 digits or more so, "
             "keeping only its first digits, and the ids of different farmers read as one; in Excel, format the "
             f"{ids.name} column as Text (设置单元格格式 > 文本), enter the ids again in full, and save it again")
-    if zeroed := len({name for name in text.unique() if EXCEL_ZEROED.fullmatch(name) and not _resident_id(name)}):
+    # A valid resident ID number ending in 000 is one in 1,000 typed whole, but one in 11 zeroed ones passes the check
+    # too: it is spared only where the column shows ids kept whole (some valid one ends otherwise).
+    names = text.unique()
+    whole = any(_resident_id(name) and not name.endswith("000") for name in names)
+    if zeroed := len({name for name in names if EXCEL_ZEROED.fullmatch(name) and not (whole and _resident_id(name))}):
         logger.warning("%s: %d distinct %s values are numbers of 16 to 19 digits ending in 000 (and not resident ID "
                        "numbers whose check character holds), as Excel leaves an ID-card number typed into a number "
                        "cell (it keeps 15 digits and zeroes the rest): if so, ids that differed in their last digits "

@@ -327,6 +327,9 @@ def test_a_declared_area_of_zero_in_a_shapefile_is_none_declared(tmp_path: Path)
     parcels = read_parcels(path)
     assert list(parcels["reasons"]) == [["DECLARED_AREA_ZERO"], [], ["INVALID_DECLARED_AREA"]]
     assert pd.isna(parcels["declared_area_ha"].iloc[0])
+    # A column of 0s beside the one declaring declares nothing (refused as two columns giving the declared area).
+    _frame([{**row, "area_mu": 0.0} for row in rows]).to_file(path)
+    assert read_parcels(path)["declared_area_ha"].iloc[:2].fillna(-1).tolist() == [-1, 1.0]
 
 
 def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> None:

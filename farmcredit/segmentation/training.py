@@ -666,8 +666,9 @@ def _load_checkpoint(path: Path, net, optimiser, config: TrainingConfig, start_f
         found = ", ".join(f"{k}={saved.get(k)} (now {getattr(config, k)})" for k in differ)
         raise InputError(f"{path}: checkpoint was trained with other settings: {found}; delete it or match them")
     if (trained_as := metadata.get("architecture", ARCHITECTURE_V2)) != architecture:
-        raise InputError(f"{path}: checkpoint was trained as {trained_as} ({UPSAMPLING[trained_as]} upsampling), "
-                         f"this run trains {architecture}; delete it")
+        upsampling = UPSAMPLING.get(trained_as, "unknown")
+        raise InputError(f"{path}: checkpoint was trained as {trained_as} ({upsampling} upsampling), this run trains "
+                         f"{architecture}; delete it")
     if metadata.get("start_from", "") != start_from:
         raise InputError(f"{path}: checkpoint fine-tunes other starting weights; delete it or start from the same")
     if metadata.get("data_sha256", data_sha256) != data_sha256:

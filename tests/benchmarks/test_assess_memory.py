@@ -27,6 +27,15 @@ def test_a_season_of_many_dates_spreads_them_over_the_season_as_scenes_farmcredi
     assert acquired[0] == date(2024, 4, 15) and acquired[-1] == date(2024, 10, 15)
 
 
+def test_a_cached_season_of_the_older_date_scheme_is_rewritten_not_mixed_in(monkeypatch, tmp_path: Path) -> None:
+    """Five dates once ran to 15 December: a cache of them beside the new dates read as a season of eight."""
+    monkeypatch.setattr(assess_memory, "SIZE", 60)
+    stale = tmp_path / "imagery-1x5" / "S2B_50RKV_20241215_0_L2A"
+    stale.mkdir(parents=True)
+    imagery = open_imagery(assess_memory.write_season(tmp_path, 5))
+    assert not stale.exists() and len(imagery.scenes) == 5
+
+
 def test_seasons_of_up_to_four_dates_keep_the_dates_two_months_apart_their_figures_were_measured_on() -> None:
     assert assess_memory.season_dates(4) == [date(2024, 4, 15), date(2024, 6, 15), date(2024, 8, 15),
                                              date(2024, 10, 15)]

@@ -304,6 +304,9 @@ def test_a_checkpoint_of_another_network_family_is_refused_not_resumed(tmp_path:
     with pytest.raises(InputError, match="trained as farmcredit-cropland-unet-v2 \\(nearest upsampling\\), this run "
                                          "trains farmcredit-cropland-unet-v3; delete it"):
         train(data, config, device="cpu", checkpoint=checkpoint)
+    save_file(tensors, checkpoint, metadata={**metadata, "architecture": "farmcredit-cropland-unet-v9"})
+    with pytest.raises(InputError, match="trained as farmcredit-cropland-unet-v9 \\(unknown upsampling\\)"):
+        train(data, config, device="cpu", checkpoint=checkpoint)  # a newer farmcredit's: not a KeyError
 
 
 def test_a_checkpoint_saved_before_any_step_learnt_resumes_exactly_and_idle_steps_warn_of_no_scheduler(
