@@ -452,8 +452,12 @@ class Config(_Frozen):
             return FALLOW
         if key in DECLARED_UNKNOWN:
             return None
-        names = _crop_names(tuple((crop, spec.aliases) for crop, spec in self.crops.items()))
-        return names.get(key, declared)
+        return self.crop_name_keys.get(key, declared)
+
+    @property
+    def crop_name_keys(self) -> dict[str, str]:
+        """Each crop's name and aliases, ``folded`` as ``crop_named`` matches them, -> the crop."""
+        return _crop_names(tuple((crop, spec.aliases) for crop, spec in self.crops.items()))
 
     def crop(self, name: str, region: str | None = None) -> CropConfig | None:
         """The crop's settings with the region's overrides (named by the crop's name or an alias) applied; None for an

@@ -258,7 +258,7 @@ def warn_unknown_declared_crops(declared: np.ndarray, config: Config) -> None:
             unknown[spelt.setdefault(folded(said), said)] += 1
     if not unknown:
         return
-    known = {folded(name): crop for crop, spec in config.crops.items() for name in (crop, *spec.aliases)}
+    known = config.crop_name_keys
     names = []
     for name, count in unknown.most_common():
         near = [f"{key!r}" + (f" ({known[key]})" if key != folded(known[key]) else "")
