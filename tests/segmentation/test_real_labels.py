@@ -76,6 +76,23 @@ def test_shipped_model_reproduces_its_card_on_held_out_real_data(shared_data: Pa
     assert scores["overall"]["n"] == len(dea.is_crop) and 0 < scores["overall"]["recall"] < 1
 
 
+def test_the_cards_eurosat_forest_anchor_is_the_training_scripts_on_the_same_split(shared_data: Path, shipped) -> None:
+    """The issue's EuroSAT anchor rerun as scripts/train_default_model.py does: a forest on the train split's patch
+    statistics, scored on the test split the card's CNN figures are, paired patch by patch with the CNN."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_default_model",
+                                                  Path(__file__).parents[2] / "scripts" / "train_default_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    eurosat = load_eurosat(shared_data / "labels" / "eurosat")
+    train, test = split_eurosat(eurosat, 0.5, seed=shipped.card.training["eurosat_split"]["seed"])
+    forest = script.eurosat_random_forest(shipped, eurosat.subset(train), eurosat.subset(test))
+    assert forest == shipped.card.metrics["eurosat_test_random_forest"]
+    assert forest["cnn_vs_forest"]["first"] == shipped.card.metrics["eurosat_test"]["overall"]["accuracy"]
+    assert script.patch_statistics(eurosat.subset(test)).shape == (100, 4 * len(MODEL_BANDS))
+
+
 def test_evaluate_command_on_a_dea_region(shared_data: Path) -> None:
     from click.testing import CliRunner
 
