@@ -257,7 +257,7 @@ class CropConfig(_Frozen):
     def unit_slip(self, currency: str) -> str:
         """Why the price, yield curve and cost look like other units than ``currency`` per kg, t/ha and ``currency``
         per ha ('' when they do not); in CNY, naming the mu (1/15 ha) and 斤 (0.5 kg) Chinese farms and markets count
-        by, else the bag and acre."""
+        by, else the bag, quintal and acre."""
         revenue = self.typical_yield_t_ha * 1000.0 * self.price
         ratio = revenue / self.cost_per_ha if self.cost_per_ha > 0 else 1.0
         if 1 / MAX_REVENUE_TO_COST <= ratio <= MAX_REVENUE_TO_COST:
@@ -268,8 +268,9 @@ class CropConfig(_Frozen):
                       "ha (not per mu: a mu is 1/15 ha)" if ratio > 1 else
                       f"yield_curve in t/ha (not t/mu: a mu is 1/15 ha), price in {per_kg} and cost_per_ha per ha")
         else:
-            likely = (f"price in {currency} per kg, not per bag (50/90 kg) or per tonne, yield_curve in t/ha (not "
-                      "kg/ha or bags/ha) and cost_per_ha per ha, not per acre (1 acre = 0.4047 ha)" if ratio > 1 else
+            likely = (f"price in {currency} per kg, not per bag (50/90 kg), quintal (100 kg) or tonne, yield_curve in "
+                      "t/ha (not kg/ha, bags/ha or quintals/ha) and cost_per_ha per ha, not per acre (1 acre = 0.4047 "
+                      "ha)" if ratio > 1 else
                       f"yield_curve in t/ha (not t/acre: 1 acre = 0.4047 ha), price in {currency} per kg and "
                       "cost_per_ha per ha")
         shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"

@@ -136,12 +136,17 @@ def test_hash_is_stable_and_changes_with_any_value(tmp_path: Path) -> None:
         (lambda raw: (raw["credit"].update(currency="EUR"), raw["crops"]["wheat"].update(price=236)),
          r"crops.wheat: a typical harvest sells for 76 times cost_per_ha \(5.8 t/ha x 1000 kg/t x 236 EUR per kg = "
          r"1,368,800 EUR per ha against 18,000 EUR; field crops sell for 1/5 to 5 times their costs\): give price in "
-         r"EUR per kg, not per bag \(50/90 kg\) or per tonne, yield_curve in t/ha \(not kg/ha or bags/ha\) and "
-         r"cost_per_ha per ha, not per acre \(1 acre = 0.4047 ha\)$"),
+         r"EUR per kg, not per bag \(50/90 kg\), quintal \(100 kg\) or tonne, yield_curve in t/ha \(not kg/ha, "
+         r"bags/ha or quintals/ha\) and cost_per_ha per ha, not per acre \(1 acre = 0.4047 ha\)$"),
+        # An Indian minimum support price per quintal (100 kg), as it is published: 2,275 INR for wheat.
+        (lambda raw: (raw["credit"].update(currency="INR"), raw["crops"]["wheat"].update(price=2275)),
+         r"crops.wheat: a typical harvest sells for \S+ times cost_per_ha \([^)]+\): give price in INR per kg, not per "
+         r"bag \(50/90 kg\), quintal \(100 kg\) or tonne"),
         # A Kenyan price per 90 kg bag: the message gives the shillings, and no mu.
         (lambda raw: (raw["credit"].update(currency="KES"), raw["crops"]["maize"].update(price=3600)),
          r"crops.maize: a typical harvest sells for 1,376 times cost_per_ha \(6.5 t/ha x 1000 kg/t x 3600 KES per kg "
-         r"= 23,400,000 KES per ha against 17,000 KES; [^)]+\): give price in KES per kg, not per bag \(50/90 kg\)"),
+         r"= 23,400,000 KES per ha against 17,000 KES; [^)]+\): give price in KES per kg, not per bag \(50/90 kg\), "
+         r"quintal"),
         (lambda raw: (raw["credit"].update(currency="EUR"), raw.update(regions={"NL": {"crops": {"maize": {
             "cost_per_ha": 100_000}}}})),
          r"regions.NL.crops.maize: a typical harvest sells for 0.14 times cost_per_ha \([^)]+\): give yield_curve in "
