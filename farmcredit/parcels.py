@@ -95,14 +95,36 @@ MU_RATIO_BAND = (6.0, 30.0)
 ACRE_RATIO_BAND = (2.2, 2.8)
 HA_PER_ACRE = 0.4047
 MIN_PARCELS_FOR_UNIT = 10
+# Declared areas whose file-wide median is outside this many times the outlines' areas are likely in another unit:
+# honest files run about 1 (outlines a third larger than the land declared 0.75, half as large 2), and a few
+# over-declaring borrowers do not move a file's median.
+DECLARED_RATIO_BAND = (0.5, 1.6)
+# The land units borrowers declare in, in hectares each (low, high: a bigha is 0.13 ha in West Bengal, 0.25 in Bihar,
+# 0.27 in Uttar Pradesh), and the names a column may give them by (a Latin one as a whole word, e.g. not `percent`).
+LAND_UNITS_HA = {"mu": (1 / MU_PER_HA, 1 / MU_PER_HA), "acre": (HA_PER_ACRE, HA_PER_ACRE),
+                 "guntha": (0.010117, 0.010117), "bigha": (0.13, 0.27), "kanal": (0.0506, 0.0506),
+                 "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047),
+                 "rai": (0.16, 0.16), "feddan": (0.42, 0.42), "are": (0.01, 0.01),
+                 "m²": (0.0001, 0.0001)}
+LAND_UNIT_NAMES = {"acre": ("acre", "acres", "ac", folded("एकड़"), "एकर", "ekari"),
+                   "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"), "bigha": ("bigha", "bighas", "बीघा"),
+                   "kanal": ("kanal", "kanals"), "marla": ("marla", "marlas"), "cent": ("cent", "cents"),
+                   "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares")}
+# A unit fits a file's median ratio where its size times the declared figures per hectare of outline is within this
+# band: as MU_RATIO_BAND's 6-30 times for 15 mu to the hectare.
+UNIT_FIT_BAND = (0.4, 2.0)
 # A declared area typed with its unit, as a spreadsheet cell holds it (30亩, 1.2 亩, 0.5ha, 0.5 公顷): by column, the
 # unit read off it; the other column's unit is not (0.11ha in declared_area_mu stays INVALID_DECLARED_AREA).
 UNIT_SUFFIXES = {"declared_area_mu": re.compile(r"(.*?)\s*(亩|mu)", re.IGNORECASE),
                  "declared_area_ha": re.compile(r"(.*?)\s*(公顷|ha|hectares?)", re.IGNORECASE)}
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
 # parcels were assessed as declaring none, and over-declared ones approved.
-AREA_NAME_PARTS = ("area", "面积", "亩", "acre", "hectare")
-AREA_NAME_WORDS = frozenset({"mu", "ha"})
+# In the languages of the markets served (Chinese, Hindi/Marathi, Spanish/Portuguese/French, Swahili): a name holding
+# one of these parts, or one of these words (a short one may be part of another word: share, rainfall, percent), or
+# one of LAND_UNIT_NAMES.
+AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "亩", "acre", "hectare", "hectárea",
+                                                   "superficie", "hekta", "क्षेत्र", "रकबा", "हेक्टेयर", "हेक्टर"))
+AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
 # ...unless it holds one of these words (area_code, area_name: a place's) or starts so: Esri's outline areas
 # (ArcGIS's Shape_Area, a geodatabase's st_area(shape), as exported); a Shapefile's AREA alone is its outline's too.
 NOT_AREA_WORDS = frozenset({"code", "name", "id"})
@@ -643,16 +665,18 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
 
 
 def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefile: bool) -> None:
-    """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积; not
-    ``NOT_AREA_WORDS`` nor outline areas), naming the columns read; where a declared area is ``read``, only note
-    them (info): its column is the one checked."""
+    """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积,
+    क्षेत्रफल (हेक्टेयर), guntha; not ``NOT_AREA_WORDS`` nor outline areas), naming the columns read and, for one named
+    for a unit of ``LAND_UNIT_NAMES``, its size in hectares; where a declared area is ``read``, only note them (info):
+    its column is the one checked."""
     def an_area(name: str) -> bool:
         name = folded(name)
-        words = re.split(r"[^a-z0-9]+", name)
+        words = _name_words(name)
         outline = name.startswith(OUTLINE_AREA_PREFIXES) or (shapefile and name == "area")
         if outline or not NOT_AREA_WORDS.isdisjoint(words):
             return False
-        return any(part in name for part in AREA_NAME_PARTS) or not AREA_NAME_WORDS.isdisjoint(words)
+        return (any(part in name for part in AREA_NAME_PARTS) or not AREA_NAME_WORDS.isdisjoint(words)
+                or bool(_units_named(name)))
 
     if not (areas := [name for name in unread if an_area(name)]):
         return
@@ -660,13 +684,33 @@ def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefil
         logger.info("%s: column(s) %s, named like an area, are also present, not read: the declared area is %s's",
                     source, ", ".join(map(repr, areas)), read[0])
     else:
-        acres = [name for name in areas if "acre" in folded(name) or "ac" in re.split(r"[^a-z0-9]+", folded(name))]
-        in_acres = (f"; {', '.join(map(repr, acres))}, in acres: convert to hectares (1 acre = {HA_PER_ACRE} ha) "
-                    "into declared_area_ha" if acres else "")
+        in_units = {name: units[0] for name in areas if (units := _units_named(folded(name)))}
+        sizes = dict.fromkeys(in_units.values())
+        in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
+                         f"hectares ({', '.join(f'1 {unit} = {_unit_size(unit)}' for unit in sizes)}) into "
+                         "declared_area_ha" if in_units else "")
         logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
                        "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
                        "parcel's declared area is checked against the imagery%s", source,
-                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_acres)
+                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_units_text)
+
+
+def _name_words(name: str) -> list[str]:
+    """The words of a (folded) column name: runs of letters and digits, ``_`` a separator."""
+    return re.split(r"[\W_]+", name)
+
+
+def _units_named(name: str) -> list[str]:
+    """The ``LAND_UNIT_NAMES`` units a folded column name names: by a Latin name as a whole word, another as a part."""
+    words = _name_words(name)
+    return [unit for unit, names in LAND_UNIT_NAMES.items()
+            if any(unit_name in words if unit_name.isascii() else unit_name in name for unit_name in names)]
+
+
+def _unit_size(unit: str) -> str:
+    """A ``LAND_UNITS_HA`` unit's size, as a message gives it (0.4047 ha; 0.13-0.27 ha by state)."""
+    low, high = LAND_UNITS_HA[unit]
+    return f"{low:g} ha" if low == high else f"{low:g}-{high:g} ha by state"
 
 
 def _column_name(column: object) -> str:
@@ -814,11 +858,11 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
 def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, area_m2: np.ndarray,
                     source: str) -> None:
     """Warn when the declared areas' median ratio to the outlines' areas (of at least ``MIN_PARCELS_FOR_UNIT`` parcels
-    or half the file's) says they are in the other unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
+    or half the file's) says they are in another unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
     hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
     (hectares read as mu understate every parcel 15-fold), or ``declared_area_ha`` within ``ACRE_RATIO_BAND`` (acres
-    read as hectares); ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly
-    off so."""
+    read as hectares), or else outside ``DECLARED_RATIO_BAND`` (guntha, bigha, m²: the ``LAND_UNITS_HA`` that fit
+    named); ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
     outline_ha = area_m2[declaring] / 10_000
     measured = outline_ha > 0
@@ -831,19 +875,44 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
                        "in acres, convert them to hectares (1 acre = %g ha) into declared_area_ha", source, ratio,
                        HA_PER_ACRE)
         return
+    # The figures declared per hectare of outline: a unit of h ha fits where about 1 / h.
+    per_ha = ratio * MU_PER_HA if in_mu else ratio
     low, high = (1 / MU_RATIO_BAND[1], 1 / MU_RATIO_BAND[0]) if in_mu else MU_RATIO_BAND
-    if not low <= ratio <= high:
-        return
-    if in_mu:
+    if low <= ratio <= high and in_mu:
         logger.warning("%s: the declared areas in mu are a median %.3g times their outlines' areas, as areas in "
                        "hectares would be (1 亩 = 1/15 ha: about 1/15): they are likely hectares, which read as mu are "
                        "a fifteenth of the land declared; if they are in hectares, name the column declared_area_ha",
                        source, ratio)
-    else:
+    elif low <= ratio <= high:
+        others = _units_fitting(per_ha, exclude="mu")
         logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas: they are likely "
                        "areas in mu (1 亩 = 1/15 ha: 15 times, less where the outlines take in more than the land "
-                       "declared): read as hectares, they are overstated and their parcels flagged AREA_OVERSTATED; if "
-                       "they are in mu, name the column %s", source, ratio, MU_COLUMN)
+                       "declared)%s: read as hectares, they are overstated and their parcels flagged AREA_OVERSTATED; "
+                       "if they are in mu, name the column %s%s", source, ratio, f", or {others}" if others else "",
+                       MU_COLUMN, "; if in another unit, convert them to hectares into declared_area_ha" if others
+                       else "")
+    elif not DECLARED_RATIO_BAND[0] <= ratio <= DECLARED_RATIO_BAND[1]:
+        declared, unit = ("declared areas in mu (as hectares, mu / 15)", "mu") if in_mu else (
+            "declared_area_ha values", "hectares")
+        fitting = _units_fitting(per_ha, exclude="mu" if in_mu else None) or "no common land unit"
+        logger.warning("%s: the %s are a median %.3g times their outlines' areas, where honest declarations run about "
+                       "1: they are likely not %s but another unit (%s); read as %s, they are %s: convert them to "
+                       "hectares into declared_area_ha", source, declared, ratio, unit, fitting, unit,
+                       "overstated and their parcels flagged AREA_OVERSTATED" if ratio > 1 else "understated")
+
+
+def _units_fitting(per_ha: float, exclude: str | None) -> str:
+    """The ``LAND_UNITS_HA`` units (but ``exclude``) that ``per_ha`` figures declared per hectare of outline fit
+    (within ``UNIT_FIT_BAND``), each with the ratio it gives (guntha (98.8x)) or, of a size that varies, the size
+    fitting (a bigha of about 0.13 ha), joined by "or"."""
+    fits = []
+    for unit, (low, high) in LAND_UNITS_HA.items():
+        size = min(max(1 / per_ha, low), high)  # a varying unit's size nearest the ratio's
+        if unit != exclude and UNIT_FIT_BAND[0] <= round(per_ha * size, 6) <= UNIT_FIT_BAND[1]:
+            fits.append(f"{unit} ({1 / low:,.0f}x)" if low == high and low < 0.01 else f"{unit} ({1 / low:.3g}x)"
+                        if low == high else
+                        f"a {unit} of about {size:.2g} ha ({_unit_size(unit)})")
+    return ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else "".join(fits)
 
 
 def _too_large(geoms: np.ndarray, span: np.ndarray | None, parcel_id: pd.Series, source: str) -> np.ndarray:

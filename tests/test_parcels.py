@@ -985,3 +985,68 @@ def test_parcels_nearly_all_off_a_fetched_folder_are_told_their_crs_may_be_misla
         warn_off_imagery(fields, np.arange(10) >= 8, "EPSG:32650", near, "fields.gpkg", refetch)
     assert len(caplog.records) == 1 and "2 of 10 parcel(s) lie wholly outside the windows" in caplog.text
     assert "mislabelled" not in caplog.text and caplog.text.rstrip().endswith(refetch)
+
+
+@pytest.mark.parametrize("name", ["क्षेत्रफल (हेक्टेयर)", "रकबा", "एकड़", "गुंठा", "बीघा", "superficie", "Área (ha)",
+                                  "hectáreas", "eneo", "ekari", "guntha", "Gunta", "bigha", "kanal", "marla", "feddan",
+                                  "cents", "rai", "are"])
+def test_columns_named_for_an_area_in_the_markets_languages_and_units_are_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """क्षेत्रफल (हेक्टेयर), guntha, bigha and एकड़ were ignored in silence (面积 was warned of): an Indian file's
+    parcels were assessed as declaring nothing, and over-declared ones approved (1,038,000 -> 2,087,000 INR)."""
+    warnings = _warnings_reading(tmp_path / "local.geojson", _hectare_squares(**{name: [2.0]}), caplog)
+    assert f"column(s) {name!r} are not read, though named like a declared area" in warnings
+
+
+@pytest.mark.parametrize("name", ["rainfall", "percent", "share", "hare", "career", "guntersville", "village",
+                                  "क्षेत्र_code"])
+def test_columns_holding_a_short_unit_name_inside_another_word_are_not_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """rai, cent, are, ha and mu match only as whole words; a region's code is no declared area."""
+    assert "declared area" not in _warnings_reading(tmp_path / "other.geojson", _hectare_squares(**{name: [2.0]}),
+                                                    caplog)
+
+
+def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(guntha=[40.0], bigha=[2.0]), caplog)
+    assert ("; 'guntha', in gunthas, 'bigha', in bighas: convert to hectares (1 guntha = 0.010117 ha, 1 bigha = "
+            "0.13-0.27 ha by state) into declared_area_ha") in warnings
+
+
+@pytest.mark.parametrize(("declared", "units"), [
+    (98.84, "(guntha (98.8x), cent (247x) or are (100x))"),  # guntha typed as hectares
+    (3.95, "(acre (2.47x), a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x) or feddan (2.38x))"),
+    (10_000.0, "(m² (10,000x))")])
+def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str) -> None:
+    """Guntha (99x) or a Bihar bigha (4x) typed into declared_area_ha flagged every parcel AREA_OVERSTATED, or none,
+    with no file-wide word."""
+    warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(declared_area_ha=[declared] * 12),
+                                 caplog)
+    assert (f"the declared_area_ha values are a median {declared:.3g} times their outlines' areas, where honest "
+            f"declarations run about 1: they are likely not hectares but another unit {units}; read as hectares, "
+            "they are overstated and their parcels flagged AREA_OVERSTATED: convert them to hectares into "
+            "declared_area_ha") in warnings
+
+
+def test_a_west_bengal_bigha_typed_as_hectares_is_told_it_may_be_mu_or_a_bigha(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A West Bengal bigha (0.1338 ha, 7.5x) was told only "likely areas in mu ... name the column declared_area_mu",
+    which then halved every parcel."""
+    warnings = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_ha=[7.47] * 12), caplog)
+    assert "they are likely areas in mu (1 亩 = 1/15 ha" in warnings
+    assert "or a bigha of about 0.13 ha (0.13-0.27 ha by state) or rai (6.25x): read as hectares" in warnings
+    assert "; if in another unit, convert them to hectares into declared_area_ha" in warnings
+    halved = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_mu=[7.47] * 12), caplog)
+    assert ("the declared areas in mu (as hectares, mu / 15) are a median 0.498 times their outlines' areas, where "
+            "honest declarations run about 1: they are likely not mu but another unit (a bigha of about 0.13 ha "
+            "(0.13-0.27 ha by state) or rai (6.25x)); read as mu, they are understated") in halved
+
+
+@pytest.mark.parametrize("declared", [[1.0] * 12, [0.9] * 12, [1.4] * 12, [1.0] * 7 + [3.0] * 5,
+                                      [1.0] * 7 + [20.0] * 5])
+def test_honest_declared_hectares_or_a_few_over_declarers_get_no_unit_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: list[float]) -> None:
+    warnings = _warnings_reading(tmp_path / "honest.geojson", _hectare_squares(declared_area_ha=declared), caplog)
+    assert "times their outlines' areas" not in warnings and "look like acres" not in warnings
