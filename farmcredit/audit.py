@@ -207,6 +207,8 @@ def build_run_record(
         "unopened_files": [{"scene_id": scene, "band": band, "file": absolute_path(path), "message": message}
                            for scene, band, path, message in imagery.unopened],
         "left_out_scenes": [{"scene_id": scene, "reason": why} for scene, why in imagery.left_out],
+        "unread_folders": [{"folder": absolute_path(folder), "message": message}
+                           for folder, message in imagery.unread_folders],
         "hazy_dates": list(hazy_dates),
     }
     manifest = read_manifest(imagery.source)

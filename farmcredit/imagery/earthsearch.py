@@ -55,8 +55,11 @@ READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
 _REMOTE_SCHEMES = ("http", "https", "s3")
 
 
-def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date] | None = None) -> list[Scene]:
-    """Every scene under a folder, searched recursively (hidden folders skipped).
+def find_scenes(folder: Path, dn_offset: float | None,
+                season: tuple[date, date] | None = None) -> tuple[list[Scene], list[tuple[str, str]]]:
+    """Every scene under a folder, searched recursively (hidden folders skipped), and the folders under it that
+    cannot be listed (no read or search permission), each warned of: their scenes are not read, as a band file GDAL
+    cannot open costs only its date.
 
     Args:
         folder: Root folder of scene folders (or itself a scene folder).
@@ -64,17 +67,32 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
         season: The season read: a product cut short is refused only when acquired in it (see ``is_safe_product``).
 
     Returns:
-        Scenes in folder order (not yet sorted by date).
+        Scenes in folder order (not yet sorted by date); (folder, the system's message) of each folder not listed.
 
     Raises:
-        ImageryError: A folder holds scenes a simulation left unfinished (``farmcredit.locking.SIMULATING``).
+        ImageryError: A folder holds scenes a simulation left unfinished (``farmcredit.locking.SIMULATING``), or
+            ``folder`` itself cannot be listed.
     """
     scenes: list[Scene] = []
     without_item: list[Scene] = []
+    unread: list[tuple[str, str]] = []
     visited: set[str] = set()
+
+    def not_listed(error: OSError) -> None:
+        where = str(error.filename)
+        message = error.strerror or str(error)
+        if where == os.fspath(folder):
+            raise ImageryError(f"{where}: imagery folder cannot be listed ({message}); give the user running "
+                               "farmcredit read and search permission on it (chmod a+rX)") from error
+        logger.warning("%s: folder under the imagery cannot be listed (%s): any scene in it is not read, so no "
+                       "parcel sees its dates; give the user running farmcredit read and search permission on it "
+                       "(chmod -R a+rX), or move it out of the imagery folder", where, message)
+        unread.append((where, message))
+
     # Linked scene folders are followed (each real folder once: a link back up would loop); hidden files, such as
-    # macOS's ._ sidecars of every file copied to an exFAT or SMB drive, are skipped as hidden folders are.
-    for directory, subdirectories, all_files in os.walk(folder, followlinks=True):
+    # macOS's ._ sidecars of every file copied to an exFAT or SMB drive, are skipped as hidden folders are. A folder
+    # that cannot be listed is reported (``not_listed``), never skipped in silence.
+    for directory, subdirectories, all_files in os.walk(folder, onerror=not_listed, followlinks=True):
         here = Path(directory)
         if (real := os.path.realpath(directory)) in visited:
             subdirectories[:] = []
@@ -113,7 +131,7 @@ def find_scenes(folder: Path, dn_offset: float | None, season: tuple[date, date]
                 without_item.append(scene)
     if dn_offset is None:
         _check_unknown_offsets(folder, scenes, without_item, season)
-    return scenes
+    return scenes, unread
 
 
 def _own_files(folder: Path, scenes: list[Scene]) -> list[Scene]:

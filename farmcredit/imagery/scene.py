@@ -84,6 +84,8 @@ class Imagery:
             empty, not a raster).
         left_out: (scene id, why) of each scene of the season left out of it (no 10 m band file opens; no red or
             NIR file where most scenes have one).
+        unread_folders: (folder, the system's message) of each folder under a source folder that could not be listed
+            (no read or search permission): any scene in it is not read.
         band_layout: the band layout it was opened with (a stack's), to open it again for a narrower season.
         dn_offset: the DN offset it was opened with, likewise.
     """
@@ -97,6 +99,7 @@ class Imagery:
     has_scl: bool
     unopened: tuple[tuple[str, str, str, str], ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
+    unread_folders: tuple[tuple[str, str], ...] = ()
     band_layout: tuple[tuple[date | str | None, str], ...] | None = None
     dn_offset: float | None = None
 

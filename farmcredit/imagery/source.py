@@ -55,11 +55,12 @@ def open_imagery(
         (an item's hrefs are read inside ``src``: see ``scene_from_item``); those GDAL cannot open are listed in
         ``unopened`` and warned of: a band no scene's file opens is read on no date; otherwise reading the file fails
         where its scene has data, costing the parcels there that date; a scene with no 10 m band file that opens is
-        left out.
+        left out. A folder under ``src`` that cannot be listed (permissions) is warned of and kept in
+        ``unread_folders``: its scenes are not read.
 
     Raises:
         InputError: ``season`` is not such a pair, or ends before it starts.
-        ImageryError: src is missing or holds no scenes, no scene has a 10 m
+        ImageryError: src is missing, cannot be listed or holds no scenes, no scene has a 10 m
             band file or (of those with one) an SCL file GDAL can open, the stack's bands cannot be
             identified, or a `farmcredit simulate` writing src did not finish.
 
@@ -79,9 +80,9 @@ def open_imagery(
         if band_layout is not None:
             raise ImageryError(f"{path}: a band layout, --bands (band_layout= in Python), applies to a GeoTIFF "
                                "stack, not a folder or SAFE product; leave it out")
-        scenes = find_scenes(path, dn_offset, season) if path.is_dir() else safe_scenes(path)
+        scenes, unread_folders = find_scenes(path, dn_offset, season) if path.is_dir() else (safe_scenes(path), [])
     else:
-        scenes = stack_scenes(path, band_layout, dn_offset, season)
+        scenes, unread_folders = stack_scenes(path, band_layout, dn_offset, season), []
     if not scenes:
         raise ImageryError(
             f"{path}: no Sentinel-2 scenes found (expected scene folders with band files such as "
@@ -132,6 +133,7 @@ def open_imagery(
         has_scl=has_scl,
         unopened=unopened,
         left_out=(*unread, *without_ndvi),
+        unread_folders=tuple(unread_folders),
         band_layout=None if band_layout is None else tuple(band_layout),
         dn_offset=dn_offset,
     )

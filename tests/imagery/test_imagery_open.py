@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -482,6 +484,45 @@ def test_a_band_file_gdal_cannot_open_is_listed_and_fails_where_it_is_read(
     cube = read_window(imagery, Window(0, 0, 4, 4), bands=("B04", "B8A"))
     assert [error[:2] for error in cube.read_errors] == [("S2A_50SKA_20230801_0_L2A", str(garbage))]
     assert not cube.clear[1].any() and cube.clear[[0, 2]].any()
+
+
+def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """os.scandir refuses ``folder`` as the system refuses a folder without read permission (chmod 000 would not do:
+    root, who may run these tests, lists any folder)."""
+    scandir = os.scandir
+
+    def refusing(path: str | os.PathLike[str] = ".") -> Iterator[os.DirEntry]:
+        if os.fspath(path) == str(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+def test_a_scene_folder_that_cannot_be_listed_is_warned_of_and_kept_for_run_json(
+    season_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Skipped in silence, an unreadable date folder (the sample's one cloud-free date) moved decisions (488/173/91 to
+    488/158/106) with run.json listing nothing wrong."""
+    folder = season_folder / "2023" / "S2A_50SKA_20230801_0_L2A"
+    _unlistable(monkeypatch, folder)
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert [scene.scene_id for scene in imagery.scenes] == ["S2A_50SKA_20200610_0_L2A", "S2B_50SKA_20240315_0_L2A"]
+    assert imagery.unread_folders == ((str(folder), "Permission denied"),)
+    assert f"{folder}: folder under the imagery cannot be listed (Permission denied)" in caplog.text
+    assert within_season(imagery, (date(2020, 1, 1), date(2024, 12, 31))).unread_folders == imagery.unread_folders
+
+
+def test_an_imagery_folder_that_cannot_be_listed_is_an_error_naming_it(
+    season_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _unlistable(monkeypatch, season_folder)
+
+    with pytest.raises(ImageryError, match=rf"^{season_folder}: imagery folder cannot be listed \(Permission denied"):
+        open_imagery(season_folder)
 
 
 def test_a_band_whose_file_no_scene_has_is_read_on_no_date(
