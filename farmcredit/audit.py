@@ -52,7 +52,9 @@ def file_fingerprint(path: str | Path, known: dict[str, dict] | None = None) -> 
     (``files``: how many; over 64 MiB in all, each one's first MiB). A file inside a zip (GDAL's ``/vsizip/``: a SAFE
     product read in place) is recorded with its ``member`` path and the zip's fingerprint (``archive``).
 
-    Local paths are recorded absolute; remote paths (URLs) as given, without a hash. ``known``: fingerprints taken
+    Local paths are recorded absolute; remote paths (URLs) as given, without a hash; a local file that cannot be read
+    (no read permission) is warned of and recorded with the system's message (``error``) in place of its hash.
+    ``known``: fingerprints taken
     so far, by absolute path, reused and added to (a stack's bands, a SAFE zip's members: one file hashed once).
     """
     path_text = str(path)
@@ -64,7 +66,13 @@ def file_fingerprint(path: str | Path, known: dict[str, dict] | None = None) -> 
     local = Path(absolute_path(path_text))
     if known is not None and str(local) in known:
         return known[str(local)]
-    record = _folder_fingerprint(local) if local.is_dir() else _local_fingerprint(local)
+    try:
+        record = _folder_fingerprint(local) if local.is_dir() else _local_fingerprint(local)
+    except OSError as error:  # a band file GDAL could not open either (its parcels skip its date): the run goes on
+        message = error.strerror or str(error)
+        logger.warning("%s: cannot be read to hash it for run.json (%s): it is recorded with this error in place of "
+                       "its sha256; give the user running farmcredit read permission on it", local, message)
+        record = {"path": str(local), "error": message}
     if known is not None:
         known[str(local)] = record
     return record

@@ -1,12 +1,14 @@
 """The audit record's file fingerprints: the same bytes, the same hash; any input that decides, in it."""
 
 import copy
+import errno
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -308,6 +310,39 @@ def test_a_parcel_folder_is_fingerprinted_by_its_files(
     assert file_fingerprint(tmp_path / "elsewhere" / folder)["sha256"] == before["sha256"]
     frame.assign(area_ha=[5.0]).to_file(Path(folder, layer), driver=driver)
     assert file_fingerprint(folder)["sha256"] != before["sha256"]
+
+
+def test_a_band_file_and_a_folder_that_cannot_be_read_are_named_in_run_json_and_the_run_goes_on(
+        small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A band file without read permission, already IMAGERY_READ_ERROR for its parcels, crashed the run (exit 1, no
+    results) when run.json hashed it; a folder under the imagery that could not be listed went unrecorded."""
+    from farmcredit.pipeline import run_assessment
+
+    imagery_dir = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery_dir)
+    scene = sorted(path.name for path in imagery_dir.iterdir() if path.is_dir())[2]
+    band = imagery_dir / scene / "B08.tif"
+    band.write_bytes(b"")  # GDAL cannot open it either
+    opener = Path.open
+
+    def refusing(self: Path, *args: object, **kwargs: object) -> object:
+        if self == band:  # as the system refuses a file without read permission (chmod 000 would not: root reads it)
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return opener(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing)
+    unlisted = str(imagery_dir / "S2A_50SKB_20240520_0_L2A")
+    imagery = replace(open_imagery(imagery_dir), unread_folders=((unlisted, "Permission denied"),))
+
+    with caplog.at_level("WARNING"):
+        result = run_assessment(small_season.parcels_path, imagery, model="rule")
+
+    record = result.record["inputs"]["imagery"]
+    (entry,) = [scene_entry for scene_entry in record["scenes"] if scene_entry["scene_id"] == scene]
+    assert entry["files"]["B08"] == {"path": str(band), "error": "Permission denied", "band_index": 1}
+    assert f"{band}: cannot be read to hash it for run.json (Permission denied)" in caplog.text
+    assert record["unread_folders"] == [{"folder": unlisted, "message": "Permission denied"}]
+    assert result.parcels["reason"].str.contains("IMAGERY_READ_ERROR").any()
 
 
 def _checkout(root: Path) -> Path:
