@@ -89,13 +89,23 @@ def lock_held_elsewhere() -> Iterator[Callable[[Path], subprocess.Popen]]:
         holder.wait()
 
 
+def _script_font(script: str, install: str, not_installed: Callable[[str], NoReturn]) -> None:
+    from farmcredit.fonts import SCRIPT_FAMILIES, font_families
+
+    if not set(font_families()) & set(SCRIPT_FAMILIES[script]):
+        not_installed(f"no font with {script} glyphs is installed ({install})")
+
+
 @pytest.fixture
 def cjk_font(not_installed: Callable[[str], NoReturn]) -> None:
     """Skip where no font with Chinese glyphs is installed; fail under CI, which installs one (.ci/run)."""
-    from farmcredit.fonts import font_families
+    _script_font("Chinese", "apt install fonts-wqy-microhei or fonts-noto-cjk", not_installed)
 
-    if len(font_families()) < 2:
-        not_installed("no font with Chinese glyphs is installed (apt install fonts-wqy-microhei or fonts-noto-cjk)")
+
+@pytest.fixture
+def devanagari_font(not_installed: Callable[[str], NoReturn]) -> None:
+    """Skip where no font with Devanagari (Hindi, Marathi) glyphs is installed; fail under CI, which installs one."""
+    _script_font("Devanagari", "apt install fonts-lohit-deva or fonts-noto-core", not_installed)
 
 
 @pytest.fixture

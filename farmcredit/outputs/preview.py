@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import textwrap
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +38,7 @@ from farmcredit.audit import run_currency  # noqa: E402
 from farmcredit.config import AgronomyConfig  # noqa: E402
 from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.fonts import figure_fonts, font_families  # noqa: E402
+from farmcredit.fonts import figure_fonts, missing_glyphs_told  # noqa: E402
 from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
 from farmcredit.outputs.styles import DECISION_CLASSES, DECISION_COLOURS, TRUE_COLOUR_MAX  # noqa: E402
 from farmcredit.spreadsheet import unquoted  # noqa: E402
@@ -50,8 +48,6 @@ PARCEL_VIEW_M = 400.0  # the least ground (metres) shown around one parcel, so i
 PEER_BAND = (10, 90)  # percentiles of the peers' NDVI drawn as a band
 # Longest id, in UTF-8 bytes, kept in a preview's file name (file systems allow 255 bytes a name).
 MAX_NAME_BYTES = 120
-# matplotlib's warning of a character none of the figure's fonts has (a rare one in a name: 𠮷).
-_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from")
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +118,7 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
     image = _true_colour(imagery, bounds) if imagery.is_file() else None  # every file read before the drawing
     fig, axes = _map_figure(shown, n_panels=1 if focus is None else 2)
     try:
-        with _missing_glyphs_told(out):
+        with missing_glyphs_told(out):
             ax = axes if focus is None else axes[0]
             if focus is not None:
                 _ndvi_panel(axes[1], series, parcels, focus, record)
@@ -140,30 +136,6 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
         plt.close(fig)
     return out
 
-
-
-@contextmanager
-def _missing_glyphs_told(out: Path) -> Iterator[None]:
-    """matplotlib's warnings of characters none of the figure's fonts has (a rare one in a name, 𠮷: one warning a
-    character and drawing, in its words, on the console), told once instead, in the tool's: they are drawn as boxes.
-    Other warnings pass as they came."""
-    missing: dict[str, None] = {}
-    shown = warnings.showwarning
-
-    def told(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-        if found := _MISSING_GLYPH.match(str(message)):
-            missing[chr(int(found[1]))] = None
-        else:
-            shown(message, category, *args, **kwargs)
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("always", _MISSING_GLYPH.pattern, UserWarning)  # every preview's, not once a process
-        warnings.showwarning = told
-        yield
-    if missing:
-        logger.warning("%s: the fonts (%s) have no glyph for %s, drawn as a box; a font with the character, installed, "
-                       "draws it", out, ", ".join(font_families()),
-                       ", ".join(f"{char!r} (U+{ord(char):04X})" for char in missing))
 
 
 def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, plt.Axes | np.ndarray]:

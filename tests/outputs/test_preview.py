@@ -126,6 +126,23 @@ def test_a_chinese_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp
     assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
+def test_a_hindi_parcel_id_is_drawn_in_a_font_that_has_its_glyphs(outputs, tmp_path, devanagari_font) -> None:
+    """A Devanagari font installed was never drawn in: '101/3/ब' showed its last character as a box."""
+    import warnings
+
+    import geopandas as gpd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy, ignore=shutil.ignore_patterns("*.tif", "preview*.png"))
+    parcels = gpd.read_file(copy / "results.gpkg", layer="parcels")
+    parcels.loc[parcels.index[0], ["parcel_id", "borrower_id"]] = ["101/3/ब", "पाटील"]
+    parcels.to_file(copy / "results.gpkg", layer="parcels")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render_preview(copy, parcel_id="101/3/ब")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
 def test_a_character_no_font_has_is_told_once_in_the_tools_words(outputs, tmp_path, caplog) -> None:
     """matplotlib's raw "Glyph ... missing from font(s)" warning reached the console, once a drawing of it."""
     import logging
