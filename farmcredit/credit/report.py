@@ -36,7 +36,7 @@ from farmcredit.audit import SEASON_COLUMNS, run_currency
 from farmcredit.config import RESERVED_CROP_NAMES
 from farmcredit.credit.limit import STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
-from farmcredit.fonts import figure_fonts
+from farmcredit.fonts import figure_fonts, missing_glyphs_told
 from farmcredit.locking import refuse_unfinished, write_problem
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
@@ -266,15 +266,16 @@ def credit_report(
         changes = _compare(table, base, (borrowers, base_borrowers),
                            (results.attrs.get("source"), reference.attrs.get("source")))
     screened = _prepare_borrowers(borrowers)
-    sections = [
-        _summary_section(table, base, (borrowers, base_borrowers), unit),
-        _fairness_section(table, screened, _has_regions(results), unit),
-        _stability_section(table, base, changes, unit),
-        _changes_section(table, base, changes, unit),
-        _calibration_section(table),
-        _reasons_section(table, screened),
-    ]
     out = Path(out)
+    with missing_glyphs_told(out):  # the plots are drawn as each section is made
+        sections = [
+            _summary_section(table, base, (borrowers, base_borrowers), unit),
+            _fairness_section(table, screened, _has_regions(results), unit),
+            _stability_section(table, base, changes, unit),
+            _changes_section(table, base, changes, unit),
+            _calibration_section(table),
+            _reasons_section(table, screened),
+        ]
     intro = _intro(results, reference, table, unit)
     try:
         if out.is_dir():

@@ -133,6 +133,30 @@ def test_chinese_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path
     assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
+def test_hindi_region_names_are_drawn_in_a_font_that_has_their_glyphs(tmp_path: Path, devanagari_font) -> None:
+    import warnings
+
+    table = _results(region=["पुणे", "नाशिक", "Pune"] * 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        credit_report(table, out=tmp_path / "report.html")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def test_a_character_no_font_has_is_told_once_in_the_tools_words(tmp_path: Path, caplog) -> None:
+    """matplotlib's raw "Glyph ... missing from font(s)" warnings, with source paths, reached the console."""
+    import logging
+    import warnings
+
+    table = _results(region=["\U00013000", "\U00013001", "north"] * 20)  # hieroglyphs: no listed font has them
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, logger="farmcredit"):
+        warnings.simplefilter("always")
+        credit_report(table, out=tmp_path / "report.md", fmt="md")
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert caplog.text.count("have no glyph for") == 1
+    assert "have no glyph for '\U00013000' (U+13000), '\U00013001' (U+13001), drawn as a box" in caplog.text
+
+
 @pytest.mark.parametrize("fmt", ["html", "md"])
 def test_dollar_signs_in_region_names_are_drawn_as_written(tmp_path: Path, drawn_text: list[str], fmt: str) -> None:
     """A region ``r$\\frac$`` stopped the whole report with a mathtext error; ``$x$`` drew an italic x."""
