@@ -618,9 +618,10 @@ def _borrower_limits(borrowers: pd.DataFrame | None, unit: str) -> dict[str, flo
 
 def _fairness_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, has_region: bool, unit: str) -> _Section:
     by_band, by_region = _fairness(table, "size_band"), _fairness(table, "region")
+    edge = "10 mu (0.67 ha)" if unit == "CNY" else "0.67 ha"  # mu is China's unit: a lender elsewhere reads hectares
     blocks: list[str | _Table | _Plot | _Bullets] = [
-        "Bands by drawn area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to 10 mu "
-        "(0.67 ha), and larger; a band includes its lower bound. Mean limit counts a declined "
+        f"Bands by drawn area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to {edge}, "
+        "and larger; a band includes its lower bound. Mean limit counts a declined "
         "borrower or parcel as 0; limit per cultivated ha is total limit over total cultivated area of "
         "those given a limit.",
         "Four-fifths screen: a group whose approval rate is below 80% of the best group's is "

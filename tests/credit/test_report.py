@@ -157,6 +157,15 @@ def test_a_character_no_font_has_is_told_once_in_the_tools_words(tmp_path: Path,
     assert "have no glyph for '\U00013000' (U+13000), '\U00013001' (U+13001), drawn as a box" in caplog.text
 
 
+@pytest.mark.parametrize(("currency", "band"), [("INR", "0.1 ha to 0.67 ha,"), ("CNY", "0.1 ha to 10 mu (0.67 ha),")])
+def test_the_size_bands_are_worded_in_mu_in_a_cny_run_alone(tmp_path: Path, currency: str, band: str) -> None:
+    """An INR report read "0.1 ha to 10 mu (0.67 ha)": mu is China's unit."""
+    table = _results()
+    table.attrs["currency"] = currency
+    text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
+    assert band in text and ("mu" in text.split()) == (currency == "CNY")
+
+
 @pytest.mark.parametrize("fmt", ["html", "md"])
 def test_dollar_signs_in_region_names_are_drawn_as_written(tmp_path: Path, drawn_text: list[str], fmt: str) -> None:
     """A region ``r$\\frac$`` stopped the whole report with a mathtext error; ``$x$`` drew an italic x."""
