@@ -123,15 +123,14 @@ def _layout(
         if odd := [e for e in band_layout if isinstance(e, str) or not isinstance(e, Sequence) or len(e) != 2]:
             raise ImageryError(f"{path}: {pairs}; {odd[0]!r} is not one")
         if len(band_layout) != len(descriptions):
-            raise ImageryError(
-                f"{path}: band_layout lists {len(band_layout)} bands but the file has "
-                f"{len(descriptions)}"
-            )
+            raise ImageryError(f"{path}: --bands (band_layout= in Python) lists {len(band_layout)} bands but the file "
+                               f"has {len(descriptions)}: name every band of the file, in order")
         layout = []
         for when, label in band_layout:
             name = band_name(label)
             if name is None:
-                raise ImageryError(f"{path}: band_layout names an unknown band {label!r}")
+                raise ImageryError(f"{path}: --bands (band_layout= in Python) names an unknown band {label!r}: "
+                                   "Sentinel-2 band names are B01-B12, B8A and SCL, or red, green, blue, nir")
             try:
                 layout.append((None if when is None else as_day(when), name))
             except (TypeError, ValueError) as exc:

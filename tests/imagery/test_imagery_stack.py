@@ -305,8 +305,10 @@ def test_unidentifiable_bands_ask_for_band_layout(tmp_path: Path) -> None:
 def test_band_layout_must_cover_every_band(tmp_path: Path) -> None:
     stack = write_stack(tmp_path / "img.tif", dns(3))
 
-    with pytest.raises(ImageryError, match="lists 2 bands but the file has 3"):
+    with pytest.raises(ImageryError, match=r"--bands \(band_layout= in Python\) lists 2 bands but the file has 3"):
         open_imagery(stack, band_layout=[(None, "B04"), (None, "B08")])
+    with pytest.raises(ImageryError, match=r"--bands \(band_layout= in Python\) names an unknown band 'B99'"):
+        open_imagery(stack, band_layout=[(None, "B04"), (None, "B08"), (None, "B99")])
 
 
 def test_undated_stack_without_a_date_in_its_name_is_an_error(tmp_path: Path) -> None:
