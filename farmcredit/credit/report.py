@@ -34,10 +34,11 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from farmcredit.audit import SEASON_COLUMNS, run_currency
 from farmcredit.config import RESERVED_CROP_NAMES
-from farmcredit.credit.limit import STATUSES, UNOBSERVED
+from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
 from farmcredit.locking import refuse_unfinished, write_problem
+from farmcredit.outputs.styles import DECISION_COLOURS
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
 
@@ -70,8 +71,8 @@ _MARKDOWN_MARKS = re.compile(r"[\\`*\[\]|~$]|_+")
 PLOT_NAMES = ("summary", "fairness", "stability", "calibration", "reasons")
 FIGURE_DPI = 100
 RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
-DECISION_COLOURS = {"approve": "#1a9850", "refer": "#fdae61", "decline": "#d73027"}
-BAND_COLOURS = ("#d95f02", "#7570b3", "#1b9e77", "#999999")
+# The fourth band dark grey: a light one read as the third's green to a red-green colour-blind eye.
+BAND_COLOURS = ("#d95f02", "#7570b3", "#1b9e77", "#555555")
 DECIDED = {"approve": "approved", "refer": "referred", "decline": "declined"}
 
 
@@ -553,8 +554,8 @@ def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None,
     frame = pd.DataFrame({name: [run.get(m, "0") for m in measures] for name, run in values.items()},
                          index=pd.Index(measures, name="measure"))
     fig, ax = _figure(1, width=6.0)
-    shares = pd.DataFrame({name: [run["decision"].eq(decision).mean() for decision in DECISION_COLOURS]
-                           for name, run in runs.items()}, index=list(DECISION_COLOURS))
+    shares = pd.DataFrame({name: [run["decision"].eq(decision).mean() for decision in DECISIONS]
+                           for name, run in runs.items()}, index=list(DECISIONS))
     _grouped_bars(ax[0], shares, {name: RUN_COLOURS[name] for name in runs})
     ax[0].set_ylabel("share of parcels")
     ax[0].set_title("Parcel decisions (signals)")

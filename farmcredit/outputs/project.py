@@ -79,7 +79,7 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
     classes = pixel_classes(assessment)
     geometry_types = dict(pyogrio.list_layers(out_dir / "results.gpkg"))
     # Both shown: a parcel approved on its own may belong to a borrower declined under the minimum loan, so the
-    # borrowers' dashed outlines, in their decision's colour, frame the parcels' fills.
+    # borrowers' outlines, in their decision's colour and line (solid, dashed, dotted), frame the parcels' fills.
     decisions = [
         ProjectLayer(layer, f"results.gpkg|layername={layer}", assessment.parcels.crs, styles[layer],
                      geometry_types[layer])

@@ -20,23 +20,32 @@ import pyogrio
 from farmcredit.credit.limit import money
 
 QGIS_VERSION = "3.22.16-Białowieża"
-# Decision classes: (value, colour, legend label). "error" keys on status, not decision.
+# Decision classes: (value, colour, legend label). "error" keys on status, not decision. Blue, orange and a dark
+# red stay apart to a red-green colour-blind eye (Machado 2009 deuteranopia/protanopia: tests/outputs/test_styles.py),
+# where green and red did not; red still declines and orange refers.
 DECISION_CLASSES = (
-    ("approve", "#1a9850", "approve"),
+    ("approve", "#2c7bb6", "approve"),
     ("refer", "#fdae61", "refer to a loan officer"),
-    ("decline", "#d73027", "decline"),
+    ("decline", "#67001f", "decline"),
     ("error", "#7f7f7f", "not assessed (error)"),
 )
 DECISION_COLOURS = {value: colour for value, colour, _ in DECISION_CLASSES}
 DECISION_EXPRESSION = "CASE WHEN \"status\" = 'error' THEN 'error' ELSE \"decision\" END"
+# Colour is not the only cue: declined parcels are hatched, and borrowers' outlines are drawn in a line of their own.
+HATCHED_DECISION = "decline"
+HATCH_COLOUR = "#1a1a1a"
+BORROWER_OUTLINES = {"approve": "solid", "refer": "dash", "decline": "dot"}
 NO_VALUE_COLOUR = "#bdbdbd"
-# Diverging brown -> cream -> green over a fixed NDVI range: bare soil, sparse, dense canopy.
-NDVI_RAMP = ((-0.2, "#8c510a"), (0.1, "#d8b365"), (0.35, "#f6e8c3"), (0.6, "#91cf60"), (0.9, "#1a9850"))
-HEALTH_RAMP = ((0.0, "#d73027"), (25.0, "#fc8d59"), (50.0, "#ffffbf"), (75.0, "#91cf60"), (100.0, "#1a9850"))
+# No limit: a warm dark grey, apart from the pale first class of limits to a colour-blind eye (grey was not).
+LIMIT_ZERO_COLOUR = "#8c6d5a"
+# Diverging brown -> cream -> teal (ColorBrewer BrBG) over a fixed NDVI range: bare soil, sparse, dense canopy.
+NDVI_RAMP = ((-0.2, "#8c510a"), (0.1, "#d8b365"), (0.35, "#f6e8c3"), (0.6, "#5ab4ac"), (0.9, "#01665e"))
+# Red -> yellow -> blue (ColorBrewer RdYlBu): red-yellow-green folds onto itself to a red-green colour-blind eye.
+HEALTH_RAMP = ((0.0, "#d73027"), (25.0, "#fc8d59"), (50.0, "#ffffbf"), (75.0, "#91bfdb"), (100.0, "#4575b4"))
 CROPLAND_RAMP = ((0.0, "#f7f4e9"), (0.5, "#fee391"), (1.0, "#238443"))
 # The class map: non-crop pale, each crop class its own hue (wheat, maize, rice, soybean, other).
 NON_CROP_COLOUR = "#cfcfcf"
-CLASS_COLOURS = ("#e6ab02", "#d95f02", "#1b9e77", "#66a61e", "#7570b3")
+CLASS_COLOURS = ("#e6ab02", "#d95f02", "#1b9e77", "#0072b2", "#cc79a7")
 # Yellow to blue, not green: limits must stand out over vegetation in the imagery underneath.
 LIMIT_COLOURS = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
 HEALTH_COLOURS = tuple(colour for _, colour in HEALTH_RAMP)
@@ -63,7 +72,7 @@ LIMIT_TEXT = ('CASE WHEN "loan_limit" = floor("loan_limit") THEN format_number("
 
 def parcel_styles(parcels: pd.DataFrame, currency: str) -> list[Style]:
     """The parcels layer's styles: decision (default), loan limit and health index."""
-    label = f"\"parcel_id\" || '\\n' || {LIMIT_TEXT} || ' {currency}'"
+    label = f"\"parcel_id\" || ' · ' || {DECISION_EXPRESSION} || '\\n' || {LIMIT_TEXT} || ' {currency}'"
     labels = _labeling(label, PARCEL_LABEL_SCALE, priority=10)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=False), labels), True,
@@ -79,7 +88,7 @@ def borrower_styles(borrowers: pd.DataFrame, currency: str) -> list[Style]:
     """The borrowers layer's styles: decision outlines (default) and total loan limit."""
     # A parcel without a borrower id stands alone, its borrower_id empty: named by its parcel.
     who = "coalesce('borrower ' || \"borrower_id\", 'parcel ' || \"parcel_ids\")"
-    label = f"{who} || '\\n' || {LIMIT_TEXT} || ' {currency}'"
+    label = f"{who} || ' · ' || \"decision\" || '\\n' || {LIMIT_TEXT} || ' {currency}'"
     labels = _labeling(label, BORROWER_LABEL_SCALE, colour="#08306b", italic=True, priority=1)
     return [
         Style("decision", _vector_qml(_decision_renderer(outline_only=True, borrowers=True), labels), True,
@@ -137,7 +146,8 @@ def write_layer_styles(gpkg: Path, styles: dict[str, list[Style]], geometry_colu
 
 
 def _decision_renderer(outline_only: bool, borrowers: bool = False) -> ET.Element:
-    """Categorised by decision; parcels also by status (a borrower has no status, so no 'error' class)."""
+    """Categorised by decision; parcels also by status (a borrower has no status, so no 'error' class). Parcels are
+    filled, declines hatched over their fill; borrowers outlined, each decision in its own line style."""
     renderer = _el("renderer-v2", type="categorizedSymbol", attr='"decision"' if borrowers else DECISION_EXPRESSION,
                    symbollevels="0", enableorderby="0", forceraster="0", referencescale="-1")
     categories = ET.SubElement(renderer, "categories")
@@ -145,9 +155,11 @@ def _decision_renderer(outline_only: bool, borrowers: bool = False) -> ET.Elemen
     for index, (value, colour, label) in enumerate(c for c in DECISION_CLASSES if not borrowers or c[0] != "error"):
         ET.SubElement(categories, "category", symbol=str(index), value=value, label=label, render="true")
         if outline_only:
-            symbols.append(_fill_symbol(str(index), colour, fill_alpha=0, outline_width=0.8, outline_style="dash"))
+            symbols.append(_fill_symbol(str(index), colour, fill_alpha=0, outline_width=0.8,
+                                        outline_style=BORROWER_OUTLINES[value]))
         else:
-            symbols.append(_fill_symbol(str(index), colour, fill_alpha=150, outline_width=0.3))
+            symbols.append(_fill_symbol(str(index), colour, fill_alpha=204, outline_width=0.3,
+                                        hatched=value == HATCHED_DECISION))
     return renderer
 
 
@@ -155,7 +167,7 @@ def _limit_renderer(limits: pd.Series, currency: str) -> ET.Element:
     """Graduated by loan limit: zero on its own, then breaks at round numbers near the quintiles."""
     positive = limits[limits > 0].to_numpy(dtype=float)
     breaks = _round_breaks(positive, len(LIMIT_COLOURS)) if positive.size else []  # no limit: the zero class only
-    ranges = [(0.0, 0.0, f"0 {currency} (no limit)", NO_VALUE_COLOUR)]
+    ranges = [(0.0, 0.0, f"0 {currency} (no limit)", LIMIT_ZERO_COLOUR)]
     for index, (lower, upper) in enumerate(zip([0.0, *breaks[:-1]], breaks)):
         ranges.append((lower, upper, f"{money(lower)} - {money(upper)} {currency}", LIMIT_COLOURS[index]))
     return _graduated("loan_limit", ranges)
@@ -197,7 +209,8 @@ def _round_breaks(values: np.ndarray, classes: int) -> list[float]:
 
 
 def _fill_symbol(name: str, colour: str, fill_alpha: int, outline_width: float, outline: str | None = None,
-                 outline_style: str = "solid") -> ET.Element:
+                 outline_style: str = "solid", hatched: bool = False) -> ET.Element:
+    """A simple fill; ``hatched`` adds diagonal lines in ``HATCH_COLOUR`` over it (QGIS's line pattern fill)."""
     symbol = _el("symbol", type="fill", name=name, alpha="1", clip_to_extent="1", force_rhr="0")
     layer = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"})
     layer.append(_options({
@@ -205,6 +218,17 @@ def _fill_symbol(name: str, colour: str, fill_alpha: int, outline_width: float, 
         "outline_color": _rgba(outline or colour, 255), "outline_style": outline_style,
         "outline_width": f"{outline_width:g}", "outline_width_unit": "MM", "joinstyle": "bevel",
     }))
+    if hatched:
+        hatch = ET.SubElement(symbol, "layer", {"class": "LinePatternFill", "enabled": "1", "locked": "0",
+                                                "pass": "0"})
+        hatch.append(_options({"angle": "45", "color": _rgba(HATCH_COLOUR, 255), "distance": "1.5",
+                               "distance_unit": "MM", "line_width": "0.3", "line_width_unit": "MM", "offset": "0",
+                               "offset_unit": "MM", "outline_width_unit": "MM"}))
+        line = ET.SubElement(hatch, "symbol", type="line", name=f"@{name}@1", alpha="1", clip_to_extent="1",
+                             force_rhr="0")
+        ET.SubElement(line, "layer", {"class": "SimpleLine", "enabled": "1", "locked": "0", "pass": "0"}).append(
+            _options({"line_color": _rgba(HATCH_COLOUR, 255), "line_style": "solid", "line_width": "0.3",
+                      "line_width_unit": "MM", "capstyle": "square", "joinstyle": "bevel"}))
     return symbol
 
 

@@ -756,3 +756,4 @@ def test_the_report_says_so_where_no_borrower_carries_a_reason_code(tmp_path: Pa
     reasons = credit_report(load_results(folder), out=tmp_path / "report.md", fmt="md").read_text().split("## 5.")[1]
     assert "No borrower carries a reason code." in reasons
     assert "Top borrower reason codes" not in reasons
+

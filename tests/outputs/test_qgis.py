@@ -66,6 +66,10 @@ def test_geopackage_layers_open_valid_styled_and_without_warnings(qgis, assessed
         shown = [(limit, float(text.split("\n")[-1].split()[0].replace(",", "")))
                  for limit, text in layer["label_texts"]]
         assert len(shown) == len(frame) and all(amount == pytest.approx(limit, abs=1e-9) for limit, amount in shown)
+        # And its decision in words, so it reads without telling the colours apart.
+        said = [text.split("\n")[0].split(" · ")[-1] for _, text in layer["label_texts"]]
+        words = frame["decision"] if layer is borrowers else frame["decision"].mask(frame["status"] == "error", "error")
+        assert sorted(said) == sorted(words)
     assert any(limit % 1 for limit, _ in parcels["label_texts"])  # parcel limits have cents, and show them
     assert parcels["stored_styles"] == ["decision", "loan limit", "health index"]
     assert borrowers["stored_styles"] == ["decision", "loan limit"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import xml.etree.ElementTree as ET
 
@@ -9,13 +10,82 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from farmcredit.credit.report import BAND_COLOURS
 from farmcredit.outputs.styles import (
+    BORROWER_OUTLINES,
+    CLASS_COLOURS,
+    DECISION_CLASSES,
     DECISION_EXPRESSION,
+    HEALTH_RAMP,
+    LIMIT_COLOURS,
+    LIMIT_ZERO_COLOUR,
+    NDVI_RAMP,
+    NON_CROP_COLOUR,
     borrower_styles,
     parcel_styles,
     qml_text,
     raster_style,
 )
+
+# Machado, Oliveira & Fernandes 2009 (IEEE TVCG 15(6)), full severity, on linear sRGB.
+MACHADO = {
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+}
+SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def _lab_seen(colour: str, vision: str) -> np.ndarray:
+    """CIE L*a*b* (D65) of a ``#rrggbb`` colour as ``vision`` (a ``MACHADO`` key) sees it."""
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = SRGB_TO_XYZ @ np.clip(MACHADO[vision] @ linear, 0, 1) / D65
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _far_apart(ramp: tuple[tuple[float, str], ...], share: float) -> list[tuple[str, str]]:
+    """Pairs of a ramp's stops at least ``share`` of its range apart."""
+    gap = share * (ramp[-1][0] - ramp[0][0])
+    return [(a, b) for (v, a), (w, b) in itertools.combinations(ramp, 2) if abs(v - w) >= gap]
+
+
+@pytest.mark.parametrize(("palette", "pairs", "least"), [
+    ("decision classes", list(itertools.combinations([colour for _, colour, _ in DECISION_CLASSES], 2)), 25.0),
+    ("crop classes", list(itertools.combinations([NON_CROP_COLOUR, *CLASS_COLOURS], 2)), 12.0),
+    ("health ramp", _far_apart(HEALTH_RAMP, 0.5), 20.0),
+    ("peak NDVI ramp", _far_apart(NDVI_RAMP, 0.4), 20.0),
+    ("no limit beside the limits", [(LIMIT_ZERO_COLOUR, colour) for colour in LIMIT_COLOURS], 20.0),
+    ("credit report's size bands", list(itertools.combinations(BAND_COLOURS, 2)), 15.0),
+])
+def test_colours_stay_apart_to_a_red_green_colour_blind_eye(palette: str, pairs: list, least: float) -> None:
+    """A deuteranope measured the outputs (Machado 2009, CIEDE2000): approve green and decline red 6.7 apart over
+    the imagery, the health ramp's 29 and 75 0.2, peak NDVI's 0.13 and 0.57 0.1, maize and soybean 3.3. Here each pair
+    of one palette, simulated for deuteranopia and protanopia, stays ``least`` apart in CIE76 (Euclidean L*a*b*;
+    the old palettes' closest pairs: 19.6, 9.5, 5.0, 0.4, 11.9 and 10.4)."""
+    closest = min((float(np.linalg.norm(_lab_seen(a, vision) - _lab_seen(b, vision))), vision, a, b)
+                  for a, b in pairs for vision in MACHADO)
+    assert closest[0] >= least, f"{palette}: {closest}"
+
+
+def test_declines_are_hatched_and_borrowers_outlined_in_a_line_of_their_decision() -> None:
+    """Colour was the only cue: declined parcels get a line pattern over their fill, borrowers' outlines a line
+    style per decision, and both layers' labels say the decision."""
+    parcels = parcel_styles(pd.DataFrame({"loan_limit": [0.0]}), "CNY")[0].qml
+    patterned = [symbol.get("name") for symbol in parcels.iter("symbol")
+                 if symbol.find("layer[@class='LinePatternFill']") is not None]
+    declined = next(c.get("symbol") for c in parcels.iter("category") if c.get("value") == "decline")
+    assert patterned == [declined]
+    borrowers = borrower_styles(pd.DataFrame({"loan_limit": [0.0]}), "CNY")[0].qml
+    outline = {symbol.get("name"): option.get("value") for symbol in borrowers.iter("symbol")
+               for option in symbol.iter("Option") if option.get("name") == "outline_style"}
+    lines = {category.get("value"): outline[category.get("symbol")] for category in borrowers.iter("category")}
+    assert lines == BORROWER_OUTLINES and len(set(lines.values())) == 3
+    for qml, decision in ((parcels, DECISION_EXPRESSION), (borrowers, '"decision"')):
+        assert f"' · ' || {decision} || '\\n'" in qml.find("labeling/settings/text-style").get("fieldName")
 
 
 def test_parcels_open_by_decision_with_limit_and_health_styles_beside() -> None:
