@@ -660,9 +660,10 @@ def _fairness_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, has_re
             axis.axhline(FOUR_FIFTHS * best, color="black", linestyle="--", linewidth=1, label="4/5 of best approval")
         axis.set_title(title)
         axis.set_ylabel(f"share of {counted}")
-        # Headroom above a 100% bar keeps the legend off the bars.
-        axis.set_ylim(0, 1.25)
-        axis.legend(fontsize=8, loc="upper center", ncols=3)
+        axis.set_ylim(0, 1.05)
+    # One legend above the panels, outside them: inside each, it covered the axis's top tick label.
+    handles = {label: handle for axis in ax for handle, label in zip(*axis.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), fontsize=8, loc="outside upper center", ncols=len(handles))
     blocks.append(_Plot("fairness", "Approval and refer rates", _png(fig)))
     return _Section("2. Fairness by borrower and parcel size, and region", tuple(blocks))
 

@@ -757,3 +757,34 @@ def test_the_report_says_so_where_no_borrower_carries_a_reason_code(tmp_path: Pa
     assert "No borrower carries a reason code." in reasons
     assert "Top borrower reason codes" not in reasons
 
+
+def test_no_plot_legend_covers_a_tick_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fairness plot's legend, three across inside each of its three panels, covered the panels' top tick label
+    ("1.2")."""
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    savefig = Figure.savefig
+
+    def keeping_savefig(fig: Figure, *args, **kwargs) -> None:
+        savefig(fig, *args, **kwargs)
+        saved.append(fig)
+
+    folder = _season(tmp_path / "run", {f"P{k}": (f"B{k}", 0.3, "approve", 300.0, "A", _plot(k)) for k in range(1, 4)},
+                     {f"B{k}": ("approve", 300.0, 0.3) for k in range(1, 4)})
+    borrowers = pd.read_parquet(folder / "borrowers.parquet")
+    borrowers.assign(polygon_area_ha=0.3, reason="").to_parquet(folder / "borrowers.parquet")
+    monkeypatch.setattr(Figure, "savefig", keeping_savefig)
+    credit_report(load_results(folder), out=tmp_path / "report.md", fmt="md")
+    assert any(len(fig.axes) == 3 for fig in saved)  # the fairness plot, borrowers' panel and all
+    for fig in saved:
+        renderer = fig.canvas.get_renderer()
+        legends = [*fig.legends, *(axis.get_legend() for axis in fig.axes if axis.get_legend())]
+        # The tick labels drawn: those at a value the axis shows (matplotlib keeps one or two beyond it).
+        drawn = [label for axis in fig.axes for labels, limits, at in ((axis.get_xticklabels(), axis.get_xlim(), 0),
+                                                                         (axis.get_yticklabels(), axis.get_ylim(), 1))
+                 for label in labels if label.get_text() and min(limits) <= label.get_position()[at] <= max(limits)]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            covered = [label.get_text() for label in drawn if box.overlaps(label.get_window_extent(renderer))]
+            assert not covered, f"{fig.axes[0].get_title()!r}: the legend covers {covered}"
