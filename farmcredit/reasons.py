@@ -102,7 +102,10 @@ _REASONS = (
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),
     Reason("ZERO_LIMIT", "decline", "The harvest this parcel supports leaves nothing to lend once its costs are met."),
     Reason("LIMIT_BELOW_MINIMUM", "decline", "The borrower's supported limit is below the smallest loan offered."),
-    Reason("LOW_HEALTH_VS_PEERS", "info", "The crop is less healthy than most similar parcels nearby."),
+    Reason("LOW_HEALTH_VS_PEERS", "info",
+           "The crop is less healthy than most parcels of the same crop assessed in this run: its peak greenness "
+           "ranks under credit.low_health_index (25 of 100 by default) among them (among all the run's cropland "
+           "parcels where its crop has too few)."),
     Reason("PARTLY_CULTIVATED", "info",
            "Only part of the parcel is cultivated; a limit, where one is given, uses that part."),
     Reason("COST_CEILING", "info", "The limit is held to the production cost of the cultivated area."),

@@ -1209,3 +1209,8 @@ def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         assign_limits(parcels.iloc[4:], CONFIG, RISK)
     assert "neither prices nor aliases" not in caplog.text
+
+
+def test_low_health_says_it_is_against_the_same_crop_in_the_run_not_parcels_nearby() -> None:
+    sentence = REASONS["LOW_HEALTH_VS_PEERS"].sentence
+    assert "same crop assessed in this run" in sentence and "nearby" not in sentence
