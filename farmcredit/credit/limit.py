@@ -180,7 +180,8 @@ def assign_limits(
             ranked = [code for code in ranked if code != "RISK_GRADE"]
         if limit < arithmetic.limit:
             cuts[withheld_code] = arithmetic.limit - limit
-        ranked = imagery_first(_rank(ranked, cuts))
+        # A declined parcel names first what took its limit: a code that took nothing says nothing of why.
+        ranked = imagery_first(_rank(ranked, cuts, by_amount=decision == "decline"))
         if scored_codes and honest is not None:  # graded to lend nothing: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + honest.text(scored_codes[0], not declaration_holds,
                                                              "PARCEL_OVERLAP" in ranked)
@@ -505,10 +506,14 @@ def amounts(text: str) -> dict[str, Decimal]:
     return {code: Decimal(amount) for code, amount in (item.split("=") for item in text.split(";") if item)}
 
 
-def _rank(codes: list[str], cost: dict[str, float]) -> list[str]:
-    """Unique codes, most serious effect first; within an effect, the costliest first."""
+def _rank(codes: list[str], cost: dict[str, float], by_amount: bool = False) -> list[str]:
+    """Unique codes, most serious effect first; within an effect, the costliest first. ``by_amount`` (a declined
+    parcel): the codes that took something off the limit (to the cent) before those that took nothing, each by effect
+    then cost, so a referral that took nothing (CROP_MISMATCH, correcting which changes nothing) does not lead the
+    grade that took the limit."""
     unique = list(dict.fromkeys(codes))
-    return sorted(unique, key=lambda code: (EFFECT_RANK[REASONS[code].effect], -cost.get(code, 0.0)))
+    return sorted(unique, key=lambda code: (by_amount and round(cost.get(code, 0.0), 2) <= 0,
+                                            EFFECT_RANK[REASONS[code].effect], -cost.get(code, 0.0)))
 
 
 def _decide(codes: list[str]) -> tuple[str, str]:

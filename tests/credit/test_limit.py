@@ -1211,6 +1211,16 @@ def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_
     assert "neither prices nor aliases" not in caplog.text
 
 
+def test_a_declined_parcel_ranks_the_codes_that_took_money_before_those_that_took_nothing() -> None:
+    """In a declined parcel a referral that took nothing (CROP_MISMATCH: correcting the crop changes nothing) no
+    longer outranks a code that took part of the limit (COST_CEILING); the decline still leads."""
+    out = _assess(_parcel(relative_yield=0.6, yield_p10_t_ha=12.0, crop="maize", health_index=5.0,
+                          ndvi_uniformity=0.3)).iloc[0]
+    assert out.decision == "decline"
+    assert out.reason_all.split(";") == ["HIGH_RISK", "COST_CEILING", "CROP_MISMATCH", "LOW_HEALTH_VS_PEERS"]
+    assert list(amounts(out.reason_amounts)) == ["HIGH_RISK", "COST_CEILING"]
+
+
 def test_low_health_says_it_is_against_the_same_crop_in_the_run_not_parcels_nearby() -> None:
     sentence = REASONS["LOW_HEALTH_VS_PEERS"].sentence
     assert "same crop assessed in this run" in sentence and "nearby" not in sentence
