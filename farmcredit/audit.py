@@ -30,7 +30,7 @@ from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, source_hash, zip_member
 from farmcredit.imagery import Imagery, Scene
 from farmcredit.imagery.fetch import read_manifest
-from farmcredit.reasons import REASONS
+from farmcredit.reasons import REASONS, RISK_FACTOR_CODES, sentence
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def decision_records(
             "honest_limit": None if np.isnan(row.honest_limit) else row.honest_limit,
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
-            "reasons": _reasons(row.reason_all, row.reason_amounts),
+            "reasons": _reasons(row.reason_all, row.reason_amounts, row.risk_factors),
             "limit_arithmetic": row.limit_arithmetic.split("; "),
             "overlaps_parcels": partners[k],
             "overlaps_count": int(n_partners[k]),
@@ -431,13 +431,17 @@ def borrower_decision_records(borrowers: gpd.GeoDataFrame, parcels: pd.DataFrame
         }
 
 
-def _reasons(codes: str, amounts_taken: str) -> list[dict]:
+def _reasons(codes: str, amounts_taken: str, risk_factors: str = "") -> list[dict]:
     """Each code of a ``;``-joined list with its effect, sentence and what it took off the limit (``taken_off``, in the
-    run's currency, to the cent, 0 where it took nothing), read from its row's ``reason_amounts`` (``amounts_taken``).
-    """
+    run's currency, to the cent, 0 where it took nothing), read from its row's ``reason_amounts`` (``amounts_taken``);
+    a parcel's grade (``RISK_FACTOR_CODES``) with the features that raised its PD most (``factors``: feature, value as
+    scored, log-odds points, and in words), read from its ``risk_factors``, its sentence naming them."""
     taken_off = amounts(amounts_taken)
-    return [{"code": c, "effect": REASONS[c].effect, "sentence": REASONS[c].sentence,
-             "taken_off": float(taken_off.get(c, 0))} for c in codes.split(";") if c]
+    factors = json.loads(risk_factors) if isinstance(risk_factors, str) and risk_factors else []
+    words = [factor["words"] for factor in factors]
+    return [{"code": c, "effect": REASONS[c].effect, "sentence": sentence(c, words),
+             "taken_off": float(taken_off.get(c, 0)), **({"factors": factors} if c in RISK_FACTOR_CODES else {})}
+            for c in codes.split(";") if c]
 
 
 def _provenance(record: dict) -> dict:

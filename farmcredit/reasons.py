@@ -6,6 +6,7 @@ A code's ``effect`` says what it does to the case: ``error`` (the parcel could n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -122,8 +123,19 @@ EFFECT_RANK: dict[Effect, int] = {"error": 0, "decline": 1, "refer": 2, "info": 
 # could judge: the doubt falls on the borrower's other declarations too, so it refers the borrower even where the
 # parcel is declined for other reasons.
 DOUBTS_DECLARATION = frozenset({"AREA_OVERSTATED", "CROP_MISMATCH", "UNCONFIRMED_DECLARED_CROP", "PARCEL_OVERLAP"})
+# The codes of a risk grade that lowered a parcel's limit or declined it: they name the scorecard features that raised
+# its PD most (``RiskModel.scores``).
+RISK_FACTOR_CODES = frozenset({"RISK_GRADE", "HIGH_RISK"})
 
 
-def explain(codes: list[str]) -> str:
-    """Return the loan-officer sentences for ``codes``, in order, as one string."""
-    return " ".join(REASONS[code].sentence for code in codes)
+def sentence(code: str, factors: Sequence[str] = ()) -> str:
+    """The loan-officer sentence of ``code``; a grade's (``RISK_FACTOR_CODES``) naming the parcel's principal risk
+    ``factors`` (in words, largest first) where it has any."""
+    if factors and code in RISK_FACTOR_CODES:
+        return f"{REASONS[code].sentence} Its risk was raised most by: {'; '.join(factors)}."
+    return REASONS[code].sentence
+
+
+def explain(codes: list[str], factors: Sequence[str] = ()) -> str:
+    """Return the loan-officer sentences for ``codes``, in order, as one string, a grade's naming ``factors``."""
+    return " ".join(sentence(code, factors) for code in codes)

@@ -28,6 +28,7 @@ Reasons only refer or decline; they never change it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
 from farmcredit.config import Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
-from farmcredit.reasons import EFFECT_RANK, REASONS, explain
+from farmcredit.reasons import EFFECT_RANK, REASONS, RISK_FACTOR_CODES, explain
 from farmcredit.text import folded, some
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ def assign_limits(
     out["reasons"] = [[code for code in codes if code != "FEW_PEERS"] if unobserved else codes
                       for codes, unobserved in zip(out["reasons"], unobserved_rows, strict=True)]
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
-    probability, honest_probability = (np.where(unobserved_rows, np.nan, scored)
-                                       for scored in risk_model.probabilities_of_default(out))
+    scored, honestly_scored, factors = risk_model.scores(out)
+    probability, honest_probability = (np.where(unobserved_rows, np.nan, pd_) for pd_ in (scored, honestly_scored))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
@@ -189,6 +190,11 @@ def assign_limits(
         # not held) whose declaration worsened its grade: within AREA_OVERSTATED's allowance too, so its borrower under
         # the minimum is referred as one declared over it is (declaring more never fares better).
         pending = (decision == "approve" or (decision == "refer" and not held)) and honest is not None
+        # What raised the PD of a parcel its grade lowered or declined: named, with its own figures.
+        named = [{"feature": feature, "value": round(value, 4), "points": round(points, 4),
+                  "words": _factor_words(feature, row)}
+                 for feature, value, points in factors[k]] if RISK_FACTOR_CODES & set(ranked) else []
+        words = [factor["words"] for factor in named]
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -200,9 +206,10 @@ def assign_limits(
                 "decision": decision,
                 "status": status,
                 "reason": ";".join(ranked[: credit.max_reasons]),
-                "reason_text": explain(ranked[: credit.max_reasons]),
+                "reason_text": explain(ranked[: credit.max_reasons], words),
                 "reason_all": ";".join(ranked),
                 "reason_amounts": amounts_text(ranked, cuts),
+                "risk_factors": json.dumps(named) if named else "",
                 # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
                 "overlaps_parcels": partners_text(partners[k], n_partners[k]),
             }
@@ -514,6 +521,23 @@ def _rank(codes: list[str], cost: dict[str, float], by_amount: bool = False) -> 
     unique = list(dict.fromkeys(codes))
     return sorted(unique, key=lambda code: (by_amount and round(cost.get(code, 0.0), 2) <= 0,
                                             EFFECT_RANK[REASONS[code].effect], -cost.get(code, 0.0)))
+
+
+def _factor_words(feature: str, row: object) -> str:
+    """A risk factor (a scorecard feature, ``FEATURE_DIRECTIONS``) in plain words with the parcel's own figure."""
+    if feature == "relative_yield":
+        return f"yield expected at {row.relative_yield:.2f} of a typical {row.priced_crop} season"
+    if feature == "log_cultivated_area_ha":
+        return f"a small plot, {row.cultivated_area_ha:.4g} ha cultivated"
+    if feature == "cultivated_fraction":
+        return f"{row.cultivated_fraction:.0%} of the outline cultivated"
+    if feature == "health_index":
+        reference = getattr(row, "health_reference", "") or f"peak NDVI percentile among the {row.priced_crop} parcels"
+        return f"health {row.health_index:.0f} of 100 ({reference})"
+    if feature == "declared_over_high":
+        return (f"{row.declared_area_ha:.4g} ha declared, above the top of the interval measured "
+                f"({row.cultivated_area_high_ha:.4g} ha)")
+    return f"an uneven crop, its NDVI varying by {row.ndvi_uniformity:.2f} (standard deviation) across it at its peak"
 
 
 def _decide(codes: list[str]) -> tuple[str, str]:

@@ -349,12 +349,24 @@ class RiskModel:
         """PD per row of a results table (NaN where no agronomic signal could be measured)."""
         return self._scored(risk_features(table, self.declared_slack_ha))
 
-    def probabilities_of_default(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """PD per row of a results table as ``probability_of_default`` gives it, and with each declaration taken as
-        honest (``declared_over_high`` 1, as one within the measured interval): the PD that rests on what the imagery
-        shows alone; both from one build of the features."""
+    def scores(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[list[tuple[str, float, float]]]]:
+        """Per row of a results table: the PD as ``probability_of_default`` gives it; the PD with each declaration
+        taken as honest (``declared_over_high`` 1, as one within the measured interval: what the imagery shows alone);
+        and its principal risk factors, the (at most 3) features that raised its PD above the scorecard's center (the
+        average loan of its history): (feature, value as scored, log-odds points), the most points first, a tie in
+        the scorecard's feature order, a feature the row lacks (scored at the history's median) never one. All from
+        one build of the features.
+
+        >>> model.scores(results)[2][0]  # doctest: +SKIP
+        [('relative_yield', 0.72, 0.41), ('log_cultivated_area_ha', 0.19, 0.3)]
+        """
         features = risk_features(table, self.declared_slack_ha)
-        return self._scored(features), self._scored(features.assign(declared_over_high=1.0))
+        points = self.scorecard.contributions(features)
+        factors = []
+        for values, row_points in zip(features[points.columns].to_numpy(), points.to_numpy(), strict=True):
+            raised = [k for k in np.argsort(-row_points, kind="stable") if row_points[k] > 0 and np.isfinite(values[k])]
+            factors.append([(points.columns[k], float(values[k]), float(row_points[k])) for k in raised[:3]])
+        return self._scored(features), self._scored(features.assign(declared_over_high=1.0)), factors
 
     def _scored(self, features: pd.DataFrame) -> np.ndarray:
         """PD per row of ``risk_features``, NaN where neither health nor yield is known."""

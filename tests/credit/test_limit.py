@@ -1211,6 +1211,33 @@ def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_
     assert "neither prices nor aliases" not in caplog.text
 
 
+def test_a_grade_names_the_features_that_raised_its_pd_most_with_the_parcels_own_figures() -> None:
+    """A grade that lowered a limit (RISK_GRADE) or declined it (HIGH_RISK) names the scorecard features that raised
+    the PD most, in words with the parcel's figures, in its reason text and in decisions.jsonl (feature, value,
+    points): the reasons behind 282 of the sample's 416 parcels lowered by their grade were named by no code. A
+    grade-A parcel names none; the same inputs give the same text."""
+    rows = (_parcel(), _parcel(parcel_id="P2", relative_yield=0.6),
+            _parcel(parcel_id="P3", health_index=5.0, relative_yield=0.6, ndvi_uniformity=0.3))
+    parcels = _assess(*rows)
+    best, low_yield, declined = parcels.itertuples()
+    assert (best.risk_grade, best.reason_all, best.risk_factors) == ("A", "", "")
+    assert low_yield.risk_grade != "A" and low_yield.reason_all == "RISK_GRADE"
+    assert low_yield.reason_text == (f"{REASONS['RISK_GRADE'].sentence} Its risk was raised most by: yield expected "
+                                     "at 0.60 of a typical wheat season.")
+    assert [factor["feature"] for factor in json.loads(declined.risk_factors)] == [
+        "health_index", "ndvi_uniformity", "relative_yield"]
+    assert declined.reason.startswith("HIGH_RISK") and "health 5 of 100" in declined.reason_text
+    frame = gpd.GeoDataFrame(parcels.assign(ndvi_peak_date=pd.NaT, ndvi_integral=np.nan, health_reference=""),
+                             geometry=[box(i, 0, i + 1, 1) for i in range(3)], crs="EPSG:32650")
+    records = list(decision_records(frame, _RECORD, Overlaps.between(3, []), np.zeros((3, 0)),
+                                    np.zeros((3, 0), dtype=bool), []))
+    [graded] = records[1]["reasons"]
+    assert [(f["feature"], f["value"]) for f in graded["factors"]] == [("relative_yield", 0.6)]
+    assert graded["factors"][0]["points"] > 0 and graded["sentence"] == low_yield.reason_text
+    assert "factors" not in records[2]["reasons"][1]  # LOW_HEALTH_VS_PEERS names none
+    assert _assess(*rows)[["reason_text", "risk_factors"]].equals(parcels[["reason_text", "risk_factors"]])
+
+
 def test_a_declined_parcel_ranks_the_codes_that_took_money_before_those_that_took_nothing() -> None:
     """In a declined parcel a referral that took nothing (CROP_MISMATCH: correcting the crop changes nothing) no
     longer outranks a code that took part of the limit (COST_CEILING); the decline still leads."""

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import shapely
 
+import farmcredit.credit.risk
 from farmcredit.credit import MonotonicScorecard, find_overlaps, load_risk_model
 from farmcredit.credit.history import fit_risk_model, read_history, write_risk_model
 from farmcredit.credit.portfolio import synthetic_history
@@ -476,3 +477,22 @@ def test_a_number_with_a_decimal_comma_is_refused_as_one(history, tmp_path) -> N
         path, index=False)
     with pytest.raises(InputError, match=r"'27,05' \(row 4\) \(a decimal comma: save the file with decimal points\)"):
         read_history(path)
+
+
+def test_the_principal_risk_factors_are_the_features_that_raised_the_pd_most_ties_in_feature_order() -> None:
+    """At most three features with positive points (raising the PD above the scorecard's center), the most first, a
+    tie in the scorecard's order; a feature the parcel lacks (scored at the median) is not its own, so never one."""
+    data = json.loads(Path(farmcredit.credit.risk.__file__).with_name("default_risk_model.json").read_text())
+    features = data["model"]["features"]
+    # Centred so that a declaration within the interval (1.0) raises nothing.
+    data["model"].update(center=[float(name == "declared_over_high") for name in features],
+                         scale=[1.0] * len(features), fill=[0.0] * len(features),
+                         coef=[float(FEATURE_DIRECTIONS[name]) for name in features])
+    model = RiskModel(data, "even")
+    table = pd.DataFrame({
+        "health_index": [-2.0, np.nan], "relative_yield": [-2.0, -1.0], "cultivated_fraction": [-3.0, 0.5],
+        "cultivated_area_ha": [0.0, 0.0], "cultivated_area_high_ha": [1.0, 1.0], "declared_area_ha": [np.nan] * 2,
+        "ndvi_uniformity": [1.0, -1.0]})
+    first, second = model.scores(table)[2]
+    assert first == [("cultivated_fraction", -3.0, 3.0), ("health_index", -2.0, 2.0), ("relative_yield", -2.0, 2.0)]
+    assert second == [("relative_yield", -1.0, 1.0)]
