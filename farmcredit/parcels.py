@@ -157,7 +157,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         from a file of several.
 
     Raises:
-        InputError: missing or unreadable file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
+        InputError: missing, empty (0 bytes), a folder or unreadable
+            file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
             ``parcel_id`` column, no parcel with coordinates possible in the file's CRS, every parcel under
             ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84 (``parcels_from_frame``), ``layer`` not in the file,
             or several layers to choose from.
@@ -165,6 +166,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     path = Path(path)
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
+    if path.is_file() and path.stat().st_size == 0:  # GDAL would hint at naming its driver
+        raise InputError(f"parcel file {path} is empty (0 bytes): is it still being copied? Give it once written")
     _refuse_shapefile_without_dbf(path)
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
     if parquet and layer is not None:
@@ -184,9 +187,9 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         # pyogrio's, of column names Arrow cannot decode: raised as is for a CSV's, wrapped for a Shapefile's.
         if isinstance(undecoded := exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__, UnicodeDecodeError):
             raise _not_utf8(path, f"a column name ({undecoded.object!r})", undecoded) from exc
-        raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     except (ValueError, OSError, pa.ArrowException) as exc:
-        raise InputError(f"parcel file {path} is not a readable vector file: {exc}") from exc
+        raise _unreadable(path, exc) from exc
     if not isinstance(frame, gpd.GeoDataFrame):
         raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
     _check_utf8(path, frame)
@@ -216,6 +219,14 @@ def _without_empty_rows(frame: gpd.GeoDataFrame, closed: np.ndarray, source: str
     logger.warning("%s: %d rows hold nothing, every cell and the outline empty (rows %s), as a spreadsheet leaves rows "
                    "once used; they are left out", source, len(rows), some(rows))
     return frame[~empty].reset_index(drop=True), closed[~empty], file_rows[~empty]
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    """The error of a parcel file GDAL could not read: a folder of that name said so, not GDAL's hint to prefix the
+    path with a driver's name."""
+    if path.is_dir():
+        return InputError(f"parcel file {path} is a folder, not a vector file; give the parcel file itself")
+    return InputError(f"parcel file {path} is not a readable vector file: {exc}")
 
 
 def _refuse_shapefile_without_dbf(path: Path) -> None:

@@ -1050,3 +1050,13 @@ def test_honest_declared_hectares_or_a_few_over_declarers_get_no_unit_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: list[float]) -> None:
     warnings = _warnings_reading(tmp_path / "honest.geojson", _hectare_squares(declared_area_ha=declared), caplog)
     assert "times their outlines' areas" not in warnings and "look like acres" not in warnings
+
+
+def test_an_empty_parcel_file_or_a_folder_of_its_name_is_said_to_be_so(tmp_path: Path) -> None:
+    """Each was told GDAL's hint to prefix the path with a driver's name."""
+    (tmp_path / "copying.geojson").write_bytes(b"")
+    (tmp_path / "x.geojson").mkdir()
+    with pytest.raises(InputError, match=r"copying.geojson is empty \(0 bytes\): is it still being copied"):
+        read_parcels(tmp_path / "copying.geojson")
+    with pytest.raises(InputError, match="x.geojson is a folder, not a vector file"):
+        read_parcels(tmp_path / "x.geojson")
