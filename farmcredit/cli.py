@@ -60,6 +60,33 @@ def _finite(param: click.Parameter, value: float | None) -> float | None:
     return value
 
 
+class UserPath(click.Path):
+    """``click.Path`` refusing a path the system cannot look up (a name too long, a loop of symbolic links:
+    ``locking.looked_up``), which would end in a traceback or be called missing."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """``value`` looked up, then as ``click.Path`` converts it."""
+        if isinstance(value, str | Path):
+            value = _looked_up(str(value), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _looked_up(value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    """``value``, a path the system can look up; else a usage error naming it and why (``locking.looked_up``)."""
+    from farmcredit.locking import looked_up
+
+    try:
+        looked_up(Path(value), "path")
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+    return value
+
+
+def _imagery_source(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--imagery`` as a path as ``UserPath`` takes it, unless a remote source's name or URL."""
+    return value if "://" in value else _looked_up(value, param, ctx)
+
+
 def _out_path(_: click.Context, param: click.Parameter, value: str | Path | None) -> Path | None:
     """``--out`` as a path; an empty one is refused (as a path, "" is the current folder: written in unasked)."""
     if value == "":
@@ -106,20 +133,20 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("parcels", type=click.Path(path_type=Path))
-@click.option("--imagery", "imagery_src", required=True,
+@click.argument("parcels", type=UserPath(path_type=Path))
+@click.option("--imagery", "imagery_src", required=True, callback=_imagery_source,
               help="Imagery folder (Earth Search layout, SAFE products), a SAFE .zip, a multi-band GeoTIFF, "
               "or a remote source fetched into OUT/imagery first: stac (Earth Search), "
               "stac://HOST/PATH?collection=ID, an https STAC API URL, or sentinelhub (needs --season).")
 @click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
-@click.option("--out", type=click.Path(), callback=_out_path, default=Path("farmcredit-results"), show_default=True,
+@click.option("--out", type=UserPath(), callback=_out_path, default=Path("farmcredit-results"), show_default=True,
               help="Output folder.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
+@click.option("--config", "config_path", type=UserPath(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
 @parcels_layer_option
 @bands_option
 @dn_offset_option
-@click.option("--risk-model", type=click.Path(path_type=Path),
+@click.option("--risk-model", type=UserPath(path_type=Path),
               help="Risk model JSON from `farmcredit credit fit` (default: the shipped synthetic one).")
 @click.option("--model", "cropland_model", default=None,
               help="Cropland model: 'cnn' (default, the shipped CNN), 'rule' (v1 phenology rule, far cheaper on a "
@@ -180,18 +207,18 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
 
 @cli.command(epilog="Exit codes: 0 every partition done; 2 a usage error or an unreadable input; "
              "3 finished, but some partitions failed (their parcels carry MEASUREMENT_FAILED; rerun to retry them).")
-@click.argument("parcels", type=click.Path(path_type=Path))
-@click.option("--imagery", "imagery_src", required=True,
+@click.argument("parcels", type=UserPath(path_type=Path))
+@click.option("--imagery", "imagery_src", required=True, callback=_imagery_source,
               help="Imagery folder, SAFE products or stack, as for assess (local: every worker must see it).")
 @click.option("--season", help="START/END in ISO dates, at most a year; default: every date in the imagery.")
-@click.option("--out", type=click.Path(), callback=_out_path, required=True,
+@click.option("--out", type=UserPath(), callback=_out_path, required=True,
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="YAML config (default: packaged).")
+@click.option("--config", "config_path", type=UserPath(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
 @parcels_layer_option
 @bands_option
 @dn_offset_option
-@click.option("--risk-model", type=click.Path(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
+@click.option("--risk-model", type=UserPath(path_type=Path), help="Risk model JSON from `farmcredit credit fit`.")
 @click.option("--model", "cropland_model", default=None,
               help="Cropland model: 'cnn' (default), 'rule' or a .safetensors file.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -303,9 +330,9 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
 
 
 @cli.command()
-@click.argument("results", type=click.Path(exists=True, path_type=Path))
+@click.argument("results", type=UserPath(exists=True, path_type=Path))
 @click.option("--parcel", "parcel_id", help="Centre on this parcel and plot its NDVI season against its peers'.")
-@click.option("--out", type=click.Path(), callback=_out_path,
+@click.option("--out", type=UserPath(), callback=_out_path,
               help="PNG to write [default: RESULTS/preview.png, or RESULTS/preview_<ID>.png with --parcel].")
 def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
     """Draw a map of a results folder: parcels by decision over the season's imagery.
@@ -321,7 +348,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("parcels", required=False, type=click.Path(path_type=Path))
+@click.argument("parcels", required=False, type=UserPath(path_type=Path))
 @click.option("--bbox", help="W,S,E,N in degrees: fetch this box instead of PARCELS.")
 @click.option("--season", required=True, help="START/END in ISO dates, e.g. 2024-03-01/2024-10-31 (several seasons "
                                                "may be fetched at once: assess each with its own --season).")
@@ -331,7 +358,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @click.option("--stac-url", default="https://earth-search.aws.element84.com/v1", show_default=True,
               help="STAC API root (with --source stac).")
 @click.option("--collection", default="sentinel-2-l2a", show_default=True, help="STAC collection id.")
-@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Imagery folder to write.")
+@click.option("--out", type=UserPath(), callback=_out_path, required=True, help="Imagery folder to write.")
 @click.option("--max-cloud", type=click.FloatRange(0, 100), default=50.0, show_default=True,
               help="Leave out scenes with more cloud cover than this, percent.")
 @click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL]; SCL is the "
@@ -372,7 +399,7 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
 
 @cli.command("config")
-@click.option("--out", type=click.Path(dir_okay=False), callback=_out_path,
+@click.option("--out", type=UserPath(dir_okay=False), callback=_out_path,
               help="File to write it to (UTF-8; refused if it exists) [default: standard output, as UTF-8].")
 def print_config(out: Path | None) -> None:
     """Print the packaged default configuration (YAML, with the sources of its values) to copy and edit for --config.
@@ -402,7 +429,7 @@ def print_config(out: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Folder to write the season into.")
+@click.option("--out", type=UserPath(), callback=_out_path, required=True, help="Folder to write the season into.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Random seed (same seed, same bytes).")
 @click.option("--size", "size_px", type=click.IntRange(48, 4096), default=320, show_default=True,
@@ -427,10 +454,10 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
 
 
 @cli.command()
-@click.argument("data", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(), callback=_out_path, required=True,
+@click.argument("data", nargs=-1, type=UserPath(exists=True, path_type=Path))
+@click.option("--out", type=UserPath(), callback=_out_path, required=True,
               help="Weights file to write (.safetensors).")
-@click.option("--eurosat", type=click.Path(exists=True, path_type=Path), help="EuroSAT-MS folder (<Class>/*.tif).")
+@click.option("--eurosat", type=UserPath(exists=True, path_type=Path), help="EuroSAT-MS folder (<Class>/*.tif).")
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--eurosat-test-share", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Share of each EuroSAT class held out of training (seeded split, recorded in the card); "
@@ -438,7 +465,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
                    "on other EuroSAT files (held-out patches they trained on are left out of the card's scores, a "
                    "note says how many; a card listing no such patches: a warning says they may overlap) or split "
                    "these the same way; else dropped, with a warning.")
-@click.option("--dea", type=click.Path(exists=True, path_type=Path),
+@click.option("--dea", type=UserPath(exists=True, path_type=Path),
               help="Digital Earth Africa crop-mask folder of regions (<region>/training_data.txt), or one region's "
                    "folder (training_data.txt).")
 @click.option("--dea-regions", default="",
@@ -462,7 +489,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
                    "the model learns DEA's bare land also from all-band input, where other data (scenes, EuroSAT, "
                    "--init weights) teach it B8A; 0 as before v2.6. [default: 0.5]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file: saved to, resumed from.")
+@click.option("--checkpoint", type=UserPath(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 @dn_offset_option
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
           dea: Path | None, dea_regions: str, init_weights: str | None, steps: int, seed: int,
@@ -518,7 +545,7 @@ def _loss_text(loss: float | None, digits: int) -> str:
 
 @cli.command()
 @click.argument("model")
-@click.argument("data", type=click.Path(exists=True, path_type=Path))
+@click.argument("data", type=UserPath(exists=True, path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--all-patches", is_flag=True,
@@ -552,8 +579,8 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
 
 @cli.command()
 @click.argument("model")
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), callback=_out_path,
+@click.argument("data", nargs=-1, required=True, type=UserPath(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=UserPath(path_type=Path), callback=_out_path,
               help="Write a calibrated copy here (.safetensors, its card .json beside). [default: rewrite the card "
                    "beside MODEL; its weights are untouched]")
 # segmentation.card.AREA_INTERVAL_LEVEL (not imported here: it loads rasterio, and --help stays fast)
@@ -643,8 +670,8 @@ def credit() -> None:
 
 
 @credit.command("fit")
-@click.argument("history", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Where to write the model JSON.")
+@click.argument("history", type=UserPath(path_type=Path))
+@click.option("--out", type=UserPath(), callback=_out_path, required=True, help="Where to write the model JSON.")
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Fit date (default today): "
               "outcomes dated later are refused as leakage.")
 @click.option("--l2", type=click.FloatRange(min=0.0), default=1.0, show_default=True, help="Ridge penalty.")
@@ -693,10 +720,10 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
 
 
 @credit.command("report")
-@click.argument("results", type=click.Path(path_type=Path))
-@click.option("--reference", type=click.Path(path_type=Path),
+@click.argument("results", type=UserPath(path_type=Path))
+@click.option("--reference", type=UserPath(path_type=Path),
               help="An earlier run to measure stability and changes against.")
-@click.option("--out", type=click.Path(), callback=_out_path, required=True, help="Report file (.html or .md).")
+@click.option("--out", type=UserPath(), callback=_out_path, required=True, help="Report file (.html or .md).")
 def credit_report_command(results: Path, reference: Path | None, out: Path) -> None:
     """Write a fairness, stability and changes report over a run's results (HTML or Markdown).
 

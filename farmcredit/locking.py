@@ -33,6 +33,27 @@ _HELD: set[Path] = set()
 # limit, read-only, not allowed, a name too long.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                           errno.ENAMETOOLONG})
+# Why a path cannot be looked up, said so that the person who gave it knows what to change.
+LOOKUP_PROBLEMS = {errno.ENAMETOOLONG: "file name too long: a name in a path may be at most 255 bytes; give a shorter "
+                                       "one",
+                   errno.ELOOP: "a loop of symbolic links: a link in it leads, through others, back to itself; point "
+                                "it at a real file or folder"}
+
+
+def looked_up(path: Path, what: str) -> Path:
+    """``path`` once the system can look it up, whether or not it exists: not a name too long for the file system,
+    nor a loop of symbolic links, which ``exists``, ``is_file`` and ``resolve`` otherwise raise (or call missing).
+
+    Raises:
+        InputError: Naming ``what`` (e.g. "parcel file"), ``path`` and why it cannot be looked up.
+    """
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):  # missing, or below a file: each caller says so its own way
+        pass
+    except OSError as exc:
+        raise InputError(f"{what} {path}: {LOOKUP_PROBLEMS.get(exc.errno, exc.strerror or str(exc))}") from exc
+    return path
 
 
 def writable_folder(folder: Path) -> Path:
@@ -56,8 +77,9 @@ def can_write_in(folder: Path) -> None:
     this process may write in (a run that writes only at its end checks so before its work).
 
     Raises:
-        InputError: A file is in the way, or the folder is read-only.
+        InputError: A file is in the way, or the folder is read-only, or its path cannot be looked up (``looked_up``).
     """
+    looked_up(folder, "folder")
     if link := _dangling_link(folder):
         raise InputError(f"folder {folder} cannot be written ({link})")
     ancestor = existing_ancestor(folder)

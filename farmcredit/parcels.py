@@ -27,6 +27,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from farmcredit.errors import InputError
+from farmcredit.locking import looked_up
 from farmcredit.text import folded, some
 
 logger = logging.getLogger(__name__)
@@ -157,13 +158,13 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         from a file of several.
 
     Raises:
-        InputError: missing, empty (0 bytes), a folder or unreadable
+        InputError: missing, empty (0 bytes), a folder, a path that cannot be looked up (``looked_up``) or unreadable
             file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
             ``parcel_id`` column, no parcel with coordinates possible in the file's CRS, every parcel under
             ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84 (``parcels_from_frame``), ``layer`` not in the file,
             or several layers to choose from.
     """
-    path = Path(path)
+    path = looked_up(Path(path), "parcel file")
     if not path.exists():
         raise InputError(f"parcel file {path} does not exist")
     if path.is_file() and path.stat().st_size == 0:  # GDAL would hint at naming its driver

@@ -724,7 +724,7 @@ def test_interrupts_bad_offsets_report_names_and_long_paths_exit_as_documented(s
         done = _run(*base, "--dn-offset", offset, "--out", str(tmp_path / "o"))
         assert done.returncode == 2 and f"{offset} is not a finite number" in done.stderr
     done = _run(*base, "--out", str(tmp_path / ("x" * 300) / "o"))
-    assert done.returncode == 2 and "cannot be a folder (File name too long)" in done.stderr
+    assert done.returncode == 2 and "o: file name too long: a name in a path may be at most 255 bytes" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
     done = _run("credit", "report", str(tmp_path), "--out", str(tmp_path / "report.pdf"))
     assert done.returncode == 2 and "name a .html or .md file" in done.stderr and not (tmp_path / "report.pdf").exists()
@@ -893,3 +893,26 @@ def test_credit_fit_on_random_defaults_prints_the_auc_interval_and_warns(tmp_pat
     assert done.returncode == 0 and "(95% CI 0." in said and " defaults in " in said
     assert "warning: the scorecard ranks loans no better than chance" in said and "its grades would be noise" in said
     assert json.loads((tmp_path / "m.json").read_text())["card"]["as_of"] == "2026-01-01"  # the leakage check's date
+
+
+@pytest.mark.parametrize(("name", "said"), [("田" * 90, "file name too long"), ("loopA", "a loop of symbolic links")])
+@pytest.mark.parametrize("where", ["PARCELS", "--imagery", "--out", "credit report --out"])
+def test_a_path_the_system_cannot_look_up_exits_2_naming_it_and_why(small_season, tmp_path: Path, name: str,
+                                                                     said: str, where: str) -> None:
+    """A name over 255 bytes, or a loop of symbolic links, ended in a traceback (exit 1) or 'does not exist'."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    bad = tmp_path / name / "o.md"
+    args = {"PARCELS": [str(bad), "--imagery", str(small_season.imagery_dir), "--out", str(tmp_path / "o")],
+            "--imagery": [str(small_season.parcels_path), "--imagery", str(bad), "--out", str(tmp_path / "o")],
+            "--out": [str(small_season.parcels_path), "--imagery", str(small_season.imagery_dir), "--out", str(bad)]}
+    command = ["credit", "report", str(tmp_path), "--out", str(bad)] if where.startswith("credit") else [
+        "assess", *args[where], "--model", "rule", "--quiet"]
+    done = CliRunner().invoke(cli, command)
+    message = " ".join(done.output.split())
+    assert done.exit_code == 2 and f"'{where.split()[-1]}': path {bad}: {said}" in message, done.output
+    assert not (tmp_path / "o").exists()

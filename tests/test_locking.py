@@ -47,6 +47,23 @@ def test_an_out_that_is_a_link_to_nothing_is_named_so_not_file_exists(tmp_path: 
             check(tmp_path / "dangl")
 
 
+def test_a_path_the_system_cannot_look_up_is_named_with_why(tmp_path: Path) -> None:
+    """A name over 255 bytes, or a loop of links, raised OSError (or RuntimeError from resolve) as a traceback."""
+    from farmcredit.locking import can_write_in, looked_up
+
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    (tmp_path / "file").write_text("")
+    for path, said in ((tmp_path / ("田" * 90) / "o", "file name too long"),
+                       (tmp_path / "loopA" / "o", "a loop of symbolic links")):
+        with pytest.raises(InputError, match=f"parcel file {path}: {said}"):
+            looked_up(path, "parcel file")
+        with pytest.raises(InputError, match=f"folder {path}: {said}"):
+            can_write_in(path)
+    for fine in (tmp_path / "missing" / "o", tmp_path / "file" / "below", tmp_path / "file"):
+        assert looked_up(fine, "folder") == fine  # missing, or below a file: each caller says so its own way
+
+
 @pytest.mark.parametrize(("flag", "said"), [(os.ST_RDONLY, "read-only file system"), (0, "no write permission")])
 def test_an_out_that_cannot_be_written_says_whether_its_disk_is_read_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: int, said: str) -> None:

@@ -1060,3 +1060,12 @@ def test_an_empty_parcel_file_or_a_folder_of_its_name_is_said_to_be_so(tmp_path:
         read_parcels(tmp_path / "copying.geojson")
     with pytest.raises(InputError, match="x.geojson is a folder, not a vector file"):
         read_parcels(tmp_path / "x.geojson")
+
+
+def test_a_parcel_path_that_cannot_be_looked_up_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    for path, said in ((tmp_path / ("田" * 90), "file name too long"),
+                       (tmp_path / "loopA", "a loop of symbolic links")):
+        with pytest.raises(InputError, match=f"parcel file {path}: {said}"):
+            read_parcels(path)

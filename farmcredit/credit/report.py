@@ -37,7 +37,7 @@ from farmcredit.config import RESERVED_CROP_NAMES
 from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
-from farmcredit.locking import refuse_unfinished, write_problem
+from farmcredit.locking import looked_up, refuse_unfinished, write_problem
 from farmcredit.outputs.styles import DECISION_COLOURS
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
@@ -92,7 +92,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
             break; fewer or more rows than the ``run.json`` beside it counts) or lacks required columns (the message
             names the file and the columns).
     """
-    path = Path(path)
+    path = looked_up(Path(path), "results")
     file = path / "results.parquet" if path.is_dir() else path
     if not file.exists():
         raise InputError(f"results file {file} does not exist")

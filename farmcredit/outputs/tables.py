@@ -24,7 +24,15 @@ from farmcredit.audit import (
     write_decision_records,
 )
 from farmcredit.errors import InputError
-from farmcredit.locking import UNFINISHED, WRITE_ERRNOS, can_write_in, existing_ancestor, free_space, results_lock
+from farmcredit.locking import (
+    UNFINISHED,
+    WRITE_ERRNOS,
+    can_write_in,
+    existing_ancestor,
+    free_space,
+    looked_up,
+    results_lock,
+)
 from farmcredit.outputs.preview import render_preview
 from farmcredit.outputs.project import write_project
 from farmcredit.outputs.rasters import RASTER_WRITE_ERRORS, write_rasters
@@ -132,12 +140,15 @@ def output_folder(out_dir: str | Path, create: bool = True, inputs: Mapping[str,
 
     Raises:
         InputError: it is a file, or it cannot be created (a file where a parent folder should be), or an input is one
-            of its outputs (overwritten, and run.json fingerprinting a file gone).
+            of its outputs (overwritten, and run.json fingerprinting a file gone), or it or an input cannot be looked
+            up (a name too long, a loop of symbolic links: ``looked_up``).
     """
-    out_dir = Path(out_dir)
+    out_dir = looked_up(Path(out_dir), "output folder")
     written = {path.resolve(): path.name for path in output_files(out_dir).values()}
     for what, given in (inputs or {}).items():
-        if isinstance(given, str | Path) and (name := written.get(Path(given).resolve())):
+        if not isinstance(given, str | Path):
+            continue
+        if name := written.get(looked_up(Path(given), what).resolve()):
             raise InputError(f"{what} {given} is {name}, one of the files this run writes in --out {out_dir}: it "
                              "would be overwritten, and run.json name a file that is gone; give another --out (out= "
                              "in Python)")
