@@ -61,13 +61,15 @@ def _finite(param: click.Parameter, value: float | None) -> float | None:
 
 
 class UserPath(click.Path):
-    """``click.Path`` refusing a path the system cannot look up (a name too long, a loop of symbolic links:
-    ``locking.looked_up``), which would end in a traceback or be called missing."""
+    """``click.Path`` with a leading ``~`` taken as the home folder, and a path the system cannot look up (a name too
+    long, a loop of symbolic links: ``locking.looked_up``) refused. A shell leaves ``--out=~/x``, a quoted ``'~/x'`` or
+    a scheduler's argument as it is: pandas writers would expand it, GDAL and sqlite not, splitting a run's outputs
+    between ``./~/x`` and ``$HOME/x``."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """``value`` looked up, then as ``click.Path`` converts it."""
+        """``value`` expanded and looked up, then as ``click.Path`` converts it."""
         if isinstance(value, str | Path):
-            value = _looked_up(str(value), param, ctx)
+            value = _looked_up(os.path.expanduser(value), param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -84,7 +86,7 @@ def _looked_up(value: str, param: click.Parameter | None, ctx: click.Context | N
 
 def _imagery_source(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """``--imagery`` as a path as ``UserPath`` takes it, unless a remote source's name or URL."""
-    return value if "://" in value else _looked_up(value, param, ctx)
+    return value if "://" in value else _looked_up(os.path.expanduser(value), param, ctx)
 
 
 def _out_path(_: click.Context, param: click.Parameter, value: str | Path | None) -> Path | None:

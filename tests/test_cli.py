@@ -895,6 +895,24 @@ def test_credit_fit_on_random_defaults_prints_the_auc_interval_and_warns(tmp_pat
     assert json.loads((tmp_path / "m.json").read_text())["card"]["as_of"] == "2026-01-01"  # the leakage check's date
 
 
+def test_an_out_under_the_home_folder_written_as_tilde_gets_every_output(small_season, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shell leaves --out=~/x (or a quoted '~/x', or a scheduler's argument) as it is: the lock, marker and rasters
+    went to ./~/x while pandas wrote the tables over $HOME/x's, another run's."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(cli, ["assess", str(small_season.parcels_path), "--imagery",
+                                    str(small_season.imagery_dir), "--model", "rule", "--out", "~/x", "--quiet"])
+    assert done.exit_code == 0, done.output
+    written = json.loads((tmp_path / "home" / "x" / "run.json").read_text())["outputs"].values()
+    assert all((tmp_path / "home" / "x" / name).is_file() for name in written)
+    assert not (tmp_path / "~").exists()
+
+
 @pytest.mark.parametrize(("name", "said"), [("田" * 90, "file name too long"), ("loopA", "a loop of symbolic links")])
 @pytest.mark.parametrize("where", ["PARCELS", "--imagery", "--out", "credit report --out"])
 def test_a_path_the_system_cannot_look_up_exits_2_naming_it_and_why(small_season, tmp_path: Path, name: str,

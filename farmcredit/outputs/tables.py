@@ -138,12 +138,15 @@ def output_folder(out_dir: str | Path, create: bool = True, inputs: Mapping[str,
     leaves nothing behind when it stops early). ``inputs``, the run's input files by what they are ("parcels",
     "--config"; a value that is no path is passed over), must not be among the files the run writes there.
 
+    A leading ``~`` is the home folder, as pandas and GDAL writers would each take it or not: every output is
+    written in the folder returned.
+
     Raises:
         InputError: it is a file, or it cannot be created (a file where a parent folder should be), or an input is one
             of its outputs (overwritten, and run.json fingerprinting a file gone), or it or an input cannot be looked
             up (a name too long, a loop of symbolic links: ``looked_up``).
     """
-    out_dir = looked_up(Path(out_dir), "output folder")
+    out_dir = looked_up(Path(out_dir).expanduser(), "output folder")
     written = {path.resolve(): path.name for path in output_files(out_dir).values()}
     for what, given in (inputs or {}).items():
         if not isinstance(given, str | Path):

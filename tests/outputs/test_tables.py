@@ -32,6 +32,16 @@ def test_folders_and_files_named_as_text_are_taken_as_paths(assessed: Assessment
     assert drawn == tmp_path / "one.png" and drawn.is_file()
 
 
+def test_an_out_under_the_home_folder_written_as_tilde_gets_every_output(assessed: Assessment, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """out="~/x" split the run: the lock, marker and rasters went to ./~/x, pandas' tables to $HOME/x."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    files = write_outputs("~/x", assessed)
+    assert all(path.parent == tmp_path / "home" / "x" and path.is_file() for path in files.values())
+    assert not (tmp_path / "~").exists()
+
+
 def test_calendar_days_are_written_as_dates_not_midnight_times(outputs: Path, assessed: Assessment) -> None:
     """A naive midnight (Parquet timestamp, GeoPackage DateTime) showed as the day before in a tool reading it as UTC
     west of Greenwich; a date has no time to shift. The CSV keeps its text."""
