@@ -113,7 +113,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
-            figures["LIMIT_BELOW_MINIMUM"] = _below_minimum_figures(min(total, cap), config)
+            figures["LIMIT_BELOW_MINIMUM"] = _below_minimum_figures(
+                min(total, cap), config, _at_most(total, honestly, config) if honestly and pending else None)
             offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
@@ -238,12 +239,16 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     return "; ".join(steps)
 
 
-def _below_minimum_figures(supported: float, config: Config) -> str:
+def _below_minimum_figures(supported: float, config: Config, reviewed: float | None = None) -> str:
     """The figures of a borrower's ``LIMIT_BELOW_MINIMUM``: what its parcels support (capped), that rounded down, and
-    the smallest loan, as its ``reason_text`` adds them."""
+    the smallest loan, as its ``reason_text`` adds them; for a referred borrower whose declarations a review may
+    clear, the most that review can lend (``reviewed``, ``_at_most``)."""
     credit = config.credit
+    review = (f" A review of the referred parcels' declarations can lend up to {money(reviewed)}."
+              if reviewed is not None else "")
     return (f" Supported {money(supported)} (rounded down to a multiple of {money(credit.rounding_step)}: "
-            f"{money(round_down(supported, credit.rounding_step))}); the smallest loan is {money(credit.min_loan)}.")
+            f"{money(round_down(supported, credit.rounding_step))}); the smallest loan is {money(credit.min_loan)}."
+            + review)
 
 
 def _codes(codes: list[list[str]], taken: Counter[str]) -> list[str]:
@@ -289,7 +294,10 @@ def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], 
     decline it withheld); the other parcels' codes graver than ``decision`` as ``PARCEL_DECLINED`` (an approved
     borrower is not declined by them), which took off what they took. Last, the parcels' codes that only lowered the
     limit (``info``), whichever parcels they come from, the one that took the most off it first (``_taken_off``; on a
-    tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others').
+    tie, in the order of the tiers, ``PARCEL_DECLINED`` first among the others'). A declined borrower's codes that took
+    nothing off its limit (a doubt on a parcel still lent on) come after its own and those that took something: clearing
+    them would lend nothing more. A referred borrower under the minimum loan leads with why it is referred, then
+    ``LIMIT_BELOW_MINIMUM``.
 
     Returns the codes ranked, and what each took off the borrower's limit (exact to the cent): each parcel's amount
     counted once, under the code it is given as (a code of another parcel graver than ``decision`` under
@@ -305,7 +313,13 @@ def _ranked(own: list[str], deciding: list[list[str]], others: list[list[str]], 
     ordered = list(dict.fromkeys(code for tier in tiers
                                  for code in imagery_first(sorted(tier, key=lambda c: EFFECT_RANK[REASONS[c].effect]))))
     lowered = [code for code in ordered if code not in own and REASONS[code].effect == "info"]
-    return [code for code in ordered if code not in lowered] + sorted(lowered, key=lambda code: -taken[code]), taken
+    ranked = [code for code in ordered if code not in lowered] + sorted(lowered, key=lambda code: -taken[code])
+    if decision == "decline":  # what took part of the limit, not a doubt that took none (clearing it lends nothing)
+        ranked = [*own, *sorted((code for code in ranked if code not in own), key=lambda code: not taken[code])]
+    elif decision == "refer" and "LIMIT_BELOW_MINIMUM" in own:  # pending a review: why first, then the minimum
+        ranked = [*(code for code in ranked if code != "LIMIT_BELOW_MINIMUM" and REASONS[code].effect != "info"),
+                  "LIMIT_BELOW_MINIMUM", *(code for code in ranked if REASONS[code].effect == "info")]
+    return ranked, taken
 
 
 def reason_parcels(code: str, ids: list[str], decisions: list[str], codes: list[list[str]]) -> list[str]:

@@ -605,6 +605,20 @@ def test_a_parcel_called_all_is_not_read_as_every_parcel_deciding() -> None:
     assert audited["decided_by"] == ["all"]
 
 
+def test_a_declined_borrowers_doubt_that_took_nothing_comes_after_what_lowered_its_limit() -> None:
+    """A crop mismatch on a parcel still lent on took nothing off the limit: declaring the crop seen lends no more
+    (B0087 of sample_tiles, rule), so the grade that took the limit down ranks before it, not after."""
+    parcels = _assess(_parcel(cultivated_area_ha=0.06, cultivated_area_low_ha=0.06, cultivated_area_high_ha=0.06,
+                              declared_area_ha=0.06, polygon_area_ha=0.06, health_index=20.0, relative_yield=0.7,
+                              crop="maize", crop_confidence=0.8, declared_crop_probability=0.1,
+                              declared_crop_contradicted=True))
+    assert parcels["reason_all"].iloc[0].startswith("CROP_MISMATCH;RISK_GRADE")  # the parcel is referred by it
+    borrower = _borrowers(parcels).iloc[0]
+    assert borrower["decision"] == "decline"
+    assert borrower["reason_all"].split(";")[:3] == ["LIMIT_BELOW_MINIMUM", "RISK_GRADE", "CROP_MISMATCH"]
+    assert "CROP_MISMATCH" not in borrower["reason_amounts"]
+
+
 def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> None:
     """Its lent parcel alone is under the minimum; the referred one (its limit withheld) may add to it."""
     parcels = _assess(_parcel(cultivated_area_ha=0.02, cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02,
@@ -613,7 +627,8 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     assert list(parcels["decision"]) == ["approve", "refer"] and 0 < parcels["loan_limit"].iloc[0] < 1000
     borrower = _borrowers(parcels).iloc[0]
     assert (borrower["decision"], borrower["loan_limit"], borrower["decided_by"]) == ("refer", 0.0, "P2")
-    assert borrower["reason_all"].split(";")[:2] == ["LIMIT_BELOW_MINIMUM", "FEW_CLEAR_OBSERVATIONS"]
+    # Why it waits first (a farmer is not told only that the farm is too small), then the minimum.
+    assert borrower["reason_all"].split(";")[:2] == ["FEW_CLEAR_OBSERVATIONS", "LIMIT_BELOW_MINIMUM"]
     assert borrower["limit_arithmetic"].endswith(
         f"under the minimum loan of {CONFIG.credit.min_loan:,.0f}: 0 unless a review adds to it")
     # Referred with nothing lent yet: no minimum to speak of.
@@ -669,6 +684,11 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
     assert reaching.limit_arithmetic.endswith(
         f"= {money(round_down(2 * honest.loan_limit, 100))}; under the minimum loan of 1,000: 0 unless a review adds "
         "to it")
+    # Its reasons lead with why it waits, and say what the review can lend.
+    assert reaching.reason_all.split(";")[:2] == ["AREA_OVERSTATED", "LIMIT_BELOW_MINIMUM"]
+    assert reaching.reason_text.endswith(
+        f"the smallest loan is 1,000. A review of the referred parcels' declarations can lend up to "
+        f"{money(round_down(2 * honest.loan_limit, 100))}.")
     # A limit withheld beside it (too few clear images) may add anything: referred, as before.
     unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
     assert _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), unseen))["decision"].iloc[0] == "refer"
@@ -715,14 +735,14 @@ def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_mini
     assert np.isnan(parcels.iloc[1].honest_limit) and np.isnan(honest.honest_limit)
     borrower = _borrowers(parcels).iloc[0]
     assert (borrower.decision, borrower.loan_limit, borrower.decided_by) == ("refer", 0.0, "P1")
-    assert borrower.reason_all.split(";")[:2] == ["LIMIT_BELOW_MINIMUM", "DECLARED_AREA_UNDER_MINIMUM"]
+    assert borrower.reason_all.split(";")[:2] == ["DECLARED_AREA_UNDER_MINIMUM", "LIMIT_BELOW_MINIMUM"]
     total = Decimal(repr(float(over.loan_limit))) + Decimal(repr(float(parcels.iloc[1].loan_limit)))
     assert borrower.limit_arithmetic.endswith(
         f"declared honestly = round down min({money(float(total))} - {money(over.loan_limit)} (P1) + "
         f"{money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = 1,300; under the minimum loan of 1,000: 0 "
         "unless a review adds to it")
     record = next(borrower_decision_records(_borrowers(parcels), parcels, _RECORD))
-    assert record["reasons"][1]["code"] == "DECLARED_AREA_UNDER_MINIMUM"
+    assert record["reasons"][0]["code"] == "DECLARED_AREA_UNDER_MINIMUM"
     # Referred by another parcel whose limit counts (a crop mismatch), the borrower is held open only by the approved
     # parcel's declaration: the code and the parcel are named still (they named only the mismatch).
     mismatch = _parcel(**weak, **{**tiny, "parcel_id": "P3"}, declared_crop="maize")
