@@ -38,6 +38,7 @@ from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
 from farmcredit.locking import looked_up, refuse_unfinished, write_problem
+from farmcredit.outputs.preview import read_as_written
 from farmcredit.outputs.styles import DECISION_COLOURS
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
@@ -90,7 +91,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     Raises:
         InputError: the file is missing, unreadable, empty, cut short (a CSV row short of fields or no final line
             break; fewer or more rows than the ``run.json`` beside it counts) or lacks required columns (the message
-            names the file and the columns).
+            names the file and the columns); the ``run.json`` beside it does not parse.
     """
     path = looked_up(Path(path), "results")
     file = path / "results.parquet" if path.is_dir() else path
@@ -138,12 +139,20 @@ def _check_row_count(table: pd.DataFrame, run: dict, file: Path) -> None:
 
 def _run_beside(file: Path) -> dict:
     """The audit record (``run.json``) of the run whose results ``file`` holds, beside it; empty when there is none
-    to read."""
-    try:
-        record = json.loads((file.parent / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    (results copied without it).
+
+    Raises:
+        InputError: a ``run.json`` there that does not read or parse (cut short by a copy that did not finish),
+            naming it.
+    """
+    run = file.parent / "run.json"
+    if not run.exists():
         return {}
-    return record if isinstance(record, dict) else {}
+    with read_as_written(run):
+        record = json.loads(run.read_text(encoding="utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    return record
 
 
 def _season_read(record: dict) -> str | None:

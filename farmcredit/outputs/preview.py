@@ -88,9 +88,9 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
         raise InputError(f"{out}: the preview is a PNG; name a .png file")
     refuse_unfinished(folder)
     run = folder / "run.json"
-    with _read_as_written(run):
+    with read_as_written(run):
         record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
-    with _read_as_written(folder / "results.gpkg"):
+    with read_as_written(folder / "results.gpkg"):
         # The overview draws outlines by decision: its other columns (the arithmetic, some 400 characters a parcel)
         # held 0.4 GiB a 100,000 parcels for nothing.
         parcels = gpd.read_file(folder / "results.gpkg", layer="parcels", engine="pyogrio",
@@ -226,7 +226,7 @@ def _read_series(path: Path) -> pd.DataFrame | None:
     """The run's NDVI per parcel and date (``ndvi_series.parquet``); None when the folder has none."""
     if not path.is_file():
         return None
-    with _read_as_written(path):
+    with read_as_written(path):
         series = pd.read_parquet(path)
     # Its days (Arrow dates; an older run's midnight timestamps) as timestamps, which matplotlib places alike.
     return series.assign(date=pd.to_datetime(series["date"]))
@@ -303,7 +303,7 @@ def _priced_crop(parcel: pd.Series) -> str | None:
 
 def _true_colour(path: Path, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple, str] | None:
     """RGB in 0-1 over ``bounds`` (overviews when zoomed out), its extent and date; None if outside."""
-    with _read_as_written(path), rasterio.open(path) as src:
+    with read_as_written(path), rasterio.open(path) as src:
         try:
             window = from_bounds(*bounds, transform=src.transform).intersection(Window(0, 0, src.width, src.height))
         except WindowError:
@@ -363,14 +363,14 @@ def _season(record: dict) -> str:
 def _map_crs(imagery: Path, parcels: gpd.GeoDataFrame) -> rasterio.crs.CRS:
     """The imagery's CRS (so it draws unwarped); a UTM zone for the parcels when there is none."""
     if imagery.is_file():
-        with _read_as_written(imagery), rasterio.open(imagery) as src:
+        with read_as_written(imagery), rasterio.open(imagery) as src:
             return src.crs
     usable = parcels.geometry.notna() & ~parcels.geometry.is_empty
     return rasterio.crs.CRS.from_user_input(parcels[usable].estimate_utm_crs() if usable.any() else "EPSG:3857")
 
 
 @contextmanager
-def _read_as_written(path: Path) -> Iterator[None]:
+def read_as_written(path: Path) -> Iterator[None]:
     """Say which file of the results folder does not read (cut short, corrupt, not what its name says) as an
     InputError naming it."""
     try:

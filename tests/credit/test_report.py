@@ -470,6 +470,22 @@ def test_results_cut_short_are_refused_naming_the_file(tmp_path: Path) -> None:
     assert len(load_results(tmp_path / "whole.csv")) == 60  # no run.json beside it: nothing to count against
 
 
+def test_a_run_json_cut_short_is_refused_naming_it_and_results_without_one_still_load(tmp_path: Path) -> None:
+    """A run.json cut short by a copy that did not finish was read as none: results cut to 40 of 60 rows were reported
+    (exit 0, the currency and season lost) where the whole run.json refused them. It is refused naming it, as preview
+    refuses it; results copied without one still load."""
+    record = json.dumps({"counts": {"parcels": 60}, "config": {"hash": "c1", "values": {}}}, indent=2)
+    _results(40).to_parquet(tmp_path / "results.parquet", index=False)
+    (tmp_path / "run.json").write_text(record[: len(record) // 2])
+    with pytest.raises(InputError, match=f"{tmp_path / 'run.json'}: does not read as farmcredit wrote it"):
+        load_results(tmp_path)
+    (tmp_path / "run.json").write_text("[1, 2]")  # JSON, but not an audit record
+    with pytest.raises(InputError, match="not an object"):
+        load_results(tmp_path)
+    (tmp_path / "run.json").unlink()
+    assert len(load_results(tmp_path)) == 40
+
+
 def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> None:
     """The currency comes from the run.json beside the results; a reference in another currency is refused."""
     import json
