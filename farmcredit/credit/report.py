@@ -40,6 +40,7 @@ from farmcredit.fonts import figure_fonts, missing_glyphs_told
 from farmcredit.locking import looked_up, refuse_unfinished, write_problem
 from farmcredit.outputs.preview import read_as_written
 from farmcredit.outputs.styles import DECISION_COLOURS
+from farmcredit.outputs.tables import run_season
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
 
@@ -91,7 +92,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     Raises:
         InputError: the file is missing, unreadable, empty, cut short (a CSV row short of fields or no final line
             break; fewer or more rows than the ``run.json`` beside it counts) or lacks required columns (the message
-            names the file and the columns); the ``run.json`` beside it does not parse.
+            names the file and the columns); the ``run.json`` beside it does not parse; the borrowers table or
+            ``run.json`` beside it is another run's (``_check_one_run``).
     """
     path = looked_up(Path(path), "results")
     file = path / "results.parquet" if path.is_dir() else path
@@ -106,7 +108,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
             table = read_dataframe(file, layer="parcels", read_geometry=False)
         elif suffix == ".csv":
             # Ids such as "007" must stay strings; an empty reason cell means no reason.
-            text_columns = {"parcel_id": str, "borrower_id": str, "reason": str, "region": str, "risk_grade": str}
+            text_columns = {"parcel_id": str, "borrower_id": str, "reason": str, "region": str, "risk_grade": str,
+                            **dict.fromkeys(RUN_COLUMNS, str)}
             table = read_csv(file, text_columns, "results file")
         else:
             table = pd.read_parquet(file)
@@ -120,6 +123,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     table.attrs["lend_on_area"] = run.get("config", {}).get("values", {}).get("credit", {}).get("lend_on_area")
     _check_columns(table, f"results file {file}")
     _check_row_count(table, run, file)
+    _check_one_run(table, run, file)
     return table
 
 
@@ -135,6 +139,65 @@ def _check_row_count(table: pd.DataFrame, run: dict, file: Path) -> None:
     if isinstance(written, int) and written != len(table):
         raise InputError(f"results file {file} holds {len(table)} rows where the run wrote {written} (counts in the "
                          "run.json beside it): it was cut short or edited; copy or write the results folder again")
+
+
+def _check_one_run(table: pd.DataFrame, run: dict, file: Path) -> None:
+    """Refuse results whose borrowers table beside them (``_run_tables``), or ``run.json``, is another run's: a write
+    killed mid-way, its folder copied without its marker (``refuse_unfinished``), left one run's parcels beside
+    another's borrowers, and both were reported as one run. Compared: the ``RUN_COLUMNS`` both name.
+
+    Raises:
+        InputError: naming both files and the values that differ.
+    """
+    ours = _run_values(table)
+    for other, values in _run_tables(file, run):
+        differ = [f"{column} {', '.join(sorted(ours[column]))} against {', '.join(sorted(values[column]))}"
+                  for column in RUN_COLUMNS
+                  if ours.get(column) and values.get(column) and ours[column] != values[column]]
+        if differ:
+            raise InputError(f"results file {file} and {other} are not of one run ({'; '.join(differ)}): a write that "
+                             "did not finish, or files copied from two runs' folders; write the results folder again "
+                             "(farmcredit assess) or copy it whole")
+
+
+def _run_tables(file: Path, run: dict) -> list[tuple[str, dict[str, frozenset[str]]]]:
+    """What names the run (``_run_values``) of the borrowers table beside results ``file`` (its ``borrowers`` layer,
+    ``borrowers.parquet`` or ``borrowers.csv``) and of its audit record ``run`` (``run.json``), each with the file it
+    is from; a borrowers table that does not read is left out (the report says it found none)."""
+    models = run.get("models") if isinstance(run.get("models"), dict) else {}
+    record = {"config_hash": run.get("config", {}).get("hash"),
+              "model_hash": (models.get("cropland") or {}).get("hash"),
+              "risk_model_hash": (models.get("risk") or {}).get("hash")}
+    if run.get("season_dates") or run.get("season_requested"):
+        record.update(zip(SEASON_COLUMNS, run_season(run)))
+    named = [("the run.json beside it", _run_values(pd.DataFrame([record])))] if run else []
+    suffix = file.suffix.lower()
+    borrowers = file if suffix == ".gpkg" else file.with_name("borrowers.csv" if suffix == ".csv" else
+                                                              "borrowers.parquet")
+    try:
+        if suffix == ".gpkg":
+            table = read_dataframe(file, layer="borrowers", read_geometry=False)
+        elif suffix == ".csv":
+            table = read_csv(borrowers, dict.fromkeys(RUN_COLUMNS, str), "borrowers file")
+        else:
+            table = pd.read_parquet(borrowers, columns=[c for c in RUN_COLUMNS if c in pq.read_schema(borrowers).names])
+    except (DataSourceError, DataLayerError, OSError, ValueError, InputError):
+        return named
+    where = f"{file} (its borrowers layer)" if suffix == ".gpkg" else str(borrowers)
+    return [*named, (where, _run_values(table))]
+
+
+def _run_values(table: pd.DataFrame) -> dict[str, frozenset[str]]:
+    """The values of each of ``RUN_COLUMNS`` in ``table`` as text (a season's days as ``YYYY-MM-DD``, however the
+    format read them), blanks left out."""
+    values = {}
+    for column in RUN_COLUMNS:
+        if column in table:
+            cells = table[column].dropna()
+            if column in SEASON_COLUMNS:
+                cells = pd.to_datetime(cells.astype(str), errors="coerce").dropna().dt.strftime("%Y-%m-%d")
+            values[column] = frozenset(cells.astype(str))
+    return values
 
 
 def _run_beside(file: Path) -> dict:
@@ -362,6 +425,8 @@ def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
 # under the same name), the configuration.
 PROVENANCE_COLUMNS = {"risk_model_hash": "risk model", "model_version": "cropland model",
                       "model_hash": "cropland model", "config_hash": "configuration"}
+# What names a run on every row of both its parcels' and its borrowers' tables (farmcredit.outputs writes both).
+RUN_COLUMNS = (*PROVENANCE_COLUMNS, *SEASON_COLUMNS)
 
 
 def _changed_models(table: pd.DataFrame, base: pd.DataFrame) -> str:

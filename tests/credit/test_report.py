@@ -2,6 +2,9 @@
 
 import html
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -484,6 +487,53 @@ def test_a_run_json_cut_short_is_refused_naming_it_and_results_without_one_still
         load_results(tmp_path)
     (tmp_path / "run.json").unlink()
     assert len(load_results(tmp_path)) == 40
+
+
+def _assess(small_season, out: Path, season: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "farmcredit", "assess", str(small_season.parcels_path), "--imagery",
+                           str(small_season.imagery_dir), "--model", "rule", "--season", season, "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+
+
+def _report(results: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "farmcredit", "credit", "report", str(results), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_folder_holding_two_runs_tables_is_refused_naming_them(small_season, tmp_path: Path) -> None:
+    """A write killed just after results.parquet was rewritten (a full-season rerun over a spring one), its folder
+    copied without the unfinished marker, was reported as one run: parcels of the new run, borrowers of the old. The
+    borrowers table, and run.json, must name the run the parcels do (models, configuration, season), or exit 2 naming
+    both files; a whole folder, and results copied without run.json, still report."""
+    spring, full = tmp_path / "spring", tmp_path / "full"
+    _assess(small_season, spring, "2024-03-01/2024-06-30")
+    _assess(small_season, full, "2024-03-01/2024-10-31")
+    assert _report(full, tmp_path / "whole.html").returncode == 0
+    mixed = tmp_path / "mixed"
+    shutil.copytree(full, mixed)
+    shutil.copy(spring / "borrowers.parquet", mixed / "borrowers.parquet")
+    (mixed / "run.json").unlink()  # the write removes it first and writes it last
+    done = _report(mixed, tmp_path / "mixed.html")
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (f"results file {mixed / 'results.parquet'} and {mixed / 'borrowers.parquet'} are not of one run "
+            "(season_end 2024-10-31 against 2024-06-30)") in said
+    shutil.copy(spring / "run.json", mixed / "run.json")
+    shutil.copy(full / "borrowers.parquet", mixed / "borrowers.parquet")
+    done = _report(mixed, tmp_path / "mixed.html")
+    assert done.returncode == 2, done.stderr
+    assert "and the run.json beside it are not of one run (season_end 2024-10-31 against 2024-06-30)" in " ".join(
+        done.stderr.split())
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for name in ("results.csv", "borrowers.csv"):
+        shutil.copy(full / name, copied / name)
+    assert _report(copied / "results.csv", tmp_path / "copied.html").returncode == 0
+    shutil.copy(spring / "borrowers.csv", copied / "borrowers.csv")
+    done = _report(copied / "results.csv", tmp_path / "copied.html")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"and {copied / 'borrowers.csv'} are not of one run" in said
 
 
 def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> None:
