@@ -6,6 +6,7 @@ Everything comes from the files ``write_outputs`` wrote (``results.gpkg``, ``tru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -214,9 +215,10 @@ def _draw_parcels(ax: plt.Axes, geometry: np.ndarray, colours: list[str], hatche
         for lined in (False, True):  # one collection with no hatch and one hatched: hatching is a collection's
             chosen = hatched[drawn] == lined
             if chosen.any():
-                ax.add_collection(PathCollection(list(paths[chosen]), facecolors=face[chosen],
-                                                 edgecolors=edge[chosen], linewidths=0.8,
-                                                 hatch=HATCH if lined else None, hatchcolor=HATCH_COLOUR))
+                with _hatch_colour():
+                    ax.add_collection(PathCollection(list(paths[chosen]), facecolors=face[chosen],
+                                                     edgecolors=edge[chosen], linewidths=0.8,
+                                                     hatch=HATCH if lined else None))
     if not polygon.all():
         others = [colours[i] for i in owner[~polygon]]
         gpd.GeoSeries(parts[~polygon]).plot(ax=ax, color=others, linewidth=0.8, markersize=6)
@@ -323,10 +325,16 @@ def _legend(parcels: pd.DataFrame) -> list[Patch]:
     counts = parcels.loc[assessed, "decision"].value_counts().to_dict()
     counts["error"] = int((~assessed).sum())
     # Each swatch as the map draws its parcels: the fill over white, the outline, a decline's hatch.
-    return [Patch(facecolor=to_rgba(colour, FILL_ALPHA), edgecolor=colour, linewidth=0.8,
-                  hatch=HATCH if value == HATCHED_DECISION else None, hatchcolor=HATCH_COLOUR,
-                  label=f"{label} ({counts.get(value, 0)})")
-            for value, colour, label in DECISION_CLASSES]
+    with _hatch_colour():
+        return [Patch(facecolor=to_rgba(colour, FILL_ALPHA), edgecolor=colour, linewidth=0.8,
+                      hatch=HATCH if value == HATCHED_DECISION else None, label=f"{label} ({counts.get(value, 0)})")
+                for value, colour, label in DECISION_CLASSES]
+
+
+def _hatch_colour() -> contextlib.AbstractContextManager:
+    """Hatches made within drawn in ``HATCH_COLOUR``: a patch or collection takes it from the rcParams as it is made
+    (``hatchcolor=``, which says it directly, is matplotlib 3.11's; the pin allows 3.8)."""
+    return matplotlib.rc_context({"hatch.color": HATCH_COLOUR})
 
 
 def map_parcels(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
