@@ -113,8 +113,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
-            figures["LIMIT_BELOW_MINIMUM"] = _below_minimum_figures(
-                min(total, cap), config, _at_most(total, honestly, config) if honestly and pending else None)
+            # What a review of the declarations can lend, where that alone reaches the minimum (a limit withheld
+            # beside may add anything: no figure says what).
+            reviewed = _at_most(total, honestly, config) if honestly and not withheld else 0.0
+            figures["LIMIT_BELOW_MINIMUM"] = _below_minimum_figures(min(total, cap), config,
+                                                                    reviewed if reviewed >= minimum else None)
             offered = 0.0
             own.append("LIMIT_BELOW_MINIMUM")
         if below and not pending:
@@ -241,11 +244,10 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
 
 def _below_minimum_figures(supported: float, config: Config, reviewed: float | None = None) -> str:
     """The figures of a borrower's ``LIMIT_BELOW_MINIMUM``: what its parcels support (capped), that rounded down, and
-    the smallest loan, as its ``reason_text`` adds them; for a referred borrower whose declarations a review may
-    clear, the most that review can lend (``reviewed``, ``_at_most``)."""
+    the smallest loan, as its ``reason_text`` adds them; for a referred borrower whose declared areas a review may
+    clear, the most that review can lend (``reviewed``, ``_at_most``, where it reaches the minimum loan)."""
     credit = config.credit
-    review = (f" A review of the referred parcels' declarations can lend up to {money(reviewed)}."
-              if reviewed is not None else "")
+    review = f" A review of the declared areas can lend up to {money(reviewed)}." if reviewed is not None else ""
     return (f" Supported {money(supported)} (rounded down to a multiple of {money(credit.rounding_step)}: "
             f"{money(round_down(supported, credit.rounding_step))}); the smallest loan is {money(credit.min_loan)}."
             + review)

@@ -133,7 +133,7 @@ def assign_limits(
     out["reasons"] = [[code for code in codes if code != "FEW_PEERS"] if unobserved else codes
                       for codes, unobserved in zip(out["reasons"], unobserved_rows, strict=True)]
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
-    scored, honestly_scored, factors = risk_model.scores(out)
+    scored, honestly_scored, factors, honest_factors = risk_model.scores(out)
     probability, honest_probability = (np.where(unobserved_rows, np.nan, pd_) for pd_ in (scored, honestly_scored))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
@@ -190,10 +190,12 @@ def assign_limits(
         # not held) whose declaration worsened its grade: within AREA_OVERSTATED's allowance too, so its borrower under
         # the minimum is referred as one declared over it is (declaring more never fares better).
         pending = (decision == "approve" or (decision == "refer" and not held)) and honest is not None
-        # What raised the PD of a parcel its grade lowered or declined: named, with its own figures.
+        # What raised the PD of a parcel its grade lowered or declined: named, with its own figures; of the PD declared
+        # honestly where that is the one its decline rests on (its declaration raised nothing it is declined for).
+        graded_on = honest_factors[k] if scored_codes and honest is not None and not declaration_holds else factors[k]
         named = [{"feature": feature, "value": round(value, 4), "points": round(points, 4),
                   "words": _factor_words(feature, row)}
-                 for feature, value, points in factors[k]] if RISK_FACTOR_CODES & set(ranked) else []
+                 for feature, value, points in graded_on] if RISK_FACTOR_CODES & set(ranked) else []
         words = [factor["words"] for factor in named]
         rows.append(
             {
@@ -535,8 +537,10 @@ def _factor_words(feature: str, row: object) -> str:
         reference = getattr(row, "health_reference", "") or f"peak NDVI percentile among the {row.priced_crop} parcels"
         return f"health {row.health_index:.0f} of 100 ({reference})"
     if feature == "declared_over_high":
-        return (f"{row.declared_area_ha:.4g} ha declared, above the top of the interval measured "
-                f"({row.cultivated_area_high_ha:.4g} ha)")
+        mu = getattr(row, "declared_area_mu", np.nan)
+        declared = (f"{mu:g} mu ({row.declared_area_ha:.4g} ha)" if isinstance(mu, float | int) and np.isfinite(mu)
+                    else f"{row.declared_area_ha:.4g} ha")
+        return f"{declared} declared, above the top of the interval measured ({row.cultivated_area_high_ha:.4g} ha)"
     return f"an uneven crop, its NDVI varying by {row.ndvi_uniformity:.2f} (standard deviation) across it at its peak"
 
 

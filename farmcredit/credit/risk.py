@@ -38,6 +38,13 @@ FEATURE_DIRECTIONS: dict[str, int] = {
     "declared_over_high": 1,
     "ndvi_uniformity": 1,
 }
+# A parcel's principal risk factors (``RiskModel.principal_factors``): at most this many, each raising its log-odds of
+# default by at least this much above the scorecard's center (0.1: its odds by a tenth), so that a feature near the
+# average (health 50 of 100 at 0.005 points) is never named as what raised the risk.
+MAX_FACTORS = 3
+MIN_FACTOR_POINTS = 0.1
+# A row's principal risk factors: (feature, value as scored, log-odds points) each.
+Factors = list[tuple[str, float, float]]
 # Columns of a results table the features are derived from.
 SOURCE_COLUMNS = (
     "health_index", "relative_yield", "cultivated_fraction", "cultivated_area_ha", "cultivated_area_high_ha",
@@ -349,24 +356,31 @@ class RiskModel:
         """PD per row of a results table (NaN where no agronomic signal could be measured)."""
         return self._scored(risk_features(table, self.declared_slack_ha))
 
-    def scores(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[list[tuple[str, float, float]]]]:
+    def scores(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[Factors], list[Factors]]:
         """Per row of a results table: the PD as ``probability_of_default`` gives it; the PD with each declaration
         taken as honest (``declared_over_high`` 1, as one within the measured interval: what the imagery shows alone);
-        and its principal risk factors, the (at most 3) features that raised its PD above the scorecard's center (the
-        average loan of its history): (feature, value as scored, log-odds points), the most points first, a tie in
-        the scorecard's feature order, a feature the row lacks (scored at the history's median) never one. All from
-        one build of the features.
+        and the principal risk factors of each (``principal_factors``). All from one build of the features.
 
         >>> model.scores(results)[2][0]  # doctest: +SKIP
         [('relative_yield', 0.72, 0.41), ('log_cultivated_area_ha', 0.19, 0.3)]
         """
         features = risk_features(table, self.declared_slack_ha)
+        honestly = features.assign(declared_over_high=1.0)
+        return (self._scored(features), self._scored(honestly), self.principal_factors(features),
+                self.principal_factors(honestly))
+
+    def principal_factors(self, features: pd.DataFrame) -> list[Factors]:
+        """Per row of ``risk_features``, the (at most ``MAX_FACTORS``) features that raised its PD most above the
+        scorecard's center (the average loan of its history), each by ``MIN_FACTOR_POINTS`` or more: (feature, value
+        as scored, log-odds points), the most points first, a tie in the scorecard's feature order, a feature the
+        row lacks (scored at the history's median) never one."""
         points = self.scorecard.contributions(features)
         factors = []
         for values, row_points in zip(features[points.columns].to_numpy(), points.to_numpy(), strict=True):
-            raised = [k for k in np.argsort(-row_points, kind="stable") if row_points[k] > 0 and np.isfinite(values[k])]
-            factors.append([(points.columns[k], float(values[k]), float(row_points[k])) for k in raised[:3]])
-        return self._scored(features), self._scored(features.assign(declared_over_high=1.0)), factors
+            raised = [k for k in np.argsort(-row_points, kind="stable")
+                      if row_points[k] >= MIN_FACTOR_POINTS and np.isfinite(values[k])]
+            factors.append([(points.columns[k], float(values[k]), float(row_points[k])) for k in raised[:MAX_FACTORS]])
+        return factors
 
     def _scored(self, features: pd.DataFrame) -> np.ndarray:
         """PD per row of ``risk_features``, NaN where neither health nor yield is known."""

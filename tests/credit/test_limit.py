@@ -22,7 +22,7 @@ from farmcredit.audit import borrower_decision_records, decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.limit import amounts, money, round_down
-from farmcredit.credit.risk import RiskModel
+from farmcredit.credit.risk import RiskModel, risk_features
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
 
 CONFIG = load_config()
@@ -687,7 +687,7 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
     # Its reasons lead with why it waits, and say what the review can lend.
     assert reaching.reason_all.split(";")[:2] == ["AREA_OVERSTATED", "LIMIT_BELOW_MINIMUM"]
     assert reaching.reason_text.endswith(
-        f"the smallest loan is 1,000. A review of the referred parcels' declarations can lend up to "
+        f"the smallest loan is 1,000. A review of the declared areas can lend up to "
         f"{money(round_down(2 * honest.loan_limit, 100))}.")
     # A limit withheld beside it (too few clear images) may add anything: referred, as before.
     unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
@@ -1256,6 +1256,42 @@ def test_a_grade_names_the_features_that_raised_its_pd_most_with_the_parcels_own
     assert graded["factors"][0]["points"] > 0 and graded["sentence"] == low_yield.reason_text
     assert "factors" not in records[2]["reasons"][1]  # LOW_HEALTH_VS_PEERS names none
     assert _assess(*rows)[["reason_text", "risk_factors"]].equals(parcels[["reason_text", "risk_factors"]])
+
+
+def test_a_decline_that_stands_declared_honestly_names_what_raised_that_pd_and_small_factors_are_not_named() -> None:
+    """A parcel declined HIGH_RISK "declared honestly too" rests on the PD with its declaration taken as honest: its
+    over-declaration is not named as what raised the risk (P00211 of sample_tiles led with it, so an officer would
+    correct the area for nothing); a feature barely off the average (under ``MIN_FACTOR_POINTS``) is never named;
+    an area declared in mu is named in mu."""
+    from farmcredit.credit.risk import MIN_FACTOR_POINTS
+
+    weak = {"health_index": 0.0, "relative_yield": 0.3, "ndvi_uniformity": 0.3}
+    over = _assess(_parcel(**weak, declared_area_ha=1.5)).iloc[0]
+    assert over.decision == "decline" and "declared honestly too" in over.limit_arithmetic
+    named = [factor["feature"] for factor in json.loads(over.risk_factors)]
+    assert named and "declared_over_high" not in named
+    assert "declared" not in over.reason_text.split("raised most by: ")[1].split(". ")[0]
+    # Graded lower on its declaration alone (lent on): the declaration is what raised it, and is named, in mu.
+    lowered = _assess(_parcel(declared_area_ha=0.65, declared_area_mu=9.75, health_index=40.0)).iloc[0]
+    factors = json.loads(lowered.risk_factors)
+    assert all(factor["points"] >= MIN_FACTOR_POINTS for factor in factors)
+    assert factors[0]["feature"] == "declared_over_high"
+    assert "raised most by: 9.75 mu (0.65 ha) declared, above the top of the interval measured" in lowered.reason_text
+    near_average = RISK.principal_factors(risk_features(pd.DataFrame([_parcel(health_index=49.0)]),
+                                                         RISK.declared_slack_ha))[0]
+    assert "health_index" not in [feature for feature, _, _ in near_average]
+
+
+def test_a_referred_borrowers_review_figure_is_given_only_where_the_review_alone_reaches_the_minimum() -> None:
+    """B0042 of sample_tiles read "a review ... can lend up to 900" under a minimum of 1,000, while a parcel withheld
+    for clouds, which may add anything, was what kept it open: no figure there, nor under the minimum."""
+    small = {"cultivated_area_ha": 0.1, "cultivated_area_low_ha": 0.096, "cultivated_area_high_ha": 0.1,
+             "polygon_area_ha": 0.1}
+    unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
+    held = _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), unseen)).iloc[0]
+    assert held.decision == "refer" and "A review of the declared areas" not in held.reason_text
+    alone = _borrowers(_assess(_parcel(**small, declared_area_ha=0.3))).iloc[0]
+    assert alone.decision == "decline" and "A review of the declared areas" not in alone.reason_text
 
 
 def test_a_declined_parcel_ranks_the_codes_that_took_money_before_those_that_took_nothing() -> None:
