@@ -73,6 +73,10 @@ GAUSS_KRUGER_ZONES = {6: range(13, 24), 3: range(25, 46)}
 WEB_MERCATOR_HALF_WIDTH_M = 20_037_508.34
 # Suffixes of GeoJSON files, whose coordinates are EPSG:4326 unless a 'crs' member GDAL reads says otherwise.
 GEOJSON_SUFFIXES = (".geojson", ".json")
+# Suffixes of parcel formats held in one file: a folder so named is no parcel file (a File Geodatabase, x.gdb, is a
+# folder, and one copied in part is told GDAL's word).
+SINGLE_FILE_SUFFIXES = (*GEOJSON_SUFFIXES, *CSV_SUFFIXES, ".gpkg", ".shp", ".parquet", ".geoparquet", ".fgb", ".kml",
+                        ".kmz", ".gml", ".sqlite")
 
 PARCEL_COLUMNS = ("parcel_id", "borrower_id", "declared_crop", "declared_area_ha", "declared_area_mu", "region")
 # Shapefiles cut field names to 10 characters: accept the cut names too. declared_a stays declared_area_ha's (as it
@@ -223,9 +227,9 @@ def _without_empty_rows(frame: gpd.GeoDataFrame, closed: np.ndarray, source: str
 
 
 def _unreadable(path: Path, exc: Exception) -> InputError:
-    """The error of a parcel file GDAL could not read: a folder of that name said so, not GDAL's hint to prefix the
-    path with a driver's name."""
-    if path.is_dir():
+    """The error of a parcel file GDAL could not read: a folder named as a single file (``SINGLE_FILE_SUFFIXES``) said
+    so, not GDAL's hint to prefix the path with a driver's name."""
+    if path.is_dir() and path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         return InputError(f"parcel file {path} is a folder, not a vector file; give the parcel file itself")
     return InputError(f"parcel file {path} is not a readable vector file: {exc}")
 

@@ -1069,3 +1069,13 @@ def test_a_parcel_path_that_cannot_be_looked_up_is_an_input_error_naming_it(tmp_
                        (tmp_path / "loopA", "a loop of symbolic links")):
         with pytest.raises(InputError, match=f"parcel file {path}: {said}"):
             read_parcels(path)
+
+
+def test_a_geodatabase_folder_copied_in_part_is_told_gdals_word_not_that_it_is_a_folder(tmp_path: Path) -> None:
+    """A File Geodatabase is a folder: one missing a .gdbtable was told "is a folder, not a vector file; give the parcel
+    file itself"."""
+    (gdb := tmp_path / "broken.gdb").mkdir()
+    (gdb / "a00000001.gdbtablx").write_bytes(b"\0" * 16)
+    with pytest.raises(InputError, match="broken.gdb is not a readable vector file") as raised:
+        read_parcels(gdb)
+    assert "is a folder" not in str(raised.value)
