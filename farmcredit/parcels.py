@@ -877,8 +877,9 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
     or half the file's) says they are in another unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
     hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
     (hectares read as mu understate every parcel 15-fold), or ``declared_area_ha`` within ``ACRE_RATIO_BAND`` (acres
-    read as hectares), or else outside ``DECLARED_RATIO_BAND`` (guntha, bigha, m²: the ``LAND_UNITS_HA`` that fit
-    named); ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly off so."""
+    read as hectares), or else, of at least ``MIN_PARCELS_FOR_UNIT`` parcels, outside ``DECLARED_RATIO_BAND`` (guntha,
+    bigha, m²: the ``LAND_UNITS_HA`` that fit named, or, none fitting, the unit and outlines to be checked);
+    ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
     outline_ha = area_m2[declaring] / 10_000
     measured = outline_ha > 0
@@ -907,14 +908,21 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
                        "if they are in mu, name the column %s%s", source, ratio, f", or {others}" if others else "",
                        MU_COLUMN, "; if in another unit, convert them to hectares into declared_area_ha" if others
                        else "")
-    elif not DECLARED_RATIO_BAND[0] <= ratio <= DECLARED_RATIO_BAND[1]:
+    elif measured.sum() >= MIN_PARCELS_FOR_UNIT and not DECLARED_RATIO_BAND[0] <= ratio <= DECLARED_RATIO_BAND[1]:
+        # Not from fewer parcels: one borrower's over-declaration is no unit, and is not to be converted away.
         declared, unit = ("declared areas in mu (as hectares, mu / 15)", "mu") if in_mu else (
             "declared_area_ha values", "hectares")
-        fitting = _units_fitting(per_ha, exclude="mu" if in_mu else None) or "no common land unit"
-        logger.warning("%s: the %s are a median %.3g times their outlines' areas, where honest declarations run about "
-                       "1: they are likely not %s but another unit (%s); read as %s, they are %s: convert them to "
-                       "hectares into declared_area_ha", source, declared, ratio, unit, fitting, unit,
-                       "overstated and their parcels flagged AREA_OVERSTATED" if ratio > 1 else "understated")
+        read_so = "overstated and their parcels flagged AREA_OVERSTATED" if ratio > 1 else "understated"
+        if fitting := _units_fitting(per_ha, exclude="mu" if in_mu else None):
+            logger.warning("%s: the %s are a median %.3g times their outlines' areas, where honest declarations run "
+                           "about 1: they are likely not %s but another unit (%s); read as %s, they are %s: convert "
+                           "them to hectares into declared_area_ha", source, declared, ratio, unit, fitting, unit,
+                           read_so)
+        else:
+            logger.warning("%s: the %s are a median %.3g times their outlines' areas, far from 1 (honest "
+                           "declarations run about 1), and no common land unit fits: check the unit they are in, or the "
+                           "outlines (e.g. each of a whole plot held jointly, beside the share of it declared); read as "
+                           "%s, they are %s", source, declared, ratio, unit, read_so)
 
 
 def _units_fitting(per_ha: float, exclude: str | None) -> str:

@@ -1079,3 +1079,25 @@ def test_a_geodatabase_folder_copied_in_part_is_told_gdals_word_not_that_it_is_a
     with pytest.raises(InputError, match="broken.gdb is not a readable vector file") as raised:
         read_parcels(gdb)
     assert "is a folder" not in str(raised.value)
+
+
+@pytest.mark.parametrize("declared", [{"declared_area_ha": [1.8]}, {"declared_area_ha": [1.7, 1.9]},
+                                      {"declared_area_ha": [0.45]}, {"declared_area_mu": [27.0]},
+                                      {"declared_area_ha": [3.95] * 9}])
+def test_files_of_fewer_parcels_than_a_unit_needs_get_no_unit_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: dict[str, list[float]]) -> None:
+    """One borrower's parcel declared at 1.8 times its outline was told "likely not hectares but another unit (acre
+    ...): convert them to hectares", converting an over-declaration away."""
+    assert "times their outlines' areas" not in _warnings_reading(tmp_path / "few.geojson", _hectare_squares(**declared),
+                                                                 caplog)
+
+
+def test_declared_hectares_far_from_the_outlines_that_no_unit_fits_are_not_said_to_be_another_unit(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """0.3 times the outlines was told "likely not hectares but another unit (no common land unit)"."""
+    warnings = _warnings_reading(tmp_path / "shares.geojson", _hectare_squares(declared_area_ha=[0.3] * 12), caplog)
+    assert ("the declared_area_ha values are a median 0.3 times their outlines' areas, far from 1 (honest declarations "
+            "run about 1), and no common land unit fits: check the unit they are in, or the outlines (e.g. each of a "
+            "whole plot held jointly, beside the share of it declared); read as hectares, they are understated"
+            ) in warnings
+    assert "another unit" not in warnings
