@@ -111,10 +111,13 @@ LAND_UNITS_HA = {"mu": (1 / MU_PER_HA, 1 / MU_PER_HA), "acre": (HA_PER_ACRE, HA_
                  "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047),
                  "rai": (0.16, 0.16), "feddan": (0.42, 0.42), "are": (0.01, 0.01),
                  "m²": (0.0001, 0.0001)}
-LAND_UNIT_NAMES = {"acre": ("acre", "acres", "ac", folded("एकड़"), "एकर", "ekari"),
+LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर", "ekari"),
                    "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"), "bigha": ("bigha", "bighas", "बीघा"),
-                   "kanal": ("kanal", "kanals"), "marla": ("marla", "marlas"), "cent": ("cent", "cents"),
+                   "kanal": ("kanal", "kanals"), "marla": ("marla", "marlas"),
                    "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares")}
+# Words that give the unit only of a column otherwise named an area (area_ac, area_cents): alone, AC is an account in
+# an Indian bank's file (loan_ac_no) and per cent a share (irrigated_per_cent).
+AREA_UNIT_ABBREVIATIONS = {"ac": "acre", "cent": "cent", "cents": "cent"}
 # A unit fits a file's median ratio where its size times the declared figures per hectare of outline is within this
 # band: as MU_RATIO_BAND's 6-30 times for 15 mu to the hectare.
 UNIT_FIT_BAND = (0.4, 2.0)
@@ -128,8 +131,15 @@ UNIT_SUFFIXES = {"declared_area_mu": re.compile(r"(.*?)\s*(亩|mu)", re.IGNORECA
 # one of these parts, or one of these words (a short one may be part of another word: share, rainfall, percent), or
 # one of LAND_UNIT_NAMES.
 AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "亩", "acre", "hectare", "hectárea",
-                                                   "superficie", "hekta", "क्षेत्र", "रकबा", "हेक्टेयर", "हेक्टर"))
+                                                   "superficie", "hekta", "क्षेत्रफल", "रकबा", "हेक्टेयर", "हेक्टर"))
 AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
+# A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
+# like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
+NUMBER_WITH_UNIT = re.compile(r"[+-]?\d[\d.,]*\s*\D{0,12}")
+# The values of such a column read to tell so: enough, and cheap on a file of 100,000 parcels.
+AREA_VALUES_READ = 1000
+# Latin letters (a-z, with accents: área), which a column name's words are split from other scripts' (承包地ha).
+LATIN_LETTERS = "a-z\u00c0-\u024f"
 # ...unless it holds one of these words (area_code, area_name: a place's) or starts so: Esri's outline areas
 # (ArcGIS's Shape_Area, a geodatabase's st_area(shape), as exported); a Shapefile's AREA alone is its outline's too.
 NOT_AREA_WORDS = frozenset({"code", "name", "id"})
@@ -490,7 +500,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
                              f"ha and in mu, 1 亩 = 1/15 ha){rows}: keep one")
         unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
         frame, ours = frame.drop(columns=unused), {c: name for c, name in ours.items() if c not in unused}
-    _warn_unread_areas([str(c) for c in frame.columns if c != geometry_column and c not in ours],
+    _warn_unread_areas(frame.drop(columns=[geometry_column, *ours]),
                        [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source,
                        shapefile=suffix == ".shp")
     frame = frame.rename(columns=ours)
@@ -680,11 +690,11 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         where[3], parcels.crs.to_string(), imagery[0], imagery[2], imagery[1], imagery[3], otherwise)
 
 
-def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefile: bool) -> None:
+def _warn_unread_areas(unread: pd.DataFrame, read: list[str], source: str, shapefile: bool) -> None:
     """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积,
-    क्षेत्रफल (हेक्टेयर), guntha; not ``NOT_AREA_WORDS`` nor outline areas), naming the columns read and, for one named
-    for a unit of ``LAND_UNIT_NAMES``, its size in hectares; where a declared area is ``read``, only note them (info):
-    its column is the one checked."""
+    क्षेत्रफल (हेक्टेयर), guntha; not ``NOT_AREA_WORDS`` nor outline areas) and whose values are mostly numbers
+    (``_mostly_numbers``), naming the columns read and, for one named for a unit of ``LAND_UNIT_NAMES``, its size in
+    hectares; where a declared area is ``read``, only note them (info): its column is the one checked."""
     def an_area(name: str) -> bool:
         name = folded(name)
         words = _name_words(name)
@@ -694,13 +704,14 @@ def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefil
         return (any(part in name for part in AREA_NAME_PARTS) or not AREA_NAME_WORDS.isdisjoint(words)
                 or bool(_units_named(name)))
 
-    if not (areas := [name for name in unread if an_area(name)]):
+    if not (areas := [str(column) for column, values in unread.items()
+                      if an_area(str(column)) and _mostly_numbers(values)]):
         return
     if read:
         logger.info("%s: column(s) %s, named like an area, are also present, not read: the declared area is %s's",
                     source, ", ".join(map(repr, areas)), read[0])
     else:
-        in_units = {name: units[0] for name in areas if (units := _units_named(folded(name)))}
+        in_units = {name: units[0] for name in areas if (units := _units_named(folded(name), of_an_area=True))}
         sizes = dict.fromkeys(in_units.values())
         in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
                          f"hectares ({', '.join(f'1 {unit} = {_unit_size(unit)}' for unit in sizes)}) into "
@@ -711,16 +722,32 @@ def _warn_unread_areas(unread: list[str], read: list[str], source: str, shapefil
                        ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_units_text)
 
 
+def _mostly_numbers(values: pd.Series) -> bool:
+    """True where more than half the values given (of the first ``AREA_VALUES_READ``) are numbers, or numbers with a
+    unit (``NUMBER_WITH_UNIT``), or none is given (the column's name then tells): a column of place names is no area."""
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    given = values.dropna().head(AREA_VALUES_READ).astype(str).map(
+        lambda value: unicodedata.normalize("NFKC", value).strip())
+    given = given[given.ne("")]
+    return given.empty or given.str.fullmatch(NUMBER_WITH_UNIT).mean() > 0.5
+
+
 def _name_words(name: str) -> list[str]:
-    """The words of a (folded) column name: runs of letters and digits, ``_`` a separator."""
-    return re.split(r"[\W_]+", name)
+    """The words of a (folded) column name: runs of letters and digits, ``_`` a separator, Latin letters apart from
+    another script's (承包地ha: 承包地, ha)."""
+    latin, other = f"[{LATIN_LETTERS}]", f"[^\\W\\d_{LATIN_LETTERS}]"
+    return re.split(rf"[\W_]+|(?<={latin})(?={other})|(?<={other})(?={latin})", name)
 
 
-def _units_named(name: str) -> list[str]:
-    """The ``LAND_UNIT_NAMES`` units a folded column name names: by a Latin name as a whole word, another as a part."""
+def _units_named(name: str, of_an_area: bool = False) -> list[str]:
+    """The ``LAND_UNIT_NAMES`` units a folded column name names: by a Latin name as a whole word, another as a part;
+    ``of_an_area`` (a column otherwise named an area), by ``AREA_UNIT_ABBREVIATIONS`` too."""
     words = _name_words(name)
-    return [unit for unit, names in LAND_UNIT_NAMES.items()
-            if any(unit_name in words if unit_name.isascii() else unit_name in name for unit_name in names)]
+    units = [unit for unit, names in LAND_UNIT_NAMES.items()
+             if any(unit_name in words if unit_name.isascii() else unit_name in name for unit_name in names)]
+    abbreviated = [AREA_UNIT_ABBREVIATIONS[word] for word in words if of_an_area and word in AREA_UNIT_ABBREVIATIONS]
+    return list(dict.fromkeys(units + abbreviated))
 
 
 def _unit_size(unit: str) -> str:
@@ -920,9 +947,9 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
                            read_so)
         else:
             logger.warning("%s: the %s are a median %.3g times their outlines' areas, far from 1 (honest "
-                           "declarations run about 1), and no common land unit fits: check the unit they are in, or the "
-                           "outlines (e.g. each of a whole plot held jointly, beside the share of it declared); read as "
-                           "%s, they are %s", source, declared, ratio, unit, read_so)
+                           "declarations run about 1), and no common land unit fits: check the unit they are in, or "
+                           "the outlines (e.g. each of a whole plot held jointly, beside the share of it declared); "
+                           "read as %s, they are %s", source, declared, ratio, unit, read_so)
 
 
 def _units_fitting(per_ha: float, exclude: str | None) -> str:

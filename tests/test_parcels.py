@@ -989,7 +989,7 @@ def test_parcels_nearly_all_off_a_fetched_folder_are_told_their_crs_may_be_misla
 
 @pytest.mark.parametrize("name", ["क्षेत्रफल (हेक्टेयर)", "रकबा", "एकड़", "गुंठा", "बीघा", "superficie", "Área (ha)",
                                   "hectáreas", "eneo", "ekari", "guntha", "Gunta", "bigha", "kanal", "marla", "feddan",
-                                  "cents", "rai", "are"])
+                                  "rai", "are", "承包地ha", "area_cents"])
 def test_columns_named_for_an_area_in_the_markets_languages_and_units_are_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
     """क्षेत्रफल (हेक्टेयर), guntha, bigha and एकड़ were ignored in silence (面积 was warned of): an Indian file's
@@ -999,10 +999,13 @@ def test_columns_named_for_an_area_in_the_markets_languages_and_units_are_warned
 
 
 @pytest.mark.parametrize("name", ["rainfall", "percent", "share", "hare", "career", "guntersville", "village",
-                                  "क्षेत्र_code"])
+                                  "क्षेत्र_code", "loan_ac_no", "bank_ac", "irrigated_per_cent", "cents",
+                                  "क्षेत्रीय_शाखा", "क्षेत्र"])
 def test_columns_holding_a_short_unit_name_inside_another_word_are_not_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
-    """rai, cent, are, ha and mu match only as whole words; a region's code is no declared area."""
+    """rai, are, ha and mu match only as whole words; a region's code is no declared area, nor an account (AC in an
+    Indian bank's file), a share per cent, a regional branch (क्षेत्रीय शाखा) or a region (क्षेत्र): each was warned of
+    as an unread declared area."""
     assert "declared area" not in _warnings_reading(tmp_path / "other.geojson", _hectare_squares(**{name: [2.0]}),
                                                     caplog)
 
@@ -1088,8 +1091,8 @@ def test_files_of_fewer_parcels_than_a_unit_needs_get_no_unit_warning(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: dict[str, list[float]]) -> None:
     """One borrower's parcel declared at 1.8 times its outline was told "likely not hectares but another unit (acre
     ...): convert them to hectares", converting an over-declaration away."""
-    assert "times their outlines' areas" not in _warnings_reading(tmp_path / "few.geojson", _hectare_squares(**declared),
-                                                                 caplog)
+    warnings = _warnings_reading(tmp_path / "few.geojson", _hectare_squares(**declared), caplog)
+    assert "times their outlines' areas" not in warnings
 
 
 def test_declared_hectares_far_from_the_outlines_that_no_unit_fits_are_not_said_to_be_another_unit(
@@ -1101,3 +1104,14 @@ def test_declared_hectares_far_from_the_outlines_that_no_unit_fits_are_not_said_
             "whole plot held jointly, beside the share of it declared); read as hectares, they are understated"
             ) in warnings
     assert "another unit" not in warnings
+
+
+@pytest.mark.parametrize(("values", "warned"), [(["Nakuru", "Nakuru", "Kisumu"], False), (["पुणे", "", None], False),
+                                                ([2.5, None, 1.0], True), (["2.5 ha", "30亩", "1,200 m²"], True),
+                                                ([None, None, None], True)])
+def test_a_column_named_like_an_area_is_warned_of_only_where_it_holds_numbers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, values: list, warned: bool) -> None:
+    """eneo (Swahili) and क्षेत्रफल also name a region: columns of place names were warned of as unread areas."""
+    for name in ("eneo", "क्षेत्रफल"):
+        warnings = _warnings_reading(tmp_path / "places.geojson", _hectare_squares(**{name: values}), caplog)
+        assert (f"column(s) {name!r} are not read, though named like a declared area" in warnings) == warned
