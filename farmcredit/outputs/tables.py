@@ -5,6 +5,7 @@ CSVs, ``ndvi_series.parquet``), the rasters, ``project.qgs``, ``preview.png``, `
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -139,14 +140,18 @@ def output_folder(out_dir: str | Path, create: bool = True, inputs: Mapping[str,
     "--config"; a value that is no path is passed over), must not be among the files the run writes there.
 
     A leading ``~`` is the home folder, as pandas and GDAL writers would each take it or not: every output is
-    written in the folder returned.
+    written in the folder returned. An unknown user's ``~name`` is left as written, a folder so named (as pandas and
+    the CLI's paths take it).
 
     Raises:
         InputError: it is a file, or it cannot be created (a file where a parent folder should be), or an input is one
             of its outputs (overwritten, and run.json fingerprinting a file gone), or it or an input cannot be looked
             up (a name too long, a loop of symbolic links: ``looked_up``).
     """
-    out_dir = looked_up(Path(out_dir).expanduser(), "output folder")
+    out_dir = Path(os.path.expanduser(out_dir))
+    if str(out_dir).startswith("~"):  # an unknown user's ~name: geopandas' writer would look for its home and stop
+        out_dir = out_dir.absolute()
+    out_dir = looked_up(out_dir, "output folder")
     written = {path.resolve(): path.name for path in output_files(out_dir).values()}
     for what, given in (inputs or {}).items():
         if not isinstance(given, str | Path):
