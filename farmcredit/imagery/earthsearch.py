@@ -53,6 +53,8 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 READ_SUFFIXES = (*RASTER_SUFFIXES, ".json", ".zip")
 # Hrefs a local item reads from the copy beside it, never over the network.
 _REMOTE_SCHEMES = ("http", "https", "s3")
+# Where fsck puts what it recovers, at an ext2/3/4 drive's root, readable by root only: not an imagery folder.
+LOST_AND_FOUND = "lost+found"
 
 
 def find_scenes(folder: Path, dn_offset: float | None,
@@ -78,12 +80,14 @@ def find_scenes(folder: Path, dn_offset: float | None,
     unread: list[tuple[str, str]] = []
     visited: set[str] = set()
 
-    def not_listed(error: OSError) -> None:
-        where = str(error.filename)
+    def not_listed(error: OSError, where: str | None = None) -> None:
+        where = where or str(error.filename)
         message = error.strerror or str(error)
         if where == os.fspath(folder):
             raise ImageryError(f"{where}: imagery folder cannot be listed ({message}); give the user running "
                                "farmcredit read and search permission on it (chmod a+rX)") from error
+        if os.path.basename(where) == LOST_AND_FOUND:  # the file system's own, at a drive's root: never imagery
+            return
         logger.warning("%s: folder under the imagery cannot be listed (%s): any scene in it is not read, so no "
                        "parcel sees its dates; give the user running farmcredit read and search permission on it "
                        "(chmod -R a+rX), or move it out of the imagery folder", where, message)
@@ -102,36 +106,52 @@ def find_scenes(folder: Path, dn_offset: float | None,
             raise ImageryError(f"{here}: the `farmcredit simulate` writing these scenes did not finish ({SIMULATING} "
                                "is still there): some dates may be missing or from another seed; run the simulation "
                                "again")
-        files = [name for name in all_files if not name.startswith(".")]
-        # The files this reads (a notes file beside them is never opened, whatever its name's encoding).
-        _check_utf8([directory] if is_safe_product(here) else
-                    [os.path.join(directory, name) for name in files if name.lower().endswith(READ_SUFFIXES)])
-        for aside, scene in set_aside_scenes(here, subdirectories):
-            logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
-                           "run the fetch again into %s to put it back", aside, scene.name, here)
-        if is_safe_product(here):
-            scenes.extend(safe_scenes(here))
+        try:
+            found, offset_unknown = _folder_scenes(here, subdirectories, all_files, folder, dn_offset, season)
+        except OSError as error:  # listed, yet its files cannot be looked at (read but no search permission: 444)
+            not_listed(error, directory)
             subdirectories[:] = []
             continue
-        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-        for name in sorted(files):
-            if is_safe_product(here / name, season):
-                scenes.extend(safe_scenes(here / name))
-        items = [
-            (path, document)
-            for path in sorted(here / name for name in files if name.lower().endswith(".json"))
-            if _is_stac_item(document := _load_json(path))
-        ]
-        if items:
-            scenes.extend(_own_files(here, [scene_from_item(path, document, folder) for path, document in items]))
-        elif (found := _scene_from_band_files(here, files, dn_offset)) is not None:
-            scene, offset_unknown = found
-            scenes.append(scene)
-            if offset_unknown:
-                without_item.append(scene)
+        scenes.extend(found)
+        without_item.extend(offset_unknown)
     if dn_offset is None:
         _check_unknown_offsets(folder, scenes, without_item, season)
     return scenes, unread
+
+
+def _folder_scenes(here: Path, subdirectories: list[str], all_files: list[str], root: Path, dn_offset: float | None,
+                   season: tuple[date, date] | None) -> tuple[list[Scene], list[Scene]]:
+    """The scenes ``find_scenes`` reads in one folder of its walk (``here``, holding ``all_files``, under ``root``),
+    and those of them without a DN offset; ``subdirectories`` is left holding those to walk on into (none in a SAFE
+    product, no hidden one).
+
+    Raises:
+        OSError: A file in ``here`` cannot be looked at (no search permission on it).
+    """
+    files = [name for name in all_files if not name.startswith(".")]
+    # The files this reads (a notes file beside them is never opened, whatever its name's encoding).
+    _check_utf8([os.fspath(here)] if is_safe_product(here) else
+                [os.path.join(here, name) for name in files if name.lower().endswith(READ_SUFFIXES)])
+    for aside, scene in set_aside_scenes(here, subdirectories):
+        logger.warning("%s: scene %s was set aside by an interrupted `farmcredit fetch` and is not read; "
+                       "run the fetch again into %s to put it back", aside, scene.name, here)
+    if is_safe_product(here):
+        subdirectories[:] = []
+        return safe_scenes(here), []
+    subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+    scenes = [scene for name in sorted(files) if is_safe_product(here / name, season)
+              for scene in safe_scenes(here / name)]
+    items = [
+        (path, document)
+        for path in sorted(here / name for name in files if name.lower().endswith(".json"))
+        if _is_stac_item(document := _load_json(path))
+    ]
+    if items:
+        return scenes + _own_files(here, [scene_from_item(path, document, root) for path, document in items]), []
+    if (found := _scene_from_band_files(here, files, dn_offset)) is None:
+        return scenes, []
+    scene, offset_unknown = found
+    return [*scenes, scene], [scene] if offset_unknown else []
 
 
 def _own_files(folder: Path, scenes: list[Scene]) -> list[Scene]:

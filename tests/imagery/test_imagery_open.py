@@ -499,13 +499,29 @@ def _unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setattr(os, "scandir", refusing)
 
 
+def _unsearchable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """os.stat refuses what is in ``folder`` as the system does in a folder with read but no search permission
+    (chmod 444): it lists, yet nothing in it can be looked at (root, who may run these tests, looks at anything)."""
+    stat = os.stat
+
+    def refusing(path: str | os.PathLike[str], *args: object, **kwargs: object) -> os.stat_result:
+        if os.path.dirname(os.fspath(path)) == str(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refusing)
+
+
+@pytest.mark.parametrize("refuse", [_unlistable, _unsearchable])
 def test_a_scene_folder_that_cannot_be_listed_is_warned_of_and_kept_for_run_json(
-    season_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    season_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    refuse: Callable[[pytest.MonkeyPatch, Path], None]
 ) -> None:
     """Skipped in silence, an unreadable date folder (the sample's one cloud-free date) moved decisions (488/173/91 to
-    488/158/106) with run.json listing nothing wrong."""
+    488/158/106) with run.json listing nothing wrong. One that lists but cannot be searched (chmod 444) stopped the run
+    with PermissionError (exit 1)."""
     folder = season_folder / "2023" / "S2A_50SKA_20230801_0_L2A"
-    _unlistable(monkeypatch, folder)
+    refuse(monkeypatch, folder)
 
     with caplog.at_level(logging.WARNING):
         imagery = open_imagery(season_folder)
@@ -514,6 +530,21 @@ def test_a_scene_folder_that_cannot_be_listed_is_warned_of_and_kept_for_run_json
     assert imagery.unread_folders == ((str(folder), "Permission denied"),)
     assert f"{folder}: folder under the imagery cannot be listed (Permission denied)" in caplog.text
     assert within_season(imagery, (date(2020, 1, 1), date(2024, 12, 31))).unread_folders == imagery.unread_folders
+
+
+def test_a_drives_lost_and_found_is_not_warned_of(
+    season_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ext4 drive's root given as the imagery warned of its lost+found (root's only) on every run, advising to move
+    it."""
+    (season_folder / "lost+found").mkdir()
+    _unlistable(monkeypatch, season_folder / "lost+found")
+
+    with caplog.at_level(logging.WARNING):
+        imagery = open_imagery(season_folder)
+
+    assert len(imagery.scenes) == 3 and imagery.unread_folders == ()
+    assert "lost+found" not in caplog.text
 
 
 def test_an_imagery_folder_that_cannot_be_listed_is_an_error_naming_it(
