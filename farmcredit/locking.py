@@ -34,8 +34,10 @@ _HELD: set[Path] = set()
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                           errno.ENAMETOOLONG})
 # Why a path cannot be looked up, said so that the person who gave it knows what to change.
-LOOKUP_PROBLEMS = {errno.ENAMETOOLONG: "file name too long: a name in a path may be at most 255 bytes; give a shorter "
-                                       "one",
+# The longest name of one file or folder most file systems take (ext4, XFS, NTFS, APFS), in bytes.
+NAME_MAX = 255
+LOOKUP_PROBLEMS = {errno.ENAMETOOLONG: f"file name too long: a name in a path may be at most {NAME_MAX} bytes; give a "
+                                       "shorter one",
                    errno.ELOOP: "a loop of symbolic links: a link in it leads, through others, back to itself; point "
                                 "it at a real file or folder"}
 
@@ -52,8 +54,17 @@ def looked_up(path: Path, what: str) -> Path:
     except (FileNotFoundError, NotADirectoryError):  # missing, or below a file: each caller says so its own way
         pass
     except OSError as exc:
-        raise InputError(f"{what} {path}: {LOOKUP_PROBLEMS.get(exc.errno, exc.strerror or str(exc))}") from exc
+        raise InputError(f"{what} {path}: {_lookup_problem(path, exc)}") from exc
     return path
+
+
+def _lookup_problem(path: Path, error: OSError) -> str:
+    """Why the system could not look ``path`` up (``error``), said so that the person who gave it knows what to change:
+    a name too long, or, each name short enough, the whole path (the system says "File name too long" of both)."""
+    if error.errno == errno.ENAMETOOLONG and all(len(os.fsencode(part)) <= NAME_MAX for part in path.parts):
+        return (f"path too long: its {len(os.fsencode(path)):,} bytes are over the system's limit for a whole path "
+                "(4096 bytes on Linux); give one with fewer or shorter folders")
+    return LOOKUP_PROBLEMS.get(error.errno, error.strerror or str(error))
 
 
 def writable_folder(folder: Path) -> Path:

@@ -48,13 +48,15 @@ def test_an_out_that_is_a_link_to_nothing_is_named_so_not_file_exists(tmp_path: 
 
 
 def test_a_path_the_system_cannot_look_up_is_named_with_why(tmp_path: Path) -> None:
-    """A name over 255 bytes, or a loop of links, raised OSError (or RuntimeError from resolve) as a traceback."""
+    """A name over 255 bytes, or a loop of links, raised OSError (or RuntimeError from resolve) as a traceback. A path
+    of short names over 4096 bytes in all was said to have a name over 255 bytes."""
     from farmcredit.locking import can_write_in, looked_up
 
     (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
     (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
     (tmp_path / "file").write_text("")
     for path, said in ((tmp_path / ("田" * 90) / "o", "file name too long"),
+                       (tmp_path.joinpath(*["a" * 200] * 21, "o"), r"path too long: its [\d,]+ bytes are over"),
                        (tmp_path / "loopA" / "o", "a loop of symbolic links")):
         with pytest.raises(InputError, match=f"parcel file {path}: {said}"):
             looked_up(path, "parcel file")
