@@ -234,7 +234,7 @@ def run_batch(
     """
     started = time.perf_counter()
     # An input among the files write_outputs puts in ``out`` would be overwritten by them: refused before any work.
-    output_folder(out, create=False, inputs={"parcels": parcels, "config": config, "risk_model": risk_model})
+    out = output_folder(out, create=False, inputs={"parcels": parcels, "config": config, "risk_model": risk_model})
     if scheduler and (workers or gpu_workers or memory_limit != "auto"):
         raise InputError("workers=, gpu_workers= and memory_limit= size a local cluster, and scheduler= names one "
                          "already running: start its workers yourself (dask worker ... --memory-limit 4GiB "
@@ -256,7 +256,7 @@ def run_batch(
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
                          parcels_layer=parcels_layer, risk_model=risk_model)
-    folder = partitions_folder(Path(out))
+    folder = partitions_folder(out)
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST
         plan = plan_partitions(inputs, measuring_key(model), parcels_per_partition)

@@ -577,6 +577,21 @@ def test_an_input_that_write_outputs_would_overwrite_is_refused_before_any_work(
     assert clash.read_bytes() == before and not (tmp_path / "partitions").exists()
 
 
+def test_an_out_under_the_home_folder_written_as_tilde_gets_the_partitions(small_windows: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_batch(out="~/x") from Python put its partitions (and their lock) under ./~/x."""
+    from farmcredit.batch import run_batch
+    from farmcredit.batch.partitions import MANIFEST
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", "~/x", config=small_windows, model="rule",
+                       workers=1, processes=False, parcels_per_partition=200)
+    assert result.partitions > 0 and not result.failed
+    assert (tmp_path / "home" / "x" / "partitions" / MANIFEST).is_file()
+    assert not (tmp_path / "~").exists()
+
+
 def test_a_second_batch_into_a_folder_a_batch_is_writing_is_refused(small_windows: Path, tmp_path: Path,
                                                                      lock_held_elsewhere) -> None:
     """Another process holds the folder (as a running batch does): run_batch refuses rather than remove its files;
