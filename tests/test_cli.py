@@ -866,13 +866,17 @@ def test_python_gives_the_borrowers_the_cli_writes_not_a_sum_of_parcel_limits(tm
 
 
 def test_a_mistyped_model_exits_2_saying_what_a_model_is_and_a_built_in_name_in_capitals_runs(tmp_path: Path) -> None:
-    """``--model cnnn`` said "CNN: model weights not found"; ``--model Rule`` was taken for a missing weights file."""
+    """``--model cnnn`` said "CNN: model weights not found"; ``--model Rule`` was taken for a missing weights file;
+    ``evaluate cnnn`` was told of ``model= (--model)``, an option it has not."""
     parcels, imagery = str(SAMPLE / "parcels.geojson"), str(SAMPLE / "imagery")
     done = _run("assess", parcels, "--imagery", imagery, "--model", "cnnn", "--out", str(tmp_path / "bad"))
     assert done.returncode == 2
     said = " ".join(done.stderr.split())
-    assert ("model= (--model) is 'cnn', 'rule' or a .safetensors weights file with its .json card; 'cnnn' is none "
-            "of these (no such file)") in said and "weights not found" not in said
+    what = ("the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', 'rule' or a "
+            ".safetensors weights file with its .json card; 'cnnn' is none of these (no such file)")
+    assert what in said and "weights not found" not in said
+    done = _run("evaluate", "cnnn", imagery)  # MODEL, a positional argument there, named as such
+    assert done.returncode == 2 and what in " ".join(done.stderr.split())
     done = _run("assess", parcels, "--imagery", imagery, "--model", " Rule", "--out", str(tmp_path / "out"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert set(pd.read_parquet(tmp_path / "out" / "results.parquet")["model_version"]) == {"phenology-rule-v1"}

@@ -46,8 +46,9 @@ def load_cropland_model(
     weights = cnn_weights(model)
     if not weights.is_file():  # a mistyped name, said as one, not as the weights of a CNN gone missing
         found = "a folder" if weights.is_dir() else "no such file"
-        raise InputError(f"model= (--model) is 'cnn', 'rule' or a .safetensors weights file with its .json card; "
-                         f"{str(model)!r} is none of these ({found})")
+        raise InputError(f"the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', 'rule' "
+                         f"or a .safetensors weights file with its .json card; {str(model)!r} is none of these "
+                         f"({found})")
     # torch is imported only when a CNN is really asked for.
     from farmcredit.segmentation.cnn import CnnCroplandModel
 

@@ -25,8 +25,9 @@ def test_a_built_in_model_is_named_in_any_case_with_spaces_around_or_by_the_name
 def test_a_model_that_is_no_built_in_name_nor_a_file_is_refused_saying_what_a_model_is(given: str) -> None:
     with pytest.raises(InputError) as refused:
         load_cropland_model(given)
-    assert str(refused.value) == ("model= (--model) is 'cnn', 'rule' or a .safetensors weights file with its .json "
-                                  f"card; {given!r} is none of these (no such file)")
+    assert str(refused.value) == ("the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', "
+                                  "'rule' or a .safetensors weights file with its .json card; "
+                                  f"{given!r} is none of these (no such file)")
 
 
 def test_a_folder_given_as_the_model_is_refused_as_a_folder(tmp_path: Path) -> None:
