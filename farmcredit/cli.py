@@ -49,6 +49,9 @@ dn_offset_option = click.option(
     help="Offset of an integer GeoTIFF stack's DNs, or of scene folders without a STAC item: reflectance = "
          "(DN + offset) / 10000; -1000 for L2A of processing baseline 04.00+ whose offset was not applied. "
          "[default: 0; STAC items and SAFE products carry their own]")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                             help="Where the cropland CNN runs: a CUDA GPU when torch sees one, else the CPU (auto), "
+                                  "the CPU (cpu) or a CUDA GPU, refused when there is none (cuda).")
 # Long lines are not cut into the log: a path broken at 80 columns cannot be found or pasted.
 console = Console(stderr=True, soft_wrap=True)
 
@@ -153,8 +156,7 @@ def cli() -> None:
 @click.option("--model", "cropland_model", default=None,
               help="Cropland model: 'cnn' (default, the shipped CNN), 'rule' (v1 phenology rule, far cheaper on a "
                    "CPU: see the README) or a .safetensors file with its card.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the cropland CNN runs.")
+@device_option
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
            parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
@@ -490,7 +492,7 @@ def simulate(out: Path, seed: int, size_px: int) -> None:
               help="Share of DEA pixel batches given B8A (as B08 times a random gain 0.95-1.10; DEA has none), so "
                    "the model learns DEA's bare land also from all-band input, where other data (scenes, EuroSAT, "
                    "--init weights) teach it B8A; 0 as before v2.6. [default: 0.5]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @click.option("--checkpoint", type=UserPath(path_type=Path), help="Checkpoint file: saved to, resumed from.")
 @dn_offset_option
 def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | None, eurosat_test_share: float,
@@ -548,7 +550,7 @@ def _loss_text(loss: float | None, digits: int) -> str:
 @cli.command()
 @click.argument("model")
 @click.argument("data", type=UserPath(exists=True, path_type=Path))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif).")
 @click.option("--all-patches", is_flag=True,
               help="Score every EuroSAT patch and DEA pixel, also those the model's card says it trained on.")
@@ -592,7 +594,7 @@ def evaluate(model: str, data: Path, device: str, bands: str | None, all_patches
               help="Fit the probabilities alone, on a scene without parcels.geojson and truth.csv: the model is "
                    "left no area margin (any it had is dropped), so its intervals leave out the doubt of parcel-edge "
                    "pixels and assess warns.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @click.option("--bands", help=f"{BANDS_HELP} (a stack DATA/imagery.tif; one layout for every scene: stacks of other "
                               "dates need band descriptions, e.g. '2024-03-01 B04', instead).")
 @dn_offset_option

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import click
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -527,6 +528,16 @@ def test_a_band_layout_with_an_empty_band_or_a_bad_date_is_refused(text: str) ->
 def test_help_has_examples() -> None:
     done = _run("assess", "--help")
     assert done.returncode == 0 and "Examples:" in done.stdout
+
+
+def test_device_is_explained_in_every_command_that_has_it() -> None:
+    """evaluate, train and calibrate listed --device [auto|cpu|cuda] with no word of what it does."""
+    from farmcredit.cli import cli
+
+    devices = {name: param for name, command in cli.commands.items() for param in command.params
+               if param.name == "device"}
+    assert devices.keys() == {"assess", "batch", "evaluate", "train", "calibrate"}
+    assert all(isinstance(param, click.Option) and param.help for param in devices.values())
 
 
 def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> None:
