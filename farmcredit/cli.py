@@ -534,12 +534,13 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
     console.print(f"wrote {out} and its card ({training['seconds']} s, final loss "
                   f"{_loss_text(training['final_loss'], 4)}); uncalibrated: fit its probabilities and area interval "
                   "with `farmcredit calibrate` on a labelled scene it did not train on", markup=False)
-    for name, scores in card.metrics.items():  # what training left out: held-out EuroSAT, unseen DEA regions
+    # The scores on what training left out (held-out EuroSAT, unseen DEA regions) are results, as evaluate's report.
+    for name, scores in card.metrics.items():
         overall = scores["overall"]
-        console.print(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
-                      f"(always the commoner class: {overall['majority_accuracy']:.4f})")
+        click.echo(f"  {name}: n={overall['n']} accuracy={overall['accuracy']:.4f} F1={overall['f1']:.4f} "
+                   f"(always the commoner class: {overall['majority_accuracy']:.4f})")
         if "note" in scores:
-            console.print(f"    note: {scores['note']}", highlight=False, markup=False)
+            click.echo(f"    note: {scores['note']}")
 
 
 def _loss_text(loss: float | None, digits: int) -> str:
@@ -709,10 +710,11 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
     metrics = model["card"]["metrics"]
     # Both outcomes in the seasons predicted out of time (read_history), so the out-of-time AUC is defined.
     low, high = metrics["out_of_time_auc_ci95"]
-    console.print(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
-                  f"out-of-time AUC {metrics['out_of_time_auc']:.3f} (95% CI {low:.3f}-{high:.3f}, "
-                  f"{metrics['out_of_time_defaults']} defaults in {metrics['out_of_time_rows']} loans), "
-                  f"Brier {metrics['out_of_time_brier']:.4f}; wrote {out}", markup=False)
+    # The scores are the result (standard output, as evaluate's report); warnings and notes go to standard error.
+    click.echo(f"fitted on {metrics['rows']} loans over seasons {', '.join(metrics['seasons'])}: "
+               f"out-of-time AUC {metrics['out_of_time_auc']:.3f} (95% CI {low:.3f}-{high:.3f}, "
+               f"{metrics['out_of_time_defaults']} defaults in {metrics['out_of_time_rows']} loans), "
+               f"Brier {metrics['out_of_time_brier']:.4f}; wrote {out}")
     if warning := chance_warning(metrics):
         console.print(f"warning: {warning}", markup=False)
     if unpredicted := [s for s in metrics["seasons"][1:] if s not in metrics["out_of_time_seasons"]]:

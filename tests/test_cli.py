@@ -540,6 +540,28 @@ def test_device_is_explained_in_every_command_that_has_it() -> None:
     assert all(isinstance(param, click.Option) and param.help for param in devices.values())
 
 
+def test_train_prints_its_held_out_scores_to_standard_output(tmp_path: Path) -> None:
+    """`farmcredit train ... > metrics.txt` captured nothing: the scores of what training left out (an unseen DEA
+    region here) went to standard error with the progress, where evaluate prints its report to standard output."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    from farmcredit.segmentation.data import DEA_BANDS
+
+    rng = np.random.default_rng(2)
+    columns = ["Class"] + [f"{name}_S{season}" for season in (1, 2) for name in DEA_BANDS]
+    for region, count in (("central", 60), ("northern", 25)):
+        (tmp_path / "dea" / region).mkdir(parents=True)
+        table = np.column_stack([rng.integers(0, 2, count), 0.05 + rng.random((count, len(columns) - 1)) * 0.3])
+        np.savetxt(tmp_path / "dea" / region / "training_data.txt", table, header=" ".join(columns))
+    done = CliRunner().invoke(cli, ["train", "--dea", str(tmp_path / "dea"), "--dea-regions", "central", "--out",
+                                    str(tmp_path / "m.safetensors"), "--steps", "2", "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("  dea_unseen_regions: n=25 accuracy=") and "accuracy=" not in done.stderr
+    assert "wrote" in done.stderr and "wrote" not in done.stdout
+
+
 def test_real_stack_with_band_layout_runs(shared_data: Path, tmp_path: Path) -> None:
     import geopandas as gpd
     import shapely
@@ -597,7 +619,7 @@ def test_credit_fit_then_assess_and_batch_with_it_then_report(small_season, tmp_
     model = tmp_path / "model.json"
     done = _run("credit", "fit", str(history), "--out", str(model), "--as-of", "2026-01-01", "--l2", "5")
     assert done.returncode == 0, done.stderr
-    assert "out-of-time AUC" in done.stderr and model.exists()
+    assert "out-of-time AUC" in done.stdout and "out-of-time AUC" not in done.stderr and model.exists()
     assert json.loads(model.read_text())["model"]["l2"] == 5
     fitted, shipped = load_risk_model(model), load_risk_model()
     for command, extra in (("assess", ()), ("batch", ("--workers", "1"))):
@@ -904,8 +926,8 @@ def test_credit_fit_on_random_defaults_prints_the_auc_interval_and_warns(tmp_pat
         tmp_path / "loans.csv", index=False)
     done = _run("credit", "fit", str(tmp_path / "loans.csv"), "--out", str(tmp_path / "m.json"), "--as-of",
                 "2026-01-01")
+    assert done.returncode == 0 and "(95% CI 0." in done.stdout and " defaults in " in done.stdout  # `> fit.txt`
     said = " ".join(done.stderr.split())
-    assert done.returncode == 0 and "(95% CI 0." in said and " defaults in " in said
     assert "warning: the scorecard ranks loans no better than chance" in said and "its grades would be noise" in said
     assert json.loads((tmp_path / "m.json").read_text())["card"]["as_of"] == "2026-01-01"  # the leakage check's date
 
