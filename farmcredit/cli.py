@@ -24,7 +24,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from farmcredit import __version__
 from farmcredit.errors import FarmcreditError, InputError, Terminated, terminate
 
 if TYPE_CHECKING:
@@ -131,8 +130,21 @@ def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:
     return layout
 
 
+def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    """``--version``: the code version run.json and model cards record (``audit.card_code_version``: the release, its
+    source hash and git commit), not the release alone, which every edit of the code shares. Imported only when asked:
+    the audit module loads pandas and geopandas, which every other command's start would pay."""
+    if not value or ctx.resilient_parsing:
+        return
+    from farmcredit.audit import card_code_version
+
+    click.echo(f"farmcredit, version {card_code_version()}")
+    ctx.exit()
+
+
 @click.group()
-@click.version_option(__version__, prog_name="farmcredit")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version (as run.json and model cards record it) and exit.")
 def cli() -> None:
     """farmcredit: Sentinel-2 imagery over farmers' parcels to explainable loan limits."""
 

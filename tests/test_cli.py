@@ -530,6 +530,16 @@ def test_help_has_examples() -> None:
     assert done.returncode == 0 and "Examples:" in done.stdout
 
 
+def test_version_is_the_code_version_that_run_json_and_model_cards_record() -> None:
+    """--version said "0.1.0", which every edit of the code shares, where run.json and model cards record
+    0.1.0+src.<source hash>.git.<commit>."""
+    from farmcredit.audit import card_code_version
+
+    done = _run("--version")
+    assert done.returncode == 0 and done.stdout == f"farmcredit, version {card_code_version()}\n"
+    assert re.fullmatch(r"farmcredit, version \d+\.\d+\.\d+\+src\.[0-9a-f]{12}.*\n", done.stdout)
+
+
 def test_device_is_explained_in_every_command_that_has_it() -> None:
     """evaluate, train and calibrate listed --device [auto|cpu|cuda] with no word of what it does."""
     from farmcredit.cli import cli
