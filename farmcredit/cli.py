@@ -106,7 +106,7 @@ def parse_season(text: str | None, one_season: bool = True) -> tuple[date, date]
     try:
         return as_season(text, MAX_SEASON_DAYS if one_season else None)
     except FarmcreditError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="--season") from exc
 
 
 def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:

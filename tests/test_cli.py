@@ -512,6 +512,16 @@ def test_batch_refuses_a_scheduler_address_where_something_else_listens(small_se
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("text", ["2024-13-01/2024-10-01", "2023-03-01/2024-10-31"])
+def test_a_season_refused_is_said_of_the_season_option(text: str) -> None:
+    """assess, batch and fetch said "Error: Invalid value: season '...'", naming no option."""
+    from farmcredit.cli import parse_season
+
+    with pytest.raises(click.BadParameter) as refused:
+        parse_season(text)
+    assert refused.value.format_message().startswith("Invalid value for --season: season '")
+
+
 @pytest.mark.parametrize("text", ["2021-06-17:B04,B08;", "2021-06-17:B04,,B08", "2021-13-01:B04,B08",
                                   "20210617:B04,B08", "2021-W24-4:B04,B08"])  # the last two: read by Python 3.11 only
 def test_a_band_layout_with_an_empty_band_or_a_bad_date_is_refused(text: str) -> None:
