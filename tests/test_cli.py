@@ -550,6 +550,19 @@ def test_version_is_the_code_version_that_run_json_and_model_cards_record() -> N
     assert re.fullmatch(r"farmcredit, version \d+\.\d+\.\d+\+src\.[0-9a-f]{12}.*\n", done.stdout)
 
 
+def test_trains_example_holds_eurosat_patches_out_and_says_what_a_step_costs() -> None:
+    """The example trained on every EuroSAT patch, so its card had no held-out scores (a warning said to give
+    --eurosat-test-share), and gave no hint that its 500 steps take minutes on a CPU."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    shown = CliRunner().invoke(cli, ["train", "--help"]).stdout
+    example = " ".join(shown.split("Example:")[1].split("Options:")[0].split())
+    assert "farmcredit train sim1 --eurosat ../shared/data/labels/eurosat --eurosat-test-share 0.2 \\ --out" in example
+    assert "a step of the example below takes" in " ".join(shown.split())
+
+
 def test_device_is_explained_in_every_command_that_has_it() -> None:
     """evaluate, train and calibrate listed --device [auto|cpu|cuda] with no word of what it does."""
     from farmcredit.cli import cli
