@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from farmcredit.config import CroplandRuleConfig
@@ -73,7 +74,8 @@ def builtin_model(model: str | Path) -> str | None:
 
 
 def cnn_weights(model: str | Path) -> Path:
-    """The weights file a CNN's name means: ``"cnn"`` (``builtin_model``) the shipped weights, else the file named.
+    """The weights file a CNN's name means: ``"cnn"`` (``builtin_model``) the shipped weights, else the file named
+    (a leading ``~`` is the home folder, as in every path the CLI takes).
 
     Raises:
         InputError: ``"rule"``, which has no weights.
@@ -86,4 +88,4 @@ def cnn_weights(model: str | Path) -> Path:
     if builtin == RULE:
         raise InputError("the phenology rule ('rule') has no weights: name 'cnn' (the shipped model) or a "
                          ".safetensors weights file")
-    return DEFAULT_WEIGHTS if builtin == CNN else Path(model)
+    return DEFAULT_WEIGHTS if builtin == CNN else Path(os.path.expanduser(model))  # ~/m.safetensors, as paths take

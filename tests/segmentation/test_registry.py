@@ -33,3 +33,16 @@ def test_a_model_that_is_no_built_in_name_nor_a_file_is_refused_saying_what_a_mo
 def test_a_folder_given_as_the_model_is_refused_as_a_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"is none of these \(a folder\)$"):
         load_cropland_model(tmp_path)
+
+
+def test_a_model_file_under_the_home_folder_may_be_named_with_a_tilde(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: a path given to any command may start with ~; --model '~/m.safetensors' was "none of these"."""
+    import shutil
+
+    from farmcredit.segmentation.card import card_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copy(DEFAULT_WEIGHTS, tmp_path / "m.safetensors")
+    shutil.copy(card_path(DEFAULT_WEIGHTS), card_path(tmp_path / "m.safetensors"))
+    assert load_cropland_model("~/m.safetensors", device="cpu").name == read_card(DEFAULT_WEIGHTS).name
