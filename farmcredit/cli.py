@@ -634,9 +634,9 @@ def calibrate(model: str, data: tuple[Path, ...], out: Path | None, level: float
     """
     from farmcredit.segmentation.calibration import calibrate as calibrate_model
     from farmcredit.segmentation.card import card_path
-    from farmcredit.segmentation.registry import cnn_weights
+    from farmcredit.segmentation.registry import weights_file
 
-    weights = cnn_weights(model)
+    weights = weights_file(model)
     with _warnings_on_console():
         card = calibrate_model(weights, data, out, level=level, platt_only=platt_only,
                                band_layout=parse_band_layout(bands), dn_offset=dn_offset, device=device)

@@ -941,8 +941,9 @@ def test_a_mistyped_model_exits_2_saying_what_a_model_is_and_a_built_in_name_in_
     what = ("the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', 'rule' or a "
             ".safetensors weights file with its .json card; 'cnnn' is none of these (no such file)")
     assert what in said and "weights not found" not in said
-    done = _run("evaluate", "cnnn", imagery)  # MODEL, a positional argument there, named as such
-    assert done.returncode == 2 and what in " ".join(done.stderr.split())
+    for command in ("evaluate", "calibrate"):  # MODEL, a positional argument there, named as such
+        done = _run(command, "cnnn", imagery)  # calibrate said "cnnn: the calibrated weights go to a .safetensors file"
+        assert done.returncode == 2 and what in " ".join(done.stderr.split()), command
     done = _run("assess", parcels, "--imagery", imagery, "--model", " Rule", "--out", str(tmp_path / "out"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert set(pd.read_parquet(tmp_path / "out" / "results.parquet")["model_version"]) == {"phenology-rule-v1"}

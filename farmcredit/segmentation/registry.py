@@ -44,16 +44,27 @@ def load_cropland_model(
     model = DEFAULT_MODEL if model is None else model
     if builtin_model(model) == RULE:
         return PhenologyRule(rule_config or CroplandRuleConfig())
-    weights = cnn_weights(model)
-    if not weights.is_file():  # a mistyped name, said as one, not as the weights of a CNN gone missing
-        found = "a folder" if weights.is_dir() else "no such file"
-        raise InputError(f"the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', 'rule' "
-                         f"or a .safetensors weights file with its .json card; {str(model)!r} is none of these "
-                         f"({found})")
+    weights = weights_file(model)
     # torch is imported only when a CNN is really asked for.
     from farmcredit.segmentation.cnn import CnnCroplandModel
 
     return CnnCroplandModel.from_file(weights, device=device)
+
+
+def weights_file(model: str | Path) -> Path:
+    """``cnn_weights``, a file that is there.
+
+    Raises:
+        InputError: ``"rule"``, or a name that is no built-in model nor a file (a mistyped name, said as one, not as
+            the weights of a CNN gone missing).
+    """
+    weights = cnn_weights(model)
+    if not weights.is_file():
+        found = "a folder" if weights.is_dir() else "no such file"
+        raise InputError(f"the model (--model, or MODEL of evaluate and calibrate; model= in Python) is 'cnn', 'rule' "
+                         f"or a .safetensors weights file with its .json card; {str(model)!r} is none of these "
+                         f"({found})")
+    return weights
 
 
 def builtin_model(model: str | Path) -> str | None:
