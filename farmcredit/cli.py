@@ -131,12 +131,12 @@ def parse_band_layout(text: str | None) -> list[tuple[date | None, str]] | None:
 
 
 def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
-    """``--version``: the code version run.json and model cards record (``audit.card_code_version``: the release, its
+    """``--version``: the code version run.json and model cards record (``version.card_code_version``: the release, its
     source hash and git commit), not the release alone, which every edit of the code shares. Imported only when asked:
     the audit module loads pandas and geopandas, which every other command's start would pay."""
     if not value or ctx.resilient_parsing:
         return
-    from farmcredit.audit import card_code_version
+    from farmcredit.version import card_code_version
 
     click.echo(f"farmcredit, version {card_code_version()}")
     ctx.exit()

@@ -216,7 +216,7 @@ def test_the_commit_recorded_is_farmcredits_own_never_a_project_it_is_installed_
     git = ["git", "-C", str(project), "-c", "user.email=a@b", "-c", "user.name=a"]
     for command in (["init", "-q"], ["add", "app.py"], ["commit", "-qm", "app"]):
         subprocess.run([*git, *command], check=True)
-    script = ("import json, farmcredit; from farmcredit.audit import code_version; "
+    script = ("import json, farmcredit; from farmcredit.version import code_version; "
               f"assert farmcredit.__file__.startswith({str(site)!r}); print(json.dumps(code_version()))")
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(site)},
                           capture_output=True, text=True, check=True, cwd=tmp_path)
@@ -359,7 +359,7 @@ def _checkout(root: Path) -> Path:
 
 def _recorded_code(root: Path) -> tuple[dict, str]:
     """``code_version()`` as farmcredit imported from ``root`` records it, and what it logged."""
-    script = ("import json, farmcredit; from farmcredit.audit import code_version; "
+    script = ("import json, farmcredit; from farmcredit.version import code_version; "
               f"assert farmcredit.__file__.startswith({str(root)!r}); print(json.dumps(code_version()))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"})
@@ -388,11 +388,11 @@ def test_uncommitted_changes_count_the_linked_default_config_and_new_files_and_a
 
 def test_a_card_made_outside_a_git_checkout_names_the_source_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
     """Installed from a wheel, a CNN card's code_version was "0.1.0" alone, which every edit of the code shares."""
-    from farmcredit import audit
+    from farmcredit import version
     from farmcredit.hashing import source_hash
 
-    monkeypatch.setattr(audit, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
-    assert audit.card_code_version() == f"{audit.code_version()['farmcredit']}+src.{source_hash()[:12]}"
+    monkeypatch.setattr(version, "_git", lambda root, *args: (None, ""))  # no git, as in an installed package
+    assert version.card_code_version() == f"{version.code_version()['farmcredit']}+src.{source_hash()[:12]}"
 
 
 def test_decision_records_write_values_of_every_kind_a_record_may_hold_as_json(tmp_path: Path) -> None:

@@ -543,7 +543,7 @@ def test_help_has_examples() -> None:
 def test_version_is_the_code_version_that_run_json_and_model_cards_record() -> None:
     """--version said "0.1.0", which every edit of the code shares, where run.json and model cards record
     0.1.0+src.<source hash>.git.<commit>."""
-    from farmcredit.audit import card_code_version
+    from farmcredit.version import card_code_version
 
     done = _run("--version")
     assert done.returncode == 0 and done.stdout == f"farmcredit, version {card_code_version()}\n"

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from farmcredit.audit import card_code_version
 from farmcredit.config import load_config
 from farmcredit.credit.risk import (
     FEATURE_DIRECTIONS,
@@ -23,6 +22,7 @@ from farmcredit.credit.risk import (
 from farmcredit.errors import InputError
 from farmcredit.locking import write_problem
 from farmcredit.spreadsheet import read_utf8_csv
+from farmcredit.version import card_code_version
 
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
 # Optional column naming each loan; without it, a row repeated whole is taken as one loan read twice.

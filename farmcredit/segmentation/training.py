@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from farmcredit.audit import card_code_version
 from farmcredit.errors import InputError
 from farmcredit.imagery.read import is_reflectance
 from farmcredit.locking import can_write_in
@@ -60,6 +59,7 @@ from farmcredit.segmentation.data import (
 )
 from farmcredit.segmentation.network import CroplandNet, crop_log_probability, non_finite
 from farmcredit.text import some
+from farmcredit.version import card_code_version
 
 # Band subsets users really have, drawn during training so the model works on each.
 BAND_SUBSETS = {

@@ -146,7 +146,7 @@ def test_saved_model_is_json_and_predicts_the_same(history, tmp_path: Path) -> N
 
 def test_a_fitted_models_card_pins_the_source_that_fitted_it_as_a_cnns_card_does(history) -> None:
     """The card said the bare package version ("0.1.0"), which every edit of the fitting code shares."""
-    from farmcredit.audit import code_version
+    from farmcredit.version import code_version
 
     found = code_version()
     card = fit_risk_model(history, source="test history")["card"]

@@ -227,8 +227,8 @@ def test_a_non_finite_loss_stops_training_and_writes_no_weights(small_season, tm
 
 def test_a_card_records_the_training_data_hash_absolute_paths_and_the_code(small_season, tmp_path: Path,
                                                                            monkeypatch) -> None:
-    from farmcredit.audit import code_version
     from farmcredit.segmentation.training import training_data_sha256
+    from farmcredit.version import code_version
 
     monkeypatch.chdir(small_season.root.parent)
     out = tmp_path / "mine.safetensors"
