@@ -144,7 +144,7 @@ def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
 
 @click.group()
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
-              help="Show the version (as run.json and model cards record it) and exit.")
+              help="Show the version (release, source hash and git commit, as model cards record it) and exit.")
 def cli() -> None:
     """farmcredit: Sentinel-2 imagery over farmers' parcels to explainable loan limits."""
 
@@ -519,7 +519,8 @@ def train(data: tuple[Path, ...], out: Path, bands: str | None, eurosat: Path | 
     DATA may be left out when --eurosat or --dea is given.
 
     On two CPU cores a step of the example below takes 1.3-1.7 s after some 15 s of reading its data
-    (500 steps: 11-15 minutes); --eurosat-test-share gives the card held-out scores (`evaluate` them).
+    (500 steps: 11-15 minutes); --eurosat-test-share holds patches out, so the card (and train's output) gives
+    held-out scores.
 
     \b
     Example:
