@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,11 @@ _HELD: set[Path] = set()
 # limit, read-only, not allowed, a name too long.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                           errno.ENAMETOOLONG})
+# A run's scratch folders in the temporary folder (``ScratchFolder``), the lock file each holds while its run lives, and
+# the name one has while it is made and locked.
+SCRATCH_PREFIX = "farmcredit-scratch-"
+SCRATCH_LOCK = ".lock"
+_SCRATCH_MAKING = "farmcredit-making-"
 # Why a path cannot be looked up, said so that the person who gave it knows what to change.
 # The longest name of one file or folder most file systems take (ext4, XFS, NTFS, APFS), in bytes.
 NAME_MAX = 255
@@ -270,3 +276,64 @@ def _unlock(handle: IO[str]) -> None:
     import fcntl
 
     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class ScratchFolder:
+    """A temporary folder (``SCRATCH_PREFIX``) that this process holds the lock of (``SCRATCH_LOCK`` inside) until it
+    is removed (``cleanup``, leaving a ``with`` block, or when collected): as ``tempfile.TemporaryDirectory``, but a
+    run killed outright (SIGKILL, the OOM killer), which removes nothing, leaves its folder unlocked, and the next
+    run's ``remove_orphans`` removes it. The lock is the operating system's, so a folder of a run alive in another
+    process, container or PID namespace sharing the temporary folder is never taken for one gone."""
+
+    def __init__(self, kind: str) -> None:
+        remove_orphans()
+        # Made and locked under a name remove_orphans passes over, then renamed: it never sees it unlocked.
+        making = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_MAKING}{kind}-"))
+        self._handle = (making / SCRATCH_LOCK).open("a+")
+        _try_lock(self._handle)
+        self.name = str(making.with_name(making.name.replace(_SCRATCH_MAKING, SCRATCH_PREFIX, 1)))
+        os.rename(making, self.name)
+        self._removed = weakref.finalize(self, _remove_scratch, self.name, self._handle)
+
+    def cleanup(self) -> None:
+        """Remove the folder and free its lock (once; later calls do nothing)."""
+        self._removed()
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *_: object) -> None:
+        self.cleanup()
+
+
+def remove_orphans(folder: str | Path | None = None) -> list[Path]:
+    """Remove the ``ScratchFolder`` folders in ``folder`` (default: the temporary folder) whose lock no process holds:
+    those of runs killed before they could remove them. Only folders named so that hold the lock file are touched.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for found in Path(tempfile.gettempdir() if folder is None else folder).glob(f"{SCRATCH_PREFIX}*"):
+        lock_file = found / SCRATCH_LOCK
+        if found.is_symlink() or not found.is_dir() or not lock_file.is_file():
+            continue
+        try:
+            handle = lock_file.open("a+")
+        except OSError:  # another user's, say
+            continue
+        with handle:
+            if _try_lock(handle):  # its run is gone
+                shutil.rmtree(found, ignore_errors=True)
+                _unlock(handle)
+                if not found.exists():
+                    removed.append(found)
+    return removed
+
+
+def _remove_scratch(name: str, handle: IO[str]) -> None:
+    """Remove a ``ScratchFolder``'s folder, then free and close its lock."""
+    shutil.rmtree(name, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        _unlock(handle)
+    handle.close()

@@ -889,7 +889,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_removing_its_temporary_files(tmp_pat
                             str(SAMPLE / "imagery"), "--model", "rule", "--out", str(tmp_path / "out")],
                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(temp)})
     deadline = time.monotonic() + 120
-    while not any(temp.glob("farmcredit-pixels-*")) and run.poll() is None and time.monotonic() < deadline:
+    while not any(temp.glob("farmcredit-scratch-pixels-*")) and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert run.poll() is None, "the run ended before it was stopped"
     run.send_signal(signal.SIGTERM)

@@ -76,3 +76,35 @@ def test_an_out_that_cannot_be_written_says_whether_its_disk_is_read_only(
     monkeypatch.setattr(os, "statvfs", lambda _: SimpleNamespace(f_flag=flag))
     with pytest.raises(InputError, match=f"cannot be written \\({tmp_path}: {said}\\)"):
         can_write_in(tmp_path / "prev")
+
+
+def test_a_killed_runs_scratch_folder_is_removed_by_the_next_and_a_live_ones_is_kept(tmp_path: Path) -> None:
+    """A run killed outright (SIGKILL, the OOM killer) left its per-pixel layers in TMPDIR for good: its folder's lock
+    is free once it is gone, so the next run removes it; one whose run lives (another process, even another PID
+    namespace sharing the folder) holds its lock and is kept, as is anything else there."""
+    import signal
+    import subprocess
+    import sys
+
+    from farmcredit.locking import SCRATCH_PREFIX, ScratchFolder, remove_orphans
+
+    hold = ("import sys, time, tempfile; tempfile.tempdir = sys.argv[1]; from farmcredit.locking import ScratchFolder; "
+            "folder = ScratchFolder('pixels'); print(folder.name, flush=True); time.sleep(60)")
+    runs = [subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    killed, alive = (Path(run.stdout.readline().strip()) for run in runs)
+    try:
+        assert killed.name.startswith(f"{SCRATCH_PREFIX}pixels-") and killed.is_dir() and alive.is_dir()
+        runs[0].send_signal(signal.SIGKILL)
+        runs[0].wait(timeout=30)
+        (tmp_path / f"{SCRATCH_PREFIX}not-ours").mkdir()  # no lock file: not one a run made
+        (tmp_path / "other").mkdir()
+        assert remove_orphans(tmp_path) == [killed]
+        assert not killed.exists() and alive.is_dir()
+        assert (tmp_path / f"{SCRATCH_PREFIX}not-ours").is_dir() and (tmp_path / "other").is_dir()
+    finally:
+        runs[1].kill()
+        runs[1].wait(timeout=30)
+    with ScratchFolder("rasters") as name:  # the next run's own: made, used, removed; the dead one's swept first
+        assert Path(name).is_dir()
+    assert not Path(name).exists()

@@ -16,7 +16,6 @@ windows, so memory stays bounded by a strip, not by the tile.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from rasterio.windows import Window
 from farmcredit.errors import InputError
 from farmcredit.imagery import Imagery, Scene, read_window
 from farmcredit.imagery._gdal import gdal_message
+from farmcredit.locking import ScratchFolder
 from farmcredit.outputs.styles import qml_text, raster_style
 from farmcredit.parcels import map_only
 
@@ -94,7 +94,7 @@ class PixelRasters:
         self.grid = RasterGrid(extent, rasterio.windows.transform(extent, imagery.transform), imagery.crs)
         self.class_names = tuple(class_names)  # of the cropland_class layer, when the model has classes
         self.paths: dict[str, Path] = {}
-        self._folder = tempfile.TemporaryDirectory(prefix="farmcredit-pixels-")
+        self._folder = ScratchFolder("pixels")
 
     def add(self, window: Window, layers: Mapping[str, np.ndarray]) -> None:
         """Write one window's layers (rows x cols of ``window`` on the imagery grid, NaN where unknown).
@@ -147,7 +147,7 @@ def _write_rasters(out_dir: Path, assessment: Assessment) -> dict[str, Path]:
     grid = RasterGrid(assessment.grid_window, rasterio.windows.transform(assessment.grid_window, imagery.transform),
                  imagery.crs)
     files: dict[str, Path] = {}
-    with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), tempfile.TemporaryDirectory(prefix="farmcredit-") as scratch:
+    with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), ScratchFolder("rasters") as scratch:
         classes = pixel_classes(assessment)
         sources = {name: (path, {}) for name, path in (assessment.pixels.paths if assessment.pixels else {}).items()}
         if "cropland_class" in sources:

@@ -333,5 +333,5 @@ def test_a_full_disk_under_the_per_pixel_layers_stops_the_run_naming_their_folde
     traceback."""
     done = _with_small_files(tmp_path, "measuring", 100_000)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert "InputError: writing the per-pixel layers in " in done.stdout and "farmcredit-pixels-" in done.stdout
+    assert "InputError: writing the per-pixel layers in " in done.stdout and "farmcredit-scratch-pixels-" in done.stdout
     assert "free space there, or set TMPDIR to a folder with room" in done.stdout
