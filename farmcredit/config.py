@@ -34,7 +34,7 @@ from pydantic import (
 from farmcredit.errors import ConfigError
 from farmcredit.hashing import canonical_hash
 from farmcredit.margins import AREA_BANDS_HA, AreaMargins
-from farmcredit.text import folded, some
+from farmcredit.text import composed, folded, some
 
 logger = logging.getLogger(__name__)
 
@@ -402,6 +402,16 @@ class Config(_Frozen):
     crops: Annotated[dict[str, CropConfig], Field(min_length=1)]
     credit: CreditConfig = CreditConfig()
     regions: dict[str, RegionConfig] = {}
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_in_one_form(cls, regions: dict[str, RegionConfig]) -> dict[str, RegionConfig]:
+        """Region names in one Unicode form (``composed``), as parcels' are matched: a keyboard's ড় or ড + nukta."""
+        same = [name for name in regions if composed(name) != name and composed(name) in regions]
+        if same:
+            raise ValueError(f"regions: {', '.join(map(repr, same))} and the same name typed otherwise are both given; "
+                             "keep one")
+        return {composed(name): region for name, region in regions.items()}
 
     @model_validator(mode="after")
     def _regions_name_known_crops(self) -> Config:

@@ -29,7 +29,8 @@ _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 # zeros, digits past the 11 its General format shows, an exponent, a day and month or month and year.
 _MONTH = "(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
 _LOSSY = re.compile(rf"'*(0\d+|\d+\.\d*0|\d{{12,}}|\d+(\.\d*)?[eE][+-]?\d+|\d{{1,4}}[-/]\d{{1,2}}([-/]\d{{1,4}})?"
-                    rf"|\d{{1,2}}/\d{{4}}|\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,4}})", re.IGNORECASE)
+                    rf"|\d{{1,2}}/\d{{4}}|\d{{1,2}}-{_MONTH}|{_MONTH}-\d{{1,4}})",
+                    re.IGNORECASE | re.ASCII)  # a spreadsheet reads 0-9 as digits, not ০-৯
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -11,6 +11,12 @@ def some(names: Sequence[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def composed(name: str) -> str:
+    """``name`` in one Unicode form (NFC): a letter typed as one character or as a base and its mark (Bengali ড়,
+    Devanagari ड़, é) alike, and nothing else changed; how region names match, exactly but for that."""
+    return unicodedata.normalize("NFC", name)
+
+
 def folded(name: str) -> str:
     """``name`` as a reader sees it: Unicode's compatibility form (full-width Ｗ as W, é one character or two alike,
     the ideographic space as a blank), outer blanks off, any case (NFKC, casefold)."""

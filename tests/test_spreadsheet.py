@@ -29,7 +29,8 @@ def test_text_a_spreadsheet_would_turn_into_a_number_or_date_is_quoted(tmp_path:
     lossy = ["0042", "110101199001011234", "123456789012", "1E5", "2.5e3", "1E+05", "1.50", "12.10", "3-4",
              "1/2/2024", "05/2024", "4-Mar", "mar-4", "'0042"]
     kept = ["42", "12345678901", "P0042", "0", "1.5", "0.25", "11010119900101123X", "3-4-5-6", "E5", "12-345",
-            "March-4", "4-Marsh"]
+            "March-4", "4-Marsh",
+            "১২৩/৪", "০১২৩", "१२/३"]  # Bengali and Devanagari digits: a spreadsheet reads none of them as a number
     frame = pd.DataFrame({"borrower_id": lossy + kept})
     path = tmp_path / "borrowers.csv"
     write_csv(frame, path)

@@ -43,7 +43,7 @@ from farmcredit.config import Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, RISK_FACTOR_CODES, explain
-from farmcredit.text import folded, some
+from farmcredit.text import composed, folded, some
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,9 @@ def assign_limits(
     probability, honest_probability = (np.where(unobserved_rows, np.nan, pd_) for pd_ in (scored, honestly_scored))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
-    regions = out["region"].to_numpy() if "region" in out else np.full(len(out), None)
+    # Matched exactly but for the Unicode form a keyboard typed them in (``composed``), as the config's are.
+    regions = np.array([composed(region) if isinstance(region, str) else region for region in out["region"]],
+                       dtype=object) if "region" in out else np.full(len(out), None)
     warn_unpriced_regions(regions, config)
     warn_unknown_declared_crops(out["declared_crop"].to_numpy(), config)
     rows = []
@@ -306,7 +308,7 @@ def _data_checks(row: object, config: Config) -> list[str]:
         elif declared < min(low * least, least - slack):
             codes.append("AREA_UNDERSTATED")
     region = getattr(row, "region", None)
-    if config.regions and not (isinstance(region, str) and region in config.regions):
+    if config.regions and not (isinstance(region, str) and composed(region) in config.regions):
         codes.append("UNKNOWN_REGION")  # matched exactly ('Henan' is not 'henan'); none given is none named
     confident = seen not in (FALLOW, UNKNOWN) and row.crop_confidence >= config.agronomy.crop_min_confidence
     if said == FALLOW:

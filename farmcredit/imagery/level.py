@@ -108,7 +108,7 @@ def sample_blue(imagery: Imagery, centres: np.ndarray, clear_classes: Collection
     picks = np.unique(np.linspace(0, len(centres) - 1, min(len(centres), MAX_SAMPLE_WINDOWS)).round().astype(int))
     height, width = imagery.shape
     for x, y in centres[picks]:
-        col, row = ~imagery.transform * (x, y)
+        col, row = ~imagery.transform @ (x, y)
         col_off = int(np.clip(col - SAMPLE_WINDOW_PX // 2, 0, max(width - SAMPLE_WINDOW_PX, 0)))
         row_off = int(np.clip(row - SAMPLE_WINDOW_PX // 2, 0, max(height - SAMPLE_WINDOW_PX, 0)))
         window = Window(col_off, row_off, min(SAMPLE_WINDOW_PX, width), min(SAMPLE_WINDOW_PX, height))

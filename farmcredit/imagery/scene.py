@@ -125,7 +125,7 @@ class Imagery:
         crs = CRS.from_user_input(self.crs.to_wkt())
         if crs.geodetic_crs is None:
             return None
-        centre_x, centre_y = self.transform * (self.shape[1] / 2, self.shape[0] / 2)
+        centre_x, centre_y = self.transform @ (self.shape[1] / 2, self.shape[0] / 2)
         lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(centre_x, centre_y,
                                                                                      errcheck=False)
         return (float(lon), float(lat)) if np.isfinite(lon) and abs(lat) <= 90 else None
@@ -140,7 +140,7 @@ class Imagery:
         planar = (across * crs.axis_info[0].unit_conversion_factor, down * crs.axis_info[1].unit_conversion_factor)
         if crs.geodetic_crs is None:
             return planar
-        centre_x, centre_y = self.transform * (self.shape[1] / 2, self.shape[0] / 2)
+        centre_x, centre_y = self.transform @ (self.shape[1] / 2, self.shape[0] / 2)
         xs = np.array([centre_x - across / 2, centre_x + across / 2, centre_x, centre_x])
         ys = np.array([centre_y, centre_y, centre_y - down / 2, centre_y + down / 2])
         lons, lats = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(xs, ys, errcheck=False)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import textwrap
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -410,7 +411,9 @@ def _file_safe(text: str, ids: Iterable[str]) -> str:
     same to a file system blind to case (macOS, Windows), a short hash of the id follows, so each id gets a file of
     its own."""
     def plain(name: str) -> str:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        # A letter's combining marks (Bengali and Devanagari vowel signs: দাগ) are part of it, not separators.
+        safe = "".join(c if c.isalnum() or c in "-_." or unicodedata.category(c).startswith("M") else "_"
+                       for c in name)
         return safe.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
     safe = plain(text)

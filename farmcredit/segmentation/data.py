@@ -192,7 +192,7 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     if not known.size:
         raise InputError(f"{folder}: no pixel is labelled 0 (non-crop) or 1 (crop); nothing to train or score on")
     labelled_rows, labelled_cols = np.nonzero(np.isfinite(crop_cover))
-    centres = np.column_stack(imagery.transform * (labelled_cols + 0.5, labelled_rows + 0.5))
+    centres = np.column_stack(imagery.transform @ (labelled_cols + 0.5, labelled_rows + 0.5))
     warn_if_top_of_atmosphere(imagery, centres, CLEAR_SCL_CLASSES)
     if (known >= 0.5).all() or (known < 0.5).all():
         one, other = ("crop", "non-crop") if known[0] >= 0.5 else ("non-crop", "crop")
@@ -338,7 +338,7 @@ def _read_raster(path: Path, imagery: Imagery,
             raise InputError(f"{path}: {src.height} x {src.width} px, the imagery grid is {rows} x {cols}")
         # The raster's corners in imagery pixels: off by more than float noise is another grid.
         corners = np.array([(0, 0), (cols, 0), (0, rows)], dtype=float)
-        placed = np.array([~imagery.transform * (src.transform * (c, r)) for c, r in corners])
+        placed = np.array([~imagery.transform @ (src.transform @ (c, r)) for c, r in corners])
         if np.abs(placed - corners).max() > GRID_TOLERANCE_PX:
             raise InputError(f"{path}: transform {tuple(src.transform)[:6]}, the imagery's is "
                              f"{tuple(imagery.transform)[:6]}; reproject it onto the imagery grid")

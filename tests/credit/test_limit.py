@@ -200,6 +200,22 @@ def test_regional_prices_override_the_crop_defaults() -> None:
 
 
 
+def test_a_region_typed_in_either_unicode_form_of_its_letters_is_priced_as_the_config_names_it() -> None:
+    """Bengali ড় is one character on some keyboards, ড and a nukta on others, and reads the same: 61 Bogura parcels were
+    priced nationally (32, not 40 BDT/kg) and told their region differed "only in case, width or blanks"."""
+    one, two = "বগু\u09dcা", "বগু\u09a1\u09bcা"  # the same name as a reader sees it
+    assert one != two
+    for configured, named in ((one, two), (two, one)):
+        config = Config.model_validate({**CONFIG.model_dump(),
+                                        "regions": {configured: {"crops": {"wheat": {"price": 4.0}}}}})
+        base = assign_limits(pd.DataFrame([_parcel()]), config, RISK).iloc[0]["loan_limit"]
+        priced = assign_limits(pd.DataFrame([_parcel(region=named)]), config, RISK).iloc[0]
+        assert priced["loan_limit"] > base and "UNKNOWN_REGION" not in priced["reason_all"]
+        assert priced["region"] == named  # the parcel's region as it wrote it
+    with pytest.raises(ValueError, match="and the same name typed otherwise are both given"):
+        Config.model_validate({**CONFIG.model_dump(), "regions": {one: {}, two: {}}})
+
+
 def test_a_config_whose_regions_no_parcel_names_is_warned_of_naming_both(caplog: pytest.LogCaptureFixture) -> None:
     """Config 驻马店市, parcels 河南省驻马店市: every parcel got the national prices, told by an info code alone."""
     regions = {"驻马店市": {"crops": {"小麦": {"price": 2.4}}}}

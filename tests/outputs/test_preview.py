@@ -83,6 +83,10 @@ def test_ids_that_differ_only_in_characters_a_file_name_cannot_hold_get_files_of
     assert len({path.name.lower() for path in written}) == len(ids)  # apart even where case is not told apart
     assert all(path.read_bytes()[:8] == PNG for path in written)
     assert written[5].name.startswith("preview_" + "田" * 40) and len(written[5].name.encode()) < 255
+    # A vowel sign is part of its letter: দাগ-১২৩ was written preview_দ_গ-১২৩-<hash>.png, unfindable by its id.
+    from farmcredit.outputs.preview import _file_safe
+
+    assert _file_safe("দাগ-১২৩", ["দাগ-১২৩"]) == "দাগ-১২৩" and _file_safe("खेत-१२", []) == "खेत-१२"
 
 
 def test_an_id_as_results_csv_shows_it_is_the_parcels(outputs, tmp_path, monkeypatch, capsys) -> None:
