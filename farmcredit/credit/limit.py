@@ -213,7 +213,7 @@ def assign_limits(
                 "reason_text": explain(ranked[: credit.max_reasons], words),
                 "reason_all": ";".join(ranked),
                 "reason_amounts": amounts_text(ranked, cuts),
-                "risk_factors": json.dumps(named) if named else "",
+                "risk_factors": json.dumps(named),  # [] where none: JSON in every cell
                 # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
                 "overlaps_parcels": partners_text(partners[k], n_partners[k]),
             }

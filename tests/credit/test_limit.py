@@ -1256,7 +1256,7 @@ def test_a_grade_names_the_features_that_raised_its_pd_most_with_the_parcels_own
             _parcel(parcel_id="P3", health_index=5.0, relative_yield=0.6, ndvi_uniformity=0.3))
     parcels = _assess(*rows)
     best, low_yield, declined = parcels.itertuples()
-    assert (best.risk_grade, best.reason_all, best.risk_factors) == ("A", "", "")
+    assert (best.risk_grade, best.reason_all, best.risk_factors) == ("A", "", "[]")
     assert low_yield.risk_grade != "A" and low_yield.reason_all == "RISK_GRADE"
     assert low_yield.reason_text == (f"{REASONS['RISK_GRADE'].sentence} Its risk was raised most by: yield expected "
                                      "at 0.60 of a typical wheat season.")
