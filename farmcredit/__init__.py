@@ -13,7 +13,10 @@ try:
 except _PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Assessment", "__version__", "assess", "run_assessment"]
+from farmcredit.errors import ConfigError, FarmcreditError, ImageryError, InputError  # noqa: E402 (light, no GDAL)
+
+__all__ = ["Assessment", "ConfigError", "FarmcreditError", "ImageryError", "InputError", "__version__", "assess",
+           "run_assessment"]
 # The pipeline pulls in rasterio, geopandas and torch; its names are imported on first use, not at
 # `import farmcredit` (the CLI's --help stays fast).
 _PIPELINE_NAMES = ("Assessment", "assess", "run_assessment")

@@ -7,9 +7,10 @@ Everything is validated once at load time and hashed into the audit record.
 from __future__ import annotations
 
 import codecs
+import copy
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
@@ -602,9 +603,10 @@ def packaged_config_text() -> str:
     return resources.files("farmcredit").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate a YAML configuration; ``None`` loads the packaged default. Sections a file leaves out take
-    the packaged values; a ``crops`` section it gives replaces the packaged crops whole. Warns (the ``farmcredit``
+def load_config(path: str | Path | Mapping | None = None) -> Config:
+    """Load and validate a YAML configuration; ``None`` loads the packaged default, a mapping (``config=`` in Python,
+    as a file's YAML reads) is taken as a file's would be. Sections a file leaves out take the packaged values; a
+    ``crops`` section it gives replaces the packaged crops whole. Warns (the ``farmcredit``
     logger) of a file's prices that look like prices per 斤 (``Config.prices_per_jin``), and of credit's amounts of
     money left at the packaged values in another currency (``Config.money_left_packaged``).
 
@@ -613,7 +615,12 @@ def load_config(path: str | Path | None = None) -> Config:
             ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency.
     """
     packaged = packaged_config_text()
-    if path is None:
+    if isinstance(path, Mapping):
+        text, source = None, "config= (a mapping)"
+    elif not isinstance(path, str | Path | None):
+        raise ConfigError(f"config= is a YAML file's path, a mapping of its sections or a Config, not "
+                          f"{type(path).__name__}")
+    elif path is None:
         text, source = packaged, "default configuration"
     else:
         try:
@@ -625,7 +632,7 @@ def load_config(path: str | Path | None = None) -> Config:
                               "as UTF-8") from exc
         source = str(path)
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+        raw = copy.deepcopy(dict(path)) if text is None else yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(exc, text)}") from exc
     except RecursionError as exc:  # PyYAML's composer recurses once per level of nesting

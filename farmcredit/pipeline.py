@@ -123,6 +123,13 @@ class Assessment:
     grid_window: Window | None = None
     pixels: PixelRasters | None = None
 
+    def __repr__(self) -> str:
+        """A line a notebook can show (the dataclass's ran to 80,000 characters: the record, every band file)."""
+        counts = self.record.get("counts", {})
+        return (f"Assessment({len(self.parcels)} parcels, {len(self.borrowers)} borrowers, "
+                f"decisions {counts.get('decision', {})}, dates {len(self.record.get('season_dates', []))}, "
+                f"model {self.record.get('models', {}).get('cropland', {}).get('name')!r})")
+
 
 def assess(
     parcels: str | Path | gpd.GeoDataFrame,

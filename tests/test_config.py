@@ -459,3 +459,17 @@ def test_the_config_printed_is_utf8_whatever_the_consoles_code_page_and_read_bac
     (tmp_path / "ps5.yaml").write_bytes(garbled.encode("utf-16"))
     with pytest.raises(ConfigError, match="ps5.yaml is UTF-16 text .*farmcredit config --out FILE"):
         load_config(tmp_path / "ps5.yaml")
+
+
+def test_a_config_given_as_a_mapping_is_read_as_a_file_of_those_sections_and_another_type_is_refused() -> None:
+    """``config={"credit": {"min_loan": 500}}`` (a notebook's one setting) raised pathlib's TypeError; it is read as a
+    file holding those sections is (the others packaged), and any other type is refused naming config=."""
+    import numpy as np
+
+    config = load_config({"credit": {"min_loan": np.float64(500)}})
+    assert config.credit.min_loan == 500 and config.crops == load_config().crops
+    with pytest.raises(ConfigError, match=r"invalid config config= \(a mapping\): credit.min_loan"):
+        load_config({"credit": {"min_loan": -5}})
+    with pytest.raises(ConfigError, match="config= is a YAML file's path, a mapping of its sections or a Config, "
+                                          "not int"):
+        load_config(5)

@@ -1102,8 +1102,16 @@ def test_the_packages_python_api_is_seen_by_dir_and_type_checkers() -> None:
     assert {name for name in dir(farmcredit) if not name.startswith("_")} == public  # not the helpers imported there
     tree = ast.parse(Path(farmcredit.__file__).read_text(encoding="utf-8"))
     checked = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
-    assert {alias.name for node in checked.body if isinstance(node, ast.ImportFrom) for alias in node.names} == public
+    lazy = {alias.name for node in checked.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert lazy == set(farmcredit._PIPELINE_NAMES) and public - lazy == {"ConfigError", "FarmcreditError",
+                                                                         "ImageryError", "InputError"}
     assert farmcredit.run_assessment is run_assessment and farmcredit.assess is assess
+    # The errors a caller catches, importable from the package (they were only in farmcredit.errors).
+    from farmcredit.errors import InputError
+
+    assert farmcredit.InputError is InputError and issubclass(farmcredit.InputError, farmcredit.FarmcreditError)
+    result = farmcredit.run_assessment(SAMPLE_TILES / "parcels.geojson", SAMPLE_TILES / "imagery", model="rule")
+    assert len(repr(result)) < 300 and "752 parcels" in repr(result)  # a notebook's cell shows a line, not 80,000
 
 
 def test_an_out_that_is_a_file_is_refused_before_anything_is_measured(small_season, tmp_path: Path,
