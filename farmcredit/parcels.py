@@ -855,7 +855,8 @@ def _in_utm_zones(geoms: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.nda
 def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list[str]], source: str) -> pd.Series:
     """The declared area as float in its column's unit, NaN where absent: ``declared_area_ha`` (ha), or
     ``declared_area_mu`` (mu, as declared; the caller converts it to ha). Text in full-width digits (２, １．５, as a
-    Chinese input method types them) is read as its number (NFKC), and text ending in the column's unit (30亩,
+    Chinese input method types them) is read as its number (NFKC), as are digits of another script (Bengali ০.১৩,
+    Devanagari १.५: ``_ascii_digits``), and text ending in the column's unit (30亩,
     0.5 公顷: ``UNIT_SUFFIXES``) as the number before it. A value of exactly 0 is none declared, as a Shapefile (whose
     numbers cannot be blank) and many exports write it: absent, flagged ``DECLARED_AREA_ZERO`` (info). Any other value
     given that is not a positive number (text such as "1,5", or "2亩" in hectares, negative) is flagged
@@ -872,7 +873,7 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
     def number_text(value: object) -> object:
         if not isinstance(value, str):
             return value
-        value = unicodedata.normalize("NFKC", value).strip()
+        value = _ascii_digits(value)
         return typed.group(1) if (typed := own_unit.fullmatch(value)) else value
 
     area = pd.to_numeric(given.map(number_text), errors="coerce").astype(float)
@@ -888,7 +889,7 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
         values = (given.iloc[i] for i in rows[:QUOTED_VALUES])
         quoted = ", ".join(f"{parcel_id.iloc[i]}: {v!r}" if isinstance(v, str) else f"{parcel_id.iloc[i]}: {v}"
                            for i, v in zip(rows, values))
-        in_other_unit = any(isinstance(v, str) and other_unit.fullmatch(unicodedata.normalize("NFKC", v).strip())
+        in_other_unit = any(isinstance(v, str) and other_unit.fullmatch(_ascii_digits(v))
                             for v in given.iloc[rows])
         logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s; they are flagged "
                        "INVALID_DECLARED_AREA and referred, their areas unchecked against the imagery", source,
@@ -896,6 +897,13 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
                        f" (1 亩 = 1/15 ha: areas in {other_unit_name} go in {other if in_mu_column else MU_COLUMN})"
                        if in_other_unit else "")
     return area.where(~invalid & ~zero)
+
+
+def _ascii_digits(text: str) -> str:
+    """``text`` in Unicode's compatibility form (NFKC: full-width ２ as 2), outer blanks off, each decimal digit of
+    another script (Bengali ০.১৩, Devanagari १.५) as its ASCII one, for ``pd.to_numeric``."""
+    return "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char
+                   for char in unicodedata.normalize("NFKC", text).strip())
 
 
 def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, area_m2: np.ndarray,

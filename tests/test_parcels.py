@@ -343,6 +343,18 @@ def test_a_declared_area_in_full_width_digits_is_its_number(tmp_path: Path) -> N
     assert list(parcels["reasons"]) == [[], [], ["DECLARED_AREA_ZERO"]]
 
 
+def test_a_declared_area_in_bengali_or_devanagari_digits_is_its_number(tmp_path: Path) -> None:
+    """০.১৩ (Bengali) and १.५ (Devanagari), as a Bangladeshi or Indian keyboard types them, were INVALID_DECLARED_AREA:
+    a Bangladeshi file's 752 parcels were all referred, none approved."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
+            for i, v in enumerate(["০.১৩", "१.५", "২ ha", "০"])]
+    path = tmp_path / "bengali.geojson"
+    _frame(rows).to_file(path)
+    parcels = read_parcels(path)
+    assert parcels["declared_area_ha"].iloc[:3].tolist() == [0.13, 1.5, 2.0]
+    assert list(parcels["reasons"]) == [[], [], [], ["DECLARED_AREA_ZERO"]]
+
+
 def test_a_declared_area_in_mu_is_read_as_fifteenths_of_a_hectare(tmp_path: Path) -> None:
     """1 亩 = 1/15 ha: a declared_area_mu column (matched ignoring case) gives declared_area_ha, and is kept as
     declared (0.9 mu, not only the 0.06 ha it reads as); a file in ha gains no mu."""
