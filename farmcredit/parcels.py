@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import unicodedata
 import warnings
@@ -105,16 +106,22 @@ MIN_PARCELS_FOR_UNIT = 10
 # over-declaring borrowers do not move a file's median.
 DECLARED_RATIO_BAND = (0.5, 1.6)
 # The land units borrowers declare in, in hectares each (low, high: a bigha is 0.13 ha in West Bengal, 0.25 in Bihar,
-# 0.27 in Uttar Pradesh), and the names a column may give them by (a Latin one as a whole word, e.g. not `percent`).
+# 0.27 in Uttar Pradesh; a katha is Bangladesh's and West Bengal's 720 square feet), and the names a column may give
+# them by (a Latin one as a whole word, e.g. not `percent`; Bangladesh's decimal, শতাংশ, is the cent).
 LAND_UNITS_HA = {"mu": (1 / MU_PER_HA, 1 / MU_PER_HA), "acre": (HA_PER_ACRE, HA_PER_ACRE),
                  "guntha": (0.010117, 0.010117), "bigha": (0.13, 0.27), "kanal": (0.0506, 0.0506),
-                 "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047),
+                 "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047), "katha": (0.0067, 0.0067),
                  "rai": (0.16, 0.16), "feddan": (0.42, 0.42), "are": (0.01, 0.01),
                  "m²": (0.0001, 0.0001)}
-LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर", "ekari"),
-                   "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"), "bigha": ("bigha", "bighas", "बीघा"),
+LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर", folded("একর"), "ekari"),
+                   "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"),
+                   "bigha": ("bigha", "bighas", "बीघा", folded("বিঘা")),
                    "kanal": ("kanal", "kanals"), "marla": ("marla", "marlas"),
+                   "cent": ("decimal", "decimals", "dec", "shotangsho", folded("শতাংশ")),
+                   "katha": ("katha", "kathas", "kattha", "katthas", folded("কাঠা")),
                    "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares")}
+# A unit's other name, as a message gives it (cent (decimal)).
+LAND_UNIT_ALSO = {"cent": "decimal"}
 # Words that give the unit only of a column otherwise named an area (area_ac, area_cents): alone, AC is an account in
 # an Indian bank's file (loan_ac_no) and per cent a share (irrigated_per_cent).
 AREA_UNIT_ABBREVIATIONS = {"ac": "acre", "cent": "cent", "cents": "cent"}
@@ -127,11 +134,12 @@ UNIT_SUFFIXES = {"declared_area_mu": re.compile(r"(.*?)\s*(亩|mu)", re.IGNORECA
                  "declared_area_ha": re.compile(r"(.*?)\s*(公顷|ha|hectares?)", re.IGNORECASE)}
 # A column not read whose name holds one of these (folded) looks like a declared area: left unread, in silence, the
 # parcels were assessed as declaring none, and over-declared ones approved.
-# In the languages of the markets served (Chinese, Hindi/Marathi, Spanish/Portuguese/French, Swahili): a name holding
-# one of these parts, or one of these words (a short one may be part of another word: share, rainfall, percent), or
-# one of LAND_UNIT_NAMES.
+# In the languages of the markets served (Chinese, Hindi/Marathi, Bengali, Spanish/Portuguese/French, Swahili): a
+# name holding one of these parts, or one of these words (a short one may be part of another word: share, rainfall,
+# percent), or one of LAND_UNIT_NAMES. Not জমি (land) alone: জমির দাগ নং is a plot's number.
 AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "亩", "acre", "hectare", "hectárea",
-                                                   "superficie", "hekta", "क्षेत्रफल", "रकबा", "हेक्टेयर", "हेक्टर"))
+                                                   "superficie", "hekta", "क्षेत्रफल", "रकबा", "हेक्टेयर", "हेक्टर",
+                                                   "জমির পরিমাণ", "আয়তন", "হেক্টর"))
 AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
@@ -714,8 +722,8 @@ def _warn_unread_areas(unread: pd.DataFrame, read: list[str], source: str, shape
         in_units = {name: units[0] for name in areas if (units := _units_named(folded(name), of_an_area=True))}
         sizes = dict.fromkeys(in_units.values())
         in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
-                         f"hectares ({', '.join(f'1 {unit} = {_unit_size(unit)}' for unit in sizes)}) into "
-                         "declared_area_ha" if in_units else "")
+                         f"hectares ({', '.join(f'1 {_unit_named(unit)} = {_unit_size(unit)}' for unit in sizes)}) "
+                         "into declared_area_ha" if in_units else "")
         logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
                        "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
                        "parcel's declared area is checked against the imagery%s", source,
@@ -754,6 +762,11 @@ def _unit_size(unit: str) -> str:
     """A ``LAND_UNITS_HA`` unit's size, as a message gives it (0.4047 ha; 0.13-0.27 ha by state)."""
     low, high = LAND_UNITS_HA[unit]
     return f"{low:g} ha" if low == high else f"{low:g}-{high:g} ha by state"
+
+
+def _unit_named(unit: str) -> str:
+    """A ``LAND_UNITS_HA`` unit as a message names it, with its other name (cent (decimal))."""
+    return f"{unit} ({LAND_UNIT_ALSO[unit]})" if unit in LAND_UNIT_ALSO else unit
 
 
 def _column_name(column: object) -> str:
@@ -962,16 +975,18 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
 
 def _units_fitting(per_ha: float, exclude: str | None) -> str:
     """The ``LAND_UNITS_HA`` units (but ``exclude``) that ``per_ha`` figures declared per hectare of outline fit
-    (within ``UNIT_FIT_BAND``), each with the ratio it gives (guntha (98.8x)) or, of a size that varies, the size
-    fitting (a bigha of about 0.13 ha), joined by "or"."""
+    (within ``UNIT_FIT_BAND``), the best fitting first (size times ``per_ha`` nearest 1), each with the ratio it gives
+    (guntha (98.8x)) or, of a size that varies, the size fitting (a bigha of about 0.13 ha), joined by "or"."""
     fits = []
     for unit, (low, high) in LAND_UNITS_HA.items():
         size = min(max(1 / per_ha, low), high)  # a varying unit's size nearest the ratio's
-        if unit != exclude and UNIT_FIT_BAND[0] <= round(per_ha * size, 6) <= UNIT_FIT_BAND[1]:
-            fits.append(f"{unit} ({1 / low:,.0f}x)" if low == high and low < 0.01 else f"{unit} ({1 / low:.3g}x)"
-                        if low == high else
-                        f"a {unit} of about {size:.2g} ha ({_unit_size(unit)})")
-    return ", ".join(fits[:-1]) + " or " + fits[-1] if len(fits) > 1 else "".join(fits)
+        named = _unit_named(unit)
+        if unit != exclude and UNIT_FIT_BAND[0] <= (fit := round(per_ha * size, 6)) <= UNIT_FIT_BAND[1]:
+            fits.append((abs(math.log(fit)), f"{named} ({1 / low:,.0f}x)" if low == high and low < 0.01 else
+                         f"{named} ({1 / low:.3g}x)" if low == high else
+                         f"a {named} of about {size:.2g} ha ({_unit_size(unit)})"))
+    told = [text for _, text in sorted(fits, key=lambda fitting: fitting[0])]
+    return ", ".join(told[:-1]) + " or " + told[-1] if len(told) > 1 else "".join(told)
 
 
 def _too_large(geoms: np.ndarray, span: np.ndarray | None, parcel_id: pd.Series, source: str) -> np.ndarray:

@@ -1001,18 +1001,21 @@ def test_parcels_nearly_all_off_a_fetched_folder_are_told_their_crs_may_be_misla
 
 @pytest.mark.parametrize("name", ["क्षेत्रफल (हेक्टेयर)", "रकबा", "एकड़", "गुंठा", "बीघा", "superficie", "Área (ha)",
                                   "hectáreas", "eneo", "ekari", "guntha", "Gunta", "bigha", "kanal", "marla", "feddan",
-                                  "rai", "are", "承包地ha", "area_cents"])
+                                  "rai", "are", "承包地ha", "area_cents", "জমির পরিমাণ (শতাংশ)", "জমির আয়তন",
+                                  "জমি (একর)", "বিঘা", "কাঠা", "decimal", "land_dec", "shotangsho", "katha",
+                                  "kattha"])
 def test_columns_named_for_an_area_in_the_markets_languages_and_units_are_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
     """क्षेत्रफल (हेक्टेयर), guntha, bigha and एकड़ were ignored in silence (面积 was warned of): an Indian file's
-    parcels were assessed as declaring nothing, and over-declared ones approved (1,038,000 -> 2,087,000 INR)."""
+    parcels were assessed as declaring nothing, and over-declared ones approved (1,038,000 -> 2,087,000 INR); so were
+    জমির পরিমাণ (শতাংশ), decimal and katha, a Bangladeshi file's (3,714,500 -> 5,910,500 BDT)."""
     warnings = _warnings_reading(tmp_path / "local.geojson", _hectare_squares(**{name: [2.0]}), caplog)
     assert f"column(s) {name!r} are not read, though named like a declared area" in warnings
 
 
 @pytest.mark.parametrize("name", ["rainfall", "percent", "share", "hare", "career", "guntersville", "village",
                                   "क्षेत्र_code", "loan_ac_no", "bank_ac", "irrigated_per_cent", "cents",
-                                  "क्षेत्रीय_शाखा", "क्षेत्र"])
+                                  "क्षेत्रीय_शाखा", "क्षेत्र", "জমির দাগ নং", "decade"])
 def test_columns_holding_a_short_unit_name_inside_another_word_are_not_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
     """rai, are, ha and mu match only as whole words; a region's code is no declared area, nor an account (AC in an
@@ -1027,16 +1030,22 @@ def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
     warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(guntha=[40.0], bigha=[2.0]), caplog)
     assert ("; 'guntha', in gunthas, 'bigha', in bighas: convert to hectares (1 guntha = 0.010117 ha, 1 bigha = "
             "0.13-0.27 ha by state) into declared_area_ha") in warnings
+    bengali = _warnings_reading(tmp_path / "bd.geojson", _hectare_squares(**{"জমির পরিমাণ (শতাংশ)": [32.1]}), caplog)
+    assert ("; 'জমির পরিমাণ (শতাংশ)', in cents: convert to hectares (1 cent (decimal) = 0.004047 ha) into "
+            "declared_area_ha") in bengali
 
 
 @pytest.mark.parametrize(("declared", "units"), [
-    (98.84, "(guntha (98.8x), cent (247x) or are (100x))"),  # guntha typed as hectares
-    (3.95, "(acre (2.47x), a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x) or feddan (2.38x))"),
+    (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))"),  # guntha typed as hectares
+    (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))"),  # Bangladesh's katha
+    (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))"),  # Bangladesh's decimal
+    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x), acre (2.47x) or feddan (2.38x))"),
     (10_000.0, "(m² (10,000x))")])
 def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str) -> None:
     """Guntha (99x) or a Bihar bigha (4x) typed into declared_area_ha flagged every parcel AREA_OVERSTATED, or none,
-    with no file-wide word."""
+    with no file-wide word; the best fitting unit comes first: a katha file (149x) was told guntha first (katha was
+    no unit), which, followed, referred every borrower, and a decimal file (247x) marla."""
     warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(declared_area_ha=[declared] * 12),
                                  caplog)
     assert (f"the declared_area_ha values are a median {declared:.3g} times their outlines' areas, where honest "
