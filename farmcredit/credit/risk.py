@@ -374,13 +374,16 @@ class RiskModel:
         scorecard's center (the average loan of its history), each by ``MIN_FACTOR_POINTS`` or more: (feature, value
         as scored, log-odds points), the most points first, a tie in the scorecard's feature order, a feature the
         row lacks (scored at the history's median) never one."""
-        points = self.scorecard.contributions(features)
-        factors = []
-        for values, row_points in zip(features[points.columns].to_numpy(), points.to_numpy(), strict=True):
-            raised = [k for k in np.argsort(-row_points, kind="stable")
-                      if row_points[k] >= MIN_FACTOR_POINTS and np.isfinite(values[k])]
-            factors.append([(points.columns[k], float(values[k]), float(row_points[k])) for k in raised[:MAX_FACTORS]])
-        return factors
+        contributions = self.scorecard.contributions(features)
+        names = list(contributions.columns)
+        points, values = contributions.to_numpy(), features[names].to_numpy(dtype=float)
+        # Ranked for all rows at once (a row a time took 1.2 s a 100,000 parcels, twice a run): the most points first.
+        eligible = (points >= MIN_FACTOR_POINTS) & np.isfinite(values)
+        top = np.argsort(-np.where(eligible, points, -np.inf), axis=1, kind="stable")[:, :MAX_FACTORS]
+        rows = np.arange(len(points))[:, None]
+        columns = [array.tolist() for array in (top, values[rows, top], points[rows, top], eligible[rows, top])]
+        return [[(names[k], value, point) for k, value, point, keep in zip(*row, strict=True) if keep]
+                for row in zip(*columns, strict=True)]
 
     def _scored(self, features: pd.DataFrame) -> np.ndarray:
         """PD per row of ``risk_features``, NaN where neither health nor yield is known."""
