@@ -362,13 +362,33 @@ def test_overlaps_above_the_share_are_found_whoever_pledged_them() -> None:
         shapely.box(0, 0, 100, 100),
         shapely.box(50, 0, 150, 100),   # half of it on parcel 0
         shapely.box(0, 0, 100, 100),    # the same land as parcel 0, pledged again
-        shapely.box(140, 0, 300, 100),  # 10% of parcel 1: under the 20% share
+        shapely.box(140, 0, 300, 100),  # 10% of parcel 1, which is pledged again: over the 5% counted
         None,
+        shapely.box(1000, 0, 1100, 100),
+        shapely.box(1090, 0, 1200, 100),  # 10% of parcel 5, and of nothing else: under the 20% share
     ], dtype=object)
     partners = find_overlaps(geoms, min_share=0.2)
-    assert partners.rows(0) == [1, 2] and partners.rows(1) == [0, 2] and partners.rows(2) == [0, 1]
-    assert partners.rows(3) == [] and partners.rows(4) == []
-    assert partners.counts().tolist() == [2, 2, 2, 0, 0]
+    assert partners.rows(0) == [1, 2] and partners.rows(1) == [0, 2, 3] and partners.rows(2) == [0, 1]
+    assert partners.rows(3) == [1] and partners.rows(4) == [] and partners.rows(5) == partners.rows(6) == []
+    assert partners.counts().tolist() == [2, 3, 2, 1, 0, 0, 0]
+
+
+def test_a_parcel_cut_from_slices_of_others_land_overlaps_each_of_them_but_not_a_neighbour_off_by_a_sliver() -> None:
+    """A parcel made of 15% slices of 12 others' fields (8% of it each, under the 20% share one pair at a time) was
+    approved, no code on anyone: together they cover all of it, so it overlaps each. A neighbour drawn 1 m over it,
+    or a field with 4% slivers of four neighbours adding up to over the share, overlaps nothing."""
+    victims = [shapely.box(200 * k, 0, 200 * k + 100, 100) for k in range(12)]
+    sliced = shapely.union_all([shapely.box(200 * k + 85, 0, 200 * k + 100, 100) for k in range(12)])
+    beside = shapely.box(2400, 0, 2500, 100)  # touches the last victim's slice, drawn 1 m over it
+    field = shapely.box(0, 1000, 100, 1100)
+    slivers = [shapely.affinity.translate(field, dx, dy) for dx, dy in ((96, 0), (-96, 0), (0, 96), (0, -96))]
+    geoms = np.array([*victims, sliced, shapely.affinity.translate(beside, -1, 0), field, *slivers], dtype=object)
+    partners = find_overlaps(geoms, min_share=0.2)
+    assert partners.rows(12) == list(range(12)) and all(partners.rows(k) == [12] for k in range(12))
+    assert partners.counts().tolist() == [1] * 12 + [12] + [0] * 6
+    ids = [f"V{k:02d}" for k in range(12)] + ["SLICED", "BESIDE", "FIELD", "N", "S", "E", "W"]
+    assert partners.listed_ids(ids)[12] == ids[:12] and partners.listed_ids(ids)[0] == ["SLICED"]
+    assert find_overlaps(geoms[14:], min_share=0.1).counts().tolist() == [0] * 5  # 16% of slivers, each under 5%
 
 
 def test_copies_of_one_outline_overlap_each_other_and_its_neighbours_listed_up_to_a_cap() -> None:
