@@ -590,6 +590,24 @@ def test_borrower_total_is_capped_and_names_deciding_parcels() -> None:
     assert float(amounts(borrower["reason_amounts"])["BORROWER_CAP_REACHED"]) == pytest.approx(over)
 
 
+def test_parcel_cap_caps_a_parcel_not_a_field_cut_into_strips_which_borrower_cap_binds() -> None:
+    """As README says: a 1.5 ha field under a 2,000 parcel cap lends 2,000; cut into six touching 0.25 ha strips,
+    each under the cap, it lends their sum, so only borrower_cap (here 5,000) bounds what a borrower gets."""
+    config = CONFIG.model_copy(update={"credit": CONFIG.credit.model_copy(update={"parcel_cap": 2000,
+                                                                                  "borrower_cap": 5000})})
+
+    def borrower(area: float, n: int) -> pd.Series:
+        rows = [_parcel(parcel_id=f"P{k}", declared_area_ha=area, polygon_area_ha=area, cultivated_area_ha=area,
+                        cultivated_area_low_ha=area, cultivated_area_high_ha=area) for k in range(n)]
+        parcels = assign_limits(pd.DataFrame(rows), config, RISK)
+        frame = gpd.GeoDataFrame(parcels, geometry=[box(k, 0, k + 1, 1) for k in range(n)], crs="EPSG:32650")
+        return aggregate_borrowers(frame, config).iloc[0]
+
+    whole, strips = borrower(1.5, 1), borrower(0.25, 6)
+    assert whole["loan_limit"] == 2000 and whole["reason"] == "CAP_REACHED"
+    assert strips["loan_limit"] == 5000 and strips["reason"].startswith("BORROWER_CAP_REACHED")
+
+
 def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     """Declined by their total, not by the parcel declined beside it (which gave 0): no parcel decided alone."""
     parcels = _assess(_parcel(cultivated_area_ha=0.02, cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02,
