@@ -135,6 +135,11 @@ def derive_signals(
     # fallow to all crop, so it widens the interval (the estimate extends the seen share to the whole parcel).
     seen = np.clip(np.nan_to_num(m.inside_share, nan=1.0), 0.0, 1.0)
     low, high = m.cultivated_fraction_low * seen, m.cultivated_fraction_high * seen + (1.0 - seen)
+    # Bare where the season never saw its crop green: the crop may be sown after the season's images, so the land seen
+    # may all be cropped too (the interval's top was under the truth of 428 such cropped parcels of a simulated season,
+    # rule), and the fallow call rests on nothing that tells how sure it is.
+    high = np.where(unjudged, 1.0, high)
+    confidence = np.where(unjudged, np.nan, confidence)
     signals = pd.DataFrame(
         {
             "polygon_area_ha": area,

@@ -262,6 +262,27 @@ def test_bare_land_the_season_never_saw_at_its_crops_green_time_is_referred_not_
     assert decided["limit_arithmetic"].iloc[0].endswith("(refer: SEASON_MISSES_CROP)")
 
 
+def test_bare_land_the_season_never_saw_green_states_no_area_nor_a_sure_fallow_call() -> None:
+    """Seen bare only before its crop would green, a parcel may be cropped all over once sown: its interval runs from
+    the low end measured to the whole polygon (the part off the imagery, as anywhere, may be crop too), and its fallow
+    call has no confidence. A simulated maize parcel of 0.585 ha so seen gave [0.045, 0.149] ha and a sure fallow.
+    Land seen bare in wheat's green weeks keeps its narrow interval and its confidence."""
+    ndvi = np.full((3, 16), 0.15)
+    clear = np.ones_like(ndvi)
+    clear[:, 6:] = 0.0  # nothing clear after May
+    m = dataclasses.replace(_measure(ndvi, clear=clear, fraction=np.full(3, 0.05)),
+                            inside_share=np.array([1.0, 0.75, 1.0]))
+    signals, reasons = _signals(m, declared=["maize", "玉米", "wheat"])
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, True, False]
+    np.testing.assert_allclose(signals["cultivated_area_low_ha"], [0.02375, 0.02375 * 0.75, 0.02375])
+    np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.5, 0.5, 0.02625])
+    assert signals["crop"].tolist() == ["fallow"] * 3
+    assert signals["crop_confidence"].isna().tolist() == [True, True, False]
+    decided = _limits(signals, reasons, np.array(["maize", "玉米", "wheat"], dtype=object), CONFIG)
+    assert decided["decision"].tolist() == ["refer", "refer", "decline"]
+    assert decided["loan_limit"].tolist()[:2] == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("fallow", ["fallow", "休耕", "撂荒"])
 def test_bare_land_declared_fallow_is_not_cultivated_whatever_the_season_saw(fallow) -> None:
     """Seen bare only in March and from late September, in no crop's green weeks, land declared fallow is declined
