@@ -27,6 +27,7 @@ from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, zip_member
 from farmcredit.imagery import Imagery, Scene
 from farmcredit.imagery.fetch import read_manifest
+from farmcredit.margins import model_margins
 from farmcredit.reasons import REASONS, RISK_FACTOR_CODES, sentence
 from farmcredit.version import code_version
 
@@ -207,6 +208,21 @@ def build_run_record(
                           for scene, path, message, parcels in read_failures],
         "timings_s": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
+
+
+def area_interval_record(model: object) -> dict:
+    """The cultivated-area interval the cropland ``model`` applied (``pipeline.widened``), as run.json lists it beside
+    the model: its margins (``mixed_margin``, one per parcel size of ``area_bands_ha``; ``sizes`` in words) and
+    ``level``, the share of parcels they were fitted to hold, as its card says (null where it does not: the rule's are
+    its config's, ``cropland_rule``; the packaged ones were fitted at 0.8). The config lists the rule's margins in any
+    run; a CNN's are its card's, which it listed nowhere."""
+    margins = model_margins(model)
+    card = getattr(model, "card", None)
+    metrics = card.metrics if card is not None else {}
+    # A calibration's own record (``farmcredit calibrate``), else the packaged card's.
+    level = next((fit["level"] for fit in (metrics.get("calibration"), metrics.get("area_interval"))
+                  if isinstance(fit, dict) and "level" in fit), None)
+    return {"level": level, **margins.written(), "sizes": margins.labels()}
 
 
 def _season_clear(dates: Sequence[date], clear: np.ndarray, measured: int) -> dict:
@@ -399,8 +415,10 @@ def _provenance(record: dict) -> dict:
     return {
         "code": record["code"],
         "config_hash": record["config"]["hash"],
-        # The cropland model with its devices and precisions; run.json alone counts the partitions of each (batch).
-        "models": {"cropland": {k: v for k, v in record["models"]["cropland"].items() if k != "inference"},
+        # The cropland model with its devices and precisions; run.json alone lists its area interval and counts the
+        # partitions of each (batch).
+        "models": {"cropland": {k: v for k, v in record["models"]["cropland"].items()
+                                if k not in ("inference", "area_interval")},
                    "risk_hash": record["models"]["risk"]["hash"]},
         "parcels_file_fingerprint": {k: v for k, v in record["inputs"]["parcels"].items()
                                      if k.startswith("sha256") or k in ("layer", "crs")},

@@ -34,7 +34,7 @@ from farmcredit.agronomy import (
     peak_days,
     season_days,
 )
-from farmcredit.audit import build_run_record, file_fingerprint, scene_record
+from farmcredit.audit import area_interval_record, build_run_record, file_fingerprint, scene_record
 from farmcredit.config import Config, CropConfig, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.risk import chance_warning
@@ -661,7 +661,7 @@ def finish_assessment(
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
     overlaps = find_overlaps(geoms, cfg.credit.overlap_share)
     credit = assign_limits(frame, cfg, risk, overlaps)
-    cropland = model.describe()
+    cropland = {**model.describe(), "area_interval": area_interval_record(model)}
     credit["model_version"] = model.name
     credit["model_hash"] = cropland["hash"]  # a model retrained under the same name is another model
     credit["risk_model_hash"] = risk.model_hash

@@ -107,6 +107,21 @@ def test_records_vouch_for_the_parcel_file_as_read_name_overlaps_and_hash_outlin
             r["inputs"]["geometry_wkb_sha256"] for r in records.values()]
 
 
+@pytest.mark.parametrize(("model", "level", "margins"), [
+    ("cnn", 0.8, [0.097, 0.097, 0.059, 0.048]),  # the packaged card's
+    ("rule", None, [0.084, 0.084, 0.062, 0.057]),  # the packaged config's cropland_rule
+])
+def test_run_json_lists_the_area_interval_of_the_model_that_measured(small_season, model: str, level: float | None,
+                                                                     margins: list[float]) -> None:
+    """A CNN run's run.json listed the rule's margins (in the config) and none of the CNN's, which it applied."""
+    from farmcredit.pipeline import run_assessment
+
+    result = run_assessment(small_season.parcels_path, small_season.imagery_dir, model=model)
+    assert result.record["models"]["cropland"]["area_interval"] == {
+        "level": level, "mixed_margin": margins, "area_bands_ha": [0.1, 0.2, 0.4],
+        "sizes": ["under 0.1 ha", "0.1-0.2 ha", "0.2-0.4 ha", "0.4 ha and over"]}
+
+
 def test_a_records_risk_features_are_built_with_the_slack_its_scorecard_was_fitted_with(small_season) -> None:
     """declared_over_high counts only what a declaration exceeds the interval's top by beyond the slack the scorecard
     was fitted with (run.json's models.risk.declared_slack_ha), as the PD was scored."""

@@ -183,11 +183,12 @@ def test_partitions_say_how_they_were_measured_and_device_cpu_measures_those_in_
                                      {"device": "cuda", "precision": "bfloat16", "partitions": 1}]
     assert (cropland["device"], cropland["precision"]) == ("cpu + cuda", "bfloat16 + float32")
     assert "measured in bfloat16 and float32" in caplog.text
-    # A decision record names the devices and precisions, not the run's partition counts.
+    # A decision record names the devices and precisions, not the run's partition counts nor its area interval.
     assessment = mixed.assessment
     [decision, *_] = decision_records(assessment.parcels, assessment.record, assessment.overlaps,
                                       assessment.products, assessment.clear, assessment.imagery.scenes)
-    assert decision["models"]["cropland"] == {k: v for k, v in cropland.items() if k != "inference"}
+    assert decision["models"]["cropland"] == {k: v for k, v in cropland.items()
+                                              if k not in ("inference", "area_interval")}
     caplog.clear()
     again = run(device="cpu")
     assert again.reused == again.partitions - 1 and "measured in" not in caplog.text
