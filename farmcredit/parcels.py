@@ -141,6 +141,11 @@ AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "�
                                                    "superficie", "hekta", "क्षेत्रफल", "रकबा", "हेक्टेयर", "हेक्टर",
                                                    "জমির পরিমাণ", "আয়তন", "হেক্টর"))
 AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
+# A column not read whose (folded) name holds one of these parts, or one of these words, looks like a declared crop
+# (cultura, cultivo_principal, 种植作物, फसल, ফসল, Swahili's zao): left unread, in silence, no parcel's crop was checked
+# (no CROP_MISMATCH), a mismatching one approved.
+CROP_NAME_PARTS = ("crop", "cultura", "cultivo", "culture", "作物", "फसल", "ফসল")
+CROP_NAME_WORDS = frozenset({"zao", "mazao"})
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
 NUMBER_WITH_UNIT = re.compile(r"[+-]?\d[\d.,]*\s*\D{0,12}")
@@ -508,9 +513,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
                              f"ha and in mu, 1 亩 = 1/15 ha){rows}: keep one")
         unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
         frame, ours = frame.drop(columns=unused), {c: name for c, name in ours.items() if c not in unused}
-    _warn_unread_areas(frame.drop(columns=[geometry_column, *ours]),
-                       [str(c) for c, name in ours.items() if name.startswith("declared_area_")], source,
-                       shapefile=suffix == ".shp")
+    _warn_unread_columns(frame.drop(columns=[geometry_column, *ours]), ours, source, shapefile=suffix == ".shp")
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
@@ -698,47 +701,90 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         where[3], parcels.crs.to_string(), imagery[0], imagery[2], imagery[1], imagery[3], otherwise)
 
 
-def _warn_unread_areas(unread: pd.DataFrame, read: list[str], source: str, shapefile: bool) -> None:
+def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: str, shapefile: bool) -> None:
+    """Warn of the ``unread`` columns that look like a parcel column not read (``_warn_unread_areas``,
+    ``_warn_unread_crops``); ``ours``: the columns read, by the name each is read as."""
+    read = {name: str(column) for column, name in ours.items()}
+    _warn_unread_areas(unread, next((read[name] for name in read if name.startswith("declared_area_")), None), source,
+                       shapefile)
+    _warn_unread_crops(unread, read.get("declared_crop"), source)
+
+
+def _look_alikes(unread: pd.DataFrame, named: Callable[[str], bool], valued: Callable[[pd.Series], bool],
+                 what: str, read: str | None, source: str) -> list[str]:
+    """The ``unread`` columns whose folded names ``named`` tells and whose values ``valued`` does look like ``what``
+    (declared area); where such a column is ``read`` (its name), they are only noted (info) and none is returned: the
+    column read is the one used."""
+    like = [str(column) for column, values in unread.items() if named(folded(str(column))) and valued(values)]
+    if like and read is not None:
+        logger.info("%s: column(s) %s, named like a %s, are also present, not read: the %s is %s's", source,
+                    ", ".join(map(repr, like)), what, what, read)
+        return []
+    return like
+
+
+def _named_like(name: str, parts: Iterable[str], words: frozenset[str]) -> bool:
+    """True where a folded column name holds one of ``parts`` or, as a whole word (``_name_words``), of ``words``."""
+    return any(part in name for part in parts) or not words.isdisjoint(_name_words(name))
+
+
+def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shapefile: bool) -> None:
     """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积,
     क्षेत्रफल (हेक्टेयर), guntha; not ``NOT_AREA_WORDS`` nor outline areas) and whose values are mostly numbers
     (``_mostly_numbers``), naming the columns read and, for one named for a unit of ``LAND_UNIT_NAMES``, its size in
-    hectares; where a declared area is ``read``, only note them (info): its column is the one checked."""
+    hectares; where a declared area is ``read`` (its column), only note them (info): its column is the one checked."""
     def an_area(name: str) -> bool:
-        name = folded(name)
-        words = _name_words(name)
         outline = name.startswith(OUTLINE_AREA_PREFIXES) or (shapefile and name == "area")
-        if outline or not NOT_AREA_WORDS.isdisjoint(words):
+        if outline or not NOT_AREA_WORDS.isdisjoint(_name_words(name)):
             return False
-        return (any(part in name for part in AREA_NAME_PARTS) or not AREA_NAME_WORDS.isdisjoint(words)
-                or bool(_units_named(name)))
+        return _named_like(name, AREA_NAME_PARTS, AREA_NAME_WORDS) or bool(_units_named(name))
 
-    if not (areas := [str(column) for column, values in unread.items()
-                      if an_area(str(column)) and _mostly_numbers(values)]):
+    if not (areas := _look_alikes(unread, an_area, _mostly_numbers, "declared area", read, source)):
         return
-    if read:
-        logger.info("%s: column(s) %s, named like an area, are also present, not read: the declared area is %s's",
-                    source, ", ".join(map(repr, areas)), read[0])
-    else:
-        in_units = {name: units[0] for name in areas if (units := _units_named(folded(name), of_an_area=True))}
-        sizes = dict.fromkeys(in_units.values())
-        in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
-                         f"hectares ({', '.join(f'1 {_unit_named(unit)} = {_unit_size(unit)}' for unit in sizes)}) "
-                         "into declared_area_ha" if in_units else "")
-        logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
-                       "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
-                       "parcel's declared area is checked against the imagery%s", source,
-                       ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_units_text)
+    in_units = {name: units[0] for name in areas if (units := _units_named(folded(name), of_an_area=True))}
+    sizes = dict.fromkeys(in_units.values())
+    in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
+                     f"hectares ({', '.join(f'1 {_unit_named(unit)} = {_unit_size(unit)}' for unit in sizes)}) "
+                     "into declared_area_ha" if in_units else "")
+    logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
+                   "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
+                   "parcel's declared area is checked against the imagery%s", source,
+                   ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_units_text)
+
+
+def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> None:
+    """Warn once of the ``unread`` columns whose names look like a declared crop (``CROP_NAME_PARTS``, cultura,
+    作物) and whose values are mostly text (``_mostly_text``): no parcel's crop would be checked against the imagery
+    (no CROP_MISMATCH); where ``declared_crop`` is ``read``, only note them (info)."""
+    if crops := _look_alikes(unread, lambda name: _named_like(name, CROP_NAME_PARTS, CROP_NAME_WORDS), _mostly_text,
+                             "declared crop", read, source):
+        logger.warning("%s: column(s) %s are not read, though named like a declared crop: name the declared crop's "
+                       "column declared_crop, or no parcel's crop is checked against the imagery (CROP_MISMATCH)",
+                       source, ", ".join(map(repr, crops)))
+
+
+def _given_values(values: pd.Series) -> pd.Series:
+    """The values given (of the first ``AREA_VALUES_READ``) as text in Unicode's compatibility form, blanks left out."""
+    given = values.dropna().head(AREA_VALUES_READ).astype(str).map(
+        lambda value: unicodedata.normalize("NFKC", value).strip())
+    return given[given.ne("")]
 
 
 def _mostly_numbers(values: pd.Series) -> bool:
-    """True where more than half the values given (of the first ``AREA_VALUES_READ``) are numbers, or numbers with a
-    unit (``NUMBER_WITH_UNIT``), or none is given (the column's name then tells): a column of place names is no area."""
+    """True where more than half the values given (``_given_values``) are numbers, or numbers with a unit
+    (``NUMBER_WITH_UNIT``), or none is given (the column's name then tells): a column of place names is no area."""
     if pd.api.types.is_numeric_dtype(values):
         return True
-    given = values.dropna().head(AREA_VALUES_READ).astype(str).map(
-        lambda value: unicodedata.normalize("NFKC", value).strip())
-    given = given[given.ne("")]
+    given = _given_values(values)
     return given.empty or given.str.fullmatch(NUMBER_WITH_UNIT).mean() > 0.5
+
+
+def _mostly_text(values: pd.Series) -> bool:
+    """True where more than half the values given (``_given_values``) are text, not numbers (with a unit or not): a
+    crop's name, not its area or code."""
+    if pd.api.types.is_numeric_dtype(values) or (given := _given_values(values)).empty:
+        return False
+    return (~given.str.fullmatch(NUMBER_WITH_UNIT)).mean() > 0.5
 
 
 def _name_words(name: str) -> list[str]:
