@@ -146,6 +146,13 @@ AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
 # (no CROP_MISMATCH), a mismatching one approved.
 CROP_NAME_PARTS = ("crop", "cultura", "cultivo", "culture", "作物", "फसल", "ফসল")
 CROP_NAME_WORDS = frozenset({"zao", "mazao"})
+# ...a borrower id (Brazil's CPF, a cooperative's cooperado or sócio, productor, cliente, farmer_id, member, 借款人,
+# 农户, 户主, 承包方, किसान, কৃষক), its values repeated across rows: left unread, in silence, each parcel was lent as
+# its own borrower, the borrower cap, minimum loan and referrals applied per parcel (short Latin ones as whole words:
+# not the dni in a word, nor member in members_count).
+BORROWER_NAME_PARTS = ("borrower", "cooperado", "productor", "produtor", "cliente", "customer", "farmer", "借款人",
+                       "农户", "户主", "承包方", "किसान", "কৃষক")
+BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio", "member", "client", "mkulima"})
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
 NUMBER_WITH_UNIT = re.compile(r"[+-]?\d[\d.,]*\s*\D{0,12}")
@@ -703,11 +710,12 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
 
 def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: str, shapefile: bool) -> None:
     """Warn of the ``unread`` columns that look like a parcel column not read (``_warn_unread_areas``,
-    ``_warn_unread_crops``); ``ours``: the columns read, by the name each is read as."""
+    ``_warn_unread_crops``, ``_warn_unread_borrowers``); ``ours``: the columns read, by the name each is read as."""
     read = {name: str(column) for column, name in ours.items()}
     _warn_unread_areas(unread, next((read[name] for name in read if name.startswith("declared_area_")), None), source,
                        shapefile)
     _warn_unread_crops(unread, read.get("declared_crop"), source)
+    _warn_unread_borrowers(unread, read.get("borrower_id"), source)
 
 
 def _look_alikes(unread: pd.DataFrame, named: Callable[[str], bool], valued: Callable[[pd.Series], bool],
@@ -763,6 +771,22 @@ def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> N
                        source, ", ".join(map(repr, crops)))
 
 
+def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) -> None:
+    """Without a ``borrower_id`` column (``read`` None), warn once that each parcel is lent as its own borrower, naming
+    the ``unread`` columns that look like a borrower id: named so (``BORROWER_NAME_PARTS``, CPF, cooperado, 借款人) and
+    of values repeated across rows (``_repeated``). Not refused: stand-alone parcels are lent on so."""
+    look_alikes = _look_alikes(unread, lambda name: _named_like(name, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS),
+                               _repeated, "borrower id", read, source)
+    if read is not None:
+        return
+    unread_text = (f"; column(s) {', '.join(map(repr, look_alikes))}, not read, look like a borrower id (so named, "
+                   "their values repeated across rows): if one gives each parcel's borrower, name it borrower_id"
+                   if look_alikes else "; if parcels share borrowers, give each one's in a borrower_id column")
+    logger.warning("%s: no borrower_id column: each parcel is lent as its own borrower (MISSING_BORROWER_ID), the "
+                   "borrower-level rules (borrower cap, minimum loan, a referral holding the borrower's other parcels) "
+                   "applied to it alone%s", source, unread_text)
+
+
 def _given_values(values: pd.Series) -> pd.Series:
     """The values given (of the first ``AREA_VALUES_READ``) as text in Unicode's compatibility form, blanks left out."""
     given = values.dropna().head(AREA_VALUES_READ).astype(str).map(
@@ -785,6 +809,17 @@ def _mostly_text(values: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(values) or (given := _given_values(values)).empty:
         return False
     return (~given.str.fullmatch(NUMBER_WITH_UNIT)).mean() > 0.5
+
+
+def _repeated(values: pd.Series) -> bool:
+    """True where the values given, text or whole numbers (ids, not measures), are fewer distinct than the rows giving
+    them: a borrower's id on each of the borrower's parcels."""
+    given = values.dropna()
+    if pd.api.types.is_float_dtype(given) and not given.eq(given.round()).all():
+        return False
+    given = given.astype(str).str.strip()
+    given = given[given.ne("")]
+    return given.nunique() < len(given)
 
 
 def _name_words(name: str) -> list[str]:

@@ -605,6 +605,45 @@ def test_crop_like_columns_beside_the_declared_crop_or_of_numbers_are_not_warned
     assert "declared crop" not in numbers
 
 
+def _parcel_squares(**columns: list) -> list[dict]:
+    """``_hectare_squares`` without a borrower_id column."""
+    return [{name: value for name, value in row.items() if name != "borrower_id"}
+            for row in _hectare_squares(**columns)]
+
+
+@pytest.mark.parametrize("name", ["CPF", "cooperado", "socio", "productor", "id_cliente", "farmer_id", "Member",
+                                  "借款人", "农户编码"])
+def test_a_borrower_column_under_another_name_is_warned_of_as_each_parcel_lent_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """CPF, cooperado and the like were ignored in silence: each parcel was lent as its own borrower, the borrower cap,
+    minimum loan and referrals applied per parcel (sample_tiles/ with borrower_id renamed CPF: 195,300 -> 292,900
+    CNY approved)."""
+    rows = _parcel_squares(**{name: ["123.456.789-09", "123.456.789-09", "987.654.321-00"],
+                              "members_count": [3, 3, 2], "village": ["Ituiutaba"] * 3})
+    warnings = _warnings_reading(tmp_path / "cpf.geojson", rows, caplog)
+    assert warnings.count("no borrower_id column") == 1
+    assert ("no borrower_id column: each parcel is lent as its own borrower (MISSING_BORROWER_ID), the borrower-level "
+            "rules (borrower cap, minimum loan, a referral holding the borrower's other parcels) applied to it alone; "
+            f"column(s) {name!r}, not read, look like a borrower id (so named, their values repeated across rows): if "
+            "one gives each parcel's borrower, name it borrower_id") in warnings
+
+
+def test_parcels_standing_alone_are_warned_of_once_naming_no_column_of_ids_not_repeated(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    alone = _warnings_reading(tmp_path / "alone.geojson", _parcel_squares(CPF=["1", "2", "3"]), caplog)
+    assert alone.count("each parcel is lent as its own borrower") == 1
+    assert "look like a borrower id" not in alone
+    assert "; if parcels share borrowers, give each one's in a borrower_id column" in alone
+    path = tmp_path / "both.geojson"
+    _frame(_hectare_squares(CPF=["1", "1", "3"])).to_file(path)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="farmcredit.parcels"):
+        read_parcels(path)
+    assert "own borrower" not in caplog.text
+    assert ("column(s) 'CPF', named like a borrower id, are also present, not read: the borrower id is borrower_id's"
+            ) in caplog.text
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
