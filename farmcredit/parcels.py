@@ -107,11 +107,18 @@ MIN_PARCELS_FOR_UNIT = 10
 DECLARED_RATIO_BAND = (0.5, 1.6)
 # The land units borrowers declare in, in hectares each (low, high: a bigha is 0.13 ha in West Bengal, 0.25 in Bihar,
 # 0.27 in Uttar Pradesh; a katha is Bangladesh's and West Bengal's 720 square feet), and the names a column may give
-# them by (a Latin one as a whole word, e.g. not `percent`; Bangladesh's decimal, শতাংশ, is the cent).
+# them by (a Latin one as a whole word, e.g. not `percent`; Bangladesh's decimal, শতাংশ, is the cent). Brazil's
+# alqueire is the paulista's 2.42 ha (São Paulo, Paraná, the South) to the mineiro's 4.84 (Minas Gerais, Goiás, Mato
+# Grosso), 100 and 200 square braças of 2.2 m squared; the baiano's 9.68 ha is left out, as it would fit files a fifth
+# of their outlines (tables of Brazil's agrarian measures, e.g. Embrapa's and INCRA's). Its tarefa runs 0.3025 ha
+# (Sergipe, Alagoas: 25 braças square) to 0.4356 (Bahia: 30 braças square). Central America's manzana is 10,000 square
+# varas of 0.8359 m, 0.6987 ha (Honduras, Nicaragua, El Salvador, Costa Rica); Argentina's manzana is a town block, no
+# unit a farm declares in. The quadra (cuadra) is left out: 0.74-1.74 ha by country and Brazilian state.
 LAND_UNITS_HA = {"mu": (1 / MU_PER_HA, 1 / MU_PER_HA), "acre": (HA_PER_ACRE, HA_PER_ACRE),
                  "guntha": (0.010117, 0.010117), "bigha": (0.13, 0.27), "kanal": (0.0506, 0.0506),
                  "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047), "katha": (0.0067, 0.0067),
                  "rai": (0.16, 0.16), "feddan": (0.42, 0.42), "are": (0.01, 0.01),
+                 "alqueire": (2.42, 4.84), "tarefa": (0.3025, 0.4356), "manzana": (0.6987, 0.6987),
                  "m²": (0.0001, 0.0001)}
 LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर", folded("একর"), "ekari"),
                    "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"),
@@ -119,12 +126,14 @@ LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर"
                    "kanal": ("kanal", "kanals"), "marla": ("marla", "marlas"),
                    "cent": ("decimal", "decimals", "dec", "shotangsho", folded("শতাংশ")),
                    "katha": ("katha", "kathas", "kattha", "katthas", folded("কাঠা")),
-                   "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares")}
+                   "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares"),
+                   "alqueire": ("alqueire", "alqueires"), "tarefa": ("tarefa", "tarefas"),
+                   "manzana": ("manzana", "manzanas")}
 # A unit's other name, as a message gives it (cent (decimal)).
 LAND_UNIT_ALSO = {"cent": "decimal"}
-# Words that give the unit only of a column otherwise named an area (area_ac, area_cents): alone, AC is an account in
-# an Indian bank's file (loan_ac_no) and per cent a share (irrigated_per_cent).
-AREA_UNIT_ABBREVIATIONS = {"ac": "acre", "cent": "cent", "cents": "cent"}
+# Words that give the unit only of a column otherwise named an area (area_ac, area_cents, area_alq, area_mz): alone, AC
+# is an account in an Indian bank's file (loan_ac_no), per cent a share (irrigated_per_cent), MZ a place's code.
+AREA_UNIT_ABBREVIATIONS = {"ac": "acre", "cent": "cent", "cents": "cent", "alq": "alqueire", "mz": "manzana"}
 # A unit fits a file's median ratio where its size times the declared figures per hectare of outline is within this
 # band: as MU_RATIO_BAND's 6-30 times for 15 mu to the hectare.
 UNIT_FIT_BAND = (0.4, 2.0)
@@ -1062,10 +1071,11 @@ def _units_fitting(per_ha: float, exclude: str | None) -> str:
     for unit, (low, high) in LAND_UNITS_HA.items():
         size = min(max(1 / per_ha, low), high)  # a varying unit's size nearest the ratio's
         named = _unit_named(unit)
+        article = "an" if named[0] in "aeiou" else "a"
         if unit != exclude and UNIT_FIT_BAND[0] <= (fit := round(per_ha * size, 6)) <= UNIT_FIT_BAND[1]:
             fits.append((abs(math.log(fit)), f"{named} ({1 / low:,.0f}x)" if low == high and low < 0.01 else
                          f"{named} ({1 / low:.3g}x)" if low == high else
-                         f"a {named} of about {size:.2g} ha ({_unit_size(unit)})"))
+                         f"{article} {named} of about {size:.2g} ha ({_unit_size(unit)})"))
     told = [text for _, text in sorted(fits, key=lambda fitting: fitting[0])]
     return ", ".join(told[:-1]) + " or " + told[-1] if len(told) > 1 else "".join(told)
 

@@ -1099,13 +1099,21 @@ def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
     bengali = _warnings_reading(tmp_path / "bd.geojson", _hectare_squares(**{"জমির পরিমাণ (শতাংশ)": [32.1]}), caplog)
     assert ("; 'জমির পরিমাণ (শতাংশ)', in cents: convert to hectares (1 cent (decimal) = 0.004047 ha) into "
             "declared_area_ha") in bengali
+    latin = _warnings_reading(tmp_path / "br.geojson", _hectare_squares(alqueires=[0.4], Tarefas=[3.3], area_mz=[1.4]),
+                              caplog)
+    assert ("; 'alqueires', in alqueires, 'Tarefas', in tarefas, 'area_mz', in manzanas: convert to hectares "
+            "(1 alqueire = 2.42-4.84 ha by state, 1 tarefa = 0.3025-0.4356 ha by state, 1 manzana = 0.6987 ha) into "
+            "declared_area_ha") in latin
 
 
 @pytest.mark.parametrize(("declared", "units"), [
     (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))"),  # guntha typed as hectares
     (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))"),  # Bangladesh's katha
     (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))"),  # Bangladesh's decimal
-    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x), acre (2.47x) or feddan (2.38x))"),
+    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), "
+           "rai (6.25x), acre (2.47x) or feddan (2.38x))"),
+    (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), a bigha of about 0.27 ha (0.13-0.27 ha by state), "
+          "acre (2.47x), feddan (2.38x) or rai (6.25x))"),  # Brazil's tarefa (Sergipe, Alagoas)
     (10_000.0, "(m² (10,000x))")])
 def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str) -> None:
@@ -1182,13 +1190,24 @@ def test_files_of_fewer_parcels_than_a_unit_needs_get_no_unit_warning(
     assert "times their outlines' areas" not in warnings
 
 
+@pytest.mark.parametrize(("declared", "unit"), [(0.413, "an alqueire of about 2.4 ha (2.42-4.84 ha by state)"),
+                                              (0.207, "an alqueire of about 4.8 ha (2.42-4.84 ha by state)")])
+def test_declared_alqueires_typed_as_hectares_are_told_to_be_alqueires(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, unit: str) -> None:
+    """Alqueires (paulista 2.42 ha, mineiro 4.84) typed into declared_area_ha were told "no common land unit fits"."""
+    warnings = _warnings_reading(tmp_path / "alq.geojson", _hectare_squares(declared_area_ha=[declared] * 12), caplog)
+    assert (f"median {declared:.3g} times their outlines' areas, where honest declarations run about 1: they are "
+            f"likely not hectares but another unit ({unit}); read as hectares, they are understated") in warnings
+
+
 def test_declared_hectares_far_from_the_outlines_that_no_unit_fits_are_not_said_to_be_another_unit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """0.3 times the outlines was told "likely not hectares but another unit (no common land unit)"."""
-    warnings = _warnings_reading(tmp_path / "shares.geojson", _hectare_squares(declared_area_ha=[0.3] * 12), caplog)
-    assert ("the declared_area_ha values are a median 0.3 times their outlines' areas, far from 1 (honest declarations "
-            "run about 1), and no common land unit fits: check the unit they are in, or the outlines (e.g. each of a "
-            "whole plot held jointly, beside the share of it declared); read as hectares, they are understated"
+    """0.05 times the outlines was told "likely not hectares but another unit (no common land unit)"."""
+    warnings = _warnings_reading(tmp_path / "shares.geojson", _hectare_squares(declared_area_ha=[0.05] * 12), caplog)
+    assert ("the declared_area_ha values are a median 0.05 times their outlines' areas, far from 1 (honest "
+            "declarations run about 1), and no common land unit fits: check the unit they are in, or the outlines "
+            "(e.g. each of a whole plot held jointly, beside the share of it declared); read as hectares, they are "
+            "understated"
             ) in warnings
     assert "another unit" not in warnings
 
