@@ -29,7 +29,7 @@ from pyproj.exceptions import CRSError
 
 from farmcredit.errors import InputError
 from farmcredit.locking import looked_up
-from farmcredit.text import folded, some
+from farmcredit.text import DECIMAL_COMMA, folded, some
 
 logger = logging.getLogger(__name__)
 # Integer columns with blanks read as nullable integers, not as floats that round ids beyond 2^53.
@@ -994,11 +994,16 @@ def _declared_area(frame: pd.DataFrame, parcel_id: pd.Series, reasons: list[list
                            for i, v in zip(rows, values))
         in_other_unit = any(isinstance(v, str) and other_unit.fullmatch(_ascii_digits(v))
                             for v in given.iloc[rows])
-        logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s; they are flagged "
+        comma = next((text for v in given.iloc[rows] if isinstance(v, str)
+                      and DECIMAL_COMMA.match(text := _ascii_digits(v))), None)
+        logger.warning("%s: %d parcels' %s is not a positive number of %s (%s%s)%s%s; they are flagged "
                        "INVALID_DECLARED_AREA and referred, their areas unchecked against the imagery", source,
                        len(rows), column, unit, quoted, ", ..." if len(rows) > QUOTED_VALUES else "",
                        f" (1 亩 = 1/15 ha: areas in {other_unit_name} go in {other if in_mu_column else MU_COLUMN})"
-                       if in_other_unit else "")
+                       if in_other_unit else "",
+                       f"; they are written with a decimal comma ({comma}): write them with a decimal point "
+                       f"({comma.replace('.', '').replace(',', '.')}): a comma is not read as one, as 1,500 may be "
+                       "one and a half or fifteen hundred" if comma else "")
     return area.where(~invalid & ~zero)
 
 

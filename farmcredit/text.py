@@ -1,9 +1,14 @@
-"""Wording shared by messages: a list cut short; how names compare when case and width do not tell them apart."""
+"""Wording shared by messages: a list cut short; how names compare when case and width do not tell them apart; a
+number written with a decimal comma."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
+
+# A number written with a decimal comma, as European and Latin American spreadsheets save them: 0,53 or -1.234,5.
+DECIMAL_COMMA = re.compile(r"^[+-]?[\d.]*\d,\d+$")
 
 
 def some(names: Sequence[str], limit: int = 3) -> str:

@@ -317,6 +317,25 @@ def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_qu
     assert "1: '1,5', 4: '-1', 6: 'abc')" in caplog.text
 
 
+@pytest.mark.parametrize(("given", "written"), [
+    (["0,13", "0,26"], "(0,13): write them with a decimal point (0.13)"),
+    (["1.234,5", "2"], "(1.234,5): write them with a decimal point (1234.5)"),
+    (["০,১৩"], "(0,13): write them with a decimal point (0.13)")])
+def test_declared_areas_written_with_a_decimal_comma_are_told_so_not_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, given: list[str], written: str) -> None:
+    """0,13 was refused as "not a positive number of hectares", never saying decimal comma; it is not read as 0.13,
+    as 1,500 may be fifteen hundred."""
+    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
+            for i, v in enumerate(given)]
+    path = tmp_path / "comma.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert all("INVALID_DECLARED_AREA" in r for r, v in zip(parcels["reasons"], given) if "," in v)
+    assert (f"; they are written with a decimal comma {written}: a comma is not read as one, as 1,500 may be one and a "
+            "half or fifteen hundred; they are flagged INVALID_DECLARED_AREA") in caplog.text
+
+
 def test_a_declared_area_of_zero_in_a_shapefile_is_none_declared(tmp_path: Path) -> None:
     """A Shapefile's number column cannot be blank, so parcels declaring no area read 0: each was referred
     INVALID_DECLARED_AREA (on a GeoPackage of 60 sample parcels with 0 for a blank, 27 referred where 11 were)."""

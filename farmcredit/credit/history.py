@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from farmcredit.credit.risk import (
 from farmcredit.errors import InputError
 from farmcredit.locking import write_problem
 from farmcredit.spreadsheet import read_utf8_csv
+from farmcredit.text import DECIMAL_COMMA
 from farmcredit.version import card_code_version
 
 OUTCOME_COLUMNS = ("season", "outcome_date", "defaulted")
@@ -31,8 +31,6 @@ LOAN_ID = "loan_id"
 # honest one (``risk_features``), so the feature is constant and weighs nothing.
 OPTIONAL_COLUMNS = ("declared_area_ha",)
 MIN_ROWS = 200
-# A number written with a decimal comma, as European spreadsheets save them: 0,53 or -1.234,5.
-DECIMAL_COMMA = re.compile(r"^[+-]?[\d.]*\d,\d+$")
 MIN_PER_CLASS = 20
 # Each season is predicted by a fit on the earlier ones; the calibration learns from those predictions alone.
 MIN_OUT_OF_TIME_PER_CLASS = 10
