@@ -97,9 +97,13 @@ ISO_4217 = frozenset("""
 ISO_4217_NOT_LENT = frozenset("""
     XAU XAG XPT XPD XDR XSU XUA XBA XBB XBC XBD XTS XXX BOV CHE CHW CLF COU MXV USN UYI UYW
 """.split())
-# Local spellings of a currency (written without dots and blanks, upper case) -> its ISO 4217 code.
+# Local spellings of a currency (written without dots and blanks, upper case) -> its ISO 4217 code. Not a bare $ or
+# peso, which many countries' currencies are.
 LOCAL_CURRENCY_NAMES = {"KSH": "KES", "KSHS": "KES", "RMB": "CNY", "YUAN": "CNY", "GHC": "GHS", "GH¢": "GHS",
-                        "TSH": "TZS", "TSHS": "TZS", "USH": "UGX", "USHS": "UGX"}
+                        "TSH": "TZS", "TSHS": "TZS", "USH": "UGX", "USHS": "UGX",
+                        "R$": "BRL", "REAL": "BRL", "REAIS": "BRL",
+                        "GS": "PYG", "₲": "PYG", "GUARANI": "PYG", "GUARANÍ": "PYG", "GUARANIES": "PYG",
+                        "GUARANÍES": "PYG", "AR$": "ARS", "PESOARGENTINO": "ARS", "PESOSARGENTINOS": "ARS"}
 # The longest paddy-flooding window across the new year: transplanting takes weeks, so one of over half a year is
 # more likely a start and end swapped.
 MAX_WRAPPED_WINDOW_DAYS = 183
@@ -507,12 +511,17 @@ class Config(_Frozen):
                 "region may stay)")
 
     def money_left_packaged(self, packaged: Config) -> tuple[str, ...]:
-        """credit's money keys (``CREDIT_MONEY_KEYS``) left at ``packaged``'s values in a config in another currency
-        than ``packaged``'s (none in its currency)."""
+        """credit's money keys (``CREDIT_MONEY_KEYS``) at ``packaged``'s values in a config in another currency than
+        ``packaged``'s (none in its currency): those it leaves out, and those it gives so unless it gives another
+        key a figure of its own (a rounding_step of 100 beside caps in its currency is meant; a packaged config copied
+        with only its currency changed is not)."""
         if self.credit.currency == packaged.credit.currency:
             return ()
-        return tuple(key for key in CREDIT_MONEY_KEYS
-                     if getattr(self.credit, key) == getattr(packaged.credit, key))
+        given = self.credit.model_fields_set
+        packaged_values = [key for key in CREDIT_MONEY_KEYS
+                           if getattr(self.credit, key) == getattr(packaged.credit, key)]
+        own = any(key in given and key not in packaged_values for key in CREDIT_MONEY_KEYS)
+        return tuple(key for key in packaged_values if key not in given or not own)
 
     def config_hash(self) -> str:
         """Return a short SHA-256 of the settings as they are used: the same settings, however written, the same hash.
@@ -664,9 +673,13 @@ def load_config(path: str | Path | Mapping | None = None) -> Config:
         logger.warning("%s: %s", source, slips)
     left = config.money_left_packaged(default)
     if left:
-        logger.warning("%s: credit.currency is %s but %s keep the packaged values in %s (%s): give them in %s",
-                       source, currency, ", ".join(f"credit.{key}" for key in left), default_currency,
-                       ", ".join(f"{getattr(default.credit, key):,g}" for key in left), currency)
+        one = len(left) == 1
+        logger.warning("%s: credit.currency is %s but %s %s the packaged %s in %s (%s): give %s in %s (a figure "
+                       "given at its packaged value is taken as meant where the file gives another amount of money "
+                       "in %s)", source, currency, ", ".join(f"credit.{key}" for key in left), "is" if one else "are",
+                       "value" if one else "values", default_currency,
+                       ", ".join(f"{getattr(default.credit, key):,g}" for key in left), "it" if one else "them",
+                       currency, currency)
     return config
 
 

@@ -226,6 +226,16 @@ def test_currencies_of_iso_4217_load_as_do_the_shipped_configs() -> None:
         assert load_config(path).credit.currency in ISO_4217
 
 
+@pytest.mark.parametrize(("written", "meant"), [("R$", "BRL"), ("reais", "BRL"), ("Real", "BRL"), ("Gs.", "PYG"),
+                                               ("₲", "PYG"), ("guaraníes", "PYG"), ("AR$", "ARS")])
+def test_a_south_american_currency_s_local_name_is_told_its_iso_code(
+        tmp_path: Path, written: str, meant: str) -> None:
+    """R$, reais and Gs. were told only "not an ISO 4217 currency code"."""
+    with pytest.raises(ConfigError, match=re.escape(f"{written!r} is a local name of {meant}: give its ISO 4217 code, "
+                                                    f"{meant}")):
+        load_config(_write(tmp_path, lambda raw: raw["credit"].update(currency=written)))
+
+
 def test_currency_is_read_as_its_upper_case_code(tmp_path: Path) -> None:
     """A run in 'cny' is a run in CNY: `credit report` compares runs by the code."""
     config = load_config(_write(tmp_path, lambda raw: raw["credit"].update(currency=" cny")))
@@ -308,25 +318,41 @@ def test_another_currency_with_the_packaged_crops_is_refused_naming_what_to_set(
 
 
 @pytest.mark.parametrize(
-    ("credit", "warned"),
+    ("credit", "copied", "warned"),
     [
-        ({}, None),  # in CNY the packaged amounts are the config's own
-        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150, "rounding_step": 10}, None),
-        ({"currency": "EUR"}, "credit.parcel_cap, credit.borrower_cap, credit.min_loan, credit.rounding_step keep "
-                              "the packaged values in CNY (100,000, 200,000, 1,000, 100): give them in EUR"),
-        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000},
-         "credit.min_loan, credit.rounding_step keep the packaged values in CNY (1,000, 100): give them in EUR"),
+        ({}, True, None),  # in CNY the packaged amounts are the config's own
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150, "rounding_step": 10}, True,
+         None),
+        ({"currency": "EUR"}, True, "credit.parcel_cap, credit.borrower_cap, credit.min_loan, credit.rounding_step are "
+                                    "the packaged values in CNY (100,000, 200,000, 1,000, 100): give them in EUR"),
+        ({"currency": "EUR"}, False, "credit.parcel_cap, credit.borrower_cap, credit.min_loan, credit.rounding_step "
+                                     "are the packaged values in CNY (100,000, 200,000, 1,000, 100): give them in EUR"),
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000}, False,
+         "credit.min_loan, credit.rounding_step are the packaged values in CNY (1,000, 100): give them in EUR"),
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150}, False,
+         "credit.rounding_step is the packaged value in CNY (100): give it in EUR"),
+        # rounding_step 100 set deliberately was warned of on every run, "credit.rounding_step keep the packaged ..."
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150, "rounding_step": 100},
+         False, None),
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000}, True, None),
     ],
 )
 def test_amounts_of_money_left_at_the_packaged_values_in_another_currency_are_warned_of(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, credit: dict, warned: str | None) -> None:
-    """A config in EUR with its own crops loads; caps and the minimum loan still in yuan figures are named."""
-    path = _write(tmp_path, lambda raw: raw["credit"].update(credit))  # a crops section given (the packaged one)
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, credit: dict, copied: bool, warned: str | None) -> None:
+    """A config in EUR with its own crops loads; caps and the minimum loan still in yuan figures are named, whether the
+    file leaves them out or gives them (``copied``: the packaged credit section, edited); beside an amount of its own,
+    one it gives at its packaged value is meant."""
+    def edit(raw: dict) -> None:
+        raw["credit"] = {**raw["credit"], **credit} if copied else credit
+
+    path = _write(tmp_path, edit)  # a crops section given (the packaged one)
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         config = load_config(path)
     assert config.credit.currency == credit.get("currency", "CNY")
-    logged = [record.getMessage() for record in caplog.records if "keep the packaged values" in record.getMessage()]
-    assert logged == ([] if warned is None else [f"{path}: credit.currency is EUR but {warned}"])
+    logged = [record.getMessage() for record in caplog.records if "the packaged value" in record.getMessage()]
+    assert logged == ([] if warned is None else [
+        f"{path}: credit.currency is EUR but {warned} (a figure given at its packaged value is taken as meant where "
+        "the file gives another amount of money in EUR)"])
 
 
 def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
