@@ -158,7 +158,7 @@ CROP_NAME_WORDS = frozenset({"zao", "mazao"})
 # ...a borrower id (Brazil's CPF, a cooperative's cooperado or sócio, productor, cliente, farmer_id, member, 借款人,
 # 农户, 户主, 承包方, किसान, কৃষক), its values repeated across rows: left unread, in silence, each parcel was lent as
 # its own borrower, the borrower cap, minimum loan and referrals applied per parcel (short Latin ones as whole words:
-# not the dni in a word, nor member in members_count).
+# cpf, dni, member, not members_count).
 BORROWER_NAME_PARTS = ("borrower", "cooperado", "productor", "produtor", "cliente", "customer", "farmer", "借款人",
                        "农户", "户主", "承包方", "किसान", "কৃষক")
 BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio", "member", "client", "mkulima"})
@@ -529,12 +529,13 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
                              f"ha and in mu, 1 亩 = 1/15 ha){rows}: keep one")
         unused = [c for c in areas if c not in declaring] if declaring else areas[1:]
         frame, ours = frame.drop(columns=unused), {c: name for c, name in ours.items() if c not in unused}
-    _warn_unread_columns(frame.drop(columns=[geometry_column, *ours]), ours, source, shapefile=suffix == ".shp")
+    unread = frame.drop(columns=[geometry_column, *ours])
     frame = frame.rename(columns=ours)
     if "parcel_id" not in frame.columns:
         raise InputError(
             f"{source} has no 'parcel_id' column (columns: {', '.join(map(str, frame.columns))})"
         )
+    _warn_unread_columns(unread, ours, source, shapefile=suffix == ".shp")
     n = len(frame)
     reasons: list[list[str]] = [[] for _ in range(n)]
 

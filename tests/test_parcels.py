@@ -661,6 +661,12 @@ def test_parcels_standing_alone_are_warned_of_once_naming_no_column_of_ids_not_r
     assert "own borrower" not in caplog.text
     assert ("column(s) 'CPF', named like a borrower id, are also present, not read: the borrower id is borrower_id's"
             ) in caplog.text
+    refused = tmp_path / "no_parcel_id.geojson"
+    _frame([{"id": "P1", "cultura": "soja", "geometry": SQUARE}]).to_file(refused)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="farmcredit.parcels"), pytest.raises(InputError, match="no 'parcel_id'"):
+        read_parcels(refused)
+    assert not caplog.records  # a file refused is told only why
 
 
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
