@@ -432,7 +432,8 @@ def print_config(out: Path | None) -> None:
 
     text = packaged_config_text().encode("utf-8")
     if out is None:
-        click.get_binary_stream("stdout").write(text)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text)
         return
     try:
         with out.open("xb") as file:
