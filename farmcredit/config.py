@@ -339,6 +339,9 @@ class CreditConfig(_Frozen):
     declared_area_slack_ha: NonNegative = 0.01
     low_health_index: Annotated[Number, Field(ge=0.0, le=100.0)] = 25
     overlap_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.2
+    # A piece two parcels share narrower than this on average (m) is outlines drawn apart, not land pledged twice: it
+    # does not add to a parcel's cumulative overlap (half a 10 m pixel, about a phone GPS's error).
+    overlap_sliver_m: NonNegative = 5.0
     max_reasons: Annotated[Count, Field(ge=1, le=10)] = 4
     # The area the limit is worked from: the cultivated area's estimate, or the low end of its interval (prudent).
     lend_on_area: Literal["estimate", "low"] = "estimate"

@@ -14,9 +14,10 @@ from farmcredit.parcels import usable_geometries
 # Intersections computed at once (pairs of distinct outlines): memory stays bounded however many pairs touch.
 PAIRS_PER_CHUNK = 50_000
 # A partner's shared area that counts towards a parcel's cumulative overlap: more than this share of the smaller of
-# the two. An outline drawn 1 m off along a shared edge covers 1-4.5% of a 0.05-0.2 ha neighbour (the sample's 5th
-# percentile to median), so such a sliver alone never refers a neighbour, nor do a parcel's slivers add up to refer it;
-# land taken from other pledges in slices each over it, adding up to ``min_share`` of the parcel, is referred.
+# the two, and wider on average (2 x area / perimeter) than ``find_overlaps``' ``sliver_m``. An outline drawn 1 m off
+# along a shared edge covers 1-4.5% of a 0.05-0.2 ha neighbour (the sample's 5th percentile to median), so such a
+# sliver alone never refers a neighbour; land taken from other pledges in slices each over it, adding up to
+# ``min_share`` of the parcel, is referred.
 JITTER_SHARE = 0.05
 # Partners a parcel's record lists by id; the rest are counted ("and N more"): a village boundary pasted over
 # thousands of parcels would otherwise list thousands of ids in each of their rows (past a spreadsheet cell's
@@ -107,24 +108,27 @@ class Overlaps:
         return int(max(self.outline.max(initial=-1), self.pairs.max(initial=-1)) + 1)
 
 
-def find_overlaps(geometries: np.ndarray, min_share: float) -> Overlaps:
+def find_overlaps(geometries: np.ndarray, min_share: float, sliver_m: float = 0.0) -> Overlaps:
     """Which parcels overlap which: by different borrowers (pledged twice) or by the same one (counted twice in its
     total).
 
-    Two parcels overlap when their intersection covers at least ``min_share`` of the smaller one, or covers more
-    than ``JITTER_SHARE`` of it where one of the two is covered cumulatively: such intersections with all its
-    partners sum to ``min_share`` of its area (a parcel cut from slices of several others' land, each too small a
-    share alone; the sum bounds their union from above, over it only where partners overlap each other, land pledged
-    twice too). Parcels of the same outline (normalised: ring start and orientation aside) always overlap, and are
-    taken as one outline, their intersections never computed. Candidate pairs of distinct outlines come from an
-    STR-tree query and are intersected ``PAIRS_PER_CHUNK`` at a time, so time grows with the number of touching pairs
-    of distinct outlines (not with the square of the portfolio, nor of a group of copies of one outline), and memory
-    with the parcels and those pairs (two integers and a shared area each; never all their intersection geometries at
-    once).
+    Two parcels overlap when their intersection covers at least ``min_share`` of the smaller one, or covers more than
+    ``JITTER_SHARE`` of it, at least ``sliver_m`` wide on average, where one of the two is covered cumulatively: such
+    intersections with all its partners sum to ``min_share`` of its area (a parcel cut from slices of several others'
+    land, each too small a share alone; the sum bounds their union from above, over it only where partners overlap each
+    other, land pledged twice too). Parcels of the same outline (normalised: ring start and orientation aside) always
+    overlap, and are taken as one outline, their intersections never computed. Candidate pairs of distinct outlines come
+    from an STR-tree query and are intersected ``PAIRS_PER_CHUNK`` at a time, so time grows with the number of touching
+    pairs of distinct outlines (not with the square of the portfolio, nor of a group of copies of one outline), and
+    memory with the parcels and those pairs (two integers, a shared area and its perimeter each; never all their
+    intersection geometries at once).
 
     Args:
         geometries: parcel polygons in a projected CRS (None where unusable).
         min_share: overlap share (0-1] of the smaller parcel's area that counts.
+        sliver_m: a shared piece narrower on average (2 x area / perimeter, in the CRS's units) is taken for outlines
+            drawn a few metres apart along a shared edge, not added to a parcel's cumulative overlap (0: every piece
+            over ``JITTER_SHARE`` is).
 
     Returns:
         The overlaps, by outline (``Overlaps``).
@@ -143,12 +147,13 @@ def find_overlaps(geometries: np.ndarray, min_share: float) -> Overlaps:
     keep = left < right
     left, right = left[keep], right[keep]
     area = shapely.area(outlines)
-    shared = np.empty(left.size)
+    shared, rim = np.empty(left.size), np.empty(left.size)
     for start in range(0, left.size, PAIRS_PER_CHUNK):
         end = start + PAIRS_PER_CHUNK
-        shared[start:end] = shapely.area(shapely.intersection(outlines[left[start:end]], outlines[right[start:end]]))
+        pieces = shapely.intersection(outlines[left[start:end]], outlines[right[start:end]])
+        shared[start:end], rim[start:end] = shapely.area(pieces), shapely.length(pieces)
     smaller = np.minimum(area[left], area[right])
-    counted = np.where(shared > JITTER_SHARE * smaller, shared, 0.0)
+    counted = np.where((shared > JITTER_SHARE * smaller) & (2 * shared >= sliver_m * rim), shared, 0.0)
     covered = (np.bincount(left, counted, minlength=area.size)
                + np.bincount(right, counted, minlength=area.size)) >= min_share * area
     overlapping = (shared >= min_share * smaller) | ((counted > 0) & (covered[left] | covered[right]))

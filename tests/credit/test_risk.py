@@ -391,6 +391,21 @@ def test_a_parcel_cut_from_slices_of_others_land_overlaps_each_of_them_but_not_a
     assert find_overlaps(geoms[14:], min_share=0.1).counts().tolist() == [0] * 5  # 16% of slivers, each under 5%
 
 
+def test_strips_of_neighbours_drawn_a_few_metres_over_a_field_are_slivers_not_slices() -> None:
+    """Outlines drawn 3 m apart (a phone GPS's error): four neighbours each 3 m over a 40 m field, 7.5% of it each
+    and 30% together, referred the field and all four; strips narrower than ``sliver_m`` are not counted, and land
+    taken in slices 15 m wide still is."""
+    field = shapely.box(0, 0, 40, 40)
+    strips = [shapely.affinity.translate(field, dx, dy) for dx, dy in ((37, 0), (-37, 0), (0, 37), (0, -37))]
+    geoms = np.array([field, *strips], dtype=object)
+    assert find_overlaps(geoms, min_share=0.2).counts().tolist() == [4, 1, 1, 1, 1]
+    assert find_overlaps(geoms, min_share=0.2, sliver_m=5).counts().tolist() == [0] * 5
+    victims = [shapely.box(200 * k, 0, 200 * k + 100, 100) for k in range(12)]
+    sliced = shapely.union_all([shapely.box(200 * k + 85, 0, 200 * k + 100, 100) for k in range(12)])
+    slices = find_overlaps(np.array([*victims, sliced], dtype=object), min_share=0.2, sliver_m=5)
+    assert slices.counts().tolist() == [1] * 12 + [12]
+
+
 def test_copies_of_one_outline_overlap_each_other_and_its_neighbours_listed_up_to_a_cap() -> None:
     """A village boundary pasted over 300 parcels: each overlaps the other 299 and the field inside it, its record
     lists the first 20 ids (in id order) and counts them all, the copies held as one outline (no pair of them
