@@ -227,6 +227,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             warnings.filterwarnings("ignore", "Ignoring invalid WKT", RuntimeWarning)
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
+            if not parquet:
+                frame = _json_as_written(frame, path, layer)
     except (DataSourceError, UnicodeDecodeError) as exc:
         # pyogrio's, of column names Arrow cannot decode: raised as is for a CSV's, wrapped for a Shapefile's.
         if isinstance(undecoded := exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__, UnicodeDecodeError):
@@ -391,6 +393,19 @@ def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True
                 raise ValueError(f"its geometry cannot be read ({exc})") from exc
             return _read_frame(path, layer, parquet, arrow=False)
     return frame, np.zeros(len(frame), dtype=bool)
+
+
+def _json_as_written(frame: pd.DataFrame, path: Path, layer: str | None) -> pd.DataFrame:
+    """``frame`` with its ``PARCEL_COLUMNS`` that GDAL types JSON (a GeoJSON column holding a JSON number beside
+    text: ``"3.10"`` and ``5``) as the file writes them: pyogrio parses every value of such a column as JSON, "3.10"
+    becoming 3.1 (one id with "3.1"), "1E3" 1000, "NaN" and "null" no id, "true" True."""
+    info = pyogrio.read_info(path, layer=layer)
+    as_json = [str(c) for c, subtype in zip(info["fields"], info["ogr_subtypes"], strict=True)
+               if subtype == "OFSTJSON" and _column_name(c) in PARCEL_COLUMNS and c in frame.columns]
+    if not as_json:
+        return frame
+    meta, _, _, values = pyogrio.raw.read(path, layer=layer, columns=as_json, read_geometry=False)
+    return frame.assign(**{str(c): pd.array(v, dtype="string") for c, v in zip(meta["fields"], values, strict=True)})
 
 
 def _closed_frame(path: Path, layer: str | None, parquet: bool, options: dict) -> tuple[gpd.GeoDataFrame, np.ndarray]:

@@ -867,6 +867,27 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
             "they are kept apart as written, as different borrowers; write each borrower's id one way") in caplog.text
 
 
+def test_geojson_ids_beside_a_json_number_are_kept_as_written(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """One id written as a JSON number made GDAL type the column JSON, and pyogrio parsed every id as JSON: "3.10"
+    read 3.1 (a duplicate of "3.1"), "1E3" 1000, "NaN" and "null" no id, "true" True, borrowers "7.10" and "7.1" one.
+    Each id is now as the file writes it, and no library warning reaches the console."""
+    ids = [("3.10", "7.10"), ("3.1", "7.1"), ("1E3", "9"), ("NaN", "9"), ("null", "9"), ("true", "9"), (5, 10)]
+    features = [{"type": "Feature", "properties": {"parcel_id": pid, "borrower_id": bid},
+                 "geometry": shapely.geometry.mapping(shapely.affinity.translate(SQUARE, 200 * i))}
+                for i, (pid, bid) in enumerate(ids)]
+    path = tmp_path / "ids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32650"}}, "features": features}))
+    with warnings.catch_warnings(record=True) as raised, caplog.at_level(logging.WARNING, logger="farmcredit"):
+        warnings.simplefilter("always")
+        parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == [str(pid) for pid, _ in ids]
+    assert list(parcels["borrower_id"]) == [str(bid) for _, bid in ids]
+    assert list(parcels["reasons"]) == [[]] * len(ids)
+    assert not raised
+
+
 def test_ids_holding_the_borrowers_tables_separator_are_warned_of(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     """地块1;2 in a borrower's parcel_ids "地块1;2;地块3" reads as three parcels."""
