@@ -61,6 +61,19 @@ MAX_PARCEL_VERTICES = 20_000
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
+# Codes of a parcel whose outline cannot be used as read, warned once each (``_warn_unusable``): what its outline is,
+# why, and what to do (GEOMETRY_REPAIRED, measured as repaired, is noted).
+GEOMETRY_PROBLEMS = {
+    "EMPTY_GEOMETRY": ("outlines are missing or empty, enclose no area or could not be read",
+                       "no field can be measured from them", "redraw them"),
+    "NOT_A_POLYGON": ("outlines are not polygons", "a point or line marks a place, not a field's area",
+                      "draw each field's outline as a polygon"),
+    "IMPOSSIBLE_COORDINATES": ("coordinates are off the globe in the file's CRS, or not numbers (NaN, infinite)",
+                               "a vertex is likely mistyped, or the parcel in another CRS than the file's",
+                               "check their vertices"),
+    "GEOMETRY_REPAIRED": ("outlines crossed themselves, overlapped in their parts or were left open",
+                          "they were repaired (overlaps taken once, rings closed)", "check their outlines"),
+}
 # A run warns when this share of its parcels or more lie wholly off the imagery: their CRS may be mislabelled.
 OFF_IMAGERY_SHARE = 0.9
 # WGS 84's semi-major axis (m). Parcels on a datum of another ellipsoid (Beijing 1954, Xian 1980) that PROJ knows no
@@ -203,7 +216,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     Raises:
         InputError: missing, empty (0 bytes), a folder, a path that cannot be looked up (``looked_up``) or unreadable
             file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
-            ``parcel_id`` column, no parcel with coordinates possible in the file's CRS, every parcel under
+            ``parcel_id`` column, no parcel a polygon that can be measured (``_refuse_no_polygon``), no parcel with
+            coordinates possible in the file's CRS, every parcel under
             ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84 (``parcels_from_frame``), ``layer`` not in the file,
             or several layers to choose from.
     """
@@ -510,7 +524,8 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
     left open, closed to read it, ``GEOMETRY_REPAIRED``; ``suffix``: of the file the frame was read from, lower case:
     a Shapefile's AREA column is its outlines' area, a GeoJSON's CRS is EPSG:4326 where it names none; ``file_rows``:
-    each row's number in the file, ``parcels_from_frame``, which messages and stand-in ids give).
+    each row's number in the file, ``parcels_from_frame``, which messages and stand-in ids give). Parcels whose
+    outlines cannot be used are warned of once per code (``_warn_unusable``).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
     ``declared_crop`` (str or None), ``declared_area_ha`` (float, NaN when absent; from mu: / 15, to the square
@@ -601,8 +616,10 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
             f"(e.g. {x:g}, {y:g}); {_off_globe_advice(x, y, frame.crs, suffix in GEOJSON_SUFFIXES)}; --parcels-crs "
             "(parcels_crs= in Python) applies only to a file that declares none"
         )
+    _refuse_no_polygon(geometry, outlines, geometry_reasons, source)
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
+    _warn_unusable(geometry_reasons, outlines, parcel_id, source)
     # Each outline projected to its UTM zone once: its span and its area there are both checked.
     area_m2, span_m = _utm_area_and_span_m(geometry, frame.crs) if frame.crs is not None else (None, None)
     too_large = _too_large(geometry, span_m, parcel_id, source)  # kept for the map, as TOO_MANY_VERTICES is
@@ -1142,14 +1159,58 @@ def _too_many_vertices(geoms: np.ndarray, parcel_id: pd.Series, source: str) -> 
 
 
 def _warn_not_measured(flagged: np.ndarray, measure: Callable[[int], str], parcel_id: pd.Series, source: str,
-                       problem: str, cause: str, code: str, advice: str) -> None:
-    """Warn of the parcels ``flagged`` with ``code`` and not measured for their outlines' ``problem``: their count,
-    and the first ``QUOTED_VALUES`` ids, each with ``measure`` of its row."""
+                       problem: str, cause: str, code: str, advice: str, outcome: str = "not measured, the others are",
+                       level: int = logging.WARNING) -> None:
+    """Warn (or note, at ``level``) of the parcels ``flagged`` with ``code`` and not measured (or ``outcome``) for
+    their outlines' ``problem``: their count, and the first ``QUOTED_VALUES`` ids, each with ``measure`` of its row."""
     if rows := np.flatnonzero(flagged).tolist():
         quoted = ", ".join(f"{parcel_id.iloc[i]}: {measure(i)}" for i in rows[:QUOTED_VALUES])
-        logger.warning("%s: %d parcels' %s (%s%s): %s; they are flagged %s and not measured, the others are; %s",
-                       source, len(rows), problem, quoted, ", ..." if len(rows) > QUOTED_VALUES else "", cause, code,
-                       advice)
+        logger.log(level, "%s: %d parcels' %s (%s%s): %s; they are flagged %s and %s; %s", source, len(rows), problem,
+                   quoted, ", ..." if len(rows) > QUOTED_VALUES else "", cause, code, outcome, advice)
+
+
+def _warn_unusable(geometry_reasons: list[tuple[int, str]], outlines: np.ndarray, parcel_id: pd.Series,
+                   source: str) -> None:
+    """Warn once per code of the parcels ``geometry_reasons`` flags for outlines that cannot be used (EMPTY_GEOMETRY,
+    NOT_A_POLYGON, IMPOSSIBLE_COORDINATES), each quoted with what its outline (``outlines``, as read) is; note those
+    repaired (GEOMETRY_REPAIRED: measured, referred)."""
+    rows = {code: np.zeros(len(outlines), dtype=bool) for code in GEOMETRY_PROBLEMS}
+    for i, code in geometry_reasons:
+        if code in rows:
+            rows[code][i] = True
+    for code, (problem, cause, advice) in GEOMETRY_PROBLEMS.items():
+        repaired = code == "GEOMETRY_REPAIRED"
+        _warn_not_measured(rows[code], lambda i, code=code: _outline_kind(outlines[i], code), parcel_id, source,
+                           problem, cause, code, advice,
+                           "referred, measured as repaired" if repaired else "not assessed, the others are",
+                           logging.INFO if repaired else logging.WARNING)
+
+
+def _outline_kind(outline: shapely.Geometry | None, code: str = "") -> str:
+    """What an outline read is, as a message quotes it: its geometry type (Point), "empty Polygon", "none", or, one
+    flagged ``code`` EMPTY_GEOMETRY, "Polygon enclosing no area"."""
+    if shapely.is_missing(outline):
+        return "none"
+    if outline.is_empty:
+        return f"empty {outline.geom_type}"
+    return f"{outline.geom_type} enclosing no area" if code == "EMPTY_GEOMETRY" else outline.geom_type
+
+
+def _refuse_no_polygon(geometry: np.ndarray, outlines: np.ndarray, geometry_reasons: list[tuple[int, str]],
+                       source: str) -> None:
+    """Refuse a file none of whose rows is a polygon that can be measured (``geometry``: repaired, ``outlines``: as
+    read), naming the geometry types it holds: points, lines or empty rows only are another layer than the fields'.
+
+    Raises:
+        InputError: naming the count of each kind of outline (``_outline_kind``), and the layer to export.
+    """
+    if usable_geometries(geometry).any():
+        return
+    codes = dict(geometry_reasons)
+    kinds = pd.Series([_outline_kind(outline, codes.get(i, "")) for i, outline in enumerate(outlines)]).value_counts()
+    found = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    raise InputError(f"{source}: no parcel is a polygon that can be measured ({found}): parcels are fields' outlines, "
+                     "as polygons; export the parcels' polygon layer, not their points or boundary lines")
 
 
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 import shapely
 import shapely.affinity
 from pyproj import CRS
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
 from farmcredit.parcels import parcels_from_frame, read_parcels, utm_area_m2, warn_off_imagery
@@ -688,6 +688,39 @@ def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     assert parcels.geometry[3].is_valid and parcels.geometry[3].area == pytest.approx(5000.0)
     assert reasons[4] == ["NOT_A_POLYGON"] and parcels.geometry[4] is None
     assert reasons[5] == ["EMPTY_GEOMETRY"]
+
+
+def test_parcels_of_unusable_outlines_are_warned_of_and_a_file_of_no_polygon_is_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """EMPTY_GEOMETRY, NOT_A_POLYGON and IMPOSSIBLE_COORDINATES parcels were never told on the console (the specks
+    were), and a file of points, lines or empty outlines only ran to the end, every parcel an error, exit 0: each code
+    is warned once with its count and first ids, and such a file is refused naming what it holds."""
+    rows = [{"parcel_id": "A", "borrower_id": "B", "geometry": SQUARE},
+            {"parcel_id": "PIN", "borrower_id": "B", "geometry": Point(500000, 3650000)},
+            {"parcel_id": "GONE", "borrower_id": "B", "geometry": None},
+            {"parcel_id": "FAR", "borrower_id": "B", "geometry": shapely.affinity.translate(SQUARE, 9e7)},
+            {"parcel_id": "BOW", "borrower_id": "B", "geometry": BOWTIE}]
+    path = tmp_path / "parcels.gpkg"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.INFO, logger="farmcredit"):
+        parcels = read_parcels(path)
+    assert list(parcels["reasons"]) == [[], ["NOT_A_POLYGON"], ["EMPTY_GEOMETRY"], ["IMPOSSIBLE_COORDINATES"],
+                                        ["GEOMETRY_REPAIRED"]]
+    told = {record.getMessage(): record.levelno for record in caplog.records}
+    assert told[f"{path}: 1 parcels' outlines are not polygons (PIN: Point): a point or line marks a place, not a "
+                "field's area; they are flagged NOT_A_POLYGON and not assessed, the others are; draw each field's "
+                "outline as a polygon"] == logging.WARNING
+    assert any(re.match(rf"{re.escape(str(path))}: 1 parcels' outlines are missing .*\(GONE: none\).*EMPTY_GEOMETRY",
+                        message) for message in told)
+    assert any(re.match(r".*\(FAR: Polygon\).*IMPOSSIBLE_COORDINATES", message) for message in told)
+    assert [level for message, level in told.items() if "GEOMETRY_REPAIRED" in message] == [logging.INFO]
+    for outlines, found in (([Point(500000, 3650000)] * 3, r"\(3 Point\)"),
+                            ([LineString([(0, 0), (1, 1)]), None, Polygon()],
+                             r"\(1 LineString, 1 none, 1 empty Polygon\)")):
+        _frame([{"parcel_id": str(k), "geometry": outline} for k, outline in enumerate(outlines)]).to_file(path)
+        with pytest.raises(InputError, match=rf"no parcel is a polygon that can be measured {found}: parcels are "
+                                             "fields' outlines, as polygons; export the parcels' polygon layer"):
+            read_parcels(path)
 
 
 def test_an_outline_of_no_area_or_unreadable_wkt_is_told_to_be_redrawn_naming_the_csvs_parcels(

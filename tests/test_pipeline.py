@@ -831,13 +831,16 @@ def test_unusable_rows_keep_their_own_reason_and_outputs_still_write(small_seaso
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 13
 
 
-def test_a_file_of_which_no_parcel_is_usable_gives_each_its_reason(small_season, tmp_path) -> None:
-    """A phone's GPS points in place of outlines: every row an error with its reason, not a traceback."""
+def test_a_file_of_which_no_parcel_is_a_polygon_is_refused_naming_what_it_holds(small_season, tmp_path) -> None:
+    """A phone's GPS points in place of outlines: not a traceback, nor a run of errors that exits 0 (every parcel
+    NOT_A_POLYGON), but the input refused, naming the points and the layer to export."""
+    from farmcredit.errors import InputError
+
     parcels = gpd.read_file(small_season.parcels_path).head(2)
     points = parcels.assign(geometry=parcels.geometry.representative_point())
-    results = assess(points, small_season.imagery_dir, model="rule", out=tmp_path / "out")
-    assert results["reason"].tolist() == ["NOT_A_POLYGON"] * 2 and (results["status"] == "error").all()
-    assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == 2
+    with pytest.raises(InputError, match=r"no parcel is a polygon that can be measured \(2 Point\): .*export the "
+                                         "parcels' polygon layer"):
+        assess(points, small_season.imagery_dir, model="rule", out=tmp_path / "out")
 
 
 def test_an_outline_with_a_vertex_typed_kilometres_off_is_drawn_not_read_and_the_rest_are_as_without_it(
