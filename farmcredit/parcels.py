@@ -61,6 +61,11 @@ MAX_PARCEL_VERTICES = 20_000
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
+# An outline whose area is under this share of its perimeter squared encloses no area: its vertices lie on one line,
+# and float error in their coordinates (more so once projected) leaves it a sliver of a square millimetre, which read
+# as a stray click (PARCEL_TOO_SMALL) is EMPTY_GEOMETRY. A square is 1/16, a 1 km by 1 cm strip 2.5e-6; three collinear
+# points in degrees 1e-12.
+FLAT_SHAPE = 1e-9
 # Codes of a parcel whose outline cannot be used as read, warned once each (``_warn_unusable``): what its outline is,
 # why, and what to do (GEOMETRY_REPAIRED, measured as repaired, is noted).
 GEOMETRY_PROBLEMS = {
@@ -1472,7 +1477,8 @@ def _stand_in_ids(parcel_id: pd.Series, file_rows: np.ndarray) -> list[str | Non
 
 def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used. A geometry collection
-    counts as its polygons (a phone's KML placemark of a field and a label pin); one without any is not a polygon.
+    counts as its polygons (a phone's KML placemark of a field and a label pin); one without any is not a polygon; one
+    flat (``FLAT_SHAPE``: vertices on one line) is empty.
 
     Returns:
         The geometries (None where unusable) and (position, EMPTY_GEOMETRY / NOT_A_POLYGON / GEOMETRY_REPAIRED).
@@ -1503,6 +1509,11 @@ def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, st
         else:
             problems.append((int(i), "GEOMETRY_REPAIRED"))
         out[i] = repaired
+    kept = np.flatnonzero(usable_geometries(out))
+    flat = kept[shapely.area(out[kept]) < FLAT_SHAPE * shapely.length(out[kept]) ** 2]
+    problems = [(i, code) for i, code in problems if i not in set(flat.tolist())] + [
+        (int(i), "EMPTY_GEOMETRY") for i in flat]
+    out[flat] = None
     return out, problems
 
 

@@ -746,6 +746,20 @@ def test_an_outline_of_no_area_or_unreadable_wkt_is_told_to_be_redrawn_naming_th
                      "flagged EMPTY_GEOMETRY", caplog.text)
 
 
+def test_a_ring_of_collinear_vertices_in_degrees_encloses_no_area_not_a_speck(tmp_path: Path) -> None:
+    """Three vertices on one 30 m line, in degrees: float error left it 0.00016 m2 in its UTM zone, flagged
+    PARCEL_TOO_SMALL as a stray click, where README says an outline of vertices on one line is EMPTY_GEOMETRY."""
+    field = [[113.98, 33.01], [113.981, 33.01], [113.981, 33.011], [113.98, 33.011], [113.98, 33.01]]
+    line = [[113.9884522182901, 32.98680839785695], [113.98855221829011, 32.98690839785695],
+            [113.98865221829011, 32.98700839785695], [113.9884522182901, 32.98680839785695]]
+    features = [{"type": "Feature", "properties": {"parcel_id": pid},
+                 "geometry": {"type": "Polygon", "coordinates": [ring]}}
+                for pid, ring in (("A", field), ("FLAT", line))]
+    path = tmp_path / "parcels.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert [codes[-1:] for codes in read_parcels(path)["reasons"]] == [["MISSING_BORROWER_ID"], ["EMPTY_GEOMETRY"]]
+
+
 def test_an_outline_left_open_is_closed_and_flagged_not_the_files_end(tmp_path: Path) -> None:
     """A ring whose last point is not its first (hand-written GeoJSON, a phone's KML, WKB built by hand) does not
     decode in GEOS: it stopped the whole file, GeoJSON and GeoParquet alike."""
