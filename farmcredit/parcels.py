@@ -244,6 +244,13 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             warnings.filterwarnings("ignore", "invalid value encountered in from_wkb", RuntimeWarning)
             # GDAL's, quoting a CSV's WKT cell it cannot parse, not its row: warned by parcel id (_warn_unread_wkt).
             warnings.filterwarnings("ignore", "Ignoring invalid WKT", RuntimeWarning)
+            # GDAL's and pyogrio's, of a GeoJSON geometry they cannot read (a type mistyped, coordinates as text): its
+            # parcel is EMPTY_GEOMETRY, warned by parcel id (validate_parcels).
+            warnings.filterwarnings("ignore", "Unsupported geometry type detected", RuntimeWarning)
+            warnings.filterwarnings("ignore", r"OGRGeoJSONRead\w*\(\)", RuntimeWarning)
+            # pyogrio's, of a column GDAL types JSON whose values are not all JSON: the parcel columns are read as
+            # the file writes them (_json_as_written).
+            warnings.filterwarnings("ignore", "Could not parse column .* as JSON")
             layer = None if parquet else _parcel_layer(path, layer)
             frame, closed = _read_frame(path, layer, parquet)
             if not parquet:

@@ -746,6 +746,27 @@ def test_an_outline_of_no_area_or_unreadable_wkt_is_told_to_be_redrawn_naming_th
                      "flagged EMPTY_GEOMETRY", caplog.text)
 
 
+def test_geojson_outlines_gdal_cannot_read_are_flagged_without_library_warnings(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A geometry type mistyped, coordinates given as text, ids of text beside a number: GDAL's, pyogrio's and
+    geopandas' own warnings, from site-packages paths, reached the console beside the run's, which flags the parcels."""
+    field = [[[113.98, 33.01], [113.981, 33.01], [113.981, 33.011], [113.98, 33.011], [113.98, 33.01]]]
+    geometries = [("P1", {"type": "Polygon", "coordinates": field}), (2, {"type": "Polygn", "coordinates": field}),
+                  ("P3", {"type": "Polygon", "coordinates": "abc"})]
+    features = [{"type": "Feature", "properties": {"parcel_id": pid}, "geometry": geometry}
+                for pid, geometry in geometries]
+    path = tmp_path / "parcels.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with warnings.catch_warnings(record=True) as raised, caplog.at_level(logging.WARNING, logger="farmcredit"):
+        warnings.simplefilter("always")
+        parcels = read_parcels(path)
+    assert [str(w.message) for w in raised] == []
+    assert list(parcels["parcel_id"]) == ["P1", "2", "P3"]
+    assert [codes[-1:] for codes in parcels["reasons"]] == [["MISSING_BORROWER_ID"], ["EMPTY_GEOMETRY"],
+                                                           ["EMPTY_GEOMETRY"]]
+    assert "2 parcels' outlines are missing or empty" in caplog.text
+
+
 def test_a_ring_of_collinear_vertices_in_degrees_encloses_no_area_not_a_speck(tmp_path: Path) -> None:
     """Three vertices on one 30 m line, in degrees: float error left it 0.00016 m2 in its UTM zone, flagged
     PARCEL_TOO_SMALL as a stray click, where README says an outline of vertices on one line is EMPTY_GEOMETRY."""
