@@ -162,6 +162,13 @@ class CroplandRuleConfig(_Frozen):
         return AreaMargins.read(self.mixed_margin, self.area_bands_ha)
 
 
+class ParcelsConfig(_Frozen):
+    """Checks of the parcels' outlines beyond those of any field (``farmcredit.parcels``)."""
+
+    # Parts of one parcel further apart than this (m) are fields of their own pledged as one: PARTS_APART, refer.
+    max_part_gap_m: Annotated[Number, Field(gt=0.0)] = 100.0
+
+
 class AgronomyConfig(_Frozen):
     """Thresholds for observations, peers, crop confidence and yield uncertainty."""
 
@@ -405,6 +412,7 @@ class Config(_Frozen):
     """The whole run configuration."""
 
     imagery: ImageryConfig = ImageryConfig()
+    parcels: ParcelsConfig = ParcelsConfig()
     cropland_rule: CroplandRuleConfig = CroplandRuleConfig()
     agronomy: AgronomyConfig = AgronomyConfig()
     crops: Annotated[dict[str, CropConfig], Field(min_length=1)]

@@ -1225,6 +1225,41 @@ def _refuse_no_polygon(geometry: np.ndarray, outlines: np.ndarray, geometry_reas
                      "as polygons; export the parcels' polygon layer, not their points or boundary lines")
 
 
+def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -> gpd.GeoDataFrame:
+    """``parcels`` (as ``validate_parcels`` returns them), those whose outline's parts (a MultiPolygon's polygons) lie
+    more than ``max_gap_m`` apart (m, in their UTM zone: some part further than that from its nearest other part)
+    flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and gaps.
+
+    Example:
+        >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
+        ...                               shapely.box(502_000, 4e6, 502_100, 4e6 + 100)])
+        >>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1"], "reasons": [[]]}, geometry=[apart], crs="EPSG:32650")
+        >>> flag_parts_apart(parcels, 100.0, "parcels")["reasons"].tolist()
+        [['PARTS_APART']]
+    """
+    geoms = parcels.geometry.to_numpy()
+    several = np.flatnonzero(usable_geometries(geoms) & (shapely.get_num_geometries(geoms) > 1)
+                             & ~map_only(parcels["reasons"]))
+    gap_m = np.zeros(len(geoms))
+    if several.size and parcels.crs is not None:
+        zoned, metres_per_unit = _in_utm_zones(geoms[several], parcels.crs)
+        for k, outline in zip(several, zoned, strict=True):
+            parts = shapely.get_parts(outline)
+            apart = shapely.distance(parts[:, np.newaxis], parts[np.newaxis, :])
+            np.fill_diagonal(apart, np.inf)
+            gap_m[k] = apart.min(axis=1).max()
+        gap_m[several] *= metres_per_unit
+    flagged = gap_m > max_gap_m
+    _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
+                       f"outlines are of parts lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m)",
+                       "they are fields of their own pledged as one, a weak one's health averaged into the others'",
+                       "PARTS_APART", "draw each field as its own parcel", "referred")
+    if not flagged.any():
+        return parcels
+    return parcels.assign(reasons=[[*codes, "PARTS_APART"] if apart else codes
+                                   for codes, apart in zip(parcels["reasons"], flagged, strict=True)])
+
+
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:
     """True where a geometry's bounds are not finite or lie off the globe in ``crs`` (latitude beyond 90 degrees,
     longitude beyond 180 or 360, a projected point with no place on the earth): a typo or a file in another CRS

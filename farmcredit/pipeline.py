@@ -45,6 +45,7 @@ from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EART
 from farmcredit.imagery.level import HazyDate, check_atmosphere
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.parcels import (
+    flag_parts_apart,
     map_only,
     parcels_from_frame,
     read_parcels,
@@ -509,6 +510,8 @@ def load_inputs(
     else:
         table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
         fingerprint, index = file_fingerprint(parcels_source), table.index
+    table = flag_parts_apart(table, cfg.parcels.max_part_gap_m,
+                             "the parcels' GeoDataFrame" if parcels_source is None else str(parcels_source))
     if not isinstance(imagery, Imagery):
         stack = open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset)
     elif band_layout is not None or dn_offset is not None:

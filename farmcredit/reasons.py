@@ -48,6 +48,10 @@ _REASONS = (
     Reason("GEOMETRY_REPAIRED", "refer",
            "The drawn boundary crossed itself or its parts overlapped, and was repaired (overlaps taken once); check "
            "the outline."),
+    Reason("PARTS_APART", "refer",
+           "The parcel's outline is of parts further apart than one field's (parcels.max_part_gap_m, 100 m by "
+           "default): fields of their own pledged as one, a weak one's health and yield averaged into the others'; "
+           "draw each field as its own parcel."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer",
            "Part of the parcel lies outside the imagery: that part may be fallow or all crop, so the cultivated "
            "area's interval spans both."),

@@ -30,6 +30,7 @@ def _write(tmp_path: Path, mutate) -> Path:
 def test_packaged_default_is_the_repository_config() -> None:
     assert load_config() == load_config(DEFAULT)
     assert set(load_config().crops) >= {"rice", "wheat", "maize", "soybean"}
+    assert load_config().parcels.max_part_gap_m == 100.0  # PARTS_APART: a field cut by a road is tens of metres
 
 
 def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lacks() -> None:

@@ -20,7 +20,7 @@ from pyproj import CRS
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 from farmcredit.errors import InputError
-from farmcredit.parcels import parcels_from_frame, read_parcels, utm_area_m2, warn_off_imagery
+from farmcredit.parcels import flag_parts_apart, parcels_from_frame, read_parcels, utm_area_m2, warn_off_imagery
 from farmcredit.reasons import REASONS, explain
 
 SQUARE = Polygon([(500000, 3650000), (500100, 3650000), (500100, 3650100), (500000, 3650100)])
@@ -1335,3 +1335,23 @@ def test_a_column_named_like_an_area_is_warned_of_only_where_it_holds_numbers(
     for name in ("eneo", "क्षेत्रफल"):
         warnings = _warnings_reading(tmp_path / "places.geojson", _hectare_squares(**{name: values}), caplog)
         assert (f"column(s) {name!r} are not read, though named like a declared area" in warnings) == warned
+
+
+def test_a_parcel_of_fields_kilometres_apart_is_referred_one_cut_by_a_road_is_not(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A MultiPolygon bundled a borrower's five rice fields 2.5-2.8 km apart into one parcel: its weak field's health
+    was averaged away into an A grade. Parts further apart than parcels.max_part_gap_m are now PARTS_APART (refer);
+    a chain of parts each 30 m from the next (a field cut by roads) is one field, however long the chain."""
+    chain = MultiPolygon([shapely.affinity.translate(SQUARE, 130 * k) for k in range(4)])  # 30 m gaps, 490 m long
+    apart = MultiPolygon([SQUARE, shapely.affinity.translate(SQUARE, 2600, 0)])
+    frame = _frame([{"parcel_id": pid, "borrower_id": "B", "geometry": outline}
+                    for pid, outline in (("ONE", SQUARE), ("CHAIN", chain), ("APART", apart))])
+    parcels = parcels_from_frame(frame)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
+    assert list(flagged["reasons"]) == [[], [], ["PARTS_APART"]] and list(parcels["reasons"]) == [[]] * 3
+    assert ("parcels.gpkg: 1 parcels' outlines are of parts lying more than 100 m apart (parcels.max_part_gap_m) "
+            "(APART: 2,500 m): they are fields of their own pledged as one, a weak one's health averaged into the "
+            "others'; they are flagged PARTS_APART and referred; draw each field as its own parcel") in caplog.text
+    assert list(flag_parts_apart(parcels, 20.0, "parcels.gpkg")["reasons"]) == [[], ["PARTS_APART"], ["PARTS_APART"]]
+    assert REASONS["PARTS_APART"].effect == "refer" and "its own parcel" in explain(["PARTS_APART"])
