@@ -598,9 +598,13 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
 
     borrower_id = _optional_text(frame, "borrower_id", source)
     _check_excel_ids(borrower_id, source, file_rows)
-    _warn_id_variants(borrower_id, source, "borrower")
+    # One borrower written two ways is two, each its own cap and decision: a doubted parcel moved under the other
+    # leaves the first approved, so both are referred.
+    variants = _warn_id_variants(borrower_id, source, "borrower", "BORROWER_ID_VARIANT")
     for i in np.flatnonzero(borrower_id.isna().to_numpy()):
         reasons[i].append("MISSING_BORROWER_ID")
+    for i in np.flatnonzero(variants):
+        reasons[i].append("BORROWER_ID_VARIANT")
 
     outlines = _without_m(frame.geometry.to_numpy())
     too_many_vertices = _too_many_vertices(outlines, parcel_id, source)  # before the validity checks they would stall
@@ -1440,19 +1444,22 @@ def _resident_id(name: str) -> bool:
     return RESIDENT_ID_CHECK[sum(int(d) * w for d, w in zip(name, RESIDENT_ID_WEIGHTS)) % 11] == name[17].upper()
 
 
-def _warn_id_variants(ids: pd.Series, source: str, owner: str) -> None:
+def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None = None) -> np.ndarray:
     """Warn of ids distinct as written that a reader takes for one (``folded``, blanks within off: an ID-card
     number's X typed x or full-width Ｘ, 地块 003 and 地块003; numbers' leading zeros off: 00123, as typed, and 123,
     as a spreadsheet keeps it), naming the first few groups: they are kept apart as written, since ids join with the
-    lender's systems, so one ``owner`` written two ways is two."""
+    lender's systems, so one ``owner`` written two ways is two; with ``code``, the warning says their rows are flagged
+    so. Returns per row whether its id is one of such a group."""
     written = pd.Series(ids.dropna().unique(), dtype=object)
     keys = written.map(lambda name: re.sub(r"^0+(?=\d)", "", "".join(folded(name).split())))
     clash = keys.duplicated(keep=False)  # grouped alone: a list per id of a million costs seconds
     groups = [" / ".join(_quoted(group)) for group in written[clash].groupby(keys[clash], sort=False).agg(list)]
     if groups:
+        flagged = f", each of their parcels flagged {code} and referred (one {owner} or two?)" if code else ""
         logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form, blanks or a number's "
-                       "leading zeros (%s); they are kept apart as written, as different %ss; write each %s's id one "
-                       "way", source, len(groups), ids.name, some(groups), owner, owner)
+                       "leading zeros (%s); they are kept apart as written, as different %ss%s; write each %s's id "
+                       "one way", source, len(groups), ids.name, some(groups), owner, flagged, owner)
+    return ids.isin(written[clash]).to_numpy(dtype=bool)
 
 
 def _warn_duplicate_ids(repeated: pd.Series, written: pd.Series, source: str) -> None:

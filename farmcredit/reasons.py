@@ -52,6 +52,11 @@ _REASONS = (
            "The parcel's outline is of parts further apart than one field's (parcels.max_part_gap_m, 100 m by "
            "default): fields of their own pledged as one, a weak one's health and yield averaged into the others'; "
            "draw each field as its own parcel."),
+    Reason("BORROWER_ID_VARIANT", "refer",
+           "The borrower id differs from another borrower's in this file only in case, width, Unicode form, blanks or "
+           "a number's leading zeros (B0026 and b0026): one borrower or two? Both are referred, as a doubted parcel "
+           "under one would leave the other approved; a person checks, and the file writes each borrower's id one "
+           "way."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer",
            "Part of the parcel lies outside the imagery: that part may be fallow or all crop, so the cultivated "
            "area's interval spans both."),

@@ -916,7 +916,9 @@ def test_ids_with_blanks_around_them_are_the_same_ids(tmp_path: Path) -> None:
 def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """An ID card's X typed x or full-width, 地块００１ for 地块001: two borrowers or parcels to the run, one to a
-    reader; the ids join with the lender's systems, so they are kept as written and the run says so."""
+    reader; the ids join with the lender's systems, so they are kept as written and the run says so. Borrowers so
+    written were only warned of: a doubted parcel moved under "b0026" left B0026 approved, and nothing in the
+    decisions said so; each of their parcels is now BORROWER_ID_VARIANT, referring both."""
     pairs = [("地块001", "41272319900307777X"), ("地块００１", "41272319900307777x"),
              ("地块\u3000003", "４１２７２３１９９００３０７７７７Ｘ"), ("地块003", "张三"), ("Cafe\u0301", "张三 "),
              ("Café", "李四")]
@@ -932,7 +934,11 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
             "apart as written, as different parcels; write each parcel's id one way") in caplog.text
     assert ("1 groups of borrower_id values differ only in case, width, Unicode form, blanks or a number's leading "
             "zeros ('41272319900307777X' / '41272319900307777x' / '４１２７２３１９９００３０７７７７Ｘ'); "
-            "they are kept apart as written, as different borrowers; write each borrower's id one way") in caplog.text
+            "they are kept apart as written, as different borrowers, each of their parcels flagged BORROWER_ID_VARIANT "
+            "and referred (one borrower or two?); write each borrower's id one way") in caplog.text
+    assert [codes for codes in parcels["reasons"]] == [["BORROWER_ID_VARIANT"]] * 3 + [[]] * 3
+    assert REASONS["BORROWER_ID_VARIANT"].effect == "refer"
+    assert "one borrower or two? Both are referred" in explain(["BORROWER_ID_VARIANT"])
 
 
 def test_geojson_ids_beside_a_json_number_are_kept_as_written(tmp_path: Path,
