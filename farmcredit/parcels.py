@@ -632,6 +632,11 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
             f"(e.g. {x:g}, {y:g}); {_off_globe_advice(x, y, frame.crs, suffix in GEOJSON_SUFFIXES)}; --parcels-crs "
             "(parcels_crs= in Python) applies only to a file that declares none"
         )
+    # Flat once its coordinates are known possible: a vertex typed 1e20 makes a spike of no area, but is off the globe.
+    flat = _flat(geometry) & ~impossible
+    geometry[flat] = None
+    geometry_reasons = [(i, code) for i, code in geometry_reasons if not flat[i]]
+    geometry_reasons += [(int(i), "EMPTY_GEOMETRY") for i in np.flatnonzero(flat)]
     _refuse_no_polygon(geometry, outlines, geometry_reasons, source)
     geometry[impossible] = None
     geometry_reasons += [(int(i), "IMPOSSIBLE_COORDINATES") for i in np.flatnonzero(impossible)]
@@ -1526,8 +1531,7 @@ def _stand_in_ids(parcel_id: pd.Series, file_rows: np.ndarray) -> list[str | Non
 
 def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Repair invalid polygons (make_valid, keep the polygonal part); flag what cannot be used. A geometry collection
-    counts as its polygons (a phone's KML placemark of a field and a label pin); one without any is not a polygon; one
-    flat (``FLAT_SHAPE``: vertices on one line) is empty.
+    counts as its polygons (a phone's KML placemark of a field and a label pin); one without any is not a polygon.
 
     Returns:
         The geometries (None where unusable) and (position, EMPTY_GEOMETRY / NOT_A_POLYGON / GEOMETRY_REPAIRED).
@@ -1558,12 +1562,15 @@ def repair_geometries(geoms: np.ndarray) -> tuple[np.ndarray, list[tuple[int, st
         else:
             problems.append((int(i), "GEOMETRY_REPAIRED"))
         out[i] = repaired
-    kept = np.flatnonzero(usable_geometries(out))
-    flat = kept[shapely.area(out[kept]) < FLAT_SHAPE * shapely.length(out[kept]) ** 2]
-    problems = [(i, code) for i, code in problems if i not in set(flat.tolist())] + [
-        (int(i), "EMPTY_GEOMETRY") for i in flat]
-    out[flat] = None
     return out, problems
+
+
+def _flat(geoms: np.ndarray) -> np.ndarray:
+    """True where a polygon encloses no area for its perimeter (``FLAT_SHAPE``: its vertices on one line)."""
+    kept = np.flatnonzero(usable_geometries(geoms))
+    flat = np.zeros(len(geoms), dtype=bool)
+    flat[kept] = shapely.area(geoms[kept]) < FLAT_SHAPE * shapely.length(geoms[kept]) ** 2
+    return flat
 
 
 def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
