@@ -1,11 +1,12 @@
 # Two entry points, each builds the environment first if it is missing or out of date:
 #   make demo   run the main job on sample_tiles/ and write results/sample/
 #   make test   run the test suite (what CI runs)
+# and: make wheel (dist/farmcredit-*.whl), make clean (results and build outputs).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean
+.PHONY: demo test env wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -22,5 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
+# setuptools copies the package into build/lib/ and reuses it: a module deleted since the last build would ship.
+wheel:
+	rm -rf build
+	$(PYTHON) -m pip wheel --no-deps -w dist .
+
 clean:
-	rm -rf results .pytest_cache
+	rm -rf results .pytest_cache build dist *.egg-info
