@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -138,12 +138,12 @@ def assess(
     *,
     season: str | Sequence[date | str] | None = None,
     out: str | Path | None = None,
-    config: str | Path | Config | None = None,
+    config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     model: str | Path | CroplandModel | None = None,
-    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None = None,
     dn_offset: float | None = None,
     device: str = "auto",
 ) -> gpd.GeoDataFrame:
@@ -205,14 +205,14 @@ def run_assessment(
     imagery: str | Path | Imagery,
     *,
     season: str | Sequence[date | str] | None = None,
-    config: str | Path | Config | None = None,
+    config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     model: str | Path | CroplandModel | None = None,
     risk_model: str | Path | RiskModel | None = None,
     progress: ProgressCallback | None = None,
     pixel_layers: bool = False,
-    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None = None,
     dn_offset: float | None = None,
     device: str = "auto",
     stage: StageCallback | None = None,
@@ -481,11 +481,11 @@ def load_inputs(
     imagery: str | Path | Imagery,
     *,
     season: tuple[date, date] | None = None,
-    config: str | Path | Config | None = None,
+    config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
-    band_layout: Sequence[tuple[date | None, str]] | None = None,
+    band_layout: Sequence[tuple[date | str | None, str]] | None = None,
     dn_offset: float | None = None,
 ) -> AssessmentInputs:
     """Read and validate the config, risk model, parcels and imagery of a run (see ``assess``; ``season`` as

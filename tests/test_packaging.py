@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import typing
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import NoReturn
 
 import pytest
 
+from farmcredit.batch import run_batch
+from farmcredit.imagery import open_imagery
+from farmcredit.pipeline import assess, load_inputs, run_assessment
 from farmcredit.segmentation.card import DEFAULT_WEIGHTS, card_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,3 +169,13 @@ def test_every_package_farmcredit_imports_is_a_declared_dependency() -> None:
     undeclared = sorted(module for module in imported - set(sys.stdlib_module_names) - {"farmcredit"}
                         if not {_normalised(name) for name in distributions.get(module, [module])} & declared.keys())
     assert undeclared == []
+
+
+@pytest.mark.parametrize("function", [assess, run_assessment, load_inputs, run_batch])
+def test_public_annotations_admit_what_readme_documents(function: Callable[..., object]) -> None:
+    """py.typed ships, so a user's type checker holds calls to these hints: ``config={"credit": {"min_loan": 500}}``
+    (README) and a band layout's ISO dates, as ``open_imagery`` takes them, were rejected."""
+    hints = typing.get_type_hints(function)
+    assert any(issubclass(dict, typing.get_origin(kind) or kind) for kind in typing.get_args(hints["config"]))
+    if "band_layout" in hints:
+        assert hints["band_layout"] == typing.get_type_hints(open_imagery)["band_layout"]

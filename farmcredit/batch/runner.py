@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -190,7 +190,7 @@ def run_batch(
     *,
     model: str | Path | CroplandModel | None = None,
     season: tuple[date, date] | None = None,
-    config: str | Path | Config | None = None,
+    config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
