@@ -1,12 +1,13 @@
-# Two entry points, each builds the environment first if it is missing or out of date:
+# Entry points; those using .venv build it first if it is missing or out of date:
 #   make demo   run the main job on sample_tiles/ and write results/sample/
-#   make test   run the test suite (what CI runs)
-# and: make wheel (dist/farmcredit-*.whl), make clean (results and build outputs).
+#   make lint   ruff over the code (pyproject's [tool.ruff]); CI runs it before make test
+#   make test   run the test suite
+#   make env    only build .venv; make wheel: dist/farmcredit-*.whl; make clean: results and build outputs
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env wheel clean
+.PHONY: demo lint test env wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ env: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/farmcredit assess sample_tiles/parcels.geojson --imagery sample_tiles/imagery --out results/sample
 	$(VENV)/bin/python scripts/evaluate_sample.py results/sample/results.parquet sample_tiles/truth.csv
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check farmcredit tests scripts benchmarks
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
