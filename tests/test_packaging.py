@@ -2,6 +2,7 @@
 sdist and a wheel of the package alone, and credits for the data its weights learnt from."""
 
 import ast
+import glob
 import importlib.metadata
 import importlib.util
 import json
@@ -17,6 +18,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+try:
+    import tomllib  # novm: Python 3.10 has none, but tomli, which pytest needs there
+except ModuleNotFoundError:
+    import tomli as tomllib
 
 from farmcredit.batch import run_batch
 from farmcredit.imagery import open_imagery
@@ -128,6 +134,22 @@ def test_wheel_carries_the_notice_crediting_the_shipped_weights_training_data(tm
     assert "farmcredit/segmentation/cropland_cnn_v2.safetensors" in members
     licences = {name.rsplit("/", 1)[1] for name in members if name.split("/")[-2:-1] == ["licenses"]}
     assert licences == {"LICENSE", "NOTICE"}
+
+
+def test_every_tracked_file_in_the_package_is_package_data() -> None:
+    """pyproject lists the package's data files one by one: a file added under farmcredit/ and not listed was left
+    out of the sdist and the wheel without a word, and what reads it failed only once installed. Patterns are
+    globbed in their package's folder, as setuptools does (``"*"`` or ``""``: in every package's)."""
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    tracked = subprocess.run(["git", "ls-files", "-z", "farmcredit"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split("\0")
+    packages = {path.parent for path in (REPO / "farmcredit").rglob("__init__.py")}
+    shipped = {Path(found).relative_to(REPO).as_posix()
+               for package, patterns in listed.items()
+               for folder in (packages if package in ("", "*") else {REPO / package.replace(".", "/")})
+               for pattern in patterns for found in glob.glob(str(folder / pattern), recursive=True)}
+    unlisted = sorted(name for name in tracked if name and not name.endswith(".py") and name not in shipped)
+    assert unlisted == [], "add these to [tool.setuptools.package-data] in pyproject.toml, or they do not ship"
 
 
 def test_shipped_card_and_notice_credit_each_third_party_source_the_weights_learnt_from() -> None:
