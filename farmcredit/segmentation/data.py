@@ -37,14 +37,13 @@ from rasterio.windows import Window
 from farmcredit.errors import InputError
 from farmcredit.parcels import repair_geometries
 from farmcredit.segmentation.card import MODEL_BANDS
+from farmcredit.simulate.render import CROP_CLASSES
 from farmcredit.text import some
 
 if TYPE_CHECKING:
     from farmcredit.imagery import Imagery
     from farmcredit.zonal import Coverage
 
-# landcover.tif classes 1-4 are the sown crops, in CLASSES order after non_crop.
-SIM_CROP_CLASSES = (1, 2, 3, 4)
 EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
                    "PermanentCrop", "Residential", "River", "SeaLake")
 EUROSAT_CROP = ("AnnualCrop", "PermanentCrop")
@@ -183,7 +182,8 @@ def load_labelled_scene(folder: str | Path, band_layout: Sequence[tuple[date | N
     if labels[0].name == "landcover.tif":
         (classes, cover), _, _ = _read_raster(labels[0], imagery, bands=(1, 2))
         crop_cover = cover.astype(np.float32) / 100.0
-        crop_type = np.where(np.isin(classes, SIM_CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
+        # A sown crop's land-cover code is its index in CLASSES (simulate.render.landcover_classes).
+        crop_type = np.where(np.isin(classes, CROP_CLASSES) & (crop_cover >= 0.5), classes, 0).astype(np.int8)
     else:
         crop_cover = (_read_label_codes(labels[0], imagery) if labels[0].name == "labels.tif"
                       else polygon_crop_cover(labels[0], imagery.crs, imagery.transform, (rows, cols)))

@@ -55,8 +55,8 @@ CALENDARS: Mapping[str, CropCalendar] = MappingProxyType(
     {
         "wheat": CropCalendar(0.95, 0.30, -400.0, 82.0, 7.0, 150.0, 5.0, 158.0, 0.35),
         "maize": CropCalendar(0.97, 0.0, 166.0, 198.0, 7.0, 258.0, 6.0, 272.0, 0.40),
-        "soybean": CropCalendar(0.85, 0.0, 170.0, 203.0, 7.0, 252.0, 5.0, 268.0, 0.25, broadleaf=True),
         "rice": CropCalendar(0.95, 0.08, 158.0, 195.0, 9.0, 262.0, 6.0, 283.0, 0.35, flood=(150.0, 240.0)),
+        "soybean": CropCalendar(0.85, 0.0, 170.0, 203.0, 7.0, 252.0, 5.0, 268.0, 0.25, broadleaf=True),
     }
 )
 

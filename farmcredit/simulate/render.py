@@ -16,25 +16,26 @@ from rasterio import features
 from shapely.geometry import Polygon
 
 from farmcredit.simulate.grid import BASE_M, SceneGrid
-from farmcredit.simulate.landscape import CROPS, LandObject
+from farmcredit.simulate.landscape import CROPS, FALLOW, LandObject
 from farmcredit.simulate.phenology import CHANNEL, cover_fractions
 from farmcredit.simulate.randomfields import gaussian_field
 
 # Within-field texture: patches of uneven growth a few tens of metres across.
 TEXTURE_CORRELATION_M = 15.0
-# Land-cover classes of landcover.tif (crop classes first, in CROPS order).
-LANDCOVER_CLASSES: Mapping[str, int] = MappingProxyType(
-    {
-        **{crop: i + 1 for i, crop in enumerate(CROPS)},
-        "fallow": 5,
-        "forest": 6,
-        "grass": 7,
-        "water": 8,
-        "village": 9,
-        "road": 10,
-        "track": 10,
-    }
-)
+# The covers after the crops in landcover.tif's classes, in code order; a track is drawn as road.
+OTHER_CLASSES = (FALLOW, "forest", "grass", "water", "village", "road")
+
+
+def landcover_classes(crops: Sequence[str]) -> Mapping[str, int]:
+    """landcover.tif's class codes: the crops from 1 in their order (so each is its index in the CNN's classes,
+    ``segmentation.card.CLASSES``), then ``OTHER_CLASSES``; ``"track"`` has road's."""
+    codes = {name: code for code, name in enumerate((*crops, *OTHER_CLASSES), start=1)}
+    return MappingProxyType({**codes, "track": codes["road"]})
+
+
+LANDCOVER_CLASSES = landcover_classes(CROPS)
+# The codes of the sown crops, in CROPS order.
+CROP_CLASSES = tuple(LANDCOVER_CLASSES[crop] for crop in CROPS)
 # Cells no object covers (slivers lost in overlay snapping) render as field-margin grass.
 _MARGIN = LandObject(Polygon(), "grass", vigour=0.8, patchiness=0.3)
 
@@ -119,9 +120,10 @@ def landcover(cells: SceneCells) -> tuple[np.ndarray, np.ndarray]:
         cells.labels
     ]
     k = cells.cells_per_pixel
-    counts = np.stack([block_mean((codes == code).astype(np.float32), k) for code in range(1, 11)])
+    classes = range(1, max(LANDCOVER_CLASSES.values()) + 1)
+    counts = np.stack([block_mean((codes == code).astype(np.float32), k) for code in classes])
     majority = (np.argmax(counts, axis=0) + 1).astype(np.uint8)
-    cropland = np.isin(codes, [LANDCOVER_CLASSES[crop] for crop in CROPS]).astype(np.float32)
+    cropland = np.isin(codes, CROP_CLASSES).astype(np.float32)
     percent = np.round(block_mean(cropland, k) * 100.0).astype(np.uint8)
     return majority, percent
 

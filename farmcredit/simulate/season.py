@@ -228,7 +228,10 @@ def _write_bands(
 def _write_landcover(path: Path, cells: SceneCells, grid: SceneGrid) -> None:
     classes, cropland = landcover(cells)
     rows, cols = grid.shape(10)
-    legend = ",".join(f"{code}={name}" for name, code in LANDCOVER_CLASSES.items() if name != "track")
+    names: dict[int, list[str]] = {}
+    for name, code in LANDCOVER_CLASSES.items():
+        names.setdefault(code, []).append(name)
+    legend = ",".join(f"{code}={' or '.join(same)}" for code, same in names.items())
     write_cog(
         path,
         np.stack([classes[:rows, :cols], cropland[:rows, :cols]]),
@@ -236,7 +239,7 @@ def _write_landcover(path: Path, cells: SceneCells, grid: SceneGrid) -> None:
         grid.crs,
         nodata=None,
         descriptions=("landcover", "cropland_percent"),
-        tags={"LANDCOVER_CLASSES": legend.replace("10=road", "10=road or track")},
+        tags={"LANDCOVER_CLASSES": legend},
     )
 
 
