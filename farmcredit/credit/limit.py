@@ -14,6 +14,12 @@ honest is over the cut too, ZERO_LIMIT where that grade leaves nothing), else re
 where the area is far above the imagery's, else DECLARED_AREA_RISK; its PD, grade and limit stay as scored, its
 arithmetic saying that honest PD. So declaring less never fares worse.
 
+Nor is a parcel declined on an area its own interval does not know, one reaching from not cultivated (under
+``agronomy.min_cultivated_fraction`` of the outline) to fully cultivated (``FULLY_CULTIVATED``): a decline
+(``NOT_CULTIVATED``, ``HIGH_RISK``, ``ZERO_LIMIT``) stands there only where it would stand were the cultivated area at
+the top of its interval (scored again there, declared honestly), else the parcel is referred, ``AREA_UNCERTAIN``, its
+arithmetic naming the interval and what the top gets.
+
 Each step works from the figures the one before shows (area to the square metre, 0.0001 ha; yield to the kilogram
 per hectare; configured figures as written; amounts rounded down to the cent, the margin exact), so a loan officer
 recomputing the arithmetic by hand reaches the limit to the cent. Area enters each amount once, so each rises with it
@@ -58,6 +64,8 @@ UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEAS
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
 # clear dates missed only the peak still measured the area): no finding on it is stated.
 UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
+# The share of its outline a parcel is cultivated at and not PARTLY_CULTIVATED.
+FULLY_CULTIVATED = 0.9
 # What ``credit.lend_on_area: low`` lends on, in words.
 LOW_END = "low end of the cultivated area's interval"
 
@@ -135,6 +143,13 @@ def assign_limits(
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
     scored, honestly_scored, factors, honest_factors = risk_model.scores(out)
     probability, honest_probability = (np.where(unobserved_rows, np.nan, pd_) for pd_ in (scored, honestly_scored))
+    # And, where the cultivated area's interval reaches from not cultivated to fully, with the area at its top: whether
+    # a decline rests on area the imagery cannot tell (scored for those rows alone: most have none).
+    unknown_area = np.flatnonzero(_area_unknown(out, config) & ~unobserved_rows)
+    at_top = _at_interval_top(out.iloc[unknown_area])
+    top_rows = dict(zip(unknown_area, at_top.itertuples(index=False), strict=True))
+    top_probability = dict(zip(unknown_area, risk_model.probability_of_default(at_top) if len(at_top) else [],
+                               strict=True))
     partners = overlaps.listed_ids(out["parcel_id"]) if overlaps is not None else [[] for _ in range(len(out))]
     n_partners = overlaps.counts() if overlaps is not None else np.zeros(len(out), dtype=np.int64)
     # Matched exactly but for the Unicode form a keyboard typed them in (``composed``), as the config's are.
@@ -156,6 +171,11 @@ def assign_limits(
         risk_codes, declaration_holds = (honest.risk_codes(codes) if scored_codes and honest is not None
                                          else (scored_codes, ""))
         codes += risk_codes
+        # A decline the top of the area's interval would not stand by is a person's to review (too little imagery
+        # refers it anyway).
+        uncertain = _area_uncertain(codes, row, top_rows[k], crop, top_probability[k], config) if k in top_rows else ""
+        if uncertain:
+            codes = [code for code in codes if REASONS[code].effect != "decline"] + ["AREA_UNCERTAIN"]
         if arithmetic.missing and all(REASONS[code].effect == "info" for code in codes):
             codes.append("NO_LIMIT")  # else approved at 0; a refer, decline or error already says why there is none
         ranked = _rank(codes, arithmetic.lowered_by)
@@ -177,7 +197,9 @@ def assign_limits(
         # A grade that lends nothing took what the harvest would repay, not a lower grade: the decline, or the
         # declaration that alone graded it so (a referral), holds the limit, and RISK_GRADE, left taking nothing, is
         # no reason (it pushed those that were out of the ones shown).
-        grade_holds = "HIGH_RISK" if "HIGH_RISK" in ranked else declaration_holds
+        grade_holds = ("HIGH_RISK" if "HIGH_RISK" in ranked else
+                       "AREA_UNCERTAIN" if uncertain and band is not None and band.multiplier == 0.0 else
+                       declaration_holds)
         if grade_holds:
             cuts[grade_holds] = cuts.pop("RISK_GRADE", 0.0)
             ranked = [code for code in ranked if code != "RISK_GRADE"]
@@ -185,7 +207,9 @@ def assign_limits(
             cuts[withheld_code] = arithmetic.limit - limit
         # A declined parcel names first what took its limit: a code that took nothing says nothing of why.
         ranked = imagery_first(_rank(ranked, cuts, by_amount=decision == "decline"))
-        if scored_codes and honest is not None:  # graded to lend nothing: say what an honest declaration gets
+        if uncertain:
+            why = f"{decision}: AREA_UNCERTAIN, {uncertain}"
+        elif scored_codes and honest is not None:  # graded to lend nothing: say what an honest declaration gets
             why = f"{decision}: {ranked[0]}, " + honest.text(scored_codes[0], not declaration_holds,
                                                              "PARCEL_OVERLAP" in ranked)
         # What a review finding the declaration honest can lend a parcel lent on (approved, or referred with its limit
@@ -329,7 +353,7 @@ def _data_checks(row: object, config: Config) -> list[str]:
         codes.append("CROP_MISMATCH")
     if seen == FALLOW and judged:
         codes.append("NOT_CULTIVATED")
-    elif judged and seen != FALLOW and row.cultivated_fraction < 0.9:
+    elif judged and seen != FALLOW and row.cultivated_fraction < FULLY_CULTIVATED:
         codes.append("PARTLY_CULTIVATED")
     if judged and row.health_index < config.credit.low_health_index:
         codes.append("LOW_HEALTH_VS_PEERS")
@@ -417,6 +441,58 @@ def _risk_codes(band: GradeBand | None, arithmetic: LimitArithmetic) -> list[str
     if band.multiplier == 0.0:
         return ["HIGH_RISK"]
     return ["ZERO_LIMIT"] if arithmetic.steps and arithmetic.limit == 0.0 else []
+
+
+def _area_unknown(parcels: pd.DataFrame, config: Config) -> np.ndarray:
+    """Per parcel, whether its cultivated area's interval reaches from not cultivated (its low end under
+    ``agronomy.min_cultivated_fraction`` of the outline) to fully cultivated (its top ``FULLY_CULTIVATED`` of it or
+    more): the imagery does not know the area."""
+    outline = parcels["polygon_area_ha"].to_numpy(dtype=float)
+    low, top = (parcels[name].to_numpy(dtype=float) for name in ("cultivated_area_low_ha", "cultivated_area_high_ha"))
+    with np.errstate(invalid="ignore"):
+        return (low < config.agronomy.min_cultivated_fraction * outline) & (top >= FULLY_CULTIVATED * outline)
+
+
+def _at_interval_top(parcels: pd.DataFrame) -> pd.DataFrame:
+    """``parcels`` with each cultivated area (its estimate, low end and share of the outline) at the top of its
+    interval, declared honestly (none declared): what the imagery cannot rule out, and nothing the declaration
+    adds."""
+    top = parcels["cultivated_area_high_ha"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = top / parcels["polygon_area_ha"]
+    return parcels.assign(cultivated_area_ha=top, cultivated_area_low_ha=top, cultivated_fraction=fraction,
+                          declared_area_ha=np.nan)
+
+
+def _area_uncertain(codes: list[str], row: object, top_row: object, crop: object, top_probability: float,
+                    config: Config) -> str:
+    """Why parcel ``row``'s declines (among ``codes``) rest on an area its interval does not know (``_area_unknown``):
+    its interval, and that none of them stands with the cultivated area at its top (``top_row``, scored there at
+    ``top_probability``): a grade that lends nothing or a limit of nothing (``_risk_codes``); '' where one does, a
+    decline is of another kind, or there is none.
+
+    Only so wide an interval: one a few points either side of an estimate near the PD's cut crosses it too, and a
+    decline on the imagery's estimate is the model's to make (at the top, 16 of the 101 parcels the CNN declines over
+    ``sample_tiles/``' full season would not stand, 9 of them fallow land declared cropped).
+    """
+    declines = [code for code in codes if REASONS[code].effect == "decline"]
+    top, outline = top_row.cultivated_area_high_ha, top_row.polygon_area_ha
+    if not declines or not set(declines) <= {"NOT_CULTIVATED", "HIGH_RISK", "ZERO_LIMIT"}:
+        return ""
+    band = _grade(top_probability, config.credit.grades)
+    arithmetic = _limit(top_row, crop, band, config, False)
+    if {"HIGH_RISK", "ZERO_LIMIT"} & set(declines) and _risk_codes(band, arithmetic):
+        return ""
+    at_top = (f"PD {top_probability:.4f}, grade {band.grade}, limit {money(arithmetic.limit)}" if arithmetic.steps
+              else f"cultivated at {top_row.cultivated_fraction:.0%} of the outline")
+    return (f"cultivated {_ha(row.cultivated_area_ha)} ha, between {_ha(row.cultivated_area_low_ha)} and {_ha(top)} "
+            f"ha of {_ha(outline)}: too uncertain to decline ({', '.join(declines)} on the estimate; at the top "
+            f"{at_top}); review")
+
+
+def _ha(area: float) -> str:
+    """An area to the square metre, as the arithmetic prints it, without trailing zeros: 0.0402, 0."""
+    return f"{round(area, 4):g}"
 
 
 @dataclass(frozen=True)

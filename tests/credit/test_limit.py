@@ -353,6 +353,39 @@ def test_an_overstated_area_is_declined_where_an_honest_declaration_would_be(wor
     assert f"(decline: {decline}, " in out.limit_arithmetic and f"PD {scored:.4f}, grade " in out.limit_arithmetic
 
 
+# A weak wheat field of 0.179 ha measured at 0.0402 ha cultivated, its interval 0-0.176 ha (the May imagery of
+# sample_tiles' P00355, truly all wheat): graded E on the estimate, D at the interval's top.
+_UNSURE = {"polygon_area_ha": 0.179, "cultivated_fraction": 0.225, "cultivated_area_ha": 0.0402,
+           "cultivated_area_low_ha": 0.0, "cultivated_area_high_ha": 0.176, "health_index": 10.0,
+           "relative_yield": 0.7, "declared_area_ha": np.nan}
+
+
+@pytest.mark.parametrize("lend_on_area", ["estimate", "low"])
+def test_a_decline_the_top_of_the_area_interval_would_not_stand_by_is_referred(lend_on_area) -> None:
+    """A parcel declined on a cultivated area its interval does not know, reaching from not cultivated (under 20% of
+    the outline) to fully (90%) (HIGH_RISK on 0.0402 ha of 0-0.176 ha, not cultivated at 7% of an outline its interval
+    may fill) is referred AREA_UNCERTAIN, its arithmetic naming the interval and what the top gets, whatever area it
+    is lent on; with an interval whose low end is cultivated (22%: the estimate is the model's to judge, though the
+    top would grade D) or whose top is not, the decline stands."""
+    fallow = {**_FALLOW, "polygon_area_ha": 0.096, "cultivated_fraction": 0.07, "cultivated_area_ha": 0.0067}
+    wide, narrow, bare, bare_narrow = assign_limits(pd.DataFrame([
+        _parcel(**_UNSURE), _parcel(**{**_UNSURE, "cultivated_area_low_ha": 0.04}),
+        _parcel(**{**fallow, "cultivated_area_high_ha": 0.096}),
+        _parcel(**{**fallow, "cultivated_area_high_ha": 0.015})]), _lending_on(lend_on_area), RISK).itertuples()
+    assert (wide.decision, wide.risk_grade, wide.loan_limit) == ("refer", "E", 0.0)
+    assert wide.reason_all.split(";")[0] == "AREA_UNCERTAIN" and "HIGH_RISK" not in wide.reason_all
+    # What grade E took off the estimate's limit, as HIGH_RISK's was (the low end, 0 ha, has none).
+    assert amounts(wide.reason_amounts).keys() == ({"AREA_UNCERTAIN"} if lend_on_area == "estimate" else set())
+    assert re.search(r"\(refer: AREA_UNCERTAIN, cultivated 0\.0402 ha, between 0 and 0\.176 ha of 0\.179: too "
+                     r"uncertain to decline \(HIGH_RISK on the estimate; at the top PD 0\.\d{4}, grade [A-D], limit "
+                     r"[\d,.]+\); review\)$", wide.limit_arithmetic), wide.limit_arithmetic
+    assert (narrow.decision, narrow.reason_all.split(";")[0]) == ("decline", "HIGH_RISK")
+    assert (bare.decision, bare.reason_all) == ("refer", "AREA_UNCERTAIN")
+    assert "between 0 and 0.096 ha of 0.096: too uncertain to decline (NOT_CULTIVATED" in bare.limit_arithmetic
+    assert "at the top cultivated at 100% of the outline" in bare.limit_arithmetic
+    assert (bare_narrow.decision, bare_narrow.reason_all.split(";")[0]) == ("decline", "NOT_CULTIVATED")
+
+
 # A weak crop the scorecard grades D declared honestly, E declared at 1.2 times the interval's top (1.18 times beyond
 # the slack), the most AREA_OVERSTATED allows.
 _WEAK = {"health_index": 0.0, "relative_yield": 0.5, "ndvi_uniformity": 0.05}
