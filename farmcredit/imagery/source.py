@@ -170,8 +170,14 @@ def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: s
     if not in_season:
         # Named, since the usual cause is last season's --season rerun on this season's folder.
         first, last = min(scene.acquired.date() for scene in scenes), max(scene.acquired.date() for scene in scenes)
-        raise ImageryError(f"{source}: none of the {len(scenes)} scenes was acquired within {start}..{end}; its "
-                           f"scenes run {first}..{last}: give a --season (season= in Python) within them")
+        said = (f"{source}: none of the {len(scenes)} scenes was acquired within {start}..{end}; its scenes run "
+                f"{first}..{last}")
+        if start > last:
+            # A season after the last scene is not one to read older scenes for: an earlier year's crops would be
+            # lent on as this season's.
+            raise ImageryError(f"{said}: it holds no imagery of this season yet; fetch it (farmcredit fetch --season "
+                               f"{start}/{end}) or give --imagery a folder of this season's scenes")
+        raise ImageryError(f"{said}: give a --season (season= in Python) within them")
     return in_season
 
 

@@ -436,6 +436,20 @@ def test_a_season_holding_no_scene_says_when_the_scenes_are(tmp_path: Path, writ
         open_imagery(tmp_path, season=(date(2024, 3, 1), date(2024, 10, 31)))
 
 
+def test_a_season_after_the_last_scene_says_there_is_no_imagery_of_it_yet(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """A season after every scene was told to give a --season within the scenes' dates: an earlier year's crops,
+    lent on as this season's. It is told to fetch this season's imagery instead."""
+    for day in (date(2024, 3, 1), date(2024, 10, 27)):
+        write_scene(tmp_path / f"S2A_50SKA_{day:%Y%m%d}_0_L2A", acquired=datetime(day.year, day.month, day.day))
+    with pytest.raises(ImageryError, match=r"within 2027-03-01\.\.2027-10-31; its scenes run 2024-03-01\.\.2024-10-27: "
+                                           r"it holds no imagery of this season yet; fetch it \(farmcredit fetch "
+                                           r"--season 2027-03-01/2027-10-31\)") as raised:
+        open_imagery(tmp_path, season=(date(2027, 3, 1), date(2027, 10, 31)))
+    assert "within them" not in str(raised.value)
+
+
 def test_a_season_narrowing_imagery_opened_already_drops_what_opening_it_for_the_season_drops(
     tmp_path: Path, write_scene: Callable[..., Path]
 ) -> None:
