@@ -1009,6 +1009,8 @@ def cultivated_fractions(
     for it, an edge cell is mostly the neighbour's land mixed in. The interval spans the same
     share at the stricter cut thresholds[1] and the looser cut thresholds[0] (the model's
     doubt) and the share with plain coverage weights (the doubt about mixed edge cells), within 0-1.
+    Its top reaches the share of cells without a probability (never seen clear): unseen, they may all be crop, as
+    the part of a parcel off the imagery may (``derive_signals``).
     """
     p = probability[coverage.row, coverage.col].astype(np.float64)
     known = np.isfinite(p)
@@ -1025,7 +1027,12 @@ def cultivated_fractions(
     estimate, plain = share(CROPLAND_CUT, 2), share(CROPLAND_CUT, 1)
     low = np.clip(np.fmin(share(thresholds[1], 2), np.fmin(plain, estimate)), 0.0, 1.0)
     high = np.clip(np.fmax(share(thresholds[0], 2), np.fmax(plain, estimate)), 0.0, 1.0)
-    return estimate, low, high
+    # A parcel clouded on every date but a few cells was called bare at 1.0 on those, its interval 0-0.02 of a wheat
+    # field: the cells never seen clear are as unseen as cells off the imagery.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        seen = np.bincount(coverage.parcel, np.where(known, coverage.fraction, 0.0), minlength=coverage.n_parcels) / (
+            np.bincount(coverage.parcel, coverage.fraction, minlength=coverage.n_parcels))
+    return estimate, low, high * seen + (1.0 - seen)
 
 
 def widened(estimate: np.ndarray, low: np.ndarray, high: np.ndarray,

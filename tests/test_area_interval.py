@@ -44,6 +44,19 @@ def test_the_margin_widens_the_interval_by_the_edge_share_within_0_and_1() -> No
     assert zero_low[0] == 0.0 and full_high[0] == 1.0
 
 
+def test_cells_never_seen_clear_widen_the_interval_top_as_cells_off_the_imagery_do() -> None:
+    """A parcel clouded on every date but a few cells was read on those alone: bare there, its interval stopped at
+    0.02 of a field all wheat. Its cells without a probability (never clear) may all be crop."""
+    square = shapely.box(20, 20, 60, 60)  # 4 x 4 whole cells
+    coverage = coverage_fractions([square, square], GRID, (10, 10))
+    probability = np.zeros((10, 10), dtype=np.float32)
+    probability[4:8, 2:3] = np.nan  # one of the parcel's 4 columns never clear
+    estimate, low, high = cultivated_fractions(coverage, probability, (0.25, 0.75))
+    np.testing.assert_allclose([estimate[0], low[0], high[0]], [0.0, 0.0, 0.25])
+    seen_all = cultivated_fractions(coverage, np.zeros((10, 10), dtype=np.float32), (0.25, 0.75))
+    np.testing.assert_allclose([part[0] for part in seen_all], [0.0, 0.0, 0.0])
+
+
 def _missed(n: int, area_ha: float | np.ndarray = 1.0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Truth and results of n parcels, parcel i missing its true area by i/100 of its area with no interval, and
     an edge share of 0.5: it needs a margin of 2i/100."""

@@ -76,7 +76,9 @@ def derive_signals(
                                                             greenness, doy, config)
     crop, confidence = _best_crop(probabilities, list(config.crops))
     declared_probability = _declared_probability(probabilities, declared_crop, config)
-    fallow = cultivated_fraction < agro.min_cultivated_fraction
+    # Not without a clear date: the few cells clear on a clouded one called a wheat field bare at 1.0 (sample_tiles/
+    # P00076, 6% clear on 16 March); it is unknown, as a parcel no cell of which was seen.
+    fallow = (cultivated_fraction < agro.min_cultivated_fraction) & (clear_observations > 0)
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
     judged = np.isfinite(probabilities).all(axis=1)
@@ -87,7 +89,7 @@ def derive_signals(
     # Judged alike: bare, or under another crop, on every clear date its declared crop would be green.
     contradicted = (_declared_crop_contradicted(crop_ndvi, doy, declared_crop, crop, confidence, config)
                     & np.isfinite(declared_probability))
-    unjudged = fallow & (clear_observations > 0) & _season_misses_crop(observed, doy, declared_crop, config)
+    unjudged = fallow & _season_misses_crop(observed, doy, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, contradicted, config)
     # The peak that values a crop is read in its own season (``SEASON_SHARE``), and seen only near its peak: a season
@@ -138,7 +140,9 @@ def derive_signals(
     # Bare where the season never saw its crop green: the crop may be sown after the season's images, so the land seen
     # may all be cropped too (the interval's top was under the truth of 428 such cropped parcels of a simulated season,
     # rule), and the fallow call rests on nothing that tells how sure it is.
-    high = np.where(unjudged, 1.0, high)
+    # Nor where no date was clear: the cells a clouded date saw do not tell the parcel's crop (wheat in early March,
+    # sample_tiles/ P00076 was read bare on the 6% of it clear on 16 March and stated 0-0.02 of its 0.41 ha).
+    high = np.where((unjudged | (clear_observations == 0)) & np.isfinite(high), 1.0, high)
     confidence = np.where(unjudged, np.nan, confidence)
     signals = pd.DataFrame(
         {

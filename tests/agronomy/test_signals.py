@@ -163,6 +163,22 @@ def test_a_parcel_with_no_clear_date_is_not_also_told_its_peak_was_missed() -> N
     assert "PEAK_NOT_OBSERVED" in reasons[1]
 
 
+def test_a_parcel_with_no_clear_date_is_not_called_fallow_nor_stated_bare() -> None:
+    """A wheat field clouded on every date but 6% of one (sample_tiles/ P00076, March) was read bare on those cells:
+    fallow at 1.0 and 0-0.02 of its area, though nothing about it was seen clear. It is unknown, as a parcel no cell
+    of which was seen, with no confidence, and its interval reaches the whole polygon; with a clear date, bare land is
+    still fallow, surely."""
+    ndvi = np.full((2, 16), 0.15)
+    clear = np.ones_like(ndvi)
+    clear[0] = 0.06
+    signals, reasons = _signals(_measure(ndvi, clear=clear, fraction=np.zeros(2)), declared=["wheat", "wheat"])
+    assert reasons[0] == ["NO_CLEAR_OBSERVATIONS"]
+    assert signals["crop"].tolist() == ["unknown", "fallow"]
+    assert np.isnan(signals["crop_confidence"].iloc[0]) and signals["crop_confidence"].iloc[1] == 1.0
+    np.testing.assert_allclose(signals["cultivated_area_low_ha"], [0.0, 0.0])
+    np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.5, 0.0])
+
+
 def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one() -> None:
     ndvi = np.stack([np.full(16, 0.15), (_template("maize") + _template("soybean")) / 2])
     signals, _ = _signals(_measure(ndvi, fraction=np.array([0.05, 1.0])), declared=[None, "soybean"])
