@@ -417,11 +417,20 @@ def _crop_probabilities(
     shifts = np.array(sorted(template_shifts(agro.template_shift_days), key=abs))  # a larger one must fit better
     for k, name in enumerate(names):
         template = np.array(config.crops[name].ndvi_template, dtype=float)
-        misfits = np.stack([_shape_misfit(ndvi, seen, template_at(template, doy - shift)) for shift in shifts], axis=1)
+        slid = [template_at(template, doy - shift) for shift in shifts]
+        misfits = np.stack([_shape_misfit(ndvi, seen, values) for values in slid], axis=1)
         best = np.argmin(misfits, axis=1)  # the first of equal fits: the smallest shift
         distance[:, k] = misfits[np.arange(n), best]
         best_shift[:, k] = shifts[best]
-        fitting = np.where(misfits <= distance[:, k, None] + SHIFT_TOLERANCE, shifts[None, :], np.nan)
+        # Which slides fit about as well is told by the crop's own season alone (its ``season_days`` at any slide):
+        # dates after harvest shrank the misfit's differences, so a wheat seen on the same wheat-season dates had its
+        # peak seen in a season to June and not in one to October (sample_tiles/ P00366).
+        own = season_days(config.crops[name])
+        in_season = np.any([own[np.clip(_template_days(template, doy - shift), 1, 366).astype(int)]
+                            for shift in shifts], axis=0)
+        own_misfits = np.stack([_shape_misfit(ndvi, seen & in_season, values) for values in slid], axis=1)
+        fitting = np.where(own_misfits <= own_misfits.min(axis=1, keepdims=True) + SHIFT_TOLERANCE, shifts[None, :],
+                           np.nan)
         shift_range[:, k] = np.column_stack([np.nanmin(fitting, axis=1), np.nanmax(fitting, axis=1)])
         distance[:, k] += FLOOD_PENALTY * (evidence & (flooded != config.crops[name].flooded))
     logits = -0.5 * (distance / TEMPLATE_SIGMA) ** 2

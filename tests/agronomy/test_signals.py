@@ -549,6 +549,21 @@ def test_a_date_near_the_peak_only_at_a_slide_few_dates_leave_loose_does_not_see
     assert "PEAK_NOT_OBSERVED" not in reasons[1] and signals["ndvi_peak"].iloc[1] == pytest.approx(0.72)
 
 
+def test_dates_after_a_crops_season_do_not_change_whether_its_peak_was_seen() -> None:
+    """sample_tiles/ P00366, wheat clear on 1 and 16 March, 20 May and 19 June: approved in a season to June, referred
+    PEAK_NOT_OBSERVED in one to October, its five dates after harvest (0.22-0.27) shrinking the misfit's differences
+    between slides so that slides missing 20 May fitted too. Only the crop's own season tells which slides fit."""
+    dates = (date(2024, 3, 1), date(2024, 3, 16), date(2024, 5, 20), date(2024, 6, 19), date(2024, 7, 9),
+             date(2024, 8, 8), date(2024, 8, 23), date(2024, 9, 7), date(2024, 10, 27))
+    ndvi = np.array([[0.39, 0.417, 0.698, 0.219, 0.222, 0.265, 0.266, 0.263, 0.222]])
+    verdicts = []
+    for kept in (4, 9):
+        m = dataclasses.replace(_measure(ndvi[:, :kept]), dates=dates[:kept])
+        signals, reasons = _signals(m, declared=["wheat"])
+        verdicts.append(("PEAK_NOT_OBSERVED" in reasons[0], signals["ndvi_peak_date"].iloc[0]))
+    assert verdicts[0] == verdicts[1] == (False, np.datetime64("2024-05-20"))
+
+
 def test_a_crop_of_two_peaks_is_seen_at_either() -> None:
     """Double rice peaks in June and in early September: seen at its second peak only, it was referred
     PEAK_NOT_OBSERVED, its near-peak days taken as the first peak's alone."""
