@@ -399,7 +399,8 @@ def _crop_probabilities(
     than ``agronomy.crop_max_misfit`` (the softmax only says which template fits best, not whether any fits: a rice
     season would be wheat, certainly, to a config of wheat alone). Also returns, alike, the shift (days) at which each
     template fits best (the smallest of equal fits) and, in a last axis of two, the earliest and latest shift at which
-    it fits within ``SHIFT_TOLERANCE`` of that.
+    it fits within ``SHIFT_TOLERANCE`` of its best fit over the clear dates of the crop's own season alone (the best
+    shift itself is fitted on every date, so that range need not hold it).
     """
     agro = config.agronomy
     n = ndvi.shape[0]

@@ -175,8 +175,9 @@ def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: s
         if start > last:
             # A season after the last scene is not one to read older scenes for: an earlier year's crops would be
             # lent on as this season's.
-            raise ImageryError(f"{said}: it holds no imagery of this season yet; fetch it (farmcredit fetch --season "
-                               f"{start}/{end}) or give --imagery a folder of this season's scenes")
+            raise ImageryError(f"{said}: it holds no imagery of this season yet; fetch it (farmcredit fetch "
+                               f"PARCELS --season {start}/{end} --source stac --out FOLDER) or give --imagery a "
+                               "folder of this season's scenes")
         raise ImageryError(f"{said}: give a --season (season= in Python) within them")
     return in_season
 

@@ -445,7 +445,8 @@ def test_a_season_after_the_last_scene_says_there_is_no_imagery_of_it_yet(
         write_scene(tmp_path / f"S2A_50SKA_{day:%Y%m%d}_0_L2A", acquired=datetime(day.year, day.month, day.day))
     with pytest.raises(ImageryError, match=r"within 2027-03-01\.\.2027-10-31; its scenes run 2024-03-01\.\.2024-10-27: "
                                            r"it holds no imagery of this season yet; fetch it \(farmcredit fetch "
-                                           r"--season 2027-03-01/2027-10-31\)") as raised:
+                                           r"PARCELS --season 2027-03-01/2027-10-31 --source stac "
+                                           r"--out FOLDER\)") as raised:
         open_imagery(tmp_path, season=(date(2027, 3, 1), date(2027, 10, 31)))
     assert "within them" not in str(raised.value)
 
