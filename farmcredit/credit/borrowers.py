@@ -35,7 +35,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     declarations (``DOUBTS_DECLARATION``: an area overstated, a crop mismatched, land pledged twice) while another is
     approved, else ``approve`` if any parcel is approved and the total reaches ``credit.min_loan`` (smallholders'
     parcels are small: the minimum applies to the borrower, not the parcel), else ``decline``; a borrower under the
-    minimum is declined (``LIMIT_BELOW_MINIMUM``), unless a referred parcel's limit is withheld, or its total with the
+    minimum is declined (``LIMIT_BELOW_MINIMUM``), unless its id is a variant of another borrower's
+    (``BORROWER_ID_VARIANT``: referred, its own limit kept pending the review that says whether the two are one), or a
+    referred parcel's limit is withheld, or its total with the
     limits of its parcels whose declarations worsened their grades taken declared honestly (``honest_limit`` for
     ``loan_limit``: all a review can add) reaches the minimum: then it is referred, offered 0 until a review adds to it
     (``DECLARED_AREA_UNDER_MINIMUM`` where only approved parcels' honest limits bring it there: their declarations,
@@ -106,10 +108,16 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                         if not np.isnan(honest) and d != "approve"]
         pending_by_referrals = withheld or _at_most(total, by_referrals, config) >= minimum
         pending = pending_by_referrals or _at_most(total, honestly, config) >= minimum
-        below = decision != "decline" and offered < minimum and (total > 0 or not pending)
+        # Its id a variant of another borrower's (BORROWER_ID_VARIANT): one borrower or two is for a person to say, so
+        # the minimum is not applied to either part; its own limit waits on that review, as the code's text says.
+        variant = decision == "refer" and any("BORROWER_ID_VARIANT" in parcel for parcel in member_codes)
+        below = decision != "decline" and offered < minimum and (total > 0 or not pending) and not variant
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
         figures: dict[str, str] = {}  # what a code's sentence adds: its figures
+        if variant and offered < minimum:
+            figures["BORROWER_ID_VARIANT"] = (f" Alone its limit of {money(offered)} is under the smallest loan of "
+                                              f"{money(minimum)}: it is lent only as one borrower with the other.")
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
@@ -138,8 +146,8 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 "parcel_ids": ";".join(member_ids),
                 **{name: sums[k] for name, sums in area_sums.items()},
                 "loan_limit": offered,
-                "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config, decision if below else None,
-                                                honestly),
+                "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config,
+                                                decision if below else "variant" if variant else None, honestly),
                 "decision": decision,
                 # None of its parcels' own decisions is the borrower's: all of them decided, by their total.
                 "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d)
@@ -217,10 +225,11 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
-    the minimum loan, else None; where the limit is under the minimum, the parcels lent on whose declarations worsened
-    their grades (``honestly``: id, limit and limit declared honestly each) show what a review can lend, each limit
-    taken off and the honest one added (a limit of 0 left out), also where all of them are 0 and the borrower, referred,
-    is offered 0 with no minimum to name.
+    the minimum loan, "variant" for a referred borrower whose id is a variant of another's (BORROWER_ID_VARIANT: the
+    minimum waits on that review), else None; where the limit is under the minimum, the parcels lent on whose
+    declarations worsened their grades (``honestly``: id, limit and limit declared honestly each) show what a review can
+    lend, each limit taken off and the honest one added (a limit of 0 left out), also where all of them are 0 and the
+    borrower, referred, is offered 0 with no minimum to name.
     """
     credit = config.credit
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
@@ -239,6 +248,9 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
     elif below == "refer":
         steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless a review adds to it")
+    elif below == "variant" and round_down(capped, credit.rounding_step) < credit.min_loan:
+        steps.append(f"under the minimum loan of {money(credit.min_loan)}: pending a review of its id "
+                     "(BORROWER_ID_VARIANT), lent only as one borrower with the other")
     return "; ".join(steps)
 
 

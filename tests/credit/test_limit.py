@@ -713,6 +713,26 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     assert declined["limit_arithmetic"].endswith(": declined = 0")
 
 
+def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not_declined() -> None:
+    """b0026 beside B0026 (one borrower or two?): BORROWER_ID_VARIANT says both are referred, but b0026's one parcel,
+    700 under the minimum of 1,000, was declined LIMIT_BELOW_MINIMUM. Now it is referred, its own limit kept pending."""
+    variant = ["BORROWER_ID_VARIANT"]
+    parcels = _assess(_parcel(borrower_id="B0026", reasons=variant),
+                      _parcel(parcel_id="P2", borrower_id="b0026", reasons=variant, cultivated_area_ha=0.02,
+                              cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02, declared_area_ha=0.02))
+    assert parcels["decision"].tolist() == ["refer", "refer"] and 0 < parcels["loan_limit"].iloc[1] < 1000
+    small = _borrowers(parcels).set_index("borrower_id").loc["b0026"]
+    assert (small["decision"], small["loan_limit"]) == ("refer", round_down(parcels["loan_limit"].iloc[1], 100))
+    assert small["reason_all"] == "BORROWER_ID_VARIANT"
+    assert "under the smallest loan of 1,000: it is lent only as one borrower with the other" in small["reason_text"]
+    assert small["limit_arithmetic"].endswith("lent only as one borrower with the other")
+    # Without the variant, the same parcel alone is declined under the minimum.
+    alone = _borrowers(_assess(_parcel(parcel_id="P2", borrower_id="b0026", reasons=["GEOMETRY_REPAIRED"],
+                                       cultivated_area_ha=0.02, cultivated_area_low_ha=0.02,
+                                       cultivated_area_high_ha=0.02, declared_area_ha=0.02))).iloc[0]
+    assert alone["decision"] == "decline" and alone["reason"].startswith("LIMIT_BELOW_MINIMUM")
+
+
 def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest_is_declined() -> None:
     """Declared at three times its measured area, a parcel graded E by that alone is referred at 0 (AREA_OVERSTATED);
     all a review can lend is its limit declared honestly (on the area measured: ``honest_limit``). That counted as a
