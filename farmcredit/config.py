@@ -523,16 +523,21 @@ class Config(_Frozen):
 
     def money_left_packaged(self, packaged: Config) -> tuple[str, ...]:
         """credit's money keys (``CREDIT_MONEY_KEYS``) at ``packaged``'s values in a config in another currency than
-        ``packaged``'s (none in its currency): those it leaves out, and those it gives so unless it gives another
-        key a figure of its own (a rounding_step of 100 beside caps in its currency is meant; a packaged config copied
-        with only its currency changed is not)."""
+        ``packaged``'s (none in its currency), given or left out; but a ``rounding_step`` the file gives at its
+        packaged figure beside another amount of money of its own.
+
+        A step of 100 is a step in many currencies, and a file that sets a figure of its own in its currency has been
+        written for it (a ``rounding_step: 100`` beside caps in KES is meant); caps and a minimum loan at the yuan
+        figures are not (a copied config with only borrower_cap edited for IDR kept a parcel cap of 100,000 IDR,
+        about 6 USD), nor a rounding_step where every amount is the packaged one."""
         if self.credit.currency == packaged.credit.currency:
             return ()
         given = self.credit.model_fields_set
         packaged_values = [key for key in CREDIT_MONEY_KEYS
                            if getattr(self.credit, key) == getattr(packaged.credit, key)]
         own = any(key in given and key not in packaged_values for key in CREDIT_MONEY_KEYS)
-        return tuple(key for key in packaged_values if key not in given or not own)
+        meant = own and "rounding_step" in given
+        return tuple(key for key in packaged_values if key != "rounding_step" or not meant)
 
     def config_hash(self) -> str:
         """Return a short SHA-256 of the settings as they are used: the same settings, however written, the same hash.
@@ -685,10 +690,10 @@ def load_config(path: str | Path | Mapping | None = None) -> Config:
     left = config.money_left_packaged(default)
     if left:
         one = len(left) == 1
-        logger.warning("%s: credit.currency is %s but %s %s the packaged %s in %s (%s): give %s in %s (a figure "
-                       "given at its packaged value is taken as meant where the file gives another amount of money "
-                       "in %s)", source, currency, ", ".join(f"credit.{key}" for key in left), "is" if one else "are",
-                       "value" if one else "values", default_currency,
+        logger.warning("%s: credit.currency is %s but %s %s the packaged %s in %s (%s): give %s in %s (a "
+                       "rounding_step given at its packaged value is taken as meant where the file gives another "
+                       "amount of money in %s)", source, currency, ", ".join(f"credit.{key}" for key in left),
+                       "is" if one else "are", "value" if one else "values", default_currency,
                        ", ".join(f"{getattr(default.credit, key):,g}" for key in left), "it" if one else "them",
                        currency, currency)
     return config

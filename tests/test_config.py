@@ -335,14 +335,18 @@ def test_another_currency_with_the_packaged_crops_is_refused_naming_what_to_set(
         # rounding_step 100 set deliberately was warned of on every run, "credit.rounding_step keep the packaged ..."
         ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000, "min_loan": 150, "rounding_step": 100},
          False, None),
-        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000}, True, None),
+        ({"currency": "EUR", "parcel_cap": 15_000, "borrower_cap": 30_000}, True,
+         "credit.min_loan is the packaged value in CNY (1,000): give it in EUR"),
+        # A copied config with one cap edited: the other cap and the minimum loan were silenced by it, in yuan figures.
+        ({"currency": "EUR", "borrower_cap": 500_000}, True, "credit.parcel_cap, credit.min_loan are the packaged "
+                                                             "values in CNY (100,000, 1,000): give them in EUR"),
     ],
 )
 def test_amounts_of_money_left_at_the_packaged_values_in_another_currency_are_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, credit: dict, copied: bool, warned: str | None) -> None:
     """A config in EUR with its own crops loads; caps and the minimum loan still in yuan figures are named, whether the
     file leaves them out or gives them (``copied``: the packaged credit section, edited); beside an amount of its own,
-    one it gives at its packaged value is meant."""
+    a rounding_step it gives at its packaged value is meant, the caps and the minimum loan never."""
     def edit(raw: dict) -> None:
         raw["credit"] = {**raw["credit"], **credit} if copied else credit
 
@@ -352,8 +356,8 @@ def test_amounts_of_money_left_at_the_packaged_values_in_another_currency_are_wa
     assert config.credit.currency == credit.get("currency", "CNY")
     logged = [record.getMessage() for record in caplog.records if "the packaged value" in record.getMessage()]
     assert logged == ([] if warned is None else [
-        f"{path}: credit.currency is EUR but {warned} (a figure given at its packaged value is taken as meant where "
-        "the file gives another amount of money in EUR)"])
+        f"{path}: credit.currency is EUR but {warned} (a rounding_step given at its packaged value is taken as meant "
+        "where the file gives another amount of money in EUR)"])
 
 
 def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
