@@ -26,6 +26,8 @@ import shapely
 from pyogrio.errors import DataSourceError
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from farmcredit.errors import InputError
 from farmcredit.locking import looked_up
@@ -1236,8 +1238,9 @@ def _refuse_no_polygon(geometry: np.ndarray, outlines: np.ndarray, geometry_reas
 
 def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -> gpd.GeoDataFrame:
     """``parcels`` (as ``validate_parcels`` returns them), those whose outline's parts (a MultiPolygon's polygons) lie
-    more than ``max_gap_m`` apart (m, in their UTM zone: some part further than that from its nearest other part)
-    flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and gaps.
+    more than ``max_gap_m`` apart (m, in their UTM zone: parts linked by gaps of at most that, a field cut by a road,
+    are one group, and there is more than one group; the gap given is the shortest between two groups) flagged
+    PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and gaps.
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
@@ -1252,12 +1255,8 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     gap_m = np.zeros(len(geoms))
     if several.size and parcels.crs is not None:
         zoned, metres_per_unit = _in_utm_zones(geoms[several], parcels.crs)
-        for k, outline in zip(several, zoned, strict=True):
-            parts = shapely.get_parts(outline)
-            apart = shapely.distance(parts[:, np.newaxis], parts[np.newaxis, :])
-            np.fill_diagonal(apart, np.inf)
-            gap_m[k] = apart.min(axis=1).max()
-        gap_m[several] *= metres_per_unit
+        for k, outline, metres in zip(several, zoned, metres_per_unit, strict=True):
+            gap_m[k] = _gap_between_groups(shapely.get_parts(outline), max_gap_m / metres) * metres
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of parts lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m)",
@@ -1267,6 +1266,22 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
         return parcels
     return parcels.assign(reasons=[[*codes, "PARTS_APART"] if apart else codes
                                    for codes, apart in zip(parcels["reasons"], flagged, strict=True)])
+
+
+def _gap_between_groups(parts: np.ndarray, max_gap: float) -> float:
+    """The shortest distance between two groups of ``parts`` (polygons), each group the parts linked by gaps of at
+    most ``max_gap`` (single linkage: a field cut by a road is one group); 0 where they are all one.
+
+    Example:
+        >>> road_cut = [shapely.box(0, 0, 100, 100), shapely.box(110, 0, 210, 100)]
+        >>> _gap_between_groups(np.array(road_cut + [shapely.box(2000, 0, 2100, 100)]), 100.0)
+        1790.0
+    """
+    apart = shapely.distance(parts[:, np.newaxis], parts[np.newaxis, :])
+    n_groups, group = connected_components(csr_matrix(apart <= max_gap), directed=False)
+    if n_groups == 1:
+        return 0.0
+    return float(apart[group[:, np.newaxis] != group[np.newaxis, :]].min())
 
 
 def _impossible_coordinates(geoms: np.ndarray, crs: CRS | None) -> np.ndarray:

@@ -1361,3 +1361,17 @@ def test_a_parcel_of_fields_kilometres_apart_is_referred_one_cut_by_a_road_is_no
             "others'; they are flagged PARTS_APART and referred; draw each field as its own parcel") in caplog.text
     assert list(flag_parts_apart(parcels, 20.0, "parcels.gpkg")["reasons"]) == [[], ["PARTS_APART"], ["PARTS_APART"]]
     assert REASONS["PARTS_APART"].effect == "refer" and "its own parcel" in explain(["PARTS_APART"])
+
+
+def test_two_fields_apart_each_cut_by_a_road_are_parts_apart(caplog: pytest.LogCaptureFixture) -> None:
+    """Two fields 1.9 km apart, each cut by a 10 m road into two parts: every part had another 10 m from it, so the
+    gap from each part to its nearest was 10 m and the parcel passed. Parts are grouped by gaps of at most
+    max_part_gap_m; two groups are PARTS_APART, the gap given the shortest between them."""
+    cut = MultiPolygon([SQUARE, shapely.affinity.translate(SQUARE, 110)])  # one field, a 10 m road across it
+    pairs = MultiPolygon([*cut.geoms, *(shapely.affinity.translate(part, 2000) for part in cut.geoms)])
+    parcels = parcels_from_frame(_frame([{"parcel_id": pid, "borrower_id": "B", "geometry": outline}
+                                         for pid, outline in (("CUT", cut), ("PAIRS", pairs))]))
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
+    assert list(flagged["reasons"]) == [[], ["PARTS_APART"]]
+    assert "(PAIRS: 1,790 m)" in caplog.text
