@@ -172,9 +172,16 @@ AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "�
 AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
 # A column not read whose (folded) name holds one of these parts, or one of these words, looks like a declared crop
 # (cultura, cultivo_principal, 种植作物, फसल, ফসল, Swahili's zao): left unread, in silence, no parcel's crop was checked
-# (no CROP_MISMATCH), a mismatching one approved.
-CROP_NAME_PARTS = ("crop", "cultura", "cultivo", "culture", "作物", "फसल", "ফসল")
-CROP_NAME_WORDS = frozenset({"zao", "mazao"})
+# (no CROP_MISMATCH), a mismatching one approved. Latin ones as whole words: agricultura_familiar, cropping_system and
+# cropland_share are none.
+CROP_NAME_PARTS = ("作物", "फसल", "ফসল")
+CROP_NAME_WORDS = frozenset({"crop", "crops", "cultura", "culturas", "cultivo", "cultivos", "culture", "cultures",
+                             "zao", "mazao"})
+# ...and its values are mostly names: letters of any script with their marks (soja, 小麦, गेहूँ), words joined by these
+# (winter wheat, pak-choi), not a year or a season (2024-25) nor a code; and not a yes/no flag (crop_insurance).
+CROP_NAME_JOINERS = frozenset(" '’-")
+FLAG_VALUES = frozenset({"yes", "no", "y", "n", "sim", "não", "nao", "si", "sí", "oui", "non", "true", "false", "t",
+                         "f", "ndiyo", "hapana", "是", "否", "有", "无", "हाँ", "हां", "नहीं", "হ্যাঁ", "না"})
 # ...a borrower id (Brazil's CPF, a cooperative's cooperado or sócio, productor, cliente, farmer_id, member, 借款人,
 # 农户, 户主, 承包方, किसान, কৃষক), its values repeated across rows: left unread, in silence, each parcel was lent as
 # its own borrower, the borrower cap, minimum loan and referrals applied per parcel (short Latin ones as whole words:
@@ -826,10 +833,11 @@ def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shap
 
 
 def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> None:
-    """Warn once of the ``unread`` columns whose names look like a declared crop (``CROP_NAME_PARTS``, cultura,
-    作物) and whose values are mostly text (``_mostly_text``): no parcel's crop would be checked against the imagery
-    (no CROP_MISMATCH); where ``declared_crop`` is ``read``, only note them (info)."""
-    if crops := _look_alikes(unread, lambda name: _named_like(name, CROP_NAME_PARTS, CROP_NAME_WORDS), _mostly_text,
+    """Warn once of the ``unread`` columns whose names look like a declared crop (``CROP_NAME_PARTS``,
+    ``CROP_NAME_WORDS``: cultura, 作物) and whose values are mostly crops' names (``_mostly_names``): no parcel's crop
+    would be checked against the imagery (no CROP_MISMATCH); where ``declared_crop`` is ``read``, only note them
+    (info)."""
+    if crops := _look_alikes(unread, lambda name: _named_like(name, CROP_NAME_PARTS, CROP_NAME_WORDS), _mostly_names,
                              "declared crop", read, source):
         logger.warning("%s: column(s) %s are not read, though named like a declared crop: name the declared crop's "
                        "column declared_crop, or no parcel's crop is checked against the imagery (CROP_MISMATCH)",
@@ -868,12 +876,26 @@ def _mostly_numbers(values: pd.Series) -> bool:
     return given.empty or given.str.fullmatch(NUMBER_WITH_UNIT).mean() > 0.5
 
 
-def _mostly_text(values: pd.Series) -> bool:
-    """True where more than half the values given (``_given_values``) are text, not numbers (with a unit or not): a
-    crop's name, not its area or code."""
+def _mostly_names(values: pd.Series) -> bool:
+    """True where more than half the values given (``_given_values``) are names of letters (``_a_name``: soja, 小麦),
+    not numbers, years or codes, and they are not all yes/no flags (``FLAG_VALUES``): a crop's name, not its area, its
+    season (2024-25) or whether it is insured."""
     if pd.api.types.is_numeric_dtype(values) or (given := _given_values(values)).empty:
         return False
-    return (~given.str.fullmatch(NUMBER_WITH_UNIT)).mean() > 0.5
+    if {folded(value) for value in given.unique()} <= FLAG_VALUES:
+        return False
+    return given.map(_a_name).mean() > 0.5
+
+
+def _a_name(value: str) -> bool:
+    """True where ``value`` is letters and their marks (Unicode's L and M categories: गेहूँ's vowel signs), words
+    joined by ``CROP_NAME_JOINERS``: no digit or other sign.
+
+    >>> [_a_name(value) for value in ("winter wheat", "गेहूँ", "2024-25", "A1")]
+    [True, True, False, False]
+    """
+    return value[:1].isalpha() and all(char in CROP_NAME_JOINERS or unicodedata.category(char)[0] in "LM"
+                                       for char in value)
 
 
 def _repeated(values: pd.Series) -> bool:

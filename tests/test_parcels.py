@@ -624,6 +624,25 @@ def test_crop_like_columns_beside_the_declared_crop_or_of_numbers_are_not_warned
     assert "declared crop" not in numbers
 
 
+@pytest.mark.parametrize(("columns", "warned"), [
+    ({"crop_year": ["2024-25", "2024-25", "2023-24"]}, None),
+    ({"agricultura_familiar": ["sim", "não", "Não"]}, None),
+    ({"crop_insurance": ["yes", "no", "yes"]}, None),
+    ({"cropping_system": ["rainfed", "irrigated", "rainfed"]}, None),
+    ({"cultura": ["soja", "milho", "soja"]}, "cultura"),
+    ({"crops": ["winter wheat", "pak-choi", "गेहूँ"]}, "crops"),
+])
+def test_crop_like_columns_of_years_flags_or_other_words_are_not_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, columns: dict, warned: str | None) -> None:
+    """crop_year (2024-25), agricultura_familiar (sim/não: cultura within agricultura), crop_insurance (yes/no) and
+    cropping_system were each warned of as an unread declared crop, teaching the warning to be ignored. Latin name
+    parts are whole words now, and the values crops' names: letters, not years, not yes/no flags."""
+    warnings = _warnings_reading(tmp_path / "crops.geojson", _hectare_squares(**columns), caplog)
+    assert warnings.count("named like a declared crop") == (warned is not None)
+    if warned:
+        assert f"column(s) {warned!r} are not read, though named like a declared crop" in warnings
+
+
 def _parcel_squares(**columns: list) -> list[dict]:
     """``_hectare_squares`` without a borrower_id column."""
     return [{name: value for name, value in row.items() if name != "borrower_id"}
