@@ -149,6 +149,11 @@ LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर"
                    "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares"),
                    "alqueire": ("alqueire", "alqueires"), "tarefa": ("tarefa", "tarefas"),
                    "manzana": ("manzana", "manzanas")}
+# Units of a region, offered as fitting a file's ratio only where the config lends in a currency of it: the alqueire
+# (2.42-4.84 ha) clamped to its range fits every ratio from 0.083 to 0.83, which in China or India is a share of a plot
+# held jointly, not Brazil's unit; Paraguay's, Argentina's and Uruguay's Brazilian settlers declare in alqueires too.
+REGIONAL_UNIT_CURRENCIES = {"alqueire": frozenset({"BRL", "PYG", "ARS", "UYU"}), "tarefa": frozenset({"BRL"}),
+                            "manzana": frozenset({"NIO", "HNL", "GTQ", "CRC"})}
 # A unit's other name, as a message gives it (cent (decimal)).
 LAND_UNIT_ALSO = {"cent": "decimal"}
 # Words that give the unit only of a column otherwise named an area (area_ac, area_cents, area_alq, area_mz): alone, AC
@@ -157,6 +162,8 @@ AREA_UNIT_ABBREVIATIONS = {"ac": "acre", "cent": "cent", "cents": "cent", "alq":
 # A unit fits a file's median ratio where its size times the declared figures per hectare of outline is within this
 # band: as MU_RATIO_BAND's 6-30 times for 15 mu to the hectare.
 UNIT_FIT_BAND = (0.4, 2.0)
+# What else declarations far from their outlines may be: a share declared of a plot held jointly, outlined whole.
+JOINT_PLOT = "e.g. each of a whole plot held jointly, beside the share of it declared"
 # A declared area typed with its unit, as a spreadsheet cell holds it (30亩, 1.2 亩, 0.5ha, 0.5 公顷): by column, the
 # unit read off it; the other column's unit is not (0.11ha in declared_area_mu stays INVALID_DECLARED_AREA).
 UNIT_SUFFIXES = {"declared_area_mu": re.compile(r"(.*?)\s*(亩|mu)", re.IGNORECASE),
@@ -214,7 +221,8 @@ RESIDENT_ID_WEIGHTS = tuple(2 ** (17 - k) % 11 for k in range(17))
 RESIDENT_ID_CHECK = "10X98765432"
 
 
-def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
+def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None,
+                 currency: str | None = None) -> gpd.GeoDataFrame:
     """Read a parcel file (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf, KML).
 
     Args:
@@ -222,6 +230,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
         crs: CRS to assume when the file declares none (e.g. ``"EPSG:4326"``).
         layer: the layer to read from a file of several; without it, the file's one layer, or the one layer of
             several with a ``parcel_id`` column and polygons.
+        currency: the config's ``credit.currency``: the regional land units (``REGIONAL_UNIT_CURRENCIES``) a file's
+            declared areas may be told to be in are those of its region; None, none of them.
 
     Returns:
         The validated parcels (see ``validate_parcels``), in the file's CRS; ``attrs["layer"]`` names the layer read
@@ -276,7 +286,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
     frame, closed, file_rows = _without_empty_rows(frame, closed, source)
-    parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower(), file_rows=file_rows)
+    parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower(), file_rows=file_rows,
+                                 currency=currency)
     if path.suffix.lower() in CSV_SUFFIXES:
         _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
@@ -325,7 +336,8 @@ def _refuse_shapefile_without_dbf(path: Path) -> None:
 
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                        source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None,
-                       suffix: str = "", file_rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
+                       suffix: str = "", file_rows: np.ndarray | None = None,
+                       currency: str | None = None) -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
@@ -334,6 +346,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         suffix: the suffix of the file ``frame`` was read from (lower case, ``.shp``), "" for none.
         file_rows: per row, its number in the file (from 1, the header not counted) before blank rows were left out
             (``_without_empty_rows``); None: 1 to len(frame).
+        currency: as ``read_parcels`` takes it.
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
@@ -359,7 +372,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
     parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, suffix=suffix,
-                               file_rows=file_rows)
+                               file_rows=file_rows, currency=currency)
     _refuse_ballpark_datum(parcels, source)
     return parcels
 
@@ -541,11 +554,13 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
 
 
 def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: np.ndarray | None = None,
-                     suffix: str = "", file_rows: np.ndarray | None = None) -> gpd.GeoDataFrame:
+                     suffix: str = "", file_rows: np.ndarray | None = None,
+                     currency: str | None = None) -> gpd.GeoDataFrame:
     """Normalise columns and check every row; problems become reason codes (``closed``: rows whose outline the file
     left open, closed to read it, ``GEOMETRY_REPAIRED``; ``suffix``: of the file the frame was read from, lower case:
     a Shapefile's AREA column is its outlines' area, a GeoJSON's CRS is EPSG:4326 where it names none; ``file_rows``:
-    each row's number in the file, ``parcels_from_frame``, which messages and stand-in ids give). Parcels whose
+    each row's number in the file, ``parcels_from_frame``, which messages and stand-in ids give; ``currency``: the
+    config's, as ``read_parcels`` takes it). Parcels whose
     outlines cannot be used are warned of once per code (``_warn_unusable``).
 
     Returns a new GeoDataFrame with columns ``parcel_id`` (str), ``borrower_id`` (str or None),
@@ -667,7 +682,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
     as_declared_mu = {"declared_area_mu": declared.to_numpy(dtype=float)} if in_mu else {}
     if area_m2 is not None:
         _warn_area_unit(declared_area.to_numpy(dtype=float), in_mu, np.where(too_large | too_small, None, geometry),
-                        area_m2, source)
+                        area_m2, source, currency)
     crop = _optional_text(frame, "declared_crop").str.strip().str.lower()
     return gpd.GeoDataFrame(
         {
@@ -1093,14 +1108,15 @@ def _ascii_digits(text: str) -> str:
 
 
 def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, area_m2: np.ndarray,
-                    source: str) -> None:
+                    source: str, currency: str | None = None) -> None:
     """Warn when the declared areas' median ratio to the outlines' areas (of at least ``MIN_PARCELS_FOR_UNIT`` parcels
     or half the file's) says they are in another unit: ``declared_area_ha`` within ``MU_RATIO_BAND`` (mu read as
     hectares overstate every parcel, AREA_OVERSTATED), or, ``in_mu``, ``declared_area_mu`` within its reciprocal
     (hectares read as mu understate every parcel 15-fold), or ``declared_area_ha`` within ``ACRE_RATIO_BAND`` (acres
     read as hectares), or else, of at least ``MIN_PARCELS_FOR_UNIT`` parcels, outside ``DECLARED_RATIO_BAND`` (guntha,
-    bigha, m²: the ``LAND_UNITS_HA`` that fit named, or, none fitting, the unit and outlines to be checked);
-    ``area_m2``: each outline's, ``utm_area_m2``. A warning, not a refusal: a file can be honestly off so."""
+    bigha, m²: the ``LAND_UNITS_HA`` that fit named, of ``currency``'s region (``_units_fitting``), or, none fitting
+    or the best only at the end of its range, the unit and outlines to be checked); ``area_m2``: each outline's,
+    ``utm_area_m2``. A warning, not a refusal: a file can be honestly off so."""
     declaring = np.flatnonzero(np.isfinite(declared_ha) & usable_geometries(geoms))
     outline_ha = area_m2[declaring] / 10_000
     measured = outline_ha > 0
@@ -1122,7 +1138,7 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
                        "a fifteenth of the land declared; if they are in hectares, name the column declared_area_ha",
                        source, ratio)
     elif low <= ratio <= high:
-        others = _units_fitting(per_ha, exclude="mu")
+        others, _ = _units_fitting(per_ha, "mu", currency)
         logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas: they are likely "
                        "areas in mu (1 亩 = 1/15 ha: 15 times, less where the outlines take in more than the land "
                        "declared)%s: read as hectares, they are overstated and their parcels flagged AREA_OVERSTATED; "
@@ -1134,33 +1150,41 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
         declared, unit = ("declared areas in mu (as hectares, mu / 15)", "mu") if in_mu else (
             "declared_area_ha values", "hectares")
         read_so = "overstated and their parcels flagged AREA_OVERSTATED" if ratio > 1 else "understated"
-        if fitting := _units_fitting(per_ha, exclude="mu" if in_mu else None):
+        fitting, at_an_end = _units_fitting(per_ha, "mu" if in_mu else None, currency)
+        if fitting:
             logger.warning("%s: the %s are a median %.3g times their outlines' areas, where honest declarations run "
                            "about 1: they are likely not %s but another unit (%s); read as %s, they are %s: convert "
-                           "them to hectares into declared_area_ha", source, declared, ratio, unit, fitting, unit,
-                           read_so)
+                           "them to hectares into declared_area_ha%s", source, declared, ratio, unit, fitting, unit,
+                           read_so, f"; or check the outlines ({JOINT_PLOT})" if at_an_end else "")
         else:
             logger.warning("%s: the %s are a median %.3g times their outlines' areas, far from 1 (honest "
                            "declarations run about 1), and no common land unit fits: check the unit they are in, or "
-                           "the outlines (e.g. each of a whole plot held jointly, beside the share of it declared); "
-                           "read as %s, they are %s", source, declared, ratio, unit, read_so)
+                           "the outlines (%s); read as %s, they are %s", source, declared, ratio, JOINT_PLOT, unit,
+                           read_so)
 
 
-def _units_fitting(per_ha: float, exclude: str | None) -> str:
-    """The ``LAND_UNITS_HA`` units (but ``exclude``) that ``per_ha`` figures declared per hectare of outline fit
-    (within ``UNIT_FIT_BAND``), the best fitting first (size times ``per_ha`` nearest 1), each with the ratio it gives
-    (guntha (98.8x)) or, of a size that varies, the size fitting (a bigha of about 0.13 ha), joined by "or"."""
+def _units_fitting(per_ha: float, exclude: str | None, currency: str | None) -> tuple[str, bool]:
+    """The ``LAND_UNITS_HA`` units (but ``exclude``, and a regional one where ``currency`` is not of its region:
+    ``REGIONAL_UNIT_CURRENCIES``) that ``per_ha`` figures declared per hectare of outline fit (within
+    ``UNIT_FIT_BAND``), the best fitting first (size times ``per_ha`` nearest 1), each with the ratio it gives
+    (guntha (98.8x)) or, of a size that varies, the size fitting (a bigha of about 0.13 ha), joined by "or"; and
+    whether the best is a size that varies taken at an end of its range, short of the ratio (a share of a plot held
+    jointly fits so as well)."""
     fits = []
     for unit, (low, high) in LAND_UNITS_HA.items():
+        if unit == exclude or (unit in REGIONAL_UNIT_CURRENCIES and currency not in REGIONAL_UNIT_CURRENCIES[unit]):
+            continue
         size = min(max(1 / per_ha, low), high)  # a varying unit's size nearest the ratio's
         named = _unit_named(unit)
         article = "an" if named[0] in "aeiou" else "a"
-        if unit != exclude and UNIT_FIT_BAND[0] <= (fit := round(per_ha * size, 6)) <= UNIT_FIT_BAND[1]:
+        if UNIT_FIT_BAND[0] <= (fit := round(per_ha * size, 6)) <= UNIT_FIT_BAND[1]:
             fits.append((abs(math.log(fit)), f"{named} ({1 / low:,.0f}x)" if low == high and low < 0.01 else
                          f"{named} ({1 / low:.3g}x)" if low == high else
-                         f"{article} {named} of about {size:.2g} ha ({_unit_size(unit)})"))
-    told = [text for _, text in sorted(fits, key=lambda fitting: fitting[0])]
-    return ", ".join(told[:-1]) + " or " + told[-1] if len(told) > 1 else "".join(told)
+                         f"{article} {named} of about {size:.2g} ha ({_unit_size(unit)})",
+                         low < high and size != 1 / per_ha))
+    fits.sort(key=lambda fitting: fitting[0])
+    told = [text for _, text, _ in fits]
+    return (", ".join(told[:-1]) + " or " + told[-1] if len(told) > 1 else "".join(told)), bool(fits and fits[0][2])
 
 
 def _too_large(geoms: np.ndarray, span: np.ndarray | None, parcel_id: pd.Series, source: str) -> np.ndarray:

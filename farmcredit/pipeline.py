@@ -506,9 +506,11 @@ def load_inputs(
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     fingerprint = None
     if isinstance(parcels, gpd.GeoDataFrame):
-        table, parcels_source, index = parcels_from_frame(parcels, crs=parcels_crs), None, parcels.index
+        table = parcels_from_frame(parcels, crs=parcels_crs, currency=cfg.credit.currency)
+        parcels_source, index = None, parcels.index
     else:
-        table, parcels_source = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer), Path(parcels)
+        table = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer, currency=cfg.credit.currency)
+        parcels_source = Path(parcels)
         fingerprint, index = file_fingerprint(parcels_source), table.index
     table = flag_parts_apart(table, cfg.parcels.max_part_gap_m,
                              "the parcels' GeoDataFrame" if parcels_source is None else str(parcels_source))

@@ -523,12 +523,14 @@ def _hectare_squares(**columns: list) -> list[dict]:
              "geometry": shapely.affinity.translate(SQUARE, 200 * i)} for i in range(count)]
 
 
-def _warnings_reading(path: Path, rows: list[dict], caplog: pytest.LogCaptureFixture) -> str:
-    """The farmcredit.parcels warnings reading ``rows``, written to ``path``, gives (the log cleared first)."""
+def _warnings_reading(path: Path, rows: list[dict], caplog: pytest.LogCaptureFixture,
+                      currency: str | None = None) -> str:
+    """The farmcredit.parcels warnings reading ``rows``, written to ``path``, gives (the log cleared first), for a
+    config in ``currency``."""
     caplog.clear()
     _frame(rows).to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        read_parcels(path)
+        read_parcels(path, currency=currency)
     return caplog.text
 
 
@@ -1245,22 +1247,26 @@ def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
             "declared_area_ha") in latin
 
 
-@pytest.mark.parametrize(("declared", "units"), [
-    (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))"),  # guntha typed as hectares
-    (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))"),  # Bangladesh's katha
-    (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))"),  # Bangladesh's decimal
+@pytest.mark.parametrize(("declared", "units", "currency"), [
+    (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))", None),  # guntha typed as hectares
+    (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))", None),  # Bangladesh's katha
+    (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))", None),  # Bangladesh's decimal
+    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x), acre (2.47x) or feddan (2.38x))", None),
     (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), "
-           "rai (6.25x), acre (2.47x) or feddan (2.38x))"),
+           "rai (6.25x), acre (2.47x) or feddan (2.38x))", "BRL"),
     (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), a bigha of about 0.27 ha (0.13-0.27 ha by state), "
-          "acre (2.47x), feddan (2.38x) or rai (6.25x))"),  # Brazil's tarefa (Sergipe, Alagoas)
-    (10_000.0, "(m² (10,000x))")])
+          "acre (2.47x), feddan (2.38x) or rai (6.25x))", "BRL"),  # Brazil's tarefa (Sergipe, Alagoas)
+    # Lent in yuan, no tarefa (which fits 2.3-3.3 times exactly) before the acre.
+    (3.0, "(acre (2.47x), a bigha of about 0.27 ha (0.13-0.27 ha by state), feddan (2.38x) or rai (6.25x))", "CNY"),
+    (10_000.0, "(m² (10,000x))", None)])
 def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str, currency: str | None) -> None:
     """Guntha (99x) or a Bihar bigha (4x) typed into declared_area_ha flagged every parcel AREA_OVERSTATED, or none,
     with no file-wide word; the best fitting unit comes first: a katha file (149x) was told guntha first (katha was
-    no unit), which, followed, referred every borrower, and a decimal file (247x) marla."""
+    no unit), which, followed, referred every borrower, and a decimal file (247x) marla. Brazil's units are offered
+    where the config lends in a currency of their region."""
     warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(declared_area_ha=[declared] * 12),
-                                 caplog)
+                                 caplog, currency)
     assert (f"the declared_area_ha values are a median {declared:.3g} times their outlines' areas, where honest "
             f"declarations run about 1: they are likely not hectares but another unit {units}; read as hectares, "
             "they are overstated and their parcels flagged AREA_OVERSTATED: convert them to hectares into "
@@ -1334,16 +1340,34 @@ def test_files_of_fewer_parcels_than_a_unit_needs_get_no_unit_warning(
 def test_declared_alqueires_typed_as_hectares_are_told_to_be_alqueires(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, unit: str) -> None:
     """Alqueires (paulista 2.42 ha, mineiro 4.84) typed into declared_area_ha were told "no common land unit fits"."""
-    warnings = _warnings_reading(tmp_path / "alq.geojson", _hectare_squares(declared_area_ha=[declared] * 12), caplog)
+    warnings = _warnings_reading(tmp_path / "alq.geojson", _hectare_squares(declared_area_ha=[declared] * 12), caplog,
+                                 "BRL")
     assert (f"median {declared:.3g} times their outlines' areas, where honest declarations run about 1: they are "
-            f"likely not hectares but another unit ({unit}); read as hectares, they are understated") in warnings
+            f"likely not hectares but another unit ({unit}); read as hectares, they are understated: convert them to "
+            "hectares into declared_area_ha\n") in warnings
+
+
+@pytest.mark.parametrize("declared", [0.1, 0.2, 0.45, 0.49])
+def test_declared_areas_understated_outside_the_alqueires_lands_are_not_told_alqueires(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float) -> None:
+    """The alqueire, clamped to 2.42-4.84 ha, fitted every ratio from 0.083 to 0.83: files in yuan or rupees
+    declaring a share of a plot held jointly were told alqueires, not the joint plot. Offered only where lent in a
+    currency of its region; where it fits only at an end of its range, the joint plot is named beside it."""
+    rows = _hectare_squares(declared_area_ha=[declared] * 12)
+    elsewhere = _warnings_reading(tmp_path / "shares.geojson", rows, caplog, "CNY")
+    assert "alqueire" not in elsewhere and "no common land unit fits" in elsewhere
+    assert "(e.g. each of a whole plot held jointly, beside the share of it declared)" in elsewhere
+    brazil = _warnings_reading(tmp_path / "shares.geojson", rows, caplog, "BRL")
+    assert "another unit (an alqueire of about" in brazil
+    assert brazil.endswith("hectares into declared_area_ha; or check the outlines (e.g. each of a whole plot held "
+                           "jointly, beside the share of it declared)\n")
 
 
 def test_declared_hectares_far_from_the_outlines_that_no_unit_fits_are_not_said_to_be_another_unit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """0.05 times the outlines was told "likely not hectares but another unit (no common land unit)"."""
-    warnings = _warnings_reading(tmp_path / "shares.geojson", _hectare_squares(declared_area_ha=[0.05] * 12), caplog)
-    assert ("the declared_area_ha values are a median 0.05 times their outlines' areas, far from 1 (honest "
+    """0.3 times the outlines was told "likely not hectares but another unit (no common land unit)"."""
+    warnings = _warnings_reading(tmp_path / "shares.geojson", _hectare_squares(declared_area_ha=[0.3] * 12), caplog)
+    assert ("the declared_area_ha values are a median 0.3 times their outlines' areas, far from 1 (honest "
             "declarations run about 1), and no common land unit fits: check the unit they are in, or the outlines "
             "(e.g. each of a whole plot held jointly, beside the share of it declared); read as hectares, they are "
             "understated"
