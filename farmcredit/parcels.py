@@ -196,6 +196,11 @@ FLAG_VALUES = frozenset({"yes", "no", "y", "n", "sim", "não", "nao", "si", "sí
 BORROWER_NAME_PARTS = ("borrower", "cooperado", "productor", "produtor", "cliente", "customer", "farmer", "借款人",
                        "农户", "户主", "承包方", "किसान", "কৃষক")
 BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio", "member", "client", "mkulima"})
+# ...and its values are ids: more distinct than a handful of labels (client_segment's), at least this many (or half the
+# rows of a small file) and this share of the rows, and not years (member_since).
+BORROWER_IDS_MIN = 10
+BORROWER_IDS_SHARE = 0.05
+YEAR = re.compile(r"(19|20)\d\d(\.0)?")
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
 NUMBER_WITH_UNIT = re.compile(r"[+-]?\d[\d.,]*\s*\D{0,12}")
@@ -862,9 +867,9 @@ def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> N
 def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) -> None:
     """Without a ``borrower_id`` column (``read`` None), warn once that each parcel is lent as its own borrower, naming
     the ``unread`` columns that look like a borrower id: named so (``BORROWER_NAME_PARTS``, CPF, cooperado, 借款人) and
-    of values repeated across rows (``_repeated``). Not refused: stand-alone parcels are lent on so."""
+    of ids repeated across rows (``_repeated_ids``). Not refused: stand-alone parcels are lent on so."""
     look_alikes = _look_alikes(unread, lambda name: _named_like(name, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS),
-                               _repeated, "borrower id", read, source)
+                               _repeated_ids, "borrower id", read, source)
     if read is not None:
         return
     unread_text = (f"; column(s) {', '.join(map(repr, look_alikes))}, not read, look like a borrower id (so named, "
@@ -913,15 +918,18 @@ def _a_name(value: str) -> bool:
                                        for char in value)
 
 
-def _repeated(values: pd.Series) -> bool:
+def _repeated_ids(values: pd.Series) -> bool:
     """True where the values given, text or whole numbers (ids, not measures), are fewer distinct than the rows giving
-    them: a borrower's id on each of the borrower's parcels."""
+    them, a borrower's id on each of the borrower's parcels, yet as many as ids are (``BORROWER_IDS_MIN``, or half the
+    rows, and ``BORROWER_IDS_SHARE`` of them: not a few segments' labels) and not all years (``YEAR``: member_since)."""
     given = values.dropna()
     if pd.api.types.is_float_dtype(given) and not given.eq(given.round()).all():
         return False
     given = given.astype(str).str.strip()
     given = given[given.ne("")]
-    return given.nunique() < len(given)
+    distinct = given.nunique()
+    return (min(BORROWER_IDS_MIN, len(given) / 2) <= distinct < len(given)
+            and distinct >= BORROWER_IDS_SHARE * len(given) and not given.str.fullmatch(YEAR).all())
 
 
 def _name_words(name: str) -> list[str]:

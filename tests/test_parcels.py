@@ -690,6 +690,20 @@ def test_parcels_standing_alone_are_warned_of_once_naming_no_column_of_ids_not_r
     assert not caplog.records  # a file refused is told only why
 
 
+def test_columns_of_years_or_a_few_labels_are_not_proposed_as_borrower_ids(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """member_since (2015, 2018, 2021) and client_segment (two labels), repeated across 40 parcels, were named as
+    likely borrower ids; a cooperado column of 20 members, each of two parcels, still is."""
+    rows = _parcel_squares(member_since=[2015, 2018, 2021, 2018] * 10, client_segment=["micro", "pequeno"] * 20,
+                           cooperado=[f"{k:03d}" for k in range(20)] * 2)
+    warnings = _warnings_reading(tmp_path / "members.geojson", rows, caplog)
+    assert "column(s) 'cooperado', not read, look like a borrower id" in warnings
+    labels = _warnings_reading(tmp_path / "labels.geojson", [{name: value for name, value in row.items()
+                                                              if name != "cooperado"} for row in rows], caplog)
+    assert "look like a borrower id" not in labels
+    assert "; if parcels share borrowers, give each one's in a borrower_id column" in labels
+
+
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
     rows = [
         {"parcel_id": "A", "borrower_id": "B1", "geometry": SQUARE},
