@@ -1530,9 +1530,11 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None 
     groups = [" / ".join(_quoted(group)) for group in written[clash].groupby(keys[clash], sort=False).agg(list)]
     if groups:
         flagged = f", each of their parcels flagged {code} and referred (one {owner} or two?)" if code else ""
-        logger.warning("%s: %d groups of %s values differ only in case, width, Unicode form, blanks or a number's "
-                       "leading zeros (%s); they are kept apart as written, as different %ss%s; write each %s's id "
-                       "one way", source, len(groups), ids.name, some(groups), owner, flagged, owner)
+        counted = f"{len(groups)} groups of {ids.name} values differ" if len(groups) > 1 else \
+            f"1 group of {ids.name} values differs"
+        logger.warning("%s: %s only in case, width, Unicode form, blanks or a number's leading zeros (%s); they are "
+                       "kept apart as written, as different %ss%s; write each %s's id one way", source, counted,
+                       some(groups), owner, flagged, owner)
     return ids.isin(written[clash]).to_numpy(dtype=bool)
 
 

@@ -967,7 +967,7 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
     assert ("3 groups of parcel_id values differ only in case, width, Unicode form, blanks or a number's leading "
             "zeros ('地块001' / '地块００１', '地块\\u3000003' / '地块003', 'Cafe\\u0301' / 'Caf\\xe9'); they are kept "
             "apart as written, as different parcels; write each parcel's id one way") in caplog.text
-    assert ("1 groups of borrower_id values differ only in case, width, Unicode form, blanks or a number's leading "
+    assert ("1 group of borrower_id values differs only in case, width, Unicode form, blanks or a number's leading "
             "zeros ('41272319900307777X' / '41272319900307777x' / '４１２７２３１９９００３０７７７７Ｘ'); "
             "they are kept apart as written, as different borrowers, each of their parcels flagged BORROWER_ID_VARIANT "
             "and referred (one borrower or two?); write each borrower's id one way") in caplog.text
