@@ -177,16 +177,18 @@ AREA_NAME_PARTS = tuple(folded(part) for part in ("area", "área", "面积", "�
                                                    "superficie", "hekta", "क्षेत्रफल", "रकबा", "हेक्टेयर", "हेक्टर",
                                                    "জমির পরিমাণ", "আয়তন", "হেক্টর"))
 AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
-# A column not read whose (folded) name holds one of these parts, or one of these words, looks like a declared crop
-# (cultura, cultivo_principal, 种植作物, फसल, ফসল, Swahili's zao): left unread, in silence, no parcel's crop was checked
-# (no CROP_MISMATCH), a mismatching one approved. Latin ones as whole words: agricultura_familiar, cropping_system and
-# cropland_share are none.
+# A column not read whose (folded) name holds one of these parts, or a word starting with one of these, looks like a
+# declared crop (cultura, cultivo_principal, CropType, crop1, main_crop, 种植作物, फसल, ফসল, Swahili's zao): left
+# unread, in silence, no parcel's crop was checked (no CROP_MISMATCH), a mismatching one approved. Latin ones at a
+# word's start, not NOT_CROP_WORDS: agricultura_familiar, cropping_system and cropland_share are none.
 CROP_NAME_PARTS = ("作物", "फसल", "ফসল")
-CROP_NAME_WORDS = frozenset({"crop", "crops", "cultura", "culturas", "cultivo", "cultivos", "culture", "cultures",
-                             "zao", "mazao"})
+CROP_NAME_STARTS = ("crop", "cultura", "cultivo", "culture", "zao", "mazao")
+NOT_CROP_WORDS = frozenset({"cropping", "cropland", "croplands"})
 # ...and its values are mostly names: letters of any script with their marks (soja, 小麦, गेहूँ), words joined by these
-# (winter wheat, pak-choi), not a year or a season (2024-25) nor a code; and not a yes/no flag (crop_insurance).
-CROP_NAME_JOINERS = frozenset(" '’-")
+# (winter wheat, pak-choi, soja/milho, 小麦、玉米), a bracket's note aside (wheat (HD-2967)), not a year or a season
+# (2024-25) nor a code (W1); and mostly not a yes/no flag (crop_insurance).
+CROP_NAME_JOINERS = frozenset(" '’-/,;&+、，")
+BRACKETED = re.compile(r"\s*[(（][^)）]*[)）]")
 FLAG_VALUES = frozenset({"yes", "no", "y", "n", "sim", "não", "nao", "si", "sí", "oui", "non", "true", "false", "t",
                          "f", "ndiyo", "hapana", "是", "否", "有", "无", "हाँ", "हां", "नहीं", "হ্যাঁ", "না"})
 # ...a borrower id (Brazil's CPF, a cooperative's cooperado or sócio, productor, cliente, farmer_id, member, 借款人,
@@ -197,9 +199,11 @@ BORROWER_NAME_PARTS = ("borrower", "cooperado", "productor", "produtor", "client
                        "农户", "户主", "承包方", "किसान", "কৃষক")
 BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio", "member", "client", "mkulima"})
 # ...and its values are ids: more distinct than a handful of labels (client_segment's), at least this many (or half the
-# rows of a small file) and this share of the rows, and not years (member_since).
+# rows of a small file) and this share of the rows, and not years (member_since); named as an id (cpf, farmer_id,
+# member_no: ID_NAME_WORDS), any value repeated across rows will do (4 farmers of 5 plots each).
 BORROWER_IDS_MIN = 10
 BORROWER_IDS_SHARE = 0.05
+ID_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "id", "ids", "no", "nr", "num", "number", "code"})
 YEAR = re.compile(r"(19|20)\d\d(\.0)?")
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
@@ -853,15 +857,22 @@ def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shap
 
 
 def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> None:
-    """Warn once of the ``unread`` columns whose names look like a declared crop (``CROP_NAME_PARTS``,
-    ``CROP_NAME_WORDS``: cultura, 作物) and whose values are mostly crops' names (``_mostly_names``): no parcel's crop
+    """Warn once of the ``unread`` columns whose names look like a declared crop (``_named_like_a_crop``: cultura,
+    CropType, 作物) and whose values are mostly crops' names (``_mostly_names``): no parcel's crop
     would be checked against the imagery (no CROP_MISMATCH); where ``declared_crop`` is ``read``, only note them
     (info)."""
-    if crops := _look_alikes(unread, lambda name: _named_like(name, CROP_NAME_PARTS, CROP_NAME_WORDS), _mostly_names,
+    if crops := _look_alikes(unread, _named_like_a_crop, _mostly_names,
                              "declared crop", read, source):
         logger.warning("%s: column(s) %s are not read, though named like a declared crop: name the declared crop's "
                        "column declared_crop, or no parcel's crop is checked against the imagery (CROP_MISMATCH)",
                        source, ", ".join(map(repr, crops)))
+
+
+def _named_like_a_crop(name: str) -> bool:
+    """True where a folded column name holds one of ``CROP_NAME_PARTS`` or a word (``_name_words``) starting with one
+    of ``CROP_NAME_STARTS`` (croptype, crop1), not one of ``NOT_CROP_WORDS``."""
+    return any(part in name for part in CROP_NAME_PARTS) or any(
+        word.startswith(CROP_NAME_STARTS) and word not in NOT_CROP_WORDS for word in _name_words(name))
 
 
 def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) -> None:
@@ -898,38 +909,43 @@ def _mostly_numbers(values: pd.Series) -> bool:
 
 def _mostly_names(values: pd.Series) -> bool:
     """True where more than half the values given (``_given_values``) are names of letters (``_a_name``: soja, 小麦),
-    not numbers, years or codes, and they are not all yes/no flags (``FLAG_VALUES``): a crop's name, not its area, its
+    not numbers, years or codes, and mostly not yes/no flags (``FLAG_VALUES``): a crop's name, not its area, its
     season (2024-25) or whether it is insured."""
     if pd.api.types.is_numeric_dtype(values) or (given := _given_values(values)).empty:
         return False
-    if {folded(value) for value in given.unique()} <= FLAG_VALUES:
+    if given.map(lambda value: folded(value) in FLAG_VALUES).mean() > 0.5:
         return False
     return given.map(_a_name).mean() > 0.5
 
 
 def _a_name(value: str) -> bool:
-    """True where ``value`` is letters and their marks (Unicode's L and M categories: गेहूँ's vowel signs), words
-    joined by ``CROP_NAME_JOINERS``: no digit or other sign.
+    """True where ``value``, a bracket's note aside (``BRACKETED``), is letters and their marks (Unicode's L and M
+    categories: गेहूँ's vowel signs), words joined by ``CROP_NAME_JOINERS``: no digit or other sign.
 
-    >>> [_a_name(value) for value in ("winter wheat", "गेहूँ", "2024-25", "A1")]
-    [True, True, False, False]
+    >>> [_a_name(value) for value in ("winter wheat", "गेहूँ", "soja/milho", "wheat (HD-2967)", "2024-25", "A1")]
+    [True, True, True, True, False, False]
     """
+    value = BRACKETED.sub("", value)
     return value[:1].isalpha() and all(char in CROP_NAME_JOINERS or unicodedata.category(char)[0] in "LM"
                                        for char in value)
 
 
 def _repeated_ids(values: pd.Series) -> bool:
     """True where the values given, text or whole numbers (ids, not measures), are fewer distinct than the rows giving
-    them, a borrower's id on each of the borrower's parcels, yet as many as ids are (``BORROWER_IDS_MIN``, or half the
-    rows, and ``BORROWER_IDS_SHARE`` of them: not a few segments' labels) and not all years (``YEAR``: member_since)."""
+    them, a borrower's id on each of the borrower's parcels; in a column not named as an id (``ID_NAME_WORDS``), as
+    many as ids are too (``BORROWER_IDS_MIN``, or half the rows, and ``BORROWER_IDS_SHARE`` of them: not a few
+    segments' labels) and not all years (``YEAR``: member_since)."""
     given = values.dropna()
     if pd.api.types.is_float_dtype(given) and not given.eq(given.round()).all():
         return False
     given = given.astype(str).str.strip()
     given = given[given.ne("")]
     distinct = given.nunique()
-    return (min(BORROWER_IDS_MIN, len(given) / 2) <= distinct < len(given)
-            and distinct >= BORROWER_IDS_SHARE * len(given) and not given.str.fullmatch(YEAR).all())
+    if not 0 < distinct < len(given):
+        return False
+    return not ID_NAME_WORDS.isdisjoint(_name_words(folded(str(values.name)))) or (
+        distinct >= min(BORROWER_IDS_MIN, len(given) / 2) and distinct >= BORROWER_IDS_SHARE * len(given)
+        and not given.str.fullmatch(YEAR).all())
 
 
 def _name_words(name: str) -> list[str]:

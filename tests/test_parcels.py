@@ -633,12 +633,21 @@ def test_crop_like_columns_beside_the_declared_crop_or_of_numbers_are_not_warned
     ({"cropping_system": ["rainfed", "irrigated", "rainfed"]}, None),
     ({"cultura": ["soja", "milho", "soja"]}, "cultura"),
     ({"crops": ["winter wheat", "pak-choi", "गेहूँ"]}, "crops"),
+    ({"crop_insurance": ["yes", "no", "unknown"]}, None),
+    ({"crop": ["W1", "M2", "W1"]}, None),
+    ({"CropType": ["soja", "milho", "soja"]}, "CropType"),
+    ({"crop1": ["wheat", "maize", "wheat"]}, "crop1"),
+    ({"main_crop": ["wheat (HD-2967)", "rice (IR-64)", "wheat"]}, "main_crop"),
+    ({"crop": ["soja/milho", "milho/feijão", "soja"]}, "crop"),
+    ({"作物": ["小麦、玉米", "水稻、油菜", "小麦"]}, "作物"),
 ])
 def test_crop_like_columns_of_years_flags_or_other_words_are_not_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, columns: dict, warned: str | None) -> None:
     """crop_year (2024-25), agricultura_familiar (sim/não: cultura within agricultura), crop_insurance (yes/no) and
     cropping_system were each warned of as an unread declared crop, teaching the warning to be ignored. Latin name
-    parts are whole words now, and the values crops' names: letters, not years, not yes/no flags."""
+    parts start a word now (CropType, crop1, main_crop are crops' columns), and the values are crops' names: letters,
+    words joined by / or 、 (double cropping), a bracket's variety aside, not years, codes nor mostly yes/no flags (a
+    diff review: whole words and letters alone missed CropType, crop1, main_crop's 'wheat (HD-2967)', 小麦、玉米)."""
     warnings = _warnings_reading(tmp_path / "crops.geojson", _hectare_squares(**columns), caplog)
     assert warnings.count("named like a declared crop") == (warned is not None)
     if warned:
@@ -702,6 +711,10 @@ def test_columns_of_years_or_a_few_labels_are_not_proposed_as_borrower_ids(
                                                               if name != "cooperado"} for row in rows], caplog)
     assert "look like a borrower id" not in labels
     assert "; if parcels share borrowers, give each one's in a borrower_id column" in labels
+    # Named as an id, any value repeated will do: 4 farmers of 15 plots each, members numbered 2001-2020.
+    named = _parcel_squares(cpf=[f"123.456.789-0{k}" for k in range(4)] * 15, member_no=list(range(2001, 2021)) * 3)
+    ids = _warnings_reading(tmp_path / "ids.geojson", named, caplog)
+    assert "column(s) 'cpf', 'member_no', not read, look like a borrower id" in ids
 
 
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
