@@ -784,17 +784,26 @@ def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, re
         return src
     if season is None:
         raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")
-    _fetch(_parcel_area(parcels, reading), season, remote, out / "imagery", quiet=quiet)
+    # The run reads the parcels again, with its config (a declared unit is offered by its currency): told then, once.
+    _fetch(_parcel_area(parcels, reading, told=False), season, remote, out / "imagery", quiet=quiet)
     return str(out / "imagery")
 
 
-def _parcel_area(parcels: Path, reading: tuple[str | None, str | None]) -> gpd.GeoSeries:
-    """The area to fetch over: the parcels of the file, read with ``reading`` (--parcels-crs, --parcels-layer)."""
+def _parcel_area(parcels: Path, reading: tuple[str | None, str | None], told: bool = True) -> gpd.GeoSeries:
+    """The area to fetch over: the parcels of the file, read with ``reading`` (--parcels-crs, --parcels-layer), the
+    reader's warnings of their columns and rows ``told`` (errors raised either way)."""
     from farmcredit.imagery.fetch import area_from_parcels
+    from farmcredit.parcels import logger as parcels_logger
     from farmcredit.parcels import read_parcels
 
     crs, layer = reading
-    return area_from_parcels(read_parcels(parcels, crs=crs, layer=layer))
+    level = parcels_logger.level
+    if not told:
+        parcels_logger.setLevel(logging.ERROR)
+    try:
+        return area_from_parcels(read_parcels(parcels, crs=crs, layer=layer))
+    finally:
+        parcels_logger.setLevel(level)
 
 
 def _fetch(area: gpd.GeoSeries, season: tuple[date, date], source: RemoteSource, out: Path, quiet: bool,

@@ -54,16 +54,19 @@ def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(
 
 
 def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(tmp_path: Path) -> None:
-    """On 10 m tiles (assess refuses the 100 m stand-in of 29RKH: the models read 10 m pixels)."""
+    """On 10 m tiles (assess refuses the 100 m stand-in of 29RKH: the models read 10 m pixels). The parcels' warnings
+    are told once, by the run's own read (its config's currency offers a declared unit): the read for the area to fetch
+    over told them too, without it."""
     items, files = dated_items(tmp_path / "cogs", ("2020-02-19",), clouds=(4.051854,))
     parcels = tmp_path / "fields.geojson"
-    gpd.GeoDataFrame({"parcel_id": ["F1"], "borrower_id": ["B1"]}, geometry=[DATED_FIELD],
+    gpd.GeoDataFrame({"parcel_id": ["F1"], "borrower_id": ["B1"], "cultura": ["soja"]}, geometry=[DATED_FIELD],
                      crs="EPSG:32650").to_file(parcels)
     out = tmp_path / "results"
     with StacServer(items, files) as server:
         done = _run("assess", str(parcels), "--imagery", f"{server.url}/?collection=sentinel-2-l2a", "--season", SEASON,
                     "--out", str(out), "--model", "rule")
     assert done.returncode == 0, done.stderr
+    assert done.stderr.count("named like a declared crop") == 1
     assert (out / "imagery" / "S2A_50SKA_20200219_0_L2A" / "B04.tif").exists()
     record = json.loads((out / "run.json").read_text())
     fetched = record["inputs"]["imagery"]["fetch"]
