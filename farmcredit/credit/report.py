@@ -1,4 +1,5 @@
-"""The risk committee's report on a run: summary, fairness, stability and changes, calibration, reason codes.
+"""The risk committee's report on a run: summary, fairness, stability and changes, calibration, reason codes and
+referrals.
 
 ``credit_report`` reads a results table (what ``farmcredit assess`` writes) and, optionally, an
 earlier run to compare with, and writes one self-contained HTML file (plots embedded as base64
@@ -347,7 +348,7 @@ def credit_report(
             _stability_section(table, base, changes, unit),
             _changes_section(table, base, changes, unit),
             _calibration_section(table),
-            _reasons_section(table, screened),
+            _reasons_section(table, screened, unit),
         ]
     intro = _intro(results, reference, table, unit)
     try:
@@ -634,7 +635,8 @@ def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None,
     ax[0].set_ylabel("share of parcels")
     ax[0].set_title("Parcel decisions (signals)")
     note = ("The credit decision is the borrower's: its parcels' limits summed, capped, rounded down and held to the "
-            "minimum loan (the borrowers table beside the results; borrowers approved, referred and declined below). "
+            "minimum loan (the borrowers table beside the results; borrowers approved, referred and declined below, "
+            "the referred by refer code in section 5). "
             "Parcel rates and totals are each parcel's own signal and limit, before the per-borrower cap and minimum "
             "loan, so they can exceed what borrowers are lent.")
     missing = [name for name, lent in zip(runs, borrowers) if lent is None]
@@ -848,6 +850,8 @@ NOT_IN_REFERENCE, NOT_IN_RUN, UNGRADED = "(not in reference)", "(not in this run
 BORROWER_COLUMNS = ("borrower_id", "decision", "loan_limit", "cultivated_area_ha")
 # What the borrowers' fairness screen and reason codes read besides: a borrowers table without them is not screened.
 BORROWER_SCREEN_COLUMNS = ("polygon_area_ha", "reason")
+# Every code of a borrower (``reason`` holds its leading ones): the referral table reads it where a run wrote it.
+ALL_REASONS = "reason_all"
 
 
 @dataclass(frozen=True)
@@ -982,8 +986,8 @@ def _borrowers_of(parcels: pd.DataFrame, source: str | None) -> pd.DataFrame | N
 def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
     """The borrowers table a run wrote beside its results ``file`` (the ``borrowers`` layer of a GeoPackage,
     ``borrowers.parquet`` or ``borrowers.csv`` beside a Parquet or CSV file), its ``BORROWER_COLUMNS`` and those of
-    ``BORROWER_SCREEN_COLUMNS`` it has; None when there is none to read, or it is not the borrowers of these parcels
-    (another run's)."""
+    ``BORROWER_SCREEN_COLUMNS`` and ``ALL_REASONS`` it has; None when there is none to read, or it is not the
+    borrowers of these parcels (another run's)."""
     try:
         if file.suffix.lower() == ".gpkg":
             table = read_dataframe(file, layer="borrowers", read_geometry=False)
@@ -993,7 +997,7 @@ def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
         else:
             named = pq.read_schema(file.with_name("borrowers.parquet")).names
             table = pd.read_parquet(file.with_name("borrowers.parquet"), columns=[
-                column for column in (*BORROWER_COLUMNS, *BORROWER_SCREEN_COLUMNS) if column in named])
+                column for column in (*BORROWER_COLUMNS, *BORROWER_SCREEN_COLUMNS, ALL_REASONS) if column in named])
     except (DataSourceError, DataLayerError, OSError, ValueError, InputError):
         return None
     if any(column not in table for column in BORROWER_COLUMNS):
@@ -1016,7 +1020,8 @@ def _prepare_borrowers(borrowers: pd.DataFrame | None) -> pd.DataFrame | str:
     for column in ("loan_limit", "cultivated_area_ha", "polygon_area_ha"):
         table[column] = pd.to_numeric(table[column], errors="coerce")
     table["decision"] = table["decision"].astype("string")
-    table["reason"] = table["reason"].fillna("").astype(str)
+    for column in ("reason", ALL_REASONS) if ALL_REASONS in table else ("reason",):
+        table[column] = table[column].fillna("").astype(str)
     table["size_band"] = size_band(table["polygon_area_ha"])
     return table
 
@@ -1263,10 +1268,11 @@ def _calibration_plot(axis: Axes, frame: pd.DataFrame, title: str) -> None:
     axis.legend(fontsize=8)
 
 
-def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str) -> _Section:
+def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, unit: str) -> _Section:
     counts = _reason_counts(table)
     title = "5. Reason codes"
-    blocks: list[str | _Table | _Plot | _Bullets] = []
+    blocks: list[str | _Table | _Plot | _Bullets] = [] if isinstance(borrowers, str) else _referral_blocks(borrowers,
+                                                                                                           unit)
     if isinstance(borrowers, str):
         blocks.append(f"Borrowers' reason codes not counted: {borrowers}.")
         borrower_counts = counts.iloc[:0]
@@ -1295,6 +1301,48 @@ def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str) -> _Sec
                               for code in dict.fromkeys([*borrower_counts.index, *counts.index])))
     return _Section(title, (*blocks, intro, _Table("Top parcel reason codes", _reasons_display(counts, "parcels")),
                             "What each code means:", glossary, plot))
+
+
+def _referrals(referred: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Each refer code (``REASONS``' effect ``refer``) among the ``referred`` borrowers' codes (``ALL_REASONS``, else
+    ``reason``): the borrowers carrying it and their limits summed, pending review, most borrowers first; and how many
+    of them carry none. A borrower with several refer codes is counted, with its limit, under each."""
+    codes = referred[_codes_column(referred)].str.split(";").explode().str.strip()
+    codes = codes[codes.map(lambda code: code in REASONS and REASONS[code].effect == "refer")]
+    # A code listed twice on one borrower still counts that borrower, and its limit, once.
+    long = pd.DataFrame({"borrower": codes.index, "code": codes.to_numpy()}).drop_duplicates()
+    long["pending"] = referred["loan_limit"].to_numpy()[long["borrower"].to_numpy()]
+    counts = long.groupby("code").agg(borrowers=("borrower", "size"), pending=("pending", "sum")).reset_index()
+    counts = counts.sort_values(["borrowers", "pending", "code"], ascending=[False, False, True]).set_index("code")
+    return counts, len(referred) - long["borrower"].nunique()
+
+
+def _codes_column(borrowers: pd.DataFrame) -> str:
+    return ALL_REASONS if ALL_REASONS in borrowers else "reason"
+
+
+def _referral_blocks(borrowers: pd.DataFrame, unit: str) -> list[str | _Table | _Plot | _Bullets]:
+    """The referral table (``_referrals``): what the referred borrowers' limits pending review wait on."""
+    referred = borrowers[borrowers["decision"].eq("refer")].reset_index(drop=True)
+    if referred.empty:
+        return ["No borrower is referred, so no limit is pending review."]
+    counts, uncoded = _referrals(referred)
+    read = ("every code of each borrower, reason_all" if ALL_REASONS in borrowers
+            else "each borrower's leading codes, reason: this older borrowers table has no reason_all")
+    note = (f"Referrals: {len(referred):,} borrowers are referred to a person, their limits of "
+            f"{_money(referred['loan_limit'].sum())} {unit} pending review. The table gives every refer code among "
+            f"their codes ({read}), the referred borrowers carrying it and their limits; a borrower with several "
+            "refer codes is counted, with its limit, under each, so the rows sum to more than these totals.")
+    display = pd.DataFrame({"referred borrowers": counts["borrowers"].map("{:,}".format),
+                            f"pending review ({unit})": counts["pending"].map(_money),
+                            "meaning": [REASONS[code].sentence for code in counts.index]}, index=counts.index)
+    blocks: list[str | _Table | _Plot | _Bullets] = [note]
+    if not counts.empty:
+        blocks.append(_Table("Referred borrowers by refer code", display))
+    if uncoded:
+        blocks.append(f"{uncoded:,} of the referred borrowers carry no refer code of this version there (an older "
+                      "run's codes, or a hand-edited file).")
+    return blocks
 
 
 def _reasons_display(counts: pd.DataFrame, counted: str) -> pd.DataFrame:

@@ -849,3 +849,40 @@ def test_no_plot_legend_covers_a_tick_label(tmp_path: Path, monkeypatch: pytest.
             box = legend.get_window_extent(renderer)
             covered = [label.get_text() for label in drawn if box.overlaps(label.get_window_extent(renderer))]
             assert not covered, f"{fig.axes[0].get_title()!r}: the legend covers {covered}"
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_the_referred_borrowers_limits_pending_review_are_broken_down_by_every_refer_code(tmp_path: Path,
+                                                                                         fmt: str) -> None:
+    """Section 5 listed the ten most frequent borrower codes, taken by info codes (RISK_GRADE, PARTLY_CULTIVATED...),
+    so PARCEL_OVERLAP (6 referred borrowers, 4,900 pending), BORROWER_ID_VARIANT and PARTS_APART appeared nowhere and
+    the summary's pending review total had no breakdown. Here 11 info codes on every borrower crowd out rare refer
+    codes, one of them behind the leading codes (reason_all alone holds it)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _results(12).to_parquet(folder / "results.parquet")
+    info = ";".join(code for code, reason in REASONS.items() if reason.effect == "info")
+    overlap, variant, apart = "PARCEL_OVERLAP", "BORROWER_ID_VARIANT", "PARTS_APART"
+    codes = [f"{overlap};{info}", f"{overlap};{variant};{info}", f"{variant};{info}", f"{info};{apart}",
+             f"AREA_OVERSTATED;{info}", info]
+    pd.DataFrame({"borrower_id": [f"B{k}" for k in range(6)], "decision": ["refer"] * 5 + ["approve"],
+                  "loan_limit": [1000.0, 2500.0, 700.0, 0.0, 300.0, 900.0], "cultivated_area_ha": 0.5,
+                  "polygon_area_ha": 0.6, "reason": [";".join(text.split(";")[:3]) for text in codes],
+                  "reason_all": codes}).to_parquet(folder / "borrowers.parquet")
+    text = credit_report(load_results(folder), out=tmp_path / f"report.{fmt}", fmt=fmt).read_text()
+    reasons = text.split("5. Reason codes")[1]
+    if fmt == "html":
+        reasons = html.unescape(reasons.replace("</td><td>", " | "))
+    assert "5 borrowers are referred to a person, their limits of 4,500 the run's currency pending review" in reasons
+    assert "counted, with its limit, under each, so the rows sum to more than these totals" in reasons
+    assert f"{overlap} | 2 | 3,500 | {REASONS[overlap].sentence}" in reasons
+    assert f"{variant} | 2 | 3,200 | {REASONS[variant].sentence}" in reasons
+    assert f"{apart} | 1 | 0 | {REASONS[apart].sentence}" in reasons
+    assert "AREA_OVERSTATED | 1 | 300 |" in reasons
+    assert "RISK_GRADE | 5 |" not in reasons  # an info code is no referral
+    if fmt == "md":  # an older borrowers table, without reason_all: its leading codes, said so
+        borrowers = pd.read_parquet(folder / "borrowers.parquet")
+        borrowers.drop(columns="reason_all").to_parquet(folder / "borrowers.parquet")
+        reasons = credit_report(load_results(folder), out=tmp_path / "old.md", fmt="md").read_text().split("## 5.")[1]
+        assert "this older borrowers table has no reason_all" in reasons and f"| {overlap} | 2 | 3,500 |" in reasons
+        assert f"| {apart} |" not in reasons and "1 of the referred borrowers carry no refer code" in reasons
