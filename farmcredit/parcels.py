@@ -1534,6 +1534,16 @@ def _resident_id(name: str) -> bool:
     return RESIDENT_ID_CHECK[sum(int(d) * w for d, w in zip(name, RESIDENT_ID_WEIGHTS)) % 11] == name[17].upper()
 
 
+def id_key(name: str) -> str:
+    """The id a reader takes ``name`` for: ``folded``, blanks within off, a number's leading zeros off.
+
+    Example:
+        >>> id_key("b 0026") == id_key("B0026")
+        True
+    """
+    return re.sub(r"^0+(?=\d)", "", "".join(folded(name).split()))
+
+
 def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None = None) -> np.ndarray:
     """Warn of ids distinct as written that a reader takes for one (``folded``, blanks within off: an ID-card
     number's X typed x or full-width Ｘ, 地块 003 and 地块003; numbers' leading zeros off: 00123, as typed, and 123,
@@ -1541,9 +1551,9 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None 
     lender's systems, so one ``owner`` written two ways is two; with ``code``, the warning says their rows are flagged
     so. Returns per row whether its id is one of such a group."""
     written = pd.Series(ids.dropna().unique(), dtype=object)
-    keys = written.map(lambda name: re.sub(r"^0+(?=\d)", "", "".join(folded(name).split())))
+    keys = written.map(id_key)
     clash = keys.duplicated(keep=False)  # grouped alone: a list per id of a million costs seconds
-    groups = [" / ".join(_quoted(group)) for group in written[clash].groupby(keys[clash], sort=False).agg(list)]
+    groups = [" / ".join(quoted_ids(group)) for group in written[clash].groupby(keys[clash], sort=False).agg(list)]
     if groups:
         flagged = f", each of their parcels flagged {code} and referred (one {owner} or two?)" if code else ""
         counted = f"{len(groups)} groups of {ids.name} values differ" if len(groups) > 1 else \
@@ -1584,7 +1594,7 @@ def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:
                        source, len(with_separator), some(list(map(repr, with_separator))))
 
 
-def _quoted(names: list[str]) -> list[str]:
+def quoted_ids(names: list[str]) -> list[str]:
     """The names quoted (repr), or escaped to ASCII where two read alike (é as one character and as two: NFC)."""
     alike = len({unicodedata.normalize("NFC", name) for name in names}) < len(names)
     return list(map(ascii if alike else repr, names))

@@ -54,7 +54,7 @@ _REASONS = (
            "draw each field as its own parcel."),
     Reason("BORROWER_ID_VARIANT", "refer",
            "The borrower id differs from another borrower's in this file only in case, width, Unicode form, blanks or "
-           "a number's leading zeros (B0026 and b0026): one borrower or two? Both are referred, as a doubted parcel "
+           "a number's leading zeros: one borrower or two? Both are referred, as a doubted parcel "
            "under one would leave the other approved; a person checks, and the file writes each borrower's id one "
            "way."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer",

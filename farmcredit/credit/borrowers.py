@@ -13,6 +13,7 @@ import shapely
 
 from farmcredit.config import Config
 from farmcredit.credit.limit import amounts, amounts_text, imagery_first, money, round_down
+from farmcredit.parcels import id_key, quoted_ids
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 from farmcredit.text import some
 
@@ -78,6 +79,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count=1)
                  for name in _AREA_SUMS}
     limits = limits.tolist()
+    spellings = _spellings(parcels["borrower_id"])
     rows = []
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
@@ -115,9 +117,11 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
         figures: dict[str, str] = {}  # what a code's sentence adds: its figures
+        if variant:
+            figures["BORROWER_ID_VARIANT"] = _variant_figures(borrower_ids[start], spellings)
         if variant and offered < minimum:
-            figures["BORROWER_ID_VARIANT"] = (f" Alone its limit of {money(offered)} is under the smallest loan of "
-                                              f"{money(minimum)}: it is lent only as one borrower with the other.")
+            figures["BORROWER_ID_VARIANT"] += (f" Alone its limit of {money(offered)} is under the smallest loan of "
+                                               f"{money(minimum)}: it is lent only as one borrower with the other.")
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
@@ -162,6 +166,30 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         )
     geometries = _unions(parcels.geometry.to_numpy()[order], starts, ends)
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geometries, crs=parcels.crs)
+
+
+def _spellings(borrower_ids: pd.Series) -> dict[str, list[str]]:
+    """The borrower ids as written, by the id a reader takes them for (``id_key``), each list in id order."""
+    written = sorted(borrower_ids.dropna().unique())
+    spellings: dict[str, list[str]] = {}
+    for name in written:
+        spellings.setdefault(id_key(name), []).append(name)
+    return spellings
+
+
+def _variant_figures(borrower_id: str, spellings: dict[str, list[str]]) -> str:
+    """The figures of a borrower's ``BORROWER_ID_VARIANT``: its id and the others of its group, as the file writes
+    them (``quoted_ids``, so that blanks, case and Unicode form show).
+
+    >>> _variant_figures("b0026", {"b0026": ["B0026", "b0026"]})
+    " Its id 'b0026' beside the file's 'B0026'."
+    """
+    group = spellings.get(id_key(borrower_id), [])
+    if len(group) < 2:
+        return ""
+    quoted = dict(zip(group, quoted_ids(group), strict=True))
+    others = " and ".join(quoted[name] for name in group if name != borrower_id)
+    return f" Its id {quoted[borrower_id]} beside the file's {others}."
 
 
 def decides(parcel_decision: str, parcel_codes: Iterable[str], decision: str) -> bool:

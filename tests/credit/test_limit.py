@@ -23,7 +23,7 @@ from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.limit import amounts, money, round_down
 from farmcredit.credit.risk import RiskModel, risk_features
-from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS
+from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 
 CONFIG = load_config()
 RISK = load_risk_model()
@@ -731,6 +731,22 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
                                        cultivated_area_ha=0.02, cultivated_area_low_ha=0.02,
                                        cultivated_area_high_ha=0.02, declared_area_ha=0.02))).iloc[0]
     assert alone["decision"] == "decline" and alone["reason"].startswith("LIMIT_BELOW_MINIMUM")
+
+
+def test_an_id_variants_sentence_names_its_own_groups_ids_not_the_samples() -> None:
+    """BORROWER_ID_VARIANT's sentence said "(B0026 and b0026)", the sample's ids, in every run: B0090 and b0090's
+    reasons named B0026, there an unrelated borrower. The sentence is now generic; a borrower's names its group."""
+    variant = ["BORROWER_ID_VARIANT"]
+    parcels = _assess(_parcel(borrower_id="B0090", reasons=variant),
+                      _parcel(parcel_id="P2", borrower_id="b0090", reasons=variant),
+                      _parcel(parcel_id="P3", borrower_id="B0026"))
+    assert "B0026" not in explain(["BORROWER_ID_VARIANT"])
+    assert all("B0026" not in text for text in parcels["reason_text"])
+    borrowers = _borrowers(parcels).set_index("borrower_id")
+    assert borrowers.loc[["B0090", "b0090"], "decision"].tolist() == ["refer", "refer"]
+    assert "B0026" not in "".join(borrowers.loc[["B0090", "b0090"], "reason_text"])
+    assert "Its id 'B0090' beside the file's 'b0090'." in borrowers.loc["B0090", "reason_text"]
+    assert "Its id 'b0090' beside the file's 'B0090'." in borrowers.loc["b0090", "reason_text"]
 
 
 def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest_is_declined() -> None:
