@@ -109,8 +109,8 @@ _REASONS = (
            "alone put its limit under the smallest loan offered; review the declarations."),
     Reason("AREA_UNCERTAIN", "refer",
            "The cultivated area's interval reaches from not cultivated to fully cultivated: the imagery does not know "
-           "the area, and the parcel, declined on its estimate, would not be at the interval's top (the limit's "
-           "arithmetic gives both); a person reviews the field."),
+           "the area, and the parcel would be declined on its estimate but not at the interval's top (the limit's "
+           "arithmetic gives both); it is referred: a person reviews the field."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),

@@ -384,6 +384,10 @@ def test_a_decline_the_top_of_the_area_interval_would_not_stand_by_is_referred(l
     assert "between 0 and 0.096 ha of 0.096: too uncertain to decline (NOT_CULTIVATED" in bare.limit_arithmetic
     assert "at the top cultivated at 100% of the outline" in bare.limit_arithmetic
     assert (bare_narrow.decision, bare_narrow.reason_all.split(";")[0]) == ("decline", "NOT_CULTIVATED")
+    # Its sentence, on a referred row, said "the parcel, declined on its estimate, would not be at the interval's top",
+    # as if declined: it says it would be declined, and is referred.
+    assert ("would be declined on its estimate but not at the interval's top (the limit's arithmetic gives both); it "
+            "is referred: a person reviews the field.") in wide.reason_text
 
 
 # A weak crop the scorecard grades D declared honestly, E declared at 1.2 times the interval's top (1.18 times beyond
