@@ -372,6 +372,15 @@ def _unsure_call(row: object, config: Config) -> str:
             f"({row.crop}, confidence {row.crop_confidence:.2f}) is unsure")
 
 
+def _season_missed(row: object, config: Config) -> str:
+    """Why a parcel seen bare on a season that missed its crop's green weeks (``SEASON_MISSES_CROP``) has no limit:
+    no crop seen, on dates that miss its declared crop's green weeks (any crop's, where it declares none the config
+    prices), not land where no crop grows."""
+    said = config.crop_named(row.declared_crop)
+    crop = f"the declared crop's ({said})" if said in config.crops else "any crop's"
+    return f"no crop seen on the season's dates, which miss {crop} green weeks"
+
+
 def _grade(probability: float, grades: tuple[GradeBand, ...]) -> GradeBand | None:
     if not np.isfinite(probability):
         return None
@@ -391,6 +400,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     missing = ("no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
                f"no {LOW_END} to lend on" if not np.isfinite(area) else
                f"the {LOW_END} is 0 ha" if low and round(area, 4) <= 0 < round(row.cultivated_area_ha, 4) else
+               _season_missed(row, config) if crop is None and "SEASON_MISSES_CROP" in row.reasons else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
                unsure_call if unsure_call else

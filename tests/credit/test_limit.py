@@ -891,6 +891,20 @@ def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> Non
     assert unseen["limit_arithmetic"] == "no limit: no priced crop grows here (fallow) (refer: FEW_CLEAR_OBSERVATIONS)"
 
 
+def test_a_season_that_missed_the_crops_green_weeks_says_so_in_the_arithmetic_not_that_no_crop_grows() -> None:
+    """Land seen bare on dates that miss its crop's green weeks (SEASON_MISSES_CROP: it may be sown after them) said
+    "no limit: no priced crop grows here (fallow)", what its own reason doubts; the arithmetic now says no crop was
+    seen on dates that miss the declared crop's green weeks (any crop's, where none is declared)."""
+    season_missed = {**_FALLOW, "reasons": ["SEASON_MISSES_CROP"]}
+    rice, undeclared = _assess(_parcel(**season_missed, declared_crop="Rice"),
+                               _parcel(**season_missed, parcel_id="P2", declared_crop=None)).itertuples()
+    assert (rice.decision, rice.reason_all.split(";")[0]) == ("refer", "SEASON_MISSES_CROP")
+    assert rice.limit_arithmetic == ("no limit: no crop seen on the season's dates, which miss the declared crop's "
+                                     "(rice) green weeks (refer: SEASON_MISSES_CROP)")
+    assert undeclared.limit_arithmetic == ("no limit: no crop seen on the season's dates, which miss any crop's green "
+                                           "weeks (refer: SEASON_MISSES_CROP)")
+
+
 def test_a_rounding_step_in_cents_gives_whole_cents_and_shows_them() -> None:
     credit = {**CONFIG.credit.model_dump(), "rounding_step": 0.1}
     config = Config.model_validate({**CONFIG.model_dump(), "credit": credit})
