@@ -80,6 +80,12 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                  for name in _AREA_SUMS}
     limits = limits.tolist()
     spellings = _spellings(parcels["borrower_id"])
+    # What the borrowers a reader takes for one (``id_key``) would have as one: their limits together.
+    keys = [None if alone[start] else id_key(borrower_ids[start]) for start in starts.tolist()]
+    group_totals: Counter[str] = Counter()
+    for key, total in zip(keys, totals, strict=True):
+        if key is not None:
+            group_totals[key] += total
     rows = []
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
@@ -111,15 +117,20 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         pending_by_referrals = withheld or _at_most(total, by_referrals, config) >= minimum
         pending = pending_by_referrals or _at_most(total, honestly, config) >= minimum
         # Its id a variant of another borrower's (BORROWER_ID_VARIANT): one borrower or two is for a person to say, so
-        # the minimum is not applied to either part; its own limit waits on that review, as the code's text says.
-        variant = decision == "refer" and any("BORROWER_ID_VARIANT" in parcel for parcel in member_codes)
+        # the minimum is not applied to a part where the parts together reach it; its own limit waits on that review,
+        # as the code's text says. Where even together they fall short, the review can lend nothing: declined so.
+        together = round_down(min(group_totals[keys[k]], cap), step) if keys[k] is not None else 0.0
+        variant = (decision == "refer" and any("BORROWER_ID_VARIANT" in parcel for parcel in member_codes)
+                   and (together >= minimum or pending))
         below = decision != "decline" and offered < minimum and (total > 0 or not pending) and not variant
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
         figures: dict[str, str] = {}  # what a code's sentence adds: its figures
         if variant:
             figures["BORROWER_ID_VARIANT"] = _variant_figures(borrower_ids[start], spellings)
-        if variant and offered < minimum:
+        # Said where it has a limit of its own to wait (a withheld one may reach the minimum alone once reviewed).
+        lent_together = variant and offered < minimum and total > 0 and not withheld
+        if lent_together:
             figures["BORROWER_ID_VARIANT"] += (f" Alone its limit of {money(offered)} is under the smallest loan of "
                                                f"{money(minimum)}: it is lent only as one borrower with the other.")
         if below:
@@ -151,7 +162,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
                 **{name: sums[k] for name, sums in area_sums.items()},
                 "loan_limit": offered,
                 "limit_arithmetic": _arithmetic(member_ids, member_limits, total, config,
-                                                decision if below else "variant" if variant else None, honestly),
+                                                decision if below else "variant" if lent_together else None, honestly),
                 "decision": decision,
                 # None of its parcels' own decisions is the borrower's: all of them decided, by their total.
                 "decided_by": ";".join(pid for pid, d in zip(member_ids, deciding, strict=True) if d)

@@ -735,6 +735,14 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
                                        cultivated_area_ha=0.02, cultivated_area_low_ha=0.02,
                                        cultivated_area_high_ha=0.02, declared_area_ha=0.02))).iloc[0]
     assert alone["decision"] == "decline" and alone["reason"].startswith("LIMIT_BELOW_MINIMUM")
+    # Under the minimum even together (a diff review: X1 and x1, 200 pending each, 470.94 in all), no review can lend:
+    # each part is declined so, nothing pending.
+    small = {"cultivated_area_ha": 0.02, "cultivated_area_low_ha": 0.02, "cultivated_area_high_ha": 0.02,
+             "declared_area_ha": 0.02, "reasons": variant}
+    both = _borrowers(_assess(_parcel(borrower_id="X1", **small), _parcel(parcel_id="P2", borrower_id="x1", **small)))
+    assert both["decision"].tolist() == ["decline", "decline"] and both["loan_limit"].sum() == 0
+    assert all(reason.startswith("LIMIT_BELOW_MINIMUM") for reason in both["reason"])
+    assert not any("lent only as one borrower" in text for text in both["reason_text"])
 
 
 def test_an_id_variants_sentence_names_its_own_groups_ids_not_the_samples() -> None:
