@@ -180,10 +180,11 @@ AREA_NAME_WORDS = frozenset({"mu", "ha", "eneo"})
 # A column not read whose (folded) name holds one of these parts, or a word starting with one of these, looks like a
 # declared crop (cultura, cultivo_principal, CropType, crop1, main_crop, 种植作物, फसल, ফসল, Swahili's zao): left
 # unread, in silence, no parcel's crop was checked (no CROP_MISMATCH), a mismatching one approved. Latin ones at a
-# word's start, not NOT_CROP_WORDS: agricultura_familiar, cropping_system and cropland_share are none.
+# word's start, not NOT_CROP_STARTS: agricultura_familiar, cropping_system, CroplandClass (one word once folded) and
+# cultural_group are none.
 CROP_NAME_PARTS = ("作物", "फसल", "ফসল")
 CROP_NAME_STARTS = ("crop", "cultura", "cultivo", "culture", "zao", "mazao")
-NOT_CROP_WORDS = frozenset({"cropping", "cropland", "croplands"})
+NOT_CROP_STARTS = ("cropping", "cropland", "cultural")
 # ...and its values are mostly names: letters of any script with their marks (soja, 小麦, गेहूँ), words joined by these
 # (winter wheat, pak-choi, soja/milho, 小麦、玉米), a bracket's note aside (wheat (HD-2967)), not a year or a season
 # (2024-25) nor a code (W1); and mostly not a yes/no flag (crop_insurance).
@@ -200,10 +201,12 @@ BORROWER_NAME_PARTS = ("borrower", "cooperado", "productor", "produtor", "client
 BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio", "member", "client", "mkulima"})
 # ...and its values are ids: more distinct than a handful of labels (client_segment's), at least this many (or half the
 # rows of a small file) and this share of the rows, and not years (member_since); named as an id (cpf, farmer_id,
-# member_no: ID_NAME_WORDS), any value repeated across rows will do (4 farmers of 5 plots each).
+# member_no: one of ID_NAME_WORDS first or last, next to a word naming the borrower, or CPF's kind alone; not
+# farmer_zip_code nor member_no_of_plots), any value repeated across rows will do (4 farmers of 15 plots each).
 BORROWER_IDS_MIN = 10
 BORROWER_IDS_SHARE = 0.05
-ID_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "id", "ids", "no", "nr", "num", "number", "code"})
+ID_NAME_WORDS = frozenset({"id", "ids", "no", "nr", "num", "number", "code"})
+NATIONAL_ID_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni"})
 YEAR = re.compile(r"(19|20)\d\d(\.0)?")
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
@@ -870,9 +873,9 @@ def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> N
 
 def _named_like_a_crop(name: str) -> bool:
     """True where a folded column name holds one of ``CROP_NAME_PARTS`` or a word (``_name_words``) starting with one
-    of ``CROP_NAME_STARTS`` (croptype, crop1), not one of ``NOT_CROP_WORDS``."""
+    of ``CROP_NAME_STARTS`` (croptype, crop1), not of ``NOT_CROP_STARTS``."""
     return any(part in name for part in CROP_NAME_PARTS) or any(
-        word.startswith(CROP_NAME_STARTS) and word not in NOT_CROP_WORDS for word in _name_words(name))
+        word.startswith(CROP_NAME_STARTS) and not word.startswith(NOT_CROP_STARTS) for word in _name_words(name))
 
 
 def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) -> None:
@@ -943,9 +946,26 @@ def _repeated_ids(values: pd.Series) -> bool:
     distinct = given.nunique()
     if not 0 < distinct < len(given):
         return False
-    return not ID_NAME_WORDS.isdisjoint(_name_words(folded(str(values.name)))) or (
+    return _named_as_an_id(folded(str(values.name))) or (
         distinct >= min(BORROWER_IDS_MIN, len(given) / 2) and distinct >= BORROWER_IDS_SHARE * len(given)
         and not given.str.fullmatch(YEAR).all())
+
+
+def _named_as_an_id(name: str) -> bool:
+    """True where a folded column name is a borrower's id by its words: CPF's kind (``NATIONAL_ID_WORDS``), or one of
+    ``ID_NAME_WORDS`` first or last beside a word naming the borrower (farmer_id, member_no, id_cliente; not
+    farmer_zip_code nor member_no_of_plots).
+
+    >>> [_named_as_an_id(name) for name in ("cpf", "farmer_id", "id_cliente", "farmer_zip_code", "member_no_of_plots")]
+    [True, True, True, False, False]
+    """
+    words = [word for word in _name_words(name) if word]
+    if not NATIONAL_ID_WORDS.isdisjoint(words):
+        return True
+    def naming(word: str) -> bool:
+        return word in BORROWER_NAME_WORDS or any(part in word for part in BORROWER_NAME_PARTS)
+    return len(words) > 1 and ((words[0] in ID_NAME_WORDS and naming(words[1]))
+                               or (words[-1] in ID_NAME_WORDS and naming(words[-2])))
 
 
 def _name_words(name: str) -> list[str]:

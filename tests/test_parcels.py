@@ -640,6 +640,9 @@ def test_crop_like_columns_beside_the_declared_crop_or_of_numbers_are_not_warned
     ({"main_crop": ["wheat (HD-2967)", "rice (IR-64)", "wheat"]}, "main_crop"),
     ({"crop": ["soja/milho", "milho/feijão", "soja"]}, "crop"),
     ({"作物": ["小麦、玉米", "水稻、油菜", "小麦"]}, "作物"),
+    ({"CroppingSystem": ["irrigated", "rainfed", "intercropped"]}, None),
+    ({"CroplandClass": ["arable", "pasture", "arable"]}, None),
+    ({"cultural_group": ["Maasai", "Kikuyu", "Luo"]}, None),
 ])
 def test_crop_like_columns_of_years_flags_or_other_words_are_not_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, columns: dict, warned: str | None) -> None:
@@ -715,6 +718,10 @@ def test_columns_of_years_or_a_few_labels_are_not_proposed_as_borrower_ids(
     named = _parcel_squares(cpf=[f"123.456.789-0{k}" for k in range(4)] * 15, member_no=list(range(2001, 2021)) * 3)
     ids = _warnings_reading(tmp_path / "ids.geojson", named, caplog)
     assert "column(s) 'cpf', 'member_no', not read, look like a borrower id" in ids
+    # An id word elsewhere in a borrower's column (a branch's code, a zip code, a count of plots) is no id.
+    others = _parcel_squares(farmer_zip_code=["40001", "40002"] * 30, client_branch_code=["BR01", "BR02"] * 30,
+                             member_no_of_plots=[1, 2, 3] * 20)
+    assert "look like a borrower id" not in _warnings_reading(tmp_path / "others.geojson", others, caplog)
 
 
 def test_row_problems_become_reason_codes(tmp_path: Path) -> None:
@@ -986,7 +993,7 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
             "and referred (one borrower or two?); write each borrower's id one way") in caplog.text
     assert [codes for codes in parcels["reasons"]] == [["BORROWER_ID_VARIANT"]] * 3 + [[]] * 3
     assert REASONS["BORROWER_ID_VARIANT"].effect == "refer"
-    assert "one borrower or two? Both are referred" in explain(["BORROWER_ID_VARIANT"])
+    assert "one borrower or two? Its parcels are referred" in explain(["BORROWER_ID_VARIANT"])
 
 
 def test_geojson_ids_beside_a_json_number_are_kept_as_written(tmp_path: Path,
