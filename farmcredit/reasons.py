@@ -54,9 +54,9 @@ _REASONS = (
            "draw each field as its own parcel."),
     Reason("BORROWER_ID_VARIANT", "refer",
            "The borrower id differs from another borrower's in this file only in case, width, Unicode form, blanks or "
-           "a number's leading zeros: one borrower or two? Both are referred, as a doubted parcel "
-           "under one would leave the other approved; a person checks, and the file writes each borrower's id one "
-           "way."),
+           "a number's leading zeros: one borrower or two? Its parcels are referred, as a doubted parcel under one "
+           "would leave the other approved (a borrower is declined only where even as one they lend under the "
+           "minimum loan); a person checks, and the file writes each borrower's id one way."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer",
            "Part of the parcel lies outside the imagery: that part may be fallow or all crop, so the cultivated "
            "area's interval spans both."),

@@ -78,14 +78,21 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     totals = [round(total, 2) for total in _sums(limits, starts, ends)]
     area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count=1)
                  for name in _AREA_SUMS}
-    limits = limits.tolist()
+    # What the borrowers a reader takes for one (``id_key``) could be lent as one: at most their limits together, each
+    # parcel's declared honestly where that is more, and anything where one's limit is withheld (a referral at 0).
+    held = np.isnan(honest_limits) & (limits == 0) & (np.asarray(decisions, dtype=object) == "refer")
+    at_most = _sums(np.fmax(limits, honest_limits), starts, ends)
+    withholding = [bool(held[start:end].any()) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
     spellings = _spellings(parcels["borrower_id"])
-    # What the borrowers a reader takes for one (``id_key``) would have as one: their limits together.
-    keys = [None if alone[start] else id_key(borrower_ids[start]) for start in starts.tolist()]
-    group_totals: Counter[str] = Counter()
-    for key, total in zip(keys, totals, strict=True):
+    keys = [None if alone[start] else id_key(str(borrower_ids[start])) for start in starts.tolist()]
+    group_most: Counter[str] = Counter()
+    group_withholding: set[str] = set()
+    for key, most, withholds in zip(keys, at_most, withholding, strict=True):
         if key is not None:
-            group_totals[key] += total
+            group_most[key] += most
+            if withholds:
+                group_withholding.add(key)
+    limits = limits.tolist()
     rows = []
     for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         member_ids, member_decisions = ids[start:end], decisions[start:end]
@@ -117,22 +124,27 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         pending_by_referrals = withheld or _at_most(total, by_referrals, config) >= minimum
         pending = pending_by_referrals or _at_most(total, honestly, config) >= minimum
         # Its id a variant of another borrower's (BORROWER_ID_VARIANT): one borrower or two is for a person to say, so
-        # the minimum is not applied to a part where the parts together reach it; its own limit waits on that review,
-        # as the code's text says. Where even together they fall short, the review can lend nothing: declined so.
-        together = round_down(min(group_totals[keys[k]], cap), step) if keys[k] is not None else 0.0
-        variant = (decision == "refer" and any("BORROWER_ID_VARIANT" in parcel for parcel in member_codes)
-                   and (together >= minimum or pending))
+        # the minimum is not applied to a part where the parts together may reach it; its own limit waits on that
+        # review, as the code's text says. Where even together they fall short, the review can lend nothing.
+        key = keys[k]
+        doubted_id = any("BORROWER_ID_VARIANT" in parcel for parcel in member_codes)
+        together = (key is not None and (key in group_withholding
+                                          or round_down(min(group_most[key], cap), step) >= minimum))
+        variant = decision == "refer" and doubted_id and together
         below = decision != "decline" and offered < minimum and (total > 0 or not pending) and not variant
         # What the borrower's own codes took off: the cap what was over it, the minimum what was left under it.
         taken_by_own = {"BORROWER_CAP_REACHED": round(total - cap, 2)} if total > cap else {}
         figures: dict[str, str] = {}  # what a code's sentence adds: its figures
-        if variant:
+        if doubted_id:
             figures["BORROWER_ID_VARIANT"] = _variant_figures(borrower_ids[start], spellings)
+        if doubted_id and not together:
+            figures["BORROWER_ID_VARIANT"] += (f" Even as one borrower with the others its limits are under the "
+                                               f"smallest loan of {money(minimum)}: declined.")
         # Said where it has a limit of its own to wait (a withheld one may reach the minimum alone once reviewed).
         lent_together = variant and offered < minimum and total > 0 and not withheld
         if lent_together:
             figures["BORROWER_ID_VARIANT"] += (f" Alone its limit of {money(offered)} is under the smallest loan of "
-                                               f"{money(minimum)}: it is lent only as one borrower with the other.")
+                                               f"{money(minimum)}: it is lent only as one borrower with the others.")
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
@@ -181,10 +193,10 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
 
 def _spellings(borrower_ids: pd.Series) -> dict[str, list[str]]:
     """The borrower ids as written, by the id a reader takes them for (``id_key``), each list in id order."""
-    written = sorted(borrower_ids.dropna().unique())
+    written = sorted(borrower_ids.dropna().unique(), key=str)
     spellings: dict[str, list[str]] = {}
     for name in written:
-        spellings.setdefault(id_key(name), []).append(name)
+        spellings.setdefault(id_key(str(name)), []).append(name)
     return spellings
 
 
@@ -195,7 +207,7 @@ def _variant_figures(borrower_id: str, spellings: dict[str, list[str]]) -> str:
     >>> _variant_figures("b0026", {"b0026": ["B0026", "b0026"]})
     " Its id 'b0026' beside the file's 'B0026'."
     """
-    group = spellings.get(id_key(borrower_id), [])
+    group = spellings.get(id_key(str(borrower_id)), [])
     if len(group) < 2:
         return ""
     quoted = dict(zip(group, quoted_ids(group), strict=True))

@@ -1330,9 +1330,9 @@ def _referral_blocks(borrowers: pd.DataFrame, unit: str) -> list[str | _Table | 
     read = ("every code of each borrower, reason_all" if ALL_REASONS in borrowers
             else "each borrower's leading codes, reason: this older borrowers table has no reason_all")
     note = (f"Referrals: {len(referred):,} borrowers are referred to a person, their limits of "
-            f"{_money(referred['loan_limit'].sum())} {unit} pending review. The table gives every refer code among "
+            f"{_money(referred['loan_limit'].sum())} {unit} pending review. The table gives each refer code among "
             f"their codes ({read}), the referred borrowers carrying it and their limits; a borrower with several "
-            "refer codes is counted, with its limit, under each, so the rows sum to more than these totals.")
+            "refer codes is counted, with its limit, under each, so the rows may sum to more than these totals.")
     display = pd.DataFrame({"referred borrowers": counts["borrowers"].map("{:,}".format),
                             f"pending review ({unit})": counts["pending"].map(_money),
                             "meaning": [REASONS[code].sentence for code in counts.index]}, index=counts.index)

@@ -743,6 +743,16 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
     assert both["decision"].tolist() == ["decline", "decline"] and both["loan_limit"].sum() == 0
     assert all(reason.startswith("LIMIT_BELOW_MINIMUM") for reason in both["reason"])
     assert not any("lent only as one borrower" in text for text in both["reason_text"])
+    assert all("Even as one borrower with the others its limits are under the smallest loan of 1,000: declined."
+               in text and "beside the file's" in text for text in both["reason_text"])
+    # A partner whose limit is withheld (too few clear images) may bring them to it once reviewed: referred.
+    waiting = _borrowers(_assess(_parcel(borrower_id="X1", **small),
+                                 _parcel(parcel_id="P2", borrower_id="x1", clear_observations=1,
+                                         reasons=[*variant, "FEW_CLEAR_OBSERVATIONS"])))
+    assert waiting["decision"].tolist() == ["refer", "refer"] and waiting["loan_limit"].iloc[0] > 0
+    # Ids a Python caller gives as numbers are grouped as their text.
+    numbers = _borrowers(_assess(_parcel(borrower_id=7), _parcel(parcel_id="P2", borrower_id=8)))
+    assert numbers["borrower_id"].tolist() == [7, 8]
 
 
 def test_an_id_variants_sentence_names_its_own_groups_ids_not_the_samples() -> None:
