@@ -81,8 +81,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     # What the borrowers a reader takes for one (``id_key``) could be lent as one: at most their limits together, each
     # parcel's declared honestly where that is more, and anything where one's limit is withheld (a referral at 0).
     held = np.isnan(honest_limits) & (limits == 0) & (np.asarray(decisions, dtype=object) == "refer")
-    at_most = _sums(np.fmax(limits, honest_limits), starts, ends)
-    withholding = [bool(held[start:end].any()) for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    most, counted = (np.concatenate([[0], np.cumsum(column)]) for column in (
+        np.nan_to_num(np.fmax(limits, honest_limits)), held))
+    at_most, withholding = (most[ends] - most[starts]).tolist(), (counted[ends] > counted[starts]).tolist()
     spellings = _spellings(parcels["borrower_id"])
     keys = [None if alone[start] else id_key(str(borrower_ids[start])) for start in starts.tolist()]
     group_most: Counter[str] = Counter()
