@@ -6,7 +6,7 @@ A code's ``effect`` says what it does to the case: ``error`` (the parcel could n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -141,14 +141,15 @@ DOUBTS_DECLARATION = frozenset({"AREA_OVERSTATED", "CROP_MISMATCH", "UNCONFIRMED
 RISK_FACTOR_CODES = frozenset({"RISK_GRADE", "HIGH_RISK"})
 
 
-def sentence(code: str, factors: Sequence[str] = ()) -> str:
+def sentence(code: str, factors: Sequence[str] = (), figures: Mapping[str, str] | None = None) -> str:
     """The loan-officer sentence of ``code``; a grade's (``RISK_FACTOR_CODES``) naming the parcel's principal risk
-    ``factors`` (in words, largest first) where it has any."""
+    ``factors`` (in words, largest first) where it has any; followed by its ``figures`` (by code) where given."""
     if factors and code in RISK_FACTOR_CODES:
         return f"{REASONS[code].sentence} Its risk was raised most by: {'; '.join(factors)}."
-    return REASONS[code].sentence
+    return f"{REASONS[code].sentence} {figures[code]}" if figures and code in figures else REASONS[code].sentence
 
 
-def explain(codes: list[str], factors: Sequence[str] = ()) -> str:
-    """Return the loan-officer sentences for ``codes``, in order, as one string, a grade's naming ``factors``."""
-    return " ".join(sentence(code, factors) for code in codes)
+def explain(codes: list[str], factors: Sequence[str] = (), figures: Mapping[str, str] | None = None) -> str:
+    """Return the loan-officer sentences for ``codes``, in order, as one string, a grade's naming ``factors``, each
+    followed by its ``figures`` (by code) where given."""
+    return " ".join(sentence(code, factors, figures) for code in codes)

@@ -223,6 +223,7 @@ def assign_limits(
                   "words": _factor_words(feature, row)}
                  for feature, value, points in graded_on] if RISK_FACTOR_CODES & set(ranked) else []
         words = [factor["words"] for factor in named]
+        overlapping = partners_text(partners[k], n_partners[k])
         rows.append(
             {
                 "probability_of_default": probability[k],
@@ -234,12 +235,13 @@ def assign_limits(
                 "decision": decision,
                 "status": status,
                 "reason": ";".join(ranked[: credit.max_reasons]),
-                "reason_text": explain(ranked[: credit.max_reasons], words),
+                "reason_text": explain(ranked[: credit.max_reasons], words,
+                                       {"PARCEL_OVERLAP": f"It overlaps {overlapping}."}),
                 "reason_all": ";".join(ranked),
                 "reason_amounts": amounts_text(ranked, cuts),
                 "risk_factors": json.dumps(named),  # [] where none: JSON in every cell
                 # Text for the tables; decisions.jsonl lists the ids, one of which may hold a ';'.
-                "overlaps_parcels": partners_text(partners[k], n_partners[k]),
+                "overlaps_parcels": overlapping,
             }
         )
     credit_columns = pd.DataFrame(rows, index=out.index)

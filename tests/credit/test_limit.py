@@ -534,7 +534,7 @@ def test_at_most_four_reasons_ranked_by_effect_then_cost() -> None:
     assert np.isnan(out["probability_of_default"]) and pd.isna(out["risk_grade"])
     ranks = [EFFECT_RANK[REASONS[code].effect] for code in everything[1:]]
     assert ranks == sorted(ranks) and "PARCEL_OVERLAP" in everything
-    assert out["reason_text"].count(".") == CONFIG.credit.max_reasons
+    assert out["reason_text"] == explain(shown, figures={"PARCEL_OVERLAP": "It overlaps P2."})
 
 
 def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> None:
@@ -542,6 +542,9 @@ def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> N
                   overlaps=Overlaps.between(2, [(0, 1)]))
     assert (out["decision"] == "refer").all() and out["reason"].str.contains("PARCEL_OVERLAP").all()
     assert list(out["overlaps_parcels"]) == ["B", "A"]
+    # The reason's sentence names whose: the queue's reviewer read "overlaps another pledged parcel" and no id.
+    assert out.loc[0, "reason_text"].startswith(
+        "The parcel overlaps another pledged parcel: the same land counted twice. It overlaps B.")
     # Lent on once a person has seen whose land it is: with their limits, one borrower pledging it twice got it twice.
     twice = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="A2"), _parcel(parcel_id="C"),
                     overlaps=Overlaps.between(3, [(0, 1)]))
