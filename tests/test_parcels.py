@@ -297,15 +297,18 @@ def test_an_outline_of_more_vertices_than_any_field_fails_its_parcel_alone_befor
                      rf"{MAX_PARCEL_VERTICES + 1:,} vertices\).*TOO_MANY_VERTICES and not measured", caplog.text)
 
 
+def _read_declared(path: Path, given: list, caplog: pytest.LogCaptureFixture) -> gpd.GeoDataFrame:
+    """The parcels read from ``path``, written with one square per declared area ``given``, warnings in ``caplog``."""
+    _frame([{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
+            for i, v in enumerate(given)]).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        return read_parcels(path)
+
+
 def test_a_declared_area_that_is_not_a_positive_number_is_flagged_ignored_and_quoted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     given = ["1.5", "1,5", "", None, "-1", "0", "abc"]
-    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
-            for i, v in enumerate(given)]
-    path = tmp_path / "declared.geojson"
-    _frame(rows).to_file(path)
-    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        parcels = read_parcels(path)
+    parcels = _read_declared(tmp_path / "declared.geojson", given, caplog)
     assert parcels["declared_area_ha"].iloc[0] == 1.5 and parcels["declared_area_ha"].iloc[1:].isna().all()
     flagged = ["INVALID_DECLARED_AREA" in r for r in parcels["reasons"]]
     assert flagged == [False, True, False, False, True, False, True]  # blank or missing: simply not declared
@@ -325,12 +328,7 @@ def test_declared_areas_written_with_a_decimal_comma_are_told_so_not_read(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, given: list[str], written: str) -> None:
     """0,13 was refused as "not a positive number of hectares", never saying decimal comma; it is not read as 0.13,
     as 1,500 may be fifteen hundred."""
-    rows = [{"parcel_id": str(i), "borrower_id": "B", "declared_area_ha": v, "geometry": SQUARE}
-            for i, v in enumerate(given)]
-    path = tmp_path / "comma.geojson"
-    _frame(rows).to_file(path)
-    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        parcels = read_parcels(path)
+    parcels = _read_declared(tmp_path / "comma.geojson", given, caplog)
     assert all("INVALID_DECLARED_AREA" in r for r, v in zip(parcels["reasons"], given) if "," in v)
     assert (f"; they are written with a decimal comma {written}: a comma is not read as one, as 1,500 may be one and a "
             "half or fifteen hundred; they are flagged INVALID_DECLARED_AREA") in caplog.text
