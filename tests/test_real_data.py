@@ -214,8 +214,10 @@ def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared
     """The shipped CNN on real Sentinel-2 it never saw (Austria, 4 bands, 2 dates), through assess.
 
     The rule gives no probability from two dates (FEW_CLEAR_OBSERVATIONS); the CNN does: certain the
-    river is not cropland, the field possibly all cultivated (two RGBN dates; v2.7 says 100%, interval
-    31-100%; v2.6 75%, 0-100%; v2.5 100%, v2.2 25%), never sure it is not.
+    river is not cropland on those dates, the field possibly all cultivated (two RGBN dates; v2.7 says 100%, interval
+    31-100%; v2.6 75%, 0-100%; v2.5 100%, v2.2 25%), never sure it is not. The two dates (17 June, 25 September)
+    miss every crop's green weeks, so what reads bare on them may be sown after them (SEASON_MISSES_CROP): the
+    river's interval reaches its outline, its fallow call with no confidence (its top was 0 before that).
     """
     from farmcredit.pipeline import run_assessment
     from farmcredit.segmentation import load_cropland_model
@@ -223,7 +225,10 @@ def test_cnn_on_real_two_date_rgbn_imagery_tells_the_field_from_the_river(shared
     imagery, parcels = _ftw_austria_river_and_field(shared_data)
     model = load_cropland_model("cnn", device="cpu")
     results = run_assessment(parcels, imagery, model=model).parcels.set_index("parcel_id")
-    assert results.loc["river", "cultivated_fraction"] == 0.0 == results.loc["river", "cultivated_area_high_ha"]
+    river = results.loc["river"]
+    assert river["cultivated_fraction"] == 0.0 == river["cultivated_area_low_ha"] == river["cultivated_area_ha"]
+    assert "SEASON_MISSES_CROP" in river["reason_all"] and np.isnan(river["crop_confidence"])
+    assert river["cultivated_area_high_ha"] == pytest.approx(river["polygon_area_ha"])
     assert results.loc["field", "cultivated_fraction"] > 0.0
     assert results.loc["field", "cultivated_area_high_ha"] == pytest.approx(results.loc["field", "polygon_area_ha"])
     assert (results["model_version"] == model.name).all()
