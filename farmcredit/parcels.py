@@ -962,10 +962,9 @@ def _named_as_an_id(name: str) -> bool:
     words = [word for word in _name_words(name) if word]
     if not NATIONAL_ID_WORDS.isdisjoint(words):
         return True
-    def naming(word: str) -> bool:
-        return word in BORROWER_NAME_WORDS or any(part in word for part in BORROWER_NAME_PARTS)
-    return len(words) > 1 and ((words[0] in ID_NAME_WORDS and naming(words[1]))
-                               or (words[-1] in ID_NAME_WORDS and naming(words[-2])))
+    return len(words) > 1 and any(
+        first in ID_NAME_WORDS and _named_like(second, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS)
+        for first, second in ((words[0], words[1]), (words[-1], words[-2])))
 
 
 def _name_words(name: str) -> list[str]:

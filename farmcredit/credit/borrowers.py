@@ -78,8 +78,9 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     totals = [round(total, 2) for total in _sums(limits, starts, ends)]
     area_sums = {name: _sums(parcels[name].to_numpy(dtype=float)[order], starts, ends, min_count=1)
                  for name in _AREA_SUMS}
-    # What the borrowers a reader takes for one (``id_key``) could be lent as one: at most their limits together, each
-    # parcel's declared honestly where that is more, and anything where one's limit is withheld (a referral at 0).
+    # A referred parcel whose limit is withheld (a referral at 0, no honest limit) may add anything once cleared. What
+    # the borrowers a reader takes for one (``id_key``) could be lent as one: at most their limits together, each
+    # parcel's declared honestly where that is more, and anything where one's limit is withheld.
     held = np.isnan(honest_limits) & (limits == 0) & (np.asarray(decisions, dtype=object) == "refer")
     most, counted = (np.concatenate([[0], np.cumsum(column)]) for column in (
         np.nan_to_num(np.fmax(limits, honest_limits)), held))
@@ -116,7 +117,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
         # referred with its limit adds nothing.
         members = list(zip(member_ids, member_limits, member_honest, member_decisions, strict=True))
         honestly = [(pid, limit, honest) for pid, limit, honest, _ in members if not np.isnan(honest)]
-        withheld = any(d == "refer" and limit == 0 and np.isnan(honest) for _, limit, honest, d in members)
+        withheld = withholding[k]
         # Approved parcels whose declarations, within the allowance, lowered their grades: no referral of a parcel
         # names them, so where what they add alone reaches the minimum, DECLARED_AREA_UNDER_MINIMUM does.
         approved_honestly = [d == "approve" and not np.isnan(honest) for _, _, honest, d in members]
