@@ -141,6 +141,7 @@ def build_run_record(
     parcels_read_crs: CRS | None = None,
     parcels_crs: str | None = None,
     hazy_dates: Sequence[dict] = (),
+    parcels_datum: str = "wgs84",
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``clear``: per parcel and date of ``dates``,
@@ -152,8 +153,9 @@ def build_run_record(
     season asked for (``--season``; None: every date given), beside ``dates``, those read, which may be fewer;
     ``parcels_read_crs``: the CRS the parcels were read in, as declared or given; ``parcels_crs``: the CRS given for
     them (``--parcels-crs``), as given, if any. The same file read in two CRSs puts its parcels in two places, so the
-    record names both. ``hazy_dates``: the imagery's dates that read hazy though their SCL called them clear
-    (``HazyDate.record``: date, blue, season_blue), listed under the imagery."""
+    record names both; ``parcels_datum`` likewise: how their longitude and latitude were drawn (``--parcels-datum``:
+    GCJ-02 and BD-09 outlines are moved back to WGS 84). ``hazy_dates``: the imagery's dates that read hazy though their
+    SCL called them clear (``HazyDate.record``: date, blue, season_blue), listed under the imagery."""
     known: dict[str, dict] = {}
     imagery_record = {
         "source": absolute_path(imagery.source),
@@ -185,7 +187,7 @@ def build_run_record(
             "parcels": {**(parcels_fingerprint or {"path": "<in-memory GeoDataFrame>"}),
                         **({"layer": parcels_layer} if parcels_layer else {}),
                         "crs": None if parcels_read_crs is None else crs_name(parcels_read_crs),
-                        "parcels_crs": parcels_crs},
+                        "parcels_crs": parcels_crs, "parcels_datum": parcels_datum},
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
+from farmcredit.china_maps import DATUMS
 from farmcredit.errors import FarmcreditError, InputError, Terminated, terminate
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ WRITING_OUTPUTS = "writing outputs"
 bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
 parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. "
                                                         "EPSG:4326.")
+parcels_datum_option = click.option(
+    "--parcels-datum", type=click.Choice(DATUMS), default="wgs84", show_default=True,
+    help="How the parcels' longitude and latitude were drawn: wgs84 (GPS, most GIS), gcj02 (on Amap / Gaode or "
+         "Tencent maps, or Google Maps in China) or bd09 (on Baidu maps); in China those lie hundreds of metres off "
+         "the imagery (GCJ-02 some 100-700 m, BD-09 up to 1.5 km), and are moved back to WGS 84 before anything is "
+         "read.")
 parcels_layer_option = click.option("--parcels-layer", help="Layer to read from a parcel file of several (GeoPackage, "
                                                             "KML); default: its one layer with parcel_id and polygons.")
 dn_offset_option = click.option(
@@ -160,6 +167,7 @@ def cli() -> None:
               help="Output folder.")
 @click.option("--config", "config_path", type=UserPath(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
+@parcels_datum_option
 @parcels_layer_option
 @bands_option
 @dn_offset_option
@@ -171,7 +179,8 @@ def cli() -> None:
 @device_option
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-           parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
+           parcels_crs: str | None, parcels_datum: str, parcels_layer: str | None, bands: str | None,
+           dn_offset: float | None,
            risk_model: Path | None, cropland_model: str | None, device: str, quiet: bool) -> None:
     """Assess PARCELS against a season of Sentinel-2 imagery and write results to --out.
 
@@ -197,7 +206,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
     made = first_missing(out)  # the first folder this run makes
     try:
         with results_lock(out):  # one run at a time in a folder, from its imagery to its last output
-            imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer), out, quiet)
+            imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer, parcels_datum), out,
+                                         quiet)
             imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
             warn_batch_partitions(out)
             progress = _progress(quiet)
@@ -205,7 +215,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
                 task = progress.add_task("reading imagery windows", total=None)
                 result = run_assessment(
                     parcels, imagery, season=window, config=config, parcels_crs=parcels_crs,
-                    parcels_layer=parcels_layer, risk_model=risk_model, model=model, pixel_layers=True,
+                    parcels_datum=parcels_datum, parcels_layer=parcels_layer, risk_model=risk_model, model=model,
+                    pixel_layers=True,
                     progress=lambda done, total: progress.update(task, completed=done, total=total), stage=stage,
                 )
                 stage(WRITING_OUTPUTS)
@@ -231,6 +242,7 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Output folder: the outputs of assess plus partitions/ (a GeoParquet dataset, _manifest.json).")
 @click.option("--config", "config_path", type=UserPath(path_type=Path), help="YAML config (default: packaged).")
 @parcels_crs_option
+@parcels_datum_option
 @parcels_layer_option
 @bands_option
 @dn_offset_option
@@ -254,7 +266,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
               help="Further attempts of a partition that failed before it is recorded failed.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config_path: Path | None,
-          parcels_crs: str | None, parcels_layer: str | None, bands: str | None, dn_offset: float | None,
+          parcels_crs: str | None, parcels_datum: str, parcels_layer: str | None, bands: str | None,
+          dn_offset: float | None,
           risk_model: Path | None, cropland_model: str | None, device: str,
           scheduler: str | None, workers: int | None, gpu_workers: int | None, memory_limit: str | None,
           partition_parcels: int, retries: int, quiet: bool) -> None:
@@ -322,7 +335,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             with results_lock(out), exclusive(partitions_folder(out)):
                 result = run_batch(
                     parcels, imagery, out, model=model, season=window, config=config, parcels_crs=parcels_crs,
-                    parcels_layer=parcels_layer, risk_model=risk_model, scheduler=scheduler, workers=workers,
+                    parcels_datum=parcels_datum, parcels_layer=parcels_layer, risk_model=risk_model,
+                    scheduler=scheduler, workers=workers,
                     memory_limit=memory_limit or "auto", parcels_per_partition=partition_parcels, retries=retries,
                     gpu_workers=gpu_workers, device=device, progress=update, stage=stage,
                 )
@@ -380,6 +394,7 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
 @click.option("--bands", "band_list", help="Comma-separated bands [default: B02-B08, B8A, B11, B12, SCL]; SCL is the "
                                            "cloud mask: without it clouds are read as clear.")
 @parcels_crs_option
+@parcels_datum_option
 @parcels_layer_option
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds one HTTP request may take: each wait for its answer, and each 64 KiB of its body after.")
@@ -387,8 +402,8 @@ def preview(results: Path, parcel_id: str | None, out: Path | None) -> None:
               help="Retries of a request after a 429, a 5xx or a timeout.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac_url: str, collection: str,
-          out: Path, max_cloud: float, band_list: str | None, parcels_crs: str | None, parcels_layer: str | None,
-          timeout: float, retries: int, quiet: bool) -> None:
+          out: Path, max_cloud: float, band_list: str | None, parcels_crs: str | None, parcels_datum: str,
+          parcels_layer: str | None, timeout: float, retries: int, quiet: bool) -> None:
     """Download the season's Sentinel-2 L2A over PARCELS (or --bbox) into --out, only the windows needed.
 
     --out becomes an imagery folder `assess --imagery` reads (one folder per scene, per-band
@@ -405,7 +420,8 @@ def fetch(parcels: Path | None, bbox: str | None, season: str, source: str, stac
 
     if (parcels is None) == (bbox is None):
         raise click.UsageError("give either PARCELS or --bbox W,S,E,N")
-    area = area_from_bbox(bbox) if bbox is not None else _parcel_area(parcels, (parcels_crs, parcels_layer))
+    reading = (parcels_crs, parcels_layer, parcels_datum)
+    area = area_from_bbox(bbox) if bbox is not None else _parcel_area(parcels, reading)
     remote = RemoteSource("stac", stac_url, collection) if source == "stac" else RemoteSource("sentinelhub")
     bands = tuple(band_list.split(",")) if band_list else FETCH_BANDS
     http = HttpSettings(timeout_s=timeout, attempts=retries + 1)
@@ -775,10 +791,10 @@ def _remote_source(src: str) -> RemoteSource | None:
     return None if Path(src).exists() else parse_remote_source(src)
 
 
-def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, reading: tuple[str | None, str | None],
-                   out: Path, quiet: bool) -> str:
+def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None,
+                   reading: tuple[str | None, str | None, str], out: Path, quiet: bool) -> str:
     """SRC itself, or for a remote source the folder OUT/imagery fetched over the parcels (read with ``reading``: their
-    CRS and layer) (reused when rerun)."""
+    CRS, layer and datum) (reused when rerun)."""
     remote = _remote_source(src)
     if remote is None:
         return src
@@ -789,19 +805,20 @@ def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None, re
     return str(out / "imagery")
 
 
-def _parcel_area(parcels: Path, reading: tuple[str | None, str | None], told: bool = True) -> gpd.GeoSeries:
-    """The area to fetch over: the parcels of the file, read with ``reading`` (--parcels-crs, --parcels-layer), the
+def _parcel_area(parcels: Path, reading: tuple[str | None, str | None, str], told: bool = True) -> gpd.GeoSeries:
+    """The area to fetch over: the parcels of the file, read with ``reading`` (--parcels-crs, --parcels-layer,
+    --parcels-datum), the
     reader's warnings of their columns and rows ``told`` (errors raised either way)."""
     from farmcredit.imagery.fetch import area_from_parcels
     from farmcredit.parcels import logger as parcels_logger
     from farmcredit.parcels import read_parcels
 
-    crs, layer = reading
+    crs, layer, datum = reading
     level = parcels_logger.level
     if not told:
         parcels_logger.setLevel(logging.ERROR)
     try:
-        return area_from_parcels(read_parcels(parcels, crs=crs, layer=layer))
+        return area_from_parcels(read_parcels(parcels, crs=crs, layer=layer, datum=datum))
     finally:
         parcels_logger.setLevel(level)
 

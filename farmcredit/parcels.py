@@ -29,6 +29,7 @@ from pyproj.exceptions import CRSError
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from farmcredit.china_maps import DATUM_NAMES, DATUMS, in_china, to_wgs84
 from farmcredit.errors import InputError
 from farmcredit.locking import looked_up
 from farmcredit.text import DECIMAL_COMMA, folded, some
@@ -234,7 +235,7 @@ RESIDENT_ID_CHECK = "10X98765432"
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None,
-                 currency: str | None = None) -> gpd.GeoDataFrame:
+                 currency: str | None = None, datum: str = "wgs84") -> gpd.GeoDataFrame:
     """Read a parcel file (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf, KML).
 
     Args:
@@ -244,18 +245,20 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             several with a ``parcel_id`` column and polygons.
         currency: the config's ``credit.currency``: the regional land units (``REGIONAL_UNIT_CURRENCIES``) a file's
             declared areas may be told to be in are those of its region; None, none of them.
+        datum: how the file's longitude and latitude were drawn (``china_maps.DATUMS``): ``"gcj02"`` or ``"bd09"`` for
+            outlines drawn on Chinese web maps, moved back to WGS 84 here (``parcels_from_frame``).
 
     Returns:
-        The validated parcels (see ``validate_parcels``), in the file's CRS; ``attrs["layer"]`` names the layer read
-        from a file of several.
+        The validated parcels (see ``validate_parcels``), in the file's CRS (WGS 84 positions, whatever ``datum``);
+        ``attrs["layer"]`` names the layer read from a file of several.
 
     Raises:
         InputError: missing, empty (0 bytes), a folder, a path that cannot be looked up (``looked_up``) or unreadable
             file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
             ``parcel_id`` column, no parcel a polygon that can be measured (``_refuse_no_polygon``), no parcel with
             coordinates possible in the file's CRS, every parcel under
-            ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84 (``parcels_from_frame``), ``layer`` not in the file,
-            or several layers to choose from.
+            ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84, ``datum`` unknown or given for a projected file
+            (``parcels_from_frame``), ``layer`` not in the file, or several layers to choose from.
     """
     path = looked_up(Path(path), "parcel file")
     if not path.exists():
@@ -299,7 +302,7 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
     frame, closed, file_rows = _without_empty_rows(frame, closed, source)
     parcels = parcels_from_frame(frame, crs, source, closed, suffix=path.suffix.lower(), file_rows=file_rows,
-                                 currency=currency)
+                                 currency=currency, datum=datum)
     if path.suffix.lower() in CSV_SUFFIXES:
         _warn_unread_wkt(frame, parcels["parcel_id"], str(path))
     parcels.attrs["layer"] = layer
@@ -349,7 +352,7 @@ def _refuse_shapefile_without_dbf(path: Path) -> None:
 def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                        source: str = "the parcels' GeoDataFrame", closed: np.ndarray | None = None,
                        suffix: str = "", file_rows: np.ndarray | None = None,
-                       currency: str | None = None) -> gpd.GeoDataFrame:
+                       currency: str | None = None, datum: str = "wgs84") -> gpd.GeoDataFrame:
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
@@ -358,11 +361,12 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         suffix: the suffix of the file ``frame`` was read from (lower case, ``.shp``), "" for none.
         file_rows: per row, its number in the file (from 1, the header not counted) before blank rows were left out
             (``_without_empty_rows``); None: 1 to len(frame).
-        currency: as ``read_parcels`` takes it.
+        currency, datum: as ``read_parcels`` takes them.
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
-            (``_refuse_ballpark_datum``), or what ``validate_parcels`` refuses.
+            (``_refuse_ballpark_datum``), ``datum`` unknown or given for parcels not in longitude and latitude
+            (``_from_web_map``), or what ``validate_parcels`` refuses.
     """
     if crs is not None:
         try:
@@ -383,10 +387,32 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         logger.warning("%s declares its coordinate reference system (%s): --parcels-crs %s (parcels_crs= in Python) is "
                        "ignored", source,
                        frame.crs.to_string(), crs.to_string())
+    frame = _from_web_map(frame, datum, source)
     parcels = validate_parcels(frame, source=source.removeprefix("parcel file "), closed=closed, suffix=suffix,
                                file_rows=file_rows, currency=currency)
     _refuse_ballpark_datum(parcels, source)
     return parcels
+
+
+def _from_web_map(frame: gpd.GeoDataFrame, datum: str, source: str) -> gpd.GeoDataFrame:
+    """``frame`` with outlines drawn on a Chinese web map (``datum`` "gcj02" or "bd09") moved to where they lie in
+    WGS 84 (``china_maps.to_wgs84``); as it is for "wgs84". Warns when no parcel lies where those maps move positions.
+    """
+    if datum not in DATUMS:
+        raise InputError(f"--parcels-datum {datum!r} (parcels_datum= in Python) is not one of {', '.join(DATUMS)}")
+    if datum == "wgs84":
+        return frame
+    if not frame.crs.is_geographic:
+        raise InputError(f"{source} is in {frame.crs.to_string()}, not longitude and latitude: --parcels-datum {datum} "
+                         "(parcels_datum= in Python) says the outlines were drawn on a Chinese web map, which gives "
+                         "longitude and latitude; leave it out for a file in projected coordinates")
+    geoms = frame.geometry.to_numpy()
+    bounds = shapely.bounds(geoms)
+    if not in_china(bounds[:, 0], bounds[:, 1]).any():
+        logger.warning("%s: no parcel lies in China, the only place %s maps move positions, so --parcels-datum %s "
+                       "(parcels_datum= in Python) moved none", source, DATUM_NAMES[datum], datum)
+    return frame.set_geometry(gpd.GeoSeries(to_wgs84(geoms, datum), index=frame.index, crs=frame.crs),
+                              crs=frame.crs)
 
 
 def _refuse_ballpark_datum(parcels: gpd.GeoDataFrame, source: str) -> None:

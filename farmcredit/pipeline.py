@@ -140,6 +140,7 @@ def assess(
     out: str | Path | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
+    parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     model: str | Path | CroplandModel | None = None,
@@ -157,6 +158,8 @@ def assess(
         season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings); of imagery
             opened already (an ``Imagery``), the scenes acquired within it are read.
         parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none.
+        parcels_datum: how the parcels' longitude and latitude were drawn (``china_maps.DATUMS``): ``"gcj02"`` (Amap /
+            Gaode, Tencent maps) or ``"bd09"`` (Baidu maps) are moved back to WGS 84 first (``read_parcels``).
         parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
         model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
             (default: ``segmentation.DEFAULT_MODEL``).
@@ -188,8 +191,9 @@ def assess(
     model = cropland_model(model, config, device)
     warn_of_model(model)
     result = run_assessment(
-        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_layer=parcels_layer,
-        risk_model=risk_model, model=model, pixel_layers=out is not None, band_layout=band_layout,
+        parcels, imagery, season=season, config=config, parcels_crs=parcels_crs, parcels_datum=parcels_datum,
+        parcels_layer=parcels_layer, risk_model=risk_model, model=model, pixel_layers=out is not None,
+        band_layout=band_layout,
         dn_offset=dn_offset, device=device,
     )
     warn_of_findings(result)
@@ -207,6 +211,7 @@ def run_assessment(
     season: str | Sequence[date | str] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
+    parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     model: str | Path | CroplandModel | None = None,
     risk_model: str | Path | RiskModel | None = None,
@@ -238,8 +243,8 @@ def run_assessment(
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=as_season(season), config=config, parcels_crs=parcels_crs,
-                         parcels_layer=parcels_layer, risk_model=risk_model, band_layout=band_layout,
-                         dn_offset=dn_offset)
+                         parcels_datum=parcels_datum, parcels_layer=parcels_layer, risk_model=risk_model,
+                         band_layout=band_layout, dn_offset=dn_offset)
     timings = {"open": time.perf_counter() - started}
     model = cropland_model(model, inputs.config, device)
     stack, geoms = inputs.imagery, inputs.geoms
@@ -457,6 +462,8 @@ class AssessmentInputs:
         scenes: each scene's ``scene_record`` (its band files' fingerprints) as it was opened, likewise.
         season: the season asked for (first and last day); None when none was (every date given is read).
         parcels_crs: the CRS given for a parcel file that declares none (``--parcels-crs``), if any.
+        parcels_datum: how the parcels' longitude and latitude were drawn (``--parcels-datum``), moved back to WGS 84
+            in ``table``.
         hazy_dates: the dates whose blue over the parcels' surroundings reads hazy though clear
             (``check_atmosphere``), warned of and recorded, not masked.
     """
@@ -473,6 +480,7 @@ class AssessmentInputs:
     scenes: list[dict] | None = None
     season: tuple[date, date] | None = None
     parcels_crs: str | None = None
+    parcels_datum: str = "wgs84"
     hazy_dates: tuple[HazyDate, ...] = ()
 
 
@@ -483,6 +491,7 @@ def load_inputs(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
+    parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     band_layout: Sequence[tuple[date | str | None, str]] | None = None,
@@ -506,10 +515,11 @@ def load_inputs(
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     fingerprint = None
     if isinstance(parcels, gpd.GeoDataFrame):
-        table = parcels_from_frame(parcels, crs=parcels_crs, currency=cfg.credit.currency)
+        table = parcels_from_frame(parcels, crs=parcels_crs, currency=cfg.credit.currency, datum=parcels_datum)
         parcels_source, index = None, parcels.index
     else:
-        table = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer, currency=cfg.credit.currency)
+        table = read_parcels(parcels, crs=parcels_crs, layer=parcels_layer, currency=cfg.credit.currency,
+                             datum=parcels_datum)
         parcels_source = Path(parcels)
         fingerprint, index = file_fingerprint(parcels_source), table.index
     table = flag_parts_apart(table, cfg.parcels.max_part_gap_m,
@@ -552,7 +562,7 @@ def load_inputs(
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
     return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
-                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs, hazy)
+                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs, parcels_datum, hazy)
 
 
 def check_source_types(parcels: object, imagery: object) -> None:
@@ -683,7 +693,7 @@ def finish_assessment(
     record = build_run_record(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, clear, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
-        table.crs, inputs.parcels_crs, [day.record() for day in inputs.hazy_dates],
+        table.crs, inputs.parcels_crs, [day.record() for day in inputs.hazy_dates], inputs.parcels_datum,
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.
@@ -705,6 +715,7 @@ def _refetch_command(inputs: AssessmentInputs) -> str | None:
     start, end = inputs.season or fetched
     words = ["farmcredit", "fetch", str(inputs.source or "PARCELS")]
     words += ["--parcels-crs", inputs.parcels_crs] if inputs.parcels_crs else []
+    words += ["--parcels-datum", inputs.parcels_datum] if inputs.parcels_datum != "wgs84" else []
     words += ["--parcels-layer", inputs.layer] if inputs.layer else []
     words += ["--season", f"{start}/{end}", "--out", inputs.imagery.source]
     # The manifest names its source as ``RemoteSource.describe`` words it: kind, URL, (collection).

@@ -192,6 +192,7 @@ def run_batch(
     season: tuple[date, date] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | None = None,
+    parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
     scheduler: str | None = None,
@@ -208,7 +209,8 @@ def run_batch(
     """Measure every partition not yet done on a Dask cluster, then finish the run over all parcels.
 
     Args:
-        parcels, imagery, season, config, parcels_crs, parcels_layer, risk_model: as for ``run_assessment``.
+        parcels, imagery, season, config, parcels_crs, parcels_datum, parcels_layer, risk_model: as for
+            ``run_assessment``.
         out: output folder; partition files and ``_manifest.json`` go to ``out/partitions``.
         model: the cropland model (sent to the workers), or its name or weights file as for ``run_assessment``.
         scheduler: address of an existing Dask scheduler (``tcp://HOST:PORT``), whose workers are not sized here
@@ -255,7 +257,7 @@ def run_batch(
     if isinstance(imagery, str | Path):
         imagery = Path(imagery).absolute()  # workers may run in another folder
     inputs = load_inputs(parcels, imagery, season=season, config=config, parcels_crs=parcels_crs,
-                         parcels_layer=parcels_layer, risk_model=risk_model)
+                         parcels_datum=parcels_datum, parcels_layer=parcels_layer, risk_model=risk_model)
     folder = partitions_folder(out)
     with exclusive(folder):  # two runs into one folder would remove each other's part files
         manifest_path = folder / MANIFEST

@@ -1,0 +1,130 @@
+"""Parcels drawn on Chinese web maps (GCJ-02, BD-09): moved back to WGS 84 before anything is read."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from farmcredit.china_maps import bd09_to_gcj02, gcj02_to_bd09, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
+from farmcredit.errors import InputError
+from farmcredit.parcels import read_parcels
+
+# Published reference pairs (WGS 84 lon, lat -> GCJ-02 lon, lat), as other GCJ-02 implementations test against.
+GCJ02_PAIRS = [
+    ((121.5272106, 31.1774276), (121.531541859215, 31.17530398364597)),  # Shanghai
+    ((113.912316, 22.543847), (113.9171764808363, 22.540796131694766)),  # Shenzhen
+    ((116.377817, 39.911954), (116.38404722455657, 39.91334545536069)),  # Beijing
+]
+# A published GCJ-02 -> BD-09 pair (Jiaxing).
+BD09_PAIR = ((121.09626935575027, 30.608604331756705), (121.10271732371203, 30.61484572185035))
+
+
+@pytest.mark.parametrize(("wgs", "gcj"), GCJ02_PAIRS)
+def test_gcj02_matches_the_published_pairs_both_ways(wgs, gcj) -> None:
+    assert np.allclose(wgs84_to_gcj02(*wgs), gcj, rtol=0, atol=1e-9)
+    assert np.allclose(gcj02_to_wgs84(*gcj), wgs, rtol=0, atol=1e-9)  # the iteration inverts it to ~0.1 mm
+
+
+def test_bd09_matches_the_published_pair_both_ways() -> None:
+    gcj, bd = BD09_PAIR
+    assert np.allclose(gcj02_to_bd09(*gcj), bd, rtol=0, atol=1e-9)
+    assert np.allclose(bd09_to_gcj02(*bd), gcj, rtol=0, atol=1e-9)
+
+
+def test_positions_outside_china_are_not_moved() -> None:
+    lon, lat = np.array([2.35, -47.9, 36.8]), np.array([48.85, -15.8, -1.3])  # Paris, Brasilia, Nairobi
+    assert np.array_equal(np.column_stack(wgs84_to_gcj02(lon, lat)), np.column_stack([lon, lat]))
+    points = shapely.points(lon, lat)
+    assert all(shapely.equals_exact(to_wgs84(points, datum), points, 0).all() for datum in ("gcj02", "bd09"))
+
+
+def _as_drawn_on(parcels: gpd.GeoDataFrame, datum: str) -> gpd.GeoDataFrame:
+    """``parcels`` (WGS 84) as a Chinese web map of ``datum`` would have them drawn."""
+    def forward(coords: np.ndarray) -> np.ndarray:
+        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+        return np.column_stack(gcj02_to_bd09(lon, lat) if datum == "bd09" else (lon, lat))
+
+    return parcels.set_geometry(shapely.transform(parcels.geometry.to_numpy(), forward), crs=parcels.crs)
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "bd09"])
+def test_parcels_drawn_on_a_chinese_map_are_read_where_they_lie(tmp_path: Path, datum: str) -> None:
+    truth = read_parcels("sample_tiles/parcels.geojson")
+    path = tmp_path / "drawn.geojson"
+    _as_drawn_on(gpd.read_file("sample_tiles/parcels.geojson"), datum).to_file(path)
+    as_drawn, moved = read_parcels(path), read_parcels(path, datum=datum)
+    utm = "EPSG:32649"
+    off = truth.to_crs(utm).centroid.distance(as_drawn.to_crs(utm).centroid)
+    assert off.between(300, 1500).all()  # read as WGS 84 they lie 0.3-1.5 km off: another field each
+    back = truth.to_crs(utm).centroid.distance(moved.to_crs(utm).centroid)
+    assert back.max() < 0.001
+    assert np.allclose(moved.to_crs(utm).area, truth.to_crs(utm).area, rtol=1e-6)
+
+
+def test_a_datum_is_refused_for_projected_parcels_and_unknown_ones(tmp_path: Path) -> None:
+    path = tmp_path / "utm.gpkg"
+    gpd.read_file("sample_tiles/parcels.geojson").head(3).to_crs("EPSG:32649").to_file(path)
+    with pytest.raises(InputError, match=r"is in EPSG:32649, not longitude and latitude: --parcels-datum gcj02"):
+        read_parcels(path, datum="gcj02")
+    with pytest.raises(InputError, match=r"--parcels-datum 'gcj-02' \(parcels_datum= in Python\) is not one of "
+                                         r"wgs84, gcj02, bd09"):
+        read_parcels("sample_tiles/parcels.geojson", datum="gcj-02")
+
+
+def test_a_datum_given_for_parcels_outside_china_is_warned_of(tmp_path: Path, caplog) -> None:
+    parcels = gpd.read_file("sample_tiles/parcels.geojson").head(3)
+    moved = parcels.set_geometry(parcels.geometry.translate(-214.0, -12.0), crs=parcels.crs)  # to Mexico
+    path = tmp_path / "mexico.geojson"
+    moved.to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        read = read_parcels(path, datum="gcj02")
+    assert "no parcel lies in China, the only place GCJ-02 (Amap / Gaode, Tencent) maps move positions" in caplog.text
+    assert shapely.equals_exact(read.geometry.to_numpy(), read_parcels(path).geometry.to_numpy(), 0).all()
+
+
+@pytest.mark.parametrize("command", ["assess", "batch"])
+def test_a_run_on_gcj02_outlines_equals_the_run_on_the_true_ones(small_season, tmp_path: Path, command: str) -> None:
+    path = tmp_path / "amap.geojson"
+    _as_drawn_on(gpd.read_file(small_season.parcels_path), "gcj02").to_file(path)
+    runs = {}
+    for name, parcels, datum in (("truth", small_season.parcels_path, []), ("as_drawn", path, []),
+                                 ("moved", path, ["--parcels-datum", "gcj02"])):
+        out = tmp_path / name
+        done = subprocess.run([sys.executable, "-m", "farmcredit", command, str(parcels), "--imagery",
+                               str(small_season.imagery_dir), "--model", "rule", "--quiet", "--out", str(out), *datum],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs[name] = (pd.read_parquet(out / "results.parquet"), json.loads((out / "run.json").read_text()))
+    columns = ["parcel_id", "cultivated_area_ha", "loan_limit", "decision", "reason"]
+    truth, moved = runs["truth"][0][columns], runs["moved"][0][columns]
+    pd.testing.assert_frame_equal(moved, truth, check_exact=False, rtol=1e-6)
+    assert runs["as_drawn"][0]["cultivated_area_ha"].notna().sum() < truth["cultivated_area_ha"].notna().sum()
+    assert runs["moved"][1]["inputs"]["parcels"]["parcels_datum"] == "gcj02"
+    assert runs["truth"][1]["inputs"]["parcels"]["parcels_datum"] == "wgs84"
+
+
+def test_the_fetch_command_for_parcels_off_the_imagery_names_their_datum(small_season, tmp_path: Path) -> None:
+    """The fetch command a run prints for parcels off a fetched folder reads the parcels as the run did."""
+    import shutil
+
+    from farmcredit.imagery.fetch import FETCH_BANDS, FetchManifest, RemoteSource
+    from farmcredit.pipeline import _refetch_command, load_inputs
+
+    imagery = tmp_path / "imagery"
+    shutil.copytree(small_season.imagery_dir, imagery)
+    FetchManifest(source=RemoteSource("stac", "https://example.org/stac", "sentinel-2-l2a").describe(),
+                  season=("2024-01-01", "2024-12-31"), max_cloud=50.0, bands=FETCH_BANDS,
+                  area_bounds=(0.0, 0.0, 1.0, 1.0), scenes=()).write(imagery)
+    path = tmp_path / "amap.geojson"
+    _as_drawn_on(gpd.read_file(small_season.parcels_path), "gcj02").to_file(path)
+    command = _refetch_command(load_inputs(path, imagery, parcels_datum="gcj02"))
+    assert command is not None and f"farmcredit fetch {path} --parcels-datum gcj02 --season" in command
