@@ -381,6 +381,34 @@ def test_yaml_merge_keys_reuse_a_crop(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_a_crop_of_ones_own_must_give_its_other_costs(tmp_path: Path) -> None:
+    """Cotton added with ndvi_template, yield_curve, price and cost_per_ha got 0 other costs and lent on its whole
+    revenue, 23% more than at the packaged crops' 10% of cost_per_ha, silently: a crop the packaged config does not
+    define must give other_cost_per_ha (0 where there truly is none), named with the share the packaged crops take; a
+    packaged crop, by its name or an alias, may leave it out (it is 0, as before)."""
+    cotton = {"ndvi_template": [[60, 0.18], [160, 0.35], [225, 0.85], [304, 0.25]],
+              "yield_curve": [[0.3, 1.0], [0.85, 4.5]], "price": 7.0, "cost_per_ha": 30000}
+    own = _write(tmp_path, lambda raw: raw["crops"].update(cotton=cotton))
+    with pytest.raises(ConfigError, match=r"crops.cotton: other_cost_per_ha missing, which a crop the packaged config "
+                                          r"does not define must give: the cash.*\(CNY per ha.*the packaged crops take "
+                                          r"10% of their cost_per_ha \(3,000 here\); give 0 if there truly is none$"):
+        load_config(own)
+    for other in (0, 3000):
+        given = _write(tmp_path, lambda raw, other=other: raw["crops"].update(cotton={**cotton,
+                                                                                     "other_cost_per_ha": other}))
+        assert load_config(given).crops["cotton"].other_cost_per_ha == other
+
+    def packaged_without(raw: dict) -> None:  # wheat as itself, maize under its alias corn, soybean aliased 黄豆
+        for spec in raw["crops"].values():
+            spec.pop("other_cost_per_ha")
+        raw["crops"]["corn"] = {**raw["crops"].pop("maize"), "aliases": []}
+        raw["crops"]["beans"] = {**raw["crops"].pop("soybean"), "aliases": ["黄豆"]}
+    config = load_config(_write(tmp_path, packaged_without))
+    assert {crop: spec.other_cost_per_ha for crop, spec in config.crops.items()} == {
+        "wheat": 0, "rice": 0, "corn": 0, "beans": 0}
+    assert "A crop of your own (not one\n  # of these four, by name or alias) must give it" in packaged_config_text()
+
+
 def test_region_overrides_name_crops_as_parcels_may(tmp_path: Path) -> None:
     """A Henan config written in Chinese overrides wheat under 小麦, as its parcels declare it."""
     henan = {"河南": {"crops": {"小麦": {"price": 2.9}}}}

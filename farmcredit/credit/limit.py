@@ -309,7 +309,8 @@ def warn_unknown_declared_crops(declared: np.ndarray, config: Config) -> None:
                    "(UNCONFIRMED_DECLARED_CROP, UNDETERMINED_DECLARED_CROP, UNKNOWN_DECLARED_CROP). The config "
                    "knows %s (aliases in brackets): add each name to the aliases of the crop it means "
                    "(crops.<crop>.aliases in --config), or give it a crop of its own (ndvi_template, yield_curve, "
-                   "price, cost_per_ha)", unknown.total(), "; ".join(names), crops)
+                   "price, cost_per_ha, other_cost_per_ha; flooded and aliases if need be)", unknown.total(),
+                   "; ".join(names), crops)
 
 
 def _data_checks(row: object, config: Config) -> list[str]:

@@ -1367,6 +1367,9 @@ def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_
            "parcel(s); close to 'wheat')" in caplog.text
     assert "The config knows wheat (冬小麦, 小麦), maize (corn, 夏玉米, 玉米)" in caplog.text
     assert "add each name to the aliases of the crop it means (crops.<crop>.aliases in --config)" in caplog.text
+    # Every key a crop of one's own needs: other_cost_per_ha, which it must give, was left out, and so it got 0.
+    assert "give it a crop of its own (ndvi_template, yield_curve, price, cost_per_ha, other_cost_per_ha; flooded " \
+           "and aliases if need be)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         assign_limits(parcels.iloc[4:], CONFIG, RISK)
