@@ -63,6 +63,9 @@ RESERVED_CROP_NAMES = (FALLOW, UNKNOWN)
 # alias may not take them either.
 DECLARED_FALLOW = ("fallow", "休耕", "撂荒")
 DECLARED_UNKNOWN = ("unknown", "未知", "不详")
+# Seasons the packaged crops' templates do not model (spring wheat, spring maize, early and late rice), which the
+# packaged config says not to alias: the warning of unknown declared crops offers no crop close to them.
+UNMODELLED_SEASONS = ("春小麦", "春玉米", "早稻", "晚稻")
 # A typical harvest selling for more than this many times the crop's whole cost per ha, or less than its inverse, is a
 # unit slip (a price per tonne, a yield in kg/mu or t/mu, a cost per mu), not a crop: field crops sell for about 0.5-3
 # times their costs, and a mu (1/15 ha) moves the ratio 15-fold. A price per 斤 (0.5 kg) halves it, within the band:

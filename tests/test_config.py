@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from farmcredit.config import ISO_4217, ISO_4217_NOT_LENT, LOCAL_CURRENCY_NAMES, load_config, packaged_config_text
+from farmcredit.config import (
+    ISO_4217,
+    ISO_4217_NOT_LENT,
+    LOCAL_CURRENCY_NAMES,
+    UNMODELLED_SEASONS,
+    load_config,
+    packaged_config_text,
+)
 from farmcredit.errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -44,6 +51,9 @@ def test_the_packaged_config_states_its_sources_and_points_to_no_document_it_lac
     assert "winter wheat sown early-mid October" in text
     # A price per 斤 (0.5 kg) is half the price per kg: given so, every crop would lend on half its revenue.
     assert text.count("CNY per kg (1 斤 = 0.5 kg: double a price per 斤") == 2
+    # The seasons it says not to alias are those the unknown-crop warning offers no close crop for.
+    assert f"no names of seasons the templates do not model ({', '.join(UNMODELLED_SEASONS)})" in " ".join(
+        text.replace("#", "").split())
 
 
 def test_one_margin_for_every_parcel_size_is_still_read(tmp_path: Path) -> None:

@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from difflib import get_close_matches
 
 import numpy as np
 import pandas as pd
 
 from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
-from farmcredit.config import Config, GradeBand
+from farmcredit.config import UNMODELLED_SEASONS, Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
 from farmcredit.reasons import EFFECT_RANK, REASONS, RISK_FACTOR_CODES, explain
@@ -300,8 +300,10 @@ def warn_unknown_declared_crops(declared: np.ndarray, config: Config) -> None:
     names = []
     for name, count in unknown.most_common():
         near = [f"{key!r}" + (f" ({known[key]})" if key != folded(known[key]) else "")
-                for key in get_close_matches(folded(name), list(known), n=3)]
-        names.append(f"{name!r} ({count} parcel(s){'; close to ' + ', '.join(near) if near else ''})")
+                for key in known if _near_spelling(folded(name), key)][:3]
+        hint = ("; a season the packaged crops' templates do not model: a crop of its own, not an alias"
+                if folded(name) in UNMODELLED_SEASONS else ("; close to " + ", ".join(near)) if near else "")
+        names.append(f"{name!r} ({count} parcel(s){hint})")
     crops = ", ".join(crop + (f" ({', '.join(spec.aliases)})" if spec.aliases else "")
                       for crop, spec in config.crops.items())
     logger.warning("%d parcel(s) declare a crop the config neither prices nor aliases: %s; none is priced on its "
@@ -311,6 +313,25 @@ def warn_unknown_declared_crops(declared: np.ndarray, config: Config) -> None:
                    "(crops.<crop>.aliases in --config), or give it a crop of its own (ndvi_template, yield_curve, "
                    "price, cost_per_ha, other_cost_per_ha; flooded and aliases if need be)", unknown.total(),
                    "; ".join(names), crops)
+
+
+def _near_spelling(name: str, known: str) -> bool:
+    """Whether ``name`` is ``known`` mistyped (both ``folded``): one letter added, dropped, changed or swapped with the
+    next, the longer of the two having 5 letters or more ('whaet', 'soyabean', 'maiz' for maize); in Chinese, Japanese
+    or Korean, whose one character is a word (早稻, early rice, is not 稻), one character changed on a name of 3 or
+    more (冬小麥). 'cotton' is not 'corn'."""
+    if name == known:
+        return False
+    if any(unicodedata.east_asian_width(char) in "WF" for char in name + known):
+        return len(name) == len(known) >= 3 and sum(a != b for a, b in zip(name, known)) == 1
+    if max(len(name), len(known)) < 5:
+        return False
+    if len(name) == len(known):
+        apart = [k for k, (a, b) in enumerate(zip(name, known)) if a != b]
+        return len(apart) == 1 or (len(apart) == 2 and apart[1] == apart[0] + 1
+                                   and name[apart[0]] == known[apart[1]] and name[apart[1]] == known[apart[0]])
+    short, long = sorted((name, known), key=len)
+    return len(long) - len(short) == 1 and any(long[:k] + long[k + 1:] == short for k in range(len(long)))
 
 
 def _data_checks(row: object, config: Config) -> list[str]:

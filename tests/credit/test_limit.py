@@ -1376,6 +1376,34 @@ def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_
     assert "neither prices nor aliases" not in caplog.text
 
 
+@pytest.mark.parametrize(("declared", "close"), [
+    ("cotton", ""), ("beans", ""), ("早稻", ""), ("晚稻", ""), ("春小麦", ""), ("稻子", ""), ("小麥", ""),
+    ("whaet", "'wheat'"), ("soyabean", "'soybean'"), ("soy bean", "'soybean'"), ("maiz", "'maize'"),
+    ("rices", "'rice'"), ("冬小麥", "'冬小麦' (wheat)"),
+])
+def test_the_unknown_crop_warning_offers_only_near_spellings(declared: str, close: str,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """'cotton' was offered 'corn' (maize), 'beans' soybean and 早稻 (early rice, a season the packaged templates do
+    not model) 稻, by a warning telling to alias each name to the crop it means: a cotton lender would price cotton as
+    maize. Only a name one letter off (one character on a Chinese name of three or more) is offered, and none for an
+    unmodelled season."""
+    parcels = pd.DataFrame([_parcel(parcel_id="P1", declared_crop=declared)])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assign_limits(parcels, CONFIG, RISK)
+    named = f"{declared!r} (1 parcel(s)" + (f"; close to {close})" if close else "")
+    assert named in caplog.text and ("close to" in caplog.text) == bool(close)
+    assert ("a season the packaged crops' templates do not model: a crop of its own, not an alias" in caplog.text) == (
+        declared in ("早稻", "晚稻", "春小麦"))
+
+
+def test_a_declared_crop_with_outer_blanks_is_its_crop_and_no_unknown_name(caplog: pytest.LogCaptureFixture) -> None:
+    """'Rice ' is rice (matched without its outer blanks): not warned of as an unknown name, nor offered one."""
+    parcels = pd.DataFrame([_parcel(parcel_id="P1", declared_crop="Rice ")])
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        assign_limits(parcels, CONFIG, RISK)
+    assert "neither prices nor aliases" not in caplog.text
+
+
 def test_a_grade_names_the_features_that_raised_its_pd_most_with_the_parcels_own_figures() -> None:
     """A grade that lowered a limit (RISK_GRADE) or declined it (HIGH_RISK) names the scorecard features that raised
     the PD most, in words with the parcel's figures, in its reason text and in decisions.jsonl (feature, value,
