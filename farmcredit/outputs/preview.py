@@ -37,7 +37,7 @@ from rasterio.errors import RasterioError, WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency  # noqa: E402
-from farmcredit.config import AgronomyConfig  # noqa: E402
+from farmcredit.config import AgronomyConfig, ImageryConfig  # noqa: E402
 from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts, missing_glyphs_told  # noqa: E402
@@ -237,8 +237,10 @@ def _read_series(path: Path) -> pd.DataFrame | None:
 
 def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
                 record: dict) -> None:
-    """The parcel's NDVI per clear date in ``series`` against the median and 10-90% band of the parcels its health
-    was ranked among; a parcel not measured (status error) gets its reason instead of a series."""
+    """The parcel's NDVI per date the run observed it on (``observed``) in ``series`` against the median and 10-90%
+    band of the parcels its health was ranked among (on the dates each was observed), a date measured through partial
+    cloud as a hollow marker apart from the line; a parcel not measured (status error) gets its reason instead of a
+    series."""
     ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
     if focus["status"] == "error":  # no imagery read: its empty series would draw as a season of cloud
         reason = focus.get("reason_text") if isinstance(focus.get("reason_text"), str) else ""
@@ -250,6 +252,7 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
     if series is None:
         ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
         return
+    seen = _observed(series, record)
     rating = _rating_peers(parcels, focus, record)
     if rating is None:
         reference = focus.get("health_reference") if isinstance(focus.get("health_reference"), str) else ""
@@ -259,7 +262,7 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
     else:
         peers, named = rating
         # Dates no peer saw clearly are left out, so the peers' line joins the dates around them.
-        peer_ndvi = series[series["parcel_id"].isin(peers)].pivot_table(
+        peer_ndvi = series[series["parcel_id"].isin(peers) & seen].pivot_table(
             index="date", columns="parcel_id", values="ndvi_mean", dropna=False
         ).dropna(how="all")
         if len(peer_ndvi.columns):
@@ -268,10 +271,14 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
                             label=f"peers {PEER_BAND[0]}-{PEER_BAND[1]}%")
             ax.plot(peer_ndvi.index, np.nanmedian(peer_ndvi.to_numpy(), axis=1), color="#3182bd", lw=2,
                     label=f"peers' median (the {named} its health is ranked among)")
-    own = series[series["parcel_id"] == focus["parcel_id"]].sort_values("date")
-    clear = own[own["ndvi_mean"].notna()]
+    mine = series["parcel_id"] == focus["parcel_id"]
+    clear = series[mine & seen].sort_values("date")
+    partly = series[mine & ~seen & series["ndvi_mean"].notna()]
     ax.plot(clear["date"], clear["ndvi_mean"], color="black", lw=2, marker="o", label=f"parcel {focus['parcel_id']}")
-    cloudy = own[own["ndvi_mean"].isna()]
+    if len(partly):  # measured through cloud: the decision did not take them, so they are not joined to the line
+        ax.plot(partly["date"], partly["ndvi_mean"], linestyle="none", marker="o", markerfacecolor="none",
+                markeredgecolor="black", label=f"partly clouded (not used: under {_min_clear_share(record):.0%} clear)")
+    cloudy = series[mine & series["ndvi_mean"].isna()]
     if len(cloudy):
         ax.plot(cloudy["date"], np.full(len(cloudy), -0.15), linestyle="none", marker="x", color="#636363",
                 label="no clear view of the parcel")
@@ -281,6 +288,18 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(labelsize=8)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+
+
+def _observed(series: pd.DataFrame, record: dict) -> pd.Series:
+    """Which rows of ``series`` the run took as observations, as its signals did: NDVI measured and at least
+    ``imagery.min_clear_share`` of the parcel clear (the run's, from ``record``; today's default for a record without
+    it)."""
+    return series["ndvi_mean"].notna() & (series["clear_share"] >= _min_clear_share(record))
+
+
+def _min_clear_share(record: dict) -> float:
+    imagery = record.get("config", {}).get("values", {}).get("imagery", {})
+    return imagery.get("min_clear_share", ImageryConfig().min_clear_share)
 
 
 def _rating_peers(parcels: pd.DataFrame, focus: pd.Series, record: dict) -> tuple[pd.Series, str] | None:

@@ -423,3 +423,35 @@ def test_declines_are_hatched_and_filled_as_the_legend_shows_them() -> None:
                                                        "not assessed (error) (1)"]
     assert [patch.get_hatch() for patch in legend] == [None, None, "///", None]
     assert all(patch.get_facecolor()[3] == pytest.approx(FILL_ALPHA) for patch in legend)
+
+
+def test_a_partly_clouded_date_is_drawn_hollow_apart_from_the_dates_the_decision_used(outputs, assessed) -> None:
+    """A date under ``imagery.min_clear_share`` clear was drawn as a solid point of the parcel's line: a 0.74 peak on
+    a 62%-clear date beside PEAK_NOT_OBSERVED. The run's own threshold (run.json) says which dates it used."""
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+
+    from farmcredit.outputs.preview import _ndvi_panel
+
+    parcels = gpd.read_file(outputs / "results.gpkg", layer="parcels")
+    series = pd.read_parquet(outputs / "ndvi_series.parquet")
+    focus = parcels[parcels["status"] == "ok"].iloc[0]
+    mine = series.index[(series["parcel_id"] == focus["parcel_id"]) & series["ndvi_mean"].notna()]
+    series.loc[mine[0], "clear_share"] = 0.62
+    partial_day = pd.Timestamp(series.loc[mine[0], "date"])
+
+    def drawn(min_clear_share: float) -> dict[str, list[pd.Timestamp]]:
+        record = {"config": {"values": {"imagery": {"min_clear_share": min_clear_share}}}}
+        fig, ax = plt.subplots()
+        try:
+            _ndvi_panel(ax, series, parcels, focus, record)
+            return {line.get_label(): [pd.Timestamp(day) for day in line.get_xdata()] for line in ax.get_lines()}
+        finally:
+            plt.close(fig)
+
+    lines = drawn(0.8)
+    assert partial_day not in lines[f"parcel {focus['parcel_id']}"]
+    assert lines["partly clouded (not used: under 80% clear)"] == [partial_day]
+    lines = drawn(0.6)  # a run that took 60% clear as a view used it
+    assert partial_day in lines[f"parcel {focus['parcel_id']}"]
+    assert not [label for label in lines if label.startswith("partly clouded")]
