@@ -135,8 +135,9 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
             subtitle = _draw_map(ax, usable, bounds, image, focus, crs)
             ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
             fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-            fig.text(0.01, 0.005, f"farmcredit results: {folder.resolve().name}/; map CRS {crs.to_string()}",
-                     fontsize=7, color="#444444")
+            fig.get_layout_engine().set(rect=(0, 0.02, 1, 0.98))  # room for the footer under the axes' labels
+            fig.text(0.01, 0.005, f"farmcredit results {folder.resolve().name}/: {run_label(record)}; imagery dates "
+                     f"are UTC days; map CRS {crs.to_string()}", fontsize=7, color="#444444")
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(out)
@@ -381,6 +382,25 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     none = arithmetic.partition(" (")[0] if isinstance(arithmetic, str) and arithmetic.startswith("no limit: ") else ""
     limit = none or f"limit {money(parcel['loan_limit'])} {currency}"
     return f"parcel {parcel['parcel_id']} ({owner}): {parcel['decision']}, {limit}; {crop}, {health_text}{reason}"
+
+
+def run_label(record: dict) -> str:
+    """The run a picture was drawn from, as its audit record (``run.json``) names it: when it was made (with its time
+    zone), the code (version, the commit's first 7 digits, ``+changes`` when the checkout had uncommitted ones; else the
+    source's hash) and the configuration's hash.
+
+    >>> run_label({"created": "2026-12-02T09:36:08+00:00", "config": {"hash": "bf78e9eea15bf87c"},
+    ...            "code": {"farmcredit": "0.1.0", "git_commit": "92bbc942656e", "git_uncommitted_changes": False}})
+    'run of 2026-12-02T09:36:08+00:00, farmcredit 0.1.0 @92bbc94, config bf78e9ee'
+    """
+    if not record:
+        return "no run.json: the run is not known"
+    code = record.get("code", {})
+    commit = code.get("git_commit")
+    source = (f"@{commit[:7]}{'+changes' if code.get('git_uncommitted_changes') else ''}" if commit
+              else f"source {str(code.get('source_sha256', '?'))[:8]}")
+    config = str(record.get("config", {}).get("hash", "?"))[:8]
+    return f"run of {record.get('created', '?')}, farmcredit {code.get('farmcredit', '?')} {source}, config {config}"
 
 
 def _season(record: dict) -> str:

@@ -189,7 +189,7 @@ def test_dollar_signs_in_ids_and_the_folder_name_are_drawn_as_written(outputs, t
     titles = [text for text in drawn_text if text.startswith("parcel ")]
     assert any(title.startswith("parcel P$\\bogus{$1 (borrower B$\\frac$): ") for title in titles)
     assert any(title.startswith("parcel P$x$ (borrower B$x$): ") for title in titles)
-    assert sum(text.startswith("farmcredit results: run $\\frac$/; map CRS") for text in drawn_text) == 3
+    assert sum(text.startswith("farmcredit results run $\\frac$/: run of ") for text in drawn_text) == 3
 
 
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
@@ -455,3 +455,20 @@ def test_a_partly_clouded_date_is_drawn_hollow_apart_from_the_dates_the_decision
     lines = drawn(0.6)  # a run that took 60% clear as a view used it
     assert partial_day in lines[f"parcel {focus['parcel_id']}"]
     assert not [label for label in lines if label.startswith("partly clouded")]
+
+
+def test_the_footer_names_the_run_and_says_dates_are_utc_days(outputs, tmp_path, monkeypatch) -> None:
+    """The footer said only "farmcredit results: run/": a printed preview could not be traced to its run.json."""
+    import json
+
+    from farmcredit.outputs import preview
+
+    record = json.loads((outputs / "run.json").read_text(encoding="utf-8"))
+    footers = []
+    close = preview.plt.close
+    monkeypatch.setattr(preview.plt, "close", lambda fig: (footers.extend(t.get_text() for t in fig.texts), close(fig)))
+    render_preview(outputs, tmp_path / "p.png")
+    (footer,) = [text for text in footers if text.startswith("farmcredit results")]
+    assert f"run of {record['created']}, farmcredit {record['code']['farmcredit']} " in footer
+    assert record["created"].endswith("+00:00") and f"config {record['config']['hash'][:8]}" in footer
+    assert "imagery dates are UTC days" in footer
