@@ -64,6 +64,7 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
     Borrowers come in id order, then the parcels alone in id order.
     """
     cap, minimum, step = config.credit.borrower_cap, config.credit.min_loan, config.credit.rounding_step
+    unit = config.credit.currency
     parcels = parcels[[*_USED_COLUMNS, parcels.geometry.name]].sort_values("parcel_id", kind="stable")
     order, starts, ends = _borrower_order(parcels["borrower_id"])
     # Plain lists and arrays in borrower order: one borrower's parcels are the slice [start, end).
@@ -141,12 +142,13 @@ def aggregate_borrowers(parcels: gpd.GeoDataFrame, config: Config) -> gpd.GeoDat
             figures["BORROWER_ID_VARIANT"] = _variant_figures(borrower_ids[start], spellings)
         if doubted_id and not together:
             figures["BORROWER_ID_VARIANT"] += (f" Even as one borrower with the others its limits are under the "
-                                               f"smallest loan of {money(minimum)}: declined.")
+                                               f"smallest loan of {money(minimum)} {unit}: declined.")
         # Said where it has a limit of its own to wait (a withheld one may reach the minimum alone once reviewed).
         lent_together = variant and offered < minimum and total > 0 and not withheld
         if lent_together:
-            figures["BORROWER_ID_VARIANT"] += (f" Alone its limit of {money(offered)} is under the smallest loan of "
-                                               f"{money(minimum)}: it is lent only as one borrower with the others.")
+            figures["BORROWER_ID_VARIANT"] += (f" Alone its limit of {money(offered)} {unit} is under the smallest "
+                                               f"loan of {money(minimum)} {unit}: it is lent only as one borrower with "
+                                               "the others.")
         if below:
             # All the capped total, not its rounding down: the minimum is why none of it is lent.
             taken_by_own["LIMIT_BELOW_MINIMUM"] = round(min(total, cap), 2)
@@ -275,7 +277,8 @@ def _at_most(total: float, honestly: list[tuple[str, float, float]], config: Con
 
 def _arithmetic(ids: list[str], limits: list[float], total: float, config: Config, below: str | None,
                 honestly: list[tuple[str, float, float]]) -> str:
-    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan.
+    """The borrower's limit as a loan officer follows it: its parcels' limits, the cap, the rounding, the minimum loan,
+    each result in ``credit.currency`` and the arguments of a ``min`` apart by "; " (a comma groups thousands).
 
     ``total`` is the parcels' limits summed to the cent; ``below`` is the decision of a borrower whose total falls under
     the minimum loan, "variant" for a referred borrower whose id is a variant of another's (BORROWER_ID_VARIANT: the
@@ -284,38 +287,40 @@ def _arithmetic(ids: list[str], limits: list[float], total: float, config: Confi
     lend, each limit taken off and the honest one added (a limit of 0 left out), also where all of them are 0 and the
     borrower, referred, is offered 0 with no minimum to name.
     """
-    credit = config.credit
+    credit, unit = config.credit, config.credit.currency
     parts = " + ".join(f"{money(limit)} ({pid})" for pid, limit in zip(ids, limits, strict=True))
     capped = min(total, credit.borrower_cap)
-    shown_total, shown_capped = money(total), money(capped)
-    steps = [f"parcel limits = {parts} = {shown_total}",
-             f"capped = min({shown_total}, {money(credit.borrower_cap)}) = {shown_capped}",
+    shown_total, shown_capped, cap = money(total), money(capped), f"cap {money(credit.borrower_cap)}"
+    steps = [f"parcel limits = {parts} = {shown_total} {unit}",
+             f"capped = min({shown_total}; {cap}) = {shown_capped} {unit}",
              f"rounded = round down {shown_capped} to a multiple of {money(credit.rounding_step)} = "
-             f"{money(round_down(capped, credit.rounding_step))}"]
+             f"{money(round_down(capped, credit.rounding_step))} {unit}"]
     if honestly and round_down(capped, credit.rounding_step) < credit.min_loan:  # what a review can bring it to
         added = " ".join((f"- {money(limit)} ({pid}) " if limit else "") + f"+ {money(honest)} ({pid})"
                          for pid, limit, honest in honestly)
-        steps.append(f"declared honestly = round down min({shown_total} {added}, {money(credit.borrower_cap)}) to a "
-                     f"multiple of {money(credit.rounding_step)} = {money(_at_most(total, honestly, config))}")
+        steps.append(f"declared honestly = round down min({shown_total} {added}; {cap}) to a multiple of "
+                     f"{money(credit.rounding_step)} = {money(_at_most(total, honestly, config))} {unit}")
+    minimum = f"under the minimum loan of {money(credit.min_loan)} {unit}"
     if below == "decline":
-        steps.append(f"under the minimum loan of {money(credit.min_loan)}: declined = 0")
+        steps.append(f"{minimum}: declined = 0 {unit}")
     elif below == "refer":
-        steps.append(f"under the minimum loan of {money(credit.min_loan)}: 0 unless a review adds to it")
+        steps.append(f"{minimum}: 0 unless a review adds to it")
     elif below == "variant" and round_down(capped, credit.rounding_step) < credit.min_loan:
-        steps.append(f"under the minimum loan of {money(credit.min_loan)}: pending a review of its id "
+        steps.append(f"{minimum}: pending a review of its id "
                      "(BORROWER_ID_VARIANT), lent only as one borrower with the other")
     return "; ".join(steps)
 
 
 def _below_minimum_figures(supported: float, config: Config, reviewed: float | None = None) -> str:
     """The figures of a borrower's ``LIMIT_BELOW_MINIMUM``: what its parcels support (capped), that rounded down, and
-    the smallest loan, as its ``reason_text`` adds them; for a referred borrower whose declared areas a review may
-    clear, the most that review can lend (``reviewed``, ``_at_most``, where it reaches the minimum loan)."""
-    credit = config.credit
-    review = f" A review of the declared areas can lend up to {money(reviewed)}." if reviewed is not None else ""
-    return (f" Supported {money(supported)} (rounded down to a multiple of {money(credit.rounding_step)}: "
-            f"{money(round_down(supported, credit.rounding_step))}); the smallest loan is {money(credit.min_loan)}."
-            + review)
+    the smallest loan, in ``credit.currency``, as its ``reason_text`` adds them; for a referred borrower whose declared
+    areas a review may clear, the most that review can lend (``reviewed``, ``_at_most``, where it reaches the minimum
+    loan)."""
+    credit, unit = config.credit, config.credit.currency
+    review = f" A review of the declared areas can lend up to {money(reviewed)} {unit}." if reviewed is not None else ""
+    return (f" Supported {money(supported)} {unit} (rounded down to a multiple of {money(credit.rounding_step)}: "
+            f"{money(round_down(supported, credit.rounding_step))} {unit}); the smallest loan is "
+            f"{money(credit.min_loan)} {unit}." + review)
 
 
 def _codes(codes: list[list[str]], taken: Counter[str]) -> list[str]:

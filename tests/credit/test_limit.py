@@ -100,7 +100,7 @@ def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:
     """Each step of an arithmetic line: the figures of its formula and its result, as printed."""
     number = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
     steps = {}
-    for part in text.split("; "):
+    for part in re.split(r"; (?!cap )", text):  # a borrower's min(total; cap 200,000) is one step
         if " = " not in part:  # a borrower's referral under the minimum loan: "0 unless a review adds to it"
             continue
         name, rest = part.split(" = ", 1)
@@ -623,8 +623,8 @@ def test_borrower_total_is_capped_and_names_deciding_parcels() -> None:
     assert borrower["decision"] == "refer" and borrower["decided_by"] == "P9"
     assert borrower["reason"].startswith("BORROWER_CAP_REACHED")
     total, cap = money(round(parcels["loan_limit"].sum(), 2)), money(CONFIG.credit.borrower_cap)
-    assert borrower["limit_arithmetic"].endswith(f"= {total}; capped = min({total}, {cap}) = {cap}; rounded = round "
-                                                 f"down {cap} to a multiple of 100 = {cap}")
+    assert borrower["limit_arithmetic"].endswith(f"= {total} CNY; capped = min({total}; cap {cap}) = {cap} CNY; "
+                                                 f"rounded = round down {cap} to a multiple of 100 = {cap} CNY")
     # What the cap took is what was over it.
     over = round(parcels["loan_limit"].sum() - CONFIG.credit.borrower_cap, 2)
     assert float(amounts(borrower["reason_amounts"])["BORROWER_CAP_REACHED"]) == pytest.approx(over)
@@ -659,13 +659,14 @@ def test_borrowers_below_the_minimum_loan_are_declined() -> None:
     assert borrower["decision"] == "decline" and borrower["loan_limit"] == 0 and borrower["decided_by"] == "P1;P2"
     assert borrower["reason"].startswith("LIMIT_BELOW_MINIMUM")
     minimum = CONFIG.credit.min_loan
-    assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f}: declined = 0")
+    assert borrower["limit_arithmetic"].endswith(f"under the minimum loan of {minimum:,.0f} CNY: declined = 0 CNY")
     # What the minimum took is all it withheld, the parcels' total before rounding down (the part rounding would take
     # was attributed to nothing): the parcels' limits less the borrower's own codes' amounts are what it is offered.
     withheld = round(float(parcels["loan_limit"].sum()), 2)
     assert withheld % 100 and amounts(borrower["reason_amounts"])["LIMIT_BELOW_MINIMUM"] == Decimal(repr(withheld))
-    supported = f"Supported {money(withheld)} (rounded down to a multiple of 100: {money(round_down(withheld, 100))})"
-    assert f"smallest loan offered. {supported}; the smallest loan is 1,000." in borrower["reason_text"]
+    supported = (f"Supported {money(withheld)} CNY (rounded down to a multiple of 100: "
+                 f"{money(round_down(withheld, 100))} CNY)")
+    assert f"smallest loan offered. {supported}; the smallest loan is 1,000 CNY." in borrower["reason_text"]
 
 
 def test_a_parcel_called_all_is_not_read_as_every_parcel_deciding() -> None:
@@ -704,7 +705,7 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     # Why it waits first (a farmer is not told only that the farm is too small), then the minimum.
     assert borrower["reason_all"].split(";")[:2] == ["FEW_CLEAR_OBSERVATIONS", "LIMIT_BELOW_MINIMUM"]
     assert borrower["limit_arithmetic"].endswith(
-        f"under the minimum loan of {CONFIG.credit.min_loan:,.0f}: 0 unless a review adds to it")
+        f"under the minimum loan of {CONFIG.credit.min_loan:,.0f} CNY: 0 unless a review adds to it")
     # Referred with nothing lent yet: no minimum to speak of.
     alone = _borrowers(parcels.iloc[[1]]).iloc[0]
     assert alone["loan_limit"] == 0 and "LIMIT_BELOW_MINIMUM" not in alone["reason_all"]
@@ -717,7 +718,7 @@ def test_a_referred_borrower_under_the_minimum_loan_is_offered_nothing_yet() -> 
     declined = _borrowers(kept).iloc[0]
     assert (declined["decision"], declined["loan_limit"], declined["decided_by"]) == ("decline", 0.0, "P1")
     assert declined["reason"].startswith("LIMIT_BELOW_MINIMUM")
-    assert declined["limit_arithmetic"].endswith(": declined = 0")
+    assert declined["limit_arithmetic"].endswith(": declined = 0 CNY")
 
 
 def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not_declined() -> None:
@@ -731,7 +732,8 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
     small = _borrowers(parcels).set_index("borrower_id").loc["b0026"]
     assert (small["decision"], small["loan_limit"]) == ("refer", round_down(parcels["loan_limit"].iloc[1], 100))
     assert small["reason_all"] == "BORROWER_ID_VARIANT"
-    assert "under the smallest loan of 1,000: it is lent only as one borrower with the other" in small["reason_text"]
+    assert ("under the smallest loan of 1,000 CNY: it is lent only as one borrower with the other"
+            in small["reason_text"])
     assert small["limit_arithmetic"].endswith("lent only as one borrower with the other")
     # Without the variant, the same parcel alone is declined under the minimum.
     alone = _borrowers(_assess(_parcel(parcel_id="P2", borrower_id="b0026", reasons=["GEOMETRY_REPAIRED"],
@@ -746,7 +748,7 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
     assert both["decision"].tolist() == ["decline", "decline"] and both["loan_limit"].sum() == 0
     assert all(reason.startswith("LIMIT_BELOW_MINIMUM") for reason in both["reason"])
     assert not any("lent only as one borrower" in text for text in both["reason_text"])
-    assert all("Even as one borrower with the others its limits are under the smallest loan of 1,000: declined."
+    assert all("Even as one borrower with the others its limits are under the smallest loan of 1,000 CNY: declined."
                in text and "beside the file's" in text for text in both["reason_text"])
     # A partner whose limit is withheld (too few clear images) may bring them to it once reviewed: referred.
     waiting = _borrowers(_assess(_parcel(borrower_id="X1", **small),
@@ -793,16 +795,16 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
     assert declined[1].reason_all.split(";") == ["LIMIT_BELOW_MINIMUM", "AREA_OVERSTATED"]
     shown = money(round_down(honest.loan_limit, 100))
     assert declined[1].limit_arithmetic == (
-        f"parcel limits = 0 (P1) = 0; capped = min(0, 200,000) = 0; rounded = round down 0 to a multiple of 100 = 0; "
-        f"declared honestly = round down min(0 + {money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = "
-        f"{shown}; under the minimum loan of 1,000: declined = 0")
+        f"parcel limits = 0 (P1) = 0 CNY; capped = min(0; cap 200,000) = 0 CNY; rounded = round down 0 to a multiple "
+        f"of 100 = 0 CNY; declared honestly = round down min(0 + {money(honest.loan_limit)} (P1); cap 200,000) to a "
+        f"multiple of 100 = {shown} CNY; under the minimum loan of 1,000 CNY: declined = 0 CNY")
     # The overstated area took the parcel's limit off, the minimum nothing more (the parcels' total was 0).
     assert declined[1].reason_amounts == f"AREA_OVERSTATED={over.reason_amounts.split('=')[1]}"
     parcels = _assess(_parcel(**small, declared_area_ha=0.3))
     record = next(borrower_decision_records(borrowers[1], parcels, _RECORD))
     assert record["limit_arithmetic"][-2:] == [
-        f"declared honestly = round down min(0 + {money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = "
-        f"{shown}", "under the minimum loan of 1,000: declined = 0"]
+        f"declared honestly = round down min(0 + {money(honest.loan_limit)} (P1); cap 200,000) to a multiple of 100 = "
+        f"{shown} CNY", "under the minimum loan of 1,000 CNY: declined = 0 CNY"]
     assert [(r["code"], r["taken_off"]) for r in record["reasons"]] == [
         ("LIMIT_BELOW_MINIMUM", 0.0), ("AREA_OVERSTATED", float(amounts(over.reason_amounts)["AREA_OVERSTATED"]))]
     # Beside a lent parcel, the honest limit reaching the minimum: referred, offered 0 until the review adds it.
@@ -810,13 +812,13 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
     reaching = _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), lent)).iloc[0]
     assert (reaching.decision, reaching.loan_limit) == ("refer", 0.0)
     assert reaching.limit_arithmetic.endswith(
-        f"= {money(round_down(2 * honest.loan_limit, 100))}; under the minimum loan of 1,000: 0 unless a review adds "
-        "to it")
+        f"= {money(round_down(2 * honest.loan_limit, 100))} CNY; under the minimum loan of 1,000 CNY: 0 unless a "
+        "review adds to it")
     # Its reasons lead with why it waits, and say what the review can lend.
     assert reaching.reason_all.split(";")[:2] == ["AREA_OVERSTATED", "LIMIT_BELOW_MINIMUM"]
     assert reaching.reason_text.endswith(
-        f"the smallest loan is 1,000. A review of the declared areas can lend up to "
-        f"{money(round_down(2 * honest.loan_limit, 100))}.")
+        f"the smallest loan is 1,000 CNY. A review of the declared areas can lend up to "
+        f"{money(round_down(2 * honest.loan_limit, 100))} CNY.")
     # A limit withheld beside it (too few clear images) may add anything: referred, as before.
     unseen = _parcel(parcel_id="P2", clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])
     assert _borrowers(_assess(_parcel(**small, declared_area_ha=0.3), unseen))["decision"].iloc[0] == "refer"
@@ -838,8 +840,8 @@ def test_a_parcel_referred_at_a_grade_its_declaration_lowered_counts_its_honest_
         borrower = borrowers.iloc[0]
         assert (borrower.decision, borrower.loan_limit) == (decision, 0.0)
         step = (f"declared honestly = round down min({money(over.loan_limit)} - {money(over.loan_limit)} (P1) + "
-                f"{money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = {money(at_most)}")
-        assert step in borrower.limit_arithmetic.split("; ")
+                f"{money(honest.loan_limit)} (P1); cap 200,000) to a multiple of 100 = {money(at_most)} CNY")
+        assert step in re.split(r"; (?!cap )", borrower.limit_arithmetic)
         assert at_most == (Decimal(repr(float(over.honest_limit))) // 100) * 100
         record = next(borrower_decision_records(borrowers, parcels, _RECORD))
         assert record["limit_arithmetic"][3] == step
@@ -867,8 +869,8 @@ def test_a_borrower_a_declaration_within_the_allowance_alone_puts_under_the_mini
     total = Decimal(repr(float(over.loan_limit))) + Decimal(repr(float(parcels.iloc[1].loan_limit)))
     assert borrower.limit_arithmetic.endswith(
         f"declared honestly = round down min({money(float(total))} - {money(over.loan_limit)} (P1) + "
-        f"{money(honest.loan_limit)} (P1), 200,000) to a multiple of 100 = 1,300; under the minimum loan of 1,000: 0 "
-        "unless a review adds to it")
+        f"{money(honest.loan_limit)} (P1); cap 200,000) to a multiple of 100 = 1,300 CNY; under the minimum loan of "
+        "1,000 CNY: 0 unless a review adds to it")
     record = next(borrower_decision_records(_borrowers(parcels), parcels, _RECORD))
     assert record["reasons"][0]["code"] == "DECLARED_AREA_UNDER_MINIMUM"
     # Referred by another parcel whose limit counts (a crop mismatch), the borrower is held open only by the approved
@@ -937,7 +939,7 @@ def test_a_rounding_step_in_cents_gives_whole_cents_and_shows_them() -> None:
     tenths = borrowers["loan_limit"] * 10
     assert (np.abs(tenths - np.round(tenths)) < 1e-6).all() and (borrowers["loan_limit"] % 1 != 0).any()
     assert (borrowers["loan_limit"] <= borrowers["parcel_ids"].map(parcels.set_index("parcel_id")["loan_limit"])).all()
-    assert all(text.endswith(f"to a multiple of 0.10 = {money(limit)}")
+    assert all(text.endswith(f"to a multiple of 0.10 = {money(limit)} CNY")
                for text, limit in zip(borrowers["limit_arithmetic"], borrowers["loan_limit"], strict=True))
     with pytest.raises(ValueError, match="rounding_step"):
         Config.model_validate({**CONFIG.model_dump(), "credit": {**credit, "rounding_step": 1e-310}})
@@ -1176,7 +1178,8 @@ def test_each_borrower_reason_in_borrower_decisions_names_the_parcels_it_comes_f
                  for ids in (reason["parcel_ids"] for reason in record["reasons"])]
         sentences = [f"{name}{reason['sentence']}" for name, reason in zip(named, record["reasons"], strict=True)]
         # The text adds its figures to the minimum loan's sentence.
-        figures = r" Supported [\d,.]+ \(rounded down to a multiple of 100: [\d,.]+\); the smallest loan is 1,000\."
+        figures = (r" Supported [\d,.]+ CNY \(rounded down to a multiple of 100: [\d,.]+ CNY\); the smallest loan is "
+                   r"1,000 CNY\.")
         assert re.sub(figures, "", borrower.reason_text) == " ".join(sentences[: CONFIG.credit.max_reasons])
 
 
@@ -1348,8 +1351,8 @@ def test_a_borrower_referred_at_0_for_its_declarations_shows_what_a_review_can_l
     assert (borrower.decision, borrower.loan_limit) == ("refer", 0.0)
     assert "LIMIT_BELOW_MINIMUM" not in borrower.reason_all
     assert borrower.limit_arithmetic.endswith(
-        f"declared honestly = round down min(0 + {money(over.honest_limit)} (P1), 200,000) to a multiple of 100 = "
-        f"{money(round_down(over.honest_limit, 100))}")
+        f"declared honestly = round down min(0 + {money(over.honest_limit)} (P1); cap 200,000) to a multiple of 100 = "
+        f"{money(round_down(over.honest_limit, 100))} CNY")
 
 
 def test_declared_crops_the_config_does_not_know_are_warned_of_once_with_counts_and_fixes(
