@@ -187,20 +187,31 @@ def run_season(record: Mapping[str, object]) -> tuple[pd.Timestamp, pd.Timestamp
 def parcel_table(parcels: gpd.GeoDataFrame, record: Mapping[str, object]) -> gpd.GeoDataFrame:
     """``parcels`` (a run's, its audit ``record``) with the columns every run writes, whatever its input, so that
     seasons appended into one table keep every column and can be told apart: ``declared_area_mu`` (NaN where the
-    file declared hectares: a table without it took no rows of a run declaring mu) and, last, the run's season
-    (``SEASON_COLUMNS``, ``run_season``)."""
+    file declared hectares: a table without it took no rows of a run declaring mu), ``currency`` (``with_currency``)
+    and, last, the run's season (``SEASON_COLUMNS``, ``run_season``)."""
     if "declared_area_mu" not in parcels:  # where a run declaring mu has it: after the measured areas
         parcels = parcels.copy()
         parcels.insert(parcels.columns.get_loc("cultivated_fraction") + 1, "declared_area_mu", np.nan)
-    return _before_geometry(parcels, dict(zip(SEASON_COLUMNS, run_season(record))))
+    return _before_geometry(with_currency(parcels, record), dict(zip(SEASON_COLUMNS, run_season(record))))
 
 
 def borrower_table(borrowers: gpd.GeoDataFrame, parcels: gpd.GeoDataFrame,
                    record: Mapping[str, object]) -> gpd.GeoDataFrame:
-    """``borrowers`` (a run's, of its ``parcels``, its audit ``record``) with, last, what scored them as the parcels
-    name it (``PROVENANCE_COLUMNS``) and the run's season (``SEASON_COLUMNS``, ``run_season``)."""
+    """``borrowers`` (a run's, of its ``parcels``, its audit ``record``) with ``currency`` (``with_currency``) and,
+    last, what scored them as the parcels name it (``PROVENANCE_COLUMNS``) and the run's season (``SEASON_COLUMNS``,
+    ``run_season``)."""
     provenance = {column: parcels[column].iloc[0] if len(parcels) else None for column in PROVENANCE_COLUMNS}
-    return _before_geometry(borrowers, {**provenance, **dict(zip(SEASON_COLUMNS, run_season(record)))})
+    return _before_geometry(with_currency(borrowers, record),
+                            {**provenance, **dict(zip(SEASON_COLUMNS, run_season(record)))})
+
+
+def with_currency(frame: gpd.GeoDataFrame, record: Mapping[str, object]) -> gpd.GeoDataFrame:
+    """``frame`` with ``currency`` after ``loan_limit``: the run's ``credit.currency`` (``run_currency`` of its audit
+    ``record``; None where it says none), so that a limit read from a table or stacked with another run's says what
+    it is in."""
+    frame = frame.copy()
+    frame.insert(frame.columns.get_loc("loan_limit") + 1, "currency", run_currency(record) or None)
+    return frame
 
 
 def _before_geometry(frame: gpd.GeoDataFrame, values: Mapping[str, object]) -> gpd.GeoDataFrame:

@@ -199,3 +199,16 @@ def test_seasons_append_into_one_table_and_are_told_apart_by_their_season(small_
             tmp_path / "2024" / name).names, name
     csv = pd.read_csv(tmp_path / "2023" / "borrowers.csv", encoding="utf-8-sig", dtype=str)
     assert set(csv["season_start"]) == {"2023-01-01"}
+
+
+def test_every_table_says_the_currency_of_its_limits_beside_them(outputs: Path) -> None:
+    """No table said what its loan limits were in (only run.json did): a borrowers.csv read alone, or stacked with an
+    INR run's, showed bare figures. Every table has ``currency`` after ``loan_limit``, the run's."""
+    currency = json.loads((outputs / "run.json").read_text(encoding="utf-8"))["config"]["values"]["credit"]["currency"]
+    for layer, csv, parquet in (("parcels", "results.csv", "results.parquet"),
+                                ("borrowers", "borrowers.csv", "borrowers.parquet")):
+        for table in (gpd.read_file(outputs / "results.gpkg", layer=layer),
+                      pd.read_csv(outputs / csv, encoding="utf-8-sig", dtype=str), pd.read_parquet(outputs / parquet)):
+            columns = list(table.columns)
+            assert columns[columns.index("loan_limit") + 1] == "currency", layer
+            assert set(table["currency"]) == {currency}, layer
