@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -74,8 +75,13 @@ _MARKDOWN_MARKS = re.compile(r"[\\`*\[\]|~$]|_+")
 PLOT_NAMES = ("summary", "fairness", "stability", "calibration", "reasons")
 FIGURE_DPI = 100
 RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
-# The fourth band dark grey: a light one read as the third's green to a red-green colour-blind eye.
-BAND_COLOURS = ("#d95f02", "#7570b3", "#1b9e77", "#555555")
+# Orange-purple, light to dark (greyscale 195, 126, 81, 34), the middle two hatched besides: in greyscale the old
+# orange, purple and green read 121, 121 and 114, one grey; the fourth near black, as a light one read as green to a
+# red-green colour-blind eye (a black hatch would not show on it).
+BAND_COLOURS = ("#fdb863", "#e66101", "#5e3c99", "#222222")
+BAND_HATCHES = ("", "////", "....", "")
+# Money grouped as its readers group it: Indian rupees in lakh and crore (55,45,340), others in thousands.
+LAKH_GROUPED = frozenset({"INR"})
 DECIDED = {"approve": "approved", "refer": "referred", "decline": "declined"}
 
 
@@ -88,7 +94,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
     Returns:
         The table, with ``attrs["source"]`` set to the file read and ``attrs["currency"]`` and
-        ``attrs["lend_on_area"]`` to its run's (from the ``run.json`` beside it; None without one).
+        ``attrs["lend_on_area"]`` to its run's (from the ``run.json`` beside it; None without one), and
+        ``attrs["run_id"]`` and ``attrs["run_lines"]`` naming that run (``_run_named``).
 
     Raises:
         InputError: the file is missing, unreadable, empty, cut short (a CSV row short of fields or no final line
@@ -122,6 +129,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     table.attrs["currency"] = run_currency(run) or None
     table.attrs["season"] = _season_read(run)
     table.attrs["lend_on_area"] = run.get("config", {}).get("values", {}).get("credit", {}).get("lend_on_area")
+    table.attrs["run_id"], table.attrs["run_lines"] = _run_named(run, file)
     _check_columns(table, f"results file {file}")
     _check_row_count(table, run, file)
     _check_one_run(table, run, file)
@@ -219,6 +227,74 @@ def _run_beside(file: Path) -> dict:
     return record
 
 
+def _run_named(record: dict, file: Path) -> tuple[str | None, tuple[str, ...]]:
+    """The short id of the run whose audit record (``run.json`` beside results ``file``) is ``record``, and what the
+    report's Run block says of it: when it was made (with its time zone), the code, configuration, models and parcels
+    file that made it, and the lending policy its configuration set. Without a record: no id, and a line saying so.
+
+    The id is the record's ``created`` time in UTC and the first 8 characters of its config hash
+    (``20261202T093608Z-bf78e9ee``), both in ``run.json``, so a printed page leads back to it.
+    """
+    where = file.parent / "run.json"
+    if not record:
+        return None, (f"no run.json beside {file}: the run that wrote these results, its code, models and lending "
+                      "policy cannot be named here (results copied without their audit record); copy the output "
+                      "folder whole",)
+
+    def part(*keys: str) -> object:
+        value: object = record
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    created = str(part("created") or "")
+    try:
+        made = datetime.fromisoformat(created)
+    except ValueError:
+        made = None
+    zoned = made is not None and made.tzinfo is not None
+    config_hash = str(part("config", "hash") or "")
+    stamp = made.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if zoned else "undated"
+    run_id = re.sub(r"[^0-9A-Za-z]", "", stamp) + ("-" + re.sub(r"[^0-9A-Za-z]", "", config_hash)[:8] if config_hash
+                                                   else "")
+    commit, source = part("code", "git_commit"), part("code", "source_sha256")
+    code = f"farmcredit {part('code', 'farmcredit') or '(version not recorded)'}"
+    if commit:
+        code += f", commit {str(commit)[:12]}" + (" with uncommitted changes" if part("code", "git_uncommitted_changes")
+                                                 else "")
+    elif source:
+        code += f", source SHA-256 {str(source)[:12]}"
+    currency = run_currency(record)
+    credit = part("config", "values", "credit")
+    credit = credit if isinstance(credit, dict) else {}
+
+    def amount(key: str) -> str:
+        value = credit.get(key)
+        if not isinstance(value, (int, float)):
+            return "not recorded"
+        return f"{_money(value, currency, 0 if float(value).is_integer() else 2)} {currency}".strip()
+
+    parcels_sha = part("inputs", "parcels", "sha256")
+    risk_source = part("models", "risk", "source")
+    lines = (
+        f"audit record: {where}",
+        f"created {created or 'not recorded'}" + (f" ({made.tzname()})" if zoned else
+                                                  " (no time zone recorded)" if made else ""),
+        f"code: {code}",
+        f"configuration hash {config_hash or 'not recorded'}",
+        f"cropland model {part('models', 'cropland', 'name') or '(no name)'}, hash "
+        f"{part('models', 'cropland', 'hash') or 'not recorded'}",
+        f"risk model {Path(str(risk_source)).name if risk_source else '(no file)'}, hash "
+        f"{part('models', 'risk', 'hash') or 'not recorded'}",
+        f"parcels file {Path(str(part('inputs', 'parcels', 'path') or '(not recorded)')).name}, SHA-256 "
+        f"{str(parcels_sha)[:12] if parcels_sha else 'not recorded'}",
+        f"policy: minimum loan {amount('min_loan')}; borrower cap {amount('borrower_cap')}; parcel cap "
+        f"{amount('parcel_cap')}; borrower limits rounded down to steps of {amount('rounding_step')}",
+        "imagery dates are UTC days",
+    )
+    return run_id, lines
+
+
 def _season_read(record: dict) -> str | None:
     """The first and last imagery date of a run's audit record, with the season asked for where it says (two runs of
     different seasons compare crops of different years); None when it gives no dates."""
@@ -274,7 +350,9 @@ def fairness_table(results: pd.DataFrame, by: Literal["size_band", "region"] = "
 
     Returns:
         One row per group: ``parcels``, ``approval_rate``, ``refer_rate``, ``decline_rate`` (0-1),
-        ``mean_limit`` (CNY per parcel, a declined parcel counting as 0), ``limit_per_cultivated_ha``
+        ``mean_approved_limit`` (the run's currency per parcel: the approved ones' limits, a referred or declined
+        parcel counting as 0), ``mean_pending_limit`` (per parcel: the referred ones' limits, pending a person's
+        review, the others counting as 0), ``limit_per_cultivated_ha``
         (CNY/ha: total limit over total cultivated area of the parcels given a limit),
         ``impact_ratio`` (approval rate over the best group's) and ``below_four_fifths``.
     """
@@ -351,11 +429,12 @@ def credit_report(
             _reasons_section(table, screened, unit),
         ]
     intro = _intro(results, reference, table, unit)
+    title = "farmcredit credit report" + (f", run {results.attrs['run_id']}" if results.attrs.get("run_id") else "")
     try:
         if out.is_dir():
             raise IsADirectoryError(21, "a folder; --out names the report file")
         out.parent.mkdir(parents=True, exist_ok=True)
-        text = _render_html(intro, sections) if fmt == "html" else _render_markdown(intro, sections, out)
+        text = _render_html(title, intro, sections) if fmt == "html" else _render_markdown(intro, sections, out)
         out.write_text(text, encoding="utf-8")
         _write_change_lists(changes, out)
     except OSError as exc:
@@ -452,16 +531,18 @@ def _decile_edges(reference: np.ndarray) -> np.ndarray:
     return np.unique(np.quantile(reference, np.linspace(0.1, 0.9, 9)))
 
 
-def _psi_bins(reference: ArrayLike, current: ArrayLike) -> pd.DataFrame:
-    """Per bin: label, reference and current shares and the bin's PSI contribution."""
+def _psi_bins(reference: ArrayLike, current: ArrayLike,
+              edge: Callable[[float], str] = "{:.4g}".format) -> pd.DataFrame:
+    """Per bin: label (its edges written by ``edge``), reference and current shares and the bin's PSI
+    contribution."""
     ref = pd.to_numeric(pd.Series(reference), errors="coerce").to_numpy(dtype=float)
     cur = pd.to_numeric(pd.Series(current), errors="coerce").to_numpy(dtype=float)
     ref_known = ref[~np.isnan(ref)]
     if ref_known.size == 0:
         return pd.DataFrame({"bin": [], "reference_share": [], "current_share": [], "contribution": []})
     edges = _decile_edges(ref_known)
-    labels = [f"<= {edges[0]:.4g}", *(f"{low:.4g} to {high:.4g}" for low, high in zip(edges[:-1], edges[1:])),
-              f"> {edges[-1]:.4g}", "missing"]
+    labels = [f"<= {edge(edges[0])}", *(f"{edge(low)} to {edge(high)}" for low, high in zip(edges[:-1], edges[1:])),
+              f"> {edge(edges[-1])}", "missing"]
 
     def shares(values: np.ndarray) -> np.ndarray:
         # side="left" makes bins right-closed, so a point mass (e.g. many zero limits) stays in one bin.
@@ -487,7 +568,8 @@ def _fairness(table: pd.DataFrame, by: str, counted: str = "parcels") -> pd.Data
             "approve": table["decision"].eq("approve").astype(float),
             "refer": table["decision"].eq("refer").astype(float),
             "decline": table["decision"].eq("decline").astype(float),
-            "loan_limit": table["loan_limit"],
+            "approved_limit": table["loan_limit"].where(table["decision"].eq("approve").fillna(False), 0.0),
+            "pending_limit": table["loan_limit"].where(table["decision"].eq("refer").fillna(False), 0.0),
             "limit_given": table["loan_limit"].where(limited, 0.0),
             "area_given": table["cultivated_area_ha"].where(limited, 0.0),
         }
@@ -499,7 +581,8 @@ def _fairness(table: pd.DataFrame, by: str, counted: str = "parcels") -> pd.Data
             "approval_rate": groups["approve"].mean(),
             "refer_rate": groups["refer"].mean(),
             "decline_rate": groups["decline"].mean(),
-            "mean_limit": groups["loan_limit"].mean(),
+            "mean_approved_limit": groups["approved_limit"].mean(),
+            "mean_pending_limit": groups["pending_limit"].mean(),
         }
     )
     area = groups["area_given"].sum()
@@ -600,16 +683,20 @@ class _Bullets:
 class _Section:
     title: str
     blocks: tuple[str | _Table | _Plot | _Bullets, ...]
+    level: int = 2  # of its heading: 3 for a part of the section before it
 
 
-def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame, unit: str) -> list[str]:
+def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.DataFrame,
+           unit: str) -> list[str | _Bullets]:
+    """The report's opening: each run's results file and season, and its Run block (``_run_block``); then how limits
+    and rates are read."""
     def run(frame: pd.DataFrame, parcels: int) -> str:
         season = frame.attrs.get("season")
         return f"{frame.attrs.get('source', 'a results table')} ({parcels} parcels{f'; {season}' if season else ''})."
 
-    lines = [f"Results: {run(results, len(table))}"]
+    lines: list[str | _Bullets] = [f"Results: {run(results, len(table))}", *_run_block(results, "Run")]
     if reference is not None:
-        lines.append(f"Reference run: {run(reference, len(reference))}")
+        lines += [f"Reference run: {run(reference, len(reference))}", *_run_block(reference, "Reference run")]
     lines.append(f"Limits are in {unit}; rates are shares of all borrowers or parcels in the group, including "
                  "parcels that could not be assessed (status error).")
     runs = {"This run": results} if reference is None else {"This run": results, "The reference run": reference}
@@ -617,6 +704,17 @@ def _intro(results: pd.DataFrame, reference: pd.DataFrame | None, table: pd.Data
                  "not its estimate; limit per cultivated ha is over the estimate."
                  for name, frame in runs.items() if frame.attrs.get("lend_on_area") == "low")
     return lines
+
+
+def _run_block(frame: pd.DataFrame, name: str) -> list[str | _Bullets]:
+    """What names the run ``frame`` is of (``load_results``' ``run_id`` and ``run_lines``, from its ``run.json``):
+    its id, then its record, code, models and policy as bullets; a frame from no file says it has no record."""
+    if "run_lines" not in frame.attrs:
+        return [f"{name}: a results table from no file; no run.json names the run that wrote it."]
+    run_id = frame.attrs.get("run_id")
+    if run_id is None:
+        return [f"{name}: {frame.attrs['run_lines'][0]}."]
+    return [f"{name} {run_id}:", _Bullets(tuple(frame.attrs["run_lines"]))]
 
 
 def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None,
@@ -660,9 +758,9 @@ def _summary_values(table: pd.DataFrame, unit: str) -> dict[str, str]:
         "approval rate": _pct(table["decision"].eq("approve").mean()),
         "refer rate": _pct(table["decision"].eq("refer").mean()),
         "decline rate": _pct(table["decision"].eq("decline").mean()),
-        f"total of parcel limits ({unit})": _money(total),
-        f"mean limit per parcel ({unit})": _money(table["loan_limit"].mean()),
-        f"parcel limits per borrower ({unit})": _money(total / borrowers if borrowers else np.nan),
+        f"total of parcel limits ({unit})": _money(total, unit),
+        f"mean limit per parcel ({unit})": _money(table["loan_limit"].mean(), unit),
+        f"parcel limits per borrower ({unit})": _money(total / borrowers if borrowers else np.nan, unit),
     }
     statuses = table["status"].fillna(UNKNOWN).value_counts()
     for status in (*STATUSES, *sorted(set(statuses.index) - set(STATUSES))):
@@ -677,7 +775,7 @@ def _borrower_values(borrowers: pd.DataFrame | None, unit: str) -> dict[str, str
     for decision, done in DECIDED.items() if borrowers is not None else ():
         chosen = borrowers["decision"].eq(decision)
         decisions[f"borrowers {done}"] = f"{int(chosen.sum()):,} ({_pct(chosen.mean())})"
-    return {**decisions, **{measure: _money(v) for measure, v in _borrower_limits(borrowers, unit).items()}}
+    return {**decisions, **{measure: _money(v, unit) for measure, v in _borrower_limits(borrowers, unit).items()}}
 
 
 def _borrower_limits(borrowers: pd.DataFrame | None, unit: str) -> dict[str, float]:
@@ -698,9 +796,10 @@ def _fairness_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, has_re
     edge = "10 mu (0.67 ha)" if unit == "CNY" else "0.67 ha"  # mu is China's unit: a lender elsewhere reads hectares
     blocks: list[str | _Table | _Plot | _Bullets] = [
         f"Bands by drawn area: under 0.1 ha (10 Sentinel-2 pixels or fewer), 0.1 ha to {edge}, "
-        "and larger; a band includes its lower bound. Mean limit counts a declined "
-        "borrower or parcel as 0; limit per cultivated ha is total limit over total cultivated area of "
-        "those given a limit.",
+        "and larger; a band includes its lower bound. Mean approved limit is the approved borrowers' or parcels' "
+        "limits over all of the group's, a referred or declined one counting as 0; mean pending review limit is the "
+        "referred ones' limits, which wait on a person's review and may never be lent, over the same count. Limit "
+        "per cultivated ha is total limit (approved and pending) over total cultivated area of those given a limit.",
         "Four-fifths screen: a group whose approval rate is below 80% of the best group's is "
         "flagged. This is a screen, not a verdict: it says where to look, not that any group is "
         "treated unfairly. Small parcels are measured from fewer pixels and may differ for sound "
@@ -777,8 +876,9 @@ def _fairness_display(frame: pd.DataFrame, unit: str, counted: str = "parcels") 
             "approval rate": frame["approval_rate"].map(_pct),
             "refer rate": frame["refer_rate"].map(_pct),
             "decline rate": frame["decline_rate"].map(_pct),
-            f"mean limit ({unit})": frame["mean_limit"].map(_money),
-            f"limit per cultivated ha ({unit}/ha)": frame["limit_per_cultivated_ha"].map(_money),
+            f"mean approved limit ({unit})": frame["mean_approved_limit"].map(lambda v: _money(v, unit)),
+            f"mean pending review limit ({unit})": frame["mean_pending_limit"].map(lambda v: _money(v, unit)),
+            f"limit per cultivated ha ({unit}/ha)": frame["limit_per_cultivated_ha"].map(lambda v: _money(v, unit)),
             "approval vs best": frame["impact_ratio"].map(lambda v: _number(v, 2)),
             "four-fifths flag": frame["below_four_fifths"].map({True: "FLAG", False: ""}),
         },
@@ -808,7 +908,10 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: 
         blocks.append(f"The runs differ in {changed}: a shift below may be the models' or settings', not the "
                       "portfolio's.")
     variables = (score, "loan_limit", "cultivated_area_ha")
-    bins = {variable: _psi_bins(base[variable], table[variable]) for variable in variables}
+    # Limits' bin edges as money, as the tables write it: "1,074 CNY to 1,584 CNY", not "1074 to 1584".
+    edges = {"loan_limit": lambda value: f"{_money(value, unit)} {unit}"}
+    bins = {variable: _psi_bins(base[variable], table[variable], *[edges[variable]] if variable in edges else [])
+            for variable in variables}
     psi = {variable: float(frame["contribution"].sum(min_count=1)) for variable, frame in bins.items()}
     summary = pd.DataFrame(
         {
@@ -1054,8 +1157,8 @@ def _level_table(table: pd.DataFrame, base: pd.DataFrame, changes: _Changes, uni
         return values
 
     before, after = totals(base, changes.base_borrowers), totals(table, changes.borrowers)
-    frame = pd.DataFrame({"reference": [_money(v) for v in before.values()],
-                          "this run": [_money(v) for v in after.values()],
+    frame = pd.DataFrame({"reference": [_money(v, unit) for v in before.values()],
+                          "this run": [_money(v, unit) for v in after.values()],
                           "change": [_signed_pct((after[k] - before[k]) / before[k]) if before[k] else "n/a"
                                      for k in before]},
                          index=pd.Index(list(before), name="total"))
@@ -1082,7 +1185,7 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
                      unit: str) -> _Section:
     title = "3.1 Changes against the reference run"
     if base is None or changes is None:
-        return _Section(title, ("No reference run given: no borrower or parcel was compared.",))
+        return _Section(title, ("No reference run given: no borrower or parcel was compared.",), level=3)
     blocks: list[str | _Table | _Plot | _Bullets] = [
         f"Joined on borrower_id and parcel_id. A borrower in both runs is listed when its decision worsened "
         f"(approve to refer or decline, refer to decline) or its approved limit or cultivated area fell by more "
@@ -1118,7 +1221,7 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     if len(parcels):
         blocks.append(_Table("Parcels added, dropped, moved, redrawn or re-declared",
                              _parcel_display(parcels.head(MAX_LISTED), unit)))
-    return _Section(title, tuple(blocks))
+    return _Section(title, tuple(blocks), level=3)
 
 
 def _listed_borrowers(moved: pd.DataFrame) -> pd.DataFrame:
@@ -1136,7 +1239,7 @@ def _more(listed: int) -> str:
 def _borrower_display(listed: pd.DataFrame, unit: str) -> pd.DataFrame:
     return pd.DataFrame({"change": listed["change"],
                          "decision": listed["reference_decision"] + " -> " + listed["decision"],
-                         f"approved limit ({unit})": _both(listed, "approved_limit", _money),
+                         f"approved limit ({unit})": _both(listed, "approved_limit", lambda v: _money(v, unit)),
                          "cultivated area (ha)": _both(listed, "cultivated_area_ha", lambda v: _number(v, 3))},
                         index=listed.index)
 
@@ -1146,7 +1249,7 @@ def _parcel_display(parcels: pd.DataFrame, unit: str) -> pd.DataFrame:
                          "borrower": _both(parcels, "borrower_id", lambda v: "-" if pd.isna(v) else str(v)),
                          "declared area (ha)": _both(parcels, "declared_area_ha", lambda v: _number(v, 3)),
                          "decision": _both(parcels, "decision", lambda v: "-" if pd.isna(v) else str(v)),
-                         f"limit ({unit})": _both(parcels, "loan_limit", _money)},
+                         f"limit ({unit})": _both(parcels, "loan_limit", lambda v: _money(v, unit))},
                         index=parcels.index)
 
 
@@ -1235,7 +1338,10 @@ def _calibration_section(table: pd.DataFrame) -> _Section:
         _calibration_plot(ax[1], by_decile, "By PD decile")
     else:
         ax[1].set_axis_off()
-    return _Section("4. Calibration", (*blocks, _Plot("calibration", "Predicted and observed default", _png(fig))))
+    drawn = ("Mean predicted PD against observed default rate" if observed else
+             "Mean predicted PD (predictions only: no outcomes drawn)")
+    alt = f"{drawn}, by risk grade" + (" and by PD decile" if by_decile is not None else "")
+    return _Section("4. Calibration", (*blocks, _Plot("calibration", alt, _png(fig))))
 
 
 def _calibration_display(frame: pd.DataFrame) -> pd.DataFrame:
@@ -1291,11 +1397,12 @@ def _reasons_section(table: pd.DataFrame, borrowers: pd.DataFrame | str, unit: s
              "as the share of all parcels and of each size band's parcels that carry them.")
     fig, ax = _figure(1, width=9.0, height=0.35 * len(counts) + 1.5)
     shares = counts[bands].iloc[::-1]
-    colours = dict(zip(bands, BAND_COLOURS))
-    _grouped_bars(ax[0], shares, colours, horizontal=True)
+    _grouped_bars(ax[0], shares, dict(zip(bands, BAND_COLOURS)), horizontal=True,
+                  hatches=dict(zip(bands, BAND_HATCHES)))
     ax[0].set_xlabel("share of the band's parcels")
     ax[0].legend(fontsize=8, title="size band")
-    plot = _Plot("reasons", "Reason codes by size band", _png(fig))
+    plot = _Plot("reasons", "Share of each size band's parcels carrying each of the most frequent reason codes",
+                 _png(fig))
     # A code this version does not define is said to be one, not left without a sentence.
     glossary = _Bullets(tuple(f"{code}: {REASONS[code].sentence if code in REASONS else UNKNOWN_CODE}"
                               for code in dict.fromkeys([*borrower_counts.index, *counts.index])))
@@ -1330,11 +1437,11 @@ def _referral_blocks(borrowers: pd.DataFrame, unit: str) -> list[str | _Table | 
     read = ("every code of each borrower, reason_all" if ALL_REASONS in borrowers
             else "each borrower's leading codes, reason: this older borrowers table has no reason_all")
     note = (f"Referrals: {len(referred):,} borrowers are referred to a person, their limits of "
-            f"{_money(referred['loan_limit'].sum())} {unit} pending review. The table gives each refer code among "
-            f"their codes ({read}), the referred borrowers carrying it and their limits; a borrower with several "
+            f"{_money(referred['loan_limit'].sum(), unit)} {unit} pending review. The table gives each refer code "
+            f"among their codes ({read}), the referred borrowers carrying it and their limits; a borrower with several "
             "refer codes is counted, with its limit, under each, so the rows may sum to more than these totals.")
     display = pd.DataFrame({"referred borrowers": counts["borrowers"].map("{:,}".format),
-                            f"pending review ({unit})": counts["pending"].map(_money),
+                            f"pending review ({unit})": counts["pending"].map(lambda v: _money(v, unit)),
                             "meaning": [REASONS[code].sentence for code in counts.index]}, index=counts.index)
     blocks: list[str | _Table | _Plot | _Bullets] = [note]
     if not counts.empty:
@@ -1365,15 +1472,20 @@ def _figure(panels: int, width: float = 11.0, height: float = 3.6) -> tuple[Figu
     return fig, [fig.add_subplot(1, panels, k + 1) for k in range(panels)]
 
 
-def _grouped_bars(axis: Axes, values: pd.DataFrame, colours: dict[str, str], horizontal: bool = False) -> None:
-    """One bar per column for each row of ``values``; NaN draws nothing."""
+def _grouped_bars(axis: Axes, values: pd.DataFrame, colours: dict[str, str], horizontal: bool = False,
+                  hatches: dict[str, str] | None = None) -> None:
+    """One bar per column for each row of ``values``, in column order left to right, or, ``horizontal``, top to
+    bottom (as a legend lists them); NaN draws nothing. ``hatches``: a pattern per column besides its colour."""
     positions = np.arange(len(values))
     width = 0.8 / max(len(values.columns), 1)
     for k, column in enumerate(values.columns):
-        offset = positions - 0.4 + width * (k + 0.5)
+        offset = positions + (0.4 - width * (k + 0.5) if horizontal else -0.4 + width * (k + 0.5))
         heights = values[column].astype(float).fillna(0.0).to_numpy()
         draw = axis.barh if horizontal else axis.bar
-        draw(offset, heights, width, label=str(column), color=colours.get(column, "#999999"))
+        hatch = (hatches or {}).get(column)
+        draw(offset, heights, width, label=str(column), color=colours.get(column, "#999999"),
+             **({"hatch": hatch, "hatchcolor": "#ffffff", "edgecolor": "#000000", "linewidth": 0.4} if hatch is not None
+                else {}))
     labels = [str(label) for label in values.index]
     if horizontal:
         axis.set_yticks(positions, labels, fontsize=8)
@@ -1389,47 +1501,64 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _render_html(intro: list[str], sections: list[_Section]) -> str:
+def _render_html(title: str, intro: list[str | _Bullets], sections: list[_Section]) -> str:
+    """The report as one HTML page titled ``title``; printed, tables repeat their header row on each page (``thead``)
+    and no table row, image or heading is split from what follows it."""
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em}caption{text-align:left;font-weight:bold}"
         "th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px}td{text-align:right}"
-        "td:first-child{text-align:left}th{background:#f0f0f0}img{max-width:100%}"
+        "th{background:#f0f0f0}th[scope=row]{text-align:left;font-weight:normal;background:none}img{max-width:100%}"
+        "@media print{body{margin:0;max-width:none}thead{display:table-header-group}tr,img{break-inside:avoid}"
+        "h1,h2,h3,caption{break-after:avoid}}"
+        # A printed page's footer names the run and the page, where the browser draws page margin boxes; the title
+        # is this module's words and a run id of letters, digits and hyphens (_run_named): nothing to escape.
+        f'@page{{@bottom-right{{content:"{title}, page " counter(page)}}}}'
     )
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>farmcredit credit report</title><style>{style}</style></head><body>",
+             f"<title>{html.escape(title)}</title><style>{style}</style></head><body>",
              "<h1>farmcredit credit report</h1>"]
-    parts += [f"<p>{html.escape(line)}</p>" for line in intro]
+    parts += [_html_block(block) for block in intro]
     for section in sections:
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        for block in section.blocks:
-            if isinstance(block, str):
-                parts.append(f"<p>{html.escape(block)}</p>")
-            elif isinstance(block, _Bullets):
-                parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>")
-            elif isinstance(block, _Table):
-                parts.append(_html_table(block))
-            else:
-                data = base64.b64encode(block.png).decode("ascii")
-                parts.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
+        parts.append(f"<h{section.level}>{html.escape(section.title)}</h{section.level}>")
+        parts += [_html_block(block) for block in section.blocks]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
+def _html_block(block: str | _Table | _Plot | _Bullets) -> str:
+    if isinstance(block, str):
+        return f"<p>{html.escape(block)}</p>"
+    if isinstance(block, _Bullets):
+        return "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block.items) + "</ul>"
+    if isinstance(block, _Table):
+        return _html_table(block)
+    data = base64.b64encode(block.png).decode("ascii")
+    return f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
+
+
 def _html_table(table: _Table) -> str:
+    """A table with its header row in ``thead`` (a printed table repeats it on each page), column headers
+    ``scope="col"`` and each row's label (the index) a header ``scope="row"``."""
     frame = table.frame
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in (frame.index.name or "", *frame.columns))
+    header = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in (frame.index.name or "", *frame.columns))
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (index, *row)) + "</tr>"
+        f'<tr><th scope="row">{html.escape(str(index))}</th>'
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
         for index, row in zip(frame.index, frame.itertuples(index=False))
     )
-    return f"<table><caption>{html.escape(table.caption)}</caption><tr>{header}</tr>{rows}</table>"
+    return (f"<table><caption>{html.escape(table.caption)}</caption><thead><tr>{header}</tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
-def _render_markdown(intro: list[str], sections: list[_Section], out: Path) -> str:
-    lines = ["# farmcredit credit report", "", *(f"{_md_text(line)}  " for line in intro), ""]
+def _render_markdown(intro: list[str | _Bullets], sections: list[_Section], out: Path) -> str:
+    lines = ["# farmcredit credit report", ""]
+    for block in intro:
+        lines += [f"{_md_text(block)}  "] if isinstance(block, str) else ["", *(f"- {_md_text(item)}"
+                                                                           for item in block.items), ""]
+    lines.append("")
     for section in sections:
-        lines += [f"## {_md_text(section.title)}", ""]
+        lines += [f"{'#' * section.level} {_md_text(section.title)}", ""]
         for block in section.blocks:
             if isinstance(block, str):
                 lines += [_md_text(block), ""]
@@ -1480,8 +1609,19 @@ def _pct(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{100 * value:.1f}%"
 
 
-def _money(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:,.0f}"
+def _money(value: float, unit: str, digits: int = 0) -> str:
+    """An amount of money in ``unit`` (a currency code) to ``digits`` decimals, its digits grouped as that currency's
+    readers group them: lakh and crore for ``LAKH_GROUPED`` (``55,45,340``), else thousands (``5,545,340``)."""
+    if pd.isna(value):
+        return "n/a"
+    text = f"{value:,.{digits}f}"
+    if unit not in LAKH_GROUPED:
+        return text
+    sign, whole, decimals = re.fullmatch(r"(-?)([\d,]+)(\.\d+)?", text).groups()
+    whole = whole.replace(",", "")
+    head, last3 = whole[:-3], whole[-3:]
+    head = re.sub(r"\B(?=(\d{2})+$)", ",", head)
+    return f"{sign}{head + ',' if head else ''}{last3}{decimals or ''}"
 
 
 def _number(value: float, digits: int) -> str:

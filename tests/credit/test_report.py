@@ -1,6 +1,7 @@
 """The risk committee's report: PSI, size bands, four-fifths screen, calibration, rendering, errors."""
 
 import html
+import itertools
 import json
 import shutil
 import subprocess
@@ -120,7 +121,7 @@ def test_fairness_by_region_and_limit_per_cultivated_ha() -> None:
                      loan_limit=[1000.0, 0.0, 500.0, 700.0], cultivated_area_ha=[0.5, 0.4, 0.25, 0.35])
     regions = fairness_table(table, "region")
     assert regions.index.tolist() == ["north", "south"]
-    assert regions["mean_limit"].tolist() == [500.0, 600.0]
+    assert regions["mean_approved_limit"].tolist() == [500.0, 600.0]
     # The declined parcel's area does not dilute the limit per hectare.
     assert regions["limit_per_cultivated_ha"].tolist() == pytest.approx([2000.0, 2000.0])
     assert regions["below_four_fifths"].tolist() == [True, False]
@@ -271,8 +272,8 @@ def test_region_names_render_in_markdown_as_written_one_table_row_each(tmp_path:
     caption = said.index("Parcel signals by region (not the credit decision)")
     rows = said[caption + 1:]
     rows = rows[:rows.index("Approval and refer rates")]  # the table's cells, the image's alt text after them
-    # The header, then a row a region: it and its 8 measures.
-    assert len(rows) == 9 * 4 and rows[::9] == ["region", *as_written]
+    # The header, then a row a region: it and its 9 measures.
+    assert len(rows) == 10 * 4 and rows[::10] == ["region", *as_written]
     assert said[caption - 1].startswith(f"FLAG (screen, not a verdict): region {as_written[2]} is approved at 50.0%, "
                                         f"0.50 of the best region ({as_written[0]}, 100.0%).")
     assert "h\\\\i &amp;amp; PARTLY_CULTIVATED |" in text  # an underscore inside a word is left as it is
@@ -543,7 +544,7 @@ def test_limits_are_labelled_in_the_currency_of_their_run(tmp_path: Path) -> Non
             (tmp_path / name / "run.json").write_text(json.dumps(run))
     usd, cny, bare = (load_results(tmp_path / name / "results.csv") for name in ("usd", "cny", "bare"))
     text = credit_report(usd, out=tmp_path / "usd.md", fmt="md").read_text()
-    assert "Limits are in USD" in text and "mean limit (USD)" in text and "CNY" not in text
+    assert "Limits are in USD" in text and "mean approved limit (USD)" in text and "CNY" not in text
     assert "Limits are in the run's currency" in credit_report(bare, out=tmp_path / "bare.md", fmt="md").read_text()
     assert "total of parcel limits (USD)" in credit_report(usd, bare, out=tmp_path / "u.md", fmt="md").read_text()
     with pytest.raises(InputError, match="in USD, the reference run's in CNY"):
@@ -793,7 +794,7 @@ def test_the_report_screens_and_counts_borrowers_whose_decision_is_the_credit_de
     assert "| approved limits (the run's currency) | 36,000 |" in summary
     fairness = text.split("## 2.")[1].split("## 3.")[0]
     assert "FLAG (screen, not a verdict): borrower area band &lt; 0.1 ha is approved at 0.0%" in fairness
-    assert "| &lt; 0.1 ha | 10 | 0.0% | 0.0% | 100.0% | 0 | n/a | 0.00 | FLAG |" in fairness
+    assert "| &lt; 0.1 ha | 10 | 0.0% | 0.0% | 100.0% | 0 | 0 | n/a | 0.00 | FLAG |" in fairness
     assert "Parcel signals by size band (not the credit decision)" in fairness
     reasons = text.split("## 5.")[1]
     assert "| LIMIT_BELOW_MINIMUM | decline | 10 | 50.0% | 100.0% |" in reasons
@@ -872,7 +873,7 @@ def test_the_referred_borrowers_limits_pending_review_are_broken_down_by_every_r
     text = credit_report(load_results(folder), out=tmp_path / f"report.{fmt}", fmt=fmt).read_text()
     reasons = text.split("5. Reason codes")[1]
     if fmt == "html":
-        reasons = html.unescape(reasons.replace("</td><td>", " | "))
+        reasons = html.unescape(reasons.replace("</td><td>", " | ").replace("</th><td>", " | "))
     assert "5 borrowers are referred to a person, their limits of 4,500 the run's currency pending review" in reasons
     assert "counted, with its limit, under each, so the rows may sum to more than these totals" in reasons
     assert f"{overlap} | 2 | 3,500 | {REASONS[overlap].sentence}" in reasons
@@ -886,3 +887,124 @@ def test_the_referred_borrowers_limits_pending_review_are_broken_down_by_every_r
         reasons = credit_report(load_results(folder), out=tmp_path / "old.md", fmt="md").read_text().split("## 5.")[1]
         assert "this older borrowers table has no reason_all" in reasons and f"| {overlap} | 2 | 3,500 |" in reasons
         assert f"| {apart} |" not in reasons and "1 of the referred borrowers carry no refer code" in reasons
+
+
+def _run_record(currency: str = "CNY", min_loan: float = 1000.0) -> dict:
+    """A run.json as assess writes it, what the report's Run block reads of it."""
+    return {"created": "2026-12-02T09:36:08+00:00",
+            "code": {"farmcredit": "0.1.0", "git_commit": "92bbc942656e3b61243b64fc2ee61d19a4c0bcdd"},
+            "inputs": {"parcels": {"path": "/data/parcels.geojson", "sha256": "852b1032c840b04225cd3b4762cba26f"}},
+            "models": {"cropland": {"name": "cropland-cnn-v2.7", "hash": "cf68d4dfa46e7023"},
+                       "risk": {"source": "/x/default_risk_model.json", "hash": "9d0fda8bb98bd8b8"}},
+            "config": {"hash": "bf78e9eea15bf87c",
+                       "values": {"credit": {"currency": currency, "min_loan": min_loan, "borrower_cap": 5_000_000.0,
+                                             "parcel_cap": 100_000.0, "rounding_step": 100.0}}}}
+
+
+@pytest.mark.parametrize("fmt", ["html", "md"])
+def test_the_report_names_its_run_and_policy_from_run_json_and_says_when_it_has_none(tmp_path: Path, fmt: str) -> None:
+    """Reports of a min_loan 500 run and a 1000 run read alike, nothing leading back to an audit record: each run is
+    named (id in the HTML title), with when it was made, its code, models, parcels file and lending policy."""
+    for name, min_loan in (("run", 500.0), ("reference", 1000.0)):
+        (tmp_path / name).mkdir()
+        _results().to_parquet(tmp_path / name / "results.parquet", index=False)
+        (tmp_path / name / "run.json").write_text(json.dumps(_run_record(min_loan=min_loan)))
+    (tmp_path / "bare").mkdir()
+    _results().to_parquet(tmp_path / "bare" / "results.parquet", index=False)
+    results, reference = load_results(tmp_path / "run"), load_results(tmp_path / "reference")
+    text = " ".join(credit_report(results, reference, out=tmp_path / f"r.{fmt}", fmt=fmt).read_text().split())
+    for said in ("Run 20261202T093608Z-bf78e9ee:", "Reference run 20261202T093608Z-bf78e9ee:",
+                 f"audit record: {tmp_path / 'run' / 'run.json'}", "created 2026-12-02T09:36:08+00:00 (UTC)",
+                 "code: farmcredit 0.1.0, commit 92bbc942656e", "configuration hash bf78e9eea15bf87c",
+                 "cropland model cropland-cnn-v2.7, hash cf68d4dfa46e7023",
+                 "risk model default_risk_model.json, hash 9d0fda8bb98bd8b8",
+                 "parcels file parcels.geojson, SHA-256 852b1032c840", "policy: minimum loan 500 CNY; borrower cap "
+                 "5,000,000 CNY; parcel cap 100,000 CNY; borrower limits rounded down to steps of 100 CNY",
+                 "policy: minimum loan 1,000 CNY", "imagery dates are UTC days"):
+        assert said in text, said
+    if fmt == "html":
+        assert "<title>farmcredit credit report, run 20261202T093608Z-bf78e9ee</title>" in text
+    bare = credit_report(load_results(tmp_path / "bare"), out=tmp_path / f"bare.{fmt}", fmt=fmt).read_text()
+    assert f"Run: no run.json beside {tmp_path / 'bare' / 'results.parquet'}" in " ".join(bare.split())
+    unfiled = credit_report(_results(), out=tmp_path / f"unfiled.{fmt}", fmt=fmt).read_text()
+    assert "Run: a results table from no file; no run.json names the run that wrote it." in " ".join(unfiled.split())
+
+
+def test_a_printed_html_report_repeats_table_headers_and_splits_no_row(tmp_path: Path) -> None:
+    """Printed, rows were cut across pages and continued tables had no header row: each table's header is a thead
+    (browsers repeat it on each page), columns and row labels are headers with a scope, and print rules keep rows,
+    images and headings whole."""
+    text = credit_report(_results(seed=1), _results(seed=2), out=tmp_path / "report.html").read_text()
+    tables = text.count("<table>")
+    assert tables > 5 and text.count("<thead><tr>") == tables and text.count("</tbody></table>") == tables
+    assert "<td>" in text and "<th>" not in text and '<th scope="col">' in text and '<th scope="row">' in text
+    assert '<tr><th scope="row">&lt; 0.1 ha</th>' in text
+    assert "@media print{" in text and "tr,img{break-inside:avoid}" in text and "h1,h2,h3,caption{break-after:avoid}" \
+        in text
+    assert "<h3>3.1 Changes against the reference run</h3>" in text and "<h2>3.1" not in text
+    markdown = credit_report(_results(seed=1), out=tmp_path / "report.md", fmt="md").read_text()
+    assert "\n### 3.1 Changes against the reference run\n" in markdown
+
+
+def _grey(colour: str) -> float:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.299 * red + 0.587 * green + 0.114 * blue
+
+
+def test_the_reason_chart_tells_size_bands_apart_in_grey_and_draws_them_in_legend_order() -> None:
+    """Printed in greyscale the three bands read 121, 121 and 114, and the horizontal bars put the first band at the
+    bottom of each group while the legend lists it at the top: bands now differ in lightness (or hatch) and the
+    first band's bar is the top one of each group."""
+    for (a, hatch_a), (b, hatch_b) in itertools.combinations(zip(report.BAND_COLOURS, report.BAND_HATCHES), 2):
+        assert abs(_grey(a) - _grey(b)) >= 40 or hatch_a != hatch_b, (a, b)
+    fig, axes = report._figure(1)
+    shares = pd.DataFrame({"< 0.1 ha": [0.2, 0.3], "0.1-0.67 ha": [0.1, 0.4], ">= 0.67 ha": [0.5, 0.6]},
+                          index=["A", "B"])
+    report._grouped_bars(axes[0], shares, dict(zip(shares, report.BAND_COLOURS)), horizontal=True,
+                         hatches=dict(zip(shares, report.BAND_HATCHES)))
+    legend = axes[0].legend()
+    bars = {container.get_label(): container for container in axes[0].containers}
+    for row in range(len(shares)):
+        tops = [bars[band][row].get_y() for band in shares]
+        assert tops == sorted(tops, reverse=True)  # first column on top, as the legend lists it
+    assert [label.get_text() for label in legend.get_texts()] == list(shares)
+    assert [bars[band][0].get_hatch() or "" for band in shares] == list(report.BAND_HATCHES[:3])
+
+
+def test_fairness_tables_keep_referred_limits_pending_apart_from_approved_ones(tmp_path: Path) -> None:
+    """The mean limit counted referred borrowers' pending limits as lent (58% of one band's): approved and pending
+    are now means of their own, each over the whole group."""
+    table = _results(4, region=["north"] * 4, decision=["approve", "refer", "decline", "approve"],
+                     loan_limit=[1000.0, 3000.0, 0.0, 600.0])
+    north = fairness_table(table, "region").loc["north"]
+    assert north["mean_approved_limit"] == 400.0 and north["mean_pending_limit"] == 750.0
+    assert "mean_limit" not in fairness_table(table, "region")
+    text = " ".join(credit_report(table, out=tmp_path / "r.md", fmt="md").read_text().split())
+    assert "| mean approved limit (the run's currency) | mean pending review limit (the run's currency) |" in text
+    assert "| north | 4 | 50.0% | 25.0% | 25.0% | 400 | 750 |" in text
+    assert "mean pending review limit is the referred ones' limits, which wait on a person's review" in text
+
+
+@pytest.mark.parametrize(("currency", "written"), [("INR", "55,45,340"), ("CNY", "5,545,340"), ("USD", "5,545,340")])
+def test_money_is_grouped_as_its_currency_s_readers_group_it(currency: str, written: str) -> None:
+    assert report._money(5_545_340.4, currency) == written
+    assert report._money(-1_234_567.891, currency, 2) == ("-12,34,567.89" if currency == "INR" else "-1,234,567.89")
+    assert report._money(999, currency) == "999" and report._money(np.nan, currency) == "n/a"
+
+
+def test_an_inr_report_groups_in_lakh_and_writes_limit_bins_and_the_calibration_image_as_what_they_are(
+        tmp_path: Path) -> None:
+    """INR read 5,545,340 where Indian readers expect 55,45,340; PSI bins of limits read '1074 to 1584', no separator
+    nor currency; the calibration image said 'Predicted and observed default' when only predictions were drawn."""
+    for name, seed in (("run", 1), ("reference", 2)):
+        (tmp_path / name).mkdir()
+        _results(seed=seed, loan_limit=np.full(60, 150_000.0) * np.arange(1, 61)).to_parquet(
+            tmp_path / name / "results.parquet", index=False)
+        (tmp_path / name / "run.json").write_text(json.dumps(_run_record("INR")))
+    results, reference = load_results(tmp_path / "run"), load_results(tmp_path / "reference")
+    text = credit_report(results, reference, out=tmp_path / "r.html").read_text()
+    assert "<td>27,45,00,000</td>" in text  # the total of parcel limits: 150,000 x 1,830
+    assert "&lt;= 10,35,000 INR; 10,35,000 INR to 19,20,000 INR;" in text
+    assert 'alt="Mean predicted PD (predictions only: no outcomes drawn), by risk grade and by PD decile"' in text
+    observed = credit_report(_results(defaulted=[0, 1] * 30), out=tmp_path / "o.html").read_text()
+    assert 'alt="Mean predicted PD against observed default rate, by risk grade and by PD decile"' in observed
