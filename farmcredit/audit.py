@@ -433,6 +433,24 @@ def run_currency(record: dict) -> str:
     return str(record.get("config", {}).get("values", {}).get("credit", {}).get("currency", "")).strip().upper()
 
 
+def run_id(record: dict) -> str:
+    """A run's short id, as the credit report and the previews print it: when its audit record (``run.json``) was
+    created, in UTC, and its configuration's first 8 hash digits, e.g. ``20261202T094759Z-bf78e9ee``; "undated" where
+    ``created`` is no time with a zone.
+
+    >>> run_id({"created": "2026-12-02T17:47:59+08:00", "config": {"hash": "bf78e9eea15bf87c"}})
+    '20261202T094759Z-bf78e9ee'
+    """
+    try:
+        made = datetime.fromisoformat(str(record.get("created") or ""))
+    except ValueError:
+        made = None
+    stamp = made.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if made and made.tzinfo else "undated"
+    config = record.get("config")
+    config_hash = re.sub(r"[^0-9A-Za-z]", "", str(config.get("hash") or "") if isinstance(config, dict) else "")
+    return stamp + (f"-{config_hash[:8]}" if config_hash else "")
+
+
 def write_decision_records(records: Iterable[dict], path: Path) -> Path:
     """Write decision records as JSON lines, UTF-8 (张三 as written, not escaped; NaN as null, dates as ISO text)."""
     with path.open("w", encoding="utf-8") as handle:

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 from pyogrio import read_dataframe
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from farmcredit.audit import SEASON_COLUMNS, run_currency
+from farmcredit.audit import SEASON_COLUMNS, run_currency, run_id
 from farmcredit.config import RESERVED_CROP_NAMES
 from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED
 from farmcredit.errors import InputError
@@ -254,9 +254,6 @@ def _run_named(record: dict, file: Path) -> tuple[str | None, tuple[str, ...]]:
         made = None
     zoned = made is not None and made.tzinfo is not None
     config_hash = str(part("config", "hash") or "")
-    stamp = made.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if zoned else "undated"
-    run_id = re.sub(r"[^0-9A-Za-z]", "", stamp) + ("-" + re.sub(r"[^0-9A-Za-z]", "", config_hash)[:8] if config_hash
-                                                   else "")
     commit, source = part("code", "git_commit"), part("code", "source_sha256")
     code = f"farmcredit {part('code', 'farmcredit') or '(version not recorded)'}"
     if commit:
@@ -292,7 +289,7 @@ def _run_named(record: dict, file: Path) -> tuple[str | None, tuple[str, ...]]:
         f"{amount('parcel_cap')}; borrower limits rounded down to steps of {amount('rounding_step')}",
         "imagery dates are UTC days",
     )
-    return run_id, lines
+    return run_id(record), lines
 
 
 def _season_read(record: dict) -> str | None:
@@ -711,10 +708,10 @@ def _run_block(frame: pd.DataFrame, name: str) -> list[str | _Bullets]:
     its id, then its record, code, models and policy as bullets; a frame from no file says it has no record."""
     if "run_lines" not in frame.attrs:
         return [f"{name}: a results table from no file; no run.json names the run that wrote it."]
-    run_id = frame.attrs.get("run_id")
-    if run_id is None:
+    named = frame.attrs.get("run_id")
+    if named is None:
         return [f"{name}: {frame.attrs['run_lines'][0]}."]
-    return [f"{name} {run_id}:", _Bullets(tuple(frame.attrs["run_lines"]))]
+    return [f"{name} {named}:", _Bullets(tuple(frame.attrs["run_lines"]))]
 
 
 def _summary_section(table: pd.DataFrame, base: pd.DataFrame | None,

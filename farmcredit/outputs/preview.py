@@ -36,7 +36,7 @@ from rasterio.enums import Resampling  # noqa: E402
 from rasterio.errors import RasterioError, WindowError  # noqa: E402
 from rasterio.windows import Window, from_bounds  # noqa: E402
 
-from farmcredit.audit import run_currency  # noqa: E402
+from farmcredit.audit import run_currency, run_id  # noqa: E402
 from farmcredit.config import AgronomyConfig, ImageryConfig  # noqa: E402
 from farmcredit.credit.limit import money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
@@ -385,13 +385,13 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
 
 
 def run_label(record: dict) -> str:
-    """The run a picture was drawn from, as its audit record (``run.json``) names it: when it was made (with its time
-    zone), the code (version, the commit's first 7 digits, ``+changes`` when the checkout had uncommitted ones; else the
-    source's hash) and the configuration's hash.
+    """The run a picture was drawn from, as its audit record (``run.json``) names it: its ``run_id`` (as the credit
+    report names it) and the code (version, the commit's first 7 digits, ``+changes`` when the checkout had uncommitted
+    ones; else the source's hash).
 
     >>> run_label({"created": "2026-12-02T09:36:08+00:00", "config": {"hash": "bf78e9eea15bf87c"},
     ...            "code": {"farmcredit": "0.1.0", "git_commit": "92bbc942656e", "git_uncommitted_changes": False}})
-    'run of 2026-12-02T09:36:08+00:00, farmcredit 0.1.0 @92bbc94, config bf78e9ee'
+    'run 20261202T093608Z-bf78e9ee (farmcredit 0.1.0 @92bbc94)'
     """
     if not record:
         return "no run.json: the run is not known"
@@ -399,8 +399,7 @@ def run_label(record: dict) -> str:
     commit = code.get("git_commit")
     source = (f"@{commit[:7]}{'+changes' if code.get('git_uncommitted_changes') else ''}" if commit
               else f"source {str(code.get('source_sha256', '?'))[:8]}")
-    config = str(record.get("config", {}).get("hash", "?"))[:8]
-    return f"run of {record.get('created', '?')}, farmcredit {code.get('farmcredit', '?')} {source}, config {config}"
+    return f"run {run_id(record)} (farmcredit {code.get('farmcredit', '?')} {source})"
 
 
 def _season(record: dict) -> str:

@@ -9,6 +9,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
+from farmcredit.audit import run_id
 from farmcredit.cli import main
 from farmcredit.outputs import render_preview
 
@@ -189,7 +190,7 @@ def test_dollar_signs_in_ids_and_the_folder_name_are_drawn_as_written(outputs, t
     titles = [text for text in drawn_text if text.startswith("parcel ")]
     assert any(title.startswith("parcel P$\\bogus{$1 (borrower B$\\frac$): ") for title in titles)
     assert any(title.startswith("parcel P$x$ (borrower B$x$): ") for title in titles)
-    assert sum(text.startswith("farmcredit results run $\\frac$/: run of ") for text in drawn_text) == 3
+    assert sum(text.startswith("farmcredit results run $\\frac$/: run ") for text in drawn_text) == 3
 
 
 def test_a_copied_folder_without_imagery_still_previews(outputs, tmp_path) -> None:
@@ -469,6 +470,6 @@ def test_the_footer_names_the_run_and_says_dates_are_utc_days(outputs, tmp_path,
     monkeypatch.setattr(preview.plt, "close", lambda fig: (footers.extend(t.get_text() for t in fig.texts), close(fig)))
     render_preview(outputs, tmp_path / "p.png")
     (footer,) = [text for text in footers if text.startswith("farmcredit results")]
-    assert f"run of {record['created']}, farmcredit {record['code']['farmcredit']} " in footer
-    assert record["created"].endswith("+00:00") and f"config {record['config']['hash'][:8]}" in footer
+    assert f"run {run_id(record)} (farmcredit {record['code']['farmcredit']} " in footer
+    assert run_id(record).endswith(f"-{record['config']['hash'][:8]}")  # as the credit report names the run
     assert "imagery dates are UTC days" in footer
