@@ -142,7 +142,11 @@ def assign_limits(
                       for codes, unobserved in zip(out["reasons"], unobserved_rows, strict=True)]
     # Each PD also with the declaration taken as honest: whether an overstated area's grade E rests on the declaration.
     scored, honestly_scored, factors, honest_factors = risk_model.scores(out)
-    probability, honest_probability = (np.where(unobserved_rows, np.nan, pd_) for pd_ in (scored, honestly_scored))
+    # Nor from an unsure call of a crop the declaration does not name (UNDETERMINED_DECLARED_CROP): a person checks
+    # what grows there; graded on the call, one was declined HIGH_RISK on a maize grade at 0.48.
+    ungraded = unobserved_rows | np.array([bool(_unsure_call(row, config)) for row in out.itertuples(index=False)],
+                                          dtype=bool)
+    probability, honest_probability = (np.where(ungraded, np.nan, pd_) for pd_ in (scored, honestly_scored))
     # And, where the cultivated area's interval reaches from not cultivated to fully, with the area at its top: whether
     # a decline rests on area the imagery cannot tell (scored for those rows alone: most have none).
     unknown_area = np.flatnonzero(_area_unknown(out, config) & ~unobserved_rows)

@@ -516,6 +516,19 @@ def test_a_crop_name_the_config_does_not_price_over_an_unsure_call_is_referred_i
     assert borrower["loan_limit"] == round_down(parcels["loan_limit"].iloc[1], CONFIG.credit.rounding_step)
 
 
+def test_an_unpriced_crop_over_an_unsure_call_graded_to_lend_nothing_is_referred_not_declined() -> None:
+    """Tea declared where the imagery says maize at 0.48, a maize grade E on the call (poor health, yield and
+    uniformity): it was declined HIGH_RISK on that grade, though nothing confirms the call and its own code says a
+    person checks what grows there. It is referred with no limit, and no grade is read from the unsure call."""
+    worse = {"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}
+    assert RISK.probability_of_default(pd.DataFrame([_parcel(**worse)]))[0] > 0.2  # grade E, were it maize
+    out = _assess(_parcel(**worse, declared_crop="tea", declared_crop_probability=np.nan, crop="maize",
+                          crop_confidence=0.48, priced_crop="maize")).iloc[0]
+    assert (out["decision"], out["loan_limit"], out["risk_grade"]) == ("refer", 0.0, None)
+    assert out["reason_all"].split(";")[0] == "UNDETERMINED_DECLARED_CROP" and "HIGH_RISK" not in out["reason_all"]
+    assert np.isnan(out["probability_of_default"])
+
+
 def test_error_rows_get_no_limit_and_are_referred() -> None:
     out = _assess(_parcel(reasons=["OUTSIDE_IMAGERY"], cultivated_area_ha=np.nan, health_index=np.nan,
                           yield_p10_t_ha=np.nan)).iloc[0]
