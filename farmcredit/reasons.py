@@ -72,6 +72,11 @@ _REASONS = (
     Reason("PEAK_NOT_OBSERVED", "refer",
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
+    Reason("PERENNIAL_NOT_MEASURED", "refer",
+           "The declared crop never drops to bare land in its configured season (its ndvi_template: tea, orchards, "
+           "cane standing all year), and the cropland models find a crop by its rise from bare land: neither its area "
+           "nor its crop can be measured from the imagery, which does not contradict it, so no limit is priced; a "
+           "person checks the field."),
     Reason("AREA_OVERSTATED", "refer", "The declared area is well above the cultivated area seen from space."),
     Reason("INVALID_DECLARED_AREA", "refer",
            "The declared area (declared_area_ha, or declared_area_mu in 亩) is not a positive number (nor 0, read as "

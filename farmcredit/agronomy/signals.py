@@ -42,6 +42,12 @@ GREEN_SHARE = 0.75
 # peak a hazy date at the top would set, while a crop before it on the same land (winter wheat before summer maize,
 # in spring) is left out.
 SEASON_SHARE = 0.25
+# Clear readings under MIN_GAIN of the template of a declared crop that never drops to bare (tea) on days its
+# template says it stands (over cropland_rule.minimum_max at every slide) that contradict it: two, so one hazy date
+# the cloud mask missed does not. A maize field declared as tea (a template never under 0.65) reads about 0.2 from
+# March to June, bare where tea stands, though green like tea in summer, the only weeks the green-days check looked
+# at: it was priced as tea.
+MIN_BARE_READINGS = 2
 
 
 def derive_signals(
@@ -76,9 +82,21 @@ def derive_signals(
                                                             greenness, doy, config)
     crop, confidence = _best_crop(probabilities, list(config.crops))
     declared_probability = _declared_probability(probabilities, declared_crop, config)
+    # A declared crop that never drops to bare (``never_bare``: tea, orchards) is not measured by the cropland models,
+    # which find a crop by its rise from bare land: uncontradicted by its readings, its land's fallow call is no
+    # finding, and the parcel is referred (PERENNIAL_NOT_MEASURED); contradicted, it is judged as any other.
+    perennial = np.array([said in config.crops and never_bare(config.crops[said], config)
+                          for said in map(config.crop_named, declared_crop)], dtype=bool) & (clear_observations > 0)
+    # Bare, or under another crop, on every clear date its declared crop would be green, or bare on dates it would
+    # stand (judged on the season's call, before any fallow call: ``_declared_crop_contradicted``). Such a crop is
+    # read over the whole parcel: the cells the models call cropland in a tea garden are its bare paths and edges
+    # (read 0.2-0.3 where the garden read 0.61-0.65, they declined it CROP_MISMATCH).
+    contradicted = _declared_crop_contradicted(np.where(perennial[:, None] & observed, m.ndvi_mean, crop_ndvi), doy,
+                                               declared_crop, crop, confidence, config)
+    unmeasured = perennial & ~contradicted
     # Not without a clear date: the few cells clear on a clouded one called a wheat field bare at 1.0 (sample_tiles/
     # P00076, 6% clear on 16 March); it is unknown, as a parcel no cell of which was seen.
-    fallow = (cultivated_fraction < agro.min_cultivated_fraction) & (clear_observations > 0)
+    fallow = (cultivated_fraction < agro.min_cultivated_fraction) & (clear_observations > 0) & ~unmeasured
     crop = np.where(fallow, FALLOW, crop)
     confidence = np.where(fallow, 1.0 - cultivated_fraction / max(agro.min_cultivated_fraction, 1e-9), confidence)
     judged = np.isfinite(probabilities).all(axis=1)
@@ -86,9 +104,8 @@ def derive_signals(
     # Where none fits, the declared crop is not ruled out more than any other: haze left in a short season misfits
     # every template; CROP_NOT_RECOGNISED refers the parcel instead.
     declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
-    # Judged alike: bare, or under another crop, on every clear date its declared crop would be green.
-    contradicted = (_declared_crop_contradicted(crop_ndvi, doy, declared_crop, crop, confidence, config)
-                    & np.isfinite(declared_probability))
+    # Judged alike where the declared crop is (fallow land declared a crop that never drops to bare too).
+    contradicted &= np.isfinite(declared_probability) | perennial
     unjudged = fallow & _season_misses_crop(observed, doy, declared_crop, config)
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, contradicted, config)
@@ -180,6 +197,8 @@ def derive_signals(
             reasons[i].append("IMAGERY_READ_ERROR")
         if unjudged[i]:
             reasons[i].append("SEASON_MISSES_CROP")
+        if unmeasured[i]:
+            reasons[i].append("PERENNIAL_NOT_MEASURED")
         if unrecognised[i]:
             reasons[i].append("CROP_NOT_RECOGNISED")
         if peak_unseen[i] and clear_observations[i]:  # with no clear date, NO_CLEAR_OBSERVATIONS says it all
@@ -341,6 +360,26 @@ def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndar
         crops = [said] if said in seen_green else list(seen_green)
         misses[i] = not any(seen_green[crop][i] for crop in crops)
     return misses
+
+
+def never_bare(crop: CropConfig, config: Config) -> bool:
+    """Whether the crop's template never drops to bare land: its lowest NDVI is over ``cropland_rule.minimum_max``
+    (tea, orchards, cane standing all year). The cropland models (the rule and the CNN alike) take for cropland land
+    that rises from bare, so they cannot measure such a crop: its parcels are referred, not measured."""
+    return min(ndvi for _, ndvi in crop.ndvi_template) > config.cropland_rule.minimum_max
+
+
+def standing_ndvi(crop: CropConfig, config: Config) -> np.ndarray:
+    """By day of the year (index 1-366; 0 unused): the crop's template NDVI at its lowest over every slide it is
+    fitted at (``template_shifts``) where that is over ``cropland_rule.minimum_max`` (the crop stands there, however
+    its season shifts), NaN on other days and, for a template within the year, outside its points (a held end is no
+    reading of the crop)."""
+    template = np.array(crop.ndvi_template, dtype=float)
+    days = np.arange(1, 367)
+    lowest = np.min([np.where((template[0, 0] <= days - shift) & (days - shift <= template[-1, 0])
+                              | _periodic(template), template_at(template, days - shift), np.nan)
+                     for shift in template_shifts(config.agronomy.template_shift_days)], axis=0)
+    return np.concatenate([[np.nan], np.where(lowest > config.cropland_rule.minimum_max, lowest, np.nan)])
 
 
 def green_ndvi(crop: CropConfig) -> float:
@@ -526,9 +565,14 @@ def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.
     rated low among its peers). False where the declaration names no crop the config prices, and where
     the season called (``crop``) is the declared crop at ``confidence`` of at least ``agronomy.crop_min_confidence``:
     the whole season outweighs one or two low dates (haze the cloud mask missed read a wheat called wheat at 0.99995
-    as 0.30 in its green weeks)."""
+    as 0.30 in its green weeks). A crop that never drops to bare (``never_bare``: tea) is contradicted too by
+    ``MIN_BARE_READINGS`` clear readings under ``MIN_GAIN`` of its template on days it says the crop stands
+    (``standing_ndvi``), as a maize field declared tea reads bare from March to June, however surely it is called so
+    (an annual crop's failure there is judged by its green weeks alone: a drought maize read 0.20 after its peak is
+    declined, not referred)."""
     shift_days = config.agronomy.template_shift_days
     contradicted = np.zeros(len(declared), dtype=bool)
+    bare = np.zeros_like(contradicted)
     said = np.array([config.crop_named(name) for name in declared], dtype=object)
     for name, spec in config.crops.items():
         late = green_days(spec, shift_days)
@@ -537,7 +581,14 @@ def _declared_crop_contradicted(ndvi: np.ndarray, doy: np.ndarray, declared: np.
         rows = said == name
         green = ndvi[np.ix_(rows, surely[doy])]
         contradicted[rows] = np.isfinite(green).any(axis=1) & ~(green >= MIN_GAIN * green_ndvi(spec)).any(axis=1)
-    return contradicted & ~((crop == said) & (confidence >= config.agronomy.crop_min_confidence))
+        if never_bare(spec, config):
+            with np.errstate(invalid="ignore"):
+                bare[rows] = ((ndvi[rows] < MIN_GAIN * standing_ndvi(spec, config)[doy]).sum(axis=1)
+                              >= MIN_BARE_READINGS)
+    surely = (crop == said) & (confidence >= config.agronomy.crop_min_confidence)
+    # The call fits the template's shape, not its level: flat bare land fits a crop that never drops to bare (tea at
+    # 0.79 over 0.18 all season), so such a call does not outweigh readings bare where that crop stands.
+    return bare | (contradicted & ~surely)
 
 
 def _peer_health(peak: np.ndarray, crop: np.ndarray, rated: np.ndarray, template_peak: dict[str, float],

@@ -44,7 +44,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 
-from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out
+from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out, never_bare
 from farmcredit.config import UNMODELLED_SEASONS, Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
@@ -59,8 +59,9 @@ CENT = Decimal("0.01")
 STATUSES = ("ok", "flagged", "error")
 DECISIONS = ("approve", "refer", "decline")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
+# A crop the cropland models cannot measure (PERENNIAL_NOT_MEASURED: it never drops to bare) is one of them.
 UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED",
-                        "MOSTLY_OUTSIDE_IMAGERY"})
+                        "MOSTLY_OUTSIDE_IMAGERY", "PERENNIAL_NOT_MEASURED"})
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
 # clear dates missed only the peak still measured the area): no finding on it is stated.
 UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
@@ -161,6 +162,7 @@ def assign_limits(
                        dtype=object) if "region" in out else np.full(len(out), None)
     warn_unpriced_regions(regions, config)
     warn_unknown_declared_crops(out["declared_crop"].to_numpy(), config)
+    warn_perennial_crops(out["declared_crop"].to_numpy(), config)
     rows = []
     for k, row in enumerate(out.itertuples(index=False)):
         crop = config.crop(row.priced_crop, regions[k])
@@ -338,6 +340,23 @@ def _near_spelling(name: str, known: str) -> bool:
     return len(long) - len(short) == 1 and any(long[:k] + long[k + 1:] == short for k in range(len(long)))
 
 
+def warn_perennial_crops(declared: np.ndarray, config: Config) -> None:
+    """Warn once of the configured crops whose template never drops to bare (``never_bare``), each with its lowest
+    NDVI and its count of parcels declaring it: the cropland models cannot measure them, so those parcels are referred
+    (PERENNIAL_NOT_MEASURED) with no limit, not measured nor lent on, unless their readings contradict the crop."""
+    perennials = [name for name, spec in config.crops.items() if never_bare(spec, config)]
+    if not perennials:
+        return
+    counts = Counter(config.crop_named(name) for name in declared)
+    crops = "; ".join(f"{name} (lowest {min(v for _, v in config.crops[name].ndvi_template):g}, {counts[name]} "
+                      f"parcel(s))" for name in perennials)
+    logger.warning("crops whose ndvi_template never drops to bare land (lowest NDVI over cropland_rule.minimum_max, "
+                   "%g): %s. The cropland models find a crop by its rise from bare land, so they cannot measure "
+                   "these: their parcels are referred (PERENNIAL_NOT_MEASURED) with no limit, not measured nor lent "
+                   "on, unless their readings contradict the crop (bare where it would stand: CROP_MISMATCH)",
+                   config.cropland_rule.minimum_max, crops)
+
+
 def _data_checks(row: object, config: Config) -> list[str]:
     """Declared area and crop against what the imagery shows."""
     codes = []
@@ -425,7 +444,10 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     unsure_call = _unsure_call(row, config)
     # A low end of 0 ha on cultivated land (most of it off the imagery, or cells all between the cuts) is doubt, not
     # a harvest too small to lend on: referred with no limit, not declined ZERO_LIMIT.
-    missing = ("no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
+    said = config.crop_named(row.declared_crop)
+    missing = (f"the declared crop ({said}) never drops to bare land, so the imagery cannot measure it"
+               if "PERENNIAL_NOT_MEASURED" in row.reasons else
+               "no cultivated area could be measured" if not np.isfinite(row.cultivated_area_ha) else
                f"no {LOW_END} to lend on" if not np.isfinite(area) else
                f"the {LOW_END} is 0 ha" if low and round(area, 4) <= 0 < round(row.cultivated_area_ha, 4) else
                _season_missed(row, config) if crop is None and "SEASON_MISSES_CROP" in row.reasons else

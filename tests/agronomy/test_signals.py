@@ -676,6 +676,53 @@ def test_one_hazy_date_of_a_short_season_is_no_evidence_against_the_declared_cro
     assert "CROP_MISMATCH" not in checked["reason_all"][0] and checked["priced_crop"][0] == "wheat"
 
 
+# Tea as a lender adds it: its template never drops to bare land (lowest 0.65, over cropland_rule.minimum_max 0.40).
+TEA = CONFIG.crops["maize"].model_copy(update={
+    "aliases": ("茶",), "ndvi_template": ((1, 0.65), (120, 0.70), (200, 0.80), (300, 0.75), (366, 0.65)),
+    "price": 15.0, "cost_per_ha": 45000, "other_cost_per_ha": 4500})
+WITH_TEA = CONFIG.model_copy(update={"crops": {**CONFIG.crops, "tea": TEA}})
+
+
+def test_a_crop_that_never_drops_to_bare_is_referred_not_measured_unless_its_readings_contradict_it(caplog) -> None:
+    """A tea garden reads 0.61-0.64 all season, so the cropland models (which find a crop by its rise from bare land)
+    call it bare: declared tea, it was declined NOT_CULTIVATED and AREA_OVERSTATED. It is referred now,
+    PERENNIAL_NOT_MEASURED, with no limit and no area finding, and the run warns that tea is referred, not measured.
+    Bare land declared tea is still declined NOT_CULTIVATED, its declaration contradicted (bare where tea stands)."""
+    ndvi = np.stack([np.full(len(DATES), 0.62), np.full(len(DATES), 0.18)])
+    declared = ["tea", "茶"]
+    m = _measure(ndvi, fraction=np.array([0.02, 0.02]))
+    signals, reasons = derive_signals(m, np.array(declared, dtype=object), np.ones(2, dtype=bool), WITH_TEA)
+    assert "PERENNIAL_NOT_MEASURED" in reasons[0] and signals["crop"].iloc[0] != "fallow"
+    assert signals["declared_crop_contradicted"].tolist() == [False, True]
+    assert signals["crop"].iloc[1] == "fallow" and "PERENNIAL_NOT_MEASURED" not in reasons[1]
+    with caplog.at_level("WARNING"):
+        decided = _limits(signals, reasons, np.array(declared, dtype=object), WITH_TEA)
+    tea, bare = decided.iloc[0], decided.iloc[1]
+    assert (tea["decision"], tea["loan_limit"]) == ("refer", 0.0)
+    assert tea["reason_all"].split(";")[0] == "PERENNIAL_NOT_MEASURED"
+    assert not {"NOT_CULTIVATED", "AREA_OVERSTATED"} & set(tea["reason_all"].split(";"))
+    assert tea["limit_arithmetic"].startswith("no limit: the declared crop (tea) never drops to bare land")
+    assert bare["decision"] == "decline" and {"NOT_CULTIVATED", "CROP_MISMATCH"} <= set(bare["reason_all"].split(";"))
+    assert "tea (lowest 0.65, 2 parcel(s))" in caplog.text and "PERENNIAL_NOT_MEASURED" in caplog.text
+
+
+def test_a_maize_field_declared_a_crop_that_never_drops_to_bare_is_a_mismatch_priced_as_seen() -> None:
+    """A maize season declared as tea: bare (about 0.2) from March to June, when tea's template never reads under
+    0.65, but green like tea in summer, the only weeks the green-days check looked at; it was approved priced as tea
+    at 15 CNY/kg. Two clear readings far under the template where it says the crop stands contradict it: CROP_MISMATCH,
+    priced as the maize seen. A maize declared maize is not contradicted."""
+    ndvi = np.stack([_template("maize")] * 2)
+    declared = ["tea", "maize"]
+    signals, reasons = derive_signals(_measure(ndvi), np.array(declared, dtype=object), np.ones(2, dtype=bool),
+                                      WITH_TEA)
+    assert signals["declared_crop_contradicted"].tolist() == [True, False]
+    assert signals["priced_crop"].tolist() == [signals["crop"].iloc[0], "maize"] and signals["crop"].iloc[0] != "tea"
+    decided = _limits(signals, reasons, np.array(declared, dtype=object), WITH_TEA)
+    assert "CROP_MISMATCH" in decided["reason_all"].iloc[0].split(";")
+    assert "PERENNIAL_NOT_MEASURED" not in decided["reason_all"].iloc[0]
+    assert "(tea)" not in decided["limit_arithmetic"].iloc[0]
+
+
 def _limits(signals, reasons, declared: np.ndarray, config):
     return assign_limits(signals.assign(parcel_id=[f"P{k}" for k in range(len(declared))], borrower_id="B1",
                                         declared_area_ha=0.5, declared_crop=declared, reasons=reasons),
