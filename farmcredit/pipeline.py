@@ -64,9 +64,9 @@ logger = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from farmcredit.outputs.rasters import PixelRasters
 
-# What the measurements read (NDVI, NDMI, EVI; red edge only for a model whose card lists it): a band read and not
-# used would cost its parcels the date where its file fails.
-READ_BANDS = ("B02", "B04", "B08", "B8A", "B11")
+# What the measurements read (NDVI, NDMI, EVI, the snow test's green; red edge only for a model whose card lists it): a
+# band read and not used would cost its parcels the date where its file fails.
+READ_BANDS = ("B02", "B03", "B04", "B08", "B8A", "B11")
 CROPLAND_CUT = 0.5
 M2_PER_HA = 10_000.0
 # The models were built on Sentinel-2's 10 m pixels and judge shapes and windows in pixels, so other ground pixels

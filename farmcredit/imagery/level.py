@@ -25,7 +25,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from farmcredit.imagery.naming import OFFSET_BASELINE_SINCE
-from farmcredit.imagery.read import read_window
+from farmcredit.imagery.read import SNOW_BANDS, read_window
 from farmcredit.imagery.scene import Imagery
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def sample_blue(imagery: Imagery, centres: np.ndarray, clear_classes: Collection
         if not unread.any():  # a small image, or parcels close together: the window was read whole already
             continue
         read.append(window)
-        cube = read_window(imagery, window, DENSE_BLUE_BANDS, clear_classes)
+        # With the snow test's bands where the imagery has them: snow left clear is not haze (``looks_like_snow``).
+        cube = read_window(imagery, window, (*DENSE_BLUE_BANDS, *SNOW_BANDS), clear_classes)
         blue, red, nir = (cube.reflectance[:, cube.bands.index(band)] for band in DENSE_BLUE_BANDS)
         seen = cube.clear & np.isfinite(blue) & unread
         with np.errstate(divide="ignore", invalid="ignore"):

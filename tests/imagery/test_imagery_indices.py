@@ -31,6 +31,8 @@ def cube_of(reflectance: dict[str, list[float]], clear: list[bool] | None = None
         lost=np.zeros((1, 1, width), dtype=bool),
         uncovered=np.zeros((1, 1, width), dtype=bool),
         error_lost=np.zeros((0, 1, width), dtype=bool),
+        snow=np.zeros((1, 1, width), dtype=bool),
+        snow_unmasked=np.zeros((1, 1, width), dtype=bool),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from conftest import write_raster
 from rasterio.windows import Window
 
 from farmcredit.imagery import CLEAR_SCL_CLASSES, open_imagery, read_window
@@ -242,3 +243,38 @@ def test_a_band_file_short_of_its_scenes_extent_leaves_the_pixels_it_misses_unco
     assert not cube.lost.any() and not cube.read_errors
     assert not cube.clear[2][expected[2]].any()
     assert np.isnan(cube.reflectance[2, 0][expected[2]]).all() == (band == "B04")
+
+
+def test_snow_is_not_clear_whatever_its_scl_and_turbid_water_is_not_snow(
+    tmp_path: Path, write_scene: Callable[..., Path]
+) -> None:
+    """Snow a cloud mask of one's own wrote as SCL 4 (or Sen2Cor leaked as 4 or 5) was read clear, as bare land, and
+    the CNN wiped the fields out. Read as snow by its spectrum it is not clear, and is snow as SCL 11 is; silt-laden
+    water (high NDSI, dark NIR) and a pond Sen2Cor calls water stay clear. Without B11 nothing changes."""
+    folder = write_scene(tmp_path / "s" / "S2A_50SKA_20200610_0_L2A", acquired=datetime(2020, 6, 10),
+                         baseline="02.14")
+    # 10 m rows 0-3 snow, 4-7 turbid water (NDSI 0.76, NIR 0.05), 8-11 land; SCL all clear but 6 (water) under
+    # rows 4-7 and 11 (snow) in the last 20 m pixel, and rows 0-1, columns 0-3 of water under silt (NIR 0.2).
+    green = np.repeat([8400, 1500, 800], 4)[:, None] * np.ones((1, 12))
+    nir = np.repeat([7500, 500, 3000], 4)[:, None] * np.ones((1, 12))
+    swir = np.repeat([800, 200, 2000], 2)[:, None] * np.ones((1, 6))
+    green[:2, :4], nir[:2, :4], swir[0, :2] = 2000, 2000, 500
+    scl = np.full((6, 6), 4)
+    scl[0, :2], scl[2:4], scl[5, 5] = 6, 6, 11
+    for band, values, resolution in (("B03", green, 10), ("B08", nir, 10), ("B11", swir, 20), ("SCL", scl, 20)):
+        write_raster(folder / f"{band}.tif", values.astype(np.uint16 if band != "SCL" else np.uint8), resolution)
+    imagery = open_imagery(tmp_path / "s")
+
+    cube = read_window(imagery, Window(0, 0, 12, 12), bands=("B03", "B08", "B11"))
+
+    snow = np.zeros((12, 12), dtype=bool)
+    snow[:4] = True
+    snow[:2, :4] = False  # silt-laden water Sen2Cor calls water
+    called_clear = snow.copy()
+    snow[10:, 10:] = True  # SCL 11
+    np.testing.assert_array_equal(cube.snow[0], snow)
+    np.testing.assert_array_equal(cube.snow_unmasked[0], called_clear)
+    np.testing.assert_array_equal(cube.clear[0], ~snow)
+    without_swir = read_window(imagery, Window(0, 0, 12, 12), bands=("B03", "B08"))
+    np.testing.assert_array_equal(without_swir.clear[0], ~snow | called_clear)
+    assert not without_swir.snow_unmasked.any()
