@@ -142,11 +142,16 @@ def build_run_record(
     parcels_crs: str | None = None,
     hazy_dates: Sequence[dict] = (),
     parcels_datum: str = "wgs84",
+    *,
+    snowed: np.ndarray | None = None,
+    snow_called_clear: np.ndarray | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``clear``: per parcel and date of ``dates``,
     whether the date was clear over it (``ParcelMeasurements.clear``, all False for a parcel in error), counted by
-    date (``season_clear``); ``read_failures``: the files that failed
+    date (``season_clear``), as are, alike, ``snowed``, whether snow is what hid it (``SeasonMeasurements.snowed``),
+    and ``snow_called_clear``, whether pixels of it read as snow though the cloud mask called them clear (None: none
+    did); ``read_failures``: the files that failed
     to decode where parcels were read (scene id, file, message, parcels that lost a clear observation to it: 0 where
     another product of the date made up for it); ``parcels_layer``: the layer read from a parcel file
     of several; ``scenes``: the scenes' ``scene_record`` taken when they were opened (else taken now); ``season``: the
@@ -192,7 +197,9 @@ def build_run_record(
         },
         "season_dates": [d.isoformat() for d in dates],
         "season_requested": None if season is None else f"{season[0].isoformat()}/{season[1].isoformat()}",
-        "season_clear": _season_clear(dates, clear, int((parcels["status"] != "error").sum())),
+        "season_clear": _season_clear(dates, clear, int((parcels["status"] != "error").sum()),
+                                      np.zeros_like(clear) if snowed is None else snowed,
+                                      np.zeros_like(clear) if snow_called_clear is None else snow_called_clear),
         "models": models,
         "config": {"hash": config.config_hash(), "values": config.model_dump(mode="json")},
         "counts": {
@@ -227,13 +234,18 @@ def area_interval_record(model: object) -> dict:
     return {"level": level, **margins.written(), "sizes": margins.labels()}
 
 
-def _season_clear(dates: Sequence[date], clear: np.ndarray, measured: int) -> dict:
+def _season_clear(dates: Sequence[date], clear: np.ndarray, measured: int, snowed: np.ndarray,
+                  snow_called_clear: np.ndarray) -> dict:
     """How many of the ``measured`` parcels (those not in error) each date was clear over (``clear``: per parcel and
-    date), and what share of them (null where none was measured): a date clouded over the portfolio shows as 0."""
+    date), and what share of them (null where none was measured): a date clouded over the portfolio shows as 0; how
+    many snow hid (``parcels_snow``, of ``snowed``), apart from cloud, and how many had snow their cloud mask called
+    clear, masked as snow (``parcels_snow_called_clear``, of ``snow_called_clear``)."""
+    counts = zip(dates, clear.sum(axis=0), snowed.sum(axis=0), snow_called_clear.sum(axis=0), strict=True)
     return {"parcels_measured": measured,
             "dates": [{"date": day.isoformat(), "parcels_clear": int(count),
-                       "share": round(int(count) / measured, 4) if measured else None}
-                      for day, count in zip(dates, clear.sum(axis=0), strict=True)]}
+                       "share": round(int(count) / measured, 4) if measured else None,
+                       "parcels_snow": int(snow), "parcels_snow_called_clear": int(unmasked)}
+                      for day, count, snow, unmasked in counts]}
 
 
 def crs_name(crs: CRS) -> str:

@@ -86,6 +86,9 @@ StageCallback = Callable[[str], None]
 PORTFOLIO_STAGES = "portfolio-wide stages (health among peers, overlaps, limits, borrowers)"
 # Called with each window and its per-pixel layers (name -> float32 rows x cols on the window).
 PixelCallback = Callable[[Window, Mapping[str, np.ndarray]], None]
+# What the warnings advise where snow, not cloud, hid parcels: more winter dates are more snow.
+SNOW_ADVICE = ("snow is normal in winter over a winter crop, which is judged from its spring green-up: assess a season "
+               "reaching past the thaw (--season; season= in Python), not more winter dates")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class Assessment:
             (``ParcelMeasurements.product``), for the audit records.
         clear: per parcel and date, whether the date was clear over it (``ParcelMeasurements.clear``; all False for
             a parcel in error): the dates its signals rest on, for the audit records.
+        snowed: per parcel and date, whether snow is what hid it that date (``SeasonMeasurements.snowed``; all False
+            for a parcel in error), for the warnings.
         grid_window: the window of the imagery grid holding every parcel that overlaps it (None
             when none does); the raster outputs cover it.
         pixels: per-pixel layers of the run (cropland probability, peak NDVI) when it kept them.
@@ -121,6 +126,7 @@ class Assessment:
     overlaps: Overlaps
     products: np.ndarray
     clear: np.ndarray
+    snowed: np.ndarray
     grid_window: Window | None = None
     pixels: PixelRasters | None = None
 
@@ -305,13 +311,17 @@ def warn_batch_partitions(out: Path) -> None:
 
 def warn_of_findings(result: Assessment) -> None:
     """Say what a run found that its results alone do not tell at a glance: image files that could not be read
-    (``_warn_read_failures``), parcels clouds or the season left unjudged (``_warn_clouds``, ``_warn_season``), crop
-    calendars whose peak the season's dates miss (``_warn_calendars``; none where no parcel has a clear date)."""
+    (``_warn_read_failures``), snow the cloud mask called clear (``_warn_snow_called_clear``), parcels clouds, snow or
+    the season left unjudged (``_warn_clouds``, ``_warn_season``), crop calendars whose peak the season's dates miss
+    (``_warn_calendars``; none where no parcel has a clear date)."""
     codes = result.parcels["reason_all"].str.split(";")
     _warn_read_failures(result.record["read_failures"], codes)
+    _warn_snow_called_clear(result.record["season_clear"]["dates"])
+    # A parcel snow hid on at least half the dates it was hidden on is told of snow, not cloud.
+    snowy = result.snowed.any(axis=1) & (2 * result.snowed.sum(axis=1) >= (~result.clear).sum(axis=1))
     all_clouded = _warn_clouds(codes, result.parcels["clear_observations"], len(result.record["season_dates"]),
                                result.record["config"]["values"]["agronomy"]["min_clear_observations"],
-                               bool(result.record["read_failures"]))
+                               bool(result.record["read_failures"]), snowy)
     # No date seen anywhere says nothing of any crop calendar: the dates' peaks are not missed, they are clouded.
     dates = [] if all_clouded else [date.fromisoformat(day) for day in result.record["season_dates"]]
     _warn_season(codes, _warn_calendars(result.config, result.parcels, result.series, codes, dates))
@@ -381,28 +391,55 @@ def _day_text(day: int, year: int) -> str:
     return f"{when.day} {when:%B}"
 
 
-def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool) -> bool:
+def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool,
+                 snowy: np.ndarray) -> bool:
     """Say how many parcels (``codes``: each one's reason codes) are referred for fewer than ``needed`` clear images of
     the season's ``dates`` (clouds, dates without data over them, a short band file), leaving out, when any file
     failed to read (``failures``), those flagged IMAGERY_READ_ERROR, which the read failures' warning counts; a
     season of fewer dates than ``needed`` is warned of as such before measuring. Where no parcel has a clear date
-    (``clear``: each one's clear observations), one line says so instead: no crop was judged anywhere. Returns
-    whether it did."""
-    blind = codes.map(lambda c: "NO_CLEAR_OBSERVATIONS" in c).sum()
-    if blind and not clear.fillna(0).any():
+    (``clear``: each one's clear observations), one line says so instead: no crop was judged anywhere. Parcels snow
+    hid (``snowy``, per parcel) are told of snow, with advice of their own (``SNOW_ADVICE``). Returns whether no
+    parcel had a clear date."""
+    blind = codes.map(lambda c: "NO_CLEAR_OBSERVATIONS" in c).to_numpy()
+    if blind.any() and not clear.fillna(0).any():
+        under_snow = int((blind & snowy).sum())
+        if under_snow == blind.sum():
+            logger.warning("no clear image over any parcel on any of the season's %d date(s): snow (SCL 11, or read "
+                           "as snow) covers every parcel; all %d parcel(s) measured are referred "
+                           "NO_CLEAR_OBSERVATIONS, none of their crops judged; %s", dates, under_snow, SNOW_ADVICE)
+            return True
+        snow = f"; snow, not cloud, hid {under_snow} of them: {SNOW_ADVICE}" if under_snow else ""
         logger.warning("no clear image over any parcel on any of the season's %d date(s): clouds or their shadows "
                        "(SCL) cover every parcel on each, or it has no data or no readable file there; all %d "
                        "parcel(s) measured are referred NO_CLEAR_OBSERVATIONS, none of their crops judged; check the "
-                       "imagery's cloud mask and dates, or assess a season with clear dates", dates, blind)
+                       "imagery's cloud mask and dates, or assess a season with clear dates%s", dates, blind.sum(),
+                       snow)
         return True
     few = codes.map(lambda c: ("FEW_CLEAR_OBSERVATIONS" in c or "NO_CLEAR_OBSERVATIONS" in c)
-                    and not (failures and "IMAGERY_READ_ERROR" in c)).sum()
-    if few and dates >= needed:
+                    and not (failures and "IMAGERY_READ_ERROR" in c)).to_numpy()
+    if dates < needed:
+        return False
+    if clouded := int((few & ~snowy).sum()):
         logger.warning("%d parcel(s) have fewer than %d clear images of the season's %d dates (FEW_CLEAR_OBSERVATIONS, "
                        "NO_CLEAR_OBSERVATIONS: referred): clouds or their shadows hide them on the others, or those "
                        "dates have no data over them (a swath's edge); a longer --season (season= in Python), or more "
-                       "dates in it, judges them", few, needed, dates)
+                       "dates in it, judges them", clouded, needed, dates)
+    if under_snow := int((few & snowy).sum()):
+        logger.warning("%d parcel(s) have fewer than %d clear images of the season's %d dates (FEW_CLEAR_OBSERVATIONS, "
+                       "NO_CLEAR_OBSERVATIONS: referred): snow (SCL 11, or read as snow) hides them on most of the "
+                       "others; %s", under_snow, needed, dates, SNOW_ADVICE)
     return False
+
+
+def _warn_snow_called_clear(days: Sequence[Mapping[str, Any]]) -> None:
+    """Name the dates (``run.json``'s ``season_clear`` dates) on which pixels of parcels read as snow though their
+    cloud mask called them clear (``parcels_snow_called_clear``): masked as snow, as SCL 11 is."""
+    snowed = [f"{day['date']}: {day['parcels_snow_called_clear']} parcel(s)" for day in days
+              if day.get("parcels_snow_called_clear")]
+    if snowed:
+        logger.warning("%d date(s) had snow over parcels that their cloud mask called clear: masked as snow (%s); a "
+                       "cloud mask of one's own (written as SCL 4 clear, 9 masked) must mask snow too", len(snowed),
+                       "; ".join(snowed[:10]) + (f"; and {len(snowed) - 10} more" if len(snowed) > 10 else ""))
 
 
 def _warn_read_failures(failures: Sequence[Mapping[str, str]], codes: pd.Series) -> None:
@@ -619,7 +656,7 @@ def check_ground_pixels(imagery: Imagery) -> None:
 def finish_assessment(
     inputs: AssessmentInputs,
     model: CroplandModel,
-    measurements: ParcelMeasurements,
+    measurements: SeasonMeasurements,
     outside: np.ndarray,
     timings: dict[str, float],
     started: float,
@@ -669,6 +706,8 @@ def finish_assessment(
         reasons[i].append("MOSTLY_OUTSIDE_IMAGERY" if too_little else "PARTLY_OUTSIDE_IMAGERY")
     assessable = np.array([not _has_error(r) for r in reasons])
     clear = measurements.clear(cfg.imagery.min_clear_share) & assessable[:, None]
+    snowed = measurements.snowed(cfg.imagery.min_clear_share) & assessable[:, None]
+    snow_called_clear = (np.nan_to_num(measurements.snow_unmasked_share) > 0) & assessable[:, None]
     signals, signal_reasons = derive_signals(
         measurements, table["declared_crop"].to_numpy(), assessable, cfg
     )
@@ -694,11 +733,12 @@ def finish_assessment(
         inputs.fingerprint, inputs.imagery, cfg, {"cropland": cropland, "risk": risk.describe()}, result, borrowers,
         measurements.dates, clear, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
         table.crs, inputs.parcels_crs, [day.record() for day in inputs.hazy_dates], inputs.parcels_datum,
+        snowed=snowed, snow_called_clear=snow_called_clear,
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.
     return Assessment(result.set_axis(inputs.index), borrowers, record, cfg, inputs.imagery, series, overlaps,
-                      measurements.product, clear, extent, pixels)
+                      measurements.product, clear, snowed, extent, pixels)
 
 
 def _refetch_command(inputs: AssessmentInputs) -> str | None:
@@ -752,7 +792,7 @@ def measure_parcels(
     model: CroplandModel,
     progress: ProgressCallback | None = None,
     pixels: PixelCallback | None = None,
-) -> tuple[ParcelMeasurements, np.ndarray]:
+) -> tuple[SeasonMeasurements, np.ndarray]:
     """Zonal statistics of every parcel, window by window.
 
     Args:
@@ -773,7 +813,28 @@ def measure_parcels(
     return assemble_measurements(geoms, imagery, stats, model_margins(model))
 
 
-PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi", "product")
+@dataclass(frozen=True, kw_only=True)
+class SeasonMeasurements(ParcelMeasurements):
+    """``ParcelMeasurements`` with the snow the run reports (the agronomy stage reads none of it).
+
+    Attributes:
+        snow_share: share of the parcel's in-imagery area under snow on each date (SCL 11, or read as snow:
+            ``SeasonCube.snow``), which is not clear.
+        snow_unmasked_share: the share of it read as snow where the cloud mask called it clear.
+    """
+
+    snow_share: np.ndarray
+    snow_unmasked_share: np.ndarray
+
+    def snowed(self, min_clear_share: float) -> np.ndarray:
+        """Per parcel and date: whether snow is what hid the parcel: the date is not clear over it (``clear``) and
+        snow covers at least half of what was not clear (cloud, shadow or no data the rest)."""
+        hidden = 1.0 - np.nan_to_num(self.clear_share, nan=0.0)
+        snow = np.nan_to_num(self.snow_share, nan=0.0)
+        return ~self.clear(min_clear_share) & (snow > 0) & (2 * snow >= hidden)
+
+
+PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi", "product", "snow", "snow_unmasked")
 PER_PARCEL_STATS = ("inside", "frac", "low", "high", "mixed")
 
 
@@ -789,7 +850,9 @@ def measure_windows(
     """Raw zonal statistics of the parcels of ``windows`` (see ``measure_parcels``); NaN elsewhere.
 
     Returns:
-        ``PER_DATE_STATS`` as (n, t) arrays, ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
+        ``PER_DATE_STATS`` as (n, t) arrays (``snow``: the share of the parcel's cells under snow,
+        ``SeasonCube.snow``; ``snow_unmasked``: of those read as snow where the cloud mask called them clear),
+        ``PER_PARCEL_STATS`` as (n,) arrays (``inside`` is the
         in-imagery area, in cells of the grid with data on some date (``SeasonCube.imaged``), over the polygon
         area), ``read_error`` (n,) bool, True for parcels on pixels a read failure, or a band file short of its
         scene's extent, left without data on a date (``SeasonCube.lost``, ``SeasonCube.uncovered``), ``read_failed``
@@ -844,6 +907,9 @@ def measure_windows(
         crop_pixels = probability[None] >= CROPLAND_CUT
         crop_ndvi = np.where(crop_pixels, indices["ndvi"], np.nan)
         stats["clear"][members] = ndvi["valid_fraction"]
+        for name, snow in (("snow", cube.snow), ("snow_unmasked", cube.snow_unmasked)):
+            stats[name][members] = zonal_stats(coverage, snow.astype(np.float32), cell_area=cell_area,
+                                               percentiles=())["mean"]
         stats["ndvi"][members] = ndvi["mean"]
         stats["std"][members] = ndvi["std"]
         stats["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
@@ -936,8 +1002,8 @@ def failure_table(failures: Iterable[Sequence[str | int]]) -> np.ndarray:
 
 def assemble_measurements(
     geoms: np.ndarray, imagery: Imagery, stats: Mapping[str, np.ndarray], margins: AreaMargins
-) -> tuple[ParcelMeasurements, np.ndarray]:
-    """Every parcel's ``ParcelMeasurements`` from the raw statistics of ``measure_windows``; polygon areas planar in
+) -> tuple[SeasonMeasurements, np.ndarray]:
+    """Every parcel's ``SeasonMeasurements`` from the raw statistics of ``measure_windows``; polygon areas planar in
     each parcel's own UTM zone (``utm_area_m2``), whatever the imagery's CRS; cultivated-area intervals widened by
     the model's ``margins`` for each parcel's area (``widened``).
 
@@ -949,7 +1015,7 @@ def assemble_measurements(
     low, high = widened(stats["frac"], stats["low"], stats["high"], margins.at(area_ha) * stats["mixed"])
     inside = np.nan_to_num(stats["inside"], nan=0.0)
     outside = (inside <= 0.0) & usable_geometries(geoms)
-    measurements = ParcelMeasurements(
+    measurements = SeasonMeasurements(
         dates=tuple(scene.acquired.date() for scene in imagery.scenes),
         polygon_area_ha=area_ha,
         inside_share=np.clip(inside, 0.0, 1.0),
@@ -965,6 +1031,8 @@ def assemble_measurements(
         product=stats["product"],
         read_error=stats["read_error"],
         read_failures=tuple(tuple(failure) for failure in stats["read_failures"]),
+        snow_share=stats["snow"],
+        snow_unmasked_share=stats["snow_unmasked"],
     )
     return measurements, outside
 

@@ -44,7 +44,9 @@ _REASONS = (
            "likely generated or corrupted, so it was not measured; simplify the outline."),
     Reason("OUTSIDE_IMAGERY", "error", "The parcel lies outside the imagery for this season."),
     Reason("MEASUREMENT_FAILED", "error", "The imagery over the parcel could not be measured in this run; rerun it."),
-    Reason("NO_CLEAR_OBSERVATIONS", "refer", "No cloud-free image of the parcel this season."),
+    Reason("NO_CLEAR_OBSERVATIONS", "refer",
+           "No image of the parcel this season is free of cloud and snow (snow is normal in winter over a winter "
+           "crop, which is judged from its spring green-up)."),
     Reason("GEOMETRY_REPAIRED", "refer",
            "The drawn boundary crossed itself or its parts overlapped, and was repaired (overlaps taken once); check "
            "the outline."),
@@ -65,10 +67,11 @@ _REASONS = (
            "the part unseen, fallow or all crop, could turn any decision, so none is made on the part seen; a person "
            "decides, and no limit is offered until then."),
     Reason("FEW_CLEAR_OBSERVATIONS", "refer",
-           "Too few clear images this season to judge the crop (clouds, or a season of few dates)."),
+           "Too few clear images this season to judge the crop (clouds, snow, or a season of few dates; a winter "
+           "crop under snow is judged from its spring green-up)."),
     Reason("SEASON_MISSES_CROP", "refer",
-           "No crop shows on the parcel, but no cloud-free image falls while its declared crop (any crop, where none "
-           "is declared) is green: it may be sown after the season's images or harvested before them."),
+           "No crop shows on the parcel, but no image free of cloud and snow falls while its declared crop (any crop, "
+           "where none is declared) is green: it may be sown after the season's images or harvested before them."),
     Reason("PEAK_NOT_OBSERVED", "refer",
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
