@@ -207,7 +207,31 @@ BORROWER_NAME_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni", "socio", "sócio"
 BORROWER_IDS_MIN = 10
 BORROWER_IDS_SHARE = 0.05
 ID_NAME_WORDS = frozenset({"id", "ids", "no", "nr", "num", "number", "code"})
-NATIONAL_ID_WORDS = frozenset({"cpf", "cnpj", "cuit", "dni"})
+# A column so named holds national identity numbers (cpf, dni, id_card, 身份证号, aadhaar_no, resident_id): named so,
+# or mostly passing their check (``_national_id``), it is told to hold them, not proposed as the borrower id (README:
+# Personal data); words whole, parts of the name with its separators off (ID Card: idcard).
+NATIONAL_ID_WORDS = frozenset({"cpf", "cnpj", "cuit", "cuil", "dni", "curp", "nid", "nin"})
+NATIONAL_ID_PARTS = ("idcard", "residentid", "nationalid", "identitycard", "identitynumber", "cedula", "cédula",
+                     "aadhaar", "aadhar", "身份证", "आधार", "আধার")
+# ...and one naming a farmer, or giving a phone or address (farmer_name, 户主姓名, nome_cooperado, farmer_phone) is
+# never proposed: names are not unique, and farmers sharing one would be lent as one borrower.
+PERSONAL_NAME_PARTS = ("name", "nome", "nombre", "phone", "telefon", "teléfono", "celular", "mobile", "address",
+                       "endereco", "endereço", "direccion", "dirección", "adresse", "姓名", "名字", "电话", "手机",
+                       "地址", "住址", "नाम", "फोन", "फ़ोन", "मोबाइल", "पता", "নাম", "ফোন", "মোবাইল", "ঠিকানা")
+PERSONAL_NAME_WORDS = frozenset({"nom", "tel", "cel", "jina", "simu", "anwani"})
+# Aadhaar's check (Verhoeff's, over the dihedral group D5): its multiplication table, the permutation of a digit by
+# its place from the right (mod 8).
+VERHOEFF_MULTIPLY = ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5), (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+                     (3, 4, 0, 1, 2, 8, 9, 5, 6, 7), (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+                     (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3), (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+                     (9, 8, 7, 6, 5, 4, 3, 2, 1, 0))
+VERHOEFF_PERMUTE = ((0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4), (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+                    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7), (9, 4, 5, 3, 1, 2, 8, 7, 0, 6), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+                    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8))
+# An Aadhaar number (12 digits, not starting 0 or 1; in groups of 4 as printed) and a CPF (11 digits, 123.456.789-09
+# as printed), as a spreadsheet may hold them.
+AADHAAR = re.compile(r"[2-9]\d{3} ?\d{4} ?\d{4}")
+CPF = re.compile(r"\d{3}\.?\d{3}\.?\d{3}-?\d{2}")
 YEAR = re.compile(r"(19|20)\d\d(\.0)?")
 # A value an area column gives: a number, or one typed with its unit (2.5, 30亩, 1.2 bigha, 1,200 m²). A column named
 # like an area whose values are mostly not so (eneo, region in Swahili: Nakuru) is none.
@@ -660,6 +684,10 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
 
     borrower_id = _optional_text(frame, "borrower_id", source)
     _check_excel_ids(borrower_id, source, file_rows)
+    if _mostly_national_ids(borrower_id):
+        logger.warning("%s: borrower_id values look like national identity numbers (most pass the check of a resident "
+                       "ID card number, an Aadhaar number or a CPF): every output carries them (README: Personal "
+                       "data); the lender's own reference for each borrower keeps them out", source)
     # One borrower written two ways is two, each its own cap and decision: a doubted parcel moved under the other
     # leaves the first approved, so both are referred.
     variants = _warn_id_variants(borrower_id, source, "borrower", "BORROWER_ID_VARIANT")
@@ -906,18 +934,88 @@ def _named_like_a_crop(name: str) -> bool:
 
 def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) -> None:
     """Without a ``borrower_id`` column (``read`` None), warn once that each parcel is lent as its own borrower, naming
-    the ``unread`` columns that look like a borrower id: named so (``BORROWER_NAME_PARTS``, CPF, cooperado, 借款人) and
-    of ids repeated across rows (``_repeated_ids``). Not refused: stand-alone parcels are lent on so."""
-    look_alikes = _look_alikes(unread, lambda name: _named_like(name, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS),
-                               _repeated_ids, "borrower id", read, source)
+    the ``unread`` columns that look like a borrower id, of ids repeated across rows (``_repeated_ids``): those named
+    so (``BORROWER_NAME_PARTS``: cooperado, farmer_id, 借款人) proposed as borrower_id; those of national identity
+    numbers (``_named_national_id`` or ``_mostly_national_ids``: CPF, id_card) told to hold them; those of farmers'
+    names, phones or addresses (``_named_personal``: farmer_name, 户主姓名) never proposed, told to be no ids where
+    they are the only ones. Not refused: stand-alone parcels are lent on so."""
+    look_alikes = _look_alikes(
+        unread, lambda name: _named_like(name, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS) or _named_national_id(name),
+        _repeated_ids, "borrower id", read, source)
     if read is not None:
         return
-    unread_text = (f"; column(s) {', '.join(map(repr, look_alikes))}, not read, look like a borrower id (so named, "
-                   "their values repeated across rows): if one gives each parcel's borrower, name it borrower_id"
-                   if look_alikes else "; if parcels share borrowers, give each one's in a borrower_id column")
+    values = {str(column): column_values for column, column_values in unread.items()}
+    personal = [name for name in look_alikes if _named_personal(folded(name))]
+    national = [name for name in look_alikes if name not in personal
+                and (_named_national_id(folded(name)) or _mostly_national_ids(values[name]))]
+    ids = [name for name in look_alikes if name not in personal and name not in national]
+    hints = []
+    if ids:
+        hints.append(f"column(s) {', '.join(map(repr, ids))}, not read, look like a borrower id (so named, their "
+                     "values repeated across rows): if one gives each parcel's borrower, name it borrower_id")
+    if national:
+        hints.append(f"column(s) {', '.join(map(repr, national))}, not read, hold national identity numbers (CPF, "
+                     "resident ID card, Aadhaar), repeated across rows: give each parcel's borrower the lender's own "
+                     "reference in a borrower_id column (README: Personal data); one of these named borrower_id "
+                     "would do, but every output would then carry the numbers")
+    if personal and not hints:
+        hints.append(f"column(s) {', '.join(map(repr, personal))}, not read, give farmers' names, phones or "
+                     "addresses: no borrower id (names are not unique, and farmers sharing one would be lent as one "
+                     "borrower); give each parcel's borrower the lender's own reference in a borrower_id column")
     logger.warning("%s: no borrower_id column: each parcel is lent as its own borrower (MISSING_BORROWER_ID), the "
                    "borrower-level rules (borrower cap, minimum loan, a referral holding the borrower's other parcels) "
-                   "applied to it alone%s", source, unread_text)
+                   "applied to it alone; %s", source,
+                   "; ".join(hints or ["if parcels share borrowers, give each one's in a borrower_id column"]))
+
+
+def _named_national_id(name: str) -> bool:
+    """True where a folded column name names national identity numbers: one of ``NATIONAL_ID_WORDS`` as a word, or of
+    ``NATIONAL_ID_PARTS`` within it, its separators off.
+
+    >>> [_named_national_id(name) for name in ("cpf", "id card", "身份证号码", "aadhaar_no", "farmer_id", "card_id")]
+    [True, True, True, True, False, False]
+    """
+    return (not NATIONAL_ID_WORDS.isdisjoint(_name_words(name))
+            or any(part in re.sub(r"[\W_]+", "", name) for part in NATIONAL_ID_PARTS))
+
+
+def _named_personal(name: str) -> bool:
+    """True where a folded column name names a farmer or gives a phone or an address (``PERSONAL_NAME_PARTS``,
+    ``PERSONAL_NAME_WORDS``).
+
+    >>> [_named_personal(name) for name in ("farmer_name", "户主姓名", "tel_cooperado", "farmer_id", "cooperado")]
+    [True, True, True, False, False]
+    """
+    return _named_like(name, PERSONAL_NAME_PARTS, PERSONAL_NAME_WORDS)
+
+
+def _mostly_national_ids(values: pd.Series) -> bool:
+    """True where more than half the distinct values given (``_given_values``; a number column's as whole numbers)
+    are national identity numbers whose check holds (``_national_id``)."""
+    given = _given_values(values).str.replace(r"^(\d+)\.0$", r"\1", regex=True).unique()
+    return len(given) > 0 and sum(map(_national_id, given)) > len(given) / 2
+
+
+def _national_id(value: str) -> bool:
+    """Whether ``value`` is a national identity number whose check holds: an 18-character resident ID number (GB
+    11643, ``_resident_id``), an Aadhaar number (``AADHAAR``, Verhoeff's check) or a CPF (``CPF``, its two check
+    digits; not one digit eleven times). One in 11, 10 or 100 numbers of the form passes by chance.
+
+    Example:
+        >>> [_national_id(value) for value in ("410102196001011003", "2345 6789 0127", "123.456.789-09", "B0001")]
+        [True, True, True, False]
+    """
+    if _resident_id(value):
+        return True
+    if AADHAAR.fullmatch(value):
+        check = 0
+        for place, digit in enumerate(reversed(value.replace(" ", ""))):
+            check = VERHOEFF_MULTIPLY[check][VERHOEFF_PERMUTE[place % 8][int(digit)]]
+        return check == 0
+    if CPF.fullmatch(value) and len(set(digits := [int(d) for d in re.sub(r"\D", "", value)])) > 1:
+        return all(sum(d * w for d, w in zip(digits, range(n + 1, 1, -1))) * 10 % 11 % 10 == digits[n]
+                   for n in (9, 10))
+    return False
 
 
 def _given_values(values: pd.Series) -> pd.Series:
@@ -978,16 +1076,16 @@ def _repeated_ids(values: pd.Series) -> bool:
 
 
 def _named_as_an_id(name: str) -> bool:
-    """True where a folded column name is a borrower's id by its words: CPF's kind (``NATIONAL_ID_WORDS``), or one of
-    ``ID_NAME_WORDS`` first or last beside a word naming the borrower (farmer_id, member_no, id_cliente; not
-    farmer_zip_code nor member_no_of_plots).
+    """True where a folded column name is a borrower's id by its words: a national identity number's
+    (``_named_national_id``: cpf, id_card), or one of ``ID_NAME_WORDS`` first or last beside a word naming the
+    borrower (farmer_id, member_no, id_cliente; not farmer_zip_code nor member_no_of_plots).
 
     >>> [_named_as_an_id(name) for name in ("cpf", "farmer_id", "id_cliente", "farmer_zip_code", "member_no_of_plots")]
     [True, True, True, False, False]
     """
-    words = [word for word in _name_words(name) if word]
-    if not NATIONAL_ID_WORDS.isdisjoint(words):
+    if _named_national_id(name):
         return True
+    words = [word for word in _name_words(name) if word]
     return len(words) > 1 and any(
         first in ID_NAME_WORDS and _named_like(second, BORROWER_NAME_PARTS, BORROWER_NAME_WORDS)
         for first, second in ((words[0], words[1]), (words[-1], words[-2])))

@@ -661,14 +661,15 @@ def _parcel_squares(**columns: list) -> list[dict]:
             for row in _hectare_squares(**columns)]
 
 
-@pytest.mark.parametrize("name", ["CPF", "cooperado", "socio", "productor", "id_cliente", "farmer_id", "Member",
+@pytest.mark.parametrize("name", ["cooperado", "socio", "productor", "id_cliente", "farmer_id", "Member",
                                   "借款人", "农户编码"])
 def test_a_borrower_column_under_another_name_is_warned_of_as_each_parcel_lent_alone(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
     """CPF, cooperado and the like were ignored in silence: each parcel was lent as its own borrower, the borrower cap,
     minimum loan and referrals applied per parcel (sample_tiles/ with borrower_id renamed CPF: 195,300 -> 292,900
-    CNY approved)."""
-    rows = _parcel_squares(**{name: ["123.456.789-09", "123.456.789-09", "987.654.321-00"],
+    CNY approved). Their values are a cooperative's member numbers: CPFs (national identity numbers) are told apart
+    (test_national_id_columns_are_told_to_hold_national_identity_numbers)."""
+    rows = _parcel_squares(**{name: ["C-0101", "C-0101", "C-0102"],
                               "members_count": [3, 3, 2], "village": ["Ituiutaba"] * 3})
     warnings = _warnings_reading(tmp_path / "cpf.geojson", rows, caplog)
     assert warnings.count("no borrower_id column") == 1
@@ -715,7 +716,8 @@ def test_columns_of_years_or_a_few_labels_are_not_proposed_as_borrower_ids(
     # Named as an id, any value repeated will do: 4 farmers of 15 plots each, members numbered 2001-2020.
     named = _parcel_squares(cpf=[f"123.456.789-0{k}" for k in range(4)] * 15, member_no=list(range(2001, 2021)) * 3)
     ids = _warnings_reading(tmp_path / "ids.geojson", named, caplog)
-    assert "column(s) 'cpf', 'member_no', not read, look like a borrower id" in ids
+    assert "column(s) 'member_no', not read, look like a borrower id" in ids
+    assert "column(s) 'cpf', not read, hold national identity numbers" in ids
     # An id word elsewhere in a borrower's column (a branch's code, a zip code, a count of plots) is no id.
     others = _parcel_squares(farmer_zip_code=["40001", "40002"] * 30, client_branch_code=["BR01", "BR02"] * 30,
                              member_no_of_plots=[1, 2, 3] * 20)
@@ -1450,3 +1452,65 @@ def test_two_fields_apart_each_cut_by_a_road_are_parts_apart(caplog: pytest.LogC
         flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
     assert list(flagged["reasons"]) == [[], ["PARTS_APART"]]
     assert "(PAIRS: 1,790 m)" in caplog.text
+
+
+RESIDENT_IDS = ["410102196001011003", "410102196102021016", "410102196203031029", "410102196304041031"]
+AADHAARS = ["234567890127", "234567969314", "234568048500", "234568127690"]
+CPFS = ["123.456.000-39", "123.456.037-20", "123.456.074-75", "123.456.111-54", "123.456.148-46", "123.456.185-90",
+        "123.456.222-70", "123.456.259-61", "123.456.296-06", "123.456.333-95"]
+
+
+def test_name_phone_or_address_columns_are_never_proposed_as_borrower_ids(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The warning of no borrower_id proposed farmer_name and 户主姓名 (household head's name) as borrower_id: followed,
+    four farmers named 张伟 were merged into one borrower of 9 parcels, referred 4,300 CNY, where apart two were
+    approved, one referred and one declined (a data-protection review, p_names2). Names are no ids: never
+    proposed, told so where they are the only columns hinting at borrowers."""
+    names = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨勇", "赵军", "黄敏", "周杰", "吴霞"] * 2
+    rows = _parcel_squares(farmer_name=names, 户主姓名=names, farmer_phone=[f"+86 13810000{k % 10}" for k in range(20)],
+                           endereco_cooperado=[f"Rua A, {k % 10}" for k in range(20)])
+    warnings = _warnings_reading(tmp_path / "names.geojson", rows, caplog)
+    assert warnings.count("no borrower_id column") == 1 and "name it borrower_id" not in warnings
+    assert ("column(s) 'farmer_name', '户主姓名', 'farmer_phone', 'endereco_cooperado', not read, give farmers' names, "
+            "phones or addresses: no borrower id (names are not unique, and farmers sharing one would be lent as one "
+            "borrower); give each parcel's borrower the lender's own reference in a borrower_id column") in warnings
+    members = _warnings_reading(tmp_path / "members.geojson", _parcel_squares(
+        farmer_name=names, member_no=[f"M{k // 2}" for k in range(20)]), caplog)
+    assert "column(s) 'member_no', not read, look like a borrower id" in members and "farmer_name" not in members
+
+
+def test_national_id_columns_are_told_to_hold_national_identity_numbers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """CPF and cpf were proposed as borrower_id, and id_card (resident ID numbers) left unnamed, though README keys
+    borrower_id on the lender's own reference, not a national identity number. Such a column, by its name (id_card,
+    身份证号, aadhaar_no, CPF) or its values (a cooperado column of valid CPFs), is told to hold them, with the
+    personal-data caveat; a coop's member numbers are still proposed."""
+    rows = _parcel_squares(id_card=RESIDENT_IDS * 5, 身份证号=RESIDENT_IDS * 5, aadhaar_no=AADHAARS * 5, CPF=CPFS * 2,
+                           cooperado=CPFS * 2, socio=[f"S{k % 10}" for k in range(20)])
+    warnings = _warnings_reading(tmp_path / "ids.geojson", rows, caplog)
+    assert warnings.count("no borrower_id column") == 1
+    assert ("applied to it alone; column(s) 'socio', not read, look like a borrower id (so named, their values "
+            "repeated across rows): if one gives each parcel's borrower, name it borrower_id; column(s) 'id_card', "
+            "'身份证号', 'aadhaar_no', 'CPF', 'cooperado', not read, hold national identity numbers (CPF, resident ID "
+            "card, Aadhaar), repeated across rows: give each parcel's borrower the lender's own reference in a "
+            "borrower_id column (README: Personal data); one of these named borrower_id would do, but every output "
+            "would then carry the numbers") in warnings
+
+
+@pytest.mark.parametrize("ids", [RESIDENT_IDS, AADHAARS, [aadhaar[:4] + " " + aadhaar[4:8] + " " + aadhaar[8:]
+                                                          for aadhaar in AADHAARS], CPFS[:4],
+                                 [cpf.replace(".", "").replace("-", "") for cpf in CPFS[:4]]])
+def test_borrower_ids_that_are_national_identity_numbers_are_warned_of_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, ids: list[str]) -> None:
+    """Resident ID numbers, Aadhaar or CPFs as borrower_id ran in silence, the numbers then in every table and .jsonl
+    record. Most passing their check now warns once; a lender's references, and numbers of the form whose check
+    fails, do not."""
+    rows = [{**row, "borrower_id": borrower} for row, borrower in zip(_hectare_squares(crop=["soy"] * 8), ids * 2)]
+    warnings = _warnings_reading(tmp_path / "national.geojson", rows, caplog)
+    assert warnings.count("borrower_id values look like national identity numbers (most pass the check of a resident "
+                          "ID card number, an Aadhaar number or a CPF): every output carries them (README: Personal "
+                          "data); the lender's own reference for each borrower keeps them out") == 1
+    altered = [borrower[:-1] + str((int(borrower[-1]) + 1) % 10) for borrower in ids]  # check digit wrong
+    for others in (["B0001", "B0002", "B0003", "B0004"], altered, [ids[0], *altered[1:]]):
+        rows = [{**row, "borrower_id": borrower} for row, borrower in zip(rows, others * 2)]
+        assert "national identity" not in _warnings_reading(tmp_path / "others.geojson", rows, caplog)
