@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import geopandas as gpd
+import matplotlib
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -80,6 +81,7 @@ RUN_COLOURS = {"this run": "#2c7fb8", "reference": "#bdbdbd"}
 # red-green colour-blind eye (a black hatch would not show on it).
 BAND_COLOURS = ("#fdb863", "#e66101", "#5e3c99", "#222222")
 BAND_HATCHES = ("", "////", "....", "")
+HATCH_COLOUR = "#ffffff"
 # Money grouped as its readers group it: Indian rupees in lakh and crore (55,45,340), others in thousands.
 LAKH_GROUPED = frozenset({"INR"})
 DECIDED = {"approve": "approved", "refer": "referred", "decline": "declined"}
@@ -1480,9 +1482,12 @@ def _grouped_bars(axis: Axes, values: pd.DataFrame, colours: dict[str, str], hor
         heights = values[column].astype(float).fillna(0.0).to_numpy()
         draw = axis.barh if horizontal else axis.bar
         hatch = (hatches or {}).get(column)
-        draw(offset, heights, width, label=str(column), color=colours.get(column, "#999999"),
-             **({"hatch": hatch, "hatchcolor": "#ffffff", "edgecolor": "#000000", "linewidth": 0.4} if hatch is not None
-                else {}))
+        # The hatch colour from the rcParams as the bars are made (``hatchcolor=`` is matplotlib 3.11's; the pin
+        # allows 3.8), and their outline drawn apart: up to 3.10 a bar's own edge colour recolours its hatch.
+        with matplotlib.rc_context({"hatch.color": HATCH_COLOUR}):
+            draw(offset, heights, width, label=str(column), color=colours.get(column, "#999999"), hatch=hatch)
+        if hatch is not None:
+            draw(offset, heights, width, fill=False, edgecolor="#000000", linewidth=0.4)
     labels = [str(label) for label in values.index]
     if horizontal:
         axis.set_yticks(positions, labels, fontsize=8)

@@ -971,6 +971,32 @@ def test_the_reason_chart_tells_size_bands_apart_in_grey_and_draws_them_in_legen
     assert [bars[band][0].get_hatch() or "" for band in shares] == list(report.BAND_HATCHES[:3])
 
 
+def test_the_report_draws_on_matplotlib_3_10_its_hatches_white_inside_black_outlines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reason chart's bars were drawn with ``hatchcolor=``, which only matplotlib 3.11 takes: on 3.10 (the pin
+    allows 3.8.4) ``farmcredit credit report`` stopped with AttributeError. Bars now refuse it as 3.10's do, and a
+    hatched band's pattern is still drawn white on its colour."""
+    from matplotlib.patches import Rectangle
+
+    update = Rectangle._internal_update
+
+    def as_before_3_11(patch: Rectangle, kwargs: dict) -> object:
+        if "hatchcolor" in kwargs:
+            raise AttributeError("Rectangle.set() got an unexpected keyword argument 'hatchcolor'")
+        return update(patch, kwargs)
+
+    monkeypatch.setattr(Rectangle, "_internal_update", as_before_3_11)
+    assert "Top parcel reason codes" in credit_report(_results(), out=tmp_path / "report.md", fmt="md").read_text()
+    fig, axes = report._figure(1, width=2.0, height=2.0)
+    report._grouped_bars(axes[0], pd.DataFrame({"band": [1.0]}), {"band": report.BAND_COLOURS[2]},
+                         hatches={"band": report.BAND_HATCHES[2]})
+    axes[0].set_axis_off()
+    fig.canvas.draw()
+    inside = np.asarray(fig.canvas.buffer_rgba())[50:150, 50:150, :3].reshape(-1, 3).astype(int)
+    white = (inside > 240).all(axis=1)
+    assert white.any() and white.mean() < 0.5  # the dots, white on the purple that fills the rest
+
+
 def test_fairness_tables_keep_referred_limits_pending_apart_from_approved_ones(tmp_path: Path) -> None:
     """The mean limit counted referred borrowers' pending limits as lent (58% of one band's): approved and pending
     are now means of their own, each over the whole group."""
