@@ -1276,24 +1276,32 @@ def _signed_pct(value: float) -> str:
 
 
 # Why a parcel has no risk grade, the first that applies: an error, too few clear images, most of it off the imagery,
-# no clear image while its crop is green or at its peak (a season of many clear dates may miss those weeks), or no PD,
-# its health and yield not rated.
+# a crop the cropland models cannot measure (PERENNIAL_NOT_MEASURED), an unsure call of a crop the declaration does
+# not name (UNDETERMINED_DECLARED_CROP: health and yield measured, but of a crop nobody confirmed), no clear image while
+# its crop is green or at its peak (a season of many clear dates may miss those weeks), or no PD, its health and yield
+# not rated.
 _UNGRADED = ("not assessed, status error", "referred, too few clear images to grade their risk",
-             "referred, mostly off the imagery", "referred, no clear image in their crop's green or peak weeks",
+             "referred, mostly off the imagery",
+             "referred, their declared crop never drops to bare land, so the imagery cannot measure it",
+             "referred, declaring a crop the configuration does not price over an unsure call of what grows there",
+             "referred, no clear image in their crop's green or peak weeks",
              "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
 _TOO_FEW_IMAGES = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 
 
 def _why_ungraded(table: pd.DataFrame) -> pd.Series:
-    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all seven); the
-    too-little-imagery codes (``UNOBSERVED``) are read from ``reason``, where they lead."""
+    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all nine), read from its
+    codes (``reason_all``, else ``reason``, where the too-little-imagery codes of ``UNOBSERVED`` lead)."""
     error = table["status"].eq("error").fillna(False).to_numpy(dtype=bool)
-    codes = table["reason"].map(lambda text: {c.strip() for c in text.split(";")})
-    too_few, off, unobserved = (~codes.map(of.isdisjoint).to_numpy(dtype=bool)
-                                for of in (_TOO_FEW_IMAGES, {"MOSTLY_OUTSIDE_IMAGERY"}, UNOBSERVED))
+    codes = table[_codes_column(table)].fillna("").map(lambda text: {c.strip() for c in text.split(";")})
+    too_few, off, perennial, undetermined, unobserved = (
+        ~codes.map(of.isdisjoint).to_numpy(dtype=bool)
+        for of in (_TOO_FEW_IMAGES, {"MOSTLY_OUTSIDE_IMAGERY"}, {"PERENNIAL_NOT_MEASURED"},
+                   {"UNDETERMINED_DECLARED_CROP"}, UNOBSERVED))
     crop = table["crop"].astype("string").fillna("")
     fallow, unknown = (crop.eq(name).to_numpy(dtype=bool) for name in RESERVED_CROP_NAMES)
-    why = np.select([error, too_few, off, unobserved, fallow, unknown], _UNGRADED[:6], _UNGRADED[6])
+    why = np.select([error, too_few, off, perennial, undetermined, unobserved, fallow, unknown], _UNGRADED[:-1],
+                    _UNGRADED[-1])
     ungraded = error | table["risk_grade"].isna().to_numpy(dtype=bool)
     return pd.Series(pd.Categorical(why[ungraded], categories=_UNGRADED))
 

@@ -316,19 +316,24 @@ def test_calibration_with_observed_defaults() -> None:
 def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_path: Path) -> None:
     """Errors, parcels referred for too few clear images (cultivated or not: no health, yield or PD), parcels whose
     clear images, however many, missed their crop's green or peak weeks, parcels mostly off the imagery, parcels with
-    nothing cultivated, each counted under the first that applies."""
+    nothing cultivated, each counted under the first that applies. A perennial the cropland models cannot measure
+    was counted as missing its green weeks, and an unsure call on an unpriced declaration (health and yield measured,
+    the grade withheld) as having no health or yield measured: each is counted as what it is."""
     table = _results()
-    table.loc[:2, "status"], table.loc[3:9, "risk_grade"] = "error", None
+    table.loc[:2, "status"], table.loc[3:11, "risk_grade"] = "error", None
     table.loc[3:4, "reason"] = ["NO_CLEAR_OBSERVATIONS;AREA_OVERSTATED", "FEW_CLEAR_OBSERVATIONS;NOT_CULTIVATED"]
     table.loc[4:6, "crop"], table.loc[5:6, "reason"] = "fallow", "NOT_CULTIVATED"
-    table.loc[7:9, "reason"] = ["PARTLY_CULTIVATED", "PEAK_NOT_OBSERVED;AREA_OVERSTATED",
-                                "MOSTLY_OUTSIDE_IMAGERY;CROP_MISMATCH"]
+    table.loc[7:11, "reason"] = ["PARTLY_CULTIVATED", "PEAK_NOT_OBSERVED;AREA_OVERSTATED",
+                                 "MOSTLY_OUTSIDE_IMAGERY;CROP_MISMATCH", "PERENNIAL_NOT_MEASURED",
+                                 "UNDETERMINED_DECLARED_CROP;LOW_HEALTH_VS_PEERS"]
     text = credit_report(table, out=tmp_path / "report.md", fmt="md").read_text()
-    assert (f"Left out: 10 of {len(table)} parcels without a risk grade: 3 not assessed, status error; "
-            "2 referred, too few clear images to grade their risk; "
-            "1 referred, mostly off the imagery; 1 referred, no clear image in their crop's green or peak weeks; "
+    assert (f"Left out: 12 of {len(table)} parcels without a risk grade: 3 not assessed, status error; "
+            "2 referred, too few clear images to grade their risk; 1 referred, mostly off the imagery; "
+            "1 referred, their declared crop never drops to bare land, so the imagery cannot measure it; "
+            "1 referred, declaring a crop the configuration does not price over an unsure call of what grows there; "
+            "1 referred, no clear image in their crop's green or peak weeks; "
             "2 with nothing cultivated to lend on; "
-            "1 with no health or yield measured.") in text
+            "1 with no health or yield measured.") in " ".join(text.split())
 
 
 def test_calibration_without_outcomes_reports_predicted_pd_only(tmp_path: Path) -> None:
