@@ -21,7 +21,7 @@ from pyproj import CRS
 
 from farmcredit.config import Config
 from farmcredit.credit.borrowers import decides, reason_parcels
-from farmcredit.credit.limit import DECISIONS, STATUSES, amounts
+from farmcredit.credit.limit import DECISIONS, LIMIT_STEPS, STATUSES, amounts
 from farmcredit.credit.overlap import LISTED_PARTNERS, Overlaps
 from farmcredit.credit.risk import risk_features
 from farmcredit.hashing import files_sha256, zip_member
@@ -288,6 +288,8 @@ SIGNAL_COLUMNS = (
     "ndvi_peak_date", "ndvi_integral", "ndvi_uniformity", "health_index", "health_reference", "clear_observations",
     "yield_p10_t_ha", "yield_p50_t_ha", "relative_yield", "expected_revenue",
 )
+# Where a parcel's next limit_arithmetic step begins ("; name = "), not a "; " inside it (min(a; b)).
+PARCEL_STEP_START = re.compile(f"; (?=(?:{'|'.join(LIMIT_STEPS)}) = )")
 
 
 def decision_records(
@@ -332,7 +334,7 @@ def decision_records(
             "risk_grade": row.risk_grade,
             "probability_of_default": row.probability_of_default,
             "reasons": _reasons(row.reason_all, row.reason_amounts, row.risk_factors),
-            "limit_arithmetic": row.limit_arithmetic.split("; "),
+            "limit_arithmetic": PARCEL_STEP_START.split(row.limit_arithmetic),
             "overlaps_parcels": partners[k],
             "overlaps_count": int(n_partners[k]),
             "inputs": {

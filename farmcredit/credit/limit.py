@@ -69,14 +69,16 @@ UNJUDGED = UNOBSERVED - {"PEAK_NOT_OBSERVED"}
 FULLY_CULTIVATED = 0.9
 # What ``credit.lend_on_area: low`` lends on, in words.
 LOW_END = "low end of the cultivated area's interval"
+# The steps of a parcel's limit_arithmetic, in order, each written "name = formula = result unit".
+LIMIT_STEPS = ("margin_p10", "repayment_capacity", "cost_ceiling", "base", "graded", "capped", "loan_limit")
 
 
 @dataclass(frozen=True)
 class LimitArithmetic:
-    """The limit's steps (name, formula, value) and what each lowering code cost (currency); without steps, why
+    """The limit's steps (name, formula, value, unit) and what each lowering code cost (currency); without steps, why
     there is no limit."""
 
-    steps: tuple[tuple[str, str, float], ...]
+    steps: tuple[tuple[str, str, float, str], ...]
     lowered_by: dict[str, float]
     missing: str = ""
 
@@ -86,11 +88,13 @@ class LimitArithmetic:
 
     def text(self, offered: float, why: str = "") -> str:
         """One line a loan officer can follow, ending at the ``offered`` limit and ``why`` when given (the decision
-        that withholds the one worked out); without steps, why there is none, and ``why``."""
+        that withholds the one worked out); without steps, why there is none, and ``why``. Each result is in its
+        unit, the arguments of a ``min`` apart by "; " (a comma groups thousands), as a borrower's arithmetic writes
+        them."""
         if not self.steps:
             return f"no limit: {self.missing} ({why})" if why else f"no limit: {self.missing}"
-        steps = [f"{name} = {formula} = {money(value)}" for name, formula, value in self.steps]
-        ending = f"loan_limit = {money(offered)}"
+        steps = [f"{name} = {formula} = {money(value)} {unit}" for name, formula, value, unit in self.steps]
+        ending = f"loan_limit = {money(offered)} {self.steps[-1][3]}"
         return "; ".join([*steps, f"{ending} ({why})" if why else ending])
 
 
@@ -473,14 +477,15 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
     base = min(capacity, ceiling)
     graded = _cents(base * multiplier)
     capped = min(graded, parcel_cap)
-    steps = tuple((name, formula, float(value)) for name, formula, value in (
+    steps = tuple((name, formula, float(value), per) for name, formula, value, per in (
         ("margin_p10", f"{y10} t/ha x {KG_PER_TONNE} kg/t x {price} {unit}/kg ({row.priced_crop}) x haircut "
-                       f"{haircut} - {money(other_cost)} {unit}/ha other costs", margin),
-        ("repayment_capacity", f"advance {advance} x max(0, {area_text} x {money(margin)} {unit}/ha)", capacity),
-        ("cost_ceiling", f"{money(cost)} {unit}/ha x {area_text} x {factor}", ceiling),
-        ("base", f"min({money(capacity)}, {money(ceiling)})", base),
-        ("graded", f"{money(base)} x {multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded),
-        ("capped", f"min({money(graded)}, parcel cap {money(parcel_cap)})", capped),
+                       f"{haircut} - {money(other_cost)} {unit}/ha other costs", margin, f"{unit}/ha"),
+        ("repayment_capacity", f"advance {advance} x max(0, {area_text} x {money(margin)} {unit}/ha)", capacity,
+         unit),
+        ("cost_ceiling", f"{money(cost)} {unit}/ha x {area_text} x {factor}", ceiling, unit),
+        ("base", f"min({money(capacity)}; {money(ceiling)})", base, unit),
+        ("graded", f"{money(base)} x {multiplier} (grade {band.grade}, PD <= {band.max_pd})", graded, unit),
+        ("capped", f"min({money(graded)}; parcel cap {money(parcel_cap)})", capped, unit),
     ))
     capacity, ceiling, base, graded = float(capacity), float(ceiling), float(base), float(graded)
     lowered = {}

@@ -21,7 +21,7 @@ import farmcredit.credit.risk
 from farmcredit.audit import borrower_decision_records, decision_records
 from farmcredit.config import Config, load_config
 from farmcredit.credit import Overlaps, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
-from farmcredit.credit.limit import amounts, money, round_down
+from farmcredit.credit.limit import LIMIT_STEPS, amounts, money, round_down
 from farmcredit.credit.risk import RiskModel, risk_features
 from farmcredit.reasons import DOUBTS_DECLARATION, EFFECT_RANK, REASONS, explain
 
@@ -61,7 +61,25 @@ def test_limit_follows_the_documented_arithmetic() -> None:
     expected = min(capacity, ceiling) * band.multiplier
     assert out["risk_grade"] == band.grade and out["loan_limit"] == pytest.approx(expected, abs=0.01)
     assert out["decision"] == "approve" and out["status"] == "ok"
-    assert out["limit_arithmetic"].endswith(f"loan_limit = {money(out['loan_limit'])}")
+    assert out["limit_arithmetic"].endswith(f"loan_limit = {money(out['loan_limit'])} CNY")
+
+
+def test_each_step_ends_in_its_unit_a_min_parts_its_figures_by_semicolons_and_decisions_jsonl_splits_by_step() -> None:
+    """The parcel arithmetic wrote "base = min(1,072.58, 4,881.60) = 1,072.58", the comma both grouping thousands and
+    parting the figures, no currency, where a borrower's writes "min(1,104.99; cap 200,000) = 1,104.99 CNY"; it is
+    written alike now, and decisions.jsonl splits it where each step begins, never inside a min."""
+    parcels = _assess(_parcel(cultivated_area_ha=5.0))
+    frame = gpd.GeoDataFrame(parcels.assign(ndvi_peak_date=pd.NaT, ndvi_integral=np.nan, health_reference=""),
+                             geometry=[box(0, 0, 1, 1)], crs="EPSG:32650")
+    [record] = decision_records(frame, _RECORD, Overlaps.between(1, []), np.zeros((1, 0)), np.zeros((1, 0), bool), [])
+    steps = record["limit_arithmetic"]
+    assert "; ".join(steps) == parcels["limit_arithmetic"].iloc[0]
+    assert [step.split(" = ")[0] for step in steps] == list(LIMIT_STEPS)
+    figure = r"\d{1,3}(?:,\d{3})*(?:\.\d+)?"
+    assert re.fullmatch(rf"base = min\({figure}; {figure}\) = {figure} CNY", steps[3]), steps[3]
+    assert re.fullmatch(rf"capped = min\({figure}; parcel cap 100,000\) = {figure} CNY", steps[5]), steps[5]
+    assert steps[0].endswith(" CNY/ha") and all(step.endswith(" CNY") for step in steps[1:])
+    assert "," in steps[3]  # a figure over a thousand: its comma groups it
 
 
 def _lending_on(lend_on_area: str) -> Config:
@@ -100,7 +118,7 @@ def _shown(text: str) -> dict[str, tuple[list[Decimal], Decimal]]:
     """Each step of an arithmetic line: the figures of its formula and its result, as printed."""
     number = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
     steps = {}
-    for part in re.split(r"; (?!cap )", text):  # a borrower's min(total; cap 200,000) is one step
+    for part in re.split(r"; (?![\d-]|cap |parcel cap )", text):  # min(a; b), min(total; cap 200,000): one step
         if " = " not in part:  # a borrower's referral under the minimum loan: "0 unless a review adds to it"
             continue
         name, rest = part.split(" = ", 1)
@@ -137,7 +155,7 @@ def test_every_step_follows_to_the_cent_from_the_figures_shown(
             continue
         step_of = _shown(text)
         printed = text.split("margin_p10 = ")[1].split("; ")[0].rpartition(" = ")[2]
-        assert f"x {printed} " in text.split("repayment_capacity = ")[1]  # the margin printed alike both times
+        assert f"x {printed})" in text.split("repayment_capacity = ")[1]  # the margin printed alike both times
         (y, kg_per_t, kg_price, haircut, other), margin = step_of["margin_p10"]
         assert y * kg_per_t * kg_price * haircut - other == margin  # exact, as printed
         (advance, zero, a, shown_margin), capacity = step_of["repayment_capacity"]
@@ -314,7 +332,7 @@ def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> No
     assert over.probability_of_default > 0.2 > scored == pytest.approx(honest.probability_of_default)
     assert over.reason_all.split(";") == ["AREA_OVERSTATED"]
     assert over.limit_arithmetic.endswith(
-        f"loan_limit = 0 (refer: AREA_OVERSTATED, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
+        f"loan_limit = 0 CNY (refer: AREA_OVERSTATED, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
         f"{scored:.4f}, grade {honest.risk_grade}, limit {money(honest.loan_limit)})")
     assert _borrowers(_assess(_parcel(declared_area_ha=1.5)))["decision"].iloc[0] == "refer"
 
@@ -408,7 +426,7 @@ def test_a_declaration_under_the_overstated_cut_that_alone_grades_e_is_referred_
     assert under.reason_all.split(";")[0] == "DECLARED_AREA_RISK" and "AREA_OVERSTATED" not in under.reason_all
     assert (over.decision, over.reason_all.split(";")[0]) == ("refer", "AREA_OVERSTATED")
     assert under.limit_arithmetic.endswith(
-        f"loan_limit = 0 (refer: DECLARED_AREA_RISK, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
+        f"loan_limit = 0 CNY (refer: DECLARED_AREA_RISK, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
         f"{honest.probability_of_default:.4f}, grade D, limit {money(honest.loan_limit)})")
 
 
@@ -562,7 +580,7 @@ def test_overlapping_parcels_are_referred_and_named_their_limits_withheld() -> N
     twice = _assess(_parcel(parcel_id="A"), _parcel(parcel_id="A2"), _parcel(parcel_id="C"),
                     overlaps=Overlaps.between(3, [(0, 1)]))
     assert list(twice["loan_limit"][:2]) == [0, 0] and twice.loc[2, "loan_limit"] > 0
-    assert twice.loc[0, "limit_arithmetic"].endswith("loan_limit = 0 (refer: PARCEL_OVERLAP)")
+    assert twice.loc[0, "limit_arithmetic"].endswith("loan_limit = 0 CNY (refer: PARCEL_OVERLAP)")
     borrower = aggregate_borrowers(gpd.GeoDataFrame(twice.assign(geometry=None)), CONFIG).iloc[0]
     assert borrower["decision"] == "refer"
     assert borrower["loan_limit"] == round_down(twice.loc[2, "loan_limit"], CONFIG.credit.rounding_step)
@@ -918,7 +936,7 @@ def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> Non
                                cultivated_area_ha=0.0)).iloc[0]
     assert declined["decision"] == "decline" and declined["loan_limit"] == 0
     lent = _assess(_parcel()).iloc[0]
-    assert lent["loan_limit"] > 0 and lent["limit_arithmetic"].endswith(f"loan_limit = {money(lent['loan_limit'])}")
+    assert lent["loan_limit"] > 0 and lent["limit_arithmetic"].endswith(f"loan_limit = {money(lent['loan_limit'])} CNY")
     # Too little imagery to work a limit out at all: the arithmetic says what referred it.
     unseen = _assess(_parcel(crop="fallow", priced_crop="fallow", cultivated_fraction=0.0, cultivated_area_ha=0.0,
                              declared_area_ha=1.0, clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])).iloc[0]
