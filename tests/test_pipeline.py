@@ -27,7 +27,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import calculate_default_transform
 
 from farmcredit.config import Config, load_config
-from farmcredit.credit.limit import money
+from farmcredit.credit.limit import LIMIT_STEPS, money
 from farmcredit.hashing import source_hash
 from farmcredit.imagery import Imagery, open_imagery
 from farmcredit.outputs.tables import parquet_typed
@@ -936,8 +936,11 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
     assert record["models"]["cropland"] == load_cropland_model().describe()  # name and hash of the model run
     for line in lines:  # the arithmetic ends at the limit offered, or says why there is none
         last = line["limit_arithmetic"][-1]
-        assert last.startswith(f"loan_limit = {money(line['loan_limit'])}") or (
+        assert last.startswith(f"loan_limit = {money(line['loan_limit'])} CNY") or (
             last.startswith("no limit: ") and line["loan_limit"] == 0 and line["decision"] != "approve")
+        # Split where each step begins, never inside a min(a; b).
+        assert [step.split(" = ")[0] for step in line["limit_arithmetic"]] == [*LIMIT_STEPS] or [last] == line[
+            "limit_arithmetic"]
     assert all(reason["sentence"] for reason in record["reasons"])
     assert "region" in record["inputs"]
     borrower_records = (first / "borrower_decisions.jsonl").read_text()
@@ -948,7 +951,7 @@ def test_decision_records_are_complete_and_identical_for_identical_runs(small_se
         assert (line["borrower_id"], line["loan_limit"], line["decision"]) == (row["borrower_id"], row["loan_limit"],
                                                                               row["decision"])
         total = sum(by_parcel[pid]["loan_limit"] for pid in line["parcel_ids"])
-        assert line["limit_arithmetic"][0].endswith(f"= {money(round(total, 2))}")
+        assert line["limit_arithmetic"][0].endswith(f"= {money(round(total, 2))} CNY")
         assert line["config_hash"] == record["config_hash"]
         shown = row["reason"].split(";") if isinstance(row["reason"], str) else []  # an empty cell reads as NaN
         assert [reason["code"] for reason in line["reasons"]][:4] == shown
