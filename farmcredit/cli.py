@@ -24,7 +24,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
-from farmcredit.china_maps import DATUMS
 from farmcredit.errors import FarmcreditError, InputError, Terminated, terminate
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ bands_option = click.option("--bands", help=f"{BANDS_HELP}.")
 parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the parcel file declares none, e.g. "
                                                         "EPSG:4326.")
 parcels_datum_option = click.option(
-    "--parcels-datum", type=click.Choice(DATUMS), default="wgs84", show_default=True,
+    "--parcels-datum", type=click.Choice(["wgs84", "gcj02", "bd09"]), default="wgs84", show_default=True,
     help="How the parcels' longitude and latitude were drawn: wgs84 (GPS, most GIS), gcj02 (on Amap / Gaode or "
          "Tencent maps, or Google Maps in China) or bd09 (on Baidu maps); in China those lie hundreds of metres off "
          "the imagery (GCJ-02 some 100-700 m, BD-09 up to 1.5 km), and are moved back to WGS 84 before anything is "

@@ -902,6 +902,7 @@ def test_the_cli_loads_no_imagery_or_array_library_until_a_command_runs() -> Non
     """`farmcredit --help` stays fast: importing the CLI loaded rasterio and numpy (4x slower) once a module-level
     import reached the segmentation package."""
     import farmcredit.cli
+    from farmcredit.china_maps import DATUMS
     from farmcredit.segmentation.card import AREA_INTERVAL_LEVEL
 
     loaded = subprocess.run([sys.executable, "-c", "import sys, farmcredit.cli; print(sorted(m for m in ('rasterio', "
@@ -910,6 +911,8 @@ def test_the_cli_loads_no_imagery_or_array_library_until_a_command_runs() -> Non
     assert loaded.stdout.strip() == "[]"
     level = next(p for p in farmcredit.cli.calibrate.params if p.name == "level")
     assert level.default == AREA_INTERVAL_LEVEL  # the CLI's copy of the library's default
+    datum = next(p for p in farmcredit.cli.assess.params if p.name == "parcels_datum")
+    assert tuple(datum.type.choices) == DATUMS  # and of the datums china_maps moves back
 
 
 def test_python_gives_the_borrowers_the_cli_writes_not_a_sum_of_parcel_limits(tmp_path: Path) -> None:
