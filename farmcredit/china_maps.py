@@ -1,12 +1,13 @@
 """Longitude and latitude from Chinese web maps (GCJ-02, BD-09) back to WGS 84.
 
-Maps served in mainland China (Amap / Gaode, Tencent, the China tiles of Google Maps) draw and export positions in
-GCJ-02: WGS 84 moved by a deliberate, smoothly varying offset of some 100 to 700 m. Baidu Maps moves GCJ-02 once more
-(BD-09), in all some 0.5 to 1.5 km. A field outlined on such a map and read as WGS 84 lies beside the field the
-imagery shows, so every measure of it is of a neighbour's land. The forward offsets are the published GCJ-02 and
+Maps served in mainland China (高德地图 Amap / Gaode, 腾讯地图 Tencent, the China tiles of Google Maps) draw and export
+positions in GCJ-02: WGS 84 moved by a deliberate, smoothly varying offset of some 100 to 700 m. 百度地图 Baidu Maps
+moves GCJ-02 once more (BD-09), in all some 0.5 to 1.5 km (天地图 Tianditu is CGCS2000, with no offset). A field
+outlined on such a map and read as WGS 84 lies beside the field the imagery shows, so every measure of it is of a
+neighbour's land. The forward offsets are the published GCJ-02 and
 BD-09 formulas; they have no closed inverse, so they are inverted by fixed-point iteration (to well under a
-millimetre). Outside the rectangle the maps apply them in (``in_china``), positions are not moved, as the maps leave
-them.
+millimetre). Outside the rectangle the formulas apply them in (``in_china``), positions are not moved; inside it they
+are, in Korea, India or Viet Nam too, where the maps show WGS 84.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shapely
 
 # How a parcel file's longitude and latitude were drawn: as GPS and Sentinel-2 give them, or on Chinese web maps.
 DATUMS = ("wgs84", "gcj02", "bd09")
-DATUM_NAMES = {"wgs84": "WGS 84", "gcj02": "GCJ-02 (Amap / Gaode, Tencent)", "bd09": "BD-09 (Baidu)"}
+DATUM_NAMES = {"wgs84": "WGS 84", "gcj02": "GCJ-02 (高德 Amap / Gaode, 腾讯 Tencent)", "bd09": "BD-09 (百度 Baidu)"}
 # Krasovsky 1940, the ellipsoid of the GCJ-02 formulas.
 _SEMI_MAJOR_M = 6378245.0
 _ECCENTRICITY_SQUARED = 0.00669342162296594323
@@ -28,9 +29,13 @@ _INVERSE_STEPS = 30
 _INVERSE_TOLERANCE_DEG = 1e-11
 
 
+# The rectangle the published GCJ-02 formulas move positions in: China's, but also Korea's, western Japan's, most of
+# India's and of South-East Asia's, where the same maps show WGS 84.
+CHINA_RECTANGLE = "72.004-137.8347 E, 0.8293-55.8271 N"
+
+
 def in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Where the maps apply the GCJ-02 offset: the rectangle the published formulas use (72.004-137.8347 E,
-    0.8293-55.8271 N)."""
+    """Where the formulas apply the GCJ-02 offset: the rectangle they use (``CHINA_RECTANGLE``)."""
     return (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)
 
 
@@ -88,7 +93,8 @@ def _inverse(forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
 
 
 def to_wgs84(geoms: np.ndarray, datum: str) -> np.ndarray:
-    """Shapely geometries whose longitude and latitude were drawn in ``datum`` (one of ``DATUMS``), in WGS 84."""
+    """Shapely geometries whose longitude and latitude were drawn in ``datum`` (one of ``DATUMS``), in WGS 84; heights
+    (Z) kept as they are."""
     if datum == "wgs84":
         return geoms
 
@@ -96,6 +102,6 @@ def to_wgs84(geoms: np.ndarray, datum: str) -> np.ndarray:
         lon, lat = coords[:, 0], coords[:, 1]
         if datum == "bd09":
             lon, lat = np.where(in_china(lon, lat), bd09_to_gcj02(lon, lat), (lon, lat))
-        return np.column_stack(gcj02_to_wgs84(lon, lat))
+        return np.column_stack([*gcj02_to_wgs84(lon, lat), coords[:, 2:]])
 
-    return shapely.transform(geoms, back)
+    return shapely.transform(geoms, back, include_z=None)  # None: each geometry with its Z, where it has one

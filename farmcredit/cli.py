@@ -43,10 +43,12 @@ parcels_crs_option = click.option("--parcels-crs", help="CRS to assume when the 
                                                         "EPSG:4326.")
 parcels_datum_option = click.option(
     "--parcels-datum", type=click.Choice(["wgs84", "gcj02", "bd09"]), default="wgs84", show_default=True,
-    help="How the parcels' longitude and latitude were drawn: wgs84 (GPS, most GIS), gcj02 (on Amap / Gaode or "
-         "Tencent maps, or Google Maps in China) or bd09 (on Baidu maps); in China those lie hundreds of metres off "
-         "the imagery (GCJ-02 some 100-700 m, BD-09 up to 1.5 km), and are moved back to WGS 84 before anything is "
-         "read.")
+    help="How the parcels' longitude and latitude were drawn, for parcels in mainland China: wgs84 (GPS or 北斗, "
+         "a survey, most GIS, 天地图 Tianditu), gcj02 (on 高德地图 Amap / Gaode or 腾讯地图 Tencent, or Google Maps "
+         "in China) or bd09 (on 百度地图 Baidu); those lie hundreds of metres off the imagery (GCJ-02 some 100-700 m, "
+         "BD-09 up to 1.5 km), and are moved back to WGS 84 before anything is read. Not for parcels outside "
+         "mainland China: the formulas move positions in Korea, western Japan, India and South-East Asia too, where "
+         "those maps show WGS 84.")
 parcels_layer_option = click.option("--parcels-layer", help="Layer to read from a parcel file of several (GeoPackage, "
                                                             "KML); default: its one layer with parcel_id and polygons.")
 dn_offset_option = click.option(

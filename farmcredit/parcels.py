@@ -29,7 +29,7 @@ from pyproj.exceptions import CRSError
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from farmcredit.china_maps import DATUM_NAMES, DATUMS, in_china, to_wgs84
+from farmcredit.china_maps import CHINA_RECTANGLE, DATUM_NAMES, DATUMS, in_china, to_wgs84
 from farmcredit.errors import InputError
 from farmcredit.locking import looked_up
 from farmcredit.text import DECIMAL_COMMA, folded, some
@@ -264,7 +264,8 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
 
     Args:
         path: the vector file.
-        crs: CRS to assume when the file declares none (e.g. ``"EPSG:4326"``).
+        crs: CRS to assume when the file declares none (e.g. ``"EPSG:4326"``); without it, EPSG:4326 for a
+            ``datum`` other than "wgs84".
         layer: the layer to read from a file of several; without it, the file's one layer, or the one layer of
             several with a ``parcel_id`` column and polygons.
         currency: the config's ``credit.currency``: the regional land units (``REGIONAL_UNIT_CURRENCIES``) a file's
@@ -281,8 +282,9 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             file (a Shapefile without its .dbf), no CRS, ``crs`` not a CRS, no
             ``parcel_id`` column, no parcel a polygon that can be measured (``_refuse_no_polygon``), no parcel with
             coordinates possible in the file's CRS, every parcel under
-            ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84, ``datum`` unknown or given for a projected file
-            (``parcels_from_frame``), ``layer`` not in the file, or several layers to choose from.
+            ``SPECK_M2`` in it, a datum PROJ cannot shift to WGS 84, ``datum`` unknown or given for a CRS with no
+            longitude and latitude (``parcels_from_frame``), ``layer`` not in the file, or several layers to choose
+            from.
     """
     path = looked_up(Path(path), "parcel file")
     if not path.exists():
@@ -380,7 +382,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
     """Parcels read (``read_parcels``) or given as a GeoDataFrame, checked as a file's are.
 
     Args:
-        crs: CRS to assume when ``frame`` declares none.
+        crs: CRS to assume when ``frame`` declares none; without it, EPSG:4326 for a ``datum`` other than "wgs84"
+            (a Chinese web map's longitude and latitude, as a CSV of WKT exports them).
         closed: per row, True where the file's outline had to be closed to be read (``_read_frame``).
         suffix: the suffix of the file ``frame`` was read from (lower case, ``.shp``), "" for none.
         file_rows: per row, its number in the file (from 1, the header not counted) before blank rows were left out
@@ -389,7 +392,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
 
     Raises:
         InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
-            (``_refuse_ballpark_datum``), ``datum`` unknown or given for parcels not in longitude and latitude
+            (``_refuse_ballpark_datum``), ``datum`` unknown or given for a CRS with no longitude and latitude
             (``_from_web_map``), or what ``validate_parcels`` refuses.
     """
     if crs is not None:
@@ -402,6 +405,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         raise InputError(f"{source} contains no parcels")
     if frame.crs is not None and frame.crs.name in UNDEFINED_CRS:
         frame = frame.set_crs(None, allow_override=True)
+    if frame.crs is None and crs is None and datum != "wgs84":
+        crs = CRS.from_epsg(4326)  # a Chinese web map's export is longitude and latitude, whatever it declares
     if frame.crs is None:
         if crs is None:
             raise InputError(f"{source} declares no coordinate reference system; add one (e.g. a .prj) or pass "
@@ -420,23 +425,31 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
 
 def _from_web_map(frame: gpd.GeoDataFrame, datum: str, source: str) -> gpd.GeoDataFrame:
     """``frame`` with outlines drawn on a Chinese web map (``datum`` "gcj02" or "bd09") moved to where they lie in
-    WGS 84 (``china_maps.to_wgs84``); as it is for "wgs84". Warns when no parcel lies where those maps move positions.
+    WGS 84 (``china_maps.to_wgs84``), in ``frame``'s CRS; as it is for "wgs84". Outlines reprojected since they were
+    drawn (ogr2ogr to a Gauss-Kruger CRS, QGIS on the maps' Web Mercator tiles) keep the offset: they are moved in
+    their CRS's own longitude and latitude (``CRS.geodetic_crs``) and projected back. Warns when no parcel lies in
+    the rectangle where those maps move positions.
+
+    Raises:
+        InputError: ``datum`` unknown, or given for a CRS with no longitude and latitude (an engineering CRS).
     """
     if datum not in DATUMS:
         raise InputError(f"--parcels-datum {datum!r} (parcels_datum= in Python) is not one of {', '.join(DATUMS)}")
     if datum == "wgs84":
         return frame
-    if not frame.crs.is_geographic:
-        raise InputError(f"{source} is in {frame.crs.to_string()}, not longitude and latitude: --parcels-datum {datum} "
-                         "(parcels_datum= in Python) says the outlines were drawn on a Chinese web map, which gives "
-                         "longitude and latitude; leave it out for a file in projected coordinates")
-    geoms = frame.geometry.to_numpy()
-    bounds = shapely.bounds(geoms)
+    geographic = frame.crs if frame.crs.is_geographic else frame.crs.geodetic_crs
+    if geographic is None:
+        raise InputError(f"{source} is in {frame.crs.to_string()}, which has no longitude and latitude to undo "
+                         f"--parcels-datum {datum} (parcels_datum= in Python) in: reproject it to EPSG:4490 or "
+                         "EPSG:4326 and keep --parcels-datum")
+    lonlat = frame.geometry.to_crs(geographic).to_numpy()  # as it is where ``frame`` is in longitude and latitude
+    bounds = shapely.bounds(lonlat)
     if not in_china(bounds[:, 0], bounds[:, 1]).any():
-        logger.warning("%s: no parcel lies in China, the only place %s maps move positions, so --parcels-datum %s "
-                       "(parcels_datum= in Python) moved none", source, DATUM_NAMES[datum], datum)
-    return frame.set_geometry(gpd.GeoSeries(to_wgs84(geoms, datum), index=frame.index, crs=frame.crs),
-                              crs=frame.crs)
+        logger.warning("%s: no parcel lies in the rectangle the published %s formulas apply to (China and its "
+                       "neighbours: %s), the only place those maps move positions, so --parcels-datum %s "
+                       "(parcels_datum= in Python) moved none", source, DATUM_NAMES[datum], CHINA_RECTANGLE, datum)
+    moved = gpd.GeoSeries(to_wgs84(lonlat, datum), index=frame.index, crs=geographic)
+    return frame.set_geometry(moved.to_crs(frame.crs), crs=frame.crs)
 
 
 def _refuse_ballpark_datum(parcels: gpd.GeoDataFrame, source: str) -> None:

@@ -16,7 +16,7 @@ import shapely
 
 from farmcredit.china_maps import bd09_to_gcj02, gcj02_to_bd09, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
 from farmcredit.errors import InputError
-from farmcredit.parcels import read_parcels
+from farmcredit.parcels import parcels_from_frame, read_parcels
 
 # Published reference pairs (WGS 84 lon, lat -> GCJ-02 lon, lat), as other GCJ-02 implementations test against.
 GCJ02_PAIRS = [
@@ -70,14 +70,53 @@ def test_parcels_drawn_on_a_chinese_map_are_read_where_they_lie(tmp_path: Path, 
     assert np.allclose(moved.to_crs(utm).area, truth.to_crs(utm).area, rtol=1e-6)
 
 
-def test_a_datum_is_refused_for_projected_parcels_and_unknown_ones(tmp_path: Path) -> None:
-    path = tmp_path / "utm.gpkg"
-    gpd.read_file("sample_tiles/parcels.geojson").head(3).to_crs("EPSG:32649").to_file(path)
-    with pytest.raises(InputError, match=r"is in EPSG:32649, not longitude and latitude: --parcels-datum gcj02"):
-        read_parcels(path, datum="gcj02")
+@pytest.mark.parametrize("crs", ["EPSG:4547", "EPSG:3857"])  # ogr2ogr's Gauss-Kruger; QGIS on Gaode's tiles
+def test_outlines_reprojected_since_they_were_drawn_are_moved_where_they_lie(tmp_path: Path, crs: str) -> None:
+    """A GCJ-02 file reprojected keeps its offset: it is undone in its CRS's longitude and latitude, in its CRS."""
+    parcels = gpd.read_file("sample_tiles/parcels.geojson").head(20)
+    truth_path, drawn_path = tmp_path / "truth.gpkg", tmp_path / "drawn.gpkg"
+    parcels.to_crs(crs).to_file(truth_path)
+    _as_drawn_on(parcels, "gcj02").to_crs(crs).to_file(drawn_path)
+    truth, moved = read_parcels(truth_path), read_parcels(drawn_path, datum="gcj02")
+    assert moved.crs == truth.crs == crs
+    assert shapely.hausdorff_distance(moved.geometry.to_numpy(), truth.geometry.to_numpy()).max() < 0.001  # m
+
+
+def test_a_datum_is_refused_for_a_crs_without_longitude_and_latitude_and_an_unknown_one() -> None:
+    parcels = gpd.read_file("sample_tiles/parcels.geojson").head(3).to_crs("EPSG:32649")
+    local = 'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
+    with pytest.raises(InputError, match=r"which has no longitude and latitude to undo --parcels-datum gcj02 .* "
+                                         r"reproject it to EPSG:4490 or EPSG:4326 and keep --parcels-datum"):
+        parcels_from_frame(parcels.set_crs(local, allow_override=True), datum="gcj02")
     with pytest.raises(InputError, match=r"--parcels-datum 'gcj-02' \(parcels_datum= in Python\) is not one of "
                                          r"wgs84, gcj02, bd09"):
         read_parcels("sample_tiles/parcels.geojson", datum="gcj-02")
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "bd09"])
+def test_a_csv_of_wkt_without_a_crs_is_read_as_longitude_and_latitude(tmp_path: Path, datum: str) -> None:
+    """A web map's export is longitude and latitude: given its datum, a CSV needs no --parcels-crs."""
+    parcels = gpd.read_file("sample_tiles/parcels.geojson").head(5)
+    path = tmp_path / "export.csv"
+    drawn = _as_drawn_on(parcels, datum)
+    pd.DataFrame({"parcel_id": drawn["parcel_id"], "borrower_id": drawn["borrower_id"],
+                  "WKT": shapely.to_wkt(drawn.geometry.to_numpy(), rounding_precision=-1)}).to_csv(path, index=False)
+    moved = read_parcels(path, datum=datum)
+    assert moved.crs == "EPSG:4326"
+    truth = read_parcels("sample_tiles/parcels.geojson").head(5)
+    assert shapely.hausdorff_distance(moved.to_crs("EPSG:32649").geometry.to_numpy(),
+                                      truth.to_crs("EPSG:32649").geometry.to_numpy()).max() < 0.001
+    with pytest.raises(InputError, match="declares no coordinate reference system"):
+        read_parcels(path)
+
+
+def test_heights_are_kept(tmp_path: Path) -> None:
+    parcels = _as_drawn_on(gpd.read_file("sample_tiles/parcels.geojson").head(3), "gcj02")
+    path = tmp_path / "z.geojson"
+    parcels.set_geometry(shapely.force_3d(parcels.geometry.to_numpy(), 85.0), crs=parcels.crs).to_file(path)
+    moved = read_parcels(path, datum="gcj02").geometry.to_numpy()
+    assert shapely.has_z(moved).all()
+    assert (shapely.get_coordinates(moved, include_z=True)[:, 2] == 85.0).all()
 
 
 def test_a_datum_given_for_parcels_outside_china_is_warned_of(tmp_path: Path, caplog) -> None:
@@ -87,7 +126,8 @@ def test_a_datum_given_for_parcels_outside_china_is_warned_of(tmp_path: Path, ca
     moved.to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         read = read_parcels(path, datum="gcj02")
-    assert "no parcel lies in China, the only place GCJ-02 (Amap / Gaode, Tencent) maps move positions" in caplog.text
+    assert ("no parcel lies in the rectangle the published GCJ-02 (高德 Amap / Gaode, 腾讯 Tencent) formulas apply to "
+            "(China and its neighbours: 72.004-137.8347 E, 0.8293-55.8271 N)") in caplog.text
     assert shapely.equals_exact(read.geometry.to_numpy(), read_parcels(path).geometry.to_numpy(), 0).all()
 
 
