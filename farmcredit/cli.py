@@ -209,7 +209,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         with results_lock(out):  # one run at a time in a folder, from its imagery to its last output
             imagery_src = _local_imagery(imagery_src, parcels, window, (parcels_crs, parcels_layer, parcels_datum), out,
                                          quiet)
-            imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset)
+            imagery = open_imagery(imagery_src, window, band_layout=parse_band_layout(bands), dn_offset=dn_offset,
+                                   fetch_parcels=_fetch_parcels(parcels, (parcels_crs, parcels_layer, parcels_datum)))
             warn_batch_partitions(out)
             progress = _progress(quiet)
             with _stages(progress, quiet) as stage:
@@ -295,10 +296,11 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.outputs import output_folder, write_outputs
     from farmcredit.segmentation import load_cropland_model
 
+    reading = _fetch_parcels(parcels, (parcels_crs, parcels_layer, parcels_datum))
     if _remote_source(imagery_src):
         raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
-                               "into a folder first (farmcredit fetch PARCELS --source ... --season START/END --out "
-                               "DIR) and give --imagery DIR")
+                               f"into a folder first (farmcredit fetch {reading} --source ... --season START/END "
+                               "--out DIR) and give --imagery DIR")
     output_folder(out, create=False, inputs={"parcels": parcels, "--config": config_path, "--risk-model": risk_model})
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
@@ -315,7 +317,7 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     window = parse_season(season)
     # Absolute paths: workers of a --scheduler cluster may run in another folder.
     imagery = open_imagery(Path(imagery_src).absolute(), window, band_layout=parse_band_layout(bands),
-                           dn_offset=dn_offset)
+                           dn_offset=dn_offset, fetch_parcels=reading)
     columns = (TextColumn("{task.description}"), BarColumn(), _CountColumn("parcels"),
                TextColumn("{task.fields[rate]:,.0f} parcels/s"), TimeRemainingColumn())
     progress = Progress(*columns, console=console, disable=quiet, transient=True)
@@ -790,6 +792,19 @@ def _remote_source(src: str) -> RemoteSource | None:
     from farmcredit.imagery.fetch import parse_remote_source
 
     return None if Path(src).exists() else parse_remote_source(src)
+
+
+def _fetch_parcels(parcels: Path, reading: tuple[str | None, str | None, str]) -> str:
+    """The parcels as a printed ``farmcredit fetch`` command names them: the file, and ``reading`` (--parcels-crs,
+    --parcels-layer, --parcels-datum) where given, so that it fetches where the run reads them."""
+    from farmcredit.pipeline import _command_line
+
+    crs, layer, datum = reading
+    words = [str(parcels)]
+    words += ["--parcels-crs", crs] if crs else []
+    words += ["--parcels-datum", datum] if datum != "wgs84" else []
+    words += ["--parcels-layer", layer] if layer else []
+    return _command_line(words)
 
 
 def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None,

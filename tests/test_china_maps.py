@@ -168,3 +168,24 @@ def test_the_fetch_command_for_parcels_off_the_imagery_names_their_datum(small_s
     _as_drawn_on(gpd.read_file(small_season.parcels_path), "gcj02").to_file(path)
     command = _refetch_command(load_inputs(path, imagery, parcels_datum="gcj02"))
     assert command is not None and f"farmcredit fetch {path} --parcels-datum gcj02 --season" in command
+
+
+@pytest.mark.parametrize(("command", "imagery", "said"), [
+    ("assess", None, "fetch it (farmcredit fetch {path} --parcels-datum gcj02 --season 2030-03-01/2030-10-31 "),
+    ("batch", "stac", "fetch it into a folder first (farmcredit fetch {path} --parcels-datum gcj02 --source "),
+])
+def test_the_fetch_commands_printed_before_a_run_name_the_datum(small_season, tmp_path: Path, command: str,
+                                                                imagery: str | None, said: str) -> None:
+    """A season after the scenes, and batch given a remote source, print a fetch command: it reads the parcels as
+    the run does, or it would fetch the windows where the web map drew them."""
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+
+    path = tmp_path / "amap.geojson"
+    _as_drawn_on(gpd.read_file(small_season.parcels_path), "gcj02").to_file(path)
+    done = CliRunner().invoke(cli, [command, str(path), "--imagery", imagery or str(small_season.imagery_dir),
+                                    "--parcels-datum", "gcj02", "--season", "2030-03-01/2030-10-31", "--model", "rule",
+                                    "--out", str(tmp_path / "out")])
+    assert done.exit_code != 0
+    assert said.format(path=path) in " ".join(str(done.output or done.exception).split())

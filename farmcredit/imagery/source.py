@@ -33,6 +33,7 @@ def open_imagery(
     *,
     band_layout: Sequence[tuple[date | str | None, str]] | None = None,
     dn_offset: float | None = None,
+    fetch_parcels: str = "PARCELS",
 ) -> Imagery:
     """Open a season of Sentinel-2 L2A scenes from a folder, a SAFE product or a multi-band GeoTIFF stack.
 
@@ -49,6 +50,8 @@ def open_imagery(
             per raster band, in order (dates in the forms ``season`` takes).
         dn_offset: DN offset for scene folders without a STAC item and for integer stacks
             (default 0); items carry their own.
+        fetch_parcels: The parcels as the ``farmcredit fetch`` command a season after the scenes' prints them (the
+            file and the options it is read with).
 
     Returns:
         One scene per date sorted by acquisition time, on the base (10 m) grid of the season. Band files are local
@@ -89,7 +92,7 @@ def open_imagery(
             "B04.tif, or STAC items)"
         )
     if season is not None:
-        scenes = _season_scenes(scenes, season, path)
+        scenes = _season_scenes(scenes, season, path, fetch_parcels)
     scenes.sort(key=lambda scene: (scene.acquired, scene.scene_id))
 
     # A stack's scenes all point into one file: open each path once for the whole season.
@@ -159,8 +162,10 @@ def within_season(imagery: Imagery, season: str | Sequence[date | str] | None) -
     return open_imagery(imagery.source, season, band_layout=imagery.band_layout, dn_offset=imagery.dn_offset)
 
 
-def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: str | Path) -> list[Scene]:
-    """The scenes acquired within ``season`` (first and last day, inclusive), in their order.
+def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: str | Path,
+                   fetch_parcels: str = "PARCELS") -> list[Scene]:
+    """The scenes acquired within ``season`` (first and last day, inclusive), in their order; a season after them
+    is told to be fetched over ``fetch_parcels`` (``open_imagery``).
 
     Raises:
         ImageryError: none is, naming ``source``.
@@ -176,8 +181,8 @@ def _season_scenes(scenes: Sequence[Scene], season: tuple[date, date], source: s
             # A season after the last scene is not one to read older scenes for: an earlier year's crops would be
             # lent on as this season's.
             raise ImageryError(f"{said}: it holds no imagery of this season yet; fetch it (farmcredit fetch "
-                               f"PARCELS --season {start}/{end} --source stac --out FOLDER) or give --imagery a "
-                               "folder of this season's scenes")
+                               f"{fetch_parcels} --season {start}/{end} --source stac --out FOLDER) or give --imagery "
+                               "a folder of this season's scenes")
         raise ImageryError(f"{said}: give a --season (season= in Python) within them")
     return in_season
 
