@@ -323,7 +323,9 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     except (ValueError, OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from exc
     if not isinstance(frame, gpd.GeoDataFrame):
-        raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons")
+        raise InputError(f"parcel file {path} has no geometry column: parcels must be polygons. A table needs each "
+                         "outline as WKT text in a column named WKT (points as longitude and latitude columns are no "
+                         "outline), saved as \"CSV UTF-8 (逗号分隔)\" (.csv): an Excel workbook (.xlsx) is not read")
     _check_utf8(path, frame)
     source = f"parcel file {path}" + (f" (layer {layer})" if layer is not None else "")
     frame, closed, file_rows = _without_empty_rows(frame, closed, source)

@@ -110,6 +110,16 @@ def test_a_csv_of_wkt_without_a_crs_is_read_as_longitude_and_latitude(tmp_path: 
         read_parcels(path)
 
 
+def test_a_table_of_points_is_told_to_give_its_outlines_as_wkt(tmp_path: Path) -> None:
+    """A web map app's table of longitude and latitude columns was refused as having no geometry, saying no more."""
+    path = tmp_path / "points.csv"
+    path.write_text("parcel_id,borrower_id,lon,lat\nP1,B1,113.99,33.01\n")
+    with pytest.raises(InputError, match=r"has no geometry column: parcels must be polygons. A table needs each "
+                                         r"outline as WKT text in a column named WKT \(points as longitude and "
+                                         r"latitude columns are no outline\), saved as \"CSV UTF-8 \(逗号分隔\)\""):
+        read_parcels(path, datum="gcj02")
+
+
 def test_heights_are_kept(tmp_path: Path) -> None:
     parcels = _as_drawn_on(gpd.read_file("sample_tiles/parcels.geojson").head(3), "gcj02")
     path = tmp_path / "z.geojson"
