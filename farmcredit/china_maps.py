@@ -34,6 +34,32 @@ _INVERSE_TOLERANCE_DEG = 1e-11
 CHINA_RECTANGLE = "72.004-137.8347 E, 0.8293-55.8271 N"
 
 
+# Boxes (W, S, E, N degrees) inside that rectangle but wholly outside mainland China, where Amap, Tencent and Baidu
+# show WGS 84: each 0.23 degrees (some 25 km) or more clear of China as Natural Earth's 1:50m countries draw it (QGIS's
+# world_map.gpkg). A coarse test of where the datum is surely wrong, not a border: Mongolia, Central Asia, Taiwan,
+# Hong Kong, Macao, Borneo and the lands near the border lie in none.
+WGS84_REGIONS = {
+    "South-East Asia": (72.004, 0.8293, 107.5, 20.9),
+    "northern Viet Nam": (103.0, 20.0, 107.0, 21.3),
+    "South Asia": (72.004, 0.8293, 96.5, 26.0),
+    "Nepal": (80.5, 25.0, 88.0, 27.3),
+    "northern India": (72.004, 0.8293, 78.0, 31.0),
+    "Pakistan": (72.004, 0.8293, 76.0, 34.0),
+    "Korea": (124.9, 0.8293, 130.0, 39.5),
+    "Japan": (129.0, 0.8293, 137.8347, 41.0),
+    "the Philippines": (118.5, 0.8293, 137.8347, 19.0),
+}
+
+
+def wgs84_region(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Per position, the name of the ``WGS84_REGIONS`` box it lies in, "" where none."""
+    lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    region = np.full(lon.shape, "", dtype=object)
+    for name, (west, south, east, north) in reversed(WGS84_REGIONS.items()):  # the first box named wins
+        region[(lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)] = name
+    return region
+
+
 def in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Where the formulas apply the GCJ-02 offset: the rectangle they use (``CHINA_RECTANGLE``)."""
     return (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)

@@ -29,7 +29,7 @@ from pyproj.exceptions import CRSError
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from farmcredit.china_maps import CHINA_RECTANGLE, DATUM_NAMES, DATUMS, in_china, to_wgs84
+from farmcredit.china_maps import CHINA_RECTANGLE, DATUM_NAMES, DATUMS, in_china, to_wgs84, wgs84_region
 from farmcredit.errors import InputError
 from farmcredit.locking import looked_up
 from farmcredit.text import DECIMAL_COMMA, folded, some
@@ -430,7 +430,8 @@ def _from_web_map(frame: gpd.GeoDataFrame, datum: str, source: str) -> gpd.GeoDa
     WGS 84 (``china_maps.to_wgs84``), in ``frame``'s CRS; as it is for "wgs84". Outlines reprojected since they were
     drawn (ogr2ogr to a Gauss-Kruger CRS, QGIS on the maps' Web Mercator tiles) keep the offset: they are moved in
     their CRS's own longitude and latitude (``CRS.geodetic_crs``) and projected back. Warns when no parcel lies in
-    the rectangle where those maps move positions.
+    the rectangle where those maps move positions, and of parcels in it but surely outside mainland China
+    (``china_maps.WGS84_REGIONS``), which the maps show in WGS 84.
 
     Raises:
         InputError: ``datum`` unknown, or given for a CRS with no longitude and latitude (an engineering CRS).
@@ -450,6 +451,13 @@ def _from_web_map(frame: gpd.GeoDataFrame, datum: str, source: str) -> gpd.GeoDa
         logger.warning("%s: no parcel lies in the rectangle the published %s formulas apply to (China and its "
                        "neighbours: %s), the only place those maps move positions, so --parcels-datum %s "
                        "(parcels_datum= in Python) moved none", source, DATUM_NAMES[datum], CHINA_RECTANGLE, datum)
+    region = wgs84_region((bounds[:, 0] + bounds[:, 2]) / 2, (bounds[:, 1] + bounds[:, 3]) / 2)
+    if (abroad := region != "").any():
+        logger.warning("%s: %d parcels lie outside mainland China (in %s), where %s maps show WGS 84, but inside the "
+                       "rectangle the published formulas move positions in, so --parcels-datum %s (parcels_datum= in "
+                       "Python) moved them hundreds of metres off their fields; leave it out for parcels outside "
+                       "mainland China", source, abroad.sum(), ", ".join(sorted(set(region[abroad]))),
+                       DATUM_NAMES[datum], datum)
     moved = gpd.GeoSeries(to_wgs84(lonlat, datum), index=frame.index, crs=geographic)
     return frame.set_geometry(moved.to_crs(frame.crs), crs=frame.crs)
 

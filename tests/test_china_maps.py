@@ -141,6 +141,24 @@ def test_a_datum_given_for_parcels_outside_china_is_warned_of(tmp_path: Path, ca
     assert shapely.equals_exact(read.geometry.to_numpy(), read_parcels(path).geometry.to_numpy(), 0).all()
 
 
+def test_a_datum_given_for_parcels_surely_outside_mainland_china_is_warned_of(tmp_path: Path, caplog) -> None:
+    """Seoul, Hanoi and Punjab lie in the formulas' rectangle, where the maps show WGS 84: moved some 450 m, unsaid."""
+    side = 0.001
+    corners = [(127.0, 37.5, "P1"), (105.8, 21.0, "P2"), (75.8, 30.9, "P3"), (113.98, 33.01, "P4")]  # P4: Henan
+    path = tmp_path / "abroad.geojson"
+    outlines = [shapely.box(x, y, x + side, y + side) for x, y, _ in corners]
+    gpd.GeoDataFrame({"parcel_id": [pid for *_, pid in corners], "borrower_id": "B1"}, geometry=outlines,
+                     crs="EPSG:4326").to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        read_parcels(path, datum="gcj02")
+    assert ("3 parcels lie outside mainland China (in Korea, northern India, northern Viet Nam), where GCJ-02 "
+            "(高德 Amap / Gaode, 腾讯 Tencent) maps show WGS 84") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        read_parcels("sample_tiles/parcels.geojson", datum="gcj02")
+    assert "outside mainland China" not in caplog.text
+
+
 @pytest.mark.parametrize("command", ["assess", "batch"])
 def test_a_run_on_gcj02_outlines_equals_the_run_on_the_true_ones(small_season, tmp_path: Path, command: str) -> None:
     path = tmp_path / "amap.geojson"
