@@ -795,16 +795,11 @@ def _remote_source(src: str) -> RemoteSource | None:
 
 
 def _fetch_parcels(parcels: Path, reading: tuple[str | None, str | None, str]) -> str:
-    """The parcels as a printed ``farmcredit fetch`` command names them: the file, and ``reading`` (--parcels-crs,
-    --parcels-layer, --parcels-datum) where given, so that it fetches where the run reads them."""
-    from farmcredit.pipeline import _command_line
+    """The parcels as a printed ``farmcredit fetch`` command names them (``fetch_parcel_words``), ``reading`` being
+    (--parcels-crs, --parcels-layer, --parcels-datum)."""
+    from farmcredit.pipeline import _command_line, fetch_parcel_words
 
-    crs, layer, datum = reading
-    words = [str(parcels)]
-    words += ["--parcels-crs", crs] if crs else []
-    words += ["--parcels-datum", datum] if datum != "wgs84" else []
-    words += ["--parcels-layer", layer] if layer else []
-    return _command_line(words)
+    return _command_line(fetch_parcel_words(str(parcels), *reading))
 
 
 def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None,

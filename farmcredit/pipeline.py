@@ -741,6 +741,16 @@ def finish_assessment(
                       measurements.product, clear, snowed, extent, pixels)
 
 
+def fetch_parcel_words(parcels: str, crs: str | None, layer: str | None, datum: str) -> list[str]:
+    """The parcels as a ``farmcredit fetch`` command names them: the file, then the --parcels-crs, --parcels-datum and
+    --parcels-layer the run read it with, where given, so that the fetch reads them where the run does."""
+    words = [parcels]
+    words += ["--parcels-crs", crs] if crs else []
+    words += ["--parcels-datum", datum] if datum != "wgs84" else []
+    words += ["--parcels-layer", layer] if layer else []
+    return words
+
+
 def _refetch_command(inputs: AssessmentInputs) -> str | None:
     """The ``farmcredit fetch`` command that adds the parcels' windows to their imagery folder, when ``farmcredit
     fetch`` wrote it (its ``manifest.json`` names the season fetched); None for other imagery.
@@ -753,10 +763,8 @@ def _refetch_command(inputs: AssessmentInputs) -> str | None:
     if not isinstance(manifest, dict) or not isinstance(fetched := manifest.get("season"), list) or len(fetched) != 2:
         return None
     start, end = inputs.season or fetched
-    words = ["farmcredit", "fetch", str(inputs.source or "PARCELS")]
-    words += ["--parcels-crs", inputs.parcels_crs] if inputs.parcels_crs else []
-    words += ["--parcels-datum", inputs.parcels_datum] if inputs.parcels_datum != "wgs84" else []
-    words += ["--parcels-layer", inputs.layer] if inputs.layer else []
+    words = ["farmcredit", "fetch", *fetch_parcel_words(str(inputs.source or "PARCELS"), inputs.parcels_crs,
+                                                         inputs.layer, inputs.parcels_datum)]
     words += ["--season", f"{start}/{end}", "--out", inputs.imagery.source]
     # The manifest names its source as ``RemoteSource.describe`` words it: kind, URL, (collection).
     if source := re.fullmatch(r"(\S+) (.+) \((.*)\)", str(manifest.get("source"))):
