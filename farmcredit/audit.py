@@ -145,6 +145,7 @@ def build_run_record(
     *,
     snowed: np.ndarray | None = None,
     snow_called_clear: np.ndarray | None = None,
+    datum_check: dict | None = None,
 ) -> dict:
     """Assemble the audit record of a run (JSON-serialisable); ``parcels_fingerprint``: the parcel file's
     ``file_fingerprint`` taken when it was read (None: an in-memory table); ``clear``: per parcel and date of ``dates``,
@@ -159,8 +160,9 @@ def build_run_record(
     ``parcels_read_crs``: the CRS the parcels were read in, as declared or given; ``parcels_crs``: the CRS given for
     them (``--parcels-crs``), as given, if any. The same file read in two CRSs puts its parcels in two places, so the
     record names both; ``parcels_datum`` likewise: how their longitude and latitude were drawn (``--parcels-datum``:
-    GCJ-02 and BD-09 outlines are moved back to WGS 84). ``hazy_dates``: the imagery's dates that read hazy though their
-    SCL called them clear (``HazyDate.record``: date, blue, season_blue), listed under the imagery."""
+    GCJ-02 and BD-09 outlines are moved back to WGS 84), and ``datum_check`` how well they fit the imagery in each datum
+    (``DatumCheck.record``; None where not checked: no parcel in China). ``hazy_dates``: the imagery's dates that read
+    hazy though their SCL called them clear (``HazyDate.record``: date, blue, season_blue), listed under the imagery."""
     known: dict[str, dict] = {}
     imagery_record = {
         "source": absolute_path(imagery.source),
@@ -192,7 +194,7 @@ def build_run_record(
             "parcels": {**(parcels_fingerprint or {"path": "<in-memory GeoDataFrame>"}),
                         **({"layer": parcels_layer} if parcels_layer else {}),
                         "crs": None if parcels_read_crs is None else crs_name(parcels_read_crs),
-                        "parcels_crs": parcels_crs, "parcels_datum": parcels_datum},
+                        "parcels_crs": parcels_crs, "parcels_datum": parcels_datum, "datum_check": datum_check},
             "imagery": imagery_record,
         },
         "season_dates": [d.isoformat() for d in dates],

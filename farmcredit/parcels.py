@@ -843,7 +843,7 @@ def _refuse_specks(geoms: np.ndarray, area_m2: np.ndarray | None, crs: CRS | Non
 
 def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: CRS | str,
                      imagery_bounds: tuple[float, float, float, float], source: str,
-                     refetch: str | None = None) -> None:
+                     refetch: str | None = None, datum_hint: str | None = None) -> None:
     """Warn when all or nearly all (``OFF_IMAGERY_SHARE``) usable parcels lie wholly off the imagery, naming where
     both lie in longitude and latitude: parcels of another tile, or a file whose CRS is mislabelled (latitude and
     longitude swapped, say), whose every parcel is otherwise only an ``OUTSIDE_IMAGERY`` row. Off imagery that
@@ -857,6 +857,8 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         source: the parcels, as the warning names them.
         refetch: the ``farmcredit fetch`` command that adds the parcels' windows to the imagery folder, when a fetch
             wrote it (``pipeline._refetch_command``).
+        datum_hint: where another ``--parcels-datum`` would put most of them on the imagery, the words that say so
+            (``DatumCheck.off_imagery_hint``): said first, before a mislabelled CRS or ``refetch``.
     """
     geoms = parcels.to_numpy()
     usable = usable_geometries(geoms)
@@ -877,11 +879,12 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
                  else "else assess them with imagery of their own place")
     logger.warning(
         "%s: %d of %d parcels lie wholly outside the imagery: they span longitude %.4f to %.4f, latitude %.4f to %.4f "
-        "(read in %s, the CRS they declare), the imagery longitude %.4f to %.4f, latitude %.4f to %.4f. If the parcels "
-        "should lie on this imagery, their file's CRS may be mislabelled (latitude and longitude swapped, degrees "
-        "labelled as metres): write the coordinates' true CRS into the file, as --parcels-crs (parcels_crs= in Python) "
-        "applies only to a file that declares none; %s", source, off, parcels_usable, where[0], where[2], where[1],
-        where[3], parcels.crs.to_string(), imagery[0], imagery[2], imagery[1], imagery[3], otherwise)
+        "(read in %s, the CRS they declare), the imagery longitude %.4f to %.4f, latitude %.4f to %.4f. %s the "
+        "parcels should lie on this imagery, their file's CRS may be mislabelled (latitude and longitude swapped, "
+        "degrees labelled as metres): write the coordinates' true CRS into the file, as --parcels-crs (parcels_crs= in "
+        "Python) applies only to a file that declares none; %s", source, off, parcels_usable, where[0], where[2],
+        where[1], where[3], parcels.crs.to_string(), imagery[0], imagery[2], imagery[1], imagery[3],
+        f"First, {datum_hint}. Else, if" if datum_hint else "If", otherwise)
 
 
 def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: str, shapefile: bool) -> None:

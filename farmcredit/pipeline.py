@@ -39,6 +39,7 @@ from farmcredit.config import Config, CropConfig, load_config
 from farmcredit.credit import Overlaps, RiskModel, aggregate_borrowers, assign_limits, find_overlaps, load_risk_model
 from farmcredit.credit.risk import chance_warning
 from farmcredit.dates import as_season, day_of_year, day_of_year_clash
+from farmcredit.datum_check import DatumCheck, check_datum
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
 from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
@@ -503,6 +504,8 @@ class AssessmentInputs:
             in ``table``.
         hazy_dates: the dates whose blue over the parcels' surroundings reads hazy though clear
             (``check_atmosphere``), warned of and recorded, not masked.
+        datum_check: how well parcels in China fit the imagery in each datum (``check_datum``), warned of and
+            recorded, never applied; None where none lies in China.
     """
 
     config: Config
@@ -519,6 +522,7 @@ class AssessmentInputs:
     parcels_crs: str | None = None
     parcels_datum: str = "wgs84"
     hazy_dates: tuple[HazyDate, ...] = ()
+    datum_check: DatumCheck | None = None
 
 
 def load_inputs(
@@ -596,10 +600,13 @@ def load_inputs(
     geoms[map_only(table["reasons"])] = None  # kept in the table for the map, never measured
     measured = geoms[~shapely.is_missing(geoms)]
     hazy = check_atmosphere(stack, shapely.get_coordinates(shapely.centroid(measured)), cfg.imagery.clear_scl_classes)
+    drawn = table.geometry.to_numpy().copy()
+    drawn[shapely.is_missing(geoms)] = None
+    datum = check_datum(gpd.GeoSeries(drawn, crs=table.crs), stack, parcels_datum, cfg.imagery.clear_scl_classes)
     known: dict[str, dict] = {}  # a stack's dates share its file: hashed once
     scenes = [scene_record(scene, known) for scene in stack.scenes]
-    return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index,
-                            table.attrs.get("layer"), fingerprint, scenes, season, parcels_crs, parcels_datum, hazy)
+    return AssessmentInputs(cfg, risk, table, parcels_source, stack, geoms, index, table.attrs.get("layer"),
+                            fingerprint, scenes, season, parcels_crs, parcels_datum, hazy, datum)
 
 
 def check_source_types(parcels: object, imagery: object) -> None:
@@ -699,7 +706,8 @@ def finish_assessment(
     warn_off_imagery(table.geometry[usable], off_imagery, inputs.imagery.crs,
                      array_bounds(*inputs.imagery.shape, inputs.imagery.transform),
                      f"parcel file {inputs.source}" if inputs.source else "the parcels' GeoDataFrame",
-                     _refetch_command(inputs) if off_imagery.any() else None)  # read only for parcels it would add
+                     _refetch_command(inputs) if off_imagery.any() else None,  # read only for parcels it would add
+                     inputs.datum_check.off_imagery_hint() if inputs.datum_check else None)
     share = measurements.inside_share
     for i in np.flatnonzero(usable & ~outside & ~failed & (share < 0.999)):
         too_little = share[i] < cfg.agronomy.min_share_on_imagery
@@ -734,6 +742,7 @@ def finish_assessment(
         measurements.dates, clear, timings, measurements.read_failures, inputs.layer, inputs.scenes, inputs.season,
         table.crs, inputs.parcels_crs, [day.record() for day in inputs.hazy_dates], inputs.parcels_datum,
         snowed=snowed, snow_called_clear=snow_called_clear,
+        datum_check=None if inputs.datum_check is None else inputs.datum_check.record(),
     )
     series = _season_series(result["parcel_id"], measurements)
     # Only now the caller's labels: every stage above, and the outputs, work by position.
