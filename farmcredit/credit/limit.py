@@ -416,11 +416,17 @@ def _unsure_call(row: object, config: Config) -> str:
     stays near 0.5), is not priced: its declaration names no crop the config prices (or fallow), so nothing confirms
     the call; '' where it is confident, or the declaration names a priced crop or none."""
     said = config.crop_named(row.declared_crop)
-    if (not isinstance(said, str) or said in config.crops or row.crop in (FALLOW, UNKNOWN)
-            or row.crop_confidence >= config.agronomy.crop_min_confidence):
+    if (not isinstance(said, str) or said in config.crops
+            or not call_unsure(row.crop, row.crop_confidence, config.agronomy.crop_min_confidence)):
         return ""
     return (f"the declaration ({row.declared_crop}) names no crop the configuration prices, and the imagery's call "
             f"({row.crop}, confidence {row.crop_confidence:.2f}) is unsure")
+
+
+def call_unsure(crop: object, confidence: float, min_confidence: float) -> bool:
+    """Whether the imagery's call of a crop (not fallow or unknown) is unsure: under ``min_confidence``
+    (``agronomy.crop_min_confidence``), or with no confidence given."""
+    return crop not in (FALLOW, UNKNOWN) and not confidence >= min_confidence
 
 
 def _season_missed(row: object, config: Config) -> str:

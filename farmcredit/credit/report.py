@@ -36,8 +36,8 @@ from pyogrio import read_dataframe
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from farmcredit.audit import SEASON_COLUMNS, run_currency, run_id
-from farmcredit.config import RESERVED_CROP_NAMES
-from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED
+from farmcredit.config import DECLARED_FALLOW, RESERVED_CROP_NAMES, AgronomyConfig
+from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED, call_unsure
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
 from farmcredit.locking import looked_up, refuse_unfinished, write_problem
@@ -46,6 +46,7 @@ from farmcredit.outputs.styles import DECISION_COLOURS
 from farmcredit.outputs.tables import run_season
 from farmcredit.reasons import REASONS
 from farmcredit.spreadsheet import read_csv, write_csv
+from farmcredit.text import folded
 
 REQUIRED_COLUMNS = (
     "parcel_id", "borrower_id", "status", "decision", "loan_limit", "risk_grade", "polygon_area_ha",
@@ -95,8 +96,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
             ``.parquet``, ``.gpkg`` (layer ``parcels``) or ``.csv`` results file.
 
     Returns:
-        The table, with ``attrs["source"]`` set to the file read and ``attrs["currency"]`` and
-        ``attrs["lend_on_area"]`` to its run's (from the ``run.json`` beside it; None without one), and
+        The table, with ``attrs["source"]`` set to the file read, ``attrs["currency"]``, ``attrs["lend_on_area"]``
+        and ``attrs["crop_min_confidence"]`` to its run's (from the ``run.json`` beside it; None without one), and
         ``attrs["run_id"]`` and ``attrs["run_lines"]`` naming that run (``_run_named``).
 
     Raises:
@@ -130,7 +131,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
     run = _run_beside(file)
     table.attrs["currency"] = run_currency(run) or None
     table.attrs["season"] = _season_read(run)
-    table.attrs["lend_on_area"] = run.get("config", {}).get("values", {}).get("credit", {}).get("lend_on_area")
+    values = run.get("config", {}).get("values", {})
+    table.attrs["lend_on_area"] = values.get("credit", {}).get("lend_on_area")
+    table.attrs["crop_min_confidence"] = values.get("agronomy", {}).get("crop_min_confidence")
     table.attrs["run_id"], table.attrs["run_lines"] = _run_named(run, file)
     _check_columns(table, f"results file {file}")
     _check_row_count(table, run, file)
@@ -480,9 +483,11 @@ def _refuse_stacked_seasons(table: pd.DataFrame, name: str) -> None:
 
 
 def _prepare(results: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Check the columns and normalise types; add ``size_band`` and ``region``."""
+    """Check the columns and normalise types; add ``size_band`` and ``region``; keep ``attrs["crop_min_confidence"]``
+    (``_fallow_unsure``)."""
     _check_columns(results, name)
     table = pd.DataFrame(results.drop(columns="geometry", errors="ignore")).reset_index(drop=True)
+    table.attrs["crop_min_confidence"] = results.attrs.get("crop_min_confidence")
     for column in NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce")
     for column in ("status", "decision", "risk_grade"):
@@ -1277,21 +1282,25 @@ def _signed_pct(value: float) -> str:
 
 # Why a parcel has no risk grade, the first that applies: an error, too few clear images, most of it off the imagery,
 # a crop the cropland models cannot measure (PERENNIAL_NOT_MEASURED), an unsure call of a crop the declaration does
-# not name (UNDETERMINED_DECLARED_CROP: health and yield measured, but of a crop nobody confirmed), no clear image while
+# not name (UNDETERMINED_DECLARED_CROP: health and yield measured, but of a crop nobody confirmed), land declared fallow
+# under an unsure call of a crop (CROP_MISMATCH, ungraded as ``limit._unsure_call`` decides), no clear image while
 # its crop is green or at its peak (a season of many clear dates may miss those weeks), or no PD, its health and yield
 # not rated.
 _UNGRADED = ("not assessed, status error", "referred, too few clear images to grade their risk",
              "referred, mostly off the imagery",
              "referred, their declared crop never drops to bare land, so the imagery cannot measure it",
              "referred, declaring a crop the configuration does not price over an unsure call of what grows there",
+             "referred, declared fallow over an unsure call of a crop",
              "referred, no clear image in their crop's green or peak weeks",
              "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
 _TOO_FEW_IMAGES = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 
 
 def _why_ungraded(table: pd.DataFrame) -> pd.Series:
-    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all nine), read from its
-    codes (``reason_all``, else ``reason``, where the too-little-imagery codes of ``UNOBSERVED`` lead)."""
+    """Why each parcel without a risk grade has none (one of ``_UNGRADED``, a categorical of all ten), read from its
+    codes (``reason_all``, else ``reason``, where the too-little-imagery codes of ``UNOBSERVED`` lead), and of one
+    declared fallow from its call's confidence against its run's ``agronomy.crop_min_confidence`` (the packaged
+    value without a ``run.json``)."""
     error = table["status"].eq("error").fillna(False).to_numpy(dtype=bool)
     codes = table[_codes_column(table)].fillna("").map(lambda text: {c.strip() for c in text.split(";")})
     too_few, off, perennial, undetermined, unobserved = (
@@ -1300,10 +1309,22 @@ def _why_ungraded(table: pd.DataFrame) -> pd.Series:
                    {"UNDETERMINED_DECLARED_CROP"}, UNOBSERVED))
     crop = table["crop"].astype("string").fillna("")
     fallow, unknown = (crop.eq(name).to_numpy(dtype=bool) for name in RESERVED_CROP_NAMES)
-    why = np.select([error, too_few, off, perennial, undetermined, unobserved, fallow, unknown], _UNGRADED[:-1],
-                    _UNGRADED[-1])
+    why = np.select([error, too_few, off, perennial, undetermined, _fallow_unsure(table), unobserved, fallow, unknown],
+                    _UNGRADED[:-1], _UNGRADED[-1])
     ungraded = error | table["risk_grade"].isna().to_numpy(dtype=bool)
     return pd.Series(pd.Categorical(why[ungraded], categories=_UNGRADED))
+
+
+def _fallow_unsure(table: pd.DataFrame) -> np.ndarray:
+    """Whether each parcel was declared fallow (休耕) under an unsure call of a crop, which withholds its grade; all
+    False for results without ``declared_crop`` or ``crop_confidence``."""
+    if not {"declared_crop", "crop_confidence"} <= set(table.columns):
+        return np.zeros(len(table), dtype=bool)
+    least = table.attrs.get("crop_min_confidence") or AgronomyConfig().crop_min_confidence
+    confidence = pd.to_numeric(table["crop_confidence"], errors="coerce").to_numpy(dtype=float)
+    return np.array([isinstance(said, str) and folded(said) in DECLARED_FALLOW and call_unsure(crop, sure, least)
+                     for said, crop, sure in zip(table["declared_crop"], table["crop"], confidence, strict=True)],
+                    dtype=bool)
 
 
 def _calibration_section(table: pd.DataFrame) -> _Section:

@@ -336,6 +336,20 @@ def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_p
             "1 with no health or yield measured.") in " ".join(text.split())
 
 
+def test_land_declared_fallow_under_an_unsure_call_is_counted_as_such_not_as_unmeasured(tmp_path: Path) -> None:
+    """A parcel declared fallow (休耕) whose crop call is unsure has its grade withheld (CROP_MISMATCH, no
+    UNDETERMINED_DECLARED_CROP): it was counted as having no health or yield measured. Under its run's
+    ``crop_min_confidence`` (0.6 here) it is counted as what it is; over it (0.65), or declared a priced crop, not."""
+    table = _results(8, declared_crop="wheat", crop_confidence=0.9)
+    table.loc[:2, "risk_grade"], table.loc[:2, "reason"] = None, "CROP_MISMATCH"
+    table.loc[:2, "declared_crop"], table.loc[:2, "crop"] = ["休耕", "fallow", "fallow"], "maize"
+    table.loc[:2, "crop_confidence"] = [0.55, 0.51, 0.65]
+    table.attrs["crop_min_confidence"] = 0.6
+    text = " ".join(credit_report(table, out=tmp_path / "report.md", fmt="md").read_text().split())
+    assert ("Left out: 3 of 8 parcels without a risk grade: 2 referred, declared fallow over an unsure call of a "
+            "crop; 1 with no health or yield measured.") in text
+
+
 def test_calibration_without_outcomes_reports_predicted_pd_only(tmp_path: Path) -> None:
     table = _results()
     grades = calibration_table(table)
