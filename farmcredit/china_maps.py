@@ -41,6 +41,8 @@ CHINA_RECTANGLE = "72.004-137.8347 E, 0.8293-55.8271 N"
 WGS84_REGIONS = {
     "South-East Asia": (72.004, 0.8293, 107.5, 20.9),
     "northern Viet Nam": (103.0, 20.0, 107.0, 21.3),
+    # East of the box above, south of Hainan (18.1 N) by more than a degree and west of the Paracels.
+    "central Viet Nam": (107.5, 8.0, 109.6, 17.0),
     "South Asia": (72.004, 0.8293, 96.5, 26.0),
     "Nepal": (80.5, 25.0, 88.0, 27.3),
     "northern India": (72.004, 0.8293, 78.0, 31.0),

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 import shapely
 
-from farmcredit.china_maps import bd09_to_gcj02, gcj02_to_bd09, gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
+from farmcredit.china_maps import (
+    bd09_to_gcj02,
+    gcj02_to_bd09,
+    gcj02_to_wgs84,
+    to_wgs84,
+    wgs84_region,
+    wgs84_to_gcj02,
+)
 from farmcredit.errors import InputError
 from farmcredit.parcels import parcels_from_frame, read_parcels
 
@@ -178,6 +185,15 @@ def test_a_run_on_gcj02_outlines_equals_the_run_on_the_true_ones(small_season, t
     assert runs["as_drawn"][0]["cultivated_area_ha"].notna().sum() < truth["cultivated_area_ha"].notna().sum()
     assert runs["moved"][1]["inputs"]["parcels"]["parcels_datum"] == "gcj02"
     assert runs["truth"][1]["inputs"]["parcels"]["parcels_datum"] == "wgs84"
+
+
+@pytest.mark.parametrize(("lon", "lat"), [(108.2, 16.05), (107.6, 16.46), (109.19, 12.24), (109.22, 13.77),
+                                          (108.04, 12.67), (108.0, 13.98)])
+def test_central_viet_nam_lies_in_a_box_shown_in_wgs84(lon: float, lat: float) -> None:
+    """Da Nang, Hue, Nha Trang, Quy Nhon, Buon Ma Thuot and Pleiku, east of 107.5 E, lay in no box, unwarned; Hainan
+    and Guangxi still lie in none."""
+    assert wgs84_region(np.array([lon, 110.3, 108.3]), np.array([lat, 18.3, 21.7])).tolist() == [
+        "central Viet Nam", "", ""]
 
 
 def test_the_fetch_command_for_parcels_off_the_imagery_names_their_datum(small_season, tmp_path: Path) -> None:
