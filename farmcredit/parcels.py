@@ -393,7 +393,8 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
         currency, datum: as ``read_parcels`` takes them.
 
     Raises:
-        InputError: no parcels, no CRS, ``crs`` not a CRS, a datum PROJ cannot shift to WGS 84
+        InputError: no parcels, no CRS, ``crs`` not a CRS, no CRS and coordinates no longitude and latitude under
+            ``datum`` (``_refuse_projected_as_lonlat``), a datum PROJ cannot shift to WGS 84
             (``_refuse_ballpark_datum``), ``datum`` unknown or given for a CRS with no longitude and latitude
             (``_from_web_map``), or what ``validate_parcels`` refuses.
     """
@@ -408,6 +409,7 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
     if frame.crs is not None and frame.crs.name in UNDEFINED_CRS:
         frame = frame.set_crs(None, allow_override=True)
     if frame.crs is None and crs is None and datum != "wgs84":
+        _refuse_projected_as_lonlat(frame.geometry.to_numpy(), datum, source)
         crs = CRS.from_epsg(4326)  # a Chinese web map's export is longitude and latitude, whatever it declares
     if frame.crs is None:
         if crs is None:
@@ -423,6 +425,27 @@ def parcels_from_frame(frame: gpd.GeoDataFrame, crs: str | None = None,
                                file_rows=file_rows, currency=currency)
     _refuse_ballpark_datum(parcels, source)
     return parcels
+
+
+def _refuse_projected_as_lonlat(geoms: np.ndarray, datum: str, source: str) -> None:
+    """Refuse a file that declares no CRS, read as longitude and latitude (EPSG:4326) because ``datum`` is given, whose
+    every outline with coordinates lies off the range of longitude and latitude: metres of a projected CRS, which
+    ``--parcels-crs`` names (the datum is undone in its longitude and latitude).
+
+    Raises:
+        InputError: naming the assumption, a vertex, and --parcels-crs as the fix.
+    """
+    bounds = shapely.bounds(geoms)
+    finite = np.isfinite(bounds).all(axis=1)
+    lonlat = finite & (bounds[:, 0] >= -180) & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90)
+    if lonlat.any() or not finite.any():
+        return
+    x, y = shapely.get_coordinates(geoms[np.argmax(finite)])[0]
+    raise InputError(f"{source} declares no coordinate reference system, so --parcels-datum {datum} (parcels_datum= "
+                     "in Python) took its coordinates as longitude and latitude (EPSG:4326), as Chinese web maps "
+                     f"export them, but no parcel's are (e.g. {x:g}, {y:g}: metres, say, of a Gauss-Kruger or UTM "
+                     "zone): give the CRS they are in with --parcels-crs (parcels_crs= in Python; EPSG:4547 for "
+                     "CGCS2000's zone at 114 E, say) and keep --parcels-datum")
 
 
 def _from_web_map(frame: gpd.GeoDataFrame, datum: str, source: str) -> gpd.GeoDataFrame:

@@ -187,6 +187,23 @@ def test_a_run_on_gcj02_outlines_equals_the_run_on_the_true_ones(small_season, t
     assert runs["truth"][1]["inputs"]["parcels"]["parcels_datum"] == "wgs84"
 
 
+def test_projected_outlines_with_no_crs_under_a_datum_are_refused_naming_parcels_crs(tmp_path: Path, caplog) -> None:
+    """A table of Gauss-Kruger metres declares no CRS: under --parcels-datum it is taken as longitude and latitude,
+    and was refused as impossible in "its" EPSG:4326, with --parcels-crs said not to apply, after a warning that no
+    parcel lies in the formulas' rectangle. The refusal now says what was assumed and that --parcels-crs is the fix."""
+    path = tmp_path / "projected.csv"
+    outline = "POLYGON ((499129 3654097, 499229 3654097, 499229 3654197, 499129 3654097))"
+    path.write_text(f'parcel_id,WKT\nP1,"{outline}"\n', encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="farmcredit"), pytest.raises(InputError) as refused:
+        read_parcels(path, datum="gcj02")
+    assert ("declares no coordinate reference system, so --parcels-datum gcj02 (parcels_datum= in Python) took its "
+            "coordinates as longitude and latitude (EPSG:4326)") in str(refused.value)
+    assert "e.g. 499129, 3.6541e+06" in str(refused.value) and "give the CRS they are in with --parcels-crs" in str(
+        refused.value)
+    assert "rectangle" not in caplog.text
+    assert len(read_parcels(path, datum="gcj02", crs="EPSG:4547")) == 1
+
+
 @pytest.mark.parametrize(("lon", "lat"), [(108.2, 16.05), (107.6, 16.46), (109.19, 12.24), (109.22, 13.77),
                                           (108.04, 12.67), (108.0, 13.98)])
 def test_central_viet_nam_lies_in_a_box_shown_in_wgs84(lon: float, lat: float) -> None:
