@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import textwrap
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -38,7 +39,7 @@ from rasterio.windows import Window, from_bounds  # noqa: E402
 
 from farmcredit.audit import run_currency, run_id  # noqa: E402
 from farmcredit.config import AgronomyConfig, ImageryConfig  # noqa: E402
-from farmcredit.credit.limit import money  # noqa: E402
+from farmcredit.credit.limit import DECISIONS, money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts, missing_glyphs_told  # noqa: E402
 from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
@@ -366,6 +367,10 @@ def map_parcels(parcels: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return assessed if len(assessed) else usable
 
 
+# Where a limit's arithmetic gives the decision that withholds it: " (refer: FEW_CLEAR_OBSERVATIONS)".
+_WHY_DECIDED = re.compile(rf" \((?:{'|'.join(DECISIONS)}): ")
+
+
 def _parcel_title(parcel: pd.Series, record: dict) -> str:
     currency = run_currency(record)
     health = parcel.get("health_index")
@@ -377,9 +382,11 @@ def _parcel_title(parcel: pd.Series, record: dict) -> str:
     reason = f" - {parcel['reason']}" if isinstance(parcel.get("reason"), str) and parcel["reason"] else ""
     borrower = parcel.get("borrower_id")
     owner = f"borrower {borrower}" if pd.notna(borrower) and str(borrower) else "no borrower"
-    # Without one worked out, why, as the arithmetic says it (too little clear imagery to grade its risk), not "0".
+    # Without one worked out, why, as the arithmetic says it (too little clear imagery to grade its risk), not "0";
+    # cut before the decision's own " (refer: ...)", not at a crop named in brackets ("the declared crop (tea) ...").
     arithmetic = parcel.get("limit_arithmetic")
-    none = arithmetic.partition(" (")[0] if isinstance(arithmetic, str) and arithmetic.startswith("no limit: ") else ""
+    none = (_WHY_DECIDED.split(arithmetic, maxsplit=1)[0]
+            if isinstance(arithmetic, str) and arithmetic.startswith("no limit: ") else "")
     limit = none or f"limit {money(parcel['loan_limit'])} {currency}"
     return f"parcel {parcel['parcel_id']} ({owner}): {parcel['decision']}, {limit}; {crop}, {health_text}{reason}"
 

@@ -352,6 +352,15 @@ def test_a_parcel_without_a_limit_worked_out_is_titled_with_why(outputs, assesse
     assert ": refer, no limit: too little clear imagery to grade its risk; " in title and "limit 0" not in title
 
 
+def test_a_title_without_a_limit_keeps_a_crop_named_in_brackets(outputs, assessed) -> None:
+    """Cut at its first " (", "the declared crop (tea) never drops ..." read "no limit: the declared crop; tea, ..."."""
+    parcel = assessed.parcels.loc[assessed.parcels["status"] == "ok", "parcel_id"].iloc[0]
+    missing = "the declared crop (tea) never drops to bare land, so the imagery cannot measure it"
+    *_, (title,) = _panel_says(outputs, parcel, decision="refer", loan_limit=0.0, reason="PERENNIAL_NOT_MEASURED",
+                               limit_arithmetic=f"no limit: {missing} (refer: PERENNIAL_NOT_MEASURED)")
+    assert f": refer, no limit: {missing}; " in title
+
+
 def test_parcels_are_drawn_in_their_colours_holes_open_every_part_and_a_kept_line_too() -> None:
     """All polygons go in one collection of paths (geopandas made a patch each: 17-29 s of a 100,016 parcels'
     preview, now 5-6 s): a hole stays open whichever way its ring turns, each part of a multipolygon takes its
