@@ -566,7 +566,10 @@ def load_inputs(
     table = flag_parts_apart(table, cfg.parcels.max_part_gap_m,
                              "the parcels' GeoDataFrame" if parcels_source is None else str(parcels_source))
     if not isinstance(imagery, Imagery):
-        stack = open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset)
+        # A season after the scenes is told to be fetched over the parcels read as they are here (with their datum).
+        reading = fetch_parcel_words(str(parcels_source or "PARCELS"), parcels_crs, parcels_layer, parcels_datum)
+        stack = open_imagery(imagery, season, band_layout=band_layout, dn_offset=dn_offset,
+                             fetch_parcels=_command_line(reading))
     elif band_layout is not None or dn_offset is not None:
         raise InputError("band_layout= and dn_offset= say how to open imagery, so they apply when imagery is a path; "
                          "give them to open_imagery, or pass the path")

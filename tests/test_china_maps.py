@@ -231,6 +231,19 @@ def test_the_fetch_command_for_parcels_off_the_imagery_names_their_datum(small_s
     assert command is not None and f"farmcredit fetch {path} --parcels-datum gcj02 --season" in command
 
 
+def test_the_python_api_s_fetch_command_for_a_later_season_names_the_datum(small_season, tmp_path: Path) -> None:
+    """assess() in Python told a season after the scenes to be fetched with "farmcredit fetch PARCELS --season",
+    with neither the parcel file nor its --parcels-datum: the fetch would read the outlines where the map drew them."""
+    from farmcredit.errors import ImageryError
+    from farmcredit.pipeline import load_inputs
+
+    path = tmp_path / "amap.geojson"
+    _as_drawn_on(gpd.read_file(small_season.parcels_path), "gcj02").to_file(path)
+    with pytest.raises(ImageryError) as refused:
+        load_inputs(path, small_season.imagery_dir, season="2030-03-01/2030-10-31", parcels_datum="gcj02")
+    assert f"farmcredit fetch {path} --parcels-datum gcj02 --season 2030-03-01/2030-10-31" in str(refused.value)
+
+
 @pytest.mark.parametrize(("command", "imagery", "said"), [
     ("assess", None, "fetch it (farmcredit fetch {path} --parcels-datum gcj02 --season 2030-03-01/2030-10-31 "),
     ("batch", "stac", "fetch it into a folder first (farmcredit fetch {path} --parcels-datum gcj02 --source "),
