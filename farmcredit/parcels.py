@@ -1019,13 +1019,18 @@ def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) 
 
 def _named_national_id(name: str) -> bool:
     """True where a folded column name names national identity numbers: one of ``NATIONAL_ID_WORDS`` as a word, or of
-    ``NATIONAL_ID_PARTS`` within it, its separators off.
+    ``NATIONAL_ID_PARTS`` within it, its separators off, a Latin one from a word's start (not president_id's
+    residentid, nor rfid_card's idcard).
 
-    >>> [_named_national_id(name) for name in ("cpf", "id card", "身份证号码", "aadhaar_no", "farmer_id", "card_id")]
-    [True, True, True, True, False, False]
+    >>> [_named_national_id(name) for name in ("cpf", "id card", "身份证号码", "aadhaar_no", "farmer_id", "card_id",
+    ...                                        "president_id", "rfid_card", "farmer_idcardno")]
+    [True, True, True, True, False, False, False, False, True]
     """
-    return (not NATIONAL_ID_WORDS.isdisjoint(_name_words(name))
-            or any(part in re.sub(r"[\W_]+", "", name) for part in NATIONAL_ID_PARTS))
+    words = _name_words(name)
+    tails = ["".join(words[k:]) for k in range(len(words))]  # the name, its separators off, from each word on
+    return (not NATIONAL_ID_WORDS.isdisjoint(words)
+            or any(tail.startswith(part) if re.match(f"[{LATIN_LETTERS}]", part) else part in tails[0]
+                   for part in NATIONAL_ID_PARTS for tail in tails))
 
 
 def _named_personal(name: str) -> bool:

@@ -1479,6 +1479,17 @@ def test_name_phone_or_address_columns_are_never_proposed_as_borrower_ids(
     assert "column(s) 'member_no', not read, look like a borrower id" in members and "farmer_name" not in members
 
 
+def test_a_national_id_name_part_inside_another_word_names_no_national_id(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """president_id holds residentid, rfid_card idcard, within their words: each was told to hold national identity
+    numbers. A Latin part now starts a word; farmer_idcard's still does."""
+    codes = [f"S{k % 10}" for k in range(20)]
+    rows = _parcel_squares(president_id=codes, rfid_card=codes, farmer_idcard=codes)
+    warnings = _warnings_reading(tmp_path / "ids.geojson", rows, caplog)
+    assert "column(s) 'farmer_idcard', not read, hold national identity numbers" in warnings
+    assert "president_id" not in warnings and "rfid_card" not in warnings
+
+
 def test_national_id_columns_are_told_to_hold_national_identity_numbers(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """CPF and cpf were proposed as borrower_id, and id_card (resident ID numbers) left unnamed, though README keys
