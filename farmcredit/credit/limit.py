@@ -347,11 +347,12 @@ def _near_spelling(name: str, known: str) -> bool:
 def warn_perennial_crops(declared: np.ndarray, config: Config) -> None:
     """Warn once of the configured crops whose template never drops to bare (``never_bare``), each with its lowest
     NDVI and its count of parcels declaring it: the cropland models cannot measure them, so those parcels are referred
-    (PERENNIAL_NOT_MEASURED) with no limit, not measured nor lent on, unless their readings contradict the crop."""
-    perennials = [name for name, spec in config.crops.items() if never_bare(spec, config)]
+    (PERENNIAL_NOT_MEASURED) with no limit, not measured nor lent on, unless their readings contradict the crop. Only
+    crops some parcel declares: a config's tea warned every run of 0 parcels."""
+    counts = Counter(config.crop_named(name) for name in declared)
+    perennials = [name for name, spec in config.crops.items() if counts[name] and never_bare(spec, config)]
     if not perennials:
         return
-    counts = Counter(config.crop_named(name) for name in declared)
     crops = "; ".join(f"{name} (lowest {min(v for _, v in config.crops[name].ndvi_template):g}, {counts[name]} "
                       f"parcel(s))" for name in perennials)
     logger.warning("crops whose ndvi_template never drops to bare land (lowest NDVI over cropland_rule.minimum_max, "

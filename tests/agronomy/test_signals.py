@@ -9,7 +9,7 @@ import pytest
 from farmcredit.agronomy import ParcelMeasurements, derive_signals
 from farmcredit.agronomy.signals import template_shifts
 from farmcredit.config import Config, load_config
-from farmcredit.credit.limit import assign_limits
+from farmcredit.credit.limit import assign_limits, warn_perennial_crops
 from farmcredit.credit.risk import load_risk_model
 
 CONFIG = load_config()
@@ -704,6 +704,16 @@ def test_a_crop_that_never_drops_to_bare_is_referred_not_measured_unless_its_rea
     assert tea["limit_arithmetic"].startswith("no limit: the declared crop (tea) never drops to bare land")
     assert bare["decision"] == "decline" and {"NOT_CULTIVATED", "CROP_MISMATCH"} <= set(bare["reason_all"].split(";"))
     assert "tea (lowest 0.65, 2 parcel(s))" in caplog.text and "PERENNIAL_NOT_MEASURED" in caplog.text
+
+
+def test_a_crop_that_never_drops_to_bare_is_warned_of_only_where_a_parcel_declares_it(caplog) -> None:
+    """A config with tea warned of it on every run, "tea (lowest 0.65, 0 parcel(s))" where no parcel declared it."""
+    with caplog.at_level("WARNING"):
+        warn_perennial_crops(np.array(["maize", "小麦", None], dtype=object), WITH_TEA)
+    assert "never drops to bare land" not in caplog.text
+    with caplog.at_level("WARNING"):
+        warn_perennial_crops(np.array(["maize", "茶"], dtype=object), WITH_TEA)
+    assert "tea (lowest 0.65, 1 parcel(s))" in caplog.text
 
 
 def test_a_maize_field_declared_a_crop_that_never_drops_to_bare_is_a_mismatch_priced_as_seen() -> None:
