@@ -139,3 +139,17 @@ def test_real_outlines_fit_their_fields_better_than_moved_500_m(shared_data: Pat
     # Measured: 52 pairs, median 0.27 at the truth, 0.20 moved; 60% fit better at the truth.
     assert len(at_truth) >= 40
     assert np.median(at_truth) > 1.2 * np.median(moved_off) and (at_truth > moved_off).mean() > 0.55
+
+
+def test_parcels_of_another_place_that_another_datum_moves_onto_the_imagery_are_not_told_that_datum(
+    sample_imagery,
+) -> None:
+    """The parcels of the imagery's eastern 350 m moved 350 m east, beside it: read as drawn on a Chinese web map they
+    lie on it, but not on their fields."""
+    local = gpd.read_file(SAMPLE / "parcels.geojson").to_crs(sample_imagery.crs)
+    east = (sample_imagery.transform * (sample_imagery.shape[1], 0))[0]
+    strip = local[local.geometry.bounds["minx"].to_numpy() > east - 350.0]
+    moved = strip.set_geometry(shapely.transform(strip.geometry.to_numpy(), lambda c: c + [350.0, 0.0]))
+    check = check_datum(moved.to_crs("EPSG:4326").geometry, sample_imagery, "wgs84", CLEAR)
+    assert check is not None and check.on_imagery["wgs84"] == 0.0
+    assert max(check.on_imagery.values()) >= 0.5 and check.off_imagery_hint() is None
