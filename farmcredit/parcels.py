@@ -209,10 +209,13 @@ BORROWER_IDS_SHARE = 0.05
 ID_NAME_WORDS = frozenset({"id", "ids", "no", "nr", "num", "number", "code"})
 # A column so named holds national identity numbers (cpf, dni, id_card, 身份证号, aadhaar_no, resident_id): named so,
 # or mostly passing their check (``_national_id``), it is told to hold them, not proposed as the borrower id (README:
-# Personal data); words whole, parts of the name with its separators off (ID Card: idcard).
+# Personal data); words whole, parts anywhere in the name with its separators off (memberaadhaar, ID Card: idcard),
+# those that end other words' (president_id, rfid_card, international_id) only from a word's start.
 NATIONAL_ID_WORDS = frozenset({"cpf", "cnpj", "cuit", "cuil", "dni", "curp", "nid", "nin"})
-NATIONAL_ID_PARTS = ("idcard", "residentid", "nationalid", "identitycard", "identitynumber", "cedula", "cédula",
-                     "aadhaar", "aadhar", "身份证", "आधार", "আধার")
+NATIONAL_ID_PARTS = ("identitycard", "identitynumber", "cedula", "cédula", "aadhaar", "aadhar", "身份证", "आधार", "আধার")
+NATIONAL_ID_STARTS = ("idcard", "residentid", "nationalid")
+# A column name's camelCase words, told apart before it is folded (farmerIdCard: farmer_Id_Card, IDCard: ID_Card).
+CAMEL_CASE_WORDS = re.compile(r"(?<=[a-z\d])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 # ...and one naming a farmer, or giving a phone or address (farmer_name, 户主姓名, nome_cooperado, farmer_phone) is
 # never proposed: names are not unique, and farmers sharing one would be lent as one borrower.
 PERSONAL_NAME_PARTS = ("name", "nome", "nombre", "phone", "telefon", "teléfono", "celular", "mobile", "address",
@@ -922,10 +925,10 @@ def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: 
 
 def _look_alikes(unread: pd.DataFrame, named: Callable[[str], bool], valued: Callable[[pd.Series], bool],
                  what: str, read: str | None, source: str) -> list[str]:
-    """The ``unread`` columns whose folded names ``named`` tells and whose values ``valued`` does look like ``what``
-    (declared area); where such a column is ``read`` (its name), they are only noted (info) and none is returned: the
-    column read is the one used."""
-    like = [str(column) for column, values in unread.items() if named(folded(str(column))) and valued(values)]
+    """The ``unread`` columns whose folded names (``_folded_words``: camelCase words apart) ``named`` tells and whose
+    values ``valued`` does look like ``what`` (declared area); where such a column is ``read`` (its name), they are only
+    noted (info) and none is returned: the column read is the one used."""
+    like = [str(column) for column, values in unread.items() if named(_folded_words(str(column))) and valued(values)]
     if like and read is not None:
         logger.info("%s: column(s) %s, named like a %s, are also present, not read: the %s is %s's", source,
                     ", ".join(map(repr, like)), what, what, read)
@@ -994,9 +997,9 @@ def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) 
     if read is not None:
         return
     values = {str(column): column_values for column, column_values in unread.items()}
-    personal = [name for name in look_alikes if _named_personal(folded(name))]
+    personal = [name for name in look_alikes if _named_personal(_folded_words(name))]
     national = [name for name in look_alikes if name not in personal
-                and (_named_national_id(folded(name)) or _mostly_national_ids(values[name]))]
+                and (_named_national_id(_folded_words(name)) or _mostly_national_ids(values[name]))]
     ids = [name for name in look_alikes if name not in personal and name not in national]
     hints = []
     if ids:
@@ -1017,20 +1020,28 @@ def _warn_unread_borrowers(unread: pd.DataFrame, read: str | None, source: str) 
                    "; ".join(hints or ["if parcels share borrowers, give each one's in a borrower_id column"]))
 
 
+def _folded_words(name: str) -> str:
+    """A column name folded (``folded``), its camelCase words apart first (``CAMEL_CASE_WORDS``).
+
+    >>> [_folded_words(name) for name in ("farmerIdCard", "holderAadhaarNo", "IDCard", "area_ha", "身份证号")]
+    ['farmer_id_card', 'holder_aadhaar_no', 'id_card', 'area_ha', '身份证号']
+    """
+    return folded(CAMEL_CASE_WORDS.sub("_", name))
+
+
 def _named_national_id(name: str) -> bool:
-    """True where a folded column name names national identity numbers: one of ``NATIONAL_ID_WORDS`` as a word, or of
-    ``NATIONAL_ID_PARTS`` within it, its separators off, a Latin one from a word's start (not president_id's
-    residentid, nor rfid_card's idcard).
+    """True where a folded column name (``_folded_words``) names national identity numbers: one of
+    ``NATIONAL_ID_WORDS`` as a word, of ``NATIONAL_ID_PARTS`` within it, its separators off, or of
+    ``NATIONAL_ID_STARTS`` so from a word's start (not president_id's residentid, nor rfid_card's idcard).
 
     >>> [_named_national_id(name) for name in ("cpf", "id card", "身份证号码", "aadhaar_no", "farmer_id", "card_id",
-    ...                                        "president_id", "rfid_card", "farmer_idcardno")]
-    [True, True, True, True, False, False, False, False, True]
+    ...                                        "president_id", "rfid_card", "farmer_idcardno", "memberaadhaar")]
+    [True, True, True, True, False, False, False, False, True, True]
     """
     words = _name_words(name)
     tails = ["".join(words[k:]) for k in range(len(words))]  # the name, its separators off, from each word on
-    return (not NATIONAL_ID_WORDS.isdisjoint(words)
-            or any(tail.startswith(part) if re.match(f"[{LATIN_LETTERS}]", part) else part in tails[0]
-                   for part in NATIONAL_ID_PARTS for tail in tails))
+    return (not NATIONAL_ID_WORDS.isdisjoint(words) or any(part in tails[0] for part in NATIONAL_ID_PARTS)
+            or any(tail.startswith(NATIONAL_ID_STARTS) for tail in tails))
 
 
 def _named_personal(name: str) -> bool:
@@ -1124,7 +1135,7 @@ def _repeated_ids(values: pd.Series) -> bool:
     distinct = given.nunique()
     if not 0 < distinct < len(given):
         return False
-    return _named_as_an_id(folded(str(values.name))) or (
+    return _named_as_an_id(_folded_words(str(values.name))) or (
         distinct >= min(BORROWER_IDS_MIN, len(given) / 2) and distinct >= BORROWER_IDS_SHARE * len(given)
         and not given.str.fullmatch(YEAR).all())
 

@@ -1525,3 +1525,17 @@ def test_borrower_ids_that_are_national_identity_numbers_are_warned_of_once(
     for others in (["B0001", "B0002", "B0003", "B0004"], altered, [ids[0], *altered[1:]]):
         rows = [{**row, "borrower_id": borrower} for row, borrower in zip(rows, others * 2)]
         assert "national identity" not in _warnings_reading(tmp_path / "others.geojson", rows, caplog)
+
+
+def test_camel_case_national_id_names_are_told_to_hold_national_identity_numbers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """farmerIdCard, folded to farmeridcard, no longer started a word with idcard, and was proposed as borrower_id
+    (holderAadhaarNo, farmerResidentId, memberaadhaar lost too). camelCase words are now told apart before folding,
+    and Aadhaar matched anywhere; president_id, rfidCard, validcard still name none."""
+    codes = [f"S{k % 10}" for k in range(20)]
+    national = ("farmerIdCard", "holderAadhaarNo", "farmerResidentId", "memberaadhaar", "FarmerIDCard")
+    rows = _parcel_squares(**dict.fromkeys(national, codes), presidentId=codes, rfidCard=codes, validcard=codes,
+                           internationalId=codes)
+    warnings = _warnings_reading(tmp_path / "ids.geojson", rows, caplog)
+    assert (f"column(s) {', '.join(map(repr, national))}, not read, hold national identity numbers") in warnings
+    assert not [name for name in ("presidentId", "rfidCard", "validcard", "internationalId") if name in warnings]
