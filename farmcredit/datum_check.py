@@ -60,7 +60,7 @@ class DatumCheck:
         fit: median ``outline_fit`` of the parcels scored, per datum (NaN where too few were scored).
         better_share: per other datum, the share of parcels scored at both that fit better there than as given.
         scored: per datum, the parcels scored there (``outline_fit`` not NaN).
-        on_imagery: per datum, the share of the sample lying on the imagery there.
+        on_imagery: per datum, the share of the parcels in China lying on the imagery there.
         suggested: the datum that fits clearly better than the one given, or None.
     """
 
@@ -98,9 +98,9 @@ def _rounded(value: float) -> float | None:
 def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
                 clear_classes: Collection[int]) -> DatumCheck | None:
     """Score the parcels' outlines on the imagery as read in ``datum`` and as each other datum would place the same
-    drawn coordinates (``outline_fit``, on a seeded sample of ``SAMPLE_PARCELS`` parcels in China and the
-    ``DATES_SCORED`` best dates), and warn where another fits clearly better (``FIT_RATIO``, ``MIN_BETTER_SHARE``),
-    naming ``--parcels-datum``.
+    drawn coordinates (``outline_fit``, on a seeded sample of ``SAMPLE_PARCELS`` parcels in China on the imagery in one
+    datum or more, and the ``DATES_SCORED`` best dates), and warn where another fits clearly better (``FIT_RATIO``,
+    ``MIN_BETTER_SHARE``), naming ``--parcels-datum``.
 
     Args:
         parcels: the parcels as read (``datum`` undone: WGS 84 positions), in their CRS; None where unusable.
@@ -109,21 +109,27 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
         clear_classes: SCL classes counted as clear.
 
     Returns:
-        The check, or None where no parcel of the sample lies in China (nothing moves there) or none is usable.
+        The check, or None where no parcel lies in China (nothing moves there) or none is usable.
     """
     geoms = parcels.to_numpy()
     usable = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
     if not len(usable) or parcels.crs is None:
         return None
-    picked = np.sort(np.random.default_rng(SAMPLE_SEED).choice(usable, min(SAMPLE_PARCELS, len(usable)),
-                                                               replace=False))
-    sample = gpd.GeoSeries(geoms[picked], crs=parcels.crs)
-    centres = shapely.get_coordinates(shapely.centroid(sample.to_crs("EPSG:4326").to_numpy()))
+    centres = shapely.get_coordinates(gpd.GeoSeries(shapely.centroid(geoms[usable]), crs=parcels.crs)
+                                      .to_crs("EPSG:4326").to_numpy())
     china = in_china(centres[:, 0], centres[:, 1])
     if not china.any():
         return None
-    placed = candidate_outlines(sample[china].to_crs(imagery.crs).to_numpy(), centres[china], datum, imagery.crs)
-    on_imagery = {candidate: float(_on_imagery(outlines, imagery).mean()) for candidate, outlines in placed.items()}
+    usable, centres = usable[china], centres[china]
+    # Parcels off the imagery in every datum score nowhere: the sample is drawn from the others, where there are any.
+    on_grid = {candidate: _on_grid(placed, imagery)
+               for candidate, placed in candidate_centres(centres, datum, imagery.crs).items()}
+    on_any = np.logical_or.reduce(list(on_grid.values()))
+    pool = np.flatnonzero(on_any) if on_any.any() else np.arange(len(usable))
+    picked = np.sort(np.random.default_rng(SAMPLE_SEED).choice(pool, min(SAMPLE_PARCELS, len(pool)), replace=False))
+    local = gpd.GeoSeries(geoms[usable[picked]], crs=parcels.crs).to_crs(imagery.crs).to_numpy()
+    placed = candidate_outlines(local, centres[picked], datum, imagery.crs)
+    on_imagery = {candidate: float(on.mean()) for candidate, on in on_grid.items()}
     season = best_dates(imagery, placed[datum], clear_classes)
     fits = {candidate: outline_fits(season, outlines, clear_classes) for candidate, outlines in placed.items()}
     check = judged(datum, fits, on_imagery)
@@ -141,10 +147,9 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
     return check
 
 
-def candidate_outlines(local: np.ndarray, centres: np.ndarray, datum: str, crs: object) -> dict[str, np.ndarray]:
-    """Each datum's position of the outlines ``local`` (in ``crs``; read in ``datum``, centres ``centres`` in WGS 84
-    longitude and latitude): the coordinates drawn (``datum`` redone) read in that datum. Each outline moves as its
-    centre does: the offsets change by centimetres over a field."""
+def candidate_centres(centres: np.ndarray, datum: str, crs: object) -> dict[str, np.ndarray]:
+    """Each datum's position, in ``crs`` (x, y rows), of the centres ``centres`` (WGS 84 longitude and latitude, read in
+    ``datum``): the coordinates drawn (``datum`` redone) read in that datum."""
     lon, lat = centres[:, 0], centres[:, 1]
     if datum != "wgs84":
         lon, lat = wgs84_to_gcj02(lon, lat)
@@ -152,21 +157,30 @@ def candidate_outlines(local: np.ndarray, centres: np.ndarray, datum: str, crs: 
             lon, lat = gcj02_to_bd09(lon, lat)
     drawn = shapely.points(lon, lat)
     to_local = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    here = np.column_stack(to_local.transform(centres[:, 0], centres[:, 1]))
+    return {candidate: np.column_stack(to_local.transform(*shapely.get_coordinates(to_wgs84(drawn, candidate)).T))
+            for candidate in DATUMS}
+
+
+def candidate_outlines(local: np.ndarray, centres: np.ndarray, datum: str, crs: object) -> dict[str, np.ndarray]:
+    """Each datum's position of the outlines ``local`` (in ``crs``; read in ``datum``, centres ``centres`` in WGS 84
+    longitude and latitude), as ``candidate_centres`` places their centres. Each outline moves as its centre does: the
+    offsets change by centimetres over a field."""
+    placed = candidate_centres(centres, datum, crs)
     coords, index = shapely.get_coordinates(local, return_index=True)
-    placed = {}
-    for candidate in DATUMS:
-        moved = shapely.get_coordinates(to_wgs84(drawn, candidate))
-        shift = np.column_stack(to_local.transform(moved[:, 0], moved[:, 1])) - here
-        placed[candidate] = local if candidate == datum else shapely.set_coordinates(local.copy(),
-                                                                                     coords + shift[index])
-    return placed
+    return {candidate: local if candidate == datum
+            else shapely.set_coordinates(local.copy(), coords + (placed[candidate] - placed[datum])[index])
+            for candidate in DATUMS}
+
+
+def _on_grid(points: np.ndarray, imagery: Imagery) -> np.ndarray:
+    """True where a point (x, y rows in the imagery's CRS) lies on the imagery's grid."""
+    cols, rows = ~imagery.transform * points.T
+    return (rows >= 0) & (rows < imagery.shape[0]) & (cols >= 0) & (cols < imagery.shape[1])
 
 
 def _on_imagery(outlines: np.ndarray, imagery: Imagery) -> np.ndarray:
     """True where an outline's centre lies on the imagery's grid."""
-    cols, rows = ~imagery.transform * shapely.get_coordinates(shapely.centroid(outlines)).T
-    return (rows >= 0) & (rows < imagery.shape[0]) & (cols >= 0) & (cols < imagery.shape[1])
+    return _on_grid(shapely.get_coordinates(shapely.centroid(outlines)), imagery)
 
 
 def best_dates(imagery: Imagery, outlines: np.ndarray, clear_classes: Collection[int]) -> Imagery:

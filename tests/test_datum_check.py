@@ -153,3 +153,19 @@ def test_parcels_of_another_place_that_another_datum_moves_onto_the_imagery_are_
     check = check_datum(moved.to_crs("EPSG:4326").geometry, sample_imagery, "wgs84", CLEAR)
     assert check is not None and check.on_imagery["wgs84"] == 0.0
     assert max(check.on_imagery.values()) >= 0.5 and check.off_imagery_hint() is None
+
+
+def test_parcels_drawn_on_amap_are_warned_of_where_most_of_the_file_lies_off_the_imagery(
+    tmp_path: Path, sample_imagery
+) -> None:
+    """The sample parcels drawn on Amap read as WGS 84, with four copies 0.04 degrees apart east of the imagery: the
+    sample of 100 was drawn before the parcels off the imagery were left out, 16 scored, and no datum suggested. It is
+    now drawn from the parcels on the imagery in one datum or more."""
+    amap = _as_drawn_on(gpd.read_file(SAMPLE / "parcels.geojson"), "gcj02")
+    copies = [amap.set_geometry(shapely.transform(amap.geometry.to_numpy(), lambda c, k=k: c + [0.04 * k, 0.0]))
+              for k in range(5)]
+    path = tmp_path / "amap.geojson"
+    gpd.GeoDataFrame(gpd.pd.concat(copies, ignore_index=True), crs="EPSG:4326").to_file(path)
+    check = check_datum(read_parcels(path).geometry, sample_imagery, "wgs84", CLEAR)
+    assert check is not None and check.suggested == "gcj02" and check.scored["gcj02"] >= 80
+    assert check.on_imagery["gcj02"] == pytest.approx(0.2, abs=0.02)
