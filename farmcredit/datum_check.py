@@ -1,5 +1,9 @@
 """Whether parcels in China were read in the datum they were drawn in (``--parcels-datum``).
 
+Parcels in China here: those in the rectangle the GCJ-02 formulas move (``china_maps.CHINA_RECTANGLE``) but outside
+the lands in it that the Chinese web maps show in WGS 84 (``china_maps.WGS84_REGIONS``: India, Korea, ...), where no
+other datum is ever suggested.
+
 An outline drawn on a Chinese web map (GCJ-02, BD-09) and read as WGS 84, or the other way round, lies 0.1-1.5 km
 beside its field, and every measure of it is a neighbour's. Nothing else in a run says so. This check reads small
 windows of a few clear dates around a seeded sample of parcels, at the positions the datum given puts them and at
@@ -19,7 +23,16 @@ import shapely
 from pyproj import Transformer
 from rasterio.windows import Window, union
 
-from farmcredit.china_maps import DATUM_NAMES, DATUMS, gcj02_to_bd09, in_china, to_wgs84, wgs84_to_gcj02
+from farmcredit.china_maps import (
+    CHINA_RECTANGLE,
+    DATUM_NAMES,
+    DATUMS,
+    gcj02_to_bd09,
+    in_china,
+    to_wgs84,
+    wgs84_region,
+    wgs84_to_gcj02,
+)
 from farmcredit.imagery import Imagery, read_window
 from farmcredit.imagery.naming import NDVI_BANDS
 from farmcredit.imagery.read import SeasonCube
@@ -60,7 +73,7 @@ class DatumCheck:
         fit: median ``outline_fit`` of the parcels scored, per datum (NaN where too few were scored).
         better_share: per other datum, the share of parcels scored at both that fit better there than as given.
         scored: per datum, the parcels scored there (``outline_fit`` not NaN).
-        on_imagery: per datum, the share of the parcels in China lying on the imagery there.
+        on_imagery: per datum, the share of the parcels in China (module docstring) lying on the imagery there.
         suggested: the datum that fits clearly better than the one given, or None.
     """
 
@@ -109,7 +122,8 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
         clear_classes: SCL classes counted as clear.
 
     Returns:
-        The check, or None where no parcel lies in China (nothing moves there) or none is usable.
+        The check, or None where no usable parcel lies in China (module docstring: nothing moves elsewhere, and no
+        other datum is suggested where the maps show WGS 84).
     """
     geoms = parcels.to_numpy()
     usable = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
@@ -117,7 +131,7 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
         return None
     centres = shapely.get_coordinates(gpd.GeoSeries(shapely.centroid(geoms[usable]), crs=parcels.crs)
                                       .to_crs("EPSG:4326").to_numpy())
-    china = in_china(centres[:, 0], centres[:, 1])
+    china = in_china(centres[:, 0], centres[:, 1]) & (wgs84_region(centres[:, 0], centres[:, 1]) == "")
     if not china.any():
         return None
     usable, centres = usable[china], centres[china]
@@ -137,12 +151,13 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
         logger.warning(
             "the parcels' outlines fit the imagery's fields clearly better as drawn in %s than in %s, the datum "
             "given: median fit %s (NDVI contrast with a %g m ring outside, over the inside's spread; %d parcels in "
-            "China scored at both, on %d clear date(s)), and %.0f%% of them fit better so. Were they drawn on a "
+            "the rectangle the GCJ-02 formulas move, %s, off the lands there its maps show in WGS 84, scored at "
+            "both, on %d clear date(s)), and %.0f%% of them fit better so. Were they drawn on a "
             "Chinese web map, or not? Read in the wrong datum each parcel is measured 0.1-1.5 km off, on a "
             "neighbour's land: assess them again with --parcels-datum %s (parcels_datum= in Python)",
             DATUM_NAMES[check.suggested], DATUM_NAMES[datum],
             ", ".join(f"{name} {value:.2f}" for name, value in check.fit.items()), RING_M,
-            int((np.isfinite(fits[datum]) & np.isfinite(fits[check.suggested])).sum()),
+            int((np.isfinite(fits[datum]) & np.isfinite(fits[check.suggested])).sum()), CHINA_RECTANGLE,
             len(season.scenes), 100 * check.better_share[check.suggested], check.suggested)
     return check
 

@@ -169,3 +169,12 @@ def test_parcels_drawn_on_amap_are_warned_of_where_most_of_the_file_lies_off_the
     check = check_datum(read_parcels(path).geometry, sample_imagery, "wgs84", CLEAR)
     assert check is not None and check.suggested == "gcj02" and check.scored["gcj02"] >= 80
     assert check.on_imagery["gcj02"] == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.parametrize(("east", "north"), [(-34.0, -10.0), (14.0, 3.0)])  # India (South Asia), Korea
+def test_parcels_where_the_chinese_maps_show_wgs84_are_not_checked(sample_imagery, east: float, north: float) -> None:
+    """Parcels in India or Korea lie in the GCJ-02 formulas' rectangle, but the maps show WGS 84 there: they were
+    checked, as 'parcels in China', and could be told --parcels-datum gcj02."""
+    parcels = gpd.read_file(SAMPLE / "parcels.geojson")
+    moved = parcels.set_geometry(shapely.transform(parcels.geometry.to_numpy(), lambda c: c + [east, north]))
+    assert check_datum(moved.geometry, sample_imagery, "wgs84", CLEAR) is None
