@@ -262,4 +262,6 @@ def test_the_fetch_commands_printed_before_a_run_name_the_datum(small_season, tm
                                     "--parcels-datum", "gcj02", "--season", "2030-03-01/2030-10-31", "--model", "rule",
                                     "--out", str(tmp_path / "out")])
     assert done.exit_code != 0
-    assert said.format(path=path) in " ".join(str(done.output or done.exception).split())
+    # The refusal is the exception (``cli`` is invoked without ``main``'s error printing); what the output holds besides
+    # (the rule's warning) depends on which earlier test set up the farmcredit logger.
+    assert said.format(path=path) in " ".join(f"{done.output} {done.exception}".split())
