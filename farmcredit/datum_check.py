@@ -136,13 +136,13 @@ def check_datum(parcels: gpd.GeoSeries, imagery: Imagery, datum: str,
         return None
     usable, centres = usable[china], centres[china]
     # Parcels off the imagery in every datum score nowhere: the sample is drawn from the others, where there are any.
-    on_grid = {candidate: _on_grid(placed, imagery)
-               for candidate, placed in candidate_centres(centres, datum, imagery.crs).items()}
+    positions = candidate_centres(centres, datum, imagery.crs)
+    on_grid = {candidate: _on_grid(placed, imagery) for candidate, placed in positions.items()}
     on_any = np.logical_or.reduce(list(on_grid.values()))
     pool = np.flatnonzero(on_any) if on_any.any() else np.arange(len(usable))
     picked = np.sort(np.random.default_rng(SAMPLE_SEED).choice(pool, min(SAMPLE_PARCELS, len(pool)), replace=False))
     local = gpd.GeoSeries(geoms[usable[picked]], crs=parcels.crs).to_crs(imagery.crs).to_numpy()
-    placed = candidate_outlines(local, centres[picked], datum, imagery.crs)
+    placed = candidate_outlines(local, {candidate: at[picked] for candidate, at in positions.items()}, datum)
     on_imagery = {candidate: float(on.mean()) for candidate, on in on_grid.items()}
     season = best_dates(imagery, placed[datum], clear_classes)
     fits = {candidate: outline_fits(season, outlines, clear_classes) for candidate, outlines in placed.items()}
@@ -176,14 +176,13 @@ def candidate_centres(centres: np.ndarray, datum: str, crs: object) -> dict[str,
             for candidate in DATUMS}
 
 
-def candidate_outlines(local: np.ndarray, centres: np.ndarray, datum: str, crs: object) -> dict[str, np.ndarray]:
-    """Each datum's position of the outlines ``local`` (in ``crs``; read in ``datum``, centres ``centres`` in WGS 84
-    longitude and latitude), as ``candidate_centres`` places their centres. Each outline moves as its centre does: the
-    offsets change by centimetres over a field."""
-    placed = candidate_centres(centres, datum, crs)
+def candidate_outlines(local: np.ndarray, centres: dict[str, np.ndarray], datum: str) -> dict[str, np.ndarray]:
+    """Each datum's position of the outlines ``local`` (read in ``datum``), their centres there ``centres``
+    (``candidate_centres``, in the outlines' CRS). Each outline moves as its centre does: the offsets change by
+    centimetres over a field."""
     coords, index = shapely.get_coordinates(local, return_index=True)
     return {candidate: local if candidate == datum
-            else shapely.set_coordinates(local.copy(), coords + (placed[candidate] - placed[datum])[index])
+            else shapely.set_coordinates(local.copy(), coords + (centres[candidate] - centres[datum])[index])
             for candidate in DATUMS}
 
 
