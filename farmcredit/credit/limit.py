@@ -86,6 +86,11 @@ class LimitArithmetic:
     def limit(self) -> float:
         return self.steps[-1][2] if self.steps else 0.0
 
+    @property
+    def limit_words(self) -> str:
+        """The limit worked out with its currency, as the steps end (2,678.40 CNY); only where there are steps."""
+        return f"{money(self.limit)} {self.steps[-1][3]}"
+
     def text(self, offered: float, why: str = "") -> str:
         """One line a loan officer can follow, ending at the ``offered`` limit and ``why`` when given (the decision
         that withholds the one worked out); without steps, why there is none, and ``why``. Each result is in its
@@ -555,7 +560,7 @@ def _area_uncertain(codes: list[str], row: object, top_row: object, crop: object
     arithmetic = _limit(top_row, crop, band, config, False)
     if {"HIGH_RISK", "ZERO_LIMIT"} & set(declines) and _risk_codes(band, arithmetic):
         return ""
-    at_top = (f"PD {top_probability:.4f}, grade {band.grade}, limit {money(arithmetic.limit)}" if arithmetic.steps
+    at_top = (f"PD {top_probability:.4f}, grade {band.grade}, limit {arithmetic.limit_words}" if arithmetic.steps
               else f"cultivated at {top_row.cultivated_fraction:.0%} of the outline")
     return (f"cultivated {_ha(row.cultivated_area_ha)} ha, between {_ha(row.cultivated_area_low_ha)} and {_ha(top)} "
             f"ha of {_ha(outline)}: too uncertain to decline ({', '.join(declines)} on the estimate; at the top "
@@ -610,7 +615,7 @@ class HonestDeclaration:
         if not self.arithmetic.steps:
             return f"not {scored}: declared honestly {graded}"
         held = " once PARCEL_OVERLAP is cleared" if overlapping else ""
-        return f"not {scored}: declared honestly {graded}, limit {money(self.arithmetic.limit)}{held}"
+        return f"not {scored}: declared honestly {graded}, limit {self.arithmetic.limit_words}{held}"
 
     def review_limit(self, scored: GradeBand) -> float:
         """What a review of the declaration of a parcel lent on (approved, or referred with its limit not held) can

@@ -396,7 +396,7 @@ def test_a_decline_the_top_of_the_area_interval_would_not_stand_by_is_referred(l
     assert amounts(wide.reason_amounts).keys() == ({"AREA_UNCERTAIN"} if lend_on_area == "estimate" else set())
     assert re.search(r"\(refer: AREA_UNCERTAIN, cultivated 0\.0402 ha, between 0 and 0\.176 ha of 0\.179: too "
                      r"uncertain to decline \(HIGH_RISK on the estimate; at the top PD 0\.\d{4}, grade [A-D], limit "
-                     r"[\d,.]+\); review\)$", wide.limit_arithmetic), wide.limit_arithmetic
+                     r"[\d,.]+ CNY\); review\)$", wide.limit_arithmetic), wide.limit_arithmetic
     assert (narrow.decision, narrow.reason_all.split(";")[0]) == ("decline", "HIGH_RISK")
     assert (bare.decision, bare.reason_all) == ("refer", "AREA_UNCERTAIN")
     assert "between 0 and 0.096 ha of 0.096: too uncertain to decline (NOT_CULTIVATED" in bare.limit_arithmetic
@@ -427,7 +427,7 @@ def test_a_declaration_under_the_overstated_cut_that_alone_grades_e_is_referred_
     assert (over.decision, over.reason_all.split(";")[0]) == ("refer", "AREA_OVERSTATED")
     assert under.limit_arithmetic.endswith(
         f"loan_limit = 0 CNY (refer: DECLARED_AREA_RISK, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
-        f"{honest.probability_of_default:.4f}, grade D, limit {money(honest.loan_limit)})")
+        f"{honest.probability_of_default:.4f}, grade D, limit {money(honest.loan_limit)} CNY)")
 
 
 def test_the_honest_limit_of_a_parcel_pledged_twice_too_is_said_to_wait_for_the_overlap_to_be_cleared() -> None:
@@ -436,7 +436,8 @@ def test_the_honest_limit_of_a_parcel_pledged_twice_too_is_said_to_wait_for_the_
     out = _assess(_parcel(declared_area_ha=1.5), _parcel(parcel_id="P2", borrower_id="B2"),
                   overlaps=Overlaps.between(2, [(0, 1)])).iloc[0]
     assert (out.decision, out.risk_grade, out.loan_limit) == ("refer", "E", 0.0)
-    assert re.search(r", limit [\d,.]+ once PARCEL_OVERLAP is cleared\)$", out.limit_arithmetic), out.limit_arithmetic
+    assert re.search(r", limit [\d,.]+ CNY once PARCEL_OVERLAP is cleared\)$",
+                     out.limit_arithmetic), out.limit_arithmetic
 
 
 @settings(max_examples=60, deadline=None)
