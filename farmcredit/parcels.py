@@ -134,13 +134,14 @@ DECLARED_RATIO_BAND = (0.5, 1.6)
 # of their outlines (tables of Brazil's agrarian measures, e.g. Embrapa's and INCRA's). Its tarefa runs 0.3025 ha
 # (Sergipe, Alagoas: 25 braças square) to 0.4356 (Bahia: 30 braças square). Central America's manzana is 10,000 square
 # varas of 0.8359 m, 0.6987 ha (Honduras, Nicaragua, El Salvador, Costa Rica); Argentina's manzana is a town block, no
-# unit a farm declares in. The quadra (cuadra) is left out: 0.74-1.74 ha by country and Brazilian state.
+# unit a farm declares in. The quadra (cuadra) is left out: 0.74-1.74 ha by country and Brazilian state. Zambia's and
+# Malawi's lima is 0.25 ha (50 m by 50 m), as extension officers and out-grower schemes count fields.
 LAND_UNITS_HA = {"mu": (1 / MU_PER_HA, 1 / MU_PER_HA), "acre": (HA_PER_ACRE, HA_PER_ACRE),
                  "guntha": (0.010117, 0.010117), "bigha": (0.13, 0.27), "kanal": (0.0506, 0.0506),
                  "marla": (0.00253, 0.00253), "cent": (0.004047, 0.004047), "katha": (0.0067, 0.0067),
                  "rai": (0.16, 0.16), "feddan": (0.42, 0.42), "are": (0.01, 0.01),
                  "alqueire": (2.42, 4.84), "tarefa": (0.3025, 0.4356), "manzana": (0.6987, 0.6987),
-                 "m²": (0.0001, 0.0001)}
+                 "lima": (0.25, 0.25), "m²": (0.0001, 0.0001)}
 LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर", folded("একর"), "ekari"),
                    "guntha": ("guntha", "gunthas", "gunta", "guntas", "गुंठा"),
                    "bigha": ("bigha", "bighas", "बीघा", folded("বিঘা")),
@@ -149,12 +150,15 @@ LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर"
                    "katha": ("katha", "kathas", "kattha", "katthas", folded("কাঠা")),
                    "rai": ("rai",), "feddan": ("feddan", "feddans"), "are": ("are", "ares"),
                    "alqueire": ("alqueire", "alqueires"), "tarefa": ("tarefa", "tarefas"),
-                   "manzana": ("manzana", "manzanas")}
+                   "manzana": ("manzana", "manzanas"), "lima": ("lima", "limas")}
 # Units of a region, offered as fitting a file's ratio only where the config lends in a currency of it: the alqueire
 # (2.42-4.84 ha) clamped to its range fits every ratio from 0.083 to 0.83, which in China or India is a share of a plot
 # held jointly, not Brazil's unit; Paraguay's, Argentina's and Uruguay's Brazilian settlers declare in alqueires too.
+# The bigha (0.13-0.27 ha) fits every ratio from 3.7 to 7.7 exactly, the lima's 4 too: a Zambian file of limas was
+# told a bigha first; the bigha is India's, Nepal's and Bangladesh's, the rai Thailand's.
 REGIONAL_UNIT_CURRENCIES = {"alqueire": frozenset({"BRL", "PYG", "ARS", "UYU"}), "tarefa": frozenset({"BRL"}),
-                            "manzana": frozenset({"NIO", "HNL", "GTQ", "CRC"})}
+                            "manzana": frozenset({"NIO", "HNL", "GTQ", "CRC"}), "lima": frozenset({"ZMW", "MWK"}),
+                            "bigha": frozenset({"INR", "NPR", "BDT"}), "rai": frozenset({"THB"})}
 # A unit's other name, as a message gives it (cent (decimal)).
 LAND_UNIT_ALSO = {"cent": "decimal"}
 # Words that give the unit only of a column otherwise named an area (area_ac, area_cents, area_alq, area_mz): alone, AC

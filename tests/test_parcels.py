@@ -1244,12 +1244,13 @@ def test_parcels_nearly_all_off_a_fetched_folder_are_told_their_crs_may_be_misla
                                   "hectáreas", "eneo", "ekari", "guntha", "Gunta", "bigha", "kanal", "marla", "feddan",
                                   "rai", "are", "承包地ha", "area_cents", "জমির পরিমাণ (শতাংশ)", "জমির আয়তন",
                                   "জমি (একর)", "বিঘা", "কাঠা", "decimal", "land_dec", "shotangsho", "katha",
-                                  "kattha"])
+                                  "kattha", "limas", "lima"])
 def test_columns_named_for_an_area_in_the_markets_languages_and_units_are_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
     """क्षेत्रफल (हेक्टेयर), guntha, bigha and एकड़ were ignored in silence (面积 was warned of): an Indian file's
     parcels were assessed as declaring nothing, and over-declared ones approved (1,038,000 -> 2,087,000 INR); so were
-    জমির পরিমাণ (শতাংশ), decimal and katha, a Bangladeshi file's (3,714,500 -> 5,910,500 BDT)."""
+    জমির পরিমাণ (শতাংশ), decimal and katha, a Bangladeshi file's (3,714,500 -> 5,910,500 BDT), and limas, a Zambian
+    file's (369,900 -> 516,600 ZMW)."""
     warnings = _warnings_reading(tmp_path / "local.geojson", _hectare_squares(**{name: [2.0]}), caplog)
     assert f"column(s) {name!r} are not read, though named like a declared area" in warnings
 
@@ -1279,26 +1280,32 @@ def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
     assert ("; 'alqueires', in alqueires, 'Tarefas', in tarefas, 'area_mz', in manzanas: convert to hectares "
             "(1 alqueire = 2.42-4.84 ha by state, 1 tarefa = 0.3025-0.4356 ha by state, 1 manzana = 0.6987 ha) into "
             "declared_area_ha") in latin
+    zambian = _warnings_reading(tmp_path / "zm.geojson", _hectare_squares(limas=[8.0]), caplog, "ZMW")
+    assert "; 'limas', in limas: convert to hectares (1 lima = 0.25 ha) into declared_area_ha" in zambian
 
 
 @pytest.mark.parametrize(("declared", "units", "currency"), [
     (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))", None),  # guntha typed as hectares
     (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))", None),  # Bangladesh's katha
     (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))", None),  # Bangladesh's decimal
-    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), rai (6.25x), acre (2.47x) or feddan (2.38x))", None),
-    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), "
-           "rai (6.25x), acre (2.47x) or feddan (2.38x))", "BRL"),
-    (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), a bigha of about 0.27 ha (0.13-0.27 ha by state), "
-          "acre (2.47x), feddan (2.38x) or rai (6.25x))", "BRL"),  # Brazil's tarefa (Sergipe, Alagoas)
-    # Lent in yuan, no tarefa (which fits 2.3-3.3 times exactly) before the acre.
-    (3.0, "(acre (2.47x), a bigha of about 0.27 ha (0.13-0.27 ha by state), feddan (2.38x) or rai (6.25x))", "CNY"),
+    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), acre (2.47x) or feddan (2.38x))", "INR"),
+    (3.95, "(rai (6.25x), acre (2.47x) or feddan (2.38x))", "THB"),
+    (3.95, "(lima (4x), acre (2.47x) or feddan (2.38x))", "ZMW"),  # Zambia's and Malawi's lima
+    (4.0, "(lima (4x), acre (2.47x) or feddan (2.38x))", "MWK"),
+    (3.95, "(acre (2.47x) or feddan (2.38x))", None),
+    (3.95, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), acre (2.47x) or feddan (2.38x))", "BRL"),
+    (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), acre (2.47x) or feddan (2.38x))",
+     "BRL"),  # Brazil's tarefa (Sergipe, Alagoas)
+    # Lent in yuan, no tarefa (which fits 2.3-3.3 times exactly), bigha nor rai: the acre first.
+    (3.0, "(acre (2.47x) or feddan (2.38x))", "CNY"),
     (10_000.0, "(m² (10,000x))", None)])
 def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str, currency: str | None) -> None:
     """Guntha (99x) or a Bihar bigha (4x) typed into declared_area_ha flagged every parcel AREA_OVERSTATED, or none,
     with no file-wide word; the best fitting unit comes first: a katha file (149x) was told guntha first (katha was
     no unit), which, followed, referred every borrower, and a decimal file (247x) marla. Brazil's units are offered
-    where the config lends in a currency of their region."""
+    where the config lends in a currency of their region, as are the lima, the bigha and the rai: a Zambian file of
+    limas (4x) was told a bigha first, an Indian unit (lima was none)."""
     warnings = _warnings_reading(tmp_path / "units.geojson", _hectare_squares(declared_area_ha=[declared] * 12),
                                  caplog, currency)
     assert (f"the declared_area_ha values are a median {declared:.3g} times their outlines' areas, where honest "
@@ -1311,14 +1318,16 @@ def test_a_west_bengal_bigha_typed_as_hectares_is_told_it_may_be_mu_or_a_bigha(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A West Bengal bigha (0.1338 ha, 7.5x) was told only "likely areas in mu ... name the column declared_area_mu",
     which then halved every parcel."""
-    warnings = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_ha=[7.47] * 12), caplog)
+    warnings = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_ha=[7.47] * 12), caplog,
+                                 "INR")
     assert "they are likely areas in mu (1 亩 = 1/15 ha" in warnings
-    assert "or a bigha of about 0.13 ha (0.13-0.27 ha by state) or rai (6.25x): read as hectares" in warnings
+    assert "or a bigha of about 0.13 ha (0.13-0.27 ha by state): read as hectares" in warnings
     assert "; if in another unit, convert them to hectares into declared_area_ha" in warnings
-    halved = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_mu=[7.47] * 12), caplog)
+    halved = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_mu=[7.47] * 12), caplog,
+                               "INR")
     assert ("the declared areas in mu (as hectares, mu / 15) are a median 0.498 times their outlines' areas, where "
             "honest declarations run about 1: they are likely not mu but another unit (a bigha of about 0.13 ha "
-            "(0.13-0.27 ha by state) or rai (6.25x)); read as mu, they are understated") in halved
+            "(0.13-0.27 ha by state)); read as mu, they are understated") in halved
 
 
 @pytest.mark.parametrize("declared", [[1.0] * 12, [0.9] * 12, [1.4] * 12, [1.0] * 7 + [3.0] * 5,
