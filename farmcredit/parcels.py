@@ -716,7 +716,7 @@ def validate_parcels(frame: gpd.GeoDataFrame, source: str = "parcels", closed: n
         raise InputError(
             f"{source} has no 'parcel_id' column (columns: {', '.join(map(str, frame.columns))})"
         )
-    _warn_unread_columns(unread, ours, source, shapefile=suffix == ".shp")
+    _warn_unread_columns(unread, ours, source, suffix == ".shp", currency)
     n = len(frame)
     reasons: list[list[str]] = [[] for _ in range(n)]
 
@@ -917,12 +917,14 @@ def warn_off_imagery(parcels: gpd.GeoSeries, outside: np.ndarray, imagery_crs: C
         f"First, {datum_hint}. Else, if" if datum_hint else "If", otherwise)
 
 
-def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: str, shapefile: bool) -> None:
+def _warn_unread_columns(unread: pd.DataFrame, ours: dict[object, str], source: str, shapefile: bool,
+                         currency: str | None) -> None:
     """Warn of the ``unread`` columns that look like a parcel column not read (``_warn_unread_areas``,
-    ``_warn_unread_crops``, ``_warn_unread_borrowers``); ``ours``: the columns read, by the name each is read as."""
+    ``_warn_unread_crops``, ``_warn_unread_borrowers``); ``ours``: the columns read, by the name each is read as;
+    ``currency``: the config's."""
     read = {name: str(column) for column, name in ours.items()}
     _warn_unread_areas(unread, next((read[name] for name in read if name.startswith("declared_area_")), None), source,
-                       shapefile)
+                       shapefile, currency)
     _warn_unread_crops(unread, read.get("declared_crop"), source)
     _warn_unread_borrowers(unread, read.get("borrower_id"), source)
 
@@ -945,11 +947,13 @@ def _named_like(name: str, parts: Iterable[str], words: frozenset[str]) -> bool:
     return any(part in name for part in parts) or not words.isdisjoint(_name_words(name))
 
 
-def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shapefile: bool) -> None:
+def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shapefile: bool,
+                       currency: str | None) -> None:
     """Warn once of the ``unread`` columns whose names look like a declared area (面积(亩), area_ha, 申报面积,
     क्षेत्रफल (हेक्टेयर), guntha; not ``NOT_AREA_WORDS`` nor outline areas) and whose values are mostly numbers
-    (``_mostly_numbers``), naming the columns read and, for one named for a unit of ``LAND_UNIT_NAMES``, its size in
-    hectares; where a declared area is ``read`` (its column), only note them (info): its column is the one checked."""
+    (``_mostly_numbers``), naming the columns read (declared_area_mu, China's 亩, only where ``currency`` is CNY) and,
+    for one named for a unit of ``LAND_UNIT_NAMES``, its size in hectares; where a declared area is ``read`` (its
+    column), only note them (info): its column is the one checked."""
     def an_area(name: str) -> bool:
         outline = name.startswith(OUTLINE_AREA_PREFIXES) or (shapefile and name == "area")
         if outline or not NOT_AREA_WORDS.isdisjoint(_name_words(name)):
@@ -963,10 +967,12 @@ def _warn_unread_areas(unread: pd.DataFrame, read: str | None, source: str, shap
     in_units_text = (f"; {', '.join(f'{name!r}, in {unit}s' for name, unit in in_units.items())}: convert to "
                      f"hectares ({', '.join(f'1 {_unit_named(unit)} = {_unit_size(unit)}' for unit in sizes)}) "
                      "into declared_area_ha" if in_units else "")
+    in_mu = currency == "CNY"  # the mu is China's unit: a lender elsewhere declares in hectares
+    columns = [name for name in PARCEL_COLUMNS if in_mu or name != "declared_area_mu"]
     logger.warning("%s: column(s) %s are not read, though named like a declared area; the columns read are %s: "
-                   "name the declared area's column declared_area_ha (hectares) or %s in 亩 (1/15 ha), or no "
-                   "parcel's declared area is checked against the imagery%s", source,
-                   ", ".join(map(repr, areas)), ", ".join(PARCEL_COLUMNS), MU_COLUMN, in_units_text)
+                   "name the declared area's column declared_area_ha (hectares)%s, or no parcel's declared area is "
+                   "checked against the imagery%s", source, ", ".join(map(repr, areas)), ", ".join(columns),
+                   f" or {MU_COLUMN} in 亩 (1/15 ha)" if in_mu else "", in_units_text)
 
 
 def _warn_unread_crops(unread: pd.DataFrame, read: str | None, source: str) -> None:

@@ -550,7 +550,7 @@ def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
     path = tmp_path / "areas.geojson"
     _frame([row]).to_file(path)
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
-        read_parcels(path)
+        read_parcels(path, currency="CNY")
     assert caplog.text.count("not read, though named like a declared area") == 1
     assert (f"column(s) {', '.join(map(repr, names))} are not read, though named like a declared area; the columns "
             "read are parcel_id, borrower_id, declared_crop, declared_area_ha, declared_area_mu, region") in caplog.text
@@ -559,6 +559,19 @@ def test_columns_named_like_a_declared_area_but_not_read_are_warned_of(
     with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
         read_parcels(path)
     assert "declared area" not in caplog.text
+
+
+@pytest.mark.parametrize("currency", ["CNY", "KES", "INR", None])
+def test_an_unread_area_column_is_told_of_the_mu_only_where_lent_in_yuan(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, currency: str | None) -> None:
+    """A Kenyan file's acres column, not read, was told to go in "declared_area_mu ... in 亩 (1/15 ha)", China's unit,
+    in any currency."""
+    warnings = _warnings_reading(tmp_path / "acres.geojson", _hectare_squares(acres=[2.5]), caplog, currency)
+    in_mu = ("or declared_area_mu (or area_mu: a Shapefile cuts names to 10 characters, declared_area_mu to "
+             "declared_a, read as declared_area_ha) in 亩 (1/15 ha), or no parcel's")
+    assert (in_mu in warnings) == (currency == "CNY")
+    assert ("亩" in warnings or "declared_area_mu" in warnings) == (currency == "CNY")
+    assert "name the declared area's column declared_area_ha (hectares)" in warnings
 
 
 @pytest.mark.parametrize(("name", "acres"), [("declared_area_acres", True), ("acres", True), ("area_ac", True),
