@@ -158,7 +158,8 @@ LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर"
 # told a bigha first; the bigha is India's, Nepal's and Bangladesh's, the rai Thailand's.
 REGIONAL_UNIT_CURRENCIES = {"alqueire": frozenset({"BRL", "PYG", "ARS", "UYU"}), "tarefa": frozenset({"BRL"}),
                             "manzana": frozenset({"NIO", "HNL", "GTQ", "CRC"}), "lima": frozenset({"ZMW", "MWK"}),
-                            "bigha": frozenset({"INR", "NPR", "BDT"}), "rai": frozenset({"THB"})}
+                            "bigha": frozenset({"INR", "NPR", "BDT"}), "rai": frozenset({"THB"}),
+                            "mu": frozenset({"CNY"})}
 # A unit's other name, as a message gives it (cent (decimal)).
 LAND_UNIT_ALSO = {"cent": "decimal"}
 # Words that give the unit only of a column otherwise named an area (area_ac, area_cents, area_alq, area_mz): alone, AC
@@ -1379,7 +1380,7 @@ def _warn_area_unit(declared_ha: np.ndarray, in_mu: bool, geoms: np.ndarray, are
                        "hectares would be (1 亩 = 1/15 ha: about 1/15): they are likely hectares, which read as mu are "
                        "a fifteenth of the land declared; if they are in hectares, name the column declared_area_ha",
                        source, ratio)
-    elif low <= ratio <= high:
+    elif low <= ratio <= high and currency in (None, "CNY"):  # China's unit; another currency's hints follow
         others, _ = _units_fitting(per_ha, "mu", currency)
         logger.warning("%s: the declared_area_ha values are a median %.1f times their outlines' areas: they are likely "
                        "areas in mu (1 亩 = 1/15 ha: 15 times, less where the outlines take in more than the land "

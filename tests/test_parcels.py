@@ -1330,12 +1330,16 @@ def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_
 def test_a_west_bengal_bigha_typed_as_hectares_is_told_it_may_be_mu_or_a_bigha(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A West Bengal bigha (0.1338 ha, 7.5x) was told only "likely areas in mu ... name the column declared_area_mu",
-    which then halved every parcel."""
+    which then halved every parcel; lent in rupees it is told of the bigha, not of China's mu, which a yuan lender is
+    told of first."""
     warnings = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_ha=[7.47] * 12), caplog,
                                  "INR")
-    assert "they are likely areas in mu (1 亩 = 1/15 ha" in warnings
-    assert "or a bigha of about 0.13 ha (0.13-0.27 ha by state): read as hectares" in warnings
-    assert "; if in another unit, convert them to hectares into declared_area_ha" in warnings
+    assert "mu" not in warnings.replace("median", "")
+    assert ("they are likely not hectares but another unit (a bigha of about 0.13 ha (0.13-0.27 ha by state)); read "
+            "as hectares, they are overstated") in warnings
+    in_yuan = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_ha=[7.47] * 12), caplog,
+                                "CNY")
+    assert "they are likely areas in mu (1 亩 = 1/15 ha" in in_yuan and "a bigha of" not in in_yuan
     halved = _warnings_reading(tmp_path / "wb.geojson", _hectare_squares(declared_area_mu=[7.47] * 12), caplog,
                                "INR")
     assert ("the declared areas in mu (as hectares, mu / 15) are a median 0.498 times their outlines' areas, where "
