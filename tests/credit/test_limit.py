@@ -333,7 +333,7 @@ def test_an_overstated_area_is_referred_not_declined_on_the_pd_it_raised() -> No
     assert over.reason_all.split(";") == ["AREA_OVERSTATED"]
     assert over.limit_arithmetic.endswith(
         f"loan_limit = 0 CNY (refer: AREA_OVERSTATED, not HIGH_RISK: declared honestly (declared_over_high 1): PD "
-        f"{scored:.4f}, grade {honest.risk_grade}, limit {money(honest.loan_limit)})")
+        f"{scored:.4f}, grade {honest.risk_grade}, limit {money(honest.loan_limit)} CNY)")
     assert _borrowers(_assess(_parcel(declared_area_ha=1.5)))["decision"].iloc[0] == "refer"
 
 
@@ -820,7 +820,7 @@ def test_a_borrower_under_the_minimum_even_with_its_declarations_taken_as_honest
                            _parcel(parcel_id="P2", **small, declared_area_ha=0.3)).itertuples()
     assert (honest.decision, np.isnan(honest.honest_limit)) == ("approve", True)
     assert (over.decision, over.loan_limit, over.honest_limit) == ("refer", 0.0, honest.loan_limit)
-    assert over.limit_arithmetic.endswith(f"limit {money(honest.loan_limit)})") and honest.loan_limit < 1000
+    assert over.limit_arithmetic.endswith(f"limit {money(honest.loan_limit)} CNY)") and honest.loan_limit < 1000
     borrowers = [_borrowers(_assess(_parcel(**small, declared_area_ha=area))) for area in (0.1, 0.3)]
     declined = [borrower.iloc[0] for borrower in borrowers]
     assert [(b.decision, b.loan_limit) for b in declined] == [("decline", 0.0), ("decline", 0.0)]
