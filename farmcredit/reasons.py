@@ -129,7 +129,9 @@ _REASONS = (
            "ranks under credit.low_health_index (25 of 100 by default) among them (among all the run's cropland "
            "parcels where its crop has too few)."),
     Reason("PARTLY_CULTIVATED", "info",
-           "Only part of the parcel is cultivated; a limit, where one is given, uses that part."),
+           "Only part of the parcel is cultivated (even the top of the cultivated area's interval is under 90% of "
+           "the outline); a limit, where one is given, uses that part. An outline redrawn around the cultivated field "
+           "alone is measured on that field, its idle land no longer counted against its risk grade."),
     Reason("COST_CEILING", "info", "The limit is held to the production cost of the cultivated area."),
     Reason("RISK_GRADE", "info", "The risk grade lowers the limit below what the harvest would repay."),
     Reason("CAP_REACHED", "info", "The limit is held to the product's per-parcel cap."),

@@ -759,7 +759,8 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
     variant = ["BORROWER_ID_VARIANT"]
     parcels = _assess(_parcel(borrower_id="B0026", reasons=variant),
                       _parcel(parcel_id="P2", borrower_id="b0026", reasons=variant, cultivated_area_ha=0.02,
-                              cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02, declared_area_ha=0.02))
+                              cultivated_area_low_ha=0.02, cultivated_area_high_ha=0.02, declared_area_ha=0.02,
+                              polygon_area_ha=0.02))
     assert parcels["decision"].tolist() == ["refer", "refer"] and 0 < parcels["loan_limit"].iloc[1] < 1000
     small = _borrowers(parcels).set_index("borrower_id").loc["b0026"]
     assert (small["decision"], small["loan_limit"]) == ("refer", round_down(parcels["loan_limit"].iloc[1], 100))
@@ -770,12 +771,13 @@ def test_a_borrower_split_off_by_an_id_variant_under_the_minimum_is_referred_not
     # Without the variant, the same parcel alone is declined under the minimum.
     alone = _borrowers(_assess(_parcel(parcel_id="P2", borrower_id="b0026", reasons=["GEOMETRY_REPAIRED"],
                                        cultivated_area_ha=0.02, cultivated_area_low_ha=0.02,
-                                       cultivated_area_high_ha=0.02, declared_area_ha=0.02))).iloc[0]
+                                       cultivated_area_high_ha=0.02, declared_area_ha=0.02,
+                                       polygon_area_ha=0.02))).iloc[0]
     assert alone["decision"] == "decline" and alone["reason"].startswith("LIMIT_BELOW_MINIMUM")
     # Under the minimum even together (a diff review: X1 and x1, 200 pending each, 470.94 in all), no review can lend:
     # each part is declined so, nothing pending.
     small = {"cultivated_area_ha": 0.02, "cultivated_area_low_ha": 0.02, "cultivated_area_high_ha": 0.02,
-             "declared_area_ha": 0.02, "reasons": variant}
+             "polygon_area_ha": 0.02, "declared_area_ha": 0.02, "reasons": variant}
     both = _borrowers(_assess(_parcel(borrower_id="X1", **small), _parcel(parcel_id="P2", borrower_id="x1", **small)))
     assert both["decision"].tolist() == ["decline", "decline"] and both["loan_limit"].sum() == 0
     assert all(reason.startswith("LIMIT_BELOW_MINIMUM") for reason in both["reason"])
@@ -1249,7 +1251,8 @@ def test_grade_e_gives_no_risk_grade_reason_where_the_decline_or_the_declaration
     """Grade E's cut is HIGH_RISK's, or the declaration's that alone graded it so: RISK_GRADE stayed listed, taking 0,
     on 60 of 61 grade-E parcels of ``sample_tiles/``, and pushed a reason that was one out of the four shown (P00211's
     LOW_HEALTH_VS_PEERS). A grade that lends something still lowers the limit as RISK_GRADE."""
-    weak, partly = {"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}, {"cultivated_fraction": 0.8}
+    weak = {"health_index": 5.0, "relative_yield": 0.6, "ndvi_uniformity": 0.2}
+    partly = {"cultivated_fraction": 0.8, "cultivated_area_high_ha": 0.44}
     declined, referred, graded = _assess(_parcel(**weak, **partly, declared_area_ha=1.5),
                                          _parcel(parcel_id="P2", health_index=10.0, **partly, declared_area_ha=1.5),
                                          _parcel(parcel_id="P3", health_index=30.0)).itertuples()
@@ -1515,3 +1518,29 @@ def test_a_declined_parcel_ranks_the_codes_that_took_money_before_those_that_too
 def test_low_health_says_it_is_against_the_same_crop_in_the_run_not_parcels_nearby() -> None:
     sentence = REASONS["LOW_HEALTH_VS_PEERS"].sentence
     assert "same crop assessed in this run" in sentence and "nearby" not in sentence
+
+
+@pytest.mark.parametrize("top, partly", [(0.44, True), (0.45, False), (0.4998, False)])
+def test_partly_cultivated_is_said_only_where_even_the_top_of_the_area_interval_is_under_fully_cultivated(
+        top: float, partly: bool) -> None:
+    """PARTLY_CULTIVATED was given on the estimate (under 90% of the outline): 18 of the 70 parcels of
+    ``sample_tiles/`` told "Only part of the parcel is cultivated" were fully cultivated, their intervals' tops 90-100%
+    of the outline (P00604: 0.052815 of 0.052816 ha), two of them declined HIGH_RISK with that sentence. It is given
+    only where even the top is under 90%; an info code, it changes neither the decision nor the limit (on the
+    estimate), and the risk factor the share scored says it is an estimate where the field may be fully cultivated."""
+    row = _parcel(cultivated_fraction=0.5, cultivated_area_ha=0.25, cultivated_area_low_ha=0.2,
+                  cultivated_area_high_ha=top, declared_area_ha=np.nan, relative_yield=0.8)
+    out, full = _assess(row, {**row, "parcel_id": "P2", "cultivated_area_high_ha": 0.5}).itertuples()
+    assert ("PARTLY_CULTIVATED" in out.reason_all.split(";")) is partly
+    assert (out.decision, out.loan_limit, out.risk_grade) == (full.decision, full.loan_limit, full.risk_grade)
+    assert (out.decision, out.loan_limit) == ("approve", 1004.40)  # 0.25 ha, the estimate, at grade C
+    [share] = [factor["words"] for factor in json.loads(out.risk_factors) if factor["feature"] == "cultivated_fraction"]
+    assert share == ("50% of the outline cultivated" if partly else
+                     f"an estimated 50% of the outline cultivated (up to {top / 0.5:.0%} by its interval)")
+    assert share in out.reason_text
+
+
+def test_partly_cultivated_tells_the_farmer_what_to_do() -> None:
+    """An adverse-action reason says what the borrower can do: an outline drawn to the cultivated field."""
+    sentence = REASONS["PARTLY_CULTIVATED"].sentence
+    assert "under 90% of the outline" in sentence and "outline redrawn around the cultivated field" in sentence
