@@ -23,7 +23,9 @@ class Reason:
 
 
 _REASONS = (
-    Reason("MISSING_PARCEL_ID", "error", "The parcel has no parcel id; a row number stands in for it."),
+    Reason("MISSING_PARCEL_ID", "error",
+           "The parcel has no parcel id, so it was not assessed (nothing measured, no limit): row-N, its row in the "
+           "file, stands in for the id in the outputs; give it its parcel id and run it again."),
     Reason("DUPLICATE_PARCEL_ID", "error", "Another parcel in the file has the same parcel id."),
     Reason("EMPTY_GEOMETRY", "error",
            "The parcel has no outline, or one that encloses no area (its vertices lie on one line, as a snap can "
@@ -97,7 +99,9 @@ _REASONS = (
            "The season's greenness fits none of the configured crops' calendars (a crop the configuration lacks, or "
            "haze or cloud left in its images): a person checks what grows there."),
     Reason("IMAGERY_READ_ERROR", "info", "An image date could not be read for this parcel and was skipped."),
-    Reason("MISSING_BORROWER_ID", "info", "The parcel has no borrower id; it is treated as its own borrower."),
+    Reason("MISSING_BORROWER_ID", "info",
+           "The parcel has no borrower id; it is lent as a borrower of its own (its own cap and minimum loan): give it "
+           "its borrower's id to lend it with that borrower's other parcels."),
     Reason("DECLARED_AREA_ZERO", "info",
            "The declared area is 0, as a Shapefile (which cannot leave a number blank) and many exports write an area "
            "not declared: it is read as none declared, so no area is checked against the imagery."),
