@@ -212,3 +212,16 @@ def test_every_table_says_the_currency_of_its_limits_beside_them(outputs: Path) 
             columns = list(table.columns)
             assert columns[columns.index("loan_limit") + 1] == "currency", layer
             assert set(table["currency"]) == {currency}, layer
+
+
+def test_a_borrowers_point_is_the_same_whatever_the_crs_its_parcels_came_in() -> None:
+    """lon / lat were a point found in the parcels' own CRS: sample_tiles/' B0302, two fields 3 km apart (P00710,
+    P00711), was placed on the one in WGS84 and on the other in UTM."""
+    from farmcredit.outputs.tables import _attributes
+
+    parcels = gpd.read_file(Path(__file__).resolve().parents[2] / "sample_tiles" / "parcels.geojson")
+    fields = parcels[parcels["parcel_id"].isin(["P00710", "P00711"])]
+    borrower = gpd.GeoDataFrame({"borrower_id": ["B0302"]}, geometry=[fields.union_all()], crs=fields.crs)
+    in_wgs84 = _attributes(borrower).iloc[0]
+    in_utm = _attributes(borrower.to_crs(32650)).iloc[0]
+    assert (in_utm.lon, in_utm.lat) == pytest.approx((in_wgs84.lon, in_wgs84.lat), abs=1e-7)
