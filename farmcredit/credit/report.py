@@ -417,7 +417,7 @@ def credit_report(
     if reference is not None:
         base = _prepare(reference, reference.attrs.get("source", "reference table"))
         base_borrowers = _borrowers_of(base, reference.attrs.get("source"))
-        changes = _compare(table, base, (borrowers, base_borrowers),
+        changes = _compare(results, reference, (borrowers, base_borrowers),
                            (results.attrs.get("source"), reference.attrs.get("source")))
     screened = _prepare_borrowers(borrowers)
     out = Path(out)
@@ -945,8 +945,18 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: 
 # A borrower in both runs is listed when its approved limit or cultivated area fell by more than this share of the
 # reference run's.
 FALL_SHARE = 0.3
+# Borrowers' limits nearer than this (in the run's currency) are the same limit, read back from a CSV, say.
+LIMIT_TOLERANCE = 0.005
 # Declared areas further apart than this (ha) are listed as changed; nearer, a rounding of the same declaration.
 DECLARED_AREA_TOLERANCE_HA = 0.005
+# The same for an area declared in mu (declared_area_mu, as written): its hectares are those over 15, so a change of
+# up to 0.075 mu would pass the hectares' tolerance.
+DECLARED_AREA_TOLERANCE_MU = 0.005
+# What a parcel's row carries of its declaration (farmcredit.parcels.PARCEL_COLUMNS less its id), compared run to run.
+PARCEL_TEXT_INPUTS = ("borrower_id", "declared_crop", "region")
+PARCEL_INPUTS = (*PARCEL_TEXT_INPUTS, "declared_area_ha", "declared_area_mu")
+PARCEL_CHANGE_KINDS = ("added", "dropped", "moved to another borrower", "redrawn", "declared area changed",
+                       "declared crop changed", "region changed")
 # A parcel whose outline moved further than this anywhere (Hausdorff distance, metres) is listed as redrawn: nearer, the
 # same outline exported again (reprojected, or at another coordinate precision).
 REDRAWN_M = 0.5
@@ -974,48 +984,81 @@ class _Changes:
     outlines_compared: bool
 
 
-def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Borrowers of both runs joined on ``borrower_id``, with what changed.
+def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
+                     parcels: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Borrowers of both runs joined on ``borrower_id``, with what changed, either way.
 
     Args:
         borrowers, reference: borrowers tables (``borrowers.parquet``: ``borrower_id``, ``decision``, ``loan_limit``
             in the run's currency, ``cultivated_area_ha``), this run's and the reference run's.
+        parcels: the runs' changed parcels (``parcel_changes``), to say what changed in each borrower's parcels'
+            inputs; without it, ``parcel_inputs_changed`` is left out.
 
     Returns:
         One row per borrower in either run, by ``borrower_id``: ``reference_decision`` and ``decision`` (NaN where
-        not in that run), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved borrower,
+        not in that run), ``reference_loan_limit`` and ``loan_limit`` (as the run wrote it: approved, or pending a
+        referral's review), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved borrower,
         else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``approved_limit_change`` and
-        ``cultivated_area_change`` (shares of the reference's, NaN where it is 0), and ``change``: why it is listed
-        (a worse decision, or a fall by more than ``FALL_SHARE``), '' when it is not.
+        ``cultivated_area_change`` (shares of the reference's, NaN where it is 0), ``direction`` ('worse': decided
+        worse, or its approved limit or cultivated area fell by more than ``FALL_SHARE``, as the report lists;
+        'lower': its limit fell by less, the same decision; 'better': decided better, or its limit rose, the same
+        decision; '' for none of these, or a borrower in one run alone), ``change`` (what changed, in words, where
+        ``direction`` is not ''), and ``parcel_inputs_changed`` (its parcels' ``inputs_changed``, 'none' where none
+        of them changed, in either run).
     """
     def side(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.set_axis(pd.Index(frame["borrower_id"].astype(str), name="borrower_id"))
         frame = pd.DataFrame({"decision": frame["decision"].astype("string"),
-                              "approved_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
+                              "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
                               "cultivated_area_ha": pd.to_numeric(frame["cultivated_area_ha"], errors="coerce")})
-        frame["approved_limit"] = frame["approved_limit"].where(frame["decision"].eq("approve").fillna(False), 0.0)
+        frame.insert(2, "approved_limit", frame["loan_limit"].where(frame["decision"].eq("approve").fillna(False),
+                                                                    0.0))
         return frame
 
     joined = side(reference).add_prefix("reference_").join(side(borrowers), how="outer").sort_index()
     rank = {decision: k for k, decision in enumerate(DECISION_ORDER)}
-    worse = joined["decision"].map(rank).astype(float) > joined["reference_decision"].map(rank).astype(float)
-    change = pd.Series("", index=joined.index, dtype=object)  # per-row text added to the flagged rows only
-    change[worse] = [f"decision {old} -> {new}; " for old, new in joined.loc[worse, ["reference_decision", "decision"]]
-                     .itertuples(index=False)]
+    step = joined["decision"].map(rank).astype(float) - joined["reference_decision"].map(rank).astype(float)
+    limit = joined["loan_limit"] - joined["reference_loan_limit"]  # NaN for a borrower in one run alone
+    change = pd.Series("", index=joined.index, dtype=object)  # per-row text added to the changed rows only
+    decided = step.ne(0) & step.notna()
+    change[decided] = [f"decision {old} -> {new}; " for old, new in
+                       joined.loc[decided, ["reference_decision", "decision"]].itertuples(index=False)]
+    fell = pd.Series(False, index=joined.index)
     for column, words in (("approved_limit", "approved limit"), ("cultivated_area_ha", "cultivated area")):
         before = joined[f"reference_{column}"]
         share = (joined[column] - before) / before.where(before > 0)
         joined[column.removesuffix("_ha") + "_change"] = share
-        fell = share < -FALL_SHARE
-        change[fell] += [f"{words} {_signed_pct(value)}; " for value in share[fell]]
+        fallen = share < -FALL_SHARE
+        change[fallen] += [f"{words} {_signed_pct(value)}; " for value in share[fallen]]
+        fell |= fallen
+    # The limit as written, where the approved limit's fall does not already say it.
+    relimited = limit.abs().gt(LIMIT_TOLERANCE) & ~joined["approved_limit_change"].lt(-FALL_SHARE)
+    before = joined.loc[relimited, "reference_loan_limit"]
+    change[relimited] += [f"limit {_signed_pct(share)}; " if old > 0 else "limit up from 0; "
+                          for old, share in zip(before, limit[relimited] / before.where(before > 0))]
+    joined["direction"] = np.select([step.gt(0) | fell, step.lt(0), step.eq(0) & limit.lt(-LIMIT_TOLERANCE),
+                                     step.eq(0) & limit.gt(LIMIT_TOLERANCE)], ["worse", "better", "lower", "better"],
+                                    "")
     joined["change"] = change.str.removesuffix("; ")
+    if parcels is not None:
+        joined["parcel_inputs_changed"] = _parcel_inputs_by_borrower(joined.index, parcels)
     return joined
+
+
+def _parcel_inputs_by_borrower(ids: pd.Index, parcels: pd.DataFrame) -> pd.Series:
+    """Per borrower of ``ids``: its changed parcels (``parcel_changes``; those it has in either run) as
+    ``P1: declared crop maize -> rice; P2: redrawn``, 'none' where it has none."""
+    held = pd.concat([parcels[["inputs_changed", column]].rename(columns={column: "borrower_id"})
+                      for column in ("reference_borrower_id", "borrower_id")]).reset_index()
+    held = held.dropna(subset="borrower_id").drop_duplicates(["parcel_id", "borrower_id"])
+    worded = (held["parcel_id"] + ": " + held["inputs_changed"]).groupby(held["borrower_id"].astype(str)).agg("; ".join)
+    return worded.reindex(ids).fillna("none")
 
 
 def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: gpd.GeoSeries | None = None,
                    reference_outlines: gpd.GeoSeries | None = None) -> pd.DataFrame:
-    """Parcels added, dropped, moved to another borrower, redrawn or whose declared area changed, joined on
-    ``parcel_id`` (a repeated id: its first row).
+    """Parcels added, dropped, moved to another borrower, redrawn or whose declared area, crop or region changed,
+    joined on ``parcel_id`` (a repeated id: its first row).
 
     Args:
         parcels, reference: results tables, this run's and the reference run's.
@@ -1023,39 +1066,71 @@ def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: gpd
             are not compared. Redrawn: moved more than ``REDRAWN_M`` somewhere, or present in one run alone.
 
     Returns:
-        One row per changed parcel, by ``parcel_id``: ``change`` ('added', 'dropped', 'moved to another borrower',
-        'redrawn', 'declared area changed', several joined by '; '), then ``reference_``-prefixed and plain
-        ``borrower_id``, ``declared_area_ha``, ``decision`` and ``loan_limit``.
+        One row per changed parcel, by ``parcel_id``: ``change`` (of ``PARCEL_CHANGE_KINDS``, several joined by
+        '; '; declared area: its hectares further apart than ``DECLARED_AREA_TOLERANCE_HA``, or its mu, where both
+        runs have them, than ``DECLARED_AREA_TOLERANCE_MU``), ``inputs_changed`` (the same in words with both runs'
+        values: ``declared crop maize -> rice``), then ``reference_``-prefixed and plain ``PARCEL_INPUTS``,
+        ``decision`` and ``loan_limit``.
     """
     def side(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.drop_duplicates("parcel_id")
-        frame.index = pd.Index(frame["parcel_id"].astype(str), name="parcel_id")
-        declared = frame["declared_area_ha"] if "declared_area_ha" in frame else np.nan
-        return pd.DataFrame({"borrower_id": frame["borrower_id"].astype("string"),
-                             "declared_area_ha": pd.to_numeric(declared, errors="coerce"),
+        given = {column: frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+                 for column in PARCEL_INPUTS}
+        return pd.DataFrame({**{column: given[column].astype("string") for column in PARCEL_TEXT_INPUTS},
+                             **{column: pd.to_numeric(given[column], errors="coerce")
+                                for column in ("declared_area_ha", "declared_area_mu")},
                              "decision": frame["decision"].astype("string"),
-                             "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce")},
-                            index=frame.index)
+                             "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce")}
+                            ).set_axis(pd.Index(frame["parcel_id"].astype(str), name="parcel_id"))
 
     before, after = side(reference), side(parcels)
     joined = before.add_prefix("reference_").join(after, how="outer").sort_index()
     was, now = joined.index.isin(before.index), joined.index.isin(after.index)
     both = was & now
-    declared_before, declared_after = joined["reference_declared_area_ha"], joined["declared_area_ha"]
+
+    def differ(column: str) -> np.ndarray:
+        return both & joined[f"reference_{column}"].fillna("").ne(joined[column].fillna("")).to_numpy(dtype=bool)
+
+    def apart(column: str, tolerance: float, either: bool) -> np.ndarray:
+        old, new = joined[f"reference_{column}"], joined[column]
+        gap = (old - new).abs().gt(tolerance) | (old.isna().ne(new.isna()) if either else False)
+        return both & gap.to_numpy(dtype=bool)
+
     kinds = {
         "added": now & ~was,
         "dropped": was & ~now,
-        "moved to another borrower": both & joined["reference_borrower_id"].fillna("").ne(
-            joined["borrower_id"].fillna("")).to_numpy(dtype=bool),
+        "moved to another borrower": differ("borrower_id"),
         "redrawn": both & _redrawn(joined.index, outlines, reference_outlines),
-        "declared area changed": both & ((declared_before - declared_after).abs().gt(DECLARED_AREA_TOLERANCE_HA)
-                                         | declared_before.isna().ne(declared_after.isna())).to_numpy(dtype=bool),
+        "declared area changed": apart("declared_area_ha", DECLARED_AREA_TOLERANCE_HA, either=True)
+        | apart("declared_area_mu", DECLARED_AREA_TOLERANCE_MU, either=False),
+        "declared crop changed": differ("declared_crop"),
+        "region changed": differ("region"),
     }
     change = pd.Series("", index=joined.index)
-    for words, flagged in kinds.items():
-        change[flagged] += words + "; "
+    for words in PARCEL_CHANGE_KINDS:
+        change[kinds[words]] += words + "; "
     joined.insert(0, "change", change.str.removesuffix("; "))
-    return joined[joined["change"].ne("")]
+    joined = joined[joined["change"].ne("")]
+    joined.insert(1, "inputs_changed", pd.Series([_inputs_changed(row) for row in joined.itertuples()],
+                                                 index=joined.index, dtype=str))
+    return joined
+
+
+def _inputs_changed(row: tuple) -> str:
+    """What changed of one row of ``parcel_changes`` in words, both runs' values beside those that have them:
+    ``declared area 0.640 -> 0.250 ha, declared crop maize -> rice``."""
+    def area() -> str:
+        if pd.notna(row.reference_declared_area_mu) and pd.notna(row.declared_area_mu):
+            return f"{row.reference_declared_area_mu:g} -> {row.declared_area_mu:g} mu"
+        return f"{_number(row.reference_declared_area_ha, 3)} -> {_number(row.declared_area_ha, 3)} ha"
+
+    values = {"moved to another borrower": lambda: f"from {_text(row.reference_borrower_id)} to "
+                                                   f"{_text(row.borrower_id)}",
+              "declared area changed": area,
+              "declared crop changed": lambda: f"{_text(row.reference_declared_crop)} -> {_text(row.declared_crop)}",
+              "region changed": lambda: f"{_text(row.reference_region)} -> {_text(row.region)}"}
+    return ", ".join(f"{kind.removesuffix(' changed')} {values[kind]()}" if kind in values else kind
+                     for kind in row.change.split("; "))
 
 
 def _redrawn(ids: pd.Index, outlines: gpd.GeoSeries | None, reference: gpd.GeoSeries | None) -> np.ndarray:
@@ -1072,16 +1147,17 @@ def _redrawn(ids: pd.Index, outlines: gpd.GeoSeries | None, reference: gpd.GeoSe
     return ((usable[0] != usable[1]) | (usable[0] & usable[1] & (apart > REDRAWN_M))).to_numpy()
 
 
-def _compare(table: pd.DataFrame, base: pd.DataFrame, lent: tuple[pd.DataFrame | None, pd.DataFrame | None],
+def _compare(results: pd.DataFrame, reference: pd.DataFrame, lent: tuple[pd.DataFrame | None, pd.DataFrame | None],
              sources: tuple[str | None, str | None]) -> _Changes:
-    """This run (``table``) compared with the reference (``base``), with their borrowers tables (``lent``:
-    ``_borrowers_of`` each) and the outlines in the files their results came from (``sources``: this run's, the
-    reference's; None for a frame that came from no file)."""
+    """This run (``results``, as given, not ``_prepare``'d: its filled-in regions would read as changed) compared with
+    the ``reference``, with their borrowers tables (``lent``: ``_borrowers_of`` each) and the outlines in the files
+    their results came from (``sources``: this run's, the reference's; None for a frame that came from no file)."""
     (borrowers, base_borrowers) = lent
     outlines, base_outlines = (_outlines_beside(Path(source)) if source else None for source in sources)
-    moves = None if borrowers is None or base_borrowers is None else borrower_changes(borrowers, base_borrowers)
-    return _Changes(borrowers, base_borrowers, moves, parcel_changes(table, base, outlines, base_outlines),
-                    outlines is not None and base_outlines is not None)
+    parcels = parcel_changes(results, reference, outlines, base_outlines)
+    moves = None if borrowers is None or base_borrowers is None else borrower_changes(borrowers, base_borrowers,
+                                                                                       parcels)
+    return _Changes(borrowers, base_borrowers, moves, parcels, outlines is not None and base_outlines is not None)
 
 
 def _borrowers_of(parcels: pd.DataFrame, source: str | None) -> pd.DataFrame | None:
@@ -1191,10 +1267,14 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     if base is None or changes is None:
         return _Section(title, ("No reference run given: no borrower or parcel was compared.",), level=3)
     blocks: list[str | _Table | _Plot | _Bullets] = [
-        f"Joined on borrower_id and parcel_id. A borrower in both runs is listed when its decision worsened "
-        f"(approve to refer or decline, refer to decline) or its approved limit or cultivated area fell by more "
-        f"than {FALL_SHARE:.0%} of the reference run's; the first {MAX_LISTED} of each list are shown, all of them "
-        "are in the CSV files beside the report."]
+        f"Joined on borrower_id and parcel_id. A borrower in both runs is listed as decided worse when its decision "
+        f"worsened (approve to refer or decline, refer to decline) or its approved limit or cultivated area fell by "
+        f"more than {FALL_SHARE:.0%} of the reference run's, and as decided better when its decision improved or its "
+        "limit (approved, or pending a referral's review) rose, each with what changed in its parcels' declared "
+        "inputs (borrower, declared area, crop or region, outline; 'none': nothing it declared changed, so its "
+        f"outcome moved with the rest of the run). The first {MAX_LISTED} of each list are shown; the CSV files "
+        "beside the report hold them all, the borrowers' every borrower whose decision or limit changed either way "
+        "(its direction worse, lower or better)."]
     moved = changes.borrower_moves
     if moved is None:
         blocks.append("Borrowers not compared: no borrowers table of these borrowers beside the results of "
@@ -1204,21 +1284,30 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     else:
         blocks.append(_Table("Borrower decisions, reference run (rows) against this run (columns)",
                              _migration(moved["reference_decision"], moved["decision"], DECISION_ORDER)))
-        listed = _listed_borrowers(moved)
+        worse, better = _listed_borrowers(moved, ("worse",)), _listed_borrowers(moved, ("better",))
+        lower = int(moved["direction"].eq("lower").sum())
         blocks.append(f"Borrowers in both runs decided worse or whose approved limit or cultivated area fell by more "
-                      f"than {FALL_SHARE:.0%}: {len(listed):,}." + _more(len(listed)))
-        if len(listed):
+                      f"than {FALL_SHARE:.0%}: {len(worse):,}." + _more(len(worse)))
+        if len(worse):
             blocks.append(_Table("Borrowers decided worse or whose approved limit or cultivated area fell",
-                                 _borrower_display(listed.head(MAX_LISTED), unit)))
+                                 _borrower_display(worse.head(MAX_LISTED), unit)))
+        blocks.append(f"Borrowers in both runs decided better or whose limit rose: {len(better):,}."
+                      + _more(len(better))
+                      + (f" {lower:,} more, decided the same with a lower limit (short of the falls listed "
+                         "above), are in the CSV alone." if lower else ""))
+        if len(better):
+            blocks.append(_Table("Borrowers decided better or whose limit rose",
+                                 _borrower_display(better.head(MAX_LISTED), unit)))
     parcels = changes.parcel_moves
     grades = pd.concat([run.drop_duplicates("parcel_id").set_index("parcel_id")["risk_grade"].fillna(UNGRADED)
                         for run in (base, table)], axis=1)
     blocks.append(_Table("Parcel risk grades, reference run (rows) against this run (columns)",
                          _migration(grades.iloc[:, 0], grades.iloc[:, 1])))
     kinds = parcels["change"].str.split("; ").explode().value_counts()
-    counts = ", ".join(f"{int(kinds.get(kind, 0)):,} {kind}" for kind in
-                       ("added", "dropped", "moved to another borrower", "redrawn", "declared area changed"))
-    blocks.append(f"Parcels: {counts} (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha)." + _more(len(parcels)))
+    tolerance = f" (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha, or {DECLARED_AREA_TOLERANCE_MU:g} mu)"
+    counts = ", ".join(f"{int(kinds.get(kind, 0)):,} {kind}" + (tolerance if kind == "declared area changed" else "")
+                       for kind in PARCEL_CHANGE_KINDS)
+    blocks.append(f"Parcels: {counts}." + _more(len(parcels)))
     if not changes.outlines_compared:
         blocks.append("Outlines not compared: a run's results came from a CSV file or from no file, without "
                       "outlines, so a redrawn parcel is not found.")
@@ -1228,11 +1317,15 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     return _Section(title, tuple(blocks), level=3)
 
 
-def _listed_borrowers(moved: pd.DataFrame) -> pd.DataFrame:
-    """The borrowers ``borrower_changes`` lists, the largest fall of approved limit first."""
-    listed = moved[moved["change"].ne("")].copy()
-    listed["fall"] = listed["reference_approved_limit"] - listed["approved_limit"]
-    return listed.sort_values(["fall", "borrower_id"], ascending=[False, True]).drop(columns="fall")
+def _listed_borrowers(moved: pd.DataFrame, directions: tuple[str, ...] = ("worse", "lower", "better")) -> pd.DataFrame:
+    """The borrowers of ``borrower_changes`` whose ``direction`` is one of ``directions``, in that order, each the
+    largest fall of approved limit first (worse) or the largest change of limit (lower, better)."""
+    listed = moved[moved["direction"].isin(directions)].copy()
+    listed["order"] = listed["direction"].map({direction: k for k, direction in enumerate(directions)})
+    listed["size"] = (listed["reference_approved_limit"] - listed["approved_limit"]).where(
+        listed["direction"].eq("worse"), (listed["loan_limit"] - listed["reference_loan_limit"]).abs())
+    return listed.sort_values(["order", "size", "borrower_id"], ascending=[True, False, True]).drop(
+        columns=["order", "size"])
 
 
 def _more(listed: int) -> str:
@@ -1243,16 +1336,19 @@ def _more(listed: int) -> str:
 def _borrower_display(listed: pd.DataFrame, unit: str) -> pd.DataFrame:
     return pd.DataFrame({"change": listed["change"],
                          "decision": listed["reference_decision"] + " -> " + listed["decision"],
+                         f"limit ({unit})": _both(listed, "loan_limit", lambda v: _money(v, unit)),
                          f"approved limit ({unit})": _both(listed, "approved_limit", lambda v: _money(v, unit)),
-                         "cultivated area (ha)": _both(listed, "cultivated_area_ha", lambda v: _number(v, 3))},
+                         "cultivated area (ha)": _both(listed, "cultivated_area_ha", lambda v: _number(v, 3)),
+                         "its parcels' declared inputs changed": listed["parcel_inputs_changed"]},
                         index=listed.index)
 
 
 def _parcel_display(parcels: pd.DataFrame, unit: str) -> pd.DataFrame:
     return pd.DataFrame({"change": parcels["change"],
-                         "borrower": _both(parcels, "borrower_id", lambda v: "-" if pd.isna(v) else str(v)),
+                         "borrower": _both(parcels, "borrower_id", _text),
                          "declared area (ha)": _both(parcels, "declared_area_ha", lambda v: _number(v, 3)),
-                         "decision": _both(parcels, "decision", lambda v: "-" if pd.isna(v) else str(v)),
+                         "declared crop": _both(parcels, "declared_crop", _text),
+                         "decision": _both(parcels, "decision", _text),
                          f"limit ({unit})": _both(parcels, "loan_limit", lambda v: _money(v, unit))},
                         index=parcels.index)
 
@@ -1263,8 +1359,9 @@ def _both(frame: pd.DataFrame, column: str, fmt: Callable[[object], str]) -> pd.
 
 
 def _write_change_lists(changes: _Changes | None, out: Path) -> None:
-    """Write every listed borrower and parcel to ``<stem>-borrower-changes.csv`` and ``<stem>-parcel-changes.csv``
-    beside report ``out``, each where it lists some; an earlier report's where this one lists none is removed."""
+    """Write every changed borrower (``_listed_borrowers``: worse, lower, then better) and parcel to
+    ``<stem>-borrower-changes.csv`` and ``<stem>-parcel-changes.csv`` beside report ``out``, each where it lists some;
+    an earlier report's where this one lists none is removed."""
     moved = None if changes is None else changes.borrower_moves
     lists = {"borrower": None if moved is None else _listed_borrowers(moved),
              "parcel": None if changes is None else changes.parcel_moves}
@@ -1657,3 +1754,8 @@ def _money(value: float, unit: str, digits: int = 0) -> str:
 
 def _number(value: float, digits: int) -> str:
     return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _text(value: object) -> str:
+    """A cell as text, '-' where it is empty (not in that run, or not declared)."""
+    return "-" if pd.isna(value) else str(value)

@@ -650,17 +650,18 @@ def _plot(k: int, shrink_m: float = 0.0) -> shapely.Polygon:
     return shapely.box(west, 3_650_000, west + 50 - shrink_m, 3_650_050)
 
 
-def _season(folder: Path, parcels: dict[str, tuple], borrowers: dict[str, tuple], crs: str = "EPSG:32650") -> Path:
+def _season(folder: Path, parcels: dict[str, tuple], borrowers: dict[str, tuple], crs: str = "EPSG:32650",
+            **columns: list) -> Path:
     """A results folder as ``farmcredit assess`` writes it, cut to what the changes section reads: parcels
-    ``{id: (borrower, declared ha, decision, limit, grade, outline in UTM 50N)}``, written in ``crs``, borrowers
-    ``{id: (decision, limit, cultivated ha)}``."""
+    ``{id: (borrower, declared ha, decision, limit, grade, outline in UTM 50N)}`` with ``columns`` besides (their
+    values in the parcels' order), written in ``crs``, borrowers ``{id: (decision, limit, cultivated ha)}``."""
     import geopandas as gpd
 
     folder.mkdir()
     ids = list(parcels)
     borrower, declared, decision, limit, grade, outline = (list(column) for column in zip(*parcels.values()))
     table = _results(len(ids), parcel_id=ids, borrower_id=borrower, declared_area_ha=declared, decision=decision,
-                     loan_limit=limit, risk_grade=grade)
+                     loan_limit=limit, risk_grade=grade, **columns)
     gpd.GeoDataFrame(table, geometry=outline, crs="EPSG:32650").to_crs(crs).to_parquet(folder / "results.parquet")
     pd.DataFrame({"borrower_id": list(borrowers), "decision": [b[0] for b in borrowers.values()],
                   "loan_limit": [b[1] for b in borrowers.values()],
@@ -721,10 +722,12 @@ def test_the_report_shows_changes_against_the_reference_run(two_seasons: tuple[P
     assert "| A | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in changes and "| C | 0 | 0 | 0 | 0 | 0 | 1 | 0 |" in changes  # grades
     assert "| E | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in changes
     assert "| (not in reference) | 0 | 1 | 0 | 0 | 0 | 0 | 0 |" in changes
-    assert ("| B3 | decision approve -> decline; approved limit -100.0% | approve -> decline | 800 -> 0 "
-            "| 0.800 -> 1.300 |") in changes
+    assert ("| B3 | decision approve -> decline; approved limit -100.0% | approve -> decline | 800 -> 0 | 800 -> 0 "
+            "| 0.800 -> 1.300 | P3: moved to another borrower from B2 to B3 |") in changes
+    assert "| B1 | approved limit -40.0% | approve -> approve | 1,000 -> 600 | 1,000 -> 600 | 1.000 -> 1.000 | P1: " \
+           "declared area 0.200 -> 0.300 ha; P2: redrawn |" in changes
     assert "1 added, 1 dropped, 1 moved to another borrower, 1 redrawn, 1 declared area changed" in changes
-    assert "| P3 | moved to another borrower | B2 -> B3 | 0.400 -> 0.400 | refer -> decline |" in changes
+    assert "| P3 | moved to another borrower | B2 -> B3 | 0.400 -> 0.400 | - -> - | refer -> decline |" in changes
     # The summary summed referred borrowers' limits, pending review, with the approved as 'limits offered'.
     summary = text.split("## 2.")[0]
     assert "| approved limits (the run's currency) | 600 | 2,100 |" in summary
@@ -749,6 +752,79 @@ def test_long_change_lists_are_cut_in_the_report_and_whole_in_the_csv(
     assert "The first 2 are shown; 1 more are in the CSV." in text and "The first 2 are shown; 3 more" in text
     assert "<td>B4</td>" not in text and "<td>P6</td>" not in text
     assert len(pd.read_csv(tmp_path / "report-borrower-changes.csv", encoding="utf-8-sig")) == 3
+
+
+@pytest.fixture
+def appeal(tmp_path: Path) -> tuple[Path, Path]:
+    """A run before farmers' appeals and the run after: P1's declared crop maize -> rice takes B1 refer 500 ->
+    approve 900; P3's 6 mu declared as 6.05 (0.0033 ha more) lifts B2's pending limit 400 -> 450; P5's region North
+    -> South takes B4 decline -> refer; B3, nothing of it changed, falls 800 -> 700 with the run; B5 stays."""
+    def run(name: str, crops: tuple[str, str], mu: float, region: str, decisions: tuple[str, ...],
+            borrowers: dict[str, tuple]) -> Path:
+        ids, owners = ["P1", "P2", "P3", "P4", "P5", "P6"], ["B1", "B1", "B2", "B3", "B4", "B5"]
+        parcels = {parcel: (owner, area, decision, 100.0, "C", _plot(k))
+                   for k, (parcel, owner, area, decision) in enumerate(zip(ids, owners, [0.2, 0.3, mu / 15, 0.5, 0.1,
+                                                                                        0.4], decisions))}
+        return _season(tmp_path / name, parcels, borrowers, declared_crop=[*crops, "wheat", "wheat", "wheat", "rice"],
+                       declared_area_mu=[np.nan, np.nan, mu, np.nan, np.nan, np.nan],
+                       region=["North", "North", "North", "North", region, "North"])
+
+    last = run("before", ("maize", "rice"), 6.0, "North", ("refer", "refer", "refer", "approve", "decline", "refer"),
+               {"B1": ("refer", 500.0, 0.5), "B2": ("refer", 400.0, 0.4), "B3": ("approve", 800.0, 0.5),
+                "B4": ("decline", 0.0, 0.1), "B5": ("refer", 1000.0, 0.4)})
+    this = run("after", ("rice", "rice"), 6.05, "South", ("approve", "approve", "refer", "approve", "refer", "refer"),
+               {"B1": ("approve", 900.0, 0.5), "B2": ("refer", 450.0, 0.4), "B3": ("approve", 700.0, 0.5),
+                "B4": ("refer", 0.0, 0.1), "B5": ("refer", 1000.0, 0.4)})
+    return this, last
+
+
+def test_parcel_changes_find_a_declared_crop_region_or_area_in_mu_changed(appeal: tuple[Path, Path]) -> None:
+    """An appeal's corrected crop (maize -> rice, refer -> approve) was listed nowhere; nor a region, nor a declared
+    mu within the hectares' tolerance."""
+    this, last = (load_results(folder) for folder in appeal)
+    changes = parcel_changes(this, last)
+    assert changes["change"].to_dict() == {"P1": "declared crop changed", "P3": "declared area changed",
+                                           "P5": "region changed"}
+    assert changes["inputs_changed"].to_dict() == {"P1": "declared crop maize -> rice",
+                                                   "P3": "declared area 6 -> 6.05 mu", "P5": "region North -> South"}
+    assert changes.loc["P1", ["reference_declared_crop", "declared_crop"]].tolist() == ["maize", "rice"]
+
+
+def test_borrower_changes_say_which_way_each_moved_and_what_its_parcels_declared_differently(
+        appeal: tuple[Path, Path]) -> None:
+    """Borrowers decided better, or whose limit moved less than the fall the report lists, were in no list."""
+    this, last = (load_results(folder) for folder in appeal)
+    lent = [pd.read_parquet(folder / "borrowers.parquet") for folder in appeal]
+    changes = borrower_changes(*lent, parcel_changes(this, last))
+    assert changes["direction"].to_dict() == {"B1": "better", "B2": "better", "B3": "lower", "B4": "better", "B5": ""}
+    assert changes["change"].to_dict() == {"B1": "decision refer -> approve; limit +80.0%", "B2": "limit +12.5%",
+                                           "B3": "limit -12.5%", "B4": "decision decline -> refer", "B5": ""}
+    assert changes["parcel_inputs_changed"].to_dict() == {
+        "B1": "P1: declared crop maize -> rice", "B2": "P3: declared area 6 -> 6.05 mu", "B3": "none",
+        "B4": "P5: region North -> South", "B5": "none"}
+    assert "parcel_inputs_changed" not in borrower_changes(*lent)
+
+
+def test_the_report_lists_borrowers_decided_better_and_writes_every_changed_one_to_the_csv(
+        appeal: tuple[Path, Path], tmp_path: Path) -> None:
+    """An appeals run whose corrections each lifted a borrower showed them as counts in the decision matrix alone, and
+    wrote no borrower CSV, as none was decided worse."""
+    this, last = (load_results(folder) for folder in appeal)
+    text = credit_report(this, last, out=tmp_path / "report.md", fmt="md").read_text()
+    changes = text.split("## 3.1 Changes against the reference run")[1].split("## 4.")[0]
+    assert "fell by more than 30%: 0." in changes
+    assert ("Borrowers in both runs decided better or whose limit rose: 3. 1 more, decided the same with a lower "
+            "limit (short of the falls listed above), are in the CSV alone.") in changes
+    assert ("| B1 | decision refer -> approve; limit +80.0% | refer -> approve | 500 -> 900 | 0 -> 900 | 0.500 -> "
+            "0.500 | P1: declared crop maize -> rice |") in changes
+    assert "1 declared area changed (by more than 0.005 ha, or 0.005 mu), 1 declared crop changed, 1 region changed" \
+        in changes
+    assert "| P1 | declared crop changed | B1 -> B1 | 0.200 -> 0.200 | maize -> rice | refer -> approve |" in changes
+    listed = pd.read_csv(tmp_path / "report-borrower-changes.csv", encoding="utf-8-sig")
+    assert listed[["borrower_id", "direction"]].values.tolist() == [["B3", "lower"], ["B1", "better"],
+                                                                    ["B2", "better"], ["B4", "better"]]
+    assert listed["parcel_inputs_changed"].tolist() == ["none", "P1: declared crop maize -> rice",
+                                                        "P3: declared area 6 -> 6.05 mu", "P5: region North -> South"]
 
 
 def test_frames_from_no_file_compare_parcels_and_say_what_was_not_compared(tmp_path: Path) -> None:
