@@ -854,7 +854,7 @@ class SeasonMeasurements(ParcelMeasurements):
         return ~self.clear(min_clear_share) & (snow > 0) & (2 * snow >= hidden)
 
 
-PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "ndmi", "evi", "product", "snow", "snow_unmasked")
+PER_DATE_STATS = ("clear", "ndvi", "std", "crop", "crop_std", "ndmi", "evi", "product", "snow", "snow_unmasked")
 PER_PARCEL_STATS = ("inside", "frac", "low", "high", "mixed")
 
 
@@ -932,7 +932,8 @@ def measure_windows(
                                                percentiles=())["mean"]
         stats["ndvi"][members] = ndvi["mean"]
         stats["std"][members] = ndvi["std"]
-        stats["crop"][members] = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())["mean"]
+        crop = zonal_stats(coverage, crop_ndvi, cell_area=cell_area, percentiles=())
+        stats["crop"][members], stats["crop_std"][members] = crop["mean"], crop["std"]
         for name in ("ndmi", "evi"):  # over cropland, as the flooding check compares them (not a pond beside it)
             on_crop = np.where(crop_pixels, indices[name], np.nan)
             stats[name][members] = zonal_stats(coverage, on_crop, cell_area=cell_area, percentiles=())["mean"]
@@ -1043,6 +1044,7 @@ def assemble_measurements(
         ndvi_mean=stats["ndvi"],
         ndvi_std=stats["std"],
         crop_ndvi_mean=stats["crop"],
+        crop_ndvi_std=stats["crop_std"],
         ndmi_mean=stats["ndmi"],
         evi_mean=stats["evi"],
         cultivated_fraction=stats["frac"],

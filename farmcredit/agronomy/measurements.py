@@ -20,8 +20,10 @@ class ParcelMeasurements:
         inside_share: share of the polygon area in the imagery (0-1): in cells of its grid with data on some date.
         clear_share: share of the parcel's in-imagery area that is clear on each date.
         ndvi_mean: coverage-weighted mean NDVI of clear pixels on each date.
-        ndvi_std: coverage-weighted NDVI standard deviation on each date (uniformity).
+        ndvi_std: coverage-weighted NDVI standard deviation on each date.
         crop_ndvi_mean: the same mean over pixels the cropland model calls cropland (p >= 0.5).
+        crop_ndvi_std: the same standard deviation over them (uniformity, beside the peak ``crop_ndvi_mean`` gives:
+            a bare part of the outline, already left out of its cultivated area, is no unevenness of its crop).
         ndmi_mean: coverage-weighted mean NDMI (B8A/B11) on each date, over the pixels called cropland.
         evi_mean: the same of EVI (B08, B04, B02); NaN without the blue band. Both NaN where no cropland pixel is
             clear (or the index has no valid pixel there).
@@ -43,6 +45,7 @@ class ParcelMeasurements:
     ndvi_mean: np.ndarray
     ndvi_std: np.ndarray
     crop_ndvi_mean: np.ndarray
+    crop_ndvi_std: np.ndarray
     ndmi_mean: np.ndarray
     evi_mean: np.ndarray
     cultivated_fraction: np.ndarray
@@ -56,3 +59,10 @@ class ParcelMeasurements:
         """Per parcel and date: whether the date is clear over the parcel (its ``clear_share`` at least
         ``min_clear_share``, ``imagery.min_clear_share``, and its NDVI measured): the dates its signals rest on."""
         return (self.clear_share >= min_clear_share) & np.isfinite(self.ndvi_mean)
+
+    def cropland_ndvi(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per parcel and date, the NDVI mean and standard deviation its crop is read by: over the pixels called
+        cropland (``crop_ndvi_mean``, ``crop_ndvi_std``), the whole parcel's where none of them is clear."""
+        over_cropland = np.isfinite(self.crop_ndvi_mean)
+        return (np.where(over_cropland, self.crop_ndvi_mean, self.ndvi_mean),
+                np.where(over_cropland, self.crop_ndvi_std, self.ndvi_std))

@@ -70,8 +70,10 @@ def derive_signals(
     observed = m.clear(config.imagery.min_clear_share) & assessable[:, None]
     clear_observations = observed.sum(axis=1)
 
-    crop_ndvi = np.where(np.isfinite(m.crop_ndvi_mean), m.crop_ndvi_mean, m.ndvi_mean)
-    crop_ndvi = np.where(observed, crop_ndvi, np.nan)
+    # The crop's NDVI and its spread over the cropland pixels: a bare part of the outline, left out of the cultivated
+    # area, would otherwise price the parcel again as an uneven crop (sample_tiles P00142, wheat on half its outline:
+    # 0.27 over the outline, 0.09 over its cropland pixels).
+    crop_ndvi, crop_ndvi_std = (np.where(observed, values, np.nan) for values in m.cropland_ndvi())
 
     cultivated_fraction = np.where(assessable, m.cultivated_fraction, np.nan)
     # Flooding (Xiao et al. 2005): LSWI + 0.05 >= EVI, or NDVI where EVI is not measured (no blue band). EVI stays
@@ -121,8 +123,7 @@ def derive_signals(
     # Read in the crop's own season: green-up and senescence bound it where one hazy date at its top is all the
     # near-peak days saw (that alone declined parcels approved on their season).
     own = season | ~called[:, None]
-    peak, peak_date, uniformity = _peak(np.where(own, crop_ndvi, np.nan), np.where(observed, m.ndvi_std, np.nan),
-                                        m.dates)
+    peak, peak_date, uniformity = _peak(np.where(own, crop_ndvi, np.nan), crop_ndvi_std, m.dates)
     integral = _integral(crop_ndvi, m.dates)
     # Seen near its peak: a clear date in those days, or a reading at NEAR_PEAK of its template's peak in its own
     # season (anywhere, for an unknown crop priced by the declaration). Fallow prices no crop (judged or not: one image

@@ -29,7 +29,7 @@ def _measure(ndvi: np.ndarray, clear: np.ndarray | None = None, ndmi: np.ndarray
     return ParcelMeasurements(
         dates=DATES, polygon_area_ha=np.full(n, 0.5), inside_share=np.ones(n),
         clear_share=np.ones_like(ndvi) if clear is None else clear, ndvi_mean=ndvi,
-        ndvi_std=np.full_like(ndvi, 0.05), crop_ndvi_mean=ndvi,
+        ndvi_std=np.full_like(ndvi, 0.05), crop_ndvi_mean=ndvi, crop_ndvi_std=np.full_like(ndvi, 0.05),
         ndmi_mean=np.full_like(ndvi, -0.2) if ndmi is None else ndmi,
         evi_mean=np.full_like(ndvi, np.nan) if evi is None else evi,  # no blue band: the flood check reads NDVI
         cultivated_fraction=fraction, cultivated_fraction_low=fraction * 0.95,
@@ -738,3 +738,16 @@ def _limits(signals, reasons, declared: np.ndarray, config):
                                         declared_area_ha=0.5, declared_crop=declared, reasons=reasons),
                          config, load_risk_model())
 
+
+def test_an_uneven_crop_is_read_over_its_cropland_not_the_bare_part_of_its_outline() -> None:
+    """Wheat on half its outline, bare land the rest (sample_tiles P00142): the spread over the outline (0.27) raised
+    its PD as an uneven crop, though its cultivated area already left the bare part out. Uniformity is read where its
+    peak is, over the cropland pixels; over the whole parcel where none of them is clear, as its peak is."""
+    wheat = _template("wheat")
+    ndvi = np.stack([wheat, wheat])
+    m = dataclasses.replace(_measure(ndvi), ndvi_mean=ndvi * 0.6, ndvi_std=np.full_like(ndvi, 0.27),
+                            crop_ndvi_mean=np.stack([wheat, np.full_like(wheat, np.nan)]),
+                            crop_ndvi_std=np.stack([np.full_like(wheat, 0.06), np.full_like(wheat, np.nan)]))
+    signals, _ = _signals(m, declared=["wheat", "wheat"])
+    assert signals["ndvi_uniformity"].tolist() == pytest.approx([0.06, 0.27])
+    assert signals["ndvi_peak"].tolist() == pytest.approx([wheat.max(), 0.6 * wheat.max()])
