@@ -103,8 +103,10 @@ class Assessment:
         record: the audit record (``run.json``).
         config: the run configuration (``record`` holds its values).
         imagery: the season read.
-        series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1) and the
-            coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none).
+        series: per parcel and date: ``parcel_id``, ``date``, ``clear_share`` (0-1), the
+            coverage-weighted ``ndvi_mean`` / ``ndvi_std`` of its clear pixels (NaN when none) and
+            ``crop_ndvi_mean`` / ``crop_ndvi_std`` of those called cropland (its whole outline's where none is),
+            which its health and yield read.
         overlaps: which parcels overlap which (``find_overlaps``), for the audit records
             (the tables join their ids with ';', which an id may hold).
         products: per parcel and date, the product of the date's scene read over it
@@ -1158,15 +1160,20 @@ def mixed_cell_share(coverage: Coverage) -> np.ndarray:
 
 
 def _season_series(parcel_ids: pd.Series, measurements: ParcelMeasurements) -> pd.DataFrame:
-    """Per parcel and date (long format, parcel-major): clear share and NDVI mean and spread. Parcels sharing an id
-    (``DUPLICATE_PARCEL_ID``) are left out: under one id, their series could not be told apart."""
+    """Per parcel and date (long format, parcel-major): clear share, NDVI mean and spread over the parcel, and over its
+    cropland (``ParcelMeasurements.cropland_ndvi``: the parcel's where none was clear), which health and yield read.
+    Parcels sharing an id (``DUPLICATE_PARCEL_ID``) are left out: under one id, their series could not be told
+    apart."""
     n, t = measurements.ndvi_mean.shape
+    crop_ndvi_mean, crop_ndvi_std = measurements.cropland_ndvi()
     series = pd.DataFrame({
         "parcel_id": np.repeat(parcel_ids.to_numpy(), t),
         "date": pd.to_datetime(np.tile(np.array(measurements.dates, dtype="datetime64[D]"), n)),
         "clear_share": measurements.clear_share.ravel(),
         "ndvi_mean": measurements.ndvi_mean.ravel(),
         "ndvi_std": measurements.ndvi_std.ravel(),
+        "crop_ndvi_mean": crop_ndvi_mean.ravel(),
+        "crop_ndvi_std": crop_ndvi_std.ravel(),
     })
     return series[~np.repeat(parcel_ids.duplicated(keep=False).to_numpy(), t)].reset_index(drop=True)
 

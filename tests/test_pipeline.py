@@ -693,6 +693,18 @@ def test_a_partly_cultivated_parcels_uniformity_is_its_crops_not_its_bare_parts(
     assert partly.sum() > 40 and uniformity[True] < 1.5 * uniformity[False], uniformity
 
 
+def test_the_ndvi_series_holds_the_ndvi_its_health_and_yield_read(tmp_path) -> None:
+    """sample_tiles' P00142, wheat on half its outline: the series held the outline's NDVI alone, which peaked at 0.52
+    where its ndvi_peak, over its cropland pixels, read 0.77; its preview drew the one its health was not ranked on."""
+    parcels = gpd.read_file(SAMPLE_TILES / "parcels.geojson")
+    parcels = parcels[parcels["parcel_id"].between("P00130", "P00150")]
+    assessment = run_assessment(parcels, SAMPLE_TILES / "imagery", model="rule")
+    parcel = assessment.parcels.set_index("parcel_id").loc["P00142"]
+    series = assessment.series.set_index(["parcel_id", "date"]).loc[("P00142", parcel["ndvi_peak_date"])]
+    assert series["crop_ndvi_mean"] == parcel["ndvi_peak"] > series["ndvi_mean"] + 0.1
+    assert series["crop_ndvi_std"] == parcel["ndvi_uniformity"] < series["ndvi_std"]
+
+
 def _cut_to_90_percent(band: Path) -> int:
     """Cut ``band`` (a tiled GeoTIFF) to 90% of its bytes, as a download cut short; the first row of its blocks that
     no longer read."""

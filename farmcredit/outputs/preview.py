@@ -242,7 +242,8 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
     """The parcel's NDVI per date the run observed it on (``observed``) in ``series`` against the median and 10-90%
     band of the parcels its health was ranked among (on the dates each was observed), a date measured through partial
     cloud as a hollow marker apart from the line; a parcel not measured (status error) gets its reason instead of a
-    series."""
+    series. The NDVI is what health ranked, over each parcel's cropland (``crop_ndvi_mean``); an older run's series
+    without it is drawn over the whole outline (``ndvi_mean``)."""
     ax.set_title(f"NDVI over the season {_season(record)}", fontsize=10)
     if focus["status"] == "error":  # no imagery read: its empty series would draw as a season of cloud
         reason = focus.get("reason_text") if isinstance(focus.get("reason_text"), str) else ""
@@ -255,6 +256,7 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
         ax.text(0.5, 0.5, "no ndvi_series.parquet in the results folder", ha="center", transform=ax.transAxes)
         return
     seen = _observed(series, record)
+    ndvi, over = ("crop_ndvi_mean", "its cropland") if "crop_ndvi_mean" in series else ("ndvi_mean", "its outline")
     rating = _rating_peers(parcels, focus, record)
     if rating is None:
         reference = focus.get("health_reference") if isinstance(focus.get("health_reference"), str) else ""
@@ -265,7 +267,7 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
         peers, named = rating
         # Dates no peer saw clearly are left out, so the peers' line joins the dates around them.
         peer_ndvi = series[series["parcel_id"].isin(peers) & seen].pivot_table(
-            index="date", columns="parcel_id", values="ndvi_mean", dropna=False
+            index="date", columns="parcel_id", values=ndvi, dropna=False
         ).dropna(how="all")
         if len(peer_ndvi.columns):
             low, high = (np.nanpercentile(peer_ndvi.to_numpy(), q, axis=1) for q in PEER_BAND)
@@ -275,17 +277,18 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
                     label=f"peers' median (the {named} its health is ranked among)")
     mine = series["parcel_id"] == focus["parcel_id"]
     clear = series[mine & seen].sort_values("date")
-    partly = series[mine & ~seen & series["ndvi_mean"].notna()]
-    ax.plot(clear["date"], clear["ndvi_mean"], color="black", lw=2, marker="o", label=f"parcel {focus['parcel_id']}")
+    partly = series[mine & ~seen & series[ndvi].notna()]
+    ax.plot(clear["date"], clear[ndvi], color="black", lw=2, marker="o",
+            label=f"parcel {focus['parcel_id']}: NDVI over {over}")
     if len(partly):  # measured through cloud: the decision did not take them, so they are not joined to the line
-        ax.plot(partly["date"], partly["ndvi_mean"], linestyle="none", marker="o", markerfacecolor="none",
+        ax.plot(partly["date"], partly[ndvi], linestyle="none", marker="o", markerfacecolor="none",
                 markeredgecolor="black", label=f"partly clouded (not used: under {_min_clear_share(record):.0%} clear)")
-    cloudy = series[mine & series["ndvi_mean"].isna()]
+    cloudy = series[mine & series[ndvi].isna()]
     if len(cloudy):
         ax.plot(cloudy["date"], np.full(len(cloudy), -0.15), linestyle="none", marker="x", color="#636363",
                 label="no clear view of the parcel")
     ax.set_ylim(-0.2, 1.0)
-    ax.set_ylabel("NDVI (mean of the parcel's clear pixels)")
+    ax.set_ylabel(f"NDVI (mean of the clear pixels of {over})")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(labelsize=8)

@@ -186,7 +186,8 @@ def test_dollar_signs_in_ids_and_the_folder_name_are_drawn_as_written(outputs, t
                                 "--out", str(tmp_path / "p.png"))
         assert code == 0, err
     assert _farmcredit(monkeypatch, capsys, "preview", str(copy))[0] == 0
-    assert "parcel P$\\bogus{$1" in drawn_text and "parcel P$x$" in drawn_text  # the season's legend
+    legend = {f"parcel {parcel}: NDVI over its cropland" for parcel in ("P$\\bogus{$1", "P$x$")}
+    assert legend <= set(drawn_text)  # the season's legend
     titles = [text for text in drawn_text if text.startswith("parcel ")]
     assert any(title.startswith("parcel P$\\bogus{$1 (borrower B$\\frac$): ") for title in titles)
     assert any(title.startswith("parcel P$x$ (borrower B$x$): ") for title in titles)
@@ -256,7 +257,8 @@ def test_a_new_run_leaves_no_preview_of_the_last_one(assessed, tmp_path) -> None
 
 def test_series_table_has_every_parcel_and_date(outputs, assessed) -> None:
     series = pd.read_parquet(outputs / "ndvi_series.parquet")
-    assert list(series.columns) == ["parcel_id", "date", "clear_share", "ndvi_mean", "ndvi_std"]
+    assert list(series.columns) == ["parcel_id", "date", "clear_share", "ndvi_mean", "ndvi_std", "crop_ndvi_mean",
+                                    "crop_ndvi_std"]
     assert len(series) == len(assessed.parcels) * len(assessed.imagery.scenes)
     assert series["ndvi_mean"].dropna().between(-1, 1).all()
     assert set(series["parcel_id"]) == set(assessed.parcels["parcel_id"])
@@ -303,7 +305,7 @@ def _panel_says(outputs, parcel_id: str, **changes) -> tuple[list[str], list[str
     for column, value in changes.items():
         parcels.loc[row, column] = value
     if changes.get("status") == "error":  # as the run leaves a parcel it read no imagery for
-        series.loc[series["parcel_id"] == parcel_id, ["clear_share", "ndvi_mean", "ndvi_std"]] = float("nan")
+        series.loc[series["parcel_id"] == parcel_id, series.columns[2:]] = float("nan")
     fig, ax = plt.subplots()
     try:
         _ndvi_panel(ax, series, parcels, parcels.loc[row], {})
@@ -313,6 +315,36 @@ def _panel_says(outputs, parcel_id: str, **changes) -> tuple[list[str], list[str
     finally:
         plt.close(fig)
     return labels, texts, [_parcel_title(parcels.loc[row], {})]
+
+
+@pytest.mark.parametrize(("older", "over"), [(False, "its cropland"), (True, "its outline")])
+def test_a_parcels_season_is_drawn_over_its_cropland_as_its_health_ranked_it(outputs, older: bool, over: str) -> None:
+    """Health and yield rank the NDVI over a parcel's cropland pixels; the panel drew the whole outline's, bare part
+    included (sample_tiles P00142, wheat on half its outline, 'health 96/100': its line peaked at 0.52, under its
+    peers' band, where its ndvi_peak read 0.77). An older run's series, without it, is drawn over the outline."""
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+
+    from farmcredit.outputs.preview import _ndvi_panel, _observed
+
+    parcels = gpd.read_file(outputs / "results.gpkg", layer="parcels")
+    series = pd.read_parquet(outputs / "ndvi_series.parquet")
+    seen = series[_observed(series, {}) & series["parcel_id"].isin(parcels.loc[parcels["health_index"].notna(),
+                                                                                  "parcel_id"])]
+    differs = (seen["crop_ndvi_mean"] - seen["ndvi_mean"]).abs()
+    assert differs.max() > 0.05  # the two lines are told apart
+    parcel_id = seen.loc[differs.idxmax(), "parcel_id"]
+    column = "ndvi_mean" if older else "crop_ndvi_mean"
+    fig, ax = plt.subplots()
+    try:
+        _ndvi_panel(ax, series.drop(columns=["crop_ndvi_mean", "crop_ndvi_std"]) if older else series, parcels,
+                    parcels[parcels["parcel_id"] == parcel_id].iloc[0], {})
+        (line,) = (line for line in ax.get_lines() if line.get_label().startswith(f"parcel {parcel_id}"))
+        label, drawn = line.get_label(), line.get_ydata()
+    finally:
+        plt.close(fig)
+    assert label == f"parcel {parcel_id}: NDVI over {over}"
+    assert drawn.tolist() == seen[seen["parcel_id"] == parcel_id].sort_values("date")[column].tolist()
 
 
 def test_a_parcels_season_is_drawn_against_the_parcels_its_health_was_ranked_among(outputs) -> None:
@@ -459,11 +491,12 @@ def test_a_partly_clouded_date_is_drawn_hollow_apart_from_the_dates_the_decision
         finally:
             plt.close(fig)
 
+    line = f"parcel {focus['parcel_id']}: NDVI over its cropland"
     lines = drawn(0.8)
-    assert partial_day not in lines[f"parcel {focus['parcel_id']}"]
+    assert partial_day not in lines[line]
     assert lines["partly clouded (not used: under 80% clear)"] == [partial_day]
     lines = drawn(0.6)  # a run that took 60% clear as a view used it
-    assert partial_day in lines[f"parcel {focus['parcel_id']}"]
+    assert partial_day in lines[line]
     assert not [label for label in lines if label.startswith("partly clouded")]
 
 
