@@ -708,7 +708,8 @@ def _factor_words(feature: str, row: object) -> str:
         declared = (f"{mu:g} mu ({row.declared_area_ha:.4g} ha)" if isinstance(mu, float | int) and np.isfinite(mu)
                     else f"{row.declared_area_ha:.4g} ha")
         return f"{declared} declared, above the top of the interval measured ({row.cultivated_area_high_ha:.4g} ha)"
-    return f"an uneven crop, its NDVI varying by {row.ndvi_uniformity:.2f} (standard deviation) across it at its peak"
+    return (f"an uneven crop, its NDVI varying by {row.ndvi_uniformity:.2f} (standard deviation) across its cropland "
+            "at its peak")
 
 
 def _decide(codes: list[str]) -> tuple[str, str]:
