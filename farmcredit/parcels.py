@@ -31,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 
 from farmcredit.china_maps import CHINA_RECTANGLE, DATUM_NAMES, DATUMS, in_china, to_wgs84, wgs84_region
 from farmcredit.errors import InputError
+from farmcredit.formats import check_vector_file
 from farmcredit.locking import looked_up
 from farmcredit.text import DECIMAL_COMMA, folded, some
 
@@ -300,6 +301,7 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     if path.is_file() and path.stat().st_size == 0:  # GDAL would hint at naming its driver
         raise InputError(f"parcel file {path} is empty (0 bytes): is it still being copied? Give it once written")
     _refuse_shapefile_without_dbf(path)
+    check_vector_file(path, "parcel file")
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
     if parquet and layer is not None:
         raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer "

@@ -5,6 +5,7 @@ import logging
 import re
 import struct
 import warnings
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -36,6 +37,38 @@ def test_a_file_that_is_not_vector_data_names_the_file(tmp_path: Path) -> None:
     path.write_text("this is not geojson")
     with pytest.raises(InputError, match="parcels.geojson"):
         read_parcels(path)
+
+
+def test_a_gdal_vrt_named_geojson_is_refused_before_gdal_reads_what_it_names(tmp_path: Path) -> None:
+    """GDAL picks a format by content: a VRT named .geojson would pull another file's (or a URL's) parcels."""
+    private = tmp_path / "private" / "other_bank.geojson"
+    private.parent.mkdir()
+    gpd.GeoDataFrame({"parcel_id": ["X1"]}, geometry=[shapely.box(116.3, 39.9, 116.31, 39.91)],
+                     crs="EPSG:4326").to_file(private)
+    path = tmp_path / "fields.geojson"
+    path.write_text(f"<OGRVRTDataSource><OGRVRTLayer name='parcels'><SrcDataSource>{private}</SrcDataSource>"
+                    "</OGRVRTLayer></OGRVRTDataSource>")
+    with pytest.raises(InputError, match=r"fields.geojson is a GDAL VRT .*, not a GeoJSON file"):
+        read_parcels(path)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One feature repeated (1.7 MB unpacking to 382 MB took 4 GB before failing): refused by its declared size and
+    ratio (limits lowered here so the test writes little)."""
+    monkeypatch.setattr("farmcredit.formats.ZIP_RATIO_MAX_BYTES", 100_000)
+    feature = json.dumps({"type": "Feature", "properties": {"parcel_id": "P1"},
+                          "geometry": {"type": "Point", "coordinates": [116.3, 39.9]}})
+    path = tmp_path / "fields.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fields.geojson", '{"type": "FeatureCollection", "features": [' +
+                         ", ".join([feature] * 5000) + "]}")
+    with pytest.raises(InputError, match=r"fields.zip: member fields.geojson would unpack to [\d,]+ bytes from "):
+        read_parcels(path)
+    small = tmp_path / "small.zip"  # a real file's ratio passes
+    with zipfile.ZipFile(small, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fields.geojson", gpd.GeoDataFrame(
+            {"parcel_id": ["P1"]}, geometry=[shapely.box(116.3, 39.9, 116.301, 39.901)], crs="EPSG:4326").to_json())
+    assert list(read_parcels(small)["parcel_id"]) == ["P1"]
 
 
 def test_missing_file_and_missing_id_column(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from farmcredit.config import DECLARED_FALLOW, RESERVED_CROP_NAMES, AgronomyConf
 from farmcredit.credit.limit import DECISIONS, STATUSES, UNOBSERVED, call_unsure
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
+from farmcredit.formats import check_vector_file
 from farmcredit.locking import looked_up, refuse_unfinished, write_problem
 from farmcredit.outputs.preview import read_as_written
 from farmcredit.outputs.styles import DECISION_COLOURS
@@ -114,6 +115,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     suffix = file.suffix.lower()
     if suffix not in (".parquet", ".geoparquet", ".gpkg", ".csv"):
         raise InputError(f"results file {file}: expected an output folder, .parquet, .gpkg or .csv")
+    check_vector_file(file, "results file")
     try:
         if suffix == ".gpkg":
             table = read_dataframe(file, layer="parcels", read_geometry=False)

@@ -19,10 +19,10 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
-import rasterio
 from rasterio.errors import RasterioError
 
 from farmcredit.errors import ImageryError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import gdal_env
 from farmcredit.imagery.naming import (
     BOA_ADD_OFFSET_DN,
@@ -522,7 +522,7 @@ def _band_file_conversion(
             if name == SCL or path.startswith("/vsi"):
                 continue
             try:
-                with rasterio.open(path) as dataset:
+                with open_raster(path) as dataset:
                     dtypes.append(dataset.dtypes[index - 1])
                     if np.issubdtype(np.dtype(dtypes[-1]), np.integer):
                         tags.append((dataset.scales[index - 1], dataset.offsets[index - 1]))

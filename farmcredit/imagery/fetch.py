@@ -44,6 +44,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError, InputError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import gdal_message
 from farmcredit.imagery.earthsearch import is_level_1c_collection, set_aside_scenes
 from farmcredit.imagery.mosaic import same_lattice
@@ -778,7 +779,7 @@ class LocalScene:
                     problems.append(f"{path}: {size} bytes where the fetch that wrote it left {self.file_sizes[band]}")
                 continue
             try:
-                with rasterio.open(path) as dataset:
+                with open_raster(path) as dataset:
                     crs = dataset.crs
             except RasterioError as error:
                 problems.append(f"{path}: does not open ({gdal_message(error)})")
@@ -1002,7 +1003,7 @@ class SceneWriter:
         for band in self.bands:
             path = scene.folder / f"{band}.tif"
             try:
-                with rasterio.open(path) as dataset:
+                with open_raster(path) as dataset:
                     for bounds in scene.windows:
                         col0, row0, col1, row1 = pixel_box(np.array([bounds]), dataset.transform)[0].tolist()
                         window = Window(col0, row0, col1 - col0, row1 - row0)

@@ -18,6 +18,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import ImageryError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.naming import L2A_DN_SCALE, NDVI_BANDS, SCL, band_name
 from farmcredit.imagery.scene import Imagery, Scene
@@ -361,7 +362,7 @@ def _read_layers(
         sampled, failed, message = np.full((len(indexes), *shape), np.nan, dtype=np.float32), None, None
         reached = np.ones(shape, dtype=bool)
         try:
-            with rasterio.open(layer_path) as dataset:
+            with open_raster(layer_path) as dataset:
                 if dataset.crs is None:  # not georeferenced (a picture saved as B05.tif): no pixel is placed
                     message = NO_CRS
                 elif dataset.crs == crs:

@@ -474,7 +474,7 @@ def _decode(
 ) -> tuple[np.ndarray, affine.Affine]:
     """The response TIFF's (band, rows, cols) values and their transform (the window's)."""
     try:
-        with MemoryFile(content) as memory, memory.open() as dataset:
+        with MemoryFile(content) as memory, memory.open(driver="GTiff") as dataset:
             values = dataset.read()
     except RasterioError as error:
         raise ImageryError(

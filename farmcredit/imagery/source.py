@@ -9,12 +9,12 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 
 from farmcredit.dates import as_season
 from farmcredit.errors import ImageryError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import NO_CRS, gdal_env, gdal_message
 from farmcredit.imagery.earthsearch import find_scenes
 from farmcredit.imagery.mosaic import Grid, merge_same_date, season_grid
@@ -342,7 +342,7 @@ def _with_grids(
 def _header(band_path: str) -> Grid | str:
     """The file's grid, or GDAL's message when it cannot open the file (missing, truncated, not a raster)."""
     try:
-        with rasterio.open(band_path) as dataset:
+        with open_raster(band_path) as dataset:
             crs, transform = dataset.crs, dataset.transform
             shape = (dataset.height, dataset.width)
     except RasterioError as error:

@@ -48,6 +48,7 @@ from rasterio.windows import Window
 from requests.adapters import HTTPAdapter
 
 from farmcredit.errors import ImageryError, InputError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import DeferredInterrupt, gdal_http_env, gdal_message, interrupt_between_gdal_calls
 from farmcredit.imagery.earthsearch import scene_from_item
 from farmcredit.imagery.fetch import (
@@ -695,7 +696,7 @@ def _gdal_heard() -> Iterator[list[str]]:
 
 def _open_band(item_id: str, band: str, path: str) -> rasterio.DatasetReader:
     try:
-        return rasterio.open(path)
+        return open_raster(path)
     except RasterioError as error:
         raise _band_error(_redacted(gdal_message(error), path),
                           f"{_public_path(path)}: cannot open band {band} of STAC item {item_id}", path) from error

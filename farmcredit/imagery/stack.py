@@ -13,6 +13,7 @@ from rasterio.errors import RasterioError
 
 from farmcredit.dates import as_day
 from farmcredit.errors import ImageryError
+from farmcredit.formats import open_raster
 from farmcredit.imagery._gdal import gdal_env, gdal_message
 from farmcredit.imagery.naming import (
     SCL,
@@ -58,7 +59,7 @@ def stack_scenes(
     """
     with gdal_env():
         try:
-            dataset = rasterio.open(path)
+            dataset = open_raster(path)
         except RasterioError as error:
             raise ImageryError(
                 f"{path}: GDAL cannot open it as a raster ({gdal_message(error)})"

@@ -42,6 +42,7 @@ from farmcredit.config import AgronomyConfig, ImageryConfig  # noqa: E402
 from farmcredit.credit.limit import DECISIONS, money  # noqa: E402
 from farmcredit.errors import InputError  # noqa: E402
 from farmcredit.fonts import figure_fonts, missing_glyphs_told  # noqa: E402
+from farmcredit.formats import open_raster  # noqa: E402
 from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
 from farmcredit.outputs.styles import (  # noqa: E402
     DECISION_CLASSES,
@@ -330,7 +331,7 @@ def _priced_crop(parcel: pd.Series) -> str | None:
 
 def _true_colour(path: Path, bounds: tuple[float, float, float, float]) -> tuple[np.ndarray, tuple, str] | None:
     """RGB in 0-1 over ``bounds`` (overviews when zoomed out), its extent and date; None if outside."""
-    with read_as_written(path), rasterio.open(path) as src:
+    with read_as_written(path), open_raster(path) as src:
         try:
             window = from_bounds(*bounds, transform=src.transform).intersection(Window(0, 0, src.width, src.height))
         except WindowError:
@@ -420,7 +421,7 @@ def _season(record: dict) -> str:
 def _map_crs(imagery: Path, parcels: gpd.GeoDataFrame) -> rasterio.crs.CRS:
     """The imagery's CRS (so it draws unwarped); a UTM zone for the parcels when there is none."""
     if imagery.is_file():
-        with read_as_written(imagery), rasterio.open(imagery) as src:
+        with read_as_written(imagery), open_raster(imagery) as src:
             return src.crs
     usable = parcels.geometry.notna() & ~parcels.geometry.is_empty
     return rasterio.crs.CRS.from_user_input(parcels[usable].estimate_utm_crs() if usable.any() else "EPSG:3857")

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyogrio
 import pyproj
-import rasterio
 
+from farmcredit.formats import open_raster
 from farmcredit.outputs.preview import map_parcels
 from farmcredit.outputs.rasters import pixel_classes
 from farmcredit.outputs.styles import QGIS_VERSION, Style, raster_style
@@ -91,7 +91,7 @@ def write_project(out_dir: Path, assessment: Assessment, styles: dict[str, list[
     ]
     imagery = []
     if "true_colour" in rasters:
-        with rasterio.open(rasters["true_colour"]) as src:
+        with open_raster(rasters["true_colour"]) as src:
             acquired = src.tags().get("ACQUIRED", "")
         imagery.append(ProjectLayer(f"true colour {acquired}".strip(), "true_colour.tif", crs,
                                     [Style("default", raster_style("true_colour"), True)]))

@@ -35,6 +35,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from farmcredit.errors import InputError
+from farmcredit.formats import check_vector_file, open_raster
 from farmcredit.parcels import repair_geometries
 from farmcredit.segmentation.card import MODEL_BANDS
 from farmcredit.simulate.render import CROP_CLASSES
@@ -228,6 +229,7 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     """
     from farmcredit.zonal import coverage_fractions
 
+    check_vector_file(path, "labels file")
     try:
         # Layers of geometry: a table without (QGIS's layer_styles, saved in the file) labels nothing.
         layers = [] if path.suffix == ".parquet" else [
@@ -313,7 +315,7 @@ def _read_label_codes(path: Path, imagery: Imagery) -> np.ndarray:
 def _open_raster(path: Path) -> Iterator[rasterio.DatasetReader]:
     """``rasterio.open(path)``, a GDAL failure opening or reading it an ``InputError`` naming the file."""
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             yield src
     except RasterioError as exc:
         raise InputError(f"{path}: not a readable raster, corrupt, truncated or not a GeoTIFF ({exc})") from exc

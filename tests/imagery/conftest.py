@@ -176,3 +176,15 @@ def synthetic_29rkh(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
                      origin=(199_980.0, 2_800_020.0), acquired="2020-02-19T11:34:25.405000Z", size_px=1098,
                      pixel_m=100, cloud=4.051854, baseline="02.14", offset_applied=False, raster_offset=0.0,
                      bands=tuple(TILE_BANDS), band_file_names=True)
+
+
+def vrt_of(source: Path) -> str:
+    """A GDAL VRT (XML) whose one band is ``source``'s: what GDAL would read in its place, whatever the VRT's name."""
+    with rasterio.open(source) as src:
+        t, crs, (h, w), dtype = src.transform, src.crs.to_wkt(), src.shape, src.dtypes[0]
+    return (f'<VRTDataset rasterXSize="{w}" rasterYSize="{h}"><SRS>{crs.replace(chr(34), "&quot;")}</SRS>'
+            f"<GeoTransform>{t.c}, {t.a}, {t.b}, {t.f}, {t.d}, {t.e}</GeoTransform>"
+            f'<VRTRasterBand dataType="{dtype.capitalize()}" band="1"><SimpleSource>'
+            f'<SourceFilename relativeToVRT="0">{source}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>'
+            "</VRTRasterBand></VRTDataset>")
+

@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
+from conftest import vrt_of
 from rasterio.windows import from_bounds
 from servers import DATED_FIELD, Fault, SentinelHubServer, StacServer, dated_items
 
@@ -51,6 +52,21 @@ def test_fetch_writes_an_imagery_folder_and_says_what_it_fetched(
     assert "1 scenes 2020-02-19..2020-02-19" in done.stderr and "cloud cover 4-4%" in done.stderr
     manifest = json.loads((tmp_path / "s2" / "manifest.json").read_text())
     assert manifest["scenes"][0]["scene_id"] == "S2A_29RKH_20200219_0_L2A" and manifest["season"] == SEASON.split("/")
+
+
+def test_fetch_refuses_a_stac_asset_that_is_a_gdal_vrt(synthetic_29rkh, parcels: Path, tmp_path: Path) -> None:
+    """A band asset that is a VRT naming a local raster would copy that file into the download: opened only as a
+    GeoTIFF, it is not, exit 2."""
+    item, files = synthetic_29rkh
+    item = json.loads(json.dumps(item))
+    item["assets"]["red"]["href"] = "file:B04.vrt"
+    vrt = tmp_path / "B04.vrt"
+    vrt.write_text(vrt_of(files["B04.tif"]))
+    with StacServer([item], {**files, "B04.vrt": vrt}) as server:
+        done = _run("fetch", str(parcels), "--season", SEASON, "--stac-url", server.url, "--out", str(tmp_path / "s2"),
+                    "--timeout", "5", "--retries", "1")
+    assert done.returncode == 2, done.stderr
+    assert "B04.vrt: cannot open band B04" in done.stderr and not list((tmp_path / "s2").rglob("B04.tif"))
 
 
 def test_assess_fetches_a_stac_source_into_out_and_records_the_fetch(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from conftest import write_raster
+from conftest import vrt_of, write_raster
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import calculate_default_transform, reproject
@@ -26,6 +26,16 @@ from servers import Fault, StacServer
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import open_imagery, read_window, within_season
 from farmcredit.imagery.earthsearch import scene_from_item
+
+
+def test_a_band_file_that_is_a_gdal_vrt_is_refused(season_folder: Path, tmp_path: Path) -> None:
+    """GDAL reads by content: a VRT named B04.tif would read a file outside the imagery folder (or a URL)."""
+    band = next(season_folder.rglob("B04.tif"))
+    private = tmp_path / "private.tif"
+    shutil.move(band, private)
+    band.write_text(vrt_of(private))
+    with pytest.raises(InputError, match=r"B04.tif is a GDAL VRT .*, not a GeoTIFF file"):
+        open_imagery(season_folder)
 
 
 def test_scenes_are_found_recursively_and_sorted_by_time(season_folder: Path) -> None:

@@ -1,0 +1,170 @@
+"""The formats farmcredit reads from outside, checked by content before GDAL opens a file.
+
+GDAL picks a file's format from its contents: a GDAL VRT (XML naming other files or URLs) named B04.tif or
+parcels.geojson would make it read local files outside the given folders and contact internal URLs. Band files open
+only with the raster driver their name says (``open_raster``); vector files are refused unless their first bytes are
+of the format their name says (``check_vector_file``), and a zip whose member would unpack past ``ZIP_MAX_BYTES`` (or
+``ZIP_RATIO_MAX_BYTES`` at over ``ZIP_MAX_RATIO`` times its packed size) is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from farmcredit.errors import InputError
+
+# Real parcel files compress 5-20x; a member of over 50 MB packed over 100x is a bomb (one feature repeated a
+# million times: 382 MB from 1.7 MB took 4 GB before failing), and none over 2 GB is read whatever its ratio.
+ZIP_MAX_BYTES = 2 * 1024**3
+ZIP_RATIO_MAX_BYTES = 50 * 1024**2
+ZIP_MAX_RATIO = 100
+
+HEADER_BYTES = 4096
+JP2_SUFFIXES = (".jp2", ".j2k")
+XML_PROLOG = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL)
+XML_ROOT = re.compile(rb"\s*<([\w.:-]+)")
+SQLITE = b"SQLite format 3\x00"
+
+
+def open_raster(path: str | Path) -> rasterio.DatasetReader:
+    """``rasterio.open(path)`` with GDAL's JP2OpenJPEG driver for a ``.jp2`` name, else GTiff (a COG is one, local
+    or ``/vsicurl/``): no other format, a GDAL VRT above all, is opened whatever the file holds.
+
+    Raises:
+        InputError: a local file of another format GDAL reads by content (a VRT, other XML), naming it.
+        RasterioIOError: GDAL's, for any other failure (missing, truncated, not a raster), as ``rasterio.open``.
+    """
+    name = str(path).split("?")[0].lower()
+    driver = "JP2OpenJPEG" if name.endswith(JP2_SUFFIXES) else "GTiff"
+    try:
+        return rasterio.open(path, driver=driver)
+    except RasterioIOError:
+        real = _xml_format(_header(path))
+        if real is not None:
+            expected = "a JPEG 2000" if driver == "JP2OpenJPEG" else "a GeoTIFF"
+            raise InputError(f"{path} is {real}, not {expected} file: farmcredit reads band files only as GeoTIFF "
+                             "(COG) or JPEG 2000, by their content; give the band file itself") from None
+        raise
+
+
+def check_vector_file(path: Path, what: str) -> None:
+    """Refuse ``path`` (a ``what``: "parcel file") unless its content is of the format its suffix says: GeoJSON
+    (.geojson, .json), CSV (.csv, .tsv), GeoPackage or SQLite (.gpkg, .sqlite), Shapefile (.shp, or a folder of
+    them), FlatGeobuf (.fgb), KML (.kml), GML (.gml), a zip of these (.zip, .kmz), checked member by member, each no
+    bomb. GeoParquet (read by Arrow, not GDAL) and other suffixes are left to their readers.
+
+    Raises:
+        InputError: naming the file (and member) and what it really is.
+    """
+    if path.is_dir():
+        for member in sorted(path.iterdir()):
+            if member.suffix.lower() == ".shp" and member.is_file():
+                _check_header(f"{what} {path}: {member.name}", member.suffix.lower(), _header(member))
+        return
+    suffix = path.suffix.lower()
+    if suffix not in (".zip", ".kmz"):
+        _check_header(f"{what} {path}", suffix, _header(path))
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            for info in members:
+                _refuse_bomb(info, f"{what} {path}")
+            for info in members:
+                member_suffix = PurePosixPath(info.filename).suffix.lower()
+                # A zip of one file is that file to GDAL, whatever its name; of several, only known ones are read.
+                if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
+                    with archive.open(info) as member:
+                        header = member.read(HEADER_BYTES)
+                    _check_header(f"{what} {path}: member {info.filename}", member_suffix, header)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{what} {path} is not a zip file that can be read ({exc})") from exc
+
+
+def _refuse_bomb(info: zipfile.ZipInfo, source: str) -> None:
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > ZIP_MAX_BYTES or (info.file_size > ZIP_RATIO_MAX_BYTES and ratio > ZIP_MAX_RATIO):
+        raise InputError(
+            f"{source}: member {info.filename} would unpack to {info.file_size:,} bytes from {info.compress_size:,} "
+            f"({ratio:.0f}x): a zip member over {ZIP_MAX_BYTES // 1024**3} GB, or over "
+            f"{ZIP_RATIO_MAX_BYTES // 1024**2} MB at over {ZIP_MAX_RATIO}x, is not read (real parcel files pack "
+            "5-20x): unzip it and check what it holds"
+        )
+
+
+def _is_json(header: bytes) -> bool:
+    return header.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[", b"\x1e")
+
+
+def _is_text_table(header: bytes) -> bool:
+    return header.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] not in (b"<", b"{", b"[")
+
+
+def _is_kml(header: bytes) -> bool:
+    root = _xml_root(header)
+    return root is not None and root.split(":")[-1].lower() == "kml"
+
+
+def _is_gml(header: bytes) -> bool:
+    return _xml_root(header) is not None and b"opengis.net/gml" in header
+
+
+# Suffix -> (the format's name, whether a file's first bytes are of it).
+VECTOR_SIGNATURES = {
+    ".geojson": ("GeoJSON", _is_json),
+    ".json": ("GeoJSON", _is_json),
+    ".csv": ("CSV", _is_text_table),
+    ".tsv": ("CSV", _is_text_table),
+    ".gpkg": ("GeoPackage", lambda header: header.startswith(SQLITE)),
+    ".sqlite": ("SQLite", lambda header: header.startswith(SQLITE)),
+    ".shp": ("Shapefile", lambda header: header.startswith(b"\x00\x00\x27\x0a")),
+    ".fgb": ("FlatGeobuf", lambda header: header.startswith(b"fgb")),
+    ".kml": ("KML", _is_kml),
+    ".gml": ("GML", _is_gml),
+}
+
+
+def _check_header(source: str, suffix: str, header: bytes) -> None:
+    """Refuse ``header`` (of the file ``source`` names) unless of the format ``suffix`` names (any known one for an
+    unknown suffix, as a zip's one member may have)."""
+    formats = [VECTOR_SIGNATURES[suffix]] if suffix in VECTOR_SIGNATURES else list(VECTOR_SIGNATURES.values())
+    if suffix in (".parquet", ".geoparquet") or any(matches(header) for _, matches in formats):
+        return
+    real = _xml_format(header) or "of another format"
+    expected = f"a {formats[0][0]}" if len(formats) == 1 else "a parcel"
+    raise InputError(f"{source} is {real}, not {expected} file: farmcredit reads parcels as GeoJSON, "
+                     "GeoPackage, Shapefile, GeoParquet, FlatGeobuf, KML, GML or CSV, checked by content; save the "
+                     "parcels themselves in one of these")
+
+
+def _header(path: str | Path) -> bytes:
+    """The first ``HEADER_BYTES`` of a local file; empty for one that cannot be read (a URL, a /vsi path)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(HEADER_BYTES)
+    except OSError:
+        return b""
+
+
+def _xml_root(header: bytes) -> str | None:
+    """The root element's name of XML text (after its prolog and comments), None for other text."""
+    text = header.removeprefix(b"\xef\xbb\xbf")
+    while (prolog := XML_PROLOG.match(text)) is not None:
+        text = text[prolog.end():]
+    root = XML_ROOT.match(text)
+    return root.group(1).decode("ascii", "replace") if root else None
+
+
+def _xml_format(header: bytes) -> str | None:
+    """What XML ``header`` is, in words ("a GDAL VRT (XML naming other files or URLs)"); None for no XML."""
+    root = _xml_root(header)
+    if root is None:
+        return None
+    if root.startswith(("VRTDataset", "OGRVRTDataSource")):
+        return "a GDAL VRT (XML naming other files or URLs)"
+    return f"XML ({root})"
