@@ -17,41 +17,42 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import geopandas as gpd
 import matplotlib
+import numpy as np
+import pandas as pd
+import pyproj
+import rasterio
+import shapely
+from matplotlib.artist import setp
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgba, to_rgba_array
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.path import Path as MplPath
+from pyogrio.errors import DataLayerError, DataSourceError
+from pyproj import Geod, Transformer
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError, WindowError
+from rasterio.windows import Window, from_bounds
 
-matplotlib.use("Agg")
-import geopandas as gpd  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyproj  # noqa: E402
-import rasterio  # noqa: E402
-import shapely  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-from matplotlib.colors import to_rgba, to_rgba_array  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.path import Path as MplPath  # noqa: E402
-from pyogrio.errors import DataLayerError, DataSourceError  # noqa: E402
-from pyproj import Geod, Transformer  # noqa: E402
-from rasterio.enums import Resampling  # noqa: E402
-from rasterio.errors import RasterioError, WindowError  # noqa: E402
-from rasterio.windows import Window, from_bounds  # noqa: E402
-
-from farmcredit.audit import run_currency, run_id  # noqa: E402
-from farmcredit.config import AgronomyConfig, ImageryConfig  # noqa: E402
-from farmcredit.credit.limit import DECISIONS, money  # noqa: E402
-from farmcredit.errors import InputError  # noqa: E402
-from farmcredit.fonts import figure_fonts, missing_glyphs_told  # noqa: E402
-from farmcredit.formats import open_raster  # noqa: E402
-from farmcredit.locking import refuse_unfinished, write_problem  # noqa: E402
-from farmcredit.outputs.styles import (  # noqa: E402
+from farmcredit.audit import run_currency, run_id
+from farmcredit.config import AgronomyConfig, ImageryConfig
+from farmcredit.credit.limit import DECISIONS, money
+from farmcredit.errors import InputError
+from farmcredit.fonts import figure_fonts, missing_glyphs_told
+from farmcredit.formats import open_raster
+from farmcredit.locking import refuse_unfinished, write_problem
+from farmcredit.outputs.styles import (
     DECISION_CLASSES,
     DECISION_COLOURS,
     HATCH_COLOUR,
     HATCHED_DECISION,
     TRUE_COLOUR_MAX,
 )
-from farmcredit.spreadsheet import unquoted  # noqa: E402
+from farmcredit.spreadsheet import unquoted
 
 MAX_PREVIEW_PX = 1600
 PARCEL_VIEW_M = 400.0  # the least ground (metres) shown around one parcel, so its neighbours show too
@@ -129,41 +130,43 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
         series = _read_series(folder / "ndvi_series.parquet")
     image = _true_colour(imagery, bounds) if imagery.is_file() else None  # every file read before the drawing
     fig, axes = _map_figure(shown, n_panels=1 if focus is None else 2)
-    try:
-        with missing_glyphs_told(out):
-            ax = axes if focus is None else axes[0]
-            if focus is not None:
-                _ndvi_panel(axes[1], series, parcels, focus, record)
-            subtitle = _draw_map(ax, usable, bounds, image, focus, crs)
-            ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
-            fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-            fig.get_layout_engine().set(rect=(0, 0.02, 1, 0.98))  # room for the footer under the axes' labels
-            fig.text(0.01, 0.005, f"farmcredit results {folder.resolve().name}/: {run_label(record)}; imagery dates "
-                     f"are UTC days; map CRS {crs.to_string()}", fontsize=7, color="#444444")
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(out)
-            except OSError as exc:
-                raise InputError(f"cannot write the preview to {out}: {write_problem(out, exc)}") from exc
-    finally:
-        plt.close(fig)
+    with missing_glyphs_told(out):
+        ax = axes if focus is None else axes[0]
+        if focus is not None:
+            _ndvi_panel(axes[1], series, parcels, focus, record)
+        subtitle = _draw_map(ax, usable, bounds, image, focus, crs)
+        ax.legend(handles=_legend(parcels), loc="lower left", title="decision", framealpha=0.9, fontsize=8)
+        fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+        fig.get_layout_engine().set(rect=(0, 0.02, 1, 0.98))  # room for the footer under the axes' labels
+        fig.text(0.01, 0.005, f"farmcredit results {folder.resolve().name}/: {run_label(record)}; imagery dates "
+                 f"are UTC days; map CRS {crs.to_string()}", fontsize=7, color="#444444")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out)
+        except OSError as exc:
+            raise InputError(f"cannot write the preview to {out}: {write_problem(out, exc)}") from exc
     return out
 
 
 
-def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[plt.Figure, plt.Axes | np.ndarray]:
+def _map_figure(usable: gpd.GeoDataFrame, n_panels: int) -> tuple[Figure, Axes | np.ndarray]:
+    """A figure on the Agg canvas, not pyplot's: drawing it changes no backend and leaves no figure open in the
+    caller's session (a notebook's inline plots)."""
     if n_panels == 2:
-        return plt.subplots(1, 2, figsize=(15, 7), dpi=110, gridspec_kw={"width_ratios": [1, 1.1]},
-                            layout="constrained")
+        fig = Figure(figsize=(15, 7), dpi=110, layout="constrained")
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.1]})
     if len(usable):
         x0, y0, x1, y1 = usable.total_bounds
         aspect = (y1 - y0) / max(x1 - x0, 1.0)
     else:
         aspect = 1.0
-    return plt.subplots(figsize=(10, float(np.clip(10 * aspect + 1.2, 4, 14))), dpi=110, layout="constrained")
+    fig = Figure(figsize=(10, float(np.clip(10 * aspect + 1.2, 4, 14))), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
-def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float],
+def _draw_map(ax: Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float, float, float],
               image: tuple[np.ndarray, tuple, str] | None, focus: pd.Series | None, crs: rasterio.crs.CRS) -> str:
     """``image`` (from ``_true_colour``, None for none), parcels by decision (in ``crs``, the map's), scale bar and
     north arrow; returns the imagery caption."""
@@ -195,7 +198,7 @@ def _draw_map(ax: plt.Axes, usable: gpd.GeoDataFrame, bounds: tuple[float, float
     return caption
 
 
-def _draw_parcels(ax: plt.Axes, geometry: np.ndarray, colours: list[str], hatched: np.ndarray) -> None:
+def _draw_parcels(ax: Axes, geometry: np.ndarray, colours: list[str], hatched: np.ndarray) -> None:
     """Each geometry in its colour: polygons filled (``FILL_ALPHA``, holes left open, those ``hatched`` with
     ``HATCH``) and outlined opaque, as collections of paths built from the coordinates at once (geopandas makes a
     patch a polygon: 16 s of a 100,000 parcels' preview); any other part (a line or point an erroneous parcel kept)
@@ -238,7 +241,7 @@ def _read_series(path: Path) -> pd.DataFrame | None:
     return series.assign(date=pd.to_datetime(series["date"]))
 
 
-def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
+def _ndvi_panel(ax: Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataFrame, focus: pd.Series,
                 record: dict) -> None:
     """The parcel's NDVI per date the run observed it on (``observed``) in ``series`` against the median and 10-90%
     band of the parcels its health was ranked among (on the dates each was observed), a date measured through partial
@@ -293,7 +296,7 @@ def _ndvi_panel(ax: plt.Axes, series: pd.DataFrame | None, parcels: gpd.GeoDataF
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(labelsize=8)
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    setp(ax.get_xticklabels(), rotation=30, ha="right")
 
 
 def _observed(series: pd.DataFrame, record: dict) -> pd.Series:
@@ -483,7 +486,7 @@ def _ground_metres(crs: rasterio.crs.CRS, bounds: tuple[float, float, float, flo
     return metres if np.isfinite(metres) and metres > 0 else 1.0
 
 
-def _scale_bar(ax: plt.Axes, bounds: tuple[float, float, float, float], metres: float) -> None:
+def _scale_bar(ax: Axes, bounds: tuple[float, float, float, float], metres: float) -> None:
     """A bar of a round length of ground (``metres``: ground metres per map unit) at the lower right."""
     span = bounds[2] - bounds[0]
     ground = span * metres / 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 
 import matplotlib.image
@@ -508,10 +509,30 @@ def test_the_footer_names_the_run_and_says_dates_are_utc_days(outputs, tmp_path,
 
     record = json.loads((outputs / "run.json").read_text(encoding="utf-8"))
     footers = []
-    close = preview.plt.close
-    monkeypatch.setattr(preview.plt, "close", lambda fig: (footers.extend(t.get_text() for t in fig.texts), close(fig)))
+    save = preview.Figure.savefig
+    monkeypatch.setattr(preview.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (footers.extend(t.get_text() for t in fig.texts),
+                                                      save(fig, *args, **kwargs)))
     render_preview(outputs, tmp_path / "p.png")
     (footer,) = [text for text in footers if text.startswith("farmcredit results")]
     assert f"run {run_id(record)} (farmcredit {record['code']['farmcredit']} " in footer
     assert run_id(record).endswith(f"-{record['config']['hash'][:8]}")  # as the credit report names the run
     assert "imagery dates are UTC days" in footer
+
+
+def test_drawing_a_preview_leaves_the_callers_matplotlib_backend_and_figures_alone(outputs, tmp_path) -> None:
+    """Importing the outputs switched matplotlib to Agg (``matplotlib.use`` at import), and the previews were pyplot
+    figures: in a notebook, inline plots stopped showing after ``write_outputs``."""
+    script = f"""
+import matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+import farmcredit.batch, farmcredit.credit.report
+from farmcredit.outputs import render_preview
+render_preview({str(outputs)!r}, {str(tmp_path / "p.png")!r})
+print(matplotlib.get_backend(), plt.get_fignums())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "svg []"
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG
