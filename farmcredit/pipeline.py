@@ -22,7 +22,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj.exceptions import ProjError
+from pyproj import CRS
+from pyproj.exceptions import CRSError, ProjError
 from rasterio.transform import array_bounds
 from rasterio.windows import Window, union
 
@@ -148,7 +149,7 @@ def assess(
     season: str | Sequence[date | str] | None = None,
     out: str | Path | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
-    parcels_crs: str | None = None,
+    parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
@@ -166,7 +167,8 @@ def assess(
     Args:
         season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings); of imagery
             opened already (an ``Imagery``), the scenes acquired within it are read.
-        parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none.
+        parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none: ``"EPSG:4547"``, ``4547`` or a
+            ``pyproj.CRS``.
         parcels_datum: how the parcels' longitude and latitude were drawn (``china_maps.DATUMS``): ``"gcj02"`` (Amap /
             Gaode, Tencent maps) or ``"bd09"`` (Baidu maps) are moved back to WGS 84 first (``read_parcels``).
         parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
@@ -219,7 +221,7 @@ def run_assessment(
     *,
     season: str | Sequence[date | str] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
-    parcels_crs: str | None = None,
+    parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     model: str | Path | CroplandModel | None = None,
@@ -533,7 +535,7 @@ def load_inputs(
     *,
     season: tuple[date, date] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
-    parcels_crs: str | None = None,
+    parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
@@ -550,9 +552,10 @@ def load_inputs(
         InputError: a season over ``MAX_SEASON_DAYS`` long, the parcels (``read_parcels``), their CRS cannot be
             transformed to the imagery's, or ``band_layout`` or ``dn_offset`` given with imagery opened already (an
             ``Imagery``, which ``season`` narrows: ``within_season``); ``parcels`` or ``imagery`` of another type
-            (``check_source_types``).
+            (``check_source_types``); ``parcels_crs`` neither a string nor a CRS (``parcels_crs_text``).
     """
     check_source_types(parcels, imagery)
+    parcels_crs = parcels_crs_text(parcels_crs)
     season = as_season(season)
     cfg = config if isinstance(config, Config) else load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
@@ -633,6 +636,22 @@ def check_source_types(parcels: object, imagery: object) -> None:
     if not isinstance(imagery, str | os.PathLike | Imagery):
         raise InputError("imagery= takes the path of a folder of scenes, a SAFE product or a stack file, or an "
                          f"Imagery open_imagery opened (got {_type_name(imagery)})")
+
+
+def parcels_crs_text(crs: str | int | CRS | None) -> str | None:
+    """``parcels_crs`` as a ``--parcels-crs`` takes it, for the printed fetch command and the audit record: a string as
+    given (``read_parcels`` reads it), else the CRS's authority code (``EPSG:4547``) or, wanting one, its PROJ text.
+
+    Raises:
+        InputError: ``crs`` is no string and not a CRS ``pyproj.CRS.from_user_input`` reads.
+    """
+    if crs is None or isinstance(crs, str):
+        return crs
+    try:
+        return CRS.from_user_input(crs).to_string()
+    except CRSError as exc:
+        raise InputError(f"parcels_crs= takes a CRS (an EPSG code as 4547, a string as 'EPSG:4547', or a pyproj CRS), "
+                         f"not {crs!r}: {exc}") from exc
 
 
 def _type_name(value: object) -> str:

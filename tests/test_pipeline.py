@@ -1029,6 +1029,24 @@ def test_the_python_api_takes_what_the_cli_takes_and_refuses_alike(small_season,
         assess(parcels, "stac", **run)
 
 
+def test_parcels_crs_takes_an_epsg_code_or_a_crs_as_well_as_a_string(small_season) -> None:
+    """parcels_crs=4326 or a pyproj CRS read the parcels, then failed in shlex.quote (a bare TypeError) as the printed
+    fetch command was put together: the CRS is now named as a --parcels-crs writes it, and what is no CRS refused."""
+    import pyproj
+
+    from farmcredit.errors import InputError
+
+    parcels = gpd.read_file(small_season.parcels_path).head(3)
+    naive, epsg = parcels.set_crs(None, allow_override=True), parcels.crs.to_epsg()
+    expected = run_assessment(parcels, small_season.imagery_dir, model="rule").parcels
+    for given in (epsg, pyproj.CRS.from_epsg(epsg), parcels.crs):
+        result = run_assessment(naive, small_season.imagery_dir, model="rule", parcels_crs=given)
+        pd.testing.assert_frame_equal(result.parcels.drop(columns="geometry"), expected.drop(columns="geometry"))
+        assert result.record["inputs"]["parcels"]["parcels_crs"] == f"EPSG:{epsg}"
+    with pytest.raises(InputError, match=r"parcels_crs= takes a CRS .* not 3\.5"):
+        run_assessment(naive, small_season.imagery_dir, model="rule", parcels_crs=3.5)
+
+
 @pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_write_that_does_not_finish_is_marked_and_refused_as_unfinished(
         small_season, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
+from pyproj import CRS
 
 from farmcredit import __version__
 from farmcredit.batch.partitions import (
@@ -191,7 +192,7 @@ def run_batch(
     model: str | Path | CroplandModel | None = None,
     season: tuple[date, date] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
-    parcels_crs: str | None = None,
+    parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",
     parcels_layer: str | None = None,
     risk_model: str | Path | RiskModel | None = None,
