@@ -658,9 +658,10 @@ def packaged_config_text() -> str:
     return resources.files("farmcredit").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
-def load_config(path: str | Path | Mapping | None = None) -> Config:
+def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default, a mapping (``config=`` in Python,
-    as a file's YAML reads) is taken as a file's would be. Sections a file leaves out take the packaged values; a
+    as a file's YAML reads) is taken as a file's would be, and a ``Config`` is checked as one (``model_copy`` checks
+    nothing), without the warnings its loading gave. Sections a file leaves out take the packaged values; a
     ``crops`` section it gives replaces the packaged crops whole. Warns (the ``farmcredit``
     logger) of a file's prices that look like prices per 斤 (``Config.prices_per_jin``), and of credit's amounts of
     money left at the packaged values in another currency (``Config.money_left_packaged``).
@@ -669,6 +670,8 @@ def load_config(path: str | Path | Mapping | None = None) -> Config:
         ConfigError: the file is missing, not YAML, or a key is invalid (the key is named), or it sets another
             ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency.
     """
+    if isinstance(path, Config):
+        return _validated(path.model_dump(), "config= (a Config)")
     packaged = packaged_config_text()
     if isinstance(path, Mapping):
         text, source = None, "config= (a mapping)"
@@ -697,15 +700,7 @@ def load_config(path: str | Path | Mapping | None = None) -> Config:
     packaged_crops = "crops" not in raw
     if packaged_crops:  # the other sections' defaults are the packaged values; the crops have none
         raw = {**raw, "crops": yaml.safe_load(packaged)["crops"]}
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        # A check of the whole config (regions naming crops) has no key of its own: its message names the keys. A
-        # check's own message is given without pydantic's "Value error, " before it.
-        messages = [err["msg"].removeprefix("Value error, ") for err in exc.errors()]
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {msg}" if err["loc"] else msg
-                             for err, msg in zip(exc.errors(), messages))
-        raise ConfigError(f"invalid config {source}: {problems}") from exc
+    config = _validated(raw, source)
     if path is None:
         return config
     default = load_config()
@@ -727,6 +722,23 @@ def load_config(path: str | Path | Mapping | None = None) -> Config:
                        ", ".join(f"{getattr(default.credit, key):,g}" for key in left), "it" if one else "them",
                        currency, currency)
     return config
+
+
+def _validated(values: dict, source: str) -> Config:
+    """``values`` as a ``Config``, checked.
+
+    Raises:
+        ConfigError: naming ``source`` and each key refused, with why.
+    """
+    try:
+        return Config.model_validate(values)
+    except ValidationError as exc:
+        # A check of the whole config (regions naming crops) has no key of its own: its message names the keys. A
+        # check's own message is given without pydantic's "Value error, " before it.
+        messages = [err["msg"].removeprefix("Value error, ") for err in exc.errors()]
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {msg}" if err["loc"] else msg
+                             for err, msg in zip(exc.errors(), messages))
+        raise ConfigError(f"invalid config {source}: {problems}") from exc
 
 
 def _config_text(data: bytes, path: str | Path) -> str:

@@ -198,7 +198,7 @@ def assess(
         # Before the run: an out= that cannot be a folder, or where it would overwrite an input, fails now.
         output_folder(out, create=False, inputs={"parcels": parcels, "config": config, "risk_model": risk_model})
         warn_batch_partitions(Path(out))
-    config = config if isinstance(config, Config) else load_config(config)
+    config = load_config(config)
     model = cropland_model(model, config, device)
     warn_of_model(model)
     result = run_assessment(
@@ -557,7 +557,7 @@ def load_inputs(
     check_source_types(parcels, imagery)
     parcels_crs = parcels_crs_text(parcels_crs)
     season = as_season(season)
-    cfg = config if isinstance(config, Config) else load_config(config)
+    cfg = load_config(config)
     risk = risk_model if isinstance(risk_model, RiskModel) else load_risk_model(risk_model)
     fingerprint = None
     if isinstance(parcels, gpd.GeoDataFrame):

@@ -542,3 +542,17 @@ def test_a_config_given_as_a_mapping_is_read_as_a_file_of_those_sections_and_ano
     with pytest.raises(ConfigError, match="config= is a YAML file's path, a mapping of its sections or a Config, "
                                           "not int"):
         load_config(5)
+
+
+def test_a_config_made_in_python_is_checked_as_a_mapping_is_and_a_valid_one_kept_as_it_is() -> None:
+    """``model_copy`` checks nothing: a Config given with a rounding step of 0.001 ran where a file of it is refused.
+    A valid Config comes back as it was, its hash unchanged."""
+    default = load_config()
+    bad = default.model_copy(update={"credit": default.credit.model_copy(update={"min_loan": 10**9})})
+    with pytest.raises(ConfigError, match=r"invalid config config= \(a Config\): credit: min_loan 1,000,000,000 is "
+                                          "above borrower_cap"):
+        load_config(bad)
+    henan = load_config({"regions": {"河南": {"crops": {"小麦": {"price": 2.9}}}}})
+    for config in (default, henan, load_config({"credit": {"currency": "EUR", "min_loan": 150}, "crops": {
+            "wheat": {**default.crops["wheat"].model_dump(), "aliases": ["Weizen", "wheat"]}}})):
+        assert load_config(config) == config and load_config(config).config_hash() == config.config_hash()

@@ -196,12 +196,15 @@ def test_parcels_with_m_values_are_assessed_and_written_as_without(baseline, sma
     assert len(gpd.read_file(tmp_path / "out" / "results.gpkg", layer="parcels")) == len(results)
 
 
-def test_cnn_results_do_not_depend_on_how_the_parcels_are_grouped_into_windows(baseline, small_season) -> None:
+def test_cnn_results_do_not_depend_on_how_the_parcels_are_grouped_into_windows(baseline, small_season,
+                                                                             monkeypatch) -> None:
     """Each window is read with the CNN's context around it, so a parcel gets the probabilities of one pass over
     the whole grid whatever else shares its window (without it, 2 of sample_tiles' 752 decisions moved)."""
+    import farmcredit.pipeline
     from farmcredit.config import load_config
 
     config = load_config()
+    monkeypatch.setattr(farmcredit.pipeline, "load_config", lambda given: given)  # chunk_px 16, under a config's floor
     small = config.model_copy(update={"imagery": config.imagery.model_copy(update={"chunk_px": 16})})
     apart = assess(small_season.parcels_path, small_season.imagery_dir, config=small)
     np.testing.assert_allclose(apart["cultivated_fraction"], baseline[0]["cultivated_fraction"], atol=1e-6)
@@ -467,7 +470,8 @@ def test_a_truncated_band_masks_that_date_and_the_run_completes(small_season, tm
 
 
 @pytest.mark.parametrize("model", ["rule", "cnn"])
-def test_a_scene_whose_nir_gdal_cannot_open_costs_that_date_alone(small_season, tmp_path, model: str) -> None:
+def test_a_scene_whose_nir_gdal_cannot_open_costs_that_date_alone(small_season, tmp_path, model: str,
+                                                                    monkeypatch) -> None:
     """Named in run.json; every parcel skips that date (IMAGERY_READ_ERROR) and is measured as without it (the CNN
     keeps its context: the window read alone would lose the date as well)."""
     broken, without = tmp_path / "broken", tmp_path / "without"
@@ -477,9 +481,11 @@ def test_a_scene_whose_nir_gdal_cannot_open_costs_that_date_alone(small_season, 
     (broken / scene / "B08.tif").write_bytes(b"")
     shutil.rmtree(without / scene)
 
+    import farmcredit.pipeline
     from farmcredit.config import load_config
 
     config = load_config()
+    monkeypatch.setattr(farmcredit.pipeline, "load_config", lambda given: given)  # chunk_px 16, under a config's floor
     small = config.model_copy(update={"imagery": config.imagery.model_copy(update={"chunk_px": 16})})  # context
     results = assess(small_season.parcels_path, broken, model=model, config=small, out=tmp_path / "out")
     expected = assess(small_season.parcels_path, without, model=model, config=small)
@@ -1045,6 +1051,19 @@ def test_parcels_crs_takes_an_epsg_code_or_a_crs_as_well_as_a_string(small_seaso
         assert result.record["inputs"]["parcels"]["parcels_crs"] == f"EPSG:{epsg}"
     with pytest.raises(InputError, match=r"parcels_crs= takes a CRS .* not 3\.5"):
         run_assessment(naive, small_season.imagery_dir, model="rule", parcels_crs=3.5)
+
+
+def test_a_config_made_in_python_is_checked_on_entry(small_season, tmp_path: Path) -> None:
+    """A Config changed with ``model_copy`` (which checks nothing) ran silently where ``load_config`` refuses its
+    values: every borrower declined by a minimum loan above the cap, or limits rounded to 0.001."""
+    from farmcredit.batch import run_batch
+    from farmcredit.errors import ConfigError
+
+    config = load_config()
+    bad = config.model_copy(update={"credit": config.credit.model_copy(update={"rounding_step": 0.001})})
+    for run in (assess, run_assessment, lambda *args, **kwargs: run_batch(*args, tmp_path / "batch", **kwargs)):
+        with pytest.raises(ConfigError, match=r"config= \(a Config\): credit.rounding_step"):
+            run(small_season.parcels_path, small_season.imagery_dir, config=bad, model="rule")
 
 
 @pytest.mark.parametrize("stop", [OSError(28, "No space left on device"), KeyboardInterrupt()])

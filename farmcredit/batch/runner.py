@@ -242,7 +242,7 @@ def run_batch(
         raise InputError("workers=, gpu_workers= and memory_limit= size a local cluster, and scheduler= names one "
                          "already running: start its workers yourself (dask worker ... --memory-limit 4GiB "
                          "[--resources GPU=1])")
-    config = config if isinstance(config, Config) else load_config(config)
+    config = load_config(config)
     # The driver never runs the model: each worker puts it on its own device.
     model = cropland_model(model, config, "cpu")
     warn_of_model(model)
