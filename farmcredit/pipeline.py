@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -46,6 +46,7 @@ from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indi
 from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
 from farmcredit.imagery.level import HazyDate, check_atmosphere
 from farmcredit.margins import AreaMargins, model_margins
+from farmcredit.outputs.rasters import PixelRasters
 from farmcredit.parcels import (
     flag_parts_apart,
     map_only,
@@ -62,9 +63,6 @@ from farmcredit.text import some
 from farmcredit.zonal import Coverage, coverage_fractions, zonal_stats
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from farmcredit.outputs.rasters import PixelRasters
 
 # What the measurements read (NDVI, NDMI, EVI, the snow test's green; red edge only for a model whose card lists it): a
 # band read and not used would cost its parcels the date where its file fails.
@@ -262,8 +260,6 @@ def run_assessment(
     extent = output_extent(geoms, stack)
     pixels = None
     if pixel_layers and extent is not None:
-        from farmcredit.outputs.rasters import PixelRasters
-
         pixels = PixelRasters(stack, extent, model.classes if isinstance(model, CroplandClassifier) else ())
     tick = time.perf_counter()
     measurements, outside = measure_parcels(geoms, stack, inputs.config, model, progress,

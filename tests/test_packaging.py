@@ -201,3 +201,15 @@ def test_public_annotations_admit_what_readme_documents(function: Callable[..., 
     assert any(issubclass(dict, typing.get_origin(kind) or kind) for kind in typing.get_args(hints["config"]))
     if "band_layout" in hints:
         assert hints["band_layout"] == typing.get_type_hints(open_imagery)["band_layout"]
+
+
+def test_the_assessments_fields_resolve_and_name_no_module_that_loads_matplotlib() -> None:
+    """``typing.get_type_hints(farmcredit.Assessment)`` raised NameError: PixelRasters, its ``pixels``' type, was
+    imported for type checkers alone. It is imported, and the pipeline still loads no matplotlib (the previews')."""
+    from farmcredit.outputs.rasters import PixelRasters
+    from farmcredit.pipeline import Assessment
+
+    assert typing.get_type_hints(Assessment)["pixels"] == PixelRasters | None
+    loaded = subprocess.run([sys.executable, "-c", "import sys, farmcredit; farmcredit.Assessment; "
+                             "print('matplotlib' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
