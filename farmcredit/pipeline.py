@@ -163,13 +163,19 @@ def assess(
         >>> results[["parcel_id", "cultivated_area_ha", "loan_limit", "decision"]].head()  # doctest: +SKIP
 
     Args:
+        parcels: a parcel file (``read_parcels``) or a GeoDataFrame of parcels, checked alike.
+        imagery: a folder of scenes, a SAFE product or a stack file (``open_imagery``), or an ``Imagery`` opened.
         season: first and last day, as ``"2024-03-01/2024-10-31"`` or a pair of dates (or ISO strings); of imagery
             opened already (an ``Imagery``), the scenes acquired within it are read.
+        out: a folder to write every output to (``outputs.write_outputs``); None writes nothing.
+        config: a YAML file, a mapping of its sections or a ``Config`` (``load_config``; default: the packaged one).
         parcels_crs: the CRS of parcels (a file or a GeoDataFrame) that declare none: ``"EPSG:4547"``, ``4547`` or a
             ``pyproj.CRS``.
         parcels_datum: how the parcels' longitude and latitude were drawn (``china_maps.DATUMS``): ``"gcj02"`` (Amap /
             Gaode, Tencent maps) or ``"bd09"`` (Baidu maps) are moved back to WGS 84 first (``read_parcels``).
         parcels_layer: the layer of a parcel file of several (see ``read_parcels``).
+        risk_model: the scorecard giving each parcel's PD: its JSON file or a loaded ``RiskModel``
+            (``load_risk_model``; default: the packaged one).
         model: the cropland model: ``"cnn"``, ``"rule"``, a weights file or a loaded model
             (default: ``segmentation.DEFAULT_MODEL``).
         band_layout, dn_offset: as ``open_imagery`` takes them (the CLI's ``--bands`` and ``--dn-offset``), for a
@@ -188,7 +194,10 @@ def assess(
     not judge, as the CLI does.
 
     Raises:
-        InputError: ``out`` is a file or cannot be made a folder (``output_folder``), before anything is measured.
+        InputError: ``out`` is a file or cannot be made a folder (``output_folder``), before anything is measured;
+            the parcels, their CRS, the risk model or an argument of another type (``load_inputs``).
+        ConfigError: ``config`` refused (``load_config``).
+        ImageryError: no imagery in the season, or imagery the models cannot read (``load_inputs``).
     """
     if out is not None:
         from farmcredit.outputs import output_folder
@@ -234,14 +243,20 @@ def run_assessment(
     """Run every stage and return the parcels, the borrowers and the audit record: ``assess``'s arguments (but
     ``out``), its parcels, and what the CLI writes beside them.
 
+    Args:
+        parcels, imagery, season, config, parcels_crs, parcels_datum, parcels_layer, model, risk_model, band_layout,
+            dn_offset, device: as for ``assess``.
+        progress: called with (windows measured, windows in all).
+        pixel_layers: keep the per-pixel layers for ``write_outputs``' rasters (below).
+        stage: called with ``PORTFOLIO_STAGES`` as the stages after measuring start.
+
     Example:
         >>> result = run_assessment("sample_tiles/parcels.geojson", "sample_tiles/imagery")  # doctest: +SKIP
         >>> result.borrowers[["borrower_id", "loan_limit", "decision", "reason"]].head()  # doctest: +SKIP
 
     With ``pixel_layers``, the per-pixel cropland probability (and class map, CNN) and peak NDVI
     of every window read are kept (in a temporary folder) for the raster outputs of ``write_outputs``
-    (``farmcredit.outputs.write_outputs(out, result)`` writes what ``assess``'s ``out`` does). ``progress`` is
-    called as windows are measured, then ``stage`` with ``PORTFOLIO_STAGES`` as they start.
+    (``farmcredit.outputs.write_outputs(out, result)`` writes what ``assess``'s ``out`` does).
 
     Returns:
         An ``Assessment``: ``parcels`` as ``assess`` returns them; ``borrowers``, one row per borrower with its loan
@@ -249,6 +264,9 @@ def run_assessment(
         the minimum loan apply to a borrower's total, so summing its parcels' limits gives another); ``record``, the
         audit record (``run.json``, but its ``outputs``). It warns of nothing: ``warn_of_findings(result)`` logs
         what ``assess`` warns of in its results (unreadable image files, parcels the season could not judge).
+
+    Raises:
+        InputError, ConfigError, ImageryError: as ``assess`` raises them (but ``out``'s).
     """
     started = time.perf_counter()
     inputs = load_inputs(parcels, imagery, season=as_season(season), config=config, parcels_crs=parcels_crs,
@@ -529,7 +547,7 @@ def load_inputs(
     parcels: str | Path | gpd.GeoDataFrame,
     imagery: str | Path | Imagery,
     *,
-    season: tuple[date, date] | None = None,
+    season: str | Sequence[date | str] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",

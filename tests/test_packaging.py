@@ -196,8 +196,10 @@ def test_every_package_farmcredit_imports_is_a_declared_dependency() -> None:
 @pytest.mark.parametrize("function", [assess, run_assessment, load_inputs, run_batch])
 def test_public_annotations_admit_what_readme_documents(function: Callable[..., object]) -> None:
     """py.typed ships, so a user's type checker holds calls to these hints: ``config={"credit": {"min_loan": 500}}``
-    (README) and a band layout's ISO dates, as ``open_imagery`` takes them, were rejected."""
+    (README) and a band layout's ISO dates, as ``open_imagery`` takes them, were rejected, as were run_batch's season
+    as ``"START/END"`` and parcels_crs as an EPSG code."""
     hints = typing.get_type_hints(function)
+    assert str in typing.get_args(hints["season"]) and int in typing.get_args(hints["parcels_crs"])
     assert any(issubclass(dict, typing.get_origin(kind) or kind) for kind in typing.get_args(hints["config"]))
     if "band_layout" in hints:
         assert hints["band_layout"] == typing.get_type_hints(open_imagery)["band_layout"]

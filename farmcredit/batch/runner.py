@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
@@ -190,7 +190,7 @@ def run_batch(
     out: str | Path,
     *,
     model: str | Path | CroplandModel | None = None,
-    season: tuple[date, date] | None = None,
+    season: str | Sequence[date | str] | None = None,
     config: str | Path | Config | Mapping[str, Any] | None = None,
     parcels_crs: str | int | CRS | None = None,
     parcels_datum: str = "wgs84",
