@@ -203,8 +203,8 @@ def scene_stats(tool: str, scene: Path, wkb: np.ndarray) -> tuple[dict[str, np.n
         from exactextract import exact_extract
         from exactextract.raster import NumPyRasterSource
 
-        left, top = transform * (0, 0)
-        right, bottom = transform * (ndvi.shape[1], ndvi.shape[0])
+        left, top = transform @ (0, 0)
+        right, bottom = transform @ (ndvi.shape[1], ndvi.shape[0])
         raster = NumPyRasterSource(ndvi, left, bottom, right, top, nodata=np.nan, srs_wkt=crs.to_wkt())
         frame = exact_extract(raster, gpd.GeoDataFrame(geometry=geoms, crs=crs), ["mean", "stdev", "count"],
                               output="pandas")

@@ -188,7 +188,7 @@ def candidate_outlines(local: np.ndarray, centres: dict[str, np.ndarray], datum:
 
 def _on_grid(points: np.ndarray, imagery: Imagery) -> np.ndarray:
     """True where a point (x, y rows in the imagery's CRS) lies on the imagery's grid."""
-    cols, rows = ~imagery.transform * points.T
+    cols, rows = ~imagery.transform @ points.T
     return (rows >= 0) & (rows < imagery.shape[0]) & (cols >= 0) & (cols < imagery.shape[1])
 
 
@@ -231,8 +231,8 @@ def _cubes(imagery: Imagery, outlines: np.ndarray, clear_classes: Collection[int
 def _window(outline: object, imagery: Imagery) -> Window:
     """The pixels of ``outline`` and its ring (``RING_M``), a pixel to spare."""
     west, south, east, north = shapely.bounds(shapely.buffer(outline, RING_M + abs(imagery.transform.a)))
-    col0, row0 = ~imagery.transform * (west, north)
-    col1, row1 = ~imagery.transform * (east, south)
+    col0, row0 = ~imagery.transform @ (west, north)
+    col1, row1 = ~imagery.transform @ (east, south)
     col0, col1, row0, row1 = (int(np.floor(min(col0, col1))), int(np.ceil(max(col0, col1))),
                               int(np.floor(min(row0, row1))), int(np.ceil(max(row0, row1))))
     return Window(col0, row0, col1 - col0, row1 - row0)
@@ -251,7 +251,7 @@ def outline_fits(imagery: Imagery, outlines: np.ndarray, clear_classes: Collecti
     on = np.flatnonzero(_on_imagery(outlines, imagery))
     for i, cube in _cubes(imagery, outlines[on], clear_classes):
         rows, cols = cube.clear.shape[1:]
-        xs, ys = cube.transform * np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+        xs, ys = cube.transform @ np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
         inside = shapely.contains_xy(outlines[on[i]], xs, ys)
         ring = shapely.contains_xy(shapely.buffer(outlines[on[i]], RING_M), xs, ys) & ~inside
         fits[on[i]] = outline_fit(_ndvi(cube.reflectance), cube.clear, inside, ring)

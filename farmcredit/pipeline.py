@@ -1107,8 +1107,8 @@ def plan_windows(geoms: np.ndarray, imagery: Imagery, chunk_px: int) -> list[tup
         return []
     bounds = shapely.bounds(geoms[index])
     inverse = ~imagery.transform
-    cols_a, rows_a = inverse * (bounds[:, 0], bounds[:, 1])
-    cols_b, rows_b = inverse * (bounds[:, 2], bounds[:, 3])
+    cols_a, rows_a = inverse @ (bounds[:, 0], bounds[:, 1])
+    cols_b, rows_b = inverse @ (bounds[:, 2], bounds[:, 3])
     row0 = np.floor(np.minimum(rows_a, rows_b)).astype(np.int64)
     row1 = np.ceil(np.maximum(rows_a, rows_b)).astype(np.int64)
     col0 = np.floor(np.minimum(cols_a, cols_b)).astype(np.int64)

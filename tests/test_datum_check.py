@@ -79,8 +79,8 @@ def test_parcels_drawn_on_baidu_off_the_imagery_are_told_the_datum_before_a_crs(
     truth = gpd.read_file(SAMPLE / "parcels.geojson")
     drawn = _as_drawn_on(truth, "bd09")
     imagery = open_imagery(SAMPLE / "imagery")
-    west, south, east, north = gpd.GeoSeries([shapely.box(*imagery.transform * (0, imagery.shape[0]),
-                                                          *imagery.transform * (imagery.shape[1], 0))],
+    west, south, east, north = gpd.GeoSeries([shapely.box(*imagery.transform @ (0, imagery.shape[0]),
+                                                          *imagery.transform @ (imagery.shape[1], 0))],
                                              crs=imagery.crs).to_crs("EPSG:4326").total_bounds
     off = ~drawn.intersects(shapely.box(west, south, east, north))
     path = tmp_path / "baidu.geojson"
@@ -147,7 +147,7 @@ def test_parcels_of_another_place_that_another_datum_moves_onto_the_imagery_are_
     """The parcels of the imagery's eastern 350 m moved 350 m east, beside it: read as drawn on a Chinese web map they
     lie on it, but not on their fields."""
     local = gpd.read_file(SAMPLE / "parcels.geojson").to_crs(sample_imagery.crs)
-    east = (sample_imagery.transform * (sample_imagery.shape[1], 0))[0]
+    east = (sample_imagery.transform @ (sample_imagery.shape[1], 0))[0]
     strip = local[local.geometry.bounds["minx"].to_numpy() > east - 350.0]
     moved = strip.set_geometry(shapely.transform(strip.geometry.to_numpy(), lambda c: c + [350.0, 0.0]))
     check = check_datum(moved.to_crs("EPSG:4326").geometry, sample_imagery, "wgs84", CLEAR)

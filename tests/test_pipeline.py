@@ -414,7 +414,7 @@ def test_a_strip_without_data_on_any_date_is_off_the_imagery_as_beyond_the_grids
     shutil.copytree(small_season.imagery_dir, strip)
     _blank_west_strip(strip, 60.0)
     full = open_imagery(strip)
-    ends = dataclasses.replace(full, transform=full.transform * Affine.translation(6, 0),
+    ends = dataclasses.replace(full, transform=full.transform @ Affine.translation(6, 0),
                                shape=(full.shape[0], full.shape[1] - 6))  # the same files; the grid starts 60 m east
     left, top = full.transform.c + 60, full.transform.f
     extra = gpd.GeoDataFrame({"parcel_id": ["EDGE", "AWAY"], "borrower_id": ["X", "Y"]},

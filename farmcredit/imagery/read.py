@@ -136,7 +136,7 @@ class SeasonCube:
                        source=self.source[..., rows, cols], lost=self.lost[..., rows, cols],
                        uncovered=self.uncovered[..., rows, cols], error_lost=self.error_lost[..., rows, cols],
                        snow=self.snow[..., rows, cols], snow_unmasked=self.snow_unmasked[..., rows, cols],
-                       transform=self.transform * affine.Affine.translation(cols.start, rows.start))
+                       transform=self.transform @ affine.Affine.translation(cols.start, rows.start))
 
     def imaged(self) -> np.ndarray:
         """bool (rows, cols): where the imagery holds red and NIR on at least one date, so a cell clouded on every

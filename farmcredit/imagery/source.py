@@ -363,7 +363,7 @@ def north_up(transform: Affine, shape: tuple[int, int]) -> Affine:
     (``read._sample``), so the scene is read as it lies rather than mirrored.
     """
     if transform.e > 0:
-        transform = transform * Affine.translation(0, shape[0]) * Affine.scale(1, -1)
+        transform = transform @ Affine.translation(0, shape[0]) @ Affine.scale(1, -1)
     if transform.a < 0:
-        transform = transform * Affine.translation(shape[1], 0) * Affine.scale(-1, 1)
+        transform = transform @ Affine.translation(shape[1], 0) @ Affine.scale(-1, 1)
     return transform

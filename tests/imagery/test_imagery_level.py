@@ -115,7 +115,7 @@ def test_ftw_austrias_real_surface_reflectance_is_under_the_threshold(shared_dat
     imagery = open_imagery(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif", band_layout=layout,
                            dn_offset=0)
     height, width = imagery.shape
-    centre = np.array([imagery.transform * (width / 2, height / 2)])
+    centre = np.array([imagery.transform @ (width / 2, height / 2)])
     blue, pixels = dense_vegetation_blue(imagery, centre, (4, 5, 6))
     assert pixels >= 1000
     assert blue < TOP_OF_ATMOSPHERE_BLUE - 0.02
@@ -184,11 +184,11 @@ def test_overlapping_sample_windows_count_each_pixel_once(tmp_path: Path, monkey
     pixels", its 5 dates' 9,630 read three times)."""
     monkeypatch.setattr(level, "ENOUGH_DENSE_PIXELS", 10**9)  # every window read: one holds 99,824 pixel-dates
     imagery = open_imagery(sample_stack(tmp_path / "clear.tif"))
-    corner = np.array([imagery.transform * (64, 64)])
+    corner = np.array([imagery.transform @ (64, 64)])
     once = dense_vegetation_blue(imagery, corner, (4, 5, 6))
     assert dense_vegetation_blue(imagery, np.repeat(corner, 3, axis=0), (4, 5, 6)) == once
     # The 320 px image's window round column 256 is its columns 64-320: only 256-320 are new.
-    both = dense_vegetation_blue(imagery, np.array([*corner, imagery.transform * (256, 64)]), (4, 5, 6))[1]
+    both = dense_vegetation_blue(imagery, np.array([*corner, imagery.transform @ (256, 64)]), (4, 5, 6))[1]
     assert once[1] < both < 1.5 * once[1]
 
 
@@ -246,7 +246,7 @@ def test_neither_of_ftw_austrias_real_dates_reads_hazy(shared_data: Path) -> Non
     imagery = open_imagery(shared_data / "s2" / "ftw-austria-2021" / "inference-img.tif", band_layout=layout,
                            dn_offset=0)
     height, width = imagery.shape
-    assert level.check_atmosphere(imagery, np.array([imagery.transform * (width / 2, height / 2)]), (4, 5, 6)) == ()
+    assert level.check_atmosphere(imagery, np.array([imagery.transform @ (width / 2, height / 2)]), (4, 5, 6)) == ()
 
 
 def test_the_run_record_lists_the_hazy_dates_under_the_imagery_in_batch_as_in_assess(small_season,

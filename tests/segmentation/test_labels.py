@@ -103,7 +103,7 @@ def test_raster_labels_on_another_grid_are_refused_with_both_grids(small_season,
     labels = _truth_labels(small_season)
     with rasterio.open(small_season.root / "landcover.tif") as src:
         transform, crs = src.transform, src.crs
-    five_km_east = transform * Affine.translation(500, 0)  # 500 px of 10 m
+    five_km_east = transform @ Affine.translation(500, 0)  # 500 px of 10 m
     shifted = _raster_labelled(small_season, tmp_path / "shifted", labels, transform=five_km_east)
     with pytest.raises(InputError, match=rf"transform \({transform.a}, .*the imagery's is \({transform.a}, "):
         load_labelled_scene(shifted)
