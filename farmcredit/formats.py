@@ -136,10 +136,11 @@ def _check_header(source: str, suffix: str, header: bytes) -> None:
     if suffix in (".parquet", ".geoparquet") or any(matches(header) for _, matches in formats):
         return
     real = _xml_format(header) or "of another format"
-    expected = f"a {formats[0][0]}" if len(formats) == 1 else "a parcel"
-    raise InputError(f"{source} is {real}, not {expected} file: farmcredit reads parcels as GeoJSON, "
-                     "GeoPackage, Shapefile, GeoParquet, FlatGeobuf, KML, GML or CSV, checked by content; save the "
-                     "parcels themselves in one of these")
+    expected = f"a {formats[0][0]}" if len(formats) == 1 else "a vector"
+    advice = ("copy or write the results folder again" if source.startswith("results file") else
+              "save the polygons themselves in one of these")
+    raise InputError(f"{source} is {real}, not {expected} file: farmcredit reads polygons as GeoJSON, GeoPackage, "
+                     f"Shapefile, GeoParquet, FlatGeobuf, KML, GML or CSV, checked by content; {advice}")
 
 
 def _header(path: str | Path) -> bytes:

@@ -43,7 +43,7 @@ from farmcredit.config import AgronomyConfig, ImageryConfig
 from farmcredit.credit.limit import DECISIONS, money
 from farmcredit.errors import InputError
 from farmcredit.fonts import figure_fonts, missing_glyphs_told
-from farmcredit.formats import open_raster
+from farmcredit.formats import check_vector_file, open_raster
 from farmcredit.locking import refuse_unfinished, write_problem
 from farmcredit.outputs.styles import (
     DECISION_CLASSES,
@@ -95,6 +95,7 @@ def render_preview(results: str | Path, out: str | Path | None = None, parcel_id
     run = folder / "run.json"
     with read_as_written(run):
         record = json.loads(run.read_text(encoding="utf-8")) if run.is_file() else {}
+    check_vector_file(folder / "results.gpkg", "results file")
     with read_as_written(folder / "results.gpkg"):
         # The overview draws outlines by decision: its other columns (the arithmetic, some 400 characters a parcel)
         # held 0.4 GiB a 100,000 parcels for nothing.

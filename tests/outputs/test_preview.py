@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
@@ -53,7 +54,10 @@ def test_unknown_parcel_or_folder_exits_2_naming_it(outputs, tmp_path, monkeypat
         shutil.copytree(outputs, copy)
         (copy / broken).write_text(text)
         code, err = _farmcredit(monkeypatch, capsys, "preview", str(copy), "--out", str(tmp_path / "m.png"))
-        assert code == 2 and f"{broken}: does not read as farmcredit wrote it" in " ".join(err.split()), broken
+        said = " ".join(err.split())
+        assert code == 2, broken
+        assert (f"{broken}: does not read as farmcredit wrote it" in said if broken == "run.json" else
+                f"{broken} is of another format, not a GeoPackage file" in said and "results folder again" in said)
 
 
 @pytest.mark.parametrize("broken", ["true_colour.tif", "ndvi_series.parquet"])
@@ -536,3 +540,20 @@ print(matplotlib.get_backend(), plt.get_fignums())
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-2] == "svg []"
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG
+
+
+def test_a_results_file_that_is_a_gdal_vrt_is_refused_before_gdal_reads_what_it_names(outputs: Path,
+                                                                                        tmp_path: Path) -> None:
+    """A results folder handed back with results.gpkg swapped for a GDAL VRT (XML naming another file or a URL) made
+    preview read what it named: it is refused by content, as parcels and band files are."""
+    from farmcredit.errors import InputError
+
+    handed = tmp_path / "handed"
+    shutil.copytree(outputs, handed)
+    elsewhere = tmp_path / "elsewhere.gpkg"
+    shutil.move(handed / "results.gpkg", elsewhere)
+    (handed / "results.gpkg").write_text(
+        f'<OGRVRTDataSource><OGRVRTLayer name="parcels"><SrcDataSource>{elsewhere}</SrcDataSource>'
+        "<SrcLayer>parcels</SrcLayer></OGRVRTLayer></OGRVRTDataSource>")
+    with pytest.raises(InputError, match=r"results.gpkg is a GDAL VRT .*, not a GeoPackage file"):
+        render_preview(handed, tmp_path / "preview.png")
