@@ -156,11 +156,16 @@ LAND_UNIT_NAMES = {"acre": ("acre", "acres", folded("एकड़"), "एकर"
 # (2.42-4.84 ha) clamped to its range fits every ratio from 0.083 to 0.83, which in China or India is a share of a plot
 # held jointly, not Brazil's unit; Paraguay's, Argentina's and Uruguay's Brazilian settlers declare in alqueires too.
 # The bigha (0.13-0.27 ha) fits every ratio from 3.7 to 7.7 exactly, the lima's 4 too: a Zambian file of limas was
-# told a bigha first; the bigha is India's, Nepal's and Bangladesh's, the rai Thailand's.
+# told a bigha first; the bigha is India's, Nepal's and Bangladesh's, the rai Thailand's. South Asia's small units
+# (guntha, kanal, marla, cent, katha) and Egypt's and Sudan's feddan are offered only in their currencies too: a
+# Kenyan file 10-15 times its outlines was told the kanal, a Punjab unit, alone; the mu is China's.
 REGIONAL_UNIT_CURRENCIES = {"alqueire": frozenset({"BRL", "PYG", "ARS", "UYU"}), "tarefa": frozenset({"BRL"}),
                             "manzana": frozenset({"NIO", "HNL", "GTQ", "CRC"}), "lima": frozenset({"ZMW", "MWK"}),
                             "bigha": frozenset({"INR", "NPR", "BDT"}), "rai": frozenset({"THB"}),
-                            "mu": frozenset({"CNY"})}
+                            "mu": frozenset({"CNY"}), "guntha": frozenset({"INR"}),
+                            "kanal": frozenset({"INR", "PKR"}), "marla": frozenset({"INR", "PKR"}),
+                            "cent": frozenset({"INR", "BDT", "LKR"}), "katha": frozenset({"INR", "BDT", "NPR"}),
+                            "feddan": frozenset({"EGP", "SDG"})}
 # A unit's other name, as a message gives it (cent (decimal)).
 LAND_UNIT_ALSO = {"cent": "decimal"}
 # Words that give the unit only of a column otherwise named an area (area_ac, area_cents, area_alq, area_mz): alone, AC

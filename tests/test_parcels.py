@@ -1331,19 +1331,22 @@ def test_an_unread_column_named_for_a_land_unit_is_told_its_size_in_hectares(
 
 
 @pytest.mark.parametrize(("declared", "units", "currency"), [
-    (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))", None),  # guntha typed as hectares
-    (149.0, "(katha (149x), are (100x), guntha (98.8x) or cent (decimal) (247x))", None),  # Bangladesh's katha
-    (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))", None),  # Bangladesh's decimal
-    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state), acre (2.47x) or feddan (2.38x))", "INR"),
-    (3.95, "(rai (6.25x), acre (2.47x) or feddan (2.38x))", "THB"),
-    (3.95, "(lima (4x), acre (2.47x) or feddan (2.38x))", "ZMW"),  # Zambia's and Malawi's lima
-    (4.0, "(lima (4x), acre (2.47x) or feddan (2.38x))", "MWK"),
-    (3.95, "(acre (2.47x) or feddan (2.38x))", None),
-    (3.95, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), acre (2.47x) or feddan (2.38x))", "BRL"),
-    (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state), acre (2.47x) or feddan (2.38x))",
+    (98.84, "(guntha (98.8x), are (100x), katha (149x) or cent (decimal) (247x))", "INR"),  # guntha typed as ha
+    (98.84, "(are (100x))", None),  # no currency, no unit of a region
+    (149.0, "(katha (149x), are (100x) or cent (decimal) (247x))", "BDT"),  # Bangladesh's katha
+    (247.0, "(cent (decimal) (247x) or katha (149x))", "BDT"),  # Bangladesh's decimal
+    (247.0, "(cent (decimal) (247x), marla (395x) or katha (149x))", "INR"),
+    (3.95, "(a bigha of about 0.25 ha (0.13-0.27 ha by state) or acre (2.47x))", "INR"),
+    (3.95, "(rai (6.25x) or acre (2.47x))", "THB"),
+    (3.95, "(lima (4x) or acre (2.47x))", "ZMW"),  # Zambia's and Malawi's lima
+    (4.0, "(lima (4x) or acre (2.47x))", "MWK"),
+    (3.95, "(acre (2.47x))", None),
+    (3.0, "(acre (2.47x) or feddan (2.38x))", "EGP"),  # ... and Egypt's feddan
+    (3.95, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state) or acre (2.47x))", "BRL"),
+    (3.3, "(a tarefa of about 0.3 ha (0.3025-0.4356 ha by state) or acre (2.47x))",
      "BRL"),  # Brazil's tarefa (Sergipe, Alagoas)
-    # Lent in yuan, no tarefa (which fits 2.3-3.3 times exactly), bigha nor rai: the acre first.
-    (3.0, "(acre (2.47x) or feddan (2.38x))", "CNY"),
+    # Lent in yuan, no tarefa (which fits 2.3-3.3 times exactly), bigha, rai nor feddan: the acre.
+    (3.0, "(acre (2.47x))", "CNY"),
     (10_000.0, "(m² (10,000x))", None)])
 def test_declared_hectares_far_from_the_outlines_are_warned_of_naming_the_units_that_fit(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, declared: float, units: str, currency: str | None) -> None:
