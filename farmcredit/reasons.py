@@ -24,8 +24,8 @@ class Reason:
 
 _REASONS = (
     Reason("MISSING_PARCEL_ID", "error",
-           "The parcel has no parcel id, so it was not assessed (nothing measured, no limit): row-N, its row in the "
-           "file, stands in for the id in the outputs; give it its parcel id and run it again."),
+           "The parcel has no parcel id, so it was not assessed (nothing measured, no limit): 'row-' and its row's "
+           "number in the file (row-5) stand in for the id in the outputs; give it its parcel id and run it again."),
     Reason("DUPLICATE_PARCEL_ID", "error", "Another parcel in the file has the same parcel id."),
     Reason("EMPTY_GEOMETRY", "error",
            "The parcel has no outline, or one that encloses no area (its vertices lie on one line, as a snap can "
