@@ -19,12 +19,13 @@ class ParcelMeasurements:
         polygon_area_ha: exact polygon area (ha), planar in the parcel's own UTM zone; NaN where no outline was read.
         inside_share: share of the polygon area in the imagery (0-1): in cells of its grid with data on some date.
         clear_share: share of the parcel's in-imagery area that is clear on each date.
-        ndvi_mean: coverage-weighted mean NDVI of clear pixels on each date.
-        ndvi_std: coverage-weighted NDVI standard deviation on each date.
+        ndvi_mean: mean NDVI of clear pixels on each date, each weighted by its coverage squared (``zonal_stats``'s
+            ``weight_power``): an edge cell, mostly the land beside the parcel, counts less than its area.
+        ndvi_std: NDVI standard deviation on each date, weighted as the mean.
         crop_ndvi_mean: the same mean over pixels the cropland model calls cropland (p >= 0.5).
         crop_ndvi_std: the same standard deviation over them (uniformity, beside the peak ``crop_ndvi_mean`` gives:
             a bare part of the outline, already left out of its cultivated area, is no unevenness of its crop).
-        ndmi_mean: coverage-weighted mean NDMI (B8A/B11) on each date, over the pixels called cropland.
+        ndmi_mean: mean NDMI (B8A/B11) on each date, over the pixels called cropland, weighted as ``ndvi_mean``.
         evi_mean: the same of EVI (B08, B04, B02); NaN without the blue band. Both NaN where no cropland pixel is
             clear (or the index has no valid pixel there).
         cultivated_fraction: cultivated share of the parcel, expected value (0-1).

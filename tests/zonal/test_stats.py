@@ -265,3 +265,24 @@ def test_bad_inputs_are_refused() -> None:
         zonal_stats(cov, np.zeros((3, 3)), cell_area=1.0, percentiles=(120,))
     with pytest.raises(ValueError, match="2-D or 3-D"):
         zonal_stats(cov, np.zeros(3), cell_area=1.0)
+
+
+def test_squared_weights_let_a_field_drawn_to_its_edge_read_its_crop_not_its_neighbours() -> None:
+    """A field of NDVI 0.8 whose outline ends 3 m into the 10 m cells of a road (NDVI 0.1) beside it: at plain
+    coverage those edge cells pull its mean to 0.69; weighed by coverage squared (``weight_power=2``) it reads 0.76,
+    while its areas, valid share and count stay exact."""
+    transform = Affine(10, 0, 0, 0, -10, 30)
+    ndvi = np.array([[0.8, 0.8, 0.1], [0.8, 0.8, 0.1], [0.8, 0.8, 0.1]])
+    valid = np.array([[True, True, True], [True, True, True], [False, True, True]])
+    cov = coverage_fractions([shapely.box(0, 0, 23, 30)], transform, (3, 3))
+    plain = zonal_stats(cov, ndvi, valid, cell_area=100.0, percentiles=())
+    squared = zonal_stats(cov, ndvi, valid, cell_area=100.0, percentiles=(), weight_power=2)
+    assert plain["mean"][0] == pytest.approx((5 * 0.8 + 3 * 0.3 * 0.1) / 5.9)
+    assert squared["mean"][0] == pytest.approx((5 * 0.8 + 3 * 0.09 * 0.1) / 5.27)
+    assert squared["mean"][0] > plain["mean"][0] + 0.06
+    assert squared["std"][0] < plain["std"][0]
+    for name in ("coverage_area", "valid_area", "valid_fraction", "count", "min", "max"):
+        assert squared[name][0] == pytest.approx(plain[name][0]), name
+    assert squared["valid_area"][0] == pytest.approx(590.0)
+    with pytest.raises(ValueError, match="weight_power"):
+        zonal_stats(cov, ndvi, cell_area=100.0, weight_power=0)
