@@ -944,8 +944,8 @@ def _stability_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: 
 
 # --- Changes against the reference run ----------------------------------------------------------
 
-# A borrower in both runs is listed when its approved limit or cultivated area fell by more than this share of the
-# reference run's.
+# A borrower in both runs is listed when its limit (approved, or pending a referral's review) or cultivated area fell
+# by more than this share of the reference run's.
 FALL_SHARE = 0.3
 # Borrowers' limits nearer than this (in the run's currency) are the same limit, read back from a CSV, say.
 LIMIT_TOLERANCE = 0.005
@@ -997,16 +997,16 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
             inputs; without it, ``parcel_inputs_changed`` is left out.
 
     Returns:
-        One row per borrower in either run, by ``borrower_id``: ``reference_decision`` and ``decision`` (NaN where
-        not in that run), ``reference_loan_limit`` and ``loan_limit`` (as the run wrote it: approved, or pending a
-        referral's review), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved borrower,
-        else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``approved_limit_change`` and
-        ``cultivated_area_change`` (shares of the reference's, NaN where it is 0), ``direction`` ('worse': decided
-        worse, or its approved limit or cultivated area fell by more than ``FALL_SHARE``, as the report lists;
-        'lower': its limit fell by less, the same decision; 'better': decided better, or its limit rose, the same
-        decision; '' for none of these, or a borrower in one run alone), ``change`` (what changed, in words, where
-        ``direction`` is not ''), and ``parcel_inputs_changed`` (its parcels' ``inputs_changed``, 'none' where none
-        of them changed, in either run).
+        One row per borrower in either run, by ``borrower_id``: ``reference_decision`` and ``decision``
+        (NaN where not in that run), ``reference_loan_limit`` and ``loan_limit`` (as the run wrote it: approved, or
+        pending a referral's review), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved
+        borrower, else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``limit_change``,
+        ``approved_limit_change`` and ``cultivated_area_change`` (shares of the reference's, NaN where it is 0),
+        ``direction`` ('worse': decided worse, or its limit (approved or pending) or cultivated area fell by more
+        than ``FALL_SHARE``, as the report lists; 'lower': its limit fell by less, the same decision; 'better':
+        decided better, or its limit rose, the same decision; '' for none of these, or a borrower in one run alone),
+        ``change`` (what changed, in words, where ``direction`` is not ''), and ``parcel_inputs_changed`` (its
+        parcels' ``inputs_changed``, 'none' where none of them changed, in either run).
     """
     def side(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.set_axis(pd.Index(frame["borrower_id"].astype(str), name="borrower_id"))
@@ -1025,7 +1025,9 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
     decided = step.ne(0) & step.notna()
     change[decided] = [f"decision {old} -> {new}; " for old, new in
                        joined.loc[decided, ["reference_decision", "decision"]].itertuples(index=False)]
-    fell = pd.Series(False, index=joined.index)
+    joined["limit_change"] = limit / joined["reference_loan_limit"].where(joined["reference_loan_limit"] > 0)
+    # A referred borrower's limit is pending, its approved limit 0 in both runs: its limit as written falls too.
+    fell = joined["limit_change"] < -FALL_SHARE
     for column, words in (("approved_limit", "approved limit"), ("cultivated_area_ha", "cultivated area")):
         before = joined[f"reference_{column}"]
         share = (joined[column] - before) / before.where(before > 0)
@@ -1035,9 +1037,8 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
         fell |= fallen
     # The limit as written, where the approved limit's fall does not already say it.
     relimited = limit.abs().gt(LIMIT_TOLERANCE) & ~joined["approved_limit_change"].lt(-FALL_SHARE)
-    before = joined.loc[relimited, "reference_loan_limit"]
-    change[relimited] += [f"limit {_signed_pct(share)}; " if old > 0 else "limit up from 0; "
-                          for old, share in zip(before, limit[relimited] / before.where(before > 0))]
+    change[relimited] += [f"limit {_signed_pct(share)}; " if pd.notna(share) else "limit up from 0; "
+                          for share in joined.loc[relimited, "limit_change"]]
     joined["direction"] = np.select([step.gt(0) | fell, step.lt(0), step.eq(0) & limit.lt(-LIMIT_TOLERANCE),
                                      step.eq(0) & limit.gt(LIMIT_TOLERANCE)], ["worse", "better", "lower", "better"],
                                     "")
@@ -1270,9 +1271,9 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
         return _Section(title, ("No reference run given: no borrower or parcel was compared.",), level=3)
     blocks: list[str | _Table | _Plot | _Bullets] = [
         f"Joined on borrower_id and parcel_id. A borrower in both runs is listed as decided worse when its decision "
-        f"worsened (approve to refer or decline, refer to decline) or its approved limit or cultivated area fell by "
-        f"more than {FALL_SHARE:.0%} of the reference run's, and as decided better when its decision improved or its "
-        "limit (approved, or pending a referral's review) rose, each with what changed in its parcels' declared "
+        f"worsened (approve to refer or decline, refer to decline) or its limit (approved, or pending a referral's "
+        f"review) or cultivated area fell by more than {FALL_SHARE:.0%} of the reference run's, and as decided better "
+        "when its decision improved or its limit rose, each with what changed in its parcels' declared "
         "inputs (borrower, declared area, crop or region, outline; 'none': nothing it declared changed, so its "
         f"outcome moved with the rest of the run). The first {MAX_LISTED} of each list are shown; the CSV files "
         "beside the report hold them all, the borrowers' every borrower whose decision or limit changed either way "
@@ -1288,10 +1289,10 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
                              _migration(moved["reference_decision"], moved["decision"], DECISION_ORDER)))
         worse, better = _listed_borrowers(moved, ("worse",)), _listed_borrowers(moved, ("better",))
         lower = int(moved["direction"].eq("lower").sum())
-        blocks.append(f"Borrowers in both runs decided worse or whose approved limit or cultivated area fell by more "
-                      f"than {FALL_SHARE:.0%}: {len(worse):,}." + _more(len(worse)))
+        blocks.append(f"Borrowers in both runs decided worse or whose limit or cultivated area fell by more than "
+                      f"{FALL_SHARE:.0%}: {len(worse):,}." + _more(len(worse)))
         if len(worse):
-            blocks.append(_Table("Borrowers decided worse or whose approved limit or cultivated area fell",
+            blocks.append(_Table("Borrowers decided worse or whose limit or cultivated area fell",
                                  _borrower_display(worse.head(MAX_LISTED), unit)))
         blocks.append(f"Borrowers in both runs decided better or whose limit rose: {len(better):,}."
                       + _more(len(better))
@@ -1321,11 +1322,14 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
 
 def _listed_borrowers(moved: pd.DataFrame, directions: tuple[str, ...] = ("worse", "lower", "better")) -> pd.DataFrame:
     """The borrowers of ``borrower_changes`` whose ``direction`` is one of ``directions``, in that order, each the
-    largest fall of approved limit first (worse) or the largest change of limit (lower, better)."""
+    largest fall of limit, approved or as written (pending a referral's review), first (worse) or the largest change
+    of limit (lower, better)."""
     listed = moved[moved["direction"].isin(directions)].copy()
     listed["order"] = listed["direction"].map({direction: k for k, direction in enumerate(directions)})
-    listed["size"] = (listed["reference_approved_limit"] - listed["approved_limit"]).where(
-        listed["direction"].eq("worse"), (listed["loan_limit"] - listed["reference_loan_limit"]).abs())
+    fall = np.maximum(listed["reference_approved_limit"] - listed["approved_limit"],
+                      listed["reference_loan_limit"] - listed["loan_limit"])
+    listed["size"] = fall.where(listed["direction"].eq("worse"),
+                                (listed["loan_limit"] - listed["reference_loan_limit"]).abs())
     return listed.sort_values(["order", "size", "borrower_id"], ascending=[True, False, True]).drop(
         columns=["order", "size"])
 

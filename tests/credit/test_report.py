@@ -827,6 +827,26 @@ def test_the_report_lists_borrowers_decided_better_and_writes_every_changed_one_
                                                         "P3: declared area 6 -> 6.05 mu", "P5: region North -> South"]
 
 
+def test_a_referred_borrowers_pending_limit_falling_past_the_share_is_listed_as_worse(tmp_path: Path) -> None:
+    """A referral's pending limit falling 1,700 -> 0 read 'lower', 'short of the falls listed above', and was in the CSV
+    alone: only its approved limit, 0 in both runs, was judged, while a pending limit that rose read 'better'."""
+    def run(name: str, limits: tuple[float, float]) -> Path:
+        parcels = {parcel: (borrower, 0.4, "refer", limit, "C", _plot(k))
+                   for k, (parcel, borrower, limit) in enumerate(zip(("P1", "P2"), ("B1", "B2"), limits))}
+        return _season(tmp_path / name, parcels, {borrower: ("refer", limit, 0.4)
+                                                  for borrower, limit in zip(("B1", "B2"), limits)})
+
+    this, last = run("this", (0.0, 900.0)), run("last", (1700.0, 1000.0))
+    changes = borrower_changes(*(pd.read_parquet(folder / "borrowers.parquet") for folder in (this, last)))
+    assert changes["direction"].to_dict() == {"B1": "worse", "B2": "lower"}
+    assert changes["change"].to_dict() == {"B1": "limit -100.0%", "B2": "limit -10.0%"}
+    assert changes["limit_change"].tolist() == pytest.approx([-1.0, -0.1])
+    text = credit_report(load_results(this), load_results(last), out=tmp_path / "report.md", fmt="md").read_text()
+    assert "decided worse or whose limit or cultivated area fell by more than 30%: 1." in text
+    assert "| B1 | limit -100.0% | refer -> refer | 1,700 -> 0 | 0 -> 0 | 0.400 -> 0.400 | none |" in text
+    assert "1 more, decided the same with a lower limit (short of the falls listed above), are in the CSV alone" in text
+
+
 def test_frames_from_no_file_compare_parcels_and_say_what_was_not_compared(tmp_path: Path) -> None:
     reference = _results(seed=0)
     text = credit_report(_results(seed=1), reference.iloc[:-2], out=tmp_path / "report.md", fmt="md").read_text()
