@@ -971,6 +971,8 @@ BORROWER_COLUMNS = ("borrower_id", "decision", "loan_limit", "cultivated_area_ha
 BORROWER_SCREEN_COLUMNS = ("polygon_area_ha", "reason")
 # Every code of a borrower (``reason`` holds its leading ones): the referral table reads it where a run wrote it.
 ALL_REASONS = "reason_all"
+# A borrower's parcels (``P1;P2``): what names a parcel lent to alone, which has no borrower_id (``_borrower_keys``).
+PARCEL_IDS = "parcel_ids"
 
 
 @dataclass(frozen=True)
@@ -988,16 +990,19 @@ class _Changes:
 
 def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
                      parcels: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Borrowers of both runs joined on ``borrower_id``, with what changed, either way.
+    """Borrowers of both runs joined on ``borrower_id`` (a parcel lent to alone, without one, on its parcel id:
+    ``_borrower_keys``), with what changed, either way.
 
     Args:
         borrowers, reference: borrowers tables (``borrowers.parquet``: ``borrower_id``, ``decision``, ``loan_limit``
-            in the run's currency, ``cultivated_area_ha``), this run's and the reference run's.
+            in the run's currency, ``cultivated_area_ha``, ``parcel_ids``), this run's and the reference run's; a
+            borrower with neither ``borrower_id`` nor ``parcel_ids`` (a table farmcredit did not write) cannot be
+            matched and is left out.
         parcels: the runs' changed parcels (``parcel_changes``), to say what changed in each borrower's parcels'
             inputs; without it, ``parcel_inputs_changed`` is left out.
 
     Returns:
-        One row per borrower in either run, by ``borrower_id``: ``reference_decision`` and ``decision``
+        One row per borrower in either run, by ``borrower_id`` (its key): ``reference_decision`` and ``decision``
         (NaN where not in that run), ``reference_loan_limit`` and ``loan_limit`` (as the run wrote it: approved, or
         pending a referral's review), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved
         borrower, else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``limit_change``,
@@ -1009,7 +1014,9 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
         parcels' ``inputs_changed``, 'none' where none of them changed, in either run).
     """
     def side(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.set_axis(pd.Index(frame["borrower_id"].astype(str), name="borrower_id"))
+        keys = _borrower_keys(frame["borrower_id"], frame[PARCEL_IDS] if PARCEL_IDS in frame else
+                              pd.Series(pd.NA, index=frame.index, dtype="string"))
+        frame = frame[keys.notna().to_numpy()].set_axis(pd.Index(keys.dropna(), name="borrower_id"))
         frame = pd.DataFrame({"decision": frame["decision"].astype("string"),
                               "loan_limit": pd.to_numeric(frame["loan_limit"], errors="coerce"),
                               "cultivated_area_ha": pd.to_numeric(frame["cultivated_area_ha"], errors="coerce")})
@@ -1049,13 +1056,24 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
 
 
 def _parcel_inputs_by_borrower(ids: pd.Index, parcels: pd.DataFrame) -> pd.Series:
-    """Per borrower of ``ids``: its changed parcels (``parcel_changes``; those it has in either run) as
-    ``P1: declared crop maize -> rice; P2: redrawn``, 'none' where it has none."""
-    held = pd.concat([parcels[["inputs_changed", column]].rename(columns={column: "borrower_id"})
+    """Per borrower of ``ids`` (``_borrower_keys``): its changed parcels (``parcel_changes``; those it has in either
+    run) as ``P1: declared crop maize -> rice; P2: redrawn``, 'none' where it has none."""
+    parcel_ids = pd.Series(parcels.index, index=parcels.index)
+    held = pd.concat([pd.DataFrame({"inputs_changed": parcels["inputs_changed"],
+                                    "borrower_id": _borrower_keys(parcels[column], parcel_ids)})
                       for column in ("reference_borrower_id", "borrower_id")]).reset_index()
-    held = held.dropna(subset="borrower_id").drop_duplicates(["parcel_id", "borrower_id"])
-    worded = (held["parcel_id"] + ": " + held["inputs_changed"]).groupby(held["borrower_id"].astype(str)).agg("; ".join)
+    held = held.drop_duplicates(["parcel_id", "borrower_id"])
+    worded = (held["parcel_id"] + ": " + held["inputs_changed"]).groupby(held["borrower_id"]).agg("; ".join)
     return worded.reindex(ids).fillna("none")
+
+
+def _borrower_keys(borrower_ids: pd.Series, parcel_ids: pd.Series) -> pd.Series:
+    """What a borrower is joined on run to run: its ``borrower_id``; a parcel lent to alone, which has none, its
+    parcel's id as ``(no borrower id: P7)`` (``parcel_ids``: a borrowers table's, or a parcel's own id), so that it
+    meets itself in the other run and no other borrower without an id (each was joined to every other on the text
+    'nan'); NA where neither is known."""
+    alone = "(no borrower id: " + parcel_ids.astype("string") + ")"
+    return borrower_ids.astype("string").fillna(alone)
 
 
 def parcel_changes(parcels: pd.DataFrame, reference: pd.DataFrame, outlines: gpd.GeoSeries | None = None,
@@ -1172,18 +1190,19 @@ def _borrowers_of(parcels: pd.DataFrame, source: str | None) -> pd.DataFrame | N
 def _borrowers_beside(file: Path, parcels: pd.DataFrame) -> pd.DataFrame | None:
     """The borrowers table a run wrote beside its results ``file`` (the ``borrowers`` layer of a GeoPackage,
     ``borrowers.parquet`` or ``borrowers.csv`` beside a Parquet or CSV file), its ``BORROWER_COLUMNS`` and those of
-    ``BORROWER_SCREEN_COLUMNS`` and ``ALL_REASONS`` it has; None when there is none to read, or it is not the
-    borrowers of these parcels (another run's)."""
+    ``BORROWER_SCREEN_COLUMNS``, ``ALL_REASONS`` and ``PARCEL_IDS`` it has; None when there is none to read, or it is
+    not the borrowers of these parcels (another run's)."""
     try:
         if file.suffix.lower() == ".gpkg":
             table = read_dataframe(file, layer="borrowers", read_geometry=False)
         elif file.suffix.lower() == ".csv":
-            table = read_csv(file.with_name("borrowers.csv"), {"borrower_id": str, "decision": str, "reason": str},
-                             "borrowers file")
+            table = read_csv(file.with_name("borrowers.csv"), {"borrower_id": str, PARCEL_IDS: str, "decision": str,
+                                                                "reason": str}, "borrowers file")
         else:
             named = pq.read_schema(file.with_name("borrowers.parquet")).names
             table = pd.read_parquet(file.with_name("borrowers.parquet"), columns=[
-                column for column in (*BORROWER_COLUMNS, *BORROWER_SCREEN_COLUMNS, ALL_REASONS) if column in named])
+                column for column in (*BORROWER_COLUMNS, *BORROWER_SCREEN_COLUMNS, ALL_REASONS, PARCEL_IDS)
+                if column in named])
     except (DataSourceError, DataLayerError, OSError, ValueError, InputError):
         return None
     if any(column not in table for column in BORROWER_COLUMNS):
@@ -1277,7 +1296,8 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
         "inputs (borrower, declared area, crop or region, outline; 'none': nothing it declared changed, so its "
         f"outcome moved with the rest of the run). The first {MAX_LISTED} of each list are shown; the CSV files "
         "beside the report hold them all, the borrowers' every borrower whose decision or limit changed either way "
-        "(its direction worse, lower or better)."]
+        "(its direction worse, lower or better). A parcel without a borrower id is lent to alone, and joined on its "
+        "parcel id, as '(no borrower id: P7)'."]
     moved = changes.borrower_moves
     if moved is None:
         blocks.append("Borrowers not compared: no borrowers table of these borrowers beside the results of "

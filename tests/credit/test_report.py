@@ -847,6 +847,42 @@ def test_a_referred_borrowers_pending_limit_falling_past_the_share_is_listed_as_
     assert "1 more, decided the same with a lower limit (short of the falls listed above), are in the CSV alone" in text
 
 
+def test_borrowers_without_an_id_are_joined_on_their_parcel_and_a_run_compared_with_itself_changes_nothing(
+        tmp_path: Path) -> None:
+    """Parcels lent to alone, without a borrower id, were all joined to each other on the text 'nan' (or 'None'): a
+    run compared with itself listed them as decided worse and counted 2 x 2 in its decision matrix."""
+    from farmcredit.spreadsheet import write_csv
+
+    def run(name: str, declared: float) -> Path:
+        parcels = {"P1": ("B1", 0.3, "approve", 900.0, "B", _plot(1)),
+                   "007": (None, 0.2, "approve", 600.0, "B", _plot(2)),
+                   "P3": (None, declared, "decline", 0.0, None, _plot(3))}
+        folder = _season(tmp_path / name, parcels, {"B1": ("approve", 900.0, 0.3)})
+        pd.DataFrame({"borrower_id": ["B1", None, None], "parcel_ids": ["P1", "007", "P3"],
+                      "decision": ["approve", "approve", "decline"], "loan_limit": [900.0, 600.0, 0.0],
+                      "cultivated_area_ha": [0.3, 0.2, 0.0]}).to_parquet(folder / "borrowers.parquet")
+        for table in ("results", "borrowers"):
+            write_csv(pd.read_parquet(folder / f"{table}.parquet").drop(columns="geometry", errors="ignore"),
+                      folder / f"{table}.csv")
+        return folder
+
+    this = run("this", 0.5)
+    itself = borrower_changes(*(pd.read_parquet(this / "borrowers.parquet"),) * 2)
+    assert itself.index.tolist() == ["(no borrower id: 007)", "(no borrower id: P3)", "B1"]
+    assert itself["direction"].eq("").all()
+    # Its CSV copy (ids read as text: 007, not 7) beside the Parquet it was written from.
+    text = credit_report(load_results(this), load_results(this / "results.csv"), out=tmp_path / "report.md",
+                         fmt="md").read_text()
+    assert "| approve | 2 | 0 |" in text and "| decline | 0 | 1 |" in text
+    assert "fell by more than 30%: 0." in text and "decided better or whose limit rose: 0." in text
+    # The parcel's own declaration changed: said of the borrower it is, alone.
+    last = run("last", 0.4)
+    lent = [pd.read_parquet(folder / "borrowers.parquet") for folder in (this, last)]
+    changes = borrower_changes(*lent, parcel_changes(load_results(this), load_results(last)))
+    assert changes["parcel_inputs_changed"].to_dict() == {
+        "(no borrower id: 007)": "none", "(no borrower id: P3)": "P3: declared area 0.400 -> 0.500 ha", "B1": "none"}
+
+
 def test_frames_from_no_file_compare_parcels_and_say_what_was_not_compared(tmp_path: Path) -> None:
     reference = _results(seed=0)
     text = credit_report(_results(seed=1), reference.iloc[:-2], out=tmp_path / "report.md", fmt="md").read_text()
