@@ -19,10 +19,13 @@ from rasterio.errors import RasterioIOError
 from farmcredit.errors import InputError
 
 # Real parcel files compress 5-20x; a member of over 50 MB packed over 100x is a bomb (one feature repeated a
-# million times: 382 MB from 1.7 MB took 4 GB before failing), and none over 2 GB is read whatever its ratio.
+# million times: 382 MB from 1.7 MB took 4 GB before failing), and none over 2 GB is read whatever its ratio. A
+# Shapefile's .dbf is its fixed-width table, padded with spaces: ArcGIS's 254-character text fields pack it some 150x
+# (20,000 parcels with 8 empty optional columns: 61 MB from 0.4 MB), so it is held to the 2 GB alone.
 ZIP_MAX_BYTES = 2 * 1024**3
 ZIP_RATIO_MAX_BYTES = 50 * 1024**2
 ZIP_MAX_RATIO = 100
+PADDED_SUFFIXES = (".dbf",)
 
 HEADER_BYTES = 4096
 JP2_SUFFIXES = (".jp2", ".j2k")
@@ -40,16 +43,20 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
         RasterioIOError: GDAL's, for any other failure (missing, truncated, not a raster), as ``rasterio.open``.
     """
     name = str(path).split("?")[0].lower()
-    driver = "JP2OpenJPEG" if name.endswith(JP2_SUFFIXES) else "GTiff"
+    jp2 = name.endswith(JP2_SUFFIXES)
     try:
-        return rasterio.open(path, driver=driver)
+        return rasterio.open(path, driver="JP2OpenJPEG" if jp2 else "GTiff")
     except RasterioIOError:
         real = _xml_format(_header(path))
         if real is not None:
-            expected = "a JPEG 2000" if driver == "JP2OpenJPEG" else "a GeoTIFF"
+            expected = "a JPEG 2000" if jp2 else "a GeoTIFF"
             raise InputError(f"{path} is {real}, not {expected} file: farmcredit reads band files only as GeoTIFF "
                              "(COG) or JPEG 2000, by their content; give the band file itself") from None
-        raise
+        if jp2 or Path(path).exists():
+            raise
+    # A URL need not end in its format's suffix (Copernicus Data Space serves JPEG 2000 bands at .../$value): JPEG
+    # 2000 is the other format a band comes in, and no VRT either.
+    return rasterio.open(path, driver="JP2OpenJPEG")
 
 
 def check_vector_file(path: Path, what: str) -> None:
@@ -63,7 +70,7 @@ def check_vector_file(path: Path, what: str) -> None:
     """
     if path.is_dir():
         for member in sorted(path.iterdir()):
-            if member.suffix.lower() == ".shp" and member.is_file():
+            if member.suffix.lower() == ".shp" and member.is_file() and not _side_file(member.name):
                 _check_header(f"{what} {path}: {member.name}", member.suffix.lower(), _header(member))
         return
     suffix = path.suffix.lower()
@@ -75,10 +82,11 @@ def check_vector_file(path: Path, what: str) -> None:
             members = [info for info in archive.infolist() if not info.is_dir()]
             for info in members:
                 _refuse_bomb(info, f"{what} {path}")
-            for info in members:
+            read = [info for info in members if not _side_file(info.filename)]
+            for info in read:
                 member_suffix = PurePosixPath(info.filename).suffix.lower()
                 # A zip of one file is that file to GDAL, whatever its name; of several, only known ones are read.
-                if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
+                if member_suffix in VECTOR_SIGNATURES or len(read) == 1:
                     with archive.open(info) as member:
                         header = member.read(HEADER_BYTES)
                     _check_header(f"{what} {path}: member {info.filename}", member_suffix, header)
@@ -86,9 +94,17 @@ def check_vector_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {path} is not a zip file that can be read ({exc})") from exc
 
 
+def _side_file(name: str) -> bool:
+    """Whether a folder's or zip's member is macOS's metadata beside a file (``._parcels.shp``, ``__MACOSX/``),
+    written on every copy to a USB stick or share and into Finder's zips; GDAL reads past them."""
+    return PurePosixPath(name).name.startswith("._") or name.startswith("__MACOSX/")
+
+
 def _refuse_bomb(info: zipfile.ZipInfo, source: str) -> None:
     ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > ZIP_MAX_BYTES or (info.file_size > ZIP_RATIO_MAX_BYTES and ratio > ZIP_MAX_RATIO):
+    padded = PurePosixPath(info.filename).suffix.lower() in PADDED_SUFFIXES
+    if info.file_size > ZIP_MAX_BYTES or (info.file_size > ZIP_RATIO_MAX_BYTES and ratio > ZIP_MAX_RATIO
+                                          and not padded):
         raise InputError(
             f"{source}: member {info.filename} would unpack to {info.file_size:,} bytes from {info.compress_size:,} "
             f"({ratio:.0f}x): a zip member over {ZIP_MAX_BYTES // 1024**3} GB, or over "

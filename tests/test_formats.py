@@ -1,0 +1,98 @@
+"""Legitimate files the content checks of farmcredit/formats.py must let through (what they refuse is tested beside
+the readers: tests/test_parcels.py, tests/imagery)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.io import MemoryFile
+from rasterio.transform import from_origin
+
+from farmcredit.formats import open_raster
+from farmcredit.parcels import read_parcels
+
+# The 4 bytes macOS's AppleDouble side files (._name) start with.
+APPLE_DOUBLE = b"\x00\x05\x16\x07" + bytes(122)
+
+
+def _parcels(n: int = 3, **columns: list) -> gpd.GeoDataFrame:
+    boxes = [shapely.box(116.3 + 0.001 * i, 39.9, 116.3005 + 0.001 * i, 39.9005) for i in range(n)]
+    return gpd.GeoDataFrame({"parcel_id": [f"P{i}" for i in range(n)], **columns}, geometry=boxes, crs="EPSG:4326")
+
+
+def _google_earth_kml(parcels: gpd.GeoDataFrame) -> str:
+    """KML as Google Earth writes it: a prolog, placemarks with their fields as ExtendedData."""
+    marks = "".join(
+        f"<Placemark><ExtendedData><Data name=\"parcel_id\"><value>{pid}</value></Data></ExtendedData><Polygon>"
+        "<outerBoundaryIs><LinearRing><coordinates>"
+        + " ".join(f"{x},{y},0" for x, y in geometry.exterior.coords)
+        + "</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>"
+        for pid, geometry in zip(parcels["parcel_id"], parcels.geometry, strict=True))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+            f"{marks}</Document></kml>")
+
+
+def test_a_shapefile_folder_copied_from_a_mac_reads_past_its_side_files(tmp_path: Path) -> None:
+    """A folder copied by macOS to a USB stick or share holds ._parcels.shp beside parcels.shp: it was refused as 'of
+    another format, not a Shapefile', a file the user cannot see."""
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    _parcels().to_file(folder / "parcels.shp")
+    for name in ("._parcels.shp", "._parcels.dbf", "._parcels.shx"):
+        (folder / name).write_bytes(APPLE_DOUBLE)
+    assert list(read_parcels(folder)["parcel_id"]) == ["P0", "P1", "P2"]
+
+
+@pytest.mark.parametrize("kind", ["shapefile", "kml"])
+def test_a_zip_made_by_finder_reads_past_its_macosx_members(tmp_path: Path, kind: str) -> None:
+    """Finder's Compress adds __MACOSX/._<name> for every file: a Shapefile zip and a KMZ were refused by them."""
+    written = tmp_path / "written"
+    written.mkdir()
+    names = ["parcels.shp", "parcels.shx", "parcels.dbf", "parcels.prj"] if kind == "shapefile" else ["doc.kml"]
+    if kind == "kml":
+        (written / "doc.kml").write_text(_google_earth_kml(_parcels()), encoding="utf-8")
+    else:
+        _parcels().to_file(written / "parcels.shp")
+    path = tmp_path / ("parcels.zip" if kind == "shapefile" else "parcels.kmz")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            archive.write(written / name, name)
+            archive.writestr(f"__MACOSX/._{name}", APPLE_DOUBLE)
+    assert list(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
+
+
+def test_a_shapefile_zip_whose_table_is_padded_is_no_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ArcGIS's 254-character text fields pad a .dbf with spaces, packing it some 150x: a 2.5 MB zip of 20,000 parcels
+    was refused as a zip bomb (limits lowered here so the test writes little); a GeoJSON packed so is still one."""
+    monkeypatch.setattr("farmcredit.formats.ZIP_RATIO_MAX_BYTES", 20_000)
+    n = 300
+    remarks = ["x" * 250] + [""] * (n - 1)  # one long remark: the column is 250 wide, every other row spaces
+    written = tmp_path / "written"
+    written.mkdir()
+    _parcels(n, remarks=remarks, officer=remarks[::-1]).to_file(written / "parcels.shp")
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("parcels.shp", "parcels.shx", "parcels.dbf", "parcels.prj"):
+            archive.write(written / name, name)
+        table = archive.getinfo("parcels.dbf")
+    assert table.file_size > 20_000 and table.file_size / table.compress_size > 100
+    assert len(read_parcels(path)) == n
+
+
+def test_a_band_at_a_url_without_a_suffix_opens_as_jpeg_2000(tmp_path: Path) -> None:
+    """Copernicus Data Space serves JPEG 2000 bands at .../$value: opened as GTiff only, such a band failed."""
+    values = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    with MemoryFile() as memory:
+        with memory.open(driver="JP2OpenJPEG", width=64, height=64, count=1, dtype="uint16", crs="EPSG:32650",
+                         transform=from_origin(500_000, 3_650_000, 10, 10), QUALITY=100, REVERSIBLE="YES") as dst:
+            dst.write(values, 1)
+        with rasterio.open(memory.name) as written:
+            assert written.driver == "JP2OpenJPEG"
+        with open_raster(memory.name) as band:
+            assert band.driver == "JP2OpenJPEG" and (band.read(1) == values).all()
