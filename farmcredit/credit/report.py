@@ -1033,8 +1033,9 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
     change[decided] = [f"decision {old} -> {new}; " for old, new in
                        joined.loc[decided, ["reference_decision", "decision"]].itertuples(index=False)]
     joined["limit_change"] = limit / joined["reference_loan_limit"].where(joined["reference_loan_limit"] > 0)
-    # A referred borrower's limit is pending, its approved limit 0 in both runs: its limit as written falls too.
-    fell = joined["limit_change"] < -FALL_SHARE
+    # A referred borrower's limit is pending, its approved limit 0 in both runs: its limit as written falls too,
+    # decided alike (a referral approved at a lower limit than it had pending is decided better).
+    fell = (joined["limit_change"] < -FALL_SHARE) & step.eq(0)
     for column, words in (("approved_limit", "approved limit"), ("cultivated_area_ha", "cultivated area")):
         before = joined[f"reference_{column}"]
         share = (joined[column] - before) / before.where(before > 0)

@@ -845,6 +845,13 @@ def test_a_referred_borrowers_pending_limit_falling_past_the_share_is_listed_as_
     assert "decided worse or whose limit or cultivated area fell by more than 30%: 1." in text
     assert "| B1 | limit -100.0% | refer -> refer | 1,700 -> 0 | 0 -> 0 | 0.400 -> 0.400 | none |" in text
     assert "1 more, decided the same with a lower limit (short of the falls listed above), are in the CSV alone" in text
+    # Approved at less than it had pending: decided better, its fall said.
+    before = pd.DataFrame({"borrower_id": ["B1", "B2"], "decision": ["refer", "refer"], "loan_limit": [5000.0, 5000.0],
+                           "cultivated_area_ha": [1.0, 1.0], "parcel_ids": ["P1", "P2"]})
+    after = before.assign(decision=["approve", "approve"], loan_limit=[3000.0, 4000.0])
+    approved = borrower_changes(after, before)
+    assert approved["direction"].to_dict() == {"B1": "better", "B2": "better"}
+    assert approved.loc["B1", "change"] == "decision refer -> approve; limit -40.0%"
 
 
 def test_borrowers_without_an_id_are_joined_on_their_parcel_and_a_run_compared_with_itself_changes_nothing(
