@@ -654,7 +654,8 @@ def check_source_types(parcels: object, imagery: object) -> None:
 
 def parcels_crs_text(crs: str | int | CRS | None) -> str | None:
     """``parcels_crs`` as a ``--parcels-crs`` takes it, for the printed fetch command and the audit record: a string as
-    given (``read_parcels`` reads it), else the CRS's authority code (``EPSG:4547``) or, wanting one, its PROJ text.
+    given (``read_parcels`` reads it), else the CRS's authority code (``EPSG:4547``) or, wanting one, its WKT
+    (or PROJ text, as given).
 
     Raises:
         InputError: ``crs`` is no string and not a CRS ``pyproj.CRS.from_user_input`` reads.
