@@ -229,6 +229,8 @@ def assess(parcels: Path, imagery_src: str, season: str | None, out: Path, confi
         raise
     if not quiet:
         console.print(_decision_summary(result))
+        if season := _season_summary(result):
+            console.print(season, markup=False)
         names = (p.name for p in files.values() if p.suffix != ".qml")  # each raster's .qml lies beside it
         console.print(f"results written to {out.resolve()}: " + ", ".join(names), markup=False)
     warn_of_findings(result)
@@ -351,6 +353,8 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
             raise
     if not quiet:
         console.print(_decision_summary(result.assessment))
+        if season := _season_summary(result.assessment):
+            console.print(season, markup=False)
         console.print(f"{len(result.assessment.parcels)} parcels in {result.partitions} partitions "
                       f"({result.reused} reused from an earlier run, {len(result.failed)} failed); "
                       f"results written to {out.resolve()}", markup=False)
@@ -910,6 +914,23 @@ def _decision_summary(result: Assessment) -> str:
             + f" ({status.get('error', 0)} could not be assessed); {len(result.borrowers)} borrowers: "
             + ", ".join(f"{lenders.get(d, 0)} {d}" for d in DECISIONS)
             + _limit_totals(result.record["counts"], result.parcels.attrs.get("currency", "CNY")))
+
+
+def _season_summary(result: Assessment) -> str:
+    """How clouded the season was over the parcels, as assess and batch end (``run.json``'s ``season_clear``), e.g.
+    ``season: 16 dates, 2024-03-01 to 2024-10-27; clear over half the parcels or more on 8, over none on 1
+    (2024-04-20); a parcel's clear dates: median 9``: a monsoon clouding every parcel from July to October is told
+    apart from a few parcels' bad luck, which the warnings' counts of parcels alone did not; '' without dates."""
+    season = result.record["season_clear"]
+    days, measured = season["dates"], season["parcels_measured"]
+    if not days or not measured:
+        return ""
+    half = sum(2 * day["parcels_clear"] >= measured for day in days)
+    unseen = [day["date"] for day in days if day["parcels_clear"] == 0]
+    named = f" ({', '.join(unseen[:5])}{', ...' if len(unseen) > 5 else ''})" if unseen else ""
+    seen = result.parcels.loc[result.parcels["status"] != "error", "clear_observations"]
+    return (f"season: {len(days)} dates, {days[0]['date']} to {days[-1]['date']}; clear over half the parcels or "
+            f"more on {half}, over none on {len(unseen)}{named}; a parcel's clear dates: median {seen.median():g}")
 
 
 def _limit_totals(counts: dict, currency: str) -> str:

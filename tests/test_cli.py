@@ -78,7 +78,27 @@ def test_batch_ends_with_the_decision_counts_and_limit_totals_assess_prints(smal
         said[command] = " ".join(done.stderr.split())  # the console wraps lines
     summary = re.search(r"\d+ parcels: \d+ approve, .*? CNY pending review", said["assess"])
     assert summary is not None and summary[0] in said["batch"]
+    # How clouded the season was, the same both ways.
+    season = re.search(r"season: \d+ dates, \S+ to \S+; clear over half the parcels or more on \d+, over none on "
+                       r"\d+.*?; a parcel's clear dates: median [\d.]+", said["assess"])
+    assert season is not None and season[0] in said["batch"]
     assert " partitions (0 reused from an earlier run, 0 failed); results written to " in said["batch"]
+
+
+def test_the_season_summary_says_how_clouded_the_season_was_over_the_parcels() -> None:
+    """A monsoon clouding every parcel from July to October was told only as counts of parcels referred: the summary
+    says how many dates were clear over half the parcels or more, which over none, and a parcel's median clear dates."""
+    from types import SimpleNamespace
+
+    from farmcredit.cli import _season_summary
+
+    days = [{"date": f"2024-0{m}-01", "parcels_clear": n} for m, n in ((6, 10), (7, 0), (8, 0), (9, 4))]
+    parcels = pd.DataFrame({"status": ["ok"] * 9 + ["error"], "clear_observations": [1, 1, 2, 2, 2, 2, 2, 2, 2, 0]})
+    run = SimpleNamespace(record={"season_clear": {"parcels_measured": 10, "dates": days}}, parcels=parcels)
+    assert _season_summary(run) == ("season: 4 dates, 2024-06-01 to 2024-09-01; clear over half the parcels or more "
+                                    "on 1, over none on 2 (2024-07-01, 2024-08-01); a parcel's clear dates: median 2")
+    run.record["season_clear"]["dates"] = []
+    assert _season_summary(run) == ""
 
 
 def test_the_summarys_limit_totals_show_their_cents() -> None:
