@@ -48,7 +48,7 @@ PARTITION_FORMAT = "geoparquet-1"
 # windows and the file's layout) and its manifest entry (the model's description, hashed), and the config sections
 # it reads; what comes before (parcels' repair, the settings' defaults) reaches the id as the outlines and settings
 # it gives. A test runs partitions under a profiler and holds every farmcredit file that runs to this list.
-MEASURING_CODE = ("batch", "imagery", "segmentation", "zonal", "pipeline.py", "hashing.py")
+MEASURING_CODE = ("batch", "imagery", "segmentation", "zonal", "pipeline.py", "hashing.py", "formats.py")
 MEASURING_SETTINGS = {"imagery", "cropland_rule"}
 MANIFEST = "_manifest.json"
 
