@@ -108,7 +108,13 @@ def derive_signals(
     declared_probability = np.where(fallow | unrecognised, np.nan, declared_probability)
     # Judged alike where the declared crop is (fallow land declared a crop that never drops to bare too).
     contradicted &= np.isfinite(declared_probability) | perennial
-    unjudged = fallow & _season_misses_crop(observed, doy, declared_crop, config)
+    # A fallow call stands on a clear reading that shows the land bare while its crop would be green
+    # (``_season_misses_crop``): a wheat whose green weeks were clouded, seen once on their last day (20 May) at 0.43,
+    # was declined NOT_CULTIVATED as surely fallow (sample_tiles/ P00543 on four clear dates).
+    unjudged = fallow & _season_misses_crop(np.where(observed, m.ndvi_mean, np.nan), doy, declared_crop, config)
+    # Nor is it sure on too few clear dates (referred FEW_CLEAR_OBSERVATIONS): a wheat of 0.37 ha seen on three was
+    # stated fallow at 0.93 and 0-0.08 ha (sample_tiles/ P00541).
+    unsure = unjudged | (fallow & (clear_observations < agro.min_clear_observations))
 
     priced_crop = _priced_crop(crop, confidence, declared_crop, declared_probability, contradicted, config)
     # The peak that values a crop is read in its own season (``SEASON_SHARE``), and seen only near its peak: a season
@@ -160,8 +166,9 @@ def derive_signals(
     # rule), and the fallow call rests on nothing that tells how sure it is.
     # Nor where no date was clear: the cells a clouded date saw do not tell the parcel's crop (wheat in early March,
     # sample_tiles/ P00076 was read bare on the 6% of it clear on 16 March and stated 0-0.02 of its 0.41 ha).
-    high = np.where((unjudged | (clear_observations == 0)) & np.isfinite(high), 1.0, high)
-    confidence = np.where(unjudged, np.nan, confidence)
+    # Nor on too few clear dates to call it.
+    high = np.where((unsure | (clear_observations == 0)) & np.isfinite(high), 1.0, high)
+    confidence = np.where(unsure, np.nan, confidence)
     signals = pd.DataFrame(
         {
             "polygon_area_ha": area,
@@ -347,19 +354,28 @@ def _moved(days: tuple[int, int], by: int) -> tuple[int, int]:
     return first, last
 
 
-def _season_misses_crop(observed: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
-    """Whether no clear date of each parcel falls in the green part of its declared crop's season (of any crop's,
-    where it declares none the config knows): a parcel seen bare then may still be sown later. Never for one declared
-    fallow: no crop is to come."""
-    seen_green = {name: (observed & green_days(spec, config.agronomy.template_shift_days)[doy][None, :]).any(axis=1)
-                  for name, spec in config.crops.items()}
+def _season_misses_crop(ndvi: np.ndarray, doy: np.ndarray, declared: np.ndarray, config: Config) -> np.ndarray:
+    """Whether no clear reading of each parcel (``ndvi``: the whole parcel's, NaN where not clear) in the green part
+    of its declared crop's season (``green_days``; any crop's, where it declares none the config knows) shows the
+    land bare: under ``MIN_GAIN`` of the crop's template that day, as low as the weakest copy of it a crop call takes.
+    A parcel not so seen may still be sown later, or be a weak crop clouded over its green weeks: a wheat at 0.6 of a
+    healthy crop read 0.33 on day 141 (wheat's template 0.69 there), bare land 0.22-0.28, weedy fallow in maize's
+    weeks 0.37-0.41 (its template 0.82-0.85). Read over the whole parcel: the few cells the models call cropland on
+    fallow land are its greenest (a hedge, a neighbour's edge), read 0.4-0.7 where the parcel read 0.25. Never for
+    one declared fallow: no crop is to come."""
+    shift_days = config.agronomy.template_shift_days
+    seen_bare = {}
+    for name, spec in config.crops.items():
+        weakest = MIN_GAIN * template_at(np.array(spec.ndvi_template, dtype=float), doy)
+        with np.errstate(invalid="ignore"):
+            seen_bare[name] = (green_days(spec, shift_days)[doy][None, :] & (ndvi < weakest)).any(axis=1)
     misses = np.zeros(len(declared), dtype=bool)
     for i, name in enumerate(declared):
         said = config.crop_named(name)
         if said == FALLOW:
             continue
-        crops = [said] if said in seen_green else list(seen_green)
-        misses[i] = not any(seen_green[crop][i] for crop in crops)
+        crops = [said] if said in seen_bare else list(seen_bare)
+        misses[i] = not any(seen_bare[crop][i] for crop in crops)
     return misses
 
 

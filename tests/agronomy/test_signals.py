@@ -354,6 +354,44 @@ def test_a_crop_seen_only_at_the_edge_of_its_green_weeks_is_referred_not_decline
     assert decided["reason"].iloc[0] == "SEASON_MISSES_CROP" and "NOT_CULTIVATED" in decided["reason"].iloc[1]
 
 
+def test_land_not_seen_bare_in_its_crops_green_weeks_is_referred_not_declined() -> None:
+    """A weak wheat whose green weeks were clouded but for their last day (136 here; sample_tiles/ P00543 read 0.43 on
+    20 May, day 141, the wheat template 0.69 there), called fallow by the cropland model, was declined
+    NOT_CULTIVATED on that reading: bare land reads 0.22-0.28 there, the weakest wheat a call takes (MIN_GAIN of the
+    template) 0.39. Read at 0.43 it is referred SEASON_MISSES_CROP, with no fallow confidence and its interval to the
+    polygon; read bare, it is declined as before. The whole parcel's reading counts, not that of the few cells called
+    cropland (0.5 on fallow land beside a hedge)."""
+    clear = np.where(np.isin(DOY, [136, 166, 226, 286]), 1.0, 0.0)[None, :].repeat(3, axis=0)
+    ndvi = np.full((3, len(DATES)), 0.22)
+    ndvi[0, DOY == 136] = 0.43
+    crop_ndvi = ndvi.copy()
+    crop_ndvi[2, DOY == 136] = 0.5
+    m = dataclasses.replace(_measure(ndvi, clear=clear, fraction=np.full(3, 0.05)), crop_ndvi_mean=crop_ndvi)
+    declared = np.array(["wheat"] * 3, dtype=object)
+    signals, reasons = _signals(m, declared=declared)
+    assert ["SEASON_MISSES_CROP" in codes for codes in reasons] == [True, False, False]
+    assert signals["crop_confidence"].isna().tolist() == [True, False, False]
+    np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.5, 0.02625, 0.02625])
+    decided = _limits(signals, reasons, declared, CONFIG)
+    assert decided["decision"].tolist() == ["refer", "decline", "decline"]
+    assert "NOT_CULTIVATED" not in decided["reason_all"].iloc[0] and "NOT_CULTIVATED" in decided["reason"].iloc[1]
+
+
+def test_a_fallow_call_on_too_few_clear_dates_is_not_sure_nor_its_area_stated() -> None:
+    """Seen bare on three clear dates (one in wheat's green weeks), a parcel is referred FEW_CLEAR_OBSERVATIONS; its
+    fallow call was still stated at 0.75 with an interval of 0-0.03 ha (sample_tiles/ P00541, a wheat of 0.37 ha:
+    0.93, 0-0.08 ha). As where the season missed its crop, it has no confidence and its interval reaches the polygon;
+    on four, it is sure."""
+    clear = np.where(np.isin(DOY, [136, 166, 226, 286]), 1.0, 0.0)[None, :].repeat(2, axis=0)
+    clear[0, DOY == 286] = 0.0
+    signals, reasons = _signals(_measure(np.full((2, len(DATES)), 0.15), clear=clear, fraction=np.full(2, 0.05)),
+                                declared=["wheat", "wheat"])
+    assert reasons == [["FEW_CLEAR_OBSERVATIONS"], []]
+    assert signals["crop"].tolist() == ["fallow", "fallow"]
+    assert signals["crop_confidence"].isna().tolist() == [True, False]
+    np.testing.assert_allclose(signals["cultivated_area_high_ha"], [0.5, 0.02625])
+
+
 def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_one() -> None:
     """Maize seasons, the greenest clouded from 29 July to 28 August (maize is at 0.9 of its peak from day 211 to 244):
     its highest clear date, 12 September, reads 0.66 of a 0.89 peak. It was rated the least healthy and priced at
