@@ -72,8 +72,9 @@ _REASONS = (
            "Too few clear images this season to judge the crop (clouds, snow, or a season of few dates; a winter "
            "crop under snow is judged from its spring green-up)."),
     Reason("SEASON_MISSES_CROP", "refer",
-           "No crop shows on the parcel, but no image free of cloud and snow falls while its declared crop (any crop, "
-           "where none is declared) is green: it may be sown after the season's images or harvested before them."),
+           "No crop shows on the parcel, but no image free of cloud and snow reads it bare while its declared crop "
+           "(any crop, where none is declared) is green (none falls then, or the ones that do read a crop): it may be "
+           "sown after the season's images or harvested before them, or seen only as it greened."),
     Reason("PEAK_NOT_OBSERVED", "refer",
            "No cloud-free image falls in the weeks its crop is greenest, so its peak was not seen: health and yield "
            "are not rated from the paler weeks before or after (they would read low); a person checks the crop."),
