@@ -668,7 +668,7 @@ def test_a_summer_crop_after_winter_wheat_is_valued_on_its_own_peak(sample_rule_
             with rasterio.open(band, "w", **profile) as target:
                 target.write(values, 1)
     parcels = gpd.read_file(SAMPLE_TILES / "parcels.geojson")
-    parcels = parcels[parcels["parcel_id"].between("P00060", "P00090")]
+    parcels = parcels[parcels["parcel_id"].between("P00060", "P00120")]
     parcels.to_file(tmp_path / "parcels.geojson")
     results = assess(tmp_path / "parcels.geojson", imagery, model="rule").set_index("parcel_id")
     truth = pd.read_csv(SAMPLE_TILES / "truth.csv", dtype={"parcel_id": str}).set_index("parcel_id")
