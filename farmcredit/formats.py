@@ -52,10 +52,10 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
             expected = "a JPEG 2000" if jp2 else "a GeoTIFF"
             raise InputError(f"{path} is {real}, not {expected} file: farmcredit reads band files only as GeoTIFF "
                              "(COG) or JPEG 2000, by their content; give the band file itself") from None
-        if jp2 or Path(path).exists():
+        if jp2 or PurePosixPath(name).suffix in (".tif", ".tiff") or Path(path).exists():
             raise
     # A URL need not end in its format's suffix (Copernicus Data Space serves JPEG 2000 bands at .../$value): JPEG
-    # 2000 is the other format a band comes in, and no VRT either.
+    # 2000 is the other format a band comes in, and no VRT either; a .tif that failed is not tried again.
     return rasterio.open(path, driver="JP2OpenJPEG")
 
 
@@ -82,11 +82,12 @@ def check_vector_file(path: Path, what: str) -> None:
             members = [info for info in archive.infolist() if not info.is_dir()]
             for info in members:
                 _refuse_bomb(info, f"{what} {path}")
-            read = [info for info in members if not _side_file(info.filename)]
+            # A zip of one file is that file to GDAL, whatever its name (a side file's too); of several, only known
+            # ones are read, and macOS's side files beside them are not.
+            read = members if len(members) == 1 else [info for info in members if not _side_file(info.filename)]
             for info in read:
                 member_suffix = PurePosixPath(info.filename).suffix.lower()
-                # A zip of one file is that file to GDAL, whatever its name; of several, only known ones are read.
-                if member_suffix in VECTOR_SIGNATURES or len(read) == 1:
+                if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
                     with archive.open(info) as member:
                         header = member.read(HEADER_BYTES)
                     _check_header(f"{what} {path}: member {info.filename}", member_suffix, header)

@@ -88,7 +88,7 @@ def test_a_shapefile_zip_whose_table_is_padded_is_no_bomb(tmp_path: Path, monkey
 def test_a_band_at_a_url_without_a_suffix_opens_as_jpeg_2000(tmp_path: Path) -> None:
     """Copernicus Data Space serves JPEG 2000 bands at .../$value: opened as GTiff only, such a band failed."""
     values = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
-    with MemoryFile() as memory:
+    with MemoryFile(filename="$value") as memory:  # a URL's last part, no suffix
         with memory.open(driver="JP2OpenJPEG", width=64, height=64, count=1, dtype="uint16", crs="EPSG:32650",
                          transform=from_origin(500_000, 3_650_000, 10, 10), QUALITY=100, REVERSIBLE="YES") as dst:
             dst.write(values, 1)
@@ -96,3 +96,18 @@ def test_a_band_at_a_url_without_a_suffix_opens_as_jpeg_2000(tmp_path: Path) -> 
             assert written.driver == "JP2OpenJPEG"
         with open_raster(memory.name) as band:
             assert band.driver == "JP2OpenJPEG" and (band.read(1) == values).all()
+
+
+def test_a_zip_of_one_side_file_is_checked_as_the_file_gdal_reads_it_as(tmp_path: Path) -> None:
+    """Side files were passed over, so a zip holding only __MACOSX/._parcels.geojson, a GDAL VRT, went unchecked while
+    GDAL opened it as that one file and read the parcels it named outside the zip."""
+    from farmcredit.errors import InputError
+
+    elsewhere = tmp_path / "elsewhere.geojson"
+    _parcels().to_file(elsewhere)
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__MACOSX/._parcels.geojson", f"<OGRVRTDataSource><OGRVRTLayer name='p'><SrcDataSource>"
+                                                        f"{elsewhere}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>")
+    with pytest.raises(InputError, match=r"member __MACOSX/._parcels.geojson is a GDAL VRT"):
+        read_parcels(path)
