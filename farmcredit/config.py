@@ -658,17 +658,6 @@ def packaged_config_text() -> str:
     return resources.files("farmcredit").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
-def _refuse_packaged_prices(config: Config, packaged_crops: bool, source: str) -> None:
-    """Refuse a ``config`` (from ``source``) in another currency than the packaged one whose crops are the packaged
-    ones (``packaged_crops``), priced in the packaged currency."""
-    default_currency = load_config().credit.currency
-    currency = config.credit.currency
-    if packaged_crops and currency != default_currency:
-        raise ConfigError(f"invalid config {source}: credit.currency is {currency} but the crops' prices and costs "
-                          f"are the packaged {default_currency} ones: give a crops section in {currency} "
-                          "(farmcredit config > mine.yaml writes one to edit)")
-
-
 def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
     """Load and validate a YAML configuration; ``None`` loads the packaged default, a mapping (``config=`` in Python,
     as a file's YAML reads) is taken as a file's would be, and a ``Config`` is checked as one (``model_copy`` checks
@@ -682,9 +671,7 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
             ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency.
     """
     if isinstance(path, Config):
-        config = _validated(path.model_dump(), "config= (a Config)")
-        _refuse_packaged_prices(config, config.crops == load_config().crops, "config= (a Config)")
-        return config
+        return _validated(path.model_dump(), "config= (a Config)")
     packaged = packaged_config_text()
     if isinstance(path, Mapping):
         text, source = None, "config= (a mapping)"
@@ -718,7 +705,10 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
         return config
     default = load_config()
     currency, default_currency = config.credit.currency, default.credit.currency
-    _refuse_packaged_prices(config, packaged_crops, source)
+    if packaged_crops and currency != default_currency:
+        raise ConfigError(f"invalid config {source}: credit.currency is {currency} but the crops' prices and costs "
+                          f"are the packaged {default_currency} ones: give a crops section in {currency} "
+                          "(farmcredit config > mine.yaml writes one to edit)")
     slips = config.prices_per_jin(default)
     if slips:
         logger.warning("%s: %s", source, slips)

@@ -556,9 +556,3 @@ def test_a_config_made_in_python_is_checked_as_a_mapping_is_and_a_valid_one_kept
     for config in (default, henan, load_config({"credit": {"currency": "EUR", "min_loan": 150}, "crops": {
             "wheat": {**default.crops["wheat"].model_dump(), "aliases": ["Weizen", "wheat"]}}})):
         assert load_config(config) == config and load_config(config).config_hash() == config.config_hash()
-    # The packaged crops, priced in yuan, kept under another currency: refused as the mapping is (it lent in
-    # shillings on yuan prices and costs, silently).
-    kes = default.model_copy(update={"credit": default.credit.model_copy(update={"currency": "KES"})})
-    with pytest.raises(ConfigError, match=r"invalid config config= \(a Config\): credit.currency is KES but the "
-                                          "crops' prices and costs are the packaged CNY ones"):
-        load_config(kes)
