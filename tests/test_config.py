@@ -363,6 +363,7 @@ def test_amounts_of_money_left_at_the_packaged_values_in_another_currency_are_wa
     path = _write(tmp_path, edit)  # a crops section given (the packaged one)
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         config = load_config(path)
+    assert load_config(config) == config  # checked again as assess checks a Config: not refused there either
     assert config.credit.currency == credit.get("currency", "CNY")
     logged = [record.getMessage() for record in caplog.records if "the packaged value" in record.getMessage()]
     assert logged == ([] if warned is None else [
