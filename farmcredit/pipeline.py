@@ -486,9 +486,10 @@ def _warn_season(codes: pd.Series, told: np.ndarray) -> None:
     their crop's weeks (referred; leaving out those ``told`` of their crop calendar by ``_warn_calendars``), and how
     many the run could not rate the health of for want of peers."""
     if missed := codes.map(lambda c: "SEASON_MISSES_CROP" in c).sum():
-        logger.warning("%d parcel(s) show no crop, but no clear image of theirs falls while their crop is green "
-                       "(SEASON_MISSES_CROP: referred, not declined); a --season (season= in Python) covering their "
-                       "crops' growing weeks judges them", missed)
+        logger.warning("%d parcel(s) show no crop, but no clear image of theirs reads them bare while their crop is "
+                       "green (none falls then, or those that do read a crop; SEASON_MISSES_CROP: referred, not "
+                       "declined); a --season (season= in Python) covering their crops' growing weeks, or clear images "
+                       "there, judges them", missed)
     if unseen := (codes.map(lambda c: "PEAK_NOT_OBSERVED" in c).to_numpy() & ~told).sum():
         logger.warning("%d parcel(s) have no clear image near their crop's peak (PEAK_NOT_OBSERVED: referred, health "
                        "and yield not rated); a --season (season= in Python) covering the peak, or clear images "

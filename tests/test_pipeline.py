@@ -1199,8 +1199,8 @@ def test_an_out_that_is_a_file_is_refused_before_anything_is_measured(small_seas
 
 
 @pytest.mark.parametrize(("season", "code", "warning"), [
-    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) show no crop, but no clear image of theirs falls while "
-                                                    "their crop is green"),
+    ("2024-03-01/2024-06-14", "SEASON_MISSES_CROP", "parcel(s) show no crop, but no clear image of theirs reads them "
+                                                    "bare while their crop is green"),
     ("2024-03-01/2024-07-25", "PEAK_NOT_OBSERVED", "parcel(s) have no clear image near their crop's peak"),
 ])
 def test_parcels_a_short_season_cannot_judge_are_warned_of_in_python_too(

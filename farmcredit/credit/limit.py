@@ -60,6 +60,8 @@ STATUSES = ("ok", "flagged", "error")
 DECISIONS = ("approve", "refer", "decline")
 # Codes of too little imagery to judge: the parcel is referred, and its limit withheld, whatever else it has.
 # A crop the cropland models cannot measure (PERENNIAL_NOT_MEASURED: it never drops to bare) is one of them.
+# Too few clear dates to call what grows (a fallow call on them is no finding).
+TOO_FEW = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 UNOBSERVED = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS", "SEASON_MISSES_CROP", "PEAK_NOT_OBSERVED",
                         "MOSTLY_OUTSIDE_IMAGERY", "PERENNIAL_NOT_MEASURED"})
 # Of those, the codes under which the imagery says nothing of how much is cultivated or how well (a season whose
@@ -443,12 +445,12 @@ def call_unsure(crop: object, confidence: float, min_confidence: float) -> bool:
 
 
 def _season_missed(row: object, config: Config) -> str:
-    """Why a parcel seen bare on a season that missed its crop's green weeks (``SEASON_MISSES_CROP``) has no limit:
-    no crop seen, on dates that miss its declared crop's green weeks (any crop's, where it declares none the config
-    prices), not land where no crop grows."""
+    """Why a parcel the cropland model calls fallow on a season none of whose clear dates read it bare in its crop's
+    green weeks (``SEASON_MISSES_CROP``: none fell then, or those that did read a crop) has no limit: its declared
+    crop's weeks (any crop's, where it declares none the config prices), not land where no crop grows."""
     said = config.crop_named(row.declared_crop)
     crop = f"the declared crop's ({said})" if said in config.crops else "any crop's"
-    return f"no crop seen on the season's dates, which miss {crop} green weeks"
+    return f"no crop seen, but no clear date reads the land bare in {crop} green weeks"
 
 
 def _grade(probability: float, grades: tuple[GradeBand, ...]) -> GradeBand | None:
@@ -474,6 +476,7 @@ def _limit(row: object, crop: object, band: GradeBand | None, config: Config, un
                f"no {LOW_END} to lend on" if not np.isfinite(area) else
                f"the {LOW_END} is 0 ha" if low and round(area, 4) <= 0 < round(row.cultivated_area_ha, 4) else
                _season_missed(row, config) if crop is None and "SEASON_MISSES_CROP" in row.reasons else
+               "too little clear imagery to tell what grows here" if crop is None and TOO_FEW & set(row.reasons) else
                f"no priced crop grows here ({row.priced_crop})" if crop is None else
                "no yield could be estimated" if not np.isfinite(y10) else
                unsure_call if unsure_call else

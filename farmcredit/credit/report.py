@@ -1417,7 +1417,7 @@ _UNGRADED = ("not assessed, status error", "referred, too few clear images to gr
              "referred, their declared crop never drops to bare land, so the imagery cannot measure it",
              "referred, declaring a crop the configuration does not price over an unsure call of what grows there",
              "referred, declared fallow over an unsure call of a crop",
-             "referred, no clear image in their crop's green or peak weeks",
+             "referred, no clear image reading their crop's green weeks bare, or its peak",
              "with nothing cultivated to lend on", "of a crop not recognised", "with no health or yield measured")
 _TOO_FEW_IMAGES = frozenset({"FEW_CLEAR_OBSERVATIONS", "NO_CLEAR_OBSERVATIONS"})
 

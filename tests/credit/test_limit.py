@@ -945,7 +945,9 @@ def test_the_arithmetic_ends_at_the_limit_offered_whatever_the_decision() -> Non
                              declared_area_ha=1.0, clear_observations=1, reasons=["FEW_CLEAR_OBSERVATIONS"])).iloc[0]
     assert (unseen["decision"], unseen["reason"].split(";")[0]) == ("refer", "FEW_CLEAR_OBSERVATIONS")
     assert "NOT_CULTIVATED" not in unseen["reason_all"]  # stated on one image, it was often false
-    assert unseen["limit_arithmetic"] == "no limit: no priced crop grows here (fallow) (refer: FEW_CLEAR_OBSERVATIONS)"
+    # A fallow call on too few clear dates is no finding: the arithmetic does not state one.
+    assert unseen["limit_arithmetic"] == ("no limit: too little clear imagery to tell what grows here (refer: "
+                                          "FEW_CLEAR_OBSERVATIONS)")
 
 
 def test_a_season_that_missed_the_crops_green_weeks_says_so_in_the_arithmetic_not_that_no_crop_grows() -> None:
@@ -956,10 +958,10 @@ def test_a_season_that_missed_the_crops_green_weeks_says_so_in_the_arithmetic_no
     rice, undeclared = _assess(_parcel(**season_missed, declared_crop="Rice"),
                                _parcel(**season_missed, parcel_id="P2", declared_crop=None)).itertuples()
     assert (rice.decision, rice.reason_all.split(";")[0]) == ("refer", "SEASON_MISSES_CROP")
-    assert rice.limit_arithmetic == ("no limit: no crop seen on the season's dates, which miss the declared crop's "
-                                     "(rice) green weeks (refer: SEASON_MISSES_CROP)")
-    assert undeclared.limit_arithmetic == ("no limit: no crop seen on the season's dates, which miss any crop's green "
-                                           "weeks (refer: SEASON_MISSES_CROP)")
+    assert rice.limit_arithmetic == ("no limit: no crop seen, but no clear date reads the land bare in the declared "
+                                     "crop's (rice) green weeks (refer: SEASON_MISSES_CROP)")
+    assert undeclared.limit_arithmetic == ("no limit: no crop seen, but no clear date reads the land bare in any "
+                                           "crop's green weeks (refer: SEASON_MISSES_CROP)")
 
 
 def test_a_rounding_step_in_cents_gives_whole_cents_and_shows_them() -> None:

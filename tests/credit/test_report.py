@@ -331,7 +331,7 @@ def test_the_calibration_section_counts_the_parcels_without_a_grade_by_why(tmp_p
             "2 referred, too few clear images to grade their risk; 1 referred, mostly off the imagery; "
             "1 referred, their declared crop never drops to bare land, so the imagery cannot measure it; "
             "1 referred, declaring a crop the configuration does not price over an unsure call of what grows there; "
-            "1 referred, no clear image in their crop's green or peak weeks; "
+            "1 referred, no clear image reading their crop's green weeks bare, or its peak; "
             "2 with nothing cultivated to lend on; "
             "1 with no health or yield measured.") in " ".join(text.split())
 
