@@ -1009,11 +1009,11 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
         pending a referral's review), ``reference_approved_limit`` and ``approved_limit`` (the limit of an approved
         borrower, else 0), ``reference_cultivated_area_ha`` and ``cultivated_area_ha``, ``limit_change``,
         ``approved_limit_change`` and ``cultivated_area_change`` (shares of the reference's, NaN where it is 0),
-        ``direction`` ('worse': decided worse, or its limit (approved or pending) or cultivated area fell by more
-        than ``FALL_SHARE``, as the report lists; 'lower': its limit fell by less, the same decision; 'better':
-        decided better, or its limit rose, the same decision; '' for none of these, or a borrower in one run alone),
-        ``change`` (what changed, in words, where ``direction`` is not ''), and ``parcel_inputs_changed`` (its
-        parcels' ``inputs_changed``, 'none' where none of them changed, in either run).
+        ``direction`` ('worse': decided worse, or decided alike with its limit (approved or pending) or cultivated area
+        fallen by more than ``FALL_SHARE``, as the report lists; 'lower': its limit fell by less, the same decision;
+        'better': decided better, whatever fell, or its limit rose, the same decision; '' for none of these, or a
+        borrower in one run alone), ``change`` (what changed, in words, where ``direction`` is not ''), and
+        ``parcel_inputs_changed`` (its parcels' ``inputs_changed``, 'none' where none of them changed, in either run).
     """
     def side(frame: pd.DataFrame) -> pd.DataFrame:
         keys = _borrower_keys(frame["borrower_id"], frame[PARCEL_IDS] if PARCEL_IDS in frame else
@@ -1035,9 +1035,8 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
     change[decided] = [f"decision {old} -> {new}; " for old, new in
                        joined.loc[decided, ["reference_decision", "decision"]].itertuples(index=False)]
     joined["limit_change"] = limit / joined["reference_loan_limit"].where(joined["reference_loan_limit"] > 0)
-    # A referred borrower's limit is pending, its approved limit 0 in both runs: its limit as written falls too,
-    # decided alike (a referral approved at a lower limit than it had pending is decided better).
-    fell = (joined["limit_change"] < -FALL_SHARE) & step.eq(0)
+    # A referred borrower's limit is pending, its approved limit 0 in both runs: its limit as written falls too.
+    fell = joined["limit_change"] < -FALL_SHARE
     for column, words in (("approved_limit", "approved limit"), ("cultivated_area_ha", "cultivated area")):
         before = joined[f"reference_{column}"]
         share = (joined[column] - before) / before.where(before > 0)
@@ -1049,9 +1048,11 @@ def borrower_changes(borrowers: pd.DataFrame, reference: pd.DataFrame,
     relimited = limit.abs().gt(LIMIT_TOLERANCE) & ~joined["approved_limit_change"].lt(-FALL_SHARE)
     change[relimited] += [f"limit {_signed_pct(share)}; " if pd.notna(share) else "limit up from 0; "
                           for share in joined.loc[relimited, "limit_change"]]
-    joined["direction"] = np.select([step.gt(0) | fell, step.lt(0), step.eq(0) & limit.lt(-LIMIT_TOLERANCE),
-                                     step.eq(0) & limit.gt(LIMIT_TOLERANCE)], ["worse", "better", "lower", "better"],
-                                    "")
+    # A fall makes a borrower decided alike worse; a better decision stays better, its fall said (a referral approved
+    # at less than it had pending).
+    alike = step.eq(0)
+    joined["direction"] = np.select([step.gt(0) | (fell & alike), step.lt(0), alike & limit.lt(-LIMIT_TOLERANCE),
+                                     alike & limit.gt(LIMIT_TOLERANCE)], ["worse", "better", "lower", "better"], "")
     joined["change"] = change.str.removesuffix("; ")
     if parcels is not None:
         joined["parcel_inputs_changed"] = _parcel_inputs_by_borrower(joined.index, parcels)

@@ -852,6 +852,12 @@ def test_a_referred_borrowers_pending_limit_falling_past_the_share_is_listed_as_
     approved = borrower_changes(after, before)
     assert approved["direction"].to_dict() == {"B1": "better", "B2": "better"}
     assert approved.loc["B1", "change"] == "decision refer -> approve; limit -40.0%"
+    # Referred where it was declined, on 40% less cultivated area: decided better, the fall said.
+    declined = before.assign(decision=["decline", "decline"], loan_limit=[0.0, 0.0])
+    referred = declined.assign(decision=["refer", "refer"], cultivated_area_ha=[0.6, 1.0])
+    lifted = borrower_changes(referred, declined)
+    assert lifted["direction"].to_dict() == {"B1": "better", "B2": "better"}
+    assert "cultivated area -40.0%" in lifted.loc["B1", "change"]
 
 
 def test_borrowers_without_an_id_are_joined_on_their_parcel_and_a_run_compared_with_itself_changes_nothing(
