@@ -85,6 +85,7 @@ def check_vector_file(path: Path, what: str) -> None:
             # A zip of one file is that file to GDAL, whatever its name (a side file's too); of several, only known
             # ones are read, and macOS's side files beside them are not.
             read = members if len(members) == 1 else [info for info in members if not _side_file(info.filename)]
+            _refuse_one_file_beside_side_files(read, members, f"{what} {path}")
             for info in read:
                 member_suffix = PurePosixPath(info.filename).suffix.lower()
                 if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
@@ -99,6 +100,21 @@ def _side_file(name: str) -> bool:
     """Whether a folder's or zip's member is macOS's metadata beside a file (``._parcels.shp``, ``__MACOSX/``),
     written on every copy to a USB stick or share and into Finder's zips; GDAL reads past them."""
     return PurePosixPath(name).name.startswith("._") or name.startswith("__MACOSX/")
+
+
+def _refuse_one_file_beside_side_files(read: list[zipfile.ZipInfo], members: list[zipfile.ZipInfo],
+                                       source: str) -> None:
+    """Refuse a zip (``source``) of one file of a one-file format (GeoJSON, GeoPackage, ...) beside macOS's side
+    files: GDAL opens a zip of one file as that file, but of several as a folder, which only Shapefiles and KML read
+    (Finder's zip of parcels.geojson failed with GDAL's 'not recognized as being in a supported file format')."""
+    if len(read) != 1 or len(members) == 1:
+        return
+    name = PurePosixPath(read[0].filename)
+    if name.suffix.lower() in (".shp", ".kml"):
+        return
+    raise InputError(f"{source} holds macOS's side files (__MACOSX/, ._*) beside {name.name}, so GDAL cannot read it "
+                     f"as that one file: give {name.name} itself, unzipped, or zip it without them (zip -d FILE "
+                     "'__MACOSX/*')")
 
 
 def _refuse_bomb(info: zipfile.ZipInfo, source: str) -> None:

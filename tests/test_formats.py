@@ -111,3 +111,19 @@ def test_a_zip_of_one_side_file_is_checked_as_the_file_gdal_reads_it_as(tmp_path
                                                         f"{elsewhere}</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>")
     with pytest.raises(InputError, match=r"member __MACOSX/._parcels.geojson is a GDAL VRT"):
         read_parcels(path)
+
+
+def test_a_finder_zip_of_one_geojson_is_refused_saying_what_to_give(tmp_path: Path) -> None:
+    """GDAL opens a zip of one file as that file, of several as a folder: Finder's zip of a GeoJSON (with its
+    __MACOSX/._parcels.geojson) failed with GDAL's 'not recognized as being in a supported file format'."""
+    from farmcredit.errors import InputError
+
+    written = tmp_path / "parcels.geojson"
+    _parcels().to_file(written)
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(written, "parcels.geojson")
+        archive.writestr("__MACOSX/._parcels.geojson", APPLE_DOUBLE)
+    with pytest.raises(InputError, match=r"holds macOS's side files \(__MACOSX/, ._\*\) beside parcels.geojson, so "
+                                         r"GDAL cannot read it as that one file: give parcels.geojson itself"):
+        read_parcels(path)
