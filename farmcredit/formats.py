@@ -85,7 +85,7 @@ def check_vector_file(path: Path, what: str) -> None:
             # A zip of one file is that file to GDAL, whatever its name (a side file's too); of several, only known
             # ones are read, and macOS's side files beside them are not.
             read = members if len(members) == 1 else [info for info in members if not _side_file(info.filename)]
-            _refuse_one_file_beside_side_files(read, members, f"{what} {path}")
+            _refuse_one_file_beside_side_files(read, members, f"{what} {path}", kmz=suffix == ".kmz")
             for info in read:
                 member_suffix = PurePosixPath(info.filename).suffix.lower()
                 if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
@@ -103,14 +103,15 @@ def _side_file(name: str) -> bool:
 
 
 def _refuse_one_file_beside_side_files(read: list[zipfile.ZipInfo], members: list[zipfile.ZipInfo],
-                                       source: str) -> None:
+                                       source: str, kmz: bool) -> None:
     """Refuse a zip (``source``) of one file of a one-file format (GeoJSON, GeoPackage, ...) beside macOS's side
-    files: GDAL opens a zip of one file as that file, but of several as a folder, which only Shapefiles and KML read
-    (Finder's zip of parcels.geojson failed with GDAL's 'not recognized as being in a supported file format')."""
+    files: GDAL opens a zip of one file as that file, but of several as a folder, which only Shapefiles and
+    FlatGeobufs are read from, and KML from a ``kmz`` (Finder's zip of parcels.geojson failed with GDAL's 'not
+    recognized as being in a supported file format')."""
     if len(read) != 1 or len(members) == 1:
         return
     name = PurePosixPath(read[0].filename)
-    if name.suffix.lower() in (".shp", ".kml"):
+    if name.suffix.lower() in (".shp", ".fgb") or (kmz and name.suffix.lower() == ".kml"):
         return
     raise InputError(f"{source} holds macOS's side files (__MACOSX/, ._*) beside {name.name}, so GDAL cannot read it "
                      f"as that one file: give {name.name} itself, unzipped, or zip it without them (zip -d FILE "

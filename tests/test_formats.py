@@ -127,3 +127,27 @@ def test_a_finder_zip_of_one_geojson_is_refused_saying_what_to_give(tmp_path: Pa
     with pytest.raises(InputError, match=r"holds macOS's side files \(__MACOSX/, ._\*\) beside parcels.geojson, so "
                                          r"GDAL cannot read it as that one file: give parcels.geojson itself"):
         read_parcels(path)
+
+
+@pytest.mark.parametrize(("member", "archive_name", "reads"), [("parcels.fgb", "parcels.zip", True),
+                                                                ("doc.kml", "parcels.zip", False)])
+def test_a_finder_zip_of_a_flatgeobuf_reads_and_of_a_kml_is_refused(tmp_path: Path, member: str, archive_name: str,
+                                                                    reads: bool) -> None:
+    """GDAL reads a folder of FlatGeobufs (refused, it read before), but a .zip (not a .kmz) of a KML beside side files
+    not (GDAL's 'not recognized' where the refusal was meant)."""
+    from farmcredit.errors import InputError
+
+    written = tmp_path / member
+    if member.endswith(".kml"):
+        written.write_text(_google_earth_kml(_parcels()), encoding="utf-8")
+    else:
+        _parcels().to_file(written, driver="FlatGeobuf")
+    path = tmp_path / archive_name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(written, member)
+        archive.writestr(f"__MACOSX/._{member}", APPLE_DOUBLE)
+    if reads:
+        assert sorted(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
+    else:
+        with pytest.raises(InputError, match=f"beside {member}, so GDAL cannot read it as that one file"):
+            read_parcels(path)

@@ -1295,8 +1295,9 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     blocks: list[str | _Table | _Plot | _Bullets] = [
         f"Joined on borrower_id and parcel_id. A borrower in both runs is listed as decided worse when its decision "
         f"worsened (approve to refer or decline, refer to decline) or its limit (approved, or pending a referral's "
-        f"review) or cultivated area fell by more than {FALL_SHARE:.0%} of the reference run's, and as decided better "
-        "when its decision improved or its limit rose, each with what changed in its parcels' declared "
+        f"review) or cultivated area fell by more than {FALL_SHARE:.0%} of the reference run's, decided alike, and as "
+        "decided better when its decision improved, whatever fell, or its limit rose, each with what changed in its "
+        "parcels' declared "
         "inputs (borrower, declared area, crop or region, outline; 'none': nothing it declared changed, so its "
         f"outcome moved with the rest of the run). The first {MAX_LISTED} of each list are shown; the CSV files "
         "beside the report hold them all, the borrowers' every borrower whose decision or limit changed either way "
