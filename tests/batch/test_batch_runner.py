@@ -705,7 +705,8 @@ def test_sizing_a_local_cluster_beside_a_scheduler_is_refused(local: dict, tmp_p
 def test_a_scheduler_cluster_without_workers_is_waited_for_and_said(
         small_windows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An adaptive or queued cluster's workers join late: the run says so once and waits for them."""
+    """An adaptive or queued cluster's workers join late: the run says so once and waits for them. The worker joins
+    once the run has said so (a timer had raced the run's start on a busy machine), or after 60 s, failing the test."""
     import logging
     import threading
 
@@ -714,14 +715,27 @@ def test_a_scheduler_cluster_without_workers_is_waited_for_and_said(
     from farmcredit.batch import run_batch, runner
     from farmcredit.segmentation import load_cropland_model
 
+    class _JoinOnceSaid(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "has had no worker" in record.getMessage():
+                late_worker.cancel()
+                threading.Thread(target=cluster.scale, args=(1,)).start()
+
     monkeypatch.setattr(runner, "WORKER_CHECK_S", 0.2)
     monkeypatch.setattr(runner, "NO_WORKER_TIMEOUT_S", 0.5)
+    handler = _JoinOnceSaid(logging.WARNING)
+    logging.getLogger("farmcredit").addHandler(handler)
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
             caplog.at_level(logging.WARNING, logger="farmcredit"):
-        threading.Timer(2.0, cluster.scale, args=(1,)).start()
-        result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
-                           model=load_cropland_model("rule"), scheduler=cluster.scheduler_address,
-                           parcels_per_partition=200)
+        late_worker = threading.Timer(60.0, cluster.scale, args=(1,))
+        late_worker.start()
+        try:
+            result = run_batch(SAMPLE / "parcels.geojson", SAMPLE / "imagery", tmp_path, config=small_windows,
+                               model=load_cropland_model("rule"), scheduler=cluster.scheduler_address,
+                               parcels_per_partition=200)
+        finally:
+            late_worker.cancel()
+            logging.getLogger("farmcredit").removeHandler(handler)
     assert not result.failed and result.partitions > 1
     assert caplog.text.count("the Dask cluster has had no worker") == 1
 
