@@ -59,11 +59,16 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
     return rasterio.open(path, driver="JP2OpenJPEG")
 
 
-def check_vector_file(path: Path, what: str) -> None:
+def check_vector_file(path: Path, what: str) -> Path | str:
     """Refuse ``path`` (a ``what``: "parcel file") unless its content is of the format its suffix says: GeoJSON
     (.geojson, .json), CSV (.csv, .tsv), GeoPackage or SQLite (.gpkg, .sqlite), Shapefile (.shp, or a folder of
     them), FlatGeobuf (.fgb), KML (.kml), GML (.gml), a zip of these (.zip, .kmz), checked member by member, each no
     bomb. GeoParquet (read by Arrow, not GDAL) and other suffixes are left to their readers.
+
+    Returns:
+        What GDAL is to read: ``path``, or, for a .zip whose files all lie in one folder inside it (macOS Finder's
+        "Compress" and Windows' "Send to > Compressed folder" of a folder of Shapefiles), that folder as a /vsizip/
+        path: GDAL reads a zip of several files as a folder, its subfolders unread.
 
     Raises:
         InputError: naming the file (and member) and what it really is.
@@ -72,11 +77,11 @@ def check_vector_file(path: Path, what: str) -> None:
         for member in sorted(path.iterdir()):
             if member.suffix.lower() == ".shp" and member.is_file() and not _side_file(member.name):
                 _check_header(f"{what} {path}: {member.name}", member.suffix.lower(), _header(member))
-        return
+        return path
     suffix = path.suffix.lower()
     if suffix not in (".zip", ".kmz"):
         _check_header(f"{what} {path}", suffix, _header(path))
-        return
+        return path
     try:
         with zipfile.ZipFile(path) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
@@ -94,6 +99,10 @@ def check_vector_file(path: Path, what: str) -> None:
                     _check_header(f"{what} {path}: member {info.filename}", member_suffix, header)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"{what} {path} is not a zip file that can be read ({exc})") from exc
+    folders = {PurePosixPath(info.filename).parent for info in read}
+    if suffix == ".zip" and len(members) > 1 and len(folders) == 1 and (folder := folders.pop()) != PurePosixPath("."):
+        return f"/vsizip/{path.resolve()}/{folder}"
+    return path
 
 
 def _side_file(name: str) -> bool:

@@ -306,7 +306,7 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
     if path.is_file() and path.stat().st_size == 0:  # GDAL would hint at naming its driver
         raise InputError(f"parcel file {path} is empty (0 bytes): is it still being copied? Give it once written")
     _refuse_shapefile_without_dbf(path)
-    check_vector_file(path, "parcel file")
+    read_at = check_vector_file(path, "parcel file")
     parquet = path.suffix.lower() in (".parquet", ".geoparquet")
     if parquet and layer is not None:
         raise InputError(f"parcel file {path} is GeoParquet, which has no layers; leave out --parcels-layer "
@@ -326,10 +326,10 @@ def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = N
             # pyogrio's, of a column GDAL types JSON whose values are not all JSON: the parcel columns are read as
             # the file writes them (_json_as_written).
             warnings.filterwarnings("ignore", "Could not parse column .* as JSON")
-            layer = None if parquet else _parcel_layer(path, layer)
-            frame, closed = _read_frame(path, layer, parquet)
+            layer = None if parquet else _parcel_layer(path, layer, read_at)
+            frame, closed = _read_frame(read_at, layer, parquet)
             if not parquet:
-                frame = _json_as_written(frame, path, layer)
+                frame = _json_as_written(frame, read_at, layer)
     except (DataSourceError, UnicodeDecodeError) as exc:
         # pyogrio's, of column names Arrow cannot decode: raised as is for a CSV's, wrapped for a Shapefile's.
         if isinstance(undecoded := exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__, UnicodeDecodeError):
@@ -539,7 +539,7 @@ def _refuse_ballpark_datum(parcels: gpd.GeoDataFrame, source: str) -> None:
     )
 
 
-def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True
+def _read_frame(path: Path | str, layer: str | None, parquet: bool, arrow: bool = True
                 ) -> tuple[gpd.GeoDataFrame | pd.DataFrame, np.ndarray]:
     """The file's rows, and per row whether its outline's rings had to be closed to be read.
 
@@ -566,7 +566,7 @@ def _read_frame(path: Path, layer: str | None, parquet: bool, arrow: bool = True
     return frame, np.zeros(len(frame), dtype=bool)
 
 
-def _json_as_written(frame: pd.DataFrame, path: Path, layer: str | None) -> pd.DataFrame:
+def _json_as_written(frame: pd.DataFrame, path: Path | str, layer: str | None) -> pd.DataFrame:
     """``frame`` with its ``PARCEL_COLUMNS`` that GDAL types JSON (a GeoJSON column holding a JSON number beside
     text: ``"3.10"`` and ``5``) as the file writes them: pyogrio parses every value of such a column as JSON, "3.10"
     becoming 3.1 (one id with "3.1"), "1E3" 1000, "NaN" and "null" no id, "true" True."""
@@ -579,7 +579,8 @@ def _json_as_written(frame: pd.DataFrame, path: Path, layer: str | None) -> pd.D
     return frame.assign(**{str(c): pd.array(v, dtype="string") for c, v in zip(meta["fields"], values, strict=True)})
 
 
-def _closed_frame(path: Path, layer: str | None, parquet: bool, options: dict) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+def _closed_frame(path: Path | str, layer: str | None, parquet: bool, options: dict
+                  ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """``_read_frame`` of a file whose outlines do not all decode: each decoded closed, and which were."""
     if parquet:
         table = pq.read_table(path)
@@ -643,14 +644,15 @@ def _not_utf8(path: Path, what: str, why: Exception) -> InputError:
     return InputError(f"parcel file {path}: {what} is not UTF-8 text ({why}); {how}")
 
 
-def _parcel_layer(path: Path, asked: str | None) -> str | None:
-    """The layer to read: ``asked``, checked; else None for a file of one layer, or the one layer of several with a
-    ``parcel_id`` column and polygons (or geometry of unknown type, as KML's).
+def _parcel_layer(path: Path, asked: str | None, read_at: Path | str) -> str | None:
+    """The layer to read of ``path`` (GDAL reading it at ``read_at``, ``check_vector_file``'s): ``asked``, checked;
+    else None for a file of one layer, or the one layer of several with a ``parcel_id`` column and polygons (or
+    geometry of unknown type, as KML's).
 
     Raises:
         InputError: ``asked`` is not a layer of the file, or no layer or several could be the parcels.
     """
-    layers = [(str(name), str(kind)) for name, kind in pyogrio.list_layers(path)]
+    layers = [(str(name), str(kind)) for name, kind in pyogrio.list_layers(read_at)]
     names = [name for name, _ in layers]
     if asked is not None:
         if asked not in names:
@@ -658,7 +660,7 @@ def _parcel_layer(path: Path, asked: str | None) -> str | None:
         return asked
     if len(layers) == 1:
         return None
-    infos = {name: pyogrio.read_info(path, layer=name) for name in names}
+    infos = {name: pyogrio.read_info(read_at, layer=name) for name in names}
     why_not = {name: "no parcel_id" if "parcel_id" not in map(_column_name, infos[name]["fields"])
                else "not polygons" if not ("Polygon" in kind or kind == "Unknown") else "" for name, kind in layers}
     candidates = [name for name in names if not why_not[name]]

@@ -67,6 +67,32 @@ def test_a_zip_made_by_finder_reads_past_its_macosx_members(tmp_path: Path, kind
     assert list(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
 
 
+@pytest.mark.parametrize("folder", ["parcels", "exports/2026 season"])
+@pytest.mark.parametrize("finder", [True, False])
+def test_a_zip_of_a_folder_of_shapefiles_reads_as_its_parcels_and_its_labels(tmp_path: Path, folder: str,
+                                                                             finder: bool) -> None:
+    """Finder's Compress, or Windows' Send to > Compressed folder, of the folder holding a Shapefile puts it in that
+    folder inside the zip: GDAL reads a zip of several files as a folder, not its subfolders, and the file failed
+    with GDAL's raw 'not recognized as being in a supported file format'."""
+    from rasterio.transform import from_origin
+
+    from farmcredit.segmentation.data import polygon_crop_cover
+
+    written = tmp_path / "written"
+    written.mkdir()
+    _parcels(crop=[1, 0, 1]).to_file(written / "parcels.shp")
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("parcels.shp", "parcels.shx", "parcels.dbf", "parcels.prj"):
+            archive.write(written / name, f"{folder}/{name}")
+            if finder:
+                archive.writestr(f"__MACOSX/{folder}/._{name}", APPLE_DOUBLE)
+    assert list(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
+    cover = polygon_crop_cover(path, rasterio.crs.CRS.from_epsg(4326), from_origin(116.3, 39.9005, 0.0001, 0.0001),
+                               (5, 30))
+    assert np.nanmax(cover) == 1 and np.nanmin(cover) == 0
+
+
 def test_a_shapefile_zip_whose_table_is_padded_is_no_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ArcGIS's 254-character text fields pad a .dbf with spaces, packing it some 150x: a 2.5 MB zip of 20,000 parcels
     was refused as a zip bomb (limits lowered here so the test writes little); a GeoJSON packed so is still one."""

@@ -229,17 +229,17 @@ def polygon_crop_cover(path: Path, crs: CRS, transform: Affine, shape: tuple[int
     """
     from farmcredit.zonal import coverage_fractions
 
-    check_vector_file(path, "labels file")
+    read_at = check_vector_file(path, "labels file")
     try:
         # Layers of geometry: a table without (QGIS's layer_styles, saved in the file) labels nothing.
         layers = [] if path.suffix == ".parquet" else [
-            str(name) for name, kind in pyogrio.list_layers(path) if kind is not None]
+            str(name) for name, kind in pyogrio.list_layers(read_at) if kind is not None]
         if len(layers) > 1:  # the others would label nothing
             raise InputError(f"{path}: holds {len(layers)} layers ({some(layers, limit=10)}); labels are read from "
                              "one: put every labelled polygon in one layer, each with its crop 1 or 0, and remove the "
                              "others")
         frame = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(
-            path, layer=layers[0] if layers else None)
+            read_at, layer=layers[0] if layers else None)
     except (DataSourceError, ValueError, OSError) as exc:
         raise InputError(f"{path}: not a readable vector file ({exc})") from exc
     if "crop" not in frame.columns or frame.crs is None:
