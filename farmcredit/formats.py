@@ -68,7 +68,8 @@ def check_vector_file(path: Path, what: str) -> Path | str:
     Returns:
         What GDAL is to read: ``path``, or, for a .zip whose files all lie in one folder inside it (macOS Finder's
         "Compress" and Windows' "Send to > Compressed folder" of a folder of Shapefiles), that folder as a /vsizip/
-        path: GDAL reads a zip of several files as a folder, its subfolders unread.
+        path: GDAL reads a zip of several files as a folder, its subfolders unread. For a .kmz of one KML, that KML:
+        read as a .kmz, libkml loses the fields a KML's own Schema types (GDAL's KML zipped by hand).
 
     Raises:
         InputError: naming the file (and member) and what it really is.
@@ -102,7 +103,8 @@ def check_vector_file(path: Path, what: str) -> Path | str:
     folders = {PurePosixPath(info.filename).parent for info in read}
     if suffix == ".zip" and len(members) > 1 and len(folders) == 1 and (folder := folders.pop()) != PurePosixPath("."):
         return f"/vsizip/{path.resolve()}/{folder}"
-    return path
+    kml = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() == ".kml"]
+    return f"/vsizip/{path.resolve()}/{kml[0]}" if suffix == ".kmz" and len(kml) == 1 else path
 
 
 def _side_file(name: str) -> bool:

@@ -93,6 +93,19 @@ def test_a_zip_of_a_folder_of_shapefiles_reads_as_its_parcels_and_its_labels(tmp
     assert np.nanmax(cover) == 1 and np.nanmin(cover) == 0
 
 
+@pytest.mark.parametrize("member", ["doc.kml", "parcels.kml"])
+def test_a_kmz_of_a_kml_gdal_wrote_reads_its_fields(tmp_path: Path, member: str) -> None:
+    """GDAL's KML types its fields in a Schema that each placemark's SchemaData names: zipped by hand as a .kmz,
+    libkml read the outlines without them, and the file was refused for having no parcel_id."""
+    _parcels(declared_crop=["maize", "wheat", "rice"]).to_file(tmp_path / "parcels.kml", driver="KML")
+    path = tmp_path / "parcels.kmz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(tmp_path / "parcels.kml", member)
+    parcels = read_parcels(path)
+    assert list(parcels["parcel_id"]) == ["P0", "P1", "P2"]
+    assert list(parcels["declared_crop"]) == ["maize", "wheat", "rice"]
+
+
 def test_a_shapefile_zip_whose_table_is_padded_is_no_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ArcGIS's 254-character text fields pad a .dbf with spaces, packing it some 150x: a 2.5 MB zip of 20,000 parcels
     was refused as a zip bomb (limits lowered here so the test writes little); a GeoJSON packed so is still one."""
