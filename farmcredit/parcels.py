@@ -6,10 +6,12 @@ row-level problems become reason codes in the ``reasons`` column and never stop 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import re
+import sys
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
@@ -270,6 +272,11 @@ EXCEL_ZEROED = re.compile(r"\d{13,16}000")
 # mod 11 indexing the 18th character.
 RESIDENT_ID_WEIGHTS = tuple(2 ** (17 - k) % 11 for k in range(17))
 RESIDENT_ID_CHECK = "10X98765432"
+# Cyrillic and Greek capitals an id's reader takes for the Latin ones beside them (В0150 for B0150), each with its
+# small letter as that Latin capital's small one (so that an id's key keeps ignoring case: Greek ν, read as v, is
+# taken as Ν's n): a small table of the letters of ids, not Unicode TR39's full confusables.
+LOOK_ALIKE_LETTERS = dict(zip("АВЕКМНОРСТУХІЈЅ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTYXIJS" "ABEZHIKMNOPTYX", strict=True))
+LOOK_ALIKE_LETTERS |= {letter.lower(): latin.lower() for letter, latin in LOOK_ALIKE_LETTERS.items()}
 
 
 def read_parcels(path: str | Path, crs: str | None = None, layer: str | None = None,
@@ -1763,21 +1770,46 @@ def _resident_id(name: str) -> bool:
 
 
 def id_key(name: str) -> str:
-    """The id a reader takes ``name`` for: ``folded``, blanks within off, a number's leading zeros off.
+    """The id a reader takes ``name`` for: ``folded``, blanks within off, ``as_read``, a number's leading zeros off.
 
     Example:
-        >>> id_key("b 0026") == id_key("B0026")
+        >>> id_key("b 0026") == id_key("B0026") == id_key("B0026\u200b") == id_key("\u0412\u0660026")
         True
     """
-    return re.sub(r"^0+(?=\d)", "", "".join(folded(name).split()))
+    return re.sub(r"^0+(?=\d)", "", as_read("".join(folded(name).split())))
+
+
+def as_read(name: str) -> str:
+    """``name`` as it reads: its invisible characters off (Unicode's format characters: a zero-width space, joiner or
+    non-joiner, a byte-order mark, a left-to-right or right-to-left mark, a soft hyphen), each digit of another
+    script the ASCII one (Arabic-Indic ٠ as 0; a full-width ０ is left to ``folded``, as its width shows) and each
+    ``LOOK_ALIKE_LETTERS`` letter its Latin one.
+
+    Example:
+        >>> as_read("\u0412\u0660\u200b15\u06f0")
+        'B0150'
+    """
+    return name if name.isascii() else name.translate(_reading())
+
+
+@functools.cache
+def _reading() -> dict[int, str | None]:
+    """``as_read``'s table for ``str.translate`` (a scan of Unicode, of about 0.4 s, once)."""
+    table: dict[int, str | None] = {ord(letter): latin for letter, latin in LOOK_ALIKE_LETTERS.items()}
+    for code in range(128, sys.maxunicode + 1):
+        if (category := unicodedata.category(character := chr(code))) == "Cf":
+            table[code] = None
+        elif category == "Nd" and unicodedata.normalize("NFKC", character) == character:  # not full-width ０
+            table[code] = str(unicodedata.decimal(character))
+    return table
 
 
 def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None = None) -> np.ndarray:
-    """Warn of ids distinct as written that a reader takes for one (``folded``, blanks within off: an ID-card
-    number's X typed x or full-width Ｘ, 地块 003 and 地块003; numbers' leading zeros off: 00123, as typed, and 123,
-    as a spreadsheet keeps it), naming the first few groups: they are kept apart as written, since ids join with the
-    lender's systems, so one ``owner`` written two ways is two; with ``code``, the warning says their rows are flagged
-    so. Returns per row whether its id is one of such a group."""
+    """Warn of ids distinct as written that a reader takes for one (``id_key``: an ID-card number's X typed x or
+    full-width Ｘ, 地块 003 and 地块003; B0150 with a zero-width space, a Cyrillic В or an Arabic-Indic ٠; numbers'
+    leading zeros off: 00123, as typed, and 123, as a spreadsheet keeps it), naming the first few groups: they are
+    kept apart as written, since ids join with the lender's systems, so one ``owner`` written two ways is two; with
+    ``code``, the warning says their rows are flagged so. Returns per row whether its id is one of such a group."""
     written = pd.Series(ids.dropna().unique(), dtype=object)
     keys = written.map(id_key)
     clash = keys.duplicated(keep=False)  # grouped alone: a list per id of a million costs seconds
@@ -1786,9 +1818,10 @@ def _warn_id_variants(ids: pd.Series, source: str, owner: str, code: str | None 
         flagged = f", each of their parcels flagged {code} and referred (one {owner} or two?)" if code else ""
         counted = f"{len(groups)} groups of {ids.name} values differ" if len(groups) > 1 else \
             f"1 group of {ids.name} values differs"
-        logger.warning("%s: %s only in case, width, Unicode form, blanks or a number's leading zeros (%s); they are "
-                       "kept apart as written, as different %ss%s; write each %s's id one way", source, counted,
-                       some(groups), owner, flagged, owner)
+        logger.warning("%s: %s only in case, width, Unicode form, blanks, invisible characters (a zero-width space), "
+                       "look-alike letters (Cyrillic or Greek for Latin), digits of another script or a number's "
+                       "leading zeros (%s); they are kept apart as written, as different %ss%s; write each %s's id "
+                       "one way", source, counted, some(groups), owner, flagged, owner)
     return ids.isin(written[clash]).to_numpy(dtype=bool)
 
 
@@ -1823,8 +1856,9 @@ def _warn_separator_ids(parcel_id: pd.Series, source: str) -> None:
 
 
 def quoted_ids(names: list[str]) -> list[str]:
-    """The names quoted (repr), or escaped to ASCII where two read alike (é as one character and as two: NFC)."""
-    alike = len({unicodedata.normalize("NFC", name) for name in names}) < len(names)
+    """The names quoted (repr), or escaped to ASCII where two read alike (é as one character and as two: NFC; a
+    Cyrillic В for B, a zero-width space: ``as_read``)."""
+    alike = len({as_read(unicodedata.normalize("NFC", name)) for name in names}) < len(names)
     return list(map(ascii if alike else repr, names))
 
 

@@ -57,8 +57,9 @@ _REASONS = (
            "default): fields of their own pledged as one, a weak one's health and yield averaged into the others'; "
            "draw each field as its own parcel."),
     Reason("BORROWER_ID_VARIANT", "refer",
-           "The borrower id differs from another borrower's in this file only in case, width, Unicode form, blanks or "
-           "a number's leading zeros: one borrower or two? Its parcels are referred, as a doubted parcel under one "
+           "The borrower id differs from another borrower's in this file only in case, width, Unicode form, blanks, "
+           "invisible characters, look-alike letters (Cyrillic В for B), digits of another script or a number's "
+           "leading zeros: one borrower or two? Its parcels are referred, as a doubted parcel under one "
            "would leave the other approved (a borrower is declined only where even as one they lend under the "
            "minimum loan); a person checks, and the file writes each borrower's id one way."),
     Reason("PARTLY_OUTSIDE_IMAGERY", "refer",

@@ -1030,16 +1030,38 @@ def test_ids_a_reader_takes_for_one_are_kept_as_written_and_warned_of(
         parcels = read_parcels(path)
     assert list(parcels["parcel_id"]) == [p for p, _ in pairs]
     assert list(parcels["borrower_id"]) == [b.strip() for _, b in pairs]
-    assert ("3 groups of parcel_id values differ only in case, width, Unicode form, blanks or a number's leading "
-            "zeros ('地块001' / '地块００１', '地块\\u3000003' / '地块003', 'Cafe\\u0301' / 'Caf\\xe9'); they are kept "
-            "apart as written, as different parcels; write each parcel's id one way") in caplog.text
-    assert ("1 group of borrower_id values differs only in case, width, Unicode form, blanks or a number's leading "
-            "zeros ('41272319900307777X' / '41272319900307777x' / '４１２７２３１９９００３０７７７７Ｘ'); "
-            "they are kept apart as written, as different borrowers, each of their parcels flagged BORROWER_ID_VARIANT "
-            "and referred (one borrower or two?); write each borrower's id one way") in caplog.text
+    assert ("3 groups of parcel_id values differ only in case, width, Unicode form, blanks, invisible characters (a "
+            "zero-width space), look-alike letters (Cyrillic or Greek for Latin), digits of another script or a "
+            "number's leading zeros ('地块001' / '地块００１', '地块\\u3000003' / '地块003', 'Cafe\\u0301' / "
+            "'Caf\\xe9'); they are kept apart as written, as different parcels; write each parcel's id one way"
+            ) in caplog.text
+    assert ("1 group of borrower_id values differs only in case, width, Unicode form, blanks, invisible characters "
+            "(a zero-width space), look-alike letters (Cyrillic or Greek for Latin), digits of another script or a "
+            "number's leading zeros ('41272319900307777X' / '41272319900307777x' / "
+            "'４１２７２３１９９００３０７７７７Ｘ'); they are kept apart as written, as different borrowers, each of "
+            "their parcels flagged BORROWER_ID_VARIANT and referred (one borrower or two?); write each borrower's id "
+            "one way") in caplog.text
     assert [codes for codes in parcels["reasons"]] == [["BORROWER_ID_VARIANT"]] * 3 + [[]] * 3
     assert REASONS["BORROWER_ID_VARIANT"].effect == "refer"
     assert "one borrower or two? Its parcels are referred" in explain(["BORROWER_ID_VARIANT"])
+
+
+def test_ids_that_read_alike_by_an_invisible_character_a_look_alike_letter_or_a_digit_are_variants(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """B0150's declined parcel moved under "B0150" with a zero-width space or a Cyrillic В left B0150 approved, and
+    B٠005 (an Arabic-Indic zero) beside B0005 was not flagged either: each reads as the other, so each of their
+    parcels is BORROWER_ID_VARIANT, and the warning names them escaped, as they would otherwise print alike."""
+    borrowers = ["B0150", "B0150\u200b", "\u04120150", "B0005", "B\u0660005", "B0006"]
+    rows = [{"parcel_id": f"P{i}", "borrower_id": b, "geometry": SQUARE.buffer(-i)} for i, b in enumerate(borrowers)]
+    path = tmp_path / "look_alike.geojson"
+    _frame(rows).to_file(path)
+    with caplog.at_level(logging.WARNING, logger="farmcredit.parcels"):
+        parcels = read_parcels(path)
+    assert list(parcels["borrower_id"]) == borrowers
+    assert [codes for codes in parcels["reasons"]] == [["BORROWER_ID_VARIANT"]] * 5 + [[]]
+    assert ("2 groups of borrower_id values differ only in case, width, Unicode form, blanks, invisible characters (a "
+            "zero-width space), look-alike letters (Cyrillic or Greek for Latin), digits of another script or a "
+            "number's leading zeros ('B0150' / 'B0150\\u200b' / '\\u04120150', 'B0005' / 'B\\u0660005')") in caplog.text
 
 
 def test_geojson_ids_beside_a_json_number_are_kept_as_written(tmp_path: Path,

@@ -84,8 +84,9 @@ def test_a_text_id_written_as_a_whole_number_with_point_zero_is_that_number(
         parcels = read_parcels(path, crs="EPSG:4326")
     assert list(parcels["parcel_id"]) == ["1", "2", "3", "4", "5", "6"]
     assert list(parcels["borrower_id"]) == ["101", "101", "101", "00123", "123", "B1.0"]
-    assert ("1 group of borrower_id values differs only in case, width, Unicode form, blanks or a number's leading "
-            "zeros ('00123' / '123'); they are kept apart as written") in caplog.text
+    assert ("1 group of borrower_id values differs only in case, width, Unicode form, blanks, invisible characters "
+            "(a zero-width space), look-alike letters (Cyrillic or Greek for Latin), digits of another script or a "
+            "number's leading zeros ('00123' / '123'); they are kept apart as written") in caplog.text
 
 
 @pytest.mark.parametrize(("column", "given", "read"), [
