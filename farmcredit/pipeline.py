@@ -762,7 +762,7 @@ def finish_assessment(
     frame = pd.concat([table.drop(columns=["reasons", "geometry"]).reset_index(drop=True), signals], axis=1)
     frame["reasons"] = [r + s for r, s in zip(reasons, signal_reasons)]
     overlaps = find_overlaps(geoms, cfg.credit.overlap_share, cfg.credit.overlap_sliver_m)
-    credit = assign_limits(frame, cfg, risk, overlaps)
+    credit = assign_limits(frame, cfg, risk, overlaps, geoms)
     cropland = {**model.describe(), "area_interval": area_interval_record(model)}
     credit["model_version"] = model.name
     credit["model_hash"] = cropland["hash"]  # a model retrained under the same name is another model

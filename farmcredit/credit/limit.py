@@ -43,11 +43,13 @@ from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from farmcredit.agronomy.signals import FALLOW, UNKNOWN, declared_crop_ruled_out, never_bare
 from farmcredit.config import UNMODELLED_SEASONS, Config, GradeBand
 from farmcredit.credit.overlap import Overlaps, partners_text
 from farmcredit.credit.risk import RiskModel
+from farmcredit.parcels import usable_geometries
 from farmcredit.reasons import EFFECT_RANK, REASONS, RISK_FACTOR_CODES, explain
 from farmcredit.text import composed, folded, some
 
@@ -73,6 +75,11 @@ FULLY_CULTIVATED = 0.9
 LOW_END = "low end of the cultivated area's interval"
 # The steps of a parcel's limit_arithmetic, in order, each written "name = formula = result unit".
 LIMIT_STEPS = ("margin_p10", "repayment_capacity", "cost_ceiling", "base", "graded", "capped", "loan_limit")
+# Other borrowers' parcels naming a region within ``credit.region_check_m`` a parcel's region is checked against
+# (REGION_UNLIKE_NEIGHBOURS): fewer say too little of where it lies.
+REGION_MIN_NEIGHBOURS = 3
+# Parcels whose neighbours are found at once: memory stays bounded however densely parcels lie.
+REGION_QUERY_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,8 @@ def _cents(amount: Decimal) -> Decimal:
 
 
 def assign_limits(
-    parcels: pd.DataFrame, config: Config, risk_model: RiskModel, overlaps: Overlaps | None = None
+    parcels: pd.DataFrame, config: Config, risk_model: RiskModel, overlaps: Overlaps | None = None,
+    outlines: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Add PD, grade, limit, decision and reasons to a frame of per-parcel signals.
 
@@ -135,6 +143,9 @@ def assign_limits(
         config: the run configuration.
         risk_model: gives each parcel's probability of default.
         overlaps: which parcels overlap which (any borrower's: pledged twice, or counted twice in one total).
+        outlines: the parcels' polygons in a projected CRS in metres (the imagery's; None where unusable), in their
+            order: a parcel naming a priced region unlike its neighbours' (``neighbour_regions``) is referred
+            REGION_UNLIKE_NEIGHBOURS where its region's prices lend it more; none checked without them.
 
     Returns:
         A copy with ``probability_of_default``, ``risk_grade``, ``loan_limit``, ``limit_arithmetic``,
@@ -172,6 +183,10 @@ def assign_limits(
     regions = np.array([composed(region) if isinstance(region, str) else region for region in out["region"]],
                        dtype=object) if "region" in out else np.full(len(out), None)
     warn_unpriced_regions(regions, config)
+    borrowers = out["borrower_id"].to_numpy() if "borrower_id" in out else np.full(len(out), None)
+    unlike = (neighbour_regions(regions, borrowers, outlines, config)
+              if outlines is not None and config.regions and credit.region_check_m > 0 else {})
+    relabelled = []
     warn_unknown_declared_crops(out["declared_crop"].to_numpy(), config)
     warn_perennial_crops(out["declared_crop"].to_numpy(), config)
     rows = []
@@ -182,6 +197,11 @@ def assign_limits(
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
+        region_gain = (unlike[k].gain(row, regions[k], arithmetic, band, config, unobserved_rows[k]) if k in unlike
+                       else "")
+        if region_gain:
+            codes.append("REGION_UNLIKE_NEIGHBOURS")
+            relabelled.append(f"{row.parcel_id} ({regions[k]} among {unlike[k].region})")
         scored_codes = _risk_codes(band, arithmetic)
         honest = HonestDeclaration.of(row, crop, probability[k], honest_probability[k], config, unobserved_rows[k])
         # Graded to lend nothing on a PD its declaration raised: decided as an honest declaration would be.
@@ -253,7 +273,8 @@ def assign_limits(
                 "status": status,
                 "reason": ";".join(ranked[: credit.max_reasons]),
                 "reason_text": explain(ranked[: credit.max_reasons], words,
-                                       {"PARCEL_OVERLAP": f"It overlaps {overlapping}."}),
+                                       {"PARCEL_OVERLAP": f"It overlaps {overlapping}.",
+                                        "REGION_UNLIKE_NEIGHBOURS": region_gain}),
                 "reason_all": ";".join(ranked),
                 "reason_amounts": amounts_text(ranked, cuts),
                 "risk_factors": json.dumps(named),  # [] where none: JSON in every cell
@@ -261,11 +282,88 @@ def assign_limits(
                 "overlaps_parcels": overlapping,
             }
         )
+    if relabelled:
+        logger.warning("%d parcel(s) name a priced region other than the one named by over half of the other "
+                       "borrowers' parcels naming a region within %g m (credit.region_check_m; %d or more of them), "
+                       "and their region's prices lend them more: %s; each is referred REGION_UNLIKE_NEIGHBOURS: "
+                       "confirm where it lies, and correct its region column where it is wrong", len(relabelled),
+                       credit.region_check_m, REGION_MIN_NEIGHBOURS, some(relabelled))
     credit_columns = pd.DataFrame(rows, index=out.index)
     out[credit_columns.columns] = credit_columns
     out.attrs["currency"] = credit.currency
     out.attrs["lend_on_area"] = credit.lend_on_area
     return out
+
+
+@dataclass(frozen=True)
+class NeighbourRegion:
+    """The region over half of the other borrowers' parcels naming one near a parcel name: ``count`` of their
+    ``total``, within ``distance_m`` metres."""
+
+    region: str
+    count: int
+    total: int
+    distance_m: float
+
+    def gain(self, row: object, own: str, arithmetic: LimitArithmetic, band: GradeBand | None, config: Config,
+             unobserved: bool) -> str:
+        """Why parcel ``row``, naming region ``own``, is referred REGION_UNLIKE_NEIGHBOURS: both regions, and its limit
+        (``arithmetic``, at grade ``band``) at its own region's prices against the one its neighbours' region's would
+        give it; '' where that one is not lower (a region priced no higher gains the parcel nothing a review could
+        take back: labelled wrongly, it costs only its borrower)."""
+        theirs = _limit(row, config.crop(row.priced_crop, self.region), band, config, unobserved)
+        if not arithmetic.limit > theirs.limit:
+            return ""
+        unit = config.credit.currency
+        return (f"It names region {own!r}, where {self.count} of the {self.total} other borrowers' parcels naming a "
+                f"region within {self.distance_m:g} m name {self.region!r}: priced in {own!r} its limit is "
+                f"{arithmetic.limit_words}, in {self.region!r} {money(theirs.limit)} {unit}.")
+
+
+def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.ndarray,
+                      config: Config) -> dict[int, NeighbourRegion]:
+    """Per parcel naming a region the config prices (by position), the other region named by more than half of the
+    other borrowers' parcels naming a region whose centroids lie within ``credit.region_check_m`` metres of its own,
+    where ``REGION_MIN_NEIGHBOURS`` or more do; parcels whose neighbours name no one region so (a border's mix), or
+    their own, are left out.
+
+    Centroids go into an STR-tree, queried ``REGION_QUERY_CHUNK`` parcels at a time: time grows with the pairs of
+    parcels within the distance, memory with the parcels and one chunk's pairs.
+
+    Args:
+        regions: each parcel's region (``composed``), None or blank where it names none.
+        borrowers: each parcel's borrower id (NaN or None where it has none: a borrower of its own); a borrower's own
+            parcels do not vouch for its region.
+        outlines: the parcels' polygons in a projected CRS in metres (None where unusable).
+        config: ``regions`` priced and ``credit.region_check_m``.
+    """
+    distance = config.credit.region_check_m
+    named = np.flatnonzero(np.array([isinstance(region, str) and bool(region.strip()) for region in regions],
+                                    dtype=bool) & usable_geometries(np.asarray(outlines, dtype=object)))
+    region_codes, names = pd.factorize(pd.Series(regions[named], dtype=object))
+    priced = np.flatnonzero(np.isin(names, list(config.regions)))
+    asked = np.flatnonzero(np.isin(region_codes, priced))
+    if asked.size == 0:
+        return {}
+    borrower_codes, _ = pd.factorize(pd.Series(borrowers[named], dtype=object))  # -1: none, never one's own
+    points = shapely.centroid(np.asarray(outlines, dtype=object)[named])
+    tree = shapely.STRtree(points)
+    n_regions = len(names)
+    found = {}
+    for start in range(0, asked.size, REGION_QUERY_CHUNK):
+        chunk = asked[start:start + REGION_QUERY_CHUNK]
+        left, right = tree.query(points[chunk], predicate="dwithin", distance=distance)
+        parcel = chunk[left]
+        others = (right != parcel) & ((borrower_codes[right] != borrower_codes[parcel]) | (borrower_codes[parcel] < 0))
+        left, right = left[others], right[others]
+        total = np.bincount(left, minlength=chunk.size)
+        keys, counts = np.unique(left * n_regions + region_codes[right], return_counts=True)
+        asker, region = keys // n_regions, keys % n_regions
+        most = ((2 * counts > total[asker]) & (total[asker] >= REGION_MIN_NEIGHBOURS)
+                & (region != region_codes[chunk[asker]]))
+        for k, code, count in zip(asker[most], region[most], counts[most], strict=True):
+            found[int(named[chunk[k]])] = NeighbourRegion(names[code], int(count), int(total[k]), distance)
+    return found
 
 
 def warn_unpriced_regions(regions: np.ndarray, config: Config) -> None:
