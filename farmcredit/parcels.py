@@ -64,6 +64,12 @@ MAX_PARCEL_SPAN_M = 5_000.0
 # hundreds; a GPS walk logged once a second round a 4 km paddock, about 11,000; one vertex a metre round the largest
 # outline read (MAX_PARCEL_SPAN_M a side), 20,000, finer than any 10 m pixel can tell.
 MAX_PARCEL_VERTICES = 20_000
+# A part of an outline narrower than this (m) is no field of its own (PARTS_APART): the outline is opened (eroded then
+# grown back by half this) before its fields' gaps are measured, so a strip drawn to join two fields into one polygon
+# (a 1 m corridor between fields 300 m apart) splits it into its fields, and specks laid between them (2 m squares
+# every 80 m, chaining them under parcels.max_part_gap_m) vanish. The width under which a share of two outlines is a
+# sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access strip (3-4 m) goes, its body stays.
+MIN_FIELD_WIDTH_M = 5.0
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
@@ -1542,29 +1548,38 @@ def _refuse_no_polygon(geometry: np.ndarray, outlines: np.ndarray, geometry_reas
 
 
 def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -> gpd.GeoDataFrame:
-    """``parcels`` (as ``validate_parcels`` returns them), those whose outline's parts (a MultiPolygon's polygons) lie
-    more than ``max_gap_m`` apart (m, in their UTM zone: parts linked by gaps of at most that, a field cut by a road,
-    are one group, and there is more than one group; the gap given is the shortest between two groups) flagged
-    PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and gaps.
+    """``parcels`` (as ``validate_parcels`` returns them), those whose outline is of fields more than ``max_gap_m``
+    apart flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and
+    gaps. The fields are the parts of the outline opened (eroded and grown back by half ``MIN_FIELD_WIDTH_M``, m, in
+    its UTM zone): a MultiPolygon's polygons, a polygon's bodies joined by a thin strip, specks gone; those linked by
+    gaps of at most ``max_gap_m`` (a field cut by a road) are one group, and there is more than one group (the gap
+    given is the shortest between two groups).
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
         ...                               shapely.box(502_000, 4e6, 502_100, 4e6 + 100)])
-        >>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1"], "reasons": [[]]}, geometry=[apart], crs="EPSG:32650")
+        >>> joined = shapely.union(apart, shapely.box(500_100, 4e6, 502_000, 4e6 + 1))  # a 1 m strip between them
+        >>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1", "P2"], "reasons": [[], []]}, geometry=[apart, joined],
+        ...                            crs="EPSG:32650")
         >>> flag_parts_apart(parcels, 100.0, "parcels")["reasons"].tolist()
-        [['PARTS_APART']]
+        [['PARTS_APART'], ['PARTS_APART']]
     """
     geoms = parcels.geometry.to_numpy()
-    several = np.flatnonzero(usable_geometries(geoms) & (shapely.get_num_geometries(geoms) > 1)
-                             & ~map_only(parcels["reasons"]))
+    measured = np.flatnonzero(usable_geometries(geoms) & ~map_only(parcels["reasons"]))
     gap_m = np.zeros(len(geoms))
-    if several.size and parcels.crs is not None:
-        zoned, metres_per_unit = _in_utm_zones(geoms[several], parcels.crs)
-        for k, outline, metres in zip(several, zoned, metres_per_unit, strict=True):
-            gap_m[k] = _gap_between_groups(shapely.get_parts(outline), max_gap_m / metres) * metres
+    if measured.size and parcels.crs is not None:
+        zoned, metres_per_unit = _in_utm_zones(geoms[measured], parcels.crs)
+        width = MIN_FIELD_WIDTH_M / metres_per_unit
+        # Opened, the eroded outline's parts grow back by width / 2 each: two d apart become parts d - width apart (or
+        # one), so their gaps are measured on the eroded parts, and only outlines eroded into several are measured.
+        cores = shapely.buffer(zoned, -width / 2)
+        for k in np.flatnonzero(shapely.get_num_geometries(cores) > 1):
+            gap = _gap_between_groups(shapely.get_parts(cores[k]), max_gap_m / metres_per_unit[k] + width[k])
+            gap_m[measured[k]] = max(gap - width[k], 0.0) * metres_per_unit[k]
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
-                       f"outlines are of parts lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m)",
+                       f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
+                       f"strips and specks under {MIN_FIELD_WIDTH_M:g} m wide are no field)",
                        "they are fields of their own pledged as one, a weak one's health averaged into the others'",
                        "PARTS_APART", "draw each field as its own parcel", "referred")
     if not flagged.any():

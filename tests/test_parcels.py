@@ -1517,9 +1517,10 @@ def test_a_parcel_of_fields_kilometres_apart_is_referred_one_cut_by_a_road_is_no
     with caplog.at_level(logging.WARNING, logger="farmcredit"):
         flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
     assert list(flagged["reasons"]) == [[], [], ["PARTS_APART"]] and list(parcels["reasons"]) == [[]] * 3
-    assert ("parcels.gpkg: 1 parcels' outlines are of parts lying more than 100 m apart (parcels.max_part_gap_m) "
-            "(APART: 2,500 m): they are fields of their own pledged as one, a weak one's health averaged into the "
-            "others'; they are flagged PARTS_APART and referred; draw each field as its own parcel") in caplog.text
+    assert ("parcels.gpkg: 1 parcels' outlines are of fields lying more than 100 m apart (parcels.max_part_gap_m; "
+            "strips and specks under 5 m wide are no field) (APART: 2,500 m): they are fields of their own pledged as "
+            "one, a weak one's health averaged into the others'; they are flagged PARTS_APART and referred; draw each "
+            "field as its own parcel") in caplog.text
     assert list(flag_parts_apart(parcels, 20.0, "parcels.gpkg")["reasons"]) == [[], ["PARTS_APART"], ["PARTS_APART"]]
     assert REASONS["PARTS_APART"].effect == "refer" and "its own parcel" in explain(["PARTS_APART"])
 
@@ -1536,6 +1537,46 @@ def test_two_fields_apart_each_cut_by_a_road_are_parts_apart(caplog: pytest.LogC
         flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
     assert list(flagged["reasons"]) == [[], ["PARTS_APART"]]
     assert "(PAIRS: 1,790 m)" in caplog.text
+
+
+MAIZE = shapely.box(500400, 3650000, 500458, 3650058)  # a 0.34 ha block 300 m east of SQUARE
+
+
+def test_fields_apart_joined_by_a_thin_strip_or_chained_by_specks_are_parts_apart(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A fraud reviewer drew P00172 (grade E) and a 0.34 ha maize block 300 m away as one Polygon joined by a 1 m
+    strip: approved 1,900 with no flag, where as two parcels they were referred. Only MultiPolygons were looked at,
+    and four 2 m squares every 80 m between the fields chained them under max_part_gap_m. Outlines are opened by
+    MIN_FIELD_WIDTH_M (5 m) first: the strip splits the polygon into its fields, the specks vanish."""
+    corridor = shapely.union_all([SQUARE, MAIZE, shapely.box(500100, 3650020, 500400, 3650021)])
+    stones = MultiPolygon([SQUARE, MAIZE, *(shapely.box(x, 3650020, x + 2, 3650022) for x in (500160, 500220, 500280,
+                                                                                              500340))])
+    parcels = parcels_from_frame(_frame([{"parcel_id": pid, "borrower_id": "B", "geometry": outline}
+                                         for pid, outline in (("CORRIDOR", corridor), ("STONES", stones))]))
+    assert corridor.geom_type == "Polygon"
+    with caplog.at_level(logging.WARNING, logger="farmcredit"):
+        flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
+    assert list(flagged["reasons"]) == [["PARTS_APART"]] * 2
+    assert "(CORRIDOR: 300 m, STONES: 300 m)" in caplog.text
+
+
+def _l_shape() -> Polygon:
+    return shapely.union(shapely.box(500000, 3650000, 500030, 3650200), shapely.box(500000, 3650000, 500200, 3650030))
+
+
+@pytest.mark.parametrize("outline", [
+    _l_shape(),  # an L-shaped field
+    MultiPolygon([SQUARE, shapely.affinity.translate(SQUARE, 106)]),  # cut by a 6 m road
+    MultiPolygon([SQUARE, shapely.affinity.translate(SQUARE, 110)]),  # parts 10 m apart
+    shapely.union(SQUARE, shapely.box(500100, 3650040, 500160, 3650044)),  # a 4 m wide access strip, 60 m long
+    shapely.union_all([SQUARE, shapely.affinity.translate(SQUARE, 160), shapely.box(500100, 3650050, 500160,
+                                                                                    3650051)]),  # a 1 m neck, 60 m
+    shapely.box(500000, 3650000, 500004, 3650300),  # a 4 m wide terrace strip: all of it under the width
+], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m"])
+def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
+    """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
+    parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
+    assert list(flag_parts_apart(parcels, 100.0, "parcels.gpkg")["reasons"]) == [[]]
 
 
 RESIDENT_IDS = ["410102196001011003", "410102196102021016", "410102196203031029", "410102196304041031"]
