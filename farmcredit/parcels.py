@@ -70,6 +70,11 @@ MAX_PARCEL_VERTICES = 20_000
 # every 80 m, chaining them under parcels.max_part_gap_m) vanish. The width under which a share of two outlines is a
 # sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access strip (3-4 m) goes, its body stays.
 MIN_FIELD_WIDTH_M = 5.0
+# A degree of latitude is at most 111.7 km (at the poles), one of longitude 111.3 (at the equator); a projection's
+# metre on the map is the ground's within this (a UTM zone's 0.9996 at its middle, most others' closer) where fields
+# are drawn: bounds for an outline's extent, not measures.
+METRES_PER_DEGREE_AT_MOST = 111_700.0
+PROJECTION_SCALE_SLACK = 1.01
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
@@ -1568,11 +1573,15 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     measured = np.flatnonzero(usable_geometries(geoms) & ~map_only(parcels["reasons"]))
     gap_m = np.zeros(len(geoms))
     if measured.size and parcels.crs is not None:
+        # No two fields of an outline lie farther apart than its extent's diagonal: only outlines whose diagonal may
+        # pass max_gap_m are measured (most smallholders' are shorter; the opening took 2 s a 100,000 outlines).
+        measured = measured[_extent_m_at_most(geoms[measured], parcels.crs) > max_gap_m]
         zoned, metres_per_unit = _in_utm_zones(geoms[measured], parcels.crs)
         width = MIN_FIELD_WIDTH_M / metres_per_unit
         # Opened, the eroded outline's parts grow back by width / 2 each: two d apart become parts d - width apart (or
         # one), so their gaps are measured on the eroded parts, and only outlines eroded into several are measured.
-        cores = shapely.buffer(zoned, -width / 2)
+        # Mitred, not rounded, joins: twice as fast; a notch's sharp corner eroded deeper splits no fields apart.
+        cores = shapely.buffer(zoned, -width / 2, join_style="mitre")
         for k in np.flatnonzero(shapely.get_num_geometries(cores) > 1):
             gap = _gap_between_groups(shapely.get_parts(cores[k]), max_gap_m / metres_per_unit[k] + width[k])
             gap_m[measured[k]] = max(gap - width[k], 0.0) * metres_per_unit[k]
@@ -1586,6 +1595,27 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
         return parcels
     return parcels.assign(reasons=[[*codes, "PARTS_APART"] if apart else codes
                                    for codes, apart in zip(parcels["reasons"], flagged, strict=True)])
+
+
+def _extent_m_at_most(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
+    """Per outline, a length in metres its extent's diagonal is not longer than: in longitude and latitude at
+    ``METRES_PER_DEGREE_AT_MOST`` a degree (of longitude, times the cosine of its latitude nearest the equator),
+    else in ``crs``'s unit, allowing ``PROJECTION_SCALE_SLACK`` for a projection's scale (0.9996 at a UTM zone's
+    middle); infinite on a CRS with no unit to say it.
+
+    Example:
+        >>> float(_extent_m_at_most(np.array([shapely.box(116.3, 39.9, 116.3005, 39.9005)]), "EPSG:4326")[0]) < 100
+        True
+    """
+    crs = CRS.from_user_input(crs)
+    minx, miny, maxx, maxy = shapely.bounds(geoms).T
+    if crs.is_geographic:  # a degree of longitude shortens with the cosine of the latitude
+        nearest_equator = np.where(miny * maxy > 0, np.minimum(np.abs(miny), np.abs(maxy)), 0.0)
+        width = (maxx - minx) * np.cos(np.radians(np.clip(nearest_equator, 0.0, 90.0)))
+        return np.hypot(width, maxy - miny) * METRES_PER_DEGREE_AT_MOST
+    diagonal = np.hypot(maxx - minx, maxy - miny)
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else None
+    return diagonal * factor * PROJECTION_SCALE_SLACK if factor else np.full(len(geoms), np.inf)
 
 
 def _gap_between_groups(parts: np.ndarray, max_gap: float) -> float:
