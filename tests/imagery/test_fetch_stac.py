@@ -357,9 +357,12 @@ def test_a_fetch_that_fails_puts_the_earlier_manifest_back_unless_it_changed_a_s
         assert marked["unfinished_fetch"]["note"].startswith("a later fetch") and marked["scenes"][0]["windows"] == 1
         (folder / "manifest.json").write_text('{"source": "stac ht')  # a write killed midway, by an older farmcredit
         (folder / ".manifest.json.0123.tmp").write_text("{")  # left by a fetch killed while writing its manifest
-        with pytest.raises(ImageryError), _marked_unfinished(folder):
-            assert read_manifest(folder)["unreadable_manifest"].startswith("Unterminated string")
+        # read while marked, asserted outside: read_manifest's own ImageryError (the marker not written) must not
+        # pass for the fetch's failure
+        with pytest.raises(ImageryError, match="the search failed"), _marked_unfinished(folder):
+            while_fetching = read_manifest(folder)
             raise ImageryError("the search failed")
+        assert while_fetching["unreadable_manifest"].startswith("Unterminated string")
         assert (folder / "manifest.json").read_text() == '{"source": "stac ht'  # put back as it was
         assert _fetch(server, FAR_FIELD, folder).scenes[0].windows == 2
     assert "unfinished_fetch" not in read_manifest(folder) and not list(folder.glob(".manifest.json*"))
