@@ -183,8 +183,8 @@ def test_uncultivated_parcels_are_fallow_and_unsure_crops_use_the_declared_one()
     ndvi = np.stack([np.full(16, 0.15), (_template("maize") + _template("soybean")) / 2])
     signals, _ = _signals(_measure(ndvi, fraction=np.array([0.05, 1.0])), declared=[None, "soybean"])
     assert signals["crop"].iloc[0] == "fallow"
-    if signals["crop_confidence"].iloc[1] < CONFIG.agronomy.crop_min_confidence:
-        assert signals["priced_crop"].iloc[1] == "soybean"
+    assert signals["crop_confidence"].iloc[1] < CONFIG.agronomy.crop_min_confidence  # half maize, half soybean
+    assert signals["priced_crop"].iloc[1] == "soybean"
 
 
 def test_a_declared_crop_read_bare_in_its_green_weeks_is_a_mismatch_unless_surely_called_it() -> None:
