@@ -671,7 +671,9 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
 
     Raises:
         ConfigError: the file is missing, not YAML, or a key is invalid (the key is named), or it sets another
-            ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency.
+            ``credit.currency`` than the packaged one but keeps the packaged crops, priced in the packaged currency,
+            or gives crops of its own but no ``credit.currency`` (not taken as the packaged one: its prices may be in
+            any currency).
     """
     if isinstance(path, Config):
         return _validated(path.model_dump(), "config= (a Config)")
@@ -701,6 +703,8 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (imagery, crops, credit, ...)")
     packaged_crops = "crops" not in raw
+    if not packaged_crops and path is not None:
+        _refuse_own_crops_without_currency(raw, source)
     if packaged_crops:  # the other sections' defaults are the packaged values; the crops have none
         raw = {**raw, "crops": yaml.safe_load(packaged)["crops"]}
     config = _validated(raw, source)
@@ -725,6 +729,25 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
                        ", ".join(f"{getattr(default.credit, key):,g}" for key in left), "it" if one else "them",
                        currency, currency)
     return config
+
+
+def _refuse_own_crops_without_currency(raw: dict, source: str) -> None:
+    """Refuse a file's (or mapping's) own ``crops`` section given without ``credit.currency``.
+
+    Its prices and costs may be in any currency, and left out the currency is the packaged one (CNY): a Zambian file
+    priced in kwacha lent its kwacha figures as yuan, under yuan caps and minimum, in silence.
+
+    Raises:
+        ConfigError: naming ``source`` and the line to add.
+    """
+    credit = raw.get("credit") or {}
+    if not isinstance(credit, Mapping) or "currency" in credit:  # a credit that is no mapping is refused as invalid
+        return
+    default = CreditConfig.model_fields["currency"].default
+    raise ConfigError(f"invalid config {source}: it gives a crops section of its own but no credit.currency, which "
+                      f"would lend in {default} whatever currency its prices and costs are in: add `credit: currency: "
+                      f"{default}` where they are in yuan (as `farmcredit config --out FILE` writes it), or the ISO "
+                      "4217 code of theirs (e.g. ZMW, KES, INR)")
 
 
 def _validated(values: dict, source: str) -> Config:

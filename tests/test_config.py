@@ -256,8 +256,9 @@ def test_currency_is_read_as_its_upper_case_code(tmp_path: Path) -> None:
 def test_numbers_keep_yaml_integers_and_exponents(tmp_path: Path) -> None:
     """Strict numbers still take an integer where a float is meant, and 1e5 (text to YAML 1.1) as 100000."""
     path = tmp_path / "numbers.yaml"
-    path.write_text("credit:\n  parcel_cap: 1e5\n  borrower_cap: 2.5e+5\ncrops:\n  wheat:\n    ndvi_template: "
-                    "[[60, 0], [115, 1]]\n    yield_curve: [[0, 1], [1, 6]]\n    price: 3\n    cost_per_ha: 18000\n")
+    path.write_text("credit:\n  currency: CNY\n  parcel_cap: 1e5\n  borrower_cap: 2.5e+5\ncrops:\n  wheat:\n"
+                    "    ndvi_template: [[60, 0], [115, 1]]\n    yield_curve: [[0, 1], [1, 6]]\n    price: 3\n"
+                    "    cost_per_ha: 18000\n")
     config = load_config(path)
     assert (config.credit.parcel_cap, config.credit.borrower_cap, config.crops["wheat"].price) == (1e5, 2.5e5, 3.0)
     assert config.crops["wheat"].yield_curve == ((0.0, 1.0), (1.0, 6.0))
@@ -326,6 +327,29 @@ def test_another_currency_with_the_packaged_crops_is_refused_naming_what_to_set(
             f"invalid config {path}: credit.currency is ZMW but the crops' prices and costs are the packaged CNY ones: "
             "give a crops section in ZMW (farmcredit config > mine.yaml writes one to edit)")):
         load_config(path)
+
+
+def test_crops_of_ones_own_without_a_currency_are_refused_naming_the_line_to_add(tmp_path: Path) -> None:
+    """A Zambian config with its crops priced in kwacha and no currency line lent in CNY, the packaged currency, under
+    the yuan caps and minimum ("approved 902,600 CNY"), with no word: a file's crops section needs credit.currency, in
+    a file or a mapping as a file's YAML reads; a Config built in Python is not refused (its currency is set)."""
+    raw = yaml.safe_load(DEFAULT.read_text())
+    raw["crops"]["maize"].update(price=8.5, cost_per_ha=12_000, other_cost_per_ha=1200)
+    raw["credit"] = {"parcel_cap": 80_000, "borrower_cap": 160_000, "min_loan": 500}
+    path = tmp_path / "zambia.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    told = ("it gives a crops section of its own but no credit.currency, which would lend in CNY whatever currency its "
+            "prices and costs are in: add `credit: currency: CNY` where they are in yuan (as `farmcredit config --out "
+            "FILE` writes it), or the ISO 4217 code of theirs (e.g. ZMW, KES, INR)")
+    with pytest.raises(ConfigError, match=re.escape(f"invalid config {path}: {told}")):
+        load_config(path)
+    with pytest.raises(ConfigError, match=re.escape(f"invalid config config= (a mapping): {told}")):
+        load_config(raw)
+    raw["credit"]["currency"] = "ZMW"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    assert config.credit.currency == "ZMW" and config.crops["maize"].price == 8.5
+    assert load_config(config.model_copy(update={"credit": config.credit.model_copy(update={"currency": "CNY"})}))
 
 
 @pytest.mark.parametrize(
