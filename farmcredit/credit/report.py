@@ -1332,7 +1332,10 @@ def _changes_section(table: pd.DataFrame, base: pd.DataFrame | None, changes: _C
     blocks.append(_Table("Parcel risk grades, reference run (rows) against this run (columns)",
                          _migration(grades.iloc[:, 0], grades.iloc[:, 1])))
     kinds = parcels["change"].str.split("; ").explode().value_counts()
-    tolerance = f" (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha, or {DECLARED_AREA_TOLERANCE_MU:g} mu)"
+    # mu is China's unit: a lender elsewhere declares hectares, unless both runs read a declared_area_mu column.
+    mu_declared = all("declared_area_mu" in run and run["declared_area_mu"].notna().any() for run in (base, table))
+    or_mu = f", or {DECLARED_AREA_TOLERANCE_MU:g} mu" if unit == "CNY" or mu_declared else ""
+    tolerance = f" (by more than {DECLARED_AREA_TOLERANCE_HA:g} ha{or_mu})"
     counts = ", ".join(f"{int(kinds.get(kind, 0)):,} {kind}" + (tolerance if kind == "declared area changed" else "")
                        for kind in PARCEL_CHANGE_KINDS)
     blocks.append(f"Parcels: {counts}." + _more(len(parcels)))

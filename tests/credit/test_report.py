@@ -744,6 +744,20 @@ def test_the_report_shows_changes_against_the_reference_run(two_seasons: tuple[P
     assert not list(tmp_path.glob("*changes.csv"))
 
 
+@pytest.mark.parametrize(("currency", "tolerance"), [
+    ("ZMW", "(by more than 0.005 ha)"), (None, "(by more than 0.005 ha)"),
+    ("CNY", "(by more than 0.005 ha, or 0.005 mu)")])
+def test_the_declared_area_tolerance_names_the_mu_in_a_cny_run_alone(two_seasons: tuple[Path, Path], tmp_path: Path,
+                                                                      currency: str | None, tolerance: str) -> None:
+    """A ZMW run against a ZMW reference read "declared area changed (by more than 0.005 ha, or 0.005 mu)": mu is
+    China's unit, named elsewhere only where both runs declare areas in mu (the appeal's runs, in no currency)."""
+    this, last = (load_results(folder) for folder in two_seasons)
+    for run in (this, last):
+        run.attrs["currency"] = currency
+    text = credit_report(this, last, out=tmp_path / "report.md", fmt="md").read_text()
+    assert f"1 declared area changed {tolerance}," in text and ("mu" in text.split()) == (currency == "CNY")
+
+
 def test_long_change_lists_are_cut_in_the_report_and_whole_in_the_csv(
         two_seasons: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report, "MAX_LISTED", 2)
