@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from rasterio.windows import Window, union
 
 from farmcredit.agronomy import (
     ParcelMeasurements,
+    days_of_year_text,
     derive_signals,
     green_ndvi,
     near_peak_runs,
@@ -375,8 +376,7 @@ def _warn_calendars(config: Config, parcels: pd.DataFrame, series: pd.DataFrame,
         if highest is None:
             clear = series[(series["clear_share"] >= config.imagery.min_clear_share) & series["ndvi_mean"].notna()]
             highest = clear.loc[clear.groupby("parcel_id")["ndvi_mean"].idxmax()].set_index("parcel_id")
-        peak = " or ".join(f"{_day_text(first, first_year)} to {_day_text(last, first_year)} (days {first}-{last} of "
-                           "the year)" for first, last in near_peak_runs(spec))
+        peak = days_of_year_text(near_peak_runs(spec), first_year)
         calendar = (f"its ndvi_template in --config (crops.{crop}.ndvi_template) sets its calendar: where {crop} grows "
                     "in other months (a southern season), give one peaking then (a crop green across the new year: "
                     "points on day 1 and 366)")
@@ -402,12 +402,6 @@ def _green_off_calendar(spec: CropConfig, highest: pd.DataFrame) -> bool:
     doy = np.array([day_of_year(day) for day in pd.to_datetime(seen["date"]).dt.date], dtype=int)
     green_off = (seen["ndvi_mean"].to_numpy() >= green_ndvi(spec)) & ~season_days(spec)[doy]
     return bool(len(seen)) and 2 * int(green_off.sum()) >= len(seen)
-
-
-def _day_text(day: int, year: int) -> str:
-    """Day ``day`` of the year ``year`` as '14 July'."""
-    when = date(year, 1, 1) + timedelta(days=day - 1)
-    return f"{when.day} {when:%B}"
 
 
 def _warn_clouds(codes: pd.Series, clear: pd.Series, dates: int, needed: int, failures: bool,

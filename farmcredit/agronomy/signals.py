@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
 
@@ -125,7 +127,7 @@ def derive_signals(
     # dates to call) reads the season's highest: a hazy date in its declared crop's weeks is no evidence against it.
     priced = np.isin(priced_crop, list(config.crops))
     called = priced & (crop != UNKNOWN)
-    near, season, peak_days = _near_peak(doy, priced_crop, shift, shift_range, config)
+    near, season, peak_days = _near_peak(doy, min(m.dates).year, priced_crop, shift, shift_range, config)
     # Read in the crop's own season: green-up and senescence bound it where one hazy date at its top is all the
     # near-peak days saw (that alone declined parcels approved on their season).
     own = season | ~called[:, None]
@@ -301,16 +303,17 @@ def season_days(crop: CropConfig) -> np.ndarray:
     return np.concatenate([[False], kept])
 
 
-def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray, shift_range: np.ndarray,
+def _near_peak(doy: np.ndarray, year: int, priced_crop: np.ndarray, shift: np.ndarray, shift_range: np.ndarray,
                config: Config) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Per parcel (rows) and date (columns, ``doy`` their days of the year): whether the date falls in its priced
     crop's near-peak days (``near_peak_runs``) on schedule or moved by every shift from the earliest to the latest
     its template fits the parcel about as well as at its best (``shift_range``, ``SHIFT_TOLERANCE``), and whether in
     its own season (``SEASON_SHARE``, on schedule or at the best ``shift``); and per parcel the near-peak days as
-    text. A date near the peak only at a slide its dates leave loose (a few dates, none on the fall) leaves the peak
-    unseen: less evidence must not clear PEAK_NOT_OBSERVED. A failing crop seen low at peak time is judged (a low
-    reading there pulls the best shift away from it: that alone was taken as the peak unseen). All False, '', where
-    no configured crop prices the parcel.
+    text, dates of ``year`` (``days_of_year_text``, as the PEAK_NOT_OBSERVED warning gives them). A date near the
+    peak only at a slide its dates leave loose (a few dates, none on the fall) leaves the peak unseen: less evidence
+    must not clear PEAK_NOT_OBSERVED. A failing crop seen low at peak time is judged (a low reading there pulls the
+    best shift away from it: that alone was taken as the peak unseen). All False, '', where no configured crop prices
+    the parcel.
     """
     near = np.zeros((len(priced_crop), len(doy)), dtype=bool)
     season = np.zeros_like(near)
@@ -328,14 +331,22 @@ def _near_peak(doy: np.ndarray, priced_crop: np.ndarray, shift: np.ndarray, shif
             # Slid as template_at slides the template: round the year, or held at its ends.
             slid = (np.clip(_template_days(template, doy - slide), 1, 366).astype(int) for slide in (0, int(by)))
             season[rows] = np.any([own[days] for days in slid], axis=0)
-            where[rows] = f"from day {_days_text(on_schedule)} of the year" + (
-                f" (or {_days_text(fitted)} at every timing its season fits)" if fitted else "")
+            where[rows] = f"from {days_of_year_text(on_schedule, year)}" + (
+                f" (or {days_of_year_text(fitted, year)} at every timing its season fits)" if fitted else "")
     return near, season | near, where.tolist()
 
 
-def _days_text(runs: tuple[tuple[int, int], ...]) -> str:
-    """Runs of days of the year as 'A to B' (' or ' between runs)."""
-    return " or ".join(f"{first} to {last}" for first, last in runs)
+def days_of_year_text(runs: tuple[tuple[int, int], ...], year: int) -> str:
+    """Runs of days of the year (first, last) as dates of ``year``, ' or ' between runs: ``((353, 19),)`` as
+    '18 December to 19 January (days 353-19 of the year)' in 2024."""
+    return " or ".join(f"{_day_text(first, year)} to {_day_text(last, year)} (days {first}-{last} of the year)"
+                       for first, last in runs)
+
+
+def _day_text(day: int, year: int) -> str:
+    """Day ``day`` of the year ``year`` as '14 July'."""
+    when = date(year, 1, 1) + timedelta(days=day - 1)
+    return f"{when.day} {when:%B}"
 
 
 def _at_every_slide(days: tuple[int, int], earliest: int, latest: int) -> tuple[int, int] | None:

@@ -407,7 +407,8 @@ def test_a_season_clouded_over_its_crops_peak_is_referred_and_rated_against_no_o
     assert reasons[7] == ["PEAK_NOT_OBSERVED"] and not any(reasons[:7] + reasons[8:])
     row = signals.iloc[7]
     assert np.isnan(row["health_index"]) and np.isnan(row["yield_p50_t_ha"]) and np.isnan(row["relative_yield"])
-    assert row["health_reference"] == "not rated: no clear image near its crop's peak, from day 211 to 244 of the year"
+    assert row["health_reference"] == ("not rated: no clear image near its crop's peak, from 29 July to 31 August "
+                                       "(days 211-244 of the year)")
     assert signals["health_index"].iloc[0] == pytest.approx(100 * 0.5 / 8)  # the weakest of the 8 rated
     assert signals["health_index"].iloc[8] > signals["health_index"].iloc[6]
     decided = _limits(signals, reasons, declared, CONFIG)
@@ -519,6 +520,15 @@ def test_a_southern_summer_crop_whose_peak_spans_the_new_year_is_seen_there() ->
     signals, reasons = derive_signals(m, np.array(["maize"] * 6, dtype=object), np.ones(6, dtype=bool), south)
     assert not any("PEAK_NOT_OBSERVED" in codes for codes in reasons)
     assert signals["health_index"].notna().all()
+    # One clouded over those days: its health_reference read "from day 351 to 18 of the year" where the warning says
+    # "17 December to 18 January (days 351-18 of the year)"; it gives the dates as the warning does.
+    clear = np.ones_like(ndvi)
+    clear[0, (doy >= first) | (doy <= last)] = 0.0
+    m = dataclasses.replace(m, clear_share=clear)
+    signals, reasons = derive_signals(m, np.array(["maize"] * 6, dtype=object), np.ones(6, dtype=bool), south)
+    assert reasons[0] == ["PEAK_NOT_OBSERVED"] and (first, last) == (351, 18)
+    assert signals["health_reference"].iloc[0] == ("not rated: no clear image near its crop's peak, from 17 December "
+                                                   "to 18 January (days 351-18 of the year)")
 
 
 def _rotated(crop_points: list, days: int) -> list[tuple[float, float]]:
@@ -582,8 +592,8 @@ def test_a_date_near_the_peak_only_at_a_slide_few_dates_leave_loose_does_not_see
     signals, reasons = derive_signals(m, np.array(["wheat"] * 2, dtype=object), np.ones(2, dtype=bool), CONFIG)
     assert signals["crop"].tolist() == ["wheat", "wheat"]
     assert reasons[0] == ["PEAK_NOT_OBSERVED"] and np.isnan(signals["ndvi_peak"].iloc[0])
-    assert signals["health_reference"].iloc[0] == ("not rated: no clear image near its crop's peak, from day 102 to "
-                                                   "136 of the year")
+    assert signals["health_reference"].iloc[0] == ("not rated: no clear image near its crop's peak, from 11 April to "
+                                                   "15 May (days 102-136 of the year)")
     assert "PEAK_NOT_OBSERVED" not in reasons[1] and signals["ndvi_peak"].iloc[1] == pytest.approx(0.72)
 
 
