@@ -49,7 +49,8 @@ def open_imagery(
         band_layout: For a stack without usable band descriptions: (date or None, band name)
             per raster band, in order (dates in the forms ``season`` takes).
         dn_offset: DN offset for scene folders without a STAC item and for integer stacks
-            (default 0); items carry their own.
+            (default 0); items and SAFE products carry their own (given where every scene does, it is warned of as
+            ignored).
         fetch_parcels: The parcels as the ``farmcredit fetch`` command a season after the scenes' prints them (the
             file and the options it is read with).
 
@@ -94,6 +95,10 @@ def open_imagery(
     if season is not None:
         scenes = _season_scenes(scenes, season, path, fetch_parcels)
     scenes.sort(key=lambda scene: (scene.acquired, scene.scene_id))
+    if dn_offset is not None and all(scene.level is not None for scene in scenes):  # each has an item's or a SAFE's
+        logger.warning("%s: every scene's STAC item or SAFE metadata gives its DN offset (%s): --dn-offset %g "
+                       "(dn_offset= in Python) is ignored", path,
+                       ", ".join(f"{offset:g}" for offset in sorted({scene.dn_offset for scene in scenes})), dn_offset)
 
     # A stack's scenes all point into one file: open each path once for the whole season.
     headers: dict[str, Grid | str] = {}

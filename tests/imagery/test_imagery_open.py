@@ -293,6 +293,25 @@ def test_a_folder_without_an_item_beside_items_giving_an_offset_needs_one(
         and "pass --dn-offset -1000 (dn_offset=-1000 in Python)" in caplog.text
 
 
+def test_a_dn_offset_no_scene_reads_is_warned_of_as_ignored(
+    season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`assess --dn-offset 500` on scenes whose STAC items give their offsets ran with the items' -1000 and said
+    nothing: warned of once, naming the offsets read instead, as an unused --parcels-crs is; a folder without an item
+    reads it, and nothing is said."""
+    with caplog.at_level(logging.WARNING):
+        scenes = open_imagery(season_folder, dn_offset=500).scenes
+    assert sorted(scene.dn_offset for scene in scenes) == [-1000.0, 0.0, 0.0]
+    told = [record.getMessage() for record in caplog.records if "--dn-offset" in record.getMessage()]
+    assert told == [f"{season_folder}: every scene's STAC item or SAFE metadata gives its DN offset (-1000, 0): "
+                    "--dn-offset 500 (dn_offset= in Python) is ignored"]
+    caplog.clear()
+    write_scene(season_folder / "2024-03-20", acquired=datetime(2024, 3, 20), with_item=False)
+    with caplog.at_level(logging.WARNING):
+        assert open_imagery(season_folder, dn_offset=500).scenes[-1].dn_offset == 500
+    assert "is ignored" not in caplog.text
+
+
 def test_a_folder_without_an_item_dated_before_baseline_04_is_warned_of(
     season_folder: Path, write_scene: Callable[..., Path], caplog: pytest.LogCaptureFixture
 ) -> None:
