@@ -299,10 +299,14 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     from farmcredit.segmentation import load_cropland_model
 
     reading = _fetch_parcels(parcels, (parcels_crs, parcels_layer, parcels_datum))
-    if _remote_source(imagery_src):
+    window = parse_season(season)
+    if remote := _remote_source(imagery_src):
+        from farmcredit.pipeline import _command_line, fetch_source_words
+
+        fetch = _command_line(["--season", "/".join(map(str, window)) if window else "START/END",
+                               *fetch_source_words(remote), "--out", "DIR"])
         raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
-                               f"into a folder first (farmcredit fetch {reading} --source ... --season START/END "
-                               "--out DIR) and give --imagery DIR")
+                               f"into a folder first (farmcredit fetch {reading} {fetch}) and give --imagery DIR")
     output_folder(out, create=False, inputs={"parcels": parcels, "--config": config_path, "--risk-model": risk_model})
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
@@ -316,7 +320,6 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     elif gpu_workers > devices and uses_gpu(model) and device != "cuda":  # with cuda, run_batch refuses
         console.print(f"[yellow]warning:[/] {gpu_workers} GPU workers but {devices} CUDA devices here: "
                       "the extra workers run the CNN on their CPU", highlight=False)
-    window = parse_season(season)
     # Absolute paths: workers of a --scheduler cluster may run in another folder.
     imagery = open_imagery(Path(imagery_src).absolute(), window, band_layout=parse_band_layout(bands),
                            dn_offset=dn_offset, fetch_parcels=reading)

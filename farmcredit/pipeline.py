@@ -44,7 +44,15 @@ from farmcredit.dates import as_season, day_of_year, day_of_year_clash
 from farmcredit.datum_check import DatumCheck, check_datum
 from farmcredit.errors import ImageryError, InputError
 from farmcredit.imagery import Imagery, open_imagery, read_window, spectral_indices, within_season
-from farmcredit.imagery.fetch import DEFAULT_COLLECTION, DEFAULT_MAX_CLOUD, EARTH_SEARCH_URL, FETCH_BANDS, read_manifest
+from farmcredit.imagery.fetch import (
+    DEFAULT_COLLECTION,
+    DEFAULT_MAX_CLOUD,
+    EARTH_SEARCH_URL,
+    FETCH_BANDS,
+    RemoteSource,
+    public_url,
+    read_manifest,
+)
 from farmcredit.imagery.level import HazyDate, check_atmosphere
 from farmcredit.margins import AreaMargins, model_margins
 from farmcredit.outputs.rasters import PixelRasters
@@ -794,6 +802,16 @@ def fetch_parcel_words(parcels: str, crs: str | None, layer: str | None, datum: 
     return words
 
 
+def fetch_source_words(source: RemoteSource) -> list[str]:
+    """``source`` as a ``farmcredit fetch`` command names it: --source sentinelhub, or a STAC API's --stac-url (without
+    credentials or query string) and --collection where they are not fetch's defaults (Earth Search's L2A)."""
+    if source.kind == "sentinelhub":
+        return ["--source", "sentinelhub"]
+    url = public_url(source.url or EARTH_SEARCH_URL)
+    return (["--stac-url", url] if url != EARTH_SEARCH_URL else []) + (
+        ["--collection", source.collection] if source.collection != DEFAULT_COLLECTION else [])
+
+
 def _refetch_command(inputs: AssessmentInputs) -> str | None:
     """The ``farmcredit fetch`` command that adds the parcels' windows to their imagery folder, when ``farmcredit
     fetch`` wrote it (its ``manifest.json`` names the season fetched); None for other imagery.
@@ -811,12 +829,7 @@ def _refetch_command(inputs: AssessmentInputs) -> str | None:
     words += ["--season", f"{start}/{end}", "--out", inputs.imagery.source]
     # The manifest names its source as ``RemoteSource.describe`` words it: kind, URL, (collection).
     if source := re.fullmatch(r"(\S+) (.+) \((.*)\)", str(manifest.get("source"))):
-        kind, url, collection = source.groups()
-        if kind == "sentinelhub":
-            words += ["--source", "sentinelhub"]
-        else:
-            words += ["--stac-url", url] if url != EARTH_SEARCH_URL else []
-            words += ["--collection", collection] if collection != DEFAULT_COLLECTION else []
+        words += fetch_source_words(RemoteSource(*source.groups()))
     if isinstance(max_cloud := manifest.get("max_cloud"), int | float) and max_cloud != DEFAULT_MAX_CLOUD:
         words += ["--max-cloud", f"{max_cloud:g}"]
     if isinstance(bands := manifest.get("bands"), list) and bands and set(map(str, bands)) != set(FETCH_BANDS):

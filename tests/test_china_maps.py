@@ -246,7 +246,8 @@ def test_the_python_api_s_fetch_command_for_a_later_season_names_the_datum(small
 
 @pytest.mark.parametrize(("command", "imagery", "said"), [
     ("assess", None, "fetch it (farmcredit fetch {path} --parcels-datum gcj02 --season 2030-03-01/2030-10-31 "),
-    ("batch", "stac", "fetch it into a folder first (farmcredit fetch {path} --parcels-datum gcj02 --source "),
+    ("batch", "stac", "fetch it into a folder first (farmcredit fetch {path} --parcels-datum gcj02 --season "
+                      "2030-03-01/2030-10-31 --out DIR)"),
 ])
 def test_the_fetch_commands_printed_before_a_run_name_the_datum(small_season, tmp_path: Path, command: str,
                                                                 imagery: str | None, said: str) -> None:

@@ -330,13 +330,23 @@ def test_messages_name_the_options_and_say_where_in_one_line(tmp_path: Path, mon
     assert "band_layout" not in cli_words and "eurosat_test_share" not in cli_words and "File exists" not in message
 
 
-@pytest.mark.parametrize("source", ["stac", "https://earth-search.aws.element84.com/v1", "sentinelhub"])
-def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str) -> None:
-    done = _run("batch", str(small_season.parcels_path), "--imagery", source, "--season", "2024-03-01/2024-10-31",
-                "--model", "rule", "--out", str(tmp_path / "o"))
+@pytest.mark.parametrize(("source", "season", "fetch"), [
+    ("stac", "2024-03-01/2024-10-31", "--season 2024-03-01/2024-10-31 --out DIR"),
+    ("https://earth-search.aws.element84.com/v1", None, "--season START/END --out DIR"),
+    ("sentinelhub", "2024-03-01/2024-10-31", "--season 2024-03-01/2024-10-31 --source sentinelhub --out DIR"),
+    ("stac://user:pw@stac.example.org/v1?collection=s2c", "2024-03-01/2024-10-31",
+     "--season 2024-03-01/2024-10-31 --stac-url https://stac.example.org/v1 --collection s2c --out DIR"),
+])
+def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str,
+                                                            season: str | None, fetch: str) -> None:
+    """The fetch it told of read `--source ... --season START/END` whatever the user had given: it names the source
+    (a STAC API's URL without its credentials) and the season given, as assess's refetch command does."""
+    done = _run("batch", str(small_season.parcels_path), "--imagery", source,
+                *(["--season", season] if season else []), "--model", "rule", "--out", str(tmp_path / "o"))
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"--imagery {source}: batch reads imagery its workers open as files" in said
-    assert "farmcredit fetch" in said and not (tmp_path / "o").exists()
+    assert f"(farmcredit fetch {small_season.parcels_path} {fetch}) and give --imagery DIR" in said
+    assert "pw" not in said.replace(source, "") and not (tmp_path / "o").exists()
 
 
 def test_assess_whose_fetch_fails_leaves_no_out_folder(small_season, tmp_path: Path) -> None:
