@@ -772,14 +772,18 @@ def credit_fit(history: Path, out: Path, as_of, l2: float, declared_slack_ha: fl
 @credit.command("report")
 @click.argument("results", type=UserPath(path_type=Path))
 @click.option("--reference", type=UserPath(path_type=Path),
-              help="An earlier run to measure stability and changes against.")
+              help="An earlier run to measure stability and changes against (a folder or results file, as RESULTS).")
 @click.option("--out", type=UserPath(), callback=_out_path, required=True, help="Report file (.html or .md).")
 def credit_report_command(results: Path, reference: Path | None, out: Path) -> None:
     """Write a fairness, stability and changes report over a run's results (HTML or Markdown).
 
+    RESULTS is an assess or batch output folder (its results.parquet is read) or a results file:
+    results.parquet, results.csv or results.gpkg (a folder copied without its Parquet file).
+
     \b
-    Example:
+    Examples:
       farmcredit credit report results/sample --reference results/last-season --out report.html
+      farmcredit credit report results/sample/results.csv --out report.md
     """
     from farmcredit.credit.report import credit_report, load_results
 

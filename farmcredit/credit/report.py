@@ -93,8 +93,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
     """Read a results table for the report (attributes only; the geometry is dropped).
 
     Args:
-        path: an output folder of ``farmcredit assess`` (its ``results.parquet`` is read), or a
-            ``.parquet``, ``.gpkg`` (layer ``parcels``) or ``.csv`` results file.
+        path: an output folder of ``farmcredit assess`` (its ``results.parquet`` is read; without one, its
+            ``results.csv`` or ``results.gpkg`` is named to give instead), or a ``.parquet``, ``.gpkg`` (layer
+            ``parcels``) or ``.csv`` results file.
 
     Returns:
         The table, with ``attrs["source"]`` set to the file read, ``attrs["currency"]``, ``attrs["lend_on_area"]``
@@ -110,7 +111,10 @@ def load_results(path: str | Path) -> pd.DataFrame:
     path = looked_up(Path(path), "results")
     file = path / "results.parquet" if path.is_dir() else path
     if not file.exists():
-        raise InputError(f"results file {file} does not exist")
+        # assess writes results.csv (and .gpkg) beside results.parquet: a folder copied without it still holds a run.
+        held = [path / name for name in ("results.csv", "results.gpkg") if path.is_dir() and (path / name).exists()]
+        instead = f"; {path} holds {held[0]}: give that file instead" if held else ""
+        raise InputError(f"results file {file} does not exist{instead}")
     refuse_unfinished(file.parent)
     suffix = file.suffix.lower()
     if suffix not in (".parquet", ".geoparquet", ".gpkg", ".csv"):

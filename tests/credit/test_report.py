@@ -3,6 +3,7 @@
 import html
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -451,8 +452,22 @@ def test_load_results_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=f"results file {partial} lacks required column\\(s\\): decision"):
         load_results(partial)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match=f"{tmp_path / 'empty' / 'results.parquet'} does not exist"):
+    with pytest.raises(InputError, match=f"{tmp_path / 'empty' / 'results.parquet'} does not exist$"):
         load_results(tmp_path / "empty")
+    # A folder of the CSV copies alone (results.parquet not copied) was refused for lacking the Parquet file, not
+    # saying the CSV beside it reads: it is named to give instead.
+    _results().to_csv(tmp_path / "empty" / "results.csv", index=False)
+    with pytest.raises(InputError, match=re.escape(
+            f"results file {tmp_path / 'empty' / 'results.parquet'} does not exist; {tmp_path / 'empty'} holds "
+            f"{tmp_path / 'empty' / 'results.csv'}: give that file instead")):
+        load_results(tmp_path / "empty")
+    assert len(load_results(tmp_path / "empty" / "results.csv")) == len(_results())
+    from click.testing import CliRunner
+
+    from farmcredit.cli import cli
+    usage = " ".join(CliRunner().invoke(cli, ["credit", "report", "--help"]).output.split())
+    assert "RESULTS is an assess or batch output folder (its results.parquet is read) or a results file: " \
+           "results.parquet, results.csv or results.gpkg" in usage
     gbk = tmp_path / "gbk.csv"  # as Excel saves a CSV on Chinese Windows
     _results(borrower_id="张三").to_csv(gbk, index=False, encoding="gbk")
     with pytest.raises(InputError, match=f'results file {gbk} is not UTF-8 text .*; save it in Excel as "CSV UTF-8 '
