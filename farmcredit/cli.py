@@ -301,12 +301,14 @@ def batch(parcels: Path, imagery_src: str, season: str | None, out: Path, config
     reading = _fetch_parcels(parcels, (parcels_crs, parcels_layer, parcels_datum))
     window = parse_season(season)
     if remote := _remote_source(imagery_src):
+        from farmcredit.imagery.fetch import public_url
         from farmcredit.pipeline import _command_line, fetch_source_words
 
         fetch = _command_line(["--season", "/".join(map(str, window)) if window else "START/END",
                                *fetch_source_words(remote), "--out", "DIR"])
-        raise click.UsageError(f"--imagery {imagery_src}: batch reads imagery its workers open as files; fetch it "
-                               f"into a folder first (farmcredit fetch {reading} {fetch}) and give --imagery DIR")
+        raise click.UsageError(f"--imagery {public_url(imagery_src)}: batch reads imagery its workers open as files; "
+                               f"fetch it into a folder first (farmcredit fetch {reading} {fetch}) and give --imagery "
+                               "DIR")
     output_folder(out, create=False, inputs={"parcels": parcels, "--config": config_path, "--risk-model": risk_model})
     config = load_config(config_path)
     # The driver never runs the model: each worker puts it on its own device.
@@ -821,7 +823,9 @@ def _local_imagery(src: str, parcels: Path, season: tuple[date, date] | None,
     if remote is None:
         return src
     if season is None:
-        raise click.UsageError(f"--imagery {src} fetches imagery, so it needs --season START/END")
+        from farmcredit.imagery.fetch import public_url
+
+        raise click.UsageError(f"--imagery {public_url(src)} fetches imagery, so it needs --season START/END")
     # The run reads the parcels again, with its config (a declared unit is offered by its currency): told then, once.
     _fetch(_parcel_area(parcels, reading, told=False), season, remote, out / "imagery", quiet=quiet)
     return str(out / "imagery")

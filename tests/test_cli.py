@@ -340,13 +340,21 @@ def test_messages_name_the_options_and_say_where_in_one_line(tmp_path: Path, mon
 def test_batch_asks_for_a_remote_source_to_be_fetched_first(small_season, tmp_path: Path, source: str,
                                                             season: str | None, fetch: str) -> None:
     """The fetch it told of read `--source ... --season START/END` whatever the user had given: it names the source
-    (a STAC API's URL without its credentials) and the season given, as assess's refetch command does."""
+    (a STAC API's URL without its credentials, as the error names --imagery too: it printed the password) and the
+    season given, as assess's refetch command does; assess without a season names it so."""
+    from farmcredit.imagery.fetch import public_url
+
     done = _run("batch", str(small_season.parcels_path), "--imagery", source,
                 *(["--season", season] if season else []), "--model", "rule", "--out", str(tmp_path / "o"))
     said = " ".join(done.stderr.split())
-    assert done.returncode == 2 and f"--imagery {source}: batch reads imagery its workers open as files" in said
+    assert done.returncode == 2
+    assert f"--imagery {public_url(source)}: batch reads imagery its workers open as files" in said
     assert f"(farmcredit fetch {small_season.parcels_path} {fetch}) and give --imagery DIR" in said
-    assert "pw" not in said.replace(source, "") and not (tmp_path / "o").exists()
+    assert "pw" not in said and not (tmp_path / "o").exists()
+    if season is not None:
+        done = _run("assess", str(small_season.parcels_path), "--imagery", source, "--out", str(tmp_path / "o"))
+        assert done.returncode == 2 and "fetches imagery, so it needs --season START/END" in done.stderr
+        assert "pw" not in done.stderr
 
 
 def test_assess_whose_fetch_fails_leaves_no_out_folder(small_season, tmp_path: Path) -> None:

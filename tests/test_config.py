@@ -339,8 +339,9 @@ def test_crops_of_ones_own_without_a_currency_are_refused_naming_the_line_to_add
     path = tmp_path / "zambia.yaml"
     path.write_text(yaml.safe_dump(raw))
     told = ("it gives a crops section of its own but no credit.currency, which would lend in CNY whatever currency its "
-            "prices and costs are in: add `credit: currency: CNY` where they are in yuan (as `farmcredit config --out "
-            "FILE` writes it), or the ISO 4217 code of theirs (e.g. ZMW, KES, INR)")
+            "prices and costs are in: add `currency: CNY` under `credit:` (a `credit:` section of its own where the "
+            "file has none) where they are in yuan (as `farmcredit config --out FILE` writes it), or the ISO 4217 "
+            "code of theirs (e.g. ZMW, KES, INR)")
     with pytest.raises(ConfigError, match=re.escape(f"invalid config {path}: {told}")):
         load_config(path)
     with pytest.raises(ConfigError, match=re.escape(f"invalid config config= (a mapping): {told}")):
