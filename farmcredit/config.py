@@ -745,10 +745,10 @@ def _refuse_own_crops_without_currency(raw: dict, source: str) -> None:
         return
     default = CreditConfig.model_fields["currency"].default
     raise ConfigError(f"invalid config {source}: it gives a crops section of its own but no credit.currency, which "
-                      f"would lend in {default} whatever currency its prices and costs are in: add `currency: {default}` "
-                      "under `credit:` (a `credit:` section of its own where the file has none) where they are in "
-                      "yuan (as `farmcredit config --out FILE` writes it), or the ISO 4217 code of theirs (e.g. ZMW, "
-                      "KES, INR)")
+                      f"would lend in {default} whatever currency its prices and costs are in: add "
+                      f"`currency: {default}` under `credit:` (a `credit:` section of its own where the file has none) "
+                      "where they are in yuan (as `farmcredit config --out FILE` writes it), or the ISO 4217 code of "
+                      "theirs (e.g. ZMW, KES, INR)")
 
 
 def _validated(values: dict, source: str) -> Config:
