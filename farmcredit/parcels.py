@@ -64,17 +64,22 @@ MAX_PARCEL_SPAN_M = 5_000.0
 # hundreds; a GPS walk logged once a second round a 4 km paddock, about 11,000; one vertex a metre round the largest
 # outline read (MAX_PARCEL_SPAN_M a side), 20,000, finer than any 10 m pixel can tell.
 MAX_PARCEL_VERTICES = 20_000
-# A part of an outline narrower than this (m) is no field of its own (PARTS_APART): the outline is opened (eroded then
-# grown back by half this) before its fields' gaps are measured, so a strip drawn to join two fields into one polygon
-# (a 1 m corridor between fields 300 m apart) splits it into its fields, and specks laid between them (2 m squares
-# every 80 m, chaining them under parcels.max_part_gap_m) vanish. The width under which a share of two outlines is a
-# sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access strip (3-4 m) goes, its body stays.
+# A strip of an outline narrower than this (m) joining two of its fields is no field (PARTS_APART): each polygon is
+# opened (eroded then grown back by half this) before its fields' gaps are measured, so a strip drawn to join two
+# fields into one polygon (a 1 m corridor between fields 300 m apart) splits it into its fields. The width under
+# which a share of two outlines is a sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access
+# strip (3-4 m) goes, its body stays.
 MIN_FIELD_WIDTH_M = 5.0
-# A degree of latitude is at most 111.7 km (at the poles), one of longitude 111.3 (at the equator); a projection's
-# metre on the map is the ground's within this (a UTM zone's 0.9996 at its middle, most others' closer) where fields
-# are drawn: bounds for an outline's extent, not measures.
-METRES_PER_DEGREE_AT_MOST = 111_700.0
-PROJECTION_SCALE_SLACK = 1.01
+# The opened pieces of a polygon are its fields only where they keep this share of its area: where its narrow parts
+# are more (a terrace or strip field whose width dips under MIN_FIELD_WIDTH_M for much of its length), it is one
+# narrow field, as is a polygon of its own under that width (a strip field drawn beside another).
+MIN_OPENED_SHARE = 0.8
+# A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
+# squares every 80 m) do not chain them under parcels.max_part_gap_m.
+MIN_FIELD_AREA_M2 = 100.0
+# A UTM zone's scale is at least this (at its central meridian): its map's distances are at least the ground's times
+# this, so an outline's extent there bounds its fields' gaps.
+UTM_MIN_SCALE = 0.9996
 # Codes of a parcel whose outline is kept for the map (the outputs draw it, an error) but not measured: no imagery is
 # read over it, and it takes no part in windows, the output extent, overlaps or areas (``map_only``).
 MAP_ONLY_CODES = frozenset({"PARCEL_TOO_LARGE", "PARCEL_TOO_SMALL", "TOO_MANY_VERTICES"})
@@ -1555,10 +1560,10 @@ def _refuse_no_polygon(geometry: np.ndarray, outlines: np.ndarray, geometry_reas
 def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -> gpd.GeoDataFrame:
     """``parcels`` (as ``validate_parcels`` returns them), those whose outline is of fields more than ``max_gap_m``
     apart flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and
-    gaps. The fields are the parts of the outline opened (eroded and grown back by half ``MIN_FIELD_WIDTH_M``, m, in
-    its UTM zone): a MultiPolygon's polygons, a polygon's bodies joined by a thin strip, specks gone; those linked by
-    gaps of at most ``max_gap_m`` (a field cut by a road) are one group, and there is more than one group (the gap
-    given is the shortest between two groups).
+    gaps. The fields are ``_fields``, in its UTM zone: a MultiPolygon's polygons, a polygon's bodies joined by a
+    strip under ``MIN_FIELD_WIDTH_M`` wide, specks under ``MIN_FIELD_AREA_M2`` gone; those linked by gaps of at most
+    ``max_gap_m`` (a field cut by a road) are one group, and there is more than one group (the gap given is the
+    shortest between two groups).
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
@@ -1573,22 +1578,24 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     measured = np.flatnonzero(usable_geometries(geoms) & ~map_only(parcels["reasons"]))
     gap_m = np.zeros(len(geoms))
     if measured.size and parcels.crs is not None:
-        # No two fields of an outline lie farther apart than its extent's diagonal: only outlines whose diagonal may
-        # pass max_gap_m are measured (most smallholders' are shorter; the opening took 2 s a 100,000 outlines).
-        measured = measured[_extent_m_at_most(geoms[measured], parcels.crs) > max_gap_m]
         zoned, metres_per_unit = _in_utm_zones(geoms[measured], parcels.crs)
-        width = MIN_FIELD_WIDTH_M / metres_per_unit
-        # Opened, the eroded outline's parts grow back by width / 2 each: two d apart become parts d - width apart (or
-        # one), so their gaps are measured on the eroded parts, and only outlines eroded into several are measured.
+        # No two fields of an outline lie farther apart than its extent's diagonal: only outlines whose diagonal may
+        # pass max_gap_m are opened (most smallholders' are shorter; opening every outline took 2 s a 100,000).
+        minx, miny, maxx, maxy = shapely.bounds(zoned).T
+        wide = np.flatnonzero(np.hypot(maxx - minx, maxy - miny) * metres_per_unit / UTM_MIN_SCALE > max_gap_m)
+        width = MIN_FIELD_WIDTH_M / metres_per_unit[wide]
         # Mitred, not rounded, joins: twice as fast; a notch's sharp corner eroded deeper splits no fields apart.
-        cores = shapely.buffer(zoned, -width / 2, join_style="mitre")
-        for k in np.flatnonzero(shapely.get_num_geometries(cores) > 1):
-            gap = _gap_between_groups(shapely.get_parts(cores[k]), max_gap_m / metres_per_unit[k] + width[k])
-            gap_m[measured[k]] = max(gap - width[k], 0.0) * metres_per_unit[k]
+        cores = shapely.buffer(zoned[wide], -width / 2, join_style="mitre")
+        several = (shapely.get_num_geometries(cores) > 1) | (shapely.get_num_geometries(zoned[wide]) > 1)
+        for k in wide[several]:
+            metres = metres_per_unit[k]
+            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2)
+            gap_m[measured[k]] = _gap_between_groups(fields, max_gap_m / metres) * metres if fields.size else 0.0
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
-                       f"strips and specks under {MIN_FIELD_WIDTH_M:g} m wide are no field)",
+                       f"strips under {MIN_FIELD_WIDTH_M:g} m wide joining fields and specks under "
+                       f"{MIN_FIELD_AREA_M2:g} m² are no field)",
                        "they are fields of their own pledged as one, a weak one's health averaged into the others'",
                        "PARTS_APART", "draw each field as its own parcel", "referred")
     if not flagged.any():
@@ -1597,25 +1604,29 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
                                    for codes, apart in zip(parcels["reasons"], flagged, strict=True)])
 
 
-def _extent_m_at_most(geoms: np.ndarray, crs: CRS | str) -> np.ndarray:
-    """Per outline, a length in metres its extent's diagonal is not longer than: in longitude and latitude at
-    ``METRES_PER_DEGREE_AT_MOST`` a degree (of longitude, times the cosine of its latitude nearest the equator),
-    else in ``crs``'s unit, allowing ``PROJECTION_SCALE_SLACK`` for a projection's scale (0.9996 at a UTM zone's
-    middle); infinite on a CRS with no unit to say it.
+def _fields(outline: shapely.Geometry, width: float, min_area: float) -> np.ndarray:
+    """The fields of ``outline`` (in units of metres' scale): each of its polygons of at least ``min_area``, as the
+    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where there are several
+    and they keep ``MIN_OPENED_SHARE`` of its area (fields joined by thin strips), else whole (one field, a narrow
+    one included).
 
     Example:
-        >>> float(_extent_m_at_most(np.array([shapely.box(116.3, 39.9, 116.3005, 39.9005)]), "EPSG:4326")[0]) < 100
-        True
+        >>> joined = shapely.union_all([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 400, 1),
+        ...                             shapely.box(400, 0, 500, 100)])  # two fields joined by a 1 m strip
+        >>> len(_fields(joined, 5.0, 100.0)), len(_fields(shapely.box(0, 0, 600, 4.5), 5.0, 100.0))
+        (2, 1)
     """
-    crs = CRS.from_user_input(crs)
-    minx, miny, maxx, maxy = shapely.bounds(geoms).T
-    if crs.is_geographic:  # a degree of longitude shortens with the cosine of the latitude
-        nearest_equator = np.where(miny * maxy > 0, np.minimum(np.abs(miny), np.abs(maxy)), 0.0)
-        width = (maxx - minx) * np.cos(np.radians(np.clip(nearest_equator, 0.0, 90.0)))
-        return np.hypot(width, maxy - miny) * METRES_PER_DEGREE_AT_MOST
-    diagonal = np.hypot(maxx - minx, maxy - miny)
-    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else None
-    return diagonal * factor * PROJECTION_SCALE_SLACK if factor else np.full(len(geoms), np.inf)
+    fields = []
+    for polygon in shapely.get_parts(outline):
+        area = polygon.area
+        if area < min_area:
+            continue
+        opened = shapely.buffer(shapely.buffer(polygon, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
+        pieces = shapely.get_parts(opened)
+        pieces = pieces[shapely.area(pieces) >= min_area]
+        split = len(pieces) > 1 and shapely.area(pieces).sum() >= MIN_OPENED_SHARE * area
+        fields.extend(pieces if split else [polygon])
+    return np.array(fields, dtype=object)
 
 
 def _gap_between_groups(parts: np.ndarray, max_gap: float) -> float:

@@ -1518,9 +1518,9 @@ def test_a_parcel_of_fields_kilometres_apart_is_referred_one_cut_by_a_road_is_no
         flagged = flag_parts_apart(parcels, 100.0, "parcels.gpkg")
     assert list(flagged["reasons"]) == [[], [], ["PARTS_APART"]] and list(parcels["reasons"]) == [[]] * 3
     assert ("parcels.gpkg: 1 parcels' outlines are of fields lying more than 100 m apart (parcels.max_part_gap_m; "
-            "strips and specks under 5 m wide are no field) (APART: 2,500 m): they are fields of their own pledged as "
-            "one, a weak one's health averaged into the others'; they are flagged PARTS_APART and referred; draw each "
-            "field as its own parcel") in caplog.text
+            "strips under 5 m wide joining fields and specks under 100 m² are no field) (APART: 2,500 m): they are "
+            "fields of their own pledged as one, a weak one's health averaged into the others'; they are flagged "
+            "PARTS_APART and referred; draw each field as its own parcel") in caplog.text
     assert list(flag_parts_apart(parcels, 20.0, "parcels.gpkg")["reasons"]) == [[], ["PARTS_APART"], ["PARTS_APART"]]
     assert REASONS["PARTS_APART"].effect == "refer" and "its own parcel" in explain(["PARTS_APART"])
 
@@ -1560,6 +1560,28 @@ def test_fields_apart_joined_by_a_thin_strip_or_chained_by_specks_are_parts_apar
     assert "(CORRIDOR: 300 m, STONES: 300 m)" in caplog.text
 
 
+@pytest.mark.parametrize("outline", [
+    MultiPolygon([SQUARE, shapely.box(500600, 3650000, 500604.8, 3650400)]),  # a 4.8 m strip field 500 m away
+    MultiPolygon([shapely.box(500000, 3650000, 500004.5, 3650300),
+                  shapely.box(500304.5, 3650000, 500309, 3650300)]),  # two 4.5 m terraces 300 m apart
+], ids=["strip-500m", "terraces-300m"])
+def test_narrow_fields_drawn_as_polygons_of_their_own_apart_are_parts_apart(outline: shapely.Geometry) -> None:
+    """Opened by 5 m, a MultiPolygon's polygons under 5 m wide vanished, so a narrow field pledged 500 m away, or two
+    terraces 300 m apart, went unflagged (a diff review): drawn as a polygon of its own, a narrow one is a field."""
+    parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
+    assert list(flag_parts_apart(parcels, 100.0, "parcels.gpkg")["reasons"]) == [["PARTS_APART"]]
+
+
+def test_fields_apart_in_an_equal_area_crs_far_north_are_parts_apart() -> None:
+    """EASE-Grid 2.0 (EPSG:6933) draws north-south distances at 62.8 N at half the ground's: an outline's extent
+    measured in its CRS passed it over; extents are measured in its UTM zone."""
+    fields = MultiPolygon([shapely.box(500000, 6965000, 500030, 6965100),
+                           shapely.box(500000, 6965450, 500030, 6965550)])
+    parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": fields}],
+                                        crs="EPSG:32635").to_crs("EPSG:6933"))
+    assert list(flag_parts_apart(parcels, 300.0, "parcels.gpkg")["reasons"]) == [["PARTS_APART"]]
+
+
 def _l_shape() -> Polygon:
     return shapely.union(shapely.box(500000, 3650000, 500030, 3650200), shapely.box(500000, 3650000, 500200, 3650030))
 
@@ -1572,7 +1594,10 @@ def _l_shape() -> Polygon:
     shapely.union_all([SQUARE, shapely.affinity.translate(SQUARE, 160), shapely.box(500100, 3650050, 500160,
                                                                                     3650051)]),  # a 1 m neck, 60 m
     shapely.box(500000, 3650000, 500004, 3650300),  # a 4 m wide terrace strip: all of it under the width
-], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m"])
+    shapely.union_all([shapely.box(500000, 3650000, 500100, 3650006), shapely.box(500100, 3650000.7, 500400,
+                                                                                  3650005.3),
+                       shapely.box(500400, 3650000, 500500, 3650006)]),  # a strip 6 m wide, 4.6 m for 300 m
+], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
