@@ -127,8 +127,9 @@ _REASONS = (
            "arithmetic gives both); it is referred: a person reviews the field."),
     Reason("REGION_UNLIKE_NEIGHBOURS", "refer",
            "The parcel names a region other than the one over half of the other borrowers' parcels near it name "
-           "(credit.region_check_m, 1,000 m by default), and its region's prices lend it more than theirs would: a "
-           "review confirms its region before it is lent on at them."),
+           "(credit.region_check_m, 1,000 m by default), or none, and its region's prices (the national ones where it "
+           "names none the config prices) lend it more than theirs would: a review confirms its region before it is "
+           "lent on at them."),
     Reason("PARCEL_OVERLAP", "refer", "The parcel overlaps another pledged parcel: the same land counted twice."),
     Reason("NOT_CULTIVATED", "decline", "Little or none of the parcel is cultivated this season."),
     Reason("HIGH_RISK", "decline", "The estimated chance of default is above what the product accepts."),

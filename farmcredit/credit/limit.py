@@ -198,11 +198,12 @@ def assign_limits(
         codes = list(row.reasons) + _data_checks(row, config) + list(arithmetic.lowered_by)
         if n_partners[k]:
             codes.append("PARCEL_OVERLAP")
-        region_gain = (unlike[k].gain(row, regions[k], arithmetic, band, config, unobserved_rows[k]) if k in unlike
+        own_region = regions[k] if isinstance(regions[k], str) and regions[k].strip() else None
+        region_gain = (unlike[k].gain(row, own_region, arithmetic, band, config, unobserved_rows[k]) if k in unlike
                        else "")
         if region_gain:
             codes.append("REGION_UNLIKE_NEIGHBOURS")
-            relabelled.append(f"{row.parcel_id} ({regions[k]} among {unlike[k].region})")
+            relabelled.append(f"{row.parcel_id} ({own_region or 'no region'} among {unlike[k].region})")
         scored_codes = _risk_codes(band, arithmetic)
         honest = HonestDeclaration.of(row, crop, probability[k], honest_probability[k], config, unobserved_rows[k])
         # Graded to lend nothing on a PD its declaration raised: decided as an honest declaration would be.
@@ -284,10 +285,11 @@ def assign_limits(
             }
         )
     if relabelled:
-        logger.warning("%d parcel(s) name a priced region other than the one named by over half of the other "
-                       "borrowers' parcels naming a region within %g m (credit.region_check_m; %d or more of them), "
-                       "and their region's prices lend them more: %s; each is referred REGION_UNLIKE_NEIGHBOURS: "
-                       "confirm where it lies, and correct its region column where it is wrong", len(relabelled),
+        logger.warning("%d parcel(s) name a region other than the one named by over half of the other borrowers' "
+                       "parcels naming a region within %g m (credit.region_check_m; %d or more of them), or none, and "
+                       "their region's prices (the national ones where they name none priced) lend them more: %s; "
+                       "each is referred REGION_UNLIKE_NEIGHBOURS: confirm where it lies, and correct its region "
+                       "column where it is wrong", len(relabelled),
                        credit.region_check_m, REGION_MIN_NEIGHBOURS, some(relabelled))
     credit_columns = pd.DataFrame(rows, index=out.index)
     out[credit_columns.columns] = credit_columns
@@ -306,31 +308,44 @@ class NeighbourRegion:
     total: int
     distance_m: float
 
-    def gain(self, row: object, own: str, arithmetic: LimitArithmetic, band: GradeBand | None, config: Config,
-             unobserved: bool) -> str:
-        """Why parcel ``row``, naming region ``own``, is referred REGION_UNLIKE_NEIGHBOURS: both regions, and its limit
-        (``arithmetic``, at grade ``band``) at its own region's prices against the one its neighbours' region's would
-        give it; '' where that one is not lower (a region priced no higher gains the parcel nothing a review could
-        take back: labelled wrongly, it costs only its borrower)."""
+    def gain(self, row: object, own: str | None, arithmetic: LimitArithmetic, band: GradeBand | None,
+             config: Config, unobserved: bool) -> str:
+        """Why parcel ``row``, naming region ``own`` (None: none), is referred REGION_UNLIKE_NEIGHBOURS: both regions,
+        and its limit (``arithmetic``, at grade ``band``) at its own region's prices (the national ones where it names
+        none the config prices) against the one its neighbours' region's would give it; '' where that one is not
+        lower (a region priced no higher gains the parcel nothing a review could take back: labelled wrongly, it
+        costs only its borrower)."""
         theirs = _limit(row, config.crop(row.priced_crop, self.region), band, config, unobserved)
         if not arithmetic.limit > theirs.limit:
             return ""
         unit = config.credit.currency
-        return (f"It names region {own!r}, where {self.count} of the {self.total} other borrowers' parcels naming a "
-                f"region within {self.distance_m:g} m name {self.region!r}: priced in {own!r} its limit is "
+        return (f"It {named_region_words(own, config)}, where {self.count} of the {self.total} other borrowers' "
+                f"parcels naming a region within {self.distance_m:g} m name {self.region!r}: so priced its limit is "
                 f"{arithmetic.limit_words}, in {self.region!r} {money(theirs.limit)} {unit}.")
+
+
+def named_region_words(region: str | None, config: Config) -> str:
+    """What a parcel's ``region`` says of its prices, for a sentence on it ('names region 'xinyang''; 'names no
+    region, so the national prices'; 'names region 'nanyang', which the config does not price: the national prices').
+    """
+    if region is None:
+        return "names no region, so the national prices"
+    if region not in config.regions:
+        return f"names region {region!r}, which the config does not price: the national prices"
+    return f"names region {region!r}"
 
 
 def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.ndarray,
                       config: Config) -> dict[int, NeighbourRegion]:
-    """Per parcel naming a region the config prices (by position), the other region named by more than half of the
-    other borrowers' parcels naming a region whose centroids lie within ``credit.region_check_m`` metres of its own,
-    where ``REGION_MIN_NEIGHBOURS`` or more do; parcels whose neighbours name no one region so (a border's mix), or
-    their own, are left out.
+    """Per parcel (by position; one naming no region too: it is priced nationally, maybe above its neighbours'
+    region), the other region named by more than half of the other borrowers' parcels naming a region whose
+    centroids lie within ``credit.region_check_m`` metres of its own, where ``REGION_MIN_NEIGHBOURS`` or more do;
+    parcels whose neighbours name no one region so (a border's mix), or their own, are left out; none where the
+    config prices no region the parcels name.
 
     Centroids go into a k-d tree (scipy's: twice as fast as shapely's STR-tree here), queried
-    ``REGION_QUERY_CHUNK`` parcels at a time: time grows with the pairs of
-    parcels within the distance, memory with the parcels and one chunk's pairs.
+    ``REGION_QUERY_CHUNK`` parcels at a time: time grows with the pairs of parcels within the distance, memory with
+    the parcels and one chunk's pairs.
 
     Args:
         regions: each parcel's region (``composed``), None or blank where it names none.
@@ -340,26 +355,25 @@ def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.n
         config: ``regions`` priced and ``credit.region_check_m``.
     """
     distance = config.credit.region_check_m
-    named = np.flatnonzero(np.array([isinstance(region, str) and bool(region.strip()) for region in regions],
-                                    dtype=bool) & usable_geometries(np.asarray(outlines, dtype=object)))
-    region_codes, names = pd.factorize(pd.Series(regions[named], dtype=object))
-    priced = np.flatnonzero(np.isin(names, list(config.regions)))
-    asked = np.flatnonzero(np.isin(region_codes, priced))
-    if asked.size == 0:
+    present = np.flatnonzero(usable_geometries(np.asarray(outlines, dtype=object)))
+    named = [region if isinstance(region, str) and region.strip() else None for region in regions[present]]
+    region_codes, names = pd.factorize(pd.Series(named, dtype=object))  # -1: none named
+    if present.size == 0 or not np.isin(names, list(config.regions)).any():
         return {}
-    borrower_codes, _ = pd.factorize(pd.Series(borrowers[named], dtype=object))  # -1: none, never one's own
-    points = shapely.get_coordinates(shapely.centroid(np.asarray(outlines, dtype=object)[named]))
+    borrower_codes, _ = pd.factorize(pd.Series(borrowers[present], dtype=object))  # -1: none, never one's own
+    points = shapely.get_coordinates(shapely.centroid(np.asarray(outlines, dtype=object)[present]))
     tree = cKDTree(points)
     n_regions = len(names)
     found = {}
-    for start in range(0, asked.size, REGION_QUERY_CHUNK):
-        chunk = asked[start:start + REGION_QUERY_CHUNK]
+    for start in range(0, present.size, REGION_QUERY_CHUNK):
+        chunk = np.arange(start, min(start + REGION_QUERY_CHUNK, present.size))
         near = tree.query_ball_point(points[chunk], r=distance, return_sorted=False)
         n_near = np.fromiter(map(len, near), dtype=np.int64, count=chunk.size)
         left = np.repeat(np.arange(chunk.size), n_near)
         right = np.concatenate(near).astype(np.int64) if n_near.sum() else np.zeros(0, dtype=np.int64)
         parcel = chunk[left]
-        others = (right != parcel) & ((borrower_codes[right] != borrower_codes[parcel]) | (borrower_codes[parcel] < 0))
+        others = ((right != parcel) & (region_codes[right] >= 0)
+                  & ((borrower_codes[right] != borrower_codes[parcel]) | (borrower_codes[parcel] < 0)))
         left, right = left[others], right[others]
         total = np.bincount(left, minlength=chunk.size)
         keys, counts = np.unique(left * n_regions + region_codes[right], return_counts=True)
@@ -367,7 +381,7 @@ def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.n
         most = ((2 * counts > total[asker]) & (total[asker] >= REGION_MIN_NEIGHBOURS)
                 & (region != region_codes[chunk[asker]]))
         for k, code, count in zip(asker[most], region[most], counts[most], strict=True):
-            found[int(named[chunk[k]])] = NeighbourRegion(names[code], int(count), int(total[k]), distance)
+            found[int(present[chunk[k]])] = NeighbourRegion(names[code], int(count), int(total[k]), distance)
     return found
 
 

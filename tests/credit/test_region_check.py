@@ -57,7 +57,23 @@ def test_a_parcel_relabelled_a_dearer_region_among_its_neighbours_is_referred_na
     assert f"in 'zhumadian' {honest['limit_arithmetic'].iloc[8].rsplit(' = ', 1)[1]}" in text
     assert not out.iloc[:8]["reason_all"].str.contains("REGION_UNLIKE_NEIGHBOURS").any()
     assert caplog.text.count("REGION_UNLIKE_NEIGHBOURS") == 1
-    assert "2 parcel(s) name a priced region" in caplog.text and "P8 (xinyang among zhumadian)" in caplog.text
+    assert "2 parcel(s) name a region other than" in caplog.text and "P8 (xinyang among zhumadian)" in caplog.text
+
+
+@pytest.mark.parametrize("region", [None, float("nan"), "", "nanyang"])
+def test_a_parcel_naming_no_priced_region_among_cheaper_neighbours_is_referred(region: object) -> None:
+    """A region left blank, or one the config does not price, is priced at the national prices: where its neighbours'
+    region is priced below them, it lent more than they would and went unchecked (a diff review: a borrower's
+    regions blanked among zhumadian parcels turned its decline into a 1,100 CNY approval)."""
+    cheap = Config.model_validate({**CONFIG.model_dump(),
+                                   "regions": {"zhumadian": {"crops": {"wheat": {"price": 1.6}}}}})
+    out = _assess(["zhumadian"] * 8 + [region] * 2, ROW + CHECKED, [f"B{k}" for k in range(8)] + ["B0150"] * 2, cheap)
+    relabelled = out.iloc[8:]
+    assert relabelled["reason_all"].str.contains("REGION_UNLIKE_NEIGHBOURS").all()
+    said = ("names region 'nanyang', which the config does not price: the national prices" if region == "nanyang"
+            else "names no region, so the national prices")
+    assert f"It {said}, where 8 of the 8 other borrowers' parcels" in relabelled["reason_text"].iloc[0]
+    assert not out.iloc[:8]["reason_all"].str.contains("REGION_UNLIKE_NEIGHBOURS").any()
 
 
 def test_a_parcel_at_a_border_among_a_mix_of_regions_is_not_referred() -> None:
