@@ -66,10 +66,11 @@ def check_vector_file(path: Path, what: str) -> Path | str:
     bomb. GeoParquet (read by Arrow, not GDAL) and other suffixes are left to their readers.
 
     Returns:
-        What GDAL is to read: ``path``, or, for a .zip whose files all lie in one folder inside it (macOS Finder's
-        "Compress" and Windows' "Send to > Compressed folder" of a folder of Shapefiles), that folder as a /vsizip/
-        path: GDAL reads a zip of several files as a folder, its subfolders unread. For a .kmz of one KML, that KML:
-        read as a .kmz, libkml loses the fields a KML's own Schema types (GDAL's KML zipped by hand).
+        What GDAL is to read: ``path``, or, for a .zip whose Shapefiles (or FlatGeobufs) all lie in one folder inside
+        it (macOS Finder's "Compress" and Windows' "Send to > Compressed folder" of a folder of Shapefiles, a readme
+        beside it or not), that folder as a /vsizip/ path: GDAL reads a zip of several files as a folder, its
+        subfolders unread. For a .kmz of one KML, that KML: read as a .kmz, libkml loses the fields a KML's own
+        Schema types (GDAL's KML zipped by hand).
 
     Raises:
         InputError: naming the file (and member) and what it really is.
@@ -100,7 +101,9 @@ def check_vector_file(path: Path, what: str) -> Path | str:
                     _check_header(f"{what} {path}: member {info.filename}", member_suffix, header)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"{what} {path} is not a zip file that can be read ({exc})") from exc
-    folders = {PurePosixPath(info.filename).parent for info in read}
+    # The folders holding what GDAL reads from a folder (Shapefiles, FlatGeobufs), a readme beside them aside.
+    folders = {PurePosixPath(info.filename).parent for info in read
+               if PurePosixPath(info.filename).suffix.lower() in (".shp", ".fgb")}
     if suffix == ".zip" and len(members) > 1 and len(folders) == 1 and (folder := folders.pop()) != PurePosixPath("."):
         return f"/vsizip/{path.resolve()}/{folder}"
     kml = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() == ".kml"]

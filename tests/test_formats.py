@@ -73,7 +73,7 @@ def test_a_zip_of_a_folder_of_shapefiles_reads_as_its_parcels_and_its_labels(tmp
                                                                              finder: bool) -> None:
     """Finder's Compress, or Windows' Send to > Compressed folder, of the folder holding a Shapefile puts it in that
     folder inside the zip: GDAL reads a zip of several files as a folder, not its subfolders, and the file failed
-    with GDAL's raw 'not recognized as being in a supported file format'."""
+    with GDAL's raw 'not recognized as being in a supported file format' (a readme beside the folder too)."""
     from rasterio.transform import from_origin
 
     from farmcredit.segmentation.data import polygon_crop_cover
@@ -87,6 +87,7 @@ def test_a_zip_of_a_folder_of_shapefiles_reads_as_its_parcels_and_its_labels(tmp
             archive.write(written / name, f"{folder}/{name}")
             if finder:
                 archive.writestr(f"__MACOSX/{folder}/._{name}", APPLE_DOUBLE)
+        archive.writestr("readme.txt", "Parcels of the 2026 season, as exported from the cooperative's GIS.")
     assert list(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
     cover = polygon_crop_cover(path, rasterio.crs.CRS.from_epsg(4326), from_origin(116.3, 39.9005, 0.0001, 0.0001),
                                (5, 30))
