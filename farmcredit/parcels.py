@@ -70,10 +70,11 @@ MAX_PARCEL_VERTICES = 20_000
 # which a share of two outlines is a sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access
 # strip (3-4 m) goes, its body stays.
 MIN_FIELD_WIDTH_M = 5.0
-# The opened pieces of a polygon are its fields only where they keep this share of its area: where its narrow parts
-# are more (a terrace or strip field whose width dips under MIN_FIELD_WIDTH_M for much of its length), it is one
-# narrow field, as is a polygon of its own under that width (a strip field drawn beside another).
-MIN_OPENED_SHARE = 0.8
+# The opened pieces of a polygon are its fields only where two or more are at least this wide (twice their area over
+# their perimeter: a strip's width, half a square's side): fields' bodies joined by a thin strip, however long or
+# zigzag. Pieces narrower are a strip or terrace field whose width dips under MIN_FIELD_WIDTH_M: one narrow field, as
+# is a polygon of its own under that width (a strip field drawn beside another).
+MIN_BODY_WIDTH_M = 10.0
 # A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
 # squares every 80 m) do not chain them under parcels.max_part_gap_m.
 MIN_FIELD_AREA_M2 = 100.0
@@ -1561,9 +1562,9 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     """``parcels`` (as ``validate_parcels`` returns them), those whose outline is of fields more than ``max_gap_m``
     apart flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and
     gaps. The fields are ``_fields``, in its UTM zone: a MultiPolygon's polygons, a polygon's bodies joined by a
-    strip under ``MIN_FIELD_WIDTH_M`` wide, specks under ``MIN_FIELD_AREA_M2`` gone; those linked by gaps of at most
-    ``max_gap_m`` (a field cut by a road) are one group, and there is more than one group (the gap given is the
-    shortest between two groups).
+    strip under ``MIN_FIELD_WIDTH_M`` wide, specks under ``MIN_FIELD_AREA_M2`` gone; they lie apart (``_apart_gap``)
+    where their bodies linked by gaps of at most ``max_gap_m`` (a field cut by a road) are more than one group, or a
+    narrow field lies farther than that from every body (the gap given is the shortest such).
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
@@ -1589,8 +1590,9 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
         several = (shapely.get_num_geometries(cores) > 1) | (shapely.get_num_geometries(zoned[wide]) > 1)
         for k in wide[several]:
             metres = metres_per_unit[k]
-            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2)
-            gap_m[measured[k]] = _gap_between_groups(fields, max_gap_m / metres) * metres if fields.size else 0.0
+            body_width = MIN_BODY_WIDTH_M / metres
+            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2, body_width)
+            gap_m[measured[k]] = _apart_gap(fields, max_gap_m / metres, body_width) * metres if fields.size else 0.0
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
@@ -1604,29 +1606,54 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
                                    for codes, apart in zip(parcels["reasons"], flagged, strict=True)])
 
 
-def _fields(outline: shapely.Geometry, width: float, min_area: float) -> np.ndarray:
+def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width: float) -> np.ndarray:
     """The fields of ``outline`` (in units of metres' scale): each of its polygons of at least ``min_area``, as the
-    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where there are several
-    and they keep ``MIN_OPENED_SHARE`` of its area (fields joined by thin strips), else whole (one field, a narrow
-    one included).
+    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where two or more of
+    them are at least ``body_width`` wide (fields' bodies joined by thin strips), else whole (one field, a narrow one
+    included).
 
     Example:
         >>> joined = shapely.union_all([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 400, 1),
         ...                             shapely.box(400, 0, 500, 100)])  # two fields joined by a 1 m strip
-        >>> len(_fields(joined, 5.0, 100.0)), len(_fields(shapely.box(0, 0, 600, 4.5), 5.0, 100.0))
+        >>> terrace = shapely.union_all([shapely.box(0, 0, 300, 6), shapely.box(300, 0.7, 450, 5.3),
+        ...                              shapely.box(450, 0, 750, 6)])  # 6 m wide, 4.6 m for 150 m
+        >>> len(_fields(joined, 5.0, 100.0, 10.0)), len(_fields(terrace, 5.0, 100.0, 10.0))
         (2, 1)
     """
     fields = []
     for polygon in shapely.get_parts(outline):
-        area = polygon.area
-        if area < min_area:
+        if polygon.area < min_area:
             continue
         opened = shapely.buffer(shapely.buffer(polygon, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
         pieces = shapely.get_parts(opened)
         pieces = pieces[shapely.area(pieces) >= min_area]
-        split = len(pieces) > 1 and shapely.area(pieces).sum() >= MIN_OPENED_SHARE * area
-        fields.extend(pieces if split else [polygon])
+        bodies = 2 * shapely.area(pieces) >= body_width * shapely.length(pieces)
+        fields.extend(pieces if bodies.sum() > 1 else [polygon])
     return np.array(fields, dtype=object)
+
+
+def _apart_gap(fields: np.ndarray, max_gap: float, body_width: float) -> float:
+    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not: between
+    groups of the bodies (fields at least ``body_width`` wide, as ``_fields`` tells) linked by gaps of at most
+    ``max_gap``, or from a narrow field to its nearest body; narrow fields link no bodies (a strip drawn as a polygon
+    of its own, or blocks under that width, between two fields chained them). Of narrow fields alone (terraces),
+    between their groups.
+
+    Example:
+        >>> lane = shapely.box(100, 40, 400, 41)  # a 1 m lane drawn as a polygon of its own
+        >>> fields = np.array([shapely.box(0, 0, 100, 100), lane, shapely.box(400, 0, 500, 100)])
+        >>> _apart_gap(fields, 100.0, 10.0), _apart_gap(fields[1:2], 100.0, 10.0)
+        (300.0, 0.0)
+    """
+    wide = 2 * shapely.area(fields) >= body_width * shapely.length(fields)
+    if not wide.any():
+        return _gap_between_groups(fields, max_gap)
+    gap = _gap_between_groups(fields[wide], max_gap)
+    if (~wide).any():
+        nearest = shapely.distance(fields[~wide][:, np.newaxis], fields[wide][np.newaxis, :]).min(axis=1)
+        stray = nearest[nearest > max_gap]
+        gap = min(gap or np.inf, stray.min()) if stray.size else gap
+    return float(gap)
 
 
 def _gap_between_groups(parts: np.ndarray, max_gap: float) -> float:

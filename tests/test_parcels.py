@@ -1560,6 +1560,31 @@ def test_fields_apart_joined_by_a_thin_strip_or_chained_by_specks_are_parts_apar
     assert "(CORRIDOR: 300 m, STONES: 300 m)" in caplog.text
 
 
+def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
+    """A lane ``width`` wide from (x0, y) to (x1, y), zigzagging 40 m north and back every 40 m."""
+    xs = np.arange(x0, x1 + 1, 40.0)
+    line = shapely.LineString([(x, y + 40 * (k % 2)) for k, x in enumerate(xs)])
+    return line.buffer(width / 2, cap_style="flat", join_style="mitre")
+
+
+@pytest.mark.parametrize("outline", [
+    shapely.union_all([SQUARE, MAIZE, shapely.box(500100, 3650020, 500400, 3650024.9)]),  # a 4.9 m corridor
+    shapely.union_all([SQUARE, MAIZE, _zigzag(500090, 500410, 3650010, 4.9)]),  # a 4.9 m zigzag, 20% or more of it
+    shapely.union_all([SQUARE, MAIZE, shapely.box(500100, 3650020, 500400, 3650021),
+                       shapely.box(500000, 3650100, 500004.9, 3650550)]),  # a 1 m corridor and a 4.9 m x 450 m tail
+    MultiPolygon([SQUARE, MAIZE, shapely.box(500101, 3650020, 500399, 3650021)]),  # a 1 m lane, a polygon of its own
+    MultiPolygon([SQUARE, MAIZE, *(shapely.box(x, 3650020, x + 15, 3650035) for x in (500170, 500250, 500330))]),
+], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m"])
+def test_fields_joined_by_a_long_or_wide_strip_are_parts_apart(outline: shapely.Geometry) -> None:
+    """A diff review dodged the check with strips that made the narrow parts over a fifth of the outline (the share
+    under which it split a polygon): a 4.9 m corridor, a zigzag one, or a long 4.9 m tail beside a 1 m corridor (a
+    borrower's rice and another's 292 m away approved 5,100 as one); a lane drawn as a polygon of its own, or 15 m
+    blocks every 80 m, chained the fields. Bodies 10 m wide or more are fields, whatever joins them, and narrow
+    fields link none."""
+    parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
+    assert list(flag_parts_apart(parcels, 100.0, "parcels.gpkg")["reasons"]) == [["PARTS_APART"]]
+
+
 @pytest.mark.parametrize("outline", [
     MultiPolygon([SQUARE, shapely.box(500600, 3650000, 500604.8, 3650400)]),  # a 4.8 m strip field 500 m away
     MultiPolygon([shapely.box(500000, 3650000, 500004.5, 3650300),
@@ -1597,7 +1622,14 @@ def _l_shape() -> Polygon:
     shapely.union_all([shapely.box(500000, 3650000, 500100, 3650006), shapely.box(500100, 3650000.7, 500400,
                                                                                   3650005.3),
                        shapely.box(500400, 3650000, 500500, 3650006)]),  # a strip 6 m wide, 4.6 m for 300 m
-], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m"])
+    shapely.union_all([shapely.box(500000, 3650000, 500425, 3650006), shapely.box(500425, 3650000.7, 500575,
+                                                                                  3650005.3),
+                       shapely.box(500575, 3650000, 501000, 3650006)]),  # a 1 km terrace, 4.6 m for 150 m
+    shapely.union_all([shapely.box(500000, 3650000, 500300, 3650008), shapely.box(500300, 3650001.7, 500450,
+                                                                                  3650006.3),
+                       shapely.box(500450, 3650000, 500750, 3650008)]),  # an 8 m strip, 4.6 m for 150 m
+], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m",
+        "terrace-1km-dipping", "strip-8m-dipping"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
