@@ -300,8 +300,8 @@ def assign_limits(
 
 @dataclass(frozen=True)
 class NeighbourRegion:
-    """The region over half of the other borrowers' parcels naming one near a parcel name: ``count`` of their
-    ``total``, within ``distance_m`` metres."""
+    """The region over half of the other borrowers' parcels near a parcel name (of those naming one, where the parcel
+    names one): ``count`` of their ``total``, within ``distance_m`` metres."""
 
     region: str
     count: int
@@ -319,9 +319,11 @@ class NeighbourRegion:
         if not arithmetic.limit > theirs.limit:
             return ""
         unit = config.credit.currency
+        unpriced = "" if self.region in config.regions else " (which the config does not price: the national prices)"
         return (f"It {named_region_words(own, config)}, where {self.count} of the {self.total} other borrowers' "
-                f"parcels naming a region within {self.distance_m:g} m name {self.region!r}: so priced its limit is "
-                f"{arithmetic.limit_words}, in {self.region!r} {money(theirs.limit)} {unit}.")
+                f"parcels {'' if own is None else 'naming a region '}within {self.distance_m:g} m name "
+                f"{self.region!r}: so priced its limit is {arithmetic.limit_words}, in {self.region!r}{unpriced} "
+                f"{money(theirs.limit)} {unit}.")
 
 
 def named_region_words(region: str | None, config: Config) -> str:
@@ -338,7 +340,8 @@ def named_region_words(region: str | None, config: Config) -> str:
 def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.ndarray,
                       config: Config) -> dict[int, NeighbourRegion]:
     """Per parcel (by position; one naming no region too: it is priced nationally, maybe above its neighbours'
-    region), the other region named by more than half of the other borrowers' parcels naming a region whose
+    region), the other region named by more than half of the other borrowers' parcels naming a region (of all of
+    them, for a parcel naming none: where most name none too, a few naming one do not make it theirs) whose
     centroids lie within ``credit.region_check_m`` metres of its own, where ``REGION_MIN_NEIGHBOURS`` or more do;
     parcels whose neighbours name no one region so (a border's mix), or their own, are left out; none where the
     config prices no region the parcels name.
@@ -357,13 +360,14 @@ def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.n
     distance = config.credit.region_check_m
     present = np.flatnonzero(usable_geometries(np.asarray(outlines, dtype=object)))
     named = [region if isinstance(region, str) and region.strip() else None for region in regions[present]]
-    region_codes, names = pd.factorize(pd.Series(named, dtype=object))  # -1: none named
+    codes, names = pd.factorize(pd.Series(named, dtype=object))
+    region_codes = codes + 1  # 0: none named
     if present.size == 0 or not np.isin(names, list(config.regions)).any():
         return {}
     borrower_codes, _ = pd.factorize(pd.Series(borrowers[present], dtype=object))  # -1: none, never one's own
     points = shapely.get_coordinates(shapely.centroid(np.asarray(outlines, dtype=object)[present]))
     tree = cKDTree(points)
-    n_regions = len(names)
+    n_regions = len(names) + 1
     found = {}
     for start in range(0, present.size, REGION_QUERY_CHUNK):
         chunk = np.arange(start, min(start + REGION_QUERY_CHUNK, present.size))
@@ -372,16 +376,18 @@ def neighbour_regions(regions: np.ndarray, borrowers: np.ndarray, outlines: np.n
         left = np.repeat(np.arange(chunk.size), n_near)
         right = np.concatenate(near).astype(np.int64) if n_near.sum() else np.zeros(0, dtype=np.int64)
         parcel = chunk[left]
-        others = ((right != parcel) & (region_codes[right] >= 0)
+        # A parcel naming a region is weighed against the neighbours naming one; one naming none against all (most
+        # naming none too, a region named by a few is not theirs).
+        others = ((right != parcel) & ((region_codes[right] > 0) | (region_codes[parcel] == 0))
                   & ((borrower_codes[right] != borrower_codes[parcel]) | (borrower_codes[parcel] < 0)))
         left, right = left[others], right[others]
         total = np.bincount(left, minlength=chunk.size)
         keys, counts = np.unique(left * n_regions + region_codes[right], return_counts=True)
         asker, region = keys // n_regions, keys % n_regions
-        most = ((2 * counts > total[asker]) & (total[asker] >= REGION_MIN_NEIGHBOURS)
+        most = ((2 * counts > total[asker]) & (total[asker] >= REGION_MIN_NEIGHBOURS) & (region > 0)
                 & (region != region_codes[chunk[asker]]))
         for k, code, count in zip(asker[most], region[most], counts[most], strict=True):
-            found[int(present[chunk[k]])] = NeighbourRegion(names[code], int(count), int(total[k]), distance)
+            found[int(present[chunk[k]])] = NeighbourRegion(names[code - 1], int(count), int(total[k]), distance)
     return found
 
 

@@ -119,3 +119,23 @@ def test_an_assessment_refers_a_parcel_its_borrower_relabelled_a_dearer_region(s
     assert relabelled.loc[lent, "decision"] == "refer"
     assert relabelled.loc[lent, "reason"].split(";")[0] == "REGION_UNLIKE_NEIGHBOURS"
     assert relabelled.drop(index=lent)["decision"].tolist() == honest.drop(index=lent)["decision"].tolist()
+
+
+def test_parcels_naming_no_region_among_others_naming_none_are_not_referred_for_a_few_that_do() -> None:
+    """A file naming the region of some parcels only: a parcel naming none was weighed against its neighbours naming
+    one, so three zhumadian parcels among hundreds naming none referred every one of those (a diff review: 483 of
+    752 on sample_tiles with a region on a tenth of them). It is weighed against all its neighbours."""
+    cheap = Config.model_validate({**CONFIG.model_dump(),
+                                   "regions": {"zhumadian": {"crops": {"wheat": {"price": 1.6}}}}})
+    out = _assess([None] * 5 + ["zhumadian"] * 3 + [None] * 2, ROW + CHECKED, [f"B{k}" for k in range(8)] + ["B9"] * 2,
+                  cheap)
+    assert not out["reason_all"].str.contains("REGION_UNLIKE_NEIGHBOURS").any()
+
+
+def test_a_neighbours_region_the_config_does_not_price_is_said_to_be_priced_nationally() -> None:
+    """Among parcels naming a region the config does not price, a dearer region's parcel is referred, and the text
+    named the neighbours' region's limit as if it had prices of its own: it says they are the national ones."""
+    out = _assess(["nanyang"] * 8 + ["xinyang"] * 2, ROW + CHECKED, [f"B{k}" for k in range(8)] + ["B0150"] * 2)
+    text = out["reason_text"].iloc[8]
+    assert "REGION_UNLIKE_NEIGHBOURS" in out["reason_all"].iloc[8]
+    assert "in 'nanyang' (which the config does not price: the national prices) " in text
