@@ -69,8 +69,10 @@ def check_vector_file(path: Path, what: str) -> Path | str:
         What GDAL is to read: ``path``, or, for a .zip whose Shapefiles (or FlatGeobufs) all lie in one folder inside
         it (macOS Finder's "Compress" and Windows' "Send to > Compressed folder" of a folder of Shapefiles, a readme
         beside it or not), that folder as a /vsizip/ path: GDAL reads a zip of several files as a folder, its
-        subfolders unread. For a .kmz of one KML, that KML: read as a .kmz, libkml loses the fields a KML's own
-        Schema types (GDAL's KML zipped by hand).
+        subfolders unread, and only Shapefiles and FlatGeobufs in it. For a zip of one other vector file (GeoJSON,
+        GeoPackage, KML, ...) beside others (macOS's side files, a readme), or a .kmz of one KML, that file: GDAL
+        could not read the first (Finder's zip of one GeoJSON), and, reading a .kmz, libkml loses the fields a KML's
+        own Schema types (GDAL's KML zipped by hand).
 
     Raises:
         InputError: naming the file (and member) and what it really is.
@@ -92,7 +94,6 @@ def check_vector_file(path: Path, what: str) -> Path | str:
             # A zip of one file is that file to GDAL, whatever its name (a side file's too); of several, only known
             # ones are read, and macOS's side files beside them are not.
             read = members if len(members) == 1 else [info for info in members if not _side_file(info.filename)]
-            _refuse_one_file_beside_side_files(read, members, f"{what} {path}", kmz=suffix == ".kmz")
             for info in read:
                 member_suffix = PurePosixPath(info.filename).suffix.lower()
                 if member_suffix in VECTOR_SIGNATURES or len(members) == 1:
@@ -106,30 +107,17 @@ def check_vector_file(path: Path, what: str) -> Path | str:
                if PurePosixPath(info.filename).suffix.lower() in (".shp", ".fgb")}
     if suffix == ".zip" and len(members) > 1 and len(folders) == 1 and (folder := folders.pop()) != PurePosixPath("."):
         return f"/vsizip/{path.resolve()}/{folder}"
-    kml = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() == ".kml"]
-    return f"/vsizip/{path.resolve()}/{kml[0]}" if suffix == ".kmz" and len(kml) == 1 else path
+    # One file of a format GDAL reads as a file beside others (macOS's side files, a readme) is read as that file.
+    files = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() in VECTOR_SIGNATURES]
+    if not folders and len(files) == 1 and (len(members) > 1 or suffix == ".kmz"):
+        return f"/vsizip/{path.resolve()}/{files[0]}"
+    return path
 
 
 def _side_file(name: str) -> bool:
     """Whether a folder's or zip's member is macOS's metadata beside a file (``._parcels.shp``, ``__MACOSX/``),
     written on every copy to a USB stick or share and into Finder's zips; GDAL reads past them."""
     return PurePosixPath(name).name.startswith("._") or name.startswith("__MACOSX/")
-
-
-def _refuse_one_file_beside_side_files(read: list[zipfile.ZipInfo], members: list[zipfile.ZipInfo],
-                                       source: str, kmz: bool) -> None:
-    """Refuse a zip (``source``) of one file of a one-file format (GeoJSON, GeoPackage, ...) beside macOS's side
-    files: GDAL opens a zip of one file as that file, but of several as a folder, which only Shapefiles and
-    FlatGeobufs are read from, and KML from a ``kmz`` (Finder's zip of parcels.geojson failed with GDAL's 'not
-    recognized as being in a supported file format')."""
-    if len(read) != 1 or len(members) == 1:
-        return
-    name = PurePosixPath(read[0].filename)
-    if name.suffix.lower() in (".shp", ".fgb") or (kmz and name.suffix.lower() == ".kml"):
-        return
-    raise InputError(f"{source} holds macOS's side files (__MACOSX/, ._*) beside {name.name}, so GDAL cannot read it "
-                     f"as that one file: give {name.name} itself, unzipped, or zip it without them (zip -d FILE "
-                     "'__MACOSX/*')")
 
 
 def _refuse_bomb(info: zipfile.ZipInfo, source: str) -> None:

@@ -4,7 +4,7 @@ the readers: tests/test_parcels.py, tests/imagery)."""
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import geopandas as gpd
 import numpy as np
@@ -153,41 +153,33 @@ def test_a_zip_of_one_side_file_is_checked_as_the_file_gdal_reads_it_as(tmp_path
         read_parcels(path)
 
 
-def test_a_finder_zip_of_one_geojson_is_refused_saying_what_to_give(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("member", "beside"), [("parcels.geojson", "__MACOSX/._parcels.geojson"),
+                                                ("export/parcels.gpkg", "export/readme.txt"),
+                                                ("doc.kml", "__MACOSX/._doc.kml")])
+def test_a_zip_of_one_vector_file_beside_side_files_or_a_readme_reads_as_that_file(tmp_path: Path, member: str,
+                                                                                  beside: str) -> None:
     """GDAL opens a zip of one file as that file, of several as a folder: Finder's zip of a GeoJSON (with its
-    __MACOSX/._parcels.geojson) failed with GDAL's 'not recognized as being in a supported file format'."""
-    from farmcredit.errors import InputError
-
-    written = tmp_path / "parcels.geojson"
-    _parcels().to_file(written)
-    path = tmp_path / "parcels.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.write(written, "parcels.geojson")
-        archive.writestr("__MACOSX/._parcels.geojson", APPLE_DOUBLE)
-    with pytest.raises(InputError, match=r"holds macOS's side files \(__MACOSX/, ._\*\) beside parcels.geojson, so "
-                                         r"GDAL cannot read it as that one file: give parcels.geojson itself"):
-        read_parcels(path)
-
-
-@pytest.mark.parametrize(("member", "archive_name", "reads"), [("parcels.fgb", "parcels.zip", True),
-                                                                ("doc.kml", "parcels.zip", False)])
-def test_a_finder_zip_of_a_flatgeobuf_reads_and_of_a_kml_is_refused(tmp_path: Path, member: str, archive_name: str,
-                                                                    reads: bool) -> None:
-    """GDAL reads a folder of FlatGeobufs (refused, it read before), but a .zip (not a .kmz) of a KML beside side files
-    not (GDAL's 'not recognized' where the refusal was meant)."""
-    from farmcredit.errors import InputError
-
-    written = tmp_path / member
+    __MACOSX/._parcels.geojson) failed with GDAL's 'not recognized as being in a supported file format', and was then
+    refused, saying to give the GeoJSON itself; a zip of a folder of a GeoPackage and a readme, or a .zip of a KML
+    beside side files, failed so too. Each reads as its one vector file."""
+    written = tmp_path / PurePosixPath(member).name
     if member.endswith(".kml"):
         written.write_text(_google_earth_kml(_parcels()), encoding="utf-8")
     else:
-        _parcels().to_file(written, driver="FlatGeobuf")
-    path = tmp_path / archive_name
+        _parcels().to_file(written)
+    path = tmp_path / "parcels.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(written, member)
-        archive.writestr(f"__MACOSX/._{member}", APPLE_DOUBLE)
-    if reads:
-        assert sorted(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
-    else:
-        with pytest.raises(InputError, match=f"beside {member}, so GDAL cannot read it as that one file"):
-            read_parcels(path)
+        archive.writestr(beside, APPLE_DOUBLE if "MACOSX" in beside else "Parcels of the 2026 season.")
+    assert sorted(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
+
+
+def test_a_finder_zip_of_a_flatgeobuf_reads(tmp_path: Path) -> None:
+    """GDAL reads a folder of FlatGeobufs, and a zip of one beside macOS's side files so (refused, it read before)."""
+    written = tmp_path / "parcels.fgb"
+    _parcels().to_file(written, driver="FlatGeobuf")
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(written, "parcels.fgb")
+        archive.writestr("__MACOSX/._parcels.fgb", APPLE_DOUBLE)
+    assert sorted(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
