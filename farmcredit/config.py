@@ -657,7 +657,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
 
 def packaged_config_text() -> str:
     """The packaged default configuration as YAML text, with the sources of its values in comments: a start for a
-    region's own ``--config`` file (``farmcredit config > region.yaml``)."""
+    region's own ``--config`` file (``farmcredit config --out region.yaml``)."""
     return resources.files("farmcredit").joinpath("default_config.yaml").read_text(encoding="utf-8")
 
 
@@ -715,7 +715,7 @@ def load_config(path: str | Path | Mapping | Config | None = None) -> Config:
     if packaged_crops and currency != default_currency:
         raise ConfigError(f"invalid config {source}: credit.currency is {currency} but the crops' prices and costs "
                           f"are the packaged {default_currency} ones: give a crops section in {currency} "
-                          "(farmcredit config > mine.yaml writes one to edit)")
+                          "(farmcredit config --out mine.yaml writes one to edit)")
     slips = config.prices_per_jin(default)
     if slips:
         logger.warning("%s: %s", source, slips)

@@ -325,7 +325,7 @@ def test_another_currency_with_the_packaged_crops_is_refused_naming_what_to_set(
     path.write_text("credit:\n  currency: zmw\n")
     with pytest.raises(ConfigError, match=re.escape(
             f"invalid config {path}: credit.currency is ZMW but the crops' prices and costs are the packaged CNY ones: "
-            "give a crops section in ZMW (farmcredit config > mine.yaml writes one to edit)")):
+            "give a crops section in ZMW (farmcredit config --out mine.yaml writes one to edit)")):
         load_config(path)
 
 
