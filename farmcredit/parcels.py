@@ -75,6 +75,9 @@ MIN_FIELD_WIDTH_M = 5.0
 # zigzag. Pieces narrower are a strip or terrace field whose width dips under MIN_FIELD_WIDTH_M: one narrow field, as
 # is a polygon of its own under that width (a strip field drawn beside another).
 MIN_BODY_WIDTH_M = 10.0
+# Narrow fields at least MIN_FIELD_WIDTH_M wide link to fields within this (m): terraces and strips of one holding
+# parted by a riser, bund or ditch; thinner ones (a lane drawn as a polygon of its own) link none.
+NARROW_LINK_GAP_M = 10.0
 # A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
 # squares every 80 m) do not chain them under parcels.max_part_gap_m.
 MIN_FIELD_AREA_M2 = 100.0
@@ -1592,7 +1595,8 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
             metres = metres_per_unit[k]
             body_width = MIN_BODY_WIDTH_M / metres
             fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2, body_width)
-            gap_m[measured[k]] = _apart_gap(fields, max_gap_m / metres, body_width) * metres if fields.size else 0.0
+            gap_m[measured[k]] = (_apart_gap(fields, max_gap_m / metres, body_width, MIN_FIELD_WIDTH_M / metres,
+                                             NARROW_LINK_GAP_M / metres) * metres if fields.size else 0.0)
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
@@ -1608,9 +1612,9 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
 
 def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width: float) -> np.ndarray:
     """The fields of ``outline`` (in units of metres' scale): each of its polygons of at least ``min_area``, as the
-    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where two or more of
-    them are at least ``body_width`` wide (fields' bodies joined by thin strips), else whole (one field, a narrow one
-    included).
+    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where one is at least
+    ``body_width`` wide (a field's body, its thin strips off: they join it to others or reach towards them), else
+    whole (one narrow field: a terrace whose width dips under ``width``).
 
     Example:
         >>> joined = shapely.union_all([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 400, 1),
@@ -1628,31 +1632,43 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
         pieces = shapely.get_parts(opened)
         pieces = pieces[shapely.area(pieces) >= min_area]
         bodies = 2 * shapely.area(pieces) >= body_width * shapely.length(pieces)
-        fields.extend(pieces if bodies.sum() > 1 else [polygon])
+        fields.extend(pieces if bodies.any() else [polygon])
     return np.array(fields, dtype=object)
 
 
-def _apart_gap(fields: np.ndarray, max_gap: float, body_width: float) -> float:
-    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not: between
-    groups of the bodies (fields at least ``body_width`` wide, as ``_fields`` tells) linked by gaps of at most
-    ``max_gap``, or from a narrow field to its nearest body; narrow fields link no bodies (a strip drawn as a polygon
-    of its own, or blocks under that width, between two fields chained them). Of narrow fields alone (terraces),
-    between their groups.
+def _apart_gap(fields: np.ndarray, max_gap: float, body_width: float, link_width: float, link_gap: float) -> float:
+    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not. Bodies
+    (fields at least ``body_width`` wide, as ``_fields`` tells) link within ``max_gap``, and fields at least
+    ``link_width`` wide within ``link_gap`` (terraces parted by risers); the groups so holding a body are linked by
+    gaps of at most ``max_gap``, and any other field (a lane drawn as a polygon of its own: it links none, so it
+    chains no fields) lies apart where farther than that from every such group. Of narrow fields alone (terraces),
+    between their groups linked within ``max_gap``.
 
     Example:
         >>> lane = shapely.box(100, 40, 400, 41)  # a 1 m lane drawn as a polygon of its own
         >>> fields = np.array([shapely.box(0, 0, 100, 100), lane, shapely.box(400, 0, 500, 100)])
-        >>> _apart_gap(fields, 100.0, 10.0), _apart_gap(fields[1:2], 100.0, 10.0)
+        >>> terraces = np.array([shapely.box(0, 12 * k, 100, 12 * k + 8) for k in range(12)] + [shapely.box(0, 144,
+        ...                                                                                                100, 164)])
+        >>> _apart_gap(fields, 100.0, 10.0, 5.0, 10.0), _apart_gap(terraces, 100.0, 10.0, 5.0, 10.0)
         (300.0, 0.0)
     """
-    wide = 2 * shapely.area(fields) >= body_width * shapely.length(fields)
+    width = 2 * shapely.area(fields) / shapely.length(fields)
+    wide = width >= body_width
     if not wide.any():
         return _gap_between_groups(fields, max_gap)
-    gap = _gap_between_groups(fields[wide], max_gap)
-    if (~wide).any():
-        nearest = shapely.distance(fields[~wide][:, np.newaxis], fields[wide][np.newaxis, :]).min(axis=1)
-        stray = nearest[nearest > max_gap]
-        gap = min(gap or np.inf, stray.min()) if stray.size else gap
+    apart = shapely.distance(fields[:, np.newaxis], fields[np.newaxis, :])
+    linking = width >= link_width
+    links = ((wide[:, np.newaxis] & wide & (apart <= max_gap))
+             | (linking[:, np.newaxis] & linking & (apart <= link_gap)))
+    _, group = connected_components(csr_matrix(links), directed=False)
+    held = np.unique(group[wide])
+    merged = np.array([shapely.union_all(fields[group == g]) for g in held])
+    gap = _gap_between_groups(merged, max_gap) if len(merged) > 1 else 0.0
+    strays = ~np.isin(group, held)
+    if strays.any():
+        nearest = shapely.distance(fields[strays][:, np.newaxis], merged[np.newaxis, :]).min(axis=1)
+        if (far := nearest[nearest > max_gap]).size:
+            gap = min(gap or np.inf, far.min())
     return float(gap)
 
 

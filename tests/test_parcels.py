@@ -1574,7 +1574,14 @@ def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
                        shapely.box(500000, 3650100, 500004.9, 3650550)]),  # a 1 m corridor and a 4.9 m x 450 m tail
     MultiPolygon([SQUARE, MAIZE, shapely.box(500101, 3650020, 500399, 3650021)]),  # a 1 m lane, a polygon of its own
     MultiPolygon([SQUARE, MAIZE, *(shapely.box(x, 3650020, x + 15, 3650035) for x in (500170, 500250, 500330))]),
-], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m"])
+    shapely.union_all([SQUARE, shapely.box(500100, 3650002, 500400, 3650006.9),
+                       shapely.box(500400, 3650000, 500700, 3650009)]),  # a corridor to a 9 m x 300 m strip
+    MultiPolygon([shapely.union(SQUARE, shapely.box(500100, 3650020, 500390, 3650024.9)),
+                  shapely.box(500400, 3650000, 500700, 3650009)]),  # a strip reaching to 10 m of another one
+    shapely.union_all([shapely.box(499700, 3650000, 500000, 3650008), shapely.box(500000, 3650002, 500300, 3650006.9),
+                       shapely.box(500300, 3650000, 500400, 3650100)]),  # one's own 8 m strip, a corridor, a field
+], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m", "corridor-to-strip",
+        "reaching-strip", "strip-corridor-field"])
 def test_fields_joined_by_a_long_or_wide_strip_are_parts_apart(outline: shapely.Geometry) -> None:
     """A diff review dodged the check with strips that made the narrow parts over a fifth of the outline (the share
     under which it split a polygon): a 4.9 m corridor, a zigzag one, or a long 4.9 m tail beside a 1 m corridor (a
@@ -1628,8 +1635,12 @@ def _l_shape() -> Polygon:
     shapely.union_all([shapely.box(500000, 3650000, 500300, 3650008), shapely.box(500300, 3650001.7, 500450,
                                                                                   3650006.3),
                        shapely.box(500450, 3650000, 500750, 3650008)]),  # an 8 m strip, 4.6 m for 150 m
+    MultiPolygon([shapely.box(500000, 3650000, 500100, 3650012),
+                  *(shapely.box(500000, 3650016 + 12 * k, 500100, 3650024 + 12 * k) for k in range(14))]),  # terraces
+    MultiPolygon([SQUARE, *(shapely.box(500105 + 13 * k, 3650000, 500113 + 13 * k, 3650100) for k in range(11)),
+                  shapely.box(500248, 3650000, 500348, 3650100)]),  # two fields 148 m apart, 8 m strips between
 ], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m",
-        "terrace-1km-dipping", "strip-8m-dipping"])
+        "terrace-1km-dipping", "strip-8m-dipping", "terraces-4m-risers", "strips-between-fields"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
