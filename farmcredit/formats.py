@@ -111,6 +111,12 @@ def check_vector_file(path: Path, what: str) -> Path | str:
     files = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() in VECTOR_SIGNATURES]
     if not folders and len(files) == 1 and (len(members) > 1 or suffix == ".kmz"):
         return f"/vsizip/{path.resolve()}/{files[0]}"
+    if not folders and len(members) > 1 and len(files) != 1:
+        held = (f"{len(files)} files of parcels ({', '.join(files[:5])}{', ...' if len(files) > 5 else ''}): give "
+                "the one to read, unzipped" if files else
+                f"no file of parcels ({', '.join(info.filename for info in members[:5])}"
+                f"{', ...' if len(members) > 5 else ''}): zip the parcels' file itself")
+        raise InputError(f"{what} {path} holds {held}")
     return path
 
 

@@ -183,3 +183,27 @@ def test_a_finder_zip_of_a_flatgeobuf_reads(tmp_path: Path) -> None:
         archive.write(written, "parcels.fgb")
         archive.writestr("__MACOSX/._parcels.fgb", APPLE_DOUBLE)
     assert sorted(read_parcels(path)["parcel_id"]) == ["P0", "P1", "P2"]
+
+
+@pytest.mark.parametrize(("members", "said"), [
+    ({"p.geojson": "geojson", "p.csv": "parcel_id,WKT\n"}, r"holds 2 files of parcels \(p.geojson, p.csv\): give the "
+                                                          "one to read, unzipped"),
+    ({"__MACOSX/._a": APPLE_DOUBLE, "__MACOSX/._b": APPLE_DOUBLE}, r"holds no file of parcels \(__MACOSX/._a, "
+                                                                   r"__MACOSX/._b\): zip the parcels' file itself"),
+])
+def test_a_zip_of_several_files_of_parcels_or_of_none_is_refused_saying_so(tmp_path: Path, members: dict,
+                                                                          said: str) -> None:
+    """GDAL reads a zip of several files as a folder of Shapefiles: one of a GeoJSON and a CSV, or of macOS's side
+    files alone, failed with GDAL's raw 'not recognized as being in a supported file format'."""
+    from farmcredit.errors import InputError
+
+    _parcels().to_file(tmp_path / "p.geojson")
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            if content == "geojson":
+                archive.write(tmp_path / "p.geojson", name)
+            else:
+                archive.writestr(name, content)
+    with pytest.raises(InputError, match=f"parcel file {path} {said}"):
+        read_parcels(path)

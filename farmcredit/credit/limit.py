@@ -286,7 +286,8 @@ def assign_limits(
         )
     if relabelled:
         logger.warning("%d parcel(s) name a region other than the one named by over half of the other borrowers' "
-                       "parcels naming a region within %g m (credit.region_check_m; %d or more of them), or none, and "
+                       "parcels naming a region within %g m (credit.region_check_m; %d or more of them; of all of "
+                       "them, for a parcel naming none), or none, and "
                        "their region's prices (the national ones where they name none priced) lend them more: %s; "
                        "each is referred REGION_UNLIKE_NEIGHBOURS: confirm where it lies, and correct its region "
                        "column where it is wrong", len(relabelled),
