@@ -105,7 +105,8 @@ def check_vector_file(path: Path, what: str) -> Path | str:
     # The folders holding what GDAL reads from a folder (Shapefiles, FlatGeobufs), a readme beside them aside.
     folders = {PurePosixPath(info.filename).parent for info in read
                if PurePosixPath(info.filename).suffix.lower() in (".shp", ".fgb")}
-    if suffix == ".zip" and len(members) > 1 and len(folders) == 1 and (folder := folders.pop()) != PurePosixPath("."):
+    folder = next(iter(folders)) if len(folders) == 1 else None
+    if suffix == ".zip" and len(members) > 1 and folder not in (None, PurePosixPath(".")):
         return f"/vsizip/{path.resolve()}/{folder}"
     # One file of a format GDAL reads as a file beside others (macOS's side files, a readme) is read as that file.
     files = [info.filename for info in read if PurePosixPath(info.filename).suffix.lower() in VECTOR_SIGNATURES]

@@ -207,3 +207,16 @@ def test_a_zip_of_several_files_of_parcels_or_of_none_is_refused_saying_so(tmp_p
                 archive.writestr(name, content)
     with pytest.raises(InputError, match=f"parcel file {path} {said}"):
         read_parcels(path)
+
+
+def test_a_zip_of_two_shapefiles_side_by_side_reads_the_layer_asked(tmp_path: Path) -> None:
+    """Two Shapefiles at a zip's root are one GDAL source of two layers: the check of several files of parcels refused
+    them (a diff review), where --parcels-layer had read one."""
+    _parcels().to_file(tmp_path / "p.shp")
+    _parcels(2).to_file(tmp_path / "q.shp")
+    path = tmp_path / "parcels.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for stem in ("p", "q"):
+            for ext in (".shp", ".shx", ".dbf", ".prj"):
+                archive.write(tmp_path / f"{stem}{ext}", f"{stem}{ext}")
+    assert list(read_parcels(path, layer="q")["parcel_id"]) == ["P0", "P1"]
