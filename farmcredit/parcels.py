@@ -70,14 +70,15 @@ MAX_PARCEL_VERTICES = 20_000
 # which a share of two outlines is a sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access
 # strip (3-4 m) goes, its body stays.
 MIN_FIELD_WIDTH_M = 5.0
-# The opened pieces of a polygon are its fields only where two or more are at least this wide (twice their area over
-# their perimeter: a strip's width, half a square's side): fields' bodies joined by a thin strip, however long or
-# zigzag. Pieces narrower are a strip or terrace field whose width dips under MIN_FIELD_WIDTH_M: one narrow field, as
-# is a polygon of its own under that width (a strip field drawn beside another).
+# The opened pieces of a polygon are its fields only where one is at least this wide (twice its area over its
+# perimeter: a strip's width, half a square's side): a field's body, the thin strips joining it to others, however
+# long or zigzag, off. Pieces all narrower are a strip or terrace field whose width dips under MIN_FIELD_WIDTH_M: one
+# narrow field, as is a polygon of its own under that width (a strip field drawn beside another).
 MIN_BODY_WIDTH_M = 10.0
-# Narrow fields at least MIN_FIELD_WIDTH_M wide link to fields within this (m): terraces and strips of one holding
-# parted by a riser, bund or ditch; thinner ones (a lane drawn as a polygon of its own) link none.
-NARROW_LINK_GAP_M = 10.0
+# Fields at least MIN_FIELD_WIDTH_M wide and of this area (m²) link to each other within parcels.max_part_gap_m: a
+# field's bodies, terraces and strips of one holding; smaller or thinner ones (a lane drawn as a polygon of its own,
+# blocks laid between two fields) link none, and lie apart where farther than that from every group.
+MIN_LINK_AREA_M2 = 400.0
 # A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
 # squares every 80 m) do not chain them under parcels.max_part_gap_m.
 MIN_FIELD_AREA_M2 = 100.0
@@ -1566,8 +1567,8 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     apart flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and
     gaps. The fields are ``_fields``, in its UTM zone: a MultiPolygon's polygons, a polygon's bodies joined by a
     strip under ``MIN_FIELD_WIDTH_M`` wide, specks under ``MIN_FIELD_AREA_M2`` gone; they lie apart (``_apart_gap``)
-    where their bodies linked by gaps of at most ``max_gap_m`` (a field cut by a road) are more than one group, or a
-    narrow field lies farther than that from every body (the gap given is the shortest such).
+    where those of ``MIN_LINK_AREA_M2`` linked by gaps of at most ``max_gap_m`` (a field cut by a road) are more than
+    one group, or another lies farther than that from every group (the gap given is the shortest such).
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
@@ -1593,10 +1594,10 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
         several = (shapely.get_num_geometries(cores) > 1) | (shapely.get_num_geometries(zoned[wide]) > 1)
         for k in wide[several]:
             metres = metres_per_unit[k]
-            body_width = MIN_BODY_WIDTH_M / metres
-            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2, body_width)
-            gap_m[measured[k]] = (_apart_gap(fields, max_gap_m / metres, body_width, MIN_FIELD_WIDTH_M / metres,
-                                             NARROW_LINK_GAP_M / metres) * metres if fields.size else 0.0)
+            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2,
+                             MIN_BODY_WIDTH_M / metres)
+            gap_m[measured[k]] = (_apart_gap(fields, max_gap_m / metres, MIN_FIELD_WIDTH_M / metres,
+                                             MIN_LINK_AREA_M2 / metres**2) * metres if fields.size else 0.0)
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
@@ -1612,9 +1613,9 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
 
 def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width: float) -> np.ndarray:
     """The fields of ``outline`` (in units of metres' scale): each of its polygons of at least ``min_area``, as the
-    pieces of it opened by ``width`` (eroded and grown back by half) of at least ``min_area`` where one is at least
-    ``body_width`` wide (a field's body, its thin strips off: they join it to others or reach towards them), else
-    whole (one narrow field: a terrace whose width dips under ``width``).
+    pieces of it closed then opened by ``width`` (grown and eroded back by half, then eroded and grown back) of at
+    least ``min_area`` where one is at least ``body_width`` wide (a field's body, its thin strips off: they join it
+    to others or reach towards them), else whole (one narrow field: a terrace whose width dips under ``width``).
 
     Example:
         >>> joined = shapely.union_all([shapely.box(0, 0, 100, 100), shapely.box(100, 0, 400, 1),
@@ -1628,7 +1629,9 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
     for polygon in shapely.get_parts(outline):
         if polygon.area < min_area:
             continue
-        opened = shapely.buffer(shapely.buffer(polygon, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
+        # Closed first: slits cut into a field (to make it narrow, so kept whole with its corridors) are filled.
+        closed = shapely.buffer(shapely.buffer(polygon, width / 2, join_style="mitre"), -width / 2, join_style="mitre")
+        opened = shapely.buffer(shapely.buffer(closed, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
         pieces = shapely.get_parts(opened)
         pieces = pieces[shapely.area(pieces) >= min_area]
         bodies = 2 * shapely.area(pieces) >= body_width * shapely.length(pieces)
@@ -1636,37 +1639,28 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
     return np.array(fields, dtype=object)
 
 
-def _apart_gap(fields: np.ndarray, max_gap: float, body_width: float, link_width: float, link_gap: float) -> float:
-    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not. Bodies
-    (fields at least ``body_width`` wide, as ``_fields`` tells) link within ``max_gap``, and fields at least
-    ``link_width`` wide within ``link_gap`` (terraces parted by risers); the groups so holding a body are linked by
-    gaps of at most ``max_gap``, and any other field (a lane drawn as a polygon of its own: it links none, so it
-    chains no fields) lies apart where farther than that from every such group. Of narrow fields alone (terraces),
-    between their groups linked within ``max_gap``.
+def _apart_gap(fields: np.ndarray, max_gap: float, link_width: float, link_area: float) -> float:
+    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not: between
+    the groups of the fields at least ``link_width`` wide (twice their area over their perimeter) and of
+    ``link_area`` linked by gaps of at most ``max_gap``, or from any other field (a lane drawn as a polygon of its
+    own, a block laid between two fields: it links none, so it chains no fields) to the nearest linking one; of
+    fields none of which links, between their groups.
 
     Example:
         >>> lane = shapely.box(100, 40, 400, 41)  # a 1 m lane drawn as a polygon of its own
         >>> fields = np.array([shapely.box(0, 0, 100, 100), lane, shapely.box(400, 0, 500, 100)])
-        >>> terraces = np.array([shapely.box(0, 12 * k, 100, 12 * k + 8) for k in range(12)] + [shapely.box(0, 144,
-        ...                                                                                                100, 164)])
-        >>> _apart_gap(fields, 100.0, 10.0, 5.0, 10.0), _apart_gap(terraces, 100.0, 10.0, 5.0, 10.0)
+        >>> terraces = np.array([shapely.box(0, 19 * k, 100, 19 * k + 8) for k in range(12)] + [shapely.box(0, 228,
+        ...                                                                                                100, 242)])
+        >>> _apart_gap(fields, 100.0, 5.0, 400.0), _apart_gap(terraces, 100.0, 5.0, 400.0)
         (300.0, 0.0)
     """
-    width = 2 * shapely.area(fields) / shapely.length(fields)
-    wide = width >= body_width
-    if not wide.any():
+    area = shapely.area(fields)
+    linking = (2 * area >= link_width * shapely.length(fields)) & (area >= link_area)
+    if not linking.any():
         return _gap_between_groups(fields, max_gap)
-    apart = shapely.distance(fields[:, np.newaxis], fields[np.newaxis, :])
-    linking = width >= link_width
-    links = ((wide[:, np.newaxis] & wide & (apart <= max_gap))
-             | (linking[:, np.newaxis] & linking & (apart <= link_gap)))
-    _, group = connected_components(csr_matrix(links), directed=False)
-    held = np.unique(group[wide])
-    merged = np.array([shapely.union_all(fields[group == g]) for g in held])
-    gap = _gap_between_groups(merged, max_gap) if len(merged) > 1 else 0.0
-    strays = ~np.isin(group, held)
-    if strays.any():
-        nearest = shapely.distance(fields[strays][:, np.newaxis], merged[np.newaxis, :]).min(axis=1)
+    gap = _gap_between_groups(fields[linking], max_gap)
+    if (~linking).any():
+        nearest = shapely.distance(fields[~linking][:, np.newaxis], fields[linking][np.newaxis, :]).min(axis=1)
         if (far := nearest[nearest > max_gap]).size:
             gap = min(gap or np.inf, far.min())
     return float(gap)

@@ -1560,6 +1560,15 @@ def test_fields_apart_joined_by_a_thin_strip_or_chained_by_specks_are_parts_apar
     assert "(CORRIDOR: 300 m, STONES: 300 m)" in caplog.text
 
 
+def _slit(field: shapely.Geometry) -> shapely.Geometry:
+    """``field`` cut by 0.1 m slits every 10 m, from alternate sides to 5 m short of the other: one polygon of strips
+    under 10 m wide."""
+    minx, miny, maxx, maxy = field.bounds
+    slits = [shapely.box(x, miny if k % 2 else miny + 5, x + 0.1, maxy - 5 if k % 2 else maxy)
+             for k, x in enumerate(np.arange(minx + 10, maxx - 1, 10.0))]
+    return shapely.difference(field, shapely.union_all(slits))
+
+
 def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
     """A lane ``width`` wide from (x0, y) to (x1, y), zigzagging 40 m north and back every 40 m."""
     xs = np.arange(x0, x1 + 1, 40.0)
@@ -1580,8 +1589,10 @@ def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
                   shapely.box(500400, 3650000, 500700, 3650009)]),  # a strip reaching to 10 m of another one
     shapely.union_all([shapely.box(499700, 3650000, 500000, 3650008), shapely.box(500000, 3650002, 500300, 3650006.9),
                        shapely.box(500300, 3650000, 500400, 3650100)]),  # one's own 8 m strip, a corridor, a field
+    shapely.union_all([_slit(SQUARE), shapely.box(500100, 3650050, 500400, 3650050.2),
+                       _slit(shapely.box(500400, 3650000, 500500, 3650100))]),  # slit fields, a 0.2 m corridor
 ], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m", "corridor-to-strip",
-        "reaching-strip", "strip-corridor-field"])
+        "reaching-strip", "strip-corridor-field", "slit-fields"])
 def test_fields_joined_by_a_long_or_wide_strip_are_parts_apart(outline: shapely.Geometry) -> None:
     """A diff review dodged the check with strips that made the narrow parts over a fifth of the outline (the share
     under which it split a polygon): a 4.9 m corridor, a zigzag one, or a long 4.9 m tail beside a 1 m corridor (a
@@ -1639,8 +1650,13 @@ def _l_shape() -> Polygon:
                   *(shapely.box(500000, 3650016 + 12 * k, 500100, 3650024 + 12 * k) for k in range(14))]),  # terraces
     MultiPolygon([SQUARE, *(shapely.box(500105 + 13 * k, 3650000, 500113 + 13 * k, 3650100) for k in range(11)),
                   shapely.box(500248, 3650000, 500348, 3650100)]),  # two fields 148 m apart, 8 m strips between
+    MultiPolygon([shapely.box(500000, 3650000, 500100, 3650014),  # terraces 8 m wide on 11 m slopes, the first 14 m
+                  *(shapely.box(500000, 3650025 + 19 * k, 500100, 3650033 + 19 * k) for k in range(11))]),
+    MultiPolygon([shapely.box(500000, 3650000, 500012, 3650100),  # a strip farm: 12 m, then 8 m strips every 40 m
+                  *(shapely.box(500000 + 40 * k, 3650000, 500008 + 40 * k, 3650100) for k in range(2, 8))]),
 ], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m",
-        "terrace-1km-dipping", "strip-8m-dipping", "terraces-4m-risers", "strips-between-fields"])
+        "terrace-1km-dipping", "strip-8m-dipping", "terraces-4m-risers", "strips-between-fields", "terraces-slopes",
+        "strip-farm"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
