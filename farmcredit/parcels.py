@@ -1612,8 +1612,8 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
 
 
 def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width: float) -> np.ndarray:
-    """The fields of ``outline`` (in units of metres' scale): each of its polygons of at least ``min_area``, as the
-    pieces of it closed then opened by ``width`` (grown and eroded back by half, then eroded and grown back) of at
+    """The fields of ``outline`` (in units of metres' scale), closed by ``width`` (grown and eroded back by half): each
+    of its polygons of at least ``min_area``, as the pieces of it opened by ``width`` (eroded and grown back) of at
     least ``min_area`` where one is at least ``body_width`` wide (a field's body, its thin strips off: they join it
     to others or reach towards them), else whole (one narrow field: a terrace whose width dips under ``width``).
 
@@ -1626,12 +1626,13 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
         (2, 1)
     """
     fields = []
-    for polygon in shapely.get_parts(outline):
+    # Closed first: slits cut into a field, or a field drawn as strips a hair apart (to make it narrow, so kept whole
+    # with its corridors), are filled.
+    closed = shapely.buffer(shapely.buffer(outline, width / 2, join_style="mitre"), -width / 2, join_style="mitre")
+    for polygon in shapely.get_parts(closed):
         if polygon.area < min_area:
             continue
-        # Closed first: slits cut into a field (to make it narrow, so kept whole with its corridors) are filled.
-        closed = shapely.buffer(shapely.buffer(polygon, width / 2, join_style="mitre"), -width / 2, join_style="mitre")
-        opened = shapely.buffer(shapely.buffer(closed, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
+        opened = shapely.buffer(shapely.buffer(polygon, -width / 2, join_style="mitre"), width / 2, join_style="mitre")
         pieces = shapely.get_parts(opened)
         pieces = pieces[shapely.area(pieces) >= min_area]
         bodies = 2 * shapely.area(pieces) >= body_width * shapely.length(pieces)
@@ -1642,15 +1643,16 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
 def _apart_gap(fields: np.ndarray, max_gap: float, link_width: float, link_area: float) -> float:
     """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not: between
     the groups of the fields at least ``link_width`` wide (twice their area over their perimeter) and of
-    ``link_area`` linked by gaps of at most ``max_gap``, or from any other field (a lane drawn as a polygon of its
-    own, a block laid between two fields: it links none, so it chains no fields) to the nearest linking one; of
-    fields none of which links, between their groups.
+    ``link_area`` linked by gaps of at most ``max_gap`` (smaller ones, a lane drawn as a polygon of its own or blocks
+    laid between two fields, join none of them), or from the fields no chain of any fields, each gap at most that,
+    reaches from them (small terraces of a holding beyond its larger one are reached); of fields none of which links,
+    between their groups.
 
     Example:
         >>> lane = shapely.box(100, 40, 400, 41)  # a 1 m lane drawn as a polygon of its own
         >>> fields = np.array([shapely.box(0, 0, 100, 100), lane, shapely.box(400, 0, 500, 100)])
-        >>> terraces = np.array([shapely.box(0, 19 * k, 100, 19 * k + 8) for k in range(12)] + [shapely.box(0, 228,
-        ...                                                                                                100, 242)])
+        >>> terraces = np.array([shapely.box(0, 19 * k, 40, 19 * k + 8) for k in range(12)] + [shapely.box(0, 228,
+        ...                                                                                               55, 236)])
         >>> _apart_gap(fields, 100.0, 5.0, 400.0), _apart_gap(terraces, 100.0, 5.0, 400.0)
         (300.0, 0.0)
     """
@@ -1659,10 +1661,11 @@ def _apart_gap(fields: np.ndarray, max_gap: float, link_width: float, link_area:
     if not linking.any():
         return _gap_between_groups(fields, max_gap)
     gap = _gap_between_groups(fields[linking], max_gap)
-    if (~linking).any():
-        nearest = shapely.distance(fields[~linking][:, np.newaxis], fields[linking][np.newaxis, :]).min(axis=1)
-        if (far := nearest[nearest > max_gap]).size:
-            gap = min(gap or np.inf, far.min())
+    apart = shapely.distance(fields[:, np.newaxis], fields[np.newaxis, :])
+    _, group = connected_components(csr_matrix(apart <= max_gap), directed=False)
+    unreached = ~np.isin(group, group[linking])
+    if unreached.any():
+        gap = min(gap or np.inf, apart[np.ix_(unreached, ~unreached)].min())
     return float(gap)
 
 

@@ -1591,8 +1591,11 @@ def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
                        shapely.box(500300, 3650000, 500400, 3650100)]),  # one's own 8 m strip, a corridor, a field
     shapely.union_all([_slit(SQUARE), shapely.box(500100, 3650050, 500400, 3650050.2),
                        _slit(shapely.box(500400, 3650000, 500500, 3650100))]),  # slit fields, a 0.2 m corridor
+    MultiPolygon([*(shapely.box(x, 3650000, x + 4.99, 3650100) for x in np.arange(500000, 500100, 5.0)),
+                  *(shapely.box(x, 3650000, x + 4.99, 3650100) for x in np.arange(501100, 501200, 5.0)),
+                  shapely.box(500100.005, 3650050, 501099.995, 3650050.11)]),  # fields as strips a hair apart, a lane
 ], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m", "corridor-to-strip",
-        "reaching-strip", "strip-corridor-field", "slit-fields"])
+        "reaching-strip", "strip-corridor-field", "slit-fields", "strips-a-hair-apart"])
 def test_fields_joined_by_a_long_or_wide_strip_are_parts_apart(outline: shapely.Geometry) -> None:
     """A diff review dodged the check with strips that made the narrow parts over a fifth of the outline (the share
     under which it split a polygon): a 4.9 m corridor, a zigzag one, or a long 4.9 m tail beside a 1 m corridor (a
@@ -1654,9 +1657,13 @@ def _l_shape() -> Polygon:
                   *(shapely.box(500000, 3650025 + 19 * k, 500100, 3650033 + 19 * k) for k in range(11))]),
     MultiPolygon([shapely.box(500000, 3650000, 500012, 3650100),  # a strip farm: 12 m, then 8 m strips every 40 m
                   *(shapely.box(500000 + 40 * k, 3650000, 500008 + 40 * k, 3650100) for k in range(2, 8))]),
+    MultiPolygon([*(shapely.box(500000, 3650000 + 19 * k, 500040, 3650008 + 19 * k) for k in range(12)),
+                  shapely.box(500000, 3650228, 500055, 3650236)]),  # 320 m² terraces, one of 440 m²
+    MultiPolygon([*(shapely.box(500000 + 30 * k, 3650000, 500006 + 30 * k, 3650060) for k in range(10)),
+                  shapely.box(500300, 3650000, 500307, 3650060)]),  # 360 m² strips, one of 420 m²
 ], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m",
         "terrace-1km-dipping", "strip-8m-dipping", "terraces-4m-risers", "strips-between-fields", "terraces-slopes",
-        "strip-farm"])
+        "strip-farm", "small-terraces-one-larger", "small-strips-one-larger"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
