@@ -64,11 +64,11 @@ MAX_PARCEL_SPAN_M = 5_000.0
 # hundreds; a GPS walk logged once a second round a 4 km paddock, about 11,000; one vertex a metre round the largest
 # outline read (MAX_PARCEL_SPAN_M a side), 20,000, finer than any 10 m pixel can tell.
 MAX_PARCEL_VERTICES = 20_000
-# A strip of an outline narrower than this (m) joining two of its fields is no field (PARTS_APART): each polygon is
-# opened (eroded then grown back by half this) before its fields' gaps are measured, so a strip drawn to join two
-# fields into one polygon (a 1 m corridor between fields 300 m apart) splits it into its fields. The width under
-# which a share of two outlines is a sliver (credit.overlap_sliver_m, about a phone GPS's error); a field's access
-# strip (3-4 m) goes, its body stays.
+# A strip of an outline narrower than this (m) joining two of its fields is no field (PARTS_APART): the outline is
+# closed, then each polygon opened (eroded then grown back by half this) before its fields' gaps are measured, so a
+# strip drawn to join two fields into one polygon (a 1 m corridor between fields 300 m apart) splits it into its
+# fields. The width under which a share of two outlines is a sliver (credit.overlap_sliver_m, about a phone GPS's
+# error); a field's access strip (3-4 m) goes, its body stays.
 MIN_FIELD_WIDTH_M = 5.0
 # The opened pieces of a polygon are its fields only where one is at least this wide (twice its area over its
 # perimeter: a strip's width, half a square's side): a field's body, the thin strips joining it to others, however
@@ -77,7 +77,7 @@ MIN_FIELD_WIDTH_M = 5.0
 MIN_BODY_WIDTH_M = 10.0
 # Fields at least MIN_FIELD_WIDTH_M wide and of this area (m²) link to each other within parcels.max_part_gap_m: a
 # field's bodies, terraces and strips of one holding; smaller or thinner ones (a lane drawn as a polygon of its own,
-# blocks laid between two fields) link none, and lie apart where farther than that from every group.
+# blocks laid between two fields) join no groups of them, and lie apart where no chain of fields reaches them.
 MIN_LINK_AREA_M2 = 400.0
 # A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
 # squares every 80 m) do not chain them under parcels.max_part_gap_m.
