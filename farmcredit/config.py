@@ -352,8 +352,9 @@ class CreditConfig(_Frozen):
     # A piece two parcels share narrower than this on average (m) is outlines drawn apart, not land pledged twice: it
     # does not add to a parcel's cumulative overlap (half a 10 m pixel, about a phone GPS's error).
     overlap_sliver_m: NonNegative = 5.0
-    # A parcel naming a priced region unlike most other borrowers' parcels within this distance (m, centroid to
-    # centroid) is referred REGION_UNLIKE_NEIGHBOURS where its region's prices lend it more; 0 checks none.
+    # A parcel naming a region (or none: the national prices) unlike most other borrowers' parcels within this
+    # distance (m, centroid to centroid) is referred REGION_UNLIKE_NEIGHBOURS where its region's prices lend it more;
+    # 0 checks none.
     region_check_m: NonNegative = 1000.0
     max_reasons: Annotated[Count, Field(ge=1, le=10)] = 4
     # The area the limit is worked from: the cultivated area's estimate, or the low end of its interval (prudent).
