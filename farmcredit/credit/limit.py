@@ -145,7 +145,7 @@ def assign_limits(
         risk_model: gives each parcel's probability of default.
         overlaps: which parcels overlap which (any borrower's: pledged twice, or counted twice in one total).
         outlines: the parcels' polygons in a projected CRS in metres (the imagery's; None where unusable), in their
-            order: a parcel naming a priced region unlike its neighbours' (``neighbour_regions``) is referred
+            order: a parcel naming a region (or none) unlike its neighbours' (``neighbour_regions``) is referred
             REGION_UNLIKE_NEIGHBOURS where its region's prices lend it more; none checked without them.
 
     Returns:
