@@ -79,6 +79,9 @@ MIN_BODY_WIDTH_M = 10.0
 # field's bodies, terraces and strips of one holding; smaller or thinner ones (a lane drawn as a polygon of its own,
 # blocks laid between two fields) join no groups of them, and lie apart where no chain of fields reaches them.
 MIN_LINK_AREA_M2 = 400.0
+# Fields at least MIN_FIELD_WIDTH_M wide, smaller ones too, link within this (m): terraces on risers, paddies parted
+# by bunds and ditches, between a holding's larger fields; blocks laid between two fields must then lie this close.
+MAX_HOP_M = 20.0
 # A polygon or opened piece smaller than this (m², one 10 m pixel) is no field: specks laid between two fields (2 m
 # squares every 80 m) do not chain them under parcels.max_part_gap_m.
 MIN_FIELD_AREA_M2 = 100.0
@@ -1567,8 +1570,9 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
     apart flagged PARTS_APART (refer: fields of their own pledged as one) and warned of once with the first ids and
     gaps. The fields are ``_fields``, in its UTM zone: a MultiPolygon's polygons, a polygon's bodies joined by a
     strip under ``MIN_FIELD_WIDTH_M`` wide, specks under ``MIN_FIELD_AREA_M2`` gone; they lie apart (``_apart_gap``)
-    where those of ``MIN_LINK_AREA_M2`` linked by gaps of at most ``max_gap_m`` (a field cut by a road) are more than
-    one group, or another lies farther than that from every group (the gap given is the shortest such).
+    where those of ``MIN_LINK_AREA_M2`` linked by gaps of at most ``max_gap_m`` (a field cut by a road), smaller ones
+    by gaps of ``MAX_HOP_M``, are more than one group, or another lies farther than that from every group (the gap
+    given is the shortest such).
 
     Example:
         >>> apart = shapely.MultiPolygon([shapely.box(500_000, 4e6, 500_100, 4e6 + 100),
@@ -1597,7 +1601,8 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
             fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2,
                              MIN_BODY_WIDTH_M / metres)
             gap_m[measured[k]] = (_apart_gap(fields, max_gap_m / metres, MIN_FIELD_WIDTH_M / metres,
-                                             MIN_LINK_AREA_M2 / metres**2) * metres if fields.size else 0.0)
+                                             MIN_LINK_AREA_M2 / metres**2, MAX_HOP_M / metres) * metres
+                                  if fields.size else 0.0)
     flagged = gap_m > max_gap_m
     _warn_not_measured(flagged, lambda i: f"{gap_m[i]:,.0f} m", parcels["parcel_id"], source,
                        f"outlines are of fields lying more than {max_gap_m:g} m apart (parcels.max_part_gap_m; "
@@ -1640,30 +1645,35 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
     return np.array(fields, dtype=object)
 
 
-def _apart_gap(fields: np.ndarray, max_gap: float, link_width: float, link_area: float) -> float:
-    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not: between
-    the groups of the fields at least ``link_width`` wide (twice their area over their perimeter) and of
-    ``link_area`` linked by gaps of at most ``max_gap`` (smaller ones, a lane drawn as a polygon of its own or blocks
-    laid between two fields, join none of them), or from the fields no chain of any fields, each gap at most that,
-    reaches from them (small terraces of a holding beyond its larger one are reached); of fields none of which links,
-    between their groups.
+def _apart_gap(fields: np.ndarray, max_gap: float, link_width: float, link_area: float, hop: float) -> float:
+    """The shortest gap by which ``fields`` (polygons) lie more than ``max_gap`` apart, 0 where they do not. Fields at
+    least ``link_width`` wide (twice their area over their perimeter) link within ``hop`` (terraces on risers), and
+    those also of ``link_area`` within ``max_gap``; thinner ones (a lane drawn as a polygon of its own) link none.
+    Apart are the groups so linked that hold a field of ``link_area`` and lie more than ``max_gap`` from each other,
+    and the fields no chain of any fields, each gap at most that, reaches from them; of fields none of which is of
+    ``link_area``, their groups linked within ``max_gap``.
 
     Example:
         >>> lane = shapely.box(100, 40, 400, 41)  # a 1 m lane drawn as a polygon of its own
         >>> fields = np.array([shapely.box(0, 0, 100, 100), lane, shapely.box(400, 0, 500, 100)])
-        >>> terraces = np.array([shapely.box(0, 19 * k, 40, 19 * k + 8) for k in range(12)] + [shapely.box(0, 228,
-        ...                                                                                               55, 236)])
-        >>> _apart_gap(fields, 100.0, 5.0, 400.0), _apart_gap(terraces, 100.0, 5.0, 400.0)
+        >>> terraces = np.array([shapely.box(0, 0, 40, 30)] + [shapely.box(0, 40 + 19 * k, 40, 48 + 19 * k)
+        ...                                                    for k in range(10)] + [shapely.box(0, 230, 40, 260)])
+        >>> _apart_gap(fields, 100.0, 5.0, 400.0, 20.0), _apart_gap(terraces, 100.0, 5.0, 400.0, 20.0)
         (300.0, 0.0)
     """
     area = shapely.area(fields)
-    linking = (2 * area >= link_width * shapely.length(fields)) & (area >= link_area)
+    wide = 2 * area >= link_width * shapely.length(fields)
+    linking = wide & (area >= link_area)
     if not linking.any():
         return _gap_between_groups(fields, max_gap)
-    gap = _gap_between_groups(fields[linking], max_gap)
     apart = shapely.distance(fields[:, np.newaxis], fields[np.newaxis, :])
-    _, group = connected_components(csr_matrix(apart <= max_gap), directed=False)
-    unreached = ~np.isin(group, group[linking])
+    links = (linking[:, np.newaxis] & linking & (apart <= max_gap)) | (wide[:, np.newaxis] & wide & (apart <= hop))
+    _, group = connected_components(csr_matrix(links), directed=False)
+    held = np.unique(group[linking])
+    merged = np.array([shapely.union_all(fields[group == g]) for g in held])
+    gap = _gap_between_groups(merged, max_gap) if len(merged) > 1 else 0.0
+    _, reach = connected_components(csr_matrix(apart <= max_gap), directed=False)
+    unreached = ~np.isin(reach, reach[linking])
     if unreached.any():
         gap = min(gap or np.inf, apart[np.ix_(unreached, ~unreached)].min())
     return float(gap)

@@ -1661,9 +1661,16 @@ def _l_shape() -> Polygon:
                   shapely.box(500000, 3650228, 500055, 3650236)]),  # 320 m² terraces, one of 440 m²
     MultiPolygon([*(shapely.box(500000 + 30 * k, 3650000, 500006 + 30 * k, 3650060) for k in range(10)),
                   shapely.box(500300, 3650000, 500307, 3650060)]),  # 360 m² strips, one of 420 m²
+    MultiPolygon([shapely.box(500000, 3650000, 500040, 3650030),  # a valley field, 320 m² terraces, a top field
+                  *(shapely.box(500000, 3650040 + 19 * k, 500040, 3650048 + 19 * k) for k in range(10)),
+                  shapely.box(500000, 3650230, 500040, 3650260)]),
+    MultiPolygon([shapely.box(500000, 3650000, 500050, 3650050),  # two fields, 360 m² paddies on 6 m ditches between
+                  *(shapely.box(500056 + 18 * k, 3650000, 500068 + 18 * k, 3650030) for k in range(10)),
+                  shapely.box(500236, 3650000, 500286, 3650050)]),
 ], ids=["L", "road-6m", "parts-10m", "access-strip-4m", "neck-60m", "terrace-4m", "strip-dipping-4.6m",
         "terrace-1km-dipping", "strip-8m-dipping", "terraces-4m-risers", "strips-between-fields", "terraces-slopes",
-        "strip-farm", "small-terraces-one-larger", "small-strips-one-larger"])
+        "strip-farm", "small-terraces-one-larger", "small-strips-one-larger", "small-terraces-between-fields",
+        "paddies-between-fields"])
 def test_ordinary_fields_are_not_parts_apart(outline: shapely.Geometry) -> None:
     """Fields' own shapes, their thin parts opened away, leave one field or fields within max_part_gap_m."""
     parcels = parcels_from_frame(_frame([{"parcel_id": "P", "borrower_id": "B", "geometry": outline}]))
