@@ -1593,12 +1593,16 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
         minx, miny, maxx, maxy = shapely.bounds(zoned).T
         wide = np.flatnonzero(np.hypot(maxx - minx, maxy - miny) * metres_per_unit / UTM_MIN_SCALE > max_gap_m)
         width = MIN_FIELD_WIDTH_M / metres_per_unit[wide]
-        # Mitred, not rounded, joins: twice as fast; a notch's sharp corner eroded deeper splits no fields apart.
-        cores = shapely.buffer(zoned[wide], -width / 2, join_style="mitre")
-        several = (shapely.get_num_geometries(cores) > 1) | (shapely.get_num_geometries(zoned[wide]) > 1)
-        for k in wide[several]:
+        # Closed first: slits cut into a field, or a field drawn as strips a hair apart (to make it narrow, so kept
+        # whole with its corridors), are filled. Mitred, not rounded, joins: twice as fast; a notch's sharp corner
+        # eroded deeper splits no fields apart.
+        closed = shapely.buffer(shapely.buffer(zoned[wide], width / 2, join_style="mitre"), -width / 2,
+                                join_style="mitre")
+        cores = shapely.buffer(closed, -width / 2, join_style="mitre")
+        several = (shapely.get_num_geometries(cores) > 1) | (shapely.get_num_geometries(closed) > 1)
+        for k, outline in zip(wide[several], closed[several], strict=True):
             metres = metres_per_unit[k]
-            fields = _fields(zoned[k], MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2,
+            fields = _fields(outline, MIN_FIELD_WIDTH_M / metres, MIN_FIELD_AREA_M2 / metres**2,
                              MIN_BODY_WIDTH_M / metres)
             gap_m[measured[k]] = (_apart_gap(fields, max_gap_m / metres, MIN_FIELD_WIDTH_M / metres,
                                              MIN_LINK_AREA_M2 / metres**2, MAX_HOP_M / metres) * metres
@@ -1617,7 +1621,7 @@ def flag_parts_apart(parcels: gpd.GeoDataFrame, max_gap_m: float, source: str) -
 
 
 def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width: float) -> np.ndarray:
-    """The fields of ``outline`` (in units of metres' scale), closed by ``width`` (grown and eroded back by half): each
+    """The fields of ``outline`` (in units of metres' scale, closed by ``width``: grown and eroded back by half): each
     of its polygons of at least ``min_area``, as the pieces of it opened by ``width`` (eroded and grown back) of at
     least ``min_area`` where one is at least ``body_width`` wide (a field's body, its thin strips off: they join it
     to others or reach towards them), else whole (one narrow field: a terrace whose width dips under ``width``).
@@ -1631,10 +1635,7 @@ def _fields(outline: shapely.Geometry, width: float, min_area: float, body_width
         (2, 1)
     """
     fields = []
-    # Closed first: slits cut into a field, or a field drawn as strips a hair apart (to make it narrow, so kept whole
-    # with its corridors), are filled.
-    closed = shapely.buffer(shapely.buffer(outline, width / 2, join_style="mitre"), -width / 2, join_style="mitre")
-    for polygon in shapely.get_parts(closed):
+    for polygon in shapely.get_parts(outline):
         if polygon.area < min_area:
             continue
         opened = shapely.buffer(shapely.buffer(polygon, -width / 2, join_style="mitre"), width / 2, join_style="mitre")

@@ -1569,6 +1569,14 @@ def _slit(field: shapely.Geometry) -> shapely.Geometry:
     return shapely.difference(field, shapely.union_all(slits))
 
 
+def _hair_strips(x0: float) -> shapely.Geometry:
+    """A 100 m field drawn as one polygon of 4.99 m strips a hair apart, each joined to the next at alternate ends."""
+    strips = [shapely.box(x, 3650000, x + 4.99, 3650100) for x in np.arange(x0, x0 + 100, 5.0)]
+    joins = [shapely.box(x + 4.99, 3650000 if k % 2 else 3650099, x + 5, 3650001 if k % 2 else 3650100)
+             for k, x in enumerate(np.arange(x0, x0 + 95, 5.0))]
+    return shapely.union_all(strips + joins)
+
+
 def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
     """A lane ``width`` wide from (x0, y) to (x1, y), zigzagging 40 m north and back every 40 m."""
     xs = np.arange(x0, x1 + 1, 40.0)
@@ -1594,8 +1602,9 @@ def _zigzag(x0: float, x1: float, y: float, width: float) -> shapely.Geometry:
     MultiPolygon([*(shapely.box(x, 3650000, x + 4.99, 3650100) for x in np.arange(500000, 500100, 5.0)),
                   *(shapely.box(x, 3650000, x + 4.99, 3650100) for x in np.arange(501100, 501200, 5.0)),
                   shapely.box(500100.005, 3650050, 501099.995, 3650050.11)]),  # fields as strips a hair apart, a lane
+    shapely.union_all([SQUARE, shapely.box(500100, 3650050, 500400, 3650050.5), _hair_strips(500400)]),  # one polygon
 ], ids=["corridor-4.9m", "zigzag-4.9m", "corridor-1m-and-tail", "lane-polygon-1m", "blocks-15m", "corridor-to-strip",
-        "reaching-strip", "strip-corridor-field", "slit-fields", "strips-a-hair-apart"])
+        "reaching-strip", "strip-corridor-field", "slit-fields", "strips-a-hair-apart", "hair-strips-one-polygon"])
 def test_fields_joined_by_a_long_or_wide_strip_are_parts_apart(outline: shapely.Geometry) -> None:
     """A diff review dodged the check with strips that made the narrow parts over a fifth of the outline (the share
     under which it split a polygon): a 4.9 m corridor, a zigzag one, or a long 4.9 m tail beside a 1 m corridor (a
